@@ -1,0 +1,90 @@
+/*
+ * Token bucket. Tokens may go negative: each reservation past the bucket
+ * queues behind the previous ones, so waiters are served in order and the
+ * long-run rate never exceeds qps.
+ */
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct ratelimit {
+	pthread_mutex_t lock;
+	double qps;
+	double burst;
+	double tokens;
+	uint64_t last_ns;
+	int started;
+};
+
+uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int ratelimit_new(double qps, int burst, struct ratelimit **ret)
+{
+	struct ratelimit *rl;
+
+	if (burst < 1 && qps > 0)
+		return -EINVAL;
+	rl = calloc(1, sizeof(*rl));
+	if (!rl)
+		return -ENOMEM;
+	pthread_mutex_init(&rl->lock, NULL);
+	rl->qps = qps;
+	rl->burst = burst;
+	rl->tokens = burst;
+	*ret = rl;
+	return 0;
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+	if (!rl)
+		return;
+	pthread_mutex_destroy(&rl->lock);
+	free(rl);
+}
+
+uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
+{
+	uint64_t wait = 0;
+
+	if (!rl || rl->qps <= 0)
+		return 0;
+	pthread_mutex_lock(&rl->lock);
+	if (!rl->started) {
+		rl->last_ns = now_ns;
+		rl->started = 1;
+	}
+	if (now_ns > rl->last_ns) {
+		rl->tokens += (double)(now_ns - rl->last_ns) / 1e9 * rl->qps;
+		if (rl->tokens > rl->burst)
+			rl->tokens = rl->burst;
+		rl->last_ns = now_ns;
+	}
+	rl->tokens -= 1.0;
+	if (rl->tokens < 0)
+		wait = (uint64_t)(-rl->tokens / rl->qps * 1e9);
+	pthread_mutex_unlock(&rl->lock);
+	return wait;
+}
+
+uint64_t ratelimit_wait(struct ratelimit *rl)
+{
+	uint64_t wait = ratelimit_reserve_at(rl, monotonic_ns());
+	if (wait > 0) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(wait / 1000000000ULL),
+			.tv_nsec = (long)(wait % 1000000000ULL),
+		};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	return wait;
+}
