@@ -26,6 +26,15 @@ uint64_t backoff_seed(void)
 	return s ? s : 1;
 }
 
+/* splitmix64: spreads nearby seeds (1, 2, 3 ...) over the whole state. */
+static uint64_t mix(uint64_t z)
+{
+	z += 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 void backoff_init(struct backoff *b, uint64_t base_ns, uint64_t cap_ns,
 		  double jitter, uint64_t seed)
 {
@@ -33,7 +42,9 @@ void backoff_init(struct backoff *b, uint64_t base_ns, uint64_t cap_ns,
 	b->cap_ns = cap_ns < base_ns ? base_ns : cap_ns;
 	b->cur_ns = base_ns;
 	b->jitter = jitter < 0 ? 0 : jitter;
-	b->rng = seed ? seed : 1;
+	b->rng = mix(seed);
+	if (!b->rng)
+		b->rng = 1;
 }
 
 uint64_t backoff_next(struct backoff *b)

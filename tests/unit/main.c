@@ -1,0 +1,62 @@
+/*
+ * The unit test runner: `kinfer_unit GROUP` runs one group, no argument
+ * runs all. ctest registers one entry per group from test-list.h.
+ */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	int (*run)(void);
+} groups[] = {
+#define GROUP(name) { #name, tests_##name },
+#include "test-list.h"
+#undef GROUP
+};
+
+char *test_read_data(const char *name, size_t *ret_len)
+{
+	char path[1024];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", KINFER_TEST_DATA, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	if (buf) {
+		buf[n] = '\0';
+		if (ret_len)
+			*ret_len = (size_t)n;
+	}
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	int failed = 0, ran = 0;
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], groups[i].name) != 0)
+			continue;
+		failed += groups[i].run();
+		ran++;
+	}
+	if (ran == 0) {
+		fprintf(stderr, "no test group named %s\n", argc > 1 ? argv[1] : "");
+		return 2;
+	}
+	return failed ? 1 : 0;
+}
