@@ -1,0 +1,2 @@
+/* Integration groups: GROUP(name) runs itests_<name>(). */
+GROUP(client)
