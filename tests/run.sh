@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Run every kinfer test on this machine, from nothing:
+#   1. install the build and test dependencies (Debian packages);
+#   2. build the local control plane from Go modules (cached per machine);
+#   3. build kinfer warning-free, run the unit tests under valgrind;
+#   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run all
+#      tests (unit, integration against the real control plane, scenarios)
+#      with ctest, whose summary is the last thing printed.
+# Usage: tests/run.sh [ctest args...]   e.g. tests/run.sh -L unit
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+say() { printf '\n== %s\n' "$*" >&2; }
+jobs=$(nproc 2>/dev/null || echo 2)
+
+say "dependencies"
+eval "$(bash tests/deps.sh)"
+
+say "local control plane (built once per machine, then cached)"
+bash tests/cluster/build.sh >/dev/null
+
+say "build (-Wall -Wextra -Werror)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+say "unit tests under valgrind"
+valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--show-leak-kinds=definite build/tests/kinfer_unit
+
+say "build with AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DKINFER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j "$jobs"
+
+say "all tests (ASan + UBSan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd build-asan
+ctest --output-on-failure --timeout 900 "$@"
