@@ -28,13 +28,13 @@ ours() {
 
 # stop NAME: SIGTERM, wait (bounded), SIGKILL; forget the PID file.
 stop() {
-	local f=$dir/pids/$1.pid pid i
+	local f=$dir/pids/$1.pid pid
 	[ -f "$f" ] || return 0
 	pid=$(cat "$f")
 	if [[ "$pid" =~ ^[0-9]+$ ]] && ours "$1" "$pid"; then
 		say "stopping $1 (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			ours "$1" "$pid" || break
 			sleep 0.2
 		done

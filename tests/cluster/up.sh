@@ -14,15 +14,22 @@
 #   DIR/logs/N.log   each process's output;  DIR/pids/N.pid  each process's PID
 # Stop with tests/cluster/down.sh DIR (up.sh calls it itself when it fails).
 #
-# Settings (environment): KINFER_POD_CIDR (default 127.77.0.0/16),
-# KINFER_UP_TIMEOUT (seconds to wait for readiness, default 90).
+# Settings (environment):
+#   KINFER_POD_CIDR   pod IPs, as kwok's --cidr: the first IP given, then up
+#                     (default 127.77.0.1/16). Loopback pod IPs let a test
+#                     serve a fake pod on 127.77.x.y, but the API server
+#                     refuses loopback addresses in EndpointSlices and
+#                     Endpoints, so Services get no endpoints; a test that
+#                     needs those sets e.g. 10.244.0.1/16 (never reachable).
+#   KINFER_UP_TIMEOUT seconds to wait for readiness (default 90)
+#   KINFER_KCM_CONTROLLERS  kube-controller-manager --controllers
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
-pod_cidr=${KINFER_POD_CIDR:-127.77.0.0/16}
+pod_cidr=${KINFER_POD_CIDR:-127.77.0.1/16}
 timeout=${KINFER_UP_TIMEOUT:-90}
 service_cidr=10.96.0.0/16
 service_ip=10.96.0.1   # first IP of service_cidr: the "kubernetes" Service
@@ -52,12 +59,13 @@ fail() {
 }
 
 # refuse_running: a second up.sh on a live DIR would orphan the first cluster.
+# A PID counts only while its process still names DIR in its arguments.
 refuse_running() {
 	local f pid
 	for f in "$dir"/pids/*.pid; do
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
-		if kill -0 "$pid" 2>/dev/null; then
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
 			up_ok=1   # not ours to stop
 			say "ERROR: $dir already has a running cluster (pid $pid); run down.sh first"
 			exit 1
@@ -86,9 +94,9 @@ port_in_use() { [ -n "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; }
 
 # pick_port: set $port to a random free port not already picked by this run.
 pick_port() {
-	local lo hi i
+	local lo hi
 	read -r lo hi < <(port_range)
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		port=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo + 1)))
 		case " $picked " in *" $port "*) continue ;; esac
 		port_in_use "$port" && continue
@@ -260,13 +268,15 @@ start_etcd() {
 		--initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
 		--initial-cluster="kinfer=http://127.0.0.1:$etcd_peer_port" \
 		--unsafe-no-fsync --log-level=warn
-	wait_for etcd "etcd health" 30 etcd_healthy
+	wait_for etcd "etcd health" "$(left)" etcd_healthy
 }
 etcd_healthy() { curl -s --max-time 3 "http://127.0.0.1:$etcd_port/health" | grep -q '"health":"true"'; }
 
 start_apiserver() {
 	local p=$dir/pki
 	say "starting kube-apiserver on https://127.0.0.1:$api_port"
+	# No endpoint reconciler: it would write 127.0.0.1 into the Endpoints of
+	# the "kubernetes" Service, which validation refuses (loopback), every 10 s.
 	start kube-apiserver "$bin/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" \
 		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
@@ -277,17 +287,21 @@ start_apiserver() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$p/sa.pub" \
 		--service-account-signing-key-file="$p/sa.key" \
-		--allow-privileged=true --profiling=false
+		--allow-privileged=true --profiling=false \
+		--endpoint-reconciler-type=none
 }
 
 start_controller_manager() {
 	local p=$dir/pki kc=$dir/controller-manager.kubeconfig
 	say "starting kube-controller-manager on https://127.0.0.1:$kcm_port"
 	kubeconfig "$kc" controller-manager
+	# Client certificates are checked against our CA directly (skip-lookup):
+	# there is no front proxy, so the in-cluster lookup would only log errors.
 	# root-ca-cert-publisher writes kube-root-ca.crt into each namespace, which
 	# every projected service-account token volume needs.
 	start kube-controller-manager "$bin/kube-controller-manager" \
 		--kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+		--authentication-skip-lookup --client-ca-file="$p/ca.crt" \
 		--bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$p/controller-manager" \
 		--leader-elect=false --use-service-account-credentials=true \
 		--controllers="${KINFER_KCM_CONTROLLERS:-deployment,replicaset,garbagecollector,namespace,nodelifecycle,taint-eviction-controller,podgc,disruption,serviceaccount,serviceaccount-token,endpoint,endpointslice,root-ca-cert-publisher,clusterrole-aggregation}" \
@@ -307,6 +321,7 @@ leaderElection: {leaderElect: false}
 CFG
 	start kube-scheduler "$bin/kube-scheduler" --config="$dir/scheduler.yaml" \
 		--authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
+		--authentication-skip-lookup --client-ca-file="$p/ca.crt" \
 		--bind-address=127.0.0.1 --secure-port="$sched_port" --cert-dir="$p/scheduler"
 }
 
@@ -338,7 +353,7 @@ nodes_ready() {
 
 main() {
 	refuse_running
-	bin=$("$here/build.sh" | tail -n 1)
+	bin=$("$here/build.sh" | tail -n 1) || fail up "build.sh failed"
 	[ -x "$bin/kube-apiserver" ] || fail up "build.sh gave no usable bin folder ($bin)"
 	fresh_dir
 	make_pki
