@@ -235,6 +235,9 @@ ENV
 start() {
 	local name=$1
 	shift
+	# Keep the exact command so restart.sh can start it again the same way.
+	mkdir -p "$dir/cmd"
+	printf '%q ' "$@" >"$dir/cmd/$name"
 	"$@" </dev/null >"$dir/logs/$name.log" 2>&1 9>&- &
 	echo $! >"$dir/pids/$name.pid"
 	echo "$name" >>"$dir/pids/order"
