@@ -1,0 +1,487 @@
+/*
+ * RCU caches. The primary table maps key -> object; each secondary index
+ * is another cds_lfht whose entries (value, key) may repeat a value. Only
+ * the writer adds and deletes, so the writer never races itself; readers
+ * see either the old or the new state of each entry, never a torn one.
+ */
+#include "cache.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROJ_MAX_STRS 32
+
+struct cache {
+	const struct cache_kind *kind;
+	struct intern *interns;
+	struct cds_lfht *table;
+	struct cds_lfht *idx[CACHE_MAX_INDEXES];
+	_Atomic size_t count;
+	_Atomic bool synced;
+};
+
+struct idx_entry {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct cache *cache;
+	const char *value;     /* interned */
+	char key[];
+};
+
+struct cache_proj {
+	struct cache *c;
+	struct cache_obj *tmp;
+	struct {
+		size_t off;
+		const char *src;
+		size_t len;
+	} strs[PROJ_MAX_STRS];
+	size_t n_strs;
+	int err;
+};
+
+static unsigned long hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;  /* FNV-1a 64 */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (unsigned long)(h ^ (h >> 29));
+}
+
+/* ---- json helpers ----------------------------------------------------- */
+
+json_object *cache_json_get(json_object *o, const char *path)
+{
+	char seg[128];
+	while (o && *path) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		if (n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, path, n);
+		seg[n] = '\0';
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, seg, &o))
+			return NULL;
+		path += n + (dot ? 1 : 0);
+	}
+	return o;
+}
+
+const char *cache_json_str(json_object *o, const char *path)
+{
+	o = cache_json_get(o, path);
+	return o && json_object_is_type(o, json_type_string) ? json_object_get_string(o) : NULL;
+}
+
+const char *cache_json_key(json_object *o, const char *key)
+{
+	json_object *v;
+	if (!o || !json_object_is_type(o, json_type_object) ||
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int64_t cache_json_int(json_object *o, const char *path, int64_t dflt)
+{
+	o = cache_json_get(o, path);
+	if (!o)
+		return dflt;
+	if (json_object_is_type(o, json_type_int) || json_object_is_type(o, json_type_double))
+		return json_object_get_int64(o);
+	return dflt;
+}
+
+int64_t cache_parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	if (!s)
+		return 0;
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* ---- projection builder ---------------------------------------------- */
+
+void cache_proj_str(struct cache_proj *p, const char **field, const char *src)
+{
+	size_t off = (size_t)((char *)field - (char *)p->tmp);
+	if (!src)
+		return;
+	if (off + sizeof(char *) > p->c->kind->size || p->n_strs == PROJ_MAX_STRS) {
+		p->err = -E2BIG;
+		return;
+	}
+	p->strs[p->n_strs].off = off;
+	p->strs[p->n_strs].src = src;
+	p->strs[p->n_strs].len = strlen(src);
+	p->n_strs++;
+}
+
+void cache_proj_intern(struct cache_proj *p, const char **field, const char *src)
+{
+	if (!src)
+		return;
+	*field = intern_get(p->c->interns, src);
+	if (!*field)
+		p->err = -ENOMEM;
+}
+
+struct intern *cache_proj_interns(struct cache_proj *p)
+{
+	return p->c->interns;
+}
+
+/* Drop what an object holds besides its own block. */
+static void obj_release(struct cache *c, struct cache_obj *obj)
+{
+	if (c->kind->release)
+		c->kind->release(c->interns, obj);
+	intern_put(c->interns, obj->ns);
+	intern_put(c->interns, obj->controller_kind);
+	intern_put(c->interns, obj->controller_name);
+	intern_put(c->interns, obj->controller_uid);
+}
+
+static void project_owner(struct cache_proj *p, json_object *json, struct cache_obj *o)
+{
+	json_object *refs = cache_json_get(json, "metadata.ownerReferences");
+	if (!refs || !json_object_is_type(refs, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(refs); i++) {
+		json_object *r = json_object_array_get_idx(refs, i), *ctl;
+		if (json_object_object_get_ex(r, "controller", &ctl) &&
+		    json_object_get_boolean(ctl)) {
+			cache_proj_intern(p, &o->controller_kind, cache_json_str(r, "kind"));
+			cache_proj_intern(p, &o->controller_name, cache_json_str(r, "name"));
+			cache_proj_intern(p, &o->controller_uid, cache_json_str(r, "uid"));
+			return;
+		}
+	}
+}
+
+int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
+{
+	struct cache_proj p = { .c = c };
+	const char *name = cache_json_str(json, "metadata.name");
+	const char *ns = cache_json_str(json, "metadata.namespace");
+	char key[512];
+	struct cache_obj *obj;
+	size_t total;
+	int r;
+
+	if (!name || !*name)
+		return -EBADMSG;
+	if ((size_t)snprintf(key, sizeof(key), "%s%s%s", ns && *ns ? ns : "",
+			     ns && *ns ? "/" : "", name) >= sizeof(key))
+		return -EBADMSG;
+	p.tmp = calloc(1, c->kind->size);
+	if (!p.tmp)
+		return -ENOMEM;
+	cache_proj_str(&p, &p.tmp->key, key);
+	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
+	cache_proj_str(&p, &p.tmp->uid, cache_json_str(json, "metadata.uid"));
+	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
+	p.tmp->created = cache_parse_time(cache_json_str(json, "metadata.creationTimestamp"));
+	p.tmp->deleted = cache_parse_time(cache_json_str(json, "metadata.deletionTimestamp"));
+	project_owner(&p, json, p.tmp);
+	r = c->kind->project ? c->kind->project(&p, json, p.tmp) : 0;
+	if (r >= 0)
+		r = p.err;
+	if (r < 0)
+		goto fail;
+
+	total = c->kind->size;
+	for (size_t i = 0; i < p.n_strs; i++)
+		total += p.strs[i].len + 1;
+	obj = malloc(total);
+	if (!obj) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	memcpy(obj, p.tmp, c->kind->size);
+	char *s = (char *)obj + c->kind->size;
+	for (size_t i = 0; i < p.n_strs; i++) {
+		memcpy(s, p.strs[i].src, p.strs[i].len + 1);
+		*(const char **)((char *)obj + p.strs[i].off) = s;
+		s += p.strs[i].len + 1;
+	}
+	obj->name = obj->key + (ns && *ns ? strlen(ns) + 1 : 0);
+	obj->cache = c;
+	obj->hash = hash_str(obj->key);
+	cds_lfht_node_init(&obj->node);
+	free(p.tmp);
+	*ret = obj;
+	return 0;
+fail:
+	obj_release(c, p.tmp);
+	free(p.tmp);
+	return r;
+}
+
+/* ---- table ------------------------------------------------------------ */
+
+int cache_new(const struct cache_kind *kind, struct intern *interns,
+	      struct cache **ret)
+{
+	struct cache *c;
+	if (kind->n_indexes > CACHE_MAX_INDEXES || kind->size < sizeof(struct cache_obj))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->kind = kind;
+	c->interns = interns;
+	c->table = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	if (!c->table)
+		goto fail;
+	for (size_t i = 0; i < kind->n_indexes; i++) {
+		c->idx[i] = cds_lfht_new(1024, 1024, 0,
+					 CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+		if (!c->idx[i])
+			goto fail;
+	}
+	*ret = c;
+	return 0;
+fail:
+	cache_free(c);
+	return -ENOMEM;
+}
+
+const struct cache_kind *cache_kind(const struct cache *c)
+{
+	return c->kind;
+}
+
+static void obj_free_now(struct cache_obj *obj)
+{
+	obj_release(obj->cache, obj);
+	free(obj);
+}
+
+static void obj_free_rcu(struct rcu_head *head)
+{
+	obj_free_now(caa_container_of(head, struct cache_obj, rcu));
+}
+
+static void idx_free_now(struct idx_entry *e)
+{
+	intern_put(e->cache->interns, e->value);
+	free(e);
+}
+
+static void idx_free_rcu(struct rcu_head *head)
+{
+	idx_free_now(caa_container_of(head, struct idx_entry, rcu));
+}
+
+void cache_free(struct cache *c)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+
+	if (!c)
+		return;
+	rcu_barrier();   /* callbacks of this cache have run */
+	if (c->table) {
+		cds_lfht_for_each(c->table, &it, n) {
+			cds_lfht_del(c->table, n);
+			obj_free_now(caa_container_of(n, struct cache_obj, node));
+		}
+		cds_lfht_destroy(c->table, NULL);
+	}
+	for (size_t i = 0; i < CACHE_MAX_INDEXES; i++) {
+		if (!c->idx[i])
+			continue;
+		cds_lfht_for_each(c->idx[i], &it, n) {
+			cds_lfht_del(c->idx[i], n);
+			idx_free_now(caa_container_of(n, struct idx_entry, node));
+		}
+		cds_lfht_destroy(c->idx[i], NULL);
+	}
+	free(c);
+}
+
+static int match_key(struct cds_lfht_node *node, const void *key)
+{
+	return strcmp(caa_container_of(node, struct cache_obj, node)->key, key) == 0;
+}
+
+static int match_value(struct cds_lfht_node *node, const void *value)
+{
+	return strcmp(caa_container_of(node, struct idx_entry, node)->value, value) == 0;
+}
+
+static void index_add(struct cache *c, size_t i, const char *value, const char *key)
+{
+	size_t kl = strlen(key);
+	struct idx_entry *e = malloc(sizeof(*e) + kl + 1);
+	if (!e)
+		return;   /* out of memory: missing from this index until its next update */
+	e->cache = c;
+	e->value = intern_get(c->interns, value);
+	if (!e->value) {
+		free(e);
+		return;
+	}
+	memcpy(e->key, key, kl + 1);
+	cds_lfht_node_init(&e->node);
+	cds_lfht_add(c->idx[i], hash_str(value), &e->node);
+}
+
+static void index_del(struct cache *c, size_t i, const char *value, const char *key)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+
+	cds_lfht_lookup(c->idx[i], hash_str(value), match_value, value, &it);
+	for (n = cds_lfht_iter_get_node(&it); n;
+	     cds_lfht_next_duplicate(c->idx[i], match_value, value, &it),
+	     n = cds_lfht_iter_get_node(&it)) {
+		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
+		if (strcmp(e->key, key) == 0 && cds_lfht_del(c->idx[i], n) == 0) {
+			call_rcu(&e->rcu, idx_free_rcu);
+			return;
+		}
+	}
+}
+
+/* Move index entries from old's values to new's (either may be NULL). */
+static void reindex(struct cache *c, const struct cache_obj *old,
+		    const struct cache_obj *obj)
+{
+	for (size_t i = 0; i < c->kind->n_indexes; i++) {
+		const char *nv = obj ? c->kind->indexes[i].value(obj) : NULL;
+		const char *ov = old ? c->kind->indexes[i].value(old) : NULL;
+		if (nv && ov && strcmp(nv, ov) == 0)
+			continue;
+		if (nv)
+			index_add(c, i, nv, obj->key);
+		if (ov)
+			index_del(c, i, ov, old->key);
+	}
+}
+
+void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **ret_old)
+{
+	struct cds_lfht_node *old_node;
+	struct cache_obj *old = NULL;
+
+	rcu_read_lock();
+	old_node = cds_lfht_add_replace(c->table, obj->hash, match_key, obj->key, &obj->node);
+	if (old_node)
+		old = caa_container_of(old_node, struct cache_obj, node);
+	else
+		atomic_fetch_add(&c->count, 1);
+	reindex(c, old, obj);
+	rcu_read_unlock();
+	*ret_old = old;
+}
+
+int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	struct cache_obj *old;
+
+	rcu_read_lock();
+	cds_lfht_lookup(c->table, hash_str(key), match_key, key, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (!n || cds_lfht_del(c->table, n) != 0) {
+		rcu_read_unlock();
+		return -ENOENT;
+	}
+	old = caa_container_of(n, struct cache_obj, node);
+	atomic_fetch_sub(&c->count, 1);
+	reindex(c, old, NULL);
+	rcu_read_unlock();
+	*ret_old = old;
+	return 0;
+}
+
+void cache_retire(struct cache *c, struct cache_obj *obj)
+{
+	(void)c;
+	if (obj)
+		call_rcu(&obj->rcu, obj_free_rcu);
+}
+
+void cache_discard(struct cache *c, struct cache_obj *obj)
+{
+	(void)c;
+	if (obj)
+		obj_free_now(obj);
+}
+
+void cache_set_synced(struct cache *c, bool synced)
+{
+	atomic_store(&c->synced, synced);
+}
+
+bool cache_synced(const struct cache *c)
+{
+	return atomic_load(&((struct cache *)c)->synced);
+}
+
+size_t cache_count(const struct cache *c)
+{
+	return atomic_load(&((struct cache *)c)->count);
+}
+
+/* ---- readers ---------------------------------------------------------- */
+
+const struct cache_obj *cache_get(struct cache *c, const char *key)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	cds_lfht_lookup(c->table, hash_str(key), match_key, key, &it);
+	n = cds_lfht_iter_get_node(&it);
+	return n ? caa_container_of(n, struct cache_obj, node) : NULL;
+}
+
+int cache_foreach(struct cache *c,
+		  int (*fn)(const struct cache_obj *obj, void *ud), void *ud)
+{
+	struct cds_lfht_iter it;
+	struct cache_obj *obj;
+	int r;
+	cds_lfht_for_each_entry(c->table, &it, obj, node) {
+		r = fn(obj, ud);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int cache_index_foreach(struct cache *c, size_t index, const char *value,
+			int (*fn)(const struct cache_obj *obj, void *ud), void *ud)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	int r;
+
+	if (index >= c->kind->n_indexes || !value)
+		return 0;
+	cds_lfht_lookup(c->idx[index], hash_str(value), match_value, value, &it);
+	for (n = cds_lfht_iter_get_node(&it); n;
+	     cds_lfht_next_duplicate(c->idx[index], match_value, value, &it),
+	     n = cds_lfht_iter_get_node(&it)) {
+		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
+		const struct cache_obj *obj = cache_get(c, e->key);
+		const char *v;
+		/* The entry may be stale for an instant: trust the object. */
+		if (!obj || !(v = c->kind->indexes[index].value(obj)) || strcmp(v, value) != 0)
+			continue;
+		r = fn(obj, ud);
+		if (r)
+			return r;
+	}
+	return 0;
+}

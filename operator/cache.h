@@ -1,0 +1,125 @@
+/*
+ * RCU caches of cluster state: one lock-free hash table (liburcu cds_lfht)
+ * per watched kind, written by one thread (the informer's I/O thread) and
+ * read by any number of registered RCU reader threads without a lock.
+ *
+ * Objects are projections: a struct that begins with struct cache_obj and
+ * holds only the fields kinfer reads, built from the API's JSON by the
+ * kind's project function. Once published an object is immutable; an
+ * update publishes a new object and the old one is freed with call_rcu
+ * after every reader that could see it has left its read-side section.
+ *
+ * Readers:
+ *     rcu_read_lock();
+ *     const struct pod *p = (const void *)cache_get(pods, "ns/name");
+ *     ... use p, never keep it past the unlock ...
+ *     rcu_read_unlock();
+ *
+ * Secondary indexes (pods by owner, pods by node) map an index value to
+ * primary keys; a reader resolves each key in the primary table and checks
+ * the value still matches, so a moving object is never seen in two places.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <urcu.h>
+#include <urcu/rculfhash.h>
+
+#include "intern.h"
+#include "kube.h"
+
+struct cache;
+
+struct cache_obj {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct cache *cache;      /* to free it from an RCU callback */
+	unsigned long hash;
+	const char *key;          /* "namespace/name", or "name" */
+	const char *ns;           /* interned; "" when cluster-scoped */
+	const char *name;         /* points into key */
+	const char *uid;
+	const char *rv;           /* resourceVersion */
+	int64_t created;          /* creationTimestamp, seconds */
+	int64_t deleted;          /* deletionTimestamp, seconds; 0 = none */
+	const char *controller_kind;  /* the controller owner: interned */
+	const char *controller_name;  /* interned */
+	const char *controller_uid;   /* interned */
+};
+
+/* Building a projection (inside a kind's project function). */
+struct cache_proj;
+/* A string copied into the object's own block (src may be NULL). */
+void cache_proj_str(struct cache_proj *p, const char **field, const char *src);
+/* A string shared through the intern table (src may be NULL). */
+void cache_proj_intern(struct cache_proj *p, const char **field, const char *src);
+struct intern *cache_proj_interns(struct cache_proj *p);
+
+struct cache_index_def {
+	const char *name;
+	/* The object's value for this index, or NULL when not indexed. */
+	const char *(*value)(const struct cache_obj *obj);
+};
+
+/* A watched kind: rows of const tables (operator/kinds.c, reconcilers). */
+struct cache_kind {
+	const char *name;                      /* "Pod", for logs and metrics */
+	const struct kube_resource *res;
+	size_t size;                           /* sizeof the projection */
+	/* Fill kind-specific fields; metadata is done. 0 or -errno. */
+	int (*project)(struct cache_proj *p, json_object *json, struct cache_obj *obj);
+	/* Free what project allocated besides strings (optional). */
+	void (*release)(struct intern *interns, struct cache_obj *obj);
+	/* Are two versions the same for reconciling? NULL = compare rv. */
+	bool (*same)(const struct cache_obj *a, const struct cache_obj *b);
+	const struct cache_index_def *indexes;
+	size_t n_indexes;
+};
+
+#define CACHE_MAX_INDEXES 4
+
+int cache_new(const struct cache_kind *kind, struct intern *interns,
+	      struct cache **ret);
+/* Frees every object now: no reader may be active. */
+void cache_free(struct cache *c);
+const struct cache_kind *cache_kind(const struct cache *c);
+
+/* ---- writer side (one thread) ---- */
+
+/* Decode an API object into a new, unpublished projection. */
+int cache_project(struct cache *c, json_object *json, struct cache_obj **ret);
+/* Publish obj (replacing any object with its key). *ret_old receives the
+ * replaced object (or NULL); pass it to cache_retire when done with it. */
+void cache_publish(struct cache *c, struct cache_obj *obj,
+		   struct cache_obj **ret_old);
+/* Unpublish key; *ret_old as above. 0, or -ENOENT. */
+int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old);
+/* Free an unpublished or replaced object after a grace period. */
+void cache_retire(struct cache *c, struct cache_obj *obj);
+/* Free a projection that was never published, at once. */
+void cache_discard(struct cache *c, struct cache_obj *obj);
+void cache_set_synced(struct cache *c, bool synced);
+
+/* ---- reader side (under rcu_read_lock) ---- */
+
+const struct cache_obj *cache_get(struct cache *c, const char *key);
+/* Calls fn for every object until fn returns nonzero (which is returned). */
+int cache_foreach(struct cache *c,
+		  int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
+int cache_index_foreach(struct cache *c, size_t index, const char *value,
+			int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
+
+/* ---- any thread ---- */
+bool cache_synced(const struct cache *c);
+size_t cache_count(const struct cache *c);
+
+/* Helpers for project functions: json-c lookups that tolerate absence. */
+const char *cache_json_str(json_object *o, const char *path);
+/* One key of an object, taken whole (label and annotation keys have dots). */
+const char *cache_json_key(json_object *o, const char *key);
+int64_t cache_json_int(json_object *o, const char *path, int64_t dflt);
+json_object *cache_json_get(json_object *o, const char *path);
+int64_t cache_parse_time(const char *rfc3339);

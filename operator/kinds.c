@@ -1,0 +1,341 @@
+/*
+ * Projections of the core kinds. Each reads a Kubernetes object's JSON once
+ * and keeps a few dozen bytes; the JSON is dropped by the caller.
+ */
+#include "kinds.h"
+
+#include "quantity.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kcond kinds_cond(json_object *conds, const char *type,
+		      const char **ret_reason, int64_t *ret_since)
+{
+	if (!conds || !json_object_is_type(conds, json_type_array))
+		return KCOND_ABSENT;
+	for (size_t i = 0; i < json_object_array_length(conds); i++) {
+		json_object *c = json_object_array_get_idx(conds, i);
+		const char *t = cache_json_str(c, "type");
+		if (!t || strcmp(t, type) != 0)
+			continue;
+		const char *st = cache_json_str(c, "status");
+		if (ret_reason)
+			*ret_reason = cache_json_str(c, "reason");
+		if (ret_since)
+			*ret_since = cache_parse_time(cache_json_str(c, "lastTransitionTime"));
+		if (st && strcmp(st, "True") == 0)
+			return KCOND_TRUE;
+		if (st && strcmp(st, "False") == 0)
+			return KCOND_FALSE;
+		return KCOND_UNKNOWN;
+	}
+	return KCOND_ABSENT;
+}
+
+/* ---- pods ------------------------------------------------------------- */
+
+static enum kphase parse_phase(const char *s)
+{
+	static const char *const names[] = { "Pending", "Running", "Succeeded", "Failed" };
+	for (int i = 0; s && i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (enum kphase)i;
+	return KPHASE_UNKNOWN;
+}
+
+/* Sum the GPU-like extended resource requests of every container. */
+static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *pod)
+{
+	json_object *cs = cache_json_get(spec, "containers");
+	const char *gpu_name = NULL;
+
+	for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+		json_object *req = cache_json_get(json_object_array_get_idx(cs, i),
+						  "resources.requests");
+		json_object *lim = cache_json_get(json_object_array_get_idx(cs, i),
+						  "resources.limits");
+		int64_t v;
+		const char *cpu = cache_json_str(req, "cpu"), *mem = cache_json_str(req, "memory");
+		if (cpu && quantity_parse_milli(cpu, &v) == 0)
+			pod->cpu_milli += v;
+		if (mem && quantity_parse(mem, &v) == 0)
+			pod->mem_bytes += v;
+		/* Extended resources are set in limits (requests default to them). */
+		json_object *src = lim ? lim : req;
+		if (!src || !json_object_is_type(src, json_type_object))
+			continue;
+		json_object_object_foreach(src, key, val) {
+			if (strncmp(key, "nvidia.com/", 11) != 0 ||
+			    !json_object_is_type(val, json_type_string))
+				continue;
+			if (quantity_parse(json_object_get_string(val), &v) == 0) {
+				pod->gpu += v;
+				gpu_name = key;
+			}
+		}
+	}
+	cache_proj_intern(p, &pod->gpu_resource, gpu_name);
+}
+
+static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct kpod *pod = (struct kpod *)obj;
+	json_object *spec = cache_json_get(json, "spec");
+	json_object *status = cache_json_get(json, "status");
+	json_object *conds = cache_json_get(status, "conditions");
+	json_object *gates = cache_json_get(spec, "readinessGates");
+	const char *reason = NULL, *cost;
+	json_object *cstat;
+
+	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
+	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
+	cache_proj_str(p, &pod->pod_ip, cache_json_str(status, "podIP"));
+	cache_proj_intern(p, &pod->service,
+			  cache_json_key(cache_json_get(json, "metadata.labels"), KINFER_SERVICE_LABEL));
+	cache_proj_intern(p, &pod->template_hash,
+			  cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash"));
+	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
+	pod->started = cache_parse_time(cache_json_str(status, "startTime"));
+	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
+	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL, NULL);
+	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
+	pod->warmed = (uint8_t)kinds_cond(conds, KINFER_GATE, &reason, &pod->warm_since);
+	cache_proj_intern(p, &pod->warm_reason, reason);
+	for (size_t i = 0; gates && i < json_object_array_length(gates); i++) {
+		const char *t = cache_json_str(json_object_array_get_idx(gates, i), "conditionType");
+		if (t && strcmp(t, KINFER_GATE) == 0)
+			pod->has_gate = 1;
+	}
+	cstat = cache_json_get(status, "containerStatuses");
+	for (size_t i = 0; cstat && i < json_object_array_length(cstat); i++)
+		pod->restarts += (int32_t)cache_json_int(json_object_array_get_idx(cstat, i),
+							 "restartCount", 0);
+	cost = cache_json_key(cache_json_get(json, "metadata.annotations"),
+			      "controller.kubernetes.io/pod-deletion-cost");
+	if (cost) {
+		char *end;
+		long long v = strtoll(cost, &end, 10);
+		if (end != cost && !*end) {
+			pod->deletion_cost = v;
+			pod->has_deletion_cost = 1;
+		}
+	}
+	pod_requests(p, spec, pod);
+	return 0;
+}
+
+static void release_pod(struct intern *t, struct cache_obj *obj)
+{
+	struct kpod *pod = (struct kpod *)obj;
+	intern_put(t, pod->node);
+	intern_put(t, pod->scheduler);
+	intern_put(t, pod->service);
+	intern_put(t, pod->template_hash);
+	intern_put(t, pod->warm_reason);
+	intern_put(t, pod->gpu_resource);
+}
+
+static const char *pod_owner(const struct cache_obj *o) { return o->controller_uid; }
+static const char *pod_node(const struct cache_obj *o) { return ((const struct kpod *)o)->node; }
+static const char *pod_service(const struct cache_obj *o) { return ((const struct kpod *)o)->service; }
+
+static const struct cache_index_def pod_indexes[] = {
+	[KPOD_BY_OWNER] = { "owner", pod_owner },
+	[KPOD_BY_NODE] = { "node", pod_node },
+	[KPOD_BY_SERVICE] = { "service", pod_service },
+};
+
+const struct cache_kind kind_pods = {
+	.name = "Pod",
+	.res = &kube_res_pods,
+	.size = sizeof(struct kpod),
+	.project = project_pod,
+	.release = release_pod,
+	.indexes = pod_indexes,
+	.n_indexes = 3,
+};
+
+/* ---- nodes ------------------------------------------------------------ */
+
+const struct klabel *knode_label(const struct knode *n, const char *key)
+{
+	for (size_t i = 0; i < n->n_labels; i++)
+		if (strcmp(n->labels[i].key, key) == 0)
+			return &n->labels[i];
+	return NULL;
+}
+
+int64_t knode_alloc(const struct knode *n, const char *resource)
+{
+	for (size_t i = 0; i < n->n_alloc; i++)
+		if (strcmp(n->alloc[i].name, resource) == 0)
+			return n->alloc[i].milli;
+	return 0;
+}
+
+#define NODE_MAX_ITEMS 512
+
+static int project_node(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct knode *n = (struct knode *)obj;
+	struct intern *t = cache_proj_interns(p);
+	json_object *labels = cache_json_get(json, "metadata.labels");
+	json_object *alloc = cache_json_get(json, "status.allocatable");
+	json_object *taints = cache_json_get(json, "spec.taints");
+	json_object *ub;
+	size_t k;
+
+	if (labels && json_object_is_type(labels, json_type_object)) {
+		size_t cnt = (size_t)json_object_object_length(labels);
+		if (cnt > NODE_MAX_ITEMS)
+			return -E2BIG;
+		n->labels = calloc(cnt ? cnt : 1, sizeof(*n->labels));
+		if (!n->labels)
+			return -ENOMEM;
+		k = 0;
+		json_object_object_foreach(labels, key, val) {
+			n->labels[k].key = intern_get(t, key);
+			n->labels[k].value = intern_get(t, json_object_get_string(val));
+			k++;
+		}
+		n->n_labels = (uint16_t)k;
+		cache_proj_intern(p, &n->gpu_product, cache_json_key(labels, "nvidia.com/gpu.product"));
+		const char *mem = cache_json_key(labels, "nvidia.com/gpu.memory");
+		n->gpu_memory_mib = mem ? strtoll(mem, NULL, 10) : 0;
+	}
+	if (alloc && json_object_is_type(alloc, json_type_object)) {
+		size_t cnt = (size_t)json_object_object_length(alloc);
+		if (cnt > NODE_MAX_ITEMS)
+			return -E2BIG;
+		n->alloc = calloc(cnt ? cnt : 1, sizeof(*n->alloc));
+		if (!n->alloc)
+			return -ENOMEM;
+		k = 0;
+		json_object_object_foreach(alloc, key, val) {
+			int64_t v;
+			if (quantity_parse_milli(json_object_get_string(val), &v) < 0)
+				continue;
+			n->alloc[k].name = intern_get(t, key);
+			n->alloc[k].milli = v;
+			k++;
+		}
+		n->n_alloc = (uint16_t)k;
+	}
+	if (taints && json_object_is_type(taints, json_type_array)) {
+		size_t cnt = json_object_array_length(taints);
+		if (cnt > NODE_MAX_ITEMS)
+			return -E2BIG;
+		n->taints = calloc(cnt ? cnt : 1, sizeof(*n->taints));
+		if (!n->taints)
+			return -ENOMEM;
+		for (k = 0; k < cnt; k++) {
+			json_object *tj = json_object_array_get_idx(taints, k);
+			n->taints[k].key = intern_get(t, cache_json_str(tj, "key"));
+			n->taints[k].value = intern_get(t, cache_json_str(tj, "value"));
+			n->taints[k].effect = intern_get(t, cache_json_str(tj, "effect"));
+		}
+		n->n_taints = (uint16_t)cnt;
+	}
+	n->ready = (uint8_t)kinds_cond(cache_json_get(json, "status.conditions"), "Ready", NULL, NULL);
+	ub = cache_json_get(json, "spec.unschedulable");
+	n->unschedulable = ub && json_object_get_boolean(ub);
+	return 0;
+}
+
+static void release_node(struct intern *t, struct cache_obj *obj)
+{
+	struct knode *n = (struct knode *)obj;
+	for (size_t i = 0; n->labels && i < n->n_labels; i++) {
+		intern_put(t, n->labels[i].key);
+		intern_put(t, n->labels[i].value);
+	}
+	for (size_t i = 0; n->alloc && i < n->n_alloc; i++)
+		intern_put(t, n->alloc[i].name);
+	for (size_t i = 0; n->taints && i < n->n_taints; i++) {
+		intern_put(t, n->taints[i].key);
+		intern_put(t, n->taints[i].value);
+		intern_put(t, n->taints[i].effect);
+	}
+	intern_put(t, n->gpu_product);
+	free(n->labels);
+	free(n->alloc);
+	free(n->taints);
+}
+
+const struct cache_kind kind_nodes = {
+	.name = "Node",
+	.res = &kube_res_nodes,
+	.size = sizeof(struct knode),
+	.project = project_node,
+	.release = release_node,
+};
+
+/* ---- deployments ------------------------------------------------------ */
+
+static int project_deployment(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct kdeployment *d = (struct kdeployment *)obj;
+	json_object *st = cache_json_get(json, "status");
+	json_object *conds = cache_json_get(st, "conditions");
+	const char *reason = NULL;
+
+	cache_proj_intern(p, &d->service,
+			  cache_json_key(cache_json_get(json, "metadata.labels"), KINFER_SERVICE_LABEL));
+	d->generation = cache_json_int(json, "metadata.generation", 0);
+	d->observed_generation = cache_json_int(st, "observedGeneration", 0);
+	d->spec_replicas = (int32_t)cache_json_int(json, "spec.replicas", 1);
+	d->replicas = (int32_t)cache_json_int(st, "replicas", 0);
+	d->ready = (int32_t)cache_json_int(st, "readyReplicas", 0);
+	d->updated = (int32_t)cache_json_int(st, "updatedReplicas", 0);
+	d->available = (int32_t)cache_json_int(st, "availableReplicas", 0);
+	d->unavailable = (int32_t)cache_json_int(st, "unavailableReplicas", 0);
+	d->progressing = (uint8_t)kinds_cond(conds, "Progressing", &reason, NULL);
+	cache_proj_intern(p, &d->progress_reason, reason);
+	d->available_cond = (uint8_t)kinds_cond(conds, "Available", NULL, NULL);
+	d->replica_failure = (uint8_t)kinds_cond(conds, "ReplicaFailure", NULL, NULL);
+	/* The message a person needs when the rollout is stuck. */
+	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+		json_object *c = json_object_array_get_idx(conds, i);
+		const char *t = cache_json_str(c, "type"), *s = cache_json_str(c, "status");
+		if (t && s && ((strcmp(t, "ReplicaFailure") == 0 && strcmp(s, "True") == 0) ||
+			       (strcmp(t, "Progressing") == 0 && strcmp(s, "False") == 0)))
+			cache_proj_str(p, &d->failure_message, cache_json_str(c, "message"));
+	}
+	return 0;
+}
+
+static void release_deployment(struct intern *t, struct cache_obj *obj)
+{
+	struct kdeployment *d = (struct kdeployment *)obj;
+	intern_put(t, d->service);
+	intern_put(t, d->progress_reason);
+}
+
+static const char *deployment_service(const struct cache_obj *o)
+{
+	return ((const struct kdeployment *)o)->service;
+}
+
+static const struct cache_index_def deployment_indexes[] = {
+	[KDEPLOY_BY_SERVICE] = { "service", deployment_service },
+};
+
+const struct cache_kind kind_deployments = {
+	.name = "Deployment",
+	.res = &kube_res_deployments,
+	.size = sizeof(struct kdeployment),
+	.project = project_deployment,
+	.release = release_deployment,
+	.indexes = deployment_indexes,
+	.n_indexes = 1,
+};
+
+/* ---- metadata only ---------------------------------------------------- */
+
+const struct cache_kind kind_configmaps = {
+	.name = "ConfigMap",
+	.res = &kube_res_configmaps,
+	.size = sizeof(struct cache_obj),
+};

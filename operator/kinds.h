@@ -1,0 +1,92 @@
+/*
+ * The core kinds kinfer watches, and their projections: only the fields the
+ * reconcilers and the scheduler read. Rows of this table are handed to the
+ * manager by controllers; InferenceService's own kind lives in
+ * reconcilers/, since operator/ knows nothing of it.
+ */
+#pragma once
+
+#include "cache.h"
+
+enum kcond { KCOND_ABSENT = 0, KCOND_TRUE, KCOND_FALSE, KCOND_UNKNOWN };
+enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, KPHASE_UNKNOWN };
+
+#define KINFER_GATE "kinfer.io/warmed-up"
+#define KINFER_SERVICE_LABEL "kinfer.io/service"
+
+struct kpod {
+	struct cache_obj meta;
+	const char *node;           /* interned; NULL until scheduled */
+	const char *scheduler;      /* interned */
+	const char *pod_ip;
+	const char *service;        /* label kinfer.io/service, interned */
+	const char *template_hash;  /* label pod-template-hash, interned */
+	const char *warm_reason;    /* kinfer.io/warmed-up reason, interned */
+	const char *gpu_resource;   /* interned: nvidia.com/gpu, nvidia.com/mig-... */
+	int64_t warm_since;         /* lastTransitionTime of the gate condition */
+	int64_t ready_since;
+	int64_t started;            /* status.startTime */
+	int64_t gpu;                /* GPU units requested, summed over containers */
+	int64_t cpu_milli;
+	int64_t mem_bytes;
+	int64_t deletion_cost;      /* controller.kubernetes.io/pod-deletion-cost */
+	int32_t restarts;
+	uint8_t phase;              /* enum kphase */
+	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
+	uint8_t has_gate;           /* readinessGates names kinfer.io/warmed-up */
+	uint8_t has_deletion_cost;
+};
+
+struct kres {
+	const char *name;   /* interned */
+	int64_t milli;
+};
+
+struct klabel {
+	const char *key;    /* interned */
+	const char *value;  /* interned */
+};
+
+struct ktaint {
+	const char *key;    /* interned */
+	const char *value;  /* interned */
+	const char *effect; /* interned */
+};
+
+struct knode {
+	struct cache_obj meta;
+	const char *gpu_product;    /* label nvidia.com/gpu.product, interned */
+	int64_t gpu_memory_mib;     /* label nvidia.com/gpu.memory */
+	struct kres *alloc;         /* allocatable, every resource */
+	struct klabel *labels;
+	struct ktaint *taints;
+	uint16_t n_alloc, n_labels, n_taints;
+	uint8_t ready;              /* enum kcond */
+	uint8_t unschedulable;
+};
+
+struct kdeployment {
+	struct cache_obj meta;
+	const char *service;        /* label kinfer.io/service, interned */
+	const char *progress_reason;   /* Progressing condition reason, interned */
+	const char *failure_message;   /* ReplicaFailure, or Progressing False */
+	int64_t generation, observed_generation;
+	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
+	uint8_t progressing, available_cond, replica_failure;  /* enum kcond */
+};
+
+/* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */
+enum { KPOD_BY_OWNER, KPOD_BY_NODE, KPOD_BY_SERVICE };
+/* Deployments: index 0 by service label. */
+enum { KDEPLOY_BY_SERVICE };
+
+extern const struct cache_kind kind_pods;
+extern const struct cache_kind kind_nodes;
+extern const struct cache_kind kind_deployments;
+extern const struct cache_kind kind_configmaps;   /* metadata only */
+
+/* Helpers for other kinds' project functions. */
+enum kcond kinds_cond(json_object *conditions, const char *type,
+		      const char **ret_reason, int64_t *ret_since);
+const struct klabel *knode_label(const struct knode *n, const char *key);
+int64_t knode_alloc(const struct knode *n, const char *resource);
