@@ -15,6 +15,13 @@
 
 #define PROJ_MAX_STRS 32
 
+#if defined(__SANITIZE_THREAD__)
+char cache_grace_token;
+#define GRACE_OVER() CACHE_TSAN_ACQUIRE(&cache_grace_token)
+#else
+#define GRACE_OVER() ((void)0)
+#endif
+
 struct cache {
 	const struct cache_kind *kind;
 	struct intern *interns;
@@ -268,6 +275,7 @@ static void obj_free_now(struct cache_obj *obj)
 
 static void obj_free_rcu(struct rcu_head *head)
 {
+	GRACE_OVER();
 	obj_free_now(caa_container_of(head, struct cache_obj, rcu));
 }
 
@@ -279,6 +287,7 @@ static void idx_free_now(struct idx_entry *e)
 
 static void idx_free_rcu(struct rcu_head *head)
 {
+	GRACE_OVER();
 	idx_free_now(caa_container_of(head, struct idx_entry, rcu));
 }
 
@@ -311,11 +320,13 @@ void cache_free(struct cache *c)
 
 static int match_key(struct cds_lfht_node *node, const void *key)
 {
+	CACHE_TSAN_ACQUIRE(caa_container_of(node, struct cache_obj, node));
 	return strcmp(caa_container_of(node, struct cache_obj, node)->key, key) == 0;
 }
 
 static int match_value(struct cds_lfht_node *node, const void *value)
 {
+	CACHE_TSAN_ACQUIRE(caa_container_of(node, struct idx_entry, node));
 	return strcmp(caa_container_of(node, struct idx_entry, node)->value, value) == 0;
 }
 
@@ -333,6 +344,7 @@ static void index_add(struct cache *c, size_t i, const char *value, const char *
 	}
 	memcpy(e->key, key, kl + 1);
 	cds_lfht_node_init(&e->node);
+	CACHE_TSAN_RELEASE(e);
 	cds_lfht_add(c->idx[i], hash_str(value), &e->node);
 }
 
@@ -347,6 +359,9 @@ static void index_del(struct cache *c, size_t i, const char *value, const char *
 	     n = cds_lfht_iter_get_node(&it)) {
 		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
 		if (strcmp(e->key, key) == 0 && cds_lfht_del(c->idx[i], n) == 0) {
+#if defined(__SANITIZE_THREAD__)
+			CACHE_TSAN_RELEASE(&cache_grace_token);
+#endif
 			call_rcu(&e->rcu, idx_free_rcu);
 			return;
 		}
@@ -374,14 +389,15 @@ void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **re
 	struct cds_lfht_node *old_node;
 	struct cache_obj *old = NULL;
 
-	rcu_read_lock();
+	CACHE_TSAN_RELEASE(obj);
+	cache_read_lock();
 	old_node = cds_lfht_add_replace(c->table, obj->hash, match_key, obj->key, &obj->node);
 	if (old_node)
 		old = caa_container_of(old_node, struct cache_obj, node);
 	else
 		atomic_fetch_add(&c->count, 1);
 	reindex(c, old, obj);
-	rcu_read_unlock();
+	cache_read_unlock();
 	*ret_old = old;
 }
 
@@ -391,17 +407,17 @@ int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old)
 	struct cds_lfht_node *n;
 	struct cache_obj *old;
 
-	rcu_read_lock();
+	cache_read_lock();
 	cds_lfht_lookup(c->table, hash_str(key), match_key, key, &it);
 	n = cds_lfht_iter_get_node(&it);
 	if (!n || cds_lfht_del(c->table, n) != 0) {
-		rcu_read_unlock();
+		cache_read_unlock();
 		return -ENOENT;
 	}
 	old = caa_container_of(n, struct cache_obj, node);
 	atomic_fetch_sub(&c->count, 1);
 	reindex(c, old, NULL);
-	rcu_read_unlock();
+	cache_read_unlock();
 	*ret_old = old;
 	return 0;
 }
@@ -409,8 +425,12 @@ int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old)
 void cache_retire(struct cache *c, struct cache_obj *obj)
 {
 	(void)c;
-	if (obj)
-		call_rcu(&obj->rcu, obj_free_rcu);
+	if (!obj)
+		return;
+#if defined(__SANITIZE_THREAD__)
+	CACHE_TSAN_RELEASE(&cache_grace_token);   /* our reads of obj come first */
+#endif
+	call_rcu(&obj->rcu, obj_free_rcu);
 }
 
 void cache_discard(struct cache *c, struct cache_obj *obj)
@@ -443,7 +463,10 @@ const struct cache_obj *cache_get(struct cache *c, const char *key)
 	struct cds_lfht_node *n;
 	cds_lfht_lookup(c->table, hash_str(key), match_key, key, &it);
 	n = cds_lfht_iter_get_node(&it);
-	return n ? caa_container_of(n, struct cache_obj, node) : NULL;
+	if (!n)
+		return NULL;
+	CACHE_TSAN_ACQUIRE(caa_container_of(n, struct cache_obj, node));
+	return caa_container_of(n, struct cache_obj, node);
 }
 
 int cache_foreach(struct cache *c,
@@ -453,6 +476,7 @@ int cache_foreach(struct cache *c,
 	struct cache_obj *obj;
 	int r;
 	cds_lfht_for_each_entry(c->table, &it, obj, node) {
+		CACHE_TSAN_ACQUIRE(obj);
 		r = fn(obj, ud);
 		if (r)
 			return r;
@@ -474,6 +498,7 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 	     cds_lfht_next_duplicate(c->idx[index], match_value, value, &it),
 	     n = cds_lfht_iter_get_node(&it)) {
 		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
+		CACHE_TSAN_ACQUIRE(e);
 		const struct cache_obj *obj = cache_get(c, e->key);
 		const char *v;
 		/* The entry may be stale for an instant: trust the object. */

@@ -9,11 +9,11 @@
  * update publishes a new object and the old one is freed with call_rcu
  * after every reader that could see it has left its read-side section.
  *
- * Readers:
- *     rcu_read_lock();
+ * Readers (threads registered with rcu_register_thread):
+ *     cache_read_lock();
  *     const struct pod *p = (const void *)cache_get(pods, "ns/name");
  *     ... use p, never keep it past the unlock ...
- *     rcu_read_unlock();
+ *     cache_read_unlock();
  *
  * Secondary indexes (pods by owner, pods by node) map an index value to
  * primary keys; a reader resolves each key in the primary table and checks
@@ -32,6 +32,37 @@
 #include "kube.h"
 
 struct cache;
+
+/*
+ * ThreadSanitizer cannot see the ordering liburcu provides (it is not
+ * instrumented), so the cache tells it: publishing releases the object and
+ * finding it acquires it (rcu_assign_pointer / rcu_dereference), and every
+ * read-side unlock releases a token that a deferred free acquires (the
+ * grace period). Without TSan these compile to plain rcu_read_lock/unlock.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char cache_grace_token;
+#define CACHE_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define CACHE_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#else
+#define CACHE_TSAN_ACQUIRE(p) ((void)(p))
+#define CACHE_TSAN_RELEASE(p) ((void)(p))
+#endif
+
+static inline void cache_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+static inline void cache_read_unlock(void)
+{
+#if defined(__SANITIZE_THREAD__)
+	CACHE_TSAN_RELEASE(&cache_grace_token);
+#endif
+	rcu_read_unlock();
+}
 
 struct cache_obj {
 	struct cds_lfht_node node;
@@ -103,7 +134,7 @@ void cache_retire(struct cache *c, struct cache_obj *obj);
 void cache_discard(struct cache *c, struct cache_obj *obj);
 void cache_set_synced(struct cache *c, bool synced);
 
-/* ---- reader side (under rcu_read_lock) ---- */
+/* ---- reader side (between cache_read_lock and cache_read_unlock) ---- */
 
 const struct cache_obj *cache_get(struct cache *c, const char *key);
 /* Calls fn for every object until fn returns nonzero (which is returned). */

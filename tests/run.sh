@@ -2,7 +2,8 @@
 # Run every kinfer test on this machine, from nothing:
 #   1. install the build and test dependencies (Debian packages);
 #   2. build the local control plane from Go modules (cached per machine);
-#   3. build kinfer warning-free, run the unit tests under valgrind;
+#   3. build kinfer warning-free, run the unit tests under valgrind, and the
+#      concurrent parts (cache, work queue) under ThreadSanitizer;
 #   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run all
 #      tests (unit, integration against the real control plane, scenarios)
 #      with ctest, whose summary is the last thing printed.
@@ -26,6 +27,13 @@ cmake --build build -j "$jobs"
 say "unit tests under valgrind"
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite build/tests/kinfer_unit
+
+say "concurrent parts under ThreadSanitizer (cache, work queue)"
+cmake -S . -B build-tsan -DKINFER_TSAN=ON -DKINFER_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-tsan -j "$jobs" --target kinfer_unit
+for g in cache workqueue; do
+	TSAN_OPTIONS="halt_on_error=1:suppressions=$root/tests/tsan.supp" build-tsan/tests/kinfer_unit "$g"
+done
 
 say "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DKINFER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -134,9 +134,9 @@ static int count_cb(const struct cache_obj *o, void *ud)
 static int by(struct cache *c, size_t idx, const char *v)
 {
 	int n = 0;
-	rcu_read_lock();
+	cache_read_lock();
 	cache_index_foreach(c, idx, v, count_cb, &n);
-	rcu_read_unlock();
+	cache_read_unlock();
 	return n;
 }
 
@@ -169,10 +169,10 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 5);
 	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 5);
 	assert_int_equal(cache_count(c), 10);
-	rcu_read_lock();
+	cache_read_lock();
 	assert_string_equal(cache_get(c, "ns/p0")->rv, "2");
 	assert_null(cache_get(c, "ns/none"));
-	rcu_read_unlock();
+	cache_read_unlock();
 	assert_int_equal(cache_remove(c, "ns/p0", &old), 0);
 	cache_retire(c, old);
 	assert_int_equal(cache_remove(c, "ns/p0", &old), -ENOENT);
@@ -215,11 +215,11 @@ static void *reader(void *ud)
 	rcu_register_thread();
 	for (long i = 0; !atomic_load(&r->stop); i++) {
 		snprintf(key, sizeof(key), "ns/p%ld", i % 64);
-		rcu_read_lock();
+		cache_read_lock();
 		const struct kpod *p = (const struct kpod *)cache_get(r->c, key);
 		if (p && (strcmp(p->meta.key, key) != 0 || !p->node || p->node[0] != 'n'))
 			atomic_fetch_add(&r->bad, 1);
-		rcu_read_unlock();
+		cache_read_unlock();
 		atomic_fetch_add(&r->lookups, 1);
 	}
 	rcu_unregister_thread();
