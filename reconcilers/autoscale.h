@@ -1,0 +1,264 @@
+/*
+ * autoscale: the replica-count decision for an InferenceService, as a pure
+ * function. No I/O, no clock, no allocation in the evaluation: the caller
+ * passes the spec, the pods' and the service's metric values, the history
+ * of past recommendations and scale events, and `now`; it gets back the
+ * desired replicas, why, and what to record for the next evaluation. The
+ * same code runs in the controller and in `kinfer-operator simulate`.
+ *
+ * The core is a port of the Kubernetes HPA (pkg/controller/podautoscaler:
+ * replica_calculator.go and horizontal.go, v1.33): usage ratio against the
+ * target, per-direction tolerance (0.1 by default), conservative treatment
+ * of unready pods and pods without metrics with the "do not flip
+ * direction" rule, the maximum over metrics, hold when metrics are missing
+ * and we would scale down, stabilization windows over the recommendation
+ * history, behavior policies over scale events within periodSeconds,
+ * selectPolicy, min/max clamping, and the HPA's condition reasons.
+ *
+ * Two kinds of metric, as in the HPA:
+ *  - per-pod (QueueDepth, Concurrency, RequestsPerSecond, GPUUtilization,
+ *    KVCacheUtilization) behave like HPA "Pods" metrics with an AverageValue
+ *    target: the average over ready pods is compared to the target, and
+ *    desired = ceil(ratio * pods counted) (calcPlainMetricReplicas);
+ *  - service-level (LatencyP99, TimeToFirstTokenP99, Custom) behave like
+ *    HPA "Object" metrics with a Value target: ratio = value / target and
+ *    desired = ceil(ratio * ready pods) (GetObjectMetricReplicas).
+ *
+ * Pod states map onto the HPA's pod groups: READY pods count (their
+ * missing metrics are the HPA's "missing pods"), UNREADY pods (loading the
+ * model, warming up) are the HPA's unready pods, counted at 0 only when
+ * scaling up, IGNORED pods (being deleted or drained, failed) are left out.
+ *
+ * On top of the core, the inference rules are the DEFAULT behavior, which
+ * a user's behavior replaces field by field as the HPA's defaulting does:
+ *   scaleUp:   stabilizationWindowSeconds 0, selectPolicy Max,
+ *              policies [Percent 50 per 15 s, Pods 1 per 15 s]
+ *              -> up as soon as any metric breaches, at most +50% and at
+ *                 least +1 pod per 15 s;
+ *   scaleDown: stabilizationWindowSeconds 300, selectPolicy Max,
+ *              policies [Pods 1 per 60 s]
+ *              -> down only when every metric's recommendation stayed below
+ *                 the current count for 300 s, one pod per minute.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AUTOSCALE_MAX_METRICS 8
+#define AUTOSCALE_MAX_POLICIES 4
+
+enum autoscale_metric_type {
+	AUTOSCALE_QUEUE_DEPTH,            /* requests waiting, per replica */
+	AUTOSCALE_CONCURRENCY,            /* requests running, per replica */
+	AUTOSCALE_REQUESTS_PER_SECOND,    /* per replica */
+	AUTOSCALE_GPU_UTILIZATION,        /* percent, per replica */
+	AUTOSCALE_KV_CACHE_UTILIZATION,   /* percent, per replica */
+	AUTOSCALE_LATENCY_P99,            /* ms, whole service */
+	AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, /* ms, whole service */
+	AUTOSCALE_CUSTOM,                 /* a user's PromQL, whole service */
+	AUTOSCALE_METRIC_TYPE_COUNT,
+};
+
+/* "QueueDepth", "LatencyP99", ...; NULL for an unknown type. */
+const char *autoscale_metric_type_name(enum autoscale_metric_type type);
+int autoscale_metric_type_parse(const char *name,
+				enum autoscale_metric_type *ret_type);
+/* True for the per-pod (HPA "Pods") types, false for the service ones. */
+bool autoscale_metric_per_pod(enum autoscale_metric_type type);
+
+enum autoscale_policy_type {
+	AUTOSCALE_POLICY_PODS,
+	AUTOSCALE_POLICY_PERCENT,
+};
+
+enum autoscale_select {
+	AUTOSCALE_SELECT_MAX,
+	AUTOSCALE_SELECT_MIN,
+	AUTOSCALE_SELECT_DISABLED,
+};
+
+struct autoscale_policy {
+	enum autoscale_policy_type type;
+	int32_t value;
+	int32_t period_seconds;
+};
+
+/* One direction of autoscaling/v2 behavior; set_* marks a field the user
+ * gave, the others take the default (field by field, as the HPA does). */
+struct autoscale_rules {
+	bool set_window;
+	int32_t stabilization_window_seconds;
+	bool set_select;
+	enum autoscale_select select;
+	bool set_policies;
+	size_t n_policies;
+	struct autoscale_policy policies[AUTOSCALE_MAX_POLICIES];
+	bool set_tolerance;
+	double tolerance;
+};
+
+struct autoscale_behavior {
+	struct autoscale_rules scale_up;
+	struct autoscale_rules scale_down;
+};
+
+struct autoscale_metric_spec {
+	enum autoscale_metric_type type;
+	double target; /* in the metric's unit; > 0 */
+};
+
+/* spec.scaling of an InferenceService. */
+struct autoscale_spec {
+	int32_t min_replicas;
+	int32_t max_replicas;
+	size_t n_metrics;
+	struct autoscale_metric_spec metrics[AUTOSCALE_MAX_METRICS];
+	bool set_tolerance; /* default 0.1, both directions */
+	double tolerance;
+	struct autoscale_behavior behavior;
+};
+
+enum autoscale_pod_state {
+	AUTOSCALE_POD_READY,   /* serving: its metrics count */
+	AUTOSCALE_POD_UNREADY, /* loading or warming: 0 when scaling up */
+	AUTOSCALE_POD_IGNORED, /* terminating, draining or failed */
+};
+
+/* One pod's scrape; values[i] is for spec metric i when bit i of present
+ * is set. A missing or NaN value is a missing metric. */
+struct autoscale_pod {
+	enum autoscale_pod_state state;
+	uint32_t present;
+	double values[AUTOSCALE_MAX_METRICS];
+};
+
+/* Service-level values, indexed like the spec's metrics. */
+struct autoscale_service {
+	uint32_t present;
+	double values[AUTOSCALE_MAX_METRICS];
+};
+
+/* An unstabilized recommendation, kept for the stabilization windows. */
+struct autoscale_recommendation {
+	int64_t time_ms;
+	int32_t replicas;
+};
+
+/* A scale event: change is the absolute number of replicas added (in the
+ * up list) or removed (in the down list). outdated marks a slot that the
+ * history may reuse; evaluation ignores it. */
+struct autoscale_scale_event {
+	int64_t time_ms;
+	int32_t change;
+	bool outdated;
+};
+
+struct autoscale_input {
+	const struct autoscale_spec *spec;
+	int32_t current_replicas; /* the target's spec.replicas */
+	const struct autoscale_pod *pods;
+	size_t n_pods;
+	const struct autoscale_service *service; /* may be NULL */
+	const struct autoscale_recommendation *recommendations;
+	size_t n_recommendations;
+	const struct autoscale_scale_event *up_events;
+	size_t n_up_events;
+	const struct autoscale_scale_event *down_events;
+	size_t n_down_events;
+	int64_t now_ms;
+};
+
+/* What one metric says; goes to status.currentMetrics. */
+struct autoscale_metric_status {
+	bool valid;
+	double current;   /* per-pod: average over ready pods; service: value */
+	double target;
+	int32_t replicas; /* this metric's proposal */
+	const char *error; /* when !valid: why, a sentence */
+};
+
+struct autoscale_result {
+	int32_t current;  /* echo of current_replicas */
+	int32_t desired;  /* scale to this */
+	bool rescale;     /* desired != current */
+	/*
+	 * Metrics unavailable (all of them, or some while the rest would scale
+	 * down): keep the current replicas, never fall to min, and report
+	 * ScalingActive=False with active_reason.
+	 */
+	bool hold;
+	/* The metrics' recommendation before stabilization; record it. */
+	int32_t recommendation;
+	bool record_recommendation;
+	int metric;       /* index of the metric that drove it, or -1 */
+	size_t n_invalid; /* metrics that could not be computed */
+	/* One CamelCase reason summing up the decision (see .c). */
+	const char *reason;
+	/* The HPA's three conditions. */
+	bool active;
+	const char *active_reason;  /* ValidMetricFound, FailedGet..., ScalingDisabled */
+	const char *able_reason;    /* ReadyForNewScale, ScaleUpStabilized, ScaleDownStabilized */
+	bool limited;
+	const char *limited_reason; /* DesiredWithinRange, ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas */
+	char message[160];          /* for people: "QueueDepth above target" */
+	struct autoscale_metric_status metrics[AUTOSCALE_MAX_METRICS];
+};
+
+/* The output of one normalization step (stabilize, rate limit). */
+struct autoscale_step {
+	int32_t replicas;
+	const char *reason;
+};
+
+/* kinfer's default behavior (the inference rules), every field set. */
+void autoscale_behavior_defaults(struct autoscale_behavior *ret_behavior);
+/* The behavior in force: the spec's fields over the defaults. */
+int autoscale_resolve(const struct autoscale_spec *spec,
+		      struct autoscale_behavior *ret_behavior);
+/* -EINVAL if the spec breaks a rule; why (if not NULL) says which. */
+int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
+			 size_t why_len);
+
+/* The whole decision (reconcileAutoscaler without the API calls). */
+int autoscale_evaluate(const struct autoscale_input *in,
+		       struct autoscale_result *ret_result);
+
+/* Its steps, exposed for simulate and the tests. computeReplicasForMetrics:
+ * fills metrics, metric, n_invalid, hold, recommendation. */
+int autoscale_replicas_for_metrics(const struct autoscale_input *in,
+				   struct autoscale_result *ret_result);
+/* stabilizeRecommendationWithBehaviors over in->recommendations. */
+int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
+			struct autoscale_step *ret_step);
+/* convertDesiredReplicasWithBehaviorRate over in's scale events. */
+int autoscale_rate_limit(const struct autoscale_input *in, int32_t desired,
+			 struct autoscale_step *ret_step);
+
+/*
+ * The history one InferenceService needs between evaluations, kept the
+ * way the HPA controller keeps it: recommendations older than both
+ * windows and events older than the longest policy period are reused.
+ * Each list holds at most 4096 entries; past that the oldest is dropped.
+ */
+struct autoscale_history;
+
+int autoscale_history_new(struct autoscale_history **ret_history);
+void autoscale_history_free(struct autoscale_history *h);
+/* Record what evaluate decided at now_ms (after the scale was applied). */
+int autoscale_history_record(struct autoscale_history *h,
+			     const struct autoscale_spec *spec,
+			     const struct autoscale_result *res,
+			     int64_t now_ms);
+/* Replace the content, e.g. after a leader change; NULL/0 empties a list. */
+int autoscale_history_restore(struct autoscale_history *h,
+			      const struct autoscale_recommendation *recs,
+			      size_t n_recs,
+			      const struct autoscale_scale_event *up,
+			      size_t n_up,
+			      const struct autoscale_scale_event *down,
+			      size_t n_down);
+/* Point in's history fields at h's lists (valid until h changes). */
+void autoscale_history_attach(const struct autoscale_history *h,
+			      struct autoscale_input *in);
