@@ -646,7 +646,8 @@ static int setup_handle(struct kube_client *c, CURL *h, const char *url,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
@@ -1315,4 +1316,47 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	json_tokener_free(w.tok);
 	free(url);
 	return r;
+}
+
+/* ---- for external drivers -------------------------------------------- */
+
+int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path,
+		    long timeout_ms, void *ret_headers)
+{
+	CURL *h = curl_easy;
+	struct curl_slist *hl;
+	char *url;
+
+	if (asprintf(&url, "%s%s", c->auth->server, path) < 0)
+		return -ENOMEM;
+	hl = build_headers(c, NULL, false);
+	if (!hl) {
+		free(url);
+		return -ENOMEM;
+	}
+	setup_handle(c, h, url, timeout_ms);
+	/* CURLOPT_URL copies the string. */
+	free(url);
+	if (timeout_ms <= 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 0L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+	*(struct curl_slist **)ret_headers = hl;
+	return 0;
+}
+
+uint64_t kube_reserve(struct kube_client *c)
+{
+	return ratelimit_reserve_at(c->rl, monotonic_ns());
+}
+
+void kube_observe(struct kube_client *c, const char *verb, long code, double seconds)
+{
+	if (c->observe)
+		c->observe(verb, code, seconds, c->observe_ud);
+}
+
+size_t kube_max_body(const struct kube_client *c)
+{
+	return c->o.max_body;
 }

@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kubeconfig.h"
 
@@ -222,6 +223,19 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	       const char *ns, const struct kube_opts *opts,
 	       kube_event_fn event_fn, void *userdata, volatile int *stop,
 	       struct kube_status *ret_status);
+
+/*
+ * For callers that drive their own transfers (the informer's curl multi):
+ * set up an easy handle for path with the client's TLS, auth and timeout
+ * (timeout_ms 0 = none); *ret_headers must be freed with curl_slist_free_all
+ * after the transfer. And a token from the client's rate limiter: the ns to
+ * wait before sending.
+ */
+int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path,
+		    long timeout_ms, void *ret_headers);
+uint64_t kube_reserve(struct kube_client *c);
+void kube_observe(struct kube_client *c, const char *verb, long code, double seconds);
+size_t kube_max_body(const struct kube_client *c);
 
 /* Low level: one request with retries; path from kube_path. */
 enum kube_method { KUBE_GET, KUBE_POST, KUBE_PUT, KUBE_PATCH, KUBE_DELETE };

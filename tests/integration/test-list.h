@@ -1,2 +1,3 @@
 /* Integration groups: GROUP(name) runs itests_<name>(). */
 GROUP(client)
+GROUP(informer)

@@ -1,0 +1,953 @@
+/*
+ * Informers on one I/O thread.
+ *
+ * Each informer is a small state machine driven by the loop in io_main:
+ *
+ *   IDLE      nothing in flight; at next_at, start a LIST page (need_list)
+ *             or a WATCH
+ *   LISTING   a LIST page is in flight; its body is collected (bounded)
+ *   WATCHING  a WATCH stream is open; events are handled line by line as
+ *             they arrive
+ *
+ * A finished transfer sends the informer back to IDLE with the right
+ * next_at: at once for the next page or the watch after a list, after a
+ * backoff for failures. Every request first takes a token from the API
+ * client's rate limiter; the wait becomes part of next_at, never a sleep.
+ */
+#include "informer.h"
+
+#include "backoff.h"
+#include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_INFORMERS 32
+#define HEALTHY_WATCH_NS (60ULL * NSEC_PER_SEC)
+
+enum inf_state { INF_IDLE, INF_LISTING, INF_WATCHING };
+
+/* Keys seen by a (re)list: the writer's private set. */
+struct strset {
+	char **slots;
+	size_t cap, n;
+};
+
+struct buf {
+	char *p;
+	size_t len, cap, max;
+	bool too_big;
+};
+
+struct informer {
+	struct informer_set *set;
+	struct informer_options o;
+	char *ns, *label_selector, *field_selector;
+	struct cache *cache;
+	struct {
+		informer_handler_fn fn;
+		void *ud;
+	} handlers[INFORMER_MAX_HANDLERS];
+	int n_handlers;
+
+	enum inf_state state;
+	bool need_list;
+	bool has_token;           /* a rate-limit token is already reserved */
+	uint64_t next_at;
+	uint64_t next_resync;
+	struct backoff bo;
+	char rv[64];
+
+	char *cont;
+	bool unpaged;
+	struct strset seen;
+
+	CURL *easy;
+	struct curl_slist *headers;
+	struct buf buf;
+	json_tokener *tok;
+	uint64_t started_ns;
+	long code;
+	int event_err;
+	unsigned events_this_watch;
+
+	pthread_mutex_t stats_lock;
+	struct informer_stats stats;
+	struct metric_series *m_events[5], *m_relists, *m_objects;
+};
+
+struct informer_set {
+	struct kube_client *client;
+	struct intern *interns;
+	struct metrics *metrics;
+	struct informer *inf[MAX_INFORMERS];
+	int n;
+	CURLM *multi;
+	pthread_t thread;
+	bool running;
+	atomic_int stop;
+	atomic_int synced;
+};
+
+static const char *const kind_type_labels[] = { "kind", "type", NULL };
+static const char *const kind_labels[] = { "kind", NULL };
+static const struct metric_family fam_events = {
+	"kinfer_watch_events_total", "Watch events received, by kind and type.",
+	METRIC_COUNTER, kind_type_labels, NULL, 0 };
+static const struct metric_family fam_relists = {
+	"kinfer_informer_relists_total",
+	"Full LISTs after the first (410 Gone, watch errors), by kind.",
+	METRIC_COUNTER, kind_labels, NULL, 0 };
+static const struct metric_family fam_objects = {
+	"kinfer_cache_objects", "Objects in the cache, by kind.",
+	METRIC_GAUGE, kind_labels, NULL, 0 };
+static const char *const event_types[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint32_t str_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static void strset_clear(struct strset *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		free(s->slots[i]);
+	free(s->slots);
+	memset(s, 0, sizeof(*s));
+}
+
+static bool strset_has(const struct strset *s, const char *k)
+{
+	if (!s->cap)
+		return false;
+	for (size_t i = str_hash(k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+		if (!s->slots[i])
+			return false;
+		if (strcmp(s->slots[i], k) == 0)
+			return true;
+	}
+}
+
+static int strset_add(struct strset *s, const char *k)
+{
+	if ((s->n + 1) * 2 > s->cap) {
+		struct strset g = { .cap = s->cap ? s->cap * 2 : 1024 };
+		g.slots = calloc(g.cap, sizeof(char *));
+		if (!g.slots)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++) {
+			char *e = s->slots[i];
+			if (!e)
+				continue;
+			size_t j = str_hash(e) & (g.cap - 1);
+			while (g.slots[j])
+				j = (j + 1) & (g.cap - 1);
+			g.slots[j] = e;
+		}
+		g.n = s->n;
+		free(s->slots);
+		*s = g;
+	}
+	size_t i = str_hash(k) & (s->cap - 1);
+	for (; s->slots[i]; i = (i + 1) & (s->cap - 1))
+		if (strcmp(s->slots[i], k) == 0)
+			return 0;
+	s->slots[i] = strdup(k);
+	if (!s->slots[i])
+		return -ENOMEM;
+	s->n++;
+	return 0;
+}
+
+static int buf_add(struct buf *b, const char *p, size_t n)
+{
+	if (b->len + n > b->max) {
+		b->too_big = true;
+		return -EFBIG;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static void buf_reset(struct buf *b)
+{
+	b->len = 0;
+	b->too_big = false;
+	if (b->cap > (1u << 20)) {   /* do not keep a huge list body around */
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+static void bump(struct informer *inf, uint64_t *counter)
+{
+	pthread_mutex_lock(&inf->stats_lock);
+	(*counter)++;
+	pthread_mutex_unlock(&inf->stats_lock);
+}
+
+static void set_rv(struct informer *inf, const char *rv)
+{
+	if (!rv || !*rv)
+		return;
+	snprintf(inf->rv, sizeof(inf->rv), "%s", rv);
+	pthread_mutex_lock(&inf->stats_lock);
+	snprintf(inf->stats.resource_version, sizeof(inf->stats.resource_version), "%s", rv);
+	pthread_mutex_unlock(&inf->stats_lock);
+}
+
+static void notify(struct informer *inf, enum informer_event ev,
+		   const struct cache_obj *old, const struct cache_obj *obj)
+{
+	for (int i = 0; i < inf->n_handlers; i++)
+		inf->handlers[i].fn(inf->handlers[i].ud, ev, old, obj);
+}
+
+static bool same_object(const struct cache_kind *k, const struct cache_obj *a,
+			const struct cache_obj *b)
+{
+	if (k->same)
+		return k->same(a, b);
+	return a->rv && b->rv && strcmp(a->rv, b->rv) == 0;
+}
+
+/* ---- applying objects ------------------------------------------------- */
+
+/* Publish an object from a list or an ADDED/MODIFIED event. */
+static int apply_object(struct informer *inf, json_object *json, bool from_list)
+{
+	struct cache_obj *obj, *old = NULL;
+	int r = cache_project(inf->cache, json, &obj);
+	if (r < 0)
+		return r;
+	if (from_list) {
+		r = strset_add(&inf->seen, obj->key);
+		if (r < 0) {
+			cache_discard(inf->cache, obj);
+			return r;
+		}
+		cache_read_lock();
+		const struct cache_obj *cur = cache_get(inf->cache, obj->key);
+		bool unchanged = cur && same_object(inf->o.kind, cur, obj);
+		cache_read_unlock();
+		if (unchanged) {
+			cache_discard(inf->cache, obj);
+			return 0;
+		}
+	}
+	cache_publish(inf->cache, obj, &old);
+	cache_read_lock();
+	notify(inf, old ? INFORMER_UPDATE : INFORMER_ADD, old, obj);
+	cache_read_unlock();
+	cache_retire(inf->cache, old);
+	return 0;
+}
+
+static void remove_key(struct informer *inf, const char *key)
+{
+	struct cache_obj *old;
+	if (cache_remove(inf->cache, key, &old) < 0)
+		return;
+	cache_read_lock();
+	notify(inf, INFORMER_DELETE, old, NULL);
+	cache_read_unlock();
+	cache_retire(inf->cache, old);
+}
+
+static int remove_object(struct informer *inf, json_object *json)
+{
+	const char *name = cache_json_str(json, "metadata.name");
+	const char *ns = cache_json_str(json, "metadata.namespace");
+	char key[512];
+	if (!name)
+		return -EBADMSG;
+	snprintf(key, sizeof(key), "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "/" : "", name);
+	remove_key(inf, key);
+	return 0;
+}
+
+/* ---- watch events ----------------------------------------------------- */
+
+static int event_index(const char *type)
+{
+	for (int i = 0; i < 5; i++)
+		if (strcmp(type, event_types[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* One line of a watch stream. */
+static int handle_event(struct informer *inf, const char *line, size_t len)
+{
+	json_object *ev, *type_j, *obj;
+	int r = 0, idx;
+
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return 0;
+	if (!inf->tok && !(inf->tok = json_tokener_new()))
+		return -ENOMEM;
+	json_tokener_reset(inf->tok);
+	ev = json_tokener_parse_ex(inf->tok, line, (int)len);
+	if (!ev || json_tokener_get_error(inf->tok) != json_tokener_success ||
+	    !json_object_object_get_ex(ev, "type", &type_j) ||
+	    !json_object_is_type(type_j, json_type_string) ||
+	    !json_object_object_get_ex(ev, "object", &obj) ||
+	    !json_object_is_type(obj, json_type_object)) {
+		json_object_put(ev);
+		return -EBADMSG;
+	}
+	idx = event_index(json_object_get_string(type_j));
+	if (idx >= 0)
+		metric_add(inf->m_events[idx], 1);
+	inf->events_this_watch++;
+	bump(inf, &inf->stats.events);
+	switch (idx) {
+	case 0:
+	case 1:
+		r = apply_object(inf, obj, false);
+		break;
+	case 2:
+		r = remove_object(inf, obj);
+		break;
+	case 3:
+		bump(inf, &inf->stats.bookmarks);
+		break;
+	case 4:
+		r = cache_json_int(obj, "code", 0) == 410 ? -EIDRM : -EPROTO;
+		if (r == -EPROTO)
+			log_warn("watch error event", "kind=%s message=%s", inf->o.kind->name,
+				 cache_json_str(obj, "message"));
+		break;
+	default:
+		r = -EBADMSG;
+	}
+	if (r >= 0 && idx != 4)
+		set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
+	if (r == -EBADMSG && idx >= 0 && idx <= 2)
+		r = 0;   /* an object we cannot project is skipped, not fatal */
+	json_object_put(ev);
+	metric_set(inf->m_objects, (double)cache_count(inf->cache));
+	return r;
+}
+
+int informer_feed(struct informer *inf, const char *p, size_t n)
+{
+	size_t start = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != '\n')
+			continue;
+		if (inf->buf.len > 0) {
+			r = buf_add(&inf->buf, p + start, i - start);
+			if (r == 0)
+				r = handle_event(inf, inf->buf.p, inf->buf.len);
+			inf->buf.len = 0;
+		} else {
+			r = i - start > inf->buf.max ? -EFBIG : handle_event(inf, p + start, i - start);
+		}
+		if (r < 0)
+			return r;
+		start = i + 1;
+	}
+	return start < n ? buf_add(&inf->buf, p + start, n - start) : 0;
+}
+
+/* ---- transfers -------------------------------------------------------- */
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct informer *inf = ud;
+	size_t n = size * nmemb;
+
+	if (inf->code == 0)
+		curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
+	if (inf->state == INF_LISTING || inf->code != 200)
+		return buf_add(&inf->buf, ptr, n) == 0 ? n : 0;
+	int r = informer_feed(inf, ptr, n);
+	if (r < 0) {
+		inf->event_err = r;
+		return 0;
+	}
+	return n;
+}
+
+static void end_transfer(struct informer *inf)
+{
+	if (inf->easy) {
+		curl_multi_remove_handle(inf->set->multi, inf->easy);
+		curl_easy_cleanup(inf->easy);
+		inf->easy = NULL;
+	}
+	curl_slist_free_all(inf->headers);
+	inf->headers = NULL;
+}
+
+static int start_transfer(struct informer *inf, enum inf_state st, const char *path,
+			  long timeout_ms)
+{
+	int r;
+	inf->easy = curl_easy_init();
+	if (!inf->easy)
+		return -ENOMEM;
+	r = kube_setup_easy(inf->set->client, inf->easy, path, timeout_ms, &inf->headers);
+	if (r < 0) {
+		curl_easy_cleanup(inf->easy);
+		inf->easy = NULL;
+		return r;
+	}
+	curl_easy_setopt(inf->easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(inf->easy, CURLOPT_WRITEDATA, inf);
+	curl_easy_setopt(inf->easy, CURLOPT_PRIVATE, inf);
+	if (st == INF_WATCHING)
+		curl_easy_setopt(inf->easy, CURLOPT_ACCEPT_ENCODING, NULL);
+	buf_reset(&inf->buf);
+	inf->code = 0;
+	inf->event_err = 0;
+	inf->events_this_watch = 0;
+	inf->started_ns = monotonic_ns();
+	inf->state = st;
+	if (curl_multi_add_handle(inf->set->multi, inf->easy) != CURLM_OK) {
+		end_transfer(inf);
+		inf->state = INF_IDLE;
+		return -EIO;
+	}
+	return 0;
+}
+
+static void start_list(struct informer *inf)
+{
+	struct kube_opts o = {
+		.label_selector = inf->label_selector,
+		.field_selector = inf->field_selector,
+		.limit = inf->unpaged ? 0 : inf->o.page_size,
+		.continue_token = inf->cont,
+	};
+	char path[8192];
+	int r = kube_path(path, sizeof(path), inf->o.kind->res, inf->ns, NULL, NULL, &o);
+	if (r == 0)
+		r = start_transfer(inf, INF_LISTING, path, 120000);
+	if (r < 0) {
+		log_error("cannot start LIST", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
+		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+	}
+}
+
+static void start_watch(struct informer *inf)
+{
+	uint64_t seed = (uint64_t)inf->started_ns ^ (uint64_t)(uintptr_t)inf;
+	struct kube_opts o = {
+		.label_selector = inf->label_selector,
+		.field_selector = inf->field_selector,
+		.resource_version = inf->rv,
+		.watch = true,
+		.allow_bookmarks = true,
+		/* A random 5-10 minutes, so watches do not all end at once. */
+		.timeout_seconds = 300 + (long)(backoff_rand01(&seed) * 300),
+	};
+	char path[8192];
+	int r = kube_path(path, sizeof(path), inf->o.kind->res, inf->ns, NULL, NULL, &o);
+	if (r == 0)
+		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * 1000L);
+	if (r < 0) {
+		log_error("cannot start WATCH", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
+		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+	} else {
+		bump(inf, &inf->stats.watches);
+	}
+}
+
+struct gone {
+	const struct strset *seen;
+	char **keys;
+	size_t n, cap;
+	int err;
+};
+
+static int collect_gone(const struct cache_obj *obj, void *ud)
+{
+	struct gone *g = ud;
+	if (strset_has(g->seen, obj->key))
+		return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		char **k = realloc(g->keys, cap * sizeof(*k));
+		if (!k) {
+			g->err = -ENOMEM;
+			return 1;
+		}
+		g->keys = k;
+		g->cap = cap;
+	}
+	if (!(g->keys[g->n] = strdup(obj->key))) {
+		g->err = -ENOMEM;
+		return 1;
+	}
+	g->n++;
+	return 0;
+}
+
+/* After the last page: forget what the list did not mention. */
+static int finish_list(struct informer *inf)
+{
+	struct gone g = { .seen = &inf->seen };
+
+	cache_read_lock();
+	cache_foreach(inf->cache, collect_gone, &g);
+	cache_read_unlock();
+	for (size_t i = 0; i < g.n; i++) {
+		if (!g.err)
+			remove_key(inf, g.keys[i]);
+		free(g.keys[i]);
+	}
+	free(g.keys);
+	strset_clear(&inf->seen);
+	if (g.err)
+		return g.err;
+	metric_set(inf->m_objects, (double)cache_count(inf->cache));
+	if (!cache_synced(inf->cache)) {
+		cache_set_synced(inf->cache, true);
+		log_info("cache synced", "kind=%s objects=%zu rv=%s", inf->o.kind->name,
+			 cache_count(inf->cache), inf->rv);
+	} else {
+		log_info("relisted", "kind=%s objects=%zu removed=%zu rv=%s",
+			 inf->o.kind->name, cache_count(inf->cache), g.n, inf->rv);
+	}
+	return 0;
+}
+
+/* Start the list again from its first page, after a failure. */
+static void restart_list(struct informer *inf, uint64_t delay)
+{
+	free(inf->cont);
+	inf->cont = NULL;
+	inf->unpaged = false;
+	strset_clear(&inf->seen);
+	inf->need_list = true;
+	inf->next_at = monotonic_ns() + delay;
+}
+
+static int apply_page(struct informer *inf)
+{
+	json_object *page, *items;
+	json_tokener *tok = json_tokener_new();
+	int r = 0;
+
+	if (!tok)
+		return -ENOMEM;
+	page = json_tokener_parse_ex(tok, inf->buf.p ? inf->buf.p : "", (int)inf->buf.len);
+	if (!page || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_object_get_ex(page, "items", &items) ||
+	    !json_object_is_type(items, json_type_array)) {
+		json_object_put(page);
+		json_tokener_free(tok);
+		return -EBADMSG;
+	}
+	json_tokener_free(tok);
+	for (size_t i = 0; i < json_object_array_length(items) && r >= 0; i++) {
+		r = apply_object(inf, json_object_array_get_idx(items, i), true);
+		if (r == -EBADMSG)
+			r = 0;
+	}
+	const char *next = cache_json_str(page, "metadata.continue");
+	set_rv(inf, cache_json_str(page, "metadata.resourceVersion"));
+	free(inf->cont);
+	inf->cont = next && *next ? strdup(next) : NULL;
+	if (next && *next && !inf->cont)
+		r = -ENOMEM;
+	json_object_put(page);
+	return r;
+}
+
+static void list_done(struct informer *inf, CURLcode cc)
+{
+	uint64_t now = monotonic_ns();
+	int r;
+
+	kube_observe(inf->set->client, "list", cc == CURLE_OK ? inf->code : 0,
+		     (double)(now - inf->started_ns) / 1e9);
+	if (cc != CURLE_OK || inf->code != 200) {
+		if (inf->code == 410 && inf->cont && !inf->unpaged) {
+			/* The continue token expired: one unpaged list instead. */
+			free(inf->cont);
+			inf->cont = NULL;
+			inf->unpaged = true;
+			strset_clear(&inf->seen);
+			inf->next_at = now;
+			return;
+		}
+		bump(inf, &inf->stats.errors);
+		log_warn("LIST failed", "kind=%s code=%ld error=%s", inf->o.kind->name,
+			 inf->code, cc != CURLE_OK ? curl_easy_strerror(cc) : "http status");
+		restart_list(inf, backoff_next(&inf->bo));
+		return;
+	}
+	r = apply_page(inf);
+	if (r < 0) {
+		bump(inf, &inf->stats.errors);
+		log_warn("LIST page unusable", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
+		restart_list(inf, backoff_next(&inf->bo));
+		return;
+	}
+	if (inf->cont) {
+		inf->next_at = now;   /* next page */
+		return;
+	}
+	if (finish_list(inf) < 0) {
+		restart_list(inf, backoff_next(&inf->bo));
+		return;
+	}
+	bump(inf, &inf->stats.lists);
+	inf->unpaged = false;
+	inf->need_list = false;
+	inf->next_at = now;   /* watch from the list's resourceVersion */
+}
+
+static void watch_done(struct informer *inf, CURLcode cc)
+{
+	uint64_t now = monotonic_ns(), ran = now - inf->started_ns;
+
+	kube_observe(inf->set->client, "watch", cc == CURLE_OK ? inf->code : 0,
+		     (double)ran / 1e9);
+	if (ran >= HEALTHY_WATCH_NS)
+		backoff_reset(&inf->bo);
+	if (inf->event_err == -EIDRM || inf->code == 410) {
+		/* Our resourceVersion is gone: relist and diff, at once. */
+		bump(inf, &inf->stats.relists);
+		metric_add(inf->m_relists, 1);
+		log_info("resourceVersion expired, relisting", "kind=%s rv=%s",
+			 inf->o.kind->name, inf->rv);
+		restart_list(inf, 0);
+		return;
+	}
+	if (inf->event_err < 0) {
+		/* A bad or oversized event: what follows cannot be trusted. */
+		bump(inf, &inf->stats.errors);
+		bump(inf, &inf->stats.relists);
+		metric_add(inf->m_relists, 1);
+		log_warn("watch stream unusable, relisting", "kind=%s error=%s",
+			 inf->o.kind->name, strerror(-inf->event_err));
+		restart_list(inf, backoff_next(&inf->bo));
+		return;
+	}
+	if (cc != CURLE_OK || inf->code != 200) {
+		bump(inf, &inf->stats.errors);
+		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s",
+			 inf->o.kind->name, inf->code,
+			 cc != CURLE_OK ? curl_easy_strerror(cc) : (inf->buf.p ? inf->buf.p : ""));
+		inf->next_at = now + backoff_next(&inf->bo);
+		return;
+	}
+	/* The server closed the watch: normal after timeoutSeconds. A watch that
+	 * ends at once, again and again, backs off instead of spinning. */
+	inf->next_at = ran < NSEC_PER_SEC && inf->events_this_watch == 0 ?
+		now + backoff_next(&inf->bo) : now;
+}
+
+static int resync_one(const struct cache_obj *obj, void *ud)
+{
+	notify(ud, INFORMER_RESYNC, obj, obj);
+	return 0;
+}
+
+/* Hand every cached object to the handlers again; no API call. */
+static void resync(struct informer *inf, uint64_t now)
+{
+	if (!inf->o.resync_ns || now < inf->next_resync)
+		return;
+	inf->next_resync = now + inf->o.resync_ns;
+	if (!cache_synced(inf->cache))
+		return;
+	cache_read_lock();
+	cache_foreach(inf->cache, resync_one, inf);
+	cache_read_unlock();
+}
+
+/* ---- the I/O thread --------------------------------------------------- */
+
+/* An idle informer whose time has come starts its next request. */
+static void step(struct informer *inf, uint64_t now)
+{
+	if (inf->state != INF_IDLE || now < inf->next_at)
+		return;
+	if (!inf->has_token) {
+		uint64_t wait = kube_reserve(inf->set->client);
+		inf->has_token = true;
+		if (wait > 0) {
+			inf->next_at = now + wait;
+			return;
+		}
+	}
+	inf->has_token = false;
+	if (inf->need_list)
+		start_list(inf);
+	else
+		start_watch(inf);
+}
+
+static void reap(struct informer_set *s)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(s->multi, &left))) {
+		struct informer *inf = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&inf);
+		if (!inf)
+			continue;
+		CURLcode cc = m->data.result;
+		if (inf->code == 0)
+			curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
+		enum inf_state st = inf->state;
+		end_transfer(inf);
+		inf->state = INF_IDLE;
+		if (st == INF_LISTING)
+			list_done(inf, cc);
+		else
+			watch_done(inf, cc);
+		buf_reset(&inf->buf);
+	}
+}
+
+static void update_synced(struct informer_set *s)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!cache_synced(s->inf[i]->cache))
+			return;
+	atomic_store(&s->synced, 1);
+}
+
+static void *io_main(void *ud)
+{
+	struct informer_set *s = ud;
+	int running;
+
+	rcu_register_thread();
+	while (!atomic_load(&s->stop)) {
+		uint64_t now = monotonic_ns(), next = now + NSEC_PER_SEC;
+		for (int i = 0; i < s->n; i++) {
+			struct informer *inf = s->inf[i];
+			step(inf, now);
+			resync(inf, now);
+			if (inf->state == INF_IDLE && inf->next_at < next)
+				next = inf->next_at;
+			if (inf->o.resync_ns && inf->next_resync < next)
+				next = inf->next_resync;
+		}
+		int timeout_ms = next > now ? (int)((next - now) / NSEC_PER_MSEC) : 0;
+		curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
+		curl_multi_perform(s->multi, &running);
+		reap(s);
+		if (!atomic_load(&s->synced))
+			update_synced(s);
+	}
+	for (int i = 0; i < s->n; i++) {
+		end_transfer(s->inf[i]);
+		s->inf[i]->state = INF_IDLE;
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+int informer_set_new(struct kube_client *client, struct intern *interns,
+		     struct metrics *metrics, struct informer_set **ret)
+{
+	struct informer_set *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->client = client;
+	s->interns = interns;
+	s->metrics = metrics;
+	s->multi = curl_multi_init();
+	if (!s->multi) {
+		free(s);
+		return -ENOMEM;
+	}
+	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	*ret = s;
+	return 0;
+}
+
+static void informer_free(struct informer *inf)
+{
+	if (!inf)
+		return;
+	end_transfer(inf);
+	cache_free(inf->cache);
+	free(inf->ns);
+	free(inf->label_selector);
+	free(inf->field_selector);
+	free(inf->cont);
+	free(inf->buf.p);
+	strset_clear(&inf->seen);
+	if (inf->tok)
+		json_tokener_free(inf->tok);
+	pthread_mutex_destroy(&inf->stats_lock);
+	free(inf);
+}
+
+void informer_set_free(struct informer_set *s)
+{
+	if (!s)
+		return;
+	informer_set_stop(s);
+	for (int i = 0; i < s->n; i++)
+		informer_free(s->inf[i]);
+	curl_multi_cleanup(s->multi);
+	free(s);
+}
+
+static char *dup_opt(const char *v, bool *oom)
+{
+	char *d = v ? strdup(v) : NULL;
+	if (v && !d)
+		*oom = true;
+	return d;
+}
+
+int informer_add(struct informer_set *s, const struct informer_options *o,
+		 struct informer **ret)
+{
+	struct informer *inf;
+	bool oom = false;
+	int r;
+
+	if (s->running || s->n == MAX_INFORMERS || !o->kind)
+		return -EINVAL;
+	inf = calloc(1, sizeof(*inf));
+	if (!inf)
+		return -ENOMEM;
+	pthread_mutex_init(&inf->stats_lock, NULL);
+	inf->set = s;
+	inf->o = *o;
+	if (!inf->o.page_size)
+		inf->o.page_size = 500;
+	inf->ns = dup_opt(o->namespace, &oom);
+	inf->label_selector = dup_opt(o->label_selector, &oom);
+	inf->field_selector = dup_opt(o->field_selector, &oom);
+	inf->o.namespace = inf->o.label_selector = inf->o.field_selector = NULL;
+	if (oom) {
+		informer_free(inf);
+		return -ENOMEM;
+	}
+	r = cache_new(o->kind, s->interns, &inf->cache);
+	if (r < 0) {
+		informer_free(inf);
+		return r;
+	}
+	inf->need_list = true;
+	inf->buf.max = kube_max_body(s->client);
+	if (inf->buf.max < INFORMER_MAX_EVENT)
+		inf->buf.max = INFORMER_MAX_EVENT;
+	backoff_init(&inf->bo, 800 * NSEC_PER_MSEC, 30 * NSEC_PER_SEC, 1.0, backoff_seed());
+	for (int i = 0; i < 5; i++) {
+		const char *lv[] = { o->kind->name, event_types[i] };
+		inf->m_events[i] = metrics_series(s->metrics, &fam_events, lv);
+	}
+	const char *kl[] = { o->kind->name };
+	inf->m_relists = metrics_series(s->metrics, &fam_relists, kl);
+	inf->m_objects = metrics_series(s->metrics, &fam_objects, kl);
+	s->inf[s->n++] = inf;
+	*ret = inf;
+	return 0;
+}
+
+int informer_add_handler(struct informer *inf, informer_handler_fn fn, void *ud)
+{
+	if (inf->set->running || inf->n_handlers == INFORMER_MAX_HANDLERS)
+		return -EINVAL;
+	inf->handlers[inf->n_handlers].fn = fn;
+	inf->handlers[inf->n_handlers].ud = ud;
+	inf->n_handlers++;
+	return 0;
+}
+
+int informer_set_start(struct informer_set *s)
+{
+	uint64_t now = monotonic_ns();
+	if (s->running)
+		return -EALREADY;
+	for (int i = 0; i < s->n; i++) {
+		s->inf[i]->next_at = now;
+		s->inf[i]->next_resync = now + s->inf[i]->o.resync_ns;
+	}
+	atomic_store(&s->stop, 0);
+	if (pthread_create(&s->thread, NULL, io_main, s) != 0)
+		return -errno;
+	s->running = true;
+	return 0;
+}
+
+void informer_set_stop(struct informer_set *s)
+{
+	if (!s->running)
+		return;
+	atomic_store(&s->stop, 1);
+	curl_multi_wakeup(s->multi);
+	pthread_join(s->thread, NULL);
+	s->running = false;
+}
+
+bool informer_set_synced(struct informer_set *s)
+{
+	return atomic_load(&s->synced) != 0;
+}
+
+int informer_set_wait_synced(struct informer_set *s, uint64_t timeout_ns)
+{
+	uint64_t until = monotonic_ns() + timeout_ns;
+	while (!informer_set_synced(s)) {
+		if (monotonic_ns() >= until)
+			return -ETIMEDOUT;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+struct cache *informer_cache(struct informer *inf)
+{
+	return inf->cache;
+}
+
+const struct cache_kind *informer_kind(const struct informer *inf)
+{
+	return inf->o.kind;
+}
+
+void informer_stats(struct informer *inf, struct informer_stats *ret)
+{
+	pthread_mutex_lock(&inf->stats_lock);
+	*ret = inf->stats;
+	pthread_mutex_unlock(&inf->stats_lock);
+}
