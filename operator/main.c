@@ -9,16 +9,20 @@
  * (later) caches, controllers, webhook. Every flag is a row of the table
  * below and can also come from the environment variable it names.
  */
+#include "controllers.h"
 #include "flags.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "manager.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #ifndef KINFER_VERSION
@@ -34,6 +38,16 @@ struct config {
 	int kube_api_burst;
 	long kube_api_timeout_ms;
 	int kube_api_retries;
+	const char *http_addr;
+	const char *watch_namespace;
+	long resync_ms;
+	long shutdown_timeout_ms;
+	bool leader_elect;
+	const char *leader_election_namespace;
+	const char *leader_election_id;
+	long lease_duration_ms;
+	long renew_deadline_ms;
+	long retry_period_ms;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -56,6 +70,27 @@ static const struct flag run_flags[] = {
 	  kube_api_timeout_ms, "30s", "timeout of one API request"),
 	F("kube-api-retries", "KINFER_KUBE_API_RETRIES", FLAG_INT, kube_api_retries,
 	  "5", "retries of a failed API request that is safe to retry"),
+	F("http-addr", "KINFER_HTTP_ADDR", FLAG_STRING, http_addr, ":8080",
+	  "host:port for /healthz, /readyz and /metrics (port 0: any free port)"),
+	F("watch-namespace", "KINFER_WATCH_NAMESPACE", FLAG_STRING, watch_namespace, NULL,
+	  "watch only this namespace (default: all namespaces)"),
+	F("resync-period", "KINFER_RESYNC_PERIOD", FLAG_DURATION_MS, resync_ms, "10m",
+	  "re-reconcile every cached object this often (no API calls; 0: never)"),
+	F("shutdown-timeout", "KINFER_SHUTDOWN_TIMEOUT", FLAG_DURATION_MS,
+	  shutdown_timeout_ms, "30s", "how long in-flight reconciles may finish on SIGTERM"),
+	F("leader-elect", "KINFER_LEADER_ELECT", FLAG_BOOL, leader_elect, "true",
+	  "elect a leader through a Lease; only the leader reconciles"),
+	F("leader-election-namespace", "KINFER_LEADER_ELECTION_NAMESPACE", FLAG_STRING,
+	  leader_election_namespace, NULL,
+	  "namespace of the Lease (default: the pod's, or the kubeconfig context's)"),
+	F("leader-election-id", "KINFER_LEADER_ELECTION_ID", FLAG_STRING,
+	  leader_election_id, "kinfer-operator", "name of the Lease"),
+	F("lease-duration", "KINFER_LEASE_DURATION", FLAG_DURATION_MS, lease_duration_ms,
+	  "15s", "how long a standby waits after the last renewal before taking over"),
+	F("renew-deadline", "KINFER_RENEW_DEADLINE", FLAG_DURATION_MS, renew_deadline_ms,
+	  "10s", "how long the leader keeps trying to renew before giving up"),
+	F("retry-period", "KINFER_RETRY_PERIOD", FLAG_DURATION_MS, retry_period_ms,
+	  "2s", "how often candidates try and the leader renews"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -92,7 +127,30 @@ static int setup_logging(const struct config *cfg)
 	return 0;
 }
 
-static int connect_cluster(const struct config *cfg, struct kube_client **ret)
+static const char *const api_labels[] = { "verb", "code", NULL };
+static const char *const api_verb_labels[] = { "verb", NULL };
+static const struct metric_family fam_api = {
+	"kinfer_api_requests_total", "Kubernetes API requests by verb and HTTP code (0: no answer).",
+	METRIC_COUNTER, api_labels, NULL, 0 };
+static const struct metric_family fam_api_latency = {
+	"kinfer_api_request_duration_seconds", "Kubernetes API request latency by verb.",
+	METRIC_HISTOGRAM, api_verb_labels, metrics_latency_buckets, 15 };
+static const char *const build_labels[] = { "version", NULL };
+static const struct metric_family fam_build = {
+	"kinfer_build_info", "The running version.", METRIC_GAUGE, build_labels, NULL, 0 };
+
+static void observe_api(const char *verb, long code, double seconds, void *ud)
+{
+	struct metrics *m = ud;
+	char c[16];
+	snprintf(c, sizeof(c), "%ld", code);
+	const char *lv[] = { verb, c };
+	metric_add(metrics_series(m, &fam_api, lv), 1);
+	metric_observe(metrics_series(m, &fam_api_latency, lv), seconds);
+}
+
+static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth,
+			   struct kube_client **ret, struct kube_client **ret_lease)
 {
 	struct kube_client_options o = {
 		.qps = cfg->kube_api_qps,
@@ -100,6 +158,15 @@ static int connect_cluster(const struct config *cfg, struct kube_client **ret)
 		.timeout_ms = cfg->kube_api_timeout_ms,
 		.max_retries = cfg->kube_api_retries,
 		.user_agent = "kinfer-operator/" KINFER_VERSION,
+	};
+	/* The Lease gets a client of its own: requests must end well inside
+	 * the renew deadline, and never wait behind the controllers' budget. */
+	struct kube_client_options lo = {
+		.qps = -1,
+		.timeout_ms = cfg->retry_period_ms > 0 ? cfg->retry_period_ms : 2000,
+		.max_retries = 1,
+		.backoff_base_ms = 100,
+		.user_agent = "kinfer-operator/" KINFER_VERSION " leader-election",
 	};
 	struct kube_auth *auth = NULL;
 	struct kube_status st;
@@ -112,51 +179,94 @@ static int connect_cluster(const struct config *cfg, struct kube_client **ret)
 		return r;
 	}
 	r = kube_client_new(auth, &o, ret);
+	if (r == 0)
+		r = kube_client_new(auth, &lo, ret_lease);
 	if (r < 0) {
 		log_error("cannot create the API client", "error=%s", strerror(-r));
+		kube_client_free(*ret);
 		kube_auth_free(auth);
 		return r;
 	}
 	log_info("API client configured", "server=%s context=%s source=%s",
 		 auth->server, auth->context, auth->source);
-	kube_auth_free(auth);
 	r = kube_server_version(*ret, version, sizeof(version), &st);
 	if (r < 0) {
 		log_error("cannot reach the API server", "server=%s error=%s",
 			  kube_client_server(*ret), st.message);
 		kube_client_free(*ret);
-		*ret = NULL;
+		kube_client_free(*ret_lease);
+		kube_auth_free(auth);
 		return r;
 	}
 	log_info("connected to the API server", "server=%s version=%s",
 		 kube_client_server(*ret), version);
+	*ret_auth = auth;
 	return 0;
 }
 
-/* Block until SIGTERM or SIGINT; the signals are blocked in every thread. */
-static int wait_for_signal(void)
+static int run_manager(const struct config *cfg, const struct kube_auth *auth,
+		       struct kube_client *client, struct kube_client *lease_client,
+		       struct metrics *metrics)
 {
-	sigset_t set;
-	int sig = 0;
+	struct manager *m = NULL;
+	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
+		cfg->leader_election_namespace : auth->namespace;
+	struct manager_options mo = {
+		.client = client,
+		.lease_client = lease_client,
+		.metrics = metrics,
+		.controllers = kinfer_controllers,
+		.n_controllers = kinfer_n_controllers,
+		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
+		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
+			cfg->watch_namespace : NULL,
+		.resync_ns = (uint64_t)cfg->resync_ms * 1000000ULL,
+		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * 1000000ULL,
+		.leader_elect = cfg->leader_elect,
+		.lease_namespace = lease_ns,
+		.lease_name = cfg->leader_election_id,
+		.lease_ns = (uint64_t)cfg->lease_duration_ms * 1000000ULL,
+		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * 1000000ULL,
+		.retry_ns = (uint64_t)cfg->retry_period_ms * 1000000ULL,
+	};
+	int r, code;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (sigwait(&set, &sig) != 0)
-		return -EINTR;
-	return sig;
+	if (cfg->leader_elect && (cfg->renew_deadline_ms >= cfg->lease_duration_ms ||
+				  cfg->retry_period_ms >= cfg->renew_deadline_ms)) {
+		log_error("bad leader election timing",
+			  "want=\"retry-period < renew-deadline < lease-duration\" "
+			  "lease_duration_ms=%ld renew_deadline_ms=%ld retry_period_ms=%ld",
+			  cfg->lease_duration_ms, cfg->renew_deadline_ms, cfg->retry_period_ms);
+		return 2;
+	}
+	r = manager_new(&mo, &m);
+	if (r == 0)
+		r = manager_start(m);
+	if (r < 0) {
+		log_error("cannot start", "error=%s", strerror(-r));
+		manager_free(m);
+		return 1;
+	}
+	if (cfg->leader_elect)
+		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
+	code = manager_run_until_signal(m);
+	manager_free(m);
+	return code;
 }
 
 static int cmd_run(int argc, char **argv, int argi)
 {
 	struct config cfg = { 0 };
-	struct kube_client *client = NULL;
+	struct kube_client *client = NULL, *lease_client = NULL;
+	struct kube_auth *auth = NULL;
+	struct metrics *metrics = NULL;
 	bool help = false;
 	char err[512];
 	sigset_t set;
+	int code;
 
-	/* Block the stop signals before any thread starts. */
+	/* Block the stop signals before any thread starts: the manager waits
+	 * for them with sigwait, so no thread is interrupted by one. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -179,13 +289,23 @@ static int cmd_run(int argc, char **argv, int argi)
 	if (setup_logging(&cfg) < 0)
 		return 2;
 	log_info("kinfer-operator starting", "version=%s", KINFER_VERSION);
-	if (connect_cluster(&cfg, &client) < 0)
+	if (metrics_new(&metrics) < 0)
 		return 1;
-	int sig = wait_for_signal();
-	log_info("stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	const char *bv[] = { KINFER_VERSION };
+	metric_set(metrics_series(metrics, &fam_build, bv), 1);
+	if (connect_cluster(&cfg, &auth, &client, &lease_client) < 0) {
+		metrics_free(metrics);
+		return 1;
+	}
+	kube_client_set_observer(client, observe_api, metrics);
+	kube_client_set_observer(lease_client, observe_api, metrics);
+	code = run_manager(&cfg, auth, client, lease_client, metrics);
+	kube_client_free(lease_client);
 	kube_client_free(client);
-	log_info("stopped", "%s", "");
-	return 0;
+	kube_auth_free(auth);
+	metrics_free(metrics);
+	log_info("stopped", "exit_code=%d", code);
+	return code;
 }
 
 int main(int argc, char **argv)

@@ -31,7 +31,8 @@ out=$("$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --context nope 2>&1); exp
 expect_match "$out" 'context \\"nope\\" not found' "unknown context is named"
 
 # run: connects, logs JSON when asked, stops on SIGTERM with exit 0.
-KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" 2> "$tmp/log" &
+KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 \
+	--leader-elect=false 2> "$tmp/log" &
 pid=$!
 for _ in $(seq 1 100); do
 	grep -q 'connected to the API server' "$tmp/log" && break

@@ -1,0 +1,37 @@
+/*
+ * The operator's plain HTTP endpoints, served by every replica:
+ *
+ *   /healthz   200 while the process's loops are alive
+ *   /readyz    200 once every cache has synced (leader or standby), else
+ *              503 with the reason
+ *   /metrics   the Prometheus text format
+ *
+ * Routes are rows of a const table; connections and request time are
+ * bounded. Listens on a host:port (port 0 = any free one; httpserver_port
+ * tells which).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct metrics;
+struct httpserver;
+
+struct httpserver_hooks {
+	/* Fill msg (for people) and return true when healthy / ready. */
+	bool (*healthy)(void *ud, char *msg, size_t len);
+	bool (*ready)(void *ud, char *msg, size_t len);
+	/* Called before /metrics renders (update gauges). */
+	void (*before_metrics)(void *ud);
+	void *ud;
+};
+
+int httpserver_start(const char *addr, struct metrics *metrics,
+		     const struct httpserver_hooks *hooks, struct httpserver **ret);
+unsigned httpserver_port(const struct httpserver *s);
+void httpserver_stop(struct httpserver *s);
+
+/* "host:port" or ":port" -> an IPv4/IPv6 socket address. */
+int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage,
+			  unsigned *ret_len);
