@@ -41,16 +41,18 @@ trap 'exit 130' INT TERM
 bash tests/cluster/up.sh "$dir"
 set -a; . "$dir/env"; set +a
 say "starting kinfer-operator (log: $dir/operator.log)"
-build/kinfer-operator run --kubeconfig "$KUBECONFIG" > "$dir/operator.log" 2>&1 &
+build/kinfer-operator run --kubeconfig "$KUBECONFIG" --http-addr 127.0.0.1:0 \
+	> "$dir/operator.log" 2>&1 &
 op_pid=$!
-for _ in $(seq 1 50); do
-	grep -q 'connected to the API server' "$dir/operator.log" && break
+for _ in $(seq 1 100); do
+	grep -q 'became the leader' "$dir/operator.log" && break
 	kill -0 "$op_pid" 2>/dev/null || break
 	sleep 0.2
 done
 cat "$dir/operator.log"
 kill -0 "$op_pid" 2>/dev/null || { say "kinfer-operator exited"; exit 1; }
 
+port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$dir/operator.log" | head -1)
 "$BIN/kubectl" get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 cat <<MSG
 
@@ -60,6 +62,9 @@ kinfer is running against a local control plane. In another shell:
   kubectl get nodes -o wide
   kubectl describe node $("$BIN/kubectl" get nodes -o jsonpath='{.items[0].metadata.name}')
   tail -f $dir/operator.log
+  curl -s http://127.0.0.1:$port/readyz
+  curl -s http://127.0.0.1:$port/metrics | grep ^kinfer_
+  kubectl -n default get lease kinfer-operator -o yaml
 
 Press Ctrl-C to stop everything.
 MSG

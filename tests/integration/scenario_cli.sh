@@ -15,6 +15,12 @@ for f in kubeconfig context log-level log-format kube-api-qps kube-api-burst \
 	expect_match "$out" "--$f" "--help lists --$f"
 done
 
+# README stays true: every flag --help lists is in README's table.
+readme=$KINFER_SOURCE_DIR/README.md
+for f in $(printf '%s\n' "$out" | sed -n 's/^  --\([a-z0-9-]*\).*/\1/p'); do
+	if grep -q -- "| \`--$f\` |" "$readme"; then pass "README documents --$f"; else fail "README lacks --$f"; fi
+done
+
 out=$("$op" run --bogus 2>&1); expect_code 2 $? "unknown flag exits 2"
 expect_match "$out" 'unknown flag --bogus' "unknown flag is named"
 out=$(KINFER_KUBE_API_QPS=fast "$op" run 2>&1); expect_code 2 $? "bad env value exits 2"

@@ -37,6 +37,11 @@ expect_match "$m" 'kinfer_api_requests_total\{verb="update",code="200"\} [1-9]' 
 expect_match "$m" 'kinfer_build_info\{version="[0-9.]+"\} 1' "metrics show the build"
 expect_match "$m" '# TYPE kinfer_api_request_duration_seconds histogram' "metrics have API latency histograms"
 
+# README stays true: every metric family served is documented.
+for name in $(printf '%s\n' "$m" | sed -n 's/^# TYPE \(kinfer_[a-z_]*\) .*/\1/p'); do
+	if grep -q -- "| \`$name\` |" "$KINFER_SOURCE_DIR/README.md"; then pass "README documents $name"; else fail "README lacks $name"; fi
+done
+
 # SIGKILL the leader: the standby takes over once the lease expires.
 t0=$(date +%s.%N)
 kill -KILL "$lpid"
