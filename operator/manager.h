@@ -38,7 +38,7 @@ struct reconcile_ctx {
 	struct kube_client *client;
 	const struct controller_def *controller;
 	uint64_t requeue_after_ns;   /* with RECONCILE_REQUEUE_AFTER */
-	char error[512];             /* with ERROR/TERMINAL: for the log */
+	char error[1024];            /* with ERROR/TERMINAL: for the log */
 };
 
 typedef void (*controller_emit_fn)(void *emit_ud, const char *key);

@@ -1,3 +1,4 @@
 /* Integration groups: GROUP(name) runs itests_<name>(). */
 GROUP(client)
 GROUP(informer)
+GROUP(manager)

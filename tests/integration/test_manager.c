@@ -1,0 +1,179 @@
+/*
+ * The manager running a real controller against the control plane: a
+ * "mirror" controller that server-side-applies <name>-mirror for every
+ * ConfigMap labelled for it. Checks keys flow from informer to queue to
+ * worker, that failing keys are retried with backoff and counted, that
+ * terminal and requeue-after results behave, and that a stop waits for an
+ * in-flight reconcile.
+ */
+#include "itest.h"
+
+#include "kinds.h"
+#include "manager.h"
+#include "metrics.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char ns[64];
+static struct kube_client *kc;
+static atomic_int fail_attempts, terminal_runs, requeue_runs, slow_done;
+
+static int setup(void **state)
+{
+	(void)state;
+	kc = itest_client(-1);
+	itest_namespace(kc, "manager", ns, sizeof(ns));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct kube_opts o = { .propagation_policy = "Background" };
+	(void)state;
+	kube_delete(kc, &kube_res_namespaces, NULL, ns, &o, NULL, NULL);
+	kube_client_free(kc);
+	return 0;
+}
+
+static enum reconcile_result mirror(struct reconcile_ctx *ctx, const char *key)
+{
+	struct cache *c = manager_cache(ctx->manager, &kind_configmaps);
+	const char *slash = strchr(key, '/');
+	char name[256];
+	bool exists;
+
+	if (!slash || strncmp(key, ns, (size_t)(slash - key)) != 0)
+		return RECONCILE_OK;
+	snprintf(name, sizeof(name), "%s", slash + 1);
+	if (strstr(name, "-mirror"))
+		return RECONCILE_OK;
+	cache_read_lock();
+	exists = cache_get(c, key) != NULL;
+	cache_read_unlock();
+	if (!exists)
+		return RECONCILE_OK;
+	if (strncmp(name, "fail-", 5) == 0 && atomic_fetch_add(&fail_attempts, 1) < 3) {
+		snprintf(ctx->error, sizeof(ctx->error), "failing on purpose");
+		return RECONCILE_ERROR;
+	}
+	if (strncmp(name, "bad-", 4) == 0) {
+		atomic_fetch_add(&terminal_runs, 1);
+		snprintf(ctx->error, sizeof(ctx->error), "never works");
+		return RECONCILE_TERMINAL;
+	}
+	if (strncmp(name, "again-", 6) == 0 && atomic_fetch_add(&requeue_runs, 1) < 2) {
+		ctx->requeue_after_ns = 200ULL * 1000000ULL;
+		return RECONCILE_REQUEUE_AFTER;
+	}
+	if (strncmp(name, "slow-", 5) == 0) {
+		usleep(1500000);
+		atomic_store(&slow_done, 1);
+	}
+	char body[1024], mname[300];
+	snprintf(mname, sizeof(mname), "%s-mirror", name);
+	snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+		 "\"metadata\":{\"name\":\"%s\"},\"data\":{\"of\":\"%s\"}}", mname, name);
+	json_object *b = json_tokener_parse(body);
+	struct kube_opts o = { .field_manager = "kinfer-operator", .force = true };
+	struct kube_status st;
+	int r = kube_apply(ctx->client, &kube_res_configmaps, ns, mname, NULL, b, &o, NULL, &st);
+	json_object_put(b);
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s", st.message);
+		return RECONCILE_ERROR;
+	}
+	return RECONCILE_OK;
+}
+
+static const struct controller_watch mirror_watches[] = { { &kind_configmaps, NULL } };
+static const struct controller_def mirror_def = {
+	.name = "mirror", .watches = mirror_watches, .n_watches = 1,
+	.reconcile = mirror, .workers = 2,
+};
+static const struct controller_def *const defs[] = { &mirror_def };
+
+static void create(const char *name)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"k\":\"v\"}}", name);
+	json_object *b = json_tokener_parse(body);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, b, NULL, NULL, NULL), 0);
+	json_object_put(b);
+}
+
+static bool mirrored(const char *name)
+{
+	char m[300];
+	snprintf(m, sizeof(m), "%s-mirror", name);
+	for (int i = 0; i < 100; i++) {
+		if (kube_get(kc, &kube_res_configmaps, ns, m, NULL, NULL, NULL) == 0)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+static double metric_of(struct metrics *m, const char *needle)
+{
+	char *text, *p;
+	size_t len;
+	double v = -1;
+	assert_int_equal(metrics_render(m, &text, &len), 0);
+	if ((p = strstr(text, needle)))
+		v = strtod(p + strlen(needle), NULL);
+	free(text);
+	return v;
+}
+
+static void controller_loop(void **state)
+{
+	struct metrics *m;
+	struct manager *mgr;
+	struct manager_options o = { .client = kc, .controllers = defs, .n_controllers = 1,
+				     .watch_namespace = ns, .http_addr = "127.0.0.1:0",
+				     .shutdown_timeout_ns = 10ULL * 1000000000ULL };
+	(void)state;
+	assert_int_equal(metrics_new(&m), 0);
+	o.metrics = m;
+	create("plain");
+	assert_int_equal(manager_new(&o, &mgr), 0);
+	assert_int_equal(manager_start(mgr), 0);
+	assert_true(manager_http_port(mgr) > 0);
+	/* An object that existed before start, and new ones. */
+	assert_true(mirrored("plain"));
+	create("fail-1");
+	create("bad-1");
+	create("again-1");
+	assert_true(mirrored("fail-1"));
+	assert_true(mirrored("again-1"));
+	assert_true(atomic_load(&fail_attempts) >= 4);
+	assert_int_equal(atomic_load(&terminal_runs), 1);
+	assert_int_equal(atomic_load(&requeue_runs), 3);
+	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"error\"} ") >= 3);
+	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"terminal\"} ") == 1);
+	assert_true(metric_of(m, "kinfer_workqueue_retries_total{name=\"mirror\"} ") >= 3);
+	/* The bad key is not retried: give it time to prove it. */
+	usleep(500000);
+	assert_int_equal(atomic_load(&terminal_runs), 1);
+	/* Stop while a slow reconcile runs: the stop waits for it. */
+	create("slow-1");
+	usleep(400000);
+	manager_stop(mgr);
+	assert_int_equal(atomic_load(&slow_done), 1);
+	manager_free(mgr);
+	metrics_free(m);
+}
+
+int itests_manager(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(controller_loop),
+	};
+	return cmocka_run_group_tests_name("manager", tests, setup, teardown);
+}
