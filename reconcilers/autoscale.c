@@ -229,6 +229,19 @@ int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 	return r;
 }
 
+/* What every entry point needs before it may index anything. */
+static int check_input(const struct autoscale_input *in)
+{
+	if (!in || in->current_replicas < 0 ||
+	    autoscale_spec_check(in->spec, NULL, 0) < 0 ||
+	    (in->n_pods && !in->pods) ||
+	    (in->n_recommendations && !in->recommendations) ||
+	    (in->n_up_events && !in->up_events) ||
+	    (in->n_down_events && !in->down_events))
+		return -EINVAL;
+	return 0;
+}
+
 /* Tolerances.isWithin: no change when the ratio is this close to 1. */
 static bool within(const struct autoscale_behavior *b, double ratio)
 {
@@ -395,7 +408,7 @@ int autoscale_replicas_for_metrics(const struct autoscale_input *in,
 	int32_t replicas = 0;
 	int r;
 
-	if (!in || !res || !in->spec || (in->n_pods && !in->pods))
+	if (!res || check_input(in) < 0)
 		return -EINVAL;
 	r = autoscale_resolve(in->spec, &b);
 	if (r < 0)
@@ -442,7 +455,7 @@ int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
 	int32_t up = desired, down = desired, r;
 	int rc;
 
-	if (!in || !ret_step || (in->n_recommendations && !in->recommendations))
+	if (!ret_step || check_input(in) < 0)
 		return -EINVAL;
 	rc = autoscale_resolve(in->spec, &b);
 	if (rc < 0)
@@ -539,8 +552,7 @@ int autoscale_rate_limit(const struct autoscale_input *in, int32_t desired,
 	const char *why;
 	int r;
 
-	if (!in || !ret_step || (in->n_up_events && !in->up_events) ||
-	    (in->n_down_events && !in->down_events))
+	if (!ret_step || check_input(in) < 0)
 		return -EINVAL;
 	r = autoscale_resolve(in->spec, &b);
 	if (r < 0)
@@ -675,8 +687,7 @@ int autoscale_evaluate(const struct autoscale_input *in,
 	struct autoscale_result res;
 	int r;
 
-	if (!in || !ret_result || autoscale_spec_check(in->spec, NULL, 0) < 0 ||
-	    in->current_replicas < 0)
+	if (!ret_result || check_input(in) < 0)
 		return -EINVAL;
 	memset(&res, 0, sizeof(res));
 	res.current = in->current_replicas;
@@ -842,7 +853,7 @@ int autoscale_history_record(struct autoscale_history *h,
 	struct autoscale_behavior b;
 	int r;
 
-	if (!h || !res)
+	if (!h || !res || autoscale_spec_check(spec, NULL, 0) < 0)
 		return -EINVAL;
 	r = autoscale_resolve(spec, &b);
 	if (r == 0 && h->n_recs == 0)

@@ -137,6 +137,9 @@ static void resolve_limits(const struct promtext_limits *in,
 		out->max_name = in->max_name;
 	if (in->max_label_value)
 		out->max_label_value = in->max_label_value;
+	/* A sample records its label count in 16 bits. */
+	if (out->max_labels > UINT16_MAX)
+		out->max_labels = UINT16_MAX;
 }
 
 /* Grow *arr to hold at least need elements of size sz, doubling. */
@@ -306,54 +309,65 @@ static int read_name(struct parser *ps, bool metric, const char **ret_s,
 	return 0;
 }
 
-/* Strict float: decimal, or NaN / Inf / Infinity with an optional sign. */
+/* NaN (unsigned, as Go's ParseFloat wants it), [+-]Inf, [+-]Infinity. */
+static bool parse_special(const char *s, size_t len, double *ret)
+{
+	bool neg = len && s[0] == '-';
+	size_t o = len && (s[0] == '+' || s[0] == '-');
+
+	if (len == 3 && strncasecmp(s, "nan", 3) == 0) {
+		*ret = NAN;
+		return true;
+	}
+	if ((len - o == 3 && strncasecmp(s + o, "inf", 3) == 0) ||
+	    (len - o == 8 && strncasecmp(s + o, "infinity", 8) == 0)) {
+		*ret = neg ? -INFINITY : INFINITY;
+		return true;
+	}
+	return false;
+}
+
+/* The length of [+-]?digits[.digits][e[+-]digits] at s, 0 if none. */
+static size_t decimal_len(const char *s, size_t len)
+{
+	size_t i = 0, digits = 0, e = 0;
+
+	if (i < len && (s[i] == '+' || s[i] == '-'))
+		i++;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (i < len && s[i] == '.')
+		for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+	if (!digits)
+		return 0;
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			e++;
+		if (!e)
+			return 0;
+	}
+	return i;
+}
+
+/* A strict float: decimal or special; hexadecimal floats are refused. */
 static int parse_float(const char *s, size_t len, double *ret)
 {
 	char buf[MAX_FLOAT_TOKEN];
-	size_t i = 0, digits = 0;
-	const char *w = s;
-	size_t wl = len;
 	char *endp;
 	double v;
 
 	if (len == 0 || len >= sizeof(buf))
 		return -EINVAL;
-	if (*w == '+' || *w == '-') {
-		w++;
-		wl--;
-	}
-	if ((wl == 3 && strncasecmp(w, "nan", 3) == 0 && w == s) ||
-	    (wl == 3 && strncasecmp(w, "inf", 3) == 0) ||
-	    (wl == 8 && strncasecmp(w, "infinity", 8) == 0)) {
-		if (wl == 3 && (w[0] == 'n' || w[0] == 'N'))
-			v = NAN;
-		else
-			v = *s == '-' ? -INFINITY : INFINITY;
-		*ret = v;
+	if (parse_special(s, len, ret))
 		return 0;
-	}
-	for (; i < wl && w[i] >= '0' && w[i] <= '9'; i++)
-		digits++;
-	if (i < wl && w[i] == '.')
-		for (i++; i < wl && w[i] >= '0' && w[i] <= '9'; i++)
-			digits++;
-	if (!digits)
-		return -EINVAL;
-	if (i < wl && (w[i] == 'e' || w[i] == 'E')) {
-		size_t e = 0;
-		i++;
-		if (i < wl && (w[i] == '+' || w[i] == '-'))
-			i++;
-		for (; i < wl && w[i] >= '0' && w[i] <= '9'; i++)
-			e++;
-		if (!e)
-			return -EINVAL;
-	}
-	if (i != wl)
+	if (decimal_len(s, len) != len)
 		return -EINVAL;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
-	errno = 0;
 	v = strtod(buf, &endp);
 	if (endp != buf + len || isinf(v))
 		return -ERANGE;
