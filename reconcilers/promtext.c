@@ -928,11 +928,11 @@ double promtext_value(const struct promtext *page, size_t i)
 static uint32_t label_value(const struct promtext *pg,
 			    const struct psample *s, uint32_t name_off)
 {
-	const struct plabel *l = pg->labels + s->labels;
-
+	/* Indexing, not pg->labels + s->labels: labels is NULL on a page
+	 * without any, and NULL + 0 is undefined. */
 	for (uint16_t k = 0; k < s->nlabels; k++)
-		if (l[k].name == name_off)
-			return l[k].value;
+		if (pg->labels[s->labels + k].name == name_off)
+			return pg->labels[s->labels + k].value;
 	return NONE;
 }
 
