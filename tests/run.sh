@@ -3,7 +3,8 @@
 #   1. install the build and test dependencies (Debian packages);
 #   2. build the local control plane from Go modules (cached per machine);
 #   3. build kinfer warning-free, run the unit tests under valgrind, and the
-#      concurrent parts (cache, work queue) under ThreadSanitizer;
+#      concurrent parts (cache, work queue) under ThreadSanitizer, and each
+#      fuzz target for a bounded time (FUZZ_SECONDS, default 30);
 #   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run all
 #      tests (unit, integration against the real control plane, scenarios)
 #      with ctest, whose summary is the last thing printed.
@@ -34,6 +35,9 @@ cmake --build build-tsan -j "$jobs" --target kinfer_unit
 for g in cache workqueue; do
 	TSAN_OPTIONS="halt_on_error=1:suppressions=$root/tests/tsan.supp" build-tsan/tests/kinfer_unit "$g"
 done
+
+say "fuzz targets (clang, libFuzzer), ${FUZZ_SECONDS:-30} s each"
+bash tests/fuzz/run.sh
 
 say "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DKINFER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
