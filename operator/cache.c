@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#define PROJ_MAX_STRS 32
+#define PROJ_MAX_STRS 64
 
 #if defined(__SANITIZE_THREAD__)
 char cache_grace_token;

@@ -254,11 +254,19 @@ static void scale_and_status_subresources(void **state)
 	struct kube_status st;
 	(void)state;
 	assert_int_equal(kube_create(kc, &kube_res_deployments, ns, NULL, NULL, body, NULL, NULL, &st), 0);
-	assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", "scale", &scale, &st), 0);
-	assert_string_equal(jstr(scale, "kind"), "Scale");
-	assert_string_equal(jstr(scale, "spec.replicas"), "1");
-	json_object_object_add(json_object_object_get(scale, "spec"), "replicas", json_object_new_int(3));
-	assert_int_equal(kube_update(kc, &kube_res_deployments, ns, "web", "scale", scale, NULL, NULL, &st), 0);
+	/* Read-modify-write with the resourceVersion: the controller-manager
+	 * writes the new Deployment too, so a Conflict means read again. */
+	int r = -ESTALE;
+	for (int i = 0; i < 10 && r == -ESTALE; i++) {
+		json_object_put(scale);
+		scale = NULL;
+		assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", "scale", &scale, &st), 0);
+		assert_string_equal(jstr(scale, "kind"), "Scale");
+		assert_string_equal(jstr(scale, "spec.replicas"), "1");
+		json_object_object_add(json_object_object_get(scale, "spec"), "replicas", json_object_new_int(3));
+		r = kube_update(kc, &kube_res_deployments, ns, "web", "scale", scale, NULL, NULL, &st);
+	}
+	assert_int_equal(r, 0);
 	assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", NULL, &o, &st), 0);
 	assert_string_equal(jstr(o, "spec.replicas"), "3");
 	json_object_put(o);
