@@ -101,6 +101,13 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
 	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL, NULL);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
+	if (pod->scheduled == KCOND_FALSE)
+		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
+			json_object *c = json_object_array_get_idx(conds, i);
+			const char *t = cache_json_str(c, "type");
+			if (t && strcmp(t, "PodScheduled") == 0)
+				cache_proj_str(p, &pod->unschedulable, cache_json_str(c, "message"));
+		}
 	pod->warmed = (uint8_t)kinds_cond(conds, KINFER_GATE, &reason, &pod->warm_since);
 	cache_proj_intern(p, &pod->warm_reason, reason);
 	for (size_t i = 0; gates && i < json_object_array_length(gates); i++) {
@@ -109,9 +116,14 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			pod->has_gate = 1;
 	}
 	cstat = cache_json_get(status, "containerStatuses");
-	for (size_t i = 0; cstat && i < json_object_array_length(cstat); i++)
-		pod->restarts += (int32_t)cache_json_int(json_object_array_get_idx(cstat, i),
-							 "restartCount", 0);
+	for (size_t i = 0; cstat && json_object_is_type(cstat, json_type_array) &&
+			   i < json_object_array_length(cstat); i++) {
+		json_object *cs = json_object_array_get_idx(cstat, i);
+		pod->restarts += (int32_t)cache_json_int(cs, "restartCount", 0);
+		const char *w = cache_json_str(cs, "state.waiting.reason");
+		if (w && !pod->waiting_reason)
+			cache_proj_intern(p, &pod->waiting_reason, w);
+	}
 	cost = cache_json_key(cache_json_get(json, "metadata.annotations"),
 			      "controller.kubernetes.io/pod-deletion-cost");
 	if (cost) {
@@ -135,6 +147,7 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	intern_put(t, pod->template_hash);
 	intern_put(t, pod->warm_reason);
 	intern_put(t, pod->gpu_resource);
+	intern_put(t, pod->waiting_reason);
 }
 
 static const char *pod_owner(const struct cache_obj *o) { return o->controller_uid; }
@@ -283,6 +296,8 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 
 	cache_proj_intern(p, &d->service,
 			  cache_json_key(cache_json_get(json, "metadata.labels"), KINFER_SERVICE_LABEL));
+	cache_proj_str(p, &d->applied_hash,
+		       cache_json_key(cache_json_get(json, "metadata.annotations"), "kinfer.io/applied-hash"));
 	d->generation = cache_json_int(json, "metadata.generation", 0);
 	d->observed_generation = cache_json_int(st, "observedGeneration", 0);
 	d->spec_replicas = (int32_t)cache_json_int(json, "spec.replicas", 1);
@@ -330,6 +345,23 @@ const struct cache_kind kind_deployments = {
 	.release = release_deployment,
 	.indexes = deployment_indexes,
 	.n_indexes = 1,
+};
+
+/* ---- services --------------------------------------------------------- */
+
+static int project_service(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct kservice *s = (struct kservice *)obj;
+	cache_proj_str(p, &s->applied_hash,
+		       cache_json_key(cache_json_get(json, "metadata.annotations"), "kinfer.io/applied-hash"));
+	return 0;
+}
+
+const struct cache_kind kind_services = {
+	.name = "Service",
+	.res = &kube_res_services,
+	.size = sizeof(struct kservice),
+	.project = project_service,
 };
 
 /* ---- metadata only ---------------------------------------------------- */

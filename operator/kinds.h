@@ -23,6 +23,8 @@ struct kpod {
 	const char *template_hash;  /* label pod-template-hash, interned */
 	const char *warm_reason;    /* kinfer.io/warmed-up reason, interned */
 	const char *gpu_resource;   /* interned: nvidia.com/gpu, nvidia.com/mig-... */
+	const char *waiting_reason; /* a container's waiting reason, interned */
+	const char *unschedulable;  /* PodScheduled=False message, if any */
 	int64_t warm_since;         /* lastTransitionTime of the gate condition */
 	int64_t ready_since;
 	int64_t started;            /* status.startTime */
@@ -70,9 +72,15 @@ struct kdeployment {
 	const char *service;        /* label kinfer.io/service, interned */
 	const char *progress_reason;   /* Progressing condition reason, interned */
 	const char *failure_message;   /* ReplicaFailure, or Progressing False */
+	const char *applied_hash;      /* annotation kinfer.io/applied-hash */
 	int64_t generation, observed_generation;
 	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
 	uint8_t progressing, available_cond, replica_failure;  /* enum kcond */
+};
+
+struct kservice {
+	struct cache_obj meta;
+	const char *applied_hash;      /* annotation kinfer.io/applied-hash */
 };
 
 /* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */
@@ -83,6 +91,7 @@ enum { KDEPLOY_BY_SERVICE };
 extern const struct cache_kind kind_pods;
 extern const struct cache_kind kind_nodes;
 extern const struct cache_kind kind_deployments;
+extern const struct cache_kind kind_services;
 extern const struct cache_kind kind_configmaps;   /* metadata only */
 
 /* Helpers for other kinds' project functions. */

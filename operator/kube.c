@@ -1020,7 +1020,7 @@ static int send_json(struct kube_client *c, enum kube_method m,
 	int r = kube_path(path, sizeof(path), res, ns, name, sub, opts);
 	if (r < 0)
 		return r;
-	js = body ? json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len) : "{}";
+	js = body ? json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len) : "{}";
 	if (!js)
 		return -ENOMEM;
 	if (!body)

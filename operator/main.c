@@ -10,6 +10,8 @@
  * below and can also come from the environment variable it names.
  */
 #include "controllers.h"
+#include "events.h"
+#include "isvc_controller.h"
 #include "flags.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef KINFER_VERSION
 #define KINFER_VERSION "0.0.0-dev"
@@ -48,6 +51,7 @@ struct config {
 	long lease_duration_ms;
 	long renew_deadline_ms;
 	long retry_period_ms;
+	const char *shared_gpu_resource;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -91,6 +95,9 @@ static const struct flag run_flags[] = {
 	  "10s", "how long the leader keeps trying to renew before giving up"),
 	F("retry-period", "KINFER_RETRY_PERIOD", FLAG_DURATION_MS, retry_period_ms,
 	  "2s", "how often candidates try and the leader renews"),
+	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
+	  "nvidia.com/gpu.shared",
+	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -209,6 +216,11 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		       struct metrics *metrics)
 {
 	struct manager *m = NULL;
+	struct events *events = NULL;
+	struct kinfer_controller_data cd = {
+		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource },
+	};
+	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
 		cfg->leader_election_namespace : auth->namespace;
 	struct manager_options mo = {
@@ -217,6 +229,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		.metrics = metrics,
 		.controllers = kinfer_controllers,
 		.n_controllers = kinfer_n_controllers,
+		.controller_data = &cd,
 		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
 		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
 			cfg->watch_namespace : NULL,
@@ -239,18 +252,24 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			  cfg->lease_duration_ms, cfg->renew_deadline_ms, cfg->retry_period_ms);
 		return 2;
 	}
-	r = manager_new(&mo, &m);
+	gethostname(host, sizeof(host) - 1);
+	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
+	cd.events = events;
+	if (r == 0)
+		r = manager_new(&mo, &m);
 	if (r == 0)
 		r = manager_start(m);
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
+		events_free(events);
 		return 1;
 	}
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
+	events_free(events);
 	return code;
 }
 

@@ -106,7 +106,7 @@ static void *worker_main(void *ud)
 	rcu_register_thread();
 	while (workqueue_get(c->queue, 0, &key) == 0) {
 		struct reconcile_ctx ctx = { .manager = m, .client = m->o.client,
-					     .controller = c->def };
+					     .controller = c->def, .data = m->o.controller_data };
 		uint64_t t0 = monotonic_ns();
 		enum reconcile_result res = c->def->reconcile(&ctx, key);
 		metric_observe(c->m_duration, (double)(monotonic_ns() - t0) / 1e9);

@@ -37,6 +37,7 @@ struct reconcile_ctx {
 	struct manager *manager;
 	struct kube_client *client;
 	const struct controller_def *controller;
+	void *data;                  /* manager_options.controller_data */
 	uint64_t requeue_after_ns;   /* with RECONCILE_REQUEUE_AFTER */
 	char error[1024];            /* with ERROR/TERMINAL: for the log */
 };
@@ -63,6 +64,7 @@ struct manager_options {
 	struct metrics *metrics;
 	const struct controller_def *const *controllers;
 	size_t n_controllers;
+	void *controller_data;              /* handed to every reconcile */
 	const char *http_addr;              /* NULL = no HTTP server */
 	const char *watch_namespace;        /* NULL = all namespaces */
 	uint64_t resync_ns;

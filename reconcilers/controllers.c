@@ -1,9 +1,11 @@
 /*
- * The controllers of kinfer-operator, in start order. Empty until the
- * InferenceService controller lands: the runtime (caches, queues, leader
- * election, health, metrics) runs without any.
+ * The controllers of kinfer-operator, in start order.
  */
 #include "controllers.h"
 
-const struct controller_def *const kinfer_controllers[] = { NULL };
-const size_t kinfer_n_controllers = 0;
+#include "isvc_controller.h"
+
+const struct controller_def *const kinfer_controllers[] = {
+	&isvc_controller,
+};
+const size_t kinfer_n_controllers = sizeof(kinfer_controllers) / sizeof(kinfer_controllers[0]);

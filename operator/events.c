@@ -1,0 +1,135 @@
+/*
+ * Event recorder: builds the Event, checks the dedup table (a small hash
+ * of recent keys under a mutex), and POSTs it. Failures to record an event
+ * are returned, never retried hard: an event is advice, not state.
+ */
+#include "events.h"
+
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+struct seen {
+	uint64_t hash;
+	int64_t at;
+};
+
+struct events {
+	struct kube_client *client;
+	char *controller, *instance;
+	pthread_mutex_t lock;
+	struct seen seen[EVENTS_MAX_REMEMBERED];
+	atomic_uint counter;
+};
+
+int events_new(struct kube_client *c, const char *controller, const char *instance,
+	       struct events **ret)
+{
+	struct events *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->client = c;
+	e->controller = strdup(controller);
+	e->instance = strdup(instance ? instance : "kinfer-operator");
+	if (!e->controller || !e->instance) {
+		events_free(e);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	*ret = e;
+	return 0;
+}
+
+void events_free(struct events *e)
+{
+	if (!e)
+		return;
+	free(e->controller);
+	free(e->instance);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return (h ^ 0xff) * 1099511628211ULL;
+}
+
+/* True when this key was emitted within the dedup window; records it. */
+static bool recently(struct events *e, uint64_t h, int64_t now)
+{
+	struct seen *s = &e->seen[h % EVENTS_MAX_REMEMBERED];
+	bool dup;
+	pthread_mutex_lock(&e->lock);
+	dup = s->hash == h && now - s->at < EVENTS_DEDUP_S;
+	if (!dup) {
+		s->hash = h;
+		s->at = now;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return dup;
+}
+
+int events_emit(struct events *e, const struct event_object *r, const char *type,
+		const char *reason, const char *action, const char *fmt, ...)
+{
+	char note[1024], name[320], ts[64];
+	struct timeval tv;
+	struct tm tm;
+	va_list ap;
+	int rc;
+
+	if (!e)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(note, sizeof(note), fmt, ap);
+	va_end(ap);
+	gettimeofday(&tv, NULL);
+	uint64_t h = fnv(fnv(fnv(1469598103934665603ULL, r->uid), reason), note);
+	if (recently(e, h, tv.tv_sec))
+		return 0;
+	gmtime_r(&tv.tv_sec, &tm);
+	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
+	/* Unique like client-go's: the object's name and a time-based suffix. */
+	snprintf(name, sizeof(name), "%.200s.%llx%04x", r->name,
+		 (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec,
+		 atomic_fetch_add(&e->counter, 1) & 0xffff);
+
+	json_object *ev = json_object_new_object(), *m = json_object_new_object(),
+		    *reg = json_object_new_object();
+	json_object_object_add(ev, "apiVersion", json_object_new_string("events.k8s.io/v1"));
+	json_object_object_add(ev, "kind", json_object_new_string("Event"));
+	json_object_object_add(m, "name", json_object_new_string(name));
+	json_object_object_add(m, "namespace", json_object_new_string(r->ns ? r->ns : "default"));
+	json_object_object_add(ev, "metadata", m);
+	json_object_object_add(ev, "eventTime", json_object_new_string(ts));
+	json_object_object_add(ev, "reportingController", json_object_new_string(e->controller));
+	json_object_object_add(ev, "reportingInstance", json_object_new_string(e->instance));
+	json_object_object_add(ev, "action", json_object_new_string(action));
+	json_object_object_add(ev, "reason", json_object_new_string(reason));
+	json_object_object_add(ev, "type", json_object_new_string(type));
+	json_object_object_add(ev, "note", json_object_new_string(note));
+	json_object_object_add(reg, "apiVersion", json_object_new_string(r->api_version));
+	json_object_object_add(reg, "kind", json_object_new_string(r->kind));
+	json_object_object_add(reg, "name", json_object_new_string(r->name));
+	if (r->ns)
+		json_object_object_add(reg, "namespace", json_object_new_string(r->ns));
+	if (r->uid)
+		json_object_object_add(reg, "uid", json_object_new_string(r->uid));
+	json_object_object_add(ev, "regarding", reg);
+	rc = kube_create(e->client, &kube_res_events, r->ns ? r->ns : "default", NULL, NULL, ev,
+			 NULL, NULL, NULL);
+	json_object_put(ev);
+	return rc;
+}

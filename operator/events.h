@@ -1,0 +1,31 @@
+/*
+ * Kubernetes Events (events.k8s.io/v1) for decisions a person would want
+ * to see. The same (object, reason, note) is written at most once per
+ * EVENTS_DEDUP_S seconds, so a stuck object cannot flood the API; the
+ * dedup table is bounded.
+ */
+#pragma once
+
+#include "kube.h"
+
+#define EVENTS_DEDUP_S 600
+#define EVENTS_MAX_REMEMBERED 4096
+
+struct events;
+
+struct event_object {
+	const char *api_version;
+	const char *kind;
+	const char *ns;
+	const char *name;
+	const char *uid;
+};
+
+int events_new(struct kube_client *c, const char *controller, const char *instance,
+	       struct events **ret);
+void events_free(struct events *e);
+
+/* type "Normal" or "Warning"; reason CamelCase; action CamelCase verb. */
+int events_emit(struct events *e, const struct event_object *regarding, const char *type,
+		const char *reason, const char *action, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));

@@ -1,0 +1,62 @@
+/*
+ * Projection of an InferenceService: typed fields for the hot paths, the
+ * spec and status as compact JSON strings for the reconciler.
+ */
+#include "isvc.h"
+
+#include <errno.h>
+#include <string.h>
+
+int isvc_framework_parse(const char *s, enum isvc_framework *ret)
+{
+	static const char *const names[] = { "vllm", "triton", "tgi", "custom" };
+	for (int i = 0; s && i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum isvc_framework)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int isvc_sharing_parse(const char *s, enum isvc_sharing *ret)
+{
+	static const char *const names[] = { "exclusive", "time-slicing", "mps", "mig" };
+	for (int i = 0; s && i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum isvc_sharing)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int project_isvc(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct isvc *s = (struct isvc *)obj;
+	json_object *spec = cache_json_get(json, "spec");
+	json_object *status = cache_json_get(json, "status");
+	enum isvc_framework fw = ISVC_VLLM;
+
+	if (!spec || !json_object_is_type(spec, json_type_object))
+		return -EBADMSG;
+	cache_proj_str(p, &s->spec_json, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (status && json_object_is_type(status, json_type_object))
+		cache_proj_str(p, &s->status_json,
+			       json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	cache_proj_str(p, &s->model, cache_json_str(spec, "model.name"));
+	s->generation = cache_json_int(json, "metadata.generation", 0);
+	s->replicas = (int32_t)cache_json_int(spec, "replicas", 1);
+	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
+	s->framework = (uint8_t)fw;
+	json_object *scaling = cache_json_get(spec, "scaling");
+	s->scaling = scaling && json_object_is_type(scaling, json_type_object);
+	s->min_replicas = (int32_t)cache_json_int(scaling, "minReplicas", 1);
+	s->max_replicas = (int32_t)cache_json_int(scaling, "maxReplicas", s->min_replicas);
+	return 0;
+}
+
+const struct cache_kind kind_inferenceservices = {
+	.name = "InferenceService",
+	.res = &kube_res_inferenceservices,
+	.size = sizeof(struct isvc),
+	.project = project_isvc,
+};

@@ -1,0 +1,412 @@
+/*
+ * Reconcile one InferenceService:
+ *
+ *   1. copy what is needed out of the caches (never hold a read-side
+ *      section across an API call);
+ *   2. build the Deployment and Service bodies (workload.c);
+ *   3. apply each only when its hash differs from the one on the cached
+ *      object, or when someone else changed it since our last apply (the
+ *      Deployment's generation moved; the Service's resourceVersion) — a
+ *      steady state makes no API writes;
+ *   4. count the pods (ready, warm, unschedulable, failing to start) and
+ *      build the status (status.c); patch /status only when it differs;
+ *   5. record Events for changes a person wants to see.
+ */
+#include "isvc_controller.h"
+
+#include "events.h"
+#include "isvc.h"
+#include "kinds.h"
+#include "log.h"
+#include "status.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- what we last applied, to notice changes made by others ---------- */
+
+#define APPLIED_SLOTS 65536
+
+struct applied {
+	uint64_t key;
+	int64_t dep_generation;
+	char svc_rv[32];
+};
+
+static struct applied applied[APPLIED_SLOTS];
+static pthread_mutex_t applied_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t key_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h | 1;
+}
+
+/* A collision only costs an extra (no-op) apply. */
+static struct applied recall(const char *key)
+{
+	uint64_t h = key_hash(key);
+	struct applied a = { 0 };
+	pthread_mutex_lock(&applied_lock);
+	if (applied[h % APPLIED_SLOTS].key == h)
+		a = applied[h % APPLIED_SLOTS];
+	pthread_mutex_unlock(&applied_lock);
+	return a;
+}
+
+static void remember(const char *key, int64_t dep_gen, const char *svc_rv)
+{
+	uint64_t h = key_hash(key);
+	pthread_mutex_lock(&applied_lock);
+	struct applied *a = &applied[h % APPLIED_SLOTS];
+	if (a->key != h)
+		memset(a, 0, sizeof(*a));
+	a->key = h;
+	if (dep_gen >= 0)
+		a->dep_generation = dep_gen;
+	if (svc_rv)
+		snprintf(a->svc_rv, sizeof(a->svc_rv), "%s", svc_rv);
+	pthread_mutex_unlock(&applied_lock);
+}
+
+/* ---- snapshots out of the caches -------------------------------------- */
+
+struct snapshot {
+	char ns[64], name[256], uid[64];
+	char *spec_json, *status_json;
+	int64_t generation;
+	bool scaling;
+	int32_t replicas, min_replicas, max_replicas;
+	bool have_dep, have_svc;
+	struct kdeployment dep;          /* copied header and numbers */
+	char dep_hash[17], svc_hash[17], svc_rv[32];
+	char dep_failure[512], dep_reason[64];
+};
+
+static void snapshot_free(struct snapshot *s)
+{
+	free(s->spec_json);
+	free(s->status_json);
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* False when the InferenceService is gone or going. */
+static bool take_snapshot(struct manager *m, const char *key, struct snapshot *s)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	struct cache *dc = manager_cache(m, &kind_deployments);
+	struct cache *sc = manager_cache(m, &kind_services);
+	bool ok = false;
+
+	memset(s, 0, sizeof(*s));
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (!is || is->meta.deleted)
+		goto out;
+	copy_str(s->ns, sizeof(s->ns), is->meta.ns);
+	copy_str(s->name, sizeof(s->name), is->meta.name);
+	copy_str(s->uid, sizeof(s->uid), is->meta.uid);
+	s->spec_json = strdup(is->spec_json);
+	s->status_json = is->status_json ? strdup(is->status_json) : NULL;
+	s->generation = is->generation;
+	s->scaling = is->scaling;
+	s->replicas = is->replicas;
+	s->min_replicas = is->min_replicas;
+	s->max_replicas = is->max_replicas;
+	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
+	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, s->uid) == 0) {
+		s->have_dep = true;
+		s->dep = *d;
+		copy_str(s->dep_hash, sizeof(s->dep_hash), d->applied_hash);
+		copy_str(s->dep_failure, sizeof(s->dep_failure), d->failure_message);
+		copy_str(s->dep_reason, sizeof(s->dep_reason), d->progress_reason);
+		s->dep.failure_message = s->dep_failure[0] ? s->dep_failure : NULL;
+		s->dep.progress_reason = s->dep_reason[0] ? s->dep_reason : NULL;
+		s->dep.applied_hash = NULL;
+		s->dep.service = NULL;
+		memset(&s->dep.meta, 0, sizeof(s->dep.meta));
+	}
+	const struct kservice *sv = (const struct kservice *)cache_get(sc, key);
+	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
+		s->have_svc = true;
+		copy_str(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
+		copy_str(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
+	}
+	ok = s->spec_json != NULL;
+out:
+	cache_read_unlock();
+	return ok;
+}
+
+struct pod_count {
+	const char *ns;
+	int32_t pods, ready, warm, unschedulable, image_errors;
+	char unsched_msg[512];
+	char image_reason[64];
+};
+
+static bool start_failure(const char *reason)
+{
+	static const char *const bad[] = { "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+		"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError" };
+	for (size_t i = 0; reason && i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (strcmp(reason, bad[i]) == 0)
+			return true;
+	return false;
+}
+
+static int count_pod(const struct cache_obj *o, void *ud)
+{
+	struct pod_count *c = ud;
+	const struct kpod *p = (const struct kpod *)o;
+	if (strcmp(o->ns, c->ns) != 0 || o->deleted ||
+	    p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED)
+		return 0;
+	c->pods++;
+	if (p->ready == KCOND_TRUE)
+		c->ready++;
+	if (p->warmed == KCOND_TRUE)
+		c->warm++;
+	if (p->scheduled == KCOND_FALSE && !p->node) {
+		if (!c->unschedulable++)
+			copy_str(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
+	}
+	if (start_failure(p->waiting_reason)) {
+		if (!c->image_errors++)
+			copy_str(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
+	}
+	return 0;
+}
+
+/* ---- steps ------------------------------------------------------------ */
+
+static int32_t desired_replicas(const struct snapshot *s)
+{
+	if (!s->scaling)
+		return s->replicas;
+	/* Autoscaled: keep what the Deployment runs, within [min, max]. */
+	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	if (cur < s->min_replicas)
+		cur = s->min_replicas;
+	if (cur > s->max_replicas)
+		cur = s->max_replicas;
+	return cur;
+}
+
+static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const char *type,
+		  const char *reason, const char *action, const char *note)
+{
+	const struct kinfer_controller_data *cd = ctx->data;
+	struct event_object r = { "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid };
+	if (cd && cd->events)
+		events_emit(cd->events, &r, type, reason, action, "%s", note);
+}
+
+static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
+		 const struct snapshot *s, json_object *body, json_object **ret)
+{
+	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
+	struct kube_status st;
+	int r = kube_apply(ctx->client, res, s->ns, s->name, NULL, body, &o, ret, &st);
+	if (r < 0)
+		snprintf(ctx->error, sizeof(ctx->error), "apply %s %s/%.200s: %.500s", res->kind, s->ns,
+			 s->name, st.message);
+	return r;
+}
+
+static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
+			   struct workload *w)
+{
+	struct applied a = recall(key);
+	json_object *out = NULL;
+	char note[512];
+
+	if (s->have_dep && strcmp(s->dep_hash, w->deployment_hash) == 0 &&
+	    (a.key == 0 || a.dep_generation == s->dep.generation)) {
+		if (a.key == 0)
+			remember(key, s->dep.generation, NULL);
+		return 0;
+	}
+	int r = apply(ctx, &kube_res_deployments, s, w->deployment, &out);
+	if (r < 0)
+		return r;
+	remember(key, cache_json_int(out, "metadata.generation", 0), NULL);
+	json_object_put(out);
+	if (!s->have_dep)
+		snprintf(note, sizeof(note), "Created Deployment %s with %d replica(s)", s->name,
+			 w->replicas);
+	else
+		snprintf(note, sizeof(note), "Updated Deployment %s (%s)", s->name,
+			 strcmp(s->dep_hash, w->deployment_hash) ? "spec changed" :
+			 "reverted a change made by someone else");
+	event(ctx, s, "Normal", s->have_dep ? "DeploymentUpdated" : "DeploymentCreated",
+	      "Apply", note);
+	return 0;
+}
+
+static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
+			struct workload *w)
+{
+	struct applied a = recall(key);
+	json_object *out = NULL;
+
+	if (s->have_svc && strcmp(s->svc_hash, w->service_hash) == 0 &&
+	    (a.key == 0 || !a.svc_rv[0] || strcmp(a.svc_rv, s->svc_rv) == 0)) {
+		if (a.key == 0 || !a.svc_rv[0])
+			remember(key, -1, s->svc_rv);
+		return 0;
+	}
+	int r = apply(ctx, &kube_res_services, s, w->service, &out);
+	if (r < 0)
+		return r;
+	remember(key, -1, cache_json_str(out, "metadata.resourceVersion"));
+	json_object_put(out);
+	if (!s->have_svc)
+		event(ctx, s, "Normal", "ServiceCreated", "Apply", "Created Service for the model server");
+	return 0;
+}
+
+static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
+			  json_object *st)
+{
+	json_object *old = s->status_json ? json_tokener_parse(s->status_json) : NULL;
+	const char *reason, *msg, *oreason = NULL;
+	const char *now = status_condition(st, "Ready", &reason, &msg);
+	const char *was = old ? status_condition(old, "Ready", &oreason, NULL) : NULL;
+	if (now && (!was || strcmp(now, was) != 0) && strcmp(now, "True") == 0)
+		event(ctx, s, "Normal", "Ready", "Reconcile", msg);
+	now = status_condition(st, "Degraded", &reason, &msg);
+	was = old ? status_condition(old, "Degraded", &oreason, NULL) : NULL;
+	if (now && strcmp(now, "True") == 0 &&
+	    (!was || strcmp(was, "True") != 0 || (oreason && strcmp(oreason, reason) != 0)))
+		event(ctx, s, "Warning", reason, "Reconcile", msg);
+	json_object_put(old);
+}
+
+static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
+		       const char *invalid)
+{
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct pod_count pods = { .ns = s->ns };
+	char selector[320];
+	struct kube_status st;
+	int r = 0;
+
+	cache_read_lock();
+	cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, count_pod, &pods);
+	cache_read_unlock();
+	workload_selector(s->name, selector, sizeof(selector));
+	struct status_input in = {
+		.generation = s->generation,
+		.desired = desired,
+		.dep = s->have_dep ? &s->dep : NULL,
+		.pods = pods.pods, .ready = pods.ready, .warm = pods.warm,
+		.unschedulable = pods.unschedulable,
+		.unschedulable_msg = pods.unsched_msg[0] ? pods.unsched_msg : NULL,
+		.image_errors = pods.image_errors,
+		.image_reason = pods.image_reason[0] ? pods.image_reason : NULL,
+		.selector = selector,
+		.invalid = invalid,
+		.old_status_json = s->status_json,
+		.now = (int64_t)time(NULL),
+	};
+	json_object *status = status_build(&in);
+	if (!status_same(status, s->status_json)) {
+		json_object *patch = json_object_new_object();
+		json_object_object_add(patch, "status", json_object_get(status));
+		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
+			       KUBE_PATCH_MERGE, json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+			       NULL, NULL, &st);
+		json_object_put(patch);
+		if (r < 0 && r != -ENOENT)
+			snprintf(ctx->error, sizeof(ctx->error), "patch status of %s/%.200s: %.500s", s->ns,
+				 s->name, st.message);
+		if (r == 0)
+			status_events(ctx, s, status);
+		if (r == -ENOENT)
+			r = 0;   /* deleted meanwhile */
+	}
+	json_object_put(status);
+	return r;
+}
+
+static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
+{
+	const struct kinfer_controller_data *cd = ctx->data;
+	struct snapshot s;
+	struct workload w;
+	char err[512];
+	enum reconcile_result res = RECONCILE_OK;
+	int r;
+
+	if (!take_snapshot(ctx->manager, key, &s)) {
+		snapshot_free(&s);
+		return RECONCILE_OK;   /* deleted: owner references clean up */
+	}
+	json_object *spec = json_tokener_parse(s.spec_json);
+	int32_t desired = desired_replicas(&s);
+	r = workload_build(s.ns, s.name, s.uid, spec, desired, cd ? &cd->workload : NULL, &w,
+			   err, sizeof(err));
+	json_object_put(spec);
+	if (r < 0) {
+		/* The spec cannot run: say so in the status; retrying cannot help
+		 * until the spec changes, which enqueues the key again. */
+		if (sync_status(ctx, &s, desired, err) < 0)
+			res = RECONCILE_ERROR;
+		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
+		snapshot_free(&s);
+		return res;
+	}
+	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
+	    sync_status(ctx, &s, desired, NULL) < 0)
+		res = RECONCILE_ERROR;
+	workload_free(&w);
+	snapshot_free(&s);
+	return res;
+}
+
+/* ---- watches ---------------------------------------------------------- */
+
+static void owned_by_isvc(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	char key[512];
+	if (!o->controller_kind || strcmp(o->controller_kind, "InferenceService") != 0)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", o->ns, o->controller_name);
+	emit(ud, key);
+}
+
+static void pod_service(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	const struct kpod *p = (const struct kpod *)o;
+	char key[512];
+	if (!p->service)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", o->ns, p->service);
+	emit(ud, key);
+}
+
+static const struct controller_watch watches[] = {
+	{ &kind_inferenceservices, NULL },
+	{ &kind_deployments, owned_by_isvc },
+	{ &kind_services, owned_by_isvc },
+	{ &kind_pods, pod_service },
+};
+
+const struct controller_def isvc_controller = {
+	.name = "inferenceservice",
+	.watches = watches,
+	.n_watches = sizeof(watches) / sizeof(watches[0]),
+	.reconcile = reconcile,
+	.workers = 4,
+};

@@ -1,0 +1,29 @@
+/*
+ * Framework presets: what each model server needs by default. Rows of a
+ * const table; spec fields override every column.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "isvc.h"
+
+struct preset {
+	enum isvc_framework framework;
+	const char *name;
+	const char *image;
+	const char *const *command;    /* NULL = the image's entrypoint */
+	const char *const *args;       /* templates: {uri} {name} {port} */
+	int32_t port;
+	const char *health_path;
+	int32_t metrics_port;          /* 0 = port */
+	const char *metrics_path;
+	const char *warmup_path;       /* template: {name} */
+	const char *warmup_body;       /* JSON template, NULL = GET */
+};
+
+const struct preset *preset_for(enum isvc_framework fw);
+
+/* Expand {uri} {name} {port} into buf; -ENAMETOOLONG when it does not fit. */
+int preset_expand(const char *tmpl, const char *uri, const char *name, int32_t port,
+		  char *buf, size_t len);

@@ -1,0 +1,236 @@
+/*
+ * Status computation. Each condition is decided by a small function in
+ * order of precedence; status_build assembles them with the carried-over
+ * conditions and keeps lastTransitionTime where the status did not move.
+ */
+#include "status.h"
+
+#include "cache.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct cond {
+	const char *type;
+	const char *status;   /* "True" / "False" */
+	const char *reason;
+	char message[512];
+};
+
+static const char *const owned[] = { "Ready", "Progressing", "Degraded" };
+
+static void set(struct cond *c, const char *type, bool on, const char *reason,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set(struct cond *c, const char *type, bool on, const char *reason,
+		const char *fmt, ...)
+{
+	va_list ap;
+	c->type = type;
+	c->status = on ? "True" : "False";
+	c->reason = reason;
+	va_start(ap, fmt);
+	vsnprintf(c->message, sizeof(c->message), fmt, ap);
+	va_end(ap);
+}
+
+static bool rollout_done(const struct status_input *in)
+{
+	const struct kdeployment *d = in->dep;
+	return d && d->observed_generation >= d->generation && d->updated >= in->desired &&
+	       d->replicas <= in->desired;
+}
+
+static void degraded(const struct status_input *in, struct cond *c)
+{
+	const struct kdeployment *d = in->dep;
+	if (in->invalid)
+		set(c, "Degraded", true, "InvalidSpec", "%s", in->invalid);
+	else if (d && d->replica_failure == KCOND_TRUE)
+		set(c, "Degraded", true, "ReplicaFailure", "pods cannot be created: %s",
+		    d->failure_message ? d->failure_message : "see the Deployment's events");
+	else if (d && d->progressing == KCOND_FALSE && d->progress_reason &&
+		 strcmp(d->progress_reason, "ProgressDeadlineExceeded") == 0)
+		set(c, "Degraded", true, "ProgressDeadlineExceeded", "the rollout is stuck: %s",
+		    d->failure_message ? d->failure_message : "no progress within the deadline");
+	else if (in->unschedulable > 0)
+		set(c, "Degraded", true, "Unschedulable", "%d pod(s) cannot be scheduled: %s",
+		    in->unschedulable, in->unschedulable_msg ? in->unschedulable_msg : "no node fits");
+	else if (in->image_errors > 0)
+		set(c, "Degraded", true, in->image_reason ? in->image_reason : "ContainerWaiting",
+		    "%d pod(s) cannot start their model server (%s)", in->image_errors,
+		    in->image_reason ? in->image_reason : "waiting");
+	else
+		set(c, "Degraded", false, "AsExpected", "no problem detected");
+}
+
+static void progressing(const struct status_input *in, struct cond *c)
+{
+	const struct kdeployment *d = in->dep;
+	if (in->invalid)
+		set(c, "Progressing", false, "InvalidSpec", "nothing to roll out until the spec is fixed");
+	else if (!d)
+		set(c, "Progressing", true, "Creating", "creating the Deployment");
+	else if (d->progressing == KCOND_FALSE && d->progress_reason &&
+		 strcmp(d->progress_reason, "ProgressDeadlineExceeded") == 0)
+		set(c, "Progressing", false, "ProgressDeadlineExceeded",
+		    "the rollout made no progress within its deadline");
+	else if (d->observed_generation < d->generation || d->updated < in->desired)
+		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated",
+		    d->updated, in->desired);
+	else if (d->replicas > in->desired)
+		set(c, "Progressing", true, "ScalingDown", "%d replicas, going to %d",
+		    d->replicas, in->desired);
+	else if (in->ready < in->desired)
+		set(c, "Progressing", true, "WaitingForReady", "%d of %d replicas ready (%d warm)",
+		    in->ready, in->desired, in->warm);
+	else
+		set(c, "Progressing", false, "Complete", "all %d replicas are updated and ready",
+		    in->desired);
+}
+
+static void ready(const struct status_input *in, struct cond *c)
+{
+	if (in->invalid)
+		set(c, "Ready", false, "InvalidSpec", "%s", in->invalid);
+	else if (in->desired == 0)
+		set(c, "Ready", false, "ScaledToZero", "no replicas are wanted");
+	else if (in->ready >= in->desired && rollout_done(in))
+		set(c, "Ready", true, "AllReplicasReady", "%d/%d replicas ready and warm",
+		    in->ready, in->desired);
+	else if (in->ready > 0)
+		set(c, "Ready", true, "MinimumReplicasReady",
+		    "%d/%d replicas ready and warm; serving while the rest start", in->ready,
+		    in->desired);
+	else
+		set(c, "Ready", false, "ReplicasNotReady",
+		    "0/%d replicas ready (%d running, %d warm)", in->desired, in->pods, in->warm);
+}
+
+static void rfc3339(int64_t t, char *buf, size_t len)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_object *old_condition(json_object *old, const char *type)
+{
+	json_object *conds = cache_json_get(old, "conditions");
+	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
+			   i < json_object_array_length(conds); i++) {
+		json_object *c = json_object_array_get_idx(conds, i);
+		const char *t = cache_json_str(c, "type");
+		if (t && strcmp(t, type) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+static json_object *condition_json(const struct cond *c, json_object *old, int64_t gen,
+				   int64_t now)
+{
+	json_object *o = json_object_new_object(), *prev = old_condition(old, c->type);
+	char t[32];
+	const char *since = NULL;
+	if (prev) {
+		const char *ps = cache_json_str(prev, "status");
+		if (ps && strcmp(ps, c->status) == 0)
+			since = cache_json_str(prev, "lastTransitionTime");
+	}
+	if (!since) {
+		rfc3339(now, t, sizeof(t));
+		since = t;
+	}
+	json_object_object_add(o, "type", json_object_new_string(c->type));
+	json_object_object_add(o, "status", json_object_new_string(c->status));
+	json_object_object_add(o, "observedGeneration", json_object_new_int64(gen));
+	json_object_object_add(o, "lastTransitionTime", json_object_new_string(since));
+	json_object_object_add(o, "reason", json_object_new_string(c->reason));
+	json_object_object_add(o, "message", json_object_new_string(c->message));
+	return o;
+}
+
+static bool is_owned(const char *type)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (strcmp(type, owned[i]) == 0)
+			return true;
+	return false;
+}
+
+json_object *status_build(const struct status_input *in)
+{
+	json_object *old = in->old_status_json ? json_tokener_parse(in->old_status_json) : NULL;
+	json_object *st = json_object_new_object(), *conds = json_object_new_array();
+	struct cond c[3];
+
+	ready(in, &c[0]);
+	progressing(in, &c[1]);
+	degraded(in, &c[2]);
+	json_object_object_add(st, "observedGeneration", json_object_new_int64(in->generation));
+	json_object_object_add(st, "replicas", json_object_new_int(in->dep ? in->dep->replicas : in->pods));
+	json_object_object_add(st, "readyReplicas", json_object_new_int(in->ready));
+	json_object_object_add(st, "warmReplicas", json_object_new_int(in->warm));
+	json_object_object_add(st, "desiredReplicas", json_object_new_int(in->desired));
+	json_object_object_add(st, "selector", json_object_new_string(in->selector ? in->selector : ""));
+	for (int i = 0; i < 3; i++)
+		json_object_array_add(conds, condition_json(&c[i], old, in->generation, in->now));
+	/* Carry over the conditions other controllers own. */
+	json_object *oc = cache_json_get(old, "conditions");
+	for (size_t i = 0; oc && json_object_is_type(oc, json_type_array) &&
+			   i < json_object_array_length(oc); i++) {
+		json_object *x = json_object_array_get_idx(oc, i);
+		const char *t = cache_json_str(x, "type");
+		if (t && !is_owned(t))
+			json_object_array_add(conds, json_object_get(x));
+	}
+	json_object_object_add(st, "conditions", conds);
+	json_object_put(old);
+	return st;
+}
+
+const char *status_condition(json_object *status, const char *type, const char **ret_reason,
+			     const char **ret_message)
+{
+	json_object *c = old_condition(status, type);
+	if (!c)
+		return NULL;
+	if (ret_reason)
+		*ret_reason = cache_json_str(c, "reason");
+	if (ret_message)
+		*ret_message = cache_json_str(c, "message");
+	return cache_json_str(c, "status");
+}
+
+static bool same_field(json_object *a, json_object *b, const char *k)
+{
+	json_object *x = cache_json_get(a, k), *y = cache_json_get(b, k);
+	if (!x || !y)
+		return !x && !y;
+	return strcmp(json_object_get_string(x), json_object_get_string(y)) == 0;
+}
+
+bool status_same(json_object *st, const char *old_json)
+{
+	static const char *const fields[] = { "observedGeneration", "replicas", "readyReplicas",
+		"warmReplicas", "desiredReplicas", "selector" };
+	static const char *const cfields[] = { "status", "reason", "message", "observedGeneration",
+		"lastTransitionTime" };
+	json_object *old = old_json ? json_tokener_parse(old_json) : NULL;
+	bool same = old != NULL;
+
+	for (size_t i = 0; same && i < sizeof(fields) / sizeof(fields[0]); i++)
+		same = same_field(st, old, fields[i]);
+	for (size_t i = 0; same && i < 3; i++) {
+		json_object *a = old_condition(st, owned[i]), *b = old_condition(old, owned[i]);
+		same = a && b;
+		for (size_t k = 0; same && k < sizeof(cfields) / sizeof(cfields[0]); k++)
+			same = same_field(a, b, cfields[k]);
+	}
+	json_object_put(old);
+	return same;
+}

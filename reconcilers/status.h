@@ -1,0 +1,39 @@
+/*
+ * The InferenceService status this controller owns: replica counts, the
+ * selector for the scale subresource, and the Ready, Progressing and
+ * Degraded conditions (metav1.Condition rules: lastTransitionTime changes
+ * only when status changes; reasons in CamelCase; messages for people).
+ * Conditions of other types (WarmedUp, ScalingActive ...) are carried over
+ * untouched. Pure: the reconciler gathers the input from the caches.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kinds.h"
+
+struct status_input {
+	int64_t generation;
+	int32_t desired;                 /* replicas asked of the Deployment */
+	const struct kdeployment *dep;   /* NULL = not created yet */
+	int32_t pods;                    /* pods of the service, not terminating */
+	int32_t ready, warm;
+	int32_t unschedulable;           /* pods the scheduler could not place */
+	const char *unschedulable_msg;
+	int32_t image_errors;            /* pods waiting on an image or a crash */
+	const char *image_reason;
+	const char *selector;
+	const char *invalid;             /* why the spec cannot run, or NULL */
+	const char *old_status_json;     /* the status the server holds */
+	int64_t now;                     /* seconds since the epoch */
+};
+
+/* The full status to write (a new object the caller puts). */
+json_object *status_build(const struct status_input *in);
+/* Does old_json already say what status says (fields this module owns)? */
+bool status_same(json_object *status, const char *old_json);
+/* The Ready condition's status ("True"/"False") and reason in status. */
+const char *status_condition(json_object *status, const char *type, const char **ret_reason,
+			     const char **ret_message);

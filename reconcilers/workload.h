@@ -1,0 +1,44 @@
+/*
+ * From an InferenceService spec to the Deployment and Service kinfer
+ * applies (server-side apply bodies). Pure: no I/O, so unit tests check
+ * every translation (framework presets, GPU resources per sharing mode,
+ * node selection, the readiness gate, probes, drain timing).
+ *
+ * Each body carries the annotation kinfer.io/applied-hash: a hash of the
+ * body itself, which lets the reconciler skip a write when nothing changed.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define KINFER_FIELD_MANAGER "kinfer-operator"
+#define KINFER_HASH_ANNOTATION "kinfer.io/applied-hash"
+
+struct workload_options {
+	const char *shared_gpu_resource;   /* time-slicing, mps; NULL = nvidia.com/gpu.shared */
+	const char *scheduler_name;        /* NULL = the cluster's default */
+};
+
+struct workload {
+	json_object *deployment;
+	json_object *service;
+	char deployment_hash[17];
+	char service_hash[17];
+	int32_t replicas;
+};
+
+/*
+ * Build both bodies. spec is the parsed .spec; replicas is what the
+ * Deployment should run. -EINVAL with a message naming the field when the
+ * spec cannot be turned into a workload.
+ */
+int workload_build(const char *ns, const char *name, const char *uid,
+		   json_object *spec, int32_t replicas,
+		   const struct workload_options *o, struct workload *ret,
+		   char *err, size_t errlen);
+void workload_free(struct workload *w);
+
+/* The label selector string kinfer's pods carry ("kinfer.io/service=NAME"). */
+int workload_selector(const char *name, char *buf, size_t len);
