@@ -142,19 +142,27 @@ static int gpu_resource(json_object *gpu, const struct workload_options *o,
 	return 0;
 }
 
+/* A quantity field that may be written as a number (int-or-string). */
+static const char *quantity_field(json_object *spec, const char *path, char *buf, size_t len)
+{
+	json_object *v = cache_json_get(spec, path);
+	if (!v)
+		return NULL;
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+		snprintf(buf, len, "%s", json_object_get_string(v));
+		return buf;
+	}
+	return NULL;
+}
+
 static json_object *resources(json_object *spec, const char *gpu_name, int64_t gpus)
 {
 	json_object *r = obj(), *req = obj(), *lim = obj();
-	const char *cpu = sget(spec, "resources.cpu"), *mem = sget(spec, "resources.memory");
-	json_object *cpu_j = cache_json_get(spec, "resources.cpu");
-	char cpu_num[32];
-
-	/* cpu may be a number in the manifest (int-or-string). */
-	if (!cpu && cpu_j && (json_object_is_type(cpu_j, json_type_int) ||
-			      json_object_is_type(cpu_j, json_type_double))) {
-		snprintf(cpu_num, sizeof(cpu_num), "%s", json_object_get_string(cpu_j));
-		cpu = cpu_num;
-	}
+	char cpu_num[32], mem_num[32];
+	const char *cpu = quantity_field(spec, "resources.cpu", cpu_num, sizeof(cpu_num));
+	const char *mem = quantity_field(spec, "resources.memory", mem_num, sizeof(mem_num));
 	if (cpu) {
 		put(req, "cpu", jstr(cpu));
 		put(lim, "cpu", jstr(cpu));
@@ -201,7 +209,7 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 			      const char *gpu_name, int64_t gpus, int32_t port,
 			      int32_t drain_s, char *err, size_t errlen)
 {
-	json_object *c = obj(), *ports = json_object_new_array(), *p, *v;
+	json_object *c = obj(), *ports = json_object_new_array(), *p;
 	const char *image = sget(spec, "image");
 	const char *uri = sget(spec, "model.uri"), *model = sget(spec, "model.name");
 	const char *health = sget(spec, "healthPath");
@@ -270,7 +278,6 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 	put(ps, "sleep", sl);
 	put(lc, "preStop", ps);
 	put(c, "lifecycle", lc);
-	(void)v;
 	(void)name;
 	return c;
 }

@@ -1,0 +1,161 @@
+/*
+ * status: the conditions for each situation the controller meets, and
+ * metav1.Condition rules (lastTransitionTime moves only with status; other
+ * controllers' conditions survive).
+ */
+#include "unit.h"
+
+#include "status.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct kdeployment dep(int32_t spec, int32_t replicas, int32_t updated)
+{
+	struct kdeployment d;
+	memset(&d, 0, sizeof(d));
+	d.generation = d.observed_generation = 2;
+	d.spec_replicas = spec;
+	d.replicas = replicas;
+	d.updated = updated;
+	d.progressing = KCOND_TRUE;
+	return d;
+}
+
+static const char *cond(json_object *st, const char *type, const char **reason)
+{
+	return status_condition(st, type, reason, NULL);
+}
+
+static void all_ready(void **state)
+{
+	struct kdeployment d = dep(3, 3, 3);
+	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3,
+				   .ready = 3, .warm = 3, .selector = "kinfer.io/service=x", .now = 1000 };
+	const char *r;
+	(void)state;
+	json_object *st = status_build(&in);
+	assert_string_equal(cond(st, "Ready", &r), "True");
+	assert_string_equal(r, "AllReplicasReady");
+	assert_string_equal(cond(st, "Progressing", &r), "False");
+	assert_string_equal(r, "Complete");
+	assert_string_equal(cond(st, "Degraded", &r), "False");
+	assert_string_equal(json_object_get_string(json_object_object_get(st, "selector")),
+			    "kinfer.io/service=x");
+	json_object_put(st);
+}
+
+static void starting_and_cold(void **state)
+{
+	struct kdeployment d = dep(2, 2, 2);
+	struct status_input in = { .generation = 2, .desired = 2, .dep = &d, .pods = 2,
+				   .ready = 0, .warm = 0, .now = 1000 };
+	const char *r;
+	(void)state;
+	json_object *st = status_build(&in);
+	assert_string_equal(cond(st, "Ready", &r), "False");
+	assert_string_equal(r, "ReplicasNotReady");
+	assert_string_equal(cond(st, "Progressing", &r), "True");
+	assert_string_equal(r, "WaitingForReady");
+	json_object_put(st);
+	in.dep = NULL;
+	st = status_build(&in);
+	assert_string_equal(cond(st, "Progressing", &r), "True");
+	assert_string_equal(r, "Creating");
+	json_object_put(st);
+}
+
+static void degraded_reasons(void **state)
+{
+	struct kdeployment d = dep(2, 0, 0);
+	struct status_input in = { .generation = 2, .desired = 2, .dep = &d, .now = 1000 };
+	const char *r, *m;
+	(void)state;
+	d.replica_failure = KCOND_TRUE;
+	d.failure_message = "pods \"x\" is forbidden: exceeded quota: q";
+	json_object *st = status_build(&in);
+	assert_string_equal(status_condition(st, "Degraded", &r, &m), "True");
+	assert_string_equal(r, "ReplicaFailure");
+	assert_non_null(strstr(m, "exceeded quota"));
+	assert_string_equal(cond(st, "Ready", &r), "False");
+	json_object_put(st);
+	d.replica_failure = KCOND_FALSE;
+	in.pods = 2;
+	in.unschedulable = 2;
+	in.unschedulable_msg = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.";
+	st = status_build(&in);
+	assert_string_equal(status_condition(st, "Degraded", &r, &m), "True");
+	assert_string_equal(r, "Unschedulable");
+	assert_non_null(strstr(m, "4 Insufficient nvidia.com/gpu"));
+	json_object_put(st);
+	in.unschedulable = 0;
+	in.image_errors = 1;
+	in.image_reason = "ImagePullBackOff";
+	st = status_build(&in);
+	assert_string_equal(cond(st, "Degraded", &r), "True");
+	assert_string_equal(r, "ImagePullBackOff");
+	json_object_put(st);
+	in.invalid = "spec.image: required for framework custom";
+	st = status_build(&in);
+	assert_string_equal(status_condition(st, "Ready", &r, &m), "False");
+	assert_string_equal(r, "InvalidSpec");
+	assert_string_equal(m, "spec.image: required for framework custom");
+	json_object_put(st);
+}
+
+static void transition_time_and_foreign_conditions(void **state)
+{
+	struct kdeployment d = dep(1, 1, 1);
+	struct status_input in = { .generation = 1, .desired = 1, .dep = &d, .pods = 1,
+				   .ready = 0, .now = 1000 };
+	(void)state;
+	json_object *a = status_build(&in);
+	json_object *conds = json_object_object_get(a, "conditions");
+	/* Another controller's condition in the stored status. */
+	json_object *w = json_tokener_parse("{\"type\":\"ScalingActive\",\"status\":\"True\","
+					    "\"reason\":\"ValidMetricFound\",\"message\":\"m\","
+					    "\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}");
+	json_object_array_add(conds, w);
+	char *old = strdup(json_object_to_json_string(a));
+	assert_true(status_same(a, old));
+
+	/* Same situation later: nothing changes, so nothing to write. */
+	in.old_status_json = old;
+	in.now = 2000;
+	json_object *b = status_build(&in);
+	assert_true(status_same(b, old));
+	assert_string_equal(cond(b, "ScalingActive", NULL), "True");
+	json_object_put(b);
+
+	/* Ready flips: its time moves, Degraded's does not. */
+	in.ready = 1;
+	in.warm = 1;
+	json_object *c = status_build(&in);
+	assert_false(status_same(c, old));
+	json_object *cc = json_object_object_get(c, "conditions");
+	for (size_t i = 0; i < json_object_array_length(cc); i++) {
+		json_object *x = json_object_array_get_idx(cc, i);
+		const char *t = json_object_get_string(json_object_object_get(x, "type"));
+		const char *ts = json_object_get_string(json_object_object_get(x, "lastTransitionTime"));
+		if (!strcmp(t, "Ready"))
+			assert_string_equal(ts, "1970-01-01T00:33:20Z");
+		if (!strcmp(t, "Degraded"))
+			assert_string_equal(ts, "1970-01-01T00:16:40Z");
+		if (!strcmp(t, "ScalingActive"))
+			assert_string_equal(ts, "2026-01-01T00:00:00Z");
+	}
+	json_object_put(c);
+	json_object_put(a);
+	free(old);
+}
+
+int tests_status(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(all_ready),
+		cmocka_unit_test(starting_and_cold),
+		cmocka_unit_test(degraded_reasons),
+		cmocka_unit_test(transition_time_and_foreign_conditions),
+	};
+	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
+}

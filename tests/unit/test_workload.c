@@ -1,0 +1,225 @@
+/*
+ * workload: the Deployment and Service built from InferenceServices as the
+ * API server stores them (the files in tests/data/isvc: the CRD's good samples
+ * applied to kube-apiserver v1.33.13 and read back, defaults included).
+ */
+#include "unit.h"
+
+#include "cache.h"
+#include "workload.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_object *spec_of(const char *file)
+{
+	char *s = test_read_data(file, NULL);
+	assert_non_null(s);
+	json_object *o = json_tokener_parse(s), *spec;
+	free(s);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "spec", &spec));
+	json_object_get(spec);
+	json_object_put(o);
+	return spec;
+}
+
+/* The value at a path with [i] array steps, as a string ("" if absent). */
+static const char *at(json_object *o, const char *path)
+{
+	static char out[1024];
+	char buf[512], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *k = strtok_r(buf, ".", &save); k && o; k = strtok_r(NULL, ".", &save)) {
+		char *br = strchr(k, '[');
+		if (br) {
+			*br = '\0';
+			if (*k && !json_object_object_get_ex(o, k, &o))
+				return "";
+			o = json_object_array_get_idx(o, (size_t)atoi(br + 1));
+		} else if (!json_object_object_get_ex(o, k, &o)) {
+			return "";
+		}
+	}
+	snprintf(out, sizeof(out), "%s", o ? json_object_get_string(o) : "");
+	return out;
+}
+
+static struct workload build(const char *file, int32_t replicas)
+{
+	struct workload w;
+	char err[256];
+	json_object *spec = spec_of(file);
+	int r = workload_build("serving", "svc", "uid-1", spec, replicas, NULL, &w, err, sizeof(err));
+	if (r < 0)
+		fail_msg("%s: %s", file, err);
+	json_object_put(spec);
+	return w;
+}
+
+#define C "spec.template.spec.containers[0]"
+
+static void vllm_exclusive_gpu(void **state)
+{
+	struct workload w = build("isvc/vllm.json", 3);
+	json_object *d = w.deployment;
+	(void)state;
+	assert_string_equal(at(d, "spec.replicas"), "3");
+	assert_string_equal(at(d, "metadata.ownerReferences[0].kind"), "InferenceService");
+	assert_string_equal(at(d, "metadata.ownerReferences[0].uid"), "uid-1");
+	assert_string_equal(at(d, "metadata.ownerReferences[0].controller"), "true");
+	assert_string_equal(at(d, "metadata.labels.kinfer.io/service"), "");   /* dotted key: see below */
+	json_object *labels = json_object_object_get(json_object_object_get(d, "metadata"), "labels");
+	assert_string_equal(json_object_get_string(json_object_object_get(labels, "kinfer.io/service")), "svc");
+	assert_string_equal(at(d, "spec.template.spec.readinessGates[0].conditionType"), "kinfer.io/warmed-up");
+	assert_string_equal(at(d, C ".image"), "vllm/vllm-openai:v0.6.3");
+	assert_string_equal(at(d, C ".args[0]"), "--model=s3://models/llama-7b");
+	assert_string_equal(at(d, C ".args[1]"), "--served-model-name=llama-7b");
+	assert_string_equal(at(d, C ".args[2]"), "--port=8000");
+	assert_string_equal(at(d, C ".ports[0].containerPort"), "8000");
+	assert_string_equal(at(d, C ".readinessProbe.httpGet.path"), "/health");
+	json_object *lim = json_object_object_get(json_object_object_get(
+		json_object_object_get(json_object_array_get_idx(json_object_object_get(
+		json_object_object_get(json_object_object_get(json_object_object_get(
+		d, "spec"), "template"), "spec"), "containers"), 0), "resources"), "limits"), "nvidia.com/gpu");
+	assert_string_equal(json_object_get_string(lim), "1");
+	assert_string_equal(at(d, C ".resources.requests.cpu"), "4");
+	assert_string_equal(at(d, C ".resources.requests.memory"), "16Gi");
+	/* 14Gi per GPU: nodes whose GPUs have more than 14335 MiB. */
+	assert_string_equal(at(d, "spec.template.spec.affinity.nodeAffinity."
+			       "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]."
+			       "matchExpressions[0].values[0]"), "14335");
+	assert_string_equal(at(d, "spec.template.spec.tolerations[0].key"), "nvidia.com/gpu");
+	/* drain 120 s: grace above it, preStop pause capped at 30 s. */
+	assert_string_equal(at(d, "spec.template.spec.terminationGracePeriodSeconds"), "150");
+	assert_string_equal(at(d, C ".lifecycle.preStop.sleep.seconds"), "30");
+	assert_string_equal(at(d, "spec.strategy.rollingUpdate.maxUnavailable"), "0");
+	assert_string_equal(at(w.service, "spec.ports[0].port"), "8000");
+	assert_string_equal(at(w.service, "spec.type"), "ClusterIP");
+	assert_int_equal(strlen(w.deployment_hash), 16);
+	workload_free(&w);
+}
+
+static json_object *limits(json_object *d)
+{
+	json_object *c = json_object_array_get_idx(json_object_object_get(json_object_object_get(
+		json_object_object_get(json_object_object_get(d, "spec"), "template"), "spec"),
+		"containers"), 0);
+	return json_object_object_get(json_object_object_get(c, "resources"), "limits");
+}
+
+static void triton_mig_and_metrics_port(void **state)
+{
+	struct workload w = build("isvc/triton.json", 2);
+	(void)state;
+	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
+			    "nvidia.com/mig-1g.10gb")), "1");
+	assert_null(json_object_object_get(limits(w.deployment), "nvidia.com/gpu"));
+	assert_string_equal(at(w.deployment, C ".command[0]"), "tritonserver");
+	assert_string_equal(at(w.deployment, C ".ports[1].containerPort"), "8002");
+	assert_string_equal(at(w.service, "spec.ports[1].port"), "8002");
+	json_object *sel = json_object_object_get(json_object_object_get(json_object_object_get(
+		json_object_object_get(w.deployment, "spec"), "template"), "spec"), "nodeSelector");
+	assert_string_equal(json_object_get_string(json_object_object_get(sel, "nvidia.com/gpu.product")),
+			    "NVIDIA-A100-SXM4-80GB");
+	workload_free(&w);
+}
+
+static void tgi_time_slicing_and_options(void **state)
+{
+	struct workload w = build("isvc/tgi.json", 2);
+	(void)state;
+	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
+			    "nvidia.com/gpu.shared")), "1");
+	assert_string_equal(at(w.deployment, C ".args[1]"), "--port=8080");
+	workload_free(&w);
+	/* The shared resource name and the scheduler are options. */
+	struct workload_options o = { .shared_gpu_resource = "nvidia.com/gpu", .scheduler_name = "kinfer" };
+	char err[256];
+	json_object *spec = spec_of("isvc/tgi.json");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, &o, &w, err, sizeof(err)), 0);
+	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
+			    "nvidia.com/gpu")), "1");
+	assert_string_equal(at(w.deployment, "spec.template.spec.schedulerName"), "kinfer");
+	workload_free(&w);
+	json_object_put(spec);
+}
+
+static void custom_and_cpu_only(void **state)
+{
+	struct workload w = build("isvc/custom.json", 0);
+	(void)state;
+	assert_string_equal(at(w.deployment, C ".image"), "registry.example.com/embedder:1.4");
+	assert_string_equal(at(w.deployment, C ".readinessProbe.httpGet.path"), "/ready");
+	assert_string_equal(at(w.deployment, C ".resources.limits.memory"), "2147483648");
+	assert_null(json_object_object_get(limits(w.deployment), "nvidia.com/gpu"));
+	assert_string_equal(at(w.deployment, "spec.template.spec.tolerations"), "");
+	assert_string_equal(at(w.service, "spec.ports[1].port"), "9100");
+	workload_free(&w);
+}
+
+static void full_spec_passes_user_fields(void **state)
+{
+	struct workload w = build("isvc/full.json", 2);
+	(void)state;
+	assert_string_equal(at(w.deployment, C ".args[3]"), "--tensor-parallel-size=4");
+	assert_string_equal(at(w.deployment, C ".env[3].valueFrom.secretKeyRef.name"), "hf");
+	assert_string_equal(at(w.deployment, "spec.template.spec.tolerations[1].key"), "dedicated");
+	assert_string_equal(at(w.deployment, "spec.template.spec.terminationGracePeriodSeconds"), "330");
+	json_object *sel = json_object_object_get(json_object_object_get(json_object_object_get(
+		json_object_object_get(w.deployment, "spec"), "template"), "spec"), "nodeSelector");
+	assert_string_equal(json_object_get_string(json_object_object_get(sel, "topology.kubernetes.io/zone")),
+			    "zone-a");
+	workload_free(&w);
+}
+
+static void hash_is_stable_and_sensitive(void **state)
+{
+	struct workload a = build("isvc/vllm.json", 1), b = build("isvc/vllm.json", 1),
+			c = build("isvc/vllm.json", 2);
+	(void)state;
+	assert_string_equal(a.deployment_hash, b.deployment_hash);
+	assert_string_equal(a.service_hash, b.service_hash);
+	assert_string_not_equal(a.deployment_hash, c.deployment_hash);
+	assert_string_equal(a.service_hash, c.service_hash);
+	workload_free(&a);
+	workload_free(&b);
+	workload_free(&c);
+}
+
+static void errors_name_the_field(void **state)
+{
+	struct workload w;
+	char err[256];
+	(void)state;
+	json_object *spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"u\","
+					       "\"framework\":\"custom\"},\"port\":9000}");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "spec.image: required for framework custom");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"u\"},"
+				  "\"resources\":{\"gpu\":{\"count\":1,\"sharing\":\"mig\"}}}");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "spec.resources.gpu.migProfile: required with sharing mig");
+	json_object_put(spec);
+	spec = json_tokener_parse("{\"model\":{\"name\":\"m\"}}");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "spec.model"));
+	json_object_put(spec);
+}
+
+int tests_workload(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(vllm_exclusive_gpu),
+		cmocka_unit_test(triton_mig_and_metrics_port),
+		cmocka_unit_test(tgi_time_slicing_and_options),
+		cmocka_unit_test(custom_and_cpu_only),
+		cmocka_unit_test(full_spec_passes_user_fields),
+		cmocka_unit_test(hash_is_stable_and_sensitive),
+		cmocka_unit_test(errors_name_the_field),
+	};
+	return cmocka_run_group_tests_name("workload", tests, NULL, NULL);
+}
