@@ -307,7 +307,7 @@ start_controller_manager() {
 		--authentication-skip-lookup --client-ca-file="$p/ca.crt" \
 		--bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$p/controller-manager" \
 		--leader-elect=false --use-service-account-credentials=true \
-		--controllers="${KINFER_KCM_CONTROLLERS:-deployment,replicaset,garbagecollector,namespace,nodelifecycle,taint-eviction-controller,podgc,disruption,serviceaccount,serviceaccount-token,endpoint,endpointslice,root-ca-cert-publisher,clusterrole-aggregation}" \
+		--controllers="${KINFER_KCM_CONTROLLERS:-deployment,replicaset,garbagecollector,namespace,nodelifecycle,taint-eviction-controller,podgc,disruption,serviceaccount,serviceaccount-token,endpoint,endpointslice,root-ca-cert-publisher,clusterrole-aggregation,resourcequota}" \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--profiling=false
 }
