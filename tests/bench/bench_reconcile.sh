@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# bench_reconcile: apply N InferenceServices (default 1000) to a fresh local
+# control plane with kinfer-operator running, and report the time until
+# every one has its Deployment and a status whose observedGeneration
+# matches, and the API requests kinfer spent per object. Prints
+# "name value unit" lines; asserts nothing.
+#   tests/bench/bench_reconcile.sh [N] [OPERATOR_BINARY]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+n=${1:-1000}
+op=${2:-$root/build-bench/kinfer-operator}
+qps=${BENCH_QPS:-200}
+[ -x "$op" ] || { cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+	cmake --build "$root/build-bench" -j "$(nproc)" --target kinfer-operator >/dev/null; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/kinfer-bench.XXXXXX")
+op_pid=
+cleanup() {
+	[ -n "$op_pid" ] && kill -TERM "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
+	bash "$root/tests/cluster/down.sh" "$dir" >/dev/null 2>&1 || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+bash "$root/tests/cluster/up.sh" "$dir" 2>/dev/null
+set -a; . "$dir/env"; set +a
+k() { "$BIN/kubectl" "$@"; }
+# Room for one CPU-only pod per service: more fake nodes.
+for i in $(seq 0 9); do bash "$root/tests/cluster/add-gpu-node.sh" "$dir" "kwok-cpu-$i" Tesla-T4 1 15360 >/dev/null 2>&1 || true; done
+k apply --server-side -f "$root/crds/inferenceservice.yaml" >/dev/null
+k wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=60s >/dev/null
+k create ns bench >/dev/null
+"$op" run --kubeconfig "$KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect=false \
+	--kube-api-qps "$qps" --kube-api-burst "$((qps * 2))" 2>"$dir/op.log" &
+op_pid=$!
+for _ in $(seq 1 100); do grep -q 'controller started' "$dir/op.log" && break; sleep 0.1; done
+port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$dir/op.log" | head -1)
+requests() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_requests_total\{/ { s += $2 } END { print s + 0 }'; }
+writes() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_requests_total\{verb="(apply|patch|create|update)"/ { s += $2 } END { print s + 0 }'; }
+
+for i in $(seq 1 "$n"); do
+	printf -- '---\napiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: m%04d, namespace: bench}\nspec:\n  model: {name: m, uri: "s3://m/%d"}\n  resources: {gpu: {count: 0}, cpu: 100m, memory: 256Mi}\n' "$i" "$i"
+done > "$dir/all.yaml"
+r0=$(requests) w0=$(writes)
+t0=$(date +%s.%N)
+k apply --server-side -f "$dir/all.yaml" >/dev/null
+t_applied=$(date +%s.%N)
+done_count() {
+	k -n bench get kis -o jsonpath='{range .items[*]}{.status.observedGeneration}{"\n"}{end}' | grep -c '^1$' || true
+}
+deploys() { k -n bench get deploy --no-headers 2>/dev/null | wc -l; }
+for _ in $(seq 1 600); do
+	[ "$(done_count)" -ge "$n" ] && [ "$(deploys)" -ge "$n" ] && break
+	sleep 0.5
+done
+t1=$(date +%s.%N)
+sleep 5   # let pods settle and count what the steady state costs
+r1=$(requests) w1=$(writes)
+awk -v n="$n" -v t0="$t0" -v ta="$t_applied" -v t1="$t1" -v r0="$r0" -v r1="$r1" -v w0="$w0" -v w1="$w1" -v q="$qps" 'BEGIN {
+	printf "reconcile_services %d count\n", n
+	printf "reconcile_kubectl_apply_seconds %.1f s\n", ta - t0
+	printf "reconcile_all_observed_seconds %.1f s\n", t1 - t0
+	printf "reconcile_after_last_apply_seconds %.1f s\n", t1 - ta
+	printf "reconcile_throughput %.1f services/s\n", n / (t1 - t0)
+	printf "reconcile_api_requests_per_service %.2f requests\n", (r1 - r0) / n
+	printf "reconcile_api_writes_per_service %.2f requests\n", (w1 - w0) / n
+	printf "reconcile_client_qps_limit %d qps\n", q
+}'
+echo "reconcile_operator_rss $(awk '/VmRSS/ { print $2 }' /proc/$op_pid/status) kB"
