@@ -134,6 +134,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			pod->has_deletion_cost = 1;
 		}
 	}
+	const char *att = cache_json_key(cache_json_get(json, "metadata.annotations"),
+					 KINFER_WARMUP_ATTEMPTS);
+	if (att)
+		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
 	pod_requests(p, spec, pod);
 	return 0;
 }

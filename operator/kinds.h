@@ -13,6 +13,7 @@ enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, K
 
 #define KINFER_GATE "kinfer.io/warmed-up"
 #define KINFER_SERVICE_LABEL "kinfer.io/service"
+#define KINFER_WARMUP_ATTEMPTS "kinfer.io/warmup-attempts"
 
 struct kpod {
 	struct cache_obj meta;
@@ -33,6 +34,7 @@ struct kpod {
 	int64_t mem_bytes;
 	int64_t deletion_cost;      /* controller.kubernetes.io/pod-deletion-cost */
 	int32_t restarts;
+	int32_t warmup_attempts;    /* annotation kinfer.io/warmup-attempts */
 	uint8_t phase;              /* enum kphase */
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
 	uint8_t has_gate;           /* readinessGates names kinfer.io/warmed-up */

@@ -1,0 +1,389 @@
+/*
+ * kinfer-model-sim: a model server simulator for the local control plane.
+ *
+ * It watches the pods of InferenceServices (label kinfer.io/service) and,
+ * for every Running pod whose IP is on this machine's loopback range, opens
+ * a listener on that IP and the pod's port that behaves like a model server:
+ *
+ *   - GET the health path: 503 while the model "loads" (--load-seconds),
+ *     then 200;
+ *   - POST an inference path: the first --cold-requests answers are slow
+ *     (--cold-ms), later ones take --latency-ms; at most --capacity run at
+ *     once, the rest wait (queue depth);
+ *   - GET /metrics: vLLM's metric names (num_requests_waiting/running, the
+ *     e2e latency histogram, request counters), plus kinfer_sim_* counters a
+ *     test reads: requests that reached the pod before its warm-up finished;
+ *   - a pod being deleted stops taking connections and finishes the
+ *     requests in flight.
+ *
+ * Per-pod behaviour from annotations: sim.kinfer.io/fail-warmup: "true"
+ * answers 500 to warm-up requests (User-Agent kinfer-warmup).
+ *
+ * Loopback only: listeners are refused for any IP outside 127.0.0.0/8.
+ */
+#include "cache.h"
+#include "flags.h"
+#include "informer.h"
+#include "kube.h"
+#include "kubeconfig.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_PODS 4096
+static const double buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct cfg {
+	const char *kubeconfig;
+	const char *ns;
+	long load_ms, cold_ms, latency_ms;
+	int cold_requests, capacity;
+};
+static struct cfg cfg;
+
+/* The simulator's own projection of a pod. */
+struct simpod {
+	struct cache_obj meta;
+	const char *ip;
+	const char *service;
+	int32_t port;
+	uint8_t running, fail_warmup;
+};
+
+static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
+{
+	struct simpod *s = (struct simpod *)o;
+	json_object *cs = cache_json_get(j, "spec.containers");
+	cache_proj_str(p, &s->ip, cache_json_str(j, "status.podIP"));
+	cache_proj_str(p, &s->service, cache_json_key(cache_json_get(j, "metadata.labels"), "kinfer.io/service"));
+	const char *phase = cache_json_str(j, "status.phase");
+	s->running = phase && strcmp(phase, "Running") == 0;
+	const char *fw = cache_json_key(cache_json_get(j, "metadata.annotations"), "sim.kinfer.io/fail-warmup");
+	s->fail_warmup = fw && strcmp(fw, "true") == 0;
+	json_object *ports = cs ? cache_json_get(json_object_array_get_idx(cs, 0), "ports") : NULL;
+	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
+		json_object *pp = json_object_array_get_idx(ports, i);
+		const char *n = cache_json_str(pp, "name");
+		if (!s->port || (n && strcmp(n, "http") == 0))
+			s->port = (int32_t)cache_json_int(pp, "containerPort", 0);
+	}
+	return 0;
+}
+
+static const struct cache_kind kind_simpods = {
+	.name = "Pod", .res = &kube_res_pods, .size = sizeof(struct simpod), .project = project,
+};
+
+/* ---- one simulated server -------------------------------------------------- */
+
+struct server {
+	char key[320], ip[64], service[256];
+	int port;
+	bool fail_warmup;
+	struct MHD_Daemon *d;
+	uint64_t started_ns;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int running, waiting;
+	long served, warmups, traffic_before_warm;
+	bool warm;                   /* a warm-up request has succeeded */
+	uint64_t hist[N_BUCKETS + 1];
+	double sum;
+	long ok, failed;
+	bool closing;
+};
+
+static struct server *servers[MAX_PODS];
+static int n_servers;
+static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const char *type,
+			       const char *body)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
+								  MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", type);
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static bool loaded(struct server *s)
+{
+	return now_ns() - s->started_ns >= (uint64_t)cfg.load_ms * 1000000ULL;
+}
+
+static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
+{
+	char buf[8192];
+	size_t n = 0;
+	uint64_t cum = 0;
+	pthread_mutex_lock(&s->lock);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+		"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"%s\"} %d\n"
+		"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"%s\"} %d\n"
+		"# TYPE vllm:request_success_total counter\nvllm:request_success_total{model_name=\"%s\"} %ld\n"
+		"# TYPE vllm:e2e_request_latency_seconds histogram\n",
+		s->service, s->waiting, s->service, s->running, s->service, s->ok);
+	for (size_t i = 0; i <= N_BUCKETS && n < sizeof(buf); i++) {
+		cum += s->hist[i];
+		if (i < N_BUCKETS)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				"vllm:e2e_request_latency_seconds_bucket{model_name=\"%s\",le=\"%g\"} %llu\n",
+				s->service, buckets[i], (unsigned long long)cum);
+		else
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+				"vllm:e2e_request_latency_seconds_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n",
+				s->service, (unsigned long long)cum);
+	}
+	if (n < sizeof(buf))
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			"vllm:e2e_request_latency_seconds_sum{model_name=\"%s\"} %g\n"
+			"vllm:e2e_request_latency_seconds_count{model_name=\"%s\"} %llu\n"
+			"# TYPE kinfer_sim_warmup_requests_total counter\nkinfer_sim_warmup_requests_total %ld\n"
+			"# TYPE kinfer_sim_traffic_before_warm_total counter\nkinfer_sim_traffic_before_warm_total %ld\n"
+			"# TYPE kinfer_sim_requests_failed_total counter\nkinfer_sim_requests_failed_total %ld\n",
+			s->service, s->sum, s->service, (unsigned long long)cum, s->warmups,
+			s->traffic_before_warm, s->failed);
+	pthread_mutex_unlock(&s->lock);
+	return respond(c, 200, "text/plain; version=0.0.4", buf);
+}
+
+/* An inference request: wait for capacity, take the latency, answer. */
+static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool warmup)
+{
+	uint64_t t0 = now_ns();
+	long ms;
+	pthread_mutex_lock(&s->lock);
+	if (warmup)
+		s->warmups++;
+	else if (!s->warm)
+		s->traffic_before_warm++;
+	if (warmup && s->fail_warmup) {
+		s->failed++;
+		pthread_mutex_unlock(&s->lock);
+		return respond(c, 500, "application/json", "{\"error\":\"model failed to warm up\"}");
+	}
+	s->waiting++;
+	while (s->running >= cfg.capacity)
+		pthread_cond_wait(&s->cond, &s->lock);
+	s->waiting--;
+	s->running++;
+	ms = s->served < cfg.cold_requests ? cfg.cold_ms : cfg.latency_ms;
+	s->served++;
+	pthread_mutex_unlock(&s->lock);
+	usleep((useconds_t)ms * 1000);
+	double secs = (double)(now_ns() - t0) / 1e9;
+	pthread_mutex_lock(&s->lock);
+	s->running--;
+	if (warmup)
+		s->warm = true;
+	size_t b = 0;
+	while (b < N_BUCKETS && secs > buckets[b])
+		b++;
+	s->hist[b]++;
+	s->sum += secs;
+	s->ok++;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return respond(c, 200, "application/json",
+		       "{\"choices\":[{\"text\":\" simulated\",\"finish_reason\":\"length\"}]}");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct server *s = cls;
+	(void)version; (void)data;
+	if (!*con_cls) {
+		*con_cls = s;
+		return MHD_YES;
+	}
+	if (*size) {          /* the request body: read and ignored */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/metrics") == 0)
+		return metrics(s, c);
+	if (strcmp(method, "GET") == 0 && (strcmp(url, "/health") == 0 ||
+					   strstr(url, "/health") || strstr(url, "/ready")))
+		return loaded(s) ? respond(c, 200, "text/plain", "ok\n") :
+				   respond(c, 503, "text/plain", "loading model\n");
+	if (!loaded(s))
+		return respond(c, 503, "application/json", "{\"error\":\"model is loading\"}");
+	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
+	return infer(s, c, ua && strstr(ua, "kinfer-warmup"));
+}
+
+static struct server *server_start(const struct simpod *p)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->port) };
+	struct server *s;
+	if (inet_pton(AF_INET, p->ip, &sin.sin_addr) != 1 ||
+	    (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
+		log_warn("not a loopback pod IP, not serving", "pod=%s ip=%s", p->meta.key, p->ip);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	snprintf(s->key, sizeof(s->key), "%s", p->meta.key);
+	snprintf(s->ip, sizeof(s->ip), "%s", p->ip);
+	snprintf(s->service, sizeof(s->service), "%s", p->service ? p->service : "");
+	s->port = p->port;
+	s->fail_warmup = p->fail_warmup;
+	s->started_ns = now_ns();
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
+				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sin,
+				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+				MHD_OPTION_END);
+	if (!s->d) {
+		log_warn("cannot listen", "pod=%s addr=%s:%d", s->key, s->ip, s->port);
+		free(s);
+		return NULL;
+	}
+	log_info("serving pod", "pod=%s addr=%s:%d load_ms=%ld", s->key, s->ip, s->port, cfg.load_ms);
+	return s;
+}
+
+/* Stop taking connections, let the requests in flight finish, then close. */
+static void *server_drain(void *ud)
+{
+	struct server *s = ud;
+	MHD_quiesce_daemon(s->d);
+	for (int i = 0; i < 1200; i++) {
+		pthread_mutex_lock(&s->lock);
+		int busy = s->running + s->waiting;
+		pthread_mutex_unlock(&s->lock);
+		if (!busy)
+			break;
+		usleep(100000);
+	}
+	MHD_stop_daemon(s->d);
+	log_info("stopped serving pod", "pod=%s served=%ld", s->key, s->served);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+	return NULL;
+}
+
+static void server_stop(struct server *s)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, server_drain, s) == 0)
+		pthread_detach(t);
+}
+
+/* ---- following pods ----------------------------------------------------- */
+
+static int find(const char *key)
+{
+	for (int i = 0; i < n_servers; i++)
+		if (strcmp(servers[i]->key, key) == 0)
+			return i;
+	return -1;
+}
+
+static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old,
+		   const struct cache_obj *obj)
+{
+	const struct simpod *p = (const struct simpod *)obj;
+	const char *key = obj ? obj->key : old->key;
+	bool want = p && p->running && !obj->deleted && p->ip && p->port > 0;
+	(void)ud; (void)ev;
+	pthread_mutex_lock(&servers_lock);
+	int i = find(key);
+	if (want && i < 0 && n_servers < MAX_PODS) {
+		struct server *s = server_start(p);
+		if (s)
+			servers[n_servers++] = s;
+	} else if (!want && i >= 0) {
+		server_stop(servers[i]);
+		servers[i] = servers[--n_servers];
+	}
+	pthread_mutex_unlock(&servers_lock);
+}
+
+#define F(name, env, kind, field, def, help) { name, env, kind, offsetof(struct cfg, field), def, help }
+static const struct flag flags[] = {
+	F("kubeconfig", "KUBECONFIG", FLAG_STRING, kubeconfig, NULL, "kubeconfig of the cluster"),
+	F("namespace", NULL, FLAG_STRING, ns, NULL, "only pods in this namespace (default: all)"),
+	F("load-seconds", NULL, FLAG_DURATION_MS, load_ms, "2s", "time to load the model"),
+	F("cold-ms", NULL, FLAG_DURATION_MS, cold_ms, "800ms", "latency of the first requests"),
+	F("latency-ms", NULL, FLAG_DURATION_MS, latency_ms, "50ms", "latency once warm"),
+	F("cold-requests", NULL, FLAG_INT, cold_requests, "3", "how many requests are slow"),
+	F("capacity", NULL, FLAG_INT, capacity, "4", "requests served at once per pod"),
+};
+
+int main(int argc, char **argv)
+{
+	struct kube_auth *auth = NULL;
+	struct kube_client *client = NULL;
+	struct informer_set *set = NULL;
+	struct informer *inf;
+	struct intern *interns = NULL;
+	char err[512];
+	bool help;
+	int argi = 1, sig;
+	sigset_t ss;
+
+	if (flags_parse(flags, sizeof(flags) / sizeof(flags[0]), &cfg, argc, argv, &argi, &help,
+			err, sizeof(err)) < 0 || help) {
+		fprintf(stderr, help ? "kinfer-model-sim: a model server simulator\n" : "%s\n", err);
+		flags_usage(stderr, flags, sizeof(flags) / sizeof(flags[0]));
+		return help ? 0 : 2;
+	}
+	if (cfg.capacity < 1)
+		cfg.capacity = 1;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_LOGFMT, stderr);
+	if (kube_auth_load(cfg.kubeconfig, NULL, &auth, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kinfer-model-sim: %s\n", err);
+		return 1;
+	}
+	struct informer_options io = { .kind = &kind_simpods, .namespace = cfg.ns,
+				       .label_selector = "kinfer.io/service" };
+	if (kube_client_new(auth, NULL, &client) < 0 || intern_new(&interns) < 0 ||
+	    informer_set_new(client, interns, NULL, &set) < 0 || informer_add(set, &io, &inf) < 0 ||
+	    informer_add_handler(inf, on_pod, NULL) < 0 || informer_set_start(set) < 0) {
+		fprintf(stderr, "kinfer-model-sim: cannot start\n");
+		return 1;
+	}
+	log_info("simulator started", "capacity=%d load_ms=%ld", cfg.capacity, cfg.load_ms);
+	sigwait(&ss, &sig);
+	informer_set_stop(set);
+	pthread_mutex_lock(&servers_lock);
+	for (int i = 0; i < n_servers; i++)
+		server_drain(servers[i]);
+	n_servers = 0;
+	pthread_mutex_unlock(&servers_lock);
+	informer_set_free(set);
+	intern_free(interns);
+	kube_client_free(client);
+	kube_auth_free(auth);
+	return 0;
+}
