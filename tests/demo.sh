@@ -19,19 +19,21 @@ say "checking dependencies"
 eval "$(bash tests/deps.sh)"
 say "building the local control plane (first time: about 6 minutes)"
 bash tests/cluster/build.sh >/dev/null
-say "building kinfer-operator"
+say "building kinfer-operator and the model-server simulator"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target kinfer-operator >/dev/null
+cmake --build build -j "$(nproc)" --target kinfer-operator kinfer-model-sim >/dev/null
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kinfer-demo.XXXXXX")
-op_pid=
+op_pid= sim_pid=
 cleanup() {
 	trap - EXIT INT TERM
 	say "stopping"
-	if [ -n "$op_pid" ] && kill -0 "$op_pid" 2>/dev/null; then
-		kill -TERM "$op_pid" 2>/dev/null || true
-		wait "$op_pid" 2>/dev/null || true
-	fi
+	for p in $op_pid $sim_pid; do
+		if kill -0 "$p" 2>/dev/null; then
+			kill -TERM "$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
 	bash tests/cluster/down.sh "$dir" || true
 	rm -rf "$dir"
 }
@@ -40,6 +42,12 @@ trap 'exit 130' INT TERM
 
 bash tests/cluster/up.sh "$dir"
 set -a; . "$dir/env"; set +a
+say "installing the InferenceService CRD"
+"$BIN/kubectl" apply --server-side -f crds/inferenceservice.yaml >/dev/null
+"$BIN/kubectl" wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=60s >/dev/null
+say "starting the model-server simulator (answers on the pods' loopback IPs; log: $dir/sim.log)"
+build/tests/sim/kinfer-model-sim --kubeconfig "$KUBECONFIG" --load-seconds 3s > "$dir/sim.log" 2>&1 &
+sim_pid=$!
 say "starting kinfer-operator (log: $dir/operator.log)"
 build/kinfer-operator run --kubeconfig "$KUBECONFIG" --http-addr 127.0.0.1:0 \
 	> "$dir/operator.log" 2>&1 &
@@ -54,13 +62,24 @@ kill -0 "$op_pid" 2>/dev/null || { say "kinfer-operator exited"; exit 1; }
 
 port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$dir/operator.log" | head -1)
 "$BIN/kubectl" get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
+say "applying manifests/samples/vllm.yaml and waiting for Ready (model load, then warm-up)"
+"$BIN/kubectl" apply -f manifests/samples/vllm.yaml
+if ! "$BIN/kubectl" wait --for=condition=Ready kis --all --timeout=120s; then
+	say "not Ready in 120 s; status follows"
+	"$BIN/kubectl" get kis -o yaml | sed -n '/^  status:/,$p'
+	exit 1
+fi
+"$BIN/kubectl" get kis,deploy,svc,pods -o wide
 cat <<MSG
 
 kinfer is running against a local control plane. In another shell:
 
   export KUBECONFIG=$KUBECONFIG PATH=$BIN:\$PATH
-  kubectl get nodes -o wide
-  kubectl describe node $("$BIN/kubectl" get nodes -o jsonpath='{.items[0].metadata.name}')
+  kubectl get kis                      # replicas, ready, warm, desired, Ready
+  kubectl describe kis                 # conditions and events
+  kubectl patch kis llama-7b --type=merge -p '{"spec":{"scaling":{"minReplicas":3}}}'
+                                       # new pods join the Service only once warm
+  kubectl get pods -w
   tail -f $dir/operator.log
   curl -s http://127.0.0.1:$port/readyz
   curl -s http://127.0.0.1:$port/metrics | grep ^kinfer_
