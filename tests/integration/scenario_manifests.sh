@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Scenario: manifests/ as a cluster admin applies them, on the real
-# kube-apiserver (RBAC and Pod Security admission on). `kubectl apply -f crds/
-# -f manifests/` passes a server-side dry run without a warning, and so do
-# the samples; the namespace and RBAC are really applied, and the real
-# kinfer-operator runs with the ServiceAccount's token (not the admin's):
-# it holds the Lease in kinfer-system, turns the vLLM sample into a
-# Deployment, a Service, status and Events, follows a spec change and
-# releases the Lease on SIGTERM, without one Forbidden answer. (It watches
-# only the scenario's namespace, so as not to reconcile what other scenarios
-# create meanwhile; the token's cluster-wide list is checked directly.) `kubectl auth
-# can-i` shows least privilege: yes for every call the operator makes (or
-# will make, for the planned features), no for the rest. The operator's
-# Deployment itself is not run (its image is not built here).
-# Everything created is deleted at the end; the CRD stays installed (other
-# scenarios may use it at the same time).
+# kube-apiserver (RBAC and Pod Security admission on). `kubectl apply -f
+# crds/ -f manifests/` passes a server-side dry run without a warning, and
+# so do the samples. The namespace and RBAC are really applied, and the real
+# kinfer-operator runs with the ServiceAccount's token (not the admin's): it
+# holds the Lease in kinfer-system, turns the vLLM sample into a Deployment,
+# a Service, status and Events, warms its pod up (the model-server simulator
+# answers), follows a spec change and releases the Lease on SIGTERM, without
+# one Forbidden answer. It watches only the scenario's namespace, so as not
+# to reconcile what other scenarios create meanwhile; the token's
+# cluster-wide list is checked directly. `kubectl auth can-i` shows least
+# privilege: yes for every call the operator makes (or will make, for the
+# planned features), no for the rest. The operator's Deployment itself is
+# not run (its image is not built here). Everything created is deleted at
+# the end; the CRD stays installed (other scenarios may use it meanwhile).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 src=$KINFER_SOURCE_DIR
@@ -23,8 +23,10 @@ sa=system:serviceaccount:kinfer-system:kinfer-operator
 ns=kinfer-manifests-$$-$RANDOM
 tmp=$(mktemp -d)
 export KUBECACHEDIR=$tmp/cache
+sim_pid=
 cleanup() {
 	stop_operators
+	[ -z "$sim_pid" ] || { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
 	if [ "$failed" -ne 0 ] && [ -s "$tmp/op.log" ]; then
 		echo "--- the operator's log (last 40 lines)"
 		tail -n 40 "$tmp/op.log"
@@ -200,6 +202,11 @@ if wait_until 30 is_leader; then pass "the operator is the leader"; else fail "n
 holder=$(kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}' 2>&1)
 expect_match "$(cat "$tmp/op.log")" "became the leader.*lease=kinfer-system/kinfer-operator identity=$holder" "it holds the Lease kinfer-system/kinfer-operator ($holder)"
 
+# The model-server simulator answers on the pods' IPs (harness, admin
+# credentials), so warm-up gating runs too: it writes pods/status.
+"$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" \
+	--namespace "$ns" --load-seconds 1s 2>"$tmp/sim.log" &
+sim_pid=$!
 out=$(kc -n "$ns" apply -f "$man/samples/vllm.yaml" 2>&1); expect_code 0 $? "the vLLM sample is applied"
 if wait_until 60 field_is kis llama-7b .status.observedGeneration 1; then pass "status.observedGeneration becomes 1"; else
 	fail "status: $(kc -n "$ns" get kis llama-7b -o jsonpath='{.status}' 2>&1)"; fi
@@ -210,6 +217,12 @@ expect_match "$(field kis llama-7b '.status.conditions[*].type')" 'Ready' "statu
 events() { kc -n "$ns" get events.events.k8s.io -o jsonpath='{range .items[*]}{.reason} {.reportingController}{"\n"}{end}' 2>/dev/null; }
 has_event() { events | grep -q "^$1 kinfer.io/kinfer-operator\$"; }
 if wait_until 10 has_event DeploymentCreated; then pass "the Event DeploymentCreated is created"; else fail "events: $(events)"; fi
+
+out=$(kc -n "$ns" wait --for=condition=Ready kis/llama-7b --timeout=60s 2>&1)
+expect_code 0 $? "the sample becomes Ready: a pod ran, warmed up and joined"
+out=$(kc -n "$ns" get pods -l kinfer.io/service=llama-7b \
+	-o jsonpath='{.items[*].status.conditions[?(@.type=="kinfer.io/warmed-up")].status}' 2>&1)
+expect_match "$out" 'True' "the pod's kinfer.io/warmed-up condition is True (pods/status written with the token)"
 
 # A spec change: the existing Deployment is applied again (patch only).
 out=$(kc -n "$ns" patch kis llama-7b --type=merge -p '{"spec":{"args":["--max-model-len=8192"]}}' 2>&1)
