@@ -99,7 +99,8 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
 	pod->started = cache_parse_time(cache_json_str(status, "startTime"));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
-	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL, NULL);
+	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
+						     &pod->containers_ready_since);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
 	if (pod->scheduled == KCOND_FALSE)
 		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {

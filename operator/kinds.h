@@ -28,6 +28,7 @@ struct kpod {
 	const char *unschedulable;  /* PodScheduled=False message, if any */
 	int64_t warm_since;         /* lastTransitionTime of the gate condition */
 	int64_t ready_since;
+	int64_t containers_ready_since;  /* ContainersReady lastTransitionTime */
 	int64_t started;            /* status.startTime */
 	int64_t gpu;                /* GPU units requested, summed over containers */
 	int64_t cpu_milli;

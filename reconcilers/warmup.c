@@ -167,34 +167,33 @@ static void end_request(struct req *r)
 	r->hdr = NULL;
 }
 
-static void sleep_ms(long ms)
+static void base_url(const char *ip, int32_t port, char *buf, size_t len)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
+	snprintf(buf, len, strchr(ip, ':') ? "http://[%s]:%d" : "http://%s:%d", ip, port);
 }
 
-/* WAITING: until the health path answers 200 or the deadline. */
-static int wait_healthy(const char *base, const struct warmup_plan *p, uint64_t deadline,
-			volatile int *stop, struct warmup_result *res)
+int warmup_probe(const char *ip, const struct warmup_plan *p, struct warmup_result *res)
 {
-	char url[1024];
+	char base[128], url[1024];
+	struct req r;
 	long code = 0;
+
+	memset(res, 0, sizeof(*res));
+	base_url(ip, p->port, base, sizeof(base));
 	snprintf(url, sizeof(url), "%s%s", base, p->health_path);
-	while (monotonic_ns() < deadline && !(stop && *stop)) {
-		struct req r;
-		if (!new_request(url, NULL, 5000, &r))
-			return -ENOMEM;
-		CURLcode cc = curl_easy_perform(r.h);
-		code = 0;
-		curl_easy_getinfo(r.h, CURLINFO_RESPONSE_CODE, &code);
-		end_request(&r);
-		if (cc == CURLE_OK && code == 200)
-			return 0;
-		sleep_ms(1000);
-	}
-	snprintf(res->error, sizeof(res->error), "%.100s did not answer 200 within %d s (last %ld)",
-		 p->health_path, p->timeout_s, code);
-	return -ETIMEDOUT;
+	if (!new_request(url, NULL, 3000, &r))
+		return -ENOMEM;
+	CURLcode cc = curl_easy_perform(r.h);
+	curl_easy_getinfo(r.h, CURLINFO_RESPONSE_CODE, &code);
+	end_request(&r);
+	if (cc == CURLE_OK && code == 200)
+		return 0;
+	if (cc == CURLE_OK)
+		snprintf(res->error, sizeof(res->error), "%.100s answered %ld", p->health_path, code);
+	else
+		snprintf(res->error, sizeof(res->error), "%.100s: %.100s", p->health_path,
+			 curl_easy_strerror(cc));
+	return -EAGAIN;
 }
 
 /* WARMING: the requests, `concurrency` in flight at a time. */
@@ -244,8 +243,12 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 			} else {
 				res->failed++;
 				last_code = code;
-				snprintf(res->error, sizeof(res->error), "%.100s answered %ld (%.100s)", p->path,
-					 code, curl_easy_strerror(msg->data.result));
+				if (msg->data.result == CURLE_OK)
+					snprintf(res->error, sizeof(res->error), "%.100s answered %ld",
+						 p->path, code);
+				else
+					snprintf(res->error, sizeof(res->error), "%.100s: %.100s", p->path,
+						 curl_easy_strerror(msg->data.result));
 			}
 			if (t > res->max_latency_s)
 				res->max_latency_s = t;
@@ -273,17 +276,16 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 	return res->ok == p->requests ? 0 : -EIO;
 }
 
-int warmup_run(const char *ip, const struct warmup_plan *p, volatile int *stop,
-	       struct warmup_result *res)
+int warmup_send(const char *ip, const struct warmup_plan *p, uint64_t deadline,
+		struct warmup_result *res)
 {
 	char base[128];
-	uint64_t t0 = monotonic_ns(), deadline = t0 + (uint64_t)p->timeout_s * NSEC_PER_SEC;
-	int r;
+	uint64_t t0 = monotonic_ns();
+	int r = 0;
 
 	memset(res, 0, sizeof(*res));
-	snprintf(base, sizeof(base), strchr(ip, ':') ? "http://[%s]:%d" : "http://%s:%d", ip, p->port);
-	r = wait_healthy(base, p, deadline, stop, res);
-	if (r == 0 && p->requests > 0)
+	base_url(ip, p->port, base, sizeof(base));
+	if (p->requests > 0)
 		r = send_requests(base, p, deadline, res);
 	res->seconds = (double)(monotonic_ns() - t0) / 1e9;
 	return r;
@@ -294,7 +296,7 @@ int warmup_run(const char *ip, const struct warmup_plan *p, volatile int *stop,
 struct pod_snap {
 	char ns[64], name[256], uid[64], ip[64], service[256], reason[64];
 	int32_t attempts;
-	int64_t since;
+	int64_t since, containers_since;
 	bool gated, ready_containers, warm, deleting;
 	char *spec_json;
 };
@@ -318,6 +320,7 @@ static bool snap_pod(struct manager *m, const char *key, struct pod_snap *s)
 	snprintf(s->reason, sizeof(s->reason), "%s", p->warm_reason ? p->warm_reason : "");
 	s->attempts = p->warmup_attempts;
 	s->since = p->warm_since;
+	s->containers_since = p->containers_ready_since;
 	s->gated = true;
 	s->ready_containers = p->containers_ready == KCOND_TRUE;
 	s->warm = p->warmed == KCOND_TRUE;
@@ -410,8 +413,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		goto done;
 	}
 	/* After a failure, wait out the backoff before the next attempt. */
-	if (s.attempts > 0 && strcmp(s.reason, "WarmupFailed") == 0) {
-		int64_t due = s.since + (int64_t)retry_after_s(s.attempts);
+	bool after_failure = strcmp(s.reason, "WarmupFailed") == 0;
+	if (after_failure) {
+		/* The condition alone decides: our two writes (condition, then the
+		 * attempt count) reach the cache one at a time. */
+		int64_t due = s.since + (int64_t)retry_after_s(s.attempts > 0 ? s.attempts : 1);
 		int64_t now = (int64_t)time(NULL);
 		if (now < due) {
 			ctx->requeue_after_ns = (uint64_t)(due - now) * NSEC_PER_SEC;
@@ -420,7 +426,26 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 			goto done;
 		}
 	}
-	r = warmup_run(s.ip, &plan, NULL, &res);
+	/*
+	 * WAITING: one health probe per reconcile, never a long wait in a
+	 * worker; the deadline counts from when the containers became ready
+	 * (or from the last failed attempt), so it survives restarts.
+	 */
+	int64_t now = (int64_t)time(NULL);
+	int64_t from = after_failure && s.since > s.containers_since ? s.since : s.containers_since;
+	int64_t left = from > 0 ? from + plan.timeout_s - now : plan.timeout_s;
+	r = left > 0 ? warmup_probe(s.ip, &plan, &res) : -ETIMEDOUT;
+	if (r == -EAGAIN) {
+		ctx->requeue_after_ns = 2 * NSEC_PER_SEC;
+		warmup_plan_free(&plan);
+		out = RECONCILE_REQUEUE_AFTER;
+		goto done;
+	}
+	if (r == -ETIMEDOUT)
+		snprintf(res.error, sizeof(res.error), "the model server was not healthy within %d s",
+			 plan.timeout_s);
+	else
+		r = warmup_send(s.ip, &plan, monotonic_ns() + (uint64_t)left * NSEC_PER_SEC, &res);
 	if (r == 0) {
 		snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
 			 plan.requests, res.seconds, res.max_latency_s * 1000);
@@ -436,8 +461,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	snprintf(msg, sizeof(msg), "attempt %d of %d failed: %s", attempts, plan.max_attempts, res.error);
 	log_warn("warm-up failed", "pod=%s/%s attempt=%d error=%s", s.ns, s.name, attempts, res.error);
 	pod_event(ctx, &s, "Warning", "WarmupFailed", msg);
-	if (count_attempt(ctx, &s, attempts) < 0 ||
-	    set_condition(ctx, &s, false, "WarmupFailed", msg) < 0) {
+	if (set_condition(ctx, &s, false, "WarmupFailed", msg) < 0 ||
+	    count_attempt(ctx, &s, attempts) < 0) {
 		out = RECONCILE_ERROR;
 	} else if (attempts >= plan.max_attempts) {
 		/* A model that will not warm: replace the pod. */

@@ -32,12 +32,16 @@ struct warmup_result {
 	char error[384];
 };
 
+/* One GET of the health path: 0 when it answers 200, else -EAGAIN with
+ * the answer in ret->error. */
+int warmup_probe(const char *ip, const struct warmup_plan *plan, struct warmup_result *ret);
+
 /*
- * Wait (bounded by plan->timeout_s) for GET health to answer 200, then send
- * the warm-up requests, plan->concurrency at a time. 0 when every request
- * got a 2xx; -ETIMEDOUT or -EIO with result->error otherwise.
+ * Send the warm-up requests, plan->concurrency at a time, each bounded by
+ * requestTimeoutSeconds and all by deadline_ns (monotonic). 0 when every
+ * request got a 2xx; -EIO with ret->error otherwise.
  */
-int warmup_run(const char *ip, const struct warmup_plan *plan, volatile int *stop,
-	       struct warmup_result *ret);
+int warmup_send(const char *ip, const struct warmup_plan *plan, uint64_t deadline_ns,
+		struct warmup_result *ret);
 
 extern const struct controller_def warmup_controller;

@@ -29,7 +29,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
-pod_cidr=${KINFER_POD_CIDR:-127.77.0.1/16}
+# Pod IPs: a loopback /16 of this cluster's own (127.X.0.0/16, X picked at
+# random among those no listener uses), so the model-server simulators of
+# two clusters on one machine never answer for each other's pods.
+pick_pod_cidr() {
+	local x i
+	for i in $(seq 1 50); do
+		x=$((64 + RANDOM % 190))
+		if ! ss -Htln 2>/dev/null | awk '{print $4}' | grep -q "^127\.$x\."; then
+			echo "127.$x.0.1/16"
+			return
+		fi
+	done
+	echo "127.77.0.1/16"
+}
+pod_cidr=${KINFER_POD_CIDR:-$(pick_pod_cidr)}
 timeout=${KINFER_UP_TIMEOUT:-90}
 service_cidr=10.96.0.0/16
 service_ip=10.96.0.1   # first IP of service_cidr: the "kubernetes" Service

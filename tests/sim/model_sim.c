@@ -16,8 +16,9 @@
  *   - a pod being deleted stops taking connections and finishes the
  *     requests in flight.
  *
- * Per-pod behaviour from annotations: sim.kinfer.io/fail-warmup: "true"
- * answers 500 to warm-up requests (User-Agent kinfer-warmup).
+ * A broken model: pods annotated sim.kinfer.io/fail-warmup: "true", or of
+ * services named with --fail-warmup-prefix, answer 500 to warm-up requests
+ * (User-Agent kinfer-warmup).
  *
  * Loopback only: listeners are refused for any IP outside 127.0.0.0/8.
  */
@@ -49,6 +50,7 @@ struct cfg {
 	const char *ns;
 	long load_ms, cold_ms, latency_ms;
 	int cold_requests, capacity;
+	const char *fail_prefix;
 };
 static struct cfg cfg;
 
@@ -250,7 +252,8 @@ static struct server *server_start(const struct simpod *p)
 	snprintf(s->ip, sizeof(s->ip), "%s", p->ip);
 	snprintf(s->service, sizeof(s->service), "%s", p->service ? p->service : "");
 	s->port = p->port;
-	s->fail_warmup = p->fail_warmup;
+	s->fail_warmup = p->fail_warmup || (cfg.fail_prefix && *cfg.fail_prefix &&
+					    strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -334,6 +337,8 @@ static const struct flag flags[] = {
 	F("latency-ms", NULL, FLAG_DURATION_MS, latency_ms, "50ms", "latency once warm"),
 	F("cold-requests", NULL, FLAG_INT, cold_requests, "3", "how many requests are slow"),
 	F("capacity", NULL, FLAG_INT, capacity, "4", "requests served at once per pod"),
+	F("fail-warmup-prefix", NULL, FLAG_STRING, fail_prefix, NULL,
+	  "answer 500 to warm-up requests for services whose name starts with this"),
 };
 
 int main(int argc, char **argv)
