@@ -833,10 +833,14 @@ int kube_request(struct kube_client *c, enum kube_method method,
 		cc = curl_easy_perform(h);
 		double secs = (double)(monotonic_ns() - t0) / 1e9;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+		long hv = 0;
+		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &hv);
 		curl_slist_free_all(hl);
 		pool_put(c, h);
 		if (c->observe)
 			c->observe(verb, cc == CURLE_OK ? code : 0, secs, c->observe_ud);
+		int http_version = hv == CURL_HTTP_VERSION_2_0 ? 20 : hv == CURL_HTTP_VERSION_1_1 ? 11 :
+				   hv == CURL_HTTP_VERSION_1_0 ? 10 : 0;
 
 		if (cc != CURLE_OK) {
 			if (resp.too_big) {
@@ -869,11 +873,13 @@ int kube_request(struct kube_client *c, enum kube_method method,
 				}
 			}
 			st->code = code;
+			st->http_version = http_version;
 			free(resp.buf);
 			break;
 		} else {
 			st->retry_after_s = retry_after;
 			kube_status_decode(code, resp.buf, resp.len, st);
+			st->http_version = http_version;
 			r = kube_reason_errno(st->reason);
 			if (code == 401 && !force_token && c->auth->token_file) {
 				/* A rotated token: re-read it once and try again. */

@@ -83,6 +83,7 @@ struct kube_status {
 	char message[1024];      /* the server's message, for people */
 	long retry_after_s;      /* from Retry-After or details */
 	int attempts;            /* how many tries the call made */
+	int http_version;        /* of the last answer: 11 = HTTP/1.1, 20 = HTTP/2 */
 };
 
 /* Query and body options; every field optional (zero = unset). */

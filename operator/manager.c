@@ -59,6 +59,8 @@ struct manager {
 	atomic_bool lost;
 	atomic_bool stopped;
 	pthread_mutex_t start_lock;
+	pthread_t starter;
+	bool starter_running;
 };
 
 static const char *const ctl_result_labels[] = { "controller", "result", NULL };
@@ -164,13 +166,36 @@ static void start_workers(struct manager *m)
 	pthread_mutex_unlock(&m->start_lock);
 }
 
+/*
+ * Start the workers once every cache has synced: reconciling on a half-full
+ * cache would act on a partial view. This runs on its own thread, so the
+ * election thread keeps renewing the lease meanwhile (a missing CRD can keep
+ * a cache from syncing for as long as it is missing).
+ */
+static void *starter_main(void *ud)
+{
+	struct manager *m = ud;
+	uint64_t logged = 0;
+	while (!atomic_load(&m->stopped)) {
+		if (informer_set_wait_synced(m->informers, NSEC_PER_SEC) == 0) {
+			start_workers(m);
+			break;
+		}
+		if (++logged % 30 == 0)
+			log_warn("leader waiting for caches to sync before reconciling",
+				 "seconds=%llu", (unsigned long long)logged);
+	}
+	return NULL;
+}
+
 static void on_started_leading(void *ud)
 {
 	struct manager *m = ud;
-	/* Reconcile only on synced caches (they are, normally, by now). */
-	if (informer_set_wait_synced(m->informers, 120 * NSEC_PER_SEC) < 0)
-		log_warn("caches not synced after 120 s; starting controllers anyway", "%s", "");
-	start_workers(m);
+	pthread_mutex_lock(&m->start_lock);
+	if (!m->starter_running && !atomic_load(&m->stopped) &&
+	    pthread_create(&m->starter, NULL, starter_main, m) == 0)
+		m->starter_running = true;
+	pthread_mutex_unlock(&m->start_lock);
 }
 
 static void on_stopped_leading(void *ud)
@@ -329,7 +354,7 @@ int manager_start(struct manager *m)
 		return r;
 	if (m->leader)
 		return leader_start(m->leader);
-	start_workers(m);
+	on_started_leading(m);
 	return 0;
 }
 
@@ -364,7 +389,11 @@ void manager_stop(struct manager *m)
 	pthread_mutex_lock(&m->start_lock);
 	for (int i = 0; i < m->n_ctls; i++)
 		workqueue_shutdown(m->ctls[i].queue);
+	bool starter = m->starter_running;
+	m->starter_running = false;
 	pthread_mutex_unlock(&m->start_lock);
+	if (starter)
+		pthread_join(m->starter, NULL);   /* it sees stopped within a second */
 	join_workers(m, deadline);
 	if (m->leader)
 		leader_stop(m->leader);      /* releases the lease */

@@ -208,8 +208,9 @@ static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const cha
 {
 	const struct kinfer_controller_data *cd = ctx->data;
 	struct event_object r = { "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid };
-	if (cd && cd->events)
-		events_emit(cd->events, &r, type, reason, action, "%s", note);
+	/* An event is advice: a failure to record one is logged, not retried. */
+	if (cd && cd->events && events_emit(cd->events, &r, type, reason, action, "%s", note) < 0)
+		log_warn("cannot record an event", "object=%s/%s reason=%s", s->ns, s->name, reason);
 }
 
 static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,

@@ -340,8 +340,8 @@ static void pod_event(struct reconcile_ctx *ctx, const struct pod_snap *s, const
 {
 	const struct kinfer_controller_data *cd = ctx->data;
 	struct event_object r = { "v1", "Pod", s->ns, s->name, s->uid };
-	if (cd && cd->events)
-		events_emit(cd->events, &r, type, reason, "WarmUp", "%s", note);
+	if (cd && cd->events && events_emit(cd->events, &r, type, reason, "WarmUp", "%s", note) < 0)
+		log_warn("cannot record an event", "pod=%s/%s reason=%s", s->ns, s->name, reason);
 }
 
 /* Set kinfer.io/warmed-up on the pod through pods/status. */

@@ -38,7 +38,7 @@ expect_match "$out" 'context \\"nope\\" not found' "unknown context is named"
 
 # run: connects, logs JSON when asked, stops on SIGTERM with exit 0.
 KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 \
-	--leader-elect=false 2> "$tmp/log" &
+	--leader-elect=false --watch-namespace "cli-$$" 2> "$tmp/log" &
 pid=$!
 for _ in $(seq 1 100); do
 	grep -q 'connected to the API server' "$tmp/log" && break

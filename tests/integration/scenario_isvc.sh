@@ -12,13 +12,14 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 tmp=$(mktemp -d)
 ns=isvc-$$
-cleanup() { stop_operators; kc delete ns "$ns" "$ns-quota" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
+cleanup() { stop_operators; kc delete ns "$ns" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
 kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
 kc create ns "$ns" >/dev/null
-start_operator "$tmp/op.log" --leader-elect=false --resync-period 5s || exit 1
+# Scoped to this namespace, so scenarios running at once never share objects.
+start_operator "$tmp/op.log" --leader-elect=false --resync-period 5s --watch-namespace "$ns" || exit 1
 port=$started_port
 
 j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
@@ -106,18 +107,16 @@ if wait_until 30 is_cond nofit Degraded True; then pass "unschedulable pods: Deg
 expect_match "$(cond nofit Degraded reason): $(cond nofit Degraded message)" '^Unschedulable: .*nodes are available' "reason Unschedulable with the scheduler's message"
 expect_match "$(cond nofit Ready status)" '^False$' "and Ready=False"
 
-# Pods cannot be created (quota): Degraded, ReplicaFailure.
-kc create ns "$ns-quota" >/dev/null
-kc -n "$ns-quota" create quota no-pods --hard=pods=0 >/dev/null
-sed "s/namespace: $ns/namespace: $ns-quota/; s/name: nofit/name: quota/; s/NVIDIA-B200/NVIDIA-A100-SXM4-80GB/" "$tmp/nofit.yaml" | kc apply -f - >/dev/null
-qcond() { kc -n "$ns-quota" get kis quota -o jsonpath="{.status.conditions[?(@.type==\"Degraded\")].$1}"; }
-quota_degraded() { [ "$(qcond reason)" = ReplicaFailure ]; }
-if wait_until 45 quota_degraded; then pass "quota exceeded: Degraded ReplicaFailure"; else fail "quota: $(kc -n "$ns-quota" get kis quota -o jsonpath='{.status}')"; fi
-expect_match "$(qcond message)" 'exceeded quota' "the message carries the quota error"
-
 # Delete: the children go with it.
 kc -n "$ns" delete kis llm --wait=true --timeout=30s >/dev/null
 gone() { ! kc -n "$ns" get deploy/llm >/dev/null 2>&1 && ! kc -n "$ns" get svc/llm >/dev/null 2>&1; }
 if wait_until 30 gone; then pass "delete: Deployment and Service are collected"; else fail "children remain"; fi
+# Pods cannot be created (quota): Degraded, ReplicaFailure. Last, since the
+# quota blocks every new pod of the namespace.
+kc -n "$ns" create quota no-pods --hard=pods=0 >/dev/null
+sed "s/name: nofit/name: quota/; s/NVIDIA-B200/NVIDIA-A100-SXM4-80GB/" "$tmp/nofit.yaml" | kc apply -f - >/dev/null
+quota_degraded() { [ "$(cond quota Degraded reason)" = ReplicaFailure ]; }
+if wait_until 45 quota_degraded; then pass "quota exceeded: Degraded ReplicaFailure"; else fail "quota: $(j kis/quota '{.status}')"; fi
+expect_match "$(cond quota Degraded message)" 'exceeded quota' "the message carries the quota error"
 expect_match "$(grep -c 'level=error' "$tmp/op.log")" '^0$' "no errors in the operator log"
 summary

@@ -8,7 +8,14 @@ set -uo pipefail
 tmp=$(mktemp -d)
 trap 'stop_operators; rm -rf "$tmp"' EXIT
 lease=kinfer-test-$$
-args=(--leader-election-namespace default --leader-election-id "$lease")
+# The controllers watch a namespace of their own: these replicas must not
+# reconcile other scenarios' objects.
+args=(--leader-election-namespace default --leader-election-id "$lease" --watch-namespace "$lease")
+
+# The controllers' caches include InferenceServices: the CRD must exist for
+# the replicas to become ready.
+kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
+kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
 
 holder() { kc -n default get lease "$lease" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 is_leader() { [ "$(metric "$1" kinfer_leader)" = 1 ]; }

@@ -25,7 +25,7 @@ kc create ns "$ns" >/dev/null
 "$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
 	--cold-ms 300ms --fail-warmup-prefix broken- 2>"$tmp/sim.log" &
 sim_pid=$!
-start_operator "$tmp/op.log" --leader-elect=false || exit 1
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
 j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
@@ -77,7 +77,7 @@ expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="Ready")].stat
 # The gate lives in the pods: a new operator does not warm them again.
 stop_operators
 op_pids=()
-start_operator "$tmp/op2.log" --leader-elect=false || exit 1
+start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 sleep 4
 for p in $(pods_of good); do
 	expect_match "$(sim_metric "$p" kinfer_sim_warmup_requests_total)" '^4$' "$p: still 4 warm-up requests after an operator restart"

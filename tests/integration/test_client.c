@@ -62,6 +62,8 @@ static void server_version(void **state)
 	(void)state;
 	assert_int_equal(kube_server_version(kc, v, sizeof(v), &st), 0);
 	assert_string_equal(v, "v1.33.13");
+	/* kube-apiserver offers HTTP/2 over TLS: the client takes it. */
+	assert_int_equal(st.http_version, 20);
 }
 
 static void configmap_crud(void **state)
