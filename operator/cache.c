@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <urcu/rculist.h>
 
 #define PROJ_MAX_STRS 64
 
@@ -22,21 +23,44 @@ char cache_grace_token;
 #define GRACE_OVER() ((void)0)
 #endif
 
+/*
+ * A secondary index has two levels: an lfht of distinct values (unique
+ * keys, so no duplicate chains to walk), each holding an RCU list of the
+ * primary keys that have it. The writer finds a key's list entry through a
+ * private map, so adding and removing are O(1) however many objects share
+ * a value.
+ */
+struct idx_value {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct cache *cache;
+	const char *value;            /* interned */
+	struct cds_list_head keys;    /* of idx_entry, RCU list */
+	size_t n;                     /* writer only */
+};
+
+struct idx_entry {
+	struct cds_list_head link;
+	struct rcu_head rcu;
+	struct idx_entry *map_next;   /* writer's map */
+	struct idx_value *owner;
+	unsigned long key_hash;
+	char key[];
+};
+
+struct idx_map {                 /* writer only: primary key -> entry */
+	struct idx_entry **slots;
+	size_t n_slots, n;
+};
+
 struct cache {
 	const struct cache_kind *kind;
 	struct intern *interns;
 	struct cds_lfht *table;
 	struct cds_lfht *idx[CACHE_MAX_INDEXES];
+	struct idx_map map[CACHE_MAX_INDEXES];
 	_Atomic size_t count;
 	_Atomic bool synced;
-};
-
-struct idx_entry {
-	struct cds_lfht_node node;
-	struct rcu_head rcu;
-	struct cache *cache;
-	const char *value;     /* interned */
-	char key[];
 };
 
 struct cache_proj {
@@ -246,12 +270,13 @@ int cache_new(const struct cache_kind *kind, struct intern *interns,
 		return -ENOMEM;
 	c->kind = kind;
 	c->interns = interns;
-	c->table = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	/* Auto-resize on chain length alone: with accounting the table settled
+	 * about 4x too small at 100,000 objects (tests/bench/bench_cache). */
+	c->table = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE, NULL);
 	if (!c->table)
 		goto fail;
 	for (size_t i = 0; i < kind->n_indexes; i++) {
-		c->idx[i] = cds_lfht_new(1024, 1024, 0,
-					 CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+		c->idx[i] = cds_lfht_new(1024, 1024, 0, CDS_LFHT_AUTO_RESIZE, NULL);
 		if (!c->idx[i])
 			goto fail;
 	}
@@ -279,41 +304,90 @@ static void obj_free_rcu(struct rcu_head *head)
 	obj_free_now(caa_container_of(head, struct cache_obj, rcu));
 }
 
-static void idx_free_now(struct idx_entry *e)
-{
-	intern_put(e->cache->interns, e->value);
-	free(e);
-}
-
 static void idx_free_rcu(struct rcu_head *head)
 {
 	GRACE_OVER();
-	idx_free_now(caa_container_of(head, struct idx_entry, rcu));
+	free(caa_container_of(head, struct idx_entry, rcu));
+}
+
+static void value_free_now(struct idx_value *v)
+{
+	intern_put(v->cache->interns, v->value);
+	free(v);
+}
+
+static void value_free_rcu(struct rcu_head *head)
+{
+	GRACE_OVER();
+	value_free_now(caa_container_of(head, struct idx_value, rcu));
+}
+
+/*
+ * Unlink every node of ht under a read-side section, destroy the table
+ * (which waits for liburcu's resize worker), and only then return the
+ * nodes: freeing them earlier races the resize thread walking the table.
+ */
+static int drain_table(struct cds_lfht *ht, struct cds_lfht_node ***ret, size_t *ret_n)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n, **nodes = NULL;
+	size_t cnt = 0, cap = 0;
+	int r = 0;
+
+	rcu_read_lock();
+	cds_lfht_for_each(ht, &it, n) {
+		if (cnt == cap) {
+			size_t nc = cap ? cap * 2 : 1024;
+			struct cds_lfht_node **nn = realloc(nodes, nc * sizeof(*nn));
+			if (!nn) {
+				r = -ENOMEM;
+				break;
+			}
+			nodes = nn;
+			cap = nc;
+		}
+		if (cds_lfht_del(ht, n) == 0)
+			nodes[cnt++] = n;
+	}
+	rcu_read_unlock();
+	if (r == 0)
+		cds_lfht_destroy(ht, NULL);
+	*ret = nodes;
+	*ret_n = cnt;
+	return r;
 }
 
 void cache_free(struct cache *c)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *n;
+	struct cds_lfht_node **nodes;
+	size_t n;
 
 	if (!c)
 		return;
 	rcu_barrier();   /* callbacks of this cache have run */
-	if (c->table) {
-		cds_lfht_for_each(c->table, &it, n) {
-			cds_lfht_del(c->table, n);
-			obj_free_now(caa_container_of(n, struct cache_obj, node));
-		}
-		cds_lfht_destroy(c->table, NULL);
-	}
 	for (size_t i = 0; i < CACHE_MAX_INDEXES; i++) {
 		if (!c->idx[i])
 			continue;
-		cds_lfht_for_each(c->idx[i], &it, n) {
-			cds_lfht_del(c->idx[i], n);
-			idx_free_now(caa_container_of(n, struct idx_entry, node));
+		if (drain_table(c->idx[i], &nodes, &n) == 0) {
+			synchronize_rcu();
+			for (size_t k = 0; k < n; k++) {
+				struct idx_value *v = caa_container_of(nodes[k], struct idx_value, node);
+				struct idx_entry *e, *tmp;
+				cds_list_for_each_entry_safe(e, tmp, &v->keys, link)
+					free(e);
+				value_free_now(v);
+			}
 		}
-		cds_lfht_destroy(c->idx[i], NULL);
+		free(nodes);
+		free(c->map[i].slots);
+	}
+	if (c->table) {
+		if (drain_table(c->table, &nodes, &n) == 0) {
+			synchronize_rcu();
+			for (size_t k = 0; k < n; k++)
+				obj_free_now(caa_container_of(nodes[k], struct cache_obj, node));
+		}
+		free(nodes);
 	}
 	free(c);
 }
@@ -326,46 +400,115 @@ static int match_key(struct cds_lfht_node *node, const void *key)
 
 static int match_value(struct cds_lfht_node *node, const void *value)
 {
-	CACHE_TSAN_ACQUIRE(caa_container_of(node, struct idx_entry, node));
-	return strcmp(caa_container_of(node, struct idx_entry, node)->value, value) == 0;
+	CACHE_TSAN_ACQUIRE(caa_container_of(node, struct idx_value, node));
+	return strcmp(caa_container_of(node, struct idx_value, node)->value, value) == 0;
+}
+
+/* ---- the writer's map: primary key -> its entry in one index ---- */
+
+/* The slot holding key's entry for value (any value when NULL). */
+static struct idx_entry **map_slot(struct idx_map *m, const char *key, unsigned long h,
+				   const char *value)
+{
+	struct idx_entry **pp = &m->slots[h & (m->n_slots - 1)];
+	for (; *pp; pp = &(*pp)->map_next)
+		if ((*pp)->key_hash == h && strcmp((*pp)->key, key) == 0 &&
+		    (!value || strcmp((*pp)->owner->value, value) == 0))
+			break;
+	return pp;
+}
+
+static int map_grow(struct idx_map *m)
+{
+	size_t ns = m->n_slots ? m->n_slots * 2 : 1024;
+	struct idx_entry **slots = calloc(ns, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_slots; i++)
+		for (struct idx_entry *e = m->slots[i], *nx; e; e = nx) {
+			nx = e->map_next;
+			e->map_next = slots[e->key_hash & (ns - 1)];
+			slots[e->key_hash & (ns - 1)] = e;
+		}
+	free(m->slots);
+	m->slots = slots;
+	m->n_slots = ns;
+	return 0;
+}
+
+/* The value's node, created if absent (writer, inside a read-side section). */
+static struct idx_value *value_get(struct cache *c, size_t i, const char *value)
+{
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	unsigned long h = hash_str(value);
+
+	cds_lfht_lookup(c->idx[i], h, match_value, value, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (n)
+		return caa_container_of(n, struct idx_value, node);
+	struct idx_value *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->cache = c;
+	v->value = intern_get(c->interns, value);
+	if (!v->value) {
+		free(v);
+		return NULL;
+	}
+	CDS_INIT_LIST_HEAD(&v->keys);
+	cds_lfht_node_init(&v->node);
+	CACHE_TSAN_RELEASE(v);
+	cds_lfht_add(c->idx[i], h, &v->node);   /* the only writer: no race */
+	return v;
 }
 
 static void index_add(struct cache *c, size_t i, const char *value, const char *key)
 {
+	struct idx_map *m = &c->map[i];
 	size_t kl = strlen(key);
-	struct idx_entry *e = malloc(sizeof(*e) + kl + 1);
-	if (!e)
+	unsigned long kh = hash_str(key);
+	struct idx_value *v;
+	struct idx_entry *e;
+
+	if ((m->n + 1 > m->n_slots && map_grow(m) < 0) || !(v = value_get(c, i, value)))
 		return;   /* out of memory: missing from this index until its next update */
-	e->cache = c;
-	e->value = intern_get(c->interns, value);
-	if (!e->value) {
-		free(e);
+	e = malloc(sizeof(*e) + kl + 1);
+	if (!e)
 		return;
-	}
+	e->owner = v;
+	e->key_hash = kh;
 	memcpy(e->key, key, kl + 1);
-	cds_lfht_node_init(&e->node);
+	struct idx_entry **slot = &m->slots[kh & (m->n_slots - 1)];
+	e->map_next = *slot;
+	*slot = e;
+	m->n++;
+	v->n++;
 	CACHE_TSAN_RELEASE(e);
-	cds_lfht_add(c->idx[i], hash_str(value), &e->node);
+	cds_list_add_rcu(&e->link, &v->keys);
 }
 
 static void index_del(struct cache *c, size_t i, const char *value, const char *key)
 {
-	struct cds_lfht_iter it;
-	struct cds_lfht_node *n;
+	struct idx_map *m = &c->map[i];
+	struct idx_entry **slot, *e;
 
-	cds_lfht_lookup(c->idx[i], hash_str(value), match_value, value, &it);
-	for (n = cds_lfht_iter_get_node(&it); n;
-	     cds_lfht_next_duplicate(c->idx[i], match_value, value, &it),
-	     n = cds_lfht_iter_get_node(&it)) {
-		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
-		if (strcmp(e->key, key) == 0 && cds_lfht_del(c->idx[i], n) == 0) {
+	if (!m->n_slots)
+		return;
+	slot = map_slot(m, key, hash_str(key), value);
+	e = *slot;
+	if (!e)
+		return;
+	*slot = e->map_next;
+	m->n--;
+	struct idx_value *v = e->owner;
+	cds_list_del_rcu(&e->link);
 #if defined(__SANITIZE_THREAD__)
-			CACHE_TSAN_RELEASE(&cache_grace_token);
+	CACHE_TSAN_RELEASE(&cache_grace_token);
 #endif
-			call_rcu(&e->rcu, idx_free_rcu);
-			return;
-		}
-	}
+	call_rcu(&e->rcu, idx_free_rcu);
+	if (--v->n == 0 && cds_lfht_del(c->idx[i], &v->node) == 0)
+		call_rcu(&v->rcu, value_free_rcu);   /* the last key left */
 }
 
 /* Move index entries from old's values to new's (either may be NULL). */
@@ -445,6 +588,11 @@ void cache_set_synced(struct cache *c, bool synced)
 	atomic_store(&c->synced, synced);
 }
 
+size_t cache_index_size(const struct cache *c, size_t index)
+{
+	return index < CACHE_MAX_INDEXES ? c->map[index].n : 0;
+}
+
 bool cache_synced(const struct cache *c)
 {
 	return atomic_load(&((struct cache *)c)->synced);
@@ -489,20 +637,23 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 {
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
+	struct idx_entry *e;
 	int r;
 
 	if (index >= c->kind->n_indexes || !value)
 		return 0;
 	cds_lfht_lookup(c->idx[index], hash_str(value), match_value, value, &it);
-	for (n = cds_lfht_iter_get_node(&it); n;
-	     cds_lfht_next_duplicate(c->idx[index], match_value, value, &it),
-	     n = cds_lfht_iter_get_node(&it)) {
-		struct idx_entry *e = caa_container_of(n, struct idx_entry, node);
+	n = cds_lfht_iter_get_node(&it);
+	if (!n)
+		return 0;
+	struct idx_value *v = caa_container_of(n, struct idx_value, node);
+	CACHE_TSAN_ACQUIRE(v);
+	cds_list_for_each_entry_rcu(e, &v->keys, link) {
 		CACHE_TSAN_ACQUIRE(e);
 		const struct cache_obj *obj = cache_get(c, e->key);
-		const char *v;
+		const char *ov;
 		/* The entry may be stale for an instant: trust the object. */
-		if (!obj || !(v = c->kind->indexes[index].value(obj)) || strcmp(v, value) != 0)
+		if (!obj || !(ov = c->kind->indexes[index].value(obj)) || strcmp(ov, value) != 0)
 			continue;
 		r = fn(obj, ud);
 		if (r)

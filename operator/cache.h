@@ -146,6 +146,8 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 /* ---- any thread ---- */
 bool cache_synced(const struct cache *c);
 size_t cache_count(const struct cache *c);
+/* Entries in a secondary index (writer thread only; for tests). */
+size_t cache_index_size(const struct cache *c, size_t index);
 
 /* Helpers for project functions: json-c lookups that tolerate absence. */
 const char *cache_json_str(json_object *o, const char *path);
