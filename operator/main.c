@@ -18,6 +18,7 @@
 #include "log.h"
 #include "manager.h"
 #include "metrics.h"
+#include "simulate.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -109,6 +110,7 @@ static void usage(FILE *out)
 		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
 		"Commands:\n"
 		"  run       run the operator against a cluster (default)\n"
+		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
 		"  version   print the version and exit\n"
 		"  help      print this help\n\n"
 		"Flags of run:\n", KINFER_VERSION);
@@ -340,6 +342,7 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc, argv, 2);
 	if (strncmp(cmd, "--", 2) == 0)

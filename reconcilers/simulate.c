@@ -1,0 +1,1711 @@
+/*
+ * simulate: the autoscaling decision (autoscale.c) run offline.
+ *
+ * Data flow: the InferenceService YAML -> struct simulate_scaling (the
+ * CRD's spec.scaling mapped onto struct autoscale_spec); then either
+ *  - trace replay: JSON line -> pods and service values -> evaluate ->
+ *    record in the history -> one output line; or
+ *  - closed loop: load trace -> per step, a queueing model of the
+ *    replicas serves the arrivals and produces the metrics -> evaluate ->
+ *    record -> apply (new replicas serve after the load time) -> one
+ *    output line and, at the end, an SVG plot.
+ *
+ * Every input has a bound: the YAML file's size, a trace line's length,
+ * the pods in a line, the load points and the steps of a run.
+ */
+#include "simulate.h"
+
+#include "flags.h"
+#include "yamljson.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_INTERVAL 15
+#define DEFAULT_CAPACITY 10.0
+#define DEFAULT_LATENCY_MS 1000.0
+#define DEFAULT_LOAD_SECONDS 60.0
+#define MAX_T_SECONDS 1e12      /* keeps t in ms well inside int64 */
+#define MAX_TRACE_REPLICAS 1000000
+#define MAX_CRD_REPLICAS 1000
+
+/* ------------------------------------------------------------------ */
+/* Messages and JSON values                                            */
+
+static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* A JSON number, integer or not, as a finite double. */
+static bool json_number(json_object *o, double *ret)
+{
+	double d;
+
+	if (o && json_object_is_type(o, json_type_int)) {
+		*ret = (double)json_object_get_int64(o);
+		return true;
+	}
+	if (!o || !json_object_is_type(o, json_type_double))
+		return false;
+	d = json_object_get_double(o);
+	if (!isfinite(d))
+		return false;
+	*ret = d;
+	return true;
+}
+
+/* A whole number in [min, max]: an integer, or a float with no fraction. */
+static bool json_whole(json_object *o, int64_t min, int64_t max,
+		       int64_t *ret)
+{
+	double d;
+
+	if (o && json_object_is_type(o, json_type_int)) {
+		int64_t v = json_object_get_int64(o);
+		if (v < min || v > max)
+			return false;
+		*ret = v;
+		return true;
+	}
+	if (!json_number(o, &d) || d != floor(d) || d < (double)min ||
+	    d > (double)max)
+		return false;
+	*ret = (int64_t)d;
+	return true;
+}
+
+/* The value of key, NULL when absent or null (as the API server sees). */
+static json_object *field(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	if (!o || !json_object_object_get_ex(o, key, &v))
+		return NULL;
+	return v;
+}
+
+/* A short JSON number: 15, 2.5, 0.333 (at most three decimals). */
+static const char *fmt_num(char *buf, size_t len, double v)
+{
+	size_t n;
+
+	if (!isfinite(v)) {
+		snprintf(buf, len, "null");
+		return buf;
+	}
+	if (fabs(v) < 1e15 && v == floor(v)) {
+		snprintf(buf, len, "%.0f", v);
+	} else {
+		snprintf(buf, len, "%.3f", v);
+		n = strlen(buf);
+		while (n > 1 && buf[n - 1] == '0')
+			buf[--n] = '\0';
+		if (n > 1 && buf[n - 1] == '.')
+			buf[--n] = '\0';
+	}
+	if (strcmp(buf, "-0") == 0)
+		snprintf(buf, len, "0");
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* spec.scaling, with the CRD's field meanings and bounds              */
+
+/* 1 and *ret when key is set, 0 when absent, -EINVAL when out of range. */
+static int get_int(json_object *o, const char *path, const char *key,
+		   int64_t min, int64_t max, int64_t *ret, char *err,
+		   size_t errlen)
+{
+	json_object *v = field(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_whole(v, min, max, ret))
+		return errf(err, errlen, -EINVAL, "%s.%s must be a whole "
+			    "number from %lld to %lld", path, key,
+			    (long long)min, (long long)max);
+	return 1;
+}
+
+/* Same for a number in [min, max] (greater than min when open). */
+static int get_number(json_object *o, const char *path, const char *key,
+		      double min, bool open, double max, double *ret,
+		      char *err, size_t errlen)
+{
+	json_object *v = field(o, key);
+	double d;
+
+	if (!v)
+		return 0;
+	if (!json_number(v, &d) || d < min || (open && d == min) || d > max)
+		return errf(err, errlen, -EINVAL, "%s.%s must be a number "
+			    "%s %g and at most %g", path, key,
+			    open ? "above" : "from", min, max);
+	*ret = d;
+	return 1;
+}
+
+/* Same for a string, which must be one of names[0..n) (its index). */
+static int get_enum(json_object *o, const char *path, const char *key,
+		    const char *const *names, size_t n, int *ret, char *err,
+		    size_t errlen)
+{
+	json_object *v = field(o, key);
+	const char *s;
+
+	if (!v)
+		return 0;
+	s = json_object_is_type(v, json_type_string) ?
+		    json_object_get_string(v) : "";
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (int)i;
+			return 1;
+		}
+	}
+	return errf(err, errlen, -EINVAL, "%s.%s must be %s%s%s%s%s", path,
+		    key, names[0], n > 2 ? ", " : " or ", names[1],
+		    n > 2 ? " or " : "", n > 2 ? names[2] : "");
+}
+
+static void type_list(char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned t = 0; t < AUTOSCALE_METRIC_TYPE_COUNT && off < len;
+	     t++) {
+		int n = snprintf(buf + off, len - off, "%s%s", t ? ", " : "",
+				 autoscale_metric_type_name(
+					 (enum autoscale_metric_type)t));
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+/* spec.scaling.metrics[i]: {type, target[, query]}. */
+static int parse_metric(json_object *m, size_t i, struct autoscale_spec *s,
+			char *err, size_t errlen)
+{
+	enum autoscale_metric_type t;
+	json_object *type = field(m, "type");
+	char path[64], list[160];
+	double target = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "spec.scaling.metrics[%zu]", i);
+	if (!json_object_is_type(m, json_type_object))
+		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+	if (!type || !json_object_is_type(type, json_type_string))
+		return errf(err, errlen, -EINVAL, "%s.type is missing", path);
+	if (autoscale_metric_type_parse(json_object_get_string(type), &t) < 0) {
+		type_list(list, sizeof(list));
+		return errf(err, errlen, -EINVAL, "%s.type: unknown metric "
+			    "type \"%.64s\" (known: %s)", path,
+			    json_object_get_string(type), list);
+	}
+	for (size_t j = 0; j < i; j++)
+		if (s->metrics[j].type == t)
+			return errf(err, errlen, -EINVAL, "%s.type: %s is "
+				    "listed twice", path,
+				    autoscale_metric_type_name(t));
+	r = get_number(m, path, "target", 0, true, 1e15, &target, err,
+		       errlen);
+	if (r == 0)
+		return errf(err, errlen, -EINVAL, "%s.target is missing", path);
+	if (r < 0)
+		return r;
+	if ((t == AUTOSCALE_GPU_UTILIZATION ||
+	     t == AUTOSCALE_KV_CACHE_UTILIZATION) && target > 100)
+		return errf(err, errlen, -EINVAL, "%s.target of %s is a "
+			    "percentage: at most 100", path,
+			    autoscale_metric_type_name(t));
+	s->metrics[i] = (struct autoscale_metric_spec){ t, target };
+	return 0;
+}
+
+static int parse_metrics(json_object *scaling, struct autoscale_spec *s,
+			 char *err, size_t errlen)
+{
+	json_object *arr = field(scaling, "metrics");
+	size_t n;
+	int r;
+
+	if (!arr)
+		return errf(err, errlen, -EINVAL, "spec.scaling.metrics is "
+			    "missing");
+	if (!json_object_is_type(arr, json_type_array))
+		return errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
+			    "be a list");
+	n = json_object_array_length(arr);
+	if (n < 1 || n > AUTOSCALE_MAX_METRICS)
+		return errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
+			    "have 1 to %d entries", AUTOSCALE_MAX_METRICS);
+	for (size_t i = 0; i < n; i++) {
+		r = parse_metric(json_object_array_get_idx(arr, i), i, s, err,
+				 errlen);
+		if (r < 0)
+			return r;
+	}
+	s->n_metrics = n;
+	return 0;
+}
+
+static int parse_policy(json_object *p, const char *path,
+			struct autoscale_policy *ret, char *err, size_t errlen)
+{
+	static const char *const types[] = { "Pods", "Percent" };
+	int64_t value, period;
+	int type, r;
+
+	if (!json_object_is_type(p, json_type_object))
+		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+	r = get_enum(p, path, "type", types, 2, &type, err, errlen);
+	if (r == 0)
+		return errf(err, errlen, -EINVAL, "%s.type is missing", path);
+	if (r > 0)
+		r = get_int(p, path, "value", 1, 10000, &value, err, errlen);
+	if (r == 0)
+		return errf(err, errlen, -EINVAL, "%s.value is missing", path);
+	if (r > 0)
+		r = get_int(p, path, "periodSeconds", 1, 1800, &period, err,
+			    errlen);
+	if (r == 0)
+		return errf(err, errlen, -EINVAL, "%s.periodSeconds is "
+			    "missing", path);
+	if (r < 0)
+		return r;
+	*ret = (struct autoscale_policy){
+		type ? AUTOSCALE_POLICY_PERCENT : AUTOSCALE_POLICY_PODS,
+		(int32_t)value, (int32_t)period };
+	return 0;
+}
+
+/* behavior.scaleUp or .scaleDown: each field given replaces the default. */
+static int parse_rules(json_object *o, const char *dir,
+		       struct autoscale_rules *ret, char *err, size_t errlen)
+{
+	static const char *const selects[] = { "Max", "Min", "Disabled" };
+	json_object *pol;
+	char path[64], ppath[96];
+	int64_t window;
+	int sel, r;
+
+	snprintf(path, sizeof(path), "spec.scaling.behavior.%s", dir);
+	if (!o)
+		return 0;
+	if (!json_object_is_type(o, json_type_object))
+		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+	r = get_int(o, path, "stabilizationWindowSeconds", 0, 3600, &window,
+		    err, errlen);
+	if (r < 0)
+		return r;
+	ret->set_window = r > 0;
+	ret->stabilization_window_seconds = r > 0 ? (int32_t)window : 0;
+	r = get_enum(o, path, "selectPolicy", selects, 3, &sel, err, errlen);
+	if (r < 0)
+		return r;
+	ret->set_select = r > 0;
+	ret->select = r > 0 ? (enum autoscale_select)sel : AUTOSCALE_SELECT_MAX;
+	pol = field(o, "policies");
+	if (!pol)
+		return 0;
+	if (!json_object_is_type(pol, json_type_array))
+		return errf(err, errlen, -EINVAL, "%s.policies must be a list",
+			    path);
+	ret->set_policies = true;
+	ret->n_policies = json_object_array_length(pol);
+	if (ret->n_policies < 1 || ret->n_policies > AUTOSCALE_MAX_POLICIES)
+		return errf(err, errlen, -EINVAL, "%s.policies must have 1 to "
+			    "%d entries", path, AUTOSCALE_MAX_POLICIES);
+	for (size_t i = 0; i < ret->n_policies; i++) {
+		snprintf(ppath, sizeof(ppath), "%s.policies[%zu]", path, i);
+		r = parse_policy(json_object_array_get_idx(pol, i), ppath,
+				 &ret->policies[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_behavior(json_object *scaling, struct autoscale_spec *s,
+			  char *err, size_t errlen)
+{
+	json_object *b = field(scaling, "behavior");
+	int r;
+
+	if (!b)
+		return 0;
+	if (!json_object_is_type(b, json_type_object))
+		return errf(err, errlen, -EINVAL, "spec.scaling.behavior must "
+			    "be an object");
+	r = parse_rules(field(b, "scaleUp"), "scaleUp", &s->behavior.scale_up,
+			err, errlen);
+	if (r == 0)
+		r = parse_rules(field(b, "scaleDown"), "scaleDown",
+				&s->behavior.scale_down, err, errlen);
+	return r;
+}
+
+int simulate_scaling_from_json(json_object *scaling,
+			       struct simulate_scaling *ret,
+			       char *err, size_t errlen)
+{
+	static const char path[] = "spec.scaling";
+	struct simulate_scaling sc;
+	char why[160];
+	int64_t v;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	memset(&sc, 0, sizeof(sc));
+	sc.interval_seconds = DEFAULT_INTERVAL;
+	sc.replicas = 1;
+	sc.spec.min_replicas = 1;
+	if (!scaling || !json_object_is_type(scaling, json_type_object))
+		return errf(err, errlen, -EINVAL, "spec.scaling must be an "
+			    "object");
+	r = get_int(scaling, path, "minReplicas", 0, MAX_CRD_REPLICAS, &v, err,
+		    errlen);
+	if (r > 0)
+		sc.spec.min_replicas = (int32_t)v;
+	if (r >= 0)
+		r = get_int(scaling, path, "maxReplicas", 1, MAX_CRD_REPLICAS,
+			    &v, err, errlen);
+	if (r == 0)
+		return errf(err, errlen, -EINVAL, "spec.scaling.maxReplicas is "
+			    "missing");
+	if (r < 0)
+		return r;
+	sc.spec.max_replicas = (int32_t)v;
+	r = parse_metrics(scaling, &sc.spec, err, errlen);
+	if (r == 0)
+		r = get_number(scaling, path, "tolerance", 0, false, 1,
+			       &sc.spec.tolerance, err, errlen);
+	if (r < 0)
+		return r;
+	sc.spec.set_tolerance = r > 0;
+	r = get_int(scaling, path, "evaluationIntervalSeconds", 1, 300, &v,
+		    err, errlen);
+	if (r > 0)
+		sc.interval_seconds = (int32_t)v;
+	if (r >= 0)
+		r = parse_behavior(scaling, &sc.spec, err, errlen);
+	if (r < 0)
+		return r;
+	if (autoscale_spec_check(&sc.spec, why, sizeof(why)) < 0)
+		return errf(err, errlen, -EINVAL, "spec.scaling: %s", why);
+	*ret = sc;
+	return 0;
+}
+
+struct isvc_pick {
+	json_object *doc;
+	int line;
+};
+
+static int pick_isvc(json_object *doc, int line, void *userdata)
+{
+	struct isvc_pick *p = userdata;
+	json_object *kind = field(doc, "kind");
+
+	if (p->doc || !kind || !json_object_is_type(kind, json_type_string) ||
+	    strcmp(json_object_get_string(kind), "InferenceService") != 0)
+		return 0;
+	p->doc = json_object_get(doc);
+	p->line = line;
+	return 0;
+}
+
+int simulate_isvc_parse(const char *buf, size_t len, const char *name,
+			struct simulate_scaling *ret, char *err,
+			size_t errlen)
+{
+	struct isvc_pick p = { NULL, 0 };
+	struct simulate_scaling sc;
+	json_object *spec, *meta_name;
+	char why[512];
+	int64_t replicas;
+	int r;
+
+	if (!buf || !ret)
+		return -EINVAL;
+	r = yamljson_parse(buf, len, pick_isvc, &p, why, sizeof(why));
+	if (r < 0) {
+		errf(err, errlen, r, "%s: %s", name, why);
+		goto out;
+	}
+	if (!p.doc) {
+		r = errf(err, errlen, -EINVAL, "%s: no document of kind "
+			 "InferenceService", name);
+		goto out;
+	}
+	spec = field(p.doc, "spec");
+	if (!field(spec, "scaling")) {
+		r = errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
+			 "no spec.scaling: nothing to simulate", name, p.line);
+		goto out;
+	}
+	r = simulate_scaling_from_json(field(spec, "scaling"), &sc, why,
+				       sizeof(why));
+	if (r == 0)
+		r = get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS,
+			    &replicas, why, sizeof(why));
+	if (r < 0) {
+		errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
+		goto out;
+	}
+	if (r > 0)
+		sc.replicas = (int32_t)replicas;
+	meta_name = field(field(p.doc, "metadata"), "name");
+	if (meta_name && json_object_is_type(meta_name, json_type_string))
+		snprintf(sc.name, sizeof(sc.name), "%s",
+			 json_object_get_string(meta_name));
+	*ret = sc;
+	r = 0;
+out:
+	json_object_put(p.doc);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON lines                                                          */
+
+struct reader {
+	FILE *f;
+	const char *name;
+	long line;        /* the number of the line in buf */
+	char *buf;        /* SIMULATE_MAX_LINE + 1 bytes */
+	size_t len;
+	json_tokener *tok;
+};
+
+static int reader_init(struct reader *rd, FILE *f, const char *name)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->f = f;
+	rd->name = name ? name : "-";
+	rd->buf = malloc(SIMULATE_MAX_LINE + 1);
+	rd->tok = json_tokener_new();
+	if (!rd->buf || !rd->tok)
+		return -ENOMEM;
+	json_tokener_set_flags(rd->tok, JSON_TOKENER_STRICT);
+	return 0;
+}
+
+static void reader_done(struct reader *rd)
+{
+	free(rd->buf);
+	if (rd->tok)
+		json_tokener_free(rd->tok);
+}
+
+static int line_err(const struct reader *rd, char *err, size_t errlen,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A message about the current line: "trace.jsonl:12: ...". */
+static int line_err(const struct reader *rd, char *err, size_t errlen,
+		    const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!err || !errlen)
+		return -EINVAL;
+	n = snprintf(err, errlen, "%s:%ld: ", rd->name, rd->line);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* 1 with the next line in rd->buf (no line end), 0 at the end, or < 0. */
+static int reader_next(struct reader *rd, char *err, size_t errlen)
+{
+	int c;
+
+	rd->len = 0;
+	rd->line++;
+	errno = 0;
+	while ((c = getc(rd->f)) != EOF && c != '\n') {
+		if (rd->len == SIMULATE_MAX_LINE)
+			return line_err(rd, err, errlen, "line longer than %d "
+					"bytes", SIMULATE_MAX_LINE);
+		if (c == '\0')
+			return line_err(rd, err, errlen, "a NUL byte");
+		rd->buf[rd->len++] = (char)c;
+	}
+	if (ferror(rd->f))
+		return errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
+			    strerror(errno ? errno : EIO));
+	if (c == EOF && rd->len == 0)
+		return 0;
+	if (rd->len && rd->buf[rd->len - 1] == '\r')
+		rd->len--;
+	rd->buf[rd->len] = '\0';
+	return 1;
+}
+
+static bool blank(const char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return *s == '\0';
+}
+
+/* The current line as one JSON object (the caller puts it). */
+static int reader_json(struct reader *rd, json_object **ret, char *err,
+		       size_t errlen)
+{
+	enum json_tokener_error je;
+	json_object *o;
+	size_t end;
+
+	json_tokener_reset(rd->tok);
+	o = json_tokener_parse_ex(rd->tok, rd->buf, (int)rd->len);
+	je = json_tokener_get_error(rd->tok);
+	if (je == json_tokener_continue)
+		return line_err(rd, err, errlen, "not valid JSON: the line "
+				"ends inside a value");
+	if (je != json_tokener_success)
+		return line_err(rd, err, errlen, "not valid JSON: %s",
+				json_tokener_error_desc(je));
+	end = json_tokener_get_parse_end(rd->tok);
+	if (!blank(rd->buf + end) || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return line_err(rd, err, errlen, "not valid JSON: want one "
+				"object per line");
+	}
+	*ret = o;
+	return 0;
+}
+
+/* A required number of seconds (key "t"). */
+static int line_time(const struct reader *rd, json_object *o, double *ret,
+		     char *err, size_t errlen)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, "t", &v))
+		return line_err(rd, err, errlen, "\"t\" is missing");
+	if (!json_number(v, ret) || fabs(*ret) > MAX_T_SECONDS)
+		return line_err(rd, err, errlen, "\"t\" must be a number of "
+				"seconds");
+	return 0;
+}
+
+/* Lines must not go back in time: the history is ordered by t. */
+static int check_order(const struct reader *rd, bool *have_last,
+		       double *last, double t, char *err, size_t errlen)
+{
+	char a[64], b[64];
+
+	if (*have_last && t < *last)
+		return line_err(rd, err, errlen, "\"t\" goes back in time (%s "
+				"after %s)", fmt_num(a, sizeof(a), t),
+				fmt_num(b, sizeof(b), *last));
+	*have_last = true;
+	*last = t;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Trace replay                                                        */
+
+struct replay {
+	const struct autoscale_spec *spec;
+	struct autoscale_history *hist;
+	struct autoscale_pod *pods;      /* SIMULATE_MAX_PODS */
+	size_t n_pods;
+	struct autoscale_service service;
+	bool have_last;
+	double last_t;
+};
+
+static int spec_index(const struct autoscale_spec *s,
+		      enum autoscale_metric_type t)
+{
+	for (size_t i = 0; i < s->n_metrics; i++)
+		if (s->metrics[i].type == t)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * {"QueueDepth": 7, ...} of a pod (per_pod) or of the service into
+ * present and values, indexed like the spec. A metric the spec does not
+ * scale on is skipped; a type in the wrong place is an error, as it
+ * would silently change nothing.
+ */
+static int read_values(const struct reader *rd, json_object *m,
+		       const char *where, bool per_pod,
+		       const struct autoscale_spec *s, uint32_t *present,
+		       double *values, char *err, size_t errlen)
+{
+	enum autoscale_metric_type t;
+	double d;
+	int i;
+
+	if (!m)
+		return 0;
+	if (!json_object_is_type(m, json_type_object))
+		return line_err(rd, err, errlen, "%s must be an object", where);
+	json_object_object_foreach(m, key, val) {
+		if (autoscale_metric_type_parse(key, &t) < 0)
+			return line_err(rd, err, errlen, "%s: unknown metric "
+					"type \"%.64s\"", where, key);
+		if (autoscale_metric_per_pod(t) != per_pod)
+			return line_err(rd, err, errlen, "%s: %s is a %s "
+					"metric: put it under %s", where, key,
+					per_pod ? "service-level" : "per-pod",
+					per_pod ? "\"service\"" :
+						  "the pods' \"metrics\"");
+		if (!val)
+			continue; /* null: missing */
+		if (!json_number(val, &d))
+			return line_err(rd, err, errlen, "%s.%s must be a "
+					"number", where, key);
+		i = spec_index(s, t);
+		if (i < 0)
+			continue;
+		values[i] = d;
+		*present |= 1u << i;
+	}
+	return 0;
+}
+
+static int read_bool(const struct reader *rd, json_object *p,
+		     const char *key, size_t i, bool dflt, bool *ret,
+		     char *err, size_t errlen)
+{
+	json_object *v = field(p, key);
+
+	*ret = dflt;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return line_err(rd, err, errlen, "pods[%zu].%s must be true "
+				"or false", i, key);
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+/* "pods": [{"ready": bool, "terminating": bool, "metrics": {...}}]. */
+static int read_pods(struct replay *rp, const struct reader *rd,
+		     json_object *o, char *err, size_t errlen)
+{
+	json_object *arr = field(o, "pods");
+	bool ready, terminating;
+	char where[48];
+	int r;
+
+	rp->n_pods = 0;
+	if (!arr)
+		return 0;
+	if (!json_object_is_type(arr, json_type_array))
+		return line_err(rd, err, errlen, "\"pods\" must be a list");
+	if (json_object_array_length(arr) > SIMULATE_MAX_PODS)
+		return line_err(rd, err, errlen, "more than %d pods",
+				SIMULATE_MAX_PODS);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *p = json_object_array_get_idx(arr, i);
+		struct autoscale_pod *pod = &rp->pods[i];
+		if (!json_object_is_type(p, json_type_object))
+			return line_err(rd, err, errlen, "pods[%zu] must be "
+					"an object", i);
+		r = read_bool(rd, p, "ready", i, true, &ready, err, errlen);
+		if (r == 0)
+			r = read_bool(rd, p, "terminating", i, false,
+				      &terminating, err, errlen);
+		if (r < 0)
+			return r;
+		memset(pod, 0, sizeof(*pod));
+		pod->state = terminating ? AUTOSCALE_POD_IGNORED :
+			     ready ? AUTOSCALE_POD_READY :
+				     AUTOSCALE_POD_UNREADY;
+		snprintf(where, sizeof(where), "pods[%zu].metrics", i);
+		r = read_values(rd, field(p, "metrics"), where, true, rp->spec,
+				&pod->present, pod->values, err, errlen);
+		if (r < 0)
+			return r;
+		rp->n_pods = i + 1;
+	}
+	return 0;
+}
+
+static void print_decision(FILE *out, const struct autoscale_spec *s,
+			   double t, const struct autoscale_result *res)
+{
+	char tb[64];
+
+	fprintf(out, "{\"t\":%s,\"replicas\":%d,\"desired\":%d,\"reason\":"
+		"\"%s\",\"limited\":%s", fmt_num(tb, sizeof(tb), t),
+		res->current, res->desired, res->reason,
+		res->limited ? "true" : "false");
+	if (res->metric >= 0)
+		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
+				s->metrics[res->metric].type));
+	fputs("}\n", out);
+}
+
+/* One line: evaluate at t with the history so far, record, print. */
+static int replay_line(struct replay *rp, const struct reader *rd,
+		       json_object *o, FILE *out, char *err, size_t errlen)
+{
+	struct autoscale_input in = { .spec = rp->spec };
+	struct autoscale_result res;
+	json_object *v;
+	int64_t replicas;
+	double t;
+	int r;
+
+	r = line_time(rd, o, &t, err, errlen);
+	if (r == 0)
+		r = check_order(rd, &rp->have_last, &rp->last_t, t, err, errlen);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(o, "replicas", &v))
+		return line_err(rd, err, errlen, "\"replicas\" is missing");
+	if (!json_whole(v, 0, MAX_TRACE_REPLICAS, &replicas))
+		return line_err(rd, err, errlen, "\"replicas\" must be a whole "
+				"number from 0 to %d", MAX_TRACE_REPLICAS);
+	r = read_pods(rp, rd, o, err, errlen);
+	memset(&rp->service, 0, sizeof(rp->service));
+	if (r == 0)
+		r = read_values(rd, field(o, "service"), "service", false,
+				rp->spec, &rp->service.present,
+				rp->service.values, err, errlen);
+	if (r < 0)
+		return r;
+	in.current_replicas = (int32_t)replicas;
+	in.pods = rp->pods;
+	in.n_pods = rp->n_pods;
+	in.service = &rp->service;
+	in.now_ms = llround(t * 1000);
+	autoscale_history_attach(rp->hist, &in);
+	r = autoscale_evaluate(&in, &res);
+	if (r == 0)
+		r = autoscale_history_record(rp->hist, rp->spec, &res,
+					     in.now_ms);
+	if (r < 0)
+		return line_err(rd, err, errlen, "cannot evaluate: %s",
+				strerror(-r));
+	print_decision(out, rp->spec, t, &res);
+	return 0;
+}
+
+int simulate_trace(const struct simulate_scaling *sc, FILE *in,
+		   const char *name, FILE *out, char *err, size_t errlen)
+{
+	struct replay rp = { .spec = sc ? &sc->spec : NULL };
+	struct reader rd;
+	json_object *o;
+	int r;
+
+	if (!sc || !in || !out)
+		return -EINVAL;
+	r = reader_init(&rd, in, name);
+	if (r == 0)
+		r = autoscale_history_new(&rp.hist);
+	if (r == 0 && !(rp.pods = calloc(SIMULATE_MAX_PODS, sizeof(*rp.pods))))
+		r = -ENOMEM;
+	if (r < 0) {
+		errf(err, errlen, r, "out of memory");
+		goto out;
+	}
+	while ((r = reader_next(&rd, err, errlen)) > 0) {
+		if (blank(rd.buf))
+			continue;
+		r = reader_json(&rd, &o, err, errlen);
+		if (r < 0)
+			break;
+		r = replay_line(&rp, &rd, o, out, err, errlen);
+		json_object_put(o);
+		if (r < 0)
+			break;
+	}
+out:
+	free(rp.pods);
+	autoscale_history_free(rp.hist);
+	reader_done(&rd);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closed loop: the load trace                                         */
+
+struct load_point {
+	double t;
+	double rps;
+};
+
+struct load {
+	struct load_point *p;
+	size_t n, cap;
+};
+
+static int load_add(struct load *l, double t, double rps)
+{
+	struct load_point *p;
+	size_t ncap;
+
+	if (l->n == l->cap) {
+		ncap = l->cap ? l->cap * 2 : 256;
+		p = realloc(l->p, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->p = p;
+		l->cap = ncap;
+	}
+	l->p[l->n++] = (struct load_point){ t, rps };
+	return 0;
+}
+
+static int load_line(struct load *l, const struct reader *rd,
+		     json_object *o, bool *have_last, double *last, char *err,
+		     size_t errlen)
+{
+	json_object *v;
+	double t, rps;
+	int r;
+
+	r = line_time(rd, o, &t, err, errlen);
+	if (r == 0)
+		r = check_order(rd, have_last, last, t, err, errlen);
+	if (r < 0)
+		return r;
+	if (!json_object_object_get_ex(o, "rps", &v))
+		return line_err(rd, err, errlen, "\"rps\" is missing");
+	if (!json_number(v, &rps) || rps < 0 || rps > 1e12)
+		return line_err(rd, err, errlen, "\"rps\" must be a number of "
+				"requests per second, >= 0");
+	if (l->n >= SIMULATE_MAX_LOAD_POINTS)
+		return line_err(rd, err, errlen, "more than %d load points",
+				SIMULATE_MAX_LOAD_POINTS);
+	if (load_add(l, t, rps) < 0)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int read_load(FILE *in, const char *name, struct load *l, char *err,
+		     size_t errlen)
+{
+	struct reader rd;
+	bool have_last = false;
+	json_object *o;
+	double last = 0;
+	int r;
+
+	r = reader_init(&rd, in, name);
+	if (r < 0) {
+		reader_done(&rd);
+		return errf(err, errlen, r, "out of memory");
+	}
+	while ((r = reader_next(&rd, err, errlen)) > 0) {
+		if (blank(rd.buf))
+			continue;
+		r = reader_json(&rd, &o, err, errlen);
+		if (r < 0)
+			break;
+		r = load_line(l, &rd, o, &have_last, &last, err, errlen);
+		json_object_put(o);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && (l->n < 2 || l->p[l->n - 1].t <= l->p[0].t))
+		r = errf(err, errlen, -EINVAL, "%s: the load trace needs two "
+			 "lines or more with different t: the run goes from "
+			 "the first t to the last", rd.name);
+	reader_done(&rd);
+	return r;
+}
+
+/*
+ * Requests arriving in [a, b): the integral of the piecewise-constant
+ * rate. *idx is the segment a falls in, kept between calls since a only
+ * grows.
+ */
+static double arrivals(const struct load *l, size_t *idx, double a,
+		       double b)
+{
+	double sum = 0;
+
+	while (*idx + 1 < l->n && l->p[*idx + 1].t <= a)
+		(*idx)++;
+	for (size_t i = *idx; i + 1 < l->n && l->p[i].t < b; i++) {
+		double s = fmax(a, l->p[i].t), e = fmin(b, l->p[i + 1].t);
+		if (e > s)
+			sum += l->p[i].rps * (e - s);
+	}
+	return sum;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closed loop: the model                                              */
+
+/* One step of the run, for the output line and the plot. */
+struct sample {
+	double t;        /* end of the step: when the evaluation ran */
+	double rps;      /* mean arrival rate over the step */
+	double queue;    /* requests waiting at t */
+	double p99;      /* ms; NaN with no ready replica */
+	int32_t replicas, ready, desired;
+};
+
+struct loop {
+	const struct simulate_scaling *sc;
+	struct autoscale_spec spec;      /* without Custom metrics */
+	struct simulate_model m;
+	struct autoscale_history *hist;
+	double *ready_at;                /* per replica: serves from then */
+	struct autoscale_pod *pods;      /* spec.max_replicas */
+	int32_t replicas;
+	double queue;
+	struct sample *samples;          /* every step, for the plot */
+	size_t n_samples;
+};
+
+/* What the replicas did over one step and show at its end. */
+struct observation {
+	double rps;        /* arrivals per second */
+	double served_rps;
+	double util;       /* percent of the capacity available in the step */
+	double cap_rps;    /* capacity of the replicas ready at the end */
+	double p99;        /* ms */
+	int32_t ready;
+};
+
+/*
+ * Serve the arrivals of [a, b). Each replica serves capacity requests/s
+ * from its ready_at on; what cannot be served waits in one queue (a
+ * load balancer in front of identical replicas), first come first
+ * served. P99 is the latency with no queue plus the time the queue takes
+ * to drain at the ready replicas' capacity.
+ */
+static void serve(struct loop *l, double a, double b, double arrived,
+		  struct observation *ob)
+{
+	double cap_req = 0, total, served, dt = b - a;
+
+	memset(ob, 0, sizeof(*ob));
+	for (int32_t i = 0; i < l->replicas; i++) {
+		if (l->ready_at[i] < b)
+			cap_req += b - fmax(a, l->ready_at[i]);
+		ob->ready += l->ready_at[i] <= b;
+	}
+	cap_req *= l->m.capacity;
+	total = l->queue + arrived;
+	served = fmin(total, cap_req);
+	l->queue = total - served;
+	if (l->queue < 1e-9)
+		l->queue = 0;
+	ob->rps = arrived / dt;
+	ob->served_rps = served / dt;
+	ob->util = cap_req > 0 ? fmin(100, 100 * served / cap_req) : NAN;
+	ob->cap_rps = l->m.capacity * ob->ready;
+	ob->p99 = ob->ready ? l->m.latency_ms + 1000 * l->queue / ob->cap_rps :
+			      NAN;
+}
+
+/* A ready replica's value of a per-pod metric (all replicas are alike). */
+static double pod_value(const struct loop *l, enum autoscale_metric_type t,
+			const struct observation *ob)
+{
+	double n = ob->ready;
+
+	switch (t) {
+	case AUTOSCALE_QUEUE_DEPTH:
+		return l->queue / n;
+	case AUTOSCALE_CONCURRENCY: /* in flight: running and waiting */
+		return (ob->served_rps * l->m.latency_ms / 1000 + l->queue) / n;
+	case AUTOSCALE_REQUESTS_PER_SECOND:
+		return ob->rps / n;
+	case AUTOSCALE_GPU_UTILIZATION:
+	case AUTOSCALE_KV_CACHE_UTILIZATION:
+		return ob->util;
+	default:
+		return NAN;
+	}
+}
+
+/* A service-level metric: P99, or the queue wait plus a tenth of it. */
+static double service_value(const struct loop *l,
+			    enum autoscale_metric_type t,
+			    const struct observation *ob)
+{
+	if (!ob->ready)
+		return NAN;
+	if (t == AUTOSCALE_LATENCY_P99)
+		return ob->p99;
+	if (t == AUTOSCALE_TIME_TO_FIRST_TOKEN_P99)
+		return 1000 * l->queue / ob->cap_rps + l->m.latency_ms / 10;
+	return NAN;
+}
+
+/* The pods and the service as a scrape at b would see them. */
+static void observe(struct loop *l, double b, const struct observation *ob,
+		    struct autoscale_service *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	for (size_t k = 0; k < l->spec.n_metrics; k++) {
+		enum autoscale_metric_type t = l->spec.metrics[k].type;
+		double v = service_value(l, t, ob);
+		if (!autoscale_metric_per_pod(t) && !isnan(v)) {
+			sv->values[k] = v;
+			sv->present |= 1u << k;
+		}
+	}
+	for (int32_t i = 0; i < l->replicas; i++) {
+		struct autoscale_pod *p = &l->pods[i];
+		memset(p, 0, sizeof(*p));
+		p->state = l->ready_at[i] <= b ? AUTOSCALE_POD_READY :
+						 AUTOSCALE_POD_UNREADY;
+		for (size_t k = 0; p->state == AUTOSCALE_POD_READY &&
+				   k < l->spec.n_metrics; k++) {
+			enum autoscale_metric_type t = l->spec.metrics[k].type;
+			double v = pod_value(l, t, ob);
+			if (autoscale_metric_per_pod(t) && !isnan(v)) {
+				p->values[k] = v;
+				p->present |= 1u << k;
+			}
+		}
+	}
+}
+
+/* Scale to desired at now: new replicas serve after the load time; a
+ * scale-down removes the newest first (still loading, then ready). */
+static void apply(struct loop *l, int32_t desired, double now)
+{
+	if (desired > l->spec.max_replicas)
+		desired = l->spec.max_replicas;
+	if (desired < 0)
+		desired = 0;
+	while (l->replicas < desired)
+		l->ready_at[l->replicas++] = now + l->m.load_seconds;
+	while (l->replicas > desired) {
+		int32_t newest = 0;
+		for (int32_t i = 1; i < l->replicas; i++)
+			if (l->ready_at[i] > l->ready_at[newest])
+				newest = i;
+		l->ready_at[newest] = l->ready_at[--l->replicas];
+	}
+}
+
+static void print_step(FILE *out, const struct loop *l,
+		       const struct sample *s,
+		       const struct autoscale_result *res)
+{
+	char t[64], rps[64], q[64], p[64];
+
+	fprintf(out, "{\"t\":%s,\"rps\":%s,\"replicas\":%d,\"ready\":%d,"
+		"\"queue\":%s,\"p99_ms\":%s,\"desired\":%d,\"reason\":\"%s\"",
+		fmt_num(t, sizeof(t), s->t), fmt_num(rps, sizeof(rps), s->rps),
+		s->replicas, s->ready, fmt_num(q, sizeof(q), s->queue),
+		fmt_num(p, sizeof(p), s->p99), s->desired, res->reason);
+	if (res->metric >= 0)
+		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
+				l->spec.metrics[res->metric].type));
+	fputs("}\n", out);
+}
+
+/* One step [a, b): serve, observe, evaluate at b, print, record, apply. */
+static int step(struct loop *l, const struct load *ld, size_t *idx,
+		double a, double b, FILE *out)
+{
+	struct autoscale_input in = { .spec = &l->spec };
+	struct autoscale_service sv;
+	struct autoscale_result res;
+	struct observation ob;
+	struct sample *s = &l->samples[l->n_samples];
+	int r;
+
+	serve(l, a, b, arrivals(ld, idx, a, b), &ob);
+	observe(l, b, &ob, &sv);
+	in.current_replicas = l->replicas;
+	in.pods = l->pods;
+	in.n_pods = (size_t)l->replicas;
+	in.service = &sv;
+	in.now_ms = llround(b * 1000);
+	autoscale_history_attach(l->hist, &in);
+	r = autoscale_evaluate(&in, &res);
+	if (r == 0)
+		r = autoscale_history_record(l->hist, &l->spec, &res, in.now_ms);
+	if (r < 0)
+		return r;
+	*s = (struct sample){ b, ob.rps, l->queue, ob.p99, l->replicas,
+			      ob.ready, res.desired };
+	l->n_samples++;
+	print_step(out, l, s, &res);
+	apply(l, res.desired, b);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closed loop: the SVG plot                                           */
+
+#define SVG_W 960
+#define SVG_H 420
+#define SVG_LEFT 60
+#define SVG_RIGHT 76
+#define SVG_TOP 56
+#define SVG_BOTTOM 48
+
+struct axes {
+	double t0, t1;   /* time */
+	double rmax;     /* left axis: replicas */
+	double pmax;     /* right axis: P99 ms */
+};
+
+/* The smallest 1, 2 or 5 times a power of ten that is >= v. */
+static double nice_ceil(double v)
+{
+	double p;
+
+	if (!(v > 0) || !isfinite(v))
+		return 1;
+	p = pow(10, floor(log10(v)));
+	if (v <= p)
+		return p;
+	if (v <= 2 * p)
+		return 2 * p;
+	if (v <= 5 * p)
+		return 5 * p;
+	return 10 * p;
+}
+
+static double svg_x(const struct axes *ax, double t)
+{
+	return SVG_LEFT + (t - ax->t0) / (ax->t1 - ax->t0) *
+				  (SVG_W - SVG_LEFT - SVG_RIGHT);
+}
+
+/* y of v on an axis from 0 to max, clipped to the plot. */
+static double svg_y(double v, double max)
+{
+	double h = SVG_H - SVG_TOP - SVG_BOTTOM;
+
+	if (isnan(v) || v > max)
+		v = max;
+	if (v < 0)
+		v = 0;
+	return SVG_TOP + h - v / max * h;
+}
+
+static void svg_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		default:
+			if ((unsigned char)*s >= 0x20)
+				fputc(*s, f);
+		}
+	}
+}
+
+static void svg_axes_setup(const struct loop *l, double t0, struct axes *ax)
+{
+	double rmax = l->spec.max_replicas, pmax = 2 * l->m.latency_ms;
+
+	for (size_t i = 0; i < l->n_samples; i++) {
+		const struct sample *s = &l->samples[i];
+		rmax = fmax(rmax, fmax(s->rps / l->m.capacity, s->replicas));
+		if (isfinite(s->p99))
+			pmax = fmax(pmax, s->p99);
+	}
+	ax->t0 = t0;
+	ax->t1 = l->n_samples ? l->samples[l->n_samples - 1].t : t0 + 1;
+	ax->rmax = nice_ceil(rmax);
+	ax->pmax = nice_ceil(pmax);
+}
+
+/* A label of time since the start: 1:30 (h:mm) or 45s. */
+static void svg_time_label(char *buf, size_t len, double s, double tick)
+{
+	long v = lround(s);
+
+	if (tick >= 60)
+		snprintf(buf, len, "%ld:%02ld", v / 3600, v / 60 % 60);
+	else
+		snprintf(buf, len, "%lds", v);
+}
+
+static void svg_grid(FILE *f, const struct axes *ax)
+{
+	static const double ticks[] = { 1, 2, 5, 10, 15, 30, 60, 120, 300, 600,
+					900, 1800, 3600, 7200, 10800, 21600,
+					43200, 86400 };
+	double span = ax->t1 - ax->t0, tick = ticks[17], y0 = SVG_H - SVG_BOTTOM;
+	bool seconds = ax->pmax >= 10000; /* label the right axis in s */
+	char lb[32];
+
+	for (size_t i = 0; i < sizeof(ticks) / sizeof(ticks[0]); i++)
+		if (span / ticks[i] <= 10) {
+			tick = ticks[i];
+			break;
+		}
+	while (span / tick > 10)
+		tick *= 2;
+	fprintf(f, "<g class=\"grid\" stroke=\"#ddd\">\n");
+	for (int k = 0; k <= 5; k++)
+		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
+			SVG_LEFT, svg_y(ax->rmax * k / 5, ax->rmax),
+			SVG_W - SVG_RIGHT, svg_y(ax->rmax * k / 5, ax->rmax));
+	fprintf(f, "</g>\n<g class=\"axis\" fill=\"#333\">\n");
+	for (double s = 0; s <= span + 1e-9; s += tick) {
+		svg_time_label(lb, sizeof(lb), s, tick);
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			"stroke=\"#333\"/><text x=\"%.1f\" y=\"%.1f\" "
+			"text-anchor=\"middle\">%s</text>\n",
+			svg_x(ax, ax->t0 + s), y0, svg_x(ax, ax->t0 + s), y0 + 5,
+			svg_x(ax, ax->t0 + s), y0 + 18, lb);
+	}
+	for (int k = 0; k <= 5; k++) {
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g"
+			"</text>", SVG_LEFT - 6,
+			svg_y(ax->rmax * k / 5, ax->rmax) + 4, ax->rmax * k / 5);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\">%g</text>\n",
+			SVG_W - SVG_RIGHT + 6,
+			svg_y(ax->pmax * k / 5, ax->pmax) + 4,
+			ax->pmax * k / 5 / (seconds ? 1000 : 1));
+	}
+	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since "
+		"start (%s)</text>\n", (SVG_W - SVG_RIGHT + SVG_LEFT) / 2,
+		SVG_H - 8, tick >= 60 ? "h:mm" : "s");
+	fprintf(f, "<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" "
+		"text-anchor=\"middle\">replicas</text>\n", SVG_H / 2, SVG_H / 2);
+	fprintf(f, "<text x=\"%d\" y=\"%d\" transform=\"rotate(90 %d %d)\" "
+		"text-anchor=\"middle\">P99 latency (%s)</text>\n", SVG_W - 14,
+		SVG_H / 2, SVG_W - 14, SVG_H / 2, seconds ? "s" : "ms");
+	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+		"fill=\"none\" stroke=\"#333\"/>\n</g>\n", SVG_LEFT, SVG_TOP,
+		SVG_W - SVG_LEFT - SVG_RIGHT, SVG_H - SVG_TOP - SVG_BOTTOM);
+}
+
+enum series { S_LOAD, S_REPLICAS, S_READY, S_P99 };
+
+static const struct {
+	const char *name, *color, *dash, *label;
+} series[] = {
+	[S_LOAD] = { "load", "#1f77b4", NULL, "load: rps / capacity (replicas needed)" },
+	[S_REPLICAS] = { "replicas", "#2ca02c", NULL, "replicas" },
+	[S_READY] = { "ready", "#98df8a", "6 3", "ready replicas" },
+	[S_P99] = { "p99", "#d62728", NULL, "P99 latency (right axis)" },
+};
+
+/* One series as a polyline; replicas are steps (constant over a step). */
+static void svg_series(FILE *f, const struct loop *l, const struct axes *ax,
+		       enum series which)
+{
+	double prev = ax->t0;
+
+	fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" "
+		"stroke-width=\"1.5\"%s%s%s points=\"", series[which].name,
+		series[which].color, series[which].dash ? " stroke-dasharray=\"" : "",
+		series[which].dash ? series[which].dash : "",
+		series[which].dash ? "\"" : "");
+	for (size_t i = 0; i < l->n_samples; i++) {
+		const struct sample *s = &l->samples[i];
+		double x0 = svg_x(ax, prev), x = svg_x(ax, s->t);
+		if (which == S_LOAD)
+			fprintf(f, "%.1f,%.1f ", x, svg_y(s->rps / l->m.capacity,
+							 ax->rmax));
+		else if (which == S_P99)
+			fprintf(f, "%.1f,%.1f ", x, svg_y(s->p99, ax->pmax));
+		else {
+			double v = which == S_REPLICAS ? s->replicas : s->ready;
+			fprintf(f, "%.1f,%.1f %.1f,%.1f ", x0,
+				svg_y(v, ax->rmax), x, svg_y(v, ax->rmax));
+		}
+		prev = s->t;
+	}
+	fprintf(f, "\"/>\n");
+}
+
+static void svg_legend(FILE *f)
+{
+	int x = SVG_LEFT;
+
+	fprintf(f, "<g class=\"legend\">\n");
+	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+			"stroke=\"%s\" stroke-width=\"3\"/><text x=\"%d\" "
+			"y=\"%d\">%s</text>\n", x, SVG_TOP - 14, x + 18,
+			SVG_TOP - 14, series[i].color, x + 22, SVG_TOP - 10,
+			series[i].label);
+		x += 40 + 6 * (int)strlen(series[i].label);
+	}
+	fprintf(f, "</g>\n");
+}
+
+static void svg_write(FILE *f, const struct loop *l, double t0)
+{
+	struct axes ax;
+	int i;
+
+	svg_axes_setup(l, t0, &ax);
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+		"height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
+		"font-size=\"12\">\n<title>kinfer-operator simulate: ",
+		SVG_W, SVG_H, SVG_W, SVG_H);
+	svg_text(f, l->sc->name[0] ? l->sc->name : "InferenceService");
+	fprintf(f, "</title>\n<rect width=\"100%%\" height=\"100%%\" "
+		"fill=\"white\"/>\n<text x=\"%d\" y=\"20\" font-size=\"14\" "
+		"font-weight=\"bold\">", SVG_LEFT);
+	svg_text(f, l->sc->name[0] ? l->sc->name : "InferenceService");
+	fprintf(f, ": replicas %d..%d, capacity %g rps per replica, load "
+		"time %g s</text>\n", l->spec.min_replicas,
+		l->spec.max_replicas, l->m.capacity, l->m.load_seconds);
+	svg_grid(f, &ax);
+	i = spec_index(&l->spec, AUTOSCALE_LATENCY_P99);
+	if (i >= 0)
+		fprintf(f, "<line class=\"p99-target\" x1=\"%d\" y1=\"%.1f\" "
+			"x2=\"%d\" y2=\"%.1f\" stroke=\"#d62728\" "
+			"stroke-dasharray=\"2 4\"/>\n", SVG_LEFT,
+			svg_y(l->spec.metrics[i].target, ax.pmax),
+			SVG_W - SVG_RIGHT,
+			svg_y(l->spec.metrics[i].target, ax.pmax));
+	for (int s = S_LOAD; s <= S_P99; s++)
+		svg_series(f, l, &ax, (enum series)s);
+	svg_legend(f);
+	fprintf(f, "</svg>\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Closed loop: the run                                                */
+
+/* The spec without Custom metrics, which the model cannot produce. */
+static int model_spec(const struct simulate_scaling *sc, FILE *notice,
+		      struct autoscale_spec *ret, char *err, size_t errlen)
+{
+	struct autoscale_spec s = sc->spec;
+
+	s.n_metrics = 0;
+	for (size_t i = 0; i < sc->spec.n_metrics; i++) {
+		if (sc->spec.metrics[i].type == AUTOSCALE_CUSTOM) {
+			if (notice)
+				fprintf(notice, "kinfer-operator simulate: "
+					"spec.scaling.metrics[%zu]: Custom has "
+					"no model in the closed loop: left "
+					"out\n", i);
+			continue;
+		}
+		s.metrics[s.n_metrics++] = sc->spec.metrics[i];
+	}
+	if (s.n_metrics == 0)
+		return errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
+			    "Custom metrics, which the closed loop cannot "
+			    "model");
+	*ret = s;
+	return 0;
+}
+
+static int loop_init(struct loop *l, const struct simulate_scaling *sc,
+		     const struct simulate_model *m, size_t steps)
+{
+	int32_t start = sc->replicas;
+	size_t max = (size_t)sc->spec.max_replicas;
+
+	l->m.capacity = m && m->capacity > 0 ? m->capacity : DEFAULT_CAPACITY;
+	l->m.latency_ms = m && m->latency_ms > 0 ? m->latency_ms :
+						   DEFAULT_LATENCY_MS;
+	l->m.load_seconds = m && m->load_seconds >= 0 ? m->load_seconds :
+							DEFAULT_LOAD_SECONDS;
+	l->ready_at = calloc(max, sizeof(*l->ready_at));
+	l->pods = calloc(max, sizeof(*l->pods));
+	l->samples = calloc(steps ? steps : 1, sizeof(*l->samples));
+	if (!l->ready_at || !l->pods || !l->samples)
+		return -ENOMEM;
+	if (start < sc->spec.min_replicas)
+		start = sc->spec.min_replicas;
+	if (start > sc->spec.max_replicas)
+		start = sc->spec.max_replicas;
+	for (l->replicas = 0; l->replicas < start; l->replicas++)
+		l->ready_at[l->replicas] = -INFINITY;
+	return autoscale_history_new(&l->hist);
+}
+
+static void loop_done(struct loop *l)
+{
+	autoscale_history_free(l->hist);
+	free(l->ready_at);
+	free(l->pods);
+	free(l->samples);
+}
+
+int simulate_closed_loop(const struct simulate_scaling *sc,
+			 const struct simulate_model *model, FILE *in,
+			 const char *name, FILE *out, FILE *svg,
+			 FILE *notice, char *err, size_t errlen)
+{
+	struct loop l = { .sc = sc };
+	struct load ld = { NULL, 0, 0 };
+	double dt, t0, nsteps;
+	size_t idx = 0, steps;
+	int r;
+
+	if (!sc || !in || !out)
+		return -EINVAL;
+	r = model_spec(sc, notice, &l.spec, err, errlen);
+	if (r == 0)
+		r = read_load(in, name, &ld, err, errlen);
+	if (r < 0)
+		goto out;
+	dt = model && model->step_seconds > 0 ? model->step_seconds :
+						sc->interval_seconds;
+	t0 = ld.p[0].t;
+	nsteps = floor((ld.p[ld.n - 1].t - t0) / dt + 1e-9);
+	if (nsteps > SIMULATE_MAX_STEPS) {
+		r = errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
+			 "%d (use a longer --step)", name ? name : "-", nsteps,
+			 dt, SIMULATE_MAX_STEPS);
+		goto out;
+	}
+	steps = (size_t)nsteps;
+	r = loop_init(&l, sc, model, steps);
+	for (size_t k = 1; r == 0 && k <= steps; k++)
+		r = step(&l, &ld, &idx, t0 + (double)(k - 1) * dt,
+			 t0 + (double)k * dt, out);
+	if (r < 0) {
+		errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
+			 "cannot evaluate");
+		goto out;
+	}
+	if (svg)
+		svg_write(svg, &l, t0);
+out:
+	loop_done(&l);
+	free(ld.p);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* The subcommand                                                      */
+
+struct sim_config {
+	const char *filename;
+	const char *trace;
+	const char *load;
+	const char *svg;
+	double capacity;
+	double latency_ms;
+	double load_seconds;
+	double step;
+};
+
+#define F(name, kind, field, help) \
+	{ name, NULL, kind, offsetof(struct sim_config, field), NULL, help }
+
+static const struct flag sim_flags[] = {
+	F("filename", FLAG_STRING, filename,
+	  "the InferenceService YAML whose spec.scaling to run (also -f)"),
+	F("trace", FLAG_STRING, trace,
+	  "replay a metrics trace (JSON lines, '-': stdin): one decision per line"),
+	F("load", FLAG_STRING, load,
+	  "run a closed loop on a load trace (JSON lines of t and rps)"),
+	F("capacity", FLAG_DOUBLE, capacity,
+	  "with --load: requests/s one ready replica serves (default 10)"),
+	F("latency-ms", FLAG_DOUBLE, latency_ms,
+	  "with --load: P99 latency in ms with no queue (default 1000)"),
+	F("load-seconds", FLAG_DOUBLE, load_seconds,
+	  "with --load: seconds from scale-up until a new replica serves (default 60)"),
+	F("step", FLAG_DOUBLE, step,
+	  "with --load: seconds per step (default: spec.scaling.evaluationIntervalSeconds, 15)"),
+	F("svg", FLAG_STRING, svg,
+	  "with --load: also plot the run (load, replicas, P99) to this SVG file"),
+};
+
+#undef F
+#define N_SIM_FLAGS (sizeof(sim_flags) / sizeof(sim_flags[0]))
+
+static void sim_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: kinfer-operator simulate -f ISVC.yaml --trace TRACE.jsonl\n"
+		"       kinfer-operator simulate -f ISVC.yaml --load LOAD.jsonl [--capacity RPS]\n"
+		"           [--latency-ms MS] [--load-seconds S] [--step S] [--svg OUT.svg]\n\n"
+		"Runs kinfer's autoscaling decision offline on the InferenceService's\n"
+		"spec.scaling, and prints one JSON line per evaluation.\n\n"
+		"Flags:\n");
+	flags_usage(out, sim_flags, N_SIM_FLAGS);
+	fprintf(out,
+		"\nTrace lines (a pod without a metric: missing; \"ready\" defaults to true):\n"
+		"  {\"t\": 30, \"replicas\": 2, \"pods\": [{\"ready\": true, \"metrics\": {\"QueueDepth\": 7}},\n"
+		"   {\"ready\": false}, {\"terminating\": true}], \"service\": {\"LatencyP99\": 1800}}\n"
+		"Load lines (piecewise constant; the run goes from the first t to the last):\n"
+		"  {\"t\": 0, \"rps\": 12.5}\n\n"
+		"Exit codes: 0 done; 2 bad usage or input (the message names the file\n"
+		"and line); 1 out of memory or the output could not be written.\n");
+}
+
+/* Read a whole file of at most max bytes ("-": stdin). */
+static int read_file(const char *path, size_t max, char **ret, size_t *ret_len,
+		     char *err, size_t errlen)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	size_t len = 0, n;
+	char *buf;
+	int r = 0;
+
+	if (!f)
+		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+	buf = malloc(max + 1);
+	if (!buf) {
+		r = errf(err, errlen, -ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((n = fread(buf + len, 1, max + 1 - len, f)) > 0 && len + n <= max)
+		len += n;
+	if (ferror(f))
+		r = errf(err, errlen, -EIO, "%s: cannot read: %s", path,
+			 strerror(errno ? errno : EIO));
+	else if (n > 0)
+		r = errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
+			 max);
+	if (r < 0) {
+		free(buf);
+		goto out;
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	*ret_len = len;
+out:
+	if (f != stdin)
+		fclose(f);
+	return r;
+}
+
+/* Parse argv into cfg, taking "-f FILE" as "--filename FILE". */
+static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
+		     bool *ret_help, char *err, size_t errlen)
+{
+	static char filename_flag[] = "--filename";
+	char **av = calloc((size_t)argc + 1, sizeof(*av));
+	int r;
+
+	if (!av)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	for (int i = 0; i < argc; i++)
+		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag :
+								   argv[i];
+	*cfg = (struct sim_config){ .capacity = -1, .latency_ms = -1,
+				    .load_seconds = -1, .step = -1 };
+	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help,
+			err, errlen);
+	if (r == 0 && !*ret_help && argi < argc)
+		r = errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
+			 "--help)", argv[argi]);
+	free(av);
+	return r;
+}
+
+/* The usage rules flags_parse cannot know. */
+static int sim_check(const struct sim_config *c, char *err, size_t errlen)
+{
+	if (!c->filename)
+		return errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
+			    "(see --help)");
+	if (!c->trace == !c->load)
+		return errf(err, errlen, -EINVAL, "give one of --trace or --load "
+			    "(see --help)");
+	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 ||
+			 c->load_seconds >= 0 || c->step >= 0 || c->svg))
+		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
+			    "--load-seconds, --step and --svg go with --load");
+	if (c->capacity == 0 || c->latency_ms == 0 || c->step == 0)
+		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
+			    "--step must be above 0");
+	return 0;
+}
+
+/* Run the mode cfg asks for; the output's and the plot's FILEs are open. */
+static int sim_run(const struct sim_config *c,
+		   const struct simulate_scaling *sc, FILE *svg, char *err,
+		   size_t errlen)
+{
+	const char *path = c->trace ? c->trace : c->load;
+	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	struct simulate_model m = { c->capacity, c->latency_ms,
+				    c->load_seconds, c->step };
+	int r;
+
+	if (!in)
+		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+	if (in == stdin)
+		path = "<stdin>";
+	if (c->trace)
+		r = simulate_trace(sc, in, path, stdout, err, errlen);
+	else
+		r = simulate_closed_loop(sc, &m, in, path, stdout, svg, stderr,
+					 err, errlen);
+	if (in != stdin)
+		fclose(in);
+	return r;
+}
+
+int simulate_main(int argc, char **argv, int argi)
+{
+	struct simulate_scaling sc;
+	struct sim_config c;
+	char err[1024];
+	FILE *svg = NULL;
+	bool help = false;
+	char *yaml = NULL;
+	size_t len = 0;
+	int r;
+
+	r = sim_parse(&c, argc, argv, argi, &help, err, sizeof(err));
+	if (r == 0 && help) {
+		sim_usage(stdout);
+		return 0;
+	}
+	if (r == 0)
+		r = sim_check(&c, err, sizeof(err));
+	if (r == 0)
+		r = read_file(c.filename, SIMULATE_MAX_YAML, &yaml, &len, err,
+			      sizeof(err));
+	if (r == 0)
+		r = simulate_isvc_parse(yaml, len, c.filename, &sc, err,
+					sizeof(err));
+	free(yaml);
+	if (r == 0 && c.svg && !(svg = fopen(c.svg, "w")))
+		r = errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
+			 strerror(errno));
+	if (r == 0)
+		r = sim_run(&c, &sc, svg, err, sizeof(err));
+	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+		r = errf(err, sizeof(err), -EPIPE, "cannot write the output");
+	if (svg && fclose(svg) != 0 && r == 0)
+		r = errf(err, sizeof(err), -EPIPE, "%s: cannot write", c.svg);
+	if (svg && r < 0)
+		unlink(c.svg);
+	if (r == 0)
+		return 0;
+	fprintf(stderr, "kinfer-operator simulate: %s\n", err);
+	return r == -ENOMEM || r == -EPIPE ? 1 : 2;
+}
