@@ -139,6 +139,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 					 KINFER_WARMUP_ATTEMPTS);
 	if (att)
 		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
+	const char *ds = cache_json_key(cache_json_get(json, "metadata.annotations"),
+					KINFER_DRAINING_SINCE);
+	if (ds)
+		pod->draining_since = strtoll(ds, NULL, 10);
 	pod_requests(p, spec, pod);
 	return 0;
 }

@@ -14,6 +14,7 @@ enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, K
 #define KINFER_GATE "kinfer.io/warmed-up"
 #define KINFER_SERVICE_LABEL "kinfer.io/service"
 #define KINFER_WARMUP_ATTEMPTS "kinfer.io/warmup-attempts"
+#define KINFER_DRAINING_SINCE "kinfer.io/draining-since"
 
 struct kpod {
 	struct cache_obj meta;
@@ -36,6 +37,7 @@ struct kpod {
 	int64_t deletion_cost;      /* controller.kubernetes.io/pod-deletion-cost */
 	int32_t restarts;
 	int32_t warmup_attempts;    /* annotation kinfer.io/warmup-attempts */
+	int64_t draining_since;     /* annotation kinfer.io/draining-since */
 	uint8_t phase;              /* enum kphase */
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
 	uint8_t has_gate;           /* readinessGates names kinfer.io/warmed-up */

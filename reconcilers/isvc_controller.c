@@ -14,6 +14,7 @@
  */
 #include "isvc_controller.h"
 
+#include "drain.h"
 #include "events.h"
 #include "isvc.h"
 #include "kinds.h"
@@ -355,8 +356,16 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		return RECONCILE_OK;   /* deleted: owner references clean up */
 	}
 	json_object *spec = json_tokener_parse(s.spec_json);
-	int32_t desired = desired_replicas(&s);
-	r = workload_build(s.ns, s.name, s.uid, spec, desired, cd ? &cd->workload : NULL, &w,
+	int32_t desired = desired_replicas(&s), run = desired;
+	uint64_t requeue = 0;
+	if (s.have_dep) {
+		/* Shrinking goes through the drain: the Deployment keeps its
+		 * replicas until the pods leaving have no request in flight. */
+		struct drain_service ds = { s.ns, s.name, s.uid, s.spec_json };
+		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &run, &requeue) < 0)
+			res = RECONCILE_ERROR;
+	}
+	r = workload_build(s.ns, s.name, s.uid, spec, run, cd ? &cd->workload : NULL, &w,
 			   err, sizeof(err));
 	json_object_put(spec);
 	if (r < 0) {
@@ -371,6 +380,10 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
 	    sync_status(ctx, &s, desired, NULL) < 0)
 		res = RECONCILE_ERROR;
+	if (res == RECONCILE_OK && requeue) {
+		ctx->requeue_after_ns = requeue;
+		res = RECONCILE_REQUEUE_AFTER;
+	}
 	workload_free(&w);
 	snapshot_free(&s);
 	return res;

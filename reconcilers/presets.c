@@ -15,17 +15,22 @@ static const char *const triton_args[] = {
 	"--model-repository={uri}", "--http-port={port}", "--metrics-port=8002", NULL };
 static const char *const tgi_args[] = { "--model-id={uri}", "--port={port}", NULL };
 
+/* Requests a server holds: what drain waits to reach zero. */
+static const char *const vllm_inflight[] = { "vllm:num_requests_running", "vllm:num_requests_waiting", NULL };
+static const char *const triton_inflight[] = { "nv_inference_pending_request_count", NULL };
+static const char *const tgi_inflight[] = { "tgi_queue_size", "tgi_batch_current_size", NULL };
+
 static const struct preset presets[] = {
 	{ ISVC_VLLM, "vllm", "vllm/vllm-openai:v0.6.3", NULL, vllm_args, 8000,
 	  "/health", 0, "/metrics", "/v1/completions",
-	  "{\"model\":\"{name}\",\"prompt\":\"Hello\",\"max_tokens\":8}" },
+	  "{\"model\":\"{name}\",\"prompt\":\"Hello\",\"max_tokens\":8}", vllm_inflight },
 	{ ISVC_TRITON, "triton", "nvcr.io/nvidia/tritonserver:24.08-py3", triton_cmd,
 	  triton_args, 8000, "/v2/health/ready", 8002, "/metrics",
-	  "/v2/models/{name}/ready", NULL },
+	  "/v2/models/{name}/ready", NULL, triton_inflight },
 	{ ISVC_TGI, "tgi", "ghcr.io/huggingface/text-generation-inference:2.3.1", NULL,
 	  tgi_args, 8080, "/health", 0, "/metrics", "/generate",
-	  "{\"inputs\":\"Hello\",\"parameters\":{\"max_new_tokens\":8}}" },
-	{ ISVC_CUSTOM, "custom", NULL, NULL, NULL, 0, "/", 0, "/metrics", NULL, NULL },
+	  "{\"inputs\":\"Hello\",\"parameters\":{\"max_new_tokens\":8}}", tgi_inflight },
+	{ ISVC_CUSTOM, "custom", NULL, NULL, NULL, 0, "/", 0, "/metrics", NULL, NULL, NULL },
 };
 
 const struct preset *preset_for(enum isvc_framework fw)

@@ -20,6 +20,7 @@ struct preset {
 	const char *metrics_path;
 	const char *warmup_path;       /* template: {name} */
 	const char *warmup_body;       /* JSON template, NULL = GET */
+	const char *const *inflight;   /* gauges summed for requests in flight */
 };
 
 const struct preset *preset_for(enum isvc_framework fw);

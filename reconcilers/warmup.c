@@ -21,6 +21,7 @@
 #include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
+#include "podstate.h"
 #include "presets.h"
 #include "ratelimit.h"
 
@@ -344,46 +345,22 @@ static void pod_event(struct reconcile_ctx *ctx, const struct pod_snap *s, const
 		log_warn("cannot record an event", "pod=%s/%s reason=%s", s->ns, s->name, reason);
 }
 
-/* Set kinfer.io/warmed-up on the pod through pods/status. */
 static int set_condition(struct reconcile_ctx *ctx, const struct pod_snap *s, bool ok,
 			 const char *reason, const char *message)
 {
-	char ts[32];
-	time_t now = time(NULL);
-	struct tm tm;
 	struct kube_status st;
-	gmtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	json_object *patch = json_object_new_object(), *status = json_object_new_object(),
-		    *conds = json_object_new_array(), *c = json_object_new_object();
-	json_object_object_add(c, "type", json_object_new_string(KINFER_GATE));
-	json_object_object_add(c, "status", json_object_new_string(ok ? "True" : "False"));
-	json_object_object_add(c, "reason", json_object_new_string(reason));
-	json_object_object_add(c, "message", json_object_new_string(message));
-	json_object_object_add(c, "lastTransitionTime", json_object_new_string(ts));
-	json_object_array_add(conds, c);
-	json_object_object_add(status, "conditions", conds);
-	json_object_object_add(patch, "status", status);
-	int r = kube_patch(ctx->client, &kube_res_pods, s->ns, s->name, "status", KUBE_PATCH_STRATEGIC,
-			   json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE),
-			   NULL, NULL, &st);
-	json_object_put(patch);
-	if (r < 0 && r != -ENOENT)
+	int r = podstate_set_gate(ctx->client, s->ns, s->name, ok, reason, message, &st);
+	if (r < 0)
 		snprintf(ctx->error, sizeof(ctx->error), "set %s on %s/%.200s: %.400s", KINFER_GATE,
 			 s->ns, s->name, st.message);
-	return r == -ENOENT ? 0 : r;
+	return r;
 }
 
 static int count_attempt(struct reconcile_ctx *ctx, const struct pod_snap *s, int attempts)
 {
-	char patch[256];
-	struct kube_status st;
-	snprintf(patch, sizeof(patch), "{\"metadata\":{\"annotations\":{\"%s\":\"%d\"}}}",
-		 KINFER_WARMUP_ATTEMPTS, attempts);
-	int r = kube_patch(ctx->client, &kube_res_pods, s->ns, s->name, NULL, KUBE_PATCH_MERGE,
-			   patch, NULL, NULL, &st);
-	return r == -ENOENT ? 0 : r;
+	char v[16];
+	snprintf(v, sizeof(v), "%d", attempts);
+	return podstate_annotate(ctx->client, s->ns, s->name, KINFER_WARMUP_ATTEMPTS, v, NULL);
 }
 
 static uint64_t retry_after_s(int attempts)

@@ -1,0 +1,296 @@
+/*
+ * Drain-before-terminate; see drain.h for the sequence. Everything drain
+ * knows lives in the pods (condition, annotations), read from the cache on
+ * every step, so the step is idempotent and survives a change of leader.
+ */
+#include "drain.h"
+
+#include "events.h"
+#include "isvc.h"
+#include "isvc_controller.h"
+#include "kinds.h"
+#include "log.h"
+#include "podstate.h"
+#include "presets.h"
+#include "promtext.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DRAIN_MAX_PODS 512
+#define METRICS_BODY_MAX (4 << 20)
+
+struct cand {
+	char name[256], uid[64], ip[64];
+	int64_t created, draining_since;
+	bool warm, draining;
+	double inflight;     /* -1 = not known */
+};
+
+struct gather {
+	const char *ns;
+	struct cand *c;
+	int n;
+};
+
+static int gather_pod(const struct cache_obj *o, void *ud)
+{
+	struct gather *g = ud;
+	const struct kpod *p = (const struct kpod *)o;
+	if (strcmp(o->ns, g->ns) != 0 || o->deleted || p->phase == KPHASE_SUCCEEDED ||
+	    p->phase == KPHASE_FAILED || g->n == DRAIN_MAX_PODS)
+		return 0;
+	struct cand *c = &g->c[g->n++];
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", o->name);
+	snprintf(c->uid, sizeof(c->uid), "%s", o->uid ? o->uid : "");
+	snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
+	c->created = o->created;
+	c->draining = p->warm_reason && strcmp(p->warm_reason, "Draining") == 0;
+	c->draining_since = p->draining_since;
+	c->warm = p->warmed == KCOND_TRUE;
+	c->inflight = -1;
+	return 0;
+}
+
+/* ---- reading a pod's load ------------------------------------------------- */
+
+struct body {
+	char *p;
+	size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct body *b = ud;
+	size_t n = size * nmemb;
+	if (b->len + n > METRICS_BODY_MAX)
+		return 0;
+	char *np = realloc(b->p, b->len + n + 1);
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, ptr, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+int drain_inflight(const char *ip, int32_t port, const char *path,
+		   const char *const *metrics, double *ret)
+{
+	char url[512];
+	struct body b = { 0 };
+	long code = 0;
+	CURL *h = curl_easy_init();
+	struct promtext *page = NULL;
+	int r = -EIO;
+
+	if (!h)
+		return -ENOMEM;
+	snprintf(url, sizeof(url), strchr(ip, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
+		 ip, port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(h);
+	if (code == 200 && promtext_parse(b.p ? b.p : "", b.len, NULL, NULL, &page) == 0) {
+		double total = 0;
+		size_t found = 0;
+		for (size_t i = 0; metrics && metrics[i]; i++) {
+			double v;
+			size_t series = 0;
+			if (promtext_sum(page, metrics[i], NULL, 0, &v, &series) == 0 && series > 0) {
+				total += v;
+				found += series;
+			}
+		}
+		promtext_free(page);
+		if (found > 0) {
+			*ret = total;
+			r = 0;
+		} else {
+			r = -ENODATA;
+		}
+	}
+	free(b.p);
+	return r;
+}
+
+/* ---- choosing ------------------------------------------------------------- */
+
+/* Victims first: draining, not warm, least loaded, newest. */
+static int victim_order(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	if (x->draining != y->draining)
+		return x->draining ? -1 : 1;
+	if (x->warm != y->warm)
+		return x->warm ? 1 : -1;
+	double lx = x->inflight < 0 ? 1e18 : x->inflight, ly = y->inflight < 0 ? 1e18 : y->inflight;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	if (x->created != y->created)
+		return x->created > y->created ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+struct endpoint {
+	int32_t port;
+	char path[256];
+	const char *const *metrics;
+	int timeout_s;
+};
+
+static void endpoint_of(const char *spec_json, struct endpoint *e)
+{
+	json_object *spec = json_tokener_parse(spec_json);
+	enum isvc_framework fw = ISVC_VLLM;
+	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
+	const struct preset *pr = preset_for(fw);
+	int32_t port = (int32_t)cache_json_int(spec, "port", pr->port);
+	e->port = (int32_t)cache_json_int(spec, "metricsEndpoint.port",
+					  pr->metrics_port ? pr->metrics_port : port);
+	const char *path = cache_json_str(spec, "metricsEndpoint.path");
+	snprintf(e->path, sizeof(e->path), "%s", path ? path : pr->metrics_path);
+	e->metrics = pr->inflight;
+	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", 120);
+	json_object_put(spec);
+}
+
+static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
+		  const char *reason, const char *note)
+{
+	const struct kinfer_controller_data *cd = ctx->data;
+	struct event_object r = { "kinfer.io/v1alpha1", "InferenceService", svc->ns, svc->name, svc->uid };
+	if (cd && cd->events && events_emit(cd->events, &r, type, reason, "Drain", "%s", note) < 0)
+		log_warn("cannot record an event", "object=%s/%s reason=%s", svc->ns, svc->name, reason);
+}
+
+/* Put back in service the pods a scale-up still needs. */
+static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc, struct cand *c)
+{
+	int r = podstate_set_gate(ctx->client, svc->ns, c->name, true, "DrainCancelled",
+				  "back in service: the scale-down was cancelled", NULL);
+	if (r == 0)
+		r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, NULL, NULL);
+	if (r == 0)
+		log_info("drain cancelled", "pod=%s/%s", svc->ns, c->name);
+	return r;
+}
+
+int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32_t current,
+	       int32_t desired, int32_t *ret_replicas, uint64_t *ret_requeue_ns)
+{
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct gather g = { .ns = svc->ns };
+	struct endpoint ep;
+	char note[512];
+	int64_t now = (int64_t)time(NULL);
+	int need = current - desired, r = 0;
+
+	*ret_requeue_ns = 0;
+	*ret_replicas = desired;
+	g.c = calloc(DRAIN_MAX_PODS, sizeof(*g.c));
+	if (!g.c)
+		return -ENOMEM;
+	cache_read_lock();
+	cache_index_foreach(pc, KPOD_BY_SERVICE, svc->name, gather_pod, &g);
+	cache_read_unlock();
+	endpoint_of(svc->spec_json, &ep);
+	if (need <= 0) {
+		/* No scale-down pending. Draining pods are either on their way out
+		 * (the Deployment already shrank; the ReplicaSet deletes them next)
+		 * or wanted back by a scale-up: bring back only as many as the
+		 * serving pods fall short of desired. */
+		int serving = 0;
+		for (int i = 0; i < g.n; i++)
+			serving += !g.c[i].draining;
+		for (int i = 0; i < g.n && r == 0 && serving < desired; i++)
+			if (g.c[i].draining) {
+				r = undrain(ctx, svc, &g.c[i]);
+				serving++;
+			}
+		goto out;
+	}
+	/* The load of warm candidates decides among them. */
+	for (int i = 0; i < g.n; i++)
+		if ((g.c[i].warm || g.c[i].draining) && g.c[i].ip[0])
+			drain_inflight(g.c[i].ip, ep.port, ep.path, ep.metrics, &g.c[i].inflight);
+	qsort(g.c, (size_t)g.n, sizeof(*g.c), victim_order);
+	if (need > g.n)
+		need = g.n;
+	/* Pods draining beyond what is needed now go back in service. */
+	for (int i = need; i < g.n && r == 0; i++)
+		if (g.c[i].draining)
+			r = undrain(ctx, svc, &g.c[i]);
+	bool all_drained = true;
+	int started = 0;
+	for (int i = 0; i < need && r == 0; i++) {
+		struct cand *c = &g.c[i];
+		if (!c->warm && !c->draining)
+			continue;   /* never served traffic: nothing to drain */
+		if (!c->draining) {
+			char since[32];
+			snprintf(since, sizeof(since), "%lld", (long long)now);
+			snprintf(note, sizeof(note), "draining before scale-down from %d to %d replicas",
+				 current, desired);
+			r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+			if (r == 0)
+				r = podstate_set_gate(ctx->client, svc->ns, c->name, false, "Draining", note, NULL);
+			c->draining_since = now;
+			started++;
+			all_drained = false;
+			continue;
+		}
+		int64_t waited = now - (c->draining_since ? c->draining_since : now);
+		int min_s = ep.timeout_s < DRAIN_MIN_SECONDS ? ep.timeout_s : DRAIN_MIN_SECONDS;
+		bool idle = c->inflight == 0 || (c->inflight < 0 && !ep.metrics);
+		if (waited >= ep.timeout_s) {
+			snprintf(note, sizeof(note), "pod %s still had %.0f request(s) in flight after the "
+				 "%d s drain timeout; removing it anyway", c->name, c->inflight, ep.timeout_s);
+			event(ctx, svc, "Warning", "DrainTimedOut", note);
+		} else if (!(idle && waited >= min_s)) {
+			all_drained = false;
+		}
+	}
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s failed", svc->ns, svc->name);
+		goto out;
+	}
+	if (started) {
+		snprintf(note, sizeof(note), "draining %d pod(s) before scaling from %d to %d replicas",
+			 started, current, desired);
+		event(ctx, svc, "Normal", "Draining", note);
+	}
+	if (!all_drained) {
+		*ret_replicas = current;
+		*ret_requeue_ns = 1000000000ULL;
+		goto out;
+	}
+	/* Drained: make these the ReplicaSet's first choice, then shrink. */
+	for (int i = 0; i < need && r == 0; i++)
+		r = podstate_annotate(ctx->client, svc->ns, g.c[i].name,
+				      "controller.kubernetes.io/pod-deletion-cost", DRAIN_DELETION_COST, NULL);
+	if (r < 0) {
+		*ret_replicas = current;
+		snprintf(ctx->error, sizeof(ctx->error), "set pod-deletion-cost in %s: failed", svc->ns);
+		goto out;
+	}
+	snprintf(note, sizeof(note), "drained %d pod(s); scaling from %d to %d replicas", need,
+		 current, desired);
+	event(ctx, svc, "Normal", "Drained", note);
+	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, current, desired);
+out:
+	free(g.c);
+	return r;
+}
