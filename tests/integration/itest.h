@@ -22,3 +22,5 @@ char *itest_kubectl(int *ret_status, const char *fmt, ...)
 /* A fresh namespace with a unique name, created on the server. */
 void itest_namespace(struct kube_client *c, const char *prefix, char *buf,
 		     size_t len);
+/* Delete it in the background (what a group's teardown does). */
+void itest_namespace_delete(struct kube_client *c, const char *ns);

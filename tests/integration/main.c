@@ -89,6 +89,12 @@ void itest_namespace(struct kube_client *c, const char *prefix, char *buf,
 	json_object_put(ns);
 }
 
+void itest_namespace_delete(struct kube_client *c, const char *ns)
+{
+	struct kube_opts o = { .propagation_policy = "Background" };
+	kube_delete(c, &kube_res_namespaces, NULL, ns, &o, NULL, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	int failed = 0, ran = 0;

@@ -32,9 +32,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct kube_opts o = { .propagation_policy = "Background" };
 	(void)state;
-	kube_delete(kc, &kube_res_namespaces, NULL, ns, &o, NULL, NULL);
+	itest_namespace_delete(kc, ns);
 	kube_client_free(kc);
 	rcu_unregister_thread();
 	return 0;
