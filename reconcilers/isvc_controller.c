@@ -151,7 +151,7 @@ out:
 
 struct pod_count {
 	const char *ns;
-	int32_t pods, ready, warm, unschedulable, image_errors;
+	int32_t pods, ready, warm, warm_failed, unschedulable, image_errors;
 	char unsched_msg[512];
 	char image_reason[64];
 };
@@ -178,6 +178,9 @@ static int count_pod(const struct cache_obj *o, void *ud)
 		c->ready++;
 	if (p->warmed == KCOND_TRUE)
 		c->warm++;
+	else if (p->warmed == KCOND_FALSE && p->warm_reason &&
+		 strcmp(p->warm_reason, "WarmupFailed") == 0)
+		c->warm_failed++;
 	if (p->scheduled == KCOND_FALSE && !p->node) {
 		if (!c->unschedulable++)
 			copy_str(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
@@ -313,6 +316,7 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.desired = desired,
 		.dep = s->have_dep ? &s->dep : NULL,
 		.pods = pods.pods, .ready = pods.ready, .warm = pods.warm,
+		.warm_failed = pods.warm_failed,
 		.unschedulable = pods.unschedulable,
 		.unschedulable_msg = pods.unsched_msg[0] ? pods.unsched_msg : NULL,
 		.image_errors = pods.image_errors,

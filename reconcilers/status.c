@@ -19,7 +19,8 @@ struct cond {
 	char message[512];
 };
 
-static const char *const owned[] = { "Ready", "Progressing", "Degraded" };
+static const char *const owned[] = { "Ready", "Progressing", "Degraded", "WarmedUp" };
+#define N_OWNED (sizeof(owned) / sizeof(owned[0]))
 
 static void set(struct cond *c, const char *type, bool on, const char *reason,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -109,6 +110,20 @@ static void ready(const struct status_input *in, struct cond *c)
 		    "0/%d replicas ready (%d running, %d warm)", in->desired, in->pods, in->warm);
 }
 
+static void warmed_up(const struct status_input *in, struct cond *c)
+{
+	if (in->desired > 0 && in->warm >= in->desired)
+		set(c, "WarmedUp", true, "AllReplicasWarm", "%d/%d replicas warm", in->warm, in->desired);
+	else if (in->warm_failed > 0)
+		set(c, "WarmedUp", false, "WarmupFailed",
+		    "%d pod(s) failed their warm-up (see the pods' kinfer.io/warmed-up condition); "
+		    "%d/%d replicas warm", in->warm_failed, in->warm, in->desired);
+	else if (in->desired == 0)
+		set(c, "WarmedUp", false, "ScaledToZero", "no replicas are wanted");
+	else
+		set(c, "WarmedUp", false, "Warming", "%d/%d replicas warm", in->warm, in->desired);
+}
+
 static void rfc3339(int64_t t, char *buf, size_t len)
 {
 	time_t s = (time_t)t;
@@ -156,7 +171,7 @@ static json_object *condition_json(const struct cond *c, json_object *old, int64
 
 static bool is_owned(const char *type)
 {
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < N_OWNED; i++)
 		if (strcmp(type, owned[i]) == 0)
 			return true;
 	return false;
@@ -166,18 +181,19 @@ json_object *status_build(const struct status_input *in)
 {
 	json_object *old = in->old_status_json ? json_tokener_parse(in->old_status_json) : NULL;
 	json_object *st = json_object_new_object(), *conds = json_object_new_array();
-	struct cond c[3];
+	struct cond c[N_OWNED];
 
 	ready(in, &c[0]);
 	progressing(in, &c[1]);
 	degraded(in, &c[2]);
+	warmed_up(in, &c[3]);
 	json_object_object_add(st, "observedGeneration", json_object_new_int64(in->generation));
 	json_object_object_add(st, "replicas", json_object_new_int(in->dep ? in->dep->replicas : in->pods));
 	json_object_object_add(st, "readyReplicas", json_object_new_int(in->ready));
 	json_object_object_add(st, "warmReplicas", json_object_new_int(in->warm));
 	json_object_object_add(st, "desiredReplicas", json_object_new_int(in->desired));
 	json_object_object_add(st, "selector", json_object_new_string(in->selector ? in->selector : ""));
-	for (int i = 0; i < 3; i++)
+	for (size_t i = 0; i < N_OWNED; i++)
 		json_object_array_add(conds, condition_json(&c[i], old, in->generation, in->now));
 	/* Carry over the conditions other controllers own. */
 	json_object *oc = cache_json_get(old, "conditions");
@@ -225,7 +241,7 @@ bool status_same(json_object *st, const char *old_json)
 
 	for (size_t i = 0; same && i < sizeof(fields) / sizeof(fields[0]); i++)
 		same = same_field(st, old, fields[i]);
-	for (size_t i = 0; same && i < 3; i++) {
+	for (size_t i = 0; same && i < N_OWNED; i++) {
 		json_object *a = old_condition(st, owned[i]), *b = old_condition(old, owned[i]);
 		same = a && b;
 		for (size_t k = 0; same && k < sizeof(cfields) / sizeof(cfields[0]); k++)

@@ -1,7 +1,7 @@
 /*
  * The InferenceService status this controller owns: replica counts, the
- * selector for the scale subresource, and the Ready, Progressing and
- * Degraded conditions (metav1.Condition rules: lastTransitionTime changes
+ * selector for the scale subresource, and the Ready, Progressing, Degraded
+ * and WarmedUp conditions (metav1.Condition rules: lastTransitionTime changes
  * only when status changes; reasons in CamelCase; messages for people).
  * Conditions of other types (WarmedUp, ScalingActive ...) are carried over
  * untouched. Pure: the reconciler gathers the input from the caches.
@@ -20,6 +20,7 @@ struct status_input {
 	const struct kdeployment *dep;   /* NULL = not created yet */
 	int32_t pods;                    /* pods of the service, not terminating */
 	int32_t ready, warm;
+	int32_t warm_failed;             /* pods whose warm-up failed */
 	int32_t unschedulable;           /* pods the scheduler could not place */
 	const char *unschedulable_msg;
 	int32_t image_errors;            /* pods waiting on an image or a crash */

@@ -50,6 +50,7 @@ else
 	fail "not Ready: $(j kis/good '{.status}')"
 fi
 expect_match "$(j kis/good '{.status.warmReplicas}/{.status.readyReplicas}')" '^2/2$' "2 warm, 2 ready"
+expect_match "$(j kis/good '{.status.conditions[?(@.type=="WarmedUp")].status} {.status.conditions[?(@.type=="WarmedUp")].reason}')" '^True AllReplicasWarm$' "InferenceService condition WarmedUp=True"
 for p in $(pods_of good); do
 	expect_match "$(j "pod/$p" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}')" '^WarmupSucceeded$' "$p: warmed-up reason WarmupSucceeded"
 	expect_match "$(j "pod/$p" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].message}')" '^4 warm-up request\(s\) answered' "$p: the message counts the requests"
@@ -73,6 +74,7 @@ t0=$SECONDS
 if wait_until 40 replaced; then pass "after 2 failed attempts the pod is replaced ($((SECONDS - t0)) s, backoff 10 s)"; else fail "pod not replaced: $(pods_of broken-model)"; fi
 expect_match "$(kc -n "$ns" get events -o jsonpath='{.items[*].reason}')" 'WarmupGaveUp' "an Event says kinfer gave up on the pod"
 expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="Ready")].status}')" '^False$' "the broken service is not Ready"
+expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="WarmedUp")].reason}')" '^(WarmupFailed|Warming)$' "its WarmedUp condition says WarmupFailed (or Warming while the pod is replaced)"
 
 # The gate lives in the pods: a new operator does not warm them again.
 stop_operators

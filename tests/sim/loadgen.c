@@ -72,6 +72,7 @@ struct cfg {
 	long timeout_ms;
 	const char *out;
 	bool all_running;
+	long lag_ms;                 /* endpoint propagation delay to model */
 };
 
 /* The load generator's projection of a pod: where to send, and whether to. */
@@ -160,13 +161,78 @@ struct pick {
 	const struct lgpod *first, *next;  /* smallest name; smallest after last_pod */
 };
 
-static bool eligible(const struct run *r, const struct lgpod *p)
+/*
+ * Endpoint propagation delay: in a real cluster a pod that leaves Ready or
+ * starts terminating still gets traffic until the change reaches every
+ * kube-proxy (around a second or more). With --endpoint-lag, a pod stays
+ * eligible that long after it stopped being so; the informer's handler
+ * records when (local clock).
+ */
+#define MAX_LAGGED 4096
+static struct {
+	char name[254];
+	uint64_t left_ns;
+} lagged[MAX_LAGGED];
+static int n_lagged;
+static pthread_mutex_t lag_lock = PTHREAD_MUTEX_INITIALIZER;
+static long lag_ms;
+
+static bool base_eligible(bool all_running, const struct lgpod *p)
 {
 	if (!p->ip || !*p->ip)
 		return false;
-	if (r->cfg.all_running)
+	if (all_running)
 		return p->running;
 	return p->ready && !p->meta.deleted;
+}
+
+static uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void on_pod_change(void *ud, enum informer_event ev, const struct cache_obj *old,
+			  const struct cache_obj *obj)
+{
+	const bool *all_running = ud;
+	const struct lgpod *o = (const struct lgpod *)old, *n = (const struct lgpod *)obj;
+	if (ev != INFORMER_UPDATE || !o || !n)
+		return;
+	bool was = base_eligible(*all_running, o), is = base_eligible(*all_running, n);
+	pthread_mutex_lock(&lag_lock);
+	int i;
+	for (i = 0; i < n_lagged; i++)
+		if (strcmp(lagged[i].name, obj->name) == 0)
+			break;
+	if (was && !is) {
+		if (i == n_lagged && n_lagged < MAX_LAGGED)
+			n_lagged++;
+		if (i < n_lagged) {
+			snprintf(lagged[i].name, sizeof(lagged[i].name), "%s", obj->name);
+			lagged[i].left_ns = now_mono_ns();
+		}
+	} else if (is && i < n_lagged) {
+		lagged[i] = lagged[--n_lagged];
+	}
+	pthread_mutex_unlock(&lag_lock);
+}
+
+static bool eligible(const struct run *r, const struct lgpod *p)
+{
+	bool ok = base_eligible(r->cfg.all_running, p);
+	if (ok || lag_ms <= 0 || !p->ip || !*p->ip || !p->running)
+		return ok;
+	pthread_mutex_lock(&lag_lock);
+	for (int i = 0; i < n_lagged; i++)
+		if (strcmp(lagged[i].name, p->meta.name) == 0 &&
+		    now_mono_ns() - lagged[i].left_ns < (uint64_t)lag_ms * 1000000ULL) {
+			ok = true;
+			break;
+		}
+	pthread_mutex_unlock(&lag_lock);
+	return ok;
 }
 
 static int pick_one(const struct cache_obj *o, void *ud)
@@ -542,6 +608,8 @@ static const struct flag flags[] = {
 	F("port", NULL, FLAG_INT, port, NULL, "port (default: the pod's first container port, or 8000)"),
 	F("timeout", NULL, FLAG_DURATION_MS, timeout_ms, "30s", "per request"),
 	F("out", NULL, FLAG_STRING, out, NULL, "write one JSON line per request to this file"),
+	F("endpoint-lag", NULL, FLAG_DURATION_MS, lag_ms, "0",
+	  "keep sending to a pod this long after it left Ready or began terminating (endpoint propagation)"),
 	F("all-running", NULL, FLAG_BOOL, all_running, NULL,
 	  "send to every Running pod, Ready or not (a naive load balancer)"),
 };
@@ -628,6 +696,7 @@ int main(int argc, char **argv)
 		flags_usage(stderr, flags, N_FLAGS);
 		return help ? 0 : 2;
 	}
+	lag_ms = run.cfg.lag_ms;
 	if (argi < argc || (bad = check_cfg(&run.cfg))) {
 		fprintf(stderr, "kinfer-loadgen: %s\n", argi < argc ? "unexpected argument" : bad);
 		flags_usage(stderr, flags, N_FLAGS);
@@ -657,6 +726,7 @@ int main(int argc, char **argv)
 				       .label_selector = run.cfg.selector };
 	if (kube_client_new(auth, NULL, &client) < 0 || intern_new(&interns) < 0 ||
 	    informer_set_new(client, interns, NULL, &set) < 0 || informer_add(set, &io, &inf) < 0 ||
+	    informer_add_handler(inf, on_pod_change, &run.cfg.all_running) < 0 ||
 	    informer_set_start(set) < 0 || run_init(&run) < 0) {
 		fprintf(stderr, "kinfer-loadgen: cannot start\n");
 		goto out;

@@ -40,6 +40,8 @@ static void all_ready(void **state)
 	assert_string_equal(cond(st, "Progressing", &r), "False");
 	assert_string_equal(r, "Complete");
 	assert_string_equal(cond(st, "Degraded", &r), "False");
+	assert_string_equal(cond(st, "WarmedUp", &r), "True");
+	assert_string_equal(r, "AllReplicasWarm");
 	assert_string_equal(json_object_get_string(json_object_object_get(st, "selector")),
 			    "kinfer.io/service=x");
 	json_object_put(st);
@@ -57,7 +59,15 @@ static void starting_and_cold(void **state)
 	assert_string_equal(r, "ReplicasNotReady");
 	assert_string_equal(cond(st, "Progressing", &r), "True");
 	assert_string_equal(r, "WaitingForReady");
+	assert_string_equal(cond(st, "WarmedUp", &r), "False");
+	assert_string_equal(r, "Warming");
 	json_object_put(st);
+	in.warm_failed = 1;
+	st = status_build(&in);
+	assert_string_equal(cond(st, "WarmedUp", &r), "False");
+	assert_string_equal(r, "WarmupFailed");
+	json_object_put(st);
+	in.warm_failed = 0;
 	in.dep = NULL;
 	st = status_build(&in);
 	assert_string_equal(cond(st, "Progressing", &r), "True");
