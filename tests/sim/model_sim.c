@@ -14,7 +14,8 @@
  *     e2e latency histogram, request counters), plus kinfer_sim_* counters a
  *     test reads: requests that reached the pod before its warm-up finished;
  *   - a pod being deleted stops taking connections and finishes the
- *     requests in flight.
+ *     requests in flight; with a preStop sleep in its template it keeps
+ *     serving until its object is gone, as under a kubelet's preStop pause.
  *
  * A broken model: pods annotated sim.kinfer.io/fail-warmup: "true", or of
  * services named with --fail-warmup-prefix, answer 500 to warm-up requests
@@ -60,6 +61,7 @@ struct simpod {
 	const char *ip;
 	const char *service;
 	int32_t port;
+	int32_t prestop_s;          /* lifecycle.preStop.sleep.seconds */
 	uint8_t running, fail_warmup;
 };
 
@@ -74,6 +76,8 @@ static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
 	const char *fw = cache_json_key(cache_json_get(j, "metadata.annotations"), "sim.kinfer.io/fail-warmup");
 	s->fail_warmup = fw && strcmp(fw, "true") == 0;
 	json_object *ports = cs ? cache_json_get(json_object_array_get_idx(cs, 0), "ports") : NULL;
+	s->prestop_s = (int32_t)cache_json_int(json_object_array_get_idx(cs, 0),
+						"lifecycle.preStop.sleep.seconds", 0);
 	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
 		json_object *pp = json_object_array_get_idx(ports, i);
 		const char *n = cache_json_str(pp, "name");
@@ -313,7 +317,10 @@ static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old
 {
 	const struct simpod *p = (const struct simpod *)obj;
 	const char *key = obj ? obj->key : old->key;
-	bool want = p && p->running && !obj->deleted && p->ip && p->port > 0;
+	/* A terminating pod keeps serving while the kubelet would run its preStop
+	 * pause (KWOK runs no hooks, so the simulator plays that part) and stops
+	 * taking connections at once when it has none, as a server on SIGTERM. */
+	bool want = p && p->running && p->ip && p->port > 0 && (!obj->deleted || p->prestop_s > 0);
 	(void)ud; (void)ev;
 	pthread_mutex_lock(&servers_lock);
 	int i = find(key);
