@@ -5,7 +5,6 @@
  */
 #include "drain.h"
 
-#include "events.h"
 #include "isvc.h"
 #include "isvc_controller.h"
 #include "kinds.h"
@@ -170,10 +169,8 @@ static void endpoint_of(const char *spec_json, struct endpoint *e)
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
 		  const char *reason, const char *note)
 {
-	const struct kinfer_controller_data *cd = ctx->data;
-	struct event_object r = { "kinfer.io/v1alpha1", "InferenceService", svc->ns, svc->name, svc->uid };
-	if (cd && cd->events && events_emit(cd->events, &r, type, reason, "Drain", "%s", note) < 0)
-		log_warn("cannot record an event", "object=%s/%s reason=%s", svc->ns, svc->name, reason);
+	kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", svc->ns, svc->name, svc->uid,
+		     type, reason, "Drain", note);
 }
 
 /* Put back in service the pods a scale-up still needs. */

@@ -207,14 +207,21 @@ static int32_t desired_replicas(const struct snapshot *s)
 	return cur;
 }
 
-static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const char *type,
+void kinfer_event(struct reconcile_ctx *ctx, const char *api_version, const char *kind,
+		  const char *ns, const char *name, const char *uid, const char *type,
 		  const char *reason, const char *action, const char *note)
 {
 	const struct kinfer_controller_data *cd = ctx->data;
-	struct event_object r = { "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid };
-	/* An event is advice: a failure to record one is logged, not retried. */
+	struct event_object r = { api_version, kind, ns, name, uid };
 	if (cd && cd->events && events_emit(cd->events, &r, type, reason, action, "%s", note) < 0)
-		log_warn("cannot record an event", "object=%s/%s reason=%s", s->ns, s->name, reason);
+		log_warn("cannot record an event", "object=%s %s/%s reason=%s", kind, ns, name, reason);
+}
+
+static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const char *type,
+		  const char *reason, const char *action, const char *note)
+{
+	kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid,
+		     type, reason, action, note);
 }
 
 static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,

@@ -15,4 +15,12 @@ struct kinfer_controller_data {
 	struct workload_options workload;
 };
 
+/*
+ * Record an Event about an object through the controller data's recorder.
+ * An event is advice: a failure is logged, never retried or returned.
+ */
+void kinfer_event(struct reconcile_ctx *ctx, const char *api_version, const char *kind,
+		  const char *ns, const char *name, const char *uid, const char *type,
+		  const char *reason, const char *action, const char *note);
+
 extern const struct controller_def isvc_controller;

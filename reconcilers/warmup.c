@@ -16,7 +16,6 @@
 #include "warmup.h"
 
 #include "backoff.h"
-#include "events.h"
 #include "isvc.h"
 #include "isvc_controller.h"
 #include "kinds.h"
@@ -339,10 +338,7 @@ out:
 static void pod_event(struct reconcile_ctx *ctx, const struct pod_snap *s, const char *type,
 		      const char *reason, const char *note)
 {
-	const struct kinfer_controller_data *cd = ctx->data;
-	struct event_object r = { "v1", "Pod", s->ns, s->name, s->uid };
-	if (cd && cd->events && events_emit(cd->events, &r, type, reason, "WarmUp", "%s", note) < 0)
-		log_warn("cannot record an event", "pod=%s/%s reason=%s", s->ns, s->name, reason);
+	kinfer_event(ctx, "v1", "Pod", s->ns, s->name, s->uid, type, reason, "WarmUp", note);
 }
 
 static int set_condition(struct reconcile_ctx *ctx, const struct pod_snap *s, bool ok,
