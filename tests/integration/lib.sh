@@ -54,3 +54,10 @@ wait_until() {
 		sleep 0.2
 	done
 }
+
+# The InferenceService CRD, applied idempotently: scenarios run in any order
+# and at once, each installs what it needs.
+install_crd() {
+	kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null &&
+		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+}

@@ -19,8 +19,7 @@ cleanup() {
 trap cleanup EXIT
 sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 # Every request takes 6 s: long enough to be in flight during the drain.
 "$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \

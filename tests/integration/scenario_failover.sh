@@ -18,8 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 # Requests take 8 s: the drain is still waiting when the leader dies.
 "$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \

@@ -15,8 +15,7 @@ ns=isvc-$$
 cleanup() { stop_operators; kc delete ns "$ns" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 # Scoped to this namespace, so scenarios running at once never share objects.
 start_operator "$tmp/op.log" --leader-elect=false --resync-period 5s --watch-namespace "$ns" || exit 1

@@ -14,8 +14,7 @@ args=(--leader-election-namespace default --leader-election-id "$lease" --watch-
 
 # The controllers' caches include InferenceServices: the CRD must exist for
 # the replicas to become ready.
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 
 holder() { kc -n default get lease "$lease" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 is_leader() { [ "$(metric "$1" kinfer_leader)" = 1 ]; }

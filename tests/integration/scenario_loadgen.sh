@@ -20,8 +20,7 @@ bin=$(dirname "$KINFER_OPERATOR")/tests/sim
 sim=$bin/kinfer-model-sim
 loadgen=$bin/kinfer-loadgen
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 "$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
 	--cold-ms 200ms 2>"$tmp/sim.log" &

@@ -18,8 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 "$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
 	--cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &

@@ -19,8 +19,7 @@ cleanup() {
 trap cleanup EXIT
 sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
 
-kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null
-kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+install_crd
 kc create ns "$ns" >/dev/null
 "$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
 	--cold-ms 300ms --fail-warmup-prefix broken- 2>"$tmp/sim.log" &
