@@ -37,6 +37,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "simpod.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -86,20 +87,12 @@ struct lgpod {
 static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
 {
 	struct lgpod *s = (struct lgpod *)o;
-	json_object *cs = cache_json_get(j, "spec.containers");
-	json_object *ports = cs ? cache_json_get(json_object_array_get_idx(cs, 0), "ports") : NULL;
 	const char *phase = cache_json_str(j, "status.phase");
 
 	cache_proj_str(p, &s->ip, cache_json_str(j, "status.podIP"));
 	s->running = phase && strcmp(phase, "Running") == 0;
 	s->ready = kinds_cond(cache_json_get(j, "status.conditions"), "Ready", NULL, NULL) == KCOND_TRUE;
-	/* The first container's port named http, else its first port. */
-	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
-		json_object *pp = json_object_array_get_idx(ports, i);
-		const char *n = cache_json_str(pp, "name");
-		if (!s->port || (n && strcmp(n, "http") == 0))
-			s->port = (int32_t)cache_json_int(pp, "containerPort", 0);
-	}
+	s->port = simpod_http_port(j);
 	return 0;
 }
 

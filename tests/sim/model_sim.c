@@ -29,6 +29,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "simpod.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,15 +76,9 @@ static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
 	s->running = phase && strcmp(phase, "Running") == 0;
 	const char *fw = cache_json_key(cache_json_get(j, "metadata.annotations"), "sim.kinfer.io/fail-warmup");
 	s->fail_warmup = fw && strcmp(fw, "true") == 0;
-	json_object *ports = cs ? cache_json_get(json_object_array_get_idx(cs, 0), "ports") : NULL;
 	s->prestop_s = (int32_t)cache_json_int(json_object_array_get_idx(cs, 0),
 						"lifecycle.preStop.sleep.seconds", 0);
-	for (size_t i = 0; ports && i < json_object_array_length(ports); i++) {
-		json_object *pp = json_object_array_get_idx(ports, i);
-		const char *n = cache_json_str(pp, "name");
-		if (!s->port || (n && strcmp(n, "http") == 0))
-			s->port = (int32_t)cache_json_int(pp, "containerPort", 0);
-	}
+	s->port = simpod_http_port(j);
 	return 0;
 }
 
