@@ -79,6 +79,156 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 	cache_proj_intern(p, &pod->gpu_resource, gpu_name);
 }
 
+/* ---- what the scheduler reads of a pending pod ----------------------- */
+
+#define POD_MAX_SCHED_ITEMS 64   /* selector entries, tolerations, expressions */
+#define POD_MAX_VALUES 64        /* values of one expression */
+
+static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *pod)
+{
+	size_t cnt, k = 0;
+
+	if (!sel || !json_object_is_type(sel, json_type_object))
+		return 0;
+	cnt = (size_t)json_object_object_length(sel);
+	if (cnt > POD_MAX_SCHED_ITEMS)
+		return -E2BIG;
+	pod->node_selector = calloc(cnt ? cnt : 1, sizeof(*pod->node_selector));
+	if (!pod->node_selector)
+		return -ENOMEM;
+	json_object_object_foreach(sel, key, val) {
+		pod->node_selector[k].key = intern_get(t, key);
+		pod->node_selector[k].value = intern_get(t, json_object_get_string(val));
+		k++;
+	}
+	pod->n_node_selector = (uint16_t)k;
+	return 0;
+}
+
+static int pod_tolerations(struct intern *t, json_object *tols, struct kpod *pod)
+{
+	size_t cnt;
+
+	if (!tols || !json_object_is_type(tols, json_type_array))
+		return 0;
+	cnt = json_object_array_length(tols);
+	if (cnt > POD_MAX_SCHED_ITEMS)
+		return -E2BIG;
+	pod->tolerations = calloc(cnt ? cnt : 1, sizeof(*pod->tolerations));
+	if (!pod->tolerations)
+		return -ENOMEM;
+	for (size_t i = 0; i < cnt; i++) {
+		json_object *tj = json_object_array_get_idx(tols, i);
+		const char *op = cache_json_str(tj, "operator");
+		const char *key = cache_json_str(tj, "key"), *eff = cache_json_str(tj, "effect");
+		struct ktoleration *o = &pod->tolerations[i];
+		o->key = key && *key ? intern_get(t, key) : NULL;
+		o->value = intern_get(t, cache_json_str(tj, "value"));
+		o->effect = eff && *eff ? intern_get(t, eff) : NULL;
+		o->op = op && strcmp(op, "Exists") == 0 ? KTOL_EXISTS : KTOL_EQUAL;
+	}
+	pod->n_tolerations = (uint16_t)cnt;
+	return 0;
+}
+
+static int sel_op(const char *s, uint8_t *ret)
+{
+	static const char *const names[] = { "In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt" };
+	for (uint8_t i = 0; s && i < 6; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* One expression; values are interned one by one. */
+static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r)
+{
+	json_object *vals = cache_json_get(e, "values");
+	size_t nv = vals && json_object_is_type(vals, json_type_array) ?
+		json_object_array_length(vals) : 0;
+
+	if (nv > POD_MAX_VALUES)
+		return -E2BIG;
+	if (sel_op(cache_json_str(e, "operator"), &r->op) < 0)
+		return -EINVAL;
+	r->term = term;
+	/* Values first: a failure leaves nothing half-built to release. */
+	r->values = calloc(nv ? nv : 1, sizeof(*r->values));
+	if (!r->values)
+		return -ENOMEM;
+	r->key = intern_get(t, cache_json_str(e, "key"));
+	for (size_t v = 0; v < nv; v++)
+		r->values[v] = intern_get(t, json_object_get_string(json_object_array_get_idx(vals, v)));
+	r->n_values = (uint16_t)nv;
+	return 0;
+}
+
+/* requiredDuringSchedulingIgnoredDuringExecution, matchExpressions only
+ * (matchFields is refused: kinfer never writes it). */
+static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
+{
+	json_object *terms = cache_json_get(spec,
+		"affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+	size_t total = 0, k = 0;
+	int r;
+
+	if (!terms || !json_object_is_type(terms, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(terms); i++) {
+		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i), "matchExpressions");
+		total += ex && json_object_is_type(ex, json_type_array) ? json_object_array_length(ex) : 0;
+	}
+	if (total > POD_MAX_SCHED_ITEMS || json_object_array_length(terms) > POD_MAX_SCHED_ITEMS)
+		return -E2BIG;
+	pod->affinity = calloc(total ? total : 1, sizeof(*pod->affinity));
+	if (!pod->affinity)
+		return -ENOMEM;
+	for (size_t i = 0; i < json_object_array_length(terms); i++) {
+		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i), "matchExpressions");
+		for (size_t j = 0; ex && json_object_is_type(ex, json_type_array) &&
+				   j < json_object_array_length(ex); j++) {
+			r = pod_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i, &pod->affinity[k]);
+			if (r < 0)
+				return r;
+			pod->n_affinity = (uint16_t)++k;
+		}
+	}
+	return 0;
+}
+
+static uint8_t parse_priority(const char *s)
+{
+	if (s && strcmp(s, "high") == 0)
+		return KPRIO_HIGH;
+	if (s && strcmp(s, "low") == 0)
+		return KPRIO_LOW;
+	return KPRIO_NORMAL;
+}
+
+static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *spec,
+			  struct kpod *pod)
+{
+	struct intern *t = cache_proj_interns(p);
+	json_object *labels = cache_json_get(json, "metadata.labels");
+	const char *pc = cache_json_key(cache_json_get(json, "metadata.annotations"),
+					KINFER_PREFER_CACHED);
+	int r;
+
+	cache_proj_intern(p, &pod->model, cache_json_key(labels, KINFER_MODEL_LABEL));
+	pod->priority = parse_priority(cache_json_key(labels, KINFER_PRIORITY_LABEL));
+	pod->avoid_cached = pc && strcmp(pc, "false") == 0;
+	if (pod->node)
+		return 0;
+	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod);
+	if (r == 0)
+		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod);
+	if (r == 0)
+		r = pod_affinity(t, spec, pod);
+	return r;
+}
+
 static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kpod *pod = (struct kpod *)obj;
@@ -144,7 +294,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	if (ds)
 		pod->draining_since = strtoll(ds, NULL, 10);
 	pod_requests(p, spec, pod);
-	return 0;
+	return pod_scheduling(p, json, spec, pod);
 }
 
 static void release_pod(struct intern *t, struct cache_obj *obj)
@@ -157,6 +307,26 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	intern_put(t, pod->warm_reason);
 	intern_put(t, pod->gpu_resource);
 	intern_put(t, pod->waiting_reason);
+	intern_put(t, pod->model);
+	for (size_t i = 0; pod->node_selector && i < pod->n_node_selector; i++) {
+		intern_put(t, pod->node_selector[i].key);
+		intern_put(t, pod->node_selector[i].value);
+	}
+	for (size_t i = 0; pod->tolerations && i < pod->n_tolerations; i++) {
+		intern_put(t, pod->tolerations[i].key);
+		intern_put(t, pod->tolerations[i].value);
+		intern_put(t, pod->tolerations[i].effect);
+	}
+	for (size_t i = 0; pod->affinity && i < pod->n_affinity; i++) {
+		struct kselector_req *r = &pod->affinity[i];
+		intern_put(t, r->key);
+		for (size_t v = 0; r->values && v < r->n_values; v++)
+			intern_put(t, r->values[v]);
+		free(r->values);
+	}
+	free(pod->node_selector);
+	free(pod->tolerations);
+	free(pod->affinity);
 }
 
 static const char *pod_owner(const struct cache_obj *o) { return o->controller_uid; }
@@ -261,6 +431,11 @@ static int project_node(struct cache_proj *p, json_object *json, struct cache_ob
 		n->n_taints = (uint16_t)cnt;
 	}
 	n->ready = (uint8_t)kinds_cond(cache_json_get(json, "status.conditions"), "Ready", NULL, NULL);
+	const char *util = cache_json_key(cache_json_get(json, "metadata.annotations"),
+					  KINFER_GPU_UTILIZATION);
+	char *end;
+	long u = util ? strtol(util, &end, 10) : -1;
+	n->gpu_util = (int16_t)(util && end != util && u >= 0 && u <= 100 ? u : -1);
 	ub = cache_json_get(json, "spec.unschedulable");
 	n->unschedulable = ub && json_object_get_boolean(ub);
 	return 0;

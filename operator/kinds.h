@@ -15,6 +15,21 @@ enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, K
 #define KINFER_SERVICE_LABEL "kinfer.io/service"
 #define KINFER_WARMUP_ATTEMPTS "kinfer.io/warmup-attempts"
 #define KINFER_DRAINING_SINCE "kinfer.io/draining-since"
+/* Placement: the pod's priority (low|normal|high), the model it serves, a
+ * pod that does not care for cached nodes, a node's GPU utilization (percent,
+ * written by whatever watches the GPUs) and a node that holds a model's
+ * weights (label KINFER_CACHED_PREFIX + model name, any value but "false"). */
+#define KINFER_PRIORITY_LABEL "kinfer.io/priority"
+#define KINFER_MODEL_LABEL "kinfer.io/model"
+#define KINFER_PREFER_CACHED "kinfer.io/prefer-cached-nodes"
+#define KINFER_GPU_UTILIZATION "kinfer.io/gpu-utilization"
+#define KINFER_CACHED_PREFIX "kinfer.io/cached."
+
+struct klabel;
+struct ktoleration;
+struct kselector_req;
+
+enum kpriority { KPRIO_LOW, KPRIO_NORMAL, KPRIO_HIGH };
 
 struct kpod {
 	struct cache_obj meta;
@@ -42,6 +57,15 @@ struct kpod {
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
 	uint8_t has_gate;           /* readinessGates names kinfer.io/warmed-up */
 	uint8_t has_deletion_cost;
+	/* For the scheduler. Selector, tolerations and affinity are kept only
+	 * while the pod is not bound (a bound pod only counts its requests). */
+	const char *model;          /* label kinfer.io/model, interned */
+	struct klabel *node_selector;
+	struct ktoleration *tolerations;
+	struct kselector_req *affinity;  /* required node affinity, flattened */
+	uint16_t n_node_selector, n_tolerations, n_affinity;
+	uint8_t priority;           /* enum kpriority, label kinfer.io/priority */
+	uint8_t avoid_cached;       /* annotation kinfer.io/prefer-cached-nodes=false */
 };
 
 struct kres {
@@ -60,6 +84,27 @@ struct ktaint {
 	const char *effect; /* interned */
 };
 
+enum ktol_op { KTOL_EQUAL, KTOL_EXISTS };
+
+struct ktoleration {
+	const char *key;    /* interned; NULL = every key (with Exists) */
+	const char *value;  /* interned */
+	const char *effect; /* interned; NULL = every effect */
+	uint8_t op;         /* enum ktol_op */
+};
+
+enum ksel_op { KSEL_IN, KSEL_NOT_IN, KSEL_EXISTS, KSEL_NOT_EXISTS, KSEL_GT, KSEL_LT };
+
+/* One matchExpression of a required node affinity term. Terms are ORed,
+ * the expressions of one term ANDed; term numbers the term. */
+struct kselector_req {
+	const char *key;           /* interned */
+	const char **values;       /* interned */
+	uint16_t n_values;
+	uint16_t term;
+	uint8_t op;                /* enum ksel_op */
+};
+
 struct knode {
 	struct cache_obj meta;
 	const char *gpu_product;    /* label nvidia.com/gpu.product, interned */
@@ -70,6 +115,7 @@ struct knode {
 	uint16_t n_alloc, n_labels, n_taints;
 	uint8_t ready;              /* enum kcond */
 	uint8_t unschedulable;
+	int16_t gpu_util;           /* annotation kinfer.io/gpu-utilization; -1 unknown */
 };
 
 struct kdeployment {

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "manager.h"
 #include "metrics.h"
+#include "placement_controller.h"
 #include "simulate.h"
 
 #include <errno.h>
@@ -53,6 +54,9 @@ struct config {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	const char *shared_gpu_resource;
+	bool placement;
+	const char *scheduler_name;
+	int weight_cached, weight_utilization, weight_packing, weight_fragmentation;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -99,6 +103,18 @@ static const struct flag run_flags[] = {
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
+	F("placement", "KINFER_PLACEMENT", FLAG_BOOL, placement, "true",
+	  "kinfer places its pods itself (false: kube-scheduler, with the same node selection)"),
+	F("scheduler-name", "KINFER_SCHEDULER_NAME", FLAG_STRING, scheduler_name, "kinfer",
+	  "schedulerName kinfer writes in its pods and schedules"),
+	F("placement-weight-cached", "KINFER_PLACEMENT_WEIGHT_CACHED", FLAG_INT, weight_cached,
+	  "40", "score weight (0-1000) of a node that caches the pod's model"),
+	F("placement-weight-utilization", "KINFER_PLACEMENT_WEIGHT_UTILIZATION", FLAG_INT,
+	  weight_utilization, "10", "score weight (0-1000) of a node's idle GPUs"),
+	F("placement-weight-packing", "KINFER_PLACEMENT_WEIGHT_PACKING", FLAG_INT, weight_packing,
+	  "20", "score weight (0-1000) of packing (low, normal) or spreading (high priority)"),
+	F("placement-weight-fragmentation", "KINFER_PLACEMENT_WEIGHT_FRAGMENTATION", FLAG_INT,
+	  weight_fragmentation, "10", "score weight (0-1000) of leaving fewer GPUs stranded"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -220,7 +236,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	struct manager *m = NULL;
 	struct events *events = NULL;
 	struct kinfer_controller_data cd = {
-		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource },
+		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource,
+			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
+	};
+	struct placement_controller_options po = {
+		.enabled = cfg->placement,
+		.scheduler_name = cfg->scheduler_name,
+		.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
+			     cfg->weight_fragmentation },
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
@@ -254,6 +277,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			  cfg->lease_duration_ms, cfg->renew_deadline_ms, cfg->retry_period_ms);
 		return 2;
 	}
+	r = placement_controller_configure(&po);
+	if (r == -EINVAL) {
+		log_error("bad placement settings",
+			  "want=\"weights 0-1000, a scheduler name of 1-63 characters\"");
+		return 2;
+	}
+	if (r < 0)
+		return 1;
 	gethostname(host, sizeof(host) - 1);
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
@@ -265,6 +296,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
 		events_free(events);
+		placement_controller_shutdown();
 		return 1;
 	}
 	if (cfg->leader_elect)
@@ -272,6 +304,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	code = manager_run_until_signal(m);
 	manager_free(m);
 	events_free(events);
+	placement_controller_shutdown();
 	return code;
 }
 

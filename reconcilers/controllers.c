@@ -4,10 +4,12 @@
 #include "controllers.h"
 
 #include "isvc_controller.h"
+#include "placement_controller.h"
 #include "warmup.h"
 
 const struct controller_def *const kinfer_controllers[] = {
 	&isvc_controller,
 	&warmup_controller,
+	&placement_controller,
 };
 const size_t kinfer_n_controllers = sizeof(kinfer_controllers) / sizeof(kinfer_controllers[0]);

@@ -391,7 +391,15 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	put(strat, "rollingUpdate", ru);
 	put(ds, "strategy", strat);
 	put(ds, "revisionHistoryLimit", jint(3));
-	put(tmeta, "labels", labels(name, model));
+	/* What kinfer's scheduler reads: the priority, and a service that
+	 * does not want cached nodes preferred. */
+	json_object *tl = labels(name, model), *pcn = cache_json_get(spec, "scheduling.preferCachedNodes");
+	const char *prio = sget(spec, "scheduling.priority");
+	put(tl, KINFER_PRIORITY_LABEL, jstr(prio && (!strcmp(prio, "low") || !strcmp(prio, "high")) ?
+					   prio : "normal"));
+	put(tmeta, "labels", tl);
+	if (pcn && json_object_is_type(pcn, json_type_boolean) && !json_object_get_boolean(pcn))
+		put(ann, KINFER_PREFER_CACHED, jstr("false"));
 	put(ann, "kinfer.io/model-uri", jstr(sget(spec, "model.uri")));
 	if (sget(spec, "model.revision"))
 		put(ann, "kinfer.io/model-revision", jstr(sget(spec, "model.revision")));

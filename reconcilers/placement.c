@@ -1,0 +1,536 @@
+/*
+ * GPU-aware placement: filter, score, count the reasons. See placement.h.
+ *
+ * One decision walks every node of the cache once. Per node: the filters
+ * that need only the node (unschedulable, Ready, taints, selector and
+ * affinity) run first, in kube-scheduler's plugin order, so a node is
+ * charged with the reason of the first filter it fails; only nodes that
+ * pass them pay for summing their pods' requests (the by-node index, a
+ * handful of pods each) and the assumptions on them.
+ */
+#include "placement.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct placement_weights placement_default_weights = {
+	.cached = 40, .utilization = 10, .packing = 20, .fragmentation = 10,
+};
+
+struct assumed {
+	char key[320];            /* "ns/name" */
+	char node[256];
+	char service[64];
+	const char *resource;     /* interned by the pod cache; compared by content */
+	char resource_buf[64];
+	int64_t gpu, cpu_milli, mem_bytes;
+	uint64_t since_ns;
+};
+
+/* Per-decision sums of the live assumptions, by node. */
+struct slot {
+	uint64_t hash;            /* 0 = empty */
+	const char *node;         /* into the assumed entry */
+	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
+};
+
+#define SLOTS (2 * PLACEMENT_MAX_ASSUMED)
+
+struct placement {
+	struct placement_weights w;
+	pthread_mutex_t lock;
+	struct assumed *assumed;
+	size_t n_assumed;
+	struct slot *slots;
+	size_t n_slotted;         /* slots used in this decision */
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h | 1;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int placement_new(const struct placement_weights *w, struct placement **ret)
+{
+	struct placement *pl = calloc(1, sizeof(*pl));
+	if (!pl)
+		return -ENOMEM;
+	pl->w = w ? *w : placement_default_weights;
+	pl->assumed = calloc(PLACEMENT_MAX_ASSUMED, sizeof(*pl->assumed));
+	pl->slots = calloc(SLOTS, sizeof(*pl->slots));
+	if (!pl->assumed || !pl->slots) {
+		placement_free(pl);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&pl->lock, NULL);
+	*ret = pl;
+	return 0;
+}
+
+void placement_free(struct placement *pl)
+{
+	if (!pl)
+		return;
+	if (pl->assumed && pl->slots)
+		pthread_mutex_destroy(&pl->lock);
+	free(pl->assumed);
+	free(pl->slots);
+	free(pl);
+}
+
+void placement_lock(struct placement *pl) { pthread_mutex_lock(&pl->lock); }
+void placement_unlock(struct placement *pl) { pthread_mutex_unlock(&pl->lock); }
+
+/* ---- assumptions ------------------------------------------------------- */
+
+static void copy(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static struct assumed *find_assumed(struct placement *pl, const char *key)
+{
+	for (size_t i = 0; i < pl->n_assumed; i++)
+		if (strcmp(pl->assumed[i].key, key) == 0)
+			return &pl->assumed[i];
+	return NULL;
+}
+
+int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
+		     uint64_t now_ns)
+{
+	struct assumed *a = find_assumed(pl, pod->meta.key);
+
+	if (!a) {
+		if (pl->n_assumed == PLACEMENT_MAX_ASSUMED)
+			return -EBUSY;
+		a = &pl->assumed[pl->n_assumed++];
+	}
+	memset(a, 0, sizeof(*a));
+	copy(a->key, sizeof(a->key), pod->meta.key);
+	copy(a->node, sizeof(a->node), node);
+	copy(a->service, sizeof(a->service), pod->service);
+	copy(a->resource_buf, sizeof(a->resource_buf), pod->gpu_resource);
+	a->resource = pod->gpu_resource ? a->resource_buf : NULL;
+	a->gpu = pod->gpu;
+	a->cpu_milli = pod->cpu_milli;
+	a->mem_bytes = pod->mem_bytes;
+	a->since_ns = now_ns;
+	return 0;
+}
+
+static void drop_at(struct placement *pl, size_t i)
+{
+	pl->assumed[i] = pl->assumed[--pl->n_assumed];
+	if (pl->assumed[i].resource)   /* the moved entry points into itself */
+		pl->assumed[i].resource = pl->assumed[i].resource_buf;
+}
+
+bool placement_forget(struct placement *pl, const char *pod_key)
+{
+	struct assumed *a = find_assumed(pl, pod_key);
+	if (!a)
+		return false;
+	drop_at(pl, (size_t)(a - pl->assumed));
+	return true;
+}
+
+size_t placement_assumed(struct placement *pl)
+{
+	return pl->n_assumed;
+}
+
+static struct slot *slot_for(struct placement *pl, const char *node, bool create)
+{
+	uint64_t h = hash_str(node);
+	for (size_t i = 0; i < SLOTS; i++) {
+		struct slot *s = &pl->slots[(h + i) % SLOTS];
+		if (s->hash == 0) {
+			if (!create)
+				return NULL;
+			s->hash = h;
+			s->node = node;
+			pl->n_slotted++;
+			return s;
+		}
+		if (s->hash == h && strcmp(s->node, node) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void clear_slots(struct placement *pl)
+{
+	if (pl->n_slotted)
+		memset(pl->slots, 0, SLOTS * sizeof(*pl->slots));
+	pl->n_slotted = 0;
+}
+
+/*
+ * Sum the assumptions still in force by node: an assumption ends when the
+ * cache shows the pod bound (the index counts it then), when the pod is
+ * gone, or after the TTL.
+ */
+static void gather_assumed(struct placement *pl, struct cache *pods, const struct kpod *pod,
+			   uint64_t now_ns)
+{
+	clear_slots(pl);
+	for (size_t i = 0; i < pl->n_assumed;) {
+		struct assumed *a = &pl->assumed[i];
+		const struct kpod *p = (const struct kpod *)cache_get(pods, a->key);
+		if (!p || p->node || now_ns - a->since_ns > PLACEMENT_ASSUME_TTL_S * 1000000000ULL) {
+			drop_at(pl, i);
+			continue;
+		}
+		struct slot *s = slot_for(pl, a->node, true);
+		if (s) {
+			if (str_eq(a->resource, pod->gpu_resource))
+				s->gpu += a->gpu;
+			s->cpu_milli += a->cpu_milli;
+			s->mem_bytes += a->mem_bytes;
+			s->pods++;
+			s->same_service += pod->service && strcmp(a->service, pod->service) == 0;
+		}
+		i++;
+	}
+}
+
+/* ---- filters ------------------------------------------------------------ */
+
+bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
+{
+	for (size_t i = 0; i < pod->n_tolerations; i++) {
+		const struct ktoleration *o = &pod->tolerations[i];
+		if (o->effect && !str_eq(o->effect, t->effect))
+			continue;
+		if (!o->key) {            /* empty key: Exists matches every taint */
+			if (o->op == KTOL_EXISTS)
+				return true;
+			continue;
+		}
+		if (!str_eq(o->key, t->key))
+			continue;
+		if (o->op == KTOL_EXISTS)
+			return true;
+		if (str_eq(o->value ? o->value : "", t->value ? t->value : ""))
+			return true;
+	}
+	return false;
+}
+
+static bool parse_long(const char *s, long long *ret)
+{
+	char *end;
+	if (!s || !*s)
+		return false;
+	*ret = strtoll(s, &end, 10);
+	return *end == '\0';
+}
+
+static bool expr_matches(const struct kselector_req *e, const struct knode *n)
+{
+	const struct klabel *l = knode_label(n, e->key ? e->key : "");
+	long long a, b;
+
+	switch ((enum ksel_op)e->op) {
+	case KSEL_EXISTS:
+		return l != NULL;
+	case KSEL_NOT_EXISTS:
+		return l == NULL;
+	case KSEL_IN:
+	case KSEL_NOT_IN: {
+		bool in = false;
+		for (size_t v = 0; l && v < e->n_values; v++)
+			in = in || str_eq(l->value, e->values[v]);
+		return e->op == KSEL_IN ? in : !in;
+	}
+	case KSEL_GT:
+	case KSEL_LT:
+		if (!l || e->n_values != 1 || !parse_long(l->value, &a) ||
+		    !parse_long(e->values[0], &b))
+			return false;
+		return e->op == KSEL_GT ? a > b : a < b;
+	}
+	return false;
+}
+
+/* nodeSelector (every entry) and required affinity (any term, every
+ * expression of it), as kube-scheduler's NodeAffinity filter. */
+bool placement_node_matches(const struct kpod *pod, const struct knode *n)
+{
+	for (size_t i = 0; i < pod->n_node_selector; i++) {
+		const struct klabel *l = knode_label(n, pod->node_selector[i].key);
+		if (!l || !str_eq(l->value, pod->node_selector[i].value))
+			return false;
+	}
+	if (pod->n_affinity == 0)
+		return true;
+	for (size_t i = 0; i < pod->n_affinity;) {
+		uint16_t term = pod->affinity[i].term;
+		bool ok = true;
+		for (; i < pod->n_affinity && pod->affinity[i].term == term; i++)
+			ok = ok && expr_matches(&pod->affinity[i], n);
+		if (ok)
+			return true;
+	}
+	return false;
+}
+
+/* The node-only filters; NULL when the node passes, else the reason (taint
+ * reasons are written into buf). */
+static const char *static_filter(const struct kpod *pod, const struct knode *n,
+				 char *buf, size_t len)
+{
+	static const struct ktaint unsched = { "node.kubernetes.io/unschedulable", NULL, "NoSchedule" };
+
+	if (n->unschedulable && !placement_tolerates(pod, &unsched))
+		return "node(s) were unschedulable";
+	if (n->ready != KCOND_TRUE)
+		return "node(s) were not ready";
+	for (size_t i = 0; i < n->n_taints; i++) {
+		const struct ktaint *t = &n->taints[i];
+		if (!t->effect || (strcmp(t->effect, "NoSchedule") != 0 &&
+				   strcmp(t->effect, "NoExecute") != 0))
+			continue;
+		if (!placement_tolerates(pod, t)) {
+			snprintf(buf, len, "node(s) had untolerated taint {%s: %s}",
+				 t->key ? t->key : "", t->value ? t->value : "");
+			return buf;
+		}
+	}
+	if (!placement_node_matches(pod, n))
+		return "node(s) didn't match Pod's node affinity/selector";
+	return NULL;
+}
+
+/* ---- usage ------------------------------------------------------------- */
+
+struct usage {
+	const struct kpod *pod;
+	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
+};
+
+static int add_pod(const struct cache_obj *obj, void *ud)
+{
+	const struct kpod *p = (const struct kpod *)obj;
+	struct usage *u = ud;
+	if (p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED)
+		return 0;
+	if (p->gpu_resource && str_eq(p->gpu_resource, u->pod->gpu_resource))
+		u->gpu += p->gpu;
+	u->cpu_milli += p->cpu_milli;
+	u->mem_bytes += p->mem_bytes;
+	u->pods++;
+	u->same_service += u->pod->service && str_eq(p->service, u->pod->service);
+	return 0;
+}
+
+static void node_usage(struct placement *pl, struct cache *pods, const struct kpod *pod,
+		       const struct knode *n, struct usage *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->pod = pod;
+	cache_index_foreach(pods, KPOD_BY_NODE, n->meta.name, add_pod, u);
+	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
+	if (s) {
+		u->gpu += s->gpu;
+		u->cpu_milli += s->cpu_milli;
+		u->mem_bytes += s->mem_bytes;
+		u->pods += s->pods;
+		u->same_service += s->same_service;
+	}
+}
+
+/* Add "Insufficient X" reasons; true when everything fits. */
+static bool fits(const struct kpod *pod, const struct knode *n, const struct usage *u,
+		 struct placement_reasons *h)
+{
+	bool ok = true;
+	if (pod->gpu > 0 && pod->gpu_resource &&
+	    knode_alloc(n, pod->gpu_resource) / 1000 - u->gpu < pod->gpu) {
+		char buf[160];
+		snprintf(buf, sizeof(buf), "Insufficient %s", pod->gpu_resource);
+		placement_reasons_add(h, buf);
+		ok = false;
+	}
+	if (pod->cpu_milli > 0 && knode_alloc(n, "cpu") - u->cpu_milli < pod->cpu_milli) {
+		placement_reasons_add(h, "Insufficient cpu");
+		ok = false;
+	}
+	if (pod->mem_bytes > 0 && knode_alloc(n, "memory") / 1000 - u->mem_bytes < pod->mem_bytes) {
+		placement_reasons_add(h, "Insufficient memory");
+		ok = false;
+	}
+	if (knode_alloc(n, "pods") / 1000 - u->pods < 1) {
+		placement_reasons_add(h, "Too many pods");
+		ok = false;
+	}
+	return ok;
+}
+
+/* ---- scores (each 0-100) ----------------------------------------------- */
+
+static int score_cached(const struct kpod *pod, const struct knode *n)
+{
+	char key[256];
+	if (!pod->model || pod->avoid_cached)
+		return 0;
+	if ((size_t)snprintf(key, sizeof(key), KINFER_CACHED_PREFIX "%s", pod->model) >= sizeof(key))
+		return 0;
+	const struct klabel *l = knode_label(n, key);
+	return l && !str_eq(l->value, "false") ? 100 : 0;
+}
+
+static int score_utilization(const struct knode *n)
+{
+	return n->gpu_util < 0 ? 50 : 100 - n->gpu_util;
+}
+
+/* Low and normal priority pack (fuller nodes first); high priority spreads
+ * the service's replicas (fewer of them on the node first). */
+static int score_packing(const struct kpod *pod, const struct knode *n, const struct usage *u)
+{
+	if (pod->priority == KPRIO_HIGH)
+		return (int)(100 / (1 + u->same_service));
+	int64_t alloc = pod->gpu > 0 ? knode_alloc(n, pod->gpu_resource) / 1000 : knode_alloc(n, "cpu");
+	int64_t after = pod->gpu > 0 ? u->gpu + pod->gpu : u->cpu_milli + pod->cpu_milli;
+	return alloc > 0 ? (int)(100 * after / alloc) : 0;
+}
+
+/* Units left after the pod that cannot hold another pod of its size are
+ * stranded: fewer is better (8 GPUs, 3 wanted: an empty node strands 2,
+ * a node with 2 in use strands none). */
+static int score_fragmentation(const struct kpod *pod, const struct knode *n,
+			       const struct usage *u)
+{
+	if (pod->gpu <= 0)
+		return 100;
+	int64_t alloc = knode_alloc(n, pod->gpu_resource) / 1000;
+	int64_t left = alloc - u->gpu - pod->gpu;
+	if (alloc <= 0 || left < 0)
+		return 0;
+	return (int)(100 - 100 * (left % pod->gpu) / alloc);
+}
+
+/* ---- the decision ------------------------------------------------------ */
+
+struct walk {
+	struct placement *pl;
+	struct cache *pods;
+	const struct kpod *pod;
+	struct placement_reasons reasons;
+	struct placement_decision *d;
+	const char *best;
+	int64_t best_score;
+	bool best_cached;
+};
+
+static int visit_node(const struct cache_obj *obj, void *ud)
+{
+	const struct knode *n = (const struct knode *)obj;
+	struct walk *w = ud;
+	const struct placement_weights *wt = &w->pl->w;
+	char buf[160];
+	struct usage u;
+
+	w->d->nodes++;
+	const char *why = static_filter(w->pod, n, buf, sizeof(buf));
+	if (why) {
+		placement_reasons_add(&w->reasons, why);
+		return 0;
+	}
+	node_usage(w->pl, w->pods, w->pod, n, &u);
+	if (!fits(w->pod, n, &u, &w->reasons))
+		return 0;
+	w->d->feasible++;
+	int cached = score_cached(w->pod, n);
+	int64_t score = (int64_t)wt->cached * cached +
+		(int64_t)wt->utilization * score_utilization(n) +
+		(int64_t)wt->packing * score_packing(w->pod, n, &u) +
+		(int64_t)wt->fragmentation * score_fragmentation(w->pod, n, &u);
+	if (!w->best || score > w->best_score ||
+	    (score == w->best_score && strcmp(n->meta.name, w->best) < 0)) {
+		w->best = n->meta.name;
+		w->best_score = score;
+		w->best_cached = cached > 0;
+	}
+	return 0;
+}
+
+int placement_decide(struct placement *pl, struct cache *nodes, struct cache *pods,
+		     const struct kpod *pod, uint64_t now_ns,
+		     struct placement_decision *ret)
+{
+	struct walk w = { .pl = pl, .pods = pods, .pod = pod, .d = ret };
+
+	memset(ret, 0, sizeof(*ret));
+	gather_assumed(pl, pods, pod, now_ns);
+	cache_foreach(nodes, visit_node, &w);
+	if (!w.best) {
+		placement_reasons_message(&w.reasons, ret->nodes, ret->message, sizeof(ret->message));
+		return -ENOSPC;
+	}
+	copy(ret->node, sizeof(ret->node), w.best);
+	ret->score = w.best_score;
+	ret->cached = w.best_cached;
+	return 0;
+}
+
+/* ---- reasons ----------------------------------------------------------- */
+
+void placement_reasons_add(struct placement_reasons *h, const char *text)
+{
+	for (int i = 0; i < h->n; i++)
+		if (strcmp(h->r[i].text, text) == 0) {
+			h->r[i].count++;
+			return;
+		}
+	if (h->n == PLACEMENT_MAX_REASONS) {   /* bounded: the rest as one */
+		copy(h->r[h->n - 1].text, sizeof(h->r[0].text), "node(s) failed other filters");
+		h->r[h->n - 1].count++;
+		return;
+	}
+	copy(h->r[h->n].text, sizeof(h->r[0].text), text);
+	h->r[h->n++].count = 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void placement_reasons_message(const struct placement_reasons *h, int nodes,
+			       char *buf, size_t len)
+{
+	char items[PLACEMENT_MAX_REASONS][192];
+	const char *sorted[PLACEMENT_MAX_REASONS];
+	size_t off;
+
+	if (!len)
+		return;
+	if (nodes == 0) {   /* kube-scheduler's ErrNoNodesAvailable */
+		snprintf(buf, len, "no nodes available to schedule pods");
+		return;
+	}
+	for (int i = 0; i < h->n; i++) {
+		snprintf(items[i], sizeof(items[i]), "%d %s", h->r[i].count, h->r[i].text);
+		sorted[i] = items[i];
+	}
+	qsort(sorted, (size_t)h->n, sizeof(sorted[0]), cmp_str);
+	off = (size_t)snprintf(buf, len, "0/%d nodes are available:", nodes);
+	for (int i = 0; i < h->n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : " ", sorted[i]);
+	if (off < len)
+		snprintf(buf + off, len - off, ".");
+}

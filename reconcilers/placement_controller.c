@@ -1,0 +1,371 @@
+/*
+ * Schedule one pod (the key is the pod's "ns/name"):
+ *
+ *   1. a pod that is gone, bound, terminal or not ours: drop its
+ *      assumption (the watch confirmed the binding, or it no longer
+ *      matters); a pod of ours that went away frees room, so the pods
+ *      waiting for room are retried at once;
+ *   2. priority: while a pod of a higher priority is waiting for its first
+ *      decision since the cluster last changed, look again in 20 ms, so
+ *      when GPUs are short the high-priority services get them first;
+ *   3. decide from the caches and assume the pod on the node, both under
+ *      placement_lock (the workers decide one at a time; they bind in
+ *      parallel, outside any lock), then bind;
+ *   4. no fit: Event FailedScheduling, PodScheduled=False/Unschedulable,
+ *      retry with backoff or when the cluster changes.
+ *
+ * The table of pods waiting (for priority and to wake them) is fed by the
+ * watch handlers, which see every pod add at once, before any worker.
+ * Module state is static: the controller is a row of a const table and its
+ * handlers get no user data; configure sets it before the manager starts.
+ */
+#include "placement_controller.h"
+
+#include "backoff.h"
+#include "isvc_controller.h"
+#include "kinds.h"
+#include "log.h"
+#include "ratelimit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_WAITING 16384
+#define BLOCK_FOR_NS (10 * NSEC_PER_SEC)   /* a higher pod blocks at most this long */
+#define GATE_RETRY_NS (20 * 1000000ULL)
+#define MAX_BACKOFF_S 60
+
+enum wait_state {
+	WAIT_NEW,            /* not decided since it came or the cluster changed */
+	WAIT_UNSCHEDULABLE,  /* fitted nowhere; retried on a change or backoff */
+};
+
+struct waiting {
+	char *key;
+	uint8_t priority;
+	uint8_t state;
+	int attempts;
+	uint64_t since_ns;
+};
+
+static struct {
+	bool configured;
+	bool enabled;
+	char scheduler[64];
+	struct placement *pl;
+	pthread_mutex_t lock;              /* the waiting table */
+	struct waiting *waiting;
+	size_t n_waiting;
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+int placement_controller_configure(const struct placement_controller_options *o)
+{
+	const struct placement_weights *w = &o->weights;
+	int r;
+
+	if (w->cached < 0 || w->cached > 1000 || w->utilization < 0 || w->utilization > 1000 ||
+	    w->packing < 0 || w->packing > 1000 || w->fragmentation < 0 ||
+	    w->fragmentation > 1000)
+		return -EINVAL;
+	if (!o->scheduler_name || !*o->scheduler_name ||
+	    strlen(o->scheduler_name) >= sizeof(S.scheduler))
+		return -EINVAL;
+	placement_controller_shutdown();
+	r = placement_new(w, &S.pl);
+	if (r < 0)
+		return r;
+	S.waiting = calloc(MAX_WAITING, sizeof(*S.waiting));
+	if (!S.waiting) {
+		placement_controller_shutdown();
+		return -ENOMEM;
+	}
+	snprintf(S.scheduler, sizeof(S.scheduler), "%s", o->scheduler_name);
+	S.enabled = o->enabled;
+	S.configured = true;
+	return 0;
+}
+
+void placement_controller_shutdown(void)
+{
+	S.configured = false;
+	placement_free(S.pl);
+	S.pl = NULL;
+	for (size_t i = 0; S.waiting && i < S.n_waiting; i++)
+		free(S.waiting[i].key);
+	free(S.waiting);
+	S.waiting = NULL;
+	S.n_waiting = 0;
+}
+
+static bool active(void)
+{
+	return S.configured && S.enabled;
+}
+
+static bool ours(const struct kpod *p)
+{
+	return p->scheduler && strcmp(p->scheduler, S.scheduler) == 0;
+}
+
+/* ---- the waiting table (S.lock) ----------------------------------------- */
+
+static struct waiting *waiting_find(const char *key)
+{
+	for (size_t i = 0; i < S.n_waiting; i++)
+		if (strcmp(S.waiting[i].key, key) == 0)
+			return &S.waiting[i];
+	return NULL;
+}
+
+static void waiting_note(const char *key, uint8_t priority)
+{
+	pthread_mutex_lock(&S.lock);
+	struct waiting *w = waiting_find(key);
+	if (!w && S.n_waiting < MAX_WAITING) {
+		char *k = strdup(key);
+		if (k) {
+			w = &S.waiting[S.n_waiting++];
+			*w = (struct waiting){ .key = k, .state = WAIT_NEW,
+					       .since_ns = monotonic_ns() };
+		}
+	}
+	if (w)
+		w->priority = priority;
+	pthread_mutex_unlock(&S.lock);
+}
+
+static void waiting_remove(const char *key)
+{
+	pthread_mutex_lock(&S.lock);
+	struct waiting *w = waiting_find(key);
+	if (w) {
+		free(w->key);
+		*w = S.waiting[--S.n_waiting];
+	}
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* True while a pod of higher priority waits for its first decision. */
+static bool waiting_blocked(uint8_t priority)
+{
+	uint64_t now = monotonic_ns();
+	bool blocked = false;
+	pthread_mutex_lock(&S.lock);
+	for (size_t i = 0; i < S.n_waiting && !blocked; i++) {
+		const struct waiting *w = &S.waiting[i];
+		blocked = w->priority > priority && w->state == WAIT_NEW &&
+			  now - w->since_ns < BLOCK_FOR_NS;
+	}
+	pthread_mutex_unlock(&S.lock);
+	return blocked;
+}
+
+/* The pod fitted nowhere; returns how many times in a row. */
+static int waiting_unschedulable(const char *key, uint8_t priority)
+{
+	int attempts = 1;
+	waiting_note(key, priority);
+	pthread_mutex_lock(&S.lock);
+	struct waiting *w = waiting_find(key);
+	if (w) {
+		w->state = WAIT_UNSCHEDULABLE;
+		attempts = ++w->attempts;
+	}
+	pthread_mutex_unlock(&S.lock);
+	return attempts;
+}
+
+/* The cluster changed: every unschedulable pod gets a new first decision. */
+static void waiting_wake(controller_emit_fn emit, void *emit_ud, struct manager *m)
+{
+	uint64_t now = monotonic_ns();
+	pthread_mutex_lock(&S.lock);
+	for (size_t i = 0; i < S.n_waiting; i++) {
+		struct waiting *w = &S.waiting[i];
+		if (w->state != WAIT_UNSCHEDULABLE)
+			continue;
+		w->state = WAIT_NEW;
+		w->since_ns = now;
+		if (emit)
+			emit(emit_ud, w->key);
+		else
+			manager_enqueue(m, placement_controller.name, w->key);
+	}
+	pthread_mutex_unlock(&S.lock);
+}
+
+/* ---- watches ------------------------------------------------------------- */
+
+static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	const struct kpod *p = (const struct kpod *)o;
+	if (!active() || !ours(p))
+		return;
+	if (!p->node && !o->deleted && p->phase == KPHASE_PENDING)
+		waiting_note(o->key, p->priority);
+	emit(ud, o->key);
+}
+
+static void map_node(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	(void)o;
+	if (active())
+		waiting_wake(emit, ud, NULL);
+}
+
+/* ---- reconcile ----------------------------------------------------------- */
+
+struct pod_copy {
+	char ns[64], name[256], uid[64];
+	char condition_message[1024];   /* the PodScheduled=False message it has */
+	uint8_t priority;
+};
+
+static void copy_pod(const struct kpod *p, struct pod_copy *c)
+{
+	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
+	snprintf(c->name, sizeof(c->name), "%s", p->meta.name ? p->meta.name : "");
+	snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
+		 p->unschedulable ? p->unschedulable : "");
+	c->priority = p->priority;
+}
+
+/* PodScheduled=False/Unschedulable, as kube-scheduler writes it. */
+static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *c,
+			      const char *message)
+{
+	json_object *patch = json_object_new_object(), *st = json_object_new_object(),
+		    *conds = json_object_new_array(), *cond = json_object_new_object();
+	struct kube_status ks;
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_object_add(cond, "type", json_object_new_string("PodScheduled"));
+	json_object_object_add(cond, "status", json_object_new_string("False"));
+	json_object_object_add(cond, "reason", json_object_new_string("Unschedulable"));
+	json_object_object_add(cond, "message", json_object_new_string(message));
+	json_object_object_add(cond, "lastProbeTime", NULL);
+	json_object_object_add(cond, "lastTransitionTime", json_object_new_string(now));
+	json_object_array_add(conds, cond);
+	json_object_object_add(st, "conditions", conds);
+	json_object_object_add(patch, "status", st);
+	if (kube_patch(ctx->client, &kube_res_pods, c->ns, c->name, "status", KUBE_PATCH_STRATEGIC,
+		       json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN), NULL, NULL,
+		       &ks) < 0)
+		log_warn("cannot set PodScheduled=False", "pod=%s/%s error=%s", c->ns, c->name,
+			 ks.message);
+	json_object_put(patch);
+}
+
+static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
+				    const struct pod_copy *c, const char *message)
+{
+	int attempts = waiting_unschedulable(key, c->priority);
+	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
+
+	kinfer_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
+		     "Scheduling", message);
+	if (strcmp(c->condition_message, message) != 0)
+		set_unschedulable(ctx, c, message);
+	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
+	ctx->requeue_after_ns = (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * NSEC_PER_SEC;
+	return RECONCILE_REQUEUE_AFTER;
+}
+
+static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
+				  const struct pod_copy *c, const char *node)
+{
+	struct kube_status st;
+	int r = kube_bind_pod(ctx->client, c->ns, c->name, c->uid, node, &st);
+
+	if (r == 0) {
+		waiting_remove(key);
+		log_debug("pod bound", "pod=%s node=%s", key, node);
+		return RECONCILE_OK;
+	}
+	placement_lock(S.pl);
+	placement_forget(S.pl, key);
+	placement_unlock(S.pl);
+	if (st.code == 404 || st.code == 409) {
+		/* Gone, or bound already (by an earlier attempt whose answer was
+		 * lost): the watch tells the rest. */
+		waiting_remove(key);
+		return RECONCILE_OK;
+	}
+	snprintf(ctx->error, sizeof(ctx->error), "bind %s to %s: %.900s", key, node, st.message);
+	return RECONCILE_ERROR;
+}
+
+/* Step 1: true when the pod needs no decision. */
+static bool settled(struct reconcile_ctx *ctx, const char *key, const struct kpod *p)
+{
+	bool gone = !p || p->meta.deleted || p->phase == KPHASE_SUCCEEDED ||
+		    p->phase == KPHASE_FAILED;
+	if (!gone && !p->node && ours(p))
+		return false;
+	placement_lock(S.pl);
+	placement_forget(S.pl, key);
+	placement_unlock(S.pl);
+	waiting_remove(key);
+	if (gone)
+		waiting_wake(NULL, NULL, ctx->manager);
+	return true;
+}
+
+static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
+{
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct cache *nc = manager_cache(ctx->manager, &kind_nodes);
+	struct placement_decision d;
+	struct pod_copy c;
+	int r;
+
+	if (!active())
+		return RECONCILE_OK;
+	cache_read_lock();
+	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
+	if (settled(ctx, key, p)) {
+		cache_read_unlock();
+		return RECONCILE_OK;
+	}
+	if (waiting_blocked(p->priority)) {
+		cache_read_unlock();
+		ctx->requeue_after_ns = GATE_RETRY_NS;
+		return RECONCILE_REQUEUE_AFTER;
+	}
+	copy_pod(p, &c);
+	placement_lock(S.pl);
+	r = placement_decide(S.pl, nc, pc, p, monotonic_ns(), &d);
+	if (r == 0)
+		r = placement_assume(S.pl, p, d.node, monotonic_ns());
+	placement_unlock(S.pl);
+	cache_read_unlock();
+	if (r == -ENOSPC)
+		return no_fit(ctx, key, &c, d.message);
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "placing %s: %s", key, strerror(-r));
+		return RECONCILE_ERROR;
+	}
+	return bind(ctx, key, &c, d.node);
+}
+
+static const struct controller_watch watches[] = {
+	{ &kind_pods, map_pod },
+	{ &kind_nodes, map_node },
+};
+
+const struct controller_def placement_controller = {
+	.name = "placement",
+	.watches = watches,
+	.n_watches = sizeof(watches) / sizeof(watches[0]),
+	.reconcile = reconcile,
+	.workers = 4,
+};
