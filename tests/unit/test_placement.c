@@ -1,0 +1,434 @@
+/*
+ * placement: the filters (taints and tolerations, nodeSelector, node
+ * affinity, readiness, unschedulable, resources), the scores (cached model,
+ * utilization, packing and spreading, fragmentation), assumptions that keep
+ * two decisions from over-committing a node, and the FailedScheduling
+ * message with its reasons counted and sorted as kube-scheduler does.
+ * The caches are filled through the real projections from Node and Pod
+ * JSON shaped as the API server sends it.
+ */
+#include "unit.h"
+
+#include "cache.h"
+#include "kinds.h"
+#include "placement.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct intern *interns;
+static struct cache *nodes, *pods;
+static struct placement *pl;
+
+static int setup(void **state)
+{
+	(void)state;
+	rcu_register_thread();
+	return intern_new(&interns);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rcu_barrier();
+	intern_free(interns);
+	rcu_unregister_thread();
+	return 0;
+}
+
+static int fresh(void **state)
+{
+	(void)state;
+	if (cache_new(&kind_nodes, interns, &nodes) < 0 || cache_new(&kind_pods, interns, &pods) < 0)
+		return -1;
+	return placement_new(NULL, &pl);
+}
+
+static int done(void **state)
+{
+	(void)state;
+	placement_free(pl);
+	cache_free(pods);
+	cache_free(nodes);
+	rcu_barrier();
+	return 0;
+}
+
+static void publish(struct cache *c, const char *json)
+{
+	json_object *j = json_tokener_parse(json);
+	struct cache_obj *obj, *old;
+	assert_non_null(j);
+	assert_int_equal(cache_project(c, j, &obj), 0);
+	cache_publish(c, obj, &old);
+	if (old)
+		cache_retire(c, old);
+	json_object_put(j);
+}
+
+/*
+ * A GPU feature discovery node. extra_labels and extra_alloc are JSON
+ * members to add (may be ""), taints a JSON array (may be "[]").
+ */
+static void add_node(const char *name, const char *product, int gpus, int mem_mib,
+		     const char *extra_labels, const char *extra_alloc, const char *taints,
+		     bool ready, bool unschedulable)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+		 "\"uid\":\"u-%s\",\"resourceVersion\":\"1\",\"labels\":{\"type\":\"kwok\","
+		 "\"kubernetes.io/hostname\":\"%s\",\"nvidia.com/gpu.product\":\"%s\","
+		 "\"nvidia.com/gpu.count\":\"%d\",\"nvidia.com/gpu.memory\":\"%d\"%s%s}},"
+		 "\"spec\":{\"unschedulable\":%s,\"taints\":%s},"
+		 "\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
+		 "\"nvidia.com/gpu\":\"%d\"%s%s},\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\"}]}}",
+		 name, name, name, product, gpus, mem_mib, *extra_labels ? "," : "", extra_labels,
+		 unschedulable ? "true" : "false", taints, gpus, *extra_alloc ? "," : "", extra_alloc,
+		 ready ? "True" : "False");
+	publish(nodes, buf);
+}
+
+static void gpu_node(const char *name, const char *product, int gpus, int mem_mib)
+{
+	add_node(name, product, gpus, mem_mib, "", "", "[]", true, false);
+}
+
+/*
+ * A pod of kinfer's (as workload.c writes it). spec_extra: JSON members of
+ * spec to add (nodeSelector, affinity, tolerations), may be "".
+ */
+static void add_pod(const char *name, const char *node, const char *service,
+		    const char *priority, const char *resource, int count,
+		    const char *spec_extra)
+{
+	char buf[4096], nodefield[300] = "";
+	if (node)
+		snprintf(nodefield, sizeof(nodefield), "\"nodeName\":\"%s\",", node);
+	snprintf(buf, sizeof(buf),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\","
+		 "\"namespace\":\"ns\",\"uid\":\"u-%s\",\"resourceVersion\":\"1\","
+		 "\"labels\":{\"kinfer.io/service\":\"%s\",\"kinfer.io/model\":\"llama-7b\","
+		 "\"kinfer.io/priority\":\"%s\"}},"
+		 "\"spec\":{%s\"schedulerName\":\"kinfer\",%s%s\"containers\":[{\"name\":\"m\","
+		 "\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"},"
+		 "\"limits\":{\"%s\":\"%d\"}}}]},"
+		 "\"status\":{\"phase\":\"%s\"}}",
+		 name, name, service, priority, nodefield, spec_extra, *spec_extra ? "," : "",
+		 resource, count, node ? "Running" : "Pending");
+	publish(pods, buf);
+}
+
+static const struct kpod *pod(const char *name)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "ns/%s", name);
+	const struct kpod *p = (const struct kpod *)cache_get(pods, key);
+	assert_non_null(p);
+	return p;
+}
+
+static int decide(const char *name, struct placement_decision *d)
+{
+	cache_read_lock();
+	int r = placement_decide(pl, nodes, pods, pod(name), 1, d);
+	cache_read_unlock();
+	return r;
+}
+
+static void expect_node(const char *name, const char *want)
+{
+	struct placement_decision d;
+	int r = decide(name, &d);
+	if (r != 0)
+		fail_msg("%s: no fit: %s", name, d.message);
+	assert_string_equal(d.node, want);
+}
+
+/* ---- filters ------------------------------------------------------------ */
+
+#define GPU_TOL "\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]"
+
+static void tolerations_match_like_kube_scheduler(void **state)
+{
+	(void)state;
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"tolerations\":[{\"key\":\"a\",\"operator\":\"Equal\",\"value\":\"1\",\"effect\":\"NoSchedule\"},"
+		"{\"key\":\"b\",\"operator\":\"Exists\"}]");
+	add_pod("all", NULL, "s", "normal", "nvidia.com/gpu", 1, "\"tolerations\":[{\"operator\":\"Exists\"}]");
+	cache_read_lock();
+	const struct kpod *p = pod("p"), *all = pod("all");
+	struct ktaint a1 = { "a", "1", "NoSchedule" }, a2 = { "a", "2", "NoSchedule" },
+		      a1x = { "a", "1", "NoExecute" }, b = { "b", "x", "NoExecute" }, c = { "c", "", "NoSchedule" };
+	assert_true(placement_tolerates(p, &a1));
+	assert_false(placement_tolerates(p, &a2));     /* value differs */
+	assert_false(placement_tolerates(p, &a1x));    /* effect differs */
+	assert_true(placement_tolerates(p, &b));       /* Exists, any effect */
+	assert_false(placement_tolerates(p, &c));
+	assert_true(placement_tolerates(all, &c));     /* empty key + Exists: everything */
+	cache_read_unlock();
+}
+
+static void selector_and_affinity(void **state)
+{
+	(void)state;
+	gpu_node("a100", "NVIDIA-A100-SXM4-80GB", 8, 81920);
+	gpu_node("t4", "Tesla-T4", 4, 15360);
+	/* What workload.c writes for product A100... and memory 40Gi. */
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"nodeSelector\":{\"nvidia.com/gpu.product\":\"NVIDIA-A100-SXM4-80GB\"}");
+	add_pod("mem", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":"
+		"{\"nodeSelectorTerms\":[{\"matchExpressions\":[{\"key\":\"nvidia.com/gpu.memory\","
+		"\"operator\":\"Gt\",\"values\":[\"40959\"]}]}]}}}");
+	/* Two terms ORed: T4 by the second. */
+	add_pod("or", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":"
+		"{\"nodeSelectorTerms\":[{\"matchExpressions\":[{\"key\":\"nvidia.com/gpu.product\","
+		"\"operator\":\"In\",\"values\":[\"H100\"]}]},{\"matchExpressions\":[{\"key\":"
+		"\"nvidia.com/gpu.product\",\"operator\":\"NotIn\",\"values\":[\"NVIDIA-A100-SXM4-80GB\"]},"
+		"{\"key\":\"nvidia.com/gpu.count\",\"operator\":\"Exists\"}]}]}}}");
+	cache_read_lock();
+	const struct knode *a = (const void *)cache_get(nodes, "a100"), *t = (const void *)cache_get(nodes, "t4");
+	assert_true(placement_node_matches(pod("p"), a));
+	assert_false(placement_node_matches(pod("p"), t));
+	assert_true(placement_node_matches(pod("mem"), a));
+	assert_false(placement_node_matches(pod("mem"), t));
+	assert_false(placement_node_matches(pod("or"), a));
+	assert_true(placement_node_matches(pod("or"), t));
+	cache_read_unlock();
+	expect_node("mem", "a100");
+	expect_node("or", "t4");
+}
+
+/* ---- decisions ----------------------------------------------------------- */
+
+static void cached_node_is_chosen(void **state)
+{
+	(void)state;
+	gpu_node("n1", "NVIDIA-A100-SXM4-80GB", 8, 81920);
+	add_node("n2", "NVIDIA-A100-SXM4-80GB", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"true\"",
+		 "", "[]", true, false);
+	gpu_node("n3", "NVIDIA-A100-SXM4-80GB", 8, 81920);
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	struct placement_decision d;
+	assert_int_equal(decide("p", &d), 0);
+	assert_string_equal(d.node, "n2");
+	assert_true(d.cached);
+	assert_int_equal(d.feasible, 3);
+	/* A service that asked not to prefer cached nodes: packing decides
+	 * among equals (the first by name). */
+	publish(pods, "{\"metadata\":{\"name\":\"q\",\"namespace\":\"ns\",\"uid\":\"q\","
+		"\"labels\":{\"kinfer.io/model\":\"llama-7b\"},\"annotations\":"
+		"{\"kinfer.io/prefer-cached-nodes\":\"false\"}},\"spec\":{\"schedulerName\":\"kinfer\","
+		"\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]},"
+		"\"status\":{\"phase\":\"Pending\"}}");
+	expect_node("q", "n1");
+}
+
+static void unready_unschedulable_and_tainted_nodes_are_skipped(void **state)
+{
+	(void)state;
+	add_node("a-down", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", false, false);
+	add_node("b-cordoned", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", true, true);
+	add_node("c-tainted", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "",
+		 "[{\"key\":\"team\",\"value\":\"x\",\"effect\":\"NoSchedule\"}]", true, false);
+	add_node("d-gputaint", "A", 8, 81920, "",
+		 "", "[{\"key\":\"nvidia.com/gpu\",\"value\":\"present\",\"effect\":\"NoSchedule\"},"
+		 "{\"key\":\"soft\",\"value\":\"y\",\"effect\":\"PreferNoSchedule\"}]", true, false);
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1, GPU_TOL);
+	expect_node("p", "d-gputaint");
+}
+
+static void assumptions_never_overcommit(void **state)
+{
+	(void)state;
+	struct placement_decision d;
+	gpu_node("small", "A", 2, 81920);
+	add_pod("bound", "small", "s", "normal", "nvidia.com/gpu", 1, "");
+	add_pod("p1", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	add_pod("p2", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	assert_int_equal(decide("p1", &d), 0);
+	assert_string_equal(d.node, "small");
+	cache_read_lock();
+	assert_int_equal(placement_assume(pl, pod("p1"), "small", 1), 0);
+	cache_read_unlock();
+	/* One GPU bound, one assumed: nothing left for p2. */
+	assert_int_equal(decide("p2", &d), -ENOSPC);
+	assert_string_equal(d.message, "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.");
+	/* The bind failed: forgotten, p2 fits again. */
+	assert_true(placement_forget(pl, "ns/p1"));
+	assert_false(placement_forget(pl, "ns/p1"));
+	assert_int_equal(decide("p2", &d), 0);
+	/* The watch shows p1 bound: the index counts it, not twice. */
+	cache_read_lock();
+	assert_int_equal(placement_assume(pl, pod("p1"), "small", 1), 0);
+	cache_read_unlock();
+	add_pod("p1", "small", "s", "normal", "nvidia.com/gpu", 1, "");
+	assert_int_equal(decide("p2", &d), -ENOSPC);
+	assert_int_equal(placement_assumed(pl), 0);   /* dropped once seen bound */
+	/* A finished pod frees its GPU. */
+	publish(pods, "{\"metadata\":{\"name\":\"bound\",\"namespace\":\"ns\",\"uid\":\"b\"},"
+		"\"spec\":{\"nodeName\":\"small\",\"containers\":[{\"name\":\"m\",\"resources\":"
+		"{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]},\"status\":{\"phase\":\"Succeeded\"}}");
+	expect_node("p2", "small");
+}
+
+static void assumptions_expire(void **state)
+{
+	(void)state;
+	struct placement_decision d;
+	gpu_node("one", "A", 1, 81920);
+	add_pod("p1", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	add_pod("p2", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	cache_read_lock();
+	assert_int_equal(placement_assume(pl, pod("p1"), "one", 1), 0);
+	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), 2, &d), -ENOSPC);
+	uint64_t later = 1 + (PLACEMENT_ASSUME_TTL_S + 1) * 1000000000ULL;
+	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), later, &d), 0);
+	cache_read_unlock();
+}
+
+static void mig_and_shared_resources(void **state)
+{
+	(void)state;
+	gpu_node("plain", "NVIDIA-A100-SXM4-80GB", 8, 81920);
+	add_node("mig", "NVIDIA-A100-SXM4-80GB", 0, 81920, "\"nvidia.com/mig.strategy\":\"mixed\"",
+		 "\"nvidia.com/mig-1g.10gb\":\"7\",\"nvidia.com/mig-3g.40gb\":\"2\"", "[]", true, false);
+	add_node("ts", "Tesla-T4", 0, 15360, "\"nvidia.com/gpu.replicas\":\"4\"",
+		 "\"nvidia.com/gpu.shared\":\"16\"", "[]", true, false);
+	add_pod("m", NULL, "s", "normal", "nvidia.com/mig-3g.40gb", 1, "");
+	add_pod("t", NULL, "s", "normal", "nvidia.com/gpu.shared", 1, "");
+	add_pod("x", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
+	expect_node("m", "mig");
+	expect_node("t", "ts");
+	expect_node("x", "plain");
+	/* Both 3g.40gb slices in use: the MIG pod fits nowhere. */
+	add_pod("m1", "mig", "s", "normal", "nvidia.com/mig-3g.40gb", 1, "");
+	add_pod("m2", "mig", "s", "normal", "nvidia.com/mig-3g.40gb", 1, "");
+	struct placement_decision d;
+	assert_int_equal(decide("m", &d), -ENOSPC);
+	assert_string_equal(d.message, "0/3 nodes are available: 3 Insufficient nvidia.com/mig-3g.40gb.");
+}
+
+static void high_priority_spreads_low_priority_packs(void **state)
+{
+	(void)state;
+	struct placement_weights w = { .packing = 10 };
+	placement_free(pl);
+	assert_int_equal(placement_new(&w, &pl), 0);
+	gpu_node("a", "A", 8, 81920);
+	gpu_node("b", "A", 8, 81920);
+	add_pod("hi-0", "a", "hi", "high", "nvidia.com/gpu", 1, "");
+	add_pod("lo-0", "a", "lo", "low", "nvidia.com/gpu", 1, "");
+	add_pod("hi-1", NULL, "hi", "high", "nvidia.com/gpu", 1, "");
+	add_pod("lo-1", NULL, "lo", "low", "nvidia.com/gpu", 1, "");
+	expect_node("hi-1", "b");   /* away from its sibling */
+	expect_node("lo-1", "a");   /* onto the fuller node */
+}
+
+static void fragmentation_and_utilization(void **state)
+{
+	(void)state;
+	struct placement_weights w = { .fragmentation = 10 };
+	placement_free(pl);
+	assert_int_equal(placement_new(&w, &pl), 0);
+	/* 3 GPUs wanted: the empty node would strand 2 of 8; the one with 2
+	 * in use strands none. */
+	gpu_node("empty", "A", 8, 81920);
+	gpu_node("used", "A", 8, 81920);
+	add_pod("u", "used", "o", "normal", "nvidia.com/gpu", 2, "");
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 3, "");
+	expect_node("p", "used");
+
+	struct placement_weights wu = { .utilization = 10 };
+	placement_free(pl);
+	assert_int_equal(placement_new(&wu, &pl), 0);
+	add_node("busy", "A", 8, 81920, "", "", "[]", true, false);
+	publish(nodes, "{\"metadata\":{\"name\":\"idle\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"5\"}},"
+		"\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
+		"\"nvidia.com/gpu\":\"8\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}");
+	publish(nodes, "{\"metadata\":{\"name\":\"aaa-hot\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"95\"}},"
+		"\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
+		"\"nvidia.com/gpu\":\"8\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}");
+	expect_node("p", "idle");
+}
+
+/* ---- the message --------------------------------------------------------- */
+
+static void failed_scheduling_message_counts_reasons(void **state)
+{
+	(void)state;
+	struct placement_decision d;
+	char name[32];
+	for (int i = 0; i < 32; i++) {
+		snprintf(name, sizeof(name), "full-%02d", i);
+		gpu_node(name, "A", 1, 81920);
+		char pn[32];
+		snprintf(pn, sizeof(pn), "on-%02d", i);
+		add_pod(pn, name, "o", "normal", "nvidia.com/gpu", 1, "");
+	}
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "tainted-%d", i);
+		add_node(name, "A", 8, 81920, "", "", "[{\"key\":\"dedicated\",\"value\":\"infra\","
+			 "\"effect\":\"NoSchedule\"}]", true, false);
+	}
+	add_node("cordoned", "A", 8, 81920, "", "", "[]", true, true);
+	add_node("down", "A", 8, 81920, "", "", "[]", false, false);
+	add_node("other", "B", 8, 81920, "\"pool\":\"b\"", "", "[]", true, false);
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"affinity\":{\"nodeAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":"
+		"{\"nodeSelectorTerms\":[{\"matchExpressions\":[{\"key\":\"pool\",\"operator\":\"DoesNotExist\"}]}]}}}");
+	assert_int_equal(decide("p", &d), -ENOSPC);
+	assert_int_equal(d.nodes, 43);
+	assert_string_equal(d.message,
+		"0/43 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
+		"1 node(s) were not ready, 1 node(s) were unschedulable, 32 Insufficient nvidia.com/gpu, "
+		"8 node(s) had untolerated taint {dedicated: infra}.");
+}
+
+static void message_is_bounded_and_sorted(void **state)
+{
+	(void)state;
+	struct placement_reasons h = { 0 };
+	char buf[64], big[4096], reason[64];
+	placement_reasons_message(&h, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "no nodes available to schedule pods");
+	placement_reasons_add(&h, "b");
+	placement_reasons_add(&h, "a");
+	placement_reasons_add(&h, "b");
+	placement_reasons_message(&h, 3, buf, sizeof(buf));
+	assert_string_equal(buf, "0/3 nodes are available: 1 a, 2 b.");
+	/* More distinct reasons than the histogram holds: lumped, never past it. */
+	for (int i = 0; i < 100; i++) {
+		snprintf(reason, sizeof(reason), "node(s) had untolerated taint {k%d: v}", i);
+		placement_reasons_add(&h, reason);
+	}
+	assert_int_equal(h.n, PLACEMENT_MAX_REASONS);
+	placement_reasons_message(&h, 103, big, sizeof(big));
+	assert_non_null(strstr(big, "node(s) failed other filters"));
+	placement_reasons_message(&h, 103, buf, sizeof(buf));
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+}
+
+int tests_placement(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, fresh, done)
+	const struct CMUnitTest tests[] = {
+		T(tolerations_match_like_kube_scheduler),
+		T(selector_and_affinity),
+		T(cached_node_is_chosen),
+		T(unready_unschedulable_and_tainted_nodes_are_skipped),
+		T(assumptions_never_overcommit),
+		T(assumptions_expire),
+		T(mig_and_shared_resources),
+		T(high_priority_spreads_low_priority_packs),
+		T(fragmentation_and_utilization),
+		T(failed_scheduling_message_counts_reasons),
+		T(message_is_bounded_and_sorted),
+	};
+#undef T
+	return cmocka_run_group_tests_name("placement", tests, setup, teardown);
+}
