@@ -219,6 +219,9 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 	cache_proj_intern(p, &pod->model, cache_json_key(labels, KINFER_MODEL_LABEL));
 	pod->priority = parse_priority(cache_json_key(labels, KINFER_PRIORITY_LABEL));
 	pod->avoid_cached = pc && strcmp(pc, "false") == 0;
+	json_object *gates = cache_json_get(spec, "schedulingGates");
+	pod->gated = gates && json_object_is_type(gates, json_type_array) &&
+		     json_object_array_length(gates) > 0;
 	if (pod->node)
 		return 0;
 	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod);

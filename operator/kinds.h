@@ -66,6 +66,7 @@ struct kpod {
 	uint16_t n_node_selector, n_tolerations, n_affinity;
 	uint8_t priority;           /* enum kpriority, label kinfer.io/priority */
 	uint8_t avoid_cached;       /* annotation kinfer.io/prefer-cached-nodes=false */
+	uint8_t gated;              /* spec.schedulingGates not empty: not to be placed yet */
 };
 
 struct kres {

@@ -1,7 +1,8 @@
 /*
  * Schedule one pod (the key is the pod's "ns/name"):
  *
- *   1. a pod that is gone, bound, terminal or not ours: drop its
+ *   1. a pod that is gone, bound, terminal, not ours or still held by a
+ *      scheduling gate (its update wakes it when the gate goes): drop its
  *      assumption (the watch confirmed the binding, or it no longer
  *      matters); a pod of ours that went away frees room, so the pods
  *      waiting for room are retried at once;
@@ -205,7 +206,7 @@ static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud
 	const struct kpod *p = (const struct kpod *)o;
 	if (!active() || !ours(p))
 		return;
-	if (!p->node && !o->deleted && p->phase == KPHASE_PENDING)
+	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
 		waiting_note(o->key, p->priority);
 	emit(ud, o->key);
 }
@@ -300,7 +301,8 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 		waiting_remove(key);
 		return RECONCILE_OK;
 	}
-	snprintf(ctx->error, sizeof(ctx->error), "bind %s to %s: %.900s", key, node, st.message);
+	snprintf(ctx->error, sizeof(ctx->error), "bind %.300s to %.253s: %.400s", key, node,
+		 st.message);
 	return RECONCILE_ERROR;
 }
 
@@ -309,7 +311,7 @@ static bool settled(struct reconcile_ctx *ctx, const char *key, const struct kpo
 {
 	bool gone = !p || p->meta.deleted || p->phase == KPHASE_SUCCEEDED ||
 		    p->phase == KPHASE_FAILED;
-	if (!gone && !p->node && ours(p))
+	if (!gone && !p->node && ours(p) && !p->gated)
 		return false;
 	placement_lock(S.pl);
 	placement_forget(S.pl, key);

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# bench_placement.sh: on a fresh local control plane, the time kube-scheduler
+# and kinfer each take to place the same N pods (default 1000, one GPU each)
+# on the same KWOK GPU nodes, and the ratio. Prints "name value unit" lines;
+# asserts nothing.
+#
+#   tests/bench/bench_placement.sh [N] [OPERATOR_BINARY]
+#
+# Each scheduler is stopped while its N pods are created, then started; the
+# time runs from its start (so it includes its own LIST and cache sync) to
+# the moment kubectl sees every pod with a nodeName. kube-scheduler is the
+# harness's (v1.33.13, default profile, client QPS 50 burst 100 as its
+# defaults); kinfer-operator runs with the same client budget
+# (--kube-api-qps 50 --kube-api-burst 100, override with BENCH_QPS). The
+# pods of the first run are deleted before the second, so both see the same
+# empty nodes: ceil(N/8)+10 nodes of 8 nvidia.com/gpu.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+n=${1:-1000}
+op=${2:-$root/build-bench/kinfer-operator}
+qps=${BENCH_QPS:-50}
+[[ "$n" =~ ^[0-9]+$ && "$n" -ge 1 && "$n" -le 20000 ]] || { echo "N: 1..20000" >&2; exit 2; }
+[ -x "$op" ] || { cmake -S "$root" -B "$root/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+	cmake --build "$root/build-bench" -j2 --target kinfer-operator >/dev/null; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/kinfer-bench-pl.XXXXXX")
+op_pid=
+cleanup() {
+	if [ -n "$op_pid" ]; then kill -TERM "$op_pid" 2>/dev/null || true; wait "$op_pid" 2>/dev/null || true; fi
+	bash "$root/tests/cluster/down.sh" "$dir" >/dev/null 2>&1 || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+bash "$root/tests/cluster/up.sh" "$dir" 2>/dev/null
+set -a; . "$dir/env"; set +a
+k() { "$BIN/kubectl" --request-timeout=30s "$@"; }
+now() { date +%s.%N; }
+
+nodes=$(( (n + 7) / 8 + 10 ))
+{
+	echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+	for i in $(seq 0 $((nodes - 1))); do
+		cat <<YAML
+- apiVersion: v1
+  kind: Node
+  metadata:
+    name: bench-gpu-$i
+    annotations: {kwok.x-k8s.io/node: fake}
+    labels: {type: kwok, bench: placement, nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3, nvidia.com/gpu.memory: "81920"}
+  status:
+    capacity: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "8"}
+    allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "8"}
+YAML
+	done
+} > "$dir/nodes.yaml"
+k apply -f "$dir/nodes.yaml" >/dev/null
+for _ in $(seq 1 300); do
+	[ "$(k get nodes -l bench=placement --no-headers | grep -cw Ready)" -ge "$nodes" ] && break
+	sleep 0.5
+done
+k apply --server-side -f "$root/crds/inferenceservice.yaml" >/dev/null
+k wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=60s >/dev/null
+
+# pods NS SCHEDULER: N pods of one GPU each, as kinfer's workload writes them.
+pods() {
+	echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+	for i in $(seq 1 "$n"); do
+		cat <<YAML
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p$i, namespace: $1, labels: {kinfer.io/service: bench, kinfer.io/priority: normal}}
+  spec:
+    schedulerName: $2
+    nodeSelector: {bench: placement}
+    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    containers:
+    - name: m
+      image: vllm/vllm-openai:v0.6.3
+      resources: {requests: {cpu: 100m, memory: 256Mi}, limits: {nvidia.com/gpu: "1"}}
+YAML
+	done
+}
+bound() { k -n "$1" get pods -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -c . || true; }
+wait_bound() {
+	local i
+	for i in $(seq 1 2400); do
+		[ "$(bound "$1")" -ge "$n" ] && return 0
+		sleep 0.25
+	done
+	echo "bench_placement: only $(bound "$1") of $n pods bound in $1" >&2
+	return 1
+}
+overcommitted() {
+	k -n "$1" get pods -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' |
+		sort | uniq -c | awk '$1 > 8 { c++ } END { print c + 0 }'
+}
+
+# kube-scheduler: stopped while the pods are created, then started again.
+k create ns bench-ks >/dev/null
+pods bench-ks default-scheduler > "$dir/ks.yaml"
+bash "$root/tests/cluster/restart.sh" "$dir" kube-scheduler \
+	--before-start "'$BIN/kubectl' --kubeconfig '$KUBECONFIG' create -f '$dir/ks.yaml' >/dev/null && date +%s.%N > '$dir/t0'" 2>/dev/null
+wait_bound bench-ks
+t1=$(now)
+ks_s=$(awk -v a="$(cat "$dir/t0")" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+ks_over=$(overcommitted bench-ks)
+k delete ns bench-ks --wait=true --timeout=300s >/dev/null
+
+# kinfer: the pods first, then the operator.
+k create ns bench-kinfer >/dev/null
+pods bench-kinfer kinfer | k create -f - >/dev/null
+t0=$(now)
+"$op" run --kubeconfig "$KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect=false \
+	--watch-namespace bench-kinfer --resync-period 0 \
+	--kube-api-qps "$qps" --kube-api-burst "$((qps * 2))" 2>"$dir/op.log" &
+op_pid=$!
+wait_bound bench-kinfer
+t1=$(now)
+ki_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+ki_over=$(overcommitted bench-kinfer)
+
+printf 'placement_e2e_pods %d count\n' "$n"
+printf 'placement_e2e_nodes %d count\n' "$nodes"
+printf 'placement_e2e_kube_scheduler_seconds %s s\n' "$ks_s"
+printf 'placement_e2e_kinfer_seconds %s s\n' "$ki_s"
+awk -v a="$ks_s" -v b="$ki_s" -v n="$n" 'BEGIN {
+	printf "placement_e2e_kube_scheduler_pods_per_second %.0f 1/s\n", n / a
+	printf "placement_e2e_kinfer_pods_per_second %.0f 1/s\n", n / b
+	printf "placement_e2e_kube_scheduler_over_kinfer_time_ratio %.2f ratio\n", a / b
+}'
+printf 'placement_e2e_overcommitted_nodes_kube_scheduler %d count\n' "$ks_over"
+printf 'placement_e2e_overcommitted_nodes_kinfer %d count\n' "$ki_over"
