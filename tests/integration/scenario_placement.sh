@@ -161,7 +161,7 @@ expect_match "$msg" "[^0-9]$((mynodes + 1)) Insufficient nvidia.com/gpu" "each o
 expect_match "$msg" "node\\(s\\) didn't match Pod's node affinity/selector|had untolerated taint" "the other nodes: selector or taint"
 pod=$(nofit_pod)
 expect_match "$(kc -n "$ns" get pod "$pod" -o jsonpath='{.status.conditions[?(@.type=="PodScheduled")].status}/{.status.conditions[?(@.type=="PodScheduled")].reason}')" '^False/Unschedulable$' "PodScheduled=False, reason Unschedulable"
-expect_match "$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.nodeName}')" '^$' "and it stays Pending without a node"
+expect_match "node=[$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.nodeName}')] $(kc -n "$ns" get pod "$pod" -o jsonpath='{.status.phase}')" '^node=\[\] Pending$' "and it stays Pending without a node"
 degraded() { [ "$(kc -n "$ns" get kis nofit -o jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}')" = Unschedulable ]; }
 if wait_until 30 degraded; then pass "the InferenceService is Degraded: Unschedulable"; else fail "nofit status: $(kc -n "$ns" get kis nofit -o jsonpath='{.status.conditions}')"; fi
 
