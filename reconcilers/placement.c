@@ -11,6 +11,7 @@
 #include "placement.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,29 @@ struct slot {
 
 #define SLOTS (2 * PLACEMENT_MAX_ASSUMED)
 
+/*
+ * What the pods bound to a node request, summed once and kept until a pod
+ * of that node changes: a decision then costs a lookup per node instead of
+ * a walk over the node's pods. Validity: gens[hash(node) % GENS] is bumped
+ * by placement_node_changed (after the cache publishes the pod); an entry
+ * records the generation it read before summing, so an update racing the
+ * sum leaves the entry stale, never wrong.
+ */
+#define GENS 65536
+#define MEMOS 32768
+#define MEMO_RES 8
+#define MAX_RES_NAMES 64
+
+struct memo {
+	uint64_t hash;            /* 0 = empty */
+	char *node;
+	uint64_t gen;
+	int64_t cpu_milli, mem_bytes, pods;
+	int64_t gpu[MEMO_RES];
+	uint8_t res[MEMO_RES];    /* index into res_names */
+	uint8_t n_res;
+};
+
 struct placement {
 	struct placement_weights w;
 	pthread_mutex_t lock;
@@ -46,6 +70,11 @@ struct placement {
 	size_t n_assumed;
 	struct slot *slots;
 	size_t n_slotted;         /* slots used in this decision */
+	_Atomic uint64_t *gens;
+	struct memo *memos;
+	size_t n_memos;
+	char res_names[MAX_RES_NAMES][64];
+	int n_res_names;
 };
 
 static uint64_t hash_str(const char *s)
@@ -69,7 +98,9 @@ int placement_new(const struct placement_weights *w, struct placement **ret)
 	pl->w = w ? *w : placement_default_weights;
 	pl->assumed = calloc(PLACEMENT_MAX_ASSUMED, sizeof(*pl->assumed));
 	pl->slots = calloc(SLOTS, sizeof(*pl->slots));
-	if (!pl->assumed || !pl->slots) {
+	pl->gens = calloc(GENS, sizeof(*pl->gens));
+	pl->memos = calloc(MEMOS, sizeof(*pl->memos));
+	if (!pl->assumed || !pl->slots || !pl->gens || !pl->memos) {
 		placement_free(pl);
 		return -ENOMEM;
 	}
@@ -82,8 +113,12 @@ void placement_free(struct placement *pl)
 {
 	if (!pl)
 		return;
-	if (pl->assumed && pl->slots)
+	if (pl->assumed && pl->slots && pl->gens && pl->memos)
 		pthread_mutex_destroy(&pl->lock);
+	for (size_t i = 0; pl->memos && i < MEMOS; i++)
+		free(pl->memos[i].node);
+	free(pl->memos);
+	free((void *)pl->gens);
 	free(pl->assumed);
 	free(pl->slots);
 	free(pl);
@@ -200,10 +235,30 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 			s->cpu_milli += a->cpu_milli;
 			s->mem_bytes += a->mem_bytes;
 			s->pods++;
-			s->same_service += pod->service && strcmp(a->service, pod->service) == 0;
+			s->same_service += pod->priority == KPRIO_HIGH && pod->service &&
+					   strcmp(a->service, pod->service) == 0;
 		}
 		i++;
 	}
+}
+
+static int count_sibling(const struct cache_obj *obj, void *ud)
+{
+	const struct kpod *p = (const struct kpod *)obj;
+	struct placement *pl = ud;
+	if (!p->node || p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED)
+		return 0;
+	struct slot *s = slot_for(pl, p->node, true);
+	if (s)
+		s->same_service++;
+	return 0;
+}
+
+/* Replicas of the pod's service by node, for spreading (high priority). */
+static void gather_siblings(struct placement *pl, struct cache *pods, const struct kpod *pod)
+{
+	if (pod->priority == KPRIO_HIGH && pod->service && pl->w.packing > 0)
+		cache_index_foreach(pods, KPOD_BY_SERVICE, pod->service, count_sibling, pl);
 }
 
 /* ---- filters ------------------------------------------------------------ */
@@ -316,32 +371,127 @@ static const char *static_filter(const struct kpod *pod, const struct knode *n,
 
 /* ---- usage ------------------------------------------------------------- */
 
-struct usage {
-	const struct kpod *pod;
-	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
+void placement_node_changed(struct placement *pl, const char *node)
+{
+	if (pl && node)
+		atomic_fetch_add_explicit(&pl->gens[hash_str(node) % GENS], 1, memory_order_release);
+}
+
+/* The index of a GPU resource name; -1 when the table is full. */
+static int res_index(struct placement *pl, const char *name)
+{
+	for (int i = 0; i < pl->n_res_names; i++)
+		if (strcmp(pl->res_names[i], name) == 0)
+			return i;
+	if (pl->n_res_names == MAX_RES_NAMES || strlen(name) >= sizeof(pl->res_names[0]))
+		return -1;
+	copy(pl->res_names[pl->n_res_names], sizeof(pl->res_names[0]), name);
+	return pl->n_res_names++;
+}
+
+struct summing {
+	struct placement *pl;
+	struct memo *m;
+	bool overflow;            /* a resource that did not fit: do not keep */
 };
 
 static int add_pod(const struct cache_obj *obj, void *ud)
 {
 	const struct kpod *p = (const struct kpod *)obj;
-	struct usage *u = ud;
+	struct summing *sm = ud;
+	struct memo *m = sm->m;
 	if (p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED)
 		return 0;
-	if (p->gpu_resource && str_eq(p->gpu_resource, u->pod->gpu_resource))
-		u->gpu += p->gpu;
-	u->cpu_milli += p->cpu_milli;
-	u->mem_bytes += p->mem_bytes;
-	u->pods++;
-	u->same_service += u->pod->service && str_eq(p->service, u->pod->service);
+	m->cpu_milli += p->cpu_milli;
+	m->mem_bytes += p->mem_bytes;
+	m->pods++;
+	if (!p->gpu_resource || p->gpu <= 0)
+		return 0;
+	int ri = res_index(sm->pl, p->gpu_resource);
+	uint8_t k;
+	for (k = 0; ri >= 0 && k < m->n_res && m->res[k] != ri; k++)
+		;
+	if (ri < 0 || k == MEMO_RES) {
+		sm->overflow = true;
+		return 0;
+	}
+	if (k == m->n_res) {
+		m->res[k] = (uint8_t)ri;
+		m->gpu[k] = 0;
+		m->n_res++;
+	}
+	m->gpu[k] += p->gpu;
 	return 0;
 }
+
+static void sum_node(struct placement *pl, struct cache *pods, const char *node,
+		     struct memo *m, bool *ret_overflow)
+{
+	struct summing sm = { pl, m, false };
+	m->cpu_milli = m->mem_bytes = m->pods = 0;
+	m->n_res = 0;
+	cache_index_foreach(pods, KPOD_BY_NODE, node, add_pod, &sm);
+	*ret_overflow = sm.overflow;
+}
+
+/* The node's sums, from the memo when still valid. tmp holds them when
+ * they cannot be kept. */
+static const struct memo *node_sums(struct placement *pl, struct cache *pods,
+				    const char *node, struct memo *tmp)
+{
+	uint64_t h = hash_str(node);
+	uint64_t gen = atomic_load_explicit(&pl->gens[h % GENS], memory_order_acquire);
+	struct memo *m = NULL;
+	bool overflow;
+
+	if (pl->n_memos >= MEMOS * 3 / 4) {   /* nodes come and go: start over */
+		for (size_t i = 0; i < MEMOS; i++)
+			free(pl->memos[i].node);
+		memset(pl->memos, 0, MEMOS * sizeof(*pl->memos));
+		pl->n_memos = 0;
+	}
+	for (size_t i = 0; i < MEMOS; i++) {
+		struct memo *e = &pl->memos[(h + i) % MEMOS];
+		if (e->hash == h && strcmp(e->node, node) == 0) {
+			if (e->gen == gen)
+				return e;
+			m = e;
+			break;
+		}
+		if (e->hash == 0) {
+			e->node = strdup(node);
+			if (!e->node)
+				break;
+			e->hash = h;
+			pl->n_memos++;
+			m = e;
+			break;
+		}
+	}
+	if (!m)
+		m = tmp;
+	sum_node(pl, pods, node, m, &overflow);
+	m->gen = overflow ? gen - 1 : gen;    /* an overflowed sum is never reused */
+	return m;
+}
+
+struct usage {
+	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
+};
 
 static void node_usage(struct placement *pl, struct cache *pods, const struct kpod *pod,
 		       const struct knode *n, struct usage *u)
 {
+	struct memo tmp = { 0 };
+	const struct memo *m = node_sums(pl, pods, n->meta.name, &tmp);
+
 	memset(u, 0, sizeof(*u));
-	u->pod = pod;
-	cache_index_foreach(pods, KPOD_BY_NODE, n->meta.name, add_pod, u);
+	u->cpu_milli = m->cpu_milli;
+	u->mem_bytes = m->mem_bytes;
+	u->pods = m->pods;
+	for (uint8_t k = 0; pod->gpu_resource && k < m->n_res; k++)
+		if (strcmp(pl->res_names[m->res[k]], pod->gpu_resource) == 0)
+			u->gpu = m->gpu[k];
 	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
 	if (s) {
 		u->gpu += s->gpu;
@@ -476,6 +626,7 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 
 	memset(ret, 0, sizeof(*ret));
 	gather_assumed(pl, pods, pod, now_ns);
+	gather_siblings(pl, pods, pod);
 	cache_foreach(nodes, visit_node, &w);
 	if (!w.best) {
 		placement_reasons_message(&w.reasons, ret->nodes, ret->message, sizeof(ret->message));

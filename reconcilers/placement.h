@@ -12,7 +12,9 @@
  * nvidia.com/gpu, 8 node(s) had untolerated taint {k: v}.").
  *
  * Resources in use on a node = requests of the pods bound to it (from the
- * pod cache's by-node index; Succeeded and Failed pods excluded) + the pods
+ * pod cache's by-node index, summed once per node and kept until
+ * placement_node_changed says a pod of the node changed; Succeeded and
+ * Failed pods excluded) + the pods
  * kinfer has assumed there and the cache does not yet show bound. An
  * assumption is made with placement_assume right after a decision and
  * dropped with placement_forget when the watch confirms the binding or the
@@ -65,8 +67,8 @@ void placement_unlock(struct placement *pl);
 
 /*
  * Decide for pod (which must be unbound). Call between cache_read_lock and
- * cache_read_unlock, holding placement_lock if anything may assume at the
- * same time. 0 with ret->node set; -ENOSPC when no node fits (ret->message
+ * cache_read_unlock, holding placement_lock whenever another thread may
+ * decide or assume (the decision keeps per-node sums and scratch tables). 0 with ret->node set; -ENOSPC when no node fits (ret->message
  * says why); -ENOMEM.
  */
 int placement_decide(struct placement *pl, struct cache *nodes, struct cache *pods,
@@ -78,6 +80,10 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
  * of the same pod. */
 int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
 		     uint64_t now_ns);
+/* A pod bound to node was added, changed or deleted (call after the cache
+ * published it; any thread, no lock): the node's sums are recomputed at its
+ * next decision. The pod watch's handler calls it for every pod event. */
+void placement_node_changed(struct placement *pl, const char *node);
 /* Drop the assumption of a pod (key "ns/name"); false if there was none. */
 bool placement_forget(struct placement *pl, const char *pod_key);
 size_t placement_assumed(struct placement *pl);

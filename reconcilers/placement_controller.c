@@ -204,7 +204,11 @@ static void waiting_wake(controller_emit_fn emit, void *emit_ud, struct manager 
 static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	const struct kpod *p = (const struct kpod *)o;
-	if (!active() || !ours(p))
+	if (!active())
+		return;
+	/* Any pod on a node, whoever placed it, changes what is free there. */
+	placement_node_changed(S.pl, p->node);
+	if (!ours(p))
 		return;
 	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
 		waiting_note(o->key, p->priority);

@@ -63,6 +63,12 @@ static void publish(struct cache *c, const char *json)
 	assert_non_null(j);
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	cache_publish(c, obj, &old);
+	/* What the controller's pod handler does after each publish. */
+	if (c == pods) {
+		placement_node_changed(pl, ((const struct kpod *)obj)->node);
+		if (old)
+			placement_node_changed(pl, ((const struct kpod *)old)->node);
+	}
 	if (old)
 		cache_retire(c, old);
 	json_object_put(j);
