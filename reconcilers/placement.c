@@ -36,6 +36,7 @@ struct slot {
 	uint64_t hash;            /* 0 = empty */
 	const char *node;         /* into the assumed entry */
 	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
+	bool walk;                /* an assumed pod shows bound: sum the node afresh */
 };
 
 #define SLOTS (2 * PLACEMENT_MAX_ASSUMED)
@@ -177,6 +178,8 @@ bool placement_forget(struct placement *pl, const char *pod_key)
 	struct assumed *a = find_assumed(pl, pod_key);
 	if (!a)
 		return false;
+	/* The node's kept sums may predate the binding: sum it again. */
+	placement_node_changed(pl, a->node);
 	drop_at(pl, (size_t)(a - pl->assumed));
 	return true;
 }
@@ -213,9 +216,13 @@ static void clear_slots(struct placement *pl)
 }
 
 /*
- * Sum the assumptions still in force by node: an assumption ends when the
- * cache shows the pod bound (the index counts it then), when the pod is
- * gone, or after the TTL.
+ * Sum the assumptions still in force by node. An assumption ends when
+ * placement_forget is called (the controller, once the watch showed the
+ * binding), when the pod is gone, or after the TTL. While the cache shows
+ * an assumed pod bound but the assumption stands, the node's kept sums may
+ * or may not include the pod (its handler may not have run yet), so that
+ * node is summed afresh from the index, which does, and the assumption is
+ * not added: exact, never counted twice, never missed.
  */
 static void gather_assumed(struct placement *pl, struct cache *pods, const struct kpod *pod,
 			   uint64_t now_ns)
@@ -224,12 +231,15 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 	for (size_t i = 0; i < pl->n_assumed;) {
 		struct assumed *a = &pl->assumed[i];
 		const struct kpod *p = (const struct kpod *)cache_get(pods, a->key);
-		if (!p || p->node || now_ns - a->since_ns > PLACEMENT_ASSUME_TTL_S * 1000000000ULL) {
+		if (!p || now_ns - a->since_ns > PLACEMENT_ASSUME_TTL_S * 1000000000ULL) {
+			placement_node_changed(pl, a->node);
 			drop_at(pl, i);
 			continue;
 		}
 		struct slot *s = slot_for(pl, a->node, true);
-		if (s) {
+		if (s && p->node)
+			s->walk = true;
+		else if (s) {
 			if (str_eq(a->resource, pod->gpu_resource))
 				s->gpu += a->gpu;
 			s->cpu_milli += a->cpu_milli;
@@ -482,8 +492,15 @@ struct usage {
 static void node_usage(struct placement *pl, struct cache *pods, const struct kpod *pod,
 		       const struct knode *n, struct usage *u)
 {
+	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
 	struct memo tmp = { 0 };
-	const struct memo *m = node_sums(pl, pods, n->meta.name, &tmp);
+	const struct memo *m = &tmp;
+	bool overflow;
+
+	if (s && s->walk)
+		sum_node(pl, pods, n->meta.name, &tmp, &overflow);
+	else
+		m = node_sums(pl, pods, n->meta.name, &tmp);
 
 	memset(u, 0, sizeof(*u));
 	u->cpu_milli = m->cpu_milli;
@@ -492,7 +509,6 @@ static void node_usage(struct placement *pl, struct cache *pods, const struct kp
 	for (uint8_t k = 0; pod->gpu_resource && k < m->n_res; k++)
 		if (strcmp(pl->res_names[m->res[k]], pod->gpu_resource) == 0)
 			u->gpu = m->gpu[k];
-	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
 	if (s) {
 		u->gpu += s->gpu;
 		u->cpu_milli += s->cpu_milli;
