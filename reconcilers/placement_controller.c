@@ -373,5 +373,5 @@ const struct controller_def placement_controller = {
 	.watches = watches,
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
-	.workers = 4,
+	.workers = 16,
 };
