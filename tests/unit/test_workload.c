@@ -147,6 +147,44 @@ static void tgi_time_slicing_and_options(void **state)
 	json_object_put(spec);
 }
 
+/* What kinfer's scheduler reads from a pod: its priority (label) and a
+ * service that does not want cached nodes preferred (annotation). */
+static void placement_hints_in_the_template(void **state)
+{
+	struct workload w;
+	char err[256];
+	json_object *tm, *l, *a, *v;
+	(void)state;
+	json_object *spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"},"
+		"\"resources\":{\"gpu\":{\"count\":1}},\"scheduling\":{\"priority\":\"high\","
+		"\"preferCachedNodes\":false}}");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), 0);
+	assert_true(json_object_object_get_ex(w.deployment, "spec", &tm));
+	assert_true(json_object_object_get_ex(tm, "template", &tm));
+	assert_true(json_object_object_get_ex(tm, "metadata", &tm));
+	assert_true(json_object_object_get_ex(tm, "labels", &l));
+	assert_true(json_object_object_get_ex(tm, "annotations", &a));
+	assert_true(json_object_object_get_ex(l, "kinfer.io/priority", &v));
+	assert_string_equal(json_object_get_string(v), "high");
+	assert_true(json_object_object_get_ex(a, "kinfer.io/prefer-cached-nodes", &v));
+	assert_string_equal(json_object_get_string(v), "false");
+	workload_free(&w);
+	json_object_put(spec);
+	/* Defaults: normal, and no annotation. */
+	spec = spec_of("isvc/minimal.json");
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), 0);
+	json_object_object_get_ex(w.deployment, "spec", &tm);
+	json_object_object_get_ex(tm, "template", &tm);
+	json_object_object_get_ex(tm, "metadata", &tm);
+	json_object_object_get_ex(tm, "labels", &l);
+	json_object_object_get_ex(tm, "annotations", &a);
+	assert_true(json_object_object_get_ex(l, "kinfer.io/priority", &v));
+	assert_string_equal(json_object_get_string(v), "normal");
+	assert_false(json_object_object_get_ex(a, "kinfer.io/prefer-cached-nodes", &v));
+	workload_free(&w);
+	json_object_put(spec);
+}
+
 static void custom_and_cpu_only(void **state)
 {
 	struct workload w = build("isvc/custom.json", 0);
@@ -216,6 +254,7 @@ int tests_workload(void)
 		cmocka_unit_test(vllm_exclusive_gpu),
 		cmocka_unit_test(triton_mig_and_metrics_port),
 		cmocka_unit_test(tgi_time_slicing_and_options),
+		cmocka_unit_test(placement_hints_in_the_template),
 		cmocka_unit_test(custom_and_cpu_only),
 		cmocka_unit_test(full_spec_passes_user_fields),
 		cmocka_unit_test(hash_is_stable_and_sensitive),
