@@ -61,7 +61,7 @@ mynodes=26
 
 install_crd
 kc create ns "$ns" >/dev/null
-if kc apply -f "$tmp/nodes.yaml" >/dev/null; then pass "$mynodes GPU nodes of this scenario created"; else fail "nodes"; fi
+if wait_until 30 kc apply -f "$tmp/nodes.yaml" >/dev/null 2>&1; then pass "$mynodes GPU nodes of this scenario created"; else fail "nodes"; fi
 ready_nodes() { [ "$(kc get nodes -l "kinfer.io/test=$id" --no-headers 2>/dev/null | grep -cw Ready)" -ge "$mynodes" ]; }
 if wait_until 60 ready_nodes; then pass "the nodes are Ready"; else fail "nodes not Ready: $(kc get nodes -l "kinfer.io/test=$id" --no-headers | head)"; fi
 
@@ -84,19 +84,25 @@ spec:
     tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
 YAML
 }
+# Other scenarios restart the shared API server now and then: writes are
+# retried (bounded) until they land.
+# apply_isvc NAME MODEL REPLICAS GPU_YAML PRIORITY
+apply_isvc() { isvc "$@" > "$tmp/$1.yaml"; wait_until 30 kc apply -f "$tmp/$1.yaml" >/dev/null 2>&1; }
+# scale NAME REPLICAS
+scale() { wait_until 30 kc -n "$ns" scale "kis/$1" --replicas="$2" >/dev/null 2>&1; }
 # node_of_pods SERVICE: the nodes of its pods, one per line ("-" if none).
 nodes_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.spec.nodeName}{"-"}{"\n"}{end}'; }
 bound() { [ "$(nodes_of "$1" | grep -vc '^-$')" -ge "$2" ]; }
 
 # --- the cached node is chosen ----------------------------------------------
-isvc llama llama-70b 1 '{count: 2}' normal | kc apply -f - >/dev/null
+apply_isvc llama llama-70b 1 '{count: 2}' normal
 if wait_until 60 bound llama 1; then pass "llama placed"; else fail "llama not placed: $(kc -n "$ns" get pods -o wide)"; fi
 expect_match "$(nodes_of llama)" "^$id-a100-3-$" "llama-70b lands on the A100 that caches it ($(nodes_of llama))"
 expect_match "$(kc -n "$ns" get pods -l kinfer.io/service=llama -o jsonpath='{.items[0].spec.schedulerName}')" '^kinfer$' "its pod names kinfer as its scheduler"
 
 # --- MIG and time-slicing: only nodes advertising the resource ----------------
-isvc mig small-mig 6 '{count: 1, sharing: mig, migProfile: 3g.40gb}' normal | kc apply -f - >/dev/null
-isvc ts small-ts 20 '{count: 1, sharing: time-slicing}' low | kc apply -f - >/dev/null
+apply_isvc mig small-mig 6 '{count: 1, sharing: mig, migProfile: 3g.40gb}' normal
+apply_isvc ts small-ts 20 '{count: 1, sharing: time-slicing}' low
 if wait_until 60 bound mig 6; then pass "6 MIG 3g.40gb pods placed"; else fail "mig: $(nodes_of mig | tr '\n' ' ')"; fi
 if wait_until 60 bound ts 20; then pass "20 time-sliced pods placed"; else fail "ts: $(nodes_of ts | tr '\n' ' ')"; fi
 expect_match "$(nodes_of mig | sort -u | tr '\n' ' ')" "^($id-mig-[0-3]- )+$" "MIG pods only on MIG nodes"
@@ -105,12 +111,12 @@ expect_match "$(nodes_of ts | sort -u | tr '\n' ' ')" "^($id-ts-[45]- )+$" "time
 expect_match "$(nodes_of ts | sort | uniq -c | awk '{print $1}' | sort -n | tr '\n' ' ')" '^4 16 $' "low priority packs: 16 shares on one node, 4 on the other"
 
 # --- concurrent scale-ups never over-commit ----------------------------------
-for s in a b c d; do isvc "s$s" "model-$s" 0 '{count: 1}' normal | kc apply -f - >/dev/null; done
-isvc s2 model-2 0 '{count: 2}' normal | kc apply -f - >/dev/null
+for s in a b c d; do apply_isvc "s$s" "model-$s" 0 '{count: 1}' normal; done
+apply_isvc s2 model-2 0 '{count: 2}' normal
 sleep 2
 scalers=()
-for s in sa sb sc sd; do kc -n "$ns" scale "kis/$s" --replicas=30 >/dev/null & scalers+=($!); done
-kc -n "$ns" scale kis/s2 --replicas=20 >/dev/null & scalers+=($!)
+for s in sa sb sc sd; do scale "$s" 30 & scalers+=($!); done
+scale s2 20 & scalers+=($!)
 wait "${scalers[@]}"   # not the operator's PID
 # 6 A100 (48, 2 taken by llama) + 6 H100 (48) + 6 L4 (24) + 2 A30 (4) = 124 GPUs
 # for 120 + 40 asked: every GPU ends up used, some pods wait.
@@ -136,21 +142,22 @@ waiting=$(kc -n "$ns" get pods --field-selector=spec.nodeName= -o name | wc -l)
 expect_match "$waiting" '^([1-9][0-9]*)$' "the pods that do not fit wait ($waiting Pending)"
 
 # --- priority: GPUs short, a node added -> the high-priority service first ----
-isvc hi model-hi 0 '{count: 8}' high | kc apply -f - >/dev/null
-isvc lo model-lo 0 '{count: 8}' low | kc apply -f - >/dev/null
+apply_isvc hi model-hi 0 '{count: 8}' high
+apply_isvc lo model-lo 0 '{count: 8}' low
 sleep 1
-kc -n "$ns" scale kis/lo --replicas=2 >/dev/null
+scale lo 2
 sleep 2
-kc -n "$ns" scale kis/hi --replicas=1 >/dev/null
+scale hi 1
 hi_waits() { [ "$(kc -n "$ns" get pods -l kinfer.io/service=hi -o jsonpath='{.items[0].status.conditions[?(@.type=="PodScheduled")].reason}')" = Unschedulable ]; }
 if wait_until 30 hi_waits; then pass "no room: the high-priority pod waits too"; else fail "hi: $(kc -n "$ns" get pods -l kinfer.io/service=hi -o wide)"; fi
-{ echo "apiVersion: v1"; echo "kind: List"; echo "items:"; node "h100-new" NVIDIA-H100-80GB-HBM3 81920 ", nvidia.com/gpu: \"8\""; } | kc apply -f - >/dev/null
+{ echo "apiVersion: v1"; echo "kind: List"; echo "items:"; node "h100-new" NVIDIA-H100-80GB-HBM3 81920 ", nvidia.com/gpu: \"8\""; } > "$tmp/new.yaml"
+wait_until 30 kc apply -f "$tmp/new.yaml" >/dev/null 2>&1
 if wait_until 30 bound hi 1; then pass "a node with 8 GPUs is added: the high-priority pod is placed"; else fail "hi not placed: $(kc -n "$ns" get pods -l kinfer.io/service=hi -o wide)"; fi
 expect_match "$(nodes_of hi)" "^$id-h100-new-$" "on the new node"
 expect_match "$(nodes_of lo | grep -c "^$id-h100-new-")" '^0$' "the low-priority pods, waiting longer, did not get it"
 
 # --- a pod that fits nowhere ---------------------------------------------------
-isvc nofit model-x 1 '{count: 16}' normal | kc apply -f - >/dev/null
+apply_isvc nofit model-x 1 '{count: 16}' normal
 nofit_pod() { kc -n "$ns" get pods -l kinfer.io/service=nofit -o jsonpath='{.items[0].metadata.name}'; }
 nofit_event() { kc -n "$ns" get events --field-selector "involvedObject.name=$(nofit_pod),reason=FailedScheduling" -o jsonpath='{.items[0].message}' 2>/dev/null; }
 has_event() { [ -n "$(nofit_event)" ]; }
