@@ -547,12 +547,10 @@ static bool fits(const struct kpod *pod, const struct knode *n, const struct usa
 
 /* ---- scores (each 0-100) ----------------------------------------------- */
 
-static int score_cached(const struct kpod *pod, const struct knode *n)
+/* key: "kinfer.io/cached.<model>", made once per decision ("" = none). */
+static int score_cached(const char *key, const struct knode *n)
 {
-	char key[256];
-	if (!pod->model || pod->avoid_cached)
-		return 0;
-	if ((size_t)snprintf(key, sizeof(key), KINFER_CACHED_PREFIX "%s", pod->model) >= sizeof(key))
+	if (!*key)
 		return 0;
 	const struct klabel *l = knode_label(n, key);
 	return l && !str_eq(l->value, "false") ? 100 : 0;
@@ -600,6 +598,7 @@ struct walk {
 	const char *best;
 	int64_t best_score;
 	bool best_cached;
+	char cached_key[256];
 };
 
 static int visit_node(const struct cache_obj *obj, void *ud)
@@ -620,7 +619,7 @@ static int visit_node(const struct cache_obj *obj, void *ud)
 	if (!fits(w->pod, n, &u, &w->reasons))
 		return 0;
 	w->d->feasible++;
-	int cached = score_cached(w->pod, n);
+	int cached = score_cached(w->cached_key, n);
 	int64_t score = (int64_t)wt->cached * cached +
 		(int64_t)wt->utilization * score_utilization(n) +
 		(int64_t)wt->packing * score_packing(w->pod, n, &u) +
@@ -641,6 +640,10 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 	struct walk w = { .pl = pl, .pods = pods, .pod = pod, .d = ret };
 
 	memset(ret, 0, sizeof(*ret));
+	if (pod->model && !pod->avoid_cached && pl->w.cached > 0 &&
+	    (size_t)snprintf(w.cached_key, sizeof(w.cached_key), KINFER_CACHED_PREFIX "%s",
+			     pod->model) >= sizeof(w.cached_key))
+		w.cached_key[0] = '\0';
 	gather_assumed(pl, pods, pod, now_ns);
 	gather_siblings(pl, pods, pod);
 	cache_foreach(nodes, visit_node, &w);
