@@ -240,6 +240,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
 	};
 	struct placement_controller_options po = {
+		.metrics = metrics,
 		.enabled = cfg->placement,
 		.scheduler_name = cfg->scheduler_name,
 		.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,

@@ -215,14 +215,27 @@ static void clear_slots(struct placement *pl)
 	pl->n_slotted = 0;
 }
 
+static int is_key(const struct cache_obj *obj, void *ud)
+{
+	return strcmp(obj->key, ud) == 0;
+}
+
+bool placement_pod_indexed(struct cache *pods, const struct kpod *pod)
+{
+	return pod->node &&
+	       cache_index_foreach(pods, KPOD_BY_NODE, pod->node, is_key, (void *)pod->meta.key) != 0;
+}
+
 /*
  * Sum the assumptions still in force by node. An assumption ends when
- * placement_forget is called (the controller, once the watch showed the
- * binding), when the pod is gone, or after the TTL. While the cache shows
- * an assumed pod bound but the assumption stands, the node's kept sums may
- * or may not include the pod (its handler may not have run yet), so that
- * node is summed afresh from the index, which does, and the assumption is
- * not added: exact, never counted twice, never missed.
+ * placement_forget is called (the controller, once the by-node index shows
+ * the binding), when the pod is gone, or after the TTL. The cache publishes
+ * a pod before it indexes it, and the node's kept sums are refreshed only
+ * after that (placement_node_changed), so while an assumption stands:
+ * a pod the index already shows on its node is counted by summing that
+ * node afresh, and any other is counted by its assumption. Never missed;
+ * at worst counted twice for an instant (the index catching up between
+ * here and the node's turn), which only errs on the safe side.
  */
 static void gather_assumed(struct placement *pl, struct cache *pods, const struct kpod *pod,
 			   uint64_t now_ns)
@@ -237,7 +250,7 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 			continue;
 		}
 		struct slot *s = slot_for(pl, a->node, true);
-		if (s && p->node)
+		if (s && placement_pod_indexed(pods, p))
 			s->walk = true;
 		else if (s) {
 			if (str_eq(a->resource, pod->gpu_resource))

@@ -84,6 +84,10 @@ int placement_assume(struct placement *pl, const struct kpod *pod, const char *n
  * published it; any thread, no lock): the node's sums are recomputed at its
  * next decision. The pod watch's handler calls it for every pod event. */
 void placement_node_changed(struct placement *pl, const char *node);
+/* The pod is bound and the cache's by-node index already shows it (the
+ * cache publishes a pod first and indexes it after): only then may its
+ * assumption be forgotten. Inside cache_read_lock. */
+bool placement_pod_indexed(struct cache *pods, const struct kpod *pod);
 /* Drop the assumption of a pod (key "ns/name"); false if there was none. */
 bool placement_forget(struct placement *pl, const char *pod_key);
 size_t placement_assumed(struct placement *pl);

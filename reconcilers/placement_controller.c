@@ -26,6 +26,7 @@
 #include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 
 #include <errno.h>
@@ -53,8 +54,30 @@ struct waiting {
 	uint64_t since_ns;
 };
 
+static const char *const result_labels[] = { "result", NULL };
+static const struct metric_family fam_decisions = {
+	"kinfer_placement_decisions_total",
+	"Placement decisions by result: bound, unschedulable, bind_failed.",
+	METRIC_COUNTER, result_labels, NULL, 0 };
+/* Decisions take microseconds to milliseconds. */
+static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+					   0.01, 0.025, 0.05, 0.1, 0.25 };
+static const struct metric_family fam_duration = {
+	"kinfer_placement_decision_duration_seconds",
+	"Time of one placement decision (filter and score every node), lock wait included.",
+	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
+static const struct metric_family fam_waiting = {
+	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
+	METRIC_GAUGE, NULL, NULL, 0 };
+static const struct metric_family fam_assumed = {
+	"kinfer_placement_assumed_pods", "Pods assumed on a node, their binding not yet seen.",
+	METRIC_GAUGE, NULL, NULL, 0 };
+
+enum { M_BOUND, M_UNSCHEDULABLE, M_BIND_FAILED, M_DURATION, M_WAITING, M_ASSUMED, M_N };
+
 static struct {
 	bool configured;
+	struct metric_series *m[M_N];
 	bool enabled;
 	char scheduler[64];
 	struct placement *pl;
@@ -85,6 +108,14 @@ int placement_controller_configure(const struct placement_controller_options *o)
 		return -ENOMEM;
 	}
 	snprintf(S.scheduler, sizeof(S.scheduler), "%s", o->scheduler_name);
+	S.m[M_BOUND] = metrics_series(o->metrics, &fam_decisions, (const char *[]){ "bound" });
+	S.m[M_UNSCHEDULABLE] = metrics_series(o->metrics, &fam_decisions,
+					      (const char *[]){ "unschedulable" });
+	S.m[M_BIND_FAILED] = metrics_series(o->metrics, &fam_decisions,
+					    (const char *[]){ "bind_failed" });
+	S.m[M_DURATION] = metrics_series(o->metrics, &fam_duration, NULL);
+	S.m[M_WAITING] = metrics_series(o->metrics, &fam_waiting, NULL);
+	S.m[M_ASSUMED] = metrics_series(o->metrics, &fam_assumed, NULL);
 	S.enabled = o->enabled;
 	S.configured = true;
 	return 0;
@@ -93,6 +124,7 @@ int placement_controller_configure(const struct placement_controller_options *o)
 void placement_controller_shutdown(void)
 {
 	S.configured = false;
+	memset(S.m, 0, sizeof(S.m));
 	placement_free(S.pl);
 	S.pl = NULL;
 	for (size_t i = 0; S.waiting && i < S.n_waiting; i++)
@@ -136,6 +168,7 @@ static void waiting_note(const char *key, uint8_t priority)
 	}
 	if (w)
 		w->priority = priority;
+	metric_set(S.m[M_WAITING], (double)S.n_waiting);
 	pthread_mutex_unlock(&S.lock);
 }
 
@@ -147,6 +180,7 @@ static void waiting_remove(const char *key)
 		free(w->key);
 		*w = S.waiting[--S.n_waiting];
 	}
+	metric_set(S.m[M_WAITING], (double)S.n_waiting);
 	pthread_mutex_unlock(&S.lock);
 }
 
@@ -274,6 +308,7 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 				    const struct pod_copy *c, const char *message)
 {
 	int attempts = waiting_unschedulable(key, c->priority);
+	metric_add(S.m[M_UNSCHEDULABLE], 1);
 	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
 
 	kinfer_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
@@ -293,9 +328,11 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 
 	if (r == 0) {
 		waiting_remove(key);
+		metric_add(S.m[M_BOUND], 1);
 		log_debug("pod bound", "pod=%s node=%s", key, node);
 		return RECONCILE_OK;
 	}
+	metric_add(S.m[M_BIND_FAILED], 1);
 	placement_lock(S.pl);
 	placement_forget(S.pl, key);
 	placement_unlock(S.pl);
@@ -310,16 +347,21 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 	return RECONCILE_ERROR;
 }
 
-/* Step 1: true when the pod needs no decision. */
-static bool settled(struct reconcile_ctx *ctx, const char *key, const struct kpod *p)
+/* Step 1: true when the pod needs no decision. A bound pod's assumption
+ * is forgotten only once the by-node index shows it; until then the
+ * handler that indexes it enqueues the pod again. */
+static bool settled(struct reconcile_ctx *ctx, struct cache *pc, const char *key,
+		    const struct kpod *p)
 {
 	bool gone = !p || p->meta.deleted || p->phase == KPHASE_SUCCEEDED ||
 		    p->phase == KPHASE_FAILED;
 	if (!gone && !p->node && ours(p) && !p->gated)
 		return false;
-	placement_lock(S.pl);
-	placement_forget(S.pl, key);
-	placement_unlock(S.pl);
+	if (gone || !p->node || placement_pod_indexed(pc, p)) {
+		placement_lock(S.pl);
+		placement_forget(S.pl, key);
+		placement_unlock(S.pl);
+	}
 	waiting_remove(key);
 	if (gone)
 		waiting_wake(NULL, NULL, ctx->manager);
@@ -338,7 +380,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		return RECONCILE_OK;
 	cache_read_lock();
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
-	if (settled(ctx, key, p)) {
+	if (settled(ctx, pc, key, p)) {
 		cache_read_unlock();
 		return RECONCILE_OK;
 	}
@@ -348,11 +390,14 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		return RECONCILE_REQUEUE_AFTER;
 	}
 	copy_pod(p, &c);
+	uint64_t t0 = monotonic_ns();
 	placement_lock(S.pl);
-	r = placement_decide(S.pl, nc, pc, p, monotonic_ns(), &d);
+	r = placement_decide(S.pl, nc, pc, p, t0, &d);
 	if (r == 0)
 		r = placement_assume(S.pl, p, d.node, monotonic_ns());
+	metric_set(S.m[M_ASSUMED], (double)placement_assumed(S.pl));
 	placement_unlock(S.pl);
+	metric_observe(S.m[M_DURATION], (double)(monotonic_ns() - t0) / 1e9);
 	cache_read_unlock();
 	if (r == -ENOSPC)
 		return no_fit(ctx, key, &c, d.message);

@@ -15,7 +15,10 @@
 #include "manager.h"
 #include "placement.h"
 
+struct metrics;
+
 struct placement_controller_options {
+	struct metrics *metrics;        /* NULL = none */
 	bool enabled;                   /* false: kube-scheduler places the pods */
 	const char *scheduler_name;     /* pods that name it are ours */
 	struct placement_weights weights;

@@ -67,6 +67,7 @@ if wait_until 60 ready_nodes; then pass "the nodes are Ready"; else fail "nodes 
 
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" --resync-period 0 \
 	--kube-api-qps 200 --kube-api-burst 400 || exit 1
+port=$started_port
 
 # isvc NAME MODEL REPLICAS GPU_YAML PRIORITY
 isvc() {
@@ -172,5 +173,11 @@ expect_match "node=[$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.nodeName}')
 degraded() { [ "$(kc -n "$ns" get kis nofit -o jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}')" = Unschedulable ]; }
 if wait_until 30 degraded; then pass "the InferenceService is Degraded: Unschedulable"; else fail "nofit status: $(kc -n "$ns" get kis nofit -o jsonpath='{.status.conditions}')"; fi
 
+pm() { curl -s --max-time 2 "http://127.0.0.1:$port/metrics" | awk -v k="$1" 'index($0, k " ") == 1 { print $2 }'; }
+bound_total=$(pm 'kinfer_placement_decisions_total{result="bound"}')
+on_nodes=$(kc -n "$ns" get pods -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -c .)
+expect_match "$(awk -v b="${bound_total:-0}" -v n="$on_nodes" 'BEGIN { print (n > 100 && b >= n) ? "yes" : "no" }')" '^yes$' "/metrics counts the pods bound ($bound_total; $on_nodes pods have a node)"
+expect_match "$(pm 'kinfer_placement_decisions_total{result="unschedulable"}')" '^[1-9]' "and the decisions that found no node"
+expect_match "$(pm kinfer_placement_decision_duration_seconds_count)" '^[1-9]' "and times each decision"
 expect_match "$(grep -c 'level=error' "$tmp/op.log")" '^0$' "no errors in the operator log"
 summary
