@@ -244,7 +244,9 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 	for (size_t i = 0; i < pl->n_assumed;) {
 		struct assumed *a = &pl->assumed[i];
 		const struct kpod *p = (const struct kpod *)cache_get(pods, a->key);
-		if (!p || now_ns - a->since_ns > PLACEMENT_ASSUME_TTL_S * 1000000000ULL) {
+		/* since may be later than now (another thread's clock read): no
+		 * unsigned underflow here, or a fresh assumption would expire. */
+		if (!p || a->since_ns + PLACEMENT_ASSUME_TTL_S * 1000000000ULL < now_ns) {
 			placement_node_changed(pl, a->node);
 			drop_at(pl, i);
 			continue;

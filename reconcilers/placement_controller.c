@@ -392,7 +392,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	copy_pod(p, &c);
 	uint64_t t0 = monotonic_ns();
 	placement_lock(S.pl);
-	r = placement_decide(S.pl, nc, pc, p, t0, &d);
+	r = placement_decide(S.pl, nc, pc, p, monotonic_ns(), &d);
 	if (r == 0)
 		r = placement_assume(S.pl, p, d.node, monotonic_ns());
 	metric_set(S.m[M_ASSUMED], (double)placement_assumed(S.pl));

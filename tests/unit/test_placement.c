@@ -328,7 +328,12 @@ static void assumptions_expire(void **state)
 	cache_read_lock();
 	assert_int_equal(placement_assume(pl, pod("p1"), "one", 1), 0);
 	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), 2, &d), -ENOSPC);
-	uint64_t later = 1 + (PLACEMENT_ASSUME_TTL_S + 1) * 1000000000ULL;
+	/* A clock read before the assumption was made (another worker's,
+	 * waiting for the lock) does not expire it. */
+	assert_int_equal(placement_assume(pl, pod("p1"), "one", 1000), 0);
+	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), 999, &d), -ENOSPC);
+	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), 1000, &d), -ENOSPC);
+	uint64_t later = 1000 + (PLACEMENT_ASSUME_TTL_S + 1) * 1000000000ULL;
 	assert_int_equal(placement_decide(pl, nodes, pods, pod("p2"), later, &d), 0);
 	cache_read_unlock();
 }
