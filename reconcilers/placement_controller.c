@@ -64,7 +64,7 @@ static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.002
 					   0.01, 0.025, 0.05, 0.1, 0.25 };
 static const struct metric_family fam_duration = {
 	"kinfer_placement_decision_duration_seconds",
-	"Time of one placement decision (filter and score every node), lock wait included.",
+	"Time of one placement decision (filter and score every node; waiting for the lock not included).",
 	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
 static const struct metric_family fam_waiting = {
 	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
@@ -390,9 +390,9 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		return RECONCILE_REQUEUE_AFTER;
 	}
 	copy_pod(p, &c);
-	uint64_t t0 = monotonic_ns();
 	placement_lock(S.pl);
-	r = placement_decide(S.pl, nc, pc, p, monotonic_ns(), &d);
+	uint64_t t0 = monotonic_ns();
+	r = placement_decide(S.pl, nc, pc, p, t0, &d);
 	if (r == 0)
 		r = placement_assume(S.pl, p, d.node, monotonic_ns());
 	metric_set(S.m[M_ASSUMED], (double)placement_assumed(S.pl));

@@ -13,7 +13,10 @@
 # BENCH_QPS requests/s, burst twice that (default 50/100, kube-scheduler's
 # own defaults; its config's clientConnection is set to it). At that budget
 # both are bound by the binding POSTs; a higher BENCH_QPS shows more of the
-# decisions themselves. The
+# decisions themselves. Also each one's mean decision time alone (filter and
+# score, from its own metrics: kube-scheduler's
+# scheduler_scheduling_algorithm_duration_seconds, kinfer's
+# kinfer_placement_decision_duration_seconds). The
 # pods of the first run are deleted before the second, so both see the same
 # empty nodes: ceil(N/8)+10 nodes of 8 nvidia.com/gpu.
 set -euo pipefail
@@ -106,6 +109,14 @@ bash "$root/tests/cluster/restart.sh" "$dir" kube-scheduler \
 wait_bound bench-ks
 t1=$(now)
 ks_s=$(awk -v a="$(cat "$dir/t0")" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+# The decision alone (filter + score, no binding): kube-scheduler's
+# scheduling_algorithm_duration, kinfer's placement_decision_duration.
+# (-k: kube-scheduler serves a self-signed certificate of its own cert dir;
+# loopback only, our own process.)
+ks_metrics=$(curl -sk --max-time 5 --cert "$dir/pki/admin.crt" \
+	--key "$dir/pki/admin.key" "https://127.0.0.1:$KINFER_SCHEDULER_PORT/metrics" || true)
+ks_alg=$(printf '%s\n' "$ks_metrics" | awk '/^scheduler_scheduling_algorithm_duration_seconds_sum/ { s = $2 }
+	/^scheduler_scheduling_algorithm_duration_seconds_count/ { c = $2 } END { if (c > 0) printf "%.1f", s / c * 1e6; else print "nan" }')
 ks_over=$(overcommitted bench-ks)
 k delete ns bench-ks --wait=true --timeout=300s >/dev/null
 
@@ -121,6 +132,9 @@ wait_bound bench-kinfer
 t1=$(now)
 ki_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 ki_over=$(overcommitted bench-kinfer)
+op_port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$dir/op.log" | head -1)
+ki_alg=$(curl -s --max-time 5 "http://127.0.0.1:$op_port/metrics" | awk '/^kinfer_placement_decision_duration_seconds_sum/ { s = $2 }
+	/^kinfer_placement_decision_duration_seconds_count/ { c = $2 } END { if (c > 0) printf "%.1f", s / c * 1e6; else print "nan" }')
 
 printf 'placement_e2e_client_qps %d 1/s\n' "$qps"
 printf 'placement_e2e_pods %d count\n' "$n"
@@ -132,5 +146,7 @@ awk -v a="$ks_s" -v b="$ki_s" -v n="$n" 'BEGIN {
 	printf "placement_e2e_kinfer_pods_per_second %.0f 1/s\n", n / b
 	printf "placement_e2e_kube_scheduler_over_kinfer_time_ratio %.2f ratio\n", a / b
 }'
+printf 'placement_e2e_kube_scheduler_mean_decision_us %s us\n' "$ks_alg"
+printf 'placement_e2e_kinfer_mean_decision_us %s us\n' "$ki_alg"
 printf 'placement_e2e_overcommitted_nodes_kube_scheduler %d count\n' "$ks_over"
 printf 'placement_e2e_overcommitted_nodes_kinfer %d count\n' "$ki_over"
