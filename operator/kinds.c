@@ -229,6 +229,13 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod);
 	if (r == 0)
 		r = pod_affinity(t, spec, pod);
+	/* Constraints past the bounds (or an operator the API would refuse)
+	 * must not drop the pod from the cache: every other controller reads
+	 * it. The scheduler is told it cannot place it instead. */
+	if (r == -E2BIG || r == -EINVAL) {
+		pod->sched_unreadable = 1;
+		r = 0;
+	}
 	return r;
 }
 

@@ -67,6 +67,7 @@ struct kpod {
 	uint8_t priority;           /* enum kpriority, label kinfer.io/priority */
 	uint8_t avoid_cached;       /* annotation kinfer.io/prefer-cached-nodes=false */
 	uint8_t gated;              /* spec.schedulingGates not empty: not to be placed yet */
+	uint8_t sched_unreadable;   /* selector, tolerations or affinity past the bounds */
 };
 
 struct kres {

@@ -374,6 +374,8 @@ static const char *static_filter(const struct kpod *pod, const struct knode *n,
 {
 	static const struct ktaint unsched = { "node.kubernetes.io/unschedulable", NULL, "NoSchedule" };
 
+	if (pod->sched_unreadable)
+		return "node(s) not evaluated: the pod's node constraints exceed kinfer's bounds";
 	if (n->unschedulable && !placement_tolerates(pod, &unsched))
 		return "node(s) were unschedulable";
 	if (n->ready != KCOND_TRUE)

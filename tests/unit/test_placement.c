@@ -403,6 +403,32 @@ static void fragmentation_and_utilization(void **state)
 	expect_node("p", "idle");
 }
 
+/* A pod past the projection's bounds stays in the cache (other
+ * controllers read it) and is reported, not placed on a guess. */
+static void constraints_past_the_bounds(void **state)
+{
+	(void)state;
+	struct placement_decision d;
+	char extra[8192] = "\"tolerations\":[";
+	size_t off = strlen(extra);
+	for (int i = 0; i < 65; i++)
+		off += (size_t)snprintf(extra + off, sizeof(extra) - off, "%s{\"key\":\"k%d\",\"operator\":\"Exists\"}",
+					i ? "," : "", i);
+	snprintf(extra + off, sizeof(extra) - off, "]");
+	gpu_node("n", "A", 8, 81920);
+	char buf[12288];
+	snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"big\",\"namespace\":\"ns\",\"uid\":\"b\"},"
+		 "\"spec\":{\"schedulerName\":\"kinfer\",%s,\"containers\":[{\"name\":\"m\"}]},"
+		 "\"status\":{\"phase\":\"Pending\"}}", extra);
+	publish(pods, buf);
+	cache_read_lock();
+	assert_true(pod("big")->sched_unreadable);
+	cache_read_unlock();
+	assert_int_equal(decide("big", &d), -ENOSPC);
+	assert_string_equal(d.message, "0/1 nodes are available: 1 node(s) not evaluated: "
+			    "the pod's node constraints exceed kinfer's bounds.");
+}
+
 /* ---- the message --------------------------------------------------------- */
 
 static void failed_scheduling_message_counts_reasons(void **state)
@@ -474,6 +500,7 @@ int tests_placement(void)
 		T(mig_and_shared_resources),
 		T(high_priority_spreads_low_priority_packs),
 		T(fragmentation_and_utilization),
+		T(constraints_past_the_bounds),
 		T(failed_scheduling_message_counts_reasons),
 		T(message_is_bounded_and_sorted),
 	};
