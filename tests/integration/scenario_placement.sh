@@ -18,7 +18,7 @@ id=pl-$$
 ns=$id
 cleanup() {
 	stop_operators
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
+	kc delete ns "$ns" "$ns-off" --wait=false >/dev/null 2>&1
 	kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -180,4 +180,20 @@ expect_match "$(awk -v b="${bound_total:-0}" -v n="$on_nodes" 'BEGIN { print (n 
 expect_match "$(pm 'kinfer_placement_decisions_total{result="unschedulable"}')" '^[1-9]' "and the decisions that found no node"
 expect_match "$(pm kinfer_placement_decision_duration_seconds_count)" '^[1-9]' "and times each decision"
 expect_match "$(grep -c 'level=error' "$tmp/op.log")" '^0$' "no errors in the operator log"
+
+# --- --placement=false: kube-scheduler places the pods -----------------------
+wait_until 30 kc create ns "$ns-off" >/dev/null 2>&1
+start_operator "$tmp/op-off.log" --leader-elect=false --watch-namespace "$ns-off" --placement=false || exit 1
+cat > "$tmp/off.yaml" <<YAML
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: svc-off, namespace: $ns-off}
+spec:
+  model: {name: small, uri: s3://models/small}
+  resources: {gpu: {count: 1}}
+YAML
+wait_until 30 kc apply -f "$tmp/off.yaml" >/dev/null 2>&1
+off_bound() { [ -n "$(kc -n "$ns-off" get pods -l kinfer.io/service=svc-off -o jsonpath='{.items[0].spec.nodeName}' 2>/dev/null)" ]; }
+if wait_until 60 off_bound; then pass "--placement=false: the pod is placed"; else fail "off: $(kc -n "$ns-off" get kis,deploy,pods -o wide; tail -5 "$tmp/op-off.log")"; fi
+expect_match "$(kc -n "$ns-off" get pods -l kinfer.io/service=svc-off -o jsonpath='{.items[0].spec.schedulerName}')" '^default-scheduler$' "by kube-scheduler (schedulerName default-scheduler)"
 summary
