@@ -4,6 +4,7 @@
  *   kinfer-operator [run] [flags]   run the operator (the default)
  *   kinfer-operator version         print the version
  *   kinfer-operator help            list subcommands and flags
+ *   kinfer-operator validate -f F   the webhook's rules, offline
  *
  * main only wires modules together: flags -> logging -> API client ->
  * (later) caches, controllers, webhook. Every flag is a row of the table
@@ -19,6 +20,8 @@
 #include "manager.h"
 #include "metrics.h"
 #include "simulate.h"
+#include "validate.h"
+#include "webhook.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -53,6 +56,9 @@ struct config {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	const char *shared_gpu_resource;
+	const char *webhook_addr;
+	const char *webhook_cert_file;
+	const char *webhook_key_file;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -99,6 +105,12 @@ static const struct flag run_flags[] = {
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
+	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
+	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
+	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
+	  "/etc/kinfer/webhook/tls.crt", "the webhook's PEM certificate (chain); reloaded when it changes"),
+	F("webhook-key-file", "KINFER_WEBHOOK_KEY_FILE", FLAG_STRING, webhook_key_file,
+	  "/etc/kinfer/webhook/tls.key", "the webhook's PEM private key; reloaded when it changes"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -111,6 +123,7 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run       run the operator against a cluster (default)\n"
 		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
+		"  validate  check InferenceService manifests offline (see validate --help)\n"
 		"  version   print the version and exit\n"
 		"  help      print this help\n\n"
 		"Flags of run:\n", KINFER_VERSION);
@@ -275,12 +288,38 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	return code;
 }
 
+/* The admission webhook: every replica serves it, leader or not. */
+static int start_webhook(const struct config *cfg, struct metrics *metrics,
+			 struct webhook **ret)
+{
+	struct webhook_options o = {
+		.addr = cfg->webhook_addr,
+		.cert_file = cfg->webhook_cert_file,
+		.key_file = cfg->webhook_key_file,
+		.metrics = metrics,
+	};
+	char err[512];
+	int r;
+
+	if (!cfg->webhook_addr || !*cfg->webhook_addr)
+		return 0;
+	r = webhook_start(&o, ret, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot start the admission webhook", "error=%s", err);
+		return r;
+	}
+	log_info("serving the admission webhook", "addr=%s port=%u cert_file=%s",
+		 cfg->webhook_addr, webhook_port(*ret), cfg->webhook_cert_file);
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv, int argi)
 {
 	struct config cfg = { 0 };
 	struct kube_client *client = NULL, *lease_client = NULL;
 	struct kube_auth *auth = NULL;
 	struct metrics *metrics = NULL;
+	struct webhook *webhook = NULL;
 	bool help = false;
 	char err[512];
 	sigset_t set;
@@ -320,7 +359,11 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	kube_client_set_observer(client, observe_api, metrics);
 	kube_client_set_observer(lease_client, observe_api, metrics);
-	code = run_manager(&cfg, auth, client, lease_client, metrics);
+	if (start_webhook(&cfg, metrics, &webhook) < 0)
+		code = 1;
+	else
+		code = run_manager(&cfg, auth, client, lease_client, metrics);
+	webhook_stop(webhook);
 	kube_client_free(lease_client);
 	kube_client_free(client);
 	kube_auth_free(auth);
@@ -343,6 +386,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
+	if (strcmp(cmd, "validate") == 0)
+		return validate_main(argc, argv, 2);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc, argv, 2);
 	if (strncmp(cmd, "--", 2) == 0)
