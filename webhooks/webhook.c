@@ -94,7 +94,7 @@ static const struct metric_family fam_requests = {
 	METRIC_COUNTER, req_labels, NULL, 0 };
 static const struct metric_family fam_latency = {
 	"kinfer_webhook_request_duration_seconds",
-	"Time to answer one admission review, from the last body byte to the queued answer.",
+	"Time to answer one admission review, from its request line to the queued answer.",
 	METRIC_HISTOGRAM, webhook_labels, metrics_latency_buckets, 15 };
 static const struct metric_family fam_reloads = {
 	"kinfer_webhook_certificate_reloads_total",
