@@ -20,6 +20,7 @@
 #include "manager.h"
 #include "metrics.h"
 #include "simulate.h"
+#include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
 
@@ -59,6 +60,10 @@ struct config {
 	const char *webhook_addr;
 	const char *webhook_cert_file;
 	const char *webhook_key_file;
+	bool webhook_self_signed;
+	const char *webhook_secret;
+	const char *webhook_cert_hosts;
+	const char *webhook_configuration;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -111,6 +116,17 @@ static const struct flag run_flags[] = {
 	  "/etc/kinfer/webhook/tls.crt", "the webhook's PEM certificate (chain); reloaded when it changes"),
 	F("webhook-key-file", "KINFER_WEBHOOK_KEY_FILE", FLAG_STRING, webhook_key_file,
 	  "/etc/kinfer/webhook/tls.key", "the webhook's PEM private key; reloaded when it changes"),
+	F("webhook-self-signed", "KINFER_WEBHOOK_SELF_SIGNED", FLAG_BOOL, webhook_self_signed, "false",
+	  "make kinfer's own CA and serving certificate (in --webhook-secret) instead of the files, "
+	  "and set the caBundle of --webhook-configuration"),
+	F("webhook-secret", "KINFER_WEBHOOK_SECRET", FLAG_STRING, webhook_secret,
+	  "kinfer-system/kinfer-webhook-tls", "namespace/name of the Secret for --webhook-self-signed"),
+	F("webhook-cert-hosts", "KINFER_WEBHOOK_CERT_HOSTS", FLAG_STRING, webhook_cert_hosts,
+	  "kinfer-operator.kinfer-system.svc,kinfer-operator.kinfer-system.svc.cluster.local",
+	  "DNS names and IPs, comma-separated, of the --webhook-self-signed certificate"),
+	F("webhook-configuration", "KINFER_WEBHOOK_CONFIGURATION", FLAG_STRING, webhook_configuration,
+	  "kinfer-operator", "name of the Mutating- and ValidatingWebhookConfiguration whose "
+	  "caBundle --webhook-self-signed sets"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -289,8 +305,8 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 }
 
 /* The admission webhook: every replica serves it, leader or not. */
-static int start_webhook(const struct config *cfg, struct metrics *metrics,
-			 struct webhook **ret)
+static int start_webhook(const struct config *cfg, struct kube_client *client,
+			 struct metrics *metrics, struct selfsigned **ret_ss, struct webhook **ret)
 {
 	struct webhook_options o = {
 		.addr = cfg->webhook_addr,
@@ -298,18 +314,34 @@ static int start_webhook(const struct config *cfg, struct metrics *metrics,
 		.key_file = cfg->webhook_key_file,
 		.metrics = metrics,
 	};
+	struct selfsigned_options so = {
+		.client = client,
+		.secret = cfg->webhook_secret,
+		.hosts = cfg->webhook_cert_hosts,
+		.configuration = cfg->webhook_configuration,
+	};
 	char err[512];
 	int r;
 
 	if (!cfg->webhook_addr || !*cfg->webhook_addr)
 		return 0;
+	if (cfg->webhook_self_signed) {
+		r = selfsigned_new(&so, ret_ss, err, sizeof(err));
+		if (r < 0) {
+			log_error("cannot start the admission webhook", "error=%s", err);
+			return r;
+		}
+		o.source = selfsigned_source;
+		o.source_ud = *ret_ss;
+	}
 	r = webhook_start(&o, ret, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot start the admission webhook", "error=%s", err);
 		return r;
 	}
-	log_info("serving the admission webhook", "addr=%s port=%u cert_file=%s",
-		 cfg->webhook_addr, webhook_port(*ret), cfg->webhook_cert_file);
+	log_info("serving the admission webhook", "addr=%s port=%u cert=%s",
+		 cfg->webhook_addr, webhook_port(*ret),
+		 cfg->webhook_self_signed ? cfg->webhook_secret : cfg->webhook_cert_file);
 	return 0;
 }
 
@@ -320,6 +352,7 @@ static int cmd_run(int argc, char **argv, int argi)
 	struct kube_auth *auth = NULL;
 	struct metrics *metrics = NULL;
 	struct webhook *webhook = NULL;
+	struct selfsigned *selfsigned = NULL;
 	bool help = false;
 	char err[512];
 	sigset_t set;
@@ -359,11 +392,12 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	kube_client_set_observer(client, observe_api, metrics);
 	kube_client_set_observer(lease_client, observe_api, metrics);
-	if (start_webhook(&cfg, metrics, &webhook) < 0)
+	if (start_webhook(&cfg, client, metrics, &selfsigned, &webhook) < 0)
 		code = 1;
 	else
 		code = run_manager(&cfg, auth, client, lease_client, metrics);
 	webhook_stop(webhook);
+	selfsigned_free(selfsigned);
 	kube_client_free(lease_client);
 	kube_client_free(client);
 	kube_auth_free(auth);

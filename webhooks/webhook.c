@@ -146,31 +146,21 @@ out:
 	return r;
 }
 
-static int pair_load(const char *cert_file, const char *key_file, struct pair **ret,
-		     char *err, size_t errlen)
+/* A pair from PEM text; name says where it came from, for the errors. */
+static int pair_from_pem(const gnutls_datum_t *cd, const gnutls_datum_t *kd, const char *cert_name,
+			 const char *key_name, struct pair **ret, char *err, size_t errlen)
 {
-	gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
 	struct pair *p = calloc(1, sizeof(*p));
 	gnutls_x509_crt_t crt = NULL;
 	int r;
 
 	if (!p)
 		return -ENOMEM;
-	if (gnutls_load_file(cert_file, &cd) < 0) {
-		snprintf(err, errlen, "cannot read certificate file %s", cert_file);
-		r = -ENOENT;
-		goto fail;
-	}
-	if (gnutls_load_file(key_file, &kd) < 0) {
-		snprintf(err, errlen, "cannot read key file %s", key_file);
-		r = -ENOENT;
-		goto fail;
-	}
 	p->n = MAX_CHAIN;
-	r = gnutls_pcert_list_import_x509_raw(p->pcert, &p->n, &cd, GNUTLS_X509_FMT_PEM, 0);
+	r = gnutls_pcert_list_import_x509_raw(p->pcert, &p->n, cd, GNUTLS_X509_FMT_PEM, 0);
 	if (r < 0 || p->n == 0) {
 		p->n = 0;
-		snprintf(err, errlen, "%s: no PEM certificate (%s)", cert_file, gnutls_strerror(r));
+		snprintf(err, errlen, "%s: no PEM certificate (%s)", cert_name, gnutls_strerror(r));
 		r = -EBADMSG;
 		goto fail;
 	}
@@ -178,14 +168,14 @@ static int pair_load(const char *cert_file, const char *key_file, struct pair **
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+	r = gnutls_privkey_import_x509_raw(p->key, kd, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0) {
-		snprintf(err, errlen, "%s: no PEM private key (%s)", key_file, gnutls_strerror(r));
+		snprintf(err, errlen, "%s: no PEM private key (%s)", key_name, gnutls_strerror(r));
 		r = -EBADMSG;
 		goto fail;
 	}
 	if (key_matches(p) < 0) {
-		snprintf(err, errlen, "%s does not match the certificate in %s", key_file, cert_file);
+		snprintf(err, errlen, "%s does not match the certificate in %s", key_name, cert_name);
 		r = -EBADMSG;
 		goto fail;
 	}
@@ -193,14 +183,49 @@ static int pair_load(const char *cert_file, const char *key_file, struct pair **
 		p->not_after = gnutls_x509_crt_get_expiration_time(crt);
 		gnutls_x509_crt_deinit(crt);
 	}
-	gnutls_free(cd.data);
-	gnutls_free(kd.data);
 	*ret = p;
 	return 0;
 fail:
+	pair_free(p);
+	return r;
+}
+
+static int pair_load(const char *cert_file, const char *key_file, struct pair **ret,
+		     char *err, size_t errlen)
+{
+	gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
+	int r;
+
+	if (gnutls_load_file(cert_file, &cd) < 0) {
+		snprintf(err, errlen, "cannot read certificate file %s", cert_file);
+		return -ENOENT;
+	}
+	if (gnutls_load_file(key_file, &kd) < 0) {
+		gnutls_free(cd.data);
+		snprintf(err, errlen, "cannot read key file %s", key_file);
+		return -ENOENT;
+	}
+	r = pair_from_pem(&cd, &kd, cert_file, key_file, ret, err, errlen);
 	gnutls_free(cd.data);
 	gnutls_free(kd.data);
-	pair_free(p);
+	return r;
+}
+
+/* Ask the source; 1 with a new pair in *ret, 0 unchanged, or an error. */
+static int pair_from_source(struct webhook_options *o, struct pair **ret, char *err, size_t errlen)
+{
+	char *cert = NULL, *key = NULL;
+	int r = o->source(o->source_ud, &cert, &key, err, errlen);
+	if (r == 1) {
+		gnutls_datum_t cd = { (unsigned char *)cert, (unsigned)strlen(cert) };
+		gnutls_datum_t kd = { (unsigned char *)key, (unsigned)strlen(key) };
+		int l = pair_from_pem(&cd, &kd, "the generated certificate", "the generated key",
+				      ret, err, errlen);
+		if (l < 0)
+			r = l;
+	}
+	free(cert);
+	free(key);
 	return r;
 }
 
@@ -258,6 +283,19 @@ int webhook_reload(struct webhook *w)
 	time_t now = time(NULL);
 	int r;
 
+	if (w->o.source) {
+		memset(&cs, 0, sizeof(cs));
+		memset(&ks, 0, sizeof(ks));
+		r = pair_from_source(&w->o, &p, err, sizeof(err));
+		if (r == 0)
+			return 0;
+		if (r < 0) {
+			log_warn("webhook certificate source failed, keeping the one in use", "error=%s", err);
+			count_reload(w, "refused");
+			return r;
+		}
+		goto publish;
+	}
 	stamp_of(w->o.cert_file, &cs);
 	stamp_of(w->o.key_file, &ks);
 	if (w->current && stamp_eq(&cs, &w->cert_stamp) && stamp_eq(&ks, &w->key_stamp))
@@ -273,6 +311,7 @@ int webhook_reload(struct webhook *w)
 		}
 		return r;
 	}
+publish:
 	pthread_mutex_lock(&w->lock);
 	old = w->current;
 	w->current = p;
@@ -296,8 +335,9 @@ int webhook_reload(struct webhook *w)
 	w->key_stamp = ks;
 	count_reload(w, "loaded");
 	metric_set(metrics_series(w->o.metrics, &fam_expiry, NULL), (double)p->not_after);
-	log_info("webhook certificate loaded", "cert_file=%s chain=%u not_after=%lld first=%s",
-		 w->o.cert_file, p->n, (long long)p->not_after, old ? "false" : "true");
+	log_info("webhook certificate loaded", "source=%s chain=%u not_after=%lld first=%s",
+		 w->o.source ? "self-signed" : w->o.cert_file, p->n, (long long)p->not_after,
+		 old ? "false" : "true");
 	return 1;
 }
 
@@ -482,7 +522,7 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 		snprintf(err, errlen, "--webhook-addr: \"%s\" is not host:port", o->addr ? o->addr : "");
 		return -EINVAL;
 	}
-	if (!o->cert_file || !*o->cert_file || !o->key_file || !*o->key_file) {
+	if (!o->source && (!o->cert_file || !*o->cert_file || !o->key_file || !*o->key_file)) {
 		snprintf(err, errlen, "--webhook-cert-file and --webhook-key-file are required with --webhook-addr");
 		return -EINVAL;
 	}
@@ -498,6 +538,8 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 		w->o.threads = 4;
 	if (w->o.reload_interval_ms <= 0)
 		w->o.reload_interval_ms = 1000;
+	if (w->o.source)
+		w->o.reload_interval_ms = w->o.source_interval_ms > 0 ? w->o.source_interval_ms : 3600000;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->stop_lock, NULL);
 	pthread_cond_init(&w->stop_cond, NULL);
@@ -510,11 +552,21 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 	}
 	instance = w;
 	pthread_mutex_unlock(&instance_lock);
-	r = pair_load(o->cert_file, o->key_file, &w->current, err, errlen);
-	if (r < 0)
-		goto fail;
-	stamp_of(o->cert_file, &w->cert_stamp);
-	stamp_of(o->key_file, &w->key_stamp);
+	if (o->source) {
+		r = pair_from_source(&w->o, &w->current, err, errlen);
+		if (r == 0) {
+			snprintf(err, errlen, "the certificate source gave no certificate");
+			r = -ENOENT;
+		}
+		if (r < 0)
+			goto fail;
+	} else {
+		r = pair_load(o->cert_file, o->key_file, &w->current, err, errlen);
+		if (r < 0)
+			goto fail;
+		stamp_of(o->cert_file, &w->cert_stamp);
+		stamp_of(o->key_file, &w->key_stamp);
+	}
 	count_reload(w, "loaded");
 	metric_set(metrics_series(w->o.metrics, &fam_expiry, NULL), (double)w->current->not_after);
 	w->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |

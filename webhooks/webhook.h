@@ -30,9 +30,19 @@ struct webhook_options {
 	unsigned threads;            /* 0: 4 */
 	long reload_interval_ms;     /* 0: 1000 */
 	int quiet;                   /* log decisions at debug, not info (benchmarks) */
+	/*
+	 * Instead of the files: a source of the PEM pair, asked at start and
+	 * every source_interval_ms (0: 1 h). It returns 1 with a new pair
+	 * (malloc'ed, the server frees them), 0 when unchanged, or a negative
+	 * errno with err filled (the pair in use is kept).
+	 */
+	int (*source)(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err,
+		      size_t errlen);
+	void *source_ud;
+	long source_interval_ms;
 };
 
-/* Returns 0, -EINVAL (address), -ENOENT/-EBADMSG (certificate files),
+/* Returns 0, -EINVAL (address), -ENOENT/-EBADMSG (certificate files or source),
  * -EADDRINUSE or -ENOMEM; err says which in words. */
 int webhook_start(const struct webhook_options *o, struct webhook **ret,
 		  char *err, size_t errlen);

@@ -19,9 +19,10 @@ sel=kinfer-webhook-test
 vwc=kinfer-test-validate-$$
 mwc=kinfer-test-mutate-$$
 data=$KINFER_SOURCE_DIR/tests/data/webhook
+ssc=kinfer-test-selfsigned-$$
 cleanup() {
-	kc delete validatingwebhookconfiguration "$vwc" --ignore-not-found --wait=false >/dev/null 2>&1
-	kc delete mutatingwebhookconfiguration "$mwc" --ignore-not-found --wait=false >/dev/null 2>&1
+	kc delete validatingwebhookconfiguration "$vwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1
+	kc delete mutatingwebhookconfiguration "$mwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1
 	stop_operators
 	kc delete ns "$ns" --wait=false >/dev/null 2>&1
 	rm -rf "$tmp"
@@ -75,13 +76,13 @@ expect_match "$(postc "$tmp/a/ca.crt" "@$tmp/big.json")" 'over the 3145728-byte 
 
 # The webhook configurations, as manifests/ has them but for this test's
 # URL, CA and namespace.
-register() { # CA-file
-	local ca
-	ca=$(base64 -w0 < "$1")
+register() { # CA-file|"" [MUTATING-NAME VALIDATING-NAME PORT]
+	local ca= m=${2:-$mwc} v=${3:-$vwc} p=${4:-$port}
+	[ -z "$1" ] || ca="caBundle: \"$(base64 -w0 < "$1")\""
 	cat > "$tmp/webhooks.yaml" <<YAML
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
-metadata: {name: $mwc}
+metadata: {name: $m}
 webhooks:
   - name: default.inferenceservices.kinfer.io
     admissionReviewVersions: [v1]
@@ -89,21 +90,21 @@ webhooks:
     failurePolicy: Fail
     timeoutSeconds: 5
     reinvocationPolicy: IfNeeded
-    clientConfig: {url: "https://127.0.0.1:$port/mutate", caBundle: "$ca"}
+    clientConfig: {url: "https://127.0.0.1:$p/mutate", $ca}
     namespaceSelector: {matchLabels: {$sel: "$$"}}
     rules:
       - {apiGroups: [kinfer.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [inferenceservices], scope: Namespaced}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
-metadata: {name: $vwc}
+metadata: {name: $v}
 webhooks:
   - name: validate.inferenceservices.kinfer.io
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Fail
     timeoutSeconds: 5
-    clientConfig: {url: "https://127.0.0.1:$port/validate", caBundle: "$ca"}
+    clientConfig: {url: "https://127.0.0.1:$p/validate", $ca}
     namespaceSelector: {matchLabels: {$sel: "$$"}}
     rules:
       - {apiGroups: [kinfer.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [inferenceservices], scope: Namespaced}
@@ -186,4 +187,43 @@ fi
 if kill -0 "$pid" 2>/dev/null; then pass "same process (PID $pid) throughout"; else fail "the operator died"; fi
 expect_match "$(grep -c 'serving the admission webhook' "$tmp/op.log")" '^1$' "started once"
 expect_match "$(curl -s --max-time 5 "http://127.0.0.1:$http/metrics")" 'kinfer_webhook_certificate_reloads_total\{result="refused"\} 1' "reloads counted by result"
+
+# --- Self-signed mode: kinfer makes its own CA, keeps it in a Secret and
+# sets the caBundle of the configurations it is told. The first operator
+# and its configurations go first (one webhook server per process).
+kill -TERM "$pid"; wait "$pid"; expect_code 0 $? "the first operator stops cleanly"
+kc delete validatingwebhookconfiguration "$vwc" >/dev/null 2>&1
+kc delete mutatingwebhookconfiguration "$mwc" >/dev/null 2>&1
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+p2=$(free_port)
+register "" "$ssc" "$ssc" "$p2"       # no caBundle: kinfer writes it
+ss_args=(--leader-elect=false --watch-namespace "$ns" --webhook-addr "127.0.0.1:$p2" --webhook-self-signed
+	--webhook-secret "$ns/kinfer-test-tls" --webhook-cert-hosts 127.0.0.1 --webhook-configuration "$ssc")
+start_operator "$tmp/op2.log" "${ss_args[@]}" || exit 1
+pid2=$started_pid
+secret_ca() { kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.ca\.crt}' 2>/dev/null; }
+bundle() { kc get "$1" "$ssc" -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null; }
+ca1=$(secret_ca)
+expect_match "$ca1" '^[A-Za-z0-9+/]{100,}=*$' "the Secret holds the CA kinfer made"
+expect_match "$(kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -ext subjectAltName 2>&1)" 'IP Address:127.0.0.1' "the serving certificate is for --webhook-cert-hosts"
+expect_match "$(bundle mutatingwebhookconfiguration)" "^$ca1\$" "the mutating configuration's caBundle is that CA"
+expect_match "$(bundle validatingwebhookconfiguration)" "^$ca1\$" "the validating configuration's caBundle is that CA"
+if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
+	pass "the API server trusts the self-signed webhook"
+else
+	fail "self-signed: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
+fi
+sed 's/name: vllm-minimal/name: vllm-selfsigned/' "$data/good/vllm-minimal.yaml" > "$tmp/ss.yaml"
+out=$(kc -n "$ns" apply -f "$tmp/ss.yaml" 2>&1); expect_code 0 $? "a good manifest applies"
+expect_match "$(kc -n "$ns" get kis/vllm-selfsigned -o jsonpath='{.spec.image}')" '^vllm/vllm-openai:v0.6.3$' "... and is defaulted"
+# A restart keeps the CA (every replica and every restart serve one CA).
+kill -TERM "$pid2"; wait "$pid2"
+start_operator "$tmp/op3.log" "${ss_args[@]}" || exit 1
+expect_match "$(secret_ca)" "^$ca1\$" "a restart reuses the CA in the Secret"
+expect_match "$(grep -c 'webhook certificate written' "$tmp/op3.log")" '^0$' "... without writing a new certificate"
+if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
+	pass "the restarted operator serves the same CA's certificate"
+else
+	fail "after restart: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
+fi
 summary
