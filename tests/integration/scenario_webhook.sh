@@ -25,6 +25,7 @@ cleanup() {
 	kc delete mutatingwebhookconfiguration "$mwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1
 	stop_operators
 	kc delete ns "$ns" --wait=false >/dev/null 2>&1
+	[ ! -s "$tmp/ss-rbac.yaml" ] || kc delete -f "$tmp/ss-rbac.yaml" --ignore-not-found --wait=false >/dev/null 2>&1
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -226,4 +227,27 @@ if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not 
 else
 	fail "after restart: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
 fi
+
+# The self-signed mode's RBAC (manifests/self-signed/) grants exactly that:
+# checked on a copy bound to a ServiceAccount of this namespace, so the
+# cluster-wide names other scenarios use are not touched.
+rb=$tmp/ss-rbac.yaml
+sed -e "s/namespace: kinfer-system/namespace: $ns/" -e "s/name: kinfer-operator-webhook-\(secret\|cabundle\)$/name: kinfer-operator-webhook-\1-$$/" \
+	"$KINFER_SOURCE_DIR/manifests/self-signed/webhook-self-signed.yaml" |
+	awk 'keep; /^---$/ {keep=1}' > "$rb"     # all but the first document (the Secret)
+kc -n "$ns" create serviceaccount kinfer-operator >/dev/null 2>&1
+out=$(kc apply -f "$rb" 2>&1); expect_code 0 $? "the self-signed RBAC applies"
+sa=system:serviceaccount:$ns:kinfer-operator
+can() { local got; got=$(kc auth can-i "${@:2}" --as="$sa" 2>/dev/null); if [ "$got" = "$1" ]; then pass "can-i ${*:2}: $1"; else fail "can-i ${*:2}: '$got', want $1"; fi; }
+can yes get secret/kinfer-webhook-tls -n "$ns"
+can yes update secret/kinfer-webhook-tls -n "$ns"
+can no get secret/other -n "$ns"
+can no list secrets -n "$ns"
+can no create secrets -n "$ns"
+can no delete secret/kinfer-webhook-tls -n "$ns"
+can yes patch validatingwebhookconfigurations.admissionregistration.k8s.io/kinfer-operator
+can yes patch mutatingwebhookconfigurations.admissionregistration.k8s.io/kinfer-operator
+can no patch validatingwebhookconfigurations.admissionregistration.k8s.io/other
+can no create validatingwebhookconfigurations.admissionregistration.k8s.io
+kc delete -f "$rb" --ignore-not-found --wait=false >/dev/null 2>&1
 summary
