@@ -366,10 +366,9 @@ static int ensure(struct selfsigned *s, struct material *m, char *err, size_t er
 /* Set every webhook's caBundle in one configuration to the CA. */
 static int inject_one(struct selfsigned *s, const struct kube_resource *res, const char *ca_b64)
 {
-	json_object *cfg = NULL;
+	json_object *cfg = NULL, *ops = NULL;
 	struct kube_status st;
-	char *patch = NULL;
-	size_t len = 2, used = 0;
+	char path[64];
 	int r = kube_get(s->o.client, res, NULL, s->o.configuration, NULL, &cfg, &st);
 	if (r < 0) {
 		log_warn("cannot read the webhook configuration", "kind=%s name=%s error=%s",
@@ -379,36 +378,37 @@ static int inject_one(struct selfsigned *s, const struct kube_resource *res, con
 	json_object *hooks = cache_json_get(cfg, "webhooks");
 	size_t n = hooks && json_object_is_type(hooks, json_type_array) ?
 		json_object_array_length(hooks) : 0;
-	len += n * (strlen(ca_b64) + 96);
-	patch = malloc(len);
-	if (!patch) {
+	ops = json_object_new_array();
+	if (!ops) {
 		json_object_put(cfg);
 		return -ENOMEM;
 	}
-	patch[used++] = '[';
-	size_t ops = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < 64; i++) {
 		const char *cur = cache_json_str(json_object_array_get_idx(hooks, i), "clientConfig.caBundle");
 		if (cur && strcmp(cur, ca_b64) == 0)
 			continue;
-		used += (size_t)snprintf(patch + used, len - used,
-					 "%s{\"op\":\"add\",\"path\":\"/webhooks/%zu/clientConfig/caBundle\",\"value\":\"%s\"}",
-					 ops ? "," : "", i, ca_b64);
-		ops++;
+		json_object *op = json_object_new_object();
+		snprintf(path, sizeof(path), "/webhooks/%zu/clientConfig/caBundle", i);
+		json_object_object_add(op, "op", json_object_new_string("add"));
+		json_object_object_add(op, "path", json_object_new_string(path));
+		json_object_object_add(op, "value", json_object_new_string(ca_b64));
+		json_object_array_add(ops, op);
 	}
-	snprintf(patch + used, len - used, "]");
 	json_object_put(cfg);
-	if (ops) {
-		r = kube_patch(s->o.client, res, NULL, s->o.configuration, NULL, KUBE_PATCH_JSON, patch,
+	size_t changed = json_object_array_length(ops);
+	if (changed) {
+		r = kube_patch(s->o.client, res, NULL, s->o.configuration, NULL, KUBE_PATCH_JSON,
+			       json_object_to_json_string_ext(ops, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE),
 			       NULL, NULL, &st);
 		if (r < 0)
 			log_warn("cannot set the webhook configuration's caBundle", "kind=%s name=%s error=%s",
 				 res->kind, s->o.configuration, st.message);
 		else
 			log_info("webhook caBundle set", "kind=%s name=%s webhooks=%zu", res->kind,
-				 s->o.configuration, ops);
+				 s->o.configuration, changed);
 	}
-	free(patch);
+	json_object_put(ops);
 	return r;
 }
 
