@@ -1,6 +1,8 @@
 /*
- * review: AdmissionReview v1 in, the API server's answer out. Recorded
- * requests (tests/data/admission), decode errors (400/413 with a reason),
+ * review: AdmissionReview v1 in, the API server's answer out. Requests
+ * recorded from kube-apiserver v1.33.13 (tests/data/admission: what it sent
+ * to a webhook for kubectl apply and kubectl patch), decode errors (400/413
+ * with a reason),
  * denials with every violation, warnings, and the mutating JSONPatch.
  */
 #include "unit.h"
@@ -44,16 +46,19 @@ static void recorded_create_denied(void **state)
 	(void)state;
 	assert_non_null(body);
 	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
-	assert_string_equal(cache_json_str(o, "response.uid"), "705ab4f5-6393-11e8-b7cc-42010a800002");
+	assert_string_equal(cache_json_str(o, "response.uid"), "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
 	assert_false(allowed(o));
 	assert_int_equal(cache_json_int(o, "response.status.code", 0), 422);
 	assert_string_equal(cache_json_str(o, "response.status.message"),
-			    "spec.resources.gpu.memory: 90Gi exceeds the 80Gi of NVIDIA-H100-80GB-HBM3; "
+			    "spec.resources.gpu.memory: 20Gi exceeds the 16Gi of Tesla-T4; "
 			    "spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi (it has "
-			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99, GPUUtilization, Custom)");
+			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99, GPUUtilization, Custom); "
+			    "spec.image: \"ghcr.io/Hugging Face/tgi\" is not a valid image reference "
+			    "(registry/path:tag or @sha256:digest); "
+			    "spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key");
 	assert_string_equal(r.decision, "denied");
-	assert_int_equal(r.n_errors, 2);
-	assert_string_equal(r.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+	assert_int_equal(r.n_errors, 4);
+	assert_string_equal(r.uid, "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
 	assert_string_equal(r.object, "serving/big");
 	assert_string_equal(r.operation, "CREATE");
 	json_object_put(o);
@@ -70,17 +75,17 @@ static void recorded_create_denied(void **state)
 	json_object *patch = json_tokener_parse((char *)raw);
 	assert_true(json_object_is_type(patch, json_type_array));
 	assert_int_equal(json_object_array_length(patch), r.n_patch_ops);
-	bool image = false;
+	bool port = false;
 	for (size_t i = 0; i < json_object_array_length(patch); i++) {
 		json_object *op = json_object_array_get_idx(patch, i);
 		assert_string_equal(cache_json_str(op, "op"), "add");
-		if (strcmp(cache_json_str(op, "path"), "/spec/image") == 0) {
-			assert_string_equal(cache_json_str(op, "value"),
-					    "ghcr.io/huggingface/text-generation-inference:2.3.1");
-			image = true;
+		assert_string_not_equal(cache_json_str(op, "path"), "/spec/image");  /* the user's */
+		if (strcmp(cache_json_str(op, "path"), "/spec/port") == 0) {
+			assert_int_equal(json_object_get_int(cache_json_get(op, "value")), 8080);
+			port = true;
 		}
 	}
-	assert_true(image);
+	assert_true(port);
 	assert_string_equal(r.decision, "patched");
 	json_object_put(patch);
 	free(raw);
@@ -100,6 +105,30 @@ static void recorded_update_immutable(void **state)
 	assert_string_equal(cache_json_str(o, "response.status.message"),
 			    "spec.resources.gpu.sharing: is immutable (exclusive -> mig); create a new "
 			    "InferenceService to change it");
+	json_object_put(o);
+	review_result_done(&r);
+	free(body);
+}
+
+static void recorded_create_allowed(void **state)
+{
+	struct review_result r;
+	size_t len;
+	char *body = test_read_data("admission/review-create-good.json", &len);
+	(void)state;
+	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
+	assert_true(allowed(o));
+	assert_null(cache_json_get(o, "response.status"));
+	assert_null(cache_json_get(o, "response.warnings"));
+	json_object_put(o);
+	review_result_done(&r);
+	o = serve(body, len, REVIEW_MUTATE, &r);
+	const char *b64 = cache_json_str(o, "response.patch");
+	unsigned char *raw;
+	size_t n;
+	assert_int_equal(base64_decode(b64, strlen(b64), &raw, &n), 0);
+	assert_non_null(strstr((char *)raw, "{\"op\":\"add\",\"path\":\"/spec/image\",\"value\":\"vllm/vllm-openai:v0.6.3\"}"));
+	free(raw);
 	json_object_put(o);
 	review_result_done(&r);
 	free(body);
@@ -205,6 +234,7 @@ int tests_review(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(recorded_create_denied),
 		cmocka_unit_test(recorded_update_immutable),
+		cmocka_unit_test(recorded_create_allowed),
 		cmocka_unit_test(warnings_when_allowed),
 		cmocka_unit_test(other_kinds_and_operations),
 		cmocka_unit_test(decode_errors),
