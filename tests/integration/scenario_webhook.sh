@@ -228,6 +228,25 @@ else
 	fail "after restart: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
 fi
 
+# Two replicas starting at once on a missing Secret: exactly one writes it,
+# the other reads the winner's (AlreadyExists, then read again), and both
+# serve certificates of that one CA.
+kill -TERM "$started_pid"; wait "$started_pid"
+pa=$(free_port) pb=$(free_port)
+race=(--kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect=false --watch-namespace "$ns"
+	--webhook-self-signed --webhook-secret "$ns/kinfer-race-tls" --webhook-cert-hosts 127.0.0.1
+	--webhook-configuration "$ssc")
+"$KINFER_OPERATOR" run "${race[@]}" --webhook-addr "127.0.0.1:$pa" 2>"$tmp/race-a.log" & op_pids+=($!)
+"$KINFER_OPERATOR" run "${race[@]}" --webhook-addr "127.0.0.1:$pb" 2>"$tmp/race-b.log" & op_pids+=($!)
+serving() { grep -q 'serving the admission webhook' "$tmp/race-a.log" && grep -q 'serving the admission webhook' "$tmp/race-b.log"; }
+if wait_until 30 serving; then pass "two replicas start at once"; else fail "race: $(cat "$tmp/race-a.log" "$tmp/race-b.log" | tail -5)"; fi
+expect_match "$(cat "$tmp/race-a.log" "$tmp/race-b.log" | grep -c 'webhook certificate written')" '^1$' "exactly one writes the Secret"
+kc -n "$ns" get secret kinfer-race-tls -o jsonpath='{.data.ca\.crt}' | base64 -d > "$tmp/race-ca.crt"
+for p in "$pa" "$pb"; do
+	out=$(curl -s --max-time 5 --cacert "$tmp/race-ca.crt" --data-binary "$review" "https://127.0.0.1:$p/validate")
+	expect_match "$out" '"uid":"curl-1","allowed":true' "the replica on port $p serves the Secret's CA"
+done
+
 # The self-signed mode's RBAC (manifests/self-signed/) grants exactly that:
 # checked on a copy bound to a ServiceAccount of this namespace, so the
 # cluster-wide names other scenarios use are not touched.
