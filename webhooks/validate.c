@@ -16,6 +16,7 @@
 #include "yamljson.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 
 struct run {
 	const char *name;
+	const char *buf;
+	size_t len;
 	FILE *out;
 	int worst;             /* 0 ok, 1 failed, 2 unreadable */
 	unsigned objects;
@@ -37,6 +40,37 @@ static void worse(struct run *r, int code)
 		r->worst = code;
 }
 
+/*
+ * yamljson gives the line a document starts on, which for all but the first
+ * is its "---". People want the object's first line: skip the marker, blank
+ * lines and comments after it.
+ */
+static int content_line(const char *buf, size_t len, int line)
+{
+	size_t o = 0;
+	int l = 1;
+	while (o < len && l < line) {
+		if (buf[o++] == '\n')
+			l++;
+	}
+	for (int guard = 0; o < len && guard < 100000; guard++) {
+		size_t e = o;
+		while (e < len && buf[e] != '\n')
+			e++;
+		size_t p = o;
+		while (p < e && (buf[p] == ' ' || buf[p] == '\t' || buf[p] == '\r'))
+			p++;
+		bool skip = p == e || buf[p] == '#' ||
+			    (e - p >= 3 && memcmp(buf + p, "---", 3) == 0 &&
+			     (e - p == 3 || buf[p + 3] == ' ' || buf[p + 3] == '\r'));
+		if (!skip)
+			return l;
+		o = e + 1;
+		l++;
+	}
+	return line;
+}
+
 static int on_doc(json_object *doc, int line, void *ud)
 {
 	struct run *r = ud;
@@ -46,6 +80,7 @@ static int on_doc(json_object *doc, int line, void *ud)
 
 	if (!doc)
 		return 0;
+	line = content_line(r->buf, r->len, line);
 	kind = cache_json_str(doc, "kind");
 	name = cache_json_str(doc, "metadata.name");
 	if (!name)
@@ -87,7 +122,7 @@ static int on_doc(json_object *doc, int line, void *ud)
 
 int validate_buffer(const char *name, const char *buf, size_t len, FILE *out)
 {
-	struct run r = { .name = name, .out = out };
+	struct run r = { .name = name, .buf = buf, .len = len, .out = out };
 	char err[512];
 	int ret = yamljson_parse(buf, len, on_doc, &r, err, sizeof(err));
 	if (ret == -ENOMEM) {

@@ -45,9 +45,9 @@ spec:
     gpu: {count: 1, memory: 48Gi, product: NVIDIA-A100-SXM4-40GB}
 YAML
 out=$("$op" validate -f "$tmp/multi.yaml" 2>&1); expect_code 1 $? "one bad object fails the file"
-expect_match "$out" 'multi.yaml:[0-9]+: serving: skipped \(kind Namespace\)' "other kinds are skipped"
-expect_match "$out" 'multi.yaml:(4|5): fine: ok' "the good one passes, with its line"
-expect_match "$out" 'multi.yaml:(10|11): too-big: error: spec.resources.gpu.memory: 48Gi exceeds the 40Gi of NVIDIA-A100-SXM4-40GB' "the bad one fails, with its line"
+expect_match "$out" 'multi.yaml:1: serving: skipped \(kind Namespace\)' "other kinds are skipped"
+expect_match "$out" 'multi.yaml:5: fine: ok' "the good one passes, with its line"
+expect_match "$out" 'multi.yaml:11: too-big: error: spec.resources.gpu.memory: 48Gi exceeds the 40Gi of NVIDIA-A100-SXM4-40GB' "the bad one fails, with its line"
 out=$("$op" validate -f - < "$data/good/vllm-minimal.yaml" 2>&1); expect_code 0 $? "stdin"
 expect_match "$out" '^<stdin>:[0-9]+: vllm-minimal: ok' "stdin is named <stdin>"
 
