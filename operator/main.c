@@ -14,6 +14,7 @@
 #include "events.h"
 #include "isvc_controller.h"
 #include "flags.h"
+#include "httpserver.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #ifndef KINFER_VERSION
@@ -381,6 +383,15 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
+	if (cfg.webhook_addr && *cfg.webhook_addr) {
+		struct sockaddr_storage ss;
+		unsigned sl;
+		if (httpserver_parse_addr(cfg.webhook_addr, &ss, &sl) < 0) {
+			fprintf(stderr, "kinfer-operator: --webhook-addr: invalid value \"%s\": "
+				"want host:port\n", cfg.webhook_addr);
+			return 2;
+		}
+	}
 	log_info("kinfer-operator starting", "version=%s", KINFER_VERSION);
 	if (metrics_new(&metrics) < 0)
 		return 1;

@@ -48,6 +48,14 @@ make_ca "$tmp/b" "kinfer-test-ca-b-$$" && make_cert "$tmp/b" || { echo "openssl 
 mkdir -p "$tmp/serving"
 cp "$tmp/a/tls.crt" "$tmp/a/tls.key" "$tmp/serving/"
 
+# Usage errors: a bad address is a bad value (2); missing files cannot serve (1).
+out=$("$KINFER_OPERATOR" run --webhook-addr nonsense 2>&1); expect_code 2 $? "a bad --webhook-addr exits 2"
+expect_match "$out" '--webhook-addr: invalid value "nonsense": want host:port' "... and is named"
+out=$("$KINFER_OPERATOR" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 --leader-elect=false \
+	--watch-namespace "$ns" --webhook-addr 127.0.0.1:0 --webhook-cert-file "$tmp/none.crt" 2>&1)
+expect_code 1 $? "a missing certificate file exits 1"
+expect_match "$out" 'cannot start the admission webhook.*cannot read certificate file '"$tmp"'/none.crt' "... naming the file"
+
 install_crd
 kc create ns "$ns" >/dev/null && kc label ns "$ns" "$sel=$$" >/dev/null
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" \
