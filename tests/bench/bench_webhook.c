@@ -5,20 +5,22 @@
  * expected denial still fails the run).
  *
  * The server is the real one (webhook_start: libmicrohttpd + GnuTLS, its
- * thread pool, the certificate callback); the certificate is a fresh
- * self-signed ECDSA P-256 one made with GnuTLS. The load: BENCH_CLIENTS
- * threads (default 8), each a libcurl handle posting the recorded
- * AdmissionReview tests/data/admission/review-create-bad.json (a denial
- * with two violations) for BENCH_SECONDS (default 3), twice: reusing its
- * connection (as the API server's HTTP/1.1 pool does), then with a new TLS
- * handshake per request. Latency is per request, at the client.
+ * thread pool, the certificate callback); the certificate is an ECDSA
+ * P-256 one from a fresh CA (selfsigned_make). The load: BENCH_CLIENTS
+ * threads (default 8), each a libcurl handle posting the AdmissionReview
+ * recorded from kube-apiserver, tests/data/admission/review-create-bad.json
+ * (a denial with four violations), for BENCH_SECONDS (default 3), three
+ * times: reusing its connection (as the API server's HTTP/1.1 pool does);
+ * with a new TLS handshake per request; and the same while the main thread
+ * rotates the certificate files every 250 ms (the server reloads them),
+ * which must cost no failed request. Latency is per request, at the client.
  */
+#include "metrics.h"
+#include "selfsigned.h"
 #include "webhook.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <gnutls/gnutls.h>
-#include <gnutls/x509.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,56 +41,48 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int write_file(const char *path, const gnutls_datum_t *d)
+static int write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "wb");
+	char tmp[128];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	FILE *f = fopen(tmp, "wb");
 	if (!f)
 		return -errno;
-	size_t n = fwrite(d->data, 1, d->size, f);
-	return fclose(f) == 0 && n == d->size ? 0 : -EIO;
+	size_t n = fwrite(text, 1, strlen(text), f);
+	if (fclose(f) != 0 || n != strlen(text))
+		return -EIO;
+	return rename(tmp, path) == 0 ? 0 : -errno;   /* a whole file or none */
 }
 
-/* A self-signed P-256 certificate for 127.0.0.1, its own trust anchor. */
-static int make_cert(const char *crt_path, const char *key_path)
-{
-	gnutls_x509_privkey_t key = NULL;
-	gnutls_x509_crt_t crt = NULL;
-	gnutls_datum_t out = { NULL, 0 };
-	unsigned char serial[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
-	unsigned char ip[4] = { 127, 0, 0, 1 };
-	time_t t = time(NULL);
-	int r = -EINVAL;
+/* A serving certificate for 127.0.0.1 from the CA (a new CA when ca_key is
+ * NULL): writes ca.crt (first time), tls.crt and tls.key. */
+static char *ca_pem, *ca_key_pem;
 
-	if (gnutls_x509_privkey_init(&key) < 0 || gnutls_x509_crt_init(&crt) < 0)
-		goto out;
-	if (gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-					 GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0) < 0 ||
-	    gnutls_x509_crt_set_version(crt, 3) < 0 ||
-	    gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
-	    gnutls_x509_crt_set_activation_time(crt, t - 60) < 0 ||
-	    gnutls_x509_crt_set_expiration_time(crt, t + 3600) < 0 ||
-	    gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "127.0.0.1", 9) < 0 ||
-	    gnutls_x509_crt_set_key(crt, key) < 0 ||
-	    gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, sizeof(ip),
-						 GNUTLS_FSAN_SET) < 0 ||
-	    gnutls_x509_crt_set_basic_constraints(crt, 1, -1) < 0 ||
-	    gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-					  GNUTLS_KEY_KEY_CERT_SIGN) < 0 ||
-	    gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0)
-		goto out;
-	if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &out) < 0 ||
-	    write_file(crt_path, &out) < 0)
-		goto out;
-	gnutls_free(out.data);
-	out.data = NULL;
-	if (gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &out) < 0 ||
-	    write_file(key_path, &out) < 0)
-		goto out;
-	r = 0;
-out:
-	gnutls_free(out.data);
-	gnutls_x509_crt_deinit(crt);
-	gnutls_x509_privkey_deinit(key);
+static int make_cert(const char *dir)
+{
+	char *ca = NULL, *cak = NULL, *crt = NULL, *key = NULL, path[96];
+	int r = selfsigned_make("127.0.0.1", ca_pem, ca_key_pem, 1, &ca, &cak, &crt, &key);
+	if (r < 0)
+		return r;
+	if (!ca_pem) {
+		ca_pem = ca;
+		ca_key_pem = cak;
+		snprintf(path, sizeof(path), "%s/ca.crt", dir);
+		r = write_file(path, ca_pem);
+	} else {
+		free(ca);
+		free(cak);
+	}
+	/* The key first: until the certificate follows, the pair does not
+	 * match and the server keeps the old one. */
+	snprintf(path, sizeof(path), "%s/tls.key", dir);
+	if (r == 0)
+		r = write_file(path, key);
+	snprintf(path, sizeof(path), "%s/tls.crt", dir);
+	if (r == 0)
+		r = write_file(path, crt);
+	free(crt);
+	free(key);
 	return r;
 }
 
@@ -161,7 +155,7 @@ static int by_value(const void *a, const void *b)
 }
 
 static int phase(const char *name, const char *url, const char *ca, const char *body,
-		 size_t len, int clients, double seconds, bool reuse)
+		 size_t len, int clients, double seconds, bool reuse, const char *rotate_dir)
 {
 	struct client c[MAX_CLIENTS];
 	size_t total = 0, errors = 0, cap = MAX_SAMPLES / (size_t)clients;
@@ -173,6 +167,11 @@ static int phase(const char *name, const char *url, const char *ca, const char *
 		c[i].lat = malloc(cap * sizeof(double));
 		if (!c[i].lat || pthread_create(&c[i].t, NULL, run_client, &c[i]) != 0)
 			return -ENOMEM;
+	}
+	while (rotate_dir && now_s() < t0 + seconds) {
+		usleep(250000);
+		if (make_cert(rotate_dir) < 0)
+			fprintf(stderr, "bench_webhook: rotation failed\n");
 	}
 	for (int i = 0; i < clients; i++)
 		pthread_join(c[i].t, NULL);
@@ -201,7 +200,8 @@ static int phase(const char *name, const char *url, const char *ca, const char *
 
 int main(void)
 {
-	char dir[] = "/tmp/bench-webhook-XXXXXX", crt[64], key[64], url[64], path[1024];
+	char dir[] = "/tmp/bench-webhook-XXXXXX", crt[64], key[64], cafile[64], url[64], path[1024];
+	struct metrics *m = NULL;
 	const char *cs = getenv("BENCH_CLIENTS"), *ss = getenv("BENCH_SECONDS");
 	int clients = cs ? (int)strtol(cs, NULL, 10) : 8;
 	double seconds = ss ? strtod(ss, NULL) : 3;
@@ -229,13 +229,14 @@ int main(void)
 		return 1;
 	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
 	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	snprintf(cafile, sizeof(cafile), "%s/ca.crt", dir);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (make_cert(crt, key) < 0) {
+	if (metrics_new(&m) < 0 || make_cert(dir) < 0) {
 		fprintf(stderr, "bench_webhook: cannot make a certificate\n");
 		goto out;
 	}
 	struct webhook_options o = { .addr = "127.0.0.1:0", .cert_file = crt, .key_file = key,
-				     .quiet = 1 };
+				     .metrics = m, .quiet = 1 };
 	if (webhook_start(&o, &w, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_webhook: %s\n", err);
 		goto out;
@@ -245,15 +246,28 @@ int main(void)
 	printf("webhook_body %ld bytes\n", n);
 	printf("webhook_cpus %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
 	r = 0;
-	if (phase("keepalive", url, crt, body, (size_t)n, clients, seconds, true) < 0)
+	if (phase("keepalive", url, cafile, body, (size_t)n, clients, seconds, true, NULL) < 0)
 		r = 1;
-	if (phase("handshake", url, crt, body, (size_t)n, clients, seconds, false) < 0)
+	if (phase("handshake", url, cafile, body, (size_t)n, clients, seconds, false, NULL) < 0)
 		r = 1;
+	if (phase("rotating", url, cafile, body, (size_t)n, clients, seconds, false, dir) < 0)
+		r = 1;
+	char *text = NULL, *at;
+	size_t tl;
+	if (metrics_render(m, &text, &tl) == 0 &&
+	    (at = strstr(text, "kinfer_webhook_certificate_reloads_total{result=\"loaded\"} ")))
+		printf("webhook_rotating_reloads %.0f count\n",
+		       strtod(at + strlen("kinfer_webhook_certificate_reloads_total{result=\"loaded\"} "), NULL) - 1);
+	free(text);
 out:
 	webhook_stop(w);
 	unlink(crt);
 	unlink(key);
+	unlink(cafile);
 	rmdir(dir);
+	metrics_free(m);
+	free(ca_pem);
+	free(ca_key_pem);
 	curl_global_cleanup();
 	free(body);
 	return r;
