@@ -92,10 +92,15 @@ static const struct metric_family fam_requests = {
 	"kinfer_webhook_requests_total",
 	"Admission reviews answered, by webhook and decision (allowed, denied, patched, bad-request, error).",
 	METRIC_COUNTER, req_labels, NULL, 0 };
+/* A review takes well under a millisecond: buckets from 100 us. */
+static const double latency_buckets[] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
 static const struct metric_family fam_latency = {
 	"kinfer_webhook_request_duration_seconds",
 	"Time to answer one admission review, from its request line to the queued answer.",
-	METRIC_HISTOGRAM, webhook_labels, metrics_latency_buckets, 15 };
+	METRIC_HISTOGRAM, webhook_labels, latency_buckets,
+	sizeof(latency_buckets) / sizeof(latency_buckets[0]) };
 static const struct metric_family fam_reloads = {
 	"kinfer_webhook_certificate_reloads_total",
 	"Serving certificate loads from the files, by result (loaded, refused).",
