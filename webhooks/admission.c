@@ -563,19 +563,24 @@ static void rule_gpu(struct spec_ctx *c)
 		rule_mig(c, gpu, p, product, count);
 }
 
-/* Metric types each framework's server exports (GPUUtilization comes from
- * the DCGM exporter, Custom from Prometheus, so every framework has them). */
+/*
+ * Metric types each framework's server exports, as the autoscaler's metric
+ * sources read them (reconcilers/metricsource.c on main: the same rows).
+ * Custom is PromQL, so it needs metricsSource Prometheus; GPUUtilization
+ * comes from Triton itself or, with metricsSource Prometheus, from the
+ * NVIDIA DCGM exporter for any framework; a custom image may be any of the
+ * servers underneath, so it may use every type one of them has.
+ */
 static const struct {
 	enum isvc_framework fw;
-	const char *const types[9];
+	const char *const types[8];
 } framework_metrics[] = {
 	{ ISVC_VLLM, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
-		       "TimeToFirstTokenP99", "GPUUtilization", "KVCacheUtilization", "Custom", NULL } },
-	{ ISVC_TGI, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
-		      "GPUUtilization", "Custom", NULL } },
-	{ ISVC_TRITON, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
-			 "GPUUtilization", "Custom", NULL } },
-	{ ISVC_CUSTOM, { "GPUUtilization", "Custom", NULL } },
+		       "TimeToFirstTokenP99", "KVCacheUtilization", NULL } },
+	{ ISVC_TRITON, { "QueueDepth", "RequestsPerSecond", "GPUUtilization", NULL } },
+	{ ISVC_TGI, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99", NULL } },
+	{ ISVC_CUSTOM, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
+			 "TimeToFirstTokenP99", "GPUUtilization", "KVCacheUtilization", NULL } },
 };
 
 static const char *const *metrics_of(enum isvc_framework fw)
@@ -586,10 +591,31 @@ static const char *const *metrics_of(enum isvc_framework fw)
 	return framework_metrics[0].types;
 }
 
+static void rule_metric_type(struct spec_ctx *c, size_t i, const char *type, bool prometheus,
+			     const char *list)
+{
+	if (strcmp(type, "Custom") == 0) {
+		if (!prometheus)
+			fail(c->r, "spec.scaling.metrics[%zu].type: Custom needs spec.scaling.metricsSource.type "
+			     "Prometheus (its query is PromQL)", i);
+	} else if (strcmp(type, "GPUUtilization") == 0 && prometheus) {
+		/* the DCGM exporter's, for every framework */
+	} else if (!mig_in(metrics_of(c->fw), type)) {
+		if (strcmp(type, "GPUUtilization") == 0)
+			fail(c->r, "spec.scaling.metrics[%zu].type: %s exports no GPUUtilization; use "
+			     "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter", i,
+			     c->preset->name);
+		else
+			fail(c->r, "spec.scaling.metrics[%zu].type: %s is not exported by %s (it has %s)",
+			     i, type, c->preset->name, list);
+	}
+}
+
 static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 {
 	json_object *ms = get(scaling, "metrics");
-	const char *const *ok = metrics_of(c->fw);
+	const char *src = str(scaling, "metricsSource.type");
+	bool prometheus = src && strcmp(src, "Prometheus") == 0;
 	char list[256];
 
 	if (!ms)
@@ -598,7 +624,7 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 		fail(c->r, "spec.scaling.metrics: must be a list");
 		return;
 	}
-	list_profiles(ok, list, sizeof(list));
+	list_profiles(metrics_of(c->fw), list, sizeof(list));
 	for (size_t i = 0; i < json_object_array_length(ms) && i < 64; i++) {
 		json_object *m = json_object_array_get_idx(ms, i);
 		const char *type = str(m, "type");
@@ -606,9 +632,7 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 			fail(c->r, "spec.scaling.metrics[%zu].type: required", i);
 			continue;
 		}
-		if (!mig_in(ok, type))
-			fail(c->r, "spec.scaling.metrics[%zu].type: %s is not exported by %s (it has %s)",
-			     i, type, c->preset->name, list);
+		rule_metric_type(c, i, type, prometheus, list);
 		for (size_t j = 0; j < i; j++)
 			if (str(json_object_array_get_idx(ms, j), "type") &&
 			    strcmp(str(json_object_array_get_idx(ms, j), "type"), type) == 0)
@@ -633,8 +657,8 @@ static void rule_direction(struct spec_ctx *c, json_object *dir, const char *nam
 		return;
 	}
 	size_t n = pols ? json_object_array_length(pols) : 0;
-	if (n > 4)
-		fail(c->r, "spec.scaling.behavior.%s.policies: %zu policies; kinfer applies at most 4", name, n);
+	if (n > 10)
+		fail(c->r, "spec.scaling.behavior.%s.policies: %zu policies; at most 10", name, n);
 	if (pols && n == 0 && !*ret_disabled)
 		fail(c->r, "spec.scaling.behavior.%s.policies: empty; give at least one policy or set "
 		     "selectPolicy Disabled", name);

@@ -52,7 +52,7 @@ static void recorded_create_denied(void **state)
 	assert_string_equal(cache_json_str(o, "response.status.message"),
 			    "spec.resources.gpu.memory: 20Gi exceeds the 16Gi of Tesla-T4; "
 			    "spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi (it has "
-			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99, GPUUtilization, Custom); "
+			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99); "
 			    "spec.image: \"ghcr.io/Hugging Face/tgi\" is not a valid image reference "
 			    "(registry/path:tag or @sha256:digest); "
 			    "spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key");

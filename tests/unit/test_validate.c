@@ -41,7 +41,7 @@ static void lines_and_codes(void **state)
 	assert_string_equal(out,
 		"in.yaml:1: b: error: spec.resources.gpu.memory: 90Gi exceeds the 24Gi of NVIDIA-L4\n"
 		"in.yaml:1: b: error: spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi "
-		"(it has QueueDepth, Concurrency, RequestsPerSecond, LatencyP99, GPUUtilization, Custom)\n"
+		"(it has QueueDepth, Concurrency, RequestsPerSecond, LatencyP99)\n"
 		"in.yaml:1: b: warning: spec.image: repo/x:latest has no version tag (or :latest); replicas "
 		"may run different images, pin a tag or digest\n");
 	free(out);
