@@ -19,6 +19,7 @@
 #include "manager.h"
 #include "metrics.h"
 #include "simulate.h"
+#include "autoscaler.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -53,6 +54,7 @@ struct config {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	const char *shared_gpu_resource;
+	long autoscale_scrape_timeout_ms;
 };
 
 #define F(name, env, kind, field, def, help) \
@@ -99,6 +101,9 @@ static const struct flag run_flags[] = {
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
+	F("autoscale-scrape-timeout", "KINFER_AUTOSCALE_SCRAPE_TIMEOUT", FLAG_DURATION_MS,
+	  autoscale_scrape_timeout_ms, "2s",
+	  "timeout of one pod metrics scrape by the autoscaler (Prometheus: its timeoutSeconds)"),
 };
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
@@ -219,8 +224,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
+	struct autoscaler *autoscaler = NULL;
+	struct autoscaler_options ao = {
+		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.metrics = metrics,
+	};
 	struct kinfer_controller_data cd = {
 		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource },
+		.metrics = metrics,
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
@@ -258,12 +269,16 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
 	if (r == 0)
+		r = autoscaler_new(&ao, &autoscaler);
+	cd.autoscaler = autoscaler;
+	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
 		r = manager_start(m);
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
+		autoscaler_free(autoscaler);
 		events_free(events);
 		return 1;
 	}
@@ -271,6 +286,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
+	autoscaler_free(autoscaler);
 	events_free(events);
 	return code;
 }

@@ -47,7 +47,7 @@
 #include <stdint.h>
 
 #define AUTOSCALE_MAX_METRICS 8
-#define AUTOSCALE_MAX_POLICIES 4
+#define AUTOSCALE_MAX_POLICIES 10 /* the CRD's maxItems, as autoscaling/v2 */
 
 enum autoscale_metric_type {
 	AUTOSCALE_QUEUE_DEPTH,            /* requests waiting, per replica */
