@@ -39,6 +39,9 @@
  *              policies [Pods 1 per 60 s]
  *              -> down only when every metric's recommendation stayed below
  *                 the current count for 300 s, one pod per minute.
+ * And while metrics are missing, hold the current count and recommend it,
+ * so after an outage the scale-down window starts again (the HPA records
+ * nothing then, and may scale down on the first reading after it).
  */
 #pragma once
 
