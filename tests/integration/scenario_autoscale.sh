@@ -200,4 +200,15 @@ drains=$(ev Drained | wc -l)
 [ "$drains" -ge 1 ] && pass "the scale-downs went through the drain ($drains Drained Events)" || fail "no Drained Event: $(kc -n "$ns" get events -o jsonpath='{.items[*].reason}')"
 stable() { [ "$(j kis/svc '{.status.desiredReplicas}')" = 1 ]; }
 wait_until 10 stable && pass "status.desiredReplicas 1" || fail "desiredReplicas $(j kis/svc '{.status.desiredReplicas}')"
+
+if [ "$source" = Prometheus ]; then
+	# A bearer token from a Secret: missing -> held and said; there -> on.
+	kc -n "$ns" patch kis/svc --type merge -p '{"spec":{"scaling":{"metricsSource":{"prometheus":{"bearerTokenSecretRef":{"name":"prom-token","key":"token"}}}}}}' >/dev/null
+	no_secret() { [ "$(cond ScalingActive status)" = False ] && cond ScalingActive message | grep -q 'cannot read Secret'; }
+	if wait_until 15 no_secret; then pass "missing token Secret: ScalingActive False: $(cond ScalingActive message | cut -c1-120)"; else fail "missing Secret not reported: $(cond ScalingActive message)"; fi
+	kc -n "$ns" create secret generic prom-token --from-literal=token=s3cr3t-t0ken >/dev/null
+	back_on() { [ "$(cond ScalingActive status)" = True ]; }
+	if wait_until 90 back_on; then pass "token Secret created: ScalingActive True again"; else fail "still $(cond ScalingActive message)"; fi
+	if grep -q 's3cr3t-t0ken' "$tmp/op.log"; then fail "the token appears in the operator's log"; else pass "the token never appears in the log"; fi
+fi
 summary
