@@ -201,7 +201,7 @@ struct input {
 	struct metricsource_pod *pods;
 	char (*pod_names)[254];
 	char (*pod_ips)[48];
-	size_t n_pods;
+	size_t n_pods, cap;
 };
 
 static void input_free(struct input *in)
@@ -220,18 +220,42 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+/* Grow the pod arrays (the caller's arrays start small: most services
+ * have a handful of pods; one has at most METRICSOURCE_MAX_PODS). */
+static bool grow(struct input *in)
+{
+	size_t cap = in->cap ? in->cap * 2 : 16;
+	void *a, *b, *c;
+
+	if (cap > METRICSOURCE_MAX_PODS)
+		cap = METRICSOURCE_MAX_PODS;
+	if (cap <= in->cap)
+		return false;
+	a = realloc(in->pods, cap * sizeof(*in->pods));
+	if (a)
+		in->pods = a;
+	b = a ? realloc(in->pod_names, cap * sizeof(*in->pod_names)) : NULL;
+	if (b)
+		in->pod_names = b;
+	c = b ? realloc(in->pod_ips, cap * sizeof(*in->pod_ips)) : NULL;
+	if (c)
+		in->pod_ips = c;
+	if (!c)
+		return false;
+	in->cap = cap;
+	return true;
+}
+
 static int gather_pod(const struct cache_obj *o, void *ud)
 {
 	struct input *in = ud;
 	const struct kpod *p = (const struct kpod *)o;
 	size_t k = in->n_pods;
 
-	if (strcmp(o->ns, in->ns) != 0 || k == METRICSOURCE_MAX_PODS)
+	if (strcmp(o->ns, in->ns) != 0 || (k == in->cap && !grow(in)))
 		return 0;
 	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", o->name);
 	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
-	in->pods[k].name = in->pod_names[k];
-	in->pods[k].ip = in->pod_ips[k];
 	/* The HPA's groups: going away or draining are left out; not
 	 * ready (loading the model, warming up) count as unready. */
 	if (o->deleted || p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED ||
@@ -256,11 +280,6 @@ static bool take_input(struct manager *m, const char *key, struct input *in)
 
 	memset(in, 0, sizeof(*in));
 	in->old_desired = -1;
-	in->pods = calloc(METRICSOURCE_MAX_PODS, sizeof(*in->pods));
-	in->pod_names = calloc(METRICSOURCE_MAX_PODS, sizeof(*in->pod_names));
-	in->pod_ips = calloc(METRICSOURCE_MAX_PODS, sizeof(*in->pod_ips));
-	if (!in->pods || !in->pod_names || !in->pod_ips)
-		return false;
 	cache_read_lock();
 	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
 	if (!is || is->meta.deleted)
@@ -282,6 +301,11 @@ static bool take_input(struct manager *m, const char *key, struct input *in)
 	ok = spec != NULL;
 out:
 	cache_read_unlock();
+	/* Pointers into the arrays only now: they moved while growing. */
+	for (size_t k = 0; k < in->n_pods; k++) {
+		in->pods[k].name = in->pod_names[k];
+		in->pods[k].ip = in->pod_ips[k];
+	}
 	if (ok) {
 		in->spec = json_tokener_parse(spec);
 		json_object *st = status ? json_tokener_parse(status) : NULL;
