@@ -21,6 +21,7 @@
 #include "manager.h"
 #include "metrics.h"
 #include "simulate.h"
+#include "autoscaler.h"
 #include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
@@ -59,6 +60,7 @@ struct config {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	const char *shared_gpu_resource;
+	long autoscale_scrape_timeout_ms;
 	const char *webhook_addr;
 	const char *webhook_cert_file;
 	const char *webhook_key_file;
@@ -112,6 +114,9 @@ static const struct flag run_flags[] = {
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
+	F("autoscale-scrape-timeout", "KINFER_AUTOSCALE_SCRAPE_TIMEOUT", FLAG_DURATION_MS,
+	  autoscale_scrape_timeout_ms, "2s",
+	  "timeout of one pod metrics scrape by the autoscaler (Prometheus: its timeoutSeconds)"),
 	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
 	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
 	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
@@ -250,8 +255,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
+	struct autoscaler *autoscaler = NULL;
+	struct autoscaler_options ao = {
+		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.metrics = metrics,
+	};
 	struct kinfer_controller_data cd = {
 		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource },
+		.metrics = metrics,
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
@@ -289,12 +300,16 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
 	if (r == 0)
+		r = autoscaler_new(&ao, &autoscaler);
+	cd.autoscaler = autoscaler;
+	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
 		r = manager_start(m);
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
+		autoscaler_free(autoscaler);
 		events_free(events);
 		return 1;
 	}
@@ -302,6 +317,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
+	autoscaler_free(autoscaler);
 	events_free(events);
 	return code;
 }

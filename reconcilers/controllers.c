@@ -3,11 +3,13 @@
  */
 #include "controllers.h"
 
+#include "autoscaler.h"
 #include "isvc_controller.h"
 #include "warmup.h"
 
 const struct controller_def *const kinfer_controllers[] = {
 	&isvc_controller,
 	&warmup_controller,
+	&autoscaler_controller,
 };
 const size_t kinfer_n_controllers = sizeof(kinfer_controllers) / sizeof(kinfer_controllers[0]);
