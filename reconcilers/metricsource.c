@@ -92,6 +92,15 @@ static size_t rows_for(enum isvc_framework fw, enum autoscale_metric_type type,
 	return n;
 }
 
+bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type type,
+			   enum metricsource_kind kind)
+{
+	const struct metric_row *row[1];
+	if (type == AUTOSCALE_CUSTOM)
+		return kind == METRICSOURCE_PROMETHEUS;
+	return rows_for(fw, type, kind, row, 1) > 0;
+}
+
 static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void say(char *buf, size_t len, const char *fmt, ...)

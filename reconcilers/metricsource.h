@@ -97,6 +97,15 @@ const struct metricsource *metricsource_get(enum metricsource_kind kind);
 int metricsource_kind_parse(const char *name, enum metricsource_kind *ret);
 
 /*
+ * Whether a source can give a metric type for a framework (the table of
+ * metric names above; Custom only from Prometheus). The admission webhook
+ * asks this before a spec is stored, so it and the autoscaler never
+ * disagree.
+ */
+bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type type,
+			   enum metricsource_kind kind);
+
+/*
  * The whole evaluation: fill out_pods (rq->n_pods of them) and res.
  * 0 even when some or all values are missing (errors[] says why);
  * -EINVAL for a bad request, -ENOMEM.

@@ -9,7 +9,9 @@
 #include "admission.h"
 
 #include "cache.h"
+#include "autoscale.h"
 #include "isvc.h"
+#include "metricsource.h"
 #include "presets.h"
 #include "quantity.h"
 
@@ -564,58 +566,48 @@ static void rule_gpu(struct spec_ctx *c)
 }
 
 /*
- * Metric types each framework's server exports, as the autoscaler's metric
- * sources read them (reconcilers/metricsource.c on main: the same rows).
- * Custom is PromQL, so it needs metricsSource Prometheus; GPUUtilization
- * comes from Triton itself or, with metricsSource Prometheus, from the
- * NVIDIA DCGM exporter for any framework; a custom image may be any of the
- * servers underneath, so it may use every type one of them has.
+ * Metric types: what the autoscaler's metric source can read for the
+ * framework (reconcilers/metricsource.c's table, one table for both).
+ * Custom is PromQL, so Prometheus only; GPUUtilization is Triton's own, or
+ * the NVIDIA DCGM exporter's through Prometheus for any framework.
  */
-static const struct {
-	enum isvc_framework fw;
-	const char *const types[8];
-} framework_metrics[] = {
-	{ ISVC_VLLM, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
-		       "TimeToFirstTokenP99", "KVCacheUtilization", NULL } },
-	{ ISVC_TRITON, { "QueueDepth", "RequestsPerSecond", "GPUUtilization", NULL } },
-	{ ISVC_TGI, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99", NULL } },
-	{ ISVC_CUSTOM, { "QueueDepth", "Concurrency", "RequestsPerSecond", "LatencyP99",
-			 "TimeToFirstTokenP99", "GPUUtilization", "KVCacheUtilization", NULL } },
-};
-
-static const char *const *metrics_of(enum isvc_framework fw)
+static void list_types(enum isvc_framework fw, enum metricsource_kind kind, char *buf, size_t len)
 {
-	for (size_t i = 0; i < sizeof(framework_metrics) / sizeof(framework_metrics[0]); i++)
-		if (framework_metrics[i].fw == fw)
-			return framework_metrics[i].types;
-	return framework_metrics[0].types;
+	size_t o = 0;
+	buf[0] = '\0';
+	for (int t = 0; t < AUTOSCALE_METRIC_TYPE_COUNT && o < len; t++)
+		if (t != AUTOSCALE_CUSTOM && metricsource_supports(fw, (enum autoscale_metric_type)t, kind))
+			o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+					      autoscale_metric_type_name((enum autoscale_metric_type)t));
 }
 
-static void rule_metric_type(struct spec_ctx *c, size_t i, const char *type, bool prometheus,
-			     const char *list)
+static void rule_metric_type(struct spec_ctx *c, size_t i, const char *type,
+			     enum metricsource_kind kind, const char *list)
 {
-	if (strcmp(type, "Custom") == 0) {
-		if (!prometheus)
-			fail(c->r, "spec.scaling.metrics[%zu].type: Custom needs spec.scaling.metricsSource.type "
-			     "Prometheus (its query is PromQL)", i);
-	} else if (strcmp(type, "GPUUtilization") == 0 && prometheus) {
-		/* the DCGM exporter's, for every framework */
-	} else if (!mig_in(metrics_of(c->fw), type)) {
-		if (strcmp(type, "GPUUtilization") == 0)
-			fail(c->r, "spec.scaling.metrics[%zu].type: %s exports no GPUUtilization; use "
-			     "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter", i,
-			     c->preset->name);
-		else
-			fail(c->r, "spec.scaling.metrics[%zu].type: %s is not exported by %s (it has %s)",
-			     i, type, c->preset->name, list);
+	enum autoscale_metric_type t;
+	if (autoscale_metric_type_parse(type, &t) < 0) {
+		fail(c->r, "spec.scaling.metrics[%zu].type: \"%s\" is not a metric type", i, type);
+		return;
 	}
+	if (metricsource_supports(c->fw, t, kind))
+		return;
+	if (t == AUTOSCALE_CUSTOM)
+		fail(c->r, "spec.scaling.metrics[%zu].type: Custom needs spec.scaling.metricsSource.type "
+		     "Prometheus (its query is PromQL)", i);
+	else if (t == AUTOSCALE_GPU_UTILIZATION && kind == METRICSOURCE_PODS)
+		fail(c->r, "spec.scaling.metrics[%zu].type: %s exports no GPUUtilization; use "
+		     "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter", i,
+		     c->preset->name);
+	else
+		fail(c->r, "spec.scaling.metrics[%zu].type: %s is not exported by %s (it has %s)",
+		     i, type, c->preset->name, list);
 }
 
 static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 {
 	json_object *ms = get(scaling, "metrics");
 	const char *src = str(scaling, "metricsSource.type");
-	bool prometheus = src && strcmp(src, "Prometheus") == 0;
+	enum metricsource_kind kind = METRICSOURCE_PODS;
 	char list[256];
 
 	if (!ms)
@@ -624,7 +616,11 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 		fail(c->r, "spec.scaling.metrics: must be a list");
 		return;
 	}
-	list_profiles(metrics_of(c->fw), list, sizeof(list));
+	if (src && metricsource_kind_parse(src, &kind) < 0) {
+		fail(c->r, "spec.scaling.metricsSource.type: \"%s\" is not Pods or Prometheus", src);
+		return;
+	}
+	list_types(c->fw, kind, list, sizeof(list));
 	for (size_t i = 0; i < json_object_array_length(ms) && i < 64; i++) {
 		json_object *m = json_object_array_get_idx(ms, i);
 		const char *type = str(m, "type");
@@ -632,7 +628,7 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 			fail(c->r, "spec.scaling.metrics[%zu].type: required", i);
 			continue;
 		}
-		rule_metric_type(c, i, type, prometheus, list);
+		rule_metric_type(c, i, type, kind, list);
 		for (size_t j = 0; j < i; j++)
 			if (str(json_object_array_get_idx(ms, j), "type") &&
 			    strcmp(str(json_object_array_get_idx(ms, j), "type"), type) == 0)
