@@ -171,7 +171,8 @@ expect_match "$out" 'patched' "changing the drain timeout is allowed"
 
 # Logged with uid and decision; counted with latency.
 expect_match "$(cat "$tmp/op.log")" 'msg="?admission"? webhook=validate uid=[0-9a-f-]{36} operation=CREATE object='"$ns"'/gpu-memory-over-product decision=denied violations=1' "each review is logged with uid and decision"
-m=$(curl -s --max-time 5 "http://127.0.0.1:$http/metrics")
+m=$(curl -s --max-time 10 "http://127.0.0.1:$http/metrics")
+printf '%s\n' "$m" > "$tmp/metrics.txt"
 expect_match "$m" 'kinfer_webhook_requests_total\{webhook="validate",decision="denied"\} [1-9]' "denials counted"
 expect_match "$m" 'kinfer_webhook_requests_total\{webhook="mutate",decision="patched"\} [1-9]' "patches counted"
 expect_match "$m" 'kinfer_webhook_request_duration_seconds_count\{webhook="validate"\} [1-9]' "latency observed"
