@@ -4,6 +4,7 @@
  *   kinfer-operator [run] [flags]   run the operator (the default)
  *   kinfer-operator version         print the version
  *   kinfer-operator help            list subcommands and flags
+ *   kinfer-operator validate -f F   the webhook's rules, offline
  *
  * main only wires modules together: flags -> logging -> API client ->
  * (later) caches, controllers, webhook. Every flag is a row of the table
@@ -13,6 +14,7 @@
 #include "events.h"
 #include "isvc_controller.h"
 #include "flags.h"
+#include "httpserver.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -20,6 +22,10 @@
 #include "metrics.h"
 #include "placement_controller.h"
 #include "simulate.h"
+#include "autoscaler.h"
+#include "selfsigned.h"
+#include "validate.h"
+#include "webhook.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +34,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #ifndef KINFER_VERSION
@@ -54,6 +61,14 @@ struct config {
 	long renew_deadline_ms;
 	long retry_period_ms;
 	const char *shared_gpu_resource;
+	long autoscale_scrape_timeout_ms;
+	const char *webhook_addr;
+	const char *webhook_cert_file;
+	const char *webhook_key_file;
+	bool webhook_self_signed;
+	const char *webhook_secret;
+	const char *webhook_cert_hosts;
+	const char *webhook_configuration;
 	bool placement;
 	const char *scheduler_name;
 	int weight_cached, weight_utilization, weight_packing, weight_fragmentation;
@@ -103,6 +118,26 @@ static const struct flag run_flags[] = {
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
+	F("autoscale-scrape-timeout", "KINFER_AUTOSCALE_SCRAPE_TIMEOUT", FLAG_DURATION_MS,
+	  autoscale_scrape_timeout_ms, "2s",
+	  "timeout of one pod metrics scrape by the autoscaler (Prometheus: its timeoutSeconds)"),
+	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
+	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
+	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
+	  "/etc/kinfer/webhook/tls.crt", "the webhook's PEM certificate (chain); reloaded when it changes"),
+	F("webhook-key-file", "KINFER_WEBHOOK_KEY_FILE", FLAG_STRING, webhook_key_file,
+	  "/etc/kinfer/webhook/tls.key", "the webhook's PEM private key; reloaded when it changes"),
+	F("webhook-self-signed", "KINFER_WEBHOOK_SELF_SIGNED", FLAG_BOOL, webhook_self_signed, "false",
+	  "make kinfer's own CA and serving certificate (in --webhook-secret) instead of the files, "
+	  "and set the caBundle of --webhook-configuration"),
+	F("webhook-secret", "KINFER_WEBHOOK_SECRET", FLAG_STRING, webhook_secret,
+	  "kinfer-system/kinfer-webhook-tls", "namespace/name of the Secret for --webhook-self-signed"),
+	F("webhook-cert-hosts", "KINFER_WEBHOOK_CERT_HOSTS", FLAG_STRING, webhook_cert_hosts,
+	  "kinfer-operator.kinfer-system.svc,kinfer-operator.kinfer-system.svc.cluster.local",
+	  "DNS names and IPs, comma-separated, of the --webhook-self-signed certificate"),
+	F("webhook-configuration", "KINFER_WEBHOOK_CONFIGURATION", FLAG_STRING, webhook_configuration,
+	  "kinfer-operator", "name of the Mutating- and ValidatingWebhookConfiguration whose "
+	  "caBundle --webhook-self-signed sets"),
 	F("placement", "KINFER_PLACEMENT", FLAG_BOOL, placement, "true",
 	  "kinfer places its pods itself (false: kube-scheduler, with the same node selection)"),
 	F("scheduler-name", "KINFER_SCHEDULER_NAME", FLAG_STRING, scheduler_name, "kinfer",
@@ -127,6 +162,7 @@ static void usage(FILE *out)
 		"Commands:\n"
 		"  run       run the operator against a cluster (default)\n"
 		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
+		"  validate  check InferenceService manifests offline (see validate --help)\n"
 		"  version   print the version and exit\n"
 		"  help      print this help\n\n"
 		"Flags of run:\n", KINFER_VERSION);
@@ -235,9 +271,15 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
+	struct autoscaler *autoscaler = NULL;
+	struct autoscaler_options ao = {
+		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.metrics = metrics,
+	};
 	struct kinfer_controller_data cd = {
 		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource,
 			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
+		.metrics = metrics,
 	};
 	struct placement_controller_options po = {
 		.metrics = metrics,
@@ -290,12 +332,16 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
 	if (r == 0)
+		r = autoscaler_new(&ao, &autoscaler);
+	cd.autoscaler = autoscaler;
+	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
 		r = manager_start(m);
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
+		autoscaler_free(autoscaler);
 		events_free(events);
 		placement_controller_shutdown();
 		return 1;
@@ -304,9 +350,51 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
+	autoscaler_free(autoscaler);
 	events_free(events);
 	placement_controller_shutdown();
 	return code;
+}
+
+/* The admission webhook: every replica serves it, leader or not. */
+static int start_webhook(const struct config *cfg, struct kube_client *client,
+			 struct metrics *metrics, struct selfsigned **ret_ss, struct webhook **ret)
+{
+	struct webhook_options o = {
+		.addr = cfg->webhook_addr,
+		.cert_file = cfg->webhook_cert_file,
+		.key_file = cfg->webhook_key_file,
+		.metrics = metrics,
+	};
+	struct selfsigned_options so = {
+		.client = client,
+		.secret = cfg->webhook_secret,
+		.hosts = cfg->webhook_cert_hosts,
+		.configuration = cfg->webhook_configuration,
+	};
+	char err[512];
+	int r;
+
+	if (!cfg->webhook_addr || !*cfg->webhook_addr)
+		return 0;
+	if (cfg->webhook_self_signed) {
+		r = selfsigned_new(&so, ret_ss, err, sizeof(err));
+		if (r < 0) {
+			log_error("cannot start the admission webhook", "error=%s", err);
+			return r;
+		}
+		o.source = selfsigned_source;
+		o.source_ud = *ret_ss;
+	}
+	r = webhook_start(&o, ret, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot start the admission webhook", "error=%s", err);
+		return r;
+	}
+	log_info("serving the admission webhook", "addr=%s port=%u cert=%s",
+		 cfg->webhook_addr, webhook_port(*ret),
+		 cfg->webhook_self_signed ? cfg->webhook_secret : cfg->webhook_cert_file);
+	return 0;
 }
 
 static int cmd_run(int argc, char **argv, int argi)
@@ -315,6 +403,8 @@ static int cmd_run(int argc, char **argv, int argi)
 	struct kube_client *client = NULL, *lease_client = NULL;
 	struct kube_auth *auth = NULL;
 	struct metrics *metrics = NULL;
+	struct webhook *webhook = NULL;
+	struct selfsigned *selfsigned = NULL;
 	bool help = false;
 	char err[512];
 	sigset_t set;
@@ -343,6 +433,15 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
+	if (cfg.webhook_addr && *cfg.webhook_addr) {
+		struct sockaddr_storage ss;
+		unsigned sl;
+		if (httpserver_parse_addr(cfg.webhook_addr, &ss, &sl) < 0) {
+			fprintf(stderr, "kinfer-operator: --webhook-addr: invalid value \"%s\": "
+				"want host:port\n", cfg.webhook_addr);
+			return 2;
+		}
+	}
 	log_info("kinfer-operator starting", "version=%s", KINFER_VERSION);
 	if (metrics_new(&metrics) < 0)
 		return 1;
@@ -354,7 +453,12 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	kube_client_set_observer(client, observe_api, metrics);
 	kube_client_set_observer(lease_client, observe_api, metrics);
-	code = run_manager(&cfg, auth, client, lease_client, metrics);
+	if (start_webhook(&cfg, client, metrics, &selfsigned, &webhook) < 0)
+		code = 1;
+	else
+		code = run_manager(&cfg, auth, client, lease_client, metrics);
+	webhook_stop(webhook);
+	selfsigned_free(selfsigned);
 	kube_client_free(lease_client);
 	kube_client_free(client);
 	kube_auth_free(auth);
@@ -377,6 +481,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
+	if (strcmp(cmd, "validate") == 0)
+		return validate_main(argc, argv, 2);
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(argc, argv, 2);
 	if (strncmp(cmd, "--", 2) == 0)

@@ -702,6 +702,15 @@ int autoscale_evaluate(const struct autoscale_input *in,
 			return r;
 		res.desired = in->current_replicas;
 		if (res.hold) {
+			/*
+			 * Inference rule: while the metrics are missing, the
+			 * current count is what we recommend, so the scale-down
+			 * window starts again when they come back (the HPA
+			 * would scale down at once on the first good reading
+			 * after an outage longer than its window).
+			 */
+			res.record_recommendation = true;
+			res.recommendation = res.current;
 			res.reason = res.active_reason;
 			snprintf(res.message, sizeof(res.message), "holding %d "
 				 "replicas: %zu of %zu metrics unavailable",

@@ -39,6 +39,9 @@
  *              policies [Pods 1 per 60 s]
  *              -> down only when every metric's recommendation stayed below
  *                 the current count for 300 s, one pod per minute.
+ * And while metrics are missing, hold the current count and recommend it,
+ * so after an outage the scale-down window starts again (the HPA records
+ * nothing then, and may scale down on the first reading after it).
  */
 #pragma once
 
@@ -47,7 +50,7 @@
 #include <stdint.h>
 
 #define AUTOSCALE_MAX_METRICS 8
-#define AUTOSCALE_MAX_POLICIES 4
+#define AUTOSCALE_MAX_POLICIES 10 /* the CRD's maxItems, as autoscaling/v2 */
 
 enum autoscale_metric_type {
 	AUTOSCALE_QUEUE_DEPTH,            /* requests waiting, per replica */

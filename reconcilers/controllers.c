@@ -3,6 +3,7 @@
  */
 #include "controllers.h"
 
+#include "autoscaler.h"
 #include "isvc_controller.h"
 #include "placement_controller.h"
 #include "warmup.h"
@@ -10,6 +11,7 @@
 const struct controller_def *const kinfer_controllers[] = {
 	&isvc_controller,
 	&warmup_controller,
+	&autoscaler_controller,
 	&placement_controller,
 };
 const size_t kinfer_n_controllers = sizeof(kinfer_controllers) / sizeof(kinfer_controllers[0]);

@@ -14,6 +14,7 @@
  */
 #include "isvc_controller.h"
 
+#include "autoscaler.h"
 #include "drain.h"
 #include "events.h"
 #include "isvc.h"
@@ -194,12 +195,16 @@ static int count_pod(const struct cache_obj *o, void *ud)
 
 /* ---- steps ------------------------------------------------------------ */
 
-static int32_t desired_replicas(const struct snapshot *s)
+/*
+ * The replicas wanted: spec.replicas, or when autoscaled the autoscaler's
+ * last decision (dec), else (no decision yet: just created, or a new
+ * leader) what the Deployment runs; always within [min, max].
+ */
+static int32_t desired_replicas(const struct snapshot *s, const struct autoscaler_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
-	/* Autoscaled: keep what the Deployment runs, within [min, max]. */
-	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	int32_t cur = dec ? dec->desired : s->have_dep ? s->dep.spec_replicas : s->min_replicas;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)
@@ -306,7 +311,7 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 }
 
 static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
-		       const char *invalid)
+		       const struct autoscaler_decision *dec, const char *invalid)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -332,6 +337,8 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.invalid = invalid,
 		.old_status_json = s->status_json,
 		.now = (int64_t)time(NULL),
+		.scaling_enabled = s->scaling,
+		.scaling = dec ? &dec->status : NULL,
 	};
 	json_object *status = status_build(&in);
 	if (!status_same(status, s->status_json)) {
@@ -367,7 +374,10 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		return RECONCILE_OK;   /* deleted: owner references clean up */
 	}
 	json_object *spec = json_tokener_parse(s.spec_json);
-	int32_t desired = desired_replicas(&s), run = desired;
+	struct autoscaler_decision decision, *dec = NULL;
+	if (s.scaling && cd && autoscaler_decision(cd->autoscaler, key, &decision) == 0)
+		dec = &decision;
+	int32_t desired = desired_replicas(&s, dec), run = desired;
 	uint64_t requeue = 0;
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
@@ -382,14 +392,14 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, &s, desired, err) < 0)
+		if (sync_status(ctx, &s, desired, dec, err) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
 		snapshot_free(&s);
 		return res;
 	}
 	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
-	    sync_status(ctx, &s, desired, NULL) < 0)
+	    sync_status(ctx, &s, desired, dec, NULL) < 0)
 		res = RECONCILE_ERROR;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;

@@ -8,11 +8,15 @@
 #include "workload.h"
 
 struct events;
+struct autoscaler;
+struct metrics;
 
-/* What the controller needs besides the manager (main fills it). */
+/* What the controllers need besides the manager (main fills it). */
 struct kinfer_controller_data {
 	struct events *events;
 	struct workload_options workload;
+	struct autoscaler *autoscaler;   /* decisions of the autoscaler controller */
+	struct metrics *metrics;
 };
 
 /*

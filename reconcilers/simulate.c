@@ -273,8 +273,8 @@ static int parse_policy(json_object *p, const char *path,
 			struct autoscale_policy *ret, char *err, size_t errlen)
 {
 	static const char *const types[] = { "Pods", "Percent" };
-	int64_t value, period;
-	int type, r;
+	int64_t value = 0, period = 0;
+	int type = 0, r;
 
 	if (!json_object_is_type(p, json_type_object))
 		return errf(err, errlen, -EINVAL, "%s must be an object", path);
@@ -306,8 +306,8 @@ static int parse_rules(json_object *o, const char *dir,
 	static const char *const selects[] = { "Max", "Min", "Disabled" };
 	json_object *pol;
 	char path[64], ppath[96];
-	int64_t window;
-	int sel, r;
+	int64_t window = 0;
+	int sel = 0, r;
 
 	snprintf(path, sizeof(path), "spec.scaling.behavior.%s", dir);
 	if (!o)
@@ -716,7 +716,7 @@ static int read_pods(struct replay *rp, const struct reader *rd,
 		     json_object *o, char *err, size_t errlen)
 {
 	json_object *arr = field(o, "pods");
-	bool ready, terminating;
+	bool ready = true, terminating = false;
 	char where[48];
 	int r;
 
@@ -777,7 +777,7 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 	struct autoscale_result res;
 	json_object *v;
 	int64_t replicas;
-	double t;
+	double t = 0;
 	int r;
 
 	r = line_time(rd, o, &t, err, errlen);
@@ -887,7 +887,7 @@ static int load_line(struct load *l, const struct reader *rd,
 		     size_t errlen)
 {
 	json_object *v;
-	double t, rps;
+	double t = 0, rps = 0;
 	int r;
 
 	r = line_time(rd, o, &t, err, errlen);

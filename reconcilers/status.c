@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -177,6 +178,67 @@ static bool is_owned(const char *type)
 	return false;
 }
 
+static bool is_scaling(const char *type)
+{
+	return strcmp(type, "ScalingActive") == 0 || strcmp(type, "ScalingLimited") == 0;
+}
+
+/* A number as people read it: 4 significant digits, written as is. */
+static json_object *number(double v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%.4g", v);
+	return json_object_new_double_s(strtod(buf, NULL), buf);
+}
+
+/*
+ * The autoscaler's part: its two conditions, currentMetrics and
+ * lastScaleTime, from the decision; carried over while there is none yet;
+ * removed (null in the merge patch) when scaling is off.
+ */
+static void scaling_status(const struct status_input *in, json_object *old, json_object *st,
+			   json_object *conds)
+{
+	const struct status_scaling *sc = in->scaling;
+	char t[32];
+
+	if (!in->scaling_enabled) {
+		if (cache_json_get(old, "lastScaleTime"))
+			json_object_object_add(st, "lastScaleTime", NULL);
+		if (cache_json_get(old, "currentMetrics"))
+			json_object_object_add(st, "currentMetrics", NULL);
+		return;
+	}
+	if (!sc) {
+		json_object *x = cache_json_get(old, "lastScaleTime");
+		if (x)
+			json_object_object_add(st, "lastScaleTime", json_object_get(x));
+		x = cache_json_get(old, "currentMetrics");
+		if (x)
+			json_object_object_add(st, "currentMetrics", json_object_get(x));
+		return;
+	}
+	struct cond c[2];
+	set(&c[0], "ScalingActive", sc->active, sc->active_reason, "%s", sc->active_message);
+	set(&c[1], "ScalingLimited", sc->limited, sc->limited_reason, "%s", sc->limited_message);
+	for (size_t i = 0; i < 2; i++)
+		json_object_array_add(conds, condition_json(&c[i], old, in->generation, in->now));
+	if (sc->last_scale_time > 0) {
+		rfc3339(sc->last_scale_time, t, sizeof(t));
+		json_object_object_add(st, "lastScaleTime", json_object_new_string(t));
+	}
+	json_object *cm = json_object_new_array();
+	for (size_t i = 0; i < sc->n_metrics && i < 8; i++) {
+		json_object *m = json_object_new_object();
+		json_object_object_add(m, "type", json_object_new_string(sc->metrics[i].type));
+		if (sc->metrics[i].has_value)
+			json_object_object_add(m, "value", number(sc->metrics[i].value));
+		json_object_object_add(m, "target", number(sc->metrics[i].target));
+		json_object_array_add(cm, m);
+	}
+	json_object_object_add(st, "currentMetrics", cm);
+}
+
 json_object *status_build(const struct status_input *in)
 {
 	json_object *old = in->old_status_json ? json_tokener_parse(in->old_status_json) : NULL;
@@ -201,9 +263,10 @@ json_object *status_build(const struct status_input *in)
 			   i < json_object_array_length(oc); i++) {
 		json_object *x = json_object_array_get_idx(oc, i);
 		const char *t = cache_json_str(x, "type");
-		if (t && !is_owned(t))
+		if (t && !is_owned(t) && !(is_scaling(t) && (in->scaling || !in->scaling_enabled)))
 			json_object_array_add(conds, json_object_get(x));
 	}
+	scaling_status(in, old, st, conds);
 	json_object_object_add(st, "conditions", conds);
 	json_object_put(old);
 	return st;
@@ -230,20 +293,53 @@ static bool same_field(json_object *a, json_object *b, const char *k)
 	return strcmp(json_object_get_string(x), json_object_get_string(y)) == 0;
 }
 
+/* Numbers compare as numbers: the server may write 7 for our 7.0. */
+static bool same_number(json_object *a, json_object *b, const char *k)
+{
+	json_object *x = cache_json_get(a, k), *y = cache_json_get(b, k);
+	if (!x || !y)
+		return !x && !y;
+	return json_object_get_double(x) == json_object_get_double(y);
+}
+
+static size_t length(json_object *arr)
+{
+	return arr && json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+}
+
+static bool same_metrics(json_object *st, json_object *old)
+{
+	json_object *a = cache_json_get(st, "currentMetrics"), *b = cache_json_get(old, "currentMetrics");
+	size_t n = length(a);
+	bool same = n == length(b);
+
+	for (size_t i = 0; same && i < n; i++) {
+		json_object *x = json_object_array_get_idx(a, i), *y = json_object_array_get_idx(b, i);
+		same = same_field(x, y, "type") && same_number(x, y, "value") &&
+		       same_number(x, y, "target");
+	}
+	return same;
+}
+
 bool status_same(json_object *st, const char *old_json)
 {
 	static const char *const fields[] = { "observedGeneration", "replicas", "readyReplicas",
-		"warmReplicas", "desiredReplicas", "selector" };
+		"warmReplicas", "desiredReplicas", "selector", "lastScaleTime" };
 	static const char *const cfields[] = { "status", "reason", "message", "observedGeneration",
 		"lastTransitionTime" };
 	json_object *old = old_json ? json_tokener_parse(old_json) : NULL;
+	json_object *conds = cache_json_get(st, "conditions");
 	bool same = old != NULL;
 
 	for (size_t i = 0; same && i < sizeof(fields) / sizeof(fields[0]); i++)
 		same = same_field(st, old, fields[i]);
-	for (size_t i = 0; same && i < N_OWNED; i++) {
-		json_object *a = old_condition(st, owned[i]), *b = old_condition(old, owned[i]);
-		same = a && b;
+	same = same && same_metrics(st, old) &&
+	       length(conds) == length(cache_json_get(old, "conditions"));
+	for (size_t i = 0; same && i < length(conds); i++) {
+		json_object *a = json_object_array_get_idx(conds, i);
+		const char *type = cache_json_str(a, "type");
+		json_object *b = type ? old_condition(old, type) : NULL;
+		same = b != NULL;
 		for (size_t k = 0; same && k < sizeof(cfields) / sizeof(cfields[0]); k++)
 			same = same_field(a, b, cfields[k]);
 	}

@@ -1,10 +1,13 @@
 /*
- * The InferenceService status this controller owns: replica counts, the
- * selector for the scale subresource, and the Ready, Progressing, Degraded
- * and WarmedUp conditions (metav1.Condition rules: lastTransitionTime changes
- * only when status changes; reasons in CamelCase; messages for people).
- * Conditions of other types (WarmedUp, ScalingActive ...) are carried over
- * untouched. Pure: the reconciler gathers the input from the caches.
+ * The InferenceService status, written by one controller only (so two
+ * writers never undo each other's merge patches): replica counts, the
+ * selector for the scale subresource, the Ready, Progressing, Degraded and
+ * WarmedUp conditions, and, from the autoscaler's last decision, the
+ * ScalingActive and ScalingLimited conditions, currentMetrics and
+ * lastScaleTime (metav1.Condition rules: lastTransitionTime changes only
+ * when status changes; reasons in CamelCase; messages for people).
+ * Conditions of other types are carried over untouched. Pure: the
+ * reconciler gathers the input from the caches.
  */
 #pragma once
 
@@ -13,6 +16,26 @@
 #include <stdint.h>
 
 #include "kinds.h"
+
+/* One spec.scaling metric's last value, for status.currentMetrics. */
+struct status_metric {
+	char type[32];
+	bool has_value;
+	double value, target;
+};
+
+/* What the autoscaler decided last (autoscaler.h), for the status. */
+struct status_scaling {
+	bool active;                  /* ScalingActive */
+	char active_reason[48];
+	char active_message[256];
+	bool limited;                 /* ScalingLimited */
+	char limited_reason[48];
+	char limited_message[256];
+	int64_t last_scale_time;      /* seconds since the epoch; 0 = never */
+	size_t n_metrics;
+	struct status_metric metrics[8];
+};
 
 struct status_input {
 	int64_t generation;
@@ -28,6 +51,15 @@ struct status_input {
 	const char *selector;
 	const char *invalid;             /* why the spec cannot run, or NULL */
 	const char *old_status_json;     /* the status the server holds */
+	/*
+	 * Autoscaling: when scaling_enabled, the ScalingActive and
+	 * ScalingLimited conditions, currentMetrics and lastScaleTime come from
+	 * scaling, or are carried over from the old status while scaling is
+	 * NULL (no decision yet, e.g. just after a change of leader); when not
+	 * enabled, they are dropped.
+	 */
+	bool scaling_enabled;
+	const struct status_scaling *scaling;
 	int64_t now;                     /* seconds since the epoch */
 };
 

@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config ca-certificates curl openssl
 	libcurl4-openssl-dev libjson-c-dev libyaml-dev liburcu-dev
-	libcmocka-dev libmicrohttpd-dev valgrind python3 iproute2 procps bc clang)
+	libcmocka-dev libmicrohttpd-dev libgnutls28-dev valgrind python3 iproute2 procps bc clang
+	prometheus)
 
 say() { printf 'kinfer-deps: %s\n' "$*" >&2; }
 

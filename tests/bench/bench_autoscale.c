@@ -6,19 +6,29 @@
  *    alone and with the history update the controller does after it;
  *  - promtext on a recorded vLLM page: MB/s, samples/s, and the cost of
  *    one pod's scrape decoded into the autoscaler's inputs;
- *  - the CPU one period costs for 1,000 InferenceServices x 10 pods.
+ *  - the CPU one period costs for 1,000 InferenceServices x 10 pods,
+ *    first as parsing and deciding only, then as the operator does it:
+ *    metricsource's Pods source scraping every pod over HTTP (a loopback
+ *    server playing 10,000 pods' /metrics with the recorded page), the
+ *    digest with rate and P99 windows, and the decision; the operator's
+ *    CPU is the evaluating thread's, the server's is reported apart.
  *
  * Usage: bench_autoscale [vllm-page] (default: the recorded page in
  * tests/data/metrics).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "autoscale.h"
+#include "metricsource.h"
 #include "promtext.h"
+
+#include <microhttpd.h>
 
 #define PODS 10
 #define SEC 1000LL
@@ -264,6 +274,128 @@ static void bench_period(const char *buf, size_t len)
 	printf("period_cpu_per_service %.0f us\n", dt / 1000 * 1e6);
 }
 
+static double cpu_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct page {
+	const char *buf;
+	size_t len;
+};
+
+static enum MHD_Result serve_page(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload, size_t *upload_len, void **con_cls)
+{
+	const struct page *pg = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	(void)url; (void)method; (void)version; (void)upload; (void)upload_len; (void)con_cls;
+	r = MHD_create_response_from_buffer(pg->len, (void *)pg->buf, MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+#define SERVICES 1000
+
+/* One period of the operator's autoscaler for 1,000 services x 10 pods. */
+static void bench_operator_period(const char *buf, size_t len)
+{
+	static const enum autoscale_metric_type t[] = {
+		AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_KV_CACHE_UTILIZATION, AUTOSCALE_LATENCY_P99 };
+	struct page pg = { buf, len };
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+						0, NULL, NULL, serve_page, &pg,
+						MHD_OPTION_SOCK_ADDR, &addr,
+						MHD_OPTION_THREAD_POOL_SIZE, 1,
+						MHD_OPTION_CONNECTION_LIMIT, 2000, MHD_OPTION_END);
+	struct metricsource_state **st = calloc(SERVICES, sizeof(*st));
+	struct autoscale_history **h = calloc(SERVICES, sizeof(*h));
+	struct metricsource_pod pods[PODS];
+	struct autoscale_pod out[PODS];
+	struct metricsource_result *res = calloc(1, sizeof(*res));
+	struct autoscale_spec s;
+	struct autoscale_result r;
+	size_t bytes = 0, failed = 0;
+	const union MHD_DaemonInfo *info;
+
+	if (!d || !st || !h || !res) {
+		fprintf(stderr, "bench_autoscale: cannot start the loopback server\n");
+		goto out;
+	}
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	memset(&s, 0, sizeof(s));
+	s.min_replicas = 1;
+	s.max_replicas = 20;
+	s.n_metrics = 3;
+	for (size_t i = 0; i < 3; i++)
+		s.metrics[i] = (struct autoscale_metric_spec){ t[i], i == 2 ? 2000 : 50 };
+	for (int k = 0; k < PODS; k++)
+		pods[k] = (struct metricsource_pod){ "llm-x", "127.0.0.1", AUTOSCALE_POD_READY };
+	char names[PODS][32];
+	for (int k = 0; k < PODS; k++) {
+		snprintf(names[k], sizeof(names[k]), "llm-abc-%d", k);
+		pods[k].name = names[k];
+	}
+	/* Two periods: the first opens the rate and P99 windows. */
+	for (int round = 0; round < 2; round++) {
+		double w0 = now_s(), c0 = cpu_s(CLOCK_THREAD_CPUTIME_ID);
+		double p0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
+		bytes = failed = 0;
+		for (int svc = 0; svc < SERVICES; svc++) {
+			struct metricsource_request rq = {
+				.kind = METRICSOURCE_PODS, .ns = "bench", .service = "llm",
+				.framework = ISVC_VLLM, .spec = &s, .port = info->port,
+				.path = "/metrics", .timeout_ms = 5000, .pods = pods, .n_pods = PODS,
+				.now_ms = (round + 1) * 15 * SEC,
+			};
+			if (!st[svc] && (metricsource_state_new(&st[svc]) < 0 ||
+					 autoscale_history_new(&h[svc]) < 0))
+				goto out;
+			if (metricsource_collect(&rq, st[svc], out, res) < 0)
+				goto out;
+			bytes += res->bytes;
+			failed += res->failed;
+			struct autoscale_input in = {
+				.spec = &s, .current_replicas = PODS, .pods = out, .n_pods = PODS,
+				.service = &res->service, .now_ms = rq.now_ms,
+			};
+			autoscale_history_attach(h[svc], &in);
+			if (autoscale_evaluate(&in, &r) == 0)
+				autoscale_history_record(h[svc], &s, &r, rq.now_ms);
+		}
+		double wall = now_s() - w0, cpu = cpu_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+		double proc = cpu_s(CLOCK_PROCESS_CPUTIME_ID) - p0;
+		if (round == 0)
+			continue;
+		printf("operator_period_1000x10_scraped_wall %.2f s\n", wall);
+		printf("operator_period_1000x10_scraped_cpu %.2f s\n", cpu);
+		printf("operator_cpu_per_evaluation %.0f us\n", cpu / SERVICES * 1e6);
+		printf("operator_cpu_per_pod_scrape %.0f us\n", cpu / SERVICES / PODS * 1e6);
+		printf("operator_cpu_share_of_15s_period %.1f %%\n", cpu / 15.0 * 100);
+		printf("loopback_server_cpu_for_10000_pages %.2f s\n", proc - cpu);
+		printf("scraped_bytes_per_period %.1f MB\n", (double)bytes / 1e6);
+		printf("scrapes_failed %zu\n", failed);
+	}
+out:
+	for (int svc = 0; st && h && svc < SERVICES; svc++) {
+		metricsource_state_free(st[svc]);
+		autoscale_history_free(h[svc]);
+	}
+	free(st);
+	free(h);
+	free(res);
+	if (d)
+		MHD_stop_daemon(d);
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] :
@@ -281,6 +413,7 @@ int main(int argc, char **argv)
 	}
 	bench_parse(buf, len);
 	bench_period(buf, len);
+	bench_operator_period(buf, len);
 	free(buf);
 	return 0;
 }

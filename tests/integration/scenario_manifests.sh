@@ -69,7 +69,12 @@ expect_match "${out:-none}" '^none$' "RBAC grants nothing on Secrets"
 out=$(kc apply --dry-run=client -f "$src/crds/" -f "$man/" 2>&1)
 expect_code 0 $? "kubectl apply --dry-run=client -f crds/ -f manifests/"
 n=$(printf '%s\n' "$out" | grep -c '(dry run)$')
-expect_match "$n" '^10$' "10 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB ($n)"
+expect_match "$n" '^12$' "12 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB, 2 webhook configurations ($n)"
+# The webhook configurations: only kinfer.io InferenceServices, v1 reviews,
+# no side effects, fail closed, bounded time.
+wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{.kind} {.webhooks[0].sideEffects} {.webhooks[0].failurePolicy} {.webhooks[0].timeoutSeconds} {.webhooks[0].admissionReviewVersions} {.webhooks[0].rules[0].apiGroups} {.webhooks[0].rules[0].resources} {.webhooks[0].clientConfig.service.port}{"\n"}{end}' 2>&1)
+expect_match "$wh" '^MutatingWebhookConfiguration None Fail 5 \["v1"\] \["kinfer.io"\] \["inferenceservices"\] 9443$' "mutating webhook: sideEffects None, failurePolicy Fail, 5 s, v1, kinfer.io inferenceservices, port 9443"
+expect_match "$wh" '^ValidatingWebhookConfiguration None Fail 5 \["v1"\] \["kinfer.io"\] \["inferenceservices"\] 9443$' "validating webhook: the same"
 
 # Server-side dry run persists nothing, so the Namespace it "creates" does
 # not exist for the objects after it (a real apply creates it first, the
@@ -86,7 +91,9 @@ for o in 'customresourcedefinition.apiextensions.k8s.io/inferenceservices.kinfer
 	'role.rbac.authorization.k8s.io/kinfer-operator-leader-election' \
 	'rolebinding.rbac.authorization.k8s.io/kinfer-operator-leader-election' \
 	'service/kinfer-operator' 'deployment.apps/kinfer-operator' \
-	'poddisruptionbudget.policy/kinfer-operator'; do
+	'poddisruptionbudget.policy/kinfer-operator' \
+	'mutatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator' \
+	'validatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator'; do
 	expect_match "$out" "^$o (created|configured|unchanged) \(server dry run\)" "server dry run: $o"
 done
 # (kubectl's own note on an object created by server-side apply, such as the

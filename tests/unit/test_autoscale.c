@@ -588,7 +588,10 @@ static void hpa_invalid_metrics(void **state)
 	assert_int_equal(autoscale_evaluate(&in, &r), 0);
 	expect(r, 5, "FailedGetServiceMetric");
 	assert_true(r.hold && !r.active && !r.rescale);
-	assert_false(r.record_recommendation);
+	/* Inference rule: a hold recommends the current count, so the
+	 * scale-down window restarts when the metric comes back. */
+	assert_true(r.record_recommendation);
+	assert_int_equal(r.recommendation, 5);
 	/* Both empty. */
 	fill_pods(pods, none, 3);
 	in = input(&s, 3, pods, 3);
@@ -1242,6 +1245,56 @@ static void inference_hold_when_metrics_fail(void **state)
 	expect(r, 6, "FailedGetServiceMetric");
 }
 
+/* After a metrics outage longer than the window, the window starts again:
+ * the holds recommended the current count. */
+static void inference_window_restarts_after_outage(void **state)
+{
+	struct autoscale_spec s = spec1(AUTOSCALE_QUEUE_DEPTH, 5, 1, 10);
+	struct autoscale_history *h = NULL;
+	struct autoscale_pod p[6];
+	struct autoscale_input in;
+	struct autoscale_result r;
+	int64_t t = 0;
+	(void)state;
+
+	assert_int_equal(autoscale_history_new(&h), 0);
+	/* Busy at 6 replicas. */
+	for (int k = 0; k < 6; k++)
+		p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 1, { 5 } };
+	in = input(&s, 6, p, 6);
+	in.now_ms = t;
+	autoscale_history_attach(h, &in);
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	expect(r, 6, "DesiredWithinRange");
+	assert_int_equal(autoscale_history_record(h, &s, &r, t), 0);
+	/* Ten minutes without metrics: held every 15 s. */
+	for (int k = 0; k < 6; k++)
+		p[k].present = 0;
+	for (t = 15000; t <= 600000; t += 15000) {
+		in.now_ms = t;
+		autoscale_history_attach(h, &in);
+		assert_int_equal(autoscale_evaluate(&in, &r), 0);
+		assert_true(r.hold);
+		assert_int_equal(autoscale_history_record(h, &s, &r, t), 0);
+	}
+	/* Back and idle: no scale-down inside the window after the outage. */
+	for (int k = 0; k < 6; k++)
+		p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 1, { 0 } };
+	for (t = 615000; t < 900000; t += 15000) {
+		in.now_ms = t;
+		autoscale_history_attach(h, &in);
+		assert_int_equal(autoscale_evaluate(&in, &r), 0);
+		expect(r, 6, "ScaleDownStabilized");
+		assert_int_equal(autoscale_history_record(h, &s, &r, t), 0);
+	}
+	/* The window has passed since the last hold: one pod down. */
+	in.now_ms = t;
+	autoscale_history_attach(h, &in);
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	expect(r, 5, "ScaleDownLimit");
+	autoscale_history_free(h);
+}
+
 /* Service-level metrics: ratio times the ready pods. */
 static void inference_service_latency(void **state)
 {
@@ -1406,6 +1459,7 @@ int tests_autoscale(void)
 		cmocka_unit_test(inference_any_metric_breach),
 		cmocka_unit_test(inference_loading_pods),
 		cmocka_unit_test(inference_hold_when_metrics_fail),
+		cmocka_unit_test(inference_window_restarts_after_outage),
 		cmocka_unit_test(inference_service_latency),
 		cmocka_unit_test(inference_from_zero),
 		cmocka_unit_test(spec_checks),

@@ -116,8 +116,10 @@ static void degraded_reasons(void **state)
 static void transition_time_and_foreign_conditions(void **state)
 {
 	struct kdeployment d = dep(1, 1, 1);
+	/* Autoscaled, before the autoscaler's first decision: its conditions
+	 * are carried over. */
 	struct status_input in = { .generation = 1, .desired = 1, .dep = &d, .pods = 1,
-				   .ready = 0, .now = 1000 };
+				   .ready = 0, .now = 1000, .scaling_enabled = true };
 	(void)state;
 	json_object *a = status_build(&in);
 	json_object *conds = json_object_object_get(a, "conditions");
@@ -159,6 +161,83 @@ static void transition_time_and_foreign_conditions(void **state)
 	free(old);
 }
 
+static json_object *metric_of(json_object *st, const char *type)
+{
+	json_object *cm = json_object_object_get(st, "currentMetrics");
+	for (size_t i = 0; cm && i < json_object_array_length(cm); i++) {
+		json_object *m = json_object_array_get_idx(cm, i);
+		if (!strcmp(json_object_get_string(json_object_object_get(m, "type")), type))
+			return m;
+	}
+	return NULL;
+}
+
+/* The autoscaler's decision in the status, and what happens when scaling
+ * is turned off. */
+static void scaling_fields(void **state)
+{
+	struct kdeployment d = dep(3, 3, 3);
+	struct status_scaling sc = {
+		.active = true, .active_reason = "ValidMetricFound",
+		.active_message = "the autoscaler computed the replica count from QueueDepth",
+		.limited = true, .limited_reason = "ScaleUpLimit",
+		.limited_message = "the desired replica count is increasing faster than the maximum scale rate",
+		.last_scale_time = 1800000000,
+		.n_metrics = 2,
+		.metrics = { { "QueueDepth", true, 7.123456, 5 }, { "LatencyP99", false, 0, 2000 } },
+	};
+	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3, .ready = 3,
+				   .warm = 3, .now = 1800000000, .scaling_enabled = true,
+				   .scaling = &sc };
+	(void)state;
+	json_object *a = status_build(&in);
+	assert_string_equal(cond(a, "ScalingActive", NULL), "True");
+	assert_string_equal(cond(a, "ScalingLimited", NULL), "True");
+	assert_string_equal(json_object_get_string(json_object_object_get(a, "lastScaleTime")),
+			    "2027-01-15T08:00:00Z");
+	json_object *q = metric_of(a, "QueueDepth"), *l = metric_of(a, "LatencyP99");
+	assert_non_null(q);
+	assert_non_null(l);
+	/* Four significant digits, as written. */
+	assert_string_equal(json_object_to_json_string(json_object_object_get(q, "value")), "7.123");
+	assert_null(json_object_object_get(l, "value"));
+	assert_int_equal(json_object_get_int(json_object_object_get(l, "target")), 2000);
+
+	/* The server gives numbers back its own way (2000 for 2000.0). */
+	json_object *server = json_tokener_parse(json_object_to_json_string(a));
+	json_object_object_add(metric_of(server, "LatencyP99"), "target",
+			       json_object_new_double(2000.0));
+	char *old = strdup(json_object_to_json_string(server));
+	json_object_put(server);
+	assert_non_null(strstr(old, "2000.0"));
+	assert_true(status_same(a, old));
+	in.old_status_json = old;
+	/* A new value is a change to write. */
+	sc.metrics[0].value = 9;
+	json_object *b = status_build(&in);
+	assert_false(status_same(b, old));
+	json_object_put(b);
+
+	/* No decision yet (a new leader): everything is carried over. */
+	in.scaling = NULL;
+	b = status_build(&in);
+	assert_true(status_same(b, old));
+	json_object_put(b);
+
+	/* Scaling turned off: the fields go (null in the merge patch) and so
+	 * do the two conditions. */
+	in.scaling_enabled = false;
+	b = status_build(&in);
+	assert_true(json_object_object_get_ex(b, "lastScaleTime", NULL));
+	assert_null(json_object_object_get(b, "lastScaleTime"));
+	assert_null(json_object_object_get(b, "currentMetrics"));
+	assert_null(cond(b, "ScalingActive", NULL));
+	assert_false(status_same(b, old));
+	json_object_put(b);
+	json_object_put(a);
+	free(old);
+}
+
 int tests_status(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +245,7 @@ int tests_status(void)
 		cmocka_unit_test(starting_and_cold),
 		cmocka_unit_test(degraded_reasons),
 		cmocka_unit_test(transition_time_and_foreign_conditions),
+		cmocka_unit_test(scaling_fields),
 	};
 	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }

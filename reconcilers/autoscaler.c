@@ -1,0 +1,701 @@
+/*
+ * The autoscaler controller; see autoscaler.h. One reconcile is one
+ * evaluation:
+ *
+ *   1. copy the InferenceService and its pods out of the caches;
+ *   2. wait for the evaluation interval (an event in between only
+ *      reschedules, except a new generation, evaluated at once);
+ *   3. collect the metrics from the source the spec names;
+ *   4. evaluate with the service's history, record the result;
+ *   5. publish the decision, tell the InferenceService controller when it
+ *      changed, and record an Event when the replica count changes.
+ *
+ * The table of services is guarded by one mutex, held only to find,
+ * insert, copy or remove an entry: the work queue never hands one key to
+ * two workers, so an entry's history and scrape state are touched by one
+ * thread at a time.
+ */
+#include "autoscaler.h"
+
+#include "autoscale.h"
+#include "base64.h"
+#include "isvc.h"
+#include "isvc_controller.h"
+#include "kinds.h"
+#include "log.h"
+#include "metrics.h"
+#include "metricsource.h"
+#include "presets.h"
+#include "ratelimit.h"
+#include "simulate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TABLE_SLOTS 4096
+#define MAX_SERVICES 100000
+#define TOKEN_TTL_MS 60000     /* a bearer token is re-read after a minute */
+#define TOKEN_MAX 8192
+
+static const char *const result_labels[] = { "result", NULL };
+static const struct metric_family fam_evaluations = {
+	"kinfer_autoscaler_evaluations_total",
+	"Autoscaler evaluations, by result (scaled, steady, held: metrics missing)",
+	METRIC_COUNTER, result_labels, NULL, 0 };
+static const struct metric_family fam_eval_seconds = {
+	"kinfer_autoscaler_evaluation_seconds",
+	"Time of one evaluation: metrics collection and decision",
+	METRIC_HISTOGRAM, NULL, NULL, 0 };
+static const char *const scrape_labels[] = { "source", "result", NULL };
+static const struct metric_family fam_scrapes = {
+	"kinfer_autoscaler_scrapes_total",
+	"Pod scrapes and Prometheus queries, by source and result (ok, error)",
+	METRIC_COUNTER, scrape_labels, NULL, 0 };
+
+struct svc {
+	char *key;
+	struct svc *next;
+	struct autoscale_history *history;
+	struct metricsource_state *ms;
+	uint64_t due_ms;          /* monotonic: the next evaluation */
+	int64_t generation;
+	bool have;                /* decision is set */
+	struct autoscaler_decision decision;
+	char *token;              /* Prometheus bearer token, and when read */
+	uint64_t token_ms;
+};
+
+struct autoscaler {
+	pthread_mutex_t lock;
+	struct svc *slots[TABLE_SLOTS];
+	size_t n;
+	long timeout_ms;
+	struct metrics *metrics;
+};
+
+int autoscaler_new(const struct autoscaler_options *o, struct autoscaler **ret)
+{
+	struct autoscaler *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_init(&a->lock, NULL);
+	a->timeout_ms = o && o->scrape_timeout_ms > 0 ? o->scrape_timeout_ms : 2000;
+	a->metrics = o ? o->metrics : NULL;
+	*ret = a;
+	return 0;
+}
+
+static void svc_free(struct svc *s)
+{
+	if (!s)
+		return;
+	autoscale_history_free(s->history);
+	metricsource_state_free(s->ms);
+	free(s->token);
+	free(s->key);
+	free(s);
+}
+
+void autoscaler_free(struct autoscaler *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < TABLE_SLOTS; i++)
+		while (a->slots[i]) {
+			struct svc *s = a->slots[i];
+			a->slots[i] = s->next;
+			svc_free(s);
+		}
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+static size_t slot(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return (size_t)(h % TABLE_SLOTS);
+}
+
+/* Under a->lock. */
+static struct svc *find(struct autoscaler *a, const char *key)
+{
+	for (struct svc *s = a->slots[slot(key)]; s; s = s->next)
+		if (strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+static struct svc *find_or_add(struct autoscaler *a, const char *key)
+{
+	struct svc *s;
+
+	pthread_mutex_lock(&a->lock);
+	s = find(a, key);
+	if (!s && a->n < MAX_SERVICES && (s = calloc(1, sizeof(*s)))) {
+		s->key = strdup(key);
+		if (!s->key || autoscale_history_new(&s->history) < 0 ||
+		    metricsource_state_new(&s->ms) < 0) {
+			svc_free(s);
+			s = NULL;
+		} else {
+			s->next = a->slots[slot(key)];
+			a->slots[slot(key)] = s;
+			a->n++;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return s;
+}
+
+static void forget(struct autoscaler *a, const char *key)
+{
+	struct svc **pp, *gone = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	for (pp = &a->slots[slot(key)]; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->key, key) == 0) {
+			gone = *pp;
+			*pp = gone->next;
+			a->n--;
+			break;
+		}
+	pthread_mutex_unlock(&a->lock);
+	svc_free(gone);
+}
+
+int autoscaler_decision(struct autoscaler *a, const char *key, struct autoscaler_decision *ret)
+{
+	int r = -ENOENT;
+
+	if (!a || !key || !ret)
+		return -EINVAL;
+	pthread_mutex_lock(&a->lock);
+	struct svc *s = find(a, key);
+	if (s && s->have) {
+		*ret = s->decision;
+		r = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* ---- what one evaluation reads ----------------------------------------- */
+
+struct input {
+	char ns[64], name[256], uid[64];
+	int64_t generation;
+	bool scaling;
+	json_object *spec;            /* parsed spec, owned */
+	int32_t old_desired;          /* status.desiredReplicas, -1 = none */
+	int64_t old_scale_time;       /* status.lastScaleTime, 0 = none */
+	bool have_dep;
+	int32_t dep_replicas;
+	struct metricsource_pod *pods;
+	char (*pod_names)[254];
+	char (*pod_ips)[48];
+	size_t n_pods, cap;
+};
+
+static void input_free(struct input *in)
+{
+	json_object_put(in->spec);
+	free(in->pods);
+	free(in->pod_names);
+	free(in->pod_ips);
+}
+
+static int64_t parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* Grow the pod arrays (the caller's arrays start small: most services
+ * have a handful of pods; one has at most METRICSOURCE_MAX_PODS). */
+static bool grow(struct input *in)
+{
+	size_t cap = in->cap ? in->cap * 2 : 16;
+	void *a, *b, *c;
+
+	if (cap > METRICSOURCE_MAX_PODS)
+		cap = METRICSOURCE_MAX_PODS;
+	if (cap <= in->cap)
+		return false;
+	a = realloc(in->pods, cap * sizeof(*in->pods));
+	if (a)
+		in->pods = a;
+	b = a ? realloc(in->pod_names, cap * sizeof(*in->pod_names)) : NULL;
+	if (b)
+		in->pod_names = b;
+	c = b ? realloc(in->pod_ips, cap * sizeof(*in->pod_ips)) : NULL;
+	if (c)
+		in->pod_ips = c;
+	if (!c)
+		return false;
+	in->cap = cap;
+	return true;
+}
+
+static int gather_pod(const struct cache_obj *o, void *ud)
+{
+	struct input *in = ud;
+	const struct kpod *p = (const struct kpod *)o;
+	size_t k = in->n_pods;
+
+	if (strcmp(o->ns, in->ns) != 0 || (k == in->cap && !grow(in)))
+		return 0;
+	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", o->name);
+	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
+	/* The HPA's groups: going away or draining are left out; not
+	 * ready (loading the model, warming up) count as unready. */
+	if (o->deleted || p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED ||
+	    (p->warm_reason && strcmp(p->warm_reason, "Draining") == 0))
+		in->pods[k].state = AUTOSCALE_POD_IGNORED;
+	else if (p->ready == KCOND_TRUE)
+		in->pods[k].state = AUTOSCALE_POD_READY;
+	else
+		in->pods[k].state = AUTOSCALE_POD_UNREADY;
+	in->n_pods++;
+	return 0;
+}
+
+/* False when the InferenceService is gone. */
+static bool take_input(struct manager *m, const char *key, struct input *in)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	struct cache *dc = manager_cache(m, &kind_deployments);
+	struct cache *pc = manager_cache(m, &kind_pods);
+	char *spec = NULL, *status = NULL;
+	bool ok = false;
+
+	memset(in, 0, sizeof(*in));
+	in->old_desired = -1;
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (!is || is->meta.deleted)
+		goto out;
+	snprintf(in->ns, sizeof(in->ns), "%s", is->meta.ns);
+	snprintf(in->name, sizeof(in->name), "%s", is->meta.name);
+	snprintf(in->uid, sizeof(in->uid), "%s", is->meta.uid ? is->meta.uid : "");
+	in->generation = is->generation;
+	in->scaling = is->scaling;
+	spec = strdup(is->spec_json);
+	status = is->status_json ? strdup(is->status_json) : NULL;
+	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
+	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, in->uid) == 0) {
+		in->have_dep = true;
+		in->dep_replicas = d->spec_replicas;
+	}
+	if (in->scaling)
+		cache_index_foreach(pc, KPOD_BY_SERVICE, in->name, gather_pod, in);
+	ok = spec != NULL;
+out:
+	cache_read_unlock();
+	/* Pointers into the arrays only now: they moved while growing. */
+	for (size_t k = 0; k < in->n_pods; k++) {
+		in->pods[k].name = in->pod_names[k];
+		in->pods[k].ip = in->pod_ips[k];
+	}
+	if (ok) {
+		in->spec = json_tokener_parse(spec);
+		json_object *st = status ? json_tokener_parse(status) : NULL;
+		in->old_desired = (int32_t)cache_json_int(st, "desiredReplicas", -1);
+		in->old_scale_time = parse_time(cache_json_str(st, "lastScaleTime"));
+		json_object_put(st);
+		ok = in->spec != NULL;
+	}
+	free(spec);
+	free(status);
+	return ok;
+}
+
+/* ---- the metrics request ----------------------------------------------- */
+
+/* The bearer token from spec.scaling.metricsSource.prometheus's Secret,
+ * re-read after TOKEN_TTL_MS. NULL with err when it cannot be read. */
+static const char *bearer_token(struct reconcile_ctx *ctx, struct svc *s, const char *ns,
+				json_object *ref, uint64_t now_ms, char *err, size_t errlen)
+{
+	const char *name = cache_json_str(ref, "name"), *k = cache_json_str(ref, "key");
+	json_object *secret = NULL;
+	struct kube_status st;
+	unsigned char *raw = NULL;
+	size_t n = 0;
+
+	if (s->token && now_ms - s->token_ms < TOKEN_TTL_MS)
+		return s->token;
+	if (!name || !k) {
+		snprintf(err, errlen, "bearerTokenSecretRef needs name and key");
+		return NULL;
+	}
+	if (kube_get(ctx->client, &kube_res_secrets, ns, name, NULL, &secret, &st) < 0) {
+		snprintf(err, errlen, "cannot read Secret %.60s/%.100s: %.150s", ns, name, st.message);
+		return NULL;
+	}
+	json_object *data = cache_json_get(secret, "data"), *v = NULL;
+	if (data)
+		json_object_object_get_ex(data, k, &v);
+	const char *b64 = v ? json_object_get_string(v) : NULL;
+	if (!b64 || base64_decode(b64, strlen(b64), &raw, &n) < 0 || n == 0 || n > TOKEN_MAX) {
+		snprintf(err, errlen, "Secret %.60s/%.100s has no usable key %.60s", ns, name, k);
+		json_object_put(secret);
+		free(raw);
+		return NULL;
+	}
+	json_object_put(secret);
+	while (n > 0 && (raw[n - 1] == '\n' || raw[n - 1] == '\r'))
+		n--;
+	free(s->token);
+	s->token = strndup((const char *)raw, n);
+	free(raw);
+	s->token_ms = now_ms;
+	return s->token;
+}
+
+/* Everything of spec the request needs; err says what is wrong. */
+static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct svc *s,
+			 const struct input *in, const struct simulate_scaling *sc,
+			 struct metricsource_request *rq, char *err, size_t errlen)
+{
+	json_object *scaling = cache_json_get(in->spec, "scaling");
+	json_object *src = cache_json_get(scaling, "metricsSource");
+	json_object *metrics = cache_json_get(scaling, "metrics");
+	enum isvc_framework fw = ISVC_VLLM;
+	const struct preset *pr;
+
+	isvc_framework_parse(cache_json_str(in->spec, "model.framework"), &fw);
+	pr = preset_for(fw);
+	int32_t port = (int32_t)cache_json_int(in->spec, "port", pr->port);
+	memset(rq, 0, sizeof(*rq));
+	rq->kind = METRICSOURCE_PODS;
+	if (cache_json_str(src, "type") &&
+	    metricsource_kind_parse(cache_json_str(src, "type"), &rq->kind) < 0) {
+		snprintf(err, errlen, "spec.scaling.metricsSource.type: unknown source %.40s",
+			 cache_json_str(src, "type"));
+		return -EINVAL;
+	}
+	rq->ns = in->ns;
+	rq->service = in->name;
+	rq->framework = fw;
+	rq->spec = &sc->spec;
+	for (size_t i = 0; i < sc->spec.n_metrics; i++)
+		rq->queries[i] = cache_json_str(json_object_array_get_idx(metrics, i), "query");
+	rq->port = (int32_t)cache_json_int(in->spec, "metricsEndpoint.port",
+					   pr->metrics_port ? pr->metrics_port : port);
+	rq->path = cache_json_str(in->spec, "metricsEndpoint.path");
+	if (!rq->path)
+		rq->path = pr->metrics_path;
+	rq->timeout_ms = a->timeout_ms;
+	rq->pods = in->pods;
+	rq->n_pods = in->n_pods;
+	if (rq->kind == METRICSOURCE_PROMETHEUS) {
+		json_object *prom = cache_json_get(src, "prometheus");
+		rq->url = cache_json_str(prom, "url");
+		long t = (long)cache_json_int(prom, "timeoutSeconds", 0);
+		if (t > 0)
+			rq->timeout_ms = t * 1000;
+		if (!rq->url) {
+			snprintf(err, errlen, "spec.scaling.metricsSource.prometheus.url is missing");
+			return -EINVAL;
+		}
+		json_object *ref = cache_json_get(prom, "bearerTokenSecretRef");
+		if (ref) {
+			rq->token = bearer_token(ctx, s, in->ns, ref, monotonic_ns() / 1000000, err, errlen);
+			if (!rq->token)
+				return -EIO;
+		}
+	}
+	return 0;
+}
+
+/* ---- the decision ------------------------------------------------------- */
+
+static void fill(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
+				   char *buf, size_t len)
+{
+	if (strcmp(reason, "TooManyReplicas") == 0)
+		snprintf(buf, len, "the desired replica count is more than the maximum replica count (%d)",
+			 sp->max_replicas);
+	else if (strcmp(reason, "TooFewReplicas") == 0)
+		snprintf(buf, len, "the desired replica count is less than the minimum replica count (%d)",
+			 sp->min_replicas);
+	else if (strcmp(reason, "ScaleUpLimit") == 0)
+		snprintf(buf, len, "the desired replica count is increasing faster than the maximum "
+			 "scale rate (behavior.scaleUp.policies)");
+	else if (strcmp(reason, "ScaleDownLimit") == 0)
+		snprintf(buf, len, "the desired replica count is decreasing faster than the maximum "
+			 "scale rate (behavior.scaleDown.policies)");
+	else if (strcmp(reason, "ScaleDownStabilized") == 0)
+		snprintf(buf, len, "recent recommendations were higher than current one, applying the "
+			 "highest recent recommendation (behavior.scaleDown.stabilizationWindowSeconds)");
+	else if (strcmp(reason, "ScaleUpStabilized") == 0)
+		snprintf(buf, len, "recent recommendations were lower than current one, applying the "
+			 "lowest recent recommendation (behavior.scaleUp.stabilizationWindowSeconds)");
+	else
+		snprintf(buf, len, "the desired count is within the acceptable range");
+	return buf;
+}
+
+static void decide(const struct input *in, const struct simulate_scaling *sc,
+		   const struct autoscale_result *res, const struct metricsource_result *mr,
+		   const char *source_error, int64_t last_scale, struct autoscaler_decision *d)
+{
+	const struct autoscale_spec *sp = &sc->spec;
+	struct status_scaling *st = &d->status;
+	char buf[256];
+
+	memset(d, 0, sizeof(*d));
+	d->generation = in->generation;
+	d->desired = res->desired;
+	st->active = res->active;
+	fill(st->active_reason, sizeof(st->active_reason), res->active_reason);
+	if (source_error) {
+		st->active = false;
+		fill(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
+		snprintf(st->active_message, sizeof(st->active_message), "holding %d replicas: %s",
+			 res->current, source_error);
+	} else if (res->active) {
+		snprintf(st->active_message, sizeof(st->active_message),
+			 "the autoscaler computed the replica count from %s",
+			 res->metric >= 0 ? autoscale_metric_type_name(sp->metrics[res->metric].type) :
+					    "the metrics");
+	} else {
+		/* Say which metric is missing and why, in the source's words. */
+		size_t off = (size_t)snprintf(st->active_message, sizeof(st->active_message), "%s",
+					      res->message);
+		for (size_t i = 0; i < sp->n_metrics && off < sizeof(st->active_message); i++) {
+			if (res->metrics[i].valid)
+				continue;
+			const char *why = mr && mr->errors[i][0] ? mr->errors[i] : res->metrics[i].error;
+			off += (size_t)snprintf(st->active_message + off, sizeof(st->active_message) - off,
+						"; %s: %s", autoscale_metric_type_name(sp->metrics[i].type),
+						why ? why : "no value");
+		}
+	}
+	const char *lr = res->limited ? res->limited_reason : NULL;
+	if (!lr && res->able_reason && strstr(res->able_reason, "Stabilized") &&
+	    res->recommendation != res->desired)
+		lr = res->able_reason;
+	st->limited = lr != NULL && !source_error && res->active;
+	fill(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
+	fill(st->limited_message, sizeof(st->limited_message),
+	     limited_message(st->limited_reason, sp, buf, sizeof(buf)));
+	st->last_scale_time = last_scale;
+	st->n_metrics = sp->n_metrics;
+	for (size_t i = 0; i < sp->n_metrics && i < 8; i++) {
+		fill(st->metrics[i].type, sizeof(st->metrics[i].type),
+		     autoscale_metric_type_name(sp->metrics[i].type));
+		st->metrics[i].has_value = !source_error && res->metrics[i].valid &&
+					   isfinite(res->metrics[i].current);
+		st->metrics[i].value = st->metrics[i].has_value ? res->metrics[i].current : 0;
+		st->metrics[i].target = sp->metrics[i].target;
+	}
+}
+
+/* "QueueDepth 7.5 above target 5" or "all metrics below target". */
+static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_result *res,
+		       char *buf, size_t len)
+{
+	if (res->desired > res->current && res->metric >= 0) {
+		const struct autoscale_metric_status *m = &res->metrics[res->metric];
+		snprintf(buf, len, "%s %.4g above target %.4g", autoscale_metric_type_name(
+				 sp->metrics[res->metric].type), m->current, m->target);
+	} else if (res->desired > res->current) {
+		snprintf(buf, len, "%s", res->limited_reason ? res->limited_reason : "below minReplicas");
+	} else {
+		size_t off = (size_t)snprintf(buf, len, "all metrics below target");
+		for (size_t i = 0; i < sp->n_metrics && off < len; i++)
+			if (res->metrics[i].valid)
+				off += (size_t)snprintf(buf + off, len - off, "%s %s %.4g (target %.4g)",
+							i ? "," : ":", autoscale_metric_type_name(
+								sp->metrics[i].type),
+							res->metrics[i].current, res->metrics[i].target);
+	}
+}
+
+static bool same_decision(const struct autoscaler_decision *a, const struct autoscaler_decision *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static void count(struct autoscaler *a, const struct metric_family *f, const char *l1,
+		  const char *l2, double v)
+{
+	const char *lv[] = { l1, l2 };
+	metric_add(metrics_series(a->metrics, f, lv), v);
+}
+
+static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
+				      struct svc *s, const struct input *in,
+				      const struct simulate_scaling *sc, int64_t now_ms)
+{
+	struct autoscale_pod *pods = calloc(in->n_pods ? in->n_pods : 1, sizeof(*pods));
+	struct metricsource_result *mr = calloc(1, sizeof(*mr));
+	struct metricsource_request rq;
+	struct autoscale_result res;
+	struct autoscaler_decision d;
+	char err[512] = "", why[320], note[512];
+	const char *source_error = NULL;
+	uint64_t t0 = monotonic_ns();
+	int r;
+
+	if (!pods || !mr) {
+		free(pods);
+		free(mr);
+		snprintf(ctx->error, sizeof(ctx->error), "out of memory");
+		return RECONCILE_ERROR;
+	}
+	r = build_request(ctx, a, s, in, sc, &rq, err, sizeof(err));
+	if (r == 0) {
+		rq.now_ms = now_ms;
+		r = metricsource_collect(&rq, s->ms, pods, mr);
+		if (r < 0)
+			snprintf(err, sizeof(err), "metrics collection failed: %s", strerror(-r));
+		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus", "ok",
+		      (double)mr->scraped);
+		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus", "error",
+		      (double)mr->failed);
+	}
+	int32_t current = s->have ? s->decision.desired :
+			  in->old_desired >= 0 ? in->old_desired : in->dep_replicas;
+	struct autoscale_input ai = {
+		.spec = &sc->spec,
+		.current_replicas = current,
+		.pods = pods,
+		.n_pods = in->n_pods,
+		.service = &mr->service,
+		.now_ms = now_ms,
+	};
+	if (r < 0) {
+		/* No source at all: hold, as with every metric missing. */
+		source_error = err;
+		ai.n_pods = 0;
+		ai.service = NULL;
+	}
+	autoscale_history_attach(s->history, &ai);
+	r = autoscale_evaluate(&ai, &res);
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->ns, in->name,
+			 strerror(-r));
+		free(pods);
+		free(mr);
+		return RECONCILE_ERROR;
+	}
+	if (source_error) {
+		res.desired = current;
+		res.rescale = false;
+		res.hold = true;
+	}
+	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
+	int64_t last = s->have ? s->decision.status.last_scale_time : in->old_scale_time;
+	if (res.rescale)
+		last = now_ms / 1000;
+	decide(in, sc, &res, mr, source_error, last, &d);
+	bool changed = !s->have || !same_decision(&d, &s->decision);
+	pthread_mutex_lock(&a->lock);
+	s->decision = d;
+	s->have = true;
+	pthread_mutex_unlock(&a->lock);
+
+	if (res.rescale) {
+		why_scaled(&sc->spec, &res, why, sizeof(why));
+		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
+			 res.current, why);
+		kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->ns, in->name, in->uid,
+			     "Normal", "SuccessfulRescale", "Scale", note);
+		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->ns,
+			 in->name, res.current, res.desired, why);
+	} else if (!d.status.active && (changed || !s->have)) {
+		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->ns, in->name,
+			 current, d.status.active_message);
+	}
+	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
+	      NULL, 1);
+	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
+		       (double)(monotonic_ns() - t0) / 1e9);
+	if (changed)
+		manager_enqueue(ctx->manager, "inferenceservice", s->key);
+	free(pods);
+	free(mr);
+	return RECONCILE_REQUEUE_AFTER;
+}
+
+static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
+{
+	const struct kinfer_controller_data *cd = ctx->data;
+	struct autoscaler *a = cd ? cd->autoscaler : NULL;
+	struct simulate_scaling sc;
+	struct input in;
+	enum reconcile_result res;
+	char err[512];
+
+	if (!a)
+		return RECONCILE_OK;
+	if (!take_input(ctx->manager, key, &in) || !in.scaling) {
+		input_free(&in);
+		forget(a, key);
+		return RECONCILE_OK;
+	}
+	if (simulate_scaling_from_json(cache_json_get(in.spec, "scaling"), &sc, err, sizeof(err)) < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s/%s: %s", in.ns, in.name, err);
+		input_free(&in);
+		forget(a, key);
+		return RECONCILE_TERMINAL;
+	}
+	struct svc *s = find_or_add(a, key);
+	if (!s) {
+		snprintf(ctx->error, sizeof(ctx->error), "cannot track %s: out of memory or over %d "
+			 "autoscaled services", key, MAX_SERVICES);
+		input_free(&in);
+		return RECONCILE_ERROR;
+	}
+	uint64_t mono = monotonic_ns() / 1000000, period = (uint64_t)sc.interval_seconds * 1000;
+	if (s->due_ms && mono < s->due_ms && s->generation == in.generation) {
+		ctx->requeue_after_ns = (s->due_ms - mono) * 1000000ULL;
+		input_free(&in);
+		return RECONCILE_REQUEUE_AFTER;
+	}
+	s->generation = in.generation;
+	s->due_ms = mono + period;
+	if (!in.have_dep) {
+		/* Nothing to scale yet: the InferenceService controller is
+		 * creating the Deployment. */
+		ctx->requeue_after_ns = period * 1000000ULL;
+		input_free(&in);
+		return RECONCILE_REQUEUE_AFTER;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	res = evaluate(ctx, a, s, &in, &sc, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	if (res == RECONCILE_REQUEUE_AFTER)
+		ctx->requeue_after_ns = period * 1000000ULL;
+	input_free(&in);
+	return res;
+}
+
+static const struct controller_watch watches[] = {
+	{ &kind_inferenceservices, NULL },
+};
+
+const struct controller_def autoscaler_controller = {
+	.name = "autoscaler",
+	.watches = watches,
+	.n_watches = sizeof(watches) / sizeof(watches[0]),
+	.reconcile = reconcile,
+	.workers = 4,
+};

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Scenario: `kinfer-operator validate` as a CI pipeline uses it, no cluster:
+# exit 0 when every InferenceService passes, 1 when any fails (each
+# violation on its own line with file and line), 2 when an input cannot be
+# read or parsed; folders, stdin and multi-document files.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+op=$KINFER_OPERATOR
+data=$KINFER_SOURCE_DIR/tests/data/webhook
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+out=$("$op" validate -f "$KINFER_SOURCE_DIR/manifests/samples" 2>&1); expect_code 0 $? "the samples pass"
+expect_match "$out" 'samples/vllm.yaml:[0-9]+: llama-7b: ok \([0-9]+ defaults\)' "each object: file, line, name, ok"
+out=$("$op" validate -f "$data/good" 2>&1); expect_code 0 $? "the good catalogue passes"
+expect_match "$out" 'tgi-scaling.yaml:[0-9]+: tgi-scaling: warning: spec.resources.gpu.sharing: time-slicing' "warnings do not fail"
+
+out=$("$op" validate -f "$data/bad" 2>&1); expect_code 1 $? "the bad catalogue fails"
+for f in "$data"/bad/*.yaml; do
+	b=$(basename "$f")
+	# The object starts after the "# expect:" comment lines.
+	line=$(grep -n '^apiVersion' "$f" | head -1 | cut -d: -f1)
+	while IFS= read -r want; do
+		expect_match "$out" "bad/$b:$line: [a-z-]+: error: $want" "$b:$line: ${want:0:50}"
+	done < <(sed -n 's/^# expect: //p' "$f")
+done
+
+# Multi-document, mixed kinds, one bad object among good ones: its line.
+cat > "$tmp/multi.yaml" <<'YAML'
+apiVersion: v1
+kind: Namespace
+metadata: {name: serving}
+---
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: fine}
+spec:
+  model: {name: opt-125m, uri: hf://facebook/opt-125m}
+---
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: too-big}
+spec:
+  model: {name: llama-70b, uri: s3://m/llama-70b}
+  resources:
+    gpu: {count: 1, memory: 48Gi, product: NVIDIA-A100-SXM4-40GB}
+YAML
+out=$("$op" validate -f "$tmp/multi.yaml" 2>&1); expect_code 1 $? "one bad object fails the file"
+expect_match "$out" 'multi.yaml:1: serving: skipped \(kind Namespace\)' "other kinds are skipped"
+expect_match "$out" 'multi.yaml:5: fine: ok' "the good one passes, with its line"
+expect_match "$out" 'multi.yaml:11: too-big: error: spec.resources.gpu.memory: 48Gi exceeds the 40Gi of NVIDIA-A100-SXM4-40GB' "the bad one fails, with its line"
+out=$("$op" validate -f - < "$data/good/vllm-minimal.yaml" 2>&1); expect_code 0 $? "stdin"
+expect_match "$out" '^<stdin>:[0-9]+: vllm-minimal: ok' "stdin is named <stdin>"
+
+# Unreadable input: 2, with the reason.
+out=$("$op" validate -f "$tmp/absent.yaml" 2>&1); expect_code 2 $? "a missing file exits 2"
+expect_match "$out" 'absent.yaml: cannot read: No such file or directory' "the missing file is named"
+printf 'kind: InferenceService\nspec: [\n' > "$tmp/broken.yaml"
+out=$("$op" validate -f "$tmp/broken.yaml" 2>&1); expect_code 2 $? "malformed YAML exits 2"
+expect_match "$out" 'broken.yaml: line [0-9]+' "malformed YAML: file and line"
+out=$("$op" validate -f "$data/bad" -f "$tmp/absent.yaml" 2>&1); expect_code 2 $? "unreadable wins over failed"
+out=$("$op" validate 2>&1); expect_code 2 $? "no -f: usage, exit 2"
+out=$("$op" validate --help 2>&1); expect_code 0 $? "--help exits 0"
+expect_match "$out" 'Exit status: 0 all pass, 1 any fails, 2 an input cannot be read' "--help says the exit codes"
+out=$("$op" --help 2>&1)
+expect_match "$out" 'validate  check InferenceService manifests offline' "validate is listed in help"
+summary

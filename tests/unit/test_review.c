@@ -1,0 +1,243 @@
+/*
+ * review: AdmissionReview v1 in, the API server's answer out. Requests
+ * recorded from kube-apiserver v1.33.13 (tests/data/admission: what it sent
+ * to a webhook for kubectl apply and kubectl patch), decode errors (400/413
+ * with a reason),
+ * denials with every violation, warnings, and the mutating JSONPatch.
+ */
+#include "unit.h"
+
+#include "base64.h"
+#include "cache.h"
+#include "review.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_object *serve(const char *body, size_t len, enum review_mode mode,
+			  struct review_result *r)
+{
+	assert_int_equal(review_serve(body, len, mode, r), 0);
+	assert_non_null(r->body);
+	if (r->http_code != 200)
+		return NULL;
+	assert_string_equal(r->content_type, "application/json");
+	json_object *o = json_tokener_parse(r->body);
+	assert_non_null(o);
+	assert_string_equal(cache_json_str(o, "apiVersion"), "admission.k8s.io/v1");
+	assert_string_equal(cache_json_str(o, "kind"), "AdmissionReview");
+	return o;
+}
+
+static bool allowed(json_object *o)
+{
+	json_object *a = cache_json_get(o, "response.allowed");
+	assert_non_null(a);
+	return json_object_get_boolean(a);
+}
+
+static void recorded_create_denied(void **state)
+{
+	struct review_result r;
+	size_t len;
+	char *body = test_read_data("admission/review-create-bad.json", &len);
+	(void)state;
+	assert_non_null(body);
+	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
+	assert_string_equal(cache_json_str(o, "response.uid"), "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
+	assert_false(allowed(o));
+	assert_int_equal(cache_json_int(o, "response.status.code", 0), 422);
+	assert_string_equal(cache_json_str(o, "response.status.message"),
+			    "spec.resources.gpu.memory: 20Gi exceeds the 16Gi of Tesla-T4; "
+			    "spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi (it has "
+			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99); "
+			    "spec.image: \"ghcr.io/Hugging Face/tgi\" is not a valid image reference "
+			    "(registry/path:tag or @sha256:digest); "
+			    "spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key");
+	assert_string_equal(r.decision, "denied");
+	assert_int_equal(r.n_errors, 4);
+	assert_string_equal(r.uid, "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
+	assert_string_equal(r.object, "serving/big");
+	assert_string_equal(r.operation, "CREATE");
+	json_object_put(o);
+	review_result_done(&r);
+	/* The mutating webhook defaults the same object. */
+	o = serve(body, len, REVIEW_MUTATE, &r);
+	assert_true(allowed(o));
+	assert_string_equal(cache_json_str(o, "response.patchType"), "JSONPatch");
+	const char *b64 = cache_json_str(o, "response.patch");
+	assert_non_null(b64);
+	unsigned char *raw;
+	size_t n;
+	assert_int_equal(base64_decode(b64, strlen(b64), &raw, &n), 0);
+	json_object *patch = json_tokener_parse((char *)raw);
+	assert_true(json_object_is_type(patch, json_type_array));
+	assert_int_equal(json_object_array_length(patch), r.n_patch_ops);
+	bool port = false;
+	for (size_t i = 0; i < json_object_array_length(patch); i++) {
+		json_object *op = json_object_array_get_idx(patch, i);
+		assert_string_equal(cache_json_str(op, "op"), "add");
+		assert_string_not_equal(cache_json_str(op, "path"), "/spec/image");  /* the user's */
+		if (strcmp(cache_json_str(op, "path"), "/spec/port") == 0) {
+			assert_int_equal(json_object_get_int(cache_json_get(op, "value")), 8080);
+			port = true;
+		}
+	}
+	assert_true(port);
+	assert_string_equal(r.decision, "patched");
+	json_object_put(patch);
+	free(raw);
+	json_object_put(o);
+	review_result_done(&r);
+	free(body);
+}
+
+static void recorded_update_immutable(void **state)
+{
+	struct review_result r;
+	size_t len;
+	char *body = test_read_data("admission/review-update-framework.json", &len);
+	(void)state;
+	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
+	assert_false(allowed(o));
+	assert_string_equal(cache_json_str(o, "response.status.message"),
+			    "spec.resources.gpu.sharing: is immutable (exclusive -> mig); create a new "
+			    "InferenceService to change it");
+	json_object_put(o);
+	review_result_done(&r);
+	free(body);
+}
+
+static void recorded_create_allowed(void **state)
+{
+	struct review_result r;
+	size_t len;
+	char *body = test_read_data("admission/review-create-good.json", &len);
+	(void)state;
+	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
+	assert_true(allowed(o));
+	assert_null(cache_json_get(o, "response.status"));
+	assert_null(cache_json_get(o, "response.warnings"));
+	json_object_put(o);
+	review_result_done(&r);
+	o = serve(body, len, REVIEW_MUTATE, &r);
+	const char *b64 = cache_json_str(o, "response.patch");
+	unsigned char *raw;
+	size_t n;
+	assert_int_equal(base64_decode(b64, strlen(b64), &raw, &n), 0);
+	assert_non_null(strstr((char *)raw, "{\"op\":\"add\",\"path\":\"/spec/image\",\"value\":\"vllm/vllm-openai:v0.6.3\"}"));
+	free(raw);
+	json_object_put(o);
+	review_result_done(&r);
+	free(body);
+}
+
+static void warnings_when_allowed(void **state)
+{
+	const char *body =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u1\",\"operation\":\"CREATE\",\"namespace\":\"ns\",\"name\":\"w\","
+		"\"kind\":{\"group\":\"kinfer.io\",\"version\":\"v1alpha1\",\"kind\":\"InferenceService\"},"
+		"\"object\":{\"apiVersion\":\"kinfer.io/v1alpha1\",\"kind\":\"InferenceService\","
+		"\"metadata\":{\"name\":\"w\"},\"spec\":{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"},"
+		"\"image\":\"vllm/vllm-openai:latest\"}}}}\n";
+	struct review_result r;
+	(void)state;
+	json_object *o = serve(body, strlen(body), REVIEW_VALIDATE, &r);
+	assert_true(allowed(o));
+	assert_null(cache_json_get(o, "response.status"));
+	json_object *w = cache_json_get(o, "response.warnings");
+	assert_int_equal(json_object_array_length(w), 1);
+	assert_non_null(strstr(json_object_get_string(json_object_array_get_idx(w, 0)),
+			       "spec.image: vllm/vllm-openai:latest has no version tag"));
+	json_object_put(o);
+	review_result_done(&r);
+}
+
+static void other_kinds_and_operations(void **state)
+{
+	const char *pod =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u2\",\"operation\":\"CREATE\",\"kind\":{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"},"
+		"\"object\":{}}}";
+	const char *del =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u3\",\"operation\":\"DELETE\",\"kind\":{\"group\":\"kinfer.io\",\"version\":\"v1alpha1\","
+		"\"kind\":\"InferenceService\"},\"oldObject\":{}}}";
+	struct review_result r;
+	(void)state;
+	json_object *o = serve(pod, strlen(pod), REVIEW_VALIDATE, &r);
+	assert_false(allowed(o));
+	assert_string_equal(cache_json_str(o, "response.uid"), "u2");
+	assert_non_null(strstr(cache_json_str(o, "response.status.message"),
+			       "kinfer's webhook admits kinfer.io InferenceService, not Pod"));
+	json_object_put(o);
+	review_result_done(&r);
+	o = serve(del, strlen(del), REVIEW_MUTATE, &r);
+	assert_true(allowed(o));
+	assert_null(cache_json_get(o, "response.patch"));
+	json_object_put(o);
+	review_result_done(&r);
+}
+
+static void expect_bad(const char *body, size_t len, unsigned code, const char *text)
+{
+	struct review_result r;
+	assert_null(serve(body, len, REVIEW_VALIDATE, &r));
+	assert_int_equal(r.http_code, code);
+	assert_string_equal(r.decision, "bad-request");
+	if (!strstr(r.body, text))
+		fprintf(stderr, "body: %s\n", r.body);
+	assert_non_null(strstr(r.body, text));
+	review_result_done(&r);
+}
+
+static void decode_errors(void **state)
+{
+	(void)state;
+	expect_bad("", 0, 400, "empty request body: want an AdmissionReview");
+	expect_bad("{\"apiVersion\": ", 15, 400, "malformed JSON at byte 15: unexpected end of input");
+	expect_bad("{} {}", 5, 400, "malformed JSON at byte 3: trailing data");
+	expect_bad("[1,2]", 5, 400, "want kind AdmissionReview of apiVersion admission.k8s.io/v1, got kind \"\"");
+	const char *v1b1 = "{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}";
+	expect_bad(v1b1, strlen(v1b1), 400,
+		   "want kind AdmissionReview of apiVersion admission.k8s.io/v1, got kind \"AdmissionReview\" of apiVersion \"admission.k8s.io/v1beta1\"");
+	const char *nouid = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}";
+	expect_bad(nouid, strlen(nouid), 400, "AdmissionReview without request.uid");
+	/* Nesting deeper than the tokener's bound. */
+	char deep[300];
+	memset(deep, '[', 200);
+	deep[200] = '\0';
+	expect_bad(deep, 200, 400, "malformed JSON at byte");
+	/* Over the size bound: refused before parsing. */
+	size_t big = REVIEW_MAX_BODY + 1;
+	char *huge = malloc(big);
+	memset(huge, ' ', big);
+	expect_bad(huge, big, 413, "over the 3145728-byte limit");
+	free(huge);
+	/* An object that is not an object. */
+	const char *noobj = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+		"\"uid\":\"u4\",\"operation\":\"CREATE\",\"kind\":{\"group\":\"kinfer.io\",\"kind\":\"InferenceService\"},"
+		"\"object\":\"x\"}}";
+	struct review_result r;
+	json_object *o = serve(noobj, strlen(noobj), REVIEW_VALIDATE, &r);
+	assert_false(allowed(o));
+	assert_string_equal(cache_json_str(o, "response.status.message"), "request.object: required for CREATE and UPDATE");
+	json_object_put(o);
+	review_result_done(&r);
+}
+
+int tests_review(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(recorded_create_denied),
+		cmocka_unit_test(recorded_update_immutable),
+		cmocka_unit_test(recorded_create_allowed),
+		cmocka_unit_test(warnings_when_allowed),
+		cmocka_unit_test(other_kinds_and_operations),
+		cmocka_unit_test(decode_errors),
+	};
+	return cmocka_run_group_tests_name("review", tests, NULL, NULL);
+}

@@ -1,0 +1,42 @@
+/*
+ * review: one AdmissionReview (admission.k8s.io/v1) in, one answer out.
+ * A pure function of the request body, so the webhook server, the unit
+ * tests, the fuzz target and the benchmark all drive the same code:
+ *
+ *   body -> decode (bounded, json-c) -> kind check -> admission_default
+ *        (mutate) or admission_validate (validate) -> response JSON
+ *
+ * A body that is not an AdmissionReview v1 gets HTTP 400 with a plain
+ * text reason (the API server shows it); a review of another kind, or an
+ * object that breaks the rules, gets HTTP 200 with allowed false and the
+ * reason in status.message, as the API expects.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define REVIEW_MAX_BODY (3u << 20)   /* the API server's own request limit is 3 MiB */
+
+enum review_mode { REVIEW_VALIDATE, REVIEW_MUTATE };
+
+struct review_result {
+	unsigned http_code;      /* 200, 400, 413, 500 */
+	char *body;              /* malloc'ed response body, NUL-terminated */
+	size_t body_len;
+	const char *content_type;
+	char uid[128];           /* the request's uid ("" when none) */
+	char operation[16];      /* CREATE, UPDATE, ... ("" when none) */
+	char object[300];        /* namespace/name as far as known */
+	const char *decision;    /* "allowed", "denied", "patched", "bad-request" */
+	unsigned n_errors, n_warnings, n_patch_ops;
+	char reason[512];        /* first error, or the bad-request reason */
+};
+
+/*
+ * Answer one review. Returns 0 with *ret filled (the caller frees
+ * ret->body with review_result_done), or -ENOMEM.
+ */
+int review_serve(const char *body, size_t len, enum review_mode mode,
+		 struct review_result *ret);
+void review_result_done(struct review_result *r);
