@@ -40,7 +40,7 @@ expect_match "$out" 'context \\"nope\\" not found' "unknown context is named"
 KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 \
 	--leader-elect=false --watch-namespace "cli-$$" 2> "$tmp/log" &
 pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
 	grep -q 'connected to the API server' "$tmp/log" && break
 	sleep 0.1
 done
