@@ -18,10 +18,23 @@
 
 #if defined(__SANITIZE_THREAD__)
 char cache_grace_token;
+/* Released by every free callback, acquired after rcu_barrier(): what a
+ * callback freed is ordered before what the caller does next. */
+static char cache_done_token;
 #define GRACE_OVER() CACHE_TSAN_ACQUIRE(&cache_grace_token)
+#define FREED() CACHE_TSAN_RELEASE(&cache_done_token)
 #else
 #define GRACE_OVER() ((void)0)
+#define FREED() ((void)0)
 #endif
+
+void cache_barrier(void)
+{
+	rcu_barrier();
+#if defined(__SANITIZE_THREAD__)
+	CACHE_TSAN_ACQUIRE(&cache_done_token);
+#endif
+}
 
 /*
  * A secondary index has two levels: an lfht of distinct values (unique
@@ -304,12 +317,14 @@ static void obj_free_rcu(struct rcu_head *head)
 {
 	GRACE_OVER();
 	obj_free_now(caa_container_of(head, struct cache_obj, rcu));
+	FREED();
 }
 
 static void idx_free_rcu(struct rcu_head *head)
 {
 	GRACE_OVER();
 	free(caa_container_of(head, struct idx_entry, rcu));
+	FREED();
 }
 
 static void value_free_now(struct idx_value *v)
@@ -322,6 +337,7 @@ static void value_free_rcu(struct rcu_head *head)
 {
 	GRACE_OVER();
 	value_free_now(caa_container_of(head, struct idx_value, rcu));
+	FREED();
 }
 
 /*
@@ -366,7 +382,7 @@ void cache_free(struct cache *c)
 
 	if (!c)
 		return;
-	rcu_barrier();   /* callbacks of this cache have run */
+	cache_barrier();   /* callbacks of this cache have run */
 	for (size_t i = 0; i < CACHE_MAX_INDEXES; i++) {
 		if (!c->idx[i])
 			continue;

@@ -116,6 +116,10 @@ int cache_new(const struct cache_kind *kind, struct intern *interns,
 	      struct cache **ret);
 /* Frees every object now: no reader may be active. */
 void cache_free(struct cache *c);
+/* rcu_barrier(): every object retired so far is freed when it returns
+ * (and ThreadSanitizer is told so; liburcu is not instrumented). Call it
+ * before freeing what the objects refer to, e.g. the intern table. */
+void cache_barrier(void);
 const struct cache_kind *cache_kind(const struct cache *c);
 
 /* ---- writer side (one thread) ---- */

@@ -29,10 +29,10 @@ say "unit tests under valgrind"
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite build/tests/kinfer_unit
 
-say "concurrent parts under ThreadSanitizer (cache, work queue)"
+say "concurrent parts under ThreadSanitizer (cache, work queue, placement)"
 cmake -S . -B build-tsan -DKINFER_TSAN=ON -DKINFER_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-tsan -j "$jobs" --target kinfer_unit
-for g in cache workqueue; do
+for g in cache workqueue placement; do
 	TSAN_OPTIONS="halt_on_error=1:suppressions=$root/tests/tsan.supp" build-tsan/tests/kinfer_unit "$g"
 done
 

@@ -56,7 +56,7 @@ static size_t settled_heap(void)
 	size_t last = 0, now;
 	int same = 0;
 
-	rcu_barrier();
+	cache_barrier();
 	for (int i = 0; i < 100 && same < 5; i++) {
 		malloc_trim(0);
 		now = heap_in_use();

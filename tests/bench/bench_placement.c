@@ -390,11 +390,11 @@ out:
 		drain(b.pods);
 	if (b.nodes)
 		drain(b.nodes);
-	rcu_barrier();
+	cache_barrier();
 	placement_free(b.pl);
 	cache_free(b.pods);
 	cache_free(b.nodes);
-	rcu_barrier();
+	cache_barrier();
 	intern_free(b.interns);
 	return r;
 }

@@ -184,7 +184,7 @@ void podgen_drain(struct cache *c, const uint64_t *ids, size_t n, unsigned owner
 		if (cache_remove(c, key, &old) == 0)
 			cache_retire(c, old);
 	}
-	rcu_barrier();
+	cache_barrier();
 }
 
 void podgen_key(const struct podgen_pod *p, char *buf, size_t len)

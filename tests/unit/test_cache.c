@@ -28,7 +28,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	rcu_barrier();
+	cache_barrier();
 	intern_free(interns);
 	rcu_unregister_thread();
 	return 0;

@@ -32,7 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	rcu_barrier();
+	cache_barrier();
 	intern_free(interns);
 	rcu_unregister_thread();
 	return 0;
@@ -52,7 +52,7 @@ static int done(void **state)
 	placement_free(pl);
 	cache_free(pods);
 	cache_free(nodes);
-	rcu_barrier();
+	cache_barrier();
 	return 0;
 }
 
