@@ -375,7 +375,6 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 
 	isvc_framework_parse(cache_json_str(in->spec, "model.framework"), &fw);
 	pr = preset_for(fw);
-	int32_t port = (int32_t)cache_json_int(in->spec, "port", pr->port);
 	memset(rq, 0, sizeof(*rq));
 	rq->kind = METRICSOURCE_PODS;
 	if (cache_json_str(src, "type") &&
@@ -390,11 +389,7 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 	rq->spec = &sc->spec;
 	for (size_t i = 0; i < sc->spec.n_metrics; i++)
 		rq->queries[i] = cache_json_str(json_object_array_get_idx(metrics, i), "query");
-	rq->port = (int32_t)cache_json_int(in->spec, "metricsEndpoint.port",
-					   pr->metrics_port ? pr->metrics_port : port);
-	rq->path = cache_json_str(in->spec, "metricsEndpoint.path");
-	if (!rq->path)
-		rq->path = pr->metrics_path;
+	preset_endpoint(pr, in->spec, NULL, &rq->port, &rq->path);
 	rq->timeout_ms = a->timeout_ms;
 	rq->pods = in->pods;
 	rq->n_pods = in->n_pods;

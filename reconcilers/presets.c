@@ -4,6 +4,8 @@
  */
 #include "presets.h"
 
+#include "cache.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +41,21 @@ const struct preset *preset_for(enum isvc_framework fw)
 		if (presets[i].framework == fw)
 			return &presets[i];
 	return &presets[3];
+}
+
+void preset_endpoint(const struct preset *pr, json_object *spec, int32_t *ret_port,
+		     int32_t *ret_metrics_port, const char **ret_metrics_path)
+{
+	int32_t port = (int32_t)cache_json_int(spec, "port", pr->port);
+	const char *path = cache_json_str(spec, "metricsEndpoint.path");
+
+	if (ret_port)
+		*ret_port = port;
+	if (ret_metrics_port)
+		*ret_metrics_port = (int32_t)cache_json_int(spec, "metricsEndpoint.port",
+							    pr->metrics_port ? pr->metrics_port : port);
+	if (ret_metrics_path)
+		*ret_metrics_path = path ? path : pr->metrics_path;
 }
 
 int preset_expand(const char *t, const char *uri, const char *name, int32_t port,

@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include <json-c/json.h>
 #include <stdint.h>
 
 #include "isvc.h"
@@ -24,6 +25,15 @@ struct preset {
 };
 
 const struct preset *preset_for(enum isvc_framework fw);
+
+/*
+ * Where a spec's model server listens and exports its metrics: spec.port
+ * and spec.metricsEndpoint over the preset's (the metrics port defaults to
+ * the preset's, then to the serving port). *ret_metrics_path points into
+ * spec or the preset. Any ret_ may be NULL.
+ */
+void preset_endpoint(const struct preset *pr, json_object *spec, int32_t *ret_port,
+		     int32_t *ret_metrics_port, const char **ret_metrics_path);
 
 /* Expand {uri} {name} {port} into buf; -ENAMETOOLONG when it does not fit. */
 int preset_expand(const char *tmpl, const char *uri, const char *name, int32_t port,

@@ -213,8 +213,9 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 	const char *image = sget(spec, "image");
 	const char *uri = sget(spec, "model.uri"), *model = sget(spec, "model.name");
 	const char *health = sget(spec, "healthPath");
-	int32_t mport = (int32_t)iget(spec, "metricsEndpoint.port", pr->metrics_port ? pr->metrics_port : port);
+	int32_t mport;
 
+	preset_endpoint(pr, spec, NULL, &mport, NULL);
 	if (!image)
 		image = pr->image;
 	if (!image) {
@@ -437,8 +438,8 @@ static json_object *service(const char *ns, const char *name, const char *uid,
 	enum isvc_framework fw = ISVC_VLLM;
 	isvc_framework_parse(sget(spec, "model.framework"), &fw);
 	const struct preset *pr = preset_for(fw);
-	int32_t port = (int32_t)iget(spec, "port", pr->port);
-	int32_t mport = (int32_t)iget(spec, "metricsEndpoint.port", pr->metrics_port ? pr->metrics_port : port);
+	int32_t port, mport;
+	preset_endpoint(pr, spec, &port, &mport, NULL);
 	json_object *s = obj(), *ss = obj(), *sel = obj(), *ports = json_object_new_array(), *p;
 
 	put(s, "apiVersion", jstr("v1"));
