@@ -9,11 +9,11 @@
 #include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
+#include "metricsource.h"
 #include "podstate.h"
 #include "presets.h"
 #include "promtext.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,51 +58,18 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 
 /* ---- reading a pod's load ------------------------------------------------- */
 
-struct body {
-	char *p;
-	size_t len;
-};
-
-static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct body *b = ud;
-	size_t n = size * nmemb;
-	if (b->len + n > METRICS_BODY_MAX)
-		return 0;
-	char *np = realloc(b->p, b->len + n + 1);
-	if (!np)
-		return 0;
-	b->p = np;
-	memcpy(b->p + b->len, ptr, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
 int drain_inflight(const char *ip, int32_t port, const char *path,
 		   const char *const *metrics, double *ret)
 {
-	char url[512];
-	struct body b = { 0 };
-	long code = 0;
-	CURL *h = curl_easy_init();
 	struct promtext *page = NULL;
-	int r = -EIO;
+	char *body = NULL;
+	size_t len = 0;
+	int r = metricsource_fetch(ip, port, path, 3000, METRICS_BODY_MAX, &body, &len, NULL, 0);
 
-	if (!h)
-		return -ENOMEM;
-	snprintf(url, sizeof(url), strchr(ip, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
-		 ip, port, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(h);
-	if (code == 200 && promtext_parse(b.p ? b.p : "", b.len, NULL, NULL, &page) == 0) {
+	if (r < 0)
+		return r;
+	r = -EIO;
+	if (promtext_parse(body, len, NULL, NULL, &page) == 0) {
 		double total = 0;
 		size_t found = 0;
 		for (size_t i = 0; metrics && metrics[i]; i++) {
@@ -121,7 +88,7 @@ int drain_inflight(const char *ip, int32_t port, const char *path,
 			r = -ENODATA;
 		}
 	}
-	free(b.p);
+	free(body);
 	return r;
 }
 
@@ -156,11 +123,9 @@ static void endpoint_of(const char *spec_json, struct endpoint *e)
 	enum isvc_framework fw = ISVC_VLLM;
 	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
 	const struct preset *pr = preset_for(fw);
-	int32_t port = (int32_t)cache_json_int(spec, "port", pr->port);
-	e->port = (int32_t)cache_json_int(spec, "metricsEndpoint.port",
-					  pr->metrics_port ? pr->metrics_port : port);
-	const char *path = cache_json_str(spec, "metricsEndpoint.path");
-	snprintf(e->path, sizeof(e->path), "%s", path ? path : pr->metrics_path);
+	const char *path;
+	preset_endpoint(pr, spec, NULL, &e->port, &path);
+	snprintf(e->path, sizeof(e->path), "%s", path);
 	e->metrics = pr->inflight;
 	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", 120);
 	json_object_put(spec);

@@ -491,7 +491,7 @@ int metricsource_pods_digest(const struct metricsource_request *rq,
 struct fetch {
 	CURL *h;
 	char *body;
-	size_t len;
+	size_t len, max;          /* max: the bound on len */
 	bool too_big;
 	char error[CURL_ERROR_SIZE];
 };
@@ -502,7 +502,7 @@ static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 	char *nb;
 
-	if (f->len + n > METRICSOURCE_MAX_BODY) {
+	if (f->len + n > f->max) {
 		f->too_big = true;
 		return 0;
 	}
@@ -521,9 +521,11 @@ static long timeout_of(const struct metricsource_request *rq)
 	return rq->timeout_ms > 0 ? rq->timeout_ms : DEFAULT_TIMEOUT_MS;
 }
 
-static int fetch_setup(struct fetch *f, const char *url, long timeout_ms, const char *token,
-		       struct curl_slist **hdrs)
+static int fetch_setup(struct fetch *f, const char *url, const char *protocols, long timeout_ms,
+		       const char *token, struct curl_slist **hdrs)
 {
+	if (!f->max)
+		f->max = METRICSOURCE_MAX_BODY;
 	f->h = curl_easy_init();
 	if (!f->h)
 		return -ENOMEM;
@@ -531,8 +533,8 @@ static int fetch_setup(struct fetch *f, const char *url, long timeout_ms, const 
 	curl_easy_setopt(f->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(f->h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(f->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(f->h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(f->h, CURLOPT_USERAGENT, "kinfer-autoscaler/1");
+	curl_easy_setopt(f->h, CURLOPT_PROTOCOLS_STR, protocols);
+	curl_easy_setopt(f->h, CURLOPT_USERAGENT, "kinfer-metrics/1");
 	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(f->h, CURLOPT_ERRORBUFFER, f->error);
@@ -560,7 +562,7 @@ static void fetch_done(struct fetch *f, CURLcode cc)
 	if (cc == CURLE_OK && code == 200)
 		return;
 	if (f->too_big)
-		snprintf(f->error, sizeof(f->error), "answer over %u bytes", METRICSOURCE_MAX_BODY);
+		snprintf(f->error, sizeof(f->error), "answer over %zu bytes", f->max);
 	else if (cc == CURLE_OK)
 		snprintf(f->error, sizeof(f->error), "HTTP %ld", code);
 	else if (!f->error[0])
@@ -568,6 +570,39 @@ static void fetch_done(struct fetch *f, CURLcode cc)
 	free(f->body);
 	f->body = NULL;
 	f->len = 0;
+}
+
+/* A pod's metrics URL; IPv6 addresses in brackets. */
+static void pod_url(char *buf, size_t len, const char *ip, int32_t port, const char *path)
+{
+	snprintf(buf, len, strchr(ip, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", ip, port,
+		 path && *path ? path : "/metrics");
+}
+
+int metricsource_fetch(const char *ip, int32_t port, const char *path, long timeout_ms,
+		       size_t max_body, char **ret_body, size_t *ret_len, char *err, size_t errlen)
+{
+	struct fetch f = { .max = max_body };
+	char url[512];
+	int r;
+
+	if (!ip || !*ip || !ret_body || !ret_len)
+		return -EINVAL;
+	pod_url(url, sizeof(url), ip, port, path);
+	r = fetch_setup(&f, url, "http", timeout_ms, NULL, NULL);
+	if (r == 0) {
+		fetch_done(&f, curl_easy_perform(f.h));
+		r = f.body ? 0 : -EIO;
+	}
+	if (r == -EIO)
+		say(err, errlen, "%s", f.error);
+	if (f.h)
+		curl_easy_cleanup(f.h);
+	if (r == 0) {
+		*ret_body = f.body;
+		*ret_len = f.len;
+	}
+	return r;
 }
 
 static int pods_fetch(const struct metricsource_request *rq, struct fetch *fs)
@@ -583,9 +618,8 @@ static int pods_fetch(const struct metricsource_request *rq, struct fetch *fs)
 		const struct metricsource_pod *p = &rq->pods[k];
 		if (!scrape_wanted(p))
 			continue;
-		snprintf(url, sizeof(url), strchr(p->ip, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
-			 p->ip, rq->port, rq->path && *rq->path ? rq->path : "/metrics");
-		r = fetch_setup(&fs[k], url, timeout_of(rq), NULL, NULL);
+		pod_url(url, sizeof(url), p->ip, rq->port, rq->path);
+		r = fetch_setup(&fs[k], url, "http", timeout_of(rq), NULL, NULL);
 		if (r < 0)
 			goto out;
 		/* One connection per scrape: keeping 10,000 pods' connections
@@ -844,7 +878,7 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 	if (!url)
 		goto out;
 	snprintf(url, ulen, "%.*s/api/v1/query?query=%s", (int)base, rq->url, q);
-	r = fetch_setup(&f, url, timeout_of(rq), rq->token, &hdrs);
+	r = fetch_setup(&f, url, "http,https", timeout_of(rq), rq->token, &hdrs);
 	if (r < 0)
 		goto out;
 	CURLcode cc = curl_easy_perform(f.h);

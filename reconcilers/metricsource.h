@@ -116,6 +116,15 @@ int metricsource_collect(const struct metricsource_request *rq,
 			 struct metricsource_result *res);
 
 /*
+ * One GET of a pod's metrics page (http), its body bounded by max_body
+ * bytes (0: METRICSOURCE_MAX_BODY): 0 with the malloc'ed, NUL-terminated
+ * body of a 200; -EIO with err saying why; -ENOMEM, -EINVAL.
+ */
+int metricsource_fetch(const char *ip, int32_t port, const char *path, long timeout_ms,
+		       size_t max_body, char **ret_body, size_t *ret_len, char *err,
+		       size_t errlen);
+
+/*
  * Pods source, the reading half: bodies[k] (lens[k] bytes) is what pod k
  * answered, or NULL with fetch_errors[k] saying why. Updates st (rates and
  * histogram windows) and fills out_pods and res.
