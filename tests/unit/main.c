@@ -4,6 +4,9 @@
  */
 #include "unit.h"
 
+#include "cache.h"
+#include "intern.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,25 @@ static const struct {
 #include "test-list.h"
 #undef GROUP
 };
+
+struct intern *test_interns;
+
+int test_rcu_setup(void **state)
+{
+	(void)state;
+	rcu_register_thread();
+	return intern_new(&test_interns);
+}
+
+int test_rcu_teardown(void **state)
+{
+	(void)state;
+	cache_barrier();
+	intern_free(test_interns);
+	test_interns = NULL;
+	rcu_unregister_thread();
+	return 0;
+}
 
 char *test_read_data(const char *name, size_t *ret_len)
 {

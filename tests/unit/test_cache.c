@@ -16,23 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct intern *interns;
 
-static int setup(void **state)
-{
-	(void)state;
-	rcu_register_thread();
-	return intern_new(&interns);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	cache_barrier();
-	intern_free(interns);
-	rcu_unregister_thread();
-	return 0;
-}
 
 static json_object *load(const char *name)
 {
@@ -50,7 +34,7 @@ static void pod_projection(void **state)
 	struct cache_obj *obj, *old;
 	json_object *j = load("pod.json");
 	(void)state;
-	assert_int_equal(cache_new(&kind_pods, interns, &c), 0);
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	const struct kpod *p = (const struct kpod *)obj;
 	assert_string_equal(obj->ns, "default");
@@ -86,7 +70,7 @@ static void node_and_deployment_projection(void **state)
 	struct cache_obj *obj;
 	json_object *n = load("node.json"), *d = load("deployment.json");
 	(void)state;
-	assert_int_equal(cache_new(&kind_nodes, interns, &nc), 0);
+	assert_int_equal(cache_new(&kind_nodes, test_interns, &nc), 0);
 	assert_int_equal(cache_project(nc, n, &obj), 0);
 	const struct knode *kn = (const struct knode *)obj;
 	assert_string_equal(obj->key, "kwok-h100-0");
@@ -98,7 +82,7 @@ static void node_and_deployment_projection(void **state)
 	assert_int_equal(kn->ready, KCOND_TRUE);
 	assert_string_equal(knode_label(kn, "type")->value, "kwok");
 	cache_discard(nc, obj);
-	assert_int_equal(cache_new(&kind_deployments, interns, &dc), 0);
+	assert_int_equal(cache_new(&kind_deployments, test_interns, &dc), 0);
 	assert_int_equal(cache_project(dc, d, &obj), 0);
 	const struct kdeployment *kd = (const struct kdeployment *)obj;
 	assert_string_equal(kd->service, "llm-7b");
@@ -145,7 +129,7 @@ static void publish_replace_remove_and_indexes(void **state)
 	struct cache *c;
 	struct cache_obj *obj, *old;
 	(void)state;
-	assert_int_equal(cache_new(&kind_pods, interns, &c), 0);
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
 	for (int i = 0; i < 10; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "p%d", i);
@@ -190,7 +174,7 @@ static void malformed_objects_are_refused(void **state)
 	struct cache *c;
 	struct cache_obj *obj = NULL;
 	(void)state;
-	assert_int_equal(cache_new(&kind_pods, interns, &c), 0);
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
 	json_object *j = json_tokener_parse("{\"metadata\":{}}");
 	assert_int_equal(cache_project(c, j, &obj), -EBADMSG);
 	json_object_put(j);
@@ -236,7 +220,7 @@ static void readers_never_see_torn_objects(void **state)
 	pthread_t t[2];
 	struct cache_obj *obj, *old;
 	(void)state;
-	assert_int_equal(cache_new(&kind_pods, interns, &r.c), 0);
+	assert_int_equal(cache_new(&kind_pods, test_interns, &r.c), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, reader, &r);
 	for (int i = 0; i < 20000; i++) {
@@ -270,7 +254,7 @@ static void free_while_resizing(void **state)
 	for (int round = 0; round < 5; round++) {
 		struct cache *c;
 		struct cache_obj *obj, *old;
-		assert_int_equal(cache_new(&kind_pods, interns, &c), 0);
+		assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
 		for (int i = 0; i < 20000; i++) {
 			char name[32];
 			snprintf(name, sizeof(name), "p%d", i);
@@ -294,5 +278,5 @@ int tests_cache(void)
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
 	};
-	return cmocka_run_group_tests_name("cache", tests, setup, teardown);
+	return cmocka_run_group_tests_name("cache", tests, test_rcu_setup, test_rcu_teardown);
 }

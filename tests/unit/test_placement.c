@@ -18,30 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct intern *interns;
 static struct cache *nodes, *pods;
 static struct placement *pl;
 
-static int setup(void **state)
-{
-	(void)state;
-	rcu_register_thread();
-	return intern_new(&interns);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	cache_barrier();
-	intern_free(interns);
-	rcu_unregister_thread();
-	return 0;
-}
 
 static int fresh(void **state)
 {
 	(void)state;
-	if (cache_new(&kind_nodes, interns, &nodes) < 0 || cache_new(&kind_pods, interns, &pods) < 0)
+	if (cache_new(&kind_nodes, test_interns, &nodes) < 0 || cache_new(&kind_pods, test_interns, &pods) < 0)
 		return -1;
 	return placement_new(NULL, &pl);
 }
@@ -505,5 +489,5 @@ int tests_placement(void)
 		T(message_is_bounded_and_sorted),
 	};
 #undef T
-	return cmocka_run_group_tests_name("placement", tests, setup, teardown);
+	return cmocka_run_group_tests_name("placement", tests, test_rcu_setup, test_rcu_teardown);
 }
