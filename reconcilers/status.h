@@ -50,6 +50,7 @@ struct status_input {
 	const char *image_reason;
 	const char *selector;
 	const char *invalid;             /* why the spec cannot run, or NULL */
+	const char *invalid_reason;      /* its CamelCase reason; NULL = InvalidSpec */
 	json_object *old_status;         /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and
