@@ -277,7 +277,7 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 
 static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
 		       const struct autoscale_controller_decision *dec, const char *invalid,
-		       const char *invalid_reason)
+		       const char *invalid_reason, bool deferred)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -302,6 +302,7 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.selector = selector,
 		.invalid = invalid,
 		.invalid_reason = invalid_reason,
+		.scale_down_deferred = deferred,
 		.old_status = s->status,
 		.now = (int64_t)time(NULL),
 		.scaling_enabled = s->scaling,
@@ -325,6 +326,12 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 	}
 	json_object_put(status);
 	return r;
+}
+
+/* The Deployment is mid-rollout: pods of more than one ReplicaSet. */
+static bool rolling(const struct kdeployment *d)
+{
+	return d->observed_generation < d->generation || d->updated < d->replicas;
 }
 
 /*
@@ -366,19 +373,28 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (s.scaling && c && autoscale_controller_decision(c->autoscaler, key, &decision) == 0)
 		dec = &decision;
 	int32_t desired = desired_replicas(&s, dec), run = desired;
+	bool deferred = false;
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
-		struct drain_service ds = { s.ns, s.name, s.uid, s.spec };
-		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &run, &requeue) < 0)
+		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, rolling(&s.dep) };
+		struct drain_result dr;
+		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &dr) == 0) {
+			run = dr.replicas;
+			requeue = dr.requeue_ns;
+			deferred = dr.deferred;
+		} else {
+			/* Never shrink past a drain that failed; growing is safe. */
+			run = desired > s.dep.spec_replicas ? desired : s.dep.spec_replicas;
 			res = RECONCILE_ERROR;
+		}
 	}
 	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w,
 			   err, sizeof(err));
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, &s, desired, dec, err, NULL) < 0)
+		if (sync_status(ctx, &s, desired, dec, err, NULL, deferred) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
 		goto free_snapshot;
@@ -386,13 +402,13 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (s.dep_foreign || s.svc_foreign) {
 		/* Never adopt: the object's watch enqueues us again when it goes. */
 		foreign_message(&s, err, sizeof(err));
-		if (sync_status(ctx, &s, desired, dec, err, "ResourceExists") < 0)
+		if (sync_status(ctx, &s, desired, dec, err, "ResourceExists", false) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
 		goto free_workload;
 	}
 	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
-	    sync_status(ctx, &s, desired, dec, NULL, NULL) < 0)
+	    sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0)
 		res = RECONCILE_ERROR;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;

@@ -86,6 +86,10 @@ static void progressing(const struct status_input *in, struct cond *c)
 		 strcmp(d->progress_reason, "ProgressDeadlineExceeded") == 0)
 		set(c, "Progressing", false, "ProgressDeadlineExceeded",
 		    "the rollout made no progress within its deadline");
+	else if (in->scale_down_deferred)
+		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated; the scale-down "
+		    "to %d replicas waits for the rollout to finish, so no pod leaves undrained",
+		    d->updated, d->spec_replicas, in->desired);
 	else if (d->observed_generation < d->generation || d->updated < in->desired)
 		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated",
 		    d->updated, in->desired);
