@@ -19,6 +19,8 @@ node_stop_pods() {
 	pid=$(cat "$dir/pids/containerd.pid" 2>/dev/null) || return 0
 	ours containerd "$pid" || return 0
 	ids=$(timeout 10 ctr --address "$node_sock" -n k8s.io tasks ls -q 2>/dev/null) || return 0
+	# Every container and sandbox id: libcni's cache outside DIR is named by them.
+	timeout 10 ctr --address "$node_sock" -n k8s.io containers ls -q >>"$node/container-ids" 2>/dev/null || true
 	for id in $ids; do
 		timeout 10 ctr --address "$node_sock" -n k8s.io tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
 	done
@@ -39,7 +41,7 @@ node_kill_leftovers() {
 	local p pids=() args
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
-		args=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+		args=$( (tr '\0' ' ' <"/proc/$p/cmdline") 2>/dev/null) || continue
 		case "$args" in *containerd-shim*"$node/"*) pids+=("$p") ;; esac
 	done
 	if [ -n "$NODE_CGROUP" ]; then
@@ -104,6 +106,12 @@ node_down() {
 	# libcni's result cache (outside DIR, named by our network) and the
 	# kubelet's container log links to DIR.
 	[ -n "$NODE_X" ] && rm -f /var/lib/cni/results/"kinfer-n$NODE_X"-* 2>/dev/null
+	local id
+	if [ -f "$node/container-ids" ]; then
+		while read -r id; do
+			[[ "$id" =~ ^[0-9a-f]{64}$ ]] && rm -f "/var/lib/cni/results/cni-loopback-$id-lo"
+		done <"$node/container-ids"
+	fi
 	local l
 	for l in /var/log/containers/*.log; do
 		[ -L "$l" ] || continue

@@ -9,7 +9,7 @@
 #                                           kbr0 198.18.X.129/25 (CNI bridge)
 #                                             pods 198.18.X.130-254, each in a
 #                                             netns containerd makes (under DIR)
-#                                           svc0 (dummy): 198.19.X.0/24 ClusterIPs
+#                                           198.19.X.0/24 (ClusterIPs) routed to kbr0
 #
 # X (1-250) is picked per cluster, so two clusters run side by side. The node
 # netns has no default route: a pod's packet to any other address is refused
@@ -49,6 +49,7 @@ node_net_up() {
 	node_pod_cidr=198.18.$x.128/25
 	node_gw=198.18.$x.129
 	node_ns=$ns
+	mkdir -p "$node_dir"
 	say "real node network: netns $ns, $hv $node_host_ip <-> $node_ip, pods $node_pod_cidr, services $service_cidr"
 	node_record "NODE_X=$x"
 	node_record "NODE_NETNS=$ns"
@@ -82,9 +83,13 @@ NFT
 	ip -n "$ns" link set lo up
 	ip -n "$ns" addr add "$node_ip" peer "$node_host_ip" dev uplink
 	ip -n "$ns" link set uplink up
-	ip -n "$ns" link add svc0 type dummy
-	ip -n "$ns" link set svc0 up
-	ip -n "$ns" route add "$service_cidr" dev svc0
+	# The pods' bridge, made here (the CNI bridge plugin takes it as it is)
+	# so that ClusterIPs have a route before the first pod: kube-proxy
+	# rewrites what it serves; the rest finds no neighbour and fails.
+	ip -n "$ns" link add kbr0 type bridge
+	ip -n "$ns" addr add "$node_gw/25" dev kbr0
+	ip -n "$ns" link set kbr0 up
+	ip -n "$ns" route add "$service_cidr" dev kbr0
 	ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
 	# Pod -> ClusterIP -> pod on the same bridge needs bridged replies to pass
 	# conntrack (br_netfilter); absent on some kernels, then skipped.

@@ -473,7 +473,7 @@ main() {
 	[ "$real_node" = 1 ] && node_main
 
 	up_ok=1
-	say "ready in $((SECONDS - t_start)) s: KUBECONFIG=$dir/kubeconfig, server https://127.0.0.1:$api_port"
+	say "ready in $((SECONDS - t_start)) s: KUBECONFIG=$dir/kubeconfig, server https://$api_host:$api_port"
 }
 
 main
