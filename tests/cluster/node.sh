@@ -274,8 +274,12 @@ proxy_healthy() { in_node curl -s --max-time 2 http://127.0.0.1:10256/healthz | 
 node_gpus() {
 	k label node kinfer-node-0 --overwrite \
 		nvidia.com/gpu.present=true nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB \
-		nvidia.com/gpu.memory=81920 nvidia.com/gpu.count=4 nvidia.com/mig.capable=true \
+		nvidia.com/gpu.memory=81920 nvidia.com/gpu.count=8 nvidia.com/mig.capable=true \
 		nvidia.com/gpu.family=ampere >/dev/null
 	k patch node kinfer-node-0 --subresource=status --type=merge -p \
-		'{"status":{"capacity":{"nvidia.com/gpu":"4"},"allocatable":{"nvidia.com/gpu":"4"}}}' >/dev/null
+		'{"status":{"capacity":{"nvidia.com/gpu":"8"},"allocatable":{"nvidia.com/gpu":"8"}}}' >/dev/null
+	# The KWOK GPU nodes get the taint GPU nodes usually carry (kinfer's pods
+	# tolerate it): pods of anything else, the operator's among them, go to
+	# the one node where containers run.
+	k taint node -l type=kwok nvidia.com/gpu=present:NoSchedule --overwrite >/dev/null
 }
