@@ -45,7 +45,7 @@ spec:
     gpu: {count: 1}
     cpu: 10m
     memory: 32Mi
-  warmup: {path: /v1/completions, body: {model: $2, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 30}
+  warmup: {path: /v1/completions, body: {model: $2, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120}
   drain: {timeoutSeconds: ${5:-20}}
   scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
 YAML
@@ -102,8 +102,9 @@ stop_loads() {
 }
 # load_start OUT IP:PORT SECONDS [RPS]: steady load in the background.
 load_start() {
-	in_node "$KINFER_LOADGEN" --service "$2" --rps "${4:-20}" --duration "$3s" --timeout 10s \
-		>"$1" 2>"$1.log" &
+	# nsenter execs the load generator: $! is its PID.
+	nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$KINFER_LOADGEN" --service "$2" \
+		--rps "${4:-20}" --duration "$3s" --timeout 10s >"$1" 2>"$1.log" &
 	lg_pids+=("$!")
 	started_load=$!
 }
