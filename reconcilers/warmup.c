@@ -11,7 +11,8 @@
  *             new one
  *
  * A pod already warm, draining (reason Draining) or going away is left
- * alone.
+ * alone, unless its containers stop being ready: then it is cold again
+ * (reason ContainerRestarted) and goes through WAITING and WARMING anew.
  */
 #include "warmup.h"
 
@@ -375,8 +376,26 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	char err[256], msg[512];
 	enum reconcile_result out = RECONCILE_OK;
 
-	if (!snap_pod(ctx->manager, key, &s) || s.deleting || s.warm ||
-	    strcmp(s.reason, "Draining") == 0 || !s.ready_containers || !s.ip[0] || !s.spec_json)
+	if (!snap_pod(ctx->manager, key, &s) || s.deleting)
+		goto done;
+	/*
+	 * A warm pod whose containers stopped being ready (the model server
+	 * crashed or was killed, a liveness probe failed) comes back with a
+	 * cold model: it leaves the Service now, before the restarted container
+	 * passes its readiness probe, and is warmed again. A restart missed
+	 * between two events shows as containers ready since after the warm-up.
+	 */
+	if (s.warm && (!s.ready_containers || (s.containers_since > s.since && s.since > 0))) {
+		snprintf(msg, sizeof(msg), "the model server's container %s: warming up again",
+			 s.ready_containers ? "restarted" : "is not ready");
+		log_info("pod cold again", "pod=%s/%s reason=%s", s.ns, s.name, msg);
+		pod_event(ctx, &s, "Normal", "ContainerRestarted", msg);
+		if (set_condition(ctx, &s, false, "ContainerRestarted", msg) < 0)
+			out = RECONCILE_ERROR;
+		goto done;
+	}
+	if (s.warm || strcmp(s.reason, "Draining") == 0 || !s.ready_containers || !s.ip[0] ||
+	    !s.spec_json)
 		goto done;
 	json_object *spec = json_tokener_parse(s.spec_json);
 	int r = warmup_plan_from_spec(spec, &plan, err, sizeof(err));
