@@ -111,11 +111,13 @@ struct server {
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
 	long ok, failed;
-	bool closing;
 };
 
 static struct server *servers[MAX_PODS];
 static bool serve_mode;
+/* Serve mode after SIGTERM: answers close their connection, as a model
+ * server shutting down does, so keep-alive clients reconnect elsewhere. */
+static atomic_bool terminating;
 static int n_servers;
 static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -132,6 +134,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
 								  MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(r, "Content-Type", type);
+	if (atomic_load(&terminating))
+		MHD_add_response_header(r, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -417,6 +421,7 @@ static int serve(int argc, char **argv)
 	pthread_mutex_unlock(&s->lock);
 	log_info("SIGTERM received", "pod=%s signal=%d in_flight=%d served=%ld traffic_before_warm=%ld",
 		 host, sig, inflight, served, before);
+	atomic_store(&terminating, true);
 	server_drain(s);
 	log_info("exiting", "pod=%s", host);
 	return 0;
