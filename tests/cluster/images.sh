@@ -87,7 +87,7 @@ build_binaries() {
 	local b=$root/build-images
 	say "building kinfer-operator and kinfer-model-sim (Release) in $b"
 	cmake -S "$root" -B "$b" -DCMAKE_BUILD_TYPE=Release -DKINFER_BENCH=OFF >/dev/null
-	cmake --build "$b" -j "$(nproc)" --target kinfer-operator kinfer-model-sim >/dev/null
+	cmake --build "$b" -j "$(nproc)" --target kinfer-operator kinfer-model-sim kinfer-loadgen >/dev/null
 	bins=$b/stage
 	rm -rf "$bins"
 	mkdir -p "$bins/operator/usr/local/bin" "$bins/sim/usr/local/bin" "$bins/pause"
