@@ -5,6 +5,8 @@
  */
 #include "events.h"
 
+#include "fnv.h"
+#include "ktime.h"
 #include "ratelimit.h"
 
 #include <errno.h>
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 struct seen {
@@ -58,11 +59,10 @@ void events_free(struct events *e)
 	free(e);
 }
 
+/* One field of the dedup key, closed by a separator byte. */
 static uint64_t fnv(uint64_t h, const char *s)
 {
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (h ^ 0xff) * 1099511628211ULL;
+	return fnv64_add_byte(fnv64_add_str(h, s), 0xff);
 }
 
 /* True when this key was emitted within the dedup window; records it. */
@@ -83,9 +83,8 @@ static bool recently(struct events *e, uint64_t h, int64_t now)
 int events_emit(struct events *e, const struct event_object *r, const char *type,
 		const char *reason, const char *action, const char *fmt, ...)
 {
-	char note[1024], name[320], ts[64];
-	struct timeval tv;
-	struct tm tm;
+	char note[1024], name[320], ts[KTIME_MICRO_LEN];
+	int64_t now_us;
 	va_list ap;
 	int rc;
 
@@ -94,16 +93,14 @@ int events_emit(struct events *e, const struct event_object *r, const char *type
 	va_start(ap, fmt);
 	vsnprintf(note, sizeof(note), fmt, ap);
 	va_end(ap);
-	gettimeofday(&tv, NULL);
-	uint64_t h = fnv(fnv(fnv(1469598103934665603ULL, r->uid), reason), note);
-	if (recently(e, h, tv.tv_sec))
+	now_us = ktime_wall_us();
+	uint64_t h = fnv(fnv(fnv(FNV64_INIT, r->uid), reason), note);
+	if (recently(e, h, now_us / (int64_t)KTIME_USEC_PER_SEC))
 		return 0;
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
+	ktime_format_micro(now_us, ts, sizeof(ts));
 	/* Unique like client-go's: the object's name and a time-based suffix. */
 	snprintf(name, sizeof(name), "%.200s.%llx%04x", r->name,
-		 (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec,
+		 (unsigned long long)now_us,
 		 atomic_fetch_add(&e->counter, 1) & 0xffff);
 
 	json_object *ev = json_object_new_object(), *m = json_object_new_object(),

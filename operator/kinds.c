@@ -5,6 +5,7 @@
 #include "kinds.h"
 
 #include "quantity.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ enum kcond kinds_cond(json_object *conds, const char *type,
 		if (ret_reason)
 			*ret_reason = cache_json_str(c, "reason");
 		if (ret_since)
-			*ret_since = cache_parse_time(cache_json_str(c, "lastTransitionTime"));
+			*ret_since = ktime_parse_rfc3339(cache_json_str(c, "lastTransitionTime"));
 		if (st && strcmp(st, "True") == 0)
 			return KCOND_TRUE;
 		if (st && strcmp(st, "False") == 0)
@@ -257,7 +258,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	cache_proj_intern(p, &pod->template_hash,
 			  cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash"));
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
-	pod->started = cache_parse_time(cache_json_str(status, "startTime"));
+	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
 	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
 						     &pod->containers_ready_since);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,43 +56,6 @@ static const struct metric_family fam_leader = {
 	"kinfer_leader", "1 when this replica holds the leader lease, else 0.",
 	METRIC_GAUGE, NULL, NULL, 0 };
 
-/* ---- time formats ------------------------------------------------------ */
-
-static int64_t now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-/* metav1.MicroTime: 2006-01-02T15:04:05.000000Z */
-static void format_micro(int64_t us, char *buf, size_t len)
-{
-	time_t s = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%06ldZ", (long)(us % 1000000));
-}
-
-static int64_t parse_micro(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *end;
-	long frac = 0;
-	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
-		return 0;
-	if (*end == '.') {
-		int digits = 0;
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
-			if (digits < 6)
-				frac = frac * 10 + (*end - '0');
-		for (; digits < 6; digits++)
-			frac *= 10;
-	}
-	return (int64_t)timegm(&tm) * 1000000 + frac;
-}
-
 /* ---- records ----------------------------------------------------------- */
 
 static void read_record(json_object *lease, struct leader_record *r)
@@ -106,9 +69,9 @@ static void read_record(json_object *lease, struct leader_record *r)
 	if (json_object_object_get_ex(spec, "leaseDurationSeconds", &v))
 		r->duration_s = json_object_get_int(v);
 	if (json_object_object_get_ex(spec, "renewTime", &v))
-		r->renew_us = parse_micro(json_object_get_string(v));
+		r->renew_us = ktime_parse_rfc3339_us(json_object_get_string(v));
 	if (json_object_object_get_ex(spec, "acquireTime", &v))
-		r->acquire_us = parse_micro(json_object_get_string(v));
+		r->acquire_us = ktime_parse_rfc3339_us(json_object_get_string(v));
 	if (json_object_object_get_ex(spec, "leaseTransitions", &v))
 		r->transitions = json_object_get_int(v);
 }
@@ -136,9 +99,9 @@ static json_object *lease_body(struct leader *l, const struct leader_record *r,
 	json_object_object_add(o, "metadata", meta);
 	json_object_object_add(spec, "holderIdentity", json_object_new_string(r->holder));
 	json_object_object_add(spec, "leaseDurationSeconds", json_object_new_int((int)r->duration_s));
-	format_micro(r->acquire_us, t, sizeof(t));
+	ktime_format_micro(r->acquire_us, t, sizeof(t));
 	json_object_object_add(spec, "acquireTime", json_object_new_string(t));
-	format_micro(r->renew_us, t, sizeof(t));
+	ktime_format_micro(r->renew_us, t, sizeof(t));
 	json_object_object_add(spec, "renewTime", json_object_new_string(t));
 	json_object_object_add(spec, "leaseTransitions", json_object_new_int((int)r->transitions));
 	json_object_object_add(o, "spec", spec);
@@ -149,7 +112,7 @@ static void observe(struct leader *l, const struct leader_record *r)
 {
 	if (!l->have_observed || !same_record(&l->observed, r)) {
 		l->observed = *r;
-		l->observed_at = monotonic_ns();
+		l->observed_at = ktime_mono_ns();
 		l->have_observed = true;
 	}
 }
@@ -163,8 +126,8 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 	struct leader_record want = { 0 }, cur;
 	struct kube_status st;
 	json_object *lease = NULL, *body;
-	long duration_s = (long)(l->o.lease_ns / NSEC_PER_SEC);
-	int64_t now = now_us();
+	long duration_s = (long)(l->o.lease_ns / KTIME_NSEC_PER_SEC);
+	int64_t now = ktime_wall_us();
 	bool ok = false;
 	int r;
 
@@ -189,9 +152,9 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 	read_record(lease, &cur);
 	observe(l, &cur);
 	bool mine = strcmp(cur.holder, l->identity) == 0;
-	uint64_t valid_for = (uint64_t)(cur.duration_s > 0 ? cur.duration_s : duration_s) * NSEC_PER_SEC;
-	if (cur.holder[0] && !mine && monotonic_ns() < l->observed_at + valid_for) {
-		*ret_expires_in = l->observed_at + valid_for - monotonic_ns();
+	uint64_t valid_for = (uint64_t)(cur.duration_s > 0 ? cur.duration_s : duration_s) * KTIME_NSEC_PER_SEC;
+	if (cur.holder[0] && !mine && ktime_mono_ns() < l->observed_at + valid_for) {
+		*ret_expires_in = l->observed_at + valid_for - ktime_mono_ns();
 		goto out;   /* someone else holds a valid lease */
 	}
 	if (mine) {
@@ -219,12 +182,8 @@ out:
 /* Sleep up to ns, waking early on stop. Returns true when stopping. */
 static bool nap(struct leader *l, uint64_t ns)
 {
-	struct timespec ts;
+	struct timespec ts = ktime_deadline(CLOCK_MONOTONIC, ns);
 	bool stop;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t at = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec + ns;
-	ts.tv_sec = (time_t)(at / NSEC_PER_SEC);
-	ts.tv_nsec = (long)(at % NSEC_PER_SEC);
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)
 		;
@@ -260,8 +219,8 @@ static void *election_main(void *ud)
 				break;
 			uint64_t wait = l->o.retry_ns + (uint64_t)(backoff_rand01(&l->rng) *
 								   (double)l->o.retry_ns * 0.2);
-			if (expires_in + 50 * NSEC_PER_MSEC < wait)
-				wait = expires_in + 50 * NSEC_PER_MSEC;
+			if (expires_in + 50 * KTIME_NSEC_PER_MSEC < wait)
+				wait = expires_in + 50 * KTIME_NSEC_PER_MSEC;
 			if (nap(l, wait))
 				return NULL;
 		}
@@ -270,16 +229,16 @@ static void *election_main(void *ud)
 		if (l->o.on_started)
 			l->o.on_started(l->o.ud);
 		/* LEADING */
-		uint64_t last_renew = monotonic_ns();
+		uint64_t last_renew = ktime_mono_ns();
 		for (;;) {
 			if (nap(l, l->o.retry_ns))
 				return NULL;
 			uint64_t unused;
 			if (try_acquire_or_renew(l, &unused)) {
-				last_renew = monotonic_ns();
+				last_renew = ktime_mono_ns();
 				continue;
 			}
-			if (monotonic_ns() - last_renew >= l->o.renew_deadline_ns)
+			if (ktime_mono_ns() - last_renew >= l->o.renew_deadline_ns)
 				break;
 		}
 		set_leading(l, false);
@@ -306,11 +265,11 @@ int leader_new(struct kube_client *c, const struct leader_options *o, struct lea
 	l->client = c;
 	l->o = *o;
 	if (!l->o.lease_ns)
-		l->o.lease_ns = 15 * NSEC_PER_SEC;
+		l->o.lease_ns = 15 * KTIME_NSEC_PER_SEC;
 	if (!l->o.renew_deadline_ns)
-		l->o.renew_deadline_ns = 10 * NSEC_PER_SEC;
+		l->o.renew_deadline_ns = 10 * KTIME_NSEC_PER_SEC;
 	if (!l->o.retry_ns)
-		l->o.retry_ns = 2 * NSEC_PER_SEC;
+		l->o.retry_ns = 2 * KTIME_NSEC_PER_SEC;
 	l->rng = backoff_seed();
 	if (!o->identity) {
 		if (gethostname(host, sizeof(host)) < 0)
@@ -373,7 +332,7 @@ static void release(struct leader *l)
 			json_object_object_get(json_object_object_get(lease, "metadata"), "resourceVersion"));
 		r.holder[0] = '\0';
 		r.duration_s = 1;
-		r.renew_us = r.acquire_us = now_us();
+		r.renew_us = r.acquire_us = ktime_wall_us();
 		json_object *body = lease_body(l, &r, rv);
 		if (kube_update(l->client, &kube_res_leases, l->ns, l->name, NULL, body, NULL, NULL, &st) == 0)
 			log_info("released the leader lease", "lease=%s/%s", l->ns, l->name);

@@ -16,6 +16,7 @@
 #include "flags.h"
 #include "httpserver.h"
 #include "kube.h"
+#include "ktime.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "manager.h"
@@ -301,14 +302,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
 		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
 			cfg->watch_namespace : NULL,
-		.resync_ns = (uint64_t)cfg->resync_ms * 1000000ULL,
-		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * 1000000ULL,
+		.resync_ns = (uint64_t)cfg->resync_ms * KTIME_NSEC_PER_MSEC,
+		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * KTIME_NSEC_PER_MSEC,
 		.leader_elect = cfg->leader_elect,
 		.lease_namespace = lease_ns,
 		.lease_name = cfg->leader_election_id,
-		.lease_ns = (uint64_t)cfg->lease_duration_ms * 1000000ULL,
-		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * 1000000ULL,
-		.retry_ns = (uint64_t)cfg->retry_period_ms * 1000000ULL,
+		.lease_ns = (uint64_t)cfg->lease_duration_ms * KTIME_NSEC_PER_MSEC,
+		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * KTIME_NSEC_PER_MSEC,
+		.retry_ns = (uint64_t)cfg->retry_period_ms * KTIME_NSEC_PER_MSEC,
 	};
 	int r, code;
 
