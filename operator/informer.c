@@ -38,6 +38,18 @@
 
 enum inf_state { INF_IDLE, INF_LISTING, INF_WATCHING };
 
+/* The watch event types (k8s.io/apimachinery/pkg/watch.EventType); the
+ * value indexes the per-type event counters. */
+enum watch_type {
+	WATCH_UNKNOWN = -1,
+	WATCH_ADDED,
+	WATCH_MODIFIED,
+	WATCH_DELETED,
+	WATCH_BOOKMARK,
+	WATCH_ERROR,
+	WATCH_N_TYPES
+};
+
 /* Keys seen by a (re)list: the writer's private set. */
 struct strset {
 	char **slots;
@@ -78,7 +90,7 @@ struct informer {
 
 	pthread_mutex_t stats_lock;
 	struct informer_stats stats;
-	struct metric_series *m_events[5], *m_relists, *m_objects;
+	struct metric_series *m_events[WATCH_N_TYPES], *m_relists, *m_objects;
 };
 
 struct informer_set {
@@ -106,7 +118,13 @@ static const struct metric_family fam_relists = {
 static const struct metric_family fam_objects = {
 	"kinfer_cache_objects", "Objects in the cache, by kind.",
 	METRIC_GAUGE, kind_labels, NULL, 0 };
-static const char *const event_types[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+static const char *const event_types[WATCH_N_TYPES] = {
+	[WATCH_ADDED] = "ADDED",
+	[WATCH_MODIFIED] = "MODIFIED",
+	[WATCH_DELETED] = "DELETED",
+	[WATCH_BOOKMARK] = "BOOKMARK",
+	[WATCH_ERROR] = "ERROR",
+};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -261,19 +279,20 @@ static int remove_object(struct informer *inf, json_object *json)
 
 /* ---- watch events ----------------------------------------------------- */
 
-static int event_index(const char *type)
+static enum watch_type event_index(const char *type)
 {
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < WATCH_N_TYPES; i++)
 		if (strcmp(type, event_types[i]) == 0)
-			return i;
-	return -1;
+			return (enum watch_type)i;
+	return WATCH_UNKNOWN;
 }
 
 /* One line of a watch stream. */
 static int handle_event(struct informer *inf, const char *line, size_t len)
 {
 	json_object *ev, *type_j, *obj;
-	int r = 0, idx;
+	enum watch_type idx;
+	int r = 0;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -292,33 +311,34 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		return -EBADMSG;
 	}
 	idx = event_index(json_object_get_string(type_j));
-	if (idx >= 0)
+	if (idx != WATCH_UNKNOWN)
 		metric_add(inf->m_events[idx], 1);
 	inf->events_this_watch++;
 	bump(inf, &inf->stats.events);
 	switch (idx) {
-	case 0:
-	case 1:
+	case WATCH_ADDED:
+	case WATCH_MODIFIED:
 		r = apply_object(inf, obj, false);
 		break;
-	case 2:
+	case WATCH_DELETED:
 		r = remove_object(inf, obj);
 		break;
-	case 3:
+	case WATCH_BOOKMARK:
 		bump(inf, &inf->stats.bookmarks);
 		break;
-	case 4:
+	case WATCH_ERROR:
 		r = cache_json_int(obj, "code", 0) == 410 ? -EIDRM : -EPROTO;
 		if (r == -EPROTO)
 			log_warn("watch error event", "kind=%s message=%s", inf->o.kind->name,
 				 cache_json_str(obj, "message"));
 		break;
-	default:
+	case WATCH_UNKNOWN:
+	case WATCH_N_TYPES:
 		r = -EBADMSG;
 	}
-	if (r >= 0 && idx != 4)
+	if (r >= 0 && idx != WATCH_ERROR)
 		set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
-	if (r == -EBADMSG && idx >= 0 && idx <= 2)
+	if (r == -EBADMSG && (idx == WATCH_ADDED || idx == WATCH_MODIFIED || idx == WATCH_DELETED))
 		r = 0;   /* an object we cannot project is skipped, not fatal */
 	json_object_put(ev);
 	metric_set(inf->m_objects, (double)cache_count(inf->cache));
@@ -837,7 +857,7 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 	dynbuf_init(&inf->buf, kube_max_body(s->client) < INFORMER_MAX_EVENT ?
 			       INFORMER_MAX_EVENT : kube_max_body(s->client));
 	backoff_init(&inf->bo, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 1.0, backoff_seed());
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < WATCH_N_TYPES; i++) {
 		const char *lv[] = { o->kind->name, event_types[i] };
 		inf->m_events[i] = metrics_series(s->metrics, &fam_events, lv);
 	}

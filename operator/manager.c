@@ -41,7 +41,7 @@ struct ctl {
 	pthread_t workers[MAX_WORKERS];
 	int n_workers;
 	atomic_int running;          /* workers still in their loop */
-	struct binding bindings[8];
+	struct binding bindings[MANAGER_MAX_WATCHES];
 	struct metric_series *m_ok, *m_error, *m_terminal, *m_requeue, *m_duration;
 };
 
@@ -268,7 +268,7 @@ static int add_controller(struct manager *m, const struct controller_def *def)
 	struct workqueue_options qo = { .name = def->name, .metrics = m->o.metrics };
 	int r;
 
-	if (m->n_ctls == MAX_CONTROLLERS || def->n_watches > 8)
+	if (m->n_ctls == MAX_CONTROLLERS || def->n_watches > MANAGER_MAX_WATCHES)
 		return -E2BIG;
 	c->def = def;
 	r = workqueue_new(&qo, &c->queue);

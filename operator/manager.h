@@ -50,10 +50,13 @@ struct controller_watch {
 	void (*map)(const struct cache_obj *obj, controller_emit_fn emit, void *emit_ud);
 };
 
+/* The most watches one controller may declare (manager_new refuses more). */
+#define MANAGER_MAX_WATCHES 8
+
 struct controller_def {
 	const char *name;
 	const struct controller_watch *watches;
-	size_t n_watches;
+	size_t n_watches;            /* at most MANAGER_MAX_WATCHES */
 	enum reconcile_result (*reconcile)(struct reconcile_ctx *ctx, const char *key);
 	int workers;
 };
