@@ -13,6 +13,7 @@
 #include "podstate.h"
 #include "presets.h"
 #include "promtext.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,6 +9,7 @@
  * handful of pods each) and the assumptions on them.
  */
 #include "placement.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <stdatomic.h>

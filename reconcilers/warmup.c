@@ -23,6 +23,7 @@
 #include "podstate.h"
 #include "presets.h"
 #include "ratelimit.h"
+#include "keys.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -34,6 +34,7 @@
 #include "podgen.h"
 #include "ratelimit.h"
 #include "ktime.h"
+#include "keys.h"
 
 #define KEY_MAX 64
 #define CHECK_EVERY 64
@@ -504,6 +505,7 @@ int main(void)
 	char *keys = NULL;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

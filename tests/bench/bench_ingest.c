@@ -34,6 +34,7 @@
 #include "podgen.h"
 #include "ratelimit.h"
 #include "ktime.h"
+#include "keys.h"
 
 #define PIECE 16384
 /* The cluster of podgen.h; and the same with 30 ReplicaSets, on a fifth of
@@ -436,6 +437,7 @@ int main(void)
 	struct podgen *g = NULL;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

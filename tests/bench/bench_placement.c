@@ -40,6 +40,7 @@
 #include "placement.h"
 #include "ratelimit.h"
 #include "ktime.h"
+#include "keys.h"
 
 #define PENDING 64
 #define KEEP_ASSUMED 256
@@ -410,6 +411,7 @@ int main(void)
 	uint64_t *samples = malloc(MAX_SAMPLES * sizeof(*samples));
 	int r = 0;
 
+	keys_register();
 	if (!samples || seconds <= 0 || pods <= 0 || pods > 1000000 || rate < 0) {
 		fprintf(stderr, "bench_placement: BENCH_SECONDS > 0, 0 < BENCH_PODS <= 1000000, "
 			"BENCH_WRITER_RATE >= 0\n");
