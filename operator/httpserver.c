@@ -82,6 +82,28 @@ static const struct route routes[] = {
 	{ "/metrics", serve_metrics },
 };
 
+/* 200 and the route, 405 for a method other than GET and HEAD, else 404. */
+static unsigned route(const char *method, const char *url, const struct route **ret)
+{
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return 405;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0) {
+			*ret = &routes[i];
+			return 200;
+		}
+	return 404;
+}
+
+unsigned httpserver_route(const char *method, const char *url, const char **ret_path)
+{
+	const struct route *rt = NULL;
+	unsigned code = route(method, url, &rt);
+	if (code == 200 && ret_path)
+		*ret_path = rt->path;
+	return code;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *data,
@@ -94,12 +116,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*data_size = 0;
 		return MHD_YES;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+	const struct route *rt = NULL;
+	switch (route(method, url, &rt)) {
+	case 200:
+		return rt->serve(s, c);
+	case 405:
 		return httpserver_reply(c, 405, "text/plain", "method not allowed\n", 19, false);
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0)
-			return routes[i].serve(s, c);
-	return httpserver_reply(c, 404, "text/plain", "not found\n", 10, false);
+	default:
+		return httpserver_reply(c, 404, "text/plain", "not found\n", 10, false);
+	}
 }
 
 int httpserver_parse_addr(const char *addr, void *ret_ss, unsigned *ret_len)

@@ -41,6 +41,10 @@ void httpserver_stop(struct httpserver *s);
 enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const char *type,
 				 const char *body, size_t len, bool owned);
 
+/* Which route answers method and url: 200 (and the route's path), 405 (a
+ * method other than GET or HEAD) or 404. For tests. */
+unsigned httpserver_route(const char *method, const char *url, const char **ret_path);
+
 /* "host:port" or ":port" -> an IPv4/IPv6 socket address. */
 int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage,
 			  unsigned *ret_len);

@@ -27,14 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct leader_record {
-	char holder[256];
-	long duration_s;
-	int64_t renew_us;      /* renewTime, microseconds since the epoch */
-	int64_t acquire_us;
-	long transitions;
-};
-
 struct leader {
 	struct kube_client *client;
 	struct leader_options o;
@@ -58,7 +50,7 @@ static const struct metric_family fam_leader = {
 
 /* ---- records ----------------------------------------------------------- */
 
-static void read_record(json_object *lease, struct leader_record *r)
+void leader_record_read(json_object *lease, struct leader_record *r)
 {
 	json_object *spec, *v;
 	memset(r, 0, sizeof(*r));
@@ -117,6 +109,33 @@ static void observe(struct leader *l, const struct leader_record *r)
 	}
 }
 
+enum leader_step leader_decide(const struct leader_record *cur, const char *identity,
+			       long duration_s, uint64_t observed_at, uint64_t now_ns,
+			       int64_t now_us, struct leader_record *ret_want,
+			       uint64_t *ret_expires_in)
+{
+	bool mine = strcmp(cur->holder, identity) == 0;
+	uint64_t valid_for = (uint64_t)(cur->duration_s > 0 ? cur->duration_s : duration_s) *
+			     KTIME_NSEC_PER_SEC;
+
+	if (cur->holder[0] && !mine && now_ns < observed_at + valid_for) {
+		*ret_expires_in = observed_at + valid_for - now_ns;
+		return LEADER_WAIT;   /* someone else holds a valid lease */
+	}
+	memset(ret_want, 0, sizeof(*ret_want));
+	snprintf(ret_want->holder, sizeof(ret_want->holder), "%s", identity);
+	ret_want->duration_s = duration_s;
+	ret_want->renew_us = now_us;
+	if (mine) {
+		ret_want->acquire_us = cur->acquire_us;
+		ret_want->transitions = cur->transitions;
+		return LEADER_RENEW;
+	}
+	ret_want->acquire_us = now_us;
+	ret_want->transitions = cur->transitions + 1;
+	return LEADER_ACQUIRE;
+}
+
 /*
  * client-go tryAcquireOrRenew. Returns true when we hold the lease; when
  * another holder's lease is valid, *ret_expires_in says for how long.
@@ -149,20 +168,11 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 		log_warn("cannot read the leader lease", "lease=%s/%s error=%s", l->ns, l->name, st.message);
 		return false;
 	}
-	read_record(lease, &cur);
+	leader_record_read(lease, &cur);
 	observe(l, &cur);
-	bool mine = strcmp(cur.holder, l->identity) == 0;
-	uint64_t valid_for = (uint64_t)(cur.duration_s > 0 ? cur.duration_s : duration_s) * KTIME_NSEC_PER_SEC;
-	if (cur.holder[0] && !mine && ktime_mono_ns() < l->observed_at + valid_for) {
-		*ret_expires_in = l->observed_at + valid_for - ktime_mono_ns();
-		goto out;   /* someone else holds a valid lease */
-	}
-	if (mine) {
-		want.acquire_us = cur.acquire_us;
-		want.transitions = cur.transitions;
-	} else {
-		want.transitions = cur.transitions + 1;
-	}
+	if (leader_decide(&cur, l->identity, duration_s, l->observed_at, ktime_mono_ns(), now,
+			  &want, ret_expires_in) == LEADER_WAIT)
+		goto out;
 	json_object *meta = json_object_object_get(lease, "metadata");
 	const char *rv = json_object_get_string(json_object_object_get(meta, "resourceVersion"));
 	body = lease_body(l, &want, rv);
@@ -326,7 +336,7 @@ static void release(struct leader *l)
 
 	if (kube_get(l->client, &kube_res_leases, l->ns, l->name, NULL, &lease, &st) < 0)
 		return;
-	read_record(lease, &r);
+	leader_record_read(lease, &r);
 	if (strcmp(r.holder, l->identity) == 0) {
 		const char *rv = json_object_get_string(
 			json_object_object_get(json_object_object_get(lease, "metadata"), "resourceVersion"));
