@@ -94,13 +94,26 @@ int64_t ktime_wall_us(void)
 	return (int64_t)ts.tv_sec * (int64_t)KTIME_USEC_PER_SEC + ts.tv_nsec / (long)KTIME_NSEC_PER_USEC;
 }
 
-void ktime_format_micro(int64_t us, char *buf, size_t len)
+void ktime_format(int64_t us, unsigned digits, char *buf, size_t len)
 {
 	time_t s = (time_t)(us / (int64_t)KTIME_USEC_PER_SEC);
+	long frac = (long)(us % (int64_t)KTIME_USEC_PER_SEC);
 	struct tm tm;
 	size_t n;
 
+	if (digits > 6)
+		digits = 6;
+	for (unsigned d = digits; d < 6; d++)
+		frac /= 10;
 	gmtime_r(&s, &tm);
 	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%06ldZ", (long)(us % (int64_t)KTIME_USEC_PER_SEC));
+	if (digits)
+		snprintf(buf + n, len - n, ".%0*ldZ", (int)digits, frac);
+	else
+		snprintf(buf + n, len - n, "Z");
+}
+
+void ktime_format_micro(int64_t us, char *buf, size_t len)
+{
+	ktime_format(us, 6, buf, len);
 }

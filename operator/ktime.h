@@ -42,3 +42,6 @@ int64_t ktime_wall_us(void);
  * (len >= KTIME_MICRO_LEN). */
 #define KTIME_MICRO_LEN 32
 void ktime_format_micro(int64_t us, char *buf, size_t len);
+/* The same with digits (0-6) of the fraction, cut not rounded ("...05.123Z"
+ * with 3: the log's timestamps). */
+void ktime_format(int64_t us, unsigned digits, char *buf, size_t len);

@@ -408,7 +408,7 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 			log_error("admission review failed", "webhook=%s error=%s", rt->name, strerror(-r));
 			ret = reply(c, 500, "text/plain", "out of memory\n", 14);
 		} else {
-			double ms = since(q->started_ns) * 1000;
+			double ms = since(q->started_ns) * KTIME_MSEC_PER_SEC;
 			if (strcmp(res.decision, "bad-request") == 0)
 				log_warn("admission review refused", "webhook=%s code=%u reason=%s",
 					 rt->name, res.http_code, res.reason);

@@ -45,6 +45,10 @@ static void micro_round_trip(void **state)
 	ktime_format_micro(1714557600LL * 1000000 + 42, buf, sizeof(buf));
 	assert_string_equal(buf, "2024-05-01T10:00:00.000042Z");
 	assert_int_equal(ktime_parse_rfc3339_us(buf), 1714557600LL * 1000000 + 42);
+	ktime_format(1714557600LL * 1000000 + 123999, 3, buf, sizeof(buf));
+	assert_string_equal(buf, "2024-05-01T10:00:00.123Z");
+	ktime_format(1714557600LL * 1000000 + 123999, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "2024-05-01T10:00:00Z");
 	int64_t now = ktime_wall_us();
 	ktime_format_micro(now, buf, sizeof(buf));
 	assert_int_equal(ktime_parse_rfc3339_us(buf), now);
