@@ -28,8 +28,3 @@ double backoff_rand01(uint64_t *state);
 /* A seed from the clock and the address of a local, for per-object RNGs. */
 uint64_t backoff_seed(void);
 
-
-/* Until reconcilers/ uses ktime.h's names (see that header). */
-#include "ktime.h"
-#define NSEC_PER_MSEC KTIME_NSEC_PER_MSEC
-#define NSEC_PER_SEC KTIME_NSEC_PER_SEC

@@ -21,7 +21,3 @@ uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns);
 /* Reserve and sleep for it. Returns the ns slept. */
 uint64_t ratelimit_wait(struct ratelimit *rl);
 
-
-/* Until reconcilers/ uses ktime.h's name. */
-#include "ktime.h"
-#define monotonic_ns ktime_mono_ns

@@ -9,6 +9,7 @@
 #include "promtext.h"
 #include "dynbuf.h"
 #include "text.h"
+#include "ktime.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -330,7 +331,7 @@ static void digest_metric(struct digest *d, size_t i, const struct promtext *pag
 			break;
 		if ((prev->have_counter & (1u << i)) && now > prev->t_ms) {
 			double delta = v >= prev->counter[i] ? v - prev->counter[i] : v;
-			out->values[i] = delta * 1000.0 / (double)(now - prev->t_ms);
+			out->values[i] = delta * (double)KTIME_MSEC_PER_SEC / (double)(now - prev->t_ms);
 			out->present |= 1u << i;
 		}
 		prev->counter[i] = v;
@@ -373,7 +374,7 @@ static void digest_finish(struct digest *d, const struct autoscale_pod *pods, si
 			double q = 0;
 			int r = promtext_bucket_quantile(0.99, d->acc[i].h.b, d->acc[i].h.n, &q);
 			/* No request finished in the window: no latency to speak of. */
-			res->service.values[i] = r == -ENODATA ? 0 : q * 1000.0;
+			res->service.values[i] = r == -ENODATA ? 0 : q * (double)KTIME_MSEC_PER_SEC;
 			if (r == 0 || r == -ENODATA)
 				res->service.present |= 1u << i;
 			else
