@@ -16,6 +16,7 @@
  */
 #include "autoscale.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -239,15 +240,16 @@ static int check_schedules(const struct autoscale_spec *s, char *why,
 			 AUTOSCALE_MAX_SCHEDULES);
 		return -EINVAL;
 	}
-	if (s->time_zone_offset_seconds < -14 * 3600 ||
-	    s->time_zone_offset_seconds > 14 * 3600) {
-		snprintf(why, len, "timeZone: an offset within 14 hours of UTC");
-		return -EINVAL;
-	}
 	for (size_t i = 0; i < s->n_schedules; i++) {
 		const struct autoscale_schedule *c = &s->schedules[i];
 		int32_t cap = c->max_replicas > s->max_replicas ?
 				      c->max_replicas : s->max_replicas;
+		if (c->time_zone_offset_seconds < -14 * 3600 ||
+		    c->time_zone_offset_seconds > 14 * 3600) {
+			snprintf(why, len, "schedules[%zu].timeZone: an offset "
+				 "within 14 hours of UTC", i);
+			return -EINVAL;
+		}
 		if (c->duration_seconds < 60 ||
 		    c->duration_seconds > AUTOSCALE_MAX_SCHEDULE_SECONDS) {
 			snprintf(why, len, "schedules[%zu].durationSeconds must "
@@ -309,6 +311,64 @@ int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 		r = check_rules(&spec->behavior.scale_down, "scaleDown", why,
 				why_len);
 	return r;
+}
+
+/* "true" -> 1, "false" or absent -> 0, else -1. */
+static int flag_value(const char *v)
+{
+	if (!v || strcmp(v, "false") == 0)
+		return 0;
+	return strcmp(v, "true") == 0 ? 1 : -1;
+}
+
+int autoscale_pause_parse(const char *paused_replicas, const char *paused,
+			  const char *scale_in, const char *scale_out,
+			  int32_t current, struct autoscale_pause *ret,
+			  char *why, size_t why_len)
+{
+	struct autoscale_pause p = { false, 0, false, false };
+	const char *bad = NULL;
+	char dummy[1];
+	int f;
+
+	if (!why) {
+		why = dummy;
+		why_len = sizeof(dummy);
+	}
+	if (paused_replicas) {
+		char *end = NULL;
+		long v;
+		errno = 0;
+		v = strtol(paused_replicas, &end, 10);
+		if (errno || end == paused_replicas || *end || v < 0 ||
+		    v > 1000 || !isdigit((unsigned char)paused_replicas[0]))
+			bad = AUTOSCALE_ANNOTATION_PAUSED_REPLICAS;
+		else
+			p = (struct autoscale_pause){ true, (int32_t)v, false,
+						      false };
+	}
+	f = flag_value(paused);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED;
+	else if (f && !p.replicas_set)
+		p = (struct autoscale_pause){ true, current < 0 ? 0 : current,
+					      false, false };
+	f = flag_value(scale_in);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN;
+	p.scale_in = f > 0;
+	f = flag_value(scale_out);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT;
+	p.scale_out = f > 0;
+	*ret = p;
+	if (!bad)
+		return 0;
+	snprintf(why, why_len, "annotation %s: %s", bad,
+		 strcmp(bad, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS) == 0 ?
+			 "want a whole number of replicas from 0 to 1000" :
+			 "want \"true\" or \"false\"");
+	return -EINVAL;
 }
 
 /* What every entry point needs before it may index anything. */
@@ -798,7 +858,7 @@ void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
 		      int32_t *ret_min, int32_t *ret_max,
 		      uint32_t *ret_active)
 {
-	int64_t local_s;
+	int64_t utc_s;
 	int32_t lo, hi;
 	uint32_t active = 0;
 
@@ -806,12 +866,11 @@ void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
 		return;
 	lo = spec->min_replicas;
 	hi = spec->max_replicas;
-	local_s = (now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000)) +
-		  spec->time_zone_offset_seconds;
+	utc_s = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
 	for (size_t i = 0; i < spec->n_schedules &&
 			   i < AUTOSCALE_MAX_SCHEDULES; i++) {
 		const struct autoscale_schedule *c = &spec->schedules[i];
-		if (!schedule_open(c, local_s))
+		if (!schedule_open(c, utc_s + c->time_zone_offset_seconds))
 			continue;
 		active |= 1u << i;
 		if (c->min_replicas > lo)

@@ -162,6 +162,7 @@ struct autoscale_panic {
  * least max_replicas (-1: not given). */
 struct autoscale_schedule {
 	struct cron_expr cron;
+	int32_t time_zone_offset_seconds; /* the cron's local time - UTC */
 	int32_t duration_seconds;
 	int32_t min_replicas;
 	int32_t max_replicas;
@@ -188,7 +189,6 @@ struct autoscale_spec {
 	struct autoscale_panic panic;      /* behavior.panic */
 	size_t n_schedules;
 	struct autoscale_schedule schedules[AUTOSCALE_MAX_SCHEDULES];
-	int32_t time_zone_offset_seconds;  /* of the schedules' crons */
 };
 
 /*
@@ -202,6 +202,23 @@ struct autoscale_pause {
 	bool scale_in;
 	bool scale_out;
 };
+
+#define AUTOSCALE_ANNOTATION_PAUSED_REPLICAS "kinfer.io/paused-replicas"
+#define AUTOSCALE_ANNOTATION_PAUSED "kinfer.io/paused"
+#define AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN "kinfer.io/paused-scale-in"
+#define AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT "kinfer.io/paused-scale-out"
+
+/*
+ * The annotations' values (NULL: absent) to a pause, as KEDA reads its
+ * own: paused-replicas a whole number 0..1000; paused, paused-scale-in
+ * and paused-scale-out "true" or "false"; paused "true" pins the current
+ * count (current). -EINVAL with why naming the annotation; then ret is
+ * what the valid ones say.
+ */
+int autoscale_pause_parse(const char *paused_replicas, const char *paused,
+			  const char *scale_in, const char *scale_out,
+			  int32_t current, struct autoscale_pause *ret,
+			  char *why, size_t why_len);
 
 /* What one evaluation hands the next, besides the recommendation and
  * scale event lists: kept in the history. */

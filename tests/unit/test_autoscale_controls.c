@@ -634,8 +634,9 @@ static struct autoscale_spec sspec(void)
 {
 	struct autoscale_spec s = qspec(5, 1, 10);
 
-	s.time_zone_offset_seconds = 3600;
 	s.n_schedules = 2;
+	s.schedules[0].time_zone_offset_seconds = 3600;
+	s.schedules[1].time_zone_offset_seconds = 3600;
 	assert_int_equal(cron_parse("0 9 * * 1-5", &s.schedules[0].cron, NULL,
 				    0), 0);
 	s.schedules[0].duration_seconds = 8 * 3600;
