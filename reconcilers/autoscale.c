@@ -1049,12 +1049,14 @@ static void pause_direction(const struct autoscale_input *in,
 	} else if (p->scale_in && res->desired < cur) {
 		res->desired = cur;
 		res->direction_paused = true;
+		res->limited = false;
 		res->reason = "ScaleInPaused";
 		snprintf(res->message, sizeof(res->message), "scale-in paused "
 			 "by annotation: holding %d replicas", cur);
 	} else if (p->scale_out && res->desired > cur) {
 		res->desired = cur;
 		res->direction_paused = true;
+		res->limited = false;
 		res->reason = "ScaleOutPaused";
 		snprintf(res->message, sizeof(res->message), "scale-out paused "
 			 "by annotation: holding %d replicas", cur);
