@@ -6,6 +6,7 @@
 #include "controls.h"
 
 #include "cron.h"
+#include "status.h"
 
 #include <errno.h>
 #include <math.h>
@@ -265,4 +266,53 @@ int controls_pause(json_object *annotations, int32_t current,
 	}
 	return autoscale_pause_parse(v[0], v[1], v[2], v[3], current, ret, why,
 				     why_len);
+}
+
+void controls_status(const struct autoscale_spec *spec,
+		     const struct autoscale_result *res, int64_t now_s,
+		     struct status_scaling *st)
+{
+	if (!spec || !res || !st)
+		return;
+	st->min_replicas = res->min_replicas;
+	st->max_replicas = res->max_replicas;
+	st->active_schedules = res->schedules_active;
+	st->failures = res->state.failures;
+	st->panic_set = spec->panic.set;
+	st->panicking = res->panicking;
+	st->panic_since = res->panicking ? res->state.panic_start_ms / 1000 : 0;
+	if (res->panicking) {
+		snprintf(st->panic_reason, sizeof(st->panic_reason), "PanicStarted");
+		snprintf(st->panic_message, sizeof(st->panic_message), "%s",
+			 res->message);
+	} else {
+		snprintf(st->panic_reason, sizeof(st->panic_reason), "Stable");
+		snprintf(st->panic_message, sizeof(st->panic_message),
+			 "demand below %d%% of the ready replicas",
+			 spec->panic.threshold_percent);
+	}
+	(void)now_s;
+	if (res->paused || res->fallback ||
+	    (res->direction_paused && !res->active)) {
+		st->active = false;
+		snprintf(st->active_reason, sizeof(st->active_reason), "%s",
+			 res->active_reason);
+		snprintf(st->active_message, sizeof(st->active_message), "%s",
+			 res->message);
+	} else if (res->direction_paused) {
+		st->limited = true;
+		snprintf(st->limited_reason, sizeof(st->limited_reason), "%s",
+			 res->reason);
+		snprintf(st->limited_message, sizeof(st->limited_message), "%s",
+			 res->message);
+	}
+}
+
+int32_t controls_interval(const struct autoscale_spec *spec,
+			  int32_t interval_seconds)
+{
+	if (spec && spec->panic.set && spec->panic.window_seconds > 0 &&
+	    spec->panic.window_seconds < interval_seconds)
+		return spec->panic.window_seconds;
+	return interval_seconds;
 }

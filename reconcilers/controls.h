@@ -30,3 +30,20 @@ int controls_read(json_object *scaling, struct autoscale_spec *spec,
  * value (ret then holds what the good ones say). */
 int controls_pause(json_object *annotations, int32_t current,
 		   struct autoscale_pause *ret, char *why, size_t why_len);
+
+struct status_scaling;
+
+/*
+ * What the controls add to a decision's status (status.h): the bounds in
+ * force, the open schedules, the failures in a row, the ScalingPanic
+ * condition when panic is set, and ScalingActive / ScalingLimited when
+ * a pause or the fallback is in force. now_s: seconds since the epoch.
+ */
+void controls_status(const struct autoscale_spec *spec,
+		     const struct autoscale_result *res, int64_t now_s,
+		     struct status_scaling *st);
+
+/* Seconds between evaluations: evaluationIntervalSeconds, or the panic
+ * window when shorter (the short window is the latest reading). */
+int32_t controls_interval(const struct autoscale_spec *spec,
+			  int32_t interval_seconds);

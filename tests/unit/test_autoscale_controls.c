@@ -20,7 +20,11 @@
 #include <string.h>
 
 #include "autoscale.h"
+#include "controls.h"
 #include "cron.h"
+#include "status.h"
+
+#include <json-c/json.h>
 
 #define NOW 1796632200000LL /* 2026-12-07T08:30:00Z, a Monday */
 #define SEC 1000LL
@@ -706,6 +710,122 @@ static void schedule_bounds(void **state)
 	assert_int_equal(autoscale_spec_check(&s, NULL, 0), -EINVAL);
 }
 
+/* ---- reading the controls from spec.scaling and the annotations -------- */
+
+static int read_json(const char *text, struct autoscale_spec *s, char *err,
+		     size_t errlen)
+{
+	json_object *o = json_tokener_parse(text);
+	int r;
+
+	assert_non_null(o);
+	memset(s, 0, sizeof(*s));
+	s->n_metrics = 1;
+	r = controls_read(o, s, err, errlen);
+	json_object_put(o);
+	return r;
+}
+
+static void controls_from_json(void **state)
+{
+	struct autoscale_spec s;
+	struct autoscale_pause p;
+	char err[300];
+	json_object *a;
+	(void)state;
+
+	assert_int_equal(read_json("{\"metrics\":[{\"type\":\"QueueDepth\",\"target\":2,"
+				   "\"activationThreshold\":3.5}],"
+				   "\"fallback\":{\"failureThreshold\":3,\"replicas\":6},"
+				   "\"behavior\":{\"panic\":{}},"
+				   "\"schedules\":[{\"cron\":\"@daily\",\"timeZone\":\"UTC-05:00\","
+				   "\"durationSeconds\":600,\"minReplicas\":2}]}", &s, err,
+				   sizeof(err)), 0);
+	assert_true(s.activation[0] == 3.5);
+	assert_true(s.fallback.set);
+	assert_int_equal(s.fallback.behavior, AUTOSCALE_FALLBACK_STATIC);
+	assert_true(s.panic.set);
+	assert_int_equal(s.panic.window_seconds, 6);
+	assert_int_equal(s.panic.threshold_percent, 200);
+	assert_int_equal(s.panic.stable_window_seconds, 60);
+	assert_int_equal(s.n_schedules, 1);
+	assert_int_equal(s.schedules[0].time_zone_offset_seconds, -5 * 3600);
+	assert_int_equal(s.schedules[0].max_replicas, -1);
+	assert_int_equal(read_json("{\"fallback\":{\"replicas\":6}}", &s, err,
+				   sizeof(err)), -EINVAL);
+	assert_string_equal(err, "spec.scaling.fallback.failureThreshold is missing");
+	assert_int_equal(read_json("{\"behavior\":{\"panic\":{\"windowSeconds\":120}}}",
+				   &s, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "spec.scaling.behavior.panic.windowSeconds must be <= "
+			    "stableWindowSeconds");
+	assert_int_equal(read_json("{\"schedules\":[{\"cron\":\"* * *\",\"timeZone\":\"UTC\","
+				   "\"durationSeconds\":600,\"minReplicas\":2}]}", &s,
+				   err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "spec.scaling.schedules[0].cron: want five fields"));
+	assert_int_equal(read_json("{\"metrics\":[{\"activationThreshold\":\"x\"}]}", &s,
+				   err, sizeof(err)), -EINVAL);
+	/* Annotations. */
+	a = json_tokener_parse("{\"kinfer.io/paused\":\"true\",\"other\":\"x\"}");
+	assert_int_equal(controls_pause(a, 5, &p, err, sizeof(err)), 0);
+	assert_true(p.replicas_set);
+	assert_int_equal(p.replicas, 5);
+	json_object_put(a);
+	a = json_tokener_parse("{\"kinfer.io/paused-replicas\":\"2\","
+			       "\"kinfer.io/paused\":\"true\"}");
+	assert_int_equal(controls_pause(a, 5, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.replicas, 2); /* paused-replicas wins, as in KEDA */
+	json_object_put(a);
+	a = json_tokener_parse("{\"kinfer.io/paused-replicas\":\"-1\"}");
+	assert_int_equal(controls_pause(a, 5, &p, err, sizeof(err)), -EINVAL);
+	assert_false(p.replicas_set);
+	json_object_put(a);
+	assert_int_equal(controls_pause(NULL, 5, &p, err, sizeof(err)), 0);
+	assert_false(p.replicas_set || p.scale_in || p.scale_out);
+}
+
+/* The status a decision with controls gives (status.scaling, conditions). */
+static void controls_in_status(void **state)
+{
+	struct autoscale_spec s = fspec(0, 6, AUTOSCALE_FALLBACK_STATIC);
+	struct autoscale_pause in_p = { false, 0, true, false };
+	struct status_scaling st;
+	struct autoscale_result r;
+	(void)state;
+
+	set_pods(3, NAN, 0);
+	r = eval_at(&s, 3, 3, NOW, NULL, NULL);
+	memset(&st, 0, sizeof(st));
+	st.active = true;
+	controls_status(&s, &r, NOW / 1000, &st);
+	assert_false(st.active);
+	assert_string_equal(st.active_reason, "Fallback");
+	assert_int_equal(st.failures, 1);
+	assert_int_equal(st.min_replicas, 1);
+	assert_int_equal(st.max_replicas, 20);
+	assert_false(st.panic_set);
+	s.behavior.scale_down.set_window = true; /* down at once */
+	s.behavior.scale_down.stabilization_window_seconds = 0;
+	set_pods(4, 0.1, 0);
+	r = eval_at(&s, 4, 4, NOW, NULL, &in_p);
+	memset(&st, 0, sizeof(st));
+	st.active = true;
+	controls_status(&s, &r, NOW / 1000, &st);
+	assert_true(st.active);
+	assert_true(st.limited);
+	assert_string_equal(st.limited_reason, "ScaleInPaused");
+	s = pspec();
+	set_pods(1, 6, 0);
+	r = eval_at(&s, 1, 1, NOW, NULL, NULL);
+	memset(&st, 0, sizeof(st));
+	controls_status(&s, &r, NOW / 1000, &st);
+	assert_true(st.panic_set && st.panicking);
+	assert_string_equal(st.panic_reason, "PanicStarted");
+	assert_int_equal(st.panic_since, NOW / 1000);
+	assert_int_equal(controls_interval(&s, 15), 6);
+	s.panic.set = false;
+	assert_int_equal(controls_interval(&s, 15), 15);
+}
+
 int tests_autoscale_controls(void);
 
 int tests_autoscale_controls(void)
@@ -726,6 +846,8 @@ int tests_autoscale_controls(void)
 		cmocka_unit_test(cron_expressions),
 		cmocka_unit_test(time_zones),
 		cmocka_unit_test(schedule_bounds),
+		cmocka_unit_test(controls_from_json),
+		cmocka_unit_test(controls_in_status),
 	};
 	return cmocka_run_group_tests_name("autoscale controls", tests, NULL,
 					   NULL);
