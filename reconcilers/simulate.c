@@ -467,7 +467,7 @@ static int read_pause(const struct reader *rd, json_object *o,
 		      int32_t current, struct autoscale_pause *ret, char *err,
 		      size_t errlen)
 {
-	json_object *a = field(o, "annotations");
+	json_object *a = scalingspec_field(o, "annotations");
 	char why[160];
 
 	memset(ret, 0, sizeof(*ret));
@@ -625,7 +625,7 @@ static int load_line(struct load *l, const struct reader *rd,
 	if (!scalingspec_json_number(v, &rps) || rps < 0 || rps > 1e12)
 		return line_err(rd, err, errlen, "\"rps\" must be a number of "
 				"requests per second, >= 0");
-	v = field(o, "metricsDown");
+	v = scalingspec_field(o, "metricsDown");
 	if (v && !json_object_is_type(v, json_type_boolean))
 		return line_err(rd, err, errlen, "\"metricsDown\" must be true "
 				"or false");
@@ -637,7 +637,7 @@ static int load_line(struct load *l, const struct reader *rd,
 		return line_err(rd, err, errlen, "more than %d load points",
 				SIMULATE_MAX_LOAD_POINTS);
 	if (load_add(l, t, rps, down, &pause,
-		     !field(field(o, "annotations"),
+		     !scalingspec_field(scalingspec_field(o, "annotations"),
 			    AUTOSCALE_ANNOTATION_PAUSED_REPLICAS)) < 0)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	return 0;
