@@ -205,12 +205,14 @@ static void scaling_controls_status(const struct status_scaling *sc, json_object
 		if (sc->active_schedules >> i & 1)
 			json_object_array_add(a, json_object_new_int(i));
 	json_object_object_add(o, "activeSchedules", a);
-	if (sc->failures > 0)
-		json_object_object_add(o, "failures", json_object_new_int(sc->failures));
-	if (sc->panic_since > 0) {
+	/* null, not absent: the status is a merge patch, which keeps an
+	 * absent key's old value. */
+	json_object_object_add(o, "failures",
+			       sc->failures > 0 ? json_object_new_int(sc->failures) : NULL);
+	if (sc->panic_since > 0)
 		rfc3339(sc->panic_since, t, sizeof(t));
-		json_object_object_add(o, "panicSince", json_object_new_string(t));
-	}
+	json_object_object_add(o, "panicSince",
+			       sc->panic_since > 0 ? json_object_new_string(t) : NULL);
 	json_object_object_add(st, "scaling", o);
 }
 
