@@ -753,14 +753,16 @@ int autoscale_rate_limit(const struct autoscale_input *in, int32_t desired,
 	return 0;
 }
 
-/* The cases reconcileAutoscaler settles before looking at metrics. */
+/* The cases reconcileAutoscaler settles before looking at metrics. A
+ * target at 0 disables the HPA; but 0 because a pause pinned it there is
+ * kinfer's own doing, and the end of the pause resumes at minReplicas. */
 static bool out_of_range(const struct autoscale_input *in,
 			 struct autoscale_result *res)
 {
 	const struct autoscale_spec *s = in->spec;
 	int32_t cur = in->current_replicas;
 
-	if (cur == 0 && s->min_replicas != 0) {
+	if (cur == 0 && s->min_replicas != 0 && !in->state.paused) {
 		res->desired = 0;
 		res->active = false;
 		res->active_reason = res->reason = "ScalingDisabled";
@@ -894,6 +896,7 @@ void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
 static void pin(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	res->paused = true;
+	res->state.paused = true;
 	res->desired = in->pause->replicas;
 	res->rescale = res->desired != res->current;
 	res->active = false;
@@ -1131,6 +1134,7 @@ int autoscale_evaluate(const struct autoscale_input *in,
 	res.able_reason = "ReadyForNewScale";
 	res.limited_reason = "DesiredWithinRange";
 	res.state = in->state;
+	res.state.paused = false;
 	eff = *in->spec;
 	autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
 			 &eff.max_replicas, &res.schedules_active);

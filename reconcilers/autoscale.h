@@ -227,6 +227,7 @@ struct autoscale_state {
 	int64_t panic_time_ms; /* last time over the panic threshold; 0: calm */
 	int64_t panic_start_ms;
 	int32_t max_panic;     /* the most replicas asked during this panic */
+	bool paused;           /* the last evaluation was pinned by a pause */
 };
 
 enum autoscale_pod_state {

@@ -363,6 +363,23 @@ static void pause_replicas(void **state)
 	p.replicas = 0;
 	r = step(h, &s, 7, 3, NOW + 30 * SEC, &p);
 	assert_int_equal(r.desired, 0);
+	/* Pinned at 0, then resumed: back to minReplicas, not the HPA's
+	 * "ScalingDisabled" of a target someone scaled to 0. */
+	{
+		struct autoscale_history *h0;
+		assert_int_equal(autoscale_history_new(&h0), 0);
+		r = step(h0, &s, 3, 0, NOW, &p);
+		assert_int_equal(r.desired, 0);
+		r = step(h0, &s, 0, 0, NOW + 15 * SEC, NULL);
+		assert_int_equal(r.desired, 1);
+		assert_string_equal(r.reason, "TooFewReplicas");
+		/* At 0 again, not after a pause: the HPA's rule. */
+		r = step(h0, &s, 0, 0, NOW + 30 * SEC, NULL);
+		assert_int_equal(r.desired, 0);
+		autoscale_history_free(h0);
+		r = eval_at(&s, 0, 0, NOW, NULL, NULL);
+		assert_string_equal(r.reason, "ScalingDisabled");
+	}
 	/* Resumed with the history kept: the 300 s scale-down window still
 	 * holds the recommendation of 10 from before the pause. */
 	set_pods(7, 1, 0);
