@@ -218,6 +218,17 @@ static int check_fallback_panic(const struct autoscale_spec *s, char *why,
 			 MAX_FAILURE_THRESHOLD);
 		return -EINVAL;
 	}
+	if (s->predictive.set && (s->predictive.window_seconds < 60 ||
+				  s->predictive.window_seconds > MAX_WINDOW_SECONDS ||
+				  s->predictive.lookahead_seconds < 1 ||
+				  s->predictive.lookahead_seconds > 3600 ||
+				  s->predictive.max_increase_percent < 1 ||
+				  s->predictive.max_increase_percent > 1000)) {
+		snprintf(why, len, "predictive: windowSeconds 60..%d, "
+			 "lookaheadSeconds 1..3600, maxIncreasePercent 1..1000",
+			 MAX_WINDOW_SECONDS);
+		return -EINVAL;
+	}
 	if (p->set && (p->window_seconds < 1 ||
 		       p->stable_window_seconds < 6 ||
 		       p->stable_window_seconds > MAX_WINDOW_SECONDS ||
@@ -819,13 +830,16 @@ static int normalize(const struct autoscale_input *in,
 	struct autoscale_recommendation initial = { in->now_ms,
 						    in->current_replicas };
 	struct autoscale_step st, lim;
+	int32_t want;
 	int r;
 
 	if (in->n_recommendations == 0) {
 		local.recommendations = &initial;
 		local.n_recommendations = 1;
 	}
-	r = autoscale_stabilize(&local, res->recommendation, &st);
+	want = res->predicted > res->recommendation ? res->predicted :
+						     res->recommendation;
+	r = autoscale_stabilize(&local, want, &st);
 	if (r == 0)
 		r = autoscale_rate_limit(&local, st.replicas, &lim);
 	if (r < 0)
@@ -836,11 +850,71 @@ static int normalize(const struct autoscale_input *in,
 	res->desired = lim.replicas;
 	if (res->limited)
 		res->reason = lim.reason;
-	else if (st.replicas != res->recommendation)
+	else if (st.replicas != want)
 		res->reason = st.reason;
+	else if (want != res->recommendation && want > res->current)
+		res->reason = "PredictiveFloor";
 	else
 		res->reason = "DesiredWithinRange";
 	return 0;
+}
+
+/*
+ * The predictive floor: ordinary least squares through (t, replicas) of
+ * the recommendations within the window and the one just made, evaluated
+ * lookahead seconds from now. Only a rising line raises, and by at most
+ * max_increase_percent (at least one replica), never past maxReplicas.
+ * The recorded recommendation stays the metrics' own, so the trend never
+ * feeds on its own predictions.
+ */
+static void predictive_floor(const struct autoscale_input *in,
+			     struct autoscale_result *res)
+{
+	const struct autoscale_predictive *p = &in->spec->predictive;
+	int64_t cut = in->now_ms - p->window_seconds * 1000LL;
+	double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0, slope, mx, my, y, cap;
+	int32_t floor_r;
+
+	res->predicted = 0;
+	if (!p->set)
+		return;
+	for (size_t i = 0; i <= in->n_recommendations; i++) {
+		double x, v;
+		if (i < in->n_recommendations) {
+			if (in->recommendations[i].time_ms <= cut ||
+			    in->recommendations[i].time_ms > in->now_ms)
+				continue;
+			x = (double)(in->recommendations[i].time_ms - in->now_ms) / 1000;
+			v = in->recommendations[i].replicas;
+		} else {
+			x = 0;
+			v = res->recommendation;
+		}
+		sx += x;
+		sy += v;
+		sxx += x * x;
+		sxy += x * v;
+		n++;
+	}
+	if (n < 3 || n * sxx - sx * sx <= 0)
+		return;
+	slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+	if (!(slope > 0))
+		return;
+	mx = sx / n;
+	my = sy / n;
+	y = my + slope * ((double)p->lookahead_seconds - mx);
+	cap = ceil((double)res->recommendation *
+		   (1 + p->max_increase_percent / 100.0));
+	if (cap < res->recommendation + 1.0)
+		cap = res->recommendation + 1.0;
+	if (y > cap)
+		y = cap;
+	if (y > in->spec->max_replicas)
+		y = in->spec->max_replicas;
+	floor_r = ceil_replicas(y - 1e-9);
+	if (floor_r > res->recommendation)
+		res->predicted = floor_r;
 }
 
 /* Is the window of schedule c open at local_s (local seconds)? It opens
@@ -1100,6 +1174,7 @@ static int decide(const struct autoscale_input *in,
 	res->state.failures = 0;
 	res->record_recommendation = true;
 	describe(in, res);
+	predictive_floor(in, res);
 	r = normalize(in, res);
 	if (r == 0)
 		panic_mode(in, res);
@@ -1226,12 +1301,15 @@ static int push_rec(struct autoscale_history *h,
  * last entry older than both windows, else append. */
 static int store_recommendation(struct autoscale_history *h,
 				const struct autoscale_behavior *b,
-				int32_t replicas, int64_t now)
+				int64_t keep_ms, int32_t replicas, int64_t now)
 {
 	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * 1000LL;
 	int64_t down_cut =
 		now - b->scale_down.stabilization_window_seconds * 1000LL;
 	long old = -1;
+
+	if (keep_ms > 0 && now - keep_ms < up_cut)
+		up_cut = now - keep_ms; /* the predictive window reads them too */
 
 	for (size_t i = 0; i < h->n_recs; i++)
 		if (h->recs[i].time_ms < up_cut && h->recs[i].time_ms < down_cut)
@@ -1299,7 +1377,9 @@ int autoscale_history_record(struct autoscale_history *h,
 		r = push_rec(h, (struct autoscale_recommendation){
 					now_ms, res->current });
 	if (r == 0 && res->record_recommendation)
-		r = store_recommendation(h, &b, res->recommendation, now_ms);
+		r = store_recommendation(h, &b, spec->predictive.set ?
+				spec->predictive.window_seconds * 1000LL : 0,
+				res->recommendation, now_ms);
 	if (r == 0 && res->rescale && res->desired > res->current)
 		r = store_event(&h->up, &h->n_up, &h->cap_up, &b.scale_up,
 				res->desired - res->current, now_ms);

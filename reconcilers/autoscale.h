@@ -157,6 +157,17 @@ struct autoscale_panic {
 	int32_t stable_window_seconds; /* leave after this long below (60) */
 };
 
+/* The predictive floor (AIBrix's proposal): a least-squares line through
+ * the recommendations of the last window_seconds, projected
+ * lookahead_seconds ahead, may raise the recommendation (never lower
+ * it), by at most max_increase_percent. Off unless set. */
+struct autoscale_predictive {
+	bool set;
+	int32_t window_seconds;       /* 60..3600 (300) */
+	int32_t lookahead_seconds;    /* 1..3600 (60) */
+	int32_t max_increase_percent; /* 1..1000 (100) */
+};
+
 /* One spec.scaling.schedules entry: from each time cron fires, for
  * duration_seconds, the floor is at least min_replicas and the cap at
  * least max_replicas (-1: not given). */
@@ -187,6 +198,7 @@ struct autoscale_spec {
 	struct autoscale_behavior behavior;
 	struct autoscale_fallback fallback;
 	struct autoscale_panic panic;      /* behavior.panic */
+	struct autoscale_predictive predictive;
 	size_t n_schedules;
 	struct autoscale_schedule schedules[AUTOSCALE_MAX_SCHEDULES];
 };
@@ -321,6 +333,7 @@ struct autoscale_result {
 	bool direction_paused; /* a paused-scale-in/out annotation held it */
 	bool fallback;        /* desired is the fallback's */
 	bool below_activation; /* a metric at the floor is below activation */
+	int32_t predicted;    /* the predictive floor when it raised, else 0 */
 	bool panicking, panic_started, panic_ended;
 	int32_t min_replicas, max_replicas; /* in force: spec and schedules */
 	uint32_t schedules_active;          /* bit i: schedules[i] */

@@ -161,6 +161,32 @@ static int panic(json_object *scaling, struct autoscale_spec *s, char *err,
 	return 0;
 }
 
+static int predictive(json_object *scaling, struct autoscale_spec *s,
+		      char *err, size_t errlen)
+{
+	static const char path[] = "spec.scaling.predictive";
+	json_object *p = field(scaling, "predictive");
+	struct autoscale_predictive pr = { true, 300, 60, 100 };
+	int r;
+
+	if (!p)
+		return 0;
+	if (!json_object_is_type(p, json_type_object))
+		return errf(err, errlen, "%s must be an object", path);
+	r = whole(p, path, "windowSeconds", 60, 3600, &pr.window_seconds, err,
+		  errlen);
+	if (r >= 0)
+		r = whole(p, path, "lookaheadSeconds", 1, 3600,
+			  &pr.lookahead_seconds, err, errlen);
+	if (r >= 0)
+		r = whole(p, path, "maxIncreasePercent", 1, 1000,
+			  &pr.max_increase_percent, err, errlen);
+	if (r < 0)
+		return r;
+	s->predictive = pr;
+	return 0;
+}
+
 static int schedule(json_object *e, size_t i, struct autoscale_schedule *ret,
 		    char *err, size_t errlen)
 {
@@ -244,6 +270,8 @@ int controls_read(json_object *scaling, struct autoscale_spec *spec,
 		r = panic(scaling, spec, err, errlen);
 	if (r == 0)
 		r = schedules(scaling, spec, err, errlen);
+	if (r == 0)
+		r = predictive(scaling, spec, err, errlen);
 	return r;
 }
 

@@ -11,6 +11,8 @@
  *   behavior.panic                   -> spec->panic (defaults 6, 200, 60)
  *   schedules[] (cron, timeZone, durationSeconds, minReplicas,
  *                maxReplicas)        -> spec->schedules
+ *   predictive (windowSeconds, lookaheadSeconds, maxIncreasePercent)
+ *                                    -> spec->predictive (300, 60, 100)
  */
 #pragma once
 

@@ -444,6 +444,8 @@ static void print_controls(FILE *out, const struct autoscale_spec *s,
 	if (s->n_schedules)
 		fprintf(out, ",\"minReplicas\":%d,\"maxReplicas\":%d",
 			res->min_replicas, res->max_replicas);
+	if (res->predicted > 0)
+		fprintf(out, ",\"predicted\":%d", res->predicted);
 }
 
 static void print_decision(FILE *out, const struct autoscale_spec *s,
@@ -707,7 +709,7 @@ struct sample {
 	double p99;      /* ms; NaN with no ready replica */
 	int32_t replicas, ready, desired;
 	int32_t min, max; /* the bounds in force (schedules) */
-	bool panic, fallback, paused;
+	bool panic, fallback, paused, predicted;
 };
 
 struct loop {
@@ -909,7 +911,8 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 	*s = (struct sample){ b, ob.rps, l->queue, ob.p99, l->replicas,
 			      ob.ready, res.desired, res.min_replicas,
 			      res.max_replicas, res.panicking, res.fallback,
-			      res.paused || res.direction_paused };
+			      res.paused || res.direction_paused,
+			      res.predicted > 0 };
 	l->n_samples++;
 	print_step(out, l, s, &res);
 	apply(l, res.desired, b);
@@ -1110,20 +1113,23 @@ static const struct {
 	{ "panic", "#d62728", "panic mode" },
 	{ "fallback", "#7f7f7f", "fallback (metrics missing)" },
 	{ "paused", "#1f77b4", "paused" },
+	{ "predicted", "#2ca02c", "predictive floor raised" },
 };
+#define N_BANDS (sizeof(bands) / sizeof(bands[0]))
 
 static bool band_on(const struct sample *s, size_t which)
 {
-	return which == 0 ? s->panic : which == 1 ? s->fallback : s->paused;
+	return which == 0 ? s->panic : which == 1 ? s->fallback :
+	       which == 2 ? s->paused : s->predicted;
 }
 
 static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
 {
 	double y0 = SVG_TOP, h = SVG_H - SVG_TOP - SVG_BOTTOM;
-	bool seen[3] = { false, false, false };
+	bool seen[N_BANDS] = { false };
 	int x = SVG_LEFT;
 
-	for (size_t b = 0; b < 3; b++) {
+	for (size_t b = 0; b < N_BANDS; b++) {
 		double prev = ax->t0;
 		for (size_t i = 0; i < l->n_samples; i++) {
 			const struct sample *s = &l->samples[i];
@@ -1155,7 +1161,7 @@ static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
 		fprintf(f, "\"/>\n");
 	}
 	fprintf(f, "<g class=\"legend-controls\">\n");
-	for (size_t b = 0; b < 3; b++) {
+	for (size_t b = 0; b < N_BANDS; b++) {
 		if (!seen[b])
 			continue;
 		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"8\" "

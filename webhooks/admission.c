@@ -885,10 +885,26 @@ static void rule_schedules(struct spec_ctx *c, json_object *s, int64_t max)
 		rule_schedule(c, json_object_array_get_idx(l, i), i, max);
 }
 
+static void rule_predictive(struct spec_ctx *c, json_object *s)
+{
+	json_object *p = get(s, "predictive");
+
+	if (!p)
+		return;
+	if (!is_obj(p)) {
+		fail(c->r, "spec.scaling.predictive: must be an object");
+		return;
+	}
+	int_field(c->r, p, "spec.scaling.predictive", "windowSeconds", 60, 3600, false);
+	int_field(c->r, p, "spec.scaling.predictive", "lookaheadSeconds", 1, 3600, false);
+	int_field(c->r, p, "spec.scaling.predictive", "maxIncreasePercent", 1, 1000, false);
+}
+
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
 {
 	int64_t min = int_or(s, "minReplicas", 1), max = int_or(s, "maxReplicas", -1);
 
+	rule_predictive(c, s);
 	rule_activation(c, s);
 	rule_fallback(c, s, min, max);
 	rule_panic(c, s);

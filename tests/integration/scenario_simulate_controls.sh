@@ -93,6 +93,20 @@ for f in panic sched fb; do
 		&& pass "$f SVG is well-formed XML" || fail "$f SVG is not well-formed XML"
 done
 
+# --- predictive floor (optional): a steady ramp; the trend raises the
+# recommendation ahead of the load, so less waits than without it.
+"$op" simulate -f "$d/predictive.yaml" --load "$d/predictive-load.jsonl" --load-seconds 60 --svg "$tmp/pred.svg" > "$tmp/pred.out"
+expect_code 0 $? "predictive closed loop exits 0"
+grep -v 'predictive:' "$d/predictive.yaml" > "$tmp/nopred.yaml"
+"$op" simulate -f "$tmp/nopred.yaml" --load "$d/predictive-load.jsonl" --load-seconds 60 > "$tmp/nopred.out"
+expect_match "$(grep -c '"reason":"PredictiveFloor"' "$tmp/pred.out")" '^[1-9][0-9]*$' "predictive: some decisions are the floor's"
+expect_match "$(grep -c '"predicted"' "$tmp/nopred.out")" '^0$' "without predictive, no floor"
+if pick "$tmp/pred.out" '"predicted" in d and d["predicted"] > 1.5 * 20' | grep -q True; then fail "a floor past the cap"; else pass "the floor stays within its cap"; fi
+q1=$(pick "$tmp/pred.out" 'd["queue"]' | awk '{s += $1} END {printf "%d", s}')
+q0=$(pick "$tmp/nopred.out" 'd["queue"]' | awk '{s += $1} END {printf "%d", s}')
+[ "$q1" -lt "$q0" ] && pass "predictive: less queued over the ramp ($q1 vs $q0 request-steps)" || fail "predictive queued $q1, without $q0"
+expect_match "$(cat "$tmp/pred.svg")" '<rect class="predicted" ' "the SVG shades where the floor raised"
+
 # --- bad controls in the ISVC are named.
 sed 's/timeZone: "UTC+01:00"/timeZone: Europe\/Berlin/' "$d/schedules.yaml" > "$tmp/tz.yaml"
 out=$("$op" simulate -f "$tmp/tz.yaml" --load "$d/schedules-load.jsonl" 2>&1); expect_code 2 $? "a time zone name exits 2"

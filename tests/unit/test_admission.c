@@ -238,6 +238,8 @@ static void scaling_controls(void **state)
 	assert_true(has(r, false, "spec.scaling.fallback.replicas: 60 is outside minReplicas..maxReplicas "
 			"(1..10); the fallback is bounded by them"));
 	admission_report_free(r);
+	expect_only(SC "    predictive: {windowSeconds: 30}\n",
+		    "spec.scaling.predictive.windowSeconds: 30 is out of range: from 60 to 3600");
 	expect_only(SC "    behavior: {panic: {windowSeconds: 90}}\n",
 		    "spec.scaling.behavior.panic.windowSeconds: 90 is longer than stableWindowSeconds (60)");
 	expect_only(SC "    behavior: {panic: {thresholdPercent: 100}}\n",

@@ -843,6 +843,65 @@ static void controls_in_status(void **state)
 	assert_int_equal(controls_interval(&s, 15), 15);
 }
 
+/* ---- predictive floor (AIBrix's proposal; optional) -------------------- */
+
+static void predictive_floor(void **state)
+{
+	struct autoscale_spec s = qspec(1, 1, 20);
+	struct autoscale_recommendation rising[] = {
+		{ NOW - 60 * SEC, 2 }, { NOW - 45 * SEC, 3 }, { NOW - 30 * SEC, 4 },
+		{ NOW - 15 * SEC, 5 },
+	};
+	struct autoscale_recommendation falling[] = {
+		{ NOW - 60 * SEC, 9 }, { NOW - 45 * SEC, 8 }, { NOW - 30 * SEC, 7 },
+		{ NOW - 15 * SEC, 6 },
+	};
+	struct autoscale_input in;
+	struct autoscale_result r;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in.spec = &s;
+	in.current_replicas = 5;
+	in.pods = pods;
+	in.n_pods = 5;
+	in.now_ms = NOW;
+	in.recommendations = rising;
+	in.n_recommendations = 4;
+	set_pods(5, 6.0 / 5, 0); /* 6 replicas' worth now */
+	/* Off by default: the metrics' 6. */
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	assert_int_equal(r.desired, 6);
+	assert_int_equal(r.predicted, 0);
+	/* On: +1 per 15 s, 60 s ahead: 10; recorded stays 6. */
+	s.predictive = (struct autoscale_predictive){ true, 300, 60, 100 };
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	assert_int_equal(r.recommendation, 6);
+	assert_int_equal(r.predicted, 10);
+	assert_int_equal(r.desired, 10);
+	assert_string_equal(r.reason, "PredictiveFloor");
+	/* Capped: at most +20% of 6 -> 8. */
+	s.predictive.max_increase_percent = 20;
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	assert_int_equal(r.desired, 8);
+	/* A window that sees only the last two points has too few. */
+	s.predictive = (struct autoscale_predictive){ true, 60, 60, 100 };
+	in.now_ms = NOW + 35 * SEC;
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	assert_int_equal(r.predicted, 0);
+	/* Falling: never lowers (the scale-down window holds as always). */
+	in.now_ms = NOW;
+	s.predictive = (struct autoscale_predictive){ true, 300, 60, 100 };
+	in.recommendations = falling;
+	set_pods(5, 1, 0);
+	assert_int_equal(autoscale_evaluate(&in, &r), 0);
+	assert_int_equal(r.predicted, 0);
+	assert_int_equal(r.recommendation, 5);
+	/* Bounds. */
+	s.predictive.window_seconds = 30;
+	assert_int_equal(autoscale_spec_check(&s, NULL, 0), -EINVAL);
+}
+
 int tests_autoscale_controls(void);
 
 int tests_autoscale_controls(void)
@@ -865,6 +924,7 @@ int tests_autoscale_controls(void)
 		cmocka_unit_test(schedule_bounds),
 		cmocka_unit_test(controls_from_json),
 		cmocka_unit_test(controls_in_status),
+		cmocka_unit_test(predictive_floor),
 	};
 	return cmocka_run_group_tests_name("autoscale controls", tests, NULL,
 					   NULL);
