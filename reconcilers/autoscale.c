@@ -921,13 +921,8 @@ static void predictive_floor(const struct autoscale_input *in,
  * at each minute cron matches and stays open duration_seconds. */
 static bool schedule_open(const struct autoscale_schedule *c, int64_t local_s)
 {
-	int64_t minute = local_s >= 0 ? local_s / 60 * 60 :
-					-((-local_s + 59) / 60) * 60;
-
-	for (int64_t t = minute; local_s - t < c->duration_seconds; t -= 60)
-		if (cron_matches(&c->cron, t))
-			return true;
-	return false;
+	return cron_prev(&c->cron, local_s,
+			 local_s - c->duration_seconds + 1) != INT64_MIN;
 }
 
 void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,

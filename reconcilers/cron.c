@@ -7,6 +7,7 @@
 #include "cron.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,17 +198,17 @@ static void civil(int64_t z, int *ret_m, int *ret_d)
 	*ret_m = (int)(mp < 10 ? mp + 3 : mp - 9);
 }
 
-bool cron_matches(const struct cron_expr *c, int64_t t)
+static int64_t floor_div(int64_t a, int64_t b)
 {
-	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-	int64_t sec = t - days * 86400;
-	int minute = (int)(sec / 60 % 60), hour = (int)(sec / 3600);
+	return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static bool day_matches(const struct cron_expr *c, int64_t days)
+{
 	int wday = (int)(((days % 7) + 7 + 4) % 7); /* 1970-01-01: Thursday */
 	int month, mday;
 	bool dom, dow;
 
-	if (!c || !(c->minutes >> minute & 1) || !(c->hours >> hour & 1))
-		return false;
 	civil(days, &month, &mday);
 	if (!(c->months >> month & 1))
 		return false;
@@ -216,6 +217,50 @@ bool cron_matches(const struct cron_expr *c, int64_t t)
 	if (c->any_day || c->any_weekday)
 		return dom && dow;
 	return dom || dow;
+}
+
+/* The highest set bit of bits at or below pos, or -1. */
+static int highest_at_or_below(uint64_t bits, int pos)
+{
+	uint64_t m = pos >= 63 ? bits : bits & ((2ULL << pos) - 1);
+
+	return m ? 63 - __builtin_clzll(m) : -1;
+}
+
+int64_t cron_prev(const struct cron_expr *c, int64_t t, int64_t lo)
+{
+	int64_t days = floor_div(t, 86400), sec = t - days * 86400;
+	int hour = (int)(sec / 3600), minute = (int)(sec / 60 % 60);
+
+	if (!c)
+		return INT64_MIN;
+	/* At most 8 days and change are ever asked for; bound it anyway. */
+	for (int guard = 0; guard < 4000 && days * 86400 + 86399 >= lo; guard++) {
+		if (day_matches(c, days)) {
+			int h = highest_at_or_below(c->hours, hour);
+			while (h >= 0) {
+				int m = highest_at_or_below(c->minutes,
+							    h == hour ? minute : 59);
+				if (m >= 0) {
+					int64_t at = days * 86400 + h * 3600 + m * 60;
+					return at >= lo ? at : INT64_MIN;
+				}
+				h = h > 0 ? highest_at_or_below(c->hours, h - 1) : -1;
+			}
+		}
+		days--;
+		hour = 23;
+		minute = 59;
+	}
+	return INT64_MIN;
+}
+
+bool cron_matches(const struct cron_expr *c, int64_t t)
+{
+	int64_t days = floor_div(t, 86400), sec = t - days * 86400;
+
+	return c && (c->minutes >> (sec / 60 % 60) & 1) &&
+	       (c->hours >> (sec / 3600) & 1) && day_matches(c, days);
 }
 
 static bool two_digits(const char *p, int max, int *ret)

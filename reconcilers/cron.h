@@ -42,6 +42,11 @@ int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
  * shifted to the local time) match? */
 bool cron_matches(const struct cron_expr *c, int64_t local_seconds);
 
+/* The start of the latest minute at or before t that matches, if it is
+ * at or after lo; else INT64_MIN. Days, hours and minutes that cannot
+ * match are skipped whole, so a week back costs a few dozen steps. */
+int64_t cron_prev(const struct cron_expr *c, int64_t t, int64_t lo);
+
 /* "UTC+02:00" -> 7200. -EINVAL for anything else, with why. */
 int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why,
 		  size_t why_len);

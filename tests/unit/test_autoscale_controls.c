@@ -629,6 +629,34 @@ static void cron_expressions(void **state)
 	assert_int_equal(cron_parse(NULL, &c, why, sizeof(why)), -EINVAL);
 }
 
+/* cron_prev skips what cannot match, and agrees with a minute-by-minute
+ * search over a week for a mix of expressions. */
+static void cron_previous(void **state)
+{
+	static const char *const exprs[] = { "0 9 * * 1-5", "*/15 * * * *", "30 22 1 * SAT",
+					     "0 0 29 2 *", "5 4 * * SUN", "@hourly" };
+	struct cron_expr c;
+	(void)state;
+
+	for (size_t e = 0; e < sizeof(exprs) / sizeof(exprs[0]); e++) {
+		assert_int_equal(cron_parse(exprs[e], &c, NULL, 0), 0);
+		for (int64_t t = 1796632200 - 3 * 86400; t < 1796632200 + 3 * 86400;
+		     t += 7919) {
+			int64_t lo = t - 7 * 86400, want = INT64_MIN;
+			for (int64_t m = t / 60 * 60; m >= lo; m -= 60)
+				if (cron_matches(&c, m)) {
+					want = m;
+					break;
+				}
+			assert_true(cron_prev(&c, t, lo) == want);
+		}
+	}
+	assert_int_equal(cron_parse("0 9 * * 1-5", &c, NULL, 0), 0);
+	assert_true(cron_prev(&c, 1796634000 + 59, 1796634000) == 1796634000);
+	assert_true(cron_prev(&c, 1796634000 - 1, 1796634000 - 3600) == INT64_MIN);
+	assert_true(cron_prev(NULL, 0, 0) == INT64_MIN);
+}
+
 static void time_zones(void **state)
 {
 	int32_t off = 1;
@@ -920,6 +948,7 @@ int tests_autoscale_controls(void)
 		cmocka_unit_test(knative_unpanic_after_slow_increase),
 		cmocka_unit_test(knative_no_scale_down_in_panic),
 		cmocka_unit_test(cron_expressions),
+		cmocka_unit_test(cron_previous),
 		cmocka_unit_test(time_zones),
 		cmocka_unit_test(schedule_bounds),
 		cmocka_unit_test(controls_from_json),
