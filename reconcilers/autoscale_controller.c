@@ -690,7 +690,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	if (res.rescale)
 		last = now_ms / 1000;
 	decide(in, sc, &res, mr, source_error, last, &d);
-	controls_status(&sc->spec, &res, now_ms / 1000, &d.status);
+	controls_status(&sc->spec, &res, &d.status);
 	bool changed = !s->have || !same_decision(&d, &s->decision);
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;

@@ -297,7 +297,7 @@ int controls_pause(json_object *annotations, int32_t current,
 }
 
 void controls_status(const struct autoscale_spec *spec,
-		     const struct autoscale_result *res, int64_t now_s,
+		     const struct autoscale_result *res,
 		     struct status_scaling *st)
 {
 	if (!spec || !res || !st)
@@ -319,7 +319,6 @@ void controls_status(const struct autoscale_spec *spec,
 			 "demand below %d%% of the ready replicas",
 			 spec->panic.threshold_percent);
 	}
-	(void)now_s;
 	if (res->paused || res->fallback ||
 	    (res->direction_paused && !res->active)) {
 		st->active = false;

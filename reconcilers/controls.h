@@ -39,10 +39,10 @@ struct status_scaling;
  * What the controls add to a decision's status (status.h): the bounds in
  * force, the open schedules, the failures in a row, the ScalingPanic
  * condition when panic is set, and ScalingActive / ScalingLimited when
- * a pause or the fallback is in force. now_s: seconds since the epoch.
+ * a pause or the fallback is in force.
  */
 void controls_status(const struct autoscale_spec *spec,
-		     const struct autoscale_result *res, int64_t now_s,
+		     const struct autoscale_result *res,
 		     struct status_scaling *st);
 
 /* Seconds between evaluations: evaluationIntervalSeconds, or the panic

@@ -841,7 +841,7 @@ static void controls_in_status(void **state)
 	r = eval_at(&s, 3, 3, NOW, NULL, NULL);
 	memset(&st, 0, sizeof(st));
 	st.active = true;
-	controls_status(&s, &r, NOW / 1000, &st);
+	controls_status(&s, &r, &st);
 	assert_false(st.active);
 	assert_string_equal(st.active_reason, "Fallback");
 	assert_int_equal(st.failures, 1);
@@ -854,7 +854,7 @@ static void controls_in_status(void **state)
 	r = eval_at(&s, 4, 4, NOW, NULL, &in_p);
 	memset(&st, 0, sizeof(st));
 	st.active = true;
-	controls_status(&s, &r, NOW / 1000, &st);
+	controls_status(&s, &r, &st);
 	assert_true(st.active);
 	assert_true(st.limited);
 	assert_string_equal(st.limited_reason, "ScaleInPaused");
@@ -862,7 +862,7 @@ static void controls_in_status(void **state)
 	set_pods(1, 6, 0);
 	r = eval_at(&s, 1, 1, NOW, NULL, NULL);
 	memset(&st, 0, sizeof(st));
-	controls_status(&s, &r, NOW / 1000, &st);
+	controls_status(&s, &r, &st);
 	assert_true(st.panic_set && st.panicking);
 	assert_string_equal(st.panic_reason, "PanicStarted");
 	assert_int_equal(st.panic_since, NOW / 1000);
