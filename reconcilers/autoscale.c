@@ -15,6 +15,7 @@
  *    the reason (the HPA leaves ScalingLimited untouched there).
  */
 #include "autoscale.h"
+#include "ktime.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -637,9 +638,9 @@ int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
 	rc = autoscale_resolve(in->spec, &b);
 	if (rc < 0)
 		return rc;
-	up_cut = in->now_ms - b.scale_up.stabilization_window_seconds * 1000LL;
+	up_cut = in->now_ms - b.scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	down_cut = in->now_ms -
-		   b.scale_down.stabilization_window_seconds * 1000LL;
+		   b.scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	for (size_t i = 0; i < in->n_recommendations; i++) {
 		const struct autoscale_recommendation *rec =
 			&in->recommendations[i];
@@ -668,7 +669,7 @@ static int64_t change_in_period(int64_t now_ms, int32_t period,
 				const struct autoscale_scale_event *ev,
 				size_t n)
 {
-	int64_t cut = now_ms - period * 1000LL, sum = 0;
+	int64_t cut = now_ms - period * KTIME_MSEC_PER_SEC, sum = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].time_ms > cut)
@@ -1298,9 +1299,9 @@ static int store_recommendation(struct autoscale_history *h,
 				const struct autoscale_behavior *b,
 				int64_t keep_ms, int32_t replicas, int64_t now)
 {
-	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * 1000LL;
+	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	int64_t down_cut =
-		now - b->scale_down.stabilization_window_seconds * 1000LL;
+		now - b->scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	long old = -1;
 
 	if (keep_ms > 0 && now - keep_ms < up_cut)
@@ -1332,7 +1333,7 @@ static int store_event(struct autoscale_scale_event **ev, size_t *n,
 		       size_t *cap, const struct autoscale_rules *rules,
 		       int32_t change, int64_t now)
 {
-	int64_t cut = now - longest_period(rules) * 1000LL;
+	int64_t cut = now - longest_period(rules) * KTIME_MSEC_PER_SEC;
 	struct autoscale_scale_event e = { now, change, false };
 	long old = -1;
 	int r;

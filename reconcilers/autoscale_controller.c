@@ -33,6 +33,9 @@
 #include "ratelimit.h"
 #include "scalingspec.h"
 #include "snapshot.h"
+#include "ktime.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -128,10 +131,7 @@ static void autoscaler_free(void *data)
 
 static size_t slot(const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return (size_t)(h % TABLE_SLOTS);
+	return (size_t)(fnv64_str(key) % TABLE_SLOTS);
 }
 
 /* Under a->lock. */
@@ -284,14 +284,6 @@ static void input_free(struct input *in)
 	free(in->pod_ips);
 }
 
-static int64_t parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 /* Grow the pod arrays (the caller's arrays start small: most services
  * have a handful of pods; one has at most METRICSOURCE_MAX_PODS). */
 static bool grow(struct input *in)
@@ -358,7 +350,7 @@ static int take_input(struct manager *m, const char *key, struct input *in)
 	if (r < 0)
 		return r;
 	in->old_desired = (int32_t)cache_json_int(in->s.status, "desiredReplicas", -1);
-	in->old_scale_time = parse_time(cache_json_str(in->s.status, "lastScaleTime"));
+	in->old_scale_time = ktime_parse_rfc3339(cache_json_str(in->s.status, "lastScaleTime"));
 	if (!in->s.scaling)
 		return 0;
 	take_pause(m, key, in);
@@ -454,14 +446,14 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 		rq->url = cache_json_str(prom, "url");
 		long t = (long)cache_json_int(prom, "timeoutSeconds", 0);
 		if (t > 0)
-			rq->timeout_ms = t * 1000;
+			rq->timeout_ms = t * KTIME_MSEC_PER_SEC;
 		if (!rq->url) {
 			snprintf(err, errlen, "spec.scaling.metricsSource.prometheus.url is missing");
 			return -EINVAL;
 		}
 		json_object *ref = cache_json_get(prom, "bearerTokenSecretRef");
 		if (ref) {
-			rq->token = bearer_token(ctx, s, in->s.ns, ref, monotonic_ns() / 1000000, err, errlen);
+			rq->token = bearer_token(ctx, s, in->s.ns, ref, ktime_mono_ms(), err, errlen);
 			if (!rq->token)
 				return -EIO;
 		}
@@ -470,11 +462,6 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 }
 
 /* ---- the decision ------------------------------------------------------- */
-
-static void fill(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
 				   char *buf, size_t len)
@@ -514,10 +501,10 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 	d->generation = in->s.generation;
 	d->desired = res->desired;
 	st->active = res->active;
-	fill(st->active_reason, sizeof(st->active_reason), res->active_reason);
+	text_copy(st->active_reason, sizeof(st->active_reason), res->active_reason);
 	if (source_error) {
 		st->active = false;
-		fill(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
+		text_copy(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
 		snprintf(st->active_message, sizeof(st->active_message), "holding %d replicas: %s",
 			 res->current, source_error);
 	} else if (res->active) {
@@ -543,13 +530,13 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 	    res->recommendation != res->desired)
 		lr = res->able_reason;
 	st->limited = lr != NULL && !source_error && res->active;
-	fill(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
-	fill(st->limited_message, sizeof(st->limited_message),
+	text_copy(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
+	text_copy(st->limited_message, sizeof(st->limited_message),
 	     limited_message(st->limited_reason, sp, buf, sizeof(buf)));
 	st->last_scale_time = last_scale;
 	st->n_metrics = sp->n_metrics;
 	for (size_t i = 0; i < sp->n_metrics && i < 8; i++) {
-		fill(st->metrics[i].type, sizeof(st->metrics[i].type),
+		text_copy(st->metrics[i].type, sizeof(st->metrics[i].type),
 		     autoscale_metric_type_name(sp->metrics[i].type));
 		st->metrics[i].has_value = !source_error && res->metrics[i].valid &&
 					   isfinite(res->metrics[i].current);
@@ -632,7 +619,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	struct autoscale_controller_decision d;
 	char err[512] = "", why[320], note[512];
 	const char *source_error = NULL;
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	int r;
 
 	enum reconcile_result out = RECONCILE_ERROR;
@@ -688,7 +675,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
 	int64_t last = s->have ? s->decision.status.last_scale_time : in->old_scale_time;
 	if (res.rescale)
-		last = now_ms / 1000;
+		last = now_ms / KTIME_MSEC_PER_SEC;
 	decide(in, sc, &res, mr, source_error, last, &d);
 	controls_status(&sc->spec, &res, &d.status);
 	bool changed = !s->have || !same_decision(&d, &s->decision);
@@ -713,7 +700,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
 	      NULL, 1);
 	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
-		       (double)(monotonic_ns() - t0) / 1e9);
+		       ktime_ns_to_s(ktime_mono_ns() - t0));
 	if (changed && a->notify)
 		controller_enqueue(a->notify, s->key);
 	out = RECONCILE_REQUEUE_AFTER;
@@ -758,12 +745,12 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		res = RECONCILE_ERROR;
 		goto free_input;
 	}
-	uint64_t mono = monotonic_ns() / 1000000;
-	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * 1000;
+	uint64_t mono = ktime_mono_ms();
+	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
 	uint64_t ph = pause_hash(&in);
 	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
 	    s->pause_hash == ph) {
-		ctx->requeue_after_ns = (s->due_ms - mono) * 1000000ULL;
+		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;
 	}
@@ -773,15 +760,13 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (!in.s.have_dep) {
 		/* Nothing to scale yet: the InferenceService controller is
 		 * creating the Deployment. */
-		ctx->requeue_after_ns = period * 1000000ULL;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	res = evaluate(ctx, a, s, &in, &sc, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	res = evaluate(ctx, a, s, &in, &sc, ktime_wall_ms());
 	if (res == RECONCILE_REQUEUE_AFTER)
-		ctx->requeue_after_ns = period * 1000000ULL;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
 free_input:
 	input_free(&in);
 	return res;

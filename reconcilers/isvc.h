@@ -14,6 +14,13 @@
 
 #include "cache.h"
 
+/* Defaults and bounds of the spec that the CRD (crds/inferenceservice.yaml)
+ * also states; the webhook, the builders and the controllers read them from
+ * here (unit.admission checks the CRD agrees). */
+#define ISVC_DRAIN_TIMEOUT_S_DEFAULT 120
+#define ISVC_DRAIN_TIMEOUT_S_MAX 3600
+#define ISVC_WARMUP_TIMEOUT_S_DEFAULT 600
+
 enum isvc_framework { ISVC_VLLM, ISVC_TRITON, ISVC_TGI, ISVC_CUSTOM };
 enum isvc_sharing { ISVC_EXCLUSIVE, ISVC_TIME_SLICING, ISVC_MPS, ISVC_MIG };
 

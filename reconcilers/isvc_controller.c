@@ -23,6 +23,8 @@
 #include "log.h"
 #include "snapshot.h"
 #include "status.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -83,10 +85,7 @@ static void ctl_free(void *data)
 
 static uint64_t key_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h | 1;
+	return fnv64_str(s) | 1;
 }
 
 /* A collision only costs an extra (no-op) apply. */
@@ -117,11 +116,6 @@ static void remember(struct isvc_ctl *c, const char *key, int64_t dep_gen, const
 }
 
 /* ---- the pods ------------------------------------------------------------ */
-
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 struct pod_count {
 	const char *ns;
@@ -157,11 +151,11 @@ static int count_pod(const struct cache_obj *o, void *ud)
 		c->warm_failed++;
 	if (p->scheduled == KCOND_FALSE && !p->node) {
 		if (!c->unschedulable++)
-			copy_str(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
+			text_copy(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
 	}
 	if (start_failure(p->waiting_reason)) {
 		if (!c->image_errors++)
-			copy_str(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
+			text_copy(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
 	}
 	return 0;
 }

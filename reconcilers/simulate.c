@@ -19,6 +19,8 @@
 #include "flags.h"
 #include "scalingspec.h"
 #include "yamljson.h"
+#include "text.h"
+#include "ktime.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -38,21 +40,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Messages and JSON values                                            */
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* A short JSON number: 15, 2.5, 0.333 (at most three decimals). */
 static const char *fmt_num(char *buf, size_t len, double v)
@@ -114,17 +101,17 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		return -EINVAL;
 	r = yamljson_parse(buf, len, pick_isvc, &p, why, sizeof(why));
 	if (r < 0) {
-		errf(err, errlen, r, "%s: %s", name, why);
+		text_errf(err, errlen, r, "%s: %s", name, why);
 		goto out;
 	}
 	if (!p.doc) {
-		r = errf(err, errlen, -EINVAL, "%s: no document of kind "
+		r = text_errf(err, errlen, -EINVAL, "%s: no document of kind "
 			 "InferenceService", name);
 		goto out;
 	}
 	spec = scalingspec_field(p.doc, "spec");
 	if (!scalingspec_field(spec, "scaling")) {
-		r = errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
+		r = text_errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
 			 "no spec.scaling: nothing to simulate", name, p.line);
 		goto out;
 	}
@@ -140,7 +127,7 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		r = scalingspec_get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS,
 			    &replicas, why, sizeof(why));
 	if (r < 0) {
-		errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
+		text_errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
 		goto out;
 	}
 	if (r > 0)
@@ -226,7 +213,7 @@ static int reader_next(struct reader *rd, char *err, size_t errlen)
 		rd->buf[rd->len++] = (char)c;
 	}
 	if (ferror(rd->f))
-		return errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
+		return text_errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
 			    strerror(errno ? errno : EIO));
 	if (c == EOF && rd->len == 0)
 		return 0;
@@ -521,7 +508,7 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 	in.pods = rp->pods;
 	in.n_pods = rp->n_pods;
 	in.service = &rp->service;
-	in.now_ms = llround(t * 1000);
+	in.now_ms = llround(t * KTIME_MSEC_PER_SEC);
 	in.pause = &pause;
 	autoscale_history_attach(rp->hist, &in);
 	r = autoscale_evaluate(&in, &res);
@@ -551,7 +538,7 @@ int simulate_trace(const struct simulate_scaling *sc, FILE *in,
 	if (r == 0 && !(rp.pods = calloc(SIMULATE_MAX_PODS, sizeof(*rp.pods))))
 		r = -ENOMEM;
 	if (r < 0) {
-		errf(err, errlen, r, "out of memory");
+		text_errf(err, errlen, r, "out of memory");
 		goto out;
 	}
 	while ((r = reader_next(&rd, err, errlen)) > 0) {
@@ -641,7 +628,7 @@ static int load_line(struct load *l, const struct reader *rd,
 	if (load_add(l, t, rps, down, &pause,
 		     !scalingspec_field(scalingspec_field(o, "annotations"),
 			    AUTOSCALE_ANNOTATION_PAUSED_REPLICAS)) < 0)
-		return errf(err, errlen, -ENOMEM, "out of memory");
+		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -657,7 +644,7 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
 	r = reader_init(&rd, in, name);
 	if (r < 0) {
 		reader_done(&rd);
-		return errf(err, errlen, r, "out of memory");
+		return text_errf(err, errlen, r, "out of memory");
 	}
 	while ((r = reader_next(&rd, err, errlen)) > 0) {
 		if (blank(rd.buf))
@@ -671,7 +658,7 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
 			break;
 	}
 	if (r == 0 && (l->n < 2 || l->p[l->n - 1].t <= l->p[0].t))
-		r = errf(err, errlen, -EINVAL, "%s: the load trace needs two "
+		r = text_errf(err, errlen, -EINVAL, "%s: the load trace needs two "
 			 "lines or more with different t: the run goes from "
 			 "the first t to the last", rd.name);
 	reader_done(&rd);
@@ -900,7 +887,7 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 	in.pods = l->pods;
 	in.n_pods = (size_t)l->replicas;
 	in.service = &sv;
-	in.now_ms = llround(b * 1000);
+	in.now_ms = llround(b * KTIME_MSEC_PER_SEC);
 	in.pause = &pause;
 	autoscale_history_attach(l->hist, &in);
 	r = autoscale_evaluate(&in, &res);
@@ -1252,7 +1239,7 @@ static int model_spec(const struct simulate_scaling *sc, FILE *notice,
 		s.metrics[s.n_metrics++] = sc->spec.metrics[i];
 	}
 	if (s.n_metrics == 0)
-		return errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
 			    "Custom metrics, which the closed loop cannot "
 			    "model");
 	*ret = s;
@@ -1329,7 +1316,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 	t0 = ld.p[0].t;
 	nsteps = floor((ld.p[ld.n - 1].t - t0) / dt + 1e-9);
 	if (nsteps > SIMULATE_MAX_STEPS) {
-		r = errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
+		r = text_errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
 			 "%d (use a longer --step)", name ? name : "-", nsteps,
 			 dt, SIMULATE_MAX_STEPS);
 		goto out;
@@ -1340,7 +1327,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 		r = step(&l, &ld, &idx, t0 + (double)(k - 1) * dt,
 			 t0 + (double)k * dt, out);
 	if (r < 0) {
-		errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
+		text_errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
 			 "cannot evaluate");
 		goto out;
 	}
@@ -1421,19 +1408,19 @@ static int read_file(const char *path, size_t max, char **ret, size_t *ret_len,
 	int r = 0;
 
 	if (!f)
-		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+		return text_errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
 	buf = malloc(max + 1);
 	if (!buf) {
-		r = errf(err, errlen, -ENOMEM, "out of memory");
+		r = text_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	while ((n = fread(buf + len, 1, max + 1 - len, f)) > 0 && len + n <= max)
 		len += n;
 	if (ferror(f))
-		r = errf(err, errlen, -EIO, "%s: cannot read: %s", path,
+		r = text_errf(err, errlen, -EIO, "%s: cannot read: %s", path,
 			 strerror(errno ? errno : EIO));
 	else if (n > 0)
-		r = errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
+		r = text_errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
 			 max);
 	if (r < 0) {
 		free(buf);
@@ -1457,7 +1444,7 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 	int r;
 
 	if (!av)
-		return errf(err, errlen, -ENOMEM, "out of memory");
+		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	for (int i = 0; i < argc; i++)
 		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag :
 								   argv[i];
@@ -1466,7 +1453,7 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help,
 			err, errlen);
 	if (r == 0 && !*ret_help && argi < argc)
-		r = errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
+		r = text_errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
 			 "--help)", argv[argi]);
 	free(av);
 	return r;
@@ -1476,17 +1463,17 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 static int sim_check(const struct sim_config *c, char *err, size_t errlen)
 {
 	if (!c->filename)
-		return errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
+		return text_errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
 			    "(see --help)");
 	if (!c->trace == !c->load)
-		return errf(err, errlen, -EINVAL, "give one of --trace or --load "
+		return text_errf(err, errlen, -EINVAL, "give one of --trace or --load "
 			    "(see --help)");
 	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 ||
 			 c->load_seconds >= 0 || c->step >= 0 || c->svg))
-		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
+		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
 			    "--load-seconds, --step and --svg go with --load");
 	if (c->capacity == 0 || c->latency_ms == 0 || c->step == 0)
-		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
+		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
 			    "--step must be above 0");
 	return 0;
 }
@@ -1503,7 +1490,7 @@ static int sim_run(const struct sim_config *c,
 	int r;
 
 	if (!in)
-		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+		return text_errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
 	if (in == stdin)
 		path = "<stdin>";
 	if (c->trace)
@@ -1542,14 +1529,14 @@ int simulate_main(int argc, char **argv, int argi)
 					sizeof(err));
 	free(yaml);
 	if (r == 0 && c.svg && !(svg = fopen(c.svg, "w")))
-		r = errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
+		r = text_errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
 			 strerror(errno));
 	if (r == 0)
 		r = sim_run(&c, &sc, svg, err, sizeof(err));
 	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))
-		r = errf(err, sizeof(err), -EPIPE, "cannot write the output");
+		r = text_errf(err, sizeof(err), -EPIPE, "cannot write the output");
 	if (svg && fclose(svg) != 0 && r == 0)
-		r = errf(err, sizeof(err), -EPIPE, "%s: cannot write", c.svg);
+		r = text_errf(err, sizeof(err), -EPIPE, "%s: cannot write", c.svg);
 	if (svg && r < 0)
 		unlink(c.svg);
 	if (r == 0)

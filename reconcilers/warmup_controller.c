@@ -28,6 +28,7 @@
 #include "ratelimit.h"
 #include "snapshot.h"
 #include "warmup.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#define HEALTH_RETRY_NS (2 * NSEC_PER_SEC)
+#define HEALTH_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
 
 /* What the warm-up reads of a pod, copied out of the cache. */
 struct pod_copy {
@@ -125,7 +126,7 @@ static enum warmup_event on_waiting(struct run *run)
 
 static enum warmup_event on_warming(struct run *run)
 {
-	uint64_t deadline = monotonic_ns() + (uint64_t)run->left * NSEC_PER_SEC;
+	uint64_t deadline = ktime_mono_ns() + (uint64_t)run->left * KTIME_NSEC_PER_SEC;
 	return warmup_send(run->pod->ip, &run->plan, deadline, &run->res) == 0 ?
 		       WARMUP_EV_ANSWERED : WARMUP_EV_FAILED;
 }
@@ -135,7 +136,7 @@ static void on_warm(struct run *run)
 	const struct pod_copy *p = run->pod;
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
-		 run->plan.requests, run->res.seconds, run->res.max_latency_s * 1000);
+		 run->plan.requests, run->res.seconds, run->res.max_latency_s * KTIME_MSEC_PER_SEC);
 	if (set_condition(run->ctx, p, true,
 			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0)
 		run->out = RECONCILE_ERROR;
@@ -165,7 +166,7 @@ static void on_failed(struct run *run)
 		pod_event(run, "Warning", "WarmupGaveUp", msg);
 		kube_delete(ctx->client, &kube_res_pods, p->ns, p->name, &o, NULL, NULL);
 	} else {
-		ctx->requeue_after_ns = warmup_retry_after_s(attempts) * NSEC_PER_SEC;
+		ctx->requeue_after_ns = warmup_retry_after_s(attempts) * KTIME_NSEC_PER_SEC;
 		run->out = RECONCILE_REQUEUE_AFTER;
 	}
 }
@@ -237,7 +238,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		int64_t due = pod.since + (int64_t)warmup_retry_after_s(pod.attempts > 0 ?
 									  pod.attempts : 1);
 		if (now < due) {
-			ctx->requeue_after_ns = (uint64_t)(due - now) * NSEC_PER_SEC;
+			ctx->requeue_after_ns = (uint64_t)(due - now) * KTIME_NSEC_PER_SEC;
 			run.out = RECONCILE_REQUEUE_AFTER;
 			goto free_plan;
 		}

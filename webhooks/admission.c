@@ -940,8 +940,8 @@ static void rule_pause_annotations(json_object *obj, struct admission_report *r)
 static void rule_warmup_drain(struct spec_ctx *c)
 {
 	json_object *w = get(c->spec, "warmup");
-	int64_t drain = int_or(c->spec, "drain.timeoutSeconds", 120);
-	int64_t timeout = int_or(w, "timeoutSeconds", 600);
+	int64_t drain = int_or(c->spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
+	int64_t timeout = int_or(w, "timeoutSeconds", ISVC_WARMUP_TIMEOUT_S_DEFAULT);
 	int64_t req_timeout = int_or(w, "requestTimeoutSeconds", 60);
 	int64_t requests = int_or(w, "requests", 3);
 	int64_t conc = int_or(w, "concurrency", 1);
@@ -963,8 +963,9 @@ static void rule_warmup_drain(struct spec_ctx *c)
 		fail(c->r, "spec.warmup.timeoutSeconds: %llds is above the %ds the startup probe gives "
 		     "the model to load; the kubelet restarts the container first",
 		     (long long)timeout, STARTUP_WINDOW_S);
-	if (drain < 0 || drain > 3600)
-		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to 3600", (long long)drain);
+	if (drain < 0 || drain > ISVC_DRAIN_TIMEOUT_S_MAX)
+		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to %d", (long long)drain,
+		     ISVC_DRAIN_TIMEOUT_S_MAX);
 	else if (drain == 0)
 		warn(c->r, "spec.drain.timeoutSeconds: 0 cuts in-flight requests when a replica goes");
 	else if (requests > 0 && drain < req_timeout)
@@ -1177,7 +1178,7 @@ static void default_warmup(struct patcher *pt, json_object *spec, const struct p
 	}
 	ensure(pt, w, "/spec/warmup", "requests", jint(3));
 	ensure(pt, w, "/spec/warmup", "concurrency", jint(1));
-	ensure(pt, w, "/spec/warmup", "timeoutSeconds", jint(600));
+	ensure(pt, w, "/spec/warmup", "timeoutSeconds", jint(ISVC_WARMUP_TIMEOUT_S_DEFAULT));
 	ensure(pt, w, "/spec/warmup", "requestTimeoutSeconds", jint(60));
 	ensure(pt, w, "/spec/warmup", "maxAttempts", jint(3));
 }
@@ -1262,7 +1263,7 @@ int admission_default(json_object *obj, json_object **ret_patch)
 	default_scaling(&pt, spec);
 	default_warmup(&pt, spec, pr);
 	json_object *d = ensure(&pt, spec, "/spec", "drain", jobj());
-	ensure(&pt, d, "/spec/drain", "timeoutSeconds", jint(120));
+	ensure(&pt, d, "/spec/drain", "timeoutSeconds", jint(ISVC_DRAIN_TIMEOUT_S_DEFAULT));
 	json_object *sch = ensure(&pt, spec, "/spec", "scheduling", jobj());
 	ensure(&pt, sch, "/spec/scheduling", "priority", jstr("normal"));
 	ensure(&pt, sch, "/spec/scheduling", "preferCachedNodes", json_object_new_boolean(1));

@@ -7,6 +7,7 @@
 
 #include "admission.h"
 #include "cache.h"
+#include "isvc.h"
 #include "yamljson.h"
 
 #include <errno.h>
@@ -548,6 +549,43 @@ static void defaulting_presets_and_samples(void **state)
 	}
 }
 
+/* The defaults the webhook writes (isvc.h) are the CRD's: one value, two
+ * places that must agree (the CRD is YAML the API server reads). */
+static void defaults_match_the_crd(void **state)
+{
+	char path[1024];
+	json_object *crd, *props;
+	FILE *f;
+	char *buf;
+	long n;
+	(void)state;
+	snprintf(path, sizeof(path), "%s/../../crds/inferenceservice.yaml", KINFER_TEST_DATA);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	crd = yaml(buf);
+	free(buf);
+	json_object *versions = cache_json_get(crd, "spec.versions");
+	assert_non_null(versions);
+	props = cache_json_get(json_object_array_get_idx(versions, 0),
+			       "schema.openAPIV3Schema.properties.spec.properties");
+	assert_non_null(props);
+	assert_int_equal(cache_json_int(props, "drain.properties.timeoutSeconds.default", -1),
+			 ISVC_DRAIN_TIMEOUT_S_DEFAULT);
+	assert_int_equal(cache_json_int(props, "drain.properties.timeoutSeconds.maximum", -1),
+			 ISVC_DRAIN_TIMEOUT_S_MAX);
+	assert_int_equal(cache_json_int(props, "warmup.properties.timeoutSeconds.default", -1),
+			 ISVC_WARMUP_TIMEOUT_S_DEFAULT);
+	json_object_put(crd);
+}
+
 int tests_admission(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +603,7 @@ int tests_admission(void)
 		cmocka_unit_test(recorded_samples_pass),
 		cmocka_unit_test(defaulting),
 		cmocka_unit_test(defaulting_presets_and_samples),
+		cmocka_unit_test(defaults_match_the_crd),
 	};
 	return cmocka_run_group_tests_name("admission", tests, NULL, NULL);
 }
