@@ -13,16 +13,20 @@
 #include "podstate.h"
 #include "presets.h"
 #include "promtext.h"
+#include "keys.h"
+#include "ktime.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define METRICS_BODY_MAX (4 << 20)
-#define INFLIGHT_TIMEOUT_MS 3000
-#define DEFERRED_RETRY_NS (2 * DRAIN_RETRY_NS)
+#define DRAIN_SCRAPE_TIMEOUT_MS 3000                 /* one pod's in-flight count */
+#define DRAIN_POLL_NS (1 * KTIME_NSEC_PER_SEC)       /* look again while pods drain */
+#define DRAIN_DEFERRED_POLL_NS (2 * DRAIN_POLL_NS)   /* look again while a rollout runs */
 
 /* ---- the candidates -------------------------------------------------------- */
 
@@ -90,7 +94,7 @@ int drain_inflight(const char *ip, int32_t port, const char *path,
 	struct promtext *page = NULL;
 	char *body = NULL;
 	size_t len = 0;
-	int r = metricsource_fetch(ip, port, path, INFLIGHT_TIMEOUT_MS, METRICS_BODY_MAX, &body, &len, NULL, 0);
+	int r = metricsource_fetch(ip, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX, &body, &len, NULL, 0);
 
 	if (r < 0)
 		return r;
@@ -128,7 +132,8 @@ static int victim_order(const void *a, const void *b)
 		return x->draining ? -1 : 1;
 	if (x->warm != y->warm)
 		return x->warm ? 1 : -1;
-	double lx = x->inflight < 0 ? 1e18 : x->inflight, ly = y->inflight < 0 ? 1e18 : y->inflight;
+	/* An unknown load (-1) sorts after every known one. */
+	double lx = x->inflight < 0 ? HUGE_VAL : x->inflight, ly = y->inflight < 0 ? HUGE_VAL : y->inflight;
 	if (lx != ly)
 		return lx < ly ? -1 : 1;
 	if (x->created != y->created)
@@ -204,7 +209,7 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 		/* pod-deletion-cost ranks pods inside one ReplicaSet only. */
 		d.replicas = in->current;
 		d.deferred = true;
-		d.requeue_ns = DEFERRED_RETRY_NS;
+		d.requeue_ns = DRAIN_DEFERRED_POLL_NS;
 		goto out;
 	}
 	drain_order(c, n);
@@ -222,7 +227,7 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 	}
 	if (!drained) {
 		d.replicas = in->current;
-		d.requeue_ns = DRAIN_RETRY_NS;
+		d.requeue_ns = DRAIN_POLL_NS;
 		goto out;
 	}
 	d.shrink = true;
@@ -247,7 +252,7 @@ static void endpoint_of(json_object *spec, struct endpoint *e)
 	preset_endpoint(pr, spec, NULL, &e->port, &path);
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	e->metrics = pr->inflight;
-	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", DRAIN_DEFAULT_TIMEOUT_S);
+	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 }
 
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,

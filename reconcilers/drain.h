@@ -38,14 +38,12 @@
 #include "manager.h"
 
 #define DRAIN_MIN_SECONDS 5
-#define DRAIN_DEFAULT_TIMEOUT_S 120    /* spec.drain.timeoutSeconds' default (the CRD's) */
 #define DRAIN_DELETION_COST "-2147483648"
 #define DRAIN_DELETION_COST_VALUE (-2147483648LL)
 #define DRAIN_POD_DELETION_COST "controller.kubernetes.io/pod-deletion-cost"
 /* Pods of one service drain looks at: the CRD's 1000 replicas, a surge and
  * the pods on their way out, with room to spare. More: no scale-down. */
 #define DRAIN_MAX_PODS 4096
-#define DRAIN_RETRY_NS 1000000000ULL   /* look again while pods drain */
 
 struct drain_service {
 	const char *ns, *name, *uid;

@@ -23,6 +23,8 @@
 #include "log.h"
 #include "snapshot.h"
 #include "status.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -84,10 +86,7 @@ static void ctl_free(void *data)
 
 static uint64_t key_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h | 1;
+	return fnv64_str(s) | 1;
 }
 
 /* A collision only costs an extra (no-op) apply. */
@@ -118,11 +117,6 @@ static void remember(struct isvc_ctl *c, const char *key, int64_t dep_gen, const
 }
 
 /* ---- the pods ------------------------------------------------------------ */
-
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 struct pod_count {
 	const char *ns;
@@ -158,11 +152,11 @@ static int count_pod(const struct cache_obj *o, void *ud)
 		c->warm_failed++;
 	if (p->scheduled == KCOND_FALSE && !p->node) {
 		if (!c->unschedulable++)
-			copy_str(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
+			text_copy(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
 	}
 	if (start_failure(p->waiting_reason)) {
 		if (!c->image_errors++)
-			copy_str(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
+			text_copy(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
 	}
 	return 0;
 }
@@ -172,13 +166,17 @@ static int count_pod(const struct cache_obj *o, void *ud)
 /*
  * The replicas wanted: spec.replicas, or when autoscaled the autoscaler's
  * last decision (dec), else (no decision yet: just created, or a new
- * leader) what the Deployment runs; always within [min, max].
+ * leader) what the Deployment runs, within [min, max].
  */
 static int32_t desired_replicas(const struct snapshot *s, const struct autoscale_controller_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
-	int32_t cur = dec ? dec->desired : s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	/* The decision already applies the bounds in force, which schedules
+	 * raise and the paused-replicas annotation overrides (issue 17). */
+	if (dec)
+		return dec->desired < 0 ? 0 : dec->desired;
+	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)
