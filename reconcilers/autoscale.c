@@ -774,7 +774,7 @@ static bool out_of_range(const struct autoscale_input *in,
 	const struct autoscale_spec *s = in->spec;
 	int32_t cur = in->current_replicas;
 
-	if (cur == 0 && s->min_replicas != 0 && !in->state.paused) {
+	if (cur == 0 && s->min_replicas != 0 && !in->state.paused && !in->zero_is_below_min) {
 		res->desired = 0;
 		res->active = false;
 		res->active_reason = res->reason = "ScalingDisabled";

@@ -690,6 +690,31 @@ static void rule_direction(struct spec_ctx *c, json_object *dir, const char *nam
 
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s);
 
+/*
+ * minReplicas 0: every built-in metric is read from the pods (scraped, or
+ * their series in Prometheus), so at 0 replicas none has a value and the
+ * service could never scale up again. As the HPA refuses minReplicas 0
+ * without an Object or External metric, kinfer needs a Custom query (a
+ * value that exists without pods) until scale-to-zero has its activator.
+ */
+static void rule_zero_min(struct spec_ctx *c, json_object *s)
+{
+	json_object *ms = get(s, "metrics");
+	const char *per_pod = NULL;
+	for (size_t i = 0; is_arr(ms) && i < json_object_array_length(ms) && i < 64; i++) {
+		const char *type = str(json_object_array_get_idx(ms, i), "type");
+		if (type && strcmp(type, "Custom") == 0)
+			return;
+		if (type && !per_pod)
+			per_pod = type;
+	}
+	fail(c->r, "spec.scaling.minReplicas: 0 needs a metric that has a value with no pods running "
+	     "(type Custom, a Prometheus query); %s is read from the pods, so at 0 replicas there is "
+	     "no value and the service could never scale up again (the HPA refuses minReplicas 0 "
+	     "without an Object or External metric for the same reason)",
+	     per_pod ? per_pod : "every metric");
+}
+
 static void rule_scaling(struct spec_ctx *c)
 {
 	json_object *s = get(c->spec, "scaling");
@@ -713,6 +738,8 @@ static void rule_scaling(struct spec_ctx *c)
 	if (!get(s, "metrics"))
 		fail(c->r, "spec.scaling.metrics: required (at least one)");
 	rule_metrics(c, s);
+	if (min == 0)
+		rule_zero_min(c, s);
 	json_object *b = get(s, "behavior");
 	if (b && !is_obj(b)) {
 		fail(c->r, "spec.scaling.behavior: must be an object");
