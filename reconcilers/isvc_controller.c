@@ -23,6 +23,7 @@
 #include "log.h"
 #include "snapshot.h"
 #include "status.h"
+#include "statuspatch.h"
 #include "fnv.h"
 #include "text.h"
 
@@ -308,13 +309,13 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 	};
 	json_object *status = status_build(&in);
 	if (!status_same(status, s->status)) {
-		json_object *patch = json_object_new_object();
-		json_object_object_add(patch, "status", json_object_get(status));
-		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
-			       KUBE_PATCH_MERGE, json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-			       NULL, NULL, &st);
-		json_object_put(patch);
-		if (r < 0 && r != -ENOENT)
+		/* Conditional on the copy read: another writer's condition added
+		 * since is never dropped (statuspatch.h). */
+		r = statuspatch_write(ctx->client, s->ns, s->name, s->rv, status, &st);
+		if (r == -EAGAIN)
+			snprintf(ctx->error, sizeof(ctx->error), "status of %s/%.200s changed since it was "
+				 "read; computing it again", s->ns, s->name);
+		else if (r < 0 && r != -ENOENT)
 			snprintf(ctx->error, sizeof(ctx->error), "patch status of %s/%.200s: %.500s", s->ns,
 				 s->name, st.message);
 		if (r == 0)

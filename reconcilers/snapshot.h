@@ -20,6 +20,7 @@
 
 struct snapshot {
 	char ns[64], name[256], uid[64];
+	char rv[32];                     /* resourceVersion of the copy read */
 	int64_t generation;
 	bool scaling;                    /* spec.scaling present */
 	int32_t replicas, min_replicas, max_replicas;
