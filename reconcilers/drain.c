@@ -88,37 +88,61 @@ int drain_candidates(struct cache *pods, const char *ns, const char *service,
 
 /* ---- reading a pod's load ------------------------------------------------- */
 
-int drain_inflight(const char *ip, int32_t port, const char *path,
-		   const char *const *metrics, double *ret)
+/* The requests in flight a metrics page reports. */
+static int inflight_of(const char *body, size_t len, const char *const *metrics, double *ret)
 {
 	struct promtext *page = NULL;
-	char *body = NULL;
-	size_t len = 0;
-	int r = metricsource_fetch(ip, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX, &body, &len, NULL, 0);
+	double total = 0;
+	size_t found = 0;
 
-	if (r < 0)
-		return r;
-	r = -EIO;
-	if (promtext_parse(body, len, NULL, NULL, &page) == 0) {
-		double total = 0;
-		size_t found = 0;
-		for (size_t i = 0; metrics && metrics[i]; i++) {
-			double v;
-			size_t series = 0;
-			if (promtext_sum(page, metrics[i], NULL, 0, &v, &series) == 0 && series > 0) {
-				total += v;
-				found += series;
-			}
-		}
-		promtext_free(page);
-		if (found > 0) {
-			*ret = total;
-			r = 0;
-		} else {
-			r = -ENODATA;
+	if (promtext_parse(body, len, NULL, NULL, &page) < 0)
+		return -EIO;
+	for (size_t i = 0; metrics && metrics[i]; i++) {
+		double v;
+		size_t series = 0;
+		if (promtext_sum(page, metrics[i], NULL, 0, &v, &series) == 0 && series > 0) {
+			total += v;
+			found += series;
 		}
 	}
-	free(body);
+	promtext_free(page);
+	if (!found)
+		return -ENODATA;
+	*ret = total;
+	return 0;
+}
+
+/*
+ * The load of the candidates that served (warm or draining), all at once:
+ * one scrape timeout for the whole service, never one after another in
+ * the worker (issue 12, item 6). A pod that does not answer stays unknown.
+ */
+static int read_loads(struct drain_candidate *c, size_t n, int32_t port, const char *path,
+		      const char *const *metrics)
+{
+	struct metricsource_pod *pods = calloc(n ? n : 1, sizeof(*pods));
+	char **bodies = calloc(n ? n : 1, sizeof(*bodies));
+	size_t *lens = calloc(n ? n : 1, sizeof(*lens));
+	int r = -ENOMEM;
+
+	if (!pods || !bodies || !lens)
+		goto free_arrays;
+	for (size_t i = 0; i < n; i++) {
+		bool wanted = (c[i].warm || c[i].draining) && c[i].ip[0];
+		pods[i] = (struct metricsource_pod){ c[i].name, c[i].ip,
+			wanted ? AUTOSCALE_POD_READY : AUTOSCALE_POD_IGNORED };
+	}
+	r = metricsource_fetch_all(pods, n, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX,
+				   bodies, lens);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (bodies[i])
+			inflight_of(bodies[i], lens[i], metrics, &c[i].inflight);
+		free(bodies[i]);
+	}
+free_arrays:
+	free(pods);
+	free(bodies);
+	free(lens);
 	return r;
 }
 
@@ -377,11 +401,10 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 		.timeout_s = ep.timeout_s, .knows_load = ep.metrics != NULL,
 		.rolling = svc->rolling || two_templates(c, n),
 	};
-	/* The load of warm candidates decides among them. */
+	/* The load of warm candidates decides among them (unknown when it
+	 * cannot be read: the order puts those last, the drain waits). */
 	if (current > desired && !in.rolling)
-		for (size_t i = 0; i < n; i++)
-			if ((c[i].warm || c[i].draining) && c[i].ip[0])
-				drain_inflight(c[i].ip, ep.port, ep.path, ep.metrics, &c[i].inflight);
+		read_loads(c, n, ep.port, ep.path, ep.metrics);
 	drain_decide(c, n, &in, &d);
 	r = carry_out(ctx, svc, c, n, &in, &d);
 	if (r == 0)

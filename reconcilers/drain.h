@@ -122,8 +122,3 @@ struct drain_result {
  */
 int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32_t current,
 	       int32_t desired, struct drain_result *ret);
-
-/* Requests in flight on a pod, from its metrics endpoint; -errno when the
- * endpoint cannot be read. */
-int drain_inflight(const char *ip, int32_t port, const char *path,
-		   const char *const *metrics, double *ret);
