@@ -322,6 +322,8 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
 	if (ds)
 		pod->draining_since = strtoll(ds, NULL, 10);
+	const char *wr = meta_key(json, "metadata.annotations", k->warm_restarts);
+	pod->warm_restarts = wr ? (int32_t)strtol(wr, NULL, 10) : -1;
 	pod_requests(p, spec, pod);
 	return pod_scheduling(p, json, spec, pod);
 }

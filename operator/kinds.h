@@ -28,6 +28,7 @@ struct kinds_keys {
 	const char *prefer_cached;    /* pod annotation: avoid_cached when "false" */
 	const char *warmup_attempts;  /* pod annotation: warmup_attempts */
 	const char *draining_since;   /* pod annotation: draining_since */
+	const char *warm_restarts;    /* pod annotation: warm_restarts */
 	const char *gpu_utilization;  /* node annotation: gpu_util (percent) */
 	const char *applied_hash;     /* Deployment and Service annotation: applied_hash */
 };
@@ -65,6 +66,7 @@ struct kpod {
 	int32_t restarts;
 	int32_t warmup_attempts;    /* registered warm-up attempts annotation */
 	int64_t draining_since;     /* registered draining-since annotation */
+	int32_t warm_restarts;      /* registered warm-restarts annotation; -1 = none */
 	uint8_t phase;              /* enum kphase */
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
 	uint8_t has_gate;           /* readinessGates names the registered gate */

@@ -13,6 +13,7 @@ static const struct kinds_keys kinfer_keys = {
 	.prefer_cached = KINFER_PREFER_CACHED,
 	.warmup_attempts = KINFER_WARMUP_ATTEMPTS,
 	.draining_since = KINFER_DRAINING_SINCE,
+	.warm_restarts = KINFER_WARM_RESTARTS,
 	.gpu_utilization = KINFER_GPU_UTILIZATION,
 	.applied_hash = KINFER_HASH_ANNOTATION,
 };

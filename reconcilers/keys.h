@@ -14,6 +14,8 @@
 /* Pod annotations the warm-up and drain controllers write. */
 #define KINFER_WARMUP_ATTEMPTS "kinfer.io/warmup-attempts"
 #define KINFER_DRAINING_SINCE "kinfer.io/draining-since"
+/* The pod's container restarts when it turned warm: more since = cold. */
+#define KINFER_WARM_RESTARTS "kinfer.io/warm-restarts"
 /* The hash of the applied body on Deployments and Services. */
 #define KINFER_HASH_ANNOTATION "kinfer.io/applied-hash"
 /* Placement: the pod's priority (low|normal|high), the model it serves, a

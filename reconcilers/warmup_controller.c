@@ -186,6 +186,7 @@ static void job_drop(struct wctl *w, const char *key)
 struct pod_copy {
 	char ns[64], name[256], uid[64], ip[64], service[256], reason[64];
 	int32_t attempts;
+	int32_t restarts, warm_restarts;   /* now; when it turned warm (-1: not recorded) */
 	int64_t since, containers_since;
 	bool ready_containers, warm, deleting;
 };
@@ -207,6 +208,8 @@ static int copy_pod(struct manager *m, const char *key, struct pod_copy *c)
 		snprintf(c->service, sizeof(c->service), "%s", p->service);
 		snprintf(c->reason, sizeof(c->reason), "%s", p->warm_reason ? p->warm_reason : "");
 		c->attempts = p->warmup_attempts;
+		c->restarts = p->restarts;
+		c->warm_restarts = p->warm_restarts;
 		c->since = p->warm_since;
 		c->containers_since = p->containers_ready_since;
 		c->ready_containers = p->containers_ready == KCOND_TRUE;
@@ -354,7 +357,12 @@ static void on_warm(struct run *run)
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
 		 run->plan.requests, run->res.seconds, run->res.max_latency_s * KTIME_MSEC_PER_SEC);
-	if (set_condition(run->ctx, p, true,
+	char restarts[16];
+	snprintf(restarts, sizeof(restarts), "%d", p->restarts);
+	/* The restarts it is warm with, first: a restart after this is cold. */
+	if (podstate_annotate(run->ctx->client, p->ns, p->name, KINFER_WARM_RESTARTS, restarts,
+			      NULL) < 0 ||
+	    set_condition(run->ctx, p, true,
 			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0)
 		run->out = RECONCILE_ERROR;
 	else
@@ -423,12 +431,14 @@ static void run_states(struct run *run, enum warmup_state st)
  * crashed or was killed, a liveness probe failed) comes back with a cold
  * model: it leaves the Service now, before the restarted container passes
  * its readiness probe, and is warmed again. A restart missed between two
- * events shows as containers ready since after the warm-up.
+ * events shows as containers ready since after the warm-up, or as more
+ * container restarts than the pod had when it turned warm.
  */
 static bool went_cold(const struct pod_copy *p)
 {
 	return !p->deleting && p->warm &&
-	       (!p->ready_containers || (p->since > 0 && p->containers_since > p->since));
+	       (!p->ready_containers || (p->since > 0 && p->containers_since > p->since) ||
+		(p->warm_restarts >= 0 && p->restarts > p->warm_restarts));
 }
 
 static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct pod_copy *p)

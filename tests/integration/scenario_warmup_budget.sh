@@ -14,7 +14,8 @@ ns=warmbudget-$$
 sim_pid=
 cleanup() {
 	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
+	# KILL: its stalled warm-up answers would hold a TERM for 100 s.
+	[ -n "$sim_pid" ] && { kill -KILL "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
 	kc delete ns "$ns" --wait=false >/dev/null 2>&1
 	rm -rf "$tmp"
 }
