@@ -90,10 +90,14 @@ int admission_report_message(const struct admission_report *r, char **ret)
 	return 0;
 }
 
-static void add_line(struct admission_report *r, bool error, const char *fmt, va_list ap)
+/* One violation (error) or warning line; fail() and warn() below. */
+static void add_line(struct admission_report *r, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void add_line(struct admission_report *r, bool error, const char *fmt, ...)
 {
 	char buf[ADMISSION_MAX_MESSAGE];
 	char **slot;
+	va_list ap;
 
 	if (error) {
 		if (r->n_errors >= ADMISSION_MAX_ERRORS)
@@ -104,7 +108,9 @@ static void add_line(struct admission_report *r, bool error, const char *fmt, va
 			return;
 		slot = &r->warnings[r->n_warnings];
 	}
+	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
 	/* The last slot says that the list is cut. */
 	if (error && r->n_errors == ADMISSION_MAX_ERRORS - 1)
 		snprintf(buf, sizeof(buf), "and more violations (only the first %d are listed)",
@@ -120,23 +126,8 @@ static void add_line(struct admission_report *r, bool error, const char *fmt, va
 		r->n_warnings++;
 }
 
-static void fail(struct admission_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct admission_report *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	add_line(r, true, fmt, ap);
-	va_end(ap);
-}
-
-static void warn(struct admission_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(struct admission_report *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	add_line(r, false, fmt, ap);
-	va_end(ap);
-}
+#define fail(r, ...) add_line((r), true, __VA_ARGS__)
+#define warn(r, ...) add_line((r), false, __VA_ARGS__)
 
 /* ---- JSON access that tolerates any type --------------------------------- */
 
