@@ -46,6 +46,17 @@ const char *autoscale_metric_type_name(enum autoscale_metric_type type)
 	return type_names[type];
 }
 
+const char *autoscale_policy_type_name(enum autoscale_policy_type type)
+{
+	return type == AUTOSCALE_POLICY_PERCENT ? "Percent" : "Pods";
+}
+
+const char *autoscale_select_name(enum autoscale_select select)
+{
+	return select == AUTOSCALE_SELECT_MIN ? "Min" :
+	       select == AUTOSCALE_SELECT_DISABLED ? "Disabled" : "Max";
+}
+
 int autoscale_metric_type_parse(const char *name,
 				enum autoscale_metric_type *ret_type)
 {
