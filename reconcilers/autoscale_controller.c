@@ -21,6 +21,7 @@
 #include "autoscale_controller.h"
 
 #include "autoscale.h"
+#include "controls.h"
 #include "base64.h"
 #include "context.h"
 #include "isvc.h"
@@ -71,6 +72,8 @@ struct svc {
 	struct metricsource_state *ms;
 	uint64_t due_ms;          /* monotonic: the next evaluation */
 	int64_t generation;
+	uint64_t pause_hash;      /* of the pause annotations last evaluated */
+	bool pause_bad;           /* a pause annotation is invalid (logged once) */
 	bool have;                /* decision is set */
 	struct autoscale_controller_decision decision;
 	char *token;              /* Prometheus bearer token, and when read */
@@ -219,7 +222,59 @@ struct input {
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
 	bool pods_short;              /* an array could not grow */
+	/* The pause annotations (autoscale.h), "" when absent. */
+	char pause_vals[4][40];
+	bool pause_set[4];
 };
+
+/* The pause annotations out of the cache (the snapshot has no metadata);
+ * a value too long for its buffer stays too long to be valid. */
+static void take_pause(struct manager *m, const char *key, struct input *in)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	const char *v[4] = { NULL, NULL, NULL, NULL };
+
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (is) {
+		v[0] = is->paused_replicas;
+		v[1] = is->paused;
+		v[2] = is->paused_scale_in;
+		v[3] = is->paused_scale_out;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		in->pause_set[i] = v[i] != NULL;
+		if (v[i] && strlen(v[i]) >= sizeof(in->pause_vals[i]))
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "(too long)");
+		else if (v[i])
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "%s", v[i]);
+	}
+	cache_read_unlock();
+}
+
+/* What the annotations say now; a bad value is left out and said in why. */
+static int pause_of(const struct input *in, int32_t current, struct autoscale_pause *ret,
+		    char *why, size_t why_len)
+{
+	const char *v[4];
+
+	for (size_t i = 0; i < 4; i++)
+		v[i] = in->pause_set[i] ? in->pause_vals[i] : NULL;
+	return autoscale_pause_parse(v[0], v[1], v[2], v[3], current, ret, why, why_len);
+}
+
+/* A digest of the annotations: a change is evaluated at once. */
+static uint64_t pause_hash(const struct input *in)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		h = (h ^ (in->pause_set[i] ? 1u : 2u)) * 1099511628211ULL;
+		for (const char *p = in->pause_vals[i]; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	}
+	return h;
+}
 
 static void input_free(struct input *in)
 {
@@ -298,6 +353,7 @@ static int take_input(struct manager *m, const char *key, struct input *in)
 	in->old_scale_time = ktime_parse_rfc3339(cache_json_str(in->s.status, "lastScaleTime"));
 	if (!in->s.scaling)
 		return 0;
+	take_pause(m, key, in);
 	cache_read_lock();
 	cache_index_foreach(pc, KPOD_BY_SERVICE, in->s.name, gather_pod, in);
 	cache_read_unlock();
@@ -493,7 +549,9 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_result *res,
 		       char *buf, size_t len)
 {
-	if (res->desired > res->current && res->metric >= 0) {
+	if (res->paused || res->fallback) {
+		snprintf(buf, len, "%s", res->message);
+	} else if (res->desired > res->current && res->metric >= 0) {
 		const struct autoscale_metric_status *m = &res->metrics[res->metric];
 		snprintf(buf, len, "%s %.4g above target %.4g", autoscale_metric_type_name(
 				 sp->metrics[res->metric].type), m->current, m->target);
@@ -520,6 +578,34 @@ static void count(struct autoscaler *a, const struct metric_family *f, const cha
 {
 	const char *lv[] = { l1, l2 };
 	metric_add(metrics_series(a->metrics, f, lv), v);
+}
+
+/* The Events of the controls: panic start and end (Knative logs them;
+ * a person wants them next to the rescales), fallback start. */
+static void controls_events(struct reconcile_ctx *ctx, const struct input *in,
+			    const struct scalingspec *sc, const struct autoscale_result *res)
+{
+	char note[256];
+
+	if (res->panic_started) {
+		snprintf(note, sizeof(note), "Panic mode: %s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicStarted", "Scale", note);
+		log_info("autoscaler panic", "isvc=%s/%s %s", in->s.ns, in->s.name, res->message);
+	}
+	if (res->panic_ended) {
+		snprintf(note, sizeof(note), "Panic mode ended: demand stayed below %d%% of the ready "
+			 "replicas for %d s", sc->spec.panic.threshold_percent,
+			 sc->spec.panic.stable_window_seconds);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicEnded", "Scale", note);
+		log_info("autoscaler panic ended", "isvc=%s/%s", in->s.ns, in->s.name);
+	}
+	if (res->fallback && res->state.failures == sc->spec.fallback.failure_threshold + 1) {
+		snprintf(note, sizeof(note), "%s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Warning", "Fallback", "Scale", note);
+	}
 }
 
 static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
@@ -555,6 +641,13 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	}
 	int32_t current = s->have ? s->decision.desired :
 			  in->old_desired >= 0 ? in->old_desired : in->s.dep.spec_replicas;
+	struct autoscale_pause pause;
+	char pause_why[160];
+	bool pause_bad = pause_of(in, current, &pause, pause_why, sizeof(pause_why)) < 0;
+	if (pause_bad && !s->pause_bad)
+		log_warn("autoscaler pause annotation ignored", "isvc=%s/%s why=\"%s\"", in->s.ns,
+			 in->s.name, pause_why);
+	s->pause_bad = pause_bad;
 	struct autoscale_input ai = {
 		.spec = &sc->spec,
 		.current_replicas = current,
@@ -562,6 +655,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		.n_pods = in->n_pods,
 		.service = &mr->service,
 		.now_ms = now_ms,
+		.pause = &pause,
 	};
 	if (r < 0) {
 		/* No source at all: hold, as with every metric missing. */
@@ -576,22 +670,21 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 			 strerror(-r));
 		goto free_buffers;
 	}
-	if (source_error) {
-		res.desired = current;
-		res.rescale = false;
-		res.hold = true;
-	}
+	/* No source: the decision on no metrics at all (hold, or the
+	 * fallback once due; a pause still pins). */
 	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
 	int64_t last = s->have ? s->decision.status.last_scale_time : in->old_scale_time;
 	if (res.rescale)
 		last = now_ms / KTIME_MSEC_PER_SEC;
 	decide(in, sc, &res, mr, source_error, last, &d);
+	controls_status(&sc->spec, &res, &d.status);
 	bool changed = !s->have || !same_decision(&d, &s->decision);
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;
 	s->have = true;
 	pthread_mutex_unlock(&a->lock);
 
+	controls_events(ctx, in, sc, &res);
 	if (res.rescale) {
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
@@ -652,13 +745,17 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		res = RECONCILE_ERROR;
 		goto free_input;
 	}
-	uint64_t mono = ktime_mono_ms(), period = (uint64_t)sc.interval_seconds * KTIME_MSEC_PER_SEC;
-	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation) {
+	uint64_t mono = ktime_mono_ms();
+	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
+	uint64_t ph = pause_hash(&in);
+	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
+	    s->pause_hash == ph) {
 		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;
 	}
 	s->generation = in.s.generation;
+	s->pause_hash = ph;
 	s->due_ms = mono + period;
 	if (!in.s.have_dep) {
 		/* Nothing to scale yet: the InferenceService controller is

@@ -34,6 +34,11 @@ struct isvc {
 	int32_t min_replicas, max_replicas;
 	uint8_t framework;           /* enum isvc_framework */
 	uint8_t scaling;             /* spec.scaling present */
+	/* The pause annotations (autoscale.h), NULL when absent. */
+	const char *paused_replicas; /* kinfer.io/paused-replicas */
+	const char *paused;          /* kinfer.io/paused */
+	const char *paused_scale_in; /* kinfer.io/paused-scale-in */
+	const char *paused_scale_out; /* kinfer.io/paused-scale-out */
 };
 
 extern const struct cache_kind kind_inferenceservices;

@@ -165,13 +165,17 @@ static int count_pod(const struct cache_obj *o, void *ud)
 /*
  * The replicas wanted: spec.replicas, or when autoscaled the autoscaler's
  * last decision (dec), else (no decision yet: just created, or a new
- * leader) what the Deployment runs; always within [min, max].
+ * leader) what the Deployment runs, within [min, max].
  */
 static int32_t desired_replicas(const struct snapshot *s, const struct autoscale_controller_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
-	int32_t cur = dec ? dec->desired : s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	/* The decision already applies the bounds in force, which schedules
+	 * raise and the paused-replicas annotation overrides (issue 17). */
+	if (dec)
+		return dec->desired < 0 ? 0 : dec->desired;
+	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)

@@ -6,6 +6,8 @@
 #include "scalingspec.h"
 #include "text.h"
 
+#include "controls.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -346,6 +348,8 @@ int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *e
 		sc.interval_seconds = (int32_t)v;
 	if (r >= 0)
 		r = parse_behavior(scaling, &sc.spec, err, errlen);
+	if (r >= 0)
+		r = controls_read(scaling, &sc.spec, err, errlen);
 	if (r < 0)
 		return r;
 	if (autoscale_spec_check(&sc.spec, why, sizeof(why)) < 0)
