@@ -904,10 +904,15 @@ static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
 }
 
 /* kinfer.io/paused-replicas, paused, paused-scale-in, paused-scale-out
- * (KEDA's pause annotations under kinfer.io/). */
-static void rule_pause_annotations(json_object *obj, struct admission_report *r)
+ * (KEDA's pause annotations under kinfer.io/), checked when they change:
+ * `kubectl annotate` is an UPDATE whose spec is the same, and an object
+ * that got a bad value while the webhook was away can still be updated. */
+static void rule_pause_annotations(json_object *obj, json_object *old,
+				   struct admission_report *r)
 {
 	json_object *a = get(obj, "metadata.annotations"), *v;
+	json_object *oa = get(old, "metadata.annotations"), *ov;
+	bool changed = old == NULL;
 	const char *vals[4] = { NULL, NULL, NULL, NULL };
 	static const char *const keys[4] = { AUTOSCALE_ANNOTATION_PAUSED_REPLICAS,
 					     AUTOSCALE_ANNOTATION_PAUSED,
@@ -918,10 +923,16 @@ static void rule_pause_annotations(json_object *obj, struct admission_report *r)
 
 	if (!is_obj(a))
 		return;
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 4; i++) {
 		if (json_object_object_get_ex(a, keys[i], &v) && v)
 			vals[i] = json_object_get_string(v);
-	if (autoscale_pause_parse(vals[0], vals[1], vals[2], vals[3], 0, &p, why,
+		ov = NULL;
+		if (is_obj(oa))
+			json_object_object_get_ex(oa, keys[i], &ov);
+		if (!vals[i] != !ov || (vals[i] && ov && strcmp(vals[i], json_object_get_string(ov)) != 0))
+			changed = true;
+	}
+	if (changed && autoscale_pause_parse(vals[0], vals[1], vals[2], vals[3], 0, &p, why,
 				  sizeof(why)) < 0)
 		fail(r, "metadata.annotations: %s", why);
 }
@@ -1068,13 +1079,13 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 		fail(r, "the object must be a JSON object");
 		return r->err;
 	}
+	rule_pause_annotations(obj, old, r);
 	if (old && is_obj(old_spec) && is_obj(c.spec) &&
 	    json_object_equal(old_spec, c.spec)) {
 		/* Unchanged spec (metadata or status change): only what must hold. */
 		return r->err;
 	}
 	rule_basics(obj, &c);
-	rule_pause_annotations(obj, r);
 	if (is_obj(c.spec)) {
 		rule_gpu(&c);
 		if (c.fw_ok) {
