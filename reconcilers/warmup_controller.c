@@ -15,7 +15,9 @@
  *             new one
  *
  * A pod already warm, draining (reason Draining) or going away is left
- * alone. The spec comes from the InferenceService's snapshot (snapshot.h).
+ * alone, unless its containers stop being ready: then it is cold again
+ * (reason ContainerRestarted) and goes through WAITING and WARMING anew
+ * (cold_again). The spec comes from the InferenceService's snapshot (snapshot.h).
  */
 #include "warmup_controller.h"
 
@@ -200,6 +202,31 @@ static void run_states(struct run *run)
 
 /* ---- reconcile ------------------------------------------------------------ */
 
+/*
+ * A warm pod whose containers stopped being ready (the model server
+ * crashed or was killed, a liveness probe failed) comes back with a cold
+ * model: it leaves the Service now, before the restarted container passes
+ * its readiness probe, and is warmed again. A restart missed between two
+ * events shows as containers ready since after the warm-up.
+ */
+static bool went_cold(const struct pod_copy *p)
+{
+	return !p->deleting && p->warm &&
+	       (!p->ready_containers || (p->since > 0 && p->containers_since > p->since));
+}
+
+static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct pod_copy *p)
+{
+	struct run run = { .ctx = ctx, .pod = p, .out = RECONCILE_OK };
+	char msg[160];
+	snprintf(msg, sizeof(msg), "the model server's container %s: warming up again",
+		 p->ready_containers ? "restarted" : "is not ready");
+	log_info("pod cold again", "pod=%s/%s reason=%s", p->ns, p->name, msg);
+	pod_event(&run, "Normal", "ContainerRestarted", msg);
+	return set_condition(ctx, p, false, "ContainerRestarted", msg) < 0 ? RECONCILE_ERROR :
+									      RECONCILE_OK;
+}
+
 static bool needs_warmup(const struct pod_copy *p)
 {
 	return !p->deleting && !p->warm && strcmp(p->reason, "Draining") != 0 &&
@@ -214,7 +241,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	char err[256], ikey[512];
 	int r;
 
-	if (copy_pod(ctx->manager, key, &pod) < 0 || !needs_warmup(&pod))
+	if (copy_pod(ctx->manager, key, &pod) < 0)
+		return RECONCILE_OK;
+	if (went_cold(&pod))
+		return cold_again(ctx, &pod);
+	if (!needs_warmup(&pod))
 		return RECONCILE_OK;
 	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
 	r = snapshot_take(ctx->manager, ikey, &s);
