@@ -27,6 +27,10 @@ struct snapshot {
 	json_object *status;             /* parsed old .status, owned; NULL = none */
 	/* The Deployment and Service controlled by this InferenceService. */
 	bool have_dep, have_svc;
+	/* An object of that name exists but is not controlled by this
+	 * InferenceService (the user's, or another incarnation's): kinfer must
+	 * not take it over. */
+	bool dep_foreign, svc_foreign;
 	struct kdeployment dep;          /* its header cleared, the strings below */
 	char dep_hash[17], svc_hash[17], svc_rv[32];
 	char dep_failure[512], dep_reason[64];
