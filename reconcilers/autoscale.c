@@ -1218,13 +1218,19 @@ int autoscale_evaluate(const struct autoscale_input *in,
 	res.limited_reason = "DesiredWithinRange";
 	res.state = in->state;
 	res.state.paused = false;
-	eff = *in->spec;
-	autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
-			 &eff.max_replicas, &res.schedules_active);
-	res.min_replicas = eff.min_replicas;
-	res.max_replicas = eff.max_replicas;
+	res.min_replicas = in->spec->min_replicas;
+	res.max_replicas = in->spec->max_replicas;
 	local = *in;
-	local.spec = &eff;
+	if (in->spec->n_schedules) {
+		/* The spec in force: its bounds raised by the open windows
+		 * (copied only then: the copy is a kilobyte). */
+		eff = *in->spec;
+		autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
+				 &eff.max_replicas, &res.schedules_active);
+		res.min_replicas = eff.min_replicas;
+		res.max_replicas = eff.max_replicas;
+		local.spec = &eff;
+	}
 	if (in->pause && in->pause->replicas_set) {
 		pin(in, &res);
 	} else if (!out_of_range(&local, &res)) {
