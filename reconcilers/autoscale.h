@@ -102,6 +102,11 @@ enum autoscale_select {
 	AUTOSCALE_SELECT_DISABLED,
 };
 
+/* The autoscaling/v2 spellings: "Pods", "Percent"; "Max", "Min",
+ * "Disabled" (the webhook writes the defaults with them). */
+const char *autoscale_policy_type_name(enum autoscale_policy_type type);
+const char *autoscale_select_name(enum autoscale_select select);
+
 struct autoscale_policy {
 	enum autoscale_policy_type type;
 	int32_t value;

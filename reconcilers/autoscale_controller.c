@@ -267,13 +267,10 @@ static int pause_of(const struct input *in, int32_t current, struct autoscale_pa
 /* A digest of the annotations: a change is evaluated at once. */
 static uint64_t pause_hash(const struct input *in)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = FNV64_INIT;
 
-	for (size_t i = 0; i < 4; i++) {
-		h = (h ^ (in->pause_set[i] ? 1u : 2u)) * 1099511628211ULL;
-		for (const char *p = in->pause_vals[i]; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	}
+	for (size_t i = 0; i < 4; i++)
+		h = fnv64_add_str(fnv64_add_byte(h, in->pause_set[i] ? 1 : 2), in->pause_vals[i]);
 	return h;
 }
 
