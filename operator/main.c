@@ -331,6 +331,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	gethostname(host, sizeof(host) - 1);
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
+	mo.events = events;
 	if (r == 0)
 		r = autoscaler_new(&ao, &autoscaler);
 	cd.autoscaler = autoscaler;

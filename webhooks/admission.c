@@ -873,6 +873,15 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 		/* Unchanged spec (metadata or status change): only what must hold. */
 		return r->err;
 	}
+	{
+		const char *txt = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+		char path[256], msg[ADMISSION_MAX_MESSAGE];
+		if (txt && kube_json_too_deep(txt, strlen(txt), path, sizeof(path)) == 1) {
+			admission_too_deep_message(path, msg, sizeof(msg));
+			fail(r, "%s", msg);
+			return r->err;
+		}
+	}
 	rule_basics(obj, &c);
 	if (is_obj(c.spec)) {
 		rule_gpu(&c);
@@ -886,6 +895,13 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 			rule_immutable(&c, old_spec);
 	}
 	return r->err;
+}
+
+void admission_too_deep_message(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.300s: nested deeper than %d levels counting the object itself; "
+		 "kinfer cannot read objects nested deeper, flatten this value",
+		 path, KUBE_JSON_MAX_DEPTH);
 }
 
 /* ---- defaulting --------------------------------------------------------- */

@@ -51,5 +51,11 @@ int admission_validate(json_object *obj, json_object *old,
  */
 int admission_default(json_object *obj, json_object **ret_patch);
 
+/*
+ * The refusal of an object nested past KUBE_JSON_MAX_DEPTH, naming the
+ * field (path): the informers could not read it, so it is never admitted.
+ */
+void admission_too_deep_message(const char *path, char *buf, size_t len);
+
 /* GPU products kinfer knows: memory in GiB, 0 when unknown. */
 int admission_gpu_memory_gib(const char *product);

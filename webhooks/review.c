@@ -8,6 +8,8 @@
 #include "admission.h"
 #include "base64.h"
 #include "cache.h"
+#include "jsonscan.h"
+#include "kube.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -16,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REVIEW_MAX_DEPTH 64
+/* The object within KUBE_JSON_MAX_DEPTH, its managedFields and the
+ * review's two levels of envelope always fit; a deeper review is answered
+ * from the scanner (too_deep) without a tree. */
+#define REVIEW_MAX_DEPTH KUBE_JSON_PARSE_DEPTH
 
 static int bad_request(struct review_result *r, unsigned code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -171,6 +176,33 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
 	return finish(r, root);
 }
 
+/*
+ * An InferenceService nested past KUBE_JSON_MAX_DEPTH is refused before
+ * any tree is built, naming the field: the scanner finds request.uid, the
+ * kind and the path. 1 when answered, 0 to go on, -ENOMEM.
+ */
+static int too_deep(const char *body, size_t len, struct review_result *r)
+{
+	char uid[128], kind[64], op[16], path[256], msg[ADMISSION_MAX_MESSAGE];
+	size_t os, oe;
+	int ret;
+
+	if (jsonscan_path(body, len, 0, "request.object", &os, &oe) < 0 ||
+	    kube_json_too_deep(body + os, oe - os, path, sizeof(path)) != 1 ||
+	    jsonscan_string(body, len, 0, "request.uid", uid, sizeof(uid)) < 0 || !uid[0] ||
+	    jsonscan_string(body, len, 0, "request.kind.kind", kind, sizeof(kind)) < 0 ||
+	    strcmp(kind, "InferenceService") != 0 ||
+	    jsonscan_string(body, len, 0, "request.operation", op, sizeof(op)) < 0 ||
+	    (strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0))
+		return 0;
+	copy(r->uid, sizeof(r->uid), uid);
+	copy(r->operation, sizeof(r->operation), op);
+	admission_too_deep_message(path, msg, sizeof(msg));
+	r->n_errors = 1;
+	ret = answer_other(r, uid, false, msg);
+	return ret < 0 ? ret : 1;
+}
+
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *r)
 {
 	struct json_tokener *tok;
@@ -184,6 +216,9 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 				   len, REVIEW_MAX_BODY);
 	if (len == 0)
 		return bad_request(r, 400, "empty request body: want an AdmissionReview");
+	ret = too_deep(body, len, r);
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
 	tok = json_tokener_new_ex(REVIEW_MAX_DEPTH);
 	if (!tok)
 		return -ENOMEM;
