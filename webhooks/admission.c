@@ -14,6 +14,7 @@
 #include "metricsource.h"
 #include "presets.h"
 #include "quantity.h"
+#include "schema.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -857,6 +858,40 @@ static void rule_immutable(struct spec_ctx *c, json_object *old_spec)
 			fail(c->r, "%s: is immutable (%s -> %s); create a new InferenceService to change it",
 			     immutable_fields[i].field, a, b);
 	}
+}
+
+struct schema_ud {
+	struct admission_report *r;
+	bool strict;
+};
+
+static void on_schema(void *ud, enum schema_finding what, const char *msg)
+{
+	struct schema_ud *s = ud;
+	if (what == SCHEMA_UNKNOWN_FIELD && !s->strict)
+		warn(s->r, "%s", msg);
+	else
+		fail(s->r, "%s", msg);
+}
+
+int admission_validate_strict(json_object *obj, json_object *old, struct admission_report *r,
+			      bool strict)
+{
+	struct schema_ud s = { r, strict };
+	int ret = admission_validate(obj, old, r);
+	json_object *old_spec = get(old, "spec");
+
+	if (ret < 0 || !is_obj(obj))
+		return ret;
+	if (old && is_obj(old_spec) && json_object_equal(old_spec, get(obj, "spec")))
+		return r->err;
+	ret = schema_check(obj, on_schema, &s);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0)
+		warn(r, "the CRD schema embedded in this binary cannot be read: "
+		     "fields were not checked against it");
+	return r->err;
 }
 
 int admission_validate(json_object *obj, json_object *old, struct admission_report *r)

@@ -114,7 +114,7 @@ static int answer_validate(struct review_result *r, const char *uid, json_object
 	int ret = admission_report_new(&rep);
 	if (ret < 0)
 		return ret;
-	ret = admission_validate(obj, old, rep);
+	ret = admission_validate_strict(obj, old, rep, false);
 	if (ret < 0)
 		goto out;
 	r->n_errors = (unsigned)admission_report_n_errors(rep);
