@@ -21,6 +21,7 @@
 #include "manager.h"
 #include "metrics.h"
 #include "placement_controller.h"
+#include "metricscmd.h"
 #include "simulate.h"
 #include "autoscaler.h"
 #include "selfsigned.h"
@@ -161,6 +162,7 @@ static void usage(FILE *out)
 		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
 		"Commands:\n"
 		"  run       run the operator against a cluster (default)\n"
+		"  metrics   what the autoscaler reads from saved /metrics pages (see metrics --help)\n"
 		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
 		"  validate  check InferenceService manifests offline (see validate --help)\n"
 		"  version   print the version and exit\n"
@@ -482,6 +484,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
+	if (strcmp(cmd, "metrics") == 0)
+		return metricscmd_main(argc, argv, 2);
 	if (strcmp(cmd, "validate") == 0)
 		return validate_main(argc, argv, 2);
 	if (strcmp(cmd, "run") == 0)

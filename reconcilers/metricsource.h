@@ -106,6 +106,16 @@ bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type ty
 			   enum metricsource_kind kind);
 
 /*
+ * For `kinfer-operator metrics`: the series of a parsed page the Pods
+ * source reads type from for fw (the first of the table's names the page
+ * has), or NULL; *ret_needs_two says whether it is a counter or histogram
+ * (a rate or a P99 needs two pages).
+ */
+struct promtext;
+const char *metricsource_page_series(enum isvc_framework fw, enum autoscale_metric_type type,
+				     const struct promtext *page, bool *ret_needs_two);
+
+/*
  * The whole evaluation: fill out_pods (rq->n_pods of them) and res.
  * 0 even when some or all values are missing (errors[] says why);
  * -EINVAL for a bad request, -ENOMEM.

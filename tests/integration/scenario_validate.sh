@@ -106,4 +106,16 @@ out=$("$op" validate -f "$tmp/types.yaml" 2>&1); expect_code 1 $? "schema violat
 expect_match "$out" 'spec.model.framework: Unsupported value: "vlm"' "an enum violation is named"
 expect_match "$out" 'spec.replicas: Invalid value: "string": must be of type integer' "a type violation is named"
 expect_match "$out" 'spec.scaling.maxReplicas: Invalid value: 2000: must be less than or equal to 1000' "a bound violation is named"
+# `kinfer-operator metrics` (issue 12 item 18) on the recorded pages.
+m=$KINFER_SOURCE_DIR/tests/data/metrics
+out=$("$op" metrics --framework vllm -f "$m/vllm.txt" -f "$m/vllm-later.txt" --interval 15s 2>&1); expect_code 0 $? "metrics: two pages parse, exit 0"
+expect_match "$out" 'KVCacheUtilization +97 +% +from vllm:kv_cache_usage_perc' "metrics: the value and the series it came from"
+out=$("$op" metrics --framework triton -f "$m/triton-trtllm-23.12plus-readme-sample.prom" -o json 2>&1); expect_code 0 $? "metrics -o json exits 0"
+expect_match "$out" '"QueueDepth": \{' "metrics -o json: per type"
+expect_match "$out" '"missing": "a rate needs two pages' "metrics -o json: a rate needs two pages"
+out=$(printf 'tgi_queue_size 3\nbroken{a="b} 1\n' | "$op" metrics --framework tgi -f - 2>&1); expect_code 1 $? "metrics: a page that does not parse exits 1"
+expect_match "$out" '^<stdin>:2: ' "metrics: FILE:LINE of the parse error"
+out=$("$op" metrics --framework vllm -f "$m/vllm.txt" -f "$m/vllm-later.txt" 2>&1); expect_code 2 $? "metrics: two pages without --interval is a usage error"
+out=$("$op" metrics --framework onnx -f "$m/vllm.txt" 2>&1); expect_code 2 $? "metrics: an unknown framework is a usage error"
+out=$("$op" metrics --help 2>&1); expect_code 0 $? "metrics --help exits 0"
 summary

@@ -142,7 +142,7 @@ static void metrics_per_framework(void **state)
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: triton}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: LatencyP99, target: 400}]}\n",
 		    "spec.scaling.metrics[0].type: LatencyP99 is not exported by triton (it has QueueDepth, "
-		    "RequestsPerSecond, GPUUtilization)");
+		    "RequestsPerSecond, GPUUtilization, KVCacheUtilization)");
 	/* GPU utilization: Triton's own, or the DCGM exporter's through Prometheus. */
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: GPUUtilization, target: 70}]}\n",
