@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "placement_controller.h"
 #include "metricscmd.h"
+#include "metricsource.h"
 #include "simulate.h"
 #include "autoscaler.h"
 #include "selfsigned.h"
@@ -63,6 +64,8 @@ struct config {
 	long retry_period_ms;
 	const char *shared_gpu_resource;
 	long autoscale_scrape_timeout_ms;
+	const char *prometheus_allowed_urls;
+	bool allow_custom_promql;
 	const char *webhook_addr;
 	const char *webhook_cert_file;
 	const char *webhook_key_file;
@@ -122,6 +125,12 @@ static const struct flag run_flags[] = {
 	F("autoscale-scrape-timeout", "KINFER_AUTOSCALE_SCRAPE_TIMEOUT", FLAG_DURATION_MS,
 	  autoscale_scrape_timeout_ms, "2s",
 	  "timeout of one pod metrics scrape by the autoscaler (Prometheus: its timeoutSeconds)"),
+	F("prometheus-allowed-urls", "KINFER_PROMETHEUS_ALLOWED_URLS", FLAG_STRING,
+	  prometheus_allowed_urls, "",
+	  "comma-separated Prometheus base URLs that metricsSource Prometheus may name; the webhook "
+	  "refuses others and the autoscaler never queries them (empty: none)"),
+	F("allow-custom-promql", "KINFER_ALLOW_CUSTOM_PROMQL", FLAG_BOOL, allow_custom_promql,
+	  "false", "allow metrics of type Custom (a user's PromQL can read any namespace's series)"),
 	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
 	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
 	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
@@ -436,6 +445,16 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
+	{
+		int r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
+		if (r < 0) {
+			fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
+				r == -E2BIG ? "more than 32 URLs in" :
+				"want comma-separated http:// or https:// base URLs without user info, not",
+				cfg.prometheus_allowed_urls);
+			return 2;
+		}
+	}
 	if (cfg.webhook_addr && *cfg.webhook_addr) {
 		struct sockaddr_storage ss;
 		unsigned sl;

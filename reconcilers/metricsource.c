@@ -151,6 +151,87 @@ static void no_such_metric(const struct metricsource_request *rq, size_t i, char
 		say(err, len, "%s exports no %s metric", fw_names[rq->framework], tn);
 }
 
+/* ---- the admin's policy for the Prometheus source ---------------------- */
+
+static struct {
+	bool set, allow_custom;
+	size_t n;
+	char *urls[METRICSOURCE_MAX_ALLOWED_URLS];
+} policy;
+
+/* A base URL's length without its trailing slashes. */
+static size_t base_len(const char *url)
+{
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	return n;
+}
+
+void metricsource_policy_clear(void)
+{
+	for (size_t i = 0; i < policy.n; i++)
+		free(policy.urls[i]);
+	memset(&policy, 0, sizeof(policy));
+}
+
+int metricsource_policy_set(const char *allowed, bool allow_custom)
+{
+	const char *p = allowed ? allowed : "";
+
+	metricsource_policy_clear();
+	policy.set = true;
+	policy.allow_custom = allow_custom;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		while (n > 0 && (*p == ' ')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '/'))
+			n--;
+		if (n > 0) {
+			if (policy.n == METRICSOURCE_MAX_ALLOWED_URLS)
+				return -E2BIG;
+			if (!((n > 7 && strncmp(p, "http://", 7) == 0) ||
+			      (n > 8 && strncmp(p, "https://", 8) == 0)) || memchr(p, '@', n))
+				return -EINVAL;
+			if (!(policy.urls[policy.n] = strndup(p, n)))
+				return -ENOMEM;
+			policy.n++;
+		}
+		p += (e ? (size_t)(e - p) + 1 : strlen(p));
+	}
+	return 0;
+}
+
+int metricsource_url_allowed(const char *url, char *why, size_t len)
+{
+	if (!policy.set)
+		return 0;
+	size_t n = url ? base_len(url) : 0;
+	for (size_t i = 0; i < policy.n; i++)
+		if (strlen(policy.urls[i]) == n && strncmp(policy.urls[i], url, n) == 0)
+			return 0;
+	if (policy.n == 0)
+		say(why, len, "the operator allows no Prometheus URL (its --prometheus-allowed-urls "
+		    "is empty); ask the cluster admin to add this one");
+	else
+		say(why, len, "%.200s is not one of the Prometheus URLs the operator allows "
+		    "(--prometheus-allowed-urls): ask the cluster admin", url ? url : "");
+	return -EPERM;
+}
+
+int metricsource_custom_allowed(char *why, size_t len)
+{
+	if (!policy.set || policy.allow_custom)
+		return 0;
+	say(why, len, "Custom PromQL is off in this operator (its --allow-custom-promql is false): "
+	    "a query could read any namespace's series");
+	return -EPERM;
+}
+
 /* ---- state kept between evaluations (Pods source) -------------------- */
 
 struct hist {
@@ -826,6 +907,8 @@ int metricsource_promql(const struct metricsource_request *rq, size_t i, char *b
 	if (!rq || !rq->spec || i >= rq->spec->n_metrics || !buf || !len)
 		return -EINVAL;
 	if (rq->spec->metrics[i].type == AUTOSCALE_CUSTOM) {
+		if (metricsource_custom_allowed(err, errlen) < 0)
+			return -EPERM;
 		if (!rq->queries[i] || !*rq->queries[i]) {
 			say(err, errlen, "Custom metric has no query");
 			return -ENOENT;
@@ -906,8 +989,21 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 	}
 	status = json_object_get_string(json_object_object_get(doc, "status"));
 	if (!status || strcmp(status, "success") != 0) {
-		const char *e = json_object_get_string(json_object_object_get(doc, "error"));
-		say(err, errlen, "query failed: %.150s", e ? e : "no status in the answer");
+		/* What the server wrote is never repeated (it lands in status,
+		 * which every reader of the namespace sees): only the API's own
+		 * errorType, when it is one of Prometheus's. */
+		static const char *const types[] = { "bad_data", "timeout", "canceled", "execution",
+						     "internal", "unavailable", "not_found", NULL };
+		const char *e = json_object_get_string(json_object_object_get(doc, "errorType"));
+		const char *known = NULL;
+		for (size_t k = 0; e && types[k] && !known; k++)
+			if (strcmp(e, types[k]) == 0)
+				known = types[k];
+		if (status && strcmp(status, "error") == 0)
+			say(err, errlen, "the query failed (Prometheus errorType %s)",
+			    known ? known : "unknown");
+		else
+			say(err, errlen, "the answer is not a Prometheus API answer (no status success)");
 		goto out;
 	}
 	data = json_object_object_get(doc, "data");
@@ -939,8 +1035,7 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 			snprintf(samples[n].pod, sizeof(samples[n].pod), "%s", pod ? pod : "");
 		}
 	} else {
-		say(err, errlen, "unexpected resultType %.40s (want vector or scalar)",
-		    type ? type : "(none)");
+		say(err, errlen, "unexpected resultType (want vector or scalar)");
 		goto out;
 	}
 	*ret_n = n;
@@ -961,6 +1056,10 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 	size_t ulen;
 	int r = -ENOMEM;
 
+	r = metricsource_url_allowed(rq->url, err, errlen);
+	if (r < 0)
+		goto out;
+	r = -ENOMEM;
 	q = curl_easy_escape(NULL, promql, 0);
 	if (!q)
 		goto out;

@@ -621,6 +621,14 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 		fail(c->r, "spec.scaling.metricsSource.type: \"%s\" is not Pods or Prometheus", src);
 		return;
 	}
+	if (kind == METRICSOURCE_PROMETHEUS) {
+		/* The operator's allow-list (--prometheus-allowed-urls): refused
+		 * here, with the flag named, rather than failing at every query. */
+		const char *url = str(scaling, "metricsSource.prometheus.url");
+		char why[ADMISSION_MAX_MESSAGE];
+		if (url && metricsource_url_allowed(url, why, sizeof(why)) < 0)
+			fail(c->r, "spec.scaling.metricsSource.prometheus.url: %s", why);
+	}
 	list_types(c->fw, kind, list, sizeof(list));
 	for (size_t i = 0; i < json_object_array_length(ms) && i < 64; i++) {
 		json_object *m = json_object_array_get_idx(ms, i);
@@ -630,6 +638,10 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 			continue;
 		}
 		rule_metric_type(c, i, type, kind, list);
+		char why[ADMISSION_MAX_MESSAGE];
+		if (strcmp(type, "Custom") == 0 && kind == METRICSOURCE_PROMETHEUS &&
+		    metricsource_custom_allowed(why, sizeof(why)) < 0)
+			fail(c->r, "spec.scaling.metrics[%zu].type: %s", i, why);
 		for (size_t j = 0; j < i; j++)
 			if (str(json_object_array_get_idx(ms, j), "type") &&
 			    strcmp(str(json_object_array_get_idx(ms, j), "type"), type) == 0)

@@ -2,6 +2,7 @@
 GROUP(backoff)
 GROUP(base64)
 GROUP(cache)
+GROUP(quantity)
 GROUP(informer)
 GROUP(flags)
 GROUP(kube)
