@@ -181,7 +181,7 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
  * any tree is built, naming the field: the scanner finds request.uid, the
  * kind and the path. 1 when answered, 0 to go on, -ENOMEM.
  */
-static int too_deep(const char *body, size_t len, struct review_result *r)
+static int too_deep(const char *body, size_t len, enum review_mode mode, struct review_result *r)
 {
 	char uid[128], kind[64], op[16], path[256], msg[ADMISSION_MAX_MESSAGE];
 	size_t os, oe;
@@ -197,10 +197,41 @@ static int too_deep(const char *body, size_t len, struct review_result *r)
 		return 0;
 	copy(r->uid, sizeof(r->uid), uid);
 	copy(r->operation, sizeof(r->operation), op);
+	if (mode == REVIEW_MUTATE) {
+		/* Not defaulted, not refused here: the validating webhook refuses
+		 * it with the reason (one place says no). */
+		ret = answer_other(r, uid, true, "not defaulted: nested too deep");
+		return ret < 0 ? ret : 1;
+	}
 	admission_too_deep_message(path, msg, sizeof(msg));
 	r->n_errors = 1;
 	ret = answer_other(r, uid, false, msg);
 	return ret < 0 ? ret : 1;
+}
+
+size_t review_values(const char *body, size_t len)
+{
+	size_t n = 1;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {
+			n++;
+		}
+	}
+	return n;
+}
+
+size_t review_cost(const char *body, size_t len)
+{
+	return len + 1 + review_values(body, len) * REVIEW_VALUE_COST;
 }
 
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *r)
@@ -216,7 +247,11 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 				   len, REVIEW_MAX_BODY);
 	if (len == 0)
 		return bad_request(r, 400, "empty request body: want an AdmissionReview");
-	ret = too_deep(body, len, r);
+	size_t values = review_values(body, len);
+	if (values > REVIEW_MAX_VALUES)
+		return bad_request(r, 400, "request body has about %zu JSON values, over the %u-value "
+				   "limit", values, REVIEW_MAX_VALUES);
+	ret = too_deep(body, len, mode, r);
 	if (ret != 0)
 		return ret < 0 ? ret : 0;
 	tok = json_tokener_new_ex(REVIEW_MAX_DEPTH);

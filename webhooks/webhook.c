@@ -16,6 +16,15 @@
  * Requests: the body is gathered into a per-connection buffer bounded by
  * REVIEW_MAX_BODY (beyond it the rest is read and dropped, and the answer
  * is 413); then review_serve answers it.
+ *
+ * Memory: every byte a request holds is reserved first from one budget
+ * (max_held_bytes): its body (the Content-Length at once, or as it grows)
+ * and, for the parse, an estimate of the tree json-c builds (review_cost).
+ * A request that does not fit is answered 503 with Retry-After, before its
+ * body is read where the length is declared. Bodies over SMALL_BODY may use
+ * only the budget less max_connections x SMALL_BODY, so however many slow
+ * large bodies arrive, an ordinary review (a few KiB) still fits and is
+ * answered.
  */
 #include "webhook.h"
 
@@ -39,8 +48,9 @@
 #include <time.h>
 
 #define MAX_CHAIN 8
+#define SMALL_BODY (64u * 1024)
+#define DEFAULT_MAX_HELD (64u << 20)
 #define RETIRE_AFTER_S 120
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct pair {
 	gnutls_pcert_st pcert[MAX_CHAIN];
@@ -72,6 +82,10 @@ struct webhook {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping;
+	/* the memory budget of requests */
+	pthread_mutex_t budget_lock;
+	size_t held, large_limit;
+	struct metric_series *m_held;
 };
 
 struct route {
@@ -101,6 +115,10 @@ static const struct metric_family fam_latency = {
 	"Time to answer one admission review, from its request line to the queued answer.",
 	METRIC_HISTOGRAM, webhook_labels, latency_buckets,
 	sizeof(latency_buckets) / sizeof(latency_buckets[0]) };
+static const struct metric_family fam_held = {
+	"kinfer_webhook_held_bytes",
+	"Bytes the webhook holds for requests now (bodies and parse estimates), bounded by its budget.",
+	METRIC_GAUGE, NULL, NULL, 0 };
 static const struct metric_family fam_reloads = {
 	"kinfer_webhook_certificate_reloads_total",
 	"Serving certificate loads from the files, by result (loaded, refused).",
@@ -376,9 +394,44 @@ struct request {
 	char *buf;
 	size_t len, cap;
 	bool too_big;
+	bool busy;                   /* the budget could not hold it: 503 */
 	size_t seen;                 /* bytes received, also past the bound */
+	size_t reserved;             /* of the webhook's budget */
 	struct timespec started;
 };
+
+/*
+ * Reserve up to total bytes for q (what it holds grows to total). Bodies
+ * over SMALL_BODY count against large_limit, so the rest stays for the
+ * small ones. false when it does not fit.
+ */
+static bool reserve(struct webhook *w, struct request *q, size_t total, bool large)
+{
+	bool ok;
+	if (total <= q->reserved)
+		return true;
+	pthread_mutex_lock(&w->budget_lock);
+	size_t limit = large ? w->large_limit : w->o.max_held_bytes;
+	ok = w->held + (total - q->reserved) <= limit;
+	if (ok) {
+		w->held += total - q->reserved;
+		q->reserved = total;
+	}
+	metric_set(w->m_held, (double)w->held);
+	pthread_mutex_unlock(&w->budget_lock);
+	return ok;
+}
+
+static void release(struct webhook *w, struct request *q, size_t keep)
+{
+	if (q->reserved <= keep)
+		return;
+	pthread_mutex_lock(&w->budget_lock);
+	w->held -= q->reserved - keep;
+	q->reserved = keep;
+	metric_set(w->m_held, (double)w->held);
+	pthread_mutex_unlock(&w->budget_lock);
+}
 
 static double since(const struct timespec *t0)
 {
@@ -400,6 +453,27 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 	return ret;
 }
 
+/* Over the memory budget: 503, try again shortly (the API server's
+ * failurePolicy decides what its caller sees). */
+static enum MHD_Result busy(struct webhook *w, const struct route *rt, struct MHD_Connection *c)
+{
+	static const char msg[] = "webhook busy: the requests in flight hold its memory budget; retry\n";
+	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg,
+								 MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+	(void)w;
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(r, "Retry-After", "1");
+	MHD_add_response_header(r, "Connection", "close");
+	ret = MHD_queue_response(c, 503, r);
+	MHD_destroy_response(r);
+	log_warn("admission review refused", "webhook=%s reason=%s", rt->name,
+		 "over the memory budget (503)");
+	return ret;
+}
+
 static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 			      struct MHD_Connection *c, struct request *q)
 {
@@ -408,13 +482,20 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 	char big[128];
 	int r;
 
+	memset(&res, 0, sizeof(res));
+	/* The parse: the body plus the tree json-c builds from it. */
+	if (!q->too_big && !q->busy &&
+	    !reserve(w, q, review_cost(q->buf ? q->buf : "", q->len), q->len > SMALL_BODY))
+		q->busy = true;
 	if (q->too_big) {
 		snprintf(big, sizeof(big), "request body of %zu bytes is over the %u-byte limit\n",
 			 q->seen, REVIEW_MAX_BODY);
-		memset(&res, 0, sizeof(res));
 		res.decision = "bad-request";
 		log_warn("admission review refused", "webhook=%s reason=%s", rt->name, "body too large");
 		ret = reply(c, 413, "text/plain; charset=utf-8", big, strlen(big));
+	} else if (q->busy) {
+		ret = busy(w, rt, c);
+		res.decision = "busy";
 	} else {
 		r = review_serve(q->buf ? q->buf : "", q->len, rt->mode, &res);
 		if (r < 0) {
@@ -442,20 +523,32 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 	return ret;
 }
 
-static int append(struct request *q, const char *data, size_t n)
+static int append(struct webhook *w, struct request *q, const char *data, size_t n)
 {
 	q->seen += n;
-	if (q->too_big || q->len + n > REVIEW_MAX_BODY) {
-		q->too_big = true;
+	if (q->too_big || q->busy || q->len + n > REVIEW_MAX_BODY) {
+		q->too_big = !q->busy;
 		free(q->buf);
 		q->buf = NULL;
 		q->len = q->cap = 0;
+		release(w, q, 0);
 		return 0;
 	}
 	if (q->len + n + 1 > q->cap) {
-		size_t cap = q->cap ? q->cap : 16384;
+		/* A declared length was reserved: one buffer of that size. */
+		size_t cap = q->cap ? q->cap : q->reserved > 16384 ? q->reserved : 16384;
 		while (cap < q->len + n + 1)
 			cap *= 2;
+		if (cap > REVIEW_MAX_BODY + 1)
+			cap = REVIEW_MAX_BODY + 1;
+		if (!reserve(w, q, cap, cap > SMALL_BODY)) {
+			q->busy = true;
+			free(q->buf);
+			q->buf = NULL;
+			q->len = q->cap = 0;
+			release(w, q, 0);
+			return 0;
+		}
 		char *b = realloc(q->buf, cap);
 		if (!b)
 			return -ENOMEM;
@@ -490,10 +583,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &q->started);
 		*con_cls = q;
+		/* A declared length is reserved (or refused) before any byte of
+		 * the body is read. */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (*end == '\0' && n > REVIEW_MAX_BODY) {
+				q->too_big = true;
+				q->seen = (size_t)n;
+				return answer(w, rt, c, q);
+			}
+			if (*end == '\0' && n > 0 && !reserve(w, q, (size_t)n + 1, n > SMALL_BODY)) {
+				q->busy = true;
+				return answer(w, rt, c, q);
+			}
+		}
 		return MHD_YES;
 	}
 	if (*data_size) {
-		if (append(q, data, *data_size) < 0)
+		if (append(w, q, data, *data_size) < 0)
 			return MHD_NO;
 		*data_size = 0;
 		return MHD_YES;
@@ -505,8 +615,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct request *q = *con_cls;
-	(void)cls; (void)c; (void)toe;
+	(void)c; (void)toe;
 	if (q) {
+		release(cls, q, 0);
 		free(q->buf);
 		free(q);
 		*con_cls = NULL;
@@ -541,6 +652,13 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 		w->o.timeout_s = 10;
 	if (!w->o.threads)
 		w->o.threads = 4;
+	if (!w->o.max_held_bytes)
+		w->o.max_held_bytes = DEFAULT_MAX_HELD;
+	/* What large bodies may hold: the rest is kept for small ones. */
+	size_t small = (size_t)w->o.max_connections * SMALL_BODY;
+	w->large_limit = w->o.max_held_bytes > small ? w->o.max_held_bytes - small : 0;
+	pthread_mutex_init(&w->budget_lock, NULL);
+	w->m_held = metrics_series(w->o.metrics, &fam_held, NULL);
 	if (w->o.reload_interval_ms <= 0)
 		w->o.reload_interval_ms = 1000;
 	if (w->o.source)
@@ -579,7 +697,7 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 				0, NULL, NULL, on_request, w,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-				MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+				MHD_OPTION_HTTPS_PRIORITIES, WEBHOOK_TLS_PRIORITIES,
 				MHD_OPTION_THREAD_POOL_SIZE, w->o.threads,
 				MHD_OPTION_CONNECTION_LIMIT, w->o.max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, w->o.timeout_s,
@@ -635,6 +753,7 @@ void webhook_stop(struct webhook *w)
 	}
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->stop_lock);
+	pthread_mutex_destroy(&w->budget_lock);
 	pthread_cond_destroy(&w->stop_cond);
 	free(w);
 }
