@@ -5,6 +5,8 @@
  * see either the old or the new state of each entry, never a torn one.
  */
 #include "cache.h"
+#include "ktime.h"
+#include "fnv.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -90,9 +92,7 @@ struct cache_proj {
 
 static unsigned long hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;  /* FNV-1a 64 */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	uint64_t h = fnv64_str(s);
 	return (unsigned long)(h ^ (h >> 29));
 }
 
@@ -139,17 +139,6 @@ int64_t cache_json_int(json_object *o, const char *path, int64_t dflt)
 	if (json_object_is_type(o, json_type_int) || json_object_is_type(o, json_type_double))
 		return json_object_get_int64(o);
 	return dflt;
-}
-
-int64_t cache_parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	if (!s)
-		return 0;
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return 0;
-	return (int64_t)timegm(&tm);
 }
 
 /* ---- projection builder ---------------------------------------------- */
@@ -233,8 +222,8 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
 	cache_proj_str(&p, &p.tmp->uid, cache_json_str(json, "metadata.uid"));
 	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
-	p.tmp->created = cache_parse_time(cache_json_str(json, "metadata.creationTimestamp"));
-	p.tmp->deleted = cache_parse_time(cache_json_str(json, "metadata.deletionTimestamp"));
+	p.tmp->created = ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp"));
+	p.tmp->deleted = ktime_parse_rfc3339(cache_json_str(json, "metadata.deletionTimestamp"));
 	project_owner(&p, json, p.tmp);
 	r = c->kind->project ? c->kind->project(&p, json, p.tmp) : 0;
 	if (r >= 0)

@@ -19,9 +19,12 @@
 #include "backoff.h"
 #include "events.h"
 #include "jsonscan.h"
+#include "dynbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "fnv.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -35,20 +38,27 @@
 /* Unreadable objects an informer remembers, to log and report each once. */
 #define MAX_SKIPPED 256
 #define SKIP_KEY_MAX 512
-#define HEALTHY_WATCH_NS (60ULL * NSEC_PER_SEC)
+#define BODY_KEEP_BYTES (1u << 20)   /* a larger list body is freed after use */
+#define HEALTHY_WATCH_NS (60ULL * KTIME_NSEC_PER_SEC)
 
 enum inf_state { INF_IDLE, INF_LISTING, INF_WATCHING };
+
+/* The watch event types (k8s.io/apimachinery/pkg/watch.EventType); the
+ * value indexes the per-type event counters. */
+enum watch_type {
+	WATCH_UNKNOWN = -1,
+	WATCH_ADDED,
+	WATCH_MODIFIED,
+	WATCH_DELETED,
+	WATCH_BOOKMARK,
+	WATCH_ERROR,
+	WATCH_N_TYPES
+};
 
 /* Keys seen by a (re)list: the writer's private set. */
 struct strset {
 	char **slots;
 	size_t cap, n;
-};
-
-struct buf {
-	char *p;
-	size_t len, cap, max;
-	bool too_big;
 };
 
 struct informer {
@@ -76,7 +86,7 @@ struct informer {
 
 	CURL *easy;
 	struct curl_slist *headers;
-	struct buf buf;
+	struct dynbuf buf;
 	json_tokener *tok;
 	uint64_t started_ns;
 	long code;
@@ -90,7 +100,7 @@ struct informer {
 
 	pthread_mutex_t stats_lock;
 	struct informer_stats stats;
-	struct metric_series *m_events[5], *m_relists, *m_objects;
+	struct metric_series *m_events[WATCH_N_TYPES], *m_relists, *m_objects;
 	struct metric_series *m_skipped[3];
 };
 
@@ -129,16 +139,19 @@ static const struct metric_family fam_skipped = {
 /* Why an object was skipped: the metric's reason label. */
 enum skip_reason { SKIP_TOO_DEEP, SKIP_UNDECODABLE, SKIP_UNPROJECTABLE };
 static const char *const skip_reasons[] = { "too_deep", "undecodable", "unprojectable" };
-static const char *const event_types[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+static const char *const event_types[WATCH_N_TYPES] = {
+	[WATCH_ADDED] = "ADDED",
+	[WATCH_MODIFIED] = "MODIFIED",
+	[WATCH_DELETED] = "DELETED",
+	[WATCH_BOOKMARK] = "BOOKMARK",
+	[WATCH_ERROR] = "ERROR",
+};
 
 /* ---- small helpers ---------------------------------------------------- */
 
 static uint32_t str_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv32_str(s);
 }
 
 static void strset_clear(struct strset *s)
@@ -192,37 +205,10 @@ static int strset_add(struct strset *s, const char *k)
 	return 0;
 }
 
-static int buf_add(struct buf *b, const char *p, size_t n)
+/* Empty the body buffer between transfers; a huge list body is not kept. */
+static void buf_reset(struct dynbuf *b)
 {
-	if (b->len + n > b->max) {
-		b->too_big = true;
-		return -EFBIG;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static void buf_reset(struct buf *b)
-{
-	b->len = 0;
-	b->too_big = false;
-	if (b->cap > (1u << 20)) {   /* do not keep a huge list body around */
-		free(b->p);
-		b->p = NULL;
-		b->cap = 0;
-	}
+	dynbuf_reset(b, BODY_KEEP_BYTES);
 }
 
 static void bump(struct informer *inf, uint64_t *counter)
@@ -437,12 +423,12 @@ static int remove_object(struct informer *inf, json_object *json)
 
 /* ---- watch events ----------------------------------------------------- */
 
-static int event_index(const char *type)
+static enum watch_type event_index(const char *type)
 {
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < WATCH_N_TYPES; i++)
 		if (strcmp(type, event_types[i]) == 0)
-			return i;
-	return -1;
+			return (enum watch_type)i;
+	return WATCH_UNKNOWN;
 }
 
 /*
@@ -486,7 +472,8 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 {
 	char type[16];
 	size_t os, oe;
-	int r = 0, idx;
+	enum watch_type idx;
+	int r = 0;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -496,17 +483,17 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 	    jsonscan_path(line, len, 0, "object", &os, &oe) < 0 || line[os] != '{')
 		return -EBADMSG;
 	idx = event_index(type);
-	if (idx >= 0)
+	if (idx != WATCH_UNKNOWN)
 		metric_add(inf->m_events[idx], 1);
 	inf->events_this_watch++;
 	bump(inf, &inf->stats.events);
 	switch (idx) {
-	case 0:
-	case 1:
-	case 2:
-		r = apply_text(inf, line + os, oe - os, idx == 2, false);
+	case WATCH_ADDED:
+	case WATCH_MODIFIED:
+	case WATCH_DELETED:
+		r = apply_text(inf, line + os, oe - os, idx == WATCH_DELETED, false);
 		break;
-	case 3: {
+	case WATCH_BOOKMARK: {
 		char rv[64];
 		bump(inf, &inf->stats.bookmarks);
 		if (jsonscan_string(line + os, oe - os, 0, "metadata.resourceVersion", rv,
@@ -514,7 +501,7 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 			set_rv(inf, rv);
 		break;
 	}
-	case 4: {
+	case WATCH_ERROR: {
 		json_object *obj = kube_json_parse(line + os, oe - os);
 		r = cache_json_int(obj, "code", 0) == 410 ? -EIDRM : -EPROTO;
 		if (r == -EPROTO)
@@ -523,7 +510,8 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		json_object_put(obj);
 		break;
 	}
-	default:
+	case WATCH_UNKNOWN:
+	case WATCH_N_TYPES:
 		r = -EBADMSG;
 	}
 	metric_set(inf->m_objects, (double)cache_count(inf->cache));
@@ -539,10 +527,10 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 		if (p[i] != '\n')
 			continue;
 		if (inf->buf.len > 0) {
-			r = buf_add(&inf->buf, p + start, i - start);
+			r = dynbuf_add(&inf->buf, p + start, i - start);
 			if (r == 0)
-				r = handle_event(inf, inf->buf.p, inf->buf.len);
-			inf->buf.len = 0;
+				r = handle_event(inf, dynbuf_str(&inf->buf), inf->buf.len);
+			dynbuf_reset(&inf->buf, SIZE_MAX);
 		} else {
 			r = i - start > inf->buf.max ? -EFBIG : handle_event(inf, p + start, i - start);
 		}
@@ -550,7 +538,7 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 			return r;
 		start = i + 1;
 	}
-	return start < n ? buf_add(&inf->buf, p + start, n - start) : 0;
+	return start < n ? dynbuf_add(&inf->buf, p + start, n - start) : 0;
 }
 
 /* ---- transfers -------------------------------------------------------- */
@@ -563,7 +551,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	if (inf->code == 0)
 		curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
 	if (inf->state == INF_LISTING || inf->code != 200)
-		return buf_add(&inf->buf, ptr, n) == 0 ? n : 0;
+		return dynbuf_add(&inf->buf, ptr, n) == 0 ? n : 0;
 	int r = informer_feed(inf, ptr, n);
 	if (r < 0) {
 		inf->event_err = r;
@@ -605,7 +593,7 @@ static int start_transfer(struct informer *inf, enum inf_state st, const char *p
 	inf->code = 0;
 	inf->event_err = 0;
 	inf->events_this_watch = 0;
-	inf->started_ns = monotonic_ns();
+	inf->started_ns = ktime_mono_ns();
 	inf->state = st;
 	if (curl_multi_add_handle(inf->set->multi, inf->easy) != CURLM_OK) {
 		end_transfer(inf);
@@ -629,7 +617,7 @@ static void start_list(struct informer *inf)
 		r = start_transfer(inf, INF_LISTING, path, 120000);
 	if (r < 0) {
 		log_error("cannot start LIST", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
-		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+		inf->next_at = ktime_mono_ns() + backoff_next(&inf->bo);
 	}
 }
 
@@ -648,10 +636,10 @@ static void start_watch(struct informer *inf)
 	char path[8192];
 	int r = kube_path(path, sizeof(path), inf->o.kind->res, inf->ns, NULL, NULL, &o);
 	if (r == 0)
-		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * 1000L);
+		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * KTIME_MSEC_PER_SEC);
 	if (r < 0) {
 		log_error("cannot start WATCH", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
-		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+		inf->next_at = ktime_mono_ns() + backoff_next(&inf->bo);
 	} else {
 		bump(inf, &inf->stats.watches);
 	}
@@ -724,7 +712,7 @@ static void restart_list(struct informer *inf, uint64_t delay)
 	inf->unpaged = false;
 	strset_clear(&inf->seen);
 	inf->need_list = true;
-	inf->next_at = monotonic_ns() + delay;
+	inf->next_at = ktime_mono_ns() + delay;
 }
 
 /*
@@ -734,7 +722,7 @@ static void restart_list(struct informer *inf, uint64_t delay)
  */
 static int apply_page(struct informer *inf)
 {
-	const char *p = inf->buf.p ? inf->buf.p : "";
+	const char *p = dynbuf_str(&inf->buf);
 	size_t n = inf->buf.len, is, ie, ms, me, s, e, cur;
 	json_object *meta;
 	int r = 0, k;
@@ -767,25 +755,25 @@ int informer_feed_page(struct informer *inf, const char *p, size_t n)
 {
 	int r;
 
-	buf_reset(&inf->buf);
-	r = buf_add(&inf->buf, p, n);
+	dynbuf_reset(&inf->buf, BODY_KEEP_BYTES);
+	r = dynbuf_add(&inf->buf, p, n);
 	if (r == 0)
 		r = apply_page(inf);
 	if (r == 0 && !inf->cont)
 		r = finish_list(inf);
 	if (r < 0)
 		restart_list(inf, 0);
-	buf_reset(&inf->buf);
+	dynbuf_reset(&inf->buf, BODY_KEEP_BYTES);
 	return r;
 }
 
 static void list_done(struct informer *inf, CURLcode cc)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	int r;
 
 	kube_observe(inf->set->client, "list", cc == CURLE_OK ? inf->code : 0,
-		     (double)(now - inf->started_ns) / 1e9);
+		     ktime_ns_to_s(now - inf->started_ns));
 	if (cc != CURLE_OK || inf->code != 200) {
 		if (inf->code == 410 && inf->cont && !inf->unpaged) {
 			/* The continue token expired: one unpaged list instead. */
@@ -825,10 +813,10 @@ static void list_done(struct informer *inf, CURLcode cc)
 
 static void watch_done(struct informer *inf, CURLcode cc)
 {
-	uint64_t now = monotonic_ns(), ran = now - inf->started_ns;
+	uint64_t now = ktime_mono_ns(), ran = now - inf->started_ns;
 
 	kube_observe(inf->set->client, "watch", cc == CURLE_OK ? inf->code : 0,
-		     (double)ran / 1e9);
+		     ktime_ns_to_s(ran));
 	if (ran >= HEALTHY_WATCH_NS)
 		backoff_reset(&inf->bo);
 	if (inf->event_err == -EIDRM || inf->code == 410) {
@@ -854,13 +842,13 @@ static void watch_done(struct informer *inf, CURLcode cc)
 		bump(inf, &inf->stats.errors);
 		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s",
 			 inf->o.kind->name, inf->code,
-			 cc != CURLE_OK ? curl_easy_strerror(cc) : (inf->buf.p ? inf->buf.p : ""));
+			 cc != CURLE_OK ? curl_easy_strerror(cc) : (dynbuf_str(&inf->buf)));
 		inf->next_at = now + backoff_next(&inf->bo);
 		return;
 	}
 	/* The server closed the watch: normal after timeoutSeconds. A watch that
 	 * ends at once, again and again, backs off instead of spinning. */
-	inf->next_at = ran < NSEC_PER_SEC && inf->events_this_watch == 0 ?
+	inf->next_at = ran < KTIME_NSEC_PER_SEC && inf->events_this_watch == 0 ?
 		now + backoff_next(&inf->bo) : now;
 }
 
@@ -945,7 +933,7 @@ static void *io_main(void *ud)
 
 	rcu_register_thread();
 	while (!atomic_load(&s->stop)) {
-		uint64_t now = monotonic_ns(), next = now + NSEC_PER_SEC;
+		uint64_t now = ktime_mono_ns(), next = now + KTIME_NSEC_PER_SEC;
 		for (int i = 0; i < s->n; i++) {
 			struct informer *inf = s->inf[i];
 			step(inf, now);
@@ -955,7 +943,7 @@ static void *io_main(void *ud)
 			if (inf->o.resync_ns && inf->next_resync < next)
 				next = inf->next_resync;
 		}
-		int timeout_ms = next > now ? (int)((next - now) / NSEC_PER_MSEC) : 0;
+		int timeout_ms = next > now ? (int)((next - now) / KTIME_NSEC_PER_MSEC) : 0;
 		curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
 		curl_multi_perform(s->multi, &running);
 		reap(s);
@@ -1001,7 +989,7 @@ static void informer_free(struct informer *inf)
 	free(inf->label_selector);
 	free(inf->field_selector);
 	free(inf->cont);
-	free(inf->buf.p);
+	dynbuf_free(&inf->buf);
 	free(inf->skipped);
 	strset_clear(&inf->seen);
 	if (inf->tok)
@@ -1060,11 +1048,10 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 		return r;
 	}
 	inf->need_list = true;
-	inf->buf.max = kube_max_body(s->client);
-	if (inf->buf.max < INFORMER_MAX_EVENT)
-		inf->buf.max = INFORMER_MAX_EVENT;
-	backoff_init(&inf->bo, 800 * NSEC_PER_MSEC, 30 * NSEC_PER_SEC, 1.0, backoff_seed());
-	for (int i = 0; i < 5; i++) {
+	dynbuf_init(&inf->buf, kube_max_body(s->client) < INFORMER_MAX_EVENT ?
+			       INFORMER_MAX_EVENT : kube_max_body(s->client));
+	backoff_init(&inf->bo, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 1.0, backoff_seed());
+	for (int i = 0; i < WATCH_N_TYPES; i++) {
 		const char *lv[] = { o->kind->name, event_types[i] };
 		inf->m_events[i] = metrics_series(s->metrics, &fam_events, lv);
 	}
@@ -1092,7 +1079,7 @@ int informer_add_handler(struct informer *inf, informer_handler_fn fn, void *ud)
 
 int informer_set_start(struct informer_set *s)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	if (s->running)
 		return -EALREADY;
 	for (int i = 0; i < s->n; i++) {
@@ -1123,11 +1110,11 @@ bool informer_set_synced(struct informer_set *s)
 
 int informer_set_wait_synced(struct informer_set *s, uint64_t timeout_ns)
 {
-	uint64_t until = monotonic_ns() + timeout_ns;
+	uint64_t until = ktime_mono_ns() + timeout_ns;
 	while (!informer_set_synced(s)) {
-		if (monotonic_ns() >= until)
+		if (ktime_mono_ns() >= until)
 			return -ETIMEDOUT;
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = ktime_timespec(10 * KTIME_NSEC_PER_MSEC);
 		nanosleep(&ts, NULL);
 	}
 	return 0;

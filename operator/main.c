@@ -1,21 +1,27 @@
 /*
- * kinfer-operator: one binary, several subcommands.
+ * kinfer-operator: one binary, several subcommands, each a row of the
+ * subcommands table at the end of this file:
  *
  *   kinfer-operator [run] [flags]   run the operator (the default)
+ *   kinfer-operator simulate ...    the autoscaler offline, on a trace
+ *   kinfer-operator validate -f F   the webhook's rules, offline
  *   kinfer-operator version         print the version
  *   kinfer-operator help            list subcommands and flags
- *   kinfer-operator validate -f F   the webhook's rules, offline
  *
- * main only wires modules together: flags -> logging -> API client ->
- * (later) caches, controllers, webhook. Every flag is a row of the table
- * below and can also come from the environment variable it names.
+ * main only wires modules together. run: flags -> logging -> kinfer.io's
+ * projected keys -> API client -> admission webhook -> the manager with
+ * the controller table of reconcilers/ (informers and caches, work queues,
+ * leader election, the health and metrics server). Every flag of run is a
+ * row of the table below and can also come from the environment variable
+ * it names.
  */
+#include "context.h"
 #include "controllers.h"
 #include "events.h"
-#include "isvc_controller.h"
 #include "flags.h"
 #include "httpserver.h"
 #include "kube.h"
+#include "ktime.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "manager.h"
@@ -24,10 +30,10 @@
 #include "metricscmd.h"
 #include "metricsource.h"
 #include "simulate.h"
-#include "autoscaler.h"
 #include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -164,21 +170,7 @@ static const struct flag run_flags[] = {
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"kinfer-operator %s: a Kubernetes operator for GPU model serving\n\n"
-		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
-		"Commands:\n"
-		"  run       run the operator against a cluster (default)\n"
-		"  metrics   what the autoscaler reads from saved /metrics pages (see metrics --help)\n"
-		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
-		"  validate  check InferenceService manifests offline (see validate --help)\n"
-		"  version   print the version and exit\n"
-		"  help      print this help\n\n"
-		"Flags of run:\n", KINFER_VERSION);
-	flags_usage(out, run_flags, N_RUN_FLAGS);
-}
+static void usage(FILE *out);
 
 static int setup_logging(const struct config *cfg)
 {
@@ -282,22 +274,17 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
-	struct autoscaler *autoscaler = NULL;
-	struct autoscaler_options ao = {
-		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
-		.metrics = metrics,
-	};
-	struct kinfer_controller_data cd = {
+	struct kinfer_context cd = {
 		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource,
 			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
 		.metrics = metrics,
-	};
-	struct placement_controller_options po = {
-		.metrics = metrics,
-		.enabled = cfg->placement,
-		.scheduler_name = cfg->scheduler_name,
-		.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
-			     cfg->weight_fragmentation },
+		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.placement = {
+			.enabled = cfg->placement,
+			.scheduler_name = cfg->scheduler_name,
+			.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
+				     cfg->weight_fragmentation },
+		},
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
@@ -312,14 +299,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
 		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
 			cfg->watch_namespace : NULL,
-		.resync_ns = (uint64_t)cfg->resync_ms * 1000000ULL,
-		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * 1000000ULL,
+		.resync_ns = (uint64_t)cfg->resync_ms * KTIME_NSEC_PER_MSEC,
+		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * KTIME_NSEC_PER_MSEC,
 		.leader_elect = cfg->leader_elect,
 		.lease_namespace = lease_ns,
 		.lease_name = cfg->leader_election_id,
-		.lease_ns = (uint64_t)cfg->lease_duration_ms * 1000000ULL,
-		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * 1000000ULL,
-		.retry_ns = (uint64_t)cfg->retry_period_ms * 1000000ULL,
+		.lease_ns = (uint64_t)cfg->lease_duration_ms * KTIME_NSEC_PER_MSEC,
+		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * KTIME_NSEC_PER_MSEC,
+		.retry_ns = (uint64_t)cfg->retry_period_ms * KTIME_NSEC_PER_MSEC,
 	};
 	int r, code;
 
@@ -331,21 +318,15 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			  cfg->lease_duration_ms, cfg->renew_deadline_ms, cfg->retry_period_ms);
 		return 2;
 	}
-	r = placement_controller_configure(&po);
-	if (r == -EINVAL) {
+	if (placement_controller_check(&cd.placement.weights, cd.placement.scheduler_name) < 0) {
 		log_error("bad placement settings",
 			  "want=\"weights 0-1000, a scheduler name of 1-63 characters\"");
 		return 2;
 	}
-	if (r < 0)
-		return 1;
 	gethostname(host, sizeof(host) - 1);
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
 	mo.events = events;
-	if (r == 0)
-		r = autoscaler_new(&ao, &autoscaler);
-	cd.autoscaler = autoscaler;
 	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
@@ -353,18 +334,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
-		autoscaler_free(autoscaler);
 		events_free(events);
-		placement_controller_shutdown();
 		return 1;
 	}
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
-	autoscaler_free(autoscaler);
 	events_free(events);
-	placement_controller_shutdown();
 	return code;
 }
 
@@ -455,6 +432,7 @@ static int cmd_run(int argc, char **argv, int argi)
 			return 2;
 		}
 	}
+	keys_register();
 	if (cfg.webhook_addr && *cfg.webhook_addr) {
 		struct sockaddr_storage ss;
 		unsigned sl;
@@ -489,28 +467,75 @@ static int cmd_run(int argc, char **argv, int argi)
 	return code;
 }
 
+static int cmd_version(int argc, char **argv, int argi)
+{
+	(void)argc; (void)argv; (void)argi;
+	printf("kinfer-operator %s\n", KINFER_VERSION);
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv, int argi)
+{
+	(void)argc; (void)argv; (void)argi;
+	usage(stdout);
+	return 0;
+}
+
+/* The subcommands: the name, up to two other spellings, the entry point
+ * (argi: where its arguments start) and the line help prints. */
+static const struct subcommand {
+	const char *name;
+	const char *aliases[2];
+	int (*run)(int argc, char **argv, int argi);
+	const char *summary;
+} subcommands[] = {
+	{ "run", { NULL, NULL }, cmd_run, "run the operator against a cluster (default)" },
+	{ "metrics", { NULL, NULL }, metricscmd_main,
+	  "what the autoscaler reads from saved /metrics pages (see metrics --help)" },
+	{ "simulate", { NULL, NULL }, simulate_main,
+	  "run the autoscaler offline on a trace (see simulate --help)" },
+	{ "validate", { NULL, NULL }, validate_main,
+	  "check InferenceService manifests offline (see validate --help)" },
+	{ "version", { "--version", NULL }, cmd_version, "print the version and exit" },
+	{ "help", { "--help", "-h" }, cmd_help, "print this help" },
+};
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"kinfer-operator %s: a Kubernetes operator for GPU model serving\n\n"
+		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
+		"Commands:\n", KINFER_VERSION);
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(out, "\nFlags of run:\n");
+	flags_usage(out, run_flags, N_RUN_FLAGS);
+}
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
+		const struct subcommand *c = &subcommands[i];
+		if (strcmp(name, c->name) == 0 ||
+		    (c->aliases[0] && strcmp(name, c->aliases[0]) == 0) ||
+		    (c->aliases[1] && strcmp(name, c->aliases[1]) == 0))
+			return c;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : "run";
+	const struct subcommand *c;
 
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("kinfer-operator %s\n", KINFER_VERSION);
-		return 0;
-	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-	    strcmp(cmd, "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
-	if (strcmp(cmd, "metrics") == 0)
-		return metricscmd_main(argc, argv, 2);
-	if (strcmp(cmd, "validate") == 0)
-		return validate_main(argc, argv, 2);
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc, argv, 2);
-	if (strncmp(cmd, "--", 2) == 0)
+	if (argc < 2)
 		return cmd_run(argc, argv, 1);
-	fprintf(stderr, "kinfer-operator: unknown command \"%s\" (see --help)\n", cmd);
+	c = find_subcommand(argv[1]);
+	if (c)
+		return c->run(argc, argv, 2);
+	if (strncmp(argv[1], "--", 2) == 0)     /* flags of the default, run */
+		return cmd_run(argc, argv, 1);
+	fprintf(stderr, "kinfer-operator: unknown command \"%s\" (see --help)\n", argv[1]);
 	return 2;
 }

@@ -24,7 +24,7 @@ struct status_metric {
 	double value, target;
 };
 
-/* What the autoscaler decided last (autoscaler.h), for the status. */
+/* What the autoscaler decided last (autoscale_controller.h), for the status. */
 struct status_scaling {
 	bool active;                  /* ScalingActive */
 	char active_reason[48];
@@ -35,6 +35,16 @@ struct status_scaling {
 	int64_t last_scale_time;      /* seconds since the epoch; 0 = never */
 	size_t n_metrics;
 	struct status_metric metrics[8];
+	/* status.scaling: the bounds in force (schedules), the controls. */
+	int32_t min_replicas, max_replicas;
+	uint32_t active_schedules;    /* bit i: spec.scaling.schedules[i] */
+	int32_t failures;             /* evaluations in a row without metrics */
+	/* The ScalingPanic condition, when behavior.panic is set. */
+	bool panic_set;
+	bool panicking;
+	int64_t panic_since;          /* seconds since the epoch; 0 = calm */
+	char panic_reason[48];
+	char panic_message[256];
 };
 
 struct status_input {
@@ -50,7 +60,7 @@ struct status_input {
 	const char *image_reason;
 	const char *selector;
 	const char *invalid;             /* why the spec cannot run, or NULL */
-	const char *old_status_json;     /* the status the server holds */
+	json_object *old_status;         /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and
 	 * ScalingLimited conditions, currentMetrics and lastScaleTime come from
@@ -65,8 +75,9 @@ struct status_input {
 
 /* The full status to write (a new object the caller puts). */
 json_object *status_build(const struct status_input *in);
-/* Does old_json already say what status says (fields this module owns)? */
-bool status_same(json_object *status, const char *old_json);
+/* Does old (the parsed status the server holds) already say what status
+ * says (fields this module owns)? */
+bool status_same(json_object *status, json_object *old);
 /* The Ready condition's status ("True"/"False") and reason in status. */
 const char *status_condition(json_object *status, const char *type, const char **ret_reason,
 			     const char **ret_message);

@@ -26,6 +26,7 @@
 #include "intern.h"
 #include "kinds.h"
 #include "podgen.h"
+#include "keys.h"
 
 #define TREES 2000   /* json-c trees kept at once for their cost */
 
@@ -203,6 +204,7 @@ int main(void)
 	double tree;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

@@ -74,12 +74,12 @@ spec:
   scalng: {maxReplicas: 3}
   scaling:
     maxReplicas: 4
-    fallback: {replicas: 2}
+    cooldownSeconds: 60
     metrics: [{type: QueueDepth, target: 5}]
 YAML
 out=$("$op" validate -f "$tmp/unknown.yaml" 2>&1); expect_code 0 $? "unknown fields: warnings, exit 0"
 expect_match "$out" 'unknown.yaml:1: typo: warning: spec.scalng: unknown field' "the misspelt spec.scalng is named"
-expect_match "$out" 'unknown.yaml:1: typo: warning: spec.scaling.fallback: unknown field' "spec.scaling.fallback is named"
+expect_match "$out" 'unknown.yaml:1: typo: warning: spec.scaling.cooldownSeconds: unknown field' "spec.scaling.cooldownSeconds is named"
 out=$("$op" validate --strict -f "$tmp/unknown.yaml" 2>&1); expect_code 1 $? "--strict: unknown fields fail"
 expect_match "$out" 'unknown.yaml:1: typo: error: spec.scalng: unknown field' "--strict: an error"
 # The API server agrees: kubectl warns about (and drops) the same fields.
@@ -89,7 +89,7 @@ if [ -n "${KINFER_TEST_CLUSTER:-}" ] && [ -f "$KINFER_TEST_CLUSTER/env" ]; then
 	kc create ns "$sns" >/dev/null
 	out=$(kc -n "$sns" apply --dry-run=server -f "$tmp/unknown.yaml" 2>&1)
 	expect_match "$out" 'unknown field "spec.scalng"' "kubectl apply warns about spec.scalng too"
-	expect_match "$out" 'unknown field "spec.scaling.fallback"' "and about spec.scaling.fallback"
+	expect_match "$out" 'unknown field "spec.scaling.cooldownSeconds"' "and about spec.scaling.cooldownSeconds"
 	kc delete ns "$sns" --wait=false >/dev/null 2>&1
 fi
 # Types, enums and bounds of the schema, offline.

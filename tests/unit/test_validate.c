@@ -71,14 +71,14 @@ static void schema_unknown_fields(void **state)
 {
 	const char *y = "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: u}\n"
 			"spec:\n  model: {name: m, uri: s3://m}\n  scalng: {maxReplicas: 3}\n"
-			"  scaling:\n    maxReplicas: 4\n    fallback: {replicas: 2}\n"
+			"  scaling:\n    maxReplicas: 4\n    cooldownSeconds: 60\n"
 			"    metrics: [{type: QueueDepth, target: 5, weight: 2}]\n"
 			"  warmup: {body: {anything: {goes: [1]}}}\n"
 			"  scheduling: {nodeSelector: {zone: a}}\n";
 	char *out;
 	(void)state;
 	assert_int_equal(run(y, &out), 0);
-	const char *want[] = { "spec.scalng: unknown field", "spec.scaling.fallback: unknown field",
+	const char *want[] = { "spec.scalng: unknown field", "spec.scaling.cooldownSeconds: unknown field",
 			       "spec.scaling.metrics[0].weight: unknown field" };
 	for (size_t i = 0; i < 3; i++) {
 		if (!strstr(out, want[i]))
@@ -93,7 +93,7 @@ static void schema_unknown_fields(void **state)
 	free(out);
 	assert_int_equal(run_strict(y, true, &out), 1);
 	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scalng: unknown field"));
-	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scaling.fallback: unknown field"));
+	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scaling.cooldownSeconds: unknown field"));
 	free(out);
 }
 

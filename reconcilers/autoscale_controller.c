@@ -1,33 +1,41 @@
 /*
- * The autoscaler controller; see autoscaler.h. One reconcile is one
+ * The autoscaler controller; see autoscale_controller.h. One reconcile is one
  * evaluation:
  *
- *   1. copy the InferenceService and its pods out of the caches;
+ *   1. take the InferenceService's snapshot and copy its pods out of the
+ *      caches;
  *   2. wait for the evaluation interval (an event in between only
  *      reschedules, except a new generation, evaluated at once);
  *   3. collect the metrics from the source the spec names;
  *   4. evaluate with the service's history, record the result;
- *   5. publish the decision, tell the InferenceService controller when it
- *      changed, and record an Event when the replica count changes.
+ *   5. publish the decision, tell the InferenceService controller (the
+ *      handle it gave) when it changed, and record an Event when the
+ *      replica count changes.
  *
  * The table of services is guarded by one mutex, held only to find,
  * insert, copy or remove an entry: the work queue never hands one key to
  * two workers, so an entry's history and scrape state are touched by one
- * thread at a time.
+ * thread at a time. The table is this row's own data (data_new), made and
+ * freed with the manager.
  */
-#include "autoscaler.h"
+#include "autoscale_controller.h"
 
 #include "autoscale.h"
+#include "controls.h"
 #include "base64.h"
+#include "context.h"
 #include "isvc.h"
-#include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
 #include "metrics.h"
 #include "metricsource.h"
 #include "presets.h"
 #include "ratelimit.h"
-#include "simulate.h"
+#include "scalingspec.h"
+#include "snapshot.h"
+#include "ktime.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -64,8 +72,10 @@ struct svc {
 	struct metricsource_state *ms;
 	uint64_t due_ms;          /* monotonic: the next evaluation */
 	int64_t generation;
+	uint64_t pause_hash;      /* of the pause annotations last evaluated */
+	bool pause_bad;           /* a pause annotation is invalid (logged once) */
 	bool have;                /* decision is set */
-	struct autoscaler_decision decision;
+	struct autoscale_controller_decision decision;
 	char *token;              /* Prometheus bearer token, and when read */
 	uint64_t token_ms;
 };
@@ -76,17 +86,19 @@ struct autoscaler {
 	size_t n;
 	long timeout_ms;
 	struct metrics *metrics;
+	struct controller *notify;   /* told of changed decisions; may be NULL */
 };
 
-int autoscaler_new(const struct autoscaler_options *o, struct autoscaler **ret)
+static int autoscaler_new(const struct controller_env *env, void **ret)
 {
+	const struct kinfer_context *k = env->shared;
 	struct autoscaler *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
 	pthread_mutex_init(&a->lock, NULL);
-	a->timeout_ms = o && o->scrape_timeout_ms > 0 ? o->scrape_timeout_ms : 2000;
-	a->metrics = o ? o->metrics : NULL;
+	a->timeout_ms = k && k->scrape_timeout_ms > 0 ? k->scrape_timeout_ms : 2000;
+	a->metrics = env->metrics;
 	*ret = a;
 	return 0;
 }
@@ -102,8 +114,9 @@ static void svc_free(struct svc *s)
 	free(s);
 }
 
-void autoscaler_free(struct autoscaler *a)
+static void autoscaler_free(void *data)
 {
+	struct autoscaler *a = data;
 	if (!a)
 		return;
 	for (size_t i = 0; i < TABLE_SLOTS; i++)
@@ -118,10 +131,7 @@ void autoscaler_free(struct autoscaler *a)
 
 static size_t slot(const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return (size_t)(h % TABLE_SLOTS);
+	return (size_t)(fnv64_str(key) % TABLE_SLOTS);
 }
 
 /* Under a->lock. */
@@ -171,11 +181,15 @@ static void forget(struct autoscaler *a, const char *key)
 	svc_free(gone);
 }
 
-int autoscaler_decision(struct autoscaler *a, const char *key, struct autoscaler_decision *ret)
+int autoscale_controller_decision(struct controller *autoscaler, const char *key,
+				  struct autoscale_controller_decision *ret)
 {
+	struct autoscaler *a = controller_data(autoscaler);
 	int r = -ENOENT;
 
-	if (!a || !key || !ret)
+	if (!a)
+		return -ENOENT;
+	if (!key || !ret)
 		return -EINVAL;
 	pthread_mutex_lock(&a->lock);
 	struct svc *s = find(a, key);
@@ -187,37 +201,87 @@ int autoscaler_decision(struct autoscaler *a, const char *key, struct autoscaler
 	return r;
 }
 
+int autoscale_controller_notify(struct controller *autoscaler, struct controller *to)
+{
+	struct autoscaler *a = controller_data(autoscaler);
+	if (!a)
+		return -EINVAL;
+	a->notify = to;
+	return 0;
+}
+
 /* ---- what one evaluation reads ----------------------------------------- */
 
+/* The snapshot, what its old status says, and the pods with their state. */
 struct input {
-	char ns[64], name[256], uid[64];
-	int64_t generation;
-	bool scaling;
-	json_object *spec;            /* parsed spec, owned */
+	struct snapshot s;
 	int32_t old_desired;          /* status.desiredReplicas, -1 = none */
 	int64_t old_scale_time;       /* status.lastScaleTime, 0 = none */
-	bool have_dep;
-	int32_t dep_replicas;
 	struct metricsource_pod *pods;
 	char (*pod_names)[254];
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
+	bool pods_short;              /* an array could not grow */
+	/* The pause annotations (autoscale.h), "" when absent. */
+	char pause_vals[4][40];
+	bool pause_set[4];
 };
+
+/* The pause annotations out of the cache (the snapshot has no metadata);
+ * a value too long for its buffer stays too long to be valid. */
+static void take_pause(struct manager *m, const char *key, struct input *in)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	const char *v[4] = { NULL, NULL, NULL, NULL };
+
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (is) {
+		v[0] = is->paused_replicas;
+		v[1] = is->paused;
+		v[2] = is->paused_scale_in;
+		v[3] = is->paused_scale_out;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		in->pause_set[i] = v[i] != NULL;
+		if (v[i] && strlen(v[i]) >= sizeof(in->pause_vals[i]))
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "(too long)");
+		else if (v[i])
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "%s", v[i]);
+	}
+	cache_read_unlock();
+}
+
+/* What the annotations say now; a bad value is left out and said in why. */
+static int pause_of(const struct input *in, int32_t current, struct autoscale_pause *ret,
+		    char *why, size_t why_len)
+{
+	const char *v[4];
+
+	for (size_t i = 0; i < 4; i++)
+		v[i] = in->pause_set[i] ? in->pause_vals[i] : NULL;
+	return autoscale_pause_parse(v[0], v[1], v[2], v[3], current, ret, why, why_len);
+}
+
+/* A digest of the annotations: a change is evaluated at once. */
+static uint64_t pause_hash(const struct input *in)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		h = (h ^ (in->pause_set[i] ? 1u : 2u)) * 1099511628211ULL;
+		for (const char *p = in->pause_vals[i]; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	}
+	return h;
+}
 
 static void input_free(struct input *in)
 {
-	json_object_put(in->spec);
+	snapshot_free(&in->s);
 	free(in->pods);
 	free(in->pod_names);
 	free(in->pod_ips);
-}
-
-static int64_t parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return 0;
-	return (int64_t)timegm(&tm);
 }
 
 /* Grow the pod arrays (the caller's arrays start small: most services
@@ -240,8 +304,10 @@ static bool grow(struct input *in)
 	c = b ? realloc(in->pod_ips, cap * sizeof(*in->pod_ips)) : NULL;
 	if (c)
 		in->pod_ips = c;
-	if (!c)
+	if (!c) {
+		in->pods_short = true;
 		return false;
+	}
 	in->cap = cap;
 	return true;
 }
@@ -252,7 +318,7 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	const struct kpod *p = (const struct kpod *)o;
 	size_t k = in->n_pods;
 
-	if (strcmp(o->ns, in->ns) != 0 || (k == in->cap && !grow(in)))
+	if (strcmp(o->ns, in->s.ns) != 0 || (k == in->cap && !grow(in)))
 		return 0;
 	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", o->name);
 	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
@@ -269,54 +335,36 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	return 0;
 }
 
-/* False when the InferenceService is gone. */
-static bool take_input(struct manager *m, const char *key, struct input *in)
+/*
+ * The snapshot and, when autoscaled, the pods. 0; -ENOENT when the
+ * InferenceService is gone; -ENOMEM (never taken for "gone"); -EBADMSG.
+ */
+static int take_input(struct manager *m, const char *key, struct input *in)
 {
-	struct cache *ic = manager_cache(m, &kind_inferenceservices);
-	struct cache *dc = manager_cache(m, &kind_deployments);
 	struct cache *pc = manager_cache(m, &kind_pods);
-	char *spec = NULL, *status = NULL;
-	bool ok = false;
+	int r;
 
 	memset(in, 0, sizeof(*in));
 	in->old_desired = -1;
+	r = snapshot_take(m, key, &in->s);
+	if (r < 0)
+		return r;
+	in->old_desired = (int32_t)cache_json_int(in->s.status, "desiredReplicas", -1);
+	in->old_scale_time = ktime_parse_rfc3339(cache_json_str(in->s.status, "lastScaleTime"));
+	if (!in->s.scaling)
+		return 0;
+	take_pause(m, key, in);
 	cache_read_lock();
-	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
-	if (!is || is->meta.deleted)
-		goto out;
-	snprintf(in->ns, sizeof(in->ns), "%s", is->meta.ns);
-	snprintf(in->name, sizeof(in->name), "%s", is->meta.name);
-	snprintf(in->uid, sizeof(in->uid), "%s", is->meta.uid ? is->meta.uid : "");
-	in->generation = is->generation;
-	in->scaling = is->scaling;
-	spec = strdup(is->spec_json);
-	status = is->status_json ? strdup(is->status_json) : NULL;
-	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
-	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, in->uid) == 0) {
-		in->have_dep = true;
-		in->dep_replicas = d->spec_replicas;
-	}
-	if (in->scaling)
-		cache_index_foreach(pc, KPOD_BY_SERVICE, in->name, gather_pod, in);
-	ok = spec != NULL;
-out:
+	cache_index_foreach(pc, KPOD_BY_SERVICE, in->s.name, gather_pod, in);
 	cache_read_unlock();
+	if (in->pods_short)
+		return -ENOMEM;
 	/* Pointers into the arrays only now: they moved while growing. */
 	for (size_t k = 0; k < in->n_pods; k++) {
 		in->pods[k].name = in->pod_names[k];
 		in->pods[k].ip = in->pod_ips[k];
 	}
-	if (ok) {
-		in->spec = json_tokener_parse(spec);
-		json_object *st = status ? json_tokener_parse(status) : NULL;
-		in->old_desired = (int32_t)cache_json_int(st, "desiredReplicas", -1);
-		in->old_scale_time = parse_time(cache_json_str(st, "lastScaleTime"));
-		json_object_put(st);
-		ok = in->spec != NULL;
-	}
-	free(spec);
-	free(status);
-	return ok;
+	return 0;
 }
 
 /* ---- the metrics request ----------------------------------------------- */
@@ -364,16 +412,16 @@ static const char *bearer_token(struct reconcile_ctx *ctx, struct svc *s, const 
 
 /* Everything of spec the request needs; err says what is wrong. */
 static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct svc *s,
-			 const struct input *in, const struct simulate_scaling *sc,
+			 const struct input *in, const struct scalingspec *sc,
 			 struct metricsource_request *rq, char *err, size_t errlen)
 {
-	json_object *scaling = cache_json_get(in->spec, "scaling");
+	json_object *scaling = cache_json_get(in->s.spec, "scaling");
 	json_object *src = cache_json_get(scaling, "metricsSource");
 	json_object *metrics = cache_json_get(scaling, "metrics");
 	enum isvc_framework fw = ISVC_VLLM;
 	const struct preset *pr;
 
-	isvc_framework_parse(cache_json_str(in->spec, "model.framework"), &fw);
+	isvc_framework_parse(cache_json_str(in->s.spec, "model.framework"), &fw);
 	pr = preset_for(fw);
 	memset(rq, 0, sizeof(*rq));
 	rq->kind = METRICSOURCE_PODS;
@@ -383,13 +431,13 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 			 cache_json_str(src, "type"));
 		return -EINVAL;
 	}
-	rq->ns = in->ns;
-	rq->service = in->name;
+	rq->ns = in->s.ns;
+	rq->service = in->s.name;
 	rq->framework = fw;
 	rq->spec = &sc->spec;
 	for (size_t i = 0; i < sc->spec.n_metrics; i++)
 		rq->queries[i] = cache_json_str(json_object_array_get_idx(metrics, i), "query");
-	preset_endpoint(pr, in->spec, NULL, &rq->port, &rq->path);
+	preset_endpoint(pr, in->s.spec, NULL, &rq->port, &rq->path);
 	rq->timeout_ms = a->timeout_ms;
 	rq->pods = in->pods;
 	rq->n_pods = in->n_pods;
@@ -398,14 +446,14 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 		rq->url = cache_json_str(prom, "url");
 		long t = (long)cache_json_int(prom, "timeoutSeconds", 0);
 		if (t > 0)
-			rq->timeout_ms = t * 1000;
+			rq->timeout_ms = t * KTIME_MSEC_PER_SEC;
 		if (!rq->url) {
 			snprintf(err, errlen, "spec.scaling.metricsSource.prometheus.url is missing");
 			return -EINVAL;
 		}
 		json_object *ref = cache_json_get(prom, "bearerTokenSecretRef");
 		if (ref) {
-			rq->token = bearer_token(ctx, s, in->ns, ref, monotonic_ns() / 1000000, err, errlen);
+			rq->token = bearer_token(ctx, s, in->s.ns, ref, ktime_mono_ms(), err, errlen);
 			if (!rq->token)
 				return -EIO;
 		}
@@ -414,11 +462,6 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 }
 
 /* ---- the decision ------------------------------------------------------- */
-
-static void fill(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
 				   char *buf, size_t len)
@@ -446,22 +489,22 @@ static const char *limited_message(const char *reason, const struct autoscale_sp
 	return buf;
 }
 
-static void decide(const struct input *in, const struct simulate_scaling *sc,
+static void decide(const struct input *in, const struct scalingspec *sc,
 		   const struct autoscale_result *res, const struct metricsource_result *mr,
-		   const char *source_error, int64_t last_scale, struct autoscaler_decision *d)
+		   const char *source_error, int64_t last_scale, struct autoscale_controller_decision *d)
 {
 	const struct autoscale_spec *sp = &sc->spec;
 	struct status_scaling *st = &d->status;
 	char buf[256];
 
 	memset(d, 0, sizeof(*d));
-	d->generation = in->generation;
+	d->generation = in->s.generation;
 	d->desired = res->desired;
 	st->active = res->active;
-	fill(st->active_reason, sizeof(st->active_reason), res->active_reason);
+	text_copy(st->active_reason, sizeof(st->active_reason), res->active_reason);
 	if (source_error) {
 		st->active = false;
-		fill(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
+		text_copy(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
 		snprintf(st->active_message, sizeof(st->active_message), "holding %d replicas: %s",
 			 res->current, source_error);
 	} else if (res->active) {
@@ -487,13 +530,13 @@ static void decide(const struct input *in, const struct simulate_scaling *sc,
 	    res->recommendation != res->desired)
 		lr = res->able_reason;
 	st->limited = lr != NULL && !source_error && res->active;
-	fill(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
-	fill(st->limited_message, sizeof(st->limited_message),
+	text_copy(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
+	text_copy(st->limited_message, sizeof(st->limited_message),
 	     limited_message(st->limited_reason, sp, buf, sizeof(buf)));
 	st->last_scale_time = last_scale;
 	st->n_metrics = sp->n_metrics;
 	for (size_t i = 0; i < sp->n_metrics && i < 8; i++) {
-		fill(st->metrics[i].type, sizeof(st->metrics[i].type),
+		text_copy(st->metrics[i].type, sizeof(st->metrics[i].type),
 		     autoscale_metric_type_name(sp->metrics[i].type));
 		st->metrics[i].has_value = !source_error && res->metrics[i].valid &&
 					   isfinite(res->metrics[i].current);
@@ -506,7 +549,9 @@ static void decide(const struct input *in, const struct simulate_scaling *sc,
 static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_result *res,
 		       char *buf, size_t len)
 {
-	if (res->desired > res->current && res->metric >= 0) {
+	if (res->paused || res->fallback) {
+		snprintf(buf, len, "%s", res->message);
+	} else if (res->desired > res->current && res->metric >= 0) {
 		const struct autoscale_metric_status *m = &res->metrics[res->metric];
 		snprintf(buf, len, "%s %.4g above target %.4g", autoscale_metric_type_name(
 				 sp->metrics[res->metric].type), m->current, m->target);
@@ -523,7 +568,7 @@ static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_r
 	}
 }
 
-static bool same_decision(const struct autoscaler_decision *a, const struct autoscaler_decision *b)
+static bool same_decision(const struct autoscale_controller_decision *a, const struct autoscale_controller_decision *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
@@ -535,25 +580,53 @@ static void count(struct autoscaler *a, const struct metric_family *f, const cha
 	metric_add(metrics_series(a->metrics, f, lv), v);
 }
 
+/* The Events of the controls: panic start and end (Knative logs them;
+ * a person wants them next to the rescales), fallback start. */
+static void controls_events(struct reconcile_ctx *ctx, const struct input *in,
+			    const struct scalingspec *sc, const struct autoscale_result *res)
+{
+	char note[256];
+
+	if (res->panic_started) {
+		snprintf(note, sizeof(note), "Panic mode: %s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicStarted", "Scale", note);
+		log_info("autoscaler panic", "isvc=%s/%s %s", in->s.ns, in->s.name, res->message);
+	}
+	if (res->panic_ended) {
+		snprintf(note, sizeof(note), "Panic mode ended: demand stayed below %d%% of the ready "
+			 "replicas for %d s", sc->spec.panic.threshold_percent,
+			 sc->spec.panic.stable_window_seconds);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicEnded", "Scale", note);
+		log_info("autoscaler panic ended", "isvc=%s/%s", in->s.ns, in->s.name);
+	}
+	if (res->fallback && res->state.failures == sc->spec.fallback.failure_threshold + 1) {
+		snprintf(note, sizeof(note), "%s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Warning", "Fallback", "Scale", note);
+	}
+}
+
 static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
 				      struct svc *s, const struct input *in,
-				      const struct simulate_scaling *sc, int64_t now_ms)
+				      const struct scalingspec *sc, int64_t now_ms)
 {
 	struct autoscale_pod *pods = calloc(in->n_pods ? in->n_pods : 1, sizeof(*pods));
 	struct metricsource_result *mr = calloc(1, sizeof(*mr));
 	struct metricsource_request rq;
 	struct autoscale_result res;
-	struct autoscaler_decision d;
+	struct autoscale_controller_decision d;
 	char err[512] = "", why[320], note[512];
 	const char *source_error = NULL;
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	int r;
 
+	enum reconcile_result out = RECONCILE_ERROR;
+
 	if (!pods || !mr) {
-		free(pods);
-		free(mr);
 		snprintf(ctx->error, sizeof(ctx->error), "out of memory");
-		return RECONCILE_ERROR;
+		goto free_buffers;
 	}
 	r = build_request(ctx, a, s, in, sc, &rq, err, sizeof(err));
 	if (r == 0) {
@@ -567,7 +640,14 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		      (double)mr->failed);
 	}
 	int32_t current = s->have ? s->decision.desired :
-			  in->old_desired >= 0 ? in->old_desired : in->dep_replicas;
+			  in->old_desired >= 0 ? in->old_desired : in->s.dep.spec_replicas;
+	struct autoscale_pause pause;
+	char pause_why[160];
+	bool pause_bad = pause_of(in, current, &pause, pause_why, sizeof(pause_why)) < 0;
+	if (pause_bad && !s->pause_bad)
+		log_warn("autoscaler pause annotation ignored", "isvc=%s/%s why=\"%s\"", in->s.ns,
+			 in->s.name, pause_why);
+	s->pause_bad = pause_bad;
 	struct autoscale_input ai = {
 		.spec = &sc->spec,
 		.current_replicas = current,
@@ -575,6 +655,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		.n_pods = in->n_pods,
 		.service = &mr->service,
 		.now_ms = now_ms,
+		.pause = &pause,
 	};
 	if (r < 0) {
 		/* No source at all: hold, as with every metric missing. */
@@ -585,100 +666,108 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	autoscale_history_attach(s->history, &ai);
 	r = autoscale_evaluate(&ai, &res);
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->ns, in->name,
+		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->s.ns, in->s.name,
 			 strerror(-r));
-		free(pods);
-		free(mr);
-		return RECONCILE_ERROR;
+		goto free_buffers;
 	}
-	if (source_error) {
-		res.desired = current;
-		res.rescale = false;
-		res.hold = true;
-	}
+	/* No source: the decision on no metrics at all (hold, or the
+	 * fallback once due; a pause still pins). */
 	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
 	int64_t last = s->have ? s->decision.status.last_scale_time : in->old_scale_time;
 	if (res.rescale)
-		last = now_ms / 1000;
+		last = now_ms / KTIME_MSEC_PER_SEC;
 	decide(in, sc, &res, mr, source_error, last, &d);
+	controls_status(&sc->spec, &res, &d.status);
 	bool changed = !s->have || !same_decision(&d, &s->decision);
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;
 	s->have = true;
 	pthread_mutex_unlock(&a->lock);
 
+	controls_events(ctx, in, sc, &res);
 	if (res.rescale) {
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
 			 res.current, why);
-		kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->ns, in->name, in->uid,
-			     "Normal", "SuccessfulRescale", "Scale", note);
-		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->ns,
-			 in->name, res.current, res.desired, why);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "SuccessfulRescale", "Scale", note);
+		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->s.ns,
+			 in->s.name, res.current, res.desired, why);
 	} else if (!d.status.active && (changed || !s->have)) {
-		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->ns, in->name,
+		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->s.ns, in->s.name,
 			 current, d.status.active_message);
 	}
 	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
 	      NULL, 1);
 	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
-		       (double)(monotonic_ns() - t0) / 1e9);
-	if (changed)
-		manager_enqueue(ctx->manager, "inferenceservice", s->key);
+		       ktime_ns_to_s(ktime_mono_ns() - t0));
+	if (changed && a->notify)
+		controller_enqueue(a->notify, s->key);
+	out = RECONCILE_REQUEUE_AFTER;
+free_buffers:
 	free(pods);
 	free(mr);
-	return RECONCILE_REQUEUE_AFTER;
+	return out;
 }
 
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
-	const struct kinfer_controller_data *cd = ctx->data;
-	struct autoscaler *a = cd ? cd->autoscaler : NULL;
-	struct simulate_scaling sc;
+	struct autoscaler *a = ctx->data;
+	struct scalingspec sc;
 	struct input in;
-	enum reconcile_result res;
+	enum reconcile_result res = RECONCILE_OK;
 	char err[512];
+	int r;
 
 	if (!a)
 		return RECONCILE_OK;
-	if (!take_input(ctx->manager, key, &in) || !in.scaling) {
-		input_free(&in);
+	r = take_input(ctx->manager, key, &in);
+	if (r == -ENOENT || (r == 0 && !in.s.scaling)) {
 		forget(a, key);
-		return RECONCILE_OK;
+		goto free_input;
 	}
-	if (simulate_scaling_from_json(cache_json_get(in.spec, "scaling"), &sc, err, sizeof(err)) < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "%s/%s: %s", in.ns, in.name, err);
-		input_free(&in);
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key, r == -EBADMSG ?
+			 "spec or status cannot be parsed" : strerror(-r));
+		res = r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
+		goto free_input;
+	}
+	if (scalingspec_from_json(cache_json_get(in.s.spec, "scaling"), &sc, err, sizeof(err)) < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s/%s: %s", in.s.ns, in.s.name, err);
 		forget(a, key);
-		return RECONCILE_TERMINAL;
+		res = RECONCILE_TERMINAL;
+		goto free_input;
 	}
 	struct svc *s = find_or_add(a, key);
 	if (!s) {
 		snprintf(ctx->error, sizeof(ctx->error), "cannot track %s: out of memory or over %d "
 			 "autoscaled services", key, MAX_SERVICES);
-		input_free(&in);
-		return RECONCILE_ERROR;
+		res = RECONCILE_ERROR;
+		goto free_input;
 	}
-	uint64_t mono = monotonic_ns() / 1000000, period = (uint64_t)sc.interval_seconds * 1000;
-	if (s->due_ms && mono < s->due_ms && s->generation == in.generation) {
-		ctx->requeue_after_ns = (s->due_ms - mono) * 1000000ULL;
-		input_free(&in);
-		return RECONCILE_REQUEUE_AFTER;
+	uint64_t mono = ktime_mono_ms();
+	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
+	uint64_t ph = pause_hash(&in);
+	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
+	    s->pause_hash == ph) {
+		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;
+		res = RECONCILE_REQUEUE_AFTER;
+		goto free_input;
 	}
-	s->generation = in.generation;
+	s->generation = in.s.generation;
+	s->pause_hash = ph;
 	s->due_ms = mono + period;
-	if (!in.have_dep) {
+	if (!in.s.have_dep) {
 		/* Nothing to scale yet: the InferenceService controller is
 		 * creating the Deployment. */
-		ctx->requeue_after_ns = period * 1000000ULL;
-		input_free(&in);
-		return RECONCILE_REQUEUE_AFTER;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
+		res = RECONCILE_REQUEUE_AFTER;
+		goto free_input;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	res = evaluate(ctx, a, s, &in, &sc, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	res = evaluate(ctx, a, s, &in, &sc, ktime_wall_ms());
 	if (res == RECONCILE_REQUEUE_AFTER)
-		ctx->requeue_after_ns = period * 1000000ULL;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
+free_input:
 	input_free(&in);
 	return res;
 }
@@ -687,10 +776,12 @@ static const struct controller_watch watches[] = {
 	{ &kind_inferenceservices, NULL },
 };
 
-const struct controller_def autoscaler_controller = {
+const struct controller_def autoscale_controller = {
 	.name = "autoscaler",
 	.watches = watches,
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
 	.workers = 4,
+	.data_new = autoscaler_new,
+	.data_free = autoscaler_free,
 };
