@@ -284,12 +284,12 @@ static bool skipped_remember(struct informer *inf, const char *key)
  * scanner first, so json-c never builds a tree deeper than the limit) or
  * not a JSON object.
  */
-static json_object *decode_object(const char *p, size_t n, enum skip_reason *why,
-				  char *detail, size_t len)
+static json_object *decode_object(struct informer *inf, const char *p, size_t n,
+				  enum skip_reason *why, char *detail, size_t len)
 {
 	char path[256];
 	int r = kube_json_too_deep(p, n, path, sizeof(path));
-	json_object *o;
+	json_object *o = NULL;
 
 	if (r > 0) {
 		*why = SKIP_TOO_DEEP;
@@ -297,7 +297,18 @@ static json_object *decode_object(const char *p, size_t n, enum skip_reason *why
 			 KUBE_JSON_MAX_DEPTH);
 		return NULL;
 	}
-	o = r == 0 ? kube_json_parse(p, n) : NULL;
+	/* One tokener per informer, reused (objects are bounded by the event
+	 * and body bounds, far below INT_MAX). */
+	if (r == 0 && !inf->tok)
+		inf->tok = json_tokener_new_ex(KUBE_JSON_PARSE_DEPTH);
+	if (r == 0 && inf->tok && n < INT32_MAX) {
+		json_tokener_reset(inf->tok);
+		o = json_tokener_parse_ex(inf->tok, p, (int)n);
+		if (json_tokener_get_error(inf->tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		*why = SKIP_UNDECODABLE;
@@ -441,7 +452,7 @@ static int apply_text(struct informer *inf, const char *p, size_t n, bool delete
 {
 	enum skip_reason why;
 	char detail[512];
-	json_object *obj = decode_object(p, n, &why, detail, sizeof(detail));
+	json_object *obj = decode_object(inf, p, n, &why, detail, sizeof(detail));
 	int r;
 
 	if (!obj)
