@@ -285,10 +285,10 @@ static bool skipped_remember(struct informer *inf, const char *key)
  * not a JSON object.
  */
 static json_object *decode_object(struct informer *inf, const char *p, size_t n,
-				  enum skip_reason *why, char *detail, size_t len)
+				  bool depth_checked, enum skip_reason *why, char *detail, size_t len)
 {
 	char path[256];
-	int r = kube_json_too_deep(p, n, path, sizeof(path));
+	int r = depth_checked ? 0 : kube_json_too_deep(p, n, path, sizeof(path));
 	json_object *o = NULL;
 
 	if (r > 0) {
@@ -329,7 +329,7 @@ static json_object *decode_object(struct informer *inf, const char *p, size_t n,
 static int skip_object(struct informer *inf, const char *p, size_t n, enum skip_reason why,
 		       const char *detail, bool deleted, bool from_list)
 {
-	char name[254], ns[254] = "", uid[64] = "", rv[64] = "", key[SKIP_KEY_MAX];
+	char name[254], ns[254] = "", uid[64] = "", rv[32] = "", key[SKIP_KEY_MAX];
 	const struct cache_kind *k = inf->o.kind;
 
 	if (jsonscan_string(p, n, 0, "metadata.name", name, sizeof(name)) < 0 || !name[0]) {
@@ -447,12 +447,12 @@ static enum watch_type event_index(const char *type)
  * published; what cannot be is skipped (skip_object). 0, or -EBADMSG when
  * it cannot even be named, or -ENOMEM.
  */
-static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted,
-		      bool from_list)
+static int apply_checked(struct informer *inf, const char *p, size_t n, bool depth_checked,
+			 bool deleted, bool from_list)
 {
 	enum skip_reason why;
 	char detail[512];
-	json_object *obj = decode_object(inf, p, n, &why, detail, sizeof(detail));
+	json_object *obj = decode_object(inf, p, n, depth_checked, &why, detail, sizeof(detail));
 	int r;
 
 	if (!obj)
@@ -473,6 +473,12 @@ static int apply_text(struct informer *inf, const char *p, size_t n, bool delete
 	return r;
 }
 
+static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted,
+		      bool from_list)
+{
+	return apply_checked(inf, p, n, false, deleted, from_list);
+}
+
 /*
  * One line of a watch stream. The envelope is read with the scanner, the
  * object on its own: an object that cannot be read is skipped and the
@@ -490,8 +496,14 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return 0;
+	/* One pass over the object finds its end and checks its depth. */
+	char path[256];
+	int deep;
 	if (jsonscan_string(line, len, 0, "type", type, sizeof(type)) < 0 ||
-	    jsonscan_path(line, len, 0, "object", &os, &oe) < 0 || line[os] != '{')
+	    jsonscan_member_start(line, len, 0, "object", &os) < 0 || line[os] != '{' ||
+	    (deep = jsonscan_depth_end(line, len, os, KUBE_JSON_MAX_DEPTH, true, path,
+				       sizeof(path), &oe)) < 0 ||
+	    (deep && jsonscan_skip(line, len, os, &oe) < 0))
 		return -EBADMSG;
 	idx = event_index(type);
 	if (idx != WATCH_UNKNOWN)
@@ -502,10 +514,10 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 	case WATCH_ADDED:
 	case WATCH_MODIFIED:
 	case WATCH_DELETED:
-		r = apply_text(inf, line + os, oe - os, idx == WATCH_DELETED, false);
+		r = apply_checked(inf, line + os, oe - os, !deep, idx == WATCH_DELETED, false);
 		break;
 	case WATCH_BOOKMARK: {
-		char rv[64];
+		char rv[32];
 		bump(inf, &inf->stats.bookmarks);
 		if (jsonscan_string(line + os, oe - os, 0, "metadata.resourceVersion", rv,
 				    sizeof(rv)) == 0)

@@ -21,13 +21,20 @@ static size_t ws(const char *p, size_t n, size_t i)
 /* p[i] is '"': the index just past the closing quote. */
 static int skip_string(const char *p, size_t n, size_t i, size_t *ret_end)
 {
-	for (i++; i < n; i++) {
-		if (p[i] == '\\')
-			i++;
-		else if (p[i] == '"') {
-			*ret_end = i + 1;
+	/* memchr to each quote; it ends the string unless an odd number of
+	 * backslashes precede it. */
+	for (i++; i < n;) {
+		const char *q = memchr(p + i, '"', n - i);
+		if (!q)
+			return -EBADMSG;
+		size_t at = (size_t)(q - p), bs = 0;
+		while (at - bs > i && p[at - bs - 1] == '\\')
+			bs++;
+		if (bs % 2 == 0) {
+			*ret_end = at + 1;
 			return 0;
 		}
+		i = at + 1;
 	}
 	return -EBADMSG;
 }
@@ -259,6 +266,45 @@ static void write_path(const char *p, const struct frame *f, size_t d, char *out
 int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
 		   char *path, size_t len)
 {
+	size_t end;
+	return jsonscan_depth_end(p, n, i, limit, skip_managed_fields, path, len, &end);
+}
+
+int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, size_t *ret_start)
+{
+	size_t klen = strlen(key), ke, vs, ve;
+	int r;
+
+	i = ws(p, n, i);
+	if (i >= n || p[i] != '{')
+		return -EBADMSG;
+	i = ws(p, n, i + 1);
+	for (;;) {
+		if (i >= n || p[i] != '"')
+			return i < n && p[i] == '}' ? -ENOENT : -EBADMSG;
+		r = skip_string(p, n, i, &ke);
+		if (r < 0)
+			return r;
+		vs = ws(p, n, ke);
+		if (vs >= n || p[vs] != ':')
+			return -EBADMSG;
+		vs = ws(p, n, vs + 1);
+		if (key_is(p, i + 1, ke - 1, key, klen)) {
+			*ret_start = vs;
+			return 0;
+		}
+		r = jsonscan_skip(p, n, vs, &ve);
+		if (r < 0)
+			return r;
+		i = ws(p, n, ve);
+		if (i < n && p[i] == ',')
+			i = ws(p, n, i + 1);
+	}
+}
+
+int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit,
+		       bool skip_managed_fields, char *path, size_t len, size_t *ret_end)
+{
 	struct frame f[DEPTH_FRAMES];
 	size_t d = 0, e;
 	int r;
@@ -269,7 +315,7 @@ int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_
 	if (i >= n)
 		return -EBADMSG;
 	if (p[i] != '{' && p[i] != '[')
-		return 0;
+		return jsonscan_skip(p, n, i, ret_end);
 	while (i < n) {
 		switch (p[i]) {
 		case '"':
@@ -296,8 +342,10 @@ int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_
 		case ']':
 			if (d == 0)
 				return -EBADMSG;
-			if (--d == 0)
+			if (--d == 0) {
+				*ret_end = i + 1;
 				return 0;
+			}
 			break;
 		case ',':
 			if (d > 0) {
