@@ -270,6 +270,21 @@ static void scaling_controls(void **state)
 	expect_only("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-scale-in: 'yes'}}\n"
 		    "spec:\n  model: {name: m, uri: s3://m}\n",
 		    "metadata.annotations: annotation kinfer.io/paused-scale-in: want \"true\" or \"false\"");
+	/* kubectl annotate: an UPDATE with the same spec is still checked,
+	 * and an old bad value left alone does not block other changes. */
+#define ANN(v) "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, " \
+	"annotations: {kinfer.io/paused-replicas: '" v "'}}\nspec:\n  model: {name: m, uri: s3://m}\n"
+	r = check(ANN("lots"), ANN("2"));
+	assert_true(has(r, true, "metadata.annotations: annotation kinfer.io/paused-replicas: want a "
+			"whole number of replicas from 0 to 1000"));
+	admission_report_free(r);
+	r = check(ANN("lots"), ANN("lots"));
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+	r = check(ANN("4"), ANN("lots"));
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+#undef ANN
 	r = check("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-replicas: '3', "
 		  "kinfer.io/paused-scale-out: 'true'}}\nspec:\n  model: {name: m, uri: s3://m}\n", NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
