@@ -75,6 +75,14 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 		     const struct kpod *pod, uint64_t now_ns,
 		     struct placement_decision *ret);
 
+/* The same decision by filtering and scoring every node (what
+ * placement_decide falls back to when no indexed node fits; for tests that
+ * compare the two). ret->feasible counts every node that fits, where
+ * placement_decide's counts those it visited. */
+int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cache *pods,
+			  const struct kpod *pod, uint64_t now_ns,
+			  struct placement_decision *ret);
+
 /* Count pod's requests on node until forgotten. -EBUSY when the table is
  * full (the caller retries later), -ENOMEM. Replaces an older assumption
  * of the same pod. */

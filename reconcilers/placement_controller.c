@@ -238,10 +238,11 @@ static void waiting_wake(controller_emit_fn emit, void *emit_ud, struct manager 
 static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	const struct kpod *p = (const struct kpod *)o;
+	/* Any pod on a node, whoever placed it, changes what is free there
+	 * (told on a standby too: the index must be right when it leads). */
+	placement_node_changed(S.pl, p->node);
 	if (!active())
 		return;
-	/* Any pod on a node, whoever placed it, changes what is free there. */
-	placement_node_changed(S.pl, p->node);
 	if (!ours(p))
 		return;
 	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
@@ -251,7 +252,9 @@ static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud
 
 static void map_node(const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
-	(void)o;
+	/* The placement index reads the node again (allocatable, labels,
+	 * utilization) at its next decision. */
+	placement_node_changed(S.pl, o->name);
 	if (active())
 		waiting_wake(emit, ud, NULL);
 }

@@ -84,6 +84,8 @@ static int publish(struct cache *c, const char *json)
 		if (old)
 			placement_node_changed(the_pl, ((const struct kpod *)old)->node);
 	}
+	if (cache_kind(c) == &kind_nodes)   /* as the controller's node handler */
+		placement_node_changed(the_pl, obj->name);
 	if (old)
 		cache_retire(c, old);
 	return 0;
