@@ -284,10 +284,11 @@ static struct slot *slot_for(struct placement *pl, const char *node, bool create
 	return NULL;
 }
 
+/* Only the slots used: the whole table is 1 MiB, ~40 us a decision. */
 static void clear_slots(struct placement *pl)
 {
-	if (pl->n_slotted)
-		memset(pl->slots, 0, SLOTS * sizeof(*pl->slots));
+	for (size_t i = 0; i < pl->n_slotted; i++)
+		memset(&pl->slots[pl->slot_used[i]], 0, sizeof(pl->slots[0]));
 	pl->n_slotted = 0;
 }
 
@@ -548,7 +549,7 @@ static void sum_node(struct placement *pl, struct cache *pods, const char *node,
 /* The node's sums, from the memo when still valid. tmp holds them when
  * they cannot be kept. */
 static const struct memo *node_sums(struct placement *pl, struct cache *pods,
-				    const char *node, struct memo *tmp)
+				    const char *node, struct memo *tmp, bool *ret_overflow)
 {
 	uint64_t h = hash_str(node);
 	uint64_t gen = atomic_load_explicit(&pl->gens[h % GENS], memory_order_acquire);
@@ -564,8 +565,11 @@ static const struct memo *node_sums(struct placement *pl, struct cache *pods,
 	for (size_t i = 0; i < MEMOS; i++) {
 		struct memo *e = &pl->memos[(h + i) % MEMOS];
 		if (e->hash == h && strcmp(e->node, node) == 0) {
-			if (e->gen == gen)
+			if (e->gen == gen) {
+				if (ret_overflow)
+					*ret_overflow = false;   /* an overflowed sum is never kept */
 				return e;
+			}
 			m = e;
 			break;
 		}
@@ -583,6 +587,8 @@ static const struct memo *node_sums(struct placement *pl, struct cache *pods,
 		m = tmp;
 	sum_node(pl, pods, node, m, &overflow);
 	m->gen = overflow ? gen - 1 : gen;    /* an overflowed sum is never reused */
+	if (ret_overflow)
+		*ret_overflow = overflow;
 	return m;
 }
 
@@ -601,7 +607,7 @@ static void node_usage(struct placement *pl, struct cache *pods, const struct kp
 	if (s && s->walk)
 		sum_node(pl, pods, n->meta.name, &tmp, &overflow);
 	else
-		m = node_sums(pl, pods, n->meta.name, &tmp);
+		m = node_sums(pl, pods, n->meta.name, &tmp, NULL);
 
 	memset(u, 0, sizeof(*u));
 	u->cpu_milli = m->cpu_milli;
@@ -904,7 +910,8 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
 			const struct knode *n)
 {
 	struct rec *r = &pl->recs[id];
-	struct memo m = { 0 };
+	struct memo tmp = { 0 };
+	const struct memo *m;
 	bool overflow = false;
 
 	rec_unlink(pl, id);
@@ -917,7 +924,8 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
 		if (strncmp(n->labels[i].key, KINFER_CACHED_PREFIX, strlen(KINFER_CACHED_PREFIX)) == 0 &&
 		    !str_eq(n->labels[i].value, "false"))
 			r->cached_bloom |= cached_bit(n->labels[i].key);
-	sum_node(pl, pods, r->name, &m, &overflow);
+	/* Through the memo: the visit that may follow reuses the sums. */
+	m = node_sums(pl, pods, r->name, &tmp, &overflow);
 	int8_t util = (int8_t)(n->gpu_util < 0 ? 50 : 100 - n->gpu_util);
 	for (size_t i = 0; i < n->n_alloc && !overflow; i++) {
 		const char *res = n->alloc[i].name;
@@ -929,9 +937,9 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
 			break;
 		}
 		int64_t used = 0, units = n->alloc[i].milli / 1000;
-		for (uint8_t k = 0; k < m.n_res; k++)
-			if (m.res[k] == ri)
-				used = m.gpu[k];
+		for (uint8_t k = 0; k < m->n_res; k++)
+			if (m->res[k] == ri)
+				used = m->gpu[k];
 		int e_id = id * REC_RES + r->n_res;
 		struct rec_res *e = &r->r[r->n_res++];
 		e->ri = (int16_t)ri;
