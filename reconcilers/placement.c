@@ -121,6 +121,8 @@ struct placement {
 	int32_t cached_head, overflow_head;
 	uint32_t epoch;
 	bool synced;
+	int32_t *scratch;         /* record ids of one list */
+	size_t cap_scratch;
 	const char **special;     /* this decision's special nodes */
 	size_t n_special, cap_special;
 	/* nodes changed since the last decision (any thread) */
@@ -189,6 +191,7 @@ void placement_free(struct placement *pl)
 	for (size_t i = 0; i < 64; i++)
 		free(pl->ridx[i]);
 	free(pl->special);
+	free(pl->scratch);
 	free(pl->slot_used);
 	free(pl->dirty);
 	free(pl->dirty_spare);
@@ -1107,6 +1110,50 @@ static int next_level(const struct group *g, int from)
 	return from;
 }
 
+#define NAME_ORDER_TRIES 16
+
+/*
+ * The nodes of one list (a group at one utilization level) but the
+ * specials all score the same, so the first of them by name that passes
+ * the filters is the list's best: look at names only, and visit nodes in
+ * name order until one fits (after NAME_ORDER_TRIES that do not, the rest
+ * in list order). Identical nodes, as a fresh pool of one GPU model is,
+ * then cost a pass over names instead of a visit each.
+ */
+static int visit_level(struct placement *pl, struct cache *nodes, int32_t head, struct walk *w)
+{
+	size_t k = 0, tries = 0;
+
+	for (int32_t e = head; e >= 0; e = ENTRY(pl, e)->next) {
+		if (pl->recs[e / REC_RES].epoch == pl->epoch)
+			continue;   /* special: visited with the others */
+		if (k == pl->cap_scratch) {
+			size_t nc = pl->cap_scratch ? pl->cap_scratch * 2 : 1024;
+			int32_t *ns = realloc(pl->scratch, nc * sizeof(*ns));
+			if (!ns)
+				return -ENOMEM;
+			pl->scratch = ns;
+			pl->cap_scratch = nc;
+		}
+		pl->scratch[k++] = e / REC_RES;
+	}
+	while (k > 0) {
+		size_t at = 0;
+		if (tries++ < NAME_ORDER_TRIES)
+			for (size_t i = 1; i < k; i++)
+				if (strcmp(pl->recs[pl->scratch[i]].name, pl->recs[pl->scratch[at]].name) < 0)
+					at = i;
+		const struct cache_obj *n = cache_get(nodes, pl->recs[pl->scratch[at]].name);
+		int feasible = w->d->feasible;
+		if (n)
+			visit_node(n, w);
+		if (w->d->feasible > feasible && tries <= NAME_ORDER_TRIES)
+			return 0;   /* the rest of the list: same score, later names */
+		pl->scratch[at] = pl->scratch[--k];
+	}
+	return 0;
+}
+
 /*
  * The indexed decision: groups of nodes with enough free units of the
  * pod's resource, merged by score (highest first); a group's nodes at one
@@ -1152,14 +1199,8 @@ static bool decide_indexed(struct placement *pl, struct cache *nodes, struct wal
 		}
 		if (bg < 0 || (w->best && bs < w->best_score))
 			break;
-		for (int32_t e = x->g[bg].head[cur[bg]]; e >= 0; e = ENTRY(pl, e)->next) {
-			const struct rec *r = &pl->recs[e / REC_RES];
-			if (r->epoch == pl->epoch)
-				continue;   /* special: visited below */
-			const struct cache_obj *n = cache_get(nodes, r->name);
-			if (n)
-				visit_node(n, w);
-		}
+		if (visit_level(pl, nodes, x->g[bg].head[cur[bg]], w) < 0)
+			return false;
 		cur[bg] = next_level(&x->g[bg], cur[bg] - 1);
 	}
 	for (size_t i = 0; i < pl->n_special; i++) {

@@ -209,6 +209,11 @@ static void cached_node_is_chosen(void **state)
 	assert_int_equal(decide("p", &d), 0);
 	assert_string_equal(d.node, "n2");
 	assert_true(d.cached);
+	/* Every node fits (the scan counts them; the index stops early). */
+	cache_read_lock();
+	assert_int_equal(placement_decide_scan(pl, nodes, pods, pod("p"), 1, &d), 0);
+	cache_read_unlock();
+	assert_string_equal(d.node, "n2");
 	assert_int_equal(d.feasible, 3);
 	/* A service that asked not to prefer cached nodes: packing decides
 	 * among equals (the first by name). */
