@@ -10,9 +10,9 @@
  * (later) caches, controllers, webhook. Every flag is a row of the table
  * below and can also come from the environment variable it names.
  */
+#include "context.h"
 #include "controllers.h"
 #include "events.h"
-#include "isvc_controller.h"
 #include "flags.h"
 #include "httpserver.h"
 #include "kube.h"
@@ -22,7 +22,6 @@
 #include "metrics.h"
 #include "placement_controller.h"
 #include "simulate.h"
-#include "autoscaler.h"
 #include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
@@ -271,22 +270,17 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
-	struct autoscaler *autoscaler = NULL;
-	struct autoscaler_options ao = {
-		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
-		.metrics = metrics,
-	};
-	struct kinfer_controller_data cd = {
+	struct kinfer_context cd = {
 		.workload = { .shared_gpu_resource = cfg->shared_gpu_resource,
 			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
 		.metrics = metrics,
-	};
-	struct placement_controller_options po = {
-		.metrics = metrics,
-		.enabled = cfg->placement,
-		.scheduler_name = cfg->scheduler_name,
-		.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
-			     cfg->weight_fragmentation },
+		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.placement = {
+			.enabled = cfg->placement,
+			.scheduler_name = cfg->scheduler_name,
+			.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
+				     cfg->weight_fragmentation },
+		},
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
@@ -320,20 +314,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			  cfg->lease_duration_ms, cfg->renew_deadline_ms, cfg->retry_period_ms);
 		return 2;
 	}
-	r = placement_controller_configure(&po);
-	if (r == -EINVAL) {
+	if (placement_controller_check(&cd.placement.weights, cd.placement.scheduler_name) < 0) {
 		log_error("bad placement settings",
 			  "want=\"weights 0-1000, a scheduler name of 1-63 characters\"");
 		return 2;
 	}
-	if (r < 0)
-		return 1;
 	gethostname(host, sizeof(host) - 1);
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
-	if (r == 0)
-		r = autoscaler_new(&ao, &autoscaler);
-	cd.autoscaler = autoscaler;
 	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
@@ -341,18 +329,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	if (r < 0) {
 		log_error("cannot start", "error=%s", strerror(-r));
 		manager_free(m);
-		autoscaler_free(autoscaler);
 		events_free(events);
-		placement_controller_shutdown();
 		return 1;
 	}
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
 	manager_free(m);
-	autoscaler_free(autoscaler);
 	events_free(events);
-	placement_controller_shutdown();
 	return code;
 }
 

@@ -30,17 +30,20 @@
 
 struct binding {                 /* (controller, watch) for a handler */
 	struct manager *m;
-	struct ctl *ctl;
+	struct controller *ctl;
 	const struct controller_watch *watch;
 };
 
-struct ctl {
+struct controller {
 	const struct controller_def *def;
+	struct manager *m;
+	void *data;                  /* def->data_new's */
+	bool data_made;
 	struct workqueue *queue;
 	pthread_t workers[MAX_WORKERS];
 	int n_workers;
 	atomic_int running;          /* workers still in their loop */
-	struct binding bindings[8];
+	struct binding bindings[CONTROLLER_MAX_WATCHES];
 	struct metric_series *m_ok, *m_error, *m_terminal, *m_requeue, *m_duration;
 };
 
@@ -51,7 +54,7 @@ struct manager {
 	struct informer *by_kind[MAX_KINDS];
 	const struct cache_kind *kinds[MAX_KINDS];
 	int n_kinds;
-	struct ctl ctls[MAX_CONTROLLERS];
+	struct controller ctls[MAX_CONTROLLERS];
 	int n_ctls;
 	struct leader *leader;
 	struct httpserver *http;
@@ -76,7 +79,7 @@ static const struct metric_family fam_duration = {
 
 static void emit_key(void *ud, const char *key)
 {
-	struct ctl *c = ud;
+	struct controller *c = ud;
 	int r = workqueue_add(c->queue, key);
 	if (r < 0 && r != -ESHUTDOWN)
 		log_warn("cannot queue a key", "controller=%s key=%s error=%s",
@@ -92,7 +95,7 @@ static void on_event(void *ud, enum informer_event ev, const struct cache_obj *o
 	if (!o)
 		return;
 	if (b->watch->map)
-		b->watch->map(o, emit_key, b->ctl);
+		b->watch->map(b->ctl->data, o, emit_key, b->ctl);
 	else
 		emit_key(b->ctl, o->key);
 }
@@ -101,14 +104,15 @@ static void on_event(void *ud, enum informer_event ev, const struct cache_obj *o
 
 static void *worker_main(void *ud)
 {
-	struct ctl *c = ud;
-	struct manager *m = c->bindings[0].m;
+	struct controller *c = ud;
+	struct manager *m = c->m;
 	const char *key;
 
 	rcu_register_thread();
 	while (workqueue_get(c->queue, 0, &key) == 0) {
 		struct reconcile_ctx ctx = { .manager = m, .client = m->o.client,
-					     .controller = c->def, .data = m->o.controller_data };
+					     .controller = c->def, .data = c->data,
+					     .shared = m->o.controller_data };
 		uint64_t t0 = monotonic_ns();
 		enum reconcile_result res = c->def->reconcile(&ctx, key);
 		metric_observe(c->m_duration, (double)(monotonic_ns() - t0) / 1e9);
@@ -150,7 +154,7 @@ static void start_workers(struct manager *m)
 		return;
 	}
 	for (int i = 0; i < m->n_ctls; i++) {
-		struct ctl *c = &m->ctls[i];
+		struct controller *c = &m->ctls[i];
 		int n = c->def->workers > 0 ? c->def->workers : 2;
 		if (n > MAX_WORKERS)
 			n = MAX_WORKERS;
@@ -263,27 +267,18 @@ static struct informer *informer_for(struct manager *m, const struct cache_kind 
 
 static int add_controller(struct manager *m, const struct controller_def *def)
 {
-	struct ctl *c = &m->ctls[m->n_ctls];
+	struct controller *c = &m->ctls[m->n_ctls];
 	struct workqueue_options qo = { .name = def->name, .metrics = m->o.metrics };
 	int r;
 
-	if (m->n_ctls == MAX_CONTROLLERS || def->n_watches > 8)
+	if (m->n_ctls == MAX_CONTROLLERS || def->n_watches > CONTROLLER_MAX_WATCHES)
 		return -E2BIG;
 	c->def = def;
+	c->m = m;
 	r = workqueue_new(&qo, &c->queue);
 	if (r < 0)
 		return r;
 	m->n_ctls++;
-	for (size_t w = 0; w < def->n_watches; w++) {
-		struct informer *inf = informer_for(m, def->watches[w].kind);
-		if (!inf)
-			return -ENOMEM;
-		c->bindings[w] = (struct binding){ m, c, &def->watches[w] };
-		r = informer_add_handler(inf, on_event, &c->bindings[w]);
-		if (r < 0)
-			return r;
-	}
-	c->bindings[0].m = m;
 	const char *lv[][2] = { { def->name, "success" }, { def->name, "error" },
 				{ def->name, "terminal" }, { def->name, "requeue_after" } };
 	c->m_ok = metrics_series(m->o.metrics, &fam_reconciles, lv[0]);
@@ -292,6 +287,51 @@ static int add_controller(struct manager *m, const struct controller_def *def)
 	c->m_requeue = metrics_series(m->o.metrics, &fam_reconciles, lv[3]);
 	const char *dl[] = { def->name };
 	c->m_duration = metrics_series(m->o.metrics, &fam_duration, dl);
+	return 0;
+}
+
+static struct controller_env env_of(struct manager *m, struct controller *c)
+{
+	return (struct controller_env){ .manager = m, .self = c, .shared = m->o.controller_data,
+					.metrics = m->o.metrics };
+}
+
+/* Every row has its handle: make each row's data, then link them. */
+static int make_data(struct manager *m)
+{
+	int r;
+	for (int i = 0; i < m->n_ctls; i++) {
+		struct controller *c = &m->ctls[i];
+		struct controller_env env = env_of(m, c);
+		if (!c->def->data_new)
+			continue;
+		r = c->def->data_new(&env, &c->data);
+		if (r < 0)
+			return r;
+		c->data_made = true;
+	}
+	for (int i = 0; i < m->n_ctls; i++) {
+		struct controller *c = &m->ctls[i];
+		struct controller_env env = env_of(m, c);
+		if (c->def->data_link && (r = c->def->data_link(c->data, &env)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Last: the handlers see the rows' data from the first event on. */
+static int add_handlers(struct manager *m, struct controller *c)
+{
+	const struct controller_def *def = c->def;
+	for (size_t w = 0; w < def->n_watches; w++) {
+		struct informer *inf = informer_for(m, def->watches[w].kind);
+		if (!inf)
+			return -ENOMEM;
+		c->bindings[w] = (struct binding){ m, c, &def->watches[w] };
+		int r = informer_add_handler(inf, on_event, &c->bindings[w]);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -314,6 +354,14 @@ int manager_new(const struct manager_options *o, struct manager **ret)
 		goto fail;
 	for (size_t i = 0; i < o->n_controllers; i++) {
 		r = add_controller(m, o->controllers[i]);
+		if (r < 0)
+			goto fail;
+	}
+	r = make_data(m);
+	if (r < 0)
+		goto fail;
+	for (int i = 0; i < m->n_ctls; i++) {
+		r = add_handlers(m, &m->ctls[i]);
 		if (r < 0)
 			goto fail;
 	}
@@ -361,7 +409,7 @@ int manager_start(struct manager *m)
 static void join_workers(struct manager *m, uint64_t deadline)
 {
 	for (int i = 0; i < m->n_ctls; i++) {
-		struct ctl *c = &m->ctls[i];
+		struct controller *c = &m->ctls[i];
 		for (int w = 0; w < c->n_workers; w++) {
 			struct timespec ts;
 			uint64_t wall;
@@ -424,9 +472,14 @@ void manager_free(struct manager *m)
 	manager_stop(m);
 	leader_free(m->leader);
 	informer_set_free(m->informers);
-	for (int i = 0; i < m->n_ctls; i++)
-		if (!m->ctls[i].n_workers)     /* never free a queue a stuck worker uses */
-			workqueue_free(m->ctls[i].queue);
+	for (int i = m->n_ctls - 1; i >= 0; i--) {
+		struct controller *c = &m->ctls[i];
+		if (c->n_workers)              /* never free what a stuck worker uses */
+			continue;
+		if (c->data_made && c->def->data_free)
+			c->def->data_free(c->data);
+		workqueue_free(c->queue);
+	}
 	intern_free(m->interns);
 	pthread_mutex_destroy(&m->start_lock);
 	free(m);
@@ -450,10 +503,22 @@ bool manager_is_leader(struct manager *m)
 	return m->leader ? leader_is_leader(m->leader) : true;
 }
 
-int manager_enqueue(struct manager *m, const char *controller, const char *key)
+struct controller *manager_controller(struct manager *m, const struct controller_def *def)
 {
 	for (int i = 0; i < m->n_ctls; i++)
-		if (strcmp(m->ctls[i].def->name, controller) == 0)
-			return workqueue_add(m->ctls[i].queue, key);
-	return -ENOENT;
+		if (m->ctls[i].def == def)
+			return &m->ctls[i];
+	return NULL;
+}
+
+void *controller_data(const struct controller *c)
+{
+	return c ? c->data : NULL;
+}
+
+int controller_enqueue(struct controller *c, const char *key)
+{
+	if (!c)
+		return -EINVAL;
+	return workqueue_add(c->queue, key);
 }

@@ -10,8 +10,11 @@
  *          pod restarts as a standby.
  *
  * A controller is a row of a const table: its name, the kinds it watches
- * with how a change maps to keys, its reconcile function and worker count.
- * The manager knows nothing else about it.
+ * with how a change maps to keys, its reconcile function and worker count,
+ * and optionally a constructor and destructor of its own data (made with
+ * the manager, freed with it, handed to reconcile and to the map
+ * functions). The manager knows nothing else about it. Rows reach each
+ * other through handles (manager_controller), never by name.
  */
 #pragma once
 
@@ -32,12 +35,14 @@ enum reconcile_result {
 };
 
 struct controller_def;
+struct controller;               /* a row of a running manager: a handle */
 
 struct reconcile_ctx {
 	struct manager *manager;
 	struct kube_client *client;
 	const struct controller_def *controller;
-	void *data;                  /* manager_options.controller_data */
+	void *data;                  /* this row's own data (controller_def.data_new) */
+	void *shared;                /* manager_options.controller_data */
 	uint64_t requeue_after_ns;   /* with RECONCILE_REQUEUE_AFTER */
 	char error[1024];            /* with ERROR/TERMINAL: for the log */
 };
@@ -46,9 +51,21 @@ typedef void (*controller_emit_fn)(void *emit_ud, const char *key);
 
 struct controller_watch {
 	const struct cache_kind *kind;
-	/* Keys to reconcile when obj changes; NULL = obj's own key. */
-	void (*map)(const struct cache_obj *obj, controller_emit_fn emit, void *emit_ud);
+	/* Keys to reconcile when obj changes; NULL = obj's own key. data is
+	 * the row's own data. */
+	void (*map)(void *data, const struct cache_obj *obj, controller_emit_fn emit,
+		    void *emit_ud);
 };
+
+/* What a row's constructor gets. */
+struct controller_env {
+	struct manager *manager;
+	struct controller *self;     /* this row's handle */
+	void *shared;                /* manager_options.controller_data */
+	struct metrics *metrics;
+};
+
+#define CONTROLLER_MAX_WATCHES 8 /* watches of one row */
 
 struct controller_def {
 	const char *name;
@@ -56,6 +73,16 @@ struct controller_def {
 	size_t n_watches;
 	enum reconcile_result (*reconcile)(struct reconcile_ctx *ctx, const char *key);
 	int workers;
+	/*
+	 * Optional. data_new makes the row's data after every row has its
+	 * handle and before any event is handled; data_link runs after every
+	 * row's data_new (to join rows through their handles); data_free runs
+	 * after the workers stopped and accepts a half-built object. 0 or a
+	 * negative errno (manager_new fails with it).
+	 */
+	int (*data_new)(const struct controller_env *env, void **ret_data);
+	int (*data_link)(void *data, const struct controller_env *env);
+	void (*data_free)(void *data);
 };
 
 struct manager_options {
@@ -88,5 +115,9 @@ void manager_free(struct manager *m);
 struct cache *manager_cache(struct manager *m, const struct cache_kind *kind);
 unsigned manager_http_port(const struct manager *m);
 bool manager_is_leader(struct manager *m);
-/* Enqueue a key for a controller (by name); 0 or -ENOENT. */
-int manager_enqueue(struct manager *m, const char *controller, const char *key);
+/* The handle of a row of this manager's table; NULL when def is not one. */
+struct controller *manager_controller(struct manager *m, const struct controller_def *def);
+/* A row's own data (what its data_new made); NULL without one. */
+void *controller_data(const struct controller *c);
+/* Ask a row to reconcile key; 0, -ESHUTDOWN or -ENOMEM. */
+int controller_enqueue(struct controller *c, const char *key);

@@ -5,8 +5,8 @@
  */
 #include "drain.h"
 
+#include "context.h"
 #include "isvc.h"
-#include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
 #include "metricsource.h"
@@ -23,16 +23,9 @@
 #define DRAIN_MAX_PODS 512
 #define METRICS_BODY_MAX (4 << 20)
 
-struct cand {
-	char name[256], uid[64], ip[64];
-	int64_t created, draining_since;
-	bool warm, draining;
-	double inflight;     /* -1 = not known */
-};
-
 struct gather {
 	const char *ns;
-	struct cand *c;
+	struct drain_candidate *c;
 	int n;
 };
 
@@ -43,7 +36,7 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	if (strcmp(o->ns, g->ns) != 0 || o->deleted || p->phase == KPHASE_SUCCEEDED ||
 	    p->phase == KPHASE_FAILED || g->n == DRAIN_MAX_PODS)
 		return 0;
-	struct cand *c = &g->c[g->n++];
+	struct drain_candidate *c = &g->c[g->n++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", o->name);
 	snprintf(c->uid, sizeof(c->uid), "%s", o->uid ? o->uid : "");
@@ -97,7 +90,7 @@ int drain_inflight(const char *ip, int32_t port, const char *path,
 /* Victims first: draining, not warm, least loaded, newest. */
 static int victim_order(const void *a, const void *b)
 {
-	const struct cand *x = a, *y = b;
+	const struct drain_candidate *x = a, *y = b;
 	if (x->draining != y->draining)
 		return x->draining ? -1 : 1;
 	if (x->warm != y->warm)
@@ -110,6 +103,12 @@ static int victim_order(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+void drain_order(struct drain_candidate *c, size_t n)
+{
+	if (c && n > 1)
+		qsort(c, n, sizeof(*c), victim_order);
+}
+
 struct endpoint {
 	int32_t port;
 	char path[256];
@@ -117,9 +116,8 @@ struct endpoint {
 	int timeout_s;
 };
 
-static void endpoint_of(const char *spec_json, struct endpoint *e)
+static void endpoint_of(json_object *spec, struct endpoint *e)
 {
-	json_object *spec = json_tokener_parse(spec_json);
 	enum isvc_framework fw = ISVC_VLLM;
 	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
 	const struct preset *pr = preset_for(fw);
@@ -128,18 +126,17 @@ static void endpoint_of(const char *spec_json, struct endpoint *e)
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	e->metrics = pr->inflight;
 	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", 120);
-	json_object_put(spec);
 }
 
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
 		  const char *reason, const char *note)
 {
-	kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", svc->ns, svc->name, svc->uid,
-		     type, reason, "Drain", note);
+	context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", svc->ns, svc->name, svc->uid,
+		      type, reason, "Drain", note);
 }
 
 /* Put back in service the pods a scale-up still needs. */
-static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc, struct cand *c)
+static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc, struct drain_candidate *c)
 {
 	int r = podstate_set_gate(ctx->client, svc->ns, c->name, true, "DrainCancelled",
 				  "back in service: the scale-down was cancelled", NULL);
@@ -168,7 +165,7 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	cache_read_lock();
 	cache_index_foreach(pc, KPOD_BY_SERVICE, svc->name, gather_pod, &g);
 	cache_read_unlock();
-	endpoint_of(svc->spec_json, &ep);
+	endpoint_of(svc->spec, &ep);
 	if (need <= 0) {
 		/* No scale-down pending. Draining pods are either on their way out
 		 * (the Deployment already shrank; the ReplicaSet deletes them next)
@@ -182,13 +179,13 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 				r = undrain(ctx, svc, &g.c[i]);
 				serving++;
 			}
-		goto out;
+		goto free_candidates;
 	}
 	/* The load of warm candidates decides among them. */
 	for (int i = 0; i < g.n; i++)
 		if ((g.c[i].warm || g.c[i].draining) && g.c[i].ip[0])
 			drain_inflight(g.c[i].ip, ep.port, ep.path, ep.metrics, &g.c[i].inflight);
-	qsort(g.c, (size_t)g.n, sizeof(*g.c), victim_order);
+	drain_order(g.c, (size_t)g.n);
 	if (need > g.n)
 		need = g.n;
 	/* Pods draining beyond what is needed now go back in service. */
@@ -198,7 +195,7 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	bool all_drained = true;
 	int started = 0;
 	for (int i = 0; i < need && r == 0; i++) {
-		struct cand *c = &g.c[i];
+		struct drain_candidate *c = &g.c[i];
 		if (!c->warm && !c->draining)
 			continue;   /* never served traffic: nothing to drain */
 		if (!c->draining) {
@@ -227,7 +224,7 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	}
 	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s failed", svc->ns, svc->name);
-		goto out;
+		goto free_candidates;
 	}
 	if (started) {
 		snprintf(note, sizeof(note), "draining %d pod(s) before scaling from %d to %d replicas",
@@ -237,7 +234,7 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	if (!all_drained) {
 		*ret_replicas = current;
 		*ret_requeue_ns = 1000000000ULL;
-		goto out;
+		goto free_candidates;
 	}
 	/* Drained: make these the ReplicaSet's first choice, then shrink. */
 	for (int i = 0; i < need && r == 0; i++)
@@ -246,13 +243,13 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	if (r < 0) {
 		*ret_replicas = current;
 		snprintf(ctx->error, sizeof(ctx->error), "set pod-deletion-cost in %s: failed", svc->ns);
-		goto out;
+		goto free_candidates;
 	}
 	snprintf(note, sizeof(note), "drained %d pod(s); scaling from %d to %d replicas", need,
 		 current, desired);
 	event(ctx, svc, "Normal", "Drained", note);
 	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, current, desired);
-out:
+free_candidates:
 	free(g.c);
 	return r;
 }

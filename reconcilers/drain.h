@@ -22,6 +22,9 @@
  */
 #pragma once
 
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "manager.h"
@@ -31,8 +34,22 @@
 
 struct drain_service {
 	const char *ns, *name, *uid;
-	const char *spec_json;
+	json_object *spec;          /* the parsed .spec (the reconcile's snapshot) */
 };
+
+/* A pod that may be drained, as the victim order sees it. */
+struct drain_candidate {
+	char name[256], uid[64], ip[64];
+	int64_t created, draining_since;
+	bool warm, draining;
+	double inflight;            /* requests in flight; < 0 = not known */
+};
+
+/*
+ * Sort candidates victims first: already draining, then not warm, then
+ * least loaded (unknown load last), then newest, then by name. Pure.
+ */
+void drain_order(struct drain_candidate *c, size_t n);
 
 /*
  * One step. *ret_replicas is what the Deployment should run now (current

@@ -1,8 +1,9 @@
 /*
  * Reconcile one InferenceService:
  *
- *   1. copy what is needed out of the caches (never hold a read-side
- *      section across an API call);
+ *   1. take its snapshot (snapshot.h: copied out of the caches, never
+ *      holding a read-side section across an API call; spec and old
+ *      status parsed once and passed down);
  *   2. build the Deployment and Service bodies (workload.c);
  *   3. apply each only when its hash differs from the one on the cached
  *      object, or when someone else changed it since our last apply (the
@@ -14,12 +15,13 @@
  */
 #include "isvc_controller.h"
 
-#include "autoscaler.h"
+#include "autoscale_controller.h"
+#include "context.h"
 #include "drain.h"
-#include "events.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
+#include "snapshot.h"
 #include "status.h"
 
 #include <errno.h>
@@ -29,7 +31,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- what we last applied, to notice changes made by others ---------- */
+/* ---- this row's data: what we last applied, to notice changes by others */
 
 #define APPLIED_SLOTS 65536
 
@@ -39,8 +41,45 @@ struct applied {
 	char svc_rv[32];
 };
 
-static struct applied applied[APPLIED_SLOTS];
-static pthread_mutex_t applied_lock = PTHREAD_MUTEX_INITIALIZER;
+struct isvc_ctl {
+	pthread_mutex_t lock;            /* the applied table */
+	struct applied *applied;         /* APPLIED_SLOTS */
+	struct controller *autoscaler;   /* its decisions; NULL = none */
+};
+
+static int ctl_new(const struct controller_env *env, void **ret)
+{
+	struct isvc_ctl *c = calloc(1, sizeof(*c));
+	(void)env;
+	if (!c)
+		return -ENOMEM;
+	c->applied = calloc(APPLIED_SLOTS, sizeof(*c->applied));
+	if (!c->applied) {
+		free(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	*ret = c;
+	return 0;
+}
+
+/* The autoscaler row (when the table has one) tells us of new decisions. */
+static int ctl_link(void *data, const struct controller_env *env)
+{
+	struct isvc_ctl *c = data;
+	c->autoscaler = manager_controller(env->manager, &autoscale_controller);
+	return c->autoscaler ? autoscale_controller_notify(c->autoscaler, env->self) : 0;
+}
+
+static void ctl_free(void *data)
+{
+	struct isvc_ctl *c = data;
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c->applied);
+	free(c);
+}
 
 static uint64_t key_hash(const char *s)
 {
@@ -51,22 +90,22 @@ static uint64_t key_hash(const char *s)
 }
 
 /* A collision only costs an extra (no-op) apply. */
-static struct applied recall(const char *key)
+static struct applied recall(struct isvc_ctl *c, const char *key)
 {
 	uint64_t h = key_hash(key);
 	struct applied a = { 0 };
-	pthread_mutex_lock(&applied_lock);
-	if (applied[h % APPLIED_SLOTS].key == h)
-		a = applied[h % APPLIED_SLOTS];
-	pthread_mutex_unlock(&applied_lock);
+	pthread_mutex_lock(&c->lock);
+	if (c->applied[h % APPLIED_SLOTS].key == h)
+		a = c->applied[h % APPLIED_SLOTS];
+	pthread_mutex_unlock(&c->lock);
 	return a;
 }
 
-static void remember(const char *key, int64_t dep_gen, const char *svc_rv)
+static void remember(struct isvc_ctl *c, const char *key, int64_t dep_gen, const char *svc_rv)
 {
 	uint64_t h = key_hash(key);
-	pthread_mutex_lock(&applied_lock);
-	struct applied *a = &applied[h % APPLIED_SLOTS];
+	pthread_mutex_lock(&c->lock);
+	struct applied *a = &c->applied[h % APPLIED_SLOTS];
 	if (a->key != h)
 		memset(a, 0, sizeof(*a));
 	a->key = h;
@@ -74,80 +113,14 @@ static void remember(const char *key, int64_t dep_gen, const char *svc_rv)
 		a->dep_generation = dep_gen;
 	if (svc_rv)
 		snprintf(a->svc_rv, sizeof(a->svc_rv), "%s", svc_rv);
-	pthread_mutex_unlock(&applied_lock);
+	pthread_mutex_unlock(&c->lock);
 }
 
-/* ---- snapshots out of the caches -------------------------------------- */
-
-struct snapshot {
-	char ns[64], name[256], uid[64];
-	char *spec_json, *status_json;
-	int64_t generation;
-	bool scaling;
-	int32_t replicas, min_replicas, max_replicas;
-	bool have_dep, have_svc;
-	struct kdeployment dep;          /* copied header and numbers */
-	char dep_hash[17], svc_hash[17], svc_rv[32];
-	char dep_failure[512], dep_reason[64];
-};
-
-static void snapshot_free(struct snapshot *s)
-{
-	free(s->spec_json);
-	free(s->status_json);
-}
+/* ---- the pods ------------------------------------------------------------ */
 
 static void copy_str(char *dst, size_t len, const char *src)
 {
 	snprintf(dst, len, "%s", src ? src : "");
-}
-
-/* False when the InferenceService is gone or going. */
-static bool take_snapshot(struct manager *m, const char *key, struct snapshot *s)
-{
-	struct cache *ic = manager_cache(m, &kind_inferenceservices);
-	struct cache *dc = manager_cache(m, &kind_deployments);
-	struct cache *sc = manager_cache(m, &kind_services);
-	bool ok = false;
-
-	memset(s, 0, sizeof(*s));
-	cache_read_lock();
-	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
-	if (!is || is->meta.deleted)
-		goto out;
-	copy_str(s->ns, sizeof(s->ns), is->meta.ns);
-	copy_str(s->name, sizeof(s->name), is->meta.name);
-	copy_str(s->uid, sizeof(s->uid), is->meta.uid);
-	s->spec_json = strdup(is->spec_json);
-	s->status_json = is->status_json ? strdup(is->status_json) : NULL;
-	s->generation = is->generation;
-	s->scaling = is->scaling;
-	s->replicas = is->replicas;
-	s->min_replicas = is->min_replicas;
-	s->max_replicas = is->max_replicas;
-	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
-	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, s->uid) == 0) {
-		s->have_dep = true;
-		s->dep = *d;
-		copy_str(s->dep_hash, sizeof(s->dep_hash), d->applied_hash);
-		copy_str(s->dep_failure, sizeof(s->dep_failure), d->failure_message);
-		copy_str(s->dep_reason, sizeof(s->dep_reason), d->progress_reason);
-		s->dep.failure_message = s->dep_failure[0] ? s->dep_failure : NULL;
-		s->dep.progress_reason = s->dep_reason[0] ? s->dep_reason : NULL;
-		s->dep.applied_hash = NULL;
-		s->dep.service = NULL;
-		memset(&s->dep.meta, 0, sizeof(s->dep.meta));
-	}
-	const struct kservice *sv = (const struct kservice *)cache_get(sc, key);
-	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
-		s->have_svc = true;
-		copy_str(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
-		copy_str(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
-	}
-	ok = s->spec_json != NULL;
-out:
-	cache_read_unlock();
-	return ok;
 }
 
 struct pod_count {
@@ -200,7 +173,7 @@ static int count_pod(const struct cache_obj *o, void *ud)
  * last decision (dec), else (no decision yet: just created, or a new
  * leader) what the Deployment runs; always within [min, max].
  */
-static int32_t desired_replicas(const struct snapshot *s, const struct autoscaler_decision *dec)
+static int32_t desired_replicas(const struct snapshot *s, const struct autoscale_controller_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
@@ -212,21 +185,11 @@ static int32_t desired_replicas(const struct snapshot *s, const struct autoscale
 	return cur;
 }
 
-void kinfer_event(struct reconcile_ctx *ctx, const char *api_version, const char *kind,
-		  const char *ns, const char *name, const char *uid, const char *type,
-		  const char *reason, const char *action, const char *note)
-{
-	const struct kinfer_controller_data *cd = ctx->data;
-	struct event_object r = { api_version, kind, ns, name, uid };
-	if (cd && cd->events && events_emit(cd->events, &r, type, reason, action, "%s", note) < 0)
-		log_warn("cannot record an event", "object=%s %s/%s reason=%s", kind, ns, name, reason);
-}
-
 static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const char *type,
 		  const char *reason, const char *action, const char *note)
 {
-	kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid,
-		     type, reason, action, note);
+	context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid,
+		      type, reason, action, note);
 }
 
 static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
@@ -244,20 +207,21 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
 static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
 			   struct workload *w)
 {
-	struct applied a = recall(key);
+	struct isvc_ctl *c = ctx->data;
+	struct applied a = recall(c, key);
 	json_object *out = NULL;
 	char note[512];
 
 	if (s->have_dep && strcmp(s->dep_hash, w->deployment_hash) == 0 &&
 	    (a.key == 0 || a.dep_generation == s->dep.generation)) {
 		if (a.key == 0)
-			remember(key, s->dep.generation, NULL);
+			remember(c, key, s->dep.generation, NULL);
 		return 0;
 	}
 	int r = apply(ctx, &kube_res_deployments, s, w->deployment, &out);
 	if (r < 0)
 		return r;
-	remember(key, cache_json_int(out, "metadata.generation", 0), NULL);
+	remember(c, key, cache_json_int(out, "metadata.generation", 0), NULL);
 	json_object_put(out);
 	if (!s->have_dep)
 		snprintf(note, sizeof(note), "Created Deployment %s with %d replica(s)", s->name,
@@ -274,19 +238,20 @@ static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const str
 static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
 			struct workload *w)
 {
-	struct applied a = recall(key);
+	struct isvc_ctl *c = ctx->data;
+	struct applied a = recall(c, key);
 	json_object *out = NULL;
 
 	if (s->have_svc && strcmp(s->svc_hash, w->service_hash) == 0 &&
 	    (a.key == 0 || !a.svc_rv[0] || strcmp(a.svc_rv, s->svc_rv) == 0)) {
 		if (a.key == 0 || !a.svc_rv[0])
-			remember(key, -1, s->svc_rv);
+			remember(c, key, -1, s->svc_rv);
 		return 0;
 	}
 	int r = apply(ctx, &kube_res_services, s, w->service, &out);
 	if (r < 0)
 		return r;
-	remember(key, -1, cache_json_str(out, "metadata.resourceVersion"));
+	remember(c, key, -1, cache_json_str(out, "metadata.resourceVersion"));
 	json_object_put(out);
 	if (!s->have_svc)
 		event(ctx, s, "Normal", "ServiceCreated", "Apply", "Created Service for the model server");
@@ -296,7 +261,7 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 			  json_object *st)
 {
-	json_object *old = s->status_json ? json_tokener_parse(s->status_json) : NULL;
+	json_object *old = s->status;
 	const char *reason, *msg, *oreason = NULL;
 	const char *now = status_condition(st, "Ready", &reason, &msg);
 	const char *was = old ? status_condition(old, "Ready", &oreason, NULL) : NULL;
@@ -307,11 +272,10 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 	if (now && strcmp(now, "True") == 0 &&
 	    (!was || strcmp(was, "True") != 0 || (oreason && strcmp(oreason, reason) != 0)))
 		event(ctx, s, "Warning", reason, "Reconcile", msg);
-	json_object_put(old);
 }
 
 static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
-		       const struct autoscaler_decision *dec, const char *invalid)
+		       const struct autoscale_controller_decision *dec, const char *invalid)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -335,13 +299,13 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.image_reason = pods.image_reason[0] ? pods.image_reason : NULL,
 		.selector = selector,
 		.invalid = invalid,
-		.old_status_json = s->status_json,
+		.old_status = s->status,
 		.now = (int64_t)time(NULL),
 		.scaling_enabled = s->scaling,
 		.scaling = dec ? &dec->status : NULL,
 	};
 	json_object *status = status_build(&in);
-	if (!status_same(status, s->status_json)) {
+	if (!status_same(status, s->status)) {
 		json_object *patch = json_object_new_object();
 		json_object_object_add(patch, "status", json_object_get(status));
 		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
@@ -362,41 +326,43 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
-	const struct kinfer_controller_data *cd = ctx->data;
+	const struct kinfer_context *k = context_of(ctx);
+	struct isvc_ctl *c = ctx->data;
+	struct autoscale_controller_decision decision, *dec = NULL;
 	struct snapshot s;
 	struct workload w;
 	char err[512];
 	enum reconcile_result res = RECONCILE_OK;
+	uint64_t requeue = 0;
 	int r;
 
-	if (!take_snapshot(ctx->manager, key, &s)) {
-		snapshot_free(&s);
+	r = snapshot_take(ctx->manager, key, &s);
+	if (r == -ENOENT)
 		return RECONCILE_OK;   /* deleted: owner references clean up */
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key, r == -EBADMSG ?
+			 "spec or status cannot be parsed" : strerror(-r));
+		return r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
 	}
-	json_object *spec = json_tokener_parse(s.spec_json);
-	struct autoscaler_decision decision, *dec = NULL;
-	if (s.scaling && cd && autoscaler_decision(cd->autoscaler, key, &decision) == 0)
+	if (s.scaling && c && autoscale_controller_decision(c->autoscaler, key, &decision) == 0)
 		dec = &decision;
 	int32_t desired = desired_replicas(&s, dec), run = desired;
-	uint64_t requeue = 0;
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
-		struct drain_service ds = { s.ns, s.name, s.uid, s.spec_json };
+		struct drain_service ds = { s.ns, s.name, s.uid, s.spec };
 		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &run, &requeue) < 0)
 			res = RECONCILE_ERROR;
 	}
-	r = workload_build(s.ns, s.name, s.uid, spec, run, cd ? &cd->workload : NULL, &w,
+	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w,
 			   err, sizeof(err));
-	json_object_put(spec);
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
 		if (sync_status(ctx, &s, desired, dec, err) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
-		snapshot_free(&s);
-		return res;
+		goto free_snapshot;
 	}
 	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
 	    sync_status(ctx, &s, desired, dec, NULL) < 0)
@@ -406,25 +372,29 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		res = RECONCILE_REQUEUE_AFTER;
 	}
 	workload_free(&w);
+free_snapshot:
 	snapshot_free(&s);
 	return res;
 }
 
 /* ---- watches ---------------------------------------------------------- */
 
-static void owned_by_isvc(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit_fn emit,
+			  void *ud)
 {
 	char key[512];
+	(void)data;
 	if (!o->controller_kind || strcmp(o->controller_kind, "InferenceService") != 0)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", o->ns, o->controller_name);
 	emit(ud, key);
 }
 
-static void pod_service(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+static void pod_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	const struct kpod *p = (const struct kpod *)o;
 	char key[512];
+	(void)data;
 	if (!p->service)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", o->ns, p->service);
@@ -444,4 +414,7 @@ const struct controller_def isvc_controller = {
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
 	.workers = 4,
+	.data_new = ctl_new,
+	.data_link = ctl_link,
+	.data_free = ctl_free,
 };

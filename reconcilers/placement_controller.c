@@ -16,14 +16,15 @@
  *      retry with backoff or when the cluster changes.
  *
  * The table of pods waiting (for priority and to wake them) is fed by the
- * watch handlers, which see every pod add at once, before any worker.
- * Module state is static: the controller is a row of a const table and its
- * handlers get no user data; configure sets it before the manager starts.
+ * watch handlers, which see every pod add at once, before any worker. It
+ * and the placement state are this row's own data (data_new, from the
+ * shared context's placement settings), handed to reconcile and to the
+ * map functions.
  */
 #include "placement_controller.h"
 
 #include "backoff.h"
-#include "isvc_controller.h"
+#include "context.h"
 #include "kinds.h"
 #include "log.h"
 #include "metrics.h"
@@ -75,152 +76,167 @@ static const struct metric_family fam_assumed = {
 
 enum { M_BOUND, M_UNSCHEDULABLE, M_BIND_FAILED, M_DURATION, M_WAITING, M_ASSUMED, M_N };
 
-static struct {
-	bool configured;
+struct pctl {
 	struct metric_series *m[M_N];
 	bool enabled;
 	char scheduler[64];
 	struct placement *pl;
+	struct controller *self;           /* to wake waiting pods from a worker */
 	pthread_mutex_t lock;              /* the waiting table */
 	struct waiting *waiting;
 	size_t n_waiting;
-} S = { .lock = PTHREAD_MUTEX_INITIALIZER };
+};
 
-int placement_controller_configure(const struct placement_controller_options *o)
+int placement_controller_check(const struct placement_weights *w, const char *scheduler_name)
 {
-	const struct placement_weights *w = &o->weights;
-	int r;
-
 	if (w->cached < 0 || w->cached > 1000 || w->utilization < 0 || w->utilization > 1000 ||
 	    w->packing < 0 || w->packing > 1000 || w->fragmentation < 0 ||
 	    w->fragmentation > 1000)
 		return -EINVAL;
-	if (!o->scheduler_name || !*o->scheduler_name ||
-	    strlen(o->scheduler_name) >= sizeof(S.scheduler))
+	if (!scheduler_name || !*scheduler_name ||
+	    strlen(scheduler_name) >= sizeof(((struct pctl *)0)->scheduler))
 		return -EINVAL;
-	placement_controller_shutdown();
-	r = placement_new(w, &S.pl);
-	if (r < 0)
-		return r;
-	S.waiting = calloc(MAX_WAITING, sizeof(*S.waiting));
-	if (!S.waiting) {
-		placement_controller_shutdown();
-		return -ENOMEM;
-	}
-	snprintf(S.scheduler, sizeof(S.scheduler), "%s", o->scheduler_name);
-	S.m[M_BOUND] = metrics_series(o->metrics, &fam_decisions, (const char *[]){ "bound" });
-	S.m[M_UNSCHEDULABLE] = metrics_series(o->metrics, &fam_decisions,
-					      (const char *[]){ "unschedulable" });
-	S.m[M_BIND_FAILED] = metrics_series(o->metrics, &fam_decisions,
-					    (const char *[]){ "bind_failed" });
-	S.m[M_DURATION] = metrics_series(o->metrics, &fam_duration, NULL);
-	S.m[M_WAITING] = metrics_series(o->metrics, &fam_waiting, NULL);
-	S.m[M_ASSUMED] = metrics_series(o->metrics, &fam_assumed, NULL);
-	S.enabled = o->enabled;
-	S.configured = true;
 	return 0;
 }
 
-void placement_controller_shutdown(void)
+static void pctl_free(void *data)
 {
-	S.configured = false;
-	memset(S.m, 0, sizeof(S.m));
-	placement_free(S.pl);
-	S.pl = NULL;
-	for (size_t i = 0; S.waiting && i < S.n_waiting; i++)
-		free(S.waiting[i].key);
-	free(S.waiting);
-	S.waiting = NULL;
-	S.n_waiting = 0;
+	struct pctl *S = data;
+	if (!S)
+		return;
+	placement_free(S->pl);
+	for (size_t i = 0; S->waiting && i < S->n_waiting; i++)
+		free(S->waiting[i].key);
+	free(S->waiting);
+	pthread_mutex_destroy(&S->lock);
+	free(S);
 }
 
-static bool active(void)
+/* Disabled (or no shared context): the row does nothing. */
+static int pctl_new(const struct controller_env *env, void **ret)
 {
-	return S.configured && S.enabled;
+	const struct kinfer_context *k = env->shared;
+	struct pctl *S = calloc(1, sizeof(*S));
+	int r;
+
+	if (!S)
+		return -ENOMEM;
+	pthread_mutex_init(&S->lock, NULL);
+	S->self = env->self;
+	if (!k || !k->placement.enabled) {
+		*ret = S;
+		return 0;
+	}
+	r = placement_controller_check(&k->placement.weights, k->placement.scheduler_name);
+	if (r == 0)
+		r = placement_new(&k->placement.weights, &S->pl);
+	if (r == 0 && !(S->waiting = calloc(MAX_WAITING, sizeof(*S->waiting))))
+		r = -ENOMEM;
+	if (r < 0) {
+		pctl_free(S);
+		return r;
+	}
+	snprintf(S->scheduler, sizeof(S->scheduler), "%s", k->placement.scheduler_name);
+	S->m[M_BOUND] = metrics_series(env->metrics, &fam_decisions, (const char *[]){ "bound" });
+	S->m[M_UNSCHEDULABLE] = metrics_series(env->metrics, &fam_decisions,
+					       (const char *[]){ "unschedulable" });
+	S->m[M_BIND_FAILED] = metrics_series(env->metrics, &fam_decisions,
+					     (const char *[]){ "bind_failed" });
+	S->m[M_DURATION] = metrics_series(env->metrics, &fam_duration, NULL);
+	S->m[M_WAITING] = metrics_series(env->metrics, &fam_waiting, NULL);
+	S->m[M_ASSUMED] = metrics_series(env->metrics, &fam_assumed, NULL);
+	S->enabled = true;
+	*ret = S;
+	return 0;
 }
 
-static bool ours(const struct kpod *p)
+static bool active(const struct pctl *S)
 {
-	return p->scheduler && strcmp(p->scheduler, S.scheduler) == 0;
+	return S && S->enabled;
 }
 
-/* ---- the waiting table (S.lock) ----------------------------------------- */
-
-static struct waiting *waiting_find(const char *key)
+static bool ours(const struct pctl *S, const struct kpod *p)
 {
-	for (size_t i = 0; i < S.n_waiting; i++)
-		if (strcmp(S.waiting[i].key, key) == 0)
-			return &S.waiting[i];
+	return p->scheduler && strcmp(p->scheduler, S->scheduler) == 0;
+}
+
+/* ---- the waiting table (S->lock) ----------------------------------------- */
+
+static struct waiting *waiting_find(struct pctl *S, const char *key)
+{
+	for (size_t i = 0; i < S->n_waiting; i++)
+		if (strcmp(S->waiting[i].key, key) == 0)
+			return &S->waiting[i];
 	return NULL;
 }
 
-static void waiting_note(const char *key, uint8_t priority)
+static void waiting_note(struct pctl *S, const char *key, uint8_t priority)
 {
-	pthread_mutex_lock(&S.lock);
-	struct waiting *w = waiting_find(key);
-	if (!w && S.n_waiting < MAX_WAITING) {
+	pthread_mutex_lock(&S->lock);
+	struct waiting *w = waiting_find(S, key);
+	if (!w && S->n_waiting < MAX_WAITING) {
 		char *k = strdup(key);
 		if (k) {
-			w = &S.waiting[S.n_waiting++];
+			w = &S->waiting[S->n_waiting++];
 			*w = (struct waiting){ .key = k, .state = WAIT_NEW,
 					       .since_ns = monotonic_ns() };
 		}
 	}
 	if (w)
 		w->priority = priority;
-	metric_set(S.m[M_WAITING], (double)S.n_waiting);
-	pthread_mutex_unlock(&S.lock);
+	metric_set(S->m[M_WAITING], (double)S->n_waiting);
+	pthread_mutex_unlock(&S->lock);
 }
 
-static void waiting_remove(const char *key)
+static void waiting_remove(struct pctl *S, const char *key)
 {
-	pthread_mutex_lock(&S.lock);
-	struct waiting *w = waiting_find(key);
+	pthread_mutex_lock(&S->lock);
+	struct waiting *w = waiting_find(S, key);
 	if (w) {
 		free(w->key);
-		*w = S.waiting[--S.n_waiting];
+		*w = S->waiting[--S->n_waiting];
 	}
-	metric_set(S.m[M_WAITING], (double)S.n_waiting);
-	pthread_mutex_unlock(&S.lock);
+	metric_set(S->m[M_WAITING], (double)S->n_waiting);
+	pthread_mutex_unlock(&S->lock);
 }
 
 /* True while a pod of higher priority waits for its first decision. */
-static bool waiting_blocked(uint8_t priority)
+static bool waiting_blocked(struct pctl *S, uint8_t priority)
 {
 	uint64_t now = monotonic_ns();
 	bool blocked = false;
-	pthread_mutex_lock(&S.lock);
-	for (size_t i = 0; i < S.n_waiting && !blocked; i++) {
-		const struct waiting *w = &S.waiting[i];
+	pthread_mutex_lock(&S->lock);
+	for (size_t i = 0; i < S->n_waiting && !blocked; i++) {
+		const struct waiting *w = &S->waiting[i];
 		blocked = w->priority > priority && w->state == WAIT_NEW &&
 			  now - w->since_ns < BLOCK_FOR_NS;
 	}
-	pthread_mutex_unlock(&S.lock);
+	pthread_mutex_unlock(&S->lock);
 	return blocked;
 }
 
 /* The pod fitted nowhere; returns how many times in a row. */
-static int waiting_unschedulable(const char *key, uint8_t priority)
+static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority)
 {
 	int attempts = 1;
-	waiting_note(key, priority);
-	pthread_mutex_lock(&S.lock);
-	struct waiting *w = waiting_find(key);
+	waiting_note(S, key, priority);
+	pthread_mutex_lock(&S->lock);
+	struct waiting *w = waiting_find(S, key);
 	if (w) {
 		w->state = WAIT_UNSCHEDULABLE;
 		attempts = ++w->attempts;
 	}
-	pthread_mutex_unlock(&S.lock);
+	pthread_mutex_unlock(&S->lock);
 	return attempts;
 }
 
 /* The cluster changed: every unschedulable pod gets a new first decision. */
-static void waiting_wake(controller_emit_fn emit, void *emit_ud, struct manager *m)
+static void waiting_wake(struct pctl *S, controller_emit_fn emit, void *emit_ud)
 {
 	uint64_t now = monotonic_ns();
-	pthread_mutex_lock(&S.lock);
-	for (size_t i = 0; i < S.n_waiting; i++) {
-		struct waiting *w = &S.waiting[i];
+	pthread_mutex_lock(&S->lock);
+	for (size_t i = 0; i < S->n_waiting; i++) {
+		struct waiting *w = &S->waiting[i];
 		if (w->state != WAIT_UNSCHEDULABLE)
 			continue;
 		w->state = WAIT_NEW;
@@ -228,35 +244,37 @@ static void waiting_wake(controller_emit_fn emit, void *emit_ud, struct manager 
 		if (emit)
 			emit(emit_ud, w->key);
 		else
-			manager_enqueue(m, placement_controller.name, w->key);
+			controller_enqueue(S->self, w->key);
 	}
-	pthread_mutex_unlock(&S.lock);
+	pthread_mutex_unlock(&S->lock);
 }
 
 /* ---- watches ------------------------------------------------------------- */
 
-static void map_pod(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+static void map_pod(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
+	struct pctl *S = data;
 	const struct kpod *p = (const struct kpod *)o;
 	/* Any pod on a node, whoever placed it, changes what is free there
 	 * (told on a standby too: the index must be right when it leads). */
-	placement_node_changed(S.pl, p->node);
-	if (!active())
+	placement_node_changed(S ? S->pl : NULL, p->node);
+	if (!active(S))
 		return;
-	if (!ours(p))
+	if (!ours(S, p))
 		return;
 	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
-		waiting_note(o->key, p->priority);
+		waiting_note(S, o->key, p->priority);
 	emit(ud, o->key);
 }
 
-static void map_node(const struct cache_obj *o, controller_emit_fn emit, void *ud)
+static void map_node(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
+	struct pctl *S = data;
 	/* The placement index reads the node again (allocatable, labels,
 	 * utilization) at its next decision. */
-	placement_node_changed(S.pl, o->name);
-	if (active())
-		waiting_wake(emit, ud, NULL);
+	placement_node_changed(S ? S->pl : NULL, o->name);
+	if (active(S))
+		waiting_wake(S, emit, ud);
 }
 
 /* ---- reconcile ----------------------------------------------------------- */
@@ -310,12 +328,13 @@ static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *
 static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 				    const struct pod_copy *c, const char *message)
 {
-	int attempts = waiting_unschedulable(key, c->priority);
-	metric_add(S.m[M_UNSCHEDULABLE], 1);
+	struct pctl *S = ctx->data;
+	int attempts = waiting_unschedulable(S, key, c->priority);
+	metric_add(S->m[M_UNSCHEDULABLE], 1);
 	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
 
-	kinfer_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
-		     "Scheduling", message);
+	context_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
+		      "Scheduling", message);
 	if (strcmp(c->condition_message, message) != 0)
 		set_unschedulable(ctx, c, message);
 	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
@@ -326,23 +345,24 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 				  const struct pod_copy *c, const char *node)
 {
+	struct pctl *S = ctx->data;
 	struct kube_status st;
 	int r = kube_bind_pod(ctx->client, c->ns, c->name, c->uid, node, &st);
 
 	if (r == 0) {
-		waiting_remove(key);
-		metric_add(S.m[M_BOUND], 1);
+		waiting_remove(S, key);
+		metric_add(S->m[M_BOUND], 1);
 		log_debug("pod bound", "pod=%s node=%s", key, node);
 		return RECONCILE_OK;
 	}
-	metric_add(S.m[M_BIND_FAILED], 1);
-	placement_lock(S.pl);
-	placement_forget(S.pl, key);
-	placement_unlock(S.pl);
+	metric_add(S->m[M_BIND_FAILED], 1);
+	placement_lock(S->pl);
+	placement_forget(S->pl, key);
+	placement_unlock(S->pl);
 	if (st.code == 404 || st.code == 409) {
 		/* Gone, or bound already (by an earlier attempt whose answer was
 		 * lost): the watch tells the rest. */
-		waiting_remove(key);
+		waiting_remove(S, key);
 		return RECONCILE_OK;
 	}
 	snprintf(ctx->error, sizeof(ctx->error), "bind %.300s to %.253s: %.400s", key, node,
@@ -353,21 +373,20 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 /* Step 1: true when the pod needs no decision. A bound pod's assumption
  * is forgotten only once the by-node index shows it; until then the
  * handler that indexes it enqueues the pod again. */
-static bool settled(struct reconcile_ctx *ctx, struct cache *pc, const char *key,
-		    const struct kpod *p)
+static bool settled(struct pctl *S, struct cache *pc, const char *key, const struct kpod *p)
 {
 	bool gone = !p || p->meta.deleted || p->phase == KPHASE_SUCCEEDED ||
 		    p->phase == KPHASE_FAILED;
-	if (!gone && !p->node && ours(p) && !p->gated)
+	if (!gone && !p->node && ours(S, p) && !p->gated)
 		return false;
 	if (gone || !p->node || placement_pod_indexed(pc, p)) {
-		placement_lock(S.pl);
-		placement_forget(S.pl, key);
-		placement_unlock(S.pl);
+		placement_lock(S->pl);
+		placement_forget(S->pl, key);
+		placement_unlock(S->pl);
 	}
-	waiting_remove(key);
+	waiting_remove(S, key);
 	if (gone)
-		waiting_wake(NULL, NULL, ctx->manager);
+		waiting_wake(S, NULL, NULL);
 	return true;
 }
 
@@ -375,32 +394,33 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct cache *nc = manager_cache(ctx->manager, &kind_nodes);
+	struct pctl *S = ctx->data;
 	struct placement_decision d;
 	struct pod_copy c;
 	int r;
 
-	if (!active())
+	if (!active(S))
 		return RECONCILE_OK;
 	cache_read_lock();
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
-	if (settled(ctx, pc, key, p)) {
+	if (settled(S, pc, key, p)) {
 		cache_read_unlock();
 		return RECONCILE_OK;
 	}
-	if (waiting_blocked(p->priority)) {
+	if (waiting_blocked(S, p->priority)) {
 		cache_read_unlock();
 		ctx->requeue_after_ns = GATE_RETRY_NS;
 		return RECONCILE_REQUEUE_AFTER;
 	}
 	copy_pod(p, &c);
-	placement_lock(S.pl);
+	placement_lock(S->pl);
 	uint64_t t0 = monotonic_ns();
-	r = placement_decide(S.pl, nc, pc, p, t0, &d);
+	r = placement_decide(S->pl, nc, pc, p, t0, &d);
 	if (r == 0)
-		r = placement_assume(S.pl, p, d.node, monotonic_ns());
-	metric_set(S.m[M_ASSUMED], (double)placement_assumed(S.pl));
-	placement_unlock(S.pl);
-	metric_observe(S.m[M_DURATION], (double)(monotonic_ns() - t0) / 1e9);
+		r = placement_assume(S->pl, p, d.node, monotonic_ns());
+	metric_set(S->m[M_ASSUMED], (double)placement_assumed(S->pl));
+	placement_unlock(S->pl);
+	metric_observe(S->m[M_DURATION], (double)(monotonic_ns() - t0) / 1e9);
 	cache_read_unlock();
 	if (r == -ENOSPC)
 		return no_fit(ctx, key, &c, d.message);
@@ -422,4 +442,6 @@ const struct controller_def placement_controller = {
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
 	.workers = 16,
+	.data_new = pctl_new,
+	.data_free = pctl_free,
 };

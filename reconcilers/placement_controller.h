@@ -7,6 +7,8 @@
  * its PodScheduled condition False/Unschedulable with kube-scheduler's kind
  * of message, and is retried with backoff (1 s doubling to 60 s) and at
  * once when a node changes or one of kinfer's bound pods goes away.
+ * Its row's data (the placement state and the pods waiting) is made from
+ * the shared context (context.h) with the manager.
  */
 #pragma once
 
@@ -15,19 +17,12 @@
 #include "manager.h"
 #include "placement.h"
 
-struct metrics;
-
-struct placement_controller_options {
-	struct metrics *metrics;        /* NULL = none */
-	bool enabled;                   /* false: kube-scheduler places the pods */
-	const char *scheduler_name;     /* pods that name it are ours */
-	struct placement_weights weights;
-};
-
-/* Once, before the manager starts; the controller does nothing until then.
- * 0, -EINVAL (a weight below 0 or above 1000), -ENOMEM. */
-int placement_controller_configure(const struct placement_controller_options *o);
-/* After the manager stopped: frees what configure made. */
-void placement_controller_shutdown(void);
+/*
+ * The settings (context.h's placement part) are the flags'; 0, or -EINVAL
+ * for a weight below 0 or above 1000 or a scheduler name that is empty or
+ * over 63 characters. The row's constructor checks the same and fails
+ * the manager's.
+ */
+int placement_controller_check(const struct placement_weights *w, const char *scheduler_name);
 
 extern const struct controller_def placement_controller;

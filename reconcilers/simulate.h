@@ -41,18 +41,10 @@ struct simulate_scaling {
 };
 
 /*
- * Map spec.scaling (a JSON object) to ret, with the field meanings and
- * bounds of crds/inferenceservice.yaml. err names the field that is
- * wrong ("spec.scaling.metrics[1].type: unknown metric type \"Foo\"").
- */
-int simulate_scaling_from_json(json_object *scaling,
-			       struct simulate_scaling *ret,
-			       char *err, size_t errlen);
-
-/*
  * The first document of kind InferenceService in a YAML stream (the text
- * of the file called name), mapped as above. Errors name the file and the
- * line the document starts on.
+ * of the file called name), its spec.scaling read by scalingspec.h, the
+ * reader the live autoscaler uses. Errors name the file and the line the
+ * document starts on.
  */
 int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 			struct simulate_scaling *ret, char *err,

@@ -241,7 +241,7 @@ static void scaling_status(const struct status_input *in, json_object *old, json
 
 json_object *status_build(const struct status_input *in)
 {
-	json_object *old = in->old_status_json ? json_tokener_parse(in->old_status_json) : NULL;
+	json_object *old = in->old_status;
 	json_object *st = json_object_new_object(), *conds = json_object_new_array();
 	struct cond c[N_OWNED];
 
@@ -268,7 +268,6 @@ json_object *status_build(const struct status_input *in)
 	}
 	scaling_status(in, old, st, conds);
 	json_object_object_add(st, "conditions", conds);
-	json_object_put(old);
 	return st;
 }
 
@@ -321,13 +320,12 @@ static bool same_metrics(json_object *st, json_object *old)
 	return same;
 }
 
-bool status_same(json_object *st, const char *old_json)
+bool status_same(json_object *st, json_object *old)
 {
 	static const char *const fields[] = { "observedGeneration", "replicas", "readyReplicas",
 		"warmReplicas", "desiredReplicas", "selector", "lastScaleTime" };
 	static const char *const cfields[] = { "status", "reason", "message", "observedGeneration",
 		"lastTransitionTime" };
-	json_object *old = old_json ? json_tokener_parse(old_json) : NULL;
 	json_object *conds = cache_json_get(st, "conditions");
 	bool same = old != NULL;
 
@@ -343,6 +341,5 @@ bool status_same(json_object *st, const char *old_json)
 		for (size_t k = 0; same && k < sizeof(cfields) / sizeof(cfields[0]); k++)
 			same = same_field(a, b, cfields[k]);
 	}
-	json_object_put(old);
 	return same;
 }

@@ -24,7 +24,7 @@ struct status_metric {
 	double value, target;
 };
 
-/* What the autoscaler decided last (autoscaler.h), for the status. */
+/* What the autoscaler decided last (autoscale_controller.h), for the status. */
 struct status_scaling {
 	bool active;                  /* ScalingActive */
 	char active_reason[48];
@@ -50,7 +50,7 @@ struct status_input {
 	const char *image_reason;
 	const char *selector;
 	const char *invalid;             /* why the spec cannot run, or NULL */
-	const char *old_status_json;     /* the status the server holds */
+	json_object *old_status;         /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and
 	 * ScalingLimited conditions, currentMetrics and lastScaleTime come from
@@ -65,8 +65,9 @@ struct status_input {
 
 /* The full status to write (a new object the caller puts). */
 json_object *status_build(const struct status_input *in);
-/* Does old_json already say what status says (fields this module owns)? */
-bool status_same(json_object *status, const char *old_json);
+/* Does old (the parsed status the server holds) already say what status
+ * says (fields this module owns)? */
+bool status_same(json_object *status, json_object *old);
 /* The Ready condition's status ("True"/"False") and reason in status. */
 const char *status_condition(json_object *status, const char *type, const char **ret_reason,
 			     const char **ret_message);

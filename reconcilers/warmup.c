@@ -1,26 +1,13 @@
 /*
- * The warm-up controller. For each gated pod whose containers are ready:
- *
- *   WAITING   GET the health path until 200 (the model has loaded)
- *   WARMING   send the warm-up requests, `concurrency` at a time (curl multi)
- *   WARM      set kinfer.io/warmed-up=True through pods/status: the pod
- *             becomes Ready and joins the Service endpoints
- *   FAILED    set the condition False with the reason, count the attempt in
- *             an annotation, retry with backoff (10 s doubling to 5 min);
- *             after maxAttempts the pod is deleted so the ReplicaSet makes a
- *             new one
- *
- * A pod already warm, draining (reason Draining) or going away is left
- * alone.
+ * The warm-up library: the plan read from a spec, the health probe and the
+ * warm-up requests (curl multi, `concurrency` in flight), and the state
+ * machine's one transition function. No API calls and no logging: the
+ * warm-up controller (warmup_controller.c) drives it.
  */
 #include "warmup.h"
 
-#include "backoff.h"
+#include "cache.h"
 #include "isvc.h"
-#include "isvc_controller.h"
-#include "kinds.h"
-#include "log.h"
-#include "podstate.h"
 #include "presets.h"
 #include "ratelimit.h"
 
@@ -66,8 +53,10 @@ static char *default_body(const struct preset *pr, const char *model)
 	return out;
 }
 
-int warmup_plan_from_spec(json_object *spec, struct warmup_plan *p, char *err, size_t errlen)
+int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err, size_t errlen)
 {
+	struct warmup_plan plan, *p = &plan;
+	int r = 0;
 	enum isvc_framework fw = ISVC_VLLM;
 	json_object *w = cache_json_get(spec, "warmup");
 	const char *model = cache_json_str(spec, "model.name");
@@ -92,8 +81,10 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *p, char *err, s
 		if (body) {
 			p->body = strdup(json_object_to_json_string_ext(body,
 					 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-			if (!p->body)
-				return -ENOMEM;
+			if (!p->body) {
+				r = -ENOMEM;
+				goto free_body;
+			}
 		}
 	} else if (pr->warmup_path) {
 		if (preset_expand(pr->warmup_path, "", model ? model : "", p->port, p->path,
@@ -107,9 +98,15 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *p, char *err, s
 	} else if (p->requests > 0) {
 		return errf(err, errlen, "spec.warmup.path: required for framework %s", pr->name);
 	}
-	if (p->port <= 0)
-		return errf(err, errlen, "spec.port: required for framework %s", pr->name);
+	if (p->port <= 0) {
+		r = errf(err, errlen, "spec.port: required for framework %s", pr->name);
+		goto free_body;
+	}
+	*ret = plan;
 	return 0;
+free_body:
+	free(p->body);
+	return r;
 }
 
 void warmup_plan_free(struct warmup_plan *p)
@@ -291,185 +288,40 @@ int warmup_send(const char *ip, const struct warmup_plan *p, uint64_t deadline,
 	return r;
 }
 
-/* ---- the controller ------------------------------------------------------ */
+/* ---- the state machine ---------------------------------------------------- */
 
-struct pod_snap {
-	char ns[64], name[256], uid[64], ip[64], service[256], reason[64];
-	int32_t attempts;
-	int64_t since, containers_since;
-	bool gated, ready_containers, warm, deleting;
-	char *spec_json;
-};
-
-static bool snap_pod(struct manager *m, const char *key, struct pod_snap *s)
+enum warmup_state warmup_step(enum warmup_state st, enum warmup_event ev)
 {
-	struct cache *pc = manager_cache(m, &kind_pods), *ic = manager_cache(m, &kind_inferenceservices);
-	char ikey[512];
-	bool ok = false;
-
-	memset(s, 0, sizeof(*s));
-	cache_read_lock();
-	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
-	if (!p || !p->has_gate || !p->service)
-		goto out;
-	snprintf(s->ns, sizeof(s->ns), "%s", p->meta.ns);
-	snprintf(s->name, sizeof(s->name), "%s", p->meta.name);
-	snprintf(s->uid, sizeof(s->uid), "%s", p->meta.uid ? p->meta.uid : "");
-	snprintf(s->ip, sizeof(s->ip), "%s", p->pod_ip ? p->pod_ip : "");
-	snprintf(s->service, sizeof(s->service), "%s", p->service);
-	snprintf(s->reason, sizeof(s->reason), "%s", p->warm_reason ? p->warm_reason : "");
-	s->attempts = p->warmup_attempts;
-	s->since = p->warm_since;
-	s->containers_since = p->containers_ready_since;
-	s->gated = true;
-	s->ready_containers = p->containers_ready == KCOND_TRUE;
-	s->warm = p->warmed == KCOND_TRUE;
-	s->deleting = p->meta.deleted != 0;
-	snprintf(ikey, sizeof(ikey), "%s/%s", s->ns, s->service);
-	const struct isvc *is = (const struct isvc *)cache_get(ic, ikey);
-	if (is && is->spec_json)
-		s->spec_json = strdup(is->spec_json);
-	ok = true;
-out:
-	cache_read_unlock();
-	return ok;
+	switch (st) {
+	case WARMUP_WAITING:
+		if (ev == WARMUP_EV_HEALTHY)
+			return WARMUP_WARMING;
+		if (ev == WARMUP_EV_TIMED_OUT)
+			return WARMUP_FAILED;
+		return st;
+	case WARMUP_WARMING:
+		if (ev == WARMUP_EV_ANSWERED)
+			return WARMUP_WARM;
+		if (ev == WARMUP_EV_FAILED || ev == WARMUP_EV_TIMED_OUT)
+			return WARMUP_FAILED;
+		return st;
+	case WARMUP_WARM:
+	case WARMUP_FAILED:
+		return st;
+	}
+	return st;
 }
 
-static void pod_event(struct reconcile_ctx *ctx, const struct pod_snap *s, const char *type,
-		      const char *reason, const char *note)
+const char *warmup_state_name(enum warmup_state st)
 {
-	kinfer_event(ctx, "v1", "Pod", s->ns, s->name, s->uid, type, reason, "WarmUp", note);
+	static const char *const names[] = { "Waiting", "Warming", "Warm", "Failed" };
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "Unknown";
 }
 
-static int set_condition(struct reconcile_ctx *ctx, const struct pod_snap *s, bool ok,
-			 const char *reason, const char *message)
+uint64_t warmup_retry_after_s(int attempts)
 {
-	struct kube_status st;
-	int r = podstate_set_gate(ctx->client, s->ns, s->name, ok, reason, message, &st);
-	if (r < 0)
-		snprintf(ctx->error, sizeof(ctx->error), "set %s on %s/%.200s: %.400s", KINFER_GATE,
-			 s->ns, s->name, st.message);
-	return r;
-}
-
-static int count_attempt(struct reconcile_ctx *ctx, const struct pod_snap *s, int attempts)
-{
-	char v[16];
-	snprintf(v, sizeof(v), "%d", attempts);
-	return podstate_annotate(ctx->client, s->ns, s->name, KINFER_WARMUP_ATTEMPTS, v, NULL);
-}
-
-static uint64_t retry_after_s(int attempts)
-{
-	uint64_t s = 10;
-	for (int i = 1; i < attempts && s < 300; i++)
+	uint64_t s = WARMUP_RETRY_FIRST_S;
+	for (int i = 1; i < attempts && s < WARMUP_RETRY_MAX_S; i++)
 		s *= 2;
-	return s > 300 ? 300 : s;
+	return s > WARMUP_RETRY_MAX_S ? WARMUP_RETRY_MAX_S : s;
 }
-
-static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
-{
-	struct pod_snap s;
-	struct warmup_plan plan;
-	struct warmup_result res;
-	char err[256], msg[512];
-	enum reconcile_result out = RECONCILE_OK;
-
-	if (!snap_pod(ctx->manager, key, &s) || s.deleting || s.warm ||
-	    strcmp(s.reason, "Draining") == 0 || !s.ready_containers || !s.ip[0] || !s.spec_json)
-		goto done;
-	json_object *spec = json_tokener_parse(s.spec_json);
-	int r = warmup_plan_from_spec(spec, &plan, err, sizeof(err));
-	json_object_put(spec);
-	if (r < 0) {
-		set_condition(ctx, &s, false, "InvalidWarmup", err);
-		goto done;
-	}
-	/* After a failure, wait out the backoff before the next attempt. */
-	bool after_failure = strcmp(s.reason, "WarmupFailed") == 0;
-	if (after_failure) {
-		/* The condition alone decides: our two writes (condition, then the
-		 * attempt count) reach the cache one at a time. */
-		int64_t due = s.since + (int64_t)retry_after_s(s.attempts > 0 ? s.attempts : 1);
-		int64_t now = (int64_t)time(NULL);
-		if (now < due) {
-			ctx->requeue_after_ns = (uint64_t)(due - now) * NSEC_PER_SEC;
-			warmup_plan_free(&plan);
-			out = RECONCILE_REQUEUE_AFTER;
-			goto done;
-		}
-	}
-	/*
-	 * WAITING: one health probe per reconcile, never a long wait in a
-	 * worker; the deadline counts from when the containers became ready
-	 * (or from the last failed attempt), so it survives restarts.
-	 */
-	int64_t now = (int64_t)time(NULL);
-	int64_t from = after_failure && s.since > s.containers_since ? s.since : s.containers_since;
-	int64_t left = from > 0 ? from + plan.timeout_s - now : plan.timeout_s;
-	r = left > 0 ? warmup_probe(s.ip, &plan, &res) : -ETIMEDOUT;
-	if (r == -EAGAIN) {
-		ctx->requeue_after_ns = 2 * NSEC_PER_SEC;
-		warmup_plan_free(&plan);
-		out = RECONCILE_REQUEUE_AFTER;
-		goto done;
-	}
-	if (r == -ETIMEDOUT)
-		snprintf(res.error, sizeof(res.error), "the model server was not healthy within %d s",
-			 plan.timeout_s);
-	else
-		r = warmup_send(s.ip, &plan, monotonic_ns() + (uint64_t)left * NSEC_PER_SEC, &res);
-	if (r == 0) {
-		snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
-			 plan.requests, res.seconds, res.max_latency_s * 1000);
-		if (set_condition(ctx, &s, true, plan.requests ? "WarmupSucceeded" : "NoWarmupRequests",
-				  msg) < 0)
-			out = RECONCILE_ERROR;
-		else
-			log_info("pod warm", "pod=%s/%s seconds=%.1f", s.ns, s.name, res.seconds);
-		warmup_plan_free(&plan);
-		goto done;
-	}
-	int attempts = s.attempts + 1;
-	snprintf(msg, sizeof(msg), "attempt %d of %d failed: %s", attempts, plan.max_attempts, res.error);
-	log_warn("warm-up failed", "pod=%s/%s attempt=%d error=%s", s.ns, s.name, attempts, res.error);
-	pod_event(ctx, &s, "Warning", "WarmupFailed", msg);
-	if (set_condition(ctx, &s, false, "WarmupFailed", msg) < 0 ||
-	    count_attempt(ctx, &s, attempts) < 0) {
-		out = RECONCILE_ERROR;
-	} else if (attempts >= plan.max_attempts) {
-		/* A model that will not warm: replace the pod. */
-		struct kube_opts o = { .precondition_uid = s.uid };
-		snprintf(msg, sizeof(msg), "deleting the pod after %d failed warm-up attempts", attempts);
-		pod_event(ctx, &s, "Warning", "WarmupGaveUp", msg);
-		kube_delete(ctx->client, &kube_res_pods, s.ns, s.name, &o, NULL, NULL);
-	} else {
-		ctx->requeue_after_ns = retry_after_s(attempts) * NSEC_PER_SEC;
-		out = RECONCILE_REQUEUE_AFTER;
-	}
-	warmup_plan_free(&plan);
-done:
-	free(s.spec_json);
-	return out;
-}
-
-static void pods_of_service(const struct cache_obj *o, controller_emit_fn emit, void *ud)
-{
-	(void)o;
-	(void)emit;
-	(void)ud;
-	/* The pods' own events drive warm-up; a spec change rolls new pods. */
-}
-
-static const struct controller_watch watches[] = {
-	{ &kind_pods, NULL },
-	{ &kind_inferenceservices, pods_of_service },
-};
-
-const struct controller_def warmup_controller = {
-	.name = "warmup",
-	.watches = watches,
-	.n_watches = sizeof(watches) / sizeof(watches[0]),
-	.reconcile = reconcile,
-	.workers = 8,
-};

@@ -1,16 +1,17 @@
 /*
- * Warm-up gating: a pod of an InferenceService joins the Service only after
- * its model server has answered the warm-up requests. The state lives in
- * the pod (the kinfer.io/warmed-up condition and the
- * kinfer.io/warmup-attempts annotation), so it survives operator restarts
- * and leader changes.
+ * Warm-up gating, the library part: a pod of an InferenceService joins the
+ * Service only after its model server has answered the warm-up requests.
+ * This module reads the plan from a spec, probes and sends the requests,
+ * and holds the state machine's transition function; the warm-up
+ * controller (warmup_controller.h) keeps the state in the pod (the
+ * kinfer.io/warmed-up condition and the kinfer.io/warmup-attempts
+ * annotation), so it survives operator restarts and leader changes.
  */
 #pragma once
 
 #include <json-c/json.h>
 #include <stdint.h>
 
-#include "manager.h"
 
 struct warmup_plan {
 	char path[512];
@@ -21,7 +22,8 @@ struct warmup_plan {
 	int timeout_s, request_timeout_s, max_attempts;
 };
 
-/* The plan for a spec: spec.warmup, else the framework preset's default. */
+/* The plan for a spec: spec.warmup, else the framework preset's default.
+ * ret is written only on success; -EINVAL with err naming the field. */
 int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err, size_t errlen);
 void warmup_plan_free(struct warmup_plan *p);
 
@@ -44,4 +46,31 @@ int warmup_probe(const char *ip, const struct warmup_plan *plan, struct warmup_r
 int warmup_send(const char *ip, const struct warmup_plan *plan, uint64_t deadline_ns,
 		struct warmup_result *ret);
 
-extern const struct controller_def warmup_controller;
+/*
+ * The states of one pod's warm-up (a pod already warm, draining or going
+ * away has none: the controller leaves it alone).
+ */
+enum warmup_state {
+	WARMUP_WAITING,   /* containers ready: GET the health path until 200 (model loaded) */
+	WARMUP_WARMING,   /* healthy: send the warm-up requests */
+	WARMUP_WARM,      /* every request answered 2xx: the gate goes True */
+	WARMUP_FAILED,    /* a request failed or time ran out: gate False, retry or replace */
+};
+
+enum warmup_event {
+	WARMUP_EV_NOT_YET,    /* the health path did not answer 200 yet */
+	WARMUP_EV_HEALTHY,    /* it did */
+	WARMUP_EV_TIMED_OUT,  /* timeoutSeconds passed */
+	WARMUP_EV_ANSWERED,   /* every warm-up request got a 2xx */
+	WARMUP_EV_FAILED,     /* one did not */
+};
+
+/* The one transition: the state after ev in st (st when ev does not apply). */
+enum warmup_state warmup_step(enum warmup_state st, enum warmup_event ev);
+const char *warmup_state_name(enum warmup_state st);
+
+/* After a failure: the wait before attempt `attempts + 1` (10 s doubling
+ * to 5 min). */
+#define WARMUP_RETRY_FIRST_S 10
+#define WARMUP_RETRY_MAX_S 300
+uint64_t warmup_retry_after_s(int attempts);

@@ -14,7 +14,8 @@
  *
  * Then the whole cluster the issue sizes (BENCH_CLUSTER=0 skips it): next
  * to the pods, 5,000 Nodes (tests/data/node.json), 10,000
- * InferenceServices (tests/data/isvc/full.json) and their Deployments
+ * InferenceServices (BENCH_ISVC, default tests/data/isvc/vllm.json, a
+ * typical manifest; full.json has every field) and their Deployments
  * (tests/data/deployment.json) and Services, each recorded object renamed
  * per copy and projected into its own cache as the operator's informers
  * do; heap per object of each kind and the process's RSS (the operator's
@@ -310,7 +311,7 @@ static void drain_cache(struct cache *c)
 
 /* The other kinds next to the pods already cached: heap per object of
  * each, and the process's RSS with everything in. */
-static int cluster_case(struct intern *interns, struct cache *pods)
+static int cluster_case(struct intern *interns, struct cache *pods, size_t rss_start)
 {
 	static const struct {
 		const struct cache_kind *kind;
@@ -318,17 +319,19 @@ static int cluster_case(struct intern *interns, struct cache *pods)
 		int n;
 	} kinds[] = {
 		{ &kind_nodes, KINFER_TEST_DATA "/node.json", "kwok-gpu-%05d", CLUSTER_NODES },
-		{ &kind_inferenceservices, KINFER_TEST_DATA "/isvc/full.json", "llm-%05d", CLUSTER_SERVICES },
+		{ &kind_inferenceservices, NULL, "llm-%05d", CLUSTER_SERVICES },
 		{ &kind_deployments, KINFER_TEST_DATA "/deployment.json", "llm-%05d", CLUSTER_SERVICES },
-		{ &kind_services, NULL, "llm-%05d", CLUSTER_SERVICES },
+		{ &kind_services, "", "llm-%05d", CLUSTER_SERVICES },
 	};
 	struct cache *caches[4] = { 0 };
 	size_t total = cache_count(pods);
 	int r = 0;
 
 	for (size_t k = 0; k < 4 && r == 0; k++) {
-		json_object *tmpl = kinds[k].file ? load_json(kinds[k].file) :
-			json_tokener_parse(service_json);
+		const char *isvc = getenv("BENCH_ISVC");
+		const char *file = kinds[k].file ? kinds[k].file :
+			isvc && *isvc ? isvc : KINFER_TEST_DATA "/isvc/vllm.json";
+		json_object *tmpl = *file ? load_json(file) : json_tokener_parse(service_json);
 		size_t h0 = settled_heap();
 		if (!tmpl)
 			r = -EBADMSG;
@@ -348,6 +351,7 @@ static int cluster_case(struct intern *interns, struct cache *pods)
 		printf("memory_cluster_objects %zu objects\n", total);
 		printf("memory_cluster_heap_bytes %zu bytes\n", settled_heap());
 		printf("memory_cluster_rss_mib %.1f MiB\n", (double)rss_bytes() / (1 << 20));
+		printf("memory_cluster_rss_before_caches_mib %.1f MiB\n", (double)rss_start / (1 << 20));
 	}
 	for (size_t k = 0; k < 4; k++)
 		if (caches[k]) {
@@ -388,7 +392,7 @@ int main(void)
 	{
 		const char *cl = getenv("BENCH_CLUSTER");
 		if (!cl || strcmp(cl, "0") != 0)
-			r = cluster_case(interns, c);
+			r = cluster_case(interns, c, f.rss0);
 	}
 	if (r < 0)
 		goto out;

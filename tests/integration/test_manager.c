@@ -4,7 +4,9 @@
  * ConfigMap labelled for it. Checks keys flow from informer to queue to
  * worker, that failing keys are retried with backoff and counted, that
  * terminal and requeue-after results behave, and that a stop waits for an
- * in-flight reconcile.
+ * in-flight reconcile. Also: each row's own data reaches its reconcile and
+ * its map function, rows reach each other through handles, and a row whose
+ * constructor fails fails manager_new with every row's data freed.
  */
 #include "itest.h"
 
@@ -169,10 +171,132 @@ static void controller_loop(void **state)
 	metrics_free(m);
 }
 
+/* ---- rows with their own data ------------------------------------------ */
+
+#define ROW_MAGIC 0x5eed
+struct rowdata {
+	int magic;
+	atomic_int maps, reconciles;
+	struct controller *peer;     /* row_a's handle, in row_b */
+};
+static atomic_int row_frees, row_news;
+static bool row_b_fails;
+static const struct controller_def row_a, row_b;
+
+static int row_new(const struct controller_env *env, void **ret)
+{
+	if (row_b_fails && env->self == manager_controller(env->manager, &row_b))
+		return -EPERM;
+	struct rowdata *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->magic = ROW_MAGIC;
+	atomic_fetch_add(&row_news, 1);
+	*ret = d;
+	return 0;
+}
+
+static int row_link(void *data, const struct controller_env *env)
+{
+	struct rowdata *d = data;
+	d->peer = manager_controller(env->manager, &row_a);
+	return d->peer ? 0 : -ENOENT;
+}
+
+static void row_free(void *data)
+{
+	if (!data)
+		return;
+	atomic_fetch_add(&row_frees, 1);
+	free(data);
+}
+
+static bool relay_key(const char *key)
+{
+	return strstr(key, "/relay-") != NULL;
+}
+
+/* Row a: its map drops relay- keys, so they reach it only through b. */
+static void map_a(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	struct rowdata *d = data;
+	if (d && d->magic == ROW_MAGIC)
+		atomic_fetch_add(&d->maps, 1);
+	if (!relay_key(o->key))
+		emit(ud, o->key);
+}
+
+static enum reconcile_result reconcile_a(struct reconcile_ctx *ctx, const char *key)
+{
+	struct rowdata *d = ctx->data;
+	if (d && d->magic == ROW_MAGIC && relay_key(key))
+		atomic_fetch_add(&d->reconciles, 1);
+	return RECONCILE_OK;
+}
+
+/* Row b hands relay- keys to a through its handle. */
+static enum reconcile_result reconcile_b(struct reconcile_ctx *ctx, const char *key)
+{
+	struct rowdata *d = ctx->data;
+	if (relay_key(key) && d && d->magic == ROW_MAGIC) {
+		atomic_fetch_add(&d->reconciles, 1);
+		controller_enqueue(d->peer, key);
+	}
+	return RECONCILE_OK;
+}
+
+static const struct controller_watch watches_a[] = { { &kind_configmaps, map_a } };
+static const struct controller_watch watches_b[] = { { &kind_configmaps, NULL } };
+static const struct controller_def row_a = {
+	.name = "row-a", .watches = watches_a, .n_watches = 1, .reconcile = reconcile_a,
+	.workers = 1, .data_new = row_new, .data_free = row_free,
+};
+static const struct controller_def row_b = {
+	.name = "row-b", .watches = watches_b, .n_watches = 1, .reconcile = reconcile_b,
+	.workers = 1, .data_new = row_new, .data_link = row_link, .data_free = row_free,
+};
+static const struct controller_def *const rows[] = { &row_a, &row_b };
+
+static void rows_own_data(void **state)
+{
+	struct manager *mgr = NULL;
+	struct manager_options o = { .client = kc, .controllers = rows, .n_controllers = 2,
+				     .watch_namespace = ns,
+				     .shutdown_timeout_ns = 10ULL * 1000000000ULL };
+	(void)state;
+	/* A failing constructor: manager_new fails with its error, and the
+	 * row made before it is freed. */
+	row_b_fails = true;
+	assert_int_equal(manager_new(&o, &mgr), -EPERM);
+	assert_int_equal(atomic_load(&row_news), 1);
+	assert_int_equal(atomic_load(&row_frees), 1);
+	row_b_fails = false;
+
+	assert_int_equal(manager_new(&o, &mgr), 0);
+	struct rowdata *a = controller_data(manager_controller(mgr, &row_a));
+	struct rowdata *b = controller_data(manager_controller(mgr, &row_b));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_true(a != b);
+	assert_ptr_equal(b->peer, manager_controller(mgr, &row_a));
+	assert_null(manager_controller(mgr, &mirror_def));
+	assert_int_equal(manager_start(mgr), 0);
+	create("relay-1");
+	for (int i = 0; i < 100 && atomic_load(&a->reconciles) == 0; i++)
+		usleep(100000);
+	assert_true(atomic_load(&a->maps) >= 1);
+	assert_true(atomic_load(&b->reconciles) >= 1);
+	assert_true(atomic_load(&a->reconciles) >= 1);
+	manager_stop(mgr);
+	manager_free(mgr);
+	assert_int_equal(atomic_load(&row_frees), 3);
+}
+
 int itests_manager(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(controller_loop),
+		cmocka_unit_test(rows_own_data),
 	};
 	return cmocka_run_group_tests_name("manager", tests, setup, teardown);
 }

@@ -1,33 +1,37 @@
 /*
- * The autoscaler controller; see autoscaler.h. One reconcile is one
+ * The autoscaler controller; see autoscale_controller.h. One reconcile is one
  * evaluation:
  *
- *   1. copy the InferenceService and its pods out of the caches;
+ *   1. take the InferenceService's snapshot and copy its pods out of the
+ *      caches;
  *   2. wait for the evaluation interval (an event in between only
  *      reschedules, except a new generation, evaluated at once);
  *   3. collect the metrics from the source the spec names;
  *   4. evaluate with the service's history, record the result;
- *   5. publish the decision, tell the InferenceService controller when it
- *      changed, and record an Event when the replica count changes.
+ *   5. publish the decision, tell the InferenceService controller (the
+ *      handle it gave) when it changed, and record an Event when the
+ *      replica count changes.
  *
  * The table of services is guarded by one mutex, held only to find,
  * insert, copy or remove an entry: the work queue never hands one key to
  * two workers, so an entry's history and scrape state are touched by one
- * thread at a time.
+ * thread at a time. The table is this row's own data (data_new), made and
+ * freed with the manager.
  */
-#include "autoscaler.h"
+#include "autoscale_controller.h"
 
 #include "autoscale.h"
 #include "base64.h"
+#include "context.h"
 #include "isvc.h"
-#include "isvc_controller.h"
 #include "kinds.h"
 #include "log.h"
 #include "metrics.h"
 #include "metricsource.h"
 #include "presets.h"
 #include "ratelimit.h"
-#include "simulate.h"
+#include "scalingspec.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <math.h>
@@ -65,7 +69,7 @@ struct svc {
 	uint64_t due_ms;          /* monotonic: the next evaluation */
 	int64_t generation;
 	bool have;                /* decision is set */
-	struct autoscaler_decision decision;
+	struct autoscale_controller_decision decision;
 	char *token;              /* Prometheus bearer token, and when read */
 	uint64_t token_ms;
 };
@@ -76,17 +80,19 @@ struct autoscaler {
 	size_t n;
 	long timeout_ms;
 	struct metrics *metrics;
+	struct controller *notify;   /* told of changed decisions; may be NULL */
 };
 
-int autoscaler_new(const struct autoscaler_options *o, struct autoscaler **ret)
+static int autoscaler_new(const struct controller_env *env, void **ret)
 {
+	const struct kinfer_context *k = env->shared;
 	struct autoscaler *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
 	pthread_mutex_init(&a->lock, NULL);
-	a->timeout_ms = o && o->scrape_timeout_ms > 0 ? o->scrape_timeout_ms : 2000;
-	a->metrics = o ? o->metrics : NULL;
+	a->timeout_ms = k && k->scrape_timeout_ms > 0 ? k->scrape_timeout_ms : 2000;
+	a->metrics = env->metrics;
 	*ret = a;
 	return 0;
 }
@@ -102,8 +108,9 @@ static void svc_free(struct svc *s)
 	free(s);
 }
 
-void autoscaler_free(struct autoscaler *a)
+static void autoscaler_free(void *data)
 {
+	struct autoscaler *a = data;
 	if (!a)
 		return;
 	for (size_t i = 0; i < TABLE_SLOTS; i++)
@@ -171,11 +178,15 @@ static void forget(struct autoscaler *a, const char *key)
 	svc_free(gone);
 }
 
-int autoscaler_decision(struct autoscaler *a, const char *key, struct autoscaler_decision *ret)
+int autoscale_controller_decision(struct controller *autoscaler, const char *key,
+				  struct autoscale_controller_decision *ret)
 {
+	struct autoscaler *a = controller_data(autoscaler);
 	int r = -ENOENT;
 
-	if (!a || !key || !ret)
+	if (!a)
+		return -ENOENT;
+	if (!key || !ret)
 		return -EINVAL;
 	pthread_mutex_lock(&a->lock);
 	struct svc *s = find(a, key);
@@ -187,26 +198,32 @@ int autoscaler_decision(struct autoscaler *a, const char *key, struct autoscaler
 	return r;
 }
 
+int autoscale_controller_notify(struct controller *autoscaler, struct controller *to)
+{
+	struct autoscaler *a = controller_data(autoscaler);
+	if (!a)
+		return -EINVAL;
+	a->notify = to;
+	return 0;
+}
+
 /* ---- what one evaluation reads ----------------------------------------- */
 
+/* The snapshot, what its old status says, and the pods with their state. */
 struct input {
-	char ns[64], name[256], uid[64];
-	int64_t generation;
-	bool scaling;
-	json_object *spec;            /* parsed spec, owned */
+	struct snapshot s;
 	int32_t old_desired;          /* status.desiredReplicas, -1 = none */
 	int64_t old_scale_time;       /* status.lastScaleTime, 0 = none */
-	bool have_dep;
-	int32_t dep_replicas;
 	struct metricsource_pod *pods;
 	char (*pod_names)[254];
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
+	bool pods_short;              /* an array could not grow */
 };
 
 static void input_free(struct input *in)
 {
-	json_object_put(in->spec);
+	snapshot_free(&in->s);
 	free(in->pods);
 	free(in->pod_names);
 	free(in->pod_ips);
@@ -240,8 +257,10 @@ static bool grow(struct input *in)
 	c = b ? realloc(in->pod_ips, cap * sizeof(*in->pod_ips)) : NULL;
 	if (c)
 		in->pod_ips = c;
-	if (!c)
+	if (!c) {
+		in->pods_short = true;
 		return false;
+	}
 	in->cap = cap;
 	return true;
 }
@@ -252,7 +271,7 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	const struct kpod *p = (const struct kpod *)o;
 	size_t k = in->n_pods;
 
-	if (strcmp(o->ns, in->ns) != 0 || (k == in->cap && !grow(in)))
+	if (strcmp(o->ns, in->s.ns) != 0 || (k == in->cap && !grow(in)))
 		return 0;
 	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", o->name);
 	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
@@ -269,54 +288,35 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	return 0;
 }
 
-/* False when the InferenceService is gone. */
-static bool take_input(struct manager *m, const char *key, struct input *in)
+/*
+ * The snapshot and, when autoscaled, the pods. 0; -ENOENT when the
+ * InferenceService is gone; -ENOMEM (never taken for "gone"); -EBADMSG.
+ */
+static int take_input(struct manager *m, const char *key, struct input *in)
 {
-	struct cache *ic = manager_cache(m, &kind_inferenceservices);
-	struct cache *dc = manager_cache(m, &kind_deployments);
 	struct cache *pc = manager_cache(m, &kind_pods);
-	char *spec = NULL, *status = NULL;
-	bool ok = false;
+	int r;
 
 	memset(in, 0, sizeof(*in));
 	in->old_desired = -1;
+	r = snapshot_take(m, key, &in->s);
+	if (r < 0)
+		return r;
+	in->old_desired = (int32_t)cache_json_int(in->s.status, "desiredReplicas", -1);
+	in->old_scale_time = parse_time(cache_json_str(in->s.status, "lastScaleTime"));
+	if (!in->s.scaling)
+		return 0;
 	cache_read_lock();
-	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
-	if (!is || is->meta.deleted)
-		goto out;
-	snprintf(in->ns, sizeof(in->ns), "%s", is->meta.ns);
-	snprintf(in->name, sizeof(in->name), "%s", is->meta.name);
-	snprintf(in->uid, sizeof(in->uid), "%s", is->meta.uid ? is->meta.uid : "");
-	in->generation = is->generation;
-	in->scaling = is->scaling;
-	spec = strdup(is->spec_json);
-	status = is->status_json ? strdup(is->status_json) : NULL;
-	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
-	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, in->uid) == 0) {
-		in->have_dep = true;
-		in->dep_replicas = d->spec_replicas;
-	}
-	if (in->scaling)
-		cache_index_foreach(pc, KPOD_BY_SERVICE, in->name, gather_pod, in);
-	ok = spec != NULL;
-out:
+	cache_index_foreach(pc, KPOD_BY_SERVICE, in->s.name, gather_pod, in);
 	cache_read_unlock();
+	if (in->pods_short)
+		return -ENOMEM;
 	/* Pointers into the arrays only now: they moved while growing. */
 	for (size_t k = 0; k < in->n_pods; k++) {
 		in->pods[k].name = in->pod_names[k];
 		in->pods[k].ip = in->pod_ips[k];
 	}
-	if (ok) {
-		in->spec = json_tokener_parse(spec);
-		json_object *st = status ? json_tokener_parse(status) : NULL;
-		in->old_desired = (int32_t)cache_json_int(st, "desiredReplicas", -1);
-		in->old_scale_time = parse_time(cache_json_str(st, "lastScaleTime"));
-		json_object_put(st);
-		ok = in->spec != NULL;
-	}
-	free(spec);
-	free(status);
-	return ok;
+	return 0;
 }
 
 /* ---- the metrics request ----------------------------------------------- */
@@ -364,16 +364,16 @@ static const char *bearer_token(struct reconcile_ctx *ctx, struct svc *s, const 
 
 /* Everything of spec the request needs; err says what is wrong. */
 static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct svc *s,
-			 const struct input *in, const struct simulate_scaling *sc,
+			 const struct input *in, const struct scalingspec *sc,
 			 struct metricsource_request *rq, char *err, size_t errlen)
 {
-	json_object *scaling = cache_json_get(in->spec, "scaling");
+	json_object *scaling = cache_json_get(in->s.spec, "scaling");
 	json_object *src = cache_json_get(scaling, "metricsSource");
 	json_object *metrics = cache_json_get(scaling, "metrics");
 	enum isvc_framework fw = ISVC_VLLM;
 	const struct preset *pr;
 
-	isvc_framework_parse(cache_json_str(in->spec, "model.framework"), &fw);
+	isvc_framework_parse(cache_json_str(in->s.spec, "model.framework"), &fw);
 	pr = preset_for(fw);
 	memset(rq, 0, sizeof(*rq));
 	rq->kind = METRICSOURCE_PODS;
@@ -383,13 +383,13 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 			 cache_json_str(src, "type"));
 		return -EINVAL;
 	}
-	rq->ns = in->ns;
-	rq->service = in->name;
+	rq->ns = in->s.ns;
+	rq->service = in->s.name;
 	rq->framework = fw;
 	rq->spec = &sc->spec;
 	for (size_t i = 0; i < sc->spec.n_metrics; i++)
 		rq->queries[i] = cache_json_str(json_object_array_get_idx(metrics, i), "query");
-	preset_endpoint(pr, in->spec, NULL, &rq->port, &rq->path);
+	preset_endpoint(pr, in->s.spec, NULL, &rq->port, &rq->path);
 	rq->timeout_ms = a->timeout_ms;
 	rq->pods = in->pods;
 	rq->n_pods = in->n_pods;
@@ -405,7 +405,7 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 		}
 		json_object *ref = cache_json_get(prom, "bearerTokenSecretRef");
 		if (ref) {
-			rq->token = bearer_token(ctx, s, in->ns, ref, monotonic_ns() / 1000000, err, errlen);
+			rq->token = bearer_token(ctx, s, in->s.ns, ref, monotonic_ns() / 1000000, err, errlen);
 			if (!rq->token)
 				return -EIO;
 		}
@@ -446,16 +446,16 @@ static const char *limited_message(const char *reason, const struct autoscale_sp
 	return buf;
 }
 
-static void decide(const struct input *in, const struct simulate_scaling *sc,
+static void decide(const struct input *in, const struct scalingspec *sc,
 		   const struct autoscale_result *res, const struct metricsource_result *mr,
-		   const char *source_error, int64_t last_scale, struct autoscaler_decision *d)
+		   const char *source_error, int64_t last_scale, struct autoscale_controller_decision *d)
 {
 	const struct autoscale_spec *sp = &sc->spec;
 	struct status_scaling *st = &d->status;
 	char buf[256];
 
 	memset(d, 0, sizeof(*d));
-	d->generation = in->generation;
+	d->generation = in->s.generation;
 	d->desired = res->desired;
 	st->active = res->active;
 	fill(st->active_reason, sizeof(st->active_reason), res->active_reason);
@@ -523,7 +523,7 @@ static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_r
 	}
 }
 
-static bool same_decision(const struct autoscaler_decision *a, const struct autoscaler_decision *b)
+static bool same_decision(const struct autoscale_controller_decision *a, const struct autoscale_controller_decision *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
@@ -537,23 +537,23 @@ static void count(struct autoscaler *a, const struct metric_family *f, const cha
 
 static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
 				      struct svc *s, const struct input *in,
-				      const struct simulate_scaling *sc, int64_t now_ms)
+				      const struct scalingspec *sc, int64_t now_ms)
 {
 	struct autoscale_pod *pods = calloc(in->n_pods ? in->n_pods : 1, sizeof(*pods));
 	struct metricsource_result *mr = calloc(1, sizeof(*mr));
 	struct metricsource_request rq;
 	struct autoscale_result res;
-	struct autoscaler_decision d;
+	struct autoscale_controller_decision d;
 	char err[512] = "", why[320], note[512];
 	const char *source_error = NULL;
 	uint64_t t0 = monotonic_ns();
 	int r;
 
+	enum reconcile_result out = RECONCILE_ERROR;
+
 	if (!pods || !mr) {
-		free(pods);
-		free(mr);
 		snprintf(ctx->error, sizeof(ctx->error), "out of memory");
-		return RECONCILE_ERROR;
+		goto free_buffers;
 	}
 	r = build_request(ctx, a, s, in, sc, &rq, err, sizeof(err));
 	if (r == 0) {
@@ -567,7 +567,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		      (double)mr->failed);
 	}
 	int32_t current = s->have ? s->decision.desired :
-			  in->old_desired >= 0 ? in->old_desired : in->dep_replicas;
+			  in->old_desired >= 0 ? in->old_desired : in->s.dep.spec_replicas;
 	struct autoscale_input ai = {
 		.spec = &sc->spec,
 		.current_replicas = current,
@@ -585,11 +585,9 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	autoscale_history_attach(s->history, &ai);
 	r = autoscale_evaluate(&ai, &res);
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->ns, in->name,
+		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->s.ns, in->s.name,
 			 strerror(-r));
-		free(pods);
-		free(mr);
-		return RECONCILE_ERROR;
+		goto free_buffers;
 	}
 	if (source_error) {
 		res.desired = current;
@@ -611,74 +609,83 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
 			 res.current, why);
-		kinfer_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->ns, in->name, in->uid,
-			     "Normal", "SuccessfulRescale", "Scale", note);
-		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->ns,
-			 in->name, res.current, res.desired, why);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "SuccessfulRescale", "Scale", note);
+		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->s.ns,
+			 in->s.name, res.current, res.desired, why);
 	} else if (!d.status.active && (changed || !s->have)) {
-		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->ns, in->name,
+		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->s.ns, in->s.name,
 			 current, d.status.active_message);
 	}
 	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
 	      NULL, 1);
 	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
 		       (double)(monotonic_ns() - t0) / 1e9);
-	if (changed)
-		manager_enqueue(ctx->manager, "inferenceservice", s->key);
+	if (changed && a->notify)
+		controller_enqueue(a->notify, s->key);
+	out = RECONCILE_REQUEUE_AFTER;
+free_buffers:
 	free(pods);
 	free(mr);
-	return RECONCILE_REQUEUE_AFTER;
+	return out;
 }
 
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
-	const struct kinfer_controller_data *cd = ctx->data;
-	struct autoscaler *a = cd ? cd->autoscaler : NULL;
-	struct simulate_scaling sc;
+	struct autoscaler *a = ctx->data;
+	struct scalingspec sc;
 	struct input in;
-	enum reconcile_result res;
+	enum reconcile_result res = RECONCILE_OK;
 	char err[512];
+	int r;
 
 	if (!a)
 		return RECONCILE_OK;
-	if (!take_input(ctx->manager, key, &in) || !in.scaling) {
-		input_free(&in);
+	r = take_input(ctx->manager, key, &in);
+	if (r == -ENOENT || (r == 0 && !in.s.scaling)) {
 		forget(a, key);
-		return RECONCILE_OK;
+		goto free_input;
 	}
-	if (simulate_scaling_from_json(cache_json_get(in.spec, "scaling"), &sc, err, sizeof(err)) < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "%s/%s: %s", in.ns, in.name, err);
-		input_free(&in);
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key, r == -EBADMSG ?
+			 "spec or status cannot be parsed" : strerror(-r));
+		res = r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
+		goto free_input;
+	}
+	if (scalingspec_from_json(cache_json_get(in.s.spec, "scaling"), &sc, err, sizeof(err)) < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s/%s: %s", in.s.ns, in.s.name, err);
 		forget(a, key);
-		return RECONCILE_TERMINAL;
+		res = RECONCILE_TERMINAL;
+		goto free_input;
 	}
 	struct svc *s = find_or_add(a, key);
 	if (!s) {
 		snprintf(ctx->error, sizeof(ctx->error), "cannot track %s: out of memory or over %d "
 			 "autoscaled services", key, MAX_SERVICES);
-		input_free(&in);
-		return RECONCILE_ERROR;
+		res = RECONCILE_ERROR;
+		goto free_input;
 	}
 	uint64_t mono = monotonic_ns() / 1000000, period = (uint64_t)sc.interval_seconds * 1000;
-	if (s->due_ms && mono < s->due_ms && s->generation == in.generation) {
+	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation) {
 		ctx->requeue_after_ns = (s->due_ms - mono) * 1000000ULL;
-		input_free(&in);
-		return RECONCILE_REQUEUE_AFTER;
+		res = RECONCILE_REQUEUE_AFTER;
+		goto free_input;
 	}
-	s->generation = in.generation;
+	s->generation = in.s.generation;
 	s->due_ms = mono + period;
-	if (!in.have_dep) {
+	if (!in.s.have_dep) {
 		/* Nothing to scale yet: the InferenceService controller is
 		 * creating the Deployment. */
 		ctx->requeue_after_ns = period * 1000000ULL;
-		input_free(&in);
-		return RECONCILE_REQUEUE_AFTER;
+		res = RECONCILE_REQUEUE_AFTER;
+		goto free_input;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	res = evaluate(ctx, a, s, &in, &sc, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 	if (res == RECONCILE_REQUEUE_AFTER)
 		ctx->requeue_after_ns = period * 1000000ULL;
+free_input:
 	input_free(&in);
 	return res;
 }
@@ -687,10 +694,12 @@ static const struct controller_watch watches[] = {
 	{ &kind_inferenceservices, NULL },
 };
 
-const struct controller_def autoscaler_controller = {
+const struct controller_def autoscale_controller = {
 	.name = "autoscaler",
 	.watches = watches,
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
 	.workers = 4,
+	.data_new = autoscaler_new,
+	.data_free = autoscaler_free,
 };

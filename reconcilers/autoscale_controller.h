@@ -6,11 +6,12 @@
  * ScalingLimited conditions, the metrics' values, the last scale time.
  *
  * The decision is not written to the API here. The InferenceService
- * controller reads it (autoscaler_decision) and acts on it like on any
+ * controller reads it (autoscale_controller_decision) and acts on it like on any
  * other change of the desired count: scale-up by raising the Deployment's
  * replicas, scale-down through the drain, and the status in the same
  * patch as the rest of it, so one writer owns the status. A change of
- * decision enqueues the InferenceService for that controller.
+ * decision enqueues the InferenceService for that controller, through the
+ * handle autoscale_controller_notify gave.
  *
  * State per service (the history of recommendations and scale events, the
  * last scrapes for rates and P99 windows) lives in memory, as the HPA's
@@ -25,25 +26,25 @@
 #include "manager.h"
 #include "status.h"
 
-struct autoscaler;
-struct metrics;
-
-struct autoscaler_options {
-	long scrape_timeout_ms;   /* each pod scrape or Prometheus query (2000) */
-	struct metrics *metrics;  /* may be NULL */
-};
-
-struct autoscaler_decision {
+struct autoscale_controller_decision {
 	int32_t desired;
 	int64_t generation;       /* of the InferenceService evaluated */
 	struct status_scaling status;
 };
 
-int autoscaler_new(const struct autoscaler_options *o, struct autoscaler **ret);
-void autoscaler_free(struct autoscaler *a);
+/*
+ * A copy of the last decision for "namespace/name" of the autoscaler row
+ * whose handle is autoscaler; -ENOENT if none (or autoscaler is NULL).
+ */
+int autoscale_controller_decision(struct controller *autoscaler, const char *key,
+				  struct autoscale_controller_decision *ret_decision);
 
-/* A copy of the last decision for "namespace/name"; -ENOENT if none. */
-int autoscaler_decision(struct autoscaler *a, const char *key,
-			struct autoscaler_decision *ret_decision);
+/*
+ * The row told to look again at a service whose decision changed (the
+ * InferenceService controller): set once, while the manager links its
+ * rows, before any worker runs.
+ */
+int autoscale_controller_notify(struct controller *autoscaler, struct controller *to);
 
-extern const struct controller_def autoscaler_controller;
+/* The row; its data is made from the shared context (context.h). */
+extern const struct controller_def autoscale_controller;

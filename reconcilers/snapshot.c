@@ -1,0 +1,95 @@
+/*
+ * InferenceService snapshots; see snapshot.h.
+ */
+#include "snapshot.h"
+
+#include "isvc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* Under the read lock: the owned objects' numbers and hashes. */
+static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
+{
+	struct cache *dc = manager_cache(m, &kind_deployments);
+	struct cache *sc = manager_cache(m, &kind_services);
+	const struct kdeployment *d = (const struct kdeployment *)cache_get(dc, key);
+	const struct kservice *sv = (const struct kservice *)cache_get(sc, key);
+
+	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, s->uid) == 0) {
+		s->have_dep = true;
+		s->dep = *d;
+		copy_str(s->dep_hash, sizeof(s->dep_hash), d->applied_hash);
+		copy_str(s->dep_failure, sizeof(s->dep_failure), d->failure_message);
+		copy_str(s->dep_reason, sizeof(s->dep_reason), d->progress_reason);
+		s->dep.failure_message = s->dep_failure[0] ? s->dep_failure : NULL;
+		s->dep.progress_reason = s->dep_reason[0] ? s->dep_reason : NULL;
+		s->dep.applied_hash = NULL;
+		s->dep.service = NULL;
+		memset(&s->dep.meta, 0, sizeof(s->dep.meta));
+	}
+	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
+		s->have_svc = true;
+		copy_str(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
+		copy_str(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
+	}
+}
+
+int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	char *spec_json = NULL, *status_json = NULL;
+	int r = 0;
+
+	memset(s, 0, sizeof(*s));
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (!is || is->meta.deleted) {
+		r = -ENOENT;
+		goto unlock;
+	}
+	copy_str(s->ns, sizeof(s->ns), is->meta.ns);
+	copy_str(s->name, sizeof(s->name), is->meta.name);
+	copy_str(s->uid, sizeof(s->uid), is->meta.uid);
+	s->generation = is->generation;
+	s->scaling = is->scaling;
+	s->replicas = is->replicas;
+	s->min_replicas = is->min_replicas;
+	s->max_replicas = is->max_replicas;
+	spec_json = strdup(is->spec_json ? is->spec_json : "{}");
+	status_json = is->status_json ? strdup(is->status_json) : NULL;
+	if (!spec_json || (is->status_json && !status_json))
+		r = -ENOMEM;
+	else
+		copy_owned(m, key, s);
+unlock:
+	cache_read_unlock();
+	if (r < 0)
+		goto free_json;
+	s->spec = json_tokener_parse(spec_json);
+	s->status = status_json ? json_tokener_parse(status_json) : NULL;
+	if (!s->spec || (status_json && !s->status))
+		r = -EBADMSG;
+free_json:
+	free(spec_json);
+	free(status_json);
+	if (r < 0)
+		snapshot_free(s);
+	return r;
+}
+
+void snapshot_free(struct snapshot *s)
+{
+	if (!s)
+		return;
+	json_object_put(s->spec);
+	json_object_put(s->status);
+	s->spec = s->status = NULL;
+}

@@ -1,0 +1,43 @@
+/*
+ * One InferenceService as a reconcile sees it: the fields copied out of
+ * the caches in one read-side section (never hold one across an API call),
+ * then its spec and old status parsed once, outside the section, and
+ * passed down to everything the reconcile calls. json-c objects stay on
+ * the reconciling thread.
+ *
+ * Every controller that reads an InferenceService takes this snapshot:
+ * the InferenceService controller, the autoscaler and the warm-up
+ * controller (for the spec of a pod's service).
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kinds.h"
+#include "manager.h"
+
+struct snapshot {
+	char ns[64], name[256], uid[64];
+	int64_t generation;
+	bool scaling;                    /* spec.scaling present */
+	int32_t replicas, min_replicas, max_replicas;
+	json_object *spec;               /* parsed .spec, owned */
+	json_object *status;             /* parsed old .status, owned; NULL = none */
+	/* The Deployment and Service controlled by this InferenceService. */
+	bool have_dep, have_svc;
+	struct kdeployment dep;          /* its header cleared, the strings below */
+	char dep_hash[17], svc_hash[17], svc_rv[32];
+	char dep_failure[512], dep_reason[64];
+};
+
+/*
+ * Take the snapshot of the InferenceService "ns/name". 0; -ENOENT when it
+ * is gone or being deleted (owner references clean up); -ENOMEM, never
+ * taken for "gone"; -EBADMSG when its spec or status cannot be parsed.
+ * On failure ret holds nothing to free.
+ */
+int snapshot_take(struct manager *m, const char *key, struct snapshot *ret);
+/* Accepts a zeroed or half-filled snapshot. */
+void snapshot_free(struct snapshot *s);

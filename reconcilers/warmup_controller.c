@@ -1,0 +1,277 @@
+/*
+ * The warm-up controller. For each gated pod whose containers are ready,
+ * one reconcile walks the states of warmup.h with warmup_step():
+ *
+ *   WAITING   GET the health path; not 200 yet: look again in 2 s (never
+ *             a long wait in a worker); the deadline counts from when the
+ *             containers became ready (or from the last failed attempt),
+ *             so it survives restarts
+ *   WARMING   send the warm-up requests, `concurrency` at a time (curl multi)
+ *   WARM      set kinfer.io/warmed-up=True through pods/status: the pod
+ *             becomes Ready and joins the Service endpoints
+ *   FAILED    set the condition False with the reason, count the attempt in
+ *             an annotation, retry with backoff (10 s doubling to 5 min);
+ *             after maxAttempts the pod is deleted so the ReplicaSet makes a
+ *             new one
+ *
+ * A pod already warm, draining (reason Draining) or going away is left
+ * alone. The spec comes from the InferenceService's snapshot (snapshot.h).
+ */
+#include "warmup_controller.h"
+
+#include "backoff.h"
+#include "context.h"
+#include "isvc.h"
+#include "kinds.h"
+#include "log.h"
+#include "podstate.h"
+#include "ratelimit.h"
+#include "snapshot.h"
+#include "warmup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HEALTH_RETRY_NS (2 * NSEC_PER_SEC)
+
+/* What the warm-up reads of a pod, copied out of the cache. */
+struct pod_copy {
+	char ns[64], name[256], uid[64], ip[64], service[256], reason[64];
+	int32_t attempts;
+	int64_t since, containers_since;
+	bool ready_containers, warm, deleting;
+};
+
+/* 0; -ENOENT when the pod is gone, not gated or of no service. */
+static int copy_pod(struct manager *m, const char *key, struct pod_copy *c)
+{
+	struct cache *pc = manager_cache(m, &kind_pods);
+	int r = -ENOENT;
+
+	memset(c, 0, sizeof(*c));
+	cache_read_lock();
+	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
+	if (p && p->has_gate && p->service) {
+		snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns);
+		snprintf(c->name, sizeof(c->name), "%s", p->meta.name);
+		snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+		snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
+		snprintf(c->service, sizeof(c->service), "%s", p->service);
+		snprintf(c->reason, sizeof(c->reason), "%s", p->warm_reason ? p->warm_reason : "");
+		c->attempts = p->warmup_attempts;
+		c->since = p->warm_since;
+		c->containers_since = p->containers_ready_since;
+		c->ready_containers = p->containers_ready == KCOND_TRUE;
+		c->warm = p->warmed == KCOND_TRUE;
+		c->deleting = p->meta.deleted != 0;
+		r = 0;
+	}
+	cache_read_unlock();
+	return r;
+}
+
+/* One reconcile's run through the states. */
+struct run {
+	struct reconcile_ctx *ctx;
+	const struct pod_copy *pod;
+	struct warmup_plan plan;
+	struct warmup_result res;
+	int64_t left;                 /* seconds left of timeoutSeconds */
+	enum reconcile_result out;
+};
+
+static void pod_event(struct run *run, const char *type, const char *reason, const char *note)
+{
+	const struct pod_copy *p = run->pod;
+	context_event(run->ctx, "v1", "Pod", p->ns, p->name, p->uid, type, reason, "WarmUp", note);
+}
+
+static int set_condition(struct reconcile_ctx *ctx, const struct pod_copy *p, bool ok,
+			 const char *reason, const char *message)
+{
+	struct kube_status st;
+	int r = podstate_set_gate(ctx->client, p->ns, p->name, ok, reason, message, &st);
+	if (r < 0)
+		snprintf(ctx->error, sizeof(ctx->error), "set %s on %s/%.200s: %.400s", KINFER_GATE,
+			 p->ns, p->name, st.message);
+	return r;
+}
+
+static int count_attempt(struct reconcile_ctx *ctx, const struct pod_copy *p, int attempts)
+{
+	char v[16];
+	snprintf(v, sizeof(v), "%d", attempts);
+	return podstate_annotate(ctx->client, p->ns, p->name, KINFER_WARMUP_ATTEMPTS, v, NULL);
+}
+
+/* ---- one function per state ---------------------------------------------- */
+
+static enum warmup_event on_waiting(struct run *run)
+{
+	if (run->left <= 0) {
+		snprintf(run->res.error, sizeof(run->res.error),
+			 "the model server was not healthy within %d s", run->plan.timeout_s);
+		return WARMUP_EV_TIMED_OUT;
+	}
+	if (warmup_probe(run->pod->ip, &run->plan, &run->res) == 0)
+		return WARMUP_EV_HEALTHY;
+	run->ctx->requeue_after_ns = HEALTH_RETRY_NS;
+	run->out = RECONCILE_REQUEUE_AFTER;
+	return WARMUP_EV_NOT_YET;
+}
+
+static enum warmup_event on_warming(struct run *run)
+{
+	uint64_t deadline = monotonic_ns() + (uint64_t)run->left * NSEC_PER_SEC;
+	return warmup_send(run->pod->ip, &run->plan, deadline, &run->res) == 0 ?
+		       WARMUP_EV_ANSWERED : WARMUP_EV_FAILED;
+}
+
+static void on_warm(struct run *run)
+{
+	const struct pod_copy *p = run->pod;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
+		 run->plan.requests, run->res.seconds, run->res.max_latency_s * 1000);
+	if (set_condition(run->ctx, p, true,
+			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0)
+		run->out = RECONCILE_ERROR;
+	else
+		log_info("pod warm", "pod=%s/%s seconds=%.1f", p->ns, p->name, run->res.seconds);
+}
+
+static void on_failed(struct run *run)
+{
+	const struct pod_copy *p = run->pod;
+	struct reconcile_ctx *ctx = run->ctx;
+	int attempts = p->attempts + 1;
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "attempt %d of %d failed: %s", attempts, run->plan.max_attempts,
+		 run->res.error);
+	log_warn("warm-up failed", "pod=%s/%s attempt=%d error=%s", p->ns, p->name, attempts,
+		 run->res.error);
+	pod_event(run, "Warning", "WarmupFailed", msg);
+	if (set_condition(ctx, p, false, "WarmupFailed", msg) < 0 ||
+	    count_attempt(ctx, p, attempts) < 0) {
+		run->out = RECONCILE_ERROR;
+	} else if (attempts >= run->plan.max_attempts) {
+		/* A model that will not warm: replace the pod. */
+		struct kube_opts o = { .precondition_uid = p->uid };
+		snprintf(msg, sizeof(msg), "deleting the pod after %d failed warm-up attempts", attempts);
+		pod_event(run, "Warning", "WarmupGaveUp", msg);
+		kube_delete(ctx->client, &kube_res_pods, p->ns, p->name, &o, NULL, NULL);
+	} else {
+		ctx->requeue_after_ns = warmup_retry_after_s(attempts) * NSEC_PER_SEC;
+		run->out = RECONCILE_REQUEUE_AFTER;
+	}
+}
+
+/* Walk the states until one waits (WAITING, not yet healthy) or ends. */
+static void run_states(struct run *run)
+{
+	enum warmup_state st = WARMUP_WAITING, next;
+	for (;;) {
+		switch (st) {
+		case WARMUP_WAITING:
+			next = warmup_step(st, on_waiting(run));
+			break;
+		case WARMUP_WARMING:
+			next = warmup_step(st, on_warming(run));
+			break;
+		case WARMUP_WARM:
+			on_warm(run);
+			return;
+		case WARMUP_FAILED:
+			on_failed(run);
+			return;
+		default:
+			return;
+		}
+		if (next == st)
+			return;
+		st = next;
+	}
+}
+
+/* ---- reconcile ------------------------------------------------------------ */
+
+static bool needs_warmup(const struct pod_copy *p)
+{
+	return !p->deleting && !p->warm && strcmp(p->reason, "Draining") != 0 &&
+	       p->ready_containers && p->ip[0];
+}
+
+static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
+{
+	struct pod_copy pod;
+	struct snapshot s;
+	struct run run = { .ctx = ctx, .pod = &pod, .out = RECONCILE_OK };
+	char err[256], ikey[512];
+	int r;
+
+	if (copy_pod(ctx->manager, key, &pod) < 0 || !needs_warmup(&pod))
+		return RECONCILE_OK;
+	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
+	r = snapshot_take(ctx->manager, ikey, &s);
+	if (r == -ENOENT)
+		return RECONCILE_OK;   /* its service is gone: so will the pod be */
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", ikey, strerror(-r));
+		return r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
+	}
+	r = warmup_plan_from_spec(s.spec, &run.plan, err, sizeof(err));
+	if (r < 0) {
+		set_condition(ctx, &pod, false, "InvalidWarmup", err);
+		goto free_snapshot;
+	}
+	/* After a failure, wait out the backoff before the next attempt. The
+	 * condition alone decides: our two writes (condition, then the
+	 * attempt count) reach the cache one at a time. */
+	int64_t now = (int64_t)time(NULL);
+	bool after_failure = strcmp(pod.reason, "WarmupFailed") == 0;
+	if (after_failure) {
+		int64_t due = pod.since + (int64_t)warmup_retry_after_s(pod.attempts > 0 ?
+									  pod.attempts : 1);
+		if (now < due) {
+			ctx->requeue_after_ns = (uint64_t)(due - now) * NSEC_PER_SEC;
+			run.out = RECONCILE_REQUEUE_AFTER;
+			goto free_plan;
+		}
+	}
+	int64_t from = after_failure && pod.since > pod.containers_since ? pod.since :
+									   pod.containers_since;
+	run.left = from > 0 ? from + run.plan.timeout_s - now : run.plan.timeout_s;
+	run_states(&run);
+free_plan:
+	warmup_plan_free(&run.plan);
+free_snapshot:
+	snapshot_free(&s);
+	return run.out;
+}
+
+static void pods_of_service(void *data, const struct cache_obj *o, controller_emit_fn emit,
+			    void *ud)
+{
+	(void)data;
+	(void)o;
+	(void)emit;
+	(void)ud;
+	/* The pods' own events drive warm-up; a spec change rolls new pods. */
+}
+
+static const struct controller_watch watches[] = {
+	{ &kind_pods, NULL },
+	{ &kind_inferenceservices, pods_of_service },
+};
+
+const struct controller_def warmup_controller = {
+	.name = "warmup",
+	.watches = watches,
+	.n_watches = sizeof(watches) / sizeof(watches[0]),
+	.reconcile = reconcile,
+	.workers = 8,
+};
