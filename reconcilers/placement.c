@@ -1,12 +1,19 @@
 /*
  * GPU-aware placement: filter, score, count the reasons. See placement.h.
  *
- * One decision walks every node of the cache once. Per node: the filters
- * that need only the node (unschedulable, Ready, taints, selector and
- * affinity) run first, in kube-scheduler's plugin order, so a node is
+ * placement_decide_scan walks every node of the cache once. Per node: the
+ * filters that need only the node (unschedulable, Ready, taints, selector
+ * and affinity) run first, in kube-scheduler's plugin order, so a node is
  * charged with the reason of the first filter it fails; only nodes that
  * pass them pay for summing their pods' requests (the by-node index, a
  * handful of pods each) and the assumptions on them.
+ *
+ * placement_decide asks the index first ("the index" below): the nodes
+ * with room for the pod's GPUs, best possible score first, each filtered
+ * and scored exactly as the scan does, until no unvisited node can score
+ * as well as the best found; it gives the same node (test_placement's
+ * index_decides_as_the_scan). When none fits it runs the scan, which
+ * writes the message with every node's reason.
  */
 #include "placement.h"
 
@@ -1009,6 +1016,16 @@ static void index_resync(struct placement *pl, struct cache *nodes, struct cache
 	pl->synced = !rs.failed;
 }
 
+/* A stamp no record carries (after 2^32 of them, every record is reset). */
+static void next_epoch(struct placement *pl)
+{
+	if (++pl->epoch == 0) {
+		for (size_t i = 0; i < pl->n_recs; i++)
+			pl->recs[i].epoch = 0;
+		pl->epoch = 1;
+	}
+}
+
 static void index_sync(struct placement *pl, struct cache *nodes, struct cache *pods)
 {
 	uint64_t *d;
@@ -1029,7 +1046,7 @@ static void index_sync(struct placement *pl, struct cache *nodes, struct cache *
 		index_resync(pl, nodes, pods);
 		return;
 	}
-	pl->epoch++;   /* stamps the records refreshed in this batch */
+	next_epoch(pl);   /* stamps the records refreshed in this batch */
 	for (size_t k = 0; k < n; k++)
 		for (size_t i = d[k] & pl->rmap_mask; pl->rmap[i]; i = (i + 1) & pl->rmap_mask) {
 			struct rec *r = &pl->recs[pl->rmap[i] - 1];
@@ -1176,7 +1193,7 @@ static bool decide_indexed(struct placement *pl, struct cache *nodes, struct wal
 	index_sync(pl, nodes, w->pods);
 	if (!pl->synced)
 		return false;
-	pl->epoch++;
+	next_epoch(pl);
 	if (gather_special(pl, w->cached_key) < 0)
 		return false;
 	ri = res_lookup(pl, pod->gpu_resource);

@@ -65,7 +65,7 @@ static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.002
 					   0.01, 0.025, 0.05, 0.1, 0.25 };
 static const struct metric_family fam_duration = {
 	"kinfer_placement_decision_duration_seconds",
-	"Time of one placement decision (filter and score every node; waiting for the lock not included).",
+	"Time of one placement decision (the index, filter and score the nodes it yields, assume; waiting for the lock not included).",
 	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
 static const struct metric_family fam_waiting = {
 	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
