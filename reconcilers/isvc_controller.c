@@ -16,11 +16,13 @@
 #include "isvc_controller.h"
 
 #include "autoscale_controller.h"
+#include "backoff.h"
 #include "context.h"
 #include "drain.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "snapshot.h"
 #include "status.h"
 
@@ -39,7 +41,19 @@ struct applied {
 	uint64_t key;
 	int64_t dep_generation;
 	char svc_rv[32];
+	uint64_t status_due_ns;      /* a changed status waits until then; 0 = none */
 };
+
+/*
+ * Status changes come in bursts (the Deployment's status, then its pods
+ * scheduled, running, ready, warm, each a watch event a few hundred ms
+ * apart): a change first seen waits this long, so what arrives meanwhile
+ * goes into the same patch, and one object's patches are at least this
+ * far apart. The reconcile that finds the change requeues itself for the
+ * moment it is due (level-based: that reconcile writes the status as it
+ * is then).
+ */
+#define STATUS_WINDOW_NS (2 * NSEC_PER_SEC)
 
 struct isvc_ctl {
 	pthread_mutex_t lock;            /* the applied table */
@@ -113,6 +127,44 @@ static void remember(struct isvc_ctl *c, const char *key, int64_t dep_gen, const
 		a->dep_generation = dep_gen;
 	if (svc_rv)
 		snprintf(a->svc_rv, sizeof(a->svc_rv), "%s", svc_rv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Whether a changed status may be written now; else *ret_wait says when. */
+static bool status_due(struct isvc_ctl *c, const char *key, uint64_t now, uint64_t *ret_wait)
+{
+	uint64_t h = key_hash(key);
+	bool go;
+
+	if (!c)
+		return true;
+	pthread_mutex_lock(&c->lock);
+	struct applied *a = &c->applied[h % APPLIED_SLOTS];
+	if (a->key != h) {
+		memset(a, 0, sizeof(*a));
+		a->key = h;
+	}
+	if (!a->status_due_ns)
+		a->status_due_ns = now + STATUS_WINDOW_NS;
+	go = now >= a->status_due_ns;
+	if (go)
+		a->status_due_ns = 0;
+	else
+		*ret_wait = a->status_due_ns - now;
+	pthread_mutex_unlock(&c->lock);
+	return go;
+}
+
+/* The status is as it should be: nothing waits. */
+static void status_settled(struct isvc_ctl *c, const char *key)
+{
+	uint64_t h = key_hash(key);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (c->applied[h % APPLIED_SLOTS].key == h)
+		c->applied[h % APPLIED_SLOTS].status_due_ns = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -204,13 +256,18 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
 	return r;
 }
 
+/* The note of the one Event an apply pass writes (reason NULL: none yet). */
+struct apply_note {
+	const char *reason;
+	char text[600];
+};
+
 static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
-			   struct workload *w)
+			   struct workload *w, struct apply_note *n)
 {
 	struct isvc_ctl *c = ctx->data;
 	struct applied a = recall(c, key);
 	json_object *out = NULL;
-	char note[512];
 
 	if (s->have_dep && strcmp(s->dep_hash, w->deployment_hash) == 0 &&
 	    (a.key == 0 || a.dep_generation == s->dep.generation)) {
@@ -224,19 +281,18 @@ static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const str
 	remember(c, key, cache_json_int(out, "metadata.generation", 0), NULL);
 	json_object_put(out);
 	if (!s->have_dep)
-		snprintf(note, sizeof(note), "Created Deployment %s with %d replica(s)", s->name,
+		snprintf(n->text, sizeof(n->text), "Created Deployment %s with %d replica(s)", s->name,
 			 w->replicas);
 	else
-		snprintf(note, sizeof(note), "Updated Deployment %s (%s)", s->name,
+		snprintf(n->text, sizeof(n->text), "Updated Deployment %s (%s)", s->name,
 			 strcmp(s->dep_hash, w->deployment_hash) ? "spec changed" :
 			 "reverted a change made by someone else");
-	event(ctx, s, "Normal", s->have_dep ? "DeploymentUpdated" : "DeploymentCreated",
-	      "Apply", note);
+	n->reason = s->have_dep ? "DeploymentUpdated" : "DeploymentCreated";
 	return 0;
 }
 
 static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
-			struct workload *w)
+			struct workload *w, struct apply_note *n)
 {
 	struct isvc_ctl *c = ctx->data;
 	struct applied a = recall(c, key);
@@ -253,8 +309,16 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 		return r;
 	remember(c, key, -1, cache_json_str(out, "metadata.resourceVersion"));
 	json_object_put(out);
-	if (!s->have_svc)
-		event(ctx, s, "Normal", "ServiceCreated", "Apply", "Created Service for the model server");
+	if (s->have_svc)
+		return 0;
+	/* One Event for both when the Deployment was applied too. */
+	if (n->reason) {
+		size_t len = strlen(n->text);
+		snprintf(n->text + len, sizeof(n->text) - len, " and its Service");
+	} else {
+		n->reason = "ServiceCreated";
+		snprintf(n->text, sizeof(n->text), "Created Service for the model server");
+	}
 	return 0;
 }
 
@@ -274,8 +338,9 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 		event(ctx, s, "Warning", reason, "Reconcile", msg);
 }
 
-static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
-		       const struct autoscale_controller_decision *dec, const char *invalid)
+static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
+		       int32_t desired, const struct autoscale_controller_decision *dec,
+		       const char *invalid, uint64_t *ret_wait)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -305,7 +370,9 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.scaling = dec ? &dec->status : NULL,
 	};
 	json_object *status = status_build(&in);
-	if (!status_same(status, s->status)) {
+	if (status_same(status, s->status))
+		status_settled(ctx->data, key);
+	else if (status_due(ctx->data, key, monotonic_ns(), ret_wait)) {
 		json_object *patch = json_object_new_object();
 		json_object_object_add(patch, "status", json_object_get(status));
 		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
@@ -333,7 +400,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	struct workload w;
 	char err[512];
 	enum reconcile_result res = RECONCILE_OK;
-	uint64_t requeue = 0;
+	uint64_t requeue = 0, status_wait = 0;
 	int r;
 
 	r = snapshot_take(ctx->manager, key, &s);
@@ -359,14 +426,24 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, &s, desired, dec, err) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, &status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
+		if (res == RECONCILE_OK && status_wait) {
+			ctx->requeue_after_ns = status_wait;
+			res = RECONCILE_REQUEUE_AFTER;
+		}
 		goto free_snapshot;
 	}
-	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
-	    sync_status(ctx, &s, desired, dec, NULL) < 0)
+	struct apply_note note = { 0 };
+	if (sync_deployment(ctx, key, &s, &w, &note) < 0 || sync_service(ctx, key, &s, &w, &note) < 0 ||
+	    sync_status(ctx, key, &s, desired, dec, NULL, &status_wait) < 0)
 		res = RECONCILE_ERROR;
+	if (note.reason)
+		event(ctx, &s, "Normal", note.reason, "Apply", note.text);
+	/* Come back when the drain or a waiting status change is due. */
+	if (status_wait && (!requeue || status_wait < requeue))
+		requeue = status_wait;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;
 		res = RECONCILE_REQUEUE_AFTER;
