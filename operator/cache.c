@@ -324,7 +324,6 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	 * (table_find relies on it). */
 	obj->name = obj->key + (ns && *ns ? strlen(ns) + 1 : 0);
 	obj->cache = c;
-	obj->hash = cache_key_hash(obj->key);
 	free(p.tmp);
 	*ret = obj;
 	return 0;
@@ -425,7 +424,7 @@ static int table_rebuild(struct cache *c, size_t count)
 		uintptr_t s = atomic_load_explicit(&old->slots[i], memory_order_relaxed);
 		if (s == 0 || s == SLOT_TOMB)
 			continue;
-		size_t k = slot_obj(s)->hash & t->mask;
+		size_t k = cache_key_hash(slot_obj(s)->key) & t->mask;
 		while (atomic_load_explicit(&t->slots[k], memory_order_relaxed))
 			k = (k + 1) & t->mask;
 		atomic_store_explicit(&t->slots[k], s, memory_order_relaxed);
@@ -651,13 +650,14 @@ static void reindex(struct cache *c, struct cache_obj *old, struct cache_obj *ob
 void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **ret_old)
 {
 	struct table *t = atomic_load_explicit(&c->table, memory_order_relaxed);
-	uintptr_t word = slot_tag(obj->hash) | (uintptr_t)obj;
+	unsigned long h = cache_key_hash(obj->key);
+	uintptr_t word = slot_tag(h) | (uintptr_t)obj;
 	struct cache_obj *old = NULL;
 	size_t fr = 0;
 	ssize_t at;
 
 	CACHE_TSAN_RELEASE(obj);
-	at = table_slot(t, obj->key, obj->hash, &fr);
+	at = table_slot(t, obj->key, h, &fr);
 	if (at >= 0) {
 		old = slot_obj(atomic_load_explicit(&t->slots[at], memory_order_relaxed));
 		atomic_store_explicit(&t->slots[at], word, memory_order_release);
@@ -666,7 +666,7 @@ void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **re
 		if (fresh && (c->used + 1) * 16 > (t->mask + 1) * 13 &&
 		    table_rebuild(c, atomic_load(&c->count) + 1) == 0) {
 			t = atomic_load_explicit(&c->table, memory_order_relaxed);
-			table_slot(t, obj->key, obj->hash, &fr);
+			table_slot(t, obj->key, h, &fr);
 			fresh = atomic_load_explicit(&t->slots[fr], memory_order_relaxed) == 0;
 		}
 		c->used += fresh;

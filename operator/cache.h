@@ -69,7 +69,6 @@ static inline void cache_read_unlock(void)
 struct cache_obj {
 	struct rcu_head rcu;
 	struct cache *cache;      /* to free it from an RCU callback */
-	unsigned long hash;       /* of key: the table's probe start and tag */
 	const char *key;          /* "namespace/name", or "name" */
 	const char *ns;           /* interned; "" when cluster-scoped */
 	const char *name;         /* points into key */
