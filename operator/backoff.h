@@ -28,5 +28,3 @@ double backoff_rand01(uint64_t *state);
 /* A seed from the clock and the address of a local, for per-object RNGs. */
 uint64_t backoff_seed(void);
 
-#define NSEC_PER_MSEC 1000000ULL
-#define NSEC_PER_SEC 1000000000ULL

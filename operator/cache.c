@@ -5,6 +5,7 @@
  * see either the old or the new state of each entry, never a torn one.
  */
 #include "cache.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -193,17 +194,6 @@ int64_t cache_json_int(json_object *o, const char *path, int64_t dflt)
 	return dflt;
 }
 
-int64_t cache_parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	if (!s)
-		return 0;
-	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (!end)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 /* ---- projection builder ---------------------------------------------- */
 
 void cache_proj_str(struct cache_proj *p, const char **field, const char *src)
@@ -286,8 +276,8 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
 	cache_proj_str(&p, &p.tmp->uid, cache_json_str(json, "metadata.uid"));
 	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
-	p.tmp->created = cache_parse_time(cache_json_str(json, "metadata.creationTimestamp"));
-	p.tmp->deleted = cache_parse_time(cache_json_str(json, "metadata.deletionTimestamp"));
+	p.tmp->created = ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp"));
+	p.tmp->deleted = ktime_parse_rfc3339(cache_json_str(json, "metadata.deletionTimestamp"));
 	project_owner(&p, json, p.tmp);
 	r = c->kind->project ? c->kind->project(&p, json, p.tmp) : 0;
 	if (r >= 0)

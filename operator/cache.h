@@ -162,4 +162,3 @@ const char *cache_json_str(json_object *o, const char *path);
 const char *cache_json_key(json_object *o, const char *key);
 int64_t cache_json_int(json_object *o, const char *path, int64_t dflt);
 json_object *cache_json_get(json_object *o, const char *path);
-int64_t cache_parse_time(const char *rfc3339);

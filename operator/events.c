@@ -5,6 +5,8 @@
  */
 #include "events.h"
 
+#include "fnv.h"
+#include "ktime.h"
 #include "ratelimit.h"
 
 #include <errno.h>
@@ -14,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 struct seen {
@@ -58,11 +59,10 @@ void events_free(struct events *e)
 	free(e);
 }
 
+/* One field of the dedup key, closed by a separator byte. */
 static uint64_t fnv(uint64_t h, const char *s)
 {
-	for (; s && *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (h ^ 0xff) * 1099511628211ULL;
+	return fnv64_add_byte(fnv64_add_str(h, s), 0xff);
 }
 
 /* True when this key was emitted within the dedup window; records it. */
@@ -80,12 +80,65 @@ static bool recently(struct events *e, uint64_t h, int64_t now)
 	return dup;
 }
 
+bool events_seen(struct events *e, const struct event_object *r, const char *reason,
+		 const char *note, int64_t now_s)
+{
+	return recently(e, fnv(fnv(fnv(FNV64_INIT, r->uid), reason), note), now_s);
+}
+
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+
+int events_build(const struct events *e, const struct event_object *r, const char *type,
+		 const char *reason, const char *action, const char *note, int64_t now_us,
+		 unsigned seq, json_object **ret)
+{
+	char name[320], ts[KTIME_MICRO_LEN];
+	json_object *ev = json_object_new_object(), *m = json_object_new_object(),
+		    *reg = json_object_new_object();
+
+	if (!ev || !m || !reg) {
+		json_object_put(ev);
+		json_object_put(m);
+		json_object_put(reg);
+		return -ENOMEM;
+	}
+	ktime_format_micro(now_us, ts, sizeof(ts));
+	/* Unique like client-go's: the object's name and a time-based suffix. */
+	snprintf(name, sizeof(name), "%.200s.%llx%04x", r->name, (unsigned long long)now_us,
+		 seq & 0xffff);
+	json_object_object_add(ev, "apiVersion", jstr("events.k8s.io/v1"));
+	json_object_object_add(ev, "kind", jstr("Event"));
+	json_object_object_add(m, "name", jstr(name));
+	json_object_object_add(m, "namespace", jstr(r->ns ? r->ns : "default"));
+	json_object_object_add(ev, "metadata", m);
+	json_object_object_add(ev, "eventTime", jstr(ts));
+	json_object_object_add(ev, "reportingController", jstr(e->controller));
+	json_object_object_add(ev, "reportingInstance", jstr(e->instance));
+	json_object_object_add(ev, "action", jstr(action));
+	json_object_object_add(ev, "reason", jstr(reason));
+	json_object_object_add(ev, "type", jstr(type));
+	json_object_object_add(ev, "note", jstr(note));
+	json_object_object_add(reg, "apiVersion", jstr(r->api_version));
+	json_object_object_add(reg, "kind", jstr(r->kind));
+	json_object_object_add(reg, "name", jstr(r->name));
+	if (r->ns)
+		json_object_object_add(reg, "namespace", jstr(r->ns));
+	if (r->uid)
+		json_object_object_add(reg, "uid", jstr(r->uid));
+	json_object_object_add(ev, "regarding", reg);
+	*ret = ev;
+	return 0;
+}
+
 int events_emit(struct events *e, const struct event_object *r, const char *type,
 		const char *reason, const char *action, const char *fmt, ...)
 {
-	char note[1024], name[320], ts[64];
-	struct timeval tv;
-	struct tm tm;
+	char note[EVENTS_MAX_NOTE];
+	json_object *ev;
+	int64_t now_us;
 	va_list ap;
 	int rc;
 
@@ -94,40 +147,13 @@ int events_emit(struct events *e, const struct event_object *r, const char *type
 	va_start(ap, fmt);
 	vsnprintf(note, sizeof(note), fmt, ap);
 	va_end(ap);
-	gettimeofday(&tv, NULL);
-	uint64_t h = fnv(fnv(fnv(1469598103934665603ULL, r->uid), reason), note);
-	if (recently(e, h, tv.tv_sec))
+	now_us = ktime_wall_us();
+	if (events_seen(e, r, reason, note, now_us / (int64_t)KTIME_USEC_PER_SEC))
 		return 0;
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", (long)tv.tv_usec);
-	/* Unique like client-go's: the object's name and a time-based suffix. */
-	snprintf(name, sizeof(name), "%.200s.%llx%04x", r->name,
-		 (unsigned long long)tv.tv_sec * 1000000ULL + (unsigned long long)tv.tv_usec,
-		 atomic_fetch_add(&e->counter, 1) & 0xffff);
-
-	json_object *ev = json_object_new_object(), *m = json_object_new_object(),
-		    *reg = json_object_new_object();
-	json_object_object_add(ev, "apiVersion", json_object_new_string("events.k8s.io/v1"));
-	json_object_object_add(ev, "kind", json_object_new_string("Event"));
-	json_object_object_add(m, "name", json_object_new_string(name));
-	json_object_object_add(m, "namespace", json_object_new_string(r->ns ? r->ns : "default"));
-	json_object_object_add(ev, "metadata", m);
-	json_object_object_add(ev, "eventTime", json_object_new_string(ts));
-	json_object_object_add(ev, "reportingController", json_object_new_string(e->controller));
-	json_object_object_add(ev, "reportingInstance", json_object_new_string(e->instance));
-	json_object_object_add(ev, "action", json_object_new_string(action));
-	json_object_object_add(ev, "reason", json_object_new_string(reason));
-	json_object_object_add(ev, "type", json_object_new_string(type));
-	json_object_object_add(ev, "note", json_object_new_string(note));
-	json_object_object_add(reg, "apiVersion", json_object_new_string(r->api_version));
-	json_object_object_add(reg, "kind", json_object_new_string(r->kind));
-	json_object_object_add(reg, "name", json_object_new_string(r->name));
-	if (r->ns)
-		json_object_object_add(reg, "namespace", json_object_new_string(r->ns));
-	if (r->uid)
-		json_object_object_add(reg, "uid", json_object_new_string(r->uid));
-	json_object_object_add(ev, "regarding", reg);
+	rc = events_build(e, r, type, reason, action, note, now_us,
+			  atomic_fetch_add(&e->counter, 1), &ev);
+	if (rc < 0)
+		return rc;
 	rc = kube_create(e->client, &kube_res_events, r->ns ? r->ns : "default", NULL, NULL, ev,
 			 NULL, NULL, NULL);
 	json_object_put(ev);

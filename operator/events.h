@@ -10,6 +10,7 @@
 
 #define EVENTS_DEDUP_S 600
 #define EVENTS_MAX_REMEMBERED 4096
+#define EVENTS_MAX_NOTE 1024          /* a longer note is cut (the API allows 1 kB) */
 
 struct events;
 
@@ -29,3 +30,13 @@ void events_free(struct events *e);
 int events_emit(struct events *e, const struct event_object *regarding, const char *type,
 		const char *reason, const char *action, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
+
+/* The parts of events_emit, for tests. events_seen: true when the same
+ * (uid, reason, note) was emitted less than EVENTS_DEDUP_S before now_s
+ * (and records it when not). events_build: the events.k8s.io/v1 Event at
+ * now_us, named after the object, the time and seq. */
+bool events_seen(struct events *e, const struct event_object *regarding, const char *reason,
+		 const char *note, int64_t now_s);
+int events_build(const struct events *e, const struct event_object *regarding,
+		 const char *type, const char *reason, const char *action, const char *note,
+		 int64_t now_us, unsigned seq, json_object **ret);

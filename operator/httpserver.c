@@ -31,11 +31,11 @@ struct route {
 	enum MHD_Result (*serve)(struct httpserver *s, struct MHD_Connection *c);
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
-			     const char *type, char *body, size_t len, bool owned)
+enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const char *type,
+				 const char *body, size_t len, bool owned)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(
-		len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+		len, (void *)body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 	if (!r)
 		return MHD_NO;
@@ -51,7 +51,7 @@ static enum MHD_Result check(struct MHD_Connection *c,
 	char msg[512] = "ok", body[600];
 	bool ok = fn ? fn(ud, msg, sizeof(msg)) : true;
 	int n = snprintf(body, sizeof(body), "%s\n", msg);
-	return reply(c, ok ? 200 : 503, "text/plain; charset=utf-8", body,
+	return httpserver_reply(c, ok ? 200 : 503, "text/plain; charset=utf-8", body,
 		     (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, false);
 }
 
@@ -72,8 +72,8 @@ static enum MHD_Result serve_metrics(struct httpserver *s, struct MHD_Connection
 	if (s->hooks.before_metrics)
 		s->hooks.before_metrics(s->hooks.ud);
 	if (metrics_render(s->metrics, &text, &len) < 0)
-		return reply(c, 500, "text/plain", "out of memory\n", 14, false);
-	return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, true);
+		return httpserver_reply(c, 500, "text/plain", "out of memory\n", 14, false);
+	return httpserver_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, true);
 }
 
 static const struct route routes[] = {
@@ -81,6 +81,28 @@ static const struct route routes[] = {
 	{ "/readyz", serve_readyz },
 	{ "/metrics", serve_metrics },
 };
+
+/* 200 and the route, 405 for a method other than GET and HEAD, else 404. */
+static unsigned route(const char *method, const char *url, const struct route **ret)
+{
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return 405;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0) {
+			*ret = &routes[i];
+			return 200;
+		}
+	return 404;
+}
+
+unsigned httpserver_route(const char *method, const char *url, const char **ret_path)
+{
+	const struct route *rt = NULL;
+	unsigned code = route(method, url, &rt);
+	if (code == 200 && ret_path)
+		*ret_path = rt->path;
+	return code;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
@@ -94,12 +116,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*data_size = 0;
 		return MHD_YES;
 	}
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-		return reply(c, 405, "text/plain", "method not allowed\n", 19, false);
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0)
-			return routes[i].serve(s, c);
-	return reply(c, 404, "text/plain", "not found\n", 10, false);
+	const struct route *rt = NULL;
+	switch (route(method, url, &rt)) {
+	case 200:
+		return rt->serve(s, c);
+	case 405:
+		return httpserver_reply(c, 405, "text/plain", "method not allowed\n", 19, false);
+	default:
+		return httpserver_reply(c, 404, "text/plain", "not found\n", 10, false);
+	}
 }
 
 int httpserver_parse_addr(const char *addr, void *ret_ss, unsigned *ret_len)

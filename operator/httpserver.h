@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,6 +32,18 @@ int httpserver_start(const char *addr, struct metrics *metrics,
 		     const struct httpserver_hooks *hooks, struct httpserver **ret);
 unsigned httpserver_port(const struct httpserver *s);
 void httpserver_stop(struct httpserver *s);
+
+/*
+ * Queue a response of len bytes of body with Content-Type type. owned: the
+ * body was malloc'ed and is handed over (freed by MHD), else it is copied.
+ * Shared with the webhook server.
+ */
+enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const char *type,
+				 const char *body, size_t len, bool owned);
+
+/* Which route answers method and url: 200 (and the route's path), 405 (a
+ * method other than GET or HEAD) or 404. For tests. */
+unsigned httpserver_route(const char *method, const char *url, const char **ret_path);
 
 /* "host:port" or ":port" -> an IPv4/IPv6 socket address. */
 int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage,

@@ -17,9 +17,12 @@
 #include "informer.h"
 
 #include "backoff.h"
+#include "dynbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "fnv.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -30,20 +33,27 @@
 #include <time.h>
 
 #define MAX_INFORMERS 32
-#define HEALTHY_WATCH_NS (60ULL * NSEC_PER_SEC)
+#define BODY_KEEP_BYTES (1u << 20)   /* a larger list body is freed after use */
+#define HEALTHY_WATCH_NS (60ULL * KTIME_NSEC_PER_SEC)
 
 enum inf_state { INF_IDLE, INF_LISTING, INF_WATCHING };
+
+/* The watch event types (k8s.io/apimachinery/pkg/watch.EventType); the
+ * value indexes the per-type event counters. */
+enum watch_type {
+	WATCH_UNKNOWN = -1,
+	WATCH_ADDED,
+	WATCH_MODIFIED,
+	WATCH_DELETED,
+	WATCH_BOOKMARK,
+	WATCH_ERROR,
+	WATCH_N_TYPES
+};
 
 /* Keys seen by a (re)list: the writer's private set. */
 struct strset {
 	char **slots;
 	size_t cap, n;
-};
-
-struct buf {
-	char *p;
-	size_t len, cap, max;
-	bool too_big;
 };
 
 struct informer {
@@ -71,7 +81,7 @@ struct informer {
 
 	CURL *easy;
 	struct curl_slist *headers;
-	struct buf buf;
+	struct dynbuf buf;
 	json_tokener *tok;
 	uint64_t started_ns;
 	long code;
@@ -80,7 +90,7 @@ struct informer {
 
 	pthread_mutex_t stats_lock;
 	struct informer_stats stats;
-	struct metric_series *m_events[5], *m_relists, *m_objects;
+	struct metric_series *m_events[WATCH_N_TYPES], *m_relists, *m_objects;
 };
 
 struct informer_set {
@@ -108,16 +118,19 @@ static const struct metric_family fam_relists = {
 static const struct metric_family fam_objects = {
 	"kinfer_cache_objects", "Objects in the cache, by kind.",
 	METRIC_GAUGE, kind_labels, NULL, 0 };
-static const char *const event_types[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
+static const char *const event_types[WATCH_N_TYPES] = {
+	[WATCH_ADDED] = "ADDED",
+	[WATCH_MODIFIED] = "MODIFIED",
+	[WATCH_DELETED] = "DELETED",
+	[WATCH_BOOKMARK] = "BOOKMARK",
+	[WATCH_ERROR] = "ERROR",
+};
 
 /* ---- small helpers ---------------------------------------------------- */
 
 static uint32_t str_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv32_str(s);
 }
 
 static void strset_clear(struct strset *s)
@@ -171,37 +184,10 @@ static int strset_add(struct strset *s, const char *k)
 	return 0;
 }
 
-static int buf_add(struct buf *b, const char *p, size_t n)
+/* Empty the body buffer between transfers; a huge list body is not kept. */
+static void buf_reset(struct dynbuf *b)
 {
-	if (b->len + n > b->max) {
-		b->too_big = true;
-		return -EFBIG;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np)
-			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static void buf_reset(struct buf *b)
-{
-	b->len = 0;
-	b->too_big = false;
-	if (b->cap > (1u << 20)) {   /* do not keep a huge list body around */
-		free(b->p);
-		b->p = NULL;
-		b->cap = 0;
-	}
+	dynbuf_reset(b, BODY_KEEP_BYTES);
 }
 
 static void bump(struct informer *inf, uint64_t *counter)
@@ -293,19 +279,20 @@ static int remove_object(struct informer *inf, json_object *json)
 
 /* ---- watch events ----------------------------------------------------- */
 
-static int event_index(const char *type)
+static enum watch_type event_index(const char *type)
 {
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < WATCH_N_TYPES; i++)
 		if (strcmp(type, event_types[i]) == 0)
-			return i;
-	return -1;
+			return (enum watch_type)i;
+	return WATCH_UNKNOWN;
 }
 
 /* One line of a watch stream. */
 static int handle_event(struct informer *inf, const char *line, size_t len)
 {
 	json_object *ev, *type_j, *obj;
-	int r = 0, idx;
+	enum watch_type idx;
+	int r = 0;
 
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
 		len--;
@@ -324,33 +311,34 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		return -EBADMSG;
 	}
 	idx = event_index(json_object_get_string(type_j));
-	if (idx >= 0)
+	if (idx != WATCH_UNKNOWN)
 		metric_add(inf->m_events[idx], 1);
 	inf->events_this_watch++;
 	bump(inf, &inf->stats.events);
 	switch (idx) {
-	case 0:
-	case 1:
+	case WATCH_ADDED:
+	case WATCH_MODIFIED:
 		r = apply_object(inf, obj, false);
 		break;
-	case 2:
+	case WATCH_DELETED:
 		r = remove_object(inf, obj);
 		break;
-	case 3:
+	case WATCH_BOOKMARK:
 		bump(inf, &inf->stats.bookmarks);
 		break;
-	case 4:
+	case WATCH_ERROR:
 		r = cache_json_int(obj, "code", 0) == 410 ? -EIDRM : -EPROTO;
 		if (r == -EPROTO)
 			log_warn("watch error event", "kind=%s message=%s", inf->o.kind->name,
 				 cache_json_str(obj, "message"));
 		break;
-	default:
+	case WATCH_UNKNOWN:
+	case WATCH_N_TYPES:
 		r = -EBADMSG;
 	}
-	if (r >= 0 && idx != 4)
+	if (r >= 0 && idx != WATCH_ERROR)
 		set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
-	if (r == -EBADMSG && idx >= 0 && idx <= 2)
+	if (r == -EBADMSG && (idx == WATCH_ADDED || idx == WATCH_MODIFIED || idx == WATCH_DELETED))
 		r = 0;   /* an object we cannot project is skipped, not fatal */
 	json_object_put(ev);
 	metric_set(inf->m_objects, (double)cache_count(inf->cache));
@@ -366,10 +354,10 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 		if (p[i] != '\n')
 			continue;
 		if (inf->buf.len > 0) {
-			r = buf_add(&inf->buf, p + start, i - start);
+			r = dynbuf_add(&inf->buf, p + start, i - start);
 			if (r == 0)
 				r = handle_event(inf, inf->buf.p, inf->buf.len);
-			inf->buf.len = 0;
+			dynbuf_reset(&inf->buf, SIZE_MAX);
 		} else {
 			r = i - start > inf->buf.max ? -EFBIG : handle_event(inf, p + start, i - start);
 		}
@@ -377,7 +365,7 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 			return r;
 		start = i + 1;
 	}
-	return start < n ? buf_add(&inf->buf, p + start, n - start) : 0;
+	return start < n ? dynbuf_add(&inf->buf, p + start, n - start) : 0;
 }
 
 /* ---- transfers -------------------------------------------------------- */
@@ -390,7 +378,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	if (inf->code == 0)
 		curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
 	if (inf->state == INF_LISTING || inf->code != 200)
-		return buf_add(&inf->buf, ptr, n) == 0 ? n : 0;
+		return dynbuf_add(&inf->buf, ptr, n) == 0 ? n : 0;
 	int r = informer_feed(inf, ptr, n);
 	if (r < 0) {
 		inf->event_err = r;
@@ -432,7 +420,7 @@ static int start_transfer(struct informer *inf, enum inf_state st, const char *p
 	inf->code = 0;
 	inf->event_err = 0;
 	inf->events_this_watch = 0;
-	inf->started_ns = monotonic_ns();
+	inf->started_ns = ktime_mono_ns();
 	inf->state = st;
 	if (curl_multi_add_handle(inf->set->multi, inf->easy) != CURLM_OK) {
 		end_transfer(inf);
@@ -456,7 +444,7 @@ static void start_list(struct informer *inf)
 		r = start_transfer(inf, INF_LISTING, path, 120000);
 	if (r < 0) {
 		log_error("cannot start LIST", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
-		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+		inf->next_at = ktime_mono_ns() + backoff_next(&inf->bo);
 	}
 }
 
@@ -475,10 +463,10 @@ static void start_watch(struct informer *inf)
 	char path[8192];
 	int r = kube_path(path, sizeof(path), inf->o.kind->res, inf->ns, NULL, NULL, &o);
 	if (r == 0)
-		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * 1000L);
+		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * KTIME_MSEC_PER_SEC);
 	if (r < 0) {
 		log_error("cannot start WATCH", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
-		inf->next_at = monotonic_ns() + backoff_next(&inf->bo);
+		inf->next_at = ktime_mono_ns() + backoff_next(&inf->bo);
 	} else {
 		bump(inf, &inf->stats.watches);
 	}
@@ -551,7 +539,7 @@ static void restart_list(struct informer *inf, uint64_t delay)
 	inf->unpaged = false;
 	strset_clear(&inf->seen);
 	inf->need_list = true;
-	inf->next_at = monotonic_ns() + delay;
+	inf->next_at = ktime_mono_ns() + delay;
 }
 
 static int apply_page(struct informer *inf)
@@ -562,7 +550,7 @@ static int apply_page(struct informer *inf)
 
 	if (!tok)
 		return -ENOMEM;
-	page = json_tokener_parse_ex(tok, inf->buf.p ? inf->buf.p : "", (int)inf->buf.len);
+	page = json_tokener_parse_ex(tok, dynbuf_str(&inf->buf), (int)inf->buf.len);
 	if (!page || json_tokener_get_error(tok) != json_tokener_success ||
 	    !json_object_object_get_ex(page, "items", &items) ||
 	    !json_object_is_type(items, json_type_array)) {
@@ -588,11 +576,11 @@ static int apply_page(struct informer *inf)
 
 static void list_done(struct informer *inf, CURLcode cc)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	int r;
 
 	kube_observe(inf->set->client, "list", cc == CURLE_OK ? inf->code : 0,
-		     (double)(now - inf->started_ns) / 1e9);
+		     ktime_ns_to_s(now - inf->started_ns));
 	if (cc != CURLE_OK || inf->code != 200) {
 		if (inf->code == 410 && inf->cont && !inf->unpaged) {
 			/* The continue token expired: one unpaged list instead. */
@@ -632,10 +620,10 @@ static void list_done(struct informer *inf, CURLcode cc)
 
 static void watch_done(struct informer *inf, CURLcode cc)
 {
-	uint64_t now = monotonic_ns(), ran = now - inf->started_ns;
+	uint64_t now = ktime_mono_ns(), ran = now - inf->started_ns;
 
 	kube_observe(inf->set->client, "watch", cc == CURLE_OK ? inf->code : 0,
-		     (double)ran / 1e9);
+		     ktime_ns_to_s(ran));
 	if (ran >= HEALTHY_WATCH_NS)
 		backoff_reset(&inf->bo);
 	if (inf->event_err == -EIDRM || inf->code == 410) {
@@ -661,13 +649,13 @@ static void watch_done(struct informer *inf, CURLcode cc)
 		bump(inf, &inf->stats.errors);
 		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s",
 			 inf->o.kind->name, inf->code,
-			 cc != CURLE_OK ? curl_easy_strerror(cc) : (inf->buf.p ? inf->buf.p : ""));
+			 cc != CURLE_OK ? curl_easy_strerror(cc) : (dynbuf_str(&inf->buf)));
 		inf->next_at = now + backoff_next(&inf->bo);
 		return;
 	}
 	/* The server closed the watch: normal after timeoutSeconds. A watch that
 	 * ends at once, again and again, backs off instead of spinning. */
-	inf->next_at = ran < NSEC_PER_SEC && inf->events_this_watch == 0 ?
+	inf->next_at = ran < KTIME_NSEC_PER_SEC && inf->events_this_watch == 0 ?
 		now + backoff_next(&inf->bo) : now;
 }
 
@@ -752,7 +740,7 @@ static void *io_main(void *ud)
 
 	rcu_register_thread();
 	while (!atomic_load(&s->stop)) {
-		uint64_t now = monotonic_ns(), next = now + NSEC_PER_SEC;
+		uint64_t now = ktime_mono_ns(), next = now + KTIME_NSEC_PER_SEC;
 		for (int i = 0; i < s->n; i++) {
 			struct informer *inf = s->inf[i];
 			step(inf, now);
@@ -762,7 +750,7 @@ static void *io_main(void *ud)
 			if (inf->o.resync_ns && inf->next_resync < next)
 				next = inf->next_resync;
 		}
-		int timeout_ms = next > now ? (int)((next - now) / NSEC_PER_MSEC) : 0;
+		int timeout_ms = next > now ? (int)((next - now) / KTIME_NSEC_PER_MSEC) : 0;
 		curl_multi_poll(s->multi, NULL, 0, timeout_ms, NULL);
 		curl_multi_perform(s->multi, &running);
 		reap(s);
@@ -808,7 +796,7 @@ static void informer_free(struct informer *inf)
 	free(inf->label_selector);
 	free(inf->field_selector);
 	free(inf->cont);
-	free(inf->buf.p);
+	dynbuf_free(&inf->buf);
 	strset_clear(&inf->seen);
 	if (inf->tok)
 		json_tokener_free(inf->tok);
@@ -866,11 +854,10 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 		return r;
 	}
 	inf->need_list = true;
-	inf->buf.max = kube_max_body(s->client);
-	if (inf->buf.max < INFORMER_MAX_EVENT)
-		inf->buf.max = INFORMER_MAX_EVENT;
-	backoff_init(&inf->bo, 800 * NSEC_PER_MSEC, 30 * NSEC_PER_SEC, 1.0, backoff_seed());
-	for (int i = 0; i < 5; i++) {
+	dynbuf_init(&inf->buf, kube_max_body(s->client) < INFORMER_MAX_EVENT ?
+			       INFORMER_MAX_EVENT : kube_max_body(s->client));
+	backoff_init(&inf->bo, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 1.0, backoff_seed());
+	for (int i = 0; i < WATCH_N_TYPES; i++) {
 		const char *lv[] = { o->kind->name, event_types[i] };
 		inf->m_events[i] = metrics_series(s->metrics, &fam_events, lv);
 	}
@@ -894,7 +881,7 @@ int informer_add_handler(struct informer *inf, informer_handler_fn fn, void *ud)
 
 int informer_set_start(struct informer_set *s)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	if (s->running)
 		return -EALREADY;
 	for (int i = 0; i < s->n; i++) {
@@ -925,11 +912,11 @@ bool informer_set_synced(struct informer_set *s)
 
 int informer_set_wait_synced(struct informer_set *s, uint64_t timeout_ns)
 {
-	uint64_t until = monotonic_ns() + timeout_ns;
+	uint64_t until = ktime_mono_ns() + timeout_ns;
 	while (!informer_set_synced(s)) {
-		if (monotonic_ns() >= until)
+		if (ktime_mono_ns() >= until)
 			return -ETIMEDOUT;
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = ktime_timespec(10 * KTIME_NSEC_PER_MSEC);
 		nanosleep(&ts, NULL);
 	}
 	return 0;

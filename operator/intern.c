@@ -4,6 +4,7 @@
  * by subtraction.
  */
 #include "intern.h"
+#include "fnv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,10 +28,7 @@ struct intern {
 
 static uint32_t hash_of(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u;   /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
+	return fnv32_add(FNV32_INIT, s, len);
 }
 
 int intern_new(struct intern **ret)

@@ -5,15 +5,37 @@
 #include "kinds.h"
 
 #include "quantity.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The registered keys; none until kinds_register_keys. Written once before
+ * the informers start, so the projections read it without a lock. */
+static const struct kinds_keys no_keys;
+static const struct kinds_keys *keys = &no_keys;
+
+void kinds_register_keys(const struct kinds_keys *k)
+{
+	__atomic_store_n(&keys, k ? k : &no_keys, __ATOMIC_RELEASE);
+}
+
+const struct kinds_keys *kinds_registered_keys(void)
+{
+	return __atomic_load_n(&keys, __ATOMIC_ACQUIRE);
+}
+
+/* One label or annotation under a registered key (NULL key: none). */
+static const char *meta_key(json_object *json, const char *map, const char *key)
+{
+	return key ? cache_json_key(cache_json_get(json, map), key) : NULL;
+}
+
 enum kcond kinds_cond(json_object *conds, const char *type,
 		      const char **ret_reason, int64_t *ret_since)
 {
-	if (!conds || !json_object_is_type(conds, json_type_array))
+	if (!type || !conds || !json_object_is_type(conds, json_type_array))
 		return KCOND_ABSENT;
 	for (size_t i = 0; i < json_object_array_length(conds); i++) {
 		json_object *c = json_object_array_get_idx(conds, i);
@@ -24,7 +46,7 @@ enum kcond kinds_cond(json_object *conds, const char *type,
 		if (ret_reason)
 			*ret_reason = cache_json_str(c, "reason");
 		if (ret_since)
-			*ret_since = cache_parse_time(cache_json_str(c, "lastTransitionTime"));
+			*ret_since = ktime_parse_rfc3339(cache_json_str(c, "lastTransitionTime"));
 		if (st && strcmp(st, "True") == 0)
 			return KCOND_TRUE;
 		if (st && strcmp(st, "False") == 0)
@@ -210,14 +232,13 @@ static uint8_t parse_priority(const char *s)
 static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *spec,
 			  struct kpod *pod)
 {
+	const struct kinds_keys *k = kinds_registered_keys();
 	struct intern *t = cache_proj_interns(p);
-	json_object *labels = cache_json_get(json, "metadata.labels");
-	const char *pc = cache_json_key(cache_json_get(json, "metadata.annotations"),
-					KINFER_PREFER_CACHED);
+	const char *pc = meta_key(json, "metadata.annotations", k->prefer_cached);
 	int r;
 
-	cache_proj_intern(p, &pod->model, cache_json_key(labels, KINFER_MODEL_LABEL));
-	pod->priority = parse_priority(cache_json_key(labels, KINFER_PRIORITY_LABEL));
+	cache_proj_intern(p, &pod->model, meta_key(json, "metadata.labels", k->model_label));
+	pod->priority = parse_priority(meta_key(json, "metadata.labels", k->priority_label));
 	pod->avoid_cached = pc && strcmp(pc, "false") == 0;
 	json_object *gates = cache_json_get(spec, "schedulingGates");
 	pod->gated = gates && json_object_is_type(gates, json_type_array) &&
@@ -246,18 +267,18 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	json_object *status = cache_json_get(json, "status");
 	json_object *conds = cache_json_get(status, "conditions");
 	json_object *gates = cache_json_get(spec, "readinessGates");
+	const struct kinds_keys *k = kinds_registered_keys();
 	const char *reason = NULL, *cost;
 	json_object *cstat;
 
 	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
 	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
 	cache_proj_str(p, &pod->pod_ip, cache_json_str(status, "podIP"));
-	cache_proj_intern(p, &pod->service,
-			  cache_json_key(cache_json_get(json, "metadata.labels"), KINFER_SERVICE_LABEL));
+	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_intern(p, &pod->template_hash,
 			  cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash"));
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
-	pod->started = cache_parse_time(cache_json_str(status, "startTime"));
+	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
 	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
 						     &pod->containers_ready_since);
@@ -269,11 +290,11 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			if (t && strcmp(t, "PodScheduled") == 0)
 				cache_proj_str(p, &pod->unschedulable, cache_json_str(c, "message"));
 		}
-	pod->warmed = (uint8_t)kinds_cond(conds, KINFER_GATE, &reason, &pod->warm_since);
+	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &pod->warm_since);
 	cache_proj_intern(p, &pod->warm_reason, reason);
-	for (size_t i = 0; gates && i < json_object_array_length(gates); i++) {
+	for (size_t i = 0; k->gate && gates && i < json_object_array_length(gates); i++) {
 		const char *t = cache_json_str(json_object_array_get_idx(gates, i), "conditionType");
-		if (t && strcmp(t, KINFER_GATE) == 0)
+		if (t && strcmp(t, k->gate) == 0)
 			pod->has_gate = 1;
 	}
 	cstat = cache_json_get(status, "containerStatuses");
@@ -295,12 +316,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			pod->has_deletion_cost = 1;
 		}
 	}
-	const char *att = cache_json_key(cache_json_get(json, "metadata.annotations"),
-					 KINFER_WARMUP_ATTEMPTS);
+	const char *att = meta_key(json, "metadata.annotations", k->warmup_attempts);
 	if (att)
 		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
-	const char *ds = cache_json_key(cache_json_get(json, "metadata.annotations"),
-					KINFER_DRAINING_SINCE);
+	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
 	if (ds)
 		pod->draining_since = strtoll(ds, NULL, 10);
 	pod_requests(p, spec, pod);
@@ -441,8 +460,7 @@ static int project_node(struct cache_proj *p, json_object *json, struct cache_ob
 		n->n_taints = (uint16_t)cnt;
 	}
 	n->ready = (uint8_t)kinds_cond(cache_json_get(json, "status.conditions"), "Ready", NULL, NULL);
-	const char *util = cache_json_key(cache_json_get(json, "metadata.annotations"),
-					  KINFER_GPU_UTILIZATION);
+	const char *util = meta_key(json, "metadata.annotations", kinds_registered_keys()->gpu_utilization);
 	char *end;
 	long u = util ? strtol(util, &end, 10) : -1;
 	n->gpu_util = (int16_t)(util && end != util && u >= 0 && u <= 100 ? u : -1);
@@ -486,12 +504,11 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 	struct kdeployment *d = (struct kdeployment *)obj;
 	json_object *st = cache_json_get(json, "status");
 	json_object *conds = cache_json_get(st, "conditions");
+	const struct kinds_keys *k = kinds_registered_keys();
 	const char *reason = NULL;
 
-	cache_proj_intern(p, &d->service,
-			  cache_json_key(cache_json_get(json, "metadata.labels"), KINFER_SERVICE_LABEL));
-	cache_proj_str(p, &d->applied_hash,
-		       cache_json_key(cache_json_get(json, "metadata.annotations"), "kinfer.io/applied-hash"));
+	cache_proj_intern(p, &d->service, meta_key(json, "metadata.labels", k->service_label));
+	cache_proj_str(p, &d->applied_hash, meta_key(json, "metadata.annotations", k->applied_hash));
 	d->generation = cache_json_int(json, "metadata.generation", 0);
 	d->observed_generation = cache_json_int(st, "observedGeneration", 0);
 	d->spec_replicas = (int32_t)cache_json_int(json, "spec.replicas", 1);
@@ -547,7 +564,7 @@ static int project_service(struct cache_proj *p, json_object *json, struct cache
 {
 	struct kservice *s = (struct kservice *)obj;
 	cache_proj_str(p, &s->applied_hash,
-		       cache_json_key(cache_json_get(json, "metadata.annotations"), "kinfer.io/applied-hash"));
+		       meta_key(json, "metadata.annotations", kinds_registered_keys()->applied_hash));
 	return 0;
 }
 

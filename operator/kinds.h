@@ -2,7 +2,9 @@
  * The core kinds kinfer watches, and their projections: only the fields the
  * reconcilers and the scheduler read. Rows of this table are handed to the
  * manager by controllers; InferenceService's own kind lives in
- * reconcilers/, since operator/ knows nothing of it.
+ * reconcilers/, since operator/ knows nothing of it. Nor does this module
+ * know kinfer.io's label and annotation names: the controllers register
+ * the keys they want projected (struct kinds_keys).
  */
 #pragma once
 
@@ -11,19 +13,29 @@
 enum kcond { KCOND_ABSENT = 0, KCOND_TRUE, KCOND_FALSE, KCOND_UNKNOWN };
 enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, KPHASE_UNKNOWN };
 
-#define KINFER_GATE "kinfer.io/warmed-up"
-#define KINFER_SERVICE_LABEL "kinfer.io/service"
-#define KINFER_WARMUP_ATTEMPTS "kinfer.io/warmup-attempts"
-#define KINFER_DRAINING_SINCE "kinfer.io/draining-since"
-/* Placement: the pod's priority (low|normal|high), the model it serves, a
- * pod that does not care for cached nodes, a node's GPU utilization (percent,
- * written by whatever watches the GPUs) and a node that holds a model's
- * weights (label KINFER_CACHED_PREFIX + model name, any value but "false"). */
-#define KINFER_PRIORITY_LABEL "kinfer.io/priority"
-#define KINFER_MODEL_LABEL "kinfer.io/model"
-#define KINFER_PREFER_CACHED "kinfer.io/prefer-cached-nodes"
-#define KINFER_GPU_UTILIZATION "kinfer.io/gpu-utilization"
-#define KINFER_CACHED_PREFIX "kinfer.io/cached."
+/*
+ * The label, annotation and condition keys the projections read beyond
+ * Kubernetes' own, named by the controllers that own them (reconcilers/
+ * registers kinfer.io's, see keys.h there). A NULL key is not projected:
+ * its field stays 0 or NULL.
+ */
+struct kinds_keys {
+	const char *gate;             /* pod condition and readiness gate: warmed,
+				       * warm_reason, warm_since, has_gate */
+	const char *service_label;    /* pod and Deployment label: service */
+	const char *model_label;      /* pod label: model */
+	const char *priority_label;   /* pod label: priority (low|normal|high) */
+	const char *prefer_cached;    /* pod annotation: avoid_cached when "false" */
+	const char *warmup_attempts;  /* pod annotation: warmup_attempts */
+	const char *draining_since;   /* pod annotation: draining_since */
+	const char *gpu_utilization;  /* node annotation: gpu_util (percent) */
+	const char *applied_hash;     /* Deployment and Service annotation: applied_hash */
+};
+
+/* Register the keys (the table must outlive every cache). Call it before
+ * any informer starts: projections read it without a lock. */
+void kinds_register_keys(const struct kinds_keys *keys);
+const struct kinds_keys *kinds_registered_keys(void);
 
 struct klabel;
 struct ktoleration;
@@ -36,9 +48,9 @@ struct kpod {
 	const char *node;           /* interned; NULL until scheduled */
 	const char *scheduler;      /* interned */
 	const char *pod_ip;
-	const char *service;        /* label kinfer.io/service, interned */
+	const char *service;        /* registered service label, interned */
 	const char *template_hash;  /* label pod-template-hash, interned */
-	const char *warm_reason;    /* kinfer.io/warmed-up reason, interned */
+	const char *warm_reason;    /* registered gate condition reason, interned */
 	const char *gpu_resource;   /* interned: nvidia.com/gpu, nvidia.com/mig-... */
 	const char *waiting_reason; /* a container's waiting reason, interned */
 	const char *unschedulable;  /* PodScheduled=False message, if any */
@@ -51,21 +63,21 @@ struct kpod {
 	int64_t mem_bytes;
 	int64_t deletion_cost;      /* controller.kubernetes.io/pod-deletion-cost */
 	int32_t restarts;
-	int32_t warmup_attempts;    /* annotation kinfer.io/warmup-attempts */
-	int64_t draining_since;     /* annotation kinfer.io/draining-since */
+	int32_t warmup_attempts;    /* registered warm-up attempts annotation */
+	int64_t draining_since;     /* registered draining-since annotation */
 	uint8_t phase;              /* enum kphase */
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
-	uint8_t has_gate;           /* readinessGates names kinfer.io/warmed-up */
+	uint8_t has_gate;           /* readinessGates names the registered gate */
 	uint8_t has_deletion_cost;
 	/* For the scheduler. Selector, tolerations and affinity are kept only
 	 * while the pod is not bound (a bound pod only counts its requests). */
-	const char *model;          /* label kinfer.io/model, interned */
+	const char *model;          /* registered model label, interned */
 	struct klabel *node_selector;
 	struct ktoleration *tolerations;
 	struct kselector_req *affinity;  /* required node affinity, flattened */
 	uint16_t n_node_selector, n_tolerations, n_affinity;
-	uint8_t priority;           /* enum kpriority, label kinfer.io/priority */
-	uint8_t avoid_cached;       /* annotation kinfer.io/prefer-cached-nodes=false */
+	uint8_t priority;           /* enum kpriority, registered priority label */
+	uint8_t avoid_cached;       /* registered prefer-cached annotation = "false" */
 	uint8_t gated;              /* spec.schedulingGates not empty: not to be placed yet */
 	uint8_t sched_unreadable;   /* selector, tolerations or affinity past the bounds */
 };
@@ -117,15 +129,15 @@ struct knode {
 	uint16_t n_alloc, n_labels, n_taints;
 	uint8_t ready;              /* enum kcond */
 	uint8_t unschedulable;
-	int16_t gpu_util;           /* annotation kinfer.io/gpu-utilization; -1 unknown */
+	int16_t gpu_util;           /* registered GPU utilization annotation; -1 unknown */
 };
 
 struct kdeployment {
 	struct cache_obj meta;
-	const char *service;        /* label kinfer.io/service, interned */
+	const char *service;        /* registered service label, interned */
 	const char *progress_reason;   /* Progressing condition reason, interned */
 	const char *failure_message;   /* ReplicaFailure, or Progressing False */
-	const char *applied_hash;      /* annotation kinfer.io/applied-hash */
+	const char *applied_hash;      /* registered applied-hash annotation */
 	int64_t generation, observed_generation;
 	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
 	uint8_t progressing, available_cond, replica_failure;  /* enum kcond */
@@ -133,7 +145,7 @@ struct kdeployment {
 
 struct kservice {
 	struct cache_obj meta;
-	const char *applied_hash;      /* annotation kinfer.io/applied-hash */
+	const char *applied_hash;      /* registered applied-hash annotation */
 };
 
 /* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */

@@ -10,7 +10,10 @@
 #include "kube.h"
 
 #include "backoff.h"
+#include "dynbuf.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "text.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -24,7 +27,7 @@
 #define KUBE_POOL_MAX 64
 #define KUBE_PATH_MAX 8192
 #define KUBE_TOKEN_MAX (64 * 1024)
-#define KUBE_TOKEN_REFRESH_NS (60ULL * NSEC_PER_SEC)
+#define KUBE_TOKEN_REFRESH_NS (60ULL * KTIME_NSEC_PER_SEC)
 #define KUBE_RETRY_AFTER_CAP_S 60
 
 const struct kube_resource kube_res_configmaps = { "", "v1", "ConfigMap", "configmaps", true };
@@ -133,11 +136,6 @@ enum kube_reason kube_reason_from_code(long code)
 	}
 }
 
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
 void kube_status_decode(long code, const char *body, size_t len,
 			struct kube_status *st)
 {
@@ -161,14 +159,14 @@ void kube_status_decode(long code, const char *body, size_t len,
 		if (json_object_object_get_ex(o, "reason", &v) &&
 		    json_object_get_string_len(v) > 0) {
 			const char *r = json_object_get_string(v);
-			copy_str(st->reason_text, sizeof(st->reason_text), r);
+			text_copy(st->reason_text, sizeof(st->reason_text), r);
 			for (size_t i = 0; i < N_REASONS; i++)
 				if (strcmp(reason_table[i].name, r) == 0 &&
 				    reason_table[i].reason != KUBE_REASON_TRANSPORT)
 					st->reason = reason_table[i].reason;
 		}
 		if (json_object_object_get_ex(o, "message", &v))
-			copy_str(st->message, sizeof(st->message), json_object_get_string(v));
+			text_copy(st->message, sizeof(st->message), json_object_get_string(v));
 		if (json_object_object_get_ex(o, "code", &v) && json_object_get_int(v) > 0)
 			st->code = code ? code : json_object_get_int(v);
 		if (json_object_object_get_ex(o, "details", &details) &&
@@ -185,7 +183,7 @@ void kube_status_decode(long code, const char *body, size_t len,
 				*p = ' ';
 	}
 	if (!st->reason_text[0])
-		copy_str(st->reason_text, sizeof(st->reason_text),
+		text_copy(st->reason_text, sizeof(st->reason_text),
 			 kube_reason_name(st->reason));
 	if (!st->message[0])
 		snprintf(st->message, sizeof(st->message), "the server answered %ld", code);
@@ -542,7 +540,7 @@ static char *token_get(struct kube_client *c, bool force)
 	if (!c->auth->token_file)
 		return NULL;
 	pthread_mutex_lock(&c->token_lock);
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	bool changed = stat(c->auth->token_file, &st) == 0 &&
 		       (st.st_mtim.tv_sec != c->token_mtime.tv_sec ||
 			st.st_mtim.tv_nsec != c->token_mtime.tv_nsec);
@@ -576,34 +574,12 @@ static char *token_get(struct kube_client *c, bool force)
 
 /* ---- one exchange ----------------------------------------------------- */
 
-struct body {
-	char *buf;
-	size_t len, cap, max;
-	bool too_big;
-};
-
+/* curl's write callback into a bounded buffer (0 = stop: over the bound
+ * or out of memory). */
 static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-	struct body *b = ud;
 	size_t n = size * nmemb;
-	if (b->len + n > b->max) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *nb = realloc(b->buf, cap);
-		if (!nb)
-			return 0;
-		b->buf = nb;
-		b->cap = cap;
-	}
-	memcpy(b->buf + b->len, ptr, n);
-	b->len += n;
-	b->buf[b->len] = '\0';
-	return n;
+	return dynbuf_add(ud, ptr, n) == 0 ? n : 0;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -717,7 +693,7 @@ static int transport_error(CURLcode cc, const char *errbuf, struct kube_status *
 	int r;
 	st->code = 0;
 	st->reason = KUBE_REASON_TRANSPORT;
-	copy_str(st->reason_text, sizeof(st->reason_text), "Transport");
+	text_copy(st->reason_text, sizeof(st->reason_text), "Transport");
 	snprintf(st->message, sizeof(st->message), "%s",
 		 errbuf && *errbuf ? errbuf : curl_easy_strerror(cc));
 	switch (cc) {
@@ -769,7 +745,7 @@ static bool status_retryable(long code, enum kube_method m)
 
 static void sleep_ns(uint64_t ns)
 {
-	struct timespec ts = { (time_t)(ns / NSEC_PER_SEC), (long)(ns % NSEC_PER_SEC) };
+	struct timespec ts = ktime_timespec(ns);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -790,17 +766,18 @@ int kube_request(struct kube_client *c, enum kube_method method,
 		return -ENOMEM;
 	if (timeout_ms <= 0)
 		timeout_ms = c->o.timeout_ms;
-	backoff_init(&bo, (uint64_t)c->o.backoff_base_ms * NSEC_PER_MSEC,
-		     (uint64_t)c->o.backoff_cap_ms * NSEC_PER_MSEC, 1.0, backoff_seed());
+	backoff_init(&bo, (uint64_t)c->o.backoff_base_ms * KTIME_NSEC_PER_MSEC,
+		     (uint64_t)c->o.backoff_cap_ms * KTIME_NSEC_PER_MSEC, 1.0, backoff_seed());
 
 	for (int attempt = 0; attempt <= c->o.max_retries; attempt++) {
-		struct body resp = { .max = c->o.max_body };
+		struct dynbuf resp;
 		long retry_after = -1, code = 0;
 		struct curl_slist *hl;
 		CURL *h;
 		CURLcode cc;
 		bool retry = false;
 
+		dynbuf_init(&resp, c->o.max_body);
 		st->attempts = attempt + 1;
 		ratelimit_wait(c->rl);
 		h = pool_get(c);
@@ -829,9 +806,9 @@ int kube_request(struct kube_client *c, enum kube_method method,
 			curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 		}
-		uint64_t t0 = monotonic_ns();
+		uint64_t t0 = ktime_mono_ns();
 		cc = curl_easy_perform(h);
-		double secs = (double)(monotonic_ns() - t0) / 1e9;
+		double secs = ktime_ns_to_s(ktime_mono_ns() - t0);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 		long hv = 0;
 		curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &hv);
@@ -843,12 +820,12 @@ int kube_request(struct kube_client *c, enum kube_method method,
 				   hv == CURL_HTTP_VERSION_1_0 ? 10 : 0;
 
 		if (cc != CURLE_OK) {
-			if (resp.too_big) {
+			if (resp.toobig) {
 				r = -EFBIG;
 				st->reason = KUBE_REASON_UNKNOWN;
 				snprintf(st->message, sizeof(st->message),
 					 "response body exceeds the %zu-byte bound", c->o.max_body);
-				free(resp.buf);
+				dynbuf_free(&resp);
 				break;
 			}
 			r = transport_error(cc, errbuf, st);
@@ -859,7 +836,7 @@ int kube_request(struct kube_client *c, enum kube_method method,
 				*ret_obj = NULL;
 				if (resp.len > 0) {
 					json_tokener *tok = json_tokener_new();
-					json_object *o = tok ? json_tokener_parse_ex(tok, resp.buf, (int)resp.len) : NULL;
+					json_object *o = tok ? json_tokener_parse_ex(tok, resp.p, (int)resp.len) : NULL;
 					if (!o || json_tokener_get_error(tok) != json_tokener_success) {
 						json_object_put(o);
 						o = NULL;
@@ -874,11 +851,11 @@ int kube_request(struct kube_client *c, enum kube_method method,
 			}
 			st->code = code;
 			st->http_version = http_version;
-			free(resp.buf);
+			dynbuf_free(&resp);
 			break;
 		} else {
 			st->retry_after_s = retry_after;
-			kube_status_decode(code, resp.buf, resp.len, st);
+			kube_status_decode(code, resp.p, resp.len, st);
 			st->http_version = http_version;
 			r = kube_reason_errno(st->reason);
 			if (code == 401 && !force_token && c->auth->token_file) {
@@ -889,13 +866,13 @@ int kube_request(struct kube_client *c, enum kube_method method,
 				retry = status_retryable(code, method);
 			}
 		}
-		free(resp.buf);
+		dynbuf_free(&resp);
 		if (!retry || attempt == c->o.max_retries)
 			break;
 		uint64_t wait = backoff_next(&bo);
 		if (st->retry_after_s > 0 &&
-		    (uint64_t)st->retry_after_s * NSEC_PER_SEC > wait)
-			wait = (uint64_t)st->retry_after_s * NSEC_PER_SEC;
+		    (uint64_t)st->retry_after_s * KTIME_NSEC_PER_SEC > wait)
+			wait = (uint64_t)st->retry_after_s * KTIME_NSEC_PER_SEC;
 		sleep_ns(wait);
 	}
 	free(url);
@@ -1158,7 +1135,7 @@ int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
 /* ---- watch ------------------------------------------------------------ */
 
 struct watch_ctx {
-	struct body line;          /* the event being received */
+	struct dynbuf line;        /* the event being received */
 	json_tokener *tok;
 	kube_event_fn fn;
 	void *ud;
@@ -1208,8 +1185,8 @@ static size_t on_watch_data(char *ptr, size_t size, size_t nmemb, void *ud)
 		if (w->line.len > 0) {
 			if (on_write(ptr + start, 1, i - start, &w->line) != i - start)
 				return 0;
-			r = deliver(w, w->line.buf, w->line.len);
-			w->line.len = 0;
+			r = deliver(w, w->line.p, w->line.len);
+			dynbuf_reset(&w->line, SIZE_MAX);
 		} else {
 			r = deliver(w, ptr + start, i - start);
 		}
@@ -1258,7 +1235,7 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 		return r;
 	if (asprintf(&url, "%s%s", c->auth->server, path) < 0)
 		return -ENOMEM;
-	w.line.max = KUBE_WATCH_MAX_EVENT;
+	dynbuf_init(&w.line, KUBE_WATCH_MAX_EVENT);
 	w.tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 	if (!w.tok) {
 		free(url);
@@ -1277,7 +1254,7 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	curl_easy_reset(h);
 	w.h = h;
 	/* The server ends the watch after timeoutSeconds; allow a margin. */
-	setup_handle(c, h, url, (o.timeout_seconds + 30) * 1000L);
+	setup_handle(c, h, url, (o.timeout_seconds + 30) * KTIME_MSEC_PER_SEC);
 	errbuf[0] = '\0';
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
@@ -1287,13 +1264,13 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_watch_progress);
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_slist_free_all(hl);
 	pool_put(c, h);
 	if (c->observe)
-		c->observe("watch", code, (double)(monotonic_ns() - t0) / 1e9, c->observe_ud);
+		c->observe("watch", code, ktime_ns_to_s(ktime_mono_ns() - t0), c->observe_ud);
 
 	st->attempts = 1;
 	if (w.cb_result < 0) {
@@ -1303,7 +1280,7 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 			snprintf(st->message, sizeof(st->message),
 				 "a watch event is not valid JSON");
 		}
-	} else if (w.line.too_big) {
+	} else if (w.line.toobig) {
 		r = -EFBIG;
 		snprintf(st->message, sizeof(st->message),
 			 "a watch event exceeds %d bytes", KUBE_WATCH_MAX_EVENT);
@@ -1312,13 +1289,13 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	} else if (cc != CURLE_OK) {
 		r = transport_error(cc, errbuf, st);
 	} else if (code < 200 || code >= 300) {
-		kube_status_decode(code, w.line.buf, w.line.len, st);
+		kube_status_decode(code, w.line.p, w.line.len, st);
 		r = kube_reason_errno(st->reason);
 	} else {
 		st->code = code;
 		r = 0;
 	}
-	free(w.line.buf);
+	dynbuf_free(&w.line);
 	json_tokener_free(w.tok);
 	free(url);
 	return r;
@@ -1353,7 +1330,7 @@ int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path,
 
 uint64_t kube_reserve(struct kube_client *c)
 {
-	return ratelimit_reserve_at(c->rl, monotonic_ns());
+	return ratelimit_reserve_at(c->rl, ktime_mono_ns());
 }
 
 void kube_observe(struct kube_client *c, const char *verb, long code, double seconds)

@@ -10,6 +10,7 @@
 
 #include "base64.h"
 #include "yamljson.h"
+#include "text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -19,20 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int r, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
 
 void kube_auth_free(struct kube_auth *a)
 {
@@ -116,9 +103,9 @@ static int read_cluster(json_object *cl, const char *label,
 	json_object *ins;
 
 	if (!server || !*server)
-		return errf(err, errlen, -EINVAL, "%s: server is missing", label);
+		return text_errf(err, errlen, -EINVAL, "%s: server is missing", label);
 	if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: server \"%s\" must start with https:// or http://",
 			    label, server);
 	a->server = strdup(server);
@@ -131,14 +118,14 @@ static int read_cluster(json_object *cl, const char *label,
 		a->insecure = json_object_get_boolean(ins);
 	if (cad) {
 		if (take_data(cad, &a->ca_data, &a->ca_len) < 0)
-			return errf(err, errlen, -EINVAL,
+			return text_errf(err, errlen, -EINVAL,
 				    "%s: certificate-authority-data is not valid base64", label);
 	} else if (caf) {
 		a->ca_file = resolve_path(base_dir, caf);
 		if (!a->ca_file)
 			return -ENOMEM;
 		if (access(a->ca_file, R_OK) < 0)
-			return errf(err, errlen, -EINVAL,
+			return text_errf(err, errlen, -EINVAL,
 				    "%s: certificate-authority %s cannot be read: %s",
 				    label, a->ca_file, strerror(errno));
 	}
@@ -154,14 +141,14 @@ static int read_file_or_data(json_object *u, const char *label,
 	const char *d = str_field(u, data_key), *f = str_field(u, file_key);
 	if (d) {
 		if (take_data(d, ret_data, ret_len) < 0)
-			return errf(err, errlen, -EINVAL,
+			return text_errf(err, errlen, -EINVAL,
 				    "%s: %s is not valid base64", label, data_key);
 	} else if (f) {
 		*ret_file = resolve_path(base_dir, f);
 		if (!*ret_file)
 			return -ENOMEM;
 		if (access(*ret_file, R_OK) < 0)
-			return errf(err, errlen, -EINVAL, "%s: %s %s cannot be read: %s",
+			return text_errf(err, errlen, -EINVAL, "%s: %s %s cannot be read: %s",
 				    label, file_key, *ret_file, strerror(errno));
 	}
 	return 0;
@@ -176,15 +163,15 @@ static int read_user(json_object *u, const char *label, const char *base_dir,
 	int r;
 
 	if (json_object_object_get_ex(u, "exec", &x) && x)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: exec credential plugins are not supported; "
 			    "use a token or a client certificate", label);
 	if (json_object_object_get_ex(u, "auth-provider", &x) && x)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: auth-provider is not supported; "
 			    "use a token or a client certificate", label);
 	if (str_field(u, "username") && !token)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: basic auth (username/password) is not supported", label);
 	r = read_file_or_data(u, label, base_dir, "client-certificate",
 			      "client-certificate-data", &a->cert_file,
@@ -196,7 +183,7 @@ static int read_user(json_object *u, const char *label, const char *base_dir,
 	if (r < 0)
 		return r;
 	if ((a->cert_file || a->cert_data) != (a->key_file || a->key_data))
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: a client certificate needs its key and a key its "
 			    "certificate", label);
 	if (token) {
@@ -240,26 +227,26 @@ static int resolve(json_object **docs, const char **sources, size_t n,
 			context = cc;
 	}
 	if (!context)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: no current-context is set and no --context was given",
 			    sources[0]);
 	for (size_t i = 0; i < n && !ctx; i++)
 		if ((ctx = find_named(docs[i], "contexts", context, "context", &idx)))
 			ctx_doc = i;
 	if (!ctx)
-		return errf(err, errlen, -EINVAL, "%s: context \"%s\" not found",
+		return text_errf(err, errlen, -EINVAL, "%s: context \"%s\" not found",
 			    sources[0], context);
 	const char *cluster_name = str_field(ctx, "cluster");
 	const char *user_name = str_field(ctx, "user");
 	if (!cluster_name)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: contexts[%d] (%s): cluster is missing",
 			    sources[ctx_doc], idx, context);
 	for (size_t i = 0; i < n && !cl; i++)
 		if ((cl = find_named(docs[i], "clusters", cluster_name, "cluster", &idx)))
 			cl_doc = i;
 	if (!cl)
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: context \"%s\" names cluster \"%s\", which is not in clusters",
 			    sources[ctx_doc], context, cluster_name);
 
@@ -282,7 +269,7 @@ static int resolve(json_object **docs, const char **sources, size_t n,
 			if ((user = find_named(docs[i], "users", user_name, "user", &idx)))
 				user_doc = i;
 		if (!user) {
-			r = errf(err, errlen, -EINVAL,
+			r = text_errf(err, errlen, -EINVAL,
 				 "%s: context \"%s\" names user \"%s\", which is not in users",
 				 sources[ctx_doc], context, user_name);
 			goto out_free;
@@ -323,10 +310,10 @@ int kubeconfig_parse(const char *buf, size_t len, const char *source,
 		source = "kubeconfig";
 	r = yamljson_parse_one(buf, len, &doc, perr, sizeof(perr));
 	if (r < 0)
-		return errf(err, errlen, r, "%s: %s", source, perr);
+		return text_errf(err, errlen, r, "%s: %s", source, perr);
 	if (!doc || !json_object_is_type(doc, json_type_object)) {
 		json_object_put(doc);
-		return errf(err, errlen, -EINVAL,
+		return text_errf(err, errlen, -EINVAL,
 			    "%s: not a kubeconfig (expected a YAML mapping)", source);
 	}
 	r = resolve(&doc, &source, 1, context, ret, err, errlen);
@@ -388,7 +375,7 @@ int kubeconfig_load(const char *paths, const char *context,
 		if (r == -ENOENT && strchr(paths, ':'))
 			continue;   /* kubectl skips missing files in a list */
 		if (r < 0) {
-			r = errf(err, errlen, r == -EFBIG ? -EINVAL : r,
+			r = text_errf(err, errlen, r == -EFBIG ? -EINVAL : r,
 				 "%s: cannot read kubeconfig: %s", p,
 				 r == -EFBIG ? "file larger than 4 MiB" : strerror(-r));
 			goto out;
@@ -396,12 +383,12 @@ int kubeconfig_load(const char *paths, const char *context,
 		r = yamljson_parse_one(buf, len, &doc, perr, sizeof(perr));
 		free(buf);
 		if (r < 0) {
-			r = errf(err, errlen, r, "%s: %s", p, perr);
+			r = text_errf(err, errlen, r, "%s: %s", p, perr);
 			goto out;
 		}
 		if (!doc || !json_object_is_type(doc, json_type_object)) {
 			json_object_put(doc);
-			r = errf(err, errlen, -EINVAL,
+			r = text_errf(err, errlen, -EINVAL,
 				 "%s: not a kubeconfig (expected a YAML mapping)", p);
 			goto out;
 		}
@@ -410,7 +397,7 @@ int kubeconfig_load(const char *paths, const char *context,
 		n++;
 	}
 	if (n == 0) {
-		r = errf(err, errlen, -ENOENT, "%s: no kubeconfig file found", paths);
+		r = text_errf(err, errlen, -ENOENT, "%s: no kubeconfig file found", paths);
 		goto out;
 	}
 	r = resolve(docs, sources, n, context, ret, err, errlen);
@@ -434,7 +421,7 @@ int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret,
 	if (!sa_dir)
 		sa_dir = KUBE_SA_DIR;
 	if (!host || !*host || !port || !*port)
-		return errf(err, errlen, -ENOENT,
+		return text_errf(err, errlen, -ENOENT,
 			    "not in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set");
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -455,12 +442,12 @@ int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret,
 		goto fail;
 	}
 	if (access(a->token_file, R_OK) < 0) {
-		r = errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
+		r = text_errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
 			 a->token_file, strerror(errno));
 		goto fail;
 	}
 	if (access(a->ca_file, R_OK) < 0) {
-		r = errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
+		r = text_errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
 			 a->ca_file, strerror(errno));
 		goto fail;
 	}
@@ -504,7 +491,7 @@ int kube_auth_load(const char *explicit_path, const char *context,
 		if (access(path, R_OK) == 0)
 			return kubeconfig_load(path, context, ret, err, errlen);
 	}
-	return errf(err, errlen, -ENOENT,
+	return text_errf(err, errlen, -ENOENT,
 		    "no cluster configuration: pass --kubeconfig, set KUBECONFIG, "
 		    "run in a pod, or create ~/.kube/config");
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -23,17 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-
-struct leader_record {
-	char holder[256];
-	long duration_s;
-	int64_t renew_us;      /* renewTime, microseconds since the epoch */
-	int64_t acquire_us;
-	long transitions;
-};
 
 struct leader {
 	struct kube_client *client;
@@ -56,46 +48,9 @@ static const struct metric_family fam_leader = {
 	"kinfer_leader", "1 when this replica holds the leader lease, else 0.",
 	METRIC_GAUGE, NULL, NULL, 0 };
 
-/* ---- time formats ------------------------------------------------------ */
-
-static int64_t now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-/* metav1.MicroTime: 2006-01-02T15:04:05.000000Z */
-static void format_micro(int64_t us, char *buf, size_t len)
-{
-	time_t s = (time_t)(us / 1000000);
-	struct tm tm;
-	gmtime_r(&s, &tm);
-	size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, len - n, ".%06ldZ", (long)(us % 1000000));
-}
-
-static int64_t parse_micro(const char *s)
-{
-	struct tm tm = { 0 };
-	const char *end;
-	long frac = 0;
-	if (!s || !(end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
-		return 0;
-	if (*end == '.') {
-		int digits = 0;
-		for (end++; *end >= '0' && *end <= '9'; end++, digits++)
-			if (digits < 6)
-				frac = frac * 10 + (*end - '0');
-		for (; digits < 6; digits++)
-			frac *= 10;
-	}
-	return (int64_t)timegm(&tm) * 1000000 + frac;
-}
-
 /* ---- records ----------------------------------------------------------- */
 
-static void read_record(json_object *lease, struct leader_record *r)
+void leader_record_read(json_object *lease, struct leader_record *r)
 {
 	json_object *spec, *v;
 	memset(r, 0, sizeof(*r));
@@ -106,9 +61,9 @@ static void read_record(json_object *lease, struct leader_record *r)
 	if (json_object_object_get_ex(spec, "leaseDurationSeconds", &v))
 		r->duration_s = json_object_get_int(v);
 	if (json_object_object_get_ex(spec, "renewTime", &v))
-		r->renew_us = parse_micro(json_object_get_string(v));
+		r->renew_us = ktime_parse_rfc3339_us(json_object_get_string(v));
 	if (json_object_object_get_ex(spec, "acquireTime", &v))
-		r->acquire_us = parse_micro(json_object_get_string(v));
+		r->acquire_us = ktime_parse_rfc3339_us(json_object_get_string(v));
 	if (json_object_object_get_ex(spec, "leaseTransitions", &v))
 		r->transitions = json_object_get_int(v);
 }
@@ -136,9 +91,9 @@ static json_object *lease_body(struct leader *l, const struct leader_record *r,
 	json_object_object_add(o, "metadata", meta);
 	json_object_object_add(spec, "holderIdentity", json_object_new_string(r->holder));
 	json_object_object_add(spec, "leaseDurationSeconds", json_object_new_int((int)r->duration_s));
-	format_micro(r->acquire_us, t, sizeof(t));
+	ktime_format_micro(r->acquire_us, t, sizeof(t));
 	json_object_object_add(spec, "acquireTime", json_object_new_string(t));
-	format_micro(r->renew_us, t, sizeof(t));
+	ktime_format_micro(r->renew_us, t, sizeof(t));
 	json_object_object_add(spec, "renewTime", json_object_new_string(t));
 	json_object_object_add(spec, "leaseTransitions", json_object_new_int((int)r->transitions));
 	json_object_object_add(o, "spec", spec);
@@ -149,9 +104,36 @@ static void observe(struct leader *l, const struct leader_record *r)
 {
 	if (!l->have_observed || !same_record(&l->observed, r)) {
 		l->observed = *r;
-		l->observed_at = monotonic_ns();
+		l->observed_at = ktime_mono_ns();
 		l->have_observed = true;
 	}
+}
+
+enum leader_step leader_decide(const struct leader_record *cur, const char *identity,
+			       long duration_s, uint64_t observed_at, uint64_t now_ns,
+			       int64_t now_us, struct leader_record *ret_want,
+			       uint64_t *ret_expires_in)
+{
+	bool mine = strcmp(cur->holder, identity) == 0;
+	uint64_t valid_for = (uint64_t)(cur->duration_s > 0 ? cur->duration_s : duration_s) *
+			     KTIME_NSEC_PER_SEC;
+
+	if (cur->holder[0] && !mine && now_ns < observed_at + valid_for) {
+		*ret_expires_in = observed_at + valid_for - now_ns;
+		return LEADER_WAIT;   /* someone else holds a valid lease */
+	}
+	memset(ret_want, 0, sizeof(*ret_want));
+	snprintf(ret_want->holder, sizeof(ret_want->holder), "%s", identity);
+	ret_want->duration_s = duration_s;
+	ret_want->renew_us = now_us;
+	if (mine) {
+		ret_want->acquire_us = cur->acquire_us;
+		ret_want->transitions = cur->transitions;
+		return LEADER_RENEW;
+	}
+	ret_want->acquire_us = now_us;
+	ret_want->transitions = cur->transitions + 1;
+	return LEADER_ACQUIRE;
 }
 
 /*
@@ -163,8 +145,8 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 	struct leader_record want = { 0 }, cur;
 	struct kube_status st;
 	json_object *lease = NULL, *body;
-	long duration_s = (long)(l->o.lease_ns / NSEC_PER_SEC);
-	int64_t now = now_us();
+	long duration_s = (long)(l->o.lease_ns / KTIME_NSEC_PER_SEC);
+	int64_t now = ktime_wall_us();
 	bool ok = false;
 	int r;
 
@@ -186,20 +168,11 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 		log_warn("cannot read the leader lease", "lease=%s/%s error=%s", l->ns, l->name, st.message);
 		return false;
 	}
-	read_record(lease, &cur);
+	leader_record_read(lease, &cur);
 	observe(l, &cur);
-	bool mine = strcmp(cur.holder, l->identity) == 0;
-	uint64_t valid_for = (uint64_t)(cur.duration_s > 0 ? cur.duration_s : duration_s) * NSEC_PER_SEC;
-	if (cur.holder[0] && !mine && monotonic_ns() < l->observed_at + valid_for) {
-		*ret_expires_in = l->observed_at + valid_for - monotonic_ns();
-		goto out;   /* someone else holds a valid lease */
-	}
-	if (mine) {
-		want.acquire_us = cur.acquire_us;
-		want.transitions = cur.transitions;
-	} else {
-		want.transitions = cur.transitions + 1;
-	}
+	if (leader_decide(&cur, l->identity, duration_s, l->observed_at, ktime_mono_ns(), now,
+			  &want, ret_expires_in) == LEADER_WAIT)
+		goto out;
 	json_object *meta = json_object_object_get(lease, "metadata");
 	const char *rv = json_object_get_string(json_object_object_get(meta, "resourceVersion"));
 	body = lease_body(l, &want, rv);
@@ -219,12 +192,8 @@ out:
 /* Sleep up to ns, waking early on stop. Returns true when stopping. */
 static bool nap(struct leader *l, uint64_t ns)
 {
-	struct timespec ts;
+	struct timespec ts = ktime_deadline(CLOCK_MONOTONIC, ns);
 	bool stop;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t at = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec + ns;
-	ts.tv_sec = (time_t)(at / NSEC_PER_SEC);
-	ts.tv_nsec = (long)(at % NSEC_PER_SEC);
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) == 0)
 		;
@@ -260,8 +229,8 @@ static void *election_main(void *ud)
 				break;
 			uint64_t wait = l->o.retry_ns + (uint64_t)(backoff_rand01(&l->rng) *
 								   (double)l->o.retry_ns * 0.2);
-			if (expires_in + 50 * NSEC_PER_MSEC < wait)
-				wait = expires_in + 50 * NSEC_PER_MSEC;
+			if (expires_in + 50 * KTIME_NSEC_PER_MSEC < wait)
+				wait = expires_in + 50 * KTIME_NSEC_PER_MSEC;
 			if (nap(l, wait))
 				return NULL;
 		}
@@ -270,16 +239,16 @@ static void *election_main(void *ud)
 		if (l->o.on_started)
 			l->o.on_started(l->o.ud);
 		/* LEADING */
-		uint64_t last_renew = monotonic_ns();
+		uint64_t last_renew = ktime_mono_ns();
 		for (;;) {
 			if (nap(l, l->o.retry_ns))
 				return NULL;
 			uint64_t unused;
 			if (try_acquire_or_renew(l, &unused)) {
-				last_renew = monotonic_ns();
+				last_renew = ktime_mono_ns();
 				continue;
 			}
-			if (monotonic_ns() - last_renew >= l->o.renew_deadline_ns)
+			if (ktime_mono_ns() - last_renew >= l->o.renew_deadline_ns)
 				break;
 		}
 		set_leading(l, false);
@@ -306,11 +275,11 @@ int leader_new(struct kube_client *c, const struct leader_options *o, struct lea
 	l->client = c;
 	l->o = *o;
 	if (!l->o.lease_ns)
-		l->o.lease_ns = 15 * NSEC_PER_SEC;
+		l->o.lease_ns = 15 * KTIME_NSEC_PER_SEC;
 	if (!l->o.renew_deadline_ns)
-		l->o.renew_deadline_ns = 10 * NSEC_PER_SEC;
+		l->o.renew_deadline_ns = 10 * KTIME_NSEC_PER_SEC;
 	if (!l->o.retry_ns)
-		l->o.retry_ns = 2 * NSEC_PER_SEC;
+		l->o.retry_ns = 2 * KTIME_NSEC_PER_SEC;
 	l->rng = backoff_seed();
 	if (!o->identity) {
 		if (gethostname(host, sizeof(host)) < 0)
@@ -367,13 +336,13 @@ static void release(struct leader *l)
 
 	if (kube_get(l->client, &kube_res_leases, l->ns, l->name, NULL, &lease, &st) < 0)
 		return;
-	read_record(lease, &r);
+	leader_record_read(lease, &r);
 	if (strcmp(r.holder, l->identity) == 0) {
 		const char *rv = json_object_get_string(
 			json_object_object_get(json_object_object_get(lease, "metadata"), "resourceVersion"));
 		r.holder[0] = '\0';
 		r.duration_s = 1;
-		r.renew_us = r.acquire_us = now_us();
+		r.renew_us = r.acquire_us = ktime_wall_us();
 		json_object *body = lease_body(l, &r, rv);
 		if (kube_update(l->client, &kube_res_leases, l->ns, l->name, NULL, body, NULL, NULL, &st) == 0)
 			log_info("released the leader lease", "lease=%s/%s", l->ns, l->name);

@@ -39,3 +39,36 @@ const char *leader_identity(const struct leader *l);
 /* Stop the election thread; release the lease when we hold it. */
 void leader_stop(struct leader *l);
 void leader_free(struct leader *l);
+
+/* ---- the state logic, pure, for tests ---------------------------------- */
+
+/* A Lease's spec. */
+struct leader_record {
+	char holder[256];
+	long duration_s;
+	int64_t renew_us;      /* renewTime, microseconds since the epoch */
+	int64_t acquire_us;
+	long transitions;
+};
+
+/* The Lease's spec (missing fields are zero). */
+void leader_record_read(json_object *lease, struct leader_record *r);
+
+enum leader_step {
+	LEADER_WAIT,       /* another holder's lease is still valid */
+	LEADER_ACQUIRE,    /* free or expired: take it (one more transition) */
+	LEADER_RENEW,      /* ours: renew it */
+};
+
+/*
+ * What identity does with the record cur, which this process first saw at
+ * observed_at (monotonic ns; client-go's observedTime: another holder's
+ * lease is judged by our clock, never by its renewTime). now_ns is the
+ * monotonic now, now_us the wall clock written as renewTime. On WAIT,
+ * *ret_expires_in is how long the lease stays valid; else *ret_want is the
+ * record to write.
+ */
+enum leader_step leader_decide(const struct leader_record *cur, const char *identity,
+			       long duration_s, uint64_t observed_at, uint64_t now_ns,
+			       int64_t now_us, struct leader_record *ret_want,
+			       uint64_t *ret_expires_in);

@@ -6,6 +6,8 @@
  */
 #include "log.h"
 
+#include "ktime.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -283,17 +285,12 @@ size_t log_format_line(char *buf, size_t len, enum log_format f,
 void log_eventv(enum log_level level, const char *msg, const char *fmt,
 		va_list ap)
 {
-	char line[LOG_LINE_MAX], ts[40];
-	struct timespec now;
-	struct tm tm;
+	char line[LOG_LINE_MAX], ts[KTIME_MICRO_LEN];
 	FILE *out = log_out ? log_out : stderr;
 
 	if (level < log_min)
 		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+	ktime_format(ktime_wall_us(), 3, ts, sizeof(ts));
 
 	log_format_line(line, sizeof(line), log_fmt, level, msg, fmt, ap);
 	flockfile(out);

@@ -1,14 +1,19 @@
 /*
- * kinfer-operator: one binary, several subcommands.
+ * kinfer-operator: one binary, several subcommands, each a row of the
+ * subcommands table at the end of this file:
  *
  *   kinfer-operator [run] [flags]   run the operator (the default)
+ *   kinfer-operator simulate ...    the autoscaler offline, on a trace
+ *   kinfer-operator validate -f F   the webhook's rules, offline
  *   kinfer-operator version         print the version
  *   kinfer-operator help            list subcommands and flags
- *   kinfer-operator validate -f F   the webhook's rules, offline
  *
- * main only wires modules together: flags -> logging -> API client ->
- * (later) caches, controllers, webhook. Every flag is a row of the table
- * below and can also come from the environment variable it names.
+ * main only wires modules together. run: flags -> logging -> kinfer.io's
+ * projected keys -> API client -> admission webhook -> the manager with
+ * the controller table of reconcilers/ (informers and caches, work queues,
+ * leader election, the health and metrics server). Every flag of run is a
+ * row of the table below and can also come from the environment variable
+ * it names.
  */
 #include "context.h"
 #include "controllers.h"
@@ -16,6 +21,7 @@
 #include "flags.h"
 #include "httpserver.h"
 #include "kube.h"
+#include "ktime.h"
 #include "kubeconfig.h"
 #include "log.h"
 #include "manager.h"
@@ -25,6 +31,7 @@
 #include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -153,20 +160,7 @@ static const struct flag run_flags[] = {
 
 #define N_RUN_FLAGS (sizeof(run_flags) / sizeof(run_flags[0]))
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"kinfer-operator %s: a Kubernetes operator for GPU model serving\n\n"
-		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
-		"Commands:\n"
-		"  run       run the operator against a cluster (default)\n"
-		"  simulate  run the autoscaler offline on a trace (see simulate --help)\n"
-		"  validate  check InferenceService manifests offline (see validate --help)\n"
-		"  version   print the version and exit\n"
-		"  help      print this help\n\n"
-		"Flags of run:\n", KINFER_VERSION);
-	flags_usage(out, run_flags, N_RUN_FLAGS);
-}
+static void usage(FILE *out);
 
 static int setup_logging(const struct config *cfg)
 {
@@ -295,14 +289,14 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
 		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
 			cfg->watch_namespace : NULL,
-		.resync_ns = (uint64_t)cfg->resync_ms * 1000000ULL,
-		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * 1000000ULL,
+		.resync_ns = (uint64_t)cfg->resync_ms * KTIME_NSEC_PER_MSEC,
+		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * KTIME_NSEC_PER_MSEC,
 		.leader_elect = cfg->leader_elect,
 		.lease_namespace = lease_ns,
 		.lease_name = cfg->leader_election_id,
-		.lease_ns = (uint64_t)cfg->lease_duration_ms * 1000000ULL,
-		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * 1000000ULL,
-		.retry_ns = (uint64_t)cfg->retry_period_ms * 1000000ULL,
+		.lease_ns = (uint64_t)cfg->lease_duration_ms * KTIME_NSEC_PER_MSEC,
+		.renew_deadline_ns = (uint64_t)cfg->renew_deadline_ms * KTIME_NSEC_PER_MSEC,
+		.retry_ns = (uint64_t)cfg->retry_period_ms * KTIME_NSEC_PER_MSEC,
 	};
 	int r, code;
 
@@ -417,6 +411,7 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
+	keys_register();
 	if (cfg.webhook_addr && *cfg.webhook_addr) {
 		struct sockaddr_storage ss;
 		unsigned sl;
@@ -451,26 +446,73 @@ static int cmd_run(int argc, char **argv, int argi)
 	return code;
 }
 
+static int cmd_version(int argc, char **argv, int argi)
+{
+	(void)argc; (void)argv; (void)argi;
+	printf("kinfer-operator %s\n", KINFER_VERSION);
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv, int argi)
+{
+	(void)argc; (void)argv; (void)argi;
+	usage(stdout);
+	return 0;
+}
+
+/* The subcommands: the name, up to two other spellings, the entry point
+ * (argi: where its arguments start) and the line help prints. */
+static const struct subcommand {
+	const char *name;
+	const char *aliases[2];
+	int (*run)(int argc, char **argv, int argi);
+	const char *summary;
+} subcommands[] = {
+	{ "run", { NULL, NULL }, cmd_run, "run the operator against a cluster (default)" },
+	{ "simulate", { NULL, NULL }, simulate_main,
+	  "run the autoscaler offline on a trace (see simulate --help)" },
+	{ "validate", { NULL, NULL }, validate_main,
+	  "check InferenceService manifests offline (see validate --help)" },
+	{ "version", { "--version", NULL }, cmd_version, "print the version and exit" },
+	{ "help", { "--help", "-h" }, cmd_help, "print this help" },
+};
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"kinfer-operator %s: a Kubernetes operator for GPU model serving\n\n"
+		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
+		"Commands:\n", KINFER_VERSION);
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", subcommands[i].name, subcommands[i].summary);
+	fprintf(out, "\nFlags of run:\n");
+	flags_usage(out, run_flags, N_RUN_FLAGS);
+}
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
+		const struct subcommand *c = &subcommands[i];
+		if (strcmp(name, c->name) == 0 ||
+		    (c->aliases[0] && strcmp(name, c->aliases[0]) == 0) ||
+		    (c->aliases[1] && strcmp(name, c->aliases[1]) == 0))
+			return c;
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : "run";
+	const struct subcommand *c;
 
-	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-		printf("kinfer-operator %s\n", KINFER_VERSION);
-		return 0;
-	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
-	    strcmp(cmd, "-h") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "simulate") == 0) return simulate_main(argc, argv, 2);
-	if (strcmp(cmd, "validate") == 0)
-		return validate_main(argc, argv, 2);
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc, argv, 2);
-	if (strncmp(cmd, "--", 2) == 0)
+	if (argc < 2)
 		return cmd_run(argc, argv, 1);
-	fprintf(stderr, "kinfer-operator: unknown command \"%s\" (see --help)\n", cmd);
+	c = find_subcommand(argv[1]);
+	if (c)
+		return c->run(argc, argv, 2);
+	if (strncmp(argv[1], "--", 2) == 0)     /* flags of the default, run */
+		return cmd_run(argc, argv, 1);
+	fprintf(stderr, "kinfer-operator: unknown command \"%s\" (see --help)\n", argv[1]);
 	return 2;
 }

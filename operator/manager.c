@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "workqueue.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -113,9 +114,9 @@ static void *worker_main(void *ud)
 		struct reconcile_ctx ctx = { .manager = m, .client = m->o.client,
 					     .controller = c->def, .data = c->data,
 					     .shared = m->o.controller_data };
-		uint64_t t0 = monotonic_ns();
+		uint64_t t0 = ktime_mono_ns();
 		enum reconcile_result res = c->def->reconcile(&ctx, key);
-		metric_observe(c->m_duration, (double)(monotonic_ns() - t0) / 1e9);
+		metric_observe(c->m_duration, ktime_ns_to_s(ktime_mono_ns() - t0));
 		switch (res) {
 		case RECONCILE_OK:
 			metric_add(c->m_ok, 1);
@@ -181,7 +182,7 @@ static void *starter_main(void *ud)
 	struct manager *m = ud;
 	uint64_t logged = 0;
 	while (!atomic_load(&m->stopped)) {
-		if (informer_set_wait_synced(m->informers, NSEC_PER_SEC) == 0) {
+		if (informer_set_wait_synced(m->informers, KTIME_NSEC_PER_SEC) == 0) {
 			start_workers(m);
 			break;
 		}
@@ -344,7 +345,7 @@ int manager_new(const struct manager_options *o, struct manager **ret)
 		return -ENOMEM;
 	m->o = *o;
 	if (!m->o.shutdown_timeout_ns)
-		m->o.shutdown_timeout_ns = 30 * NSEC_PER_SEC;
+		m->o.shutdown_timeout_ns = 30 * KTIME_NSEC_PER_SEC;
 	pthread_mutex_init(&m->start_lock, NULL);
 	r = intern_new(&m->interns);
 	if (r < 0)
@@ -411,14 +412,9 @@ static void join_workers(struct manager *m, uint64_t deadline)
 	for (int i = 0; i < m->n_ctls; i++) {
 		struct controller *c = &m->ctls[i];
 		for (int w = 0; w < c->n_workers; w++) {
-			struct timespec ts;
-			uint64_t wall;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			wall = (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-			uint64_t left = deadline > monotonic_ns() ? deadline - monotonic_ns() : 0;
-			wall += left;
-			ts.tv_sec = (time_t)(wall / NSEC_PER_SEC);
-			ts.tv_nsec = (long)(wall % NSEC_PER_SEC);
+			uint64_t now = ktime_mono_ns(), left = deadline > now ? deadline - now : 0;
+			/* pthread_timedjoin_np waits on CLOCK_REALTIME. */
+			struct timespec ts = ktime_deadline(CLOCK_REALTIME, left);
 			if (pthread_timedjoin_np(c->workers[w], NULL, &ts) != 0) {
 				log_warn("reconciles still running at the shutdown deadline",
 					 "controller=%s running=%d", c->def->name, atomic_load(&c->running));
@@ -433,7 +429,7 @@ void manager_stop(struct manager *m)
 {
 	if (atomic_exchange(&m->stopped, true))
 		return;
-	uint64_t deadline = monotonic_ns() + m->o.shutdown_timeout_ns;
+	uint64_t deadline = ktime_mono_ns() + m->o.shutdown_timeout_ns;
 	pthread_mutex_lock(&m->start_lock);
 	for (int i = 0; i < m->n_ctls; i++)
 		workqueue_shutdown(m->ctls[i].queue);

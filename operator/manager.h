@@ -70,7 +70,7 @@ struct controller_env {
 struct controller_def {
 	const char *name;
 	const struct controller_watch *watches;
-	size_t n_watches;
+	size_t n_watches;            /* at most CONTROLLER_MAX_WATCHES */
 	enum reconcile_result (*reconcile)(struct reconcile_ctx *ctx, const char *key);
 	int workers;
 	/*

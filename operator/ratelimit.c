@@ -4,6 +4,7 @@
  * long-run rate never exceeds qps.
  */
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,13 +19,6 @@ struct ratelimit {
 	uint64_t last_ns;
 	int started;
 };
-
-uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 int ratelimit_new(double qps, int burst, struct ratelimit **ret)
 {
@@ -63,26 +57,23 @@ uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
 		rl->started = 1;
 	}
 	if (now_ns > rl->last_ns) {
-		rl->tokens += (double)(now_ns - rl->last_ns) / 1e9 * rl->qps;
+		rl->tokens += ktime_ns_to_s(now_ns - rl->last_ns) * rl->qps;
 		if (rl->tokens > rl->burst)
 			rl->tokens = rl->burst;
 		rl->last_ns = now_ns;
 	}
 	rl->tokens -= 1.0;
 	if (rl->tokens < 0)
-		wait = (uint64_t)(-rl->tokens / rl->qps * 1e9);
+		wait = (uint64_t)(-rl->tokens / rl->qps * (double)KTIME_NSEC_PER_SEC);
 	pthread_mutex_unlock(&rl->lock);
 	return wait;
 }
 
 uint64_t ratelimit_wait(struct ratelimit *rl)
 {
-	uint64_t wait = ratelimit_reserve_at(rl, monotonic_ns());
+	uint64_t wait = ratelimit_reserve_at(rl, ktime_mono_ns());
 	if (wait > 0) {
-		struct timespec ts = {
-			.tv_sec = (time_t)(wait / 1000000000ULL),
-			.tv_nsec = (long)(wait % 1000000000ULL),
-		};
+		struct timespec ts = ktime_timespec(wait);
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}

@@ -21,4 +21,3 @@ uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns);
 /* Reserve and sleep for it. Returns the ns slept. */
 uint64_t ratelimit_wait(struct ratelimit *rl);
 
-uint64_t monotonic_ns(void);

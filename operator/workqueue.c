@@ -9,6 +9,8 @@
 #include "backoff.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "fnv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -71,10 +73,7 @@ static const struct metric_family fam_unfinished = {
 
 static uint32_t hash_key(const char *s)
 {
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return fnv32_str(s);
 }
 
 int workqueue_new(const struct workqueue_options *o, struct workqueue **ret)
@@ -86,9 +85,9 @@ int workqueue_new(const struct workqueue_options *o, struct workqueue **ret)
 		return -ENOMEM;
 	q->o = *o;
 	if (!q->o.base_delay_ns)
-		q->o.base_delay_ns = 5 * NSEC_PER_MSEC;
+		q->o.base_delay_ns = 5 * KTIME_NSEC_PER_MSEC;
 	if (!q->o.max_delay_ns)
-		q->o.max_delay_ns = 1000 * NSEC_PER_SEC;
+		q->o.max_delay_ns = 1000 * KTIME_NSEC_PER_SEC;
 	if (q->o.qps == 0)
 		q->o.qps = 10;
 	if (q->o.burst <= 0)
@@ -350,7 +349,7 @@ int workqueue_add_after(struct workqueue *q, const char *key, uint64_t delay_ns)
 	r = get_item(q, key, &it);
 	if (r < 0)
 		goto out;
-	uint64_t at = monotonic_ns() + delay_ns;
+	uint64_t at = ktime_mono_ns() + delay_ns;
 	if (it->heap_index != SIZE_MAX) {
 		if (at < it->ready_at) {    /* the earliest wins */
 			it->ready_at = at;
@@ -405,7 +404,7 @@ int workqueue_add_rate_limited(struct workqueue *q, const char *key)
 	q->retries++;
 	metric_add(q->m_retries, 1);
 	pthread_mutex_unlock(&q->lock);
-	bucket_delay = ratelimit_reserve_at(q->bucket, monotonic_ns());
+	bucket_delay = ratelimit_reserve_at(q->bucket, ktime_mono_ns());
 	return workqueue_add_after(q, key, item_delay > bucket_delay ? item_delay : bucket_delay);
 }
 
@@ -438,18 +437,17 @@ int workqueue_requeues(struct workqueue *q, const char *key)
 static void deadline_ts(uint64_t mono_deadline, struct timespec *ts)
 {
 	/* The condition variable uses CLOCK_MONOTONIC (see workqueue_new). */
-	ts->tv_sec = (time_t)(mono_deadline / NSEC_PER_SEC);
-	ts->tv_nsec = (long)(mono_deadline % NSEC_PER_SEC);
+	*ts = ktime_timespec(mono_deadline);
 }
 
 int workqueue_get(struct workqueue *q, uint64_t timeout_ns, const char **ret_key)
 {
-	uint64_t give_up = timeout_ns ? monotonic_ns() + timeout_ns : UINT64_MAX;
+	uint64_t give_up = timeout_ns ? ktime_mono_ns() + timeout_ns : UINT64_MAX;
 	struct item *it;
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		uint64_t now = monotonic_ns();
+		uint64_t now = ktime_mono_ns();
 		if (q->shutting_down) {
 			pthread_mutex_unlock(&q->lock);
 			return -ESHUTDOWN;
@@ -475,7 +473,7 @@ int workqueue_get(struct workqueue *q, uint64_t timeout_ns, const char **ret_key
 	it = fifo_pop(q);
 	it->dirty = false;
 	it->processing = true;
-	it->started = monotonic_ns();
+	it->started = ktime_mono_ns();
 	q->n_processing++;
 	*ret_key = it->key;
 	pthread_mutex_unlock(&q->lock);
@@ -511,7 +509,7 @@ void workqueue_shutdown(struct workqueue *q)
 
 void workqueue_stats(struct workqueue *q, struct workqueue_stats *s)
 {
-	uint64_t now = monotonic_ns(), oldest = now;
+	uint64_t now = ktime_mono_ns(), oldest = now;
 	double unfinished = 0;
 
 	pthread_mutex_lock(&q->lock);
@@ -527,10 +525,10 @@ void workqueue_stats(struct workqueue *q, struct workqueue_stats *s)
 				if (it->processing) {
 					if (it->started < oldest)
 						oldest = it->started;
-					unfinished += (double)(now - it->started) / 1e9;
+					unfinished += ktime_ns_to_s(now - it->started);
 				}
 	pthread_mutex_unlock(&q->lock);
-	s->longest_running_s = (double)(now - oldest) / 1e9;
+	s->longest_running_s = ktime_ns_to_s(now - oldest);
 	s->unfinished_s = unfinished;
 }
 

@@ -80,17 +80,8 @@ static bool match_float(const char *s, size_t len)
 	}
 	if (!digits)
 		return false;
-	if (i < len) {
-		i++;
-		if (i < len && (s[i] == '-' || s[i] == '+'))
-			i++;
-		if (i == len)
-			return false;
-		for (; i < len; i++)
-			if (s[i] < '0' || s[i] > '9')
-				return false;
-	}
-	return true;
+	/* An exponent is a signed integer after the e. */
+	return i == len || match_int(s + i + 1, len - i - 1);
 }
 
 static bool eq(const char *s, size_t len, const char *lit)

@@ -15,7 +15,9 @@
  *    the reason (the HPA leaves ScalingLimited untouched there).
  */
 #include "autoscale.h"
+#include "ktime.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #define MAX_WINDOW_SECONDS 3600
 #define MAX_PERIOD_SECONDS 1800
 #define HISTORY_CAP 4096
+#define MAX_FAILURE_THRESHOLD 1000
 
 static const char *const type_names[AUTOSCALE_METRIC_TYPE_COUNT] = {
 	[AUTOSCALE_QUEUE_DEPTH] = "QueueDepth",
@@ -190,6 +193,95 @@ static int check_metrics(const struct autoscale_spec *s, char *why,
 			snprintf(why, len, "metrics[%zu].target must be > 0", i);
 			return -EINVAL;
 		}
+		if (!(s->activation[i] >= 0 && isfinite(s->activation[i]))) {
+			snprintf(why, len, "metrics[%zu].activationThreshold "
+				 "must be >= 0", i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int check_fallback_panic(const struct autoscale_spec *s, char *why,
+				size_t len)
+{
+	const struct autoscale_fallback *f = &s->fallback;
+	const struct autoscale_panic *p = &s->panic;
+
+	if (f->set && (f->failure_threshold < 0 ||
+		       f->failure_threshold > MAX_FAILURE_THRESHOLD ||
+		       f->replicas < 0 ||
+		       (unsigned)f->behavior >
+			       AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_LOWER)) {
+		snprintf(why, len, "fallback: failureThreshold 0..%d, replicas "
+			 ">= 0, behavior static, currentReplicas, "
+			 "currentReplicasIfHigher or currentReplicasIfLower",
+			 MAX_FAILURE_THRESHOLD);
+		return -EINVAL;
+	}
+	if (s->predictive.set && (s->predictive.window_seconds < 60 ||
+				  s->predictive.window_seconds > MAX_WINDOW_SECONDS ||
+				  s->predictive.lookahead_seconds < 1 ||
+				  s->predictive.lookahead_seconds > 3600 ||
+				  s->predictive.max_increase_percent < 1 ||
+				  s->predictive.max_increase_percent > 1000)) {
+		snprintf(why, len, "predictive: windowSeconds 60..%d, "
+			 "lookaheadSeconds 1..3600, maxIncreasePercent 1..1000",
+			 MAX_WINDOW_SECONDS);
+		return -EINVAL;
+	}
+	if (p->set && (p->window_seconds < 1 ||
+		       p->stable_window_seconds < 6 ||
+		       p->stable_window_seconds > MAX_WINDOW_SECONDS ||
+		       p->window_seconds > p->stable_window_seconds ||
+		       p->threshold_percent < 110 ||
+		       p->threshold_percent > 1000)) {
+		snprintf(why, len, "behavior.panic: thresholdPercent 110..1000, "
+			 "stableWindowSeconds 6..%d, windowSeconds 1..its "
+			 "stableWindowSeconds", MAX_WINDOW_SECONDS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_schedules(const struct autoscale_spec *s, char *why,
+			   size_t len)
+{
+	if (s->n_schedules > AUTOSCALE_MAX_SCHEDULES) {
+		snprintf(why, len, "schedules: at most %d",
+			 AUTOSCALE_MAX_SCHEDULES);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->n_schedules; i++) {
+		const struct autoscale_schedule *c = &s->schedules[i];
+		int32_t cap = c->max_replicas > s->max_replicas ?
+				      c->max_replicas : s->max_replicas;
+		if (c->time_zone_offset_seconds < -14 * 3600 ||
+		    c->time_zone_offset_seconds > 14 * 3600) {
+			snprintf(why, len, "schedules[%zu].timeZone: an offset "
+				 "within 14 hours of UTC", i);
+			return -EINVAL;
+		}
+		if (c->duration_seconds < 60 ||
+		    c->duration_seconds > AUTOSCALE_MAX_SCHEDULE_SECONDS) {
+			snprintf(why, len, "schedules[%zu].durationSeconds must "
+				 "be from 60 to %d", i,
+				 AUTOSCALE_MAX_SCHEDULE_SECONDS);
+			return -EINVAL;
+		}
+		if ((c->min_replicas < 0 && c->max_replicas < 0) ||
+		    c->min_replicas < -1 || c->max_replicas < -1 ||
+		    c->max_replicas == 0) {
+			snprintf(why, len, "schedules[%zu]: give minReplicas "
+				 "(>= 0) or maxReplicas (>= 1), or both", i);
+			return -EINVAL;
+		}
+		if (c->min_replicas > cap) {
+			snprintf(why, len, "schedules[%zu].minReplicas %d is "
+				 "above the cap in its window (%d)", i,
+				 c->min_replicas, cap);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -221,12 +313,74 @@ int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 	}
 	r = check_metrics(spec, why, why_len);
 	if (r == 0)
+		r = check_fallback_panic(spec, why, why_len);
+	if (r == 0)
+		r = check_schedules(spec, why, why_len);
+	if (r == 0)
 		r = check_rules(&spec->behavior.scale_up, "scaleUp", why,
 				why_len);
 	if (r == 0)
 		r = check_rules(&spec->behavior.scale_down, "scaleDown", why,
 				why_len);
 	return r;
+}
+
+/* "true" -> 1, "false" or absent -> 0, else -1. */
+static int flag_value(const char *v)
+{
+	if (!v || strcmp(v, "false") == 0)
+		return 0;
+	return strcmp(v, "true") == 0 ? 1 : -1;
+}
+
+int autoscale_pause_parse(const char *paused_replicas, const char *paused,
+			  const char *scale_in, const char *scale_out,
+			  int32_t current, struct autoscale_pause *ret,
+			  char *why, size_t why_len)
+{
+	struct autoscale_pause p = { false, 0, false, false };
+	const char *bad = NULL;
+	char dummy[1];
+	int f;
+
+	if (!why) {
+		why = dummy;
+		why_len = sizeof(dummy);
+	}
+	if (paused_replicas) {
+		char *end = NULL;
+		long v;
+		errno = 0;
+		v = strtol(paused_replicas, &end, 10);
+		if (errno || end == paused_replicas || *end || v < 0 ||
+		    v > 1000 || !isdigit((unsigned char)paused_replicas[0]))
+			bad = AUTOSCALE_ANNOTATION_PAUSED_REPLICAS;
+		else
+			p = (struct autoscale_pause){ true, (int32_t)v, false,
+						      false };
+	}
+	f = flag_value(paused);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED;
+	else if (f && !p.replicas_set)
+		p = (struct autoscale_pause){ true, current < 0 ? 0 : current,
+					      false, false };
+	f = flag_value(scale_in);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN;
+	p.scale_in = f > 0;
+	f = flag_value(scale_out);
+	if (f < 0)
+		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT;
+	p.scale_out = f > 0;
+	*ret = p;
+	if (!bad)
+		return 0;
+	snprintf(why, why_len, "annotation %s: %s", bad,
+		 strcmp(bad, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS) == 0 ?
+			 "want a whole number of replicas from 0 to 1000" :
+			 "want \"true\" or \"false\"");
+	return -EINVAL;
 }
 
 /* What every entry point needs before it may index anything. */
@@ -237,7 +391,8 @@ static int check_input(const struct autoscale_input *in)
 	    (in->n_pods && !in->pods) ||
 	    (in->n_recommendations && !in->recommendations) ||
 	    (in->n_up_events && !in->up_events) ||
-	    (in->n_down_events && !in->down_events))
+	    (in->n_down_events && !in->down_events) ||
+	    (in->pause && in->pause->replicas_set && in->pause->replicas < 0))
 		return -EINVAL;
 	return 0;
 }
@@ -392,6 +547,27 @@ static void service_metric(const struct autoscale_input *in,
 	st->replicas = ceil_replicas(ratio * (double)ready);
 }
 
+/*
+ * KEDA's activationThreshold: at the floor (minReplicas, or 0), a metric
+ * whose value is at or below its activation asks for no more replicas;
+ * above it, its target decides how many. KEDA compares a scaler's value,
+ * which for its per-pod style targets is a total; kinfer compares the
+ * metric's value in the unit of its target (a per-pod average), so one
+ * number means the same for the target and the activation.
+ */
+static void activation(const struct autoscale_input *in, size_t i,
+		       struct autoscale_metric_status *st,
+		       struct autoscale_result *res)
+{
+	int32_t cur = in->current_replicas;
+
+	if (cur > in->spec->min_replicas || st->replicas <= cur ||
+	    st->current > in->spec->activation[i])
+		return;
+	st->replicas = cur;
+	res->below_activation = true;
+}
+
 static const char *failed_reason(enum autoscale_metric_type t)
 {
 	return autoscale_metric_per_pod(t) ? "FailedGetPodsMetric" :
@@ -415,6 +591,7 @@ int autoscale_replicas_for_metrics(const struct autoscale_input *in,
 		return r;
 	res->metric = -1;
 	res->n_invalid = 0;
+	res->below_activation = false;
 	for (size_t i = 0; i < in->spec->n_metrics; i++) {
 		struct autoscale_metric_status *st = &res->metrics[i];
 		enum autoscale_metric_type t = in->spec->metrics[i].type;
@@ -429,6 +606,7 @@ int autoscale_replicas_for_metrics(const struct autoscale_input *in,
 				first_invalid = failed_reason(t);
 			continue;
 		}
+		activation(in, i, st, res);
 		if (replicas == 0 || st->replicas > replicas) {
 			replicas = st->replicas;
 			res->metric = (int)i;
@@ -460,9 +638,9 @@ int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
 	rc = autoscale_resolve(in->spec, &b);
 	if (rc < 0)
 		return rc;
-	up_cut = in->now_ms - b.scale_up.stabilization_window_seconds * 1000LL;
+	up_cut = in->now_ms - b.scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	down_cut = in->now_ms -
-		   b.scale_down.stabilization_window_seconds * 1000LL;
+		   b.scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	for (size_t i = 0; i < in->n_recommendations; i++) {
 		const struct autoscale_recommendation *rec =
 			&in->recommendations[i];
@@ -491,7 +669,7 @@ static int64_t change_in_period(int64_t now_ms, int32_t period,
 				const struct autoscale_scale_event *ev,
 				size_t n)
 {
-	int64_t cut = now_ms - period * 1000LL, sum = 0;
+	int64_t cut = now_ms - period * KTIME_MSEC_PER_SEC, sum = 0;
 
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].time_ms > cut)
@@ -587,14 +765,16 @@ int autoscale_rate_limit(const struct autoscale_input *in, int32_t desired,
 	return 0;
 }
 
-/* The cases reconcileAutoscaler settles before looking at metrics. */
+/* The cases reconcileAutoscaler settles before looking at metrics. A
+ * target at 0 disables the HPA; but 0 because a pause pinned it there is
+ * kinfer's own doing, and the end of the pause resumes at minReplicas. */
 static bool out_of_range(const struct autoscale_input *in,
 			 struct autoscale_result *res)
 {
 	const struct autoscale_spec *s = in->spec;
 	int32_t cur = in->current_replicas;
 
-	if (cur == 0 && s->min_replicas != 0) {
+	if (cur == 0 && s->min_replicas != 0 && !in->state.paused) {
 		res->desired = 0;
 		res->active = false;
 		res->active_reason = res->reason = "ScalingDisabled";
@@ -651,13 +831,16 @@ static int normalize(const struct autoscale_input *in,
 	struct autoscale_recommendation initial = { in->now_ms,
 						    in->current_replicas };
 	struct autoscale_step st, lim;
+	int32_t want;
 	int r;
 
 	if (in->n_recommendations == 0) {
 		local.recommendations = &initial;
 		local.n_recommendations = 1;
 	}
-	r = autoscale_stabilize(&local, res->recommendation, &st);
+	want = res->predicted > res->recommendation ? res->predicted :
+						     res->recommendation;
+	r = autoscale_stabilize(&local, want, &st);
 	if (r == 0)
 		r = autoscale_rate_limit(&local, st.replicas, &lim);
 	if (r < 0)
@@ -668,23 +851,348 @@ static int normalize(const struct autoscale_input *in,
 	res->desired = lim.replicas;
 	if (res->limited)
 		res->reason = lim.reason;
-	else if (st.replicas != res->recommendation)
+	else if (st.replicas != want)
 		res->reason = st.reason;
+	else if (want != res->recommendation && want > res->current)
+		res->reason = "PredictiveFloor";
 	else
 		res->reason = "DesiredWithinRange";
 	return 0;
 }
 
 /*
- * reconcileAutoscaler's decision. reason is, in order of precedence:
- * the ScalingActive reason when holding or disabled, the ScalingLimited
- * reason when limited, the AbleToScale reason when stabilized, else
- * DesiredWithinRange.
+ * The predictive floor: ordinary least squares through (t, replicas) of
+ * the recommendations within the window and the one just made, evaluated
+ * lookahead seconds from now. Only a rising line raises, and by at most
+ * max_increase_percent (at least one replica), never past maxReplicas.
+ * The recorded recommendation stays the metrics' own, so the trend never
+ * feeds on its own predictions.
+ */
+static void predictive_floor(const struct autoscale_input *in,
+			     struct autoscale_result *res)
+{
+	const struct autoscale_predictive *p = &in->spec->predictive;
+	int64_t cut = in->now_ms - p->window_seconds * 1000LL;
+	double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0, slope, mx, my, y, cap;
+	int32_t floor_r;
+
+	res->predicted = 0;
+	if (!p->set)
+		return;
+	for (size_t i = 0; i <= in->n_recommendations; i++) {
+		double x, v;
+		if (i < in->n_recommendations) {
+			if (in->recommendations[i].time_ms <= cut ||
+			    in->recommendations[i].time_ms > in->now_ms)
+				continue;
+			x = (double)(in->recommendations[i].time_ms - in->now_ms) / 1000;
+			v = in->recommendations[i].replicas;
+		} else {
+			x = 0;
+			v = res->recommendation;
+		}
+		sx += x;
+		sy += v;
+		sxx += x * x;
+		sxy += x * v;
+		n++;
+	}
+	if (n < 3 || n * sxx - sx * sx <= 0)
+		return;
+	slope = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+	if (!(slope > 0))
+		return;
+	mx = sx / n;
+	my = sy / n;
+	y = my + slope * ((double)p->lookahead_seconds - mx);
+	cap = ceil((double)res->recommendation *
+		   (1 + p->max_increase_percent / 100.0));
+	if (cap < res->recommendation + 1.0)
+		cap = res->recommendation + 1.0;
+	if (y > cap)
+		y = cap;
+	if (y > in->spec->max_replicas)
+		y = in->spec->max_replicas;
+	floor_r = ceil_replicas(y - 1e-9);
+	if (floor_r > res->recommendation)
+		res->predicted = floor_r;
+}
+
+/* Is the window of schedule c open at local_s (local seconds)? It opens
+ * at each minute cron matches and stays open duration_seconds. */
+static bool schedule_open(const struct autoscale_schedule *c, int64_t local_s)
+{
+	return cron_prev(&c->cron, local_s,
+			 local_s - c->duration_seconds + 1) != INT64_MIN;
+}
+
+void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
+		      int32_t *ret_min, int32_t *ret_max,
+		      uint32_t *ret_active)
+{
+	int64_t utc_s;
+	int32_t lo, hi;
+	uint32_t active = 0;
+
+	if (!spec)
+		return;
+	lo = spec->min_replicas;
+	hi = spec->max_replicas;
+	utc_s = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
+	for (size_t i = 0; i < spec->n_schedules &&
+			   i < AUTOSCALE_MAX_SCHEDULES; i++) {
+		const struct autoscale_schedule *c = &spec->schedules[i];
+		if (!schedule_open(c, utc_s + c->time_zone_offset_seconds))
+			continue;
+		active |= 1u << i;
+		if (c->min_replicas > lo)
+			lo = c->min_replicas;
+		if (c->max_replicas > hi)
+			hi = c->max_replicas;
+	}
+	if (lo > hi)
+		lo = hi;
+	if (ret_min)
+		*ret_min = lo;
+	if (ret_max)
+		*ret_max = hi;
+	if (ret_active)
+		*ret_active = active;
+}
+
+/* The paused-replicas annotation: KEDA scales to the count given, even
+ * outside min..max, and stops autoscaling; nothing goes to the history,
+ * so the autoscaler resumes where it stopped when the annotation goes. */
+static void pin(const struct autoscale_input *in, struct autoscale_result *res)
+{
+	res->paused = true;
+	res->state.paused = true;
+	res->desired = in->pause->replicas;
+	res->rescale = res->desired != res->current;
+	res->active = false;
+	res->active_reason = res->reason = "Paused";
+	snprintf(res->message, sizeof(res->message), "paused at %d replicas "
+		 "by the paused-replicas annotation", res->desired);
+}
+
+/* doFallback (KEDA pkg/fallback/fallback.go): the replicas by behavior. */
+static int32_t fallback_replicas(const struct autoscale_fallback *f,
+				 int32_t cur)
+{
+	switch (f->behavior) {
+	case AUTOSCALE_FALLBACK_CURRENT_REPLICAS:
+		return cur;
+	case AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_HIGHER:
+		return cur > f->replicas ? cur : f->replicas;
+	case AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_LOWER:
+		return cur < f->replicas ? cur : f->replicas;
+	case AUTOSCALE_FALLBACK_STATIC:
+	default:
+		return f->replicas;
+	}
+}
+
+/*
+ * GetMetricsWithFallback: past failureThreshold failures in a row, KEDA
+ * hands the HPA a metric worth fallback.replicas, and the HPA takes the
+ * largest over the metrics and applies its behavior and bounds. So here:
+ * the fallback's count, or a valid metric's if larger, as the
+ * recommendation, then the same normalization as any other.
+ */
+static int fallback(const struct autoscale_input *in,
+		    struct autoscale_result *res)
+{
+	const struct autoscale_fallback *f = &in->spec->fallback;
+	int32_t want = fallback_replicas(f, in->current_replicas);
+	static const char *const names[] = { "static", "currentReplicas",
+					     "currentReplicasIfHigher",
+					     "currentReplicasIfLower" };
+	int r;
+
+	if (res->n_invalid < in->spec->n_metrics && res->recommendation > want)
+		want = res->recommendation;
+	res->hold = false;
+	res->fallback = true;
+	res->recommendation = want;
+	res->record_recommendation = true;
+	r = normalize(in, res);
+	if (r < 0)
+		return r;
+	res->active = false;
+	res->active_reason = res->reason = "Fallback";
+	snprintf(res->message, sizeof(res->message), "metrics missing in %d "
+		 "evaluations in a row (failureThreshold %d): fallback to %d "
+		 "replicas (behavior %s)", res->state.failures,
+		 f->failure_threshold, want, names[f->behavior]);
+	return 0;
+}
+
+/*
+ * Knative's KPA panic mode (pkg/autoscaler/scaling/autoscaler.go Scale):
+ * the demand, in replicas, over the ready pods (at least 1) at or above
+ * thresholdPercent starts panic, or extends it; panic ends once it has
+ * stayed below for a full stable window. While panicking the decision is
+ * the larger of the normal one and the demand itself (no scale-up
+ * stabilization, no scale-up policies: the KPA has neither), never less
+ * than the most asked during this panic nor the current count.
+ *
+ * kinfer's "short window" is the latest evaluation: its readings are
+ * what the pods show now (rates over the last scrape interval), and with
+ * panic set the controller evaluates every windowSeconds. The "stable"
+ * decision is the HPA path with its own windows.
+ */
+static void panic_mode(const struct autoscale_input *in,
+		       struct autoscale_result *res)
+{
+	const struct autoscale_panic *p = &in->spec->panic;
+	struct autoscale_state *st = &res->state;
+	int32_t cur = in->current_replicas, max = in->spec->max_replicas, want;
+	size_t ready = 0;
+	bool over;
+
+	if (!p->set) {
+		st->panic_time_ms = st->panic_start_ms = 0;
+		st->max_panic = 0;
+		return;
+	}
+	for (size_t k = 0; k < in->n_pods; k++)
+		ready += in->pods[k].state == AUTOSCALE_POD_READY;
+	if (ready == 0)
+		ready = 1;
+	over = (double)res->recommendation * 100.0 >=
+	       (double)ready * p->threshold_percent;
+	if (over) {
+		if (!st->panic_time_ms) {
+			st->panic_start_ms = in->now_ms;
+			res->panic_started = true;
+		}
+		st->panic_time_ms = in->now_ms;
+	} else if (st->panic_time_ms &&
+		   st->panic_time_ms + p->stable_window_seconds * 1000LL <
+			   in->now_ms) {
+		st->panic_time_ms = st->panic_start_ms = 0;
+		st->max_panic = 0;
+		res->panic_ended = true;
+	}
+	if (!st->panic_time_ms)
+		return;
+	res->panicking = true;
+	want = res->recommendation > res->desired ? res->recommendation :
+						    res->desired;
+	if (want > st->max_panic)
+		st->max_panic = want;
+	else
+		want = st->max_panic;
+	if (want < cur)
+		want = cur;
+	if (want > max) {
+		want = max;
+		res->limited = true;
+		res->limited_reason = "TooManyReplicas";
+	}
+	res->desired = want;
+	res->reason = "PanicMode";
+	snprintf(res->message, sizeof(res->message), "panic: demand of %d "
+		 "replicas is %.0f%% of %zu ready (threshold %d%%)",
+		 res->recommendation,
+		 100.0 * res->recommendation / (double)ready, ready,
+		 p->threshold_percent);
+}
+
+/* The paused-scale-in / paused-scale-out annotations drop one direction
+ * of the decision (KEDA sets the HPA's selectPolicy Disabled there);
+ * both at once pause like paused-replicas at the current count, but
+ * keep recording, as the HPA would. */
+static void pause_direction(const struct autoscale_input *in,
+			    struct autoscale_result *res)
+{
+	const struct autoscale_pause *p = in->pause;
+	int32_t cur = in->current_replicas;
+
+	if (!p || (!p->scale_in && !p->scale_out))
+		return;
+	if (p->scale_in && p->scale_out) {
+		res->desired = cur;
+		res->direction_paused = true;
+		res->active = false;
+		res->active_reason = res->reason = "Paused";
+		snprintf(res->message, sizeof(res->message), "paused at %d "
+			 "replicas by the paused-scale-in and "
+			 "paused-scale-out annotations", cur);
+	} else if (p->scale_in && res->desired < cur) {
+		res->desired = cur;
+		res->direction_paused = true;
+		res->limited = false;
+		res->reason = "ScaleInPaused";
+		snprintf(res->message, sizeof(res->message), "scale-in paused "
+			 "by annotation: holding %d replicas", cur);
+	} else if (p->scale_out && res->desired > cur) {
+		res->desired = cur;
+		res->direction_paused = true;
+		res->limited = false;
+		res->reason = "ScaleOutPaused";
+		snprintf(res->message, sizeof(res->message), "scale-out paused "
+			 "by annotation: holding %d replicas", cur);
+	}
+}
+
+/* The metrics' part of the decision, on the spec in force (local). */
+static int decide(const struct autoscale_input *in,
+		  struct autoscale_result *res)
+{
+	int r;
+
+	r = autoscale_replicas_for_metrics(in, res);
+	if (r < 0)
+		return r;
+	res->desired = in->current_replicas;
+	if (res->hold) {
+		if (res->state.failures < INT32_MAX)
+			res->state.failures++;
+		if (in->spec->fallback.set &&
+		    res->state.failures > in->spec->fallback.failure_threshold)
+			return fallback(in, res);
+		/*
+		 * Inference rule: while the metrics are missing, the current
+		 * count is what we recommend, so the scale-down window
+		 * starts again when they come back (the HPA would scale down
+		 * at once on the first good reading after an outage longer
+		 * than its window).
+		 */
+		res->record_recommendation = true;
+		res->recommendation = res->current;
+		res->reason = res->active_reason;
+		snprintf(res->message, sizeof(res->message), "holding %d "
+			 "replicas: %zu of %zu metrics unavailable",
+			 res->current, res->n_invalid, in->spec->n_metrics);
+		return 0;
+	}
+	res->state.failures = 0;
+	res->record_recommendation = true;
+	describe(in, res);
+	predictive_floor(in, res);
+	r = normalize(in, res);
+	if (r == 0)
+		panic_mode(in, res);
+	if (r == 0 && res->below_activation && res->desired == res->current &&
+	    strcmp(res->reason, "DesiredWithinRange") == 0)
+		res->reason = "BelowActivationThreshold";
+	return r;
+}
+
+/*
+ * reconcileAutoscaler's decision, with the controls on top. reason is,
+ * in order of precedence: Paused; the ScalingActive reason when holding,
+ * falling back or disabled; PanicMode; the ScalingLimited reason when
+ * limited; the AbleToScale reason when stabilized; else
+ * DesiredWithinRange (BelowActivationThreshold when activation kept it).
  */
 int autoscale_evaluate(const struct autoscale_input *in,
 		       struct autoscale_result *ret_result)
 {
 	struct autoscale_result res;
+	struct autoscale_spec eff;
+	struct autoscale_input local;
 	int r;
 
 	if (!ret_result || check_input(in) < 0)
@@ -696,34 +1204,23 @@ int autoscale_evaluate(const struct autoscale_input *in,
 	res.active_reason = "ValidMetricFound";
 	res.able_reason = "ReadyForNewScale";
 	res.limited_reason = "DesiredWithinRange";
-	if (!out_of_range(in, &res)) {
-		r = autoscale_replicas_for_metrics(in, &res);
+	res.state = in->state;
+	res.state.paused = false;
+	eff = *in->spec;
+	autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
+			 &eff.max_replicas, &res.schedules_active);
+	res.min_replicas = eff.min_replicas;
+	res.max_replicas = eff.max_replicas;
+	local = *in;
+	local.spec = &eff;
+	if (in->pause && in->pause->replicas_set) {
+		pin(in, &res);
+	} else if (!out_of_range(&local, &res)) {
+		r = decide(&local, &res);
 		if (r < 0)
 			return r;
-		res.desired = in->current_replicas;
-		if (res.hold) {
-			/*
-			 * Inference rule: while the metrics are missing, the
-			 * current count is what we recommend, so the scale-down
-			 * window starts again when they come back (the HPA
-			 * would scale down at once on the first good reading
-			 * after an outage longer than its window).
-			 */
-			res.record_recommendation = true;
-			res.recommendation = res.current;
-			res.reason = res.active_reason;
-			snprintf(res.message, sizeof(res.message), "holding %d "
-				 "replicas: %zu of %zu metrics unavailable",
-				 res.current, res.n_invalid,
-				 in->spec->n_metrics);
-		} else {
-			res.record_recommendation = true;
-			describe(in, &res);
-			r = normalize(in, &res);
-			if (r < 0)
-				return r;
-			res.rescale = res.desired != res.current;
-		}
+		pause_direction(in, &res);
+		res.rescale = res.desired != res.current;
 	}
 	*ret_result = res;
 	return 0;
@@ -734,6 +1231,7 @@ struct autoscale_history {
 	size_t n_recs, cap_recs;
 	struct autoscale_scale_event *up, *down;
 	size_t n_up, cap_up, n_down, cap_down;
+	struct autoscale_state state;
 };
 
 int autoscale_history_new(struct autoscale_history **ret_history)
@@ -799,12 +1297,15 @@ static int push_rec(struct autoscale_history *h,
  * last entry older than both windows, else append. */
 static int store_recommendation(struct autoscale_history *h,
 				const struct autoscale_behavior *b,
-				int32_t replicas, int64_t now)
+				int64_t keep_ms, int32_t replicas, int64_t now)
 {
-	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * 1000LL;
+	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	int64_t down_cut =
-		now - b->scale_down.stabilization_window_seconds * 1000LL;
+		now - b->scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	long old = -1;
+
+	if (keep_ms > 0 && now - keep_ms < up_cut)
+		up_cut = now - keep_ms; /* the predictive window reads them too */
 
 	for (size_t i = 0; i < h->n_recs; i++)
 		if (h->recs[i].time_ms < up_cut && h->recs[i].time_ms < down_cut)
@@ -832,7 +1333,7 @@ static int store_event(struct autoscale_scale_event **ev, size_t *n,
 		       size_t *cap, const struct autoscale_rules *rules,
 		       int32_t change, int64_t now)
 {
-	int64_t cut = now - longest_period(rules) * 1000LL;
+	int64_t cut = now - longest_period(rules) * KTIME_MSEC_PER_SEC;
 	struct autoscale_scale_event e = { now, change, false };
 	long old = -1;
 	int r;
@@ -864,12 +1365,17 @@ int autoscale_history_record(struct autoscale_history *h,
 
 	if (!h || !res || autoscale_spec_check(spec, NULL, 0) < 0)
 		return -EINVAL;
+	h->state = res->state;
+	if (res->paused)
+		return 0;
 	r = autoscale_resolve(spec, &b);
 	if (r == 0 && h->n_recs == 0)
 		r = push_rec(h, (struct autoscale_recommendation){
 					now_ms, res->current });
 	if (r == 0 && res->record_recommendation)
-		r = store_recommendation(h, &b, res->recommendation, now_ms);
+		r = store_recommendation(h, &b, spec->predictive.set ?
+				spec->predictive.window_seconds * 1000LL : 0,
+				res->recommendation, now_ms);
 	if (r == 0 && res->rescale && res->desired > res->current)
 		r = store_event(&h->up, &h->n_up, &h->cap_up, &b.scale_up,
 				res->desired - res->current, now_ms);
@@ -928,7 +1434,7 @@ int autoscale_history_restore(struct autoscale_history *h,
 	free(h->up);
 	free(h->down);
 	*h = (struct autoscale_history){ r_arr, n_recs, r_cap, u_arr, d_arr,
-					 n_up, u_cap, n_down, d_cap };
+					 n_up, u_cap, n_down, d_cap, h->state };
 	return 0;
 fail:
 	free(r_arr);
@@ -948,4 +1454,5 @@ void autoscale_history_attach(const struct autoscale_history *h,
 	in->n_up_events = h->n_up;
 	in->down_events = h->down;
 	in->n_down_events = h->n_down;
+	in->state = h->state;
 }

@@ -42,6 +42,22 @@
  * And while metrics are missing, hold the current count and recommend it,
  * so after an outage the scale-down window starts again (the HPA records
  * nothing then, and may scale down on the first reading after it).
+ *
+ * The controls users know from KEDA and Knative, each as its anchor does
+ * unless the .c says why not:
+ *  - activation (KEDA activationThreshold): at the floor, a metric at or
+ *    below its activation does not scale up; above, its target decides;
+ *  - fallback (KEDA fallback): after more than failureThreshold held
+ *    evaluations in a row, recommend the fallback's replicas (through
+ *    the behavior, as KEDA's fallback goes through the HPA);
+ *  - pause (KEDA's paused-replicas, paused-scale-in, paused-scale-out
+ *    annotations): pin the size, or drop one direction of the decision;
+ *  - panic (Knative KPA): when the latest demand, in replicas, is at
+ *    least thresholdPercent of the ready pods, scale to it at once (no
+ *    scale-up window or policies), never down, until it has stayed below
+ *    for stableWindowSeconds;
+ *  - schedules (KEDA cron, AIBrix): while a cron window is open, its
+ *    minReplicas / maxReplicas raise the floor / cap.
  */
 #pragma once
 
@@ -49,7 +65,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cron.h"
+
 #define AUTOSCALE_MAX_METRICS 8
+#define AUTOSCALE_MAX_SCHEDULES 10
+#define AUTOSCALE_MAX_SCHEDULE_SECONDS (7 * 86400) /* a window's length */
 #define AUTOSCALE_MAX_POLICIES 10 /* the CRD's maxItems, as autoscaling/v2 */
 
 enum autoscale_metric_type {
@@ -112,15 +132,114 @@ struct autoscale_metric_spec {
 	double target; /* in the metric's unit; > 0 */
 };
 
+/* KEDA's fallback.behavior. */
+enum autoscale_fallback_behavior {
+	AUTOSCALE_FALLBACK_STATIC,                     /* fallback.replicas */
+	AUTOSCALE_FALLBACK_CURRENT_REPLICAS,           /* stay */
+	AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_HIGHER, /* max(current, replicas) */
+	AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_LOWER,  /* min(current, replicas) */
+};
+
+/* KEDA's fallback: after more than failure_threshold evaluations in a row
+ * held for missing metrics, recommend replicas (by behavior). */
+struct autoscale_fallback {
+	bool set;
+	int32_t failure_threshold; /* >= 0 */
+	int32_t replicas;          /* >= 0 */
+	enum autoscale_fallback_behavior behavior;
+};
+
+/* Knative KPA's panic mode (behavior.panic). */
+struct autoscale_panic {
+	bool set;
+	int32_t window_seconds;        /* the short window (6) */
+	int32_t threshold_percent;     /* of the ready pods' capacity (200) */
+	int32_t stable_window_seconds; /* leave after this long below (60) */
+};
+
+/* The predictive floor (AIBrix's proposal): a least-squares line through
+ * the recommendations of the last window_seconds, projected
+ * lookahead_seconds ahead, may raise the recommendation (never lower
+ * it), by at most max_increase_percent. Off unless set. */
+struct autoscale_predictive {
+	bool set;
+	int32_t window_seconds;       /* 60..3600 (300) */
+	int32_t lookahead_seconds;    /* 1..3600 (60) */
+	int32_t max_increase_percent; /* 1..1000 (100) */
+};
+
+/* One spec.scaling.schedules entry: from each time cron fires, for
+ * duration_seconds, the floor is at least min_replicas and the cap at
+ * least max_replicas (-1: not given). */
+struct autoscale_schedule {
+	struct cron_expr cron;
+	int32_t time_zone_offset_seconds; /* the cron's local time - UTC */
+	int32_t duration_seconds;
+	int32_t min_replicas;
+	int32_t max_replicas;
+};
+
 /* spec.scaling of an InferenceService. */
 struct autoscale_spec {
 	int32_t min_replicas;
 	int32_t max_replicas;
 	size_t n_metrics;
 	struct autoscale_metric_spec metrics[AUTOSCALE_MAX_METRICS];
+	/*
+	 * metrics[i].activationThreshold (KEDA's): at minReplicas (or 0),
+	 * metric i asks for more replicas only once its value (per-pod: the
+	 * average over ready pods) is above it; 0, the default as in KEDA,
+	 * lets any value above 0 activate. (A parallel array so that the
+	 * many {type, target} initializers stay valid.)
+	 */
+	double activation[AUTOSCALE_MAX_METRICS];
 	bool set_tolerance; /* default 0.1, both directions */
 	double tolerance;
 	struct autoscale_behavior behavior;
+	struct autoscale_fallback fallback;
+	struct autoscale_panic panic;      /* behavior.panic */
+	struct autoscale_predictive predictive;
+	size_t n_schedules;
+	struct autoscale_schedule schedules[AUTOSCALE_MAX_SCHEDULES];
+};
+
+/*
+ * The pause annotations (KEDA's under autoscaling.keda.sh/, kinfer's
+ * under kinfer.io/): replicas pins the size and stops the autoscaler;
+ * scale_in / scale_out stop one direction of the metrics' decisions.
+ */
+struct autoscale_pause {
+	bool replicas_set;
+	int32_t replicas;
+	bool scale_in;
+	bool scale_out;
+};
+
+#define AUTOSCALE_ANNOTATION_PAUSED_REPLICAS "kinfer.io/paused-replicas"
+#define AUTOSCALE_ANNOTATION_PAUSED "kinfer.io/paused"
+#define AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN "kinfer.io/paused-scale-in"
+#define AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT "kinfer.io/paused-scale-out"
+
+/*
+ * The annotations' values (NULL: absent) to a pause, as KEDA reads its
+ * own: paused-replicas a whole number 0..1000; paused, paused-scale-in
+ * and paused-scale-out "true" or "false"; paused "true" pins the current
+ * count (current). -EINVAL with why naming the annotation; then ret is
+ * what the valid ones say.
+ */
+int autoscale_pause_parse(const char *paused_replicas, const char *paused,
+			  const char *scale_in, const char *scale_out,
+			  int32_t current, struct autoscale_pause *ret,
+			  char *why, size_t why_len);
+
+/* What one evaluation hands the next, besides the recommendation and
+ * scale event lists: kept in the history. */
+struct autoscale_state {
+	int32_t failures;      /* evaluations in a row held for missing metrics */
+	int64_t panic_time_ms; /* last time over the panic threshold; 0: calm */
+	int64_t panic_start_ms;
+	int32_t max_panic;     /* the most replicas asked during this panic */
+	bool paused;           /* the last evaluation was pinned by a pause */
 };
 
 enum autoscale_pod_state {
@@ -171,6 +290,8 @@ struct autoscale_input {
 	const struct autoscale_scale_event *down_events;
 	size_t n_down_events;
 	int64_t now_ms;
+	const struct autoscale_pause *pause; /* may be NULL */
+	struct autoscale_state state;        /* from the last evaluation */
 };
 
 /* What one metric says; goes to status.currentMetrics. */
@@ -207,6 +328,16 @@ struct autoscale_result {
 	const char *limited_reason; /* DesiredWithinRange, ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas */
 	char message[160];          /* for people: "QueueDepth above target" */
 	struct autoscale_metric_status metrics[AUTOSCALE_MAX_METRICS];
+	/* The controls on top of the HPA core (see the .c). */
+	bool paused;          /* pinned by the paused-replicas annotation */
+	bool direction_paused; /* a paused-scale-in/out annotation held it */
+	bool fallback;        /* desired is the fallback's */
+	bool below_activation; /* a metric at the floor is below activation */
+	int32_t predicted;    /* the predictive floor when it raised, else 0 */
+	bool panicking, panic_started, panic_ended;
+	int32_t min_replicas, max_replicas; /* in force: spec and schedules */
+	uint32_t schedules_active;          /* bit i: schedules[i] */
+	struct autoscale_state state;       /* for the next evaluation */
 };
 
 /* The output of one normalization step (stabilize, rate limit). */
@@ -223,6 +354,12 @@ int autoscale_resolve(const struct autoscale_spec *spec,
 /* -EINVAL if the spec breaks a rule; why (if not NULL) says which. */
 int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 			 size_t why_len);
+
+/* The bounds in force at now_ms: minReplicas and maxReplicas raised by
+ * the schedules whose window is open; bit i of *ret_active is schedule i. */
+void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
+		      int32_t *ret_min, int32_t *ret_max,
+		      uint32_t *ret_active);
 
 /* The whole decision (reconcileAutoscaler without the API calls). */
 int autoscale_evaluate(const struct autoscale_input *in,
@@ -249,7 +386,8 @@ struct autoscale_history;
 
 int autoscale_history_new(struct autoscale_history **ret_history);
 void autoscale_history_free(struct autoscale_history *h);
-/* Record what evaluate decided at now_ms (after the scale was applied). */
+/* Record what evaluate decided at now_ms (after the scale was applied),
+ * and the state it hands the next evaluation. */
 int autoscale_history_record(struct autoscale_history *h,
 			     const struct autoscale_spec *spec,
 			     const struct autoscale_result *res,
@@ -262,6 +400,7 @@ int autoscale_history_restore(struct autoscale_history *h,
 			      size_t n_up,
 			      const struct autoscale_scale_event *down,
 			      size_t n_down);
-/* Point in's history fields at h's lists (valid until h changes). */
+/* Point in's history fields at h's lists (valid until h changes), and
+ * set in->state. */
 void autoscale_history_attach(const struct autoscale_history *h,
 			      struct autoscale_input *in);

@@ -21,6 +21,7 @@
 #include "autoscale_controller.h"
 
 #include "autoscale.h"
+#include "controls.h"
 #include "base64.h"
 #include "context.h"
 #include "isvc.h"
@@ -32,6 +33,9 @@
 #include "ratelimit.h"
 #include "scalingspec.h"
 #include "snapshot.h"
+#include "ktime.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <math.h>
@@ -68,6 +72,8 @@ struct svc {
 	struct metricsource_state *ms;
 	uint64_t due_ms;          /* monotonic: the next evaluation */
 	int64_t generation;
+	uint64_t pause_hash;      /* of the pause annotations last evaluated */
+	bool pause_bad;           /* a pause annotation is invalid (logged once) */
 	bool have;                /* decision is set */
 	struct autoscale_controller_decision decision;
 	char *token;              /* Prometheus bearer token, and when read */
@@ -125,10 +131,7 @@ static void autoscaler_free(void *data)
 
 static size_t slot(const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return (size_t)(h % TABLE_SLOTS);
+	return (size_t)(fnv64_str(key) % TABLE_SLOTS);
 }
 
 /* Under a->lock. */
@@ -219,7 +222,59 @@ struct input {
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
 	bool pods_short;              /* an array could not grow */
+	/* The pause annotations (autoscale.h), "" when absent. */
+	char pause_vals[4][40];
+	bool pause_set[4];
 };
+
+/* The pause annotations out of the cache (the snapshot has no metadata);
+ * a value too long for its buffer stays too long to be valid. */
+static void take_pause(struct manager *m, const char *key, struct input *in)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	const char *v[4] = { NULL, NULL, NULL, NULL };
+
+	cache_read_lock();
+	const struct isvc *is = (const struct isvc *)cache_get(ic, key);
+	if (is) {
+		v[0] = is->paused_replicas;
+		v[1] = is->paused;
+		v[2] = is->paused_scale_in;
+		v[3] = is->paused_scale_out;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		in->pause_set[i] = v[i] != NULL;
+		if (v[i] && strlen(v[i]) >= sizeof(in->pause_vals[i]))
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "(too long)");
+		else if (v[i])
+			snprintf(in->pause_vals[i], sizeof(in->pause_vals[i]), "%s", v[i]);
+	}
+	cache_read_unlock();
+}
+
+/* What the annotations say now; a bad value is left out and said in why. */
+static int pause_of(const struct input *in, int32_t current, struct autoscale_pause *ret,
+		    char *why, size_t why_len)
+{
+	const char *v[4];
+
+	for (size_t i = 0; i < 4; i++)
+		v[i] = in->pause_set[i] ? in->pause_vals[i] : NULL;
+	return autoscale_pause_parse(v[0], v[1], v[2], v[3], current, ret, why, why_len);
+}
+
+/* A digest of the annotations: a change is evaluated at once. */
+static uint64_t pause_hash(const struct input *in)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < 4; i++) {
+		h = (h ^ (in->pause_set[i] ? 1u : 2u)) * 1099511628211ULL;
+		for (const char *p = in->pause_vals[i]; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	}
+	return h;
+}
 
 static void input_free(struct input *in)
 {
@@ -227,14 +282,6 @@ static void input_free(struct input *in)
 	free(in->pods);
 	free(in->pod_names);
 	free(in->pod_ips);
-}
-
-static int64_t parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		return 0;
-	return (int64_t)timegm(&tm);
 }
 
 /* Grow the pod arrays (the caller's arrays start small: most services
@@ -303,9 +350,10 @@ static int take_input(struct manager *m, const char *key, struct input *in)
 	if (r < 0)
 		return r;
 	in->old_desired = (int32_t)cache_json_int(in->s.status, "desiredReplicas", -1);
-	in->old_scale_time = parse_time(cache_json_str(in->s.status, "lastScaleTime"));
+	in->old_scale_time = ktime_parse_rfc3339(cache_json_str(in->s.status, "lastScaleTime"));
 	if (!in->s.scaling)
 		return 0;
+	take_pause(m, key, in);
 	cache_read_lock();
 	cache_index_foreach(pc, KPOD_BY_SERVICE, in->s.name, gather_pod, in);
 	cache_read_unlock();
@@ -398,14 +446,14 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 		rq->url = cache_json_str(prom, "url");
 		long t = (long)cache_json_int(prom, "timeoutSeconds", 0);
 		if (t > 0)
-			rq->timeout_ms = t * 1000;
+			rq->timeout_ms = t * KTIME_MSEC_PER_SEC;
 		if (!rq->url) {
 			snprintf(err, errlen, "spec.scaling.metricsSource.prometheus.url is missing");
 			return -EINVAL;
 		}
 		json_object *ref = cache_json_get(prom, "bearerTokenSecretRef");
 		if (ref) {
-			rq->token = bearer_token(ctx, s, in->s.ns, ref, monotonic_ns() / 1000000, err, errlen);
+			rq->token = bearer_token(ctx, s, in->s.ns, ref, ktime_mono_ms(), err, errlen);
 			if (!rq->token)
 				return -EIO;
 		}
@@ -414,11 +462,6 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 }
 
 /* ---- the decision ------------------------------------------------------- */
-
-static void fill(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
 				   char *buf, size_t len)
@@ -458,10 +501,10 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 	d->generation = in->s.generation;
 	d->desired = res->desired;
 	st->active = res->active;
-	fill(st->active_reason, sizeof(st->active_reason), res->active_reason);
+	text_copy(st->active_reason, sizeof(st->active_reason), res->active_reason);
 	if (source_error) {
 		st->active = false;
-		fill(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
+		text_copy(st->active_reason, sizeof(st->active_reason), "FailedGetMetrics");
 		snprintf(st->active_message, sizeof(st->active_message), "holding %d replicas: %s",
 			 res->current, source_error);
 	} else if (res->active) {
@@ -487,13 +530,13 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 	    res->recommendation != res->desired)
 		lr = res->able_reason;
 	st->limited = lr != NULL && !source_error && res->active;
-	fill(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
-	fill(st->limited_message, sizeof(st->limited_message),
+	text_copy(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
+	text_copy(st->limited_message, sizeof(st->limited_message),
 	     limited_message(st->limited_reason, sp, buf, sizeof(buf)));
 	st->last_scale_time = last_scale;
 	st->n_metrics = sp->n_metrics;
 	for (size_t i = 0; i < sp->n_metrics && i < 8; i++) {
-		fill(st->metrics[i].type, sizeof(st->metrics[i].type),
+		text_copy(st->metrics[i].type, sizeof(st->metrics[i].type),
 		     autoscale_metric_type_name(sp->metrics[i].type));
 		st->metrics[i].has_value = !source_error && res->metrics[i].valid &&
 					   isfinite(res->metrics[i].current);
@@ -506,7 +549,9 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_result *res,
 		       char *buf, size_t len)
 {
-	if (res->desired > res->current && res->metric >= 0) {
+	if (res->paused || res->fallback) {
+		snprintf(buf, len, "%s", res->message);
+	} else if (res->desired > res->current && res->metric >= 0) {
 		const struct autoscale_metric_status *m = &res->metrics[res->metric];
 		snprintf(buf, len, "%s %.4g above target %.4g", autoscale_metric_type_name(
 				 sp->metrics[res->metric].type), m->current, m->target);
@@ -535,6 +580,34 @@ static void count(struct autoscaler *a, const struct metric_family *f, const cha
 	metric_add(metrics_series(a->metrics, f, lv), v);
 }
 
+/* The Events of the controls: panic start and end (Knative logs them;
+ * a person wants them next to the rescales), fallback start. */
+static void controls_events(struct reconcile_ctx *ctx, const struct input *in,
+			    const struct scalingspec *sc, const struct autoscale_result *res)
+{
+	char note[256];
+
+	if (res->panic_started) {
+		snprintf(note, sizeof(note), "Panic mode: %s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicStarted", "Scale", note);
+		log_info("autoscaler panic", "isvc=%s/%s %s", in->s.ns, in->s.name, res->message);
+	}
+	if (res->panic_ended) {
+		snprintf(note, sizeof(note), "Panic mode ended: demand stayed below %d%% of the ready "
+			 "replicas for %d s", sc->spec.panic.threshold_percent,
+			 sc->spec.panic.stable_window_seconds);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "PanicEnded", "Scale", note);
+		log_info("autoscaler panic ended", "isvc=%s/%s", in->s.ns, in->s.name);
+	}
+	if (res->fallback && res->state.failures == sc->spec.fallback.failure_threshold + 1) {
+		snprintf(note, sizeof(note), "%s", res->message);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Warning", "Fallback", "Scale", note);
+	}
+}
+
 static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
 				      struct svc *s, const struct input *in,
 				      const struct scalingspec *sc, int64_t now_ms)
@@ -546,7 +619,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	struct autoscale_controller_decision d;
 	char err[512] = "", why[320], note[512];
 	const char *source_error = NULL;
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	int r;
 
 	enum reconcile_result out = RECONCILE_ERROR;
@@ -568,6 +641,13 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	}
 	int32_t current = s->have ? s->decision.desired :
 			  in->old_desired >= 0 ? in->old_desired : in->s.dep.spec_replicas;
+	struct autoscale_pause pause;
+	char pause_why[160];
+	bool pause_bad = pause_of(in, current, &pause, pause_why, sizeof(pause_why)) < 0;
+	if (pause_bad && !s->pause_bad)
+		log_warn("autoscaler pause annotation ignored", "isvc=%s/%s why=\"%s\"", in->s.ns,
+			 in->s.name, pause_why);
+	s->pause_bad = pause_bad;
 	struct autoscale_input ai = {
 		.spec = &sc->spec,
 		.current_replicas = current,
@@ -575,6 +655,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		.n_pods = in->n_pods,
 		.service = &mr->service,
 		.now_ms = now_ms,
+		.pause = &pause,
 	};
 	if (r < 0) {
 		/* No source at all: hold, as with every metric missing. */
@@ -589,22 +670,21 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 			 strerror(-r));
 		goto free_buffers;
 	}
-	if (source_error) {
-		res.desired = current;
-		res.rescale = false;
-		res.hold = true;
-	}
+	/* No source: the decision on no metrics at all (hold, or the
+	 * fallback once due; a pause still pins). */
 	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
 	int64_t last = s->have ? s->decision.status.last_scale_time : in->old_scale_time;
 	if (res.rescale)
-		last = now_ms / 1000;
+		last = now_ms / KTIME_MSEC_PER_SEC;
 	decide(in, sc, &res, mr, source_error, last, &d);
+	controls_status(&sc->spec, &res, &d.status);
 	bool changed = !s->have || !same_decision(&d, &s->decision);
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;
 	s->have = true;
 	pthread_mutex_unlock(&a->lock);
 
+	controls_events(ctx, in, sc, &res);
 	if (res.rescale) {
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
@@ -620,7 +700,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
 	      NULL, 1);
 	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
-		       (double)(monotonic_ns() - t0) / 1e9);
+		       ktime_ns_to_s(ktime_mono_ns() - t0));
 	if (changed && a->notify)
 		controller_enqueue(a->notify, s->key);
 	out = RECONCILE_REQUEUE_AFTER;
@@ -665,26 +745,28 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		res = RECONCILE_ERROR;
 		goto free_input;
 	}
-	uint64_t mono = monotonic_ns() / 1000000, period = (uint64_t)sc.interval_seconds * 1000;
-	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation) {
-		ctx->requeue_after_ns = (s->due_ms - mono) * 1000000ULL;
+	uint64_t mono = ktime_mono_ms();
+	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
+	uint64_t ph = pause_hash(&in);
+	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
+	    s->pause_hash == ph) {
+		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;
 	}
 	s->generation = in.s.generation;
+	s->pause_hash = ph;
 	s->due_ms = mono + period;
 	if (!in.s.have_dep) {
 		/* Nothing to scale yet: the InferenceService controller is
 		 * creating the Deployment. */
-		ctx->requeue_after_ns = period * 1000000ULL;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	res = evaluate(ctx, a, s, &in, &sc, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	res = evaluate(ctx, a, s, &in, &sc, ktime_wall_ms());
 	if (res == RECONCILE_REQUEUE_AFTER)
-		ctx->requeue_after_ns = period * 1000000ULL;
+		ctx->requeue_after_ns = period * KTIME_NSEC_PER_MSEC;
 free_input:
 	input_free(&in);
 	return res;

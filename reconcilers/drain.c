@@ -13,8 +13,11 @@
 #include "podstate.h"
 #include "presets.h"
 #include "promtext.h"
+#include "keys.h"
+#include "ktime.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,8 @@
 
 #define DRAIN_MAX_PODS 512
 #define METRICS_BODY_MAX (4 << 20)
+#define DRAIN_SCRAPE_TIMEOUT_MS 3000                 /* one pod's in-flight count */
+#define DRAIN_POLL_NS (1 * KTIME_NSEC_PER_SEC)       /* look again while pods drain */
 
 struct gather {
 	const char *ns;
@@ -57,7 +62,7 @@ int drain_inflight(const char *ip, int32_t port, const char *path,
 	struct promtext *page = NULL;
 	char *body = NULL;
 	size_t len = 0;
-	int r = metricsource_fetch(ip, port, path, 3000, METRICS_BODY_MAX, &body, &len, NULL, 0);
+	int r = metricsource_fetch(ip, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX, &body, &len, NULL, 0);
 
 	if (r < 0)
 		return r;
@@ -95,7 +100,8 @@ static int victim_order(const void *a, const void *b)
 		return x->draining ? -1 : 1;
 	if (x->warm != y->warm)
 		return x->warm ? 1 : -1;
-	double lx = x->inflight < 0 ? 1e18 : x->inflight, ly = y->inflight < 0 ? 1e18 : y->inflight;
+	/* An unknown load (-1) sorts after every known one. */
+	double lx = x->inflight < 0 ? HUGE_VAL : x->inflight, ly = y->inflight < 0 ? HUGE_VAL : y->inflight;
 	if (lx != ly)
 		return lx < ly ? -1 : 1;
 	if (x->created != y->created)
@@ -125,7 +131,7 @@ static void endpoint_of(json_object *spec, struct endpoint *e)
 	preset_endpoint(pr, spec, NULL, &e->port, &path);
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	e->metrics = pr->inflight;
-	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", 120);
+	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 }
 
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
@@ -233,7 +239,7 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	}
 	if (!all_drained) {
 		*ret_replicas = current;
-		*ret_requeue_ns = 1000000000ULL;
+		*ret_requeue_ns = DRAIN_POLL_NS;
 		goto free_candidates;
 	}
 	/* Drained: make these the ReplicaSet's first choice, then shrink. */

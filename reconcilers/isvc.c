@@ -4,6 +4,8 @@
  */
 #include "isvc.h"
 
+#include "autoscale.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -51,6 +53,11 @@ static int project_isvc(struct cache_proj *p, json_object *json, struct cache_ob
 	s->scaling = scaling && json_object_is_type(scaling, json_type_object);
 	s->min_replicas = (int32_t)cache_json_int(scaling, "minReplicas", 1);
 	s->max_replicas = (int32_t)cache_json_int(scaling, "maxReplicas", s->min_replicas);
+	json_object *ann = cache_json_get(json, "metadata.annotations");
+	cache_proj_str(p, &s->paused_replicas, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS));
+	cache_proj_str(p, &s->paused, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED));
+	cache_proj_str(p, &s->paused_scale_in, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN));
+	cache_proj_str(p, &s->paused_scale_out, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT));
 	return 0;
 }
 

@@ -14,6 +14,13 @@
 
 #include "cache.h"
 
+/* Defaults and bounds of the spec that the CRD (crds/inferenceservice.yaml)
+ * also states; the webhook, the builders and the controllers read them from
+ * here (unit.admission checks the CRD agrees). */
+#define ISVC_DRAIN_TIMEOUT_S_DEFAULT 120
+#define ISVC_DRAIN_TIMEOUT_S_MAX 3600
+#define ISVC_WARMUP_TIMEOUT_S_DEFAULT 600
+
 enum isvc_framework { ISVC_VLLM, ISVC_TRITON, ISVC_TGI, ISVC_CUSTOM };
 enum isvc_sharing { ISVC_EXCLUSIVE, ISVC_TIME_SLICING, ISVC_MPS, ISVC_MIG };
 
@@ -27,6 +34,11 @@ struct isvc {
 	int32_t min_replicas, max_replicas;
 	uint8_t framework;           /* enum isvc_framework */
 	uint8_t scaling;             /* spec.scaling present */
+	/* The pause annotations (autoscale.h), NULL when absent. */
+	const char *paused_replicas; /* kinfer.io/paused-replicas */
+	const char *paused;          /* kinfer.io/paused */
+	const char *paused_scale_in; /* kinfer.io/paused-scale-in */
+	const char *paused_scale_out; /* kinfer.io/paused-scale-out */
 };
 
 extern const struct cache_kind kind_inferenceservices;

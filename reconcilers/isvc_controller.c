@@ -16,15 +16,16 @@
 #include "isvc_controller.h"
 
 #include "autoscale_controller.h"
-#include "backoff.h"
 #include "context.h"
 #include "drain.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
-#include "ratelimit.h"
+#include "ktime.h"
 #include "snapshot.h"
 #include "status.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -53,7 +54,7 @@ struct applied {
  * moment it is due (level-based: that reconcile writes the status as it
  * is then).
  */
-#define STATUS_WINDOW_NS (2 * NSEC_PER_SEC)
+#define STATUS_WINDOW_NS (2 * KTIME_NSEC_PER_SEC)
 
 struct isvc_ctl {
 	pthread_mutex_t lock;            /* the applied table */
@@ -97,10 +98,7 @@ static void ctl_free(void *data)
 
 static uint64_t key_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h | 1;
+	return fnv64_str(s) | 1;
 }
 
 /* A collision only costs an extra (no-op) apply. */
@@ -170,11 +168,6 @@ static void status_settled(struct isvc_ctl *c, const char *key)
 
 /* ---- the pods ------------------------------------------------------------ */
 
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
 struct pod_count {
 	const char *ns;
 	int32_t pods, ready, warm, warm_failed, unschedulable, image_errors;
@@ -209,11 +202,11 @@ static int count_pod(const struct cache_obj *o, void *ud)
 		c->warm_failed++;
 	if (p->scheduled == KCOND_FALSE && !p->node) {
 		if (!c->unschedulable++)
-			copy_str(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
+			text_copy(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
 	}
 	if (start_failure(p->waiting_reason)) {
 		if (!c->image_errors++)
-			copy_str(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
+			text_copy(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
 	}
 	return 0;
 }
@@ -223,13 +216,17 @@ static int count_pod(const struct cache_obj *o, void *ud)
 /*
  * The replicas wanted: spec.replicas, or when autoscaled the autoscaler's
  * last decision (dec), else (no decision yet: just created, or a new
- * leader) what the Deployment runs; always within [min, max].
+ * leader) what the Deployment runs, within [min, max].
  */
 static int32_t desired_replicas(const struct snapshot *s, const struct autoscale_controller_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
-	int32_t cur = dec ? dec->desired : s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	/* The decision already applies the bounds in force, which schedules
+	 * raise and the paused-replicas annotation overrides (issue 17). */
+	if (dec)
+		return dec->desired < 0 ? 0 : dec->desired;
+	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)
@@ -372,7 +369,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	json_object *status = status_build(&in);
 	if (status_same(status, s->status))
 		status_settled(ctx->data, key);
-	else if (status_due(ctx->data, key, monotonic_ns(), ret_wait)) {
+	else if (status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
 		json_object *patch = json_object_new_object();
 		json_object_object_add(patch, "status", json_object_get(status));
 		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",

@@ -7,6 +7,9 @@
 #include "metricsource.h"
 
 #include "promtext.h"
+#include "dynbuf.h"
+#include "text.h"
+#include "ktime.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -101,16 +104,6 @@ bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type ty
 	return rows_for(fw, type, kind, row, 1) > 0;
 }
 
-static void say(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
 
 static void no_such_metric(const struct metricsource_request *rq, size_t i, char *err, size_t len)
 {
@@ -118,12 +111,12 @@ static void no_such_metric(const struct metricsource_request *rq, size_t i, char
 	const char *tn = autoscale_metric_type_name(t);
 
 	if (t == AUTOSCALE_CUSTOM)
-		say(err, len, "Custom metrics need metricsSource type Prometheus (their query is PromQL)");
+		text_errf(err, len, 0, "Custom metrics need metricsSource type Prometheus (their query is PromQL)");
 	else if (t == AUTOSCALE_GPU_UTILIZATION)
-		say(err, len, "%s exports no %s metric: use metricsSource type Prometheus with the "
+		text_errf(err, len, 0, "%s exports no %s metric: use metricsSource type Prometheus with the "
 		    "NVIDIA DCGM exporter (DCGM_FI_DEV_GPU_UTIL)", fw_names[rq->framework], tn);
 	else
-		say(err, len, "%s exports no %s metric", fw_names[rq->framework], tn);
+		text_errf(err, len, 0, "%s exports no %s metric", fw_names[rq->framework], tn);
 }
 
 /* ---- state kept between evaluations (Pods source) -------------------- */
@@ -338,7 +331,7 @@ static void digest_metric(struct digest *d, size_t i, const struct promtext *pag
 			break;
 		if ((prev->have_counter & (1u << i)) && now > prev->t_ms) {
 			double delta = v >= prev->counter[i] ? v - prev->counter[i] : v;
-			out->values[i] = delta * 1000.0 / (double)(now - prev->t_ms);
+			out->values[i] = delta * (double)KTIME_MSEC_PER_SEC / (double)(now - prev->t_ms);
 			out->present |= 1u << i;
 		}
 		prev->counter[i] = v;
@@ -381,27 +374,27 @@ static void digest_finish(struct digest *d, const struct autoscale_pod *pods, si
 			double q = 0;
 			int r = promtext_bucket_quantile(0.99, d->acc[i].h.b, d->acc[i].h.n, &q);
 			/* No request finished in the window: no latency to speak of. */
-			res->service.values[i] = r == -ENODATA ? 0 : q * 1000.0;
+			res->service.values[i] = r == -ENODATA ? 0 : q * (double)KTIME_MSEC_PER_SEC;
 			if (r == 0 || r == -ENODATA)
 				res->service.present |= 1u << i;
 			else
-				say(err, METRICSOURCE_ERROR_LEN, "the histogram of %s cannot give a P99",
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the histogram of %s cannot give a P99",
 				    autoscale_metric_type_name(t));
 			continue;
 		}
 		if (res->failed && res->failed == wanted)
-			say(err, METRICSOURCE_ERROR_LEN, "no pod could be scraped (%zu of %zu failed: %s)",
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod could be scraped (%zu of %zu failed: %s)",
 			    res->failed, wanted, first_failure);
 		else if (wanted == 0)
-			say(err, METRICSOURCE_ERROR_LEN, "no pod to scrape");
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod to scrape");
 		else if (d->found[i] == 0)
-			say(err, METRICSOURCE_ERROR_LEN, "no pod exports the %s metric of %s",
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod exports the %s metric of %s",
 			    autoscale_metric_type_name(t), fw_names[rq->framework]);
 		else if (have == 0 || !autoscale_metric_per_pod(t))
-			say(err, METRICSOURCE_ERROR_LEN, "%s needs two scrapes: the window starts now",
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%s needs two scrapes: the window starts now",
 			    autoscale_metric_type_name(t));
 		else if (res->failed)
-			say(err, METRICSOURCE_ERROR_LEN, "%zu of %zu pods could not be scraped (%s)",
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%zu of %zu pods could not be scraped (%s)",
 			    res->failed, wanted, first_failure);
 	}
 }
@@ -450,14 +443,14 @@ int metricsource_pods_digest(const struct metricsource_request *rq,
 		wanted++;
 		if (!bodies[k]) {
 			if (!res->failed++)
-				say(first, sizeof(first), "%.80s: %.70s", p->name,
+				text_errf(first, sizeof(first), 0, "%.80s: %.70s", p->name,
 				    fetch_errors && fetch_errors[k] ? fetch_errors[k] : "no answer");
 			continue;
 		}
 		res->bytes += lens[k];
 		if (promtext_parse(bodies[k], lens[k], &lim, &perr, &page) < 0) {
 			if (!res->failed++)
-				say(first, sizeof(first), "%.80s: line %u: %.60s", p->name, perr.line,
+				text_errf(first, sizeof(first), 0, "%.80s: line %u: %.60s", p->name, perr.line,
 				    perr.msg);
 			continue;
 		}
@@ -490,9 +483,7 @@ int metricsource_pods_digest(const struct metricsource_request *rq,
 
 struct fetch {
 	CURL *h;
-	char *body;
-	size_t len, max;          /* max: the bound on len */
-	bool too_big;
+	struct dynbuf body;       /* body.max: the bound (0 = METRICSOURCE_MAX_BODY) */
 	char error[CURL_ERROR_SIZE];
 };
 
@@ -500,20 +491,7 @@ static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct fetch *f = ud;
 	size_t n = size * nmemb;
-	char *nb;
-
-	if (f->len + n > f->max) {
-		f->too_big = true;
-		return 0;
-	}
-	nb = realloc(f->body, f->len + n + 1);
-	if (!nb)
-		return 0;
-	f->body = nb;
-	memcpy(f->body + f->len, ptr, n);
-	f->len += n;
-	f->body[f->len] = '\0';
-	return n;
+	return dynbuf_add(&f->body, ptr, n) == 0 ? n : 0;
 }
 
 static long timeout_of(const struct metricsource_request *rq)
@@ -524,8 +502,7 @@ static long timeout_of(const struct metricsource_request *rq)
 static int fetch_setup(struct fetch *f, const char *url, const char *protocols, long timeout_ms,
 		       const char *token, struct curl_slist **hdrs)
 {
-	if (!f->max)
-		f->max = METRICSOURCE_MAX_BODY;
+	dynbuf_init(&f->body, f->body.max ? f->body.max : METRICSOURCE_MAX_BODY);
 	f->h = curl_easy_init();
 	if (!f->h)
 		return -ENOMEM;
@@ -561,15 +538,13 @@ static void fetch_done(struct fetch *f, CURLcode cc)
 		curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &code);
 	if (cc == CURLE_OK && code == 200)
 		return;
-	if (f->too_big)
-		snprintf(f->error, sizeof(f->error), "answer over %zu bytes", f->max);
+	if (f->body.toobig)
+		snprintf(f->error, sizeof(f->error), "answer over %zu bytes", f->body.max);
 	else if (cc == CURLE_OK)
 		snprintf(f->error, sizeof(f->error), "HTTP %ld", code);
 	else if (!f->error[0])
 		snprintf(f->error, sizeof(f->error), "%s", curl_easy_strerror(cc));
-	free(f->body);
-	f->body = NULL;
-	f->len = 0;
+	dynbuf_free(&f->body);
 }
 
 /* A pod's metrics URL; IPv6 addresses in brackets. */
@@ -582,7 +557,7 @@ static void pod_url(char *buf, size_t len, const char *ip, int32_t port, const c
 int metricsource_fetch(const char *ip, int32_t port, const char *path, long timeout_ms,
 		       size_t max_body, char **ret_body, size_t *ret_len, char *err, size_t errlen)
 {
-	struct fetch f = { .max = max_body };
+	struct fetch f = { .body = { .max = max_body } };
 	char url[512];
 	int r;
 
@@ -592,16 +567,14 @@ int metricsource_fetch(const char *ip, int32_t port, const char *path, long time
 	r = fetch_setup(&f, url, "http", timeout_ms, NULL, NULL);
 	if (r == 0) {
 		fetch_done(&f, curl_easy_perform(f.h));
-		r = f.body ? 0 : -EIO;
+		r = f.body.p ? 0 : -EIO;
 	}
 	if (r == -EIO)
-		say(err, errlen, "%s", f.error);
+		text_errf(err, errlen, 0, "%s", f.error);
 	if (f.h)
 		curl_easy_cleanup(f.h);
-	if (r == 0) {
-		*ret_body = f.body;
-		*ret_len = f.len;
-	}
+	if (r == 0)
+		*ret_body = dynbuf_take(&f.body, ret_len);
 	return r;
 }
 
@@ -669,8 +642,8 @@ static int pods_collect(const struct metricsource_request *rq, struct metricsour
 	if (r < 0)
 		goto out;
 	for (size_t k = 0; k < rq->n_pods; k++) {
-		bodies[k] = fs[k].body;
-		lens[k] = fs[k].len;
+		bodies[k] = fs[k].body.p;
+		lens[k] = fs[k].body.len;
 		errs[k] = fs[k].error[0] ? fs[k].error : NULL;
 	}
 	r = metricsource_pods_digest(rq, st, bodies, lens, errs, out_pods, res);
@@ -678,7 +651,7 @@ out:
 	for (size_t k = 0; fs && k < rq->n_pods; k++) {
 		if (fs[k].h)
 			curl_easy_cleanup(fs[k].h);
-		free(fs[k].body);
+		dynbuf_free(&fs[k].body);
 	}
 	free(fs);
 	free(bodies);
@@ -732,7 +705,7 @@ int metricsource_promql(const struct metricsource_request *rq, size_t i, char *b
 		return -EINVAL;
 	if (rq->spec->metrics[i].type == AUTOSCALE_CUSTOM) {
 		if (!rq->queries[i] || !*rq->queries[i]) {
-			say(err, errlen, "Custom metric has no query");
+			text_errf(err, errlen, 0, "Custom metric has no query");
 			return -ENOENT;
 		}
 		return append(buf, len, &off, "%s", rq->queries[i]);
@@ -798,7 +771,7 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 	int r = -EINVAL;
 
 	if (!body || !ret_n || len > METRICSOURCE_MAX_BODY || len > INT32_MAX) {
-		say(err, errlen, "answer over %u bytes", METRICSOURCE_MAX_BODY);
+		text_errf(err, errlen, 0, "answer over %u bytes", METRICSOURCE_MAX_BODY);
 		return -EINVAL;
 	}
 	tok = json_tokener_new_ex(64);
@@ -806,13 +779,13 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 		return -ENOMEM;
 	doc = json_tokener_parse_ex(tok, body, (int)len);
 	if (!doc || json_tokener_get_error(tok) != json_tokener_success) {
-		say(err, errlen, "the answer is not JSON");
+		text_errf(err, errlen, 0, "the answer is not JSON");
 		goto out;
 	}
 	status = json_object_get_string(json_object_object_get(doc, "status"));
 	if (!status || strcmp(status, "success") != 0) {
 		const char *e = json_object_get_string(json_object_object_get(doc, "error"));
-		say(err, errlen, "query failed: %.150s", e ? e : "no status in the answer");
+		text_errf(err, errlen, 0, "query failed: %.150s", e ? e : "no status in the answer");
 		goto out;
 	}
 	data = json_object_object_get(doc, "data");
@@ -820,7 +793,7 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 	result = json_object_object_get(data, "result");
 	if (type && strcmp(type, "scalar") == 0) {
 		if (cap < 1 || !prom_value(result, &samples[0].value)) {
-			say(err, errlen, "a scalar answer without a number");
+			text_errf(err, errlen, 0, "a scalar answer without a number");
 			goto out;
 		}
 		samples[0].pod[0] = '\0';
@@ -829,7 +802,7 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 		   json_object_is_type(result, json_type_array)) {
 		size_t total = json_object_array_length(result);
 		if (total > cap) {
-			say(err, errlen, "the query returned %zu series, more than %zu", total, cap);
+			text_errf(err, errlen, 0, "the query returned %zu series, more than %zu", total, cap);
 			r = -E2BIG;
 			goto out;
 		}
@@ -838,13 +811,13 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 			const char *pod = json_object_get_string(
 				json_object_object_get(json_object_object_get(s, "metric"), "pod"));
 			if (!prom_value(json_object_object_get(s, "value"), &samples[n].value)) {
-				say(err, errlen, "series %zu has no [time, \"value\"] pair", n);
+				text_errf(err, errlen, 0, "series %zu has no [time, \"value\"] pair", n);
 				goto out;
 			}
 			snprintf(samples[n].pod, sizeof(samples[n].pod), "%s", pod ? pod : "");
 		}
 	} else {
-		say(err, errlen, "unexpected resultType %.40s (want vector or scalar)",
+		text_errf(err, errlen, 0, "unexpected resultType %.40s (want vector or scalar)",
 		    type ? type : "(none)");
 		goto out;
 	}
@@ -885,27 +858,27 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 	long code = 0;
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(f.h, CURLINFO_RESPONSE_CODE, &code);
-	if (cc != CURLE_OK || f.too_big) {
-		say(err, errlen, "Prometheus at %.80s: %.100s", rq->url,
-		    f.too_big ? "answer too big" : f.error[0] ? f.error : curl_easy_strerror(cc));
+	if (cc != CURLE_OK || f.body.toobig) {
+		text_errf(err, errlen, 0, "Prometheus at %.80s: %.100s", rq->url,
+		    f.body.toobig ? "answer too big" : f.error[0] ? f.error : curl_easy_strerror(cc));
 		r = -EIO;
 		goto out;
 	}
-	res->bytes += f.len;
+	res->bytes += f.body.len;
 	/* 400 and 422 carry an error in the JSON body: let the parser say it. */
 	if (code != 200 && code != 400 && code != 422) {
-		say(err, errlen, "Prometheus at %.80s answered HTTP %ld", rq->url, code);
+		text_errf(err, errlen, 0, "Prometheus at %.80s answered HTTP %ld", rq->url, code);
 		r = -EIO;
 		goto out;
 	}
-	r = metricsource_prom_parse(f.body ? f.body : "", f.len, samples, cap, ret_n, err, errlen);
+	r = metricsource_prom_parse(dynbuf_str(&f.body), f.body.len, samples, cap, ret_n, err, errlen);
 out:
 	if (f.h)
 		curl_easy_cleanup(f.h);
 	curl_slist_free_all(hdrs);
 	curl_free(q);
 	free(url);
-	free(f.body);
+	dynbuf_free(&f.body);
 	return r;
 }
 
@@ -935,10 +908,10 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 	if (!autoscale_metric_per_pod(t)) {
 		if (n != 1) {
 			if (n)
-				say(err, METRICSOURCE_ERROR_LEN, "the query returned %zu series; it must "
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the query returned %zu series; it must "
 				    "return one (wrap it in sum() or avg())", n);
 			else
-				say(err, METRICSOURCE_ERROR_LEN, "the query returned no series");
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the query returned no series");
 			return;
 		}
 		double v = samples[0].value;
@@ -946,7 +919,7 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 		if (isnan(v) && t != AUTOSCALE_CUSTOM)
 			v = 0;
 		if (isnan(v)) {
-			say(err, METRICSOURCE_ERROR_LEN, "the query returned NaN");
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the query returned NaN");
 			return;
 		}
 		res->service.values[i] = v;
@@ -968,7 +941,7 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 		matched++;
 	}
 	if (!matched)
-		say(err, METRICSOURCE_ERROR_LEN, "Prometheus has no %s series for the pods of %.60s "
+		text_errf(err, METRICSOURCE_ERROR_LEN, 0, "Prometheus has no %s series for the pods of %.60s "
 		    "(series need namespace and pod labels)", autoscale_metric_type_name(t), rq->service);
 }
 

@@ -16,6 +16,10 @@
  * writes the message with every node's reason.
  */
 #include "placement.h"
+#include "keys.h"
+#include "fnv.h"
+#include "ktime.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -146,10 +150,7 @@ struct placement {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h | 1;
+	return fnv64_str(s) | 1;
 }
 
 static bool str_eq(const char *a, const char *b)
@@ -216,11 +217,6 @@ void placement_unlock(struct placement *pl) { pthread_mutex_unlock(&pl->lock); }
 
 /* ---- assumptions ------------------------------------------------------- */
 
-static void copy(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
 static struct assumed *find_assumed(struct placement *pl, const char *key)
 {
 	for (size_t i = 0; i < pl->n_assumed; i++)
@@ -240,10 +236,10 @@ int placement_assume(struct placement *pl, const struct kpod *pod, const char *n
 		a = &pl->assumed[pl->n_assumed++];
 	}
 	memset(a, 0, sizeof(*a));
-	copy(a->key, sizeof(a->key), pod->meta.key);
-	copy(a->node, sizeof(a->node), node);
-	copy(a->service, sizeof(a->service), pod->service);
-	copy(a->resource_buf, sizeof(a->resource_buf), pod->gpu_resource);
+	text_copy(a->key, sizeof(a->key), pod->meta.key);
+	text_copy(a->node, sizeof(a->node), node);
+	text_copy(a->service, sizeof(a->service), pod->service);
+	text_copy(a->resource_buf, sizeof(a->resource_buf), pod->gpu_resource);
 	a->resource = pod->gpu_resource ? a->resource_buf : NULL;
 	a->gpu = pod->gpu;
 	a->cpu_milli = pod->cpu_milli;
@@ -333,7 +329,7 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 		const struct kpod *p = (const struct kpod *)cache_get(pods, a->key);
 		/* since may be later than now (another thread's clock read): no
 		 * unsigned underflow here, or a fresh assumption would expire. */
-		if (!p || a->since_ns + PLACEMENT_ASSUME_TTL_S * 1000000000ULL < now_ns) {
+		if (!p || a->since_ns + PLACEMENT_ASSUME_TTL_S * KTIME_NSEC_PER_SEC < now_ns) {
 			placement_node_changed(pl, a->node);
 			drop_at(pl, i);
 			continue;
@@ -507,7 +503,7 @@ static int res_index(struct placement *pl, const char *name)
 			return i;
 	if (pl->n_res_names == MAX_RES_NAMES || strlen(name) >= sizeof(pl->res_names[0]))
 		return -1;
-	copy(pl->res_names[pl->n_res_names], sizeof(pl->res_names[0]), name);
+	text_copy(pl->res_names[pl->n_res_names], sizeof(pl->res_names[0]), name);
 	return pl->n_res_names++;
 }
 
@@ -1249,7 +1245,7 @@ static void walk_start(struct placement *pl, struct cache *pods, const struct kp
 
 static void walk_result(const struct walk *w, struct placement_decision *ret)
 {
-	copy(ret->node, sizeof(ret->node), w->best);
+	text_copy(ret->node, sizeof(ret->node), w->best);
 	ret->score = w->best_score;
 	ret->cached = w->best_cached;
 }
@@ -1297,11 +1293,11 @@ void placement_reasons_add(struct placement_reasons *h, const char *text)
 			return;
 		}
 	if (h->n == PLACEMENT_MAX_REASONS) {   /* bounded: the rest as one */
-		copy(h->r[h->n - 1].text, sizeof(h->r[0].text), "node(s) failed other filters");
+		text_copy(h->r[h->n - 1].text, sizeof(h->r[0].text), "node(s) failed other filters");
 		h->r[h->n - 1].count++;
 		return;
 	}
-	copy(h->r[h->n].text, sizeof(h->r[0].text), text);
+	text_copy(h->r[h->n].text, sizeof(h->r[0].text), text);
 	h->r[h->n++].count = 1;
 }
 

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,8 +39,8 @@
 #include <time.h>
 
 #define MAX_WAITING 16384
-#define BLOCK_FOR_NS (10 * NSEC_PER_SEC)   /* a higher pod blocks at most this long */
-#define GATE_RETRY_NS (20 * 1000000ULL)
+#define BLOCK_FOR_NS (10 * KTIME_NSEC_PER_SEC)   /* a higher pod blocks at most this long */
+#define GATE_RETRY_NS (20 * KTIME_NSEC_PER_MSEC)
 #define MAX_BACKOFF_S 60
 
 enum wait_state {
@@ -179,7 +180,7 @@ static void waiting_note(struct pctl *S, const char *key, uint8_t priority)
 		if (k) {
 			w = &S->waiting[S->n_waiting++];
 			*w = (struct waiting){ .key = k, .state = WAIT_NEW,
-					       .since_ns = monotonic_ns() };
+					       .since_ns = ktime_mono_ns() };
 		}
 	}
 	if (w)
@@ -203,7 +204,7 @@ static void waiting_remove(struct pctl *S, const char *key)
 /* True while a pod of higher priority waits for its first decision. */
 static bool waiting_blocked(struct pctl *S, uint8_t priority)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	bool blocked = false;
 	pthread_mutex_lock(&S->lock);
 	for (size_t i = 0; i < S->n_waiting && !blocked; i++) {
@@ -233,7 +234,7 @@ static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priori
 /* The cluster changed: every unschedulable pod gets a new first decision. */
 static void waiting_wake(struct pctl *S, controller_emit_fn emit, void *emit_ud)
 {
-	uint64_t now = monotonic_ns();
+	uint64_t now = ktime_mono_ns();
 	pthread_mutex_lock(&S->lock);
 	for (size_t i = 0; i < S->n_waiting; i++) {
 		struct waiting *w = &S->waiting[i];
@@ -338,7 +339,7 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 	if (strcmp(c->condition_message, message) != 0)
 		set_unschedulable(ctx, c, message);
 	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
-	ctx->requeue_after_ns = (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * NSEC_PER_SEC;
+	ctx->requeue_after_ns = (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
 	return RECONCILE_REQUEUE_AFTER;
 }
 
@@ -414,13 +415,13 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	}
 	copy_pod(p, &c);
 	placement_lock(S->pl);
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	r = placement_decide(S->pl, nc, pc, p, t0, &d);
 	if (r == 0)
-		r = placement_assume(S->pl, p, d.node, monotonic_ns());
+		r = placement_assume(S->pl, p, d.node, ktime_mono_ns());
 	metric_set(S->m[M_ASSUMED], (double)placement_assumed(S->pl));
 	placement_unlock(S->pl);
-	metric_observe(S->m[M_DURATION], (double)(monotonic_ns() - t0) / 1e9);
+	metric_observe(S->m[M_DURATION], ktime_ns_to_s(ktime_mono_ns() - t0));
 	cache_read_unlock();
 	if (r == -ENOSPC)
 		return no_fit(ctx, key, &c, d.message);

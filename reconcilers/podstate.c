@@ -3,6 +3,7 @@
 #include "podstate.h"
 
 #include "kinds.h"
+#include "keys.h"
 
 #include <errno.h>
 #include <time.h>

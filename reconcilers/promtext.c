@@ -16,6 +16,7 @@
  * compare 32-bit offsets rather than strings.
  */
 #include "promtext.h"
+#include "fnv.h"
 
 #include <errno.h>
 #include <math.h>
@@ -165,13 +166,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 
 static uint32_t hash_bytes(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
+	return fnv32_add(FNV32_INIT, s, len);
 }
 
 static bool slot_is(const struct promtext *pg, const struct slot *sl,

@@ -4,6 +4,9 @@
  * refuses what the API server would.
  */
 #include "scalingspec.h"
+#include "text.h"
+
+#include "controls.h"
 
 #include <errno.h>
 #include <math.h>
@@ -13,21 +16,6 @@
 
 #define DEFAULT_INTERVAL SCALINGSPEC_DEFAULT_INTERVAL
 #define MAX_CRD_REPLICAS SCALINGSPEC_MAX_REPLICAS
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* A JSON number, integer or not, as a finite double. */
 bool scalingspec_json_number(json_object *o, double *ret)
@@ -90,7 +78,7 @@ int scalingspec_get_int(json_object *o, const char *path, const char *key,
 	if (!v)
 		return 0;
 	if (!scalingspec_json_whole(v, min, max, ret))
-		return errf(err, errlen, -EINVAL, "%s.%s must be a whole "
+		return text_errf(err, errlen, -EINVAL, "%s.%s must be a whole "
 			    "number from %lld to %lld", path, key,
 			    (long long)min, (long long)max);
 	return 1;
@@ -107,7 +95,7 @@ static int get_number(json_object *o, const char *path, const char *key,
 	if (!v)
 		return 0;
 	if (!scalingspec_json_number(v, &d) || d < min || (open && d == min) || d > max)
-		return errf(err, errlen, -EINVAL, "%s.%s must be a number "
+		return text_errf(err, errlen, -EINVAL, "%s.%s must be a number "
 			    "%s %g and at most %g", path, key,
 			    open ? "above" : "from", min, max);
 	*ret = d;
@@ -132,7 +120,7 @@ static int get_enum(json_object *o, const char *path, const char *key,
 			return 1;
 		}
 	}
-	return errf(err, errlen, -EINVAL, "%s.%s must be %s%s%s%s%s", path,
+	return text_errf(err, errlen, -EINVAL, "%s.%s must be %s%s%s%s%s", path,
 		    key, names[0], n > 2 ? ", " : " or ", names[1],
 		    n > 2 ? " or " : "", n > 2 ? names[2] : "");
 }
@@ -165,29 +153,29 @@ static int parse_metric(json_object *m, size_t i, struct autoscale_spec *s,
 
 	snprintf(path, sizeof(path), "spec.scaling.metrics[%zu]", i);
 	if (!json_object_is_type(m, json_type_object))
-		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	if (!type || !json_object_is_type(type, json_type_string))
-		return errf(err, errlen, -EINVAL, "%s.type is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.type is missing", path);
 	if (autoscale_metric_type_parse(json_object_get_string(type), &t) < 0) {
 		type_list(list, sizeof(list));
-		return errf(err, errlen, -EINVAL, "%s.type: unknown metric "
+		return text_errf(err, errlen, -EINVAL, "%s.type: unknown metric "
 			    "type \"%.64s\" (known: %s)", path,
 			    json_object_get_string(type), list);
 	}
 	for (size_t j = 0; j < i; j++)
 		if (s->metrics[j].type == t)
-			return errf(err, errlen, -EINVAL, "%s.type: %s is "
+			return text_errf(err, errlen, -EINVAL, "%s.type: %s is "
 				    "listed twice", path,
 				    autoscale_metric_type_name(t));
 	r = get_number(m, path, "target", 0, true, 1e15, &target, err,
 		       errlen);
 	if (r == 0)
-		return errf(err, errlen, -EINVAL, "%s.target is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.target is missing", path);
 	if (r < 0)
 		return r;
 	if ((t == AUTOSCALE_GPU_UTILIZATION ||
 	     t == AUTOSCALE_KV_CACHE_UTILIZATION) && target > 100)
-		return errf(err, errlen, -EINVAL, "%s.target of %s is a "
+		return text_errf(err, errlen, -EINVAL, "%s.target of %s is a "
 			    "percentage: at most 100", path,
 			    autoscale_metric_type_name(t));
 	s->metrics[i] = (struct autoscale_metric_spec){ t, target };
@@ -202,14 +190,14 @@ static int parse_metrics(json_object *scaling, struct autoscale_spec *s,
 	int r;
 
 	if (!arr)
-		return errf(err, errlen, -EINVAL, "spec.scaling.metrics is "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics is "
 			    "missing");
 	if (!json_object_is_type(arr, json_type_array))
-		return errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
 			    "be a list");
 	n = json_object_array_length(arr);
 	if (n < 1 || n > AUTOSCALE_MAX_METRICS)
-		return errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics must "
 			    "have 1 to %d entries", AUTOSCALE_MAX_METRICS);
 	for (size_t i = 0; i < n; i++) {
 		r = parse_metric(json_object_array_get_idx(arr, i), i, s, err,
@@ -229,19 +217,19 @@ static int parse_policy(json_object *p, const char *path,
 	int type = 0, r;
 
 	if (!json_object_is_type(p, json_type_object))
-		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	r = get_enum(p, path, "type", types, 2, &type, err, errlen);
 	if (r == 0)
-		return errf(err, errlen, -EINVAL, "%s.type is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.type is missing", path);
 	if (r > 0)
 		r = scalingspec_get_int(p, path, "value", 1, 10000, &value, err, errlen);
 	if (r == 0)
-		return errf(err, errlen, -EINVAL, "%s.value is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.value is missing", path);
 	if (r > 0)
 		r = scalingspec_get_int(p, path, "periodSeconds", 1, 1800, &period, err,
 			    errlen);
 	if (r == 0)
-		return errf(err, errlen, -EINVAL, "%s.periodSeconds is "
+		return text_errf(err, errlen, -EINVAL, "%s.periodSeconds is "
 			    "missing", path);
 	if (r < 0)
 		return r;
@@ -265,7 +253,7 @@ static int parse_rules(json_object *o, const char *dir,
 	if (!o)
 		return 0;
 	if (!json_object_is_type(o, json_type_object))
-		return errf(err, errlen, -EINVAL, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	r = scalingspec_get_int(o, path, "stabilizationWindowSeconds", 0, 3600, &window,
 		    err, errlen);
 	if (r < 0)
@@ -281,12 +269,12 @@ static int parse_rules(json_object *o, const char *dir,
 	if (!pol)
 		return 0;
 	if (!json_object_is_type(pol, json_type_array))
-		return errf(err, errlen, -EINVAL, "%s.policies must be a list",
+		return text_errf(err, errlen, -EINVAL, "%s.policies must be a list",
 			    path);
 	ret->set_policies = true;
 	ret->n_policies = json_object_array_length(pol);
 	if (ret->n_policies < 1 || ret->n_policies > AUTOSCALE_MAX_POLICIES)
-		return errf(err, errlen, -EINVAL, "%s.policies must have 1 to "
+		return text_errf(err, errlen, -EINVAL, "%s.policies must have 1 to "
 			    "%d entries", path, AUTOSCALE_MAX_POLICIES);
 	for (size_t i = 0; i < ret->n_policies; i++) {
 		snprintf(ppath, sizeof(ppath), "%s.policies[%zu]", path, i);
@@ -307,7 +295,7 @@ static int parse_behavior(json_object *scaling, struct autoscale_spec *s,
 	if (!b)
 		return 0;
 	if (!json_object_is_type(b, json_type_object))
-		return errf(err, errlen, -EINVAL, "spec.scaling.behavior must "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.behavior must "
 			    "be an object");
 	r = parse_rules(scalingspec_field(b, "scaleUp"), "scaleUp", &s->behavior.scale_up,
 			err, errlen);
@@ -332,7 +320,7 @@ int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *e
 	sc.interval_seconds = DEFAULT_INTERVAL;
 	sc.spec.min_replicas = 1;
 	if (!scaling || !json_object_is_type(scaling, json_type_object))
-		return errf(err, errlen, -EINVAL, "spec.scaling must be an "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling must be an "
 			    "object");
 	r = scalingspec_get_int(scaling, path, "minReplicas", 0, MAX_CRD_REPLICAS, &v, err,
 		    errlen);
@@ -342,7 +330,7 @@ int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *e
 		r = scalingspec_get_int(scaling, path, "maxReplicas", 1, MAX_CRD_REPLICAS,
 			    &v, err, errlen);
 	if (r == 0)
-		return errf(err, errlen, -EINVAL, "spec.scaling.maxReplicas is "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.maxReplicas is "
 			    "missing");
 	if (r < 0)
 		return r;
@@ -360,10 +348,12 @@ int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *e
 		sc.interval_seconds = (int32_t)v;
 	if (r >= 0)
 		r = parse_behavior(scaling, &sc.spec, err, errlen);
+	if (r >= 0)
+		r = controls_read(scaling, &sc.spec, err, errlen);
 	if (r < 0)
 		return r;
 	if (autoscale_spec_check(&sc.spec, why, sizeof(why)) < 0)
-		return errf(err, errlen, -EINVAL, "spec.scaling: %s", why);
+		return text_errf(err, errlen, -EINVAL, "spec.scaling: %s", why);
 	*ret = sc;
 	return 0;
 }

@@ -15,9 +15,12 @@
  */
 #include "simulate.h"
 
+#include "controls.h"
 #include "flags.h"
 #include "scalingspec.h"
 #include "yamljson.h"
+#include "text.h"
+#include "ktime.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -37,21 +40,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Messages and JSON values                                            */
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* A short JSON number: 15, 2.5, 0.333 (at most three decimals). */
 static const char *fmt_num(char *buf, size_t len, double v)
@@ -113,17 +101,17 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		return -EINVAL;
 	r = yamljson_parse(buf, len, pick_isvc, &p, why, sizeof(why));
 	if (r < 0) {
-		errf(err, errlen, r, "%s: %s", name, why);
+		text_errf(err, errlen, r, "%s: %s", name, why);
 		goto out;
 	}
 	if (!p.doc) {
-		r = errf(err, errlen, -EINVAL, "%s: no document of kind "
+		r = text_errf(err, errlen, -EINVAL, "%s: no document of kind "
 			 "InferenceService", name);
 		goto out;
 	}
 	spec = scalingspec_field(p.doc, "spec");
 	if (!scalingspec_field(spec, "scaling")) {
-		r = errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
+		r = text_errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
 			 "no spec.scaling: nothing to simulate", name, p.line);
 		goto out;
 	}
@@ -139,7 +127,7 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		r = scalingspec_get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS,
 			    &replicas, why, sizeof(why));
 	if (r < 0) {
-		errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
+		text_errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
 		goto out;
 	}
 	if (r > 0)
@@ -225,7 +213,7 @@ static int reader_next(struct reader *rd, char *err, size_t errlen)
 		rd->buf[rd->len++] = (char)c;
 	}
 	if (ferror(rd->f))
-		return errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
+		return text_errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
 			    strerror(errno ? errno : EIO));
 	if (c == EOF && rd->len == 0)
 		return 0;
@@ -422,6 +410,31 @@ static int read_pods(struct replay *rp, const struct reader *rd,
 	return 0;
 }
 
+/* The controls acting in this decision, only those that are: paused,
+ * fallback (with the failures in a row), panic and its start and end,
+ * and the bounds in force when schedules are set. */
+static void print_controls(FILE *out, const struct autoscale_spec *s,
+			   const struct autoscale_result *res)
+{
+	if (res->paused || res->direction_paused)
+		fputs(",\"paused\":true", out);
+	if (res->state.failures > 0)
+		fprintf(out, ",\"failures\":%d", res->state.failures);
+	if (res->fallback)
+		fputs(",\"fallback\":true", out);
+	if (res->panicking)
+		fputs(",\"panic\":true", out);
+	if (res->panic_started)
+		fputs(",\"panicStarted\":true", out);
+	if (res->panic_ended)
+		fputs(",\"panicEnded\":true", out);
+	if (s->n_schedules)
+		fprintf(out, ",\"minReplicas\":%d,\"maxReplicas\":%d",
+			res->min_replicas, res->max_replicas);
+	if (res->predicted > 0)
+		fprintf(out, ",\"predicted\":%d", res->predicted);
+}
+
 static void print_decision(FILE *out, const struct autoscale_spec *s,
 			   double t, const struct autoscale_result *res)
 {
@@ -434,7 +447,27 @@ static void print_decision(FILE *out, const struct autoscale_spec *s,
 	if (res->metric >= 0)
 		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
 				s->metrics[res->metric].type));
+	print_controls(out, s, res);
 	fputs("}\n", out);
+}
+
+/* "annotations": the object's annotations at this line (pause). */
+static int read_pause(const struct reader *rd, json_object *o,
+		      int32_t current, struct autoscale_pause *ret, char *err,
+		      size_t errlen)
+{
+	json_object *a = scalingspec_field(o, "annotations");
+	char why[160];
+
+	memset(ret, 0, sizeof(*ret));
+	if (!a)
+		return 0;
+	if (!json_object_is_type(a, json_type_object))
+		return line_err(rd, err, errlen, "\"annotations\" must be an "
+				"object");
+	if (controls_pause(a, current, ret, why, sizeof(why)) < 0)
+		return line_err(rd, err, errlen, "%s", why);
+	return 0;
 }
 
 /* One line: evaluate at t with the history so far, record, print. */
@@ -443,6 +476,7 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 {
 	struct autoscale_input in = { .spec = rp->spec };
 	struct autoscale_result res;
+	struct autoscale_pause pause;
 	json_object *v;
 	int64_t replicas;
 	double t = 0;
@@ -466,11 +500,16 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 				rp->service.values, err, errlen);
 	if (r < 0)
 		return r;
+	if (r == 0)
+		r = read_pause(rd, o, (int32_t)replicas, &pause, err, errlen);
+	if (r < 0)
+		return r;
 	in.current_replicas = (int32_t)replicas;
 	in.pods = rp->pods;
 	in.n_pods = rp->n_pods;
 	in.service = &rp->service;
-	in.now_ms = llround(t * 1000);
+	in.now_ms = llround(t * KTIME_MSEC_PER_SEC);
+	in.pause = &pause;
 	autoscale_history_attach(rp->hist, &in);
 	r = autoscale_evaluate(&in, &res);
 	if (r == 0)
@@ -499,7 +538,7 @@ int simulate_trace(const struct simulate_scaling *sc, FILE *in,
 	if (r == 0 && !(rp.pods = calloc(SIMULATE_MAX_PODS, sizeof(*rp.pods))))
 		r = -ENOMEM;
 	if (r < 0) {
-		errf(err, errlen, r, "out of memory");
+		text_errf(err, errlen, r, "out of memory");
 		goto out;
 	}
 	while ((r = reader_next(&rd, err, errlen)) > 0) {
@@ -526,6 +565,9 @@ out:
 struct load_point {
 	double t;
 	double rps;
+	bool down;                    /* "metricsDown": no metrics from here */
+	struct autoscale_pause pause; /* "annotations" from here */
+	bool pause_current;           /* kinfer.io/paused: at the current count */
 };
 
 struct load {
@@ -533,7 +575,8 @@ struct load {
 	size_t n, cap;
 };
 
-static int load_add(struct load *l, double t, double rps)
+static int load_add(struct load *l, double t, double rps, bool down,
+		    const struct autoscale_pause *pause, bool current)
 {
 	struct load_point *p;
 	size_t ncap;
@@ -546,7 +589,8 @@ static int load_add(struct load *l, double t, double rps)
 		l->p = p;
 		l->cap = ncap;
 	}
-	l->p[l->n++] = (struct load_point){ t, rps };
+	l->p[l->n++] = (struct load_point){ t, rps, down, *pause,
+					    pause->replicas_set && current };
 	return 0;
 }
 
@@ -554,8 +598,10 @@ static int load_line(struct load *l, const struct reader *rd,
 		     json_object *o, bool *have_last, double *last, char *err,
 		     size_t errlen)
 {
+	struct autoscale_pause pause;
 	json_object *v;
 	double t = 0, rps = 0;
+	bool down;
 	int r;
 
 	r = line_time(rd, o, &t, err, errlen);
@@ -568,11 +614,21 @@ static int load_line(struct load *l, const struct reader *rd,
 	if (!scalingspec_json_number(v, &rps) || rps < 0 || rps > 1e12)
 		return line_err(rd, err, errlen, "\"rps\" must be a number of "
 				"requests per second, >= 0");
+	v = scalingspec_field(o, "metricsDown");
+	if (v && !json_object_is_type(v, json_type_boolean))
+		return line_err(rd, err, errlen, "\"metricsDown\" must be true "
+				"or false");
+	down = v && json_object_get_boolean(v);
+	r = read_pause(rd, o, -1, &pause, err, errlen);
+	if (r < 0)
+		return r;
 	if (l->n >= SIMULATE_MAX_LOAD_POINTS)
 		return line_err(rd, err, errlen, "more than %d load points",
 				SIMULATE_MAX_LOAD_POINTS);
-	if (load_add(l, t, rps) < 0)
-		return errf(err, errlen, -ENOMEM, "out of memory");
+	if (load_add(l, t, rps, down, &pause,
+		     !scalingspec_field(scalingspec_field(o, "annotations"),
+			    AUTOSCALE_ANNOTATION_PAUSED_REPLICAS)) < 0)
+		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
 
@@ -588,7 +644,7 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
 	r = reader_init(&rd, in, name);
 	if (r < 0) {
 		reader_done(&rd);
-		return errf(err, errlen, r, "out of memory");
+		return text_errf(err, errlen, r, "out of memory");
 	}
 	while ((r = reader_next(&rd, err, errlen)) > 0) {
 		if (blank(rd.buf))
@@ -602,7 +658,7 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
 			break;
 	}
 	if (r == 0 && (l->n < 2 || l->p[l->n - 1].t <= l->p[0].t))
-		r = errf(err, errlen, -EINVAL, "%s: the load trace needs two "
+		r = text_errf(err, errlen, -EINVAL, "%s: the load trace needs two "
 			 "lines or more with different t: the run goes from "
 			 "the first t to the last", rd.name);
 	reader_done(&rd);
@@ -639,6 +695,8 @@ struct sample {
 	double queue;    /* requests waiting at t */
 	double p99;      /* ms; NaN with no ready replica */
 	int32_t replicas, ready, desired;
+	int32_t min, max; /* the bounds in force (schedules) */
+	bool panic, fallback, paused, predicted;
 };
 
 struct loop {
@@ -647,7 +705,8 @@ struct loop {
 	struct simulate_model m;
 	struct autoscale_history *hist;
 	double *ready_at;                /* per replica: serves from then */
-	struct autoscale_pod *pods;      /* spec.max_replicas */
+	struct autoscale_pod *pods;      /* cap */
+	int32_t cap;                     /* the most replicas the run may have */
 	int32_t replicas;
 	double queue;
 	struct sample *samples;          /* every step, for the plot */
@@ -765,8 +824,8 @@ static void observe(struct loop *l, double b, const struct observation *ob,
  * scale-down removes the newest first (still loading, then ready). */
 static void apply(struct loop *l, int32_t desired, double now)
 {
-	if (desired > l->spec.max_replicas)
-		desired = l->spec.max_replicas;
+	if (desired > l->cap)
+		desired = l->cap;
 	if (desired < 0)
 		desired = 0;
 	while (l->replicas < desired)
@@ -794,6 +853,7 @@ static void print_step(FILE *out, const struct loop *l,
 	if (res->metric >= 0)
 		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
 				l->spec.metrics[res->metric].type));
+	print_controls(out, &l->spec, res);
 	fputs("}\n", out);
 }
 
@@ -808,13 +868,27 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 	struct sample *s = &l->samples[l->n_samples];
 	int r;
 
+	const struct load_point *pt;
+	struct autoscale_pause pause;
+
 	serve(l, a, b, arrivals(ld, idx, a, b), &ob);
+	pt = &ld->p[*idx]; /* the load line in force at a */
 	observe(l, b, &ob, &sv);
+	if (pt->down) {
+		/* The metrics source is down: no pod nor service values. */
+		for (int32_t i = 0; i < l->replicas; i++)
+			l->pods[i].present = 0;
+		sv.present = 0;
+	}
+	pause = pt->pause;
+	if (pt->pause_current)
+		pause.replicas = l->replicas;
 	in.current_replicas = l->replicas;
 	in.pods = l->pods;
 	in.n_pods = (size_t)l->replicas;
 	in.service = &sv;
-	in.now_ms = llround(b * 1000);
+	in.now_ms = llround(b * KTIME_MSEC_PER_SEC);
+	in.pause = &pause;
 	autoscale_history_attach(l->hist, &in);
 	r = autoscale_evaluate(&in, &res);
 	if (r == 0)
@@ -822,7 +896,10 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 	if (r < 0)
 		return r;
 	*s = (struct sample){ b, ob.rps, l->queue, ob.p99, l->replicas,
-			      ob.ready, res.desired };
+			      ob.ready, res.desired, res.min_replicas,
+			      res.max_replicas, res.panicking, res.fallback,
+			      res.paused || res.direction_paused,
+			      res.predicted > 0 };
 	l->n_samples++;
 	print_step(out, l, s, &res);
 	apply(l, res.desired, b);
@@ -1014,6 +1091,81 @@ static void svg_series(FILE *f, const struct loop *l, const struct axes *ax,
 	fprintf(f, "\"/>\n");
 }
 
+/* The controls acting, as bands behind the series (panic, fallback,
+ * paused), and the bounds in force as dashed steps when schedules are
+ * set; a second legend row names those present. */
+static const struct {
+	const char *name, *color, *label;
+} bands[] = {
+	{ "panic", "#d62728", "panic mode" },
+	{ "fallback", "#7f7f7f", "fallback (metrics missing)" },
+	{ "paused", "#1f77b4", "paused" },
+	{ "predicted", "#2ca02c", "predictive floor raised" },
+};
+#define N_BANDS (sizeof(bands) / sizeof(bands[0]))
+
+static bool band_on(const struct sample *s, size_t which)
+{
+	return which == 0 ? s->panic : which == 1 ? s->fallback :
+	       which == 2 ? s->paused : s->predicted;
+}
+
+static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
+{
+	double y0 = SVG_TOP, h = SVG_H - SVG_TOP - SVG_BOTTOM;
+	bool seen[N_BANDS] = { false };
+	int x = SVG_LEFT;
+
+	for (size_t b = 0; b < N_BANDS; b++) {
+		double prev = ax->t0;
+		for (size_t i = 0; i < l->n_samples; i++) {
+			const struct sample *s = &l->samples[i];
+			if (band_on(s, b)) {
+				fprintf(f, "<rect class=\"%s\" x=\"%.1f\" "
+					"y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+					"fill=\"%s\" fill-opacity=\"0.15\"/>\n",
+					bands[b].name, svg_x(ax, prev), y0,
+					svg_x(ax, s->t) - svg_x(ax, prev), h,
+					bands[b].color);
+				seen[b] = true;
+			}
+			prev = s->t;
+		}
+	}
+	for (int k = 0; k < 2 && l->spec.n_schedules; k++) {
+		double prev = ax->t0;
+		fprintf(f, "<polyline class=\"%s\" fill=\"none\" "
+			"stroke=\"#555\" stroke-dasharray=\"4 3\" points=\"",
+			k ? "max-replicas" : "min-replicas");
+		for (size_t i = 0; i < l->n_samples; i++) {
+			const struct sample *s = &l->samples[i];
+			double v = k ? s->max : s->min;
+			fprintf(f, "%.1f,%.1f %.1f,%.1f ", svg_x(ax, prev),
+				svg_y(v, ax->rmax), svg_x(ax, s->t),
+				svg_y(v, ax->rmax));
+			prev = s->t;
+		}
+		fprintf(f, "\"/>\n");
+	}
+	fprintf(f, "<g class=\"legend-controls\">\n");
+	for (size_t b = 0; b < N_BANDS; b++) {
+		if (!seen[b])
+			continue;
+		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"8\" "
+			"fill=\"%s\" fill-opacity=\"0.3\"/><text x=\"%d\" "
+			"y=\"%d\">%s</text>\n", x + 6, SVG_TOP + 6, bands[b].color,
+			x + 28, SVG_TOP + 14, bands[b].label);
+		x += 40 + 6 * (int)strlen(bands[b].label);
+	}
+	if (l->spec.n_schedules)
+		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+			"stroke=\"#555\" stroke-dasharray=\"4 3\"/><text "
+			"x=\"%d\" y=\"%d\">min/max replicas in force "
+			"(schedules)</text>\n", x + 6, SVG_TOP + 10, x + 24,
+			SVG_TOP + 10, x + 28, SVG_TOP + 14);
+	fprintf(f, "</g>\n");
+}
+
 static void svg_legend(FILE *f)
 {
 	int x = SVG_LEFT;
@@ -1058,6 +1210,7 @@ static void svg_write(FILE *f, const struct loop *l, double t0)
 			svg_y(l->spec.metrics[i].target, ax.pmax),
 			SVG_W - SVG_RIGHT,
 			svg_y(l->spec.metrics[i].target, ax.pmax));
+	svg_controls(f, l, &ax);
 	for (int s = S_LOAD; s <= S_P99; s++)
 		svg_series(f, l, &ax, (enum series)s);
 	svg_legend(f);
@@ -1086,7 +1239,7 @@ static int model_spec(const struct simulate_scaling *sc, FILE *notice,
 		s.metrics[s.n_metrics++] = sc->spec.metrics[i];
 	}
 	if (s.n_metrics == 0)
-		return errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
 			    "Custom metrics, which the closed loop cannot "
 			    "model");
 	*ret = s;
@@ -1097,7 +1250,17 @@ static int loop_init(struct loop *l, const struct simulate_scaling *sc,
 		     const struct simulate_model *m, size_t steps)
 {
 	int32_t start = sc->replicas;
-	size_t max = (size_t)sc->spec.max_replicas;
+	size_t max;
+
+	/* Schedules may raise the cap, and a pause may pin any count the
+	 * CRD allows: room for all of it. */
+	l->cap = sc->spec.max_replicas;
+	for (size_t i = 0; i < sc->spec.n_schedules; i++)
+		if (sc->spec.schedules[i].max_replicas > l->cap)
+			l->cap = sc->spec.schedules[i].max_replicas;
+	if (MAX_CRD_REPLICAS > l->cap)
+		l->cap = MAX_CRD_REPLICAS;
+	max = (size_t)l->cap;
 
 	l->m.capacity = m && m->capacity > 0 ? m->capacity : DEFAULT_CAPACITY;
 	l->m.latency_ms = m && m->latency_ms > 0 ? m->latency_ms :
@@ -1146,10 +1309,14 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 		goto out;
 	dt = model && model->step_seconds > 0 ? model->step_seconds :
 						sc->interval_seconds;
+	/* Panic mode evaluates every windowSeconds, as the controller does. */
+	if (!(model && model->step_seconds > 0) && sc->spec.panic.set &&
+	    sc->spec.panic.window_seconds < dt)
+		dt = sc->spec.panic.window_seconds;
 	t0 = ld.p[0].t;
 	nsteps = floor((ld.p[ld.n - 1].t - t0) / dt + 1e-9);
 	if (nsteps > SIMULATE_MAX_STEPS) {
-		r = errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
+		r = text_errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
 			 "%d (use a longer --step)", name ? name : "-", nsteps,
 			 dt, SIMULATE_MAX_STEPS);
 		goto out;
@@ -1160,7 +1327,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 		r = step(&l, &ld, &idx, t0 + (double)(k - 1) * dt,
 			 t0 + (double)k * dt, out);
 	if (r < 0) {
-		errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
+		text_errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
 			 "cannot evaluate");
 		goto out;
 	}
@@ -1241,19 +1408,19 @@ static int read_file(const char *path, size_t max, char **ret, size_t *ret_len,
 	int r = 0;
 
 	if (!f)
-		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+		return text_errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
 	buf = malloc(max + 1);
 	if (!buf) {
-		r = errf(err, errlen, -ENOMEM, "out of memory");
+		r = text_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	while ((n = fread(buf + len, 1, max + 1 - len, f)) > 0 && len + n <= max)
 		len += n;
 	if (ferror(f))
-		r = errf(err, errlen, -EIO, "%s: cannot read: %s", path,
+		r = text_errf(err, errlen, -EIO, "%s: cannot read: %s", path,
 			 strerror(errno ? errno : EIO));
 	else if (n > 0)
-		r = errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
+		r = text_errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
 			 max);
 	if (r < 0) {
 		free(buf);
@@ -1277,7 +1444,7 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 	int r;
 
 	if (!av)
-		return errf(err, errlen, -ENOMEM, "out of memory");
+		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	for (int i = 0; i < argc; i++)
 		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag :
 								   argv[i];
@@ -1286,7 +1453,7 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help,
 			err, errlen);
 	if (r == 0 && !*ret_help && argi < argc)
-		r = errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
+		r = text_errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
 			 "--help)", argv[argi]);
 	free(av);
 	return r;
@@ -1296,17 +1463,17 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 static int sim_check(const struct sim_config *c, char *err, size_t errlen)
 {
 	if (!c->filename)
-		return errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
+		return text_errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
 			    "(see --help)");
 	if (!c->trace == !c->load)
-		return errf(err, errlen, -EINVAL, "give one of --trace or --load "
+		return text_errf(err, errlen, -EINVAL, "give one of --trace or --load "
 			    "(see --help)");
 	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 ||
 			 c->load_seconds >= 0 || c->step >= 0 || c->svg))
-		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
+		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
 			    "--load-seconds, --step and --svg go with --load");
 	if (c->capacity == 0 || c->latency_ms == 0 || c->step == 0)
-		return errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
+		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
 			    "--step must be above 0");
 	return 0;
 }
@@ -1323,7 +1490,7 @@ static int sim_run(const struct sim_config *c,
 	int r;
 
 	if (!in)
-		return errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
+		return text_errf(err, errlen, -EIO, "%s: %s", path, strerror(errno));
 	if (in == stdin)
 		path = "<stdin>";
 	if (c->trace)
@@ -1362,14 +1529,14 @@ int simulate_main(int argc, char **argv, int argi)
 					sizeof(err));
 	free(yaml);
 	if (r == 0 && c.svg && !(svg = fopen(c.svg, "w")))
-		r = errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
+		r = text_errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
 			 strerror(errno));
 	if (r == 0)
 		r = sim_run(&c, &sc, svg, err, sizeof(err));
 	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))
-		r = errf(err, sizeof(err), -EPIPE, "cannot write the output");
+		r = text_errf(err, sizeof(err), -EPIPE, "cannot write the output");
 	if (svg && fclose(svg) != 0 && r == 0)
-		r = errf(err, sizeof(err), -EPIPE, "%s: cannot write", c.svg);
+		r = text_errf(err, sizeof(err), -EPIPE, "%s: cannot write", c.svg);
 	if (svg && r < 0)
 		unlink(c.svg);
 	if (r == 0)

@@ -4,16 +4,12 @@
 #include "snapshot.h"
 
 #include "isvc.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 /* Under the read lock: the owned objects' numbers and hashes. */
 static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
@@ -26,9 +22,9 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	if (d && d->meta.controller_uid && strcmp(d->meta.controller_uid, s->uid) == 0) {
 		s->have_dep = true;
 		s->dep = *d;
-		copy_str(s->dep_hash, sizeof(s->dep_hash), d->applied_hash);
-		copy_str(s->dep_failure, sizeof(s->dep_failure), d->failure_message);
-		copy_str(s->dep_reason, sizeof(s->dep_reason), d->progress_reason);
+		text_copy(s->dep_hash, sizeof(s->dep_hash), d->applied_hash);
+		text_copy(s->dep_failure, sizeof(s->dep_failure), d->failure_message);
+		text_copy(s->dep_reason, sizeof(s->dep_reason), d->progress_reason);
 		s->dep.failure_message = s->dep_failure[0] ? s->dep_failure : NULL;
 		s->dep.progress_reason = s->dep_reason[0] ? s->dep_reason : NULL;
 		s->dep.applied_hash = NULL;
@@ -37,8 +33,8 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	}
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
-		copy_str(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
-		copy_str(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
+		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
+		text_copy(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
 	}
 }
 
@@ -55,9 +51,9 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
 		r = -ENOENT;
 		goto unlock;
 	}
-	copy_str(s->ns, sizeof(s->ns), is->meta.ns);
-	copy_str(s->name, sizeof(s->name), is->meta.name);
-	copy_str(s->uid, sizeof(s->uid), is->meta.uid);
+	text_copy(s->ns, sizeof(s->ns), is->meta.ns);
+	text_copy(s->name, sizeof(s->name), is->meta.name);
+	text_copy(s->uid, sizeof(s->uid), is->meta.uid);
 	s->generation = is->generation;
 	s->scaling = is->scaling;
 	s->replicas = is->replicas;

@@ -180,7 +180,8 @@ static bool is_owned(const char *type)
 
 static bool is_scaling(const char *type)
 {
-	return strcmp(type, "ScalingActive") == 0 || strcmp(type, "ScalingLimited") == 0;
+	return strcmp(type, "ScalingActive") == 0 || strcmp(type, "ScalingLimited") == 0 ||
+	       strcmp(type, "ScalingPanic") == 0;
 }
 
 /* A number as people read it: 4 significant digits, written as is. */
@@ -189,6 +190,30 @@ static json_object *number(double v)
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%.4g", v);
 	return json_object_new_double_s(strtod(buf, NULL), buf);
+}
+
+/* status.scaling: the bounds in force, the open schedules, the failures
+ * in a row and the panic's start (issue 17's controls). */
+static void scaling_controls_status(const struct status_scaling *sc, json_object *st)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	char t[32];
+
+	json_object_object_add(o, "minReplicas", json_object_new_int(sc->min_replicas));
+	json_object_object_add(o, "maxReplicas", json_object_new_int(sc->max_replicas));
+	for (int i = 0; i < 32; i++)
+		if (sc->active_schedules >> i & 1)
+			json_object_array_add(a, json_object_new_int(i));
+	json_object_object_add(o, "activeSchedules", a);
+	/* null, not absent: the status is a merge patch, which keeps an
+	 * absent key's old value. */
+	json_object_object_add(o, "failures",
+			       sc->failures > 0 ? json_object_new_int(sc->failures) : NULL);
+	if (sc->panic_since > 0)
+		rfc3339(sc->panic_since, t, sizeof(t));
+	json_object_object_add(o, "panicSince",
+			       sc->panic_since > 0 ? json_object_new_string(t) : NULL);
+	json_object_object_add(st, "scaling", o);
 }
 
 /*
@@ -207,6 +232,8 @@ static void scaling_status(const struct status_input *in, json_object *old, json
 			json_object_object_add(st, "lastScaleTime", NULL);
 		if (cache_json_get(old, "currentMetrics"))
 			json_object_object_add(st, "currentMetrics", NULL);
+		if (cache_json_get(old, "scaling"))
+			json_object_object_add(st, "scaling", NULL);
 		return;
 	}
 	if (!sc) {
@@ -216,13 +243,21 @@ static void scaling_status(const struct status_input *in, json_object *old, json
 		x = cache_json_get(old, "currentMetrics");
 		if (x)
 			json_object_object_add(st, "currentMetrics", json_object_get(x));
+		x = cache_json_get(old, "scaling");
+		if (x)
+			json_object_object_add(st, "scaling", json_object_get(x));
 		return;
 	}
-	struct cond c[2];
+	struct cond c[3];
+	size_t nc = 2;
 	set(&c[0], "ScalingActive", sc->active, sc->active_reason, "%s", sc->active_message);
 	set(&c[1], "ScalingLimited", sc->limited, sc->limited_reason, "%s", sc->limited_message);
-	for (size_t i = 0; i < 2; i++)
+	if (sc->panic_set)
+		set(&c[nc++], "ScalingPanic", sc->panicking, sc->panic_reason, "%s",
+		    sc->panic_message);
+	for (size_t i = 0; i < nc; i++)
 		json_object_array_add(conds, condition_json(&c[i], old, in->generation, in->now));
+	scaling_controls_status(sc, st);
 	if (sc->last_scale_time > 0) {
 		rfc3339(sc->last_scale_time, t, sizeof(t));
 		json_object_object_add(st, "lastScaleTime", json_object_new_string(t));
@@ -320,6 +355,28 @@ static bool same_metrics(json_object *st, json_object *old)
 	return same;
 }
 
+/* status.scaling, field by field (the server may order keys its way). */
+static bool same_scaling(json_object *st, json_object *old)
+{
+	json_object *a = cache_json_get(st, "scaling"), *b = cache_json_get(old, "scaling");
+	json_object *x, *y;
+
+	if (!a || !b)
+		return !a && !b;
+	if (!same_number(a, b, "minReplicas") || !same_number(a, b, "maxReplicas") ||
+	    !same_number(a, b, "failures") || !same_field(a, b, "panicSince"))
+		return false;
+	x = cache_json_get(a, "activeSchedules");
+	y = cache_json_get(b, "activeSchedules");
+	if (length(x) != length(y))
+		return false;
+	for (size_t i = 0; i < length(x); i++)
+		if (json_object_get_int(json_object_array_get_idx(x, i)) !=
+		    json_object_get_int(json_object_array_get_idx(y, i)))
+			return false;
+	return true;
+}
+
 bool status_same(json_object *st, json_object *old)
 {
 	static const char *const fields[] = { "observedGeneration", "replicas", "readyReplicas",
@@ -331,7 +388,7 @@ bool status_same(json_object *st, json_object *old)
 
 	for (size_t i = 0; same && i < sizeof(fields) / sizeof(fields[0]); i++)
 		same = same_field(st, old, fields[i]);
-	same = same && same_metrics(st, old) &&
+	same = same && same_metrics(st, old) && same_scaling(st, old) &&
 	       length(conds) == length(cache_json_get(old, "conditions"));
 	for (size_t i = 0; same && i < length(conds); i++) {
 		json_object *a = json_object_array_get_idx(conds, i);

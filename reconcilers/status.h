@@ -35,6 +35,16 @@ struct status_scaling {
 	int64_t last_scale_time;      /* seconds since the epoch; 0 = never */
 	size_t n_metrics;
 	struct status_metric metrics[8];
+	/* status.scaling: the bounds in force (schedules), the controls. */
+	int32_t min_replicas, max_replicas;
+	uint32_t active_schedules;    /* bit i: spec.scaling.schedules[i] */
+	int32_t failures;             /* evaluations in a row without metrics */
+	/* The ScalingPanic condition, when behavior.panic is set. */
+	bool panic_set;
+	bool panicking;
+	int64_t panic_since;          /* seconds since the epoch; 0 = calm */
+	char panic_reason[48];
+	char panic_message[256];
 };
 
 struct status_input {

@@ -10,6 +10,9 @@
 #include "isvc.h"
 #include "presets.h"
 #include "ratelimit.h"
+#include "keys.h"
+#include "ktime.h"
+#include "text.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -20,16 +23,8 @@
 #include <time.h>
 
 #define WARMUP_BODY_MAX (1 << 20)
+#define HEALTH_TIMEOUT_MS 3000     /* the health probe before the warm-up requests */
 
-static int errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 /* ---- the plan ----------------------------------------------------------- */
 
@@ -69,7 +64,7 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err,
 	snprintf(p->health_path, sizeof(p->health_path), "%s", health ? health : pr->health_path);
 	p->requests = (int)cache_json_int(w, "requests", 3);
 	p->concurrency = (int)cache_json_int(w, "concurrency", 1);
-	p->timeout_s = (int)cache_json_int(w, "timeoutSeconds", 600);
+	p->timeout_s = (int)cache_json_int(w, "timeoutSeconds", ISVC_WARMUP_TIMEOUT_S_DEFAULT);
 	p->request_timeout_s = (int)cache_json_int(w, "requestTimeoutSeconds", 60);
 	p->max_attempts = (int)cache_json_int(w, "maxAttempts", 3);
 	if (p->concurrency < 1)
@@ -89,17 +84,17 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err,
 	} else if (pr->warmup_path) {
 		if (preset_expand(pr->warmup_path, "", model ? model : "", p->port, p->path,
 				  sizeof(p->path)) < 0)
-			return errf(err, errlen, "spec.model.name: too long for the warm-up path");
+			return text_errf(err, errlen, -EINVAL, "spec.model.name: too long for the warm-up path");
 		if (pr->warmup_body && !(p->body = default_body(pr, model)))
 			return -ENOMEM;
 	} else if (p->requests > 0 && !w) {
 		/* custom framework, no warm-up given: nothing to send. */
 		p->requests = 0;
 	} else if (p->requests > 0) {
-		return errf(err, errlen, "spec.warmup.path: required for framework %s", pr->name);
+		return text_errf(err, errlen, -EINVAL, "spec.warmup.path: required for framework %s", pr->name);
 	}
 	if (p->port <= 0) {
-		r = errf(err, errlen, "spec.port: required for framework %s", pr->name);
+		r = text_errf(err, errlen, -EINVAL, "spec.port: required for framework %s", pr->name);
 		goto free_body;
 	}
 	*ret = plan;
@@ -178,7 +173,7 @@ int warmup_probe(const char *ip, const struct warmup_plan *p, struct warmup_resu
 	memset(res, 0, sizeof(*res));
 	base_url(ip, p->port, base, sizeof(base));
 	snprintf(url, sizeof(url), "%s%s", base, p->health_path);
-	if (!new_request(url, NULL, 3000, &r))
+	if (!new_request(url, NULL, HEALTH_TIMEOUT_MS, &r))
 		return -ENOMEM;
 	CURLcode cc = curl_easy_perform(r.h);
 	curl_easy_getinfo(r.h, CURLINFO_RESPONSE_CODE, &code);
@@ -209,12 +204,12 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 		return -ENOMEM;
 	}
 	snprintf(url, sizeof(url), "%s%s", base, p->path);
-	while ((started < p->requests || in_flight > 0) && monotonic_ns() < deadline) {
+	while ((started < p->requests || in_flight > 0) && ktime_mono_ns() < deadline) {
 		for (int i = 0; i < p->concurrency && started < p->requests; i++) {
 			if (reqs[i].h)
 				continue;
-			long left = (long)((deadline - monotonic_ns()) / 1000000);
-			long t = (long)p->request_timeout_s * 1000;
+			long left = (long)((deadline - ktime_mono_ns()) / KTIME_NSEC_PER_MSEC);
+			long t = (long)p->request_timeout_s * KTIME_MSEC_PER_SEC;
 			if (left < t)
 				t = left > 1 ? left : 1;
 			if (!new_request(url, p->body, t, &reqs[i]))
@@ -277,14 +272,14 @@ int warmup_send(const char *ip, const struct warmup_plan *p, uint64_t deadline,
 		struct warmup_result *res)
 {
 	char base[128];
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	int r = 0;
 
 	memset(res, 0, sizeof(*res));
 	base_url(ip, p->port, base, sizeof(base));
 	if (p->requests > 0)
 		r = send_requests(base, p, deadline, res);
-	res->seconds = (double)(monotonic_ns() - t0) / 1e9;
+	res->seconds = ktime_ns_to_s(ktime_mono_ns() - t0);
 	return r;
 }
 

@@ -15,7 +15,9 @@
  *             new one
  *
  * A pod already warm, draining (reason Draining) or going away is left
- * alone. The spec comes from the InferenceService's snapshot (snapshot.h).
+ * alone, unless its containers stop being ready: then it is cold again
+ * (reason ContainerRestarted) and goes through WAITING and WARMING anew
+ * (cold_again). The spec comes from the InferenceService's snapshot (snapshot.h).
  */
 #include "warmup_controller.h"
 
@@ -28,6 +30,7 @@
 #include "ratelimit.h"
 #include "snapshot.h"
 #include "warmup.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +38,7 @@
 #include <string.h>
 #include <time.h>
 
-#define HEALTH_RETRY_NS (2 * NSEC_PER_SEC)
+#define HEALTH_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
 
 /* What the warm-up reads of a pod, copied out of the cache. */
 struct pod_copy {
@@ -125,7 +128,7 @@ static enum warmup_event on_waiting(struct run *run)
 
 static enum warmup_event on_warming(struct run *run)
 {
-	uint64_t deadline = monotonic_ns() + (uint64_t)run->left * NSEC_PER_SEC;
+	uint64_t deadline = ktime_mono_ns() + (uint64_t)run->left * KTIME_NSEC_PER_SEC;
 	return warmup_send(run->pod->ip, &run->plan, deadline, &run->res) == 0 ?
 		       WARMUP_EV_ANSWERED : WARMUP_EV_FAILED;
 }
@@ -135,7 +138,7 @@ static void on_warm(struct run *run)
 	const struct pod_copy *p = run->pod;
 	char msg[512];
 	snprintf(msg, sizeof(msg), "%d warm-up request(s) answered in %.1f s (slowest %.0f ms)",
-		 run->plan.requests, run->res.seconds, run->res.max_latency_s * 1000);
+		 run->plan.requests, run->res.seconds, run->res.max_latency_s * KTIME_MSEC_PER_SEC);
 	if (set_condition(run->ctx, p, true,
 			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0)
 		run->out = RECONCILE_ERROR;
@@ -165,7 +168,7 @@ static void on_failed(struct run *run)
 		pod_event(run, "Warning", "WarmupGaveUp", msg);
 		kube_delete(ctx->client, &kube_res_pods, p->ns, p->name, &o, NULL, NULL);
 	} else {
-		ctx->requeue_after_ns = warmup_retry_after_s(attempts) * NSEC_PER_SEC;
+		ctx->requeue_after_ns = warmup_retry_after_s(attempts) * KTIME_NSEC_PER_SEC;
 		run->out = RECONCILE_REQUEUE_AFTER;
 	}
 }
@@ -199,6 +202,31 @@ static void run_states(struct run *run)
 
 /* ---- reconcile ------------------------------------------------------------ */
 
+/*
+ * A warm pod whose containers stopped being ready (the model server
+ * crashed or was killed, a liveness probe failed) comes back with a cold
+ * model: it leaves the Service now, before the restarted container passes
+ * its readiness probe, and is warmed again. A restart missed between two
+ * events shows as containers ready since after the warm-up.
+ */
+static bool went_cold(const struct pod_copy *p)
+{
+	return !p->deleting && p->warm &&
+	       (!p->ready_containers || (p->since > 0 && p->containers_since > p->since));
+}
+
+static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct pod_copy *p)
+{
+	struct run run = { .ctx = ctx, .pod = p, .out = RECONCILE_OK };
+	char msg[160];
+	snprintf(msg, sizeof(msg), "the model server's container %s: warming up again",
+		 p->ready_containers ? "restarted" : "is not ready");
+	log_info("pod cold again", "pod=%s/%s reason=%s", p->ns, p->name, msg);
+	pod_event(&run, "Normal", "ContainerRestarted", msg);
+	return set_condition(ctx, p, false, "ContainerRestarted", msg) < 0 ? RECONCILE_ERROR :
+									      RECONCILE_OK;
+}
+
 static bool needs_warmup(const struct pod_copy *p)
 {
 	return !p->deleting && !p->warm && strcmp(p->reason, "Draining") != 0 &&
@@ -213,7 +241,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	char err[256], ikey[512];
 	int r;
 
-	if (copy_pod(ctx->manager, key, &pod) < 0 || !needs_warmup(&pod))
+	if (copy_pod(ctx->manager, key, &pod) < 0)
+		return RECONCILE_OK;
+	if (went_cold(&pod))
+		return cold_again(ctx, &pod);
+	if (!needs_warmup(&pod))
 		return RECONCILE_OK;
 	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
 	r = snapshot_take(ctx->manager, ikey, &s);
@@ -237,7 +269,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		int64_t due = pod.since + (int64_t)warmup_retry_after_s(pod.attempts > 0 ?
 									  pod.attempts : 1);
 		if (now < due) {
-			ctx->requeue_after_ns = (uint64_t)(due - now) * NSEC_PER_SEC;
+			ctx->requeue_after_ns = (uint64_t)(due - now) * KTIME_NSEC_PER_SEC;
 			run.out = RECONCILE_REQUEUE_AFTER;
 			goto free_plan;
 		}

@@ -18,6 +18,8 @@
 #include "kinds.h"
 #include "presets.h"
 #include "quantity.h"
+#include "fnv.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -25,15 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int errf(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static json_object *jstr(const char *s) { return json_object_new_string(s ? s : ""); }
 static json_object *jint(int64_t v) { return json_object_new_int64(v); }
@@ -59,9 +52,7 @@ static int64_t iget(json_object *o, const char *path, int64_t dflt)
 static void hash_of(json_object *o, char out[17])
 {
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	uint64_t h = fnv64_str(s);
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
@@ -121,7 +112,7 @@ static int gpu_resource(json_object *gpu, const struct workload_options *o,
 	if (count <= 0)
 		return 0;
 	if (sharing && isvc_sharing_parse(sharing, &mode) < 0)
-		return errf(err, errlen, "spec.resources.gpu.sharing: unknown mode \"%s\"", sharing);
+		return text_errf(err, errlen, -EINVAL, "spec.resources.gpu.sharing: unknown mode \"%s\"", sharing);
 	switch (mode) {
 	case ISVC_EXCLUSIVE:
 		snprintf(name, len, "nvidia.com/gpu");
@@ -134,7 +125,7 @@ static int gpu_resource(json_object *gpu, const struct workload_options *o,
 	case ISVC_MIG: {
 		const char *p = sget(gpu, "migProfile");
 		if (!p || !*p)
-			return errf(err, errlen, "spec.resources.gpu.migProfile: required with sharing mig");
+			return text_errf(err, errlen, -EINVAL, "spec.resources.gpu.migProfile: required with sharing mig");
 		snprintf(name, len, "nvidia.com/mig-%s", p);
 		break;
 	}
@@ -221,7 +212,7 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 	if (!image) {
 		json_object_put(c);
 		json_object_put(ports);
-		errf(err, errlen, "spec.image: required for framework %s", pr->name);
+		text_errf(err, errlen, -EINVAL, "spec.image: required for framework %s", pr->name);
 		return NULL;
 	}
 	put(c, "name", jstr("model-server"));
@@ -320,7 +311,7 @@ static void node_selection(json_object *pod, json_object *spec, int64_t gpus, ch
 	if (gpus > 0 && mem && *mem) {
 		int64_t bytes;
 		if (quantity_parse(mem, &bytes) < 0) {
-			*r = errf(err, errlen, "spec.resources.gpu.memory: \"%s\" is not a quantity", mem);
+			*r = text_errf(err, errlen, -EINVAL, "spec.resources.gpu.memory: \"%s\" is not a quantity", mem);
 			return;
 		}
 		/* GFD labels gpu.memory in MiB per GPU: more than (need - 1). */
@@ -356,20 +347,20 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	int64_t gpus;
 
 	if (fws && isvc_framework_parse(fws, &fw) < 0) {
-		*r = errf(err, errlen, "spec.model.framework: unknown framework \"%s\"", fws);
+		*r = text_errf(err, errlen, -EINVAL, "spec.model.framework: unknown framework \"%s\"", fws);
 		return NULL;
 	}
 	const struct preset *pr = preset_for(fw);
 	int32_t port = (int32_t)iget(spec, "port", pr->port);
 	if (port <= 0) {
-		*r = errf(err, errlen, "spec.port: required for framework %s", pr->name);
+		*r = text_errf(err, errlen, -EINVAL, "spec.port: required for framework %s", pr->name);
 		return NULL;
 	}
 	*r = gpu_resource(cache_json_get(spec, "resources.gpu"), o, gpu_name, sizeof(gpu_name),
 			  &gpus, err, errlen);
 	if (*r < 0)
 		return NULL;
-	int32_t drain_s = (int32_t)iget(spec, "drain.timeoutSeconds", 120);
+	int32_t drain_s = (int32_t)iget(spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 	json_object *c = container(spec, pr, name, gpu_name, gpus, port, drain_s, err, errlen);
 	if (!c) {
 		*r = -EINVAL;
@@ -484,9 +475,9 @@ int workload_build(const char *ns, const char *name, const char *uid,
 	int r = 0;
 	memset(ret, 0, sizeof(*ret));
 	if (!spec || !json_object_is_type(spec, json_type_object))
-		return errf(err, errlen, "spec: missing");
+		return text_errf(err, errlen, -EINVAL, "spec: missing");
 	if (!sget(spec, "model.name") || !sget(spec, "model.uri"))
-		return errf(err, errlen, "spec.model: name and uri are required");
+		return text_errf(err, errlen, -EINVAL, "spec.model: name and uri are required");
 	ret->deployment = deployment(ns, name, uid, spec, replicas, o, err, errlen, &r);
 	if (!ret->deployment)
 		return r < 0 ? r : -EINVAL;

@@ -9,12 +9,13 @@
  */
 #pragma once
 
+#include "keys.h"
+
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define KINFER_FIELD_MANAGER "kinfer-operator"
-#define KINFER_HASH_ANNOTATION "kinfer.io/applied-hash"
 
 struct workload_options {
 	const char *shared_gpu_resource;   /* time-slicing, mps; NULL = nvidia.com/gpu.shared */

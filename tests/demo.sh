@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a real local control plane with
-# fake GPU nodes (built from Go modules on first use, then cached), and
-# kinfer-operator running against it. Ctrl-C stops everything it started.
+# fake GPU nodes (KWOK) and one real node, kinfer-node-0 (kubelet,
+# containerd, kube-proxy), all built from Go modules and Debian packages on
+# first use, then cached. kinfer is installed from its image the way an
+# admin installs it (kubectl apply -k manifests/) and runs in containers on
+# the real node, where the model server (the simulator's image) runs too:
+# kubectl logs, exec and port-forward work. Ctrl-C stops everything.
 #
-# Usage: tests/demo.sh [--for SECONDS]   (--for: stop by itself, for scripts)
+# Usage: tests/demo.sh [--for SECONDS] [--kwok-only]
+#   --for        stop by itself after SECONDS (for scripts)
+#   --kwok-only  no real node: kinfer-operator and the simulator run on this
+#                machine against KWOK pods on loopback (quicker, no containers)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 say() { printf 'kinfer-demo: %s\n' "$*" >&2; }
-run_for=0
-case "${1:-}" in
---for) run_for=${2:?--for needs seconds} ;;
-"") ;;
-*) echo "usage: tests/demo.sh [--for SECONDS]" >&2; exit 2 ;;
-esac
+run_for=0 real_node=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--for) run_for=${2:?--for needs seconds}; shift 2 ;;
+	--kwok-only) real_node=0; shift ;;
+	*) echo "usage: tests/demo.sh [--for SECONDS] [--kwok-only]" >&2; exit 2 ;;
+	esac
+done
+t_start=$SECONDS
 
 say "checking dependencies"
 eval "$(bash tests/deps.sh)"
-say "building the local control plane (first time: about 6 minutes)"
+say "building the local control plane (first time: about 10 minutes)"
 bash tests/cluster/build.sh >/dev/null
+if [ "$real_node" = 1 ]; then
+	say "building the images: operator, model-server simulator, pause (first time: about 2 minutes)"
+	bash tests/cluster/images.sh >/dev/null
+	exec bash tests/demo-node.sh "$run_for" "$t_start"
+fi
 say "building kinfer-operator and the model-server simulator"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" --target kinfer-operator kinfer-model-sim >/dev/null

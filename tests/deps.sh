@@ -7,7 +7,10 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ca-certificates curl openssl
 	libcurl4-openssl-dev libjson-c-dev libyaml-dev liburcu-dev
 	libcmocka-dev libmicrohttpd-dev libgnutls28-dev valgrind python3 iproute2 procps bc clang
-	prometheus)
+	prometheus
+	# The real node (tests/cluster/up.sh --real-node) and its images
+	# (tests/cluster/images.sh): containers, pod network, image root fs.
+	containerd runc containernetworking-plugins nftables mmdebstrap util-linux)
 
 say() { printf 'kinfer-deps: %s\n' "$*" >&2; }
 

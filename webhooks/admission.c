@@ -10,6 +10,7 @@
 
 #include "cache.h"
 #include "autoscale.h"
+#include "cron.h"
 #include "isvc.h"
 #include "metricsource.h"
 #include "presets.h"
@@ -687,6 +688,8 @@ static void rule_direction(struct spec_ctx *c, json_object *dir, const char *nam
 		     (long long)eval_s);
 }
 
+static void rule_scaling_controls(struct spec_ctx *c, json_object *s);
+
 static void rule_scaling(struct spec_ctx *c)
 {
 	json_object *s = get(c->spec, "scaling");
@@ -725,6 +728,221 @@ static void rule_scaling(struct spec_ctx *c)
 	else if (up_off)
 		warn(c->r, "spec.scaling.behavior.scaleUp.selectPolicy: Disabled; load above the "
 		     "targets will not add replicas");
+	rule_scaling_controls(c, s);
+}
+
+/* ---- the scaling controls (issue 17): activation, fallback, panic,
+ * schedules, pause annotations; their own functions so the rules above
+ * stay as they were. ---------------------------------------------------- */
+
+/* A JSON number (integer or not) at path; false when absent or not one. */
+static bool num_at(json_object *o, const char *path, double *ret)
+{
+	json_object *v = get(o, path);
+
+	if (!v || !(json_object_is_type(v, json_type_int) ||
+		    json_object_is_type(v, json_type_double)))
+		return false;
+	*ret = json_object_get_double(v);
+	return isfinite(*ret);
+}
+
+/* An integer field in [lo, hi] when present; required says if absent is wrong. */
+static void int_field(struct admission_report *r, json_object *o, const char *path,
+		      const char *key, int64_t lo, int64_t hi, bool required)
+{
+	int64_t v;
+	bool bad;
+
+	if (!int_at(o, key, &v, &bad)) {
+		if (bad || required)
+			fail(r, "%s.%s: %s a whole number from %lld to %lld", path, key,
+			     bad ? "must be" : "required,", (long long)lo, (long long)hi);
+		return;
+	}
+	if (v < lo || v > hi)
+		fail(r, "%s.%s: %lld is out of range: from %lld to %lld", path, key, (long long)v,
+		     (long long)lo, (long long)hi);
+}
+
+static void rule_activation(struct spec_ctx *c, json_object *s)
+{
+	json_object *ms = get(s, "metrics");
+	double a, t;
+
+	for (size_t i = 0; is_arr(ms) && i < json_object_array_length(ms) && i < 64; i++) {
+		json_object *m = json_object_array_get_idx(ms, i);
+		if (!get(m, "activationThreshold"))
+			continue;
+		if (!num_at(m, "activationThreshold", &a) || a < 0)
+			fail(c->r, "spec.scaling.metrics[%zu].activationThreshold: must be a number "
+			     ">= 0", i);
+		else if (num_at(m, "target", &t) && a >= t)
+			warn(c->r, "spec.scaling.metrics[%zu].activationThreshold: %g is not below the "
+			     "target %g: at minReplicas the metric waits above its target before "
+			     "scaling up", i, a, t);
+	}
+}
+
+static void rule_fallback(struct spec_ctx *c, json_object *s, int64_t min, int64_t max)
+{
+	static const char *const behaviors[] = { "static", "currentReplicas",
+						 "currentReplicasIfHigher",
+						 "currentReplicasIfLower" };
+	json_object *f = get(s, "fallback");
+	const char *b;
+	bool known = false;
+	int64_t n;
+
+	if (!f)
+		return;
+	if (!is_obj(f)) {
+		fail(c->r, "spec.scaling.fallback: must be an object");
+		return;
+	}
+	int_field(c->r, f, "spec.scaling.fallback", "failureThreshold", 0, 1000, true);
+	int_field(c->r, f, "spec.scaling.fallback", "replicas", 0, 1000, true);
+	b = str(f, "behavior");
+	for (size_t i = 0; b && i < 4; i++)
+		known |= strcmp(b, behaviors[i]) == 0;
+	if (get(f, "behavior") && !known)
+		fail(c->r, "spec.scaling.fallback.behavior: must be static, currentReplicas, "
+		     "currentReplicasIfHigher or currentReplicasIfLower");
+	n = int_or(f, "replicas", -1);
+	if (n >= 0 && max >= 0 && (n < min || n > max) &&
+	    (!b || strcmp(b, "currentReplicas") != 0))
+		warn(c->r, "spec.scaling.fallback.replicas: %lld is outside minReplicas..maxReplicas "
+		     "(%lld..%lld); the fallback is bounded by them", (long long)n,
+		     (long long)min, (long long)max);
+}
+
+static void rule_panic(struct spec_ctx *c, json_object *s)
+{
+	json_object *p = get(s, "behavior.panic");
+
+	if (!p)
+		return;
+	if (!is_obj(p)) {
+		fail(c->r, "spec.scaling.behavior.panic: must be an object");
+		return;
+	}
+	int_field(c->r, p, "spec.scaling.behavior.panic", "windowSeconds", 1, 3600, false);
+	int_field(c->r, p, "spec.scaling.behavior.panic", "thresholdPercent", 110, 1000, false);
+	int_field(c->r, p, "spec.scaling.behavior.panic", "stableWindowSeconds", 6, 3600, false);
+	if (int_or(p, "windowSeconds", 6) > int_or(p, "stableWindowSeconds", 60))
+		fail(c->r, "spec.scaling.behavior.panic.windowSeconds: %lld is longer than "
+		     "stableWindowSeconds (%lld)", (long long)int_or(p, "windowSeconds", 6),
+		     (long long)int_or(p, "stableWindowSeconds", 60));
+}
+
+static void rule_schedule(struct spec_ctx *c, json_object *e, size_t i, int64_t max)
+{
+	char path[64], why[300];
+	struct cron_expr cron;
+	int32_t off;
+	const char *v;
+
+	snprintf(path, sizeof(path), "spec.scaling.schedules[%zu]", i);
+	if (!is_obj(e)) {
+		fail(c->r, "%s: must be an object", path);
+		return;
+	}
+	v = str(e, "cron");
+	if (!v)
+		fail(c->r, "%s.cron: required", path);
+	else if (cron_parse(v, &cron, why, sizeof(why)) < 0)
+		fail(c->r, "%s.cron: \"%.64s\": %s", path, v, why);
+	v = str(e, "timeZone");
+	if (!v)
+		fail(c->r, "%s.timeZone: required (UTC or a fixed offset such as UTC+02:00)", path);
+	else if (cron_tz_parse(v, &off, why, sizeof(why)) < 0)
+		fail(c->r, "%s.timeZone: %s", path, why);
+	int_field(c->r, e, path, "durationSeconds", 60, 604800, true);
+	int_field(c->r, e, path, "minReplicas", 0, 1000, false);
+	int_field(c->r, e, path, "maxReplicas", 1, 1000, false);
+	int64_t lo = int_or(e, "minReplicas", -1), hi = int_or(e, "maxReplicas", -1);
+	if (lo < 0 && hi < 0)
+		fail(c->r, "%s: give minReplicas or maxReplicas (or both)", path);
+	else if (lo > (hi > max ? hi : max) && max >= 0)
+		fail(c->r, "%s.minReplicas: %lld is above the cap in its window (%lld); raise "
+		     "maxReplicas there too", path, (long long)lo, (long long)(hi > max ? hi : max));
+}
+
+static void rule_schedules(struct spec_ctx *c, json_object *s, int64_t max)
+{
+	json_object *l = get(s, "schedules");
+
+	if (!l)
+		return;
+	if (!is_arr(l)) {
+		fail(c->r, "spec.scaling.schedules: must be a list");
+		return;
+	}
+	if (json_object_array_length(l) > AUTOSCALE_MAX_SCHEDULES)
+		fail(c->r, "spec.scaling.schedules: %zu entries; at most %d",
+		     json_object_array_length(l), AUTOSCALE_MAX_SCHEDULES);
+	for (size_t i = 0; i < json_object_array_length(l) && i < AUTOSCALE_MAX_SCHEDULES; i++)
+		rule_schedule(c, json_object_array_get_idx(l, i), i, max);
+}
+
+static void rule_predictive(struct spec_ctx *c, json_object *s)
+{
+	json_object *p = get(s, "predictive");
+
+	if (!p)
+		return;
+	if (!is_obj(p)) {
+		fail(c->r, "spec.scaling.predictive: must be an object");
+		return;
+	}
+	int_field(c->r, p, "spec.scaling.predictive", "windowSeconds", 60, 3600, false);
+	int_field(c->r, p, "spec.scaling.predictive", "lookaheadSeconds", 1, 3600, false);
+	int_field(c->r, p, "spec.scaling.predictive", "maxIncreasePercent", 1, 1000, false);
+}
+
+static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
+{
+	int64_t min = int_or(s, "minReplicas", 1), max = int_or(s, "maxReplicas", -1);
+
+	rule_predictive(c, s);
+	rule_activation(c, s);
+	rule_fallback(c, s, min, max);
+	rule_panic(c, s);
+	rule_schedules(c, s, max);
+}
+
+/* kinfer.io/paused-replicas, paused, paused-scale-in, paused-scale-out
+ * (KEDA's pause annotations under kinfer.io/), checked when they change:
+ * `kubectl annotate` is an UPDATE whose spec is the same, and an object
+ * that got a bad value while the webhook was away can still be updated. */
+static void rule_pause_annotations(json_object *obj, json_object *old,
+				   struct admission_report *r)
+{
+	json_object *a = get(obj, "metadata.annotations"), *v;
+	json_object *oa = get(old, "metadata.annotations"), *ov;
+	bool changed = old == NULL;
+	const char *vals[4] = { NULL, NULL, NULL, NULL };
+	static const char *const keys[4] = { AUTOSCALE_ANNOTATION_PAUSED_REPLICAS,
+					     AUTOSCALE_ANNOTATION_PAUSED,
+					     AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN,
+					     AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT };
+	struct autoscale_pause p;
+	char why[160];
+
+	if (!is_obj(a))
+		return;
+	for (size_t i = 0; i < 4; i++) {
+		if (json_object_object_get_ex(a, keys[i], &v) && v)
+			vals[i] = json_object_get_string(v);
+		ov = NULL;
+		if (is_obj(oa))
+			json_object_object_get_ex(oa, keys[i], &ov);
+		if (!vals[i] != !ov || (vals[i] && ov && strcmp(vals[i], json_object_get_string(ov)) != 0))
+			changed = true;
+	}
+	if (changed && autoscale_pause_parse(vals[0], vals[1], vals[2], vals[3], 0, &p, why,
+				  sizeof(why)) < 0)
+		fail(r, "metadata.annotations: %s", why);
 }
 
 /* The startup probe kinfer writes allows a model this long to load. */
@@ -733,8 +951,8 @@ static void rule_scaling(struct spec_ctx *c)
 static void rule_warmup_drain(struct spec_ctx *c)
 {
 	json_object *w = get(c->spec, "warmup");
-	int64_t drain = int_or(c->spec, "drain.timeoutSeconds", 120);
-	int64_t timeout = int_or(w, "timeoutSeconds", 600);
+	int64_t drain = int_or(c->spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
+	int64_t timeout = int_or(w, "timeoutSeconds", ISVC_WARMUP_TIMEOUT_S_DEFAULT);
 	int64_t req_timeout = int_or(w, "requestTimeoutSeconds", 60);
 	int64_t requests = int_or(w, "requests", 3);
 	int64_t conc = int_or(w, "concurrency", 1);
@@ -756,8 +974,9 @@ static void rule_warmup_drain(struct spec_ctx *c)
 		fail(c->r, "spec.warmup.timeoutSeconds: %llds is above the %ds the startup probe gives "
 		     "the model to load; the kubelet restarts the container first",
 		     (long long)timeout, STARTUP_WINDOW_S);
-	if (drain < 0 || drain > 3600)
-		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to 3600", (long long)drain);
+	if (drain < 0 || drain > ISVC_DRAIN_TIMEOUT_S_MAX)
+		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to %d", (long long)drain,
+		     ISVC_DRAIN_TIMEOUT_S_MAX);
 	else if (drain == 0)
 		warn(c->r, "spec.drain.timeoutSeconds: 0 cuts in-flight requests when a replica goes");
 	else if (requests > 0 && drain < req_timeout)
@@ -868,6 +1087,7 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 		fail(r, "the object must be a JSON object");
 		return r->err;
 	}
+	rule_pause_annotations(obj, old, r);
 	if (old && is_obj(old_spec) && is_obj(c.spec) &&
 	    json_object_equal(old_spec, c.spec)) {
 		/* Unchanged spec (metadata or status change): only what must hold. */
@@ -969,7 +1189,7 @@ static void default_warmup(struct patcher *pt, json_object *spec, const struct p
 	}
 	ensure(pt, w, "/spec/warmup", "requests", jint(3));
 	ensure(pt, w, "/spec/warmup", "concurrency", jint(1));
-	ensure(pt, w, "/spec/warmup", "timeoutSeconds", jint(600));
+	ensure(pt, w, "/spec/warmup", "timeoutSeconds", jint(ISVC_WARMUP_TIMEOUT_S_DEFAULT));
 	ensure(pt, w, "/spec/warmup", "requestTimeoutSeconds", jint(60));
 	ensure(pt, w, "/spec/warmup", "maxAttempts", jint(3));
 }
@@ -1054,7 +1274,7 @@ int admission_default(json_object *obj, json_object **ret_patch)
 	default_scaling(&pt, spec);
 	default_warmup(&pt, spec, pr);
 	json_object *d = ensure(&pt, spec, "/spec", "drain", jobj());
-	ensure(&pt, d, "/spec/drain", "timeoutSeconds", jint(120));
+	ensure(&pt, d, "/spec/drain", "timeoutSeconds", jint(ISVC_DRAIN_TIMEOUT_S_DEFAULT));
 	json_object *sch = ensure(&pt, spec, "/spec", "scheduling", jobj());
 	ensure(&pt, sch, "/spec/scheduling", "priority", jstr("normal"));
 	ensure(&pt, sch, "/spec/scheduling", "preferCachedNodes", json_object_new_boolean(1));

@@ -8,6 +8,7 @@
 #include "admission.h"
 #include "base64.h"
 #include "cache.h"
+#include "text.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -38,11 +39,6 @@ static int bad_request(struct review_result *r, unsigned code, const char *fmt, 
 	r->body[n + 1] = '\0';
 	r->body_len = n + 1;
 	return 0;
-}
-
-static void copy(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
 }
 
 /* The response envelope with uid and allowed; the caller adds the rest. */
@@ -96,7 +92,7 @@ static int answer_other(struct review_result *r, const char *uid, bool allowed,
 	if (!allowed)
 		add_status(resp, 400, "BadRequest", message);
 	r->decision = allowed ? "allowed" : "denied";
-	copy(r->reason, sizeof(r->reason), message);
+	text_copy(r->reason, sizeof(r->reason), message);
 	return finish(r, root);
 }
 
@@ -122,7 +118,7 @@ static int answer_validate(struct review_result *r, const char *uid, json_object
 		if (admission_report_message(rep, &msg) < 0)
 			goto out;
 		add_status(resp, 422, "Invalid", msg);
-		copy(r->reason, sizeof(r->reason), admission_report_error(rep, 0));
+		text_copy(r->reason, sizeof(r->reason), admission_report_error(rep, 0));
 	}
 	if (r->n_warnings) {
 		json_object *w = json_object_new_array();
@@ -218,9 +214,9 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 		ret = bad_request(r, 400, "AdmissionReview without request.uid");
 		goto out;
 	}
-	copy(r->uid, sizeof(r->uid), uid);
+	text_copy(r->uid, sizeof(r->uid), uid);
 	op = cache_json_str(req, "operation");
-	copy(r->operation, sizeof(r->operation), op);
+	text_copy(r->operation, sizeof(r->operation), op);
 	snprintf(r->object, sizeof(r->object), "%.120s/%.160s",
 		 cache_json_str(req, "namespace") ? cache_json_str(req, "namespace") : "",
 		 cache_json_str(req, "name") ? cache_json_str(req, "name") : "");

@@ -13,6 +13,7 @@
 
 #include "admission.h"
 #include "cache.h"
+#include "dynbuf.h"
 #include "yamljson.h"
 
 #include <dirent.h>
@@ -136,37 +137,27 @@ int validate_buffer(const char *name, const char *buf, size_t len, FILE *out)
 	return r.worst;
 }
 
+/* The whole stream, NUL-terminated; -EFBIG when it holds VALIDATE_MAX_FILE
+ * bytes or more. */
 static int read_stream(FILE *f, char **ret, size_t *ret_len)
 {
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-		if (len == cap) {
-			if (cap >= VALIDATE_MAX_FILE) {
-				free(buf);
-				return -EFBIG;
-			}
-			char *b = realloc(buf, cap * 2);
-			if (!b) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = b;
-			cap *= 2;
-		}
+	struct dynbuf b;
+	char chunk[65536];
+	size_t n;
+	int r = 0;
+
+	dynbuf_init(&b, VALIDATE_MAX_FILE - 1);
+	while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		r = dynbuf_add(&b, chunk, n);
+	if (r == 0 && ferror(f))
+		r = -EIO;
+	if (r == 0 && !b.p)
+		r = dynbuf_add(&b, "", 0);     /* an empty file is "" */
+	if (r < 0) {
+		dynbuf_free(&b);
+		return r;
 	}
-	if (ferror(f)) {
-		free(buf);
-		return -EIO;
-	}
-	*ret = buf;
-	*ret_len = len;
+	*ret = dynbuf_take(&b, ret_len);
 	return 0;
 }
 

@@ -19,7 +19,9 @@
  */
 #include "webhook.h"
 
+#include "dynbuf.h"
 #include "httpserver.h"
+#include "ktime.h"
 #include "log.h"
 #include "metrics.h"
 #include "review.h"
@@ -351,14 +353,8 @@ static void *watch_files(void *arg)
 	struct webhook *w = arg;
 	pthread_mutex_lock(&w->stop_lock);
 	while (!w->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += w->o.reload_interval_ms / 1000;
-		until.tv_nsec += (w->o.reload_interval_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = ktime_deadline(CLOCK_REALTIME,
+			(uint64_t)w->o.reload_interval_ms * KTIME_NSEC_PER_MSEC);
 		pthread_cond_timedwait(&w->stop_cond, &w->stop_lock, &until);
 		if (w->stopping)
 			break;
@@ -373,31 +369,21 @@ static void *watch_files(void *arg)
 /* ---- requests ----------------------------------------------------------- */
 
 struct request {
-	char *buf;
-	size_t len, cap;
-	bool too_big;
+	struct dynbuf body;          /* bounded by REVIEW_MAX_BODY */
+	bool too_big;                /* the rest is read and dropped */
 	size_t seen;                 /* bytes received, also past the bound */
-	struct timespec started;
+	uint64_t started_ns;         /* monotonic */
 };
 
-static double since(const struct timespec *t0)
+static double since(uint64_t t0)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+	return ktime_ns_to_s(ktime_mono_ns() - t0);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type,
-			     char *body, size_t len)
+			     const char *body, size_t len)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", type);
-	ret = MHD_queue_response(c, code, r);
-	MHD_destroy_response(r);
-	return ret;
+	return httpserver_reply(c, code, type, body, len, false);
 }
 
 static enum MHD_Result answer(struct webhook *w, const struct route *rt,
@@ -416,13 +402,13 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 		log_warn("admission review refused", "webhook=%s reason=%s", rt->name, "body too large");
 		ret = reply(c, 413, "text/plain; charset=utf-8", big, strlen(big));
 	} else {
-		r = review_serve(q->buf ? q->buf : "", q->len, rt->mode, &res);
+		r = review_serve(dynbuf_str(&q->body), q->body.len, rt->mode, &res);
 		if (r < 0) {
 			res.decision = "error";
 			log_error("admission review failed", "webhook=%s error=%s", rt->name, strerror(-r));
 			ret = reply(c, 500, "text/plain", "out of memory\n", 14);
 		} else {
-			double ms = since(&q->started) * 1000;
+			double ms = since(q->started_ns) * KTIME_MSEC_PER_SEC;
 			if (strcmp(res.decision, "bad-request") == 0)
 				log_warn("admission review refused", "webhook=%s code=%u reason=%s",
 					 rt->name, res.http_code, res.reason);
@@ -438,34 +424,24 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 	}
 	const char *lv[] = { rt->name, res.decision };
 	metric_add(metrics_series(w->o.metrics, &fam_requests, lv), 1);
-	metric_observe(metrics_series(w->o.metrics, &fam_latency, lv), since(&q->started));
+	metric_observe(metrics_series(w->o.metrics, &fam_latency, lv), since(q->started_ns));
 	return ret;
 }
 
 static int append(struct request *q, const char *data, size_t n)
 {
+	int r;
+
 	q->seen += n;
-	if (q->too_big || q->len + n > REVIEW_MAX_BODY) {
+	if (q->too_big)
+		return 0;
+	r = dynbuf_add(&q->body, data, n);
+	if (r == -EFBIG) {
 		q->too_big = true;
-		free(q->buf);
-		q->buf = NULL;
-		q->len = q->cap = 0;
+		dynbuf_free(&q->body);
 		return 0;
 	}
-	if (q->len + n + 1 > q->cap) {
-		size_t cap = q->cap ? q->cap : 16384;
-		while (cap < q->len + n + 1)
-			cap *= 2;
-		char *b = realloc(q->buf, cap);
-		if (!b)
-			return -ENOMEM;
-		q->buf = b;
-		q->cap = cap;
-	}
-	memcpy(q->buf + q->len, data, n);
-	q->len += n;
-	q->buf[q->len] = '\0';
-	return 0;
+	return r;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -488,7 +464,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		q = calloc(1, sizeof(*q));
 		if (!q)
 			return MHD_NO;
-		clock_gettime(CLOCK_MONOTONIC, &q->started);
+		dynbuf_init(&q->body, REVIEW_MAX_BODY);
+		q->started_ns = ktime_mono_ns();
 		*con_cls = q;
 		return MHD_YES;
 	}
@@ -507,7 +484,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct request *q = *con_cls;
 	(void)cls; (void)c; (void)toe;
 	if (q) {
-		free(q->buf);
+		dynbuf_free(&q->body);
 		free(q);
 		*con_cls = NULL;
 	}

@@ -33,6 +33,8 @@
 #include "kinds.h"
 #include "podgen.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "keys.h"
 
 #define KEY_MAX 64
 #define CHECK_EVERY 64
@@ -381,12 +383,12 @@ static int measure(struct bench *b, int readers, bool writer, double seconds,
 	}
 	pthread_barrier_wait(&b->start);
 	c0 = cpu_ns();
-	t0 = monotonic_ns();
+	t0 = ktime_mono_ns();
 	struct timespec ts = { (time_t)seconds,
 			       (long)((seconds - (double)(time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
 	atomic_store(&b->stop, true);
-	t1 = monotonic_ns();
+	t1 = ktime_mono_ns();
 	c1 = cpu_ns();
 	for (int i = writer ? 0 : 1; i <= readers; i++) {
 		pthread_join(w[i].thread, NULL);
@@ -536,6 +538,7 @@ int main(void)
 	char *keys = NULL;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

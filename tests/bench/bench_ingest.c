@@ -33,6 +33,8 @@
 #include "kube.h"
 #include "podgen.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "keys.h"
 
 #define PIECE 16384
 /* The cluster of podgen.h; and the same with 30 ReplicaSets, on a fifth of
@@ -345,12 +347,12 @@ static int ingest(const struct stream *s, uint64_t *ret_added_ns, uint64_t *ret_
 	if (r < 0)
 		return r;
 	c0 = cpu_ns();
-	t0 = monotonic_ns();
+	t0 = ktime_mono_ns();
 	r = feed(e.inf, s->buf, s->mixed_at);
-	t1 = monotonic_ns();
+	t1 = ktime_mono_ns();
 	if (r == 0)
 		r = feed(e.inf, s->buf + s->mixed_at, s->len - s->mixed_at);
-	t2 = monotonic_ns();
+	t2 = ktime_mono_ns();
 	*ret_cpu_ns = cpu_ns() - c0;
 	if (r == 0 && (e.counts.add != s->n_add || e.counts.update != s->n_mod ||
 		       e.counts.del != s->n_del || cache_count(informer_cache(e.inf)) != s->live)) {
@@ -435,6 +437,7 @@ int main(void)
 	struct podgen *g = NULL;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

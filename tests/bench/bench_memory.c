@@ -36,6 +36,7 @@
 #include "isvc.h"
 #include "kinds.h"
 #include "podgen.h"
+#include "keys.h"
 
 #define TREES 2000   /* json-c trees kept at once for their cost */
 
@@ -374,6 +375,7 @@ int main(void)
 	double tree;
 	int r;
 
+	keys_register();
 	rcu_register_thread();
 	r = podgen_new(KINFER_TEST_DATA "/pod.json", &g);
 	if (r < 0) {

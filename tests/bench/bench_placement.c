@@ -39,6 +39,8 @@
 #include "kinds.h"
 #include "placement.h"
 #include "ratelimit.h"
+#include "ktime.h"
+#include "keys.h"
 
 #define PENDING 64
 #define KEEP_ASSUMED 256
@@ -204,7 +206,7 @@ static void *writer_main(void *ud)
 	char buf[4096], key[64];
 	struct cache_obj *old;
 
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	unsigned long done = 0;
 
 	rcu_register_thread();
@@ -212,7 +214,7 @@ static void *writer_main(void *ud)
 		uint64_t x = rnd(&seed);
 		/* Hold the rate: sleep off any lead over the schedule. */
 		if (b->writer_rate > 0 && ++done % 16 == 0) {
-			uint64_t due = t0 + (uint64_t)(done / b->writer_rate * 1e9), t = monotonic_ns();
+			uint64_t due = t0 + (uint64_t)(done / b->writer_rate * 1e9), t = ktime_mono_ns();
 			if (due > t) {
 				struct timespec ts = { (time_t)((due - t) / 1000000000ULL),
 						       (long)((due - t) % 1000000000ULL) };
@@ -276,7 +278,7 @@ static int decide_loop(struct bench *b, double seconds, uint64_t *samples, struc
 {
 	char ring[KEEP_ASSUMED][64];
 	struct placement_decision d;
-	uint64_t t0 = monotonic_ns(), end = t0 + (uint64_t)(seconds * 1e9);
+	uint64_t t0 = ktime_mono_ns(), end = t0 + (uint64_t)(seconds * 1e9);
 	unsigned long n = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -285,7 +287,7 @@ static int decide_loop(struct bench *b, double seconds, uint64_t *samples, struc
 		char key[64];
 		int k = (int)(n % PENDING);
 		snprintf(key, sizeof(key), "serving/pending-%d", k);
-		uint64_t s = monotonic_ns(), c0 = thread_cpu_ns();
+		uint64_t s = ktime_mono_ns(), c0 = thread_cpu_ns();
 		if (s >= end)
 			break;
 		cache_read_lock();
@@ -305,13 +307,13 @@ static int decide_loop(struct bench *b, double seconds, uint64_t *samples, struc
 		}
 		cache_read_unlock();
 		cpu_samples[n] = thread_cpu_ns() - c0;
-		samples[n++] = monotonic_ns() - s;
+		samples[n++] = ktime_mono_ns() - s;
 		if (r == 0)
 			res->fits++;
 		else if (r != -ENOSPC)
 			return r;
 	}
-	res->seconds = (double)(monotonic_ns() - t0) / 1e9;
+	res->seconds = (double)(ktime_mono_ns() - t0) / 1e9;
 	res->decisions = n;
 	qsort(samples, n, sizeof(*samples), cmp_u64);
 	if (n) {
@@ -370,14 +372,14 @@ static int run(int n_nodes, int n_pods, double seconds, double rate, uint64_t *s
 	if (r == 0)
 		r = placement_new(NULL, &b.pl);
 	the_pl = b.pl;
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	if (r == 0)
 		r = fill(&b);
 	if (r < 0) {
 		fprintf(stderr, "bench_placement: filling the caches: %s\n", strerror(-r));
 		goto out;
 	}
-	printf("placement_fill_%dn_seconds %.2f s\n", n_nodes, (double)(monotonic_ns() - t0) / 1e9);
+	printf("placement_fill_%dn_seconds %.2f s\n", n_nodes, (double)(ktime_mono_ns() - t0) / 1e9);
 	if (pthread_create(&writer, NULL, writer_main, &b) != 0) {
 		r = -EAGAIN;
 		goto out;
@@ -432,6 +434,7 @@ int main(void)
 	cpu_samples = malloc(MAX_SAMPLES * sizeof(*cpu_samples));
 	int r = 0;
 
+	keys_register();
 	if (!samples || !cpu_samples || seconds <= 0 || pods <= 0 || pods > 1000000 || rate < 0) {
 		fprintf(stderr, "bench_placement: BENCH_SECONDS > 0, 0 < BENCH_PODS <= 1000000, "
 			"BENCH_WRITER_RATE >= 0\n");

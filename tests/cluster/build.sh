@@ -9,6 +9,8 @@
 #       from k8s.io/kubernetes, through a small tools module that replaces
 #       every staging module with its published v0.x version (go install
 #       cannot build k8s.io/kubernetes directly because of its replaces);
+#   kubelet, kube-proxy (the real node, up.sh --real-node), the same way
+#       into kubernetes-node-<version>/;
 #   etcd from go.etcd.io/etcd/server/v3;
 #   kwok from sigs.k8s.io/kwok/cmd/kwok.
 #
@@ -32,14 +34,18 @@ need_go() {
 	fi
 }
 
-# build_k8s: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
+# build_k8s OUT CMD...: the named k8s.io/kubernetes/cmd/CMD binaries into
+# $cp_dir/OUT (control plane: kubernetes-<v>; real node: kubernetes-node-<v>).
 build_k8s() {
-	local out=$cp_dir/kubernetes-$K8S_VERSION
-	[ -x "$out/kube-apiserver" ] && return 0
+	local out=$cp_dir/$1-$K8S_VERSION
+	shift
+	[ -x "$out/$1" ] && return 0
 	need_go
 	local staging=v0.${K8S_VERSION#v1.}
 	local work; work=$(mktemp -d "$cp_dir/.k8s-build.XXXXXX")
-	say "building kubernetes $K8S_VERSION (staging $staging) in $work; a cold build takes 15-30 minutes on 2 cores"
+	local pkgs=() c
+	for c in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+	say "building kubernetes $K8S_VERSION $* (staging $staging) in $work; a cold build takes 15-30 minutes on 2 cores"
 	local t0=$SECONDS
 	(
 		cd "$work"
@@ -58,18 +64,11 @@ MOD
 			sed -n 's#^\t\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\t\1 => \1 '"$staging"'#p' "$gomod"
 			echo ")"
 		} >> go.mod
-		cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+		{
+			printf '//go:build tools\n\npackage tools\n\nimport (\n'
+			printf '\t_ "%s"\n' "${pkgs[@]}"
+			printf ')\n'
+		} > tools.go
 		go mod tidy >&2
 		local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 		local pkg=k8s.io/component-base/version cpkg=k8s.io/client-go/pkg/version
@@ -79,16 +78,12 @@ GO
 			ld="$ld -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
 		done
 		mkdir -p bin
-		go build -trimpath -ldflags "$ld" -o bin/ \
-			k8s.io/kubernetes/cmd/kube-apiserver \
-			k8s.io/kubernetes/cmd/kube-controller-manager \
-			k8s.io/kubernetes/cmd/kube-scheduler \
-			k8s.io/kubernetes/cmd/kubectl >&2
+		go build -trimpath -ldflags "$ld" -o bin/ "${pkgs[@]}" >&2
 	)
 	rm -rf "$out"
 	mv "$work/bin" "$out"
 	rm -rf "$work"
-	say "kubernetes $K8S_VERSION built in $((SECONDS - t0)) s"
+	say "kubernetes $K8S_VERSION $* built in $((SECONDS - t0)) s"
 }
 
 # build_simple NAME VERSION MODULE PACKAGE: a tools module with one require.
@@ -116,13 +111,14 @@ build_simple() {
 
 build_simple etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
 build_simple kwok "$KWOK_VERSION" sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok
-build_k8s
+build_k8s kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
+build_k8s kubernetes-node kubelet kube-proxy
 
 # One folder of symlinks for PATH, keyed by all versions together.
-bin=$cp_dir/bin-k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION
+bin=$cp_dir/bin-k8s-$K8S_VERSION-node-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION
 if [ ! -d "$bin" ]; then
 	tmp=$(mktemp -d "$cp_dir/.bin.XXXXXX")
-	for f in "$cp_dir/kubernetes-$K8S_VERSION"/*; do ln -s "$f" "$tmp/"; done
+	for f in "$cp_dir/kubernetes-$K8S_VERSION"/* "$cp_dir/kubernetes-node-$K8S_VERSION"/*; do ln -s "$f" "$tmp/"; done
 	ln -s "$cp_dir/etcd-$ETCD_VERSION/etcd" "$tmp/etcd"
 	ln -s "$cp_dir/kwok-$KWOK_VERSION/kwok" "$tmp/kwok"
 	mv -T "$tmp" "$bin"

@@ -4,6 +4,8 @@
 #   tests/cluster/down.sh DIR
 #
 # Stops each process named by DIR/pids/*.pid, the last started first:
+# (with a real node: its pods first, and afterwards every namespace, link,
+# route, nftables table, mount and cgroup DIR/node/net.env names, node-down.sh)
 # SIGTERM, up to 10 s to exit, then SIGKILL. A PID is signalled only while it
 # still is the process up.sh started (same program, DIR in its command line),
 # so a PID recycled by an unrelated process is left alone. Idempotent; logs
@@ -11,8 +13,9 @@
 set -euo pipefail
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
-[ -d "$1/pids" ] || exit 0
+[ -d "$1/pids" ] || [ -f "$1/node/net.env" ] || exit 0
 dir=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
 
 say() { printf 'kinfer-cluster: %s\n' "$*" >&2; }
 
@@ -56,7 +59,18 @@ names() {
 	return 0
 }
 
+# The real node: its pods go first (the kubelet would restart them, and
+# containerd must still be up to stop them), then everything node.sh recorded.
+node=$dir/node
+if [ -f "$node/net.env" ]; then
+	stop kube-proxy
+	stop kubelet
+	. "$here/node-down.sh"
+	node_stop_pods
+fi
 for name in $(names); do
 	stop "$name"
 done
 rm -f "$dir/pids/order"
+[ -f "$node/net.env" ] && node_down
+exit 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a real local Kubernetes control plane in DIR, for tests and the demo.
 #
-#   tests/cluster/up.sh DIR
+#   tests/cluster/up.sh [--real-node] DIR
 #
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake
 # GPU nodes from nodes.yaml, pod lifecycle from kwok/*.yaml) run as local
@@ -13,6 +13,13 @@
 #   DIR/pki          CA, serving and client certificates, service-account keys
 #   DIR/logs/N.log   each process's output;  DIR/pids/N.pid  each process's PID
 # Stop with tests/cluster/down.sh DIR (up.sh calls it itself when it fails).
+#
+# --real-node (or KINFER_REAL_NODE=1) adds kinfer-node-0: a kubelet,
+# containerd and kube-proxy (nftables) in a network namespace of its own,
+# pods on 198.18.X.128/25, ClusterIPs on 198.19.X.0/24, the images of
+# images.sh imported (node.sh says how, and what keeps packets on the
+# machine). The API server then listens on 198.18.X.1 (its end of the node's
+# link) instead of 127.0.0.1; DIR/env says where. About 15 s more.
 #
 # Settings (environment):
 #   KINFER_POD_CIDR   pod IPs, as kwok's --cidr: the first IP given, then up
@@ -26,7 +33,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-[ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
+real_node=${KINFER_REAL_NODE:-0}
+if [ "${1:-}" = --real-node ]; then real_node=1; shift; fi
+[ $# -eq 1 ] || { echo "usage: $0 [--real-node] DIR" >&2; exit 2; }
 mkdir -p "$1"
 dir=$(cd "$1" && pwd)
 # Pod IPs: a loopback /16 of this cluster's own (127.X.0.0/16, X picked at
@@ -45,8 +54,11 @@ pick_pod_cidr() {
 }
 pod_cidr=${KINFER_POD_CIDR:-$(pick_pod_cidr)}
 timeout=${KINFER_UP_TIMEOUT:-90}
-service_cidr=10.96.0.0/16
-service_ip=10.96.0.1   # first IP of service_cidr: the "kubernetes" Service
+# ClusterIPs on 198.19.0.0/16 (benchmarking addresses, never routed); with
+# the real node, a /24 of this cluster's own (routed to its node netns).
+service_cidr=198.19.0.0/16
+service_ip=198.19.0.1   # first IP of service_cidr: the "kubernetes" Service
+api_host=127.0.0.1
 lock=${TMPDIR:-/tmp}/kinfer-cluster-ports.lock
 t_start=$SECONDS
 up_ok=0
@@ -89,7 +101,15 @@ refuse_running() {
 
 # fresh_dir: a stopped cluster's state is discarded; logs are started afresh.
 fresh_dir() {
-	rm -rf "$dir/etcd" "$dir/pids" "$dir/pki" "$dir/logs" "$dir/kwok-home"
+	# A real node's leftovers (a killed up.sh, a down.sh that could not
+	# finish) are removed by what they recorded; never rm -rf across a mount.
+	[ -f "$dir/node/net.env" ] && "$here/down.sh" "$dir"
+	if findmnt -rn -o TARGET | grep -q "^$dir/"; then
+		up_ok=1
+		say "ERROR: mounts remain under $dir (findmnt); run down.sh $dir"
+		exit 1
+	fi
+	rm -rf "$dir/etcd" "$dir/pids" "$dir/pki" "$dir/logs" "$dir/kwok-home" "$dir/node"
 	mkdir -p "$dir/pids" "$dir/pki" "$dir/logs" "$dir/etcd" "$dir/kwok-home"
 	chmod 700 "$dir/etcd" "$dir/pki"
 }
@@ -167,6 +187,7 @@ DNS.5 = kubernetes.default.svc.cluster.local
 IP.1 = 127.0.0.1
 CNF
 	echo "IP.2 = $service_ip"
+	[ "$api_host" = 127.0.0.1 ] || echo "IP.3 = $api_host"
 }
 
 # ECDSA P-256 keys: quick to make, accepted by every component.
@@ -195,6 +216,7 @@ make_pki() {
 	sign scheduler "/CN=system:kube-scheduler" client
 	# kwok writes status for nodes and pods, leases and events anywhere.
 	sign kwok "/O=system:masters/CN=kwok" client
+	[ "$real_node" = 1 ] && node_pki
 	new_key "$p/sa.key"
 	openssl pkey -in "$p/sa.key" -pubout -out "$p/sa.pub"
 }
@@ -208,7 +230,7 @@ kind: Config
 clusters:
 - name: kinfer-local
   cluster:
-    server: https://127.0.0.1:$api_port
+    server: https://$api_host:$api_port
     certificate-authority-data: $(base64 -w0 "$p/ca.crt")
 users:
 - name: $2
@@ -227,7 +249,8 @@ write_env() {
 	cat >"$dir/env" <<ENV
 # kinfer local cluster; use: set -a; . $dir/env; set +a
 KUBECONFIG=$dir/kubeconfig
-KINFER_APISERVER=https://127.0.0.1:$api_port
+KINFER_APISERVER=https://$api_host:$api_port
+KINFER_REAL_NODE=$real_node
 KINFER_CLUSTER_DIR=$dir
 KINFER_ETCD_PORT=$etcd_port
 KINFER_ETCD_PEER_PORT=$etcd_peer_port
@@ -238,6 +261,15 @@ KINFER_KWOK_PORT=$kwok_port
 KINFER_POD_CIDR=$pod_cidr
 BIN=$bin
 ENV
+	[ "$real_node" = 1 ] && cat >>"$dir/env" <<ENV
+KINFER_NODE_NETNS=$node_ns
+KINFER_NODE_IP=$node_ip
+KINFER_NODE_POD_CIDR=$node_pod_cidr
+KINFER_SERVICE_CIDR=$service_cidr
+KINFER_CONTAINERD_SOCK=$node_dir/containerd/containerd.sock
+KINFER_IMAGE_DIR=$IMAGE_DIR
+ENV
+	return 0
 }
 
 # --- processes -------------------------------------------------------------
@@ -274,6 +306,7 @@ wait_for() {
 listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
 k() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" --request-timeout=5s "$@"; }
 https_ok() { [ "$(curl -sk --max-time 3 "https://127.0.0.1:$1/healthz")" = ok ]; }
+api_ok() { [ "$(curl -sk --max-time 3 "https://$api_host:$api_port/healthz")" = ok ]; }
 
 start_etcd() {
 	say "starting etcd on 127.0.0.1:$etcd_port (peer $etcd_peer_port)"
@@ -291,12 +324,22 @@ etcd_healthy() { curl -s --max-time 3 "http://127.0.0.1:$etcd_port/health" | gre
 
 start_apiserver() {
 	local p=$dir/pki
-	say "starting kube-apiserver on https://127.0.0.1:$api_port"
-	# No endpoint reconciler: it would write 127.0.0.1 into the Endpoints of
-	# the "kubernetes" Service, which validation refuses (loopback), every 10 s.
+	local extra=()
+	say "starting kube-apiserver on https://$api_host:$api_port"
+	# No endpoint reconciler on loopback: it would write 127.0.0.1 into the
+	# Endpoints of the "kubernetes" Service, which validation refuses, every
+	# 10 s. With the real node, pods reach it there (198.18.X.1), and the
+	# API server reaches the kubelet by its InternalIP.
+	if [ "$real_node" = 1 ]; then
+		extra=(--endpoint-reconciler-type=lease --kubelet-preferred-address-types=InternalIP
+			--kubelet-client-certificate="$p/apiserver-kubelet-client.crt"
+			--kubelet-client-key="$p/apiserver-kubelet-client.key")
+	else
+		extra=(--endpoint-reconciler-type=none)
+	fi
 	start kube-apiserver "$bin/kube-apiserver" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" \
-		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
+		--bind-address="$api_host" --advertise-address="$api_host" --secure-port="$api_port" \
 		--cert-dir="$p" --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
 		--client-ca-file="$p/ca.crt" \
 		--authorization-mode=Node,RBAC \
@@ -304,8 +347,7 @@ start_apiserver() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$p/sa.pub" \
 		--service-account-signing-key-file="$p/sa.key" \
-		--allow-privileged=true --profiling=false \
-		--endpoint-reconciler-type=none
+		--allow-privileged=true --profiling=false "${extra[@]}"
 }
 
 start_controller_manager() {
@@ -368,15 +410,40 @@ nodes_ready() {
 	k wait --for=condition=Ready node -l type=kwok --timeout=2s
 }
 
+# node_main: the real node joins (containerd was started with the API server).
+node_main() {
+	wait_for containerd "containerd's socket" "$(left)" ctr_node version
+	say "importing the images into containerd"
+	node_images
+	start_kubelet
+	start_kube_proxy
+	wait_for kubelet "node kinfer-node-0 Ready" "$(left)" node_ready
+	wait_for kube-proxy "kube-proxy /healthz" "$(left)" proxy_healthy
+	node_gpus || fail kube-apiserver "could not label kinfer-node-0"
+	say "kinfer-node-0 is Ready (netns $node_ns, pods on $node_pod_cidr)"
+}
+
 main() {
 	refuse_running
 	bin=$("$here/build.sh" | tail -n 1) || fail up "build.sh failed"
 	[ -x "$bin/kube-apiserver" ] || fail up "build.sh gave no usable bin folder ($bin)"
+	if [ "$real_node" = 1 ]; then
+		. "$here/node.sh"
+		IMAGE_DIR=$("$here/images.sh" | tail -n 1) || fail up "images.sh failed"
+		. "$IMAGE_DIR/images.env"
+	fi
 	fresh_dir
-	make_pki
 
 	lock_ports
 	pick_ports
+	if [ "$real_node" = 1 ]; then
+		node_pick
+		service_cidr=198.19.$node_x.0/24
+		service_ip=198.19.$node_x.1
+		api_host=198.18.$node_x.1
+		node_net_up
+	fi
+	make_pki
 	kubeconfig "$dir/kubeconfig" admin
 	write_env
 	deadline=$((SECONDS + timeout))
@@ -385,6 +452,7 @@ main() {
 	# The other components exit if RBAC is not bootstrapped yet: wait for it.
 	say "waiting for kube-apiserver /readyz"
 	wait_for kube-apiserver "/readyz" "$(left)" readyz
+	[ "$real_node" = 1 ] && start_containerd
 	start_controller_manager
 	start_scheduler
 	start_kwok
@@ -402,9 +470,10 @@ main() {
 	wait_for kube-controller-manager "namespace default" "$(left)" k get namespace default
 	wait_for kube-controller-manager "ServiceAccount default/default" "$(left)" default_sa
 	wait_for kwok "Ready nodes" "$(left)" nodes_ready
+	[ "$real_node" = 1 ] && node_main
 
 	up_ok=1
-	say "ready in $((SECONDS - t_start)) s: KUBECONFIG=$dir/kubeconfig, server https://127.0.0.1:$api_port"
+	say "ready in $((SECONDS - t_start)) s: KUBECONFIG=$dir/kubeconfig, server https://$api_host:$api_port"
 }
 
 main

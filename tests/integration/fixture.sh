@@ -6,13 +6,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cluster=$here/../cluster
 action=$1 dir=$2
+shift 2   # up: the rest goes to up.sh (--real-node)
 case $action in
 up)
 	if [ -d "$dir" ]; then
 		bash "$cluster/down.sh" "$dir" || true
 		rm -rf "$dir"
 	fi
-	bash "$cluster/up.sh" "$dir"
+	bash "$cluster/up.sh" "$@" "$dir"
 	;;
 down)
 	if [ -d "$dir" ]; then
@@ -21,7 +22,7 @@ down)
 	fi
 	;;
 *)
-	echo "usage: fixture.sh up|down DIR" >&2
+	echo "usage: fixture.sh up|down DIR [--real-node]" >&2
 	exit 2
 	;;
 esac

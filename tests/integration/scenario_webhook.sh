@@ -168,6 +168,11 @@ out=$(kc -n "$ns" patch kis/vllm-minimal --type=merge -p '{"spec":{"model":{"nam
 expect_match "$out" 'spec.model.name: is immutable \(opt-125m -> opt-350m\)' "changing the model name is refused"
 out=$(kc -n "$ns" patch kis/vllm-minimal --type=merge -p '{"spec":{"drain":{"timeoutSeconds":60}}}' 2>&1)
 expect_match "$out" 'patched' "changing the drain timeout is allowed"
+# kubectl annotate (an UPDATE with the same spec): the pause annotations.
+out=$(kc -n "$ns" annotate kis/vllm-minimal kinfer.io/paused-replicas=lots 2>&1)
+expect_match "$out" 'annotation kinfer.io/paused-replicas: want a whole number of replicas from 0 to 1000' "a bad paused-replicas annotation is refused"
+out=$(kc -n "$ns" annotate kis/vllm-minimal kinfer.io/paused-replicas=2 kinfer.io/paused-scale-in=true 2>&1)
+expect_match "$out" 'annotated' "good pause annotations pass"
 
 # Logged with uid and decision; counted with latency.
 expect_match "$(cat "$tmp/op.log")" 'msg="?admission"? webhook=validate uid=[0-9a-f-]{36} operation=CREATE object='"$ns"'/gpu-memory-over-product decision=denied violations=1' "each review is logged with uid and decision"

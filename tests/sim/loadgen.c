@@ -24,6 +24,11 @@
  * Loopback only: a pod IP outside 127.0.0.0/8 is never sent to; its
  * requests count as not_loopback.
  *
+ * --service IP:PORT instead sends every request to a Service's ClusterIP,
+ * as a client behind kube-proxy does (the real node, run in its network
+ * namespace): no API server, no pod following. Only ClusterIPs of
+ * 198.19.0.0/16 (the local cluster's service range) are accepted.
+ *
  * The summary goes to stdout, one `name value` per line and a final JSON
  * line; logs go to stderr. requests = sent + no_endpoint + dropped_overload
  * + not_loopback, and sent = ok + failed; the latencies (p50, p99, max)
@@ -74,7 +79,10 @@ struct cfg {
 	const char *out;
 	bool all_running;
 	long lag_ms;                 /* endpoint propagation delay to model */
+	const char *service;         /* IP:PORT of a ClusterIP, or NULL */
 };
+static char svc_ip[64];
+static int svc_port;
 
 /* The load generator's projection of a pod: where to send, and whether to. */
 struct lgpod {
@@ -370,12 +378,16 @@ static void issue(struct run *r)
 	long t_ms = ms_since_start(r, now_ns());
 
 	r->requests++;
-	if (!pick_pod(r, name, sizeof(name), ip, sizeof(ip), &port)) {
+	if (svc_port > 0) {
+		snprintf(name, sizeof(name), "service");
+		snprintf(ip, sizeof(ip), "%s", svc_ip);
+		port = svc_port;
+	} else if (!pick_pod(r, name, sizeof(name), ip, sizeof(ip), &port)) {
 		r->no_endpoint++;
 		record(r, t_ms, NULL, NULL, 0, -1, "no_endpoint");
 		return;
 	}
-	if (!is_loopback(ip)) {
+	if (svc_port <= 0 && !is_loopback(ip)) {
 		r->not_loopback++;
 		record(r, t_ms, name, ip, 0, -1, "not loopback");
 		return;
@@ -605,16 +617,45 @@ static const struct flag flags[] = {
 	  "keep sending to a pod this long after it left Ready or began terminating (endpoint propagation)"),
 	F("all-running", NULL, FLAG_BOOL, all_running, NULL,
 	  "send to every Running pod, Ready or not (a naive load balancer)"),
+	F("service", NULL, FLAG_STRING, service, NULL,
+	  "send to this ClusterIP:PORT (198.19.0.0/16) through kube-proxy instead of following pods"),
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
 /* Flag values a run cannot use. NULL when all are fine. */
+/* parse_service: --service IP:PORT into svc_ip, svc_port; a ClusterIP of
+ * 198.19.0.0/16 only. NULL when fine. */
+static const char *parse_service(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	struct in_addr a;
+	char *end;
+	if (!colon || (size_t)(colon - v) >= sizeof(svc_ip))
+		return "--service must be IP:PORT";
+	memcpy(svc_ip, v, (size_t)(colon - v));
+	svc_ip[colon - v] = '\0';
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return "--service: the port must be 1-65535";
+	if (inet_pton(AF_INET, svc_ip, &a) != 1 || (ntohl(a.s_addr) >> 16) != ((198u << 8) | 19u))
+		return "--service: the IP must be a ClusterIP of 198.19.0.0/16";
+	svc_port = (int)port;
+	return NULL;
+}
+
 static const char *check_cfg(const struct cfg *c)
 {
+	if (c->service)
+		return parse_service(c->service);
 	if (!c->ns || !*c->ns)
 		return "--namespace is required";
 	if (!c->selector || !*c->selector)
 		return "--selector is required";
+	return NULL;
+}
+
+static const char *check_limits(const struct cfg *c)
+{
 	if (c->duration_ms <= 0 || c->duration_ms > MAX_DURATION_MS)
 		return "--duration is required, more than 0 and at most 10m";
 	if (c->rps <= 0 || c->rps > MAX_RPS)
@@ -690,7 +731,7 @@ int main(int argc, char **argv)
 		return help ? 0 : 2;
 	}
 	lag_ms = run.cfg.lag_ms;
-	if (argi < argc || (bad = check_cfg(&run.cfg))) {
+	if (argi < argc || (bad = check_cfg(&run.cfg)) || (bad = check_limits(&run.cfg))) {
 		fprintf(stderr, "kinfer-loadgen: %s\n", argi < argc ? "unexpected argument" : bad);
 		flags_usage(stderr, flags, N_FLAGS);
 		return 2;
@@ -709,6 +750,20 @@ int main(int argc, char **argv)
 	}
 	if (run.cfg.out && !(run.out = fopen(run.cfg.out, "we"))) {
 		fprintf(stderr, "kinfer-loadgen: %s: %s\n", run.cfg.out, strerror(errno));
+		goto out;
+	}
+	if (svc_port > 0) {
+		if (run_init(&run) < 0) {
+			fprintf(stderr, "kinfer-loadgen: cannot start\n");
+			goto out;
+		}
+		clock_gettime(CLOCK_REALTIME, &wall);
+		run.t0_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+		log_info("load generator started", "service=%s:%d rps=%g duration_ms=%ld", svc_ip, svc_port,
+			 run.cfg.rps, run.cfg.duration_ms);
+		drive(&run, sigfd);
+		summary(&run, stdout);
+		rc = 0;
 		goto out;
 	}
 	if (kube_auth_load(run.cfg.kubeconfig, NULL, &auth, err, sizeof(err)) < 0) {

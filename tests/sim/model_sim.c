@@ -22,6 +22,15 @@
  * (User-Agent kinfer-warmup).
  *
  * Loopback only: listeners are refused for any IP outside 127.0.0.0/8.
+ *
+ * `kinfer-model-sim serve [--port N] ...`: one server in a container (the
+ * image of tests/cluster/images.sh, on the real node), on every address of
+ * the pod's own network namespace, no API server. Options the model server
+ * it stands in for would take (vLLM's --model, ...) are ignored; SIM_*
+ * environment variables set the behaviour (SIM_LOAD_SECONDS, SIM_COLD_MS,
+ * SIM_LATENCY_MS, SIM_COLD_REQUESTS, SIM_CAPACITY). It logs what a test
+ * reads: the first warm-up request, each request before warm-up, SIGTERM
+ * (with the requests then in flight) and its exit.
  */
 #include "cache.h"
 #include "flags.h"
@@ -102,10 +111,13 @@ struct server {
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
 	long ok, failed;
-	bool closing;
 };
 
 static struct server *servers[MAX_PODS];
+static bool serve_mode;
+/* Serve mode after SIGTERM: answers close their connection, as a model
+ * server shutting down does, so keep-alive clients reconnect elsewhere. */
+static atomic_bool terminating;
 static int n_servers;
 static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -122,6 +134,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
 								  MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(r, "Content-Type", type);
+	if (atomic_load(&terminating))
+		MHD_add_response_header(r, "Connection", "close");
 	enum MHD_Result ret = MHD_queue_response(c, code, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -174,10 +188,13 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 	uint64_t t0 = now_ns();
 	long ms;
 	pthread_mutex_lock(&s->lock);
-	if (warmup)
-		s->warmups++;
-	else if (!s->warm)
+	if (warmup && s->warmups++ == 0 && serve_mode)
+		log_info("first warm-up request", "pod=%s", s->key);
+	if (!warmup && !s->warm) {
 		s->traffic_before_warm++;
+		if (serve_mode)
+			log_warn("request before warm-up", "pod=%s count=%ld", s->key, s->traffic_before_warm);
+	}
 	if (warmup && s->fail_warmup) {
 		s->failed++;
 		pthread_mutex_unlock(&s->lock);
@@ -235,29 +252,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return infer(s, c, ua && strstr(ua, "kinfer-warmup"));
 }
 
-static struct server *server_start(const struct simpod *p)
+/* server_listen: a server for KEY on SIN (any address in serve mode). */
+static struct server *server_listen(const char *key, const char *ip, const char *service,
+				    int port, bool fail_warmup, struct sockaddr_in *sin)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->port) };
-	struct server *s;
-	if (inet_pton(AF_INET, p->ip, &sin.sin_addr) != 1 ||
-	    (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
-		log_warn("not a loopback pod IP, not serving", "pod=%s ip=%s", p->meta.key, p->ip);
-		return NULL;
-	}
-	s = calloc(1, sizeof(*s));
+	struct server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	snprintf(s->key, sizeof(s->key), "%s", p->meta.key);
-	snprintf(s->ip, sizeof(s->ip), "%s", p->ip);
-	snprintf(s->service, sizeof(s->service), "%s", p->service ? p->service : "");
-	s->port = p->port;
-	s->fail_warmup = p->fail_warmup || (cfg.fail_prefix && *cfg.fail_prefix &&
-					    strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
+	snprintf(s->key, sizeof(s->key), "%s", key);
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	snprintf(s->service, sizeof(s->service), "%s", service ? service : "");
+	s->port = port;
+	s->fail_warmup = fail_warmup || (cfg.fail_prefix && *cfg.fail_prefix &&
+					 strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sin,
+				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
 				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 				MHD_OPTION_END);
 	if (!s->d) {
@@ -267,6 +279,17 @@ static struct server *server_start(const struct simpod *p)
 	}
 	log_info("serving pod", "pod=%s addr=%s:%d load_ms=%ld", s->key, s->ip, s->port, cfg.load_ms);
 	return s;
+}
+
+static struct server *server_start(const struct simpod *p)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p->port) };
+	if (inet_pton(AF_INET, p->ip, &sin.sin_addr) != 1 ||
+	    (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
+		log_warn("not a loopback pod IP, not serving", "pod=%s ip=%s", p->meta.key, p->ip);
+		return NULL;
+	}
+	return server_listen(p->meta.key, p->ip, p->service, p->port, p->fail_warmup, &sin);
 }
 
 /* Stop taking connections, let the requests in flight finish, then close. */
@@ -343,6 +366,67 @@ static const struct flag flags[] = {
 	  "answer 500 to warm-up requests for services whose name starts with this"),
 };
 
+/* env_ms NAME SCALE DEF: a number from the environment, times SCALE. */
+static long env_num(const char *name, long scale, long def)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (!v || !*v)
+		return def;
+	long n = strtol(v, &end, 10);
+	return *end || n < 0 || n > 86400000 ? def : n * scale;
+}
+
+/* serve: one server on 0.0.0.0:PORT in a container, until SIGTERM. */
+static int serve(int argc, char **argv)
+{
+	int port = 8000, sig;
+	sigset_t ss;
+	char host[128] = "pod";
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--port=", 7) == 0)
+			port = (int)strtol(a + 7, NULL, 10);
+		else if (strcmp(a, "--port") == 0 && i + 1 < argc)
+			port = (int)strtol(argv[++i], NULL, 10);
+	}
+	if (port < 1 || port > 65535) {
+		fprintf(stderr, "kinfer-model-sim serve: --port must be 1-65535\n");
+		return 2;
+	}
+	cfg.load_ms = env_num("SIM_LOAD_SECONDS", 1000, 2000);
+	cfg.cold_ms = env_num("SIM_COLD_MS", 1, 800);
+	cfg.latency_ms = env_num("SIM_LATENCY_MS", 1, 50);
+	cfg.cold_requests = (int)env_num("SIM_COLD_REQUESTS", 1, 3);
+	cfg.capacity = (int)env_num("SIM_CAPACITY", 1, 4);
+	if (cfg.capacity < 1)
+		cfg.capacity = 1;
+	serve_mode = true;
+	gethostname(host, sizeof(host) - 1);
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_LOGFMT, stderr);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				   .sin_addr.s_addr = htonl(INADDR_ANY) };
+	struct server *s = server_listen(host, "0.0.0.0", getenv("SIM_SERVICE"), port,
+					 getenv("SIM_FAIL_WARMUP") != NULL, &sin);
+	if (!s)
+		return 1;
+	sigwait(&ss, &sig);
+	pthread_mutex_lock(&s->lock);
+	int inflight = s->running + s->waiting;
+	long served = s->served, before = s->traffic_before_warm;
+	pthread_mutex_unlock(&s->lock);
+	log_info("SIGTERM received", "pod=%s signal=%d in_flight=%d served=%ld traffic_before_warm=%ld",
+		 host, sig, inflight, served, before);
+	atomic_store(&terminating, true);
+	server_drain(s);
+	log_info("exiting", "pod=%s", host);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct kube_auth *auth = NULL;
@@ -355,6 +439,8 @@ int main(int argc, char **argv)
 	int argi = 1, sig;
 	sigset_t ss;
 
+	if (argc > 1 && strcmp(argv[1], "serve") == 0)
+		return serve(argc, argv);
 	if (flags_parse(flags, sizeof(flags) / sizeof(flags[0]), &cfg, argc, argv, &argi, &help,
 			err, sizeof(err)) < 0 || help) {
 		fprintf(stderr, help ? "kinfer-model-sim: a model server simulator\n" : "%s\n", err);

@@ -6,6 +6,7 @@
 
 #include "cache.h"
 #include "intern.h"
+#include "keys.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,8 @@ char *test_read_data(const char *name, size_t *ret_len)
 int main(int argc, char **argv)
 {
 	int failed = 0, ran = 0;
+
+	keys_register();          /* kinfer.io's keys, as main registers them */
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		if (argc > 1 && strcmp(argv[1], groups[i].name) != 0)
 			continue;

@@ -7,6 +7,7 @@
 
 #include "admission.h"
 #include "cache.h"
+#include "isvc.h"
 #include "yamljson.h"
 
 #include <errno.h>
@@ -199,6 +200,93 @@ static void scaling_behavior(void **state)
 		"  scaling: {minReplicas: 3, maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}]}\n", NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	assert_true(has(r, false, "spec.scaling: minReplicas equals maxReplicas (3), so autoscaling never changes the replicas"));
+	admission_report_free(r);
+}
+
+/* Issue 17's controls: activation, fallback, panic, schedules, pause. */
+#define SC HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n" \
+	"    metrics: [{type: QueueDepth, target: 4}]\n"
+
+static void scaling_controls(void **state)
+{
+	struct admission_report *r;
+	(void)state;
+
+	r = check(SC "    fallback: {failureThreshold: 3, replicas: 6, behavior: currentReplicasIfHigher}\n"
+		  "    behavior: {panic: {windowSeconds: 6, thresholdPercent: 200}}\n"
+		  "    schedules:\n"
+		  "    - {cron: '0 9 * * MON-FRI', timeZone: 'UTC+01:00', durationSeconds: 28800, minReplicas: 4}\n"
+		  "    - {cron: '@daily', timeZone: UTC, durationSeconds: 3600, minReplicas: 12, maxReplicas: 20}\n",
+		  NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	assert_int_equal(admission_report_n_warnings(r), 0);
+	admission_report_free(r);
+	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n"
+		    "    metrics: [{type: QueueDepth, target: 4, activationThreshold: -1}]\n",
+		    "spec.scaling.metrics[0].activationThreshold: must be a number >= 0");
+	r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n"
+		  "    metrics: [{type: QueueDepth, target: 4, activationThreshold: 5}]\n", NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	assert_true(has(r, false, "spec.scaling.metrics[0].activationThreshold: 5 is not below the target 4: "
+			"at minReplicas the metric waits above its target before scaling up"));
+	admission_report_free(r);
+	expect_only(SC "    fallback: {replicas: 6}\n",
+		    "spec.scaling.fallback.failureThreshold: required, a whole number from 0 to 1000");
+	expect_only(SC "    fallback: {failureThreshold: 3, replicas: 6, behavior: Static}\n",
+		    "spec.scaling.fallback.behavior: must be static, currentReplicas, currentReplicasIfHigher "
+		    "or currentReplicasIfLower");
+	r = check(SC "    fallback: {failureThreshold: 3, replicas: 60}\n", NULL);
+	assert_true(has(r, false, "spec.scaling.fallback.replicas: 60 is outside minReplicas..maxReplicas "
+			"(1..10); the fallback is bounded by them"));
+	admission_report_free(r);
+	expect_only(SC "    predictive: {windowSeconds: 30}\n",
+		    "spec.scaling.predictive.windowSeconds: 30 is out of range: from 60 to 3600");
+	expect_only(SC "    behavior: {panic: {windowSeconds: 90}}\n",
+		    "spec.scaling.behavior.panic.windowSeconds: 90 is longer than stableWindowSeconds (60)");
+	expect_only(SC "    behavior: {panic: {thresholdPercent: 100}}\n",
+		    "spec.scaling.behavior.panic.thresholdPercent: 100 is out of range: from 110 to 1000");
+	expect_only(SC "    schedules: [{cron: '0 25 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 2}]\n",
+		    "spec.scaling.schedules[0].cron: \"0 25 * * *\": the hour field \"25\" is not valid "
+		    "(0-23, *, a-b, */n, lists)");
+	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: Europe/Berlin, durationSeconds: 600, "
+		    "minReplicas: 2}]\n",
+		    "spec.scaling.schedules[0].timeZone: \"Europe/Berlin\" is not a time zone kinfer knows: give "
+		    "UTC or a fixed offset such as UTC+02:00 or UTC-05:30 (no tz database: names with daylight "
+		    "saving time are not supported)");
+	expect_only(SC "    schedules: [{cron: '0 9 * * *', durationSeconds: 600, minReplicas: 2}]\n",
+		    "spec.scaling.schedules[0].timeZone: required (UTC or a fixed offset such as UTC+02:00)");
+	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 600}]\n",
+		    "spec.scaling.schedules[0]: give minReplicas or maxReplicas (or both)");
+	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 12}]\n",
+		    "spec.scaling.schedules[0].minReplicas: 12 is above the cap in its window (10); raise "
+		    "maxReplicas there too");
+	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 30, minReplicas: 2}]\n",
+		    "spec.scaling.schedules[0].durationSeconds: 30 is out of range: from 60 to 604800");
+	expect_only("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-replicas: 'two'}}\n"
+		    "spec:\n  model: {name: m, uri: s3://m}\n",
+		    "metadata.annotations: annotation kinfer.io/paused-replicas: want a whole number of "
+		    "replicas from 0 to 1000");
+	expect_only("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-scale-in: 'yes'}}\n"
+		    "spec:\n  model: {name: m, uri: s3://m}\n",
+		    "metadata.annotations: annotation kinfer.io/paused-scale-in: want \"true\" or \"false\"");
+	/* kubectl annotate: an UPDATE with the same spec is still checked,
+	 * and an old bad value left alone does not block other changes. */
+#define ANN(v) "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, " \
+	"annotations: {kinfer.io/paused-replicas: '" v "'}}\nspec:\n  model: {name: m, uri: s3://m}\n"
+	r = check(ANN("lots"), ANN("2"));
+	assert_true(has(r, true, "metadata.annotations: annotation kinfer.io/paused-replicas: want a "
+			"whole number of replicas from 0 to 1000"));
+	admission_report_free(r);
+	r = check(ANN("lots"), ANN("lots"));
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+	r = check(ANN("4"), ANN("lots"));
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+#undef ANN
+	r = check("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-replicas: '3', "
+		  "kinfer.io/paused-scale-out: 'true'}}\nspec:\n  model: {name: m, uri: s3://m}\n", NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 }
 
@@ -476,6 +564,43 @@ static void defaulting_presets_and_samples(void **state)
 	}
 }
 
+/* The defaults the webhook writes (isvc.h) are the CRD's: one value, two
+ * places that must agree (the CRD is YAML the API server reads). */
+static void defaults_match_the_crd(void **state)
+{
+	char path[1024];
+	json_object *crd, *props;
+	FILE *f;
+	char *buf;
+	long n;
+	(void)state;
+	snprintf(path, sizeof(path), "%s/../../crds/inferenceservice.yaml", KINFER_TEST_DATA);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	crd = yaml(buf);
+	free(buf);
+	json_object *versions = cache_json_get(crd, "spec.versions");
+	assert_non_null(versions);
+	props = cache_json_get(json_object_array_get_idx(versions, 0),
+			       "schema.openAPIV3Schema.properties.spec.properties");
+	assert_non_null(props);
+	assert_int_equal(cache_json_int(props, "drain.properties.timeoutSeconds.default", -1),
+			 ISVC_DRAIN_TIMEOUT_S_DEFAULT);
+	assert_int_equal(cache_json_int(props, "drain.properties.timeoutSeconds.maximum", -1),
+			 ISVC_DRAIN_TIMEOUT_S_MAX);
+	assert_int_equal(cache_json_int(props, "warmup.properties.timeoutSeconds.default", -1),
+			 ISVC_WARMUP_TIMEOUT_S_DEFAULT);
+	json_object_put(crd);
+}
+
 int tests_admission(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +609,7 @@ int tests_admission(void)
 		cmocka_unit_test(sharing_and_count),
 		cmocka_unit_test(metrics_per_framework),
 		cmocka_unit_test(scaling_behavior),
+		cmocka_unit_test(scaling_controls),
 		cmocka_unit_test(warmup_and_drain),
 		cmocka_unit_test(image_and_port),
 		cmocka_unit_test(names_and_labels),
@@ -492,6 +618,7 @@ int tests_admission(void)
 		cmocka_unit_test(recorded_samples_pass),
 		cmocka_unit_test(defaulting),
 		cmocka_unit_test(defaulting_presets_and_samples),
+		cmocka_unit_test(defaults_match_the_crd),
 	};
 	return cmocka_run_group_tests_name("admission", tests, NULL, NULL);
 }

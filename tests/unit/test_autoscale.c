@@ -1432,6 +1432,8 @@ static void history_is_bounded(void **state)
 	autoscale_history_free(NULL);
 }
 
+int tests_autoscale_controls(void);
+
 int tests_autoscale(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1466,5 +1468,7 @@ int tests_autoscale(void)
 		cmocka_unit_test(metric_type_names),
 		cmocka_unit_test(history_is_bounded),
 	};
-	return cmocka_run_group_tests_name("autoscale", tests, NULL, NULL);
+	/* The controls on top of the core: test_autoscale_controls.c. */
+	return cmocka_run_group_tests_name("autoscale", tests, NULL, NULL) +
+	       tests_autoscale_controls();
 }

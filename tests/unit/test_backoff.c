@@ -2,20 +2,21 @@
 #include "unit.h"
 
 #include "backoff.h"
+#include "ktime.h"
 
 static void doubles_to_cap(void **state)
 {
 	struct backoff b;
 	(void)state;
-	backoff_init(&b, 5 * NSEC_PER_MSEC, 1000 * NSEC_PER_SEC, 0, 1);
-	assert_int_equal(backoff_next(&b), 5 * NSEC_PER_MSEC);
-	assert_int_equal(backoff_next(&b), 10 * NSEC_PER_MSEC);
-	assert_int_equal(backoff_next(&b), 20 * NSEC_PER_MSEC);
+	backoff_init(&b, 5 * KTIME_NSEC_PER_MSEC, 1000 * KTIME_NSEC_PER_SEC, 0, 1);
+	assert_int_equal(backoff_next(&b), 5 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(backoff_next(&b), 10 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(backoff_next(&b), 20 * KTIME_NSEC_PER_MSEC);
 	for (int i = 0; i < 100; i++)
 		backoff_next(&b);
-	assert_int_equal(backoff_next(&b), 1000 * NSEC_PER_SEC);
+	assert_int_equal(backoff_next(&b), 1000 * KTIME_NSEC_PER_SEC);
 	backoff_reset(&b);
-	assert_int_equal(backoff_next(&b), 5 * NSEC_PER_MSEC);
+	assert_int_equal(backoff_next(&b), 5 * KTIME_NSEC_PER_MSEC);
 }
 
 /* The informer's shape: 0.8 s doubling to 30 s. */
@@ -24,9 +25,9 @@ static void cap_not_power_of_two(void **state)
 	struct backoff b;
 	uint64_t expect[] = { 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000 };
 	(void)state;
-	backoff_init(&b, 800 * NSEC_PER_MSEC, 30 * NSEC_PER_SEC, 0, 1);
+	backoff_init(&b, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 0, 1);
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
-		assert_int_equal(backoff_next(&b), expect[i] * NSEC_PER_MSEC);
+		assert_int_equal(backoff_next(&b), expect[i] * KTIME_NSEC_PER_MSEC);
 }
 
 static void jitter_within_range(void **state)
@@ -35,15 +36,15 @@ static void jitter_within_range(void **state)
 	uint64_t lo = UINT64_MAX, hi = 0;
 	(void)state;
 	for (uint64_t seed = 1; seed < 2000; seed++) {
-		backoff_init(&b, 100 * NSEC_PER_MSEC, NSEC_PER_SEC, 1.0, seed);
+		backoff_init(&b, 100 * KTIME_NSEC_PER_MSEC, KTIME_NSEC_PER_SEC, 1.0, seed);
 		uint64_t d = backoff_next(&b);
-		assert_true(d >= 100 * NSEC_PER_MSEC);
-		assert_true(d < 200 * NSEC_PER_MSEC);
+		assert_true(d >= 100 * KTIME_NSEC_PER_MSEC);
+		assert_true(d < 200 * KTIME_NSEC_PER_MSEC);
 		lo = d < lo ? d : lo;
 		hi = d > hi ? d : hi;
 	}
 	/* Jitter actually spreads the delays. */
-	assert_true(hi - lo > 50 * NSEC_PER_MSEC);
+	assert_true(hi - lo > 50 * KTIME_NSEC_PER_MSEC);
 }
 
 static void rand_in_unit_interval(void **state)

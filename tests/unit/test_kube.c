@@ -8,6 +8,7 @@
 
 #include "kube.h"
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -234,9 +235,9 @@ static void retries_429_honouring_retry_after(void **state)
 	struct kube_status st;
 	json_object *o = NULL;
 	(void)state;
-	uint64_t t0 = monotonic_ns();
+	uint64_t t0 = ktime_mono_ns();
 	assert_int_equal(kube_get(c, &res_cm, "ns", "x", NULL, &o, &st), 0);
-	uint64_t waited = monotonic_ns() - t0;
+	uint64_t waited = ktime_mono_ns() - t0;
 	assert_int_equal(rp.hits, 2);
 	assert_int_equal(st.attempts, 2);
 	assert_true(waited >= 1000000000ULL);   /* Retry-After: 1 was honoured */

@@ -3,22 +3,23 @@
 
 #include "backoff.h"
 #include "ratelimit.h"
+#include "ktime.h"
 
 #include <errno.h>
 
 static void burst_then_rate(void **state)
 {
 	struct ratelimit *rl;
-	uint64_t t = 1000 * NSEC_PER_SEC;
+	uint64_t t = 1000 * KTIME_NSEC_PER_SEC;
 	(void)state;
 	assert_int_equal(ratelimit_new(10, 5, &rl), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(ratelimit_reserve_at(rl, t), 0);
 	/* The 6th waits one token time (100 ms), the 7th two. */
-	assert_int_equal(ratelimit_reserve_at(rl, t), 100 * NSEC_PER_MSEC);
-	assert_int_equal(ratelimit_reserve_at(rl, t), 200 * NSEC_PER_MSEC);
+	assert_int_equal(ratelimit_reserve_at(rl, t), 100 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(ratelimit_reserve_at(rl, t), 200 * KTIME_NSEC_PER_MSEC);
 	/* After 1 s the debt (2) is repaid and 8 tokens accrued, capped at 5. */
-	t += NSEC_PER_SEC;
+	t += KTIME_NSEC_PER_SEC;
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(ratelimit_reserve_at(rl, t), 0);
 	assert_true(ratelimit_reserve_at(rl, t) > 0);
@@ -32,10 +33,10 @@ static void long_run_rate(void **state)
 	(void)state;
 	assert_int_equal(ratelimit_new(50, 1, &rl), 0);
 	/* Callers that sleep as told get 50/s over 10 s, not more. */
-	while (t < 10 * NSEC_PER_SEC) {
+	while (t < 10 * KTIME_NSEC_PER_SEC) {
 		uint64_t w = ratelimit_reserve_at(rl, t);
 		t += w;
-		if (t < 10 * NSEC_PER_SEC)
+		if (t < 10 * KTIME_NSEC_PER_SEC)
 			granted++;
 	}
 	assert_in_range(granted, 499, 501);

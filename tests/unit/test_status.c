@@ -8,6 +8,7 @@
 #include "status.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static struct kdeployment dep(int32_t spec, int32_t replicas, int32_t updated)
@@ -174,6 +175,65 @@ static json_object *metric_of(json_object *st, const char *type)
 
 /* The autoscaler's decision in the status, and what happens when scaling
  * is turned off. */
+/* Issue 17: status.scaling (bounds in force, open schedules, failures,
+ * panicSince) and the ScalingPanic condition; a cleared field is a JSON
+ * null, since the status goes out as a merge patch. */
+static void scaling_controls_fields(void **state)
+{
+	struct kdeployment d = dep(3, 3, 3);
+	struct status_scaling sc = {
+		.active = false, .active_reason = "Fallback",
+		.active_message = "metrics missing in 4 evaluations in a row",
+		.limited_reason = "DesiredWithinRange", .limited_message = "",
+		.n_metrics = 1, .metrics = { { "QueueDepth", false, 0, 5 } },
+		.min_replicas = 4, .max_replicas = 10, .active_schedules = 5, .failures = 4,
+		.panic_set = true, .panicking = true, .panic_since = 1800000000,
+		.panic_reason = "PanicStarted", .panic_message = "panic: demand of 8 replicas",
+	};
+	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3, .ready = 3,
+				   .warm = 3, .now = 1800000000, .scaling_enabled = true,
+				   .scaling = &sc };
+	json_object *sv;
+	(void)state;
+	json_object *a = status_build(&in);
+	json_object *x = json_object_object_get(a, "scaling");
+	assert_int_equal(json_object_get_int(json_object_object_get(x, "minReplicas")), 4);
+	assert_int_equal(json_object_get_int(json_object_object_get(x, "maxReplicas")), 10);
+	assert_string_equal(json_object_to_json_string_ext(json_object_object_get(x, "activeSchedules"),
+							   JSON_C_TO_STRING_PLAIN), "[0,2]");
+	assert_int_equal(json_object_get_int(json_object_object_get(x, "failures")), 4);
+	assert_string_equal(json_object_get_string(json_object_object_get(x, "panicSince")),
+			    "2027-01-15T08:00:00Z");
+	assert_string_equal(cond(a, "ScalingActive", NULL), "False");
+	assert_string_equal(cond(a, "ScalingPanic", NULL), "True");
+	/* Calm again: nulls clear the old values; the server drops them. */
+	in.old_status = json_tokener_parse(json_object_to_json_string(a));
+	sc.failures = 0;
+	sc.panicking = false;
+	sc.panic_since = 0;
+	snprintf(sc.panic_reason, sizeof(sc.panic_reason), "Stable");
+	json_object *b = status_build(&in);
+	assert_false(status_same(b, in.old_status));
+	x = json_object_object_get(b, "scaling");
+	assert_true(json_object_object_get_ex(x, "failures", &sv) && sv == NULL);
+	assert_true(json_object_object_get_ex(x, "panicSince", &sv) && sv == NULL);
+	assert_string_equal(cond(b, "ScalingPanic", NULL), "False");
+	json_object *server = json_tokener_parse("{\"minReplicas\":4,\"maxReplicas\":10,"
+						 "\"activeSchedules\":[0,2]}");
+	json_object *c = json_tokener_parse(json_object_to_json_string(b));
+	json_object_object_add(c, "scaling", server);
+	assert_true(status_same(b, c));
+	/* Without behavior.panic there is no ScalingPanic condition. */
+	sc.panic_set = false;
+	json_object *e = status_build(&in);
+	assert_null(cond(e, "ScalingPanic", NULL));
+	json_object_put(in.old_status);
+	json_object_put(a);
+	json_object_put(b);
+	json_object_put(c);
+	json_object_put(e);
+}
+
 static void scaling_fields(void **state)
 {
 	struct kdeployment d = dep(3, 3, 3);
@@ -246,6 +306,7 @@ int tests_status(void)
 		cmocka_unit_test(degraded_reasons),
 		cmocka_unit_test(transition_time_and_foreign_conditions),
 		cmocka_unit_test(scaling_fields),
+		cmocka_unit_test(scaling_controls_fields),
 	};
 	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }

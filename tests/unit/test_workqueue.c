@@ -8,6 +8,7 @@
 #include "backoff.h"
 #include "ratelimit.h"
 #include "workqueue.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,18 +69,18 @@ static void add_after_earliest_wins(void **state)
 	struct workqueue *q = newq();
 	const char *k;
 	(void)state;
-	uint64_t t0 = monotonic_ns();
-	workqueue_add_after(q, "late", 400 * NSEC_PER_MSEC);
-	workqueue_add_after(q, "x", 300 * NSEC_PER_MSEC);
-	workqueue_add_after(q, "x", 50 * NSEC_PER_MSEC);
-	assert_int_equal(workqueue_get(q, NSEC_PER_SEC, &k), 0);
+	uint64_t t0 = ktime_mono_ns();
+	workqueue_add_after(q, "late", 400 * KTIME_NSEC_PER_MSEC);
+	workqueue_add_after(q, "x", 300 * KTIME_NSEC_PER_MSEC);
+	workqueue_add_after(q, "x", 50 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(workqueue_get(q, KTIME_NSEC_PER_SEC, &k), 0);
 	assert_string_equal(k, "x");
-	uint64_t dt = monotonic_ns() - t0;
-	assert_true(dt >= 50 * NSEC_PER_MSEC && dt < 250 * NSEC_PER_MSEC);
+	uint64_t dt = ktime_mono_ns() - t0;
+	assert_true(dt >= 50 * KTIME_NSEC_PER_MSEC && dt < 250 * KTIME_NSEC_PER_MSEC);
 	workqueue_done(q, k);
-	assert_int_equal(workqueue_get(q, NSEC_PER_SEC, &k), 0);
+	assert_int_equal(workqueue_get(q, KTIME_NSEC_PER_SEC, &k), 0);
 	assert_string_equal(k, "late");
-	assert_true(monotonic_ns() - t0 >= 400 * NSEC_PER_MSEC);
+	assert_true(ktime_mono_ns() - t0 >= 400 * KTIME_NSEC_PER_MSEC);
 	workqueue_done(q, k);
 	workqueue_free(q);
 }
@@ -87,23 +88,23 @@ static void add_after_earliest_wins(void **state)
 static void backoff_doubles_and_forget_resets(void **state)
 {
 	struct workqueue_options o = { .name = "t", .qps = -1,
-				       .base_delay_ns = 20 * NSEC_PER_MSEC };
+				       .base_delay_ns = 20 * KTIME_NSEC_PER_MSEC };
 	struct workqueue *q;
 	const char *k;
 	(void)state;
 	assert_int_equal(workqueue_new(&o, &q), 0);
 	uint64_t delays[3];
 	for (int i = 0; i < 3; i++) {
-		uint64_t t0 = monotonic_ns();
+		uint64_t t0 = ktime_mono_ns();
 		workqueue_add_rate_limited(q, "k");
-		assert_int_equal(workqueue_get(q, NSEC_PER_SEC, &k), 0);
-		delays[i] = monotonic_ns() - t0;
+		assert_int_equal(workqueue_get(q, KTIME_NSEC_PER_SEC, &k), 0);
+		delays[i] = ktime_mono_ns() - t0;
 		workqueue_done(q, k);
 	}
 	assert_int_equal(workqueue_requeues(q, "k"), 3);
-	assert_true(delays[0] >= 20 * NSEC_PER_MSEC);
-	assert_true(delays[1] >= 40 * NSEC_PER_MSEC);
-	assert_true(delays[2] >= 80 * NSEC_PER_MSEC);
+	assert_true(delays[0] >= 20 * KTIME_NSEC_PER_MSEC);
+	assert_true(delays[1] >= 40 * KTIME_NSEC_PER_MSEC);
+	assert_true(delays[2] >= 80 * KTIME_NSEC_PER_MSEC);
 	workqueue_forget(q, "k");
 	assert_int_equal(workqueue_requeues(q, "k"), 0);
 	workqueue_free(q);

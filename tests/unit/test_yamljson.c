@@ -44,6 +44,30 @@ static void scalars_are_typed(void **state)
 	json_object_put(o);
 }
 
+/* Exponents: a signed integer after the e; anything else is a string. */
+static void exponents(void **state)
+{
+	static const char *const floats[] = { "1e3", "1.5E-3", "-2e+10", ".5e1" };
+	static const char *const strings[] = { "1e", "1e+", "1e-x", "1e3.5", "e3", "1ee3" };
+	json_object *o, *v;
+	char y[64], err[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(floats) / sizeof(floats[0]); i++) {
+		snprintf(y, sizeof(y), "v: %s\n", floats[i]);
+		assert_int_equal(one(y, &o, err), 0);
+		assert_true(json_object_object_get_ex(o, "v", &v));
+		assert_true(json_object_is_type(v, json_type_double));
+		json_object_put(o);
+	}
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+		snprintf(y, sizeof(y), "v: %s\n", strings[i]);
+		assert_int_equal(one(y, &o, err), 0);
+		assert_true(json_object_object_get_ex(o, "v", &v));
+		assert_true(json_object_is_type(v, json_type_string));
+		json_object_put(o);
+	}
+}
+
 static void nested_and_aliases(void **state)
 {
 	json_object *o;
@@ -134,6 +158,7 @@ int tests_yamljson(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(scalars_are_typed),
+		cmocka_unit_test(exponents),
 		cmocka_unit_test(nested_and_aliases),
 		cmocka_unit_test(documents_and_lines),
 		cmocka_unit_test(errors_name_the_line),

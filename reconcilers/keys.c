@@ -1,0 +1,23 @@
+/*
+ * The projection table for kinfer.io's keys.
+ */
+#include "keys.h"
+
+#include "kinds.h"
+
+static const struct kinds_keys kinfer_keys = {
+	.gate = KINFER_GATE,
+	.service_label = KINFER_SERVICE_LABEL,
+	.model_label = KINFER_MODEL_LABEL,
+	.priority_label = KINFER_PRIORITY_LABEL,
+	.prefer_cached = KINFER_PREFER_CACHED,
+	.warmup_attempts = KINFER_WARMUP_ATTEMPTS,
+	.draining_since = KINFER_DRAINING_SINCE,
+	.gpu_utilization = KINFER_GPU_UTILIZATION,
+	.applied_hash = KINFER_HASH_ANNOTATION,
+};
+
+void keys_register(void)
+{
+	kinds_register_keys(&kinfer_keys);
+}

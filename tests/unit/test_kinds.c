@@ -1,0 +1,198 @@
+/*
+ * kinds: the projections of Pod, Node, Deployment and Service from objects a
+ * real kube-apiserver sent (tests/data: pod, node, deployment), with the keys reconcilers/
+ * registers (keys.h) and without any: operator/ projects only what was
+ * registered. Also the condition reader and the annotations the warm-up and
+ * drain controllers write.
+ */
+#include "unit.h"
+
+#include "cache.h"
+#include "keys.h"
+#include "kinds.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static json_object *load(const char *name)
+{
+	char *s = test_read_data(name, NULL);
+	assert_non_null(s);
+	json_object *o = json_tokener_parse(s);
+	free(s);
+	assert_non_null(o);
+	return o;
+}
+
+static void set_meta(json_object *o, const char *map, const char *key, const char *value)
+{
+	json_object *meta = json_object_object_get(o, "metadata"), *m;
+	if (!json_object_object_get_ex(meta, map, &m)) {
+		m = json_object_new_object();
+		json_object_object_add(meta, map, m);
+	}
+	json_object_object_add(m, key, json_object_new_string(value));
+}
+
+/* Project o with kind and return the unpublished object (free with the
+ * cache: publish then cache_free). */
+static struct cache_obj *project(struct cache **c, const struct cache_kind *kind, json_object *o)
+{
+	struct cache_obj *obj, *old;
+	assert_int_equal(cache_new(kind, test_interns, c), 0);
+	assert_int_equal(cache_project(*c, o, &obj), 0);
+	cache_publish(*c, obj, &old);
+	assert_null(old);
+	return obj;
+}
+
+/* The pod with kinfer.io's annotations, registered keys (as main runs). */
+static void pod_registered_keys(void **state)
+{
+	struct cache *c;
+	json_object *j = load("pod.json");
+	(void)state;
+	set_meta(j, "annotations", KINFER_WARMUP_ATTEMPTS, "2");
+	set_meta(j, "annotations", KINFER_DRAINING_SINCE, "1764856339");
+	set_meta(j, "annotations", KINFER_PREFER_CACHED, "false");
+	set_meta(j, "labels", KINFER_MODEL_LABEL, "llama-7b");
+	set_meta(j, "labels", KINFER_PRIORITY_LABEL, "high");
+	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+	assert_string_equal(p->service, "llm-7b");
+	assert_string_equal(p->template_hash, "7bc4475f95");
+	assert_int_equal(p->warmed, KCOND_TRUE);
+	assert_string_equal(p->warm_reason, "WarmupSucceeded");
+	assert_int_equal(p->warm_since, 0);          /* recorded with a null lastTransitionTime */
+	assert_true(p->started > 1700000000);
+	assert_true(p->has_gate);
+	assert_int_equal(p->warmup_attempts, 2);
+	assert_int_equal(p->draining_since, 1764856339);
+	assert_string_equal(p->model, "llama-7b");
+	assert_int_equal(p->priority, KPRIO_HIGH);
+	assert_true(p->avoid_cached);
+	json_object_put(j);
+	cache_free(c);
+}
+
+/* With no keys registered, none of kinfer.io's fields is projected, and
+ * Kubernetes' own still are. */
+static void pod_without_keys(void **state)
+{
+	struct cache *c;
+	json_object *j = load("pod.json");
+	(void)state;
+	set_meta(j, "annotations", KINFER_WARMUP_ATTEMPTS, "2");
+	set_meta(j, "labels", KINFER_PRIORITY_LABEL, "high");
+	kinds_register_keys(NULL);
+	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+	keys_register();
+	assert_null(p->service);
+	assert_int_equal(p->warmed, KCOND_ABSENT);
+	assert_null(p->warm_reason);
+	assert_false(p->has_gate);
+	assert_int_equal(p->warmup_attempts, 0);
+	assert_int_equal(p->priority, KPRIO_NORMAL);
+	assert_string_equal(p->node, "kwok-a100-0");
+	assert_int_equal(p->ready, KCOND_TRUE);
+	assert_string_equal(p->template_hash, "7bc4475f95");
+	assert_int_equal(p->deletion_cost, -100);
+	json_object_put(j);
+	cache_free(c);
+}
+
+/* Another controller's names: the table decides, not operator/. */
+static void other_keys(void **state)
+{
+	static const struct kinds_keys mine = {
+		.gate = "Ready", .service_label = "pod-template-hash",
+		.warmup_attempts = "controller.kubernetes.io/pod-deletion-cost",
+	};
+	struct cache *c;
+	json_object *j = load("pod.json");
+	(void)state;
+	kinds_register_keys(&mine);
+	assert_ptr_equal(kinds_registered_keys(), &mine);
+	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+	keys_register();
+	assert_string_equal(p->service, "7bc4475f95");
+	assert_int_equal(p->warmed, KCOND_TRUE);
+	assert_false(p->has_gate);             /* no readiness gate named Ready */
+	assert_int_equal(p->warmup_attempts, -100);
+	json_object_put(j);
+	cache_free(c);
+}
+
+static void deployment_service_node(void **state)
+{
+	struct cache *dc, *sc, *nc;
+	json_object *d = load("deployment.json"), *n = load("node.json");
+	json_object *s = json_tokener_parse("{\"metadata\":{\"name\":\"llm-7b\",\"namespace\":\"default\","
+					    "\"uid\":\"u1\",\"resourceVersion\":\"5\"}}");
+	(void)state;
+	set_meta(d, "annotations", KINFER_HASH_ANNOTATION, "00112233aabbccdd");
+	set_meta(s, "annotations", KINFER_HASH_ANNOTATION, "ffeeddccbbaa9988");
+	set_meta(n, "annotations", KINFER_GPU_UTILIZATION, "42");
+	const struct kdeployment *kd = (const struct kdeployment *)project(&dc, &kind_deployments, d);
+	const struct kservice *ks = (const struct kservice *)project(&sc, &kind_services, s);
+	const struct knode *kn = (const struct knode *)project(&nc, &kind_nodes, n);
+	assert_string_equal(kd->service, "llm-7b");
+	assert_string_equal(kd->applied_hash, "00112233aabbccdd");
+	assert_string_equal(ks->applied_hash, "ffeeddccbbaa9988");
+	assert_int_equal(kn->gpu_util, 42);
+	json_object_put(d);
+	json_object_put(s);
+	json_object_put(n);
+	cache_free(dc);
+	cache_free(sc);
+	cache_free(nc);
+}
+
+/* Out-of-range or unreadable GPU utilization is "unknown", never a number. */
+static void node_bad_utilization(void **state)
+{
+	static const char *const bad[] = { "101", "-1", "abc", "" };
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cache *nc;
+		json_object *n = load("node.json");
+		set_meta(n, "annotations", KINFER_GPU_UTILIZATION, bad[i]);
+		const struct knode *kn = (const struct knode *)project(&nc, &kind_nodes, n);
+		assert_int_equal(kn->gpu_util, -1);
+		json_object_put(n);
+		cache_free(nc);
+	}
+}
+
+static void conditions(void **state)
+{
+	const char *reason = NULL;
+	int64_t since = 0;
+	json_object *conds = json_tokener_parse(
+		"[{\"type\":\"A\",\"status\":\"True\",\"reason\":\"Why\","
+		"\"lastTransitionTime\":\"2024-05-01T10:00:00Z\"},"
+		"{\"type\":\"B\",\"status\":\"False\"},{\"type\":\"C\",\"status\":\"Maybe\"},"
+		"{\"status\":\"True\"}]");
+	(void)state;
+	assert_int_equal(kinds_cond(conds, "A", &reason, &since), KCOND_TRUE);
+	assert_string_equal(reason, "Why");
+	assert_int_equal(since, 1714557600);
+	assert_int_equal(kinds_cond(conds, "B", NULL, NULL), KCOND_FALSE);
+	assert_int_equal(kinds_cond(conds, "C", NULL, NULL), KCOND_UNKNOWN);
+	assert_int_equal(kinds_cond(conds, "D", NULL, NULL), KCOND_ABSENT);
+	assert_int_equal(kinds_cond(conds, NULL, NULL, NULL), KCOND_ABSENT);
+	assert_int_equal(kinds_cond(NULL, "A", NULL, NULL), KCOND_ABSENT);
+	json_object_put(conds);
+}
+
+int tests_kinds(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pod_registered_keys),
+		cmocka_unit_test(pod_without_keys),
+		cmocka_unit_test(other_keys),
+		cmocka_unit_test(deployment_service_node),
+		cmocka_unit_test(node_bad_utilization),
+		cmocka_unit_test(conditions),
+	};
+	return cmocka_run_group_tests_name("kinds", tests, test_rcu_setup, test_rcu_teardown);
+}
