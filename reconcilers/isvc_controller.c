@@ -52,7 +52,7 @@ struct applied {
  * goes into the same patch, and one object's patches are at least this
  * far apart. The reconcile that finds the change requeues itself for the
  * moment it is due (level-based: that reconcile writes the status as it
- * is then).
+ * is then). A changed desiredReplicas is written at once.
  */
 #define STATUS_WINDOW_NS (2 * KTIME_NSEC_PER_SEC)
 
@@ -367,9 +367,15 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		.scaling = dec ? &dec->status : NULL,
 	};
 	json_object *status = status_build(&in);
+	/* A new desired replica count (an autoscaling decision) is written at
+	 * once: people and tests watch it next to the Deployment's replicas. */
+	bool rescaled = s->status && cache_json_int(status, "desiredReplicas", -1) !=
+				     cache_json_int(s->status, "desiredReplicas", -1);
 	if (status_same(status, s->status))
 		status_settled(ctx->data, key);
-	else if (status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
+	else if (rescaled || status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
+		if (rescaled)
+			status_settled(ctx->data, key);
 		json_object *patch = json_object_new_object();
 		json_object_object_add(patch, "status", json_object_get(status));
 		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
