@@ -16,6 +16,7 @@
 #include "text.h"
 
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@ struct kube_client {
 
 	kube_observe_fn observe;
 	void *observe_ud;
+	atomic_bool fenced;          /* kube_client_fence: no more writes */
 };
 
 /* ---- reasons ---------------------------------------------------------- */
@@ -494,6 +496,12 @@ void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn,
 	c->observe_ud = userdata;
 }
 
+void kube_client_fence(struct kube_client *c)
+{
+	if (c)
+		atomic_store(&c->fenced, true);
+}
+
 const char *kube_client_server(const struct kube_client *c)
 {
 	return c->auth->server;
@@ -777,9 +785,17 @@ int kube_request(struct kube_client *c, enum kube_method method,
 		CURLcode cc;
 		bool retry = false;
 
+		ratelimit_wait(c->rl);
+		/* Checked last before sending (the rate limit may have waited). */
+		if (method != KUBE_GET && atomic_load(&c->fenced)) {
+			r = -ENOLCK;
+			st->reason = KUBE_REASON_UNKNOWN;
+			snprintf(st->message, sizeof(st->message),
+				 "not sent: this replica lost its leader lease");
+			break;
+		}
 		dynbuf_init(&resp, c->o.max_body);
 		st->attempts = attempt + 1;
-		ratelimit_wait(c->rl);
 		h = pool_get(c);
 		if (!h) {
 			r = -ENOMEM;

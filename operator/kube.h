@@ -125,6 +125,13 @@ int kube_client_new(const struct kube_auth *auth,
 		    const struct kube_client_options *opts,
 		    struct kube_client **ret);
 void kube_client_free(struct kube_client *c);
+/*
+ * From now on every write (any method but GET) fails at once with
+ * -ENOLCK, before it is sent and before each retry: what a replica that
+ * lost its leader Lease does, so it issues no write while the new leader
+ * acts. Reads and watches go on. Irreversible.
+ */
+void kube_client_fence(struct kube_client *c);
 void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn,
 			      void *userdata);
 const char *kube_client_server(const struct kube_client *c);

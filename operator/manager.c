@@ -206,6 +206,9 @@ static void on_started_leading(void *ud)
 static void on_stopped_leading(void *ud)
 {
 	struct manager *m = ud;
+	/* The new leader may act from now on: no write of ours goes out,
+	 * not even from a reconcile in the middle of a drain or a bind. */
+	kube_client_fence(m->o.client);
 	atomic_store(&m->lost, true);
 	/* The main thread waits in sigwait: wake it to stop with exit 1. */
 	kill(getpid(), SIGTERM);

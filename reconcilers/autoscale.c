@@ -48,6 +48,17 @@ const char *autoscale_metric_type_name(enum autoscale_metric_type type)
 	return type_names[type];
 }
 
+const char *autoscale_policy_type_name(enum autoscale_policy_type type)
+{
+	return type == AUTOSCALE_POLICY_PERCENT ? "Percent" : "Pods";
+}
+
+const char *autoscale_select_name(enum autoscale_select select)
+{
+	return select == AUTOSCALE_SELECT_MIN ? "Min" :
+	       select == AUTOSCALE_SELECT_DISABLED ? "Disabled" : "Max";
+}
+
 int autoscale_metric_type_parse(const char *name,
 				enum autoscale_metric_type *ret_type)
 {
@@ -774,7 +785,7 @@ static bool out_of_range(const struct autoscale_input *in,
 	const struct autoscale_spec *s = in->spec;
 	int32_t cur = in->current_replicas;
 
-	if (cur == 0 && s->min_replicas != 0 && !in->state.paused) {
+	if (cur == 0 && s->min_replicas != 0 && !in->state.paused && !in->zero_is_below_min) {
 		res->desired = 0;
 		res->active = false;
 		res->active_reason = res->reason = "ScalingDisabled";
@@ -872,7 +883,7 @@ static void predictive_floor(const struct autoscale_input *in,
 			     struct autoscale_result *res)
 {
 	const struct autoscale_predictive *p = &in->spec->predictive;
-	int64_t cut = in->now_ms - p->window_seconds * 1000LL;
+	int64_t cut = in->now_ms - p->window_seconds * KTIME_MSEC_PER_SEC;
 	double sx = 0, sy = 0, sxx = 0, sxy = 0, n = 0, slope, mx, my, y, cap;
 	int32_t floor_r;
 
@@ -885,7 +896,7 @@ static void predictive_floor(const struct autoscale_input *in,
 			if (in->recommendations[i].time_ms <= cut ||
 			    in->recommendations[i].time_ms > in->now_ms)
 				continue;
-			x = (double)(in->recommendations[i].time_ms - in->now_ms) / 1000;
+			x = (double)(in->recommendations[i].time_ms - in->now_ms) / (double)KTIME_MSEC_PER_SEC;
 			v = in->recommendations[i].replicas;
 		} else {
 			x = 0;
@@ -938,7 +949,8 @@ void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
 		return;
 	lo = spec->min_replicas;
 	hi = spec->max_replicas;
-	utc_s = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
+	utc_s = now_ms >= 0 ? now_ms / KTIME_MSEC_PER_SEC :
+		-((-now_ms + KTIME_MSEC_PER_SEC - 1) / KTIME_MSEC_PER_SEC);
 	for (size_t i = 0; i < spec->n_schedules &&
 			   i < AUTOSCALE_MAX_SCHEDULES; i++) {
 		const struct autoscale_schedule *c = &spec->schedules[i];
@@ -1068,7 +1080,7 @@ static void panic_mode(const struct autoscale_input *in,
 		}
 		st->panic_time_ms = in->now_ms;
 	} else if (st->panic_time_ms &&
-		   st->panic_time_ms + p->stable_window_seconds * 1000LL <
+		   st->panic_time_ms + p->stable_window_seconds * KTIME_MSEC_PER_SEC <
 			   in->now_ms) {
 		st->panic_time_ms = st->panic_start_ms = 0;
 		st->max_panic = 0;
@@ -1206,13 +1218,19 @@ int autoscale_evaluate(const struct autoscale_input *in,
 	res.limited_reason = "DesiredWithinRange";
 	res.state = in->state;
 	res.state.paused = false;
-	eff = *in->spec;
-	autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
-			 &eff.max_replicas, &res.schedules_active);
-	res.min_replicas = eff.min_replicas;
-	res.max_replicas = eff.max_replicas;
+	res.min_replicas = in->spec->min_replicas;
+	res.max_replicas = in->spec->max_replicas;
 	local = *in;
-	local.spec = &eff;
+	if (in->spec->n_schedules) {
+		/* The spec in force: its bounds raised by the open windows
+		 * (copied only then: the copy is a kilobyte). */
+		eff = *in->spec;
+		autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
+				 &eff.max_replicas, &res.schedules_active);
+		res.min_replicas = eff.min_replicas;
+		res.max_replicas = eff.max_replicas;
+		local.spec = &eff;
+	}
 	if (in->pause && in->pause->replicas_set) {
 		pin(in, &res);
 	} else if (!out_of_range(&local, &res)) {
@@ -1374,7 +1392,7 @@ int autoscale_history_record(struct autoscale_history *h,
 					now_ms, res->current });
 	if (r == 0 && res->record_recommendation)
 		r = store_recommendation(h, &b, spec->predictive.set ?
-				spec->predictive.window_seconds * 1000LL : 0,
+				spec->predictive.window_seconds * KTIME_MSEC_PER_SEC : 0,
 				res->recommendation, now_ms);
 	if (r == 0 && res->rescale && res->desired > res->current)
 		r = store_event(&h->up, &h->n_up, &h->cap_up, &b.scale_up,

@@ -102,6 +102,11 @@ enum autoscale_select {
 	AUTOSCALE_SELECT_DISABLED,
 };
 
+/* The autoscaling/v2 spellings: "Pods", "Percent"; "Max", "Min",
+ * "Disabled" (the webhook writes the defaults with them). */
+const char *autoscale_policy_type_name(enum autoscale_policy_type type);
+const char *autoscale_select_name(enum autoscale_select select);
+
 struct autoscale_policy {
 	enum autoscale_policy_type type;
 	int32_t value;
@@ -292,6 +297,14 @@ struct autoscale_input {
 	int64_t now_ms;
 	const struct autoscale_pause *pause; /* may be NULL */
 	struct autoscale_state state;        /* from the last evaluation */
+	/*
+	 * The HPA takes a target at 0 replicas (with minReplicas > 0) as
+	 * "autoscaling disabled" (ScalingDisabled). kinfer has the pause
+	 * annotations for that, and a service scaled to 0 before spec.scaling
+	 * was added must not stay there: true makes 0 below minReplicas
+	 * (TooFewReplicas, scaled to minReplicas).
+	 */
+	bool zero_is_below_min;
 };
 
 /* What one metric says; goes to status.currentMetrics. */

@@ -221,6 +221,7 @@ struct input {
 	char (*pod_names)[254];
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
+	size_t n_draining;            /* pods leaving through the drain */
 	bool pods_short;              /* an array could not grow */
 	/* The pause annotations (autoscale.h), "" when absent. */
 	char pause_vals[4][40];
@@ -266,13 +267,10 @@ static int pause_of(const struct input *in, int32_t current, struct autoscale_pa
 /* A digest of the annotations: a change is evaluated at once. */
 static uint64_t pause_hash(const struct input *in)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = FNV64_INIT;
 
-	for (size_t i = 0; i < 4; i++) {
-		h = (h ^ (in->pause_set[i] ? 1u : 2u)) * 1099511628211ULL;
-		for (const char *p = in->pause_vals[i]; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	}
+	for (size_t i = 0; i < 4; i++)
+		h = fnv64_add_str(fnv64_add_byte(h, in->pause_set[i] ? 1 : 2), in->pause_vals[i]);
 	return h;
 }
 
@@ -324,8 +322,9 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
 	/* The HPA's groups: going away or draining are left out; not
 	 * ready (loading the model, warming up) count as unready. */
-	if (o->deleted || p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED ||
-	    (p->warm_reason && strcmp(p->warm_reason, "Draining") == 0))
+	bool draining = p->warm_reason && strcmp(p->warm_reason, "Draining") == 0;
+	in->n_draining += draining && !o->deleted;
+	if (o->deleted || p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED || draining)
 		in->pods[k].state = AUTOSCALE_POD_IGNORED;
 	else if (p->ready == KCOND_TRUE)
 		in->pods[k].state = AUTOSCALE_POD_READY;
@@ -608,6 +607,30 @@ static void controls_events(struct reconcile_ctx *ctx, const struct input *in,
 	}
 }
 
+/*
+ * The current size, read from the workload as the HPA reads /scale: the
+ * Deployment's replicas. One exception: while the InferenceService
+ * controller drains toward a smaller decision (the last one, or the
+ * status's after a change of leader), the Deployment keeps its replicas
+ * until the pods have left (or a rollout has finished); that decision is
+ * the size being carried out.
+ * A decision outside minReplicas..maxReplicas (0 while disabled, say) is
+ * never carried out, so it never stands for the current size.
+ */
+static int32_t current_replicas(const struct svc *s, const struct input *in,
+				const struct scalingspec *sc)
+{
+	const struct kdeployment *d = &in->s.dep;
+	int32_t last = s->have ? s->decision.desired : in->old_desired;
+	/* Draining, or waiting for a rollout to finish first (drain.h). */
+	bool shrinking = in->n_draining > 0 || d->observed_generation < d->generation ||
+			 d->updated < d->replicas;
+	if (last >= 0 && last < d->spec_replicas && last >= sc->spec.min_replicas &&
+	    last <= sc->spec.max_replicas && shrinking)
+		return last;
+	return d->spec_replicas;
+}
+
 static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscaler *a,
 				      struct svc *s, const struct input *in,
 				      const struct scalingspec *sc, int64_t now_ms)
@@ -639,8 +662,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus", "error",
 		      (double)mr->failed);
 	}
-	int32_t current = s->have ? s->decision.desired :
-			  in->old_desired >= 0 ? in->old_desired : in->s.dep.spec_replicas;
+	int32_t current = current_replicas(s, in, sc);
 	struct autoscale_pause pause;
 	char pause_why[160];
 	bool pause_bad = pause_of(in, current, &pause, pause_why, sizeof(pause_why)) < 0;
@@ -656,6 +678,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		.service = &mr->service,
 		.now_ms = now_ms,
 		.pause = &pause,
+		.zero_is_below_min = true,
 	};
 	if (r < 0) {
 		/* No source at all: hold, as with every metric missing. */

@@ -7,6 +7,8 @@
 
 #include "cron.h"
 #include "status.h"
+#include "text.h"
+#include "ktime.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,21 +16,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static json_object *field(json_object *o, const char *key)
 {
@@ -57,7 +44,7 @@ static int whole(json_object *o, const char *path, const char *key,
 	else
 		d = NAN;
 	if (!(d >= (double)lo && d <= (double)hi && d == floor(d)))
-		return errf(err, errlen, "%s.%s must be a whole number from "
+		return text_errf(err, errlen, -EINVAL, "%s.%s must be a whole number from "
 			    "%lld to %lld", path, key, (long long)lo,
 			    (long long)hi);
 	*ret = (int32_t)d;
@@ -81,7 +68,7 @@ static int activation(json_object *scaling, struct autoscale_spec *s,
 		    json_object_is_type(v, json_type_double))
 			d = json_object_get_double(v);
 		if (!(d >= 0 && d <= 1e15))
-			return errf(err, errlen, "spec.scaling.metrics[%zu]."
+			return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics[%zu]."
 				    "activationThreshold must be a number >= 0",
 				    i);
 		s->activation[i] = d;
@@ -103,16 +90,16 @@ static int fallback(json_object *scaling, struct autoscale_spec *s,
 	if (!f)
 		return 0;
 	if (!json_object_is_type(f, json_type_object))
-		return errf(err, errlen, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	r = whole(f, path, "failureThreshold", 0, 1000, &fb.failure_threshold,
 		  err, errlen);
 	if (r == 0)
-		return errf(err, errlen, "%s.failureThreshold is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.failureThreshold is missing", path);
 	if (r > 0)
 		r = whole(f, path, "replicas", 0, 1000, &fb.replicas, err,
 			  errlen);
 	if (r == 0)
-		return errf(err, errlen, "%s.replicas is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.replicas is missing", path);
 	if (r < 0)
 		return r;
 	b = field(f, "behavior");
@@ -123,7 +110,7 @@ static int fallback(json_object *scaling, struct autoscale_spec *s,
 		for (i = 0; i < 4 && strcmp(v, names[i]) != 0; i++)
 			;
 		if (i == 4)
-			return errf(err, errlen, "%s.behavior must be static, "
+			return text_errf(err, errlen, -EINVAL, "%s.behavior must be static, "
 				    "currentReplicas, currentReplicasIfHigher "
 				    "or currentReplicasIfLower", path);
 		fb.behavior = (enum autoscale_fallback_behavior)i;
@@ -143,7 +130,7 @@ static int panic(json_object *scaling, struct autoscale_spec *s, char *err,
 	if (!p)
 		return 0;
 	if (!json_object_is_type(p, json_type_object))
-		return errf(err, errlen, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	r = whole(p, path, "windowSeconds", 1, 3600, &pn.window_seconds, err,
 		  errlen);
 	if (r >= 0)
@@ -155,7 +142,7 @@ static int panic(json_object *scaling, struct autoscale_spec *s, char *err,
 	if (r < 0)
 		return r;
 	if (pn.window_seconds > pn.stable_window_seconds)
-		return errf(err, errlen, "%s.windowSeconds must be <= "
+		return text_errf(err, errlen, -EINVAL, "%s.windowSeconds must be <= "
 			    "stableWindowSeconds", path);
 	s->panic = pn;
 	return 0;
@@ -172,7 +159,7 @@ static int predictive(json_object *scaling, struct autoscale_spec *s,
 	if (!p)
 		return 0;
 	if (!json_object_is_type(p, json_type_object))
-		return errf(err, errlen, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	r = whole(p, path, "windowSeconds", 60, 3600, &pr.window_seconds, err,
 		  errlen);
 	if (r >= 0)
@@ -197,25 +184,25 @@ static int schedule(json_object *e, size_t i, struct autoscale_schedule *ret,
 
 	snprintf(path, sizeof(path), "spec.scaling.schedules[%zu]", i);
 	if (!e || !json_object_is_type(e, json_type_object))
-		return errf(err, errlen, "%s must be an object", path);
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
 	v = field(e, "cron");
 	if (!v || !json_object_is_type(v, json_type_string))
-		return errf(err, errlen, "%s.cron is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.cron is missing", path);
 	if (cron_parse(json_object_get_string(v), &c.cron, why,
 		       sizeof(why)) < 0)
-		return errf(err, errlen, "%s.cron: %s", path, why);
+		return text_errf(err, errlen, -EINVAL, "%s.cron: %s", path, why);
 	v = field(e, "timeZone");
 	if (!v || !json_object_is_type(v, json_type_string))
-		return errf(err, errlen, "%s.timeZone is missing (UTC or a "
+		return text_errf(err, errlen, -EINVAL, "%s.timeZone is missing (UTC or a "
 			    "fixed offset such as UTC+02:00)", path);
 	if (cron_tz_parse(json_object_get_string(v),
 			  &c.time_zone_offset_seconds, why, sizeof(why)) < 0)
-		return errf(err, errlen, "%s.timeZone: %s", path, why);
+		return text_errf(err, errlen, -EINVAL, "%s.timeZone: %s", path, why);
 	r = whole(e, path, "durationSeconds", 60,
 		  AUTOSCALE_MAX_SCHEDULE_SECONDS, &c.duration_seconds, err,
 		  errlen);
 	if (r == 0)
-		return errf(err, errlen, "%s.durationSeconds is missing", path);
+		return text_errf(err, errlen, -EINVAL, "%s.durationSeconds is missing", path);
 	if (r > 0)
 		r = whole(e, path, "minReplicas", 0, 1000, &c.min_replicas, err,
 			  errlen);
@@ -225,7 +212,7 @@ static int schedule(json_object *e, size_t i, struct autoscale_schedule *ret,
 	if (r < 0)
 		return r;
 	if (c.min_replicas < 0 && c.max_replicas < 0)
-		return errf(err, errlen, "%s needs minReplicas or maxReplicas",
+		return text_errf(err, errlen, -EINVAL, "%s needs minReplicas or maxReplicas",
 			    path);
 	*ret = c;
 	return 0;
@@ -241,10 +228,10 @@ static int schedules(json_object *scaling, struct autoscale_spec *s,
 	if (!l)
 		return 0;
 	if (!json_object_is_type(l, json_type_array))
-		return errf(err, errlen, "spec.scaling.schedules must be a list");
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.schedules must be a list");
 	n = json_object_array_length(l);
 	if (n > AUTOSCALE_MAX_SCHEDULES)
-		return errf(err, errlen, "spec.scaling.schedules: at most %d "
+		return text_errf(err, errlen, -EINVAL, "spec.scaling.schedules: at most %d "
 			    "entries", AUTOSCALE_MAX_SCHEDULES);
 	for (size_t i = 0; i < n; i++) {
 		r = schedule(json_object_array_get_idx(l, i), i,
@@ -308,7 +295,7 @@ void controls_status(const struct autoscale_spec *spec,
 	st->failures = res->state.failures;
 	st->panic_set = spec->panic.set;
 	st->panicking = res->panicking;
-	st->panic_since = res->panicking ? res->state.panic_start_ms / 1000 : 0;
+	st->panic_since = res->panicking ? res->state.panic_start_ms / KTIME_MSEC_PER_SEC : 0;
 	if (res->panicking) {
 		snprintf(st->panic_reason, sizeof(st->panic_reason), "PanicStarted");
 		snprintf(st->panic_message, sizeof(st->panic_message), "%s",

@@ -23,15 +23,18 @@
 #include <string.h>
 #include <time.h>
 
-#define DRAIN_MAX_PODS 512
 #define METRICS_BODY_MAX (4 << 20)
 #define DRAIN_SCRAPE_TIMEOUT_MS 3000                 /* one pod's in-flight count */
 #define DRAIN_POLL_NS (1 * KTIME_NSEC_PER_SEC)       /* look again while pods drain */
+#define DRAIN_DEFERRED_POLL_NS (2 * DRAIN_POLL_NS)   /* look again while a rollout runs */
+
+/* ---- the candidates -------------------------------------------------------- */
 
 struct gather {
 	const char *ns;
 	struct drain_candidate *c;
-	int n;
+	size_t n, cap;
+	int error;
 };
 
 static int gather_pod(const struct cache_obj *o, void *ud)
@@ -39,54 +42,107 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	struct gather *g = ud;
 	const struct kpod *p = (const struct kpod *)o;
 	if (strcmp(o->ns, g->ns) != 0 || o->deleted || p->phase == KPHASE_SUCCEEDED ||
-	    p->phase == KPHASE_FAILED || g->n == DRAIN_MAX_PODS)
+	    p->phase == KPHASE_FAILED)
 		return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		if (g->cap == DRAIN_MAX_PODS)
+			return g->error = -E2BIG;
+		if (cap > DRAIN_MAX_PODS)
+			cap = DRAIN_MAX_PODS;
+		struct drain_candidate *c = realloc(g->c, cap * sizeof(*c));
+		if (!c)
+			return g->error = -ENOMEM;
+		g->c = c;
+		g->cap = cap;
+	}
 	struct drain_candidate *c = &g->c[g->n++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", o->name);
 	snprintf(c->uid, sizeof(c->uid), "%s", o->uid ? o->uid : "");
 	snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
+	snprintf(c->template_hash, sizeof(c->template_hash), "%s",
+		 p->template_hash ? p->template_hash : "");
 	c->created = o->created;
 	c->draining = p->warm_reason && strcmp(p->warm_reason, "Draining") == 0;
 	c->draining_since = p->draining_since;
 	c->warm = p->warmed == KCOND_TRUE;
+	c->our_cost = p->has_deletion_cost && p->deletion_cost == DRAIN_DELETION_COST_VALUE;
 	c->inflight = -1;
+	return 0;
+}
+
+int drain_candidates(struct cache *pods, const char *ns, const char *service,
+		     struct drain_candidate **ret, size_t *ret_n)
+{
+	struct gather g = { .ns = ns };
+	cache_index_foreach(pods, KPOD_BY_SERVICE, service, gather_pod, &g);
+	if (g.error < 0) {
+		free(g.c);
+		return g.error;
+	}
+	*ret = g.c;
+	*ret_n = g.n;
 	return 0;
 }
 
 /* ---- reading a pod's load ------------------------------------------------- */
 
-int drain_inflight(const char *ip, int32_t port, const char *path,
-		   const char *const *metrics, double *ret)
+/* The requests in flight a metrics page reports. */
+static int inflight_of(const char *body, size_t len, const char *const *metrics, double *ret)
 {
 	struct promtext *page = NULL;
-	char *body = NULL;
-	size_t len = 0;
-	int r = metricsource_fetch(ip, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX, &body, &len, NULL, 0);
+	double total = 0;
+	size_t found = 0;
 
-	if (r < 0)
-		return r;
-	r = -EIO;
-	if (promtext_parse(body, len, NULL, NULL, &page) == 0) {
-		double total = 0;
-		size_t found = 0;
-		for (size_t i = 0; metrics && metrics[i]; i++) {
-			double v;
-			size_t series = 0;
-			if (promtext_sum(page, metrics[i], NULL, 0, &v, &series) == 0 && series > 0) {
-				total += v;
-				found += series;
-			}
-		}
-		promtext_free(page);
-		if (found > 0) {
-			*ret = total;
-			r = 0;
-		} else {
-			r = -ENODATA;
+	if (promtext_parse(body, len, NULL, NULL, &page) < 0)
+		return -EIO;
+	for (size_t i = 0; metrics && metrics[i]; i++) {
+		double v;
+		size_t series = 0;
+		if (promtext_sum(page, metrics[i], NULL, 0, &v, &series) == 0 && series > 0) {
+			total += v;
+			found += series;
 		}
 	}
-	free(body);
+	promtext_free(page);
+	if (!found)
+		return -ENODATA;
+	*ret = total;
+	return 0;
+}
+
+/*
+ * The load of the candidates that served (warm or draining), all at once:
+ * one scrape timeout for the whole service, never one after another in
+ * the worker (issue 12, item 6). A pod that does not answer stays unknown.
+ */
+static int read_loads(struct drain_candidate *c, size_t n, int32_t port, const char *path,
+		      const char *const *metrics)
+{
+	struct metricsource_pod *pods = calloc(n ? n : 1, sizeof(*pods));
+	char **bodies = calloc(n ? n : 1, sizeof(*bodies));
+	size_t *lens = calloc(n ? n : 1, sizeof(*lens));
+	int r = -ENOMEM;
+
+	if (!pods || !bodies || !lens)
+		goto free_arrays;
+	for (size_t i = 0; i < n; i++) {
+		bool wanted = (c[i].warm || c[i].draining) && c[i].ip[0];
+		pods[i] = (struct metricsource_pod){ c[i].name, c[i].ip,
+			wanted ? AUTOSCALE_POD_READY : AUTOSCALE_POD_IGNORED };
+	}
+	r = metricsource_fetch_all(pods, n, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX,
+				   bodies, lens);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (bodies[i])
+			inflight_of(bodies[i], lens[i], metrics, &c[i].inflight);
+		free(bodies[i]);
+	}
+free_arrays:
+	free(pods);
+	free(bodies);
+	free(lens);
 	return r;
 }
 
@@ -115,6 +171,95 @@ void drain_order(struct drain_candidate *c, size_t n)
 		qsort(c, n, sizeof(*c), victim_order);
 }
 
+/* Pods of two pod templates: a rollout is under way. */
+static bool two_templates(const struct drain_candidate *c, size_t n)
+{
+	const char *first = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].template_hash[0])
+			continue;
+		if (!first)
+			first = c[i].template_hash;
+		else if (strcmp(first, c[i].template_hash) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* No scale-down pending: bring back only as many draining pods as the
+ * serving ones fall short of desired (the others are on their way out:
+ * the Deployment already shrank and the ReplicaSet deletes them next). */
+static void decide_no_shrink(struct drain_candidate *c, size_t n, int32_t desired)
+{
+	int32_t serving = 0;
+	for (size_t i = 0; i < n; i++)
+		serving += !c[i].draining;
+	for (size_t i = 0; i < n && serving < desired; i++)
+		if (c[i].draining) {
+			c[i].action = DRAIN_UNDRAIN;
+			serving++;
+		}
+}
+
+/* A victim's action from its state, its load and the time it drained. */
+static enum drain_action victim_action(const struct drain_candidate *c,
+				       const struct drain_input *in)
+{
+	if (!c->warm && !c->draining)
+		return DRAIN_DONE;   /* never served traffic: nothing to drain */
+	if (!c->draining)
+		return DRAIN_START;
+	int64_t waited = in->now - (c->draining_since ? c->draining_since : in->now);
+	int min_s = in->timeout_s < DRAIN_MIN_SECONDS ? in->timeout_s : DRAIN_MIN_SECONDS;
+	bool idle = c->inflight == 0 || (c->inflight < 0 && !in->knows_load);
+	if (waited >= in->timeout_s)
+		return DRAIN_TIMED_OUT;
+	return idle && waited >= min_s ? DRAIN_DONE : DRAIN_WAIT;
+}
+
+void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input *in,
+		  struct drain_decision *ret)
+{
+	struct drain_decision d = { .replicas = in->desired };
+	int64_t need = (int64_t)in->current - in->desired;
+
+	for (size_t i = 0; i < n; i++)
+		c[i].action = DRAIN_NONE;
+	if (need <= 0) {
+		decide_no_shrink(c, n, in->desired);
+		goto out;
+	}
+	if (in->rolling || two_templates(c, n)) {
+		/* pod-deletion-cost ranks pods inside one ReplicaSet only. */
+		d.replicas = in->current;
+		d.deferred = true;
+		d.requeue_ns = DRAIN_DEFERRED_POLL_NS;
+		goto out;
+	}
+	drain_order(c, n);
+	if ((size_t)need > n)
+		need = (int64_t)n;
+	/* Pods draining beyond what is needed now go back in service. */
+	for (size_t i = (size_t)need; i < n; i++)
+		if (c[i].draining)
+			c[i].action = DRAIN_UNDRAIN;
+	bool drained = true;
+	for (size_t i = 0; i < (size_t)need; i++) {
+		c[i].action = victim_action(&c[i], in);
+		d.started += c[i].action == DRAIN_START;
+		drained = drained && (c[i].action == DRAIN_DONE || c[i].action == DRAIN_TIMED_OUT);
+	}
+	if (!drained) {
+		d.replicas = in->current;
+		d.requeue_ns = DRAIN_POLL_NS;
+		goto out;
+	}
+	d.shrink = true;
+	d.victims = (size_t)need;
+out:
+	*ret = d;
+}
+
 struct endpoint {
 	int32_t port;
 	char path[256];
@@ -141,121 +286,129 @@ static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, co
 		      type, reason, "Drain", note);
 }
 
-/* Put back in service the pods a scale-up still needs. */
-static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc, struct drain_candidate *c)
+/* Put back in service the pods a scale-up still needs: the gate, the
+ * drain's start and kinfer's pod-deletion-cost (left on a pod, it would
+ * make the ReplicaSet remove it first at the next scale-down, drained or
+ * not). */
+static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc,
+		   const struct drain_candidate *c)
 {
 	int r = podstate_set_gate(ctx->client, svc->ns, c->name, true, "DrainCancelled",
 				  "back in service: the scale-down was cancelled", NULL);
 	if (r == 0)
 		r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, NULL, NULL);
+	if (r == 0 && c->our_cost)
+		r = podstate_annotate(ctx->client, svc->ns, c->name, DRAIN_POD_DELETION_COST, NULL,
+				      NULL);
 	if (r == 0)
 		log_info("drain cancelled", "pod=%s/%s", svc->ns, c->name);
 	return r;
 }
 
-int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32_t current,
-	       int32_t desired, int32_t *ret_replicas, uint64_t *ret_requeue_ns)
+/* Take a victim out of service: the drain's start, then the gate. */
+static int start(struct reconcile_ctx *ctx, const struct drain_service *svc,
+		 const struct drain_candidate *c, int32_t current, int32_t desired, int64_t now)
 {
-	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
-	struct gather g = { .ns = svc->ns };
-	struct endpoint ep;
-	char note[512];
-	int64_t now = (int64_t)time(NULL);
-	int need = current - desired, r = 0;
+	char since[32], note[256];
+	snprintf(since, sizeof(since), "%lld", (long long)now);
+	snprintf(note, sizeof(note), "draining before scale-down from %d to %d replicas", current,
+		 desired);
+	int r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+	if (r == 0)
+		r = podstate_set_gate(ctx->client, svc->ns, c->name, false, "Draining", note, NULL);
+	return r;
+}
 
-	*ret_requeue_ns = 0;
-	*ret_replicas = desired;
-	g.c = calloc(DRAIN_MAX_PODS, sizeof(*g.c));
-	if (!g.c)
-		return -ENOMEM;
-	cache_read_lock();
-	cache_index_foreach(pc, KPOD_BY_SERVICE, svc->name, gather_pod, &g);
-	cache_read_unlock();
-	endpoint_of(svc->spec, &ep);
-	if (need <= 0) {
-		/* No scale-down pending. Draining pods are either on their way out
-		 * (the Deployment already shrank; the ReplicaSet deletes them next)
-		 * or wanted back by a scale-up: bring back only as many as the
-		 * serving pods fall short of desired. */
-		int serving = 0;
-		for (int i = 0; i < g.n; i++)
-			serving += !g.c[i].draining;
-		for (int i = 0; i < g.n && r == 0 && serving < desired; i++)
-			if (g.c[i].draining) {
-				r = undrain(ctx, svc, &g.c[i]);
-				serving++;
-			}
-		goto free_candidates;
-	}
-	/* The load of warm candidates decides among them. */
-	for (int i = 0; i < g.n; i++)
-		if ((g.c[i].warm || g.c[i].draining) && g.c[i].ip[0])
-			drain_inflight(g.c[i].ip, ep.port, ep.path, ep.metrics, &g.c[i].inflight);
-	drain_order(g.c, (size_t)g.n);
-	if (need > g.n)
-		need = g.n;
-	/* Pods draining beyond what is needed now go back in service. */
-	for (int i = need; i < g.n && r == 0; i++)
-		if (g.c[i].draining)
-			r = undrain(ctx, svc, &g.c[i]);
-	bool all_drained = true;
-	int started = 0;
-	for (int i = 0; i < need && r == 0; i++) {
-		struct drain_candidate *c = &g.c[i];
-		if (!c->warm && !c->draining)
-			continue;   /* never served traffic: nothing to drain */
-		if (!c->draining) {
-			char since[32];
-			snprintf(since, sizeof(since), "%lld", (long long)now);
-			snprintf(note, sizeof(note), "draining before scale-down from %d to %d replicas",
-				 current, desired);
-			r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
-			if (r == 0)
-				r = podstate_set_gate(ctx->client, svc->ns, c->name, false, "Draining", note, NULL);
-			c->draining_since = now;
-			started++;
-			all_drained = false;
-			continue;
-		}
-		int64_t waited = now - (c->draining_since ? c->draining_since : now);
-		int min_s = ep.timeout_s < DRAIN_MIN_SECONDS ? ep.timeout_s : DRAIN_MIN_SECONDS;
-		bool idle = c->inflight == 0 || (c->inflight < 0 && !ep.metrics);
-		if (waited >= ep.timeout_s) {
-			snprintf(note, sizeof(note), "pod %s still had %.0f request(s) in flight after the "
-				 "%d s drain timeout; removing it anyway", c->name, c->inflight, ep.timeout_s);
+/* The writes of one decision; 0 or the first error. */
+static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
+		     struct drain_candidate *c, size_t n, const struct drain_input *in,
+		     const struct drain_decision *d)
+{
+	char note[512];
+	int r = 0;
+
+	for (size_t i = 0; i < n && r == 0; i++) {
+		switch (c[i].action) {
+		case DRAIN_UNDRAIN:
+			r = undrain(ctx, svc, &c[i]);
+			break;
+		case DRAIN_START:
+			r = start(ctx, svc, &c[i], in->current, in->desired, in->now);
+			break;
+		case DRAIN_TIMED_OUT:
+			snprintf(note, sizeof(note), "pod %s still had %.0f request(s) in flight after "
+				 "the %d s drain timeout; removing it anyway", c[i].name, c[i].inflight,
+				 in->timeout_s);
 			event(ctx, svc, "Warning", "DrainTimedOut", note);
-		} else if (!(idle && waited >= min_s)) {
-			all_drained = false;
+			break;
+		default:
+			break;
 		}
 	}
 	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s failed", svc->ns, svc->name);
-		goto free_candidates;
+		return r;
 	}
-	if (started) {
+	if (d->started) {
 		snprintf(note, sizeof(note), "draining %d pod(s) before scaling from %d to %d replicas",
-			 started, current, desired);
+			 d->started, in->current, in->desired);
 		event(ctx, svc, "Normal", "Draining", note);
 	}
-	if (!all_drained) {
-		*ret_replicas = current;
-		*ret_requeue_ns = DRAIN_POLL_NS;
-		goto free_candidates;
+	if (d->deferred) {
+		snprintf(note, sizeof(note), "scale-down from %d to %d replicas waits for the rollout "
+			 "to finish, so no pod leaves undrained", in->current, in->desired);
+		event(ctx, svc, "Normal", "ScaleDownDeferred", note);
 	}
+	if (!d->shrink)
+		return 0;
 	/* Drained: make these the ReplicaSet's first choice, then shrink. */
-	for (int i = 0; i < need && r == 0; i++)
-		r = podstate_annotate(ctx->client, svc->ns, g.c[i].name,
-				      "controller.kubernetes.io/pod-deletion-cost", DRAIN_DELETION_COST, NULL);
+	for (size_t i = 0; i < d->victims && r == 0; i++)
+		r = podstate_annotate(ctx->client, svc->ns, c[i].name, DRAIN_POD_DELETION_COST,
+				      DRAIN_DELETION_COST, NULL);
 	if (r < 0) {
-		*ret_replicas = current;
 		snprintf(ctx->error, sizeof(ctx->error), "set pod-deletion-cost in %s: failed", svc->ns);
-		goto free_candidates;
+		return r;
 	}
-	snprintf(note, sizeof(note), "drained %d pod(s); scaling from %d to %d replicas", need,
-		 current, desired);
+	snprintf(note, sizeof(note), "drained %zu pod(s); scaling from %d to %d replicas",
+		 d->victims, in->current, in->desired);
 	event(ctx, svc, "Normal", "Drained", note);
-	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, current, desired);
-free_candidates:
-	free(g.c);
+	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, in->current,
+		 in->desired);
+	return 0;
+}
+
+int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32_t current,
+	       int32_t desired, struct drain_result *ret)
+{
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct drain_candidate *c = NULL;
+	struct drain_decision d;
+	struct endpoint ep;
+	size_t n = 0;
+	int r;
+
+	cache_read_lock();
+	r = drain_candidates(pc, svc->ns, svc->name, &c, &n);
+	cache_read_unlock();
+	if (r < 0) {
+		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s: %s pods", svc->ns,
+			 svc->name, r == -E2BIG ? "too many" : "cannot gather the");
+		return r;
+	}
+	endpoint_of(svc->spec, &ep);
+	struct drain_input in = {
+		.current = current, .desired = desired, .now = (int64_t)time(NULL),
+		.timeout_s = ep.timeout_s, .knows_load = ep.metrics != NULL,
+		.rolling = svc->rolling || two_templates(c, n),
+	};
+	/* The load of warm candidates decides among them (unknown when it
+	 * cannot be read: the order puts those last, the drain waits). */
+	if (current > desired && !in.rolling)
+		read_loads(c, n, ep.port, ep.path, ep.metrics);
+	drain_decide(c, n, &in, &d);
+	r = carry_out(ctx, svc, c, n, &in, &d);
+	if (r == 0)
+		*ret = (struct drain_result){ d.replicas, d.requeue_ns, d.deferred };
+	free(c);
 	return r;
 }

@@ -14,11 +14,18 @@
  *      drain time has passed (endpoint removal takes a moment to reach
  *      every client), or until spec.drain.timeoutSeconds (an Event says so);
  *   4. give them the lowest controller.kubernetes.io/pod-deletion-cost, so
- *      the ReplicaSet removes exactly those pods, and only then lower the
+ *      the ReplicaSet removes exactly those, and only then lower the
  *      Deployment's replicas.
  *
+ * pod-deletion-cost only ranks pods inside one ReplicaSet: while a rollout
+ * runs (more than one ReplicaSet has pods), the Deployment controller
+ * would take a scale-down from the old ReplicaSet whatever kinfer chose.
+ * So a scale-down waits until the rollout has finished (deferred; the
+ * status says so) and is then drained as above.
+ *
  * A scale-up arriving mid-drain puts the pods still needed back in service
- * (warmed-up True again, reason DrainCancelled) without a restart.
+ * (warmed-up True again, reason DrainCancelled, the drain annotation and
+ * kinfer's pod-deletion-cost removed) without a restart.
  */
 #pragma once
 
@@ -27,22 +34,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "manager.h"
 
 #define DRAIN_MIN_SECONDS 5
 #define DRAIN_DELETION_COST "-2147483648"
+#define DRAIN_DELETION_COST_VALUE (-2147483648LL)
+#define DRAIN_POD_DELETION_COST "controller.kubernetes.io/pod-deletion-cost"
+/* Pods of one service drain looks at: the CRD's 1000 replicas, a surge and
+ * the pods on their way out, with room to spare. More: no scale-down. */
+#define DRAIN_MAX_PODS 4096
 
 struct drain_service {
 	const char *ns, *name, *uid;
 	json_object *spec;          /* the parsed .spec (the reconcile's snapshot) */
+	bool rolling;               /* the Deployment is mid-rollout (its status) */
+};
+
+enum drain_action {
+	DRAIN_NONE,       /* stays as it is */
+	DRAIN_UNDRAIN,    /* back in service: the scale-down is off or smaller */
+	DRAIN_START,      /* a victim that served: take it out of service */
+	DRAIN_WAIT,       /* a victim still draining */
+	DRAIN_TIMED_OUT,  /* a victim past the drain timeout: removed anyway */
+	DRAIN_DONE,       /* a victim drained, or that never served */
 };
 
 /* A pod that may be drained, as the victim order sees it. */
 struct drain_candidate {
-	char name[256], uid[64], ip[64];
+	char name[256], uid[64], ip[64], template_hash[64];
 	int64_t created, draining_since;
 	bool warm, draining;
+	bool our_cost;              /* carries kinfer's lowest pod-deletion-cost */
 	double inflight;            /* requests in flight; < 0 = not known */
+	enum drain_action action;   /* drain_decide's */
 };
 
 /*
@@ -52,14 +77,48 @@ struct drain_candidate {
 void drain_order(struct drain_candidate *c, size_t n);
 
 /*
- * One step. *ret_replicas is what the Deployment should run now (current
- * while draining, desired once drained); *ret_requeue_ns > 0 asks to look
- * again that soon. 0 or a negative errno (with ctx->error).
+ * The live pods of service in ns from the pod cache (under the caller's
+ * read lock), in a new array (free it). 0; -E2BIG past DRAIN_MAX_PODS;
+ * -ENOMEM.
+ */
+int drain_candidates(struct cache *pods, const char *ns, const char *service,
+		     struct drain_candidate **ret, size_t *ret_n);
+
+struct drain_input {
+	int32_t current, desired;   /* the Deployment's replicas, the replicas wanted */
+	int64_t now;                /* seconds since the epoch */
+	int timeout_s;              /* spec.drain.timeoutSeconds */
+	bool knows_load;            /* the framework names in-flight metrics */
+	bool rolling;               /* a rollout runs (also: candidates of two templates) */
+};
+
+struct drain_decision {
+	int32_t replicas;           /* what the Deployment should run now */
+	uint64_t requeue_ns;        /* > 0: look again that soon */
+	bool deferred;              /* a scale-down waits for the rollout */
+	bool shrink;                /* victims drained: mark them, lower the replicas */
+	size_t victims;             /* c[0..victims) after the order, when shrinking */
+	int started;                /* victims taken out of service now */
+};
+
+/*
+ * One step's decisions, pure: orders c (victims first, when shrinking),
+ * sets each candidate's action and fills ret.
+ */
+void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input *in,
+		  struct drain_decision *ret);
+
+/* What one step did, for the caller's Deployment and status. */
+struct drain_result {
+	int32_t replicas;           /* what the Deployment should run now */
+	uint64_t requeue_ns;        /* > 0: look again that soon */
+	bool deferred;              /* the scale-down waits for a rollout */
+};
+
+/*
+ * One step: decide and carry out the writes (pod conditions and
+ * annotations). ret is written only on success: on an error (with
+ * ctx->error) the caller must not shrink the Deployment.
  */
 int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32_t current,
-	       int32_t desired, int32_t *ret_replicas, uint64_t *ret_requeue_ns);
-
-/* Requests in flight on a pod, from its metrics endpoint; -errno when the
- * endpoint cannot be read. */
-int drain_inflight(const char *ip, int32_t port, const char *path,
-		   const char *const *metrics, double *ret);
+	       int32_t desired, struct drain_result *ret);

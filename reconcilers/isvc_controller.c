@@ -24,6 +24,7 @@
 #include "ktime.h"
 #include "snapshot.h"
 #include "status.h"
+#include "statuspatch.h"
 #include "fnv.h"
 #include "text.h"
 
@@ -57,6 +58,7 @@ struct applied {
 #define STATUS_WINDOW_NS (2 * KTIME_NSEC_PER_SEC)
 
 struct isvc_ctl {
+	struct manager *manager;         /* for the map functions' cache reads */
 	pthread_mutex_t lock;            /* the applied table */
 	struct applied *applied;         /* APPLIED_SLOTS */
 	struct controller *autoscaler;   /* its decisions; NULL = none */
@@ -65,9 +67,9 @@ struct isvc_ctl {
 static int ctl_new(const struct controller_env *env, void **ret)
 {
 	struct isvc_ctl *c = calloc(1, sizeof(*c));
-	(void)env;
 	if (!c)
 		return -ENOMEM;
+	c->manager = env->manager;
 	c->applied = calloc(APPLIED_SLOTS, sizeof(*c->applied));
 	if (!c->applied) {
 		free(c);
@@ -337,7 +339,8 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 
 static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
 		       int32_t desired, const struct autoscale_controller_decision *dec,
-		       const char *invalid, uint64_t *ret_wait)
+		       const char *invalid, const char *invalid_reason, bool deferred,
+		       uint64_t *ret_wait)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -361,6 +364,8 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		.image_reason = pods.image_reason[0] ? pods.image_reason : NULL,
 		.selector = selector,
 		.invalid = invalid,
+		.invalid_reason = invalid_reason,
+		.scale_down_deferred = deferred,
 		.old_status = s->status,
 		.now = (int64_t)time(NULL),
 		.scaling_enabled = s->scaling,
@@ -376,13 +381,13 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	else if (rescaled || status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
 		if (rescaled)
 			status_settled(ctx->data, key);
-		json_object *patch = json_object_new_object();
-		json_object_object_add(patch, "status", json_object_get(status));
-		r = kube_patch(ctx->client, &kube_res_inferenceservices, s->ns, s->name, "status",
-			       KUBE_PATCH_MERGE, json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
-			       NULL, NULL, &st);
-		json_object_put(patch);
-		if (r < 0 && r != -ENOENT)
+		/* Conditional on the copy read: another writer's condition added
+		 * since is never dropped (statuspatch.h). */
+		r = statuspatch_write(ctx->client, s->ns, s->name, s->rv, status, &st);
+		if (r == -EAGAIN)
+			snprintf(ctx->error, sizeof(ctx->error), "status of %s/%.200s changed since it was "
+				 "read; computing it again", s->ns, s->name);
+		else if (r < 0 && r != -ENOENT)
 			snprintf(ctx->error, sizeof(ctx->error), "patch status of %s/%.200s: %.500s", s->ns,
 				 s->name, st.message);
 		if (r == 0)
@@ -392,6 +397,28 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	}
 	json_object_put(status);
 	return r;
+}
+
+/* The Deployment is mid-rollout: pods of more than one ReplicaSet. */
+static bool rolling(const struct kdeployment *d)
+{
+	return d->observed_generation < d->generation || d->updated < d->replicas;
+}
+
+/*
+ * What a person reads when the Deployment or the Service kinfer would make
+ * already exists and is not controlled by this InferenceService (as
+ * Knative's NotOwned, and controller-runtime's refusal to adopt an object
+ * with another controller).
+ */
+static void foreign_message(const struct snapshot *s, char *buf, size_t len)
+{
+	const char *what = s->dep_foreign && s->svc_foreign ? "Deployment and Service" :
+			   s->dep_foreign ? "Deployment" : "Service";
+	snprintf(buf, len, "%s %.200s already exist%s in namespace %s and %s not controlled by "
+		 "this InferenceService: kinfer does not take it over; delete or rename it",
+		 what, s->name, s->dep_foreign && s->svc_foreign ? "" : "s", s->ns,
+		 s->dep_foreign && s->svc_foreign ? "are" : "is");
 }
 
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
@@ -417,19 +444,28 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (s.scaling && c && autoscale_controller_decision(c->autoscaler, key, &decision) == 0)
 		dec = &decision;
 	int32_t desired = desired_replicas(&s, dec), run = desired;
+	bool deferred = false;
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
-		struct drain_service ds = { s.ns, s.name, s.uid, s.spec };
-		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &run, &requeue) < 0)
+		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, rolling(&s.dep) };
+		struct drain_result dr;
+		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &dr) == 0) {
+			run = dr.replicas;
+			requeue = dr.requeue_ns;
+			deferred = dr.deferred;
+		} else {
+			/* Never shrink past a drain that failed; growing is safe. */
+			run = desired > s.dep.spec_replicas ? desired : s.dep.spec_replicas;
 			res = RECONCILE_ERROR;
+		}
 	}
 	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w,
 			   err, sizeof(err));
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, key, &s, desired, dec, err, &status_wait) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, NULL, deferred, &status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
 		if (res == RECONCILE_OK && status_wait) {
@@ -438,9 +474,22 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		}
 		goto free_snapshot;
 	}
+	if (s.dep_foreign || s.svc_foreign) {
+		/* Never adopt: the object's watch enqueues us again when it goes. */
+		foreign_message(&s, err, sizeof(err));
+		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
+				&status_wait) < 0)
+			res = RECONCILE_ERROR;
+		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
+		if (res == RECONCILE_OK && status_wait) {
+			ctx->requeue_after_ns = status_wait;
+			res = RECONCILE_REQUEUE_AFTER;
+		}
+		goto free_workload;
+	}
 	struct apply_note note = { 0 };
 	if (sync_deployment(ctx, key, &s, &w, &note) < 0 || sync_service(ctx, key, &s, &w, &note) < 0 ||
-	    sync_status(ctx, key, &s, desired, dec, NULL, &status_wait) < 0)
+	    sync_status(ctx, key, &s, desired, dec, NULL, NULL, deferred, &status_wait) < 0)
 		res = RECONCILE_ERROR;
 	if (note.reason)
 		event(ctx, &s, "Normal", note.reason, "Apply", note.text);
@@ -451,6 +500,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		ctx->requeue_after_ns = requeue;
 		res = RECONCILE_REQUEUE_AFTER;
 	}
+free_workload:
 	workload_free(&w);
 free_snapshot:
 	snapshot_free(&s);
@@ -459,15 +509,32 @@ free_snapshot:
 
 /* ---- watches ---------------------------------------------------------- */
 
+/*
+ * A Deployment or Service: its controlling InferenceService; or, when it
+ * has none, the InferenceService of the same name, if there is one, which
+ * waits for this object (not its own) to go away (ResourceExists).
+ */
 static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit_fn emit,
 			  void *ud)
 {
+	struct isvc_ctl *c = data;
 	char key[512];
-	(void)data;
-	if (!o->controller_kind || strcmp(o->controller_kind, "InferenceService") != 0)
+	bool named = false;
+
+	if (o->controller_kind && strcmp(o->controller_kind, "InferenceService") == 0) {
+		snprintf(key, sizeof(key), "%s/%s", o->ns, o->controller_name);
+		emit(ud, key);
 		return;
-	snprintf(key, sizeof(key), "%s/%s", o->ns, o->controller_name);
-	emit(ud, key);
+	}
+	if (!c || !c->manager || !o->ns || !o->name)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
+	struct cache *ic = manager_cache(c->manager, &kind_inferenceservices);
+	cache_read_lock();
+	named = ic && cache_get(ic, key) != NULL;
+	cache_read_unlock();
+	if (named)
+		emit(ud, key);
 }
 
 static void pod_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)

@@ -627,6 +627,33 @@ out:
 	return r;
 }
 
+int metricsource_fetch_all(const struct metricsource_pod *pods, size_t n, int32_t port,
+			   const char *path, long timeout_ms, size_t max_body, char **ret_bodies,
+			   size_t *ret_lens)
+{
+	struct metricsource_request rq = { .pods = pods, .n_pods = n, .port = port, .path = path,
+					   .timeout_ms = timeout_ms };
+	struct fetch *fs = calloc(n ? n : 1, sizeof(*fs));
+	int r;
+
+	if (!fs)
+		return -ENOMEM;
+	for (size_t k = 0; k < n; k++)
+		fs[k].body.max = max_body;
+	r = pods_fetch(&rq, fs);
+	for (size_t k = 0; k < n; k++) {
+		ret_bodies[k] = NULL;
+		ret_lens[k] = 0;
+		if (r == 0 && fs[k].body.p)
+			ret_bodies[k] = dynbuf_take(&fs[k].body, &ret_lens[k]);
+		if (fs[k].h)
+			curl_easy_cleanup(fs[k].h);
+		dynbuf_free(&fs[k].body);
+	}
+	free(fs);
+	return r;
+}
+
 static int pods_collect(const struct metricsource_request *rq, struct metricsource_state *st,
 			struct autoscale_pod *out_pods, struct metricsource_result *res)
 {

@@ -125,6 +125,17 @@ int metricsource_fetch(const char *ip, int32_t port, const char *path, long time
 		       size_t errlen);
 
 /*
+ * GET every pod's metrics page at once (curl multi; pods IGNORED or
+ * without an IP are skipped), each bounded by timeout_ms and max_body
+ * (0: METRICSOURCE_MAX_BODY): ret_bodies[k] is the malloc'ed,
+ * NUL-terminated body of a 200 (ret_lens[k] bytes) or NULL. 0, -ENOMEM,
+ * -EIO. What drain reads of its candidates, in one timeout for all.
+ */
+int metricsource_fetch_all(const struct metricsource_pod *pods, size_t n, int32_t port,
+			   const char *path, long timeout_ms, size_t max_body, char **ret_bodies,
+			   size_t *ret_lens);
+
+/*
  * Pods source, the reading half: bodies[k] (lens[k] bytes) is what pod k
  * answered, or NULL with fetch_errors[k] saying why. Updates st (rates and
  * histogram windows) and fills out_pods and res.

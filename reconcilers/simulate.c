@@ -765,7 +765,7 @@ static double pod_value(const struct loop *l, enum autoscale_metric_type t,
 	case AUTOSCALE_QUEUE_DEPTH:
 		return l->queue / n;
 	case AUTOSCALE_CONCURRENCY: /* in flight: running and waiting */
-		return (ob->served_rps * l->m.latency_ms / 1000 + l->queue) / n;
+		return (ob->served_rps * l->m.latency_ms / (double)KTIME_MSEC_PER_SEC + l->queue) / n;
 	case AUTOSCALE_REQUESTS_PER_SECOND:
 		return ob->rps / n;
 	case AUTOSCALE_GPU_UTILIZATION:

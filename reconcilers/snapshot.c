@@ -30,11 +30,15 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 		s->dep.applied_hash = NULL;
 		s->dep.service = NULL;
 		memset(&s->dep.meta, 0, sizeof(s->dep.meta));
+	} else if (d && !d->meta.deleted) {
+		s->dep_foreign = true;
 	}
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
 		text_copy(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
+	} else if (sv && !sv->meta.deleted) {
+		s->svc_foreign = true;
 	}
 }
 
@@ -54,6 +58,7 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
 	text_copy(s->ns, sizeof(s->ns), is->meta.ns);
 	text_copy(s->name, sizeof(s->name), is->meta.name);
 	text_copy(s->uid, sizeof(s->uid), is->meta.uid);
+	text_copy(s->rv, sizeof(s->rv), is->meta.rv);
 	s->generation = is->generation;
 	s->scaling = is->scaling;
 	s->replicas = is->replicas;

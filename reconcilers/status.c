@@ -38,6 +38,11 @@ static void set(struct cond *c, const char *type, bool on, const char *reason,
 	va_end(ap);
 }
 
+static const char *invalid_reason(const struct status_input *in)
+{
+	return in->invalid_reason ? in->invalid_reason : "InvalidSpec";
+}
+
 static bool rollout_done(const struct status_input *in)
 {
 	const struct kdeployment *d = in->dep;
@@ -49,7 +54,7 @@ static void degraded(const struct status_input *in, struct cond *c)
 {
 	const struct kdeployment *d = in->dep;
 	if (in->invalid)
-		set(c, "Degraded", true, "InvalidSpec", "%s", in->invalid);
+		set(c, "Degraded", true, invalid_reason(in), "%s", in->invalid);
 	else if (d && d->replica_failure == KCOND_TRUE)
 		set(c, "Degraded", true, "ReplicaFailure", "pods cannot be created: %s",
 		    d->failure_message ? d->failure_message : "see the Deployment's events");
@@ -71,7 +76,9 @@ static void degraded(const struct status_input *in, struct cond *c)
 static void progressing(const struct status_input *in, struct cond *c)
 {
 	const struct kdeployment *d = in->dep;
-	if (in->invalid)
+	if (in->invalid && in->invalid_reason)
+		set(c, "Progressing", false, in->invalid_reason, "nothing to roll out: %s", in->invalid);
+	else if (in->invalid)
 		set(c, "Progressing", false, "InvalidSpec", "nothing to roll out until the spec is fixed");
 	else if (!d)
 		set(c, "Progressing", true, "Creating", "creating the Deployment");
@@ -79,6 +86,10 @@ static void progressing(const struct status_input *in, struct cond *c)
 		 strcmp(d->progress_reason, "ProgressDeadlineExceeded") == 0)
 		set(c, "Progressing", false, "ProgressDeadlineExceeded",
 		    "the rollout made no progress within its deadline");
+	else if (in->scale_down_deferred)
+		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated; the scale-down "
+		    "to %d replicas waits for the rollout to finish, so no pod leaves undrained",
+		    d->updated, d->spec_replicas, in->desired);
 	else if (d->observed_generation < d->generation || d->updated < in->desired)
 		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated",
 		    d->updated, in->desired);
@@ -96,7 +107,7 @@ static void progressing(const struct status_input *in, struct cond *c)
 static void ready(const struct status_input *in, struct cond *c)
 {
 	if (in->invalid)
-		set(c, "Ready", false, "InvalidSpec", "%s", in->invalid);
+		set(c, "Ready", false, invalid_reason(in), "%s", in->invalid);
 	else if (in->desired == 0)
 		set(c, "Ready", false, "ScaledToZero", "no replicas are wanted");
 	else if (in->ready >= in->desired && rollout_done(in))

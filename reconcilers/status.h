@@ -60,6 +60,8 @@ struct status_input {
 	const char *image_reason;
 	const char *selector;
 	const char *invalid;             /* why the spec cannot run, or NULL */
+	const char *invalid_reason;      /* its CamelCase reason; NULL = InvalidSpec */
+	bool scale_down_deferred;        /* the drain waits for a rollout to finish */
 	json_object *old_status;         /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and

@@ -190,7 +190,7 @@ int warmup_probe(const char *ip, const struct warmup_plan *p, struct warmup_resu
 
 /* WARMING: the requests, `concurrency` in flight at a time. */
 static int send_requests(const char *base, const struct warmup_plan *p, uint64_t deadline,
-			 struct warmup_result *res)
+			 const atomic_bool *cancel, struct warmup_result *res)
 {
 	char url[1024];
 	CURLM *m = curl_multi_init();
@@ -204,7 +204,12 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 		return -ENOMEM;
 	}
 	snprintf(url, sizeof(url), "%s%s", base, p->path);
+	bool cancelled = false;
 	while ((started < p->requests || in_flight > 0) && ktime_mono_ns() < deadline) {
+		if (cancel && atomic_load(cancel)) {
+			cancelled = true;
+			break;
+		}
 		for (int i = 0; i < p->concurrency && started < p->requests; i++) {
 			if (reqs[i].h)
 				continue;
@@ -262,14 +267,27 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 	curl_multi_cleanup(m);
 	free(reqs);
 	(void)last_code;
+	if (cancelled) {
+		snprintf(res->error, sizeof(res->error), "warm-up cancelled: kinfer is stopping");
+		return -ECANCELED;
+	}
 	if (res->ok < p->requests && !res->error[0])
 		snprintf(res->error, sizeof(res->error), "warm-up did not finish within %d s",
 			 p->timeout_s);
 	return res->ok == p->requests ? 0 : -EIO;
 }
 
+int warmup_plan_copy(const struct warmup_plan *p, struct warmup_plan *ret)
+{
+	struct warmup_plan c = *p;
+	if (p->body && !(c.body = strdup(p->body)))
+		return -ENOMEM;
+	*ret = c;
+	return 0;
+}
+
 int warmup_send(const char *ip, const struct warmup_plan *p, uint64_t deadline,
-		struct warmup_result *res)
+		const atomic_bool *cancel, struct warmup_result *res)
 {
 	char base[128];
 	uint64_t t0 = ktime_mono_ns();
@@ -278,7 +296,7 @@ int warmup_send(const char *ip, const struct warmup_plan *p, uint64_t deadline,
 	memset(res, 0, sizeof(*res));
 	base_url(ip, p->port, base, sizeof(base));
 	if (p->requests > 0)
-		r = send_requests(base, p, deadline, res);
+		r = send_requests(base, p, deadline, cancel, res);
 	res->seconds = ktime_ns_to_s(ktime_mono_ns() - t0);
 	return r;
 }

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 
@@ -41,10 +43,13 @@ int warmup_probe(const char *ip, const struct warmup_plan *plan, struct warmup_r
 /*
  * Send the warm-up requests, plan->concurrency at a time, each bounded by
  * requestTimeoutSeconds and all by deadline_ns (monotonic). 0 when every
- * request got a 2xx; -EIO with ret->error otherwise.
+ * request got a 2xx; -EIO with ret->error otherwise; -ECANCELED within
+ * 100 ms of *cancel turning true (cancel may be NULL).
  */
 int warmup_send(const char *ip, const struct warmup_plan *plan, uint64_t deadline_ns,
-		struct warmup_result *ret);
+		const atomic_bool *cancel, struct warmup_result *ret);
+/* A copy of plan (its body duplicated); -ENOMEM. */
+int warmup_plan_copy(const struct warmup_plan *plan, struct warmup_plan *ret);
 
 /*
  * The states of one pod's warm-up (a pod already warm, draining or going

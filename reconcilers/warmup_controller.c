@@ -33,12 +33,154 @@
 #include "ktime.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define HEALTH_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
+/*
+ * The warm-up requests run off the workers (issue 12, item 6): a stalled
+ * model server holds one job thread for up to its timeoutSeconds, never a
+ * worker, and one service holds at most WARM_PER_SERVICE of them, so no
+ * service can keep another's pods from turning warm.
+ */
+#define WARM_MAX_JOBS 256                      /* warm-ups running at once */
+#define WARM_PER_SERVICE 4                     /* of one service */
+#define WARM_BUDGET_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
+#define WARM_JOB_CHECK_NS (30 * KTIME_NSEC_PER_SEC)  /* the job also enqueues when done */
+#define WARM_JOB_STACK (256 * 1024)
+
+/* ---- the row's data: warm-ups in flight ----------------------------------- */
+
+enum job_state {
+	JOB_RUNNING,   /* its thread sends the requests */
+	JOB_DONE,      /* r and res hold the outcome, for the next reconcile */
+};
+
+struct wctl;
+
+struct job {
+	struct wctl *w;
+	char key[320], uid[64], service[320], ip[64];
+	struct warmup_plan plan;     /* owned copy */
+	uint64_t deadline_ns;
+	enum job_state state;        /* under w->lock */
+	int r;
+	struct warmup_result res;
+	pthread_t thread;
+};
+
+struct wctl {
+	struct controller *self;
+	pthread_mutex_t lock;
+	struct job *jobs[WARM_MAX_JOBS];
+	atomic_bool stopping;
+};
+
+static int wctl_new(const struct controller_env *env, void **ret)
+{
+	struct wctl *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->self = env->self;
+	pthread_mutex_init(&w->lock, NULL);
+	*ret = w;
+	return 0;
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	warmup_plan_free(&j->plan);
+	free(j);
+}
+
+/* After the workers stopped: cancel the warm-ups (each sees it within
+ * 100 ms) and wait for their threads. */
+static void wctl_free(void *data)
+{
+	struct wctl *w = data;
+	if (!w)
+		return;
+	atomic_store(&w->stopping, true);
+	for (size_t i = 0; i < WARM_MAX_JOBS; i++)
+		if (w->jobs[i]) {
+			pthread_join(w->jobs[i]->thread, NULL);
+			job_free(w->jobs[i]);
+		}
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+static void *job_main(void *ud)
+{
+	struct job *j = ud;
+	struct warmup_result res;
+	int r = warmup_send(j->ip, &j->plan, j->deadline_ns, &j->w->stopping, &res);
+	pthread_mutex_lock(&j->w->lock);
+	j->r = r;
+	j->res = res;
+	j->state = JOB_DONE;
+	pthread_mutex_unlock(&j->w->lock);
+	if (!atomic_load(&j->w->stopping))
+		controller_enqueue(j->w->self, j->key);
+	return NULL;
+}
+
+/* Under w->lock. */
+static struct job **job_slot(struct wctl *w, const char *key)
+{
+	for (size_t i = 0; i < WARM_MAX_JOBS; i++)
+		if (w->jobs[i] && strcmp(w->jobs[i]->key, key) == 0)
+			return &w->jobs[i];
+	return NULL;
+}
+
+/* Under w->lock: may another warm-up of service start? */
+static bool within_budget(struct wctl *w, const char *service, struct job ***ret_free)
+{
+	size_t of_service = 0;
+	*ret_free = NULL;
+	for (size_t i = 0; i < WARM_MAX_JOBS; i++) {
+		if (!w->jobs[i]) {
+			if (!*ret_free)
+				*ret_free = &w->jobs[i];
+		} else if (w->jobs[i]->state == JOB_RUNNING &&
+			   strcmp(w->jobs[i]->service, service) == 0) {
+			of_service++;
+		}
+	}
+	return *ret_free && of_service < WARM_PER_SERVICE;
+}
+
+static bool has_job(struct wctl *w, const char *key)
+{
+	pthread_mutex_lock(&w->lock);
+	bool has = job_slot(w, key) != NULL;
+	pthread_mutex_unlock(&w->lock);
+	return has;
+}
+
+/* Forget a finished job (its pod went away or was reconciled). */
+static void job_drop(struct wctl *w, const char *key)
+{
+	struct job *gone = NULL;
+	pthread_mutex_lock(&w->lock);
+	struct job **slot = job_slot(w, key);
+	if (slot && (*slot)->state == JOB_DONE) {
+		gone = *slot;
+		*slot = NULL;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (gone) {
+		pthread_join(gone->thread, NULL);
+		job_free(gone);
+	}
+}
 
 /* What the warm-up reads of a pod, copied out of the cache. */
 struct pod_copy {
@@ -126,11 +268,84 @@ static enum warmup_event on_waiting(struct run *run)
 	return WARMUP_EV_NOT_YET;
 }
 
+/* Start the warm-up's job; NOT_YET (the job enqueues the pod when done). */
+static enum warmup_event start_job(struct run *run, struct wctl *w, struct job **slot)
+{
+	const struct pod_copy *p = run->pod;
+	struct job *j = calloc(1, sizeof(*j));
+	pthread_attr_t attr;
+	int r = -ENOMEM;
+
+	if (!j || warmup_plan_copy(&run->plan, &j->plan) < 0)
+		goto fail;
+	j->w = w;
+	snprintf(j->key, sizeof(j->key), "%s/%s", p->ns, p->name);
+	snprintf(j->uid, sizeof(j->uid), "%s", p->uid);
+	snprintf(j->service, sizeof(j->service), "%s/%s", p->ns, p->service);
+	snprintf(j->ip, sizeof(j->ip), "%s", p->ip);
+	j->deadline_ns = ktime_mono_ns() + (uint64_t)run->left * KTIME_NSEC_PER_SEC;
+	j->state = JOB_RUNNING;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WARM_JOB_STACK);
+	r = -pthread_create(&j->thread, &attr, job_main, j);
+	pthread_attr_destroy(&attr);
+	if (r < 0)
+		goto fail;
+	*slot = j;
+	run->ctx->requeue_after_ns = WARM_JOB_CHECK_NS;
+	run->out = RECONCILE_REQUEUE_AFTER;
+	return WARMUP_EV_NOT_YET;
+fail:
+	if (j)
+		warmup_plan_free(&j->plan);
+	free(j);
+	snprintf(run->ctx->error, sizeof(run->ctx->error), "start the warm-up of %s/%.200s: %s",
+		 p->ns, p->name, strerror(-r));
+	run->out = RECONCILE_ERROR;
+	return WARMUP_EV_NOT_YET;
+}
+
+/*
+ * WARMING, off the worker: the pod's job's outcome when it is done; else
+ * start one when the service's budget allows, or look again shortly.
+ */
 static enum warmup_event on_warming(struct run *run)
 {
-	uint64_t deadline = ktime_mono_ns() + (uint64_t)run->left * KTIME_NSEC_PER_SEC;
-	return warmup_send(run->pod->ip, &run->plan, deadline, &run->res) == 0 ?
-		       WARMUP_EV_ANSWERED : WARMUP_EV_FAILED;
+	struct wctl *w = run->ctx->data;
+	const struct pod_copy *p = run->pod;
+	struct job *done = NULL, **free_slot;
+	enum warmup_event ev = WARMUP_EV_NOT_YET;
+	char key[320], service[320];
+
+	snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+	snprintf(service, sizeof(service), "%s/%s", p->ns, p->service);
+	pthread_mutex_lock(&w->lock);
+	struct job **slot = job_slot(w, key);
+	if (slot && (*slot)->state == JOB_RUNNING) {
+		run->ctx->requeue_after_ns = WARM_JOB_CHECK_NS;
+		run->out = RECONCILE_REQUEUE_AFTER;
+	} else if (slot) {
+		done = *slot;
+		*slot = NULL;
+	} else if (within_budget(w, service, &free_slot)) {
+		ev = start_job(run, w, free_slot);
+	} else {
+		run->ctx->requeue_after_ns = WARM_BUDGET_RETRY_NS;
+		run->out = RECONCILE_REQUEUE_AFTER;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!done)
+		return ev;
+	pthread_join(done->thread, NULL);
+	if (strcmp(done->uid, p->uid) != 0) {
+		/* A job of an earlier pod of that name: start afresh. */
+		job_free(done);
+		return on_warming(run);
+	}
+	run->res = done->res;
+	ev = done->r == 0 ? WARMUP_EV_ANSWERED : WARMUP_EV_FAILED;
+	job_free(done);
+	return ev;
 }
 
 static void on_warm(struct run *run)
@@ -173,10 +388,11 @@ static void on_failed(struct run *run)
 	}
 }
 
-/* Walk the states until one waits (WAITING, not yet healthy) or ends. */
-static void run_states(struct run *run)
+/* Walk the states from st until one waits (not yet healthy, requests
+ * in flight) or ends. */
+static void run_states(struct run *run, enum warmup_state st)
 {
-	enum warmup_state st = WARMUP_WAITING, next;
+	enum warmup_state next;
 	for (;;) {
 		switch (st) {
 		case WARMUP_WAITING:
@@ -241,12 +457,16 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	char err[256], ikey[512];
 	int r;
 
-	if (copy_pod(ctx->manager, key, &pod) < 0)
+	if (copy_pod(ctx->manager, key, &pod) < 0) {
+		job_drop(ctx->data, key);   /* gone: a finished warm-up of it is moot */
 		return RECONCILE_OK;
+	}
 	if (went_cold(&pod))
 		return cold_again(ctx, &pod);
-	if (!needs_warmup(&pod))
+	if (!needs_warmup(&pod)) {
+		job_drop(ctx->data, key);
 		return RECONCILE_OK;
+	}
 	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
 	r = snapshot_take(ctx->manager, ikey, &s);
 	if (r == -ENOENT)
@@ -277,7 +497,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	int64_t from = after_failure && pod.since > pod.containers_since ? pod.since :
 									   pod.containers_since;
 	run.left = from > 0 ? from + run.plan.timeout_s - now : run.plan.timeout_s;
-	run_states(&run);
+	/* Requests in flight (or their outcome waiting): straight to WARMING. */
+	run_states(&run, has_job(ctx->data, key) ? WARMUP_WARMING : WARMUP_WAITING);
 free_plan:
 	warmup_plan_free(&run.plan);
 free_snapshot:
@@ -306,4 +527,6 @@ const struct controller_def warmup_controller = {
 	.n_watches = sizeof(watches) / sizeof(watches[0]),
 	.reconcile = reconcile,
 	.workers = 8,
+	.data_new = wctl_new,
+	.data_free = wctl_free,
 };

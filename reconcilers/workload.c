@@ -185,14 +185,29 @@ static json_object *probe(const char *path, int32_t port, int period, int failur
 	return p;
 }
 
+/*
+ * The preset's command or args with {uri}, {name} and {port} filled in.
+ * Room for the longest the CRD allows (uri 2048, name 253); past it the
+ * spec is refused, naming the field: an argument is never dropped (a
+ * server started without --model= would serve something else).
+ */
+#define ARG_MAX_LEN 4096
+
 static json_object *string_array(const char *const *items, const char *uri, const char *name,
-				 int32_t port)
+				 int32_t port, char *err, size_t errlen)
 {
 	json_object *a = json_object_new_array();
-	char buf[2048];
-	for (size_t i = 0; items && items[i]; i++)
-		if (preset_expand(items[i], uri, name, port, buf, sizeof(buf)) == 0)
-			json_object_array_add(a, jstr(buf));
+	char buf[ARG_MAX_LEN];
+	for (size_t i = 0; items && items[i]; i++) {
+		if (preset_expand(items[i], uri, name, port, buf, sizeof(buf)) < 0) {
+			text_errf(err, errlen, -EINVAL, "spec.model.uri: %zu characters make the "
+				  "server's argument %.20s... longer than %d characters",
+				  uri ? strlen(uri) : 0, items[i], ARG_MAX_LEN - 1);
+			json_object_put(a);
+			return NULL;
+		}
+		json_object_array_add(a, jstr(buf));
+	}
 	return a;
 }
 
@@ -215,11 +230,20 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 		text_errf(err, errlen, -EINVAL, "spec.image: required for framework %s", pr->name);
 		return NULL;
 	}
+	json_object *cmd = pr->command ? string_array(pr->command, uri, model, port, err, errlen) :
+					 NULL;
+	json_object *args = string_array(pr->args, uri, model, port, err, errlen);
+	if ((pr->command && !cmd) || !args) {
+		json_object_put(cmd);
+		json_object_put(args);
+		json_object_put(c);
+		json_object_put(ports);
+		return NULL;
+	}
 	put(c, "name", jstr("model-server"));
 	put(c, "image", jstr(image));
-	if (pr->command)
-		put(c, "command", string_array(pr->command, uri, model, port));
-	json_object *args = string_array(pr->args, uri, model, port);
+	if (cmd)
+		put(c, "command", cmd);
 	json_object *extra = cache_json_get(spec, "args");
 	for (size_t i = 0; extra && json_object_is_type(extra, json_type_array) &&
 			   i < json_object_array_length(extra); i++)

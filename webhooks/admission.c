@@ -12,6 +12,7 @@
 #include "autoscale.h"
 #include "cron.h"
 #include "isvc.h"
+#include "scalingspec.h"
 #include "metricsource.h"
 #include "presets.h"
 #include "quantity.h"
@@ -91,10 +92,14 @@ int admission_report_message(const struct admission_report *r, char **ret)
 	return 0;
 }
 
-static void add_line(struct admission_report *r, bool error, const char *fmt, va_list ap)
+/* One violation (error) or warning line; fail() and warn() below. */
+static void add_line(struct admission_report *r, bool error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void add_line(struct admission_report *r, bool error, const char *fmt, ...)
 {
 	char buf[ADMISSION_MAX_MESSAGE];
 	char **slot;
+	va_list ap;
 
 	if (error) {
 		if (r->n_errors >= ADMISSION_MAX_ERRORS)
@@ -105,7 +110,9 @@ static void add_line(struct admission_report *r, bool error, const char *fmt, va
 			return;
 		slot = &r->warnings[r->n_warnings];
 	}
+	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
 	/* The last slot says that the list is cut. */
 	if (error && r->n_errors == ADMISSION_MAX_ERRORS - 1)
 		snprintf(buf, sizeof(buf), "and more violations (only the first %d are listed)",
@@ -121,23 +128,8 @@ static void add_line(struct admission_report *r, bool error, const char *fmt, va
 		r->n_warnings++;
 }
 
-static void fail(struct admission_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct admission_report *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	add_line(r, true, fmt, ap);
-	va_end(ap);
-}
-
-static void warn(struct admission_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(struct admission_report *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	add_line(r, false, fmt, ap);
-	va_end(ap);
-}
+#define fail(r, ...) add_line((r), true, __VA_ARGS__)
+#define warn(r, ...) add_line((r), false, __VA_ARGS__)
 
 /* ---- JSON access that tolerates any type --------------------------------- */
 
@@ -690,6 +682,31 @@ static void rule_direction(struct spec_ctx *c, json_object *dir, const char *nam
 
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s);
 
+/*
+ * minReplicas 0: every built-in metric is read from the pods (scraped, or
+ * their series in Prometheus), so at 0 replicas none has a value and the
+ * service could never scale up again. As the HPA refuses minReplicas 0
+ * without an Object or External metric, kinfer needs a Custom query (a
+ * value that exists without pods) until scale-to-zero has its activator.
+ */
+static void rule_zero_min(struct spec_ctx *c, json_object *s)
+{
+	json_object *ms = get(s, "metrics");
+	const char *per_pod = NULL;
+	for (size_t i = 0; is_arr(ms) && i < json_object_array_length(ms) && i < 64; i++) {
+		const char *type = str(json_object_array_get_idx(ms, i), "type");
+		if (type && strcmp(type, "Custom") == 0)
+			return;
+		if (type && !per_pod)
+			per_pod = type;
+	}
+	fail(c->r, "spec.scaling.minReplicas: 0 needs a metric that has a value with no pods running "
+	     "(type Custom, a Prometheus query); %s is read from the pods, so at 0 replicas there is "
+	     "no value and the service could never scale up again (the HPA refuses minReplicas 0 "
+	     "without an Object or External metric for the same reason)",
+	     per_pod ? per_pod : "every metric");
+}
+
 static void rule_scaling(struct spec_ctx *c)
 {
 	json_object *s = get(c->spec, "scaling");
@@ -713,6 +730,8 @@ static void rule_scaling(struct spec_ctx *c)
 	if (!get(s, "metrics"))
 		fail(c->r, "spec.scaling.metrics: required (at least one)");
 	rule_metrics(c, s);
+	if (min == 0)
+		rule_zero_min(c, s);
 	json_object *b = get(s, "behavior");
 	if (b && !is_obj(b)) {
 		fail(c->r, "spec.scaling.behavior: must be an object");
@@ -1203,35 +1222,43 @@ static json_object *policy(const char *type, int value, int period)
 	return p;
 }
 
-/* kinfer's default behavior, the one autoscale.h documents. */
+/* One direction of the default behavior (behavior.scaleUp or .scaleDown). */
+static void default_rules(struct patcher *pt, json_object *behavior, const char *name,
+			  const struct autoscale_rules *def)
+{
+	char path[64];
+	json_object *r = ensure(pt, behavior, "/spec/scaling/behavior", name, jobj());
+
+	snprintf(path, sizeof(path), "/spec/scaling/behavior/%s", name);
+	ensure(pt, r, path, "stabilizationWindowSeconds", jint(def->stabilization_window_seconds));
+	ensure(pt, r, path, "selectPolicy", jstr(autoscale_select_name(def->select)));
+	if (is_obj(r) && !get(r, "policies")) {
+		json_object *a = json_object_new_array();
+		for (size_t i = 0; i < def->n_policies; i++)
+			json_object_array_add(a, policy(autoscale_policy_type_name(def->policies[i].type),
+							def->policies[i].value,
+							def->policies[i].period_seconds));
+		ensure(pt, r, path, "policies", a);
+	}
+}
+
+/* kinfer's default behavior: autoscale_behavior_defaults, the one table
+ * the autoscaler itself applies. */
 static void default_scaling(struct patcher *pt, json_object *spec)
 {
+	struct autoscale_behavior def;
 	json_object *s = get(spec, "scaling");
 	if (!is_obj(s))
 		return;
+	autoscale_behavior_defaults(&def);
 	ensure(pt, s, "/spec/scaling", "minReplicas", jint(1));
-	ensure(pt, s, "/spec/scaling", "tolerance", json_object_new_double(0.1));
-	ensure(pt, s, "/spec/scaling", "evaluationIntervalSeconds", jint(15));
+	ensure(pt, s, "/spec/scaling", "tolerance", json_object_new_double(def.scale_up.tolerance));
+	ensure(pt, s, "/spec/scaling", "evaluationIntervalSeconds", jint(SCALINGSPEC_DEFAULT_INTERVAL));
 	json_object *ms = ensure(pt, s, "/spec/scaling", "metricsSource", jobj());
 	ensure(pt, ms, "/spec/scaling/metricsSource", "type", jstr("Pods"));
 	json_object *b = ensure(pt, s, "/spec/scaling", "behavior", jobj());
-	json_object *up = ensure(pt, b, "/spec/scaling/behavior", "scaleUp", jobj());
-	ensure(pt, up, "/spec/scaling/behavior/scaleUp", "stabilizationWindowSeconds", jint(0));
-	ensure(pt, up, "/spec/scaling/behavior/scaleUp", "selectPolicy", jstr("Max"));
-	if (is_obj(up) && !get(up, "policies")) {
-		json_object *a = json_object_new_array();
-		json_object_array_add(a, policy("Percent", 50, 15));
-		json_object_array_add(a, policy("Pods", 1, 15));
-		ensure(pt, up, "/spec/scaling/behavior/scaleUp", "policies", a);
-	}
-	json_object *down = ensure(pt, b, "/spec/scaling/behavior", "scaleDown", jobj());
-	ensure(pt, down, "/spec/scaling/behavior/scaleDown", "stabilizationWindowSeconds", jint(300));
-	ensure(pt, down, "/spec/scaling/behavior/scaleDown", "selectPolicy", jstr("Max"));
-	if (is_obj(down) && !get(down, "policies")) {
-		json_object *a = json_object_new_array();
-		json_object_array_add(a, policy("Pods", 1, 60));
-		ensure(pt, down, "/spec/scaling/behavior/scaleDown", "policies", a);
-	}
+	default_rules(pt, b, "scaleUp", &def.scale_up);
+	default_rules(pt, b, "scaleDown", &def.scale_down);
 }
 
 int admission_default(json_object *obj, json_object **ret_patch)

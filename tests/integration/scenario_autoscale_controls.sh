@@ -70,7 +70,7 @@ spec:
     evaluationIntervalSeconds: $INTERVAL
     metrics:
       - {type: QueueDepth, target: 2}
-    fallback: {failureThreshold: 2, replicas: 3, behavior: static}
+    fallback: {failureThreshold: 3, replicas: 3, behavior: static}
     behavior:
       scaleUp: {policies: [{type: Pods, value: 4, periodSeconds: $INTERVAL}]}
       scaleDown:
@@ -125,7 +125,7 @@ failing() { [ "$(cond ScalingActive reason)" = FailedGetMetrics ] || [ "$(cond S
 if wait_until 15 failing; then pass "source down: ScalingActive False $(cond ScalingActive reason) first (held)"; else fail "not held first: $(cond ScalingActive reason)"; fi
 fellback() { [ "$(cond ScalingActive reason)" = Fallback ]; }
 if wait_until 30 fellback; then
-	pass "after failureThreshold 2: ScalingActive False Fallback after $((SECONDS - t3)) s: $(cond ScalingActive message)"
+	pass "after failureThreshold 3: ScalingActive False Fallback after $((SECONDS - t3)) s: $(cond ScalingActive message)"
 else
 	fail "no fallback: $(cond ScalingActive reason) $(cond ScalingActive message)"
 fi

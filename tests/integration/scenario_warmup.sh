@@ -48,6 +48,10 @@ if kc -n "$ns" wait --for=condition=Ready kis/good --timeout=60s >/dev/null; the
 else
 	fail "not Ready: $(j kis/good '{.status}')"
 fi
+# Ready may turn True with the minimum ready (MinimumReplicasReady): wait,
+# bounded, for both replicas rather than read the counts at once.
+both_warm() { [ "$(j kis/good '{.status.warmReplicas}/{.status.readyReplicas}')" = 2/2 ]; }
+wait_until 30 both_warm
 expect_match "$(j kis/good '{.status.warmReplicas}/{.status.readyReplicas}')" '^2/2$' "2 warm, 2 ready"
 expect_match "$(j kis/good '{.status.conditions[?(@.type=="WarmedUp")].status} {.status.conditions[?(@.type=="WarmedUp")].reason}')" '^True AllReplicasWarm$' "InferenceService condition WarmedUp=True"
 for p in $(pods_of good); do

@@ -2,3 +2,4 @@
 GROUP(client)
 GROUP(informer)
 GROUP(manager)
+GROUP(status)

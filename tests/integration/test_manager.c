@@ -6,7 +6,9 @@
  * terminal and requeue-after results behave, and that a stop waits for an
  * in-flight reconcile. Also: each row's own data reaches its reconcile and
  * its map function, rows reach each other through handles, and a row whose
- * constructor fails fails manager_new with every row's data freed.
+ * constructor fails fails manager_new with every row's data freed. And a
+ * leader that loses its Lease in the middle of a reconcile that writes
+ * issues no write from that moment (issue 12, item 9).
  */
 #include "itest.h"
 
@@ -16,6 +18,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,11 +296,113 @@ static void rows_own_data(void **state)
 	assert_int_equal(atomic_load(&row_frees), 3);
 }
 
+/* ---- a lost Lease fences the writes ------------------------------------- */
+
+#define FENCE_WRITES 60
+static atomic_int fence_ok, fence_refused;
+static _Atomic uint64_t fence_last_ok_ns;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* One long reconcile writing a ConfigMap every 100 ms, as a drain of many
+ * pods or a burst of binds would. */
+static enum reconcile_result writer(struct reconcile_ctx *ctx, const char *key)
+{
+	char body[256], name[64];
+	if (!strstr(key, "/fence-go"))
+		return RECONCILE_OK;
+	for (int i = 0; i < FENCE_WRITES; i++) {
+		snprintf(name, sizeof(name), "fence-w%d", i);
+		snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+			 "\"metadata\":{\"name\":\"%s\"}}", name);
+		json_object *b = json_tokener_parse(body);
+		struct kube_opts o = { .field_manager = "kinfer-operator", .force = true };
+		int r = kube_apply(ctx->client, &kube_res_configmaps, ns, name, NULL, b, &o, NULL, NULL);
+		json_object_put(b);
+		if (r == 0) {
+			atomic_fetch_add(&fence_ok, 1);
+			atomic_store(&fence_last_ok_ns, mono_ns());
+		} else if (r == -ENOLCK) {
+			atomic_fetch_add(&fence_refused, 1);
+		}
+		usleep(100000);
+	}
+	return RECONCILE_OK;
+}
+
+static const struct controller_watch fence_watches[] = { { &kind_configmaps, NULL } };
+static const struct controller_def fence_def = {
+	.name = "fence", .watches = fence_watches, .n_watches = 1, .reconcile = writer, .workers = 1,
+};
+static const struct controller_def *const fence_defs[] = { &fence_def };
+
+static void lost_lease_fences_writes(void **state)
+{
+	struct manager *mgr;
+	struct kube_client *lease_client = itest_client(-1);
+	struct manager_options o = {
+		.client = kc, .lease_client = lease_client, .controllers = fence_defs,
+		.n_controllers = 1, .watch_namespace = ns,
+		.shutdown_timeout_ns = 15ULL * 1000000000ULL,
+		.leader_elect = true, .lease_namespace = ns, .lease_name = "fence",
+		.identity = "fence-test", .lease_ns = 4000000000ULL,
+		.renew_deadline_ns = 2000000000ULL, .retry_ns = 500000000ULL,
+	};
+	sigset_t set;
+	int st;
+	(void)state;
+	/* The manager signals the process when it loses the lease. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	assert_int_equal(manager_new(&o, &mgr), 0);
+	assert_int_equal(manager_start(mgr), 0);
+	for (int i = 0; i < 100 && !manager_is_leader(mgr); i++)
+		usleep(100000);
+	assert_true(manager_is_leader(mgr));
+	create("fence-go");
+	for (int i = 0; i < 100 && atomic_load(&fence_ok) < 5; i++)
+		usleep(100000);
+	assert_true(atomic_load(&fence_ok) >= 5);
+	/* Another replica takes the Lease over. */
+	char *out = itest_kubectl(&st, "-n %s patch lease fence --type=merge -p "
+				  "'{\"spec\":{\"holderIdentity\":\"thief\",\"leaseDurationSeconds\":60}}'", ns);
+	free(out);
+	assert_int_equal(st, 0);
+	for (int i = 0; i < 100 && manager_is_leader(mgr); i++)
+		usleep(50000);
+	assert_false(manager_is_leader(mgr));
+	uint64_t lost_at = mono_ns();
+	/* The reconcile goes on; its writes do not. */
+	usleep(2000000);
+	uint64_t last_ok = atomic_load(&fence_last_ok_ns);
+	/* A write already on the wire when the lease went may land: 100 ms. */
+	assert_true(last_ok < lost_at + 100000000ULL);
+	assert_true(atomic_load(&fence_refused) >= 5);
+	struct timespec zero = { 0, 0 };
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	manager_stop(mgr);
+	manager_free(mgr);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	kube_client_free(lease_client);
+}
+
 int itests_manager(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(controller_loop),
 		cmocka_unit_test(rows_own_data),
+		cmocka_unit_test(lost_lease_fences_writes),
 	};
 	return cmocka_run_group_tests_name("manager", tests, setup, teardown);
 }

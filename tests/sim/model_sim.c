@@ -19,7 +19,8 @@
  *
  * A broken model: pods annotated sim.kinfer.io/fail-warmup: "true", or of
  * services named with --fail-warmup-prefix, answer 500 to warm-up requests
- * (User-Agent kinfer-warmup).
+ * (User-Agent kinfer-warmup). A stalled one: services named with
+ * --stall-warmup-prefix hold each warm-up request for 100 s, then 504.
  *
  * Loopback only: listeners are refused for any IP outside 127.0.0.0/8.
  *
@@ -53,6 +54,7 @@
 #include <unistd.h>
 
 #define MAX_PODS 4096
+#define STALL_MS 100000   /* a stalled warm-up request, under MHD's 120 s timeout */
 static const double buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
@@ -62,6 +64,7 @@ struct cfg {
 	long load_ms, cold_ms, latency_ms;
 	int cold_requests, capacity;
 	const char *fail_prefix;
+	const char *stall_prefix;
 };
 static struct cfg cfg;
 
@@ -100,13 +103,13 @@ static const struct cache_kind kind_simpods = {
 struct server {
 	char key[320], ip[64], service[256];
 	int port;
-	bool fail_warmup;
+	bool fail_warmup, stall_warmup;
 	struct MHD_Daemon *d;
 	uint64_t started_ns;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int running, waiting;
-	long served, warmups, traffic_before_warm;
+	long served, warmups, warmups_stalled, traffic_before_warm;
 	bool warm;                   /* a warm-up request has succeeded */
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
@@ -195,6 +198,16 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 		if (serve_mode)
 			log_warn("request before warm-up", "pod=%s count=%ld", s->key, s->traffic_before_warm);
 	}
+	if (warmup && s->stall_warmup) {
+		/* A stalled model server: the warm-up request hangs (bounded,
+		 * under the connection timeout), holding no capacity. */
+		long n = ++s->warmups_stalled;
+		pthread_mutex_unlock(&s->lock);
+		log_info("warm-up stalled", "pod=%s count=%ld", s->key, n);
+		for (int i = 0; i < STALL_MS / 100; i++)
+			usleep(100000);
+		return respond(c, 504, "application/json", "{\"error\":\"stalled\"}");
+	}
 	if (warmup && s->fail_warmup) {
 		s->failed++;
 		pthread_mutex_unlock(&s->lock);
@@ -265,6 +278,8 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 	s->port = port;
 	s->fail_warmup = fail_warmup || (cfg.fail_prefix && *cfg.fail_prefix &&
 					 strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
+	s->stall_warmup = cfg.stall_prefix && *cfg.stall_prefix &&
+			  strncmp(s->service, cfg.stall_prefix, strlen(cfg.stall_prefix)) == 0;
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -364,6 +379,8 @@ static const struct flag flags[] = {
 	F("capacity", NULL, FLAG_INT, capacity, "4", "requests served at once per pod"),
 	F("fail-warmup-prefix", NULL, FLAG_STRING, fail_prefix, NULL,
 	  "answer 500 to warm-up requests for services whose name starts with this"),
+	F("stall-warmup-prefix", NULL, FLAG_STRING, stall_prefix, NULL,
+	  "hold warm-up requests of services whose name starts with this for 100 s"),
 };
 
 /* env_ms NAME SCALE DEF: a number from the environment, times SCALE. */

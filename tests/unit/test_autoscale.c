@@ -457,6 +457,15 @@ static void hpa_controller_bounds(void **state)
 	expect(r, 0, "ScalingDisabled");
 	assert_false(r.active);
 	assert_false(r.rescale);
+	/* kinfer (issue 12 item 7): a service at 0 when spec.scaling came is
+	 * below minReplicas, not disabled. */
+	{
+		struct autoscale_input in = input(&s, 0, NULL, 0);
+		in.zero_is_below_min = true;
+		assert_int_equal(autoscale_evaluate(&in, &r), 0);
+		expect(r, 3, "TooFewReplicas");
+		assert_true(r.rescale);
+	}
 	/* TestTooFewReplicas */
 	r = evaluate(&s, 2, none, 1, true);
 	expect(r, 3, "TooFewReplicas");

@@ -1,12 +1,19 @@
 /*
  * drain: the victim order (already draining, then not warm, then least
- * loaded with unknown load last, then newest, then by name).
+ * loaded with unknown load last, then newest, then by name); one step's
+ * decisions (start, wait, done, timed out, undrain); a scale-down during a
+ * rollout deferred (issue 12 item 3); every pod of a 1000-replica service
+ * gathered from the real pod projection and drained (item 5).
  */
 #include "unit.h"
 
+#include "cache.h"
 #include "drain.h"
+#include "kinds.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct drain_candidate cand(const char *name, bool warm, bool draining, double inflight,
@@ -15,6 +22,7 @@ static struct drain_candidate cand(const char *name, bool warm, bool draining, d
 	struct drain_candidate c;
 	memset(&c, 0, sizeof(c));
 	snprintf(c.name, sizeof(c.name), "%s", name);
+	snprintf(c.template_hash, sizeof(c.template_hash), "h1");
 	c.warm = warm;
 	c.draining = draining;
 	c.inflight = inflight;
@@ -66,12 +74,221 @@ static void empty_and_one(void **state)
 	assert_string_equal(one.name, "x");
 }
 
+static struct drain_candidate *find(struct drain_candidate *c, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(c[i].name, name) == 0)
+			return &c[i];
+	fail_msg("no candidate %s", name);
+	return NULL;
+}
+
+/* 3 -> 1: two victims start draining, the Deployment keeps 3; later,
+ * idle and past the minimum, they are done and the Deployment shrinks. */
+static void drain_then_shrink(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("a", true, false, 2, 100), cand("b", true, false, 0, 100),
+		cand("c", true, false, 1, 100),
+	};
+	struct drain_input in = { .current = 3, .desired = 1, .now = 1000, .timeout_s = 60,
+				  .knows_load = true };
+	struct drain_decision d;
+	(void)state;
+	drain_decide(c, 3, &in, &d);
+	assert_int_equal(d.replicas, 3);
+	assert_false(d.shrink);
+	assert_int_equal(d.started, 2);
+	assert_true(d.requeue_ns > 0);
+	assert_int_equal(find(c, 3, "b")->action, DRAIN_START);
+	assert_int_equal(find(c, 3, "c")->action, DRAIN_START);
+	assert_int_equal(find(c, 3, "a")->action, DRAIN_NONE);
+
+	/* Draining since 1000; at 1003 one request is still in flight on c. */
+	struct drain_candidate c2[] = {
+		cand("a", true, false, 2, 100), cand("b", false, true, 0, 100),
+		cand("c", false, true, 1, 100),
+	};
+	c2[1].draining_since = c2[2].draining_since = 1000;
+	in.now = 1003;
+	drain_decide(c2, 3, &in, &d);
+	assert_int_equal(d.replicas, 3);
+	assert_int_equal(find(c2, 3, "b")->action, DRAIN_WAIT);   /* under the 5 s minimum */
+	assert_int_equal(find(c2, 3, "c")->action, DRAIN_WAIT);
+	find(c2, 3, "c")->inflight = 0;
+	in.now = 1006;
+	drain_decide(c2, 3, &in, &d);
+	assert_true(d.shrink);
+	assert_int_equal(d.replicas, 1);
+	assert_int_equal(d.victims, 2);
+	assert_int_equal(c2[0].action, DRAIN_DONE);
+	assert_int_equal(c2[1].action, DRAIN_DONE);
+	assert_string_equal(c2[2].name, "a");
+	/* Past the timeout a busy pod goes anyway. */
+	find(c2, 3, "c")->inflight = 5;
+	in.now = 1000 + 61;
+	drain_decide(c2, 3, &in, &d);
+	assert_true(d.shrink);
+	assert_int_equal(find(c2, 3, "c")->action, DRAIN_TIMED_OUT);
+}
+
+/* A pod that never served is a victim with nothing to drain. */
+static void cold_victim_is_done(void **state)
+{
+	struct drain_candidate c[] = { cand("warm", true, false, 0, 1), cand("cold", false, false, -1, 2) };
+	struct drain_input in = { .current = 2, .desired = 1, .now = 50, .timeout_s = 60,
+				  .knows_load = true };
+	struct drain_decision d;
+	(void)state;
+	drain_decide(c, 2, &in, &d);
+	assert_true(d.shrink);
+	assert_int_equal(d.replicas, 1);
+	assert_string_equal(c[0].name, "cold");
+	assert_int_equal(c[0].action, DRAIN_DONE);
+}
+
+/* Scale-up mid-drain: as many draining pods come back as are short. */
+static void scale_up_undrains(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("s1", true, false, 0, 1), cand("d1", false, true, 0, 1),
+		cand("d2", false, true, 0, 1),
+	};
+	c[1].draining_since = c[2].draining_since = 40;
+	struct drain_input in = { .current = 1, .desired = 2, .now = 50, .timeout_s = 60 };
+	struct drain_decision d;
+	(void)state;
+	drain_decide(c, 3, &in, &d);
+	assert_int_equal(d.replicas, 2);
+	assert_false(d.shrink);
+	int undrained = 0;
+	for (size_t i = 0; i < 3; i++)
+		undrained += c[i].action == DRAIN_UNDRAIN;
+	assert_int_equal(undrained, 1);
+	assert_int_equal(find(c, 3, "s1")->action, DRAIN_NONE);
+	/* A smaller scale-down: the extra draining pod goes back. */
+	in.current = 3;
+	in.desired = 2;
+	drain_decide(c, 3, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_DONE);        /* d1 or d2, drained */
+	assert_int_equal(find(c, 3, "s1")->action, DRAIN_NONE);
+	assert_int_equal(c[1].action, DRAIN_UNDRAIN);
+}
+
+/*
+ * Issue 12 item 3: 4 warm pods, a rollout started (a new, warming pod of
+ * another template) and a scale-down to 3 at once. The warming pod must
+ * not be taken as the victim with the Deployment lowered (the Deployment
+ * controller would take the pod from the old ReplicaSet, undrained): the
+ * scale-down waits, nothing starts draining, the replicas stay.
+ */
+static void scale_down_waits_for_rollout(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("old1", true, false, 0, 1), cand("old2", true, false, 0, 1),
+		cand("old3", true, false, 0, 1), cand("old4", true, false, 0, 1),
+		cand("new1", false, false, -1, 9),
+	};
+	snprintf(c[4].template_hash, sizeof(c[4].template_hash), "h2");
+	struct drain_input in = { .current = 4, .desired = 3, .now = 50, .timeout_s = 60,
+				  .knows_load = true };
+	struct drain_decision d;
+	(void)state;
+	drain_decide(c, 5, &in, &d);
+	assert_true(d.deferred);
+	assert_false(d.shrink);
+	assert_int_equal(d.replicas, 4);
+	assert_true(d.requeue_ns > 0);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(c[i].action, DRAIN_NONE);
+	/* The Deployment's status says so even before a new pod exists. */
+	snprintf(c[4].template_hash, sizeof(c[4].template_hash), "h1");
+	in.rolling = true;
+	drain_decide(c, 5, &in, &d);
+	assert_true(d.deferred);
+	assert_int_equal(d.replicas, 4);
+	/* Rollout done: one template, the scale-down is drained. */
+	in.rolling = false;
+	drain_decide(c, 5, &in, &d);
+	assert_false(d.deferred);
+	/* A scale-up is never deferred. */
+	in.rolling = true;
+	in.current = 3;
+	in.desired = 5;
+	drain_decide(c, 5, &in, &d);
+	assert_false(d.deferred);
+	assert_int_equal(d.replicas, 5);
+}
+
+/* ---- the pods of a 1000-replica service, through the real projection ---- */
+
+static void publish_pod(struct cache *pods, int i, bool warm)
+{
+	char buf[2048];
+	snprintf(buf, sizeof(buf),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p-%d\","
+		 "\"namespace\":\"ns\",\"uid\":\"u-%d\",\"resourceVersion\":\"1\","
+		 "\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
+		 "\"labels\":{\"kinfer.io/service\":\"big\",\"pod-template-hash\":\"abc\"}},"
+		 "\"spec\":{\"readinessGates\":[{\"conditionType\":\"kinfer.io/warmed-up\"}],"
+		 "\"containers\":[{\"name\":\"m\"}]},"
+		 "\"status\":{\"phase\":\"Running\",\"podIP\":\"127.0.%d.%d\",\"conditions\":["
+		 "{\"type\":\"kinfer.io/warmed-up\",\"status\":\"%s\"}]}}",
+		 i, i, i / 250, i % 250 + 1, warm ? "True" : "False");
+	json_object *j = json_tokener_parse(buf);
+	struct cache_obj *obj, *old;
+	assert_non_null(j);
+	assert_int_equal(cache_project(pods, j, &obj), 0);
+	cache_publish(pods, obj, &old);
+	if (old)
+		cache_retire(pods, old);
+	json_object_put(j);
+}
+
+/* Issue 12 item 5: 1000 -> 100 drains 900 pods, not the first 512. */
+static void thousand_replicas(void **state)
+{
+	struct cache *pods;
+	struct drain_candidate *c = NULL;
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &pods), 0);
+	for (int i = 0; i < 1000; i++)
+		publish_pod(pods, i, true);
+	cache_read_lock();
+	assert_int_equal(drain_candidates(pods, "ns", "big", &c, &n), 0);
+	cache_read_unlock();
+	assert_int_equal(n, 1000);
+	for (size_t i = 0; i < n; i++)
+		c[i].inflight = 0;
+	struct drain_input in = { .current = 1000, .desired = 100, .now = 50, .timeout_s = 60,
+				  .knows_load = true };
+	struct drain_decision d;
+	drain_decide(c, n, &in, &d);
+	assert_int_equal(d.started, 900);
+	assert_int_equal(d.replicas, 1000);
+	free(c);
+	/* Past the bound: an error, never a partial list. */
+	for (int i = 1000; i < DRAIN_MAX_PODS + 1; i++)
+		publish_pod(pods, i, false);
+	cache_read_lock();
+	assert_int_equal(drain_candidates(pods, "ns", "big", &c, &n), -E2BIG);
+	cache_read_unlock();
+	cache_free(pods);
+	cache_barrier();
+}
+
 int tests_drain(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(draining_then_cold_then_load),
 		cmocka_unit_test(newest_then_name_break_ties),
 		cmocka_unit_test(empty_and_one),
+		cmocka_unit_test(drain_then_shrink),
+		cmocka_unit_test(cold_victim_is_done),
+		cmocka_unit_test(scale_up_undrains),
+		cmocka_unit_test(scale_down_waits_for_rollout),
+		cmocka_unit_test(thousand_replicas),
 	};
-	return cmocka_run_group_tests_name("drain", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("drain", tests, test_rcu_setup, test_rcu_teardown);
 }

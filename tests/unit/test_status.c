@@ -112,6 +112,19 @@ static void degraded_reasons(void **state)
 	assert_string_equal(r, "InvalidSpec");
 	assert_string_equal(m, "spec.image: required for framework custom");
 	json_object_put(st);
+	/* An object kinfer must not take over: its own reason everywhere. */
+	in.invalid = "Service api already exists in namespace ns and is not controlled by this "
+		     "InferenceService: kinfer does not take it over; delete or rename it";
+	in.invalid_reason = "ResourceExists";
+	st = status_build(&in);
+	assert_string_equal(status_condition(st, "Degraded", &r, &m), "True");
+	assert_string_equal(r, "ResourceExists");
+	assert_non_null(strstr(m, "Service api already exists"));
+	assert_string_equal(cond(st, "Ready", &r), "False");
+	assert_string_equal(r, "ResourceExists");
+	assert_string_equal(cond(st, "Progressing", &r), "False");
+	assert_string_equal(r, "ResourceExists");
+	json_object_put(st);
 }
 
 static void transition_time_and_foreign_conditions(void **state)

@@ -248,6 +248,49 @@ static void errors_name_the_field(void **state)
 	json_object_put(spec);
 }
 
+/* Issue 12 item 13: the longest model URI the CRD allows reaches the
+ * server whole; a longer one is refused naming the field, never served
+ * without --model=. */
+static void long_model_uri(void **state)
+{
+	static const char *const fws[] = { "vllm", "triton", "tgi" };
+	static const char *const flag[] = { "--model=", "--model-repository=", "--model-id=" };
+	char uri[6000], spec_json[7000], err[256], want[6100];
+	struct workload w;
+	(void)state;
+	for (size_t f = 0; f < 3; f++) {
+		for (size_t len = 2048; len <= 5000; len += 2952) {
+			memcpy(uri, "s3://", 5);
+			memset(uri + 5, 'a', len - 5);
+			uri[len] = '\0';
+			snprintf(spec_json, sizeof(spec_json),
+				 "{\"model\":{\"name\":\"m\",\"uri\":\"%s\",\"framework\":\"%s\"}}",
+				 uri, fws[f]);
+			json_object *spec = json_tokener_parse(spec_json);
+			assert_non_null(spec);
+			int r = workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err));
+			json_object_put(spec);
+			if (len > 4000) {
+				assert_int_equal(r, -EINVAL);
+				assert_non_null(strstr(err, "spec.model.uri"));
+				continue;
+			}
+			assert_int_equal(r, 0);
+			snprintf(want, sizeof(want), "%s%s", flag[f], uri);
+			json_object *args = NULL;
+			json_object *c = json_object_array_get_idx(cache_json_get(w.deployment,
+				"spec.template.spec.containers"), 0);
+			assert_true(json_object_object_get_ex(c, "args", &args));
+			bool found = false;
+			for (size_t i = 0; i < json_object_array_length(args); i++)
+				found = found || strcmp(json_object_get_string(
+					json_object_array_get_idx(args, i)), want) == 0;
+			assert_true(found);
+			workload_free(&w);
+		}
+	}
+}
+
 int tests_workload(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +302,7 @@ int tests_workload(void)
 		cmocka_unit_test(full_spec_passes_user_fields),
 		cmocka_unit_test(hash_is_stable_and_sensitive),
 		cmocka_unit_test(errors_name_the_field),
+		cmocka_unit_test(long_model_uri),
 	};
 	return cmocka_run_group_tests_name("workload", tests, NULL, NULL);
 }
