@@ -303,7 +303,7 @@ static void churn_matches_model(void **state)
 	memset(node_of, -1, sizeof(node_of));
 	for (int phase = 0; phase < 4; phase++) {
 		/* 0, 2: mostly adds and moves; 1: mostly removals; 3: remove all. */
-		int ops = phase == 3 ? CHURN_KEYS : 20000;
+		int ops = phase == 3 ? CHURN_KEYS : 6000;
 		for (int i = 0; i < ops; i++) {
 			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
 			int k = phase == 3 ? i : (int)((seed >> 33) % CHURN_KEYS);
@@ -421,7 +421,7 @@ static void index_walks_race_moves(void **state)
 	assert_int_equal(cache_new(&kind_pods, test_interns, &w.c), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, index_walker, &w);
-	for (int i = 0; i < 20000; i++) {
+	for (int i = 0; i < 6000; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "p%d", (i * 7) % 64);
 		if (i % 9 == 8) {
