@@ -108,6 +108,8 @@ struct cache_kind {
 	bool (*same)(const struct cache_obj *a, const struct cache_obj *b);
 	const struct cache_index_def *indexes;
 	size_t n_indexes;
+	/* A Warning Event on an object of this kind that cannot be read. */
+	bool event_on_skip;
 };
 
 #define CACHE_MAX_INDEXES 4

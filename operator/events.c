@@ -23,12 +23,24 @@ struct seen {
 	int64_t at;
 };
 
+/* One queued Event: every string copied, bounded. */
+struct queued {
+	char api_version[128], kind[64], ns[254], name[254], uid[64];
+	char type[16], reason[64], action[64], note[1024];
+};
+
 struct events {
 	struct kube_client *client;
 	char *controller, *instance;
 	pthread_mutex_t lock;
 	struct seen seen[EVENTS_MAX_REMEMBERED];
 	atomic_uint counter;
+	/* events_emit_async: a ring under lock, and its poster thread */
+	struct queued *ring;
+	size_t head, n;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool thread_running, stopping;
 };
 
 int events_new(struct kube_client *c, const char *controller, const char *instance,
@@ -45,6 +57,7 @@ int events_new(struct kube_client *c, const char *controller, const char *instan
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
 	*ret = e;
 	return 0;
 }
@@ -53,6 +66,15 @@ void events_free(struct events *e)
 {
 	if (!e)
 		return;
+	pthread_mutex_lock(&e->lock);
+	e->stopping = true;
+	bool running = e->thread_running;
+	pthread_cond_signal(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	if (running)
+		pthread_join(e->thread, NULL);
+	pthread_cond_destroy(&e->cond);
+	free(e->ring);
 	free(e->controller);
 	free(e->instance);
 	pthread_mutex_destroy(&e->lock);
@@ -157,5 +179,65 @@ int events_emit(struct events *e, const struct event_object *r, const char *type
 	rc = kube_create(e->client, &kube_res_events, r->ns ? r->ns : "default", NULL, NULL, ev,
 			 NULL, NULL, NULL);
 	json_object_put(ev);
+	return rc;
+}
+
+static void *poster_main(void *ud)
+{
+	struct events *e = ud;
+	struct queued q;
+
+	pthread_mutex_lock(&e->lock);
+	for (;;) {
+		while (!e->n && !e->stopping)
+			pthread_cond_wait(&e->cond, &e->lock);
+		if (e->stopping)
+			break;
+		q = e->ring[e->head];
+		e->head = (e->head + 1) % EVENTS_MAX_QUEUED;
+		e->n--;
+		pthread_mutex_unlock(&e->lock);
+		struct event_object r = { q.api_version, q.kind, q.ns[0] ? q.ns : NULL, q.name,
+					  q.uid[0] ? q.uid : NULL };
+		events_emit(e, &r, q.type, q.reason, q.action, "%s", q.note);
+		pthread_mutex_lock(&e->lock);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
+int events_emit_async(struct events *e, const struct event_object *r, const char *type,
+		      const char *reason, const char *action, const char *note)
+{
+	int rc = 0;
+
+	if (!e)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	if (!e->ring && !(e->ring = calloc(EVENTS_MAX_QUEUED, sizeof(*e->ring))))
+		rc = -ENOMEM;
+	if (rc == 0 && !e->thread_running && !e->stopping) {
+		if (pthread_create(&e->thread, NULL, poster_main, e) != 0)
+			rc = -EAGAIN;
+		else
+			e->thread_running = true;
+	}
+	if (rc == 0 && (e->n == EVENTS_MAX_QUEUED || e->stopping))
+		rc = -EAGAIN;
+	if (rc == 0) {
+		struct queued *q = &e->ring[(e->head + e->n) % EVENTS_MAX_QUEUED];
+		snprintf(q->api_version, sizeof(q->api_version), "%s", r->api_version);
+		snprintf(q->kind, sizeof(q->kind), "%s", r->kind);
+		snprintf(q->ns, sizeof(q->ns), "%s", r->ns ? r->ns : "");
+		snprintf(q->name, sizeof(q->name), "%s", r->name);
+		snprintf(q->uid, sizeof(q->uid), "%s", r->uid ? r->uid : "");
+		snprintf(q->type, sizeof(q->type), "%s", type);
+		snprintf(q->reason, sizeof(q->reason), "%s", reason);
+		snprintf(q->action, sizeof(q->action), "%s", action);
+		snprintf(q->note, sizeof(q->note), "%s", note);
+		e->n++;
+		pthread_cond_signal(&e->cond);
+	}
+	pthread_mutex_unlock(&e->lock);
 	return rc;
 }

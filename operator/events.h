@@ -40,3 +40,13 @@ bool events_seen(struct events *e, const struct event_object *regarding, const c
 int events_build(const struct events *e, const struct event_object *regarding,
 		 const char *type, const char *reason, const char *action, const char *note,
 		 int64_t now_us, unsigned seq, json_object **ret);
+
+/*
+ * The same, from a thread that must not wait for the API server (the
+ * informers' I/O thread): the Event is copied into a bounded queue
+ * (EVENTS_MAX_QUEUED; beyond it, dropped and -EAGAIN) and posted by the
+ * recorder's own thread, started on first use and stopped by events_free.
+ */
+#define EVENTS_MAX_QUEUED 64
+int events_emit_async(struct events *e, const struct event_object *regarding, const char *type,
+		      const char *reason, const char *action, const char *note);

@@ -17,6 +17,8 @@
 #include "informer.h"
 
 #include "backoff.h"
+#include "events.h"
+#include "jsonscan.h"
 #include "dynbuf.h"
 #include "log.h"
 #include "metrics.h"
@@ -33,6 +35,9 @@
 #include <time.h>
 
 #define MAX_INFORMERS 32
+/* Unreadable objects an informer remembers, to log and report each once. */
+#define MAX_SKIPPED 256
+#define SKIP_KEY_MAX 512
 #define BODY_KEEP_BYTES (1u << 20)   /* a larger list body is freed after use */
 #define HEALTHY_WATCH_NS (60ULL * KTIME_NSEC_PER_SEC)
 
@@ -88,15 +93,22 @@ struct informer {
 	int event_err;
 	unsigned events_this_watch;
 
+	/* Keys of objects skipped as unreadable and not readable since:
+	 * each is logged (and reported) once, not on every relist. */
+	char (*skipped)[SKIP_KEY_MAX];
+	size_t n_skipped;
+
 	pthread_mutex_t stats_lock;
 	struct informer_stats stats;
 	struct metric_series *m_events[WATCH_N_TYPES], *m_relists, *m_objects;
+	struct metric_series *m_skipped[3];
 };
 
 struct informer_set {
 	struct kube_client *client;
 	struct intern *interns;
 	struct metrics *metrics;
+	struct events *events;
 	struct informer *inf[MAX_INFORMERS];
 	int n;
 	CURLM *multi;
@@ -118,6 +130,15 @@ static const struct metric_family fam_relists = {
 static const struct metric_family fam_objects = {
 	"kinfer_cache_objects", "Objects in the cache, by kind.",
 	METRIC_GAUGE, kind_labels, NULL, 0 };
+static const char *const kind_reason_labels[] = { "kind", "reason", NULL };
+static const struct metric_family fam_skipped = {
+	"kinfer_informer_objects_skipped_total",
+	"Objects an informer could not decode or project and skipped (the rest of "
+	"the watch stream or LIST page is used), by kind and reason.",
+	METRIC_COUNTER, kind_reason_labels, NULL, 0 };
+/* Why an object was skipped: the metric's reason label. */
+enum skip_reason { SKIP_TOO_DEEP, SKIP_UNDECODABLE, SKIP_UNPROJECTABLE };
+static const char *const skip_reasons[] = { "too_deep", "undecodable", "unprojectable" };
 static const char *const event_types[WATCH_N_TYPES] = {
 	[WATCH_ADDED] = "ADDED",
 	[WATCH_MODIFIED] = "MODIFIED",
@@ -222,6 +243,137 @@ static bool same_object(const struct cache_kind *k, const struct cache_obj *a,
 	return a->rv && b->rv && strcmp(a->rv, b->rv) == 0;
 }
 
+/* ---- unreadable objects ------------------------------------------------ */
+
+static void remove_key(struct informer *inf, const char *key);
+
+static ssize_t skipped_find(const struct informer *inf, const char *key)
+{
+	for (size_t i = 0; i < inf->n_skipped; i++)
+		if (strcmp(inf->skipped[i], key) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* The object is readable again, or gone: report it again if it breaks. */
+static void skipped_forget(struct informer *inf, const char *key)
+{
+	ssize_t i = inf->n_skipped ? skipped_find(inf, key) : -1;
+	if (i < 0)
+		return;
+	inf->n_skipped--;
+	if ((size_t)i != inf->n_skipped)
+		memcpy(inf->skipped[i], inf->skipped[inf->n_skipped], SKIP_KEY_MAX);
+}
+
+/* True the first time a key is skipped (until it is forgotten). */
+static bool skipped_remember(struct informer *inf, const char *key)
+{
+	if (skipped_find(inf, key) >= 0)
+		return false;
+	if (!inf->skipped && !(inf->skipped = calloc(MAX_SKIPPED, SKIP_KEY_MAX)))
+		return true;
+	if (inf->n_skipped < MAX_SKIPPED)
+		snprintf(inf->skipped[inf->n_skipped++], SKIP_KEY_MAX, "%s", key);
+	return true;
+}
+
+/*
+ * Parse one object's text. NULL when it cannot be used, with the reason
+ * and a sentence for people: nested past KUBE_JSON_MAX_DEPTH (checked by the
+ * scanner first, so json-c never builds a tree deeper than the limit) or
+ * not a JSON object.
+ */
+static json_object *decode_object(struct informer *inf, const char *p, size_t n,
+				  bool depth_checked, enum skip_reason *why, char *detail, size_t len)
+{
+	char path[256];
+	int r = depth_checked ? 0 : kube_json_too_deep(p, n, path, sizeof(path));
+	json_object *o = NULL;
+
+	if (r > 0) {
+		*why = SKIP_TOO_DEEP;
+		snprintf(detail, len, "field %s nests deeper than %d levels", path,
+			 KUBE_JSON_MAX_DEPTH);
+		return NULL;
+	}
+	/* One tokener per informer, reused (objects are bounded by the event
+	 * and body bounds, far below INT_MAX). */
+	if (r == 0 && !inf->tok)
+		inf->tok = json_tokener_new_ex(KUBE_JSON_PARSE_DEPTH);
+	if (r == 0 && inf->tok && n < INT32_MAX) {
+		json_tokener_reset(inf->tok);
+		o = json_tokener_parse_ex(inf->tok, p, (int)n);
+		if (json_tokener_get_error(inf->tok) != json_tokener_success) {
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		*why = SKIP_UNDECODABLE;
+		snprintf(detail, len, "not a JSON object kinfer can decode");
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * An object in the stream or page that cannot be used: it is skipped and
+ * everything after it is used. Its name is read with the scanner (no tree);
+ * an object without one cannot be told apart from a broken stream, and is
+ * -EBADMSG. A DELETED event still forgets the key; a skipped object from a
+ * LIST counts as seen, so the last version read stays cached (what kinfer
+ * acts on until the object becomes readable again).
+ */
+static int skip_object(struct informer *inf, const char *p, size_t n, enum skip_reason why,
+		       const char *detail, bool deleted, bool from_list)
+{
+	char name[254], ns[254] = "", uid[64] = "", rv[32] = "", key[SKIP_KEY_MAX];
+	const struct cache_kind *k = inf->o.kind;
+
+	if (jsonscan_string(p, n, 0, "metadata.name", name, sizeof(name)) < 0 || !name[0]) {
+		/* Nothing to name it by: skipped all the same. */
+		metric_add(inf->m_skipped[why], 1);
+		bump(inf, &inf->stats.skipped);
+		log_warn("object without a readable name skipped", "kind=%s reason=%s",
+			 k->name, skip_reasons[why]);
+		return 0;
+	}
+	jsonscan_string(p, n, 0, "metadata.namespace", ns, sizeof(ns));
+	jsonscan_string(p, n, 0, "metadata.uid", uid, sizeof(uid));
+	jsonscan_string(p, n, 0, "metadata.resourceVersion", rv, sizeof(rv));
+	snprintf(key, sizeof(key), "%s%s%s", ns, ns[0] ? "/" : "", name);
+	metric_add(inf->m_skipped[why], 1);
+	bump(inf, &inf->stats.skipped);
+	if (deleted) {
+		skipped_forget(inf, key);
+		remove_key(inf, key);
+	} else {
+		if (from_list && strset_add(&inf->seen, key) < 0)
+			return -ENOMEM;
+		if (skipped_remember(inf, key)) {
+			log_warn("object skipped: cannot be read", "kind=%s namespace=%s name=%s "
+				 "reason=%s detail=%s", k->name, ns, name, skip_reasons[why], detail);
+			if (k->event_on_skip && inf->set->events) {
+				char note[1024];
+				char api_version[128];
+				struct event_object r = { api_version, k->res->kind, ns[0] ? ns : NULL,
+							  name, uid[0] ? uid : NULL };
+				snprintf(api_version, sizeof(api_version), "%s%s%s", k->res->group,
+					 k->res->group[0] ? "/" : "", k->res->version);
+				snprintf(note, sizeof(note), "kinfer cannot read this object and ignores "
+					 "it (it keeps the last version it read, if any): %s", detail);
+				events_emit_async(inf->set->events, &r, "Warning", "Unreadable", "Decode",
+						  note);
+			}
+		}
+	}
+	if (!from_list)
+		set_rv(inf, rv);
+	return 0;
+}
+
 /* ---- applying objects ------------------------------------------------- */
 
 /* Publish an object from a list or an ADDED/MODIFIED event. */
@@ -242,10 +394,12 @@ static int apply_object(struct informer *inf, json_object *json, bool from_list)
 		bool unchanged = cur && same_object(inf->o.kind, cur, obj);
 		cache_read_unlock();
 		if (unchanged) {
+			skipped_forget(inf, obj->key);
 			cache_discard(inf->cache, obj);
 			return 0;
 		}
 	}
+	skipped_forget(inf, obj->key);
 	cache_publish(inf->cache, obj, &old);
 	cache_read_lock();
 	notify(inf, old ? INFORMER_UPDATE : INFORMER_ADD, old, obj);
@@ -257,6 +411,7 @@ static int apply_object(struct informer *inf, json_object *json, bool from_list)
 static void remove_key(struct informer *inf, const char *key)
 {
 	struct cache_obj *old;
+	skipped_forget(inf, key);
 	if (cache_remove(inf->cache, key, &old) < 0)
 		return;
 	cache_read_lock();
@@ -287,10 +442,53 @@ static enum watch_type event_index(const char *type)
 	return WATCH_UNKNOWN;
 }
 
-/* One line of a watch stream. */
+/*
+ * One object's text from a stream or page: decoded, projected and
+ * published; what cannot be is skipped (skip_object). 0, or -EBADMSG when
+ * it cannot even be named, or -ENOMEM.
+ */
+static int apply_checked(struct informer *inf, const char *p, size_t n, bool depth_checked,
+			 bool deleted, bool from_list)
+{
+	enum skip_reason why;
+	char detail[512];
+	json_object *obj = decode_object(inf, p, n, depth_checked, &why, detail, sizeof(detail));
+	int r;
+
+	if (!obj)
+		return skip_object(inf, p, n, why, detail, deleted, from_list);
+	if (deleted) {
+		r = remove_object(inf, obj);
+		if (r == 0)
+			set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
+	} else {
+		r = apply_object(inf, obj, from_list);
+		if (r == 0 && !from_list)
+			set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
+	}
+	json_object_put(obj);
+	if (r == -EBADMSG)
+		r = skip_object(inf, p, n, SKIP_UNPROJECTABLE,
+				"its fields do not have the types kinfer reads", deleted, from_list);
+	return r;
+}
+
+static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted,
+		      bool from_list)
+{
+	return apply_checked(inf, p, n, false, deleted, from_list);
+}
+
+/*
+ * One line of a watch stream. The envelope is read with the scanner, the
+ * object on its own: an object that cannot be read is skipped and the
+ * stream goes on; only a line that is not an event at all makes the stream
+ * unusable (-EBADMSG: relist).
+ */
 static int handle_event(struct informer *inf, const char *line, size_t len)
 {
-	json_object *ev, *type_j, *obj;
+	char type[16];
+	size_t os, oe;
 	enum watch_type idx;
 	int r = 0;
 
@@ -298,19 +496,16 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return 0;
-	if (!inf->tok && !(inf->tok = json_tokener_new()))
-		return -ENOMEM;
-	json_tokener_reset(inf->tok);
-	ev = json_tokener_parse_ex(inf->tok, line, (int)len);
-	if (!ev || json_tokener_get_error(inf->tok) != json_tokener_success ||
-	    !json_object_object_get_ex(ev, "type", &type_j) ||
-	    !json_object_is_type(type_j, json_type_string) ||
-	    !json_object_object_get_ex(ev, "object", &obj) ||
-	    !json_object_is_type(obj, json_type_object)) {
-		json_object_put(ev);
+	/* One pass over the object finds its end and checks its depth. */
+	char path[256];
+	int deep;
+	if (jsonscan_string(line, len, 0, "type", type, sizeof(type)) < 0 ||
+	    jsonscan_member_start(line, len, 0, "object", &os) < 0 || line[os] != '{' ||
+	    (deep = jsonscan_depth_end(line, len, os, KUBE_JSON_MAX_DEPTH, true, path,
+				       sizeof(path), &oe)) < 0 ||
+	    (deep && jsonscan_skip(line, len, os, &oe) < 0))
 		return -EBADMSG;
-	}
-	idx = event_index(json_object_get_string(type_j));
+	idx = event_index(type);
 	if (idx != WATCH_UNKNOWN)
 		metric_add(inf->m_events[idx], 1);
 	inf->events_this_watch++;
@@ -318,29 +513,30 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 	switch (idx) {
 	case WATCH_ADDED:
 	case WATCH_MODIFIED:
-		r = apply_object(inf, obj, false);
-		break;
 	case WATCH_DELETED:
-		r = remove_object(inf, obj);
+		r = apply_checked(inf, line + os, oe - os, !deep, idx == WATCH_DELETED, false);
 		break;
-	case WATCH_BOOKMARK:
+	case WATCH_BOOKMARK: {
+		char rv[32];
 		bump(inf, &inf->stats.bookmarks);
+		if (jsonscan_string(line + os, oe - os, 0, "metadata.resourceVersion", rv,
+				    sizeof(rv)) == 0)
+			set_rv(inf, rv);
 		break;
-	case WATCH_ERROR:
+	}
+	case WATCH_ERROR: {
+		json_object *obj = kube_json_parse(line + os, oe - os);
 		r = cache_json_int(obj, "code", 0) == 410 ? -EIDRM : -EPROTO;
 		if (r == -EPROTO)
 			log_warn("watch error event", "kind=%s message=%s", inf->o.kind->name,
 				 cache_json_str(obj, "message"));
+		json_object_put(obj);
 		break;
+	}
 	case WATCH_UNKNOWN:
 	case WATCH_N_TYPES:
 		r = -EBADMSG;
 	}
-	if (r >= 0 && idx != WATCH_ERROR)
-		set_rv(inf, cache_json_str(obj, "metadata.resourceVersion"));
-	if (r == -EBADMSG && (idx == WATCH_ADDED || idx == WATCH_MODIFIED || idx == WATCH_DELETED))
-		r = 0;   /* an object we cannot project is skipped, not fatal */
-	json_object_put(ev);
 	metric_set(inf->m_objects, (double)cache_count(inf->cache));
 	return r;
 }
@@ -356,7 +552,7 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 		if (inf->buf.len > 0) {
 			r = dynbuf_add(&inf->buf, p + start, i - start);
 			if (r == 0)
-				r = handle_event(inf, inf->buf.p, inf->buf.len);
+				r = handle_event(inf, dynbuf_str(&inf->buf), inf->buf.len);
 			dynbuf_reset(&inf->buf, SIZE_MAX);
 		} else {
 			r = i - start > inf->buf.max ? -EFBIG : handle_event(inf, p + start, i - start);
@@ -542,35 +738,55 @@ static void restart_list(struct informer *inf, uint64_t delay)
 	inf->next_at = ktime_mono_ns() + delay;
 }
 
+/*
+ * One LIST page: its items are found with the scanner and decoded one at a
+ * time, so an item that cannot be read is skipped and costs neither the
+ * page nor memory for a tree of the whole page.
+ */
 static int apply_page(struct informer *inf)
 {
-	json_object *page, *items;
-	json_tokener *tok = json_tokener_new();
-	int r = 0;
+	const char *p = dynbuf_str(&inf->buf);
+	size_t n = inf->buf.len, is, ie, ms, me, s, e, cur;
+	json_object *meta;
+	int r = 0, k;
 
-	if (!tok)
-		return -ENOMEM;
-	page = json_tokener_parse_ex(tok, dynbuf_str(&inf->buf), (int)inf->buf.len);
-	if (!page || json_tokener_get_error(tok) != json_tokener_success ||
-	    !json_object_object_get_ex(page, "items", &items) ||
-	    !json_object_is_type(items, json_type_array)) {
-		json_object_put(page);
-		json_tokener_free(tok);
+	if (jsonscan_path(p, n, 0, "items", &is, &ie) < 0 || p[is] != '[')
 		return -EBADMSG;
+	if (jsonscan_path(p, n, 0, "metadata", &ms, &me) < 0 ||
+	    !(meta = kube_json_parse(p + ms, me - ms)))
+		return -EBADMSG;
+	cur = is;
+	while (r >= 0 && (k = jsonscan_next(p, ie, &cur, &s, &e)) == 1)
+		r = apply_text(inf, p + s, e - s, false, true);
+	if (r >= 0 && k < 0)
+		r = -EBADMSG;
+	if (r < 0) {
+		json_object_put(meta);
+		return r;
 	}
-	json_tokener_free(tok);
-	for (size_t i = 0; i < json_object_array_length(items) && r >= 0; i++) {
-		r = apply_object(inf, json_object_array_get_idx(items, i), true);
-		if (r == -EBADMSG)
-			r = 0;
-	}
-	const char *next = cache_json_str(page, "metadata.continue");
-	set_rv(inf, cache_json_str(page, "metadata.resourceVersion"));
+	const char *next = cache_json_str(meta, "continue");
+	set_rv(inf, cache_json_str(meta, "resourceVersion"));
 	free(inf->cont);
 	inf->cont = next && *next ? strdup(next) : NULL;
 	if (next && *next && !inf->cont)
 		r = -ENOMEM;
-	json_object_put(page);
+	json_object_put(meta);
+	return r;
+}
+
+int informer_feed_page(struct informer *inf, const char *p, size_t n)
+{
+	int r;
+
+	dynbuf_reset(&inf->buf, BODY_KEEP_BYTES);
+	r = dynbuf_add(&inf->buf, p, n);
+	if (r == 0)
+		r = apply_page(inf);
+	if (r == 0 && !inf->cont)
+		r = finish_list(inf);
+	if (r < 0)
+		restart_list(inf, 0);
+	dynbuf_reset(&inf->buf, BODY_KEEP_BYTES);
 	return r;
 }
 
@@ -797,6 +1013,7 @@ static void informer_free(struct informer *inf)
 	free(inf->field_selector);
 	free(inf->cont);
 	dynbuf_free(&inf->buf);
+	free(inf->skipped);
 	strset_clear(&inf->seen);
 	if (inf->tok)
 		json_tokener_free(inf->tok);
@@ -864,6 +1081,10 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 	const char *kl[] = { o->kind->name };
 	inf->m_relists = metrics_series(s->metrics, &fam_relists, kl);
 	inf->m_objects = metrics_series(s->metrics, &fam_objects, kl);
+	for (int i = 0; i < 3; i++) {
+		const char *lv[] = { o->kind->name, skip_reasons[i] };
+		inf->m_skipped[i] = metrics_series(s->metrics, &fam_skipped, lv);
+	}
 	s->inf[s->n++] = inf;
 	*ret = inf;
 	return 0;
@@ -920,6 +1141,11 @@ int informer_set_wait_synced(struct informer_set *s, uint64_t timeout_ns)
 		nanosleep(&ts, NULL);
 	}
 	return 0;
+}
+
+void informer_set_events(struct informer_set *s, struct events *events)
+{
+	s->events = events;
 }
 
 struct cache *informer_cache(struct informer *inf)

@@ -23,6 +23,7 @@
 #include "cache.h"
 #include "kube.h"
 
+struct events;
 struct metrics;
 struct informer_set;
 struct informer;
@@ -53,6 +54,16 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 #define INFORMER_MAX_HANDLERS 8
 int informer_add_handler(struct informer *inf, informer_handler_fn fn, void *ud);
 
+/*
+ * Objects that cannot be decoded or projected (nested past
+ * KUBE_JSON_MAX_DEPTH, not JSON, fields of the wrong type) never stop an
+ * informer: each is skipped, counted in
+ * kinfer_informer_objects_skipped_total{kind,reason}, logged once with its
+ * namespace/name, and, for kinds with cache_kind.event_on_skip, reported
+ * by a Warning Event (reason Unreadable) through events, when set.
+ */
+void informer_set_events(struct informer_set *s, struct events *events);
+
 int informer_set_start(struct informer_set *s);
 void informer_set_stop(struct informer_set *s);
 /* Every informer has completed its first LIST. */
@@ -63,7 +74,7 @@ struct cache *informer_cache(struct informer *inf);
 const struct cache_kind *informer_kind(const struct informer *inf);
 
 struct informer_stats {
-	uint64_t lists, relists, watches, events, bookmarks, errors;
+	uint64_t lists, relists, watches, events, bookmarks, errors, skipped;
 	char resource_version[32];
 };
 void informer_stats(struct informer *inf, struct informer_stats *ret);
@@ -76,4 +87,7 @@ void informer_stats(struct informer *inf, struct informer_stats *ret);
  * event returns -EIDRM.
  */
 int informer_feed(struct informer *inf, const char *buf, size_t len);
+/* The same for one LIST response body (the last page when it has no
+ * continue token: what the list did not mention is removed). */
+int informer_feed_page(struct informer *inf, const char *body, size_t len);
 #define INFORMER_MAX_EVENT (16 * 1024 * 1024)

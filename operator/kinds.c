@@ -67,38 +67,118 @@ static enum kphase parse_phase(const char *s)
 	return KPHASE_UNKNOWN;
 }
 
-/* Sum the GPU-like extended resource requests of every container. */
-static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *pod)
+/* Saturating: a sum past INT64_MAX stays there, so a pod that asks for
+ * more than any node has never fits (and never wraps to a small number). */
+static int64_t sat_add(int64_t a, int64_t b)
 {
-	json_object *cs = cache_json_get(spec, "containers");
-	const char *gpu_name = NULL;
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
 
-	for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
-		json_object *req = cache_json_get(json_object_array_get_idx(cs, i),
-						  "resources.requests");
-		json_object *lim = cache_json_get(json_object_array_get_idx(cs, i),
-						  "resources.limits");
-		int64_t v;
-		const char *cpu = cache_json_str(req, "cpu"), *mem = cache_json_str(req, "memory");
-		if (cpu && quantity_parse_milli(cpu, &v) == 0)
-			pod->cpu_milli += v;
-		if (mem && quantity_parse(mem, &v) == 0)
-			pod->mem_bytes += v;
-		/* Extended resources are set in limits (requests default to them). */
-		json_object *src = lim ? lim : req;
-		if (!src || !json_object_is_type(src, json_type_object))
+static void req_add(struct kpod_requests *a, const struct kpod_requests *b)
+{
+	a->cpu_milli = sat_add(a->cpu_milli, b->cpu_milli);
+	a->mem_bytes = sat_add(a->mem_bytes, b->mem_bytes);
+	a->gpu = sat_add(a->gpu, b->gpu);
+	if (!a->gpu_name)
+		a->gpu_name = b->gpu_name;
+}
+
+static void req_max(struct kpod_requests *a, const struct kpod_requests *b)
+{
+	if (b->cpu_milli > a->cpu_milli)
+		a->cpu_milli = b->cpu_milli;
+	if (b->mem_bytes > a->mem_bytes)
+		a->mem_bytes = b->mem_bytes;
+	if (b->gpu > a->gpu)
+		a->gpu = b->gpu;
+	if (!a->gpu_name)
+		a->gpu_name = b->gpu_name;
+}
+
+/* cpu, memory and GPU-like (nvidia.com/...) quantities of one resource
+ * list; negative or unparsable quantities count as 0. */
+static void list_requests(json_object *list, bool cpu_mem, bool gpus, struct kpod_requests *r)
+{
+	int64_t v;
+	const char *cpu = cache_json_str(list, "cpu"), *mem = cache_json_str(list, "memory");
+
+	if (cpu_mem && cpu && quantity_parse_milli(cpu, &v) == 0 && v > 0)
+		r->cpu_milli = sat_add(r->cpu_milli, v);
+	if (cpu_mem && mem && quantity_parse(mem, &v) == 0 && v > 0)
+		r->mem_bytes = sat_add(r->mem_bytes, v);
+	if (!gpus || !list || !json_object_is_type(list, json_type_object))
+		return;
+	json_object_object_foreach(list, key, val) {
+		if (strncmp(key, "nvidia.com/", 11) != 0 || !json_object_is_type(val, json_type_string))
 			continue;
-		json_object_object_foreach(src, key, val) {
-			if (strncmp(key, "nvidia.com/", 11) != 0 ||
-			    !json_object_is_type(val, json_type_string))
-				continue;
-			if (quantity_parse(json_object_get_string(val), &v) == 0) {
-				pod->gpu += v;
-				gpu_name = key;
-			}
+		if (quantity_parse(json_object_get_string(val), &v) == 0 && v > 0) {
+			r->gpu = sat_add(r->gpu, v);
+			r->gpu_name = key;
 		}
 	}
-	cache_proj_intern(p, &pod->gpu_resource, gpu_name);
+}
+
+static void container_requests(json_object *c, struct kpod_requests *r)
+{
+	json_object *req = cache_json_get(c, "resources.requests");
+	json_object *lim = cache_json_get(c, "resources.limits");
+
+	memset(r, 0, sizeof(*r));
+	list_requests(req, true, false, r);
+	/* Extended resources are set in limits (requests default to them). */
+	list_requests(lim ? lim : req, false, true, r);
+}
+
+/*
+ * The pod's effective request, as the scheduler computes it (k8s.io
+ * component-helpers resource.PodRequests): the containers summed; each
+ * init container runs alone, so the largest one counts when it is larger
+ * (plus the restartable "sidecar" init containers started before it, which
+ * keep running and are also added to the sum); then spec.overhead.
+ */
+void kinds_pod_requests(json_object *spec, struct kpod_requests *ret)
+{
+	struct kpod_requests sum = { 0 }, init_max = { 0 }, sidecars = { 0 }, c;
+	json_object *cs = cache_json_get(spec, "containers");
+	json_object *ics = cache_json_get(spec, "initContainers");
+
+	for (size_t i = 0; cs && json_object_is_type(cs, json_type_array) &&
+			   i < json_object_array_length(cs); i++) {
+		container_requests(json_object_array_get_idx(cs, i), &c);
+		req_add(&sum, &c);
+	}
+	for (size_t i = 0; ics && json_object_is_type(ics, json_type_array) &&
+			   i < json_object_array_length(ics); i++) {
+		json_object *ic = json_object_array_get_idx(ics, i);
+		const char *policy = cache_json_str(ic, "restartPolicy");
+		container_requests(ic, &c);
+		if (policy && strcmp(policy, "Always") == 0) {
+			req_add(&sum, &c);
+			req_add(&sidecars, &c);
+			c = sidecars;
+		} else {
+			req_add(&c, &sidecars);
+		}
+		req_max(&init_max, &c);
+	}
+	req_max(&sum, &init_max);
+	c = (struct kpod_requests){ 0 };
+	list_requests(cache_json_get(spec, "overhead"), true, true, &c);
+	req_add(&sum, &c);
+	*ret = sum;
+}
+
+static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *pod)
+{
+	struct kpod_requests r;
+	kinds_pod_requests(spec, &r);
+	pod->cpu_milli = r.cpu_milli;
+	pod->mem_bytes = r.mem_bytes;
+	pod->gpu = r.gpu;
+	cache_proj_intern(p, &pod->gpu_resource, r.gpu_name);
 }
 
 /* ---- what the scheduler reads of a pending pod ----------------------- */

@@ -164,3 +164,12 @@ enum kcond kinds_cond(json_object *conditions, const char *type,
 		      const char **ret_reason, int64_t *ret_since);
 const struct klabel *knode_label(const struct knode *n, const char *key);
 int64_t knode_alloc(const struct knode *n, const char *resource);
+
+/* A pod's effective requests: max(sum of containers, largest init
+ * container) + spec.overhead, restartable init containers as the scheduler
+ * counts them; sums saturate at INT64_MAX. gpu_name points into spec. */
+struct kpod_requests {
+	int64_t cpu_milli, mem_bytes, gpu;
+	const char *gpu_name;
+};
+void kinds_pod_requests(json_object *spec, struct kpod_requests *ret);

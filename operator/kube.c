@@ -10,6 +10,7 @@
 #include "kube.h"
 
 #include "backoff.h"
+#include "jsonscan.h"
 #include "dynbuf.h"
 #include "ratelimit.h"
 #include "ktime.h"
@@ -138,10 +139,41 @@ enum kube_reason kube_reason_from_code(long code)
 	}
 }
 
+json_object *kube_json_parse(const char *s, size_t len)
+{
+	json_tokener *tok;
+	json_object *o;
+	size_t end;
+
+	if (!s || len == 0 || len > 0x7fffffff)
+		return NULL;
+	tok = json_tokener_new_ex(KUBE_JSON_PARSE_DEPTH);
+	if (!tok)
+		return NULL;
+	o = json_tokener_parse_ex(tok, s, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	while (o && end < len && strchr(" \t\r\n", s[end]) && s[end])
+		end++;
+	if (o && end != len) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+int kube_json_too_deep(const char *s, size_t len, char *path, size_t path_len)
+{
+	return jsonscan_depth(s, len, 0, KUBE_JSON_MAX_DEPTH, true, path, path_len);
+}
+
 void kube_status_decode(long code, const char *body, size_t len,
 			struct kube_status *st)
 {
-	json_tokener *tok;
 	json_object *o = NULL, *v, *details;
 	int attempts = st->attempts;
 	long retry_after = st->retry_after_s;
@@ -151,10 +183,8 @@ void kube_status_decode(long code, const char *body, size_t len,
 	st->attempts = attempts;
 	st->retry_after_s = retry_after;
 	st->reason = kube_reason_from_code(code);
-	if (body && len > 0 && (tok = json_tokener_new())) {
-		o = json_tokener_parse_ex(tok, body, (int)(len > 0x7fffffff ? 0x7fffffff : len));
-		json_tokener_free(tok);
-	}
+	if (body && len > 0)
+		o = kube_json_parse(body, len);
 	if (o && json_object_is_type(o, json_type_object) &&
 	    json_object_object_get_ex(o, "kind", &v) &&
 	    strcmp(json_object_get_string(v), "Status") == 0) {
@@ -851,17 +881,13 @@ int kube_request(struct kube_client *c, enum kube_method method,
 			if (ret_obj) {
 				*ret_obj = NULL;
 				if (resp.len > 0) {
-					json_tokener *tok = json_tokener_new();
-					json_object *o = tok ? json_tokener_parse_ex(tok, resp.p, (int)resp.len) : NULL;
-					if (!o || json_tokener_get_error(tok) != json_tokener_success) {
-						json_object_put(o);
-						o = NULL;
+					json_object *o = kube_json_parse(resp.p, resp.len);
+					if (!o) {
 						r = -EBADMSG;
 						st->code = code;
 						snprintf(st->message, sizeof(st->message),
 							 "the server's answer is not valid JSON");
 					}
-					json_tokener_free(tok);
 					*ret_obj = o;
 				}
 			}
@@ -1252,7 +1278,7 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 	if (asprintf(&url, "%s%s", c->auth->server, path) < 0)
 		return -ENOMEM;
 	dynbuf_init(&w.line, KUBE_WATCH_MAX_EVENT);
-	w.tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
+	w.tok = json_tokener_new_ex(KUBE_JSON_PARSE_DEPTH);
 	if (!w.tok) {
 		free(url);
 		return -ENOMEM;

@@ -32,6 +32,27 @@
 
 struct kube_client;
 
+/*
+ * How deeply a Kubernetes object may nest, counting its own braces as level
+ * 1 and leaving out metadata.managedFields (which the API server writes,
+ * mirroring every field about five levels deeper). One limit for every
+ * reader: the informers skip an object past it (and say so), the webhook
+ * and `validate` refuse one, naming the field, so what kinfer admits it can
+ * also read.
+ */
+#define KUBE_JSON_MAX_DEPTH 32
+/* The json-c tokener's depth for whole documents: an object within the
+ * limit, its managedFields and an envelope (watch event, LIST page,
+ * AdmissionReview: at most two levels) always fit. */
+#define KUBE_JSON_PARSE_DEPTH (KUBE_JSON_MAX_DEPTH + 16)
+
+/* Parse one JSON document of len bytes with KUBE_JSON_PARSE_DEPTH; NULL
+ * when it is not one (trailing bytes other than whitespace included). */
+json_object *kube_json_parse(const char *s, size_t len);
+/* 0 when the object at s[0..len) is within KUBE_JSON_MAX_DEPTH, 1 with
+ * the path of the first field past it in path, -EBADMSG for non-JSON. */
+int kube_json_too_deep(const char *s, size_t len, char *path, size_t path_len);
+
 /* One API resource: rows of a const table, never built at run time. */
 struct kube_resource {
 	const char *group;    /* "" for the core group */

@@ -27,6 +27,8 @@
 #include "manager.h"
 #include "metrics.h"
 #include "placement_controller.h"
+#include "metricscmd.h"
+#include "metricsource.h"
 #include "simulate.h"
 #include "selfsigned.h"
 #include "validate.h"
@@ -68,6 +70,8 @@ struct config {
 	long retry_period_ms;
 	const char *shared_gpu_resource;
 	long autoscale_scrape_timeout_ms;
+	const char *prometheus_allowed_urls;
+	bool allow_custom_promql;
 	const char *webhook_addr;
 	const char *webhook_cert_file;
 	const char *webhook_key_file;
@@ -127,6 +131,12 @@ static const struct flag run_flags[] = {
 	F("autoscale-scrape-timeout", "KINFER_AUTOSCALE_SCRAPE_TIMEOUT", FLAG_DURATION_MS,
 	  autoscale_scrape_timeout_ms, "2s",
 	  "timeout of one pod metrics scrape by the autoscaler (Prometheus: its timeoutSeconds)"),
+	F("prometheus-allowed-urls", "KINFER_PROMETHEUS_ALLOWED_URLS", FLAG_STRING,
+	  prometheus_allowed_urls, "",
+	  "comma-separated Prometheus base URLs that metricsSource Prometheus may name; the webhook "
+	  "refuses others and the autoscaler never queries them (empty: none)"),
+	F("allow-custom-promql", "KINFER_ALLOW_CUSTOM_PROMQL", FLAG_BOOL, allow_custom_promql,
+	  "false", "allow metrics of type Custom (a user's PromQL can read any namespace's series)"),
 	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
 	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
 	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
@@ -316,6 +326,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	gethostname(host, sizeof(host) - 1);
 	r = events_new(client, "kinfer.io/kinfer-operator", host, &events);
 	cd.events = events;
+	mo.events = events;
 	if (r == 0)
 		r = manager_new(&mo, &m);
 	if (r == 0)
@@ -411,6 +422,16 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
+	{
+		int r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
+		if (r < 0) {
+			fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
+				r == -E2BIG ? "more than 32 URLs in" :
+				"want comma-separated http:// or https:// base URLs without user info, not",
+				cfg.prometheus_allowed_urls);
+			return 2;
+		}
+	}
 	keys_register();
 	if (cfg.webhook_addr && *cfg.webhook_addr) {
 		struct sockaddr_storage ss;
@@ -469,6 +490,8 @@ static const struct subcommand {
 	const char *summary;
 } subcommands[] = {
 	{ "run", { NULL, NULL }, cmd_run, "run the operator against a cluster (default)" },
+	{ "metrics", { NULL, NULL }, metricscmd_main,
+	  "what the autoscaler reads from saved /metrics pages (see metrics --help)" },
 	{ "simulate", { NULL, NULL }, simulate_main,
 	  "run the autoscaler offline on a trace (see simulate --help)" },
 	{ "validate", { NULL, NULL }, validate_main,

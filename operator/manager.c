@@ -356,6 +356,7 @@ int manager_new(const struct manager_options *o, struct manager **ret)
 	r = informer_set_new(o->client, m->interns, o->metrics, &m->informers);
 	if (r < 0)
 		goto fail;
+	informer_set_events(m->informers, o->events);
 	for (size_t i = 0; i < o->n_controllers; i++) {
 		r = add_controller(m, o->controllers[i]);
 		if (r < 0)

@@ -24,6 +24,7 @@
 #include "cache.h"
 #include "kube.h"
 
+struct events;
 struct metrics;
 struct manager;
 
@@ -92,6 +93,7 @@ struct manager_options {
 	const struct controller_def *const *controllers;
 	size_t n_controllers;
 	void *controller_data;              /* handed to every reconcile */
+	struct events *events;              /* Warning Events on unreadable objects; may be NULL */
 	const char *http_addr;              /* NULL = no HTTP server */
 	const char *watch_namespace;        /* NULL = all namespaces */
 	uint64_t resync_ns;

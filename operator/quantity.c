@@ -48,7 +48,7 @@ int quantity_parse_milli(const char *s, int64_t *ret_milli)
 			continue;
 		}
 		digits = true;
-		if (mant > (INT64_MAX - 9) / 10)
+		if (mant > (INT64_MAX - (*p - '0')) / 10)
 			return -ERANGE;
 		mant = mant * 10 + (*p - '0');
 		if (dot)
@@ -95,6 +95,8 @@ int quantity_parse(const char *s, int64_t *ret)
 	int r = quantity_parse_milli(s, &m);
 	if (r < 0)
 		return r;
-	*ret = m >= 0 ? (m + 999) / 1000 : -((-m) / 1000);
+	/* m / 1000 rounded up, without m + 999 (which overflows near
+	 * INT64_MAX: "9223372036854775799m"). */
+	*ret = m / 1000 + (m > 0 && m % 1000 ? 1 : 0);
 	return 0;
 }

@@ -66,4 +66,5 @@ const struct cache_kind kind_inferenceservices = {
 	.res = &kube_res_inferenceservices,
 	.size = sizeof(struct isvc),
 	.project = project_isvc,
+	.event_on_skip = true,
 };

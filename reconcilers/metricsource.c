@@ -47,7 +47,10 @@ struct metric_row {
 
 /*
  * The names are the servers' own: vLLM (vllm/engine/metrics.py; the KV
- * cache gauge was renamed kv_cache_usage_perc in v0.10), Triton's metrics
+ * cache gauge was renamed kv_cache_usage_perc in v0.10, and versions in
+ * between export both, the old one deprecated: the new one wins), Triton's metrics
+ * (with the TensorRT-LLM backend, its own queue of waiting requests and KV
+ * cache fraction, selected by a label: name{label="value"}),
  * endpoint (nv_gpu_utilization is a 0..1 ratio), TGI's router metrics.
  */
 static const struct metric_row rows[] = {
@@ -58,10 +61,14 @@ static const struct metric_row rows[] = {
 	{ FW(ISVC_VLLM), AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, HOW_P99,
 	  { "vllm:time_to_first_token_seconds" }, 1000 },
 	{ FW(ISVC_VLLM), AUTOSCALE_KV_CACHE_UTILIZATION, HOW_AVG,
-	  { "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc" }, 100 },
-	{ FW(ISVC_TRITON), AUTOSCALE_QUEUE_DEPTH, HOW_SUM, { "nv_inference_pending_request_count" }, 1 },
+	  { "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc" }, 100 },
+	{ FW(ISVC_TRITON), AUTOSCALE_QUEUE_DEPTH, HOW_SUM,
+	  { "nv_trt_llm_request_metrics{request_type=\"waiting\"}",
+	    "nv_inference_pending_request_count" }, 1 },
 	{ FW(ISVC_TRITON), AUTOSCALE_REQUESTS_PER_SECOND, HOW_RATE, { "nv_inference_request_success" }, 1 },
 	{ FW(ISVC_TRITON), AUTOSCALE_GPU_UTILIZATION, HOW_AVG, { "nv_gpu_utilization" }, 100 },
+	{ FW(ISVC_TRITON), AUTOSCALE_KV_CACHE_UTILIZATION, HOW_AVG,
+	  { "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}" }, 100 },
 	{ FW(ISVC_TGI), AUTOSCALE_QUEUE_DEPTH, HOW_SUM, { "tgi_queue_size" }, 1 },
 	{ FW(ISVC_TGI), AUTOSCALE_CONCURRENCY, HOW_SUM, { "tgi_batch_current_size" }, 1 },
 	{ FW(ISVC_TGI), AUTOSCALE_REQUESTS_PER_SECOND, HOW_RATE, { "tgi_request_success" }, 1 },
@@ -74,6 +81,8 @@ static const struct metric_row dcgm_gpu = {
 	ALL_FW, AUTOSCALE_GPU_UTILIZATION, HOW_AVG, { "DCGM_FI_DEV_GPU_UTIL" }, 1 };
 
 static const char *const fw_names[] = { "vLLM", "Triton", "TGI", "custom" };
+
+static const char *present_name(const struct promtext *page, const struct metric_row *row);
 
 /*
  * The rows that can answer type for fw, into out (at most cap): one for a
@@ -93,6 +102,22 @@ static size_t rows_for(enum isvc_framework fw, enum autoscale_metric_type type,
 		if (rows[i].type == type && (fw == ISVC_CUSTOM || (rows[i].frameworks & FW(fw))))
 			out[n++] = &rows[i];
 	return n;
+}
+
+const char *metricsource_page_series(enum isvc_framework fw, enum autoscale_metric_type type,
+				     const struct promtext *page, bool *ret_needs_two)
+{
+	const struct metric_row *cand[N_ROWS];
+	size_t nc = rows_for(fw, type, METRICSOURCE_PODS, cand, N_ROWS);
+	const char *name;
+
+	for (size_t k = 0; k < nc; k++)
+		if ((name = present_name(page, cand[k]))) {
+			*ret_needs_two = cand[k]->how == HOW_RATE || cand[k]->how == HOW_P99;
+			return name;
+		}
+	*ret_needs_two = false;
+	return NULL;
 }
 
 bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type type,
@@ -117,6 +142,87 @@ static void no_such_metric(const struct metricsource_request *rq, size_t i, char
 		    "NVIDIA DCGM exporter (DCGM_FI_DEV_GPU_UTIL)", fw_names[rq->framework], tn);
 	else
 		text_errf(err, len, 0, "%s exports no %s metric", fw_names[rq->framework], tn);
+}
+
+/* ---- the admin's policy for the Prometheus source ---------------------- */
+
+static struct {
+	bool set, allow_custom;
+	size_t n;
+	char *urls[METRICSOURCE_MAX_ALLOWED_URLS];
+} policy;
+
+/* A base URL's length without its trailing slashes. */
+static size_t base_len(const char *url)
+{
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	return n;
+}
+
+void metricsource_policy_clear(void)
+{
+	for (size_t i = 0; i < policy.n; i++)
+		free(policy.urls[i]);
+	memset(&policy, 0, sizeof(policy));
+}
+
+int metricsource_policy_set(const char *allowed, bool allow_custom)
+{
+	const char *p = allowed ? allowed : "";
+
+	metricsource_policy_clear();
+	policy.set = true;
+	policy.allow_custom = allow_custom;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		while (n > 0 && (*p == ' ')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '/'))
+			n--;
+		if (n > 0) {
+			if (policy.n == METRICSOURCE_MAX_ALLOWED_URLS)
+				return -E2BIG;
+			if (!((n > 7 && strncmp(p, "http://", 7) == 0) ||
+			      (n > 8 && strncmp(p, "https://", 8) == 0)) || memchr(p, '@', n))
+				return -EINVAL;
+			if (!(policy.urls[policy.n] = strndup(p, n)))
+				return -ENOMEM;
+			policy.n++;
+		}
+		p += (e ? (size_t)(e - p) + 1 : strlen(p));
+	}
+	return 0;
+}
+
+int metricsource_url_allowed(const char *url, char *why, size_t len)
+{
+	if (!policy.set)
+		return 0;
+	size_t n = url ? base_len(url) : 0;
+	for (size_t i = 0; i < policy.n; i++)
+		if (strlen(policy.urls[i]) == n && strncmp(policy.urls[i], url, n) == 0)
+			return 0;
+	if (policy.n == 0)
+		text_errf(why, len, 0, "the operator allows no Prometheus URL (its --prometheus-allowed-urls "
+		    "is empty); ask the cluster admin to add this one");
+	else
+		text_errf(why, len, 0, "%.200s is not one of the Prometheus URLs the operator allows "
+		    "(--prometheus-allowed-urls): ask the cluster admin", url ? url : "");
+	return -EPERM;
+}
+
+int metricsource_custom_allowed(char *why, size_t len)
+{
+	if (!policy.set || policy.allow_custom)
+		return 0;
+	text_errf(why, len, 0, "Custom PromQL is off in this operator (its --allow-custom-promql is false): "
+	    "a query could read any namespace's series");
+	return -EPERM;
 }
 
 /* ---- state kept between evaluations (Pods source) -------------------- */
@@ -275,17 +381,38 @@ static size_t hist_delta(const struct hist *prev, const struct promtext_bucket *
 	return m;
 }
 
+/* A table name, "name" or "name{label=\"value\"}", as a name and at most
+ * one matcher (the table's own strings: always well formed). */
+struct selname {
+	char name[128], label[64], value[64];
+	struct promtext_matcher m;
+	size_t n;
+};
+
+static void split_name(const char *spec, struct selname *s)
+{
+	const char *b = strchr(spec, '{');
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%.*s", b ? (int)(b - spec) : (int)strlen(spec), spec);
+	if (b && sscanf(b, "{%63[^=]=\"%63[^\"]\"}", s->label, s->value) == 2) {
+		s->m = (struct promtext_matcher){ s->label, s->value, false };
+		s->n = 1;
+	}
+}
+
 /* The first of the row's names that the page has, or NULL. */
 static const char *present_name(const struct promtext *page, const struct metric_row *row)
 {
 	for (size_t k = 0; k < 3 && row->names[k]; k++) {
+		struct selname sn;
 		size_t idx;
+		split_name(row->names[k], &sn);
 		if (row->how == HOW_P99) {
 			char bucket[160];
-			snprintf(bucket, sizeof(bucket), "%s_bucket", row->names[k]);
-			if (promtext_find(page, bucket, NULL, 0, 0, &idx) == 0)
+			snprintf(bucket, sizeof(bucket), "%s_bucket", sn.name);
+			if (promtext_find(page, bucket, &sn.m, sn.n, 0, &idx) == 0)
 				return row->names[k];
-		} else if (promtext_find(page, row->names[k], NULL, 0, 0, &idx) == 0) {
+		} else if (promtext_find(page, sn.name, &sn.m, sn.n, 0, &idx) == 0) {
 			return row->names[k];
 		}
 	}
@@ -298,7 +425,40 @@ struct digest {
 	struct acc acc[AUTOSCALE_MAX_METRICS];
 	size_t found[AUTOSCALE_MAX_METRICS];   /* pods that had the metric */
 	bool known[AUTOSCALE_MAX_METRICS];     /* the framework has it */
+	bool sentinel[AUTOSCALE_MAX_METRICS];  /* a pod reported only -1 (or NaN) */
+	const char *name[AUTOSCALE_MAX_METRICS]; /* the series read (static) */
 };
+
+/*
+ * A gauge's value over its series, summed or averaged, leaving out what a
+ * server means as "unknown": a negative value (vLLM's prefix-cache hit
+ * rates start at -1, Triton reports -1 for a GPU it cannot read) or NaN.
+ * -ENOENT when no series has a real value (*ret_sentinel when some had
+ * a sentinel).
+ */
+static int gauge_value(const struct promtext *page, const struct selname *sn, enum how how,
+		       double *ret, bool *ret_sentinel)
+{
+	double sum = 0;
+	size_t n = 0, idx, from = 0;
+	bool sentinel = false;
+
+	while (promtext_find(page, sn->name, &sn->m, sn->n, from, &idx) == 0) {
+		double v = promtext_value(page, idx);
+		from = idx + 1;
+		if (isnan(v) || v < 0) {
+			sentinel = true;
+			continue;
+		}
+		sum += v;
+		n++;
+	}
+	*ret_sentinel = sentinel;
+	if (!n)
+		return -ENOENT;
+	*ret = how == HOW_AVG ? sum / (double)n : sum;
+	return 0;
+}
 
 /* One metric of one pod's page. */
 static void digest_metric(struct digest *d, size_t i, const struct promtext *page,
@@ -317,17 +477,23 @@ static void digest_metric(struct digest *d, size_t i, const struct promtext *pag
 	if (!row)
 		return;
 	d->found[i]++;
+	d->name[i] = name;
+	struct selname sn;
+	split_name(name, &sn);
 	switch (row->how) {
 	case HOW_SUM:
-	case HOW_AVG:
-		if ((row->how == HOW_SUM ? promtext_sum : promtext_avg)(page, name, NULL, 0, &v,
-									NULL) == 0) {
+	case HOW_AVG: {
+		bool sentinel;
+		if (gauge_value(page, &sn, row->how, &v, &sentinel) == 0) {
 			out->values[i] = v * row->scale;
 			out->present |= 1u << i;
+		} else if (sentinel) {
+			d->sentinel[i] = true;
 		}
 		break;
+	}
 	case HOW_RATE:
-		if (promtext_sum(page, name, NULL, 0, &v, NULL) < 0 || isnan(v))
+		if (promtext_sum(page, sn.name, &sn.m, sn.n, &v, NULL) < 0 || isnan(v))
 			break;
 		if ((prev->have_counter & (1u << i)) && now > prev->t_ms) {
 			double delta = v >= prev->counter[i] ? v - prev->counter[i] : v;
@@ -340,7 +506,8 @@ static void digest_metric(struct digest *d, size_t i, const struct promtext *pag
 	case HOW_P99: {
 		struct promtext_bucket cur[METRICSOURCE_MAX_BUCKETS], delta[METRICSOURCE_MAX_BUCKETS];
 		size_t n = 0;
-		if (promtext_histogram(page, name, NULL, 0, cur, METRICSOURCE_MAX_BUCKETS, &n) < 0)
+		if (promtext_histogram(page, sn.name, &sn.m, sn.n, cur, METRICSOURCE_MAX_BUCKETS,
+				       &n) < 0)
 			break;
 		if (prev->hist[i])
 			acc_add(&d->acc[i], delta, hist_delta(prev->hist[i], cur, n, delta));
@@ -390,6 +557,9 @@ static void digest_finish(struct digest *d, const struct autoscale_pod *pods, si
 		else if (d->found[i] == 0)
 			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod exports the %s metric of %s",
 			    autoscale_metric_type_name(t), fw_names[rq->framework]);
+		else if (have == 0 && d->sentinel[i])
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%s reports -1 (or NaN): the server does not "
+			    "know the value yet", d->name[i] ? d->name[i] : autoscale_metric_type_name(t));
 		else if (have == 0 || !autoscale_metric_per_pod(t))
 			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%s needs two scrapes: the window starts now",
 			    autoscale_metric_type_name(t));
@@ -714,10 +884,16 @@ static int selector(const struct metricsource_request *rq, const struct metric_r
 {
 	int r = 0;
 
-	for (size_t k = 0; r == 0 && k < 3 && row->names[k]; k++)
+	for (size_t k = 0; r == 0 && k < 3 && row->names[k]; k++) {
+		struct selname sn;
+		char extra[160] = "";
+		split_name(row->names[k], &sn);
+		if (sn.n)
+			snprintf(extra, sizeof(extra), "%s=\"%s\",", sn.label, sn.value);
 		r = append(buf, len, off,
-			   "%s%s%s{namespace=\"%s\",pod=~\"%s-[a-z0-9]+-[a-z0-9]+\"}",
-			   k ? " or " : "", row->names[k], suffix, rq->ns, rq->service);
+			   "%s%s%s{%snamespace=\"%s\",pod=~\"%s-[a-z0-9]+-[a-z0-9]+\"}",
+			   k ? " or " : "", sn.name, suffix, extra, rq->ns, rq->service);
+	}
 	return r;
 }
 
@@ -731,6 +907,8 @@ int metricsource_promql(const struct metricsource_request *rq, size_t i, char *b
 	if (!rq || !rq->spec || i >= rq->spec->n_metrics || !buf || !len)
 		return -EINVAL;
 	if (rq->spec->metrics[i].type == AUTOSCALE_CUSTOM) {
+		if (metricsource_custom_allowed(err, errlen) < 0)
+			return -EPERM;
 		if (!rq->queries[i] || !*rq->queries[i]) {
 			text_errf(err, errlen, 0, "Custom metric has no query");
 			return -ENOENT;
@@ -811,8 +989,21 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 	}
 	status = json_object_get_string(json_object_object_get(doc, "status"));
 	if (!status || strcmp(status, "success") != 0) {
-		const char *e = json_object_get_string(json_object_object_get(doc, "error"));
-		text_errf(err, errlen, 0, "query failed: %.150s", e ? e : "no status in the answer");
+		/* What the server wrote is never repeated (it lands in status,
+		 * which every reader of the namespace sees): only the API's own
+		 * errorType, when it is one of Prometheus's. */
+		static const char *const types[] = { "bad_data", "timeout", "canceled", "execution",
+						     "internal", "unavailable", "not_found", NULL };
+		const char *e = json_object_get_string(json_object_object_get(doc, "errorType"));
+		const char *known = NULL;
+		for (size_t k = 0; e && types[k] && !known; k++)
+			if (strcmp(e, types[k]) == 0)
+				known = types[k];
+		if (status && strcmp(status, "error") == 0)
+			text_errf(err, errlen, 0, "the query failed (Prometheus errorType %s)",
+			    known ? known : "unknown");
+		else
+			text_errf(err, errlen, 0, "the answer is not a Prometheus API answer (no status success)");
 		goto out;
 	}
 	data = json_object_object_get(doc, "data");
@@ -844,8 +1035,7 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 			snprintf(samples[n].pod, sizeof(samples[n].pod), "%s", pod ? pod : "");
 		}
 	} else {
-		text_errf(err, errlen, 0, "unexpected resultType %.40s (want vector or scalar)",
-		    type ? type : "(none)");
+		text_errf(err, errlen, 0, "unexpected resultType (want vector or scalar)");
 		goto out;
 	}
 	*ret_n = n;
@@ -866,6 +1056,10 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 	size_t ulen;
 	int r = -ENOMEM;
 
+	r = metricsource_url_allowed(rq->url, err, errlen);
+	if (r < 0)
+		goto out;
+	r = -ENOMEM;
 	q = curl_easy_escape(NULL, promql, 0);
 	if (!q)
 		goto out;

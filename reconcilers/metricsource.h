@@ -106,6 +106,34 @@ bool metricsource_supports(enum isvc_framework fw, enum autoscale_metric_type ty
 			   enum metricsource_kind kind);
 
 /*
+ * The Prometheus source's admin policy, from the operator's flags, set once
+ * at start before any thread runs: the base URLs that may be queried
+ * (--prometheus-allowed-urls, comma-separated; none when empty), so a
+ * namespace user cannot make the operator send requests and a bearer token
+ * anywhere else, and whether Custom PromQL may run at all
+ * (--allow-custom-promql; a query can read any namespace's series). Until
+ * it is set (the offline commands, the tests), everything is allowed.
+ * -EINVAL for a list entry that is not an http(s) URL, -E2BIG past
+ * METRICSOURCE_MAX_ALLOWED_URLS.
+ */
+#define METRICSOURCE_MAX_ALLOWED_URLS 32
+int metricsource_policy_set(const char *allowed_urls, bool allow_custom);
+void metricsource_policy_clear(void);
+/* 0, or -EPERM with why (a sentence naming the flag). */
+int metricsource_url_allowed(const char *url, char *why, size_t len);
+int metricsource_custom_allowed(char *why, size_t len);
+
+/*
+ * For `kinfer-operator metrics`: the series of a parsed page the Pods
+ * source reads type from for fw (the first of the table's names the page
+ * has), or NULL; *ret_needs_two says whether it is a counter or histogram
+ * (a rate or a P99 needs two pages).
+ */
+struct promtext;
+const char *metricsource_page_series(enum isvc_framework fw, enum autoscale_metric_type type,
+				     const struct promtext *page, bool *ret_needs_two);
+
+/*
  * The whole evaluation: fill out_pods (rq->n_pods of them) and res.
  * 0 even when some or all values are missing (errors[] says why);
  * -EINVAL for a bad request, -ENOMEM.

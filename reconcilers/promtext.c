@@ -1157,6 +1157,18 @@ int promtext_histogram(const struct promtext *page, const char *family,
 	if (!nb)
 		return -ENOENT;
 	sort_buckets(buckets, nb);
+	/* Pages cut short (or servers that omit it) have no +Inf bucket; the
+	 * family's _count is the same number, so it stands in for it. */
+	if (!isinf(buckets[nb - 1].le)) {
+		double count;
+		snprintf(name, sizeof(name), "%s_count", family);
+		if (promtext_sum(page, name, m, n, &count, NULL) == 0 && !isnan(count) &&
+		    count >= buckets[nb - 1].count) {
+			r = add_bucket(buckets, &nb, cap, INFINITY, count);
+			if (r < 0)
+				return r;
+		}
+	}
 	*ret_n = nb;
 	return 0;
 }

@@ -113,7 +113,8 @@ int promtext_avg(const struct promtext *page, const char *name,
  * The buckets of histogram `family` (its <family>_bucket samples) over all
  * matching series, summed by le as `sum by (le)` does, sorted by le.
  * -ENOENT if no bucket matches, -E2BIG if there are more than cap distinct
- * bounds, -EINVAL if a bucket has no or a malformed le label.
+ * bounds, -EINVAL if a bucket has no or a malformed le label. Without a +Inf
+ * bucket, the family's _count (when present) is used as one.
  */
 int promtext_histogram(const struct promtext *page, const char *family,
 		       const struct promtext_matcher *m, size_t n,

@@ -27,7 +27,7 @@ t_start=$SECONDS
 
 say "checking dependencies"
 eval "$(bash tests/deps.sh)"
-say "building the local control plane (first time: about 10 minutes)"
+say "building the local control plane (first time: about 7 minutes)"
 bash tests/cluster/build.sh >/dev/null
 if [ "$real_node" = 1 ]; then
 	say "building the images: operator, model-server simulator, pause (first time: about 2 minutes)"

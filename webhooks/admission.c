@@ -16,6 +16,7 @@
 #include "metricsource.h"
 #include "presets.h"
 #include "quantity.h"
+#include "schema.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -613,6 +614,14 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 		fail(c->r, "spec.scaling.metricsSource.type: \"%s\" is not Pods or Prometheus", src);
 		return;
 	}
+	if (kind == METRICSOURCE_PROMETHEUS) {
+		/* The operator's allow-list (--prometheus-allowed-urls): refused
+		 * here, with the flag named, rather than failing at every query. */
+		const char *url = str(scaling, "metricsSource.prometheus.url");
+		char why[ADMISSION_MAX_MESSAGE];
+		if (url && metricsource_url_allowed(url, why, sizeof(why)) < 0)
+			fail(c->r, "spec.scaling.metricsSource.prometheus.url: %s", why);
+	}
 	list_types(c->fw, kind, list, sizeof(list));
 	for (size_t i = 0; i < json_object_array_length(ms) && i < 64; i++) {
 		json_object *m = json_object_array_get_idx(ms, i);
@@ -622,6 +631,10 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 			continue;
 		}
 		rule_metric_type(c, i, type, kind, list);
+		char why[ADMISSION_MAX_MESSAGE];
+		if (strcmp(type, "Custom") == 0 && kind == METRICSOURCE_PROMETHEUS &&
+		    metricsource_custom_allowed(why, sizeof(why)) < 0)
+			fail(c->r, "spec.scaling.metrics[%zu].type: %s", i, why);
 		for (size_t j = 0; j < i; j++)
 			if (str(json_object_array_get_idx(ms, j), "type") &&
 			    strcmp(str(json_object_array_get_idx(ms, j), "type"), type) == 0)
@@ -1097,6 +1110,40 @@ static void rule_immutable(struct spec_ctx *c, json_object *old_spec)
 	}
 }
 
+struct schema_ud {
+	struct admission_report *r;
+	bool strict;
+};
+
+static void on_schema(void *ud, enum schema_finding what, const char *msg)
+{
+	struct schema_ud *s = ud;
+	if (what == SCHEMA_UNKNOWN_FIELD && !s->strict)
+		warn(s->r, "%s", msg);
+	else
+		fail(s->r, "%s", msg);
+}
+
+int admission_validate_strict(json_object *obj, json_object *old, struct admission_report *r,
+			      bool strict)
+{
+	struct schema_ud s = { r, strict };
+	int ret = admission_validate(obj, old, r);
+	json_object *old_spec = get(old, "spec");
+
+	if (ret < 0 || !is_obj(obj))
+		return ret;
+	if (old && is_obj(old_spec) && json_object_equal(old_spec, get(obj, "spec")))
+		return r->err;
+	ret = schema_check(obj, on_schema, &s);
+	if (ret == -ENOMEM)
+		return ret;
+	if (ret < 0)
+		warn(r, "the CRD schema embedded in this binary cannot be read: "
+		     "fields were not checked against it");
+	return r->err;
+}
+
 int admission_validate(json_object *obj, json_object *old, struct admission_report *r)
 {
 	struct spec_ctx c = { .spec = get(obj, "spec"), .r = r };
@@ -1112,6 +1159,15 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 		/* Unchanged spec (metadata or status change): only what must hold. */
 		return r->err;
 	}
+	{
+		const char *txt = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+		char path[256], msg[ADMISSION_MAX_MESSAGE];
+		if (txt && kube_json_too_deep(txt, strlen(txt), path, sizeof(path)) == 1) {
+			admission_too_deep_message(path, msg, sizeof(msg));
+			fail(r, "%s", msg);
+			return r->err;
+		}
+	}
 	rule_basics(obj, &c);
 	if (is_obj(c.spec)) {
 		rule_gpu(&c);
@@ -1125,6 +1181,13 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 			rule_immutable(&c, old_spec);
 	}
 	return r->err;
+}
+
+void admission_too_deep_message(const char *path, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.300s: nested deeper than %d levels counting the object itself; "
+		 "kinfer cannot read objects nested deeper, flatten this value",
+		 path, KUBE_JSON_MAX_DEPTH);
 }
 
 /* ---- defaulting --------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ADMISSION_MAX_ERRORS 64
@@ -42,6 +43,14 @@ int admission_report_message(const struct admission_report *r, char **ret);
  */
 int admission_validate(json_object *obj, json_object *old,
 		       struct admission_report *report);
+/*
+ * The same, and the CRD schema checked offline (schema.h): a field the CRD
+ * does not define is a warning naming its path, or with strict an error
+ * (`validate --strict`, as kubectl's --validate=strict); a wrong type,
+ * enum value or bound is an error.
+ */
+int admission_validate_strict(json_object *obj, json_object *old,
+			      struct admission_report *report, bool strict);
 
 /*
  * Default obj in place and return the JSON Patch array that does the same
@@ -50,6 +59,12 @@ int admission_validate(json_object *obj, json_object *old,
  * default (no spec, unknown framework) is left alone: validation says why.
  */
 int admission_default(json_object *obj, json_object **ret_patch);
+
+/*
+ * The refusal of an object nested past KUBE_JSON_MAX_DEPTH, naming the
+ * field (path): the informers could not read it, so it is never admitted.
+ */
+void admission_too_deep_message(const char *path, char *buf, size_t len);
 
 /* GPU products kinfer knows: memory in GiB, 0 when unknown. */
 int admission_gpu_memory_gib(const char *product);

@@ -8,6 +8,8 @@
 #include "admission.h"
 #include "base64.h"
 #include "cache.h"
+#include "jsonscan.h"
+#include "kube.h"
 #include "text.h"
 
 #include <errno.h>
@@ -17,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REVIEW_MAX_DEPTH 64
+/* The object within KUBE_JSON_MAX_DEPTH, its managedFields and the
+ * review's two levels of envelope always fit; a deeper review is answered
+ * from the scanner (too_deep) without a tree. */
+#define REVIEW_MAX_DEPTH KUBE_JSON_PARSE_DEPTH
 
 static int bad_request(struct review_result *r, unsigned code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -105,7 +110,7 @@ static int answer_validate(struct review_result *r, const char *uid, json_object
 	int ret = admission_report_new(&rep);
 	if (ret < 0)
 		return ret;
-	ret = admission_validate(obj, old, rep);
+	ret = admission_validate_strict(obj, old, rep, false);
 	if (ret < 0)
 		goto out;
 	r->n_errors = (unsigned)admission_report_n_errors(rep);
@@ -167,6 +172,64 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
 	return finish(r, root);
 }
 
+/*
+ * An InferenceService nested past KUBE_JSON_MAX_DEPTH is refused before
+ * any tree is built, naming the field: the scanner finds request.uid, the
+ * kind and the path. 1 when answered, 0 to go on, -ENOMEM.
+ */
+static int too_deep(const char *body, size_t len, enum review_mode mode, struct review_result *r)
+{
+	char uid[128], kind[64], op[16], path[256], msg[ADMISSION_MAX_MESSAGE];
+	size_t os, oe;
+	int ret;
+
+	if (jsonscan_path(body, len, 0, "request.object", &os, &oe) < 0 ||
+	    kube_json_too_deep(body + os, oe - os, path, sizeof(path)) != 1 ||
+	    jsonscan_string(body, len, 0, "request.uid", uid, sizeof(uid)) < 0 || !uid[0] ||
+	    jsonscan_string(body, len, 0, "request.kind.kind", kind, sizeof(kind)) < 0 ||
+	    strcmp(kind, "InferenceService") != 0 ||
+	    jsonscan_string(body, len, 0, "request.operation", op, sizeof(op)) < 0 ||
+	    (strcmp(op, "CREATE") != 0 && strcmp(op, "UPDATE") != 0))
+		return 0;
+	text_copy(r->uid, sizeof(r->uid), uid);
+	text_copy(r->operation, sizeof(r->operation), op);
+	if (mode == REVIEW_MUTATE) {
+		/* Not defaulted, not refused here: the validating webhook refuses
+		 * it with the reason (one place says no). */
+		ret = answer_other(r, uid, true, "not defaulted: nested too deep");
+		return ret < 0 ? ret : 1;
+	}
+	admission_too_deep_message(path, msg, sizeof(msg));
+	r->n_errors = 1;
+	ret = answer_other(r, uid, false, msg);
+	return ret < 0 ? ret : 1;
+}
+
+size_t review_values(const char *body, size_t len)
+{
+	size_t n = 1;
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = body[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == ',' || ch == ':' || ch == '[' || ch == '{') {
+			n++;
+		}
+	}
+	return n;
+}
+
+size_t review_cost(const char *body, size_t len)
+{
+	return len + 1 + review_values(body, len) * REVIEW_VALUE_COST;
+}
+
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *r)
 {
 	struct json_tokener *tok;
@@ -180,6 +243,13 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 				   len, REVIEW_MAX_BODY);
 	if (len == 0)
 		return bad_request(r, 400, "empty request body: want an AdmissionReview");
+	size_t values = review_values(body, len);
+	if (values > REVIEW_MAX_VALUES)
+		return bad_request(r, 400, "request body has about %zu JSON values, over the %u-value "
+				   "limit", values, REVIEW_MAX_VALUES);
+	ret = too_deep(body, len, mode, r);
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
 	tok = json_tokener_new_ex(REVIEW_MAX_DEPTH);
 	if (!tok)
 		return -ENOMEM;

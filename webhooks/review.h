@@ -40,3 +40,15 @@ struct review_result {
 int review_serve(const char *body, size_t len, enum review_mode mode,
 		 struct review_result *ret);
 void review_result_done(struct review_result *r);
+
+/*
+ * What answering a body of len bytes may hold at once: the body and an
+ * estimate of the tree json-c builds from it (REVIEW_VALUE_COST bytes per
+ * JSON value, counted without parsing). The webhook reserves it from its
+ * memory budget first. A body with more than REVIEW_MAX_VALUES values is
+ * refused by review_serve (400) before any tree is built.
+ */
+#define REVIEW_VALUE_COST 160
+#define REVIEW_MAX_VALUES 200000
+size_t review_values(const char *body, size_t len);
+size_t review_cost(const char *body, size_t len);

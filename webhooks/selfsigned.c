@@ -26,6 +26,10 @@
 #define CA_KEEP_S (365L * 86400)
 #define MAX_HOSTS 16
 #define MAX_TRIES 3
+/* After a CA rotation the previous CA stays in the caBundle this long: every
+ * replica re-reads the Secret within the source interval (1 h) and then
+ * serves the new pair; until then the API server must trust both. */
+#define PREV_CA_KEEP_S (3L * 3600)
 
 static const struct kube_resource res_mutating = {
 	"admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
@@ -195,6 +199,8 @@ out:
 
 struct material {
 	char *ca_crt, *ca_key, *tls_crt, *tls_key;
+	char *prev_ca;               /* the CA before the last rotation, or NULL */
+	char *rotated_at;            /* when it was replaced, Unix seconds */
 };
 
 static void material_free(struct material *m)
@@ -203,6 +209,8 @@ static void material_free(struct material *m)
 	free(m->ca_key);
 	free(m->tls_crt);
 	free(m->tls_key);
+	free(m->prev_ca);
+	free(m->rotated_at);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -282,7 +290,9 @@ static int store(struct selfsigned *s, json_object *secret, const struct materia
 	if (!data)
 		return -ENOMEM;
 	if (put_b64(data, "ca.crt", m->ca_crt) < 0 || put_b64(data, "ca.key", m->ca_key) < 0 ||
-	    put_b64(data, "tls.crt", m->tls_crt) < 0 || put_b64(data, "tls.key", m->tls_key) < 0) {
+	    put_b64(data, "tls.crt", m->tls_crt) < 0 || put_b64(data, "tls.key", m->tls_key) < 0 ||
+	    (m->prev_ca && put_b64(data, "ca-previous.crt", m->prev_ca) < 0) ||
+	    (m->rotated_at && put_b64(data, "ca-rotated-at", m->rotated_at) < 0)) {
 		json_object_put(data);
 		return -ENOMEM;
 	}
@@ -330,17 +340,30 @@ static int ensure(struct selfsigned *s, struct material *m, char *err, size_t er
 		m->ca_key = data_field(secret, "ca.key");
 		m->tls_crt = data_field(secret, "tls.crt");
 		m->tls_key = data_field(secret, "tls.key");
+		m->prev_ca = data_field(secret, "ca-previous.crt");
+		m->rotated_at = data_field(secret, "ca-rotated-at");
 		judge(m, s->o.hosts, &ca_ok, &cert_ok);
 		if (ca_ok && cert_ok) {
 			json_object_put(secret);
 			return 0;
 		}
-		struct material fresh = { NULL, NULL, NULL, NULL };
+		struct material fresh = { 0 };
 		r = selfsigned_make(s->o.hosts, ca_ok ? m->ca_crt : NULL, ca_ok ? m->ca_key : NULL,
 				    CERT_DAYS, &fresh.ca_crt, &fresh.ca_key, &fresh.tls_crt,
 				    &fresh.tls_key);
+		/* A new CA: the old one (replicas may still serve its pair) is
+		 * kept beside it for the caBundle; a kept CA keeps what was. */
+		const char *prev = ca_ok ? m->prev_ca : m->ca_crt;
+		char now_s[32];
+		snprintf(now_s, sizeof(now_s), "%lld", (long long)time(NULL));
+		if (r == 0 && prev && !(fresh.prev_ca = strdup(prev)))
+			r = -ENOMEM;
+		if (r == 0 && prev && !(fresh.rotated_at = strdup(ca_ok && m->rotated_at ?
+								 m->rotated_at : now_s)))
+			r = -ENOMEM;
 		if (r < 0) {
 			json_object_put(secret);
+			material_free(&fresh);
 			snprintf(err, errlen, "cannot make a certificate for \"%s\"", s->o.hosts);
 			return r;
 		}
@@ -361,6 +384,22 @@ static int ensure(struct selfsigned *s, struct material *m, char *err, size_t er
 	}
 	snprintf(err, errlen, "Secret %s/%s kept changing under us", s->ns, s->name);
 	return r;
+}
+
+int selfsigned_bundle(const char *ca, const char *prev_ca, const char *rotated_at, time_t now,
+		      char **ret)
+{
+	long long at = rotated_at ? strtoll(rotated_at, NULL, 10) : 0;
+	bool both = prev_ca && *prev_ca && at > 0 && now - at < PREV_CA_KEEP_S &&
+		    strcmp(prev_ca, ca) != 0;
+	size_t n = strlen(ca) + (both ? strlen(prev_ca) + 1 : 0) + 1;
+	char *b = malloc(n);
+	if (!b)
+		return -ENOMEM;
+	snprintf(b, n, "%s%s%s", ca, both && ca[0] && ca[strlen(ca) - 1] != '\n' ? "\n" : "",
+		 both ? prev_ca : "");
+	*ret = b;
+	return 0;
 }
 
 /* Set every webhook's caBundle in one configuration to the CA. */
@@ -415,19 +454,23 @@ static int inject_one(struct selfsigned *s, const struct kube_resource *res, con
 int selfsigned_source(void *ud, char **ret_cert, char **ret_key, char *err, size_t errlen)
 {
 	struct selfsigned *s = ud;
-	struct material m = { NULL, NULL, NULL, NULL };
-	char *ca_b64 = NULL;
+	struct material m = { 0 };
+	char *ca_b64 = NULL, *bundle = NULL;
 	size_t n;
 	int r = ensure(s, &m, err, errlen);
 	if (r < 0)
 		return r;
 	/* Best effort: the server can serve before the configurations exist;
-	 * the next round (hourly) tries again. */
-	if (base64_encode((const unsigned char *)m.ca_crt, strlen(m.ca_crt), &ca_b64, &n) == 0) {
+	 * the next round (hourly) tries again. The bundle is written before
+	 * this replica serves a new pair; after a CA rotation it holds the
+	 * previous CA too, for the replicas still serving its pair. */
+	if (selfsigned_bundle(m.ca_crt, m.prev_ca, m.rotated_at, time(NULL), &bundle) == 0 &&
+	    base64_encode((const unsigned char *)bundle, strlen(bundle), &ca_b64, &n) == 0) {
 		inject_one(s, &res_mutating, ca_b64);
 		inject_one(s, &res_validating, ca_b64);
 		free(ca_b64);
 	}
+	free(bundle);
 	if (s->served && strcmp(s->served, m.tls_crt) == 0) {
 		material_free(&m);
 		return 0;

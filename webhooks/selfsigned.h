@@ -9,7 +9,9 @@
  * certificate within 30 days of expiry or not for the hosts, writes a new
  * one (create, or update with the resourceVersion read: a replica that
  * loses the race reads the winner's). The CA is kept while it has a year
- * left. The caBundle of every webhook in the Mutating- and
+ * left; when it is replaced, the previous one stays in the Secret
+ * (ca-previous.crt, ca-rotated-at) and in the caBundle for 3 hours, until
+ * every replica serves the new pair. The caBundle of every webhook in the Mutating- and
  * ValidatingWebhookConfiguration named --webhook-configuration is set to
  * the CA when it differs.
  *
@@ -19,6 +21,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <time.h>
 
 struct kube_client;
 struct selfsigned;
@@ -37,6 +40,15 @@ void selfsigned_free(struct selfsigned *s);
 /* The webhook's source: see struct webhook_options. */
 int selfsigned_source(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err,
 		      size_t errlen);
+
+/*
+ * The caBundle: the CA, and for PREV_CA_KEEP_S (3 h) after a rotation
+ * (rotated_at, Unix seconds as text) also the previous CA, so replicas that
+ * still serve the old CA's pair until their next read of the Secret (hourly)
+ * stay trusted. Malloc'ed PEM.
+ */
+int selfsigned_bundle(const char *ca, const char *prev_ca, const char *rotated_at, time_t now,
+		      char **ret);
 
 /*
  * Make a CA (ca_key_pem NULL: a new one) or use the given one, and a

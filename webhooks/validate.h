@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 
 int validate_main(int argc, char **argv, int argi);
@@ -16,3 +17,6 @@ int validate_main(int argc, char **argv, int argi);
  * Exposed for the fuzz target and the unit tests.
  */
 int validate_buffer(const char *name, const char *buf, size_t len, FILE *out);
+/* With strict, a field the CRD does not define is an error, not a warning. */
+int validate_buffer_strict(const char *name, const char *buf, size_t len, FILE *out,
+			   bool strict);

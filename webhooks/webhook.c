@@ -16,6 +16,15 @@
  * Requests: the body is gathered into a per-connection buffer bounded by
  * REVIEW_MAX_BODY (beyond it the rest is read and dropped, and the answer
  * is 413); then review_serve answers it.
+ *
+ * Memory: every byte a request holds is reserved first from one budget
+ * (max_held_bytes): its body (the Content-Length at once, or as it grows)
+ * and, for the parse, an estimate of the tree json-c builds (review_cost).
+ * A request that does not fit is answered 503 with Retry-After, before its
+ * body is read where the length is declared. Bodies over SMALL_BODY may use
+ * only the budget less max_connections x SMALL_BODY, so however many slow
+ * large bodies arrive, an ordinary review (a few KiB) still fits and is
+ * answered.
  */
 #include "webhook.h"
 
@@ -41,8 +50,9 @@
 #include <time.h>
 
 #define MAX_CHAIN 8
+#define SMALL_BODY (64u * 1024)
+#define DEFAULT_MAX_HELD (64u << 20)
 #define RETIRE_AFTER_S 120
-#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct pair {
 	gnutls_pcert_st pcert[MAX_CHAIN];
@@ -74,6 +84,10 @@ struct webhook {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping;
+	/* the memory budget of requests */
+	pthread_mutex_t budget_lock;
+	size_t held, large_limit;
+	struct metric_series *m_held;
 };
 
 struct route {
@@ -103,6 +117,10 @@ static const struct metric_family fam_latency = {
 	"Time to answer one admission review, from its request line to the queued answer.",
 	METRIC_HISTOGRAM, webhook_labels, latency_buckets,
 	sizeof(latency_buckets) / sizeof(latency_buckets[0]) };
+static const struct metric_family fam_held = {
+	"kinfer_webhook_held_bytes",
+	"Bytes the webhook holds for requests now (bodies and parse estimates), bounded by its budget.",
+	METRIC_GAUGE, NULL, NULL, 0 };
 static const struct metric_family fam_reloads = {
 	"kinfer_webhook_certificate_reloads_total",
 	"Serving certificate loads from the files, by result (loaded, refused).",
@@ -371,9 +389,44 @@ static void *watch_files(void *arg)
 struct request {
 	struct dynbuf body;          /* bounded by REVIEW_MAX_BODY */
 	bool too_big;                /* the rest is read and dropped */
+	bool busy;                   /* the budget could not hold it: 503 */
 	size_t seen;                 /* bytes received, also past the bound */
+	size_t reserved;             /* of the webhook's budget */
 	uint64_t started_ns;         /* monotonic */
 };
+
+/*
+ * Reserve up to total bytes for q (what it holds grows to total). Bodies
+ * over SMALL_BODY count against large_limit, so the rest stays for the
+ * small ones. false when it does not fit.
+ */
+static bool reserve(struct webhook *w, struct request *q, size_t total, bool large)
+{
+	bool ok;
+	if (total <= q->reserved)
+		return true;
+	pthread_mutex_lock(&w->budget_lock);
+	size_t limit = large ? w->large_limit : w->o.max_held_bytes;
+	ok = w->held + (total - q->reserved) <= limit;
+	if (ok) {
+		w->held += total - q->reserved;
+		q->reserved = total;
+	}
+	metric_set(w->m_held, (double)w->held);
+	pthread_mutex_unlock(&w->budget_lock);
+	return ok;
+}
+
+static void release(struct webhook *w, struct request *q, size_t keep)
+{
+	if (q->reserved <= keep)
+		return;
+	pthread_mutex_lock(&w->budget_lock);
+	w->held -= q->reserved - keep;
+	q->reserved = keep;
+	metric_set(w->m_held, (double)w->held);
+	pthread_mutex_unlock(&w->budget_lock);
+}
 
 static double since(uint64_t t0)
 {
@@ -386,6 +439,27 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
 	return httpserver_reply(c, code, type, body, len, false);
 }
 
+/* Over the memory budget: 503, try again shortly (the API server's
+ * failurePolicy decides what its caller sees). */
+static enum MHD_Result busy(struct webhook *w, const struct route *rt, struct MHD_Connection *c)
+{
+	static const char msg[] = "webhook busy: the requests in flight hold its memory budget; retry\n";
+	struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg,
+								 MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+	(void)w;
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	MHD_add_response_header(r, "Retry-After", "1");
+	MHD_add_response_header(r, "Connection", "close");
+	ret = MHD_queue_response(c, 503, r);
+	MHD_destroy_response(r);
+	log_warn("admission review refused", "webhook=%s reason=%s", rt->name,
+		 "over the memory budget (503)");
+	return ret;
+}
+
 static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 			      struct MHD_Connection *c, struct request *q)
 {
@@ -394,13 +468,20 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 	char big[128];
 	int r;
 
+	memset(&res, 0, sizeof(res));
+	/* The parse: the body plus the tree json-c builds from it. */
+	if (!q->too_big && !q->busy &&
+	    !reserve(w, q, review_cost(dynbuf_str(&q->body), q->body.len), q->body.len > SMALL_BODY))
+		q->busy = true;
 	if (q->too_big) {
 		snprintf(big, sizeof(big), "request body of %zu bytes is over the %u-byte limit\n",
 			 q->seen, REVIEW_MAX_BODY);
-		memset(&res, 0, sizeof(res));
 		res.decision = "bad-request";
 		log_warn("admission review refused", "webhook=%s reason=%s", rt->name, "body too large");
 		ret = reply(c, 413, "text/plain; charset=utf-8", big, strlen(big));
+	} else if (q->busy) {
+		ret = busy(w, rt, c);
+		res.decision = "busy";
 	} else {
 		r = review_serve(dynbuf_str(&q->body), q->body.len, rt->mode, &res);
 		if (r < 0) {
@@ -428,17 +509,40 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 	return ret;
 }
 
-static int append(struct request *q, const char *data, size_t n)
+static int append(struct webhook *w, struct request *q, const char *data, size_t n)
 {
 	int r;
 
 	q->seen += n;
-	if (q->too_big)
+	if (q->too_big || q->busy)
 		return 0;
+	if (n > REVIEW_MAX_BODY - q->body.len) {
+		q->too_big = true;
+		dynbuf_free(&q->body);
+		release(w, q, 0);
+		return 0;
+	}
+	if (q->body.len + n + 1 > q->body.alloc) {
+		/* What the buffer will allocate (dynbuf doubles from its first
+		 * allocation up to its cap + 1) is reserved first. */
+		size_t need = q->body.len + n + 1, alloc = q->body.alloc ? q->body.alloc :
+			DYNBUF_FIRST_ALLOC;
+		while (alloc < need)
+			alloc *= 2;
+		if (alloc > REVIEW_MAX_BODY + 1)
+			alloc = REVIEW_MAX_BODY + 1;
+		if (!reserve(w, q, alloc, alloc > SMALL_BODY)) {
+			q->busy = true;
+			dynbuf_free(&q->body);
+			release(w, q, 0);
+			return 0;
+		}
+	}
 	r = dynbuf_add(&q->body, data, n);
 	if (r == -EFBIG) {
 		q->too_big = true;
 		dynbuf_free(&q->body);
+		release(w, q, 0);
 		return 0;
 	}
 	return r;
@@ -467,10 +571,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		dynbuf_init(&q->body, REVIEW_MAX_BODY);
 		q->started_ns = ktime_mono_ns();
 		*con_cls = q;
+		/* A declared length is reserved (or refused) before any byte of
+		 * the body is read. */
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			unsigned long long n = strtoull(cl, &end, 10);
+			if (*end == '\0' && n > REVIEW_MAX_BODY) {
+				q->too_big = true;
+				q->seen = (size_t)n;
+				return answer(w, rt, c, q);
+			}
+			if (*end == '\0' && n > 0 && !reserve(w, q, (size_t)n + 1, n > SMALL_BODY)) {
+				q->busy = true;
+				return answer(w, rt, c, q);
+			}
+		}
 		return MHD_YES;
 	}
 	if (*data_size) {
-		if (append(q, data, *data_size) < 0)
+		if (append(w, q, data, *data_size) < 0)
 			return MHD_NO;
 		*data_size = 0;
 		return MHD_YES;
@@ -482,8 +603,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct request *q = *con_cls;
-	(void)cls; (void)c; (void)toe;
+	(void)c; (void)toe;
 	if (q) {
+		release(cls, q, 0);
 		dynbuf_free(&q->body);
 		free(q);
 		*con_cls = NULL;
@@ -518,6 +640,13 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 		w->o.timeout_s = 10;
 	if (!w->o.threads)
 		w->o.threads = 4;
+	if (!w->o.max_held_bytes)
+		w->o.max_held_bytes = DEFAULT_MAX_HELD;
+	/* What large bodies may hold: the rest is kept for small ones. */
+	size_t small = (size_t)w->o.max_connections * SMALL_BODY;
+	w->large_limit = w->o.max_held_bytes > small ? w->o.max_held_bytes - small : 0;
+	pthread_mutex_init(&w->budget_lock, NULL);
+	w->m_held = metrics_series(w->o.metrics, &fam_held, NULL);
 	if (w->o.reload_interval_ms <= 0)
 		w->o.reload_interval_ms = 1000;
 	if (w->o.source)
@@ -556,7 +685,7 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 				0, NULL, NULL, on_request, w,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-				MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES,
+				MHD_OPTION_HTTPS_PRIORITIES, WEBHOOK_TLS_PRIORITIES,
 				MHD_OPTION_THREAD_POOL_SIZE, w->o.threads,
 				MHD_OPTION_CONNECTION_LIMIT, w->o.max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, w->o.timeout_s,
@@ -612,6 +741,7 @@ void webhook_stop(struct webhook *w)
 	}
 	pthread_mutex_destroy(&w->lock);
 	pthread_mutex_destroy(&w->stop_lock);
+	pthread_mutex_destroy(&w->budget_lock);
 	pthread_cond_destroy(&w->stop_cond);
 	free(w);
 }

@@ -20,12 +20,24 @@
 struct metrics;
 struct webhook;
 
+/*
+ * TLS: 1.3 with its AEAD suites, and 1.2 only with ECDHE key exchange and
+ * an AEAD cipher (AES-GCM or ChaCha20-Poly1305): no CBC, no SHA-1 MACs, no
+ * static RSA or DHE. (AES-CCM is left out on both: GnuTLS cannot allow it
+ * on 1.3 without allowing the ECDHE-ECDSA-AES-CCM suites on 1.2.)
+ */
+#define WEBHOOK_TLS_PRIORITIES                                                      \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:"     \
+	"+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:"      \
+	"+ECDHE-RSA"
+
 struct webhook_options {
 	const char *addr;            /* host:port, port 0 = any free one */
 	const char *cert_file;       /* PEM: the serving certificate (chain) */
 	const char *key_file;        /* PEM: its private key */
 	struct metrics *metrics;     /* may be NULL */
 	unsigned max_connections;    /* 0: 256 */
+	size_t max_held_bytes;       /* request memory budget, 0: 64 MiB (see webhook.c) */
 	unsigned timeout_s;          /* per connection, 0: 10 */
 	unsigned threads;            /* 0: 4 */
 	long reload_interval_ms;     /* 0: 1000 */

@@ -117,6 +117,11 @@ node_down() {
 		[ -L "$l" ] || continue
 		case "$(readlink "$l")" in "$dir/"*) rm -f "$l" ;; esac
 	done
+	# Folders outside DIR that containerd (shim sockets), libcni (its result
+	# cache) and the kubelet (log links) make on first use: removed when
+	# empty, so another cluster's are left alone.
+	rmdir /run/containerd/s /run/containerd /var/lib/cni/results /var/lib/cni \
+		/var/log/containers 2>/dev/null || true
 	if findmnt -rn -o TARGET | grep -q "^$dir/"; then
 		say "WARNING: mounts remain under $dir"
 		return 1

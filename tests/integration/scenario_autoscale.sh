@@ -84,7 +84,11 @@ YAML
 	extra_metric="- {type: Custom, target: 2, query: 'avg(vllm:num_requests_waiting{namespace=\"$ns\"})'}"
 fi
 
-start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+# The Prometheus source only reaches what the admin lists, Custom PromQL
+# only when allowed (issue 12 item 16): both flags set as an admin would.
+prom_flags=()
+[ "$source" = Prometheus ] && prom_flags=(--prometheus-allowed-urls "http://127.0.0.1:$port" --allow-custom-promql)
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" "${prom_flags[@]}" || exit 1
 cat <<YAML | kc apply -f - >/dev/null
 apiVersion: kinfer.io/v1alpha1
 kind: InferenceService
@@ -210,5 +214,9 @@ if [ "$source" = Prometheus ]; then
 	back_on() { [ "$(cond ScalingActive status)" = True ]; }
 	if wait_until 90 back_on; then pass "token Secret created: ScalingActive True again"; else fail "still $(cond ScalingActive message)"; fi
 	if grep -q 's3cr3t-t0ken' "$tmp/op.log"; then fail "the token appears in the operator's log"; else pass "the token never appears in the log"; fi
+	# A URL the admin did not list is never queried: said in status, naming the flag.
+	kc -n "$ns" patch kis/svc --type merge -p "{\"spec\":{\"scaling\":{\"metricsSource\":{\"prometheus\":{\"url\":\"http://127.0.0.2:$port\"}}}}}" >/dev/null
+	refused() { [ "$(cond ScalingActive status)" = False ] && cond ScalingActive message | grep -q -- '--prometheus-allowed-urls'; }
+	if wait_until 30 refused; then pass "an unlisted Prometheus URL: ScalingActive False: $(cond ScalingActive message | cut -c1-140)"; else fail "unlisted URL not refused: $(cond ScalingActive status) $(cond ScalingActive message)"; fi
 fi
 summary

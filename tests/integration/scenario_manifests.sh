@@ -100,6 +100,11 @@ done
 # CRD when scenario_crd applied it, is not a warning about the manifests.)
 w=$(printf '%s\n' "$out" | grep -i 'warning' | grep -v 'last-applied-configuration annotation')
 expect_match "${w:-none}" '^none$' "server dry run: no warning (Pod Security restricted, deprecations)"
+# The webhook key is mounted 0440 (root-owned): the pod, running as 65532,
+# reads it only through fsGroup 65532 (issue 12 item 14; the real-node
+# test runs the image to prove it).
+dep=$(kc apply --dry-run=client -f "$man/30-deployment.yaml" -o jsonpath='{.spec.template.spec.securityContext.runAsUser} {.spec.template.spec.securityContext.fsGroup} {.spec.template.spec.volumes[?(@.name=="webhook-tls")].secret.defaultMode}' 2>&1)
+expect_match "$dep" '^65532 65532 288$' "the Deployment runs as 65532 with fsGroup 65532 for its 0440 Secret volume ($dep)"
 # ... and the check has teeth: a pod template that breaks "restricted" is warned about.
 out=$(sed 's/allowPrivilegeEscalation: false/allowPrivilegeEscalation: true/' "$man/30-deployment.yaml" |
 	kc apply --dry-run=server -f - 2>&1)

@@ -63,4 +63,59 @@ out=$("$op" validate --help 2>&1); expect_code 0 $? "--help exits 0"
 expect_match "$out" 'Exit status: 0 all pass, 1 any fails, 2 an input cannot be read' "--help says the exit codes"
 out=$("$op" --help 2>&1)
 expect_match "$out" 'validate  check InferenceService manifests offline' "validate is listed in help"
+# Fields the CRD does not define (issue 12 item 19): a warning naming the
+# path, exit 0; an error with --strict, exit 1; checked against the CRD.
+cat > "$tmp/unknown.yaml" <<'YAML'
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: typo}
+spec:
+  model: {name: opt-125m, uri: hf://facebook/opt-125m}
+  scalng: {maxReplicas: 3}
+  scaling:
+    maxReplicas: 4
+    cooldownSeconds: 60
+    metrics: [{type: QueueDepth, target: 5}]
+YAML
+out=$("$op" validate -f "$tmp/unknown.yaml" 2>&1); expect_code 0 $? "unknown fields: warnings, exit 0"
+expect_match "$out" 'unknown.yaml:1: typo: warning: spec.scalng: unknown field' "the misspelt spec.scalng is named"
+expect_match "$out" 'unknown.yaml:1: typo: warning: spec.scaling.cooldownSeconds: unknown field' "spec.scaling.cooldownSeconds is named"
+out=$("$op" validate --strict -f "$tmp/unknown.yaml" 2>&1); expect_code 1 $? "--strict: unknown fields fail"
+expect_match "$out" 'unknown.yaml:1: typo: error: spec.scalng: unknown field' "--strict: an error"
+# The API server agrees: kubectl warns about (and drops) the same fields.
+if [ -n "${KINFER_TEST_CLUSTER:-}" ] && [ -f "$KINFER_TEST_CLUSTER/env" ]; then
+	install_crd
+	sns=validate-$$
+	kc create ns "$sns" >/dev/null
+	out=$(kc -n "$sns" apply --dry-run=server -f "$tmp/unknown.yaml" 2>&1)
+	expect_match "$out" 'unknown field "spec.scalng"' "kubectl apply warns about spec.scalng too"
+	expect_match "$out" 'unknown field "spec.scaling.cooldownSeconds"' "and about spec.scaling.cooldownSeconds"
+	kc delete ns "$sns" --wait=false >/dev/null 2>&1
+fi
+# Types, enums and bounds of the schema, offline.
+cat > "$tmp/types.yaml" <<'YAML'
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: types}
+spec:
+  model: {name: opt-125m, uri: hf://facebook/opt-125m, framework: vlm}
+  replicas: "3"
+  scaling: {maxReplicas: 2000, metrics: [{type: QueueDepth, target: 5}]}
+YAML
+out=$("$op" validate -f "$tmp/types.yaml" 2>&1); expect_code 1 $? "schema violations fail"
+expect_match "$out" 'spec.model.framework: Unsupported value: "vlm"' "an enum violation is named"
+expect_match "$out" 'spec.replicas: Invalid value: "string": must be of type integer' "a type violation is named"
+expect_match "$out" 'spec.scaling.maxReplicas: Invalid value: 2000: must be less than or equal to 1000' "a bound violation is named"
+# `kinfer-operator metrics` (issue 12 item 18) on the recorded pages.
+m=$KINFER_SOURCE_DIR/tests/data/metrics
+out=$("$op" metrics --framework vllm -f "$m/vllm.txt" -f "$m/vllm-later.txt" --interval 15s 2>&1); expect_code 0 $? "metrics: two pages parse, exit 0"
+expect_match "$out" 'KVCacheUtilization +97 +% +from vllm:kv_cache_usage_perc' "metrics: the value and the series it came from"
+out=$("$op" metrics --framework triton -f "$m/triton-trtllm-23.12plus-readme-sample.prom" -o json 2>&1); expect_code 0 $? "metrics -o json exits 0"
+expect_match "$out" '"QueueDepth": \{' "metrics -o json: per type"
+expect_match "$out" '"missing": "a rate needs two pages' "metrics -o json: a rate needs two pages"
+out=$(printf 'tgi_queue_size 3\nbroken{a="b} 1\n' | "$op" metrics --framework tgi -f - 2>&1); expect_code 1 $? "metrics: a page that does not parse exits 1"
+expect_match "$out" '^<stdin>:2: ' "metrics: FILE:LINE of the parse error"
+out=$("$op" metrics --framework vllm -f "$m/vllm.txt" -f "$m/vllm-later.txt" 2>&1); expect_code 2 $? "metrics: two pages without --interval is a usage error"
+out=$("$op" metrics --framework onnx -f "$m/vllm.txt" 2>&1); expect_code 2 $? "metrics: an unknown framework is a usage error"
+out=$("$op" metrics --help 2>&1); expect_code 0 $? "metrics --help exits 0"
 summary

@@ -7,6 +7,7 @@
 
 #include "admission.h"
 #include "cache.h"
+#include "metricsource.h"
 #include "isvc.h"
 #include "yamljson.h"
 
@@ -143,7 +144,7 @@ static void metrics_per_framework(void **state)
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: triton}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: LatencyP99, target: 400}]}\n",
 		    "spec.scaling.metrics[0].type: LatencyP99 is not exported by triton (it has QueueDepth, "
-		    "RequestsPerSecond, GPUUtilization)");
+		    "RequestsPerSecond, GPUUtilization, KVCacheUtilization)");
 	/* GPU utilization: Triton's own, or the DCGM exporter's through Prometheus. */
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: GPUUtilization, target: 70}]}\n",
@@ -564,6 +565,35 @@ static void defaulting_presets_and_samples(void **state)
 	}
 }
 
+/* Issue 12 item 16: the operator's Prometheus allow-list and Custom opt-in. */
+static void prometheus_policy_refused(void **state)
+{
+	const char *prom = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+		"  scaling:\n    maxReplicas: 3\n"
+		"    metricsSource: {type: Prometheus, prometheus: {url: \"http://169.254.169.254/latest\"}}\n"
+		"    metrics: [{type: QueueDepth, target: 4}]\n";
+	const char *custom = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+		"  scaling:\n    maxReplicas: 3\n"
+		"    metricsSource: {type: Prometheus, prometheus: {url: \"http://prometheus.monitoring:9090/\"}}\n"
+		"    metrics: [{type: Custom, target: 4, query: \"sum(up)\"}]\n";
+	struct admission_report *r;
+	(void)state;
+	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090", false), 0);
+	expect_only(prom, "spec.scaling.metricsSource.prometheus.url: http://169.254.169.254/latest is "
+		    "not one of the Prometheus URLs the operator allows (--prometheus-allowed-urls): "
+		    "ask the cluster admin");
+	expect_only(custom, "spec.scaling.metrics[0].type: Custom PromQL is off in this operator (its "
+		    "--allow-custom-promql is false): a query could read any namespace's series");
+	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090", true), 0);
+	r = check(custom, NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+	metricsource_policy_clear();
+	r = check(prom, NULL);   /* not configured (validate): no opinion */
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+}
+
 /* The defaults the webhook writes (isvc.h) are the CRD's: one value, two
  * places that must agree (the CRD is YAML the API server reads). */
 static void defaults_match_the_crd(void **state)
@@ -618,6 +648,7 @@ int tests_admission(void)
 		cmocka_unit_test(recorded_samples_pass),
 		cmocka_unit_test(defaulting),
 		cmocka_unit_test(defaulting_presets_and_samples),
+		cmocka_unit_test(prometheus_policy_refused),
 		cmocka_unit_test(defaults_match_the_crd),
 	};
 	return cmocka_run_group_tests_name("admission", tests, NULL, NULL);

@@ -289,13 +289,20 @@ static void prometheus_answers(void **state)
 			       "\"result\":[1700000000,\"42\"]}}", 4), 0);
 	assert_int_equal(n, 1);
 	assert_true(s[0].value == 42);
-	/* The server's own error comes through. */
+	/* The server's own words never come through (issue 12 item 16: they
+	 * land in status): only Prometheus's errorType, if it is one. */
 	assert_int_equal(PARSE("{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":"
 			       "\"1:5: parse error: unexpected <by>\"}", 4), -EINVAL);
-	assert_non_null(strstr(err, "query failed: 1:5: parse error"));
-	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[]}}", 4),
+	assert_string_equal(err, "the query failed (Prometheus errorType bad_data)");
+	assert_int_equal(PARSE("{\"status\":\"error\",\"errorType\":\"<secret>\",\"error\":"
+			       "\"root:x:0:0\"}", 4), -EINVAL);
+	assert_string_equal(err, "the query failed (Prometheus errorType unknown)");
+	assert_int_equal(PARSE("{\"status\":\"sekrit\",\"error\":\"root:x:0:0\"}", 4), -EINVAL);
+	assert_null(strstr(err, "root") ? err : NULL);
+	assert_null(strstr(err, "sekrit") ? err : NULL);
+	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix-secret\",\"result\":[]}}", 4),
 			 -EINVAL);
-	assert_non_null(strstr(err, "unexpected resultType matrix"));
+	assert_string_equal(err, "unexpected resultType (want vector or scalar)");
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
 			       "{\"metric\":{},\"value\":[1,2]}]}}", 4), -EINVAL);
 	assert_non_null(strstr(err, "series 0"));
@@ -308,6 +315,51 @@ static void prometheus_answers(void **state)
 #undef PARSE
 }
 
+/* Issue 12 item 16: only the admin's Prometheus URLs are queried, and
+ * Custom PromQL only when the admin allows it. */
+static void prometheus_policy(void **state)
+{
+	static const enum autoscale_metric_type t[] = { AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_CUSTOM };
+	struct autoscale_spec s = spec_of(t, 2);
+	struct metricsource_request rq = request(&s, ISVC_VLLM, NULL, 0, 0);
+	struct metricsource_state *st;
+	struct metricsource_result res;
+	struct autoscale_pod out[1];
+	char why[256], q[512];
+	(void)state;
+
+	assert_int_equal(metricsource_url_allowed("http://169.254.169.254/", why, sizeof(why)), 0);
+	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090/, https://127.0.0.1:9443",
+						 false), 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why, sizeof(why)), 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090//", why, sizeof(why)), 0);
+	assert_int_equal(metricsource_url_allowed("https://127.0.0.1:9443/", why, sizeof(why)), 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090/api", why, sizeof(why)), -EPERM);
+	assert_int_equal(metricsource_url_allowed("http://169.254.169.254", why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "is not one of the Prometheus URLs the operator allows (--prometheus-allowed-urls)"));
+	/* The query is never sent: no connection refused from port 1. */
+	rq.kind = METRICSOURCE_PROMETHEUS;
+	rq.url = "http://127.0.0.1:1";
+	rq.queries[1] = "sum(up)";
+	assert_int_equal(metricsource_state_new(&st), 0);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(metricsource_collect(&rq, st, out, &res), 0);
+	assert_non_null(strstr(res.errors[0], "--prometheus-allowed-urls"));
+	assert_non_null(strstr(res.errors[1], "--allow-custom-promql"));
+	metricsource_state_free(st);
+	assert_int_equal(metricsource_promql(&rq, 1, q, sizeof(q), why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "Custom PromQL is off in this operator (its --allow-custom-promql is false)"));
+	/* Empty: nothing allowed; bad entries refused. */
+	assert_int_equal(metricsource_policy_set("", true), 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why, sizeof(why)), -EPERM);
+	assert_non_null(strstr(why, "allows no Prometheus URL (its --prometheus-allowed-urls is empty)"));
+	assert_int_equal(metricsource_promql(&rq, 1, q, sizeof(q), why, sizeof(why)), 0);
+	assert_int_equal(metricsource_policy_set("ftp://x", false), -EINVAL);
+	assert_int_equal(metricsource_policy_set("http://user:pw@x:9090", false), -EINVAL);
+	metricsource_policy_clear();
+	assert_int_equal(metricsource_url_allowed("http://169.254.169.254", why, sizeof(why)), 0);
+}
+
 int tests_metricsource(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +369,7 @@ int tests_metricsource(void)
 		cmocka_unit_test(triton_page),
 		cmocka_unit_test(promql),
 		cmocka_unit_test(prometheus_answers),
+		cmocka_unit_test(prometheus_policy),
 	};
 	return cmocka_run_group_tests_name("metricsource", tests, NULL, NULL);
 }

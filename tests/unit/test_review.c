@@ -229,6 +229,56 @@ static void decode_errors(void **state)
 	review_result_done(&r);
 }
 
+/* Issue 12 item 1: what the informers could not read is refused, naming
+ * the field, whether or not the review fits json-c's tokener. */
+static void deep_object_refused(void **state)
+{
+	static const size_t depths[] = { 40, 5000 };
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		size_t d = depths[k], cap = d * 8 + 1024, n = 0;
+		char *body = malloc(cap);
+		assert_non_null(body);
+		n += (size_t)snprintf(body + n, cap - n,
+			"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+			"\"uid\":\"u-deep\",\"operation\":\"CREATE\",\"namespace\":\"ns\",\"name\":\"d\","
+			"\"kind\":{\"group\":\"kinfer.io\",\"version\":\"v1alpha1\",\"kind\":\"InferenceService\"},"
+			"\"object\":{\"apiVersion\":\"kinfer.io/v1alpha1\",\"kind\":\"InferenceService\","
+			"\"metadata\":{\"name\":\"d\"},\"spec\":{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"},"
+			"\"warmup\":{\"path\":\"/v1/completions\",\"body\":");
+		for (size_t i = 0; i < d; i++)
+			n += (size_t)snprintf(body + n, cap - n, "{\"a\":");
+		n += (size_t)snprintf(body + n, cap - n, "1");
+		for (size_t i = 0; i < d; i++)
+			body[n++] = '}';
+		n += (size_t)snprintf(body + n, cap - n, "}}}}}");
+		for (int mode = 0; mode < 2; mode++) {
+			struct review_result r;
+			json_object *o = serve(body, n, mode ? REVIEW_MUTATE : REVIEW_VALIDATE, &r);
+			assert_non_null(o);
+			if (mode) {
+				/* Mutating: neither defaulted nor refused; validating says no. */
+				assert_true(allowed(o));
+				assert_null(cache_json_get(o, "response.patch"));
+				json_object_put(o);
+				review_result_done(&r);
+				continue;
+			}
+			assert_false(allowed(o));
+			assert_string_equal(cache_json_str(o, "response.uid"), "u-deep");
+			const char *msg = cache_json_str(o, "response.status.message");
+			if (!strstr(msg, "spec.warmup.body.a.a.a") ||
+			    !strstr(msg, "nested deeper than 32 levels"))
+				fprintf(stderr, "message: %s\n", msg);
+			assert_non_null(strstr(msg, "spec.warmup.body.a.a.a"));
+			assert_non_null(strstr(msg, "nested deeper than 32 levels"));
+			json_object_put(o);
+			review_result_done(&r);
+		}
+		free(body);
+	}
+}
+
 int tests_review(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +288,7 @@ int tests_review(void)
 		cmocka_unit_test(warnings_when_allowed),
 		cmocka_unit_test(other_kinds_and_operations),
 		cmocka_unit_test(decode_errors),
+		cmocka_unit_test(deep_object_refused),
 	};
 	return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }

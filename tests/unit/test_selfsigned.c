@@ -7,8 +7,11 @@
 #include "unit.h"
 
 #include "selfsigned.h"
+#include "webhook.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -77,11 +80,76 @@ static void refused(void **state)
 	assert_null(a);
 }
 
+/* Issue 12 item 17: old and new CA in the caBundle during a rotation. */
+static void bundle_during_rotation(void **state)
+{
+	const char *ca = "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----\n";
+	const char *old = "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----\n";
+	char *b, at[32];
+	time_t now = time(NULL);
+	(void)state;
+	snprintf(at, sizeof(at), "%lld", (long long)now - 600);
+	assert_int_equal(selfsigned_bundle(ca, old, at, now, &b), 0);
+	assert_string_equal(b, "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----\n"
+			    "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----\n");
+	free(b);
+	/* 3 hours later every replica serves the new pair: the new CA alone. */
+	snprintf(at, sizeof(at), "%lld", (long long)now - 3 * 3600 - 1);
+	assert_int_equal(selfsigned_bundle(ca, old, at, now, &b), 0);
+	assert_string_equal(b, ca);
+	free(b);
+	assert_int_equal(selfsigned_bundle(ca, NULL, NULL, now, &b), 0);
+	assert_string_equal(b, ca);
+	free(b);
+}
+
+/* Issue 12 item 17: TLS 1.2 only ECDHE with AES-GCM or ChaCha20, and 1.3. */
+static void tls_suites(void **state)
+{
+	static const char *const want[] = {
+		"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
+		"TLS_ECDHE_ECDSA_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_AES_128_GCM_SHA256",
+		"TLS_ECDHE_ECDSA_CHACHA20_POLY1305", "TLS_ECDHE_RSA_AES_256_GCM_SHA384",
+		"TLS_ECDHE_RSA_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_CHACHA20_POLY1305",
+	};
+	gnutls_priority_t p;
+	const char *err;
+	size_t n = 0;
+	(void)state;
+	assert_int_equal(gnutls_priority_init(&p, WEBHOOK_TLS_PRIORITIES, &err), 0);
+	for (unsigned i = 0;; i++) {
+		unsigned idx;
+		unsigned char id[2];
+		gnutls_kx_algorithm_t kx;
+		gnutls_cipher_algorithm_t c;
+		gnutls_mac_algorithm_t m;
+		gnutls_protocol_t v;
+		int r = gnutls_priority_get_cipher_suite_index(p, i, &idx);
+		if (r == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (r != 0)
+			continue;
+		const char *name = gnutls_cipher_suite_info(idx, id, &kx, &c, &m, &v);
+		bool ok = false;
+		for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++)
+			ok = ok || strcmp(name, want[k]) == 0;
+		if (!ok)
+			fprintf(stderr, "unexpected suite %s\n", name);
+		assert_true(ok);
+		assert_true(strstr(name, "CBC") == NULL && strstr(name, "SHA1") == NULL);
+		n++;
+	}
+	assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+	gnutls_priority_deinit(p);
+}
+
 int tests_selfsigned(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(make_and_reuse_ca),
 		cmocka_unit_test(refused),
+		cmocka_unit_test(bundle_during_rotation),
+		cmocka_unit_test(tls_suites),
 	};
 	return cmocka_run_group_tests_name("selfsigned", tests, NULL, NULL);
 }

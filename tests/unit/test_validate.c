@@ -11,16 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int run(const char *yaml, char **ret_out)
+static int run_strict(const char *yaml, bool strict, char **ret_out)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	int code = validate_buffer("in.yaml", yaml, strlen(yaml), f);
+	int code = validate_buffer_strict("in.yaml", yaml, strlen(yaml), f, strict);
 	fclose(f);
 	*ret_out = buf;
 	return code;
+}
+
+static int run(const char *yaml, char **ret_out)
+{
+	return run_strict(yaml, false, ret_out);
 }
 
 static void lines_and_codes(void **state)
@@ -56,10 +61,88 @@ static void lines_and_codes(void **state)
 	free(out);
 }
 
+/*
+ * Issue 12 item 19: fields the CRD does not define (checked against the
+ * crds/inferenceservice.yaml embedded at build time) are warnings naming
+ * their path, errors with strict; the schema's types, enums and bounds are
+ * errors. On the old code all of these passed without a word.
+ */
+static void schema_unknown_fields(void **state)
+{
+	const char *y = "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: u}\n"
+			"spec:\n  model: {name: m, uri: s3://m}\n  scalng: {maxReplicas: 3}\n"
+			"  scaling:\n    maxReplicas: 4\n    cooldownSeconds: 60\n"
+			"    metrics: [{type: QueueDepth, target: 5, weight: 2}]\n"
+			"  warmup: {body: {anything: {goes: [1]}}}\n"
+			"  scheduling: {nodeSelector: {zone: a}}\n";
+	char *out;
+	(void)state;
+	assert_int_equal(run(y, &out), 0);
+	const char *want[] = { "spec.scalng: unknown field", "spec.scaling.cooldownSeconds: unknown field",
+			       "spec.scaling.metrics[0].weight: unknown field" };
+	for (size_t i = 0; i < 3; i++) {
+		if (!strstr(out, want[i]))
+			fprintf(stderr, "%s", out);
+		assert_non_null(strstr(out, want[i]));
+	}
+	assert_non_null(strstr(out, "in.yaml:1: u: warning: spec.scalng: unknown field: the CRD does "
+			       "not define it, so the API server drops it and the setting does nothing"));
+	assert_null(strstr(out, "warmup.body.anything"));   /* preserve-unknown-fields */
+	assert_null(strstr(out, "nodeSelector.zone"));      /* additionalProperties */
+	assert_non_null(strstr(out, "in.yaml:1: u: ok"));
+	free(out);
+	assert_int_equal(run_strict(y, true, &out), 1);
+	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scalng: unknown field"));
+	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scaling.cooldownSeconds: unknown field"));
+	free(out);
+}
+
+static void schema_types_enums_bounds(void **state)
+{
+	char *out;
+	(void)state;
+	assert_int_equal(run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t}\n"
+			     "spec:\n  model: {name: m, uri: s3://m, framework: vlm}\n  replicas: \"3\"\n"
+			     "  scaling: {maxReplicas: 2000, metrics: [{type: QueueDepth, target: 0}]}\n"
+			     "  warmup: {path: v1/completions}\n", &out), 1);
+	const char *want[] = {
+		"spec.model.framework: Unsupported value: \"vlm\": supported values: \"vllm\"",
+		"spec.replicas: Invalid value: \"string\": must be of type integer",
+		"spec.scaling.maxReplicas: Invalid value: 2000: must be less than or equal to 1000",
+		"spec.scaling.metrics[0].target: Invalid value: 0: must be greater than 0",
+		"spec.warmup.path: Invalid value: \"v1/completions\": should match '^/'",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		if (!strstr(out, want[i]))
+			fprintf(stderr, "want %s in:\n%s", want[i], out);
+		assert_non_null(strstr(out, want[i]));
+	}
+	free(out);
+}
+
+/* The catalogue of good manifests and the samples use only CRD fields. */
+static void schema_good_catalogue_clean(void **state)
+{
+	static const char *const files[] = { "webhook/good/tgi-scaling.yaml", "webhook/good/triton-mig.yaml",
+					     "webhook/good/vllm-minimal.yaml" };
+	(void)state;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *y = test_read_data(files[i], NULL), *out;
+		assert_non_null(y);
+		assert_int_equal(run_strict(y, true, &out), 0);
+		assert_null(strstr(out, "unknown field"));
+		free(out);
+		free(y);
+	}
+}
+
 int tests_validate(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(lines_and_codes),
+		cmocka_unit_test(schema_unknown_fields),
+		cmocka_unit_test(schema_types_enums_bounds),
+		cmocka_unit_test(schema_good_catalogue_clean),
 	};
 	return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
 }
