@@ -52,6 +52,16 @@
 #define WARM_BUDGET_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
 #define WARM_JOB_CHECK_NS (30 * KTIME_NSEC_PER_SEC)  /* the job also enqueues when done */
 #define WARM_JOB_STACK (256 * 1024)
+/*
+ * A pod just written warm is not needing a warm-up, even while the cache
+ * still shows it cold: the write of its condition (and the annotation
+ * before it, itself a pod update that enqueues the pod) reach the cache one
+ * at a time, and a reconcile in between would warm the model up again.
+ * Remembered until the cache shows it warm, or WARM_SETTLE_NS at the most
+ * (a watch that never shows it: warm it again rather than never).
+ */
+#define WARM_SETTLE_NS (30 * KTIME_NSEC_PER_SEC)
+#define WARM_SETTLE_RETRY_NS (KTIME_NSEC_PER_SEC)
 
 /* ---- the row's data: warm-ups in flight ----------------------------------- */
 
@@ -73,10 +83,17 @@ struct job {
 	pthread_t thread;
 };
 
+/* A pod written warm whose warm condition the cache does not show yet. */
+struct settling {
+	char key[320], uid[64];
+	uint64_t until_ns;           /* 0: a free row */
+};
+
 struct wctl {
 	struct controller *self;
 	pthread_mutex_t lock;
 	struct job *jobs[WARM_MAX_JOBS];
+	struct settling settling[WARM_MAX_JOBS];   /* under lock */
 	atomic_bool stopping;
 };
 
@@ -180,6 +197,49 @@ static void job_drop(struct wctl *w, const char *key)
 		pthread_join(gone->thread, NULL);
 		job_free(gone);
 	}
+}
+
+/* Remember that key (of uid) was written warm. A full table remembers
+ * nothing: the pod may then be warmed twice, never left cold. */
+static void settling_mark(struct wctl *w, const char *key, const char *uid)
+{
+	uint64_t now = ktime_mono_ns();
+	struct settling *row = NULL;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < WARM_MAX_JOBS; i++) {
+		struct settling *e = &w->settling[i];
+		if (e->until_ns && strcmp(e->key, key) == 0) {
+			row = e;   /* its own row first */
+			break;
+		}
+		if (!row && e->until_ns <= now)
+			row = e;
+	}
+	if (row) {
+		snprintf(row->key, sizeof(row->key), "%s", key);
+		snprintf(row->uid, sizeof(row->uid), "%s", uid);
+		row->until_ns = now + WARM_SETTLE_NS;
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Was key (of uid) written warm within WARM_SETTLE_NS? forget: drop it. */
+static bool settling_check(struct wctl *w, const char *key, const char *uid, bool forget)
+{
+	uint64_t now = ktime_mono_ns();
+	bool found = false;
+	pthread_mutex_lock(&w->lock);
+	for (size_t i = 0; i < WARM_MAX_JOBS; i++) {
+		struct settling *e = &w->settling[i];
+		if (!e->until_ns || strcmp(e->key, key) != 0)
+			continue;
+		found = e->until_ns > now && strcmp(e->uid, uid) == 0;
+		if (forget || !found)
+			e->until_ns = 0;
+		break;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return found;
 }
 
 /* What the warm-up reads of a pod, copied out of the cache. */
@@ -363,10 +423,14 @@ static void on_warm(struct run *run)
 	if (podstate_annotate(run->ctx->client, p->ns, p->name, KINFER_WARM_RESTARTS, restarts,
 			      NULL) < 0 ||
 	    set_condition(run->ctx, p, true,
-			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0)
+			  run->plan.requests ? "WarmupSucceeded" : "NoWarmupRequests", msg) < 0) {
 		run->out = RECONCILE_ERROR;
-	else
-		log_info("pod warm", "pod=%s/%s seconds=%.1f", p->ns, p->name, run->res.seconds);
+		return;
+	}
+	char key[320];
+	snprintf(key, sizeof(key), "%s/%s", p->ns, p->name);
+	settling_mark(run->ctx->data, key, p->uid);
+	log_info("pod warm", "pod=%s/%s seconds=%.1f", p->ns, p->name, run->res.seconds);
 }
 
 static void on_failed(struct run *run)
@@ -471,11 +535,18 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		job_drop(ctx->data, key);   /* gone: a finished warm-up of it is moot */
 		return RECONCILE_OK;
 	}
+	if (pod.warm || !needs_warmup(&pod))
+		settling_check(ctx->data, key, pod.uid, true);   /* the cache caught up */
 	if (went_cold(&pod))
 		return cold_again(ctx, &pod);
 	if (!needs_warmup(&pod)) {
 		job_drop(ctx->data, key);
 		return RECONCILE_OK;
+	}
+	if (settling_check(ctx->data, key, pod.uid, false)) {
+		/* Written warm a moment ago; the cache will show it. */
+		ctx->requeue_after_ns = WARM_SETTLE_RETRY_NS;
+		return RECONCILE_REQUEUE_AFTER;
 	}
 	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
 	r = snapshot_take(ctx->manager, ikey, &s);

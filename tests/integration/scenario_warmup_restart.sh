@@ -3,7 +3,8 @@
 # server's container restarts after the pod turned warm. KWOK runs no
 # containers, so the restart is what the kubelet would write, patched into
 # pods/status: ContainersReady goes False (the crash), then True again with
-# a higher restartCount. The pod leaves
+# a higher restartCount; and a restart seen only afterwards (ContainersReady
+# True since after the warm-up, restartCount up). Each time the pod leaves
 # the Service (kinfer.io/warmed-up False, reason ContainerRestarted, an
 # Event) and is warmed up again before it is Ready (the old code left it
 # warm: it rejoined the Service cold).
@@ -63,4 +64,17 @@ if wait_until 30 is_gate True/WarmupSucceeded; then pass "back: warmed up again,
 has_event() { grep -qw ContainerRestarted <<<"$(kc -n "$ns" get events --field-selector "involvedObject.name=$p" -o jsonpath='{.items[*].reason}')"; }
 if wait_until 10 has_event; then pass "an Event ContainerRestarted on the pod"; else fail "no ContainerRestarted event"; fi
 
+# A restart seen only afterwards: ContainersReady True since after the
+# warm-up, restartCount up. The gate's False can be shorter than a poll
+# (two fast warm-up requests), so what is checked is what it leaves: the
+# Event that says so, and a gate True again since the restart (its
+# lastTransitionTime moves only when its status changes).
+sleep 2
+t0=$(now)
+containers True 2
+restarted() { grep -q 'container restarted' <<<"$(kc -n "$ns" get events --field-selector "involvedObject.name=$p,reason=ContainerRestarted" -o jsonpath='{.items[*].message}')"; }
+if wait_until 15 restarted; then pass "a restart seen afterwards: the gate went False (Event: container restarted)"; else fail "no 'container restarted' Event; gate: $(gate)"; fi
+since() { j "pod/$p" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].lastTransitionTime}'; }
+rewarmed() { is_gate True/WarmupSucceeded && [[ ! "$(since)" < "$t0" ]]; }
+if wait_until 30 rewarmed; then pass "and the pod is warmed again (gate True since $(since), restart at $t0)"; else fail "gate: $(gate) since $(since), restart at $t0"; fi
 summary
