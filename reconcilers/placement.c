@@ -139,6 +139,12 @@ static struct assumed *find_assumed(struct placement *pl, const char *key)
 	return NULL;
 }
 
+bool placement_is_assumed(struct placement *pl, const char *pod_key, uint64_t now_ns)
+{
+	const struct assumed *a = find_assumed(pl, pod_key);
+	return a && a->since_ns + PLACEMENT_ASSUME_TTL_S * KTIME_NSEC_PER_SEC >= now_ns;
+}
+
 int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
 		     uint64_t now_ns)
 {

@@ -90,6 +90,11 @@ void placement_node_changed(struct placement *pl, const char *node);
 bool placement_pod_indexed(struct cache *pods, const struct kpod *pod);
 /* Drop the assumption of a pod (key "ns/name"); false if there was none. */
 bool placement_forget(struct placement *pl, const char *pod_key);
+/* Under placement_lock: does an assumption of the pod stand (its binding
+ * sent, the watch not showing it yet)? Such a pod is never decided again:
+ * a second decision would replace the first node's assumption and its
+ * bind's 409 would forget it, while the pod is bound there. */
+bool placement_is_assumed(struct placement *pl, const char *pod_key, uint64_t now_ns);
 size_t placement_assumed(struct placement *pl);
 
 /* ---- the pieces, exposed for unit tests ---- */

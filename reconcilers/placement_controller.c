@@ -388,6 +388,8 @@ static bool settled(struct pctl *S, struct cache *pc, const char *key, const str
 	return true;
 }
 
+#define ASSUMED_RECHECK_NS KTIME_NSEC_PER_SEC
+
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
@@ -413,6 +415,15 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	copy_pod(p, &c);
 	placement_lock(S->pl);
 	uint64_t t0 = ktime_mono_ns();
+	if (placement_is_assumed(S->pl, key, t0)) {
+		/* Bound (or binding) already; an event of the pod from before
+		 * its binding brought it here. Look again once the watch shows
+		 * it: settled() then forgets the assumption. */
+		placement_unlock(S->pl);
+		cache_read_unlock();
+		ctx->requeue_after_ns = ASSUMED_RECHECK_NS;
+		return RECONCILE_REQUEUE_AFTER;
+	}
 	r = placement_decide(S->pl, nc, pc, p, t0, &d);
 	if (r == 0)
 		r = placement_assume(S->pl, p, d.node, ktime_mono_ns());
