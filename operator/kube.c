@@ -38,6 +38,8 @@ const struct kube_resource kube_res_namespaces = { "", "v1", "Namespace", "names
 const struct kube_resource kube_res_pods = { "", "v1", "Pod", "pods", true };
 const struct kube_resource kube_res_nodes = { "", "v1", "Node", "nodes", false };
 const struct kube_resource kube_res_services = { "", "v1", "Service", "services", true };
+const struct kube_resource kube_res_endpointslices = { "discovery.k8s.io", "v1", "EndpointSlice",
+	"endpointslices", true };
 const struct kube_resource kube_res_events = { "events.k8s.io", "v1", "Event", "events", true };
 const struct kube_resource kube_res_deployments = { "apps", "v1", "Deployment", "deployments", true };
 const struct kube_resource kube_res_leases = { "coordination.k8s.io", "v1", "Lease", "leases", true };

@@ -68,6 +68,7 @@ extern const struct kube_resource kube_res_namespaces;
 extern const struct kube_resource kube_res_pods;
 extern const struct kube_resource kube_res_nodes;
 extern const struct kube_resource kube_res_services;
+extern const struct kube_resource kube_res_endpointslices;
 extern const struct kube_resource kube_res_events;
 extern const struct kube_resource kube_res_deployments;
 extern const struct kube_resource kube_res_leases;

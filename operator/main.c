@@ -3,6 +3,7 @@
  * subcommands table at the end of this file:
  *
  *   kinfer-operator [run] [flags]   run the operator (the default)
+ *   kinfer-operator activator ...   hold and forward requests of services at zero
  *   kinfer-operator simulate ...    the autoscaler offline, on a trace
  *   kinfer-operator validate -f F   the webhook's rules, offline
  *   kinfer-operator version         print the version
@@ -15,6 +16,7 @@
  * row of the table below and can also come from the environment variable
  * it names.
  */
+#include "activator.h"
 #include "context.h"
 #include "controllers.h"
 #include "events.h"
@@ -490,6 +492,8 @@ static const struct subcommand {
 	const char *summary;
 } subcommands[] = {
 	{ "run", { NULL, NULL }, cmd_run, "run the operator against a cluster (default)" },
+	{ "activator", { NULL, NULL }, activator_main,
+	  "hold requests of services scaled to zero, scale them up, forward (see activator --help)" },
 	{ "metrics", { NULL, NULL }, metricscmd_main,
 	  "what the autoscaler reads from saved /metrics pages (see metrics --help)" },
 	{ "simulate", { NULL, NULL }, simulate_main,
