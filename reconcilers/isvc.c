@@ -5,6 +5,8 @@
 #include "isvc.h"
 
 #include "autoscale.h"
+#include "ktime.h"
+#include "scalingspec.h"
 
 #include <errno.h>
 #include <string.h>
@@ -31,6 +33,38 @@ int isvc_sharing_parse(const char *s, enum isvc_sharing *ret)
 	return -EINVAL;
 }
 
+const struct isvc_scale_to_zero *isvc_scale_to_zero(const struct isvc *s)
+{
+	return s && s->scaling && s->scale_to_zero.set ? &s->scale_to_zero : NULL;
+}
+
+/* spec.scaling.scaleToZero with its defaults. The API server validated it;
+ * a value it would not have let through falls back to the default. */
+static void project_scale_to_zero(json_object *spec, json_object *scaling,
+				  struct isvc_scale_to_zero *ret)
+{
+	struct scaletozero z;
+	char err[8];
+
+	if (scalingspec_scale_to_zero(scaling, &z, err, sizeof(err)) < 0) {
+		json_object *o = scalingspec_field(scaling, "scaleToZero");
+		z = (struct scaletozero){ .set = o && json_object_is_type(o, json_type_object),
+					  .idle_seconds = SCALETOZERO_IDLE_S_DEFAULT,
+					  .max_pending_requests = SCALETOZERO_MAX_PENDING_DEFAULT };
+	}
+	ret->set = z.set;
+	ret->idle_seconds = z.idle_seconds;
+	ret->max_pending_requests = z.max_pending_requests;
+	ret->activation_timeout_seconds = z.activation_timeout_seconds;
+	if (z.set && !ret->activation_timeout_seconds) {
+		int64_t t = cache_json_int(spec, "warmup.timeoutSeconds",
+					   ISVC_WARMUP_TIMEOUT_S_DEFAULT);
+		if (t < 1 || t > SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX)
+			t = ISVC_WARMUP_TIMEOUT_S_DEFAULT;
+		ret->activation_timeout_seconds = (int32_t)t;
+	}
+}
+
 static int project_isvc(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct isvc *s = (struct isvc *)obj;
@@ -53,11 +87,18 @@ static int project_isvc(struct cache_proj *p, json_object *json, struct cache_ob
 	s->scaling = scaling && json_object_is_type(scaling, json_type_object);
 	s->min_replicas = (int32_t)cache_json_int(scaling, "minReplicas", 1);
 	s->max_replicas = (int32_t)cache_json_int(scaling, "maxReplicas", s->min_replicas);
+	if (s->scaling)
+		project_scale_to_zero(spec, scaling, &s->scale_to_zero);
 	json_object *ann = cache_json_get(json, "metadata.annotations");
 	cache_proj_str(p, &s->paused_replicas, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS));
 	cache_proj_str(p, &s->paused, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED));
 	cache_proj_str(p, &s->paused_scale_in, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN));
 	cache_proj_str(p, &s->paused_scale_out, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT));
+	const char *act = cache_json_key(ann, ISVC_ANNOTATION_ACTIVATION_REQUESTED);
+	cache_proj_str(p, &s->activation_requested, act);
+	s->activation_requested_ms = ktime_parse_rfc3339_us(act) / 1000;
+	if (s->activation_requested_ms < 0)
+		s->activation_requested_ms = 0;
 	return 0;
 }
 

@@ -21,6 +21,20 @@
 #define ISVC_DRAIN_TIMEOUT_S_MAX 3600
 #define ISVC_WARMUP_TIMEOUT_S_DEFAULT 600
 
+/* The activator's signal (issue 16): a JSON merge patch of this
+ * annotation, an RFC 3339 UTC time with milliseconds, at the first request
+ * it holds for a service at zero and at most once a second after. */
+#define ISVC_ANNOTATION_ACTIVATION_REQUESTED "kinfer.io/activation-requested"
+
+/* spec.scaling.scaleToZero, defaults filled in (scalingspec.h has the
+ * field meanings and bounds). */
+struct isvc_scale_to_zero {
+	bool set;                           /* present (and spec.scaling too) */
+	int32_t idle_seconds;               /* idleSeconds (300) */
+	int32_t max_pending_requests;       /* maxPendingRequests (100) */
+	int32_t activation_timeout_seconds; /* given, else spec.warmup's timeout (600) */
+};
+
 enum isvc_framework { ISVC_VLLM, ISVC_TRITON, ISVC_TGI, ISVC_CUSTOM };
 enum isvc_sharing { ISVC_EXCLUSIVE, ISVC_TIME_SLICING, ISVC_MPS, ISVC_MIG };
 
@@ -39,7 +53,16 @@ struct isvc {
 	const char *paused;          /* kinfer.io/paused */
 	const char *paused_scale_in; /* kinfer.io/paused-scale-in */
 	const char *paused_scale_out; /* kinfer.io/paused-scale-out */
+	struct isvc_scale_to_zero scale_to_zero;
+	/* kinfer.io/activation-requested: as written (NULL when absent), and
+	 * in ms since the epoch (0 when absent or not a time). */
+	const char *activation_requested;
+	int64_t activation_requested_ms;
 };
+
+/* The service's scale-to-zero settings, NULL when it has none (no
+ * spec.scaling.scaleToZero, or no spec.scaling at all). */
+const struct isvc_scale_to_zero *isvc_scale_to_zero(const struct isvc *s);
 
 extern const struct cache_kind kind_inferenceservices;
 

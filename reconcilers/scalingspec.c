@@ -305,6 +305,43 @@ static int parse_behavior(json_object *scaling, struct autoscale_spec *s,
 	return r;
 }
 
+int scalingspec_scale_to_zero(json_object *scaling, struct scaletozero *ret, char *err,
+			      size_t errlen)
+{
+	static const char path[] = "spec.scaling.scaleToZero";
+	json_object *o = scalingspec_field(scaling, "scaleToZero");
+	struct scaletozero z = { .idle_seconds = SCALETOZERO_IDLE_S_DEFAULT,
+				 .max_pending_requests = SCALETOZERO_MAX_PENDING_DEFAULT };
+	int64_t v;
+	int r;
+
+	if (!o) {
+		*ret = (struct scaletozero){ 0 };
+		return 0;
+	}
+	if (!json_object_is_type(o, json_type_object))
+		return text_errf(err, errlen, -EINVAL, "%s must be an object", path);
+	z.set = true;
+	r = scalingspec_get_int(o, path, "idleSeconds", 1, SCALETOZERO_IDLE_S_MAX, &v, err,
+				errlen);
+	if (r > 0)
+		z.idle_seconds = (int32_t)v;
+	if (r >= 0)
+		r = scalingspec_get_int(o, path, "maxPendingRequests", 1,
+					SCALETOZERO_MAX_PENDING_MAX, &v, err, errlen);
+	if (r > 0)
+		z.max_pending_requests = (int32_t)v;
+	if (r >= 0)
+		r = scalingspec_get_int(o, path, "activationTimeoutSeconds", 1,
+					SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX, &v, err, errlen);
+	if (r > 0)
+		z.activation_timeout_seconds = (int32_t)v;
+	if (r < 0)
+		return r;
+	*ret = z;
+	return 0;
+}
+
 int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *err,
 			  size_t errlen)
 {
@@ -350,6 +387,8 @@ int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *e
 		r = parse_behavior(scaling, &sc.spec, err, errlen);
 	if (r >= 0)
 		r = controls_read(scaling, &sc.spec, err, errlen);
+	if (r >= 0)
+		r = scalingspec_scale_to_zero(scaling, &sc.scale_to_zero, err, errlen);
 	if (r < 0)
 		return r;
 	if (autoscale_spec_check(&sc.spec, why, sizeof(why)) < 0)

@@ -699,13 +699,16 @@ static void rule_scaling_controls(struct spec_ctx *c, json_object *s);
  * minReplicas 0: every built-in metric is read from the pods (scraped, or
  * their series in Prometheus), so at 0 replicas none has a value and the
  * service could never scale up again. As the HPA refuses minReplicas 0
- * without an Object or External metric, kinfer needs a Custom query (a
- * value that exists without pods) until scale-to-zero has its activator.
+ * without an Object or External metric, kinfer needs either scaleToZero
+ * (the activator's first held request scales it up) or a Custom query (a
+ * value that exists without pods).
  */
 static void rule_zero_min(struct spec_ctx *c, json_object *s)
 {
 	json_object *ms = get(s, "metrics");
 	const char *per_pod = NULL;
+	if (get(s, "scaleToZero"))
+		return;
 	for (size_t i = 0; is_arr(ms) && i < json_object_array_length(ms) && i < 64; i++) {
 		const char *type = str(json_object_array_get_idx(ms, i), "type");
 		if (type && strcmp(type, "Custom") == 0)
@@ -713,7 +716,8 @@ static void rule_zero_min(struct spec_ctx *c, json_object *s)
 		if (type && !per_pod)
 			per_pod = type;
 	}
-	fail(c->r, "spec.scaling.minReplicas: 0 needs a metric that has a value with no pods running "
+	fail(c->r, "spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's activator "
+	     "wakes the service at the first request) or a metric that has a value with no pods running "
 	     "(type Custom, a Prometheus query); %s is read from the pods, so at 0 replicas there is "
 	     "no value and the service could never scale up again (the HPA refuses minReplicas 0 "
 	     "without an Object or External metric for the same reason)",
@@ -932,10 +936,37 @@ static void rule_predictive(struct spec_ctx *c, json_object *s)
 	int_field(c->r, p, "spec.scaling.predictive", "maxIncreasePercent", 1, 1000, false);
 }
 
+/*
+ * spec.scaling.scaleToZero (issue 16): its bounds, and a warning when it
+ * cannot take effect: minReplicas above 0 keeps a replica up (the CRD
+ * defaults minReplicas to 1, so a user who adds scaleToZero alone would
+ * otherwise wonder why nothing happens).
+ */
+static void rule_scale_to_zero(struct spec_ctx *c, json_object *s, int64_t min)
+{
+	static const char path[] = "spec.scaling.scaleToZero";
+	json_object *z = get(s, "scaleToZero");
+
+	if (!z)
+		return;
+	if (!is_obj(z)) {
+		fail(c->r, "%s: must be an object", path);
+		return;
+	}
+	int_field(c->r, z, path, "idleSeconds", 1, SCALETOZERO_IDLE_S_MAX, false);
+	int_field(c->r, z, path, "maxPendingRequests", 1, SCALETOZERO_MAX_PENDING_MAX, false);
+	int_field(c->r, z, path, "activationTimeoutSeconds", 1,
+		  SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX, false);
+	if (min > 0)
+		warn(c->r, "%s: has no effect while spec.scaling.minReplicas is %lld; set minReplicas "
+		     "to 0 to let the service scale to zero", path, (long long)min);
+}
+
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
 {
 	int64_t min = int_or(s, "minReplicas", 1), max = int_or(s, "maxReplicas", -1);
 
+	rule_scale_to_zero(c, s, min);
 	rule_predictive(c, s);
 	rule_activation(c, s);
 	rule_fallback(c, s, min, max);
@@ -1322,6 +1353,14 @@ static void default_scaling(struct patcher *pt, json_object *spec)
 	json_object *b = ensure(pt, s, "/spec/scaling", "behavior", jobj());
 	default_rules(pt, b, "scaleUp", &def.scale_up);
 	default_rules(pt, b, "scaleDown", &def.scale_down);
+	/* scaleToZero's fixed defaults, as the CRD's; activationTimeoutSeconds
+	 * follows spec.warmup's timeout, so it stays unset. */
+	json_object *z = get(s, "scaleToZero");
+	if (is_obj(z)) {
+		ensure(pt, z, "/spec/scaling/scaleToZero", "idleSeconds", jint(SCALETOZERO_IDLE_S_DEFAULT));
+		ensure(pt, z, "/spec/scaling/scaleToZero", "maxPendingRequests",
+		       jint(SCALETOZERO_MAX_PENDING_DEFAULT));
+	}
 }
 
 int admission_default(json_object *obj, json_object **ret_patch)

@@ -58,5 +58,5 @@ expect_match "$(cond ScalingActive reason)" '^ValidMetricFound$' "never ScalingD
 # same rule, offline.
 out=$("$KINFER_OPERATOR" validate -f "$KINFER_SOURCE_DIR/tests/data/webhook/bad/zero-min-per-pod-metrics.yaml" 2>&1)
 expect_code 1 $? "validate refuses minReplicas 0 with only per-pod metrics"
-expect_match "$out" 'spec.scaling.minReplicas: 0 needs a metric that has a value with no pods running' "naming the field and why"
+expect_match "$out" 'spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero .* or a metric that has a value with no pods running' "naming the field and why"
 summary

@@ -124,6 +124,10 @@ expect_field resnet .spec.resources.cpu 2
 expect_field embedder .spec.metricsEndpoint.path /metrics
 expect_field embedder .spec.scaling.metricsSource.prometheus.timeoutSeconds 5
 expect_field full .spec.scheduling.preferCachedNodes false
+expect_field sleepy .spec.scaling.minReplicas 0
+expect_field sleepy .spec.scaling.scaleToZero.idleSeconds 300
+expect_field sleepy .spec.scaling.scaleToZero.maxPendingRequests 100
+expect_field sleepy .spec.scaling.scaleToZero.activationTimeoutSeconds 120
 
 # Every field of the full manifest comes back as it was sent: none pruned.
 kc create --dry-run=client -o json -f "$good/full.yaml" >"$tmp/sent.json" 2>&1

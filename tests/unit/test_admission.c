@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "metricsource.h"
 #include "isvc.h"
+#include "scalingspec.h"
 #include "yamljson.h"
 
 #include <errno.h>
@@ -628,7 +629,74 @@ static void defaults_match_the_crd(void **state)
 			 ISVC_DRAIN_TIMEOUT_S_MAX);
 	assert_int_equal(cache_json_int(props, "warmup.properties.timeoutSeconds.default", -1),
 			 ISVC_WARMUP_TIMEOUT_S_DEFAULT);
+	json_object *z = cache_json_get(props, "scaling.properties.scaleToZero.properties");
+	assert_non_null(z);
+	assert_int_equal(cache_json_int(z, "idleSeconds.default", -1), SCALETOZERO_IDLE_S_DEFAULT);
+	assert_int_equal(cache_json_int(z, "idleSeconds.maximum", -1), SCALETOZERO_IDLE_S_MAX);
+	assert_int_equal(cache_json_int(z, "maxPendingRequests.default", -1),
+			 SCALETOZERO_MAX_PENDING_DEFAULT);
+	assert_int_equal(cache_json_int(z, "maxPendingRequests.maximum", -1),
+			 SCALETOZERO_MAX_PENDING_MAX);
+	assert_int_equal(cache_json_int(z, "activationTimeoutSeconds.maximum", -1),
+			 SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX);
+	assert_null(cache_json_get(z, "activationTimeoutSeconds.default"));
 	json_object_put(crd);
+}
+
+/* spec.scaling.scaleToZero (issue 16): minReplicas 0 is valid with it;
+ * its fields' bounds name the field; with minReplicas above 0 it warns;
+ * the mutating webhook writes its fixed defaults. */
+static void scale_to_zero_rules(void **state)
+{
+	(void)state;
+	const char *base = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+		"  scaling:\n    maxReplicas: 2\n    metrics: [{type: QueueDepth, target: 5}]\n";
+	char buf[1024];
+	struct admission_report *r;
+
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n", base);
+	struct admission_report *r0 = check(buf, NULL);
+	assert_true(has(r0, true, "spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's "
+			"activator wakes the service at the first request) or a metric that has a value with "
+			"no pods running (type Custom, a Prometheus query); QueueDepth is read from the pods, "
+			"so at 0 replicas there is no value and the service could never scale up again (the "
+			"HPA refuses minReplicas 0 without an Object or External metric for the same reason)"));
+	admission_report_free(r0);
+
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {idleSeconds: 60}\n", base);
+	r = check(buf, NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	assert_int_equal(admission_report_n_warnings(r), 0);
+	admission_report_free(r);
+
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {idleSeconds: 0}\n", base);
+	expect_only(buf, "spec.scaling.scaleToZero.idleSeconds: 0 is out of range: from 1 to 86400");
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 10001}\n",
+		 base);
+	expect_only(buf, "spec.scaling.scaleToZero.maxPendingRequests: 10001 is out of range: from 1 to 10000");
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {activationTimeoutSeconds: x}\n",
+		 base);
+	expect_only(buf, "spec.scaling.scaleToZero.activationTimeoutSeconds: must be a whole number from 1 to 3600");
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: 5\n", base);
+	expect_only(buf, "spec.scaling.scaleToZero: must be an object");
+
+	snprintf(buf, sizeof(buf), "%s    scaleToZero: {}\n", base);
+	r = check(buf, NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	assert_true(has(r, false, "spec.scaling.scaleToZero: has no effect while spec.scaling.minReplicas is 1; "
+			"set minReplicas to 0 to let the service scale to zero"));
+	admission_report_free(r);
+
+	/* Defaulting writes idleSeconds and maxPendingRequests, not the timeout. */
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 3}\n", base);
+	json_object *o = yaml(buf), *patch = NULL;
+	assert_int_equal(admission_default(o, &patch), 0);
+	assert_int_equal(cache_json_int(o, "spec.scaling.scaleToZero.idleSeconds", 0), 300);
+	assert_int_equal(cache_json_int(o, "spec.scaling.scaleToZero.maxPendingRequests", 0), 3);
+	assert_null(cache_json_get(o, "spec.scaling.scaleToZero.activationTimeoutSeconds"));
+	assert_int_equal(cache_json_int(o, "spec.scaling.minReplicas", -1), 0);
+	json_object_put(patch);
+	json_object_put(o);
 }
 
 int tests_admission(void)
@@ -650,6 +718,7 @@ int tests_admission(void)
 		cmocka_unit_test(defaulting_presets_and_samples),
 		cmocka_unit_test(prometheus_policy_refused),
 		cmocka_unit_test(defaults_match_the_crd),
+		cmocka_unit_test(scale_to_zero_rules),
 	};
 	return cmocka_run_group_tests_name("admission", tests, NULL, NULL);
 }

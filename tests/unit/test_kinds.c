@@ -8,6 +8,7 @@
 #include "unit.h"
 
 #include "cache.h"
+#include "isvc.h"
 #include "keys.h"
 #include "kinds.h"
 
@@ -184,6 +185,72 @@ static void conditions(void **state)
 	json_object_put(conds);
 }
 
+/* spec.scaling.scaleToZero and the activator's annotation in the
+ * InferenceService projection (issue 16: what the activator and the
+ * autoscaler read). */
+static const struct isvc *project_isvc_json(struct cache **c, const char *text)
+{
+	json_object *j = json_tokener_parse(text);
+	assert_non_null(j);
+	const struct isvc *s = (const struct isvc *)project(c, &kind_inferenceservices, j);
+	json_object_put(j);
+	return s;
+}
+
+static void isvc_scale_to_zero_projection(void **state)
+{
+	struct cache *c;
+	const struct isvc *s;
+	const struct isvc_scale_to_zero *z;
+	(void)state;
+
+	/* Defaults: idle 300, 100 pending, activation timeout = the warm-up's. */
+	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"a\","
+			      "\"annotations\":{\"kinfer.io/activation-requested\":\"2026-12-04T18:30:00.123Z\"}},"
+			      "\"spec\":{\"warmup\":{\"timeoutSeconds\":90},\"scaling\":{\"minReplicas\":0,"
+			      "\"maxReplicas\":2,\"scaleToZero\":{}}}}");
+	z = isvc_scale_to_zero(s);
+	assert_non_null(z);
+	assert_int_equal(z->idle_seconds, 300);
+	assert_int_equal(z->max_pending_requests, 100);
+	assert_int_equal(z->activation_timeout_seconds, 90);
+	assert_int_equal(s->min_replicas, 0);
+	assert_string_equal(s->activation_requested, "2026-12-04T18:30:00.123Z");
+	assert_int_equal(s->activation_requested_ms, 1796409000123LL);
+	cache_free(c);
+
+	/* Given values; no warm-up: the operator's default (600). */
+	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"b\"},"
+			      "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
+			      "{\"idleSeconds\":5,\"maxPendingRequests\":7}}}}");
+	z = isvc_scale_to_zero(s);
+	assert_non_null(z);
+	assert_int_equal(z->idle_seconds, 5);
+	assert_int_equal(z->max_pending_requests, 7);
+	assert_int_equal(z->activation_timeout_seconds, ISVC_WARMUP_TIMEOUT_S_DEFAULT);
+	assert_null(s->activation_requested);
+	assert_int_equal(s->activation_requested_ms, 0);
+	cache_free(c);
+
+	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"c\","
+			      "\"annotations\":{\"kinfer.io/activation-requested\":\"soon\"}},"
+			      "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
+			      "{\"activationTimeoutSeconds\":30}}}}");
+	assert_int_equal(isvc_scale_to_zero(s)->activation_timeout_seconds, 30);
+	assert_int_equal(s->activation_requested_ms, 0); /* not a time: no activation */
+	cache_free(c);
+
+	/* No scaleToZero, or no scaling at all: NULL. */
+	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"d\"},"
+			      "\"spec\":{\"scaling\":{\"maxReplicas\":2}}}");
+	assert_null(isvc_scale_to_zero(s));
+	cache_free(c);
+	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"e\"},"
+			      "\"spec\":{\"replicas\":0}}");
+	assert_null(isvc_scale_to_zero(s));
+	cache_free(c);
+}
+
 int tests_kinds(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +260,7 @@ int tests_kinds(void)
 		cmocka_unit_test(deployment_service_node),
 		cmocka_unit_test(node_bad_utilization),
 		cmocka_unit_test(conditions),
+		cmocka_unit_test(isvc_scale_to_zero_projection),
 	};
 	return cmocka_run_group_tests_name("kinds", tests, test_rcu_setup, test_rcu_teardown);
 }
