@@ -357,6 +357,9 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_intern(p, &pod->template_hash,
 			  cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash"));
+	const char *component = cache_json_key(cache_json_get(json, "metadata.labels"),
+					       "app.kubernetes.io/component");
+	pod->activator = component && strcmp(component, "activator") == 0;
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
 	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
@@ -443,11 +446,16 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 static const char *pod_owner(const struct cache_obj *o) { return o->controller_uid; }
 static const char *pod_node(const struct cache_obj *o) { return ((const struct kpod *)o)->node; }
 static const char *pod_service(const struct cache_obj *o) { return ((const struct kpod *)o)->service; }
+static const char *pod_component(const struct cache_obj *o)
+{
+	return ((const struct kpod *)o)->activator ? "activator" : NULL;
+}
 
 static const struct cache_index_def pod_indexes[] = {
 	[KPOD_BY_OWNER] = { "owner", pod_owner },
 	[KPOD_BY_NODE] = { "node", pod_node },
 	[KPOD_BY_SERVICE] = { "service", pod_service },
+	[KPOD_BY_COMPONENT] = { "component", pod_component },
 };
 
 const struct cache_kind kind_pods = {
@@ -457,7 +465,7 @@ const struct cache_kind kind_pods = {
 	.project = project_pod,
 	.release = release_pod,
 	.indexes = pod_indexes,
-	.n_indexes = 3,
+	.n_indexes = 4,
 };
 
 /* ---- nodes ------------------------------------------------------------ */

@@ -71,6 +71,7 @@ struct kpod {
 	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
 	uint8_t has_gate;           /* readinessGates names the registered gate */
 	uint8_t has_deletion_cost;
+	uint8_t activator;          /* label app.kubernetes.io/component=activator */
 	/* For the scheduler. Selector, tolerations and affinity are kept only
 	 * while the pod is not bound (a bound pod only counts its requests). */
 	const char *model;          /* registered model label, interned */
@@ -151,7 +152,9 @@ struct kservice {
 };
 
 /* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */
-enum { KPOD_BY_OWNER, KPOD_BY_NODE, KPOD_BY_SERVICE };
+/* KPOD_BY_COMPONENT: "activator" for the activator's pods
+ * (app.kubernetes.io/component=activator), no key for the others. */
+enum { KPOD_BY_OWNER, KPOD_BY_NODE, KPOD_BY_SERVICE, KPOD_BY_COMPONENT };
 /* Deployments: index 0 by service label. */
 enum { KDEPLOY_BY_SERVICE };
 

@@ -83,6 +83,8 @@ struct config {
 	const char *webhook_configuration;
 	bool placement;
 	const char *scheduler_name;
+	const char *activator_namespace;
+	int activator_port;
 	int weight_cached, weight_utilization, weight_packing, weight_fragmentation;
 };
 
@@ -160,6 +162,11 @@ static const struct flag run_flags[] = {
 	  "kinfer places its pods itself (false: kube-scheduler, with the same node selection)"),
 	F("scheduler-name", "KINFER_SCHEDULER_NAME", FLAG_STRING, scheduler_name, "kinfer",
 	  "schedulerName kinfer writes in its pods and schedules"),
+	F("activator-namespace", "KINFER_ACTIVATOR_NAMESPACE", FLAG_STRING, activator_namespace, NULL,
+	  "namespace of the activator's pods (label app.kubernetes.io/component=activator) that "
+	  "scale-to-zero Services route to at zero (default: the operator's own)"),
+	F("activator-port", "KINFER_ACTIVATOR_PORT", FLAG_INT, activator_port, "8012",
+	  "the activator's proxy port (its --listen)"),
 	F("placement-weight-cached", "KINFER_PLACEMENT_WEIGHT_CACHED", FLAG_INT, weight_cached,
 	  "40", "score weight (0-1000) of a node that caches the pod's model"),
 	F("placement-weight-utilization", "KINFER_PLACEMENT_WEIGHT_UTILIZATION", FLAG_INT,
@@ -281,6 +288,9 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			      .scheduler_name = cfg->placement ? cfg->scheduler_name : NULL },
 		.metrics = metrics,
 		.scrape_timeout_ms = cfg->autoscale_scrape_timeout_ms,
+		.activator_namespace = cfg->activator_namespace && *cfg->activator_namespace ?
+			cfg->activator_namespace : auth->namespace,
+		.activator_port = cfg->activator_port,
 		.placement = {
 			.enabled = cfg->placement,
 			.scheduler_name = cfg->scheduler_name,

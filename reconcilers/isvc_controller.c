@@ -21,6 +21,7 @@
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
+#include "route_controller.h"
 #include "snapshot.h"
 #include "status.h"
 #include "statuspatch.h"
@@ -406,8 +407,20 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
 		goto free_workload;
 	}
-	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0 ||
-	    sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0)
+	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0) {
+		res = RECONCILE_ERROR;
+		goto free_workload;
+	}
+	/* Scale to zero: the private Service and the public one's endpoints
+	 * (route.h); without scaleToZero it only removes what it made. */
+	r = route_sync(ctx, &s, &w, err, sizeof(err));
+	if (r == 1) {
+		if (sync_status(ctx, &s, desired, dec, err, "ResourceExists", false) < 0)
+			res = RECONCILE_ERROR;
+		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
+		goto free_workload;
+	}
+	if (r < 0 || sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0)
 		res = RECONCILE_ERROR;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;
@@ -450,11 +463,35 @@ static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit
 		emit(ud, key);
 }
 
+struct emit_s2z {
+	controller_emit_fn emit;
+	void *ud;
+};
+
+static int emit_if_s2z(const struct cache_obj *o, void *ud)
+{
+	struct emit_s2z *e = ud;
+	if (isvc_scale_to_zero((const struct isvc *)o))
+		e->emit(e->ud, o->key);
+	return 0;
+}
+
+/* A pod: its InferenceService; an activator pod: every InferenceService
+ * with scaleToZero (their EndpointSlices may name it). */
 static void pod_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	const struct kpod *p = (const struct kpod *)o;
+	struct isvc_ctl *c = data;
 	char key[512];
-	(void)data;
+	if (p->activator && c && c->manager) {
+		struct cache *ic = manager_cache(c->manager, &kind_inferenceservices);
+		struct emit_s2z e = { emit, ud };
+		cache_read_lock();
+		if (ic)
+			cache_foreach(ic, emit_if_s2z, &e);
+		cache_read_unlock();
+		return;
+	}
 	if (!p->service)
 		return;
 	snprintf(key, sizeof(key), "%s/%s", o->ns, p->service);

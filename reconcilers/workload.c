@@ -14,6 +14,8 @@
  */
 #include "workload.h"
 
+#include "route.h"
+
 #include "isvc.h"
 #include "kinds.h"
 #include "presets.h"
@@ -447,8 +449,13 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	return d;
 }
 
+/*
+ * The Service NAME (selector: the pods), or for a service with
+ * scaleToZero the public NAME without a selector (kinfer writes its
+ * EndpointSlice, route.h) and the private NAME-private with the selector.
+ */
 static json_object *service(const char *ns, const char *name, const char *uid,
-			    json_object *spec)
+			    json_object *spec, const char *svc_name, bool selector)
 {
 	enum isvc_framework fw = ISVC_VLLM;
 	isvc_framework_parse(sget(spec, "model.framework"), &fw);
@@ -460,9 +467,13 @@ static json_object *service(const char *ns, const char *name, const char *uid,
 	put(s, "apiVersion", jstr("v1"));
 	put(s, "kind", jstr("Service"));
 	put(s, "metadata", meta(ns, name, uid, sget(spec, "model.name")));
+	put(json_object_object_get(s, "metadata"), "name", jstr(svc_name));
 	put(ss, "type", jstr("ClusterIP"));
 	put(sel, KINFER_SERVICE_LABEL, jstr(name));
-	put(ss, "selector", sel);
+	if (selector)
+		put(ss, "selector", sel);
+	else
+		json_object_put(sel);
 	p = obj();
 	put(p, "name", jstr("http"));
 	put(p, "port", jint(port));
@@ -505,7 +516,16 @@ int workload_build(const char *ns, const char *name, const char *uid,
 	ret->deployment = deployment(ns, name, uid, spec, replicas, o, err, errlen, &r);
 	if (!ret->deployment)
 		return r < 0 ? r : -EINVAL;
-	ret->service = service(ns, name, uid, spec);
+	json_object *z = json_object_object_get(json_object_object_get(spec, "scaling"),
+						"scaleToZero");
+	ret->scale_to_zero = z && json_object_is_type(z, json_type_object);
+	ret->service = service(ns, name, uid, spec, name, !ret->scale_to_zero);
+	if (ret->scale_to_zero) {
+		char priv[128];
+		snprintf(priv, sizeof(priv), "%s" ROUTE_PRIVATE_SUFFIX, name);
+		ret->private_service = service(ns, name, uid, spec, priv, true);
+		seal(ret->private_service, ret->private_hash);
+	}
 	seal(ret->deployment, ret->deployment_hash);
 	seal(ret->service, ret->service_hash);
 	ret->replicas = replicas;
@@ -516,5 +536,6 @@ void workload_free(struct workload *w)
 {
 	json_object_put(w->deployment);
 	json_object_put(w->service);
-	w->deployment = w->service = NULL;
+	json_object_put(w->private_service);
+	w->deployment = w->service = w->private_service = NULL;
 }

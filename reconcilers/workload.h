@@ -24,10 +24,13 @@ struct workload_options {
 
 struct workload {
 	json_object *deployment;
-	json_object *service;
+	json_object *service;            /* NAME; without a selector when scale_to_zero */
+	json_object *private_service;    /* NAME-private (route.h); NULL without scale_to_zero */
 	char deployment_hash[17];
 	char service_hash[17];
+	char private_hash[17];
 	int32_t replicas;
+	bool scale_to_zero;              /* spec.scaling.scaleToZero present */
 };
 
 /*

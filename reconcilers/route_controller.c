@@ -1,0 +1,345 @@
+/*
+ * The routing objects of scale-to-zero services: gather the service's
+ * pods and the activator's from the pod cache, choose (route.c), and
+ * write only what changed. The EndpointSlice has no informer: the hash of
+ * the body last written is remembered per service (a table of fixed
+ * size; a collision or a restart only costs one more apply), and the
+ * first write after a start reads the slice once to check who owns it.
+ */
+#include "route_controller.h"
+
+#include "context.h"
+#include "fnv.h"
+#include "isvc.h"
+#include "kinds.h"
+#include "kube.h"
+#include "log.h"
+#include "presets.h"
+#include "route.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SLOTS 16384
+#define IP_MAX 48
+
+static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endpoints", true };
+
+static struct {
+	pthread_mutex_t lock;
+	struct slot { uint64_t key; char hash[17]; } s[SLOTS];
+} written = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t key_of(const struct snapshot *s)
+{
+	char k[400];
+	snprintf(k, sizeof(k), "%s/%s/%s", s->ns, s->name, s->uid);
+	return fnv64_str(k) | 1;
+}
+
+static bool recall(const struct snapshot *s, char hash[17])
+{
+	uint64_t k = key_of(s);
+	bool found;
+	pthread_mutex_lock(&written.lock);
+	found = written.s[k % SLOTS].key == k;
+	if (found)
+		memcpy(hash, written.s[k % SLOTS].hash, 17);
+	pthread_mutex_unlock(&written.lock);
+	return found;
+}
+
+static void remember(const struct snapshot *s, const char *hash)
+{
+	uint64_t k = key_of(s);
+	pthread_mutex_lock(&written.lock);
+	written.s[k % SLOTS].key = hash ? k : 0;
+	if (hash)
+		memcpy(written.s[k % SLOTS].hash, hash, 17);
+	pthread_mutex_unlock(&written.lock);
+}
+
+/* ---- the pods ------------------------------------------------------------ */
+
+/* The port the model server serves on (its container port "http"). */
+static int32_t pod_port(json_object *spec)
+{
+	enum isvc_framework fw = ISVC_VLLM;
+	const struct preset *pr;
+	int32_t port = 0, mport = 0;
+	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
+	pr = preset_for(fw);
+	preset_endpoint(pr, spec, &port, &mport, NULL);
+	return port;
+}
+
+struct gather {
+	const char *ns;
+	size_t n, cap;
+	struct route_pod *pods;
+	char (*ips)[IP_MAX];
+};
+
+static int gather_pod(const struct cache_obj *o, void *ud)
+{
+	struct gather *g = ud;
+	const struct kpod *p = (const struct kpod *)o;
+	if (strcmp(o->ns, g->ns) != 0 || g->n >= g->cap)
+		return 0;
+	snprintf(g->ips[g->n], IP_MAX, "%s", p->pod_ip ? p->pod_ip : "");
+	g->pods[g->n] = (struct route_pod){
+		.ip = g->ips[g->n],
+		.ready = p->ready == KCOND_TRUE,
+		.deleting = o->deleted != 0,
+	};
+	g->n++;
+	return 0;
+}
+
+static int gather_init(struct gather *g, const char *ns)
+{
+	g->ns = ns;
+	g->n = 0;
+	g->cap = ROUTE_MAX_ENDPOINTS;
+	g->pods = calloc(g->cap, sizeof(*g->pods));
+	g->ips = calloc(g->cap, sizeof(*g->ips));
+	return g->pods && g->ips ? 0 : -ENOMEM;
+}
+
+static void gather_free(struct gather *g)
+{
+	free(g->pods);
+	free(g->ips);
+}
+
+/* ---- the objects --------------------------------------------------------- */
+
+static int api_error(struct reconcile_ctx *ctx, int r, const char *what, const char *ns,
+		     const char *name, const struct kube_status *st)
+{
+	snprintf(ctx->error, sizeof(ctx->error), "%s %s/%.200s: %.500s", what, ns, name, st->message);
+	return r;
+}
+
+/* Who controls the slice NAME-kinfer: 0 nobody (absent), 1 this
+ * InferenceService, -1 another owner. */
+static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, const char *slice,
+		       int *ret)
+{
+	json_object *o = NULL, *refs;
+	struct kube_status st;
+	int r = kube_get(ctx->client, &kube_res_endpointslices, s->ns, slice, NULL, &o, &st);
+	if (r == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0)
+		return api_error(ctx, r, "get EndpointSlice", s->ns, slice, &st);
+	*ret = -1;
+	refs = cache_json_get(o, "metadata.ownerReferences");
+	for (size_t i = 0; refs && json_object_is_type(refs, json_type_array) &&
+			   i < json_object_array_length(refs); i++) {
+		json_object *ref = json_object_array_get_idx(refs, i);
+		json_object *ctl = cache_json_get(ref, "controller");
+		const char *uid = cache_json_str(ref, "uid");
+		if (ctl && json_object_get_boolean(ctl) && uid && strcmp(uid, s->uid) == 0)
+			*ret = 1;
+	}
+	json_object_put(o);
+	return 0;
+}
+
+/*
+ * The public Service lost its selector (it had one before scaleToZero):
+ * the Endpoints and EndpointSlice controllers leave what they made for it
+ * (they skip Services without a selector), and the mirroring controller
+ * would copy those Endpoints into a slice. Both go, so kube-proxy sees
+ * only kinfer's slice.
+ */
+static int drop_controller_endpoints(struct reconcile_ctx *ctx, const struct snapshot *s)
+{
+	char path[1024], sel[400];
+	struct kube_status st;
+	struct kube_opts o = { .label_selector = sel };
+	int r;
+
+	r = kube_delete(ctx->client, &res_endpoints, s->ns, s->name, NULL, NULL, &st);
+	if (r < 0 && r != -ENOENT)
+		return api_error(ctx, r, "delete Endpoints", s->ns, s->name, &st);
+	snprintf(sel, sizeof(sel), "kubernetes.io/service-name=%s,"
+		 "endpointslice.kubernetes.io/managed-by in "
+		 "(endpointslice-controller.k8s.io,endpointslicemirroring-controller.k8s.io)", s->name);
+	r = kube_path(path, sizeof(path), &kube_res_endpointslices, s->ns, NULL, NULL, &o);
+	if (r == 0)
+		r = kube_request(ctx->client, KUBE_DELETE, "deletecollection", path, NULL, NULL, 0, 0,
+				 NULL, &st);
+	if (r < 0 && r != -ENOENT)
+		return api_error(ctx, r, "delete the controllers' EndpointSlices of", s->ns, s->name, &st);
+	return 0;
+}
+
+static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res, const char *ns,
+		 const char *name, json_object *body)
+{
+	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
+	struct kube_status st;
+	int r = kube_apply(ctx->client, res, ns, name, NULL, body, &o, NULL, &st);
+	return r < 0 ? api_error(ctx, r, res == &kube_res_services ? "apply Service" :
+				 "apply EndpointSlice", ns, name, &st) : 0;
+}
+
+static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
+			const struct workload *w, const char *priv, char *err, size_t errlen)
+{
+	struct cache *sc = manager_cache(ctx->manager, &kind_services);
+	char key[400], hash[17] = "";
+	int state = 0;   /* 0 absent, 1 ours, -1 another's */
+
+	snprintf(key, sizeof(key), "%s/%s", s->ns, priv);
+	cache_read_lock();
+	const struct kservice *sv = sc ? (const struct kservice *)cache_get(sc, key) : NULL;
+	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
+		state = 1;
+		snprintf(hash, sizeof(hash), "%s", sv->applied_hash ? sv->applied_hash : "");
+	} else if (sv && !sv->meta.deleted) {
+		state = -1;
+	}
+	cache_read_unlock();
+	if (state < 0) {
+		snprintf(err, errlen, "Service %s already exists in namespace %s and is not "
+			 "controlled by this InferenceService: kinfer does not take it over; delete "
+			 "or rename it", priv, s->ns);
+		return 1;
+	}
+	if (state == 1 && strcmp(hash, w->private_hash) == 0)
+		return 0;
+	return apply(ctx, &kube_res_services, s->ns, priv, w->private_service);
+}
+
+static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const char *slice,
+		      char *err, size_t errlen)
+{
+	const struct kinfer_context *k = context_of(ctx);
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct gather pods, acts;
+	struct route_choice *c = NULL;
+	json_object *body = NULL;
+	char hash[17], old[17];
+	int r, owner;
+
+	const char *act_ns = k && k->activator_namespace ? k->activator_namespace : "kinfer-system";
+	int32_t act_port = k && k->activator_port > 0 ? k->activator_port :
+		ROUTE_ACTIVATOR_PORT_DEFAULT;
+	r = gather_init(&pods, s->ns);
+	if (r == 0)
+		r = gather_init(&acts, act_ns);
+	c = calloc(1, sizeof(*c));
+	if (r < 0 || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+	cache_read_lock();
+	if (pc) {
+		cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, gather_pod, &pods);
+		cache_index_foreach(pc, KPOD_BY_COMPONENT, "activator", gather_pod, &acts);
+	}
+	cache_read_unlock();
+	route_choose(pods.pods, pods.n, pod_port(s->spec), acts.pods, acts.n, act_port, c);
+	body = route_slice(s->ns, s->name, s->uid, c, hash);
+	if (!body) {
+		r = -ENOMEM;
+		goto out;
+	}
+	bool known = recall(s, old);
+	if (known && strcmp(old, hash) == 0)
+		goto out;
+	if (!known) {
+		r = slice_owner(ctx, s, slice, &owner);
+		if (r < 0)
+			goto out;
+		if (owner < 0) {
+			snprintf(err, errlen, "EndpointSlice %s already exists in namespace %s and is "
+				 "not controlled by this InferenceService: kinfer does not take it "
+				 "over; delete or rename it", slice, s->ns);
+			r = 1;
+			goto out;
+		}
+		r = drop_controller_endpoints(ctx, s);
+		if (r < 0)
+			goto out;
+	}
+	r = apply(ctx, &kube_res_endpointslices, s->ns, slice, body);
+	if (r == 0) {
+		remember(s, hash);
+		log_info("routing", "namespace=%s name=%s to=%s endpoints=%zu port=%d", s->ns,
+			 s->name, c->activator ? "activator" : "pods", c->n, c->port);
+	}
+out:
+	json_object_put(body);
+	free(c);
+	gather_free(&pods);
+	gather_free(&acts);
+	return r;
+}
+
+/* scaleToZero went away: the private Service and the slice go too (the
+ * public Service has its selector again, applied before this). */
+static int unroute(struct reconcile_ctx *ctx, const struct snapshot *s, const char *priv,
+		   const char *slice)
+{
+	struct cache *sc = manager_cache(ctx->manager, &kind_services);
+	struct kube_status st;
+	char key[400];
+	bool ours;
+	int r;
+
+	snprintf(key, sizeof(key), "%s/%s", s->ns, priv);
+	cache_read_lock();
+	const struct cache_obj *sv = sc ? cache_get(sc, key) : NULL;
+	ours = sv && !sv->deleted && sv->controller_uid && strcmp(sv->controller_uid, s->uid) == 0;
+	cache_read_unlock();
+	if (!ours)
+		return 0;
+	int owner = 0;
+	r = slice_owner(ctx, s, slice, &owner);
+	if (r < 0)
+		return r;
+	if (owner > 0) {
+		r = kube_delete(ctx->client, &kube_res_endpointslices, s->ns, slice, NULL, NULL, &st);
+		if (r < 0 && r != -ENOENT)
+			return api_error(ctx, r, "delete EndpointSlice", s->ns, slice, &st);
+	}
+	remember(s, NULL);
+	r = kube_delete(ctx->client, &kube_res_services, s->ns, priv, NULL, NULL, &st);
+	if (r < 0 && r != -ENOENT)
+		return api_error(ctx, r, "delete Service", s->ns, priv, &st);
+	log_info("routing", "namespace=%s name=%s to=pods reason=\"scaleToZero removed\"", s->ns,
+		 s->name);
+	return 0;
+}
+
+int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct workload *w,
+	       char *err, size_t errlen)
+{
+	char priv[128], slice[128];
+	int r;
+
+	if (route_private_name(s->name, priv, sizeof(priv)) < 0 ||
+	    route_slice_name(s->name, slice, sizeof(slice)) < 0) {
+		if (!w->scale_to_zero)
+			return 0;
+		snprintf(err, errlen, "metadata.name: %s is too long for scaleToZero (its Services "
+			 "NAME-private and EndpointSlice NAME-kinfer need at most 63 characters)",
+			 s->name);
+		return 1;
+	}
+	if (!w->scale_to_zero)
+		return unroute(ctx, s, priv, slice);
+	r = sync_private(ctx, s, w, priv, err, errlen);
+	if (r != 0)
+		return r;
+	return sync_slice(ctx, s, slice, err, errlen);
+}

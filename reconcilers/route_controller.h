@@ -1,0 +1,23 @@
+/*
+ * Routing of a scale-to-zero InferenceService, the part that reads the
+ * caches and writes to the API (route.h has the pure part and the
+ * design): the private Service NAME-private, the EndpointSlice
+ * NAME-kinfer, and their removal when scaleToZero goes. Called by the
+ * InferenceService controller after it applied the public Service.
+ *
+ * Ownership (issue 12): an object of those names that this
+ * InferenceService does not control is never taken over; route_sync then
+ * returns 1 with a message for the status.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "manager.h"
+#include "snapshot.h"
+#include "workload.h"
+
+/* 0 done, 1 an object is not ours (err says which), negative errno on an
+ * API failure (ctx->error says which). */
+int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct workload *w,
+	       char *err, size_t errlen);
