@@ -723,7 +723,7 @@ static void timeout_reason(struct request *q, char *buf, size_t len)
 			 NULL, &o, &st);
 	if (r < 0) {
 		snprintf(buf, len, "activation timed out after %d s, and the InferenceService "
-			 "cannot be read (%s)", q->svc->timeout_s, st.message);
+			 "cannot be read (%.200s)", q->svc->timeout_s, st.message);
 		return;
 	}
 	int64_t replicas = cache_json_int(o, "status.replicas", 0);

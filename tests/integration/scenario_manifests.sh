@@ -69,7 +69,7 @@ expect_match "${out:-none}" '^none$' "RBAC grants nothing on Secrets"
 out=$(kc apply --dry-run=client -f "$src/crds/" -f "$man/" 2>&1)
 expect_code 0 $? "kubectl apply --dry-run=client -f crds/ -f manifests/"
 n=$(printf '%s\n' "$out" | grep -c '(dry run)$')
-expect_match "$n" '^12$' "12 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB, 2 webhook configurations ($n)"
+expect_match "$n" '^17$' "17 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB, 2 webhook configurations; the activator's ServiceAccount, 2 RBAC, Service, Deployment ($n)"
 # The webhook configurations: only kinfer.io InferenceServices, v1 reviews,
 # no side effects, fail closed, bounded time.
 wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{.kind} {.webhooks[0].sideEffects} {.webhooks[0].failurePolicy} {.webhooks[0].timeoutSeconds} {.webhooks[0].admissionReviewVersions} {.webhooks[0].rules[0].apiGroups} {.webhooks[0].rules[0].resources} {.webhooks[0].clientConfig.service.port}{"\n"}{end}' 2>&1)
@@ -93,7 +93,10 @@ for o in 'customresourcedefinition.apiextensions.k8s.io/inferenceservices.kinfer
 	'service/kinfer-operator' 'deployment.apps/kinfer-operator' \
 	'poddisruptionbudget.policy/kinfer-operator' \
 	'mutatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator' \
-	'validatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator'; do
+	'validatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator' \
+	'serviceaccount/kinfer-activator' 'clusterrole.rbac.authorization.k8s.io/kinfer-activator' \
+	'clusterrolebinding.rbac.authorization.k8s.io/kinfer-activator' \
+	'service/kinfer-activator' 'deployment.apps/kinfer-activator'; do
 	expect_match "$out" "^$o (created|configured|unchanged) \(server dry run\)" "server dry run: $o"
 done
 # (kubectl's own note on an object created by server-side apply, such as the
@@ -139,13 +142,17 @@ for a in "list inferenceservices.kinfer.io -A" "watch inferenceservices.kinfer.i
 	"get leases.coordination.k8s.io/kinfer-operator -n kinfer-system" \
 	"update leases.coordination.k8s.io/kinfer-operator -n kinfer-system" \
 	"patch pods --subresource=status -n $ns" "patch pods -n $ns" "delete pods -n $ns" \
-	"create pods --subresource=binding -n $ns" "list nodes" "watch nodes"; do
+	"create pods --subresource=binding -n $ns" "list nodes" "watch nodes" \
+	"delete services -n $ns" "create endpointslices.discovery.k8s.io -n $ns" \
+	"patch endpointslices.discovery.k8s.io -n $ns" "delete endpoints -n $ns" \
+	"deletecollection endpointslices.discovery.k8s.io -n $ns"; do
 	# shellcheck disable=SC2086
 	can yes $a
 done
 for a in "get secrets -n $ns" "list secrets -A" "get secrets -n kinfer-system" \
 	"delete deployments.apps -n $ns" "update deployments.apps -n $ns" \
-	"delete services -n $ns" "update inferenceservices.kinfer.io -n $ns" \
+	"update services -n $ns" "update inferenceservices.kinfer.io -n $ns" \
+	"create endpoints -n $ns" "update endpointslices.discovery.k8s.io -n $ns" \
 	"delete inferenceservices.kinfer.io -n $ns" "create inferenceservices.kinfer.io -n $ns" \
 	"create pods -n $ns" "create pods --subresource=exec -n $ns" "list configmaps -A" \
 	"create clusterroles.rbac.authorization.k8s.io" "create rolebindings.rbac.authorization.k8s.io -n $ns" \
