@@ -165,7 +165,7 @@ static const struct flag run_flags[] = {
 	F("activator-namespace", "KINFER_ACTIVATOR_NAMESPACE", FLAG_STRING, activator_namespace, NULL,
 	  "namespace of the activator's pods (label app.kubernetes.io/component=activator) that "
 	  "scale-to-zero Services route to at zero (default: the operator's own)"),
-	F("activator-port", "KINFER_ACTIVATOR_PORT", FLAG_INT, activator_port, "8012",
+	F("activator-port", "KINFER_ACTIVATOR_PROXY_PORT", FLAG_INT, activator_port, "8012",
 	  "the activator's proxy port (its --listen)"),
 	F("placement-weight-cached", "KINFER_PLACEMENT_WEIGHT_CACHED", FLAG_INT, weight_cached,
 	  "40", "score weight (0-1000) of a node that caches the pod's model"),

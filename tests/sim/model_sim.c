@@ -10,6 +10,7 @@
  *   - POST an inference path: the first --cold-requests answers are slow
  *     (--cold-ms), later ones take --latency-ms; at most --capacity run at
  *     once, the rest wait (queue depth);
+ *     (Accept: text/event-stream: the answer as server-sent events);
  *   - GET /metrics: vLLM's metric names (num_requests_waiting/running, the
  *     e2e latency histogram, request counters), plus kinfer_sim_* counters a
  *     test reads: requests that reached the pod before its warm-up finished;
@@ -186,7 +187,7 @@ static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
 }
 
 /* An inference request: wait for capacity, take the latency, answer. */
-static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool warmup)
+static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool warmup, bool stream)
 {
 	uint64_t t0 = now_ns();
 	long ms;
@@ -235,6 +236,11 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 	s->ok++;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	if (stream)   /* OpenAI-style server-sent events, then the end marker */
+		return respond(c, 200, "text/event-stream",
+			       "data: {\"choices\":[{\"text\":\" simulated\",\"finish_reason\":null}]}\n\n"
+			       "data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n"
+			       "data: [DONE]\n\n");
 	return respond(c, 200, "application/json",
 		       "{\"choices\":[{\"text\":\" simulated\",\"finish_reason\":\"length\"}]}");
 }
@@ -262,7 +268,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!loaded(s))
 		return respond(c, 503, "application/json", "{\"error\":\"model is loading\"}");
 	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
-	return infer(s, c, ua && strstr(ua, "kinfer-warmup"));
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+	return infer(s, c, ua && strstr(ua, "kinfer-warmup"),
+		     accept && strstr(accept, "text/event-stream"));
 }
 
 /* server_listen: a server for KEY on SIN (any address in serve mode). */
