@@ -179,6 +179,11 @@ static int32_t desired_replicas(const struct snapshot *s, const struct autoscale
 	if (dec)
 		return dec->desired < 0 ? 0 : dec->desired;
 	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	/* A new service that scales to zero starts with one replica, as
+	 * Knative's initial scale: the model is seen to load and warm once,
+	 * and idleness takes it to zero. */
+	if (!s->have_dep && cur == 0 && cache_json_get(s->spec, "scaling.scaleToZero"))
+		cur = 1;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)
