@@ -6,6 +6,7 @@
 #include "ktime.h"
 
 #include <stdio.h>
+#include <string.h>
 
 const char *scaletozero_action_name(enum scaletozero_action a)
 {
@@ -72,6 +73,18 @@ void scaletozero_apply(enum scaletozero_action a, const struct scaletozero_input
 		up = in->max_replicas;
 	switch (a) {
 	case SCALETOZERO_NONE:
+		/* The metrics would go below the floor of one: that is what
+		 * idleness decides, not a limit to report. */
+		if (in->current > 0 && in->floor == 0 && res->limited && res->desired <= 1 &&
+		    res->limited_reason && strcmp(res->limited_reason, "TooFewReplicas") == 0) {
+			res->limited = false;
+			res->limited_reason = "DesiredWithinRange";
+			if (res->reason && strcmp(res->reason, "TooFewReplicas") == 0)
+				res->reason = "WaitingForIdle";
+			snprintf(res->message, sizeof(res->message), "one replica until idle for "
+				 "%d s (scaleToZero)", in->idle_seconds);
+		}
+		return;
 	case SCALETOZERO_AT_ZERO:
 		return;
 	case SCALETOZERO_TO_ZERO:

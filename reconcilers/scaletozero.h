@@ -66,7 +66,9 @@ enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
 
 /*
  * Put the action onto the autoscaler's result for the same evaluation
- * (computed with the floor the action says): TO_ZERO, STAY_ZERO and WAKE
+ * (computed with the floor the action says). NONE: a recommendation below
+ * the floor of one is WaitingForIdle, not TooFewReplicas (ScalingLimited
+ * stays False). TO_ZERO, STAY_ZERO and WAKE
  * replace desired, rescale, the reason and the message, and clear the
  * fallback's count of evaluations without metrics (at zero there are no
  * pods to read, which is not a failure).
