@@ -32,6 +32,7 @@
 #include "presets.h"
 #include "ratelimit.h"
 #include "scalingspec.h"
+#include "scaletozero.h"
 #include "snapshot.h"
 #include "ktime.h"
 #include "fnv.h"
@@ -78,6 +79,10 @@ struct svc {
 	struct autoscale_controller_decision decision;
 	char *token;              /* Prometheus bearer token, and when read */
 	uint64_t token_ms;
+	/* scaleToZero's idle clock and zero time; loaded from the status the
+	 * first time (a new leader keeps the zero time it finds there). */
+	struct scaletozero_state stz;
+	bool stz_loaded;
 };
 
 struct autoscaler {
@@ -226,6 +231,7 @@ struct input {
 	/* The pause annotations (autoscale.h), "" when absent. */
 	char pause_vals[4][40];
 	bool pause_set[4];
+	int64_t activation_ms;        /* kinfer.io/activation-requested; 0: none */
 };
 
 /* The pause annotations out of the cache (the snapshot has no metadata);
@@ -242,6 +248,7 @@ static void take_pause(struct manager *m, const char *key, struct input *in)
 		v[1] = is->paused;
 		v[2] = is->paused_scale_in;
 		v[3] = is->paused_scale_out;
+		in->activation_ms = is->activation_requested_ms;
 	}
 	for (size_t i = 0; i < 4; i++) {
 		in->pause_set[i] = v[i] != NULL;
@@ -460,6 +467,87 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 	return 0;
 }
 
+/* ---- scale to zero (issue 16) ------------------------------------------- */
+
+/* The metrics that say a pod has work: requests waiting, running, served. */
+static const enum autoscale_metric_type activity_types[3] = {
+	AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_CONCURRENCY, AUTOSCALE_REQUESTS_PER_SECOND };
+
+/*
+ * The spec the metrics are collected for when the service scales to zero:
+ * its own, plus the activity metrics its framework exports that it does
+ * not list, at the end (so its own keep their indices). ret_idx[j] is the
+ * index of activity_types[j], -1 when the framework has none.
+ */
+static void activity_spec(const struct autoscale_spec *sp, enum isvc_framework fw,
+			  enum metricsource_kind kind, struct autoscale_spec *ret, int ret_idx[3])
+{
+	*ret = *sp;
+	for (size_t j = 0; j < 3; j++) {
+		ret_idx[j] = -1;
+		if (!metricsource_supports(fw, activity_types[j], kind))
+			continue;
+		for (size_t i = 0; i < ret->n_metrics; i++)
+			if (ret->metrics[i].type == activity_types[j])
+				ret_idx[j] = (int)i;
+		if (ret_idx[j] < 0 && ret->n_metrics < AUTOSCALE_MAX_METRICS) {
+			ret->metrics[ret->n_metrics] = (struct autoscale_metric_spec){ activity_types[j], 1 };
+			ret->activation[ret->n_metrics] = 0;
+			ret_idx[j] = (int)ret->n_metrics++;
+		}
+	}
+}
+
+/*
+ * What the ready pods say: busy when one has work waiting or running or
+ * served requests since the last scrape; known when every ready pod (at
+ * least one) gave its gauges (a rate needs two scrapes, so it is not
+ * required: a new pod's first look counts on its gauges).
+ */
+static void activity(const struct autoscale_pod *pods, size_t n, const int idx[3],
+		     bool *ret_known, bool *ret_busy)
+{
+	size_t ready = 0, read = 0;
+
+	*ret_busy = false;
+	for (size_t k = 0; k < n; k++) {
+		bool all = true, any = false;
+		if (pods[k].state != AUTOSCALE_POD_READY)
+			continue;
+		ready++;
+		for (size_t j = 0; j < 3; j++) {
+			int i = idx[j];
+			if (i < 0)
+				continue;
+			bool have = (pods[k].present >> i & 1) && isfinite(pods[k].values[i]);
+			if (have && pods[k].values[i] > 0)
+				*ret_busy = true;
+			any |= have;
+			if (!have && activity_types[j] != AUTOSCALE_REQUESTS_PER_SECOND)
+				all = false;
+		}
+		read += all && any;
+	}
+	*ret_known = ready > 0 && read == ready;
+}
+
+/* The zero time and the last activation the status holds, the first time
+ * this leader looks at the service. */
+static void stz_load(struct svc *s, const struct input *in)
+{
+	json_object *st = cache_json_get(in->s.status, "scaling");
+
+	if (s->stz_loaded)
+		return;
+	s->stz_loaded = true;
+	s->stz.zero_at_ms = ktime_parse_rfc3339_us(cache_json_str(st, "scaledToZeroAt")) / 1000;
+	s->stz.activation_ms = ktime_parse_rfc3339_us(cache_json_str(st, "lastActivation")) / 1000;
+	if (s->stz.zero_at_ms < 0)
+		s->stz.zero_at_ms = 0;
+	if (s->stz.activation_ms < 0)
+		s->stz.activation_ms = 0;
+}
+
 /* ---- the decision ------------------------------------------------------- */
 
 static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
@@ -640,6 +728,11 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	struct metricsource_request rq;
 	struct autoscale_result res;
 	struct autoscale_controller_decision d;
+	struct autoscale_spec *xs = NULL, *hs = NULL;
+	bool stz = sc->scale_to_zero.set && sc->spec.min_replicas == 0;
+	enum scaletozero_action za = SCALETOZERO_NONE;
+	struct scaletozero_input zi = { 0 };
+	int idx[3] = { -1, -1, -1 };
 	char err[512] = "", why[320], note[512];
 	const char *source_error = NULL;
 	uint64_t t0 = ktime_mono_ns();
@@ -647,11 +740,20 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 
 	enum reconcile_result out = RECONCILE_ERROR;
 
-	if (!pods || !mr) {
+	if (stz) {
+		xs = malloc(sizeof(*xs));
+		hs = malloc(sizeof(*hs));
+	}
+	if (!pods || !mr || (stz && (!xs || !hs))) {
 		snprintf(ctx->error, sizeof(ctx->error), "out of memory");
 		goto free_buffers;
 	}
 	r = build_request(ctx, a, s, in, sc, &rq, err, sizeof(err));
+	if (r == 0 && stz) {
+		/* Collect the activity metrics too (one scrape per pod). */
+		activity_spec(&sc->spec, rq.framework, rq.kind, xs, idx);
+		rq.spec = xs;
+	}
 	if (r == 0) {
 		rq.now_ms = now_ms;
 		r = metricsource_collect(&rq, s->ms, pods, mr);
@@ -670,8 +772,34 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		log_warn("autoscaler pause annotation ignored", "isvc=%s/%s why=\"%s\"", in->s.ns,
 			 in->s.name, pause_why);
 	s->pause_bad = pause_bad;
+	const struct autoscale_spec *use = &sc->spec;
+	if (stz) {
+		int32_t lo = 0, hi = sc->spec.max_replicas;
+		stz_load(s, in);
+		autoscale_bounds(&sc->spec, now_ms, &lo, &hi, NULL);
+		zi = (struct scaletozero_input){
+			.idle_seconds = sc->scale_to_zero.idle_seconds,
+			.now_ms = now_ms,
+			.current = current,
+			.floor = lo,
+			.max_replicas = hi,
+			.pinned = !pause_bad && pause.replicas_set,
+			.scale_in_paused = !pause_bad && pause.scale_in,
+			.scale_out_paused = !pause_bad && pause.scale_out,
+			.activation_ms = in->activation_ms,
+		};
+		if (r == 0)
+			activity(pods, in->n_pods, idx, &zi.known, &zi.busy);
+		za = scaletozero_decide(&zi, &s->stz);
+		if (za == SCALETOZERO_NONE || za == SCALETOZERO_TO_ZERO) {
+			/* Only idleness takes it to zero: the metrics' floor is 1. */
+			*hs = sc->spec;
+			hs->min_replicas = 1;
+			use = hs;
+		}
+	}
 	struct autoscale_input ai = {
-		.spec = &sc->spec,
+		.spec = use,
 		.current_replicas = current,
 		.pods = pods,
 		.n_pods = in->n_pods,
@@ -693,6 +821,8 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 			 strerror(-r));
 		goto free_buffers;
 	}
+	if (stz)
+		scaletozero_apply(za, &zi, &res);
 	/* No source: the decision on no metrics at all (hold, or the
 	 * fallback once due; a pause still pins). */
 	autoscale_history_record(s->history, &sc->spec, &res, now_ms);
@@ -701,6 +831,12 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		last = now_ms / KTIME_MSEC_PER_SEC;
 	decide(in, sc, &res, mr, source_error, last, &d);
 	controls_status(&sc->spec, &res, &d.status);
+	if (stz) {
+		d.status.scale_to_zero = true;
+		d.status.scaled_to_zero_at_ms = s->stz.zero_at_ms;
+		d.status.last_activation_ms = s->stz.activation_ms;
+		d.status.waking = s->stz.woken_ms != 0;
+	}
 	bool changed = !s->have || !same_decision(&d, &s->decision);
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;
@@ -708,7 +844,24 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	pthread_mutex_unlock(&a->lock);
 
 	controls_events(ctx, in, sc, &res);
-	if (res.rescale) {
+	if (res.rescale && za == SCALETOZERO_TO_ZERO) {
+		snprintf(note, sizeof(note), "Scaling to zero: no request and no queued work for %d s "
+			 "(spec.scaling.scaleToZero.idleSeconds); draining %d replica%s", zi.idle_seconds,
+			 res.current, res.current == 1 ? "" : "s");
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "ScaledToZero", "Scale", note);
+		log_info("autoscaler scale to zero", "isvc=%s/%s from=%d idle_s=%d", in->s.ns,
+			 in->s.name, res.current, zi.idle_seconds);
+	} else if (res.rescale && za == SCALETOZERO_WAKE) {
+		char t[KTIME_MICRO_LEN];
+		ktime_format(s->stz.woken_ms * 1000, 3, t, sizeof(t));
+		snprintf(note, sizeof(note), "New size: %d (was 0); reason: a request arrived at zero "
+			 "replicas (activation requested at %s)", res.desired, t);
+		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
+			      in->s.uid, "Normal", "SuccessfulRescale", "Scale", note);
+		log_info("autoscaler scale from zero", "isvc=%s/%s to=%d activation=%s write_after_ms=%lld",
+			 in->s.ns, in->s.name, res.desired, t, (long long)(now_ms - s->stz.woken_ms));
+	} else if (res.rescale) {
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
 			 res.current, why);
@@ -730,6 +883,8 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 free_buffers:
 	free(pods);
 	free(mr);
+	free(xs);
+	free(hs);
 	return out;
 }
 
@@ -771,8 +926,14 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	uint64_t mono = ktime_mono_ms();
 	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
 	uint64_t ph = pause_hash(&in);
+	/* An activation for a service at (or going to) zero is evaluated at
+	 * once: the activator holds requests until a pod is warm. */
+	bool at_zero = in.s.have_dep && (in.s.dep.spec_replicas == 0 ||
+				       (s->have && s->decision.desired == 0));
+	bool wake = sc.scale_to_zero.set && sc.spec.min_replicas == 0 && at_zero &&
+		    in.activation_ms > 0 && in.activation_ms > s->stz.zero_at_ms;
 	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
-	    s->pause_hash == ph) {
+	    s->pause_hash == ph && !wake) {
 		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_input;

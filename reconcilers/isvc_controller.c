@@ -14,6 +14,7 @@
  *   5. record Events for changes a person wants to see.
  */
 #include "isvc_controller.h"
+#include "ktime.h"
 
 #include "autoscale_controller.h"
 #include "context.h"
@@ -179,6 +180,11 @@ static int32_t desired_replicas(const struct snapshot *s, const struct autoscale
 	if (dec)
 		return dec->desired < 0 ? 0 : dec->desired;
 	int32_t cur = s->have_dep ? s->dep.spec_replicas : s->min_replicas;
+	/* A new service that scales to zero starts with one replica, as
+	 * Knative's initial scale: the model is seen to load and warm once,
+	 * and idleness takes it to zero. */
+	if (!s->have_dep && cur == 0 && cache_json_get(s->spec, "scaling.scaleToZero"))
+		cur = 1;
 	if (cur < s->min_replicas)
 		cur = s->min_replicas;
 	if (cur > s->max_replicas)
@@ -259,8 +265,43 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 	return 0;
 }
 
+/* Ready's reason while the service has no warm replica of its own. */
+static bool cold_reason(const char *reason)
+{
+	return reason && (strcmp(reason, "ScaledToZero") == 0 ||
+			  strcmp(reason, "ScalingFromZero") == 0);
+}
+
+/*
+ * ScaledFromZero (issue 16): Ready leaves ScaledToZero or ScalingFromZero
+ * for a warm replica; the cold start is from the activation the
+ * autoscaler acted on to now, the status write that saw the pod warm.
+ */
+static void scaled_from_zero(struct reconcile_ctx *ctx, const struct snapshot *s,
+			     const char *oreason, const char *reason,
+			     const struct autoscale_controller_decision *dec)
+{
+	char note[256], t[KTIME_MICRO_LEN];
+	int64_t act = dec && dec->status.scale_to_zero ? dec->status.last_activation_ms : 0;
+	int64_t now = ktime_wall_ms();
+
+	if (!cold_reason(oreason) || cold_reason(reason) || !reason ||
+	    (strcmp(reason, "AllReplicasReady") != 0 && strcmp(reason, "MinimumReplicasReady") != 0))
+		return;
+	if (act > 0 && act <= now) {
+		ktime_format(act * 1000, 3, t, sizeof(t));
+		snprintf(note, sizeof(note), "Scaled from zero: the first replica is warm %.3f s after "
+			 "the activation requested at %s (cold start)", (double)(now - act) / 1000.0, t);
+		log_info("isvc scaled from zero", "isvc=%s/%s cold_start_ms=%lld", s->ns, s->name,
+			 (long long)(now - act));
+	} else {
+		snprintf(note, sizeof(note), "Scaled from zero: the first replica is warm");
+	}
+	event(ctx, s, "Normal", "ScaledFromZero", "Scale", note);
+}
+
 static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
-			  json_object *st)
+			  json_object *st, const struct autoscale_controller_decision *dec)
 {
 	json_object *old = s->status;
 	const char *reason, *msg, *oreason = NULL;
@@ -268,6 +309,8 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 	const char *was = old ? status_condition(old, "Ready", &oreason, NULL) : NULL;
 	if (now && (!was || strcmp(now, was) != 0) && strcmp(now, "True") == 0)
 		event(ctx, s, "Normal", "Ready", "Reconcile", msg);
+	if (now && was)
+		scaled_from_zero(ctx, s, oreason, reason, dec);
 	now = status_condition(st, "Degraded", &reason, &msg);
 	was = old ? status_condition(old, "Degraded", &oreason, NULL) : NULL;
 	if (now && strcmp(now, "True") == 0 &&
@@ -307,6 +350,8 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 		.now = (int64_t)time(NULL),
 		.scaling_enabled = s->scaling,
 		.scaling = dec ? &dec->status : NULL,
+		.scale_to_zero = s->scaling && s->min_replicas == 0 &&
+				 cache_json_get(s->spec, "scaling.scaleToZero") != NULL,
 	};
 	json_object *status = status_build(&in);
 	if (!status_same(status, s->status)) {
@@ -320,7 +365,7 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 			snprintf(ctx->error, sizeof(ctx->error), "patch status of %s/%.200s: %.500s", s->ns,
 				 s->name, st.message);
 		if (r == 0)
-			status_events(ctx, s, status);
+			status_events(ctx, s, status, dec);
 		if (r == -ENOENT)
 			r = 0;   /* deleted meanwhile */
 	}

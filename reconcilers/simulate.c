@@ -18,6 +18,8 @@
 #include "controls.h"
 #include "flags.h"
 #include "scalingspec.h"
+#include "isvc.h"
+#include "scaletozero.h"
 #include "yamljson.h"
 #include "text.h"
 #include "ktime.h"
@@ -122,6 +124,23 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		sc.spec = ss.spec;
 		sc.interval_seconds = ss.interval_seconds;
 		sc.replicas = 1;
+		sc.scale_to_zero = ss.scale_to_zero;
+		if (sc.scale_to_zero.set && !sc.scale_to_zero.activation_timeout_seconds) {
+			/* The default: the warm-up's timeout (isvc.h). */
+			int64_t t = ISVC_WARMUP_TIMEOUT_S_DEFAULT;
+			json_object *w = scalingspec_field(spec, "warmup");
+			if (w && scalingspec_get_int(w, "spec.warmup", "timeoutSeconds", 1, 3600, &t,
+						     why, sizeof(why)) < 0)
+				t = ISVC_WARMUP_TIMEOUT_S_DEFAULT;
+			sc.scale_to_zero.activation_timeout_seconds = (int32_t)t;
+		}
+		/* The GPUs of a replica: the CRD's default count is 1. */
+		json_object *gpu = scalingspec_field(scalingspec_field(spec, "resources"), "gpu");
+		int64_t count = 1;
+		if (gpu && scalingspec_get_int(gpu, "spec.resources.gpu", "count", 0, 16, &count,
+					       why, sizeof(why)) < 0)
+			r = -EINVAL;
+		sc.gpus = gpu ? (int32_t)count : 0;
 	}
 	if (r == 0)
 		r = scalingspec_get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS,
@@ -699,9 +718,24 @@ struct sample {
 	bool panic, fallback, paused, predicted;
 };
 
+/* What scale to zero did over a run (see simulate.h). */
+struct stz_stats {
+	int32_t scaled_to_zero, cold_starts;
+	double requests, wait_total, wait_max, overflow, timed_out;
+	double replica_seconds;
+};
+
 struct loop {
 	const struct simulate_scaling *sc;
 	struct autoscale_spec spec;      /* without Custom metrics */
+	/* scaleToZero with minReplicas 0: the idle decision runs, and the
+	 * metrics decide with a floor of one replica (spec1). */
+	bool stz;
+	struct autoscale_spec spec1;
+	struct scaletozero_state zs;
+	int64_t activation_ms;           /* the last first-request-at-zero */
+	double cold_start;               /* seconds from it to serving */
+	struct stz_stats st;
 	struct simulate_model m;
 	struct autoscale_history *hist;
 	double *ready_at;                /* per replica: serves from then */
@@ -857,6 +891,79 @@ static void print_step(FILE *out, const struct loop *l,
 	fputs("}\n", out);
 }
 
+/* The first arrival in [a, b) (the segment of a is at or after idx). */
+static bool first_arrival(const struct load *l, size_t idx, double a, double b, double *ret)
+{
+	for (size_t i = idx; i + 1 < l->n && l->p[i].t < b; i++) {
+		double s = fmax(a, l->p[i].t), e = fmin(b, l->p[i + 1].t);
+		if (e > s && l->p[i].rps > 0) {
+			*ret = s;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Requests arriving in [a, b), and the sum over them of b - t: what
+ * they wait for a replica that serves from b. Exact for the
+ * piecewise-constant rate. */
+static void held(const struct load *l, double a, double b, double *ret_n, double *ret_wait)
+{
+	*ret_n = *ret_wait = 0;
+	for (size_t i = 0; i + 1 < l->n && l->p[i].t < b; i++) {
+		double s = fmax(a, l->p[i].t), e = fmin(b, l->p[i + 1].t);
+		if (e <= s)
+			continue;
+		*ret_n += l->p[i].rps * (e - s);
+		*ret_wait += l->p[i].rps * ((b - s) * (b - s) - (b - e) * (b - e)) / 2;
+	}
+}
+
+/*
+ * At zero, the first arrival of [a, b) wakes the service at once (the
+ * activator's annotation, decided by scaletozero.h): one replica (or the
+ * floor) serves cold_start later; the requests that arrive meanwhile are
+ * held, beyond maxPendingRequests refused, past the activation timeout
+ * timed out. Returns when the replicas came, or a when none did.
+ */
+static double wake(struct loop *l, const struct load *ld, size_t idx, double a, double b,
+		   const struct autoscale_pause *pause)
+{
+	const struct scaletozero *z = &l->sc->scale_to_zero;
+	struct scaletozero_input zi;
+	double ta, n, wait, late, late_wait;
+	int32_t lo = 0, hi = l->spec.max_replicas;
+
+	if (!l->stz || l->replicas > 0 || !first_arrival(ld, idx, a, b, &ta))
+		return a;
+	autoscale_bounds(&l->spec, llround(ta * KTIME_MSEC_PER_SEC), &lo, &hi, NULL);
+	zi = (struct scaletozero_input){ .idle_seconds = z->idle_seconds,
+		.now_ms = llround(ta * KTIME_MSEC_PER_SEC), .current = 0, .floor = lo,
+		.max_replicas = hi, .pinned = pause->replicas_set,
+		.scale_in_paused = pause->scale_in, .scale_out_paused = pause->scale_out,
+		.activation_ms = llround(ta * KTIME_MSEC_PER_SEC) };
+	if (scaletozero_decide(&zi, &l->zs) != SCALETOZERO_WAKE)
+		return a;
+	l->activation_ms = zi.activation_ms;
+	apply(l, lo > 1 ? (lo < hi ? lo : hi) : 1, ta);
+	for (int32_t i = 0; i < l->replicas; i++)
+		l->ready_at[i] = ta + l->cold_start;
+	held(ld, ta, ta + l->cold_start, &n, &wait);
+	l->st.cold_starts++;
+	l->st.requests += n;
+	l->st.wait_total += wait;
+	if (n > 0 && l->cold_start > l->st.wait_max)
+		l->st.wait_max = l->cold_start;
+	if (z->activation_timeout_seconds > 0 && l->cold_start > z->activation_timeout_seconds) {
+		held(ld, ta, ta + l->cold_start - z->activation_timeout_seconds, &late, &late_wait);
+		l->st.timed_out += late;
+		n -= late;
+	}
+	if (n > z->max_pending_requests)
+		l->st.overflow += n - z->max_pending_requests;
+	return ta;
+}
+
 /* One step [a, b): serve, observe, evaluate at b, print, record, apply. */
 static int step(struct loop *l, const struct load *ld, size_t *idx,
 		double a, double b, FILE *out)
@@ -871,8 +978,16 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 	const struct load_point *pt;
 	struct autoscale_pause pause;
 
-	serve(l, a, b, arrivals(ld, idx, a, b), &ob);
+	double arrived = arrivals(ld, idx, a, b), from;
+	enum scaletozero_action za = SCALETOZERO_NONE;
+	struct scaletozero_input zi;
 	pt = &ld->p[*idx]; /* the load line in force at a */
+	pause = pt->pause;
+	if (pt->pause_current)
+		pause.replicas = l->replicas;
+	from = wake(l, ld, *idx, a, b, &pause);
+	l->st.replica_seconds += (double)l->replicas * (b - from);
+	serve(l, a, b, arrived, &ob);
 	observe(l, b, &ob, &sv);
 	if (pt->down) {
 		/* The metrics source is down: no pod nor service values. */
@@ -880,28 +995,42 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 			l->pods[i].present = 0;
 		sv.present = 0;
 	}
-	pause = pt->pause;
-	if (pt->pause_current)
-		pause.replicas = l->replicas;
 	in.current_replicas = l->replicas;
 	in.pods = l->pods;
 	in.n_pods = (size_t)l->replicas;
 	in.service = &sv;
 	in.now_ms = llround(b * KTIME_MSEC_PER_SEC);
 	in.pause = &pause;
+	if (l->stz) {
+		int32_t lo = 0, hi = l->spec.max_replicas;
+		autoscale_bounds(&l->spec, in.now_ms, &lo, &hi, NULL);
+		zi = (struct scaletozero_input){ .idle_seconds = l->sc->scale_to_zero.idle_seconds,
+			.now_ms = in.now_ms, .current = l->replicas, .floor = lo, .max_replicas = hi,
+			.pinned = pause.replicas_set, .scale_in_paused = pause.scale_in,
+			.scale_out_paused = pause.scale_out, .known = ob.ready > 0 && !pt->down,
+			.busy = arrived > 0 || l->queue > 0, .activation_ms = l->activation_ms };
+		za = scaletozero_decide(&zi, &l->zs);
+		if (za == SCALETOZERO_NONE || za == SCALETOZERO_TO_ZERO)
+			in.spec = &l->spec1;
+	}
 	autoscale_history_attach(l->hist, &in);
 	r = autoscale_evaluate(&in, &res);
+	if (r == 0 && l->stz)
+		scaletozero_apply(za, &zi, &res);
 	if (r == 0)
 		r = autoscale_history_record(l->hist, &l->spec, &res, in.now_ms);
 	if (r < 0)
 		return r;
+	if (l->stz && res.desired == 0 && l->replicas > 0 && za == SCALETOZERO_TO_ZERO)
+		l->st.scaled_to_zero++;
 	*s = (struct sample){ b, ob.rps, l->queue, ob.p99, l->replicas,
 			      ob.ready, res.desired, res.min_replicas,
 			      res.max_replicas, res.panicking, res.fallback,
 			      res.paused || res.direction_paused,
 			      res.predicted > 0 };
 	l->n_samples++;
-	print_step(out, l, s, &res);
+	if (out)
+		print_step(out, l, s, &res);
 	apply(l, res.desired, b);
 	return 0;
 }
@@ -1278,7 +1407,52 @@ static int loop_init(struct loop *l, const struct simulate_scaling *sc,
 		start = sc->spec.max_replicas;
 	for (l->replicas = 0; l->replicas < start; l->replicas++)
 		l->ready_at[l->replicas] = -INFINITY;
+	l->stz = sc->scale_to_zero.set && sc->spec.min_replicas == 0;
+	l->spec1 = l->spec;
+	if (l->spec1.min_replicas < 1)
+		l->spec1.min_replicas = 1;
+	l->cold_start = m && m->cold_start_seconds > 0 ? m->cold_start_seconds :
+							  l->m.load_seconds;
 	return autoscale_history_new(&l->hist);
+}
+
+/* The run over the whole load trace; out may be NULL (the comparison). */
+static int loop_run(struct loop *l, const struct load *ld, double t0, double dt, size_t steps,
+		    FILE *out)
+{
+	size_t idx = 0;
+	int r = 0;
+
+	/* A run that starts at zero went there before its first line. */
+	if (l->stz && l->replicas == 0)
+		l->zs.zero_at_ms = llround(t0 * KTIME_MSEC_PER_SEC) - 1;
+	for (size_t k = 1; r == 0 && k <= steps; k++)
+		r = step(l, ld, &idx, t0 + (double)(k - 1) * dt, t0 + (double)k * dt, out);
+	return r;
+}
+
+/* The summary line of a run with scale to zero; base is the same run with
+ * a floor of one replica. */
+static void print_stz(FILE *out, const struct loop *l, const struct loop *base)
+{
+	const struct stz_stats *s = &l->st;
+	char b[11][64];
+	double saved = (base->st.replica_seconds - s->replica_seconds) * l->sc->gpus;
+
+	fprintf(out, "{\"scaleToZero\":{\"idleSeconds\":%d,\"coldStartSeconds\":%s,"
+		"\"scaledToZero\":%d,\"coldStarts\":%d,\"coldStartRequests\":%s,"
+		"\"coldStartWaitSeconds\":{\"total\":%s,\"mean\":%s,\"max\":%s},"
+		"\"overflow\":%s,\"timedOut\":%s,\"replicaSeconds\":%s,"
+		"\"replicaSecondsWithoutScaleToZero\":%s,\"gpus\":%d,\"gpuSecondsSaved\":%s}}\n",
+		l->sc->scale_to_zero.idle_seconds, fmt_num(b[0], sizeof(b[0]), l->cold_start),
+		s->scaled_to_zero, s->cold_starts, fmt_num(b[1], sizeof(b[1]), s->requests),
+		fmt_num(b[2], sizeof(b[2]), s->wait_total),
+		fmt_num(b[3], sizeof(b[3]), s->requests > 0 ? s->wait_total / s->requests : 0),
+		fmt_num(b[4], sizeof(b[4]), s->wait_max), fmt_num(b[5], sizeof(b[5]), s->overflow),
+		fmt_num(b[6], sizeof(b[6]), s->timed_out),
+		fmt_num(b[7], sizeof(b[7]), s->replica_seconds),
+		fmt_num(b[8], sizeof(b[8]), base->st.replica_seconds), l->sc->gpus,
+		fmt_num(b[9], sizeof(b[9]), saved));
 }
 
 static void loop_done(struct loop *l)
@@ -1297,7 +1471,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 	struct loop l = { .sc = sc };
 	struct load ld = { NULL, 0, 0 };
 	double dt, t0, nsteps;
-	size_t idx = 0, steps;
+	size_t steps;
 	int r;
 
 	if (!sc || !in || !out)
@@ -1323,9 +1497,24 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 	}
 	steps = (size_t)nsteps;
 	r = loop_init(&l, sc, model, steps);
-	for (size_t k = 1; r == 0 && k <= steps; k++)
-		r = step(&l, &ld, &idx, t0 + (double)(k - 1) * dt,
-			 t0 + (double)k * dt, out);
+	if (r == 0)
+		r = loop_run(&l, &ld, t0, dt, steps, out);
+	if (r == 0 && l.stz) {
+		/* The comparison: the same run never below one replica. */
+		struct simulate_scaling nz = *sc;
+		struct loop base = { .sc = &nz };
+		nz.scale_to_zero.set = false;
+		if (nz.spec.min_replicas < 1)
+			nz.spec.min_replicas = 1;
+		r = model_spec(&nz, NULL, &base.spec, err, errlen);
+		if (r == 0)
+			r = loop_init(&base, &nz, model, steps);
+		if (r == 0)
+			r = loop_run(&base, &ld, t0, dt, steps, NULL);
+		if (r == 0)
+			print_stz(out, &l, &base);
+		loop_done(&base);
+	}
 	if (r < 0) {
 		text_errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
 			 "cannot evaluate");
@@ -1351,6 +1540,7 @@ struct sim_config {
 	double latency_ms;
 	double load_seconds;
 	double step;
+	double cold_start;
 };
 
 #define F(name, kind, field, help) \
@@ -1369,6 +1559,9 @@ static const struct flag sim_flags[] = {
 	  "with --load: P99 latency in ms with no queue (default 1000)"),
 	F("load-seconds", FLAG_DOUBLE, load_seconds,
 	  "with --load: seconds from scale-up until a new replica serves (default 60)"),
+	F("cold-start-seconds", FLAG_DOUBLE, cold_start,
+	  "with --load and spec.scaling.scaleToZero: seconds from the first request at zero "
+	  "until a replica serves (default: --load-seconds)"),
 	F("step", FLAG_DOUBLE, step,
 	  "with --load: seconds per step (default: spec.scaling.evaluationIntervalSeconds, 15)"),
 	F("svg", FLAG_STRING, svg,
@@ -1383,7 +1576,8 @@ static void sim_usage(FILE *out)
 	fprintf(out,
 		"Usage: kinfer-operator simulate -f ISVC.yaml --trace TRACE.jsonl\n"
 		"       kinfer-operator simulate -f ISVC.yaml --load LOAD.jsonl [--capacity RPS]\n"
-		"           [--latency-ms MS] [--load-seconds S] [--step S] [--svg OUT.svg]\n\n"
+		"           [--latency-ms MS] [--load-seconds S] [--cold-start-seconds S]\n"
+		"           [--step S] [--svg OUT.svg]\n\n"
 		"Runs kinfer's autoscaling decision offline on the InferenceService's\n"
 		"spec.scaling, and prints one JSON line per evaluation.\n\n"
 		"Flags:\n");
@@ -1449,7 +1643,7 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag :
 								   argv[i];
 	*cfg = (struct sim_config){ .capacity = -1, .latency_ms = -1,
-				    .load_seconds = -1, .step = -1 };
+				    .load_seconds = -1, .step = -1, .cold_start = -1 };
 	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help,
 			err, errlen);
 	if (r == 0 && !*ret_help && argi < argc)
@@ -1469,9 +1663,9 @@ static int sim_check(const struct sim_config *c, char *err, size_t errlen)
 		return text_errf(err, errlen, -EINVAL, "give one of --trace or --load "
 			    "(see --help)");
 	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 ||
-			 c->load_seconds >= 0 || c->step >= 0 || c->svg))
+			 c->load_seconds >= 0 || c->step >= 0 || c->svg || c->cold_start >= 0))
 		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
-			    "--load-seconds, --step and --svg go with --load");
+			    "--load-seconds, --cold-start-seconds, --step and --svg go with --load");
 	if (c->capacity == 0 || c->latency_ms == 0 || c->step == 0)
 		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
 			    "--step must be above 0");
@@ -1486,7 +1680,7 @@ static int sim_run(const struct sim_config *c,
 	const char *path = c->trace ? c->trace : c->load;
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	struct simulate_model m = { c->capacity, c->latency_ms,
-				    c->load_seconds, c->step };
+				    c->load_seconds, c->step, c->cold_start };
 	int r;
 
 	if (!in)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "autoscale.h"
+#include "scalingspec.h"
 
 #define SIMULATE_MAX_LINE (1024 * 1024)        /* bytes per trace line */
 #define SIMULATE_MAX_PODS 10000                /* pods per trace line */
@@ -38,6 +39,11 @@ struct simulate_scaling {
 	int32_t interval_seconds; /* evaluationIntervalSeconds (15) */
 	int32_t replicas;         /* spec.replicas (1): the loop starts there */
 	char name[64];            /* metadata.name, maybe cut */
+	/* spec.scaling.scaleToZero (with minReplicas 0: the closed loop goes
+	 * to zero when idle and wakes at the first request), and the GPUs of
+	 * one replica (spec.resources.gpu.count), for the GPU-seconds saved. */
+	struct scaletozero scale_to_zero;
+	int32_t gpus;
 };
 
 /*
@@ -67,9 +73,24 @@ struct simulate_model {
 	double latency_ms;   /* P99 with no queue (1000) */
 	double load_seconds; /* from scale-up until serving (60) */
 	double step_seconds; /* one step (the evaluation interval) */
+	/* With scaleToZero: from the first request at zero until the first
+	 * replica serves (load_seconds when <= 0). */
+	double cold_start_seconds;
 };
 
 /*
+ * With spec.scaling.scaleToZero and minReplicas 0, the closed loop also
+ * runs scaletozero.h's idle decision: idle for idleSeconds (no arrival and
+ * no queue) goes to zero; the first arrival at zero wakes one replica at
+ * once (the activator), serving cold_start_seconds later; the requests
+ * held meanwhile are counted (beyond maxPendingRequests: 503; waiting past
+ * activationTimeoutSeconds: timed out). The run ends with one more line:
+ *   {"scaleToZero":{"scaledToZero":3,"coldStarts":3,"coldStartRequests":41,
+ *    "coldStartWaitSeconds":{"total":..,"mean":..,"max":..},"overflow":0,
+ *    "timedOut":0,"replicaSeconds":..,"replicaSecondsWithoutScaleToZero":..,
+ *    "gpuSecondsSaved":..}}
+ * (the same run with a floor of one replica is the comparison).
+ *
  * Closed loop: read the load trace ({"t":s,"rps":N} lines, piecewise
  * constant, from the first t to the last) from in, write one line per
  * step to out, and the whole run as an SVG plot to svg if not NULL.

@@ -6,6 +6,7 @@
 #include "status.h"
 
 #include "cache.h"
+#include "ktime.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,6 +109,12 @@ static void ready(const struct status_input *in, struct cond *c)
 {
 	if (in->invalid)
 		set(c, "Ready", false, invalid_reason(in), "%s", in->invalid);
+	else if (in->desired == 0 && in->scale_to_zero)
+		set(c, "Ready", true, "ScaledToZero", "scaled to zero while idle; the activator holds "
+		    "the first requests and wakes it");
+	else if (in->scale_to_zero && in->ready == 0 && in->scaling && in->scaling->waking)
+		set(c, "Ready", true, "ScalingFromZero", "a request arrived at zero replicas; the "
+		    "activator holds requests until the first of %d replicas is warm", in->desired);
 	else if (in->desired == 0)
 		set(c, "Ready", false, "ScaledToZero", "no replicas are wanted");
 	else if (in->ready >= in->desired && rollout_done(in))
@@ -224,6 +231,14 @@ static void scaling_controls_status(const struct status_scaling *sc, json_object
 		rfc3339(sc->panic_since, t, sizeof(t));
 	json_object_object_add(o, "panicSince",
 			       sc->panic_since > 0 ? json_object_new_string(t) : NULL);
+	/* scaleToZero: when it went to zero, the activator's last request
+	 * (milliseconds: the activator's time is compared with them). */
+	ktime_format(sc->scaled_to_zero_at_ms * 1000, 3, t, sizeof(t));
+	json_object_object_add(o, "scaledToZeroAt", sc->scale_to_zero && sc->scaled_to_zero_at_ms > 0 ?
+			       json_object_new_string(t) : NULL);
+	ktime_format(sc->last_activation_ms * 1000, 3, t, sizeof(t));
+	json_object_object_add(o, "lastActivation", sc->scale_to_zero && sc->last_activation_ms > 0 ?
+			       json_object_new_string(t) : NULL);
 	json_object_object_add(st, "scaling", o);
 }
 
@@ -375,7 +390,8 @@ static bool same_scaling(json_object *st, json_object *old)
 	if (!a || !b)
 		return !a && !b;
 	if (!same_number(a, b, "minReplicas") || !same_number(a, b, "maxReplicas") ||
-	    !same_number(a, b, "failures") || !same_field(a, b, "panicSince"))
+	    !same_number(a, b, "failures") || !same_field(a, b, "panicSince") ||
+	    !same_field(a, b, "scaledToZeroAt") || !same_field(a, b, "lastActivation"))
 		return false;
 	x = cache_json_get(a, "activeSchedules");
 	y = cache_json_get(b, "activeSchedules");

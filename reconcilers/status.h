@@ -45,6 +45,13 @@ struct status_scaling {
 	int64_t panic_since;          /* seconds since the epoch; 0 = calm */
 	char panic_reason[48];
 	char panic_message[256];
+	/* spec.scaling.scaleToZero (issue 16): status.scaling.scaledToZeroAt
+	 * and lastActivation (ms since the epoch; 0 = none), and whether a
+	 * cold start is under way (woken by an activation, no pod warm yet). */
+	bool scale_to_zero;
+	int64_t scaled_to_zero_at_ms;
+	int64_t last_activation_ms;
+	bool waking;
 };
 
 struct status_input {
@@ -72,6 +79,9 @@ struct status_input {
 	 */
 	bool scaling_enabled;
 	const struct status_scaling *scaling;
+	/* spec.scaling.scaleToZero with minReplicas 0: at zero the service
+	 * still answers (the activator holds requests), so Ready stays True. */
+	bool scale_to_zero;
 	int64_t now;                     /* seconds since the epoch */
 };
 

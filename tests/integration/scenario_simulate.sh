@@ -97,6 +97,42 @@ else
 	fail "SVG is not well-formed XML"
 fi
 
+# Scale to zero (issue 16) on a day with idle gaps: the run ends with what
+# idleSeconds cost (cold starts, the requests they held and their wait,
+# the 503s past maxPendingRequests) and saved (GPU-seconds against the
+# same run never below one replica); tests/data/simulate/idle-load.expected
+# is that line.
+out=$("$op" simulate --help)
+expect_match "$out" '--cold-start-seconds' "simulate --help lists --cold-start-seconds"
+"$op" simulate -f "$data/scale-to-zero.yaml" --load "$data/idle-load.jsonl" --capacity 8 \
+	--latency-ms 800 --load-seconds 45 > "$tmp/stz.out"
+expect_code 0 $? "scale-to-zero closed loop exits 0"
+expect_match "$(wc -l < "$tmp/stz.out")" '^ *481$' "one line per 15 s step over 2 hours, and the summary"
+if [ "$(tail -1 "$tmp/stz.out")" = "$(cat "$data/idle-load.expected")" ]; then
+	pass "the summary is idle-load.expected: $(tail -1 "$tmp/stz.out")"
+else
+	fail "summary $(tail -1 "$tmp/stz.out"), want $(cat "$data/idle-load.expected")"
+fi
+expect_match "$(line 60 "$tmp/stz.out")" '^\{"t":900,"rps":0,"replicas":1,.*"desired":0,"reason":"ScaledToZero"' \
+	"idle from t=600: to zero at t=900 (idleSeconds 300)"
+expect_match "$(line 121 "$tmp/stz.out")" '^\{"t":1815,"rps":0.5,"replicas":1,"ready":0,"queue":7.5,' \
+	"the first request at t=1800 wakes one replica at once; requests wait through the cold start"
+expect_match "$(line 216 "$tmp/stz.out")" '"t":3240,.*"replicas":1,.*"reason":"WaitingForIdle"' \
+	"a 240 s gap is shorter than idleSeconds: the replica stays"
+sed 's/idleSeconds: 300/idleSeconds: 120/' "$data/scale-to-zero.yaml" > "$tmp/stz120.yaml"
+out=$("$op" simulate -f "$tmp/stz120.yaml" --load "$data/idle-load.jsonl" --capacity 8 \
+	--latency-ms 800 --load-seconds 45 | tail -1)
+expect_match "$out" '"idleSeconds":120,"coldStartSeconds":45,"scaledToZero":4,"coldStarts":3,' \
+	"idleSeconds 120: one more cold start (the 240 s gap)"
+expect_match "$out" '"gpuSecondsSaved":3645\}' "... and more GPU-seconds saved (3645 against 3285)"
+out=$("$op" simulate -f "$data/scale-to-zero.yaml" --load "$data/idle-load.jsonl" --capacity 8 \
+	--latency-ms 800 --load-seconds 45 --cold-start-seconds 700 | tail -1)
+expect_match "$out" '"coldStartSeconds":700,.*"timedOut":[1-9]' \
+	"a cold start longer than activationTimeoutSeconds (600, the warm-up's) times requests out"
+out=$("$op" simulate -f "$data/scale-to-zero.yaml" --trace "$data/trace.jsonl" --cold-start-seconds 5 2>&1)
+expect_code 2 $? "--cold-start-seconds with --trace exits 2"
+expect_match "$out" 'go with --load' "... and says why"
+
 # Bad input: exit 2 and the message names the file and line.
 sed '3s/"replicas": [0-9]*, //' "$data/trace.jsonl" > "$tmp/bad.jsonl"
 out=$("$op" simulate -f "$data/isvc.yaml" --trace "$tmp/bad.jsonl" 2> "$tmp/err"); expect_code 2 $? "bad trace exits 2"

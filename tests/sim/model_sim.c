@@ -112,6 +112,8 @@ struct server {
 	int running, waiting;
 	long served, warmups, warmups_stalled, traffic_before_warm;
 	bool warm;                   /* a warm-up request has succeeded */
+	uint64_t term_ns;            /* when its deletion was first seen, or 0 */
+	int prestop_s;               /* its preStop pause, from then */
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
 	long ok, failed;
@@ -336,10 +338,28 @@ static void *server_drain(void *ud)
 	return NULL;
 }
 
+/* After the rest of the preStop pause (at most 30 s), drain. */
+static void *server_linger(void *ud)
+{
+	struct server *s = ud;
+	uint64_t end = s->term_ns + (uint64_t)s->prestop_s * 1000000000ULL, now = now_ns();
+	if (end > now)
+		usleep((useconds_t)((end - now) / 1000));
+	return server_drain(s);
+}
+
+/*
+ * A pod whose deletion was seen with a preStop pause keeps serving until the
+ * pause is over, even when its object is gone before: kwok removes a deleted
+ * pod after a second, where a kubelet keeps the container through the whole
+ * preStop sleep (and the object until then). Stopping at the object's
+ * removal raced the load generator, which follows the same watch.
+ */
 static void server_stop(struct server *s)
 {
 	pthread_t t;
-	if (pthread_create(&t, NULL, server_drain, s) == 0)
+	bool linger = s->term_ns && s->prestop_s > 0 && s->prestop_s <= 30;
+	if (pthread_create(&t, NULL, linger ? server_linger : server_drain, s) == 0)
 		pthread_detach(t);
 }
 
@@ -369,6 +389,9 @@ static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old
 		struct server *s = server_start(p);
 		if (s)
 			servers[n_servers++] = s;
+	} else if (want && i >= 0 && obj->deleted && !servers[i]->term_ns) {
+		servers[i]->term_ns = now_ns();
+		servers[i]->prestop_s = p->prestop_s;
 	} else if (!want && i >= 0) {
 		server_stop(servers[i]);
 		servers[i] = servers[--n_servers];

@@ -461,7 +461,7 @@ static void test_closed_loop_step(void **state)
 {
 	const char *load = "{\"t\": 0, \"rps\": 10}\n{\"t\": 300, \"rps\": 60}\n"
 			   "{\"t\": 1500, \"rps\": 60}\n";
-	struct simulate_model m = { 10, 500, 60, 0 };
+	struct simulate_model m = { 10, 500, 60, 0, 0 };
 	struct simulate_scaling sc;
 	char *out = NULL, *svg = NULL, err[256];
 	double max_queue = 0;
@@ -573,6 +573,69 @@ static void test_closed_loop_errors(void **state)
 	free(out);
 }
 
+/* scaleToZero in the closed loop: idle gaps go to zero, the first request
+ * wakes one replica that serves after the cold start, the requests held
+ * meanwhile are counted (overflow beyond maxPendingRequests, time-outs
+ * past activationTimeoutSeconds), and the saving is against the same run
+ * with a floor of one replica. */
+static void test_closed_loop_scale_to_zero(void **state)
+{
+	/* 2 rps for 10 min, idle 20 min, 3 rps for 5 min, idle to the end. */
+	const char *load = "{\"t\": 0, \"rps\": 2}\n{\"t\": 600, \"rps\": 0}\n"
+			   "{\"t\": 1800, \"rps\": 3}\n{\"t\": 2100, \"rps\": 0}\n"
+			   "{\"t\": 3600, \"rps\": 0}\n";
+	struct simulate_model m = { 8, 800, 45, 0, 90 };
+	struct simulate_scaling sc;
+	char *out = NULL, err[256];
+	json_object *o, *z, *w;
+	size_t n;
+	int zero_at = -1, woken_at = -1;
+
+	(void)state;
+	load_spec("kind: InferenceService\nmetadata: {name: stz}\nspec:\n"
+		  "  resources: {gpu: {count: 2}}\n"
+		  "  scaling:\n    minReplicas: 0\n    maxReplicas: 4\n"
+		  "    metrics: [{type: QueueDepth, target: 5}]\n"
+		  "    scaleToZero: {idleSeconds: 120, maxPendingRequests: 100, "
+		  "activationTimeoutSeconds: 60}\n", &sc);
+	assert_true(sc.scale_to_zero.set);
+	assert_int_equal(sc.gpus, 2);
+	assert_int_equal(run_loop(&sc, &m, load, &out, NULL, err, sizeof(err)), 0);
+	n = count_lines(out);
+	assert_int_equal(n, 240 + 1); /* 3600 s / 15 s, and the summary */
+	for (size_t k = 0; k + 1 < n; k++) {
+		o = nth_json(out, k);
+		if (zero_at < 0 && jint(o, "replicas") == 0)
+			zero_at = (int)jint(o, "t");
+		if (zero_at > 0 && woken_at < 0 && jint(o, "replicas") > 0)
+			woken_at = (int)jint(o, "t");
+		json_object_put(o);
+	}
+	/* Last request before 600; idle 120 s -> decided at 720, 0 from 735. */
+	assert_int_equal(zero_at, 735);
+	/* Woken inside the step of the first request (1800..1815). */
+	assert_int_equal(woken_at, 1815);
+	o = nth_json(out, n - 1);
+	assert_true(json_object_object_get_ex(o, "scaleToZero", &z));
+	assert_int_equal(jint(z, "scaledToZero"), 2);
+	assert_int_equal(jint(z, "coldStarts"), 1);
+	/* 3 rps over the 90 s cold start: 270 held, the first 30 s (90)
+	 * time out after 60 s, 180 left: 80 beyond the 100 held. */
+	assert_true(jnum(z, "coldStartRequests") == 270);
+	assert_true(jnum(z, "timedOut") == 90);
+	assert_true(jnum(z, "overflow") == 80);
+	assert_true(json_object_object_get_ex(z, "coldStartWaitSeconds", &w));
+	assert_true(jnum(w, "mean") == 45);
+	assert_true(jnum(w, "max") == 90);
+	/* Without scale to zero: one replica all along at least. */
+	assert_true(jnum(z, "replicaSecondsWithoutScaleToZero") >= 3600);
+	assert_true(jnum(z, "replicaSeconds") < 3600 - 1000);
+	assert_true(jnum(z, "gpuSecondsSaved") ==
+		    2 * (jnum(z, "replicaSecondsWithoutScaleToZero") - jnum(z, "replicaSeconds")));
+	json_object_put(o);
+	free(out);
+}
+
 int tests_simulate(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +649,7 @@ int tests_simulate(void)
 		cmocka_unit_test(test_closed_loop_step),
 		cmocka_unit_test(test_closed_loop_defaults),
 		cmocka_unit_test(test_closed_loop_errors),
+		cmocka_unit_test(test_closed_loop_scale_to_zero),
 	};
 	return cmocka_run_group_tests_name("simulate", tests, NULL, NULL);
 }

@@ -311,6 +311,62 @@ static void scaling_fields(void **state)
 	json_object_put(old);
 }
 
+/* spec.scaling.scaleToZero: at zero Ready stays True (ScaledToZero), a
+ * cold start is ScalingFromZero until a replica is warm, and
+ * status.scaling has the zero time and the last activation in ms. */
+static void scale_to_zero_ready(void **state)
+{
+	struct kdeployment d = dep(0, 0, 0);
+	struct status_scaling sc = {
+		.active = true, .active_reason = "ScaledToZero", .active_message = "",
+		.limited_reason = "DesiredWithinRange", .limited_message = "",
+		.min_replicas = 0, .max_replicas = 2,
+		.scale_to_zero = true, .scaled_to_zero_at_ms = 1800000000123LL,
+		.last_activation_ms = 1799999990456LL,
+	};
+	struct status_input in = { .generation = 2, .desired = 0, .dep = &d, .now = 1800000000,
+				   .scaling_enabled = true, .scaling = &sc, .scale_to_zero = true };
+	const char *reason;
+	(void)state;
+	json_object *a = status_build(&in);
+	assert_string_equal(cond(a, "Ready", &reason), "True");
+	assert_string_equal(reason, "ScaledToZero");
+	json_object *x = json_object_object_get(a, "scaling");
+	assert_string_equal(json_object_get_string(json_object_object_get(x, "scaledToZeroAt")),
+			    "2027-01-15T08:00:00.123Z");
+	assert_string_equal(json_object_get_string(json_object_object_get(x, "lastActivation")),
+			    "2027-01-15T07:59:50.456Z");
+	/* Without scaleToZero, 0 wanted is not ready (as before). */
+	in.scale_to_zero = false;
+	json_object *b = status_build(&in);
+	assert_string_equal(cond(b, "Ready", &reason), "False");
+	assert_string_equal(reason, "ScaledToZero");
+	/* Woken: one replica wanted, none ready yet. */
+	in.scale_to_zero = true;
+	in.desired = 1;
+	d = dep(1, 1, 1);
+	sc.waking = true;
+	sc.scaled_to_zero_at_ms = 0;
+	in.old_status = json_tokener_parse(json_object_to_json_string(a));
+	json_object *c = status_build(&in);
+	assert_string_equal(cond(c, "Ready", &reason), "True");
+	assert_string_equal(reason, "ScalingFromZero");
+	assert_false(status_same(c, in.old_status));
+	json_object *sv;
+	assert_true(json_object_object_get_ex(json_object_object_get(c, "scaling"), "scaledToZeroAt", &sv) &&
+		    sv == NULL);
+	/* Warm: AllReplicasReady. */
+	in.ready = in.warm = in.pods = 1;
+	json_object *e = status_build(&in);
+	assert_string_equal(cond(e, "Ready", &reason), "True");
+	assert_string_equal(reason, "AllReplicasReady");
+	json_object_put(in.old_status);
+	json_object_put(a);
+	json_object_put(b);
+	json_object_put(c);
+	json_object_put(e);
+}
+
 int tests_status(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,6 +376,7 @@ int tests_status(void)
 		cmocka_unit_test(transition_time_and_foreign_conditions),
 		cmocka_unit_test(scaling_fields),
 		cmocka_unit_test(scaling_controls_fields),
+		cmocka_unit_test(scale_to_zero_ready),
 	};
 	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Scenario (issue 16, the operator's side of scale to zero): an
+# InferenceService with minReplicas 0 and spec.scaling.scaleToZero, pods
+# answered by the model simulator (vLLM's metrics), no traffic.
+#
+#   idle        -> drained to 0 replicas: Ready True with reason
+#                  ScaledToZero (the Reason column of kubectl get kis),
+#                  Event ScaledToZero, status.scaling.scaledToZeroAt;
+#   an activation annotation older than the zero time -> nothing;
+#   the operator restarted while at zero -> stays at zero (never 1);
+#   the activation annotation as the activator writes it -> the
+#                  Deployment's replicas go to 1 at once (the time from the
+#                  patch to the write is printed; the evaluation interval
+#                  is 20 s, so a wake that waited for it would show), then
+#                  the pod warms: Event ScaledFromZero with the cold start,
+#                  Ready AllReplicasReady.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+tmp=$(mktemp -d)
+ns=stz-$$
+bin=$(dirname "$KINFER_OPERATOR")/tests/sim
+sim_pid=
+cleanup() {
+	stop_operators
+	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
+	kc delete ns "$ns" --wait=false >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
+cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
+deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
+events() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=$1" \
+	-o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null; }
+now_ms() { date +%s%3N; }
+iso_ms() { date -u -d "@$(($1 / 1000)).$(printf %03d $(($1 % 1000)))" +%Y-%m-%dT%H:%M:%S.%3NZ; }
+
+install_crd
+kc create ns "$ns" >/dev/null
+"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
+	--load-seconds 2s --cold-requests 0 --latency-ms 50ms 2>"$tmp/sim.log" &
+sim_pid=$!
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+
+cat <<YAML | kc apply -f - >/dev/null
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: svc, namespace: $ns}
+spec:
+  model: {name: m, uri: s3://m}
+  resources: {gpu: {count: 1}}
+  warmup: {path: /v1/completions, requests: 1}
+  drain: {timeoutSeconds: 10}
+  scaling:
+    minReplicas: 0
+    maxReplicas: 2
+    evaluationIntervalSeconds: 20
+    metrics: [{type: QueueDepth, target: 5}]
+    scaleToZero: {idleSeconds: 3}
+YAML
+# A new service that scales to zero starts with one replica.
+warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
+if wait_until 60 warm 1; then pass "a new service starts with 1 replica, warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
+
+# Idle: no request at all -> 0, through the drain.
+at() { [ "$(deploy_replicas)" = "$1" ]; }
+if wait_until 90 at 0; then pass "idle: the Deployment is drained to 0"; else fail "Deployment at $(deploy_replicas): $(tail -5 "$tmp/op.log")"; fi
+expect_match "$(cond Ready status) $(cond Ready reason)" '^True ScaledToZero$' "Ready True, reason ScaledToZero"
+expect_match "$(kc -n "$ns" get kis svc -o wide 2>&1)" "svc +m +vllm +0 +0 +0 +0 +True +ScaledToZero " "kubectl get kis -o wide shows 0 replicas, True, ScaledToZero"
+expect_match "$(events ScaledToZero)" 'Scaling to zero: no request and no queued work for 3 s' "Event ScaledToZero"
+expect_match "$(events Drained)" '.' "the last replica left through the drain (Event Drained)"
+zero_at=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
+expect_match "$zero_at" '^[0-9-]+T[0-9:]+\.[0-9]{3}Z$' "status.scaling.scaledToZeroAt in ms ($zero_at)"
+gone() { [ -z "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o name 2>/dev/null)" ]; }
+wait_until 30 gone || fail "pods still there: $(kc -n "$ns" get pods -o name)"
+
+# An activation older than the zero time (the one a restart reads again):
+# nothing happens.
+zero_ms=$(date -d "$zero_at" +%s%3N)
+kc -n "$ns" annotate kis svc --overwrite "kinfer.io/activation-requested=$(iso_ms $((zero_ms - 60000)))" >/dev/null
+stayed=yes
+for _ in $(seq 1 15); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
+[ "$stayed" = yes ] && pass "an activation older than the zero time does nothing" || fail "woken by an old activation: $(deploy_replicas)"
+
+# The operator restarts while at zero: it stays at zero.
+stop_operators
+op_pids=()
+start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+stayed=yes
+for _ in $(seq 1 40); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
+[ "$stayed" = yes ] && pass "an operator restart at zero keeps 0 replicas (8 s, never 1)" || fail "flapped to $(deploy_replicas) after the restart"
+expect_match "$(cond Ready reason)" '^ScaledToZero$' "still Ready ScaledToZero after the restart"
+
+# The activator's signal: 0 -> 1 at once.
+t0=$(now_ms)
+kc -n "$ns" patch kis svc --type=merge -p "{\"metadata\":{\"annotations\":{\"kinfer.io/activation-requested\":\"$(iso_ms "$t0")\"}}}" >/dev/null
+t1=$(now_ms)
+if wait_until 10 at 1; then
+	t2=$(now_ms)
+	pass "activation: Deployment replicas 1 seen $((t2 - t0)) ms after the patch was sent (patch took $((t1 - t0)) ms; evaluation interval 20 s)"
+	[ $((t2 - t0)) -le 5000 ] || fail "the scale-up took $((t2 - t0)) ms: it waited for an evaluation"
+else
+	fail "not woken: Deployment at $(deploy_replicas)"
+fi
+grep -o 'msg="autoscaler scale from zero".*' "$tmp/op2.log" | head -1 | sed 's/^/     /'
+if wait_until 60 warm 1; then pass "the woken replica is warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
+got_event() { [ -n "$(events ScaledFromZero)" ]; }
+wait_until 10 got_event
+ev=$(events ScaledFromZero)
+expect_match "$ev" 'Scaled from zero: the first replica is warm [0-9.]+ s after the activation requested at' "Event ScaledFromZero with the cold-start time"
+echo "     $ev"
+expect_match "$(cond Ready status) $(cond Ready reason)" '^True AllReplicasReady$' "Ready AllReplicasReady"
+expect_match "$(j kis/svc '{.status.scaling.lastActivation}')" "^$(iso_ms "$t0")\$" "status.scaling.lastActivation is the activation"
+summary

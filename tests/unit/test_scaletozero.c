@@ -1,0 +1,196 @@
+/*
+ * scaletozero: the idle decision of spec.scaling.scaleToZero (issue 16).
+ * Idle for idleSeconds goes to zero, work or an activation restarts the
+ * clock, a newer activation wakes it at once and an older one does not,
+ * a restart at zero stays there, and the controls around it (pauses,
+ * schedules' floor, maxReplicas) win as README.md says.
+ */
+#include "unit.h"
+
+#include "scaletozero.h"
+
+#include <string.h>
+
+#define S 1000LL /* ms per second */
+#define T0 1796409000000LL
+
+static struct scaletozero_input base(int64_t now, int32_t current)
+{
+	return (struct scaletozero_input){ .idle_seconds = 30, .now_ms = now, .current = current,
+					   .floor = 0, .max_replicas = 4, .known = true };
+}
+
+static void idle_goes_to_zero(void **state)
+{
+	struct scaletozero_state st = { 0 };
+	struct scaletozero_input in = base(T0, 2);
+	(void)state;
+
+	/* The first look starts the clock: never zero at once after a restart. */
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	assert_int_equal(st.last_activity_ms, T0);
+	in.now_ms = T0 + 29 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.now_ms = T0 + 30 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+	assert_int_equal(st.zero_at_ms, T0 + 30 * S);
+
+	/* The result says it, whatever the metrics recommended. */
+	struct autoscale_result res = { .current = 2, .desired = 2, .state = { .failures = 3 },
+					.fallback = true };
+	scaletozero_apply(SCALETOZERO_TO_ZERO, &in, &res);
+	assert_int_equal(res.desired, 0);
+	assert_true(res.rescale);
+	assert_string_equal(res.reason, "ScaledToZero");
+	assert_false(res.fallback);
+	assert_int_equal(res.state.failures, 0);
+}
+
+static void work_restarts_the_clock(void **state)
+{
+	struct scaletozero_state st = { 0 };
+	struct scaletozero_input in = base(T0, 1);
+	(void)state;
+
+	scaletozero_decide(&in, &st);
+	in.now_ms = T0 + 20 * S;
+	in.busy = true;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.busy = false;
+	in.now_ms = T0 + 49 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	/* Not every ready pod read (or none ready): never zero on a guess. */
+	in.now_ms = T0 + 60 * S;
+	in.known = false;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.known = true;
+	/* An activation is traffic too (the activator held a request). */
+	in.activation_ms = T0 + 55 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.now_ms = T0 + 84 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.now_ms = T0 + 85 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+}
+
+static void activation_wakes_only_when_newer(void **state)
+{
+	struct scaletozero_state st = { .last_activity_ms = T0, .zero_at_ms = T0 + 30 * S };
+	struct scaletozero_input in = base(T0 + 40 * S, 0);
+	struct autoscale_result res;
+	(void)state;
+
+	/* At zero, an annotation older than the zero time: stay. */
+	in.activation_ms = T0 + 10 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	memset(&res, 0, sizeof(res));
+	res.state.failures = 5;
+	scaletozero_apply(SCALETOZERO_STAY_ZERO, &in, &res);
+	assert_int_equal(res.desired, 0);
+	assert_false(res.rescale);
+	assert_true(res.active);
+	assert_string_equal(res.active_reason, "ScaledToZero");
+	assert_int_equal(res.state.failures, 0); /* no pods is not a metrics failure */
+
+	/* A newer one: wake at once, to max(1, floor). */
+	in.activation_ms = T0 + 39 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+	assert_int_equal(st.woken_ms, T0 + 39 * S);
+	memset(&res, 0, sizeof(res));
+	scaletozero_apply(SCALETOZERO_WAKE, &in, &res);
+	assert_int_equal(res.desired, 1);
+	assert_true(res.rescale);
+	assert_string_equal(res.reason, "ScaledFromZero");
+
+	/* The Deployment does not show it yet: still wake, not back to 0. */
+	in.now_ms = T0 + 41 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+	/* A replica runs but is not warm: the autoscaler decides (floor 1). */
+	in.current = 1;
+	in.known = false;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	assert_int_equal(st.woken_ms, T0 + 39 * S);
+	/* Warm and read: the cold start is over, and the clock runs from the
+	 * activation, not from the zero time. */
+	in.known = true;
+	in.now_ms = T0 + 60 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	assert_int_equal(st.woken_ms, 0);
+	in.now_ms = T0 + 69 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+}
+
+/* A restart at zero: the zero time comes back from the status; without
+ * one, the first look is the zero time. The old annotation wakes nothing. */
+static void restart_at_zero_stays(void **state)
+{
+	struct scaletozero_state st = { .zero_at_ms = T0 + 30 * S, .activation_ms = T0 + 5 * S };
+	struct scaletozero_input in = base(T0 + 1000 * S, 0);
+	(void)state;
+
+	in.activation_ms = T0 + 5 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	struct scaletozero_state fresh = { 0 };
+	assert_int_equal(scaletozero_decide(&in, &fresh), SCALETOZERO_STAY_ZERO);
+	assert_int_equal(fresh.zero_at_ms, T0 + 1000 * S);
+	in.now_ms += 5 * S;
+	assert_int_equal(scaletozero_decide(&in, &fresh), SCALETOZERO_STAY_ZERO);
+	/* An annotation from a skewed clock in the future counts as now. */
+	in.activation_ms = T0 + 5000 * S;
+	assert_int_equal(scaletozero_decide(&in, &fresh), SCALETOZERO_WAKE);
+	assert_int_equal(fresh.woken_ms, in.now_ms);
+}
+
+/* What wins: a pause pins the size (or stops scale-in / scale-out), a
+ * schedule's floor above 0 keeps replicas, maxReplicas caps the wake. */
+static void controls_win(void **state)
+{
+	struct scaletozero_state st = { .last_activity_ms = T0 };
+	struct scaletozero_input in = base(T0 + 100 * S, 2);
+	struct autoscale_result res;
+	(void)state;
+
+	in.pinned = true;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.pinned = false;
+	in.scale_in_paused = true;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.scale_in_paused = false;
+	in.floor = 2;     /* a cron window open */
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.floor = 0;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+
+	/* At zero: the pause or the floor decide (the autoscaler's own rules). */
+	in.current = 0;
+	in.now_ms += 10 * S;
+	in.activation_ms = in.now_ms - 1;
+	in.pinned = true;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_AT_ZERO);
+	in.pinned = false;
+	in.scale_out_paused = true;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	in.scale_out_paused = false;
+	in.floor = 3;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_AT_ZERO);
+	in.floor = 3;
+	in.max_replicas = 2;
+	memset(&res, 0, sizeof(res));
+	scaletozero_apply(SCALETOZERO_WAKE, &in, &res);
+	assert_int_equal(res.desired, 2);
+	in.floor = 0;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+	assert_string_equal(scaletozero_action_name(SCALETOZERO_WAKE), "Wake");
+}
+
+int tests_scaletozero(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(idle_goes_to_zero),
+		cmocka_unit_test(work_restarts_the_clock),
+		cmocka_unit_test(activation_wakes_only_when_newer),
+		cmocka_unit_test(restart_at_zero_stays),
+		cmocka_unit_test(controls_win),
+	};
+	return cmocka_run_group_tests_name("scaletozero", tests, NULL, NULL);
+}
