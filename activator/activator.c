@@ -568,7 +568,8 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, cons
 	json_object_object_add(e, "code", json_object_new_int((int)code));
 	json_object_object_add(o, "error", e);
 	int n = snprintf(body, sizeof(body), "%s\n",
-			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)sizeof(body) - 1;
