@@ -496,6 +496,7 @@ struct request {
 	bool too_big, busy, stream, holding, admitted, refused;
 	enum req_phase phase;
 	uint64_t start_ns, deadline_ns, next_keepalive_ns;
+	uint64_t fresh_ns;           /* only endpoints listed after this (monotonic) */
 	struct actsvc_endpoint ep;
 	struct upstream up;
 	struct curl_slist *fwd;      /* the request's headers to forward */
@@ -703,7 +704,7 @@ static int hold_step(struct request *q)
 		until = now + WAIT_SLICE_NS;
 	if (q->stream && q->next_keepalive_ns && until > q->next_keepalive_ns)
 		until = q->next_keepalive_ns;
-	int r = actsvc_wait(q->svc, until, &q->ep);
+	int r = actsvc_wait(q->svc, q->fresh_ns, until, &q->ep);
 	if (r == 0)
 		return 0;
 	if (ktime_mono_ns() >= q->deadline_ns)
@@ -770,9 +771,16 @@ static int forward_head(struct request *q)
 		}
 		if (q->up.headers_done)
 			return 0;
-		if (q->up.result != CURLE_COULDNT_CONNECT || ktime_mono_ns() >= q->deadline_ns)
+		double connect_s = 0;
+		curl_easy_getinfo(q->up.easy, CURLINFO_CONNECT_TIME, &connect_s);
+		bool unconnected = q->up.result == CURLE_COULDNT_CONNECT ||
+			(q->up.result == CURLE_OPERATION_TIMEDOUT && connect_s == 0);
+		if (!unconnected || ktime_mono_ns() >= q->deadline_ns)
 			return -EIO;
-		/* Refused: that pod is gone; wait for the poller's next list. */
+		/* Refused or unreachable: that pod is gone; wait for a list the
+		 * poller makes from now on. */
+		q->fresh_ns = ktime_mono_ns();
+		actsvc_kick(q->a->table);
 		log_info("endpoint refused the connection; holding again", "namespace=%s name=%s "
 			 "endpoint=%s:%d", q->svc->id.ns, q->svc->id.name, q->ep.ip, q->ep.port);
 		upstream_free(&q->up);
@@ -1064,6 +1072,7 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 					   s->id.ns, s->id.name, s->max_pending);
 		}
 		q->holding = true;
+		q->fresh_ns = ktime_mono_ns();
 		metric_add(svc_series(a, &fam_held, s), 1);
 		actsvc_kick(a->table);
 		q->phase = PHASE_HOLD;

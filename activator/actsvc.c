@@ -158,11 +158,12 @@ static void take(struct actsvc *s, struct actsvc_endpoint *ret)
 	s->rr++;
 }
 
-int actsvc_wait(struct actsvc *s, uint64_t deadline_ns, struct actsvc_endpoint *ret)
+int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
+		struct actsvc_endpoint *ret)
 {
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
-	while (s->n_ep == 0) {
+	while (s->n_ep == 0 || s->ep_seen_ns < since_ns) {
 		if (ktime_mono_ns() >= deadline_ns) {
 			r = -ETIMEDOUT;
 			break;

@@ -66,10 +66,12 @@ void actsvc_unhold(struct actsvc *s);
 int actsvc_held(struct actsvc *s);
 
 /*
- * Wait until s has a ready endpoint or deadline_ns (monotonic) passes:
- * 0 with the next endpoint (round robin) in *ret, or -ETIMEDOUT.
+ * Wait until s has a ready endpoint in a list published at or after
+ * since_ns (monotonic; older lists may name pods gone since), or deadline_ns
+ * passes: 0 with the next endpoint (round robin) in *ret, or -ETIMEDOUT.
  */
-int actsvc_wait(struct actsvc *s, uint64_t deadline_ns, struct actsvc_endpoint *ret);
+int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
+		struct actsvc_endpoint *ret);
 /* The next endpoint without waiting, if they were seen within max_age_ns:
  * 0, or -ENOENT. */
 int actsvc_pick(struct actsvc *s, uint64_t max_age_ns, struct actsvc_endpoint *ret);

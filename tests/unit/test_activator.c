@@ -186,14 +186,15 @@ static void wait_for_endpoint(void **state)
 
 	/* Nothing published: the wait ends at its deadline. */
 	uint64_t t0 = ktime_mono_ns();
-	assert_int_equal(actsvc_wait(a, t0 + 50 * KTIME_NSEC_PER_MSEC, &ep), -ETIMEDOUT);
+	assert_int_equal(actsvc_wait(a, 0, t0 + 50 * KTIME_NSEC_PER_MSEC, &ep), -ETIMEDOUT);
 	assert_true(ktime_mono_ns() - t0 >= 50 * KTIME_NSEC_PER_MSEC);
 	assert_int_equal(actsvc_pick(a, KTIME_NSEC_PER_SEC, &ep), -ENOENT);
 
 	/* Published by another thread while waiting: woken, round robin. */
 	struct publisher p = { a, 30000 };
 	assert_int_equal(pthread_create(&th, NULL, publish_later, &p), 0);
-	assert_int_equal(actsvc_wait(a, ktime_mono_ns() + 5 * KTIME_NSEC_PER_SEC, &ep), 0);
+	assert_int_equal(actsvc_wait(a, ktime_mono_ns(), ktime_mono_ns() + 5 * KTIME_NSEC_PER_SEC,
+					 &ep), 0);
 	pthread_join(th, NULL);
 	assert_string_equal(ep.ip, "198.18.0.5");
 	assert_int_equal(ep.port, 8000);
@@ -202,9 +203,15 @@ static void wait_for_endpoint(void **state)
 	/* Too old for a pick without waiting. */
 	usleep(20000);
 	assert_int_equal(actsvc_pick(a, 10 * KTIME_NSEC_PER_MSEC, &ep), -ENOENT);
+	/* A list older than the wait's start is not taken (its pods may be
+	 * gone): the wait times out although endpoints are known. */
+	uint64_t later = ktime_mono_ns();
+	assert_int_equal(actsvc_wait(a, later, later + 10 * KTIME_NSEC_PER_MSEC, &ep), -ETIMEDOUT);
+	assert_int_equal(actsvc_wait(a, 0, later + 10 * KTIME_NSEC_PER_MSEC, &ep), 0);
 	/* Gone again: waits time out. */
 	actsvc_publish(a, NULL, 0);
-	assert_int_equal(actsvc_wait(a, ktime_mono_ns() + 10 * KTIME_NSEC_PER_MSEC, &ep), -ETIMEDOUT);
+	assert_int_equal(actsvc_wait(a, 0, ktime_mono_ns() + 10 * KTIME_NSEC_PER_MSEC, &ep),
+			 -ETIMEDOUT);
 
 	/* The activation write: at once, then not within the gap. */
 	assert_true(actsvc_activation_due(a, 50 * KTIME_NSEC_PER_MSEC));
