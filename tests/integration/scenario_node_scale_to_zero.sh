@@ -36,6 +36,7 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 now_ms() { date +%s%3N; }
 sim=${SIM_IMAGE#docker.io/}
 
