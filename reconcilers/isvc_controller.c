@@ -465,7 +465,9 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
 		goto free_workload;
 	}
-	if (r < 0 || sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0)
+	/* A routing write that failed is retried; the status is written
+	 * anyway (it does not depend on the routing). */
+	if (sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0 || r < 0)
 		res = RECONCILE_ERROR;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;

@@ -7,6 +7,7 @@
 #include "fnv.h"
 #include "keys.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,23 @@ static int cmp_ip(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* An address the API server takes in an EndpointSlice: IPv4, not
+ * loopback (127/8), link-local (169.254/16) or multicast (224/4) — KWOK's
+ * pods have loopback addresses, which would make the whole slice invalid. */
+static bool endpoint_ip(const char *ip)
+{
+	struct in_addr a;
+	if (!ip || inet_pton(AF_INET, ip, &a) != 1)
+		return false;
+	uint32_t h = ntohl(a.s_addr);
+	return (h >> 24) != 127 && (h >> 16) != 0xa9fe && (h >> 28) != 0xe && h != 0;
+}
+
 static size_t take(const struct route_pod *p, size_t n, const char **out)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < ROUTE_MAX_ENDPOINTS; i++)
-		if (p[i].ready && !p[i].deleting && p[i].ip && *p[i].ip)
+		if (p[i].ready && !p[i].deleting && endpoint_ip(p[i].ip))
 			out[k++] = p[i].ip;
 	/* Sorted and without duplicates, so the same pods give the same body
 	 * (and hash) whatever order the cache walk had. */

@@ -42,7 +42,8 @@ struct route_choice {
 };
 
 /*
- * The warm pods (ready, not being deleted, with an address) on port
+ * The warm pods (ready, not being deleted, with an IPv4 address an
+ * EndpointSlice may hold: not loopback, link-local or multicast) on port
  * pod_port when there is at least one; else the ready activator pods on
  * activator_port (n may be 0: no activator is ready either).
  */

@@ -23,6 +23,10 @@ static void choose(void **state)
 		{ NULL, true, false },
 		{ "198.18.0.2", true, false },
 		{ "198.18.0.9", true, false },      /* the same pod twice (a stale copy) */
+		{ "127.77.0.3", true, false },      /* loopback (KWOK): the API refuses it */
+		{ "169.254.1.1", true, false },     /* link-local */
+		{ "fd00::1", true, false },         /* IPv6 in an IPv4 slice */
+		{ "not-an-ip", true, false },
 	};
 	struct route_pod acts[] = {
 		{ "198.18.1.2", true, false },
@@ -31,12 +35,17 @@ static void choose(void **state)
 	};
 
 	/* Warm pods exist: they, sorted, on the model server's port. */
-	route_choose(pods, 7, 8000, acts, 3, 8012, &c);
+	route_choose(pods, 11, 8000, acts, 3, 8012, &c);
 	assert_false(c.activator);
 	assert_int_equal(c.port, 8000);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.ips[0], "198.18.0.2");
 	assert_string_equal(c.ips[1], "198.18.0.9");
+
+	/* Only addresses a slice cannot hold: as none warm. */
+	route_choose(pods + 7, 4, 8000, NULL, 0, 8012, &c);
+	assert_true(c.activator);
+	assert_int_equal(c.n, 0);
 
 	/* None warm (at zero, or all draining): the ready activators. */
 	route_choose(pods + 1, 4, 8000, acts, 3, 8012, &c);
