@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scenario: the pause annotations and the fallback (issue 17) on the local
-# control plane, next to scenario_autoscale.sh: the model-server simulator
+# control plane, next to autoscale.sh: the model-server simulator
 # answers on the pods' IPs, kinfer scales on QueueDepth every 3 s.
 #
 #   kubectl annotate kinfer.io/paused-replicas=2
