@@ -35,7 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 metric_value() { j kis/svc "{.status.currentMetrics[?(@.type==\"$1\")].value}"; }

@@ -30,7 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 ev() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=$1" -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null; }

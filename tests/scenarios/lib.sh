@@ -64,3 +64,83 @@ install_crd() {
 	kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null &&
 		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
 }
+
+# --- A scenario's life. `begin PREFIX` makes $ns (PREFIX-$$, deleted at
+# exit; the scenario creates it when it needs it) and $tmp (a fresh folder),
+# and traps EXIT to `cleanup`, which undoes on every exit path what the
+# scenario registered: operators (start_operator), processes (track_pid),
+# commands (at_exit), namespaces (track_ns), then $tmp.
+tmp= ns=
+_exit_pids=() _exit_sigs=() _exit_cmds=() _exit_nss=()
+begin() { # PREFIX
+	ns=$1-$$
+	tmp=$(mktemp -d)
+	_exit_nss=("$ns")
+	trap cleanup EXIT
+}
+# track_pid PID [SIGNAL]: stopped at exit with SIGNAL (TERM), then waited for.
+track_pid() {
+	_exit_pids+=("$1")
+	_exit_sigs+=("${2:-TERM}")
+}
+# stop_pid PID: stops a tracked process now (its signal) and forgets it.
+stop_pid() {
+	local i
+	for i in "${!_exit_pids[@]}"; do
+		[ "${_exit_pids[i]}" = "$1" ] || continue
+		kill -"${_exit_sigs[i]}" "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		unset '_exit_pids[i]' '_exit_sigs[i]'
+	done
+	return 0
+}
+# at_exit CMD: a shell command run at exit, after the processes stopped and
+# before the namespaces go.
+at_exit() { _exit_cmds+=("$1"); }
+# track_ns NS: one more namespace deleted at exit.
+track_ns() { _exit_nss+=("$1"); }
+cleanup() {
+	local i c n
+	stop_operators
+	for i in "${!_exit_pids[@]}"; do
+		kill -"${_exit_sigs[i]}" "${_exit_pids[i]}" 2>/dev/null
+		wait "${_exit_pids[i]}" 2>/dev/null
+	done
+	for c in "${_exit_cmds[@]}"; do eval "$c"; done
+	for n in "${_exit_nss[@]}"; do kc delete ns "$n" --wait=false >/dev/null 2>&1; done
+	[ -z "$tmp" ] || rm -rf "$tmp"
+}
+
+# j OBJECT JSONPATH: one field of an object in $ns ("" when it is not there).
+j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
+# cond KIS TYPE FIELD: a field of an InferenceService's condition.
+cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
+
+# start_sim ARGS...: the model-server simulator for the pods of $ns (it
+# answers on their loopback IPs), log appended to $tmp/sim.log; sets
+# $sim_pid, stopped at exit with TERM (it finishes in-flight requests) or
+# with $sim_signal when set (`sim_signal=KILL start_sim ...`).
+sim_bin=$(dirname "${KINFER_OPERATOR:-.}")/tests/sim
+sim_pid=
+start_sim() {
+	"$sim_bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" "$@" 2>>"$tmp/sim.log" &
+	sim_pid=$!
+	track_pid "$sim_pid" "${sim_signal:-TERM}"
+}
+
+# apply_isvc NAME [KUBECTL-ARGS...] <<YAML: applies the InferenceService
+# NAME in $ns whose spec is the here-doc (its lines as under `spec:`, two
+# spaces in). Without a `model:` line, the model is {name: NAME, uri:
+# s3://models/NAME}. The manifest stays in $tmp/NAME.yaml.
+apply_isvc() {
+	local name=$1 spec
+	shift
+	spec=$(cat)
+	{
+		printf 'apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\n'
+		printf 'metadata: {name: %s, namespace: %s}\nspec:\n' "$name" "$ns"
+		grep -q '^  model:' <<<"$spec" || printf '  model: {name: %s, uri: "s3://models/%s"}\n' "$name" "$name"
+		[ -z "$spec" ] || printf '%s\n' "$spec"
+	} >"$tmp/$name.yaml"
+	kc apply -f "$tmp/$name.yaml" "$@" >/dev/null
+}
