@@ -10,7 +10,7 @@ expect_match() { # text regex what
 	# A here-string, not a pipe: grep -q exits at the first match, and with
 	# pipefail a writer still holding more than a pipe's 64 KiB would die
 	# of SIGPIPE and turn a match into a failure.
-	if grep -Eq -- "$2" <<<"$1"; then pass "$3"; else fail "$3: /$2/ not in: $1"; fi
+	if grep -Eq -- "$2" <<<"$1"; then pass "$3"; else fail "$3: /$2/ not in: $1"; return 1; fi
 }
 summary() {
 	printf '%d passed, %d failed\n' "$passed" "$failed"

@@ -55,7 +55,8 @@ wait "$lg_pid"; untrack_pid "$lg_pid"
 sleep 1
 stop_pid "$watch_pid"
 echo "rollout + scale-down at 20 rps, 2 s endpoint lag: $(field "$tmp/lg.out" sent) sent, $(field "$tmp/lg.out" failed) failed, p99 $(field "$tmp/lg.out" p99_ms) ms"
-expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during rollout + scale-down"
+expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during rollout + scale-down" ||
+	grep '"error":"' "$tmp/requests.jsonl" | head -20
 
 # Each pod's state when its deletion started, and the pods created.
 python3 - "$tmp/watch.json" >"$tmp/deleted.txt" <<'PY'
