@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Scenario: drain-before-terminate with the model-server simulator. On a
+# scale-down the pods that will go leave Ready first (reason Draining), the
+# Deployment keeps its replicas while a request is still in flight on them,
+# the request completes, exactly those pods are removed (pod-deletion-cost),
+# and Events tell the story. A scale-up in the middle of a drain puts the
+# pods back in service without restarting them.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+begin drain
+curls=()
+at_exit 'for p in "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
+
+install_crd
+kc create ns "$ns" >/dev/null
+# Every request takes 6 s: long enough to be in flight during the drain.
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 6s
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+
+reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
+pods() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
+warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
+deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
+
+apply_isvc svc <<YAML
+  replicas: 3
+  resources: {gpu: {count: 1}}
+  warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}
+  drain: {timeoutSeconds: 60}
+YAML
+if wait_until 60 warm 3; then pass "3 pods warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
+before=$(pods)
+
+# A request in flight on every pod, then scale down to 1.
+curls=()
+for p in $before; do
+	curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 -X POST -d '{}' "http://$(j "pod/$p" '{.status.podIP}'):8000/v1/completions" >> "$tmp/codes" &
+	curls+=($!)
+done
+sleep 1
+kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
+draining() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^Draining$')" = 2 ]; }
+if wait_until 10 draining; then pass "2 pods leave service first (reason Draining)"; else fail "no Draining pods: $(for p in $before; do echo "$p $(reason_of "$p")"; done)"; fi
+victims=$(for p in $before; do [ "$(reason_of "$p")" = Draining ] && echo "$p"; done)
+for p in $victims; do
+	expect_match "$(j "pod/$p" '{.status.conditions[?(@.type=="Ready")].status}')" '^False$' "$p is no longer Ready (out of the endpoints)"
+done
+sleep 2
+expect_match "$(deploy_replicas)" '^3$' "the Deployment keeps 3 replicas while requests are in flight"
+wait "${curls[@]}"
+curls=()
+expect_match "$(sort "$tmp/codes" | uniq -c | tr -s ' ')" '^ 3 200$' "every in-flight request completed with 200"
+shrunk() { [ "$(deploy_replicas)" = 1 ]; }
+if wait_until 20 shrunk; then pass "then the Deployment goes to 1"; else fail "Deployment stays at $(deploy_replicas)"; fi
+for p in $victims; do
+	expect_match "$(j "pod/$p" '{.metadata.annotations.controller\.kubernetes\.io/pod-deletion-cost}')" '^-2147483648$|^$' "$p marked with the lowest pod-deletion-cost (or already gone)"
+done
+left() { [ "$(pods | wc -l)" = 1 ]; }
+if wait_until 20 left; then pass "one pod left"; else fail "pods left: $(pods)"; fi
+survivor=$(pods)
+if printf '%s\n' $victims | grep -qx "$survivor"; then fail "a drained pod survived: $survivor"; else pass "the pod left is the one not drained ($survivor)"; fi
+expect_match "$(kc -n "$ns" get events --field-selector involvedObject.name=svc -o jsonpath='{.items[*].reason}')" 'Draining.*Drained|Drained.*Draining' "Events: Draining, then Drained"
+
+# A scale-up mid-drain cancels it: same pods, back in service.
+kc -n "$ns" scale kis/svc --replicas=3 >/dev/null
+if wait_until 60 warm 3; then pass "back to 3 warm pods"; else fail "not warm: $(j kis/svc '{.status}')"; fi
+before=$(pods)
+kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
+if wait_until 10 draining; then pass "draining again"; else fail "no drain"; fi
+kc -n "$ns" scale kis/svc --replicas=3 >/dev/null
+back() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^DrainCancelled$')" = 2 ]; }
+if wait_until 10 back; then pass "scale-up mid-drain: the 2 pods are back in service (DrainCancelled)"; else fail "not cancelled: $(for p in $before; do echo "$p $(reason_of "$p")"; done)"; fi
+expect_match "$(pods | tr '\n' ' ')" "^$(printf '%s ' $before)$" "the same 3 pods, none restarted"
+expect_match "$(deploy_replicas)" '^3$' "the Deployment never went below 3"
+summary

@@ -1,0 +1,122 @@
+# Helpers of the real-node scenarios (node_*.sh), on top of lib.sh:
+# the fixture cluster_node runs `up.sh --real-node`, so kinfer-node-0 runs
+# containers and kube-proxy serves ClusterIPs inside the node's netns.
+. "$(dirname "$0")/lib.sh"
+
+set -a
+. "$KINFER_TEST_CLUSTER/env"
+set +a
+[ "${KINFER_REAL_NODE:-0}" = 1 ] || { echo "the cluster at $KINFER_TEST_CLUSTER has no real node"; exit 1; }
+src=$KINFER_SOURCE_DIR
+. "$KINFER_IMAGE_DIR/images.env"
+
+# in_node CMD...: CMD in the node's network namespace (where ClusterIPs work).
+in_node() { nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$@"; }
+
+# install_kinfer: the admin install (idempotent), both replicas Available.
+install_kinfer() {
+	kc apply -k "$src/manifests/" >/dev/null &&
+		kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null
+}
+
+# sim_metric POD_IP NAME: a counter of the simulator in that pod.
+sim_metric() {
+	in_node curl -s --max-time 3 "http://$1:8000/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+
+# kis NS NAME REPLICAS [REVISION] [DRAIN_S] [LATENCY_MS]: an InferenceService
+# of the simulator image on kinfer-node-0.
+kis() {
+	cat <<YAML | kc -n "$1" apply -f - >/dev/null
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: $2}
+spec:
+  model: {name: $2, uri: "file:///models/$2", framework: vllm, revision: "${4:-r1}"}
+  image: ${SIM_IMAGE#docker.io/}
+  env:
+    - {name: SIM_LOAD_SECONDS, value: "2"}
+    - {name: SIM_LATENCY_MS, value: "${6:-50}"}
+    - {name: SIM_CAPACITY, value: "64"}
+    - {name: MODEL_REVISION, value: "${4:-r1}"}
+  port: 8000
+  replicas: $3
+  resources:
+    gpu: {count: 1}
+    cpu: 10m
+    memory: 32Mi
+  warmup: {path: /v1/completions, body: {model: $2, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120}
+  drain: {timeoutSeconds: ${5:-20}}
+  scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
+YAML
+}
+
+# plain NS NAME REPLICAS [REVISION]: the same image as a plain Deployment
+# with a readiness probe, and its Service.
+plain() {
+	cat <<YAML | kc -n "$1" apply -f - >/dev/null
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $2}
+spec:
+  replicas: $3
+  selector: {matchLabels: {app: $2}}
+  strategy: {rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}
+  template:
+    metadata: {labels: {app: $2}}
+    spec:
+      nodeSelector: {kinfer.io/real-node: "true"}
+      terminationGracePeriodSeconds: 30
+      containers:
+        - name: model
+          image: ${SIM_IMAGE#docker.io/}
+          imagePullPolicy: IfNotPresent
+          args: [--port, "8000"]
+          env:
+            - {name: SIM_LOAD_SECONDS, value: "2"}
+            - {name: SIM_CAPACITY, value: "64"}
+            - {name: MODEL_REVISION, value: "${4:-r1}"}
+          ports: [{name: http, containerPort: 8000}]
+          readinessProbe: {httpGet: {path: /health, port: http}, periodSeconds: 1}
+          resources: {requests: {cpu: 10m, memory: 32Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $2}
+spec:
+  selector: {app: $2}
+  ports: [{name: http, port: 8000, targetPort: http}]
+YAML
+}
+
+# cluster_ip NS SVC
+cluster_ip() { kc -n "$1" get svc "$2" -o jsonpath='{.spec.clusterIP}'; }
+
+# Load generators in the node's netns, stopped by PID on every exit path.
+lg_pids=()
+stop_loads() {
+	local p
+	for p in "${lg_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${lg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	lg_pids=()
+}
+# load_start OUT IP:PORT SECONDS [RPS]: steady load in the background.
+load_start() {
+	# nsenter execs the load generator: $! is its PID.
+	nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$KINFER_LOADGEN" --service "$2" \
+		--rps "${4:-20}" --duration "$3s" --timeout 10s >"$1" 2>"$1.log" &
+	lg_pids+=("$!")
+	started_load=$!
+}
+# load_wait PID: the run's summary is complete.
+load_wait() { wait "$1" 2>/dev/null || true; }
+# summary_of OUT KEY
+summary_of() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
+# pods_ready NS SELECTOR N: N pods Ready.
+pods_ready() {
+	[ "$(kc -n "$1" get pods -l "$2" -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+		grep -c '^ True$')" = "$3" ]
+}
+# pods_total NS SELECTOR N: exactly N pods exist (terminating ones included).
+pods_total() { [ "$(kc -n "$1" get pods -l "$2" --no-headers 2>/dev/null | wc -l)" = "$3" ]; }
