@@ -189,7 +189,13 @@ static struct metric_series *svc_series(struct activator *a, const struct metric
  * (failed reads: once a second). 1 found, 0 NotFound, -1 unreadable (err
  * says why).
  */
-static int svc_spec(struct activator *a, struct actsvc *s, char *err, size_t errlen)
+struct spec_values {
+	bool scale_to_zero;
+	int max_pending, timeout_s;
+};
+
+static int svc_spec(struct activator *a, struct actsvc *s, struct spec_values *ret, char *err,
+		    size_t errlen)
 {
 	uint64_t now = ktime_mono_ns();
 	int exists;
@@ -223,6 +229,10 @@ static int svc_spec(struct activator *a, struct actsvc *s, char *err, size_t err
 		s->fetched_ns = ktime_mono_ns();
 	}
 	exists = s->exists;
+	/* A copy for the request: another request may refresh them meanwhile. */
+	ret->scale_to_zero = s->scale_to_zero;
+	ret->max_pending = s->max_pending;
+	ret->timeout_s = s->timeout_s;
 	if (exists < 0)
 		snprintf(err, errlen, "cannot read InferenceService %s/%s from the API server",
 			 s->id.ns, s->id.name);
@@ -497,6 +507,7 @@ struct request {
 	enum req_phase phase;
 	uint64_t start_ns, deadline_ns, next_keepalive_ns;
 	uint64_t fresh_ns;           /* only endpoints listed after this (monotonic) */
+	struct spec_values spec;     /* the service's bounds when the request came */
 	struct actsvc_endpoint ep;
 	struct upstream up;
 	struct curl_slist *fwd;      /* the request's headers to forward */
@@ -725,7 +736,7 @@ static void timeout_reason(struct request *q, char *buf, size_t len)
 			 NULL, &o, &st);
 	if (r < 0) {
 		snprintf(buf, len, "activation timed out after %d s, and the InferenceService "
-			 "cannot be read (%.200s)", q->svc->timeout_s, st.message);
+			 "cannot be read (%.200s)", q->spec.timeout_s, st.message);
 		return;
 	}
 	int64_t replicas = cache_json_int(o, "status.replicas", 0);
@@ -733,10 +744,10 @@ static void timeout_reason(struct request *q, char *buf, size_t len)
 	if (replicas == 0 && desired == 0)
 		snprintf(buf, len, "activation timed out after %d s: no replica was started "
 			 "after the activation request (is kinfer-operator running?)",
-			 q->svc->timeout_s);
+			 q->spec.timeout_s);
 	else
 		snprintf(buf, len, "activation timed out after %d s: the model is still starting "
-			 "(%lld replicas, none ready yet)", q->svc->timeout_s, (long long)replicas);
+			 "(%lld replicas, none ready yet)", q->spec.timeout_s, (long long)replicas);
 	json_object_put(o);
 }
 
@@ -971,12 +982,12 @@ static enum MHD_Result admit(struct activator *a, struct request *q, struct MHD_
 		return reply_error(c, 503, "service_unavailable", RETRY_AFTER_OVERFLOW,
 				   "the activator tracks too many services at once");
 	}
-	int ex = svc_spec(a, q->svc, err, sizeof(err));
+	int ex = svc_spec(a, q->svc, &q->spec, err, sizeof(err));
 	if (ex < 0) {
 		refuse(q, "api_error");
 		return reply_error(c, 503, "service_unavailable", RETRY_AFTER_OVERFLOW, "%s", err);
 	}
-	if (ex == 0 || !q->svc->scale_to_zero) {
+	if (ex == 0 || !q->spec.scale_to_zero) {
 		refuse(q, ex == 0 ? "not_found" : "not_scale_to_zero");
 		return reply_error(c, 404, "not_found", NULL, ex == 0 ?
 				   "no InferenceService %s/%s (from Host \"%s\")" :
@@ -1057,19 +1068,19 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 		return MHD_NO;
 	q->stream = actreq_wants_stream(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"),
 					q->body.p, q->body.len);
-	q->deadline_ns = q->start_ns + (uint64_t)s->timeout_s * KTIME_NSEC_PER_SEC;
+	q->deadline_ns = q->start_ns + (uint64_t)q->spec.timeout_s * KTIME_NSEC_PER_SEC;
 
 	/* Warm already (the Service still names the activator for a moment):
 	 * straight through. */
 	if (actsvc_pick(s, 2 * (uint64_t)a->cfg.poll_interval_ms * KTIME_NSEC_PER_MSEC, &q->ep) == 0) {
 		q->phase = PHASE_FORWARD;
 	} else {
-		if (actsvc_hold(s, s->max_pending) < 0) {
+		if (actsvc_hold(s, q->spec.max_pending) < 0) {
 			metric_add(svc_series(a, &fam_overflow, s), 1);
 			return reply_error(c, 503, "model_starting", RETRY_AFTER_OVERFLOW,
 					   "model %s/%s is starting and %d requests are already held "
 					   "for it (maxPendingRequests); retry later",
-					   s->id.ns, s->id.name, s->max_pending);
+					   s->id.ns, s->id.name, q->spec.max_pending);
 		}
 		q->holding = true;
 		q->fresh_ns = ktime_mono_ns();
@@ -1115,7 +1126,7 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 		count_timeout(q);
 		return reply_error(c, 503, "model_starting", RETRY_AFTER_TIMEOUT,
 				   "model %s/%s is starting: activation timed out after %d s",
-				   s->id.ns, s->id.name, s->timeout_s);
+				   s->id.ns, s->id.name, q->spec.timeout_s);
 	}
 	hold_end(q, false);
 	if (r < 0) {
