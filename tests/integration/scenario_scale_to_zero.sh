@@ -111,4 +111,14 @@ expect_match "$ev" 'Scaled from zero: the first replica is warm [0-9.]+ s after 
 echo "     $ev"
 expect_match "$(cond Ready status) $(cond Ready reason)" '^True AllReplicasReady$' "Ready AllReplicasReady"
 expect_match "$(j kis/svc '{.status.scaling.lastActivation}')" "^$(iso_ms "$t0")\$" "status.scaling.lastActivation is the activation"
+
+# Idle again: back to zero, and the activation still on the object (older
+# than the new zero time) does not wake it.
+if wait_until 90 at 0; then pass "idle again: back to 0"; else fail "Deployment at $(deploy_replicas)"; fi
+zero2=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
+[[ "$zero2" > "$zero_at" ]] && pass "a new scaledToZeroAt ($zero2)" || fail "scaledToZeroAt $zero2, first $zero_at"
+stayed=yes
+for _ in $(seq 1 25); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
+[ "$stayed" = yes ] && pass "the old activation does not wake it again (5 s)" || fail "woken again: $(deploy_replicas)"
+expect_match "$(cond Ready status) $(cond Ready reason)" '^True ScaledToZero$' "Ready True ScaledToZero again"
 summary

@@ -120,6 +120,39 @@ static void activation_wakes_only_when_newer(void **state)
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
 }
 
+/* An activation while the drain to zero is under way (the autoscaler
+ * counts the size being carried out, 0): woken, the drain is undone by
+ * the InferenceService controller. And the floor of one is WaitingForIdle,
+ * not a limit. */
+static void activation_during_drain(void **state)
+{
+	struct scaletozero_state st = { 0 };
+	struct scaletozero_input in = base(T0, 2);
+	struct autoscale_result res;
+	(void)state;
+
+	scaletozero_decide(&in, &st);
+	in.now_ms = T0 + 20 * S;
+	memset(&res, 0, sizeof(res));
+	res.current = 2;
+	res.desired = 1;
+	res.limited = true;
+	res.limited_reason = res.reason = "TooFewReplicas";
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	scaletozero_apply(SCALETOZERO_NONE, &in, &res);
+	assert_false(res.limited);
+	assert_string_equal(res.reason, "WaitingForIdle");
+	assert_string_equal(res.limited_reason, "DesiredWithinRange");
+	in.now_ms = T0 + 30 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+	in.current = 0;                 /* draining: the decision being carried out */
+	in.now_ms = T0 + 31 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	in.activation_ms = T0 + 31 * S + 500;
+	in.now_ms = T0 + 32 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+}
+
 /* A restart at zero: the zero time comes back from the status; without
  * one, the first look is the zero time. The old annotation wakes nothing. */
 static void restart_at_zero_stays(void **state)
@@ -189,6 +222,7 @@ int tests_scaletozero(void)
 		cmocka_unit_test(idle_goes_to_zero),
 		cmocka_unit_test(work_restarts_the_clock),
 		cmocka_unit_test(activation_wakes_only_when_newer),
+		cmocka_unit_test(activation_during_drain),
 		cmocka_unit_test(restart_at_zero_stays),
 		cmocka_unit_test(controls_win),
 	};
