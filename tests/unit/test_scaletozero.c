@@ -16,8 +16,12 @@
 
 static struct scaletozero_input base(int64_t now, int32_t current)
 {
-	return (struct scaletozero_input){ .idle_seconds = 30, .now_ms = now, .current = current,
-					   .floor = 0, .max_replicas = 4, .known = true };
+	return (struct scaletozero_input){ .idle_seconds = 30,
+					   .now_ms = now,
+					   .current = current,
+					   .floor = 0,
+					   .max_replicas = 4,
+					   .known = true };
 }
 
 static void idle_goes_to_zero(void **state)
@@ -36,8 +40,9 @@ static void idle_goes_to_zero(void **state)
 	assert_int_equal(st.zero_at_ms, T0 + 30 * S);
 
 	/* The result says it, whatever the metrics recommended. */
-	struct autoscale_result res = { .current = 2, .desired = 2, .state = { .failures = 3 },
-					.fallback = true };
+	struct autoscale_result res = {
+		.current = 2, .desired = 2, .state = { .failures = 3 }, .fallback = true
+	};
 	scaletozero_apply(SCALETOZERO_TO_ZERO, &in, &res);
 	assert_int_equal(res.desired, 0);
 	assert_true(res.rescale);
@@ -145,7 +150,7 @@ static void activation_during_drain(void **state)
 	assert_string_equal(res.limited_reason, "DesiredWithinRange");
 	in.now_ms = T0 + 30 * S;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
-	in.current = 0;                 /* draining: the decision being carried out */
+	in.current = 0; /* draining: the decision being carried out */
 	in.now_ms = T0 + 31 * S;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
 	in.activation_ms = T0 + 31 * S + 500;
@@ -189,7 +194,7 @@ static void controls_win(void **state)
 	in.scale_in_paused = true;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
 	in.scale_in_paused = false;
-	in.floor = 2;     /* a cron window open */
+	in.floor = 2; /* a cron window open */
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
 	in.floor = 0;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);

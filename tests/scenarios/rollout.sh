@@ -24,7 +24,6 @@ kc create ns "$ns" >/dev/null
 	--cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
 sim_pid=$!
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 field() { sed -n "s/^$2 //p" "$1" | head -1; }
 rolled() { [ "$(j kis/svc '{.status.observedGeneration}')" = 2 ] &&
 	[ "$(j kis/svc '{.status.conditions[?(@.type=="Ready")].reason}')" = AllReplicasReady ] &&
