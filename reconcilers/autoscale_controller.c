@@ -838,13 +838,21 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		d.status.waking = s->stz.woken_ms != 0;
 	}
 	bool changed = !s->have || !same_decision(&d, &s->decision);
+	/* The last decision already said 0 (the drain is still under way, or
+	 * the Deployment does not show it yet): no second Event. */
+	bool was_zero = s->have ? s->decision.desired == 0 : current == 0;
 	pthread_mutex_lock(&a->lock);
 	s->decision = d;
 	s->have = true;
 	pthread_mutex_unlock(&a->lock);
 
 	controls_events(ctx, in, sc, &res);
-	if (res.rescale && za == SCALETOZERO_TO_ZERO) {
+	/* A wake or a scale to zero the last decision already said is not
+	 * said again. */
+	bool said = (za == SCALETOZERO_TO_ZERO && was_zero) || (za == SCALETOZERO_WAKE && !was_zero);
+	if (res.rescale && (za == SCALETOZERO_TO_ZERO || za == SCALETOZERO_WAKE) && said) {
+		/* Nothing new. */
+	} else if (res.rescale && za == SCALETOZERO_TO_ZERO) {
 		snprintf(note, sizeof(note), "Scaling to zero: no request and no queued work for %d s "
 			 "(spec.scaling.scaleToZero.idleSeconds); draining %d replica%s", zi.idle_seconds,
 			 res.current, res.current == 1 ? "" : "s");

@@ -19,7 +19,7 @@ static enum scaletozero_action at_zero(const struct scaletozero_input *in,
 				       struct scaletozero_state *st)
 {
 	if (in->pinned || in->floor > 0)
-		return SCALETOZERO_AT_ZERO;   /* the pause, or the schedule's floor */
+		return SCALETOZERO_AT_ZERO; /* the pause, or the schedule's floor */
 	/* Woken, and the Deployment does not show it yet: keep asking. */
 	if (st->woken_ms && !in->scale_out_paused)
 		return SCALETOZERO_WAKE;
@@ -46,7 +46,7 @@ enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
 	if (act > st->activation_ms)
 		st->activation_ms = act;
 	if (!st->last_activity_ms)
-		st->last_activity_ms = in->now_ms;  /* first look: idle from now */
+		st->last_activity_ms = in->now_ms; /* first look: idle from now */
 	if (st->activation_ms > st->last_activity_ms)
 		st->last_activity_ms = st->activation_ms;
 	if (in->busy)
@@ -54,7 +54,7 @@ enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
 	if (in->current <= 0)
 		return at_zero(in, st);
 	if (in->known)
-		st->woken_ms = 0;     /* a pod answers: the cold start is over */
+		st->woken_ms = 0; /* a pod answers: the cold start is over */
 	/* Going to zero was decided and then something asked for more. */
 	st->zero_at_ms = 0;
 	if (in->pinned || in->scale_in_paused || in->floor > 0 || !in->known || in->busy ||
@@ -81,8 +81,10 @@ void scaletozero_apply(enum scaletozero_action a, const struct scaletozero_input
 			res->limited_reason = "DesiredWithinRange";
 			if (res->reason && strcmp(res->reason, "TooFewReplicas") == 0)
 				res->reason = "WaitingForIdle";
-			snprintf(res->message, sizeof(res->message), "one replica until idle for "
-				 "%d s (scaleToZero)", in->idle_seconds);
+			snprintf(res->message, sizeof(res->message),
+				 "one replica until idle for "
+				 "%d s (scaleToZero)",
+				 in->idle_seconds);
 		}
 		return;
 	case SCALETOZERO_AT_ZERO:
@@ -101,7 +103,8 @@ void scaletozero_apply(enum scaletozero_action a, const struct scaletozero_input
 		res->active_reason = "ScaledToZero";
 		res->limited = false;
 		res->limited_reason = "DesiredWithinRange";
-		snprintf(res->message, sizeof(res->message), "scaled to zero; the activator wakes "
+		snprintf(res->message, sizeof(res->message),
+			 "scaled to zero; the activator wakes "
 			 "it at the first request");
 		break;
 	case SCALETOZERO_WAKE:
@@ -110,7 +113,8 @@ void scaletozero_apply(enum scaletozero_action a, const struct scaletozero_input
 		res->hold = false;
 		res->active = true;
 		res->active_reason = "ScaledFromZero";
-		snprintf(res->message, sizeof(res->message), "a request arrived at zero replicas "
+		snprintf(res->message, sizeof(res->message),
+			 "a request arrived at zero replicas "
 			 "(kinfer.io/activation-requested)");
 		break;
 	}

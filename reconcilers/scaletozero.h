@@ -29,17 +29,17 @@
 
 /* One evaluation's view. */
 struct scaletozero_input {
-	int32_t idle_seconds;   /* spec.scaling.scaleToZero.idleSeconds */
-	int64_t now_ms;         /* wall */
-	int32_t current;        /* the replicas being run (0: at or going to zero) */
-	int32_t floor;          /* minReplicas in force (schedules raise it) */
-	int32_t max_replicas;   /* maxReplicas in force */
-	bool pinned;            /* paused-replicas or paused: the pause decides */
-	bool scale_in_paused;   /* paused-scale-in: never to zero */
-	bool scale_out_paused;  /* paused-scale-out: never woken */
-	bool known;             /* every ready pod's activity was read (and one exists) */
-	bool busy;              /* some pod has work queued or running, or served some */
-	int64_t activation_ms;  /* kinfer.io/activation-requested; 0: none */
+	int32_t idle_seconds;  /* spec.scaling.scaleToZero.idleSeconds */
+	int64_t now_ms;        /* wall */
+	int32_t current;       /* the replicas being run (0: at or going to zero) */
+	int32_t floor;         /* minReplicas in force (schedules raise it) */
+	int32_t max_replicas;  /* maxReplicas in force */
+	bool pinned;           /* paused-replicas or paused: the pause decides */
+	bool scale_in_paused;  /* paused-scale-in: never to zero */
+	bool scale_out_paused; /* paused-scale-out: never woken */
+	bool known;            /* every ready pod's activity was read (and one exists) */
+	bool busy;             /* some pod has work queued or running, or served some */
+	int64_t activation_ms; /* kinfer.io/activation-requested; 0: none */
 };
 
 /* What one evaluation hands the next (and the status shows). */

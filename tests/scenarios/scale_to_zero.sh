@@ -16,19 +16,8 @@
 #                  Ready AllReplicasReady.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=stz-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
-cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
+begin stz
+rcond() { cond svc Ready "$1"; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 events() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=$1" \
 	-o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null; }
@@ -37,16 +26,10 @@ iso_ms() { date -u -d "@$(($1 / 1000)).$(printf %03d $(($1 % 1000)))" +%Y-%m-%dT
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
-	--load-seconds 2s --cold-requests 0 --latency-ms 50ms 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 2s --cold-requests 0 --latency-ms 50ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
+apply_isvc svc <<YAML
   model: {name: m, uri: s3://m}
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1}
@@ -65,8 +48,10 @@ if wait_until 60 warm 1; then pass "a new service starts with 1 replica, warm"; 
 # Idle: no request at all -> 0, through the drain.
 at() { [ "$(deploy_replicas)" = "$1" ]; }
 if wait_until 90 at 0; then pass "idle: the Deployment is drained to 0"; else fail "Deployment at $(deploy_replicas): $(tail -5 "$tmp/op.log")"; fi
-expect_match "$(cond Ready status) $(cond Ready reason)" '^True ScaledToZero$' "Ready True, reason ScaledToZero"
-expect_match "$(kc -n "$ns" get kis svc -o wide 2>&1)" "svc +m +vllm +0 +0 +0 +0 +True +ScaledToZero " "kubectl get kis -o wide shows 0 replicas, True, ScaledToZero"
+expect_match "$(rcond status) $(rcond reason)" '^True ScaledToZero$' "Ready True, reason ScaledToZero"
+wide() { kc -n "$ns" get kis svc -o wide 2>&1; }
+wide_zero() { [[ "$(wide)" =~ svc\ +m\ +vllm\ +0\ +0\ +0\ +0\ +True\ +ScaledToZero\  ]]; }
+if wait_until 20 wide_zero; then pass "kubectl get kis -o wide shows 0 replicas, True, ScaledToZero"; else fail "kubectl get kis -o wide: $(wide)"; fi
 expect_match "$(events ScaledToZero)" 'Scaling to zero: no request and no queued work for 3 s' "Event ScaledToZero"
 expect_match "$(events Drained)" '.' "the last replica left through the drain (Event Drained)"
 zero_at=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
@@ -89,7 +74,7 @@ start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || ex
 stayed=yes
 for _ in $(seq 1 40); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
 [ "$stayed" = yes ] && pass "an operator restart at zero keeps 0 replicas (8 s, never 1)" || fail "flapped to $(deploy_replicas) after the restart"
-expect_match "$(cond Ready reason)" '^ScaledToZero$' "still Ready ScaledToZero after the restart"
+expect_match "$(rcond reason)" '^ScaledToZero$' "still Ready ScaledToZero after the restart"
 
 # The activator's signal: 0 -> 1 at once.
 t0=$(now_ms)
@@ -109,6 +94,16 @@ wait_until 10 got_event
 ev=$(events ScaledFromZero)
 expect_match "$ev" 'Scaled from zero: the first replica is warm [0-9.]+ s after the activation requested at' "Event ScaledFromZero with the cold-start time"
 echo "     $ev"
-expect_match "$(cond Ready status) $(cond Ready reason)" '^True AllReplicasReady$' "Ready AllReplicasReady"
+expect_match "$(rcond status) $(rcond reason)" '^True AllReplicasReady$' "Ready AllReplicasReady"
 expect_match "$(j kis/svc '{.status.scaling.lastActivation}')" "^$(iso_ms "$t0")\$" "status.scaling.lastActivation is the activation"
+
+# Idle again: back to zero, and the activation still on the object (older
+# than the new zero time) does not wake it.
+if wait_until 90 at 0; then pass "idle again: back to 0"; else fail "Deployment at $(deploy_replicas)"; fi
+zero2=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
+[[ "$zero2" > "$zero_at" ]] && pass "a new scaledToZeroAt ($zero2)" || fail "scaledToZeroAt $zero2, first $zero_at"
+stayed=yes
+for _ in $(seq 1 25); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
+[ "$stayed" = yes ] && pass "the old activation does not wake it again (5 s)" || fail "woken again: $(deploy_replicas)"
+expect_match "$(rcond status) $(rcond reason)" '^True ScaledToZero$' "Ready True ScaledToZero again"
 summary

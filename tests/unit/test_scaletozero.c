@@ -16,8 +16,12 @@
 
 static struct scaletozero_input base(int64_t now, int32_t current)
 {
-	return (struct scaletozero_input){ .idle_seconds = 30, .now_ms = now, .current = current,
-					   .floor = 0, .max_replicas = 4, .known = true };
+	return (struct scaletozero_input){ .idle_seconds = 30,
+					   .now_ms = now,
+					   .current = current,
+					   .floor = 0,
+					   .max_replicas = 4,
+					   .known = true };
 }
 
 static void idle_goes_to_zero(void **state)
@@ -36,8 +40,9 @@ static void idle_goes_to_zero(void **state)
 	assert_int_equal(st.zero_at_ms, T0 + 30 * S);
 
 	/* The result says it, whatever the metrics recommended. */
-	struct autoscale_result res = { .current = 2, .desired = 2, .state = { .failures = 3 },
-					.fallback = true };
+	struct autoscale_result res = {
+		.current = 2, .desired = 2, .state = { .failures = 3 }, .fallback = true
+	};
 	scaletozero_apply(SCALETOZERO_TO_ZERO, &in, &res);
 	assert_int_equal(res.desired, 0);
 	assert_true(res.rescale);
@@ -120,6 +125,39 @@ static void activation_wakes_only_when_newer(void **state)
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
 }
 
+/* An activation while the drain to zero is under way (the autoscaler
+ * counts the size being carried out, 0): woken, the drain is undone by
+ * the InferenceService controller. And the floor of one is WaitingForIdle,
+ * not a limit. */
+static void activation_during_drain(void **state)
+{
+	struct scaletozero_state st = { 0 };
+	struct scaletozero_input in = base(T0, 2);
+	struct autoscale_result res;
+	(void)state;
+
+	scaletozero_decide(&in, &st);
+	in.now_ms = T0 + 20 * S;
+	memset(&res, 0, sizeof(res));
+	res.current = 2;
+	res.desired = 1;
+	res.limited = true;
+	res.limited_reason = res.reason = "TooFewReplicas";
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	scaletozero_apply(SCALETOZERO_NONE, &in, &res);
+	assert_false(res.limited);
+	assert_string_equal(res.reason, "WaitingForIdle");
+	assert_string_equal(res.limited_reason, "DesiredWithinRange");
+	in.now_ms = T0 + 30 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+	in.current = 0; /* draining: the decision being carried out */
+	in.now_ms = T0 + 31 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	in.activation_ms = T0 + 31 * S + 500;
+	in.now_ms = T0 + 32 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+}
+
 /* A restart at zero: the zero time comes back from the status; without
  * one, the first look is the zero time. The old annotation wakes nothing. */
 static void restart_at_zero_stays(void **state)
@@ -156,7 +194,7 @@ static void controls_win(void **state)
 	in.scale_in_paused = true;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
 	in.scale_in_paused = false;
-	in.floor = 2;     /* a cron window open */
+	in.floor = 2; /* a cron window open */
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
 	in.floor = 0;
 	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
@@ -189,6 +227,7 @@ int tests_scaletozero(void)
 		cmocka_unit_test(idle_goes_to_zero),
 		cmocka_unit_test(work_restarts_the_clock),
 		cmocka_unit_test(activation_wakes_only_when_newer),
+		cmocka_unit_test(activation_during_drain),
 		cmocka_unit_test(restart_at_zero_stays),
 		cmocka_unit_test(controls_win),
 	};
