@@ -66,7 +66,7 @@ static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.002
 					   0.01, 0.025, 0.05, 0.1, 0.25 };
 static const struct metric_family fam_duration = {
 	"kinfer_placement_decision_duration_seconds",
-	"Time of one placement decision (filter and score every node; waiting for the lock not included).",
+	"Time of one placement decision (the index, filter and score the nodes it yields, assume; waiting for the lock not included).",
 	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
 static const struct metric_family fam_waiting = {
 	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
@@ -256,10 +256,11 @@ static void map_pod(void *data, const struct cache_obj *o, controller_emit_fn em
 {
 	struct pctl *S = data;
 	const struct kpod *p = (const struct kpod *)o;
+	/* Any pod on a node, whoever placed it, changes what is free there
+	 * (told on a standby too: the index must be right when it leads). */
+	placement_node_changed(S ? S->pl : NULL, p->node);
 	if (!active(S))
 		return;
-	/* Any pod on a node, whoever placed it, changes what is free there. */
-	placement_node_changed(S->pl, p->node);
 	if (!ours(S, p))
 		return;
 	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
@@ -270,7 +271,9 @@ static void map_pod(void *data, const struct cache_obj *o, controller_emit_fn em
 static void map_node(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	struct pctl *S = data;
-	(void)o;
+	/* The placement index reads the node again (allocatable, labels,
+	 * utilization) at its next decision. */
+	placement_node_changed(S ? S->pl : NULL, o->name);
 	if (active(S))
 		waiting_wake(S, emit, ud);
 }

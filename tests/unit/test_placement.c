@@ -53,6 +53,8 @@ static void publish(struct cache *c, const char *json)
 		if (old)
 			placement_node_changed(pl, ((const struct kpod *)old)->node);
 	}
+	if (c == nodes)   /* and its node handler */
+		placement_node_changed(pl, obj->name);
 	if (old)
 		cache_retire(c, old);
 	json_object_put(j);
@@ -207,6 +209,11 @@ static void cached_node_is_chosen(void **state)
 	assert_int_equal(decide("p", &d), 0);
 	assert_string_equal(d.node, "n2");
 	assert_true(d.cached);
+	/* Every node fits (the scan counts them; the index stops early). */
+	cache_read_lock();
+	assert_int_equal(placement_decide_scan(pl, nodes, pods, pod("p"), 1, &d), 0);
+	cache_read_unlock();
+	assert_string_equal(d.node, "n2");
 	assert_int_equal(d.feasible, 3);
 	/* A service that asked not to prefer cached nodes: packing decides
 	 * among equals (the first by name). */
@@ -413,6 +420,160 @@ static void constraints_past_the_bounds(void **state)
 			    "the pod's node constraints exceed kinfer's bounds.");
 }
 
+/* ---- the index decides as the scan does -------------------------------- */
+
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+/* A random node: GPUs of one of three resources (or two MIG profiles),
+ * sometimes tainted, cordoned, not ready, labelled with a cached model or
+ * a pool, any utilization or none. */
+static void random_node(uint64_t *s, int i)
+{
+	static const char *const res[] = { "nvidia.com/gpu", "nvidia.com/gpu.shared" };
+	char name[32], labels[256] = "", alloc[256], ann[96] = "", taints[160] = "[]";
+	int kind = (int)(rnd_next(s) % 4), units = 1 << (rnd_next(s) % 4);
+
+	snprintf(name, sizeof(name), "node-%03d", i);
+	if (kind == 3)
+		snprintf(alloc, sizeof(alloc), "\"nvidia.com/mig-1g.10gb\":\"%d\","
+			 "\"nvidia.com/mig-3g.40gb\":\"%d\"", (int)(rnd_next(s) % 8), (int)(rnd_next(s) % 3));
+	else
+		snprintf(alloc, sizeof(alloc), "\"%s\":\"%d\"", res[kind == 2], units);
+	if (rnd_next(s) % 5 == 0)
+		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"%s\"",
+			 (int)(rnd_next(s) % 3), rnd_next(s) % 4 ? "true" : "false");
+	if (rnd_next(s) % 4 == 0)
+		snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "%s\"pool\":\"p%d\"",
+			 *labels ? "," : "", (int)(rnd_next(s) % 2));
+	if (rnd_next(s) % 6)
+		snprintf(ann, sizeof(ann), ",\"annotations\":{\"kinfer.io/gpu-utilization\":\"%d\"}",
+			 (int)(rnd_next(s) % 101));
+	if (rnd_next(s) % 10 == 0)
+		snprintf(taints, sizeof(taints), "[{\"key\":\"dedicated\",\"value\":\"infra\","
+			 "\"effect\":\"NoSchedule\"}]");
+	char buf[2048];
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"uid\":\"u-%s\",\"labels\":{%s}%s},"
+		 "\"spec\":{\"unschedulable\":%s,\"taints\":%s},"
+		 "\"status\":{\"allocatable\":{\"cpu\":\"%d\",\"memory\":\"64Gi\",\"pods\":\"%d\",%s},"
+		 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\"}]}}",
+		 name, name, labels, ann, rnd_next(s) % 25 ? "false" : "true", taints,
+		 4 + (int)(rnd_next(s) % 28), 3 + (int)(rnd_next(s) % 20), alloc,
+		 rnd_next(s) % 20 ? "True" : "False");
+	publish(nodes, buf);
+}
+
+/* A random pod of one of the resources, bound to node (or pending when
+ * node < 0), of any priority and model, sometimes with a selector. */
+static void random_pod(uint64_t *s, const char *name, int node, int n_nodes)
+{
+	static const char *const res[] = { "nvidia.com/gpu", "nvidia.com/gpu.shared",
+					   "nvidia.com/mig-1g.10gb", "nvidia.com/mig-3g.40gb" };
+	static const char *const prio[] = { "low", "normal", "high" };
+	char nodefield[64] = "", sel[128] = "", buf[2048];
+
+	if (node >= 0)
+		snprintf(nodefield, sizeof(nodefield), "\"nodeName\":\"node-%03d\",", node % n_nodes);
+	if (node < 0 && rnd_next(s) % 5 == 0)
+		snprintf(sel, sizeof(sel), "\"nodeSelector\":{\"pool\":\"p%d\"},", (int)(rnd_next(s) % 2));
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+		 "\"labels\":{\"kinfer.io/service\":\"s%d\",\"kinfer.io/model\":\"m%d\","
+		 "\"kinfer.io/priority\":\"%s\"}},"
+		 "\"spec\":{%s%s\"schedulerName\":\"kinfer\",\"containers\":[{\"name\":\"m\","
+		 "\"resources\":{\"requests\":{\"cpu\":\"%dm\",\"memory\":\"1Gi\"},"
+		 "\"limits\":{\"%s\":\"%d\"}}}]},\"status\":{\"phase\":\"%s\"}}",
+		 name, name, (int)(rnd_next(s) % 4), (int)(rnd_next(s) % 3), prio[rnd_next(s) % 3],
+		 nodefield, sel, 100 + (int)(rnd_next(s) % 2000), res[rnd_next(s) % 4],
+		 1 + (int)(rnd_next(s) % 3), node < 0 ? "Pending" : rnd_next(s) % 10 ? "Running" : "Succeeded");
+	publish(pods, buf);
+}
+
+static void expect_same(const char *name, uint64_t now)
+{
+	struct placement_decision a, b;
+	cache_read_lock();
+	const struct kpod *p = pod(name);
+	int ra = placement_decide_scan(pl, nodes, pods, p, now, &a);
+	int rb = placement_decide(pl, nodes, pods, p, now, &b);
+	cache_read_unlock();
+	assert_int_equal(rb, ra);
+	assert_string_equal(b.node, a.node);
+	assert_int_equal(b.score, a.score);
+	assert_int_equal(b.cached, a.cached);
+	assert_int_equal(b.nodes, a.nodes);
+	assert_string_equal(b.message, a.message);
+}
+
+/*
+ * Random clusters, and on each the pending pods decided by the scan and by
+ * the index: the same node, score and message, also after assuming some
+ * of them, binding pods, deleting nodes and changing others.
+ */
+static void index_decides_as_the_scan(void **state)
+{
+	uint64_t s = 7;
+	(void)state;
+	for (int round = 0; round < 24; round++) {
+		struct placement_weights w = placement_default_weights;
+		if (round % 3 == 1)
+			w = (struct placement_weights){ .packing = 10, .fragmentation = 3 };
+		if (round % 3 == 2)
+			w = (struct placement_weights){ .utilization = (int)(rnd_next(&s) % 20),
+							.packing = (int)(rnd_next(&s) % 20),
+							.fragmentation = (int)(rnd_next(&s) % 20),
+							.cached = (int)(rnd_next(&s) % 50) };
+		done(NULL);
+		assert_int_equal(fresh(NULL), 0);
+		placement_free(pl);
+		assert_int_equal(placement_new(&w, &pl), 0);
+		int n_nodes = 5 + (int)(rnd_next(&s) % 120), n_bound = (int)(rnd_next(&s) % (3 * n_nodes));
+		char name[32];
+		for (int i = 0; i < n_nodes; i++)
+			random_node(&s, i);
+		for (int k = 0; k < n_bound; k++) {
+			snprintf(name, sizeof(name), "b%d", k);
+			random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes), n_nodes);
+		}
+		for (int k = 0; k < 16; k++) {
+			snprintf(name, sizeof(name), "q%d", k);
+			random_pod(&s, name, -1, n_nodes);
+		}
+		for (int step = 0; step < 4; step++) {
+			for (int k = 0; k < 16; k++) {
+				snprintf(name, sizeof(name), "q%d", k);
+				expect_same(name, 1);
+				/* Assume every third where it went. */
+				struct placement_decision d;
+				cache_read_lock();
+				const struct kpod *p = pod(name);
+				if (k % 3 == 0 && placement_decide(pl, nodes, pods, p, 1, &d) == 0)
+					assert_int_equal(placement_assume(pl, p, d.node, 1), 0);
+				cache_read_unlock();
+			}
+			/* The cluster changes: pods bound and finished, nodes
+			 * changed, removed and added. */
+			for (int k = 0; k < 10; k++) {
+				snprintf(name, sizeof(name), "b%d", n_bound + step * 10 + k);
+				random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes), n_nodes);
+			}
+			random_node(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes));
+			char key[32];
+			struct cache_obj *old;
+			snprintf(key, sizeof(key), "node-%03d", (int)(rnd_next(&s) % (uint64_t)n_nodes));
+			if (cache_remove(nodes, key, &old) == 0) {
+				placement_node_changed(pl, old->name);
+				cache_retire(nodes, old);
+			}
+			random_node(&s, n_nodes + step);
+		}
+	}
+}
+
 /* ---- the message --------------------------------------------------------- */
 
 static void failed_scheduling_message_counts_reasons(void **state)
@@ -487,6 +648,7 @@ int tests_placement(void)
 		T(constraints_past_the_bounds),
 		T(failed_scheduling_message_counts_reasons),
 		T(message_is_bounded_and_sorted),
+		T(index_decides_as_the_scan),
 	};
 #undef T
 	return cmocka_run_group_tests_name("placement", tests, test_rcu_setup, test_rcu_teardown);
