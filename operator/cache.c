@@ -92,6 +92,7 @@ struct cache {
 	size_t idx_n[CACHE_MAX_INDEXES];   /* writer only: linked objects */
 	_Atomic size_t count;
 	_Atomic bool synced;
+	_Atomic uint64_t write_seq;   /* odd while a write's handlers run */
 };
 
 struct cache_proj {
@@ -713,6 +714,21 @@ void cache_discard(struct cache *c, struct cache_obj *obj)
 void cache_set_synced(struct cache *c, bool synced)
 {
 	atomic_store(&c->synced, synced);
+}
+
+void cache_write_begin(struct cache *c)
+{
+	atomic_fetch_add_explicit(&c->write_seq, 1, memory_order_acq_rel);
+}
+
+void cache_write_done(struct cache *c)
+{
+	atomic_fetch_add_explicit(&c->write_seq, 1, memory_order_acq_rel);
+}
+
+bool cache_writing(const struct cache *c)
+{
+	return atomic_load_explicit(&((struct cache *)c)->write_seq, memory_order_acquire) & 1;
 }
 
 size_t cache_index_size(const struct cache *c, size_t index)

@@ -139,6 +139,12 @@ void cache_retire(struct cache *c, struct cache_obj *obj);
 /* Free a projection that was never published, at once. */
 void cache_discard(struct cache *c, struct cache_obj *obj);
 void cache_set_synced(struct cache *c, bool synced);
+/* Around one write and the handlers told of it (the informer calls them
+ * around cache_publish or cache_remove and its notification): a reader
+ * that keeps its own state from those handlers (the placement index) can
+ * tell whether every write it sees in the cache has been told to it. */
+void cache_write_begin(struct cache *c);
+void cache_write_done(struct cache *c);
 
 /* ---- reader side (between cache_read_lock and cache_read_unlock) ---- */
 
@@ -155,6 +161,9 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 unsigned long cache_key_hash(const char *key);
 bool cache_synced(const struct cache *c);
 size_t cache_count(const struct cache *c);
+/* Between cache_write_begin and cache_write_done (acquire: what the
+ * handlers did before cache_write_done is visible when false). */
+bool cache_writing(const struct cache *c);
 /* Entries in a secondary index (writer thread only; for tests). */
 size_t cache_index_size(const struct cache *c, size_t index);
 

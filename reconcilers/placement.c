@@ -898,18 +898,25 @@ static int group_get(struct placement *pl, int ri, int64_t alloc, int64_t free_u
 			return -1;
 		x->n_groups = 0;
 	}
-	for (int g = 0; g < x->n_groups; g++)
+	int empty = -1;
+	for (int g = 0; g < x->n_groups; g++) {
 		if (x->g[g].alloc == alloc && x->g[g].free == free_units)
 			return g;
-	if (x->n_groups == MAX_GROUPS)
+		if (empty < 0 && x->g[g].n == 0)
+			empty = g;
+	}
+	/* Full: a group no node is in any more takes the new pair (else every
+	 * node with a new pair would overflow until the next resync). */
+	if (x->n_groups == MAX_GROUPS && empty < 0)
 		return -1;
-	struct group *g = &x->g[x->n_groups];
+	int gi = x->n_groups == MAX_GROUPS ? empty : x->n_groups++;
+	struct group *g = &x->g[gi];
 	g->alloc = alloc;
 	g->free = free_units;
 	g->n = 0;
 	for (int u = 0; u < UTIL_LEVELS; u++)
 		g->head[u] = -1;
-	return x->n_groups++;
+	return gi;
 }
 
 static uint64_t cached_bit(const char *label_key)
@@ -1028,12 +1035,21 @@ static void next_epoch(struct placement *pl)
 	}
 }
 
-static void index_sync(struct placement *pl, struct cache *nodes, struct cache *pods)
+/*
+ * False while a node write's handlers have not all run (published, not yet
+ * told: its record may be stale, the node cache shows it): the decision is
+ * then the scan's. Checked before taking the ring: when no write is in
+ * flight, every write the cache shows has been told, so its name is in
+ * the ring taken below or was refreshed by an earlier decision.
+ */
+static bool index_sync(struct placement *pl, struct cache *nodes, struct cache *pods)
 {
 	uint64_t *d;
 	size_t n;
 	bool overflow;
 
+	if (cache_writing(nodes))
+		return false;
 	pthread_mutex_lock(&pl->dlock);
 	d = pl->dirty;
 	n = pl->n_dirty;
@@ -1046,10 +1062,11 @@ static void index_sync(struct placement *pl, struct cache *nodes, struct cache *
 
 	if (!pl->synced || overflow) {
 		index_resync(pl, nodes, pods);
-		return;
+		return pl->synced;
 	}
 	next_epoch(pl);   /* stamps the records refreshed in this batch */
-	for (size_t k = 0; k < n; k++)
+	/* No records yet (the first decision saw no node): no map either. */
+	for (size_t k = 0; pl->rmap && k < n; k++)
 		for (size_t i = d[k] & pl->rmap_mask; pl->rmap[i]; i = (i + 1) & pl->rmap_mask) {
 			struct rec *r = &pl->recs[pl->rmap[i] - 1];
 			if (r->hash != d[k] || r->epoch == pl->epoch)
@@ -1062,6 +1079,7 @@ static void index_sync(struct placement *pl, struct cache *nodes, struct cache *
 	 * long gone piling up: start over. */
 	if (cache_count(nodes) != pl->n_live || pl->n_recs > 2 * pl->n_live + 1024)
 		index_resync(pl, nodes, pods);
+	return pl->synced;
 }
 
 /* Specials: nodes whose score the index cannot bound (assumptions or
@@ -1192,8 +1210,7 @@ static bool decide_indexed(struct placement *pl, struct cache *nodes, struct wal
 	if (pod->gpu <= 0 || !pod->gpu_resource || pod->sched_unreadable ||
 	    strncmp(pod->gpu_resource, "nvidia.com/", 11) != 0)
 		return false;
-	index_sync(pl, nodes, w->pods);
-	if (!pl->synced)
+	if (!index_sync(pl, nodes, w->pods))
 		return false;
 	next_epoch(pl);
 	if (gather_special(pl, w->cached_key) < 0)
