@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1036,20 +1037,30 @@ static void next_epoch(struct placement *pl)
 }
 
 /*
- * False while a node write's handlers have not all run (published, not yet
- * told: its record may be stale, the node cache shows it): the decision is
- * then the scan's. Checked before taking the ring: when no write is in
- * flight, every write the cache shows has been told, so its name is in
- * the ring taken below or was refreshed by an earlier decision.
+ * A node write whose handlers have not all run (published, not yet told:
+ * its record may be stale while the node cache shows it) is waited for,
+ * a few microseconds as a rule; if it takes longer than WRITE_WAIT_NS
+ * (the writer lost its core), false: the decision is then the scan's.
+ * Checked before taking the ring: when no write is in flight, every write
+ * the cache shows has been told, so its name is in the ring taken below
+ * or was refreshed by an earlier decision.
  */
+#define WRITE_WAIT_NS 50000
+
 static bool index_sync(struct placement *pl, struct cache *nodes, struct cache *pods)
 {
-	uint64_t *d;
+	uint64_t *d, t0 = 0;
 	size_t n;
 	bool overflow;
 
-	if (cache_writing(nodes))
-		return false;
+	while (cache_writing(nodes)) {
+		uint64_t t = ktime_mono_ns();
+		if (!t0)
+			t0 = t;
+		else if (t - t0 > WRITE_WAIT_NS)
+			return false;
+		sched_yield();
+	}
 	pthread_mutex_lock(&pl->dlock);
 	d = pl->dirty;
 	n = pl->n_dirty;

@@ -80,6 +80,7 @@ static int publish(struct cache *c, const char *json)
 	json_object_put(j);
 	if (r < 0)
 		return r;
+	cache_write_begin(c);   /* as the informer: the write, then its handlers */
 	cache_publish(c, obj, &old);
 	if (cache_kind(c) == &kind_pods) {
 		placement_node_changed(the_pl, ((const struct kpod *)obj)->node);
@@ -88,6 +89,7 @@ static int publish(struct cache *c, const char *json)
 	}
 	if (cache_kind(c) == &kind_nodes)   /* as the controller's node handler */
 		placement_node_changed(the_pl, obj->name);
+	cache_write_done(c);
 	if (old)
 		cache_retire(c, old);
 	return 0;
@@ -232,10 +234,12 @@ static void *writer_main(void *ud)
 			int node = k % b->n_nodes;
 			if (x % 16 == 1) {   /* deleted, and re-added elsewhere */
 				snprintf(key, sizeof(key), "serving/pod-%06d", k);
+				cache_write_begin(b->pods);
 				if (cache_remove(b->pods, key, &old) == 0) {
 					placement_node_changed(b->pl, ((const struct kpod *)old)->node);
 					cache_retire(b->pods, old);
 				}
+				cache_write_done(b->pods);
 				node = (node + 1 + (int)((x >> 32) % 7)) % b->n_nodes;
 			}
 			r = pod_json(k, node, b->n_nodes, rv++, buf, sizeof(buf));
