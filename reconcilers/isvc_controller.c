@@ -140,6 +140,13 @@ static bool status_due(struct isvc_ctl *c, const char *key, uint64_t now, uint64
 		return true;
 	pthread_mutex_lock(&c->lock);
 	struct applied *a = &c->applied[h % APPLIED_SLOTS];
+	if (a->key != h && a->status_due_ns) {
+		/* Another InferenceService's change waits in this slot: taking
+		 * it would restart that one's window, and the two would push
+		 * each other's back forever. Write this one now instead. */
+		pthread_mutex_unlock(&c->lock);
+		return true;
+	}
 	if (a->key != h) {
 		memset(a, 0, sizeof(*a));
 		a->key = h;
