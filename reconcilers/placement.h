@@ -99,9 +99,9 @@ int placement_assume(struct placement *pl, const struct kpod *pod, const char *n
  * change the index is not told of may hide that node from placement_decide
  * until the next (the index also resyncs when the node count differs).
  * The node cache's writer brackets each write and its handlers with
- * cache_write_begin/done (the informer does): while one is in flight,
- * placement_decide is the scan, so a node stored and not yet told never
- * changes a decision. */
+ * cache_write_begin/done (the informer does): placement_decide waits for
+ * one in flight (up to 50 us, then it is the scan), so a node stored and
+ * not yet told never changes a decision. */
 void placement_node_changed(struct placement *pl, const char *node);
 /* The pod is bound and the cache's by-node index already shows it (the
  * cache publishes a pod first and indexes it after): only then may its
