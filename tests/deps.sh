@@ -7,6 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ca-certificates curl openssl
 	libcurl4-openssl-dev libjson-c-dev libyaml-dev liburcu-dev
 	libcmocka-dev libmicrohttpd-dev libgnutls28-dev valgrind python3 iproute2 procps bc clang
+	# tests/format.sh (.clang-format)
+	clang-format
 	prometheus
 	# The real node (tests/cluster/up.sh --real-node) and its images
 	# (tests/cluster/images.sh): containers, pod network, image root fs.

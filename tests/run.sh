@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every kinfer test on this machine, from nothing:
-#   1. install the build and test dependencies (Debian packages);
+#   1. install the build and test dependencies (Debian packages), and check
+#      the C sources' format (tests/format.sh --check, .clang-format);
 #   2. build the local control plane from Go modules (cached per machine);
 #   3. build kinfer warning-free, run the unit tests under valgrind, and the
 #      concurrent parts (cache, work queue) under ThreadSanitizer, and each
@@ -17,6 +18,9 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 say "dependencies"
 eval "$(bash tests/deps.sh)"
+
+say "format (tests/format.sh --check; --fix rewrites)"
+bash tests/format.sh --check
 
 say "local control plane (built once per machine, then cached)"
 bash tests/cluster/build.sh >/dev/null

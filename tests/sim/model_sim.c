@@ -111,6 +111,8 @@ struct server {
 	int running, waiting;
 	long served, warmups, warmups_stalled, traffic_before_warm;
 	bool warm;                   /* a warm-up request has succeeded */
+	uint64_t term_ns;            /* when its deletion was first seen, or 0 */
+	int prestop_s;               /* its preStop pause, from then */
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
 	long ok, failed;
@@ -328,11 +330,99 @@ static void *server_drain(void *ud)
 	return NULL;
 }
 
+/*
+ * A pod whose deletion was seen with a preStop pause keeps serving until the
+ * pause is over, even when its object is gone before: kwok removes a deleted
+ * pod after a second, where a kubelet keeps the container through the whole
+ * preStop sleep (and the object until then). Stopping at the object's
+ * removal raced the load generator, which follows the same watch.
+ *
+ * kwok gives a removed pod's IP to the next pod at once, which no CNI does
+ * while the old sandbox lives: a new pod on the address of a lingering one
+ * ends the linger (the new pod wins). A lingering server is held by a
+ * ticket; whoever takes the ticket's server off the list (the linger thread
+ * at the pause's end, or a new pod on its address) stops it; the thread
+ * frees the ticket.
+ */
+struct lingerer {
+	struct server *s;            /* NULL once a new pod took it over */
+	uint64_t end_ns;
+};
+static struct lingerer *lingering[MAX_PODS];
+static int n_lingering;
+static pthread_cond_t linger_cond = PTHREAD_COND_INITIALIZER;
+
+static void linger_remove(struct lingerer *l)
+{
+	for (int i = 0; i < n_lingering; i++)
+		if (lingering[i] == l) {
+			lingering[i] = lingering[--n_lingering];
+			return;
+		}
+}
+
+static void *server_linger(void *ud)
+{
+	struct lingerer *l = ud;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until); /* linger_cond uses the default clock */
+	uint64_t left = l->end_ns > now_ns() ? l->end_ns - now_ns() : 0;
+	until.tv_sec += (time_t)(left / 1000000000ULL);
+	until.tv_nsec += (long)(left % 1000000000ULL);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&servers_lock);
+	while (l->s && now_ns() < l->end_ns)
+		if (pthread_cond_timedwait(&linger_cond, &servers_lock, &until) == ETIMEDOUT)
+			break;
+	struct server *s = l->s;
+	if (s)
+		linger_remove(l);
+	pthread_mutex_unlock(&servers_lock);
+	free(l);
+	if (s)
+		server_drain(s);
+	return NULL;
+}
+
+/* Called with servers_lock held. */
 static void server_stop(struct server *s)
 {
 	pthread_t t;
-	if (pthread_create(&t, NULL, server_drain, s) == 0)
+	struct lingerer *l = NULL;
+	if (s->term_ns && s->prestop_s > 0 && s->prestop_s <= 30 && n_lingering < MAX_PODS &&
+	    (l = calloc(1, sizeof(*l)))) {
+		l->s = s;
+		l->end_ns = s->term_ns + (uint64_t)s->prestop_s * 1000000000ULL;
+		lingering[n_lingering++] = l;
+	}
+	if (pthread_create(&t, NULL, l ? server_linger : server_drain, l ? (void *)l : (void *)s) == 0) {
 		pthread_detach(t);
+	} else if (l) {
+		linger_remove(l);
+		free(l);
+	}
+}
+
+/* A new pod on IP:PORT: a lingering server there stops now. servers_lock held. */
+static void linger_cut(const char *ip, int port)
+{
+	for (int i = 0; i < n_lingering; i++) {
+		struct lingerer *l = lingering[i];
+		if (l->s && l->s->port == port && strcmp(l->s->ip, ip) == 0) {
+			struct server *s = l->s;
+			l->s = NULL;
+			lingering[i--] = lingering[--n_lingering];
+			pthread_cond_broadcast(&linger_cond);
+			log_info("address taken by a new pod, stopping", "pod=%s", s->key);
+			MHD_stop_daemon(s->d);
+			pthread_mutex_destroy(&s->lock);
+			pthread_cond_destroy(&s->cond);
+			free(s);
+		}
+	}
 }
 
 /* ---- following pods ----------------------------------------------------- */
@@ -358,9 +448,13 @@ static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old
 	pthread_mutex_lock(&servers_lock);
 	int i = find(key);
 	if (want && i < 0 && n_servers < MAX_PODS) {
+		linger_cut(p->ip, p->port);
 		struct server *s = server_start(p);
 		if (s)
 			servers[n_servers++] = s;
+	} else if (want && i >= 0 && obj->deleted && !servers[i]->term_ns) {
+		servers[i]->term_ns = now_ns();
+		servers[i]->prestop_s = p->prestop_s;
 	} else if (!want && i >= 0) {
 		server_stop(servers[i]);
 		servers[i] = servers[--n_servers];

@@ -19,7 +19,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 
 install_crd

@@ -11,15 +11,11 @@
 # restart with the bad one present syncs and is ready.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=unreadable-$$
-cleanup() { stop_operators; kc delete ns "$ns" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
-trap cleanup EXIT
+begin unreadable
 
 install_crd
 kc create ns "$ns" >/dev/null
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 isvc() { # NAME [BODY]
 	cat <<YAML
 apiVersion: kinfer.io/v1alpha1

@@ -12,37 +12,19 @@
 #    not remove it ahead of the pods kinfer drained.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=drainguard-$$
+begin drainguard
 policy=kinfer-test-refuse-drain-$$
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete validatingadmissionpolicybinding "$policy" --ignore-not-found >/dev/null 2>&1
-	kc delete validatingadmissionpolicy "$policy" --ignore-not-found >/dev/null 2>&1
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
+at_exit 'kc delete validatingadmissionpolicybinding "$policy" --ignore-not-found >/dev/null 2>&1'
+at_exit 'kc delete validatingadmissionpolicy "$policy" --ignore-not-found >/dev/null 2>&1'
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-requests 0 --latency-ms 20ms 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
 live_pods() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 { print $1 }'; }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   replicas: 3
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1}

@@ -10,10 +10,7 @@
 # pods' kinfer.io/warmed-up condition itself (set_gate).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=isvc-$$
-cleanup() { stop_operators; kc delete ns "$ns" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
-trap cleanup EXIT
+begin isvc
 
 install_crd
 kc create ns "$ns" >/dev/null
@@ -21,8 +18,6 @@ kc create ns "$ns" >/dev/null
 start_operator "$tmp/op.log" --leader-elect=false --resync-period 5s --watch-namespace "$ns" || exit 1
 port=$started_port
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
-cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
 set_gate() {
 	kc -n "$ns" patch pod "$1" --subresource=status --type=strategic \
@@ -36,11 +31,7 @@ writes() {
 		awk '/^kinfer_api_requests_total\{verb="(apply|patch|create|update|delete)"/ { s += $2 } END { print s + 0 }'
 }
 
-cat > "$tmp/llm.yaml" <<YAML
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: llm, namespace: $ns}
-spec:
+apply_isvc llm <<YAML
   model: {name: llama-13b, uri: s3://models/llama-13b, framework: vllm}
   replicas: 2
   resources:
@@ -49,7 +40,6 @@ spec:
     memory: 64Gi
   drain: {timeoutSeconds: 60}
 YAML
-kc apply -f "$tmp/llm.yaml" >/dev/null
 if wait_until 20 j deploy/llm '{.metadata.name}' >/dev/null; then pass "Deployment created"; else fail "no Deployment"; fi
 expect_match "$(j deploy/llm '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}/{.metadata.ownerReferences[0].controller}')" '^InferenceService/llm/true$' "Deployment is owned (controller) by the InferenceService"
 expect_match "$(j deploy/llm '{.spec.template.spec.containers[0].resources.limits.nvidia\.com/gpu}')" '^2$' "2 exclusive GPUs requested"
@@ -95,15 +85,10 @@ reverted() { [ "$(j deploy/llm '{.spec.template.spec.containers[0].image}')" = "
 if wait_until 20 reverted; then pass "an edited Deployment is put back"; else fail "image stays $(j deploy/llm '{.spec.template.spec.containers[0].image}')"; fi
 
 # No node fits: Degraded with the scheduler's words.
-cat > "$tmp/nofit.yaml" <<YAML
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: nofit, namespace: $ns}
-spec:
+apply_isvc nofit <<YAML
   model: {name: big, uri: s3://models/big}
   resources: {gpu: {count: 1, product: NVIDIA-B200}}
 YAML
-kc apply -f "$tmp/nofit.yaml" >/dev/null
 if wait_until 30 is_cond nofit Degraded True; then pass "unschedulable pods: Degraded=True"; else fail "nofit: $(j kis/nofit '{.status}')"; fi
 expect_match "$(cond nofit Degraded reason): $(cond nofit Degraded message)" '^Unschedulable: .*nodes are available' "reason Unschedulable with the scheduler's message"
 expect_match "$(cond nofit Ready status)" '^False$' "and Ready=False"

@@ -7,41 +7,23 @@
 # the operator does not warm a warm pod again.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=warmup-$$
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
+begin warmup
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
-	--cold-ms 300ms --fail-warmup-prefix broken- 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 3s --cold-ms 300ms --fail-warmup-prefix broken-
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
 ip_of() { j "pod/$1" '{.status.podIP}'; }
 sim_metric() { curl -s --max-time 2 "http://$(ip_of "$1"):8000/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
 
-cat > "$tmp/good.yaml" <<YAML
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: good, namespace: $ns}
-spec:
+apply_isvc good <<YAML
   model: {name: opt-1b, uri: hf://facebook/opt-1.3b, framework: vllm}
   replicas: 2
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, body: {prompt: "Hi", max_tokens: 4}, requests: 4, concurrency: 2}
 YAML
-kc apply -f "$tmp/good.yaml" >/dev/null
 t0=$SECONDS
 if kc -n "$ns" wait --for=condition=Ready kis/good --timeout=60s >/dev/null; then
 	pass "Ready after load and warm-up ($((SECONDS - t0)) s from apply)"

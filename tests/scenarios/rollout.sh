@@ -24,7 +24,6 @@ kc create ns "$ns" >/dev/null
 	--cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
 sim_pid=$!
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 field() { sed -n "s/^$2 //p" "$1" | head -1; }
 rolled() { [ "$(j kis/svc '{.status.observedGeneration}')" = 2 ] &&
 	[ "$(j kis/svc '{.status.conditions[?(@.type=="Ready")].reason}')" = AllReplicasReady ] &&
@@ -53,7 +52,10 @@ kc -n "$ns" patch kis svc --type=merge -p '{"spec":{"model":{"revision":"v2"}}}'
 if wait_until 25 rolled; then pass "rolled out to revision v2"; else fail "rollout: $(j kis/svc '{.status}')"; fi
 wait "$lg_pid"; lg_pid=
 echo "rolling update at 20 rps, 2 s endpoint lag: $(field "$tmp/lg.out" sent) sent, $(field "$tmp/lg.out" failed) failed, p99 $(field "$tmp/lg.out" p99_ms) ms"
-expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during the rolling update"
+if ! expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during the rolling update"; then
+	grep '"error":"' "$tmp/requests.jsonl" | head -20
+	kc -n "$ns" get events --sort-by=.lastTimestamp 2>/dev/null | tail -30
+fi
 new=$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{.items[*].metadata.name}')
 for p in $old; do
 	if printf '%s\n' $new | grep -qx "$p"; then fail "old pod $p still there"; else pass "old pod $p replaced"; fi

@@ -13,7 +13,7 @@
 #           -> step-wise scale-down (one replica per step) after the window,
 #              each step through the drain (Draining Events), down to min.
 #
-# Usage: scenario_autoscale.sh [Pods|Prometheus]. With Prometheus, a real
+# Usage: autoscale.sh [Pods|Prometheus]. With Prometheus, a real
 # Prometheus server (Debian's) scrapes the pods (file_sd targets written
 # from the pods' IPs, labels namespace and pod) and kinfer queries it; the
 # InferenceService also scales on a Custom PromQL metric.
@@ -35,7 +35,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 metric_value() { j kis/svc "{.status.currentMetrics[?(@.type==\"$1\")].value}"; }

@@ -10,25 +10,12 @@
 # warm: it rejoined the Service cold).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=warmrestart-$$
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
+begin warmrestart
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-requests 0 --latency-ms 20ms 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 gate() { j "pod/$p" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].status}/{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
 is_gate() { [ "$(gate)" = "$1" ]; }
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
@@ -38,12 +25,7 @@ containers() { # READY RESTARTS
 		\"containerStatuses\":[{\"name\":\"model-server\",\"ready\":$( [ "$1" = True ] && echo true || echo false),\"restartCount\":$2}]}}" >/dev/null
 }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   replicas: 1
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 2}

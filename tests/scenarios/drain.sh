@@ -7,38 +7,22 @@
 # pods back in service without restarting them.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=drain-$$
-sim_pid= curl_pid= curls=()
-cleanup() {
-	stop_operators
-	for p in $sim_pid $curl_pid "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
+begin drain
+curls=()
+at_exit 'for p in "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
 
 install_crd
 kc create ns "$ns" >/dev/null
 # Every request takes 6 s: long enough to be in flight during the drain.
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-requests 0 --latency-ms 6s 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 6s
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
 pods() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   replicas: 3
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}
@@ -64,7 +48,7 @@ done
 sleep 2
 expect_match "$(deploy_replicas)" '^3$' "the Deployment keeps 3 replicas while requests are in flight"
 wait "${curls[@]}"
-curl_pid=
+curls=()
 expect_match "$(sort "$tmp/codes" | uniq -c | tr -s ' ')" '^ 3 200$' "every in-flight request completed with 200"
 shrunk() { [ "$(deploy_replicas)" = 1 ]; }
 if wait_until 20 shrunk; then pass "then the Deployment goes to 1"; else fail "Deployment stays at $(deploy_replicas)"; fi

@@ -4,39 +4,22 @@
 # the requests in flight complete, the drained pods are the ones removed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=failover-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid=
+begin failover
 curls=()
-cleanup() {
-	stop_operators
-	for p in $sim_pid "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	kc -n "$ns" delete lease "kinfer-$ns" >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+at_exit 'for p in "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
+at_exit 'kc -n "$ns" delete lease "kinfer-$ns" >/dev/null 2>&1'
 
 install_crd
 kc create ns "$ns" >/dev/null
 # Requests take 8 s: the drain is still waiting when the leader dies.
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-requests 0 --latency-ms 8s 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 8s
 args=(--watch-namespace "$ns" --leader-election-namespace "$ns" --leader-election-id "kinfer-$ns"
 	--lease-duration 6s --renew-deadline 4s --retry-period 1s)
 start_operator "$tmp/a.log" "${args[@]}" || exit 1
 a_pid=$started_pid
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   replicas: 2
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}

@@ -97,7 +97,7 @@ for o in 'customresourcedefinition.apiextensions.k8s.io/inferenceservices.kinfer
 	expect_match "$out" "^$o (created|configured|unchanged) \(server dry run\)" "server dry run: $o"
 done
 # (kubectl's own note on an object created by server-side apply, such as the
-# CRD when scenario_crd applied it, is not a warning about the manifests.)
+# CRD when scenario.crd applied it, is not a warning about the manifests.)
 w=$(printf '%s\n' "$out" | grep -i 'warning' | grep -v 'last-applied-configuration annotation')
 expect_match "${w:-none}" '^none$' "server dry run: no warning (Pod Security restricted, deprecations)"
 # The webhook key is mounted 0440 (root-owned): the pod, running as 65532,

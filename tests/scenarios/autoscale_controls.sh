@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scenario: the pause annotations and the fallback (issue 17) on the local
-# control plane, next to scenario_autoscale.sh: the model-server simulator
+# control plane, next to autoscale.sh: the model-server simulator
 # answers on the pods' IPs, kinfer scales on QueueDepth every 3 s.
 #
 #   kubectl annotate kinfer.io/paused-replicas=2
@@ -30,7 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 ev() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=$1" -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null; }

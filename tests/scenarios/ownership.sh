@@ -9,24 +9,14 @@
 # the user's Deployment.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=ownership-$$
-cleanup() { stop_operators; kc delete ns "$ns" --wait=false >/dev/null 2>&1; rm -rf "$tmp"; }
-trap cleanup EXIT
+begin ownership
 
 install_crd
 kc create ns "$ns" >/dev/null
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
-cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 is_reason() { [ "$(cond "$1" "$2" reason)" = "$3" ]; }
 isvc() {
-	cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: $1, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+	apply_isvc "$1" <<YAML
   replicas: 1
 YAML
 }

@@ -30,7 +30,6 @@ kc create ns "$ns" >/dev/null
 	--cold-requests 3 --cold-ms 300ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
 sim_pid=$!
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 field() { sed -n "s/^$2 //p" "$1" | head -1; }
 
 cat <<YAML | kc apply -f - >/dev/null
@@ -71,7 +70,8 @@ wait "$lg_pid"; lg_pid=
 sleep 1
 kill -TERM "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; watch_pid=
 echo "rollout + scale-down at 20 rps, 2 s endpoint lag: $(field "$tmp/lg.out" sent) sent, $(field "$tmp/lg.out" failed) failed, p99 $(field "$tmp/lg.out" p99_ms) ms"
-expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during rollout + scale-down"
+expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during rollout + scale-down" ||
+	grep '"error":"' "$tmp/requests.jsonl" | head -20
 
 # Each pod's state when its deletion started, and the pods created.
 python3 - "$tmp/watch.json" >"$tmp/deleted.txt" <<'PY'

@@ -27,7 +27,6 @@ kc create ns "$ns" >/dev/null
 sim_pid=$!
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ] && [ "$(j kis/svc '{.status.replicas}')" = "$1" ]; }
 ready_plain() { [ "$(j deploy/plain '{.status.readyReplicas}')" = "$1" ] && [ "$(j deploy/plain '{.status.replicas}')" = "$1" ]; }

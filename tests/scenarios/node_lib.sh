@@ -1,4 +1,4 @@
-# Helpers of the real-node scenarios (scenario_node_*.sh), on top of lib.sh:
+# Helpers of the real-node scenarios (node_*.sh), on top of lib.sh:
 # the fixture cluster_node runs `up.sh --real-node`, so kinfer-node-0 runs
 # containers and kube-proxy serves ClusterIPs inside the node's netns.
 . "$(dirname "$0")/lib.sh"

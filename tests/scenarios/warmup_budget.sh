@@ -9,33 +9,15 @@
 # service holds at most 4 warm-ups at a time.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=warmbudget-$$
-sim_pid=
-cleanup() {
-	stop_operators
-	# KILL: its stalled warm-up answers would hold a TERM for 100 s.
-	[ -n "$sim_pid" ] && { kill -KILL "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-sim=$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim
+begin warmbudget
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-requests 0 --latency-ms 20ms --stall-warmup-prefix stall 2>"$tmp/sim.log" &
-sim_pid=$!
+# Stopped with KILL: its stalled warm-up answers would hold a TERM for 100 s.
+sim_signal=KILL start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms --stall-warmup-prefix stall
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
 isvc() { # NAME REPLICAS
-	cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: $1, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+	apply_isvc "$1" <<YAML
   replicas: $2
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 60, timeoutSeconds: 120}

@@ -1,0 +1,146 @@
+# Assertions for scenario scripts: each prints one line, and summary ends
+# with "N passed, N failed" and the exit status.
+passed=0 failed=0
+pass() { passed=$((passed + 1)); printf 'ok   %s\n' "$1"; }
+fail() { failed=$((failed + 1)); printf 'FAIL %s\n' "$1"; }
+expect_code() { # want got what
+	if [ "$2" -eq "$1" ]; then pass "$3"; else fail "$3 (exit $2, want $1)"; fi
+}
+expect_match() { # text regex what
+	# A here-string, not a pipe: grep -q exits at the first match, and with
+	# pipefail a writer still holding more than a pipe's 64 KiB would die
+	# of SIGPIPE and turn a match into a failure.
+	if grep -Eq -- "$2" <<<"$1"; then pass "$3"; else fail "$3: /$2/ not in: $1"; return 1; fi
+}
+summary() {
+	printf '%d passed, %d failed\n' "$passed" "$failed"
+	[ "$failed" -eq 0 ]
+}
+# kubectl against the fixture's cluster.
+kc() { (set -a; . "$KINFER_TEST_CLUSTER/env"; set +a; "$BIN/kubectl" "$@"); }
+
+# Operator processes started by a scenario, stopped by PID on every exit.
+op_pids=()
+stop_operators() {
+	local p
+	for p in "${op_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in "${op_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+# start_operator LOGFILE ARGS...: runs kinfer-operator in the background,
+# sets $started_pid, and waits (bounded) until it serves HTTP; sets
+# $started_port from its log.
+start_operator() {
+	local log=$1
+	shift
+	"$KINFER_OPERATOR" run --kubeconfig "$KINFER_TEST_KUBECONFIG" \
+		--http-addr 127.0.0.1:0 "$@" 2>"$log" &
+	started_pid=$!
+	op_pids+=("$started_pid")
+	started_port=
+	for _ in $(seq 1 100); do
+		started_port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$log" | head -1)
+		[ -n "$started_port" ] && return 0
+		kill -0 "$started_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "operator did not start: $(cat "$log")" >&2
+	return 1
+}
+# metric PORT NAME: the value of an unlabelled metric.
+metric() { curl -s --max-time 2 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
+# wait_until SECONDS CMD...: poll every 0.2 s.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+
+# The InferenceService CRD, applied idempotently: scenarios run in any order
+# and at once, each installs what it needs.
+install_crd() {
+	kc apply --server-side --force-conflicts -f "$KINFER_SOURCE_DIR/crds/inferenceservice.yaml" >/dev/null &&
+		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
+}
+
+# --- A scenario's life. `begin PREFIX` makes $ns (PREFIX-$$, deleted at
+# exit; the scenario creates it when it needs it) and $tmp (a fresh folder),
+# and traps EXIT to `cleanup`, which undoes on every exit path what the
+# scenario registered: operators (start_operator), processes (track_pid),
+# commands (at_exit), namespaces (track_ns), then $tmp.
+tmp= ns=
+_exit_pids=() _exit_sigs=() _exit_cmds=() _exit_nss=()
+begin() { # PREFIX
+	ns=$1-$$
+	tmp=$(mktemp -d)
+	_exit_nss=("$ns")
+	trap cleanup EXIT
+}
+# track_pid PID [SIGNAL]: stopped at exit with SIGNAL (TERM), then waited for.
+track_pid() {
+	_exit_pids+=("$1")
+	_exit_sigs+=("${2:-TERM}")
+}
+# stop_pid PID: stops a tracked process now (its signal) and forgets it.
+stop_pid() {
+	local i
+	for i in "${!_exit_pids[@]}"; do
+		[ "${_exit_pids[i]}" = "$1" ] || continue
+		kill -"${_exit_sigs[i]}" "$1" 2>/dev/null
+		wait "$1" 2>/dev/null
+		unset '_exit_pids[i]' '_exit_sigs[i]'
+	done
+	return 0
+}
+# at_exit CMD: a shell command run at exit, after the processes stopped and
+# before the namespaces go.
+at_exit() { _exit_cmds+=("$1"); }
+# track_ns NS: one more namespace deleted at exit.
+track_ns() { _exit_nss+=("$1"); }
+cleanup() {
+	local i c n
+	stop_operators
+	for i in "${!_exit_pids[@]}"; do
+		kill -"${_exit_sigs[i]}" "${_exit_pids[i]}" 2>/dev/null
+		wait "${_exit_pids[i]}" 2>/dev/null
+	done
+	for c in "${_exit_cmds[@]}"; do eval "$c"; done
+	for n in "${_exit_nss[@]}"; do kc delete ns "$n" --wait=false >/dev/null 2>&1; done
+	[ -z "$tmp" ] || rm -rf "$tmp"
+}
+
+# j OBJECT JSONPATH: one field of an object in $ns ("" when it is not there).
+j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
+# cond KIS TYPE FIELD: a field of an InferenceService's condition.
+cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
+
+# start_sim ARGS...: the model-server simulator for the pods of $ns (it
+# answers on their loopback IPs), log appended to $tmp/sim.log; sets
+# $sim_pid, stopped at exit with TERM (it finishes in-flight requests) or
+# with $sim_signal when set (`sim_signal=KILL start_sim ...`).
+sim_bin=$(dirname "${KINFER_OPERATOR:-.}")/tests/sim
+sim_pid=
+start_sim() {
+	"$sim_bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" "$@" 2>>"$tmp/sim.log" &
+	sim_pid=$!
+	track_pid "$sim_pid" "${sim_signal:-TERM}"
+}
+
+# apply_isvc NAME [KUBECTL-ARGS...] <<YAML: applies the InferenceService
+# NAME in $ns whose spec is the here-doc (its lines as under `spec:`, two
+# spaces in). Without a `model:` line, the model is {name: NAME, uri:
+# s3://models/NAME}. The manifest stays in $tmp/NAME.yaml.
+apply_isvc() {
+	local name=$1 spec
+	shift
+	spec=$(cat)
+	{
+		printf 'apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\n'
+		printf 'metadata: {name: %s, namespace: %s}\nspec:\n' "$name" "$ns"
+		grep -q '^  model:' <<<"$spec" || printf '  model: {name: %s, uri: "s3://models/%s"}\n' "$name" "$name"
+		[ -z "$spec" ] || printf '%s\n' "$spec"
+	} >"$tmp/$name.yaml"
+	kc apply -f "$tmp/$name.yaml" "$@" >/dev/null
+}
