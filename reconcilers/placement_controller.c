@@ -42,6 +42,7 @@
 #define BLOCK_FOR_NS (10 * KTIME_NSEC_PER_SEC)   /* a higher pod blocks at most this long */
 #define GATE_RETRY_NS (20 * KTIME_NSEC_PER_MSEC)
 #define MAX_BACKOFF_S 60
+#define WAKE_RETRY_NS (100 * KTIME_NSEC_PER_MSEC)   /* a change came during the decision */
 
 enum wait_state {
 	WAIT_NEW,            /* not decided since it came or the cluster changed */
@@ -86,6 +87,7 @@ struct pctl {
 	pthread_mutex_t lock;              /* the waiting table */
 	struct waiting *waiting;
 	size_t n_waiting;
+	uint64_t wakes;                    /* waiting_wake calls (S->lock) */
 };
 
 int placement_controller_check(const struct placement_weights *w, const char *scheduler_name)
@@ -216,6 +218,14 @@ static bool waiting_blocked(struct pctl *S, uint8_t priority)
 	return blocked;
 }
 
+static uint64_t waiting_wakes(struct pctl *S)
+{
+	pthread_mutex_lock(&S->lock);
+	uint64_t n = S->wakes;
+	pthread_mutex_unlock(&S->lock);
+	return n;
+}
+
 /* The pod fitted nowhere; returns how many times in a row. */
 static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority)
 {
@@ -231,11 +241,14 @@ static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priori
 	return attempts;
 }
 
-/* The cluster changed: every unschedulable pod gets a new first decision. */
+/* The cluster changed: every unschedulable pod gets a new first decision.
+ * A pod whose decision is in flight is not woken here; that decision sees
+ * the count move (waiting_wakes) and looks again soon. */
 static void waiting_wake(struct pctl *S, controller_emit_fn emit, void *emit_ud)
 {
 	uint64_t now = ktime_mono_ns();
 	pthread_mutex_lock(&S->lock);
+	S->wakes++;
 	for (size_t i = 0; i < S->n_waiting; i++) {
 		struct waiting *w = &S->waiting[i];
 		if (w->state != WAIT_UNSCHEDULABLE)
@@ -326,20 +339,29 @@ static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *
 	json_object_put(patch);
 }
 
+/* wakes: waiting_wakes before the decision read the caches. */
 static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
-				    const struct pod_copy *c, const char *message)
+				    const struct pod_copy *c, const char *message, uint64_t wakes)
 {
 	struct pctl *S = ctx->data;
 	int attempts = waiting_unschedulable(S, key, c->priority);
 	metric_add(S->m[M_UNSCHEDULABLE], 1);
 	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
+	/* The cluster changed while this decision ran (a node added or made
+	 * Ready, a pod gone) and the wake found the pod still NEW, so it was
+	 * not woken: the decision may predate the change. Look again now
+	 * instead of after the backoff (scenario.placement: the node added
+	 * for the high-priority pod became Ready during the decision that
+	 * its addition started, and the pod waited its 16-32 s backoff). */
+	bool changed = waiting_wakes(S) != wakes;
 
 	context_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
 		      "Scheduling", message);
 	if (strcmp(c->condition_message, message) != 0)
 		set_unschedulable(ctx, c, message);
 	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
-	ctx->requeue_after_ns = (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
+	ctx->requeue_after_ns = changed ? WAKE_RETRY_NS :
+		(delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
 	return RECONCILE_REQUEUE_AFTER;
 }
 
@@ -404,6 +426,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 
 	if (!active(S))
 		return RECONCILE_OK;
+	uint64_t wakes = waiting_wakes(S);   /* before the caches are read */
 	cache_read_lock();
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
 	if (settled(S, pc, key, p)) {
@@ -435,7 +458,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	metric_observe(S->m[M_DURATION], ktime_ns_to_s(ktime_mono_ns() - t0));
 	cache_read_unlock();
 	if (r == -ENOSPC)
-		return no_fit(ctx, key, &c, d.message);
+		return no_fit(ctx, key, &c, d.message, wakes);
 	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "placing %s: %s", key, strerror(-r));
 		return RECONCILE_ERROR;
