@@ -20,36 +20,23 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 source=${1:-Pods}
-tmp=$(mktemp -d)
-ns=autoscale-$(echo "$source" | tr 'A-Z' 'a-z')-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid= lg_pid= prom_pid= sd_pid=
+begin autoscale-$(echo "$source" | tr 'A-Z' 'a-z')
+bin=$sim_bin
+lg_pid= prom_pid=
 # Scale-down steps are further apart than a drain takes (5 s at least),
 # so each step shows on the Deployment.
 INTERVAL=3 WINDOW=12 STEP=8
-cleanup() {
-	stop_operators
-	for p in $lg_pid $sim_pid $prom_pid $sd_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 metric_value() { j kis/svc "{.status.currentMetrics[?(@.type==\"$1\")].value}"; }
-start_sim() {
-	# One request at a time per pod, 400 ms each: 2.5 requests/s per pod.
-	"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
-		--load-seconds 1s --cold-requests 0 --latency-ms 400ms --capacity 1 2>>"$tmp/sim.log" &
-	sim_pid=$!
-}
-stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+# One request at a time per pod, 400 ms each: 2.5 requests/s per pod.
+sim_args=(--load-seconds 1s --cold-requests 0 --latency-ms 400ms --capacity 1)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 install_crd
 kc create ns "$ns" >/dev/null
-start_sim
+start_sim "${sim_args[@]}"
 
 source_yaml=
 extra_metric=
@@ -67,6 +54,7 @@ YAML
 	prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 		--web.listen-address="127.0.0.1:$port" --log.level=warn 2>"$tmp/prometheus.log" &
 	prom_pid=$!
+	track_pid "$prom_pid"
 	# The service discovery: the pods' IPs as targets, with the labels
 	# kube-prometheus' relabelling gives (namespace, pod). Bounded: the
 	# scenario's whole time.
@@ -76,7 +64,7 @@ YAML
 			mv "$tmp/targets.json.new" "$tmp/targets.json"
 		sleep 0.5
 	done) &
-	sd_pid=$!
+	track_pid $!
 	up() { curl -sf --max-time 1 "http://127.0.0.1:$port/-/ready" >/dev/null; }
 	if wait_until 30 up; then pass "Prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}') is up on 127.0.0.1:$port"; else fail "Prometheus did not start: $(cat "$tmp/prometheus.log")"; exit 1; fi
 	source_yaml="metricsSource: {type: Prometheus, prometheus: {url: 'http://127.0.0.1:$port', timeoutSeconds: 2}}"
@@ -88,12 +76,7 @@ fi
 prom_flags=()
 [ "$source" = Prometheus ] && prom_flags=(--prometheus-allowed-urls "http://127.0.0.1:$port" --allow-custom-promql)
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" "${prom_flags[@]}" || exit 1
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}
   drain: {timeoutSeconds: 30}
@@ -125,6 +108,7 @@ expect_match "$(j kis/svc '{.status.currentMetrics[?(@.type=="QueueDepth")].targ
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 8 --duration 40s --timeout 60s >"$tmp/lg.out" 2>"$tmp/lg.err" &
 lg_pid=$!
+track_pid "$lg_pid"
 t0=$SECONDS
 grew() { [ "$(deploy_replicas)" -gt 1 ] 2>/dev/null; }
 # One evaluation period, plus the Prometheus scrape interval and the
@@ -173,8 +157,9 @@ if [ "$source" = Prometheus ]; then
 	prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 		--web.listen-address="127.0.0.1:$port" --log.level=warn 2>>"$tmp/prometheus.log" &
 	prom_pid=$!
+	track_pid "$prom_pid"
 else
-	start_sim
+	start_sim "${sim_args[@]}"
 fi
 t2=$SECONDS
 trace= dtrace=

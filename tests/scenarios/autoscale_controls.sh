@@ -17,28 +17,15 @@
 #              source back, ScalingActive True again.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=autoscale-controls-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid= lg_pid=
+begin autoscale-controls
+bin=$sim_bin
+lg_pid=
 INTERVAL=3 WINDOW=6
-cleanup() {
-	stop_operators
-	for p in $lg_pid $sim_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 ev() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=$1" -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' 2>/dev/null; }
-start_sim() {
-	"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
-		--load-seconds 1s --cold-requests 0 --latency-ms 400ms --capacity 1 2>>"$tmp/sim.log" &
-	sim_pid=$!
-}
-stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+sim_args=(--load-seconds 1s --cold-requests 0 --latency-ms 400ms --capacity 1)
 # held N WANT: the Deployment keeps WANT replicas for N seconds.
 held() {
 	local t=$SECONDS r
@@ -52,14 +39,9 @@ held() {
 
 install_crd
 kc create ns "$ns" >/dev/null
-start_sim
+start_sim "${sim_args[@]}"
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}
   drain: {timeoutSeconds: 10}
@@ -108,6 +90,7 @@ kc -n "$ns" annotate kis/svc kinfer.io/paused-scale-out=true >/dev/null
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 8 --duration 60s --timeout 60s >"$tmp/lg.out" 2>"$tmp/lg.err" &
 lg_pid=$!
+track_pid "$lg_pid"
 limited() { [ "$(cond ScalingLimited status)" = True ] && [ "$(cond ScalingLimited reason)" = ScaleOutPaused ]; }
 if wait_until 15 limited; then pass "burst with paused-scale-out: ScalingLimited True ScaleOutPaused"; else fail "ScalingLimited $(cond ScalingLimited status) $(cond ScalingLimited reason)"; fi
 expect_match "$(held $((4 * INTERVAL)) 1)" '^yes$' "paused-scale-out: still 1 replica under the burst for $((4 * INTERVAL)) s"
@@ -134,7 +117,7 @@ expect_match "$(j kis/svc '{.status.scaling.failures}')" '^([3-9]|[1-9][0-9]+)$'
 has_fb_event() { ev Fallback | grep -q 'fallback to 3 replicas'; }
 if wait_until 10 has_fb_event; then pass "Event Fallback: $(ev Fallback | head -1)"; else fail "no Fallback Event: $(kc -n "$ns" get events -o jsonpath='{.items[*].reason}')"; fi
 expect_match "$(held $((3 * INTERVAL)) 3)" '^yes$' "fallback holds 3 while the source is down"
-start_sim
+start_sim "${sim_args[@]}"
 t4=$SECONDS
 if wait_until 30 active; then pass "source back: ScalingActive True after $((SECONDS - t4)) s"; else fail "still $(cond ScalingActive reason)"; fi
 nofail() { [ -z "$(j kis/svc '{.status.scaling.failures}')" ]; }

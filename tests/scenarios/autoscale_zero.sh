@@ -8,32 +8,15 @@
 # metrics is refused at apply time with the reason.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=autoscalezero-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+begin autoscalezero
 cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
-	--load-seconds 1s --cold-requests 0 --latency-ms 50ms 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 50ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc svc <<YAML
   replicas: 1
   resources: {gpu: {count: 1}}
   warmup: {path: /v1/completions, requests: 1}
@@ -55,7 +38,7 @@ expect_match "$(cond ScalingActive reason)" '^ValidMetricFound$' "never ScalingD
 # minReplicas 0 with only per-pod metrics: refused by the API server's
 # webhook path is out of scope here (no webhook in this scenario); the
 # same rule, offline.
-out=$("$KINFER_OPERATOR" validate -f "$KINFER_SOURCE_DIR/tests/data/webhook/bad/zero-min-per-pod-metrics.yaml" 2>&1)
+out=$("$KINFER_OPERATOR" validate -f "$refused_dir/zero-min-per-pod-metrics.yaml" 2>&1)
 expect_code 1 $? "validate refuses minReplicas 0 with only per-pod metrics"
 expect_match "$out" 'spec.scaling.minReplicas: 0 needs a metric that has a value with no pods running' "naming the field and why"
 summary

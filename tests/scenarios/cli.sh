@@ -27,7 +27,7 @@ out=$(KINFER_KUBE_API_QPS=fast "$op" run 2>&1); expect_code 2 $? "bad env value 
 expect_match "$out" 'environment variable KINFER_KUBE_API_QPS: invalid value "fast"' "bad env value is named"
 out=$("$op" frobnicate 2>&1); expect_code 2 $? "unknown command exits 2"
 
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+begin
 printf 'clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", certificate-authority-data: "@@"}}]\ncontexts: [{name: x, context: {cluster: c}}]\ncurrent-context: x\n' > "$tmp/broken"
 out=$("$op" run --kubeconfig "$tmp/broken" 2>&1); expect_code 1 $? "broken kubeconfig exits 1"
 expect_match "$out" "clusters\[0\] \(c\): certificate-authority-data is not valid base64" "broken kubeconfig names the field"

@@ -3,8 +3,9 @@
 # meets it, on the real kube-apiserver. The CRD is applied and Established;
 # its schema has a description on every field and bounds on every string,
 # list and map; each manifest in tests/crds/good is stored with the schema's
-# defaults and nothing pruned; each one in tests/crds/bad is refused by
-# `kubectl apply` with the message its first line (`# expect: ...`) names;
+# defaults and nothing pruned; each one of tests/data/refused marked
+# `# refused-by: crd` is refused by `kubectl apply` with the message its
+# `# expect: ...` line names (literally);
 # explain, printer columns, short name, category, field selectors, the
 # status and scale subresources and `kubectl wait` work. Everything happens
 # in a namespace of its own, deleted at the end; the CRD stays installed
@@ -14,17 +15,10 @@ set -uo pipefail
 src=$KINFER_SOURCE_DIR
 crd=$src/crds/inferenceservice.yaml
 good=$src/tests/crds/good
-bad=$src/tests/crds/bad
-ns=kinfer-crd-$$-$RANDOM
-tmp=$(mktemp -d)
+begin kinfer-crd
 # kubectl's discovery cache is ours, so a stale one of the user's cannot
 # hide the new resource, and we leave nothing in ~/.kube.
 export KUBECACHEDIR=$tmp/cache
-cleanup() {
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
 # retry SECONDS CMD...: run CMD until it succeeds or the time is up.
 retry() {
@@ -150,11 +144,11 @@ expect_match "$out" '^all kept$' "full: every field is stored as sent"
 # --- bad manifests: refused with the message they name -------------------------
 
 nbad=0
-for f in "$bad"/*.yaml; do
-	want=$(sed -n '1s/^# expect: //p' "$f")
-	name=bad/${f##*/}
+for f in $(refused crd); do
+	want=$(sed -n 's/^# expect: //p' "$f" | head -1)
+	name=refused/${f##*/}
 	if [ -z "$want" ]; then
-		fail "$name has no '# expect:' first line"
+		fail "$name has no '# expect:' line"
 		continue
 	fi
 	out=$(kc -n "$ns" apply -f "$f" 2>&1)

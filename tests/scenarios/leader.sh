@@ -5,8 +5,7 @@
 # standby takes over at once. Also checks /readyz, /healthz and /metrics.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-trap 'stop_operators; rm -rf "$tmp"' EXIT
+begin
 lease=kinfer-test-$$
 # The controllers watch a namespace of their own: these replicas must not
 # reconcile other scenarios' objects.

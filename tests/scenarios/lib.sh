@@ -25,6 +25,7 @@ stop_operators() {
 	local p
 	for p in "${op_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	for p in "${op_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	op_pids=()
 }
 # start_operator LOGFILE ARGS...: runs kinfer-operator in the background,
 # sets $started_pid, and waits (bounded) until it serves HTTP; sets
@@ -65,17 +66,20 @@ install_crd() {
 		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s >/dev/null
 }
 
-# --- A scenario's life. `begin PREFIX` makes $ns (PREFIX-$$, deleted at
-# exit; the scenario creates it when it needs it) and $tmp (a fresh folder),
-# and traps EXIT to `cleanup`, which undoes on every exit path what the
-# scenario registered: operators (start_operator), processes (track_pid),
-# commands (at_exit), namespaces (track_ns), then $tmp.
+# --- A scenario's life. `begin [PREFIX]` makes $tmp (a fresh folder) and,
+# with PREFIX, $ns (PREFIX-$$, deleted at exit; the scenario creates it when
+# it needs it), and traps EXIT to `cleanup`, which undoes on every exit path
+# what the scenario registered, in this order: commands (at_exit), operators
+# (start_operator), processes by PID (track_pid, start_sim), namespaces
+# (track_ns), then $tmp.
 tmp= ns=
 _exit_pids=() _exit_sigs=() _exit_cmds=() _exit_nss=()
-begin() { # PREFIX
-	ns=$1-$$
+begin() { # [PREFIX]
 	tmp=$(mktemp -d)
-	_exit_nss=("$ns")
+	if [ $# -gt 0 ]; then
+		ns=$1-$$
+		_exit_nss=("$ns")
+	fi
 	trap cleanup EXIT
 }
 # track_pid PID [SIGNAL]: stopped at exit with SIGNAL (TERM), then waited for.
@@ -83,30 +87,39 @@ track_pid() {
 	_exit_pids+=("$1")
 	_exit_sigs+=("${2:-TERM}")
 }
-# stop_pid PID: stops a tracked process now (its signal) and forgets it.
+# stop_pid PID: stops a tracked process now (its signal, TERM if it is not
+# tracked), waits for it and forgets it.
 stop_pid() {
+	local i sig=TERM
+	for i in "${!_exit_pids[@]}"; do
+		[ "${_exit_pids[i]}" = "$1" ] && sig=${_exit_sigs[i]}
+	done
+	kill -"$sig" "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	untrack_pid "$1"
+}
+# untrack_pid PID: forgets a process the scenario waited for itself (its PID
+# may be another process's by the exit).
+untrack_pid() {
 	local i
 	for i in "${!_exit_pids[@]}"; do
-		[ "${_exit_pids[i]}" = "$1" ] || continue
-		kill -"${_exit_sigs[i]}" "$1" 2>/dev/null
-		wait "$1" 2>/dev/null
-		unset '_exit_pids[i]' '_exit_sigs[i]'
+		[ "${_exit_pids[i]}" = "$1" ] && unset '_exit_pids[i]' '_exit_sigs[i]'
 	done
 	return 0
 }
-# at_exit CMD: a shell command run at exit, after the processes stopped and
-# before the namespaces go.
+# at_exit CMD: a shell command run first at exit (while the operators still
+# run: e.g. unregister a webhook they serve before they stop).
 at_exit() { _exit_cmds+=("$1"); }
 # track_ns NS: one more namespace deleted at exit.
 track_ns() { _exit_nss+=("$1"); }
 cleanup() {
 	local i c n
+	for c in "${_exit_cmds[@]}"; do eval "$c"; done
 	stop_operators
 	for i in "${!_exit_pids[@]}"; do
 		kill -"${_exit_sigs[i]}" "${_exit_pids[i]}" 2>/dev/null
 		wait "${_exit_pids[i]}" 2>/dev/null
 	done
-	for c in "${_exit_cmds[@]}"; do eval "$c"; done
 	for n in "${_exit_nss[@]}"; do kc delete ns "$n" --wait=false >/dev/null 2>&1; done
 	[ -z "$tmp" ] || rm -rf "$tmp"
 }
@@ -144,3 +157,9 @@ apply_isvc() {
 	} >"$tmp/$name.yaml"
 	kc apply -f "$tmp/$name.yaml" "$@" >/dev/null
 }
+
+# refused BY: the manifests of the catalogue tests/data/refused that BY
+# refuses (crd: the API server, by the CRD's schema; webhook: kinfer's
+# admission rules, also `kinfer-operator validate`), one path a line.
+refused_dir=${KINFER_SOURCE_DIR:-}/tests/data/refused
+refused() { grep -lx -- "# refused-by: $1" "$refused_dir"/*.yaml; }

@@ -5,34 +5,15 @@
 # 30 rps is answered, none finds no endpoint, and both pods get traffic.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=loadgen-$$
-sim_pid= lg_pid=
-cleanup() {
-	[ -n "$lg_pid" ] && { kill -TERM "$lg_pid" 2>/dev/null; wait "$lg_pid" 2>/dev/null; }
-	stop_operators
-	[ -n "$sim_pid" ] && { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim=$bin/kinfer-model-sim
-loadgen=$bin/kinfer-loadgen
+begin loadgen
+loadgen=$sim_bin/kinfer-loadgen
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 1s \
-	--cold-ms 200ms 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s --cold-ms 200ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: llm, namespace: $ns}
-spec:
-  model: {name: m, uri: s3://m}
+apply_isvc llm <<YAML
   replicas: 2
   resources: {gpu: {count: 1}}
 YAML
@@ -50,9 +31,10 @@ expect_code 2 $? "a missing --selector exits 2"
 	--selector kinfer.io/service=llm --rps 30 --duration 10s --timeout 5s \
 	--out "$tmp/requests.jsonl" >"$tmp/summary" 2>"$tmp/lg.log" &
 lg_pid=$!
+track_pid "$lg_pid"
 wait "$lg_pid"
 code=$?
-lg_pid=
+untrack_pid "$lg_pid"
 expect_code 0 "$code" "the load generator stops by itself and exits 0"
 val() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/summary"; }
 expect_match "$(val requests)/$(val sent)/$(val ok)" '^300/300/300$' "300 requests, 300 sent, 300 ok"

@@ -20,24 +20,17 @@ src=$KINFER_SOURCE_DIR
 man=$src/manifests
 crd=$src/crds/inferenceservice.yaml
 sa=system:serviceaccount:kinfer-system:kinfer-operator
-ns=kinfer-manifests-$$-$RANDOM
-tmp=$(mktemp -d)
+begin kinfer-manifests
 export KUBECACHEDIR=$tmp/cache
-sim_pid=
-cleanup() {
-	stop_operators
-	[ -z "$sim_pid" ] || { kill -TERM "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null; }
+# The operator's log once it stopped: its tail when a check failed.
+at_exit 'stop_operators; stop_pid "$sim_pid"
 	if [ "$failed" -ne 0 ] && [ -s "$tmp/op.log" ]; then
-		echo "--- the operator's log (last 40 lines)"
+		echo "--- the operator'"'"'s log (last 40 lines)"
 		tail -n 40 "$tmp/op.log"
 	fi
 	[ -z "${KINFER_KEEP_LOG:-}" ] || cp "$tmp/op.log" "$KINFER_KEEP_LOG" 2>/dev/null
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
 	kc delete -f "$man/10-rbac.yaml" --ignore-not-found --wait=false >/dev/null 2>&1
-	kc delete -f "$man/00-namespace.yaml" --ignore-not-found --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+	kc delete -f "$man/00-namespace.yaml" --ignore-not-found --wait=false >/dev/null 2>&1'
 trap 'exit 130' INT TERM
 
 # kubectl with a kubeconfig of ours (the ServiceAccount's token).
@@ -216,9 +209,7 @@ expect_match "$(cat "$tmp/op.log")" "became the leader.*lease=kinfer-system/kinf
 
 # The model-server simulator answers on the pods' IPs (harness, admin
 # credentials), so warm-up gating runs too: it writes pods/status.
-"$(dirname "$KINFER_OPERATOR")/tests/sim/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" \
-	--namespace "$ns" --load-seconds 1s 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 1s
 out=$(kc -n "$ns" apply -f "$man/samples/vllm.yaml" 2>&1); expect_code 0 $? "the vLLM sample is applied"
 if wait_until 60 field_is kis llama-7b .status.observedGeneration 1; then pass "status.observedGeneration becomes 1"; else
 	fail "status: $(kc -n "$ns" get kis llama-7b -o jsonpath='{.status}' 2>&1)"; fi

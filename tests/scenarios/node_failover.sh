@@ -4,14 +4,9 @@
 # takes the Lease and finishes the scale-down; the requests in flight on the
 # draining pods (4 s each) and the steady load on the ClusterIP all succeed.
 . "$(dirname "$0")/node_lib.sh"
-ns=node-failover-$$
-dir=$(mktemp -d)
-cleanup() {
-	stop_loads
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+begin node-failover
+dir=$tmp
+at_exit stop_loads
 install_kinfer; expect_code 0 $? "kinfer is installed from its image"
 kc create namespace "$ns" >/dev/null
 kis "$ns" fo 3 r1 20 4000

@@ -8,13 +8,7 @@
 # Secret, then read from the Secret mounted in the pod (the fsGroup defect
 # fails that). And the network rule: a pod cannot reach an outside address.
 . "$(dirname "$0")/node_lib.sh"
-ns=node-install-$$
-pf_pid=
-cleanup() {
-	[ -n "$pf_pid" ] && kill "$pf_pid" 2>/dev/null && wait "$pf_pid" 2>/dev/null
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
-}
-trap cleanup EXIT
+begin node-install
 
 install_kinfer; expect_code 0 $? "kubectl apply -k manifests/: the operator Deployment rolls out"
 out=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator \
@@ -37,18 +31,18 @@ expect_match "$out" '^65532' "the operator runs as uid 65532"
 expect_match "$out" 'BEGIN (EC |RSA )?PRIVATE KEY' "uid 65532 reads the mounted key (fsGroup 65532)"
 pf_port=$((20000 + RANDOM % 10000))
 kc -n kinfer-system port-forward "pod/$leader" "$pf_port:8080" >/dev/null 2>&1 &
-pf_pid=$!
+pf_pid=$!; track_pid "$pf_pid"
 wait_until 20 curl -sf --max-time 2 "http://127.0.0.1:$pf_port/readyz" -o /dev/null
 expect_code 0 $? "kubectl port-forward reaches the operator's /readyz"
 out=$(curl -s --max-time 3 "http://127.0.0.1:$pf_port/metrics")
 expect_match "$out" '^kinfer_' "... and its /metrics"
-kill "$pf_pid" 2>/dev/null; wait "$pf_pid" 2>/dev/null; pf_pid=
+stop_pid "$pf_pid"
 
 kc create namespace "$ns" >/dev/null
 # webhook_checks MODE: refusal and defaulting through the Service.
 webhook_checks() {
 	local out
-	out=$(kc -n "$ns" apply -f "$src/tests/data/webhook/bad/gpu-memory-over-product.yaml" 2>&1)
+	out=$(kc -n "$ns" apply -f "$refused_dir/gpu-memory-over-product.yaml" 2>&1)
 	expect_match "$out" 'denied the request.*spec.resources.gpu.memory: 90Gi exceeds the 80Gi of NVIDIA-H100-80GB-HBM3' \
 		"$1: the webhook refuses a bad manifest, naming the field"
 	out=$(kc -n "$ns" apply --dry-run=server -o jsonpath='{.spec.image} {.spec.drain.timeoutSeconds} {.spec.warmup.path}' \

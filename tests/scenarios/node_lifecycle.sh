@@ -9,16 +9,9 @@
 #     no request reaches the new process before its warm-up.
 # Steady load on the ClusterIP throughout.
 . "$(dirname "$0")/node_lib.sh"
-ns=node-life-$$
-dir=$(mktemp -d)
-logs_pid=
-cleanup() {
-	stop_loads
-	[ -n "$logs_pid" ] && kill "$logs_pid" 2>/dev/null && wait "$logs_pid" 2>/dev/null
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+begin node-life
+dir=$tmp
+at_exit stop_loads
 install_kinfer; expect_code 0 $? "kinfer is installed from its image"
 kc create namespace "$ns" >/dev/null
 kis "$ns" life 2 r1 6
@@ -34,13 +27,13 @@ pre=$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.containers[0].lifecycle.pre
 grace=$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.terminationGracePeriodSeconds}')
 expect_match "$pre $grace" '^[1-9][0-9]* [1-9][0-9]*$' "kinfer's template: preStop pause $pre s, grace period $grace s"
 kc -n "$ns" logs -f --timestamps "$pod" >"$dir/pod.log" 2>&1 &
-logs_pid=$!
+logs_pid=$!; track_pid "$logs_pid"
 sleep 1
 t_delete=$(date +%s.%N)
 kc -n "$ns" delete pod "$pod" --wait=false >/dev/null
 wait_until $((grace + 20)) grep -q 'msg="exiting"' "$dir/pod.log"
 expect_code 0 $? "the simulator exits by itself after SIGTERM"
-kill "$logs_pid" 2>/dev/null; wait "$logs_pid" 2>/dev/null; logs_pid=
+stop_pid "$logs_pid"
 cp "$dir/pod.log" "${KINFER_TEST_CLUSTER}/logs/node-lifecycle-pod.log" 2>/dev/null
 t_term=$(grep 'msg="SIGTERM received"' "$dir/pod.log" | head -1 | cut -d' ' -f1)
 t_exit=$(grep 'msg="exiting"' "$dir/pod.log" | head -1 | cut -d' ' -f1)

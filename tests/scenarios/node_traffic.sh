@@ -6,12 +6,9 @@
 # same simulator image with a readiness probe. kinfer's failures are
 # asserted to be 0; the plain Deployment's are printed as figures.
 . "$(dirname "$0")/node_lib.sh"
-ns=node-traffic-$$
-cleanup() {
-	stop_loads
-	kc delete namespace "$ns" --wait=false >/dev/null 2>&1
-}
-trap cleanup EXIT
+begin node-traffic
+dir=$tmp
+at_exit stop_loads
 rps=${NODE_RPS:-20}
 install_kinfer; expect_code 0 $? "kinfer is installed from its image"
 kc create namespace "$ns" >/dev/null
@@ -39,8 +36,6 @@ step() {
 	expect_match "${kf:-x}" '^0$' "$name: 0 failed requests through kinfer's Service (of ${ks:-?})"
 	figures+=("$name: kinfer ${kf:-?} failed of ${ks:-?}, plain Deployment ${pf:-?} failed of ${ps:-?}")
 }
-dir=$(mktemp -d)
-trap 'cleanup; rm -rf "$dir"' EXIT
 
 # --- apply -> warm-up -> Ready ---------------------------------------------
 # Load runs from before the first pod exists: requests that find no

@@ -13,16 +13,10 @@
 # reasons and PodScheduled=False/Unschedulable. The nodes are deleted on exit.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-id=pl-$$
-ns=$id
-cleanup() {
-	stop_operators
-	kc delete ns "$ns" "$ns-off" --wait=false >/dev/null 2>&1
-	kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+begin pl
+id=$ns
+track_ns "$ns-off"
+at_exit 'kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1'
 
 # node NAME PRODUCT MEMORY_MIB ALLOCATABLE_EXTRA [LABEL_EXTRA]
 node() {

@@ -6,34 +6,19 @@
 # through the preStop pause kinfer puts in the template).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=rollout-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid= lg_pid=
-cleanup() {
-	stop_operators
-	for p in $sim_pid $lg_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+begin rollout
+bin=$sim_bin
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
-	--cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 3s --cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 field() { sed -n "s/^$2 //p" "$1" | head -1; }
 rolled() { [ "$(j kis/svc '{.status.observedGeneration}')" = 2 ] &&
 	[ "$(j kis/svc '{.status.conditions[?(@.type=="Ready")].reason}')" = AllReplicasReady ] &&
 	[ "$(j deploy/svc '{.status.updatedReplicas}')" = 2 ] && [ "$(j deploy/svc '{.status.replicas}')" = 2 ]; }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
+apply_isvc svc <<YAML
   model: {name: m, uri: s3://m, revision: v1}
   replicas: 2
   resources: {gpu: {count: 1}}
@@ -46,11 +31,11 @@ old=$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{.items[*].meta
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 20 --duration 30s --endpoint-lag 2s \
 	--out "$tmp/requests.jsonl" >"$tmp/lg.out" 2>"$tmp/lg.err" &
-lg_pid=$!
+lg_pid=$!; track_pid "$lg_pid"
 sleep 3
 kc -n "$ns" patch kis svc --type=merge -p '{"spec":{"model":{"revision":"v2"}}}' >/dev/null
 if wait_until 25 rolled; then pass "rolled out to revision v2"; else fail "rollout: $(j kis/svc '{.status}')"; fi
-wait "$lg_pid"; lg_pid=
+wait "$lg_pid"; untrack_pid "$lg_pid"
 echo "rolling update at 20 rps, 2 s endpoint lag: $(field "$tmp/lg.out" sent) sent, $(field "$tmp/lg.out" failed) failed, p99 $(field "$tmp/lg.out" p99_ms) ms"
 if ! expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during the rolling update"; then
 	grep '"error":"' "$tmp/requests.jsonl" | head -20

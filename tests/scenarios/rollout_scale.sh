@@ -12,31 +12,16 @@
 # failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=rolloutscale-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid= lg_pid= watch_pid=
-cleanup() {
-	stop_operators
-	for p in $sim_pid $lg_pid $watch_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+begin rolloutscale
+bin=$sim_bin
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 2s \
-	--cold-requests 3 --cold-ms 300ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 2s --cold-requests 3 --cold-ms 300ms --latency-ms 50ms --capacity 8
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 field() { sed -n "s/^$2 //p" "$1" | head -1; }
 
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: svc, namespace: $ns}
-spec:
+apply_isvc svc <<YAML
   model: {name: m, uri: s3://m, revision: v1}
   replicas: 4
   resources: {gpu: {count: 1}}
@@ -48,11 +33,11 @@ if wait_until 90 warm4; then pass "4 warm pods on revision v1"; else fail "not w
 
 # Every pod event from here on, to see each pod as its deletion starts.
 kc -n "$ns" get pods -l kinfer.io/service=svc --watch --output-watch-events -o json >"$tmp/watch.json" 2>/dev/null &
-watch_pid=$!
+watch_pid=$!; track_pid "$watch_pid"
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 20 --duration 50s --endpoint-lag 2s \
 	--out "$tmp/requests.jsonl" >"$tmp/lg.out" 2>"$tmp/lg.err" &
-lg_pid=$!
+lg_pid=$!; track_pid "$lg_pid"
 sleep 3
 kc -n "$ns" patch kis svc --type=merge -p '{"spec":{"model":{"revision":"v2"}}}' >/dev/null
 kc -n "$ns" scale kis/svc --replicas=3 >/dev/null
@@ -66,9 +51,9 @@ done3() { [ "$(j kis/svc '{.status.observedGeneration}')" = "$(j kis/svc '{.meta
 	[ "$(j deploy/svc '{.status.replicas}')" = 3 ] &&
 	[ "$(live_pods | wc -l)" = 3 ]; }
 if wait_until 80 done3; then pass "rolled out to v2 and scaled to 3"; else fail "end state: $(j deploy/svc '{.spec.replicas} {.status}')"; fi
-wait "$lg_pid"; lg_pid=
+wait "$lg_pid"; untrack_pid "$lg_pid"
 sleep 1
-kill -TERM "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; watch_pid=
+stop_pid "$watch_pid"
 echo "rollout + scale-down at 20 rps, 2 s endpoint lag: $(field "$tmp/lg.out" sent) sent, $(field "$tmp/lg.out" failed) failed, p99 $(field "$tmp/lg.out" p99_ms) ms"
 expect_match "$(field "$tmp/lg.out" failed)/$(field "$tmp/lg.out" no_endpoint)" '^0/0$' "zero failed requests during rollout + scale-down" ||
 	grep '"error":"' "$tmp/requests.jsonl" | head -20

@@ -8,7 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 op=$KINFER_OPERATOR
 data=$KINFER_SOURCE_DIR/tests/data/simulate
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+begin
 
 # line N FILE: the N-th line of FILE.
 line() { sed -n "$1p" "$2"; }

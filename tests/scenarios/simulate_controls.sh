@@ -8,7 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 op=$KINFER_OPERATOR
 d=$KINFER_SOURCE_DIR/tests/data/simulate/controls
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+begin
 
 # pick FILE EXPR: EXPR over each JSON line of FILE, one result a line.
 pick() { python3 -c 'import json,sys

@@ -8,23 +8,12 @@
 # the same pods and no kinfer: the figures are printed for the notes.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=traffic-$$
-bin=$(dirname "$KINFER_OPERATOR")/tests/sim
-sim_pid= lg_pid=
-cleanup() {
-	stop_operators
-	for p in $sim_pid $lg_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+begin traffic
+bin=$sim_bin
 
 install_crd
 kc create ns "$ns" >/dev/null
-"$bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" --load-seconds 3s \
-	--cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8 2>"$tmp/sim.log" &
-sim_pid=$!
+start_sim --load-seconds 3s --cold-requests 3 --cold-ms 800ms --latency-ms 50ms --capacity 8
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
@@ -38,9 +27,9 @@ load() {
 	"$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 		--selector "kinfer.io/service=$name" --rps 20 --duration "${secs}s" "$@" \
 		>"$tmp/$name.$secs.out" 2>"$tmp/$name.$secs.err" &
-	lg_pid=$!
+	lg_pid=$!; track_pid "$lg_pid"
 }
-finish() { wait "$lg_pid"; lg_pid=; }
+finish() { wait "$lg_pid"; untrack_pid "$lg_pid"; }
 sim_total() { # sum a simulator counter over the pods of $1
 	local p s=0 v
 	for p in $(pods_of "$1"); do

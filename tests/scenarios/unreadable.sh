@@ -58,7 +58,6 @@ if wait_until 15 warn_event; then pass "a Warning Event Unreadable on kis/deep n
 
 # A restart with the unreadable object present: the cache syncs, /readyz 200.
 stop_operators
-op_pids=()
 start_operator "$tmp/op2.log" --leader-elect=false --resync-period 5s --watch-namespace "$ns" || exit 1
 port=$started_port
 if wait_until 30 ready "$port"; then pass "after a restart with it present: cache synced, /readyz 200"; else

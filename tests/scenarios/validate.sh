@@ -14,13 +14,15 @@ expect_match "$out" 'samples/vllm.yaml:[0-9]+: llama-7b: ok \([0-9]+ defaults\)'
 out=$("$op" validate -f "$data/good" 2>&1); expect_code 0 $? "the good catalogue passes"
 expect_match "$out" 'tgi-scaling.yaml:[0-9]+: tgi-scaling: warning: spec.resources.gpu.sharing: time-slicing' "warnings do not fail"
 
-out=$("$op" validate -f "$data/bad" 2>&1); expect_code 1 $? "the bad catalogue fails"
-for f in "$data"/bad/*.yaml; do
+rf=()
+for f in $(refused webhook); do rf+=(-f "$f"); done
+out=$("$op" validate "${rf[@]}" 2>&1); expect_code 1 $? "the refused catalogue fails"
+for f in $(refused webhook); do
 	b=$(basename "$f")
-	# The object starts after the "# expect:" comment lines.
+	# The object starts after the "# refused-by:" and "# expect:" lines.
 	line=$(grep -n '^apiVersion' "$f" | head -1 | cut -d: -f1)
 	while IFS= read -r want; do
-		expect_match "$out" "bad/$b:$line: [a-z-]+: error: $want" "$b:$line: ${want:0:50}"
+		expect_match "$out" "refused/$b:$line: [a-z-]+: error: $want" "$b:$line: ${want:0:50}"
 	done < <(sed -n 's/^# expect: //p' "$f")
 done
 
@@ -57,7 +59,7 @@ expect_match "$out" 'absent.yaml: cannot read: No such file or directory' "the m
 printf 'kind: InferenceService\nspec: [\n' > "$tmp/broken.yaml"
 out=$("$op" validate -f "$tmp/broken.yaml" 2>&1); expect_code 2 $? "malformed YAML exits 2"
 expect_match "$out" 'broken.yaml: line [0-9]+' "malformed YAML: file and line"
-out=$("$op" validate -f "$data/bad" -f "$tmp/absent.yaml" 2>&1); expect_code 2 $? "unreadable wins over failed"
+out=$("$op" validate "${rf[@]}" -f "$tmp/absent.yaml" 2>&1); expect_code 2 $? "unreadable wins over failed"
 out=$("$op" validate 2>&1); expect_code 2 $? "no -f: usage, exit 2"
 out=$("$op" validate --help 2>&1); expect_code 0 $? "--help exits 0"
 expect_match "$out" 'Exit status: 0 all pass, 1 any fails, 2 an input cannot be read' "--help says the exit codes"

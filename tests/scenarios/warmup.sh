@@ -63,7 +63,6 @@ expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="WarmedUp")].r
 
 # The gate lives in the pods: a new operator does not warm them again.
 stop_operators
-op_pids=()
 start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 sleep 4
 for p in $(pods_of good); do

@@ -2,7 +2,8 @@
 # Scenario: the admission webhooks as a user meets them. The real
 # kube-apiserver calls kinfer-operator's webhook over TLS (a CA this test
 # makes with openssl); `kubectl apply` of each manifest in
-# tests/data/webhook/bad fails with the messages its "# expect:" lines give;
+# tests/data/refused marked "# refused-by: webhook" fails with the messages
+# its "# expect:" lines give (regular expressions);
 # each in tests/data/webhook/good is applied and `kubectl get -o json` shows
 # the defaults its "# expect: {jsonpath} = value" lines give; an UPDATE of
 # an immutable field is refused; the certificate is rotated to one from a
@@ -13,22 +14,16 @@
 # kinfer-webhook-test=<this PID>, and are deleted on every exit.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-tmp=$(mktemp -d)
-ns=webhook-$$
+begin webhook
 sel=kinfer-webhook-test
 vwc=kinfer-test-validate-$$
 mwc=kinfer-test-mutate-$$
 data=$KINFER_SOURCE_DIR/tests/data/webhook
 ssc=kinfer-test-selfsigned-$$
-cleanup() {
-	kc delete validatingwebhookconfiguration "$vwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1
-	kc delete mutatingwebhookconfiguration "$mwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1
-	stop_operators
-	kc delete ns "$ns" --wait=false >/dev/null 2>&1
-	[ ! -s "$tmp/ss-rbac.yaml" ] || kc delete -f "$tmp/ss-rbac.yaml" --ignore-not-found --wait=false >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+# The webhooks are unregistered before the operators that serve them stop.
+at_exit 'kc delete validatingwebhookconfiguration "$vwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1'
+at_exit 'kc delete mutatingwebhookconfiguration "$mwc" "$ssc" --ignore-not-found --wait=false >/dev/null 2>&1'
+at_exit '[ ! -s "$tmp/ss-rbac.yaml" ] || kc delete -f "$tmp/ss-rbac.yaml" --ignore-not-found --wait=false >/dev/null 2>&1'
 
 # make_ca DIR NAME / make_cert DIR: a CA, and a serving cert for 127.0.0.1 it signs.
 make_ca() {
@@ -198,14 +193,14 @@ YAML
 }
 register "$tmp/a/ca.crt"
 denied() { local out; out=$(kc -n "$ns" apply --dry-run=server -f "$1" 2>&1); grep -q "$2" <<<"$out"; }
-if wait_until 30 denied "$data/bad/gpu-memory-over-product.yaml" 'denied the request'; then
+if wait_until 30 denied "$refused_dir/gpu-memory-over-product.yaml" 'denied the request'; then
 	pass "the API server calls the webhook"
 else
-	fail "the API server does not call the webhook: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/gpu-memory-over-product.yaml" 2>&1)"
+	fail "the API server does not call the webhook: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/gpu-memory-over-product.yaml" 2>&1)"
 fi
 
 # The catalogue of bad manifests: each refused with its messages.
-for f in "$data"/bad/*.yaml; do
+for f in $(refused webhook); do
 	b=$(basename "$f" .yaml)
 	out=$(kc -n "$ns" apply -f "$f" 2>&1); code=$?
 	if [ "$code" -ne 0 ]; then pass "$b: refused"; else fail "$b: applied: $out"; fi
@@ -270,10 +265,10 @@ if wait_until 10 grep -q 'webhook certificate loaded.*first=false' "$tmp/op.log"
 expect_match "$(post "$tmp/b/ca.crt" "$review")" '"allowed":true' "new connections get the new CA's certificate"
 post "$tmp/a/ca.crt" "$review" >/dev/null; expect_code 60 $? "the old CA no longer verifies (curl: 60)"
 register "$tmp/b/ca.crt"
-if wait_until 30 denied "$data/bad/gpu-memory-over-product.yaml" 'exceeds the 80Gi'; then
+if wait_until 30 denied "$refused_dir/gpu-memory-over-product.yaml" 'exceeds the 80Gi'; then
 	pass "the API server reaches the webhook with the new CA"
 else
-	fail "after rotation: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/gpu-memory-over-product.yaml" 2>&1)"
+	fail "after rotation: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/gpu-memory-over-product.yaml" 2>&1)"
 fi
 if kill -0 "$pid" 2>/dev/null; then pass "same process (PID $pid) throughout"; else fail "the operator died"; fi
 expect_match "$(grep -c 'serving the admission webhook' "$tmp/op.log")" '^1$' "started once"
@@ -299,10 +294,10 @@ expect_match "$ca1" '^[A-Za-z0-9+/]{100,}=*$' "the Secret holds the CA kinfer ma
 expect_match "$(kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -ext subjectAltName 2>&1)" 'IP Address:127.0.0.1' "the serving certificate is for --webhook-cert-hosts"
 expect_match "$(bundle mutatingwebhookconfiguration)" "^$ca1\$" "the mutating configuration's caBundle is that CA"
 expect_match "$(bundle validatingwebhookconfiguration)" "^$ca1\$" "the validating configuration's caBundle is that CA"
-if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
+if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
 	pass "the API server trusts the self-signed webhook"
 else
-	fail "self-signed: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
+	fail "self-signed: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/mig-on-non-mig-gpu.yaml" 2>&1)"
 fi
 sed 's/name: vllm-minimal/name: vllm-selfsigned/' "$data/good/vllm-minimal.yaml" > "$tmp/ss.yaml"
 out=$(kc -n "$ns" apply -f "$tmp/ss.yaml" 2>&1); expect_code 0 $? "a good manifest applies"
@@ -312,10 +307,10 @@ kill -TERM "$pid2"; wait "$pid2"
 start_operator "$tmp/op3.log" "${ss_args[@]}" || exit 1
 expect_match "$(secret_ca)" "^$ca1\$" "a restart reuses the CA in the Secret"
 expect_match "$(grep -c 'webhook certificate written' "$tmp/op3.log")" '^0$' "... without writing a new certificate"
-if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
+if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
 	pass "the restarted operator serves the same CA's certificate"
 else
-	fail "after restart: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
+	fail "after restart: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/mig-on-non-mig-gpu.yaml" 2>&1)"
 fi
 
 # A CA rotation (issue 12 item 17): the Secret's CA has under a year left,
@@ -343,10 +338,10 @@ expect_match "$(kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.ca-pr
 # A replica still serving the old pair is trusted through the bundle.
 out=$(curl -s --max-time 5 --cacert "$tmp/bundle.pem" -o /dev/null -w '%{http_code}' --data-binary "$review" "https://127.0.0.1:$p2/validate")
 expect_match "$out" '^200$' "the new pair verifies with the bundle"
-if wait_until 30 denied "$data/bad/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
+if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
 	pass "the API server trusts the webhook after the rotation"
 else
-	fail "after rotation: $(kc -n "$ns" apply --dry-run=server -f "$data/bad/mig-on-non-mig-gpu.yaml" 2>&1)"
+	fail "after rotation: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/mig-on-non-mig-gpu.yaml" 2>&1)"
 fi
 
 # Two replicas starting at once on a missing Secret: exactly one writes it,
