@@ -20,6 +20,10 @@
 
 static struct cache *nodes, *pods;
 static struct placement *pl;
+/* publish's next node write stays in flight (its handler not yet run)
+ * until finish_held: held names it. */
+static bool hold_next;
+static char held[64];
 
 
 static int fresh(void **state)
@@ -53,6 +57,14 @@ static void publish(struct cache *c, const char *json)
 		placement_node_changed(pl, ((const struct kpod *)obj)->node);
 		if (old)
 			placement_node_changed(pl, ((const struct kpod *)old)->node);
+	}
+	if (c == nodes && hold_next) {
+		hold_next = false;
+		snprintf(held, sizeof(held), "%s", obj->name);
+		if (old)
+			cache_retire(c, old);
+		json_object_put(j);
+		return;
 	}
 	if (c == nodes)   /* and its node handler */
 		placement_node_changed(pl, obj->name);
@@ -433,7 +445,8 @@ static uint64_t rnd_next(uint64_t *s)
 /* A random node: GPUs of one of three resources (or two MIG profiles),
  * sometimes tainted, cordoned, not ready, labelled with a cached model or
  * a pool, any utilization or none. */
-static void random_node(uint64_t *s, int i)
+/* cached >= 0: the node caches model m<cached> whatever else it got. */
+static void random_node_caching(uint64_t *s, int i, int cached)
 {
 	static const char *const res[] = { "nvidia.com/gpu", "nvidia.com/gpu.shared" };
 	char name[32], labels[256] = "", alloc[256], ann[96] = "", taints[160] = "[]";
@@ -445,7 +458,9 @@ static void random_node(uint64_t *s, int i)
 			 "\"nvidia.com/mig-3g.40gb\":\"%d\"", (int)(rnd_next(s) % 8), (int)(rnd_next(s) % 3));
 	else
 		snprintf(alloc, sizeof(alloc), "\"%s\":\"%d\"", res[kind == 2], units);
-	if (rnd_next(s) % 5 == 0)
+	if (cached >= 0)
+		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"true\"", cached);
+	else if (rnd_next(s) % 5 == 0)
 		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"%s\"",
 			 (int)(rnd_next(s) % 3), rnd_next(s) % 4 ? "true" : "false");
 	if (rnd_next(s) % 4 == 0)
@@ -467,6 +482,11 @@ static void random_node(uint64_t *s, int i)
 		 4 + (int)(rnd_next(s) % 28), 3 + (int)(rnd_next(s) % 20), alloc,
 		 rnd_next(s) % 20 ? "True" : "False");
 	publish(nodes, buf);
+}
+
+static void random_node(uint64_t *s, int i)
+{
+	random_node_caching(s, i, -1);
 }
 
 /* A random pod of one of the resources, bound to node (or pending when
@@ -495,6 +515,16 @@ static void random_pod(uint64_t *s, const char *name, int node, int n_nodes)
 	publish(pods, buf);
 }
 
+/* The held write's handler runs, late. */
+static void finish_held(void)
+{
+	if (!*held)
+		return;
+	placement_node_changed(pl, held);
+	cache_write_done(nodes);
+	held[0] = '\0';
+}
+
 static void expect_same(const char *name, uint64_t now)
 {
 	struct placement_decision a, b;
@@ -516,7 +546,8 @@ static void expect_same(const char *name, uint64_t now)
 /*
  * Random clusters, and on each the pending pods decided by the scan and by
  * the index: the same node, score and message, also after assuming some
- * of them, binding pods, deleting nodes and changing others.
+ * of them, binding pods, deleting nodes and changing others, and while a
+ * node's change is stored and its handler has not run yet.
  */
 static void index_decides_as_the_scan(void **state)
 {
@@ -549,6 +580,15 @@ static void index_decides_as_the_scan(void **state)
 		}
 		for (int step = 0; step < 4; step++) {
 			for (int k = 0; k < 16; k++) {
+				/* A node starts caching a model: stored, and its
+				 * handler runs only eight decisions later. */
+				if (k == 4) {
+					hold_next = true;
+					random_node_caching(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes),
+							    (int)(rnd_next(&s) % 3));
+				}
+				if (k == 12)
+					finish_held();
 				snprintf(name, sizeof(name), "q%d", k);
 				expect_same(name, 1);
 				/* Assume every third where it went. */
@@ -575,6 +615,7 @@ static void index_decides_as_the_scan(void **state)
 			}
 			random_node(&s, n_nodes + step);
 		}
+		finish_held();
 	}
 }
 
