@@ -226,15 +226,19 @@ static uint64_t waiting_wakes(struct pctl *S)
 	return n;
 }
 
-/* The pod fitted nowhere; returns how many times in a row. */
-static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority)
+/* The pod fitted nowhere; returns how many times in a row. stale: the
+ * cluster changed during the decision, which is taken again at once: the
+ * pod stays NEW, so pods of lower priority still wait for it. */
+static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority, bool stale)
 {
 	int attempts = 1;
 	waiting_note(S, key, priority);
 	pthread_mutex_lock(&S->lock);
 	struct waiting *w = waiting_find(S, key);
 	if (w) {
-		w->state = WAIT_UNSCHEDULABLE;
+		/* since_ns stays: it blocks the others BLOCK_FOR_NS at most,
+		 * however many of its decisions come out stale. */
+		w->state = stale ? WAIT_NEW : WAIT_UNSCHEDULABLE;
 		attempts = ++w->attempts;
 	}
 	pthread_mutex_unlock(&S->lock);
@@ -344,16 +348,18 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 				    const struct pod_copy *c, const char *message, uint64_t wakes)
 {
 	struct pctl *S = ctx->data;
-	int attempts = waiting_unschedulable(S, key, c->priority);
-	metric_add(S->m[M_UNSCHEDULABLE], 1);
-	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
 	/* The cluster changed while this decision ran (a node added or made
 	 * Ready, a pod gone) and the wake found the pod still NEW, so it was
-	 * not woken: the decision may predate the change. Look again now
-	 * instead of after the backoff (scenario.placement: the node added
-	 * for the high-priority pod became Ready during the decision that
-	 * its addition started, and the pod waited its 16-32 s backoff). */
+	 * not woken: the decision may predate the change. Look again now,
+	 * still NEW, instead of after the backoff as Unschedulable
+	 * (scenario.placement: the node added for the high-priority pod
+	 * became Ready during the decision its addition started; the wake
+	 * woke the lower pods, which no longer waited for it and took the
+	 * node). */
 	bool changed = waiting_wakes(S) != wakes;
+	int attempts = waiting_unschedulable(S, key, c->priority, changed);
+	metric_add(S->m[M_UNSCHEDULABLE], 1);
+	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
 
 	context_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Warning", "FailedScheduling",
 		      "Scheduling", message);
