@@ -1,7 +1,8 @@
 /*
- * RCU caches of cluster state: one lock-free hash table (liburcu cds_lfht)
- * per watched kind, written by one thread (the informer's I/O thread) and
- * read by any number of registered RCU reader threads without a lock.
+ * RCU caches of cluster state: one lock-free hash table per watched kind
+ * (open addressing over an RCU-published array of tagged pointers; see
+ * cache.c), written by one thread (the informer's I/O thread) and read by
+ * any number of registered RCU reader threads without a lock.
  *
  * Objects are projections: a struct that begins with struct cache_obj and
  * holds only the fields kinfer reads, built from the API's JSON by the
@@ -15,9 +16,10 @@
  *     ... use p, never keep it past the unlock ...
  *     cache_read_unlock();
  *
- * Secondary indexes (pods by owner, pods by node) map an index value to
- * primary keys; a reader resolves each key in the primary table and checks
- * the value still matches, so a moving object is never seen in two places.
+ * Secondary indexes (pods by owner, pods by node) link the objects that
+ * share a value in an RCU list; a walk sees each object once, in its old
+ * or its new version, and an object that moves to another value leaves
+ * the old list as it joins the new one.
  */
 #pragma once
 
@@ -65,10 +67,8 @@ static inline void cache_read_unlock(void)
 }
 
 struct cache_obj {
-	struct cds_lfht_node node;
 	struct rcu_head rcu;
 	struct cache *cache;      /* to free it from an RCU callback */
-	unsigned long hash;
 	const char *key;          /* "namespace/name", or "name" */
 	const char *ns;           /* interned; "" when cluster-scoped */
 	const char *name;         /* points into key */
@@ -139,6 +139,12 @@ void cache_retire(struct cache *c, struct cache_obj *obj);
 /* Free a projection that was never published, at once. */
 void cache_discard(struct cache *c, struct cache_obj *obj);
 void cache_set_synced(struct cache *c, bool synced);
+/* Around one write and the handlers told of it (the informer calls them
+ * around cache_publish or cache_remove and its notification): a reader
+ * that keeps its own state from those handlers (the placement index) can
+ * tell whether every write it sees in the cache has been told to it. */
+void cache_write_begin(struct cache *c);
+void cache_write_done(struct cache *c);
 
 /* ---- reader side (between cache_read_lock and cache_read_unlock) ---- */
 
@@ -150,8 +156,14 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 			int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
 
 /* ---- any thread ---- */
+/* The hash of a key as the table computes it (for benchmarks that compare
+ * other tables on equal terms). */
+unsigned long cache_key_hash(const char *key);
 bool cache_synced(const struct cache *c);
 size_t cache_count(const struct cache *c);
+/* Between cache_write_begin and cache_write_done (acquire: what the
+ * handlers did before cache_write_done is visible when false). */
+bool cache_writing(const struct cache *c);
 /* Entries in a secondary index (writer thread only; for tests). */
 size_t cache_index_size(const struct cache *c, size_t index);
 

@@ -400,10 +400,12 @@ static int apply_object(struct informer *inf, json_object *json, bool from_list)
 		}
 	}
 	skipped_forget(inf, obj->key);
+	cache_write_begin(inf->cache);
 	cache_publish(inf->cache, obj, &old);
 	cache_read_lock();
 	notify(inf, old ? INFORMER_UPDATE : INFORMER_ADD, old, obj);
 	cache_read_unlock();
+	cache_write_done(inf->cache);
 	cache_retire(inf->cache, old);
 	return 0;
 }
@@ -412,11 +414,15 @@ static void remove_key(struct informer *inf, const char *key)
 {
 	struct cache_obj *old;
 	skipped_forget(inf, key);
-	if (cache_remove(inf->cache, key, &old) < 0)
+	cache_write_begin(inf->cache);
+	if (cache_remove(inf->cache, key, &old) < 0) {
+		cache_write_done(inf->cache);
 		return;
+	}
 	cache_read_lock();
 	notify(inf, INFORMER_DELETE, old, NULL);
 	cache_read_unlock();
+	cache_write_done(inf->cache);
 	cache_retire(inf->cache, old);
 }
 

@@ -22,6 +22,7 @@
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
+#include "ktime.h"
 #include "route_controller.h"
 #include "snapshot.h"
 #include "status.h"
@@ -44,7 +45,19 @@ struct applied {
 	uint64_t key;
 	int64_t dep_generation;
 	char svc_rv[32];
+	uint64_t status_due_ns;      /* a changed status waits until then; 0 = none */
 };
+
+/*
+ * Status changes come in bursts (the Deployment's status, then its pods
+ * scheduled, running, ready, warm, each a watch event a few hundred ms
+ * apart): a change first seen waits this long, so what arrives meanwhile
+ * goes into the same patch, and one object's patches are at least this
+ * far apart. The reconcile that finds the change requeues itself for the
+ * moment it is due (level-based: that reconcile writes the status as it
+ * is then). A changed desiredReplicas is written at once.
+ */
+#define STATUS_WINDOW_NS (2 * KTIME_NSEC_PER_SEC)
 
 struct isvc_ctl {
 	struct manager *manager;         /* for the map functions' cache reads */
@@ -116,6 +129,51 @@ static void remember(struct isvc_ctl *c, const char *key, int64_t dep_gen, const
 		a->dep_generation = dep_gen;
 	if (svc_rv)
 		snprintf(a->svc_rv, sizeof(a->svc_rv), "%s", svc_rv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Whether a changed status may be written now; else *ret_wait says when. */
+static bool status_due(struct isvc_ctl *c, const char *key, uint64_t now, uint64_t *ret_wait)
+{
+	uint64_t h = key_hash(key);
+	bool go;
+
+	if (!c)
+		return true;
+	pthread_mutex_lock(&c->lock);
+	struct applied *a = &c->applied[h % APPLIED_SLOTS];
+	if (a->key != h && a->status_due_ns) {
+		/* Another InferenceService's change waits in this slot: taking
+		 * it would restart that one's window, and the two would push
+		 * each other's back forever. Write this one now instead. */
+		pthread_mutex_unlock(&c->lock);
+		return true;
+	}
+	if (a->key != h) {
+		memset(a, 0, sizeof(*a));
+		a->key = h;
+	}
+	if (!a->status_due_ns)
+		a->status_due_ns = now + STATUS_WINDOW_NS;
+	go = now >= a->status_due_ns;
+	if (go)
+		a->status_due_ns = 0;
+	else
+		*ret_wait = a->status_due_ns - now;
+	pthread_mutex_unlock(&c->lock);
+	return go;
+}
+
+/* The status is as it should be: nothing waits. */
+static void status_settled(struct isvc_ctl *c, const char *key)
+{
+	uint64_t h = key_hash(key);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (c->applied[h % APPLIED_SLOTS].key == h)
+		c->applied[h % APPLIED_SLOTS].status_due_ns = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -211,13 +269,18 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
 	return r;
 }
 
+/* The note of the one Event an apply pass writes (reason NULL: none yet). */
+struct apply_note {
+	const char *reason;
+	char text[600];
+};
+
 static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
-			   struct workload *w)
+			   struct workload *w, struct apply_note *n)
 {
 	struct isvc_ctl *c = ctx->data;
 	struct applied a = recall(c, key);
 	json_object *out = NULL;
-	char note[512];
 
 	if (s->have_dep && strcmp(s->dep_hash, w->deployment_hash) == 0 &&
 	    (a.key == 0 || a.dep_generation == s->dep.generation)) {
@@ -231,19 +294,18 @@ static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const str
 	remember(c, key, cache_json_int(out, "metadata.generation", 0), NULL);
 	json_object_put(out);
 	if (!s->have_dep)
-		snprintf(note, sizeof(note), "Created Deployment %s with %d replica(s)", s->name,
+		snprintf(n->text, sizeof(n->text), "Created Deployment %s with %d replica(s)", s->name,
 			 w->replicas);
 	else
-		snprintf(note, sizeof(note), "Updated Deployment %s (%s)", s->name,
+		snprintf(n->text, sizeof(n->text), "Updated Deployment %s (%s)", s->name,
 			 strcmp(s->dep_hash, w->deployment_hash) ? "spec changed" :
 			 "reverted a change made by someone else");
-	event(ctx, s, "Normal", s->have_dep ? "DeploymentUpdated" : "DeploymentCreated",
-	      "Apply", note);
+	n->reason = s->have_dep ? "DeploymentUpdated" : "DeploymentCreated";
 	return 0;
 }
 
 static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
-			struct workload *w)
+			struct workload *w, struct apply_note *n)
 {
 	struct isvc_ctl *c = ctx->data;
 	struct applied a = recall(c, key);
@@ -260,8 +322,16 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 		return r;
 	remember(c, key, -1, cache_json_str(out, "metadata.resourceVersion"));
 	json_object_put(out);
-	if (!s->have_svc)
-		event(ctx, s, "Normal", "ServiceCreated", "Apply", "Created Service for the model server");
+	if (s->have_svc)
+		return 0;
+	/* One Event for both when the Deployment was applied too. */
+	if (n->reason) {
+		size_t len = strlen(n->text);
+		snprintf(n->text + len, sizeof(n->text) - len, " and its Service");
+	} else {
+		n->reason = "ServiceCreated";
+		snprintf(n->text, sizeof(n->text), "Created Service for the model server");
+	}
 	return 0;
 }
 
@@ -318,9 +388,10 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
 		event(ctx, s, "Warning", reason, "Reconcile", msg);
 }
 
-static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int32_t desired,
-		       const struct autoscale_controller_decision *dec, const char *invalid,
-		       const char *invalid_reason, bool deferred)
+static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
+		       int32_t desired, const struct autoscale_controller_decision *dec,
+		       const char *invalid, const char *invalid_reason, bool deferred,
+		       uint64_t *ret_wait)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -354,7 +425,15 @@ static int sync_status(struct reconcile_ctx *ctx, const struct snapshot *s, int3
 				 cache_json_get(s->spec, "scaling.scaleToZero") != NULL,
 	};
 	json_object *status = status_build(&in);
-	if (!status_same(status, s->status)) {
+	/* A new desired replica count (an autoscaling decision) is written at
+	 * once: people and tests watch it next to the Deployment's replicas. */
+	bool rescaled = s->status && cache_json_int(status, "desiredReplicas", -1) !=
+				     cache_json_int(s->status, "desiredReplicas", -1);
+	if (status_same(status, s->status))
+		status_settled(ctx->data, key);
+	else if (rescaled || status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
+		if (rescaled)
+			status_settled(ctx->data, key);
 		/* Conditional on the copy read: another writer's condition added
 		 * since is never dropped (statuspatch.h). */
 		r = statuspatch_write(ctx->client, s->ns, s->name, s->rv, status, &st);
@@ -404,7 +483,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	struct workload w;
 	char err[512];
 	enum reconcile_result res = RECONCILE_OK;
-	uint64_t requeue = 0;
+	uint64_t requeue = 0, status_wait = 0;
 	int r;
 
 	r = snapshot_take(ctx->manager, key, &s);
@@ -439,36 +518,61 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, &s, desired, dec, err, NULL, deferred) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, NULL, deferred, &status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
+		if (res == RECONCILE_OK && status_wait) {
+			ctx->requeue_after_ns = status_wait;
+			res = RECONCILE_REQUEUE_AFTER;
+		}
 		goto free_snapshot;
 	}
 	if (s.dep_foreign || s.svc_foreign) {
 		/* Never adopt: the object's watch enqueues us again when it goes. */
 		foreign_message(&s, err, sizeof(err));
-		if (sync_status(ctx, &s, desired, dec, err, "ResourceExists", false) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
+				&status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
+		if (res == RECONCILE_OK && status_wait) {
+			ctx->requeue_after_ns = status_wait;
+			res = RECONCILE_REQUEUE_AFTER;
+		}
 		goto free_workload;
 	}
-	if (sync_deployment(ctx, key, &s, &w) < 0 || sync_service(ctx, key, &s, &w) < 0) {
+	struct apply_note note = { 0 };
+	if (sync_deployment(ctx, key, &s, &w, &note) < 0 ||
+	    sync_service(ctx, key, &s, &w, &note) < 0) {
 		res = RECONCILE_ERROR;
+		if (note.reason)
+			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
 		goto free_workload;
 	}
 	/* Scale to zero: the private Service and the public one's endpoints
 	 * (route.h); without scaleToZero it only removes what it made. */
 	r = route_sync(ctx, &s, &w, err, sizeof(err));
 	if (r == 1) {
-		if (sync_status(ctx, &s, desired, dec, err, "ResourceExists", false) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
+				&status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
+		if (note.reason)
+			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
+		if (res == RECONCILE_OK && status_wait) {
+			ctx->requeue_after_ns = status_wait;
+			res = RECONCILE_REQUEUE_AFTER;
+		}
 		goto free_workload;
 	}
 	/* A routing write that failed is retried; the status is written
 	 * anyway (it does not depend on the routing). */
-	if (sync_status(ctx, &s, desired, dec, NULL, NULL, deferred) < 0 || r < 0)
+	if (sync_status(ctx, key, &s, desired, dec, NULL, NULL, deferred, &status_wait) < 0 || r < 0)
 		res = RECONCILE_ERROR;
+	if (note.reason)
+		event(ctx, &s, "Normal", note.reason, "Apply", note.text);
+	/* Come back when the drain or a waiting status change is due. */
+	if (status_wait && (!requeue || status_wait < requeue))
+		requeue = status_wait;
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;
 		res = RECONCILE_REQUEUE_AFTER;

@@ -2,14 +2,18 @@
  * GPU-aware placement: the decision, without I/O.
  *
  * placement_decide reads the node and pod caches (inside the caller's
- * cache_read_lock, never taking a lock on them), filters every node the
- * way kube-scheduler's default plugins would for the fields kinfer's pods
- * use (unschedulable, readiness, taints and tolerations, nodeSelector and
+ * cache_read_lock, never taking a lock on them), filters nodes the way
+ * kube-scheduler's default plugins would for the fields kinfer's pods use
+ * (unschedulable, readiness, taints and tolerations, nodeSelector and
  * required node affinity, then the resources: GPUs of the pod's resource
  * name, cpu, memory, pod count), scores the nodes that fit, and returns the
  * best one; when none fits, a message that counts the reasons as
  * kube-scheduler does ("0/40 nodes are available: 32 Insufficient
- * nvidia.com/gpu, 8 node(s) had untolerated taint {k: v}.").
+ * nvidia.com/gpu, 8 node(s) had untolerated taint {k: v}."). For a pod
+ * that asks for GPUs it visits only what an index of nodes by free GPU
+ * units and score yields (kept up to date from placement_node_changed,
+ * which the pod and node handlers call for every event); the decision is
+ * the one filtering and scoring every node gives (placement_decide_scan).
  *
  * Resources in use on a node = requests of the pods bound to it (from the
  * pod cache's by-node index, summed once per node and kept until
@@ -75,14 +79,29 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 		     const struct kpod *pod, uint64_t now_ns,
 		     struct placement_decision *ret);
 
+/* The same decision by filtering and scoring every node (what
+ * placement_decide falls back to when no indexed node fits; for tests that
+ * compare the two). ret->feasible counts every node that fits, where
+ * placement_decide's counts those it visited. */
+int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cache *pods,
+			  const struct kpod *pod, uint64_t now_ns,
+			  struct placement_decision *ret);
+
 /* Count pod's requests on node until forgotten. -EBUSY when the table is
  * full (the caller retries later), -ENOMEM. Replaces an older assumption
  * of the same pod. */
 int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
 		     uint64_t now_ns);
-/* A pod bound to node was added, changed or deleted (call after the cache
- * published it; any thread, no lock): the node's sums are recomputed at its
- * next decision. The pod watch's handler calls it for every pod event. */
+/* A pod bound to node was added, changed or deleted, or the node itself
+ * (call after the cache published it; any thread, no lock): the node's
+ * sums and its place in the index are recomputed at the next decision.
+ * The pod and node watches' handlers call it for every event; a node
+ * change the index is not told of may hide that node from placement_decide
+ * until the next (the index also resyncs when the node count differs).
+ * The node cache's writer brackets each write and its handlers with
+ * cache_write_begin/done (the informer does): placement_decide waits for
+ * one in flight (up to 50 us, then it is the scan), so a node stored and
+ * not yet told never changes a decision. */
 void placement_node_changed(struct placement *pl, const char *node);
 /* The pod is bound and the cache's by-node index already shows it (the
  * cache publishes a pod first and indexes it after): only then may its

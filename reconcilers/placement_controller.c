@@ -42,6 +42,7 @@
 #define BLOCK_FOR_NS (10 * KTIME_NSEC_PER_SEC)   /* a higher pod blocks at most this long */
 #define GATE_RETRY_NS (20 * KTIME_NSEC_PER_MSEC)
 #define MAX_BACKOFF_S 60
+#define WAKE_RETRY_NS (100 * KTIME_NSEC_PER_MSEC)   /* a change came during the decision */
 
 enum wait_state {
 	WAIT_NEW,            /* not decided since it came or the cluster changed */
@@ -66,7 +67,7 @@ static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.002
 					   0.01, 0.025, 0.05, 0.1, 0.25 };
 static const struct metric_family fam_duration = {
 	"kinfer_placement_decision_duration_seconds",
-	"Time of one placement decision (filter and score every node; waiting for the lock not included).",
+	"Time of one placement decision (the index, filter and score the nodes it yields, assume; waiting for the lock not included).",
 	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
 static const struct metric_family fam_waiting = {
 	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
@@ -86,6 +87,7 @@ struct pctl {
 	pthread_mutex_t lock;              /* the waiting table */
 	struct waiting *waiting;
 	size_t n_waiting;
+	uint64_t wakes;                    /* waiting_wake calls (S->lock) */
 };
 
 int placement_controller_check(const struct placement_weights *w, const char *scheduler_name)
@@ -216,26 +218,41 @@ static bool waiting_blocked(struct pctl *S, uint8_t priority)
 	return blocked;
 }
 
-/* The pod fitted nowhere; returns how many times in a row. */
-static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority)
+static uint64_t waiting_wakes(struct pctl *S)
+{
+	pthread_mutex_lock(&S->lock);
+	uint64_t n = S->wakes;
+	pthread_mutex_unlock(&S->lock);
+	return n;
+}
+
+/* The pod fitted nowhere; returns how many times in a row. stale: the
+ * cluster changed during the decision, which is taken again at once: the
+ * pod stays NEW, so pods of lower priority still wait for it. */
+static int waiting_unschedulable(struct pctl *S, const char *key, uint8_t priority, bool stale)
 {
 	int attempts = 1;
 	waiting_note(S, key, priority);
 	pthread_mutex_lock(&S->lock);
 	struct waiting *w = waiting_find(S, key);
 	if (w) {
-		w->state = WAIT_UNSCHEDULABLE;
+		/* since_ns stays: it blocks the others BLOCK_FOR_NS at most,
+		 * however many of its decisions come out stale. */
+		w->state = stale ? WAIT_NEW : WAIT_UNSCHEDULABLE;
 		attempts = ++w->attempts;
 	}
 	pthread_mutex_unlock(&S->lock);
 	return attempts;
 }
 
-/* The cluster changed: every unschedulable pod gets a new first decision. */
+/* The cluster changed: every unschedulable pod gets a new first decision.
+ * A pod whose decision is in flight is not woken here; that decision sees
+ * the count move (waiting_wakes) and looks again soon. */
 static void waiting_wake(struct pctl *S, controller_emit_fn emit, void *emit_ud)
 {
 	uint64_t now = ktime_mono_ns();
 	pthread_mutex_lock(&S->lock);
+	S->wakes++;
 	for (size_t i = 0; i < S->n_waiting; i++) {
 		struct waiting *w = &S->waiting[i];
 		if (w->state != WAIT_UNSCHEDULABLE)
@@ -256,10 +273,11 @@ static void map_pod(void *data, const struct cache_obj *o, controller_emit_fn em
 {
 	struct pctl *S = data;
 	const struct kpod *p = (const struct kpod *)o;
+	/* Any pod on a node, whoever placed it, changes what is free there
+	 * (told on a standby too: the index must be right when it leads). */
+	placement_node_changed(S ? S->pl : NULL, p->node);
 	if (!active(S))
 		return;
-	/* Any pod on a node, whoever placed it, changes what is free there. */
-	placement_node_changed(S->pl, p->node);
 	if (!ours(S, p))
 		return;
 	if (!p->node && !o->deleted && !p->gated && p->phase == KPHASE_PENDING)
@@ -270,7 +288,9 @@ static void map_pod(void *data, const struct cache_obj *o, controller_emit_fn em
 static void map_node(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	struct pctl *S = data;
-	(void)o;
+	/* The placement index reads the node again (allocatable, labels,
+	 * utilization) at its next decision. */
+	placement_node_changed(S ? S->pl : NULL, o->name);
 	if (active(S))
 		waiting_wake(S, emit, ud);
 }
@@ -323,11 +343,21 @@ static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *
 	json_object_put(patch);
 }
 
+/* wakes: waiting_wakes before the decision read the caches. */
 static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
-				    const struct pod_copy *c, const char *message)
+				    const struct pod_copy *c, const char *message, uint64_t wakes)
 {
 	struct pctl *S = ctx->data;
-	int attempts = waiting_unschedulable(S, key, c->priority);
+	/* The cluster changed while this decision ran (a node added or made
+	 * Ready, a pod gone) and the wake found the pod still NEW, so it was
+	 * not woken: the decision may predate the change. Look again now,
+	 * still NEW, instead of after the backoff as Unschedulable
+	 * (scenario.placement: the node added for the high-priority pod
+	 * became Ready during the decision its addition started; the wake
+	 * woke the lower pods, which no longer waited for it and took the
+	 * node). */
+	bool changed = waiting_wakes(S) != wakes;
+	int attempts = waiting_unschedulable(S, key, c->priority, changed);
 	metric_add(S->m[M_UNSCHEDULABLE], 1);
 	uint64_t delay_s = attempts >= 7 ? MAX_BACKOFF_S : 1ULL << (attempts - 1);
 
@@ -336,7 +366,8 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 	if (strcmp(c->condition_message, message) != 0)
 		set_unschedulable(ctx, c, message);
 	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
-	ctx->requeue_after_ns = (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
+	ctx->requeue_after_ns = changed ? WAKE_RETRY_NS :
+		(delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
 	return RECONCILE_REQUEUE_AFTER;
 }
 
@@ -401,6 +432,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 
 	if (!active(S))
 		return RECONCILE_OK;
+	uint64_t wakes = waiting_wakes(S);   /* before the caches are read */
 	cache_read_lock();
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
 	if (settled(S, pc, key, p)) {
@@ -432,7 +464,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	metric_observe(S->m[M_DURATION], ktime_ns_to_s(ktime_mono_ns() - t0));
 	cache_read_unlock();
 	if (r == -ENOSPC)
-		return no_fit(ctx, key, &c, d.message);
+		return no_fit(ctx, key, &c, d.message, wakes);
 	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "placing %s: %s", key, strerror(-r));
 		return RECONCILE_ERROR;

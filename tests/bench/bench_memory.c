@@ -12,6 +12,15 @@
  * arena) after malloc_trim; it is read until it stops moving, because the
  * lock-free hash tables resize in a worker thread.
  *
+ * Then the whole cluster the issue sizes (BENCH_CLUSTER=0 skips it): next
+ * to the pods, 5,000 Nodes (tests/data/node.json), 10,000
+ * InferenceServices (BENCH_ISVC, default tests/data/isvc/vllm.json, a
+ * typical manifest; full.json has every field) and their Deployments
+ * (tests/data/deployment.json) and Services, each recorded object renamed
+ * per copy and projected into its own cache as the operator's informers
+ * do; heap per object of each kind and the process's RSS (the operator's
+ * libraries are linked in, so its baseline is the operator's too).
+ *
  * Environment: BENCH_N pods (default 100000).
  */
 #include <errno.h>
@@ -24,6 +33,7 @@
 
 #include "cache.h"
 #include "intern.h"
+#include "isvc.h"
 #include "kinds.h"
 #include "podgen.h"
 #include "keys.h"
@@ -192,6 +202,167 @@ static int fill(struct figures *f, const struct podgen *g, json_tokener *tok, ch
 	return 0;
 }
 
+/* ---- the whole cluster ------------------------------------------------ */
+
+#define CLUSTER_NODES 5000
+#define CLUSTER_SERVICES 10000
+
+/* A Service as the API server returns one of kinfer's (server-side apply). */
+static const char service_json[] =
+	"{\"kind\":\"Service\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"x\","
+	"\"namespace\":\"default\",\"uid\":\"5b2a1f0c-8c1e-4a51-9d1e-2f3a4b5c6d7e\","
+	"\"resourceVersion\":\"270\",\"creationTimestamp\":\"2026-11-23T13:52:19Z\","
+	"\"labels\":{\"kinfer.io/service\":\"x\"},\"annotations\":{\"kinfer.io/applied-hash\":"
+	"\"9f86d081884c7d65\"},\"ownerReferences\":[{\"apiVersion\":\"kinfer.io/v1alpha1\","
+	"\"kind\":\"InferenceService\",\"name\":\"x\",\"uid\":\"0a1b2c3d-4e5f-6789-abcd-ef0123456789\","
+	"\"controller\":true,\"blockOwnerDeletion\":true}]},\"spec\":{\"ports\":[{\"name\":\"http\","
+	"\"protocol\":\"TCP\",\"port\":8000,\"targetPort\":8000}],\"selector\":{\"kinfer.io/service\":"
+	"\"x\"},\"clusterIP\":\"198.19.0.10\",\"clusterIPs\":[\"198.19.0.10\"],\"type\":\"ClusterIP\","
+	"\"sessionAffinity\":\"None\",\"ipFamilies\":[\"IPv4\"],\"ipFamilyPolicy\":\"SingleStack\","
+	"\"internalTrafficPolicy\":\"Cluster\"},\"status\":{\"loadBalancer\":{}}}";
+
+static json_object *load_json(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	json_object *o = NULL;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len + 4096 > cap) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb)
+				break;
+			buf = nb;
+			cap += 65536;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	if (buf) {
+		buf[len] = '\0';
+		o = json_tokener_parse(buf);
+	}
+	free(buf);
+	return o;
+}
+
+static void set_meta(json_object *obj, const char *key, const char *v)
+{
+	json_object *meta = cache_json_get(obj, "metadata");
+	if (meta)
+		json_object_object_add(meta, key, json_object_new_string(v));
+}
+
+/* n renamed copies of tmpl into c: name (and the service label) from fmt. */
+static int fill_kind(struct cache *c, json_object *tmpl, const char *fmt, int n)
+{
+	json_object *labels = cache_json_get(tmpl, "metadata.labels");
+	char name[64], uid[64];
+	int r = 0;
+
+	for (int i = 0; i < n && r == 0; i++) {
+		struct cache_obj *obj, *old;
+		snprintf(name, sizeof(name), fmt, i);
+		snprintf(uid, sizeof(uid), "%08x-8c1e-4a51-9d1e-%012x", (unsigned)i, (unsigned)i * 7919u);
+		set_meta(tmpl, "name", name);
+		set_meta(tmpl, "uid", uid);
+		set_meta(tmpl, "resourceVersion", uid + 24);
+		if (labels && json_object_object_get_ex(labels, KINFER_SERVICE_LABEL, NULL))
+			json_object_object_add(labels, KINFER_SERVICE_LABEL, json_object_new_string(name));
+		r = cache_project(c, tmpl, &obj);
+		if (r == 0) {
+			cache_publish(c, obj, &old);
+			cache_retire(c, old);
+		}
+	}
+	return r;
+}
+
+static int drain_one(const struct cache_obj *obj, void *ud)
+{
+	char (*keys)[320] = ud;
+	size_t *n = (size_t *)keys[0];
+	snprintf(keys[1 + (*n)++], sizeof(keys[0]), "%s", obj->key);
+	return 0;
+}
+
+/* Remove every object (freed after a grace period) before cache_free. */
+static void drain_cache(struct cache *c)
+{
+	size_t cnt = cache_count(c);
+	char (*keys)[320] = calloc(cnt + 2, sizeof(*keys));
+	struct cache_obj *old;
+
+	if (!keys)
+		return;
+	cache_read_lock();
+	cache_foreach(c, drain_one, keys);
+	cache_read_unlock();
+	for (size_t i = 0; i < *(size_t *)keys[0]; i++)
+		if (cache_remove(c, keys[1 + i], &old) == 0)
+			cache_retire(c, old);
+	free(keys);
+}
+
+/* The other kinds next to the pods already cached: heap per object of
+ * each, and the process's RSS with everything in. */
+static int cluster_case(struct intern *interns, struct cache *pods, size_t rss_start)
+{
+	static const struct {
+		const struct cache_kind *kind;
+		const char *file, *fmt;
+		int n;
+	} kinds[] = {
+		{ &kind_nodes, KINFER_TEST_DATA "/node.json", "kwok-gpu-%05d", CLUSTER_NODES },
+		{ &kind_inferenceservices, NULL, "llm-%05d", CLUSTER_SERVICES },
+		{ &kind_deployments, KINFER_TEST_DATA "/deployment.json", "llm-%05d", CLUSTER_SERVICES },
+		{ &kind_services, "", "llm-%05d", CLUSTER_SERVICES },
+	};
+	struct cache *caches[4] = { 0 };
+	size_t total = cache_count(pods);
+	int r = 0;
+
+	for (size_t k = 0; k < 4 && r == 0; k++) {
+		const char *isvc = getenv("BENCH_ISVC");
+		const char *file = kinds[k].file ? kinds[k].file :
+			isvc && *isvc ? isvc : KINFER_TEST_DATA "/isvc/vllm.json";
+		json_object *tmpl = *file ? load_json(file) : json_tokener_parse(service_json);
+		size_t h0 = settled_heap();
+		if (!tmpl)
+			r = -EBADMSG;
+		if (r == 0)
+			r = cache_new(kinds[k].kind, interns, &caches[k]);
+		if (r == 0)
+			r = fill_kind(caches[k], tmpl, kinds[k].fmt, kinds[k].n);
+		json_object_put(tmpl);
+		if (r == 0) {
+			size_t h1 = settled_heap();
+			printf("memory_cluster_bytes_per_%s %.0f bytes\n", kinds[k].kind->name,
+			       h1 > h0 ? (double)(h1 - h0) / kinds[k].n : 0.0);
+			total += cache_count(caches[k]);
+		}
+	}
+	if (r == 0) {
+		printf("memory_cluster_objects %zu objects\n", total);
+		printf("memory_cluster_heap_bytes %zu bytes\n", settled_heap());
+		printf("memory_cluster_rss_mib %.1f MiB\n", (double)rss_bytes() / (1 << 20));
+		printf("memory_cluster_rss_before_caches_mib %.1f MiB\n", (double)rss_start / (1 << 20));
+	}
+	for (size_t k = 0; k < 4; k++)
+		if (caches[k]) {
+			drain_cache(caches[k]);
+			cache_barrier();
+			cache_free(caches[k]);
+		}
+	return r;
+}
+
 int main(void)
 {
 	struct figures f = { .n = podgen_env_n(100000) };
@@ -220,6 +391,13 @@ int main(void)
 	if (r < 0)
 		goto out;
 	print_figures(&f, interns);
+	{
+		const char *cl = getenv("BENCH_CLUSTER");
+		if (!cl || strcmp(cl, "0") != 0)
+			r = cluster_case(interns, c, f.rss0);
+	}
+	if (r < 0)
+		goto out;
 	podgen_drain(c, NULL, f.n, PODGEN_OWNERS);
 	cache_free(c);
 	c = NULL;

@@ -34,12 +34,15 @@ op_pid=$!
 for _ in $(seq 1 100); do grep -q 'controller started' "$dir/op.log" && break; sleep 0.1; done
 port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$dir/op.log" | head -1)
 requests() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_requests_total\{/ { s += $2 } END { print s + 0 }'; }
+# Requests by verb, "verb=count ..." (to see where they go).
+by_verb() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_requests_total\{/ {
+	v = $0; sub(/.*verb="/, "", v); sub(/".*/, "", v); s[v] += $2 } END { for (v in s) printf "%s=%d ", v, s[v] }'; }
 writes() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_requests_total\{verb="(apply|patch|create|update)"/ { s += $2 } END { print s + 0 }'; }
 
 for i in $(seq 1 "$n"); do
 	printf -- '---\napiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: m%04d, namespace: bench}\nspec:\n  model: {name: m, uri: "s3://m/%d"}\n  resources: {gpu: {count: 0}, cpu: 100m, memory: 256Mi}\n' "$i" "$i"
 done > "$dir/all.yaml"
-r0=$(requests) w0=$(writes)
+r0=$(requests) w0=$(writes) v0=$(by_verb)
 t0=$(date +%s.%N)
 k apply --server-side -f "$dir/all.yaml" >/dev/null
 t_applied=$(date +%s.%N)
@@ -53,7 +56,7 @@ for _ in $(seq 1 600); do
 done
 t1=$(date +%s.%N)
 sleep 5   # let pods settle and count what the steady state costs
-r1=$(requests) w1=$(writes)
+r1=$(requests) w1=$(writes) v1=$(by_verb)
 awk -v n="$n" -v t0="$t0" -v ta="$t_applied" -v t1="$t1" -v r0="$r0" -v r1="$r1" -v w0="$w0" -v w1="$w1" -v q="$qps" 'BEGIN {
 	printf "reconcile_services %d count\n", n
 	printf "reconcile_kubectl_apply_seconds %.1f s\n", ta - t0
@@ -65,3 +68,13 @@ awk -v n="$n" -v t0="$t0" -v ta="$t_applied" -v t1="$t1" -v r0="$r0" -v r1="$r1"
 	printf "reconcile_client_qps_limit %d qps\n", q
 }'
 echo "reconcile_operator_rss $(awk '/VmRSS/ { print $2 }' /proc/$op_pid/status) kB"
+# Per verb, per service (before -> after the run, so the LIST/WATCH of the
+# start are not counted).
+for kv in $v1; do
+	verb=${kv%%=*} after=${kv#*=} before=0
+	for ov in $v0; do [ "${ov%%=*}" = "$verb" ] && before=${ov#*=}; done
+	awk -v v="$verb" -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "reconcile_api_%s_per_service %.2f requests\n", v, (a - b) / n }'
+done
+r2=$(requests)
+sleep 10
+echo "reconcile_steady_state_requests_in_10s $(( $(requests) - r2 )) requests"

@@ -268,6 +268,188 @@ static void free_while_resizing(void **state)
 	}
 }
 
+/* ---- the table and the indexes against a model ------------------------ */
+
+#define CHURN_KEYS 3000
+#define CHURN_NODES 7
+
+static int num(const char *s)
+{
+	return (int)strtol(s, NULL, 10);
+}
+
+static int seen_cb(const struct cache_obj *o, void *ud)
+{
+	int *seen = ud;
+	int k = num(o->name + 1);
+	seen[k]++;
+	return 0;
+}
+
+/*
+ * Random inserts, moves between nodes and removals (the table grows,
+ * fills with tombstones, rebuilds and shrinks), checked after each phase
+ * against a plain array: every key found or not as the model says, each
+ * object once in a walk, each index list holding exactly its objects.
+ */
+static void churn_matches_model(void **state)
+{
+	static int node_of[CHURN_KEYS], seen[CHURN_KEYS];
+	struct cache *c;
+	struct cache_obj *obj, *old;
+	uint64_t seed = 42;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	memset(node_of, -1, sizeof(node_of));
+	for (int phase = 0; phase < 4; phase++) {
+		/* 0, 2: mostly adds and moves; 1: mostly removals; 3: remove all. */
+		int ops = phase == 3 ? CHURN_KEYS : 6000;
+		for (int i = 0; i < ops; i++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			int k = phase == 3 ? i : (int)((seed >> 33) % CHURN_KEYS);
+			int roll = (int)((seed >> 20) % 10);
+			bool remove = phase == 3 || (phase == 1 ? roll < 7 : roll < 2);
+			char name[16], node[16], key[32];
+			snprintf(name, sizeof(name), "p%d", k);
+			snprintf(key, sizeof(key), "ns/p%d", k);
+			if (remove) {
+				int r = cache_remove(c, key, &old);
+				assert_int_equal(r, node_of[k] < 0 ? -ENOENT : 0);
+				if (r == 0)
+					cache_retire(c, old);
+				node_of[k] = -1;
+				continue;
+			}
+			int n = (int)((seed >> 40) % CHURN_NODES);
+			snprintf(node, sizeof(node), "n%d", n);
+			json_object *j = pod(name, node, i);
+			assert_int_equal(cache_project(c, j, &obj), 0);
+			json_object_put(j);
+			cache_publish(c, obj, &old);
+			assert_true((old != NULL) == (node_of[k] >= 0));
+			cache_retire(c, old);
+			node_of[k] = n;
+		}
+		size_t live = 0;
+		int per_node[CHURN_NODES] = { 0 };
+		cache_read_lock();
+		for (int k = 0; k < CHURN_KEYS; k++) {
+			char key[32];
+			snprintf(key, sizeof(key), "ns/p%d", k);
+			const struct kpod *p = (const struct kpod *)cache_get(c, key);
+			if (node_of[k] < 0) {
+				assert_null(p);
+				continue;
+			}
+			assert_non_null(p);
+			assert_int_equal(num(p->node + 1), node_of[k]);
+			live++;
+			per_node[node_of[k]]++;
+		}
+		memset(seen, 0, sizeof(seen));
+		cache_foreach(c, seen_cb, seen);
+		for (int k = 0; k < CHURN_KEYS; k++)
+			assert_int_equal(seen[k], node_of[k] >= 0);
+		memset(seen, 0, sizeof(seen));
+		for (int n = 0; n < CHURN_NODES; n++) {
+			char node[16];
+			snprintf(node, sizeof(node), "n%d", n);
+			cache_index_foreach(c, KPOD_BY_NODE, node, seen_cb, seen);
+		}
+		for (int k = 0; k < CHURN_KEYS; k++)
+			assert_int_equal(seen[k], node_of[k] >= 0);
+		cache_read_unlock();
+		for (int n = 0; n < CHURN_NODES; n++) {
+			char node[16];
+			snprintf(node, sizeof(node), "n%d", n);
+			assert_int_equal(by(c, KPOD_BY_NODE, node), per_node[n]);
+		}
+		assert_int_equal(cache_count(c), live);
+		assert_int_equal(cache_index_size(c, KPOD_BY_NODE), live);
+		assert_int_equal(by(c, KPOD_BY_SERVICE, "svc"), (int)live);
+	}
+	assert_int_equal(cache_count(c), 0);
+	cache_free(c);
+}
+
+/* Readers walk the by-node lists while the writer moves pods between two
+ * nodes and removes and re-adds them: a walk never sees a pod twice, and
+ * every pod it sees is on the walked node (run under TSan in CI). */
+struct walkers {
+	struct cache *c;
+	atomic_int stop;
+	atomic_long walks, bad;
+};
+
+static int walk_cb(const struct cache_obj *o, void *ud)
+{
+	int *seen = ud;
+	seen[num(o->name + 1) % 64]++;
+	return 0;
+}
+
+static void *index_walker(void *ud)
+{
+	struct walkers *w = ud;
+	rcu_register_thread();
+	for (long i = 0; !atomic_load(&w->stop); i++) {
+		const char *node = i % 2 ? "n1" : "n2";
+		int seen[64] = { 0 };
+		cache_read_lock();
+		cache_index_foreach(w->c, KPOD_BY_NODE, node, walk_cb, seen);
+		cache_read_unlock();
+		for (int k = 0; k < 64; k++)
+			if (seen[k] > 1)
+				atomic_fetch_add(&w->bad, 1);
+		atomic_fetch_add(&w->walks, 1);
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+static int on_node_cb(const struct cache_obj *o, void *ud)
+{
+	return strcmp(((const struct kpod *)o)->node, ud) != 0;
+}
+
+static void index_walks_race_moves(void **state)
+{
+	struct walkers w = { 0 };
+	pthread_t t[2];
+	struct cache_obj *obj, *old;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &w.c), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, index_walker, &w);
+	for (int i = 0; i < 6000; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "p%d", (i * 7) % 64);
+		if (i % 9 == 8) {
+			char key[32];
+			snprintf(key, sizeof(key), "ns/%s", name);
+			if (cache_remove(w.c, key, &old) == 0)
+				cache_retire(w.c, old);
+			continue;
+		}
+		json_object *j = pod(name, i % 3 ? "n1" : "n2", i);
+		assert_int_equal(cache_project(w.c, j, &obj), 0);
+		json_object_put(j);
+		cache_publish(w.c, obj, &old);
+		cache_retire(w.c, old);
+		if (i % 1000 == 0) {
+			cache_read_lock();
+			assert_int_equal(cache_index_foreach(w.c, KPOD_BY_NODE, "n1", on_node_cb, "n1"), 0);
+			cache_read_unlock();
+		}
+	}
+	atomic_store(&w.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&w.bad), 0);
+	assert_true(atomic_load(&w.walks) > 0);
+	cache_free(w.c);
+}
+
 int tests_cache(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +459,8 @@ int tests_cache(void)
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
+		cmocka_unit_test(churn_matches_model),
+		cmocka_unit_test(index_walks_race_moves),
 	};
 	return cmocka_run_group_tests_name("cache", tests, test_rcu_setup, test_rcu_teardown);
 }

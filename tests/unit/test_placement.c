@@ -20,6 +20,10 @@
 
 static struct cache *nodes, *pods;
 static struct placement *pl;
+/* publish's next node write stays in flight (its handler not yet run)
+ * until finish_held: held names it. */
+static bool hold_next;
+static char held[64];
 
 
 static int fresh(void **state)
@@ -46,6 +50,7 @@ static void publish(struct cache *c, const char *json)
 	struct cache_obj *obj, *old;
 	assert_non_null(j);
 	assert_int_equal(cache_project(c, j, &obj), 0);
+	cache_write_begin(c);   /* as the informer: the write, then its handlers */
 	cache_publish(c, obj, &old);
 	/* What the controller's pod handler does after each publish. */
 	if (c == pods) {
@@ -53,6 +58,17 @@ static void publish(struct cache *c, const char *json)
 		if (old)
 			placement_node_changed(pl, ((const struct kpod *)old)->node);
 	}
+	if (c == nodes && hold_next) {
+		hold_next = false;
+		snprintf(held, sizeof(held), "%s", obj->name);
+		if (old)
+			cache_retire(c, old);
+		json_object_put(j);
+		return;
+	}
+	if (c == nodes)   /* and its node handler */
+		placement_node_changed(pl, obj->name);
+	cache_write_done(c);
 	if (old)
 		cache_retire(c, old);
 	json_object_put(j);
@@ -207,6 +223,11 @@ static void cached_node_is_chosen(void **state)
 	assert_int_equal(decide("p", &d), 0);
 	assert_string_equal(d.node, "n2");
 	assert_true(d.cached);
+	/* Every node fits (the scan counts them; the index stops early). */
+	cache_read_lock();
+	assert_int_equal(placement_decide_scan(pl, nodes, pods, pod("p"), 1, &d), 0);
+	cache_read_unlock();
+	assert_string_equal(d.node, "n2");
 	assert_int_equal(d.feasible, 3);
 	/* A service that asked not to prefer cached nodes: packing decides
 	 * among equals (the first by name). */
@@ -413,6 +434,281 @@ static void constraints_past_the_bounds(void **state)
 			    "the pod's node constraints exceed kinfer's bounds.");
 }
 
+/* ---- the index decides as the scan does -------------------------------- */
+
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+	return *s >> 33;
+}
+
+/* A random node: GPUs of one of three resources (or two MIG profiles),
+ * sometimes tainted, cordoned, not ready, labelled with a cached model or
+ * a pool, any utilization or none. */
+/* cached >= 0: the node caches model m<cached> whatever else it got. */
+static void random_node_caching(uint64_t *s, int i, int cached)
+{
+	static const char *const res[] = { "nvidia.com/gpu", "nvidia.com/gpu.shared" };
+	char name[32], labels[256] = "", alloc[256], ann[96] = "", taints[160] = "[]";
+	int kind = (int)(rnd_next(s) % 4), units = 1 << (rnd_next(s) % 4);
+
+	snprintf(name, sizeof(name), "node-%03d", i);
+	if (kind == 3)
+		snprintf(alloc, sizeof(alloc), "\"nvidia.com/mig-1g.10gb\":\"%d\","
+			 "\"nvidia.com/mig-3g.40gb\":\"%d\"", (int)(rnd_next(s) % 8), (int)(rnd_next(s) % 3));
+	else
+		snprintf(alloc, sizeof(alloc), "\"%s\":\"%d\"", res[kind == 2], units);
+	if (cached >= 0)
+		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"true\"", cached);
+	else if (rnd_next(s) % 5 == 0)
+		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"%s\"",
+			 (int)(rnd_next(s) % 3), rnd_next(s) % 4 ? "true" : "false");
+	if (rnd_next(s) % 4 == 0)
+		snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "%s\"pool\":\"p%d\"",
+			 *labels ? "," : "", (int)(rnd_next(s) % 2));
+	if (rnd_next(s) % 6)
+		snprintf(ann, sizeof(ann), ",\"annotations\":{\"kinfer.io/gpu-utilization\":\"%d\"}",
+			 (int)(rnd_next(s) % 101));
+	if (rnd_next(s) % 10 == 0)
+		snprintf(taints, sizeof(taints), "[{\"key\":\"dedicated\",\"value\":\"infra\","
+			 "\"effect\":\"NoSchedule\"}]");
+	char buf[2048];
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"uid\":\"u-%s\",\"labels\":{%s}%s},"
+		 "\"spec\":{\"unschedulable\":%s,\"taints\":%s},"
+		 "\"status\":{\"allocatable\":{\"cpu\":\"%d\",\"memory\":\"64Gi\",\"pods\":\"%d\",%s},"
+		 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\"}]}}",
+		 name, name, labels, ann, rnd_next(s) % 25 ? "false" : "true", taints,
+		 4 + (int)(rnd_next(s) % 28), 3 + (int)(rnd_next(s) % 20), alloc,
+		 rnd_next(s) % 20 ? "True" : "False");
+	publish(nodes, buf);
+}
+
+static void random_node(uint64_t *s, int i)
+{
+	random_node_caching(s, i, -1);
+}
+
+/* A random pod of one of the resources, bound to node (or pending when
+ * node < 0), of any priority and model, sometimes with a selector. */
+static void random_pod(uint64_t *s, const char *name, int node, int n_nodes)
+{
+	static const char *const res[] = { "nvidia.com/gpu", "nvidia.com/gpu.shared",
+					   "nvidia.com/mig-1g.10gb", "nvidia.com/mig-3g.40gb" };
+	static const char *const prio[] = { "low", "normal", "high" };
+	char nodefield[64] = "", sel[128] = "", buf[2048];
+
+	if (node >= 0)
+		snprintf(nodefield, sizeof(nodefield), "\"nodeName\":\"node-%03d\",", node % n_nodes);
+	if (node < 0 && rnd_next(s) % 5 == 0)
+		snprintf(sel, sizeof(sel), "\"nodeSelector\":{\"pool\":\"p%d\"},", (int)(rnd_next(s) % 2));
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+		 "\"labels\":{\"kinfer.io/service\":\"s%d\",\"kinfer.io/model\":\"m%d\","
+		 "\"kinfer.io/priority\":\"%s\"}},"
+		 "\"spec\":{%s%s\"schedulerName\":\"kinfer\",\"containers\":[{\"name\":\"m\","
+		 "\"resources\":{\"requests\":{\"cpu\":\"%dm\",\"memory\":\"1Gi\"},"
+		 "\"limits\":{\"%s\":\"%d\"}}}]},\"status\":{\"phase\":\"%s\"}}",
+		 name, name, (int)(rnd_next(s) % 4), (int)(rnd_next(s) % 3), prio[rnd_next(s) % 3],
+		 nodefield, sel, 100 + (int)(rnd_next(s) % 2000), res[rnd_next(s) % 4],
+		 1 + (int)(rnd_next(s) % 3), node < 0 ? "Pending" : rnd_next(s) % 10 ? "Running" : "Succeeded");
+	publish(pods, buf);
+}
+
+/* The held write's handler runs, late. */
+static void finish_held(void)
+{
+	if (!*held)
+		return;
+	placement_node_changed(pl, held);
+	cache_write_done(nodes);
+	held[0] = '\0';
+}
+
+static void expect_same(const char *name, uint64_t now)
+{
+	struct placement_decision a, b;
+	cache_read_lock();
+	const struct kpod *p = pod(name);
+	int ra = placement_decide_scan(pl, nodes, pods, p, now, &a);
+	int rb = placement_decide(pl, nodes, pods, p, now, &b);
+	cache_read_unlock();   /* before any assertion: a failed one leaves */
+	if (rb != ra || strcmp(a.node, b.node) != 0)
+		fail_msg("%s: the scan chose %s (%d), the index %s (%d)", name, a.node, ra, b.node, rb);
+	assert_int_equal(rb, ra);
+	assert_string_equal(b.node, a.node);
+	assert_int_equal(b.score, a.score);
+	assert_int_equal(b.cached, a.cached);
+	assert_int_equal(b.nodes, a.nodes);
+	assert_string_equal(b.message, a.message);
+}
+
+/*
+ * Random clusters, and on each the pending pods decided by the scan and by
+ * the index: the same node, score and message, also after assuming some
+ * of them, binding pods, deleting nodes and changing others, and while a
+ * node's change is stored and its handler has not run yet.
+ */
+static void index_decides_as_the_scan(void **state)
+{
+	uint64_t s = 7;
+	(void)state;
+	for (int round = 0; round < 24; round++) {
+		struct placement_weights w = placement_default_weights;
+		if (round % 3 == 1)
+			w = (struct placement_weights){ .packing = 10, .fragmentation = 3 };
+		if (round % 3 == 2)
+			w = (struct placement_weights){ .utilization = (int)(rnd_next(&s) % 20),
+							.packing = (int)(rnd_next(&s) % 20),
+							.fragmentation = (int)(rnd_next(&s) % 20),
+							.cached = (int)(rnd_next(&s) % 50) };
+		done(NULL);
+		assert_int_equal(fresh(NULL), 0);
+		placement_free(pl);
+		assert_int_equal(placement_new(&w, &pl), 0);
+		int n_nodes = 5 + (int)(rnd_next(&s) % 120), n_bound = (int)(rnd_next(&s) % (3 * n_nodes));
+		char name[32];
+		for (int i = 0; i < n_nodes; i++)
+			random_node(&s, i);
+		for (int k = 0; k < n_bound; k++) {
+			snprintf(name, sizeof(name), "b%d", k);
+			random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes), n_nodes);
+		}
+		for (int k = 0; k < 16; k++) {
+			snprintf(name, sizeof(name), "q%d", k);
+			random_pod(&s, name, -1, n_nodes);
+		}
+		for (int step = 0; step < 4; step++) {
+			for (int k = 0; k < 16; k++) {
+				/* A node starts caching a model: stored, and its
+				 * handler runs only eight decisions later. */
+				if (k == 4) {
+					hold_next = true;
+					random_node_caching(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes),
+							    (int)(rnd_next(&s) % 3));
+				}
+				if (k == 12)
+					finish_held();
+				snprintf(name, sizeof(name), "q%d", k);
+				expect_same(name, 1);
+				/* Assume every third where it went. */
+				struct placement_decision d;
+				cache_read_lock();
+				const struct kpod *p = pod(name);
+				if (k % 3 == 0 && placement_decide(pl, nodes, pods, p, 1, &d) == 0)
+					assert_int_equal(placement_assume(pl, p, d.node, 1), 0);
+				cache_read_unlock();
+			}
+			/* The cluster changes: pods bound and finished, nodes
+			 * changed, removed and added. */
+			for (int k = 0; k < 10; k++) {
+				snprintf(name, sizeof(name), "b%d", n_bound + step * 10 + k);
+				random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes), n_nodes);
+			}
+			random_node(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes));
+			char key[32];
+			struct cache_obj *old;
+			snprintf(key, sizeof(key), "node-%03d", (int)(rnd_next(&s) % (uint64_t)n_nodes));
+			if (cache_remove(nodes, key, &old) == 0) {
+				placement_node_changed(pl, old->name);
+				cache_retire(nodes, old);
+			}
+			random_node(&s, n_nodes + step);
+		}
+		finish_held();
+	}
+}
+
+/* Publish a node without telling the index: the informer has stored it
+ * and not yet run the handlers (told_late finishes the write). */
+static void publish_untold(const char *json)
+{
+	json_object *j = json_tokener_parse(json);
+	struct cache_obj *obj, *old;
+	assert_non_null(j);
+	assert_int_equal(cache_project(nodes, j, &obj), 0);
+	cache_write_begin(nodes);
+	cache_publish(nodes, obj, &old);
+	if (old)
+		cache_retire(nodes, old);
+	json_object_put(j);
+}
+
+static void told_late(const char *node)
+{
+	placement_node_changed(pl, node);
+	cache_write_done(nodes);
+}
+
+static void a100(char *buf, size_t len, const char *name, const char *labels)
+{
+	snprintf(buf, len,
+		 "{\"metadata\":{\"name\":\"%s\",\"uid\":\"u-%s\",\"labels\":{\"type\":\"kwok\"%s%s}},"
+		 "\"spec\":{},\"status\":{\"allocatable\":{\"cpu\":\"64\",\"memory\":\"1Ti\","
+		 "\"pods\":\"110\",\"nvidia.com/gpu\":\"8\"},"
+		 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+		 name, name, *labels ? "," : "", labels);
+}
+
+/*
+ * The node that caches the pod's model is chosen however its label got
+ * there: present before the first decision, added by an update after the
+ * node was indexed (the handler told or not yet), on a node that joined a
+ * cluster the index first saw empty, or removed again (then the first of
+ * the equals). As scenario.placement: identical A100s, one cached.
+ */
+static void cached_label_after_indexing(void **state)
+{
+	char buf[1024], name[32];
+	struct placement_decision d;
+	(void)state;
+	/* The first decision on an empty cluster, then nodes join. */
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 2, "");
+	assert_int_equal(decide("p", &d), -ENOSPC);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "a100-%d", i);
+		a100(buf, sizeof(buf), name, "");
+		publish(nodes, buf);
+	}
+	expect_node("p", "a100-0");
+	/* a100-3 gains the label by an update, the handler runs: chosen. */
+	a100(buf, sizeof(buf), "a100-3", "\"kinfer.io/cached.llama-7b\":\"true\"");
+	publish(nodes, buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-3");
+	/* Gone again: the first of the equals. */
+	a100(buf, sizeof(buf), "a100-3", "");
+	publish(nodes, buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-0");
+	/* a100-4 gains it and the decision comes before its handler ran:
+	 * what the node cache holds decides, as in the scan. */
+	a100(buf, sizeof(buf), "a100-4", "\"kinfer.io/cached.llama-7b\":\"yes\"");
+	publish_untold(buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-4");
+	told_late("a100-4");
+	expect_node("p", "a100-4");
+	/* "false" is no cache, told or not. */
+	a100(buf, sizeof(buf), "a100-4", "\"kinfer.io/cached.llama-7b\":\"false\"");
+	publish_untold(buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-0");
+	told_late("a100-4");
+	/* A node that joins with the label, decided before its handler ran. */
+	a100(buf, sizeof(buf), "a100-9", "\"kinfer.io/cached.llama-7b\":\"true\"");
+	publish_untold(buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-9");
+	told_late("a100-9");
+	expect_node("p", "a100-9");
+	/* Two cached equals: the first by name, as the scan. */
+	a100(buf, sizeof(buf), "a100-2", "\"kinfer.io/cached.llama-7b\":\"true\"");
+	publish(nodes, buf);
+	expect_same("p", 1);
+	expect_node("p", "a100-2");
+}
+
 /* ---- the message --------------------------------------------------------- */
 
 static void failed_scheduling_message_counts_reasons(void **state)
@@ -487,6 +783,8 @@ int tests_placement(void)
 		T(constraints_past_the_bounds),
 		T(failed_scheduling_message_counts_reasons),
 		T(message_is_bounded_and_sorted),
+		T(index_decides_as_the_scan),
+		T(cached_label_after_indexing),
 	};
 #undef T
 	return cmocka_run_group_tests_name("placement", tests, test_rcu_setup, test_rcu_teardown);
