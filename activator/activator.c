@@ -53,7 +53,7 @@
 
 #define ACTIVATION_ANNOTATION "kinfer.io/activation-requested"
 #define MAX_PENDING_DEFAULT 100
-#define UPSTREAM_BUF_MAX (256 * 1024)      /* answer bytes buffered per request */
+#define UPSTREAM_BUF_MAX (256 * 1024) /* answer bytes buffered per request */
 #define UPSTREAM_MAX_HEADERS 64
 #define UPSTREAM_MAX_HEADER_BYTES 32768
 #define RETRY_AFTER_OVERFLOW "5"
@@ -81,7 +81,9 @@ struct config {
 };
 
 #define F(name, env, kind, field, def, help) \
-	{ name, env, kind, offsetof(struct config, field), def, help }
+	{ \
+		name, env, kind, offsetof(struct config, field), def, help \
+	}
 
 static const struct flag act_flags[] = {
 	F("kubeconfig", "KUBECONFIG", FLAG_STRING, kubeconfig, NULL,
@@ -99,16 +101,16 @@ static const struct flag act_flags[] = {
 	  "how often the EndpointSlices of a service that holds requests are listed"),
 	F("keepalive-interval", "KINFER_ACTIVATOR_KEEPALIVE_INTERVAL", FLAG_DURATION_MS,
 	  keepalive_ms, "5s", "how often a held streaming request gets \": model starting\""),
-	F("spec-cache-ttl", "KINFER_ACTIVATOR_SPEC_CACHE_TTL", FLAG_DURATION_MS, spec_ttl_ms,
-	  "10s", "how long an InferenceService's scaleToZero values are reused"),
+	F("spec-cache-ttl", "KINFER_ACTIVATOR_SPEC_CACHE_TTL", FLAG_DURATION_MS, spec_ttl_ms, "10s",
+	  "how long an InferenceService's scaleToZero values are reused"),
 	F("kube-api-timeout", "KINFER_KUBE_API_TIMEOUT", FLAG_DURATION_MS, kube_api_timeout_ms,
 	  "3s", "timeout of one API request"),
 	F("response-header-timeout", "KINFER_ACTIVATOR_RESPONSE_HEADER_TIMEOUT", FLAG_DURATION_MS,
 	  header_timeout_ms, "10m", "how long a forwarded request may wait for the pod's answer"),
 	F("shutdown-timeout", "KINFER_SHUTDOWN_TIMEOUT", FLAG_DURATION_MS, shutdown_timeout_ms,
 	  "30s", "on SIGTERM, how long requests in flight may finish"),
-	F("max-connections", "KINFER_ACTIVATOR_MAX_CONNECTIONS", FLAG_INT, max_connections,
-	  "1024", "client connections at once (one thread each)"),
+	F("max-connections", "KINFER_ACTIVATOR_MAX_CONNECTIONS", FLAG_INT, max_connections, "1024",
+	  "client connections at once (one thread each)"),
 	F("max-body", "KINFER_ACTIVATOR_MAX_BODY", FLAG_INT, max_body, "8388608",
 	  "bytes of one request body (beyond: 413)"),
 	F("max-held-bytes", "KINFER_ACTIVATOR_MAX_HELD_BYTES", FLAG_INT, max_held_bytes,
@@ -126,34 +128,63 @@ static const double wait_buckets[] = { 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 
 static const struct metric_family fam_requests = {
 	"kinfer_activator_requests_total",
 	"Requests for an InferenceService that reached the activator.",
-	METRIC_COUNTER, svc_labels, NULL, 0 };
-static const struct metric_family fam_held = {
-	"kinfer_activator_held_requests",
-	"Requests held now, waiting for a ready replica.", METRIC_GAUGE, svc_labels, NULL, 0 };
-static const struct metric_family fam_wait = {
-	"kinfer_activator_cold_start_wait_seconds",
-	"How long held requests waited for a ready replica.",
-	METRIC_HISTOGRAM, svc_labels, wait_buckets, sizeof(wait_buckets) / sizeof(wait_buckets[0]) };
+	METRIC_COUNTER,
+	svc_labels,
+	NULL,
+	0
+};
+static const struct metric_family fam_held = { "kinfer_activator_held_requests",
+					       "Requests held now, waiting for a ready replica.",
+					       METRIC_GAUGE,
+					       svc_labels,
+					       NULL,
+					       0 };
+static const struct metric_family fam_wait = { "kinfer_activator_cold_start_wait_seconds",
+					       "How long held requests waited for a ready replica.",
+					       METRIC_HISTOGRAM,
+					       svc_labels,
+					       wait_buckets,
+					       sizeof(wait_buckets) / sizeof(wait_buckets[0]) };
 static const struct metric_family fam_overflow = {
 	"kinfer_activator_overflow_total",
 	"Requests refused with 503: maxPendingRequests were held already.",
-	METRIC_COUNTER, svc_labels, NULL, 0 };
+	METRIC_COUNTER,
+	svc_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_timeouts = {
 	"kinfer_activator_timeouts_total",
 	"Held requests that reached activationTimeoutSeconds (503).",
-	METRIC_COUNTER, svc_labels, NULL, 0 };
+	METRIC_COUNTER,
+	svc_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_upstream_errors = {
 	"kinfer_activator_upstream_errors_total",
 	"Forwarded requests that failed between the activator and the pod.",
-	METRIC_COUNTER, svc_labels, NULL, 0 };
+	METRIC_COUNTER,
+	svc_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_activations = {
 	"kinfer_activator_activations_total",
 	"Writes of the kinfer.io/activation-requested annotation by result (ok, error).",
-	METRIC_COUNTER, activation_labels, NULL, 0 };
+	METRIC_COUNTER,
+	activation_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_refused = {
 	"kinfer_activator_refused_total",
 	"Requests refused before any service was known, by reason.",
-	METRIC_COUNTER, reason_labels, NULL, 0 };
+	METRIC_COUNTER,
+	reason_labels,
+	NULL,
+	0
+};
 
 /* ---- the process -------------------------------------------------------- */
 
@@ -202,12 +233,12 @@ static int svc_spec(struct activator *a, struct actsvc *s, struct spec_values *r
 
 	pthread_mutex_lock(&s->fetch_lock);
 	uint64_t ttl = s->exists < 0 ? KTIME_NSEC_PER_SEC :
-		(uint64_t)a->cfg.spec_ttl_ms * KTIME_NSEC_PER_MSEC;
+				       (uint64_t)a->cfg.spec_ttl_ms * KTIME_NSEC_PER_MSEC;
 	if (!s->fetched_ns || now - s->fetched_ns >= ttl) {
 		json_object *o = NULL;
 		struct kube_status st;
-		int r = kube_get(a->client, &kube_res_inferenceservices, s->id.ns, s->id.name,
-				 NULL, &o, &st);
+		int r = kube_get(a->client, &kube_res_inferenceservices, s->id.ns, s->id.name, NULL,
+				 &o, &st);
 		if (r == 0) {
 			json_object *z = cache_json_get(o, "spec.scaling.scaleToZero");
 			int64_t wt = cache_json_int(o, "spec.warmup.timeoutSeconds",
@@ -216,15 +247,16 @@ static int svc_spec(struct activator *a, struct actsvc *s, struct spec_values *r
 			int64_t to = cache_json_int(z, "activationTimeoutSeconds", wt);
 			s->scale_to_zero = z && json_object_is_type(z, json_type_object);
 			s->max_pending = mp >= 1 && mp <= 10000 ? (int)mp : MAX_PENDING_DEFAULT;
-			s->timeout_s = to >= 1 && to <= 86400 ? (int)to : ISVC_WARMUP_TIMEOUT_S_DEFAULT;
+			s->timeout_s = to >= 1 && to <= 86400 ? (int)to :
+								ISVC_WARMUP_TIMEOUT_S_DEFAULT;
 			s->exists = 1;
 			json_object_put(o);
 		} else if (r == -ENOENT) {
 			s->exists = 0;
 		} else {
 			s->exists = -1;
-			log_warn("cannot read the InferenceService", "namespace=%s name=%s error=%s",
-				 s->id.ns, s->id.name, st.message);
+			log_warn("cannot read the InferenceService",
+				 "namespace=%s name=%s error=%s", s->id.ns, s->id.name, st.message);
 		}
 		s->fetched_ns = ktime_mono_ns();
 	}
@@ -272,7 +304,8 @@ static int slice_port(json_object *slice)
 	json_object *ports = cache_json_get(slice, "ports");
 	int port = 0;
 	size_t n = ports && json_object_is_type(ports, json_type_array) ?
-		json_object_array_length(ports) : 0;
+			   json_object_array_length(ports) :
+			   0;
 	for (size_t i = 0; i < n; i++) {
 		json_object *p = json_object_array_get_idx(ports, i);
 		const char *name = cache_json_str(p, "name");
@@ -294,7 +327,8 @@ static int list_endpoints(struct activator *a, struct actsvc *s, struct actsvc_e
 	char sel[160];
 	json_object *list = NULL;
 	struct kube_status st;
-	struct kube_opts o = { .label_selector = sel, .timeout_ms = a->cfg.kube_api_timeout_ms,
+	struct kube_opts o = { .label_selector = sel,
+			       .timeout_ms = a->cfg.kube_api_timeout_ms,
 			       .limit = 100 };
 	size_t n = 0;
 	int r;
@@ -308,13 +342,15 @@ static int list_endpoints(struct activator *a, struct actsvc *s, struct actsvc_e
 	}
 	json_object *items = cache_json_get(list, "items");
 	size_t ni = items && json_object_is_type(items, json_type_array) ?
-		json_object_array_length(items) : 0;
+			    json_object_array_length(items) :
+			    0;
 	for (size_t i = 0; i < ni; i++) {
 		json_object *slice = json_object_array_get_idx(items, i);
 		int port = slice_port(slice);
 		json_object *eps = cache_json_get(slice, "endpoints");
 		size_t ne = eps && json_object_is_type(eps, json_type_array) ?
-			json_object_array_length(eps) : 0;
+				    json_object_array_length(eps) :
+				    0;
 		if (!port)
 			continue;
 		for (size_t j = 0; j < ne && n < ACTSVC_MAX_ENDPOINTS; j++) {
@@ -323,8 +359,8 @@ static int list_endpoints(struct activator *a, struct actsvc *s, struct actsvc_e
 			json_object *term = cache_json_get(e, "conditions.terminating");
 			json_object *addrs = cache_json_get(e, "addresses");
 			if ((ready && !json_object_get_boolean(ready)) ||
-			    (term && json_object_get_boolean(term)) ||
-			    !addrs || !json_object_is_type(addrs, json_type_array) ||
+			    (term && json_object_get_boolean(term)) || !addrs ||
+			    !json_object_is_type(addrs, json_type_array) ||
 			    json_object_array_length(addrs) == 0)
 				continue;
 			const char *ip = json_object_get_string(json_object_array_get_idx(addrs, 0));
@@ -379,10 +415,10 @@ struct upstream {
 	CURLcode result;
 	long status;
 	size_t n_resp, resp_bytes;
-	char *resp[UPSTREAM_MAX_HEADERS];  /* "Name: value", of the final answer */
+	char *resp[UPSTREAM_MAX_HEADERS]; /* "Name: value", of the final answer */
 	bool resp_overflow;
-	char *buf;                         /* UPSTREAM_BUF_MAX bytes of the answer's body */
-	size_t buf_len, buf_off;           /* held: buf[buf_off..buf_len) */
+	char *buf;               /* UPSTREAM_BUF_MAX bytes of the answer's body */
+	size_t buf_len, buf_off; /* held: buf[buf_off..buf_len) */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -415,11 +451,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 	while (l > 0 && (p[l - 1] == '\r' || p[l - 1] == '\n'))
 		l--;
-	if (l >= 5 && strncmp(p, "HTTP/", 5) == 0) {   /* a new answer (after a 1xx) */
+	if (l >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new answer (after a 1xx) */
 		upstream_clear_headers(u);
 		return len;
 	}
-	if (l == 0) {                                    /* the end of a header block */
+	if (l == 0) { /* the end of a header block */
 		long code = 0;
 		curl_easy_getinfo(u->easy, CURLINFO_RESPONSE_CODE, &code);
 		if (code >= 200) {
@@ -445,17 +481,17 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	struct upstream *u = ud;
 	size_t len = size * n;
 
-	if (u->buf_off > 0 && u->buf_len + len > UPSTREAM_BUF_MAX) {   /* compact */
+	if (u->buf_off > 0 && u->buf_len + len > UPSTREAM_BUF_MAX) { /* compact */
 		memmove(u->buf, u->buf + u->buf_off, u->buf_len - u->buf_off);
 		u->buf_len -= u->buf_off;
 		u->buf_off = 0;
 	}
 	if (u->buf_len + len > UPSTREAM_BUF_MAX) {
-		if (u->buf_len > 0) {       /* the client reads slower: wait for it */
+		if (u->buf_len > 0) { /* the client reads slower: wait for it */
 			u->paused = true;
 			return CURL_WRITEFUNC_PAUSE;
 		}
-		return 0;                   /* one write larger than the buffer */
+		return 0; /* one write larger than the buffer */
 	}
 	memcpy(u->buf + u->buf_len, p, len);
 	u->buf_len += len;
@@ -489,31 +525,31 @@ static enum MHD_Result add_req_header(void *ud, enum MHD_ValueKind kind, const c
 /* ---- one request -------------------------------------------------------- */
 
 enum req_phase {
-	PHASE_HOLD,      /* waiting for a ready endpoint */
-	PHASE_FORWARD,   /* an endpoint: the request is sent, waiting for the answer's head */
-	PHASE_BODY,      /* relaying the answer's body */
-	PHASE_END,       /* nothing more to send */
+	PHASE_HOLD,    /* waiting for a ready endpoint */
+	PHASE_FORWARD, /* an endpoint: the request is sent, waiting for the answer's head */
+	PHASE_BODY,    /* relaying the answer's body */
+	PHASE_END,     /* nothing more to send */
 };
 
 struct request {
 	struct activator *a;
 	struct MHD_Connection *conn;
-	char *uri;                   /* raw, with the query */
+	char *uri; /* raw, with the query */
 	struct actsvc *svc;
 	struct dynbuf body;
 	size_t seen;
-	size_t reserved;             /* of --max-held-bytes */
+	size_t reserved; /* of --max-held-bytes */
 	bool too_big, busy, stream, holding, admitted, refused;
 	enum req_phase phase;
 	uint64_t start_ns, deadline_ns, next_keepalive_ns;
-	uint64_t fresh_ns;           /* only endpoints listed after this (monotonic) */
-	struct spec_values spec;     /* the service's bounds when the request came */
+	uint64_t fresh_ns;       /* only endpoints listed after this (monotonic) */
+	struct spec_values spec; /* the service's bounds when the request came */
 	struct actsvc_endpoint ep;
 	struct upstream up;
-	struct curl_slist *fwd;      /* the request's headers to forward */
+	struct curl_slist *fwd; /* the request's headers to forward */
 	char method[16];
 	char client_ip[64];
-	char msg[512];               /* a pending SSE comment or error event */
+	char msg[512]; /* a pending SSE comment or error event */
 	size_t msg_len, msg_off;
 };
 
@@ -552,7 +588,9 @@ static void request_free(struct request *q)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls; (void)c; (void)toe;
+	(void)cls;
+	(void)c;
+	(void)toe;
 	if (*con_cls)
 		request_free(*con_cls);
 	*con_cls = NULL;
@@ -581,7 +619,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, cons
 	json_object_object_add(o, "error", e);
 	int n = snprintf(body, sizeof(body), "%s\n",
 			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-								JSON_C_TO_STRING_NOSLASHESCAPE));
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)sizeof(body) - 1;
@@ -735,27 +773,32 @@ static void timeout_reason(struct request *q, char *buf, size_t len)
 	int r = kube_get(a->client, &kube_res_inferenceservices, q->svc->id.ns, q->svc->id.name,
 			 NULL, &o, &st);
 	if (r < 0) {
-		snprintf(buf, len, "activation timed out after %d s, and the InferenceService "
-			 "cannot be read (%.200s)", q->spec.timeout_s, st.message);
+		snprintf(buf, len,
+			 "activation timed out after %d s, and the InferenceService "
+			 "cannot be read (%.200s)",
+			 q->spec.timeout_s, st.message);
 		return;
 	}
 	int64_t replicas = cache_json_int(o, "status.replicas", 0);
 	int64_t desired = cache_json_int(o, "status.desiredReplicas", 0);
 	if (replicas == 0 && desired == 0)
-		snprintf(buf, len, "activation timed out after %d s: no replica was started "
+		snprintf(buf, len,
+			 "activation timed out after %d s: no replica was started "
 			 "after the activation request (is kinfer-operator running?)",
 			 q->spec.timeout_s);
 	else
-		snprintf(buf, len, "activation timed out after %d s: the model is still starting "
-			 "(%lld replicas, none ready yet)", q->spec.timeout_s, (long long)replicas);
+		snprintf(buf, len,
+			 "activation timed out after %d s: the model is still starting "
+			 "(%lld replicas, none ready yet)",
+			 q->spec.timeout_s, (long long)replicas);
 	json_object_put(o);
 }
 
 static void count_timeout(struct request *q)
 {
 	metric_add(svc_series(q->a, &fam_timeouts, q->svc), 1);
-	log_warn("held request timed out", "namespace=%s name=%s waited_s=%.3f",
-		 q->svc->id.ns, q->svc->id.name, since_s(q->start_ns));
+	log_warn("held request timed out", "namespace=%s name=%s waited_s=%.3f", q->svc->id.ns,
+		 q->svc->id.name, since_s(q->start_ns));
 }
 
 /*
@@ -768,7 +811,7 @@ static void count_timeout(struct request *q)
 static int forward_head(struct request *q)
 {
 	uint64_t head_deadline = ktime_mono_ns() +
-		(uint64_t)q->a->cfg.header_timeout_ms * KTIME_NSEC_PER_MSEC;
+				 (uint64_t)q->a->cfg.header_timeout_ms * KTIME_NSEC_PER_MSEC;
 
 	for (;;) {
 		if (!q->up.started && forward_start(q) < 0)
@@ -785,15 +828,17 @@ static int forward_head(struct request *q)
 		double connect_s = 0;
 		curl_easy_getinfo(q->up.easy, CURLINFO_CONNECT_TIME, &connect_s);
 		bool unconnected = q->up.result == CURLE_COULDNT_CONNECT ||
-			(q->up.result == CURLE_OPERATION_TIMEDOUT && connect_s == 0);
+				   (q->up.result == CURLE_OPERATION_TIMEDOUT && connect_s == 0);
 		if (!unconnected || ktime_mono_ns() >= q->deadline_ns)
 			return -EIO;
 		/* Refused or unreachable: that pod is gone; wait for a list the
 		 * poller makes from now on. */
 		q->fresh_ns = ktime_mono_ns();
 		actsvc_kick(q->a->table);
-		log_info("endpoint refused the connection; holding again", "namespace=%s name=%s "
-			 "endpoint=%s:%d", q->svc->id.ns, q->svc->id.name, q->ep.ip, q->ep.port);
+		log_info("endpoint refused the connection; holding again",
+			 "namespace=%s name=%s "
+			 "endpoint=%s:%d",
+			 q->svc->id.ns, q->svc->id.name, q->ep.ip, q->ep.port);
 		upstream_free(&q->up);
 		usleep(200 * 1000);
 		int r;
@@ -845,8 +890,9 @@ static ssize_t body_reader(struct request *q, char *buf, size_t max)
 		if (q->up.done) {
 			if (q->up.result != CURLE_OK) {
 				metric_add(svc_series(q->a, &fam_upstream_errors, q->svc), 1);
-				log_warn("the pod's answer broke off", "namespace=%s name=%s error=%s",
-					 q->svc->id.ns, q->svc->id.name, q->up.errbuf);
+				log_warn("the pod's answer broke off",
+					 "namespace=%s name=%s error=%s", q->svc->id.ns,
+					 q->svc->id.name, q->up.errbuf);
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			}
 			return MHD_CONTENT_READER_END_OF_STREAM;
@@ -883,8 +929,10 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		for (;;) {
 			if (ktime_mono_ns() >= q->next_keepalive_ns) {
 				q->next_keepalive_ns = ktime_mono_ns() +
-					(uint64_t)q->a->cfg.keepalive_ms * KTIME_NSEC_PER_MSEC;
-				q->msg_len = (size_t)snprintf(q->msg, sizeof(q->msg), ": model starting\n\n");
+						       (uint64_t)q->a->cfg.keepalive_ms *
+							       KTIME_NSEC_PER_MSEC;
+				q->msg_len = (size_t)snprintf(q->msg, sizeof(q->msg),
+							      ": model starting\n\n");
 				q->msg_off = 0;
 				return emit_msg(q, buf, max);
 			}
@@ -903,9 +951,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 			count_timeout(q);
 			timeout_reason(q, why, sizeof(why));
 			json_object *m = json_object_new_string(why);
-			q->msg_len = (size_t)snprintf(q->msg, sizeof(q->msg),
+			q->msg_len = (size_t)snprintf(
+				q->msg, sizeof(q->msg),
 				"event: error\ndata: {\"error\":{\"message\":%s,\"type\":\"model_starting\","
-				"\"code\":503}}\n\n", json_object_to_json_string(m));
+				"\"code\":503}}\n\n",
+				json_object_to_json_string(m));
 			json_object_put(m);
 			if (q->msg_len >= sizeof(q->msg))
 				q->msg_len = sizeof(q->msg) - 1;
@@ -925,8 +975,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		q->phase = PHASE_BODY;
 		if (q->up.status >= 300) {
-			q->msg_len = (size_t)snprintf(q->msg, sizeof(q->msg), ": the model answered %ld\n\n",
-						      q->up.status);
+			q->msg_len = (size_t)snprintf(q->msg, sizeof(q->msg),
+						      ": the model answered %ld\n\n", q->up.status);
 			q->msg_off = 0;
 			return emit_msg(q, buf, max);
 		}
@@ -989,10 +1039,10 @@ static enum MHD_Result admit(struct activator *a, struct request *q, struct MHD_
 	}
 	if (ex == 0 || !q->spec.scale_to_zero) {
 		refuse(q, ex == 0 ? "not_found" : "not_scale_to_zero");
-		return reply_error(c, 404, "not_found", NULL, ex == 0 ?
-				   "no InferenceService %s/%s (from Host \"%s\")" :
-				   "InferenceService %s/%s has no spec.scaling.scaleToZero: the "
-				   "activator does not serve it (from Host \"%s\")",
+		return reply_error(c, 404, "not_found", NULL,
+				   ex == 0 ? "no InferenceService %s/%s (from Host \"%s\")" :
+					     "InferenceService %s/%s has no spec.scaling.scaleToZero: the "
+					     "activator does not serve it (from Host \"%s\")",
 				   id.ns, id.name, host);
 	}
 	metric_add(svc_series(a, &fam_requests, q->svc), 1);
@@ -1059,7 +1109,8 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 
 	if (q->too_big)
 		return reply_error(c, 413, "invalid_request", NULL,
-				   "request body over the activator's %d-byte limit", a->cfg.max_body);
+				   "request body over the activator's %d-byte limit",
+				   a->cfg.max_body);
 	if (q->busy)
 		return reply_error(c, 503, "service_unavailable", RETRY_AFTER_OVERFLOW,
 				   "the activator holds its limit of request bytes; retry");
@@ -1091,7 +1142,8 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 
 	if (q->stream) {
 		q->next_keepalive_ns = ktime_mono_ns();
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, q, NULL);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, q,
+							 NULL);
 		if (!resp)
 			return MHD_NO;
 		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -1131,9 +1183,10 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 	hold_end(q, false);
 	if (r < 0) {
 		metric_add(svc_series(a, &fam_upstream_errors, s), 1);
-		log_warn("cannot forward", "namespace=%s name=%s endpoint=%s:%d error=%s",
-			 s->id.ns, s->id.name, q->ep.ip, q->ep.port,
-			 r == -ETIMEDOUT ? "no answer within --response-header-timeout" : q->up.errbuf);
+		log_warn("cannot forward", "namespace=%s name=%s endpoint=%s:%d error=%s", s->id.ns,
+			 s->id.name, q->ep.ip, q->ep.port,
+			 r == -ETIMEDOUT ? "no answer within --response-header-timeout" :
+					   q->up.errbuf);
 		return reply_error(c, r == -ETIMEDOUT ? 504 : 502, "upstream_error", NULL,
 				   "model %s/%s: the pod at %s:%d %s", s->id.ns, s->id.name,
 				   q->ep.ip, q->ep.port,
@@ -1155,18 +1208,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
 	struct activator *a = cls;
 	struct request *q = *con_cls;
-	(void)url; (void)version;
+	(void)url;
+	(void)version;
 
 	if (!q)
-		return MHD_NO;                      /* out of memory in on_uri */
-	if (!q->admitted && !q->refused) {      /* the first call */
+		return MHD_NO;             /* out of memory in on_uri */
+	if (!q->admitted && !q->refused) { /* the first call */
 		enum MHD_Result r = admit(a, q, c, method);
 		if (q->refused)
 			return r;
 		q->admitted = true;
 		return r;
 	}
-	if (q->refused) {                       /* answered already: drop the rest */
+	if (q->refused) { /* answered already: drop the rest */
 		*data_size = 0;
 		return MHD_YES;
 	}
@@ -1207,7 +1261,7 @@ static int setup_logging(const struct config *cfg)
 	if (log_level_parse(cfg->log_level, &level) < 0 ||
 	    log_format_parse(cfg->log_format, &format) < 0) {
 		fprintf(stderr, "kinfer-operator activator: --log-level wants debug, info, warn or "
-			"error and --log-format logfmt or json\n");
+				"error and --log-format logfmt or json\n");
 		return -EINVAL;
 	}
 	log_setup(level, format, stderr);
@@ -1221,29 +1275,28 @@ static int start_proxy(struct activator *a)
 	if (httpserver_parse_addr(a->cfg.listen, &ss, &sl) < 0)
 		return -EINVAL;
 	a->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				MHD_USE_POLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				0, NULL, NULL, on_request, a,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
+					MHD_USE_POLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, on_request, a, MHD_OPTION_SOCK_ADDR,
+				(struct sockaddr *)&ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg.max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-				MHD_OPTION_END);
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
 	return a->d ? 0 : -EADDRINUSE;
 }
 
 static unsigned connections(struct activator *a)
 {
-	const union MHD_DaemonInfo *i = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	const union MHD_DaemonInfo *i = MHD_get_daemon_info(a->d,
+							    MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	return i ? i->num_connections : 0;
 }
 
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: kinfer-operator activator [FLAGS]\n\n"
-		"Hold requests for InferenceServices scaled to zero, have kinfer scale them up,\n"
-		"and forward them to the first warm pod.\n\nFlags:\n");
+		     "Hold requests for InferenceServices scaled to zero, have kinfer scale them up,\n"
+		     "and forward them to the first warm pod.\n\nFlags:\n");
 	flags_usage(out, act_flags, N_ACT_FLAGS);
 }
 
@@ -1252,18 +1305,23 @@ static int check_config(const struct config *cfg)
 	struct sockaddr_storage ss;
 	unsigned sl;
 	if (httpserver_parse_addr(cfg->listen, &ss, &sl) < 0) {
-		fprintf(stderr, "kinfer-operator activator: --listen: invalid value \"%s\": "
-			"want host:port\n", cfg->listen);
+		fprintf(stderr,
+			"kinfer-operator activator: --listen: invalid value \"%s\": "
+			"want host:port\n",
+			cfg->listen);
 		return -EINVAL;
 	}
 	if (cfg->http_addr && *cfg->http_addr && httpserver_parse_addr(cfg->http_addr, &ss, &sl) < 0) {
-		fprintf(stderr, "kinfer-operator activator: --http-addr: invalid value \"%s\": "
-			"want host:port\n", cfg->http_addr);
+		fprintf(stderr,
+			"kinfer-operator activator: --http-addr: invalid value \"%s\": "
+			"want host:port\n",
+			cfg->http_addr);
 		return -EINVAL;
 	}
 	if (cfg->poll_interval_ms < 10 || cfg->keepalive_ms < 100 || cfg->max_connections < 1 ||
 	    cfg->max_body < 1 || cfg->max_held_bytes < cfg->max_body) {
-		fprintf(stderr, "kinfer-operator activator: want --endpoint-poll-interval >= 10ms, "
+		fprintf(stderr,
+			"kinfer-operator activator: want --endpoint-poll-interval >= 10ms, "
 			"--keepalive-interval >= 100ms, --max-connections >= 1, --max-body >= 1 "
 			"and --max-held-bytes >= --max-body\n");
 		return -EINVAL;
@@ -1274,7 +1332,8 @@ static int check_config(const struct config *cfg)
 static int connect_api(struct activator *a)
 {
 	struct kube_client_options o = {
-		.qps = 50, .burst = 100,
+		.qps = 50,
+		.burst = 100,
 		.timeout_ms = a->cfg.kube_api_timeout_ms,
 		.max_retries = 1,
 		.backoff_base_ms = 100,
@@ -1337,8 +1396,8 @@ int activator_main(int argc, char **argv, int argi)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (flags_parse(act_flags, N_ACT_FLAGS, &a.cfg, argc, argv, &argi, &help, err,
-			sizeof(err)) < 0) {
+	if (flags_parse(act_flags, N_ACT_FLAGS, &a.cfg, argc, argv, &argi, &help, err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "kinfer-operator activator: %s\n", err);
 		return 2;
 	}
@@ -1347,7 +1406,8 @@ int activator_main(int argc, char **argv, int argi)
 		return 0;
 	}
 	if (argi < argc) {
-		fprintf(stderr, "kinfer-operator activator: unexpected argument \"%s\"\n", argv[argi]);
+		fprintf(stderr, "kinfer-operator activator: unexpected argument \"%s\"\n",
+			argv[argi]);
 		return 2;
 	}
 	if (setup_logging(&a.cfg) < 0 || check_config(&a.cfg) < 0)

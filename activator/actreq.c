@@ -64,7 +64,8 @@ int actreq_parse_host(const char *host, struct actreq_target *ret, char *err, si
 	size_t n, start[4], len[4], labels = 0, i;
 
 	if (!host || !*host) {
-		snprintf(err, errlen, "no Host header: the activator finds the InferenceService "
+		snprintf(err, errlen,
+			 "no Host header: the activator finds the InferenceService "
 			 "from Host NAME.NAMESPACE[.svc[.cluster.local]][:port]");
 		return -EINVAL;
 	}
@@ -74,7 +75,8 @@ int actreq_parse_host(const char *host, struct actreq_target *ret, char *err, si
 		return -EINVAL;
 	}
 	if (host[0] == '[') {
-		snprintf(err, errlen, "Host is an IP address; the activator needs "
+		snprintf(err, errlen,
+			 "Host is an IP address; the activator needs "
 			 "NAME.NAMESPACE[.svc[.cluster.local]][:port]");
 		return -EINVAL;
 	}
@@ -85,15 +87,16 @@ int actreq_parse_host(const char *host, struct actreq_target *ret, char *err, si
 		snprintf(err, errlen, "Host \"%.200s\": bad port (want 1-65535)", host);
 		return -EINVAL;
 	}
-	if (n > 0 && h[n - 1] == '.')   /* a fully qualified name's root dot */
+	if (n > 0 && h[n - 1] == '.') /* a fully qualified name's root dot */
 		n--;
 	if (n == 0 || all_digits_and_dots(h, n)) {
-		snprintf(err, errlen, "Host \"%.200s\" is %s; the activator needs "
-			 "NAME.NAMESPACE[.svc[.cluster.local]][:port]", host,
-			 n == 0 ? "empty" : "an IP address");
+		snprintf(err, errlen,
+			 "Host \"%.200s\" is %s; the activator needs "
+			 "NAME.NAMESPACE[.svc[.cluster.local]][:port]",
+			 host, n == 0 ? "empty" : "an IP address");
 		return -EINVAL;
 	}
-	for (i = 0; i <= n && labels < 4; ) {
+	for (i = 0; i <= n && labels < 4;) {
 		const char *dot = memchr(h + i, '.', n - i);
 		size_t e = dot ? (size_t)(dot - h) : n;
 		start[labels] = i;
@@ -104,26 +107,33 @@ int actreq_parse_host(const char *host, struct actreq_target *ret, char *err, si
 		i = e + 1;
 	}
 	if (labels < 2) {
-		snprintf(err, errlen, "Host \"%.200s\" has no namespace; the activator needs "
-			 "NAME.NAMESPACE[.svc[.cluster.local]][:port]", host);
+		snprintf(err, errlen,
+			 "Host \"%.200s\" has no namespace; the activator needs "
+			 "NAME.NAMESPACE[.svc[.cluster.local]][:port]",
+			 host);
 		return -EINVAL;
 	}
 	if (!dns_label(h + start[0], len[0], true)) {
-		snprintf(err, errlen, "Host \"%.200s\": \"%.*s\" is not a Service name (a DNS label: "
+		snprintf(err, errlen,
+			 "Host \"%.200s\": \"%.*s\" is not a Service name (a DNS label: "
 			 "lower case letters, digits and '-', starting with a letter, at most 63)",
 			 host, (int)len[0], h + start[0]);
 		return -EINVAL;
 	}
 	if (!dns_label(h + start[1], len[1], false)) {
-		snprintf(err, errlen, "Host \"%.200s\": \"%.*s\" is not a namespace name (a DNS "
-			 "label of at most 63 characters)", host, (int)len[1], h + start[1]);
+		snprintf(err, errlen,
+			 "Host \"%.200s\": \"%.*s\" is not a namespace name (a DNS "
+			 "label of at most 63 characters)",
+			 host, (int)len[1], h + start[1]);
 		return -EINVAL;
 	}
 	/* NAME.NAMESPACE.svc and any cluster domain after it (its labels are
 	 * the cluster's to choose; each must still be a DNS label). */
 	if (labels >= 3 && (len[2] != 3 || memcmp(h + start[2], "svc", 3) != 0)) {
-		snprintf(err, errlen, "Host \"%.200s\": want NAME.NAMESPACE[.svc[.cluster.local]], "
-			 "not \"%.*s\" after the namespace", host, (int)len[2], h + start[2]);
+		snprintf(err, errlen,
+			 "Host \"%.200s\": want NAME.NAMESPACE[.svc[.cluster.local]], "
+			 "not \"%.*s\" after the namespace",
+			 host, (int)len[2], h + start[2]);
 		return -EINVAL;
 	}
 	if (labels == 4) {
@@ -190,9 +200,17 @@ static bool in_list(const char *name, const char *const *list)
 }
 
 static const char *const hop_by_hop[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Content-Length", NULL,
+	"Connection",
+	"Keep-Alive",
+	"Proxy-Connection",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"TE",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+	"Content-Length",
+	NULL,
 };
 
 bool actreq_drop_request_header(const char *name)

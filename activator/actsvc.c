@@ -18,7 +18,7 @@ struct actsvc_table {
 	pthread_mutex_t lock;
 	pthread_cond_t kick;
 	bool kicked;
-	size_t n;                        /* entries ever made */
+	size_t n; /* entries ever made */
 	struct actsvc *s[ACTSVC_MAX_SERVICES];
 };
 
@@ -158,8 +158,7 @@ static void take(struct actsvc *s, struct actsvc_endpoint *ret)
 	s->rr++;
 }
 
-int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
-		struct actsvc_endpoint *ret)
+int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns, struct actsvc_endpoint *ret)
 {
 	int r = 0;
 	pthread_mutex_lock(&s->lock);

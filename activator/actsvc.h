@@ -28,25 +28,25 @@ struct actsvc_endpoint {
 
 /* One service. Fields under lock unless said otherwise. */
 struct actsvc {
-	struct actreq_target id;         /* constant once in use */
+	struct actreq_target id; /* constant once in use */
 	pthread_mutex_t lock;
-	pthread_cond_t changed;          /* endpoints published */
-	int refs;                        /* request threads using the entry */
-	int held;                        /* requests waiting for an endpoint */
+	pthread_cond_t changed; /* endpoints published */
+	int refs;               /* request threads using the entry */
+	int held;               /* requests waiting for an endpoint */
 	struct actsvc_endpoint ep[ACTSVC_MAX_ENDPOINTS];
 	size_t n_ep;
-	uint64_t ep_seen_ns;             /* when the poller last listed them (0: never) */
-	unsigned rr;                     /* round robin over ep */
-	uint64_t activation_ns;          /* last activation write asked for (0: none) */
+	uint64_t ep_seen_ns;    /* when the poller last listed them (0: never) */
+	unsigned rr;            /* round robin over ep */
+	uint64_t activation_ns; /* last activation write asked for (0: none) */
 
 	/* The spec, read by whoever holds fetch_lock (one API read at a
 	 * time per service; the others wait for its result). */
 	pthread_mutex_t fetch_lock;
-	uint64_t fetched_ns;             /* 0: never */
-	int exists;                      /* 1, 0 (NotFound), -1 (read failed) */
+	uint64_t fetched_ns; /* 0: never */
+	int exists;          /* 1, 0 (NotFound), -1 (read failed) */
 	int max_pending;
 	int timeout_s;
-	bool scale_to_zero;              /* spec.scaling.scaleToZero present */
+	bool scale_to_zero; /* spec.scaling.scaleToZero present */
 };
 
 struct actsvc_table;

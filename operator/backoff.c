@@ -21,8 +21,7 @@ uint64_t backoff_seed(void)
 	struct timespec ts;
 	int local;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
-		     (uint64_t)(uintptr_t)&local;
+	uint64_t s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&local;
 	return s ? s : 1;
 }
 
@@ -35,8 +34,7 @@ static uint64_t mix(uint64_t z)
 	return z ^ (z >> 31);
 }
 
-void backoff_init(struct backoff *b, uint64_t base_ns, uint64_t cap_ns,
-		  double jitter, uint64_t seed)
+void backoff_init(struct backoff *b, uint64_t base_ns, uint64_t cap_ns, double jitter, uint64_t seed)
 {
 	b->base_ns = base_ns;
 	b->cap_ns = cap_ns < base_ns ? base_ns : cap_ns;

@@ -5,21 +5,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static const char alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int value_of(char c)
 {
-	if (c >= 'A' && c <= 'Z') return c - 'A';
-	if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-	if (c >= '0' && c <= '9') return c - '0' + 52;
-	if (c == '+') return 62;
-	if (c == '/') return 63;
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
 	return -1;
 }
 
-int base64_decode(const char *in, size_t len, unsigned char **ret,
-		  size_t *ret_len)
+int base64_decode(const char *in, size_t len, unsigned char **ret, size_t *ret_len)
 {
 	unsigned char *out = malloc(len / 4 * 3 + 4);
 	uint32_t acc = 0;
@@ -72,8 +75,7 @@ int base64_decode(const char *in, size_t len, unsigned char **ret,
 	return 0;
 }
 
-int base64_encode(const unsigned char *in, size_t len, char **ret,
-		  size_t *ret_len)
+int base64_encode(const unsigned char *in, size_t len, char **ret, size_t *ret_len)
 {
 	size_t olen = (len + 2) / 3 * 4;
 	char *out = malloc(olen + 1);

@@ -78,21 +78,21 @@ struct idx_value {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
 	struct cache *cache;
-	const char *value;            /* interned */
-	struct cds_list_head objs;    /* RCU list of the objects' links */
-	size_t n;                     /* writer only */
+	const char *value;         /* interned */
+	struct cds_list_head objs; /* RCU list of the objects' links */
+	size_t n;                  /* writer only */
 };
 
 struct cache {
 	const struct cache_kind *kind;
 	struct intern *interns;
 	struct table *_Atomic table;
-	size_t used;                  /* writer only: objects + tombstones */
+	size_t used; /* writer only: objects + tombstones */
 	struct cds_lfht *idx[CACHE_MAX_INDEXES];
-	size_t idx_n[CACHE_MAX_INDEXES];   /* writer only: linked objects */
+	size_t idx_n[CACHE_MAX_INDEXES]; /* writer only: linked objects */
 	_Atomic size_t count;
 	_Atomic bool synced;
-	_Atomic uint64_t write_seq;   /* odd while a write's handlers run */
+	_Atomic uint64_t write_seq; /* odd while a write's handlers run */
 };
 
 struct cache_proj {
@@ -244,8 +244,7 @@ static void project_owner(struct cache_proj *p, json_object *json, struct cache_
 		return;
 	for (size_t i = 0; i < json_object_array_length(refs); i++) {
 		json_object *r = json_object_array_get_idx(refs, i), *ctl;
-		if (json_object_object_get_ex(r, "controller", &ctl) &&
-		    json_object_get_boolean(ctl)) {
+		if (json_object_object_get_ex(r, "controller", &ctl) && json_object_get_boolean(ctl)) {
 			cache_proj_intern(p, &o->controller_kind, cache_json_str(r, "kind"));
 			cache_proj_intern(p, &o->controller_name, cache_json_str(r, "name"));
 			cache_proj_intern(p, &o->controller_uid, cache_json_str(r, "uid"));
@@ -267,8 +266,8 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 
 	if (!name || !*name)
 		return -EBADMSG;
-	if ((size_t)snprintf(key, sizeof(key), "%s%s%s", ns && *ns ? ns : "",
-			     ns && *ns ? "/" : "", name) >= sizeof(key))
+	if ((size_t)snprintf(key, sizeof(key), "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "/" : "",
+			     name) >= sizeof(key))
 		return -EBADMSG;
 	p.tmp = calloc(1, c->kind->size);
 	if (!p.tmp)
@@ -296,7 +295,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 		goto fail;
 	}
 	obj = (struct cache_obj *)(base + links);
-	if ((uintptr_t)obj & ~PTR_MASK) {   /* a table slot holds 48 bits */
+	if ((uintptr_t)obj & ~PTR_MASK) { /* a table slot holds 48 bits */
 		free(base);
 		r = -EOVERFLOW;
 		goto fail;
@@ -304,7 +303,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	memcpy(obj, p.tmp, c->kind->size);
 	obj->cache = c;
 	for (size_t i = 0; i < c->kind->n_indexes; i++)
-		CDS_INIT_LIST_HEAD(obj_link(obj, i));   /* not linked */
+		CDS_INIT_LIST_HEAD(obj_link(obj, i)); /* not linked */
 	char *s = (char *)obj + c->kind->size;
 	for (size_t i = 0; i < p.n_strs; i++) {
 		memcpy(s, p.strs[i].src, p.strs[i].len + 1);
@@ -328,7 +327,7 @@ fail:
 
 static uintptr_t slot_tag(unsigned long h)
 {
-	return ((uintptr_t)(h >> TAG_SHIFT) | 1) << TAG_SHIFT;   /* never 0 */
+	return ((uintptr_t)(h >> TAG_SHIFT) | 1) << TAG_SHIFT; /* never 0 */
 }
 
 static struct cache_obj *slot_obj(uintptr_t s)
@@ -353,7 +352,7 @@ static void table_free_rcu(struct rcu_head *head)
 
 /* Reader: the object with key, or NULL. */
 static struct cache_obj *table_find(const struct table *t, size_t key_off, const char *key,
-				     unsigned long h)
+				    unsigned long h)
 {
 	uintptr_t tag = slot_tag(h);
 	size_t i = h & t->mask;
@@ -372,8 +371,7 @@ static struct cache_obj *table_find(const struct table *t, size_t key_off, const
 
 /* Writer: the slot holding key, or -1 with *ret_free the first slot an
  * insert may take (a tombstone or the empty slot that ended the probe). */
-static ssize_t table_slot(const struct table *t, const char *key, unsigned long h,
-			  size_t *ret_free)
+static ssize_t table_slot(const struct table *t, const char *key, unsigned long h, size_t *ret_free)
 {
 	uintptr_t tag = slot_tag(h);
 	size_t i = h & t->mask, fr = SIZE_MAX;
@@ -391,7 +389,7 @@ static ssize_t table_slot(const struct table *t, const char *key, unsigned long 
 			return (ssize_t)i;
 		}
 	}
-	*ret_free = fr;   /* never SIZE_MAX: the table is at most 13/16 full */
+	*ret_free = fr; /* never SIZE_MAX: the table is at most 13/16 full */
 	return -1;
 }
 
@@ -433,8 +431,7 @@ static int table_rebuild(struct cache *c, size_t count)
 
 /* ---- life cycle ------------------------------------------------------- */
 
-int cache_new(const struct cache_kind *kind, struct intern *interns,
-	      struct cache **ret)
+int cache_new(const struct cache_kind *kind, struct intern *interns, struct cache **ret)
 {
 	struct cache *c;
 	if (kind->n_indexes > CACHE_MAX_INDEXES || kind->size < sizeof(struct cache_obj))
@@ -502,7 +499,8 @@ static void free_index(struct cds_lfht *ht)
 	bool ok = true;
 
 	rcu_read_lock();
-	cds_lfht_for_each(ht, &it, n) {
+	cds_lfht_for_each(ht, &it, n)
+	{
 		if (cnt == cap) {
 			size_t nc = cap ? cap * 2 : 256;
 			struct cds_lfht_node **nn = realloc(nodes, nc * sizeof(*nn));
@@ -517,7 +515,7 @@ static void free_index(struct cds_lfht *ht)
 			nodes[cnt++] = n;
 	}
 	rcu_read_unlock();
-	if (ok) {   /* else leak the values rather than race the resize worker */
+	if (ok) { /* else leak the values rather than race the resize worker */
 		cds_lfht_destroy(ht, NULL);
 		synchronize_rcu();
 		for (size_t k = 0; k < cnt; k++)
@@ -532,7 +530,7 @@ void cache_free(struct cache *c)
 
 	if (!c)
 		return;
-	cache_barrier();   /* callbacks of this cache have run */
+	cache_barrier(); /* callbacks of this cache have run */
 	for (size_t i = 0; i < CACHE_MAX_INDEXES; i++)
 		if (c->idx[i])
 			free_index(c->idx[i]);
@@ -583,7 +581,7 @@ static struct idx_value *value_get(struct cache *c, size_t i, const char *value)
 	CDS_INIT_LIST_HEAD(&v->objs);
 	cds_lfht_node_init(&v->node);
 	CACHE_TSAN_RELEASE(v);
-	cds_lfht_add(c->idx[i], cache_key_hash(value), &v->node);   /* the only writer */
+	cds_lfht_add(c->idx[i], cache_key_hash(value), &v->node); /* the only writer */
 	return v;
 }
 
@@ -598,7 +596,7 @@ static void index_add(struct cache *c, size_t i, const char *value, struct cache
 	struct idx_value *v = value_get(c, i, value);
 
 	if (!v)
-		return;   /* out of memory: missing from this index until its next update */
+		return; /* out of memory: missing from this index until its next update */
 	v->n++;
 	c->idx_n[i]++;
 	cds_list_add_rcu(obj_link(obj, i), &v->objs);
@@ -608,13 +606,13 @@ static void index_del(struct cache *c, size_t i, const char *value, struct cache
 {
 	struct idx_value *v = value_find(c, i, value);
 
-	cds_list_del_rcu(obj_link(old, i));   /* old keeps its next: readers on it go on */
+	cds_list_del_rcu(obj_link(old, i)); /* old keeps its next: readers on it go on */
 	c->idx_n[i]--;
 	if (v && --v->n == 0 && cds_lfht_del(c->idx[i], &v->node) == 0) {
 #if defined(__SANITIZE_THREAD__)
 		CACHE_TSAN_RELEASE(&cache_grace_token);
 #endif
-		call_rcu(&v->rcu, value_free_rcu);   /* the last object left */
+		call_rcu(&v->rcu, value_free_rcu); /* the last object left */
 	}
 }
 
@@ -664,7 +662,7 @@ void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **re
 		atomic_store_explicit(&t->slots[fr], word, memory_order_release);
 		atomic_fetch_add(&c->count, 1);
 	}
-	cache_read_lock();   /* for the index lfhts */
+	cache_read_lock(); /* for the index lfhts */
 	reindex(c, old, obj);
 	cache_read_unlock();
 	*ret_old = old;
@@ -699,7 +697,7 @@ void cache_retire(struct cache *c, struct cache_obj *obj)
 	if (!obj)
 		return;
 #if defined(__SANITIZE_THREAD__)
-	CACHE_TSAN_RELEASE(&cache_grace_token);   /* our reads of obj come first */
+	CACHE_TSAN_RELEASE(&cache_grace_token); /* our reads of obj come first */
 #endif
 	call_rcu(&obj->rcu, obj_free_rcu);
 }
@@ -758,8 +756,7 @@ const struct cache_obj *cache_get(struct cache *c, const char *key)
 	return obj;
 }
 
-int cache_foreach(struct cache *c,
-		  int (*fn)(const struct cache_obj *obj, void *ud), void *ud)
+int cache_foreach(struct cache *c, int (*fn)(const struct cache_obj *obj, void *ud), void *ud)
 {
 	const struct table *t = atomic_load_explicit(&c->table, memory_order_acquire);
 	int r;
@@ -790,7 +787,8 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 	if (!v)
 		return 0;
 	CACHE_TSAN_ACQUIRE(v);
-	cds_list_for_each_rcu(pos, &v->objs) {
+	cds_list_for_each_rcu(pos, &v->objs)
+	{
 		const struct cache_obj *obj = link_obj(pos, index, n);
 		CACHE_TSAN_ACQUIRE(obj);
 		r = fn(obj, ud);

@@ -68,17 +68,17 @@ static inline void cache_read_unlock(void)
 
 struct cache_obj {
 	struct rcu_head rcu;
-	struct cache *cache;      /* to free it from an RCU callback */
-	const char *key;          /* "namespace/name", or "name" */
-	const char *ns;           /* interned; "" when cluster-scoped */
-	const char *name;         /* points into key */
+	struct cache *cache; /* to free it from an RCU callback */
+	const char *key;     /* "namespace/name", or "name" */
+	const char *ns;      /* interned; "" when cluster-scoped */
+	const char *name;    /* points into key */
 	const char *uid;
-	const char *rv;           /* resourceVersion */
-	int64_t created;          /* creationTimestamp, seconds */
-	int64_t deleted;          /* deletionTimestamp, seconds; 0 = none */
-	const char *controller_kind;  /* the controller owner: interned */
-	const char *controller_name;  /* interned */
-	const char *controller_uid;   /* interned */
+	const char *rv;              /* resourceVersion */
+	int64_t created;             /* creationTimestamp, seconds */
+	int64_t deleted;             /* deletionTimestamp, seconds; 0 = none */
+	const char *controller_kind; /* the controller owner: interned */
+	const char *controller_name; /* interned */
+	const char *controller_uid;  /* interned */
 };
 
 /* Building a projection (inside a kind's project function). */
@@ -97,9 +97,9 @@ struct cache_index_def {
 
 /* A watched kind: rows of const tables (operator/kinds.c, reconcilers). */
 struct cache_kind {
-	const char *name;                      /* "Pod", for logs and metrics */
+	const char *name; /* "Pod", for logs and metrics */
 	const struct kube_resource *res;
-	size_t size;                           /* sizeof the projection */
+	size_t size; /* sizeof the projection */
 	/* Fill kind-specific fields; metadata is done. 0 or -errno. */
 	int (*project)(struct cache_proj *p, json_object *json, struct cache_obj *obj);
 	/* Free what project allocated besides strings (optional). */
@@ -114,8 +114,7 @@ struct cache_kind {
 
 #define CACHE_MAX_INDEXES 4
 
-int cache_new(const struct cache_kind *kind, struct intern *interns,
-	      struct cache **ret);
+int cache_new(const struct cache_kind *kind, struct intern *interns, struct cache **ret);
 /* Frees every object now: no reader may be active. */
 void cache_free(struct cache *c);
 /* rcu_barrier(): every object retired so far is freed when it returns
@@ -130,8 +129,7 @@ const struct cache_kind *cache_kind(const struct cache *c);
 int cache_project(struct cache *c, json_object *json, struct cache_obj **ret);
 /* Publish obj (replacing any object with its key). *ret_old receives the
  * replaced object (or NULL); pass it to cache_retire when done with it. */
-void cache_publish(struct cache *c, struct cache_obj *obj,
-		   struct cache_obj **ret_old);
+void cache_publish(struct cache *c, struct cache_obj *obj, struct cache_obj **ret_old);
 /* Unpublish key; *ret_old as above. 0, or -ENOENT. */
 int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old);
 /* Free an unpublished or replaced object after a grace period. */
@@ -150,8 +148,7 @@ void cache_write_done(struct cache *c);
 
 const struct cache_obj *cache_get(struct cache *c, const char *key);
 /* Calls fn for every object until fn returns nonzero (which is returned). */
-int cache_foreach(struct cache *c,
-		  int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
+int cache_foreach(struct cache *c, int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
 int cache_index_foreach(struct cache *c, size_t index, const char *value,
 			int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
 

@@ -19,11 +19,11 @@
 #define DYNBUF_FIRST_ALLOC 16384
 
 struct dynbuf {
-	char *p;        /* NULL until the first append */
-	size_t len;     /* bytes held, without the NUL */
-	size_t alloc;   /* bytes allocated */
-	size_t max;     /* the cap on len */
-	bool toobig;    /* an append was refused for the cap */
+	char *p;      /* NULL until the first append */
+	size_t len;   /* bytes held, without the NUL */
+	size_t alloc; /* bytes allocated */
+	size_t max;   /* the cap on len */
+	bool toobig;  /* an append was refused for the cap */
 };
 
 /* An empty buffer that holds at most max bytes. */

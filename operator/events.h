@@ -10,7 +10,7 @@
 
 #define EVENTS_DEDUP_S 600
 #define EVENTS_MAX_REMEMBERED 4096
-#define EVENTS_MAX_NOTE 1024          /* a longer note is cut (the API allows 1 kB) */
+#define EVENTS_MAX_NOTE 1024 /* a longer note is cut (the API allows 1 kB) */
 
 struct events;
 
@@ -37,9 +37,9 @@ int events_emit(struct events *e, const struct event_object *regarding, const ch
  * now_us, named after the object, the time and seq. */
 bool events_seen(struct events *e, const struct event_object *regarding, const char *reason,
 		 const char *note, int64_t now_s);
-int events_build(const struct events *e, const struct event_object *regarding,
-		 const char *type, const char *reason, const char *action, const char *note,
-		 int64_t now_us, unsigned seq, json_object **ret);
+int events_build(const struct events *e, const struct event_object *regarding, const char *type,
+		 const char *reason, const char *action, const char *note, int64_t now_us,
+		 unsigned seq, json_object **ret);
 
 /*
  * The same, from a thread that must not wait for the API server (the

@@ -49,8 +49,8 @@ static int parse_bool(const char *s, bool *ret)
 	return 0;
 }
 
-static int set_value(const struct flag *f, void *cfg, const char *v,
-		     const char *source, char *err, size_t errlen)
+static int set_value(const struct flag *f, void *cfg, const char *v, const char *source, char *err,
+		     size_t errlen)
 {
 	char *p = (char *)cfg + f->offset, *end;
 	const char *want = "";
@@ -94,8 +94,7 @@ static int set_value(const struct flag *f, void *cfg, const char *v,
 	return -EINVAL;
 }
 
-static const struct flag *find(const struct flag *t, size_t n, const char *name,
-			       size_t len)
+static const struct flag *find(const struct flag *t, size_t n, const char *name, size_t len)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strlen(t[i].name) == len && strncmp(t[i].name, name, len) == 0)
@@ -103,9 +102,8 @@ static const struct flag *find(const struct flag *t, size_t n, const char *name,
 	return NULL;
 }
 
-int flags_parse(const struct flag *table, size_t n, void *cfg, int argc,
-		char **argv, int *argi, bool *ret_help, char *err,
-		size_t errlen)
+int flags_parse(const struct flag *table, size_t n, void *cfg, int argc, char **argv, int *argi,
+		bool *ret_help, char *err, size_t errlen)
 {
 	char source[128];
 	int r;
@@ -172,8 +170,8 @@ void flags_usage(FILE *out, const struct flag *table, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct flag *f = &table[i];
-		fprintf(out, "  --%s%s\n      %s", f->name,
-			f->kind == FLAG_BOOL ? "" : " VALUE", f->help);
+		fprintf(out, "  --%s%s\n      %s", f->name, f->kind == FLAG_BOOL ? "" : " VALUE",
+			f->help);
 		if (f->def && *f->def)
 			fprintf(out, " (default %s)", f->def);
 		if (f->env)

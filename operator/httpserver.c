@@ -34,8 +34,9 @@ struct route {
 enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const char *type,
 				 const char *body, size_t len, bool owned)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-		len, (void *)body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body,
+								 owned ? MHD_RESPMEM_MUST_FREE :
+									 MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 	if (!r)
 		return MHD_NO;
@@ -45,14 +46,13 @@ enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const 
 	return ret;
 }
 
-static enum MHD_Result check(struct MHD_Connection *c,
-			     bool (*fn)(void *, char *, size_t), void *ud)
+static enum MHD_Result check(struct MHD_Connection *c, bool (*fn)(void *, char *, size_t), void *ud)
 {
 	char msg[512] = "ok", body[600];
 	bool ok = fn ? fn(ud, msg, sizeof(msg)) : true;
 	int n = snprintf(body, sizeof(body), "%s\n", msg);
 	return httpserver_reply(c, ok ? 200 : 503, "text/plain; charset=utf-8", body,
-		     (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, false);
+				(size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, false);
 }
 
 static enum MHD_Result serve_healthz(struct httpserver *s, struct MHD_Connection *c)
@@ -104,15 +104,16 @@ unsigned httpserver_route(const char *method, const char *url, const char **ret_
 	return code;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-				  const char *url, const char *method,
-				  const char *version, const char *data,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
 {
 	struct httpserver *s = cls;
-	(void)version; (void)data; (void)con_cls;
+	(void)version;
+	(void)data;
+	(void)con_cls;
 
-	if (*data_size) {            /* no route takes a body */
+	if (*data_size) { /* no route takes a body */
 		*data_size = 0;
 		return MHD_YES;
 	}
@@ -185,13 +186,12 @@ int httpserver_start(const char *addr, struct metrics *metrics,
 	if (hooks)
 		s->hooks = *hooks;
 	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-				(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				0, NULL, NULL, on_request, s,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MAX_CONNECTIONS,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
-				MHD_OPTION_END);
+					(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+				(struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+				(unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+				(size_t)65536, MHD_OPTION_END);
 	if (!s->d) {
 		free(s);
 		return -EADDRINUSE;

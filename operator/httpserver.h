@@ -46,5 +46,4 @@ enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const 
 unsigned httpserver_route(const char *method, const char *url, const char **ret_path);
 
 /* "host:port" or ":port" -> an IPv4/IPv6 socket address. */
-int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage,
-			  unsigned *ret_len);
+int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage, unsigned *ret_len);

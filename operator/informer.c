@@ -38,7 +38,7 @@
 /* Unreadable objects an informer remembers, to log and report each once. */
 #define MAX_SKIPPED 256
 #define SKIP_KEY_MAX 512
-#define BODY_KEEP_BYTES (1u << 20)   /* a larger list body is freed after use */
+#define BODY_KEEP_BYTES (1u << 20) /* a larger list body is freed after use */
 #define HEALTHY_WATCH_NS (60ULL * KTIME_NSEC_PER_SEC)
 
 enum inf_state { INF_IDLE, INF_LISTING, INF_WATCHING };
@@ -74,7 +74,7 @@ struct informer {
 
 	enum inf_state state;
 	bool need_list;
-	bool has_token;           /* a rate-limit token is already reserved */
+	bool has_token; /* a rate-limit token is already reserved */
 	uint64_t next_at;
 	uint64_t next_resync;
 	struct backoff bo;
@@ -120,31 +120,39 @@ struct informer_set {
 
 static const char *const kind_type_labels[] = { "kind", "type", NULL };
 static const char *const kind_labels[] = { "kind", NULL };
-static const struct metric_family fam_events = {
-	"kinfer_watch_events_total", "Watch events received, by kind and type.",
-	METRIC_COUNTER, kind_type_labels, NULL, 0 };
+static const struct metric_family fam_events = { "kinfer_watch_events_total",
+						 "Watch events received, by kind and type.",
+						 METRIC_COUNTER,
+						 kind_type_labels,
+						 NULL,
+						 0 };
 static const struct metric_family fam_relists = {
 	"kinfer_informer_relists_total",
 	"Full LISTs after the first (410 Gone, watch errors), by kind.",
-	METRIC_COUNTER, kind_labels, NULL, 0 };
+	METRIC_COUNTER,
+	kind_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_objects = {
-	"kinfer_cache_objects", "Objects in the cache, by kind.",
-	METRIC_GAUGE, kind_labels, NULL, 0 };
+	"kinfer_cache_objects", "Objects in the cache, by kind.", METRIC_GAUGE, kind_labels, NULL, 0
+};
 static const char *const kind_reason_labels[] = { "kind", "reason", NULL };
 static const struct metric_family fam_skipped = {
 	"kinfer_informer_objects_skipped_total",
 	"Objects an informer could not decode or project and skipped (the rest of "
 	"the watch stream or LIST page is used), by kind and reason.",
-	METRIC_COUNTER, kind_reason_labels, NULL, 0 };
+	METRIC_COUNTER,
+	kind_reason_labels,
+	NULL,
+	0
+};
 /* Why an object was skipped: the metric's reason label. */
 enum skip_reason { SKIP_TOO_DEEP, SKIP_UNDECODABLE, SKIP_UNPROJECTABLE };
 static const char *const skip_reasons[] = { "too_deep", "undecodable", "unprojectable" };
 static const char *const event_types[WATCH_N_TYPES] = {
-	[WATCH_ADDED] = "ADDED",
-	[WATCH_MODIFIED] = "MODIFIED",
-	[WATCH_DELETED] = "DELETED",
-	[WATCH_BOOKMARK] = "BOOKMARK",
-	[WATCH_ERROR] = "ERROR",
+	[WATCH_ADDED] = "ADDED",       [WATCH_MODIFIED] = "MODIFIED", [WATCH_DELETED] = "DELETED",
+	[WATCH_BOOKMARK] = "BOOKMARK", [WATCH_ERROR] = "ERROR",
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -228,8 +236,8 @@ static void set_rv(struct informer *inf, const char *rv)
 	pthread_mutex_unlock(&inf->stats_lock);
 }
 
-static void notify(struct informer *inf, enum informer_event ev,
-		   const struct cache_obj *old, const struct cache_obj *obj)
+static void notify(struct informer *inf, enum informer_event ev, const struct cache_obj *old,
+		   const struct cache_obj *obj)
 {
 	for (int i = 0; i < inf->n_handlers; i++)
 		inf->handlers[i].fn(inf->handlers[i].ud, ev, old, obj);
@@ -284,8 +292,8 @@ static bool skipped_remember(struct informer *inf, const char *key)
  * scanner first, so json-c never builds a tree deeper than the limit) or
  * not a JSON object.
  */
-static json_object *decode_object(struct informer *inf, const char *p, size_t n,
-				  bool depth_checked, enum skip_reason *why, char *detail, size_t len)
+static json_object *decode_object(struct informer *inf, const char *p, size_t n, bool depth_checked,
+				  enum skip_reason *why, char *detail, size_t len)
 {
 	char path[256];
 	int r = depth_checked ? 0 : kube_json_too_deep(p, n, path, sizeof(path));
@@ -336,8 +344,8 @@ static int skip_object(struct informer *inf, const char *p, size_t n, enum skip_
 		/* Nothing to name it by: skipped all the same. */
 		metric_add(inf->m_skipped[why], 1);
 		bump(inf, &inf->stats.skipped);
-		log_warn("object without a readable name skipped", "kind=%s reason=%s",
-			 k->name, skip_reasons[why]);
+		log_warn("object without a readable name skipped", "kind=%s reason=%s", k->name,
+			 skip_reasons[why]);
 		return 0;
 	}
 	jsonscan_string(p, n, 0, "metadata.namespace", ns, sizeof(ns));
@@ -353,19 +361,24 @@ static int skip_object(struct informer *inf, const char *p, size_t n, enum skip_
 		if (from_list && strset_add(&inf->seen, key) < 0)
 			return -ENOMEM;
 		if (skipped_remember(inf, key)) {
-			log_warn("object skipped: cannot be read", "kind=%s namespace=%s name=%s "
-				 "reason=%s detail=%s", k->name, ns, name, skip_reasons[why], detail);
+			log_warn("object skipped: cannot be read",
+				 "kind=%s namespace=%s name=%s "
+				 "reason=%s detail=%s",
+				 k->name, ns, name, skip_reasons[why], detail);
 			if (k->event_on_skip && inf->set->events) {
 				char note[1024];
 				char api_version[128];
-				struct event_object r = { api_version, k->res->kind, ns[0] ? ns : NULL,
-							  name, uid[0] ? uid : NULL };
+				struct event_object r = { api_version, k->res->kind,
+							  ns[0] ? ns : NULL, name,
+							  uid[0] ? uid : NULL };
 				snprintf(api_version, sizeof(api_version), "%s%s%s", k->res->group,
 					 k->res->group[0] ? "/" : "", k->res->version);
-				snprintf(note, sizeof(note), "kinfer cannot read this object and ignores "
-					 "it (it keeps the last version it read, if any): %s", detail);
-				events_emit_async(inf->set->events, &r, "Warning", "Unreadable", "Decode",
-						  note);
+				snprintf(note, sizeof(note),
+					 "kinfer cannot read this object and ignores "
+					 "it (it keeps the last version it read, if any): %s",
+					 detail);
+				events_emit_async(inf->set->events, &r, "Warning", "Unreadable",
+						  "Decode", note);
 			}
 		}
 	}
@@ -479,8 +492,7 @@ static int apply_checked(struct informer *inf, const char *p, size_t n, bool dep
 	return r;
 }
 
-static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted,
-		      bool from_list)
+static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted, bool from_list)
 {
 	return apply_checked(inf, p, n, false, deleted, from_list);
 }
@@ -507,8 +519,8 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 	int deep;
 	if (jsonscan_string(line, len, 0, "type", type, sizeof(type)) < 0 ||
 	    jsonscan_member_start(line, len, 0, "object", &os) < 0 || line[os] != '{' ||
-	    (deep = jsonscan_depth_end(line, len, os, KUBE_JSON_MAX_DEPTH, true, path,
-				       sizeof(path), &oe)) < 0 ||
+	    (deep = jsonscan_depth_end(line, len, os, KUBE_JSON_MAX_DEPTH, true, path, sizeof(path),
+				       &oe)) < 0 ||
 	    (deep && jsonscan_skip(line, len, os, &oe) < 0))
 		return -EBADMSG;
 	idx = event_index(type);
@@ -561,7 +573,8 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 				r = handle_event(inf, dynbuf_str(&inf->buf), inf->buf.len);
 			dynbuf_reset(&inf->buf, SIZE_MAX);
 		} else {
-			r = i - start > inf->buf.max ? -EFBIG : handle_event(inf, p + start, i - start);
+			r = i - start > inf->buf.max ? -EFBIG :
+						       handle_event(inf, p + start, i - start);
 		}
 		if (r < 0)
 			return r;
@@ -600,8 +613,7 @@ static void end_transfer(struct informer *inf)
 	inf->headers = NULL;
 }
 
-static int start_transfer(struct informer *inf, enum inf_state st, const char *path,
-			  long timeout_ms)
+static int start_transfer(struct informer *inf, enum inf_state st, const char *path, long timeout_ms)
 {
 	int r;
 	inf->easy = curl_easy_init();
@@ -665,7 +677,8 @@ static void start_watch(struct informer *inf)
 	char path[8192];
 	int r = kube_path(path, sizeof(path), inf->o.kind->res, inf->ns, NULL, NULL, &o);
 	if (r == 0)
-		r = start_transfer(inf, INF_WATCHING, path, (o.timeout_seconds + 30) * KTIME_MSEC_PER_SEC);
+		r = start_transfer(inf, INF_WATCHING, path,
+				   (o.timeout_seconds + 30) * KTIME_MSEC_PER_SEC);
 	if (r < 0) {
 		log_error("cannot start WATCH", "kind=%s error=%s", inf->o.kind->name, strerror(-r));
 		inf->next_at = ktime_mono_ns() + backoff_next(&inf->bo);
@@ -727,8 +740,8 @@ static int finish_list(struct informer *inf)
 		log_info("cache synced", "kind=%s objects=%zu rv=%s", inf->o.kind->name,
 			 cache_count(inf->cache), inf->rv);
 	} else {
-		log_info("relisted", "kind=%s objects=%zu removed=%zu rv=%s",
-			 inf->o.kind->name, cache_count(inf->cache), g.n, inf->rv);
+		log_info("relisted", "kind=%s objects=%zu removed=%zu rv=%s", inf->o.kind->name,
+			 cache_count(inf->cache), g.n, inf->rv);
 	}
 	return 0;
 }
@@ -814,8 +827,8 @@ static void list_done(struct informer *inf, CURLcode cc)
 			return;
 		}
 		bump(inf, &inf->stats.errors);
-		log_warn("LIST failed", "kind=%s code=%ld error=%s", inf->o.kind->name,
-			 inf->code, cc != CURLE_OK ? curl_easy_strerror(cc) : "http status");
+		log_warn("LIST failed", "kind=%s code=%ld error=%s", inf->o.kind->name, inf->code,
+			 cc != CURLE_OK ? curl_easy_strerror(cc) : "http status");
 		restart_list(inf, backoff_next(&inf->bo));
 		return;
 	}
@@ -827,7 +840,7 @@ static void list_done(struct informer *inf, CURLcode cc)
 		return;
 	}
 	if (inf->cont) {
-		inf->next_at = now;   /* next page */
+		inf->next_at = now; /* next page */
 		return;
 	}
 	if (finish_list(inf) < 0) {
@@ -837,23 +850,22 @@ static void list_done(struct informer *inf, CURLcode cc)
 	bump(inf, &inf->stats.lists);
 	inf->unpaged = false;
 	inf->need_list = false;
-	inf->next_at = now;   /* watch from the list's resourceVersion */
+	inf->next_at = now; /* watch from the list's resourceVersion */
 }
 
 static void watch_done(struct informer *inf, CURLcode cc)
 {
 	uint64_t now = ktime_mono_ns(), ran = now - inf->started_ns;
 
-	kube_observe(inf->set->client, "watch", cc == CURLE_OK ? inf->code : 0,
-		     ktime_ns_to_s(ran));
+	kube_observe(inf->set->client, "watch", cc == CURLE_OK ? inf->code : 0, ktime_ns_to_s(ran));
 	if (ran >= HEALTHY_WATCH_NS)
 		backoff_reset(&inf->bo);
 	if (inf->event_err == -EIDRM || inf->code == 410) {
 		/* Our resourceVersion is gone: relist and diff, at once. */
 		bump(inf, &inf->stats.relists);
 		metric_add(inf->m_relists, 1);
-		log_info("resourceVersion expired, relisting", "kind=%s rv=%s",
-			 inf->o.kind->name, inf->rv);
+		log_info("resourceVersion expired, relisting", "kind=%s rv=%s", inf->o.kind->name,
+			 inf->rv);
 		restart_list(inf, 0);
 		return;
 	}
@@ -862,15 +874,15 @@ static void watch_done(struct informer *inf, CURLcode cc)
 		bump(inf, &inf->stats.errors);
 		bump(inf, &inf->stats.relists);
 		metric_add(inf->m_relists, 1);
-		log_warn("watch stream unusable, relisting", "kind=%s error=%s",
-			 inf->o.kind->name, strerror(-inf->event_err));
+		log_warn("watch stream unusable, relisting", "kind=%s error=%s", inf->o.kind->name,
+			 strerror(-inf->event_err));
 		restart_list(inf, backoff_next(&inf->bo));
 		return;
 	}
 	if (cc != CURLE_OK || inf->code != 200) {
 		bump(inf, &inf->stats.errors);
-		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s",
-			 inf->o.kind->name, inf->code,
+		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s", inf->o.kind->name,
+			 inf->code,
 			 cc != CURLE_OK ? curl_easy_strerror(cc) : (dynbuf_str(&inf->buf)));
 		inf->next_at = now + backoff_next(&inf->bo);
 		return;
@@ -878,7 +890,8 @@ static void watch_done(struct informer *inf, CURLcode cc)
 	/* The server closed the watch: normal after timeoutSeconds. A watch that
 	 * ends at once, again and again, backs off instead of spinning. */
 	inf->next_at = ran < KTIME_NSEC_PER_SEC && inf->events_this_watch == 0 ?
-		now + backoff_next(&inf->bo) : now;
+			       now + backoff_next(&inf->bo) :
+			       now;
 }
 
 static int resync_one(const struct cache_obj *obj, void *ud)
@@ -989,8 +1002,8 @@ static void *io_main(void *ud)
 
 /* ---- public ----------------------------------------------------------- */
 
-int informer_set_new(struct kube_client *client, struct intern *interns,
-		     struct metrics *metrics, struct informer_set **ret)
+int informer_set_new(struct kube_client *client, struct intern *interns, struct metrics *metrics,
+		     struct informer_set **ret)
 {
 	struct informer_set *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -1046,8 +1059,7 @@ static char *dup_opt(const char *v, bool *oom)
 	return d;
 }
 
-int informer_add(struct informer_set *s, const struct informer_options *o,
-		 struct informer **ret)
+int informer_add(struct informer_set *s, const struct informer_options *o, struct informer **ret)
 {
 	struct informer *inf;
 	bool oom = false;
@@ -1078,8 +1090,10 @@ int informer_add(struct informer_set *s, const struct informer_options *o,
 	}
 	inf->need_list = true;
 	dynbuf_init(&inf->buf, kube_max_body(s->client) < INFORMER_MAX_EVENT ?
-			       INFORMER_MAX_EVENT : kube_max_body(s->client));
-	backoff_init(&inf->bo, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 1.0, backoff_seed());
+				       INFORMER_MAX_EVENT :
+				       kube_max_body(s->client));
+	backoff_init(&inf->bo, 800 * KTIME_NSEC_PER_MSEC, 30 * KTIME_NSEC_PER_SEC, 1.0,
+		     backoff_seed());
 	for (int i = 0; i < WATCH_N_TYPES; i++) {
 		const char *lv[] = { o->kind->name, event_types[i] };
 		inf->m_events[i] = metrics_series(s->metrics, &fam_events, lv);

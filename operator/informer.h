@@ -30,27 +30,25 @@ struct informer;
 
 enum informer_event { INFORMER_ADD, INFORMER_UPDATE, INFORMER_DELETE, INFORMER_RESYNC };
 
-typedef void (*informer_handler_fn)(void *ud, enum informer_event ev,
-				    const struct cache_obj *old,
+typedef void (*informer_handler_fn)(void *ud, enum informer_event ev, const struct cache_obj *old,
 				    const struct cache_obj *obj);
 
 struct informer_options {
 	const struct cache_kind *kind;
-	const char *namespace;        /* NULL = all namespaces */
+	const char *namespace; /* NULL = all namespaces */
 	const char *label_selector;
 	const char *field_selector;
-	long page_size;               /* 0 = 500 */
-	uint64_t resync_ns;           /* 0 = never */
+	long page_size;     /* 0 = 500 */
+	uint64_t resync_ns; /* 0 = never */
 };
 
-int informer_set_new(struct kube_client *client, struct intern *interns,
-		     struct metrics *metrics, struct informer_set **ret);
+int informer_set_new(struct kube_client *client, struct intern *interns, struct metrics *metrics,
+		     struct informer_set **ret);
 /* Stops the thread if running, then frees every informer and cache. */
 void informer_set_free(struct informer_set *s);
 
 /* Before informer_set_start only. */
-int informer_add(struct informer_set *s, const struct informer_options *o,
-		 struct informer **ret);
+int informer_add(struct informer_set *s, const struct informer_options *o, struct informer **ret);
 #define INFORMER_MAX_HANDLERS 8
 int informer_add_handler(struct informer *inf, informer_handler_fn fn, void *ud);
 

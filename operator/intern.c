@@ -66,7 +66,7 @@ static void grow(struct intern *t)
 	size_t nb = t->n_buckets * 2;
 	struct entry **b = calloc(nb, sizeof(*b));
 	if (!b)
-		return;   /* keep the old table: slower, still correct */
+		return; /* keep the old table: slower, still correct */
 	for (size_t i = 0; i < t->n_buckets; i++)
 		for (struct entry *e = t->buckets[i], *n; e; e = n) {
 			n = e->next;

@@ -179,11 +179,21 @@ int jsonscan_string(const char *p, size_t n, size_t i, const char *path, char *o
 			if (++s >= e)
 				return -EBADMSG;
 			switch (p[s]) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'b':
+				c = '\b';
+				break;
+			case 'f':
+				c = '\f';
+				break;
 			case 'u': {
 				int v = 0;
 				for (int k = 1; k <= 4; k++) {
@@ -198,7 +208,9 @@ int jsonscan_string(const char *p, size_t n, size_t i, const char *path, char *o
 				s += 4;
 				break;
 			}
-			default: c = p[s]; break;
+			default:
+				c = p[s];
+				break;
 			}
 		}
 		if (o + 1 >= len)
@@ -239,8 +251,8 @@ int jsonscan_next(const char *p, size_t n, size_t *cursor, size_t *ret_start, si
 
 struct frame {
 	bool obj, want_key;
-	size_t ks, kl;    /* the current member's key, in p */
-	size_t idx;       /* the current element's index */
+	size_t ks, kl; /* the current member's key, in p */
+	size_t idx;    /* the current element's index */
 };
 
 static void write_path(const char *p, const struct frame *f, size_t d, char *out, size_t len)
@@ -302,8 +314,8 @@ int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, si
 	}
 }
 
-int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit,
-		       bool skip_managed_fields, char *path, size_t len, size_t *ret_end)
+int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
+		       char *path, size_t len, size_t *ret_end)
 {
 	struct frame f[DEPTH_FRAMES];
 	size_t d = 0, e;

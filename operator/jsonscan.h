@@ -46,8 +46,8 @@ int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_
 		   char *path, size_t len);
 /* The same, and when it returns 0 (within the limit), the end of the value
  * in *ret_end: one pass both checks the depth and finds the value's range. */
-int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit,
-		       bool skip_managed_fields, char *path, size_t len, size_t *ret_end);
+int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
+		       char *path, size_t len, size_t *ret_end);
 /* Where the value of member key of the object at p[i] starts, without
  * reading that value (the members before it are skipped). */
 int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, size_t *ret_start);

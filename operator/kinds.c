@@ -32,8 +32,8 @@ static const char *meta_key(json_object *json, const char *map, const char *key)
 	return key ? cache_json_key(cache_json_get(json, map), key) : NULL;
 }
 
-enum kcond kinds_cond(json_object *conds, const char *type,
-		      const char **ret_reason, int64_t *ret_since)
+enum kcond kinds_cond(json_object *conds, const char *type, const char **ret_reason,
+		      int64_t *ret_since)
 {
 	if (!type || !conds || !json_object_is_type(conds, json_type_array))
 		return KCOND_ABSENT;
@@ -111,8 +111,10 @@ static void list_requests(json_object *list, bool cpu_mem, bool gpus, struct kpo
 		r->mem_bytes = sat_add(r->mem_bytes, v);
 	if (!gpus || !list || !json_object_is_type(list, json_type_object))
 		return;
-	json_object_object_foreach(list, key, val) {
-		if (strncmp(key, "nvidia.com/", 11) != 0 || !json_object_is_type(val, json_type_string))
+	json_object_object_foreach(list, key, val)
+	{
+		if (strncmp(key, "nvidia.com/", 11) != 0 ||
+		    !json_object_is_type(val, json_type_string))
 			continue;
 		if (quantity_parse(json_object_get_string(val), &v) == 0 && v > 0) {
 			r->gpu = sat_add(r->gpu, v);
@@ -145,13 +147,14 @@ void kinds_pod_requests(json_object *spec, struct kpod_requests *ret)
 	json_object *cs = cache_json_get(spec, "containers");
 	json_object *ics = cache_json_get(spec, "initContainers");
 
-	for (size_t i = 0; cs && json_object_is_type(cs, json_type_array) &&
-			   i < json_object_array_length(cs); i++) {
+	for (size_t i = 0;
+	     cs && json_object_is_type(cs, json_type_array) && i < json_object_array_length(cs); i++) {
 		container_requests(json_object_array_get_idx(cs, i), &c);
 		req_add(&sum, &c);
 	}
-	for (size_t i = 0; ics && json_object_is_type(ics, json_type_array) &&
-			   i < json_object_array_length(ics); i++) {
+	for (size_t i = 0;
+	     ics && json_object_is_type(ics, json_type_array) && i < json_object_array_length(ics);
+	     i++) {
 		json_object *ic = json_object_array_get_idx(ics, i);
 		const char *policy = cache_json_str(ic, "restartPolicy");
 		container_requests(ic, &c);
@@ -183,8 +186,8 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 
 /* ---- what the scheduler reads of a pending pod ----------------------- */
 
-#define POD_MAX_SCHED_ITEMS 64   /* selector entries, tolerations, expressions */
-#define POD_MAX_VALUES 64        /* values of one expression */
+#define POD_MAX_SCHED_ITEMS 64 /* selector entries, tolerations, expressions */
+#define POD_MAX_VALUES 64      /* values of one expression */
 
 static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *pod)
 {
@@ -198,7 +201,8 @@ static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *po
 	pod->node_selector = calloc(cnt ? cnt : 1, sizeof(*pod->node_selector));
 	if (!pod->node_selector)
 		return -ENOMEM;
-	json_object_object_foreach(sel, key, val) {
+	json_object_object_foreach(sel, key, val)
+	{
 		pod->node_selector[k].key = intern_get(t, key);
 		pod->node_selector[k].value = intern_get(t, json_object_get_string(val));
 		k++;
@@ -249,7 +253,8 @@ static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct ksel
 {
 	json_object *vals = cache_json_get(e, "values");
 	size_t nv = vals && json_object_is_type(vals, json_type_array) ?
-		json_object_array_length(vals) : 0;
+			    json_object_array_length(vals) :
+			    0;
 
 	if (nv > POD_MAX_VALUES)
 		return -E2BIG;
@@ -262,7 +267,8 @@ static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct ksel
 		return -ENOMEM;
 	r->key = intern_get(t, cache_json_str(e, "key"));
 	for (size_t v = 0; v < nv; v++)
-		r->values[v] = intern_get(t, json_object_get_string(json_object_array_get_idx(vals, v)));
+		r->values[v] = intern_get(t,
+					  json_object_get_string(json_object_array_get_idx(vals, v)));
 	r->n_values = (uint16_t)nv;
 	return 0;
 }
@@ -271,7 +277,8 @@ static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct ksel
  * (matchFields is refused: kinfer never writes it). */
 static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
 {
-	json_object *terms = cache_json_get(spec,
+	json_object *terms = cache_json_get(
+		spec,
 		"affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
 	size_t total = 0, k = 0;
 	int r;
@@ -279,8 +286,11 @@ static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
 	if (!terms || !json_object_is_type(terms, json_type_array))
 		return 0;
 	for (size_t i = 0; i < json_object_array_length(terms); i++) {
-		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i), "matchExpressions");
-		total += ex && json_object_is_type(ex, json_type_array) ? json_object_array_length(ex) : 0;
+		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i),
+						 "matchExpressions");
+		total += ex && json_object_is_type(ex, json_type_array) ?
+				 json_object_array_length(ex) :
+				 0;
 	}
 	if (total > POD_MAX_SCHED_ITEMS || json_object_array_length(terms) > POD_MAX_SCHED_ITEMS)
 		return -E2BIG;
@@ -288,10 +298,13 @@ static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
 	if (!pod->affinity)
 		return -ENOMEM;
 	for (size_t i = 0; i < json_object_array_length(terms); i++) {
-		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i), "matchExpressions");
+		json_object *ex = cache_json_get(json_object_array_get_idx(terms, i),
+						 "matchExpressions");
 		for (size_t j = 0; ex && json_object_is_type(ex, json_type_array) &&
-				   j < json_object_array_length(ex); j++) {
-			r = pod_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i, &pod->affinity[k]);
+				   j < json_object_array_length(ex);
+		     j++) {
+			r = pod_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i,
+				     &pod->affinity[k]);
 			if (r < 0)
 				return r;
 			pod->n_affinity = (uint16_t)++k;
@@ -309,8 +322,7 @@ static uint8_t parse_priority(const char *s)
 	return KPRIO_NORMAL;
 }
 
-static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *spec,
-			  struct kpod *pod)
+static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *spec, struct kpod *pod)
 {
 	const struct kinds_keys *k = kinds_registered_keys();
 	struct intern *t = cache_proj_interns(p);
@@ -356,7 +368,8 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	cache_proj_str(p, &pod->pod_ip, cache_json_str(status, "podIP"));
 	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_intern(p, &pod->template_hash,
-			  cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash"));
+			  cache_json_key(cache_json_get(json, "metadata.labels"),
+					 "pod-template-hash"));
 	const char *component = cache_json_key(cache_json_get(json, "metadata.labels"),
 					       "app.kubernetes.io/component");
 	pod->activator = component && strcmp(component, "activator") == 0;
@@ -364,7 +377,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
 	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
-						     &pod->containers_ready_since);
+						    &pod->containers_ready_since);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
 	if (pod->scheduled == KCOND_FALSE)
 		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
@@ -382,7 +395,8 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	}
 	cstat = cache_json_get(status, "containerStatuses");
 	for (size_t i = 0; cstat && json_object_is_type(cstat, json_type_array) &&
-			   i < json_object_array_length(cstat); i++) {
+			   i < json_object_array_length(cstat);
+	     i++) {
 		json_object *cs = json_object_array_get_idx(cstat, i);
 		pod->restarts += (int32_t)cache_json_int(cs, "restartCount", 0);
 		const char *w = cache_json_str(cs, "state.waiting.reason");
@@ -443,9 +457,18 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	free(pod->affinity);
 }
 
-static const char *pod_owner(const struct cache_obj *o) { return o->controller_uid; }
-static const char *pod_node(const struct cache_obj *o) { return ((const struct kpod *)o)->node; }
-static const char *pod_service(const struct cache_obj *o) { return ((const struct kpod *)o)->service; }
+static const char *pod_owner(const struct cache_obj *o)
+{
+	return o->controller_uid;
+}
+static const char *pod_node(const struct cache_obj *o)
+{
+	return ((const struct kpod *)o)->node;
+}
+static const char *pod_service(const struct cache_obj *o)
+{
+	return ((const struct kpod *)o)->service;
+}
 static const char *pod_component(const struct cache_obj *o)
 {
 	return ((const struct kpod *)o)->activator ? "activator" : NULL;
@@ -506,13 +529,15 @@ static int project_node(struct cache_proj *p, json_object *json, struct cache_ob
 		if (!n->labels)
 			return -ENOMEM;
 		k = 0;
-		json_object_object_foreach(labels, key, val) {
+		json_object_object_foreach(labels, key, val)
+		{
 			n->labels[k].key = intern_get(t, key);
 			n->labels[k].value = intern_get(t, json_object_get_string(val));
 			k++;
 		}
 		n->n_labels = (uint16_t)k;
-		cache_proj_intern(p, &n->gpu_product, cache_json_key(labels, "nvidia.com/gpu.product"));
+		cache_proj_intern(p, &n->gpu_product,
+				  cache_json_key(labels, "nvidia.com/gpu.product"));
 		const char *mem = cache_json_key(labels, "nvidia.com/gpu.memory");
 		n->gpu_memory_mib = mem ? strtoll(mem, NULL, 10) : 0;
 	}
@@ -524,7 +549,8 @@ static int project_node(struct cache_proj *p, json_object *json, struct cache_ob
 		if (!n->alloc)
 			return -ENOMEM;
 		k = 0;
-		json_object_object_foreach(alloc, key, val) {
+		json_object_object_foreach(alloc, key, val)
+		{
 			int64_t v;
 			if (quantity_parse_milli(json_object_get_string(val), &v) < 0)
 				continue;
@@ -549,8 +575,10 @@ static int project_node(struct cache_proj *p, json_object *json, struct cache_ob
 		}
 		n->n_taints = (uint16_t)cnt;
 	}
-	n->ready = (uint8_t)kinds_cond(cache_json_get(json, "status.conditions"), "Ready", NULL, NULL);
-	const char *util = meta_key(json, "metadata.annotations", kinds_registered_keys()->gpu_utilization);
+	n->ready = (uint8_t)kinds_cond(cache_json_get(json, "status.conditions"), "Ready", NULL,
+				       NULL);
+	const char *util = meta_key(json, "metadata.annotations",
+				    kinds_registered_keys()->gpu_utilization);
 	char *end;
 	long u = util ? strtol(util, &end, 10) : -1;
 	n->gpu_util = (int16_t)(util && end != util && u >= 0 && u <= 100 ? u : -1);
@@ -615,8 +643,9 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
 		json_object *c = json_object_array_get_idx(conds, i);
 		const char *t = cache_json_str(c, "type"), *s = cache_json_str(c, "status");
-		if (t && s && ((strcmp(t, "ReplicaFailure") == 0 && strcmp(s, "True") == 0) ||
-			       (strcmp(t, "Progressing") == 0 && strcmp(s, "False") == 0)))
+		if (t && s &&
+		    ((strcmp(t, "ReplicaFailure") == 0 && strcmp(s, "True") == 0) ||
+		     (strcmp(t, "Progressing") == 0 && strcmp(s, "False") == 0)))
 			cache_proj_str(p, &d->failure_message, cache_json_str(c, "message"));
 	}
 	return 0;

@@ -20,17 +20,17 @@ enum kphase { KPHASE_PENDING, KPHASE_RUNNING, KPHASE_SUCCEEDED, KPHASE_FAILED, K
  * its field stays 0 or NULL.
  */
 struct kinds_keys {
-	const char *gate;             /* pod condition and readiness gate: warmed,
+	const char *gate;            /* pod condition and readiness gate: warmed,
 				       * warm_reason, warm_since, has_gate */
-	const char *service_label;    /* pod and Deployment label: service */
-	const char *model_label;      /* pod label: model */
-	const char *priority_label;   /* pod label: priority (low|normal|high) */
-	const char *prefer_cached;    /* pod annotation: avoid_cached when "false" */
-	const char *warmup_attempts;  /* pod annotation: warmup_attempts */
-	const char *draining_since;   /* pod annotation: draining_since */
-	const char *warm_restarts;    /* pod annotation: warm_restarts */
-	const char *gpu_utilization;  /* node annotation: gpu_util (percent) */
-	const char *applied_hash;     /* Deployment and Service annotation: applied_hash */
+	const char *service_label;   /* pod and Deployment label: service */
+	const char *model_label;     /* pod label: model */
+	const char *priority_label;  /* pod label: priority (low|normal|high) */
+	const char *prefer_cached;   /* pod annotation: avoid_cached when "false" */
+	const char *warmup_attempts; /* pod annotation: warmup_attempts */
+	const char *draining_since;  /* pod annotation: draining_since */
+	const char *warm_restarts;   /* pod annotation: warm_restarts */
+	const char *gpu_utilization; /* node annotation: gpu_util (percent) */
+	const char *applied_hash;    /* Deployment and Service annotation: applied_hash */
 };
 
 /* Register the keys (the table must outlive every cache). Call it before
@@ -46,8 +46,8 @@ enum kpriority { KPRIO_LOW, KPRIO_NORMAL, KPRIO_HIGH };
 
 struct kpod {
 	struct cache_obj meta;
-	const char *node;           /* interned; NULL until scheduled */
-	const char *scheduler;      /* interned */
+	const char *node;      /* interned; NULL until scheduled */
+	const char *scheduler; /* interned */
 	const char *pod_ip;
 	const char *service;        /* registered service label, interned */
 	const char *template_hash;  /* label pod-template-hash, interned */
@@ -57,42 +57,42 @@ struct kpod {
 	const char *unschedulable;  /* PodScheduled=False message, if any */
 	int64_t warm_since;         /* lastTransitionTime of the gate condition */
 	int64_t ready_since;
-	int64_t containers_ready_since;  /* ContainersReady lastTransitionTime */
-	int64_t started;            /* status.startTime */
-	int64_t gpu;                /* GPU units requested, summed over containers */
+	int64_t containers_ready_since; /* ContainersReady lastTransitionTime */
+	int64_t started;                /* status.startTime */
+	int64_t gpu;                    /* GPU units requested, summed over containers */
 	int64_t cpu_milli;
 	int64_t mem_bytes;
-	int64_t deletion_cost;      /* controller.kubernetes.io/pod-deletion-cost */
+	int64_t deletion_cost; /* controller.kubernetes.io/pod-deletion-cost */
 	int32_t restarts;
-	int32_t warmup_attempts;    /* registered warm-up attempts annotation */
-	int64_t draining_since;     /* registered draining-since annotation */
-	int32_t warm_restarts;      /* registered warm-restarts annotation; -1 = none */
-	uint8_t phase;              /* enum kphase */
-	uint8_t ready, containers_ready, warmed, scheduled;  /* enum kcond */
-	uint8_t has_gate;           /* readinessGates names the registered gate */
+	int32_t warmup_attempts; /* registered warm-up attempts annotation */
+	int64_t draining_since;  /* registered draining-since annotation */
+	int32_t warm_restarts;   /* registered warm-restarts annotation; -1 = none */
+	uint8_t phase;           /* enum kphase */
+	uint8_t ready, containers_ready, warmed, scheduled; /* enum kcond */
+	uint8_t has_gate; /* readinessGates names the registered gate */
 	uint8_t has_deletion_cost;
-	uint8_t activator;          /* label app.kubernetes.io/component=activator */
+	uint8_t activator; /* label app.kubernetes.io/component=activator */
 	/* For the scheduler. Selector, tolerations and affinity are kept only
 	 * while the pod is not bound (a bound pod only counts its requests). */
-	const char *model;          /* registered model label, interned */
+	const char *model; /* registered model label, interned */
 	struct klabel *node_selector;
 	struct ktoleration *tolerations;
-	struct kselector_req *affinity;  /* required node affinity, flattened */
+	struct kselector_req *affinity; /* required node affinity, flattened */
 	uint16_t n_node_selector, n_tolerations, n_affinity;
-	uint8_t priority;           /* enum kpriority, registered priority label */
-	uint8_t avoid_cached;       /* registered prefer-cached annotation = "false" */
-	uint8_t gated;              /* spec.schedulingGates not empty: not to be placed yet */
-	uint8_t sched_unreadable;   /* selector, tolerations or affinity past the bounds */
+	uint8_t priority;         /* enum kpriority, registered priority label */
+	uint8_t avoid_cached;     /* registered prefer-cached annotation = "false" */
+	uint8_t gated;            /* spec.schedulingGates not empty: not to be placed yet */
+	uint8_t sched_unreadable; /* selector, tolerations or affinity past the bounds */
 };
 
 struct kres {
-	const char *name;   /* interned */
+	const char *name; /* interned */
 	int64_t milli;
 };
 
 struct klabel {
-	const char *key;    /* interned */
-	const char *value;  /* interned */
+	const char *key;   /* interned */
+	const char *value; /* interned */
 };
 
 struct ktaint {
@@ -115,40 +115,40 @@ enum ksel_op { KSEL_IN, KSEL_NOT_IN, KSEL_EXISTS, KSEL_NOT_EXISTS, KSEL_GT, KSEL
 /* One matchExpression of a required node affinity term. Terms are ORed,
  * the expressions of one term ANDed; term numbers the term. */
 struct kselector_req {
-	const char *key;           /* interned */
-	const char **values;       /* interned */
+	const char *key;     /* interned */
+	const char **values; /* interned */
 	uint16_t n_values;
 	uint16_t term;
-	uint8_t op;                /* enum ksel_op */
+	uint8_t op; /* enum ksel_op */
 };
 
 struct knode {
 	struct cache_obj meta;
-	const char *gpu_product;    /* label nvidia.com/gpu.product, interned */
-	int64_t gpu_memory_mib;     /* label nvidia.com/gpu.memory */
-	struct kres *alloc;         /* allocatable, every resource */
+	const char *gpu_product; /* label nvidia.com/gpu.product, interned */
+	int64_t gpu_memory_mib;  /* label nvidia.com/gpu.memory */
+	struct kres *alloc;      /* allocatable, every resource */
 	struct klabel *labels;
 	struct ktaint *taints;
 	uint16_t n_alloc, n_labels, n_taints;
-	uint8_t ready;              /* enum kcond */
+	uint8_t ready; /* enum kcond */
 	uint8_t unschedulable;
-	int16_t gpu_util;           /* registered GPU utilization annotation; -1 unknown */
+	int16_t gpu_util; /* registered GPU utilization annotation; -1 unknown */
 };
 
 struct kdeployment {
 	struct cache_obj meta;
-	const char *service;        /* registered service label, interned */
-	const char *progress_reason;   /* Progressing condition reason, interned */
-	const char *failure_message;   /* ReplicaFailure, or Progressing False */
-	const char *applied_hash;      /* registered applied-hash annotation */
+	const char *service;         /* registered service label, interned */
+	const char *progress_reason; /* Progressing condition reason, interned */
+	const char *failure_message; /* ReplicaFailure, or Progressing False */
+	const char *applied_hash;    /* registered applied-hash annotation */
 	int64_t generation, observed_generation;
 	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
-	uint8_t progressing, available_cond, replica_failure;  /* enum kcond */
+	uint8_t progressing, available_cond, replica_failure; /* enum kcond */
 };
 
 struct kservice {
 	struct cache_obj meta;
-	const char *applied_hash;      /* registered applied-hash annotation */
+	const char *applied_hash; /* registered applied-hash annotation */
 };
 
 /* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */
@@ -162,11 +162,11 @@ extern const struct cache_kind kind_pods;
 extern const struct cache_kind kind_nodes;
 extern const struct cache_kind kind_deployments;
 extern const struct cache_kind kind_services;
-extern const struct cache_kind kind_configmaps;   /* metadata only */
+extern const struct cache_kind kind_configmaps; /* metadata only */
 
 /* Helpers for other kinds' project functions. */
-enum kcond kinds_cond(json_object *conditions, const char *type,
-		      const char **ret_reason, int64_t *ret_since);
+enum kcond kinds_cond(json_object *conditions, const char *type, const char **ret_reason,
+		      int64_t *ret_since);
 const struct klabel *knode_label(const struct knode *n, const char *key);
 int64_t knode_alloc(const struct knode *n, const char *resource);
 

@@ -56,7 +56,7 @@ int64_t ktime_parse_rfc3339_us(const char *s)
 	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!p)
 		return 0;
-	if (*p == '.') {                /* a fraction: microseconds are kept */
+	if (*p == '.') { /* a fraction: microseconds are kept */
 		for (p++; isdigit((unsigned char)*p); p++, digits++)
 			if (digits < 6)
 				frac = frac * 10 + (*p - '0');
@@ -70,7 +70,8 @@ int64_t ktime_parse_rfc3339_us(const char *s)
 	} else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) &&
 		   isdigit((unsigned char)p[2]) && p[3] == ':' && isdigit((unsigned char)p[4]) &&
 		   isdigit((unsigned char)p[5])) {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 +
+		      ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
 		if (*p == '+')
 			off = -off;
 		p += 6;
@@ -91,7 +92,8 @@ int64_t ktime_wall_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * (int64_t)KTIME_USEC_PER_SEC + ts.tv_nsec / (long)KTIME_NSEC_PER_USEC;
+	return (int64_t)ts.tv_sec * (int64_t)KTIME_USEC_PER_SEC +
+	       ts.tv_nsec / (long)KTIME_NSEC_PER_USEC;
 }
 
 void ktime_format(int64_t us, unsigned digits, char *buf, size_t len)

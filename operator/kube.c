@@ -39,15 +39,17 @@ const struct kube_resource kube_res_pods = { "", "v1", "Pod", "pods", true };
 const struct kube_resource kube_res_nodes = { "", "v1", "Node", "nodes", false };
 const struct kube_resource kube_res_services = { "", "v1", "Service", "services", true };
 const struct kube_resource kube_res_endpointslices = { "discovery.k8s.io", "v1", "EndpointSlice",
-	"endpointslices", true };
+						       "endpointslices", true };
 const struct kube_resource kube_res_events = { "events.k8s.io", "v1", "Event", "events", true };
 const struct kube_resource kube_res_deployments = { "apps", "v1", "Deployment", "deployments", true };
 const struct kube_resource kube_res_leases = { "coordination.k8s.io", "v1", "Lease", "leases", true };
-const struct kube_resource kube_res_crds = { "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false };
-const struct kube_resource kube_res_inferenceservices = { "kinfer.io", "v1alpha1", "InferenceService", "inferenceservices", true };
+const struct kube_resource kube_res_crds = { "apiextensions.k8s.io", "v1", "CustomResourceDefinition",
+					     "customresourcedefinitions", false };
+const struct kube_resource kube_res_inferenceservices = { "kinfer.io", "v1alpha1", "InferenceService",
+							  "inferenceservices", true };
 
 struct kube_client {
-	struct kube_auth *auth;      /* our own copy of what we need */
+	struct kube_auth *auth; /* our own copy of what we need */
 	struct kube_client_options o;
 	char *user_agent;
 	CURLSH *share;
@@ -57,17 +59,17 @@ struct kube_client {
 	pthread_mutex_t pool_lock;
 	pthread_cond_t pool_cond;
 	CURL *pool[KUBE_POOL_MAX];
-	int pool_free;               /* handles in pool[] ready to use */
-	int pool_total;              /* handles created */
+	int pool_free;  /* handles in pool[] ready to use */
+	int pool_total; /* handles created */
 
 	pthread_mutex_t token_lock;
-	char *token;                 /* current bearer token */
+	char *token; /* current bearer token */
 	uint64_t token_read_ns;
 	struct timespec token_mtime;
 
 	kube_observe_fn observe;
 	void *observe_ud;
-	atomic_bool fenced;          /* kube_client_fence: no more writes */
+	atomic_bool fenced; /* kube_client_fence: no more writes */
 };
 
 /* ---- reasons ---------------------------------------------------------- */
@@ -121,21 +123,36 @@ int kube_reason_errno(enum kube_reason reason)
 enum kube_reason kube_reason_from_code(long code)
 {
 	switch (code) {
-	case 400: return KUBE_REASON_BAD_REQUEST;
-	case 401: return KUBE_REASON_UNAUTHORIZED;
-	case 403: return KUBE_REASON_FORBIDDEN;
-	case 404: return KUBE_REASON_NOT_FOUND;
-	case 405: return KUBE_REASON_METHOD_NOT_ALLOWED;
-	case 406: return KUBE_REASON_NOT_ACCEPTABLE;
-	case 409: return KUBE_REASON_CONFLICT;
-	case 410: return KUBE_REASON_GONE;
-	case 413: return KUBE_REASON_REQUEST_ENTITY_TOO_LARGE;
-	case 415: return KUBE_REASON_UNSUPPORTED_MEDIA_TYPE;
-	case 422: return KUBE_REASON_INVALID;
-	case 429: return KUBE_REASON_TOO_MANY_REQUESTS;
-	case 500: return KUBE_REASON_INTERNAL_ERROR;
-	case 503: return KUBE_REASON_SERVICE_UNAVAILABLE;
-	case 504: return KUBE_REASON_SERVER_TIMEOUT;
+	case 400:
+		return KUBE_REASON_BAD_REQUEST;
+	case 401:
+		return KUBE_REASON_UNAUTHORIZED;
+	case 403:
+		return KUBE_REASON_FORBIDDEN;
+	case 404:
+		return KUBE_REASON_NOT_FOUND;
+	case 405:
+		return KUBE_REASON_METHOD_NOT_ALLOWED;
+	case 406:
+		return KUBE_REASON_NOT_ACCEPTABLE;
+	case 409:
+		return KUBE_REASON_CONFLICT;
+	case 410:
+		return KUBE_REASON_GONE;
+	case 413:
+		return KUBE_REASON_REQUEST_ENTITY_TOO_LARGE;
+	case 415:
+		return KUBE_REASON_UNSUPPORTED_MEDIA_TYPE;
+	case 422:
+		return KUBE_REASON_INVALID;
+	case 429:
+		return KUBE_REASON_TOO_MANY_REQUESTS;
+	case 500:
+		return KUBE_REASON_INTERNAL_ERROR;
+	case 503:
+		return KUBE_REASON_SERVICE_UNAVAILABLE;
+	case 504:
+		return KUBE_REASON_SERVER_TIMEOUT;
 	default:
 		return code >= 500 ? KUBE_REASON_INTERNAL_ERROR : KUBE_REASON_UNKNOWN;
 	}
@@ -173,8 +190,7 @@ int kube_json_too_deep(const char *s, size_t len, char *path, size_t path_len)
 	return jsonscan_depth(s, len, 0, KUBE_JSON_MAX_DEPTH, true, path, path_len);
 }
 
-void kube_status_decode(long code, const char *body, size_t len,
-			struct kube_status *st)
+void kube_status_decode(long code, const char *body, size_t len, struct kube_status *st)
 {
 	json_object *o = NULL, *v, *details;
 	int attempts = st->attempts;
@@ -190,8 +206,7 @@ void kube_status_decode(long code, const char *body, size_t len,
 	if (o && json_object_is_type(o, json_type_object) &&
 	    json_object_object_get_ex(o, "kind", &v) &&
 	    strcmp(json_object_get_string(v), "Status") == 0) {
-		if (json_object_object_get_ex(o, "reason", &v) &&
-		    json_object_get_string_len(v) > 0) {
+		if (json_object_object_get_ex(o, "reason", &v) && json_object_get_string_len(v) > 0) {
 			const char *r = json_object_get_string(v);
 			text_copy(st->reason_text, sizeof(st->reason_text), r);
 			for (size_t i = 0; i < N_REASONS; i++)
@@ -217,8 +232,7 @@ void kube_status_decode(long code, const char *body, size_t len,
 				*p = ' ';
 	}
 	if (!st->reason_text[0])
-		text_copy(st->reason_text, sizeof(st->reason_text),
-			 kube_reason_name(st->reason));
+		text_copy(st->reason_text, sizeof(st->reason_text), kube_reason_name(st->reason));
 	if (!st->message[0])
 		snprintf(st->message, sizeof(st->message), "the server answered %ld", code);
 	json_object_put(o);
@@ -233,8 +247,7 @@ int kube_escape(char *buf, size_t len, const char *s)
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-			    c == '_' || c == '~';
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
 		if (o + (keep ? 1 : 3) >= len)
 			return -ENAMETOOLONG;
 		if (keep) {
@@ -259,8 +272,8 @@ static bool segment_ok(const char *s)
 	if (strlen(s) > 253)
 		return false;
 	for (; *s; s++)
-		if (*s == '/' || *s == '?' || *s == '#' || *s == '%' ||
-		    (unsigned char)*s <= ' ' || *s == 0x7f)
+		if (*s == '/' || *s == '?' || *s == '#' || *s == '%' || (unsigned char)*s <= ' ' ||
+		    *s == 0x7f)
 			return false;
 	return true;
 }
@@ -306,9 +319,8 @@ static void pb_num(struct pathbuf *p, const char *key, long v)
 	pb_param(p, key, num);
 }
 
-int kube_path(char *buf, size_t len, const struct kube_resource *res,
-	      const char *ns, const char *name, const char *subresource,
-	      const struct kube_opts *o)
+int kube_path(char *buf, size_t len, const struct kube_resource *res, const char *ns,
+	      const char *name, const char *subresource, const struct kube_opts *o)
 {
 	struct pathbuf p = { .buf = buf, .len = len };
 
@@ -439,8 +451,7 @@ static void global_init(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int kube_client_new(const struct kube_auth *auth,
-		    const struct kube_client_options *opts,
+int kube_client_new(const struct kube_auth *auth, const struct kube_client_options *opts,
 		    struct kube_client **ret)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -521,8 +532,7 @@ void kube_client_free(struct kube_client *c)
 	free(c);
 }
 
-void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn,
-			      void *userdata)
+void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn, void *userdata)
 {
 	c->observe = fn;
 	c->observe_ud = userdata;
@@ -584,8 +594,7 @@ static char *token_get(struct kube_client *c, bool force)
 	bool changed = stat(c->auth->token_file, &st) == 0 &&
 		       (st.st_mtim.tv_sec != c->token_mtime.tv_sec ||
 			st.st_mtim.tv_nsec != c->token_mtime.tv_nsec);
-	if (force || !c->token || changed ||
-	    now - c->token_read_ns > KUBE_TOKEN_REFRESH_NS) {
+	if (force || !c->token || changed || now - c->token_read_ns > KUBE_TOKEN_REFRESH_NS) {
 		FILE *f = fopen(c->auth->token_file, "re");
 		if (f) {
 			char *buf = malloc(KUBE_TOKEN_MAX + 1);
@@ -642,18 +651,22 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 static const char *method_name(enum kube_method m)
 {
 	switch (m) {
-	case KUBE_GET: return "GET";
-	case KUBE_POST: return "POST";
-	case KUBE_PUT: return "PUT";
-	case KUBE_PATCH: return "PATCH";
-	case KUBE_DELETE: return "DELETE";
+	case KUBE_GET:
+		return "GET";
+	case KUBE_POST:
+		return "POST";
+	case KUBE_PUT:
+		return "PUT";
+	case KUBE_PATCH:
+		return "PATCH";
+	case KUBE_DELETE:
+		return "DELETE";
 	}
 	return "GET";
 }
 
 /* Options every request sets, after curl_easy_reset. */
-static int setup_handle(struct kube_client *c, CURL *h, const char *url,
-			long timeout_ms)
+static int setup_handle(struct kube_client *c, CURL *h, const char *url, long timeout_ms)
 {
 	const struct kube_auth *a = c->auth;
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -694,8 +707,7 @@ static int setup_handle(struct kube_client *c, CURL *h, const char *url,
 	return 0;
 }
 
-static struct curl_slist *build_headers(struct kube_client *c,
-					const char *content_type,
+static struct curl_slist *build_headers(struct kube_client *c, const char *content_type,
 					bool force_token)
 {
 	struct curl_slist *hl = NULL, *t;
@@ -760,7 +772,7 @@ static bool transport_retryable(CURLcode cc, enum kube_method m)
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
-		return true;        /* nothing was sent */
+		return true; /* nothing was sent */
 	case CURLE_SEND_ERROR:
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
@@ -777,7 +789,7 @@ static bool transport_retryable(CURLcode cc, enum kube_method m)
 static bool status_retryable(long code, enum kube_method m)
 {
 	if (code == 429 || code == 503)
-		return true;        /* the server did not process it */
+		return true; /* the server did not process it */
 	if (code >= 500 && code != 501)
 		return m != KUBE_POST;
 	return false;
@@ -790,9 +802,8 @@ static void sleep_ns(uint64_t ns)
 		;
 }
 
-int kube_request(struct kube_client *c, enum kube_method method,
-		 const char *verb, const char *path, const char *content_type,
-		 const char *body, size_t body_len, long timeout_ms,
+int kube_request(struct kube_client *c, enum kube_method method, const char *verb, const char *path,
+		 const char *content_type, const char *body, size_t body_len, long timeout_ms,
 		 json_object **ret_obj, struct kube_status *ret_status)
 {
 	struct kube_status st_local, *st = ret_status ? ret_status : &st_local;
@@ -864,8 +875,10 @@ int kube_request(struct kube_client *c, enum kube_method method,
 		pool_put(c, h);
 		if (c->observe)
 			c->observe(verb, cc == CURLE_OK ? code : 0, secs, c->observe_ud);
-		int http_version = hv == CURL_HTTP_VERSION_2_0 ? 20 : hv == CURL_HTTP_VERSION_1_1 ? 11 :
-				   hv == CURL_HTTP_VERSION_1_0 ? 10 : 0;
+		int http_version = hv == CURL_HTTP_VERSION_2_0 ? 20 :
+				   hv == CURL_HTTP_VERSION_1_1 ? 11 :
+				   hv == CURL_HTTP_VERSION_1_0 ? 10 :
+								 0;
 
 		if (cc != CURLE_OK) {
 			if (resp.toobig) {
@@ -914,8 +927,7 @@ int kube_request(struct kube_client *c, enum kube_method method,
 		if (!retry || attempt == c->o.max_retries)
 			break;
 		uint64_t wait = backoff_next(&bo);
-		if (st->retry_after_s > 0 &&
-		    (uint64_t)st->retry_after_s * KTIME_NSEC_PER_SEC > wait)
+		if (st->retry_after_s > 0 && (uint64_t)st->retry_after_s * KTIME_NSEC_PER_SEC > wait)
 			wait = (uint64_t)st->retry_after_s * KTIME_NSEC_PER_SEC;
 		sleep_ns(wait);
 	}
@@ -930,12 +942,10 @@ static long opt_timeout(const struct kube_opts *o)
 	return o ? o->timeout_ms : 0;
 }
 
-int kube_server_version(struct kube_client *c, char *buf, size_t len,
-			struct kube_status *ret_status)
+int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kube_status *ret_status)
 {
 	json_object *o = NULL, *v;
-	int r = kube_request(c, KUBE_GET, "get", "/version", NULL, NULL, 0, 0,
-			     &o, ret_status);
+	int r = kube_request(c, KUBE_GET, "get", "/version", NULL, NULL, 0, 0, &o, ret_status);
 	if (r < 0)
 		return r;
 	if (!o || !json_object_object_get_ex(o, "gitVersion", &v)) {
@@ -947,42 +957,37 @@ int kube_server_version(struct kube_client *c, char *buf, size_t len,
 	return 0;
 }
 
-int kube_get(struct kube_client *c, const struct kube_resource *res,
-	     const char *ns, const char *name, const char *subresource,
-	     json_object **ret_obj, struct kube_status *ret_status)
+int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns, const char *name,
+	     const char *subresource, json_object **ret_obj, struct kube_status *ret_status)
 {
 	char path[KUBE_PATH_MAX];
 	int r = kube_path(path, sizeof(path), res, ns, name, subresource, NULL);
 	if (r < 0)
 		return r;
-	return kube_request(c, KUBE_GET, "get", path, NULL, NULL, 0, 0, ret_obj,
-			    ret_status);
+	return kube_request(c, KUBE_GET, "get", path, NULL, NULL, 0, 0, ret_obj, ret_status);
 }
 
-int kube_list(struct kube_client *c, const struct kube_resource *res,
-	      const char *ns, const struct kube_opts *opts,
-	      json_object **ret_obj, struct kube_status *ret_status)
+int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	      const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status)
 {
 	char path[KUBE_PATH_MAX];
 	int r = kube_path(path, sizeof(path), res, ns, NULL, NULL, opts);
 	if (r < 0)
 		return r;
-	return kube_request(c, KUBE_GET, "list", path, NULL, NULL, 0,
-			    opt_timeout(opts), ret_obj, ret_status);
+	return kube_request(c, KUBE_GET, "list", path, NULL, NULL, 0, opt_timeout(opts), ret_obj,
+			    ret_status);
 }
 
 static const char *meta_str(json_object *o, const char *key)
 {
 	json_object *m, *v;
-	if (!json_object_object_get_ex(o, "metadata", &m) ||
-	    !json_object_object_get_ex(m, key, &v))
+	if (!json_object_object_get_ex(o, "metadata", &m) || !json_object_object_get_ex(m, key, &v))
 		return NULL;
 	return json_object_get_string(v);
 }
 
-int kube_list_all(struct kube_client *c, const struct kube_resource *res,
-		  const char *ns, const struct kube_opts *opts,
-		  kube_item_fn item_fn, void *userdata, char *ret_rv,
+int kube_list_all(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		  const struct kube_opts *opts, kube_item_fn item_fn, void *userdata, char *ret_rv,
 		  size_t rv_len, struct kube_status *ret_status)
 {
 	struct kube_opts o = { 0 };
@@ -1034,10 +1039,9 @@ int kube_list_all(struct kube_client *c, const struct kube_resource *res,
 }
 
 /* Send a JSON body with method m to the object's path. */
-static int send_json(struct kube_client *c, enum kube_method m,
-		     const char *verb, const struct kube_resource *res,
-		     const char *ns, const char *name, const char *sub,
-		     const char *content_type, json_object *body,
+static int send_json(struct kube_client *c, enum kube_method m, const char *verb,
+		     const struct kube_resource *res, const char *ns, const char *name,
+		     const char *sub, const char *content_type, json_object *body,
 		     const struct kube_opts *opts, json_object **ret_obj,
 		     struct kube_status *ret_status)
 {
@@ -1047,51 +1051,48 @@ static int send_json(struct kube_client *c, enum kube_method m,
 	int r = kube_path(path, sizeof(path), res, ns, name, sub, opts);
 	if (r < 0)
 		return r;
-	js = body ? json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len) : "{}";
+	js = body ? json_object_to_json_string_length(
+			    body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len) :
+		    "{}";
 	if (!js)
 		return -ENOMEM;
 	if (!body)
 		len = 2;
-	return kube_request(c, m, verb, path, content_type, js, len,
-			    opt_timeout(opts), ret_obj, ret_status);
+	return kube_request(c, m, verb, path, content_type, js, len, opt_timeout(opts), ret_obj,
+			    ret_status);
 }
 
-int kube_create(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const char *subresource,
-		json_object *body, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status)
+int kube_create(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const char *subresource, json_object *body,
+		const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status)
 {
-	return send_json(c, KUBE_POST, "create", res, ns, name, subresource,
-			 "application/json", body, opts, ret_obj, ret_status);
+	return send_json(c, KUBE_POST, "create", res, ns, name, subresource, "application/json",
+			 body, opts, ret_obj, ret_status);
 }
 
-int kube_update(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const char *subresource,
-		json_object *body, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status)
+int kube_update(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const char *subresource, json_object *body,
+		const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status)
 {
 	if (!name)
 		return -EINVAL;
-	return send_json(c, KUBE_PUT, "update", res, ns, name, subresource,
-			 "application/json", body, opts, ret_obj, ret_status);
+	return send_json(c, KUBE_PUT, "update", res, ns, name, subresource, "application/json",
+			 body, opts, ret_obj, ret_status);
 }
 
-int kube_apply(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const char *name, const char *subresource,
-	       json_object *body, const struct kube_opts *opts,
-	       json_object **ret_obj, struct kube_status *ret_status)
+int kube_apply(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const char *name, const char *subresource, json_object *body,
+	       const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status)
 {
 	if (!name || !opts || !opts->field_manager)
 		return -EINVAL;
 	return send_json(c, KUBE_PATCH, "apply", res, ns, name, subresource,
-			 "application/apply-patch+yaml", body, opts, ret_obj,
-			 ret_status);
+			 "application/apply-patch+yaml", body, opts, ret_obj, ret_status);
 }
 
-int kube_patch(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const char *name, const char *subresource,
-	       enum kube_patch_type type, const char *patch,
-	       const struct kube_opts *opts, json_object **ret_obj,
+int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const char *name, const char *subresource, enum kube_patch_type type,
+	       const char *patch, const struct kube_opts *opts, json_object **ret_obj,
 	       struct kube_status *ret_status)
 {
 	static const char *const types[] = {
@@ -1107,13 +1108,13 @@ int kube_patch(struct kube_client *c, const struct kube_resource *res,
 	r = kube_path(path, sizeof(path), res, ns, name, subresource, opts);
 	if (r < 0)
 		return r;
-	return kube_request(c, KUBE_PATCH, "patch", path, types[type], patch,
-			    strlen(patch), opt_timeout(opts), ret_obj, ret_status);
+	return kube_request(c, KUBE_PATCH, "patch", path, types[type], patch, strlen(patch),
+			    opt_timeout(opts), ret_obj, ret_status);
 }
 
-int kube_delete(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status)
+int kube_delete(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const struct kube_opts *opts, json_object **ret_obj,
+		struct kube_status *ret_status)
 {
 	json_object *body = json_object_new_object(), *pre = NULL;
 	int r = -ENOMEM;
@@ -1141,16 +1142,15 @@ int kube_delete(struct kube_client *c, const struct kube_resource *res,
 					       json_object_new_string(opts->precondition_rv));
 		json_object_object_add(body, "preconditions", pre);
 	}
-	r = send_json(c, KUBE_DELETE, "delete", res, ns, name, NULL,
-		      "application/json", body, opts, ret_obj, ret_status);
+	r = send_json(c, KUBE_DELETE, "delete", res, ns, name, NULL, "application/json", body, opts,
+		      ret_obj, ret_status);
 out:
 	json_object_put(body);
 	return r;
 }
 
-int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
-		  const char *pod_uid, const char *node,
-		  struct kube_status *ret_status)
+int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod, const char *pod_uid,
+		  const char *node, struct kube_status *ret_status)
 {
 	json_object *b = json_object_new_object(), *meta, *target;
 	int r;
@@ -1170,8 +1170,8 @@ int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
 	json_object_object_add(target, "kind", json_object_new_string("Node"));
 	json_object_object_add(target, "name", json_object_new_string(node));
 	json_object_object_add(b, "target", target);
-	r = send_json(c, KUBE_POST, "bind", &kube_res_pods, ns, pod, "binding",
-		      "application/json", b, NULL, NULL, ret_status);
+	r = send_json(c, KUBE_POST, "bind", &kube_res_pods, ns, pod, "binding", "application/json",
+		      b, NULL, NULL, ret_status);
 	json_object_put(b);
 	return r;
 }
@@ -1179,13 +1179,13 @@ int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
 /* ---- watch ------------------------------------------------------------ */
 
 struct watch_ctx {
-	struct dynbuf line;        /* the event being received */
+	struct dynbuf line; /* the event being received */
 	json_tokener *tok;
 	kube_event_fn fn;
 	void *ud;
 	volatile int *stop;
 	CURL *h;
-	long code;                 /* HTTP status, read on the first data */
+	long code; /* HTTP status, read on the first data */
 	int cb_result;
 	bool bad_event;
 };
@@ -1221,7 +1221,7 @@ static size_t on_watch_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	if (w->code == 0)
 		curl_easy_getinfo(w->h, CURLINFO_RESPONSE_CODE, &w->code);
 	if (w->code < 200 || w->code >= 300)
-		return on_write(ptr, size, nmemb, &w->line);  /* a Status */
+		return on_write(ptr, size, nmemb, &w->line); /* a Status */
 	for (size_t i = 0; i < n; i++) {
 		if (ptr[i] != '\n')
 			continue;
@@ -1245,18 +1245,19 @@ static size_t on_watch_data(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static int on_watch_progress(void *ud, curl_off_t a, curl_off_t b,
-			     curl_off_t c2, curl_off_t d)
+static int on_watch_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl_off_t d)
 {
 	struct watch_ctx *w = ud;
-	(void)a; (void)b; (void)c2; (void)d;
+	(void)a;
+	(void)b;
+	(void)c2;
+	(void)d;
 	return w->stop && *w->stop ? 1 : 0;
 }
 
-int kube_watch(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const struct kube_opts *opts,
-	       kube_event_fn event_fn, void *userdata, volatile int *stop,
-	       struct kube_status *ret_status)
+int kube_watch(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const struct kube_opts *opts, kube_event_fn event_fn, void *userdata,
+	       volatile int *stop, struct kube_status *ret_status)
 {
 	struct kube_status st_local, *st = ret_status ? ret_status : &st_local;
 	struct kube_opts o = { 0 };
@@ -1321,15 +1322,14 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 		r = w.cb_result;
 		if (w.bad_event) {
 			st->code = code;
-			snprintf(st->message, sizeof(st->message),
-				 "a watch event is not valid JSON");
+			snprintf(st->message, sizeof(st->message), "a watch event is not valid JSON");
 		}
 	} else if (w.line.toobig) {
 		r = -EFBIG;
-		snprintf(st->message, sizeof(st->message),
-			 "a watch event exceeds %d bytes", KUBE_WATCH_MAX_EVENT);
+		snprintf(st->message, sizeof(st->message), "a watch event exceeds %d bytes",
+			 KUBE_WATCH_MAX_EVENT);
 	} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
-		r = 0;        /* asked to stop */
+		r = 0; /* asked to stop */
 	} else if (cc != CURLE_OK) {
 		r = transport_error(cc, errbuf, st);
 	} else if (code < 200 || code >= 300) {
@@ -1347,8 +1347,8 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
 
 /* ---- for external drivers -------------------------------------------- */
 
-int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path,
-		    long timeout_ms, void *ret_headers)
+int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path, long timeout_ms,
+		    void *ret_headers)
 {
 	CURL *h = curl_easy;
 	struct curl_slist *hl;

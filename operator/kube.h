@@ -55,7 +55,7 @@ int kube_json_too_deep(const char *s, size_t len, char *path, size_t path_len);
 
 /* One API resource: rows of a const table, never built at run time. */
 struct kube_resource {
-	const char *group;    /* "" for the core group */
+	const char *group; /* "" for the core group */
 	const char *version;
 	const char *kind;
 	const char *plural;
@@ -95,17 +95,17 @@ enum kube_reason {
 	KUBE_REASON_REQUEST_ENTITY_TOO_LARGE,
 	KUBE_REASON_UNSUPPORTED_MEDIA_TYPE,
 	KUBE_REASON_NOT_ACCEPTABLE,
-	KUBE_REASON_TRANSPORT,   /* no HTTP answer: connect, TLS, timeout */
+	KUBE_REASON_TRANSPORT, /* no HTTP answer: connect, TLS, timeout */
 };
 
 struct kube_status {
-	long code;               /* HTTP status; 0 when none was received */
+	long code; /* HTTP status; 0 when none was received */
 	enum kube_reason reason;
-	char reason_text[64];    /* as sent, e.g. "AlreadyExists" */
-	char message[1024];      /* the server's message, for people */
-	long retry_after_s;      /* from Retry-After or details */
-	int attempts;            /* how many tries the call made */
-	int http_version;        /* of the last answer: 11 = HTTP/1.1, 20 = HTTP/2 */
+	char reason_text[64]; /* as sent, e.g. "AlreadyExists" */
+	char message[1024];   /* the server's message, for people */
+	long retry_after_s;   /* from Retry-After or details */
+	int attempts;         /* how many tries the call made */
+	int http_version;     /* of the last answer: 11 = HTTP/1.1, 20 = HTTP/2 */
 };
 
 /* Query and body options; every field optional (zero = unset). */
@@ -118,33 +118,31 @@ struct kube_opts {
 	const char *continue_token;
 	bool watch;
 	bool allow_bookmarks;
-	long timeout_seconds;          /* server-side, for list and watch */
+	long timeout_seconds; /* server-side, for list and watch */
 	const char *field_manager;
-	bool force;                    /* server-side apply */
+	bool force; /* server-side apply */
 	bool dry_run;
-	const char *propagation_policy;/* delete: Foreground|Background|Orphan */
-	const char *precondition_uid;  /* delete preconditions */
+	const char *propagation_policy; /* delete: Foreground|Background|Orphan */
+	const char *precondition_uid;   /* delete preconditions */
 	const char *precondition_rv;
-	long timeout_ms;               /* client-side; 0 = client default */
+	long timeout_ms; /* client-side; 0 = client default */
 };
 
 struct kube_client_options {
-	double qps;              /* 0 = 20; negative = no limit */
-	int burst;               /* 0 = 40 */
-	long timeout_ms;         /* 0 = 30000 */
-	int max_retries;         /* 0 = 5; retries after the first try */
-	size_t max_body;         /* 0 = 64 MiB */
-	const char *user_agent;  /* 0 = "kinfer-operator" */
-	long backoff_base_ms;    /* 0 = 200 */
-	long backoff_cap_ms;     /* 0 = 10000 */
+	double qps;             /* 0 = 20; negative = no limit */
+	int burst;              /* 0 = 40 */
+	long timeout_ms;        /* 0 = 30000 */
+	int max_retries;        /* 0 = 5; retries after the first try */
+	size_t max_body;        /* 0 = 64 MiB */
+	const char *user_agent; /* 0 = "kinfer-operator" */
+	long backoff_base_ms;   /* 0 = 200 */
+	long backoff_cap_ms;    /* 0 = 10000 */
 };
 
 /* Called after every HTTP exchange (metrics); code 0 = no answer. */
-typedef void (*kube_observe_fn)(const char *verb, long code, double seconds,
-				void *userdata);
+typedef void (*kube_observe_fn)(const char *verb, long code, double seconds, void *userdata);
 
-int kube_client_new(const struct kube_auth *auth,
-		    const struct kube_client_options *opts,
+int kube_client_new(const struct kube_auth *auth, const struct kube_client_options *opts,
 		    struct kube_client **ret);
 void kube_client_free(struct kube_client *c);
 /*
@@ -154,37 +152,31 @@ void kube_client_free(struct kube_client *c);
  * acts. Reads and watches go on. Irreversible.
  */
 void kube_client_fence(struct kube_client *c);
-void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn,
-			      void *userdata);
+void kube_client_set_observer(struct kube_client *c, kube_observe_fn fn, void *userdata);
 const char *kube_client_server(const struct kube_client *c);
 
 /* Build the request path and query. -EINVAL for a bad name or namespace,
  * -ENAMETOOLONG when it does not fit. */
-int kube_path(char *buf, size_t len, const struct kube_resource *res,
-	      const char *ns, const char *name, const char *subresource,
-	      const struct kube_opts *opts);
+int kube_path(char *buf, size_t len, const struct kube_resource *res, const char *ns,
+	      const char *name, const char *subresource, const struct kube_opts *opts);
 /* Percent-encode a query value (RFC 3986 unreserved kept). */
 int kube_escape(char *buf, size_t len, const char *s);
 
 /* Decode an error answer: metav1.Status, or the HTTP code alone. */
-void kube_status_decode(long code, const char *body, size_t len,
-			struct kube_status *st);
+void kube_status_decode(long code, const char *body, size_t len, struct kube_status *st);
 int kube_reason_errno(enum kube_reason reason);
 enum kube_reason kube_reason_from_code(long code);
 const char *kube_reason_name(enum kube_reason reason);
 
 /* GET /version: the server's gitVersion into buf. */
-int kube_server_version(struct kube_client *c, char *buf, size_t len,
-			struct kube_status *ret_status);
+int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kube_status *ret_status);
 
-int kube_get(struct kube_client *c, const struct kube_resource *res,
-	     const char *ns, const char *name, const char *subresource,
-	     json_object **ret_obj, struct kube_status *ret_status);
+int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns, const char *name,
+	     const char *subresource, json_object **ret_obj, struct kube_status *ret_status);
 
 /* One page: honours opts->limit and opts->continue_token. */
-int kube_list(struct kube_client *c, const struct kube_resource *res,
-	      const char *ns, const struct kube_opts *opts,
-	      json_object **ret_obj, struct kube_status *ret_status);
+int kube_list(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	      const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status);
 
 /*
  * Every page: item_fn gets each item (borrowed). If the continue token
@@ -193,51 +185,45 @@ int kube_list(struct kube_client *c, const struct kube_resource *res,
  * resourceVersion lands in ret_rv.
  */
 typedef int (*kube_item_fn)(json_object *item, void *userdata);
-int kube_list_all(struct kube_client *c, const struct kube_resource *res,
-		  const char *ns, const struct kube_opts *opts,
-		  kube_item_fn item_fn, void *userdata, char *ret_rv,
+int kube_list_all(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		  const struct kube_opts *opts, kube_item_fn item_fn, void *userdata, char *ret_rv,
 		  size_t rv_len, struct kube_status *ret_status);
 
 /* POST. name and subresource address e.g. pods/NAME/binding. */
-int kube_create(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const char *subresource,
-		json_object *body, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status);
+int kube_create(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const char *subresource, json_object *body,
+		const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status);
 
 /* PUT; the body's metadata.resourceVersion makes it a compare-and-swap. */
-int kube_update(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const char *subresource,
-		json_object *body, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status);
+int kube_update(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const char *subresource, json_object *body,
+		const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status);
 
 /* Server-side apply: PATCH application/apply-patch+yaml with
  * opts->field_manager (required) and opts->force. */
-int kube_apply(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const char *name, const char *subresource,
-	       json_object *body, const struct kube_opts *opts,
-	       json_object **ret_obj, struct kube_status *ret_status);
+int kube_apply(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const char *name, const char *subresource, json_object *body,
+	       const struct kube_opts *opts, json_object **ret_obj, struct kube_status *ret_status);
 
 enum kube_patch_type {
-	KUBE_PATCH_MERGE,      /* application/merge-patch+json */
-	KUBE_PATCH_JSON,       /* application/json-patch+json */
-	KUBE_PATCH_STRATEGIC,  /* application/strategic-merge-patch+json */
+	KUBE_PATCH_MERGE,     /* application/merge-patch+json */
+	KUBE_PATCH_JSON,      /* application/json-patch+json */
+	KUBE_PATCH_STRATEGIC, /* application/strategic-merge-patch+json */
 };
 
-int kube_patch(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const char *name, const char *subresource,
-	       enum kube_patch_type type, const char *patch,
-	       const struct kube_opts *opts, json_object **ret_obj,
+int kube_patch(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const char *name, const char *subresource, enum kube_patch_type type,
+	       const char *patch, const struct kube_opts *opts, json_object **ret_obj,
 	       struct kube_status *ret_status);
 
 /* DELETE with opts->propagation_policy and preconditions. */
-int kube_delete(struct kube_client *c, const struct kube_resource *res,
-		const char *ns, const char *name, const struct kube_opts *opts,
-		json_object **ret_obj, struct kube_status *ret_status);
+int kube_delete(struct kube_client *c, const struct kube_resource *res, const char *ns,
+		const char *name, const struct kube_opts *opts, json_object **ret_obj,
+		struct kube_status *ret_status);
 
 /* POST pods/NAME/binding to node. */
-int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
-		  const char *pod_uid, const char *node,
-		  struct kube_status *ret_status);
+int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod, const char *pod_uid,
+		  const char *node, struct kube_status *ret_status);
 
 /*
  * Watch (blocking): calls event_fn for each event with its type (ADDED,
@@ -247,12 +233,10 @@ int kube_bind_pod(struct kube_client *c, const char *ns, const char *pod,
  * second. One event over max_event bytes ends it with -EFBIG.
  */
 #define KUBE_WATCH_MAX_EVENT (16 * 1024 * 1024)
-typedef int (*kube_event_fn)(const char *type, json_object *object,
-			     void *userdata);
-int kube_watch(struct kube_client *c, const struct kube_resource *res,
-	       const char *ns, const struct kube_opts *opts,
-	       kube_event_fn event_fn, void *userdata, volatile int *stop,
-	       struct kube_status *ret_status);
+typedef int (*kube_event_fn)(const char *type, json_object *object, void *userdata);
+int kube_watch(struct kube_client *c, const struct kube_resource *res, const char *ns,
+	       const struct kube_opts *opts, kube_event_fn event_fn, void *userdata,
+	       volatile int *stop, struct kube_status *ret_status);
 
 /*
  * For callers that drive their own transfers (the informer's curl multi):
@@ -261,15 +245,14 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res,
  * after the transfer. And a token from the client's rate limiter: the ns to
  * wait before sending.
  */
-int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path,
-		    long timeout_ms, void *ret_headers);
+int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path, long timeout_ms,
+		    void *ret_headers);
 uint64_t kube_reserve(struct kube_client *c);
 void kube_observe(struct kube_client *c, const char *verb, long code, double seconds);
 size_t kube_max_body(const struct kube_client *c);
 
 /* Low level: one request with retries; path from kube_path. */
 enum kube_method { KUBE_GET, KUBE_POST, KUBE_PUT, KUBE_PATCH, KUBE_DELETE };
-int kube_request(struct kube_client *c, enum kube_method method,
-		 const char *verb, const char *path, const char *content_type,
-		 const char *body, size_t body_len, long timeout_ms,
+int kube_request(struct kube_client *c, enum kube_method method, const char *verb, const char *path,
+		 const char *content_type, const char *body, size_t body_len, long timeout_ms,
 		 json_object **ret_obj, struct kube_status *ret_status);

@@ -49,15 +49,14 @@ void kube_auth_free(struct kube_auth *a)
 static const char *str_field(json_object *o, const char *key)
 {
 	json_object *v;
-	if (!o || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
 }
 
 /* Find the entry named name in a list like clusters: [{name, cluster}]. */
-static json_object *find_named(json_object *root, const char *list,
-			       const char *name, const char *inner, int *ret_idx)
+static json_object *find_named(json_object *root, const char *list, const char *name,
+			       const char *inner, int *ret_idx)
 {
 	json_object *arr, *v;
 	if (!json_object_object_get_ex(root, list, &arr) ||
@@ -66,8 +65,7 @@ static json_object *find_named(json_object *root, const char *list,
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
 		const char *n = str_field(e, "name");
-		if (n && strcmp(n, name) == 0 &&
-		    json_object_object_get_ex(e, inner, &v) &&
+		if (n && strcmp(n, name) == 0 && json_object_object_get_ex(e, inner, &v) &&
 		    json_object_is_type(v, json_type_object)) {
 			*ret_idx = (int)i;
 			return v;
@@ -93,9 +91,8 @@ static int take_data(const char *b64, unsigned char **ret, size_t *ret_len)
 }
 
 /* Copy the cluster's fields into a; label names the entry for errors. */
-static int read_cluster(json_object *cl, const char *label,
-			const char *base_dir, struct kube_auth *a,
-			char *err, size_t errlen)
+static int read_cluster(json_object *cl, const char *label, const char *base_dir,
+			struct kube_auth *a, char *err, size_t errlen)
 {
 	const char *server = str_field(cl, "server");
 	const char *caf = str_field(cl, "certificate-authority");
@@ -106,8 +103,8 @@ static int read_cluster(json_object *cl, const char *label,
 		return text_errf(err, errlen, -EINVAL, "%s: server is missing", label);
 	if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: server \"%s\" must start with https:// or http://",
-			    label, server);
+				 "%s: server \"%s\" must start with https:// or http://", label,
+				 server);
 	a->server = strdup(server);
 	if (!a->server)
 		return -ENOMEM;
@@ -119,43 +116,41 @@ static int read_cluster(json_object *cl, const char *label,
 	if (cad) {
 		if (take_data(cad, &a->ca_data, &a->ca_len) < 0)
 			return text_errf(err, errlen, -EINVAL,
-				    "%s: certificate-authority-data is not valid base64", label);
+					 "%s: certificate-authority-data is not valid base64", label);
 	} else if (caf) {
 		a->ca_file = resolve_path(base_dir, caf);
 		if (!a->ca_file)
 			return -ENOMEM;
 		if (access(a->ca_file, R_OK) < 0)
 			return text_errf(err, errlen, -EINVAL,
-				    "%s: certificate-authority %s cannot be read: %s",
-				    label, a->ca_file, strerror(errno));
+					 "%s: certificate-authority %s cannot be read: %s", label,
+					 a->ca_file, strerror(errno));
 	}
 	return 0;
 }
 
-static int read_file_or_data(json_object *u, const char *label,
-			     const char *base_dir, const char *file_key,
-			     const char *data_key, char **ret_file,
-			     unsigned char **ret_data, size_t *ret_len,
-			     char *err, size_t errlen)
+static int read_file_or_data(json_object *u, const char *label, const char *base_dir,
+			     const char *file_key, const char *data_key, char **ret_file,
+			     unsigned char **ret_data, size_t *ret_len, char *err, size_t errlen)
 {
 	const char *d = str_field(u, data_key), *f = str_field(u, file_key);
 	if (d) {
 		if (take_data(d, ret_data, ret_len) < 0)
-			return text_errf(err, errlen, -EINVAL,
-				    "%s: %s is not valid base64", label, data_key);
+			return text_errf(err, errlen, -EINVAL, "%s: %s is not valid base64", label,
+					 data_key);
 	} else if (f) {
 		*ret_file = resolve_path(base_dir, f);
 		if (!*ret_file)
 			return -ENOMEM;
 		if (access(*ret_file, R_OK) < 0)
 			return text_errf(err, errlen, -EINVAL, "%s: %s %s cannot be read: %s",
-				    label, file_key, *ret_file, strerror(errno));
+					 label, file_key, *ret_file, strerror(errno));
 	}
 	return 0;
 }
 
-static int read_user(json_object *u, const char *label, const char *base_dir,
-		     struct kube_auth *a, char *err, size_t errlen)
+static int read_user(json_object *u, const char *label, const char *base_dir, struct kube_auth *a,
+		     char *err, size_t errlen)
 {
 	json_object *x;
 	const char *token = str_field(u, "token");
@@ -164,28 +159,30 @@ static int read_user(json_object *u, const char *label, const char *base_dir,
 
 	if (json_object_object_get_ex(u, "exec", &x) && x)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: exec credential plugins are not supported; "
-			    "use a token or a client certificate", label);
+				 "%s: exec credential plugins are not supported; "
+				 "use a token or a client certificate",
+				 label);
 	if (json_object_object_get_ex(u, "auth-provider", &x) && x)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: auth-provider is not supported; "
-			    "use a token or a client certificate", label);
+				 "%s: auth-provider is not supported; "
+				 "use a token or a client certificate",
+				 label);
 	if (str_field(u, "username") && !token)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: basic auth (username/password) is not supported", label);
-	r = read_file_or_data(u, label, base_dir, "client-certificate",
-			      "client-certificate-data", &a->cert_file,
-			      &a->cert_data, &a->cert_len, err, errlen);
+				 "%s: basic auth (username/password) is not supported", label);
+	r = read_file_or_data(u, label, base_dir, "client-certificate", "client-certificate-data",
+			      &a->cert_file, &a->cert_data, &a->cert_len, err, errlen);
 	if (r < 0)
 		return r;
-	r = read_file_or_data(u, label, base_dir, "client-key", "client-key-data",
-			      &a->key_file, &a->key_data, &a->key_len, err, errlen);
+	r = read_file_or_data(u, label, base_dir, "client-key", "client-key-data", &a->key_file,
+			      &a->key_data, &a->key_len, err, errlen);
 	if (r < 0)
 		return r;
 	if ((a->cert_file || a->cert_data) != (a->key_file || a->key_data))
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: a client certificate needs its key and a key its "
-			    "certificate", label);
+				 "%s: a client certificate needs its key and a key its "
+				 "certificate",
+				 label);
 	if (token) {
 		a->token = strdup(token);
 		if (!a->token)
@@ -211,9 +208,8 @@ static char *dir_of(const char *source)
  * cluster, user) is taken from the first document that has it, as kubectl
  * merges KUBECONFIG lists.
  */
-static int resolve(json_object **docs, const char **sources, size_t n,
-		   const char *context, struct kube_auth **ret, char *err,
-		   size_t errlen)
+static int resolve(json_object **docs, const char **sources, size_t n, const char *context,
+		   struct kube_auth **ret, char *err, size_t errlen)
 {
 	struct kube_auth *a = NULL;
 	json_object *ctx = NULL, *cl = NULL, *user = NULL;
@@ -228,27 +224,26 @@ static int resolve(json_object **docs, const char **sources, size_t n,
 	}
 	if (!context)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: no current-context is set and no --context was given",
-			    sources[0]);
+				 "%s: no current-context is set and no --context was given",
+				 sources[0]);
 	for (size_t i = 0; i < n && !ctx; i++)
 		if ((ctx = find_named(docs[i], "contexts", context, "context", &idx)))
 			ctx_doc = i;
 	if (!ctx)
-		return text_errf(err, errlen, -EINVAL, "%s: context \"%s\" not found",
-			    sources[0], context);
+		return text_errf(err, errlen, -EINVAL, "%s: context \"%s\" not found", sources[0],
+				 context);
 	const char *cluster_name = str_field(ctx, "cluster");
 	const char *user_name = str_field(ctx, "user");
 	if (!cluster_name)
-		return text_errf(err, errlen, -EINVAL,
-			    "%s: contexts[%d] (%s): cluster is missing",
-			    sources[ctx_doc], idx, context);
+		return text_errf(err, errlen, -EINVAL, "%s: contexts[%d] (%s): cluster is missing",
+				 sources[ctx_doc], idx, context);
 	for (size_t i = 0; i < n && !cl; i++)
 		if ((cl = find_named(docs[i], "clusters", cluster_name, "cluster", &idx)))
 			cl_doc = i;
 	if (!cl)
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: context \"%s\" names cluster \"%s\", which is not in clusters",
-			    sources[ctx_doc], context, cluster_name);
+				 "%s: context \"%s\" names cluster \"%s\", which is not in clusters",
+				 sources[ctx_doc], context, cluster_name);
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -259,8 +254,7 @@ static int resolve(json_object **docs, const char **sources, size_t n,
 	if (!a->context || !a->source)
 		goto out_free;
 	base = dir_of(sources[cl_doc]);
-	snprintf(label, sizeof(label), "%s: clusters[%d] (%s)", sources[cl_doc],
-		 idx, cluster_name);
+	snprintf(label, sizeof(label), "%s: clusters[%d] (%s)", sources[cl_doc], idx, cluster_name);
 	r = read_cluster(cl, label, base, a, err, errlen);
 	if (r < 0)
 		goto out_free;
@@ -270,14 +264,14 @@ static int resolve(json_object **docs, const char **sources, size_t n,
 				user_doc = i;
 		if (!user) {
 			r = text_errf(err, errlen, -EINVAL,
-				 "%s: context \"%s\" names user \"%s\", which is not in users",
-				 sources[ctx_doc], context, user_name);
+				      "%s: context \"%s\" names user \"%s\", which is not in users",
+				      sources[ctx_doc], context, user_name);
 			goto out_free;
 		}
 		free(base);
 		base = dir_of(sources[user_doc]);
-		snprintf(label, sizeof(label), "%s: users[%d] (%s)",
-			 sources[user_doc], idx, user_name);
+		snprintf(label, sizeof(label), "%s: users[%d] (%s)", sources[user_doc], idx,
+			 user_name);
 		r = read_user(user, label, base, a, err, errlen);
 		if (r < 0)
 			goto out_free;
@@ -298,9 +292,8 @@ out_free:
 	return r;
 }
 
-int kubeconfig_parse(const char *buf, size_t len, const char *source,
-		     const char *context, struct kube_auth **ret,
-		     char *err, size_t errlen)
+int kubeconfig_parse(const char *buf, size_t len, const char *source, const char *context,
+		     struct kube_auth **ret, char *err, size_t errlen)
 {
 	json_object *doc = NULL;
 	char perr[256];
@@ -314,7 +307,7 @@ int kubeconfig_parse(const char *buf, size_t len, const char *source,
 	if (!doc || !json_object_is_type(doc, json_type_object)) {
 		json_object_put(doc);
 		return text_errf(err, errlen, -EINVAL,
-			    "%s: not a kubeconfig (expected a YAML mapping)", source);
+				 "%s: not a kubeconfig (expected a YAML mapping)", source);
 	}
 	r = resolve(&doc, &source, 1, context, ret, err, errlen);
 	json_object_put(doc);
@@ -354,8 +347,8 @@ static int read_whole(const char *path, size_t max, char **ret, size_t *ret_len)
 
 #define KUBECONFIG_MAX_FILES 16
 
-int kubeconfig_load(const char *paths, const char *context,
-		    struct kube_auth **ret, char *err, size_t errlen)
+int kubeconfig_load(const char *paths, const char *context, struct kube_auth **ret, char *err,
+		    size_t errlen)
 {
 	json_object *docs[KUBECONFIG_MAX_FILES];
 	const char *sources[KUBECONFIG_MAX_FILES];
@@ -373,11 +366,11 @@ int kubeconfig_load(const char *paths, const char *context,
 
 		r = read_whole(p, KUBECONFIG_MAX_BYTES, &buf, &len);
 		if (r == -ENOENT && strchr(paths, ':'))
-			continue;   /* kubectl skips missing files in a list */
+			continue; /* kubectl skips missing files in a list */
 		if (r < 0) {
 			r = text_errf(err, errlen, r == -EFBIG ? -EINVAL : r,
-				 "%s: cannot read kubeconfig: %s", p,
-				 r == -EFBIG ? "file larger than 4 MiB" : strerror(-r));
+				      "%s: cannot read kubeconfig: %s", p,
+				      r == -EFBIG ? "file larger than 4 MiB" : strerror(-r));
 			goto out;
 		}
 		r = yamljson_parse_one(buf, len, &doc, perr, sizeof(perr));
@@ -389,7 +382,7 @@ int kubeconfig_load(const char *paths, const char *context,
 		if (!doc || !json_object_is_type(doc, json_type_object)) {
 			json_object_put(doc);
 			r = text_errf(err, errlen, -EINVAL,
-				 "%s: not a kubeconfig (expected a YAML mapping)", p);
+				      "%s: not a kubeconfig (expected a YAML mapping)", p);
 			goto out;
 		}
 		docs[n] = doc;
@@ -408,8 +401,7 @@ out:
 	return r;
 }
 
-int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret,
-			 char *err, size_t errlen)
+int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret, char *err, size_t errlen)
 {
 	const char *host = getenv("KUBERNETES_SERVICE_HOST");
 	const char *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -422,14 +414,14 @@ int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret,
 		sa_dir = KUBE_SA_DIR;
 	if (!host || !*host || !port || !*port)
 		return text_errf(err, errlen, -ENOENT,
-			    "not in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set");
+				 "not in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set");
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	r = -ENOMEM;
 	/* An IPv6 host needs brackets in a URL. */
-	if (asprintf(&a->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
-		     host, port) < 0) {
+	if (asprintf(&a->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		     port) < 0) {
 		a->server = NULL;
 		goto fail;
 	}
@@ -443,12 +435,12 @@ int kube_auth_in_cluster(const char *sa_dir, struct kube_auth **ret,
 	}
 	if (access(a->token_file, R_OK) < 0) {
 		r = text_errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
-			 a->token_file, strerror(errno));
+			      a->token_file, strerror(errno));
 		goto fail;
 	}
 	if (access(a->ca_file, R_OK) < 0) {
-		r = text_errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s",
-			 a->ca_file, strerror(errno));
+		r = text_errf(err, errlen, -ENOENT, "in-cluster: %s cannot be read: %s", a->ca_file,
+			      strerror(errno));
 		goto fail;
 	}
 	char nspath[PATH_MAX];
@@ -471,8 +463,8 @@ fail:
 	return r;
 }
 
-int kube_auth_load(const char *explicit_path, const char *context,
-		   struct kube_auth **ret, char *err, size_t errlen)
+int kube_auth_load(const char *explicit_path, const char *context, struct kube_auth **ret,
+		   char *err, size_t errlen)
 {
 	const char *env = getenv("KUBECONFIG");
 	const char *home = getenv("HOME");
@@ -492,6 +484,6 @@ int kube_auth_load(const char *explicit_path, const char *context,
 			return kubeconfig_load(path, context, ret, err, errlen);
 	}
 	return text_errf(err, errlen, -ENOENT,
-		    "no cluster configuration: pass --kubeconfig, set KUBECONFIG, "
-		    "run in a pod, or create ~/.kube/config");
+			 "no cluster configuration: pass --kubeconfig, set KUBECONFIG, "
+			 "run in a pod, or create ~/.kube/config");
 }

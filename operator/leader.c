@@ -38,15 +38,18 @@ struct leader {
 	bool stop;
 	atomic_bool leading;
 	struct leader_record observed;
-	uint64_t observed_at;           /* monotonic ns when observed changed */
+	uint64_t observed_at; /* monotonic ns when observed changed */
 	bool have_observed;
 	uint64_t rng;
 	struct metric_series *m_leader;
 };
 
-static const struct metric_family fam_leader = {
-	"kinfer_leader", "1 when this replica holds the leader lease, else 0.",
-	METRIC_GAUGE, NULL, NULL, 0 };
+static const struct metric_family fam_leader = { "kinfer_leader",
+						 "1 when this replica holds the leader lease, else 0.",
+						 METRIC_GAUGE,
+						 NULL,
+						 NULL,
+						 0 };
 
 /* ---- records ----------------------------------------------------------- */
 
@@ -75,8 +78,7 @@ static bool same_record(const struct leader_record *a, const struct leader_recor
 	       a->transitions == b->transitions;
 }
 
-static json_object *lease_body(struct leader *l, const struct leader_record *r,
-			       const char *rv)
+static json_object *lease_body(struct leader *l, const struct leader_record *r, const char *rv)
 {
 	json_object *o = json_object_new_object(), *meta = json_object_new_object(),
 		    *spec = json_object_new_object();
@@ -110,9 +112,8 @@ static void observe(struct leader *l, const struct leader_record *r)
 }
 
 enum leader_step leader_decide(const struct leader_record *cur, const char *identity,
-			       long duration_s, uint64_t observed_at, uint64_t now_ns,
-			       int64_t now_us, struct leader_record *ret_want,
-			       uint64_t *ret_expires_in)
+			       long duration_s, uint64_t observed_at, uint64_t now_ns, int64_t now_us,
+			       struct leader_record *ret_want, uint64_t *ret_expires_in)
 {
 	bool mine = strcmp(cur->holder, identity) == 0;
 	uint64_t valid_for = (uint64_t)(cur->duration_s > 0 ? cur->duration_s : duration_s) *
@@ -120,7 +121,7 @@ enum leader_step leader_decide(const struct leader_record *cur, const char *iden
 
 	if (cur->holder[0] && !mine && now_ns < observed_at + valid_for) {
 		*ret_expires_in = observed_at + valid_for - now_ns;
-		return LEADER_WAIT;   /* someone else holds a valid lease */
+		return LEADER_WAIT; /* someone else holds a valid lease */
 	}
 	memset(ret_want, 0, sizeof(*ret_want));
 	snprintf(ret_want->holder, sizeof(ret_want->holder), "%s", identity);
@@ -158,14 +159,16 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 	r = kube_get(l->client, &kube_res_leases, l->ns, l->name, NULL, &lease, &st);
 	if (r == -ENOENT) {
 		body = lease_body(l, &want, NULL);
-		r = kube_create(l->client, &kube_res_leases, l->ns, NULL, NULL, body, NULL, NULL, &st);
+		r = kube_create(l->client, &kube_res_leases, l->ns, NULL, NULL, body, NULL, NULL,
+				&st);
 		json_object_put(body);
 		if (r == 0)
 			observe(l, &want);
 		return r == 0;
 	}
 	if (r < 0) {
-		log_warn("cannot read the leader lease", "lease=%s/%s error=%s", l->ns, l->name, st.message);
+		log_warn("cannot read the leader lease", "lease=%s/%s error=%s", l->ns, l->name,
+			 st.message);
 		return false;
 	}
 	leader_record_read(lease, &cur);
@@ -182,7 +185,8 @@ static bool try_acquire_or_renew(struct leader *l, uint64_t *ret_expires_in)
 		observe(l, &want);
 		ok = true;
 	} else if (r != -ESTALE) {
-		log_warn("cannot write the leader lease", "lease=%s/%s error=%s", l->ns, l->name, st.message);
+		log_warn("cannot write the leader lease", "lease=%s/%s error=%s", l->ns, l->name,
+			 st.message);
 	}
 out:
 	json_object_put(lease);
@@ -252,7 +256,8 @@ static void *election_main(void *ud)
 				break;
 		}
 		set_leading(l, false);
-		log_error("lost the leader lease", "lease=%s/%s identity=%s", l->ns, l->name, l->identity);
+		log_error("lost the leader lease", "lease=%s/%s identity=%s", l->ns, l->name,
+			  l->identity);
 		if (l->o.on_stopped)
 			l->o.on_stopped(l->o.ud);
 		if (stopping(l))
@@ -339,16 +344,18 @@ static void release(struct leader *l)
 	leader_record_read(lease, &r);
 	if (strcmp(r.holder, l->identity) == 0) {
 		const char *rv = json_object_get_string(
-			json_object_object_get(json_object_object_get(lease, "metadata"), "resourceVersion"));
+			json_object_object_get(json_object_object_get(lease, "metadata"),
+					       "resourceVersion"));
 		r.holder[0] = '\0';
 		r.duration_s = 1;
 		r.renew_us = r.acquire_us = ktime_wall_us();
 		json_object *body = lease_body(l, &r, rv);
-		if (kube_update(l->client, &kube_res_leases, l->ns, l->name, NULL, body, NULL, NULL, &st) == 0)
+		if (kube_update(l->client, &kube_res_leases, l->ns, l->name, NULL, body, NULL, NULL,
+				&st) == 0)
 			log_info("released the leader lease", "lease=%s/%s", l->ns, l->name);
 		else
-			log_warn("cannot release the leader lease", "lease=%s/%s error=%s",
-				 l->ns, l->name, st.message);
+			log_warn("cannot release the leader lease", "lease=%s/%s error=%s", l->ns,
+				 l->name, st.message);
 		json_object_put(body);
 	}
 	json_object_put(lease);

@@ -21,18 +21,17 @@ struct leader;
 struct leader_options {
 	const char *namespace;
 	const char *name;
-	const char *identity;          /* NULL = hostname_random */
-	uint64_t lease_ns;             /* 0 = 15 s */
-	uint64_t renew_deadline_ns;    /* 0 = 10 s */
-	uint64_t retry_ns;             /* 0 = 2 s */
-	void (*on_started)(void *ud);  /* on the election thread */
-	void (*on_stopped)(void *ud);  /* leadership lost (not on release) */
+	const char *identity;         /* NULL = hostname_random */
+	uint64_t lease_ns;            /* 0 = 15 s */
+	uint64_t renew_deadline_ns;   /* 0 = 10 s */
+	uint64_t retry_ns;            /* 0 = 2 s */
+	void (*on_started)(void *ud); /* on the election thread */
+	void (*on_stopped)(void *ud); /* leadership lost (not on release) */
 	void *ud;
 	struct metrics *metrics;
 };
 
-int leader_new(struct kube_client *c, const struct leader_options *o,
-	       struct leader **ret);
+int leader_new(struct kube_client *c, const struct leader_options *o, struct leader **ret);
 int leader_start(struct leader *l);
 bool leader_is_leader(struct leader *l);
 const char *leader_identity(const struct leader *l);
@@ -46,7 +45,7 @@ void leader_free(struct leader *l);
 struct leader_record {
 	char holder[256];
 	long duration_s;
-	int64_t renew_us;      /* renewTime, microseconds since the epoch */
+	int64_t renew_us; /* renewTime, microseconds since the epoch */
 	int64_t acquire_us;
 	long transitions;
 };
@@ -55,9 +54,9 @@ struct leader_record {
 void leader_record_read(json_object *lease, struct leader_record *r);
 
 enum leader_step {
-	LEADER_WAIT,       /* another holder's lease is still valid */
-	LEADER_ACQUIRE,    /* free or expired: take it (one more transition) */
-	LEADER_RENEW,      /* ours: renew it */
+	LEADER_WAIT,    /* another holder's lease is still valid */
+	LEADER_ACQUIRE, /* free or expired: take it (one more transition) */
+	LEADER_RENEW,   /* ours: renew it */
 };
 
 /*
@@ -69,6 +68,5 @@ enum leader_step {
  * record to write.
  */
 enum leader_step leader_decide(const struct leader_record *cur, const char *identity,
-			       long duration_s, uint64_t observed_at, uint64_t now_ns,
-			       int64_t now_us, struct leader_record *ret_want,
-			       uint64_t *ret_expires_in);
+			       long duration_s, uint64_t observed_at, uint64_t now_ns, int64_t now_us,
+			       struct leader_record *ret_want, uint64_t *ret_expires_in);

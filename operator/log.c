@@ -101,11 +101,21 @@ static void put_quoted(struct sink *s, const char *v)
 		unsigned char c = (unsigned char)*v;
 		char esc[8];
 		switch (c) {
-		case '"': put(s, "\\\"", 2); break;
-		case '\\': put(s, "\\\\", 2); break;
-		case '\n': put(s, "\\n", 2); break;
-		case '\r': put(s, "\\r", 2); break;
-		case '\t': put(s, "\\t", 2); break;
+		case '"':
+			put(s, "\\\"", 2);
+			break;
+		case '\\':
+			put(s, "\\\\", 2);
+			break;
+		case '\n':
+			put(s, "\\n", 2);
+			break;
+		case '\r':
+			put(s, "\\r", 2);
+			break;
+		case '\t':
+			put(s, "\\t", 2);
+			break;
 		default:
 			if (c < 0x20 || c == 0x7f) {
 				snprintf(esc, sizeof(esc), "\\u%04x", c);
@@ -154,19 +164,33 @@ static void put_number(struct sink *s, const char *spec, char conv, va_list *ap)
 	bool z = strchr(spec, 'z') != NULL;
 
 	switch (conv) {
-	case 'd': case 'i':
-		if (ll) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long long));
-		else if (l) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long));
-		else if (z) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ssize_t));
-		else snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
+	case 'd':
+	case 'i':
+		if (ll)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long long));
+		else if (l)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long));
+		else if (z)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ssize_t));
+		else
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
 		break;
-	case 'u': case 'x': case 'X': case 'o':
-		if (ll) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long long));
-		else if (l) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long));
-		else if (z) snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, size_t));
-		else snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned));
+	case 'u':
+	case 'x':
+	case 'X':
+	case 'o':
+		if (ll)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long long));
+		else if (l)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long));
+		else if (z)
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, size_t));
+		else
+			snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned));
 		break;
-	case 'f': case 'g': case 'e':
+	case 'f':
+	case 'g':
+	case 'e':
 		snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, double));
 		break;
 	case 'p':
@@ -184,8 +208,7 @@ static void put_number(struct sink *s, const char *spec, char conv, va_list *ap)
  * bare, anything else is a string and quoted when the format needs it. So a
  * value like "%dms" or "%s/%s" stays one well-formed field in both formats.
  */
-static void put_fields(struct sink *s, enum log_format f, const char *fmt,
-		       va_list *ap)
+static void put_fields(struct sink *s, enum log_format f, const char *fmt, va_list *ap)
 {
 	const char *p = fmt;
 
@@ -247,9 +270,8 @@ static void put_fields(struct sink *s, enum log_format f, const char *fmt,
 	}
 }
 
-size_t log_format_line(char *buf, size_t len, enum log_format f,
-		       enum log_level level, const char *msg, const char *fmt,
-		       va_list ap)
+size_t log_format_line(char *buf, size_t len, enum log_format f, enum log_level level,
+		       const char *msg, const char *fmt, va_list ap)
 {
 	struct sink s = { .buf = buf, .len = len };
 	va_list cp;
@@ -282,8 +304,7 @@ size_t log_format_line(char *buf, size_t len, enum log_format f,
 	return s.pos;
 }
 
-void log_eventv(enum log_level level, const char *msg, const char *fmt,
-		va_list ap)
+void log_eventv(enum log_level level, const char *msg, const char *fmt, va_list ap)
 {
 	char line[LOG_LINE_MAX], ts[KTIME_MICRO_LEN];
 	FILE *out = log_out ? log_out : stderr;

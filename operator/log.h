@@ -34,16 +34,14 @@ int log_enabled(enum log_level level);
 
 void log_event(enum log_level level, const char *msg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void log_eventv(enum log_level level, const char *msg, const char *fmt,
-		va_list ap);
+void log_eventv(enum log_level level, const char *msg, const char *fmt, va_list ap);
 
 /*
  * Format one line into buf without the timestamp (tests use this).
  * Returns the length written, truncating with "..." past len.
  */
-size_t log_format_line(char *buf, size_t len, enum log_format format,
-		       enum log_level level, const char *msg, const char *fmt,
-		       va_list ap);
+size_t log_format_line(char *buf, size_t len, enum log_format format, enum log_level level,
+		       const char *msg, const char *fmt, va_list ap);
 
 #define log_debug(msg, ...) log_event(LOG_LEVEL_DEBUG, msg, __VA_ARGS__)
 #define log_info(msg, ...) log_event(LOG_LEVEL_INFO, msg, __VA_ARGS__)

@@ -89,7 +89,9 @@ struct config {
 };
 
 #define F(name, env, kind, field, def, help) \
-	{ name, env, kind, offsetof(struct config, field), def, help }
+	{ \
+		name, env, kind, offsetof(struct config, field), def, help \
+	}
 
 static const struct flag run_flags[] = {
 	F("kubeconfig", "KUBECONFIG", FLAG_STRING, kubeconfig, NULL,
@@ -104,31 +106,31 @@ static const struct flag run_flags[] = {
 	  "client-side rate limit for API requests per second"),
 	F("kube-api-burst", "KINFER_KUBE_API_BURST", FLAG_INT, kube_api_burst, "40",
 	  "API requests allowed at once above the rate"),
-	F("kube-api-timeout", "KINFER_KUBE_API_TIMEOUT", FLAG_DURATION_MS,
-	  kube_api_timeout_ms, "30s", "timeout of one API request"),
-	F("kube-api-retries", "KINFER_KUBE_API_RETRIES", FLAG_INT, kube_api_retries,
-	  "5", "retries of a failed API request that is safe to retry"),
+	F("kube-api-timeout", "KINFER_KUBE_API_TIMEOUT", FLAG_DURATION_MS, kube_api_timeout_ms,
+	  "30s", "timeout of one API request"),
+	F("kube-api-retries", "KINFER_KUBE_API_RETRIES", FLAG_INT, kube_api_retries, "5",
+	  "retries of a failed API request that is safe to retry"),
 	F("http-addr", "KINFER_HTTP_ADDR", FLAG_STRING, http_addr, ":8080",
 	  "host:port for /healthz, /readyz and /metrics (port 0: any free port)"),
 	F("watch-namespace", "KINFER_WATCH_NAMESPACE", FLAG_STRING, watch_namespace, NULL,
 	  "watch only this namespace (default: all namespaces)"),
 	F("resync-period", "KINFER_RESYNC_PERIOD", FLAG_DURATION_MS, resync_ms, "10m",
 	  "re-reconcile every cached object this often (no API calls; 0: never)"),
-	F("shutdown-timeout", "KINFER_SHUTDOWN_TIMEOUT", FLAG_DURATION_MS,
-	  shutdown_timeout_ms, "30s", "how long in-flight reconciles may finish on SIGTERM"),
+	F("shutdown-timeout", "KINFER_SHUTDOWN_TIMEOUT", FLAG_DURATION_MS, shutdown_timeout_ms,
+	  "30s", "how long in-flight reconciles may finish on SIGTERM"),
 	F("leader-elect", "KINFER_LEADER_ELECT", FLAG_BOOL, leader_elect, "true",
 	  "elect a leader through a Lease; only the leader reconciles"),
 	F("leader-election-namespace", "KINFER_LEADER_ELECTION_NAMESPACE", FLAG_STRING,
 	  leader_election_namespace, NULL,
 	  "namespace of the Lease (default: the pod's, or the kubeconfig context's)"),
-	F("leader-election-id", "KINFER_LEADER_ELECTION_ID", FLAG_STRING,
-	  leader_election_id, "kinfer-operator", "name of the Lease"),
-	F("lease-duration", "KINFER_LEASE_DURATION", FLAG_DURATION_MS, lease_duration_ms,
-	  "15s", "how long a standby waits after the last renewal before taking over"),
-	F("renew-deadline", "KINFER_RENEW_DEADLINE", FLAG_DURATION_MS, renew_deadline_ms,
-	  "10s", "how long the leader keeps trying to renew before giving up"),
-	F("retry-period", "KINFER_RETRY_PERIOD", FLAG_DURATION_MS, retry_period_ms,
-	  "2s", "how often candidates try and the leader renews"),
+	F("leader-election-id", "KINFER_LEADER_ELECTION_ID", FLAG_STRING, leader_election_id,
+	  "kinfer-operator", "name of the Lease"),
+	F("lease-duration", "KINFER_LEASE_DURATION", FLAG_DURATION_MS, lease_duration_ms, "15s",
+	  "how long a standby waits after the last renewal before taking over"),
+	F("renew-deadline", "KINFER_RENEW_DEADLINE", FLAG_DURATION_MS, renew_deadline_ms, "10s",
+	  "how long the leader keeps trying to renew before giving up"),
+	F("retry-period", "KINFER_RETRY_PERIOD", FLAG_DURATION_MS, retry_period_ms, "2s",
+	  "how often candidates try and the leader renews"),
 	F("shared-gpu-resource", "KINFER_SHARED_GPU_RESOURCE", FLAG_STRING, shared_gpu_resource,
 	  "nvidia.com/gpu.shared",
 	  "resource the NVIDIA device plugin advertises for time-slicing and MPS"),
@@ -144,19 +146,22 @@ static const struct flag run_flags[] = {
 	F("webhook-addr", "KINFER_WEBHOOK_ADDR", FLAG_STRING, webhook_addr, "",
 	  "host:port of the admission webhook's HTTPS server, every replica (empty: off)"),
 	F("webhook-cert-file", "KINFER_WEBHOOK_CERT_FILE", FLAG_STRING, webhook_cert_file,
-	  "/etc/kinfer/webhook/tls.crt", "the webhook's PEM certificate (chain); reloaded when it changes"),
+	  "/etc/kinfer/webhook/tls.crt",
+	  "the webhook's PEM certificate (chain); reloaded when it changes"),
 	F("webhook-key-file", "KINFER_WEBHOOK_KEY_FILE", FLAG_STRING, webhook_key_file,
 	  "/etc/kinfer/webhook/tls.key", "the webhook's PEM private key; reloaded when it changes"),
 	F("webhook-self-signed", "KINFER_WEBHOOK_SELF_SIGNED", FLAG_BOOL, webhook_self_signed, "false",
 	  "make kinfer's own CA and serving certificate (in --webhook-secret) instead of the files, "
 	  "and set the caBundle of --webhook-configuration"),
 	F("webhook-secret", "KINFER_WEBHOOK_SECRET", FLAG_STRING, webhook_secret,
-	  "kinfer-system/kinfer-webhook-tls", "namespace/name of the Secret for --webhook-self-signed"),
+	  "kinfer-system/kinfer-webhook-tls",
+	  "namespace/name of the Secret for --webhook-self-signed"),
 	F("webhook-cert-hosts", "KINFER_WEBHOOK_CERT_HOSTS", FLAG_STRING, webhook_cert_hosts,
 	  "kinfer-operator.kinfer-system.svc,kinfer-operator.kinfer-system.svc.cluster.local",
 	  "DNS names and IPs, comma-separated, of the --webhook-self-signed certificate"),
-	F("webhook-configuration", "KINFER_WEBHOOK_CONFIGURATION", FLAG_STRING, webhook_configuration,
-	  "kinfer-operator", "name of the Mutating- and ValidatingWebhookConfiguration whose "
+	F("webhook-configuration", "KINFER_WEBHOOK_CONFIGURATION", FLAG_STRING,
+	  webhook_configuration, "kinfer-operator",
+	  "name of the Mutating- and ValidatingWebhookConfiguration whose "
 	  "caBundle --webhook-self-signed sets"),
 	F("placement", "KINFER_PLACEMENT", FLAG_BOOL, placement, "true",
 	  "kinfer places its pods itself (false: kube-scheduler, with the same node selection)"),
@@ -187,13 +192,17 @@ static int setup_logging(const struct config *cfg)
 	enum log_format format;
 
 	if (log_level_parse(cfg->log_level, &level) < 0) {
-		fprintf(stderr, "kinfer-operator: --log-level: invalid value \"%s\": "
-			"want debug, info, warn or error\n", cfg->log_level);
+		fprintf(stderr,
+			"kinfer-operator: --log-level: invalid value \"%s\": "
+			"want debug, info, warn or error\n",
+			cfg->log_level);
 		return -EINVAL;
 	}
 	if (log_format_parse(cfg->log_format, &format) < 0) {
-		fprintf(stderr, "kinfer-operator: --log-format: invalid value \"%s\": "
-			"want logfmt or json\n", cfg->log_format);
+		fprintf(stderr,
+			"kinfer-operator: --log-format: invalid value \"%s\": "
+			"want logfmt or json\n",
+			cfg->log_format);
 		return -EINVAL;
 	}
 	log_setup(level, format, stderr);
@@ -203,14 +212,23 @@ static int setup_logging(const struct config *cfg)
 static const char *const api_labels[] = { "verb", "code", NULL };
 static const char *const api_verb_labels[] = { "verb", NULL };
 static const struct metric_family fam_api = {
-	"kinfer_api_requests_total", "Kubernetes API requests by verb and HTTP code (0: no answer).",
-	METRIC_COUNTER, api_labels, NULL, 0 };
-static const struct metric_family fam_api_latency = {
-	"kinfer_api_request_duration_seconds", "Kubernetes API request latency by verb.",
-	METRIC_HISTOGRAM, api_verb_labels, metrics_latency_buckets, 15 };
+	"kinfer_api_requests_total",
+	"Kubernetes API requests by verb and HTTP code (0: no answer).",
+	METRIC_COUNTER,
+	api_labels,
+	NULL,
+	0
+};
+static const struct metric_family fam_api_latency = { "kinfer_api_request_duration_seconds",
+						      "Kubernetes API request latency by verb.",
+						      METRIC_HISTOGRAM,
+						      api_verb_labels,
+						      metrics_latency_buckets,
+						      15 };
 static const char *const build_labels[] = { "version", NULL };
 static const struct metric_family fam_build = {
-	"kinfer_build_info", "The running version.", METRIC_GAUGE, build_labels, NULL, 0 };
+	"kinfer_build_info", "The running version.", METRIC_GAUGE, build_labels, NULL, 0
+};
 
 static void observe_api(const char *verb, long code, double seconds, void *ud)
 {
@@ -260,8 +278,8 @@ static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth
 		kube_auth_free(auth);
 		return r;
 	}
-	log_info("API client configured", "server=%s context=%s source=%s",
-		 auth->server, auth->context, auth->source);
+	log_info("API client configured", "server=%s context=%s source=%s", auth->server,
+		 auth->context, auth->source);
 	r = kube_server_version(*ret, version, sizeof(version), &st);
 	if (r < 0) {
 		log_error("cannot reach the API server", "server=%s error=%s",
@@ -271,8 +289,8 @@ static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth
 		kube_auth_free(auth);
 		return r;
 	}
-	log_info("connected to the API server", "server=%s version=%s",
-		 kube_client_server(*ret), version);
+	log_info("connected to the API server", "server=%s version=%s", kube_client_server(*ret),
+		 version);
 	*ret_auth = auth;
 	return 0;
 }
@@ -300,7 +318,8 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	};
 	char host[128] = "kinfer-operator";
 	const char *lease_ns = cfg->leader_election_namespace && *cfg->leader_election_namespace ?
-		cfg->leader_election_namespace : auth->namespace;
+				       cfg->leader_election_namespace :
+				       auth->namespace;
 	struct manager_options mo = {
 		.client = client,
 		.lease_client = lease_client,
@@ -310,7 +329,8 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		.controller_data = &cd,
 		.http_addr = cfg->http_addr && *cfg->http_addr ? cfg->http_addr : NULL,
 		.watch_namespace = cfg->watch_namespace && *cfg->watch_namespace ?
-			cfg->watch_namespace : NULL,
+					   cfg->watch_namespace :
+					   NULL,
 		.resync_ns = (uint64_t)cfg->resync_ms * KTIME_NSEC_PER_MSEC,
 		.shutdown_timeout_ns = (uint64_t)cfg->shutdown_timeout_ms * KTIME_NSEC_PER_MSEC,
 		.leader_elect = cfg->leader_elect,
@@ -392,8 +412,8 @@ static int start_webhook(const struct config *cfg, struct kube_client *client,
 		log_error("cannot start the admission webhook", "error=%s", err);
 		return r;
 	}
-	log_info("serving the admission webhook", "addr=%s port=%u cert=%s",
-		 cfg->webhook_addr, webhook_port(*ret),
+	log_info("serving the admission webhook", "addr=%s port=%u cert=%s", cfg->webhook_addr,
+		 webhook_port(*ret),
 		 cfg->webhook_self_signed ? cfg->webhook_secret : cfg->webhook_cert_file);
 	return 0;
 }
@@ -418,8 +438,8 @@ static int cmd_run(int argc, char **argv, int argi)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	if (flags_parse(run_flags, N_RUN_FLAGS, &cfg, argc, argv, &argi, &help,
-			err, sizeof(err)) < 0) {
+	if (flags_parse(run_flags, N_RUN_FLAGS, &cfg, argc, argv, &argi, &help, err, sizeof(err)) <
+	    0) {
 		fprintf(stderr, "kinfer-operator: %s\n", err);
 		return 2;
 	}
@@ -438,8 +458,9 @@ static int cmd_run(int argc, char **argv, int argi)
 		int r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
 		if (r < 0) {
 			fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
-				r == -E2BIG ? "more than 32 URLs in" :
-				"want comma-separated http:// or https:// base URLs without user info, not",
+				r == -E2BIG ?
+					"more than 32 URLs in" :
+					"want comma-separated http:// or https:// base URLs without user info, not",
 				cfg.prometheus_allowed_urls);
 			return 2;
 		}
@@ -449,8 +470,10 @@ static int cmd_run(int argc, char **argv, int argi)
 		struct sockaddr_storage ss;
 		unsigned sl;
 		if (httpserver_parse_addr(cfg.webhook_addr, &ss, &sl) < 0) {
-			fprintf(stderr, "kinfer-operator: --webhook-addr: invalid value \"%s\": "
-				"want host:port\n", cfg.webhook_addr);
+			fprintf(stderr,
+				"kinfer-operator: --webhook-addr: invalid value \"%s\": "
+				"want host:port\n",
+				cfg.webhook_addr);
 			return 2;
 		}
 	}
@@ -481,14 +504,18 @@ static int cmd_run(int argc, char **argv, int argi)
 
 static int cmd_version(int argc, char **argv, int argi)
 {
-	(void)argc; (void)argv; (void)argi;
+	(void)argc;
+	(void)argv;
+	(void)argi;
 	printf("kinfer-operator %s\n", KINFER_VERSION);
 	return 0;
 }
 
 static int cmd_help(int argc, char **argv, int argi)
 {
-	(void)argc; (void)argv; (void)argi;
+	(void)argc;
+	(void)argv;
+	(void)argi;
 	usage(stdout);
 	return 0;
 }
@@ -502,13 +529,21 @@ static const struct subcommand {
 	const char *summary;
 } subcommands[] = {
 	{ "run", { NULL, NULL }, cmd_run, "run the operator against a cluster (default)" },
-	{ "activator", { NULL, NULL }, activator_main,
+	{ "activator",
+	  { NULL, NULL },
+	  activator_main,
 	  "hold requests of services scaled to zero, scale them up, forward (see activator --help)" },
-	{ "metrics", { NULL, NULL }, metricscmd_main,
+	{ "metrics",
+	  { NULL, NULL },
+	  metricscmd_main,
 	  "what the autoscaler reads from saved /metrics pages (see metrics --help)" },
-	{ "simulate", { NULL, NULL }, simulate_main,
+	{ "simulate",
+	  { NULL, NULL },
+	  simulate_main,
 	  "run the autoscaler offline on a trace (see simulate --help)" },
-	{ "validate", { NULL, NULL }, validate_main,
+	{ "validate",
+	  { NULL, NULL },
+	  validate_main,
 	  "check InferenceService manifests offline (see validate --help)" },
 	{ "version", { "--version", NULL }, cmd_version, "print the version and exit" },
 	{ "help", { "--help", "-h" }, cmd_help, "print this help" },
@@ -520,7 +555,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"kinfer-operator %s: a Kubernetes operator for GPU model serving\n\n"
 		"Usage: kinfer-operator [COMMAND] [FLAGS]\n\n"
-		"Commands:\n", KINFER_VERSION);
+		"Commands:\n",
+		KINFER_VERSION);
 	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", subcommands[i].name, subcommands[i].summary);
 	fprintf(out, "\nFlags of run:\n");
@@ -548,7 +584,7 @@ int main(int argc, char **argv)
 	c = find_subcommand(argv[1]);
 	if (c)
 		return c->run(argc, argv, 2);
-	if (strncmp(argv[1], "--", 2) == 0)     /* flags of the default, run */
+	if (strncmp(argv[1], "--", 2) == 0) /* flags of the default, run */
 		return cmd_run(argc, argv, 1);
 	fprintf(stderr, "kinfer-operator: unknown command \"%s\" (see --help)\n", argv[1]);
 	return 2;

@@ -29,7 +29,7 @@
 #define MAX_WORKERS 64
 #define MAX_KINDS 16
 
-struct binding {                 /* (controller, watch) for a handler */
+struct binding { /* (controller, watch) for a handler */
 	struct manager *m;
 	struct controller *ctl;
 	const struct controller_watch *watch;
@@ -38,12 +38,12 @@ struct binding {                 /* (controller, watch) for a handler */
 struct controller {
 	const struct controller_def *def;
 	struct manager *m;
-	void *data;                  /* def->data_new's */
+	void *data; /* def->data_new's */
 	bool data_made;
 	struct workqueue *queue;
 	pthread_t workers[MAX_WORKERS];
 	int n_workers;
-	atomic_int running;          /* workers still in their loop */
+	atomic_int running; /* workers still in their loop */
 	struct binding bindings[CONTROLLER_MAX_WATCHES];
 	struct metric_series *m_ok, *m_error, *m_terminal, *m_requeue, *m_duration;
 };
@@ -69,12 +69,18 @@ struct manager {
 
 static const char *const ctl_result_labels[] = { "controller", "result", NULL };
 static const char *const ctl_labels[] = { "controller", NULL };
-static const struct metric_family fam_reconciles = {
-	"kinfer_reconcile_total", "Reconciles by controller and result.",
-	METRIC_COUNTER, ctl_result_labels, NULL, 0 };
-static const struct metric_family fam_duration = {
-	"kinfer_reconcile_duration_seconds", "Time spent in one reconcile.",
-	METRIC_HISTOGRAM, ctl_labels, metrics_latency_buckets, 15 };
+static const struct metric_family fam_reconciles = { "kinfer_reconcile_total",
+						     "Reconciles by controller and result.",
+						     METRIC_COUNTER,
+						     ctl_result_labels,
+						     NULL,
+						     0 };
+static const struct metric_family fam_duration = { "kinfer_reconcile_duration_seconds",
+						   "Time spent in one reconcile.",
+						   METRIC_HISTOGRAM,
+						   ctl_labels,
+						   metrics_latency_buckets,
+						   15 };
 
 /* ---- event handlers ---------------------------------------------------- */
 
@@ -83,8 +89,8 @@ static void emit_key(void *ud, const char *key)
 	struct controller *c = ud;
 	int r = workqueue_add(c->queue, key);
 	if (r < 0 && r != -ESHUTDOWN)
-		log_warn("cannot queue a key", "controller=%s key=%s error=%s",
-			 c->def->name, key, strerror(-r));
+		log_warn("cannot queue a key", "controller=%s key=%s error=%s", c->def->name, key,
+			 strerror(-r));
 }
 
 static void on_event(void *ud, enum informer_event ev, const struct cache_obj *old,
@@ -111,8 +117,10 @@ static void *worker_main(void *ud)
 
 	rcu_register_thread();
 	while (workqueue_get(c->queue, 0, &key) == 0) {
-		struct reconcile_ctx ctx = { .manager = m, .client = m->o.client,
-					     .controller = c->def, .data = c->data,
+		struct reconcile_ctx ctx = { .manager = m,
+					     .client = m->o.client,
+					     .controller = c->def,
+					     .data = c->data,
 					     .shared = m->o.controller_data };
 		uint64_t t0 = ktime_mono_ns();
 		enum reconcile_result res = c->def->reconcile(&ctx, key);
@@ -124,8 +132,9 @@ static void *worker_main(void *ud)
 			break;
 		case RECONCILE_ERROR:
 			metric_add(c->m_error, 1);
-			log_warn("reconcile failed, will retry", "controller=%s key=%s retries=%d error=%s",
-				 c->def->name, key, workqueue_requeues(c->queue, key), ctx.error);
+			log_warn("reconcile failed, will retry",
+				 "controller=%s key=%s retries=%d error=%s", c->def->name, key,
+				 workqueue_requeues(c->queue, key), ctx.error);
 			workqueue_add_rate_limited(c->queue, key);
 			break;
 		case RECONCILE_TERMINAL:
@@ -165,7 +174,8 @@ static void start_workers(struct manager *m)
 			c->n_workers++;
 			atomic_fetch_add(&c->running, 1);
 		}
-		log_info("controller started", "controller=%s workers=%d", c->def->name, c->n_workers);
+		log_info("controller started", "controller=%s workers=%d", c->def->name,
+			 c->n_workers);
 	}
 	atomic_store(&m->workers_started, true);
 	pthread_mutex_unlock(&m->start_lock);
@@ -238,8 +248,10 @@ static bool hook_ready(void *ud, char *msg, size_t len)
 				n += (size_t)snprintf(msg + n, len - n, " %s", m->kinds[i]->name);
 		}
 	if (ready)
-		snprintf(msg, len, "ok (%s)", !m->leader ? "leader election off" :
-			 leader_is_leader(m->leader) ? "leader" : "standby");
+		snprintf(msg, len, "ok (%s)",
+			 !m->leader                  ? "leader election off" :
+			 leader_is_leader(m->leader) ? "leader" :
+						       "standby");
 	return ready;
 }
 
@@ -260,7 +272,8 @@ static struct informer *informer_for(struct manager *m, const struct cache_kind 
 			return m->by_kind[i];
 	if (m->n_kinds == MAX_KINDS)
 		return NULL;
-	struct informer_options io = { .kind = k, .namespace = k->res->namespaced ? m->o.watch_namespace : NULL,
+	struct informer_options io = { .kind = k,
+				       .namespace = k->res->namespaced ? m->o.watch_namespace : NULL,
 				       .resync_ns = m->o.resync_ns };
 	if (informer_add(m->informers, &io, &inf) < 0)
 		return NULL;
@@ -283,8 +296,10 @@ static int add_controller(struct manager *m, const struct controller_def *def)
 	if (r < 0)
 		return r;
 	m->n_ctls++;
-	const char *lv[][2] = { { def->name, "success" }, { def->name, "error" },
-				{ def->name, "terminal" }, { def->name, "requeue_after" } };
+	const char *lv[][2] = { { def->name, "success" },
+				{ def->name, "error" },
+				{ def->name, "terminal" },
+				{ def->name, "requeue_after" } };
 	c->m_ok = metrics_series(m->o.metrics, &fam_reconciles, lv[0]);
 	c->m_error = metrics_series(m->o.metrics, &fam_reconciles, lv[1]);
 	c->m_terminal = metrics_series(m->o.metrics, &fam_reconciles, lv[2]);
@@ -296,8 +311,9 @@ static int add_controller(struct manager *m, const struct controller_def *def)
 
 static struct controller_env env_of(struct manager *m, struct controller *c)
 {
-	return (struct controller_env){ .manager = m, .self = c, .shared = m->o.controller_data,
-					.metrics = m->o.metrics };
+	return (struct controller_env){
+		.manager = m, .self = c, .shared = m->o.controller_data, .metrics = m->o.metrics
+	};
 }
 
 /* Every row has its handle: make each row's data, then link them. */
@@ -372,11 +388,16 @@ int manager_new(const struct manager_options *o, struct manager **ret)
 	}
 	if (o->leader_elect) {
 		struct leader_options lo = {
-			.namespace = o->lease_namespace, .name = o->lease_name,
-			.identity = o->identity, .lease_ns = o->lease_ns,
-			.renew_deadline_ns = o->renew_deadline_ns, .retry_ns = o->retry_ns,
-			.on_started = on_started_leading, .on_stopped = on_stopped_leading,
-			.ud = m, .metrics = o->metrics,
+			.namespace = o->lease_namespace,
+			.name = o->lease_name,
+			.identity = o->identity,
+			.lease_ns = o->lease_ns,
+			.renew_deadline_ns = o->renew_deadline_ns,
+			.retry_ns = o->retry_ns,
+			.on_started = on_started_leading,
+			.on_stopped = on_stopped_leading,
+			.ud = m,
+			.metrics = o->metrics,
 		};
 		r = leader_new(o->lease_client ? o->lease_client : o->client, &lo, &m->leader);
 		if (r < 0)
@@ -396,7 +417,8 @@ int manager_start(struct manager *m)
 		struct httpserver_hooks h = { hook_healthy, hook_ready, hook_before_metrics, m };
 		r = httpserver_start(m->o.http_addr, m->o.metrics, &h, &m->http);
 		if (r < 0) {
-			log_error("cannot serve HTTP", "addr=%s error=%s", m->o.http_addr, strerror(-r));
+			log_error("cannot serve HTTP", "addr=%s error=%s", m->o.http_addr,
+				  strerror(-r));
 			return r;
 		}
 		log_info("serving health and metrics", "addr=%s port=%u", m->o.http_addr,
@@ -421,7 +443,8 @@ static void join_workers(struct manager *m, uint64_t deadline)
 			struct timespec ts = ktime_deadline(CLOCK_REALTIME, left);
 			if (pthread_timedjoin_np(c->workers[w], NULL, &ts) != 0) {
 				log_warn("reconciles still running at the shutdown deadline",
-					 "controller=%s running=%d", c->def->name, atomic_load(&c->running));
+					 "controller=%s running=%d", c->def->name,
+					 atomic_load(&c->running));
 				return;
 			}
 		}
@@ -441,10 +464,10 @@ void manager_stop(struct manager *m)
 	m->starter_running = false;
 	pthread_mutex_unlock(&m->start_lock);
 	if (starter)
-		pthread_join(m->starter, NULL);   /* it sees stopped within a second */
+		pthread_join(m->starter, NULL); /* it sees stopped within a second */
 	join_workers(m, deadline);
 	if (m->leader)
-		leader_stop(m->leader);      /* releases the lease */
+		leader_stop(m->leader); /* releases the lease */
 	informer_set_stop(m->informers);
 	httpserver_stop(m->http);
 	m->http = NULL;
@@ -459,8 +482,10 @@ int manager_run_until_signal(struct manager *m)
 	sigaddset(&set, SIGINT);
 	sigwait(&set, &sig);
 	bool lost = atomic_load(&m->lost);
-	log_info("stopping", "reason=%s", lost ? "lost leadership" :
-		 sig == SIGINT ? "SIGINT" : "SIGTERM");
+	log_info("stopping", "reason=%s",
+		 lost          ? "lost leadership" :
+		 sig == SIGINT ? "SIGINT" :
+				 "SIGTERM");
 	manager_stop(m);
 	return lost ? 1 : 0;
 }
@@ -474,7 +499,7 @@ void manager_free(struct manager *m)
 	informer_set_free(m->informers);
 	for (int i = m->n_ctls - 1; i >= 0; i--) {
 		struct controller *c = &m->ctls[i];
-		if (c->n_workers)              /* never free what a stuck worker uses */
+		if (c->n_workers) /* never free what a stuck worker uses */
 			continue;
 		if (c->data_made && c->def->data_free)
 			c->def->data_free(c->data);

@@ -36,16 +36,16 @@ enum reconcile_result {
 };
 
 struct controller_def;
-struct controller;               /* a row of a running manager: a handle */
+struct controller; /* a row of a running manager: a handle */
 
 struct reconcile_ctx {
 	struct manager *manager;
 	struct kube_client *client;
 	const struct controller_def *controller;
-	void *data;                  /* this row's own data (controller_def.data_new) */
-	void *shared;                /* manager_options.controller_data */
-	uint64_t requeue_after_ns;   /* with RECONCILE_REQUEUE_AFTER */
-	char error[1024];            /* with ERROR/TERMINAL: for the log */
+	void *data;                /* this row's own data (controller_def.data_new) */
+	void *shared;              /* manager_options.controller_data */
+	uint64_t requeue_after_ns; /* with RECONCILE_REQUEUE_AFTER */
+	char error[1024];          /* with ERROR/TERMINAL: for the log */
 };
 
 typedef void (*controller_emit_fn)(void *emit_ud, const char *key);
@@ -54,15 +54,14 @@ struct controller_watch {
 	const struct cache_kind *kind;
 	/* Keys to reconcile when obj changes; NULL = obj's own key. data is
 	 * the row's own data. */
-	void (*map)(void *data, const struct cache_obj *obj, controller_emit_fn emit,
-		    void *emit_ud);
+	void (*map)(void *data, const struct cache_obj *obj, controller_emit_fn emit, void *emit_ud);
 };
 
 /* What a row's constructor gets. */
 struct controller_env {
 	struct manager *manager;
-	struct controller *self;     /* this row's handle */
-	void *shared;                /* manager_options.controller_data */
+	struct controller *self; /* this row's handle */
+	void *shared;            /* manager_options.controller_data */
 	struct metrics *metrics;
 };
 
@@ -71,7 +70,7 @@ struct controller_env {
 struct controller_def {
 	const char *name;
 	const struct controller_watch *watches;
-	size_t n_watches;            /* at most CONTROLLER_MAX_WATCHES */
+	size_t n_watches; /* at most CONTROLLER_MAX_WATCHES */
 	enum reconcile_result (*reconcile)(struct reconcile_ctx *ctx, const char *key);
 	int workers;
 	/*
@@ -88,20 +87,20 @@ struct controller_def {
 
 struct manager_options {
 	struct kube_client *client;
-	struct kube_client *lease_client;   /* short timeouts; NULL = client */
+	struct kube_client *lease_client; /* short timeouts; NULL = client */
 	struct metrics *metrics;
 	const struct controller_def *const *controllers;
 	size_t n_controllers;
-	void *controller_data;              /* handed to every reconcile */
-	struct events *events;              /* Warning Events on unreadable objects; may be NULL */
-	const char *http_addr;              /* NULL = no HTTP server */
-	const char *watch_namespace;        /* NULL = all namespaces */
+	void *controller_data;       /* handed to every reconcile */
+	struct events *events;       /* Warning Events on unreadable objects; may be NULL */
+	const char *http_addr;       /* NULL = no HTTP server */
+	const char *watch_namespace; /* NULL = all namespaces */
 	uint64_t resync_ns;
-	uint64_t shutdown_timeout_ns;       /* 0 = 30 s */
+	uint64_t shutdown_timeout_ns; /* 0 = 30 s */
 	bool leader_elect;
 	const char *lease_namespace;
 	const char *lease_name;
-	const char *identity;               /* NULL = hostname_random */
+	const char *identity; /* NULL = hostname_random */
 	uint64_t lease_ns, renew_deadline_ns, retry_ns;
 };
 

@@ -19,8 +19,8 @@
 const double metrics_latency_buckets[] = {
 	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
-const size_t metrics_latency_n_buckets =
-	sizeof(metrics_latency_buckets) / sizeof(metrics_latency_buckets[0]);
+const size_t metrics_latency_n_buckets = sizeof(metrics_latency_buckets) /
+					 sizeof(metrics_latency_buckets[0]);
 
 #define MAX_LABELS 8
 
@@ -28,9 +28,9 @@ struct metric_series {
 	struct metric_series *next;
 	const struct metric_family *family;
 	char *values[MAX_LABELS];
-	_Atomic uint64_t value;        /* double bits: counter/gauge, or sum */
-	_Atomic uint64_t count;        /* histograms */
-	_Atomic uint64_t *buckets;     /* histograms: per-bucket (not cumulative) */
+	_Atomic uint64_t value;    /* double bits: counter/gauge, or sum */
+	_Atomic uint64_t count;    /* histograms */
+	_Atomic uint64_t *buckets; /* histograms: per-bucket (not cumulative) */
 };
 
 struct family_entry {
@@ -111,8 +111,7 @@ static bool same_values(const struct metric_series *s, const char *const *v, siz
 	return true;
 }
 
-static struct metric_series *series_new(const struct metric_family *f,
-					const char *const *v, size_t n)
+static struct metric_series *series_new(const struct metric_family *f, const char *const *v, size_t n)
 {
 	struct metric_series *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -130,8 +129,7 @@ fail:
 	return NULL;
 }
 
-struct metric_series *metrics_series(struct metrics *m,
-				     const struct metric_family *f,
+struct metric_series *metrics_series(struct metrics *m, const struct metric_family *f,
 				     const char *const *label_values)
 {
 	struct family_entry *fe;
@@ -173,8 +171,7 @@ static void atomic_add_double(_Atomic uint64_t *p, double v)
 {
 	uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(p, &old, d2u(u2d(old) + v),
-						      memory_order_relaxed,
-						      memory_order_relaxed))
+						      memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -262,8 +259,8 @@ static void emit_escaped(struct out *o, const char *s, bool help)
 }
 
 /* {a="x",b="y"} plus an optional extra label (le). */
-static void emit_labels(struct out *o, const struct metric_series *s,
-			const char *extra_name, const char *extra_value)
+static void emit_labels(struct out *o, const struct metric_series *s, const char *extra_name,
+			const char *extra_value)
 {
 	size_t n = n_labels(s->family);
 	if (n == 0 && !extra_name)

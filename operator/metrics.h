@@ -23,23 +23,22 @@ struct metric_family {
 	const char *name;
 	const char *help;
 	enum metric_type type;
-	const char *const *labels;   /* NULL-terminated; NULL = no labels */
-	const double *buckets;       /* histograms: upper bounds, ascending */
+	const char *const *labels; /* NULL-terminated; NULL = no labels */
+	const double *buckets;     /* histograms: upper bounds, ascending */
 	size_t n_buckets;
 };
 
 struct metrics;
 struct metric_series;
 
-#define METRICS_MAX_SERIES 10000   /* per registry: label values are bounded */
+#define METRICS_MAX_SERIES 10000 /* per registry: label values are bounded */
 
 int metrics_new(struct metrics **ret);
 void metrics_free(struct metrics *m);
 
 /* Get or create the series; NULL when m is NULL or the bound is reached.
  * The pointer stays valid until metrics_free. */
-struct metric_series *metrics_series(struct metrics *m,
-				     const struct metric_family *f,
+struct metric_series *metrics_series(struct metrics *m, const struct metric_family *f,
 				     const char *const *label_values);
 
 void metric_add(struct metric_series *s, double v);

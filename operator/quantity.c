@@ -12,18 +12,27 @@
 
 struct suffix {
 	const char *s;
-	int64_t mul;     /* multiplier of one unit ... */
-	int exp10;       /* ... times 10^exp10 */
+	int64_t mul; /* multiplier of one unit ... */
+	int exp10;   /* ... times 10^exp10 */
 };
 
 static const struct suffix suffixes[] = {
-	{ "Ki", 1024LL, 0 }, { "Mi", 1024LL * 1024, 0 },
-	{ "Gi", 1024LL * 1024 * 1024, 0 }, { "Ti", 1024LL * 1024 * 1024 * 1024, 0 },
+	{ "Ki", 1024LL, 0 },
+	{ "Mi", 1024LL * 1024, 0 },
+	{ "Gi", 1024LL * 1024 * 1024, 0 },
+	{ "Ti", 1024LL * 1024 * 1024 * 1024, 0 },
 	{ "Pi", 1024LL * 1024 * 1024 * 1024 * 1024, 0 },
 	{ "Ei", 1024LL * 1024 * 1024 * 1024 * 1024 * 1024, 0 },
-	{ "n", 1, -9 }, { "u", 1, -6 }, { "m", 1, -3 }, { "", 1, 0 },
-	{ "k", 1, 3 }, { "M", 1, 6 }, { "G", 1, 9 }, { "T", 1, 12 },
-	{ "P", 1, 15 }, { "E", 1, 18 },
+	{ "n", 1, -9 },
+	{ "u", 1, -6 },
+	{ "m", 1, -3 },
+	{ "", 1, 0 },
+	{ "k", 1, 3 },
+	{ "M", 1, 6 },
+	{ "G", 1, 9 },
+	{ "T", 1, 12 },
+	{ "P", 1, 15 },
+	{ "E", 1, 18 },
 };
 
 static bool mul_ok(int64_t a, int64_t b, int64_t *r)
@@ -83,7 +92,7 @@ int quantity_parse_milli(const char *s, int64_t *ret_milli)
 			return -ERANGE;
 	for (; e < 0; e++) {
 		int64_t q = v / 10;
-		v = q + (v % 10 ? 1 : 0);    /* round up, as Kubernetes does */
+		v = q + (v % 10 ? 1 : 0); /* round up, as Kubernetes does */
 	}
 	*ret_milli = sign * v;
 	return 0;

@@ -20,4 +20,3 @@ void ratelimit_free(struct ratelimit *rl);
 uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns);
 /* Reserve and sleep for it. Returns the ns slept. */
 uint64_t ratelimit_wait(struct ratelimit *rl);
-

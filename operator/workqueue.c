@@ -21,12 +21,12 @@
 
 struct item {
 	struct item *next_in_bucket;
-	bool dirty;          /* wants processing (in the FIFO, or re-add after done) */
-	bool queued;         /* in the FIFO */
+	bool dirty;  /* wants processing (in the FIFO, or re-add after done) */
+	bool queued; /* in the FIFO */
 	bool processing;
-	size_t heap_index;   /* SIZE_MAX = not waiting */
-	uint64_t ready_at;   /* when waiting */
-	uint64_t started;    /* when processing */
+	size_t heap_index; /* SIZE_MAX = not waiting */
+	uint64_t ready_at; /* when waiting */
+	uint64_t started;  /* when processing */
 	unsigned failures;
 	uint32_t hash;
 	char key[];
@@ -42,7 +42,7 @@ struct workqueue {
 	struct item **buckets;
 	size_t n_buckets, n_items;
 
-	struct item **fifo;       /* ring buffer */
+	struct item **fifo; /* ring buffer */
 	size_t fifo_head, fifo_len, fifo_cap;
 
 	struct item **heap;
@@ -57,19 +57,34 @@ struct workqueue {
 
 static const char *const q_labels[] = { "name", NULL };
 static const struct metric_family fam_depth = {
-	"kinfer_workqueue_depth", "Keys waiting in the work queue.", METRIC_GAUGE, q_labels, NULL, 0 };
-static const struct metric_family fam_adds = {
-	"kinfer_workqueue_adds_total", "Keys added to the work queue.", METRIC_COUNTER, q_labels, NULL, 0 };
-static const struct metric_family fam_retries = {
-	"kinfer_workqueue_retries_total", "Rate-limited re-adds (retries) of keys.",
-	METRIC_COUNTER, q_labels, NULL, 0 };
+	"kinfer_workqueue_depth", "Keys waiting in the work queue.", METRIC_GAUGE, q_labels, NULL, 0
+};
+static const struct metric_family fam_adds = { "kinfer_workqueue_adds_total",
+					       "Keys added to the work queue.",
+					       METRIC_COUNTER,
+					       q_labels,
+					       NULL,
+					       0 };
+static const struct metric_family fam_retries = { "kinfer_workqueue_retries_total",
+						  "Rate-limited re-adds (retries) of keys.",
+						  METRIC_COUNTER,
+						  q_labels,
+						  NULL,
+						  0 };
 static const struct metric_family fam_longest = {
 	"kinfer_workqueue_longest_running_processor_seconds",
 	"How long the longest-running reconcile of this queue has been running.",
-	METRIC_GAUGE, q_labels, NULL, 0 };
-static const struct metric_family fam_unfinished = {
-	"kinfer_workqueue_unfinished_work_seconds",
-	"Seconds of work in progress that has not finished.", METRIC_GAUGE, q_labels, NULL, 0 };
+	METRIC_GAUGE,
+	q_labels,
+	NULL,
+	0
+};
+static const struct metric_family fam_unfinished = { "kinfer_workqueue_unfinished_work_seconds",
+						     "Seconds of work in progress that has not finished.",
+						     METRIC_GAUGE,
+						     q_labels,
+						     NULL,
+						     0 };
 
 static uint32_t hash_key(const char *s)
 {
@@ -200,8 +215,7 @@ static int get_item(struct workqueue *q, const char *key, struct item **ret)
 static void maybe_drop(struct workqueue *q, struct item *it)
 {
 	struct item **pp;
-	if (it->dirty || it->queued || it->processing || it->heap_index != SIZE_MAX ||
-	    it->failures)
+	if (it->dirty || it->queued || it->processing || it->heap_index != SIZE_MAX || it->failures)
 		return;
 	for (pp = &q->buckets[it->hash & (q->n_buckets - 1)]; *pp; pp = &(*pp)->next_in_bucket)
 		if (*pp == it) {
@@ -297,7 +311,7 @@ static int add_locked(struct workqueue *q, struct item *it)
 		return 0;
 	it->dirty = true;
 	if (it->processing)
-		return 0;   /* queued again by workqueue_done */
+		return 0; /* queued again by workqueue_done */
 	int r = fifo_push(q, it);
 	if (r < 0) {
 		it->dirty = false;
@@ -351,7 +365,7 @@ int workqueue_add_after(struct workqueue *q, const char *key, uint64_t delay_ns)
 		goto out;
 	uint64_t at = ktime_mono_ns() + delay_ns;
 	if (it->heap_index != SIZE_MAX) {
-		if (at < it->ready_at) {    /* the earliest wins */
+		if (at < it->ready_at) { /* the earliest wins */
 			it->ready_at = at;
 			heap_up(q, it->heap_index);
 		}
@@ -372,7 +386,7 @@ int workqueue_add_after(struct workqueue *q, const char *key, uint64_t delay_ns)
 	it->heap_index = q->heap_len;
 	q->heap[q->heap_len++] = it;
 	heap_up(q, it->heap_index);
-	pthread_cond_broadcast(&q->cond);   /* a waiter may need an earlier deadline */
+	pthread_cond_broadcast(&q->cond); /* a waiter may need an earlier deadline */
 out:
 	pthread_mutex_unlock(&q->lock);
 	return r;

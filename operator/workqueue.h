@@ -22,13 +22,13 @@ struct metrics;
 struct workqueue;
 
 struct workqueue_options {
-	const char *name;           /* for metrics */
-	uint64_t base_delay_ns;     /* 0 = 5 ms */
-	uint64_t max_delay_ns;      /* 0 = 1000 s */
-	double qps;                 /* overall bucket; 0 = 10, <0 = none */
-	int burst;                  /* 0 = 100 */
-	size_t max_keys;            /* bound on distinct keys; 0 = 1,000,000 */
-	struct metrics *metrics;    /* NULL = none */
+	const char *name;        /* for metrics */
+	uint64_t base_delay_ns;  /* 0 = 5 ms */
+	uint64_t max_delay_ns;   /* 0 = 1000 s */
+	double qps;              /* overall bucket; 0 = 10, <0 = none */
+	int burst;               /* 0 = 100 */
+	size_t max_keys;         /* bound on distinct keys; 0 = 1,000,000 */
+	struct metrics *metrics; /* NULL = none */
 };
 
 int workqueue_new(const struct workqueue_options *o, struct workqueue **ret);
@@ -53,12 +53,12 @@ void workqueue_done(struct workqueue *q, const char *key);
 void workqueue_shutdown(struct workqueue *q);
 
 struct workqueue_stats {
-	size_t depth;               /* ready to hand out */
-	size_t waiting;             /* delayed */
+	size_t depth;   /* ready to hand out */
+	size_t waiting; /* delayed */
 	size_t processing;
 	uint64_t adds, retries;
-	double longest_running_s;   /* the oldest key now being processed */
-	double unfinished_s;        /* sum over keys being processed */
+	double longest_running_s; /* the oldest key now being processed */
+	double unfinished_s;      /* sum over keys being processed */
 };
 void workqueue_stats(struct workqueue *q, struct workqueue_stats *ret);
 /* Push the stats into the metrics registry (the manager calls it). */

@@ -15,8 +15,8 @@
 #include <yaml.h>
 
 struct frame {
-	json_object *obj;  /* object or array */
-	char *key;         /* pending key when obj is a mapping */
+	json_object *obj; /* object or array */
+	char *key;        /* pending key when obj is a mapping */
 	bool expect_key;
 	char *anchor;
 };
@@ -42,8 +42,8 @@ struct parser {
 static int fail(struct parser *p, const yaml_mark_t *m, int r, const char *what)
 {
 	if (p->err && p->errlen)
-		snprintf(p->err, p->errlen, "line %zu column %zu: %s",
-			 m->line + 1, m->column + 1, what);
+		snprintf(p->err, p->errlen, "line %zu column %zu: %s", m->line + 1, m->column + 1,
+			 what);
 	return r;
 }
 
@@ -92,8 +92,8 @@ static bool eq(const char *s, size_t len, const char *lit)
 json_object *yamljson_plain_scalar(const char *s, size_t len, int *is_null)
 {
 	*is_null = 0;
-	if (len == 0 || eq(s, len, "~") || eq(s, len, "null") ||
-	    eq(s, len, "Null") || eq(s, len, "NULL")) {
+	if (len == 0 || eq(s, len, "~") || eq(s, len, "null") || eq(s, len, "Null") ||
+	    eq(s, len, "NULL")) {
 		*is_null = 1;
 		return NULL;
 	}
@@ -152,8 +152,7 @@ static void clear_anchors(struct parser *p)
 }
 
 /* Attach a finished node (reference transferred) to the open container. */
-static int attach(struct parser *p, json_object *node, const char *scalar_text,
-		  const yaml_mark_t *m)
+static int attach(struct parser *p, json_object *node, const char *scalar_text, const yaml_mark_t *m)
 {
 	struct frame *f;
 
@@ -220,7 +219,8 @@ static int on_alias(struct parser *p, yaml_event_t *ev)
 		if (strcmp(p->anchors[i].name, name) == 0) {
 			json_object *o = json_object_get(p->anchors[i].obj);
 			const char *text = json_object_is_type(o, json_type_string) ?
-				json_object_get_string(o) : NULL;
+						   json_object_get_string(o) :
+						   NULL;
 			return attach(p, o, text, &ev->start_mark);
 		}
 	return fail(p, &ev->start_mark, -EINVAL, "unknown alias");
@@ -232,11 +232,9 @@ static int open_container(struct parser *p, yaml_event_t *ev, bool mapping)
 					      ev->data.sequence_start.anchor;
 	struct frame *f;
 
-	if (p->depth > 0 && !json_object_is_type(p->stack[p->depth - 1].obj,
-						  json_type_array) &&
+	if (p->depth > 0 && !json_object_is_type(p->stack[p->depth - 1].obj, json_type_array) &&
 	    p->stack[p->depth - 1].expect_key)
-		return fail(p, &ev->start_mark, -EINVAL,
-			    "mapping keys must be scalars");
+		return fail(p, &ev->start_mark, -EINVAL, "mapping keys must be scalars");
 	if (p->depth >= YAMLJSON_MAX_DEPTH)
 		return fail(p, &ev->start_mark, -EINVAL, "nesting too deep");
 	f = &p->stack[p->depth++];
@@ -287,8 +285,8 @@ static void unwind(struct parser *p)
 	p->have_root = false;
 }
 
-int yamljson_parse(const char *buf, size_t len, yamljson_doc_fn fn,
-		   void *userdata, char *err, size_t errlen)
+int yamljson_parse(const char *buf, size_t len, yamljson_doc_fn fn, void *userdata, char *err,
+		   size_t errlen)
 {
 	struct parser p = { .err = err, .errlen = errlen };
 	int r = 0, doc_line = 1;
@@ -364,8 +362,7 @@ static int keep_first(json_object *doc, int line, void *userdata)
 	return 0;
 }
 
-int yamljson_parse_one(const char *buf, size_t len, json_object **ret_doc,
-		       char *err, size_t errlen)
+int yamljson_parse_one(const char *buf, size_t len, json_object **ret_doc, char *err, size_t errlen)
 {
 	struct first_doc f = { 0 };
 	int r = yamljson_parse(buf, len, keep_first, &f, err, errlen);

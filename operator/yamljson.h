@@ -27,12 +27,11 @@ typedef int (*yamljson_doc_fn)(json_object *doc, int line, void *userdata);
  * Returns 0, or a negative errno with a message naming the line in err:
  * -EINVAL for malformed YAML or a limit exceeded, -ENOMEM.
  */
-int yamljson_parse(const char *buf, size_t len, yamljson_doc_fn fn,
-		   void *userdata, char *err, size_t errlen);
+int yamljson_parse(const char *buf, size_t len, yamljson_doc_fn fn, void *userdata, char *err,
+		   size_t errlen);
 
 /* Convenience: exactly the first document (NULL if empty); caller puts. */
-int yamljson_parse_one(const char *buf, size_t len, json_object **ret_doc,
-		       char *err, size_t errlen);
+int yamljson_parse_one(const char *buf, size_t len, json_object **ret_doc, char *err, size_t errlen);
 
 /* Type a plain scalar as the core schema says. Never returns NULL for
  * non-null input unless out of memory; "null" yields NULL with *is_null. */

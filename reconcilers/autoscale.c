@@ -55,12 +55,12 @@ const char *autoscale_policy_type_name(enum autoscale_policy_type type)
 
 const char *autoscale_select_name(enum autoscale_select select)
 {
-	return select == AUTOSCALE_SELECT_MIN ? "Min" :
-	       select == AUTOSCALE_SELECT_DISABLED ? "Disabled" : "Max";
+	return select == AUTOSCALE_SELECT_MIN      ? "Min" :
+	       select == AUTOSCALE_SELECT_DISABLED ? "Disabled" :
+						     "Max";
 }
 
-int autoscale_metric_type_parse(const char *name,
-				enum autoscale_metric_type *ret_type)
+int autoscale_metric_type_parse(const char *name, enum autoscale_metric_type *ret_type)
 {
 	if (!name)
 		return -EINVAL;
@@ -113,14 +113,12 @@ void autoscale_behavior_defaults(struct autoscale_behavior *ret_behavior)
 }
 
 /* copyHPAScalingRules: every field the user set replaces the default. */
-static void overlay(const struct autoscale_rules *from,
-		    struct autoscale_rules *to)
+static void overlay(const struct autoscale_rules *from, struct autoscale_rules *to)
 {
 	if (from->set_select)
 		to->select = from->select;
 	if (from->set_window)
-		to->stabilization_window_seconds =
-			from->stabilization_window_seconds;
+		to->stabilization_window_seconds = from->stabilization_window_seconds;
 	if (from->set_policies) {
 		to->n_policies = from->n_policies;
 		memcpy(to->policies, from->policies, sizeof(to->policies));
@@ -129,8 +127,7 @@ static void overlay(const struct autoscale_rules *from,
 		to->tolerance = from->tolerance;
 }
 
-int autoscale_resolve(const struct autoscale_spec *spec,
-		      struct autoscale_behavior *ret_behavior)
+int autoscale_resolve(const struct autoscale_spec *spec, struct autoscale_behavior *ret_behavior)
 {
 	struct autoscale_behavior b;
 
@@ -147,37 +144,38 @@ int autoscale_resolve(const struct autoscale_spec *spec,
 	return 0;
 }
 
-static int check_rules(const struct autoscale_rules *r, const char *dir,
-		       char *why, size_t len)
+static int check_rules(const struct autoscale_rules *r, const char *dir, char *why, size_t len)
 {
 	if (r->set_window && (r->stabilization_window_seconds < 0 ||
-			      r->stabilization_window_seconds >
-				      MAX_WINDOW_SECONDS)) {
-		snprintf(why, len, "%s.stabilizationWindowSeconds must be "
-			 "between 0 and %d", dir, MAX_WINDOW_SECONDS);
+			      r->stabilization_window_seconds > MAX_WINDOW_SECONDS)) {
+		snprintf(why, len,
+			 "%s.stabilizationWindowSeconds must be "
+			 "between 0 and %d",
+			 dir, MAX_WINDOW_SECONDS);
 		return -EINVAL;
 	}
 	if (r->set_select && (unsigned)r->select > AUTOSCALE_SELECT_DISABLED) {
-		snprintf(why, len, "%s.selectPolicy must be Max, Min or "
-			 "Disabled", dir);
+		snprintf(why, len,
+			 "%s.selectPolicy must be Max, Min or "
+			 "Disabled",
+			 dir);
 		return -EINVAL;
 	}
 	if (r->set_tolerance && !(r->tolerance >= 0 && isfinite(r->tolerance))) {
 		snprintf(why, len, "%s.tolerance must be >= 0", dir);
 		return -EINVAL;
 	}
-	if (r->set_policies && (r->n_policies == 0 ||
-				r->n_policies > AUTOSCALE_MAX_POLICIES)) {
+	if (r->set_policies && (r->n_policies == 0 || r->n_policies > AUTOSCALE_MAX_POLICIES)) {
 		snprintf(why, len, "%s.policies must have 1 to %d entries", dir,
 			 AUTOSCALE_MAX_POLICIES);
 		return -EINVAL;
 	}
 	for (size_t i = 0; r->set_policies && i < r->n_policies; i++) {
 		const struct autoscale_policy *p = &r->policies[i];
-		if ((unsigned)p->type > AUTOSCALE_POLICY_PERCENT ||
-		    p->value <= 0 || p->period_seconds <= 0 ||
-		    p->period_seconds > MAX_PERIOD_SECONDS) {
-			snprintf(why, len, "%s.policies[%zu]: type Pods or "
+		if ((unsigned)p->type > AUTOSCALE_POLICY_PERCENT || p->value <= 0 ||
+		    p->period_seconds <= 0 || p->period_seconds > MAX_PERIOD_SECONDS) {
+			snprintf(why, len,
+				 "%s.policies[%zu]: type Pods or "
 				 "Percent, value > 0, periodSeconds 1..%d",
 				 dir, i, MAX_PERIOD_SECONDS);
 			return -EINVAL;
@@ -186,12 +184,10 @@ static int check_rules(const struct autoscale_rules *r, const char *dir,
 	return 0;
 }
 
-static int check_metrics(const struct autoscale_spec *s, char *why,
-			 size_t len)
+static int check_metrics(const struct autoscale_spec *s, char *why, size_t len)
 {
 	if (s->n_metrics == 0 || s->n_metrics > AUTOSCALE_MAX_METRICS) {
-		snprintf(why, len, "metrics must have 1 to %d entries",
-			 AUTOSCALE_MAX_METRICS);
+		snprintf(why, len, "metrics must have 1 to %d entries", AUTOSCALE_MAX_METRICS);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < s->n_metrics; i++) {
@@ -205,100 +201,99 @@ static int check_metrics(const struct autoscale_spec *s, char *why,
 			return -EINVAL;
 		}
 		if (!(s->activation[i] >= 0 && isfinite(s->activation[i]))) {
-			snprintf(why, len, "metrics[%zu].activationThreshold "
-				 "must be >= 0", i);
+			snprintf(why, len,
+				 "metrics[%zu].activationThreshold "
+				 "must be >= 0",
+				 i);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-static int check_fallback_panic(const struct autoscale_spec *s, char *why,
-				size_t len)
+static int check_fallback_panic(const struct autoscale_spec *s, char *why, size_t len)
 {
 	const struct autoscale_fallback *f = &s->fallback;
 	const struct autoscale_panic *p = &s->panic;
 
-	if (f->set && (f->failure_threshold < 0 ||
-		       f->failure_threshold > MAX_FAILURE_THRESHOLD ||
+	if (f->set && (f->failure_threshold < 0 || f->failure_threshold > MAX_FAILURE_THRESHOLD ||
 		       f->replicas < 0 ||
-		       (unsigned)f->behavior >
-			       AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_LOWER)) {
-		snprintf(why, len, "fallback: failureThreshold 0..%d, replicas "
+		       (unsigned)f->behavior > AUTOSCALE_FALLBACK_CURRENT_REPLICAS_IF_LOWER)) {
+		snprintf(why, len,
+			 "fallback: failureThreshold 0..%d, replicas "
 			 ">= 0, behavior static, currentReplicas, "
 			 "currentReplicasIfHigher or currentReplicasIfLower",
 			 MAX_FAILURE_THRESHOLD);
 		return -EINVAL;
 	}
-	if (s->predictive.set && (s->predictive.window_seconds < 60 ||
-				  s->predictive.window_seconds > MAX_WINDOW_SECONDS ||
-				  s->predictive.lookahead_seconds < 1 ||
-				  s->predictive.lookahead_seconds > 3600 ||
-				  s->predictive.max_increase_percent < 1 ||
-				  s->predictive.max_increase_percent > 1000)) {
-		snprintf(why, len, "predictive: windowSeconds 60..%d, "
+	if (s->predictive.set &&
+	    (s->predictive.window_seconds < 60 || s->predictive.window_seconds > MAX_WINDOW_SECONDS ||
+	     s->predictive.lookahead_seconds < 1 || s->predictive.lookahead_seconds > 3600 ||
+	     s->predictive.max_increase_percent < 1 || s->predictive.max_increase_percent > 1000)) {
+		snprintf(why, len,
+			 "predictive: windowSeconds 60..%d, "
 			 "lookaheadSeconds 1..3600, maxIncreasePercent 1..1000",
 			 MAX_WINDOW_SECONDS);
 		return -EINVAL;
 	}
-	if (p->set && (p->window_seconds < 1 ||
-		       p->stable_window_seconds < 6 ||
+	if (p->set && (p->window_seconds < 1 || p->stable_window_seconds < 6 ||
 		       p->stable_window_seconds > MAX_WINDOW_SECONDS ||
-		       p->window_seconds > p->stable_window_seconds ||
-		       p->threshold_percent < 110 ||
+		       p->window_seconds > p->stable_window_seconds || p->threshold_percent < 110 ||
 		       p->threshold_percent > 1000)) {
-		snprintf(why, len, "behavior.panic: thresholdPercent 110..1000, "
+		snprintf(why, len,
+			 "behavior.panic: thresholdPercent 110..1000, "
 			 "stableWindowSeconds 6..%d, windowSeconds 1..its "
-			 "stableWindowSeconds", MAX_WINDOW_SECONDS);
+			 "stableWindowSeconds",
+			 MAX_WINDOW_SECONDS);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int check_schedules(const struct autoscale_spec *s, char *why,
-			   size_t len)
+static int check_schedules(const struct autoscale_spec *s, char *why, size_t len)
 {
 	if (s->n_schedules > AUTOSCALE_MAX_SCHEDULES) {
-		snprintf(why, len, "schedules: at most %d",
-			 AUTOSCALE_MAX_SCHEDULES);
+		snprintf(why, len, "schedules: at most %d", AUTOSCALE_MAX_SCHEDULES);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < s->n_schedules; i++) {
 		const struct autoscale_schedule *c = &s->schedules[i];
-		int32_t cap = c->max_replicas > s->max_replicas ?
-				      c->max_replicas : s->max_replicas;
+		int32_t cap = c->max_replicas > s->max_replicas ? c->max_replicas : s->max_replicas;
 		if (c->time_zone_offset_seconds < -14 * 3600 ||
 		    c->time_zone_offset_seconds > 14 * 3600) {
-			snprintf(why, len, "schedules[%zu].timeZone: an offset "
-				 "within 14 hours of UTC", i);
+			snprintf(why, len,
+				 "schedules[%zu].timeZone: an offset "
+				 "within 14 hours of UTC",
+				 i);
 			return -EINVAL;
 		}
-		if (c->duration_seconds < 60 ||
-		    c->duration_seconds > AUTOSCALE_MAX_SCHEDULE_SECONDS) {
-			snprintf(why, len, "schedules[%zu].durationSeconds must "
-				 "be from 60 to %d", i,
-				 AUTOSCALE_MAX_SCHEDULE_SECONDS);
+		if (c->duration_seconds < 60 || c->duration_seconds > AUTOSCALE_MAX_SCHEDULE_SECONDS) {
+			snprintf(why, len,
+				 "schedules[%zu].durationSeconds must "
+				 "be from 60 to %d",
+				 i, AUTOSCALE_MAX_SCHEDULE_SECONDS);
 			return -EINVAL;
 		}
-		if ((c->min_replicas < 0 && c->max_replicas < 0) ||
-		    c->min_replicas < -1 || c->max_replicas < -1 ||
-		    c->max_replicas == 0) {
-			snprintf(why, len, "schedules[%zu]: give minReplicas "
-				 "(>= 0) or maxReplicas (>= 1), or both", i);
+		if ((c->min_replicas < 0 && c->max_replicas < 0) || c->min_replicas < -1 ||
+		    c->max_replicas < -1 || c->max_replicas == 0) {
+			snprintf(why, len,
+				 "schedules[%zu]: give minReplicas "
+				 "(>= 0) or maxReplicas (>= 1), or both",
+				 i);
 			return -EINVAL;
 		}
 		if (c->min_replicas > cap) {
-			snprintf(why, len, "schedules[%zu].minReplicas %d is "
-				 "above the cap in its window (%d)", i,
-				 c->min_replicas, cap);
+			snprintf(why, len,
+				 "schedules[%zu].minReplicas %d is "
+				 "above the cap in its window (%d)",
+				 i, c->min_replicas, cap);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
-			 size_t why_len)
+int autoscale_spec_check(const struct autoscale_spec *spec, char *why, size_t why_len)
 {
 	char dummy[1];
 	int r;
@@ -313,12 +308,12 @@ int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 	}
 	if (spec->min_replicas < 0 || spec->max_replicas < 1 ||
 	    spec->min_replicas > spec->max_replicas) {
-		snprintf(why, why_len, "need 0 <= minReplicas <= maxReplicas "
+		snprintf(why, why_len,
+			 "need 0 <= minReplicas <= maxReplicas "
 			 "and maxReplicas >= 1");
 		return -EINVAL;
 	}
-	if (spec->set_tolerance &&
-	    !(spec->tolerance >= 0 && isfinite(spec->tolerance))) {
+	if (spec->set_tolerance && !(spec->tolerance >= 0 && isfinite(spec->tolerance))) {
 		snprintf(why, why_len, "tolerance must be >= 0");
 		return -EINVAL;
 	}
@@ -328,11 +323,9 @@ int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
 	if (r == 0)
 		r = check_schedules(spec, why, why_len);
 	if (r == 0)
-		r = check_rules(&spec->behavior.scale_up, "scaleUp", why,
-				why_len);
+		r = check_rules(&spec->behavior.scale_up, "scaleUp", why, why_len);
 	if (r == 0)
-		r = check_rules(&spec->behavior.scale_down, "scaleDown", why,
-				why_len);
+		r = check_rules(&spec->behavior.scale_down, "scaleDown", why, why_len);
 	return r;
 }
 
@@ -344,9 +337,8 @@ static int flag_value(const char *v)
 	return strcmp(v, "true") == 0 ? 1 : -1;
 }
 
-int autoscale_pause_parse(const char *paused_replicas, const char *paused,
-			  const char *scale_in, const char *scale_out,
-			  int32_t current, struct autoscale_pause *ret,
+int autoscale_pause_parse(const char *paused_replicas, const char *paused, const char *scale_in,
+			  const char *scale_out, int32_t current, struct autoscale_pause *ret,
 			  char *why, size_t why_len)
 {
 	struct autoscale_pause p = { false, 0, false, false };
@@ -363,19 +355,17 @@ int autoscale_pause_parse(const char *paused_replicas, const char *paused,
 		long v;
 		errno = 0;
 		v = strtol(paused_replicas, &end, 10);
-		if (errno || end == paused_replicas || *end || v < 0 ||
-		    v > 1000 || !isdigit((unsigned char)paused_replicas[0]))
+		if (errno || end == paused_replicas || *end || v < 0 || v > 1000 ||
+		    !isdigit((unsigned char)paused_replicas[0]))
 			bad = AUTOSCALE_ANNOTATION_PAUSED_REPLICAS;
 		else
-			p = (struct autoscale_pause){ true, (int32_t)v, false,
-						      false };
+			p = (struct autoscale_pause){ true, (int32_t)v, false, false };
 	}
 	f = flag_value(paused);
 	if (f < 0)
 		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED;
 	else if (f && !p.replicas_set)
-		p = (struct autoscale_pause){ true, current < 0 ? 0 : current,
-					      false, false };
+		p = (struct autoscale_pause){ true, current < 0 ? 0 : current, false, false };
 	f = flag_value(scale_in);
 	if (f < 0)
 		bad = bad ? bad : AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN;
@@ -397,12 +387,9 @@ int autoscale_pause_parse(const char *paused_replicas, const char *paused,
 /* What every entry point needs before it may index anything. */
 static int check_input(const struct autoscale_input *in)
 {
-	if (!in || in->current_replicas < 0 ||
-	    autoscale_spec_check(in->spec, NULL, 0) < 0 ||
-	    (in->n_pods && !in->pods) ||
-	    (in->n_recommendations && !in->recommendations) ||
-	    (in->n_up_events && !in->up_events) ||
-	    (in->n_down_events && !in->down_events) ||
+	if (!in || in->current_replicas < 0 || autoscale_spec_check(in->spec, NULL, 0) < 0 ||
+	    (in->n_pods && !in->pods) || (in->n_recommendations && !in->recommendations) ||
+	    (in->n_up_events && !in->up_events) || (in->n_down_events && !in->down_events) ||
 	    (in->pause && in->pause->replicas_set && in->pause->replicas < 0))
 		return -EINVAL;
 	return 0;
@@ -411,8 +398,7 @@ static int check_input(const struct autoscale_input *in)
 /* Tolerances.isWithin: no change when the ratio is this close to 1. */
 static bool within(const struct autoscale_behavior *b, double ratio)
 {
-	return 1.0 - b->scale_down.tolerance <= ratio &&
-	       ratio <= 1.0 + b->scale_up.tolerance;
+	return 1.0 - b->scale_down.tolerance <= ratio && ratio <= 1.0 + b->scale_up.tolerance;
 }
 
 /* int32(math.Ceil(x)), saturating instead of overflowing. */
@@ -433,15 +419,14 @@ static void invalid(struct autoscale_metric_status *st, const char *why)
 
 /* The groups groupPods sorts pods into, and the ready pods' metric sum. */
 struct groups {
-	size_t ready;   /* ready with a value */
+	size_t ready; /* ready with a value */
 	size_t unready;
 	size_t missing; /* ready without a value */
 	size_t pods;    /* not ignored */
 	double sum;
 };
 
-static void group_pods(const struct autoscale_input *in, size_t i,
-		       struct groups *g)
+static void group_pods(const struct autoscale_input *in, size_t i, struct groups *g)
 {
 	memset(g, 0, sizeof(*g));
 	for (size_t k = 0; k < in->n_pods; k++) {
@@ -469,9 +454,8 @@ static void group_pods(const struct autoscale_input *in, size_t i,
  * flips the direction or lands within the tolerance, keep the current
  * count; so also if the extra pods would flip the direction.
  */
-static void plain_metric(const struct autoscale_input *in,
-			 const struct autoscale_behavior *b, size_t i,
-			 struct autoscale_metric_status *st)
+static void plain_metric(const struct autoscale_input *in, const struct autoscale_behavior *b,
+			 size_t i, struct autoscale_metric_status *st)
 {
 	double target = in->spec->metrics[i].target, ratio, nratio, sum;
 	int32_t cur = in->current_replicas, nrep;
@@ -494,8 +478,7 @@ static void plain_metric(const struct autoscale_input *in,
 	up_unready = g.unready > 0 && ratio > 1.0;
 	st->valid = true;
 	if (!up_unready && g.missing == 0) {
-		st->replicas = within(b, ratio) ? cur :
-			       ceil_replicas(ratio * (double)g.ready);
+		st->replicas = within(b, ratio) ? cur : ceil_replicas(ratio * (double)g.ready);
 		return;
 	}
 	sum = g.sum;
@@ -510,8 +493,7 @@ static void plain_metric(const struct autoscale_input *in,
 		n += g.unready;
 	nratio = sum / (double)n / target;
 	st->replicas = cur;
-	if (within(b, nratio) || (ratio < 1.0 && nratio > 1.0) ||
-	    (ratio > 1.0 && nratio < 1.0))
+	if (within(b, nratio) || (ratio < 1.0 && nratio > 1.0) || (ratio > 1.0 && nratio < 1.0))
 		return;
 	nrep = ceil_replicas(nratio * (double)n);
 	if ((nratio < 1.0 && nrep > cur) || (nratio > 1.0 && nrep < cur))
@@ -524,9 +506,8 @@ static void plain_metric(const struct autoscale_input *in,
  * value against a target, scaled by the ready pods. With 0 current
  * replicas (scaled to zero, min 0) the ratio alone decides.
  */
-static void service_metric(const struct autoscale_input *in,
-			   const struct autoscale_behavior *b, size_t i,
-			   struct autoscale_metric_status *st)
+static void service_metric(const struct autoscale_input *in, const struct autoscale_behavior *b,
+			   size_t i, struct autoscale_metric_status *st)
 {
 	const struct autoscale_service *sv = in->service;
 	double ratio;
@@ -567,8 +548,7 @@ static void service_metric(const struct autoscale_input *in,
  * number means the same for the target and the activation.
  */
 static void activation(const struct autoscale_input *in, size_t i,
-		       struct autoscale_metric_status *st,
-		       struct autoscale_result *res)
+		       struct autoscale_metric_status *st, struct autoscale_result *res)
 {
 	int32_t cur = in->current_replicas;
 
@@ -581,8 +561,7 @@ static void activation(const struct autoscale_input *in, size_t i,
 
 static const char *failed_reason(enum autoscale_metric_type t)
 {
-	return autoscale_metric_per_pod(t) ? "FailedGetPodsMetric" :
-					     "FailedGetServiceMetric";
+	return autoscale_metric_per_pod(t) ? "FailedGetPodsMetric" : "FailedGetServiceMetric";
 }
 
 /* computeReplicasForMetrics: the largest proposal over valid metrics. */
@@ -650,11 +629,9 @@ int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
 	if (rc < 0)
 		return rc;
 	up_cut = in->now_ms - b.scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
-	down_cut = in->now_ms -
-		   b.scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
+	down_cut = in->now_ms - b.scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	for (size_t i = 0; i < in->n_recommendations; i++) {
-		const struct autoscale_recommendation *rec =
-			&in->recommendations[i];
+		const struct autoscale_recommendation *rec = &in->recommendations[i];
 		if (rec->time_ms > up_cut && rec->replicas < up)
 			up = rec->replicas;
 		if (rec->time_ms > down_cut && rec->replicas > down)
@@ -677,8 +654,7 @@ int autoscale_stabilize(const struct autoscale_input *in, int32_t desired,
 
 /* getReplicasChangePerPeriod: replicas changed within the last period. */
 static int64_t change_in_period(int64_t now_ms, int32_t period,
-				const struct autoscale_scale_event *ev,
-				size_t n)
+				const struct autoscale_scale_event *ev, size_t n)
 {
 	int64_t cut = now_ms - period * KTIME_MSEC_PER_SEC, sum = 0;
 
@@ -690,8 +666,7 @@ static int64_t change_in_period(int64_t now_ms, int32_t period,
 
 static int32_t clamp32(int64_t v)
 {
-	return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN :
-							   (int32_t)v;
+	return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
 }
 
 /*
@@ -700,8 +675,8 @@ static int32_t clamp32(int64_t v)
  * relative to the replicas at the start of its period; selectPolicy picks
  * the largest change (Max) or the smallest (Min).
  */
-static int32_t policy_limit(const struct autoscale_input *in,
-			    const struct autoscale_rules *rules, bool up)
+static int32_t policy_limit(const struct autoscale_input *in, const struct autoscale_rules *rules,
+			    bool up)
 {
 	int64_t result, cur = in->current_replicas;
 	bool take_max = (rules->select == AUTOSCALE_SELECT_MAX) == up;
@@ -712,22 +687,19 @@ static int32_t policy_limit(const struct autoscale_input *in,
 	for (size_t i = 0; i < rules->n_policies; i++) {
 		const struct autoscale_policy *p = &rules->policies[i];
 		int64_t start = cur -
-			change_in_period(in->now_ms, p->period_seconds,
-					 in->up_events, in->n_up_events) +
-			change_in_period(in->now_ms, p->period_seconds,
-					 in->down_events, in->n_down_events);
+				change_in_period(in->now_ms, p->period_seconds, in->up_events,
+						 in->n_up_events) +
+				change_in_period(in->now_ms, p->period_seconds, in->down_events,
+						 in->n_down_events);
 		int64_t prop;
 		if (p->type == AUTOSCALE_POLICY_PODS)
 			prop = up ? start + p->value : start - p->value;
 		else if (up)
-			prop = (int64_t)ceil((double)start *
-					     (1 + p->value / 100.0));
+			prop = (int64_t)ceil((double)start * (1 + p->value / 100.0));
 		else
-			prop = (int64_t)((double)start *
-					 (1 - p->value / 100.0));
+			prop = (int64_t)((double)start * (1 - p->value / 100.0));
 		prop = clamp32(prop);
-		result = take_max ? (prop > result ? prop : result) :
-				    (prop < result ? prop : result);
+		result = take_max ? (prop > result ? prop : result) : (prop < result ? prop : result);
 	}
 	return (int32_t)result;
 }
@@ -779,8 +751,7 @@ int autoscale_rate_limit(const struct autoscale_input *in, int32_t desired,
 /* The cases reconcileAutoscaler settles before looking at metrics. A
  * target at 0 disables the HPA; but 0 because a pause pinned it there is
  * kinfer's own doing, and the end of the pause resumes at minReplicas. */
-static bool out_of_range(const struct autoscale_input *in,
-			 struct autoscale_result *res)
+static bool out_of_range(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	const struct autoscale_spec *s = in->spec;
 	int32_t cur = in->current_replicas;
@@ -789,20 +760,23 @@ static bool out_of_range(const struct autoscale_input *in,
 		res->desired = 0;
 		res->active = false;
 		res->active_reason = res->reason = "ScalingDisabled";
-		snprintf(res->message, sizeof(res->message), "scaling is "
+		snprintf(res->message, sizeof(res->message),
+			 "scaling is "
 			 "disabled since the replica count of the target is "
 			 "zero");
 	} else if (cur > s->max_replicas) {
 		res->desired = s->max_replicas;
 		res->limited = true;
 		res->limited_reason = res->reason = "TooManyReplicas";
-		snprintf(res->message, sizeof(res->message), "Current number "
+		snprintf(res->message, sizeof(res->message),
+			 "Current number "
 			 "of replicas above Spec.MaxReplicas");
 	} else if (cur < s->min_replicas) {
 		res->desired = s->min_replicas;
 		res->limited = true;
 		res->limited_reason = res->reason = "TooFewReplicas";
-		snprintf(res->message, sizeof(res->message), "Current number "
+		snprintf(res->message, sizeof(res->message),
+			 "Current number "
 			 "of replicas below Spec.MinReplicas");
 	} else {
 		return false;
@@ -812,21 +786,18 @@ static bool out_of_range(const struct autoscale_input *in,
 }
 
 /* The rescale reason the HPA puts in its SuccessfulRescale event. */
-static void describe(const struct autoscale_input *in,
-		     struct autoscale_result *res)
+static void describe(const struct autoscale_input *in, struct autoscale_result *res)
 {
-	const char *name = res->metric >= 0 ? autoscale_metric_type_name(
-		in->spec->metrics[res->metric].type) : "";
+	const char *name = res->metric >= 0 ?
+				   autoscale_metric_type_name(in->spec->metrics[res->metric].type) :
+				   "";
 
 	if (res->recommendation > in->current_replicas)
-		snprintf(res->message, sizeof(res->message),
-			 "%s above target", name);
+		snprintf(res->message, sizeof(res->message), "%s above target", name);
 	else if (res->recommendation < in->current_replicas)
-		snprintf(res->message, sizeof(res->message),
-			 "All metrics below target");
+		snprintf(res->message, sizeof(res->message), "All metrics below target");
 	else
-		snprintf(res->message, sizeof(res->message),
-			 "recommended size matches current size");
+		snprintf(res->message, sizeof(res->message), "recommended size matches current size");
 }
 
 /*
@@ -835,12 +806,10 @@ static void describe(const struct autoscale_input *in,
  * a recommendation first (recordInitialRecommendation), so a scale-down
  * right after start is stabilized: we do the same with a virtual entry.
  */
-static int normalize(const struct autoscale_input *in,
-		     struct autoscale_result *res)
+static int normalize(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	struct autoscale_input local = *in;
-	struct autoscale_recommendation initial = { in->now_ms,
-						    in->current_replicas };
+	struct autoscale_recommendation initial = { in->now_ms, in->current_replicas };
 	struct autoscale_step st, lim;
 	int32_t want;
 	int r;
@@ -849,8 +818,7 @@ static int normalize(const struct autoscale_input *in,
 		local.recommendations = &initial;
 		local.n_recommendations = 1;
 	}
-	want = res->predicted > res->recommendation ? res->predicted :
-						     res->recommendation;
+	want = res->predicted > res->recommendation ? res->predicted : res->recommendation;
 	r = autoscale_stabilize(&local, want, &st);
 	if (r == 0)
 		r = autoscale_rate_limit(&local, st.replicas, &lim);
@@ -879,8 +847,7 @@ static int normalize(const struct autoscale_input *in,
  * The recorded recommendation stays the metrics' own, so the trend never
  * feeds on its own predictions.
  */
-static void predictive_floor(const struct autoscale_input *in,
-			     struct autoscale_result *res)
+static void predictive_floor(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	const struct autoscale_predictive *p = &in->spec->predictive;
 	int64_t cut = in->now_ms - p->window_seconds * KTIME_MSEC_PER_SEC;
@@ -896,7 +863,8 @@ static void predictive_floor(const struct autoscale_input *in,
 			if (in->recommendations[i].time_ms <= cut ||
 			    in->recommendations[i].time_ms > in->now_ms)
 				continue;
-			x = (double)(in->recommendations[i].time_ms - in->now_ms) / (double)KTIME_MSEC_PER_SEC;
+			x = (double)(in->recommendations[i].time_ms - in->now_ms) /
+			    (double)KTIME_MSEC_PER_SEC;
 			v = in->recommendations[i].replicas;
 		} else {
 			x = 0;
@@ -916,8 +884,7 @@ static void predictive_floor(const struct autoscale_input *in,
 	mx = sx / n;
 	my = sy / n;
 	y = my + slope * ((double)p->lookahead_seconds - mx);
-	cap = ceil((double)res->recommendation *
-		   (1 + p->max_increase_percent / 100.0));
+	cap = ceil((double)res->recommendation * (1 + p->max_increase_percent / 100.0));
 	if (cap < res->recommendation + 1.0)
 		cap = res->recommendation + 1.0;
 	if (y > cap)
@@ -933,13 +900,11 @@ static void predictive_floor(const struct autoscale_input *in,
  * at each minute cron matches and stays open duration_seconds. */
 static bool schedule_open(const struct autoscale_schedule *c, int64_t local_s)
 {
-	return cron_prev(&c->cron, local_s,
-			 local_s - c->duration_seconds + 1) != INT64_MIN;
+	return cron_prev(&c->cron, local_s, local_s - c->duration_seconds + 1) != INT64_MIN;
 }
 
-void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
-		      int32_t *ret_min, int32_t *ret_max,
-		      uint32_t *ret_active)
+void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms, int32_t *ret_min,
+		      int32_t *ret_max, uint32_t *ret_active)
 {
 	int64_t utc_s;
 	int32_t lo, hi;
@@ -950,9 +915,8 @@ void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
 	lo = spec->min_replicas;
 	hi = spec->max_replicas;
 	utc_s = now_ms >= 0 ? now_ms / KTIME_MSEC_PER_SEC :
-		-((-now_ms + KTIME_MSEC_PER_SEC - 1) / KTIME_MSEC_PER_SEC);
-	for (size_t i = 0; i < spec->n_schedules &&
-			   i < AUTOSCALE_MAX_SCHEDULES; i++) {
+			      -((-now_ms + KTIME_MSEC_PER_SEC - 1) / KTIME_MSEC_PER_SEC);
+	for (size_t i = 0; i < spec->n_schedules && i < AUTOSCALE_MAX_SCHEDULES; i++) {
 		const struct autoscale_schedule *c = &spec->schedules[i];
 		if (!schedule_open(c, utc_s + c->time_zone_offset_seconds))
 			continue;
@@ -983,13 +947,14 @@ static void pin(const struct autoscale_input *in, struct autoscale_result *res)
 	res->rescale = res->desired != res->current;
 	res->active = false;
 	res->active_reason = res->reason = "Paused";
-	snprintf(res->message, sizeof(res->message), "paused at %d replicas "
-		 "by the paused-replicas annotation", res->desired);
+	snprintf(res->message, sizeof(res->message),
+		 "paused at %d replicas "
+		 "by the paused-replicas annotation",
+		 res->desired);
 }
 
 /* doFallback (KEDA pkg/fallback/fallback.go): the replicas by behavior. */
-static int32_t fallback_replicas(const struct autoscale_fallback *f,
-				 int32_t cur)
+static int32_t fallback_replicas(const struct autoscale_fallback *f, int32_t cur)
 {
 	switch (f->behavior) {
 	case AUTOSCALE_FALLBACK_CURRENT_REPLICAS:
@@ -1011,13 +976,11 @@ static int32_t fallback_replicas(const struct autoscale_fallback *f,
  * the fallback's count, or a valid metric's if larger, as the
  * recommendation, then the same normalization as any other.
  */
-static int fallback(const struct autoscale_input *in,
-		    struct autoscale_result *res)
+static int fallback(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	const struct autoscale_fallback *f = &in->spec->fallback;
 	int32_t want = fallback_replicas(f, in->current_replicas);
-	static const char *const names[] = { "static", "currentReplicas",
-					     "currentReplicasIfHigher",
+	static const char *const names[] = { "static", "currentReplicas", "currentReplicasIfHigher",
 					     "currentReplicasIfLower" };
 	int r;
 
@@ -1032,10 +995,11 @@ static int fallback(const struct autoscale_input *in,
 		return r;
 	res->active = false;
 	res->active_reason = res->reason = "Fallback";
-	snprintf(res->message, sizeof(res->message), "metrics missing in %d "
+	snprintf(res->message, sizeof(res->message),
+		 "metrics missing in %d "
 		 "evaluations in a row (failureThreshold %d): fallback to %d "
-		 "replicas (behavior %s)", res->state.failures,
-		 f->failure_threshold, want, names[f->behavior]);
+		 "replicas (behavior %s)",
+		 res->state.failures, f->failure_threshold, want, names[f->behavior]);
 	return 0;
 }
 
@@ -1053,8 +1017,7 @@ static int fallback(const struct autoscale_input *in,
  * panic set the controller evaluates every windowSeconds. The "stable"
  * decision is the HPA path with its own windows.
  */
-static void panic_mode(const struct autoscale_input *in,
-		       struct autoscale_result *res)
+static void panic_mode(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	const struct autoscale_panic *p = &in->spec->panic;
 	struct autoscale_state *st = &res->state;
@@ -1071,8 +1034,7 @@ static void panic_mode(const struct autoscale_input *in,
 		ready += in->pods[k].state == AUTOSCALE_POD_READY;
 	if (ready == 0)
 		ready = 1;
-	over = (double)res->recommendation * 100.0 >=
-	       (double)ready * p->threshold_percent;
+	over = (double)res->recommendation * 100.0 >= (double)ready * p->threshold_percent;
 	if (over) {
 		if (!st->panic_time_ms) {
 			st->panic_start_ms = in->now_ms;
@@ -1080,8 +1042,7 @@ static void panic_mode(const struct autoscale_input *in,
 		}
 		st->panic_time_ms = in->now_ms;
 	} else if (st->panic_time_ms &&
-		   st->panic_time_ms + p->stable_window_seconds * KTIME_MSEC_PER_SEC <
-			   in->now_ms) {
+		   st->panic_time_ms + p->stable_window_seconds * KTIME_MSEC_PER_SEC < in->now_ms) {
 		st->panic_time_ms = st->panic_start_ms = 0;
 		st->max_panic = 0;
 		res->panic_ended = true;
@@ -1089,8 +1050,7 @@ static void panic_mode(const struct autoscale_input *in,
 	if (!st->panic_time_ms)
 		return;
 	res->panicking = true;
-	want = res->recommendation > res->desired ? res->recommendation :
-						    res->desired;
+	want = res->recommendation > res->desired ? res->recommendation : res->desired;
 	if (want > st->max_panic)
 		st->max_panic = want;
 	else
@@ -1104,10 +1064,10 @@ static void panic_mode(const struct autoscale_input *in,
 	}
 	res->desired = want;
 	res->reason = "PanicMode";
-	snprintf(res->message, sizeof(res->message), "panic: demand of %d "
+	snprintf(res->message, sizeof(res->message),
+		 "panic: demand of %d "
 		 "replicas is %.0f%% of %zu ready (threshold %d%%)",
-		 res->recommendation,
-		 100.0 * res->recommendation / (double)ready, ready,
+		 res->recommendation, 100.0 * res->recommendation / (double)ready, ready,
 		 p->threshold_percent);
 }
 
@@ -1115,8 +1075,7 @@ static void panic_mode(const struct autoscale_input *in,
  * of the decision (KEDA sets the HPA's selectPolicy Disabled there);
  * both at once pause like paused-replicas at the current count, but
  * keep recording, as the HPA would. */
-static void pause_direction(const struct autoscale_input *in,
-			    struct autoscale_result *res)
+static void pause_direction(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	const struct autoscale_pause *p = in->pause;
 	int32_t cur = in->current_replicas;
@@ -1128,29 +1087,34 @@ static void pause_direction(const struct autoscale_input *in,
 		res->direction_paused = true;
 		res->active = false;
 		res->active_reason = res->reason = "Paused";
-		snprintf(res->message, sizeof(res->message), "paused at %d "
+		snprintf(res->message, sizeof(res->message),
+			 "paused at %d "
 			 "replicas by the paused-scale-in and "
-			 "paused-scale-out annotations", cur);
+			 "paused-scale-out annotations",
+			 cur);
 	} else if (p->scale_in && res->desired < cur) {
 		res->desired = cur;
 		res->direction_paused = true;
 		res->limited = false;
 		res->reason = "ScaleInPaused";
-		snprintf(res->message, sizeof(res->message), "scale-in paused "
-			 "by annotation: holding %d replicas", cur);
+		snprintf(res->message, sizeof(res->message),
+			 "scale-in paused "
+			 "by annotation: holding %d replicas",
+			 cur);
 	} else if (p->scale_out && res->desired > cur) {
 		res->desired = cur;
 		res->direction_paused = true;
 		res->limited = false;
 		res->reason = "ScaleOutPaused";
-		snprintf(res->message, sizeof(res->message), "scale-out paused "
-			 "by annotation: holding %d replicas", cur);
+		snprintf(res->message, sizeof(res->message),
+			 "scale-out paused "
+			 "by annotation: holding %d replicas",
+			 cur);
 	}
 }
 
 /* The metrics' part of the decision, on the spec in force (local). */
-static int decide(const struct autoscale_input *in,
-		  struct autoscale_result *res)
+static int decide(const struct autoscale_input *in, struct autoscale_result *res)
 {
 	int r;
 
@@ -1174,7 +1138,8 @@ static int decide(const struct autoscale_input *in,
 		res->record_recommendation = true;
 		res->recommendation = res->current;
 		res->reason = res->active_reason;
-		snprintf(res->message, sizeof(res->message), "holding %d "
+		snprintf(res->message, sizeof(res->message),
+			 "holding %d "
 			 "replicas: %zu of %zu metrics unavailable",
 			 res->current, res->n_invalid, in->spec->n_metrics);
 		return 0;
@@ -1199,8 +1164,7 @@ static int decide(const struct autoscale_input *in,
  * limited; the AbleToScale reason when stabilized; else
  * DesiredWithinRange (BelowActivationThreshold when activation kept it).
  */
-int autoscale_evaluate(const struct autoscale_input *in,
-		       struct autoscale_result *ret_result)
+int autoscale_evaluate(const struct autoscale_input *in, struct autoscale_result *ret_result)
 {
 	struct autoscale_result res;
 	struct autoscale_spec eff;
@@ -1225,8 +1189,8 @@ int autoscale_evaluate(const struct autoscale_input *in,
 		/* The spec in force: its bounds raised by the open windows
 		 * (copied only then: the copy is a kilobyte). */
 		eff = *in->spec;
-		autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas,
-				 &eff.max_replicas, &res.schedules_active);
+		autoscale_bounds(in->spec, in->now_ms, &eff.min_replicas, &eff.max_replicas,
+				 &res.schedules_active);
 		res.min_replicas = eff.min_replicas;
 		res.max_replicas = eff.max_replicas;
 		local.spec = &eff;
@@ -1299,11 +1263,9 @@ static int room(void **arr, size_t *n, size_t *cap, size_t sz)
 	return 0;
 }
 
-static int push_rec(struct autoscale_history *h,
-		    struct autoscale_recommendation rec)
+static int push_rec(struct autoscale_history *h, struct autoscale_recommendation rec)
 {
-	int r = room((void **)&h->recs, &h->n_recs, &h->cap_recs,
-		     sizeof(*h->recs));
+	int r = room((void **)&h->recs, &h->n_recs, &h->cap_recs, sizeof(*h->recs));
 
 	if (r < 0)
 		return r;
@@ -1313,13 +1275,11 @@ static int push_rec(struct autoscale_history *h,
 
 /* The storage half of stabilizeRecommendationWithBehaviors: reuse the
  * last entry older than both windows, else append. */
-static int store_recommendation(struct autoscale_history *h,
-				const struct autoscale_behavior *b,
+static int store_recommendation(struct autoscale_history *h, const struct autoscale_behavior *b,
 				int64_t keep_ms, int32_t replicas, int64_t now)
 {
 	int64_t up_cut = now - b->scale_up.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
-	int64_t down_cut =
-		now - b->scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
+	int64_t down_cut = now - b->scale_down.stabilization_window_seconds * KTIME_MSEC_PER_SEC;
 	long old = -1;
 
 	if (keep_ms > 0 && now - keep_ms < up_cut)
@@ -1347,9 +1307,8 @@ static int32_t longest_period(const struct autoscale_rules *r)
 
 /* storeScaleEvent with markScaleEventsOutdated: mark events older than
  * the longest period, reuse the last of them, else append. */
-static int store_event(struct autoscale_scale_event **ev, size_t *n,
-		       size_t *cap, const struct autoscale_rules *rules,
-		       int32_t change, int64_t now)
+static int store_event(struct autoscale_scale_event **ev, size_t *n, size_t *cap,
+		       const struct autoscale_rules *rules, int32_t change, int64_t now)
 {
 	int64_t cut = now - longest_period(rules) * KTIME_MSEC_PER_SEC;
 	struct autoscale_scale_event e = { now, change, false };
@@ -1373,10 +1332,8 @@ static int store_event(struct autoscale_scale_event **ev, size_t *n,
 	return 0;
 }
 
-int autoscale_history_record(struct autoscale_history *h,
-			     const struct autoscale_spec *spec,
-			     const struct autoscale_result *res,
-			     int64_t now_ms)
+int autoscale_history_record(struct autoscale_history *h, const struct autoscale_spec *spec,
+			     const struct autoscale_result *res, int64_t now_ms)
 {
 	struct autoscale_behavior b;
 	int r;
@@ -1388,25 +1345,24 @@ int autoscale_history_record(struct autoscale_history *h,
 		return 0;
 	r = autoscale_resolve(spec, &b);
 	if (r == 0 && h->n_recs == 0)
-		r = push_rec(h, (struct autoscale_recommendation){
-					now_ms, res->current });
+		r = push_rec(h, (struct autoscale_recommendation){ now_ms, res->current });
 	if (r == 0 && res->record_recommendation)
-		r = store_recommendation(h, &b, spec->predictive.set ?
-				spec->predictive.window_seconds * KTIME_MSEC_PER_SEC : 0,
-				res->recommendation, now_ms);
+		r = store_recommendation(h, &b,
+					 spec->predictive.set ? spec->predictive.window_seconds *
+									KTIME_MSEC_PER_SEC :
+								0,
+					 res->recommendation, now_ms);
 	if (r == 0 && res->rescale && res->desired > res->current)
 		r = store_event(&h->up, &h->n_up, &h->cap_up, &b.scale_up,
 				res->desired - res->current, now_ms);
 	else if (r == 0 && res->rescale)
-		r = store_event(&h->down, &h->n_down, &h->cap_down,
-				&b.scale_down, res->current - res->desired,
-				now_ms);
+		r = store_event(&h->down, &h->n_down, &h->cap_down, &b.scale_down,
+				res->current - res->desired, now_ms);
 	return r;
 }
 
 /* Copy n elements of size sz into a fresh array (NULL when n is 0). */
-static int dup_array(const void *src, size_t n, size_t sz, void **ret,
-		     size_t *ret_cap)
+static int dup_array(const void *src, size_t n, size_t sz, void **ret, size_t *ret_cap)
 {
 	void *a = NULL;
 
@@ -1426,12 +1382,9 @@ static int dup_array(const void *src, size_t n, size_t sz, void **ret,
 }
 
 int autoscale_history_restore(struct autoscale_history *h,
-			      const struct autoscale_recommendation *recs,
-			      size_t n_recs,
-			      const struct autoscale_scale_event *up,
-			      size_t n_up,
-			      const struct autoscale_scale_event *down,
-			      size_t n_down)
+			      const struct autoscale_recommendation *recs, size_t n_recs,
+			      const struct autoscale_scale_event *up, size_t n_up,
+			      const struct autoscale_scale_event *down, size_t n_down)
 {
 	void *r_arr = NULL, *u_arr = NULL, *d_arr = NULL;
 	size_t r_cap = 0, u_cap = 0, d_cap = 0;
@@ -1451,8 +1404,8 @@ int autoscale_history_restore(struct autoscale_history *h,
 	free(h->recs);
 	free(h->up);
 	free(h->down);
-	*h = (struct autoscale_history){ r_arr, n_recs, r_cap, u_arr, d_arr,
-					 n_up, u_cap, n_down, d_cap, h->state };
+	*h = (struct autoscale_history){ r_arr, n_recs, r_cap,  u_arr, d_arr,
+					 n_up,  u_cap,  n_down, d_cap, h->state };
 	return 0;
 fail:
 	free(r_arr);
@@ -1461,8 +1414,7 @@ fail:
 	return r;
 }
 
-void autoscale_history_attach(const struct autoscale_history *h,
-			      struct autoscale_input *in)
+void autoscale_history_attach(const struct autoscale_history *h, struct autoscale_input *in)
 {
 	if (!h || !in)
 		return;

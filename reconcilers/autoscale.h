@@ -70,24 +70,23 @@
 #define AUTOSCALE_MAX_METRICS 8
 #define AUTOSCALE_MAX_SCHEDULES 10
 #define AUTOSCALE_MAX_SCHEDULE_SECONDS (7 * 86400) /* a window's length */
-#define AUTOSCALE_MAX_POLICIES 10 /* the CRD's maxItems, as autoscaling/v2 */
+#define AUTOSCALE_MAX_POLICIES 10                  /* the CRD's maxItems, as autoscaling/v2 */
 
 enum autoscale_metric_type {
-	AUTOSCALE_QUEUE_DEPTH,            /* requests waiting, per replica */
-	AUTOSCALE_CONCURRENCY,            /* requests running, per replica */
-	AUTOSCALE_REQUESTS_PER_SECOND,    /* per replica */
-	AUTOSCALE_GPU_UTILIZATION,        /* percent, per replica */
-	AUTOSCALE_KV_CACHE_UTILIZATION,   /* percent, per replica */
-	AUTOSCALE_LATENCY_P99,            /* ms, whole service */
+	AUTOSCALE_QUEUE_DEPTH,             /* requests waiting, per replica */
+	AUTOSCALE_CONCURRENCY,             /* requests running, per replica */
+	AUTOSCALE_REQUESTS_PER_SECOND,     /* per replica */
+	AUTOSCALE_GPU_UTILIZATION,         /* percent, per replica */
+	AUTOSCALE_KV_CACHE_UTILIZATION,    /* percent, per replica */
+	AUTOSCALE_LATENCY_P99,             /* ms, whole service */
 	AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, /* ms, whole service */
-	AUTOSCALE_CUSTOM,                 /* a user's PromQL, whole service */
+	AUTOSCALE_CUSTOM,                  /* a user's PromQL, whole service */
 	AUTOSCALE_METRIC_TYPE_COUNT,
 };
 
 /* "QueueDepth", "LatencyP99", ...; NULL for an unknown type. */
 const char *autoscale_metric_type_name(enum autoscale_metric_type type);
-int autoscale_metric_type_parse(const char *name,
-				enum autoscale_metric_type *ret_type);
+int autoscale_metric_type_parse(const char *name, enum autoscale_metric_type *ret_type);
 /* True for the per-pod (HPA "Pods") types, false for the service ones. */
 bool autoscale_metric_per_pod(enum autoscale_metric_type type);
 
@@ -202,7 +201,7 @@ struct autoscale_spec {
 	double tolerance;
 	struct autoscale_behavior behavior;
 	struct autoscale_fallback fallback;
-	struct autoscale_panic panic;      /* behavior.panic */
+	struct autoscale_panic panic; /* behavior.panic */
 	struct autoscale_predictive predictive;
 	size_t n_schedules;
 	struct autoscale_schedule schedules[AUTOSCALE_MAX_SCHEDULES];
@@ -232,9 +231,8 @@ struct autoscale_pause {
  * count (current). -EINVAL with why naming the annotation; then ret is
  * what the valid ones say.
  */
-int autoscale_pause_parse(const char *paused_replicas, const char *paused,
-			  const char *scale_in, const char *scale_out,
-			  int32_t current, struct autoscale_pause *ret,
+int autoscale_pause_parse(const char *paused_replicas, const char *paused, const char *scale_in,
+			  const char *scale_out, int32_t current, struct autoscale_pause *ret,
 			  char *why, size_t why_len);
 
 /* What one evaluation hands the next, besides the recommendation and
@@ -243,8 +241,8 @@ struct autoscale_state {
 	int32_t failures;      /* evaluations in a row held for missing metrics */
 	int64_t panic_time_ms; /* last time over the panic threshold; 0: calm */
 	int64_t panic_start_ms;
-	int32_t max_panic;     /* the most replicas asked during this panic */
-	bool paused;           /* the last evaluation was pinned by a pause */
+	int32_t max_panic; /* the most replicas asked during this panic */
+	bool paused;       /* the last evaluation was pinned by a pause */
 };
 
 enum autoscale_pod_state {
@@ -310,16 +308,16 @@ struct autoscale_input {
 /* What one metric says; goes to status.currentMetrics. */
 struct autoscale_metric_status {
 	bool valid;
-	double current;   /* per-pod: average over ready pods; service: value */
+	double current; /* per-pod: average over ready pods; service: value */
 	double target;
-	int32_t replicas; /* this metric's proposal */
+	int32_t replicas;  /* this metric's proposal */
 	const char *error; /* when !valid: why, a sentence */
 };
 
 struct autoscale_result {
-	int32_t current;  /* echo of current_replicas */
-	int32_t desired;  /* scale to this */
-	bool rescale;     /* desired != current */
+	int32_t current; /* echo of current_replicas */
+	int32_t desired; /* scale to this */
+	bool rescale;    /* desired != current */
 	/*
 	 * Metrics unavailable (all of them, or some while the rest would scale
 	 * down): keep the current replicas, never fall to min, and report
@@ -335,18 +333,18 @@ struct autoscale_result {
 	const char *reason;
 	/* The HPA's three conditions. */
 	bool active;
-	const char *active_reason;  /* ValidMetricFound, FailedGet..., ScalingDisabled */
-	const char *able_reason;    /* ReadyForNewScale, ScaleUpStabilized, ScaleDownStabilized */
+	const char *active_reason; /* ValidMetricFound, FailedGet..., ScalingDisabled */
+	const char *able_reason;   /* ReadyForNewScale, ScaleUpStabilized, ScaleDownStabilized */
 	bool limited;
 	const char *limited_reason; /* DesiredWithinRange, ScaleUpLimit, ScaleDownLimit, TooManyReplicas, TooFewReplicas */
-	char message[160];          /* for people: "QueueDepth above target" */
+	char message[160]; /* for people: "QueueDepth above target" */
 	struct autoscale_metric_status metrics[AUTOSCALE_MAX_METRICS];
 	/* The controls on top of the HPA core (see the .c). */
-	bool paused;          /* pinned by the paused-replicas annotation */
+	bool paused;           /* pinned by the paused-replicas annotation */
 	bool direction_paused; /* a paused-scale-in/out annotation held it */
-	bool fallback;        /* desired is the fallback's */
+	bool fallback;         /* desired is the fallback's */
 	bool below_activation; /* a metric at the floor is below activation */
-	int32_t predicted;    /* the predictive floor when it raised, else 0 */
+	int32_t predicted;     /* the predictive floor when it raised, else 0 */
 	bool panicking, panic_started, panic_ended;
 	int32_t min_replicas, max_replicas; /* in force: spec and schedules */
 	uint32_t schedules_active;          /* bit i: schedules[i] */
@@ -362,21 +360,17 @@ struct autoscale_step {
 /* kinfer's default behavior (the inference rules), every field set. */
 void autoscale_behavior_defaults(struct autoscale_behavior *ret_behavior);
 /* The behavior in force: the spec's fields over the defaults. */
-int autoscale_resolve(const struct autoscale_spec *spec,
-		      struct autoscale_behavior *ret_behavior);
+int autoscale_resolve(const struct autoscale_spec *spec, struct autoscale_behavior *ret_behavior);
 /* -EINVAL if the spec breaks a rule; why (if not NULL) says which. */
-int autoscale_spec_check(const struct autoscale_spec *spec, char *why,
-			 size_t why_len);
+int autoscale_spec_check(const struct autoscale_spec *spec, char *why, size_t why_len);
 
 /* The bounds in force at now_ms: minReplicas and maxReplicas raised by
  * the schedules whose window is open; bit i of *ret_active is schedule i. */
-void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms,
-		      int32_t *ret_min, int32_t *ret_max,
-		      uint32_t *ret_active);
+void autoscale_bounds(const struct autoscale_spec *spec, int64_t now_ms, int32_t *ret_min,
+		      int32_t *ret_max, uint32_t *ret_active);
 
 /* The whole decision (reconcileAutoscaler without the API calls). */
-int autoscale_evaluate(const struct autoscale_input *in,
-		       struct autoscale_result *ret_result);
+int autoscale_evaluate(const struct autoscale_input *in, struct autoscale_result *ret_result);
 
 /* Its steps, exposed for simulate and the tests. computeReplicasForMetrics:
  * fills metrics, metric, n_invalid, hold, recommendation. */
@@ -401,19 +395,13 @@ int autoscale_history_new(struct autoscale_history **ret_history);
 void autoscale_history_free(struct autoscale_history *h);
 /* Record what evaluate decided at now_ms (after the scale was applied),
  * and the state it hands the next evaluation. */
-int autoscale_history_record(struct autoscale_history *h,
-			     const struct autoscale_spec *spec,
-			     const struct autoscale_result *res,
-			     int64_t now_ms);
+int autoscale_history_record(struct autoscale_history *h, const struct autoscale_spec *spec,
+			     const struct autoscale_result *res, int64_t now_ms);
 /* Replace the content, e.g. after a leader change; NULL/0 empties a list. */
 int autoscale_history_restore(struct autoscale_history *h,
-			      const struct autoscale_recommendation *recs,
-			      size_t n_recs,
-			      const struct autoscale_scale_event *up,
-			      size_t n_up,
-			      const struct autoscale_scale_event *down,
-			      size_t n_down);
+			      const struct autoscale_recommendation *recs, size_t n_recs,
+			      const struct autoscale_scale_event *up, size_t n_up,
+			      const struct autoscale_scale_event *down, size_t n_down);
 /* Point in's history fields at h's lists (valid until h changes), and
  * set in->state. */
-void autoscale_history_attach(const struct autoscale_history *h,
-			      struct autoscale_input *in);
+void autoscale_history_attach(const struct autoscale_history *h, struct autoscale_input *in);

@@ -48,36 +48,48 @@
 
 #define TABLE_SLOTS 4096
 #define MAX_SERVICES 100000
-#define TOKEN_TTL_MS 60000     /* a bearer token is re-read after a minute */
+#define TOKEN_TTL_MS 60000 /* a bearer token is re-read after a minute */
 #define TOKEN_MAX 8192
 
 static const char *const result_labels[] = { "result", NULL };
 static const struct metric_family fam_evaluations = {
 	"kinfer_autoscaler_evaluations_total",
 	"Autoscaler evaluations, by result (scaled, steady, held: metrics missing)",
-	METRIC_COUNTER, result_labels, NULL, 0 };
+	METRIC_COUNTER,
+	result_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_eval_seconds = {
 	"kinfer_autoscaler_evaluation_seconds",
 	"Time of one evaluation: metrics collection and decision",
-	METRIC_HISTOGRAM, NULL, NULL, 0 };
+	METRIC_HISTOGRAM,
+	NULL,
+	NULL,
+	0
+};
 static const char *const scrape_labels[] = { "source", "result", NULL };
 static const struct metric_family fam_scrapes = {
 	"kinfer_autoscaler_scrapes_total",
 	"Pod scrapes and Prometheus queries, by source and result (ok, error)",
-	METRIC_COUNTER, scrape_labels, NULL, 0 };
+	METRIC_COUNTER,
+	scrape_labels,
+	NULL,
+	0
+};
 
 struct svc {
 	char *key;
 	struct svc *next;
 	struct autoscale_history *history;
 	struct metricsource_state *ms;
-	uint64_t due_ms;          /* monotonic: the next evaluation */
+	uint64_t due_ms; /* monotonic: the next evaluation */
 	int64_t generation;
-	uint64_t pause_hash;      /* of the pause annotations last evaluated */
-	bool pause_bad;           /* a pause annotation is invalid (logged once) */
-	bool have;                /* decision is set */
+	uint64_t pause_hash; /* of the pause annotations last evaluated */
+	bool pause_bad;      /* a pause annotation is invalid (logged once) */
+	bool have;           /* decision is set */
 	struct autoscale_controller_decision decision;
-	char *token;              /* Prometheus bearer token, and when read */
+	char *token; /* Prometheus bearer token, and when read */
 	uint64_t token_ms;
 	/* scaleToZero's idle clock and zero time; loaded from the status the
 	 * first time (a new leader keeps the zero time it finds there). */
@@ -91,7 +103,7 @@ struct autoscaler {
 	size_t n;
 	long timeout_ms;
 	struct metrics *metrics;
-	struct controller *notify;   /* told of changed decisions; may be NULL */
+	struct controller *notify; /* told of changed decisions; may be NULL */
 };
 
 static int autoscaler_new(const struct controller_env *env, void **ret)
@@ -220,18 +232,18 @@ int autoscale_controller_notify(struct controller *autoscaler, struct controller
 /* The snapshot, what its old status says, and the pods with their state. */
 struct input {
 	struct snapshot s;
-	int32_t old_desired;          /* status.desiredReplicas, -1 = none */
-	int64_t old_scale_time;       /* status.lastScaleTime, 0 = none */
+	int32_t old_desired;    /* status.desiredReplicas, -1 = none */
+	int64_t old_scale_time; /* status.lastScaleTime, 0 = none */
 	struct metricsource_pod *pods;
 	char (*pod_names)[254];
 	char (*pod_ips)[48];
 	size_t n_pods, cap;
-	size_t n_draining;            /* pods leaving through the drain */
-	bool pods_short;              /* an array could not grow */
+	size_t n_draining; /* pods leaving through the drain */
+	bool pods_short;   /* an array could not grow */
 	/* The pause annotations (autoscale.h), "" when absent. */
 	char pause_vals[4][40];
 	bool pause_set[4];
-	int64_t activation_ms;        /* kinfer.io/activation-requested; 0: none */
+	int64_t activation_ms; /* kinfer.io/activation-requested; 0: none */
 };
 
 /* The pause annotations out of the cache (the snapshot has no metadata);
@@ -261,8 +273,8 @@ static void take_pause(struct manager *m, const char *key, struct input *in)
 }
 
 /* What the annotations say now; a bad value is left out and said in why. */
-static int pause_of(const struct input *in, int32_t current, struct autoscale_pause *ret,
-		    char *why, size_t why_len)
+static int pause_of(const struct input *in, int32_t current, struct autoscale_pause *ret, char *why,
+		    size_t why_len)
 {
 	const char *v[4];
 
@@ -393,7 +405,8 @@ static const char *bearer_token(struct reconcile_ctx *ctx, struct svc *s, const 
 		return NULL;
 	}
 	if (kube_get(ctx->client, &kube_res_secrets, ns, name, NULL, &secret, &st) < 0) {
-		snprintf(err, errlen, "cannot read Secret %.60s/%.100s: %.150s", ns, name, st.message);
+		snprintf(err, errlen, "cannot read Secret %.60s/%.100s: %.150s", ns, name,
+			 st.message);
 		return NULL;
 	}
 	json_object *data = cache_json_get(secret, "data"), *v = NULL;
@@ -470,8 +483,9 @@ static int build_request(struct reconcile_ctx *ctx, struct autoscaler *a, struct
 /* ---- scale to zero (issue 16) ------------------------------------------- */
 
 /* The metrics that say a pod has work: requests waiting, running, served. */
-static const enum autoscale_metric_type activity_types[3] = {
-	AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_CONCURRENCY, AUTOSCALE_REQUESTS_PER_SECOND };
+static const enum autoscale_metric_type activity_types[3] = { AUTOSCALE_QUEUE_DEPTH,
+							      AUTOSCALE_CONCURRENCY,
+							      AUTOSCALE_REQUESTS_PER_SECOND };
 
 /*
  * The spec the metrics are collected for when the service scales to zero:
@@ -491,7 +505,9 @@ static void activity_spec(const struct autoscale_spec *sp, enum isvc_framework f
 			if (ret->metrics[i].type == activity_types[j])
 				ret_idx[j] = (int)i;
 		if (ret_idx[j] < 0 && ret->n_metrics < AUTOSCALE_MAX_METRICS) {
-			ret->metrics[ret->n_metrics] = (struct autoscale_metric_spec){ activity_types[j], 1 };
+			ret->metrics[ret->n_metrics] = (struct autoscale_metric_spec){
+				activity_types[j], 1
+			};
 			ret->activation[ret->n_metrics] = 0;
 			ret_idx[j] = (int)ret->n_metrics++;
 		}
@@ -504,8 +520,8 @@ static void activity_spec(const struct autoscale_spec *sp, enum isvc_framework f
  * least one) gave its gauges (a rate needs two scrapes, so it is not
  * required: a new pod's first look counts on its gauges).
  */
-static void activity(const struct autoscale_pod *pods, size_t n, const int idx[3],
-		     bool *ret_known, bool *ret_busy)
+static void activity(const struct autoscale_pod *pods, size_t n, const int idx[3], bool *ret_known,
+		     bool *ret_busy)
 {
 	size_t ready = 0, read = 0;
 
@@ -550,26 +566,32 @@ static void stz_load(struct svc *s, const struct input *in)
 
 /* ---- the decision ------------------------------------------------------- */
 
-static const char *limited_message(const char *reason, const struct autoscale_spec *sp,
-				   char *buf, size_t len)
+static const char *limited_message(const char *reason, const struct autoscale_spec *sp, char *buf,
+				   size_t len)
 {
 	if (strcmp(reason, "TooManyReplicas") == 0)
-		snprintf(buf, len, "the desired replica count is more than the maximum replica count (%d)",
+		snprintf(buf, len,
+			 "the desired replica count is more than the maximum replica count (%d)",
 			 sp->max_replicas);
 	else if (strcmp(reason, "TooFewReplicas") == 0)
-		snprintf(buf, len, "the desired replica count is less than the minimum replica count (%d)",
+		snprintf(buf, len,
+			 "the desired replica count is less than the minimum replica count (%d)",
 			 sp->min_replicas);
 	else if (strcmp(reason, "ScaleUpLimit") == 0)
-		snprintf(buf, len, "the desired replica count is increasing faster than the maximum "
+		snprintf(buf, len,
+			 "the desired replica count is increasing faster than the maximum "
 			 "scale rate (behavior.scaleUp.policies)");
 	else if (strcmp(reason, "ScaleDownLimit") == 0)
-		snprintf(buf, len, "the desired replica count is decreasing faster than the maximum "
+		snprintf(buf, len,
+			 "the desired replica count is decreasing faster than the maximum "
 			 "scale rate (behavior.scaleDown.policies)");
 	else if (strcmp(reason, "ScaleDownStabilized") == 0)
-		snprintf(buf, len, "recent recommendations were higher than current one, applying the "
+		snprintf(buf, len,
+			 "recent recommendations were higher than current one, applying the "
 			 "highest recent recommendation (behavior.scaleDown.stabilizationWindowSeconds)");
 	else if (strcmp(reason, "ScaleUpStabilized") == 0)
-		snprintf(buf, len, "recent recommendations were lower than current one, applying the "
+		snprintf(buf, len,
+			 "recent recommendations were lower than current one, applying the "
 			 "lowest recent recommendation (behavior.scaleUp.stabilizationWindowSeconds)");
 	else
 		snprintf(buf, len, "the desired count is within the acceptable range");
@@ -578,7 +600,8 @@ static const char *limited_message(const char *reason, const struct autoscale_sp
 
 static void decide(const struct input *in, const struct scalingspec *sc,
 		   const struct autoscale_result *res, const struct metricsource_result *mr,
-		   const char *source_error, int64_t last_scale, struct autoscale_controller_decision *d)
+		   const char *source_error, int64_t last_scale,
+		   struct autoscale_controller_decision *d)
 {
 	const struct autoscale_spec *sp = &sc->spec;
 	struct status_scaling *st = &d->status;
@@ -606,9 +629,11 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 		for (size_t i = 0; i < sp->n_metrics && off < sizeof(st->active_message); i++) {
 			if (res->metrics[i].valid)
 				continue;
-			const char *why = mr && mr->errors[i][0] ? mr->errors[i] : res->metrics[i].error;
-			off += (size_t)snprintf(st->active_message + off, sizeof(st->active_message) - off,
-						"; %s: %s", autoscale_metric_type_name(sp->metrics[i].type),
+			const char *why = mr && mr->errors[i][0] ? mr->errors[i] :
+								   res->metrics[i].error;
+			off += (size_t)snprintf(st->active_message + off,
+						sizeof(st->active_message) - off, "; %s: %s",
+						autoscale_metric_type_name(sp->metrics[i].type),
 						why ? why : "no value");
 		}
 	}
@@ -617,14 +642,15 @@ static void decide(const struct input *in, const struct scalingspec *sc,
 	    res->recommendation != res->desired)
 		lr = res->able_reason;
 	st->limited = lr != NULL && !source_error && res->active;
-	text_copy(st->limited_reason, sizeof(st->limited_reason), st->limited ? lr : "DesiredWithinRange");
+	text_copy(st->limited_reason, sizeof(st->limited_reason),
+		  st->limited ? lr : "DesiredWithinRange");
 	text_copy(st->limited_message, sizeof(st->limited_message),
-	     limited_message(st->limited_reason, sp, buf, sizeof(buf)));
+		  limited_message(st->limited_reason, sp, buf, sizeof(buf)));
 	st->last_scale_time = last_scale;
 	st->n_metrics = sp->n_metrics;
 	for (size_t i = 0; i < sp->n_metrics && i < 8; i++) {
 		text_copy(st->metrics[i].type, sizeof(st->metrics[i].type),
-		     autoscale_metric_type_name(sp->metrics[i].type));
+			  autoscale_metric_type_name(sp->metrics[i].type));
 		st->metrics[i].has_value = !source_error && res->metrics[i].valid &&
 					   isfinite(res->metrics[i].current);
 		st->metrics[i].value = st->metrics[i].has_value ? res->metrics[i].current : 0;
@@ -640,22 +666,26 @@ static void why_scaled(const struct autoscale_spec *sp, const struct autoscale_r
 		snprintf(buf, len, "%s", res->message);
 	} else if (res->desired > res->current && res->metric >= 0) {
 		const struct autoscale_metric_status *m = &res->metrics[res->metric];
-		snprintf(buf, len, "%s %.4g above target %.4g", autoscale_metric_type_name(
-				 sp->metrics[res->metric].type), m->current, m->target);
+		snprintf(buf, len, "%s %.4g above target %.4g",
+			 autoscale_metric_type_name(sp->metrics[res->metric].type), m->current,
+			 m->target);
 	} else if (res->desired > res->current) {
-		snprintf(buf, len, "%s", res->limited_reason ? res->limited_reason : "below minReplicas");
+		snprintf(buf, len, "%s",
+			 res->limited_reason ? res->limited_reason : "below minReplicas");
 	} else {
 		size_t off = (size_t)snprintf(buf, len, "all metrics below target");
 		for (size_t i = 0; i < sp->n_metrics && off < len; i++)
 			if (res->metrics[i].valid)
-				off += (size_t)snprintf(buf + off, len - off, "%s %s %.4g (target %.4g)",
-							i ? "," : ":", autoscale_metric_type_name(
-								sp->metrics[i].type),
-							res->metrics[i].current, res->metrics[i].target);
+				off += (size_t)snprintf(buf + off, len - off,
+							"%s %s %.4g (target %.4g)", i ? "," : ":",
+							autoscale_metric_type_name(sp->metrics[i].type),
+							res->metrics[i].current,
+							res->metrics[i].target);
 	}
 }
 
-static bool same_decision(const struct autoscale_controller_decision *a, const struct autoscale_controller_decision *b)
+static bool same_decision(const struct autoscale_controller_decision *a,
+			  const struct autoscale_controller_decision *b)
 {
 	return memcmp(a, b, sizeof(*a)) == 0;
 }
@@ -681,9 +711,10 @@ static void controls_events(struct reconcile_ctx *ctx, const struct input *in,
 		log_info("autoscaler panic", "isvc=%s/%s %s", in->s.ns, in->s.name, res->message);
 	}
 	if (res->panic_ended) {
-		snprintf(note, sizeof(note), "Panic mode ended: demand stayed below %d%% of the ready "
-			 "replicas for %d s", sc->spec.panic.threshold_percent,
-			 sc->spec.panic.stable_window_seconds);
+		snprintf(note, sizeof(note),
+			 "Panic mode ended: demand stayed below %d%% of the ready "
+			 "replicas for %d s",
+			 sc->spec.panic.threshold_percent, sc->spec.panic.stable_window_seconds);
 		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
 			      in->s.uid, "Normal", "PanicEnded", "Scale", note);
 		log_info("autoscaler panic ended", "isvc=%s/%s", in->s.ns, in->s.name);
@@ -761,8 +792,8 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 			snprintf(err, sizeof(err), "metrics collection failed: %s", strerror(-r));
 		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus", "ok",
 		      (double)mr->scraped);
-		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus", "error",
-		      (double)mr->failed);
+		count(a, &fam_scrapes, rq.kind == METRICSOURCE_PODS ? "Pods" : "Prometheus",
+		      "error", (double)mr->failed);
 	}
 	int32_t current = current_replicas(s, in, sc);
 	struct autoscale_pause pause;
@@ -817,8 +848,8 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	autoscale_history_attach(s->history, &ai);
 	r = autoscale_evaluate(&ai, &res);
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->s.ns, in->s.name,
-			 strerror(-r));
+		snprintf(ctx->error, sizeof(ctx->error), "autoscale %s/%s: %s", in->s.ns,
+			 in->s.name, strerror(-r));
 		goto free_buffers;
 	}
 	if (stz)
@@ -853,9 +884,10 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	if (res.rescale && (za == SCALETOZERO_TO_ZERO || za == SCALETOZERO_WAKE) && said) {
 		/* Nothing new. */
 	} else if (res.rescale && za == SCALETOZERO_TO_ZERO) {
-		snprintf(note, sizeof(note), "Scaling to zero: no request and no queued work for %d s "
-			 "(spec.scaling.scaleToZero.idleSeconds); draining %d replica%s", zi.idle_seconds,
-			 res.current, res.current == 1 ? "" : "s");
+		snprintf(note, sizeof(note),
+			 "Scaling to zero: no request and no queued work for %d s "
+			 "(spec.scaling.scaleToZero.idleSeconds); draining %d replica%s",
+			 zi.idle_seconds, res.current, res.current == 1 ? "" : "s");
 		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
 			      in->s.uid, "Normal", "ScaledToZero", "Scale", note);
 		log_info("autoscaler scale to zero", "isvc=%s/%s from=%d idle_s=%d", in->s.ns,
@@ -863,12 +895,15 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 	} else if (res.rescale && za == SCALETOZERO_WAKE) {
 		char t[KTIME_MICRO_LEN];
 		ktime_format(s->stz.woken_ms * 1000, 3, t, sizeof(t));
-		snprintf(note, sizeof(note), "New size: %d (was 0); reason: a request arrived at zero "
-			 "replicas (activation requested at %s)", res.desired, t);
+		snprintf(note, sizeof(note),
+			 "New size: %d (was 0); reason: a request arrived at zero "
+			 "replicas (activation requested at %s)",
+			 res.desired, t);
 		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
 			      in->s.uid, "Normal", "SuccessfulRescale", "Scale", note);
-		log_info("autoscaler scale from zero", "isvc=%s/%s to=%d activation=%s write_after_ms=%lld",
-			 in->s.ns, in->s.name, res.desired, t, (long long)(now_ms - s->stz.woken_ms));
+		log_info("autoscaler scale from zero",
+			 "isvc=%s/%s to=%d activation=%s write_after_ms=%lld", in->s.ns, in->s.name,
+			 res.desired, t, (long long)(now_ms - s->stz.woken_ms));
 	} else if (res.rescale) {
 		why_scaled(&sc->spec, &res, why, sizeof(why));
 		snprintf(note, sizeof(note), "New size: %d (was %d); reason: %s", res.desired,
@@ -878,10 +913,13 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->s.ns,
 			 in->s.name, res.current, res.desired, why);
 	} else if (!d.status.active && (changed || !s->have)) {
-		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->s.ns, in->s.name,
-			 current, d.status.active_message);
+		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->s.ns,
+			 in->s.name, current, d.status.active_message);
 	}
-	count(a, &fam_evaluations, res.rescale ? "scaled" : d.status.active ? "steady" : "held",
+	count(a, &fam_evaluations,
+	      res.rescale     ? "scaled" :
+	      d.status.active ? "steady" :
+				"held",
 	      NULL, 1);
 	metric_observe(metrics_series(a->metrics, &fam_eval_seconds, NULL),
 		       ktime_ns_to_s(ktime_mono_ns() - t0));
@@ -913,8 +951,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		goto free_input;
 	}
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key, r == -EBADMSG ?
-			 "spec or status cannot be parsed" : strerror(-r));
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key,
+			 r == -EBADMSG ? "spec or status cannot be parsed" : strerror(-r));
 		res = r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
 		goto free_input;
 	}
@@ -926,18 +964,21 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	}
 	struct svc *s = find_or_add(a, key);
 	if (!s) {
-		snprintf(ctx->error, sizeof(ctx->error), "cannot track %s: out of memory or over %d "
-			 "autoscaled services", key, MAX_SERVICES);
+		snprintf(ctx->error, sizeof(ctx->error),
+			 "cannot track %s: out of memory or over %d "
+			 "autoscaled services",
+			 key, MAX_SERVICES);
 		res = RECONCILE_ERROR;
 		goto free_input;
 	}
 	uint64_t mono = ktime_mono_ms();
-	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) * KTIME_MSEC_PER_SEC;
+	uint64_t period = (uint64_t)controls_interval(&sc.spec, sc.interval_seconds) *
+			  KTIME_MSEC_PER_SEC;
 	uint64_t ph = pause_hash(&in);
 	/* An activation for a service at (or going to) zero is evaluated at
 	 * once: the activator holds requests until a pod is warm. */
-	bool at_zero = in.s.have_dep && (in.s.dep.spec_replicas == 0 ||
-				       (s->have && s->decision.desired == 0));
+	bool at_zero = in.s.have_dep &&
+		       (in.s.dep.spec_replicas == 0 || (s->have && s->decision.desired == 0));
 	bool wake = sc.scale_to_zero.set && sc.spec.min_replicas == 0 && at_zero &&
 		    in.activation_ms > 0 && in.activation_ms > s->stz.zero_at_ms;
 	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&

@@ -28,7 +28,7 @@
 
 struct autoscale_controller_decision {
 	int32_t desired;
-	int64_t generation;       /* of the InferenceService evaluated */
+	int64_t generation; /* of the InferenceService evaluated */
 	struct status_scaling status;
 };
 

@@ -18,18 +18,18 @@ struct events;
 struct metrics;
 
 struct kinfer_context {
-	struct events *events;             /* NULL = no Events */
-	struct metrics *metrics;           /* NULL = no metrics */
-	struct workload_options workload;  /* the InferenceService controller's builder */
-	long scrape_timeout_ms;            /* autoscaler: a pod scrape or query (2000) */
+	struct events *events;            /* NULL = no Events */
+	struct metrics *metrics;          /* NULL = no metrics */
+	struct workload_options workload; /* the InferenceService controller's builder */
+	long scrape_timeout_ms;           /* autoscaler: a pod scrape or query (2000) */
 	/* Scale to zero (route.h): where the activator's pods run (only pods
 	 * of that namespace with app.kubernetes.io/component=activator are
 	 * ever put in a Service's endpoints) and their proxy port. */
-	const char *activator_namespace;   /* NULL = kinfer-system */
-	int32_t activator_port;            /* 0 = 8012 */
-	struct {                           /* the placement controller */
-		bool enabled;              /* false: kube-scheduler places the pods */
-		const char *scheduler_name;/* pods that name it are ours */
+	const char *activator_namespace;    /* NULL = kinfer-system */
+	int32_t activator_port;             /* 0 = 8012 */
+	struct {                            /* the placement controller */
+		bool enabled;               /* false: kube-scheduler places the pods */
+		const char *scheduler_name; /* pods that name it are ours */
 		struct placement_weights weights;
 	} placement;
 };

@@ -24,14 +24,13 @@
 
 /* 0, or -EINVAL with err naming the field ("spec.scaling.schedules[0]
  * .cron: ..."). Reads only the fields above; spec->n_metrics must be set. */
-int controls_read(json_object *scaling, struct autoscale_spec *spec,
-		  char *err, size_t errlen);
+int controls_read(json_object *scaling, struct autoscale_spec *spec, char *err, size_t errlen);
 
 /* The pause annotations of metadata.annotations (may be NULL); current
  * is what kinfer.io/paused: "true" pins. -EINVAL with why for a bad
  * value (ret then holds what the good ones say). */
-int controls_pause(json_object *annotations, int32_t current,
-		   struct autoscale_pause *ret, char *why, size_t why_len);
+int controls_pause(json_object *annotations, int32_t current, struct autoscale_pause *ret,
+		   char *why, size_t why_len);
 
 struct status_scaling;
 
@@ -41,11 +40,9 @@ struct status_scaling;
  * condition when panic is set, and ScalingActive / ScalingLimited when
  * a pause or the fallback is in force.
  */
-void controls_status(const struct autoscale_spec *spec,
-		     const struct autoscale_result *res,
+void controls_status(const struct autoscale_spec *spec, const struct autoscale_result *res,
 		     struct status_scaling *st);
 
 /* Seconds between evaluations: evaluationIntervalSeconds, or the panic
  * window when shorter (the short window is the latest reading). */
-int32_t controls_interval(const struct autoscale_spec *spec,
-			  int32_t interval_seconds);
+int32_t controls_interval(const struct autoscale_spec *spec, int32_t interval_seconds);

@@ -19,26 +19,21 @@ struct field {
 	const char *const *names; /* names[i] is the value lo + i */
 };
 
-static const char *const month_names[] = { "JAN", "FEB", "MAR", "APR", "MAY",
-					    "JUN", "JUL", "AUG", "SEP", "OCT",
-					    "NOV", "DEC", NULL };
-static const char *const day_names[] = { "SUN", "MON", "TUE", "WED", "THU",
-					  "FRI", "SAT", NULL };
+static const char *const month_names[] = { "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL",
+					   "AUG", "SEP", "OCT", "NOV", "DEC", NULL };
+static const char *const day_names[] = { "SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", NULL };
 
 static const struct field fields[5] = {
-	{ "minute", 0, 59, NULL },
-	{ "hour", 0, 23, NULL },
-	{ "day of month", 1, 31, NULL },
-	{ "month", 1, 12, month_names },
+	{ "minute", 0, 59, NULL },          { "hour", 0, 23, NULL },
+	{ "day of month", 1, 31, NULL },    { "month", 1, 12, month_names },
 	{ "day of week", 0, 7, day_names },
 };
 
 static const struct {
 	const char *name, *expansion;
 } macros[] = {
-	{ "@yearly", "0 0 1 1 *" },   { "@annually", "0 0 1 1 *" },
-	{ "@monthly", "0 0 1 * *" },  { "@weekly", "0 0 * * 0" },
-	{ "@daily", "0 0 * * *" },    { "@midnight", "0 0 * * *" },
+	{ "@yearly", "0 0 1 1 *" }, { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" },
+	{ "@weekly", "0 0 * * 0" }, { "@daily", "0 0 * * *" },    { "@midnight", "0 0 * * *" },
 	{ "@hourly", "0 * * * *" },
 };
 
@@ -58,8 +53,7 @@ static bool value(const struct field *f, const char **s, int *ret)
 		return true;
 	}
 	for (int i = 0; f->names && f->names[i]; i++) {
-		if (strncasecmp(p, f->names[i], 3) == 0 &&
-		    !isalpha((unsigned char)p[3])) {
+		if (strncasecmp(p, f->names[i], 3) == 0 && !isalpha((unsigned char)p[3])) {
 			*ret = f->lo + i;
 			*s = p + 3;
 			return true;
@@ -69,8 +63,7 @@ static bool value(const struct field *f, const char **s, int *ret)
 }
 
 /* One comma-separated part: *, n, a-b, with an optional /step. */
-static bool part(const struct field *f, const char *p, const char *end,
-		 uint64_t *bits)
+static bool part(const struct field *f, const char *p, const char *end, uint64_t *bits)
 {
 	int a = f->lo, b = f->hi, step = 1;
 
@@ -106,8 +99,7 @@ static bool part(const struct field *f, const char *p, const char *end,
 	return true;
 }
 
-static bool parse_field(const struct field *f, const char *s, size_t n,
-			uint64_t *bits, bool *star)
+static bool parse_field(const struct field *f, const char *s, size_t n, uint64_t *bits, bool *star)
 {
 	char buf[CRON_MAX_LEN + 1];
 	char *p, *comma;
@@ -128,8 +120,7 @@ static bool parse_field(const struct field *f, const char *s, size_t n,
 	return true;
 }
 
-int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
-	       size_t why_len)
+int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why, size_t why_len)
 {
 	struct cron_expr c;
 	uint64_t bits[5];
@@ -138,8 +129,10 @@ int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
 	int k = 0;
 
 	if (!expr || strlen(expr) > CRON_MAX_LEN) {
-		snprintf(why, why_len, "a cron expression of at most %d "
-			 "characters", CRON_MAX_LEN);
+		snprintf(why, why_len,
+			 "a cron expression of at most %d "
+			 "characters",
+			 CRON_MAX_LEN);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
@@ -154,12 +147,11 @@ int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
 			p++;
 		if (p == start)
 			break;
-		if (!parse_field(&fields[k], start, (size_t)(p - start),
-				 &bits[k], &star[k])) {
-			snprintf(why, why_len, "the %s field \"%.*s\" is not "
+		if (!parse_field(&fields[k], start, (size_t)(p - start), &bits[k], &star[k])) {
+			snprintf(why, why_len,
+				 "the %s field \"%.*s\" is not "
 				 "valid (%d-%d, *, a-b, */n, lists)",
-				 fields[k].name, (int)(p - start > 32 ? 32 :
-							p - start), start,
+				 fields[k].name, (int)(p - start > 32 ? 32 : p - start), start,
 				 fields[k].lo, fields[k].hi);
 			return -EINVAL;
 		}
@@ -167,7 +159,8 @@ int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (k != 5 || *p) {
-		snprintf(why, why_len, "want five fields (minute hour "
+		snprintf(why, why_len,
+			 "want five fields (minute hour "
 			 "day-of-month month day-of-week) or a macro such as "
 			 "@daily");
 		return -EINVAL;
@@ -239,8 +232,7 @@ int64_t cron_prev(const struct cron_expr *c, int64_t t, int64_t lo)
 		if (day_matches(c, days)) {
 			int h = highest_at_or_below(c->hours, hour);
 			while (h >= 0) {
-				int m = highest_at_or_below(c->minutes,
-							    h == hour ? minute : 59);
+				int m = highest_at_or_below(c->minutes, h == hour ? minute : 59);
 				if (m >= 0) {
 					int64_t at = days * 86400 + h * 3600 + m * 60;
 					return at >= lo ? at : INT64_MIN;
@@ -259,8 +251,8 @@ bool cron_matches(const struct cron_expr *c, int64_t t)
 {
 	int64_t days = floor_div(t, 86400), sec = t - days * 86400;
 
-	return c && (c->minutes >> (sec / 60 % 60) & 1) &&
-	       (c->hours >> (sec / 3600) & 1) && day_matches(c, days);
+	return c && (c->minutes >> (sec / 60 % 60) & 1) && (c->hours >> (sec / 3600) & 1) &&
+	       day_matches(c, days);
 }
 
 static bool two_digits(const char *p, int max, int *ret)
@@ -271,8 +263,7 @@ static bool two_digits(const char *p, int max, int *ret)
 	return *ret <= max;
 }
 
-int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why,
-		  size_t why_len)
+int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why, size_t why_len)
 {
 	const char *p = tz;
 	int sign, h, m;
@@ -283,10 +274,10 @@ int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why,
 	}
 	if (tz && strncmp(tz, "UTC", 3) == 0)
 		p = tz + 3;
-	if (!tz || (*p != '+' && *p != '-') || !two_digits(p + 1, 14, &h) ||
-	    p[3] != ':' || !two_digits(p + 4, 59, &m) || p[6] ||
-	    h * 60 + m > 14 * 60) {
-		snprintf(why, why_len, "\"%.40s\" is not a time zone kinfer "
+	if (!tz || (*p != '+' && *p != '-') || !two_digits(p + 1, 14, &h) || p[3] != ':' ||
+	    !two_digits(p + 4, 59, &m) || p[6] || h * 60 + m > 14 * 60) {
+		snprintf(why, why_len,
+			 "\"%.40s\" is not a time zone kinfer "
 			 "knows: give UTC or a fixed offset such as "
 			 "UTC+02:00 or UTC-05:30 (no tz database: names with "
 			 "daylight saving time are not supported)",

@@ -25,18 +25,17 @@
 #define CRON_MAX_LEN 128
 
 struct cron_expr {
-	uint64_t minutes;  /* bit m: minute m */
-	uint32_t hours;    /* bit h */
-	uint32_t days;     /* bit d: day of month d (1..31) */
-	uint16_t months;   /* bit m: month m (1..12) */
-	uint8_t weekdays;  /* bit w: day of week w (0 = Sunday .. 6) */
-	bool any_day;      /* the day-of-month field was "*" */
-	bool any_weekday;  /* the day-of-week field was "*" */
+	uint64_t minutes; /* bit m: minute m */
+	uint32_t hours;   /* bit h */
+	uint32_t days;    /* bit d: day of month d (1..31) */
+	uint16_t months;  /* bit m: month m (1..12) */
+	uint8_t weekdays; /* bit w: day of week w (0 = Sunday .. 6) */
+	bool any_day;     /* the day-of-month field was "*" */
+	bool any_weekday; /* the day-of-week field was "*" */
 };
 
 /* 0, or -EINVAL with why naming the field that is wrong. */
-int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why,
-	       size_t why_len);
+int cron_parse(const char *expr, struct cron_expr *ret_expr, char *why, size_t why_len);
 
 /* Does the minute that contains local_seconds (seconds since the epoch,
  * shifted to the local time) match? */
@@ -48,5 +47,4 @@ bool cron_matches(const struct cron_expr *c, int64_t local_seconds);
 int64_t cron_prev(const struct cron_expr *c, int64_t t, int64_t lo);
 
 /* "UTC+02:00" -> 7200. -EINVAL for anything else, with why. */
-int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why,
-		  size_t why_len);
+int cron_tz_parse(const char *tz, int32_t *ret_offset_seconds, char *why, size_t why_len);

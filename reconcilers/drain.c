@@ -24,9 +24,9 @@
 #include <time.h>
 
 #define METRICS_BODY_MAX (4 << 20)
-#define DRAIN_SCRAPE_TIMEOUT_MS 3000                 /* one pod's in-flight count */
-#define DRAIN_POLL_NS (1 * KTIME_NSEC_PER_SEC)       /* look again while pods drain */
-#define DRAIN_DEFERRED_POLL_NS (2 * DRAIN_POLL_NS)   /* look again while a rollout runs */
+#define DRAIN_SCRAPE_TIMEOUT_MS 3000               /* one pod's in-flight count */
+#define DRAIN_POLL_NS (1 * KTIME_NSEC_PER_SEC)     /* look again while pods drain */
+#define DRAIN_DEFERRED_POLL_NS (2 * DRAIN_POLL_NS) /* look again while a rollout runs */
 
 /* ---- the candidates -------------------------------------------------------- */
 
@@ -130,7 +130,8 @@ static int read_loads(struct drain_candidate *c, size_t n, int32_t port, const c
 	for (size_t i = 0; i < n; i++) {
 		bool wanted = (c[i].warm || c[i].draining) && c[i].ip[0];
 		pods[i] = (struct metricsource_pod){ c[i].name, c[i].ip,
-			wanted ? AUTOSCALE_POD_READY : AUTOSCALE_POD_IGNORED };
+						     wanted ? AUTOSCALE_POD_READY :
+							      AUTOSCALE_POD_IGNORED };
 	}
 	r = metricsource_fetch_all(pods, n, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX,
 				   bodies, lens);
@@ -157,7 +158,8 @@ static int victim_order(const void *a, const void *b)
 	if (x->warm != y->warm)
 		return x->warm ? 1 : -1;
 	/* An unknown load (-1) sorts after every known one. */
-	double lx = x->inflight < 0 ? HUGE_VAL : x->inflight, ly = y->inflight < 0 ? HUGE_VAL : y->inflight;
+	double lx = x->inflight < 0 ? HUGE_VAL : x->inflight,
+	       ly = y->inflight < 0 ? HUGE_VAL : y->inflight;
 	if (lx != ly)
 		return lx < ly ? -1 : 1;
 	if (x->created != y->created)
@@ -202,11 +204,10 @@ static void decide_no_shrink(struct drain_candidate *c, size_t n, int32_t desire
 }
 
 /* A victim's action from its state, its load and the time it drained. */
-static enum drain_action victim_action(const struct drain_candidate *c,
-				       const struct drain_input *in)
+static enum drain_action victim_action(const struct drain_candidate *c, const struct drain_input *in)
 {
 	if (!c->warm && !c->draining)
-		return DRAIN_DONE;   /* never served traffic: nothing to drain */
+		return DRAIN_DONE; /* never served traffic: nothing to drain */
 	if (!c->draining)
 		return DRAIN_START;
 	int64_t waited = in->now - (c->draining_since ? c->draining_since : in->now);
@@ -276,7 +277,8 @@ static void endpoint_of(json_object *spec, struct endpoint *e)
 	preset_endpoint(pr, spec, NULL, &e->port, &path);
 	snprintf(e->path, sizeof(e->path), "%s", path);
 	e->metrics = pr->inflight;
-	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds", ISVC_DRAIN_TIMEOUT_S_DEFAULT);
+	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds",
+					   ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 }
 
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
@@ -296,7 +298,8 @@ static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	int r = podstate_set_gate(ctx->client, svc->ns, c->name, true, "DrainCancelled",
 				  "back in service: the scale-down was cancelled", NULL);
 	if (r == 0)
-		r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, NULL, NULL);
+		r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, NULL,
+				      NULL);
 	if (r == 0 && c->our_cost)
 		r = podstate_annotate(ctx->client, svc->ns, c->name, DRAIN_POD_DELETION_COST, NULL,
 				      NULL);
@@ -336,9 +339,10 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 			r = start(ctx, svc, &c[i], in->current, in->desired, in->now);
 			break;
 		case DRAIN_TIMED_OUT:
-			snprintf(note, sizeof(note), "pod %s still had %.0f request(s) in flight after "
-				 "the %d s drain timeout; removing it anyway", c[i].name, c[i].inflight,
-				 in->timeout_s);
+			snprintf(note, sizeof(note),
+				 "pod %s still had %.0f request(s) in flight after "
+				 "the %d s drain timeout; removing it anyway",
+				 c[i].name, c[i].inflight, in->timeout_s);
 			event(ctx, svc, "Warning", "DrainTimedOut", note);
 			break;
 		default:
@@ -346,17 +350,21 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		}
 	}
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s failed", svc->ns, svc->name);
+		snprintf(ctx->error, sizeof(ctx->error), "drain of %s/%.200s failed", svc->ns,
+			 svc->name);
 		return r;
 	}
 	if (d->started) {
-		snprintf(note, sizeof(note), "draining %d pod(s) before scaling from %d to %d replicas",
-			 d->started, in->current, in->desired);
+		snprintf(note, sizeof(note),
+			 "draining %d pod(s) before scaling from %d to %d replicas", d->started,
+			 in->current, in->desired);
 		event(ctx, svc, "Normal", "Draining", note);
 	}
 	if (d->deferred) {
-		snprintf(note, sizeof(note), "scale-down from %d to %d replicas waits for the rollout "
-			 "to finish, so no pod leaves undrained", in->current, in->desired);
+		snprintf(note, sizeof(note),
+			 "scale-down from %d to %d replicas waits for the rollout "
+			 "to finish, so no pod leaves undrained",
+			 in->current, in->desired);
 		event(ctx, svc, "Normal", "ScaleDownDeferred", note);
 	}
 	if (!d->shrink)
@@ -366,7 +374,8 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		r = podstate_annotate(ctx->client, svc->ns, c[i].name, DRAIN_POD_DELETION_COST,
 				      DRAIN_DELETION_COST, NULL);
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "set pod-deletion-cost in %s: failed", svc->ns);
+		snprintf(ctx->error, sizeof(ctx->error), "set pod-deletion-cost in %s: failed",
+			 svc->ns);
 		return r;
 	}
 	snprintf(note, sizeof(note), "drained %zu pod(s); scaling from %d to %d replicas",
@@ -397,8 +406,11 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 	}
 	endpoint_of(svc->spec, &ep);
 	struct drain_input in = {
-		.current = current, .desired = desired, .now = (int64_t)time(NULL),
-		.timeout_s = ep.timeout_s, .knows_load = ep.metrics != NULL,
+		.current = current,
+		.desired = desired,
+		.now = (int64_t)time(NULL),
+		.timeout_s = ep.timeout_s,
+		.knows_load = ep.metrics != NULL,
 		.rolling = svc->rolling || two_templates(c, n),
 	};
 	/* The load of warm candidates decides among them (unknown when it

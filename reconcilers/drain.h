@@ -47,17 +47,17 @@
 
 struct drain_service {
 	const char *ns, *name, *uid;
-	json_object *spec;          /* the parsed .spec (the reconcile's snapshot) */
-	bool rolling;               /* the Deployment is mid-rollout (its status) */
+	json_object *spec; /* the parsed .spec (the reconcile's snapshot) */
+	bool rolling;      /* the Deployment is mid-rollout (its status) */
 };
 
 enum drain_action {
-	DRAIN_NONE,       /* stays as it is */
-	DRAIN_UNDRAIN,    /* back in service: the scale-down is off or smaller */
-	DRAIN_START,      /* a victim that served: take it out of service */
-	DRAIN_WAIT,       /* a victim still draining */
-	DRAIN_TIMED_OUT,  /* a victim past the drain timeout: removed anyway */
-	DRAIN_DONE,       /* a victim drained, or that never served */
+	DRAIN_NONE,      /* stays as it is */
+	DRAIN_UNDRAIN,   /* back in service: the scale-down is off or smaller */
+	DRAIN_START,     /* a victim that served: take it out of service */
+	DRAIN_WAIT,      /* a victim still draining */
+	DRAIN_TIMED_OUT, /* a victim past the drain timeout: removed anyway */
+	DRAIN_DONE,      /* a victim drained, or that never served */
 };
 
 /* A pod that may be drained, as the victim order sees it. */
@@ -65,9 +65,9 @@ struct drain_candidate {
 	char name[256], uid[64], ip[64], template_hash[64];
 	int64_t created, draining_since;
 	bool warm, draining;
-	bool our_cost;              /* carries kinfer's lowest pod-deletion-cost */
-	double inflight;            /* requests in flight; < 0 = not known */
-	enum drain_action action;   /* drain_decide's */
+	bool our_cost;            /* carries kinfer's lowest pod-deletion-cost */
+	double inflight;          /* requests in flight; < 0 = not known */
+	enum drain_action action; /* drain_decide's */
 };
 
 /*
@@ -85,20 +85,20 @@ int drain_candidates(struct cache *pods, const char *ns, const char *service,
 		     struct drain_candidate **ret, size_t *ret_n);
 
 struct drain_input {
-	int32_t current, desired;   /* the Deployment's replicas, the replicas wanted */
-	int64_t now;                /* seconds since the epoch */
-	int timeout_s;              /* spec.drain.timeoutSeconds */
-	bool knows_load;            /* the framework names in-flight metrics */
-	bool rolling;               /* a rollout runs (also: candidates of two templates) */
+	int32_t current, desired; /* the Deployment's replicas, the replicas wanted */
+	int64_t now;              /* seconds since the epoch */
+	int timeout_s;            /* spec.drain.timeoutSeconds */
+	bool knows_load;          /* the framework names in-flight metrics */
+	bool rolling;             /* a rollout runs (also: candidates of two templates) */
 };
 
 struct drain_decision {
-	int32_t replicas;           /* what the Deployment should run now */
-	uint64_t requeue_ns;        /* > 0: look again that soon */
-	bool deferred;              /* a scale-down waits for the rollout */
-	bool shrink;                /* victims drained: mark them, lower the replicas */
-	size_t victims;             /* c[0..victims) after the order, when shrinking */
-	int started;                /* victims taken out of service now */
+	int32_t replicas;    /* what the Deployment should run now */
+	uint64_t requeue_ns; /* > 0: look again that soon */
+	bool deferred;       /* a scale-down waits for the rollout */
+	bool shrink;         /* victims drained: mark them, lower the replicas */
+	size_t victims;      /* c[0..victims) after the order, when shrinking */
+	int started;         /* victims taken out of service now */
 };
 
 /*
@@ -110,9 +110,9 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 
 /* What one step did, for the caller's Deployment and status. */
 struct drain_result {
-	int32_t replicas;           /* what the Deployment should run now */
-	uint64_t requeue_ns;        /* > 0: look again that soon */
-	bool deferred;              /* the scale-down waits for a rollout */
+	int32_t replicas;    /* what the Deployment should run now */
+	uint64_t requeue_ns; /* > 0: look again that soon */
+	bool deferred;       /* the scale-down waits for a rollout */
 };
 
 /*

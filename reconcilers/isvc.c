@@ -74,10 +74,14 @@ static int project_isvc(struct cache_proj *p, json_object *json, struct cache_ob
 
 	if (!spec || !json_object_is_type(spec, json_type_object))
 		return -EBADMSG;
-	cache_proj_str(p, &s->spec_json, json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	cache_proj_str(p, &s->spec_json,
+		       json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN |
+								    JSON_C_TO_STRING_NOSLASHESCAPE));
 	if (status && json_object_is_type(status, json_type_object))
 		cache_proj_str(p, &s->status_json,
-			       json_object_to_json_string_ext(status, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			       json_object_to_json_string_ext(status,
+							      JSON_C_TO_STRING_PLAIN |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
 	cache_proj_str(p, &s->model, cache_json_str(spec, "model.name"));
 	s->generation = cache_json_int(json, "metadata.generation", 0);
 	s->replicas = (int32_t)cache_json_int(spec, "replicas", 1);
@@ -90,10 +94,13 @@ static int project_isvc(struct cache_proj *p, json_object *json, struct cache_ob
 	if (s->scaling)
 		project_scale_to_zero(spec, scaling, &s->scale_to_zero);
 	json_object *ann = cache_json_get(json, "metadata.annotations");
-	cache_proj_str(p, &s->paused_replicas, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS));
+	cache_proj_str(p, &s->paused_replicas,
+		       cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_REPLICAS));
 	cache_proj_str(p, &s->paused, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED));
-	cache_proj_str(p, &s->paused_scale_in, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN));
-	cache_proj_str(p, &s->paused_scale_out, cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT));
+	cache_proj_str(p, &s->paused_scale_in,
+		       cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_IN));
+	cache_proj_str(p, &s->paused_scale_out,
+		       cache_json_key(ann, AUTOSCALE_ANNOTATION_PAUSED_SCALE_OUT));
 	const char *act = cache_json_key(ann, ISVC_ANNOTATION_ACTIVATION_REQUESTED);
 	cache_proj_str(p, &s->activation_requested, act);
 	s->activation_requested_ms = ktime_parse_rfc3339_us(act) / 1000;

@@ -40,18 +40,18 @@ enum isvc_sharing { ISVC_EXCLUSIVE, ISVC_TIME_SLICING, ISVC_MPS, ISVC_MIG };
 
 struct isvc {
 	struct cache_obj meta;
-	const char *spec_json;       /* compact JSON of .spec */
-	const char *status_json;     /* compact JSON of .status, or NULL */
-	const char *model;           /* spec.model.name */
+	const char *spec_json;   /* compact JSON of .spec */
+	const char *status_json; /* compact JSON of .status, or NULL */
+	const char *model;       /* spec.model.name */
 	int64_t generation;
-	int32_t replicas;            /* spec.replicas (scaling off) */
+	int32_t replicas; /* spec.replicas (scaling off) */
 	int32_t min_replicas, max_replicas;
-	uint8_t framework;           /* enum isvc_framework */
-	uint8_t scaling;             /* spec.scaling present */
+	uint8_t framework; /* enum isvc_framework */
+	uint8_t scaling;   /* spec.scaling present */
 	/* The pause annotations (autoscale.h), NULL when absent. */
-	const char *paused_replicas; /* kinfer.io/paused-replicas */
-	const char *paused;          /* kinfer.io/paused */
-	const char *paused_scale_in; /* kinfer.io/paused-scale-in */
+	const char *paused_replicas;  /* kinfer.io/paused-replicas */
+	const char *paused;           /* kinfer.io/paused */
+	const char *paused_scale_in;  /* kinfer.io/paused-scale-in */
 	const char *paused_scale_out; /* kinfer.io/paused-scale-out */
 	struct isvc_scale_to_zero scale_to_zero;
 	/* kinfer.io/activation-requested: as written (NULL when absent), and

@@ -45,7 +45,7 @@ struct applied {
 	uint64_t key;
 	int64_t dep_generation;
 	char svc_rv[32];
-	uint64_t status_due_ns;      /* a changed status waits until then; 0 = none */
+	uint64_t status_due_ns; /* a changed status waits until then; 0 = none */
 };
 
 /*
@@ -60,10 +60,10 @@ struct applied {
 #define STATUS_WINDOW_NS (2 * KTIME_NSEC_PER_SEC)
 
 struct isvc_ctl {
-	struct manager *manager;         /* for the map functions' cache reads */
-	pthread_mutex_t lock;            /* the applied table */
-	struct applied *applied;         /* APPLIED_SLOTS */
-	struct controller *autoscaler;   /* its decisions; NULL = none */
+	struct manager *manager;       /* for the map functions' cache reads */
+	pthread_mutex_t lock;          /* the applied table */
+	struct applied *applied;       /* APPLIED_SLOTS */
+	struct controller *autoscaler; /* its decisions; NULL = none */
 };
 
 static int ctl_new(const struct controller_env *env, void **ret)
@@ -188,8 +188,9 @@ struct pod_count {
 
 static bool start_failure(const char *reason)
 {
-	static const char *const bad[] = { "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-		"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError" };
+	static const char *const bad[] = { "ImagePullBackOff",           "ErrImagePull",
+					   "InvalidImageName",           "CrashLoopBackOff",
+					   "CreateContainerConfigError", "CreateContainerError" };
 	for (size_t i = 0; reason && i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (strcmp(reason, bad[i]) == 0)
 			return true;
@@ -200,8 +201,8 @@ static int count_pod(const struct cache_obj *o, void *ud)
 {
 	struct pod_count *c = ud;
 	const struct kpod *p = (const struct kpod *)o;
-	if (strcmp(o->ns, c->ns) != 0 || o->deleted ||
-	    p->phase == KPHASE_SUCCEEDED || p->phase == KPHASE_FAILED)
+	if (strcmp(o->ns, c->ns) != 0 || o->deleted || p->phase == KPHASE_SUCCEEDED ||
+	    p->phase == KPHASE_FAILED)
 		return 0;
 	c->pods++;
 	if (p->ready == KCOND_TRUE)
@@ -229,7 +230,8 @@ static int count_pod(const struct cache_obj *o, void *ud)
  * last decision (dec), else (no decision yet: just created, or a new
  * leader) what the Deployment runs, within [min, max].
  */
-static int32_t desired_replicas(const struct snapshot *s, const struct autoscale_controller_decision *dec)
+static int32_t desired_replicas(const struct snapshot *s,
+				const struct autoscale_controller_decision *dec)
 {
 	if (!s->scaling)
 		return s->replicas;
@@ -253,8 +255,8 @@ static int32_t desired_replicas(const struct snapshot *s, const struct autoscale
 static void event(struct reconcile_ctx *ctx, const struct snapshot *s, const char *type,
 		  const char *reason, const char *action, const char *note)
 {
-	context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid,
-		      type, reason, action, note);
+	context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name, s->uid, type,
+		      reason, action, note);
 }
 
 static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
@@ -264,8 +266,8 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
 	struct kube_status st;
 	int r = kube_apply(ctx->client, res, s->ns, s->name, NULL, body, &o, ret, &st);
 	if (r < 0)
-		snprintf(ctx->error, sizeof(ctx->error), "apply %s %s/%.200s: %.500s", res->kind, s->ns,
-			 s->name, st.message);
+		snprintf(ctx->error, sizeof(ctx->error), "apply %s %s/%.200s: %.500s", res->kind,
+			 s->ns, s->name, st.message);
 	return r;
 }
 
@@ -294,12 +296,13 @@ static int sync_deployment(struct reconcile_ctx *ctx, const char *key, const str
 	remember(c, key, cache_json_int(out, "metadata.generation", 0), NULL);
 	json_object_put(out);
 	if (!s->have_dep)
-		snprintf(n->text, sizeof(n->text), "Created Deployment %s with %d replica(s)", s->name,
-			 w->replicas);
+		snprintf(n->text, sizeof(n->text), "Created Deployment %s with %d replica(s)",
+			 s->name, w->replicas);
 	else
 		snprintf(n->text, sizeof(n->text), "Updated Deployment %s (%s)", s->name,
-			 strcmp(s->dep_hash, w->deployment_hash) ? "spec changed" :
-			 "reverted a change made by someone else");
+			 strcmp(s->dep_hash, w->deployment_hash) ?
+				 "spec changed" :
+				 "reverted a change made by someone else");
 	n->reason = s->have_dep ? "DeploymentUpdated" : "DeploymentCreated";
 	return 0;
 }
@@ -338,8 +341,8 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 /* Ready's reason while the service has no warm replica of its own. */
 static bool cold_reason(const char *reason)
 {
-	return reason && (strcmp(reason, "ScaledToZero") == 0 ||
-			  strcmp(reason, "ScalingFromZero") == 0);
+	return reason &&
+	       (strcmp(reason, "ScaledToZero") == 0 || strcmp(reason, "ScalingFromZero") == 0);
 }
 
 /*
@@ -347,9 +350,8 @@ static bool cold_reason(const char *reason)
  * for a warm replica; the cold start is from the activation the
  * autoscaler acted on to now, the status write that saw the pod warm.
  */
-static void scaled_from_zero(struct reconcile_ctx *ctx, const struct snapshot *s,
-			     const char *oreason, const char *reason,
-			     const struct autoscale_controller_decision *dec)
+static void scaled_from_zero(struct reconcile_ctx *ctx, const struct snapshot *s, const char *oreason,
+			     const char *reason, const struct autoscale_controller_decision *dec)
 {
 	char note[256], t[KTIME_MICRO_LEN];
 	int64_t act = dec && dec->status.scale_to_zero ? dec->status.last_activation_ms : 0;
@@ -360,8 +362,10 @@ static void scaled_from_zero(struct reconcile_ctx *ctx, const struct snapshot *s
 		return;
 	if (act > 0 && act <= now) {
 		ktime_format(act * 1000, 3, t, sizeof(t));
-		snprintf(note, sizeof(note), "Scaled from zero: the first replica is warm %.3f s after "
-			 "the activation requested at %s (cold start)", (double)(now - act) / 1000.0, t);
+		snprintf(note, sizeof(note),
+			 "Scaled from zero: the first replica is warm %.3f s after "
+			 "the activation requested at %s (cold start)",
+			 (double)(now - act) / 1000.0, t);
 		log_info("isvc scaled from zero", "isvc=%s/%s cold_start_ms=%lld", s->ns, s->name,
 			 (long long)(now - act));
 	} else {
@@ -370,8 +374,8 @@ static void scaled_from_zero(struct reconcile_ctx *ctx, const struct snapshot *s
 	event(ctx, s, "Normal", "ScaledFromZero", "Scale", note);
 }
 
-static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s,
-			  json_object *st, const struct autoscale_controller_decision *dec)
+static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s, json_object *st,
+			  const struct autoscale_controller_decision *dec)
 {
 	json_object *old = s->status;
 	const char *reason, *msg, *oreason = NULL;
@@ -407,7 +411,9 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		.generation = s->generation,
 		.desired = desired,
 		.dep = s->have_dep ? &s->dep : NULL,
-		.pods = pods.pods, .ready = pods.ready, .warm = pods.warm,
+		.pods = pods.pods,
+		.ready = pods.ready,
+		.warm = pods.warm,
 		.warm_failed = pods.warm_failed,
 		.unschedulable = pods.unschedulable,
 		.unschedulable_msg = pods.unsched_msg[0] ? pods.unsched_msg : NULL,
@@ -428,7 +434,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	/* A new desired replica count (an autoscaling decision) is written at
 	 * once: people and tests watch it next to the Deployment's replicas. */
 	bool rescaled = s->status && cache_json_int(status, "desiredReplicas", -1) !=
-				     cache_json_int(s->status, "desiredReplicas", -1);
+					     cache_json_int(s->status, "desiredReplicas", -1);
 	if (status_same(status, s->status))
 		status_settled(ctx->data, key);
 	else if (rescaled || status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
@@ -438,15 +444,17 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		 * since is never dropped (statuspatch.h). */
 		r = statuspatch_write(ctx->client, s->ns, s->name, s->rv, status, &st);
 		if (r == -EAGAIN)
-			snprintf(ctx->error, sizeof(ctx->error), "status of %s/%.200s changed since it was "
-				 "read; computing it again", s->ns, s->name);
+			snprintf(ctx->error, sizeof(ctx->error),
+				 "status of %s/%.200s changed since it was "
+				 "read; computing it again",
+				 s->ns, s->name);
 		else if (r < 0 && r != -ENOENT)
-			snprintf(ctx->error, sizeof(ctx->error), "patch status of %s/%.200s: %.500s", s->ns,
-				 s->name, st.message);
+			snprintf(ctx->error, sizeof(ctx->error),
+				 "patch status of %s/%.200s: %.500s", s->ns, s->name, st.message);
 		if (r == 0)
 			status_events(ctx, s, status, dec);
 		if (r == -ENOENT)
-			r = 0;   /* deleted meanwhile */
+			r = 0; /* deleted meanwhile */
 	}
 	json_object_put(status);
 	return r;
@@ -467,8 +475,10 @@ static bool rolling(const struct kdeployment *d)
 static void foreign_message(const struct snapshot *s, char *buf, size_t len)
 {
 	const char *what = s->dep_foreign && s->svc_foreign ? "Deployment and Service" :
-			   s->dep_foreign ? "Deployment" : "Service";
-	snprintf(buf, len, "%s %.200s already exist%s in namespace %s and %s not controlled by "
+			   s->dep_foreign                   ? "Deployment" :
+							      "Service";
+	snprintf(buf, len,
+		 "%s %.200s already exist%s in namespace %s and %s not controlled by "
 		 "this InferenceService: kinfer does not take it over; delete or rename it",
 		 what, s->name, s->dep_foreign && s->svc_foreign ? "" : "s", s->ns,
 		 s->dep_foreign && s->svc_foreign ? "are" : "is");
@@ -488,10 +498,10 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 
 	r = snapshot_take(ctx->manager, key, &s);
 	if (r == -ENOENT)
-		return RECONCILE_OK;   /* deleted: owner references clean up */
+		return RECONCILE_OK; /* deleted: owner references clean up */
 	if (r < 0) {
-		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key, r == -EBADMSG ?
-			 "spec or status cannot be parsed" : strerror(-r));
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", key,
+			 r == -EBADMSG ? "spec or status cannot be parsed" : strerror(-r));
 		return r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
 	}
 	if (s.scaling && c && autoscale_controller_decision(c->autoscaler, key, &decision) == 0)
@@ -513,8 +523,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 			res = RECONCILE_ERROR;
 		}
 	}
-	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w,
-			   err, sizeof(err));
+	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w, err,
+			   sizeof(err));
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
@@ -591,8 +601,7 @@ free_snapshot:
  * has none, the InferenceService of the same name, if there is one, which
  * waits for this object (not its own) to go away (ResourceExists).
  */
-static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit_fn emit,
-			  void *ud)
+static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	struct isvc_ctl *c = data;
 	char key[512];

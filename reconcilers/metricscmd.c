@@ -34,16 +34,15 @@ static const char *const units[AUTOSCALE_METRIC_TYPE_COUNT] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: kinfer-operator metrics --framework vllm|triton|tgi -f PAGE\n"
-		"                               [-f PAGE2 --interval 15s] [-o json]\n\n"
-		"Read saved /metrics pages of a model server (- for standard input) and print,\n"
-		"for every metric type, the value kinfer's autoscaler would use and the series\n"
-		"it comes from, or why it has none. A missing series is missing, not 0; a\n"
-		"rate (RequestsPerSecond) or a P99 needs two pages taken --interval apart.\n"
-		"Values per replica, in the unit of spec.scaling.metrics[].target.\n"
-		"Exit status: 0 the pages parsed, 1 a page did not (FILE:LINE: why),\n"
-		"2 usage errors.\n");
+	fprintf(out, "Usage: kinfer-operator metrics --framework vllm|triton|tgi -f PAGE\n"
+		     "                               [-f PAGE2 --interval 15s] [-o json]\n\n"
+		     "Read saved /metrics pages of a model server (- for standard input) and print,\n"
+		     "for every metric type, the value kinfer's autoscaler would use and the series\n"
+		     "it comes from, or why it has none. A missing series is missing, not 0; a\n"
+		     "rate (RequestsPerSecond) or a P99 needs two pages taken --interval apart.\n"
+		     "Values per replica, in the unit of spec.scaling.metrics[].target.\n"
+		     "Exit status: 0 the pages parsed, 1 a page did not (FILE:LINE: why),\n"
+		     "2 usage errors.\n");
 }
 
 static int read_page(const char *path, char **ret, size_t *ret_len)
@@ -100,8 +99,10 @@ static void answer_all(enum isvc_framework fw, const struct promtext *last, size
 	for (int t = 0; t < AUTOSCALE_METRIC_TYPE_COUNT; t++) {
 		bool per_pod = autoscale_metric_per_pod((enum autoscale_metric_type)t), two = false;
 		uint32_t present = per_pod ? pod->present : res->service.present;
-		const char *src = t == AUTOSCALE_CUSTOM ? NULL :
-			metricsource_page_series(fw, (enum autoscale_metric_type)t, last, &two);
+		const char *src = t == AUTOSCALE_CUSTOM ?
+					  NULL :
+					  metricsource_page_series(fw, (enum autoscale_metric_type)t,
+								   last, &two);
 
 		memset(&a[t], 0, sizeof(a[t]));
 		a[t].source = src;
@@ -109,9 +110,10 @@ static void answer_all(enum isvc_framework fw, const struct promtext *last, size
 			a[t].present = true;
 			a[t].value = per_pod ? pod->values[t] : res->service.values[t];
 		} else if (src && two && n_pages < 2) {
-			snprintf(a[t].missing, sizeof(a[t].missing), "%s needs two pages (from %s): "
-				 "add -f PAGE2 --interval", t == AUTOSCALE_REQUESTS_PER_SECOND ?
-				 "a rate" : "a P99", src);
+			snprintf(a[t].missing, sizeof(a[t].missing),
+				 "%s needs two pages (from %s): "
+				 "add -f PAGE2 --interval",
+				 t == AUTOSCALE_REQUESTS_PER_SECOND ? "a rate" : "a P99", src);
 		} else {
 			snprintf(a[t].missing, sizeof(a[t].missing), "%s",
 				 res->errors[t][0] ? res->errors[t] : "no value");
@@ -150,16 +152,18 @@ static int print_json(FILE *out, const char *fw_name, const struct answer *a)
 		if (a[t].present) {
 			json_object_object_add(e, "value", json_object_new_double(a[t].value));
 			json_object_object_add(e, "unit", json_object_new_string(units[t]));
-			json_object_object_add(e, "source", json_object_new_string(a[t].source ?
-										    a[t].source : ""));
+			json_object_object_add(e, "source",
+					       json_object_new_string(a[t].source ? a[t].source : ""));
 		} else {
 			json_object_object_add(e, "missing", json_object_new_string(a[t].missing));
 		}
-		json_object_object_add(m, autoscale_metric_type_name((enum autoscale_metric_type)t), e);
+		json_object_object_add(m, autoscale_metric_type_name((enum autoscale_metric_type)t),
+				       e);
 	}
 	json_object_object_add(root, "metrics", m);
-	fprintf(out, "%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							    JSON_C_TO_STRING_SPACED));
+	fprintf(out, "%s\n",
+		json_object_to_json_string_ext(root,
+					       JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
 	json_object_put(root);
 	return 0;
 }
@@ -168,11 +172,16 @@ int metricscmd_run(const char *fw_name, const char *const *names, const char *co
 		   const size_t *lens, size_t n_pages, long interval_ms, bool json, FILE *out,
 		   FILE *err)
 {
-	struct autoscale_spec spec = { .min_replicas = 1, .max_replicas = 1,
+	struct autoscale_spec spec = { .min_replicas = 1,
+				       .max_replicas = 1,
 				       .n_metrics = AUTOSCALE_METRIC_TYPE_COUNT };
 	struct metricsource_pod pod = { "page", "127.0.0.1", AUTOSCALE_POD_READY };
-	struct metricsource_request rq = { .kind = METRICSOURCE_PODS, .ns = "", .service = "page",
-					   .spec = &spec, .pods = &pod, .n_pods = 1 };
+	struct metricsource_request rq = { .kind = METRICSOURCE_PODS,
+					   .ns = "",
+					   .service = "page",
+					   .spec = &spec,
+					   .pods = &pod,
+					   .n_pods = 1 };
 	struct metricsource_state *st = NULL;
 	struct promtext *last = NULL;
 	struct autoscale_pod out_pod;
@@ -182,8 +191,10 @@ int metricscmd_run(const char *fw_name, const char *const *names, const char *co
 	int r, code = 0;
 
 	if (isvc_framework_parse(fw_name, &fw) < 0 || fw == ISVC_CUSTOM) {
-		fprintf(err, "kinfer-operator metrics: --framework must be vllm, triton or tgi, "
-			"not \"%s\"\n", fw_name);
+		fprintf(err,
+			"kinfer-operator metrics: --framework must be vllm, triton or tgi, "
+			"not \"%s\"\n",
+			fw_name);
 		return 2;
 	}
 	rq.framework = fw;
@@ -201,8 +212,7 @@ int metricscmd_run(const char *fw_name, const char *const *names, const char *co
 				if (strncmp(msg, "line ", 5) == 0 && strchr(msg, ':'))
 					msg = strchr(msg, ':') + 1 + (strchr(msg, ':')[1] == ' ');
 				fprintf(err, "%s:%u: %s\n", names[k], pe.line, msg);
-			}
-			else
+			} else
 				fprintf(err, "%s: %s\n", names[k], pe.msg[0] ? pe.msg : strerror(-r));
 			promtext_free(last);
 			return 1;
@@ -257,7 +267,9 @@ int metricscmd_main(int argc, char **argv, int argi)
 			     strcmp(a, "--output") == 0;
 		if (takes) {
 			if (argi + 1 >= argc) {
-				fprintf(stderr, "kinfer-operator metrics: %s needs a value (see --help)\n", a);
+				fprintf(stderr,
+					"kinfer-operator metrics: %s needs a value (see --help)\n",
+					a);
 				return 2;
 			}
 			v = argv[++argi];
@@ -268,7 +280,9 @@ int metricscmd_main(int argc, char **argv, int argi)
 		} else if (strncmp(a, "--output=", 9) == 0) {
 			a = "-o", v = argv[argi] + 9;
 		} else {
-			fprintf(stderr, "kinfer-operator metrics: unexpected argument \"%s\" (see --help)\n", a);
+			fprintf(stderr,
+				"kinfer-operator metrics: unexpected argument \"%s\" (see --help)\n",
+				a);
 			return 2;
 		}
 		if (strcmp(a, "-f") == 0) {
@@ -281,8 +295,10 @@ int metricscmd_main(int argc, char **argv, int argi)
 			fw = v;
 		} else if (strcmp(a, "--interval") == 0) {
 			if (flags_parse_duration_ms(v, &interval_ms) < 0 || interval_ms <= 0) {
-				fprintf(stderr, "kinfer-operator metrics: --interval \"%s\" is not a positive "
-					"duration (for example 15s)\n", v);
+				fprintf(stderr,
+					"kinfer-operator metrics: --interval \"%s\" is not a positive "
+					"duration (for example 15s)\n",
+					v);
 				return 2;
 			}
 		} else {
@@ -295,27 +311,32 @@ int metricscmd_main(int argc, char **argv, int argi)
 		return 2;
 	}
 	if (output && strcmp(output, "json") != 0 && strcmp(output, "text") != 0) {
-		fprintf(stderr, "kinfer-operator metrics: -o must be json or text, not \"%s\"\n", output);
+		fprintf(stderr, "kinfer-operator metrics: -o must be json or text, not \"%s\"\n",
+			output);
 		return 2;
 	}
 	if (n == 2 && interval_ms < 0) {
 		fprintf(stderr, "kinfer-operator metrics: two pages need --interval, the time between "
-			"them (for example --interval 15s)\n");
+				"them (for example --interval 15s)\n");
 		return 2;
 	}
 	if (n == 1 && interval_ms >= 0) {
-		fprintf(stderr, "kinfer-operator metrics: --interval needs a second page (-f PAGE2)\n");
+		fprintf(stderr,
+			"kinfer-operator metrics: --interval needs a second page (-f PAGE2)\n");
 		return 2;
 	}
 	if (n == 2 && strcmp(files[0], "-") == 0 && strcmp(files[1], "-") == 0) {
-		fprintf(stderr, "kinfer-operator metrics: only one page can come from standard input\n");
+		fprintf(stderr,
+			"kinfer-operator metrics: only one page can come from standard input\n");
 		return 2;
 	}
 	{
 		enum isvc_framework f;
 		if (isvc_framework_parse(fw, &f) < 0 || f == ISVC_CUSTOM) {
-			fprintf(stderr, "kinfer-operator metrics: --framework must be vllm, triton or "
-				"tgi, not \"%s\"\n", fw);
+			fprintf(stderr,
+				"kinfer-operator metrics: --framework must be vllm, triton or "
+				"tgi, not \"%s\"\n",
+				fw);
 			return 2;
 		}
 	}
@@ -330,7 +351,8 @@ int metricscmd_main(int argc, char **argv, int argi)
 	}
 	{
 		const char *names[2] = { strcmp(files[0], "-") == 0 ? "<stdin>" : files[0],
-					 n > 1 ? (strcmp(files[1], "-") == 0 ? "<stdin>" : files[1]) : NULL };
+					 n > 1 ? (strcmp(files[1], "-") == 0 ? "<stdin>" : files[1]) :
+						 NULL };
 		const char *b[2] = { bodies[0], bodies[1] };
 		code = metricscmd_run(fw, names, b, lens, n, interval_ms < 0 ? 0 : interval_ms,
 				      output && strcmp(output, "json") == 0, stdout, stderr);

@@ -21,9 +21,9 @@
 #include <string.h>
 
 #define DEFAULT_TIMEOUT_MS 2000
-#define MAX_CONNECTIONS 64         /* scrapes of one evaluation at once */
-#define PROM_MAX_SAMPLES 10000     /* series in one query answer */
-#define RATE_WINDOW "1m"           /* rate() and histogram windows in PromQL */
+#define MAX_CONNECTIONS 64     /* scrapes of one evaluation at once */
+#define PROM_MAX_SAMPLES 10000 /* series in one query answer */
+#define RATE_WINDOW "1m"       /* rate() and histogram windows in PromQL */
 
 /* ---- the table -------------------------------------------------------- */
 
@@ -38,11 +38,11 @@ enum how {
 #define ALL_FW (FW(ISVC_VLLM) | FW(ISVC_TRITON) | FW(ISVC_TGI))
 
 struct metric_row {
-	unsigned frameworks;         /* FW() bits */
+	unsigned frameworks; /* FW() bits */
 	enum autoscale_metric_type type;
 	enum how how;
-	const char *names[3];        /* alternatives, first found wins */
-	double scale;                /* into the type's unit */
+	const char *names[3]; /* alternatives, first found wins */
+	double scale;         /* into the type's unit */
 };
 
 /*
@@ -58,17 +58,29 @@ static const struct metric_row rows[] = {
 	{ FW(ISVC_VLLM), AUTOSCALE_CONCURRENCY, HOW_SUM, { "vllm:num_requests_running" }, 1 },
 	{ FW(ISVC_VLLM), AUTOSCALE_REQUESTS_PER_SECOND, HOW_RATE, { "vllm:request_success_total" }, 1 },
 	{ FW(ISVC_VLLM), AUTOSCALE_LATENCY_P99, HOW_P99, { "vllm:e2e_request_latency_seconds" }, 1000 },
-	{ FW(ISVC_VLLM), AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, HOW_P99,
-	  { "vllm:time_to_first_token_seconds" }, 1000 },
-	{ FW(ISVC_VLLM), AUTOSCALE_KV_CACHE_UTILIZATION, HOW_AVG,
-	  { "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc" }, 100 },
-	{ FW(ISVC_TRITON), AUTOSCALE_QUEUE_DEPTH, HOW_SUM,
+	{ FW(ISVC_VLLM),
+	  AUTOSCALE_TIME_TO_FIRST_TOKEN_P99,
+	  HOW_P99,
+	  { "vllm:time_to_first_token_seconds" },
+	  1000 },
+	{ FW(ISVC_VLLM),
+	  AUTOSCALE_KV_CACHE_UTILIZATION,
+	  HOW_AVG,
+	  { "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc" },
+	  100 },
+	{ FW(ISVC_TRITON),
+	  AUTOSCALE_QUEUE_DEPTH,
+	  HOW_SUM,
 	  { "nv_trt_llm_request_metrics{request_type=\"waiting\"}",
-	    "nv_inference_pending_request_count" }, 1 },
+	    "nv_inference_pending_request_count" },
+	  1 },
 	{ FW(ISVC_TRITON), AUTOSCALE_REQUESTS_PER_SECOND, HOW_RATE, { "nv_inference_request_success" }, 1 },
 	{ FW(ISVC_TRITON), AUTOSCALE_GPU_UTILIZATION, HOW_AVG, { "nv_gpu_utilization" }, 100 },
-	{ FW(ISVC_TRITON), AUTOSCALE_KV_CACHE_UTILIZATION, HOW_AVG,
-	  { "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}" }, 100 },
+	{ FW(ISVC_TRITON),
+	  AUTOSCALE_KV_CACHE_UTILIZATION,
+	  HOW_AVG,
+	  { "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}" },
+	  100 },
 	{ FW(ISVC_TGI), AUTOSCALE_QUEUE_DEPTH, HOW_SUM, { "tgi_queue_size" }, 1 },
 	{ FW(ISVC_TGI), AUTOSCALE_CONCURRENCY, HOW_SUM, { "tgi_batch_current_size" }, 1 },
 	{ FW(ISVC_TGI), AUTOSCALE_REQUESTS_PER_SECOND, HOW_RATE, { "tgi_request_success" }, 1 },
@@ -77,8 +89,11 @@ static const struct metric_row rows[] = {
 #define N_ROWS (sizeof(rows) / sizeof(rows[0]))
 
 /* Fleet-level GPU utilization: the NVIDIA DCGM exporter, in percent. */
-static const struct metric_row dcgm_gpu = {
-	ALL_FW, AUTOSCALE_GPU_UTILIZATION, HOW_AVG, { "DCGM_FI_DEV_GPU_UTIL" }, 1 };
+static const struct metric_row dcgm_gpu = { ALL_FW,
+					    AUTOSCALE_GPU_UTILIZATION,
+					    HOW_AVG,
+					    { "DCGM_FI_DEV_GPU_UTIL" },
+					    1 };
 
 static const char *const fw_names[] = { "vLLM", "Triton", "TGI", "custom" };
 
@@ -136,10 +151,13 @@ static void no_such_metric(const struct metricsource_request *rq, size_t i, char
 	const char *tn = autoscale_metric_type_name(t);
 
 	if (t == AUTOSCALE_CUSTOM)
-		text_errf(err, len, 0, "Custom metrics need metricsSource type Prometheus (their query is PromQL)");
+		text_errf(err, len, 0,
+			  "Custom metrics need metricsSource type Prometheus (their query is PromQL)");
 	else if (t == AUTOSCALE_GPU_UTILIZATION)
-		text_errf(err, len, 0, "%s exports no %s metric: use metricsSource type Prometheus with the "
-		    "NVIDIA DCGM exporter (DCGM_FI_DEV_GPU_UTIL)", fw_names[rq->framework], tn);
+		text_errf(err, len, 0,
+			  "%s exports no %s metric: use metricsSource type Prometheus with the "
+			  "NVIDIA DCGM exporter (DCGM_FI_DEV_GPU_UTIL)",
+			  fw_names[rq->framework], tn);
 	else
 		text_errf(err, len, 0, "%s exports no %s metric", fw_names[rq->framework], tn);
 }
@@ -188,7 +206,8 @@ int metricsource_policy_set(const char *allowed, bool allow_custom)
 			if (policy.n == METRICSOURCE_MAX_ALLOWED_URLS)
 				return -E2BIG;
 			if (!((n > 7 && strncmp(p, "http://", 7) == 0) ||
-			      (n > 8 && strncmp(p, "https://", 8) == 0)) || memchr(p, '@', n))
+			      (n > 8 && strncmp(p, "https://", 8) == 0)) ||
+			    memchr(p, '@', n))
 				return -EINVAL;
 			if (!(policy.urls[policy.n] = strndup(p, n)))
 				return -ENOMEM;
@@ -208,11 +227,14 @@ int metricsource_url_allowed(const char *url, char *why, size_t len)
 		if (strlen(policy.urls[i]) == n && strncmp(policy.urls[i], url, n) == 0)
 			return 0;
 	if (policy.n == 0)
-		text_errf(why, len, 0, "the operator allows no Prometheus URL (its --prometheus-allowed-urls "
-		    "is empty); ask the cluster admin to add this one");
+		text_errf(why, len, 0,
+			  "the operator allows no Prometheus URL (its --prometheus-allowed-urls "
+			  "is empty); ask the cluster admin to add this one");
 	else
-		text_errf(why, len, 0, "%.200s is not one of the Prometheus URLs the operator allows "
-		    "(--prometheus-allowed-urls): ask the cluster admin", url ? url : "");
+		text_errf(why, len, 0,
+			  "%.200s is not one of the Prometheus URLs the operator allows "
+			  "(--prometheus-allowed-urls): ask the cluster admin",
+			  url ? url : "");
 	return -EPERM;
 }
 
@@ -220,8 +242,9 @@ int metricsource_custom_allowed(char *why, size_t len)
 {
 	if (!policy.set || policy.allow_custom)
 		return 0;
-	text_errf(why, len, 0, "Custom PromQL is off in this operator (its --allow-custom-promql is false): "
-	    "a query could read any namespace's series");
+	text_errf(why, len, 0,
+		  "Custom PromQL is off in this operator (its --allow-custom-promql is false): "
+		  "a query could read any namespace's series");
 	return -EPERM;
 }
 
@@ -235,7 +258,7 @@ struct hist {
 struct pod_prev {
 	char *name;
 	int64_t t_ms;
-	uint32_t have_counter;                  /* bit per spec metric */
+	uint32_t have_counter; /* bit per spec metric */
 	double counter[AUTOSCALE_MAX_METRICS];
 	struct hist *hist[AUTOSCALE_MAX_METRICS]; /* P99 metrics only */
 	bool seen;
@@ -324,7 +347,7 @@ static void prev_sweep(struct metricsource_state *st)
 
 /* The service-wide histogram deltas being summed for one P99 metric. */
 struct acc {
-	bool any;   /* a pod had a previous scrape: there is a window */
+	bool any; /* a pod had a previous scrape: there is a window */
 	struct hist h;
 };
 
@@ -423,9 +446,9 @@ struct digest {
 	const struct metricsource_request *rq;
 	struct metricsource_result *res;
 	struct acc acc[AUTOSCALE_MAX_METRICS];
-	size_t found[AUTOSCALE_MAX_METRICS];   /* pods that had the metric */
-	bool known[AUTOSCALE_MAX_METRICS];     /* the framework has it */
-	bool sentinel[AUTOSCALE_MAX_METRICS];  /* a pod reported only -1 (or NaN) */
+	size_t found[AUTOSCALE_MAX_METRICS];     /* pods that had the metric */
+	bool known[AUTOSCALE_MAX_METRICS];       /* the framework has it */
+	bool sentinel[AUTOSCALE_MAX_METRICS];    /* a pod reported only -1 (or NaN) */
 	const char *name[AUTOSCALE_MAX_METRICS]; /* the series read (static) */
 };
 
@@ -497,7 +520,8 @@ static void digest_metric(struct digest *d, size_t i, const struct promtext *pag
 			break;
 		if ((prev->have_counter & (1u << i)) && now > prev->t_ms) {
 			double delta = v >= prev->counter[i] ? v - prev->counter[i] : v;
-			out->values[i] = delta * (double)KTIME_MSEC_PER_SEC / (double)(now - prev->t_ms);
+			out->values[i] = delta * (double)KTIME_MSEC_PER_SEC /
+					 (double)(now - prev->t_ms);
 			out->present |= 1u << i;
 		}
 		prev->counter[i] = v;
@@ -545,27 +569,34 @@ static void digest_finish(struct digest *d, const struct autoscale_pod *pods, si
 			if (r == 0 || r == -ENODATA)
 				res->service.present |= 1u << i;
 			else
-				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the histogram of %s cannot give a P99",
-				    autoscale_metric_type_name(t));
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+					  "the histogram of %s cannot give a P99",
+					  autoscale_metric_type_name(t));
 			continue;
 		}
 		if (res->failed && res->failed == wanted)
-			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod could be scraped (%zu of %zu failed: %s)",
-			    res->failed, wanted, first_failure);
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+				  "no pod could be scraped (%zu of %zu failed: %s)", res->failed,
+				  wanted, first_failure);
 		else if (wanted == 0)
 			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod to scrape");
 		else if (d->found[i] == 0)
-			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "no pod exports the %s metric of %s",
-			    autoscale_metric_type_name(t), fw_names[rq->framework]);
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+				  "no pod exports the %s metric of %s",
+				  autoscale_metric_type_name(t), fw_names[rq->framework]);
 		else if (have == 0 && d->sentinel[i])
-			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%s reports -1 (or NaN): the server does not "
-			    "know the value yet", d->name[i] ? d->name[i] : autoscale_metric_type_name(t));
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+				  "%s reports -1 (or NaN): the server does not "
+				  "know the value yet",
+				  d->name[i] ? d->name[i] : autoscale_metric_type_name(t));
 		else if (have == 0 || !autoscale_metric_per_pod(t))
-			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%s needs two scrapes: the window starts now",
-			    autoscale_metric_type_name(t));
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+				  "%s needs two scrapes: the window starts now",
+				  autoscale_metric_type_name(t));
 		else if (res->failed)
-			text_errf(err, METRICSOURCE_ERROR_LEN, 0, "%zu of %zu pods could not be scraped (%s)",
-			    res->failed, wanted, first_failure);
+			text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+				  "%zu of %zu pods could not be scraped (%s)", res->failed, wanted,
+				  first_failure);
 	}
 }
 
@@ -574,11 +605,9 @@ static bool scrape_wanted(const struct metricsource_pod *p)
 	return p->state != AUTOSCALE_POD_IGNORED && p->ip && p->ip[0];
 }
 
-int metricsource_pods_digest(const struct metricsource_request *rq,
-			     struct metricsource_state *st,
+int metricsource_pods_digest(const struct metricsource_request *rq, struct metricsource_state *st,
 			     const char *const *bodies, const size_t *lens,
-			     const char *const *fetch_errors,
-			     struct autoscale_pod *out_pods,
+			     const char *const *fetch_errors, struct autoscale_pod *out_pods,
 			     struct metricsource_result *res)
 {
 	struct promtext_limits lim = { .max_body = METRICSOURCE_MAX_BODY };
@@ -614,14 +643,15 @@ int metricsource_pods_digest(const struct metricsource_request *rq,
 		if (!bodies[k]) {
 			if (!res->failed++)
 				text_errf(first, sizeof(first), 0, "%.80s: %.70s", p->name,
-				    fetch_errors && fetch_errors[k] ? fetch_errors[k] : "no answer");
+					  fetch_errors && fetch_errors[k] ? fetch_errors[k] :
+									    "no answer");
 			continue;
 		}
 		res->bytes += lens[k];
 		if (promtext_parse(bodies[k], lens[k], &lim, &perr, &page) < 0) {
 			if (!res->failed++)
-				text_errf(first, sizeof(first), 0, "%.80s: line %u: %.60s", p->name, perr.line,
-				    perr.msg);
+				text_errf(first, sizeof(first), 0, "%.80s: line %u: %.60s", p->name,
+					  perr.line, perr.msg);
 			continue;
 		}
 		res->scraped++;
@@ -653,7 +683,7 @@ int metricsource_pods_digest(const struct metricsource_request *rq,
 
 struct fetch {
 	CURL *h;
-	struct dynbuf body;       /* body.max: the bound (0 = METRICSOURCE_MAX_BODY) */
+	struct dynbuf body; /* body.max: the bound (0 = METRICSOURCE_MAX_BODY) */
 	char error[CURL_ERROR_SIZE];
 };
 
@@ -801,8 +831,9 @@ int metricsource_fetch_all(const struct metricsource_pod *pods, size_t n, int32_
 			   const char *path, long timeout_ms, size_t max_body, char **ret_bodies,
 			   size_t *ret_lens)
 {
-	struct metricsource_request rq = { .pods = pods, .n_pods = n, .port = port, .path = path,
-					   .timeout_ms = timeout_ms };
+	struct metricsource_request rq = {
+		.pods = pods, .n_pods = n, .port = port, .path = path, .timeout_ms = timeout_ms
+	};
 	struct fetch *fs = calloc(n ? n : 1, sizeof(*fs));
 	int r;
 
@@ -915,7 +946,8 @@ int metricsource_promql(const struct metricsource_request *rq, size_t i, char *b
 		}
 		return append(buf, len, &off, "%s", rq->queries[i]);
 	}
-	if (rows_for(rq->framework, rq->spec->metrics[i].type, METRICSOURCE_PROMETHEUS, &row, 1) == 0) {
+	if (rows_for(rq->framework, rq->spec->metrics[i].type, METRICSOURCE_PROMETHEUS, &row, 1) ==
+	    0) {
 		no_such_metric(rq, i, err, errlen);
 		return -ENOENT;
 	}
@@ -992,8 +1024,9 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 		/* What the server wrote is never repeated (it lands in status,
 		 * which every reader of the namespace sees): only the API's own
 		 * errorType, when it is one of Prometheus's. */
-		static const char *const types[] = { "bad_data", "timeout", "canceled", "execution",
-						     "internal", "unavailable", "not_found", NULL };
+		static const char *const types[] = { "bad_data",  "timeout",  "canceled",
+						     "execution", "internal", "unavailable",
+						     "not_found", NULL };
 		const char *e = json_object_get_string(json_object_object_get(doc, "errorType"));
 		const char *known = NULL;
 		for (size_t k = 0; e && types[k] && !known; k++)
@@ -1001,9 +1034,10 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 				known = types[k];
 		if (status && strcmp(status, "error") == 0)
 			text_errf(err, errlen, 0, "the query failed (Prometheus errorType %s)",
-			    known ? known : "unknown");
+				  known ? known : "unknown");
 		else
-			text_errf(err, errlen, 0, "the answer is not a Prometheus API answer (no status success)");
+			text_errf(err, errlen, 0,
+				  "the answer is not a Prometheus API answer (no status success)");
 		goto out;
 	}
 	data = json_object_object_get(doc, "data");
@@ -1020,7 +1054,8 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 		   json_object_is_type(result, json_type_array)) {
 		size_t total = json_object_array_length(result);
 		if (total > cap) {
-			text_errf(err, errlen, 0, "the query returned %zu series, more than %zu", total, cap);
+			text_errf(err, errlen, 0, "the query returned %zu series, more than %zu",
+				  total, cap);
 			r = -E2BIG;
 			goto out;
 		}
@@ -1029,7 +1064,8 @@ int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sa
 			const char *pod = json_object_get_string(
 				json_object_object_get(json_object_object_get(s, "metric"), "pod"));
 			if (!prom_value(json_object_object_get(s, "value"), &samples[n].value)) {
-				text_errf(err, errlen, 0, "series %zu has no [time, \"value\"] pair", n);
+				text_errf(err, errlen, 0,
+					  "series %zu has no [time, \"value\"] pair", n);
 				goto out;
 			}
 			snprintf(samples[n].pod, sizeof(samples[n].pod), "%s", pod ? pod : "");
@@ -1081,7 +1117,9 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 		curl_easy_getinfo(f.h, CURLINFO_RESPONSE_CODE, &code);
 	if (cc != CURLE_OK || f.body.toobig) {
 		text_errf(err, errlen, 0, "Prometheus at %.80s: %.100s", rq->url,
-		    f.body.toobig ? "answer too big" : f.error[0] ? f.error : curl_easy_strerror(cc));
+			  f.body.toobig ? "answer too big" :
+			  f.error[0]    ? f.error :
+					  curl_easy_strerror(cc));
 		r = -EIO;
 		goto out;
 	}
@@ -1092,7 +1130,8 @@ static int prom_query(const struct metricsource_request *rq, const char *promql,
 		r = -EIO;
 		goto out;
 	}
-	r = metricsource_prom_parse(dynbuf_str(&f.body), f.body.len, samples, cap, ret_n, err, errlen);
+	r = metricsource_prom_parse(dynbuf_str(&f.body), f.body.len, samples, cap, ret_n, err,
+				    errlen);
 out:
 	if (f.h)
 		curl_easy_cleanup(f.h);
@@ -1121,7 +1160,8 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 
 	if (metricsource_promql(rq, i, promql, sizeof(promql), err, METRICSOURCE_ERROR_LEN) < 0)
 		return;
-	if (prom_query(rq, promql, samples, PROM_MAX_SAMPLES, &n, res, err, METRICSOURCE_ERROR_LEN) < 0) {
+	if (prom_query(rq, promql, samples, PROM_MAX_SAMPLES, &n, res, err, METRICSOURCE_ERROR_LEN) <
+	    0) {
 		res->failed++;
 		return;
 	}
@@ -1129,10 +1169,13 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 	if (!autoscale_metric_per_pod(t)) {
 		if (n != 1) {
 			if (n)
-				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the query returned %zu series; it must "
-				    "return one (wrap it in sum() or avg())", n);
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+					  "the query returned %zu series; it must "
+					  "return one (wrap it in sum() or avg())",
+					  n);
 			else
-				text_errf(err, METRICSOURCE_ERROR_LEN, 0, "the query returned no series");
+				text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+					  "the query returned no series");
 			return;
 		}
 		double v = samples[0].value;
@@ -1162,8 +1205,10 @@ static void prom_metric(const struct metricsource_request *rq, size_t i,
 		matched++;
 	}
 	if (!matched)
-		text_errf(err, METRICSOURCE_ERROR_LEN, 0, "Prometheus has no %s series for the pods of %.60s "
-		    "(series need namespace and pod labels)", autoscale_metric_type_name(t), rq->service);
+		text_errf(err, METRICSOURCE_ERROR_LEN, 0,
+			  "Prometheus has no %s series for the pods of %.60s "
+			  "(series need namespace and pod labels)",
+			  autoscale_metric_type_name(t), rq->service);
 }
 
 static int prom_collect(const struct metricsource_request *rq, struct metricsource_state *st,

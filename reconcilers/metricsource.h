@@ -33,9 +33,9 @@
 #include "autoscale.h"
 #include "isvc.h"
 
-#define METRICSOURCE_MAX_PODS 1000          /* pods of one service per evaluation */
-#define METRICSOURCE_MAX_BODY (8u << 20)    /* bytes of one page or response */
-#define METRICSOURCE_MAX_BUCKETS 64         /* bounds of one histogram */
+#define METRICSOURCE_MAX_PODS 1000       /* pods of one service per evaluation */
+#define METRICSOURCE_MAX_BODY (8u << 20) /* bytes of one page or response */
+#define METRICSOURCE_MAX_BUCKETS 64      /* bounds of one histogram */
 #define METRICSOURCE_ERROR_LEN 192
 
 enum metricsource_kind {
@@ -46,7 +46,7 @@ enum metricsource_kind {
 /* A pod of the service, as the autoscaler counts it. */
 struct metricsource_pod {
 	const char *name;
-	const char *ip;                 /* NULL or "" until it has one */
+	const char *ip; /* NULL or "" until it has one */
 	enum autoscale_pod_state state;
 };
 
@@ -63,19 +63,19 @@ struct metricsource_request {
 	/* Prometheus: base URL, optional bearer token. */
 	const char *url;
 	const char *token;
-	long timeout_ms;                /* per scrape or query; <= 0: 2000 */
+	long timeout_ms; /* per scrape or query; <= 0: 2000 */
 	const struct metricsource_pod *pods;
 	size_t n_pods;
-	int64_t now_ms;                 /* monotonic or wall, only differences count */
+	int64_t now_ms; /* monotonic or wall, only differences count */
 };
 
 /* The answer: out_pods[k] is for pods[k]; errors[i] for spec metric i. */
 struct metricsource_result {
 	struct autoscale_service service;
 	char errors[AUTOSCALE_MAX_METRICS][METRICSOURCE_ERROR_LEN];
-	size_t scraped;   /* pods (or queries) answered */
-	size_t failed;    /* pods (or queries) that could not be read */
-	size_t bytes;     /* body bytes read */
+	size_t scraped; /* pods (or queries) answered */
+	size_t failed;  /* pods (or queries) that could not be read */
+	size_t bytes;   /* body bytes read */
 };
 
 /* What the Pods source keeps between two evaluations of one service. */
@@ -87,10 +87,8 @@ void metricsource_state_free(struct metricsource_state *st);
 struct metricsource {
 	const char *name; /* as in spec.scaling.metricsSource.type */
 	enum metricsource_kind kind;
-	int (*collect)(const struct metricsource_request *rq,
-		       struct metricsource_state *st,
-		       struct autoscale_pod *out_pods,
-		       struct metricsource_result *res);
+	int (*collect)(const struct metricsource_request *rq, struct metricsource_state *st,
+		       struct autoscale_pod *out_pods, struct metricsource_result *res);
 };
 
 const struct metricsource *metricsource_get(enum metricsource_kind kind);
@@ -138,10 +136,8 @@ const char *metricsource_page_series(enum isvc_framework fw, enum autoscale_metr
  * 0 even when some or all values are missing (errors[] says why);
  * -EINVAL for a bad request, -ENOMEM.
  */
-int metricsource_collect(const struct metricsource_request *rq,
-			 struct metricsource_state *st,
-			 struct autoscale_pod *out_pods,
-			 struct metricsource_result *res);
+int metricsource_collect(const struct metricsource_request *rq, struct metricsource_state *st,
+			 struct autoscale_pod *out_pods, struct metricsource_result *res);
 
 /*
  * One GET of a pod's metrics page (http), its body bounded by max_body
@@ -149,8 +145,7 @@ int metricsource_collect(const struct metricsource_request *rq,
  * body of a 200; -EIO with err saying why; -ENOMEM, -EINVAL.
  */
 int metricsource_fetch(const char *ip, int32_t port, const char *path, long timeout_ms,
-		       size_t max_body, char **ret_body, size_t *ret_len, char *err,
-		       size_t errlen);
+		       size_t max_body, char **ret_body, size_t *ret_len, char *err, size_t errlen);
 
 /*
  * GET every pod's metrics page at once (curl multi; pods IGNORED or
@@ -168,16 +163,14 @@ int metricsource_fetch_all(const struct metricsource_pod *pods, size_t n, int32_
  * answered, or NULL with fetch_errors[k] saying why. Updates st (rates and
  * histogram windows) and fills out_pods and res.
  */
-int metricsource_pods_digest(const struct metricsource_request *rq,
-			     struct metricsource_state *st,
+int metricsource_pods_digest(const struct metricsource_request *rq, struct metricsource_state *st,
 			     const char *const *bodies, const size_t *lens,
-			     const char *const *fetch_errors,
-			     struct autoscale_pod *out_pods,
+			     const char *const *fetch_errors, struct autoscale_pod *out_pods,
 			     struct metricsource_result *res);
 
 /* One sample of a Prometheus instant-query answer. */
 struct metricsource_sample {
-	char pod[254];    /* its "pod" label, or "" */
+	char pod[254]; /* its "pod" label, or "" */
 	double value;
 };
 
@@ -187,14 +180,13 @@ struct metricsource_sample {
  * ret_n; -EINVAL with err naming what is wrong (status error and the
  * server's error text, wrong shape, bad value), -E2BIG past cap.
  */
-int metricsource_prom_parse(const char *body, size_t len,
-			    struct metricsource_sample *samples, size_t cap,
-			    size_t *ret_n, char *err, size_t errlen);
+int metricsource_prom_parse(const char *body, size_t len, struct metricsource_sample *samples,
+			    size_t cap, size_t *ret_n, char *err, size_t errlen);
 
 /*
  * The PromQL for spec metric i of rq (Prometheus source), into buf.
  * -ENOENT (with err) when the framework has no such metric,
  * -ENAMETOOLONG when it does not fit.
  */
-int metricsource_promql(const struct metricsource_request *rq, size_t i,
-			char *buf, size_t len, char *err, size_t errlen);
+int metricsource_promql(const struct metricsource_request *rq, size_t i, char *buf, size_t len,
+			char *err, size_t errlen);

@@ -30,14 +30,17 @@
 #include <string.h>
 
 const struct placement_weights placement_default_weights = {
-	.cached = 40, .utilization = 10, .packing = 20, .fragmentation = 10,
+	.cached = 40,
+	.utilization = 10,
+	.packing = 20,
+	.fragmentation = 10,
 };
 
 struct assumed {
-	char key[320];            /* "ns/name" */
+	char key[320]; /* "ns/name" */
 	char node[256];
 	char service[64];
-	const char *resource;     /* interned by the pod cache; compared by content */
+	const char *resource; /* interned by the pod cache; compared by content */
 	char resource_buf[64];
 	int64_t gpu, cpu_milli, mem_bytes;
 	uint64_t since_ns;
@@ -45,10 +48,10 @@ struct assumed {
 
 /* Per-decision sums of the live assumptions, by node. */
 struct slot {
-	uint64_t hash;            /* 0 = empty */
-	const char *node;         /* into the assumed entry */
+	uint64_t hash;    /* 0 = empty */
+	const char *node; /* into the assumed entry */
 	int64_t gpu, cpu_milli, mem_bytes, pods, same_service;
-	bool walk;                /* an assumed pod shows bound: sum the node afresh */
+	bool walk; /* an assumed pod shows bound: sum the node afresh */
 };
 
 #define SLOTS (2 * PLACEMENT_MAX_ASSUMED)
@@ -67,12 +70,12 @@ struct slot {
 #define MAX_RES_NAMES 64
 
 struct memo {
-	uint64_t hash;            /* 0 = empty */
+	uint64_t hash; /* 0 = empty */
 	char *node;
 	uint64_t gen;
 	int64_t cpu_milli, mem_bytes, pods;
 	int64_t gpu[MEMO_RES];
-	uint8_t res[MEMO_RES];    /* index into res_names */
+	uint8_t res[MEMO_RES]; /* index into res_names */
 	uint8_t n_res;
 };
 
@@ -82,31 +85,31 @@ struct memo {
  * then by utilization score, so a decision visits the best-scoring nodes
  * that can fit first and stops once no unvisited node can score as well.
  */
-#define REC_RES 4             /* GPU resources a node is indexed under */
-#define UTIL_LEVELS 101       /* utilization score 0..100 */
-#define MAX_GROUPS 128        /* (alloc, free) pairs per resource */
+#define REC_RES 4       /* GPU resources a node is indexed under */
+#define UTIL_LEVELS 101 /* utilization score 0..100 */
+#define MAX_GROUPS 128  /* (alloc, free) pairs per resource */
 #define DIRTY_RING 16384
 
-struct rec_res {                /* one GPU resource of a node */
-	int16_t ri, group;        /* res_names index; group, -1 = in none */
-	int8_t util;              /* utilization score: the list in the group */
-	int32_t prev, next;       /* entry ids: record id * REC_RES + k */
+struct rec_res {            /* one GPU resource of a node */
+	int16_t ri, group;  /* res_names index; group, -1 = in none */
+	int8_t util;        /* utilization score: the list in the group */
+	int32_t prev, next; /* entry ids: record id * REC_RES + k */
 };
 
 struct rec {
-	uint64_t hash;            /* hash_str(name) */
+	uint64_t hash; /* hash_str(name) */
 	char *name;
-	uint64_t cached_bloom;    /* a bit per cached-model label key */
-	uint32_t epoch;           /* the decision that visits it as special */
-	bool live;                /* in the node cache when last refreshed */
-	bool overflow;            /* not indexable: visited by every decision */
+	uint64_t cached_bloom; /* a bit per cached-model label key */
+	uint32_t epoch;        /* the decision that visits it as special */
+	bool live;             /* in the node cache when last refreshed */
+	bool overflow;         /* not indexable: visited by every decision */
 	uint8_t n_res;
-	int32_t cprev, cnext;     /* list of nodes with cached models, or overflow */
+	int32_t cprev, cnext; /* list of nodes with cached models, or overflow */
 	struct rec_res r[REC_RES];
 };
 
 struct group {
-	int64_t alloc, free;      /* GPU units */
+	int64_t alloc, free; /* GPU units */
 	int32_t head[UTIL_LEVELS];
 	uint32_t n;
 };
@@ -122,20 +125,20 @@ struct placement {
 	struct assumed *assumed;
 	size_t n_assumed;
 	struct slot *slots;
-	size_t n_slotted;         /* slots used in this decision */
-	uint32_t *slot_used;      /* their indexes */
+	size_t n_slotted;    /* slots used in this decision */
+	uint32_t *slot_used; /* their indexes */
 	/* the index (under lock) */
 	struct rec *recs;
 	size_t n_recs, cap_recs, n_live;
-	int32_t *rmap;            /* hash -> record id + 1; open addressing */
+	int32_t *rmap; /* hash -> record id + 1; open addressing */
 	size_t rmap_mask;
 	struct resindex *ridx[64];
 	int32_t cached_head, overflow_head;
 	uint32_t epoch;
 	bool synced;
-	int32_t *scratch;         /* record ids of one list */
+	int32_t *scratch; /* record ids of one list */
 	size_t cap_scratch;
-	const char **special;     /* this decision's special nodes */
+	const char **special; /* this decision's special nodes */
 	size_t n_special, cap_special;
 	/* nodes changed since the last decision (any thread) */
 	pthread_mutex_t dlock;
@@ -172,8 +175,8 @@ int placement_new(const struct placement_weights *w, struct placement **ret)
 	pl->slot_used = calloc(SLOTS, sizeof(*pl->slot_used));
 	pl->dirty = calloc(DIRTY_RING, sizeof(*pl->dirty));
 	pl->dirty_spare = calloc(DIRTY_RING, sizeof(*pl->dirty_spare));
-	if (!pl->assumed || !pl->slots || !pl->gens || !pl->memos || !pl->slot_used ||
-	    !pl->dirty || !pl->dirty_spare) {
+	if (!pl->assumed || !pl->slots || !pl->gens || !pl->memos || !pl->slot_used || !pl->dirty ||
+	    !pl->dirty_spare) {
 		placement_free(pl);
 		return -ENOMEM;
 	}
@@ -188,8 +191,8 @@ void placement_free(struct placement *pl)
 {
 	if (!pl)
 		return;
-	if (pl->assumed && pl->slots && pl->gens && pl->memos && pl->slot_used &&
-	    pl->dirty && pl->dirty_spare) {
+	if (pl->assumed && pl->slots && pl->gens && pl->memos && pl->slot_used && pl->dirty &&
+	    pl->dirty_spare) {
 		pthread_mutex_destroy(&pl->lock);
 		pthread_mutex_destroy(&pl->dlock);
 	}
@@ -213,8 +216,14 @@ void placement_free(struct placement *pl)
 	free(pl);
 }
 
-void placement_lock(struct placement *pl) { pthread_mutex_lock(&pl->lock); }
-void placement_unlock(struct placement *pl) { pthread_mutex_unlock(&pl->lock); }
+void placement_lock(struct placement *pl)
+{
+	pthread_mutex_lock(&pl->lock);
+}
+void placement_unlock(struct placement *pl)
+{
+	pthread_mutex_unlock(&pl->lock);
+}
 
 /* ---- assumptions ------------------------------------------------------- */
 
@@ -232,8 +241,7 @@ bool placement_is_assumed(struct placement *pl, const char *pod_key, uint64_t no
 	return a && a->since_ns + PLACEMENT_ASSUME_TTL_S * KTIME_NSEC_PER_SEC >= now_ns;
 }
 
-int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
-		     uint64_t now_ns)
+int placement_assume(struct placement *pl, const struct kpod *pod, const char *node, uint64_t now_ns)
 {
 	struct assumed *a = find_assumed(pl, pod->meta.key);
 
@@ -258,7 +266,7 @@ int placement_assume(struct placement *pl, const struct kpod *pod, const char *n
 static void drop_at(struct placement *pl, size_t i)
 {
 	pl->assumed[i] = pl->assumed[--pl->n_assumed];
-	if (pl->assumed[i].resource)   /* the moved entry points into itself */
+	if (pl->assumed[i].resource) /* the moved entry points into itself */
 		pl->assumed[i].resource = pl->assumed[i].resource_buf;
 }
 
@@ -312,8 +320,8 @@ static int is_key(const struct cache_obj *obj, void *ud)
 
 bool placement_pod_indexed(struct cache *pods, const struct kpod *pod)
 {
-	return pod->node &&
-	       cache_index_foreach(pods, KPOD_BY_NODE, pod->node, is_key, (void *)pod->meta.key) != 0;
+	return pod->node && cache_index_foreach(pods, KPOD_BY_NODE, pod->node, is_key,
+						(void *)pod->meta.key) != 0;
 }
 
 /*
@@ -384,7 +392,7 @@ bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
 		const struct ktoleration *o = &pod->tolerations[i];
 		if (o->effect && !str_eq(o->effect, t->effect))
 			continue;
-		if (!o->key) {            /* empty key: Exists matches every taint */
+		if (!o->key) { /* empty key: Exists matches every taint */
 			if (o->op == KTOL_EXISTS)
 				return true;
 			continue;
@@ -459,10 +467,10 @@ bool placement_node_matches(const struct kpod *pod, const struct knode *n)
 
 /* The node-only filters; NULL when the node passes, else the reason (taint
  * reasons are written into buf). */
-static const char *static_filter(const struct kpod *pod, const struct knode *n,
-				 char *buf, size_t len)
+static const char *static_filter(const struct kpod *pod, const struct knode *n, char *buf, size_t len)
 {
-	static const struct ktaint unsched = { "node.kubernetes.io/unschedulable", NULL, "NoSchedule" };
+	static const struct ktaint unsched = { "node.kubernetes.io/unschedulable", NULL,
+					       "NoSchedule" };
 
 	if (pod->sched_unreadable)
 		return "node(s) not evaluated: the pod's node constraints exceed kinfer's bounds";
@@ -472,8 +480,8 @@ static const char *static_filter(const struct kpod *pod, const struct knode *n,
 		return "node(s) were not ready";
 	for (size_t i = 0; i < n->n_taints; i++) {
 		const struct ktaint *t = &n->taints[i];
-		if (!t->effect || (strcmp(t->effect, "NoSchedule") != 0 &&
-				   strcmp(t->effect, "NoExecute") != 0))
+		if (!t->effect ||
+		    (strcmp(t->effect, "NoSchedule") != 0 && strcmp(t->effect, "NoExecute") != 0))
 			continue;
 		if (!placement_tolerates(pod, t)) {
 			snprintf(buf, len, "node(s) had untolerated taint {%s: %s}",
@@ -498,7 +506,7 @@ void placement_node_changed(struct placement *pl, const char *node)
 	if (pl->n_dirty < DIRTY_RING)
 		pl->dirty[pl->n_dirty++] = h;
 	else
-		pl->dirty_overflow = true;   /* the next decision resyncs every node */
+		pl->dirty_overflow = true; /* the next decision resyncs every node */
 	pthread_mutex_unlock(&pl->dlock);
 }
 
@@ -517,7 +525,7 @@ static int res_index(struct placement *pl, const char *name)
 struct summing {
 	struct placement *pl;
 	struct memo *m;
-	bool overflow;            /* a resource that did not fit: do not keep */
+	bool overflow; /* a resource that did not fit: do not keep */
 };
 
 static int add_pod(const struct cache_obj *obj, void *ud)
@@ -549,8 +557,8 @@ static int add_pod(const struct cache_obj *obj, void *ud)
 	return 0;
 }
 
-static void sum_node(struct placement *pl, struct cache *pods, const char *node,
-		     struct memo *m, bool *ret_overflow)
+static void sum_node(struct placement *pl, struct cache *pods, const char *node, struct memo *m,
+		     bool *ret_overflow)
 {
 	struct summing sm = { pl, m, false };
 	m->cpu_milli = m->mem_bytes = m->pods = 0;
@@ -561,15 +569,15 @@ static void sum_node(struct placement *pl, struct cache *pods, const char *node,
 
 /* The node's sums, from the memo when still valid. tmp holds them when
  * they cannot be kept. */
-static const struct memo *node_sums(struct placement *pl, struct cache *pods,
-				    const char *node, struct memo *tmp, bool *ret_overflow)
+static const struct memo *node_sums(struct placement *pl, struct cache *pods, const char *node,
+				    struct memo *tmp, bool *ret_overflow)
 {
 	uint64_t h = hash_str(node);
 	uint64_t gen = atomic_load_explicit(&pl->gens[h % GENS], memory_order_acquire);
 	struct memo *m = NULL;
 	bool overflow;
 
-	if (pl->n_memos >= MEMOS * 3 / 4) {   /* nodes come and go: start over */
+	if (pl->n_memos >= MEMOS * 3 / 4) { /* nodes come and go: start over */
 		for (size_t i = 0; i < MEMOS; i++)
 			free(pl->memos[i].node);
 		memset(pl->memos, 0, MEMOS * sizeof(*pl->memos));
@@ -580,7 +588,7 @@ static const struct memo *node_sums(struct placement *pl, struct cache *pods,
 		if (e->hash == h && strcmp(e->node, node) == 0) {
 			if (e->gen == gen) {
 				if (ret_overflow)
-					*ret_overflow = false;   /* an overflowed sum is never kept */
+					*ret_overflow = false; /* an overflowed sum is never kept */
 				return e;
 			}
 			m = e;
@@ -599,7 +607,7 @@ static const struct memo *node_sums(struct placement *pl, struct cache *pods,
 	if (!m)
 		m = tmp;
 	sum_node(pl, pods, node, m, &overflow);
-	m->gen = overflow ? gen - 1 : gen;    /* an overflowed sum is never reused */
+	m->gen = overflow ? gen - 1 : gen; /* an overflowed sum is never reused */
 	if (ret_overflow)
 		*ret_overflow = overflow;
 	return m;
@@ -687,7 +695,8 @@ static int score_packing(const struct kpod *pod, const struct knode *n, const st
 {
 	if (pod->priority == KPRIO_HIGH)
 		return (int)(100 / (1 + u->same_service));
-	int64_t alloc = pod->gpu > 0 ? knode_alloc(n, pod->gpu_resource) / 1000 : knode_alloc(n, "cpu");
+	int64_t alloc = pod->gpu > 0 ? knode_alloc(n, pod->gpu_resource) / 1000 :
+				       knode_alloc(n, "cpu");
 	int64_t after = pod->gpu > 0 ? u->gpu + pod->gpu : u->cpu_milli + pod->cpu_milli;
 	return alloc > 0 ? (int)(100 * after / alloc) : 0;
 }
@@ -695,8 +704,7 @@ static int score_packing(const struct kpod *pod, const struct knode *n, const st
 /* Units left after the pod that cannot hold another pod of its size are
  * stranded: fewer is better (8 GPUs, 3 wanted: an empty node strands 2,
  * a node with 2 in use strands none). */
-static int score_fragmentation(const struct kpod *pod, const struct knode *n,
-			       const struct usage *u)
+static int score_fragmentation(const struct kpod *pod, const struct knode *n, const struct usage *u)
 {
 	if (pod->gpu <= 0)
 		return 100;
@@ -741,9 +749,9 @@ static int visit_node(const struct cache_obj *obj, void *ud)
 	w->d->feasible++;
 	int cached = score_cached(w->cached_key, n);
 	int64_t score = (int64_t)wt->cached * cached +
-		(int64_t)wt->utilization * score_utilization(n) +
-		(int64_t)wt->packing * score_packing(w->pod, n, &u) +
-		(int64_t)wt->fragmentation * score_fragmentation(w->pod, n, &u);
+			(int64_t)wt->utilization * score_utilization(n) +
+			(int64_t)wt->packing * score_packing(w->pod, n, &u) +
+			(int64_t)wt->fragmentation * score_fragmentation(w->pod, n, &u);
 	if (!w->best || score > w->best_score ||
 	    (score == w->best_score && strcmp(n->meta.name, w->best) < 0)) {
 		w->best = n->meta.name;
@@ -850,7 +858,7 @@ static void clist_unlink(struct placement *pl, int32_t id)
 	else if (*head == id)
 		*head = r->cnext;
 	else
-		return;   /* in no list */
+		return; /* in no list */
 	if (r->cnext >= 0)
 		pl->recs[r->cnext].cprev = r->cprev;
 	r->cprev = r->cnext = -1;
@@ -926,8 +934,7 @@ static uint64_t cached_bit(const char *label_key)
 }
 
 /* Read node id again from the caches (n NULL: the node is gone). */
-static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
-			const struct knode *n)
+static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id, const struct knode *n)
 {
 	struct rec *r = &pl->recs[id];
 	struct memo tmp = { 0 };
@@ -941,7 +948,8 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
 	if (!n)
 		return;
 	for (size_t i = 0; i < n->n_labels; i++)
-		if (strncmp(n->labels[i].key, KINFER_CACHED_PREFIX, strlen(KINFER_CACHED_PREFIX)) == 0 &&
+		if (strncmp(n->labels[i].key, KINFER_CACHED_PREFIX, strlen(KINFER_CACHED_PREFIX)) ==
+			    0 &&
 		    !str_eq(n->labels[i].value, "false"))
 			r->cached_bloom |= cached_bit(n->labels[i].key);
 	/* Through the memo: the visit that may follow reuses the sums. */
@@ -966,7 +974,7 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id,
 		e->group = -1;
 		e->util = util;
 		if (units - used < 1)
-			continue;   /* fits no pod of this resource */
+			continue; /* fits no pod of this resource */
 		int g = group_get(pl, ri, units, units - used);
 		if (g < 0) {
 			overflow = true;
@@ -1075,7 +1083,7 @@ static bool index_sync(struct placement *pl, struct cache *nodes, struct cache *
 		index_resync(pl, nodes, pods);
 		return pl->synced;
 	}
-	next_epoch(pl);   /* stamps the records refreshed in this batch */
+	next_epoch(pl); /* stamps the records refreshed in this batch */
 	/* No records yet (the first decision saw no node): no map either. */
 	for (size_t k = 0; pl->rmap && k < n; k++)
 		for (size_t i = d[k] & pl->rmap_mask; pl->rmap[i]; i = (i + 1) & pl->rmap_mask) {
@@ -1174,7 +1182,7 @@ static int visit_level(struct placement *pl, struct cache *nodes, int32_t head, 
 
 	for (int32_t e = head; e >= 0; e = ENTRY(pl, e)->next) {
 		if (pl->recs[e / REC_RES].epoch == pl->epoch)
-			continue;   /* special: visited with the others */
+			continue; /* special: visited with the others */
 		if (k == pl->cap_scratch) {
 			size_t nc = pl->cap_scratch ? pl->cap_scratch * 2 : 1024;
 			int32_t *ns = realloc(pl->scratch, nc * sizeof(*ns));
@@ -1189,14 +1197,15 @@ static int visit_level(struct placement *pl, struct cache *nodes, int32_t head, 
 		size_t at = 0;
 		if (tries++ < NAME_ORDER_TRIES)
 			for (size_t i = 1; i < k; i++)
-				if (strcmp(pl->recs[pl->scratch[i]].name, pl->recs[pl->scratch[at]].name) < 0)
+				if (strcmp(pl->recs[pl->scratch[i]].name,
+					   pl->recs[pl->scratch[at]].name) < 0)
 					at = i;
 		const struct cache_obj *n = cache_get(nodes, pl->recs[pl->scratch[at]].name);
 		int feasible = w->d->feasible;
 		if (n)
 			visit_node(n, w);
 		if (w->d->feasible > feasible && tries <= NAME_ORDER_TRIES)
-			return 0;   /* the rest of the list: same score, later names */
+			return 0; /* the rest of the list: same score, later names */
 		pl->scratch[at] = pl->scratch[--k];
 	}
 	return 0;
@@ -1229,7 +1238,9 @@ static bool decide_indexed(struct placement *pl, struct cache *nodes, struct wal
 	ri = res_lookup(pl, pod->gpu_resource);
 	x = ri >= 0 ? pl->ridx[ri] : NULL;
 	for (int g = 0; x && g < x->n_groups; g++) {
-		cur[g] = x->g[g].free >= pod->gpu && x->g[g].n ? next_level(&x->g[g], UTIL_LEVELS - 1) : -1;
+		cur[g] = x->g[g].free >= pod->gpu && x->g[g].n ?
+				 next_level(&x->g[g], UTIL_LEVELS - 1) :
+				 -1;
 		base[g] = group_base(wt, pod, &x->g[g]);
 	}
 	while (x) {
@@ -1285,8 +1296,7 @@ static void walk_result(const struct walk *w, struct placement_decision *ret)
 }
 
 int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cache *pods,
-			  const struct kpod *pod, uint64_t now_ns,
-			  struct placement_decision *ret)
+			  const struct kpod *pod, uint64_t now_ns, struct placement_decision *ret)
 {
 	struct walk w;
 
@@ -1301,8 +1311,7 @@ int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cach
 }
 
 int placement_decide(struct placement *pl, struct cache *nodes, struct cache *pods,
-		     const struct kpod *pod, uint64_t now_ns,
-		     struct placement_decision *ret)
+		     const struct kpod *pod, uint64_t now_ns, struct placement_decision *ret)
 {
 	struct walk w;
 
@@ -1326,7 +1335,7 @@ void placement_reasons_add(struct placement_reasons *h, const char *text)
 			h->r[i].count++;
 			return;
 		}
-	if (h->n == PLACEMENT_MAX_REASONS) {   /* bounded: the rest as one */
+	if (h->n == PLACEMENT_MAX_REASONS) { /* bounded: the rest as one */
 		text_copy(h->r[h->n - 1].text, sizeof(h->r[0].text), "node(s) failed other filters");
 		h->r[h->n - 1].count++;
 		return;
@@ -1340,8 +1349,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-void placement_reasons_message(const struct placement_reasons *h, int nodes,
-			       char *buf, size_t len)
+void placement_reasons_message(const struct placement_reasons *h, int nodes, char *buf, size_t len)
 {
 	char items[PLACEMENT_MAX_REASONS][192];
 	const char *sorted[PLACEMENT_MAX_REASONS];
@@ -1349,7 +1357,7 @@ void placement_reasons_message(const struct placement_reasons *h, int nodes,
 
 	if (!len)
 		return;
-	if (nodes == 0) {   /* kube-scheduler's ErrNoNodesAvailable */
+	if (nodes == 0) { /* kube-scheduler's ErrNoNodesAvailable */
 		snprintf(buf, len, "no nodes available to schedule pods");
 		return;
 	}

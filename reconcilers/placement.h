@@ -44,10 +44,10 @@
 
 /* Score weights: each score is 0-100, the node's score their weighted sum. */
 struct placement_weights {
-	int cached;         /* the pod's model cached on the node */
-	int utilization;    /* 100 - the node's GPU utilization (unknown: 50) */
-	int packing;        /* low/normal: fuller nodes; high: fewer replicas of the service */
-	int fragmentation;  /* fewer free units left stranded on partially used nodes */
+	int cached;        /* the pod's model cached on the node */
+	int utilization;   /* 100 - the node's GPU utilization (unknown: 50) */
+	int packing;       /* low/normal: fuller nodes; high: fewer replicas of the service */
+	int fragmentation; /* fewer free units left stranded on partially used nodes */
 };
 
 extern const struct placement_weights placement_default_weights;
@@ -58,12 +58,12 @@ int placement_new(const struct placement_weights *w, struct placement **ret);
 void placement_free(struct placement *pl);
 
 struct placement_decision {
-	char node[256];        /* the chosen node, when 0 is returned */
+	char node[256]; /* the chosen node, when 0 is returned */
 	int64_t score;
-	int feasible;          /* nodes that fit */
-	int nodes;             /* nodes considered */
-	bool cached;           /* the chosen node caches the pod's model */
-	char message[1024];    /* no fit: "0/N nodes are available: ..." */
+	int feasible;       /* nodes that fit */
+	int nodes;          /* nodes considered */
+	bool cached;        /* the chosen node caches the pod's model */
+	char message[1024]; /* no fit: "0/N nodes are available: ..." */
 };
 
 void placement_lock(struct placement *pl);
@@ -76,22 +76,19 @@ void placement_unlock(struct placement *pl);
  * says why); -ENOMEM.
  */
 int placement_decide(struct placement *pl, struct cache *nodes, struct cache *pods,
-		     const struct kpod *pod, uint64_t now_ns,
-		     struct placement_decision *ret);
+		     const struct kpod *pod, uint64_t now_ns, struct placement_decision *ret);
 
 /* The same decision by filtering and scoring every node (what
  * placement_decide falls back to when no indexed node fits; for tests that
  * compare the two). ret->feasible counts every node that fits, where
  * placement_decide's counts those it visited. */
 int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cache *pods,
-			  const struct kpod *pod, uint64_t now_ns,
-			  struct placement_decision *ret);
+			  const struct kpod *pod, uint64_t now_ns, struct placement_decision *ret);
 
 /* Count pod's requests on node until forgotten. -EBUSY when the table is
  * full (the caller retries later), -ENOMEM. Replaces an older assumption
  * of the same pod. */
-int placement_assume(struct placement *pl, const struct kpod *pod, const char *node,
-		     uint64_t now_ns);
+int placement_assume(struct placement *pl, const struct kpod *pod, const char *node, uint64_t now_ns);
 /* A pod bound to node was added, changed or deleted, or the node itself
  * (call after the cache published it; any thread, no lock): the node's
  * sums and its place in the index are recomputed at the next decision.
@@ -123,11 +120,13 @@ bool placement_node_matches(const struct kpod *pod, const struct knode *node);
 
 /* Reason histogram and the message kube-scheduler writes. */
 struct placement_reasons {
-	struct { char text[160]; int count; } r[PLACEMENT_MAX_REASONS];
+	struct {
+		char text[160];
+		int count;
+	} r[PLACEMENT_MAX_REASONS];
 	int n;
 };
 void placement_reasons_add(struct placement_reasons *h, const char *text);
 /* "0/N nodes are available: C1 R1, C2 R2." with the "C R" strings sorted
  * as strings (Go's sort.Strings), truncated to len. */
-void placement_reasons_message(const struct placement_reasons *h, int nodes,
-			       char *buf, size_t len);
+void placement_reasons_message(const struct placement_reasons *h, int nodes, char *buf, size_t len);

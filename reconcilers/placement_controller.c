@@ -39,14 +39,14 @@
 #include <time.h>
 
 #define MAX_WAITING 16384
-#define BLOCK_FOR_NS (10 * KTIME_NSEC_PER_SEC)   /* a higher pod blocks at most this long */
+#define BLOCK_FOR_NS (10 * KTIME_NSEC_PER_SEC) /* a higher pod blocks at most this long */
 #define GATE_RETRY_NS (20 * KTIME_NSEC_PER_MSEC)
 #define MAX_BACKOFF_S 60
-#define WAKE_RETRY_NS (100 * KTIME_NSEC_PER_MSEC)   /* a change came during the decision */
+#define WAKE_RETRY_NS (100 * KTIME_NSEC_PER_MSEC) /* a change came during the decision */
 
 enum wait_state {
-	WAIT_NEW,            /* not decided since it came or the cluster changed */
-	WAIT_UNSCHEDULABLE,  /* fitted nowhere; retried on a change or backoff */
+	WAIT_NEW,           /* not decided since it came or the cluster changed */
+	WAIT_UNSCHEDULABLE, /* fitted nowhere; retried on a change or backoff */
 };
 
 struct waiting {
@@ -61,20 +61,34 @@ static const char *const result_labels[] = { "result", NULL };
 static const struct metric_family fam_decisions = {
 	"kinfer_placement_decisions_total",
 	"Placement decisions by result: bound, unschedulable, bind_failed.",
-	METRIC_COUNTER, result_labels, NULL, 0 };
+	METRIC_COUNTER,
+	result_labels,
+	NULL,
+	0
+};
 /* Decisions take microseconds to milliseconds. */
 static const double decision_buckets[] = { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-					   0.01, 0.025, 0.05, 0.1, 0.25 };
+					   0.01,   0.025,   0.05,   0.1,   0.25 };
 static const struct metric_family fam_duration = {
 	"kinfer_placement_decision_duration_seconds",
 	"Time of one placement decision (the index, filter and score the nodes it yields, assume; waiting for the lock not included).",
-	METRIC_HISTOGRAM, NULL, decision_buckets, sizeof(decision_buckets) / sizeof(decision_buckets[0]) };
-static const struct metric_family fam_waiting = {
-	"kinfer_placement_waiting_pods", "Pods of kinfer's waiting for a node.",
-	METRIC_GAUGE, NULL, NULL, 0 };
-static const struct metric_family fam_assumed = {
-	"kinfer_placement_assumed_pods", "Pods assumed on a node, their binding not yet seen.",
-	METRIC_GAUGE, NULL, NULL, 0 };
+	METRIC_HISTOGRAM,
+	NULL,
+	decision_buckets,
+	sizeof(decision_buckets) / sizeof(decision_buckets[0])
+};
+static const struct metric_family fam_waiting = { "kinfer_placement_waiting_pods",
+						  "Pods of kinfer's waiting for a node.",
+						  METRIC_GAUGE,
+						  NULL,
+						  NULL,
+						  0 };
+static const struct metric_family fam_assumed = { "kinfer_placement_assumed_pods",
+						  "Pods assumed on a node, their binding not yet seen.",
+						  METRIC_GAUGE,
+						  NULL,
+						  NULL,
+						  0 };
 
 enum { M_BOUND, M_UNSCHEDULABLE, M_BIND_FAILED, M_DURATION, M_WAITING, M_ASSUMED, M_N };
 
@@ -83,18 +97,17 @@ struct pctl {
 	bool enabled;
 	char scheduler[64];
 	struct placement *pl;
-	struct controller *self;           /* to wake waiting pods from a worker */
-	pthread_mutex_t lock;              /* the waiting table */
+	struct controller *self; /* to wake waiting pods from a worker */
+	pthread_mutex_t lock;    /* the waiting table */
 	struct waiting *waiting;
 	size_t n_waiting;
-	uint64_t wakes;                    /* waiting_wake calls (S->lock) */
+	uint64_t wakes; /* waiting_wake calls (S->lock) */
 };
 
 int placement_controller_check(const struct placement_weights *w, const char *scheduler_name)
 {
 	if (w->cached < 0 || w->cached > 1000 || w->utilization < 0 || w->utilization > 1000 ||
-	    w->packing < 0 || w->packing > 1000 || w->fragmentation < 0 ||
-	    w->fragmentation > 1000)
+	    w->packing < 0 || w->packing > 1000 || w->fragmentation < 0 || w->fragmentation > 1000)
 		return -EINVAL;
 	if (!scheduler_name || !*scheduler_name ||
 	    strlen(scheduler_name) >= sizeof(((struct pctl *)0)->scheduler))
@@ -181,7 +194,8 @@ static void waiting_note(struct pctl *S, const char *key, uint8_t priority)
 		char *k = strdup(key);
 		if (k) {
 			w = &S->waiting[S->n_waiting++];
-			*w = (struct waiting){ .key = k, .state = WAIT_NEW,
+			*w = (struct waiting){ .key = k,
+					       .state = WAIT_NEW,
 					       .since_ns = ktime_mono_ns() };
 		}
 	}
@@ -299,7 +313,7 @@ static void map_node(void *data, const struct cache_obj *o, controller_emit_fn e
 
 struct pod_copy {
 	char ns[64], name[256], uid[64];
-	char condition_message[1024];   /* the PodScheduled=False message it has */
+	char condition_message[1024]; /* the PodScheduled=False message it has */
 	uint8_t priority;
 };
 
@@ -314,8 +328,7 @@ static void copy_pod(const struct kpod *p, struct pod_copy *c)
 }
 
 /* PodScheduled=False/Unschedulable, as kube-scheduler writes it. */
-static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *c,
-			      const char *message)
+static void set_unschedulable(struct reconcile_ctx *ctx, const struct pod_copy *c, const char *message)
 {
 	json_object *patch = json_object_new_object(), *st = json_object_new_object(),
 		    *conds = json_object_new_array(), *cond = json_object_new_object();
@@ -367,7 +380,8 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 		set_unschedulable(ctx, c, message);
 	log_info("pod does not fit", "pod=%s attempts=%d message=\"%s\"", key, attempts, message);
 	ctx->requeue_after_ns = changed ? WAKE_RETRY_NS :
-		(delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) * KTIME_NSEC_PER_SEC;
+					  (delay_s > MAX_BACKOFF_S ? MAX_BACKOFF_S : delay_s) *
+						  KTIME_NSEC_PER_SEC;
 	return RECONCILE_REQUEUE_AFTER;
 }
 
@@ -432,7 +446,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 
 	if (!active(S))
 		return RECONCILE_OK;
-	uint64_t wakes = waiting_wakes(S);   /* before the caches are read */
+	uint64_t wakes = waiting_wakes(S); /* before the caches are read */
 	cache_read_lock();
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
 	if (settled(S, pc, key, p)) {

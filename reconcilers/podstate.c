@@ -27,15 +27,16 @@ int podstate_set_gate(struct kube_client *c, const char *ns, const char *pod, bo
 	json_object_object_add(status, "conditions", conds);
 	json_object_object_add(patch, "status", status);
 	int r = kube_patch(c, &kube_res_pods, ns, pod, "status", KUBE_PATCH_STRATEGIC,
-			   json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE),
+			   json_object_to_json_string_ext(patch,
+							  JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE),
 			   NULL, NULL, st);
 	json_object_put(patch);
 	return r == -ENOENT ? 0 : r;
 }
 
-int podstate_annotate(struct kube_client *c, const char *ns, const char *pod,
-		      const char *key, const char *value, struct kube_status *st)
+int podstate_annotate(struct kube_client *c, const char *ns, const char *pod, const char *key,
+		      const char *value, struct kube_status *st)
 {
 	json_object *patch = json_object_new_object(), *meta = json_object_new_object(),
 		    *ann = json_object_new_object();
@@ -43,8 +44,9 @@ int podstate_annotate(struct kube_client *c, const char *ns, const char *pod,
 	json_object_object_add(meta, "annotations", ann);
 	json_object_object_add(patch, "metadata", meta);
 	int r = kube_patch(c, &kube_res_pods, ns, pod, NULL, KUBE_PATCH_MERGE,
-			   json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE),
+			   json_object_to_json_string_ext(patch,
+							  JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE),
 			   NULL, NULL, st);
 	json_object_put(patch);
 	return r == -ENOENT ? 0 : r;

@@ -13,5 +13,5 @@
 int podstate_set_gate(struct kube_client *c, const char *ns, const char *pod, bool on,
 		      const char *reason, const char *message, struct kube_status *ret_status);
 /* value NULL removes the annotation. */
-int podstate_annotate(struct kube_client *c, const char *ns, const char *pod,
-		      const char *key, const char *value, struct kube_status *ret_status);
+int podstate_annotate(struct kube_client *c, const char *ns, const char *pod, const char *key,
+		      const char *value, struct kube_status *ret_status);

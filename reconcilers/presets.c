@@ -10,27 +10,28 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const vllm_args[] = {
-	"--model={uri}", "--served-model-name={name}", "--port={port}", NULL };
+static const char *const vllm_args[] = { "--model={uri}", "--served-model-name={name}",
+					 "--port={port}", NULL };
 static const char *const triton_cmd[] = { "tritonserver", NULL };
-static const char *const triton_args[] = {
-	"--model-repository={uri}", "--http-port={port}", "--metrics-port=8002", NULL };
+static const char *const triton_args[] = { "--model-repository={uri}", "--http-port={port}",
+					   "--metrics-port=8002", NULL };
 static const char *const tgi_args[] = { "--model-id={uri}", "--port={port}", NULL };
 
 /* Requests a server holds: what drain waits to reach zero. */
-static const char *const vllm_inflight[] = { "vllm:num_requests_running", "vllm:num_requests_waiting", NULL };
+static const char *const vllm_inflight[] = { "vllm:num_requests_running",
+					     "vllm:num_requests_waiting", NULL };
 static const char *const triton_inflight[] = { "nv_inference_pending_request_count", NULL };
 static const char *const tgi_inflight[] = { "tgi_queue_size", "tgi_batch_current_size", NULL };
 
 static const struct preset presets[] = {
-	{ ISVC_VLLM, "vllm", "vllm/vllm-openai:v0.6.3", NULL, vllm_args, 8000,
-	  "/health", 0, "/metrics", "/v1/completions",
+	{ ISVC_VLLM, "vllm", "vllm/vllm-openai:v0.6.3", NULL, vllm_args, 8000, "/health", 0,
+	  "/metrics", "/v1/completions",
 	  "{\"model\":\"{name}\",\"prompt\":\"Hello\",\"max_tokens\":8}", vllm_inflight },
-	{ ISVC_TRITON, "triton", "nvcr.io/nvidia/tritonserver:24.08-py3", triton_cmd,
-	  triton_args, 8000, "/v2/health/ready", 8002, "/metrics",
-	  "/v2/models/{name}/ready", NULL, triton_inflight },
-	{ ISVC_TGI, "tgi", "ghcr.io/huggingface/text-generation-inference:2.3.1", NULL,
-	  tgi_args, 8080, "/health", 0, "/metrics", "/generate",
+	{ ISVC_TRITON, "triton", "nvcr.io/nvidia/tritonserver:24.08-py3", triton_cmd, triton_args,
+	  8000, "/v2/health/ready", 8002, "/metrics", "/v2/models/{name}/ready", NULL,
+	  triton_inflight },
+	{ ISVC_TGI, "tgi", "ghcr.io/huggingface/text-generation-inference:2.3.1", NULL, tgi_args,
+	  8080, "/health", 0, "/metrics", "/generate",
 	  "{\"inputs\":\"Hello\",\"parameters\":{\"max_new_tokens\":8}}", tgi_inflight },
 	{ ISVC_CUSTOM, "custom", NULL, NULL, NULL, 0, "/", 0, "/metrics", NULL, NULL, NULL },
 };
@@ -53,13 +54,14 @@ void preset_endpoint(const struct preset *pr, json_object *spec, int32_t *ret_po
 		*ret_port = port;
 	if (ret_metrics_port)
 		*ret_metrics_port = (int32_t)cache_json_int(spec, "metricsEndpoint.port",
-							    pr->metrics_port ? pr->metrics_port : port);
+							    pr->metrics_port ? pr->metrics_port :
+									       port);
 	if (ret_metrics_path)
 		*ret_metrics_path = path ? path : pr->metrics_path;
 }
 
-int preset_expand(const char *t, const char *uri, const char *name, int32_t port,
-		  char *buf, size_t len)
+int preset_expand(const char *t, const char *uri, const char *name, int32_t port, char *buf,
+		  size_t len)
 {
 	size_t o = 0;
 	char num[16];
@@ -67,9 +69,16 @@ int preset_expand(const char *t, const char *uri, const char *name, int32_t port
 	while (*t) {
 		const char *v = NULL;
 		size_t skip = 0;
-		if (strncmp(t, "{uri}", 5) == 0) { v = uri; skip = 5; }
-		else if (strncmp(t, "{name}", 6) == 0) { v = name; skip = 6; }
-		else if (strncmp(t, "{port}", 6) == 0) { v = num; skip = 6; }
+		if (strncmp(t, "{uri}", 5) == 0) {
+			v = uri;
+			skip = 5;
+		} else if (strncmp(t, "{name}", 6) == 0) {
+			v = name;
+			skip = 6;
+		} else if (strncmp(t, "{port}", 6) == 0) {
+			v = num;
+			skip = 6;
+		}
 		if (v) {
 			size_t n = strlen(v);
 			if (o + n >= len)

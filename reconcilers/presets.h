@@ -13,15 +13,15 @@ struct preset {
 	enum isvc_framework framework;
 	const char *name;
 	const char *image;
-	const char *const *command;    /* NULL = the image's entrypoint */
-	const char *const *args;       /* templates: {uri} {name} {port} */
+	const char *const *command; /* NULL = the image's entrypoint */
+	const char *const *args;    /* templates: {uri} {name} {port} */
 	int32_t port;
 	const char *health_path;
-	int32_t metrics_port;          /* 0 = port */
+	int32_t metrics_port; /* 0 = port */
 	const char *metrics_path;
-	const char *warmup_path;       /* template: {name} */
-	const char *warmup_body;       /* JSON template, NULL = GET */
-	const char *const *inflight;   /* gauges summed for requests in flight */
+	const char *warmup_path;     /* template: {name} */
+	const char *warmup_body;     /* JSON template, NULL = GET */
+	const char *const *inflight; /* gauges summed for requests in flight */
 };
 
 const struct preset *preset_for(enum isvc_framework fw);
@@ -36,5 +36,5 @@ void preset_endpoint(const struct preset *pr, json_object *spec, int32_t *ret_po
 		     int32_t *ret_metrics_port, const char **ret_metrics_path);
 
 /* Expand {uri} {name} {port} into buf; -ENAMETOOLONG when it does not fit. */
-int preset_expand(const char *tmpl, const char *uri, const char *name, int32_t port,
-		  char *buf, size_t len);
+int preset_expand(const char *tmpl, const char *uri, const char *name, int32_t port, char *buf,
+		  size_t len);

@@ -41,14 +41,14 @@ enum {
 struct psample {
 	double value;
 	int64_t ts;
-	uint32_t name;    /* pool offset */
-	uint32_t labels;  /* index of the first pair in page->labels */
+	uint32_t name;   /* pool offset */
+	uint32_t labels; /* index of the first pair in page->labels */
 	uint16_t nlabels;
-	uint8_t type;     /* enum promtext_type of its family */
+	uint8_t type; /* enum promtext_type of its family */
 };
 
 struct plabel {
-	uint32_t name;  /* pool offsets */
+	uint32_t name; /* pool offsets */
 	uint32_t value;
 };
 
@@ -59,9 +59,9 @@ struct family {
 };
 
 struct slot {
-	uint32_t off;    /* pool offset + 1; 0 = empty slot */
+	uint32_t off; /* pool offset + 1; 0 = empty slot */
 	uint32_t hash;
-	int32_t family;  /* index in page->families, or -1 */
+	int32_t family; /* index in page->families, or -1 */
 };
 
 struct promtext {
@@ -90,8 +90,7 @@ struct parser {
 };
 
 /* Record an error naming the current line; returns r for tail calls. */
-static int fail(struct parser *ps, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(struct parser *ps, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(struct parser *ps, int r, const char *fmt, ...)
 {
 	char what[128];
@@ -104,15 +103,13 @@ static int fail(struct parser *ps, int r, const char *fmt, ...)
 	va_end(ap);
 	ps->err->line = ps->line;
 	if (ps->line)
-		snprintf(ps->err->msg, sizeof(ps->err->msg), "line %u: %s",
-			 ps->line, what);
+		snprintf(ps->err->msg, sizeof(ps->err->msg), "line %u: %s", ps->line, what);
 	else
 		snprintf(ps->err->msg, sizeof(ps->err->msg), "%s", what);
 	return r;
 }
 
-static void resolve_limits(const struct promtext_limits *in,
-			   struct promtext_limits *out)
+static void resolve_limits(const struct promtext_limits *in, struct promtext_limits *out)
 {
 	static const struct promtext_limits def = {
 		.max_body = 16u << 20,
@@ -169,8 +166,8 @@ static uint32_t hash_bytes(const char *s, size_t len)
 	return fnv32_add(FNV32_INIT, s, len);
 }
 
-static bool slot_is(const struct promtext *pg, const struct slot *sl,
-		    uint32_t h, const char *s, size_t len)
+static bool slot_is(const struct promtext *pg, const struct slot *sl, uint32_t h, const char *s,
+		    size_t len)
 {
 	const char *str = pg->pool + sl->off - 1;
 
@@ -219,8 +216,7 @@ static int rehash(struct promtext *pg)
 }
 
 /* Intern s; the slot index goes to *ret_slot. */
-static int intern(struct promtext *pg, const char *s, size_t len,
-		  size_t *ret_slot)
+static int intern(struct promtext *pg, const char *s, size_t len, size_t *ret_slot)
 {
 	uint32_t h = hash_bytes(s, len);
 	size_t i;
@@ -231,8 +227,7 @@ static int intern(struct promtext *pg, const char *s, size_t len,
 		if (r < 0)
 			return r;
 	}
-	for (i = h & (pg->tab_cap - 1); pg->tab[i].off;
-	     i = (i + 1) & (pg->tab_cap - 1)) {
+	for (i = h & (pg->tab_cap - 1); pg->tab[i].off; i = (i + 1) & (pg->tab_cap - 1)) {
 		if (slot_is(pg, &pg->tab[i], h, s, len)) {
 			*ret_slot = i;
 			return 0;
@@ -270,8 +265,7 @@ static void skip_blanks(struct parser *ps)
 
 static bool name_start(char c, bool metric)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-	       (metric && c == ':');
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (metric && c == ':');
 }
 
 static bool name_char(char c, bool metric)
@@ -280,8 +274,7 @@ static bool name_char(char c, bool metric)
 }
 
 /* Read a metric (metric=true) or label name at the cursor. */
-static int read_name(struct parser *ps, bool metric, const char **ret_s,
-		     size_t *ret_len)
+static int read_name(struct parser *ps, bool metric, const char **ret_s, size_t *ret_len)
 {
 	const char *s = ps->p;
 	const char *what = metric ? "metric" : "label";
@@ -289,16 +282,15 @@ static int read_name(struct parser *ps, bool metric, const char **ret_s,
 	if (s >= ps->end || !name_start(*s, metric)) {
 		if (s >= ps->end)
 			return fail(ps, -EINVAL, "expected a %s name", what);
-		return fail(ps, -EINVAL, "invalid character '%c' (0x%02x) "
+		return fail(ps, -EINVAL,
+			    "invalid character '%c' (0x%02x) "
 			    "where a %s name was expected",
-			    (*s >= 0x20 && *s < 0x7f) ? *s : '?',
-			    (unsigned char)*s, what);
+			    (*s >= 0x20 && *s < 0x7f) ? *s : '?', (unsigned char)*s, what);
 	}
 	while (ps->p < ps->end && name_char(*ps->p, metric))
 		ps->p++;
 	if ((size_t)(ps->p - s) > ps->lim.max_name)
-		return fail(ps, -E2BIG, "%s name is longer than %zu bytes",
-			    what, ps->lim.max_name);
+		return fail(ps, -E2BIG, "%s name is longer than %zu bytes", what, ps->lim.max_name);
 	*ret_s = s;
 	*ret_len = (size_t)(ps->p - s);
 	return 0;
@@ -424,8 +416,7 @@ static size_t utf8_len(const unsigned char *s, size_t avail)
 		cp = cp << 6 | (s[i] & 0x3f);
 	}
 	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return n;
 }
@@ -447,23 +438,20 @@ static bool valid_utf8(const char *s, size_t len)
  * Unescape the text between the cursor and the closing quote (quoted) or
  * the end of the line (help text) into ps->scratch.
  */
-static int read_escaped(struct parser *ps, bool quoted, size_t max,
-			size_t *ret_len)
+static int read_escaped(struct parser *ps, bool quoted, size_t max, size_t *ret_len)
 {
 	const char *what = quoted ? "label value" : "help text";
 	size_t n = 0;
 	int r;
 
-	r = grow((void **)&ps->scratch, &ps->scratch_cap,
-		 (size_t)(ps->end - ps->p) + 1, 1);
+	r = grow((void **)&ps->scratch, &ps->scratch_cap, (size_t)(ps->end - ps->p) + 1, 1);
 	if (r < 0)
 		return r;
 	for (;;) {
 		char c;
 		if (ps->p >= ps->end) {
 			if (quoted)
-				return fail(ps, -EINVAL,
-					    "label value not terminated");
+				return fail(ps, -EINVAL, "label value not terminated");
 			break;
 		}
 		c = *ps->p++;
@@ -473,20 +461,21 @@ static int read_escaped(struct parser *ps, bool quoted, size_t max,
 			return fail(ps, -EINVAL, "NUL byte in %s", what);
 		if (c == '\\') {
 			if (ps->p >= ps->end)
-				return fail(ps, -EINVAL, "%s ends in a lone "
-					    "backslash", what);
+				return fail(ps, -EINVAL,
+					    "%s ends in a lone "
+					    "backslash",
+					    what);
 			c = *ps->p++;
 			if (c == 'n')
 				c = '\n';
 			else if (c != '\\' && !(quoted && c == '"'))
-				return fail(ps, -EINVAL, "invalid escape "
+				return fail(ps, -EINVAL,
+					    "invalid escape "
 					    "sequence '\\%c' in %s",
-					    (c >= 0x20 && c < 0x7f) ? c : '?',
-					    what);
+					    (c >= 0x20 && c < 0x7f) ? c : '?', what);
 		}
 		if (n >= max)
-			return fail(ps, -E2BIG, "%s is longer than %zu bytes",
-				    what, max);
+			return fail(ps, -E2BIG, "%s is longer than %zu bytes", what, max);
 		ps->scratch[n++] = c;
 	}
 	if (!valid_utf8(ps->scratch, n))
@@ -504,12 +493,11 @@ static int new_family(struct parser *ps, size_t slot, int32_t *ret)
 		*ret = pg->tab[slot].family;
 		return 0;
 	}
-	r = grow((void **)&pg->families, &pg->cap_families,
-		 pg->n_families + 1, sizeof(struct family));
+	r = grow((void **)&pg->families, &pg->cap_families, pg->n_families + 1,
+		 sizeof(struct family));
 	if (r < 0)
 		return r;
-	pg->families[pg->n_families] =
-		(struct family){ slot_off(pg, slot), PROMTEXT_UNTYPED, 0 };
+	pg->families[pg->n_families] = (struct family){ slot_off(pg, slot), PROMTEXT_UNTYPED, 0 };
 	pg->tab[slot].family = (int32_t)pg->n_families;
 	*ret = (int32_t)pg->n_families++;
 	return 0;
@@ -518,10 +506,8 @@ static int new_family(struct parser *ps, size_t slot, int32_t *ret)
 static int parse_type_word(struct parser *ps, uint8_t *ret)
 {
 	static const char *const names[] = {
-		[PROMTEXT_UNTYPED] = "untyped",
-		[PROMTEXT_COUNTER] = "counter",
-		[PROMTEXT_GAUGE] = "gauge",
-		[PROMTEXT_HISTOGRAM] = "histogram",
+		[PROMTEXT_UNTYPED] = "untyped", [PROMTEXT_COUNTER] = "counter",
+		[PROMTEXT_GAUGE] = "gauge",     [PROMTEXT_HISTOGRAM] = "histogram",
 		[PROMTEXT_SUMMARY] = "summary",
 	};
 	const char *w;
@@ -541,8 +527,7 @@ static int parse_type_word(struct parser *ps, uint8_t *ret)
 			return 0;
 		}
 	}
-	return fail(ps, -EINVAL, "unknown metric type \"%.*s\"",
-		    (int)(wl > 32 ? 32 : wl), w);
+	return fail(ps, -EINVAL, "unknown metric type \"%.*s\"", (int)(wl > 32 ? 32 : wl), w);
 }
 
 /* "# HELP name text" or "# TYPE name type"; other comments are skipped. */
@@ -571,8 +556,10 @@ static int parse_comment(struct parser *ps)
 	if (r < 0)
 		return r;
 	if (ps->p < ps->end && !is_blank(*ps->p))
-		return fail(ps, -EINVAL, "invalid character after the metric "
-			    "name in # %s", help ? "HELP" : "TYPE");
+		return fail(ps, -EINVAL,
+			    "invalid character after the metric "
+			    "name in # %s",
+			    help ? "HELP" : "TYPE");
 	r = intern(ps->page, name, len, &slot);
 	if (r == 0)
 		r = new_family(ps, slot, &fam);
@@ -588,8 +575,8 @@ static int parse_comment(struct parser *ps)
 		return read_escaped(ps, false, ps->lim.max_line, &n);
 	}
 	if (f->flags & FAM_HAS_TYPE)
-		return fail(ps, -EINVAL, "second TYPE line for %.*s",
-			    (int)(len > 64 ? 64 : len), name);
+		return fail(ps, -EINVAL, "second TYPE line for %.*s", (int)(len > 64 ? 64 : len),
+			    name);
 	if (f->flags & FAM_HAS_SAMPLES)
 		return fail(ps, -EINVAL, "TYPE line for %.*s after its samples",
 			    (int)(len > 64 ? 64 : len), name);
@@ -597,8 +584,7 @@ static int parse_comment(struct parser *ps)
 	return parse_type_word(ps, &f->type);
 }
 
-static bool has_suffix(const char *s, size_t len, const char *suf,
-		       size_t *ret_base)
+static bool has_suffix(const char *s, size_t len, const char *suf, size_t *ret_base)
 {
 	size_t sl = strlen(suf);
 
@@ -613,8 +599,8 @@ static bool has_suffix(const char *s, size_t len, const char *suf,
  * a histogram or summary it is the _bucket/_sum/_count series of, else a
  * new untyped family of its own.
  */
-static int sample_family(struct parser *ps, const char *name, size_t len,
-			 size_t name_slot, int32_t *ret)
+static int sample_family(struct parser *ps, const char *name, size_t len, size_t name_slot,
+			 int32_t *ret)
 {
 	struct promtext *pg = ps->page;
 	static const char *const sufs[] = { "_bucket", "_sum", "_count" };
@@ -633,8 +619,7 @@ static int sample_family(struct parser *ps, const char *name, size_t len,
 		if (bs < 0 || pg->tab[bs].family < 0)
 			continue;
 		const struct family *f = &pg->families[pg->tab[bs].family];
-		if (f->type == PROMTEXT_HISTOGRAM ||
-		    (f->type == PROMTEXT_SUMMARY && i > 0)) {
+		if (f->type == PROMTEXT_HISTOGRAM || (f->type == PROMTEXT_SUMMARY && i > 0)) {
 			*ret = pg->tab[bs].family;
 			return 0;
 		}
@@ -643,24 +628,24 @@ static int sample_family(struct parser *ps, const char *name, size_t len,
 }
 
 /* le on a histogram bucket and quantile on a summary must be floats. */
-static int check_special_label(struct parser *ps, uint8_t type, bool bucket,
-			       const char *lname, size_t llen, size_t vlen)
+static int check_special_label(struct parser *ps, uint8_t type, bool bucket, const char *lname,
+			       size_t llen, size_t vlen)
 {
 	double v;
 	bool le = llen == 2 && memcmp(lname, "le", 2) == 0;
 	bool qu = llen == 8 && memcmp(lname, "quantile", 8) == 0;
 
-	if (!((le && type == PROMTEXT_HISTOGRAM && bucket) ||
-	      (qu && type == PROMTEXT_SUMMARY)))
+	if (!((le && type == PROMTEXT_HISTOGRAM && bucket) || (qu && type == PROMTEXT_SUMMARY)))
 		return 0;
 	if (parse_float(ps->scratch, vlen, &v) < 0)
-		return fail(ps, -EINVAL, "expected a float as the value of "
-			    "the '%s' label", le ? "le" : "quantile");
+		return fail(ps, -EINVAL,
+			    "expected a float as the value of "
+			    "the '%s' label",
+			    le ? "le" : "quantile");
 	return 0;
 }
 
-static int add_label(struct parser *ps, size_t first, const char *lname,
-		     size_t llen, size_t vlen)
+static int add_label(struct parser *ps, size_t first, const char *lname, size_t llen, size_t vlen)
 {
 	struct promtext *pg = ps->page;
 	size_t ns, vs;
@@ -668,8 +653,7 @@ static int add_label(struct parser *ps, size_t first, const char *lname,
 	int r;
 
 	if (pg->n_labels - first >= ps->lim.max_labels)
-		return fail(ps, -E2BIG, "more than %zu labels",
-			    ps->lim.max_labels);
+		return fail(ps, -E2BIG, "more than %zu labels", ps->lim.max_labels);
 	if (pg->n_labels >= UINT32_MAX)
 		return fail(ps, -E2BIG, "too many labels in the page");
 	if (llen == 8 && memcmp(lname, "__name__", 8) == 0)
@@ -678,22 +662,20 @@ static int add_label(struct parser *ps, size_t first, const char *lname,
 	if (r == 0)
 		r = intern(pg, ps->scratch, vlen, &vs);
 	if (r == 0)
-		r = grow((void **)&pg->labels, &pg->cap_labels,
-			 pg->n_labels + 1, sizeof(struct plabel));
+		r = grow((void **)&pg->labels, &pg->cap_labels, pg->n_labels + 1,
+			 sizeof(struct plabel));
 	if (r < 0)
 		return fail(ps, r, "out of memory");
 	noff = slot_off(pg, ns);
 	for (size_t i = first; i < pg->n_labels; i++)
 		if (pg->labels[i].name == noff)
-			return fail(ps, -EINVAL, "duplicate label name \"%.*s\"",
-				    (int)llen, lname);
+			return fail(ps, -EINVAL, "duplicate label name \"%.*s\"", (int)llen, lname);
 	pg->labels[pg->n_labels++] = (struct plabel){ noff, slot_off(pg, vs) };
 	return 0;
 }
 
 /* The {name="value",...} part of a sample, cursor on '{'. */
-static int parse_labels(struct parser *ps, uint8_t type, bool bucket,
-			size_t first)
+static int parse_labels(struct parser *ps, uint8_t type, bool bucket, size_t first)
 {
 	const char *lname;
 	size_t llen, vlen;
@@ -709,18 +691,21 @@ static int parse_labels(struct parser *ps, uint8_t type, bool bucket,
 			return r;
 		skip_blanks(ps);
 		if (ps->p >= ps->end || *ps->p != '=')
-			return fail(ps, -EINVAL, "expected '=' after label "
-				    "name \"%.*s\"", (int)llen, lname);
+			return fail(ps, -EINVAL,
+				    "expected '=' after label "
+				    "name \"%.*s\"",
+				    (int)llen, lname);
 		ps->p++;
 		skip_blanks(ps);
 		if (ps->p >= ps->end || *ps->p != '"')
-			return fail(ps, -EINVAL, "expected '\"' to start the "
-				    "value of label \"%.*s\"", (int)llen, lname);
+			return fail(ps, -EINVAL,
+				    "expected '\"' to start the "
+				    "value of label \"%.*s\"",
+				    (int)llen, lname);
 		ps->p++;
 		r = read_escaped(ps, true, ps->lim.max_label_value, &vlen);
 		if (r == 0)
-			r = check_special_label(ps, type, bucket, lname, llen,
-						vlen);
+			r = check_special_label(ps, type, bucket, lname, llen, vlen);
 		if (r == 0)
 			r = add_label(ps, first, lname, llen, vlen);
 		if (r < 0)
@@ -731,7 +716,8 @@ static int parse_labels(struct parser *ps, uint8_t type, bool bucket,
 			continue;
 		}
 		if (ps->p >= ps->end || *ps->p != '}')
-			return fail(ps, -EINVAL, "expected ',' or '}' after "
+			return fail(ps, -EINVAL,
+				    "expected ',' or '}' after "
 				    "the value of label \"%.*s\"",
 				    (int)llen, lname);
 	}
@@ -783,21 +769,21 @@ static int parse_sample(struct parser *ps)
 	int r;
 
 	if (pg->n_samples >= ps->lim.max_samples)
-		return fail(ps, -E2BIG, "more than %zu samples",
-			    ps->lim.max_samples);
+		return fail(ps, -E2BIG, "more than %zu samples", ps->lim.max_samples);
 	r = read_name(ps, true, &name, &len);
 	if (r < 0)
 		return r;
 	if (ps->p < ps->end && !is_blank(*ps->p) && *ps->p != '{')
-		return fail(ps, -EINVAL, "invalid character '%c' in metric "
-			    "name", (*ps->p >= 0x20 && *ps->p < 0x7f) ?
-			    *ps->p : '?');
+		return fail(ps, -EINVAL,
+			    "invalid character '%c' in metric "
+			    "name",
+			    (*ps->p >= 0x20 && *ps->p < 0x7f) ? *ps->p : '?');
 	r = intern(pg, name, len, &slot);
 	if (r == 0)
 		r = sample_family(ps, name, len, slot, &fam);
 	if (r == 0)
-		r = grow((void **)&pg->samples, &pg->cap_samples,
-			 pg->n_samples + 1, sizeof(struct psample));
+		r = grow((void **)&pg->samples, &pg->cap_samples, pg->n_samples + 1,
+			 sizeof(struct psample));
 	if (r < 0)
 		return fail(ps, r, "out of memory");
 	s.name = slot_off(pg, slot);
@@ -840,8 +826,7 @@ static int parse_body(struct parser *ps, const char *body, size_t len)
 
 		ps->line++;
 		if (end - pos > ps->lim.max_line)
-			return fail(ps, -E2BIG, "line is longer than %zu bytes",
-				    ps->lim.max_line);
+			return fail(ps, -E2BIG, "line is longer than %zu bytes", ps->lim.max_line);
 		ps->p = body + pos;
 		ps->end = body + end;
 		if (ps->end > ps->p && ps->end[-1] == '\r')
@@ -866,8 +851,7 @@ void promtext_free(struct promtext *page)
 	free(page);
 }
 
-int promtext_parse(const char *body, size_t len,
-		   const struct promtext_limits *limits,
+int promtext_parse(const char *body, size_t len, const struct promtext_limits *limits,
 		   struct promtext_error *err, struct promtext **ret_page)
 {
 	struct parser ps = { .err = err };
@@ -881,8 +865,10 @@ int promtext_parse(const char *body, size_t len,
 	if (!body && len)
 		return fail(&ps, -EINVAL, "no body");
 	if (len > ps.lim.max_body) {
-		r = fail(&ps, -E2BIG, "body is %zu bytes, more than the "
-			 "limit of %zu", len, ps.lim.max_body);
+		r = fail(&ps, -E2BIG,
+			 "body is %zu bytes, more than the "
+			 "limit of %zu",
+			 len, ps.lim.max_body);
 		goto out;
 	}
 	ps.page = calloc(1, sizeof(*ps.page));
@@ -920,8 +906,7 @@ double promtext_value(const struct promtext *page, size_t i)
 }
 
 /* The pool offset of label name_off's value on sample s, or NONE. */
-static uint32_t label_value(const struct promtext *pg,
-			    const struct psample *s, uint32_t name_off)
+static uint32_t label_value(const struct promtext *pg, const struct psample *s, uint32_t name_off)
 {
 	/* Indexing, not pg->labels + s->labels: labels is NULL on a page
 	 * without any, and NULL + 0 is undefined. */
@@ -931,8 +916,7 @@ static uint32_t label_value(const struct promtext *pg,
 	return NONE;
 }
 
-const char *promtext_label(const struct promtext *page, size_t i,
-			   const char *label)
+const char *promtext_label(const struct promtext *page, size_t i, const char *label)
 {
 	long sl;
 	uint32_t v;
@@ -946,8 +930,7 @@ const char *promtext_label(const struct promtext *page, size_t i,
 	return v == NONE ? NULL : page->pool + v;
 }
 
-int promtext_timestamp(const struct promtext *page, size_t i,
-		       int64_t *ret_ms)
+int promtext_timestamp(const struct promtext *page, size_t i, int64_t *ret_ms)
 {
 	if (!page || i >= page->n_samples || page->samples[i].ts == NO_TS)
 		return -ENOENT;
@@ -955,8 +938,7 @@ int promtext_timestamp(const struct promtext *page, size_t i,
 	return 0;
 }
 
-enum promtext_type promtext_family_type(const struct promtext *page,
-					const char *family)
+enum promtext_type promtext_family_type(const struct promtext *page, const char *family)
 {
 	long sl;
 
@@ -984,9 +966,8 @@ static uint32_t off_of(const struct promtext *pg, const char *s)
 }
 
 /* Resolve name and matchers; -ENOENT if the name was never seen. */
-static int resolve(const struct promtext *pg, const char *name,
-		   const struct promtext_matcher *m, size_t n,
-		   uint32_t *ret_name, struct rmatch *rm)
+static int resolve(const struct promtext *pg, const char *name, const struct promtext_matcher *m,
+		   size_t n, uint32_t *ret_name, struct rmatch *rm)
 {
 	if (!pg || !name || (n && !m))
 		return -EINVAL;
@@ -1005,34 +986,30 @@ static int resolve(const struct promtext *pg, const char *name,
 }
 
 /* PromQL semantics: an absent label and an empty one are the same. */
-static bool matches(const struct promtext *pg, const struct psample *s,
-		    const struct rmatch *rm, size_t n)
+static bool matches(const struct promtext *pg, const struct psample *s, const struct rmatch *rm,
+		    size_t n)
 {
 	for (size_t k = 0; k < n; k++) {
-		uint32_t v = rm[k].name == NONE ? NONE :
-			     label_value(pg, s, rm[k].name);
+		uint32_t v = rm[k].name == NONE ? NONE : label_value(pg, s, rm[k].name);
 		bool empty = v == NONE || pg->pool[v] == '\0';
-		bool eq = rm[k].want_empty ? empty :
-			  (!empty && v == rm[k].value);
+		bool eq = rm[k].want_empty ? empty : (!empty && v == rm[k].value);
 		if (eq == rm[k].negate)
 			return false;
 	}
 	return true;
 }
 
-static long next_match(const struct promtext *pg, uint32_t name,
-		       const struct rmatch *rm, size_t n, size_t from)
+static long next_match(const struct promtext *pg, uint32_t name, const struct rmatch *rm, size_t n,
+		       size_t from)
 {
 	for (size_t i = from; i < pg->n_samples; i++)
-		if (pg->samples[i].name == name &&
-		    matches(pg, &pg->samples[i], rm, n))
+		if (pg->samples[i].name == name && matches(pg, &pg->samples[i], rm, n))
 			return (long)i;
 	return -1;
 }
 
-int promtext_find(const struct promtext *page, const char *name,
-		  const struct promtext_matcher *m, size_t n, size_t from,
-		  size_t *ret_index)
+int promtext_find(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		  size_t n, size_t from, size_t *ret_index)
 {
 	struct rmatch rm[MAX_MATCHERS];
 	uint32_t noff;
@@ -1049,9 +1026,8 @@ int promtext_find(const struct promtext *page, const char *name,
 	return 0;
 }
 
-int promtext_sum(const struct promtext *page, const char *name,
-		 const struct promtext_matcher *m, size_t n, double *ret_sum,
-		 size_t *ret_series)
+int promtext_sum(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		 size_t n, double *ret_sum, size_t *ret_series)
 {
 	struct rmatch rm[MAX_MATCHERS];
 	uint32_t noff;
@@ -1076,9 +1052,8 @@ int promtext_sum(const struct promtext *page, const char *name,
 	return 0;
 }
 
-int promtext_avg(const struct promtext *page, const char *name,
-		 const struct promtext_matcher *m, size_t n, double *ret_avg,
-		 size_t *ret_series)
+int promtext_avg(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		 size_t n, double *ret_avg, size_t *ret_series)
 {
 	double sum;
 	size_t count;
@@ -1105,8 +1080,7 @@ static void sort_buckets(struct promtext_bucket *b, size_t n)
 }
 
 /* Add count to the bucket with bound le in b[0..*n), or append one. */
-static int add_bucket(struct promtext_bucket *b, size_t *n, size_t cap,
-		      double le, double count)
+static int add_bucket(struct promtext_bucket *b, size_t *n, size_t cap, double le, double count)
 {
 	for (size_t k = 0; k < *n; k++) {
 		if (b[k].le == le) {
@@ -1121,9 +1095,8 @@ static int add_bucket(struct promtext_bucket *b, size_t *n, size_t cap,
 }
 
 int promtext_histogram(const struct promtext *page, const char *family,
-		       const struct promtext_matcher *m, size_t n,
-		       struct promtext_bucket *buckets, size_t cap,
-		       size_t *ret_n)
+		       const struct promtext_matcher *m, size_t n, struct promtext_bucket *buckets,
+		       size_t cap, size_t *ret_n)
 {
 	struct rmatch rm[MAX_MATCHERS];
 	char name[1024];
@@ -1133,8 +1106,7 @@ int promtext_histogram(const struct promtext *page, const char *family,
 	int r;
 
 	if (!family || !buckets ||
-	    (size_t)snprintf(name, sizeof(name), "%s_bucket", family) >=
-		    sizeof(name))
+	    (size_t)snprintf(name, sizeof(name), "%s_bucket", family) >= sizeof(name))
 		return -EINVAL;
 	r = resolve(page, name, m, n, &noff, rm);
 	if (r < 0)
@@ -1143,11 +1115,9 @@ int promtext_histogram(const struct promtext *page, const char *family,
 	for (i = next_match(page, noff, rm, n, 0); i >= 0;
 	     i = next_match(page, noff, rm, n, (size_t)i + 1)) {
 		const struct psample *s = &page->samples[i];
-		uint32_t v = le_off == NONE ? NONE :
-			     label_value(page, s, le_off);
+		uint32_t v = le_off == NONE ? NONE : label_value(page, s, le_off);
 		double le;
-		if (v == NONE || parse_float(page->pool + v,
-					     strlen(page->pool + v), &le) < 0 ||
+		if (v == NONE || parse_float(page->pool + v, strlen(page->pool + v), &le) < 0 ||
 		    isnan(le))
 			return -EINVAL;
 		r = add_bucket(buckets, &nb, cap, le, s->value);
@@ -1216,8 +1186,7 @@ static size_t coalesce_monotonic(struct promtext_bucket *b, size_t n)
 }
 
 /* PromQL's BucketQuantile on a private copy b of n sorted buckets. */
-static int quantile_of(double q, struct promtext_bucket *b, size_t n,
-		       double *ret)
+static int quantile_of(double q, struct promtext_bucket *b, size_t n, double *ret)
 {
 	double rank, start = 0, count;
 	size_t i;
@@ -1246,8 +1215,8 @@ static int quantile_of(double q, struct promtext_bucket *b, size_t n,
 	return 0;
 }
 
-int promtext_bucket_quantile(double q, const struct promtext_bucket *buckets,
-			     size_t n, double *ret_value)
+int promtext_bucket_quantile(double q, const struct promtext_bucket *buckets, size_t n,
+			     double *ret_value)
 {
 	struct promtext_bucket b[MAX_BUCKETS];
 
@@ -1272,10 +1241,8 @@ int promtext_bucket_quantile(double q, const struct promtext_bucket *buckets,
 	return quantile_of(q, b, n, ret_value);
 }
 
-int promtext_histogram_quantile(double q, const struct promtext_bucket *prev,
-				size_t n_prev,
-				const struct promtext_bucket *cur,
-				size_t n_cur, double *ret_value)
+int promtext_histogram_quantile(double q, const struct promtext_bucket *prev, size_t n_prev,
+				const struct promtext_bucket *cur, size_t n_cur, double *ret_value)
 {
 	struct promtext_bucket d[MAX_BUCKETS];
 	bool reset = false;
@@ -1295,8 +1262,7 @@ int promtext_histogram_quantile(double q, const struct promtext_bucket *prev,
 			continue;
 		if (cur[i].count < prev[k].count)
 			reset = true;
-		d[n++] = (struct promtext_bucket){ cur[i].le,
-						   cur[i].count - prev[k].count };
+		d[n++] = (struct promtext_bucket){ cur[i].le, cur[i].count - prev[k].count };
 	}
 	if (reset)
 		return promtext_bucket_quantile(q, cur, n_cur, ret_value);

@@ -70,8 +70,7 @@ struct promtext_bucket {
  * for the defaults. On failure returns -EINVAL (grammar), -E2BIG (a limit)
  * or -ENOMEM, and fills err (when not NULL) with the line and the reason.
  */
-int promtext_parse(const char *body, size_t len,
-		   const struct promtext_limits *limits,
+int promtext_parse(const char *body, size_t len, const struct promtext_limits *limits,
 		   struct promtext_error *err, struct promtext **ret_page);
 void promtext_free(struct promtext *page);
 
@@ -80,34 +79,28 @@ size_t promtext_count(const struct promtext *page);
 const char *promtext_name(const struct promtext *page, size_t i);
 double promtext_value(const struct promtext *page, size_t i);
 /* The value of label `label` on sample i, or NULL if it has none. */
-const char *promtext_label(const struct promtext *page, size_t i,
-			   const char *label);
+const char *promtext_label(const struct promtext *page, size_t i, const char *label);
 /* The sample's timestamp in ms since the epoch; -ENOENT if it has none. */
-int promtext_timestamp(const struct promtext *page, size_t i,
-		       int64_t *ret_ms);
+int promtext_timestamp(const struct promtext *page, size_t i, int64_t *ret_ms);
 /* The declared type of a family (the name in its # TYPE line). */
-enum promtext_type promtext_family_type(const struct promtext *page,
-					const char *family);
+enum promtext_type promtext_family_type(const struct promtext *page, const char *family);
 
 /*
  * The first sample at index >= from named `name` whose labels satisfy all
  * n matchers. -ENOENT when there is none. Iterate with from = index + 1.
  */
-int promtext_find(const struct promtext *page, const char *name,
-		  const struct promtext_matcher *m, size_t n, size_t from,
-		  size_t *ret_index);
+int promtext_find(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		  size_t n, size_t from, size_t *ret_index);
 
 /*
  * Sum and average of the values of every matching series (PromQL sum() and
  * avg(): a NaN sample makes the result NaN). -ENOENT if no series matches.
  * ret_series may be NULL.
  */
-int promtext_sum(const struct promtext *page, const char *name,
-		 const struct promtext_matcher *m, size_t n, double *ret_sum,
-		 size_t *ret_series);
-int promtext_avg(const struct promtext *page, const char *name,
-		 const struct promtext_matcher *m, size_t n, double *ret_avg,
-		 size_t *ret_series);
+int promtext_sum(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		 size_t n, double *ret_sum, size_t *ret_series);
+int promtext_avg(const struct promtext *page, const char *name, const struct promtext_matcher *m,
+		 size_t n, double *ret_avg, size_t *ret_series);
 
 /*
  * The buckets of histogram `family` (its <family>_bucket samples) over all
@@ -117,9 +110,8 @@ int promtext_avg(const struct promtext *page, const char *name,
  * bucket, the family's _count (when present) is used as one.
  */
 int promtext_histogram(const struct promtext *page, const char *family,
-		       const struct promtext_matcher *m, size_t n,
-		       struct promtext_bucket *buckets, size_t cap,
-		       size_t *ret_n);
+		       const struct promtext_matcher *m, size_t n, struct promtext_bucket *buckets,
+		       size_t cap, size_t *ret_n);
 
 /*
  * The q-quantile of the observations made between two scrapes of the same
@@ -135,11 +127,9 @@ int promtext_histogram(const struct promtext *page, const char *family,
  * -ENODATA: no observations in the window, no +Inf bucket, fewer than two
  * buckets, or n_prev == 0 (no window yet); -EINVAL for a NaN q.
  */
-int promtext_histogram_quantile(double q, const struct promtext_bucket *prev,
-				size_t n_prev,
-				const struct promtext_bucket *cur,
-				size_t n_cur, double *ret_value);
+int promtext_histogram_quantile(double q, const struct promtext_bucket *prev, size_t n_prev,
+				const struct promtext_bucket *cur, size_t n_cur, double *ret_value);
 
 /* The same computation on one set of cumulative buckets (no deltas). */
-int promtext_bucket_quantile(double q, const struct promtext_bucket *buckets,
-			     size_t n, double *ret_value);
+int promtext_bucket_quantile(double q, const struct promtext_bucket *buckets, size_t n,
+			     double *ret_value);

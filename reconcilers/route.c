@@ -47,8 +47,8 @@ static size_t take(const struct route_pod *p, size_t n, const char **out)
 }
 
 void route_choose(const struct route_pod *pods, size_t n_pods, int32_t pod_port,
-		  const struct route_pod *activators, size_t n_activators,
-		  int32_t activator_port, struct route_choice *ret)
+		  const struct route_pod *activators, size_t n_activators, int32_t activator_port,
+		  struct route_choice *ret)
 {
 	ret->n = take(pods, n_pods, ret->ips);
 	ret->activator = ret->n == 0;

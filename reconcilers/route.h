@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ROUTE_MAX_ENDPOINTS 1000         /* an EndpointSlice holds at most 1000 */
+#define ROUTE_MAX_ENDPOINTS 1000 /* an EndpointSlice holds at most 1000 */
 #define ROUTE_SLICE_SUFFIX "-kinfer"
 #define ROUTE_PRIVATE_SUFFIX "-private"
 #define ROUTE_MANAGED_BY "kinfer.io"
@@ -29,16 +29,16 @@
 
 /* One candidate endpoint: a pod of the service or an activator pod. */
 struct route_pod {
-	const char *ip;        /* NULL or "": no address yet */
-	bool ready;            /* the pod's Ready condition (warm gate included) */
-	bool deleting;         /* deletionTimestamp set */
+	const char *ip; /* NULL or "": no address yet */
+	bool ready;     /* the pod's Ready condition (warm gate included) */
+	bool deleting;  /* deletionTimestamp set */
 };
 
 struct route_choice {
-	bool activator;        /* the endpoints are the activator's */
-	int32_t port;          /* the endpoints' port */
+	bool activator; /* the endpoints are the activator's */
+	int32_t port;   /* the endpoints' port */
 	size_t n;
-	const char *ips[ROUTE_MAX_ENDPOINTS];  /* borrowed from the inputs, sorted */
+	const char *ips[ROUTE_MAX_ENDPOINTS]; /* borrowed from the inputs, sorted */
 };
 
 /*
@@ -48,8 +48,8 @@ struct route_choice {
  * activator_port (n may be 0: no activator is ready either).
  */
 void route_choose(const struct route_pod *pods, size_t n_pods, int32_t pod_port,
-		  const struct route_pod *activators, size_t n_activators,
-		  int32_t activator_port, struct route_choice *ret);
+		  const struct route_pod *activators, size_t n_activators, int32_t activator_port,
+		  struct route_choice *ret);
 
 /* The EndpointSlice NAME-kinfer for a choice (server-side apply body), and
  * a hash of it in hash (16 hex digits) so an unchanged one is not

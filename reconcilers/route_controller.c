@@ -30,7 +30,10 @@ static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endp
 
 static struct {
 	pthread_mutex_t lock;
-	struct slot { uint64_t key; char hash[17]; } s[SLOTS];
+	struct slot {
+		uint64_t key;
+		char hash[17];
+	} s[SLOTS];
 } written = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t key_of(const struct snapshot *s)
@@ -141,7 +144,8 @@ static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, cons
 	*ret = -1;
 	refs = cache_json_get(o, "metadata.ownerReferences");
 	for (size_t i = 0; refs && json_object_is_type(refs, json_type_array) &&
-			   i < json_object_array_length(refs); i++) {
+			   i < json_object_array_length(refs);
+	     i++) {
 		json_object *ref = json_object_array_get_idx(refs, i);
 		json_object *ctl = cache_json_get(ref, "controller");
 		const char *uid = cache_json_str(ref, "uid");
@@ -169,15 +173,18 @@ static int drop_controller_endpoints(struct reconcile_ctx *ctx, const struct sna
 	r = kube_delete(ctx->client, &res_endpoints, s->ns, s->name, NULL, NULL, &st);
 	if (r < 0 && r != -ENOENT)
 		return api_error(ctx, r, "delete Endpoints", s->ns, s->name, &st);
-	snprintf(sel, sizeof(sel), "kubernetes.io/service-name=%s,"
+	snprintf(sel, sizeof(sel),
+		 "kubernetes.io/service-name=%s,"
 		 "endpointslice.kubernetes.io/managed-by in "
-		 "(endpointslice-controller.k8s.io,endpointslicemirroring-controller.k8s.io)", s->name);
+		 "(endpointslice-controller.k8s.io,endpointslicemirroring-controller.k8s.io)",
+		 s->name);
 	r = kube_path(path, sizeof(path), &kube_res_endpointslices, s->ns, NULL, NULL, &o);
 	if (r == 0)
-		r = kube_request(ctx->client, KUBE_DELETE, "deletecollection", path, NULL, NULL, 0, 0,
-				 NULL, &st);
+		r = kube_request(ctx->client, KUBE_DELETE, "deletecollection", path, NULL, NULL, 0,
+				 0, NULL, &st);
 	if (r < 0 && r != -ENOENT)
-		return api_error(ctx, r, "delete the controllers' EndpointSlices of", s->ns, s->name, &st);
+		return api_error(ctx, r, "delete the controllers' EndpointSlices of", s->ns,
+				 s->name, &st);
 	return 0;
 }
 
@@ -187,8 +194,10 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res, con
 	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
 	struct kube_status st;
 	int r = kube_apply(ctx->client, res, ns, name, NULL, body, &o, NULL, &st);
-	return r < 0 ? api_error(ctx, r, res == &kube_res_services ? "apply Service" :
-				 "apply EndpointSlice", ns, name, &st) : 0;
+	return r < 0 ? api_error(ctx, r,
+				 res == &kube_res_services ? "apply Service" : "apply EndpointSlice",
+				 ns, name, &st) :
+		       0;
 }
 
 static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
@@ -196,7 +205,7 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 {
 	struct cache *sc = manager_cache(ctx->manager, &kind_services);
 	char key[400], hash[17] = "";
-	int state = 0;   /* 0 absent, 1 ours, -1 another's */
+	int state = 0; /* 0 absent, 1 ours, -1 another's */
 
 	snprintf(key, sizeof(key), "%s/%s", s->ns, priv);
 	cache_read_lock();
@@ -209,9 +218,11 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	}
 	cache_read_unlock();
 	if (state < 0) {
-		snprintf(err, errlen, "Service %s already exists in namespace %s and is not "
+		snprintf(err, errlen,
+			 "Service %s already exists in namespace %s and is not "
 			 "controlled by this InferenceService: kinfer does not take it over; delete "
-			 "or rename it", priv, s->ns);
+			 "or rename it",
+			 priv, s->ns);
 		return 1;
 	}
 	if (state == 1 && strcmp(hash, w->private_hash) == 0)
@@ -232,7 +243,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 
 	const char *act_ns = k && k->activator_namespace ? k->activator_namespace : "kinfer-system";
 	int32_t act_port = k && k->activator_port > 0 ? k->activator_port :
-		ROUTE_ACTIVATOR_PORT_DEFAULT;
+							ROUTE_ACTIVATOR_PORT_DEFAULT;
 	r = gather_init(&pods, s->ns);
 	if (r == 0)
 		r = gather_init(&acts, act_ns);
@@ -261,9 +272,11 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 		if (r < 0)
 			goto out;
 		if (owner < 0) {
-			snprintf(err, errlen, "EndpointSlice %s already exists in namespace %s and is "
+			snprintf(err, errlen,
+				 "EndpointSlice %s already exists in namespace %s and is "
 				 "not controlled by this InferenceService: kinfer does not take it "
-				 "over; delete or rename it", slice, s->ns);
+				 "over; delete or rename it",
+				 slice, s->ns);
 			r = 1;
 			goto out;
 		}
@@ -331,7 +344,8 @@ int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct
 	    route_slice_name(s->name, slice, sizeof(slice)) < 0) {
 		if (!w->scale_to_zero)
 			return 0;
-		snprintf(err, errlen, "metadata.name: %s is too long for scaleToZero (its Services "
+		snprintf(err, errlen,
+			 "metadata.name: %s is too long for scaleToZero (its Services "
 			 "NAME-private and EndpointSlice NAME-kinfer need at most 63 characters)",
 			 s->name);
 		return 1;

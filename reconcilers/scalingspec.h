@@ -14,8 +14,8 @@
 
 #include "autoscale.h"
 
-#define SCALINGSPEC_DEFAULT_INTERVAL 15   /* evaluationIntervalSeconds */
-#define SCALINGSPEC_MAX_REPLICAS 1000     /* the CRD's bound on replica counts */
+#define SCALINGSPEC_DEFAULT_INTERVAL 15 /* evaluationIntervalSeconds */
+#define SCALINGSPEC_MAX_REPLICAS 1000   /* the CRD's bound on replica counts */
 
 /* spec.scaling.scaleToZero's defaults and bounds (the CRD's). The
  * activation timeout's default is the service's warm-up timeout. */
@@ -47,8 +47,7 @@ int scalingspec_scale_to_zero(json_object *scaling, struct scaletozero *ret, cha
 			      size_t errlen);
 
 /* Map spec.scaling (a JSON object) to ret. -EINVAL with err naming the field. */
-int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *err,
-			  size_t errlen);
+int scalingspec_from_json(json_object *scaling, struct scalingspec *ret, char *err, size_t errlen);
 
 /* JSON values as the API server reads them, for other readers of a spec. */
 /* A JSON number, integer or not, as a finite double. */
@@ -59,5 +58,5 @@ bool scalingspec_json_whole(json_object *o, int64_t min, int64_t max, int64_t *r
 json_object *scalingspec_field(json_object *o, const char *key);
 /* 1 and *ret when o.key is set, 0 when absent, -EINVAL (err names
  * path.key) when it is not a whole number in [min, max]. */
-int scalingspec_get_int(json_object *o, const char *path, const char *key, int64_t min,
-			int64_t max, int64_t *ret, char *err, size_t errlen);
+int scalingspec_get_int(json_object *o, const char *path, const char *key, int64_t min, int64_t max,
+			int64_t *ret, char *err, size_t errlen);

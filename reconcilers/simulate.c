@@ -36,7 +36,7 @@
 #define DEFAULT_CAPACITY 10.0
 #define DEFAULT_LATENCY_MS 1000.0
 #define DEFAULT_LOAD_SECONDS 60.0
-#define MAX_T_SECONDS 1e12      /* keeps t in ms well inside int64 */
+#define MAX_T_SECONDS 1e12 /* keeps t in ms well inside int64 */
 #define MAX_TRACE_REPLICAS 1000000
 #define MAX_CRD_REPLICAS SCALINGSPEC_MAX_REPLICAS
 
@@ -88,9 +88,8 @@ static int pick_isvc(json_object *doc, int line, void *userdata)
 	return 0;
 }
 
-int simulate_isvc_parse(const char *buf, size_t len, const char *name,
-			struct simulate_scaling *ret, char *err,
-			size_t errlen)
+int simulate_isvc_parse(const char *buf, size_t len, const char *name, struct simulate_scaling *ret,
+			char *err, size_t errlen)
 {
 	struct isvc_pick p = { NULL, 0 };
 	struct simulate_scaling sc;
@@ -107,14 +106,18 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		goto out;
 	}
 	if (!p.doc) {
-		r = text_errf(err, errlen, -EINVAL, "%s: no document of kind "
-			 "InferenceService", name);
+		r = text_errf(err, errlen, -EINVAL,
+			      "%s: no document of kind "
+			      "InferenceService",
+			      name);
 		goto out;
 	}
 	spec = scalingspec_field(p.doc, "spec");
 	if (!scalingspec_field(spec, "scaling")) {
-		r = text_errf(err, errlen, -EINVAL, "%s:%d: the InferenceService has "
-			 "no spec.scaling: nothing to simulate", name, p.line);
+		r = text_errf(err, errlen, -EINVAL,
+			      "%s:%d: the InferenceService has "
+			      "no spec.scaling: nothing to simulate",
+			      name, p.line);
 		goto out;
 	}
 	struct scalingspec ss;
@@ -129,8 +132,8 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 			/* The default: the warm-up's timeout (isvc.h). */
 			int64_t t = ISVC_WARMUP_TIMEOUT_S_DEFAULT;
 			json_object *w = scalingspec_field(spec, "warmup");
-			if (w && scalingspec_get_int(w, "spec.warmup", "timeoutSeconds", 1, 3600, &t,
-						     why, sizeof(why)) < 0)
+			if (w && scalingspec_get_int(w, "spec.warmup", "timeoutSeconds", 1, 3600,
+						     &t, why, sizeof(why)) < 0)
 				t = ISVC_WARMUP_TIMEOUT_S_DEFAULT;
 			sc.scale_to_zero.activation_timeout_seconds = (int32_t)t;
 		}
@@ -143,8 +146,8 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		sc.gpus = gpu ? (int32_t)count : 0;
 	}
 	if (r == 0)
-		r = scalingspec_get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS,
-			    &replicas, why, sizeof(why));
+		r = scalingspec_get_int(spec, "spec", "replicas", 0, MAX_CRD_REPLICAS, &replicas,
+					why, sizeof(why));
 	if (r < 0) {
 		text_errf(err, errlen, r, "%s:%d: %s", name, p.line, why);
 		goto out;
@@ -153,8 +156,7 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
 		sc.replicas = (int32_t)replicas;
 	meta_name = scalingspec_field(scalingspec_field(p.doc, "metadata"), "name");
 	if (meta_name && json_object_is_type(meta_name, json_type_string))
-		snprintf(sc.name, sizeof(sc.name), "%s",
-			 json_object_get_string(meta_name));
+		snprintf(sc.name, sizeof(sc.name), "%s", json_object_get_string(meta_name));
 	*ret = sc;
 	r = 0;
 out:
@@ -168,8 +170,8 @@ out:
 struct reader {
 	FILE *f;
 	const char *name;
-	long line;        /* the number of the line in buf */
-	char *buf;        /* SIMULATE_MAX_LINE + 1 bytes */
+	long line; /* the number of the line in buf */
+	char *buf; /* SIMULATE_MAX_LINE + 1 bytes */
 	size_t len;
 	json_tokener *tok;
 };
@@ -194,12 +196,11 @@ static void reader_done(struct reader *rd)
 		json_tokener_free(rd->tok);
 }
 
-static int line_err(const struct reader *rd, char *err, size_t errlen,
-		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int line_err(const struct reader *rd, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* A message about the current line: "trace.jsonl:12: ...". */
-static int line_err(const struct reader *rd, char *err, size_t errlen,
-		    const char *fmt, ...)
+static int line_err(const struct reader *rd, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -225,15 +226,17 @@ static int reader_next(struct reader *rd, char *err, size_t errlen)
 	errno = 0;
 	while ((c = getc(rd->f)) != EOF && c != '\n') {
 		if (rd->len == SIMULATE_MAX_LINE)
-			return line_err(rd, err, errlen, "line longer than %d "
-					"bytes", SIMULATE_MAX_LINE);
+			return line_err(rd, err, errlen,
+					"line longer than %d "
+					"bytes",
+					SIMULATE_MAX_LINE);
 		if (c == '\0')
 			return line_err(rd, err, errlen, "a NUL byte");
 		rd->buf[rd->len++] = (char)c;
 	}
 	if (ferror(rd->f))
 		return text_errf(err, errlen, -EIO, "%s: cannot read: %s", rd->name,
-			    strerror(errno ? errno : EIO));
+				 strerror(errno ? errno : EIO));
 	if (c == EOF && rd->len == 0)
 		return 0;
 	if (rd->len && rd->buf[rd->len - 1] == '\r')
@@ -250,8 +253,7 @@ static bool blank(const char *s)
 }
 
 /* The current line as one JSON object (the caller puts it). */
-static int reader_json(struct reader *rd, json_object **ret, char *err,
-		       size_t errlen)
+static int reader_json(struct reader *rd, json_object **ret, char *err, size_t errlen)
 {
 	enum json_tokener_error je;
 	json_object *o;
@@ -261,15 +263,16 @@ static int reader_json(struct reader *rd, json_object **ret, char *err,
 	o = json_tokener_parse_ex(rd->tok, rd->buf, (int)rd->len);
 	je = json_tokener_get_error(rd->tok);
 	if (je == json_tokener_continue)
-		return line_err(rd, err, errlen, "not valid JSON: the line "
+		return line_err(rd, err, errlen,
+				"not valid JSON: the line "
 				"ends inside a value");
 	if (je != json_tokener_success)
-		return line_err(rd, err, errlen, "not valid JSON: %s",
-				json_tokener_error_desc(je));
+		return line_err(rd, err, errlen, "not valid JSON: %s", json_tokener_error_desc(je));
 	end = json_tokener_get_parse_end(rd->tok);
 	if (!blank(rd->buf + end) || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		return line_err(rd, err, errlen, "not valid JSON: want one "
+		return line_err(rd, err, errlen,
+				"not valid JSON: want one "
 				"object per line");
 	}
 	*ret = o;
@@ -277,29 +280,30 @@ static int reader_json(struct reader *rd, json_object **ret, char *err,
 }
 
 /* A required number of seconds (key "t"). */
-static int line_time(const struct reader *rd, json_object *o, double *ret,
-		     char *err, size_t errlen)
+static int line_time(const struct reader *rd, json_object *o, double *ret, char *err, size_t errlen)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, "t", &v))
 		return line_err(rd, err, errlen, "\"t\" is missing");
 	if (!scalingspec_json_number(v, ret) || fabs(*ret) > MAX_T_SECONDS)
-		return line_err(rd, err, errlen, "\"t\" must be a number of "
+		return line_err(rd, err, errlen,
+				"\"t\" must be a number of "
 				"seconds");
 	return 0;
 }
 
 /* Lines must not go back in time: the history is ordered by t. */
-static int check_order(const struct reader *rd, bool *have_last,
-		       double *last, double t, char *err, size_t errlen)
+static int check_order(const struct reader *rd, bool *have_last, double *last, double t, char *err,
+		       size_t errlen)
 {
 	char a[64], b[64];
 
 	if (*have_last && t < *last)
-		return line_err(rd, err, errlen, "\"t\" goes back in time (%s "
-				"after %s)", fmt_num(a, sizeof(a), t),
-				fmt_num(b, sizeof(b), *last));
+		return line_err(rd, err, errlen,
+				"\"t\" goes back in time (%s "
+				"after %s)",
+				fmt_num(a, sizeof(a), t), fmt_num(b, sizeof(b), *last));
 	*have_last = true;
 	*last = t;
 	return 0;
@@ -311,15 +315,14 @@ static int check_order(const struct reader *rd, bool *have_last,
 struct replay {
 	const struct autoscale_spec *spec;
 	struct autoscale_history *hist;
-	struct autoscale_pod *pods;      /* SIMULATE_MAX_PODS */
+	struct autoscale_pod *pods; /* SIMULATE_MAX_PODS */
 	size_t n_pods;
 	struct autoscale_service service;
 	bool have_last;
 	double last_t;
 };
 
-static int spec_index(const struct autoscale_spec *s,
-		      enum autoscale_metric_type t)
+static int spec_index(const struct autoscale_spec *s, enum autoscale_metric_type t)
 {
 	for (size_t i = 0; i < s->n_metrics; i++)
 		if (s->metrics[i].type == t)
@@ -333,10 +336,9 @@ static int spec_index(const struct autoscale_spec *s,
  * scale on is skipped; a type in the wrong place is an error, as it
  * would silently change nothing.
  */
-static int read_values(const struct reader *rd, json_object *m,
-		       const char *where, bool per_pod,
-		       const struct autoscale_spec *s, uint32_t *present,
-		       double *values, char *err, size_t errlen)
+static int read_values(const struct reader *rd, json_object *m, const char *where, bool per_pod,
+		       const struct autoscale_spec *s, uint32_t *present, double *values, char *err,
+		       size_t errlen)
 {
 	enum autoscale_metric_type t;
 	double d;
@@ -346,21 +348,26 @@ static int read_values(const struct reader *rd, json_object *m,
 		return 0;
 	if (!json_object_is_type(m, json_type_object))
 		return line_err(rd, err, errlen, "%s must be an object", where);
-	json_object_object_foreach(m, key, val) {
+	json_object_object_foreach(m, key, val)
+	{
 		if (autoscale_metric_type_parse(key, &t) < 0)
-			return line_err(rd, err, errlen, "%s: unknown metric "
-					"type \"%.64s\"", where, key);
+			return line_err(rd, err, errlen,
+					"%s: unknown metric "
+					"type \"%.64s\"",
+					where, key);
 		if (autoscale_metric_per_pod(t) != per_pod)
-			return line_err(rd, err, errlen, "%s: %s is a %s "
-					"metric: put it under %s", where, key,
-					per_pod ? "service-level" : "per-pod",
-					per_pod ? "\"service\"" :
-						  "the pods' \"metrics\"");
+			return line_err(rd, err, errlen,
+					"%s: %s is a %s "
+					"metric: put it under %s",
+					where, key, per_pod ? "service-level" : "per-pod",
+					per_pod ? "\"service\"" : "the pods' \"metrics\"");
 		if (!val)
 			continue; /* null: missing */
 		if (!scalingspec_json_number(val, &d))
-			return line_err(rd, err, errlen, "%s.%s must be a "
-					"number", where, key);
+			return line_err(rd, err, errlen,
+					"%s.%s must be a "
+					"number",
+					where, key);
 		i = spec_index(s, t);
 		if (i < 0)
 			continue;
@@ -370,9 +377,8 @@ static int read_values(const struct reader *rd, json_object *m,
 	return 0;
 }
 
-static int read_bool(const struct reader *rd, json_object *p,
-		     const char *key, size_t i, bool dflt, bool *ret,
-		     char *err, size_t errlen)
+static int read_bool(const struct reader *rd, json_object *p, const char *key, size_t i, bool dflt,
+		     bool *ret, char *err, size_t errlen)
 {
 	json_object *v = scalingspec_field(p, key);
 
@@ -380,15 +386,17 @@ static int read_bool(const struct reader *rd, json_object *p,
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
-		return line_err(rd, err, errlen, "pods[%zu].%s must be true "
-				"or false", i, key);
+		return line_err(rd, err, errlen,
+				"pods[%zu].%s must be true "
+				"or false",
+				i, key);
 	*ret = json_object_get_boolean(v);
 	return 0;
 }
 
 /* "pods": [{"ready": bool, "terminating": bool, "metrics": {...}}]. */
-static int read_pods(struct replay *rp, const struct reader *rd,
-		     json_object *o, char *err, size_t errlen)
+static int read_pods(struct replay *rp, const struct reader *rd, json_object *o, char *err,
+		     size_t errlen)
 {
 	json_object *arr = scalingspec_field(o, "pods");
 	bool ready = true, terminating = false;
@@ -401,24 +409,24 @@ static int read_pods(struct replay *rp, const struct reader *rd,
 	if (!json_object_is_type(arr, json_type_array))
 		return line_err(rd, err, errlen, "\"pods\" must be a list");
 	if (json_object_array_length(arr) > SIMULATE_MAX_PODS)
-		return line_err(rd, err, errlen, "more than %d pods",
-				SIMULATE_MAX_PODS);
+		return line_err(rd, err, errlen, "more than %d pods", SIMULATE_MAX_PODS);
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *p = json_object_array_get_idx(arr, i);
 		struct autoscale_pod *pod = &rp->pods[i];
 		if (!json_object_is_type(p, json_type_object))
-			return line_err(rd, err, errlen, "pods[%zu] must be "
-					"an object", i);
+			return line_err(rd, err, errlen,
+					"pods[%zu] must be "
+					"an object",
+					i);
 		r = read_bool(rd, p, "ready", i, true, &ready, err, errlen);
 		if (r == 0)
-			r = read_bool(rd, p, "terminating", i, false,
-				      &terminating, err, errlen);
+			r = read_bool(rd, p, "terminating", i, false, &terminating, err, errlen);
 		if (r < 0)
 			return r;
 		memset(pod, 0, sizeof(*pod));
 		pod->state = terminating ? AUTOSCALE_POD_IGNORED :
-			     ready ? AUTOSCALE_POD_READY :
-				     AUTOSCALE_POD_UNREADY;
+			     ready       ? AUTOSCALE_POD_READY :
+					   AUTOSCALE_POD_UNREADY;
 		snprintf(where, sizeof(where), "pods[%zu].metrics", i);
 		r = read_values(rd, scalingspec_field(p, "metrics"), where, true, rp->spec,
 				&pod->present, pod->values, err, errlen);
@@ -448,32 +456,32 @@ static void print_controls(FILE *out, const struct autoscale_spec *s,
 	if (res->panic_ended)
 		fputs(",\"panicEnded\":true", out);
 	if (s->n_schedules)
-		fprintf(out, ",\"minReplicas\":%d,\"maxReplicas\":%d",
-			res->min_replicas, res->max_replicas);
+		fprintf(out, ",\"minReplicas\":%d,\"maxReplicas\":%d", res->min_replicas,
+			res->max_replicas);
 	if (res->predicted > 0)
 		fprintf(out, ",\"predicted\":%d", res->predicted);
 }
 
-static void print_decision(FILE *out, const struct autoscale_spec *s,
-			   double t, const struct autoscale_result *res)
+static void print_decision(FILE *out, const struct autoscale_spec *s, double t,
+			   const struct autoscale_result *res)
 {
 	char tb[64];
 
-	fprintf(out, "{\"t\":%s,\"replicas\":%d,\"desired\":%d,\"reason\":"
-		"\"%s\",\"limited\":%s", fmt_num(tb, sizeof(tb), t),
-		res->current, res->desired, res->reason,
+	fprintf(out,
+		"{\"t\":%s,\"replicas\":%d,\"desired\":%d,\"reason\":"
+		"\"%s\",\"limited\":%s",
+		fmt_num(tb, sizeof(tb), t), res->current, res->desired, res->reason,
 		res->limited ? "true" : "false");
 	if (res->metric >= 0)
-		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
-				s->metrics[res->metric].type));
+		fprintf(out, ",\"metric\":\"%s\"",
+			autoscale_metric_type_name(s->metrics[res->metric].type));
 	print_controls(out, s, res);
 	fputs("}\n", out);
 }
 
 /* "annotations": the object's annotations at this line (pause). */
-static int read_pause(const struct reader *rd, json_object *o,
-		      int32_t current, struct autoscale_pause *ret, char *err,
-		      size_t errlen)
+static int read_pause(const struct reader *rd, json_object *o, int32_t current,
+		      struct autoscale_pause *ret, char *err, size_t errlen)
 {
 	json_object *a = scalingspec_field(o, "annotations");
 	char why[160];
@@ -482,7 +490,8 @@ static int read_pause(const struct reader *rd, json_object *o,
 	if (!a)
 		return 0;
 	if (!json_object_is_type(a, json_type_object))
-		return line_err(rd, err, errlen, "\"annotations\" must be an "
+		return line_err(rd, err, errlen,
+				"\"annotations\" must be an "
 				"object");
 	if (controls_pause(a, current, ret, why, sizeof(why)) < 0)
 		return line_err(rd, err, errlen, "%s", why);
@@ -490,8 +499,8 @@ static int read_pause(const struct reader *rd, json_object *o,
 }
 
 /* One line: evaluate at t with the history so far, record, print. */
-static int replay_line(struct replay *rp, const struct reader *rd,
-		       json_object *o, FILE *out, char *err, size_t errlen)
+static int replay_line(struct replay *rp, const struct reader *rd, json_object *o, FILE *out,
+		       char *err, size_t errlen)
 {
 	struct autoscale_input in = { .spec = rp->spec };
 	struct autoscale_result res;
@@ -509,14 +518,15 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 	if (!json_object_object_get_ex(o, "replicas", &v))
 		return line_err(rd, err, errlen, "\"replicas\" is missing");
 	if (!scalingspec_json_whole(v, 0, MAX_TRACE_REPLICAS, &replicas))
-		return line_err(rd, err, errlen, "\"replicas\" must be a whole "
-				"number from 0 to %d", MAX_TRACE_REPLICAS);
+		return line_err(rd, err, errlen,
+				"\"replicas\" must be a whole "
+				"number from 0 to %d",
+				MAX_TRACE_REPLICAS);
 	r = read_pods(rp, rd, o, err, errlen);
 	memset(&rp->service, 0, sizeof(rp->service));
 	if (r == 0)
-		r = read_values(rd, scalingspec_field(o, "service"), "service", false,
-				rp->spec, &rp->service.present,
-				rp->service.values, err, errlen);
+		r = read_values(rd, scalingspec_field(o, "service"), "service", false, rp->spec,
+				&rp->service.present, rp->service.values, err, errlen);
 	if (r < 0)
 		return r;
 	if (r == 0)
@@ -532,17 +542,15 @@ static int replay_line(struct replay *rp, const struct reader *rd,
 	autoscale_history_attach(rp->hist, &in);
 	r = autoscale_evaluate(&in, &res);
 	if (r == 0)
-		r = autoscale_history_record(rp->hist, rp->spec, &res,
-					     in.now_ms);
+		r = autoscale_history_record(rp->hist, rp->spec, &res, in.now_ms);
 	if (r < 0)
-		return line_err(rd, err, errlen, "cannot evaluate: %s",
-				strerror(-r));
+		return line_err(rd, err, errlen, "cannot evaluate: %s", strerror(-r));
 	print_decision(out, rp->spec, t, &res);
 	return 0;
 }
 
-int simulate_trace(const struct simulate_scaling *sc, FILE *in,
-		   const char *name, FILE *out, char *err, size_t errlen)
+int simulate_trace(const struct simulate_scaling *sc, FILE *in, const char *name, FILE *out,
+		   char *err, size_t errlen)
 {
 	struct replay rp = { .spec = sc ? &sc->spec : NULL };
 	struct reader rd;
@@ -608,14 +616,12 @@ static int load_add(struct load *l, double t, double rps, bool down,
 		l->p = p;
 		l->cap = ncap;
 	}
-	l->p[l->n++] = (struct load_point){ t, rps, down, *pause,
-					    pause->replicas_set && current };
+	l->p[l->n++] = (struct load_point){ t, rps, down, *pause, pause->replicas_set && current };
 	return 0;
 }
 
-static int load_line(struct load *l, const struct reader *rd,
-		     json_object *o, bool *have_last, double *last, char *err,
-		     size_t errlen)
+static int load_line(struct load *l, const struct reader *rd, json_object *o, bool *have_last,
+		     double *last, char *err, size_t errlen)
 {
 	struct autoscale_pause pause;
 	json_object *v;
@@ -631,11 +637,13 @@ static int load_line(struct load *l, const struct reader *rd,
 	if (!json_object_object_get_ex(o, "rps", &v))
 		return line_err(rd, err, errlen, "\"rps\" is missing");
 	if (!scalingspec_json_number(v, &rps) || rps < 0 || rps > 1e12)
-		return line_err(rd, err, errlen, "\"rps\" must be a number of "
+		return line_err(rd, err, errlen,
+				"\"rps\" must be a number of "
 				"requests per second, >= 0");
 	v = scalingspec_field(o, "metricsDown");
 	if (v && !json_object_is_type(v, json_type_boolean))
-		return line_err(rd, err, errlen, "\"metricsDown\" must be true "
+		return line_err(rd, err, errlen,
+				"\"metricsDown\" must be true "
 				"or false");
 	down = v && json_object_get_boolean(v);
 	r = read_pause(rd, o, -1, &pause, err, errlen);
@@ -646,13 +654,12 @@ static int load_line(struct load *l, const struct reader *rd,
 				SIMULATE_MAX_LOAD_POINTS);
 	if (load_add(l, t, rps, down, &pause,
 		     !scalingspec_field(scalingspec_field(o, "annotations"),
-			    AUTOSCALE_ANNOTATION_PAUSED_REPLICAS)) < 0)
+					AUTOSCALE_ANNOTATION_PAUSED_REPLICAS)) < 0)
 		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	return 0;
 }
 
-static int read_load(FILE *in, const char *name, struct load *l, char *err,
-		     size_t errlen)
+static int read_load(FILE *in, const char *name, struct load *l, char *err, size_t errlen)
 {
 	struct reader rd;
 	bool have_last = false;
@@ -677,9 +684,11 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
 			break;
 	}
 	if (r == 0 && (l->n < 2 || l->p[l->n - 1].t <= l->p[0].t))
-		r = text_errf(err, errlen, -EINVAL, "%s: the load trace needs two "
-			 "lines or more with different t: the run goes from "
-			 "the first t to the last", rd.name);
+		r = text_errf(err, errlen, -EINVAL,
+			      "%s: the load trace needs two "
+			      "lines or more with different t: the run goes from "
+			      "the first t to the last",
+			      rd.name);
 	reader_done(&rd);
 	return r;
 }
@@ -689,8 +698,7 @@ static int read_load(FILE *in, const char *name, struct load *l, char *err,
  * rate. *idx is the segment a falls in, kept between calls since a only
  * grows.
  */
-static double arrivals(const struct load *l, size_t *idx, double a,
-		       double b)
+static double arrivals(const struct load *l, size_t *idx, double a, double b)
 {
 	double sum = 0;
 
@@ -709,10 +717,10 @@ static double arrivals(const struct load *l, size_t *idx, double a,
 
 /* One step of the run, for the output line and the plot. */
 struct sample {
-	double t;        /* end of the step: when the evaluation ran */
-	double rps;      /* mean arrival rate over the step */
-	double queue;    /* requests waiting at t */
-	double p99;      /* ms; NaN with no ready replica */
+	double t;     /* end of the step: when the evaluation ran */
+	double rps;   /* mean arrival rate over the step */
+	double queue; /* requests waiting at t */
+	double p99;   /* ms; NaN with no ready replica */
 	int32_t replicas, ready, desired;
 	int32_t min, max; /* the bounds in force (schedules) */
 	bool panic, fallback, paused, predicted;
@@ -727,33 +735,33 @@ struct stz_stats {
 
 struct loop {
 	const struct simulate_scaling *sc;
-	struct autoscale_spec spec;      /* without Custom metrics */
+	struct autoscale_spec spec; /* without Custom metrics */
 	/* scaleToZero with minReplicas 0: the idle decision runs, and the
 	 * metrics decide with a floor of one replica (spec1). */
 	bool stz;
 	struct autoscale_spec spec1;
 	struct scaletozero_state zs;
-	int64_t activation_ms;           /* the last first-request-at-zero */
-	double cold_start;               /* seconds from it to serving */
+	int64_t activation_ms; /* the last first-request-at-zero */
+	double cold_start;     /* seconds from it to serving */
 	struct stz_stats st;
 	struct simulate_model m;
 	struct autoscale_history *hist;
-	double *ready_at;                /* per replica: serves from then */
-	struct autoscale_pod *pods;      /* cap */
-	int32_t cap;                     /* the most replicas the run may have */
+	double *ready_at;           /* per replica: serves from then */
+	struct autoscale_pod *pods; /* cap */
+	int32_t cap;                /* the most replicas the run may have */
 	int32_t replicas;
 	double queue;
-	struct sample *samples;          /* every step, for the plot */
+	struct sample *samples; /* every step, for the plot */
 	size_t n_samples;
 };
 
 /* What the replicas did over one step and show at its end. */
 struct observation {
-	double rps;        /* arrivals per second */
+	double rps; /* arrivals per second */
 	double served_rps;
-	double util;       /* percent of the capacity available in the step */
-	double cap_rps;    /* capacity of the replicas ready at the end */
-	double p99;        /* ms */
+	double util;    /* percent of the capacity available in the step */
+	double cap_rps; /* capacity of the replicas ready at the end */
+	double p99;     /* ms */
 	int32_t ready;
 };
 
@@ -764,8 +772,7 @@ struct observation {
  * served. P99 is the latency with no queue plus the time the queue takes
  * to drain at the ready replicas' capacity.
  */
-static void serve(struct loop *l, double a, double b, double arrived,
-		  struct observation *ob)
+static void serve(struct loop *l, double a, double b, double arrived, struct observation *ob)
 {
 	double cap_req = 0, total, served, dt = b - a;
 
@@ -785,8 +792,7 @@ static void serve(struct loop *l, double a, double b, double arrived,
 	ob->served_rps = served / dt;
 	ob->util = cap_req > 0 ? fmin(100, 100 * served / cap_req) : NAN;
 	ob->cap_rps = l->m.capacity * ob->ready;
-	ob->p99 = ob->ready ? l->m.latency_ms + 1000 * l->queue / ob->cap_rps :
-			      NAN;
+	ob->p99 = ob->ready ? l->m.latency_ms + 1000 * l->queue / ob->cap_rps : NAN;
 }
 
 /* A ready replica's value of a per-pod metric (all replicas are alike). */
@@ -811,8 +817,7 @@ static double pod_value(const struct loop *l, enum autoscale_metric_type t,
 }
 
 /* A service-level metric: P99, or the queue wait plus a tenth of it. */
-static double service_value(const struct loop *l,
-			    enum autoscale_metric_type t,
+static double service_value(const struct loop *l, enum autoscale_metric_type t,
 			    const struct observation *ob)
 {
 	if (!ob->ready)
@@ -840,10 +845,8 @@ static void observe(struct loop *l, double b, const struct observation *ob,
 	for (int32_t i = 0; i < l->replicas; i++) {
 		struct autoscale_pod *p = &l->pods[i];
 		memset(p, 0, sizeof(*p));
-		p->state = l->ready_at[i] <= b ? AUTOSCALE_POD_READY :
-						 AUTOSCALE_POD_UNREADY;
-		for (size_t k = 0; p->state == AUTOSCALE_POD_READY &&
-				   k < l->spec.n_metrics; k++) {
+		p->state = l->ready_at[i] <= b ? AUTOSCALE_POD_READY : AUTOSCALE_POD_UNREADY;
+		for (size_t k = 0; p->state == AUTOSCALE_POD_READY && k < l->spec.n_metrics; k++) {
 			enum autoscale_metric_type t = l->spec.metrics[k].type;
 			double v = pod_value(l, t, ob);
 			if (autoscale_metric_per_pod(t) && !isnan(v)) {
@@ -873,20 +876,20 @@ static void apply(struct loop *l, int32_t desired, double now)
 	}
 }
 
-static void print_step(FILE *out, const struct loop *l,
-		       const struct sample *s,
+static void print_step(FILE *out, const struct loop *l, const struct sample *s,
 		       const struct autoscale_result *res)
 {
 	char t[64], rps[64], q[64], p[64];
 
-	fprintf(out, "{\"t\":%s,\"rps\":%s,\"replicas\":%d,\"ready\":%d,"
+	fprintf(out,
+		"{\"t\":%s,\"rps\":%s,\"replicas\":%d,\"ready\":%d,"
 		"\"queue\":%s,\"p99_ms\":%s,\"desired\":%d,\"reason\":\"%s\"",
-		fmt_num(t, sizeof(t), s->t), fmt_num(rps, sizeof(rps), s->rps),
-		s->replicas, s->ready, fmt_num(q, sizeof(q), s->queue),
-		fmt_num(p, sizeof(p), s->p99), s->desired, res->reason);
+		fmt_num(t, sizeof(t), s->t), fmt_num(rps, sizeof(rps), s->rps), s->replicas,
+		s->ready, fmt_num(q, sizeof(q), s->queue), fmt_num(p, sizeof(p), s->p99),
+		s->desired, res->reason);
 	if (res->metric >= 0)
-		fprintf(out, ",\"metric\":\"%s\"", autoscale_metric_type_name(
-				l->spec.metrics[res->metric].type));
+		fprintf(out, ",\"metric\":\"%s\"",
+			autoscale_metric_type_name(l->spec.metrics[res->metric].type));
 	print_controls(out, &l->spec, res);
 	fputs("}\n", out);
 }
@@ -938,10 +941,14 @@ static double wake(struct loop *l, const struct load *ld, size_t idx, double a, 
 		return a;
 	autoscale_bounds(&l->spec, llround(ta * KTIME_MSEC_PER_SEC), &lo, &hi, NULL);
 	zi = (struct scaletozero_input){ .idle_seconds = z->idle_seconds,
-		.now_ms = llround(ta * KTIME_MSEC_PER_SEC), .current = 0, .floor = lo,
-		.max_replicas = hi, .pinned = pause->replicas_set,
-		.scale_in_paused = pause->scale_in, .scale_out_paused = pause->scale_out,
-		.activation_ms = llround(ta * KTIME_MSEC_PER_SEC) };
+					 .now_ms = llround(ta * KTIME_MSEC_PER_SEC),
+					 .current = 0,
+					 .floor = lo,
+					 .max_replicas = hi,
+					 .pinned = pause->replicas_set,
+					 .scale_in_paused = pause->scale_in,
+					 .scale_out_paused = pause->scale_out,
+					 .activation_ms = llround(ta * KTIME_MSEC_PER_SEC) };
 	if (scaletozero_decide(&zi, &l->zs) != SCALETOZERO_WAKE)
 		return a;
 	l->activation_ms = zi.activation_ms;
@@ -965,8 +972,7 @@ static double wake(struct loop *l, const struct load *ld, size_t idx, double a, 
 }
 
 /* One step [a, b): serve, observe, evaluate at b, print, record, apply. */
-static int step(struct loop *l, const struct load *ld, size_t *idx,
-		double a, double b, FILE *out)
+static int step(struct loop *l, const struct load *ld, size_t *idx, double a, double b, FILE *out)
 {
 	struct autoscale_input in = { .spec = &l->spec };
 	struct autoscale_service sv;
@@ -1005,10 +1011,16 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 		int32_t lo = 0, hi = l->spec.max_replicas;
 		autoscale_bounds(&l->spec, in.now_ms, &lo, &hi, NULL);
 		zi = (struct scaletozero_input){ .idle_seconds = l->sc->scale_to_zero.idle_seconds,
-			.now_ms = in.now_ms, .current = l->replicas, .floor = lo, .max_replicas = hi,
-			.pinned = pause.replicas_set, .scale_in_paused = pause.scale_in,
-			.scale_out_paused = pause.scale_out, .known = ob.ready > 0 && !pt->down,
-			.busy = arrived > 0 || l->queue > 0, .activation_ms = l->activation_ms };
+						 .now_ms = in.now_ms,
+						 .current = l->replicas,
+						 .floor = lo,
+						 .max_replicas = hi,
+						 .pinned = pause.replicas_set,
+						 .scale_in_paused = pause.scale_in,
+						 .scale_out_paused = pause.scale_out,
+						 .known = ob.ready > 0 && !pt->down,
+						 .busy = arrived > 0 || l->queue > 0,
+						 .activation_ms = l->activation_ms };
 		za = scaletozero_decide(&zi, &l->zs);
 		if (za == SCALETOZERO_NONE || za == SCALETOZERO_TO_ZERO)
 			in.spec = &l->spec1;
@@ -1023,9 +1035,17 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 		return r;
 	if (l->stz && res.desired == 0 && l->replicas > 0 && za == SCALETOZERO_TO_ZERO)
 		l->st.scaled_to_zero++;
-	*s = (struct sample){ b, ob.rps, l->queue, ob.p99, l->replicas,
-			      ob.ready, res.desired, res.min_replicas,
-			      res.max_replicas, res.panicking, res.fallback,
+	*s = (struct sample){ b,
+			      ob.rps,
+			      l->queue,
+			      ob.p99,
+			      l->replicas,
+			      ob.ready,
+			      res.desired,
+			      res.min_replicas,
+			      res.max_replicas,
+			      res.panicking,
+			      res.fallback,
 			      res.paused || res.direction_paused,
 			      res.predicted > 0 };
 	l->n_samples++;
@@ -1046,9 +1066,9 @@ static int step(struct loop *l, const struct load *ld, size_t *idx,
 #define SVG_BOTTOM 48
 
 struct axes {
-	double t0, t1;   /* time */
-	double rmax;     /* left axis: replicas */
-	double pmax;     /* right axis: P99 ms */
+	double t0, t1; /* time */
+	double rmax;   /* left axis: replicas */
+	double pmax;   /* right axis: P99 ms */
 };
 
 /* The smallest 1, 2 or 5 times a power of ten that is >= v. */
@@ -1070,8 +1090,7 @@ static double nice_ceil(double v)
 
 static double svg_x(const struct axes *ax, double t)
 {
-	return SVG_LEFT + (t - ax->t0) / (ax->t1 - ax->t0) *
-				  (SVG_W - SVG_LEFT - SVG_RIGHT);
+	return SVG_LEFT + (t - ax->t0) / (ax->t1 - ax->t0) * (SVG_W - SVG_LEFT - SVG_RIGHT);
 }
 
 /* y of v on an axis from 0 to max, clipped to the plot. */
@@ -1090,10 +1109,18 @@ static void svg_text(FILE *f, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': fputs("&amp;", f); break;
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '"': fputs("&quot;", f); break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
 		default:
 			if ((unsigned char)*s >= 0x20)
 				fputc(*s, f);
@@ -1130,9 +1157,8 @@ static void svg_time_label(char *buf, size_t len, double s, double tick)
 
 static void svg_grid(FILE *f, const struct axes *ax)
 {
-	static const double ticks[] = { 1, 2, 5, 10, 15, 30, 60, 120, 300, 600,
-					900, 1800, 3600, 7200, 10800, 21600,
-					43200, 86400 };
+	static const double ticks[] = { 1,   2,   5,    10,   15,   30,    60,    120,   300,
+					600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400 };
 	double span = ax->t1 - ax->t0, tick = ticks[17], y0 = SVG_H - SVG_BOTTOM;
 	bool seconds = ax->pmax >= 10000; /* label the right axis in s */
 	char lb[32];
@@ -1146,38 +1172,44 @@ static void svg_grid(FILE *f, const struct axes *ax)
 		tick *= 2;
 	fprintf(f, "<g class=\"grid\" stroke=\"#ddd\">\n");
 	for (int k = 0; k <= 5; k++)
-		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n",
-			SVG_LEFT, svg_y(ax->rmax * k / 5, ax->rmax),
-			SVG_W - SVG_RIGHT, svg_y(ax->rmax * k / 5, ax->rmax));
+		fprintf(f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/>\n", SVG_LEFT,
+			svg_y(ax->rmax * k / 5, ax->rmax), SVG_W - SVG_RIGHT,
+			svg_y(ax->rmax * k / 5, ax->rmax));
 	fprintf(f, "</g>\n<g class=\"axis\" fill=\"#333\">\n");
 	for (double s = 0; s <= span + 1e-9; s += tick) {
 		svg_time_label(lb, sizeof(lb), s, tick);
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 			"stroke=\"#333\"/><text x=\"%.1f\" y=\"%.1f\" "
 			"text-anchor=\"middle\">%s</text>\n",
 			svg_x(ax, ax->t0 + s), y0, svg_x(ax, ax->t0 + s), y0 + 5,
 			svg_x(ax, ax->t0 + s), y0 + 18, lb);
 	}
 	for (int k = 0; k <= 5; k++) {
-		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g"
-			"</text>", SVG_LEFT - 6,
-			svg_y(ax->rmax * k / 5, ax->rmax) + 4, ax->rmax * k / 5);
-		fprintf(f, "<text x=\"%d\" y=\"%.1f\">%g</text>\n",
-			SVG_W - SVG_RIGHT + 6,
+		fprintf(f,
+			"<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g"
+			"</text>",
+			SVG_LEFT - 6, svg_y(ax->rmax * k / 5, ax->rmax) + 4, ax->rmax * k / 5);
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\">%g</text>\n", SVG_W - SVG_RIGHT + 6,
 			svg_y(ax->pmax * k / 5, ax->pmax) + 4,
 			ax->pmax * k / 5 / (seconds ? 1000 : 1));
 	}
-	fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since "
-		"start (%s)</text>\n", (SVG_W - SVG_RIGHT + SVG_LEFT) / 2,
-		SVG_H - 8, tick >= 60 ? "h:mm" : "s");
-	fprintf(f, "<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" "
-		"text-anchor=\"middle\">replicas</text>\n", SVG_H / 2, SVG_H / 2);
-	fprintf(f, "<text x=\"%d\" y=\"%d\" transform=\"rotate(90 %d %d)\" "
-		"text-anchor=\"middle\">P99 latency (%s)</text>\n", SVG_W - 14,
-		SVG_H / 2, SVG_W - 14, SVG_H / 2, seconds ? "s" : "ms");
-	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
-		"fill=\"none\" stroke=\"#333\"/>\n</g>\n", SVG_LEFT, SVG_TOP,
-		SVG_W - SVG_LEFT - SVG_RIGHT, SVG_H - SVG_TOP - SVG_BOTTOM);
+	fprintf(f,
+		"<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">time since "
+		"start (%s)</text>\n",
+		(SVG_W - SVG_RIGHT + SVG_LEFT) / 2, SVG_H - 8, tick >= 60 ? "h:mm" : "s");
+	fprintf(f,
+		"<text x=\"14\" y=\"%d\" transform=\"rotate(-90 14 %d)\" "
+		"text-anchor=\"middle\">replicas</text>\n",
+		SVG_H / 2, SVG_H / 2);
+	fprintf(f,
+		"<text x=\"%d\" y=\"%d\" transform=\"rotate(90 %d %d)\" "
+		"text-anchor=\"middle\">P99 latency (%s)</text>\n",
+		SVG_W - 14, SVG_H / 2, SVG_W - 14, SVG_H / 2, seconds ? "s" : "ms");
+	fprintf(f,
+		"<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+		"fill=\"none\" stroke=\"#333\"/>\n</g>\n",
+		SVG_LEFT, SVG_TOP, SVG_W - SVG_LEFT - SVG_RIGHT, SVG_H - SVG_TOP - SVG_BOTTOM);
 }
 
 enum series { S_LOAD, S_REPLICAS, S_READY, S_P99 };
@@ -1192,28 +1224,27 @@ static const struct {
 };
 
 /* One series as a polyline; replicas are steps (constant over a step). */
-static void svg_series(FILE *f, const struct loop *l, const struct axes *ax,
-		       enum series which)
+static void svg_series(FILE *f, const struct loop *l, const struct axes *ax, enum series which)
 {
 	double prev = ax->t0;
 
-	fprintf(f, "<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" "
-		"stroke-width=\"1.5\"%s%s%s points=\"", series[which].name,
-		series[which].color, series[which].dash ? " stroke-dasharray=\"" : "",
-		series[which].dash ? series[which].dash : "",
-		series[which].dash ? "\"" : "");
+	fprintf(f,
+		"<polyline class=\"%s\" fill=\"none\" stroke=\"%s\" "
+		"stroke-width=\"1.5\"%s%s%s points=\"",
+		series[which].name, series[which].color,
+		series[which].dash ? " stroke-dasharray=\"" : "",
+		series[which].dash ? series[which].dash : "", series[which].dash ? "\"" : "");
 	for (size_t i = 0; i < l->n_samples; i++) {
 		const struct sample *s = &l->samples[i];
 		double x0 = svg_x(ax, prev), x = svg_x(ax, s->t);
 		if (which == S_LOAD)
-			fprintf(f, "%.1f,%.1f ", x, svg_y(s->rps / l->m.capacity,
-							 ax->rmax));
+			fprintf(f, "%.1f,%.1f ", x, svg_y(s->rps / l->m.capacity, ax->rmax));
 		else if (which == S_P99)
 			fprintf(f, "%.1f,%.1f ", x, svg_y(s->p99, ax->pmax));
 		else {
 			double v = which == S_REPLICAS ? s->replicas : s->ready;
-			fprintf(f, "%.1f,%.1f %.1f,%.1f ", x0,
-				svg_y(v, ax->rmax), x, svg_y(v, ax->rmax));
+			fprintf(f, "%.1f,%.1f %.1f,%.1f ", x0, svg_y(v, ax->rmax), x,
+				svg_y(v, ax->rmax));
 		}
 		prev = s->t;
 	}
@@ -1235,8 +1266,10 @@ static const struct {
 
 static bool band_on(const struct sample *s, size_t which)
 {
-	return which == 0 ? s->panic : which == 1 ? s->fallback :
-	       which == 2 ? s->paused : s->predicted;
+	return which == 0 ? s->panic :
+	       which == 1 ? s->fallback :
+	       which == 2 ? s->paused :
+			    s->predicted;
 }
 
 static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
@@ -1250,12 +1283,12 @@ static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
 		for (size_t i = 0; i < l->n_samples; i++) {
 			const struct sample *s = &l->samples[i];
 			if (band_on(s, b)) {
-				fprintf(f, "<rect class=\"%s\" x=\"%.1f\" "
+				fprintf(f,
+					"<rect class=\"%s\" x=\"%.1f\" "
 					"y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
 					"fill=\"%s\" fill-opacity=\"0.15\"/>\n",
 					bands[b].name, svg_x(ax, prev), y0,
-					svg_x(ax, s->t) - svg_x(ax, prev), h,
-					bands[b].color);
+					svg_x(ax, s->t) - svg_x(ax, prev), h, bands[b].color);
 				seen[b] = true;
 			}
 			prev = s->t;
@@ -1263,15 +1296,15 @@ static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
 	}
 	for (int k = 0; k < 2 && l->spec.n_schedules; k++) {
 		double prev = ax->t0;
-		fprintf(f, "<polyline class=\"%s\" fill=\"none\" "
+		fprintf(f,
+			"<polyline class=\"%s\" fill=\"none\" "
 			"stroke=\"#555\" stroke-dasharray=\"4 3\" points=\"",
 			k ? "max-replicas" : "min-replicas");
 		for (size_t i = 0; i < l->n_samples; i++) {
 			const struct sample *s = &l->samples[i];
 			double v = k ? s->max : s->min;
-			fprintf(f, "%.1f,%.1f %.1f,%.1f ", svg_x(ax, prev),
-				svg_y(v, ax->rmax), svg_x(ax, s->t),
-				svg_y(v, ax->rmax));
+			fprintf(f, "%.1f,%.1f %.1f,%.1f ", svg_x(ax, prev), svg_y(v, ax->rmax),
+				svg_x(ax, s->t), svg_y(v, ax->rmax));
 			prev = s->t;
 		}
 		fprintf(f, "\"/>\n");
@@ -1280,18 +1313,20 @@ static void svg_controls(FILE *f, const struct loop *l, const struct axes *ax)
 	for (size_t b = 0; b < N_BANDS; b++) {
 		if (!seen[b])
 			continue;
-		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"8\" "
+		fprintf(f,
+			"<rect x=\"%d\" y=\"%d\" width=\"18\" height=\"8\" "
 			"fill=\"%s\" fill-opacity=\"0.3\"/><text x=\"%d\" "
-			"y=\"%d\">%s</text>\n", x + 6, SVG_TOP + 6, bands[b].color,
-			x + 28, SVG_TOP + 14, bands[b].label);
+			"y=\"%d\">%s</text>\n",
+			x + 6, SVG_TOP + 6, bands[b].color, x + 28, SVG_TOP + 14, bands[b].label);
 		x += 40 + 6 * (int)strlen(bands[b].label);
 	}
 	if (l->spec.n_schedules)
-		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+		fprintf(f,
+			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
 			"stroke=\"#555\" stroke-dasharray=\"4 3\"/><text "
 			"x=\"%d\" y=\"%d\">min/max replicas in force "
-			"(schedules)</text>\n", x + 6, SVG_TOP + 10, x + 24,
-			SVG_TOP + 10, x + 28, SVG_TOP + 14);
+			"(schedules)</text>\n",
+			x + 6, SVG_TOP + 10, x + 24, SVG_TOP + 10, x + 28, SVG_TOP + 14);
 	fprintf(f, "</g>\n");
 }
 
@@ -1301,11 +1336,12 @@ static void svg_legend(FILE *f)
 
 	fprintf(f, "<g class=\"legend\">\n");
 	for (size_t i = 0; i < sizeof(series) / sizeof(series[0]); i++) {
-		fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+		fprintf(f,
+			"<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
 			"stroke=\"%s\" stroke-width=\"3\"/><text x=\"%d\" "
-			"y=\"%d\">%s</text>\n", x, SVG_TOP - 14, x + 18,
-			SVG_TOP - 14, series[i].color, x + 22, SVG_TOP - 10,
-			series[i].label);
+			"y=\"%d\">%s</text>\n",
+			x, SVG_TOP - 14, x + 18, SVG_TOP - 14, series[i].color, x + 22,
+			SVG_TOP - 10, series[i].label);
 		x += 40 + 6 * (int)strlen(series[i].label);
 	}
 	fprintf(f, "</g>\n");
@@ -1317,27 +1353,31 @@ static void svg_write(FILE *f, const struct loop *l, double t0)
 	int i;
 
 	svg_axes_setup(l, t0, &ax);
-	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	fprintf(f,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
 		"height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" "
 		"font-size=\"12\">\n<title>kinfer-operator simulate: ",
 		SVG_W, SVG_H, SVG_W, SVG_H);
 	svg_text(f, l->sc->name[0] ? l->sc->name : "InferenceService");
-	fprintf(f, "</title>\n<rect width=\"100%%\" height=\"100%%\" "
+	fprintf(f,
+		"</title>\n<rect width=\"100%%\" height=\"100%%\" "
 		"fill=\"white\"/>\n<text x=\"%d\" y=\"20\" font-size=\"14\" "
-		"font-weight=\"bold\">", SVG_LEFT);
+		"font-weight=\"bold\">",
+		SVG_LEFT);
 	svg_text(f, l->sc->name[0] ? l->sc->name : "InferenceService");
-	fprintf(f, ": replicas %d..%d, capacity %g rps per replica, load "
-		"time %g s</text>\n", l->spec.min_replicas,
-		l->spec.max_replicas, l->m.capacity, l->m.load_seconds);
+	fprintf(f,
+		": replicas %d..%d, capacity %g rps per replica, load "
+		"time %g s</text>\n",
+		l->spec.min_replicas, l->spec.max_replicas, l->m.capacity, l->m.load_seconds);
 	svg_grid(f, &ax);
 	i = spec_index(&l->spec, AUTOSCALE_LATENCY_P99);
 	if (i >= 0)
-		fprintf(f, "<line class=\"p99-target\" x1=\"%d\" y1=\"%.1f\" "
+		fprintf(f,
+			"<line class=\"p99-target\" x1=\"%d\" y1=\"%.1f\" "
 			"x2=\"%d\" y2=\"%.1f\" stroke=\"#d62728\" "
-			"stroke-dasharray=\"2 4\"/>\n", SVG_LEFT,
-			svg_y(l->spec.metrics[i].target, ax.pmax),
-			SVG_W - SVG_RIGHT,
+			"stroke-dasharray=\"2 4\"/>\n",
+			SVG_LEFT, svg_y(l->spec.metrics[i].target, ax.pmax), SVG_W - SVG_RIGHT,
 			svg_y(l->spec.metrics[i].target, ax.pmax));
 	svg_controls(f, l, &ax);
 	for (int s = S_LOAD; s <= S_P99; s++)
@@ -1350,8 +1390,8 @@ static void svg_write(FILE *f, const struct loop *l, double t0)
 /* Closed loop: the run                                                */
 
 /* The spec without Custom metrics, which the model cannot produce. */
-static int model_spec(const struct simulate_scaling *sc, FILE *notice,
-		      struct autoscale_spec *ret, char *err, size_t errlen)
+static int model_spec(const struct simulate_scaling *sc, FILE *notice, struct autoscale_spec *ret,
+		      char *err, size_t errlen)
 {
 	struct autoscale_spec s = sc->spec;
 
@@ -1359,18 +1399,21 @@ static int model_spec(const struct simulate_scaling *sc, FILE *notice,
 	for (size_t i = 0; i < sc->spec.n_metrics; i++) {
 		if (sc->spec.metrics[i].type == AUTOSCALE_CUSTOM) {
 			if (notice)
-				fprintf(notice, "kinfer-operator simulate: "
+				fprintf(notice,
+					"kinfer-operator simulate: "
 					"spec.scaling.metrics[%zu]: Custom has "
 					"no model in the closed loop: left "
-					"out\n", i);
+					"out\n",
+					i);
 			continue;
 		}
 		s.metrics[s.n_metrics++] = sc->spec.metrics[i];
 	}
 	if (s.n_metrics == 0)
-		return text_errf(err, errlen, -EINVAL, "spec.scaling.metrics: only "
-			    "Custom metrics, which the closed loop cannot "
-			    "model");
+		return text_errf(err, errlen, -EINVAL,
+				 "spec.scaling.metrics: only "
+				 "Custom metrics, which the closed loop cannot "
+				 "model");
 	*ret = s;
 	return 0;
 }
@@ -1392,10 +1435,8 @@ static int loop_init(struct loop *l, const struct simulate_scaling *sc,
 	max = (size_t)l->cap;
 
 	l->m.capacity = m && m->capacity > 0 ? m->capacity : DEFAULT_CAPACITY;
-	l->m.latency_ms = m && m->latency_ms > 0 ? m->latency_ms :
-						   DEFAULT_LATENCY_MS;
-	l->m.load_seconds = m && m->load_seconds >= 0 ? m->load_seconds :
-							DEFAULT_LOAD_SECONDS;
+	l->m.latency_ms = m && m->latency_ms > 0 ? m->latency_ms : DEFAULT_LATENCY_MS;
+	l->m.load_seconds = m && m->load_seconds >= 0 ? m->load_seconds : DEFAULT_LOAD_SECONDS;
 	l->ready_at = calloc(max, sizeof(*l->ready_at));
 	l->pods = calloc(max, sizeof(*l->pods));
 	l->samples = calloc(steps ? steps : 1, sizeof(*l->samples));
@@ -1411,8 +1452,7 @@ static int loop_init(struct loop *l, const struct simulate_scaling *sc,
 	l->spec1 = l->spec;
 	if (l->spec1.min_replicas < 1)
 		l->spec1.min_replicas = 1;
-	l->cold_start = m && m->cold_start_seconds > 0 ? m->cold_start_seconds :
-							  l->m.load_seconds;
+	l->cold_start = m && m->cold_start_seconds > 0 ? m->cold_start_seconds : l->m.load_seconds;
 	return autoscale_history_new(&l->hist);
 }
 
@@ -1439,7 +1479,8 @@ static void print_stz(FILE *out, const struct loop *l, const struct loop *base)
 	char b[11][64];
 	double saved = (base->st.replica_seconds - s->replica_seconds) * l->sc->gpus;
 
-	fprintf(out, "{\"scaleToZero\":{\"idleSeconds\":%d,\"coldStartSeconds\":%s,"
+	fprintf(out,
+		"{\"scaleToZero\":{\"idleSeconds\":%d,\"coldStartSeconds\":%s,"
 		"\"scaledToZero\":%d,\"coldStarts\":%d,\"coldStartRequests\":%s,"
 		"\"coldStartWaitSeconds\":{\"total\":%s,\"mean\":%s,\"max\":%s},"
 		"\"overflow\":%s,\"timedOut\":%s,\"replicaSeconds\":%s,"
@@ -1463,10 +1504,9 @@ static void loop_done(struct loop *l)
 	free(l->samples);
 }
 
-int simulate_closed_loop(const struct simulate_scaling *sc,
-			 const struct simulate_model *model, FILE *in,
-			 const char *name, FILE *out, FILE *svg,
-			 FILE *notice, char *err, size_t errlen)
+int simulate_closed_loop(const struct simulate_scaling *sc, const struct simulate_model *model,
+			 FILE *in, const char *name, FILE *out, FILE *svg, FILE *notice, char *err,
+			 size_t errlen)
 {
 	struct loop l = { .sc = sc };
 	struct load ld = { NULL, 0, 0 };
@@ -1481,8 +1521,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 		r = read_load(in, name, &ld, err, errlen);
 	if (r < 0)
 		goto out;
-	dt = model && model->step_seconds > 0 ? model->step_seconds :
-						sc->interval_seconds;
+	dt = model && model->step_seconds > 0 ? model->step_seconds : sc->interval_seconds;
 	/* Panic mode evaluates every windowSeconds, as the controller does. */
 	if (!(model && model->step_seconds > 0) && sc->spec.panic.set &&
 	    sc->spec.panic.window_seconds < dt)
@@ -1490,9 +1529,10 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 	t0 = ld.p[0].t;
 	nsteps = floor((ld.p[ld.n - 1].t - t0) / dt + 1e-9);
 	if (nsteps > SIMULATE_MAX_STEPS) {
-		r = text_errf(err, errlen, -EINVAL, "%s: %.0f steps of %g s: at most "
-			 "%d (use a longer --step)", name ? name : "-", nsteps,
-			 dt, SIMULATE_MAX_STEPS);
+		r = text_errf(err, errlen, -EINVAL,
+			      "%s: %.0f steps of %g s: at most "
+			      "%d (use a longer --step)",
+			      name ? name : "-", nsteps, dt, SIMULATE_MAX_STEPS);
 		goto out;
 	}
 	steps = (size_t)nsteps;
@@ -1516,8 +1556,7 @@ int simulate_closed_loop(const struct simulate_scaling *sc,
 		loop_done(&base);
 	}
 	if (r < 0) {
-		text_errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" :
-			 "cannot evaluate");
+		text_errf(err, errlen, r, "%s", r == -ENOMEM ? "out of memory" : "cannot evaluate");
 		goto out;
 	}
 	if (svg)
@@ -1544,15 +1583,16 @@ struct sim_config {
 };
 
 #define F(name, kind, field, help) \
-	{ name, NULL, kind, offsetof(struct sim_config, field), NULL, help }
+	{ \
+		name, NULL, kind, offsetof(struct sim_config, field), NULL, help \
+	}
 
 static const struct flag sim_flags[] = {
 	F("filename", FLAG_STRING, filename,
 	  "the InferenceService YAML whose spec.scaling to run (also -f)"),
 	F("trace", FLAG_STRING, trace,
 	  "replay a metrics trace (JSON lines, '-': stdin): one decision per line"),
-	F("load", FLAG_STRING, load,
-	  "run a closed loop on a load trace (JSON lines of t and rps)"),
+	F("load", FLAG_STRING, load, "run a closed loop on a load trace (JSON lines of t and rps)"),
 	F("capacity", FLAG_DOUBLE, capacity,
 	  "with --load: requests/s one ready replica serves (default 10)"),
 	F("latency-ms", FLAG_DOUBLE, latency_ms,
@@ -1573,14 +1613,13 @@ static const struct flag sim_flags[] = {
 
 static void sim_usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: kinfer-operator simulate -f ISVC.yaml --trace TRACE.jsonl\n"
-		"       kinfer-operator simulate -f ISVC.yaml --load LOAD.jsonl [--capacity RPS]\n"
-		"           [--latency-ms MS] [--load-seconds S] [--cold-start-seconds S]\n"
-		"           [--step S] [--svg OUT.svg]\n\n"
-		"Runs kinfer's autoscaling decision offline on the InferenceService's\n"
-		"spec.scaling, and prints one JSON line per evaluation.\n\n"
-		"Flags:\n");
+	fprintf(out, "Usage: kinfer-operator simulate -f ISVC.yaml --trace TRACE.jsonl\n"
+		     "       kinfer-operator simulate -f ISVC.yaml --load LOAD.jsonl [--capacity RPS]\n"
+		     "           [--latency-ms MS] [--load-seconds S] [--cold-start-seconds S]\n"
+		     "           [--step S] [--svg OUT.svg]\n\n"
+		     "Runs kinfer's autoscaling decision offline on the InferenceService's\n"
+		     "spec.scaling, and prints one JSON line per evaluation.\n\n"
+		     "Flags:\n");
 	flags_usage(out, sim_flags, N_SIM_FLAGS);
 	fprintf(out,
 		"\nTrace lines (a pod without a metric: missing; \"ready\" defaults to true):\n"
@@ -1593,8 +1632,8 @@ static void sim_usage(FILE *out)
 }
 
 /* Read a whole file of at most max bytes ("-": stdin). */
-static int read_file(const char *path, size_t max, char **ret, size_t *ret_len,
-		     char *err, size_t errlen)
+static int read_file(const char *path, size_t max, char **ret, size_t *ret_len, char *err,
+		     size_t errlen)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	size_t len = 0, n;
@@ -1612,10 +1651,9 @@ static int read_file(const char *path, size_t max, char **ret, size_t *ret_len,
 		len += n;
 	if (ferror(f))
 		r = text_errf(err, errlen, -EIO, "%s: cannot read: %s", path,
-			 strerror(errno ? errno : EIO));
+			      strerror(errno ? errno : EIO));
 	else if (n > 0)
-		r = text_errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path,
-			 max);
+		r = text_errf(err, errlen, -EINVAL, "%s: larger than %zu bytes", path, max);
 	if (r < 0) {
 		free(buf);
 		goto out;
@@ -1630,8 +1668,8 @@ out:
 }
 
 /* Parse argv into cfg, taking "-f FILE" as "--filename FILE". */
-static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
-		     bool *ret_help, char *err, size_t errlen)
+static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi, bool *ret_help,
+		     char *err, size_t errlen)
 {
 	static char filename_flag[] = "--filename";
 	char **av = calloc((size_t)argc + 1, sizeof(*av));
@@ -1640,15 +1678,16 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 	if (!av)
 		return text_errf(err, errlen, -ENOMEM, "out of memory");
 	for (int i = 0; i < argc; i++)
-		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag :
-								   argv[i];
-	*cfg = (struct sim_config){ .capacity = -1, .latency_ms = -1,
-				    .load_seconds = -1, .step = -1, .cold_start = -1 };
-	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help,
-			err, errlen);
+		av[i] = i >= argi && strcmp(argv[i], "-f") == 0 ? filename_flag : argv[i];
+	*cfg = (struct sim_config){
+		.capacity = -1, .latency_ms = -1, .load_seconds = -1, .step = -1, .cold_start = -1
+	};
+	r = flags_parse(sim_flags, N_SIM_FLAGS, cfg, argc, av, &argi, ret_help, err, errlen);
 	if (r == 0 && !*ret_help && argi < argc)
-		r = text_errf(err, errlen, -EINVAL, "unexpected argument \"%s\" (see "
-			 "--help)", argv[argi]);
+		r = text_errf(err, errlen, -EINVAL,
+			      "unexpected argument \"%s\" (see "
+			      "--help)",
+			      argv[argi]);
 	free(av);
 	return r;
 }
@@ -1657,30 +1696,33 @@ static int sim_parse(struct sim_config *cfg, int argc, char **argv, int argi,
 static int sim_check(const struct sim_config *c, char *err, size_t errlen)
 {
 	if (!c->filename)
-		return text_errf(err, errlen, -EINVAL, "-f ISVC.yaml is required "
-			    "(see --help)");
+		return text_errf(err, errlen, -EINVAL,
+				 "-f ISVC.yaml is required "
+				 "(see --help)");
 	if (!c->trace == !c->load)
-		return text_errf(err, errlen, -EINVAL, "give one of --trace or --load "
-			    "(see --help)");
-	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 ||
-			 c->load_seconds >= 0 || c->step >= 0 || c->svg || c->cold_start >= 0))
-		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms, "
-			    "--load-seconds, --cold-start-seconds, --step and --svg go with --load");
+		return text_errf(err, errlen, -EINVAL,
+				 "give one of --trace or --load "
+				 "(see --help)");
+	if (c->trace && (c->capacity >= 0 || c->latency_ms >= 0 || c->load_seconds >= 0 ||
+			 c->step >= 0 || c->svg || c->cold_start >= 0))
+		return text_errf(err, errlen, -EINVAL,
+				 "--capacity, --latency-ms, "
+				 "--load-seconds, --cold-start-seconds, --step and --svg go with --load");
 	if (c->capacity == 0 || c->latency_ms == 0 || c->step == 0)
-		return text_errf(err, errlen, -EINVAL, "--capacity, --latency-ms and "
-			    "--step must be above 0");
+		return text_errf(err, errlen, -EINVAL,
+				 "--capacity, --latency-ms and "
+				 "--step must be above 0");
 	return 0;
 }
 
 /* Run the mode cfg asks for; the output's and the plot's FILEs are open. */
-static int sim_run(const struct sim_config *c,
-		   const struct simulate_scaling *sc, FILE *svg, char *err,
-		   size_t errlen)
+static int sim_run(const struct sim_config *c, const struct simulate_scaling *sc, FILE *svg,
+		   char *err, size_t errlen)
 {
 	const char *path = c->trace ? c->trace : c->load;
 	FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
-	struct simulate_model m = { c->capacity, c->latency_ms,
-				    c->load_seconds, c->step, c->cold_start };
+	struct simulate_model m = { c->capacity, c->latency_ms, c->load_seconds, c->step,
+				    c->cold_start };
 	int r;
 
 	if (!in)
@@ -1690,8 +1732,7 @@ static int sim_run(const struct sim_config *c,
 	if (c->trace)
 		r = simulate_trace(sc, in, path, stdout, err, errlen);
 	else
-		r = simulate_closed_loop(sc, &m, in, path, stdout, svg, stderr,
-					 err, errlen);
+		r = simulate_closed_loop(sc, &m, in, path, stdout, svg, stderr, err, errlen);
 	if (in != stdin)
 		fclose(in);
 	return r;
@@ -1716,15 +1757,12 @@ int simulate_main(int argc, char **argv, int argi)
 	if (r == 0)
 		r = sim_check(&c, err, sizeof(err));
 	if (r == 0)
-		r = read_file(c.filename, SIMULATE_MAX_YAML, &yaml, &len, err,
-			      sizeof(err));
+		r = read_file(c.filename, SIMULATE_MAX_YAML, &yaml, &len, err, sizeof(err));
 	if (r == 0)
-		r = simulate_isvc_parse(yaml, len, c.filename, &sc, err,
-					sizeof(err));
+		r = simulate_isvc_parse(yaml, len, c.filename, &sc, err, sizeof(err));
 	free(yaml);
 	if (r == 0 && c.svg && !(svg = fopen(c.svg, "w")))
-		r = text_errf(err, sizeof(err), -EIO, "%s: %s", c.svg,
-			 strerror(errno));
+		r = text_errf(err, sizeof(err), -EIO, "%s: %s", c.svg, strerror(errno));
 	if (r == 0)
 		r = sim_run(&c, &sc, svg, err, sizeof(err));
 	if (r == 0 && (fflush(stdout) != 0 || ferror(stdout)))

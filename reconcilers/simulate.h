@@ -27,11 +27,11 @@
 #include "autoscale.h"
 #include "scalingspec.h"
 
-#define SIMULATE_MAX_LINE (1024 * 1024)        /* bytes per trace line */
-#define SIMULATE_MAX_PODS 10000                /* pods per trace line */
-#define SIMULATE_MAX_YAML (4 * 1024 * 1024)    /* the InferenceService file */
-#define SIMULATE_MAX_LOAD_POINTS 1000000       /* lines of a load trace */
-#define SIMULATE_MAX_STEPS 1000000             /* steps of a closed loop */
+#define SIMULATE_MAX_LINE (1024 * 1024)     /* bytes per trace line */
+#define SIMULATE_MAX_PODS 10000             /* pods per trace line */
+#define SIMULATE_MAX_YAML (4 * 1024 * 1024) /* the InferenceService file */
+#define SIMULATE_MAX_LOAD_POINTS 1000000    /* lines of a load trace */
+#define SIMULATE_MAX_STEPS 1000000          /* steps of a closed loop */
 
 /* What simulate takes from an InferenceService. */
 struct simulate_scaling {
@@ -52,9 +52,8 @@ struct simulate_scaling {
  * reader the live autoscaler uses. Errors name the file and the line the
  * document starts on.
  */
-int simulate_isvc_parse(const char *buf, size_t len, const char *name,
-			struct simulate_scaling *ret, char *err,
-			size_t errlen);
+int simulate_isvc_parse(const char *buf, size_t len, const char *name, struct simulate_scaling *ret,
+			char *err, size_t errlen);
 
 /*
  * Trace replay: read JSON lines from in (called name in messages), write
@@ -63,8 +62,8 @@ int simulate_isvc_parse(const char *buf, size_t len, const char *name,
  *    "limited":true,"metric":"QueueDepth"}
  * Stops at the first bad line, after the lines before it were written.
  */
-int simulate_trace(const struct simulate_scaling *sc, FILE *in,
-		   const char *name, FILE *out, char *err, size_t errlen);
+int simulate_trace(const struct simulate_scaling *sc, FILE *in, const char *name, FILE *out,
+		   char *err, size_t errlen);
 
 /* The closed loop's model of one replica. A field <= 0 takes its default,
  * but load_seconds only when < 0 (0: new replicas serve at once). */
@@ -97,10 +96,9 @@ struct simulate_model {
  * Custom metrics have no model and are left out (notice says so, if not
  * NULL).
  */
-int simulate_closed_loop(const struct simulate_scaling *sc,
-			 const struct simulate_model *model, FILE *in,
-			 const char *name, FILE *out, FILE *svg,
-			 FILE *notice, char *err, size_t errlen);
+int simulate_closed_loop(const struct simulate_scaling *sc, const struct simulate_model *model,
+			 FILE *in, const char *name, FILE *out, FILE *svg, FILE *notice, char *err,
+			 size_t errlen);
 
 /* The subcommand: argv[argi...] are its flags. Returns the exit code. */
 int simulate_main(int argc, char **argv, int argi);

@@ -20,19 +20,19 @@
 
 struct snapshot {
 	char ns[64], name[256], uid[64];
-	char rv[32];                     /* resourceVersion of the copy read */
+	char rv[32]; /* resourceVersion of the copy read */
 	int64_t generation;
-	bool scaling;                    /* spec.scaling present */
+	bool scaling; /* spec.scaling present */
 	int32_t replicas, min_replicas, max_replicas;
-	json_object *spec;               /* parsed .spec, owned */
-	json_object *status;             /* parsed old .status, owned; NULL = none */
+	json_object *spec;   /* parsed .spec, owned */
+	json_object *status; /* parsed old .status, owned; NULL = none */
 	/* The Deployment and Service controlled by this InferenceService. */
 	bool have_dep, have_svc;
 	/* An object of that name exists but is not controlled by this
 	 * InferenceService (the user's, or another incarnation's): kinfer must
 	 * not take it over. */
 	bool dep_foreign, svc_foreign;
-	struct kdeployment dep;          /* its header cleared, the strings below */
+	struct kdeployment dep; /* its header cleared, the strings below */
 	char dep_hash[17], svc_hash[17], svc_rv[32];
 	char dep_failure[512], dep_reason[64];
 };

@@ -16,7 +16,7 @@
 
 struct cond {
 	const char *type;
-	const char *status;   /* "True" / "False" */
+	const char *status; /* "True" / "False" */
 	const char *reason;
 	char message[512];
 };
@@ -24,11 +24,10 @@ struct cond {
 static const char *const owned[] = { "Ready", "Progressing", "Degraded", "WarmedUp" };
 #define N_OWNED (sizeof(owned) / sizeof(owned[0]))
 
-static void set(struct cond *c, const char *type, bool on, const char *reason,
-		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void set(struct cond *c, const char *type, bool on, const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 
-static void set(struct cond *c, const char *type, bool on, const char *reason,
-		const char *fmt, ...)
+static void set(struct cond *c, const char *type, bool on, const char *reason, const char *fmt, ...)
 {
 	va_list ap;
 	c->type = type;
@@ -65,7 +64,8 @@ static void degraded(const struct status_input *in, struct cond *c)
 		    d->failure_message ? d->failure_message : "no progress within the deadline");
 	else if (in->unschedulable > 0)
 		set(c, "Degraded", true, "Unschedulable", "%d pod(s) cannot be scheduled: %s",
-		    in->unschedulable, in->unschedulable_msg ? in->unschedulable_msg : "no node fits");
+		    in->unschedulable,
+		    in->unschedulable_msg ? in->unschedulable_msg : "no node fits");
 	else if (in->image_errors > 0)
 		set(c, "Degraded", true, in->image_reason ? in->image_reason : "ContainerWaiting",
 		    "%d pod(s) cannot start their model server (%s)", in->image_errors,
@@ -78,9 +78,11 @@ static void progressing(const struct status_input *in, struct cond *c)
 {
 	const struct kdeployment *d = in->dep;
 	if (in->invalid && in->invalid_reason)
-		set(c, "Progressing", false, in->invalid_reason, "nothing to roll out: %s", in->invalid);
+		set(c, "Progressing", false, in->invalid_reason, "nothing to roll out: %s",
+		    in->invalid);
 	else if (in->invalid)
-		set(c, "Progressing", false, "InvalidSpec", "nothing to roll out until the spec is fixed");
+		set(c, "Progressing", false, "InvalidSpec",
+		    "nothing to roll out until the spec is fixed");
 	else if (!d)
 		set(c, "Progressing", true, "Creating", "creating the Deployment");
 	else if (d->progressing == KCOND_FALSE && d->progress_reason &&
@@ -88,15 +90,16 @@ static void progressing(const struct status_input *in, struct cond *c)
 		set(c, "Progressing", false, "ProgressDeadlineExceeded",
 		    "the rollout made no progress within its deadline");
 	else if (in->scale_down_deferred)
-		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated; the scale-down "
+		set(c, "Progressing", true, "RollingOut",
+		    "%d of %d replicas updated; the scale-down "
 		    "to %d replicas waits for the rollout to finish, so no pod leaves undrained",
 		    d->updated, d->spec_replicas, in->desired);
 	else if (d->observed_generation < d->generation || d->updated < in->desired)
-		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated",
-		    d->updated, in->desired);
+		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated", d->updated,
+		    in->desired);
 	else if (d->replicas > in->desired)
-		set(c, "Progressing", true, "ScalingDown", "%d replicas, going to %d",
-		    d->replicas, in->desired);
+		set(c, "Progressing", true, "ScalingDown", "%d replicas, going to %d", d->replicas,
+		    in->desired);
 	else if (in->ready < in->desired)
 		set(c, "Progressing", true, "WaitingForReady", "%d of %d replicas ready (%d warm)",
 		    in->ready, in->desired, in->warm);
@@ -110,11 +113,14 @@ static void ready(const struct status_input *in, struct cond *c)
 	if (in->invalid)
 		set(c, "Ready", false, invalid_reason(in), "%s", in->invalid);
 	else if (in->desired == 0 && in->scale_to_zero)
-		set(c, "Ready", true, "ScaledToZero", "scaled to zero while idle; the activator holds "
+		set(c, "Ready", true, "ScaledToZero",
+		    "scaled to zero while idle; the activator holds "
 		    "the first requests and wakes it");
 	else if (in->scale_to_zero && in->ready == 0 && in->scaling && in->scaling->waking)
-		set(c, "Ready", true, "ScalingFromZero", "a request arrived at zero replicas; the "
-		    "activator holds requests until the first of %d replicas is warm", in->desired);
+		set(c, "Ready", true, "ScalingFromZero",
+		    "a request arrived at zero replicas; the "
+		    "activator holds requests until the first of %d replicas is warm",
+		    in->desired);
 	else if (in->desired == 0)
 		set(c, "Ready", false, "ScaledToZero", "no replicas are wanted");
 	else if (in->ready >= in->desired && rollout_done(in))
@@ -132,11 +138,13 @@ static void ready(const struct status_input *in, struct cond *c)
 static void warmed_up(const struct status_input *in, struct cond *c)
 {
 	if (in->desired > 0 && in->warm >= in->desired)
-		set(c, "WarmedUp", true, "AllReplicasWarm", "%d/%d replicas warm", in->warm, in->desired);
+		set(c, "WarmedUp", true, "AllReplicasWarm", "%d/%d replicas warm", in->warm,
+		    in->desired);
 	else if (in->warm_failed > 0)
 		set(c, "WarmedUp", false, "WarmupFailed",
 		    "%d pod(s) failed their warm-up (see the pods' kinfer.io/warmed-up condition); "
-		    "%d/%d replicas warm", in->warm_failed, in->warm, in->desired);
+		    "%d/%d replicas warm",
+		    in->warm_failed, in->warm, in->desired);
 	else if (in->desired == 0)
 		set(c, "WarmedUp", false, "ScaledToZero", "no replicas are wanted");
 	else
@@ -155,7 +163,8 @@ static json_object *old_condition(json_object *old, const char *type)
 {
 	json_object *conds = cache_json_get(old, "conditions");
 	for (size_t i = 0; conds && json_object_is_type(conds, json_type_array) &&
-			   i < json_object_array_length(conds); i++) {
+			   i < json_object_array_length(conds);
+	     i++) {
 		json_object *c = json_object_array_get_idx(conds, i);
 		const char *t = cache_json_str(c, "type");
 		if (t && strcmp(t, type) == 0)
@@ -164,8 +173,7 @@ static json_object *old_condition(json_object *old, const char *type)
 	return NULL;
 }
 
-static json_object *condition_json(const struct cond *c, json_object *old, int64_t gen,
-				   int64_t now)
+static json_object *condition_json(const struct cond *c, json_object *old, int64_t gen, int64_t now)
 {
 	json_object *o = json_object_new_object(), *prev = old_condition(old, c->type);
 	char t[32];
@@ -234,11 +242,15 @@ static void scaling_controls_status(const struct status_scaling *sc, json_object
 	/* scaleToZero: when it went to zero, the activator's last request
 	 * (milliseconds: the activator's time is compared with them). */
 	ktime_format(sc->scaled_to_zero_at_ms * 1000, 3, t, sizeof(t));
-	json_object_object_add(o, "scaledToZeroAt", sc->scale_to_zero && sc->scaled_to_zero_at_ms > 0 ?
-			       json_object_new_string(t) : NULL);
+	json_object_object_add(o, "scaledToZeroAt",
+			       sc->scale_to_zero && sc->scaled_to_zero_at_ms > 0 ?
+				       json_object_new_string(t) :
+				       NULL);
 	ktime_format(sc->last_activation_ms * 1000, 3, t, sizeof(t));
-	json_object_object_add(o, "lastActivation", sc->scale_to_zero && sc->last_activation_ms > 0 ?
-			       json_object_new_string(t) : NULL);
+	json_object_object_add(o, "lastActivation",
+			       sc->scale_to_zero && sc->last_activation_ms > 0 ?
+				       json_object_new_string(t) :
+				       NULL);
 	json_object_object_add(st, "scaling", o);
 }
 
@@ -311,17 +323,19 @@ json_object *status_build(const struct status_input *in)
 	degraded(in, &c[2]);
 	warmed_up(in, &c[3]);
 	json_object_object_add(st, "observedGeneration", json_object_new_int64(in->generation));
-	json_object_object_add(st, "replicas", json_object_new_int(in->dep ? in->dep->replicas : in->pods));
+	json_object_object_add(st, "replicas",
+			       json_object_new_int(in->dep ? in->dep->replicas : in->pods));
 	json_object_object_add(st, "readyReplicas", json_object_new_int(in->ready));
 	json_object_object_add(st, "warmReplicas", json_object_new_int(in->warm));
 	json_object_object_add(st, "desiredReplicas", json_object_new_int(in->desired));
-	json_object_object_add(st, "selector", json_object_new_string(in->selector ? in->selector : ""));
+	json_object_object_add(st, "selector",
+			       json_object_new_string(in->selector ? in->selector : ""));
 	for (size_t i = 0; i < N_OWNED; i++)
 		json_object_array_add(conds, condition_json(&c[i], old, in->generation, in->now));
 	/* Carry over the conditions other controllers own. */
 	json_object *oc = cache_json_get(old, "conditions");
-	for (size_t i = 0; oc && json_object_is_type(oc, json_type_array) &&
-			   i < json_object_array_length(oc); i++) {
+	for (size_t i = 0;
+	     oc && json_object_is_type(oc, json_type_array) && i < json_object_array_length(oc); i++) {
 		json_object *x = json_object_array_get_idx(oc, i);
 		const char *t = cache_json_str(x, "type");
 		if (t && !is_owned(t) && !(is_scaling(t) && (in->scaling || !in->scaling_enabled)))
@@ -369,12 +383,14 @@ static size_t length(json_object *arr)
 
 static bool same_metrics(json_object *st, json_object *old)
 {
-	json_object *a = cache_json_get(st, "currentMetrics"), *b = cache_json_get(old, "currentMetrics");
+	json_object *a = cache_json_get(st, "currentMetrics"),
+		    *b = cache_json_get(old, "currentMetrics");
 	size_t n = length(a);
 	bool same = n == length(b);
 
 	for (size_t i = 0; same && i < n; i++) {
-		json_object *x = json_object_array_get_idx(a, i), *y = json_object_array_get_idx(b, i);
+		json_object *x = json_object_array_get_idx(a, i),
+			    *y = json_object_array_get_idx(b, i);
 		same = same_field(x, y, "type") && same_number(x, y, "value") &&
 		       same_number(x, y, "target");
 	}
@@ -406,10 +422,12 @@ static bool same_scaling(json_object *st, json_object *old)
 
 bool status_same(json_object *st, json_object *old)
 {
-	static const char *const fields[] = { "observedGeneration", "replicas", "readyReplicas",
-		"warmReplicas", "desiredReplicas", "selector", "lastScaleTime" };
+	static const char *const fields[] = { "observedGeneration", "replicas",
+					      "readyReplicas",      "warmReplicas",
+					      "desiredReplicas",    "selector",
+					      "lastScaleTime" };
 	static const char *const cfields[] = { "status", "reason", "message", "observedGeneration",
-		"lastTransitionTime" };
+					       "lastTransitionTime" };
 	json_object *conds = cache_json_get(st, "conditions");
 	bool same = old != NULL;
 

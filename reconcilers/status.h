@@ -26,23 +26,23 @@ struct status_metric {
 
 /* What the autoscaler decided last (autoscale_controller.h), for the status. */
 struct status_scaling {
-	bool active;                  /* ScalingActive */
+	bool active; /* ScalingActive */
 	char active_reason[48];
 	char active_message[256];
-	bool limited;                 /* ScalingLimited */
+	bool limited; /* ScalingLimited */
 	char limited_reason[48];
 	char limited_message[256];
-	int64_t last_scale_time;      /* seconds since the epoch; 0 = never */
+	int64_t last_scale_time; /* seconds since the epoch; 0 = never */
 	size_t n_metrics;
 	struct status_metric metrics[8];
 	/* status.scaling: the bounds in force (schedules), the controls. */
 	int32_t min_replicas, max_replicas;
-	uint32_t active_schedules;    /* bit i: spec.scaling.schedules[i] */
-	int32_t failures;             /* evaluations in a row without metrics */
+	uint32_t active_schedules; /* bit i: spec.scaling.schedules[i] */
+	int32_t failures;          /* evaluations in a row without metrics */
 	/* The ScalingPanic condition, when behavior.panic is set. */
 	bool panic_set;
 	bool panicking;
-	int64_t panic_since;          /* seconds since the epoch; 0 = calm */
+	int64_t panic_since; /* seconds since the epoch; 0 = calm */
 	char panic_reason[48];
 	char panic_message[256];
 	/* spec.scaling.scaleToZero (issue 16): status.scaling.scaledToZeroAt
@@ -56,20 +56,20 @@ struct status_scaling {
 
 struct status_input {
 	int64_t generation;
-	int32_t desired;                 /* replicas asked of the Deployment */
-	const struct kdeployment *dep;   /* NULL = not created yet */
-	int32_t pods;                    /* pods of the service, not terminating */
+	int32_t desired;               /* replicas asked of the Deployment */
+	const struct kdeployment *dep; /* NULL = not created yet */
+	int32_t pods;                  /* pods of the service, not terminating */
 	int32_t ready, warm;
-	int32_t warm_failed;             /* pods whose warm-up failed */
-	int32_t unschedulable;           /* pods the scheduler could not place */
+	int32_t warm_failed;   /* pods whose warm-up failed */
+	int32_t unschedulable; /* pods the scheduler could not place */
 	const char *unschedulable_msg;
-	int32_t image_errors;            /* pods waiting on an image or a crash */
+	int32_t image_errors; /* pods waiting on an image or a crash */
 	const char *image_reason;
 	const char *selector;
-	const char *invalid;             /* why the spec cannot run, or NULL */
-	const char *invalid_reason;      /* its CamelCase reason; NULL = InvalidSpec */
-	bool scale_down_deferred;        /* the drain waits for a rollout to finish */
-	json_object *old_status;         /* the status the server holds (parsed), or NULL */
+	const char *invalid;        /* why the spec cannot run, or NULL */
+	const char *invalid_reason; /* its CamelCase reason; NULL = InvalidSpec */
+	bool scale_down_deferred;   /* the drain waits for a rollout to finish */
+	json_object *old_status;    /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and
 	 * ScalingLimited conditions, currentMetrics and lastScaleTime come from
@@ -82,7 +82,7 @@ struct status_input {
 	/* spec.scaling.scaleToZero with minReplicas 0: at zero the service
 	 * still answers (the activator holds requests), so Ready stays True. */
 	bool scale_to_zero;
-	int64_t now;                     /* seconds since the epoch */
+	int64_t now; /* seconds since the epoch */
 };
 
 /* The full status to write (a new object the caller puts). */

@@ -23,7 +23,7 @@
 #include <time.h>
 
 #define WARMUP_BODY_MAX (1 << 20)
-#define HEALTH_TIMEOUT_MS 3000     /* the health probe before the warm-up requests */
+#define HEALTH_TIMEOUT_MS 3000 /* the health probe before the warm-up requests */
 
 
 /* ---- the plan ----------------------------------------------------------- */
@@ -74,8 +74,8 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err,
 	if (path) {
 		snprintf(p->path, sizeof(p->path), "%s", path);
 		if (body) {
-			p->body = strdup(json_object_to_json_string_ext(body,
-					 JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			p->body = strdup(json_object_to_json_string_ext(
+				body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 			if (!p->body) {
 				r = -ENOMEM;
 				goto free_body;
@@ -84,14 +84,16 @@ int warmup_plan_from_spec(json_object *spec, struct warmup_plan *ret, char *err,
 	} else if (pr->warmup_path) {
 		if (preset_expand(pr->warmup_path, "", model ? model : "", p->port, p->path,
 				  sizeof(p->path)) < 0)
-			return text_errf(err, errlen, -EINVAL, "spec.model.name: too long for the warm-up path");
+			return text_errf(err, errlen, -EINVAL,
+					 "spec.model.name: too long for the warm-up path");
 		if (pr->warmup_body && !(p->body = default_body(pr, model)))
 			return -ENOMEM;
 	} else if (p->requests > 0 && !w) {
 		/* custom framework, no warm-up given: nothing to send. */
 		p->requests = 0;
 	} else if (p->requests > 0) {
-		return text_errf(err, errlen, -EINVAL, "spec.warmup.path: required for framework %s", pr->name);
+		return text_errf(err, errlen, -EINVAL,
+				 "spec.warmup.path: required for framework %s", pr->name);
 	}
 	if (p->port <= 0) {
 		r = text_errf(err, errlen, -EINVAL, "spec.port: required for framework %s", pr->name);
@@ -241,11 +243,11 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 				res->failed++;
 				last_code = code;
 				if (msg->data.result == CURLE_OK)
-					snprintf(res->error, sizeof(res->error), "%.100s answered %ld",
-						 p->path, code);
+					snprintf(res->error, sizeof(res->error),
+						 "%.100s answered %ld", p->path, code);
 				else
-					snprintf(res->error, sizeof(res->error), "%.100s: %.100s", p->path,
-						 curl_easy_strerror(msg->data.result));
+					snprintf(res->error, sizeof(res->error), "%.100s: %.100s",
+						 p->path, curl_easy_strerror(msg->data.result));
 			}
 			if (t > res->max_latency_s)
 				res->max_latency_s = t;
@@ -261,8 +263,8 @@ static int send_requests(const char *base, const struct warmup_plan *p, uint64_t
 			curl_multi_remove_handle(m, reqs[i].h);
 			end_request(&reqs[i]);
 			res->failed++;
-			snprintf(res->error, sizeof(res->error), "warm-up did not finish within %d s",
-				 p->timeout_s);
+			snprintf(res->error, sizeof(res->error),
+				 "warm-up did not finish within %d s", p->timeout_s);
 		}
 	curl_multi_cleanup(m);
 	free(reqs);

@@ -17,7 +17,7 @@
 
 struct warmup_plan {
 	char path[512];
-	char *body;                 /* NULL = GET */
+	char *body; /* NULL = GET */
 	char health_path[256];
 	int32_t port;
 	int requests, concurrency;
@@ -56,18 +56,18 @@ int warmup_plan_copy(const struct warmup_plan *plan, struct warmup_plan *ret);
  * away has none: the controller leaves it alone).
  */
 enum warmup_state {
-	WARMUP_WAITING,   /* containers ready: GET the health path until 200 (model loaded) */
-	WARMUP_WARMING,   /* healthy: send the warm-up requests */
-	WARMUP_WARM,      /* every request answered 2xx: the gate goes True */
-	WARMUP_FAILED,    /* a request failed or time ran out: gate False, retry or replace */
+	WARMUP_WAITING, /* containers ready: GET the health path until 200 (model loaded) */
+	WARMUP_WARMING, /* healthy: send the warm-up requests */
+	WARMUP_WARM,    /* every request answered 2xx: the gate goes True */
+	WARMUP_FAILED,  /* a request failed or time ran out: gate False, retry or replace */
 };
 
 enum warmup_event {
-	WARMUP_EV_NOT_YET,    /* the health path did not answer 200 yet */
-	WARMUP_EV_HEALTHY,    /* it did */
-	WARMUP_EV_TIMED_OUT,  /* timeoutSeconds passed */
-	WARMUP_EV_ANSWERED,   /* every warm-up request got a 2xx */
-	WARMUP_EV_FAILED,     /* one did not */
+	WARMUP_EV_NOT_YET,   /* the health path did not answer 200 yet */
+	WARMUP_EV_HEALTHY,   /* it did */
+	WARMUP_EV_TIMED_OUT, /* timeoutSeconds passed */
+	WARMUP_EV_ANSWERED,  /* every warm-up request got a 2xx */
+	WARMUP_EV_FAILED,    /* one did not */
 };
 
 /* The one transition: the state after ev in st (st when ev does not apply). */

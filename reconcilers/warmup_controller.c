@@ -47,10 +47,10 @@
  * worker, and one service holds at most WARM_PER_SERVICE of them, so no
  * service can keep another's pods from turning warm.
  */
-#define WARM_MAX_JOBS 256                      /* warm-ups running at once */
-#define WARM_PER_SERVICE 4                     /* of one service */
+#define WARM_MAX_JOBS 256  /* warm-ups running at once */
+#define WARM_PER_SERVICE 4 /* of one service */
 #define WARM_BUDGET_RETRY_NS (2 * KTIME_NSEC_PER_SEC)
-#define WARM_JOB_CHECK_NS (30 * KTIME_NSEC_PER_SEC)  /* the job also enqueues when done */
+#define WARM_JOB_CHECK_NS (30 * KTIME_NSEC_PER_SEC) /* the job also enqueues when done */
 #define WARM_JOB_STACK (256 * 1024)
 /*
  * A pod just written warm is not needing a warm-up, even while the cache
@@ -66,8 +66,8 @@
 /* ---- the row's data: warm-ups in flight ----------------------------------- */
 
 enum job_state {
-	JOB_RUNNING,   /* its thread sends the requests */
-	JOB_DONE,      /* r and res hold the outcome, for the next reconcile */
+	JOB_RUNNING, /* its thread sends the requests */
+	JOB_DONE,    /* r and res hold the outcome, for the next reconcile */
 };
 
 struct wctl;
@@ -75,9 +75,9 @@ struct wctl;
 struct job {
 	struct wctl *w;
 	char key[320], uid[64], service[320], ip[64];
-	struct warmup_plan plan;     /* owned copy */
+	struct warmup_plan plan; /* owned copy */
 	uint64_t deadline_ns;
-	enum job_state state;        /* under w->lock */
+	enum job_state state; /* under w->lock */
 	int r;
 	struct warmup_result res;
 	pthread_t thread;
@@ -86,14 +86,14 @@ struct job {
 /* A pod written warm whose warm condition the cache does not show yet. */
 struct settling {
 	char key[320], uid[64];
-	uint64_t until_ns;           /* 0: a free row */
+	uint64_t until_ns; /* 0: a free row */
 };
 
 struct wctl {
 	struct controller *self;
 	pthread_mutex_t lock;
 	struct job *jobs[WARM_MAX_JOBS];
-	struct settling settling[WARM_MAX_JOBS];   /* under lock */
+	struct settling settling[WARM_MAX_JOBS]; /* under lock */
 	atomic_bool stopping;
 };
 
@@ -209,7 +209,7 @@ static void settling_mark(struct wctl *w, const char *key, const char *uid)
 	for (size_t i = 0; i < WARM_MAX_JOBS; i++) {
 		struct settling *e = &w->settling[i];
 		if (e->until_ns && strcmp(e->key, key) == 0) {
-			row = e;   /* its own row first */
+			row = e; /* its own row first */
 			break;
 		}
 		if (!row && e->until_ns <= now)
@@ -246,7 +246,7 @@ static bool settling_check(struct wctl *w, const char *key, const char *uid, boo
 struct pod_copy {
 	char ns[64], name[256], uid[64], ip[64], service[256], reason[64];
 	int32_t attempts;
-	int32_t restarts, warm_restarts;   /* now; when it turned warm (-1: not recorded) */
+	int32_t restarts, warm_restarts; /* now; when it turned warm (-1: not recorded) */
 	int64_t since, containers_since;
 	bool ready_containers, warm, deleting;
 };
@@ -287,7 +287,7 @@ struct run {
 	const struct pod_copy *pod;
 	struct warmup_plan plan;
 	struct warmup_result res;
-	int64_t left;                 /* seconds left of timeoutSeconds */
+	int64_t left; /* seconds left of timeoutSeconds */
 	enum reconcile_result out;
 };
 
@@ -451,7 +451,8 @@ static void on_failed(struct run *run)
 	} else if (attempts >= run->plan.max_attempts) {
 		/* A model that will not warm: replace the pod. */
 		struct kube_opts o = { .precondition_uid = p->uid };
-		snprintf(msg, sizeof(msg), "deleting the pod after %d failed warm-up attempts", attempts);
+		snprintf(msg, sizeof(msg), "deleting the pod after %d failed warm-up attempts",
+			 attempts);
 		pod_event(run, "Warning", "WarmupGaveUp", msg);
 		kube_delete(ctx->client, &kube_res_pods, p->ns, p->name, &o, NULL, NULL);
 	} else {
@@ -514,7 +515,7 @@ static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct 
 	log_info("pod cold again", "pod=%s/%s reason=%s", p->ns, p->name, msg);
 	pod_event(&run, "Normal", "ContainerRestarted", msg);
 	return set_condition(ctx, p, false, "ContainerRestarted", msg) < 0 ? RECONCILE_ERROR :
-									      RECONCILE_OK;
+									     RECONCILE_OK;
 }
 
 static bool needs_warmup(const struct pod_copy *p)
@@ -532,11 +533,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	int r;
 
 	if (copy_pod(ctx->manager, key, &pod) < 0) {
-		job_drop(ctx->data, key);   /* gone: a finished warm-up of it is moot */
+		job_drop(ctx->data, key); /* gone: a finished warm-up of it is moot */
 		return RECONCILE_OK;
 	}
 	if (pod.warm || !needs_warmup(&pod))
-		settling_check(ctx->data, key, pod.uid, true);   /* the cache caught up */
+		settling_check(ctx->data, key, pod.uid, true); /* the cache caught up */
 	if (went_cold(&pod))
 		return cold_again(ctx, &pod);
 	if (!needs_warmup(&pod)) {
@@ -551,7 +552,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	snprintf(ikey, sizeof(ikey), "%s/%s", pod.ns, pod.service);
 	r = snapshot_take(ctx->manager, ikey, &s);
 	if (r == -ENOENT)
-		return RECONCILE_OK;   /* its service is gone: so will the pod be */
+		return RECONCILE_OK; /* its service is gone: so will the pod be */
 	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", ikey, strerror(-r));
 		return r == -EBADMSG ? RECONCILE_TERMINAL : RECONCILE_ERROR;
@@ -567,8 +568,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	int64_t now = (int64_t)time(NULL);
 	bool after_failure = strcmp(pod.reason, "WarmupFailed") == 0;
 	if (after_failure) {
-		int64_t due = pod.since + (int64_t)warmup_retry_after_s(pod.attempts > 0 ?
-									  pod.attempts : 1);
+		int64_t due = pod.since +
+			      (int64_t)warmup_retry_after_s(pod.attempts > 0 ? pod.attempts : 1);
 		if (now < due) {
 			ctx->requeue_after_ns = (uint64_t)(due - now) * KTIME_NSEC_PER_SEC;
 			run.out = RECONCILE_REQUEUE_AFTER;
@@ -587,8 +588,7 @@ free_snapshot:
 	return run.out;
 }
 
-static void pods_of_service(void *data, const struct cache_obj *o, controller_emit_fn emit,
-			    void *ud)
+static void pods_of_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	(void)data;
 	(void)o;

@@ -30,15 +30,24 @@
 #include <string.h>
 
 
-static json_object *jstr(const char *s) { return json_object_new_string(s ? s : ""); }
-static json_object *jint(int64_t v) { return json_object_new_int64(v); }
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s ? s : "");
+}
+static json_object *jint(int64_t v)
+{
+	return json_object_new_int64(v);
+}
 
 static void put(json_object *o, const char *k, json_object *v)
 {
 	json_object_object_add(o, k, v);
 }
 
-static json_object *obj(void) { return json_object_new_object(); }
+static json_object *obj(void)
+{
+	return json_object_new_object();
+}
 
 static const char *sget(json_object *o, const char *path)
 {
@@ -53,14 +62,16 @@ static int64_t iget(json_object *o, const char *path, int64_t dflt)
 /* FNV-1a 64 of the compact JSON, as 16 hex digits. */
 static void hash_of(json_object *o, char out[17])
 {
-	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								  JSON_C_TO_STRING_NOSLASHESCAPE);
 	uint64_t h = fnv64_str(s);
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
 int workload_selector(const char *name, char *buf, size_t len)
 {
-	return (size_t)snprintf(buf, len, "%s=%s", KINFER_SERVICE_LABEL, name) < len ? 0 : -ENAMETOOLONG;
+	return (size_t)snprintf(buf, len, "%s=%s", KINFER_SERVICE_LABEL, name) < len ? 0 :
+										       -ENAMETOOLONG;
 }
 
 static json_object *labels(const char *name, const char *model)
@@ -72,8 +83,9 @@ static json_object *labels(const char *name, const char *model)
 	put(l, KINFER_SERVICE_LABEL, jstr(name));
 	/* A label value: 63 characters of [A-Za-z0-9._-]; model names fit the
 	 * CRD's pattern, others are left out rather than refused. */
-	if (model && strlen(model) <= 63 && strspn(model,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == strlen(model))
+	if (model && strlen(model) <= 63 &&
+	    strspn(model, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+		    strlen(model))
 		put(l, "kinfer.io/model", jstr(model));
 	return l;
 }
@@ -102,8 +114,8 @@ static json_object *meta(const char *ns, const char *name, const char *uid, cons
 }
 
 /* The GPU resource name and count for the sharing mode. */
-static int gpu_resource(json_object *gpu, const struct workload_options *o,
-			char *name, size_t len, int64_t *ret_count, char *err, size_t errlen)
+static int gpu_resource(json_object *gpu, const struct workload_options *o, char *name, size_t len,
+			int64_t *ret_count, char *err, size_t errlen)
 {
 	enum isvc_sharing mode = ISVC_EXCLUSIVE;
 	int64_t count = iget(gpu, "count", 0);
@@ -114,20 +126,23 @@ static int gpu_resource(json_object *gpu, const struct workload_options *o,
 	if (count <= 0)
 		return 0;
 	if (sharing && isvc_sharing_parse(sharing, &mode) < 0)
-		return text_errf(err, errlen, -EINVAL, "spec.resources.gpu.sharing: unknown mode \"%s\"", sharing);
+		return text_errf(err, errlen, -EINVAL,
+				 "spec.resources.gpu.sharing: unknown mode \"%s\"", sharing);
 	switch (mode) {
 	case ISVC_EXCLUSIVE:
 		snprintf(name, len, "nvidia.com/gpu");
 		break;
 	case ISVC_TIME_SLICING:
 	case ISVC_MPS:
-		snprintf(name, len, "%s", o && o->shared_gpu_resource ? o->shared_gpu_resource :
-			 "nvidia.com/gpu.shared");
+		snprintf(name, len, "%s",
+			 o && o->shared_gpu_resource ? o->shared_gpu_resource :
+						       "nvidia.com/gpu.shared");
 		break;
 	case ISVC_MIG: {
 		const char *p = sget(gpu, "migProfile");
 		if (!p || !*p)
-			return text_errf(err, errlen, -EINVAL, "spec.resources.gpu.migProfile: required with sharing mig");
+			return text_errf(err, errlen, -EINVAL,
+					 "spec.resources.gpu.migProfile: required with sharing mig");
 		snprintf(name, len, "nvidia.com/mig-%s", p);
 		break;
 	}
@@ -202,7 +217,8 @@ static json_object *string_array(const char *const *items, const char *uri, cons
 	char buf[ARG_MAX_LEN];
 	for (size_t i = 0; items && items[i]; i++) {
 		if (preset_expand(items[i], uri, name, port, buf, sizeof(buf)) < 0) {
-			text_errf(err, errlen, -EINVAL, "spec.model.uri: %zu characters make the "
+			text_errf(err, errlen, -EINVAL,
+				  "spec.model.uri: %zu characters make the "
 				  "server's argument %.20s... longer than %d characters",
 				  uri ? strlen(uri) : 0, items[i], ARG_MAX_LEN - 1);
 			json_object_put(a);
@@ -214,8 +230,8 @@ static json_object *string_array(const char *const *items, const char *uri, cons
 }
 
 static json_object *container(json_object *spec, const struct preset *pr, const char *name,
-			      const char *gpu_name, int64_t gpus, int32_t port,
-			      int32_t drain_s, char *err, size_t errlen)
+			      const char *gpu_name, int64_t gpus, int32_t port, int32_t drain_s,
+			      char *err, size_t errlen)
 {
 	json_object *c = obj(), *ports = json_object_new_array(), *p;
 	const char *image = sget(spec, "image");
@@ -248,7 +264,8 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 		put(c, "command", cmd);
 	json_object *extra = cache_json_get(spec, "args");
 	for (size_t i = 0; extra && json_object_is_type(extra, json_type_array) &&
-			   i < json_object_array_length(extra); i++)
+			   i < json_object_array_length(extra);
+	     i++)
 		json_object_array_add(args, json_object_get(json_object_array_get_idx(extra, i)));
 	if (json_object_array_length(args))
 		put(c, "args", args);
@@ -265,7 +282,8 @@ static json_object *container(json_object *spec, const struct preset *pr, const 
 	json_object_array_add(env, e);
 	json_object *uenv = cache_json_get(spec, "env");
 	for (size_t i = 0; uenv && json_object_is_type(uenv, json_type_array) &&
-			   i < json_object_array_length(uenv); i++)
+			   i < json_object_array_length(uenv);
+	     i++)
 		json_object_array_add(env, json_object_get(json_object_array_get_idx(uenv, i)));
 	put(c, "env", env);
 	p = obj();
@@ -310,8 +328,8 @@ static json_object *tolerations(json_object *spec, int64_t gpus)
 		put(g, "effect", jstr("NoSchedule"));
 		json_object_array_add(t, g);
 	}
-	for (size_t i = 0; u && json_object_is_type(u, json_type_array) &&
-			   i < json_object_array_length(u); i++)
+	for (size_t i = 0;
+	     u && json_object_is_type(u, json_type_array) && i < json_object_array_length(u); i++)
 		json_object_array_add(t, json_object_get(json_object_array_get_idx(u, i)));
 	return t;
 }
@@ -325,8 +343,7 @@ static void node_selection(json_object *pod, json_object *spec, int64_t gpus, ch
 	const char *mem = sget(spec, "resources.gpu.memory");
 
 	if (user && json_object_is_type(user, json_type_object)) {
-		json_object_object_foreach(user, k, v)
-			put(sel, k, json_object_get(v));
+		json_object_object_foreach(user, k, v) put(sel, k, json_object_get(v));
 	}
 	if (gpus > 0 && product && *product)
 		put(sel, "nvidia.com/gpu.product", jstr(product));
@@ -337,15 +354,17 @@ static void node_selection(json_object *pod, json_object *spec, int64_t gpus, ch
 	if (gpus > 0 && mem && *mem) {
 		int64_t bytes;
 		if (quantity_parse(mem, &bytes) < 0) {
-			*r = text_errf(err, errlen, -EINVAL, "spec.resources.gpu.memory: \"%s\" is not a quantity", mem);
+			*r = text_errf(err, errlen, -EINVAL,
+				       "spec.resources.gpu.memory: \"%s\" is not a quantity", mem);
 			return;
 		}
 		/* GFD labels gpu.memory in MiB per GPU: more than (need - 1). */
 		int64_t mib = (bytes + (1 << 20) - 1) >> 20;
 		char gt[32];
 		snprintf(gt, sizeof(gt), "%lld", (long long)(mib - 1));
-		json_object *aff = obj(), *na = obj(), *req = obj(), *terms = json_object_new_array(),
-			    *term = obj(), *exprs = json_object_new_array(), *e = obj(),
+		json_object *aff = obj(), *na = obj(), *req = obj(),
+			    *terms = json_object_new_array(), *term = obj(),
+			    *exprs = json_object_new_array(), *e = obj(),
 			    *vals = json_object_new_array();
 		put(e, "key", jstr("nvidia.com/gpu.memory"));
 		put(e, "operator", jstr("Gt"));
@@ -361,10 +380,9 @@ static void node_selection(json_object *pod, json_object *spec, int64_t gpus, ch
 	}
 }
 
-static json_object *deployment(const char *ns, const char *name, const char *uid,
-			       json_object *spec, int32_t replicas,
-			       const struct workload_options *o, char *err, size_t errlen,
-			       int *r)
+static json_object *deployment(const char *ns, const char *name, const char *uid, json_object *spec,
+			       int32_t replicas, const struct workload_options *o, char *err,
+			       size_t errlen, int *r)
 {
 	enum isvc_framework fw = ISVC_VLLM;
 	const char *fws = sget(spec, "model.framework");
@@ -373,13 +391,15 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	int64_t gpus;
 
 	if (fws && isvc_framework_parse(fws, &fw) < 0) {
-		*r = text_errf(err, errlen, -EINVAL, "spec.model.framework: unknown framework \"%s\"", fws);
+		*r = text_errf(err, errlen, -EINVAL,
+			       "spec.model.framework: unknown framework \"%s\"", fws);
 		return NULL;
 	}
 	const struct preset *pr = preset_for(fw);
 	int32_t port = (int32_t)iget(spec, "port", pr->port);
 	if (port <= 0) {
-		*r = text_errf(err, errlen, -EINVAL, "spec.port: required for framework %s", pr->name);
+		*r = text_errf(err, errlen, -EINVAL, "spec.port: required for framework %s",
+			       pr->name);
 		return NULL;
 	}
 	*r = gpu_resource(cache_json_get(spec, "resources.gpu"), o, gpu_name, sizeof(gpu_name),
@@ -411,10 +431,11 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	put(ds, "revisionHistoryLimit", jint(3));
 	/* What kinfer's scheduler reads: the priority, and a service that
 	 * does not want cached nodes preferred. */
-	json_object *tl = labels(name, model), *pcn = cache_json_get(spec, "scheduling.preferCachedNodes");
+	json_object *tl = labels(name, model),
+		    *pcn = cache_json_get(spec, "scheduling.preferCachedNodes");
 	const char *prio = sget(spec, "scheduling.priority");
-	put(tl, KINFER_PRIORITY_LABEL, jstr(prio && (!strcmp(prio, "low") || !strcmp(prio, "high")) ?
-					   prio : "normal"));
+	put(tl, KINFER_PRIORITY_LABEL,
+	    jstr(prio && (!strcmp(prio, "low") || !strcmp(prio, "high")) ? prio : "normal"));
 	put(tmeta, "labels", tl);
 	if (pcn && json_object_is_type(pcn, json_type_boolean) && !json_object_get_boolean(pcn))
 		put(ann, KINFER_PREFER_CACHED, jstr("false"));
@@ -454,8 +475,8 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
  * scaleToZero the public NAME without a selector (kinfer writes its
  * EndpointSlice, route.h) and the private NAME-private with the selector.
  */
-static json_object *service(const char *ns, const char *name, const char *uid,
-			    json_object *spec, const char *svc_name, bool selector)
+static json_object *service(const char *ns, const char *name, const char *uid, json_object *spec,
+			    const char *svc_name, bool selector)
 {
 	enum isvc_framework fw = ISVC_VLLM;
 	isvc_framework_parse(sget(spec, "model.framework"), &fw);
@@ -502,9 +523,8 @@ static void seal(json_object *o, char hash[17])
 	put(m, "annotations", a);
 }
 
-int workload_build(const char *ns, const char *name, const char *uid,
-		   json_object *spec, int32_t replicas,
-		   const struct workload_options *o, struct workload *ret,
+int workload_build(const char *ns, const char *name, const char *uid, json_object *spec,
+		   int32_t replicas, const struct workload_options *o, struct workload *ret,
 		   char *err, size_t errlen)
 {
 	int r = 0;

@@ -18,19 +18,19 @@
 #define KINFER_FIELD_MANAGER "kinfer-operator"
 
 struct workload_options {
-	const char *shared_gpu_resource;   /* time-slicing, mps; NULL = nvidia.com/gpu.shared */
-	const char *scheduler_name;        /* NULL = the cluster's default */
+	const char *shared_gpu_resource; /* time-slicing, mps; NULL = nvidia.com/gpu.shared */
+	const char *scheduler_name;      /* NULL = the cluster's default */
 };
 
 struct workload {
 	json_object *deployment;
-	json_object *service;            /* NAME; without a selector when scale_to_zero */
-	json_object *private_service;    /* NAME-private (route.h); NULL without scale_to_zero */
+	json_object *service;         /* NAME; without a selector when scale_to_zero */
+	json_object *private_service; /* NAME-private (route.h); NULL without scale_to_zero */
 	char deployment_hash[17];
 	char service_hash[17];
 	char private_hash[17];
 	int32_t replicas;
-	bool scale_to_zero;              /* spec.scaling.scaleToZero present */
+	bool scale_to_zero; /* spec.scaling.scaleToZero present */
 };
 
 /*
@@ -38,9 +38,8 @@ struct workload {
  * Deployment should run. -EINVAL with a message naming the field when the
  * spec cannot be turned into a workload.
  */
-int workload_build(const char *ns, const char *name, const char *uid,
-		   json_object *spec, int32_t replicas,
-		   const struct workload_options *o, struct workload *ret,
+int workload_build(const char *ns, const char *name, const char *uid, json_object *spec,
+		   int32_t replicas, const struct workload_options *o, struct workload *ret,
 		   char *err, size_t errlen);
 void workload_free(struct workload *w);
 

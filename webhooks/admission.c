@@ -34,7 +34,7 @@ struct admission_report {
 	char *errors[ADMISSION_MAX_ERRORS];
 	char *warnings[ADMISSION_MAX_WARNINGS];
 	size_t n_errors, n_warnings;
-	int err;          /* -ENOMEM seen while adding */
+	int err; /* -ENOMEM seen while adding */
 };
 
 int admission_report_new(struct admission_report **ret)
@@ -57,8 +57,14 @@ void admission_report_free(struct admission_report *r)
 	free(r);
 }
 
-size_t admission_report_n_errors(const struct admission_report *r) { return r->n_errors; }
-size_t admission_report_n_warnings(const struct admission_report *r) { return r->n_warnings; }
+size_t admission_report_n_errors(const struct admission_report *r)
+{
+	return r->n_errors;
+}
+size_t admission_report_n_warnings(const struct admission_report *r)
+{
+	return r->n_warnings;
+}
 
 const char *admission_report_error(const struct admission_report *r, size_t i)
 {
@@ -134,11 +140,23 @@ static void add_line(struct admission_report *r, bool error, const char *fmt, ..
 
 /* ---- JSON access that tolerates any type --------------------------------- */
 
-static json_object *get(json_object *o, const char *path) { return cache_json_get(o, path); }
-static const char *str(json_object *o, const char *path) { return cache_json_str(o, path); }
+static json_object *get(json_object *o, const char *path)
+{
+	return cache_json_get(o, path);
+}
+static const char *str(json_object *o, const char *path)
+{
+	return cache_json_str(o, path);
+}
 
-static bool is_obj(json_object *o) { return o && json_object_is_type(o, json_type_object); }
-static bool is_arr(json_object *o) { return o && json_object_is_type(o, json_type_array); }
+static bool is_obj(json_object *o)
+{
+	return o && json_object_is_type(o, json_type_object);
+}
+static bool is_arr(json_object *o)
+{
+	return o && json_object_is_type(o, json_type_array);
+}
 
 /* An integer field: false when absent; *bad when present but not a whole number. */
 static bool int_at(json_object *o, const char *path, int64_t *ret, bool *bad)
@@ -166,21 +184,21 @@ static int64_t int_or(json_object *o, const char *path, int64_t dflt)
 
 /* MIG profiles per GPU family, as the device plugin's mixed strategy names
  * the resources (nvidia.com/mig-<profile>). From NVIDIA's MIG user guide. */
-static const char *const mig_a100_40[] = { "1g.5gb", "1g.5gb+me", "1g.10gb", "2g.10gb",
-	"3g.20gb", "4g.20gb", "7g.40gb", NULL };
+static const char *const mig_a100_40[] = { "1g.5gb",  "1g.5gb+me", "1g.10gb", "2g.10gb",
+					   "3g.20gb", "4g.20gb",   "7g.40gb", NULL };
 static const char *const mig_a100_80[] = { "1g.10gb", "1g.10gb+me", "1g.20gb", "2g.20gb",
-	"3g.40gb", "4g.40gb", "7g.80gb", NULL };
+					   "3g.40gb", "4g.40gb",    "7g.80gb", NULL };
 static const char *const mig_h100_94[] = { "1g.12gb", "1g.12gb+me", "1g.24gb", "2g.24gb",
-	"3g.47gb", "4g.47gb", "7g.94gb", NULL };
-static const char *const mig_h200[] = { "1g.18gb", "1g.18gb+me", "1g.35gb", "2g.35gb",
-	"3g.71gb", "4g.71gb", "7g.141gb", NULL };
-static const char *const mig_a30[] = { "1g.6gb", "1g.6gb+me", "2g.12gb", "2g.12gb+me",
-	"4g.24gb", NULL };
+					   "3g.47gb", "4g.47gb",    "7g.94gb", NULL };
+static const char *const mig_h200[] = { "1g.18gb", "1g.18gb+me", "1g.35gb",  "2g.35gb",
+					"3g.71gb", "4g.71gb",    "7g.141gb", NULL };
+static const char *const mig_a30[] = { "1g.6gb",     "1g.6gb+me", "2g.12gb",
+				       "2g.12gb+me", "4g.24gb",   NULL };
 
 struct gpu_product {
-	const char *name;               /* the nvidia.com/gpu.product label */
+	const char *name; /* the nvidia.com/gpu.product label */
 	int memory_gib;
-	const char *const *mig;         /* NULL: no MIG */
+	const char *const *mig; /* NULL: no MIG */
 };
 
 static const struct gpu_product gpu_products[] = {
@@ -228,8 +246,7 @@ static bool mig_in(const char *const *set, const char *profile)
 }
 
 /* "2c.3g.40gb" -> the GPU instance "3g.40gb", its slices and memory (GB). */
-static const char *mig_instance(const char *profile, int *ret_compute, int *ret_slices,
-				int *ret_gb)
+static const char *mig_instance(const char *profile, int *ret_compute, int *ret_slices, int *ret_gb)
 {
 	const char *gi = profile;
 	int c = 0;
@@ -338,8 +355,9 @@ static bool image_ok(const char *img, bool *ret_pinned)
 		size_t cl = strlen(comp);
 		if (cl == 0)
 			return false;
-		bool registry = first && next && (strchr(comp, '.') || strchr(comp, ':') ||
-						  strcmp(comp, "localhost") == 0);
+		bool registry = first && next &&
+				(strchr(comp, '.') || strchr(comp, ':') ||
+				 strcmp(comp, "localhost") == 0);
 		for (size_t i = 0; i < cl; i++) {
 			char ch = comp[i];
 			bool ok = islower((unsigned char)ch) || isdigit((unsigned char)ch) ||
@@ -382,7 +400,8 @@ static void rule_basics(json_object *obj, struct spec_ctx *c)
 			ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) ||
 			     name[i] == '-';
 		if (!ok)
-			fail(r, "metadata.name: \"%s\" must be a DNS-1035 label (at most 63 lowercase "
+			fail(r,
+			     "metadata.name: \"%s\" must be a DNS-1035 label (at most 63 lowercase "
 			     "letters, digits and '-', starting with a letter), as it also names the Service",
 			     name);
 	} else if (!str(obj, "metadata.generateName")) {
@@ -390,14 +409,18 @@ static void rule_basics(json_object *obj, struct spec_ctx *c)
 	}
 	json_object *labels = get(obj, "metadata.labels");
 	if (is_obj(labels)) {
-		json_object_object_foreach(labels, k, v) {
+		json_object_object_foreach(labels, k, v)
+		{
 			const char *vs = json_object_is_type(v, json_type_string) ?
-				json_object_get_string(v) : NULL;
+						 json_object_get_string(v) :
+						 NULL;
 			if (!label_key_ok(k))
 				fail(r, "metadata.labels: \"%s\" is not a valid label key", k);
 			else if (!vs || !label_value_ok(vs))
-				fail(r, "metadata.labels.%s: \"%s\" is not a valid label value (at most 63 "
-				     "of A-Z a-z 0-9 - _ ., starting and ending alphanumeric)", k, vs ? vs : "");
+				fail(r,
+				     "metadata.labels.%s: \"%s\" is not a valid label value (at most 63 "
+				     "of A-Z a-z 0-9 - _ ., starting and ending alphanumeric)",
+				     k, vs ? vs : "");
 		}
 	}
 	if (!is_obj(c->spec)) {
@@ -408,10 +431,13 @@ static void rule_basics(json_object *obj, struct spec_ctx *c)
 	if (!model || !*model)
 		fail(r, "spec.model.name: required");
 	else if (!label_value_ok(model))
-		warn(r, "spec.model.name: \"%s\" is not a valid label value, so pods are not labelled "
-		     "kinfer.io/model and placement cannot prefer nodes that cache it", model);
+		warn(r,
+		     "spec.model.name: \"%s\" is not a valid label value, so pods are not labelled "
+		     "kinfer.io/model and placement cannot prefer nodes that cache it",
+		     model);
 	if (!uri || !strstr(uri, "://"))
-		fail(r, "spec.model.uri: required, as scheme://location (s3://, gs://, hf://, pvc://, oci://)");
+		fail(r,
+		     "spec.model.uri: required, as scheme://location (s3://, gs://, hf://, pvc://, oci://)");
 	const char *fws = str(c->spec, "model.framework");
 	c->fw = ISVC_VLLM;
 	c->fw_ok = !fws || isvc_framework_parse(fws, &c->fw) == 0;
@@ -428,13 +454,15 @@ static void rule_gpu_memory(struct spec_ctx *c, json_object *gpu, const struct g
 	if (!mem)
 		return;
 	if (quantity_parse(mem, &bytes) < 0 || bytes <= 0) {
-		fail(c->r, "spec.resources.gpu.memory: \"%s\" is not a positive quantity such as 14Gi", mem);
+		fail(c->r,
+		     "spec.resources.gpu.memory: \"%s\" is not a positive quantity such as 14Gi",
+		     mem);
 		return;
 	}
 	int64_t gib = 1LL << 30;
 	if (p && bytes > p->memory_gib * gib) {
-		fail(c->r, "spec.resources.gpu.memory: %s exceeds the %dGi of %s", mem, p->memory_gib,
-		     p->name);
+		fail(c->r, "spec.resources.gpu.memory: %s exceeds the %dGi of %s", mem,
+		     p->memory_gib, p->name);
 		return;
 	}
 	if (!p && !product) {
@@ -443,8 +471,10 @@ static void rule_gpu_memory(struct spec_ctx *c, json_object *gpu, const struct g
 			if (gpu_products[i].memory_gib > big->memory_gib)
 				big = &gpu_products[i];
 		if (bytes > big->memory_gib * gib)
-			fail(c->r, "spec.resources.gpu.memory: %s exceeds the largest GPU kinfer knows "
-			     "(%dGi, %s); no node can fit it", mem, big->memory_gib, big->name);
+			fail(c->r,
+			     "spec.resources.gpu.memory: %s exceeds the largest GPU kinfer knows "
+			     "(%dGi, %s); no node can fit it",
+			     mem, big->memory_gib, big->name);
 	}
 }
 
@@ -458,16 +488,21 @@ static void rule_mig(struct spec_ctx *c, json_object *gpu, const struct gpu_prod
 		return;
 	const char *gi = mig_instance(profile, &cslices, &slices, &gb);
 	if (slices == 0 || gb == 0) {
-		fail(c->r, "spec.resources.gpu.migProfile: \"%s\" is not a MIG profile such as 1g.10gb or 3g.40gb",
+		fail(c->r,
+		     "spec.resources.gpu.migProfile: \"%s\" is not a MIG profile such as 1g.10gb or 3g.40gb",
 		     profile);
 		return;
 	}
 	if (cslices > slices)
-		fail(c->r, "spec.resources.gpu.migProfile: %s has more compute slices (%d) than its "
-		     "GPU instance %s (%d)", profile, cslices, gi, slices);
+		fail(c->r,
+		     "spec.resources.gpu.migProfile: %s has more compute slices (%d) than its "
+		     "GPU instance %s (%d)",
+		     profile, cslices, gi, slices);
 	if (p && !p->mig) {
-		fail(c->r, "spec.resources.gpu.migProfile: %s does not support MIG; use sharing "
-		     "exclusive, time-slicing or mps", p->name);
+		fail(c->r,
+		     "spec.resources.gpu.migProfile: %s does not support MIG; use sharing "
+		     "exclusive, time-slicing or mps",
+		     p->name);
 	} else if (p && !mig_in(p->mig, gi)) {
 		list_profiles(p->mig, list, sizeof(list));
 		fail(c->r, "spec.resources.gpu.migProfile: %s is not a MIG profile of %s (it has %s)",
@@ -477,20 +512,26 @@ static void rule_mig(struct spec_ctx *c, json_object *gpu, const struct gpu_prod
 		for (size_t i = 0; i < N_PRODUCTS && !any; i++)
 			any = mig_in(gpu_products[i].mig, gi);
 		if (!any)
-			fail(c->r, "spec.resources.gpu.migProfile: %s is not a MIG profile of any GPU "
-			     "kinfer knows", gi);
+			fail(c->r,
+			     "spec.resources.gpu.migProfile: %s is not a MIG profile of any GPU "
+			     "kinfer knows",
+			     gi);
 		else if (!product)
-			warn(c->r, "spec.resources.gpu.migProfile: %s without spec.resources.gpu.product; "
-			     "set the product so the profile can be checked against it", gi);
+			warn(c->r,
+			     "spec.resources.gpu.migProfile: %s without spec.resources.gpu.product; "
+			     "set the product so the profile can be checked against it",
+			     gi);
 	}
 	const char *mem = str(gpu, "memory");
 	int64_t bytes;
 	if (mem && quantity_parse(mem, &bytes) == 0 && bytes > (int64_t)gb << 30)
-		fail(c->r, "spec.resources.gpu.memory: %s exceeds the %dgb of MIG profile %s", mem, gb, gi);
+		fail(c->r, "spec.resources.gpu.memory: %s exceeds the %dgb of MIG profile %s", mem,
+		     gb, gi);
 	if (count * slices > 7)
-		warn(c->r, "spec.resources.gpu.count: %lld instances of %s need %lld slices, more "
-		     "than one GPU has (7); they come from several GPUs", (long long)count, gi,
-		     (long long)(count * slices));
+		warn(c->r,
+		     "spec.resources.gpu.count: %lld instances of %s need %lld slices, more "
+		     "than one GPU has (7); they come from several GPUs",
+		     (long long)count, gi, (long long)(count * slices));
 }
 
 static void rule_gpu(struct spec_ctx *c)
@@ -516,45 +557,56 @@ static void rule_gpu(struct spec_ctx *c)
 	}
 	sharing = str(gpu, "sharing");
 	if (sharing && isvc_sharing_parse(sharing, &mode) < 0) {
-		fail(c->r, "spec.resources.gpu.sharing: \"%s\" is not one of exclusive, time-slicing, mps, mig",
+		fail(c->r,
+		     "spec.resources.gpu.sharing: \"%s\" is not one of exclusive, time-slicing, mps, mig",
 		     sharing);
 		return;
 	}
 	product = str(gpu, "product");
 	const struct gpu_product *p = product_find(product);
 	if (product && !label_value_ok(product))
-		fail(c->r, "spec.resources.gpu.product: \"%s\" is not a valid label value (it selects "
-		     "nodes by nvidia.com/gpu.product)", product);
+		fail(c->r,
+		     "spec.resources.gpu.product: \"%s\" is not a valid label value (it selects "
+		     "nodes by nvidia.com/gpu.product)",
+		     product);
 	else if (product && !p)
-		warn(c->r, "spec.resources.gpu.product: %s is not a GPU kinfer knows; its memory and "
-		     "MIG profiles are not checked", product);
+		warn(c->r,
+		     "spec.resources.gpu.product: %s is not a GPU kinfer knows; its memory and "
+		     "MIG profiles are not checked",
+		     product);
 	rule_gpu_memory(c, gpu, p, product);
 	/* Sharing against count and profile (beyond the CRD's own rules). */
 	switch (mode) {
 	case ISVC_EXCLUSIVE:
 		if (count > 8)
-			warn(c->r, "spec.resources.gpu.count: %lld GPUs per replica; few nodes have more than 8",
+			warn(c->r,
+			     "spec.resources.gpu.count: %lld GPUs per replica; few nodes have more than 8",
 			     (long long)count);
 		break;
 	case ISVC_TIME_SLICING:
 		if (count != 1)
-			fail(c->r, "spec.resources.gpu.count: must be 1 with sharing time-slicing (a pod gets one share of one GPU)");
-		warn(c->r, "spec.resources.gpu.sharing: time-slicing isolates neither memory nor faults; "
+			fail(c->r,
+			     "spec.resources.gpu.count: must be 1 with sharing time-slicing (a pod gets one share of one GPU)");
+		warn(c->r,
+		     "spec.resources.gpu.sharing: time-slicing isolates neither memory nor faults; "
 		     "replicas on one GPU can run it out of memory");
 		break;
 	case ISVC_MPS:
 		if (count != 1)
-			fail(c->r, "spec.resources.gpu.count: must be 1 with sharing mps (a pod gets one share of one GPU)");
+			fail(c->r,
+			     "spec.resources.gpu.count: must be 1 with sharing mps (a pod gets one share of one GPU)");
 		break;
 	case ISVC_MIG:
 		if (count < 1)
 			fail(c->r, "spec.resources.gpu.count: must be at least 1 with sharing mig");
 		if (!str(gpu, "migProfile"))
-			fail(c->r, "spec.resources.gpu.migProfile: required when spec.resources.gpu.sharing is mig");
+			fail(c->r,
+			     "spec.resources.gpu.migProfile: required when spec.resources.gpu.sharing is mig");
 		break;
 	}
 	if (mode != ISVC_MIG && str(gpu, "migProfile"))
-		fail(c->r, "spec.resources.gpu.migProfile: allowed only when spec.resources.gpu.sharing is mig");
+		fail(c->r,
+		     "spec.resources.gpu.migProfile: allowed only when spec.resources.gpu.sharing is mig");
 	if (mode == ISVC_MIG)
 		rule_mig(c, gpu, p, product, count);
 }
@@ -570,9 +622,11 @@ static void list_types(enum isvc_framework fw, enum metricsource_kind kind, char
 	size_t o = 0;
 	buf[0] = '\0';
 	for (int t = 0; t < AUTOSCALE_METRIC_TYPE_COUNT && o < len; t++)
-		if (t != AUTOSCALE_CUSTOM && metricsource_supports(fw, (enum autoscale_metric_type)t, kind))
+		if (t != AUTOSCALE_CUSTOM &&
+		    metricsource_supports(fw, (enum autoscale_metric_type)t, kind))
 			o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
-					      autoscale_metric_type_name((enum autoscale_metric_type)t));
+					      autoscale_metric_type_name(
+						      (enum autoscale_metric_type)t));
 }
 
 static void rule_metric_type(struct spec_ctx *c, size_t i, const char *type,
@@ -586,12 +640,15 @@ static void rule_metric_type(struct spec_ctx *c, size_t i, const char *type,
 	if (metricsource_supports(c->fw, t, kind))
 		return;
 	if (t == AUTOSCALE_CUSTOM)
-		fail(c->r, "spec.scaling.metrics[%zu].type: Custom needs spec.scaling.metricsSource.type "
-		     "Prometheus (its query is PromQL)", i);
+		fail(c->r,
+		     "spec.scaling.metrics[%zu].type: Custom needs spec.scaling.metricsSource.type "
+		     "Prometheus (its query is PromQL)",
+		     i);
 	else if (t == AUTOSCALE_GPU_UTILIZATION && kind == METRICSOURCE_PODS)
-		fail(c->r, "spec.scaling.metrics[%zu].type: %s exports no GPUUtilization; use "
-		     "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter", i,
-		     c->preset->name);
+		fail(c->r,
+		     "spec.scaling.metrics[%zu].type: %s exports no GPUUtilization; use "
+		     "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter",
+		     i, c->preset->name);
 	else
 		fail(c->r, "spec.scaling.metrics[%zu].type: %s is not exported by %s (it has %s)",
 		     i, type, c->preset->name, list);
@@ -638,9 +695,13 @@ static void rule_metrics(struct spec_ctx *c, json_object *scaling)
 		for (size_t j = 0; j < i; j++)
 			if (str(json_object_array_get_idx(ms, j), "type") &&
 			    strcmp(str(json_object_array_get_idx(ms, j), "type"), type) == 0)
-				fail(c->r, "spec.scaling.metrics[%zu].type: %s is already metrics[%zu]", i, type, j);
+				fail(c->r,
+				     "spec.scaling.metrics[%zu].type: %s is already metrics[%zu]",
+				     i, type, j);
 		json_object *t = get(m, "target");
-		if (!t || !(json_object_is_type(t, json_type_int) || json_object_is_type(t, json_type_double)) ||
+		if (!t ||
+		    !(json_object_is_type(t, json_type_int) ||
+		      json_object_is_type(t, json_type_double)) ||
 		    !(json_object_get_double(t) > 0))
 			fail(c->r, "spec.scaling.metrics[%zu].target: must be a number above 0", i);
 	}
@@ -662,35 +723,45 @@ static void rule_direction(struct spec_ctx *c, json_object *dir, const char *nam
 	if (n > 10)
 		fail(c->r, "spec.scaling.behavior.%s.policies: %zu policies; at most 10", name, n);
 	if (pols && n == 0 && !*ret_disabled)
-		fail(c->r, "spec.scaling.behavior.%s.policies: empty; give at least one policy or set "
-		     "selectPolicy Disabled", name);
+		fail(c->r,
+		     "spec.scaling.behavior.%s.policies: empty; give at least one policy or set "
+		     "selectPolicy Disabled",
+		     name);
 	for (size_t i = 0; i < n && i < 16; i++) {
 		json_object *p = json_object_array_get_idx(pols, i);
 		const char *type = str(p, "type");
 		int64_t value = int_or(p, "value", 0), period = int_or(p, "periodSeconds", 0);
 		if (!type || (strcmp(type, "Pods") != 0 && strcmp(type, "Percent") != 0))
-			fail(c->r, "spec.scaling.behavior.%s.policies[%zu].type: must be Pods or Percent", name, i);
+			fail(c->r,
+			     "spec.scaling.behavior.%s.policies[%zu].type: must be Pods or Percent",
+			     name, i);
 		if (value < 1)
-			fail(c->r, "spec.scaling.behavior.%s.policies[%zu].value: must be at least 1", name, i);
+			fail(c->r, "spec.scaling.behavior.%s.policies[%zu].value: must be at least 1",
+			     name, i);
 		if (period < 1 || period > 1800)
-			fail(c->r, "spec.scaling.behavior.%s.policies[%zu].periodSeconds: must be from 1 to 1800",
+			fail(c->r,
+			     "spec.scaling.behavior.%s.policies[%zu].periodSeconds: must be from 1 to 1800",
 			     name, i);
 		else if (period < eval_s)
-			warn(c->r, "spec.scaling.behavior.%s.policies[%zu].periodSeconds: %llds is shorter "
+			warn(c->r,
+			     "spec.scaling.behavior.%s.policies[%zu].periodSeconds: %llds is shorter "
 			     "than evaluationIntervalSeconds (%llds); the limit applies per evaluation anyway",
 			     name, i, (long long)period, (long long)eval_s);
 		for (size_t j = 0; type && j < i; j++) {
 			json_object *q = json_object_array_get_idx(pols, j);
 			const char *qt = str(q, "type");
 			if (qt && strcmp(qt, type) == 0 && int_or(q, "periodSeconds", 0) == period)
-				fail(c->r, "spec.scaling.behavior.%s.policies[%zu]: same type and periodSeconds "
-				     "as policies[%zu]", name, i, j);
+				fail(c->r,
+				     "spec.scaling.behavior.%s.policies[%zu]: same type and periodSeconds "
+				     "as policies[%zu]",
+				     name, i, j);
 		}
 	}
 	if (window > 0 && window < eval_s && strcmp(name, "scaleDown") == 0)
-		warn(c->r, "spec.scaling.behavior.scaleDown.stabilizationWindowSeconds: %llds is "
-		     "shorter than one evaluation (%llds); replicas may flap", (long long)window,
-		     (long long)eval_s);
+		warn(c->r,
+		     "spec.scaling.behavior.scaleDown.stabilizationWindowSeconds: %llds is "
+		     "shorter than one evaluation (%llds); replicas may flap",
+		     (long long)window, (long long)eval_s);
 }
 
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s);
@@ -716,7 +787,8 @@ static void rule_zero_min(struct spec_ctx *c, json_object *s)
 		if (type && !per_pod)
 			per_pod = type;
 	}
-	fail(c->r, "spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's activator "
+	fail(c->r,
+	     "spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's activator "
 	     "wakes the service at the first request) or a metric that has a value with no pods running "
 	     "(type Custom, a Prometheus query); %s is read from the pods, so at 0 replicas there is "
 	     "no value and the service could never scale up again (the HPA refuses minReplicas 0 "
@@ -739,11 +811,13 @@ static void rule_scaling(struct spec_ctx *c)
 	if (max < 0)
 		fail(c->r, "spec.scaling.maxReplicas: required");
 	else if (min > max)
-		fail(c->r, "spec.scaling.minReplicas: %lld is above maxReplicas %lld", (long long)min,
-		     (long long)max);
+		fail(c->r, "spec.scaling.minReplicas: %lld is above maxReplicas %lld",
+		     (long long)min, (long long)max);
 	else if (min == max)
-		warn(c->r, "spec.scaling: minReplicas equals maxReplicas (%lld), so autoscaling never "
-		     "changes the replicas", (long long)min);
+		warn(c->r,
+		     "spec.scaling: minReplicas equals maxReplicas (%lld), so autoscaling never "
+		     "changes the replicas",
+		     (long long)min);
 	if (!get(s, "metrics"))
 		fail(c->r, "spec.scaling.metrics: required (at least one)");
 	rule_metrics(c, s);
@@ -759,11 +833,12 @@ static void rule_scaling(struct spec_ctx *c)
 	if (get(b, "scaleDown"))
 		rule_direction(c, get(b, "scaleDown"), "scaleDown", eval_s, &down_off);
 	if (up_off && down_off)
-		fail(c->r, "spec.scaling.behavior: scaleUp and scaleDown are both Disabled, so the "
+		fail(c->r,
+		     "spec.scaling.behavior: scaleUp and scaleDown are both Disabled, so the "
 		     "replicas can never change; remove spec.scaling and set spec.replicas instead");
 	else if (up_off)
 		warn(c->r, "spec.scaling.behavior.scaleUp.selectPolicy: Disabled; load above the "
-		     "targets will not add replicas");
+			   "targets will not add replicas");
 	rule_scaling_controls(c, s);
 }
 
@@ -776,16 +851,16 @@ static bool num_at(json_object *o, const char *path, double *ret)
 {
 	json_object *v = get(o, path);
 
-	if (!v || !(json_object_is_type(v, json_type_int) ||
-		    json_object_is_type(v, json_type_double)))
+	if (!v ||
+	    !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
 		return false;
 	*ret = json_object_get_double(v);
 	return isfinite(*ret);
 }
 
 /* An integer field in [lo, hi] when present; required says if absent is wrong. */
-static void int_field(struct admission_report *r, json_object *o, const char *path,
-		      const char *key, int64_t lo, int64_t hi, bool required)
+static void int_field(struct admission_report *r, json_object *o, const char *path, const char *key,
+		      int64_t lo, int64_t hi, bool required)
 {
 	int64_t v;
 	bool bad;
@@ -811,12 +886,16 @@ static void rule_activation(struct spec_ctx *c, json_object *s)
 		if (!get(m, "activationThreshold"))
 			continue;
 		if (!num_at(m, "activationThreshold", &a) || a < 0)
-			fail(c->r, "spec.scaling.metrics[%zu].activationThreshold: must be a number "
-			     ">= 0", i);
+			fail(c->r,
+			     "spec.scaling.metrics[%zu].activationThreshold: must be a number "
+			     ">= 0",
+			     i);
 		else if (num_at(m, "target", &t) && a >= t)
-			warn(c->r, "spec.scaling.metrics[%zu].activationThreshold: %g is not below the "
+			warn(c->r,
+			     "spec.scaling.metrics[%zu].activationThreshold: %g is not below the "
 			     "target %g: at minReplicas the metric waits above its target before "
-			     "scaling up", i, a, t);
+			     "scaling up",
+			     i, a, t);
 	}
 }
 
@@ -843,13 +922,13 @@ static void rule_fallback(struct spec_ctx *c, json_object *s, int64_t min, int64
 		known |= strcmp(b, behaviors[i]) == 0;
 	if (get(f, "behavior") && !known)
 		fail(c->r, "spec.scaling.fallback.behavior: must be static, currentReplicas, "
-		     "currentReplicasIfHigher or currentReplicasIfLower");
+			   "currentReplicasIfHigher or currentReplicasIfLower");
 	n = int_or(f, "replicas", -1);
-	if (n >= 0 && max >= 0 && (n < min || n > max) &&
-	    (!b || strcmp(b, "currentReplicas") != 0))
-		warn(c->r, "spec.scaling.fallback.replicas: %lld is outside minReplicas..maxReplicas "
-		     "(%lld..%lld); the fallback is bounded by them", (long long)n,
-		     (long long)min, (long long)max);
+	if (n >= 0 && max >= 0 && (n < min || n > max) && (!b || strcmp(b, "currentReplicas") != 0))
+		warn(c->r,
+		     "spec.scaling.fallback.replicas: %lld is outside minReplicas..maxReplicas "
+		     "(%lld..%lld); the fallback is bounded by them",
+		     (long long)n, (long long)min, (long long)max);
 }
 
 static void rule_panic(struct spec_ctx *c, json_object *s)
@@ -866,8 +945,10 @@ static void rule_panic(struct spec_ctx *c, json_object *s)
 	int_field(c->r, p, "spec.scaling.behavior.panic", "thresholdPercent", 110, 1000, false);
 	int_field(c->r, p, "spec.scaling.behavior.panic", "stableWindowSeconds", 6, 3600, false);
 	if (int_or(p, "windowSeconds", 6) > int_or(p, "stableWindowSeconds", 60))
-		fail(c->r, "spec.scaling.behavior.panic.windowSeconds: %lld is longer than "
-		     "stableWindowSeconds (%lld)", (long long)int_or(p, "windowSeconds", 6),
+		fail(c->r,
+		     "spec.scaling.behavior.panic.windowSeconds: %lld is longer than "
+		     "stableWindowSeconds (%lld)",
+		     (long long)int_or(p, "windowSeconds", 6),
 		     (long long)int_or(p, "stableWindowSeconds", 60));
 }
 
@@ -900,8 +981,10 @@ static void rule_schedule(struct spec_ctx *c, json_object *e, size_t i, int64_t 
 	if (lo < 0 && hi < 0)
 		fail(c->r, "%s: give minReplicas or maxReplicas (or both)", path);
 	else if (lo > (hi > max ? hi : max) && max >= 0)
-		fail(c->r, "%s.minReplicas: %lld is above the cap in its window (%lld); raise "
-		     "maxReplicas there too", path, (long long)lo, (long long)(hi > max ? hi : max));
+		fail(c->r,
+		     "%s.minReplicas: %lld is above the cap in its window (%lld); raise "
+		     "maxReplicas there too",
+		     path, (long long)lo, (long long)(hi > max ? hi : max));
 }
 
 static void rule_schedules(struct spec_ctx *c, json_object *s, int64_t max)
@@ -958,8 +1041,10 @@ static void rule_scale_to_zero(struct spec_ctx *c, json_object *s, int64_t min)
 	int_field(c->r, z, path, "activationTimeoutSeconds", 1,
 		  SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX, false);
 	if (min > 0)
-		warn(c->r, "%s: has no effect while spec.scaling.minReplicas is %lld; set minReplicas "
-		     "to 0 to let the service scale to zero", path, (long long)min);
+		warn(c->r,
+		     "%s: has no effect while spec.scaling.minReplicas is %lld; set minReplicas "
+		     "to 0 to let the service scale to zero",
+		     path, (long long)min);
 }
 
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
@@ -978,8 +1063,7 @@ static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
  * (KEDA's pause annotations under kinfer.io/), checked when they change:
  * `kubectl annotate` is an UPDATE whose spec is the same, and an object
  * that got a bad value while the webhook was away can still be updated. */
-static void rule_pause_annotations(json_object *obj, json_object *old,
-				   struct admission_report *r)
+static void rule_pause_annotations(json_object *obj, json_object *old, struct admission_report *r)
 {
 	json_object *a = get(obj, "metadata.annotations"), *v;
 	json_object *oa = get(old, "metadata.annotations"), *ov;
@@ -1000,11 +1084,12 @@ static void rule_pause_annotations(json_object *obj, json_object *old,
 		ov = NULL;
 		if (is_obj(oa))
 			json_object_object_get_ex(oa, keys[i], &ov);
-		if (!vals[i] != !ov || (vals[i] && ov && strcmp(vals[i], json_object_get_string(ov)) != 0))
+		if (!vals[i] != !ov ||
+		    (vals[i] && ov && strcmp(vals[i], json_object_get_string(ov)) != 0))
 			changed = true;
 	}
-	if (changed && autoscale_pause_parse(vals[0], vals[1], vals[2], vals[3], 0, &p, why,
-				  sizeof(why)) < 0)
+	if (changed &&
+	    autoscale_pause_parse(vals[0], vals[1], vals[2], vals[3], 0, &p, why, sizeof(why)) < 0)
 		fail(r, "metadata.annotations: %s", why);
 }
 
@@ -1025,7 +1110,8 @@ static void rule_warmup_drain(struct spec_ctx *c)
 		return;
 	}
 	if (w && req_timeout > timeout)
-		fail(c->r, "spec.warmup.requestTimeoutSeconds: %llds is above spec.warmup.timeoutSeconds (%llds)",
+		fail(c->r,
+		     "spec.warmup.requestTimeoutSeconds: %llds is above spec.warmup.timeoutSeconds (%llds)",
 		     (long long)req_timeout, (long long)timeout);
 	if (w && requests > 0 && conc > requests)
 		fail(c->r, "spec.warmup.concurrency: %lld is above spec.warmup.requests (%lld)",
@@ -1034,16 +1120,19 @@ static void rule_warmup_drain(struct spec_ctx *c)
 		fail(c->r, "spec.warmup.path: required for framework %s (it has no default warm-up)",
 		     c->preset->name);
 	if (timeout > STARTUP_WINDOW_S)
-		fail(c->r, "spec.warmup.timeoutSeconds: %llds is above the %ds the startup probe gives "
+		fail(c->r,
+		     "spec.warmup.timeoutSeconds: %llds is above the %ds the startup probe gives "
 		     "the model to load; the kubelet restarts the container first",
 		     (long long)timeout, STARTUP_WINDOW_S);
 	if (drain < 0 || drain > ISVC_DRAIN_TIMEOUT_S_MAX)
 		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to %d", (long long)drain,
 		     ISVC_DRAIN_TIMEOUT_S_MAX);
 	else if (drain == 0)
-		warn(c->r, "spec.drain.timeoutSeconds: 0 cuts in-flight requests when a replica goes");
+		warn(c->r,
+		     "spec.drain.timeoutSeconds: 0 cuts in-flight requests when a replica goes");
 	else if (requests > 0 && drain < req_timeout)
-		warn(c->r, "spec.drain.timeoutSeconds: %llds is shorter than one warm-up request may "
+		warn(c->r,
+		     "spec.drain.timeoutSeconds: %llds is shorter than one warm-up request may "
 		     "take (spec.warmup.requestTimeoutSeconds %llds); a drain may cut requests that long",
 		     (long long)drain, (long long)req_timeout);
 }
@@ -1060,11 +1149,14 @@ static void rule_image_port(struct spec_ctx *c)
 	if (c->fw == ISVC_CUSTOM && !iv)
 		fail(c->r, "spec.image: required when spec.model.framework is custom");
 	if (image && !image_ok(image, &pinned))
-		fail(c->r, "spec.image: \"%s\" is not a valid image reference (registry/path:tag or @sha256:digest)",
+		fail(c->r,
+		     "spec.image: \"%s\" is not a valid image reference (registry/path:tag or @sha256:digest)",
 		     image);
 	else if (image && !pinned)
-		warn(c->r, "spec.image: %s has no version tag (or :latest); replicas may run different "
-		     "images, pin a tag or digest", image);
+		warn(c->r,
+		     "spec.image: %s has no version tag (or :latest); replicas may run different "
+		     "images, pin a tag or digest",
+		     image);
 	if (int_at(c->spec, "port", &port, &bad)) {
 		if (port < 1 || port > 65535)
 			fail(c->r, "spec.port: %lld is not from 1 to 65535", (long long)port);
@@ -1077,7 +1169,8 @@ static void rule_image_port(struct spec_ctx *c)
 	}
 	if (int_at(c->spec, "metricsEndpoint.port", &mport, &bad)) {
 		if (mport < 1 || mport > 65535)
-			fail(c->r, "spec.metricsEndpoint.port: %lld is not from 1 to 65535", (long long)mport);
+			fail(c->r, "spec.metricsEndpoint.port: %lld is not from 1 to 65535",
+			     (long long)mport);
 	} else if (bad) {
 		fail(c->r, "spec.metricsEndpoint.port: must be a whole number from 1 to 65535");
 	}
@@ -1086,8 +1179,10 @@ static void rule_image_port(struct spec_ctx *c)
 		fail(c->r, "spec.port: %lld is the port %s serves its metrics on; choose another",
 		     (long long)port, c->preset->name);
 	if (port > 0 && port < 1024)
-		warn(c->r, "spec.port: %lld is a privileged port; a model server running as non-root "
-		     "cannot listen on it", (long long)port);
+		warn(c->r,
+		     "spec.port: %lld is a privileged port; a model server running as non-root "
+		     "cannot listen on it",
+		     (long long)port);
 }
 
 static void rule_scheduling(struct spec_ctx *c)
@@ -1095,20 +1190,27 @@ static void rule_scheduling(struct spec_ctx *c)
 	json_object *sel = get(c->spec, "scheduling.nodeSelector");
 	json_object *tol = get(c->spec, "scheduling.tolerations");
 	if (is_obj(sel)) {
-		json_object_object_foreach(sel, k, v) {
+		json_object_object_foreach(sel, k, v)
+		{
 			const char *vs = json_object_is_type(v, json_type_string) ?
-				json_object_get_string(v) : NULL;
+						 json_object_get_string(v) :
+						 NULL;
 			if (!label_key_ok(k))
-				fail(c->r, "spec.scheduling.nodeSelector: \"%s\" is not a valid label key", k);
+				fail(c->r,
+				     "spec.scheduling.nodeSelector: \"%s\" is not a valid label key",
+				     k);
 			else if (!vs || !label_value_ok(vs))
-				fail(c->r, "spec.scheduling.nodeSelector.%s: \"%s\" is not a valid label value",
+				fail(c->r,
+				     "spec.scheduling.nodeSelector.%s: \"%s\" is not a valid label value",
 				     k, vs ? vs : "");
 		}
 	}
 	for (size_t i = 0; is_arr(tol) && i < json_object_array_length(tol) && i < 64; i++) {
 		const char *k = str(json_object_array_get_idx(tol, i), "key");
 		if (k && *k && !label_key_ok(k))
-			fail(c->r, "spec.scheduling.tolerations[%zu].key: \"%s\" is not a valid label key", i, k);
+			fail(c->r,
+			     "spec.scheduling.tolerations[%zu].key: \"%s\" is not a valid label key",
+			     i, k);
 	}
 }
 
@@ -1136,7 +1238,8 @@ static void rule_immutable(struct spec_ctx *c, json_object *old_spec)
 		if (!b)
 			b = immutable_fields[i].dflt;
 		if (a && b && strcmp(a, b) != 0)
-			fail(c->r, "%s: is immutable (%s -> %s); create a new InferenceService to change it",
+			fail(c->r,
+			     "%s: is immutable (%s -> %s); create a new InferenceService to change it",
 			     immutable_fields[i].field, a, b);
 	}
 }
@@ -1171,7 +1274,7 @@ int admission_validate_strict(json_object *obj, json_object *old, struct admissi
 		return ret;
 	if (ret < 0)
 		warn(r, "the CRD schema embedded in this binary cannot be read: "
-		     "fields were not checked against it");
+			"fields were not checked against it");
 	return r->err;
 }
 
@@ -1185,8 +1288,7 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 		return r->err;
 	}
 	rule_pause_annotations(obj, old, r);
-	if (old && is_obj(old_spec) && is_obj(c.spec) &&
-	    json_object_equal(old_spec, c.spec)) {
+	if (old && is_obj(old_spec) && is_obj(c.spec) && json_object_equal(old_spec, c.spec)) {
 		/* Unchanged spec (metadata or status change): only what must hold. */
 		return r->err;
 	}
@@ -1216,7 +1318,8 @@ int admission_validate(json_object *obj, json_object *old, struct admission_repo
 
 void admission_too_deep_message(const char *path, char *buf, size_t len)
 {
-	snprintf(buf, len, "%.300s: nested deeper than %d levels counting the object itself; "
+	snprintf(buf, len,
+		 "%.300s: nested deeper than %d levels counting the object itself; "
 		 "kinfer cannot read objects nested deeper, flatten this value",
 		 path, KUBE_JSON_MAX_DEPTH);
 }
@@ -1263,9 +1366,18 @@ static json_object *ensure(struct patcher *pt, json_object *parent, const char *
 	return value;
 }
 
-static json_object *jint(int64_t v) { return json_object_new_int64(v); }
-static json_object *jstr(const char *s) { return json_object_new_string(s); }
-static json_object *jobj(void) { return json_object_new_object(); }
+static json_object *jint(int64_t v)
+{
+	return json_object_new_int64(v);
+}
+static json_object *jstr(const char *s)
+{
+	return json_object_new_string(s);
+}
+static json_object *jobj(void)
+{
+	return json_object_new_object();
+}
 
 /* Replace "{name}" in every string of a parsed template. */
 static json_object *expand_body(const char *tmpl, const char *model)
@@ -1274,7 +1386,8 @@ static json_object *expand_body(const char *tmpl, const char *model)
 	char buf[1024];
 	if (!is_obj(b))
 		return b;
-	json_object_object_foreach(b, k, v) {
+	json_object_object_foreach(b, k, v)
+	{
 		if (json_object_is_type(v, json_type_string) &&
 		    preset_expand(json_object_get_string(v), "", model, 0, buf, sizeof(buf)) == 0)
 			json_object_object_add(b, k, jstr(buf));
@@ -1289,7 +1402,7 @@ static void default_warmup(struct patcher *pt, json_object *spec, const struct p
 	char path[1024];
 
 	if (!w && !pr->warmup_path)
-		return;       /* custom without a warm-up: nothing to send */
+		return; /* custom without a warm-up: nothing to send */
 	w = ensure(pt, spec, "/spec", "warmup", jobj());
 	if (!is_obj(w))
 		return;
@@ -1298,7 +1411,8 @@ static void default_warmup(struct patcher *pt, json_object *spec, const struct p
 	    preset_expand(pr->warmup_path, "", model ? model : "", 0, path, sizeof(path)) == 0) {
 		ensure(pt, w, "/spec/warmup", "path", jstr(path));
 		if (pr->warmup_body)
-			ensure(pt, w, "/spec/warmup", "body", expand_body(pr->warmup_body, model ? model : ""));
+			ensure(pt, w, "/spec/warmup", "body",
+			       expand_body(pr->warmup_body, model ? model : ""));
 	}
 	ensure(pt, w, "/spec/warmup", "requests", jint(3));
 	ensure(pt, w, "/spec/warmup", "concurrency", jint(1));
@@ -1329,9 +1443,9 @@ static void default_rules(struct patcher *pt, json_object *behavior, const char 
 	if (is_obj(r) && !get(r, "policies")) {
 		json_object *a = json_object_new_array();
 		for (size_t i = 0; i < def->n_policies; i++)
-			json_object_array_add(a, policy(autoscale_policy_type_name(def->policies[i].type),
-							def->policies[i].value,
-							def->policies[i].period_seconds));
+			json_object_array_add(
+				a, policy(autoscale_policy_type_name(def->policies[i].type),
+					  def->policies[i].value, def->policies[i].period_seconds));
 		ensure(pt, r, path, "policies", a);
 	}
 }
@@ -1347,7 +1461,8 @@ static void default_scaling(struct patcher *pt, json_object *spec)
 	autoscale_behavior_defaults(&def);
 	ensure(pt, s, "/spec/scaling", "minReplicas", jint(1));
 	ensure(pt, s, "/spec/scaling", "tolerance", json_object_new_double(def.scale_up.tolerance));
-	ensure(pt, s, "/spec/scaling", "evaluationIntervalSeconds", jint(SCALINGSPEC_DEFAULT_INTERVAL));
+	ensure(pt, s, "/spec/scaling", "evaluationIntervalSeconds",
+	       jint(SCALINGSPEC_DEFAULT_INTERVAL));
 	json_object *ms = ensure(pt, s, "/spec/scaling", "metricsSource", jobj());
 	ensure(pt, ms, "/spec/scaling/metricsSource", "type", jstr("Pods"));
 	json_object *b = ensure(pt, s, "/spec/scaling", "behavior", jobj());
@@ -1357,7 +1472,8 @@ static void default_scaling(struct patcher *pt, json_object *spec)
 	 * follows spec.warmup's timeout, so it stays unset. */
 	json_object *z = get(s, "scaleToZero");
 	if (is_obj(z)) {
-		ensure(pt, z, "/spec/scaling/scaleToZero", "idleSeconds", jint(SCALETOZERO_IDLE_S_DEFAULT));
+		ensure(pt, z, "/spec/scaling/scaleToZero", "idleSeconds",
+		       jint(SCALETOZERO_IDLE_S_DEFAULT));
 		ensure(pt, z, "/spec/scaling/scaleToZero", "maxPendingRequests",
 		       jint(SCALETOZERO_MAX_PENDING_DEFAULT));
 	}

@@ -41,16 +41,15 @@ int admission_report_message(const struct admission_report *r, char **ret);
  * immutable fields, so an object admitted before a rule existed can still
  * get its labels or finalizers changed.
  */
-int admission_validate(json_object *obj, json_object *old,
-		       struct admission_report *report);
+int admission_validate(json_object *obj, json_object *old, struct admission_report *report);
 /*
  * The same, and the CRD schema checked offline (schema.h): a field the CRD
  * does not define is a warning naming its path, or with strict an error
  * (`validate --strict`, as kubectl's --validate=strict); a wrong type,
  * enum value or bound is an error.
  */
-int admission_validate_strict(json_object *obj, json_object *old,
-			      struct admission_report *report, bool strict);
+int admission_validate_strict(json_object *obj, json_object *old, struct admission_report *report,
+			      bool strict);
 
 /*
  * Default obj in place and return the JSON Patch array that does the same

@@ -76,7 +76,7 @@ static void add_status(json_object *resp, int code, const char *reason, const ch
 static int finish(struct review_result *r, json_object *root)
 {
 	const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-						       JSON_C_TO_STRING_NOSLASHESCAPE);
+								     JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s || !(r->body = strdup(s))) {
 		json_object_put(root);
 		return -ENOMEM;
@@ -88,8 +88,7 @@ static int finish(struct review_result *r, json_object *root)
 	return 0;
 }
 
-static int answer_other(struct review_result *r, const char *uid, bool allowed,
-			const char *message)
+static int answer_other(struct review_result *r, const char *uid, bool allowed, const char *message)
 {
 	json_object *resp, *root = envelope(uid, allowed, &resp);
 	if (!root)
@@ -128,7 +127,8 @@ static int answer_validate(struct review_result *r, const char *uid, json_object
 	if (r->n_warnings) {
 		json_object *w = json_object_new_array();
 		for (size_t i = 0; i < r->n_warnings; i++)
-			json_object_array_add(w, json_object_new_string(admission_report_warning(rep, i)));
+			json_object_array_add(w, json_object_new_string(
+							 admission_report_warning(rep, i)));
 		json_object_object_add(resp, "warnings", w);
 	}
 	r->decision = r->n_errors ? "denied" : "allowed";
@@ -156,8 +156,8 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
 	}
 	r->n_patch_ops = (unsigned)json_object_array_length(patch);
 	if (r->n_patch_ops) {
-		const char *ps = json_object_to_json_string_ext(patch, JSON_C_TO_STRING_PLAIN |
-								JSON_C_TO_STRING_NOSLASHESCAPE);
+		const char *ps = json_object_to_json_string_ext(
+			patch, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 		if (!ps || base64_encode((const unsigned char *)ps, strlen(ps), &b64, &n) < 0) {
 			json_object_put(patch);
 			json_object_put(root);
@@ -245,8 +245,10 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 		return bad_request(r, 400, "empty request body: want an AdmissionReview");
 	size_t values = review_values(body, len);
 	if (values > REVIEW_MAX_VALUES)
-		return bad_request(r, 400, "request body has about %zu JSON values, over the %u-value "
-				   "limit", values, REVIEW_MAX_VALUES);
+		return bad_request(r, 400,
+				   "request body has about %zu JSON values, over the %u-value "
+				   "limit",
+				   values, REVIEW_MAX_VALUES);
 	ret = too_deep(body, len, mode, r);
 	if (ret != 0)
 		return ret < 0 ? ret : 0;
@@ -256,14 +258,14 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 	root = json_tokener_parse_ex(tok, body, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
 	size_t end = tok->char_offset > 0 ? (size_t)tok->char_offset : 0;
-	while (root && jerr == json_tokener_success && end < len &&
-	       strchr(" \t\r\n", body[end]) && body[end])
+	while (root && jerr == json_tokener_success && end < len && strchr(" \t\r\n", body[end]) &&
+	       body[end])
 		end++;
 	if (!root || jerr != json_tokener_success || end != len) {
 		size_t off = (size_t)tok->char_offset;
-		const char *why = jerr == json_tokener_success ? "trailing data" :
-			jerr == json_tokener_continue ? "unexpected end of input" :
-			json_tokener_error_desc(jerr);
+		const char *why = jerr == json_tokener_success  ? "trailing data" :
+				  jerr == json_tokener_continue ? "unexpected end of input" :
+								  json_tokener_error_desc(jerr);
 		json_tokener_free(tok);
 		json_object_put(root);
 		return bad_request(r, 400, "malformed JSON at byte %zu: %s", off, why);
@@ -273,9 +275,10 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 	kind = cache_json_str(root, "kind");
 	if (!kind || strcmp(kind, "AdmissionReview") != 0 || !av ||
 	    strcmp(av, "admission.k8s.io/v1") != 0) {
-		ret = bad_request(r, 400, "want kind AdmissionReview of apiVersion admission.k8s.io/v1, "
-				  "got kind \"%s\" of apiVersion \"%s\"", kind ? kind : "",
-				  av ? av : "");
+		ret = bad_request(r, 400,
+				  "want kind AdmissionReview of apiVersion admission.k8s.io/v1, "
+				  "got kind \"%s\" of apiVersion \"%s\"",
+				  kind ? kind : "", av ? av : "");
 		goto out;
 	}
 	req = cache_json_get(root, "request");
@@ -294,7 +297,8 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 	const char *k = cache_json_str(req, "kind.kind");
 	if (!group || strcmp(group, "kinfer.io") != 0 || !k || strcmp(k, "InferenceService") != 0) {
 		char msg[400];
-		snprintf(msg, sizeof(msg), "kinfer's webhook admits kinfer.io InferenceService, not %.100s "
+		snprintf(msg, sizeof(msg),
+			 "kinfer's webhook admits kinfer.io InferenceService, not %.100s "
 			 "of group \"%.100s\"; check the webhook configuration's rules",
 			 k ? k : "(no kind)", group ? group : "");
 		ret = answer_other(r, uid, false, msg);

@@ -16,29 +16,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define REVIEW_MAX_BODY (3u << 20)   /* the API server's own request limit is 3 MiB */
+#define REVIEW_MAX_BODY (3u << 20) /* the API server's own request limit is 3 MiB */
 
 enum review_mode { REVIEW_VALIDATE, REVIEW_MUTATE };
 
 struct review_result {
-	unsigned http_code;      /* 200, 400, 413, 500 */
-	char *body;              /* malloc'ed response body, NUL-terminated */
+	unsigned http_code; /* 200, 400, 413, 500 */
+	char *body;         /* malloc'ed response body, NUL-terminated */
 	size_t body_len;
 	const char *content_type;
-	char uid[128];           /* the request's uid ("" when none) */
-	char operation[16];      /* CREATE, UPDATE, ... ("" when none) */
-	char object[300];        /* namespace/name as far as known */
-	const char *decision;    /* "allowed", "denied", "patched", "bad-request" */
+	char uid[128];        /* the request's uid ("" when none) */
+	char operation[16];   /* CREATE, UPDATE, ... ("" when none) */
+	char object[300];     /* namespace/name as far as known */
+	const char *decision; /* "allowed", "denied", "patched", "bad-request" */
 	unsigned n_errors, n_warnings, n_patch_ops;
-	char reason[512];        /* first error, or the bad-request reason */
+	char reason[512]; /* first error, or the bad-request reason */
 };
 
 /*
  * Answer one review. Returns 0 with *ret filled (the caller frees
  * ret->body with review_result_done), or -ENOMEM.
  */
-int review_serve(const char *body, size_t len, enum review_mode mode,
-		 struct review_result *ret);
+int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *ret);
 void review_result_done(struct review_result *r);
 
 /*

@@ -27,19 +27,19 @@ extern const unsigned long schema_crd_yaml_len;
 #define SCHEMA_VERSION "v1alpha1"
 
 enum stype { ST_ANY, ST_OBJECT, ST_ARRAY, ST_STRING, ST_INTEGER, ST_NUMBER, ST_BOOLEAN };
-static const char *const type_names[] = { "any", "object", "array", "string", "integer",
-					  "number", "boolean" };
+static const char *const type_names[] = { "any",     "object", "array",  "string",
+					  "integer", "number", "boolean" };
 
 struct snode {
 	enum stype type;
 	bool int_or_string, preserve_unknown;
 	bool has_min, has_max, excl_min, excl_max, has_pattern;
 	double min, max;
-	long min_len, max_len, min_items, max_items, max_props;   /* -1: none */
-	int int_bits;                 /* format int32/int64, else 0 */
+	long min_len, max_len, min_items, max_items, max_props; /* -1: none */
+	int int_bits;                                           /* format int32/int64, else 0 */
 	regex_t pattern;
 	char *pattern_src;
-	char **enums;                 /* string enums */
+	char **enums; /* string enums */
 	size_t n_enums;
 	char **prop_names;
 	struct snode **props;
@@ -193,13 +193,15 @@ static struct snode *build(json_object *j, int depth)
 				goto oom;
 		}
 	}
-	if (json_object_object_get_ex(j, "properties", &v) && json_object_is_type(v, json_type_object)) {
+	if (json_object_object_get_ex(j, "properties", &v) &&
+	    json_object_is_type(v, json_type_object)) {
 		size_t n = (size_t)json_object_object_length(v);
 		s->prop_names = calloc(n ? n : 1, sizeof(char *));
 		s->props = calloc(n ? n : 1, sizeof(*s->props));
 		if (!s->prop_names || !s->props)
 			goto oom;
-		json_object_object_foreach(v, key, sub) {
+		json_object_object_foreach(v, key, sub)
+		{
 			s->prop_names[s->n_props] = strdup(key);
 			s->props[s->n_props] = build(sub, depth + 1);
 			if (!s->prop_names[s->n_props] || !s->props[s->n_props]) {
@@ -295,13 +297,20 @@ static size_t runes(const char *s)
 static const char *value_type(json_object *v)
 {
 	switch (json_object_get_type(v)) {
-	case json_type_object: return "object";
-	case json_type_array: return "array";
-	case json_type_string: return "string";
-	case json_type_int: return "integer";
-	case json_type_double: return "number";
-	case json_type_boolean: return "boolean";
-	default: return "null";
+	case json_type_object:
+		return "object";
+	case json_type_array:
+		return "array";
+	case json_type_string:
+		return "string";
+	case json_type_int:
+		return "integer";
+	case json_type_double:
+		return "number";
+	case json_type_boolean:
+		return "boolean";
+	default:
+		return "null";
 	}
 }
 
@@ -311,13 +320,20 @@ static bool type_ok(const struct snode *s, json_object *v)
 	if (s->int_or_string)
 		return t == json_type_int || t == json_type_string;
 	switch (s->type) {
-	case ST_OBJECT: return t == json_type_object;
-	case ST_ARRAY: return t == json_type_array;
-	case ST_STRING: return t == json_type_string;
-	case ST_INTEGER: return t == json_type_int;
-	case ST_NUMBER: return t == json_type_int || t == json_type_double;
-	case ST_BOOLEAN: return t == json_type_boolean;
-	default: return true;
+	case ST_OBJECT:
+		return t == json_type_object;
+	case ST_ARRAY:
+		return t == json_type_array;
+	case ST_STRING:
+		return t == json_type_string;
+	case ST_INTEGER:
+		return t == json_type_int;
+	case ST_NUMBER:
+		return t == json_type_int || t == json_type_double;
+	case ST_BOOLEAN:
+		return t == json_type_boolean;
+	default:
+		return true;
 	}
 }
 
@@ -334,8 +350,8 @@ static void check_number(struct walk *w, const struct snode *s, json_object *v)
 		report(w, SCHEMA_INVALID, "%s: Invalid value: %s: must be greater than %s%g",
 		       w->path, shown, s->excl_min ? "" : "or equal to ", s->min);
 	if (s->has_max && (d > s->max || (s->excl_max && d == s->max)))
-		report(w, SCHEMA_INVALID, "%s: Invalid value: %s: must be less than %s%g",
-		       w->path, shown, s->excl_max ? "" : "or equal to ", s->max);
+		report(w, SCHEMA_INVALID, "%s: Invalid value: %s: must be less than %s%g", w->path,
+		       shown, s->excl_max ? "" : "or equal to ", s->max);
 	if (s->int_bits == 32 && json_object_is_type(v, json_type_int) &&
 	    (json_object_get_int64(v) > INT32_MAX || json_object_get_int64(v) < INT32_MIN))
 		report(w, SCHEMA_INVALID, "%s: Invalid value: %s: out of the int32 range", w->path,
@@ -346,14 +362,16 @@ static void check_string(struct walk *w, const struct snode *s, const char *str)
 {
 	size_t n = runes(str);
 	if (s->min_len >= 0 && n < (size_t)s->min_len)
-		report(w, SCHEMA_INVALID, "%s: Invalid value: \"%.100s\": should be at least %ld "
-		       "chars long", w->path, str, s->min_len);
+		report(w, SCHEMA_INVALID,
+		       "%s: Invalid value: \"%.100s\": should be at least %ld "
+		       "chars long",
+		       w->path, str, s->min_len);
 	if (s->max_len >= 0 && n > (size_t)s->max_len)
 		report(w, SCHEMA_INVALID, "%s: Too long: may not be longer than %ld (it is %zu)",
 		       w->path, s->max_len, n);
 	if (s->has_pattern && regexec(&s->pattern, str, 0, NULL, 0) != 0)
-		report(w, SCHEMA_INVALID, "%s: Invalid value: \"%.100s\": should match '%s'", w->path,
-		       str, s->pattern_src);
+		report(w, SCHEMA_INVALID, "%s: Invalid value: \"%.100s\": should match '%s'",
+		       w->path, str, s->pattern_src);
 	if (s->n_enums) {
 		char list[512];
 		size_t o = 0;
@@ -361,8 +379,8 @@ static void check_string(struct walk *w, const struct snode *s, const char *str)
 			if (strcmp(str, s->enums[i]) == 0)
 				return;
 			if (o < sizeof(list))
-				o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"", i ? ", " : "",
-						      s->enums[i]);
+				o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"",
+						      i ? ", " : "", s->enums[i]);
 		}
 		report(w, SCHEMA_INVALID, "%s: Unsupported value: \"%.100s\": supported values: %s",
 		       w->path, str, list);
@@ -386,9 +404,10 @@ static void descend(struct walk *w, const struct snode *s, json_object *v, const
 static void check_object(struct walk *w, const struct snode *s, json_object *v, int depth)
 {
 	if (s->max_props >= 0 && json_object_object_length(v) > s->max_props)
-		report(w, SCHEMA_INVALID, "%s: Too many: %d: must have at most %ld properties", w->path,
-		       json_object_object_length(v), s->max_props);
-	json_object_object_foreach(v, key, sub) {
+		report(w, SCHEMA_INVALID, "%s: Too many: %d: must have at most %ld properties",
+		       w->path, json_object_object_length(v), s->max_props);
+	json_object_object_foreach(v, key, sub)
+	{
 		const struct snode *p = NULL;
 		for (size_t i = 0; i < s->n_props && !p; i++)
 			if (strcmp(s->prop_names[i], key) == 0)
@@ -396,12 +415,13 @@ static void check_object(struct walk *w, const struct snode *s, json_object *v, 
 		if (!p)
 			p = s->additional;
 		if (!w->path[0] && strcmp(key, "metadata") == 0)
-			continue;   /* ObjectMeta: the API server's own */
+			continue; /* ObjectMeta: the API server's own */
 		if (p) {
 			descend(w, p, sub, key, 0, depth);
 		} else if (!s->preserve_unknown) {
 			size_t len = strlen(w->path);
-			report(w, SCHEMA_UNKNOWN_FIELD, "%s%s%.200s: unknown field: the CRD does not "
+			report(w, SCHEMA_UNKNOWN_FIELD,
+			       "%s%s%.200s: unknown field: the CRD does not "
 			       "define it, so the API server drops it and the setting does nothing",
 			       w->path, len ? "." : "", key);
 		}
@@ -411,7 +431,7 @@ static void check_object(struct walk *w, const struct snode *s, json_object *v, 
 static void check(struct walk *w, const struct snode *s, json_object *v, int depth)
 {
 	if (!v || depth > SCHEMA_MAX_DEPTH)
-		return;   /* null: dropped by the API server, like an absent field */
+		return; /* null: dropped by the API server, like an absent field */
 	if (!type_ok(s, v)) {
 		report(w, SCHEMA_INVALID, "%s: Invalid value: \"%s\": must be of type %s", w->path,
 		       value_type(v), s->int_or_string ? "integer or string" : type_names[s->type]);
@@ -424,8 +444,9 @@ static void check(struct walk *w, const struct snode *s, json_object *v, int dep
 	case json_type_array: {
 		size_t n = json_object_array_length(v);
 		if (s->min_items >= 0 && n < (size_t)s->min_items)
-			report(w, SCHEMA_INVALID, "%s: Invalid value: %zu items: must have at least %ld",
-			       w->path, n, s->min_items);
+			report(w, SCHEMA_INVALID,
+			       "%s: Invalid value: %zu items: must have at least %ld", w->path, n,
+			       s->min_items);
 		if (s->max_items >= 0 && n > (size_t)s->max_items)
 			report(w, SCHEMA_INVALID, "%s: Too many: %zu: must have at most %ld items",
 			       w->path, n, s->max_items);

@@ -31,17 +31,17 @@
  * serves the new pair; until then the API server must trust both. */
 #define PREV_CA_KEEP_S (3L * 3600)
 
-static const struct kube_resource res_mutating = {
-	"admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration",
-	"mutatingwebhookconfigurations", false };
-static const struct kube_resource res_validating = {
-	"admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
-	"validatingwebhookconfigurations", false };
+static const struct kube_resource res_mutating = { "admissionregistration.k8s.io", "v1",
+						   "MutatingWebhookConfiguration",
+						   "mutatingwebhookconfigurations", false };
+static const struct kube_resource res_validating = { "admissionregistration.k8s.io", "v1",
+						     "ValidatingWebhookConfiguration",
+						     "validatingwebhookconfigurations", false };
 
 struct selfsigned {
 	struct selfsigned_options o;
 	char ns[254], name[254];
-	char *served;                /* tls.crt last handed to the server */
+	char *served; /* tls.crt last handed to the server */
 };
 
 /* ---- certificates ------------------------------------------------------- */
@@ -61,7 +61,7 @@ static int random_serial(gnutls_x509_crt_t crt)
 	unsigned char serial[16];
 	if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0)
 		return -EIO;
-	serial[0] &= 0x7f;   /* positive */
+	serial[0] &= 0x7f; /* positive */
 	return gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ? -EINVAL : 0;
 }
 
@@ -94,21 +94,25 @@ static int set_hosts(gnutls_x509_crt_t crt, const char *hosts, char *first, size
 	char buf[1024], *save = NULL;
 	int n = 0;
 	snprintf(buf, sizeof(buf), "%s", hosts);
-	for (char *h = strtok_r(buf, ", ", &save); h && n < MAX_HOSTS; h = strtok_r(NULL, ", ", &save)) {
+	for (char *h = strtok_r(buf, ", ", &save); h && n < MAX_HOSTS;
+	     h = strtok_r(NULL, ", ", &save)) {
 		unsigned char ip[16];
 		int r;
 		if (n == 0)
 			snprintf(first, first_len, "%s", h);
 		if (inet_pton(AF_INET, h, ip) == 1)
 			r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4,
-								 n ? GNUTLS_FSAN_APPEND : GNUTLS_FSAN_SET);
+								 n ? GNUTLS_FSAN_APPEND :
+								     GNUTLS_FSAN_SET);
 		else if (inet_pton(AF_INET6, h, ip) == 1)
 			r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16,
-								 n ? GNUTLS_FSAN_APPEND : GNUTLS_FSAN_SET);
+								 n ? GNUTLS_FSAN_APPEND :
+								     GNUTLS_FSAN_SET);
 		else
 			r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, h,
 								 (unsigned)strlen(h),
-								 n ? GNUTLS_FSAN_APPEND : GNUTLS_FSAN_SET);
+								 n ? GNUTLS_FSAN_APPEND :
+								     GNUTLS_FSAN_SET);
 		if (r < 0)
 			return -EINVAL;
 		n++;
@@ -129,9 +133,8 @@ static int import_pair(const char *cert_pem, const char *key_pem, gnutls_x509_cr
 	return 0;
 }
 
-int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_key_pem,
-		    int days, char **ret_ca_cert, char **ret_ca_key, char **ret_cert,
-		    char **ret_key)
+int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_key_pem, int days,
+		    char **ret_ca_cert, char **ret_ca_key, char **ret_cert, char **ret_key)
 {
 	gnutls_x509_crt_t ca = NULL, crt = NULL;
 	gnutls_x509_privkey_t ca_key = NULL, key = NULL;
@@ -152,7 +155,7 @@ int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_k
 		if (set_common(ca, ca_key, "kinfer-webhook-ca", CA_DAYS) < 0 ||
 		    gnutls_x509_crt_set_basic_constraints(ca, 1, 0) < 0 ||
 		    gnutls_x509_crt_set_key_usage(ca, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
-						  GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
+							      GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
 		    gnutls_x509_crt_sign2(ca, ca, ca_key, GNUTLS_DIG_SHA256, 0) < 0)
 			goto out;
 	}
@@ -160,11 +163,10 @@ int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_k
 	if (gnutls_x509_crt_init(&crt) < 0 || (r = new_key(&key)) < 0)
 		goto out;
 	r = -EINVAL;
-	if (set_hosts(crt, hosts, first, sizeof(first)) < 0 ||
-	    set_common(crt, key, first, days) < 0 ||
+	if (set_hosts(crt, hosts, first, sizeof(first)) < 0 || set_common(crt, key, first, days) < 0 ||
 	    gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
 	    gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE |
-					  GNUTLS_KEY_KEY_ENCIPHERMENT) < 0 ||
+						       GNUTLS_KEY_KEY_ENCIPHERMENT) < 0 ||
 	    gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) < 0 ||
 	    gnutls_x509_crt_sign2(crt, ca, ca_key, GNUTLS_DIG_SHA256, 0) < 0)
 		goto out;
@@ -199,8 +201,8 @@ out:
 
 struct material {
 	char *ca_crt, *ca_key, *tls_crt, *tls_key;
-	char *prev_ca;               /* the CA before the last rotation, or NULL */
-	char *rotated_at;            /* when it was replaced, Unix seconds */
+	char *prev_ca;    /* the CA before the last rotation, or NULL */
+	char *rotated_at; /* when it was replaced, Unix seconds */
 };
 
 static void material_free(struct material *m)
@@ -261,8 +263,8 @@ static void judge(const struct material *m, const char *hosts, bool *ret_ca_ok, 
 	    import_pair(m->tls_crt, m->tls_key, &crt, &key) < 0)
 		goto out;
 	*ret_cert_ok = gnutls_x509_crt_get_expiration_time(crt) - now > RENEW_BEFORE_S &&
-		       covers(crt, hosts) &&
-		       gnutls_x509_crt_verify(crt, &ca, 1, 0, &status) >= 0 && status == 0;
+		       covers(crt, hosts) && gnutls_x509_crt_verify(crt, &ca, 1, 0, &status) >= 0 &&
+		       status == 0;
 out:
 	gnutls_x509_crt_deinit(ca);
 	gnutls_x509_crt_deinit(crt);
@@ -314,7 +316,8 @@ static int store(struct selfsigned *s, json_object *secret, const struct materia
 		json_object_object_add(body, "metadata", meta);
 		json_object_object_add(body, "type", json_object_new_string("Opaque"));
 		json_object_object_add(body, "data", data);
-		r = kube_create(s->o.client, &kube_res_secrets, s->ns, NULL, NULL, body, NULL, NULL, st);
+		r = kube_create(s->o.client, &kube_res_secrets, s->ns, NULL, NULL, body, NULL, NULL,
+				st);
 	}
 	json_object_put(body);
 	return r;
@@ -358,8 +361,8 @@ static int ensure(struct selfsigned *s, struct material *m, char *err, size_t er
 		snprintf(now_s, sizeof(now_s), "%lld", (long long)time(NULL));
 		if (r == 0 && prev && !(fresh.prev_ca = strdup(prev)))
 			r = -ENOMEM;
-		if (r == 0 && prev && !(fresh.rotated_at = strdup(ca_ok && m->rotated_at ?
-								 m->rotated_at : now_s)))
+		if (r == 0 && prev &&
+		    !(fresh.rotated_at = strdup(ca_ok && m->rotated_at ? m->rotated_at : now_s)))
 			r = -ENOMEM;
 		if (r < 0) {
 			json_object_put(secret);
@@ -416,14 +419,16 @@ static int inject_one(struct selfsigned *s, const struct kube_resource *res, con
 	}
 	json_object *hooks = cache_json_get(cfg, "webhooks");
 	size_t n = hooks && json_object_is_type(hooks, json_type_array) ?
-		json_object_array_length(hooks) : 0;
+			   json_object_array_length(hooks) :
+			   0;
 	ops = json_object_new_array();
 	if (!ops) {
 		json_object_put(cfg);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n && i < 64; i++) {
-		const char *cur = cache_json_str(json_object_array_get_idx(hooks, i), "clientConfig.caBundle");
+		const char *cur = cache_json_str(json_object_array_get_idx(hooks, i),
+						 "clientConfig.caBundle");
 		if (cur && strcmp(cur, ca_b64) == 0)
 			continue;
 		json_object *op = json_object_new_object();
@@ -437,12 +442,13 @@ static int inject_one(struct selfsigned *s, const struct kube_resource *res, con
 	size_t changed = json_object_array_length(ops);
 	if (changed) {
 		r = kube_patch(s->o.client, res, NULL, s->o.configuration, NULL, KUBE_PATCH_JSON,
-			       json_object_to_json_string_ext(ops, JSON_C_TO_STRING_PLAIN |
-							      JSON_C_TO_STRING_NOSLASHESCAPE),
+			       json_object_to_json_string_ext(
+				       ops, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
 			       NULL, NULL, &st);
 		if (r < 0)
-			log_warn("cannot set the webhook configuration's caBundle", "kind=%s name=%s error=%s",
-				 res->kind, s->o.configuration, st.message);
+			log_warn("cannot set the webhook configuration's caBundle",
+				 "kind=%s name=%s error=%s", res->kind, s->o.configuration,
+				 st.message);
 		else
 			log_info("webhook caBundle set", "kind=%s name=%s webhooks=%zu", res->kind,
 				 s->o.configuration, changed);
@@ -496,7 +502,8 @@ int selfsigned_new(const struct selfsigned_options *o, struct selfsigned **ret, 
 		return -EINVAL;
 	}
 	if (!o->hosts || !*o->hosts || !o->configuration || !*o->configuration) {
-		snprintf(err, errlen, "--webhook-cert-hosts and --webhook-configuration are required "
+		snprintf(err, errlen,
+			 "--webhook-cert-hosts and --webhook-configuration are required "
 			 "with --webhook-self-signed");
 		return -EINVAL;
 	}

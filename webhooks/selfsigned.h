@@ -28,18 +28,17 @@ struct selfsigned;
 
 struct selfsigned_options {
 	struct kube_client *client;
-	const char *secret;          /* "namespace/name" */
-	const char *hosts;           /* comma-separated DNS names and IPs */
-	const char *configuration;   /* the webhook configurations' name */
+	const char *secret;        /* "namespace/name" */
+	const char *hosts;         /* comma-separated DNS names and IPs */
+	const char *configuration; /* the webhook configurations' name */
 };
 
-int selfsigned_new(const struct selfsigned_options *o, struct selfsigned **ret,
-		   char *err, size_t errlen);
+int selfsigned_new(const struct selfsigned_options *o, struct selfsigned **ret, char *err,
+		   size_t errlen);
 void selfsigned_free(struct selfsigned *s);
 
 /* The webhook's source: see struct webhook_options. */
-int selfsigned_source(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err,
-		      size_t errlen);
+int selfsigned_source(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err, size_t errlen);
 
 /*
  * The caBundle: the CA, and for PREV_CA_KEEP_S (3 h) after a rotation
@@ -55,6 +54,5 @@ int selfsigned_bundle(const char *ca, const char *prev_ca, const char *rotated_a
  * serving certificate for hosts signed by it, valid for days. PEM out,
  * malloc'ed. For the unit tests and the benchmark as well.
  */
-int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_key_pem,
-		    int days, char **ret_ca_cert, char **ret_ca_key, char **ret_cert,
-		    char **ret_key);
+int selfsigned_make(const char *hosts, const char *ca_cert_pem, const char *ca_key_pem, int days,
+		    char **ret_ca_cert, char **ret_ca_key, char **ret_cert, char **ret_key);

@@ -30,12 +30,12 @@
 static bool strict_mode;
 
 struct run {
-	bool strict;           /* unknown fields are errors (--strict) */
+	bool strict; /* unknown fields are errors (--strict) */
 	const char *name;
 	const char *buf;
 	size_t len;
 	FILE *out;
-	int worst;             /* 0 ok, 1 failed, 2 unreadable */
+	int worst; /* 0 ok, 1 failed, 2 unreadable */
 	unsigned objects;
 };
 
@@ -130,8 +130,7 @@ int validate_buffer(const char *name, const char *buf, size_t len, FILE *out)
 	return validate_buffer_strict(name, buf, len, out, false);
 }
 
-int validate_buffer_strict(const char *name, const char *buf, size_t len, FILE *out,
-			   bool strict)
+int validate_buffer_strict(const char *name, const char *buf, size_t len, FILE *out, bool strict)
 {
 	struct run r = { .strict = strict, .name = name, .buf = buf, .len = len, .out = out };
 	char err[512];
@@ -162,7 +161,7 @@ static int read_stream(FILE *f, char **ret, size_t *ret_len)
 	if (r == 0 && ferror(f))
 		r = -EIO;
 	if (r == 0 && !b.p)
-		r = dynbuf_add(&b, "", 0);     /* an empty file is "" */
+		r = dynbuf_add(&b, "", 0); /* an empty file is "" */
 	if (r < 0) {
 		dynbuf_free(&b);
 		return r;
@@ -282,7 +281,9 @@ int validate_main(int argc, char **argv, int argi)
 		}
 		if (strcmp(a, "-f") == 0 || strcmp(a, "--filename") == 0) {
 			if (argi + 1 >= argc) {
-				fprintf(stderr, "kinfer-operator validate: %s needs a file, folder or -\n", a);
+				fprintf(stderr,
+					"kinfer-operator validate: %s needs a file, folder or -\n",
+					a);
 				return 2;
 			}
 			v = argv[++argi];
@@ -291,7 +292,9 @@ int validate_main(int argc, char **argv, int argi)
 		} else if (strncmp(a, "-f", 2) == 0 && a[2]) {
 			v = a + 2;
 		} else {
-			fprintf(stderr, "kinfer-operator validate: unexpected argument \"%s\" (see --help)\n", a);
+			fprintf(stderr,
+				"kinfer-operator validate: unexpected argument \"%s\" (see --help)\n",
+				a);
 			return 2;
 		}
 		if (n >= sizeof(paths) / sizeof(paths[0])) {
@@ -307,7 +310,8 @@ int validate_main(int argc, char **argv, int argi)
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		int r = strcmp(paths[i], "-") != 0 && stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode) ?
-			check_dir(paths[i], stdout) : check_file(paths[i], stdout);
+				check_dir(paths[i], stdout) :
+				check_file(paths[i], stdout);
 		if (r > worst)
 			worst = r;
 	}

@@ -18,5 +18,4 @@ int validate_main(int argc, char **argv, int argi);
  */
 int validate_buffer(const char *name, const char *buf, size_t len, FILE *out);
 /* With strict, a field the CRD does not define is an error, not a warning. */
-int validate_buffer_strict(const char *name, const char *buf, size_t len, FILE *out,
-			   bool strict);
+int validate_buffer_strict(const char *name, const char *buf, size_t len, FILE *out, bool strict);

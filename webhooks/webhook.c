@@ -60,7 +60,7 @@ struct pair {
 	gnutls_privkey_t key;
 	time_t not_after;
 	time_t retired_at;
-	struct pair *next;          /* in the retired list */
+	struct pair *next; /* in the retired list */
 };
 
 struct stamp {
@@ -77,8 +77,8 @@ struct webhook {
 	pthread_mutex_t lock;
 	struct pair *current;
 	struct pair *retired;
-	struct stamp cert_stamp, key_stamp;        /* of the pair in use */
-	struct stamp failed_cert, failed_key;      /* last refused, logged once */
+	struct stamp cert_stamp, key_stamp;   /* of the pair in use */
+	struct stamp failed_cert, failed_key; /* last refused, logged once */
 	pthread_t watcher;
 	bool watcher_started;
 	pthread_mutex_t stop_lock;
@@ -92,7 +92,7 @@ struct webhook {
 
 struct route {
 	const char *path;
-	const char *name;            /* the metrics' webhook label */
+	const char *name; /* the metrics' webhook label */
 	enum review_mode mode;
 };
 
@@ -107,7 +107,11 @@ static const char *const result_labels[] = { "result", NULL };
 static const struct metric_family fam_requests = {
 	"kinfer_webhook_requests_total",
 	"Admission reviews answered, by webhook and decision (allowed, denied, patched, bad-request, error).",
-	METRIC_COUNTER, req_labels, NULL, 0 };
+	METRIC_COUNTER,
+	req_labels,
+	NULL,
+	0
+};
 /* A review takes well under a millisecond: buckets from 100 us. */
 static const double latency_buckets[] = {
 	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
@@ -115,20 +119,35 @@ static const double latency_buckets[] = {
 static const struct metric_family fam_latency = {
 	"kinfer_webhook_request_duration_seconds",
 	"Time to answer one admission review, from its request line to the queued answer.",
-	METRIC_HISTOGRAM, webhook_labels, latency_buckets,
-	sizeof(latency_buckets) / sizeof(latency_buckets[0]) };
+	METRIC_HISTOGRAM,
+	webhook_labels,
+	latency_buckets,
+	sizeof(latency_buckets) / sizeof(latency_buckets[0])
+};
 static const struct metric_family fam_held = {
 	"kinfer_webhook_held_bytes",
 	"Bytes the webhook holds for requests now (bodies and parse estimates), bounded by its budget.",
-	METRIC_GAUGE, NULL, NULL, 0 };
+	METRIC_GAUGE,
+	NULL,
+	NULL,
+	0
+};
 static const struct metric_family fam_reloads = {
 	"kinfer_webhook_certificate_reloads_total",
 	"Serving certificate loads from the files, by result (loaded, refused).",
-	METRIC_COUNTER, result_labels, NULL, 0 };
+	METRIC_COUNTER,
+	result_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_expiry = {
 	"kinfer_webhook_certificate_expiry_timestamp_seconds",
 	"When the serving certificate in use expires (Unix time).",
-	METRIC_GAUGE, NULL, NULL, 0 };
+	METRIC_GAUGE,
+	NULL,
+	NULL,
+	0
+};
 
 static pthread_mutex_t instance_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct webhook *instance;
@@ -215,8 +234,8 @@ fail:
 	return r;
 }
 
-static int pair_load(const char *cert_file, const char *key_file, struct pair **ret,
-		     char *err, size_t errlen)
+static int pair_load(const char *cert_file, const char *key_file, struct pair **ret, char *err,
+		     size_t errlen)
 {
 	gnutls_datum_t cd = { NULL, 0 }, kd = { NULL, 0 };
 	int r;
@@ -254,12 +273,16 @@ static int pair_from_source(struct webhook_options *o, struct pair **ret, char *
 	return r;
 }
 
-static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
-			 int nreqs, const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
 			 gnutls_pcert_st **ret_pcert, unsigned int *ret_n, gnutls_privkey_t *ret_key)
 {
 	int r = -1;
-	(void)session; (void)req_ca_dn; (void)nreqs; (void)pk_algos; (void)pk_algos_length;
+	(void)session;
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
 	pthread_mutex_lock(&instance_lock);
 	struct webhook *w = instance;
 	pthread_mutex_unlock(&instance_lock);
@@ -315,7 +338,8 @@ int webhook_reload(struct webhook *w)
 		if (r == 0)
 			return 0;
 		if (r < 0) {
-			log_warn("webhook certificate source failed, keeping the one in use", "error=%s", err);
+			log_warn("webhook certificate source failed, keeping the one in use",
+				 "error=%s", err);
 			count_reload(w, "refused");
 			return r;
 		}
@@ -329,7 +353,8 @@ int webhook_reload(struct webhook *w)
 	if (r < 0) {
 		/* Log a refused pair once, not on every tick until it is fixed. */
 		if (!stamp_eq(&cs, &w->failed_cert) || !stamp_eq(&ks, &w->failed_key)) {
-			log_warn("webhook certificate refused, keeping the one in use", "error=%s", err);
+			log_warn("webhook certificate refused, keeping the one in use", "error=%s",
+				 err);
 			count_reload(w, "refused");
 			w->failed_cert = cs;
 			w->failed_key = ks;
@@ -372,7 +397,8 @@ static void *watch_files(void *arg)
 	pthread_mutex_lock(&w->stop_lock);
 	while (!w->stopping) {
 		struct timespec until = ktime_deadline(CLOCK_REALTIME,
-			(uint64_t)w->o.reload_interval_ms * KTIME_NSEC_PER_MSEC);
+						       (uint64_t)w->o.reload_interval_ms *
+							       KTIME_NSEC_PER_MSEC);
 		pthread_cond_timedwait(&w->stop_cond, &w->stop_lock, &until);
 		if (w->stopping)
 			break;
@@ -387,12 +413,12 @@ static void *watch_files(void *arg)
 /* ---- requests ----------------------------------------------------------- */
 
 struct request {
-	struct dynbuf body;          /* bounded by REVIEW_MAX_BODY */
-	bool too_big;                /* the rest is read and dropped */
-	bool busy;                   /* the budget could not hold it: 503 */
-	size_t seen;                 /* bytes received, also past the bound */
-	size_t reserved;             /* of the webhook's budget */
-	uint64_t started_ns;         /* monotonic */
+	struct dynbuf body;  /* bounded by REVIEW_MAX_BODY */
+	bool too_big;        /* the rest is read and dropped */
+	bool busy;           /* the budget could not hold it: 503 */
+	size_t seen;         /* bytes received, also past the bound */
+	size_t reserved;     /* of the webhook's budget */
+	uint64_t started_ns; /* monotonic */
 };
 
 /*
@@ -460,8 +486,8 @@ static enum MHD_Result busy(struct webhook *w, const struct route *rt, struct MH
 	return ret;
 }
 
-static enum MHD_Result answer(struct webhook *w, const struct route *rt,
-			      struct MHD_Connection *c, struct request *q)
+static enum MHD_Result answer(struct webhook *w, const struct route *rt, struct MHD_Connection *c,
+			      struct request *q)
 {
 	struct review_result res;
 	enum MHD_Result ret;
@@ -477,7 +503,8 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 		snprintf(big, sizeof(big), "request body of %zu bytes is over the %u-byte limit\n",
 			 q->seen, REVIEW_MAX_BODY);
 		res.decision = "bad-request";
-		log_warn("admission review refused", "webhook=%s reason=%s", rt->name, "body too large");
+		log_warn("admission review refused", "webhook=%s reason=%s", rt->name,
+			 "body too large");
 		ret = reply(c, 413, "text/plain; charset=utf-8", big, strlen(big));
 	} else if (q->busy) {
 		ret = busy(w, rt, c);
@@ -486,7 +513,8 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 		r = review_serve(dynbuf_str(&q->body), q->body.len, rt->mode, &res);
 		if (r < 0) {
 			res.decision = "error";
-			log_error("admission review failed", "webhook=%s error=%s", rt->name, strerror(-r));
+			log_error("admission review failed", "webhook=%s error=%s", rt->name,
+				  strerror(-r));
 			ret = reply(c, 500, "text/plain", "out of memory\n", 14);
 		} else {
 			double ms = since(q->started_ns) * KTIME_MSEC_PER_SEC;
@@ -497,8 +525,9 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt,
 				log_event(w->o.quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "admission",
 					  "webhook=%s uid=%s operation=%s object=%s decision=%s "
 					  "violations=%u warnings=%u patch_ops=%u reason=%s duration_ms=%.3f",
-					  rt->name, res.uid, res.operation, res.object, res.decision,
-					  res.n_errors, res.n_warnings, res.n_patch_ops, res.reason, ms);
+					  rt->name, res.uid, res.operation, res.object,
+					  res.decision, res.n_errors, res.n_warnings,
+					  res.n_patch_ops, res.reason, ms);
 			ret = reply(c, res.http_code, res.content_type, res.body, res.body_len);
 			review_result_done(&res);
 		}
@@ -525,8 +554,8 @@ static int append(struct webhook *w, struct request *q, const char *data, size_t
 	if (q->body.len + n + 1 > q->body.alloc) {
 		/* What the buffer will allocate (dynbuf doubles from its first
 		 * allocation up to its cap + 1) is reserved first. */
-		size_t need = q->body.len + n + 1, alloc = q->body.alloc ? q->body.alloc :
-			DYNBUF_FIRST_ALLOC;
+		size_t need = q->body.len + n + 1,
+		       alloc = q->body.alloc ? q->body.alloc : DYNBUF_FIRST_ALLOC;
 		while (alloc < need)
 			alloc *= 2;
 		if (alloc > REVIEW_MAX_BODY + 1)
@@ -562,9 +591,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rt = &routes[i];
 	if (!q) {
 		if (!rt)
-			return reply(c, 404, "text/plain", "not found: POST /validate or /mutate\n", 37);
+			return reply(c, 404, "text/plain", "not found: POST /validate or /mutate\n",
+				     37);
 		if (strcmp(method, "POST") != 0)
-			return reply(c, 405, "text/plain", "method not allowed: POST an AdmissionReview\n", 44);
+			return reply(c, 405, "text/plain",
+				     "method not allowed: POST an AdmissionReview\n", 44);
 		q = calloc(1, sizeof(*q));
 		if (!q)
 			return MHD_NO;
@@ -603,7 +634,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct request *q = *con_cls;
-	(void)c; (void)toe;
+	(void)c;
+	(void)toe;
 	if (q) {
 		release(cls, q, 0);
 		dynbuf_free(&q->body);
@@ -614,8 +646,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- start and stop ----------------------------------------------------- */
 
-int webhook_start(const struct webhook_options *o, struct webhook **ret, char *err,
-		  size_t errlen)
+int webhook_start(const struct webhook_options *o, struct webhook **ret, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	unsigned sl;
@@ -623,11 +654,13 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 	int r;
 
 	if (!o->addr || httpserver_parse_addr(o->addr, &ss, &sl) < 0) {
-		snprintf(err, errlen, "--webhook-addr: \"%s\" is not host:port", o->addr ? o->addr : "");
+		snprintf(err, errlen, "--webhook-addr: \"%s\" is not host:port",
+			 o->addr ? o->addr : "");
 		return -EINVAL;
 	}
 	if (!o->source && (!o->cert_file || !*o->cert_file || !o->key_file || !*o->key_file)) {
-		snprintf(err, errlen, "--webhook-cert-file and --webhook-key-file are required with --webhook-addr");
+		snprintf(err, errlen,
+			 "--webhook-cert-file and --webhook-key-file are required with --webhook-addr");
 		return -EINVAL;
 	}
 	w = calloc(1, sizeof(*w));
@@ -650,7 +683,8 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 	if (w->o.reload_interval_ms <= 0)
 		w->o.reload_interval_ms = 1000;
 	if (w->o.source)
-		w->o.reload_interval_ms = w->o.source_interval_ms > 0 ? w->o.source_interval_ms : 3600000;
+		w->o.reload_interval_ms = w->o.source_interval_ms > 0 ? w->o.source_interval_ms :
+									3600000;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->stop_lock, NULL);
 	pthread_cond_init(&w->stop_cond, NULL);
@@ -681,16 +715,14 @@ int webhook_start(const struct webhook_options *o, struct webhook **ret, char *e
 	count_reload(w, "loaded");
 	metric_set(metrics_series(w->o.metrics, &fam_expiry, NULL), (double)w->current->not_after);
 	w->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TLS |
-				(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				0, NULL, NULL, on_request, w,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-				MHD_OPTION_HTTPS_PRIORITIES, WEBHOOK_TLS_PRIORITIES,
+					(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
+				(struct sockaddr *)&ss, MHD_OPTION_HTTPS_CERT_CALLBACK,
+				cert_callback, MHD_OPTION_HTTPS_PRIORITIES, WEBHOOK_TLS_PRIORITIES,
 				MHD_OPTION_THREAD_POOL_SIZE, w->o.threads,
 				MHD_OPTION_CONNECTION_LIMIT, w->o.max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, w->o.timeout_s,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
-				MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_END);
 	if (!w->d) {
 		snprintf(err, errlen, "cannot listen on %s (in use, or TLS set-up failed)", o->addr);
 		r = -EADDRINUSE;

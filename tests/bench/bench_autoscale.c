@@ -49,8 +49,7 @@ static char *read_file(const char *path, size_t *ret_len)
 
 	if (!f)
 		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
 		buf = malloc((size_t)n);
 		if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
 			free(buf);
@@ -70,15 +69,12 @@ static void make_spec(struct autoscale_spec *s)
 	s->max_replicas = 20;
 	s->n_metrics = 3;
 	s->metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_QUEUE_DEPTH, 5 };
-	s->metrics[1] = (struct autoscale_metric_spec){
-		AUTOSCALE_GPU_UTILIZATION, 70 };
-	s->metrics[2] = (struct autoscale_metric_spec){ AUTOSCALE_LATENCY_P99,
-							2000 };
+	s->metrics[1] = (struct autoscale_metric_spec){ AUTOSCALE_GPU_UTILIZATION, 70 };
+	s->metrics[2] = (struct autoscale_metric_spec){ AUTOSCALE_LATENCY_P99, 2000 };
 }
 
 /* Pods whose load drifts with i, so no two evaluations are alike. */
-static void make_pods(struct autoscale_pod *p, struct autoscale_service *sv,
-		      unsigned i)
+static void make_pods(struct autoscale_pod *p, struct autoscale_service *sv, unsigned i)
 {
 	for (unsigned k = 0; k < PODS; k++) {
 		p[k].state = k == 9 ? AUTOSCALE_POD_UNREADY : AUTOSCALE_POD_READY;
@@ -105,8 +101,7 @@ static void bench_evaluate(void)
 
 	make_spec(&s);
 	for (int k = 0; k < 21; k++)
-		recs[k] = (struct autoscale_recommendation){ -k * 15 * SEC,
-							     4 + k % 3 };
+		recs[k] = (struct autoscale_recommendation){ -k * 15 * SEC, 4 + k % 3 };
 	for (int k = 0; k < 3; k++)
 		up[k] = (struct autoscale_scale_event){ -k * 20 * SEC, 1, false };
 	for (int k = 0; k < 2; k++)
@@ -131,8 +126,7 @@ static void bench_evaluate(void)
 	}
 	dt = now_s() - t0;
 	printf("autoscale_evaluate_10pods_3metrics %.0f evals/s\n", n / dt);
-	printf("autoscale_evaluate_10pods_3metrics_time %.0f ns/eval\n",
-	       dt / n * 1e9);
+	printf("autoscale_evaluate_10pods_3metrics_time %.0f ns/eval\n", dt / n * 1e9);
 	if (sink == 42)
 		printf("# %ld\n", sink);
 }
@@ -194,8 +188,7 @@ static int decode_pod(const char *buf, size_t len, struct autoscale_pod *pod,
 		pod->present |= 2;
 		pod->values[1] = v * 100;
 	}
-	r = promtext_histogram(p, "vllm:e2e_request_latency_seconds", NULL, 0, b,
-			       64, nb);
+	r = promtext_histogram(p, "vllm:e2e_request_latency_seconds", NULL, 0, b, 64, nb);
 	promtext_free(p);
 	return r;
 }
@@ -223,10 +216,8 @@ static void bench_parse(const char *buf, size_t len)
 	} while (dt < 1.0);
 	printf("promtext_parse_vllm_page_size %zu bytes\n", len);
 	printf("promtext_parse_vllm_page_samples %zu samples\n", samples);
-	printf("promtext_parse_throughput %.1f MB/s\n",
-	       (double)len * n / dt / 1e6);
-	printf("promtext_parse_samples %.0f samples/s\n",
-	       (double)samples * n / dt);
+	printf("promtext_parse_throughput %.1f MB/s\n", (double)len * n / dt / 1e6);
+	printf("promtext_parse_samples %.0f samples/s\n", (double)samples * n / dt);
 	printf("promtext_parse_vllm_page %.1f us/page\n", dt / n * 1e6);
 	if (decode_pod(buf, len, &pod, prev, &np) < 0)
 		return;
@@ -235,8 +226,7 @@ static void bench_parse(const char *buf, size_t len)
 	do {
 		for (int k = 0; k < 100; k++, n++)
 			if (decode_pod(buf, len, &pod, b, &nb) == 0)
-				(void)promtext_histogram_quantile(0.99, prev, np, b,
-								  nb, &q);
+				(void)promtext_histogram_quantile(0.99, prev, np, b, nb, &q);
 		dt = now_s() - t0;
 	} while (dt < 1.0);
 	printf("scrape_decode_per_pod %.1f us/pod\n", dt / n * 1e6);
@@ -288,14 +278,19 @@ struct page {
 };
 
 static enum MHD_Result serve_page(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload, size_t *upload_len, void **con_cls)
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_len, void **con_cls)
 {
 	const struct page *pg = cls;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
-	(void)url; (void)method; (void)version; (void)upload; (void)upload_len; (void)con_cls;
+	(void)url;
+	(void)method;
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)con_cls;
 	r = MHD_create_response_from_buffer(pg->len, (void *)pg->buf, MHD_RESPMEM_PERSISTENT);
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
@@ -307,14 +302,14 @@ static enum MHD_Result serve_page(void *cls, struct MHD_Connection *c, const cha
 /* One period of the operator's autoscaler for 1,000 services x 10 pods. */
 static void bench_operator_period(const char *buf, size_t len)
 {
-	static const enum autoscale_metric_type t[] = {
-		AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_KV_CACHE_UTILIZATION, AUTOSCALE_LATENCY_P99 };
+	static const enum autoscale_metric_type t[] = { AUTOSCALE_QUEUE_DEPTH,
+							AUTOSCALE_KV_CACHE_UTILIZATION,
+							AUTOSCALE_LATENCY_P99 };
 	struct page pg = { buf, len };
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
-						0, NULL, NULL, serve_page, &pg,
-						MHD_OPTION_SOCK_ADDR, &addr,
-						MHD_OPTION_THREAD_POOL_SIZE, 1,
+	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, 0,
+						NULL, NULL, serve_page, &pg, MHD_OPTION_SOCK_ADDR,
+						&addr, MHD_OPTION_THREAD_POOL_SIZE, 1,
 						MHD_OPTION_CONNECTION_LIMIT, 2000, MHD_OPTION_END);
 	struct metricsource_state **st = calloc(SERVICES, sizeof(*st));
 	struct autoscale_history **h = calloc(SERVICES, sizeof(*h));
@@ -351,9 +346,16 @@ static void bench_operator_period(const char *buf, size_t len)
 		bytes = failed = 0;
 		for (int svc = 0; svc < SERVICES; svc++) {
 			struct metricsource_request rq = {
-				.kind = METRICSOURCE_PODS, .ns = "bench", .service = "llm",
-				.framework = ISVC_VLLM, .spec = &s, .port = info->port,
-				.path = "/metrics", .timeout_ms = 5000, .pods = pods, .n_pods = PODS,
+				.kind = METRICSOURCE_PODS,
+				.ns = "bench",
+				.service = "llm",
+				.framework = ISVC_VLLM,
+				.spec = &s,
+				.port = info->port,
+				.path = "/metrics",
+				.timeout_ms = 5000,
+				.pods = pods,
+				.n_pods = PODS,
 				.now_ms = (round + 1) * 15 * SEC,
 			};
 			if (!st[svc] && (metricsource_state_new(&st[svc]) < 0 ||
@@ -364,8 +366,12 @@ static void bench_operator_period(const char *buf, size_t len)
 			bytes += res->bytes;
 			failed += res->failed;
 			struct autoscale_input in = {
-				.spec = &s, .current_replicas = PODS, .pods = out, .n_pods = PODS,
-				.service = &res->service, .now_ms = rq.now_ms,
+				.spec = &s,
+				.current_replicas = PODS,
+				.pods = out,
+				.n_pods = PODS,
+				.service = &res->service,
+				.now_ms = rq.now_ms,
 			};
 			autoscale_history_attach(h[svc], &in);
 			if (autoscale_evaluate(&in, &r) == 0)
@@ -398,8 +404,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	const char *path = argc > 1 ? argv[1] :
-				      KINFER_TEST_DATA "/metrics/vllm.txt";
+	const char *path = argc > 1 ? argv[1] : KINFER_TEST_DATA "/metrics/vllm.txt";
 	size_t len = 0;
 	char *buf;
 
@@ -407,8 +412,7 @@ int main(int argc, char **argv)
 	bench_evaluate_record();
 	buf = read_file(path, &len);
 	if (!buf) {
-		fprintf(stderr, "bench_autoscale: cannot read %s: %s\n", path,
-			strerror(errno));
+		fprintf(stderr, "bench_autoscale: cannot read %s: %s\n", path, strerror(errno));
 		return 1;
 	}
 	bench_parse(buf, len);

@@ -60,10 +60,10 @@ struct ptab {
 
 struct bench {
 	unsigned long n;
-	const char *keys;            /* n slots of KEY_MAX bytes */
+	const char *keys; /* n slots of KEY_MAX bytes */
 	struct pool pool;
-	struct cache *cache;         /* RCU: the table; rwlock: projection only */
-	struct ptab *ptab;           /* NULL for the RCU runs */
+	struct cache *cache; /* RCU: the table; rwlock: projection only */
+	struct ptab *ptab;   /* NULL for the RCU runs */
 	pthread_barrier_t start;
 	atomic_bool stop;
 	atomic_ulong misses;
@@ -74,7 +74,7 @@ struct worker {
 	struct bench *b;
 	uint64_t seed;
 	unsigned long ops;
-	uint64_t cpu_ns;              /* the thread's own CPU time while measured */
+	uint64_t cpu_ns; /* the thread's own CPU time while measured */
 	int err;
 };
 
@@ -123,7 +123,8 @@ static int pool_init(struct pool *pl, const struct podgen *g)
 	pl->labels = cache_json_get(pl->pod, "metadata.labels");
 	refs = cache_json_get(pl->pod, "metadata.ownerReferences");
 	pl->owner = refs && json_object_is_type(refs, json_type_array) ?
-		json_object_array_get_idx(refs, 0) : NULL;
+			    json_object_array_get_idx(refs, 0) :
+			    NULL;
 	pl->spec = cache_json_get(pl->pod, "spec");
 	pl->status = cache_json_get(pl->pod, "status");
 	return pl->meta && pl->labels && pl->owner && pl->spec && pl->status ? 0 : -EBADMSG;
@@ -332,7 +333,7 @@ static void *rwlock_writer(void *ud)
 			e->obj = obj;
 		}
 		pthread_rwlock_unlock(&t->lock);
-		cache_discard(b->cache, e ? old : obj);   /* no reader can hold it now */
+		cache_discard(b->cache, e ? old : obj); /* no reader can hold it now */
 		w->ops++;
 	}
 	w->cpu_ns = thread_cpu_ns() - w->cpu_ns;
@@ -346,7 +347,7 @@ struct result {
 	/* Per second of the threads' own CPU: what the machine's other load
 	 * cannot lower (it takes CPU away, it does not slow a lookup). */
 	double lookups_per_cpu_s, updates_per_cpu_s;
-	double cores;   /* CPU the process got: below 2 means others took some */
+	double cores; /* CPU the process got: below 2 means others took some */
 };
 
 static uint64_t cpu_ns(void)
@@ -357,8 +358,7 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int measure(struct bench *b, int readers, bool writer, double seconds,
-		   struct result *ret)
+static int measure(struct bench *b, int readers, bool writer, double seconds, struct result *ret)
 {
 	struct worker w[3] = { 0 };
 	bool rcu = b->ptab == NULL;
@@ -374,18 +374,17 @@ static int measure(struct bench *b, int readers, bool writer, double seconds,
 		w[i].b = b;
 		w[i].seed = 0x1234567ULL * (uint64_t)(i + 1) + (uint64_t)readers;
 		if (pthread_create(&w[i].thread, NULL,
-				   i == 0 ? (rcu ? rcu_writer : rwlock_writer)
-					  : (rcu ? rcu_reader : rwlock_reader),
+				   i == 0 ? (rcu ? rcu_writer : rwlock_writer) :
+					    (rcu ? rcu_reader : rwlock_reader),
 				   &w[i]) != 0) {
 			fprintf(stderr, "bench_cache: pthread_create failed\n");
-			exit(1);   /* the barrier would never open */
+			exit(1); /* the barrier would never open */
 		}
 	}
 	pthread_barrier_wait(&b->start);
 	c0 = cpu_ns();
 	t0 = ktime_mono_ns();
-	struct timespec ts = { (time_t)seconds,
-			       (long)((seconds - (double)(time_t)seconds) * 1e9) };
+	struct timespec ts = { (time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9) };
 	nanosleep(&ts, NULL);
 	atomic_store(&b->stop, true);
 	t1 = ktime_mono_ns();
@@ -401,7 +400,7 @@ static int measure(struct bench *b, int readers, bool writer, double seconds,
 	}
 	pthread_barrier_destroy(&b->start);
 	if (rcu)
-		rcu_barrier();   /* free what the writer retired before the next run */
+		rcu_barrier(); /* free what the writer retired before the next run */
 	if (r < 0)
 		return r;
 	if (atomic_load(&b->misses)) {
@@ -455,16 +454,14 @@ static double env_seconds(void)
 
 static void print_side(const char *side, const struct result res[3])
 {
-	printf("cache_%s_lookups_per_s_1_reader_no_writer %.0f ops/s\n", side,
-	       res[0].lookups_per_s);
+	printf("cache_%s_lookups_per_s_1_reader_no_writer %.0f ops/s\n", side, res[0].lookups_per_s);
 	printf("cache_%s_lookups_per_cpu_s_1_reader_no_writer %.0f ops/s\n", side,
 	       res[0].lookups_per_cpu_s);
 	printf("cache_%s_cpu_cores_1_reader_no_writer %.2f cores\n", side, res[0].cores);
 	for (int i = 1; i <= 2; i++) {
 		const char *suffix = i == 1 ? "1_reader" : "2_readers";
 
-		printf("cache_%s_lookups_per_s_%s %.0f ops/s\n", side, suffix,
-		       res[i].lookups_per_s);
+		printf("cache_%s_lookups_per_s_%s %.0f ops/s\n", side, suffix, res[i].lookups_per_s);
 		printf("cache_%s_lookups_per_cpu_s_%s %.0f ops/s\n", side, suffix,
 		       res[i].lookups_per_cpu_s);
 		printf("cache_%s_writer_updates_per_s_%s %.0f ops/s\n", side, suffix,

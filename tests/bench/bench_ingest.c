@@ -44,18 +44,17 @@
 #define FEW_DIVISOR 5
 
 /* How the API server opens a Pod watch event (and so must we). */
-static const char event_open[] =
-	"{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","
-	"\"metadata\":{\"name\":";
+static const char event_open[] = "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","
+				 "\"metadata\":{\"name\":";
 
 struct stream {
 	char *buf;
 	size_t len, cap;
-	size_t mixed_at;           /* where the churn mix begins */
+	size_t mixed_at; /* where the churn mix begins */
 	unsigned owners;
 	unsigned long n, n_add, n_mod, n_del;
-	unsigned long live;        /* pods left when it ends ... */
-	uint64_t *live_ids;        /* ... in the order they were added */
+	unsigned long live; /* pods left when it ends ... */
+	uint64_t *live_ids; /* ... in the order they were added */
 };
 
 struct counts {
@@ -147,8 +146,7 @@ static int cmp_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int stream_build(struct stream *s, const struct podgen *g, unsigned long n,
-			unsigned owners)
+static int stream_build(struct stream *s, const struct podgen *g, unsigned long n, unsigned owners)
 {
 	uint64_t *live = malloc(n * sizeof(*live)), next_id = 0, rv = 1000, seed = 42;
 	unsigned long n_live = 0;
@@ -222,10 +220,11 @@ static int check_recorded(void)
 		informer_stats(e.inf, &st);
 		if (st.events != 18 || e.counts.add != 3 || e.counts.update != 13 ||
 		    e.counts.del != 2 || cache_count(informer_cache(e.inf)) != 1) {
-			fprintf(stderr, "bench_ingest: recorded stream: %llu events, "
+			fprintf(stderr,
+				"bench_ingest: recorded stream: %llu events, "
 				"%lu/%lu/%lu add/update/delete\n",
-				(unsigned long long)st.events, e.counts.add,
-				e.counts.update, e.counts.del);
+				(unsigned long long)st.events, e.counts.add, e.counts.update,
+				e.counts.del);
 			r = -EPROTO;
 		}
 	}
@@ -274,10 +273,9 @@ static int check_synthetic(const struct podgen *g)
 	b = (const void *)cache_get(informer_cache(e.inf), key);
 	if (!a || !b ||
 	    /* kept from the recording */
-	    a->meta.created != b->meta.created || a->phase != b->phase ||
-	    a->ready != b->ready || a->ready_since != b->ready_since ||
-	    a->containers_ready != b->containers_ready || a->scheduled != b->scheduled ||
-	    a->warmed != b->warmed || a->has_gate != b->has_gate ||
+	    a->meta.created != b->meta.created || a->phase != b->phase || a->ready != b->ready ||
+	    a->ready_since != b->ready_since || a->containers_ready != b->containers_ready ||
+	    a->scheduled != b->scheduled || a->warmed != b->warmed || a->has_gate != b->has_gate ||
 	    a->started != b->started || a->gpu != b->gpu || a->cpu_milli != b->cpu_milli ||
 	    a->mem_bytes != b->mem_bytes || a->restarts != b->restarts ||
 	    a->deletion_cost != b->deletion_cost || a->scheduler != b->scheduler ||
@@ -356,9 +354,10 @@ static int ingest(const struct stream *s, uint64_t *ret_added_ns, uint64_t *ret_
 	*ret_cpu_ns = cpu_ns() - c0;
 	if (r == 0 && (e.counts.add != s->n_add || e.counts.update != s->n_mod ||
 		       e.counts.del != s->n_del || cache_count(informer_cache(e.inf)) != s->live)) {
-		fprintf(stderr, "bench_ingest: applied %lu/%lu/%lu add/update/delete, "
-			"expected %lu/%lu/%lu\n", e.counts.add, e.counts.update,
-			e.counts.del, s->n_add, s->n_mod, s->n_del);
+		fprintf(stderr,
+			"bench_ingest: applied %lu/%lu/%lu add/update/delete, "
+			"expected %lu/%lu/%lu\n",
+			e.counts.add, e.counts.update, e.counts.del, s->n_add, s->n_mod, s->n_del);
 		r = -EPROTO;
 	}
 	podgen_drain(informer_cache(e.inf), s->live_ids, s->live, s->owners);
@@ -376,8 +375,7 @@ static void stream_free(struct stream *s)
 }
 
 /* Build a stream and check it opens as the server's does. */
-static int stream_make(struct stream *s, const struct podgen *g, unsigned long n,
-		       unsigned owners)
+static int stream_make(struct stream *s, const struct podgen *g, unsigned long n, unsigned owners)
 {
 	int r = stream_build(s, g, n, owners);
 
@@ -408,8 +406,7 @@ static int run(const struct podgen *g, unsigned long n)
 	printf("ingest_ns_per_event %.0f ns\n", (double)(added + churn) / (double)s.n);
 	printf("ingest_cpu_ns_per_event %.0f ns\n", (double)cpu / (double)s.n);
 	if (n_first)
-		printf("ingest_added_phase_ns_per_event %.0f ns\n",
-		       (double)added / (double)n_first);
+		printf("ingest_added_phase_ns_per_event %.0f ns\n", (double)added / (double)n_first);
 	if (s.n > n_first)
 		printf("ingest_churn_phase_ns_per_event %.0f ns\n",
 		       (double)churn / (double)(s.n - n_first));

@@ -38,7 +38,7 @@
 #include "podgen.h"
 #include "keys.h"
 
-#define TREES 2000   /* json-c trees kept at once for their cost */
+#define TREES 2000 /* json-c trees kept at once for their cost */
 
 static size_t heap_in_use(void)
 {
@@ -85,8 +85,8 @@ static json_object *parse(json_tokener *tok, const char *buf, size_t len)
 }
 
 /* Parse, project, publish, put: one pod into the cache. */
-static int add_pod(struct cache *c, json_tokener *tok, const struct podgen *g,
-		   uint64_t id, char *buf, size_t cap, size_t *ret_len)
+static int add_pod(struct cache *c, json_tokener *tok, const struct podgen *g, uint64_t id,
+		   char *buf, size_t cap, size_t *ret_len)
 {
 	struct podgen_pod p = podgen_pod_of(id, 1000 + id, PODGEN_OWNERS);
 	size_t len = podgen_render(g, &p, buf, cap);
@@ -124,8 +124,8 @@ static int warm_up(json_tokener *tok, const struct podgen *g, char *buf, size_t 
 }
 
 /* What keeping the parsed JSON would cost instead, per pod. */
-static double jsonc_tree_bytes(json_tokener *tok, const struct podgen *g, char *buf,
-			       size_t cap, unsigned long n)
+static double jsonc_tree_bytes(json_tokener *tok, const struct podgen *g, char *buf, size_t cap,
+			       unsigned long n)
 {
 	json_object **trees = calloc(n, sizeof(*trees));
 	size_t before, after;
@@ -175,8 +175,8 @@ static void print_figures(const struct figures *f, struct intern *interns)
 }
 
 /* Make the intern table and the cache, and fill them with f->n pods. */
-static int fill(struct figures *f, const struct podgen *g, json_tokener *tok, char *buf,
-		size_t cap, struct intern **ret_interns, struct cache **ret_cache)
+static int fill(struct figures *f, const struct podgen *g, json_tokener *tok, char *buf, size_t cap,
+		struct intern **ret_interns, struct cache **ret_cache)
 {
 	size_t len;
 	int r;
@@ -269,12 +269,14 @@ static int fill_kind(struct cache *c, json_object *tmpl, const char *fmt, int n)
 	for (int i = 0; i < n && r == 0; i++) {
 		struct cache_obj *obj, *old;
 		snprintf(name, sizeof(name), fmt, i);
-		snprintf(uid, sizeof(uid), "%08x-8c1e-4a51-9d1e-%012x", (unsigned)i, (unsigned)i * 7919u);
+		snprintf(uid, sizeof(uid), "%08x-8c1e-4a51-9d1e-%012x", (unsigned)i,
+			 (unsigned)i * 7919u);
 		set_meta(tmpl, "name", name);
 		set_meta(tmpl, "uid", uid);
 		set_meta(tmpl, "resourceVersion", uid + 24);
 		if (labels && json_object_object_get_ex(labels, KINFER_SERVICE_LABEL, NULL))
-			json_object_object_add(labels, KINFER_SERVICE_LABEL, json_object_new_string(name));
+			json_object_object_add(labels, KINFER_SERVICE_LABEL,
+					       json_object_new_string(name));
 		r = cache_project(c, tmpl, &obj);
 		if (r == 0) {
 			cache_publish(c, obj, &old);
@@ -286,7 +288,7 @@ static int fill_kind(struct cache *c, json_object *tmpl, const char *fmt, int n)
 
 static int drain_one(const struct cache_obj *obj, void *ud)
 {
-	char (*keys)[320] = ud;
+	char(*keys)[320] = ud;
 	size_t *n = (size_t *)keys[0];
 	snprintf(keys[1 + (*n)++], sizeof(keys[0]), "%s", obj->key);
 	return 0;
@@ -296,7 +298,7 @@ static int drain_one(const struct cache_obj *obj, void *ud)
 static void drain_cache(struct cache *c)
 {
 	size_t cnt = cache_count(c);
-	char (*keys)[320] = calloc(cnt + 2, sizeof(*keys));
+	char(*keys)[320] = calloc(cnt + 2, sizeof(*keys));
 	struct cache_obj *old;
 
 	if (!keys)
@@ -321,7 +323,8 @@ static int cluster_case(struct intern *interns, struct cache *pods, size_t rss_s
 	} kinds[] = {
 		{ &kind_nodes, KINFER_TEST_DATA "/node.json", "kwok-gpu-%05d", CLUSTER_NODES },
 		{ &kind_inferenceservices, NULL, "llm-%05d", CLUSTER_SERVICES },
-		{ &kind_deployments, KINFER_TEST_DATA "/deployment.json", "llm-%05d", CLUSTER_SERVICES },
+		{ &kind_deployments, KINFER_TEST_DATA "/deployment.json", "llm-%05d",
+		  CLUSTER_SERVICES },
 		{ &kind_services, "", "llm-%05d", CLUSTER_SERVICES },
 	};
 	struct cache *caches[4] = { 0 };
@@ -331,7 +334,8 @@ static int cluster_case(struct intern *interns, struct cache *pods, size_t rss_s
 	for (size_t k = 0; k < 4 && r == 0; k++) {
 		const char *isvc = getenv("BENCH_ISVC");
 		const char *file = kinds[k].file ? kinds[k].file :
-			isvc && *isvc ? isvc : KINFER_TEST_DATA "/isvc/vllm.json";
+				   isvc && *isvc ? isvc :
+						   KINFER_TEST_DATA "/isvc/vllm.json";
 		json_object *tmpl = *file ? load_json(file) : json_tokener_parse(service_json);
 		size_t h0 = settled_heap();
 		if (!tmpl)
@@ -352,7 +356,8 @@ static int cluster_case(struct intern *interns, struct cache *pods, size_t rss_s
 		printf("memory_cluster_objects %zu objects\n", total);
 		printf("memory_cluster_heap_bytes %zu bytes\n", settled_heap());
 		printf("memory_cluster_rss_mib %.1f MiB\n", (double)rss_bytes() / (1 << 20));
-		printf("memory_cluster_rss_before_caches_mib %.1f MiB\n", (double)rss_start / (1 << 20));
+		printf("memory_cluster_rss_before_caches_mib %.1f MiB\n",
+		       (double)rss_start / (1 << 20));
 	}
 	for (size_t k = 0; k < 4; k++)
 		if (caches[k]) {

@@ -54,7 +54,7 @@ struct bench {
 	struct placement *pl;
 	atomic_bool stop;
 	atomic_ulong updates;
-	double writer_rate;          /* updates/s; 0 = as fast as it can */
+	double writer_rate; /* updates/s; 0 = as fast as it can */
 	int err;
 };
 
@@ -66,7 +66,7 @@ static uint64_t rnd(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static struct placement *the_pl;   /* told of pod changes, as the controller's handler does */
+static struct placement *the_pl; /* told of pod changes, as the controller's handler does */
 
 static int publish(struct cache *c, const char *json)
 {
@@ -80,14 +80,14 @@ static int publish(struct cache *c, const char *json)
 	json_object_put(j);
 	if (r < 0)
 		return r;
-	cache_write_begin(c);   /* as the informer: the write, then its handlers */
+	cache_write_begin(c); /* as the informer: the write, then its handlers */
 	cache_publish(c, obj, &old);
 	if (cache_kind(c) == &kind_pods) {
 		placement_node_changed(the_pl, ((const struct kpod *)obj)->node);
 		if (old)
 			placement_node_changed(the_pl, ((const struct kpod *)old)->node);
 	}
-	if (cache_kind(c) == &kind_nodes)   /* as the controller's node handler */
+	if (cache_kind(c) == &kind_nodes) /* as the controller's node handler */
 		placement_node_changed(the_pl, obj->name);
 	cache_write_done(c);
 	if (old)
@@ -121,17 +121,18 @@ static int node_json(int i, uint64_t rv, int util, char *buf, size_t len)
 	if (i % 20 == 7)
 		taint = "{\"key\":\"dedicated\",\"value\":\"infra\",\"effect\":\"NoSchedule\"}";
 	if (i % 50 < 2)
-		snprintf(cached, sizeof(cached), ",\"kinfer.io/cached.model-%d\":\"true\"", (i / 50) % 50);
+		snprintf(cached, sizeof(cached), ",\"kinfer.io/cached.model-%d\":\"true\"",
+			 (i / 50) % 50);
 	int n = snprintf(buf, len,
-		"{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"node-%05d\","
-		"\"uid\":\"n%d\",\"resourceVersion\":\"%llu\",\"labels\":{\"type\":\"kwok\","
-		"\"kubernetes.io/hostname\":\"node-%05d\",\"kubernetes.io/os\":\"linux\","
-		"\"nvidia.com/gpu.product\":\"%s\",\"nvidia.com/gpu.memory\":\"%s\"%s},"
-		"\"annotations\":{\"kinfer.io/gpu-utilization\":\"%d\"}},"
-		"\"spec\":{\"taints\":[%s]},\"status\":{\"allocatable\":{\"cpu\":\"64\","
-		"\"memory\":\"1Ti\",\"pods\":\"110\",%s},"
-		"\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
-		i, i, (unsigned long long)rv, i, product, mem, cached, util, taint, alloc);
+			 "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"node-%05d\","
+			 "\"uid\":\"n%d\",\"resourceVersion\":\"%llu\",\"labels\":{\"type\":\"kwok\","
+			 "\"kubernetes.io/hostname\":\"node-%05d\",\"kubernetes.io/os\":\"linux\","
+			 "\"nvidia.com/gpu.product\":\"%s\",\"nvidia.com/gpu.memory\":\"%s\"%s},"
+			 "\"annotations\":{\"kinfer.io/gpu-utilization\":\"%d\"}},"
+			 "\"spec\":{\"taints\":[%s]},\"status\":{\"allocatable\":{\"cpu\":\"64\","
+			 "\"memory\":\"1Ti\",\"pods\":\"110\",%s},"
+			 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+			 i, i, (unsigned long long)rv, i, product, mem, cached, util, taint, alloc);
 	return n > 0 && (size_t)n < len ? 0 : -ENOSPC;
 }
 
@@ -139,20 +140,21 @@ static int node_json(int i, uint64_t rv, int util, char *buf, size_t len)
 static int pod_json(int k, int node, int n_nodes, uint64_t rv, char *buf, size_t len)
 {
 	int kind = node % 10, slot = k / n_nodes;
-	const char *res = kind < 8 ? "nvidia.com/gpu" : kind == 8 ? "nvidia.com/mig-1g.10gb" :
-		"nvidia.com/gpu.shared";
+	const char *res = kind < 8  ? "nvidia.com/gpu" :
+			  kind == 8 ? "nvidia.com/mig-1g.10gb" :
+				      "nvidia.com/gpu.shared";
 	char limits[96] = "";
 
-	if (slot < 3)   /* three GPU pods per node, the rest CPU-only */
+	if (slot < 3) /* three GPU pods per node, the rest CPU-only */
 		snprintf(limits, sizeof(limits), ",\"limits\":{\"%s\":\"1\"}", res);
 	int n = snprintf(buf, len,
-		"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-%06d\","
-		"\"namespace\":\"serving\",\"uid\":\"p%d\",\"resourceVersion\":\"%llu\","
-		"\"labels\":{\"kinfer.io/service\":\"svc-%d\",\"kinfer.io/model\":\"model-%d\"}},"
-		"\"spec\":{\"nodeName\":\"node-%05d\",\"schedulerName\":\"kinfer\","
-		"\"containers\":[{\"name\":\"m\",\"resources\":{\"requests\":{\"cpu\":\"100m\","
-		"\"memory\":\"256Mi\"}%s}}]},\"status\":{\"phase\":\"Running\"}}",
-		k, k, (unsigned long long)rv, k % 500, k % 50, node, limits);
+			 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pod-%06d\","
+			 "\"namespace\":\"serving\",\"uid\":\"p%d\",\"resourceVersion\":\"%llu\","
+			 "\"labels\":{\"kinfer.io/service\":\"svc-%d\",\"kinfer.io/model\":\"model-%d\"}},"
+			 "\"spec\":{\"nodeName\":\"node-%05d\",\"schedulerName\":\"kinfer\","
+			 "\"containers\":[{\"name\":\"m\",\"resources\":{\"requests\":{\"cpu\":\"100m\","
+			 "\"memory\":\"256Mi\"}%s}}]},\"status\":{\"phase\":\"Running\"}}",
+			 k, k, (unsigned long long)rv, k % 500, k % 50, node, limits);
 	return n > 0 && (size_t)n < len ? 0 : -ENOSPC;
 }
 
@@ -171,15 +173,15 @@ static int pending_json(int k, char *buf, size_t len)
 		"\"limits\":{\"nvidia.com/gpu.shared\":\"1\"}}}]",
 	};
 	int n = snprintf(buf, len,
-		"{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pending-%d\","
-		"\"namespace\":\"serving\",\"uid\":\"q%d\",\"resourceVersion\":\"1\","
-		"\"labels\":{\"kinfer.io/service\":\"svc-%d\",\"kinfer.io/model\":\"model-%d\","
-		"\"kinfer.io/priority\":\"%s\"}},\"spec\":{\"schedulerName\":\"kinfer\","
-		"\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\","
-		"\"effect\":\"NoSchedule\"}],\"containers\":[{\"name\":\"m\",\"resources\":"
-		"{\"requests\":{\"cpu\":\"1\",\"memory\":\"4Gi\"},%s},"
-		"\"status\":{\"phase\":\"Pending\"}}",
-		k, k, k % 500, k % 50, k % 7 == 0 ? "high" : "normal", shapes[k % 5]);
+			 "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"pending-%d\","
+			 "\"namespace\":\"serving\",\"uid\":\"q%d\",\"resourceVersion\":\"1\","
+			 "\"labels\":{\"kinfer.io/service\":\"svc-%d\",\"kinfer.io/model\":\"model-%d\","
+			 "\"kinfer.io/priority\":\"%s\"}},\"spec\":{\"schedulerName\":\"kinfer\","
+			 "\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\","
+			 "\"effect\":\"NoSchedule\"}],\"containers\":[{\"name\":\"m\",\"resources\":"
+			 "{\"requests\":{\"cpu\":\"1\",\"memory\":\"4Gi\"},%s},"
+			 "\"status\":{\"phase\":\"Pending\"}}",
+			 k, k, k % 500, k % 50, k % 7 == 0 ? "high" : "normal", shapes[k % 5]);
 	return n > 0 && (size_t)n < len ? 0 : -ENOSPC;
 }
 
@@ -216,7 +218,8 @@ static void *writer_main(void *ud)
 		uint64_t x = rnd(&seed);
 		/* Hold the rate: sleep off any lead over the schedule. */
 		if (b->writer_rate > 0 && ++done % 16 == 0) {
-			uint64_t due = t0 + (uint64_t)(done / b->writer_rate * 1e9), t = ktime_mono_ns();
+			uint64_t due = t0 + (uint64_t)(done / b->writer_rate * 1e9),
+				 t = ktime_mono_ns();
 			if (due > t) {
 				struct timespec ts = { (time_t)((due - t) / 1000000000ULL),
 						       (long)((due - t) % 1000000000ULL) };
@@ -232,11 +235,12 @@ static void *writer_main(void *ud)
 		} else {
 			int k = (int)((x >> 8) % (uint64_t)b->n_pods);
 			int node = k % b->n_nodes;
-			if (x % 16 == 1) {   /* deleted, and re-added elsewhere */
+			if (x % 16 == 1) { /* deleted, and re-added elsewhere */
 				snprintf(key, sizeof(key), "serving/pod-%06d", k);
 				cache_write_begin(b->pods);
 				if (cache_remove(b->pods, key, &old) == 0) {
-					placement_node_changed(b->pl, ((const struct kpod *)old)->node);
+					placement_node_changed(b->pl,
+							       ((const struct kpod *)old)->node);
 					cache_retire(b->pods, old);
 				}
 				cache_write_done(b->pods);
@@ -263,7 +267,7 @@ static int cmp_u64(const void *a, const void *b)
 struct result {
 	unsigned long decisions, fits;
 	uint64_t p50, p99, max;
-	uint64_t cpu_p50, cpu_p99;   /* the decider thread's own CPU per decision */
+	uint64_t cpu_p50, cpu_p99; /* the decider thread's own CPU per decision */
 	double seconds;
 };
 
@@ -400,7 +404,8 @@ static int run(int n_nodes, int n_pods, double seconds, double rate, uint64_t *s
 	printf("placement_nodes %d count\n", n_nodes);
 	printf("placement_pods %lu count\n", cache_count(b.pods));
 	const char *w = rate > 0 ? "" : "_writer_unthrottled";
-	printf("placement_decisions_per_second_%dn%s %.0f 1/s\n", n_nodes, w, res.decisions / res.seconds);
+	printf("placement_decisions_per_second_%dn%s %.0f 1/s\n", n_nodes, w,
+	       res.decisions / res.seconds);
 	printf("placement_decision_p50_%dn%s %.1f us\n", n_nodes, w, res.p50 / 1e3);
 	printf("placement_decision_p99_%dn%s %.1f us\n", n_nodes, w, res.p99 / 1e3);
 	printf("placement_decision_max_%dn%s %.1f us\n", n_nodes, w, res.max / 1e3);
@@ -441,7 +446,7 @@ int main(void)
 	keys_register();
 	if (!samples || !cpu_samples || seconds <= 0 || pods <= 0 || pods > 1000000 || rate < 0) {
 		fprintf(stderr, "bench_placement: BENCH_SECONDS > 0, 0 < BENCH_PODS <= 1000000, "
-			"BENCH_WRITER_RATE >= 0\n");
+				"BENCH_WRITER_RATE >= 0\n");
 		free(samples);
 		free(cpu_samples);
 		return 2;

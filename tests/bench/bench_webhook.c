@@ -51,7 +51,7 @@ static int write_file(const char *path, const char *text)
 	size_t n = fwrite(text, 1, strlen(text), f);
 	if (fclose(f) != 0 || n != strlen(text))
 		return -EIO;
-	return rename(tmp, path) == 0 ? 0 : -errno;   /* a whole file or none */
+	return rename(tmp, path) == 0 ? 0 : -errno; /* a whole file or none */
 }
 
 /* A serving certificate for 127.0.0.1 from the CA (a new CA when ca_key is
@@ -92,7 +92,7 @@ struct client {
 	size_t body_len;
 	bool reuse;
 	double until;
-	double *lat;          /* seconds per request */
+	double *lat; /* seconds per request */
 	size_t n, cap;
 	size_t errors;
 	size_t answer_len;
@@ -137,7 +137,8 @@ static void *run_client(void *arg)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 		if (rc != CURLE_OK || code != 200 || !strstr(c->answer, "\"allowed\":false")) {
 			if (c->errors++ == 0)
-				fprintf(stderr, "bench_webhook: request failed: curl %d http %ld: %s\n",
+				fprintf(stderr,
+					"bench_webhook: request failed: curl %d http %ld: %s\n",
 					(int)rc, code, c->answer);
 			continue;
 		}
@@ -154,16 +155,21 @@ static int by_value(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int phase(const char *name, const char *url, const char *ca, const char *body,
-		 size_t len, int clients, double seconds, bool reuse, const char *rotate_dir)
+static int phase(const char *name, const char *url, const char *ca, const char *body, size_t len,
+		 int clients, double seconds, bool reuse, const char *rotate_dir)
 {
 	struct client c[MAX_CLIENTS];
 	size_t total = 0, errors = 0, cap = MAX_SAMPLES / (size_t)clients;
 	double t0 = now_s();
 	memset(c, 0, sizeof(c));
 	for (int i = 0; i < clients; i++) {
-		c[i] = (struct client){ .url = url, .ca = ca, .body = body, .body_len = len,
-					.reuse = reuse, .until = t0 + seconds, .cap = cap };
+		c[i] = (struct client){ .url = url,
+					.ca = ca,
+					.body = body,
+					.body_len = len,
+					.reuse = reuse,
+					.until = t0 + seconds,
+					.cap = cap };
 		c[i].lat = malloc(cap * sizeof(double));
 		if (!c[i].lat || pthread_create(&c[i].t, NULL, run_client, &c[i]) != 0)
 			return -ENOMEM;
@@ -235,8 +241,9 @@ int main(void)
 		fprintf(stderr, "bench_webhook: cannot make a certificate\n");
 		goto out;
 	}
-	struct webhook_options o = { .addr = "127.0.0.1:0", .cert_file = crt, .key_file = key,
-				     .metrics = m, .quiet = 1 };
+	struct webhook_options o = {
+		.addr = "127.0.0.1:0", .cert_file = crt, .key_file = key, .metrics = m, .quiet = 1
+	};
 	if (webhook_start(&o, &w, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_webhook: %s\n", err);
 		goto out;
@@ -257,7 +264,9 @@ int main(void)
 	if (metrics_render(m, &text, &tl) == 0 &&
 	    (at = strstr(text, "kinfer_webhook_certificate_reloads_total{result=\"loaded\"} ")))
 		printf("webhook_rotating_reloads %.0f count\n",
-		       strtod(at + strlen("kinfer_webhook_certificate_reloads_total{result=\"loaded\"} "), NULL) - 1);
+		       strtod(at + strlen("kinfer_webhook_certificate_reloads_total{result=\"loaded\"} "),
+			      NULL) -
+			       1);
 	free(text);
 out:
 	webhook_stop(w);

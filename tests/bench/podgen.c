@@ -51,8 +51,8 @@ static const struct {
 	{ "056b5f22-b9e4-4b15-b3b5-d957a8034a32", "056b5f22-b9e4-4b15-b3b5-d957a8034a32",
 	  V_OWNER_UID, 2 },
 	{ "\"nodeName\":\"kwok-a100-0\"", "kwok-a100-0", V_NODE, 1 },
-	{ "127.77.0.1\\\"", "127.77.0.1", V_IP, 1 },   /* managedFields key */
-	{ "\"127.77.0.1\"", "127.77.0.1", V_IP, 2 },   /* podIP, podIPs */
+	{ "127.77.0.1\\\"", "127.77.0.1", V_IP, 1 }, /* managedFields key */
+	{ "\"127.77.0.1\"", "127.77.0.1", V_IP, 2 }, /* podIP, podIPs */
 };
 
 #define N_DEFS (sizeof(span_defs) / sizeof(span_defs[0]))
@@ -120,8 +120,7 @@ char *podgen_read_file(const char *path, size_t *ret_len)
 	return buf;
 }
 
-__attribute__((format(printf, 2, 3)))
-static void put(char *dst, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(char *dst, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -143,9 +142,8 @@ static void uuid_of(uint64_t seed, char *out)
 {
 	uint64_t a = podgen_rand(&seed), b = podgen_rand(&seed);
 
-	put(out, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-	    (unsigned)(a >> 16) & 0xffffu, (unsigned)a & 0xfffu,
-	    0x8000u | ((unsigned)(b >> 48) & 0x3fffu),
+	put(out, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffffu,
+	    (unsigned)a & 0xfffu, 0x8000u | ((unsigned)(b >> 48) & 0x3fffu),
 	    (unsigned long long)(b & 0xffffffffffffULL));
 }
 
@@ -158,19 +156,21 @@ void podgen_values(const struct podgen_pod *p, struct podgen_values *v)
 	safe_encode(podgen_rand(&seed), v->hash, 10);
 	put(v->owner_name, "%.20s-%.10s", v->service, v->hash);
 	uuid_of(0x5eed0000ULL + p->owner, v->owner_uid);
-	safe_encode(p->id, suffix, 5);   /* unique below 27^5 = 14.3 million */
+	safe_encode(p->id, suffix, 5); /* unique below 27^5 = 14.3 million */
 	put(v->name, "%.31s-%s", v->owner_name, suffix);
 	uuid_of(p->id, v->uid);
 	put(v->rv, "%llu", (unsigned long long)p->rv);
 	put(v->node, "kwok-a100-%u", p->node);
-	put(v->ip, "10.%u.%u.%u", (unsigned)(p->id >> 16) & 255u,
-	    (unsigned)(p->id >> 8) & 255u, (unsigned)p->id & 255u);
+	put(v->ip, "10.%u.%u.%u", (unsigned)(p->id >> 16) & 255u, (unsigned)(p->id >> 8) & 255u,
+	    (unsigned)p->id & 255u);
 }
 
 struct podgen_pod podgen_pod_of(uint64_t id, uint64_t rv, unsigned owners)
 {
-	return (struct podgen_pod){ .id = id, .owner = (unsigned)(id % owners),
-				    .node = (unsigned)(id % PODGEN_NODES), .rv = rv };
+	return (struct podgen_pod){ .id = id,
+				    .owner = (unsigned)(id % owners),
+				    .node = (unsigned)(id % PODGEN_NODES),
+				    .rv = rv };
 }
 
 void podgen_drain(struct cache *c, const uint64_t *ids, size_t n, unsigned owners)
@@ -196,8 +196,8 @@ void podgen_key(const struct podgen_pod *p, char *buf, size_t len)
 }
 
 /* Copy the template with vals[var] in each span. */
-static size_t render_vals(const struct podgen *g, const char *const vals[V_COUNT],
-			  char *buf, size_t len)
+static size_t render_vals(const struct podgen *g, const char *const vals[V_COUNT], char *buf,
+			  size_t len)
 {
 	size_t pos = 0, prev = 0;
 
@@ -219,8 +219,7 @@ static size_t render_vals(const struct podgen *g, const char *const vals[V_COUNT
 	return pos;
 }
 
-size_t podgen_render(const struct podgen *g, const struct podgen_pod *p,
-		     char *buf, size_t len)
+size_t podgen_render(const struct podgen *g, const struct podgen_pod *p, char *buf, size_t len)
 {
 	struct podgen_values v;
 	char genname[PODGEN_VAL_MAX + 1];
@@ -241,8 +240,8 @@ size_t podgen_render(const struct podgen *g, const struct podgen_pod *p,
 	return render_vals(g, vals, buf, len);
 }
 
-size_t podgen_event(const struct podgen *g, const char *type,
-		    const struct podgen_pod *p, char *buf, size_t len)
+size_t podgen_event(const struct podgen *g, const char *type, const struct podgen_pod *p, char *buf,
+		    size_t len)
 {
 	int head = snprintf(buf, len, "{\"type\":\"%s\",\"object\":", type);
 	size_t n;
@@ -288,7 +287,8 @@ static int find_spans(struct podgen *g)
 				return -EINVAL;
 			g->spans[g->n_spans++] = (struct span){
 				(size_t)(at - g->raw) + (size_t)(inner - span_defs[d].ctx),
-				strlen(span_defs[d].val), span_defs[d].var };
+				strlen(span_defs[d].val), span_defs[d].var
+			};
 			found++;
 		}
 		if (found != span_defs[d].count)
@@ -337,11 +337,10 @@ int podgen_new(const char *path, struct podgen **ret)
 		goto fail;
 	}
 	while (g->raw_len > 0 && (g->raw[g->raw_len - 1] == '\n' ||
-				  g->raw[g->raw_len - 1] == '\r' ||
-				  g->raw[g->raw_len - 1] == ' '))
+				  g->raw[g->raw_len - 1] == '\r' || g->raw[g->raw_len - 1] == ' '))
 		g->raw[--g->raw_len] = '\0';
 	if (memchr(g->raw, '\n', g->raw_len)) {
-		r = -EINVAL;   /* a watch event is one line: compact JSON only */
+		r = -EINVAL; /* a watch event is one line: compact JSON only */
 		goto fail;
 	}
 	r = find_spans(g);

@@ -29,10 +29,10 @@ struct podgen;
 
 /* Which pod: everything else derives from these four numbers. */
 struct podgen_pod {
-	uint64_t id;       /* the pod: name suffix, uid, IP */
-	unsigned owner;    /* its ReplicaSet; owners 3k..3k+2 share service k */
-	unsigned node;     /* kwok-a100-<node> */
-	uint64_t rv;       /* resourceVersion */
+	uint64_t id;    /* the pod: name suffix, uid, IP */
+	unsigned owner; /* its ReplicaSet; owners 3k..3k+2 share service k */
+	unsigned node;  /* kwok-a100-<node> */
+	uint64_t rv;    /* resourceVersion */
 };
 
 #define PODGEN_VAL_MAX 64
@@ -70,11 +70,10 @@ void podgen_key(const struct podgen_pod *p, char *buf, size_t len);
 
 /* The Pod's JSON, compact as the API server sends it. Returns its length
  * (a NUL follows), or 0 when buf is too small. */
-size_t podgen_render(const struct podgen *g, const struct podgen_pod *p,
-		     char *buf, size_t len);
+size_t podgen_render(const struct podgen *g, const struct podgen_pod *p, char *buf, size_t len);
 /* One watch event line: {"type":TYPE,"object":POD}\n. Same return. */
-size_t podgen_event(const struct podgen *g, const char *type,
-		    const struct podgen_pod *p, char *buf, size_t len);
+size_t podgen_event(const struct podgen *g, const char *type, const struct podgen_pod *p, char *buf,
+		    size_t len);
 
 /*
  * Empty a cache of the pods ids[0..n) (0..n-1 when ids is NULL), made by

@@ -18,9 +18,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct metricsource_sample samples[64];
 	static const enum autoscale_metric_type types[] = {
-		AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_CONCURRENCY, AUTOSCALE_REQUESTS_PER_SECOND,
-		AUTOSCALE_LATENCY_P99, AUTOSCALE_TIME_TO_FIRST_TOKEN_P99,
-		AUTOSCALE_KV_CACHE_UTILIZATION, AUTOSCALE_GPU_UTILIZATION,
+		AUTOSCALE_QUEUE_DEPTH,
+		AUTOSCALE_CONCURRENCY,
+		AUTOSCALE_REQUESTS_PER_SECOND,
+		AUTOSCALE_LATENCY_P99,
+		AUTOSCALE_TIME_TO_FIRST_TOKEN_P99,
+		AUTOSCALE_KV_CACHE_UTILIZATION,
+		AUTOSCALE_GPU_UTILIZATION,
 	};
 	struct metricsource_pod pods[2] = {
 		{ "p-a", "10.0.0.1", AUTOSCALE_POD_READY },
@@ -53,7 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		;
 	const char *first[2] = { (const char *)data, (const char *)data };
 	size_t l1[2] = { cut, cut / 2 };
-	const char *second[2] = { cut < size ? (const char *)data + cut + 1 : NULL, (const char *)data };
+	const char *second[2] = { cut < size ? (const char *)data + cut + 1 : NULL,
+				  (const char *)data };
 	size_t l2[2] = { cut < size ? size - cut - 1 : 0, cut };
 	const char *why[2] = { "refused", "refused" };
 	if (metricsource_state_new(&st) < 0)

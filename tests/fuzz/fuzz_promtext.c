@@ -38,8 +38,7 @@ static void exercise(const struct promtext *p)
 		char fam[256];
 		const char *name = promtext_name(p, i);
 		size_t len = strlen(name);
-		if (len <= 7 || len >= sizeof(fam) ||
-		    strcmp(name + len - 7, "_bucket") != 0)
+		if (len <= 7 || len >= sizeof(fam) || strcmp(name + len - 7, "_bucket") != 0)
 			continue;
 		memcpy(fam, name, len - 7);
 		fam[len - 7] = '\0';
@@ -58,8 +57,12 @@ static void exercise(const struct promtext *p)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct promtext_limits tight = {
-		.max_body = 4096, .max_line = 256, .max_samples = 32,
-		.max_labels = 4, .max_name = 32, .max_label_value = 32,
+		.max_body = 4096,
+		.max_line = 256,
+		.max_samples = 32,
+		.max_labels = 4,
+		.max_name = 32,
+		.max_label_value = 32,
 	};
 	struct promtext *p = NULL;
 	struct promtext_error err;

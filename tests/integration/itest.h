@@ -17,10 +17,8 @@
 struct kube_client *itest_client(double qps);
 /* Run kubectl against the fixture's cluster; returns its stdout (free it)
  * and exit status in *ret_status. */
-char *itest_kubectl(int *ret_status, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+char *itest_kubectl(int *ret_status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A fresh namespace with a unique name, created on the server. */
-void itest_namespace(struct kube_client *c, const char *prefix, char *buf,
-		     size_t len);
+void itest_namespace(struct kube_client *c, const char *prefix, char *buf, size_t len);
 /* Delete it in the background (what a group's teardown does). */
 void itest_namespace_delete(struct kube_client *c, const char *ns);

@@ -50,8 +50,7 @@ char *itest_kubectl(int *ret_status, const char *fmt, ...)
 	vsnprintf(args, sizeof(args), fmt, ap);
 	va_end(ap);
 	/* env holds BIN and KUBECONFIG for this cluster. */
-	if (asprintf(&cmd, "set -a; . '%s/env'; set +a; \"$BIN/kubectl\" %s 2>&1",
-		     dir, args) < 0)
+	if (asprintf(&cmd, "set -a; . '%s/env'; set +a; \"$BIN/kubectl\" %s 2>&1", dir, args) < 0)
 		fail_msg("out of memory");
 	p = popen(cmd, "r");
 	free(cmd);
@@ -73,8 +72,7 @@ char *itest_kubectl(int *ret_status, const char *fmt, ...)
 	return out;
 }
 
-void itest_namespace(struct kube_client *c, const char *prefix, char *buf,
-		     size_t len)
+void itest_namespace(struct kube_client *c, const char *prefix, char *buf, size_t len)
 {
 	json_object *ns = json_object_new_object(), *meta = json_object_new_object();
 	struct kube_status st;

@@ -73,14 +73,16 @@ static void configmap_crud(void **state)
 	int status;
 	(void)state;
 
-	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, &o, &st), 0);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, &o, &st),
+			 0);
 	assert_int_equal(st.code, 201);
 	snprintf(uid, sizeof(uid), "%s", jstr(o, "metadata.uid"));
 	snprintf(rv, sizeof(rv), "%s", jstr(o, "metadata.resourceVersion"));
 	json_object_put(o);
 
 	/* Create again: AlreadyExists, with the server's words. */
-	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st), -EEXIST);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st),
+			 -EEXIST);
 	assert_int_equal(st.code, 409);
 	assert_string_equal(st.message, "configmaps \"crud\" already exists");
 
@@ -93,25 +95,31 @@ static void configmap_crud(void **state)
 	/* Update with the current resourceVersion, then a stale one. */
 	assert_int_equal(kube_get(kc, &kube_res_configmaps, ns, "crud", NULL, &o, &st), 0);
 	json_object_object_add(json_object_object_get(o, "data"), "k", json_object_new_string("v2"));
-	assert_int_equal(kube_update(kc, &kube_res_configmaps, ns, "crud", NULL, o, NULL, &o2, &st), 0);
+	assert_int_equal(kube_update(kc, &kube_res_configmaps, ns, "crud", NULL, o, NULL, &o2, &st),
+			 0);
 	assert_string_equal(jstr(o2, "data.k"), "v2");
 	assert_string_not_equal(jstr(o2, "metadata.resourceVersion"), rv);
 	json_object_put(o2);
 	/* o still carries the old resourceVersion: a Conflict comes back. */
-	assert_int_equal(kube_update(kc, &kube_res_configmaps, ns, "crud", NULL, o, NULL, NULL, &st), -ESTALE);
+	assert_int_equal(kube_update(kc, &kube_res_configmaps, ns, "crud", NULL, o, NULL, NULL, &st),
+			 -ESTALE);
 	assert_int_equal(st.code, 409);
 	assert_int_equal(st.reason, KUBE_REASON_CONFLICT);
 	assert_non_null(strstr(st.message, "the object has been modified"));
-	assert_int_equal(st.attempts, 1);   /* 409 is never retried */
+	assert_int_equal(st.attempts, 1); /* 409 is never retried */
 	json_object_put(o);
 
 	/* The three patch types. */
 	assert_int_equal(kube_patch(kc, &kube_res_configmaps, ns, "crud", NULL, KUBE_PATCH_MERGE,
-				    "{\"data\":{\"m\":\"merge\"}}", NULL, NULL, &st), 0);
+				    "{\"data\":{\"m\":\"merge\"}}", NULL, NULL, &st),
+			 0);
 	assert_int_equal(kube_patch(kc, &kube_res_configmaps, ns, "crud", NULL, KUBE_PATCH_JSON,
-				    "[{\"op\":\"add\",\"path\":\"/data/j\",\"value\":\"json\"}]", NULL, NULL, &st), 0);
+				    "[{\"op\":\"add\",\"path\":\"/data/j\",\"value\":\"json\"}]",
+				    NULL, NULL, &st),
+			 0);
 	assert_int_equal(kube_patch(kc, &kube_res_configmaps, ns, "crud", NULL, KUBE_PATCH_STRATEGIC,
-				    "{\"data\":{\"s\":\"smp\"}}", NULL, &o, &st), 0);
+				    "{\"data\":{\"s\":\"smp\"}}", NULL, &o, &st),
+			 0);
 	assert_string_equal(jstr(o, "data.m"), "merge");
 	assert_string_equal(jstr(o, "data.j"), "json");
 	assert_string_equal(jstr(o, "data.s"), "smp");
@@ -119,7 +127,8 @@ static void configmap_crud(void **state)
 	/* A JSON patch whose test fails is refused, not half-applied. */
 	assert_true(kube_patch(kc, &kube_res_configmaps, ns, "crud", NULL, KUBE_PATCH_JSON,
 			       "[{\"op\":\"test\",\"path\":\"/data/k\",\"value\":\"nope\"},"
-			       "{\"op\":\"remove\",\"path\":\"/data/m\"}]", NULL, NULL, &st) < 0);
+			       "{\"op\":\"remove\",\"path\":\"/data/m\"}]",
+			       NULL, NULL, &st) < 0);
 	out = itest_kubectl(&status, "-n %s get configmap crud -o jsonpath={.data.m}", ns);
 	assert_string_equal(out, "merge");
 	free(out);
@@ -146,7 +155,8 @@ static void invalid_is_explained(void **state)
 	json_object *body = configmap("Bad_Name", "k", "v");
 	struct kube_status st;
 	(void)state;
-	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st), -EINVAL);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st),
+			 -EINVAL);
 	assert_int_equal(st.code, 422);
 	assert_int_equal(st.reason, KUBE_REASON_INVALID);
 	assert_non_null(strstr(st.message, "metadata.name: Invalid value: \"Bad_Name\""));
@@ -173,18 +183,22 @@ static void server_side_apply_is_idempotent(void **state)
 	struct kube_status st;
 	char rv[32];
 	(void)state;
-	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &o, &a, &st), 0);
+	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &o, &a, &st),
+			 0);
 	assert_int_equal(st.code, 201);
 	snprintf(rv, sizeof(rv), "%s", jstr(a, "metadata.resourceVersion"));
 	assert_int_equal(managers(a, "kinfer-operator"), 1);
 	/* The same apply again changes nothing: same resourceVersion. */
-	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &o, &b, &st), 0);
+	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &o, &b, &st),
+			 0);
 	assert_int_equal(st.code, 200);
 	assert_string_equal(jstr(b, "metadata.resourceVersion"), rv);
 	json_object_put(b);
 	/* Without a field manager the call is refused before it is sent. */
 	struct kube_opts none = { 0 };
-	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &none, NULL, &st), -EINVAL);
+	assert_int_equal(kube_apply(kc, &kube_res_configmaps, ns, "applied", NULL, body, &none,
+				    NULL, &st),
+			 -EINVAL);
 	json_object_put(a);
 	json_object_put(body);
 }
@@ -236,14 +250,16 @@ static void paging_through_1200(void **state)
 	assert_non_null(jstr(page, "metadata.continue"));
 	json_object_put(page);
 	/* All pages (and, maybe, kube-root-ca.crt). */
-	assert_int_equal(kube_list_all(kc, &kube_res_configmaps, pns, &o, count_item, &cnt,
-				       rv, sizeof(rv), &st), 0);
+	assert_int_equal(kube_list_all(kc, &kube_res_configmaps, pns, &o, count_item, &cnt, rv,
+				       sizeof(rv), &st),
+			 0);
 	assert_int_equal(cnt.items, 1200);
 	assert_int_equal(cnt.resets, 0);
 	assert_string_equal(cnt.first, "cm-0000");
 	assert_true(strlen(rv) > 0);
 	int status;
-	char *out = itest_kubectl(&status, "-n %s get configmaps --no-headers -o name | grep -c '^configmap/cm-'", pns);
+	char *out = itest_kubectl(
+		&status, "-n %s get configmaps --no-headers -o name | grep -c '^configmap/cm-'", pns);
 	assert_int_equal(atoi(out), 1200);
 	free(out);
 	struct kube_opts bg = { .propagation_policy = "Background" };
@@ -260,18 +276,22 @@ static void scale_and_status_subresources(void **state)
 	json_object *body = json_tokener_parse(dep), *scale = NULL, *o = NULL;
 	struct kube_status st;
 	(void)state;
-	assert_int_equal(kube_create(kc, &kube_res_deployments, ns, NULL, NULL, body, NULL, NULL, &st), 0);
+	assert_int_equal(kube_create(kc, &kube_res_deployments, ns, NULL, NULL, body, NULL, NULL, &st),
+			 0);
 	/* Read-modify-write with the resourceVersion: the controller-manager
 	 * writes the new Deployment too, so a Conflict means read again. */
 	int r = -ESTALE;
 	for (int i = 0; i < 10 && r == -ESTALE; i++) {
 		json_object_put(scale);
 		scale = NULL;
-		assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", "scale", &scale, &st), 0);
+		assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", "scale", &scale, &st),
+				 0);
 		assert_string_equal(jstr(scale, "kind"), "Scale");
 		assert_string_equal(jstr(scale, "spec.replicas"), "1");
-		json_object_object_add(json_object_object_get(scale, "spec"), "replicas", json_object_new_int(3));
-		r = kube_update(kc, &kube_res_deployments, ns, "web", "scale", scale, NULL, NULL, &st);
+		json_object_object_add(json_object_object_get(scale, "spec"), "replicas",
+				       json_object_new_int(3));
+		r = kube_update(kc, &kube_res_deployments, ns, "web", "scale", scale, NULL, NULL,
+				&st);
 	}
 	assert_int_equal(r, 0);
 	assert_int_equal(kube_get(kc, &kube_res_deployments, ns, "web", NULL, &o, &st), 0);
@@ -280,7 +300,8 @@ static void scale_and_status_subresources(void **state)
 	/* A merge patch on /status touches status only. */
 	assert_int_equal(kube_patch(kc, &kube_res_deployments, ns, "web", "status", KUBE_PATCH_MERGE,
 				    "{\"status\":{\"observedGeneration\":99},\"spec\":{\"replicas\":7}}",
-				    NULL, &o, &st), 0);
+				    NULL, &o, &st),
+			 0);
 	assert_string_equal(jstr(o, "status.observedGeneration"), "99");
 	assert_string_equal(jstr(o, "spec.replicas"), "3");
 	json_object_put(o);
@@ -300,7 +321,8 @@ static void bind_pod_to_node(void **state)
 	assert_int_equal(kube_list(kc, &kube_res_nodes, NULL, NULL, &nodes, &st), 0);
 	json_object *items = json_object_object_get(nodes, "items");
 	assert_true(json_object_array_length(items) > 0);
-	snprintf(node, sizeof(node), "%s", jstr(json_object_array_get_idx(items, 0), "metadata.name"));
+	snprintf(node, sizeof(node), "%s",
+		 jstr(json_object_array_get_idx(items, 0), "metadata.name"));
 	json_object_put(nodes);
 	assert_int_equal(kube_create(kc, &kube_res_pods, ns, NULL, NULL, body, NULL, &o, &st), 0);
 	snprintf(uid, sizeof(uid), "%s", jstr(o, "metadata.uid"));
@@ -346,7 +368,8 @@ static int on_event(const char *type, json_object *obj, void *ud)
 static void *watch_thread(void *ud)
 {
 	struct watch_state *w = ud;
-	struct kube_opts o = { .resource_version = w->rv, .allow_bookmarks = true,
+	struct kube_opts o = { .resource_version = w->rv,
+			       .allow_bookmarks = true,
 			       .timeout_seconds = 30 };
 	w->result = kube_watch(kc, &kube_res_configmaps, ns, &o, on_event, w, &w->stop, NULL);
 	return NULL;
@@ -364,7 +387,8 @@ static void watch_sees_changes(void **state)
 	json_object_put(list);
 	assert_int_equal(pthread_create(&t, NULL, watch_thread, &w), 0);
 	usleep(300000);
-	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st), 0);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, body, NULL, NULL, &st),
+			 0);
 	assert_int_equal(kube_delete(kc, &kube_res_configmaps, ns, "watched", NULL, NULL, &st), 0);
 	/* The DELETED event sets stop; bounded by the watch's own timeout. */
 	pthread_join(t, NULL);

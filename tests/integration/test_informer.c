@@ -54,9 +54,15 @@ static void on_change(void *ud, enum informer_event ev, const struct cache_obj *
 	(void)obj;
 	pthread_mutex_lock(&s->lock);
 	switch (ev) {
-	case INFORMER_ADD: s->adds++; break;
-	case INFORMER_UPDATE: s->updates++; break;
-	case INFORMER_RESYNC: s->resyncs++; break;
+	case INFORMER_ADD:
+		s->adds++;
+		break;
+	case INFORMER_UPDATE:
+		s->updates++;
+		break;
+	case INFORMER_RESYNC:
+		s->resyncs++;
+		break;
 	case INFORMER_DELETE:
 		s->deletes++;
 		if (s->n_deleted < 64)
@@ -69,7 +75,8 @@ static void on_change(void *ud, enum informer_event ev, const struct cache_obj *
 static json_object *cm(const char *name, int v)
 {
 	char buf[256];
-	snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"v\":\"%d\"}}", name, v);
+	snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"v\":\"%d\"}}", name,
+		 v);
 	return json_tokener_parse(buf);
 }
 
@@ -146,8 +153,9 @@ static struct informer_set *start_informer(struct informer **inf, struct seen *s
 					   uint64_t resync_ns)
 {
 	struct informer_set *set;
-	struct informer_options o = { .kind = &kind_configmaps, .namespace = ns,
-				      .page_size = 50, .resync_ns = resync_ns };
+	struct informer_options o = {
+		.kind = &kind_configmaps, .namespace = ns, .page_size = 50, .resync_ns = resync_ns
+	};
 	assert_int_equal(intern_new(interns), 0);
 	assert_int_equal(metrics_new(m), 0);
 	assert_int_equal(informer_set_new(kc, *interns, *m, &set), 0);
@@ -218,15 +226,17 @@ static void apiserver_restart_and_410_relist(void **state)
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof(name), "keep-%d", i);
 		json_object *b = cm(name, i);
-		assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, b, NULL, NULL, NULL), 0);
+		assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, b, NULL,
+					     NULL, NULL),
+				 0);
 		json_object_put(b);
 	}
 	struct informer_set *set = start_informer(&inf, &s, &interns, &m, 0);
 	informer_stats(inf, &before);
 	/* Kill the API server; while it is down, delete two objects straight
 	 * from etcd and compact, so no watch can replay those deletes. */
-	int rc = run("bash '%s/tests/integration/etcd-behind.sh' '%s' '%s' keep-3 keep-7",
-		     src, dir, ns);
+	int rc = run("bash '%s/tests/integration/etcd-behind.sh' '%s' '%s' keep-3 keep-7", src, dir,
+		     ns);
 	assert_int_equal(rc, 0);
 	/* After the restart, changes through the API reach the cache too. */
 	json_object *b = cm("after-restart", 1);

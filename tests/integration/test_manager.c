@@ -82,8 +82,10 @@ static enum reconcile_result mirror(struct reconcile_ctx *ctx, const char *key)
 	}
 	char body[1024], mname[300];
 	snprintf(mname, sizeof(mname), "%s-mirror", name);
-	snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-		 "\"metadata\":{\"name\":\"%s\"},\"data\":{\"of\":\"%s\"}}", mname, name);
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+		 "\"metadata\":{\"name\":\"%s\"},\"data\":{\"of\":\"%s\"}}",
+		 mname, name);
 	json_object *b = json_tokener_parse(body);
 	struct kube_opts o = { .field_manager = "kinfer-operator", .force = true };
 	struct kube_status st;
@@ -98,8 +100,11 @@ static enum reconcile_result mirror(struct reconcile_ctx *ctx, const char *key)
 
 static const struct controller_watch mirror_watches[] = { { &kind_configmaps, NULL } };
 static const struct controller_def mirror_def = {
-	.name = "mirror", .watches = mirror_watches, .n_watches = 1,
-	.reconcile = mirror, .workers = 2,
+	.name = "mirror",
+	.watches = mirror_watches,
+	.n_watches = 1,
+	.reconcile = mirror,
+	.workers = 2,
 };
 static const struct controller_def *const defs[] = { &mirror_def };
 
@@ -108,7 +113,8 @@ static void create(const char *name)
 	char body[256];
 	snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"k\":\"v\"}}", name);
 	json_object *b = json_tokener_parse(body);
-	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, b, NULL, NULL, NULL), 0);
+	assert_int_equal(kube_create(kc, &kube_res_configmaps, ns, NULL, NULL, b, NULL, NULL, NULL),
+			 0);
 	json_object_put(b);
 }
 
@@ -140,8 +146,11 @@ static void controller_loop(void **state)
 {
 	struct metrics *m;
 	struct manager *mgr;
-	struct manager_options o = { .client = kc, .controllers = defs, .n_controllers = 1,
-				     .watch_namespace = ns, .http_addr = "127.0.0.1:0",
+	struct manager_options o = { .client = kc,
+				     .controllers = defs,
+				     .n_controllers = 1,
+				     .watch_namespace = ns,
+				     .http_addr = "127.0.0.1:0",
 				     .shutdown_timeout_ns = 10ULL * 1000000000ULL };
 	(void)state;
 	assert_int_equal(metrics_new(&m), 0);
@@ -160,8 +169,10 @@ static void controller_loop(void **state)
 	assert_true(atomic_load(&fail_attempts) >= 4);
 	assert_int_equal(atomic_load(&terminal_runs), 1);
 	assert_int_equal(atomic_load(&requeue_runs), 3);
-	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"error\"} ") >= 3);
-	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"terminal\"} ") == 1);
+	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"error\"} ") >=
+		    3);
+	assert_true(metric_of(m, "kinfer_reconcile_total{controller=\"mirror\",result=\"terminal\"} ") ==
+		    1);
 	assert_true(metric_of(m, "kinfer_workqueue_retries_total{name=\"mirror\"} ") >= 3);
 	/* The bad key is not retried: give it time to prove it. */
 	usleep(500000);
@@ -181,7 +192,7 @@ static void controller_loop(void **state)
 struct rowdata {
 	int magic;
 	atomic_int maps, reconciles;
-	struct controller *peer;     /* row_a's handle, in row_b */
+	struct controller *peer; /* row_a's handle, in row_b */
 };
 static atomic_int row_frees, row_news;
 static bool row_b_fails;
@@ -252,19 +263,32 @@ static enum reconcile_result reconcile_b(struct reconcile_ctx *ctx, const char *
 static const struct controller_watch watches_a[] = { { &kind_configmaps, map_a } };
 static const struct controller_watch watches_b[] = { { &kind_configmaps, NULL } };
 static const struct controller_def row_a = {
-	.name = "row-a", .watches = watches_a, .n_watches = 1, .reconcile = reconcile_a,
-	.workers = 1, .data_new = row_new, .data_free = row_free,
+	.name = "row-a",
+	.watches = watches_a,
+	.n_watches = 1,
+	.reconcile = reconcile_a,
+	.workers = 1,
+	.data_new = row_new,
+	.data_free = row_free,
 };
 static const struct controller_def row_b = {
-	.name = "row-b", .watches = watches_b, .n_watches = 1, .reconcile = reconcile_b,
-	.workers = 1, .data_new = row_new, .data_link = row_link, .data_free = row_free,
+	.name = "row-b",
+	.watches = watches_b,
+	.n_watches = 1,
+	.reconcile = reconcile_b,
+	.workers = 1,
+	.data_new = row_new,
+	.data_link = row_link,
+	.data_free = row_free,
 };
 static const struct controller_def *const rows[] = { &row_a, &row_b };
 
 static void rows_own_data(void **state)
 {
 	struct manager *mgr = NULL;
-	struct manager_options o = { .client = kc, .controllers = rows, .n_controllers = 2,
+	struct manager_options o = { .client = kc,
+				     .controllers = rows,
+				     .n_controllers = 2,
 				     .watch_namespace = ns,
 				     .shutdown_timeout_ns = 10ULL * 1000000000ULL };
 	(void)state;
@@ -318,11 +342,14 @@ static enum reconcile_result writer(struct reconcile_ctx *ctx, const char *key)
 		return RECONCILE_OK;
 	for (int i = 0; i < FENCE_WRITES; i++) {
 		snprintf(name, sizeof(name), "fence-w%d", i);
-		snprintf(body, sizeof(body), "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-			 "\"metadata\":{\"name\":\"%s\"}}", name);
+		snprintf(body, sizeof(body),
+			 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+			 "\"metadata\":{\"name\":\"%s\"}}",
+			 name);
 		json_object *b = json_tokener_parse(body);
 		struct kube_opts o = { .field_manager = "kinfer-operator", .force = true };
-		int r = kube_apply(ctx->client, &kube_res_configmaps, ns, name, NULL, b, &o, NULL, NULL);
+		int r = kube_apply(ctx->client, &kube_res_configmaps, ns, name, NULL, b, &o, NULL,
+				   NULL);
 		json_object_put(b);
 		if (r == 0) {
 			atomic_fetch_add(&fence_ok, 1);
@@ -337,7 +364,11 @@ static enum reconcile_result writer(struct reconcile_ctx *ctx, const char *key)
 
 static const struct controller_watch fence_watches[] = { { &kind_configmaps, NULL } };
 static const struct controller_def fence_def = {
-	.name = "fence", .watches = fence_watches, .n_watches = 1, .reconcile = writer, .workers = 1,
+	.name = "fence",
+	.watches = fence_watches,
+	.n_watches = 1,
+	.reconcile = writer,
+	.workers = 1,
 };
 static const struct controller_def *const fence_defs[] = { &fence_def };
 
@@ -346,12 +377,19 @@ static void lost_lease_fences_writes(void **state)
 	struct manager *mgr;
 	struct kube_client *lease_client = itest_client(-1);
 	struct manager_options o = {
-		.client = kc, .lease_client = lease_client, .controllers = fence_defs,
-		.n_controllers = 1, .watch_namespace = ns,
+		.client = kc,
+		.lease_client = lease_client,
+		.controllers = fence_defs,
+		.n_controllers = 1,
+		.watch_namespace = ns,
 		.shutdown_timeout_ns = 15ULL * 1000000000ULL,
-		.leader_elect = true, .lease_namespace = ns, .lease_name = "fence",
-		.identity = "fence-test", .lease_ns = 4000000000ULL,
-		.renew_deadline_ns = 2000000000ULL, .retry_ns = 500000000ULL,
+		.leader_elect = true,
+		.lease_namespace = ns,
+		.lease_name = "fence",
+		.identity = "fence-test",
+		.lease_ns = 4000000000ULL,
+		.renew_deadline_ns = 2000000000ULL,
+		.retry_ns = 500000000ULL,
 	};
 	sigset_t set;
 	int st;
@@ -372,8 +410,10 @@ static void lost_lease_fences_writes(void **state)
 		usleep(100000);
 	assert_true(atomic_load(&fence_ok) >= 5);
 	/* Another replica takes the Lease over. */
-	char *out = itest_kubectl(&st, "-n %s patch lease fence --type=merge -p "
-				  "'{\"spec\":{\"holderIdentity\":\"thief\",\"leaseDurationSeconds\":60}}'", ns);
+	char *out = itest_kubectl(&st,
+				  "-n %s patch lease fence --type=merge -p "
+				  "'{\"spec\":{\"holderIdentity\":\"thief\",\"leaseDurationSeconds\":60}}'",
+				  ns);
 	free(out);
 	assert_int_equal(st, 0);
 	for (int i = 0; i < 100 && manager_is_leader(mgr); i++)

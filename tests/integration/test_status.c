@@ -27,10 +27,13 @@ static int setup(void **state)
 	int st;
 	(void)state;
 	kc = itest_client(-1);
-	char *out = itest_kubectl(&st, "apply --server-side --force-conflicts -f %s/crds/inferenceservice.yaml",
-				  getenv("KINFER_SOURCE_DIR"));
+	char *out = itest_kubectl(
+		&st, "apply --server-side --force-conflicts -f %s/crds/inferenceservice.yaml",
+		getenv("KINFER_SOURCE_DIR"));
 	free(out);
-	out = itest_kubectl(&st, "wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s");
+	out = itest_kubectl(
+		&st,
+		"wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=30s");
 	free(out);
 	itest_namespace(kc, "status", ns, sizeof(ns));
 	return 0;
@@ -59,8 +62,11 @@ static bool has_condition(json_object *obj, const char *type)
 /* What kinfer computes from the copy it read. */
 static json_object *kinfer_status(json_object *read)
 {
-	struct status_input in = { .generation = 1, .desired = 1, .pods = 1,
-				   .old_status = cache_json_get(read, "status"), .now = 1000 };
+	struct status_input in = { .generation = 1,
+				   .desired = 1,
+				   .pods = 1,
+				   .old_status = cache_json_get(read, "status"),
+				   .now = 1000 };
 	return status_build(&in);
 }
 
@@ -69,10 +75,13 @@ static void other_writers_condition_survives(void **state)
 	struct kube_status st;
 	char body[512];
 	(void)state;
-	snprintf(body, sizeof(body), "{\"apiVersion\":\"kinfer.io/v1alpha1\",\"kind\":\"InferenceService\","
+	snprintf(body, sizeof(body),
+		 "{\"apiVersion\":\"kinfer.io/v1alpha1\",\"kind\":\"InferenceService\","
 		 "\"metadata\":{\"name\":\"s\"},\"spec\":{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"}}}");
 	json_object *b = json_tokener_parse(body);
-	assert_int_equal(kube_create(kc, &kube_res_inferenceservices, ns, NULL, NULL, b, NULL, NULL, &st), 0);
+	assert_int_equal(kube_create(kc, &kube_res_inferenceservices, ns, NULL, NULL, b, NULL, NULL,
+				     &st),
+			 0);
 	json_object_put(b);
 
 	/* kinfer reads the object... */
@@ -84,7 +93,8 @@ static void other_writers_condition_survives(void **state)
 			    "\"status\":\"True\",\"reason\":\"Audited\",\"message\":\"m\","
 			    "\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}";
 	assert_int_equal(kube_patch(kc, &kube_res_inferenceservices, ns, "s", "status",
-				    KUBE_PATCH_MERGE, other, NULL, NULL, &st), 0);
+				    KUBE_PATCH_MERGE, other, NULL, NULL, &st),
+			 0);
 	/* ...and kinfer writes what it computed from its older copy. */
 	json_object *mine = kinfer_status(read);
 	assert_int_equal(statuspatch_write(kc, ns, "s", rv, mine, &st), -EAGAIN);
@@ -95,8 +105,9 @@ static void other_writers_condition_survives(void **state)
 
 	/* Computed again from the newer copy: both conditions. */
 	mine = kinfer_status(now);
-	assert_int_equal(statuspatch_write(kc, ns, "s", cache_json_str(now, "metadata.resourceVersion"),
-					   mine, &st), 0);
+	assert_int_equal(statuspatch_write(kc, ns, "s",
+					   cache_json_str(now, "metadata.resourceVersion"), mine, &st),
+			 0);
 	json_object_put(mine);
 	json_object *after = get("s");
 	assert_true(has_condition(after, "example.com/Audited"));

@@ -62,7 +62,7 @@
 #define MAX_DURATION_MS (10L * 60 * 1000)
 #define MAX_CONCURRENCY 10000
 #define MAX_BODY (1024 * 1024)
-#define MAX_PODS 1024            /* distinct pods counted in the summary */
+#define MAX_PODS 1024 /* distinct pods counted in the summary */
 #define SYNC_TIMEOUT_NS (30ULL * 1000000000ULL)
 
 struct cfg {
@@ -74,12 +74,12 @@ struct cfg {
 	int concurrency;
 	const char *path;
 	const char *body;
-	int port;                    /* 0 = the pod's port, else 8000 */
+	int port; /* 0 = the pod's port, else 8000 */
 	long timeout_ms;
 	const char *out;
 	bool all_running;
-	long lag_ms;                 /* endpoint propagation delay to model */
-	const char *service;         /* IP:PORT of a ClusterIP, or NULL */
+	long lag_ms;         /* endpoint propagation delay to model */
+	const char *service; /* IP:PORT of a ClusterIP, or NULL */
 };
 static char svc_ip[64];
 static int svc_port;
@@ -99,19 +99,23 @@ static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
 
 	cache_proj_str(p, &s->ip, cache_json_str(j, "status.podIP"));
 	s->running = phase && strcmp(phase, "Running") == 0;
-	s->ready = kinds_cond(cache_json_get(j, "status.conditions"), "Ready", NULL, NULL) == KCOND_TRUE;
+	s->ready = kinds_cond(cache_json_get(j, "status.conditions"), "Ready", NULL, NULL) ==
+		   KCOND_TRUE;
 	s->port = simpod_http_port(j);
 	return 0;
 }
 
 static const struct cache_kind kind_lgpods = {
-	.name = "Pod", .res = &kube_res_pods, .size = sizeof(struct lgpod), .project = project,
+	.name = "Pod",
+	.res = &kube_res_pods,
+	.size = sizeof(struct lgpod),
+	.project = project,
 };
 
 /* One request in flight: a slot of a fixed pool. */
 struct slot {
 	CURL *h;
-	int pod;                     /* index into run.pods */
+	int pod; /* index into run.pods */
 	char ip[64];
 	uint64_t sent_ns;
 	struct slot *next_free;
@@ -135,9 +139,9 @@ struct run {
 	FILE *out;
 	uint64_t t0_ns;
 	int64_t t0_unix_ms;
-	char last_pod[254];          /* round-robin position: the last name served */
+	char last_pod[254]; /* round-robin position: the last name served */
 	long requests, sent, ok, failed, no_endpoint, dropped, not_loopback;
-	uint32_t *lat_us;            /* latencies of the sent requests, capped */
+	uint32_t *lat_us; /* latencies of the sent requests, capped */
 	long n_lat, cap_lat;
 	struct podstat *pods;
 	int n_pods;
@@ -159,7 +163,7 @@ static long ms_since_start(const struct run *r, uint64_t t)
 
 struct pick {
 	const struct run *run;
-	const struct lgpod *first, *next;  /* smallest name; smallest after last_pod */
+	const struct lgpod *first, *next; /* smallest name; smallest after last_pod */
 };
 
 /*
@@ -331,7 +335,8 @@ static void record(struct run *r, long t_ms, const char *pod, const char *ip, lo
 
 static size_t discard(char *ptr, size_t size, size_t n, void *ud)
 {
-	(void)ptr; (void)ud;
+	(void)ptr;
+	(void)ud;
 	return size * n;
 }
 
@@ -555,10 +560,17 @@ static void summary(struct run *r, FILE *f)
 	double elapsed = (double)(now_ns() - r->t0_ns) / 1e9;
 	double p50, p99, pmax;
 	json_object *j = json_object_new_object(), *pods = json_object_new_object();
-	const struct { const char *name; long v; } counts[] = {
-		{ "requests", r->requests }, { "sent", r->sent }, { "ok", r->ok },
-		{ "failed", r->failed }, { "no_endpoint", r->no_endpoint },
-		{ "dropped_overload", r->dropped }, { "not_loopback", r->not_loopback },
+	const struct {
+		const char *name;
+		long v;
+	} counts[] = {
+		{ "requests", r->requests },
+		{ "sent", r->sent },
+		{ "ok", r->ok },
+		{ "failed", r->failed },
+		{ "no_endpoint", r->no_endpoint },
+		{ "dropped_overload", r->dropped },
+		{ "not_loopback", r->not_loopback },
 	};
 
 	qsort(r->lat_us, (size_t)r->n_lat, sizeof(*r->lat_us), cmp_u32);
@@ -597,20 +609,25 @@ static void summary(struct run *r, FILE *f)
 
 /* ---- setup ---------------------------------------------------------------- */
 
-#define F(name, env, kind, field, def, help) { name, env, kind, offsetof(struct cfg, field), def, help }
+#define F(name, env, kind, field, def, help) \
+	{ \
+		name, env, kind, offsetof(struct cfg, field), def, help \
+	}
 static const struct flag flags[] = {
 	F("kubeconfig", "KUBECONFIG", FLAG_STRING, kubeconfig, NULL, "kubeconfig of the cluster"),
 	F("namespace", NULL, FLAG_STRING, ns, NULL, "namespace of the pods (required)"),
 	F("selector", NULL, FLAG_STRING, selector, NULL,
 	  "label selector of the pods, e.g. kinfer.io/service=llm (required)"),
 	F("rps", NULL, FLAG_DOUBLE, rps, "20", "requests per second, open loop (max 5000)"),
-	F("duration", NULL, FLAG_DURATION_MS, duration_ms, NULL, "how long to send (required, max 10m)"),
+	F("duration", NULL, FLAG_DURATION_MS, duration_ms, NULL,
+	  "how long to send (required, max 10m)"),
 	F("concurrency-limit", NULL, FLAG_INT, concurrency, "256",
 	  "requests in flight at most; more are dropped_overload (max 10000)"),
 	F("path", NULL, FLAG_STRING, path, "/v1/completions", "path of every request (a POST)"),
 	F("body", NULL, FLAG_STRING, body, "{\"prompt\":\"Hello\",\"max_tokens\":8}",
 	  "JSON body of every request (max 1 MiB)"),
-	F("port", NULL, FLAG_INT, port, NULL, "port (default: the pod's first container port, or 8000)"),
+	F("port", NULL, FLAG_INT, port, NULL,
+	  "port (default: the pod's first container port, or 8000)"),
 	F("timeout", NULL, FLAG_DURATION_MS, timeout_ms, "30s", "per request"),
 	F("out", NULL, FLAG_STRING, out, NULL, "write one JSON line per request to this file"),
 	F("endpoint-lag", NULL, FLAG_DURATION_MS, lag_ms, "0",
@@ -725,8 +742,10 @@ int main(int argc, char **argv)
 
 	if (flags_parse(flags, N_FLAGS, &run.cfg, argc, argv, &argi, &help, err, sizeof(err)) < 0 ||
 	    help) {
-		fprintf(stderr, help ? "kinfer-loadgen: send requests to the Ready pods of a selector\n"
-				     : "kinfer-loadgen: %s\n", err);
+		fprintf(stderr,
+			help ? "kinfer-loadgen: send requests to the Ready pods of a selector\n" :
+			       "kinfer-loadgen: %s\n",
+			err);
 		flags_usage(stderr, flags, N_FLAGS);
 		return help ? 0 : 2;
 	}
@@ -759,8 +778,8 @@ int main(int argc, char **argv)
 		}
 		clock_gettime(CLOCK_REALTIME, &wall);
 		run.t0_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-		log_info("load generator started", "service=%s:%d rps=%g duration_ms=%ld", svc_ip, svc_port,
-			 run.cfg.rps, run.cfg.duration_ms);
+		log_info("load generator started", "service=%s:%d rps=%g duration_ms=%ld", svc_ip,
+			 svc_port, run.cfg.rps, run.cfg.duration_ms);
 		drive(&run, sigfd);
 		summary(&run, stdout);
 		rc = 0;
@@ -770,7 +789,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kinfer-loadgen: %s\n", err);
 		goto out;
 	}
-	struct informer_options io = { .kind = &kind_lgpods, .namespace = run.cfg.ns,
+	struct informer_options io = { .kind = &kind_lgpods,
+				       .namespace = run.cfg.ns,
 				       .label_selector = run.cfg.selector };
 	if (kube_client_new(auth, NULL, &client) < 0 || intern_new(&interns) < 0 ||
 	    informer_set_new(client, interns, NULL, &set) < 0 || informer_add(set, &io, &inf) < 0 ||
@@ -787,8 +807,9 @@ int main(int argc, char **argv)
 	rcu_register_thread();
 	clock_gettime(CLOCK_REALTIME, &wall);
 	run.t0_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
-	log_info("load generator started", "namespace=%s selector=%s rps=%g duration_ms=%ld mode=%s pods=%zu",
-		 run.cfg.ns, run.cfg.selector, run.cfg.rps, run.cfg.duration_ms,
+	log_info("load generator started",
+		 "namespace=%s selector=%s rps=%g duration_ms=%ld mode=%s pods=%zu", run.cfg.ns,
+		 run.cfg.selector, run.cfg.rps, run.cfg.duration_ms,
 		 run.cfg.all_running ? "all-running" : "ready", cache_count(run.pods_cache));
 	drive(&run, sigfd);
 	rcu_unregister_thread();

@@ -55,7 +55,7 @@
 #include <unistd.h>
 
 #define MAX_PODS 4096
-#define STALL_MS 100000   /* a stalled warm-up request, under MHD's 120 s timeout */
+#define STALL_MS 100000 /* a stalled warm-up request, under MHD's 120 s timeout */
 static const double buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
@@ -75,7 +75,7 @@ struct simpod {
 	const char *ip;
 	const char *service;
 	int32_t port;
-	int32_t prestop_s;          /* lifecycle.preStop.sleep.seconds */
+	int32_t prestop_s; /* lifecycle.preStop.sleep.seconds */
 	uint8_t running, fail_warmup;
 };
 
@@ -84,19 +84,24 @@ static int project(struct cache_proj *p, json_object *j, struct cache_obj *o)
 	struct simpod *s = (struct simpod *)o;
 	json_object *cs = cache_json_get(j, "spec.containers");
 	cache_proj_str(p, &s->ip, cache_json_str(j, "status.podIP"));
-	cache_proj_str(p, &s->service, cache_json_key(cache_json_get(j, "metadata.labels"), "kinfer.io/service"));
+	cache_proj_str(p, &s->service,
+		       cache_json_key(cache_json_get(j, "metadata.labels"), "kinfer.io/service"));
 	const char *phase = cache_json_str(j, "status.phase");
 	s->running = phase && strcmp(phase, "Running") == 0;
-	const char *fw = cache_json_key(cache_json_get(j, "metadata.annotations"), "sim.kinfer.io/fail-warmup");
+	const char *fw = cache_json_key(cache_json_get(j, "metadata.annotations"),
+					"sim.kinfer.io/fail-warmup");
 	s->fail_warmup = fw && strcmp(fw, "true") == 0;
 	s->prestop_s = (int32_t)cache_json_int(json_object_array_get_idx(cs, 0),
-						"lifecycle.preStop.sleep.seconds", 0);
+					       "lifecycle.preStop.sleep.seconds", 0);
 	s->port = simpod_http_port(j);
 	return 0;
 }
 
 static const struct cache_kind kind_simpods = {
-	.name = "Pod", .res = &kube_res_pods, .size = sizeof(struct simpod), .project = project,
+	.name = "Pod",
+	.res = &kube_res_pods,
+	.size = sizeof(struct simpod),
+	.project = project,
 };
 
 /* ---- one simulated server -------------------------------------------------- */
@@ -111,9 +116,9 @@ struct server {
 	pthread_cond_t cond;
 	int running, waiting;
 	long served, warmups, warmups_stalled, traffic_before_warm;
-	bool warm;                   /* a warm-up request has succeeded */
-	uint64_t term_ns;            /* when its deletion was first seen, or 0 */
-	int prestop_s;               /* its preStop pause, from then */
+	bool warm;        /* a warm-up request has succeeded */
+	uint64_t term_ns; /* when its deletion was first seen, or 0 */
+	int prestop_s;    /* its preStop pause, from then */
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
 	long ok, failed;
@@ -138,7 +143,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
 			       const char *body)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
-								  MHD_RESPMEM_MUST_COPY);
+								 MHD_RESPMEM_MUST_COPY);
 	MHD_add_response_header(r, "Content-Type", type);
 	if (atomic_load(&terminating))
 		MHD_add_response_header(r, "Connection", "close");
@@ -158,7 +163,8 @@ static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
 	size_t n = 0;
 	uint64_t cum = 0;
 	pthread_mutex_lock(&s->lock);
-	n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+	n += (size_t)snprintf(
+		buf + n, sizeof(buf) - n,
 		"# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"%s\"} %d\n"
 		"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{model_name=\"%s\"} %d\n"
 		"# TYPE vllm:request_success_total counter\nvllm:request_success_total{model_name=\"%s\"} %ld\n"
@@ -167,16 +173,19 @@ static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
 	for (size_t i = 0; i <= N_BUCKETS && n < sizeof(buf); i++) {
 		cum += s->hist[i];
 		if (i < N_BUCKETS)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			n += (size_t)snprintf(
+				buf + n, sizeof(buf) - n,
 				"vllm:e2e_request_latency_seconds_bucket{model_name=\"%s\",le=\"%g\"} %llu\n",
 				s->service, buckets[i], (unsigned long long)cum);
 		else
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+			n += (size_t)snprintf(
+				buf + n, sizeof(buf) - n,
 				"vllm:e2e_request_latency_seconds_bucket{model_name=\"%s\",le=\"+Inf\"} %llu\n",
 				s->service, (unsigned long long)cum);
 	}
 	if (n < sizeof(buf))
-		n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+		n += (size_t)snprintf(
+			buf + n, sizeof(buf) - n,
 			"vllm:e2e_request_latency_seconds_sum{model_name=\"%s\"} %g\n"
 			"vllm:e2e_request_latency_seconds_count{model_name=\"%s\"} %llu\n"
 			"# TYPE kinfer_sim_warmup_requests_total counter\nkinfer_sim_warmup_requests_total %ld\n"
@@ -199,7 +208,8 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 	if (!warmup && !s->warm) {
 		s->traffic_before_warm++;
 		if (serve_mode)
-			log_warn("request before warm-up", "pod=%s count=%ld", s->key, s->traffic_before_warm);
+			log_warn("request before warm-up", "pod=%s count=%ld", s->key,
+				 s->traffic_before_warm);
 	}
 	if (warmup && s->stall_warmup) {
 		/* A stalled model server: the warm-up request hangs (bounded,
@@ -238,7 +248,7 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 	s->ok++;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	if (stream)   /* OpenAI-style server-sent events, then the end marker */
+	if (stream) /* OpenAI-style server-sent events, then the end marker */
 		return respond(c, 200, "text/event-stream",
 			       "data: {\"choices\":[{\"text\":\" simulated\",\"finish_reason\":null}]}\n\n"
 			       "data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n"
@@ -252,19 +262,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  size_t *size, void **con_cls)
 {
 	struct server *s = cls;
-	(void)version; (void)data;
+	(void)version;
+	(void)data;
 	if (!*con_cls) {
 		*con_cls = s;
 		return MHD_YES;
 	}
-	if (*size) {          /* the request body: read and ignored */
+	if (*size) { /* the request body: read and ignored */
 		*size = 0;
 		return MHD_YES;
 	}
 	if (strcmp(url, "/metrics") == 0)
 		return metrics(s, c);
-	if (strcmp(method, "GET") == 0 && (strcmp(url, "/health") == 0 ||
-					   strstr(url, "/health") || strstr(url, "/ready")))
+	if (strcmp(method, "GET") == 0 &&
+	    (strcmp(url, "/health") == 0 || strstr(url, "/health") || strstr(url, "/ready")))
 		return loaded(s) ? respond(c, 200, "text/plain", "ok\n") :
 				   respond(c, 503, "text/plain", "loading model\n");
 	if (!loaded(s))
@@ -276,8 +287,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 /* server_listen: a server for KEY on SIN (any address in serve mode). */
-static struct server *server_listen(const char *key, const char *ip, const char *service,
-				    int port, bool fail_warmup, struct sockaddr_in *sin)
+static struct server *server_listen(const char *key, const char *ip, const char *service, int port,
+				    bool fail_warmup, struct sockaddr_in *sin)
 {
 	struct server *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -286,17 +297,18 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
 	snprintf(s->service, sizeof(s->service), "%s", service ? service : "");
 	s->port = port;
-	s->fail_warmup = fail_warmup || (cfg.fail_prefix && *cfg.fail_prefix &&
-					 strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
+	s->fail_warmup = fail_warmup ||
+			 (cfg.fail_prefix && *cfg.fail_prefix &&
+			  strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
 	s->stall_warmup = cfg.stall_prefix && *cfg.stall_prefix &&
 			  strncmp(s->service, cfg.stall_prefix, strlen(cfg.stall_prefix)) == 0;
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
-				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
-				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-				MHD_OPTION_END);
+	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
+				NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
+				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
+				120u, MHD_OPTION_END);
 	if (!s->d) {
 		log_warn("cannot listen", "pod=%s addr=%s:%d", s->key, s->ip, s->port);
 		free(s);
@@ -353,7 +365,7 @@ static void *server_drain(void *ud)
  * frees the ticket.
  */
 struct lingerer {
-	struct server *s;            /* NULL once a new pod took it over */
+	struct server *s; /* NULL once a new pod took it over */
 	uint64_t end_ns;
 };
 static struct lingerer *lingering[MAX_PODS];
@@ -406,7 +418,8 @@ static void server_stop(struct server *s)
 		l->end_ns = s->term_ns + (uint64_t)s->prestop_s * 1000000000ULL;
 		lingering[n_lingering++] = l;
 	}
-	if (pthread_create(&t, NULL, l ? server_linger : server_drain, l ? (void *)l : (void *)s) == 0) {
+	if (pthread_create(&t, NULL, l ? server_linger : server_drain, l ? (void *)l : (void *)s) ==
+	    0) {
 		pthread_detach(t);
 	} else if (l) {
 		linger_remove(l);
@@ -452,7 +465,8 @@ static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old
 	 * pause (KWOK runs no hooks, so the simulator plays that part) and stops
 	 * taking connections at once when it has none, as a server on SIGTERM. */
 	bool want = p && p->running && p->ip && p->port > 0 && (!obj->deleted || p->prestop_s > 0);
-	(void)ud; (void)ev;
+	(void)ud;
+	(void)ev;
 	pthread_mutex_lock(&servers_lock);
 	int i = find(key);
 	if (want && i < 0 && n_servers < MAX_PODS) {
@@ -470,7 +484,10 @@ static void on_pod(void *ud, enum informer_event ev, const struct cache_obj *old
 	pthread_mutex_unlock(&servers_lock);
 }
 
-#define F(name, env, kind, field, def, help) { name, env, kind, offsetof(struct cfg, field), def, help }
+#define F(name, env, kind, field, def, help) \
+	{ \
+		name, env, kind, offsetof(struct cfg, field), def, help \
+	}
 static const struct flag flags[] = {
 	F("kubeconfig", "KUBECONFIG", FLAG_STRING, kubeconfig, NULL, "kubeconfig of the cluster"),
 	F("namespace", NULL, FLAG_STRING, ns, NULL, "only pods in this namespace (default: all)"),
@@ -527,7 +544,8 @@ static int serve(int argc, char **argv)
 	sigaddset(&ss, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	log_setup(LOG_LEVEL_INFO, LOG_FORMAT_LOGFMT, stderr);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)port),
 				   .sin_addr.s_addr = htonl(INADDR_ANY) };
 	struct server *s = server_listen(host, "0.0.0.0", getenv("SIM_SERVICE"), port,
 					 getenv("SIM_FAIL_WARMUP") != NULL, &sin);
@@ -538,8 +556,9 @@ static int serve(int argc, char **argv)
 	int inflight = s->running + s->waiting;
 	long served = s->served, before = s->traffic_before_warm;
 	pthread_mutex_unlock(&s->lock);
-	log_info("SIGTERM received", "pod=%s signal=%d in_flight=%d served=%ld traffic_before_warm=%ld",
-		 host, sig, inflight, served, before);
+	log_info("SIGTERM received",
+		 "pod=%s signal=%d in_flight=%d served=%ld traffic_before_warm=%ld", host, sig,
+		 inflight, served, before);
 	atomic_store(&terminating, true);
 	server_drain(s);
 	log_info("exiting", "pod=%s", host);
@@ -561,7 +580,8 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "serve") == 0)
 		return serve(argc, argv);
 	if (flags_parse(flags, sizeof(flags) / sizeof(flags[0]), &cfg, argc, argv, &argi, &help,
-			err, sizeof(err)) < 0 || help) {
+			err, sizeof(err)) < 0 ||
+	    help) {
 		fprintf(stderr, help ? "kinfer-model-sim: a model server simulator\n" : "%s\n", err);
 		flags_usage(stderr, flags, sizeof(flags) / sizeof(flags[0]));
 		return help ? 0 : 2;
@@ -577,7 +597,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kinfer-model-sim: %s\n", err);
 		return 1;
 	}
-	struct informer_options io = { .kind = &kind_simpods, .namespace = cfg.ns,
+	struct informer_options io = { .kind = &kind_simpods,
+				       .namespace = cfg.ns,
 				       .label_selector = "kinfer.io/service" };
 	if (kube_client_new(auth, NULL, &client) < 0 || intern_new(&interns) < 0 ||
 	    informer_set_new(client, interns, NULL, &set) < 0 || informer_add(set, &io, &inf) < 0 ||

@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 {
 	int failed = 0, ran = 0;
 
-	keys_register();          /* kinfer.io's keys, as main registers them */
+	keys_register(); /* kinfer.io's keys, as main registers them */
 	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
 		if (argc > 1 && strcmp(argv[1], groups[i].name) != 0)
 			continue;

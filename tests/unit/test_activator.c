@@ -90,10 +90,10 @@ static void streams(void **state)
 
 	const char *b1 = "{\"model\":\"m\",\"stream\":true,\"prompt\":\"hi\"}";
 	const char *b2 = "  {\"stream\": false}";
-	const char *b3 = "{\"x\":{\"stream\":true}}";        /* not top level */
-	const char *b4 = "{\"stream\":\"true\"}";            /* a string, not true */
+	const char *b3 = "{\"x\":{\"stream\":true}}"; /* not top level */
+	const char *b4 = "{\"stream\":\"true\"}";     /* a string, not true */
 	const char *b5 = "[{\"stream\":true}]";
-	const char *b6 = "{\"stream\":true";                 /* cut */
+	const char *b6 = "{\"stream\":true"; /* cut */
 	const char *b7 = "\n{\"messages\":[{\"role\":\"user\"}],\"stream\" : true }";
 	assert_true(actreq_wants_stream(NULL, b1, strlen(b1)));
 	assert_false(actreq_wants_stream(NULL, b2, strlen(b2)));
@@ -132,12 +132,12 @@ static void queue_bounds(void **state)
 	struct actsvc *a = actsvc_get(t, &svc_a), *b = actsvc_get(t, &svc_b);
 	assert_non_null(a);
 	assert_non_null(b);
-	assert_ptr_equal(actsvc_get(t, &svc_a), a);      /* the same entry, two refs */
+	assert_ptr_equal(actsvc_get(t, &svc_a), a); /* the same entry, two refs */
 	actsvc_put(t, a);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(actsvc_hold(a, 3), 0);
-	assert_int_equal(actsvc_hold(a, 3), -EBUSY);     /* the 4th of 3 */
-	assert_int_equal(actsvc_hold(b, 3), 0);          /* per service */
+	assert_int_equal(actsvc_hold(a, 3), -EBUSY); /* the 4th of 3 */
+	assert_int_equal(actsvc_hold(b, 3), 0);      /* per service */
 	assert_int_equal(actsvc_held(a), 3);
 	actsvc_unhold(a);
 	assert_int_equal(actsvc_hold(a, 3), 0);
@@ -154,7 +154,7 @@ static void queue_bounds(void **state)
 		actsvc_put(t, busy[i]);
 	for (int i = 0; i < 3; i++)
 		actsvc_unhold(a);
-	actsvc_unhold(a);                                /* never below 0 */
+	actsvc_unhold(a); /* never below 0 */
 	assert_int_equal(actsvc_held(a), 0);
 	actsvc_put(t, a);
 	actsvc_put(t, b);
@@ -194,7 +194,8 @@ static void wait_for_endpoint(void **state)
 	struct publisher p = { a, 30000 };
 	assert_int_equal(pthread_create(&th, NULL, publish_later, &p), 0);
 	assert_int_equal(actsvc_wait(a, ktime_mono_ns(), ktime_mono_ns() + 5 * KTIME_NSEC_PER_SEC,
-					 &ep), 0);
+				     &ep),
+			 0);
 	pthread_join(th, NULL);
 	assert_string_equal(ep.ip, "198.18.0.5");
 	assert_int_equal(ep.port, 8000);

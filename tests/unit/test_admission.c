@@ -44,7 +44,8 @@ static bool has(const struct admission_report *r, bool errors, const char *text)
 {
 	size_t n = errors ? admission_report_n_errors(r) : admission_report_n_warnings(r);
 	for (size_t i = 0; i < n; i++) {
-		const char *m = errors ? admission_report_error(r, i) : admission_report_warning(r, i);
+		const char *m = errors ? admission_report_error(r, i) :
+					 admission_report_warning(r, i);
 		if (strcmp(m, text) == 0)
 			return true;
 	}
@@ -66,21 +67,24 @@ static void expect_only(const char *s, const char *text)
 static void gpu_memory_against_product(void **state)
 {
 	(void)state;
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  image: vllm/vllm-openai:v0.6.3\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n  image: vllm/vllm-openai:v0.6.3\n"
 		    "  resources: {gpu: {count: 1, memory: 90Gi, product: NVIDIA-H100-80GB-HBM3}}\n",
 		    "spec.resources.gpu.memory: 90Gi exceeds the 80Gi of NVIDIA-H100-80GB-HBM3");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, memory: 17Gi, product: Tesla-T4}}\n",
+			 "  resources: {gpu: {count: 1, memory: 17Gi, product: Tesla-T4}}\n",
 		    "spec.resources.gpu.memory: 17Gi exceeds the 16Gi of Tesla-T4");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, memory: 200Gi}}\n",
+			 "  resources: {gpu: {count: 1, memory: 200Gi}}\n",
 		    "spec.resources.gpu.memory: 200Gi exceeds the largest GPU kinfer knows (141Gi, NVIDIA-H200); no node can fit it");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, memory: lots}}\n",
+			 "  resources: {gpu: {count: 1, memory: lots}}\n",
 		    "spec.resources.gpu.memory: \"lots\" is not a positive quantity such as 14Gi");
 	/* Exactly the product's memory fits. */
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		"  resources: {gpu: {count: 1, memory: 80Gi, product: NVIDIA-A100-SXM4-80GB}}\n", NULL);
+	struct admission_report *r = check(
+		HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+		     "  resources: {gpu: {count: 1, memory: 80Gi, product: NVIDIA-A100-SXM4-80GB}}\n",
+		NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 	assert_int_equal(admission_gpu_memory_gib("NVIDIA-L4"), 24);
@@ -90,27 +94,36 @@ static void gpu_memory_against_product(void **state)
 static void mig_profiles(void **state)
 {
 	(void)state;
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  resources: {gpu: {count: 1, sharing: mig, migProfile: 3g.20gb, product: NVIDIA-H100-80GB-HBM3}}\n",
 		    "spec.resources.gpu.migProfile: 3g.20gb is not a MIG profile of NVIDIA-H100-80GB-HBM3 "
 		    "(it has 1g.10gb, 1g.10gb+me, 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb)");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, sharing: mig, migProfile: 1g.5gb, product: NVIDIA-L4}}\n",
-		    "spec.resources.gpu.migProfile: NVIDIA-L4 does not support MIG; use sharing exclusive, time-slicing or mps");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
+		"  resources: {gpu: {count: 1, sharing: mig, migProfile: 1g.5gb, product: NVIDIA-L4}}\n",
+		"spec.resources.gpu.migProfile: NVIDIA-L4 does not support MIG; use sharing exclusive, time-slicing or mps");
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  resources: {gpu: {count: 1, sharing: mig, migProfile: 2g.20gb, memory: 30Gi, product: NVIDIA-A100-SXM4-80GB}}\n",
 		    "spec.resources.gpu.memory: 30Gi exceeds the 20gb of MIG profile 2g.20gb");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, sharing: mig, migProfile: 3g.21gb}}\n",
+			 "  resources: {gpu: {count: 1, sharing: mig, migProfile: 3g.21gb}}\n",
 		    "spec.resources.gpu.migProfile: 3g.21gb is not a MIG profile of any GPU kinfer knows");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, sharing: mig, migProfile: 4c.3g.40gb, product: NVIDIA-A100-SXM4-80GB}}\n",
-		    "spec.resources.gpu.migProfile: 4c.3g.40gb has more compute slices (4) than its GPU instance 3g.40gb (3)");
+	expect_only(
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
+		"  resources: {gpu: {count: 1, sharing: mig, migProfile: 4c.3g.40gb, product: NVIDIA-A100-SXM4-80GB}}\n",
+		"spec.resources.gpu.migProfile: 4c.3g.40gb has more compute slices (4) than its GPU instance 3g.40gb (3)");
 	/* A valid one, with a compute-instance prefix; no product: a warning. */
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		"  resources: {gpu: {count: 1, sharing: mig, migProfile: 2c.3g.40gb}}\n", NULL);
+	struct admission_report *r =
+		check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+			   "  resources: {gpu: {count: 1, sharing: mig, migProfile: 2c.3g.40gb}}\n",
+		      NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.resources.gpu.migProfile: 3g.40gb without spec.resources.gpu.product; "
+	assert_true(has(r, false,
+			"spec.resources.gpu.migProfile: 3g.40gb without spec.resources.gpu.product; "
 			"set the product so the profile can be checked against it"));
 	admission_report_free(r);
 }
@@ -119,18 +132,21 @@ static void sharing_and_count(void **state)
 {
 	(void)state;
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 2, sharing: mps}}\n",
+			 "  resources: {gpu: {count: 2, sharing: mps}}\n",
 		    "spec.resources.gpu.count: must be 1 with sharing mps (a pod gets one share of one GPU)");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, sharing: exclusive, migProfile: 1g.10gb}}\n",
+			 "  resources: {gpu: {count: 1, sharing: exclusive, migProfile: 1g.10gb}}\n",
 		    "spec.resources.gpu.migProfile: allowed only when spec.resources.gpu.sharing is mig");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		    "  resources: {gpu: {count: 1, sharing: mig}}\n",
+			 "  resources: {gpu: {count: 1, sharing: mig}}\n",
 		    "spec.resources.gpu.migProfile: required when spec.resources.gpu.sharing is mig");
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		"  resources: {gpu: {count: 1, sharing: time-slicing}}\n", NULL);
+	struct admission_report *r = check(HEAD
+					   "spec:\n  model: {name: m, uri: s3://m}\n"
+					   "  resources: {gpu: {count: 1, sharing: time-slicing}}\n",
+					   NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.resources.gpu.sharing: time-slicing isolates neither memory nor faults; "
+	assert_true(has(r, false,
+			"spec.resources.gpu.sharing: time-slicing isolates neither memory nor faults; "
 			"replicas on one GPU can run it out of memory"));
 	admission_report_free(r);
 }
@@ -138,30 +154,36 @@ static void sharing_and_count(void **state)
 static void metrics_per_framework(void **state)
 {
 	(void)state;
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: tgi}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m, framework: tgi}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}, {type: KVCacheUtilization, target: 80}]}\n",
 		    "spec.scaling.metrics[1].type: KVCacheUtilization is not exported by tgi (it has QueueDepth, "
 		    "Concurrency, RequestsPerSecond, LatencyP99)");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: triton}\n"
-		    "  scaling: {maxReplicas: 3, metrics: [{type: LatencyP99, target: 400}]}\n",
+			 "  scaling: {maxReplicas: 3, metrics: [{type: LatencyP99, target: 400}]}\n",
 		    "spec.scaling.metrics[0].type: LatencyP99 is not exported by triton (it has QueueDepth, "
 		    "RequestsPerSecond, GPUUtilization, KVCacheUtilization)");
 	/* GPU utilization: Triton's own, or the DCGM exporter's through Prometheus. */
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: GPUUtilization, target: 70}]}\n",
 		    "spec.scaling.metrics[0].type: vllm exports no GPUUtilization; use "
 		    "spec.scaling.metricsSource.type Prometheus with the NVIDIA DCGM exporter");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: Custom, target: 7, query: x}]}\n",
 		    "spec.scaling.metrics[0].type: Custom needs spec.scaling.metricsSource.type Prometheus "
 		    "(its query is PromQL)");
 	const char *ok[] = {
-		HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling: {maxReplicas: 3, metrics: "
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n  scaling: {maxReplicas: 3, metrics: "
 		"[{type: GPUUtilization, target: 70}, {type: Custom, target: 7, query: x}], metricsSource: "
 		"{type: Prometheus, prometheus: {url: \"http://p:9090\"}}}\n",
-		HEAD "spec:\n  model: {name: m, uri: s3://m, framework: triton}\n  scaling: {maxReplicas: 3, "
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m, framework: triton}\n  scaling: {maxReplicas: 3, "
 		"metrics: [{type: GPUUtilization, target: 70}]}\n",
-		HEAD "spec:\n  model: {name: m, uri: s3://m, framework: custom}\n  image: r/i:1\n  port: 9000\n"
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m, framework: custom}\n  image: r/i:1\n  port: 9000\n"
 		"  scaling: {maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}, {type: KVCacheUtilization, "
 		"target: 80}]}\n",
 	};
@@ -172,7 +194,8 @@ static void metrics_per_framework(void **state)
 		assert_int_equal(admission_report_n_errors(r), 0);
 		admission_report_free(r);
 	}
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}, {type: QueueDepth, target: 5}]}\n",
 		    "spec.scaling.metrics[1].type: QueueDepth is already metrics[0]");
 }
@@ -180,41 +203,52 @@ static void metrics_per_framework(void **state)
 static void scaling_behavior(void **state)
 {
 	(void)state;
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling:\n    maxReplicas: 3\n    metrics: [{type: QueueDepth, target: 4}]\n"
 		    "    behavior: {scaleUp: {selectPolicy: Disabled}, scaleDown: {selectPolicy: Disabled}}\n",
 		    "spec.scaling.behavior: scaleUp and scaleDown are both Disabled, so the replicas can never "
 		    "change; remove spec.scaling and set spec.replicas instead");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling:\n    maxReplicas: 3\n    metrics: [{type: QueueDepth, target: 4}]\n"
 		    "    behavior: {scaleDown: {policies: [{type: Pods, value: 1, periodSeconds: 60}, "
 		    "{type: Pods, value: 2, periodSeconds: 60}]}}\n",
 		    "spec.scaling.behavior.scaleDown.policies[1]: same type and periodSeconds as policies[0]");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling:\n    maxReplicas: 3\n    metrics: [{type: QueueDepth, target: 4}]\n"
 		    "    behavior: {scaleUp: {policies: []}}\n",
 		    "spec.scaling.behavior.scaleUp.policies: empty; give at least one policy or set "
 		    "selectPolicy Disabled");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m}\n"
 		    "  scaling: {minReplicas: 5, maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}]}\n",
 		    "spec.scaling.minReplicas: 5 is above maxReplicas 3");
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		"  scaling: {minReplicas: 3, maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}]}\n", NULL);
+	struct admission_report *r = check(
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
+		"  scaling: {minReplicas: 3, maxReplicas: 3, metrics: [{type: QueueDepth, target: 4}]}\n",
+		NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.scaling: minReplicas equals maxReplicas (3), so autoscaling never changes the replicas"));
+	assert_true(has(
+		r, false,
+		"spec.scaling: minReplicas equals maxReplicas (3), so autoscaling never changes the replicas"));
 	admission_report_free(r);
 }
 
 /* Issue 17's controls: activation, fallback, panic, schedules, pause. */
-#define SC HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n" \
-	"    metrics: [{type: QueueDepth, target: 4}]\n"
+#define SC \
+	HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n" \
+	     "    metrics: [{type: QueueDepth, target: 4}]\n"
 
 static void scaling_controls(void **state)
 {
 	struct admission_report *r;
 	(void)state;
 
-	r = check(SC "    fallback: {failureThreshold: 3, replicas: 6, behavior: currentReplicasIfHigher}\n"
+	r = check(SC
+		  "    fallback: {failureThreshold: 3, replicas: 6, behavior: currentReplicasIfHigher}\n"
 		  "    behavior: {panic: {windowSeconds: 6, thresholdPercent: 200}}\n"
 		  "    schedules:\n"
 		  "    - {cron: '0 9 * * MON-FRI', timeZone: 'UTC+01:00', durationSeconds: 28800, minReplicas: 4}\n"
@@ -224,12 +258,14 @@ static void scaling_controls(void **state)
 	assert_int_equal(admission_report_n_warnings(r), 0);
 	admission_report_free(r);
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n"
-		    "    metrics: [{type: QueueDepth, target: 4, activationThreshold: -1}]\n",
+			 "    metrics: [{type: QueueDepth, target: 4, activationThreshold: -1}]\n",
 		    "spec.scaling.metrics[0].activationThreshold: must be a number >= 0");
 	r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  scaling:\n    maxReplicas: 10\n"
-		  "    metrics: [{type: QueueDepth, target: 4, activationThreshold: 5}]\n", NULL);
+		       "    metrics: [{type: QueueDepth, target: 4, activationThreshold: 5}]\n",
+		  NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.scaling.metrics[0].activationThreshold: 5 is not below the target 4: "
+	assert_true(has(r, false,
+			"spec.scaling.metrics[0].activationThreshold: 5 is not below the target 4: "
 			"at minReplicas the metric waits above its target before scaling up"));
 	admission_report_free(r);
 	expect_only(SC "    fallback: {replicas: 6}\n",
@@ -238,7 +274,8 @@ static void scaling_controls(void **state)
 		    "spec.scaling.fallback.behavior: must be static, currentReplicas, currentReplicasIfHigher "
 		    "or currentReplicasIfLower");
 	r = check(SC "    fallback: {failureThreshold: 3, replicas: 60}\n", NULL);
-	assert_true(has(r, false, "spec.scaling.fallback.replicas: 60 is outside minReplicas..maxReplicas "
+	assert_true(has(r, false,
+			"spec.scaling.fallback.replicas: 60 is outside minReplicas..maxReplicas "
 			"(1..10); the fallback is bounded by them"));
 	admission_report_free(r);
 	expect_only(SC "    predictive: {windowSeconds: 30}\n",
@@ -247,11 +284,12 @@ static void scaling_controls(void **state)
 		    "spec.scaling.behavior.panic.windowSeconds: 90 is longer than stableWindowSeconds (60)");
 	expect_only(SC "    behavior: {panic: {thresholdPercent: 100}}\n",
 		    "spec.scaling.behavior.panic.thresholdPercent: 100 is out of range: from 110 to 1000");
-	expect_only(SC "    schedules: [{cron: '0 25 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 2}]\n",
+	expect_only(SC
+		    "    schedules: [{cron: '0 25 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 2}]\n",
 		    "spec.scaling.schedules[0].cron: \"0 25 * * *\": the hour field \"25\" is not valid "
 		    "(0-23, *, a-b, */n, lists)");
 	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: Europe/Berlin, durationSeconds: 600, "
-		    "minReplicas: 2}]\n",
+		       "minReplicas: 2}]\n",
 		    "spec.scaling.schedules[0].timeZone: \"Europe/Berlin\" is not a time zone kinfer knows: give "
 		    "UTC or a fixed offset such as UTC+02:00 or UTC-05:30 (no tz database: names with daylight "
 		    "saving time are not supported)");
@@ -259,24 +297,31 @@ static void scaling_controls(void **state)
 		    "spec.scaling.schedules[0].timeZone: required (UTC or a fixed offset such as UTC+02:00)");
 	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 600}]\n",
 		    "spec.scaling.schedules[0]: give minReplicas or maxReplicas (or both)");
-	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 12}]\n",
+	expect_only(SC
+		    "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 600, minReplicas: 12}]\n",
 		    "spec.scaling.schedules[0].minReplicas: 12 is above the cap in its window (10); raise "
 		    "maxReplicas there too");
-	expect_only(SC "    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 30, minReplicas: 2}]\n",
-		    "spec.scaling.schedules[0].durationSeconds: 30 is out of range: from 60 to 604800");
+	expect_only(
+		SC
+		"    schedules: [{cron: '0 9 * * *', timeZone: UTC, durationSeconds: 30, minReplicas: 2}]\n",
+		"spec.scaling.schedules[0].durationSeconds: 30 is out of range: from 60 to 604800");
 	expect_only("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-replicas: 'two'}}\n"
 		    "spec:\n  model: {name: m, uri: s3://m}\n",
 		    "metadata.annotations: annotation kinfer.io/paused-replicas: want a whole number of "
 		    "replicas from 0 to 1000");
-	expect_only("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-scale-in: 'yes'}}\n"
-		    "spec:\n  model: {name: m, uri: s3://m}\n",
-		    "metadata.annotations: annotation kinfer.io/paused-scale-in: want \"true\" or \"false\"");
+	expect_only(
+		"apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-scale-in: 'yes'}}\n"
+		"spec:\n  model: {name: m, uri: s3://m}\n",
+		"metadata.annotations: annotation kinfer.io/paused-scale-in: want \"true\" or \"false\"");
 	/* kubectl annotate: an UPDATE with the same spec is still checked,
 	 * and an old bad value left alone does not block other changes. */
-#define ANN(v) "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, " \
-	"annotations: {kinfer.io/paused-replicas: '" v "'}}\nspec:\n  model: {name: m, uri: s3://m}\n"
+#define ANN(v) \
+	"apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, " \
+	"annotations: {kinfer.io/paused-replicas: '" v \
+	"'}}\nspec:\n  model: {name: m, uri: s3://m}\n"
 	r = check(ANN("lots"), ANN("2"));
-	assert_true(has(r, true, "metadata.annotations: annotation kinfer.io/paused-replicas: want a "
+	assert_true(has(r, true,
+			"metadata.annotations: annotation kinfer.io/paused-replicas: want a "
 			"whole number of replicas from 0 to 1000"));
 	admission_report_free(r);
 	r = check(ANN("lots"), ANN("lots"));
@@ -287,7 +332,8 @@ static void scaling_controls(void **state)
 	admission_report_free(r);
 #undef ANN
 	r = check("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t, annotations: {kinfer.io/paused-replicas: '3', "
-		  "kinfer.io/paused-scale-out: 'true'}}\nspec:\n  model: {name: m, uri: s3://m}\n", NULL);
+		  "kinfer.io/paused-scale-out: 'true'}}\nspec:\n  model: {name: m, uri: s3://m}\n",
+		  NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 }
@@ -298,21 +344,28 @@ static void warmup_and_drain(void **state)
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  warmup: {timeoutSeconds: 3600}\n",
 		    "spec.warmup.timeoutSeconds: 3600s is above the 1800s the startup probe gives the model "
 		    "to load; the kubelet restarts the container first");
-	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: custom}\n  image: r/i:1\n  port: 9000\n"
+	expect_only(HEAD
+		    "spec:\n  model: {name: m, uri: s3://m, framework: custom}\n  image: r/i:1\n  port: 9000\n"
 		    "  warmup: {requests: 2}\n",
 		    "spec.warmup.path: required for framework custom (it has no default warm-up)");
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-		"  warmup: {requestTimeoutSeconds: 90, timeoutSeconds: 600}\n  drain: {timeoutSeconds: 30}\n", NULL);
+	struct admission_report *r = check(
+		HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
+		"  warmup: {requestTimeoutSeconds: 90, timeoutSeconds: 600}\n  drain: {timeoutSeconds: 30}\n",
+		NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.drain.timeoutSeconds: 30s is shorter than one warm-up request may take "
-			"(spec.warmup.requestTimeoutSeconds 90s); a drain may cut requests that long"));
+	assert_true(
+		has(r, false,
+		    "spec.drain.timeoutSeconds: 30s is shorter than one warm-up request may take "
+		    "(spec.warmup.requestTimeoutSeconds 90s); a drain may cut requests that long"));
 	admission_report_free(r);
 }
 
 static void image_and_port(void **state)
 {
 	(void)state;
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: custom}\n", NULL);
+	struct admission_report *r =
+		check(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: custom}\n", NULL);
 	assert_true(has(r, true, "spec.image: required when spec.model.framework is custom"));
 	assert_true(has(r, true, "spec.port: required when spec.model.framework is custom"));
 	assert_int_equal(admission_report_n_errors(r), 2);
@@ -321,16 +374,22 @@ static void image_and_port(void **state)
 		    "spec.image: \"Vllm/Foo Bar\" is not a valid image reference (registry/path:tag or @sha256:digest)");
 	expect_only(HEAD "spec:\n  model: {name: m, uri: s3://m, framework: triton}\n  port: 8002\n",
 		    "spec.port: 8002 is the port triton serves its metrics on; choose another");
-	r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  image: registry.local:5000/Team/vllm:latest\n", NULL);
-	assert_int_equal(admission_report_n_errors(r), 1);   /* upper case in the path */
+	r = check(HEAD
+		  "spec:\n  model: {name: m, uri: s3://m}\n  image: registry.local:5000/Team/vllm:latest\n",
+		  NULL);
+	assert_int_equal(admission_report_n_errors(r), 1); /* upper case in the path */
 	admission_report_free(r);
-	r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  image: Registry.Local:5000/team/vllm:latest\n", NULL);
+	r = check(HEAD
+		  "spec:\n  model: {name: m, uri: s3://m}\n  image: Registry.Local:5000/team/vllm:latest\n",
+		  NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.image: Registry.Local:5000/team/vllm:latest has no version tag (or :latest); "
+	assert_true(has(r, false,
+			"spec.image: Registry.Local:5000/team/vllm:latest has no version tag (or :latest); "
 			"replicas may run different images, pin a tag or digest"));
 	admission_report_free(r);
 	r = check(HEAD "spec:\n  model: {name: m, uri: s3://m}\n  image: vllm/vllm-openai@sha256:"
-		  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", NULL);
+		       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+		  NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	assert_int_equal(admission_report_n_warnings(r), 0);
 	admission_report_free(r);
@@ -339,25 +398,33 @@ static void image_and_port(void **state)
 static void names_and_labels(void **state)
 {
 	(void)state;
-	struct admission_report *r = check(
-		"apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\n"
-		"metadata: {name: Bad_Name, labels: {team: \"a b\"}}\n"
-		"spec:\n  model: {name: meta-llama/Llama-2-7b-hf, uri: s3://m}\n"
-		"  resources: {gpu: {count: 1, product: \"NVIDIA A100\"}}\n"
-		"  scheduling:\n    nodeSelector: {\"-bad\": x, zone: \"a/b\"}\n"
-		"    tolerations: [{key: \"bad key\", operator: Exists}]\n", NULL);
-	assert_true(has(r, true, "metadata.name: \"Bad_Name\" must be a DNS-1035 label (at most 63 lowercase letters, "
+	struct admission_report *r =
+		check("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\n"
+		      "metadata: {name: Bad_Name, labels: {team: \"a b\"}}\n"
+		      "spec:\n  model: {name: meta-llama/Llama-2-7b-hf, uri: s3://m}\n"
+		      "  resources: {gpu: {count: 1, product: \"NVIDIA A100\"}}\n"
+		      "  scheduling:\n    nodeSelector: {\"-bad\": x, zone: \"a/b\"}\n"
+		      "    tolerations: [{key: \"bad key\", operator: Exists}]\n",
+		      NULL);
+	assert_true(has(r, true,
+			"metadata.name: \"Bad_Name\" must be a DNS-1035 label (at most 63 lowercase letters, "
 			"digits and '-', starting with a letter), as it also names the Service"));
-	assert_true(has(r, true, "metadata.labels.team: \"a b\" is not a valid label value (at most 63 of "
+	assert_true(has(r, true,
+			"metadata.labels.team: \"a b\" is not a valid label value (at most 63 of "
 			"A-Z a-z 0-9 - _ ., starting and ending alphanumeric)"));
-	assert_true(has(r, true, "spec.resources.gpu.product: \"NVIDIA A100\" is not a valid label value "
+	assert_true(has(r, true,
+			"spec.resources.gpu.product: \"NVIDIA A100\" is not a valid label value "
 			"(it selects nodes by nvidia.com/gpu.product)"));
 	assert_true(has(r, true, "spec.scheduling.nodeSelector: \"-bad\" is not a valid label key"));
-	assert_true(has(r, true, "spec.scheduling.nodeSelector.zone: \"a/b\" is not a valid label value"));
-	assert_true(has(r, true, "spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key"));
+	assert_true(has(r, true,
+			"spec.scheduling.nodeSelector.zone: \"a/b\" is not a valid label value"));
+	assert_true(has(r, true,
+			"spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key"));
 	assert_int_equal(admission_report_n_errors(r), 6);
-	assert_true(has(r, false, "spec.model.name: \"meta-llama/Llama-2-7b-hf\" is not a valid label value, so "
-			"pods are not labelled kinfer.io/model and placement cannot prefer nodes that cache it"));
+	assert_true(has(
+		r, false,
+		"spec.model.name: \"meta-llama/Llama-2-7b-hf\" is not a valid label value, so "
+		"pods are not labelled kinfer.io/model and placement cannot prefer nodes that cache it"));
 	/* Every violation is in the one message, in order. */
 	char *msg;
 	assert_int_equal(admission_report_message(r, &msg), 0);
@@ -371,22 +438,32 @@ static void immutable_on_update(void **state)
 {
 	(void)state;
 	const char *old = HEAD "spec:\n  model: {name: llama-7b, uri: s3://m, framework: vllm}\n"
-		"  resources: {gpu: {count: 1}}\n";
-	struct admission_report *r = check(HEAD "spec:\n  model: {name: llama-8b, uri: s3://m, framework: tgi}\n"
-		"  resources: {gpu: {count: 1, sharing: mps}}\n", old);
-	assert_true(has(r, true, "spec.model.framework: is immutable (vllm -> tgi); create a new InferenceService to change it"));
-	assert_true(has(r, true, "spec.model.name: is immutable (llama-7b -> llama-8b); create a new InferenceService to change it"));
-	assert_true(has(r, true, "spec.resources.gpu.sharing: is immutable (exclusive -> mps); create a new InferenceService to change it"));
+			       "  resources: {gpu: {count: 1}}\n";
+	struct admission_report *r = check(HEAD
+					   "spec:\n  model: {name: llama-8b, uri: s3://m, framework: tgi}\n"
+					   "  resources: {gpu: {count: 1, sharing: mps}}\n",
+					   old);
+	assert_true(has(
+		r, true,
+		"spec.model.framework: is immutable (vllm -> tgi); create a new InferenceService to change it"));
+	assert_true(has(
+		r, true,
+		"spec.model.name: is immutable (llama-7b -> llama-8b); create a new InferenceService to change it"));
+	assert_true(has(
+		r, true,
+		"spec.resources.gpu.sharing: is immutable (exclusive -> mps); create a new InferenceService to change it"));
 	assert_int_equal(admission_report_n_errors(r), 3);
 	admission_report_free(r);
 	/* Other fields change freely. */
 	r = check(HEAD "spec:\n  model: {name: llama-7b, uri: s3://m2, framework: vllm}\n"
-		  "  resources: {gpu: {count: 2, sharing: exclusive}}\n", old);
+		       "  resources: {gpu: {count: 2, sharing: exclusive}}\n",
+		  old);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 	/* An object admitted before a rule existed: an UPDATE that leaves
 	 * spec alone (labels, finalizers) is not refused. */
-	const char *legacy = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	const char *legacy = HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
 		"  resources: {gpu: {count: 1, memory: 90Gi, product: NVIDIA-H100-80GB-HBM3}}\n";
 	r = check(legacy, legacy);
 	assert_int_equal(admission_report_n_errors(r), 0);
@@ -396,14 +473,17 @@ static void immutable_on_update(void **state)
 static void every_violation_and_hostile_types(void **state)
 {
 	(void)state;
-	struct admission_report *r = check("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: 5\n", NULL);
+	struct admission_report *r = check("apiVersion: v1\nkind: Pod\nmetadata: {}\nspec: 5\n",
+					   NULL);
 	assert_true(has(r, true, "apiVersion: \"v1\" is not kinfer.io/v1alpha1"));
 	assert_true(has(r, true, "kind: \"Pod\" is not InferenceService"));
 	assert_true(has(r, true, "metadata.name: required"));
 	assert_true(has(r, true, "spec: required"));
 	admission_report_free(r);
-	r = check(HEAD "spec:\n  model: [1]\n  resources: {gpu: 5}\n  scaling: {maxReplicas: x, metrics: {a: 1}}\n"
-		  "  warmup: 3\n  port: \"80\"\n", NULL);
+	r = check(HEAD
+		  "spec:\n  model: [1]\n  resources: {gpu: 5}\n  scaling: {maxReplicas: x, metrics: {a: 1}}\n"
+		  "  warmup: 3\n  port: \"80\"\n",
+		  NULL);
 	assert_true(has(r, true, "spec.model.name: required"));
 	assert_true(has(r, true, "spec.resources.gpu: must be an object"));
 	assert_true(has(r, true, "spec.scaling.metrics: must be a list"));
@@ -412,8 +492,9 @@ static void every_violation_and_hostile_types(void **state)
 	admission_report_free(r);
 	/* A hundred bad keys: the list is bounded and says it was cut. */
 	char big[8192];
-	size_t o = (size_t)snprintf(big, sizeof(big), HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
-				    "  scheduling:\n    nodeSelector:\n");
+	size_t o = (size_t)snprintf(big, sizeof(big),
+				    HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+					 "  scheduling:\n    nodeSelector:\n");
 	for (int i = 0; i < 100; i++)
 		o += (size_t)snprintf(big + o, sizeof(big) - o, "      \"-k%d\": v\n", i);
 	r = check(big, NULL);
@@ -428,8 +509,8 @@ static void recorded_samples_pass(void **state)
 	/* isvc/vllm.json (the CRD's good sample, recorded) asks vLLM for
 	 * GPUUtilization from its pods, which vLLM does not export: refused
 	 * below; manifests/samples/vllm.yaml scales on KVCacheUtilization. */
-	const char *files[] = { "isvc/minimal.json", "isvc/full.json",
-				"isvc/tgi.json", "isvc/triton.json", "isvc/custom.json" };
+	const char *files[] = { "isvc/minimal.json", "isvc/full.json", "isvc/tgi.json",
+				"isvc/triton.json", "isvc/custom.json" };
 	(void)state;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		char *s = test_read_data(files[i], NULL);
@@ -474,7 +555,7 @@ static void apply_patch(json_object *doc, json_object *patch)
 		char *save = NULL;
 		for (char *k = strtok_r(path, "/", &save); k; k = strtok_r(NULL, "/", &save))
 			assert_true(json_object_object_get_ex(parent, k, &parent));
-		assert_false(json_object_object_get_ex(parent, last, NULL));  /* add, not replace */
+		assert_false(json_object_object_get_ex(parent, last, NULL)); /* add, not replace */
 		json_object *v = NULL;
 		json_object_deep_copy(cache_json_get(op, "value"), &v, NULL);
 		json_object_object_add(parent, last, v);
@@ -484,8 +565,9 @@ static void apply_patch(json_object *doc, json_object *patch)
 static void defaulting(void **state)
 {
 	(void)state;
-	json_object *o = yaml(HEAD "spec:\n  model: {name: opt-125m, uri: hf://facebook/opt-125m}\n"
-			      "  scaling: {maxReplicas: 4, metrics: [{type: QueueDepth, target: 5}]}\n");
+	json_object *o = yaml(
+		HEAD "spec:\n  model: {name: opt-125m, uri: hf://facebook/opt-125m}\n"
+		     "  scaling: {maxReplicas: 4, metrics: [{type: QueueDepth, target: 5}]}\n");
 	json_object *orig = NULL, *patch = NULL, *again = NULL;
 	json_object_deep_copy(o, &orig, NULL);
 	assert_int_equal(admission_default(o, &patch), 0);
@@ -501,11 +583,17 @@ static void defaulting(void **state)
 	assert_string_equal(cache_json_str(o, "spec.warmup.body.model"), "opt-125m");
 	assert_int_equal(cache_json_int(o, "spec.warmup.timeoutSeconds", 0), 600);
 	assert_int_equal(cache_json_int(o, "spec.drain.timeoutSeconds", 0), 120);
-	assert_int_equal(cache_json_int(o, "spec.scaling.behavior.scaleDown.stabilizationWindowSeconds", 0), 300);
-	assert_int_equal(cache_json_int(o, "spec.scaling.behavior.scaleUp.stabilizationWindowSeconds", -1), 0);
-	assert_int_equal(json_object_array_length(cache_json_get(o, "spec.scaling.behavior.scaleUp.policies")), 2);
+	assert_int_equal(cache_json_int(o, "spec.scaling.behavior.scaleDown.stabilizationWindowSeconds",
+					0),
+			 300);
+	assert_int_equal(cache_json_int(o, "spec.scaling.behavior.scaleUp.stabilizationWindowSeconds",
+					-1),
+			 0);
+	assert_int_equal(json_object_array_length(
+				 cache_json_get(o, "spec.scaling.behavior.scaleUp.policies")),
+			 2);
 	assert_string_equal(cache_json_str(o, "spec.scaling.metricsSource.type"), "Pods");
-	assert_null(cache_json_get(o, "spec.replicas"));           /* scaling decides */
+	assert_null(cache_json_get(o, "spec.replicas")); /* scaling decides */
 	/* The patch does to the original exactly what defaulting did. */
 	apply_patch(orig, patch);
 	assert_true(json_object_equal(orig, o));
@@ -526,11 +614,13 @@ static void defaulting(void **state)
 
 static void defaulting_presets_and_samples(void **state)
 {
-	const char *files[] = { "isvc/minimal.json", "isvc/full.json", "isvc/vllm.json",
-				"isvc/tgi.json", "isvc/triton.json", "isvc/custom.json" };
+	const char *files[] = { "isvc/minimal.json", "isvc/full.json",   "isvc/vllm.json",
+				"isvc/tgi.json",     "isvc/triton.json", "isvc/custom.json" };
 	(void)state;
 	/* Triton: its metrics port, a GET warm-up (no body). */
-	json_object *o = yaml(HEAD "spec:\n  model: {name: resnet, uri: s3://r, framework: triton}\n"), *p;
+	json_object *o = yaml(HEAD
+			      "spec:\n  model: {name: resnet, uri: s3://r, framework: triton}\n"),
+		    *p;
 	assert_int_equal(admission_default(o, &p), 0);
 	assert_int_equal(cache_json_int(o, "spec.metricsEndpoint.port", 0), 8002);
 	assert_string_equal(cache_json_str(o, "spec.warmup.path"), "/v2/models/resnet/ready");
@@ -569,28 +659,32 @@ static void defaulting_presets_and_samples(void **state)
 /* Issue 12 item 16: the operator's Prometheus allow-list and Custom opt-in. */
 static void prometheus_policy_refused(void **state)
 {
-	const char *prom = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	const char *prom = HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
 		"  scaling:\n    maxReplicas: 3\n"
 		"    metricsSource: {type: Prometheus, prometheus: {url: \"http://169.254.169.254/latest\"}}\n"
 		"    metrics: [{type: QueueDepth, target: 4}]\n";
-	const char *custom = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	const char *custom = HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
 		"  scaling:\n    maxReplicas: 3\n"
 		"    metricsSource: {type: Prometheus, prometheus: {url: \"http://prometheus.monitoring:9090/\"}}\n"
 		"    metrics: [{type: Custom, target: 4, query: \"sum(up)\"}]\n";
 	struct admission_report *r;
 	(void)state;
 	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090", false), 0);
-	expect_only(prom, "spec.scaling.metricsSource.prometheus.url: http://169.254.169.254/latest is "
+	expect_only(prom,
+		    "spec.scaling.metricsSource.prometheus.url: http://169.254.169.254/latest is "
 		    "not one of the Prometheus URLs the operator allows (--prometheus-allowed-urls): "
 		    "ask the cluster admin");
-	expect_only(custom, "spec.scaling.metrics[0].type: Custom PromQL is off in this operator (its "
+	expect_only(custom,
+		    "spec.scaling.metrics[0].type: Custom PromQL is off in this operator (its "
 		    "--allow-custom-promql is false): a query could read any namespace's series");
 	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090", true), 0);
 	r = check(custom, NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 	metricsource_policy_clear();
-	r = check(prom, NULL);   /* not configured (validate): no opinion */
+	r = check(prom, NULL); /* not configured (validate): no opinion */
 	assert_int_equal(admission_report_n_errors(r), 0);
 	admission_report_free(r);
 }
@@ -649,21 +743,25 @@ static void defaults_match_the_crd(void **state)
 static void scale_to_zero_rules(void **state)
 {
 	(void)state;
-	const char *base = HEAD "spec:\n  model: {name: m, uri: s3://m}\n"
+	const char *base = HEAD
+		"spec:\n  model: {name: m, uri: s3://m}\n"
 		"  scaling:\n    maxReplicas: 2\n    metrics: [{type: QueueDepth, target: 5}]\n";
 	char buf[1024];
 	struct admission_report *r;
 
 	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n", base);
 	struct admission_report *r0 = check(buf, NULL);
-	assert_true(has(r0, true, "spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's "
-			"activator wakes the service at the first request) or a metric that has a value with "
-			"no pods running (type Custom, a Prometheus query); QueueDepth is read from the pods, "
-			"so at 0 replicas there is no value and the service could never scale up again (the "
-			"HPA refuses minReplicas 0 without an Object or External metric for the same reason)"));
+	assert_true(has(
+		r0, true,
+		"spec.scaling.minReplicas: 0 needs spec.scaling.scaleToZero (kinfer's "
+		"activator wakes the service at the first request) or a metric that has a value with "
+		"no pods running (type Custom, a Prometheus query); QueueDepth is read from the pods, "
+		"so at 0 replicas there is no value and the service could never scale up again (the "
+		"HPA refuses minReplicas 0 without an Object or External metric for the same reason)"));
 	admission_report_free(r0);
 
-	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {idleSeconds: 60}\n", base);
+	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {idleSeconds: 60}\n",
+		 base);
 	r = check(buf, NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
 	assert_int_equal(admission_report_n_warnings(r), 0);
@@ -671,24 +769,28 @@ static void scale_to_zero_rules(void **state)
 
 	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {idleSeconds: 0}\n", base);
 	expect_only(buf, "spec.scaling.scaleToZero.idleSeconds: 0 is out of range: from 1 to 86400");
-	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 10001}\n",
-		 base);
-	expect_only(buf, "spec.scaling.scaleToZero.maxPendingRequests: 10001 is out of range: from 1 to 10000");
-	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {activationTimeoutSeconds: x}\n",
-		 base);
-	expect_only(buf, "spec.scaling.scaleToZero.activationTimeoutSeconds: must be a whole number from 1 to 3600");
+	snprintf(buf, sizeof(buf),
+		 "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 10001}\n", base);
+	expect_only(buf,
+		    "spec.scaling.scaleToZero.maxPendingRequests: 10001 is out of range: from 1 to 10000");
+	snprintf(buf, sizeof(buf),
+		 "%s    minReplicas: 0\n    scaleToZero: {activationTimeoutSeconds: x}\n", base);
+	expect_only(buf,
+		    "spec.scaling.scaleToZero.activationTimeoutSeconds: must be a whole number from 1 to 3600");
 	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: 5\n", base);
 	expect_only(buf, "spec.scaling.scaleToZero: must be an object");
 
 	snprintf(buf, sizeof(buf), "%s    scaleToZero: {}\n", base);
 	r = check(buf, NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
-	assert_true(has(r, false, "spec.scaling.scaleToZero: has no effect while spec.scaling.minReplicas is 1; "
+	assert_true(has(r, false,
+			"spec.scaling.scaleToZero: has no effect while spec.scaling.minReplicas is 1; "
 			"set minReplicas to 0 to let the service scale to zero"));
 	admission_report_free(r);
 
 	/* Defaulting writes idleSeconds and maxPendingRequests, not the timeout. */
-	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 3}\n", base);
+	snprintf(buf, sizeof(buf),
+		 "%s    minReplicas: 0\n    scaleToZero: {maxPendingRequests: 3}\n", base);
 	json_object *o = yaml(buf), *patch = NULL;
 	assert_int_equal(admission_default(o, &patch), 0);
 	assert_int_equal(cache_json_int(o, "spec.scaling.scaleToZero.idleSeconds", 0), 300);

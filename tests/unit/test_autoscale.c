@@ -32,12 +32,21 @@ struct tpod {
 	double v;
 };
 
-#define R(v) { AUTOSCALE_POD_READY, (v) }
-#define U(v) { AUTOSCALE_POD_UNREADY, (v) }
-#define I(v) { AUTOSCALE_POD_IGNORED, (v) }
+#define R(v) \
+	{ \
+		AUTOSCALE_POD_READY, (v) \
+	}
+#define U(v) \
+	{ \
+		AUTOSCALE_POD_UNREADY, (v) \
+	}
+#define I(v) \
+	{ \
+		AUTOSCALE_POD_IGNORED, (v) \
+	}
 
-static struct autoscale_spec spec1(enum autoscale_metric_type t,
-				   double target, int32_t min, int32_t max)
+static struct autoscale_spec spec1(enum autoscale_metric_type t, double target, int32_t min,
+				   int32_t max)
 {
 	struct autoscale_spec s;
 
@@ -49,9 +58,8 @@ static struct autoscale_spec spec1(enum autoscale_metric_type t,
 	return s;
 }
 
-static void set_rules(struct autoscale_rules *r, int32_t window,
-		      enum autoscale_select sel, size_t n,
-		      const struct autoscale_policy *p)
+static void set_rules(struct autoscale_rules *r, int32_t window, enum autoscale_select sel,
+		      size_t n, const struct autoscale_policy *p)
 {
 	memset(r, 0, sizeof(*r));
 	r->set_window = true;
@@ -81,24 +89,21 @@ static void hpa_defaults(struct autoscale_spec *s)
 
 /* horizontal_test.go's generateScalingRules: a zero value drops that
  * policy; the unset direction keeps the HPA default. */
-static void gen_rules(struct autoscale_rules *r, int32_t pods,
-		      int32_t pods_period, int32_t percent,
+static void gen_rules(struct autoscale_rules *r, int32_t pods, int32_t pods_period, int32_t percent,
 		      int32_t percent_period, int32_t window)
 {
 	struct autoscale_policy p[2];
 	size_t n = 0;
 
 	if (pods)
-		p[n++] = (struct autoscale_policy){ AUTOSCALE_POLICY_PODS, pods,
-						    pods_period };
+		p[n++] = (struct autoscale_policy){ AUTOSCALE_POLICY_PODS, pods, pods_period };
 	if (percent)
-		p[n++] = (struct autoscale_policy){ AUTOSCALE_POLICY_PERCENT,
-						    percent, percent_period };
+		p[n++] = (struct autoscale_policy){ AUTOSCALE_POLICY_PERCENT, percent,
+						    percent_period };
 	set_rules(r, window, AUTOSCALE_SELECT_MAX, n, p);
 }
 
-static void fill_pods(struct autoscale_pod *pods, const struct tpod *tp,
-		      size_t n)
+static void fill_pods(struct autoscale_pod *pods, const struct tpod *tp, size_t n)
 {
 	memset(pods, 0, n * sizeof(*pods));
 	for (size_t k = 0; k < n; k++) {
@@ -110,8 +115,7 @@ static void fill_pods(struct autoscale_pod *pods, const struct tpod *tp,
 	}
 }
 
-static struct autoscale_input input(const struct autoscale_spec *s,
-				    int32_t current,
+static struct autoscale_input input(const struct autoscale_spec *s, int32_t current,
 				    const struct autoscale_pod *pods, size_t n)
 {
 	struct autoscale_input in;
@@ -126,8 +130,7 @@ static struct autoscale_input input(const struct autoscale_spec *s,
 }
 
 /* The replica calculator alone: metric 0's proposal, or -1 if invalid. */
-static int32_t calc(const struct autoscale_spec *s, int32_t current,
-		    const struct tpod *tp, size_t n)
+static int32_t calc(const struct autoscale_spec *s, int32_t current, const struct tpod *tp, size_t n)
 {
 	struct autoscale_pod pods[16];
 	struct autoscale_input in;
@@ -142,8 +145,8 @@ static int32_t calc(const struct autoscale_spec *s, int32_t current,
 }
 
 /* A service-level metric 0 of value v with the pods given. */
-static int32_t calc_service(const struct autoscale_spec *s, int32_t current,
-			    double v, const struct tpod *tp, size_t n)
+static int32_t calc_service(const struct autoscale_spec *s, int32_t current, double v,
+			    const struct tpod *tp, size_t n)
 {
 	struct autoscale_pod pods[16];
 	struct autoscale_service sv = { 1, { v } };
@@ -178,11 +181,10 @@ static void hpa_resource_scale(void **state)
 	/* "scale down: exclude unready pods" */
 	const struct tpod down_unready[] = { R(10), R(30), R(50), U(25), U(25) };
 	/* "scale down: exclude unscheduled pods" (pending, no metrics) */
-	const struct tpod down_pending[] = { R(10), U(MISSING), U(MISSING),
-					     U(MISSING), U(MISSING) };
+	const struct tpod down_pending[] = { R(10), U(MISSING), U(MISSING), U(MISSING), U(MISSING) };
 	/* "scale down: failed pods ignored", "...being deleted are ignored" */
-	const struct tpod down_failed[] = { R(10), R(30), R(50), R(25), R(25),
-					    I(MISSING), I(MISSING) };
+	const struct tpod down_failed[] = { R(10), R(30),      R(50),     R(25),
+					    R(25), I(MISSING), I(MISSING) };
 	(void)state;
 
 	assert_int_equal(calc(&s30, 3, up, N(up)), 5);
@@ -234,17 +236,15 @@ static void hpa_configurable_tolerance(void **state)
 	(void)state;
 
 	for (size_t k = 0; k < N(cases); k++) {
-		struct autoscale_spec s =
-			spec1(AUTOSCALE_GPU_UTILIZATION, 100, 1, 100);
-		const struct tpod p[] = { R(cases[k].v[0]), R(cases[k].v[1]),
-					  R(cases[k].v[2]) };
+		struct autoscale_spec s = spec1(AUTOSCALE_GPU_UTILIZATION, 100, 1, 100);
+		const struct tpod p[] = { R(cases[k].v[0]), R(cases[k].v[1]), R(cases[k].v[2]) };
 		s.behavior.scale_down.set_tolerance = true;
 		s.behavior.scale_down.tolerance = cases[k].down;
 		s.behavior.scale_up.set_tolerance = true;
 		s.behavior.scale_up.tolerance = cases[k].up;
 		if (calc(&s, 3, p, 3) != cases[k].want)
-			fail_msg("%s: got %d, want %d", cases[k].name,
-				 calc(&s, 3, p, 3), cases[k].want);
+			fail_msg("%s: got %d, want %d", cases[k].name, calc(&s, 3, p, 3),
+				 cases[k].want);
 	}
 }
 
@@ -254,13 +254,11 @@ static void hpa_configurable_tolerance(void **state)
 static void hpa_missing_metrics(void **state)
 {
 	struct autoscale_spec s100 = spec1(AUTOSCALE_GPU_UTILIZATION, 100, 1, 100);
-	struct autoscale_spec qps = spec1(AUTOSCALE_REQUESTS_PER_SECOND, 20000,
-					  1, 100);
+	struct autoscale_spec qps = spec1(AUTOSCALE_REQUESTS_PER_SECOND, 20000, 1, 100);
 	/* 40% and 9.5%, two pods silent: (49.5 + 2 * 100) / 4 -> ceil(2.495). */
 	const struct tpod missing[] = { R(40), R(9.5), R(MISSING), R(MISSING) };
 	/* Exactly at target: missing pods are not filled in at all. */
-	const struct tpod eq[] = { R(20000), R(19000), R(21000), R(MISSING),
-				   R(MISSING) };
+	const struct tpod eq[] = { R(20000), R(19000), R(21000), R(MISSING), R(MISSING) };
 	const struct tpod gt[] = { R(190), R(MISSING) };
 	const struct tpod lt[] = { R(60), R(MISSING) };
 	(void)state;
@@ -277,8 +275,7 @@ static void hpa_missing_metrics(void **state)
 static void hpa_missing_and_unready(void **state)
 {
 	struct autoscale_spec s50 = spec1(AUTOSCALE_GPU_UTILIZATION, 50, 1, 100);
-	struct autoscale_spec qps = spec1(AUTOSCALE_REQUESTS_PER_SECOND, 17000,
-					  1, 100);
+	struct autoscale_spec qps = spec1(AUTOSCALE_REQUESTS_PER_SECOND, 17000, 1, 100);
 	const struct tpod change[] = { U(10), R(45), R(MISSING) };
 	const struct tpod up[] = { U(10), R(200), R(MISSING) };
 	const struct tpod down[] = { U(10), R(10), R(10), R(MISSING) };
@@ -327,8 +324,7 @@ static void hpa_object_metric(void **state)
 	struct autoscale_spec s1 = spec1(AUTOSCALE_CUSTOM, 0.001, 1, 100);
 	const struct tpod three[] = { R(MISSING), R(MISSING), R(MISSING) };
 	const struct tpod unready[] = { U(MISSING), R(MISSING), U(MISSING) };
-	const struct tpod five[] = { R(MISSING), R(MISSING), R(MISSING),
-				     R(MISSING), R(MISSING) };
+	const struct tpod five[] = { R(MISSING), R(MISSING), R(MISSING), R(MISSING), R(MISSING) };
 	(void)state;
 
 	assert_int_equal(calc_service(&s15, 3, 20000, three, 3), 4);
@@ -359,9 +355,8 @@ static void hpa_empty_metrics(void **state)
 /* One full evaluation with the HPA's default behavior. An "old" entry
  * stands in for the Go tests' empty, non-nil recommendation list, which
  * skips recordInitialRecommendation. */
-static struct autoscale_result evaluate(struct autoscale_spec *s,
-					int32_t current, const struct tpod *tp,
-					size_t n, bool fresh)
+static struct autoscale_result evaluate(struct autoscale_spec *s, int32_t current,
+					const struct tpod *tp, size_t n, bool fresh)
 {
 	const struct autoscale_recommendation old = { NOW - 3600 * SEC, 1 };
 	struct autoscale_pod pods[16];
@@ -378,12 +373,11 @@ static struct autoscale_result evaluate(struct autoscale_spec *s,
 	return res;
 }
 
-#define expect(res, want_desired, want_reason)                                \
-	do {                                                                  \
-		if ((res).desired != (want_desired) ||                        \
-		    strcmp((res).reason, (want_reason)) != 0)                 \
-			fail_msg("got %d %s, want %d %s", (res).desired,      \
-				 (res).reason, (want_desired), (want_reason));  \
+#define expect(res, want_desired, want_reason) \
+	do { \
+		if ((res).desired != (want_desired) || strcmp((res).reason, (want_reason)) != 0) \
+			fail_msg("got %d %s, want %d %s", (res).desired, (res).reason, \
+				 (want_desired), (want_reason)); \
 	} while (0)
 
 /* horizontal_test.go through the whole decision. */
@@ -394,8 +388,8 @@ static void hpa_controller_cases(void **state)
 	const struct tpod up3[] = { R(30), R(50), R(70) };
 	const struct tpod down5[] = { R(10), R(30), R(50), R(25), R(25) };
 	const struct tpod down_unready[] = { R(10), R(30), R(50), U(25), U(25) };
-	const struct tpod down_failed[] = { R(10), R(30), R(50), R(25), R(25),
-					    I(MISSING), I(MISSING) };
+	const struct tpod down_failed[] = { R(10), R(30),      R(50),     R(25),
+					    R(25), I(MISSING), I(MISSING) };
 	const struct tpod min3[] = { R(10.0 / 9), R(9.5), R(10.0 / 11) };
 	const struct tpod zero3[] = { R(0), R(0), R(0) };
 	const struct tpod max3[] = { R(8000.0 / 9), R(950), R(1000.0 / 11) };
@@ -641,15 +635,15 @@ static void hpa_select_min(void **state)
 
 /* generateEventsUniformDistribution: n events spread over the last
  * period seconds, each in the middle of its segment. */
-static size_t uniform_events(struct autoscale_scale_event *ev,
-			     const int *changes, size_t n, int period)
+static size_t uniform_events(struct autoscale_scale_event *ev, const int *changes, size_t n,
+			     int period)
 {
 	double seg = (double)period / (double)n;
 
 	for (size_t k = 0; k < n; k++) {
 		double ago = (double)period - seg * (double)(k + 1) + seg / 2;
-		ev[k] = (struct autoscale_scale_event){
-			NOW - (int64_t)(ago * 1000), changes[k], false };
+		ev[k] = (struct autoscale_scale_event){ NOW - (int64_t)(ago * 1000), changes[k],
+							false };
 	}
 	return n;
 }
@@ -657,8 +651,8 @@ static size_t uniform_events(struct autoscale_scale_event *ev,
 /* TestScalingWithRules, every case (convertDesiredReplicasWithBehaviorRate). */
 static void hpa_scaling_with_rules(void **state)
 {
-	static const int e159[] = { 1, 5, 9 }, e246[] = { 2, 4, 6 },
-			 e101010[] = { 10, 10, 10 }, e812911[] = { 8, 12, 9, 11 };
+	static const int e159[] = { 1, 5, 9 }, e246[] = { 2, 4, 6 }, e101010[] = { 10, 10, 10 },
+			 e812911[] = { 8, 12, 9, 11 };
 	static const struct {
 		const char *name;
 		const int *up_ev, *down_ev;
@@ -668,147 +662,553 @@ static void hpa_scaling_with_rules(void **state)
 		int32_t current, desired, want;
 		const char *cond;
 	} c[] = {
-		{ "prenormalized desired replicas within range", NULL, NULL, 0, 0,
-		  3, 8, {-1}, {-1}, 5, 7, 7, "DesiredWithinRange" },
-		{ "prenormalized desired replicas < minReplicas", NULL, NULL, 0, 0,
-		  2, 8, {-1}, {-1}, 3, 1, 2, "TooFewReplicas" },
-		{ "desired replicas within range when minReplicas is 0", NULL,
-		  NULL, 0, 0, 0, 10, {-1}, {-1}, 1, 0, 0, "DesiredWithinRange" },
+		{ "prenormalized desired replicas within range",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  3,
+		  8,
+		  { -1 },
+		  { -1 },
+		  5,
+		  7,
+		  7,
+		  "DesiredWithinRange" },
+		{ "prenormalized desired replicas < minReplicas",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  2,
+		  8,
+		  { -1 },
+		  { -1 },
+		  3,
+		  1,
+		  2,
+		  "TooFewReplicas" },
+		{ "desired replicas within range when minReplicas is 0",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  0,
+		  10,
+		  { -1 },
+		  { -1 },
+		  1,
+		  0,
+		  0,
+		  "DesiredWithinRange" },
 		{ "maxReplicas is the limit because maxReplicas < scaleUpLimit",
-		  NULL, NULL, 0, 0, 1, 10, {-1}, {-1}, 20, 1000, 10,
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  10,
+		  { -1 },
+		  { -1 },
+		  20,
+		  1000,
+		  10,
 		  "TooManyReplicas" },
 		{ "desired replica count is more than the maximum replica count",
-		  NULL, NULL, 0, 0, 100, 150, {-1}, {-1}, 100, 1000, 150,
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  100,
+		  150,
+		  { -1 },
+		  { -1 },
+		  100,
+		  1000,
+		  150,
 		  "TooManyReplicas" },
-		{ "scaleUpLimit < maxReplicas with user policies", NULL, NULL, 0,
-		  0, 1, 2000, { 0, 0, 1, 60, 0 }, {-1}, 3, 1000, 4,
+		{ "scaleUpLimit < maxReplicas with user policies",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  2000,
+		  { 0, 0, 1, 60, 0 },
+		  { -1 },
+		  3,
+		  1000,
+		  4,
 		  "ScaleUpLimit" },
-		{ "scaleDownLimit > minReplicas with user defined policies", NULL,
-		  NULL, 0, 0, 3, 2000, {-1}, { 20, 60, 0, 0, 0 }, 1000, 3, 980,
+		{ "scaleDownLimit > minReplicas with user defined policies",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  3,
+		  2000,
+		  { -1 },
+		  { 20, 60, 0, 0, 0 },
+		  1000,
+		  3,
+		  980,
 		  "ScaleDownLimit" },
-		{ "scaleUp with default behavior", NULL, NULL, 0, 0, 1, 1000,
-		  {-1}, {-1}, 10, 50, 20, "ScaleUpLimit" },
-		{ "scaleUp with pods policy larger than percent policy", NULL,
-		  NULL, 0, 0, 1, 1000, { 100, 60, 100, 60, 0 }, {-1}, 10, 500,
-		  110, "ScaleUpLimit" },
-		{ "scaleUp with percent policy larger than pods policy", NULL,
-		  NULL, 0, 0, 1, 1000, { 2, 60, 100, 60, 0 }, {-1}, 10, 500, 20,
+		{ "scaleUp with default behavior",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { -1 },
+		  10,
+		  50,
+		  20,
+		  "ScaleUpLimit" },
+		{ "scaleUp with pods policy larger than percent policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 100, 60, 100, 60, 0 },
+		  { -1 },
+		  10,
+		  500,
+		  110,
+		  "ScaleUpLimit" },
+		{ "scaleUp with percent policy larger than pods policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 2, 60, 100, 60, 0 },
+		  { -1 },
+		  10,
+		  500,
+		  20,
 		  "ScaleUpLimit" },
 		{ "scaleUp with spec MaxReplicas limitation with large pod policy",
-		  NULL, NULL, 0, 0, 1, 1000, { 100, 60, 0, 0, 0 }, {-1}, 10, 50,
-		  50, "DesiredWithinRange" },
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 100, 60, 0, 0, 0 },
+		  { -1 },
+		  10,
+		  50,
+		  50,
+		  "DesiredWithinRange" },
 		{ "scaleUp with spec MaxReplicas limitation with large percent "
-		  "policy", NULL, NULL, 0, 0, 1, 1000, { 10000, 60, 0, 0, 0 },
-		  {-1}, 10, 50, 50, "DesiredWithinRange" },
-		{ "scaleUp with pod policy limitation", NULL, NULL, 0, 0, 1, 1000,
-		  { 30, 60, 0, 0, 0 }, {-1}, 10, 50, 40, "ScaleUpLimit" },
-		{ "scaleUp with percent policy limitation", NULL, NULL, 0, 0, 1,
-		  1000, { 0, 0, 200, 60, 0 }, {-1}, 10, 50, 30, "ScaleUpLimit" },
-		{ "scaleDown with percent policy larger than pod policy", NULL,
-		  NULL, 0, 0, 1, 1000, {-1}, { 20, 60, 1, 60, 300 }, 100, 2, 80,
+		  "policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 10000, 60, 0, 0, 0 },
+		  { -1 },
+		  10,
+		  50,
+		  50,
+		  "DesiredWithinRange" },
+		{ "scaleUp with pod policy limitation",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 30, 60, 0, 0, 0 },
+		  { -1 },
+		  10,
+		  50,
+		  40,
+		  "ScaleUpLimit" },
+		{ "scaleUp with percent policy limitation",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { 0, 0, 200, 60, 0 },
+		  { -1 },
+		  10,
+		  50,
+		  30,
+		  "ScaleUpLimit" },
+		{ "scaleDown with percent policy larger than pod policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { 20, 60, 1, 60, 300 },
+		  100,
+		  2,
+		  80,
 		  "ScaleDownLimit" },
-		{ "scaleDown with pod policy larger than percent policy", NULL,
-		  NULL, 0, 0, 1, 1000, {-1}, { 2, 60, 1, 60, 300 }, 100, 2, 98,
+		{ "scaleDown with pod policy larger than percent policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { 2, 60, 1, 60, 300 },
+		  100,
+		  2,
+		  98,
 		  "ScaleDownLimit" },
 		{ "scaleDown with spec MinReplicas limitation with large pod "
-		  "policy", NULL, NULL, 0, 0, 1, 1000, {-1},
-		  { 100, 60, 0, 0, 300 }, 10, 0, 1, "TooFewReplicas" },
+		  "policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { 100, 60, 0, 0, 300 },
+		  10,
+		  0,
+		  1,
+		  "TooFewReplicas" },
 		{ "scaleDown with spec MinReplicas limitation with large percent "
-		  "policy", NULL, NULL, 0, 0, 5, 1000, {-1},
-		  { 0, 0, 100, 60, 300 }, 10, 2, 5, "TooFewReplicas" },
-		{ "scaleDown with pod policy limitation", NULL, NULL, 0, 0, 1,
-		  1000, {-1}, { 5, 60, 0, 0, 300 }, 10, 2, 5, "ScaleDownLimit" },
-		{ "scaleDown with percent policy limitation", NULL, NULL, 0, 0, 1,
-		  1000, {-1}, { 0, 0, 50, 60, 300 }, 10, 5, 5,
+		  "policy",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  5,
+		  1000,
+		  { -1 },
+		  { 0, 0, 100, 60, 300 },
+		  10,
+		  2,
+		  5,
+		  "TooFewReplicas" },
+		{ "scaleDown with pod policy limitation",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { 5, 60, 0, 0, 300 },
+		  10,
+		  2,
+		  5,
+		  "ScaleDownLimit" },
+		{ "scaleDown with percent policy limitation",
+		  NULL,
+		  NULL,
+		  0,
+		  0,
+		  1,
+		  1000,
+		  { -1 },
+		  { 0, 0, 50, 60, 300 },
+		  10,
+		  5,
+		  5,
 		  "DesiredWithinRange" },
 		{ "scaleUp with spec MaxReplicas limitation with large pod policy "
-		  "and events", e159, NULL, 3, 0, 1, 200, { 300, 60, 0, 0, 0 },
-		  {-1}, 100, 500, 200, "TooManyReplicas" },
+		  "and events",
+		  e159,
+		  NULL,
+		  3,
+		  0,
+		  1,
+		  200,
+		  { 300, 60, 0, 0, 0 },
+		  { -1 },
+		  100,
+		  500,
+		  200,
+		  "TooManyReplicas" },
 		{ "scaleUp with spec MaxReplicas limitation with large percent "
-		  "policy and events", e159, NULL, 3, 0, 1, 200,
-		  { 0, 0, 10000, 60, 0 }, {-1}, 100, 500, 200, "TooManyReplicas" },
+		  "policy and events",
+		  e159,
+		  NULL,
+		  3,
+		  0,
+		  1,
+		  200,
+		  { 0, 0, 10000, 60, 0 },
+		  { -1 },
+		  100,
+		  500,
+		  200,
+		  "TooManyReplicas" },
 		{ "scaleUp with currentReplicas limitation with rate.PeriodSeconds "
-		  "with a lot of recent scale up events", e159, NULL, 3, 0, 1, 1000,
-		  { 5, 120, 0, 0, 0 }, {-1}, 100, 500, 100, "ScaleUpLimit" },
-		{ "scaleUp with pod policy and previous scale up events", e159,
-		  NULL, 3, 0, 1, 1000, { 150, 120, 0, 0, 0 }, {-1}, 100, 500,
-		  235, "ScaleUpLimit" },
-		{ "scaleUp with percent policy and previous scale up events", e159,
-		  NULL, 3, 0, 1, 1000, { 0, 0, 200, 120, 0 }, {-1}, 100, 500, 255,
+		  "with a lot of recent scale up events",
+		  e159,
+		  NULL,
+		  3,
+		  0,
+		  1,
+		  1000,
+		  { 5, 120, 0, 0, 0 },
+		  { -1 },
+		  100,
+		  500,
+		  100,
 		  "ScaleUpLimit" },
-		{ "scaleDown with default policy and previous events", NULL, e159,
-		  0, 3, 1, 1000, {-1}, {-1}, 10, 5, 5, "DesiredWithinRange" },
+		{ "scaleUp with pod policy and previous scale up events",
+		  e159,
+		  NULL,
+		  3,
+		  0,
+		  1,
+		  1000,
+		  { 150, 120, 0, 0, 0 },
+		  { -1 },
+		  100,
+		  500,
+		  235,
+		  "ScaleUpLimit" },
+		{ "scaleUp with percent policy and previous scale up events",
+		  e159,
+		  NULL,
+		  3,
+		  0,
+		  1,
+		  1000,
+		  { 0, 0, 200, 120, 0 },
+		  { -1 },
+		  100,
+		  500,
+		  255,
+		  "ScaleUpLimit" },
+		{ "scaleDown with default policy and previous events",
+		  NULL,
+		  e159,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { -1 },
+		  10,
+		  5,
+		  5,
+		  "DesiredWithinRange" },
 		{ "scaleDown with spec MinReplicas=nil limitation with large pod "
-		  "policy and previous events", NULL, e159, 0, 3, 1, 1000, {-1},
-		  { 115, 120, 0, 0, 300 }, 100, 0, 1, "TooFewReplicas" },
+		  "policy and previous events",
+		  NULL,
+		  e159,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { 115, 120, 0, 0, 300 },
+		  100,
+		  0,
+		  1,
+		  "TooFewReplicas" },
 		{ "scaleDown with spec MinReplicas limitation with large pod "
-		  "policy and previous events", NULL, e159, 0, 3, 5, 1000, {-1},
-		  { 130, 120, 0, 0, 300 }, 100, 0, 5, "TooFewReplicas" },
+		  "policy and previous events",
+		  NULL,
+		  e159,
+		  0,
+		  3,
+		  5,
+		  1000,
+		  { -1 },
+		  { 130, 120, 0, 0, 300 },
+		  100,
+		  0,
+		  5,
+		  "TooFewReplicas" },
 		{ "scaleDown with spec MinReplicas limitation with large percent "
-		  "policy and previous events", NULL, e159, 0, 3, 5, 1000, {-1},
-		  { 0, 0, 100, 120, 300 }, 100, 2, 5, "TooFewReplicas" },
-		{ "scaleDown with pod policy limitation and previous events", NULL,
-		  e159, 0, 3, 1, 1000, {-1}, { 5, 120, 0, 0, 300 }, 100, 2, 100,
+		  "policy and previous events",
+		  NULL,
+		  e159,
+		  0,
+		  3,
+		  5,
+		  1000,
+		  { -1 },
+		  { 0, 0, 100, 120, 300 },
+		  100,
+		  2,
+		  5,
+		  "TooFewReplicas" },
+		{ "scaleDown with pod policy limitation and previous events",
+		  NULL,
+		  e159,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { 5, 120, 0, 0, 300 },
+		  100,
+		  2,
+		  100,
 		  "ScaleDownLimit" },
 		{ "scaleDown with percent policy limitation and previous events",
-		  NULL, e246, 0, 3, 1, 1000, {-1}, { 0, 0, 50, 120, 300 }, 100, 0,
-		  56, "ScaleDownLimit" },
+		  NULL,
+		  e246,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { 0, 0, 50, 120, 300 },
+		  100,
+		  0,
+		  56,
+		  "ScaleDownLimit" },
 		{ "scaleDown with previous events preventing further scale down",
-		  NULL, e101010, 0, 3, 1, 1000, {-1}, { 0, 0, 10, 120, 300 }, 100,
-		  0, 100, "ScaleDownLimit" },
+		  NULL,
+		  e101010,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { 0, 0, 10, 120, 300 },
+		  100,
+		  0,
+		  100,
+		  "ScaleDownLimit" },
 		{ "scaleDown with with previous events still allowing more scale "
-		  "down", NULL, e101010, 0, 3, 1, 1000, {-1},
-		  { 0, 0, 1000, 120, 300 }, 10, 5, 5, "DesiredWithinRange" },
+		  "down",
+		  NULL,
+		  e101010,
+		  0,
+		  3,
+		  1,
+		  1000,
+		  { -1 },
+		  { 0, 0, 1000, 120, 300 },
+		  10,
+		  5,
+		  5,
+		  "DesiredWithinRange" },
 		{ "check 'outdated' flag for events for one behavior for up",
-		  e812911, NULL, 4, 0, 1, 1000, { 1000, 60, 0, 0, 0 }, {-1}, 100,
-		  200, 200, "DesiredWithinRange" },
+		  e812911,
+		  NULL,
+		  4,
+		  0,
+		  1,
+		  1000,
+		  { 1000, 60, 0, 0, 0 },
+		  { -1 },
+		  100,
+		  200,
+		  200,
+		  "DesiredWithinRange" },
 		{ "check that events were not marked 'outdated' for two different "
-		  "policies in the behavior for up", e812911, NULL, 4, 0, 1, 1000,
-		  { 1000, 120, 100, 60, 0 }, {-1}, 100, 200, 200,
+		  "policies in the behavior for up",
+		  e812911,
+		  NULL,
+		  4,
+		  0,
+		  1,
+		  1000,
+		  { 1000, 120, 100, 60, 0 },
+		  { -1 },
+		  100,
+		  200,
+		  200,
 		  "DesiredWithinRange" },
 		{ "check that events were marked 'outdated' for two different "
-		  "policies in the behavior for up", e812911, NULL, 4, 0, 1, 1000,
-		  { 1000, 30, 100, 60, 0 }, {-1}, 100, 200, 200,
+		  "policies in the behavior for up",
+		  e812911,
+		  NULL,
+		  4,
+		  0,
+		  1,
+		  1000,
+		  { 1000, 30, 100, 60, 0 },
+		  { -1 },
+		  100,
+		  200,
+		  200,
 		  "DesiredWithinRange" },
 		{ "check 'outdated' flag for events for one behavior for down",
-		  NULL, e812911, 0, 4, 1, 1000, {-1}, { 1000, 60, 0, 0, 300 }, 100,
-		  5, 5, "DesiredWithinRange" },
+		  NULL,
+		  e812911,
+		  0,
+		  4,
+		  1,
+		  1000,
+		  { -1 },
+		  { 1000, 60, 0, 0, 300 },
+		  100,
+		  5,
+		  5,
+		  "DesiredWithinRange" },
 		{ "check that events were not marked 'outdated' for two different "
-		  "policies in the behavior for down", NULL, e812911, 0, 4, 1, 1000,
-		  {-1}, { 1000, 120, 100, 60, 300 }, 100, 5, 5,
+		  "policies in the behavior for down",
+		  NULL,
+		  e812911,
+		  0,
+		  4,
+		  1,
+		  1000,
+		  { -1 },
+		  { 1000, 120, 100, 60, 300 },
+		  100,
+		  5,
+		  5,
 		  "DesiredWithinRange" },
 		{ "check that events were marked 'outdated' for two different "
-		  "policies in the behavior for down", NULL, e812911, 0, 4, 1, 1000,
-		  {-1}, { 1000, 30, 100, 60, 300 }, 100, 5, 5,
+		  "policies in the behavior for down",
+		  NULL,
+		  e812911,
+		  0,
+		  4,
+		  1,
+		  1000,
+		  { -1 },
+		  { 1000, 30, 100, 60, 300 },
+		  100,
+		  5,
+		  5,
 		  "DesiredWithinRange" },
 	};
 	(void)state;
 
 	for (size_t k = 0; k < N(c); k++) {
-		struct autoscale_spec s = spec1(AUTOSCALE_QUEUE_DEPTH, 1, c[k].min,
-						c[k].max);
+		struct autoscale_spec s = spec1(AUTOSCALE_QUEUE_DEPTH, 1, c[k].min, c[k].max);
 		struct autoscale_scale_event up[4], down[4];
 		struct autoscale_input in = input(&s, c[k].current, NULL, 0);
 		struct autoscale_step st;
 
 		hpa_defaults(&s);
 		if (c[k].up[0] >= 0)
-			gen_rules(&s.behavior.scale_up, c[k].up[0], c[k].up[1],
-				  c[k].up[2], c[k].up[3], c[k].up[4]);
+			gen_rules(&s.behavior.scale_up, c[k].up[0], c[k].up[1], c[k].up[2],
+				  c[k].up[3], c[k].up[4]);
 		if (c[k].down[0] >= 0)
-			gen_rules(&s.behavior.scale_down, c[k].down[0],
-				  c[k].down[1], c[k].down[2], c[k].down[3],
-				  c[k].down[4]);
+			gen_rules(&s.behavior.scale_down, c[k].down[0], c[k].down[1], c[k].down[2],
+				  c[k].down[3], c[k].down[4]);
 		in.up_events = up;
-		in.n_up_events = c[k].n_up_ev ?
-			uniform_events(up, c[k].up_ev, c[k].n_up_ev, 120) : 0;
+		in.n_up_events = c[k].n_up_ev ? uniform_events(up, c[k].up_ev, c[k].n_up_ev, 120) : 0;
 		in.down_events = down;
 		in.n_down_events = c[k].n_down_ev ?
-			uniform_events(down, c[k].down_ev, c[k].n_down_ev, 120) : 0;
+					   uniform_events(down, c[k].down_ev, c[k].n_down_ev, 120) :
+					   0;
 		assert_int_equal(autoscale_rate_limit(&in, c[k].desired, &st), 0);
 		if (st.replicas != c[k].want || strcmp(st.reason, c[k].cond))
-			fail_msg("%s: got %d %s, want %d %s", c[k].name,
-				 st.replicas, st.reason, c[k].want, c[k].cond);
+			fail_msg("%s: got %d %s, want %d %s", c[k].name, st.replicas, st.reason,
+				 c[k].want, c[k].cond);
 	}
 }
 
@@ -828,26 +1228,57 @@ static void hpa_normalize_with_behavior(void **state)
 		int n_stored;
 		int32_t stored[5];
 	} c[] = {
-		{ "empty recommendations for scaling down", 0, {0}, {0}, 100, 5,
-		  5, 0, 0, 2, { 100, 5 } },
-		{ "simple scale down stabilization", 2, { 4, 5 }, { 2, 1 }, 100,
-		  3, 5, 0, 180, 3, { 4, 5, 3 } },
-		{ "simple scale up stabilization", 2, { 4, 5 }, { 2, 1 }, 1, 7, 4,
-		  300, 0, 3, { 4, 5, 7 } },
-		{ "no scale down stabilization", 2, { 1, 2 }, { 2, 1 }, 100, 3, 3,
-		  300, 0, 3, { 1, 2, 3 } },
-		{ "no scale up stabilization", 2, { 4, 5 }, { 2, 1 }, 1, 3, 3, 0,
-		  300, 3, { 4, 5, 3 } },
-		{ "no scale down stabilization, reuse recommendation element", 2,
-		  { 10, 9 }, { 10, 9 }, 100, 3, 3, 0, 0, 2, { 10, 3 } },
-		{ "no scale up stabilization, reuse recommendation element", 2,
-		  { 10, 9 }, { 10, 9 }, 1, 100, 100, 0, 0, 2, { 10, 100 } },
+		{ "empty recommendations for scaling down", 0, { 0 }, { 0 }, 100, 5, 5, 0, 0, 2, { 100, 5 } },
+		{ "simple scale down stabilization", 2, { 4, 5 }, { 2, 1 }, 100, 3, 5, 0, 180, 3, { 4, 5, 3 } },
+		{ "simple scale up stabilization", 2, { 4, 5 }, { 2, 1 }, 1, 7, 4, 300, 0, 3, { 4, 5, 7 } },
+		{ "no scale down stabilization", 2, { 1, 2 }, { 2, 1 }, 100, 3, 3, 300, 0, 3, { 1, 2, 3 } },
+		{ "no scale up stabilization", 2, { 4, 5 }, { 2, 1 }, 1, 3, 3, 0, 300, 3, { 4, 5, 3 } },
+		{ "no scale down stabilization, reuse recommendation element",
+		  2,
+		  { 10, 9 },
+		  { 10, 9 },
+		  100,
+		  3,
+		  3,
+		  0,
+		  0,
+		  2,
+		  { 10, 3 } },
+		{ "no scale up stabilization, reuse recommendation element",
+		  2,
+		  { 10, 9 },
+		  { 10, 9 },
+		  1,
+		  100,
+		  100,
+		  0,
+		  0,
+		  2,
+		  { 10, 100 } },
 		{ "scale down stabilization, reuse one of obsolete recommendation "
-		  "element", 4, { 10, 4, 5, 9 }, { 10, 1, 2, 9 }, 100, 3, 5, 0,
-		  180, 4, { 10, 4, 5, 3 } },
+		  "element",
+		  4,
+		  { 10, 4, 5, 9 },
+		  { 10, 1, 2, 9 },
+		  100,
+		  3,
+		  5,
+		  0,
+		  180,
+		  4,
+		  { 10, 4, 5, 3 } },
 		{ "scale up stabilization, reuse one of obsolete recommendation "
-		  "element", 4, { 10, 6, 5, 9 }, { 100, 1, 2, 3 }, 1, 100, 5, 300,
-		  0, 4, { 100, 6, 5, 9 } },
+		  "element",
+		  4,
+		  { 10, 6, 5, 9 },
+		  { 100, 1, 2, 3 },
+		  1,
+		  100,
+		  5,
+		  300,
+		  0,
+		  4,
+		  { 100, 6, 5, 9 } },
 	};
 	(void)state;
 
@@ -862,21 +1293,19 @@ static void hpa_normalize_with_behavior(void **state)
 		s.behavior.scale_up.set_window = true;
 		s.behavior.scale_up.stabilization_window_seconds = c[k].up_window;
 		s.behavior.scale_down.set_window = true;
-		s.behavior.scale_down.stabilization_window_seconds =
-			c[k].down_window;
+		s.behavior.scale_down.stabilization_window_seconds = c[k].down_window;
 		for (int i = 0; i < c[k].n; i++)
-			recs[i] = (struct autoscale_recommendation){
-				NOW - c[k].ago_min[i] * 60 * SEC, c[k].rec[i] };
+			recs[i] = (struct autoscale_recommendation){ NOW - c[k].ago_min[i] * 60 * SEC,
+								     c[k].rec[i] };
 		in = input(&s, c[k].current, NULL, 0);
 		in.recommendations = recs;
 		in.n_recommendations = (size_t)c[k].n;
 		assert_int_equal(autoscale_stabilize(&in, c[k].desired, &st), 0);
 		if (st.replicas != c[k].want)
-			fail_msg("%s: got %d, want %d", c[k].name, st.replicas,
-				 c[k].want);
+			fail_msg("%s: got %d, want %d", c[k].name, st.replicas, c[k].want);
 		assert_int_equal(autoscale_history_new(&h), 0);
-		assert_int_equal(autoscale_history_restore(h, recs, (size_t)c[k].n,
-							   NULL, 0, NULL, 0), 0);
+		assert_int_equal(autoscale_history_restore(h, recs, (size_t)c[k].n, NULL, 0, NULL, 0),
+				 0);
 		memset(&res, 0, sizeof(res));
 		res.current = c[k].current;
 		res.desired = c[k].current;
@@ -887,9 +1316,8 @@ static void hpa_normalize_with_behavior(void **state)
 		assert_int_equal(in.n_recommendations, c[k].n_stored);
 		for (int i = 0; i < c[k].n_stored; i++)
 			if (in.recommendations[i].replicas != c[k].stored[i])
-				fail_msg("%s: stored[%d] = %d, want %d", c[k].name,
-					 i, in.recommendations[i].replicas,
-					 c[k].stored[i]);
+				fail_msg("%s: stored[%d] = %d, want %d", c[k].name, i,
+					 in.recommendations[i].replicas, c[k].stored[i]);
 		autoscale_history_free(h);
 	}
 }
@@ -910,33 +1338,69 @@ static void hpa_store_scale_events(void **state)
 		int32_t next[4];
 		bool outdated[4];
 	} c[] = {
-		{ "empty entries with two-policy-behavior", 0, {0}, {0},
-		  { 10, 60, 100, 60, 0 }, 0, 1, { 5 }, { false } },
-		{ "one outdated entry to be replaced with behavior", 1, { 7 },
-		  { 61 }, { 10, 60, 100, 60, 0 }, 0, 1, { 5 }, { false } },
-		{ "one actual entry to be not touched with behavior", 1, { 7 },
-		  { 58 }, { 10, 60, 100, 60, 0 }, 7, 2, { 7, 5 },
+		{ "empty entries with two-policy-behavior",
+		  0,
+		  { 0 },
+		  { 0 },
+		  { 10, 60, 100, 60, 0 },
+		  0,
+		  1,
+		  { 5 },
+		  { false } },
+		{ "one outdated entry to be replaced with behavior",
+		  1,
+		  { 7 },
+		  { 61 },
+		  { 10, 60, 100, 60, 0 },
+		  0,
+		  1,
+		  { 5 },
+		  { false } },
+		{ "one actual entry to be not touched with behavior",
+		  1,
+		  { 7 },
+		  { 58 },
+		  { 10, 60, 100, 60, 0 },
+		  7,
+		  2,
+		  { 7, 5 },
 		  { false, false } },
-		{ "two entries, one of them to be replaced", 2, { 7, 6 },
-		  { 61, 59 }, { 10, 60, 0, 0, 0 }, 6, 2, { 5, 6 },
+		{ "two entries, one of them to be replaced",
+		  2,
+		  { 7, 6 },
+		  { 61, 59 },
+		  { 10, 60, 0, 0, 0 },
+		  6,
+		  2,
+		  { 5, 6 },
 		  { false, false } },
-		{ "replace one entry, use policies with different periods", 4,
-		  { 8, 6, 7, 9 }, { 29, 59, 61, 61 }, { 10, 60, 100, 30, 0 }, 14,
-		  4, { 8, 6, 7, 5 }, { false, false, true, false } },
-		{ "two entries, both actual", 2, { 7, 6 }, { 58, 59 },
-		  { 10, 120, 100, 30, 0 }, 13, 3, { 7, 6, 5 },
+		{ "replace one entry, use policies with different periods",
+		  4,
+		  { 8, 6, 7, 9 },
+		  { 29, 59, 61, 61 },
+		  { 10, 60, 100, 30, 0 },
+		  14,
+		  4,
+		  { 8, 6, 7, 5 },
+		  { false, false, true, false } },
+		{ "two entries, both actual",
+		  2,
+		  { 7, 6 },
+		  { 58, 59 },
+		  { 10, 120, 100, 30, 0 },
+		  13,
+		  3,
+		  { 7, 6, 5 },
 		  { false, false, false } },
 	};
 	(void)state;
 
 	for (size_t k = 0; k < N(c); k++) {
 		for (int dir = 0; dir < 2; dir++) {
-			struct autoscale_spec s =
-				spec1(AUTOSCALE_QUEUE_DEPTH, 1, 0, 10000);
-			struct autoscale_rules *rules = dir ?
-				&s.behavior.scale_down : &s.behavior.scale_up;
-			const struct autoscale_policy probe = {
-				AUTOSCALE_POLICY_PODS, 100, 60 };
+			struct autoscale_spec s = spec1(AUTOSCALE_QUEUE_DEPTH, 1, 0, 10000);
+			struct autoscale_rules *rules = dir ? &s.behavior.scale_down :
+							      &s.behavior.scale_up;
+			const struct autoscale_policy probe = { AUTOSCALE_POLICY_PODS, 100, 60 };
 			struct autoscale_scale_event prev[4];
 			const struct autoscale_scale_event *got;
 			struct autoscale_history *h;
@@ -946,32 +1410,30 @@ static void hpa_store_scale_events(void **state)
 			size_t n;
 
 			for (int i = 0; i < c[k].n_prev; i++)
-				prev[i] = (struct autoscale_scale_event){
-					NOW - c[k].ago[i] * SEC, c[k].prev[i],
-					false };
+				prev[i] = (struct autoscale_scale_event){ NOW - c[k].ago[i] * SEC,
+									  c[k].prev[i], false };
 			/* The change within 60 s, through the probe policy. */
 			in = input(&s, 10, NULL, 0);
-			set_rules(&s.behavior.scale_up, 0, AUTOSCALE_SELECT_MAX, 1,
-				  &probe);
+			set_rules(&s.behavior.scale_up, 0, AUTOSCALE_SELECT_MAX, 1, &probe);
 			in.up_events = prev;
 			in.n_up_events = (size_t)c[k].n_prev;
 			assert_int_equal(autoscale_rate_limit(&in, 10000, &st), 0);
 			assert_int_equal(st.replicas, 110 - c[k].want_change);
 			/* Store a change of 5 and compare the lists. */
 			memset(&s.behavior, 0, sizeof(s.behavior));
-			gen_rules(rules, c[k].rules[0], c[k].rules[1],
-				  c[k].rules[2], c[k].rules[3], c[k].rules[4]);
+			gen_rules(rules, c[k].rules[0], c[k].rules[1], c[k].rules[2], c[k].rules[3],
+				  c[k].rules[4]);
 			assert_int_equal(autoscale_history_new(&h), 0);
-			assert_int_equal(autoscale_history_restore(
-				h, NULL, 0, dir ? NULL : prev,
-				dir ? 0 : (size_t)c[k].n_prev, dir ? prev : NULL,
-				dir ? (size_t)c[k].n_prev : 0), 0);
+			assert_int_equal(autoscale_history_restore(h, NULL, 0, dir ? NULL : prev,
+								   dir ? 0 : (size_t)c[k].n_prev,
+								   dir ? prev : NULL,
+								   dir ? (size_t)c[k].n_prev : 0),
+					 0);
 			memset(&res, 0, sizeof(res));
 			res.current = 10;
 			res.desired = dir ? 5 : 15;
 			res.rescale = true;
-			assert_int_equal(autoscale_history_record(h, &s, &res, NOW),
-					 0);
+			assert_int_equal(autoscale_history_record(h, &s, &res, NOW), 0);
 			autoscale_history_attach(h, &in);
 			got = dir ? in.down_events : in.up_events;
 			n = dir ? in.n_down_events : in.n_up_events;
@@ -981,9 +1443,8 @@ static void hpa_store_scale_events(void **state)
 			for (size_t i = 0; i < n; i++)
 				if (got[i].change != c[k].next[i] ||
 				    got[i].outdated != c[k].outdated[i])
-					fail_msg("%s (%s): event %zu is %d/%d",
-						 c[k].name, dir ? "down" : "up",
-						 i, got[i].change,
+					fail_msg("%s (%s): event %zu is %d/%d", c[k].name,
+						 dir ? "down" : "up", i, got[i].change,
 						 got[i].outdated);
 			autoscale_history_free(h);
 		}
@@ -1027,10 +1488,9 @@ static void defaults_are_the_inference_rules(void **state)
 
 /* One evaluation under the defaults, recorded into h as the controller
  * would do after applying it. */
-static struct autoscale_result step(struct autoscale_history *h,
-				    const struct autoscale_spec *s,
-				    int32_t current, const struct autoscale_pod *p,
-				    size_t n, int64_t now)
+static struct autoscale_result step(struct autoscale_history *h, const struct autoscale_spec *s,
+				    int32_t current, const struct autoscale_pod *p, size_t n,
+				    int64_t now)
 {
 	struct autoscale_input in = input(s, current, p, n);
 	struct autoscale_result res;
@@ -1064,12 +1524,11 @@ static void inference_burst_scale_up(void **state)
 		int32_t want;
 		const char *reason;
 	} timeline[] = {
-		{ 0, 3, "ScaleUpLimit" },   /* max(ceil(2*1.5), 2+1) */
-		{ 10, 3, "ScaleUpLimit" },  /* the +1 is within 15 s */
-		{ 15, 5, "ScaleUpLimit" },  /* ceil(3*1.5) */
-		{ 30, 8, "ScaleUpLimit" },  /* ceil(5*1.5) */
-		{ 45, 10, "TooManyReplicas" },
-		{ 60, 10, "TooManyReplicas" },
+		{ 0, 3, "ScaleUpLimit" },  /* max(ceil(2*1.5), 2+1) */
+		{ 10, 3, "ScaleUpLimit" }, /* the +1 is within 15 s */
+		{ 15, 5, "ScaleUpLimit" }, /* ceil(3*1.5) */
+		{ 30, 8, "ScaleUpLimit" }, /* ceil(5*1.5) */
+		{ 45, 10, "TooManyReplicas" }, { 60, 10, "TooManyReplicas" },
 	};
 	(void)state;
 
@@ -1077,11 +1536,9 @@ static void inference_burst_scale_up(void **state)
 	for (size_t k = 0; k < N(timeline); k++) {
 		queue_pods(p, (size_t)cur, 30);
 		r = step(h, &s, cur, p, (size_t)cur, NOW + timeline[k].t * SEC);
-		if (r.desired != timeline[k].want ||
-		    strcmp(r.reason, timeline[k].reason))
-			fail_msg("t=%d: got %d %s, want %d %s", timeline[k].t,
-				 r.desired, r.reason, timeline[k].want,
-				 timeline[k].reason);
+		if (r.desired != timeline[k].want || strcmp(r.reason, timeline[k].reason))
+			fail_msg("t=%d: got %d %s, want %d %s", timeline[k].t, r.desired, r.reason,
+				 timeline[k].want, timeline[k].reason);
 		assert_string_equal(r.message, "QueueDepth above target");
 		cur = r.desired;
 	}
@@ -1104,8 +1561,7 @@ static void inference_slow_scale_down(void **state)
 		queue_pods(p, (size_t)cur, 0.5);
 		r = step(h, &s, cur, p, (size_t)cur, NOW + t * SEC);
 		if (r.desired != want)
-			fail_msg("t=%d: got %d (%s), want %d", t, r.desired,
-				 r.reason, want);
+			fail_msg("t=%d: got %d (%s), want %d", t, r.desired, r.reason, want);
 		if (t < 300)
 			assert_string_equal(r.reason, "ScaleDownStabilized");
 		cur = r.desired;
@@ -1125,14 +1581,12 @@ static void inference_down_needs_all_metrics_low(void **state)
 	(void)state;
 
 	s.n_metrics = 2;
-	s.metrics[1] = (struct autoscale_metric_spec){
-		AUTOSCALE_GPU_UTILIZATION, 70 };
+	s.metrics[1] = (struct autoscale_metric_spec){ AUTOSCALE_GPU_UTILIZATION, 70 };
 	assert_int_equal(autoscale_history_new(&h), 0);
 	/* The queue is empty, but the GPUs sit at their target: stay. */
 	for (int t = 0; t <= 600; t += 15) {
 		for (int k = 0; k < 4; k++)
-			p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 3,
-						       { 0, 71 } };
+			p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 3, { 0, 71 } };
 		r = step(h, &s, 4, p, 4, NOW + t * SEC);
 		assert_int_equal(r.desired, 4);
 		assert_int_equal(r.recommendation, 4);
@@ -1144,7 +1598,8 @@ static void inference_down_needs_all_metrics_low(void **state)
 	 */
 	for (int t = 615; t <= 1000; t += 15) {
 		for (int k = 0; k < 4; k++)
-			p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 3,
+			p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY,
+						       3,
 						       { t == 705 ? 5 : 0, 10 } };
 		r = step(h, &s, 4, p, 4, NOW + t * SEC);
 		if (r.desired != (t < 1005 ? 4 : 3))
@@ -1166,13 +1621,10 @@ static void inference_any_metric_breach(void **state)
 	(void)state;
 
 	s.n_metrics = 3;
-	s.metrics[1] = (struct autoscale_metric_spec){
-		AUTOSCALE_GPU_UTILIZATION, 70 };
-	s.metrics[2] = (struct autoscale_metric_spec){
-		AUTOSCALE_KV_CACHE_UTILIZATION, 90 };
+	s.metrics[1] = (struct autoscale_metric_spec){ AUTOSCALE_GPU_UTILIZATION, 70 };
+	s.metrics[2] = (struct autoscale_metric_spec){ AUTOSCALE_KV_CACHE_UTILIZATION, 90 };
 	for (int k = 0; k < 4; k++)
-		p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 7,
-					       { 2, 95, 80 } };
+		p[k] = (struct autoscale_pod){ AUTOSCALE_POD_READY, 7, { 2, 95, 80 } };
 	in = input(&s, 4, p, 4);
 	assert_int_equal(autoscale_evaluate(&in, &r), 0);
 	/* GPU: ceil(95/70*4) = 6 = ceil(4*1.5): not limited. */
@@ -1240,8 +1692,7 @@ static void inference_hold_when_metrics_fail(void **state)
 	assert_string_equal(r.active_reason, "FailedGetPodsMetric");
 	assert_non_null(strstr(r.message, "holding 6 replicas"));
 	/* A service metric without a value: the same. */
-	s.metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_LATENCY_P99,
-						       2000 };
+	s.metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_LATENCY_P99, 2000 };
 	in.service = &sv;
 	assert_int_equal(autoscale_evaluate(&in, &r), 0);
 	expect(r, 6, "FailedGetServiceMetric");
@@ -1324,8 +1775,7 @@ static void inference_service_latency(void **state)
 	assert_string_equal(r.message, "LatencyP99 above target");
 	assert_true(r.metrics[0].current == 3000);
 	/* TimeToFirstTokenP99 within the tolerance: no change. */
-	s.metrics[0] = (struct autoscale_metric_spec){
-		AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, 500 };
+	s.metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_TIME_TO_FIRST_TOKEN_P99, 500 };
 	sv.values[0] = 540;
 	assert_int_equal(autoscale_evaluate(&in, &r), 0);
 	expect(r, 5, "DesiredWithinRange");
@@ -1356,10 +1806,14 @@ static void spec_checks(void **state)
 		int field;
 		const char *msg;
 	} bad[] = {
-		{ 0, "minReplicas" }, { 1, "maxReplicas" }, { 2, "target" },
-		{ 3, "1 to 8" }, { 4, "scaleUp.policies[0]" },
+		{ 0, "minReplicas" },
+		{ 1, "maxReplicas" },
+		{ 2, "target" },
+		{ 3, "1 to 8" },
+		{ 4, "scaleUp.policies[0]" },
 		{ 5, "scaleDown.stabilizationWindowSeconds" },
-		{ 6, "scaleUp.policies must have" }, { 7, "tolerance" },
+		{ 6, "scaleUp.policies must have" },
+		{ 7, "tolerance" },
 		{ 8, "type is unknown" },
 	};
 	(void)state;
@@ -1369,30 +1823,44 @@ static void spec_checks(void **state)
 	for (size_t k = 0; k < N(bad); k++) {
 		s = spec1(AUTOSCALE_QUEUE_DEPTH, 5, 1, 10);
 		switch (bad[k].field) {
-		case 0: s.min_replicas = 11; break;
-		case 1: s.max_replicas = 0; s.min_replicas = 0; break;
-		case 2: s.metrics[0].target = 0; break;
-		case 3: s.n_metrics = 9; break;
+		case 0:
+			s.min_replicas = 11;
+			break;
+		case 1:
+			s.max_replicas = 0;
+			s.min_replicas = 0;
+			break;
+		case 2:
+			s.metrics[0].target = 0;
+			break;
+		case 3:
+			s.n_metrics = 9;
+			break;
 		case 4:
 			s.behavior.scale_up.set_policies = true;
 			s.behavior.scale_up.n_policies = 1;
-			s.behavior.scale_up.policies[0] =
-				(struct autoscale_policy){ AUTOSCALE_POLICY_PODS,
-							   1, 1801 };
+			s.behavior.scale_up.policies[0] = (struct autoscale_policy){
+				AUTOSCALE_POLICY_PODS, 1, 1801
+			};
 			break;
 		case 5:
 			s.behavior.scale_down.set_window = true;
 			s.behavior.scale_down.stabilization_window_seconds = 3601;
 			break;
-		case 6: s.behavior.scale_up.set_policies = true; break;
-		case 7: s.set_tolerance = true; s.tolerance = -1; break;
-		case 8: s.metrics[0].type = AUTOSCALE_METRIC_TYPE_COUNT; break;
+		case 6:
+			s.behavior.scale_up.set_policies = true;
+			break;
+		case 7:
+			s.set_tolerance = true;
+			s.tolerance = -1;
+			break;
+		case 8:
+			s.metrics[0].type = AUTOSCALE_METRIC_TYPE_COUNT;
+			break;
 		}
-		assert_int_equal(autoscale_spec_check(&s, why, sizeof(why)),
-				 -EINVAL);
+		assert_int_equal(autoscale_spec_check(&s, why, sizeof(why)), -EINVAL);
 		if (!strstr(why, bad[k].msg))
-			fail_msg("case %zu: \"%s\" lacks \"%s\"", k, why,
-				 bad[k].msg);
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", k, why, bad[k].msg);
 		struct autoscale_input in = input(&s, 1, NULL, 0);
 		struct autoscale_result r;
 		assert_int_equal(autoscale_evaluate(&in, &r), -EINVAL);
@@ -1405,8 +1873,7 @@ static void metric_type_names(void **state)
 	(void)state;
 
 	for (unsigned k = 0; k < AUTOSCALE_METRIC_TYPE_COUNT; k++) {
-		const char *name = autoscale_metric_type_name(
-			(enum autoscale_metric_type)k);
+		const char *name = autoscale_metric_type_name((enum autoscale_metric_type)k);
 		assert_non_null(name);
 		assert_int_equal(autoscale_metric_type_parse(name, &t), 0);
 		assert_int_equal(t, k);
@@ -1435,8 +1902,7 @@ static void history_is_bounded(void **state)
 	autoscale_history_attach(h, &in);
 	/* Entries older than both windows are reused: 300 s / 15 s + 1. */
 	assert_true(in.n_recommendations <= 22);
-	assert_int_equal(autoscale_history_restore(h, NULL, 5000, NULL, 0,
-						   NULL, 0), -E2BIG);
+	assert_int_equal(autoscale_history_restore(h, NULL, 5000, NULL, 0, NULL, 0), -E2BIG);
 	autoscale_history_free(h);
 	autoscale_history_free(NULL);
 }

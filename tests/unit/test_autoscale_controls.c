@@ -42,14 +42,12 @@ static struct autoscale_spec qspec(double target, int32_t min, int32_t max)
 	s.min_replicas = min;
 	s.max_replicas = max;
 	s.n_metrics = 1;
-	s.metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_QUEUE_DEPTH,
-						       target };
+	s.metrics[0] = (struct autoscale_metric_spec){ AUTOSCALE_QUEUE_DEPTH, target };
 	s.behavior.scale_up.set_policies = true;
 	s.behavior.scale_up.n_policies = 2;
-	s.behavior.scale_up.policies[0] = (struct autoscale_policy){
-		AUTOSCALE_POLICY_PERCENT, 900, 15 };
-	s.behavior.scale_up.policies[1] = (struct autoscale_policy){
-		AUTOSCALE_POLICY_PODS, 4, 15 };
+	s.behavior.scale_up.policies[0] = (struct autoscale_policy){ AUTOSCALE_POLICY_PERCENT, 900,
+								     15 };
+	s.behavior.scale_up.policies[1] = (struct autoscale_policy){ AUTOSCALE_POLICY_PODS, 4, 15 };
 	return s;
 }
 
@@ -59,8 +57,7 @@ static void set_pods(size_t n, double v, size_t unready)
 	assert_true(n + unready <= MAXPODS);
 	memset(pods, 0, sizeof(pods));
 	for (size_t k = 0; k < n + unready; k++) {
-		pods[k].state = k < n ? AUTOSCALE_POD_READY :
-					AUTOSCALE_POD_UNREADY;
+		pods[k].state = k < n ? AUTOSCALE_POD_READY : AUTOSCALE_POD_UNREADY;
 		if (k < n && !isnan(v)) {
 			pods[k].present = 1;
 			pods[k].values[0] = v;
@@ -68,10 +65,8 @@ static void set_pods(size_t n, double v, size_t unready)
 	}
 }
 
-static struct autoscale_result eval_at(const struct autoscale_spec *s,
-				       int32_t current, size_t n_pods,
-				       int64_t now,
-				       const struct autoscale_state *st,
+static struct autoscale_result eval_at(const struct autoscale_spec *s, int32_t current,
+				       size_t n_pods, int64_t now, const struct autoscale_state *st,
 				       const struct autoscale_pause *pause)
 {
 	struct autoscale_input in;
@@ -91,10 +86,8 @@ static struct autoscale_result eval_at(const struct autoscale_spec *s,
 }
 
 /* One evaluation with a history, recorded as the controller does. */
-static struct autoscale_result step(struct autoscale_history *h,
-				    const struct autoscale_spec *s,
-				    int32_t current, size_t n_pods,
-				    int64_t now,
+static struct autoscale_result step(struct autoscale_history *h, const struct autoscale_spec *s,
+				    int32_t current, size_t n_pods, int64_t now,
 				    const struct autoscale_pause *pause)
 {
 	struct autoscale_input in;
@@ -181,8 +174,7 @@ static struct autoscale_spec fspec(int32_t threshold, int32_t replicas,
 {
 	struct autoscale_spec s = qspec(5, 1, 20);
 
-	s.fallback = (struct autoscale_fallback){ true, threshold, replicas,
-						  b };
+	s.fallback = (struct autoscale_fallback){ true, threshold, replicas, b };
 	return s;
 }
 
@@ -277,10 +269,10 @@ static void keda_fallback_behaviors(void **state)
 		s.behavior.scale_down.set_policies = true;
 		s.behavior.scale_down.n_policies = 1;
 		s.behavior.scale_down.policies[0] = (struct autoscale_policy){
-			AUTOSCALE_POLICY_PERCENT, 100, 15 };
+			AUTOSCALE_POLICY_PERCENT, 100, 15
+		};
 		set_pods((size_t)cases[i].current, NAN, 0);
-		r = eval_at(&s, cases[i].current, (size_t)cases[i].current, NOW,
-			    NULL, NULL);
+		r = eval_at(&s, cases[i].current, (size_t)cases[i].current, NOW, NULL, NULL);
 		assert_true(r.fallback);
 		assert_int_equal(r.recommendation, cases[i].want);
 		assert_int_equal(r.desired, cases[i].want);
@@ -555,8 +547,8 @@ static void knative_no_scale_down_in_panic(void **state)
 	s.behavior.scale_down.stabilization_window_seconds = 0;
 	s.behavior.scale_down.set_policies = true;
 	s.behavior.scale_down.n_policies = 1;
-	s.behavior.scale_down.policies[0] = (struct autoscale_policy){
-		AUTOSCALE_POLICY_PERCENT, 100, 15 };
+	s.behavior.scale_down.policies[0] = (struct autoscale_policy){ AUTOSCALE_POLICY_PERCENT,
+								       100, 15 };
 	st.panic_time_ms = st.panic_start_ms = NOW - 5 * SEC;
 	st.max_panic = 8;
 	set_pods(5, 0.2, 0); /* 1 replica's worth */
@@ -599,10 +591,8 @@ static void cron_expressions(void **state)
 	assert_false(cron_matches(&c, 1796634000 + 60));
 	assert_false(cron_matches(&c, 1796634000 - 2 * 86400));
 	/* Steps, lists, ranges; 7 is Sunday too. */
-	assert_int_equal(cron_parse("*/15 0-6,22 1 JAN,feb 7", &c, why,
-				    sizeof(why)), 0);
-	assert_int_equal(c.minutes, (1ULL << 0) | (1ULL << 15) | (1ULL << 30) |
-					    (1ULL << 45));
+	assert_int_equal(cron_parse("*/15 0-6,22 1 JAN,feb 7", &c, why, sizeof(why)), 0);
+	assert_int_equal(c.minutes, (1ULL << 0) | (1ULL << 15) | (1ULL << 30) | (1ULL << 45));
 	assert_int_equal(c.weekdays, 1);
 	/* Day of month and day of week both given: either matches (Vixie
 	 * cron, robfig/cron). 2026-02-28 is a Saturday. */
@@ -618,8 +608,7 @@ static void cron_expressions(void **state)
 	/* Bad ones name the field. */
 	assert_int_equal(cron_parse("60 * * * *", &c, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "minute"));
-	assert_int_equal(cron_parse("0 9 * * MON-FRI extra", &c, why,
-				    sizeof(why)), -EINVAL);
+	assert_int_equal(cron_parse("0 9 * * MON-FRI extra", &c, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "five fields"));
 	assert_int_equal(cron_parse("0 9 * 13 *", &c, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "month"));
@@ -634,14 +623,13 @@ static void cron_expressions(void **state)
 static void cron_previous(void **state)
 {
 	static const char *const exprs[] = { "0 9 * * 1-5", "*/15 * * * *", "30 22 1 * SAT",
-					     "0 0 29 2 *", "5 4 * * SUN", "@hourly" };
+					     "0 0 29 2 *",  "5 4 * * SUN",  "@hourly" };
 	struct cron_expr c;
 	(void)state;
 
 	for (size_t e = 0; e < sizeof(exprs) / sizeof(exprs[0]); e++) {
 		assert_int_equal(cron_parse(exprs[e], &c, NULL, 0), 0);
-		for (int64_t t = 1796632200 - 3 * 86400; t < 1796632200 + 3 * 86400;
-		     t += 7919) {
+		for (int64_t t = 1796632200 - 3 * 86400; t < 1796632200 + 3 * 86400; t += 7919) {
 			int64_t lo = t - 7 * 86400, want = INT64_MIN;
 			for (int64_t m = t / 60 * 60; m >= lo; m -= 60)
 				if (cron_matches(&c, m)) {
@@ -669,11 +657,9 @@ static void time_zones(void **state)
 	assert_int_equal(off, 5 * 3600 + 1800);
 	assert_int_equal(cron_tz_parse("-08:00", &off, why, sizeof(why)), 0);
 	assert_int_equal(off, -8 * 3600);
-	assert_int_equal(cron_tz_parse("Europe/Berlin", &off, why, sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(cron_tz_parse("Europe/Berlin", &off, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "daylight saving"));
-	assert_int_equal(cron_tz_parse("UTC+15:00", &off, why, sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(cron_tz_parse("UTC+15:00", &off, why, sizeof(why)), -EINVAL);
 	assert_int_equal(cron_tz_parse("UTC+1", &off, why, sizeof(why)), -EINVAL);
 }
 
@@ -686,13 +672,11 @@ static struct autoscale_spec sspec(void)
 	s.n_schedules = 2;
 	s.schedules[0].time_zone_offset_seconds = 3600;
 	s.schedules[1].time_zone_offset_seconds = 3600;
-	assert_int_equal(cron_parse("0 9 * * 1-5", &s.schedules[0].cron, NULL,
-				    0), 0);
+	assert_int_equal(cron_parse("0 9 * * 1-5", &s.schedules[0].cron, NULL, 0), 0);
 	s.schedules[0].duration_seconds = 8 * 3600;
 	s.schedules[0].min_replicas = 4;
 	s.schedules[0].max_replicas = -1;
-	assert_int_equal(cron_parse("0 22 * * *", &s.schedules[1].cron, NULL,
-				    0), 0);
+	assert_int_equal(cron_parse("0 22 * * *", &s.schedules[1].cron, NULL, 0), 0);
 	s.schedules[1].duration_seconds = 6 * 3600;
 	s.schedules[1].min_replicas = -1;
 	s.schedules[1].max_replicas = 20;
@@ -757,8 +741,7 @@ static void schedule_bounds(void **state)
 
 /* ---- reading the controls from spec.scaling and the annotations -------- */
 
-static int read_json(const char *text, struct autoscale_spec *s, char *err,
-		     size_t errlen)
+static int read_json(const char *text, struct autoscale_spec *s, char *err, size_t errlen)
 {
 	json_object *o = json_tokener_parse(text);
 	int r;
@@ -784,8 +767,9 @@ static void controls_from_json(void **state)
 				   "\"fallback\":{\"failureThreshold\":3,\"replicas\":6},"
 				   "\"behavior\":{\"panic\":{}},"
 				   "\"schedules\":[{\"cron\":\"@daily\",\"timeZone\":\"UTC-05:00\","
-				   "\"durationSeconds\":600,\"minReplicas\":2}]}", &s, err,
-				   sizeof(err)), 0);
+				   "\"durationSeconds\":600,\"minReplicas\":2}]}",
+				   &s, err, sizeof(err)),
+			 0);
 	assert_true(s.activation[0] == 3.5);
 	assert_true(s.fallback.set);
 	assert_int_equal(s.fallback.behavior, AUTOSCALE_FALLBACK_STATIC);
@@ -796,19 +780,21 @@ static void controls_from_json(void **state)
 	assert_int_equal(s.n_schedules, 1);
 	assert_int_equal(s.schedules[0].time_zone_offset_seconds, -5 * 3600);
 	assert_int_equal(s.schedules[0].max_replicas, -1);
-	assert_int_equal(read_json("{\"fallback\":{\"replicas\":6}}", &s, err,
-				   sizeof(err)), -EINVAL);
+	assert_int_equal(read_json("{\"fallback\":{\"replicas\":6}}", &s, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "spec.scaling.fallback.failureThreshold is missing");
-	assert_int_equal(read_json("{\"behavior\":{\"panic\":{\"windowSeconds\":120}}}",
-				   &s, err, sizeof(err)), -EINVAL);
+	assert_int_equal(read_json("{\"behavior\":{\"panic\":{\"windowSeconds\":120}}}", &s, err,
+				   sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "spec.scaling.behavior.panic.windowSeconds must be <= "
-			    "stableWindowSeconds");
+				 "stableWindowSeconds");
 	assert_int_equal(read_json("{\"schedules\":[{\"cron\":\"* * *\",\"timeZone\":\"UTC\","
-				   "\"durationSeconds\":600,\"minReplicas\":2}]}", &s,
-				   err, sizeof(err)), -EINVAL);
+				   "\"durationSeconds\":600,\"minReplicas\":2}]}",
+				   &s, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "spec.scaling.schedules[0].cron: want five fields"));
-	assert_int_equal(read_json("{\"metrics\":[{\"activationThreshold\":\"x\"}]}", &s,
-				   err, sizeof(err)), -EINVAL);
+	assert_int_equal(read_json("{\"metrics\":[{\"activationThreshold\":\"x\"}]}", &s, err,
+				   sizeof(err)),
+			 -EINVAL);
 	/* Annotations. */
 	a = json_tokener_parse("{\"kinfer.io/paused\":\"true\",\"other\":\"x\"}");
 	assert_int_equal(controls_pause(a, 5, &p, err, sizeof(err)), 0);
@@ -877,11 +863,15 @@ static void predictive_floor(void **state)
 {
 	struct autoscale_spec s = qspec(1, 1, 20);
 	struct autoscale_recommendation rising[] = {
-		{ NOW - 60 * SEC, 2 }, { NOW - 45 * SEC, 3 }, { NOW - 30 * SEC, 4 },
+		{ NOW - 60 * SEC, 2 },
+		{ NOW - 45 * SEC, 3 },
+		{ NOW - 30 * SEC, 4 },
 		{ NOW - 15 * SEC, 5 },
 	};
 	struct autoscale_recommendation falling[] = {
-		{ NOW - 60 * SEC, 9 }, { NOW - 45 * SEC, 8 }, { NOW - 30 * SEC, 7 },
+		{ NOW - 60 * SEC, 9 },
+		{ NOW - 45 * SEC, 8 },
+		{ NOW - 30 * SEC, 7 },
 		{ NOW - 15 * SEC, 6 },
 	};
 	struct autoscale_input in;
@@ -955,6 +945,5 @@ int tests_autoscale_controls(void)
 		cmocka_unit_test(controls_in_status),
 		cmocka_unit_test(predictive_floor),
 	};
-	return cmocka_run_group_tests_name("autoscale controls", tests, NULL,
-					   NULL);
+	return cmocka_run_group_tests_name("autoscale controls", tests, NULL, NULL);
 }

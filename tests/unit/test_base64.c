@@ -16,8 +16,9 @@ static void vectors(void **state)
 		char *e;
 		unsigned char *d;
 		size_t n;
-		assert_int_equal(base64_encode((const unsigned char *)plain[i],
-					       strlen(plain[i]), &e, &n), 0);
+		assert_int_equal(base64_encode((const unsigned char *)plain[i], strlen(plain[i]),
+					       &e, &n),
+				 0);
 		assert_string_equal(e, enc[i]);
 		assert_int_equal(base64_decode(e, n, &d, &n), 0);
 		assert_int_equal(n, strlen(plain[i]));

@@ -17,7 +17,6 @@
 #include <string.h>
 
 
-
 static json_object *load(const char *name)
 {
 	char *s = test_read_data(name, NULL);
@@ -104,7 +103,8 @@ static json_object *pod(const char *name, const char *node, int rv)
 		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
 		 "\"resourceVersion\":\"%d\",\"labels\":{\"kinfer.io/service\":\"svc\"},"
 		 "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"rs\",\"uid\":\"rs-1\",\"controller\":true}]},"
-		 "\"spec\":{\"nodeName\":\"%s\"}}", name, name, rv, node);
+		 "\"spec\":{\"nodeName\":\"%s\"}}",
+		 name, name, rv, node);
 	return json_tokener_parse(buf);
 }
 
@@ -178,8 +178,9 @@ static void malformed_objects_are_refused(void **state)
 	json_object *j = json_tokener_parse("{\"metadata\":{}}");
 	assert_int_equal(cache_project(c, j, &obj), -EBADMSG);
 	json_object_put(j);
-	j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"},\"spec\":{\"nodeName\":7,"
-			       "\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"lots\"}}}]}}");
+	j = json_tokener_parse(
+		"{\"metadata\":{\"name\":\"x\"},\"spec\":{\"nodeName\":7,"
+		"\"containers\":[{\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"lots\"}}}]}}");
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	assert_null(((struct kpod *)obj)->node);
 	assert_int_equal(((struct kpod *)obj)->gpu, 0);
@@ -438,7 +439,9 @@ static void index_walks_race_moves(void **state)
 		cache_retire(w.c, old);
 		if (i % 1000 == 0) {
 			cache_read_lock();
-			assert_int_equal(cache_index_foreach(w.c, KPOD_BY_NODE, "n1", on_node_cb, "n1"), 0);
+			assert_int_equal(cache_index_foreach(w.c, KPOD_BY_NODE, "n1", on_node_cb,
+							     "n1"),
+					 0);
 			cache_read_unlock();
 		}
 	}

@@ -40,10 +40,8 @@ static void order_is(struct drain_candidate *c, size_t n, const char *const *wan
 static void draining_then_cold_then_load(void **state)
 {
 	struct drain_candidate c[] = {
-		cand("busy", true, false, 9, 100),
-		cand("idle", true, false, 0, 100),
-		cand("cold", false, false, -1, 50),
-		cand("leaving", true, true, 3, 10),
+		cand("busy", true, false, 9, 100),     cand("idle", true, false, 0, 100),
+		cand("cold", false, false, -1, 50),    cand("leaving", true, true, 3, 10),
 		cand("unknown", true, false, -1, 200),
 	};
 	static const char *const want[] = { "leaving", "cold", "idle", "busy", "unknown" };
@@ -88,11 +86,13 @@ static struct drain_candidate *find(struct drain_candidate *c, size_t n, const c
 static void drain_then_shrink(void **state)
 {
 	struct drain_candidate c[] = {
-		cand("a", true, false, 2, 100), cand("b", true, false, 0, 100),
+		cand("a", true, false, 2, 100),
+		cand("b", true, false, 0, 100),
 		cand("c", true, false, 1, 100),
 	};
-	struct drain_input in = { .current = 3, .desired = 1, .now = 1000, .timeout_s = 60,
-				  .knows_load = true };
+	struct drain_input in = {
+		.current = 3, .desired = 1, .now = 1000, .timeout_s = 60, .knows_load = true
+	};
 	struct drain_decision d;
 	(void)state;
 	drain_decide(c, 3, &in, &d);
@@ -106,14 +106,15 @@ static void drain_then_shrink(void **state)
 
 	/* Draining since 1000; at 1003 one request is still in flight on c. */
 	struct drain_candidate c2[] = {
-		cand("a", true, false, 2, 100), cand("b", false, true, 0, 100),
+		cand("a", true, false, 2, 100),
+		cand("b", false, true, 0, 100),
 		cand("c", false, true, 1, 100),
 	};
 	c2[1].draining_since = c2[2].draining_since = 1000;
 	in.now = 1003;
 	drain_decide(c2, 3, &in, &d);
 	assert_int_equal(d.replicas, 3);
-	assert_int_equal(find(c2, 3, "b")->action, DRAIN_WAIT);   /* under the 5 s minimum */
+	assert_int_equal(find(c2, 3, "b")->action, DRAIN_WAIT); /* under the 5 s minimum */
 	assert_int_equal(find(c2, 3, "c")->action, DRAIN_WAIT);
 	find(c2, 3, "c")->inflight = 0;
 	in.now = 1006;
@@ -135,9 +136,11 @@ static void drain_then_shrink(void **state)
 /* A pod that never served is a victim with nothing to drain. */
 static void cold_victim_is_done(void **state)
 {
-	struct drain_candidate c[] = { cand("warm", true, false, 0, 1), cand("cold", false, false, -1, 2) };
-	struct drain_input in = { .current = 2, .desired = 1, .now = 50, .timeout_s = 60,
-				  .knows_load = true };
+	struct drain_candidate c[] = { cand("warm", true, false, 0, 1),
+				       cand("cold", false, false, -1, 2) };
+	struct drain_input in = {
+		.current = 2, .desired = 1, .now = 50, .timeout_s = 60, .knows_load = true
+	};
 	struct drain_decision d;
 	(void)state;
 	drain_decide(c, 2, &in, &d);
@@ -151,7 +154,8 @@ static void cold_victim_is_done(void **state)
 static void scale_up_undrains(void **state)
 {
 	struct drain_candidate c[] = {
-		cand("s1", true, false, 0, 1), cand("d1", false, true, 0, 1),
+		cand("s1", true, false, 0, 1),
+		cand("d1", false, true, 0, 1),
 		cand("d2", false, true, 0, 1),
 	};
 	c[1].draining_since = c[2].draining_since = 40;
@@ -170,7 +174,7 @@ static void scale_up_undrains(void **state)
 	in.current = 3;
 	in.desired = 2;
 	drain_decide(c, 3, &in, &d);
-	assert_int_equal(c[0].action, DRAIN_DONE);        /* d1 or d2, drained */
+	assert_int_equal(c[0].action, DRAIN_DONE); /* d1 or d2, drained */
 	assert_int_equal(find(c, 3, "s1")->action, DRAIN_NONE);
 	assert_int_equal(c[1].action, DRAIN_UNDRAIN);
 }
@@ -185,13 +189,14 @@ static void scale_up_undrains(void **state)
 static void scale_down_waits_for_rollout(void **state)
 {
 	struct drain_candidate c[] = {
-		cand("old1", true, false, 0, 1), cand("old2", true, false, 0, 1),
-		cand("old3", true, false, 0, 1), cand("old4", true, false, 0, 1),
+		cand("old1", true, false, 0, 1),   cand("old2", true, false, 0, 1),
+		cand("old3", true, false, 0, 1),   cand("old4", true, false, 0, 1),
 		cand("new1", false, false, -1, 9),
 	};
 	snprintf(c[4].template_hash, sizeof(c[4].template_hash), "h2");
-	struct drain_input in = { .current = 4, .desired = 3, .now = 50, .timeout_s = 60,
-				  .knows_load = true };
+	struct drain_input in = {
+		.current = 4, .desired = 3, .now = 50, .timeout_s = 60, .knows_load = true
+	};
 	struct drain_decision d;
 	(void)state;
 	drain_decide(c, 5, &in, &d);
@@ -261,8 +266,9 @@ static void thousand_replicas(void **state)
 	assert_int_equal(n, 1000);
 	for (size_t i = 0; i < n; i++)
 		c[i].inflight = 0;
-	struct drain_input in = { .current = 1000, .desired = 100, .now = 50, .timeout_s = 60,
-				  .knows_load = true };
+	struct drain_input in = {
+		.current = 1000, .desired = 100, .now = 50, .timeout_s = 60, .knows_load = true
+	};
 	struct drain_decision d;
 	drain_decide(c, n, &in, &d);
 	assert_int_equal(d.started, 900);

@@ -61,7 +61,7 @@ static void cap_is_enforced(void **state)
 	(void)state;
 
 	dynbuf_init(&b, 10);
-	assert_int_equal(dynbuf_add(&b, "0123456789", 10), 0);     /* exactly the cap */
+	assert_int_equal(dynbuf_add(&b, "0123456789", 10), 0); /* exactly the cap */
 	assert_false(b.toobig);
 	assert_int_equal(dynbuf_add(&b, "x", 1), -EFBIG);
 	assert_true(b.toobig);
@@ -86,11 +86,11 @@ static void reset_keeps_or_frees(void **state)
 	assert_int_equal(dynbuf_add(&b, "hello", 5), 0);
 	char *p = b.p;
 	dynbuf_reset(&b, 1 << 20);
-	assert_ptr_equal(b.p, p);                /* small: memory kept */
+	assert_ptr_equal(b.p, p); /* small: memory kept */
 	assert_int_equal(b.len, 0);
 	assert_string_equal(dynbuf_str(&b), "");
 	assert_int_equal(dynbuf_add(&b, big, sizeof(big)), 0);
-	dynbuf_reset(&b, DYNBUF_FIRST_ALLOC);    /* over keep: freed */
+	dynbuf_reset(&b, DYNBUF_FIRST_ALLOC); /* over keep: freed */
 	assert_null(b.p);
 	assert_int_equal(b.alloc, 0);
 	dynbuf_free(&b);
@@ -131,7 +131,7 @@ static void text_copy_truncates(void **state)
 	assert_string_equal(small, "abc");
 	text_copy(small, sizeof(small), NULL);
 	assert_string_equal(small, "");
-	text_copy(NULL, 0, "x");                 /* no buffer: nothing written */
+	text_copy(NULL, 0, "x"); /* no buffer: nothing written */
 	assert_int_equal(text_errf(err, sizeof(err), -EINVAL, "field %s is bad", "spec.port"),
 			 -EINVAL);
 	assert_string_equal(err, "field s");
@@ -164,12 +164,9 @@ static void fnv_vectors(void **state)
 int tests_dynbuf(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(grows_and_terminates),
-		cmocka_unit_test(amortised),
-		cmocka_unit_test(cap_is_enforced),
-		cmocka_unit_test(reset_keeps_or_frees),
-		cmocka_unit_test(take_hands_over),
-		cmocka_unit_test(text_copy_truncates),
+		cmocka_unit_test(grows_and_terminates), cmocka_unit_test(amortised),
+		cmocka_unit_test(cap_is_enforced),      cmocka_unit_test(reset_keeps_or_frees),
+		cmocka_unit_test(take_hands_over),      cmocka_unit_test(text_copy_truncates),
 		cmocka_unit_test(fnv_vectors),
 	};
 	return cmocka_run_group_tests_name("dynbuf", tests, NULL, NULL);

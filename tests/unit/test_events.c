@@ -10,7 +10,11 @@
 #include <string.h>
 
 static const struct event_object pod = {
-	.api_version = "v1", .kind = "Pod", .ns = "serving", .name = "llm-7b-abc", .uid = "u-1",
+	.api_version = "v1",
+	.kind = "Pod",
+	.ns = "serving",
+	.name = "llm-7b-abc",
+	.uid = "u-1",
 };
 
 static const char *get(json_object *o, const char *a, const char *b)
@@ -28,7 +32,8 @@ static void body(void **state)
 	(void)state;
 	assert_int_equal(events_new(NULL, "kinfer.io/kinfer-operator", "host-1", &e), 0);
 	assert_int_equal(events_build(e, &pod, "Warning", "WarmupFailed", "Warmup",
-				      "3 requests failed", 1714557600LL * 1000000 + 7, 0x12345, &ev), 0);
+				      "3 requests failed", 1714557600LL * 1000000 + 7, 0x12345, &ev),
+			 0);
 	assert_string_equal(get(ev, "apiVersion", NULL), "events.k8s.io/v1");
 	assert_string_equal(get(ev, "kind", NULL), "Event");
 	assert_string_equal(get(ev, "metadata", "namespace"), "serving");

@@ -52,7 +52,9 @@ static void addresses(void **state)
 
 static bool healthy(void *ud, char *msg, size_t len)
 {
-	(void)ud; (void)msg; (void)len;
+	(void)ud;
+	(void)msg;
+	(void)len;
 	return true;
 }
 
@@ -104,8 +106,9 @@ static void ask(unsigned port, const char *method, const char *path, const char 
 
 static void serves_on_loopback(void **state)
 {
-	static const struct metric_family fam = { "kinfer_test_total", "A test counter.",
-						  METRIC_COUNTER, NULL, NULL, 0 };
+	static const struct metric_family fam = {
+		"kinfer_test_total", "A test counter.", METRIC_COUNTER, NULL, NULL, 0
+	};
 	struct httpserver_hooks hooks = { .healthy = healthy, .ready = not_ready };
 	struct metrics *m;
 	struct httpserver *s;
@@ -128,7 +131,7 @@ static void serves_on_loopback(void **state)
 	assert_non_null(strstr(a.body, "kinfer_test_total 3"));
 	ask(port, NULL, "/nope", NULL, &a);
 	assert_int_equal(a.code, 404);
-	ask(port, NULL, "/healthz", "a body", &a);       /* a POST */
+	ask(port, NULL, "/healthz", "a body", &a); /* a POST */
 	assert_int_equal(a.code, 405);
 	ask(port, "DELETE", "/metrics", NULL, &a);
 	assert_int_equal(a.code, 405);

@@ -155,7 +155,8 @@ static void watch_stream_skips_deep_object(void **state)
 	feed_event(f->inf, "ADDED",
 		   strdup("{\"metadata\":{\"name\":\"odd\",\"namespace\":\"default\","
 			  "\"resourceVersion\":\"109\"},\"spec\":\"not an object\","
-			  "\"status\":[1]}"), 0);
+			  "\"status\":[1]}"),
+		   0);
 	informer_stats(f->inf, &st);
 	assert_string_equal(st.resource_version, "109");
 	assert_true(cached(f->inf, "default/good-2"));
@@ -172,8 +173,10 @@ static void list_page_skips_deep_item(void **state)
 	size_t n = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 256;
 	char *page = malloc(n);
 	assert_non_null(page);
-	snprintf(page, n, "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":"
-		 "{\"resourceVersion\":\"300\"},\"items\":[%s, %s,%s ,%s]}", a, b, c, d);
+	snprintf(page, n,
+		 "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":"
+		 "{\"resourceVersion\":\"300\"},\"items\":[%s, %s,%s ,%s]}",
+		 a, b, c, d);
 	assert_int_equal(informer_feed_page(f->inf, page, strlen(page)), 0);
 	assert_true(cached(f->inf, "default/p-1"));
 	assert_true(cached(f->inf, "default/p-2"));

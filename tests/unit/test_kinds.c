@@ -63,7 +63,7 @@ static void pod_registered_keys(void **state)
 	assert_string_equal(p->template_hash, "7bc4475f95");
 	assert_int_equal(p->warmed, KCOND_TRUE);
 	assert_string_equal(p->warm_reason, "WarmupSucceeded");
-	assert_int_equal(p->warm_since, 0);          /* recorded with a null lastTransitionTime */
+	assert_int_equal(p->warm_since, 0); /* recorded with a null lastTransitionTime */
 	assert_true(p->started > 1700000000);
 	assert_true(p->has_gate);
 	assert_int_equal(p->warmup_attempts, 2);
@@ -105,7 +105,8 @@ static void pod_without_keys(void **state)
 static void other_keys(void **state)
 {
 	static const struct kinds_keys mine = {
-		.gate = "Ready", .service_label = "pod-template-hash",
+		.gate = "Ready",
+		.service_label = "pod-template-hash",
 		.warmup_attempts = "controller.kubernetes.io/pod-deletion-cost",
 	};
 	struct cache *c;
@@ -117,7 +118,7 @@ static void other_keys(void **state)
 	keys_register();
 	assert_string_equal(p->service, "7bc4475f95");
 	assert_int_equal(p->warmed, KCOND_TRUE);
-	assert_false(p->has_gate);             /* no readiness gate named Ready */
+	assert_false(p->has_gate); /* no readiness gate named Ready */
 	assert_int_equal(p->warmup_attempts, -100);
 	json_object_put(j);
 	cache_free(c);
@@ -127,8 +128,9 @@ static void deployment_service_node(void **state)
 {
 	struct cache *dc, *sc, *nc;
 	json_object *d = load("deployment.json"), *n = load("node.json");
-	json_object *s = json_tokener_parse("{\"metadata\":{\"name\":\"llm-7b\",\"namespace\":\"default\","
-					    "\"uid\":\"u1\",\"resourceVersion\":\"5\"}}");
+	json_object *s = json_tokener_parse(
+		"{\"metadata\":{\"name\":\"llm-7b\",\"namespace\":\"default\","
+		"\"uid\":\"u1\",\"resourceVersion\":\"5\"}}");
 	(void)state;
 	set_meta(d, "annotations", KINFER_HASH_ANNOTATION, "00112233aabbccdd");
 	set_meta(s, "annotations", KINFER_HASH_ANNOTATION, "ffeeddccbbaa9988");
@@ -205,10 +207,11 @@ static void isvc_scale_to_zero_projection(void **state)
 	(void)state;
 
 	/* Defaults: idle 300, 100 pending, activation timeout = the warm-up's. */
-	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"a\","
-			      "\"annotations\":{\"kinfer.io/activation-requested\":\"2026-12-04T18:30:00.123Z\"}},"
-			      "\"spec\":{\"warmup\":{\"timeoutSeconds\":90},\"scaling\":{\"minReplicas\":0,"
-			      "\"maxReplicas\":2,\"scaleToZero\":{}}}}");
+	s = project_isvc_json(
+		&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"a\","
+		    "\"annotations\":{\"kinfer.io/activation-requested\":\"2026-12-04T18:30:00.123Z\"}},"
+		    "\"spec\":{\"warmup\":{\"timeoutSeconds\":90},\"scaling\":{\"minReplicas\":0,"
+		    "\"maxReplicas\":2,\"scaleToZero\":{}}}}");
 	z = isvc_scale_to_zero(s);
 	assert_non_null(z);
 	assert_int_equal(z->idle_seconds, 300);
@@ -221,8 +224,8 @@ static void isvc_scale_to_zero_projection(void **state)
 
 	/* Given values; no warm-up: the operator's default (600). */
 	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"b\"},"
-			      "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
-			      "{\"idleSeconds\":5,\"maxPendingRequests\":7}}}}");
+				  "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
+				  "{\"idleSeconds\":5,\"maxPendingRequests\":7}}}}");
 	z = isvc_scale_to_zero(s);
 	assert_non_null(z);
 	assert_int_equal(z->idle_seconds, 5);
@@ -233,20 +236,20 @@ static void isvc_scale_to_zero_projection(void **state)
 	cache_free(c);
 
 	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"c\","
-			      "\"annotations\":{\"kinfer.io/activation-requested\":\"soon\"}},"
-			      "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
-			      "{\"activationTimeoutSeconds\":30}}}}");
+				  "\"annotations\":{\"kinfer.io/activation-requested\":\"soon\"}},"
+				  "\"spec\":{\"scaling\":{\"minReplicas\":0,\"maxReplicas\":2,\"scaleToZero\":"
+				  "{\"activationTimeoutSeconds\":30}}}}");
 	assert_int_equal(isvc_scale_to_zero(s)->activation_timeout_seconds, 30);
 	assert_int_equal(s->activation_requested_ms, 0); /* not a time: no activation */
 	cache_free(c);
 
 	/* No scaleToZero, or no scaling at all: NULL. */
 	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"d\"},"
-			      "\"spec\":{\"scaling\":{\"maxReplicas\":2}}}");
+				  "\"spec\":{\"scaling\":{\"maxReplicas\":2}}}");
 	assert_null(isvc_scale_to_zero(s));
 	cache_free(c);
 	s = project_isvc_json(&c, "{\"metadata\":{\"namespace\":\"n\",\"name\":\"e\"},"
-			      "\"spec\":{\"replicas\":0}}");
+				  "\"spec\":{\"replicas\":0}}");
 	assert_null(isvc_scale_to_zero(s));
 	cache_free(c);
 }

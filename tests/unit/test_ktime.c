@@ -28,9 +28,16 @@ static void parses_api_server_forms(void **state)
 static void refuses_the_rest(void **state)
 {
 	static const char *const bad[] = {
-		"", "2024", "2024-05-01", "2024-05-01 10:00:00Z", "2024-05-01T10:00:00",
-		"2024-05-01T10:00:00.Z", "2024-05-01T10:00:00Zjunk", "2024-05-01T10:00:00+0200",
-		"2024-05-01T10:00:00+02", "yesterday",
+		"",
+		"2024",
+		"2024-05-01",
+		"2024-05-01 10:00:00Z",
+		"2024-05-01T10:00:00",
+		"2024-05-01T10:00:00.Z",
+		"2024-05-01T10:00:00Zjunk",
+		"2024-05-01T10:00:00+0200",
+		"2024-05-01T10:00:00+02",
+		"yesterday",
 	};
 	(void)state;
 	assert_int_equal(ktime_parse_rfc3339(NULL), 0);

@@ -27,8 +27,10 @@ static void paths(void **state)
 {
 	char p[512];
 	struct kube_opts o = { .label_selector = "app in (a,b),tier!=x",
-			       .limit = 500, .continue_token = "eyJ2Ijo=",
-			       .field_manager = "kinfer-operator", .force = true };
+			       .limit = 500,
+			       .continue_token = "eyJ2Ijo=",
+			       .field_manager = "kinfer-operator",
+			       .force = true };
 	(void)state;
 	assert_int_equal(kube_path(p, sizeof(p), &res_cm, "default", "x", NULL, NULL), 0);
 	assert_string_equal(p, "/api/v1/namespaces/default/configmaps/x");
@@ -39,13 +41,16 @@ static void paths(void **state)
 	assert_int_equal(kube_path(p, sizeof(p), &res_dep, NULL, NULL, NULL, NULL), 0);
 	assert_string_equal(p, "/apis/apps/v1/deployments");
 	assert_int_equal(kube_path(p, sizeof(p), &res_cm, "ns", NULL, NULL, &o), 0);
-	assert_string_equal(p, "/api/v1/namespaces/ns/configmaps?labelSelector=app%20in%20%28a%2Cb%29%2Ctier%21%3Dx"
-			    "&limit=500&continue=eyJ2Ijo%3D&fieldManager=kinfer-operator&force=true");
-	struct kube_opts w = { .watch = true, .allow_bookmarks = true,
-			       .resource_version = "123", .timeout_seconds = 400 };
+	assert_string_equal(
+		p, "/api/v1/namespaces/ns/configmaps?labelSelector=app%20in%20%28a%2Cb%29%2Ctier%21%3Dx"
+		   "&limit=500&continue=eyJ2Ijo%3D&fieldManager=kinfer-operator&force=true");
+	struct kube_opts w = { .watch = true,
+			       .allow_bookmarks = true,
+			       .resource_version = "123",
+			       .timeout_seconds = 400 };
 	assert_int_equal(kube_path(p, sizeof(p), &res_cm, "ns", NULL, NULL, &w), 0);
 	assert_string_equal(p, "/api/v1/namespaces/ns/configmaps?resourceVersion=123"
-			    "&watch=true&allowWatchBookmarks=true&timeoutSeconds=400");
+			       "&watch=true&allowWatchBookmarks=true&timeoutSeconds=400");
 }
 
 static void bad_names_are_refused(void **state)
@@ -83,8 +88,7 @@ static void recorded_statuses(void **state)
 		  "continue parameter is too old" },
 		{ "status-forbidden.json", 403, KUBE_REASON_FORBIDDEN, -EPERM,
 		  "cannot list resource" },
-		{ "status-unauthorized.json", 401, KUBE_REASON_UNAUTHORIZED, -EACCES,
-		  "Unauthorized" },
+		{ "status-unauthorized.json", 401, KUBE_REASON_UNAUTHORIZED, -EACCES, "Unauthorized" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -98,8 +102,8 @@ static void recorded_statuses(void **state)
 		assert_int_equal(st.reason, cases[i].reason);
 		assert_int_equal(kube_reason_errno(st.reason), cases[i].err);
 		if (!strstr(st.message, cases[i].needle))
-			fail_msg("%s: message \"%s\" lacks \"%s\"", cases[i].file,
-				 st.message, cases[i].needle);
+			fail_msg("%s: message \"%s\" lacks \"%s\"", cases[i].file, st.message,
+				 cases[i].needle);
 		free(body);
 	}
 }
@@ -114,7 +118,8 @@ static void non_status_bodies(void **state)
 	kube_status_decode(404, NULL, 0, &st);
 	assert_int_equal(st.reason, KUBE_REASON_NOT_FOUND);
 	assert_string_equal(st.message, "the server answered 404");
-	kube_status_decode(429, "{\"kind\":\"Status\",\"details\":{\"retryAfterSeconds\":3}}", 51, &st);
+	kube_status_decode(429, "{\"kind\":\"Status\",\"details\":{\"retryAfterSeconds\":3}}", 51,
+			   &st);
 	assert_int_equal(st.reason, KUBE_REASON_TOO_MANY_REQUESTS);
 	assert_int_equal(st.retry_after_s, 3);
 	kube_status_decode(500, "{\"kind\":\"Status\",\"reason\":\"Weird\"}", 34, &st);
@@ -128,7 +133,7 @@ struct answer {
 	unsigned code;
 	const char *body;
 	const char *retry_after;
-	size_t repeat_bytes;    /* >0: send this many bytes of 'x' */
+	size_t repeat_bytes; /* >0: send this many bytes of 'x' */
 };
 
 struct replay {
@@ -140,16 +145,17 @@ struct replay {
 	pthread_mutex_t lock;
 };
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-				  const char *url, const char *method,
-				  const char *version, const char *data,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
 {
 	struct replay *rp = cls;
 	struct MHD_Response *resp;
 	const struct answer *a;
 	enum MHD_Result ret;
-	(void)url; (void)version; (void)data;
+	(void)url;
+	(void)version;
+	(void)data;
 
 	if (!*con_cls) {
 		*con_cls = rp;
@@ -168,8 +174,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	if (a->repeat_bytes) {
 		char *big = malloc(a->repeat_bytes);
 		memset(big, 'x', a->repeat_bytes);
-		resp = MHD_create_response_from_buffer(a->repeat_bytes, big,
-						       MHD_RESPMEM_MUST_FREE);
+		resp = MHD_create_response_from_buffer(a->repeat_bytes, big, MHD_RESPMEM_MUST_FREE);
 	} else {
 		resp = MHD_create_response_from_buffer(strlen(a->body), (void *)a->body,
 						       MHD_RESPMEM_PERSISTENT);
@@ -182,27 +187,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return ret;
 }
 
-static struct kube_client *replay_client(struct replay *rp,
-					 const struct answer *answers, int n)
+static struct kube_client *replay_client(struct replay *rp, const struct answer *answers, int n)
 {
 	struct kube_auth auth = { 0 };
-	struct kube_client_options o = { .qps = -1, .backoff_base_ms = 5,
-					 .backoff_cap_ms = 20, .max_retries = 3,
-					 .max_body = 4096, .timeout_ms = 5000 };
+	struct kube_client_options o = { .qps = -1,
+					 .backoff_base_ms = 5,
+					 .backoff_cap_ms = 20,
+					 .max_retries = 3,
+					 .max_body = 4096,
+					 .timeout_ms = 5000 };
 	struct kube_client *c = NULL;
 	char server[64];
 	const union MHD_DaemonInfo *info;
 
-	struct sockaddr_in sin = { .sin_family = AF_INET,
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
 	memset(rp, 0, sizeof(*rp));
 	pthread_mutex_init(&rp->lock, NULL);
 	rp->answers = answers;
 	rp->n = n;
-	rp->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-				 0, NULL, NULL, on_request, rp,
-				 MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
+	rp->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+				 on_request, rp, MHD_OPTION_SOCK_ADDR, &sin, MHD_OPTION_END);
 	assert_non_null(rp->d);
 	info = MHD_get_daemon_info(rp->d, MHD_DAEMON_INFO_BIND_PORT);
 	snprintf(server, sizeof(server), "http://127.0.0.1:%u", info->port);
@@ -220,8 +225,10 @@ static void replay_stop(struct replay *rp, struct kube_client *c)
 
 static const char ok_body[] = "{\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\"}}";
 static const char status_503[] = "{\"kind\":\"Status\",\"code\":503,\"reason\":\"ServiceUnavailable\"}";
-static const char status_500[] = "{\"kind\":\"Status\",\"code\":500,\"reason\":\"InternalError\",\"message\":\"etcd is down\"}";
-static const char status_409[] = "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\",\"message\":\"modified\"}";
+static const char status_500[] =
+	"{\"kind\":\"Status\",\"code\":500,\"reason\":\"InternalError\",\"message\":\"etcd is down\"}";
+static const char status_409[] =
+	"{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\",\"message\":\"modified\"}";
 static const char status_429[] = "{\"kind\":\"Status\",\"code\":429,\"reason\":\"TooManyRequests\"}";
 
 static void retries_429_honouring_retry_after(void **state)
@@ -240,7 +247,7 @@ static void retries_429_honouring_retry_after(void **state)
 	uint64_t waited = ktime_mono_ns() - t0;
 	assert_int_equal(rp.hits, 2);
 	assert_int_equal(st.attempts, 2);
-	assert_true(waited >= 1000000000ULL);   /* Retry-After: 1 was honoured */
+	assert_true(waited >= 1000000000ULL); /* Retry-After: 1 was honoured */
 	assert_non_null(o);
 	json_object_put(o);
 	replay_stop(&rp, c);
@@ -254,7 +261,7 @@ static void retries_5xx_then_gives_up(void **state)
 	struct kube_status st;
 	(void)state;
 	assert_int_equal(kube_get(c, &res_cm, "ns", "x", NULL, NULL, &st), -EIO);
-	assert_int_equal(rp.hits, 4);      /* 1 + max_retries */
+	assert_int_equal(rp.hits, 4); /* 1 + max_retries */
 	assert_int_equal(st.code, 500);
 	assert_string_equal(st.message, "etcd is down");
 	replay_stop(&rp, c);
@@ -317,8 +324,7 @@ static void body_over_bound_and_bad_json(void **state)
 static void connection_refused(void **state)
 {
 	struct kube_auth auth = { .server = "http://127.0.0.1:1" };
-	struct kube_client_options o = { .max_retries = 2, .backoff_base_ms = 1,
-					 .backoff_cap_ms = 2 };
+	struct kube_client_options o = { .max_retries = 2, .backoff_base_ms = 1, .backoff_cap_ms = 2 };
 	struct kube_client *c;
 	struct kube_status st;
 	(void)state;

@@ -128,10 +128,12 @@ static void relative_paths_and_merge(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	char *ca = write_file(dir, "ca.crt", "PEM");
-	char *c1 = write_file(dir, "one", "clusters: [{name: c, cluster: "
+	char *c1 = write_file(dir, "one",
+			      "clusters: [{name: c, cluster: "
 			      "{server: 'https://a:1', certificate-authority: ca.crt}}]\n"
 			      "contexts: [{name: x, context: {cluster: c, user: u}}]\n");
-	char *c2 = write_file(dir, "two", "current-context: x\n"
+	char *c2 = write_file(dir, "two",
+			      "current-context: x\n"
 			      "users: [{name: u, user: {tokenFile: tok}}]\n"
 			      "contexts: [{name: x, context: {cluster: nope}}]\n");
 	assert_true(asprintf(&list, "%s:%s/absent:%s", c1, dir, c2) > 0);

@@ -27,7 +27,7 @@ static void free_lease_is_taken(void **state)
 	struct leader_record cur, want;
 	uint64_t exp = 0;
 	(void)state;
-	record(&cur, "", 15, 4);          /* released: empty holder */
+	record(&cur, "", 15, 4); /* released: empty holder */
 	assert_int_equal(leader_decide(&cur, "me", 15, 100 * S, 100 * S, 5000, &want, &exp),
 			 LEADER_ACQUIRE);
 	assert_string_equal(want.holder, "me");
@@ -47,7 +47,7 @@ static void others_valid_lease_waits(void **state)
 	record(&cur, "other", 20, 1);
 	assert_int_equal(leader_decide(&cur, "me", 15, 100 * S, 105 * S, 5000, &want, &exp),
 			 LEADER_WAIT);
-	assert_int_equal(exp, 15 * S);    /* the record's 20 s, not our 15 */
+	assert_int_equal(exp, 15 * S); /* the record's 20 s, not our 15 */
 	assert_int_equal(leader_decide(&cur, "me", 15, 100 * S, 120 * S - 1, 5000, &want, &exp),
 			 LEADER_WAIT);
 	assert_int_equal(exp, 1);
@@ -83,8 +83,7 @@ static void own_lease_is_renewed(void **state)
 	assert_int_equal(want.renew_us, 9000);
 	assert_int_equal(want.transitions, 7);
 	/* Even long after it would have expired for anyone else. */
-	assert_int_equal(leader_decide(&cur, "me", 15, 0, 1000 * S, 9000, &want, &exp),
-			 LEADER_RENEW);
+	assert_int_equal(leader_decide(&cur, "me", 15, 0, 1000 * S, 9000, &want, &exp), LEADER_RENEW);
 }
 
 /* A Lease as kubectl get -o json shows it. */

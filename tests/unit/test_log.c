@@ -6,8 +6,7 @@
 #include <json-c/json.h>
 #include <string.h>
 
-static size_t fmt(char *buf, size_t len, enum log_format f, const char *msg,
-		  const char *tmpl, ...)
+static size_t fmt(char *buf, size_t len, enum log_format f, const char *msg, const char *tmpl, ...)
 {
 	va_list ap;
 	va_start(ap, tmpl);
@@ -20,10 +19,10 @@ static void logfmt_quotes_when_needed(void **state)
 {
 	char buf[512];
 	(void)state;
-	fmt(buf, sizeof(buf), LOG_FORMAT_LOGFMT, "watch started",
-	    "kind=%s rv=%s n=%d dur=%dms", "Pod", "a b\"c", 42, 7);
+	fmt(buf, sizeof(buf), LOG_FORMAT_LOGFMT, "watch started", "kind=%s rv=%s n=%d dur=%dms",
+	    "Pod", "a b\"c", 42, 7);
 	assert_string_equal(buf, "level=info msg=\"watch started\" kind=Pod "
-			    "rv=\"a b\\\"c\" n=42 dur=7ms");
+				 "rv=\"a b\\\"c\" n=42 dur=7ms");
 }
 
 static void json_is_valid(void **state)
@@ -31,8 +30,8 @@ static void json_is_valid(void **state)
 	char buf[512];
 	json_object *o, *v;
 	(void)state;
-	fmt(buf, sizeof(buf), LOG_FORMAT_JSON, "x \"y\"",
-	    "kind=%s n=%d f=%.2f path=%s/%s dur=%dms", "Pod", -3, 1.5, "ns", "n\n", 9);
+	fmt(buf, sizeof(buf), LOG_FORMAT_JSON, "x \"y\"", "kind=%s n=%d f=%.2f path=%s/%s dur=%dms",
+	    "Pod", -3, 1.5, "ns", "n\n", 9);
 	o = json_tokener_parse(buf);
 	assert_non_null(o);
 	assert_true(json_object_object_get_ex(o, "msg", &v));

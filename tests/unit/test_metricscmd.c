@@ -25,8 +25,8 @@ struct run {
 	json_object *json;
 };
 
-static void run_pages(const char *fw, const char *const *names, const char *const *bodies,
-		      size_t n, long interval_ms, struct run *r)
+static void run_pages(const char *fw, const char *const *names, const char *const *bodies, size_t n,
+		      long interval_ms, struct run *r)
 {
 	size_t lens[2] = { 0, 0 }, ol = 0, el = 0;
 	FILE *o, *e;
@@ -108,7 +108,8 @@ static void vllm_v0_aibrix_page(void **state)
 	want_value(&r, "Concurrency", 0, "vllm:num_requests_running");
 	/* Only the old name on this page: it is used. */
 	want_value(&r, "KVCacheUtilization", 0, "vllm:gpu_cache_usage_perc");
-	want_missing(&r, "RequestsPerSecond", "a rate needs two pages (from vllm:request_success_total)");
+	want_missing(&r, "RequestsPerSecond",
+		     "a rate needs two pages (from vllm:request_success_total)");
 	want_missing(&r, "LatencyP99", "no pod exports the LatencyP99 metric of vLLM");
 	want_missing(&r, "GPUUtilization", "vLLM exports no GPUUtilization metric");
 	want_missing(&r, "Custom", "Custom metrics need metricsSource type Prometheus");
@@ -120,15 +121,18 @@ static void vllm_v0_aibrix_page(void **state)
 	size_t nb;
 	double q;
 	assert_int_equal(promtext_parse(page, strlen(page), NULL, NULL, &p), 0);
-	assert_int_equal(promtext_histogram(p, "vllm:iteration_tokens_total", NULL, 0, b, 64, &nb), 0);
+	assert_int_equal(promtext_histogram(p, "vllm:iteration_tokens_total", NULL, 0, b, 64, &nb),
+			 0);
 	assert_int_equal(nb, 15);
 	assert_false(isinf(b[nb - 1].le));
 	assert_int_not_equal(promtext_bucket_quantile(0.99, b, nb, &q), 0);
 	promtext_free(p);
 
 	/* Derived: the KV gauge set to vLLM's -1 sentinel: missing, not -100 %. */
-	char *neg = derive(page, "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-Coder-1.5B-Instruct\"} 0.0",
-			   "vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-Coder-1.5B-Instruct\"} -1.0");
+	char *neg = derive(
+		page,
+		"vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-Coder-1.5B-Instruct\"} 0.0",
+		"vllm:gpu_cache_usage_perc{model_name=\"Qwen/Qwen2.5-Coder-1.5B-Instruct\"} -1.0");
 	run_pages("vllm", names, (const char *[]){ neg }, 1, 0, &r);
 	assert_int_equal(r.code, 0);
 	want_missing(&r, "KVCacheUtilization", "vllm:gpu_cache_usage_perc reports -1");
@@ -149,8 +153,9 @@ static void triton_trtllm_page(void **state)
 	/* TensorRT-LLM's own queue (1) before Triton's pending count (0). */
 	want_value(&r, "QueueDepth", 1, "nv_trt_llm_request_metrics{request_type=\"waiting\"}");
 	want_value(&r, "KVCacheUtilization", 48.75,
-		     "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}");
-	want_missing(&r, "RequestsPerSecond", "a rate needs two pages (from nv_inference_request_success)");
+		   "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\"}");
+	want_missing(&r, "RequestsPerSecond",
+		     "a rate needs two pages (from nv_inference_request_success)");
 	want_missing(&r, "Concurrency", "Triton exports no Concurrency metric");
 	done(&r);
 	/* Derived: without the TensorRT-LLM families, Triton's pending count. */
@@ -180,7 +185,8 @@ static void triton_trtllm_page(void **state)
 
 static void vllm_two_pages(void **state)
 {
-	char *a = test_read_data("metrics/vllm.txt", NULL), *b = test_read_data("metrics/vllm-later.txt", NULL);
+	char *a = test_read_data("metrics/vllm.txt", NULL),
+	     *b = test_read_data("metrics/vllm-later.txt", NULL);
 	const char *names[] = { "vllm.txt", "vllm-later.txt" };
 	struct run r;
 	(void)state;
@@ -210,15 +216,22 @@ static void vllm_both_cache_names(void **state)
 	run_pages("vllm", names, (const char *[]){ d }, 1, 0, &r);
 	assert_int_equal(r.code, 0);
 	want_value(&r, "KVCacheUtilization", 0, "vllm:kv_cache_usage_perc");
-	want_missing(&r, "LatencyP99", "a P99 needs two pages (from vllm:e2e_request_latency_seconds)");
+	want_missing(&r, "LatencyP99",
+		     "a P99 needs two pages (from vllm:e2e_request_latency_seconds)");
 	done(&r);
 	/* Derived: a second page 10 s later whose e2e histogram lost its +Inf
 	 * bucket (as a page cut short): _count stands in for it. */
-	char *later = derive(page, "vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\",model_name=\"facebook/opt-125m\"} 1.0\n", "");
-	char *later2 = derive(later, "vllm:e2e_request_latency_seconds_count{model_name=\"facebook/opt-125m\"} 1.0",
-			      "vllm:e2e_request_latency_seconds_count{model_name=\"facebook/opt-125m\"} 3.0");
-	char *later3 = derive(later2, "vllm:e2e_request_latency_seconds_bucket{le=\"60.0\",model_name=\"facebook/opt-125m\"} 1.0",
-			      "vllm:e2e_request_latency_seconds_bucket{le=\"60.0\",model_name=\"facebook/opt-125m\"} 2.0");
+	char *later = derive(
+		page,
+		"vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\",model_name=\"facebook/opt-125m\"} 1.0\n",
+		"");
+	char *later2 = derive(
+		later, "vllm:e2e_request_latency_seconds_count{model_name=\"facebook/opt-125m\"} 1.0",
+		"vllm:e2e_request_latency_seconds_count{model_name=\"facebook/opt-125m\"} 3.0");
+	char *later3 = derive(
+		later2,
+		"vllm:e2e_request_latency_seconds_bucket{le=\"60.0\",model_name=\"facebook/opt-125m\"} 1.0",
+		"vllm:e2e_request_latency_seconds_bucket{le=\"60.0\",model_name=\"facebook/opt-125m\"} 2.0");
 	const char *names2[] = { "datadog.prom", "later.prom" };
 	run_pages("vllm", names2, (const char *[]){ page, later3 }, 2, 10000, &r);
 	assert_int_equal(r.code, 0);
@@ -237,12 +250,15 @@ static void parse_errors(void **state)
 	const char *names[] = { "bad.prom" };
 	struct run r;
 	(void)state;
-	run_pages("tgi", names, (const char *[]){ "# TYPE tgi_queue_size gauge\ntgi_queue_size 3\n"
-						  "tgi_batch_current_size{x=\"1} 2\n" }, 1, 0, &r);
+	run_pages("tgi", names,
+		  (const char *[]){ "# TYPE tgi_queue_size gauge\ntgi_queue_size 3\n"
+				    "tgi_batch_current_size{x=\"1} 2\n" },
+		  1, 0, &r);
 	assert_int_equal(r.code, 1);
 	assert_non_null(strstr(r.err, "bad.prom:3: "));
 	done(&r);
-	run_pages("tgi", names, (const char *[]){ "# TYPE tgi_queue_size gauge\n\ntgi_queue_size 3\n" }, 1, 0, &r);
+	run_pages("tgi", names,
+		  (const char *[]){ "# TYPE tgi_queue_size gauge\n\ntgi_queue_size 3\n" }, 1, 0, &r);
 	assert_int_equal(r.code, 0);
 	want_value(&r, "QueueDepth", 3, "tgi_queue_size");
 	want_missing(&r, "Concurrency", "no pod exports the Concurrency metric of TGI");
@@ -255,10 +271,8 @@ static void parse_errors(void **state)
 int tests_metricscmd(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(vllm_v0_aibrix_page),
-		cmocka_unit_test(triton_trtllm_page),
-		cmocka_unit_test(vllm_two_pages),
-		cmocka_unit_test(vllm_both_cache_names),
+		cmocka_unit_test(vllm_v0_aibrix_page), cmocka_unit_test(triton_trtllm_page),
+		cmocka_unit_test(vllm_two_pages),      cmocka_unit_test(vllm_both_cache_names),
 		cmocka_unit_test(parse_errors),
 	};
 	return cmocka_run_group_tests_name("metricscmd", tests, NULL, NULL);

@@ -26,8 +26,7 @@ static struct autoscale_spec spec_of(const enum autoscale_metric_type *t, size_t
 	return s;
 }
 
-static struct metricsource_request request(const struct autoscale_spec *s,
-					   enum isvc_framework fw,
+static struct metricsource_request request(const struct autoscale_spec *s, enum isvc_framework fw,
 					   const struct metricsource_pod *pods, size_t n,
 					   int64_t now_ms)
 {
@@ -51,8 +50,9 @@ static struct metricsource_request request(const struct autoscale_spec *s,
 static void vllm_two_scrapes(void **state)
 {
 	static const enum autoscale_metric_type t[] = {
-		AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_CONCURRENCY, AUTOSCALE_KV_CACHE_UTILIZATION,
-		AUTOSCALE_LATENCY_P99, AUTOSCALE_REQUESTS_PER_SECOND,
+		AUTOSCALE_QUEUE_DEPTH,          AUTOSCALE_CONCURRENCY,
+		AUTOSCALE_KV_CACHE_UTILIZATION, AUTOSCALE_LATENCY_P99,
+		AUTOSCALE_REQUESTS_PER_SECOND,
 	};
 	struct autoscale_spec s = spec_of(t, 5);
 	struct metricsource_pod pod = { "llm-abc-1", "10.0.0.1", AUTOSCALE_POD_READY };
@@ -72,8 +72,8 @@ static void vllm_two_scrapes(void **state)
 	assert_int_equal(metricsource_pods_digest(&rq, st, b1, &len1, NULL, &out, &res), 0);
 	assert_int_equal(res.scraped, 1);
 	assert_true(out.present & 1u);
-	assert_true(out.values[0] == 7);           /* vllm:num_requests_waiting */
-	assert_true(out.values[1] == 12);          /* vllm:num_requests_running */
+	assert_true(out.values[0] == 7);              /* vllm:num_requests_waiting */
+	assert_true(out.values[1] == 12);             /* vllm:num_requests_running */
 	assert_true(fabs(out.values[2] - 83) < 1e-9); /* 0.83 as percent */
 	/* Rates and P99s need a window: not yet, and the errors say so. */
 	assert_false(out.present & (1u << 4));
@@ -100,14 +100,14 @@ static void vllm_two_scrapes(void **state)
 	free(p2);
 }
 
-#define PAGE(waiting, total, b1, b2, inf)                                          \
-	"# TYPE vllm:num_requests_waiting gauge\n"                                 \
-	"vllm:num_requests_waiting{model_name=\"m\"} " waiting "\n"                \
-	"# TYPE vllm:request_success_total counter\n"                              \
-	"vllm:request_success_total{model_name=\"m\"} " total "\n"                 \
-	"# TYPE vllm:e2e_request_latency_seconds histogram\n"                      \
-	"vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} " b1 "\n"             \
-	"vllm:e2e_request_latency_seconds_bucket{le=\"1\"} " b2 "\n"               \
+#define PAGE(waiting, total, b1, b2, inf) \
+	"# TYPE vllm:num_requests_waiting gauge\n" \
+	"vllm:num_requests_waiting{model_name=\"m\"} " waiting "\n" \
+	"# TYPE vllm:request_success_total counter\n" \
+	"vllm:request_success_total{model_name=\"m\"} " total "\n" \
+	"# TYPE vllm:e2e_request_latency_seconds histogram\n" \
+	"vllm:e2e_request_latency_seconds_bucket{le=\"0.5\"} " b1 "\n" \
+	"vllm:e2e_request_latency_seconds_bucket{le=\"1\"} " b2 "\n" \
 	"vllm:e2e_request_latency_seconds_bucket{le=\"+Inf\"} " inf "\n"
 
 /* Two pods: rates per pod, one P99 for the service over both pods' deltas,
@@ -115,7 +115,9 @@ static void vllm_two_scrapes(void **state)
 static void rates_p99_and_failures(void **state)
 {
 	static const enum autoscale_metric_type t[] = {
-		AUTOSCALE_REQUESTS_PER_SECOND, AUTOSCALE_LATENCY_P99, AUTOSCALE_QUEUE_DEPTH,
+		AUTOSCALE_REQUESTS_PER_SECOND,
+		AUTOSCALE_LATENCY_P99,
+		AUTOSCALE_QUEUE_DEPTH,
 	};
 	struct autoscale_spec s = spec_of(t, 3);
 	struct metricsource_pod pods[] = {
@@ -126,10 +128,12 @@ static void rates_p99_and_failures(void **state)
 	struct metricsource_state *st = NULL;
 	struct metricsource_result res;
 	struct autoscale_pod out[3];
-	const char *first[] = { PAGE("1", "100", "0", "0", "0"), PAGE("2", "1000", "0", "0", "0"), NULL };
+	const char *first[] = { PAGE("1", "100", "0", "0", "0"), PAGE("2", "1000", "0", "0", "0"),
+				NULL };
 	/* a: +30 requests in 10 s, 27 under 0.5 s, 30 under 1 s;
 	 * b: restarted (counter down): its 70 are all new, 70 under 0.5 s. */
-	const char *second[] = { PAGE("3", "130", "27", "30", "30"), PAGE("4", "70", "70", "70", "70"), NULL };
+	const char *second[] = { PAGE("3", "130", "27", "30", "30"),
+				 PAGE("4", "70", "70", "70", "70"), NULL };
 	size_t l1[3], l2[3];
 	(void)state;
 
@@ -145,8 +149,8 @@ static void rates_p99_and_failures(void **state)
 	assert_int_equal(out[2].present, 0);
 	rq.now_ms = 10000;
 	assert_int_equal(metricsource_pods_digest(&rq, st, second, l2, NULL, out, &res), 0);
-	assert_true(fabs(out[0].values[0] - 3.0) < 1e-9);  /* 30 / 10 s */
-	assert_true(fabs(out[1].values[0] - 7.0) < 1e-9);  /* reset: 70 / 10 s */
+	assert_true(fabs(out[0].values[0] - 3.0) < 1e-9); /* 30 / 10 s */
+	assert_true(fabs(out[1].values[0] - 7.0) < 1e-9); /* reset: 70 / 10 s */
 	assert_true(out[0].values[2] == 3 && out[1].values[2] == 4);
 	/* 100 observations: 97 <= 0.5 s, 100 <= 1 s. Rank 99 lies in
 	 * (0.5, 1]: 0.5 + 0.5 * (99 - 97) / 3 = 0.8333 s. */
@@ -162,7 +166,8 @@ static void rates_p99_and_failures(void **state)
 	assert_int_equal(res.failed, 1);
 	assert_true(out[0].present & 1u);
 	assert_int_equal(out[1].present, 0);
-	assert_non_null(strstr(res.errors[2], "1 of 2 pods could not be scraped (llm-b: Connection refused)"));
+	assert_non_null(strstr(res.errors[2],
+			       "1 of 2 pods could not be scraped (llm-b: Connection refused)"));
 
 	/* Nobody answers: every metric says no pod could be scraped. */
 	const char *none[] = { NULL, NULL, NULL };
@@ -175,7 +180,8 @@ static void rates_p99_and_failures(void **state)
 /* What is not there, and bad pages. */
 static void missing_and_malformed(void **state)
 {
-	static const enum autoscale_metric_type t[] = { AUTOSCALE_GPU_UTILIZATION, AUTOSCALE_QUEUE_DEPTH };
+	static const enum autoscale_metric_type t[] = { AUTOSCALE_GPU_UTILIZATION,
+							AUTOSCALE_QUEUE_DEPTH };
 	struct autoscale_spec s = spec_of(t, 2);
 	struct metricsource_pod pod = { "llm-a", "10.0.0.1", AUTOSCALE_POD_READY };
 	struct metricsource_state *st = NULL;
@@ -211,7 +217,8 @@ static void missing_and_malformed(void **state)
 /* Triton: GPU utilization is a 0..1 ratio per GPU, averaged, in percent. */
 static void triton_page(void **state)
 {
-	static const enum autoscale_metric_type t[] = { AUTOSCALE_GPU_UTILIZATION, AUTOSCALE_QUEUE_DEPTH };
+	static const enum autoscale_metric_type t[] = { AUTOSCALE_GPU_UTILIZATION,
+							AUTOSCALE_QUEUE_DEPTH };
 	struct autoscale_spec s = spec_of(t, 2);
 	struct metricsource_pod pod = { "tr-a", "10.0.0.1", AUTOSCALE_POD_READY };
 	struct metricsource_state *st = NULL;
@@ -226,8 +233,8 @@ static void triton_page(void **state)
 	struct metricsource_request rq = request(&s, ISVC_TRITON, &pod, 1, 0);
 	const char *b[] = { page };
 	assert_int_equal(metricsource_pods_digest(&rq, st, b, &len, NULL, &out, &res), 0);
-	assert_true(fabs(out.values[0] - 89) < 1e-9);  /* (0.91 + 0.87) / 2 */
-	assert_true(out.values[1] == 10);              /* 0 + 1 + 9 + 0 */
+	assert_true(fabs(out.values[0] - 89) < 1e-9); /* (0.91 + 0.87) / 2 */
+	assert_true(out.values[1] == 10);             /* 0 + 1 + 9 + 0 */
 	metricsource_state_free(st);
 	free(page);
 }
@@ -235,8 +242,9 @@ static void triton_page(void **state)
 static void promql(void **state)
 {
 	static const enum autoscale_metric_type t[] = {
-		AUTOSCALE_QUEUE_DEPTH, AUTOSCALE_LATENCY_P99, AUTOSCALE_GPU_UTILIZATION,
-		AUTOSCALE_REQUESTS_PER_SECOND, AUTOSCALE_CUSTOM, AUTOSCALE_TIME_TO_FIRST_TOKEN_P99,
+		AUTOSCALE_QUEUE_DEPTH,     AUTOSCALE_LATENCY_P99,
+		AUTOSCALE_GPU_UTILIZATION, AUTOSCALE_REQUESTS_PER_SECOND,
+		AUTOSCALE_CUSTOM,          AUTOSCALE_TIME_TO_FIRST_TOKEN_P99,
 	};
 	struct autoscale_spec s = spec_of(t, 6);
 	struct metricsource_request rq = request(&s, ISVC_VLLM, NULL, 0, 0);
@@ -279,39 +287,55 @@ static void prometheus_answers(void **state)
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
 			       "{\"metric\":{\"pod\":\"llm-a\"},\"value\":[1700000000.1,\"3.5\"]},"
 			       "{\"metric\":{\"pod\":\"llm-b\"},\"value\":[1700000000.1,\"NaN\"]},"
-			       "{\"metric\":{},\"value\":[1700000000.1,\"+Inf\"]}]}}", 4), 0);
+			       "{\"metric\":{},\"value\":[1700000000.1,\"+Inf\"]}]}}",
+			       4),
+			 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(s[0].pod, "llm-a");
 	assert_true(s[0].value == 3.5);
 	assert_true(isnan(s[1].value));
 	assert_true(isinf(s[2].value) && s[2].pod[0] == '\0');
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\","
-			       "\"result\":[1700000000,\"42\"]}}", 4), 0);
+			       "\"result\":[1700000000,\"42\"]}}",
+			       4),
+			 0);
 	assert_int_equal(n, 1);
 	assert_true(s[0].value == 42);
 	/* The server's own words never come through (issue 12 item 16: they
 	 * land in status): only Prometheus's errorType, if it is one. */
 	assert_int_equal(PARSE("{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":"
-			       "\"1:5: parse error: unexpected <by>\"}", 4), -EINVAL);
+			       "\"1:5: parse error: unexpected <by>\"}",
+			       4),
+			 -EINVAL);
 	assert_string_equal(err, "the query failed (Prometheus errorType bad_data)");
 	assert_int_equal(PARSE("{\"status\":\"error\",\"errorType\":\"<secret>\",\"error\":"
-			       "\"root:x:0:0\"}", 4), -EINVAL);
+			       "\"root:x:0:0\"}",
+			       4),
+			 -EINVAL);
 	assert_string_equal(err, "the query failed (Prometheus errorType unknown)");
 	assert_int_equal(PARSE("{\"status\":\"sekrit\",\"error\":\"root:x:0:0\"}", 4), -EINVAL);
 	assert_null(strstr(err, "root") ? err : NULL);
 	assert_null(strstr(err, "sekrit") ? err : NULL);
-	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix-secret\",\"result\":[]}}", 4),
-			 -EINVAL);
+	assert_int_equal(
+		PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix-secret\",\"result\":[]}}",
+		      4),
+		-EINVAL);
 	assert_string_equal(err, "unexpected resultType (want vector or scalar)");
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
-			       "{\"metric\":{},\"value\":[1,2]}]}}", 4), -EINVAL);
+			       "{\"metric\":{},\"value\":[1,2]}]}}",
+			       4),
+			 -EINVAL);
 	assert_non_null(strstr(err, "series 0"));
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
-			       "{\"value\":[1,\"1\"]},{\"value\":[1,\"1\"]}]}}", 1), -E2BIG);
+			       "{\"value\":[1,\"1\"]},{\"value\":[1,\"1\"]}]}}",
+			       1),
+			 -E2BIG);
 	assert_int_equal(PARSE("<html>bad gateway</html>", 4), -EINVAL);
 	assert_non_null(strstr(err, "not JSON"));
 	assert_int_equal(PARSE("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
-			       "{\"value\":[1,\"1e999\"]}]}}", 4), -EINVAL);
+			       "{\"value\":[1,\"1e999\"]}]}}",
+			       4),
+			 -EINVAL);
 #undef PARSE
 }
 
@@ -329,14 +353,24 @@ static void prometheus_policy(void **state)
 	(void)state;
 
 	assert_int_equal(metricsource_url_allowed("http://169.254.169.254/", why, sizeof(why)), 0);
-	assert_int_equal(metricsource_policy_set("http://prometheus.monitoring:9090/, https://127.0.0.1:9443",
-						 false), 0);
-	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why, sizeof(why)), 0);
-	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090//", why, sizeof(why)), 0);
+	assert_int_equal(metricsource_policy_set(
+				 "http://prometheus.monitoring:9090/, https://127.0.0.1:9443", false),
+			 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why,
+						  sizeof(why)),
+			 0);
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090//", why,
+						  sizeof(why)),
+			 0);
 	assert_int_equal(metricsource_url_allowed("https://127.0.0.1:9443/", why, sizeof(why)), 0);
-	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090/api", why, sizeof(why)), -EPERM);
-	assert_int_equal(metricsource_url_allowed("http://169.254.169.254", why, sizeof(why)), -EPERM);
-	assert_non_null(strstr(why, "is not one of the Prometheus URLs the operator allows (--prometheus-allowed-urls)"));
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090/api", why,
+						  sizeof(why)),
+			 -EPERM);
+	assert_int_equal(metricsource_url_allowed("http://169.254.169.254", why, sizeof(why)),
+			 -EPERM);
+	assert_non_null(strstr(
+		why,
+		"is not one of the Prometheus URLs the operator allows (--prometheus-allowed-urls)"));
 	/* The query is never sent: no connection refused from port 1. */
 	rq.kind = METRICSOURCE_PROMETHEUS;
 	rq.url = "http://127.0.0.1:1";
@@ -348,11 +382,15 @@ static void prometheus_policy(void **state)
 	assert_non_null(strstr(res.errors[1], "--allow-custom-promql"));
 	metricsource_state_free(st);
 	assert_int_equal(metricsource_promql(&rq, 1, q, sizeof(q), why, sizeof(why)), -EPERM);
-	assert_non_null(strstr(why, "Custom PromQL is off in this operator (its --allow-custom-promql is false)"));
+	assert_non_null(strstr(
+		why, "Custom PromQL is off in this operator (its --allow-custom-promql is false)"));
 	/* Empty: nothing allowed; bad entries refused. */
 	assert_int_equal(metricsource_policy_set("", true), 0);
-	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why, sizeof(why)), -EPERM);
-	assert_non_null(strstr(why, "allows no Prometheus URL (its --prometheus-allowed-urls is empty)"));
+	assert_int_equal(metricsource_url_allowed("http://prometheus.monitoring:9090", why,
+						  sizeof(why)),
+			 -EPERM);
+	assert_non_null(
+		strstr(why, "allows no Prometheus URL (its --prometheus-allowed-urls is empty)"));
 	assert_int_equal(metricsource_promql(&rq, 1, q, sizeof(q), why, sizeof(why)), 0);
 	assert_int_equal(metricsource_policy_set("ftp://x", false), -EINVAL);
 	assert_int_equal(metricsource_policy_set("http://user:pw@x:9090", false), -EINVAL);

@@ -29,7 +29,8 @@ static char held[64];
 static int fresh(void **state)
 {
 	(void)state;
-	if (cache_new(&kind_nodes, test_interns, &nodes) < 0 || cache_new(&kind_pods, test_interns, &pods) < 0)
+	if (cache_new(&kind_nodes, test_interns, &nodes) < 0 ||
+	    cache_new(&kind_pods, test_interns, &pods) < 0)
 		return -1;
 	return placement_new(NULL, &pl);
 }
@@ -50,7 +51,7 @@ static void publish(struct cache *c, const char *json)
 	struct cache_obj *obj, *old;
 	assert_non_null(j);
 	assert_int_equal(cache_project(c, j, &obj), 0);
-	cache_write_begin(c);   /* as the informer: the write, then its handlers */
+	cache_write_begin(c); /* as the informer: the write, then its handlers */
 	cache_publish(c, obj, &old);
 	/* What the controller's pod handler does after each publish. */
 	if (c == pods) {
@@ -66,7 +67,7 @@ static void publish(struct cache *c, const char *json)
 		json_object_put(j);
 		return;
 	}
-	if (c == nodes)   /* and its node handler */
+	if (c == nodes) /* and its node handler */
 		placement_node_changed(pl, obj->name);
 	cache_write_done(c);
 	if (old)
@@ -92,8 +93,8 @@ static void add_node(const char *name, const char *product, int gpus, int mem_mi
 		 "\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
 		 "\"nvidia.com/gpu\":\"%d\"%s%s},\"conditions\":[{\"type\":\"Ready\",\"status\":\"%s\"}]}}",
 		 name, name, name, product, gpus, mem_mib, *extra_labels ? "," : "", extra_labels,
-		 unschedulable ? "true" : "false", taints, gpus, *extra_alloc ? "," : "", extra_alloc,
-		 ready ? "True" : "False");
+		 unschedulable ? "true" : "false", taints, gpus, *extra_alloc ? "," : "",
+		 extra_alloc, ready ? "True" : "False");
 	publish(nodes, buf);
 }
 
@@ -106,9 +107,8 @@ static void gpu_node(const char *name, const char *product, int gpus, int mem_mi
  * A pod of kinfer's (as workload.c writes it). spec_extra: JSON members of
  * spec to add (nodeSelector, affinity, tolerations), may be "".
  */
-static void add_pod(const char *name, const char *node, const char *service,
-		    const char *priority, const char *resource, int count,
-		    const char *spec_extra)
+static void add_pod(const char *name, const char *node, const char *service, const char *priority,
+		    const char *resource, int count, const char *spec_extra)
 {
 	char buf[4096], nodefield[300] = "";
 	if (node)
@@ -155,7 +155,8 @@ static void expect_node(const char *name, const char *want)
 
 /* ---- filters ------------------------------------------------------------ */
 
-#define GPU_TOL "\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]"
+#define GPU_TOL \
+	"\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}]"
 
 static void tolerations_match_like_kube_scheduler(void **state)
 {
@@ -163,17 +164,19 @@ static void tolerations_match_like_kube_scheduler(void **state)
 	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1,
 		"\"tolerations\":[{\"key\":\"a\",\"operator\":\"Equal\",\"value\":\"1\",\"effect\":\"NoSchedule\"},"
 		"{\"key\":\"b\",\"operator\":\"Exists\"}]");
-	add_pod("all", NULL, "s", "normal", "nvidia.com/gpu", 1, "\"tolerations\":[{\"operator\":\"Exists\"}]");
+	add_pod("all", NULL, "s", "normal", "nvidia.com/gpu", 1,
+		"\"tolerations\":[{\"operator\":\"Exists\"}]");
 	cache_read_lock();
 	const struct kpod *p = pod("p"), *all = pod("all");
 	struct ktaint a1 = { "a", "1", "NoSchedule" }, a2 = { "a", "2", "NoSchedule" },
-		      a1x = { "a", "1", "NoExecute" }, b = { "b", "x", "NoExecute" }, c = { "c", "", "NoSchedule" };
+		      a1x = { "a", "1", "NoExecute" }, b = { "b", "x", "NoExecute" },
+		      c = { "c", "", "NoSchedule" };
 	assert_true(placement_tolerates(p, &a1));
-	assert_false(placement_tolerates(p, &a2));     /* value differs */
-	assert_false(placement_tolerates(p, &a1x));    /* effect differs */
-	assert_true(placement_tolerates(p, &b));       /* Exists, any effect */
+	assert_false(placement_tolerates(p, &a2));  /* value differs */
+	assert_false(placement_tolerates(p, &a1x)); /* effect differs */
+	assert_true(placement_tolerates(p, &b));    /* Exists, any effect */
 	assert_false(placement_tolerates(p, &c));
-	assert_true(placement_tolerates(all, &c));     /* empty key + Exists: everything */
+	assert_true(placement_tolerates(all, &c)); /* empty key + Exists: everything */
 	cache_read_unlock();
 }
 
@@ -197,7 +200,8 @@ static void selector_and_affinity(void **state)
 		"\"nvidia.com/gpu.product\",\"operator\":\"NotIn\",\"values\":[\"NVIDIA-A100-SXM4-80GB\"]},"
 		"{\"key\":\"nvidia.com/gpu.count\",\"operator\":\"Exists\"}]}]}}}");
 	cache_read_lock();
-	const struct knode *a = (const void *)cache_get(nodes, "a100"), *t = (const void *)cache_get(nodes, "t4");
+	const struct knode *a = (const void *)cache_get(nodes, "a100"),
+			   *t = (const void *)cache_get(nodes, "t4");
 	assert_true(placement_node_matches(pod("p"), a));
 	assert_false(placement_node_matches(pod("p"), t));
 	assert_true(placement_node_matches(pod("mem"), a));
@@ -231,7 +235,8 @@ static void cached_node_is_chosen(void **state)
 	assert_int_equal(d.feasible, 3);
 	/* A service that asked not to prefer cached nodes: packing decides
 	 * among equals (the first by name). */
-	publish(pods, "{\"metadata\":{\"name\":\"q\",\"namespace\":\"ns\",\"uid\":\"q\","
+	publish(pods,
+		"{\"metadata\":{\"name\":\"q\",\"namespace\":\"ns\",\"uid\":\"q\","
 		"\"labels\":{\"kinfer.io/model\":\"llama-7b\"},\"annotations\":"
 		"{\"kinfer.io/prefer-cached-nodes\":\"false\"}},\"spec\":{\"schedulerName\":\"kinfer\","
 		"\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]},"
@@ -242,13 +247,16 @@ static void cached_node_is_chosen(void **state)
 static void unready_unschedulable_and_tainted_nodes_are_skipped(void **state)
 {
 	(void)state;
-	add_node("a-down", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", false, false);
-	add_node("b-cordoned", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", true, true);
+	add_node("a-down", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", false,
+		 false);
+	add_node("b-cordoned", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "", "[]", true,
+		 true);
 	add_node("c-tainted", "A", 8, 81920, "\"kinfer.io/cached.llama-7b\":\"1\"", "",
 		 "[{\"key\":\"team\",\"value\":\"x\",\"effect\":\"NoSchedule\"}]", true, false);
-	add_node("d-gputaint", "A", 8, 81920, "",
-		 "", "[{\"key\":\"nvidia.com/gpu\",\"value\":\"present\",\"effect\":\"NoSchedule\"},"
-		 "{\"key\":\"soft\",\"value\":\"y\",\"effect\":\"PreferNoSchedule\"}]", true, false);
+	add_node("d-gputaint", "A", 8, 81920, "", "",
+		 "[{\"key\":\"nvidia.com/gpu\",\"value\":\"present\",\"effect\":\"NoSchedule\"},"
+		 "{\"key\":\"soft\",\"value\":\"y\",\"effect\":\"PreferNoSchedule\"}]",
+		 true, false);
 	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 1, GPU_TOL);
 	expect_node("p", "d-gputaint");
 }
@@ -279,11 +287,12 @@ static void assumptions_never_overcommit(void **state)
 	cache_read_unlock();
 	add_pod("p1", "small", "s", "normal", "nvidia.com/gpu", 1, "");
 	assert_int_equal(decide("p2", &d), -ENOSPC);
-	assert_int_equal(placement_assumed(pl), 1);   /* until the controller forgets it */
+	assert_int_equal(placement_assumed(pl), 1); /* until the controller forgets it */
 	assert_true(placement_forget(pl, "ns/p1"));
 	assert_int_equal(decide("p2", &d), -ENOSPC);
 	/* A finished pod frees its GPU. */
-	publish(pods, "{\"metadata\":{\"name\":\"bound\",\"namespace\":\"ns\",\"uid\":\"b\"},"
+	publish(pods,
+		"{\"metadata\":{\"name\":\"bound\",\"namespace\":\"ns\",\"uid\":\"b\"},"
 		"\"spec\":{\"nodeName\":\"small\",\"containers\":[{\"name\":\"m\",\"resources\":"
 		"{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]},\"status\":{\"phase\":\"Succeeded\"}}");
 	expect_node("p2", "small");
@@ -303,12 +312,13 @@ static void binding_seen_before_the_handler_ran(void **state)
 	gpu_node("one", "A", 1, 81920);
 	add_pod("p1", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
 	add_pod("p2", NULL, "s", "normal", "nvidia.com/gpu", 1, "");
-	assert_int_equal(decide("p2", &d), 0);            /* the node's sums are kept */
+	assert_int_equal(decide("p2", &d), 0); /* the node's sums are kept */
 	cache_read_lock();
 	assert_int_equal(placement_assume(pl, pod("p1"), "one", 1), 0);
 	cache_read_unlock();
 	/* p1 bound in the cache, placement_node_changed not called yet. */
-	json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"p1\",\"namespace\":\"ns\","
+	json_object *j = json_tokener_parse(
+		"{\"metadata\":{\"name\":\"p1\",\"namespace\":\"ns\","
 		"\"uid\":\"u-p1\"},\"spec\":{\"nodeName\":\"one\",\"schedulerName\":\"kinfer\","
 		"\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":{\"nvidia.com/gpu\":\"1\"}}}]},"
 		"\"status\":{\"phase\":\"Pending\"}}");
@@ -348,7 +358,8 @@ static void mig_and_shared_resources(void **state)
 	(void)state;
 	gpu_node("plain", "NVIDIA-A100-SXM4-80GB", 8, 81920);
 	add_node("mig", "NVIDIA-A100-SXM4-80GB", 0, 81920, "\"nvidia.com/mig.strategy\":\"mixed\"",
-		 "\"nvidia.com/mig-1g.10gb\":\"7\",\"nvidia.com/mig-3g.40gb\":\"2\"", "[]", true, false);
+		 "\"nvidia.com/mig-1g.10gb\":\"7\",\"nvidia.com/mig-3g.40gb\":\"2\"", "[]", true,
+		 false);
 	add_node("ts", "Tesla-T4", 0, 15360, "\"nvidia.com/gpu.replicas\":\"4\"",
 		 "\"nvidia.com/gpu.shared\":\"16\"", "[]", true, false);
 	add_pod("m", NULL, "s", "normal", "nvidia.com/mig-3g.40gb", 1, "");
@@ -362,7 +373,8 @@ static void mig_and_shared_resources(void **state)
 	add_pod("m2", "mig", "s", "normal", "nvidia.com/mig-3g.40gb", 1, "");
 	struct placement_decision d;
 	assert_int_equal(decide("m", &d), -ENOSPC);
-	assert_string_equal(d.message, "0/3 nodes are available: 3 Insufficient nvidia.com/mig-3g.40gb.");
+	assert_string_equal(d.message,
+			    "0/3 nodes are available: 3 Insufficient nvidia.com/mig-3g.40gb.");
 }
 
 static void high_priority_spreads_low_priority_packs(void **state)
@@ -377,8 +389,8 @@ static void high_priority_spreads_low_priority_packs(void **state)
 	add_pod("lo-0", "a", "lo", "low", "nvidia.com/gpu", 1, "");
 	add_pod("hi-1", NULL, "hi", "high", "nvidia.com/gpu", 1, "");
 	add_pod("lo-1", NULL, "lo", "low", "nvidia.com/gpu", 1, "");
-	expect_node("hi-1", "b");   /* away from its sibling */
-	expect_node("lo-1", "a");   /* onto the fuller node */
+	expect_node("hi-1", "b"); /* away from its sibling */
+	expect_node("lo-1", "a"); /* onto the fuller node */
 }
 
 static void fragmentation_and_utilization(void **state)
@@ -399,10 +411,12 @@ static void fragmentation_and_utilization(void **state)
 	placement_free(pl);
 	assert_int_equal(placement_new(&wu, &pl), 0);
 	add_node("busy", "A", 8, 81920, "", "", "[]", true, false);
-	publish(nodes, "{\"metadata\":{\"name\":\"idle\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"5\"}},"
+	publish(nodes,
+		"{\"metadata\":{\"name\":\"idle\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"5\"}},"
 		"\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
 		"\"nvidia.com/gpu\":\"8\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}");
-	publish(nodes, "{\"metadata\":{\"name\":\"aaa-hot\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"95\"}},"
+	publish(nodes,
+		"{\"metadata\":{\"name\":\"aaa-hot\",\"annotations\":{\"kinfer.io/gpu-utilization\":\"95\"}},"
 		"\"status\":{\"allocatable\":{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\","
 		"\"nvidia.com/gpu\":\"8\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}");
 	expect_node("p", "idle");
@@ -417,21 +431,24 @@ static void constraints_past_the_bounds(void **state)
 	char extra[8192] = "\"tolerations\":[";
 	size_t off = strlen(extra);
 	for (int i = 0; i < 65; i++)
-		off += (size_t)snprintf(extra + off, sizeof(extra) - off, "%s{\"key\":\"k%d\",\"operator\":\"Exists\"}",
-					i ? "," : "", i);
+		off += (size_t)snprintf(extra + off, sizeof(extra) - off,
+					"%s{\"key\":\"k%d\",\"operator\":\"Exists\"}", i ? "," : "",
+					i);
 	snprintf(extra + off, sizeof(extra) - off, "]");
 	gpu_node("n", "A", 8, 81920);
 	char buf[12288];
-	snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"big\",\"namespace\":\"ns\",\"uid\":\"b\"},"
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"big\",\"namespace\":\"ns\",\"uid\":\"b\"},"
 		 "\"spec\":{\"schedulerName\":\"kinfer\",%s,\"containers\":[{\"name\":\"m\"}]},"
-		 "\"status\":{\"phase\":\"Pending\"}}", extra);
+		 "\"status\":{\"phase\":\"Pending\"}}",
+		 extra);
 	publish(pods, buf);
 	cache_read_lock();
 	assert_true(pod("big")->sched_unreadable);
 	cache_read_unlock();
 	assert_int_equal(decide("big", &d), -ENOSPC);
 	assert_string_equal(d.message, "0/1 nodes are available: 1 node(s) not evaluated: "
-			    "the pod's node constraints exceed kinfer's bounds.");
+				       "the pod's node constraints exceed kinfer's bounds.");
 }
 
 /* ---- the index decides as the scan does -------------------------------- */
@@ -454,8 +471,10 @@ static void random_node_caching(uint64_t *s, int i, int cached)
 
 	snprintf(name, sizeof(name), "node-%03d", i);
 	if (kind == 3)
-		snprintf(alloc, sizeof(alloc), "\"nvidia.com/mig-1g.10gb\":\"%d\","
-			 "\"nvidia.com/mig-3g.40gb\":\"%d\"", (int)(rnd_next(s) % 8), (int)(rnd_next(s) % 3));
+		snprintf(alloc, sizeof(alloc),
+			 "\"nvidia.com/mig-1g.10gb\":\"%d\","
+			 "\"nvidia.com/mig-3g.40gb\":\"%d\"",
+			 (int)(rnd_next(s) % 8), (int)(rnd_next(s) % 3));
 	else
 		snprintf(alloc, sizeof(alloc), "\"%s\":\"%d\"", res[kind == 2], units);
 	if (cached >= 0)
@@ -464,13 +483,14 @@ static void random_node_caching(uint64_t *s, int i, int cached)
 		snprintf(labels, sizeof(labels), "\"kinfer.io/cached.m%d\":\"%s\"",
 			 (int)(rnd_next(s) % 3), rnd_next(s) % 4 ? "true" : "false");
 	if (rnd_next(s) % 4 == 0)
-		snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "%s\"pool\":\"p%d\"",
-			 *labels ? "," : "", (int)(rnd_next(s) % 2));
+		snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels),
+			 "%s\"pool\":\"p%d\"", *labels ? "," : "", (int)(rnd_next(s) % 2));
 	if (rnd_next(s) % 6)
 		snprintf(ann, sizeof(ann), ",\"annotations\":{\"kinfer.io/gpu-utilization\":\"%d\"}",
 			 (int)(rnd_next(s) % 101));
 	if (rnd_next(s) % 10 == 0)
-		snprintf(taints, sizeof(taints), "[{\"key\":\"dedicated\",\"value\":\"infra\","
+		snprintf(taints, sizeof(taints),
+			 "[{\"key\":\"dedicated\",\"value\":\"infra\","
 			 "\"effect\":\"NoSchedule\"}]");
 	char buf[2048];
 	snprintf(buf, sizeof(buf),
@@ -501,7 +521,8 @@ static void random_pod(uint64_t *s, const char *name, int node, int n_nodes)
 	if (node >= 0)
 		snprintf(nodefield, sizeof(nodefield), "\"nodeName\":\"node-%03d\",", node % n_nodes);
 	if (node < 0 && rnd_next(s) % 5 == 0)
-		snprintf(sel, sizeof(sel), "\"nodeSelector\":{\"pool\":\"p%d\"},", (int)(rnd_next(s) % 2));
+		snprintf(sel, sizeof(sel), "\"nodeSelector\":{\"pool\":\"p%d\"},",
+			 (int)(rnd_next(s) % 2));
 	snprintf(buf, sizeof(buf),
 		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
 		 "\"labels\":{\"kinfer.io/service\":\"s%d\",\"kinfer.io/model\":\"m%d\","
@@ -511,7 +532,10 @@ static void random_pod(uint64_t *s, const char *name, int node, int n_nodes)
 		 "\"limits\":{\"%s\":\"%d\"}}}]},\"status\":{\"phase\":\"%s\"}}",
 		 name, name, (int)(rnd_next(s) % 4), (int)(rnd_next(s) % 3), prio[rnd_next(s) % 3],
 		 nodefield, sel, 100 + (int)(rnd_next(s) % 2000), res[rnd_next(s) % 4],
-		 1 + (int)(rnd_next(s) % 3), node < 0 ? "Pending" : rnd_next(s) % 10 ? "Running" : "Succeeded");
+		 1 + (int)(rnd_next(s) % 3),
+		 node < 0         ? "Pending" :
+		 rnd_next(s) % 10 ? "Running" :
+				    "Succeeded");
 	publish(pods, buf);
 }
 
@@ -532,9 +556,10 @@ static void expect_same(const char *name, uint64_t now)
 	const struct kpod *p = pod(name);
 	int ra = placement_decide_scan(pl, nodes, pods, p, now, &a);
 	int rb = placement_decide(pl, nodes, pods, p, now, &b);
-	cache_read_unlock();   /* before any assertion: a failed one leaves */
+	cache_read_unlock(); /* before any assertion: a failed one leaves */
 	if (rb != ra || strcmp(a.node, b.node) != 0)
-		fail_msg("%s: the scan chose %s (%d), the index %s (%d)", name, a.node, ra, b.node, rb);
+		fail_msg("%s: the scan chose %s (%d), the index %s (%d)", name, a.node, ra, b.node,
+			 rb);
 	assert_int_equal(rb, ra);
 	assert_string_equal(b.node, a.node);
 	assert_int_equal(b.score, a.score);
@@ -566,7 +591,8 @@ static void index_decides_as_the_scan(void **state)
 		assert_int_equal(fresh(NULL), 0);
 		placement_free(pl);
 		assert_int_equal(placement_new(&w, &pl), 0);
-		int n_nodes = 5 + (int)(rnd_next(&s) % 120), n_bound = (int)(rnd_next(&s) % (3 * n_nodes));
+		int n_nodes = 5 + (int)(rnd_next(&s) % 120),
+		    n_bound = (int)(rnd_next(&s) % (3 * n_nodes));
 		char name[32];
 		for (int i = 0; i < n_nodes; i++)
 			random_node(&s, i);
@@ -584,7 +610,8 @@ static void index_decides_as_the_scan(void **state)
 				 * handler runs only eight decisions later. */
 				if (k == 4) {
 					hold_next = true;
-					random_node_caching(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes),
+					random_node_caching(&s,
+							    (int)(rnd_next(&s) % (uint64_t)n_nodes),
 							    (int)(rnd_next(&s) % 3));
 				}
 				if (k == 12)
@@ -603,12 +630,14 @@ static void index_decides_as_the_scan(void **state)
 			 * changed, removed and added. */
 			for (int k = 0; k < 10; k++) {
 				snprintf(name, sizeof(name), "b%d", n_bound + step * 10 + k);
-				random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes), n_nodes);
+				random_pod(&s, name, (int)(rnd_next(&s) % (uint64_t)n_nodes),
+					   n_nodes);
 			}
 			random_node(&s, (int)(rnd_next(&s) % (uint64_t)n_nodes));
 			char key[32];
 			struct cache_obj *old;
-			snprintf(key, sizeof(key), "node-%03d", (int)(rnd_next(&s) % (uint64_t)n_nodes));
+			snprintf(key, sizeof(key), "node-%03d",
+				 (int)(rnd_next(&s) % (uint64_t)n_nodes));
 			if (cache_remove(nodes, key, &old) == 0) {
 				placement_node_changed(pl, old->name);
 				cache_retire(nodes, old);
@@ -725,8 +754,10 @@ static void failed_scheduling_message_counts_reasons(void **state)
 	}
 	for (int i = 0; i < 8; i++) {
 		snprintf(name, sizeof(name), "tainted-%d", i);
-		add_node(name, "A", 8, 81920, "", "", "[{\"key\":\"dedicated\",\"value\":\"infra\","
-			 "\"effect\":\"NoSchedule\"}]", true, false);
+		add_node(name, "A", 8, 81920, "", "",
+			 "[{\"key\":\"dedicated\",\"value\":\"infra\","
+			 "\"effect\":\"NoSchedule\"}]",
+			 true, false);
 	}
 	add_node("cordoned", "A", 8, 81920, "", "", "[]", true, true);
 	add_node("down", "A", 8, 81920, "", "", "[]", false, false);
@@ -736,7 +767,8 @@ static void failed_scheduling_message_counts_reasons(void **state)
 		"{\"nodeSelectorTerms\":[{\"matchExpressions\":[{\"key\":\"pool\",\"operator\":\"DoesNotExist\"}]}]}}}");
 	assert_int_equal(decide("p", &d), -ENOSPC);
 	assert_int_equal(d.nodes, 43);
-	assert_string_equal(d.message,
+	assert_string_equal(
+		d.message,
 		"0/43 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
 		"1 node(s) were not ready, 1 node(s) were unschedulable, 32 Insufficient nvidia.com/gpu, "
 		"8 node(s) had untolerated taint {dedicated: infra}.");

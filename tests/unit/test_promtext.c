@@ -50,8 +50,8 @@ static struct promtext *parse_file(const char *name)
 	return p;
 }
 
-static double value_of(struct promtext *p, const char *name,
-		       const struct promtext_matcher *m, size_t n)
+static double value_of(struct promtext *p, const char *name, const struct promtext_matcher *m,
+		       size_t n)
 {
 	size_t i;
 
@@ -78,23 +78,16 @@ static void vllm_page(void **state)
 	assert_true(value_of(p, "vllm:gpu_cache_usage_perc", NULL, 0) == 0.83);
 	assert_true(value_of(p, "vllm:kv_cache_usage_perc", NULL, 0) == 0.83);
 	assert_true(value_of(p, "process_max_fds", NULL, 0) == 1048576.0);
-	assert_int_equal(promtext_family_type(p, "vllm:num_requests_waiting"),
-			 PROMTEXT_GAUGE);
-	assert_int_equal(promtext_family_type(p, "vllm:prompt_tokens_total"),
-			 PROMTEXT_COUNTER);
-	assert_int_equal(promtext_family_type(
-				 p, "vllm:e2e_request_latency_seconds"),
+	assert_int_equal(promtext_family_type(p, "vllm:num_requests_waiting"), PROMTEXT_GAUGE);
+	assert_int_equal(promtext_family_type(p, "vllm:prompt_tokens_total"), PROMTEXT_COUNTER);
+	assert_int_equal(promtext_family_type(p, "vllm:e2e_request_latency_seconds"),
 			 PROMTEXT_HISTOGRAM);
-	assert_int_equal(promtext_family_type(p, "no_such_family"),
-			 PROMTEXT_UNTYPED);
-	assert_int_equal(promtext_sum(p, "vllm:request_success_total", NULL, 0,
-				      &sum, &series), 0);
+	assert_int_equal(promtext_family_type(p, "no_such_family"), PROMTEXT_UNTYPED);
+	assert_int_equal(promtext_sum(p, "vllm:request_success_total", NULL, 0, &sum, &series), 0);
 	assert_true(sum == 4200.0);
 	assert_int_equal(series, 3);
-	assert_true(value_of(p, "vllm:request_success_total", abort_m, 1) ==
-		    84.0);
-	assert_int_equal(promtext_find(p, "vllm:cache_config_info", NULL, 0, 0,
-				       &i), 0);
+	assert_true(value_of(p, "vllm:request_success_total", abort_m, 1) == 84.0);
+	assert_int_equal(promtext_find(p, "vllm:cache_config_info", NULL, 0, 0, &i), 0);
 	assert_string_equal(promtext_label(p, i, "num_gpu_blocks"), "27153");
 	assert_null(promtext_label(p, i, "model_name"));
 	assert_string_equal(promtext_name(p, i), "vllm:cache_config_info");
@@ -111,10 +104,12 @@ static void vllm_p99_from_deltas(void **state)
 	double v;
 	(void)state;
 
-	assert_int_equal(promtext_histogram(a, "vllm:e2e_request_latency_seconds",
-					    NULL, 0, pa, 64, &na), 0);
-	assert_int_equal(promtext_histogram(b, "vllm:e2e_request_latency_seconds",
-					    NULL, 0, pb, 64, &nb), 0);
+	assert_int_equal(promtext_histogram(a, "vllm:e2e_request_latency_seconds", NULL, 0, pa, 64,
+					    &na),
+			 0);
+	assert_int_equal(promtext_histogram(b, "vllm:e2e_request_latency_seconds", NULL, 0, pb, 64,
+					    &nb),
+			 0);
 	assert_int_equal(na, 22);
 	assert_int_equal(nb, 22);
 	assert_true(isinf(pa[21].le) && pa[21].count == 4200);
@@ -131,8 +126,7 @@ static void vllm_p99_from_deltas(void **state)
 	assert_int_equal(promtext_histogram_quantile(0.9, pa, na, pb, nb, &v), 0);
 	assert_near(v, 10.0 + 5.0 * 10.0 / 46.0, 1e-9);
 	/* Nothing happened between a scrape and itself. */
-	assert_int_equal(promtext_histogram_quantile(0.99, pa, na, pa, na, &v),
-			 -ENODATA);
+	assert_int_equal(promtext_histogram_quantile(0.99, pa, na, pa, na, &v), -ENODATA);
 	/* Lifetime P99 of the first page: rank 4158 in (15,20]. */
 	assert_int_equal(promtext_bucket_quantile(0.99, pa, na, &v), 0);
 	assert_near(v, 15.0 + 5.0 * (4158.0 - 4139.0) / 48.0, 1e-9);
@@ -154,19 +148,16 @@ static void triton_page(void **state)
 
 	assert_int_equal(promtext_count(p), 61);
 	assert_true(value_of(p, "nv_inference_pending_request_count", trt, 1) == 9);
-	assert_int_equal(promtext_sum(p, "nv_inference_pending_request_count",
-				      not_ens, 2, &v, &series), 0);
+	assert_int_equal(promtext_sum(p, "nv_inference_pending_request_count", not_ens, 2, &v,
+				      &series),
+			 0);
 	assert_true(v == 10 && series == 3);
-	assert_true(value_of(p, "nv_inference_queue_duration_us", trt, 1) ==
-		    2187712964.0);
-	assert_int_equal(promtext_avg(p, "nv_gpu_utilization", NULL, 0, &v,
-				      &series), 0);
+	assert_true(value_of(p, "nv_inference_queue_duration_us", trt, 1) == 2187712964.0);
+	assert_int_equal(promtext_avg(p, "nv_gpu_utilization", NULL, 0, &v, &series), 0);
 	assert_near(v, 0.89, 1e-12);
 	assert_int_equal(series, 2);
-	assert_true(value_of(p, "nv_inference_request_duration_us", trt, 1) ==
-		    51199846213.0);
-	assert_int_equal(promtext_family_type(p, "nv_inference_queue_duration_us"),
-			 PROMTEXT_COUNTER);
+	assert_true(value_of(p, "nv_inference_request_duration_us", trt, 1) == 51199846213.0);
+	assert_int_equal(promtext_family_type(p, "nv_inference_queue_duration_us"), PROMTEXT_COUNTER);
 	promtext_free(p);
 }
 
@@ -185,52 +176,44 @@ static void dcgm_page(void **state)
 	(void)state;
 
 	assert_int_equal(promtext_count(p), 152);
-	assert_int_equal(promtext_avg(p, "DCGM_FI_DEV_GPU_UTIL", pod, 2, &v,
-				      &series), 0);
+	assert_int_equal(promtext_avg(p, "DCGM_FI_DEV_GPU_UTIL", pod, 2, &v, &series), 0);
 	assert_true(v == 90.5 && series == 2);
-	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", ns, 1, &v,
-				      &series), 0);
+	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", ns, 1, &v, &series), 0);
 	assert_true(v == 328 && series == 4);
 	/* GPUs not given to a pod carry no pod label: it matches "". */
-	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", idle, 1, &v,
-				      &series), 0);
+	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", idle, 1, &v, &series), 0);
 	assert_true(v == 0 && series == 3);
-	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", gone, 1, &v,
-				      &series), -ENOENT);
+	assert_int_equal(promtext_sum(p, "DCGM_FI_DEV_GPU_UTIL", gone, 1, &v, &series), -ENOENT);
 	assert_int_equal(promtext_find(p, "DCGM_FI_DEV_FB_USED", pod, 2, 0, &i), 0);
-	assert_string_equal(promtext_label(p, i, "UUID"),
-			    "GPU-8f6b2c1e-4a3d-5e7f-9b0c-1d2e3f4a5b6c");
+	assert_string_equal(promtext_label(p, i, "UUID"), "GPU-8f6b2c1e-4a3d-5e7f-9b0c-1d2e3f4a5b6c");
 	assert_true(promtext_value(p, i) == 74915);
-	assert_int_equal(promtext_find(p, "DCGM_FI_DEV_FB_USED", pod, 2, i + 1,
-				       &i), 0);
+	assert_int_equal(promtext_find(p, "DCGM_FI_DEV_FB_USED", pod, 2, i + 1, &i), 0);
 	assert_string_equal(promtext_label(p, i, "gpu"), "1");
-	assert_int_equal(promtext_find(p, "DCGM_FI_DEV_FB_USED", pod, 2, i + 1,
-				       &i), -ENOENT);
+	assert_int_equal(promtext_find(p, "DCGM_FI_DEV_FB_USED", pod, 2, i + 1, &i), -ENOENT);
 	promtext_free(p);
 }
 
 /* Escapes, special values, timestamps, optional syntax. */
 static void grammar(void **state)
 {
-	const char *text =
-		"# A plain comment, then a blank line.\n"
-		"\n"
-		"# HELP esc Help with \\\\ and \\n escapes.\n"
-		"# TYPE esc gauge\n"
-		"esc{path=\"C:\\\\dir\",quote=\"say \\\"hi\\\"\",nl=\"a\\nb\"} 1\n"
-		"   nan_metric NaN\n"
-		"pinf +Inf\n"
-		"ninf\t-Inf\n"
-		"with_ts{a=\"b\"} 2.5 1718000000000\n"
-		"neg_ts 1 -5\n"
-		"empty_labels{} 3\n"
-		"trailing_comma{a=\"1\",} 4\n"
-		"spaced { a = \"1\" , b=\"2\" } 5e-3\n"
-		"crlf 6\r\n"
-		"colon:metric:sum 7\n"
-		"_underscore 8\n"
-		"utf8{v=\"caf\xc3\xa9 \xe2\x82\xac\"} 9\n"
-		"sci 1.5E+3";
+	const char *text = "# A plain comment, then a blank line.\n"
+			   "\n"
+			   "# HELP esc Help with \\\\ and \\n escapes.\n"
+			   "# TYPE esc gauge\n"
+			   "esc{path=\"C:\\\\dir\",quote=\"say \\\"hi\\\"\",nl=\"a\\nb\"} 1\n"
+			   "   nan_metric NaN\n"
+			   "pinf +Inf\n"
+			   "ninf\t-Inf\n"
+			   "with_ts{a=\"b\"} 2.5 1718000000000\n"
+			   "neg_ts 1 -5\n"
+			   "empty_labels{} 3\n"
+			   "trailing_comma{a=\"1\",} 4\n"
+			   "spaced { a = \"1\" , b=\"2\" } 5e-3\n"
+			   "crlf 6\r\n"
+			   "colon:metric:sum 7\n"
+			   "_underscore 8\n"
+			   "utf8{v=\"caf\xc3\xa9 \xe2\x82\xac\"} 9\n"
+			   "sci 1.5E+3";
 	struct promtext *p = parse_ok(text);
 	int64_t ts;
 	size_t i;
@@ -242,10 +225,8 @@ static void grammar(void **state)
 	assert_string_equal(promtext_label(p, i, "quote"), "say \"hi\"");
 	assert_string_equal(promtext_label(p, i, "nl"), "a\nb");
 	assert_true(isnan(value_of(p, "nan_metric", NULL, 0)));
-	assert_true(isinf(value_of(p, "pinf", NULL, 0)) &&
-		    value_of(p, "pinf", NULL, 0) > 0);
-	assert_true(isinf(value_of(p, "ninf", NULL, 0)) &&
-		    value_of(p, "ninf", NULL, 0) < 0);
+	assert_true(isinf(value_of(p, "pinf", NULL, 0)) && value_of(p, "pinf", NULL, 0) > 0);
+	assert_true(isinf(value_of(p, "ninf", NULL, 0)) && value_of(p, "ninf", NULL, 0) < 0);
 	assert_int_equal(promtext_find(p, "with_ts", NULL, 0, 0, &i), 0);
 	assert_int_equal(promtext_timestamp(p, i, &ts), 0);
 	assert_true(ts == 1718000000000LL);
@@ -270,21 +251,20 @@ static void grammar(void **state)
 
 static void summary_and_histogram_families(void **state)
 {
-	const char *text =
-		"# TYPE rpc_duration_seconds summary\n"
-		"rpc_duration_seconds{quantile=\"0.5\"} 0.012\n"
-		"rpc_duration_seconds{quantile=\"0.99\"} 0.31\n"
-		"rpc_duration_seconds_sum 1762.5\n"
-		"rpc_duration_seconds_count 2693\n"
-		"# TYPE req histogram\n"
-		"req_bucket{le=\"0.1\"} 5\n"
-		"req_bucket{le=\"1\"} 7\n"
-		"req_bucket{le=\"+Inf\"} 11\n"
-		"req_sum 3.5\n"
-		"req_count 11\n"
-		"# TYPE req_created gauge\n"
-		"req_created 1.7e9\n"
-		"stray_bucket 1\n";
+	const char *text = "# TYPE rpc_duration_seconds summary\n"
+			   "rpc_duration_seconds{quantile=\"0.5\"} 0.012\n"
+			   "rpc_duration_seconds{quantile=\"0.99\"} 0.31\n"
+			   "rpc_duration_seconds_sum 1762.5\n"
+			   "rpc_duration_seconds_count 2693\n"
+			   "# TYPE req histogram\n"
+			   "req_bucket{le=\"0.1\"} 5\n"
+			   "req_bucket{le=\"1\"} 7\n"
+			   "req_bucket{le=\"+Inf\"} 11\n"
+			   "req_sum 3.5\n"
+			   "req_count 11\n"
+			   "# TYPE req_created gauge\n"
+			   "req_created 1.7e9\n"
+			   "stray_bucket 1\n";
 	const struct promtext_matcher q99[] = { { "quantile", "0.99", false } };
 	struct promtext *p = parse_ok(text);
 	struct promtext_bucket b[4];
@@ -293,8 +273,7 @@ static void summary_and_histogram_families(void **state)
 	(void)state;
 
 	assert_true(value_of(p, "rpc_duration_seconds", q99, 1) == 0.31);
-	assert_int_equal(promtext_family_type(p, "rpc_duration_seconds"),
-			 PROMTEXT_SUMMARY);
+	assert_int_equal(promtext_family_type(p, "rpc_duration_seconds"), PROMTEXT_SUMMARY);
 	assert_int_equal(promtext_family_type(p, "req"), PROMTEXT_HISTOGRAM);
 	assert_int_equal(promtext_family_type(p, "req_created"), PROMTEXT_GAUGE);
 	assert_int_equal(promtext_histogram(p, "req", NULL, 0, b, 4, &n), 0);
@@ -303,10 +282,8 @@ static void summary_and_histogram_families(void **state)
 	assert_near(v, 0.055, 1e-12);
 	/* Too little room, and a _bucket series without le. */
 	assert_int_equal(promtext_histogram(p, "req", NULL, 0, b, 2, &n), -E2BIG);
-	assert_int_equal(promtext_histogram(p, "stray", NULL, 0, b, 4, &n),
-			 -EINVAL);
-	assert_int_equal(promtext_histogram(p, "nope", NULL, 0, b, 4, &n),
-			 -ENOENT);
+	assert_int_equal(promtext_histogram(p, "stray", NULL, 0, b, 4, &n), -EINVAL);
+	assert_int_equal(promtext_histogram(p, "nope", NULL, 0, b, 4, &n), -ENOENT);
 	promtext_free(p);
 }
 
@@ -339,8 +316,7 @@ static void malformed(void **state)
 		{ "foo 1.2.3", -EINVAL, 1, "invalid value" },
 		{ "foo +NaN", -EINVAL, 1, "invalid value" },
 		{ "# TYPE foo bogus", -EINVAL, 1, "unknown metric type \"bogus\"" },
-		{ "# TYPE foo gauge\n# TYPE foo counter", -EINVAL, 2,
-		  "second TYPE line for foo" },
+		{ "# TYPE foo gauge\n# TYPE foo counter", -EINVAL, 2, "second TYPE line for foo" },
 		{ "foo 1\n# TYPE foo gauge", -EINVAL, 2, "after its samples" },
 		{ "# HELP foo a\n# HELP foo b", -EINVAL, 2, "second HELP line" },
 		{ "# HELP foo bad \\x escape", -EINVAL, 1,
@@ -353,8 +329,7 @@ static void malformed(void **state)
 		{ "foo-bar 1", -EINVAL, 1, "invalid character '-' in metric name" },
 		{ "# TYPE h histogram\nh_bucket{le=\"abc\"} 1", -EINVAL, 2,
 		  "expected a float as the value of the 'le' label" },
-		{ "# TYPE s summary\ns{quantile=\"x\"} 1", -EINVAL, 2,
-		  "'quantile' label" },
+		{ "# TYPE s summary\ns{quantile=\"x\"} 1", -EINVAL, 2, "'quantile' label" },
 		{ "foo{a=\"\xff\"} 1", -EINVAL, 1, "not valid UTF-8" },
 		{ "foo{a=\"\xed\xa0\x80\"} 1", -EINVAL, 1, "not valid UTF-8" },
 		{ "a 1\nb 2\nc 3\nd 4\ne{x=\"unterminated} 5\nf 6", -EINVAL, 5,
@@ -365,13 +340,11 @@ static void malformed(void **state)
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		struct promtext *p = NULL;
 		struct promtext_error err;
-		int r = promtext_parse(cases[k].text, strlen(cases[k].text),
-				       NULL, &err, &p);
-		if (r != cases[k].code || err.line != cases[k].line ||
-		    !strstr(err.msg, cases[k].msg))
+		int r = promtext_parse(cases[k].text, strlen(cases[k].text), NULL, &err, &p);
+		if (r != cases[k].code || err.line != cases[k].line || !strstr(err.msg, cases[k].msg))
 			fail_msg("case %zu: got %d line %u \"%s\", want %d line "
-				 "%u \"%s\"", k, r, err.line, err.msg,
-				 cases[k].code, cases[k].line, cases[k].msg);
+				 "%u \"%s\"",
+				 k, r, err.line, err.msg, cases[k].code, cases[k].line, cases[k].msg);
 		assert_null(p);
 	}
 }
@@ -384,22 +357,21 @@ static void nul_byte(void **state)
 	struct promtext_error err;
 	(void)state;
 
-	assert_int_equal(promtext_parse(text, sizeof(text) - 1, NULL, &err, &p),
-			 -EINVAL);
+	assert_int_equal(promtext_parse(text, sizeof(text) - 1, NULL, &err, &p), -EINVAL);
 	assert_int_equal(err.line, 2);
 	assert_non_null(strstr(err.msg, "NUL byte in label value"));
 }
 
-static void expect_limit(const char *text, const struct promtext_limits *lim,
-			 unsigned line, const char *msg)
+static void expect_limit(const char *text, const struct promtext_limits *lim, unsigned line,
+			 const char *msg)
 {
 	struct promtext *p = NULL;
 	struct promtext_error err;
 	int r = promtext_parse(text, strlen(text), lim, &err, &p);
 
 	if (r != -E2BIG || err.line != line || !strstr(err.msg, msg))
-		fail_msg("got %d line %u \"%s\", want -E2BIG line %u \"%s\"", r,
-			 err.line, err.msg, line, msg);
+		fail_msg("got %d line %u \"%s\", want -E2BIG line %u \"%s\"", r, err.line, err.msg,
+			 line, msg);
 	assert_null(p);
 }
 
@@ -415,14 +387,12 @@ static void limits(void **state)
 	lim = (struct promtext_limits){ .max_samples = 2 };
 	expect_limit("a 1\nb 2\n# c\nc 3\n", &lim, 4, "more than 2 samples");
 	lim = (struct promtext_limits){ .max_labels = 2 };
-	expect_limit("a{x=\"1\",y=\"2\",z=\"3\"} 1\n", &lim, 1,
-		     "more than 2 labels");
+	expect_limit("a{x=\"1\",y=\"2\",z=\"3\"} 1\n", &lim, 1, "more than 2 labels");
 	lim = (struct promtext_limits){ .max_name = 4 };
 	expect_limit("abcd 1\nabcde 1\n", &lim, 2, "metric name is longer");
 	expect_limit("a{abcde=\"1\"} 1\n", &lim, 1, "label name is longer");
 	lim = (struct promtext_limits){ .max_label_value = 3 };
-	expect_limit("a{x=\"abc\"} 1\na{x=\"abcd\"} 1\n", &lim, 2,
-		     "label value is longer than 3");
+	expect_limit("a{x=\"abc\"} 1\na{x=\"abcd\"} 1\n", &lim, 2, "label value is longer than 3");
 }
 
 static void empty_and_comments_only(void **state)
@@ -432,8 +402,7 @@ static void empty_and_comments_only(void **state)
 
 	assert_int_equal(promtext_parse("", 0, NULL, NULL, &p), 0);
 	assert_int_equal(promtext_count(p), 0);
-	assert_int_equal(promtext_find(p, "x", NULL, 0, 0, &(size_t){ 0 }),
-			 -ENOENT);
+	assert_int_equal(promtext_find(p, "x", NULL, 0, 0, &(size_t){ 0 }), -ENOENT);
 	promtext_free(p);
 	p = parse_ok("# HELP x y\n# TYPE x gauge\n\n");
 	assert_int_equal(promtext_count(p), 0);
@@ -458,17 +427,21 @@ static void sum_propagates_nan(void **state)
 static void bucket_quantile_promql(void **state)
 {
 	const struct promtext_bucket pos[] = {
-		{ 0.1, 5 }, { 0.2, 7 }, { INFINITY, 11 },
+		{ 0.1, 5 },
+		{ 0.2, 7 },
+		{ INFINITY, 11 },
 	};
 	const struct promtext_bucket neg[] = {
-		{ -0.2, 1 }, { -0.1, 2 }, { 0.3, 2 }, { INFINITY, 3 },
+		{ -0.2, 1 },
+		{ -0.1, 2 },
+		{ 0.3, 2 },
+		{ INFINITY, 3 },
 	};
 	static const struct {
 		double q, pos, neg;
 	} want[] = {
-		{ 0, 0, -0.2 },         { 0.25, 0.055, -0.2 },
-		{ 0.5, 0.125, -0.15 },  { 0.75, 0.2, 0.3 },
-		{ 1, 0.2, 0.3 },
+		{ 0, 0, -0.2 },     { 0.25, 0.055, -0.2 }, { 0.5, 0.125, -0.15 },
+		{ 0.75, 0.2, 0.3 }, { 1, 0.2, 0.3 },
 	};
 	double v;
 	(void)state;
@@ -495,7 +468,9 @@ static void bucket_quantile_edges(void **state)
 	const struct promtext_bucket dip[] = { { 1, 10 }, { 2, 8 }, { INFINITY, 12 } };
 	/* Unsorted, and two series with the same bound (summed). */
 	const struct promtext_bucket mixed[] = {
-		{ INFINITY, 10 }, { 1, 5 }, { 1, 5 },
+		{ INFINITY, 10 },
+		{ 1, 5 },
+		{ 1, 5 },
 	};
 	double v;
 	(void)state;
@@ -515,19 +490,27 @@ static void bucket_quantile_edges(void **state)
 static void quantile_deltas_and_resets(void **state)
 {
 	const struct promtext_bucket prev[] = {
-		{ 0.5, 100 }, { 1, 180 }, { 2, 195 }, { INFINITY, 200 },
+		{ 0.5, 100 },
+		{ 1, 180 },
+		{ 2, 195 },
+		{ INFINITY, 200 },
 	};
 	const struct promtext_bucket cur[] = {
-		{ 0.5, 110 }, { 1, 200 }, { 2, 295 }, { INFINITY, 300 },
+		{ 0.5, 110 },
+		{ 1, 200 },
+		{ 2, 295 },
+		{ INFINITY, 300 },
 	};
 	/* After a restart: fewer in every bucket than before. */
 	const struct promtext_bucket restarted[] = {
-		{ 0.5, 4 }, { 1, 8 }, { 2, 9 }, { INFINITY, 10 },
+		{ 0.5, 4 },
+		{ 1, 8 },
+		{ 2, 9 },
+		{ INFINITY, 10 },
 	};
 	/* A bound that appeared between the scrapes is dropped. */
 	const struct promtext_bucket grown[] = {
-		{ 0.5, 110 }, { 1, 200 }, { 1.5, 250 }, { 2, 295 },
-		{ INFINITY, 300 },
+		{ 0.5, 110 }, { 1, 200 }, { 1.5, 250 }, { 2, 295 }, { INFINITY, 300 },
 	};
 	double v;
 	(void)state;
@@ -539,19 +522,15 @@ static void quantile_deltas_and_resets(void **state)
 	assert_int_equal(promtext_histogram_quantile(0.99, prev, 4, cur, 4, &v), 0);
 	assert_near(v, 1 + 79.0 / 80.0, 1e-12);
 	/* Reset: the current scrape alone; rank 9.9 -> +Inf -> 2. */
-	assert_int_equal(promtext_histogram_quantile(0.99, cur, 4, restarted, 4,
-						     &v), 0);
+	assert_int_equal(promtext_histogram_quantile(0.99, cur, 4, restarted, 4, &v), 0);
 	assert_near(v, 2.0, 1e-12);
 	/* rank 5 in (0.5,1]: 0.5 + 0.5 * 1/4. */
-	assert_int_equal(promtext_histogram_quantile(0.5, cur, 4, restarted, 4,
-						     &v), 0);
+	assert_int_equal(promtext_histogram_quantile(0.5, cur, 4, restarted, 4, &v), 0);
 	assert_near(v, 0.625, 1e-12);
 	assert_int_equal(promtext_histogram_quantile(0.5, prev, 4, grown, 5, &v), 0);
 	assert_near(v, 1.375, 1e-12);
-	assert_int_equal(promtext_histogram_quantile(0.5, NULL, 0, cur, 4, &v),
-			 -ENODATA);
-	assert_int_equal(promtext_histogram_quantile(NAN, prev, 4, cur, 4, &v),
-			 -EINVAL);
+	assert_int_equal(promtext_histogram_quantile(0.5, NULL, 0, cur, 4, &v), -ENODATA);
+	assert_int_equal(promtext_histogram_quantile(NAN, prev, 4, cur, 4, &v), -EINVAL);
 }
 
 /* Mutations of a real page: every outcome is a page or a named error. */

@@ -47,7 +47,7 @@ static struct kpod_requests reqs(const char *spec_json)
 	assert_non_null(spec);
 	kinds_pod_requests(spec, &r);
 	json_object_put(spec);
-	r.gpu_name = NULL;   /* points into spec */
+	r.gpu_name = NULL; /* points into spec */
 	return r;
 }
 
@@ -77,7 +77,7 @@ static void pod_effective_requests(void **state)
 	r = reqs("{\"initContainers\":[{\"restartPolicy\":\"Always\",\"resources\":{\"requests\":{\"cpu\":\"1\"}}},"
 		 "{\"resources\":{\"requests\":{\"cpu\":\"3\"}}}],"
 		 "\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"2\"}}}]}");
-	assert_true(r.cpu_milli == 4000);   /* max(2 + 1, 3 + 1) */
+	assert_true(r.cpu_milli == 4000); /* max(2 + 1, 3 + 1) */
 	/* Sums past INT64_MAX saturate (and negative quantities count 0). */
 	r = reqs("{\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"9223372036854775m\","
 		 "\"memory\":\"9223372036854775807m\"}}},{\"resources\":{\"requests\":{\"cpu\":\"9223372036854775\","

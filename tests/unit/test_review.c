@@ -46,16 +46,18 @@ static void recorded_create_denied(void **state)
 	(void)state;
 	assert_non_null(body);
 	json_object *o = serve(body, len, REVIEW_VALIDATE, &r);
-	assert_string_equal(cache_json_str(o, "response.uid"), "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
+	assert_string_equal(cache_json_str(o, "response.uid"),
+			    "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
 	assert_false(allowed(o));
 	assert_int_equal(cache_json_int(o, "response.status.code", 0), 422);
-	assert_string_equal(cache_json_str(o, "response.status.message"),
-			    "spec.resources.gpu.memory: 20Gi exceeds the 16Gi of Tesla-T4; "
-			    "spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi (it has "
-			    "QueueDepth, Concurrency, RequestsPerSecond, LatencyP99); "
-			    "spec.image: \"ghcr.io/Hugging Face/tgi\" is not a valid image reference "
-			    "(registry/path:tag or @sha256:digest); "
-			    "spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key");
+	assert_string_equal(
+		cache_json_str(o, "response.status.message"),
+		"spec.resources.gpu.memory: 20Gi exceeds the 16Gi of Tesla-T4; "
+		"spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi (it has "
+		"QueueDepth, Concurrency, RequestsPerSecond, LatencyP99); "
+		"spec.image: \"ghcr.io/Hugging Face/tgi\" is not a valid image reference "
+		"(registry/path:tag or @sha256:digest); "
+		"spec.scheduling.tolerations[0].key: \"bad key\" is not a valid label key");
 	assert_string_equal(r.decision, "denied");
 	assert_int_equal(r.n_errors, 4);
 	assert_string_equal(r.uid, "9ca923b7-254f-4515-a1a7-b1fbfdd9126e");
@@ -79,7 +81,7 @@ static void recorded_create_denied(void **state)
 	for (size_t i = 0; i < json_object_array_length(patch); i++) {
 		json_object *op = json_object_array_get_idx(patch, i);
 		assert_string_equal(cache_json_str(op, "op"), "add");
-		assert_string_not_equal(cache_json_str(op, "path"), "/spec/image");  /* the user's */
+		assert_string_not_equal(cache_json_str(op, "path"), "/spec/image"); /* the user's */
 		if (strcmp(cache_json_str(op, "path"), "/spec/port") == 0) {
 			assert_int_equal(json_object_get_int(cache_json_get(op, "value")), 8080);
 			port = true;
@@ -127,7 +129,9 @@ static void recorded_create_allowed(void **state)
 	unsigned char *raw;
 	size_t n;
 	assert_int_equal(base64_decode(b64, strlen(b64), &raw, &n), 0);
-	assert_non_null(strstr((char *)raw, "{\"op\":\"add\",\"path\":\"/spec/image\",\"value\":\"vllm/vllm-openai:v0.6.3\"}"));
+	assert_non_null(strstr(
+		(char *)raw,
+		"{\"op\":\"add\",\"path\":\"/spec/image\",\"value\":\"vllm/vllm-openai:v0.6.3\"}"));
 	free(raw);
 	json_object_put(o);
 	review_result_done(&r);
@@ -198,13 +202,17 @@ static void decode_errors(void **state)
 {
 	(void)state;
 	expect_bad("", 0, 400, "empty request body: want an AdmissionReview");
-	expect_bad("{\"apiVersion\": ", 15, 400, "malformed JSON at byte 15: unexpected end of input");
+	expect_bad("{\"apiVersion\": ", 15, 400,
+		   "malformed JSON at byte 15: unexpected end of input");
 	expect_bad("{} {}", 5, 400, "malformed JSON at byte 3: trailing data");
-	expect_bad("[1,2]", 5, 400, "want kind AdmissionReview of apiVersion admission.k8s.io/v1, got kind \"\"");
-	const char *v1b1 = "{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}";
+	expect_bad("[1,2]", 5, 400,
+		   "want kind AdmissionReview of apiVersion admission.k8s.io/v1, got kind \"\"");
+	const char *v1b1 =
+		"{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":\"x\"}}";
 	expect_bad(v1b1, strlen(v1b1), 400,
 		   "want kind AdmissionReview of apiVersion admission.k8s.io/v1, got kind \"AdmissionReview\" of apiVersion \"admission.k8s.io/v1beta1\"");
-	const char *nouid = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}";
+	const char *nouid =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{\"uid\":5}}";
 	expect_bad(nouid, strlen(nouid), 400, "AdmissionReview without request.uid");
 	/* Nesting deeper than the tokener's bound. */
 	char deep[300];
@@ -218,13 +226,15 @@ static void decode_errors(void **state)
 	expect_bad(huge, big, 413, "over the 3145728-byte limit");
 	free(huge);
 	/* An object that is not an object. */
-	const char *noobj = "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
+	const char *noobj =
+		"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 		"\"uid\":\"u4\",\"operation\":\"CREATE\",\"kind\":{\"group\":\"kinfer.io\",\"kind\":\"InferenceService\"},"
 		"\"object\":\"x\"}}";
 	struct review_result r;
 	json_object *o = serve(noobj, strlen(noobj), REVIEW_VALIDATE, &r);
 	assert_false(allowed(o));
-	assert_string_equal(cache_json_str(o, "response.status.message"), "request.object: required for CREATE and UPDATE");
+	assert_string_equal(cache_json_str(o, "response.status.message"),
+			    "request.object: required for CREATE and UPDATE");
 	json_object_put(o);
 	review_result_done(&r);
 }
@@ -239,7 +249,8 @@ static void deep_object_refused(void **state)
 		size_t d = depths[k], cap = d * 8 + 1024, n = 0;
 		char *body = malloc(cap);
 		assert_non_null(body);
-		n += (size_t)snprintf(body + n, cap - n,
+		n += (size_t)snprintf(
+			body + n, cap - n,
 			"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"request\":{"
 			"\"uid\":\"u-deep\",\"operation\":\"CREATE\",\"namespace\":\"ns\",\"name\":\"d\","
 			"\"kind\":{\"group\":\"kinfer.io\",\"version\":\"v1alpha1\",\"kind\":\"InferenceService\"},"

@@ -17,15 +17,15 @@ static void choose(void **state)
 	(void)state;
 	struct route_pod pods[] = {
 		{ "198.18.0.9", true, false },
-		{ "198.18.0.3", false, false },     /* not ready (not warm yet) */
-		{ "198.18.0.4", true, true },       /* being deleted */
-		{ "", true, false },                /* no address yet */
+		{ "198.18.0.3", false, false }, /* not ready (not warm yet) */
+		{ "198.18.0.4", true, true },   /* being deleted */
+		{ "", true, false },            /* no address yet */
 		{ NULL, true, false },
 		{ "198.18.0.2", true, false },
-		{ "198.18.0.9", true, false },      /* the same pod twice (a stale copy) */
-		{ "127.77.0.3", true, false },      /* loopback (KWOK): the API refuses it */
-		{ "169.254.1.1", true, false },     /* link-local */
-		{ "fd00::1", true, false },         /* IPv6 in an IPv4 slice */
+		{ "198.18.0.9", true, false },  /* the same pod twice (a stale copy) */
+		{ "127.77.0.3", true, false },  /* loopback (KWOK): the API refuses it */
+		{ "169.254.1.1", true, false }, /* link-local */
+		{ "fd00::1", true, false },     /* IPv6 in an IPv4 slice */
 		{ "not-an-ip", true, false },
 	};
 	struct route_pod acts[] = {
@@ -63,8 +63,9 @@ static void choose(void **state)
 
 static void slice(void **state)
 {
-	struct route_choice c = { .activator = true, .port = 8012, .n = 2,
-				  .ips = { "198.18.1.1", "198.18.1.2" } };
+	struct route_choice c = {
+		.activator = true, .port = 8012, .n = 2, .ips = { "198.18.1.1", "198.18.1.2" }
+	};
 	char h1[17], h2[17];
 	(void)state;
 	json_object *s = route_slice("serving", "llm", "uid-1", &c, h1);
@@ -73,10 +74,12 @@ static void slice(void **state)
 	json_object *m = json_object_object_get(s, "metadata"), *v;
 	assert_string_equal(json_object_get_string(json_object_object_get(m, "name")), "llm-kinfer");
 	json_object *l = json_object_object_get(m, "labels");
-	assert_string_equal(json_object_get_string(json_object_object_get(l,
-			    "kubernetes.io/service-name")), "llm");
-	assert_string_equal(json_object_get_string(json_object_object_get(l,
-			    "endpointslice.kubernetes.io/managed-by")), "kinfer.io");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(l, "kubernetes.io/service-name")),
+			    "llm");
+	assert_string_equal(json_object_get_string(json_object_object_get(
+				    l, "endpointslice.kubernetes.io/managed-by")),
+			    "kinfer.io");
 	assert_string_equal(json_object_get_string(json_object_object_get(l, "kinfer.io/route")),
 			    "activator");
 	v = json_object_array_get_idx(json_object_object_get(m, "ownerReferences"), 0);
@@ -85,7 +88,8 @@ static void slice(void **state)
 	json_object *eps = json_object_object_get(s, "endpoints");
 	assert_int_equal(json_object_array_length(eps), 2);
 	v = json_object_array_get_idx(json_object_object_get(json_object_array_get_idx(eps, 1),
-							     "addresses"), 0);
+							     "addresses"),
+				      0);
 	assert_string_equal(json_object_get_string(v), "198.18.1.2");
 	v = json_object_array_get_idx(json_object_object_get(s, "ports"), 0);
 	assert_string_equal(json_object_get_string(json_object_object_get(v, "name")), "http");
@@ -116,9 +120,9 @@ static void names(void **state)
 	assert_int_equal(route_slice_name("llm", buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "llm-kinfer");
 	memset(n56, 'a', 56);
-	n56[56] = '\0';         /* 56 + "-private" = 64: over 63 */
+	n56[56] = '\0'; /* 56 + "-private" = 64: over 63 */
 	assert_int_equal(route_private_name(n56, buf, sizeof(buf)), -ENAMETOOLONG);
-	n56[55] = '\0';         /* 55 + 8 = 63: fits */
+	n56[55] = '\0'; /* 55 + 8 = 63: fits */
 	assert_int_equal(route_private_name(n56, buf, sizeof(buf)), 0);
 }
 

@@ -43,8 +43,9 @@ static void make_and_reuse_ca(void **state)
 	char *ca, *ca_key, *crt, *key, *ca2, *ca_key2, *crt2, *key2;
 	unsigned char ip[4];
 	(void)state;
-	assert_int_equal(selfsigned_make("kinfer-operator.kinfer-system.svc,127.0.0.1", NULL, NULL, 365,
-					 &ca, &ca_key, &crt, &key), 0);
+	assert_int_equal(selfsigned_make("kinfer-operator.kinfer-system.svc,127.0.0.1", NULL, NULL,
+					 365, &ca, &ca_key, &crt, &key),
+			 0);
 	assert_non_null(strstr(crt, "BEGIN CERTIFICATE"));
 	assert_non_null(strstr(key, "PRIVATE KEY"));
 	assert_int_equal(verify(crt, ca), 0);
@@ -58,13 +59,15 @@ static void make_and_reuse_ca(void **state)
 	gnutls_x509_crt_deinit(c);
 	/* A new serving certificate from the same CA: the CA is unchanged and
 	 * the new one verifies against the first CA. */
-	assert_int_equal(selfsigned_make("127.0.0.1", ca, ca_key, 30, &ca2, &ca_key2, &crt2, &key2), 0);
+	assert_int_equal(selfsigned_make("127.0.0.1", ca, ca_key, 30, &ca2, &ca_key2, &crt2, &key2),
+			 0);
 	assert_string_equal(ca2, ca);
 	assert_string_not_equal(crt2, crt);
 	assert_int_equal(verify(crt2, ca), 0);
 	/* ... and not against another CA. */
 	char *oca, *oca_key, *ocrt, *okey;
-	assert_int_equal(selfsigned_make("127.0.0.1", NULL, NULL, 30, &oca, &oca_key, &ocrt, &okey), 0);
+	assert_int_equal(selfsigned_make("127.0.0.1", NULL, NULL, 30, &oca, &oca_key, &ocrt, &okey),
+			 0);
 	assert_int_not_equal(verify(crt2, oca), 0);
 	char *all[] = { ca, ca_key, crt, key, ca2, ca_key2, crt2, key2, oca, oca_key, ocrt, okey };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
@@ -91,7 +94,7 @@ static void bundle_during_rotation(void **state)
 	snprintf(at, sizeof(at), "%lld", (long long)now - 600);
 	assert_int_equal(selfsigned_bundle(ca, old, at, now, &b), 0);
 	assert_string_equal(b, "-----BEGIN CERTIFICATE-----\nNEW\n-----END CERTIFICATE-----\n"
-			    "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----\n");
+			       "-----BEGIN CERTIFICATE-----\nOLD\n-----END CERTIFICATE-----\n");
 	free(b);
 	/* 3 hours later every replica serves the new pair: the new CA alone. */
 	snprintf(at, sizeof(at), "%lld", (long long)now - 3 * 3600 - 1);
@@ -107,10 +110,15 @@ static void bundle_during_rotation(void **state)
 static void tls_suites(void **state)
 {
 	static const char *const want[] = {
-		"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256",
-		"TLS_ECDHE_ECDSA_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_AES_128_GCM_SHA256",
-		"TLS_ECDHE_ECDSA_CHACHA20_POLY1305", "TLS_ECDHE_RSA_AES_256_GCM_SHA384",
-		"TLS_ECDHE_RSA_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_CHACHA20_POLY1305",
+		"TLS_AES_256_GCM_SHA384",
+		"TLS_AES_128_GCM_SHA256",
+		"TLS_CHACHA20_POLY1305_SHA256",
+		"TLS_ECDHE_ECDSA_AES_256_GCM_SHA384",
+		"TLS_ECDHE_ECDSA_AES_128_GCM_SHA256",
+		"TLS_ECDHE_ECDSA_CHACHA20_POLY1305",
+		"TLS_ECDHE_RSA_AES_256_GCM_SHA384",
+		"TLS_ECDHE_RSA_AES_128_GCM_SHA256",
+		"TLS_ECDHE_RSA_CHACHA20_POLY1305",
 	};
 	gnutls_priority_t p;
 	const char *err;

@@ -17,31 +17,29 @@
 #include "autoscale.h"
 #include "simulate.h"
 
-static const char isvc_yaml[] =
-	"apiVersion: kinfer.io/v1alpha1\n"
-	"kind: InferenceService\n"
-	"metadata: {name: sim}\n"
-	"spec:\n"
-	"  model: {name: m, uri: hf://m}\n"
-	"  scaling:\n"
-	"    minReplicas: 2\n"
-	"    maxReplicas: 10\n"
-	"    metrics:\n"
-	"      - {type: QueueDepth, target: 5}\n"
-	"      - {type: LatencyP99, target: 2000}\n";
+static const char isvc_yaml[] = "apiVersion: kinfer.io/v1alpha1\n"
+				"kind: InferenceService\n"
+				"metadata: {name: sim}\n"
+				"spec:\n"
+				"  model: {name: m, uri: hf://m}\n"
+				"  scaling:\n"
+				"    minReplicas: 2\n"
+				"    maxReplicas: 10\n"
+				"    metrics:\n"
+				"      - {type: QueueDepth, target: 5}\n"
+				"      - {type: LatencyP99, target: 2000}\n";
 
 static void load_spec(const char *yaml, struct simulate_scaling *sc)
 {
 	char err[512] = "";
-	int r = simulate_isvc_parse(yaml, strlen(yaml), "isvc.yaml", sc, err,
-				    sizeof(err));
+	int r = simulate_isvc_parse(yaml, strlen(yaml), "isvc.yaml", sc, err, sizeof(err));
 	if (r != 0)
 		fail_msg("simulate_isvc_parse: %s", err);
 }
 
 /* Run the trace replay on text; *ret_out gets what it printed. */
-static int run_trace(const struct simulate_scaling *sc, const char *text,
-		     char **ret_out, char *err, size_t errlen)
+static int run_trace(const struct simulate_scaling *sc, const char *text, char **ret_out, char *err,
+		     size_t errlen)
 {
 	FILE *in = fmemopen((void *)text, strlen(text), "r");
 	size_t n = 0;
@@ -127,8 +125,7 @@ static void test_scaling_full(void **state)
 	assert_true(down->set_policies && down->n_policies == 1);
 	assert_int_equal(down->policies[0].type, AUTOSCALE_POLICY_PODS);
 	assert_int_equal(down->policies[0].period_seconds, 60);
-	assert_int_equal(sc.spec.behavior.scale_up.policies[0].type,
-			 AUTOSCALE_POLICY_PERCENT);
+	assert_int_equal(sc.spec.behavior.scale_up.policies[0].type, AUTOSCALE_POLICY_PERCENT);
 }
 
 /* Left-out fields: min 1, interval 15, behavior unset (the defaults). */
@@ -139,7 +136,8 @@ static void test_scaling_defaults(void **state)
 	(void)state;
 	load_spec("kind: InferenceService\nspec:\n  scaling:\n"
 		  "    maxReplicas: 3\n"
-		  "    metrics: [{type: GPUUtilization, target: 70}]\n", &sc);
+		  "    metrics: [{type: GPUUtilization, target: 70}]\n",
+		  &sc);
 	assert_int_equal(sc.spec.min_replicas, 1);
 	assert_int_equal(sc.interval_seconds, 15);
 	assert_int_equal(sc.replicas, 1);
@@ -170,26 +168,24 @@ static double burst_p99(int t)
 }
 
 /* One line of the trace at t, and the algorithm's decision on it. */
-static void ref_line(struct ref *rf, int t, FILE *trace,
-		     struct autoscale_result *ret)
+static void ref_line(struct ref *rf, int t, FILE *trace, struct autoscale_result *ret)
 {
 	struct autoscale_pod pods[16];
 	struct autoscale_service sv = { 2, { 0, burst_p99(t) } }; /* P99 */
 	struct autoscale_input in = { .spec = &rf->sc.spec };
 
-	fprintf(trace, "{\"t\": %d, \"replicas\": %d, \"pods\": [", t,
-		rf->replicas);
+	fprintf(trace, "{\"t\": %d, \"replicas\": %d, \"pods\": [", t, rf->replicas);
 	for (int32_t i = 0; i < rf->replicas; i++) {
 		bool ready = rf->ready_at[i] <= t;
 		memset(&pods[i], 0, sizeof(pods[i]));
-		pods[i].state = ready ? AUTOSCALE_POD_READY :
-					AUTOSCALE_POD_UNREADY;
+		pods[i].state = ready ? AUTOSCALE_POD_READY : AUTOSCALE_POD_UNREADY;
 		if (ready) {
 			pods[i].present = 1;
 			pods[i].values[0] = burst_queue(t);
-			fprintf(trace, "%s{\"ready\": true, \"metrics\": "
-				"{\"QueueDepth\": %g}}", i ? ", " : "",
-				burst_queue(t));
+			fprintf(trace,
+				"%s{\"ready\": true, \"metrics\": "
+				"{\"QueueDepth\": %g}}",
+				i ? ", " : "", burst_queue(t));
 		} else {
 			fprintf(trace, "%s{\"ready\": false}", i ? ", " : "");
 		}
@@ -202,8 +198,7 @@ static void ref_line(struct ref *rf, int t, FILE *trace,
 	in.now_ms = t * 1000LL;
 	autoscale_history_attach(rf->h, &in);
 	assert_int_equal(autoscale_evaluate(&in, ret), 0);
-	assert_int_equal(autoscale_history_record(rf->h, &rf->sc.spec, ret,
-						  in.now_ms), 0);
+	assert_int_equal(autoscale_history_record(rf->h, &rf->sc.spec, ret, in.now_ms), 0);
 	while (rf->replicas < ret->desired)
 		rf->ready_at[rf->replicas++] = t + 45;
 	if (rf->replicas > ret->desired)
@@ -266,12 +261,11 @@ static void test_trace_matches_algorithm(void **state)
 static void test_trace_trusts_replicas(void **state)
 {
 	struct simulate_scaling sc;
-	const char *trace =
-		"{\"t\": 0, \"replicas\": 2, \"pods\": [{\"metrics\": {\"QueueDepth\": 20}},"
-		" {\"metrics\": {\"QueueDepth\": 20}}]}\n"
-		"\n"
-		"{\"t\": 15, \"replicas\": 2, \"pods\": [{\"metrics\": {\"QueueDepth\": 20}},"
-		" {\"metrics\": {}}], \"service\": {\"LatencyP99\": null}}\n";
+	const char *trace = "{\"t\": 0, \"replicas\": 2, \"pods\": [{\"metrics\": {\"QueueDepth\": 20}},"
+			    " {\"metrics\": {\"QueueDepth\": 20}}]}\n"
+			    "\n"
+			    "{\"t\": 15, \"replicas\": 2, \"pods\": [{\"metrics\": {\"QueueDepth\": 20}},"
+			    " {\"metrics\": {}}], \"service\": {\"LatencyP99\": null}}\n";
 	char *out = NULL, err[256];
 	json_object *o;
 
@@ -310,8 +304,10 @@ static void test_trace_errors(void **state)
 		{ "{\"t\": 0, \"replicas\": 2} x\n", "t.jsonl:1: not valid JSON", 0 },
 		{ "{\"replicas\": 2}\n", "t.jsonl:1: \"t\" is missing", 0 },
 		{ "{\"t\": \"0\", \"replicas\": 2}\n", "t.jsonl:1: \"t\" must be a number", 0 },
-		{ "{\"t\": 0, \"replicas\": -1}\n", "t.jsonl:1: \"replicas\" must be a whole number", 0 },
-		{ "{\"t\": 0, \"replicas\": 2.5}\n", "t.jsonl:1: \"replicas\" must be a whole number", 0 },
+		{ "{\"t\": 0, \"replicas\": -1}\n",
+		  "t.jsonl:1: \"replicas\" must be a whole number", 0 },
+		{ "{\"t\": 0, \"replicas\": 2.5}\n",
+		  "t.jsonl:1: \"replicas\" must be a whole number", 0 },
 		{ "{\"t\": 30, \"replicas\": 2}\n{\"t\": 15, \"replicas\": 2}\n",
 		  "t.jsonl:2: \"t\" goes back in time (15 after 30)", 1 },
 		{ "{\"t\": 0, \"replicas\": 1, \"pods\": [{\"metrics\": {\"QueueDepht\": 3}}]}\n",
@@ -337,11 +333,9 @@ static void test_trace_errors(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		out = NULL;
 		err[0] = '\0';
-		assert_int_equal(run_trace(&sc, cases[i].trace, &out, err,
-					   sizeof(err)), -EINVAL);
+		assert_int_equal(run_trace(&sc, cases[i].trace, &out, err, sizeof(err)), -EINVAL);
 		if (!strstr(err, cases[i].want))
-			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err,
-				 cases[i].want);
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
 		assert_int_equal(count_lines(out), cases[i].lines_before);
 		free(out);
 	}
@@ -417,19 +411,16 @@ static void test_isvc_errors(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(simulate_isvc_parse(cases[i].yaml,
-						     strlen(cases[i].yaml), "x.yaml",
+		assert_int_equal(simulate_isvc_parse(cases[i].yaml, strlen(cases[i].yaml), "x.yaml",
 						     &sc, err, sizeof(err)),
 				 -EINVAL);
 		if (!strstr(err, cases[i].want))
-			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err,
-				 cases[i].want);
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
 	}
 }
 
-static int run_loop(const struct simulate_scaling *sc,
-		    const struct simulate_model *m, const char *load,
-		    char **ret_out, char **ret_svg, char *err, size_t errlen)
+static int run_loop(const struct simulate_scaling *sc, const struct simulate_model *m,
+		    const char *load, char **ret_out, char **ret_svg, char *err, size_t errlen)
 {
 	FILE *in = fmemopen((void *)load, strlen(load), "r");
 	size_t n = 0, ns = 0;
@@ -439,8 +430,7 @@ static int run_loop(const struct simulate_scaling *sc,
 
 	assert_non_null(in);
 	assert_non_null(out);
-	r = simulate_closed_loop(sc, m, in, "load.jsonl", out, svg, NULL, err,
-				 errlen);
+	r = simulate_closed_loop(sc, m, in, "load.jsonl", out, svg, NULL, err, errlen);
 	fclose(in);
 	fclose(out);
 	if (svg)
@@ -472,7 +462,8 @@ static void test_closed_loop_step(void **state)
 	load_spec("kind: InferenceService\nmetadata: {name: step}\nspec:\n"
 		  "  scaling:\n    minReplicas: 2\n    maxReplicas: 10\n"
 		  "    metrics:\n      - {type: QueueDepth, target: 5}\n"
-		  "      - {type: GPUUtilization, target: 80}\n", &sc);
+		  "      - {type: GPUUtilization, target: 80}\n",
+		  &sc);
 	assert_int_equal(run_loop(&sc, &m, load, &out, &svg, err, sizeof(err)), 0);
 	steps = (int)count_lines(out);
 	assert_int_equal(steps, 100); /* 1500 s / 15 s */
@@ -523,7 +514,8 @@ static void test_closed_loop_defaults(void **state)
 	load_spec("kind: InferenceService\nspec:\n  scaling:\n    maxReplicas: 4\n"
 		  "    evaluationIntervalSeconds: 20\n"
 		  "    metrics: [{type: LatencyP99, target: 2000}, "
-		  "{type: Custom, target: 1, query: up}]\n", &sc);
+		  "{type: Custom, target: 1, query: up}]\n",
+		  &sc);
 	assert_int_equal(run_loop(&sc, NULL, load, &out, NULL, err, sizeof(err)), 0);
 	assert_int_equal(count_lines(out), 3);
 	o = nth_json(out, 0);
@@ -556,19 +548,18 @@ static void test_closed_loop_errors(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		out = NULL;
 		err[0] = '\0';
-		assert_int_equal(run_loop(&sc, NULL, cases[i].load, &out, NULL,
-					  err, sizeof(err)), -EINVAL);
+		assert_int_equal(run_loop(&sc, NULL, cases[i].load, &out, NULL, err, sizeof(err)),
+				 -EINVAL);
 		if (!strstr(err, cases[i].want))
-			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err,
-				 cases[i].want);
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].want);
 		free(out);
 	}
 	/* Only Custom metrics: nothing the model can produce. */
 	load_spec("kind: InferenceService\nspec:\n  scaling:\n    maxReplicas: 4\n"
-		  "    metrics: [{type: Custom, target: 1, query: up}]\n", &sc);
+		  "    metrics: [{type: Custom, target: 1, query: up}]\n",
+		  &sc);
 	out = NULL;
-	assert_int_equal(run_loop(&sc, NULL, cases[1].load, &out, NULL, err,
-				  sizeof(err)), -EINVAL);
+	assert_int_equal(run_loop(&sc, NULL, cases[1].load, &out, NULL, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "only Custom metrics"));
 	free(out);
 }
@@ -597,7 +588,8 @@ static void test_closed_loop_scale_to_zero(void **state)
 		  "  scaling:\n    minReplicas: 0\n    maxReplicas: 4\n"
 		  "    metrics: [{type: QueueDepth, target: 5}]\n"
 		  "    scaleToZero: {idleSeconds: 120, maxPendingRequests: 100, "
-		  "activationTimeoutSeconds: 60}\n", &sc);
+		  "activationTimeoutSeconds: 60}\n",
+		  &sc);
 	assert_true(sc.scale_to_zero.set);
 	assert_int_equal(sc.gpus, 2);
 	assert_int_equal(run_loop(&sc, &m, load, &out, NULL, err, sizeof(err)), 0);

@@ -31,8 +31,14 @@ static const char *cond(json_object *st, const char *type, const char **reason)
 static void all_ready(void **state)
 {
 	struct kdeployment d = dep(3, 3, 3);
-	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3,
-				   .ready = 3, .warm = 3, .selector = "kinfer.io/service=x", .now = 1000 };
+	struct status_input in = { .generation = 2,
+				   .desired = 3,
+				   .dep = &d,
+				   .pods = 3,
+				   .ready = 3,
+				   .warm = 3,
+				   .selector = "kinfer.io/service=x",
+				   .now = 1000 };
 	const char *r;
 	(void)state;
 	json_object *st = status_build(&in);
@@ -51,8 +57,9 @@ static void all_ready(void **state)
 static void starting_and_cold(void **state)
 {
 	struct kdeployment d = dep(2, 2, 2);
-	struct status_input in = { .generation = 2, .desired = 2, .dep = &d, .pods = 2,
-				   .ready = 0, .warm = 0, .now = 1000 };
+	struct status_input in = {
+		.generation = 2, .desired = 2, .dep = &d, .pods = 2, .ready = 0, .warm = 0, .now = 1000
+	};
 	const char *r;
 	(void)state;
 	json_object *st = status_build(&in);
@@ -132,8 +139,13 @@ static void transition_time_and_foreign_conditions(void **state)
 	struct kdeployment d = dep(1, 1, 1);
 	/* Autoscaled, before the autoscaler's first decision: its conditions
 	 * are carried over. */
-	struct status_input in = { .generation = 1, .desired = 1, .dep = &d, .pods = 1,
-				   .ready = 0, .now = 1000, .scaling_enabled = true };
+	struct status_input in = { .generation = 1,
+				   .desired = 1,
+				   .dep = &d,
+				   .pods = 1,
+				   .ready = 0,
+				   .now = 1000,
+				   .scaling_enabled = true };
 	(void)state;
 	json_object *a = status_build(&in);
 	json_object *conds = json_object_object_get(a, "conditions");
@@ -162,7 +174,8 @@ static void transition_time_and_foreign_conditions(void **state)
 	for (size_t i = 0; i < json_object_array_length(cc); i++) {
 		json_object *x = json_object_array_get_idx(cc, i);
 		const char *t = json_object_get_string(json_object_object_get(x, "type"));
-		const char *ts = json_object_get_string(json_object_object_get(x, "lastTransitionTime"));
+		const char *ts = json_object_get_string(
+			json_object_object_get(x, "lastTransitionTime"));
 		if (!strcmp(t, "Ready"))
 			assert_string_equal(ts, "1970-01-01T00:33:20Z");
 		if (!strcmp(t, "Degraded"))
@@ -195,16 +208,31 @@ static void scaling_controls_fields(void **state)
 {
 	struct kdeployment d = dep(3, 3, 3);
 	struct status_scaling sc = {
-		.active = false, .active_reason = "Fallback",
+		.active = false,
+		.active_reason = "Fallback",
 		.active_message = "metrics missing in 4 evaluations in a row",
-		.limited_reason = "DesiredWithinRange", .limited_message = "",
-		.n_metrics = 1, .metrics = { { "QueueDepth", false, 0, 5 } },
-		.min_replicas = 4, .max_replicas = 10, .active_schedules = 5, .failures = 4,
-		.panic_set = true, .panicking = true, .panic_since = 1800000000,
-		.panic_reason = "PanicStarted", .panic_message = "panic: demand of 8 replicas",
+		.limited_reason = "DesiredWithinRange",
+		.limited_message = "",
+		.n_metrics = 1,
+		.metrics = { { "QueueDepth", false, 0, 5 } },
+		.min_replicas = 4,
+		.max_replicas = 10,
+		.active_schedules = 5,
+		.failures = 4,
+		.panic_set = true,
+		.panicking = true,
+		.panic_since = 1800000000,
+		.panic_reason = "PanicStarted",
+		.panic_message = "panic: demand of 8 replicas",
 	};
-	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3, .ready = 3,
-				   .warm = 3, .now = 1800000000, .scaling_enabled = true,
+	struct status_input in = { .generation = 2,
+				   .desired = 3,
+				   .dep = &d,
+				   .pods = 3,
+				   .ready = 3,
+				   .warm = 3,
+				   .now = 1800000000,
+				   .scaling_enabled = true,
 				   .scaling = &sc };
 	json_object *sv;
 	(void)state;
@@ -213,7 +241,8 @@ static void scaling_controls_fields(void **state)
 	assert_int_equal(json_object_get_int(json_object_object_get(x, "minReplicas")), 4);
 	assert_int_equal(json_object_get_int(json_object_object_get(x, "maxReplicas")), 10);
 	assert_string_equal(json_object_to_json_string_ext(json_object_object_get(x, "activeSchedules"),
-							   JSON_C_TO_STRING_PLAIN), "[0,2]");
+							   JSON_C_TO_STRING_PLAIN),
+			    "[0,2]");
 	assert_int_equal(json_object_get_int(json_object_object_get(x, "failures")), 4);
 	assert_string_equal(json_object_get_string(json_object_object_get(x, "panicSince")),
 			    "2027-01-15T08:00:00Z");
@@ -251,16 +280,25 @@ static void scaling_fields(void **state)
 {
 	struct kdeployment d = dep(3, 3, 3);
 	struct status_scaling sc = {
-		.active = true, .active_reason = "ValidMetricFound",
+		.active = true,
+		.active_reason = "ValidMetricFound",
 		.active_message = "the autoscaler computed the replica count from QueueDepth",
-		.limited = true, .limited_reason = "ScaleUpLimit",
-		.limited_message = "the desired replica count is increasing faster than the maximum scale rate",
+		.limited = true,
+		.limited_reason = "ScaleUpLimit",
+		.limited_message =
+			"the desired replica count is increasing faster than the maximum scale rate",
 		.last_scale_time = 1800000000,
 		.n_metrics = 2,
 		.metrics = { { "QueueDepth", true, 7.123456, 5 }, { "LatencyP99", false, 0, 2000 } },
 	};
-	struct status_input in = { .generation = 2, .desired = 3, .dep = &d, .pods = 3, .ready = 3,
-				   .warm = 3, .now = 1800000000, .scaling_enabled = true,
+	struct status_input in = { .generation = 2,
+				   .desired = 3,
+				   .dep = &d,
+				   .pods = 3,
+				   .ready = 3,
+				   .warm = 3,
+				   .now = 1800000000,
+				   .scaling_enabled = true,
 				   .scaling = &sc };
 	(void)state;
 	json_object *a = status_build(&in);
@@ -318,14 +356,24 @@ static void scale_to_zero_ready(void **state)
 {
 	struct kdeployment d = dep(0, 0, 0);
 	struct status_scaling sc = {
-		.active = true, .active_reason = "ScaledToZero", .active_message = "",
-		.limited_reason = "DesiredWithinRange", .limited_message = "",
-		.min_replicas = 0, .max_replicas = 2,
-		.scale_to_zero = true, .scaled_to_zero_at_ms = 1800000000123LL,
+		.active = true,
+		.active_reason = "ScaledToZero",
+		.active_message = "",
+		.limited_reason = "DesiredWithinRange",
+		.limited_message = "",
+		.min_replicas = 0,
+		.max_replicas = 2,
+		.scale_to_zero = true,
+		.scaled_to_zero_at_ms = 1800000000123LL,
 		.last_activation_ms = 1799999990456LL,
 	};
-	struct status_input in = { .generation = 2, .desired = 0, .dep = &d, .now = 1800000000,
-				   .scaling_enabled = true, .scaling = &sc, .scale_to_zero = true };
+	struct status_input in = { .generation = 2,
+				   .desired = 0,
+				   .dep = &d,
+				   .now = 1800000000,
+				   .scaling_enabled = true,
+				   .scaling = &sc,
+				   .scale_to_zero = true };
 	const char *reason;
 	(void)state;
 	json_object *a = status_build(&in);
@@ -353,7 +401,8 @@ static void scale_to_zero_ready(void **state)
 	assert_string_equal(reason, "ScalingFromZero");
 	assert_false(status_same(c, in.old_status));
 	json_object *sv;
-	assert_true(json_object_object_get_ex(json_object_object_get(c, "scaling"), "scaledToZeroAt", &sv) &&
+	assert_true(json_object_object_get_ex(json_object_object_get(c, "scaling"),
+					      "scaledToZeroAt", &sv) &&
 		    sv == NULL);
 	/* Warm: AllReplicasReady. */
 	in.ready = in.warm = in.pods = 1;

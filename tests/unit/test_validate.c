@@ -34,16 +34,21 @@ static void lines_and_codes(void **state)
 	(void)state;
 	assert_int_equal(run("# a comment\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
 			     "---\n\n# the service\napiVersion: kinfer.io/v1alpha1\nkind: InferenceService\n"
-			     "metadata: {name: ok}\nspec:\n  model: {name: m, uri: s3://m}\n", &out), 0);
+			     "metadata: {name: ok}\nspec:\n  model: {name: m, uri: s3://m}\n",
+			     &out),
+			 0);
 	assert_string_equal(out, "in.yaml:2: c: skipped (kind ConfigMap)\n"
-			    "in.yaml:8: ok: ok (21 defaults)\n");
+				 "in.yaml:8: ok: ok (21 defaults)\n");
 	free(out);
-	assert_int_equal(run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: b}\n"
-			     "spec:\n  model: {name: m, uri: s3://m, framework: tgi}\n  image: repo/x:latest\n"
-			     "  resources: {gpu: {count: 1, memory: 90Gi, product: NVIDIA-L4}}\n"
-			     "  scaling: {maxReplicas: 2, metrics: [{type: KVCacheUtilization, target: 50}]}\n",
-			     &out), 1);
-	assert_string_equal(out,
+	assert_int_equal(
+		run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: b}\n"
+		    "spec:\n  model: {name: m, uri: s3://m, framework: tgi}\n  image: repo/x:latest\n"
+		    "  resources: {gpu: {count: 1, memory: 90Gi, product: NVIDIA-L4}}\n"
+		    "  scaling: {maxReplicas: 2, metrics: [{type: KVCacheUtilization, target: 50}]}\n",
+		    &out),
+		1);
+	assert_string_equal(
+		out,
 		"in.yaml:1: b: error: spec.resources.gpu.memory: 90Gi exceeds the 24Gi of NVIDIA-L4\n"
 		"in.yaml:1: b: error: spec.scaling.metrics[0].type: KVCacheUtilization is not exported by tgi "
 		"(it has QueueDepth, Concurrency, RequestsPerSecond, LatencyP99)\n"
@@ -78,22 +83,25 @@ static void schema_unknown_fields(void **state)
 	char *out;
 	(void)state;
 	assert_int_equal(run(y, &out), 0);
-	const char *want[] = { "spec.scalng: unknown field", "spec.scaling.cooldownSeconds: unknown field",
+	const char *want[] = { "spec.scalng: unknown field",
+			       "spec.scaling.cooldownSeconds: unknown field",
 			       "spec.scaling.metrics[0].weight: unknown field" };
 	for (size_t i = 0; i < 3; i++) {
 		if (!strstr(out, want[i]))
 			fprintf(stderr, "%s", out);
 		assert_non_null(strstr(out, want[i]));
 	}
-	assert_non_null(strstr(out, "in.yaml:1: u: warning: spec.scalng: unknown field: the CRD does "
-			       "not define it, so the API server drops it and the setting does nothing"));
-	assert_null(strstr(out, "warmup.body.anything"));   /* preserve-unknown-fields */
-	assert_null(strstr(out, "nodeSelector.zone"));      /* additionalProperties */
+	assert_non_null(
+		strstr(out, "in.yaml:1: u: warning: spec.scalng: unknown field: the CRD does "
+			    "not define it, so the API server drops it and the setting does nothing"));
+	assert_null(strstr(out, "warmup.body.anything")); /* preserve-unknown-fields */
+	assert_null(strstr(out, "nodeSelector.zone"));    /* additionalProperties */
 	assert_non_null(strstr(out, "in.yaml:1: u: ok"));
 	free(out);
 	assert_int_equal(run_strict(y, true, &out), 1);
 	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scalng: unknown field"));
-	assert_non_null(strstr(out, "in.yaml:1: u: error: spec.scaling.cooldownSeconds: unknown field"));
+	assert_non_null(
+		strstr(out, "in.yaml:1: u: error: spec.scaling.cooldownSeconds: unknown field"));
 	free(out);
 }
 
@@ -101,10 +109,13 @@ static void schema_types_enums_bounds(void **state)
 {
 	char *out;
 	(void)state;
-	assert_int_equal(run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t}\n"
-			     "spec:\n  model: {name: m, uri: s3://m, framework: vlm}\n  replicas: \"3\"\n"
-			     "  scaling: {maxReplicas: 2000, metrics: [{type: QueueDepth, target: 0}]}\n"
-			     "  warmup: {path: v1/completions}\n", &out), 1);
+	assert_int_equal(
+		run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: t}\n"
+		    "spec:\n  model: {name: m, uri: s3://m, framework: vlm}\n  replicas: \"3\"\n"
+		    "  scaling: {maxReplicas: 2000, metrics: [{type: QueueDepth, target: 0}]}\n"
+		    "  warmup: {path: v1/completions}\n",
+		    &out),
+		1);
 	const char *want[] = {
 		"spec.model.framework: Unsupported value: \"vlm\": supported values: \"vllm\"",
 		"spec.replicas: Invalid value: \"string\": must be of type integer",
@@ -123,7 +134,8 @@ static void schema_types_enums_bounds(void **state)
 /* The catalogue of good manifests and the samples use only CRD fields. */
 static void schema_good_catalogue_clean(void **state)
 {
-	static const char *const files[] = { "webhook/good/tgi-scaling.yaml", "webhook/good/triton-mig.yaml",
+	static const char *const files[] = { "webhook/good/tgi-scaling.yaml",
+					     "webhook/good/triton-mig.yaml",
 					     "webhook/good/vllm-minimal.yaml" };
 	(void)state;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {

@@ -28,7 +28,9 @@ static void vllm_defaults(void **state)
 	char err[256] = "";
 	(void)state;
 	assert_int_equal(plan_of("{\"model\":{\"name\":\"llama \\\"7b\\\"\",\"uri\":\"s3://m\","
-				 "\"framework\":\"vllm\"}}", &p, err, sizeof(err)), 0);
+				 "\"framework\":\"vllm\"}}",
+				 &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.port, 8000);
 	assert_string_equal(p.path, "/v1/completions");
 	assert_string_equal(p.health_path, "/health");
@@ -54,7 +56,9 @@ static void triton_get(void **state)
 	char err[256] = "";
 	(void)state;
 	assert_int_equal(plan_of("{\"model\":{\"name\":\"resnet\",\"uri\":\"s3://m\","
-				 "\"framework\":\"triton\"}}", &p, err, sizeof(err)), 0);
+				 "\"framework\":\"triton\"}}",
+				 &p, err, sizeof(err)),
+			 0);
 	assert_string_equal(p.path, "/v2/models/resnet/ready");
 	assert_null(p.body);
 	assert_string_equal(p.health_path, "/v2/health/ready");
@@ -71,7 +75,9 @@ static void user_block(void **state)
 				 "\"healthPath\":\"/ready\",\"warmup\":{\"path\":\"/gen\","
 				 "\"body\":{\"prompt\":\"a/b\"},\"requests\":5,\"concurrency\":0,"
 				 "\"timeoutSeconds\":30,\"requestTimeoutSeconds\":7,"
-				 "\"maxAttempts\":1}}", &p, err, sizeof(err)), 0);
+				 "\"maxAttempts\":1}}",
+				 &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.port, 9000);
 	assert_string_equal(p.health_path, "/ready");
 	assert_string_equal(p.path, "/gen");
@@ -92,16 +98,20 @@ static void custom_framework(void **state)
 	char err[256] = "";
 	(void)state;
 	assert_int_equal(plan_of("{\"model\":{\"name\":\"m\",\"uri\":\"u\",\"framework\":\"custom\"},"
-				 "\"port\":7000}", &p, err, sizeof(err)), 0);
+				 "\"port\":7000}",
+				 &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.requests, 0);
 	warmup_plan_free(&p);
 	assert_int_equal(plan_of("{\"model\":{\"name\":\"m\",\"uri\":\"u\",\"framework\":\"custom\"},"
-				 "\"port\":7000,\"warmup\":{\"requests\":2}}", &p, err, sizeof(err)),
+				 "\"port\":7000,\"warmup\":{\"requests\":2}}",
+				 &p, err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "spec.warmup.path: required for framework custom");
 	warmup_plan_free(&p);
 	assert_int_equal(plan_of("{\"model\":{\"name\":\"m\",\"uri\":\"u\",\"framework\":\"custom\"}}",
-				 &p, err, sizeof(err)), -EINVAL);
+				 &p, err, sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "spec.port: required for framework custom");
 	warmup_plan_free(&p);
 }
@@ -141,12 +151,9 @@ static void retry_backoff(void **state)
 int tests_warmup(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(vllm_defaults),
-		cmocka_unit_test(triton_get),
-		cmocka_unit_test(user_block),
-		cmocka_unit_test(custom_framework),
-		cmocka_unit_test(transitions),
-		cmocka_unit_test(retry_backoff),
+		cmocka_unit_test(vllm_defaults), cmocka_unit_test(triton_get),
+		cmocka_unit_test(user_block),    cmocka_unit_test(custom_framework),
+		cmocka_unit_test(transitions),   cmocka_unit_test(retry_backoff),
 	};
 	return cmocka_run_group_tests_name("warmup", tests, NULL, NULL);
 }

@@ -70,27 +70,42 @@ static void vllm_exclusive_gpu(void **state)
 	assert_string_equal(at(d, "metadata.ownerReferences[0].kind"), "InferenceService");
 	assert_string_equal(at(d, "metadata.ownerReferences[0].uid"), "uid-1");
 	assert_string_equal(at(d, "metadata.ownerReferences[0].controller"), "true");
-	assert_string_equal(at(d, "metadata.labels.kinfer.io/service"), "");   /* dotted key: see below */
+	assert_string_equal(at(d, "metadata.labels.kinfer.io/service"), ""); /* dotted key: see below */
 	json_object *labels = json_object_object_get(json_object_object_get(d, "metadata"), "labels");
-	assert_string_equal(json_object_get_string(json_object_object_get(labels, "kinfer.io/service")), "svc");
-	assert_string_equal(at(d, "spec.template.spec.readinessGates[0].conditionType"), "kinfer.io/warmed-up");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(labels, "kinfer.io/service")),
+			    "svc");
+	assert_string_equal(at(d, "spec.template.spec.readinessGates[0].conditionType"),
+			    "kinfer.io/warmed-up");
 	assert_string_equal(at(d, C ".image"), "vllm/vllm-openai:v0.6.3");
 	assert_string_equal(at(d, C ".args[0]"), "--model=s3://models/llama-7b");
 	assert_string_equal(at(d, C ".args[1]"), "--served-model-name=llama-7b");
 	assert_string_equal(at(d, C ".args[2]"), "--port=8000");
 	assert_string_equal(at(d, C ".ports[0].containerPort"), "8000");
 	assert_string_equal(at(d, C ".readinessProbe.httpGet.path"), "/health");
-	json_object *lim = json_object_object_get(json_object_object_get(
-		json_object_object_get(json_object_array_get_idx(json_object_object_get(
-		json_object_object_get(json_object_object_get(json_object_object_get(
-		d, "spec"), "template"), "spec"), "containers"), 0), "resources"), "limits"), "nvidia.com/gpu");
+	json_object *lim = json_object_object_get(
+		json_object_object_get(
+			json_object_object_get(
+				json_object_array_get_idx(
+					json_object_object_get(
+						json_object_object_get(
+							json_object_object_get(
+								json_object_object_get(d, "spec"),
+								"template"),
+							"spec"),
+						"containers"),
+					0),
+				"resources"),
+			"limits"),
+		"nvidia.com/gpu");
 	assert_string_equal(json_object_get_string(lim), "1");
 	assert_string_equal(at(d, C ".resources.requests.cpu"), "4");
 	assert_string_equal(at(d, C ".resources.requests.memory"), "16Gi");
 	/* 14Gi per GPU: nodes whose GPUs have more than 14335 MiB. */
 	assert_string_equal(at(d, "spec.template.spec.affinity.nodeAffinity."
-			       "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]."
-			       "matchExpressions[0].values[0]"), "14335");
+				  "requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]."
+				  "matchExpressions[0].values[0]"),
+			    "14335");
 	assert_string_equal(at(d, "spec.template.spec.tolerations[0].key"), "nvidia.com/gpu");
 	/* drain 120 s: grace above it, preStop pause capped at 30 s. */
 	assert_string_equal(at(d, "spec.template.spec.terminationGracePeriodSeconds"), "150");
@@ -104,9 +119,13 @@ static void vllm_exclusive_gpu(void **state)
 
 static json_object *limits(json_object *d)
 {
-	json_object *c = json_object_array_get_idx(json_object_object_get(json_object_object_get(
-		json_object_object_get(json_object_object_get(d, "spec"), "template"), "spec"),
-		"containers"), 0);
+	json_object *c = json_object_array_get_idx(
+		json_object_object_get(
+			json_object_object_get(json_object_object_get(json_object_object_get(d, "spec"),
+								      "template"),
+					       "spec"),
+			"containers"),
+		0);
 	return json_object_object_get(json_object_object_get(c, "resources"), "limits");
 }
 
@@ -115,14 +134,20 @@ static void triton_mig_and_metrics_port(void **state)
 	struct workload w = build("isvc/triton.json", 2);
 	(void)state;
 	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
-			    "nvidia.com/mig-1g.10gb")), "1");
+									  "nvidia.com/mig-1g.10gb")),
+			    "1");
 	assert_null(json_object_object_get(limits(w.deployment), "nvidia.com/gpu"));
 	assert_string_equal(at(w.deployment, C ".command[0]"), "tritonserver");
 	assert_string_equal(at(w.deployment, C ".ports[1].containerPort"), "8002");
 	assert_string_equal(at(w.service, "spec.ports[1].port"), "8002");
-	json_object *sel = json_object_object_get(json_object_object_get(json_object_object_get(
-		json_object_object_get(w.deployment, "spec"), "template"), "spec"), "nodeSelector");
-	assert_string_equal(json_object_get_string(json_object_object_get(sel, "nvidia.com/gpu.product")),
+	json_object *sel = json_object_object_get(
+		json_object_object_get(json_object_object_get(json_object_object_get(w.deployment,
+										     "spec"),
+							      "template"),
+				       "spec"),
+		"nodeSelector");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(sel, "nvidia.com/gpu.product")),
 			    "NVIDIA-A100-SXM4-80GB");
 	workload_free(&w);
 }
@@ -132,16 +157,19 @@ static void tgi_time_slicing_and_options(void **state)
 	struct workload w = build("isvc/tgi.json", 2);
 	(void)state;
 	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
-			    "nvidia.com/gpu.shared")), "1");
+									  "nvidia.com/gpu.shared")),
+			    "1");
 	assert_string_equal(at(w.deployment, C ".args[1]"), "--port=8080");
 	workload_free(&w);
 	/* The shared resource name and the scheduler are options. */
-	struct workload_options o = { .shared_gpu_resource = "nvidia.com/gpu", .scheduler_name = "kinfer" };
+	struct workload_options o = { .shared_gpu_resource = "nvidia.com/gpu",
+				      .scheduler_name = "kinfer" };
 	char err[256];
 	json_object *spec = spec_of("isvc/tgi.json");
 	assert_int_equal(workload_build("ns", "n", "u", spec, 1, &o, &w, err, sizeof(err)), 0);
-	assert_string_equal(json_object_get_string(json_object_object_get(limits(w.deployment),
-			    "nvidia.com/gpu")), "1");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(limits(w.deployment), "nvidia.com/gpu")),
+			    "1");
 	assert_string_equal(at(w.deployment, "spec.template.spec.schedulerName"), "kinfer");
 	workload_free(&w);
 	json_object_put(spec);
@@ -155,7 +183,8 @@ static void placement_hints_in_the_template(void **state)
 	char err[256];
 	json_object *tm, *l, *a, *v;
 	(void)state;
-	json_object *spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"},"
+	json_object *spec = json_tokener_parse(
+		"{\"model\":{\"name\":\"m\",\"uri\":\"s3://m\"},"
 		"\"resources\":{\"gpu\":{\"count\":1}},\"scheduling\":{\"priority\":\"high\","
 		"\"preferCachedNodes\":false}}");
 	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), 0);
@@ -205,10 +234,16 @@ static void full_spec_passes_user_fields(void **state)
 	assert_string_equal(at(w.deployment, C ".args[3]"), "--tensor-parallel-size=4");
 	assert_string_equal(at(w.deployment, C ".env[3].valueFrom.secretKeyRef.name"), "hf");
 	assert_string_equal(at(w.deployment, "spec.template.spec.tolerations[1].key"), "dedicated");
-	assert_string_equal(at(w.deployment, "spec.template.spec.terminationGracePeriodSeconds"), "330");
-	json_object *sel = json_object_object_get(json_object_object_get(json_object_object_get(
-		json_object_object_get(w.deployment, "spec"), "template"), "spec"), "nodeSelector");
-	assert_string_equal(json_object_get_string(json_object_object_get(sel, "topology.kubernetes.io/zone")),
+	assert_string_equal(at(w.deployment, "spec.template.spec.terminationGracePeriodSeconds"),
+			    "330");
+	json_object *sel = json_object_object_get(
+		json_object_object_get(json_object_object_get(json_object_object_get(w.deployment,
+										     "spec"),
+							      "template"),
+				       "spec"),
+		"nodeSelector");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(sel, "topology.kubernetes.io/zone")),
 			    "zone-a");
 	workload_free(&w);
 }
@@ -234,16 +269,19 @@ static void errors_name_the_field(void **state)
 	(void)state;
 	json_object *spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"u\","
 					       "\"framework\":\"custom\"},\"port\":9000}");
-	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "spec.image: required for framework custom");
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"model\":{\"name\":\"m\",\"uri\":\"u\"},"
 				  "\"resources\":{\"gpu\":{\"count\":1,\"sharing\":\"mig\"}}}");
-	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)),
+			 -EINVAL);
 	assert_string_equal(err, "spec.resources.gpu.migProfile: required with sharing mig");
 	json_object_put(spec);
 	spec = json_tokener_parse("{\"model\":{\"name\":\"m\"}}");
-	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)), -EINVAL);
+	assert_int_equal(workload_build("ns", "n", "u", spec, 1, NULL, &w, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "spec.model"));
 	json_object_put(spec);
 }
@@ -278,13 +316,14 @@ static void long_model_uri(void **state)
 			assert_int_equal(r, 0);
 			snprintf(want, sizeof(want), "%s%s", flag[f], uri);
 			json_object *args = NULL;
-			json_object *c = json_object_array_get_idx(cache_json_get(w.deployment,
-				"spec.template.spec.containers"), 0);
+			json_object *c = json_object_array_get_idx(
+				cache_json_get(w.deployment, "spec.template.spec.containers"), 0);
 			assert_true(json_object_object_get_ex(c, "args", &args));
 			bool found = false;
 			for (size_t i = 0; i < json_object_array_length(args); i++)
 				found = found || strcmp(json_object_get_string(
-					json_object_array_get_idx(args, i)), want) == 0;
+								json_object_array_get_idx(args, i)),
+							want) == 0;
 			assert_true(found);
 			workload_free(&w);
 		}

@@ -87,7 +87,8 @@ static void add_after_earliest_wins(void **state)
 
 static void backoff_doubles_and_forget_resets(void **state)
 {
-	struct workqueue_options o = { .name = "t", .qps = -1,
+	struct workqueue_options o = { .name = "t",
+				       .qps = -1,
 				       .base_delay_ns = 20 * KTIME_NSEC_PER_MSEC };
 	struct workqueue *q;
 	const char *k;

@@ -19,7 +19,9 @@ static void scalars_are_typed(void **state)
 	char err[256];
 	(void)state;
 	assert_int_equal(one("a: 1\nb: 1.5\nc: true\nd: ~\ne: \"1\"\nf: hello world\n"
-			     "g: 0x10\nh: -7\ni: 1e3\nj: 'true'\n", &o, err), 0);
+			     "g: 0x10\nh: -7\ni: 1e3\nj: 'true'\n",
+			     &o, err),
+			 0);
 	assert_true(json_object_object_get_ex(o, "a", &v));
 	assert_true(json_object_is_type(v, json_type_int));
 	assert_int_equal(json_object_get_int(v), 1);
@@ -73,8 +75,8 @@ static void nested_and_aliases(void **state)
 	json_object *o;
 	char err[256];
 	(void)state;
-	assert_int_equal(one("base: &b {x: 1, y: [a, b]}\ncopy: *b\nlist:\n- 1\n- {k: v}\n",
-			     &o, err), 0);
+	assert_int_equal(one("base: &b {x: 1, y: [a, b]}\ncopy: *b\nlist:\n- 1\n- {k: v}\n", &o, err),
+			 0);
 	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN),
 			    "{\"base\":{\"x\":1,\"y\":[\"a\",\"b\"]},"
 			    "\"copy\":{\"x\":1,\"y\":[\"a\",\"b\"]},"
@@ -157,12 +159,9 @@ static void billion_laughs_is_refused(void **state)
 int tests_yamljson(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(scalars_are_typed),
-		cmocka_unit_test(exponents),
-		cmocka_unit_test(nested_and_aliases),
-		cmocka_unit_test(documents_and_lines),
-		cmocka_unit_test(errors_name_the_line),
-		cmocka_unit_test(depth_is_bounded),
+		cmocka_unit_test(scalars_are_typed),         cmocka_unit_test(exponents),
+		cmocka_unit_test(nested_and_aliases),        cmocka_unit_test(documents_and_lines),
+		cmocka_unit_test(errors_name_the_line),      cmocka_unit_test(depth_is_bounded),
 		cmocka_unit_test(billion_laughs_is_refused),
 	};
 	return cmocka_run_group_tests_name("yamljson", tests, NULL, NULL);
