@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the activator's request parsing (activator/actreq.c):
+ * libFuzzer target for the activator's request parsing (reconcilers/actreq.c):
  * the Host header, the Accept header and the body a client sends. The input
  * is split at the first two NUL bytes into Host, Accept and body; every
  * part must be parsed or refused (with a message) without reading out of

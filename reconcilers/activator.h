@@ -5,7 +5,7 @@
  * pods). It holds each request (bounded per service), asks the operator to
  * scale up through the kinfer.io/activation-requested annotation, waits
  * for a ready endpoint of the private Service NAME-private and forwards
- * the request there, streaming the answer back. See activator/README.md.
+ * the request there, streaming the answer back. See reconcilers/README.md.
  */
 #pragma once
 
