@@ -206,10 +206,10 @@ out=$(kc -n "$ns" patch kis minimal --subresource=status --type=merge \
 expect_match "$out" 'status.conditions\[0\].status: Unsupported value: "Maybe"' "a condition status outside True|False|Unknown is refused"
 
 out=$(kc -n "$ns" get kis 2>&1)
-expect_match "$out" '^NAME +MODEL +REPLICAS +READY +WARM +DESIRED +STATUS +AGE' "get kis shows the printer columns"
-expect_match "$out" 'minimal +opt-125m +3 +2 +1 +3 +True ' "get kis shows replicas, ready, warm, desired and Ready"
+expect_match "$out" '^NAME +MODEL +REPLICAS +READY +WARM +DESIRED +STATUS +REASON +AGE' "get kis shows the printer columns"
+expect_match "$out" 'minimal +opt-125m +3 +2 +1 +3 +True +AllReplicasWarm ' "get kis shows replicas, ready, warm, desired, Ready and its reason"
 out=$(kc -n "$ns" get kis -o wide 2>&1)
-expect_match "$out" 'minimal +opt-125m +vllm +3 +2 +1 +3 +True +AllReplicasWarm ' "get kis -o wide adds framework and reason"
+expect_match "$out" 'minimal +opt-125m +vllm +3 +2 +1 +3 +True +AllReplicasWarm ' "get kis -o wide adds the framework"
 out=$(kc -n "$ns" wait --for=condition=Ready kis/minimal --timeout=10s 2>&1)
 expect_code 0 $? "kubectl wait --for=condition=Ready works"
 

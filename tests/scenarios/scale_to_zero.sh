@@ -49,9 +49,9 @@ if wait_until 60 warm 1; then pass "a new service starts with 1 replica, warm"; 
 at() { [ "$(deploy_replicas)" = "$1" ]; }
 if wait_until 90 at 0; then pass "idle: the Deployment is drained to 0"; else fail "Deployment at $(deploy_replicas): $(tail -5 "$tmp/op.log")"; fi
 expect_match "$(rcond status) $(rcond reason)" '^True ScaledToZero$' "Ready True, reason ScaledToZero"
-wide() { kc -n "$ns" get kis svc -o wide 2>&1; }
-wide_zero() { [[ "$(wide)" =~ svc\ +m\ +vllm\ +0\ +0\ +0\ +0\ +True\ +ScaledToZero\  ]]; }
-if wait_until 20 wide_zero; then pass "kubectl get kis -o wide shows 0 replicas, True, ScaledToZero"; else fail "kubectl get kis -o wide: $(wide)"; fi
+plain() { kc -n "$ns" get kis svc 2>&1; }
+plain_zero() { [[ "$(plain)" =~ svc\ +m\ +0\ +0\ +0\ +0\ +True\ +ScaledToZero\  ]]; }
+if wait_until 20 plain_zero; then pass "kubectl get kis shows 0 replicas, True, ScaledToZero"; else fail "kubectl get kis: $(plain)"; fi
 expect_match "$(events ScaledToZero)" 'Scaling to zero: no request and no queued work for 3 s' "Event ScaledToZero"
 expect_match "$(events Drained)" '.' "the last replica left through the drain (Event Drained)"
 zero_at=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
