@@ -6,6 +6,7 @@
 
 #include "fnv.h"
 #include "keys.h"
+#include "workload.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,8 +81,7 @@ json_object *route_slice(const char *ns, const char *name, const char *uid,
 {
 	char slice[128];
 	json_object *s = json_object_new_object(), *m = json_object_new_object();
-	json_object *labels = json_object_new_object(), *refs = json_object_new_array();
-	json_object *ref = json_object_new_object(), *eps = json_object_new_array();
+	json_object *labels = json_object_new_object(), *eps = json_object_new_array();
 	json_object *ports = json_object_new_array(), *port = json_object_new_object();
 
 	snprintf(slice, sizeof(slice), "%s%s", name, ROUTE_SLICE_SUFFIX);
@@ -96,14 +96,7 @@ json_object *route_slice(const char *ns, const char *name, const char *uid,
 	json_object_object_add(labels, "kinfer.io/route",
 			       json_object_new_string(c->activator ? "activator" : "pods"));
 	json_object_object_add(m, "labels", labels);
-	json_object_object_add(ref, "apiVersion", json_object_new_string("kinfer.io/v1alpha1"));
-	json_object_object_add(ref, "kind", json_object_new_string("InferenceService"));
-	json_object_object_add(ref, "name", json_object_new_string(name));
-	json_object_object_add(ref, "uid", json_object_new_string(uid));
-	json_object_object_add(ref, "controller", json_object_new_boolean(1));
-	json_object_object_add(ref, "blockOwnerDeletion", json_object_new_boolean(1));
-	json_object_array_add(refs, ref);
-	json_object_object_add(m, "ownerReferences", refs);
+	json_object_object_add(m, "ownerReferences", workload_owner_refs(name, uid));
 	json_object_object_add(s, "metadata", m);
 	json_object_object_add(s, "addressType", json_object_new_string("IPv4"));
 	for (size_t i = 0; i < c->n; i++) {

@@ -26,6 +26,15 @@
 #define SLOTS 16384
 #define IP_MAX 48
 
+/* ERR: KIND NAME in NS is someone else's (ownership rule of issue 12). */
+static void not_ours(char *err, size_t errlen, const char *kind, const char *name, const char *ns)
+{
+	snprintf(err, errlen,
+		 "%s %s already exists in namespace %s and is not controlled by this "
+		 "InferenceService: kinfer does not take it over; delete or rename it",
+		 kind, name, ns);
+}
+
 static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endpoints", true };
 
 static struct {
@@ -218,11 +227,7 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	}
 	cache_read_unlock();
 	if (state < 0) {
-		snprintf(err, errlen,
-			 "Service %s already exists in namespace %s and is not "
-			 "controlled by this InferenceService: kinfer does not take it over; delete "
-			 "or rename it",
-			 priv, s->ns);
+		not_ours(err, errlen, "Service", priv, s->ns);
 		return 1;
 	}
 	if (state == 1 && strcmp(hash, w->private_hash) == 0)
@@ -272,11 +277,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 		if (r < 0)
 			goto out;
 		if (owner < 0) {
-			snprintf(err, errlen,
-				 "EndpointSlice %s already exists in namespace %s and is "
-				 "not controlled by this InferenceService: kinfer does not take it "
-				 "over; delete or rename it",
-				 slice, s->ns);
+			not_ours(err, errlen, "EndpointSlice", slice, s->ns);
 			r = 1;
 			goto out;
 		}

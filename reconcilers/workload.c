@@ -90,7 +90,7 @@ static json_object *labels(const char *name, const char *model)
 	return l;
 }
 
-static json_object *owner_refs(const char *name, const char *uid)
+json_object *workload_owner_refs(const char *name, const char *uid)
 {
 	json_object *a = json_object_new_array(), *r = obj();
 	put(r, "apiVersion", jstr("kinfer.io/v1alpha1"));
@@ -109,7 +109,7 @@ static json_object *meta(const char *ns, const char *name, const char *uid, cons
 	put(m, "name", jstr(name));
 	put(m, "namespace", jstr(ns));
 	put(m, "labels", labels(name, model));
-	put(m, "ownerReferences", owner_refs(name, uid));
+	put(m, "ownerReferences", workload_owner_refs(name, uid));
 	return m;
 }
 

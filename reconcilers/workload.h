@@ -45,3 +45,7 @@ void workload_free(struct workload *w);
 
 /* The label selector string kinfer's pods carry ("kinfer.io/service=NAME"). */
 int workload_selector(const char *name, char *buf, size_t len);
+
+/* The ownerReferences list naming InferenceService NAME (UID) as the
+ * controller of an object kinfer writes: a new array (caller owns it). */
+json_object *workload_owner_refs(const char *name, const char *uid);
