@@ -435,6 +435,15 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	 * once: people and tests watch it next to the Deployment's replicas. */
 	bool rescaled = s->status && cache_json_int(status, "desiredReplicas", -1) !=
 					     cache_json_int(s->status, "desiredReplicas", -1);
+	/* So is the way into and out of zero (Ready's ScaledToZero and
+	 * ScalingFromZero): ScaledFromZero's cold start is timed by this
+	 * write, and a user waiting at zero should not wait for the window. */
+	if (s->status && !rescaled) {
+		const char *reason = NULL, *oreason = NULL;
+		status_condition(status, "Ready", &reason, NULL);
+		status_condition(s->status, "Ready", &oreason, NULL);
+		rescaled = cold_reason(reason) != cold_reason(oreason);
+	}
 	if (status_same(status, s->status))
 		status_settled(ctx->data, key);
 	else if (rescaled || status_due(ctx->data, key, ktime_mono_ns(), ret_wait)) {
