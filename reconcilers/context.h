@@ -31,6 +31,7 @@ struct kinfer_context {
 		bool enabled;               /* false: kube-scheduler places the pods */
 		const char *scheduler_name; /* pods that name it are ours */
 		struct placement_weights weights;
+		bool index; /* --placement-index */
 	} placement;
 };
 

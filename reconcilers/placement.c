@@ -121,6 +121,7 @@ struct resindex {
 
 struct placement {
 	struct placement_weights w;
+	bool no_index; /* placement_use_index(pl, false): every decision scans */
 	pthread_mutex_t lock;
 	struct assumed *assumed;
 	size_t n_assumed;
@@ -1310,11 +1311,18 @@ int placement_decide_scan(struct placement *pl, struct cache *nodes, struct cach
 	return 0;
 }
 
+void placement_use_index(struct placement *pl, bool on)
+{
+	pl->no_index = !on;
+}
+
 int placement_decide(struct placement *pl, struct cache *nodes, struct cache *pods,
 		     const struct kpod *pod, uint64_t now_ns, struct placement_decision *ret)
 {
 	struct walk w;
 
+	if (pl->no_index)
+		return placement_decide_scan(pl, nodes, pods, pod, now_ns, ret);
 	walk_start(pl, pods, pod, now_ns, ret, &w);
 	if (decide_indexed(pl, nodes, &w) && w.best) {
 		walk_result(&w, ret);

@@ -146,6 +146,8 @@ static int pctl_new(const struct controller_env *env, void **ret)
 	r = placement_controller_check(&k->placement.weights, k->placement.scheduler_name);
 	if (r == 0)
 		r = placement_new(&k->placement.weights, &S->pl);
+	if (r == 0)
+		placement_use_index(S->pl, k->placement.index);
 	if (r == 0 && !(S->waiting = calloc(MAX_WAITING, sizeof(*S->waiting))))
 		r = -ENOMEM;
 	if (r < 0) {
