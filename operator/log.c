@@ -330,3 +330,23 @@ void log_event(enum log_level level, const char *msg, const char *fmt, ...)
 	log_eventv(level, msg, fmt, ap);
 	va_end(ap);
 }
+
+int log_setup_flags(const char *prog, const char *level, const char *format)
+{
+	enum log_level l;
+	enum log_format f;
+
+	if (log_level_parse(level, &l) < 0) {
+		fprintf(stderr,
+			"%s: --log-level: invalid value \"%s\": want debug, info, warn or error\n",
+			prog, level ? level : "");
+		return -EINVAL;
+	}
+	if (log_format_parse(format, &f) < 0) {
+		fprintf(stderr, "%s: --log-format: invalid value \"%s\": want logfmt or json\n",
+			prog, format ? format : "");
+		return -EINVAL;
+	}
+	log_setup(l, f, stderr);
+	return 0;
+}

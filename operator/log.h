@@ -30,6 +30,10 @@ enum log_format {
 int log_level_parse(const char *s, enum log_level *ret_level);
 int log_format_parse(const char *s, enum log_format *ret_format);
 void log_setup(enum log_level level, enum log_format format, FILE *out);
+
+/* The --log-level and --log-format flags of command PROG: parse both and set
+ * up stderr logging, or print which flag has which bad value (-EINVAL). */
+int log_setup_flags(const char *prog, const char *level, const char *format);
 int log_enabled(enum log_level level);
 
 void log_event(enum log_level level, const char *msg, const char *fmt, ...)

@@ -192,25 +192,7 @@ static void usage(FILE *out);
 
 static int setup_logging(const struct config *cfg)
 {
-	enum log_level level;
-	enum log_format format;
-
-	if (log_level_parse(cfg->log_level, &level) < 0) {
-		fprintf(stderr,
-			"kinfer-operator: --log-level: invalid value \"%s\": "
-			"want debug, info, warn or error\n",
-			cfg->log_level);
-		return -EINVAL;
-	}
-	if (log_format_parse(cfg->log_format, &format) < 0) {
-		fprintf(stderr,
-			"kinfer-operator: --log-format: invalid value \"%s\": "
-			"want logfmt or json\n",
-			cfg->log_format);
-		return -EINVAL;
-	}
-	log_setup(level, format, stderr);
-	return 0;
+	return log_setup_flags("kinfer-operator", cfg->log_level, cfg->log_format);
 }
 
 static const char *const api_labels[] = { "verb", "code", NULL };

@@ -1256,16 +1256,7 @@ static bool ready(void *ud, char *msg, size_t len)
 
 static int setup_logging(const struct config *cfg)
 {
-	enum log_level level;
-	enum log_format format;
-	if (log_level_parse(cfg->log_level, &level) < 0 ||
-	    log_format_parse(cfg->log_format, &format) < 0) {
-		fprintf(stderr, "kinfer-operator activator: --log-level wants debug, info, warn or "
-				"error and --log-format logfmt or json\n");
-		return -EINVAL;
-	}
-	log_setup(level, format, stderr);
-	return 0;
+	return log_setup_flags("kinfer-operator activator", cfg->log_level, cfg->log_format);
 }
 
 static int start_proxy(struct activator *a)
