@@ -68,11 +68,13 @@ struct table {
 };
 
 /*
- * A secondary index: an lfht of distinct values (few: nodes, owners,
- * services), each heading an RCU list that links the objects themselves.
- * Each object carries one list link per index just before its struct
- * (obj_link), so an index costs 16 bytes an object and adding, replacing
- * and removing are O(1) however many objects share a value.
+ * A secondary index: an lfht of distinct values (few: nodes, services),
+ * each heading an RCU list that links the objects themselves. Each object
+ * carries one list link per index just before its struct (obj_link: index
+ * 0 nearest), so an index costs 16 bytes an object and adding, replacing
+ * and removing are O(1) however many objects share a value. An object
+ * has links only up to its last index with a value (obj_links): a Pod
+ * that is not the activator's has no link for KPOD_BY_COMPONENT.
  */
 struct idx_value {
 	struct cds_lfht_node node;
@@ -133,21 +135,32 @@ unsigned long cache_key_hash(const char *key)
 	return (unsigned long)h;
 }
 
-/* The list link of obj in index i: links sit just before the struct. */
+/* How many index links sit before obj: one per index up to its last
+ * index with a value. The object is immutable, so this never changes. */
+static size_t obj_links(const struct cache_kind *k, const struct cache_obj *obj)
+{
+	size_t n = k->n_indexes;
+
+	while (n > 0 && !k->indexes[n - 1].value(obj))
+		n--;
+	return n;
+}
+
+/* The list link of obj in index i (i < obj_links): index i's link sits
+ * i + 1 links before the struct. */
 static struct cds_list_head *obj_link(const struct cache_obj *obj, size_t i)
 {
-	size_t n = obj->cache ? obj->cache->kind->n_indexes : 0;
-	return (struct cds_list_head *)((char *)obj - (n - i) * sizeof(struct cds_list_head));
+	return (struct cds_list_head *)((char *)obj - (i + 1) * sizeof(struct cds_list_head));
 }
 
-static const struct cache_obj *link_obj(const struct cds_list_head *l, size_t i, size_t n)
+static const struct cache_obj *link_obj(const struct cds_list_head *l, size_t i)
 {
-	return (const struct cache_obj *)((const char *)l + (n - i) * sizeof(struct cds_list_head));
+	return (const struct cache_obj *)((const char *)l + (i + 1) * sizeof(struct cds_list_head));
 }
 
-static void *obj_base(const struct cache_obj *obj)
+static void *obj_base(const struct cache *c, const struct cache_obj *obj)
 {
-	return (char *)obj - obj->cache->kind->n_indexes * sizeof(struct cds_list_head);
+	return (char *)obj - obj_links(c->kind, obj) * sizeof(struct cds_list_head);
 }
 
 /* ---- json helpers ----------------------------------------------------- */
@@ -285,7 +298,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	if (r < 0)
 		goto fail;
 
-	links = c->kind->n_indexes * sizeof(struct cds_list_head);
+	links = obj_links(c->kind, p.tmp) * sizeof(struct cds_list_head);
 	total = links + c->kind->size;
 	for (size_t i = 0; i < p.n_strs; i++)
 		total += p.strs[i].len + 1;
@@ -301,8 +314,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 		goto fail;
 	}
 	memcpy(obj, p.tmp, c->kind->size);
-	obj->cache = c;
-	for (size_t i = 0; i < c->kind->n_indexes; i++)
+	for (size_t i = 0; i < links / sizeof(struct cds_list_head); i++)
 		CDS_INIT_LIST_HEAD(obj_link(obj, i)); /* not linked */
 	char *s = (char *)obj + c->kind->size;
 	for (size_t i = 0; i < p.n_strs; i++) {
@@ -313,7 +325,6 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	/* cache_proj_str(key) came first: the key sits right after the struct
 	 * (table_find relies on it). */
 	obj->name = obj->key + (ns && *ns ? strlen(ns) + 1 : 0);
-	obj->cache = c;
 	free(p.tmp);
 	*ret = obj;
 	return 0;
@@ -460,16 +471,29 @@ const struct cache_kind *cache_kind(const struct cache *c)
 	return c->kind;
 }
 
-static void obj_free_now(struct cache_obj *obj)
+static void obj_free_now(struct cache *c, struct cache_obj *obj)
 {
-	obj_release(obj->cache, obj);
-	free(obj_base(obj));
+	void *base = obj_base(c, obj);
+
+	obj_release(c, obj);
+	free(base);
 }
+
+/* A retired object on its way through call_rcu: allocated per retire and
+ * freed with the object, so objects carry no rcu_head of their own. */
+struct retired {
+	struct rcu_head rcu;
+	struct cache *c;
+	struct cache_obj *obj;
+};
 
 static void obj_free_rcu(struct rcu_head *head)
 {
+	struct retired *r = caa_container_of(head, struct retired, rcu);
+
 	GRACE_OVER();
-	obj_free_now(caa_container_of(head, struct cache_obj, rcu));
+	obj_free_now(r->c, r->obj);
+	free(r);
 	FREED();
 }
 
@@ -538,7 +562,7 @@ void cache_free(struct cache *c)
 	for (size_t i = 0; t && i <= t->mask; i++) {
 		uintptr_t s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
 		if (s != 0 && s != SLOT_TOMB)
-			obj_free_now(slot_obj(s));
+			obj_free_now(c, slot_obj(s));
 	}
 	free(t);
 	free(c);
@@ -585,9 +609,13 @@ static struct idx_value *value_get(struct cache *c, size_t i, const char *value)
 	return v;
 }
 
-static bool linked(const struct cache_obj *obj, size_t i)
+static bool linked(const struct cache *c, const struct cache_obj *obj, size_t i)
 {
-	const struct cds_list_head *l = obj_link(obj, i);
+	const struct cds_list_head *l;
+
+	if (i >= obj_links(c->kind, obj))
+		return false;
+	l = obj_link(obj, i);
 	return l->next != l;
 }
 
@@ -622,7 +650,7 @@ static void reindex(struct cache *c, struct cache_obj *old, struct cache_obj *ob
 {
 	for (size_t i = 0; i < c->kind->n_indexes; i++) {
 		const char *nv = obj ? c->kind->indexes[i].value(obj) : NULL;
-		const char *ov = old && linked(old, i) ? c->kind->indexes[i].value(old) : NULL;
+		const char *ov = old && linked(c, old, i) ? c->kind->indexes[i].value(old) : NULL;
 		if (nv && ov && (nv == ov || strcmp(nv, ov) == 0)) {
 			cds_list_replace_rcu(obj_link(old, i), obj_link(obj, i));
 			continue;
@@ -693,20 +721,34 @@ int cache_remove(struct cache *c, const char *key, struct cache_obj **ret_old)
 
 void cache_retire(struct cache *c, struct cache_obj *obj)
 {
-	(void)c;
+	struct retired *r;
+
 	if (!obj)
 		return;
+	r = malloc(sizeof(*r));
+	if (!r) {
+		/* Out of memory: wait for the grace period here when this
+		 * thread may (not inside a read-side section), else keep the
+		 * object rather than free it under a reader. */
+		if (!rcu_read_ongoing()) {
+			synchronize_rcu();
+			GRACE_OVER();
+			obj_free_now(c, obj);
+		}
+		return;
+	}
+	r->c = c;
+	r->obj = obj;
 #if defined(__SANITIZE_THREAD__)
 	CACHE_TSAN_RELEASE(&cache_grace_token); /* our reads of obj come first */
 #endif
-	call_rcu(&obj->rcu, obj_free_rcu);
+	call_rcu(&r->rcu, obj_free_rcu);
 }
 
 void cache_discard(struct cache *c, struct cache_obj *obj)
 {
-	(void)c;
 	if (obj)
-		obj_free_now(obj);
+		obj_free_now(c, obj);
 }
 
 void cache_set_synced(struct cache *c, bool synced)
@@ -778,10 +820,9 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 {
 	struct cds_list_head *pos;
 	struct idx_value *v;
-	size_t n = c->kind->n_indexes;
 	int r;
 
-	if (index >= n || !value)
+	if (index >= c->kind->n_indexes || !value)
 		return 0;
 	v = value_find(c, index, value);
 	if (!v)
@@ -789,7 +830,7 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 	CACHE_TSAN_ACQUIRE(v);
 	cds_list_for_each_rcu(pos, &v->objs)
 	{
-		const struct cache_obj *obj = link_obj(pos, index, n);
+		const struct cache_obj *obj = link_obj(pos, index);
 		CACHE_TSAN_ACQUIRE(obj);
 		r = fn(obj, ud);
 		if (r)

@@ -186,10 +186,42 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 
 /* ---- what the scheduler reads of a pending pod ----------------------- */
 
+static void sched_free(struct intern *t, struct kpod_sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; s->node_selector && i < s->n_node_selector; i++) {
+		intern_put(t, s->node_selector[i].key);
+		intern_put(t, s->node_selector[i].value);
+	}
+	for (size_t i = 0; s->tolerations && i < s->n_tolerations; i++) {
+		intern_put(t, s->tolerations[i].key);
+		intern_put(t, s->tolerations[i].value);
+		intern_put(t, s->tolerations[i].effect);
+	}
+	for (size_t i = 0; s->affinity && i < s->n_affinity; i++) {
+		struct kselector_req *r = &s->affinity[i];
+		intern_put(t, r->key);
+		for (size_t v = 0; r->values && v < r->n_values; v++)
+			intern_put(t, r->values[v]);
+		free(r->values);
+	}
+	free(s->node_selector);
+	free(s->tolerations);
+	free(s->affinity);
+	free(s);
+}
+
+const struct kpod_sched *kpod_sched(const struct kpod *pod)
+{
+	static const struct kpod_sched none;
+	return pod->sched ? pod->sched : &none;
+}
+
 #define POD_MAX_SCHED_ITEMS 64 /* selector entries, tolerations, expressions */
 #define POD_MAX_VALUES 64      /* values of one expression */
 
-static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *pod)
+static int pod_node_selector(struct intern *t, json_object *sel, struct kpod_sched *pod)
 {
 	size_t cnt, k = 0;
 
@@ -211,7 +243,7 @@ static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *po
 	return 0;
 }
 
-static int pod_tolerations(struct intern *t, json_object *tols, struct kpod *pod)
+static int pod_tolerations(struct intern *t, json_object *tols, struct kpod_sched *pod)
 {
 	size_t cnt;
 
@@ -275,7 +307,7 @@ static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct ksel
 
 /* requiredDuringSchedulingIgnoredDuringExecution, matchExpressions only
  * (matchFields is refused: kinfer never writes it). */
-static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
+static int pod_affinity(struct intern *t, json_object *spec, struct kpod_sched *pod)
 {
 	json_object *terms = cache_json_get(
 		spec,
@@ -337,11 +369,19 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 		     json_object_array_length(gates) > 0;
 	if (pod->node)
 		return 0;
-	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod);
+	pod->sched = calloc(1, sizeof(*pod->sched));
+	if (!pod->sched)
+		return -ENOMEM;
+	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod->sched);
 	if (r == 0)
-		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod);
+		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod->sched);
 	if (r == 0)
-		r = pod_affinity(t, spec, pod);
+		r = pod_affinity(t, spec, pod->sched);
+	if (r == 0 && !pod->sched->n_node_selector && !pod->sched->n_tolerations &&
+	    !pod->sched->n_affinity) {
+		sched_free(t, pod->sched); /* none: the pod keeps no block for it */
+		pod->sched = NULL;
+	}
 	/* Constraints past the bounds (or an operator the API would refuse)
 	 * must not drop the pod from the cache: every other controller reads
 	 * it. The scheduler is told it cannot place it instead. */
@@ -375,7 +415,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	pod->activator = component && strcmp(component, "activator") == 0;
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
 	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
-	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
+	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, NULL);
 	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
 						    &pod->containers_ready_since);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
@@ -408,8 +448,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	if (cost) {
 		char *end;
 		long long v = strtoll(cost, &end, 10);
-		if (end != cost && !*end) {
-			pod->deletion_cost = v;
+		/* The API server takes only an int32 here; anything else is
+		 * not a cost. */
+		if (end != cost && !*end && v >= INT32_MIN && v <= INT32_MAX) {
+			pod->deletion_cost = (int32_t)v;
 			pod->has_deletion_cost = 1;
 		}
 	}
@@ -436,31 +478,9 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	intern_put(t, pod->gpu_resource);
 	intern_put(t, pod->waiting_reason);
 	intern_put(t, pod->model);
-	for (size_t i = 0; pod->node_selector && i < pod->n_node_selector; i++) {
-		intern_put(t, pod->node_selector[i].key);
-		intern_put(t, pod->node_selector[i].value);
-	}
-	for (size_t i = 0; pod->tolerations && i < pod->n_tolerations; i++) {
-		intern_put(t, pod->tolerations[i].key);
-		intern_put(t, pod->tolerations[i].value);
-		intern_put(t, pod->tolerations[i].effect);
-	}
-	for (size_t i = 0; pod->affinity && i < pod->n_affinity; i++) {
-		struct kselector_req *r = &pod->affinity[i];
-		intern_put(t, r->key);
-		for (size_t v = 0; r->values && v < r->n_values; v++)
-			intern_put(t, r->values[v]);
-		free(r->values);
-	}
-	free(pod->node_selector);
-	free(pod->tolerations);
-	free(pod->affinity);
+	sched_free(t, pod->sched);
 }
 
-static const char *pod_owner(const struct cache_obj *o)
-{
-	return o->controller_uid;
-}
 static const char *pod_node(const struct cache_obj *o)
 {
 	return ((const struct kpod *)o)->node;
@@ -475,7 +495,6 @@ static const char *pod_component(const struct cache_obj *o)
 }
 
 static const struct cache_index_def pod_indexes[] = {
-	[KPOD_BY_OWNER] = { "owner", pod_owner },
 	[KPOD_BY_NODE] = { "node", pod_node },
 	[KPOD_BY_SERVICE] = { "service", pod_service },
 	[KPOD_BY_COMPONENT] = { "component", pod_component },
@@ -488,7 +507,7 @@ const struct cache_kind kind_pods = {
 	.project = project_pod,
 	.release = release_pod,
 	.indexes = pod_indexes,
-	.n_indexes = 4,
+	.n_indexes = 3,
 };
 
 /* ---- nodes ------------------------------------------------------------ */

@@ -389,8 +389,10 @@ static void gather_siblings(struct placement *pl, struct cache *pods, const stru
 
 bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
 {
-	for (size_t i = 0; i < pod->n_tolerations; i++) {
-		const struct ktoleration *o = &pod->tolerations[i];
+	const struct kpod_sched *ps = kpod_sched(pod);
+
+	for (size_t i = 0; i < ps->n_tolerations; i++) {
+		const struct ktoleration *o = &ps->tolerations[i];
 		if (o->effect && !str_eq(o->effect, t->effect))
 			continue;
 		if (!o->key) { /* empty key: Exists matches every taint */
@@ -448,18 +450,20 @@ static bool expr_matches(const struct kselector_req *e, const struct knode *n)
  * expression of it), as kube-scheduler's NodeAffinity filter. */
 bool placement_node_matches(const struct kpod *pod, const struct knode *n)
 {
-	for (size_t i = 0; i < pod->n_node_selector; i++) {
-		const struct klabel *l = knode_label(n, pod->node_selector[i].key);
-		if (!l || !str_eq(l->value, pod->node_selector[i].value))
+	const struct kpod_sched *ps = kpod_sched(pod);
+
+	for (size_t i = 0; i < ps->n_node_selector; i++) {
+		const struct klabel *l = knode_label(n, ps->node_selector[i].key);
+		if (!l || !str_eq(l->value, ps->node_selector[i].value))
 			return false;
 	}
-	if (pod->n_affinity == 0)
+	if (ps->n_affinity == 0)
 		return true;
-	for (size_t i = 0; i < pod->n_affinity;) {
-		uint16_t term = pod->affinity[i].term;
+	for (size_t i = 0; i < ps->n_affinity;) {
+		uint16_t term = ps->affinity[i].term;
 		bool ok = true;
-		for (; i < pod->n_affinity && pod->affinity[i].term == term; i++)
-			ok = ok && expr_matches(&pod->affinity[i], n);
+		for (; i < ps->n_affinity && ps->affinity[i].term == term; i++)
+			ok = ok && expr_matches(&ps->affinity[i], n);
 		if (ok)
 			return true;
 	}

@@ -274,12 +274,12 @@ static int check_synthetic(const struct podgen *g)
 	if (!a || !b ||
 	    /* kept from the recording */
 	    a->meta.created != b->meta.created || a->phase != b->phase || a->ready != b->ready ||
-	    a->ready_since != b->ready_since || a->containers_ready != b->containers_ready ||
-	    a->scheduled != b->scheduled || a->warmed != b->warmed || a->has_gate != b->has_gate ||
-	    a->started != b->started || a->gpu != b->gpu || a->cpu_milli != b->cpu_milli ||
-	    a->mem_bytes != b->mem_bytes || a->restarts != b->restarts ||
-	    a->deletion_cost != b->deletion_cost || a->scheduler != b->scheduler ||
-	    a->gpu_resource != b->gpu_resource || !a->gpu_resource ||
+	    a->containers_ready_since != b->containers_ready_since ||
+	    a->containers_ready != b->containers_ready || a->scheduled != b->scheduled ||
+	    a->warmed != b->warmed || a->has_gate != b->has_gate || a->started != b->started ||
+	    a->gpu != b->gpu || a->cpu_milli != b->cpu_milli || a->mem_bytes != b->mem_bytes ||
+	    a->restarts != b->restarts || a->deletion_cost != b->deletion_cost ||
+	    a->scheduler != b->scheduler || a->gpu_resource != b->gpu_resource || !a->gpu_resource ||
 	    a->warm_reason != b->warm_reason || !same_str(a->meta.controller_kind, "ReplicaSet") ||
 	    a->meta.controller_kind != b->meta.controller_kind ||
 	    /* generated */

@@ -140,7 +140,6 @@ static void publish_replace_remove_and_indexes(void **state)
 	}
 	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 6);
 	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 4);
-	assert_int_equal(by(c, KPOD_BY_OWNER, "rs-1"), 10);
 	assert_int_equal(by(c, KPOD_BY_SERVICE, "svc"), 10);
 	/* Move p0 to n2: the index follows, the old version is returned. */
 	json_object *j = pod("p0", "n2", 2);
@@ -155,7 +154,7 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(cache_count(c), 10);
 	/* The move left no stale entry behind. */
 	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 10);
-	assert_int_equal(cache_index_size(c, KPOD_BY_OWNER), 10);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 10);
 	cache_read_lock();
 	assert_string_equal(cache_get(c, "ns/p0")->rv, "2");
 	assert_null(cache_get(c, "ns/none"));
@@ -166,6 +165,79 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 4);
 	assert_int_equal(cache_count(c), 9);
 	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 9);
+	cache_free(c);
+}
+
+/* A pod given by its name, node, service label and component label (each
+ * may be NULL). */
+static json_object *pod_with(const char *name, const char *node, const char *service,
+			     const char *component, int rv)
+{
+	char buf[768];
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+		 "\"resourceVersion\":\"%d\",\"labels\":{%s%s%s%s%s%s%s}},"
+		 "\"spec\":{%s%s%s}}",
+		 name, name, rv, service ? "\"kinfer.io/service\":\"" : "", service ? service : "",
+		 service ? "\"" : "", service && component ? "," : "",
+		 component ? "\"app.kubernetes.io/component\":\"" : "", component ? component : "",
+		 component ? "\"" : "", node ? "\"nodeName\":\"" : "", node ? node : "",
+		 node ? "\"" : "");
+	json_object *j = json_tokener_parse(buf);
+	assert_non_null(j);
+	return j;
+}
+
+static void put_pod(struct cache *c, json_object *j)
+{
+	struct cache_obj *obj, *old;
+	assert_int_equal(cache_project(c, j, &obj), 0);
+	json_object_put(j);
+	cache_publish(c, obj, &old);
+	cache_retire(c, old);
+}
+
+/*
+ * Objects carry index links only up to their last index with a value
+ * (none for a pod with no node, service or component; three for the
+ * activator's): every move between those shapes keeps each index right.
+ */
+static void index_links_follow_the_object_shape(void **state)
+{
+	struct cache *c;
+	struct cache_obj *old;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	put_pod(c, pod_with("bare", NULL, NULL, NULL, 1));
+	put_pod(c, pod_with("svc", NULL, "s", NULL, 1));
+	put_pod(c, pod_with("act", NULL, NULL, "activator", 1));
+	put_pod(c, pod_with("all", "n1", "s", "activator", 1));
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "s"), 2);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 2);
+	/* Gain links, lose them, swap values: */
+	put_pod(c, pod_with("bare", "n1", "s", "activator", 2));
+	put_pod(c, pod_with("all", NULL, NULL, NULL, 2));
+	put_pod(c, pod_with("act", "n2", NULL, NULL, 2));
+	put_pod(c, pod_with("svc", "n1", "t", NULL, 2));
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 2);
+	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "s"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "t"), 1);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 1);
+	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 3);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 2);
+	assert_int_equal(cache_index_size(c, KPOD_BY_COMPONENT), 1);
+	assert_int_equal(cache_remove(c, "ns/bare", &old), 0);
+	cache_retire(c, old);
+	assert_int_equal(cache_remove(c, "ns/all", &old), 0);
+	cache_retire(c, old);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 0);
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 1);
+	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 2);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 1);
+	assert_int_equal(cache_count(c), 2);
+	cache_barrier();
 	cache_free(c);
 }
 
@@ -459,6 +531,7 @@ int tests_cache(void)
 		cmocka_unit_test(pod_projection),
 		cmocka_unit_test(node_and_deployment_projection),
 		cmocka_unit_test(publish_replace_remove_and_indexes),
+		cmocka_unit_test(index_links_follow_the_object_shape),
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
