@@ -289,8 +289,10 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
 	cache_proj_str(&p, &p.tmp->uid, cache_json_str(json, "metadata.uid"));
 	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
-	p.tmp->created = ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp"));
-	p.tmp->deleted = ktime_parse_rfc3339(cache_json_str(json, "metadata.deletionTimestamp"));
+	p.tmp->created = cache_seconds(
+		ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp")));
+	p.tmp->deleted = cache_seconds(
+		ktime_parse_rfc3339(cache_json_str(json, "metadata.deletionTimestamp")));
 	project_owner(&p, json, p.tmp);
 	r = c->kind->project ? c->kind->project(&p, json, p.tmp) : 0;
 	if (r >= 0)
@@ -324,7 +326,6 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	}
 	/* cache_proj_str(key) came first: the key sits right after the struct
 	 * (table_find relies on it). */
-	obj->name = obj->key + (ns && *ns ? strlen(ns) + 1 : 0);
 	free(p.tmp);
 	*ret = obj;
 	return 0;

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 
@@ -73,17 +74,36 @@ static inline void cache_read_unlock(void)
  * 24 bytes are paid per update in flight, not per object kept.
  */
 struct cache_obj {
-	const char *key;  /* "namespace/name", or "name" */
-	const char *ns;   /* interned; "" when cluster-scoped */
-	const char *name; /* points into key */
+	const char *key; /* "namespace/name", or "name" */
+	const char *ns;  /* interned; "" when cluster-scoped */
 	const char *uid;
 	const char *rv;              /* resourceVersion */
-	int64_t created;             /* creationTimestamp, seconds */
-	int64_t deleted;             /* deletionTimestamp, seconds; 0 = none */
 	const char *controller_kind; /* the controller owner: interned */
 	const char *controller_name; /* interned */
 	const char *controller_uid;  /* interned */
+	uint32_t created;            /* creationTimestamp (cache_seconds) */
+	uint32_t deleted;            /* deletionTimestamp (cache_seconds); 0 = none */
 };
+
+/* The object's name: the end of its key (no pointer of its own). */
+static inline const char *cache_obj_name(const struct cache_obj *o)
+{
+	return o->key + (o->ns[0] ? strlen(o->ns) + 1 : 0);
+}
+
+/*
+ * A time kept in a cached object: seconds since the epoch in 32 bits,
+ * which last until 2106 (an int64 would double each of them). 0 is "none";
+ * a time before 1970 reads as 1 (still set), one past 2106 as UINT32_MAX.
+ */
+static inline uint32_t cache_seconds(int64_t s)
+{
+	if (s == 0)
+		return 0;
+	if (s < 0)
+		return 1;
+	return s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
 
 /* Building a projection (inside a kind's project function). */
 struct cache_proj;

@@ -402,6 +402,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	const struct kinds_keys *k = kinds_registered_keys();
 	const char *reason = NULL, *cost;
 	json_object *cstat;
+	int64_t since = 0;
 
 	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
 	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
@@ -414,10 +415,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 					       "app.kubernetes.io/component");
 	pod->activator = component && strcmp(component, "activator") == 0;
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
-	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
+	pod->started = cache_seconds(ktime_parse_rfc3339(cache_json_str(status, "startTime")));
 	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, NULL);
-	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
-						    &pod->containers_ready_since);
+	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL, &since);
+	pod->containers_ready_since = cache_seconds(since);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
 	if (pod->scheduled == KCOND_FALSE)
 		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
@@ -426,7 +427,9 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			if (t && strcmp(t, "PodScheduled") == 0)
 				cache_proj_str(p, &pod->unschedulable, cache_json_str(c, "message"));
 		}
-	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &pod->warm_since);
+	since = 0;
+	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &since);
+	pod->warm_since = cache_seconds(since);
 	cache_proj_intern(p, &pod->warm_reason, reason);
 	for (size_t i = 0; k->gate && gates && i < json_object_array_length(gates); i++) {
 		const char *t = cache_json_str(json_object_array_get_idx(gates, i), "conditionType");
@@ -460,7 +463,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
 	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
 	if (ds)
-		pod->draining_since = strtoll(ds, NULL, 10);
+		pod->draining_since = cache_seconds(strtoll(ds, NULL, 10));
 	const char *wr = meta_key(json, "metadata.annotations", k->warm_restarts);
 	pod->warm_restarts = wr ? (int32_t)strtol(wr, NULL, 10) : -1;
 	pod_requests(p, spec, pod);

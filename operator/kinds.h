@@ -78,11 +78,12 @@ struct kpod {
 	int64_t gpu; /* GPU units requested, summed over containers */
 	int64_t cpu_milli;
 	int64_t mem_bytes;
-	int64_t warm_since;             /* lastTransitionTime of the gate condition */
-	int64_t containers_ready_since; /* ContainersReady lastTransitionTime */
-	int64_t started;                /* status.startTime */
-	int64_t draining_since;         /* registered draining-since annotation */
-	int32_t deletion_cost;          /* controller.kubernetes.io/pod-deletion-cost (an int32) */
+	/* Times: seconds since the epoch, 0 = none (cache_seconds). */
+	uint32_t warm_since;             /* lastTransitionTime of the gate condition */
+	uint32_t containers_ready_since; /* ContainersReady lastTransitionTime */
+	uint32_t started;                /* status.startTime */
+	uint32_t draining_since;         /* registered draining-since annotation */
+	int32_t deletion_cost;           /* controller.kubernetes.io/pod-deletion-cost (an int32) */
 	int32_t restarts;
 	int32_t warmup_attempts; /* registered warm-up attempts annotation */
 	int32_t warm_restarts;   /* registered warm-restarts annotation; -1 = none */

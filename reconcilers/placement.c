@@ -625,15 +625,15 @@ struct usage {
 static void node_usage(struct placement *pl, struct cache *pods, const struct kpod *pod,
 		       const struct knode *n, struct usage *u)
 {
-	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
+	const struct slot *s = pl->n_slotted ? slot_for(pl, cache_obj_name(&n->meta), false) : NULL;
 	struct memo tmp = { 0 };
 	const struct memo *m = &tmp;
 	bool overflow;
 
 	if (s && s->walk)
-		sum_node(pl, pods, n->meta.name, &tmp, &overflow);
+		sum_node(pl, pods, cache_obj_name(&n->meta), &tmp, &overflow);
 	else
-		m = node_sums(pl, pods, n->meta.name, &tmp, NULL);
+		m = node_sums(pl, pods, cache_obj_name(&n->meta), &tmp, NULL);
 
 	memset(u, 0, sizeof(*u));
 	u->cpu_milli = m->cpu_milli;
@@ -758,8 +758,8 @@ static int visit_node(const struct cache_obj *obj, void *ud)
 			(int64_t)wt->packing * score_packing(w->pod, n, &u) +
 			(int64_t)wt->fragmentation * score_fragmentation(w->pod, n, &u);
 	if (!w->best || score > w->best_score ||
-	    (score == w->best_score && strcmp(n->meta.name, w->best) < 0)) {
-		w->best = n->meta.name;
+	    (score == w->best_score && strcmp(cache_obj_name(&n->meta), w->best) < 0)) {
+		w->best = cache_obj_name(&n->meta);
 		w->best_score = score;
 		w->best_cached = cached > 0;
 	}
@@ -1012,7 +1012,7 @@ struct resync {
 static int resync_node(const struct cache_obj *obj, void *ud)
 {
 	struct resync *rs = ud;
-	int32_t id = rec_add(rs->pl, obj->name, hash_str(obj->name));
+	int32_t id = rec_add(rs->pl, cache_obj_name(obj), hash_str(cache_obj_name(obj)));
 	if (id < 0) {
 		rs->failed = true;
 		return 1;

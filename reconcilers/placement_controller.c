@@ -306,7 +306,7 @@ static void map_node(void *data, const struct cache_obj *o, controller_emit_fn e
 	struct pctl *S = data;
 	/* The placement index reads the node again (allocatable, labels,
 	 * utilization) at its next decision. */
-	placement_node_changed(S ? S->pl : NULL, o->name);
+	placement_node_changed(S ? S->pl : NULL, cache_obj_name(o));
 	if (active(S))
 		waiting_wake(S, emit, ud);
 }
@@ -322,7 +322,7 @@ struct pod_copy {
 static void copy_pod(const struct kpod *p, struct pod_copy *c)
 {
 	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
-	snprintf(c->name, sizeof(c->name), "%s", p->meta.name ? p->meta.name : "");
+	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
 	snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
 	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
 		 p->unschedulable ? p->unschedulable : "");

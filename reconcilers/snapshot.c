@@ -56,7 +56,7 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
 		goto unlock;
 	}
 	text_copy(s->ns, sizeof(s->ns), is->meta.ns);
-	text_copy(s->name, sizeof(s->name), is->meta.name);
+	text_copy(s->name, sizeof(s->name), cache_obj_name(&is->meta));
 	text_copy(s->uid, sizeof(s->uid), is->meta.uid);
 	text_copy(s->rv, sizeof(s->rv), is->meta.rv);
 	s->generation = is->generation;

@@ -66,7 +66,7 @@ static void on_change(void *ud, enum informer_event ev, const struct cache_obj *
 	case INFORMER_DELETE:
 		s->deletes++;
 		if (s->n_deleted < 64)
-			snprintf(s->deleted[s->n_deleted++], 64, "%s", old->name);
+			snprintf(s->deleted[s->n_deleted++], 64, "%s", cache_obj_name(old));
 		break;
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -37,8 +37,8 @@ static void pod_projection(void **state)
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	const struct kpod *p = (const struct kpod *)obj;
 	assert_string_equal(obj->ns, "default");
-	assert_true(strncmp(obj->name, "llm-7b-", 7) == 0);
-	assert_string_equal(obj->key + strlen("default/"), obj->name);
+	assert_true(strncmp(cache_obj_name(obj), "llm-7b-", 7) == 0);
+	assert_string_equal(obj->key + strlen("default/"), cache_obj_name(obj));
 	assert_string_equal(obj->controller_kind, "ReplicaSet");
 	assert_non_null(obj->uid);
 	assert_string_equal(p->node, "kwok-a100-0");
@@ -354,7 +354,7 @@ static int num(const char *s)
 static int seen_cb(const struct cache_obj *o, void *ud)
 {
 	int *seen = ud;
-	int k = num(o->name + 1);
+	int k = num(cache_obj_name(o) + 1);
 	seen[k]++;
 	return 0;
 }
@@ -457,7 +457,7 @@ struct walkers {
 static int walk_cb(const struct cache_obj *o, void *ud)
 {
 	int *seen = ud;
-	seen[num(o->name + 1) % 64]++;
+	seen[num(cache_obj_name(o) + 1) % 64]++;
 	return 0;
 }
 
