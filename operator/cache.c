@@ -239,6 +239,70 @@ struct intern *cache_proj_interns(struct cache_proj *p)
 	return p->c->interns;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A lowercase RFC 4122 UUID ("8-4-4-4-12" hex digits, variant 10) as its
+ * 16 bytes; false for anything else, which is kept as text. */
+static bool uuid_parse(const char *s, uint8_t out[16])
+{
+	size_t k = 0;
+
+	if (!s || strlen(s) != 36)
+		return false;
+	for (size_t i = 0; i < 36;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i++] != '-')
+				return false;
+			continue;
+		}
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out[k++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
+	return (out[8] & 0xc0) == 0x80;
+}
+
+static void project_uid(struct cache_proj *p, const char *uid)
+{
+	if (uuid_parse(uid, p->tmp->uid.b))
+		return;
+	memset(&p->tmp->uid, 0, sizeof(p->tmp->uid)); /* variant 0: text */
+	cache_proj_str(p, &p->tmp->uid.s.text, uid);
+}
+
+const char *cache_obj_uid(const struct cache_obj *o, char buf[CACHE_UID_MAX])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+
+	if ((o->uid.b[8] & 0xc0) != 0x80)
+		return o->uid.s.text;
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			buf[k++] = '-';
+		buf[k++] = hex[o->uid.b[i] >> 4];
+		buf[k++] = hex[o->uid.b[i] & 15];
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
+void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len)
+{
+	char buf[CACHE_UID_MAX];
+	const char *u = cache_obj_uid(o, buf);
+
+	if (len)
+		snprintf(dst, len, "%s", u ? u : "");
+}
+
 /* Drop what an object holds besides its own block. */
 static void obj_release(struct cache *c, struct cache_obj *obj)
 {
@@ -287,7 +351,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 		return -ENOMEM;
 	cache_proj_str(&p, &p.tmp->key, key);
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
-	cache_proj_str(&p, &p.tmp->uid, cache_json_str(json, "metadata.uid"));
+	project_uid(&p, cache_json_str(json, "metadata.uid"));
 	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
 	p.tmp->created = cache_seconds(
 		ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp")));

@@ -73,17 +73,40 @@ static inline void cache_read_unlock(void)
  * small node that lives only for the grace period (cache_retire), so the
  * 24 bytes are paid per update in flight, not per object kept.
  */
+/*
+ * metadata.uid: the 16 bytes of the UUID the API server assigned (36
+ * characters as text, 37 with its NUL, plus a pointer), or, for a uid that
+ * is not a lowercase RFC 4122 UUID, a pointer to the text in the object's
+ * block with byte 8 cleared (a stored UUID's byte 8 is 10xxxxxx, its
+ * variant). Read it with cache_obj_uid.
+ */
+union cache_uid {
+	uint8_t b[16];
+	struct {
+		const char *text; /* NULL when the object has no uid */
+		uint8_t variant;  /* 0: text */
+	} s;
+};
+
+#define CACHE_UID_MAX 37 /* a UUID's text and its NUL */
+
 struct cache_obj {
-	const char *key; /* "namespace/name", or "name" */
-	const char *ns;  /* interned; "" when cluster-scoped */
-	const char *uid;
+	const char *key;             /* "namespace/name", or "name" */
+	const char *ns;              /* interned; "" when cluster-scoped */
 	const char *rv;              /* resourceVersion */
 	const char *controller_kind; /* the controller owner: interned */
 	const char *controller_name; /* interned */
 	const char *controller_uid;  /* interned */
 	uint32_t created;            /* creationTimestamp (cache_seconds) */
 	uint32_t deleted;            /* deletionTimestamp (cache_seconds); 0 = none */
+	union cache_uid uid;         /* cache_obj_uid */
 };
+
+/* The object's uid as text (in buf, or in the object), NULL when it has
+ * none. */
+const char *cache_obj_uid(const struct cache_obj *o, char buf[CACHE_UID_MAX]);
+/* The uid's text into dst (len bytes, truncated), "" when it has none. */
+void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len);
 
 /* The object's name: the end of its key (no pointer of its own). */
 static inline const char *cache_obj_name(const struct cache_obj *o)

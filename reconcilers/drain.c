@@ -59,7 +59,7 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	struct drain_candidate *c = &g->c[g->n++];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(o));
-	snprintf(c->uid, sizeof(c->uid), "%s", o->uid ? o->uid : "");
+	cache_obj_uid_copy(o, c->uid, sizeof(c->uid));
 	snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
 	snprintf(c->template_hash, sizeof(c->template_hash), "%s",
 		 p->template_hash ? p->template_hash : "");

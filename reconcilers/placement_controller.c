@@ -323,7 +323,7 @@ static void copy_pod(const struct kpod *p, struct pod_copy *c)
 {
 	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
 	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
-	snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+	cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
 	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
 		 p->unschedulable ? p->unschedulable : "");
 	c->priority = p->priority;

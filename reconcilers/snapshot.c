@@ -57,7 +57,7 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
 	}
 	text_copy(s->ns, sizeof(s->ns), is->meta.ns);
 	text_copy(s->name, sizeof(s->name), cache_obj_name(&is->meta));
-	text_copy(s->uid, sizeof(s->uid), is->meta.uid);
+	cache_obj_uid_copy(&is->meta, s->uid, sizeof(s->uid));
 	text_copy(s->rv, sizeof(s->rv), is->meta.rv);
 	s->generation = is->generation;
 	s->scaling = is->scaling;

@@ -263,7 +263,7 @@ static int copy_pod(struct manager *m, const char *key, struct pod_copy *c)
 	if (p && p->has_gate && p->service) {
 		snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns);
 		snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
-		snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+		cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
 		snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
 		snprintf(c->service, sizeof(c->service), "%s", p->service);
 		snprintf(c->reason, sizeof(c->reason), "%s", p->warm_reason ? p->warm_reason : "");

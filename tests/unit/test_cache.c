@@ -40,7 +40,8 @@ static void pod_projection(void **state)
 	assert_true(strncmp(cache_obj_name(obj), "llm-7b-", 7) == 0);
 	assert_string_equal(obj->key + strlen("default/"), cache_obj_name(obj));
 	assert_string_equal(obj->controller_kind, "ReplicaSet");
-	assert_non_null(obj->uid);
+	char ub[CACHE_UID_MAX];
+	assert_string_equal(cache_obj_uid(obj, ub), "cf8e78e4-d5a2-4892-abeb-da4229343717");
 	assert_string_equal(p->node, "kwok-a100-0");
 	assert_string_equal(p->pod_ip, "127.77.0.1");
 	assert_string_equal(p->service, "llm-7b");
@@ -238,6 +239,47 @@ static void index_links_follow_the_object_shape(void **state)
 	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 1);
 	assert_int_equal(cache_count(c), 2);
 	cache_barrier();
+	cache_free(c);
+}
+
+/* A UUID is kept as 16 bytes and read back as the same text; any other
+ * uid (upper case, another variant, not a UUID, none) as its own text. */
+static void uids_round_trip(void **state)
+{
+	static const char *const uids[] = {
+		"cf8e78e4-d5a2-4892-abeb-da4229343717",
+		"00000000-0000-0000-8000-000000000000",
+		"ffffffff-ffff-ffff-bfff-ffffffffffff",
+		"CF8E78E4-D5A2-4892-ABEB-DA4229343717",
+		"cf8e78e4-d5a2-4892-cbeb-da4229343717",
+		"cf8e78e4-d5a2-4892-0beb-da4229343717",
+		"cf8e78e4d5a2-4892-abeb-da4229343717-",
+		"cf8e78e4-d5a2-4892-abeb-da422934371",
+		"u-p0",
+		"",
+		NULL,
+	};
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(uids) / sizeof(uids[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
+		struct cache_obj *obj;
+		char ub[CACHE_UID_MAX], copy[8];
+		if (uids[i])
+			json_object_object_add(json_object_object_get(j, "metadata"), "uid",
+					       json_object_new_string(uids[i]));
+		assert_int_equal(cache_project(c, j, &obj), 0);
+		json_object_put(j);
+		const char *u = cache_obj_uid(obj, ub);
+		if (uids[i])
+			assert_string_equal(u, uids[i]);
+		else
+			assert_null(u);
+		cache_obj_uid_copy(obj, copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, uids[i] ? uids[i] : "", sizeof(copy) - 1), 0);
+		cache_discard(c, obj);
+	}
 	cache_free(c);
 }
 
@@ -532,6 +574,7 @@ int tests_cache(void)
 		cmocka_unit_test(node_and_deployment_projection),
 		cmocka_unit_test(publish_replace_remove_and_indexes),
 		cmocka_unit_test(index_links_follow_the_object_shape),
+		cmocka_unit_test(uids_round_trip),
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
