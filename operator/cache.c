@@ -303,6 +303,65 @@ void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len)
 		snprintf(dst, len, "%s", u ? u : "");
 }
 
+/* A resourceVersion that reads back the same as a number: "0", or 1-19
+ * digits without a leading zero, below 2^63. */
+static bool rv_parse(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 19 || (s[0] == '0' && n > 1))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0'); /* 19 digits fit in 64 bits */
+	}
+	if (v & CACHE_RV_NUM)
+		return false;
+	*ret = v;
+	return true;
+}
+
+static void project_rv(struct cache_proj *p, const char *rv)
+{
+	uint64_t v;
+
+	if (rv_parse(rv, &v))
+		p->tmp->rv.num = v | CACHE_RV_NUM;
+	else
+		cache_proj_str(p, &p->tmp->rv.text, rv);
+}
+
+const char *cache_obj_rv(const struct cache_obj *o, char buf[CACHE_RV_MAX])
+{
+	if (!(o->rv.num & CACHE_RV_NUM))
+		return o->rv.text;
+	snprintf(buf, CACHE_RV_MAX, "%llu", (unsigned long long)(o->rv.num & ~CACHE_RV_NUM));
+	return buf;
+}
+
+void cache_obj_rv_copy(const struct cache_obj *o, char *dst, size_t len)
+{
+	char buf[CACHE_RV_MAX];
+	const char *rv = cache_obj_rv(o, buf);
+
+	if (len)
+		snprintf(dst, len, "%s", rv ? rv : "");
+}
+
+bool cache_obj_same_rv(const struct cache_obj *a, const struct cache_obj *b)
+{
+	char ba[CACHE_RV_MAX], bb[CACHE_RV_MAX];
+	const char *ra, *rb;
+
+	if ((a->rv.num & CACHE_RV_NUM) && (b->rv.num & CACHE_RV_NUM))
+		return a->rv.num == b->rv.num;
+	ra = cache_obj_rv(a, ba);
+	rb = cache_obj_rv(b, bb);
+	return ra && rb && strcmp(ra, rb) == 0;
+}
+
 /* Drop what an object holds besides its own block. */
 static void obj_release(struct cache *c, struct cache_obj *obj)
 {
@@ -352,7 +411,7 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	cache_proj_str(&p, &p.tmp->key, key);
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
 	project_uid(&p, cache_json_str(json, "metadata.uid"));
-	cache_proj_str(&p, &p.tmp->rv, cache_json_str(json, "metadata.resourceVersion"));
+	project_rv(&p, cache_json_str(json, "metadata.resourceVersion"));
 	p.tmp->created = cache_seconds(
 		ktime_parse_rfc3339(cache_json_str(json, "metadata.creationTimestamp")));
 	p.tmp->deleted = cache_seconds(

@@ -90,10 +90,25 @@ union cache_uid {
 
 #define CACHE_UID_MAX 37 /* a UUID's text and its NUL */
 
+/*
+ * metadata.resourceVersion: opaque to clients, but the API server's are
+ * decimal numbers (etcd revisions), kept as one: the value with bit 63 set
+ * (CACHE_RV_NUM). Any other text (leading zeros, letters, too long) is
+ * kept as text in the object's block, its pointer here (bit 63 clear); 0 =
+ * none. Read it with cache_obj_rv.
+ */
+union cache_rv {
+	uint64_t num;
+	const char *text;
+};
+
+#define CACHE_RV_NUM ((uint64_t)1 << 63)
+#define CACHE_RV_MAX 21 /* 19 digits and a NUL (and room) */
+
 struct cache_obj {
 	const char *key;             /* "namespace/name", or "name" */
 	const char *ns;              /* interned; "" when cluster-scoped */
-	const char *rv;              /* resourceVersion */
+	union cache_rv rv;           /* resourceVersion: cache_obj_rv */
 	const char *controller_kind; /* the controller owner: interned */
 	const char *controller_name; /* interned */
 	const char *controller_uid;  /* interned */
@@ -107,6 +122,12 @@ struct cache_obj {
 const char *cache_obj_uid(const struct cache_obj *o, char buf[CACHE_UID_MAX]);
 /* The uid's text into dst (len bytes, truncated), "" when it has none. */
 void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len);
+/* The resourceVersion as text (in buf, or in the object), NULL when none. */
+const char *cache_obj_rv(const struct cache_obj *o, char buf[CACHE_RV_MAX]);
+/* The resourceVersion's text into dst (truncated), "" when it has none. */
+void cache_obj_rv_copy(const struct cache_obj *o, char *dst, size_t len);
+/* Do a and b both have a resourceVersion, and the same one? */
+bool cache_obj_same_rv(const struct cache_obj *a, const struct cache_obj *b);
 
 /* The object's name: the end of its key (no pointer of its own). */
 static inline const char *cache_obj_name(const struct cache_obj *o)

@@ -147,7 +147,8 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	cache_publish(c, obj, &old);
 	assert_non_null(old);
-	assert_string_equal(old->rv, "1");
+	char rb[CACHE_RV_MAX];
+	assert_string_equal(cache_obj_rv(old, rb), "1");
 	cache_retire(c, old);
 	json_object_put(j);
 	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 5);
@@ -157,7 +158,7 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 10);
 	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 10);
 	cache_read_lock();
-	assert_string_equal(cache_get(c, "ns/p0")->rv, "2");
+	assert_string_equal(cache_obj_rv(cache_get(c, "ns/p0"), rb), "2");
 	assert_null(cache_get(c, "ns/none"));
 	cache_read_unlock();
 	assert_int_equal(cache_remove(c, "ns/p0", &old), 0);
@@ -280,6 +281,52 @@ static void uids_round_trip(void **state)
 		assert_int_equal(strncmp(copy, uids[i] ? uids[i] : "", sizeof(copy) - 1), 0);
 		cache_discard(c, obj);
 	}
+	cache_free(c);
+}
+
+/* A resourceVersion is kept as a number when it reads back the same, as
+ * text otherwise; two compare equal only when their text does. */
+static void resource_versions_round_trip(void **state)
+{
+	static const char *const rvs[] = {
+		"0",
+		"1",
+		"267",
+		"9223372036854775807",
+		"9223372036854775808",
+		"18446744073709551615",
+		"0123",
+		"12a",
+		"-1",
+		"",
+		NULL,
+	};
+	struct cache_obj *objs[sizeof(rvs) / sizeof(rvs[0])];
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
+		char rb[CACHE_RV_MAX], copy[6];
+		if (rvs[i])
+			json_object_object_add(json_object_object_get(j, "metadata"),
+					       "resourceVersion", json_object_new_string(rvs[i]));
+		assert_int_equal(cache_project(c, j, &objs[i]), 0);
+		json_object_put(j);
+		const char *rv = cache_obj_rv(objs[i], rb);
+		if (rvs[i])
+			assert_string_equal(rv, rvs[i]);
+		else
+			assert_null(rv);
+		cache_obj_rv_copy(objs[i], copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, rvs[i] ? rvs[i] : "", sizeof(copy) - 1), 0);
+	}
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
+		for (size_t k = 0; k < sizeof(rvs) / sizeof(rvs[0]); k++)
+			assert_int_equal(cache_obj_same_rv(objs[i], objs[k]),
+					 i == k && rvs[i] != NULL);
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
+		cache_discard(c, objs[i]);
 	cache_free(c);
 }
 
@@ -575,6 +622,7 @@ int tests_cache(void)
 		cmocka_unit_test(publish_replace_remove_and_indexes),
 		cmocka_unit_test(index_links_follow_the_object_shape),
 		cmocka_unit_test(uids_round_trip),
+		cmocka_unit_test(resource_versions_round_trip),
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
