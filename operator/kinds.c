@@ -7,7 +7,9 @@
 #include "quantity.h"
 #include "ktime.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -392,6 +394,39 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 	return r;
 }
 
+/* An IPv4 address that reads back the same is kept as its 32 bits. */
+static void project_ip(struct cache_proj *p, struct kpod *pod, const char *ip)
+{
+	struct in_addr a;
+	char back[INET_ADDRSTRLEN];
+
+	if (ip && inet_pton(AF_INET, ip, &a) == 1 && inet_ntop(AF_INET, &a, back, sizeof(back)) &&
+	    strcmp(back, ip) == 0) {
+		pod->pod_ip.v4 = KPOD_IP_V4 | ntohl(a.s_addr);
+		return;
+	}
+	cache_proj_str(p, &pod->pod_ip.text, ip);
+}
+
+const char *kpod_ip(const struct kpod *pod, char buf[KPOD_IP_MAX])
+{
+	struct in_addr a;
+
+	if (!(pod->pod_ip.v4 & KPOD_IP_V4))
+		return pod->pod_ip.text;
+	a.s_addr = htonl((uint32_t)pod->pod_ip.v4);
+	return inet_ntop(AF_INET, &a, buf, KPOD_IP_MAX);
+}
+
+void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len)
+{
+	char buf[KPOD_IP_MAX];
+	const char *ip = kpod_ip(pod, buf);
+
+	if (len)
+		snprintf(dst, len, "%s", ip ? ip : "");
+}
+
 static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kpod *pod = (struct kpod *)obj;
@@ -406,7 +441,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 
 	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
 	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
-	cache_proj_str(p, &pod->pod_ip, cache_json_str(status, "podIP"));
+	project_ip(p, pod, cache_json_str(status, "podIP"));
 	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_intern(p, &pod->template_hash,
 			  cache_json_key(cache_json_get(json, "metadata.labels"),

@@ -38,6 +38,17 @@ struct kinds_keys {
 void kinds_register_keys(const struct kinds_keys *keys);
 const struct kinds_keys *kinds_registered_keys(void);
 
+/* status.podIP: an IPv4 address (what every pod network here assigns) as
+ * its 32 bits with bit 63 set (KPOD_IP_V4), else the text in the object's
+ * block (bit 63 clear; NULL when the pod has none). Read it with kpod_ip. */
+union kpod_ip {
+	uint64_t v4;
+	const char *text;
+};
+
+#define KPOD_IP_V4 ((uint64_t)1 << 63)
+#define KPOD_IP_MAX 46 /* INET6_ADDRSTRLEN */
+
 struct klabel;
 struct ktoleration;
 struct kselector_req;
@@ -64,7 +75,6 @@ struct kpod {
 	struct cache_obj meta;
 	const char *node;           /* interned; NULL until scheduled */
 	const char *scheduler;      /* interned */
-	const char *pod_ip;         /* in the block */
 	const char *service;        /* registered service label, interned */
 	const char *template_hash;  /* label pod-template-hash, interned */
 	const char *warm_reason;    /* registered gate condition reason, interned */
@@ -75,7 +85,8 @@ struct kpod {
 	/* Selector, tolerations and affinity: NULL while the pod has none or
 	 * is bound (read them through kpod_sched()). */
 	struct kpod_sched *sched;
-	int64_t gpu; /* GPU units requested, summed over containers */
+	union kpod_ip pod_ip; /* kpod_ip */
+	int64_t gpu;          /* GPU units requested, summed over containers */
 	int64_t cpu_milli;
 	int64_t mem_bytes;
 	/* Times: seconds since the epoch, 0 = none (cache_seconds). */
@@ -97,6 +108,11 @@ struct kpod {
 	uint8_t gated;            /* spec.schedulingGates not empty: not to be placed yet */
 	uint8_t sched_unreadable; /* selector, tolerations or affinity past the bounds */
 };
+
+/* The pod's IP as text (in buf, or in the object), NULL when it has none;
+ * and copied into dst (truncated), "" when it has none. */
+const char *kpod_ip(const struct kpod *pod, char buf[KPOD_IP_MAX]);
+void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len);
 
 /* The pod's scheduling constraints; an empty set when it has none. */
 const struct kpod_sched *kpod_sched(const struct kpod *pod);

@@ -251,7 +251,8 @@ static int check_synthetic(const struct podgen *g)
 	struct podgen_values v;
 	size_t raw_len, cap = podgen_max_event(g) + 64, n;
 	const char *raw = podgen_raw(g, &raw_len);
-	char *buf = malloc(cap + raw_len), key[128], ub[CACHE_UID_MAX], rb[CACHE_RV_MAX];
+	char *buf = malloc(cap + raw_len), key[128], ub[CACHE_UID_MAX], rb[CACHE_RV_MAX],
+	     ipb[KPOD_IP_MAX];
 	const struct kpod *a, *b;
 	struct env e;
 	int r;
@@ -285,7 +286,7 @@ static int check_synthetic(const struct podgen *g)
 	    /* generated */
 	    !same_str(cache_obj_uid(&b->meta, ub), v.uid) ||
 	    !same_str(cache_obj_rv(&b->meta, rb), v.rv) || !same_str(b->node, v.node) ||
-	    !same_str(b->pod_ip, v.ip) || !same_str(b->service, v.service) ||
+	    !same_str(kpod_ip(b, ipb), v.ip) || !same_str(b->service, v.service) ||
 	    !same_str(b->template_hash, v.hash) || !same_str(b->meta.controller_name, v.owner_name) ||
 	    !same_str(b->meta.controller_uid, v.owner_uid))
 		r = -EPROTO;

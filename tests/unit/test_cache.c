@@ -43,7 +43,8 @@ static void pod_projection(void **state)
 	char ub[CACHE_UID_MAX];
 	assert_string_equal(cache_obj_uid(obj, ub), "cf8e78e4-d5a2-4892-abeb-da4229343717");
 	assert_string_equal(p->node, "kwok-a100-0");
-	assert_string_equal(p->pod_ip, "127.77.0.1");
+	char ipb[KPOD_IP_MAX];
+	assert_string_equal(kpod_ip(p, ipb), "127.77.0.1");
 	assert_string_equal(p->service, "llm-7b");
 	assert_int_equal(p->phase, KPHASE_RUNNING);
 	assert_int_equal(p->ready, KCOND_TRUE);
@@ -327,6 +328,41 @@ static void resource_versions_round_trip(void **state)
 					 i == k && rvs[i] != NULL);
 	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
 		cache_discard(c, objs[i]);
+	cache_free(c);
+}
+
+/* An IPv4 pod IP is kept as 32 bits and read back as the same text; any
+ * other (IPv6, leading zeros, not an address, none) as its own text. */
+static void pod_ips_round_trip(void **state)
+{
+	static const char *const ips[] = {
+		"10.0.0.1",   "0.0.0.0", "255.255.255.255",
+		"198.18.3.4", "fd00::1", "2001:db8::ff00:42:8329",
+		"010.1.1.1",  "1.2.3",   "not-an-ip",
+		"",           NULL,
+	};
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\",\"namespace\":\"n\"},"
+						    "\"status\":{}}");
+		struct cache_obj *obj;
+		char ipb[KPOD_IP_MAX], copy[8];
+		if (ips[i])
+			json_object_object_add(json_object_object_get(j, "status"), "podIP",
+					       json_object_new_string(ips[i]));
+		assert_int_equal(cache_project(c, j, &obj), 0);
+		json_object_put(j);
+		const char *ip = kpod_ip((const struct kpod *)obj, ipb);
+		if (ips[i])
+			assert_string_equal(ip, ips[i]);
+		else
+			assert_null(ip);
+		kpod_ip_copy((const struct kpod *)obj, copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, ips[i] ? ips[i] : "", sizeof(copy) - 1), 0);
+		cache_discard(c, obj);
+	}
 	cache_free(c);
 }
 
@@ -623,6 +659,7 @@ int tests_cache(void)
 		cmocka_unit_test(index_links_follow_the_object_shape),
 		cmocka_unit_test(uids_round_trip),
 		cmocka_unit_test(resource_versions_round_trip),
+		cmocka_unit_test(pod_ips_round_trip),
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),
