@@ -68,12 +68,6 @@ static inline void cache_read_unlock(void)
 }
 
 /*
- * What every cached object keeps of its metadata. No rcu_head and no
- * pointer back to its cache: a retired object is handed to call_rcu in a
- * small node that lives only for the grace period (cache_retire), so the
- * 24 bytes are paid per update in flight, not per object kept.
- */
-/*
  * metadata.uid: the 16 bytes of the UUID the API server assigned (36
  * characters as text, 37 with its NUL, plus a pointer), or, for a uid that
  * is not a lowercase RFC 4122 UUID, a pointer to the text in the object's
@@ -89,6 +83,8 @@ union cache_uid {
 };
 
 #define CACHE_UID_MAX 37 /* a UUID's text and its NUL */
+_Static_assert(sizeof(union cache_uid) == 16 && offsetof(union cache_uid, s.variant) == 8,
+	       "a uid's text pointer must leave byte 8 (the UUID variant) free");
 
 /*
  * metadata.resourceVersion: opaque to clients, but the API server's are
@@ -105,6 +101,12 @@ union cache_rv {
 #define CACHE_RV_NUM ((uint64_t)1 << 63)
 #define CACHE_RV_MAX 21 /* 19 digits and a NUL (and room) */
 
+/*
+ * What every cached object keeps of its metadata. No rcu_head and no
+ * pointer back to its cache: a retired object is handed to call_rcu in a
+ * small node that lives only for the grace period (cache_retire), so the
+ * 24 bytes are paid per update in flight, not per object kept.
+ */
 struct cache_obj {
 	const char *key;             /* "namespace/name", or "name" */
 	const char *ns;              /* interned; "" when cluster-scoped */
