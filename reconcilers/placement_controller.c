@@ -388,16 +388,29 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 }
 
 static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
-				  const struct pod_copy *c, const char *node)
+				  const struct pod_copy *c, const struct placement_decision *d)
 {
 	struct pctl *S = ctx->data;
+	const char *node = d->node;
 	struct kube_status st;
 	int r = kube_bind_pod(ctx->client, c->ns, c->name, c->uid, node, &st);
 
 	if (r == 0) {
+		char msg[768];
 		waiting_remove(S, key);
 		metric_add(S->m[M_BOUND], 1);
-		log_debug("pod bound", "pod=%s node=%s", key, node);
+		/* kube-scheduler's Event, with why this node: `kubectl describe
+		 * pod` then tells a user where the model was cached. */
+		snprintf(msg, sizeof(msg),
+			 "Successfully assigned %.64s/%.253s to %.253s (score %lld, model %s, "
+			 "%d of %d nodes considered fit, by the %s)",
+			 c->ns, c->name, node, (long long)d->score,
+			 d->cached ? "cached there" : "not cached there", d->feasible, d->nodes,
+			 d->indexed ? "index" : "scan");
+		context_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Normal", "Scheduled",
+			      "Binding", msg);
+		log_debug("pod bound", "pod=%s node=%s score=%lld cached=%d indexed=%d", key, node,
+			  (long long)d->score, d->cached, d->indexed);
 		return RECONCILE_OK;
 	}
 	metric_add(S->m[M_BIND_FAILED], 1);
@@ -485,7 +498,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		snprintf(ctx->error, sizeof(ctx->error), "placing %s: %s", key, strerror(-r));
 		return RECONCILE_ERROR;
 	}
-	return bind(ctx, key, &c, d.node);
+	return bind(ctx, key, &c, &d);
 }
 
 static const struct controller_watch watches[] = {
