@@ -582,7 +582,8 @@ static void index_decides_as_the_scan(void **state)
 	uint64_t s = 7;
 	(void)state;
 	int rounds = getenv("ROUNDS") ? atoi(getenv("ROUNDS")) : 24;
-	if (getenv("SEED")) s = strtoull(getenv("SEED"), NULL, 10);
+	if (getenv("SEED"))
+		s = strtoull(getenv("SEED"), NULL, 10);
 	for (int round = 0; round < rounds; round++) {
 		struct placement_weights w = placement_default_weights;
 		if (round % 3 == 1)
@@ -775,8 +776,8 @@ static void stress_publish(struct cache *c, const char *json)
 	cache_publish(c, obj, &old);
 	cache_read_lock();
 	for (int i = 0; i < STRESS_PLS; i++)
-		placement_node_changed(stress_pl[i], c == pods ? ((const struct kpod *)obj)->node :
-							      obj->name);
+		placement_node_changed(stress_pl[i],
+				       c == pods ? ((const struct kpod *)obj)->node : obj->name);
 	cache_read_unlock();
 	cache_write_done(c);
 	if (old)
