@@ -396,21 +396,13 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 	int r = kube_bind_pod(ctx->client, c->ns, c->name, c->uid, node, &st);
 
 	if (r == 0) {
-		char msg[768];
 		waiting_remove(S, key);
 		metric_add(S->m[M_BOUND], 1);
-		/* kube-scheduler's Event, with why this node: `kubectl describe
-		 * pod` then tells a user where the model was cached. */
-		snprintf(msg, sizeof(msg),
-			 "Successfully assigned %.64s/%.253s to %.253s (score %lld, model %s, "
-			 "%d of %d nodes considered fit, by the %s)",
-			 c->ns, c->name, node, (long long)d->score,
-			 d->cached ? "cached there" : "not cached there", d->feasible, d->nodes,
-			 d->indexed ? "index" : "scan");
-		context_event(ctx, "v1", "Pod", c->ns, c->name, c->uid, "Normal", "Scheduled",
-			      "Binding", msg);
-		log_debug("pod bound", "pod=%s node=%s score=%lld cached=%d indexed=%d", key, node,
-			  (long long)d->score, d->cached, d->indexed);
+		/* Why this node, in the log (an Event would cost one more API
+		 * write per pod). */
+		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s", key,
+			 node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
+			 d->nodes, d->indexed ? "index" : "scan");
 		return RECONCILE_OK;
 	}
 	metric_add(S->m[M_BIND_FAILED], 1);

@@ -94,14 +94,13 @@ bound() { [ "$(nodes_of "$1" | grep -vc '^-$')" -ge "$2" ]; }
 apply_isvc llama llama-70b 1 '{count: 2}' normal
 if wait_until 60 bound llama 1; then pass "llama placed"; else fail "llama not placed: $(kc -n "$ns" get pods -o wide)"; fi
 if ! expect_match "$(nodes_of llama)" "^$id-a100-3-$" "llama-70b lands on the A100 that caches it ($(nodes_of llama))"; then
-	# Why: the Scheduled Event says score, cache and index/scan; the nodes
-	# their readiness and taints at this moment.
-	kc -n "$ns" get events --field-selector reason=Scheduled -o custom-columns=MSG:.message --no-headers
+	# Why: the operator's log says score, cache, fit and index or scan;
+	# the nodes their readiness and taints at this moment.
+	grep '"pod bound"' "$tmp/op.log" | grep "llama"
 	kc get nodes -l "kinfer.io/test=$id" -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key,CACHED:.metadata.labels.kinfer\.io/cached\.llama-70b' --no-headers
 fi
-scheduled_msgs() { kc -n "$ns" get events --field-selector reason=Scheduled -o jsonpath='{.items[*].message}' 2>/dev/null; }
-scheduled_cached() { grep -Eq "to $id-a100-3 \\(score [0-9]+, model cached there, [0-9]+ of [0-9]+ nodes considered fit, by the (index|scan)\\)" <<<"$(scheduled_msgs)"; }
-if wait_until 15 scheduled_cached; then pass "a Scheduled Event names the node and says the model is cached there"; else fail "Scheduled Event: $(scheduled_msgs)"; fi
+expect_match "$(grep '"pod bound"' "$tmp/op.log" | grep llama)" "node=$id-a100-3 score=[0-9]+ cached=true fit=[0-9]+ nodes=[0-9]+ by=(index|scan)" \
+	"the operator's log says the node and that the model is cached there"
 expect_match "$(kc -n "$ns" get pods -l kinfer.io/service=llama -o jsonpath='{.items[0].spec.schedulerName}')" '^kinfer$' "its pod names kinfer as its scheduler"
 
 # --- MIG and time-slicing: only nodes advertising the resource ----------------
