@@ -1331,6 +1331,7 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 	if (decide_indexed(pl, nodes, &w) && w.best) {
 		walk_result(&w, ret);
 		ret->nodes = (int)cache_count(nodes);
+		ret->indexed = true;
 		return 0;
 	}
 	/* No fit among the indexed nodes (or a pod the index does not serve):
