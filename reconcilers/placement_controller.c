@@ -400,8 +400,8 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 		metric_add(S->m[M_BOUND], 1);
 		/* Why this node, in the log (an Event would cost one more API
 		 * write per pod). */
-		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s", key,
-			 node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
+		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s",
+			 key, node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
 			 d->nodes, d->indexed ? "index" : "scan");
 		return RECONCILE_OK;
 	}

@@ -776,8 +776,8 @@ static void stress_publish(struct cache *c, const char *json)
 	cache_publish(c, obj, &old);
 	cache_read_lock();
 	for (int i = 0; i < STRESS_PLS; i++)
-		placement_node_changed(stress_pl[i],
-				       c == pods ? ((const struct kpod *)obj)->node : obj->name);
+		placement_node_changed(stress_pl[i], c == pods ? ((const struct kpod *)obj)->node :
+								 cache_obj_name(obj));
 	cache_read_unlock();
 	cache_write_done(c);
 	if (old)
