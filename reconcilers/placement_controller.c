@@ -306,7 +306,7 @@ static void map_node(void *data, const struct cache_obj *o, controller_emit_fn e
 	struct pctl *S = data;
 	/* The placement index reads the node again (allocatable, labels,
 	 * utilization) at its next decision. */
-	placement_node_changed(S ? S->pl : NULL, o->name);
+	placement_node_changed(S ? S->pl : NULL, cache_obj_name(o));
 	if (active(S))
 		waiting_wake(S, emit, ud);
 }
@@ -322,8 +322,8 @@ struct pod_copy {
 static void copy_pod(const struct kpod *p, struct pod_copy *c)
 {
 	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
-	snprintf(c->name, sizeof(c->name), "%s", p->meta.name ? p->meta.name : "");
-	snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
+	cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
 	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
 		 p->unschedulable ? p->unschedulable : "");
 	c->priority = p->priority;
@@ -400,8 +400,8 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 		metric_add(S->m[M_BOUND], 1);
 		/* Why this node, in the log (an Event would cost one more API
 		 * write per pod). */
-		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s", key,
-			 node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
+		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s",
+			 key, node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
 			 d->nodes, d->indexed ? "index" : "scan");
 		return RECONCILE_OK;
 	}

@@ -242,7 +242,7 @@ static void *rcu_reader(void *ud)
 			cache_read_lock();
 			p = (const void *)cache_get(b->cache, key);
 			if (p)
-				sum += (unsigned long)p->restarts + (unsigned char)p->meta.uid[0];
+				sum += (unsigned long)p->restarts + p->meta.uid.b[0];
 			else
 				misses++;
 			cache_read_unlock();
@@ -276,7 +276,7 @@ static void *rwlock_reader(void *ud)
 			e = ptab_find(t, key, h);
 			if (e) {
 				const struct kpod *p = (const void *)e->obj;
-				sum += (unsigned long)p->restarts + (unsigned char)p->meta.uid[0];
+				sum += (unsigned long)p->restarts + p->meta.uid.b[0];
 			} else {
 				misses++;
 			}

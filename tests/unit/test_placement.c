@@ -64,14 +64,14 @@ static void publish(struct cache *c, const char *json)
 	}
 	if (c == nodes && hold_next) {
 		hold_next = false;
-		snprintf(held, sizeof(held), "%s", obj->name);
+		snprintf(held, sizeof(held), "%s", cache_obj_name(obj));
 		if (old)
 			cache_retire(c, old);
 		json_object_put(j);
 		return;
 	}
 	if (c == nodes) /* and its node handler */
-		placement_node_changed(pl, obj->name);
+		placement_node_changed(pl, cache_obj_name(obj));
 	cache_write_done(c);
 	if (old)
 		cache_retire(c, old);
@@ -645,7 +645,7 @@ static void index_decides_as_the_scan(void **state)
 			snprintf(key, sizeof(key), "node-%03d",
 				 (int)(rnd_next(&s) % (uint64_t)n_nodes));
 			if (cache_remove(nodes, key, &old) == 0) {
-				placement_node_changed(pl, old->name);
+				placement_node_changed(pl, cache_obj_name(old));
 				cache_retire(nodes, old);
 			}
 			random_node(&s, n_nodes + step);
@@ -776,8 +776,8 @@ static void stress_publish(struct cache *c, const char *json)
 	cache_publish(c, obj, &old);
 	cache_read_lock();
 	for (int i = 0; i < STRESS_PLS; i++)
-		placement_node_changed(stress_pl[i],
-				       c == pods ? ((const struct kpod *)obj)->node : obj->name);
+		placement_node_changed(stress_pl[i], c == pods ? ((const struct kpod *)obj)->node :
+								 cache_obj_name(obj));
 	cache_read_unlock();
 	cache_write_done(c);
 	if (old)
