@@ -134,12 +134,50 @@ static uint64_t key_hash(const char *s)
 	return fnv64_str(s) | 1;
 }
 
-/* The slot of key (with the lock held): emptied when it held another key
- * or another incarnation (uid) of this one. */
-static struct applied *slot_locked(struct isvc_ctl *c, uint64_t h, uint64_t uid)
+/*
+ * The table is a set of APPLIED_WAYS slots per hash: two InferenceServices
+ * whose keys met in one slot used to take it from each other at every
+ * reconcile, and one whose status waited for its window saw the window
+ * start again each time, forever (5 of 10,000 in bench_reconcile.sh never
+ * got a status). A slot whose memory is needed now (a status waiting, a
+ * write in flight) is never taken; when all of a set are, the key goes
+ * without memory: at worst a no-op write, and its status written at once.
+ */
+#define APPLIED_WAYS 4
+
+static bool busy(const struct applied *a, uint64_t now)
 {
-	struct applied *a = &c->applied[h % APPLIED_SLOTS];
-	if (a->key != h || a->uid != uid) {
+	return (a->status_due_ns && now < a->status_due_ns + SENT_NS) ||
+	       (a->dep_sent && now - a->dep_sent_ns < SENT_NS) ||
+	       (a->svc_sent && now - a->svc_sent_ns < SENT_NS) ||
+	       (a->status_gen && now - a->status_ns < SENT_NS);
+}
+
+/* The slot holding key h (any uid), or NULL; the lock held. */
+static struct applied *find_locked(struct isvc_ctl *c, uint64_t h)
+{
+	struct applied *set = &c->applied[h % (APPLIED_SLOTS / APPLIED_WAYS) * APPLIED_WAYS];
+	for (int i = 0; i < APPLIED_WAYS; i++)
+		if (set[i].key == h)
+			return &set[i];
+	return NULL;
+}
+
+/* The slot of key h for incarnation uid (emptied when it held another
+ * one), else an empty or idle slot of its set, emptied; NULL when every
+ * slot of the set is busy. The lock held. */
+static struct applied *slot_locked(struct isvc_ctl *c, uint64_t h, uint64_t uid, uint64_t now)
+{
+	struct applied *set = &c->applied[h % (APPLIED_SLOTS / APPLIED_WAYS) * APPLIED_WAYS];
+	struct applied *a = find_locked(c, h);
+
+	for (int i = 0; !a && i < APPLIED_WAYS; i++)
+		if (!set[i].key)
+			a = &set[i];
+	for (int i = 0; !a && i < APPLIED_WAYS; i++)
+		if (!busy(&set[i], now))
+			a = &set[i];
+	if (a && (a->key != h || a->uid != uid)) {
 		memset(a, 0, sizeof(*a));
 		a->key = h;
 		a->uid = uid;
@@ -147,14 +185,15 @@ static struct applied *slot_locked(struct isvc_ctl *c, uint64_t h, uint64_t uid)
 	return a;
 }
 
-/* A collision only costs an extra (no-op) apply. */
+/* A key without memory only costs an extra (no-op) apply. */
 static struct applied recall(struct isvc_ctl *c, const char *key, const char *uid)
 {
 	uint64_t h = key_hash(key), u = key_hash(uid);
 	struct applied a = { 0 };
 	pthread_mutex_lock(&c->lock);
-	if (c->applied[h % APPLIED_SLOTS].key == h && c->applied[h % APPLIED_SLOTS].uid == u)
-		a = c->applied[h % APPLIED_SLOTS];
+	struct applied *f = find_locked(c, h);
+	if (f && f->uid == u)
+		a = *f;
 	pthread_mutex_unlock(&c->lock);
 	return a;
 }
@@ -165,9 +204,10 @@ static struct applied recall(struct isvc_ctl *c, const char *key, const char *ui
 static void remember(struct isvc_ctl *c, const char *key, const char *uid, int64_t dep_gen,
 		     const char *svc_rv, uint64_t sent, uint64_t now)
 {
-	uint64_t h = key_hash(key);
 	pthread_mutex_lock(&c->lock);
-	struct applied *a = slot_locked(c, h, key_hash(uid));
+	struct applied *a = slot_locked(c, key_hash(key), key_hash(uid), now);
+	if (!a)
+		goto unlock;
 	if (dep_gen >= 0) {
 		a->dep_generation = dep_gen;
 		a->dep_sent = sent;
@@ -178,6 +218,7 @@ static void remember(struct isvc_ctl *c, const char *key, const char *uid, int64
 		a->svc_sent = sent;
 		a->svc_sent_ns = now;
 	}
+unlock:
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -198,10 +239,12 @@ static void status_sent(struct isvc_ctl *c, const char *key, const char *uid, in
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
-	struct applied *a = slot_locked(c, key_hash(key), key_hash(uid));
-	a->status_gen = gen;
-	a->status_ns = now;
-	a->status_due_ns = 0;
+	struct applied *a = slot_locked(c, key_hash(key), key_hash(uid), now);
+	if (a) {
+		a->status_gen = gen;
+		a->status_ns = now;
+		a->status_due_ns = 0;
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -229,15 +272,13 @@ static bool status_due(struct isvc_ctl *c, const char *key, const char *uid, uin
 	if (!c)
 		return true;
 	pthread_mutex_lock(&c->lock);
-	struct applied *a = &c->applied[h % APPLIED_SLOTS];
-	if (a->key != h && a->status_due_ns) {
-		/* Another InferenceService's change waits in this slot: taking
-		 * it would restart that one's window, and the two would push
-		 * each other's back forever. Write this one now instead. */
+	struct applied *a = slot_locked(c, h, key_hash(uid), now);
+	if (!a) {
+		/* Every slot of its set holds another InferenceService's
+		 * waiting change or write in flight: write this one now. */
 		pthread_mutex_unlock(&c->lock);
 		return true;
 	}
-	a = slot_locked(c, h, key_hash(uid));
 	if (!a->status_due_ns)
 		a->status_due_ns = now + STATUS_WINDOW_NS;
 	go = now >= a->status_due_ns;
@@ -257,9 +298,9 @@ static void status_settled(struct isvc_ctl *c, const char *key, const char *uid)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
-	if (c->applied[h % APPLIED_SLOTS].key == h &&
-	    c->applied[h % APPLIED_SLOTS].uid == key_hash(uid))
-		c->applied[h % APPLIED_SLOTS].status_due_ns = 0;
+	struct applied *a = find_locked(c, h);
+	if (a && a->uid == key_hash(uid))
+		a->status_due_ns = 0;
 	pthread_mutex_unlock(&c->lock);
 }
 

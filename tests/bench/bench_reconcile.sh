@@ -62,7 +62,13 @@ deploys() { k -n bench get deploy --no-headers 2>/dev/null | wc -l; }
 # observed deployments requests queue_depth", to see the shape of the tail.
 depth() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_workqueue_depth\{name="inferenceservice"/ { print $2 }'; }
 timeline=${BENCH_TIMELINE:-/dev/null}
+# Polls of 10,000 objects take seconds: bounded in time too (BENCH_TIMEOUT
+# seconds after the last apply, default 600); what is still missing then
+# is printed (reconcile_missing_*).
+limit=$(awk -v t="$t_applied" -v l="${BENCH_TIMEOUT:-600}" 'BEGIN { printf "%d", t + l }')
+dc=0 dp=0
 for _ in $(seq 1 600); do
+	[ "$(date +%s)" -lt "$limit" ] || break
 	dc=$(done_count) dp=$(deploys)
 	awk -v t="$(date +%s.%N)" -v ta="$t_applied" -v d="$dc" -v p="$dp" -v r="$(requests)" -v q="$(depth)" \
 		'BEGIN { printf "%.1f %d %d %d %s\n", t - ta, d, p, r, q }' >>"$timeline"
@@ -70,6 +76,8 @@ for _ in $(seq 1 600); do
 	sleep 0.5
 done
 t1=$(date +%s.%N)
+echo "reconcile_missing_observed $((n - dc)) count"
+echo "reconcile_missing_deployments $((n - dp)) count"
 sleep 5   # let pods settle and count what the steady state costs
 r1=$(requests) w1=$(writes) v1=$(by_verb)
 sp1=$(server_count PATCH inferenceservices status)
