@@ -16,7 +16,7 @@
  *     ... use p, never keep it past the unlock ...
  *     cache_read_unlock();
  *
- * Secondary indexes (pods by owner, pods by node) link the objects that
+ * Secondary indexes (pods by node, pods by service) link the objects that
  * share a value in an RCU list; a walk sees each object once, in its old
  * or its new version, and an object that moves to another value leaves
  * the old list as it joins the new one.
@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <urcu.h>
 #include <urcu/rculfhash.h>
 
@@ -66,20 +67,89 @@ static inline void cache_read_unlock(void)
 	rcu_read_unlock();
 }
 
+/*
+ * metadata.uid: the 16 bytes of the UUID the API server assigned (36
+ * characters as text, 37 with its NUL, plus a pointer), or, for a uid that
+ * is not a lowercase RFC 4122 UUID, a pointer to the text in the object's
+ * block with byte 8 cleared (a stored UUID's byte 8 is 10xxxxxx, its
+ * variant). Read it with cache_obj_uid.
+ */
+union cache_uid {
+	uint8_t b[16];
+	struct {
+		const char *text; /* NULL when the object has no uid */
+		uint8_t variant;  /* 0: text */
+	} s;
+};
+
+#define CACHE_UID_MAX 37 /* a UUID's text and its NUL */
+_Static_assert(sizeof(union cache_uid) == 16 && offsetof(union cache_uid, s.variant) == 8,
+	       "a uid's text pointer must leave byte 8 (the UUID variant) free");
+
+/*
+ * metadata.resourceVersion: opaque to clients, but the API server's are
+ * decimal numbers (etcd revisions), kept as one: the value with bit 63 set
+ * (CACHE_RV_NUM). Any other text (leading zeros, letters, too long) is
+ * kept as text in the object's block, its pointer here (bit 63 clear); 0 =
+ * none. Read it with cache_obj_rv.
+ */
+union cache_rv {
+	uint64_t num;
+	const char *text;
+};
+
+#define CACHE_RV_NUM ((uint64_t)1 << 63)
+#define CACHE_RV_MAX 21 /* 19 digits and a NUL (and room) */
+
+/*
+ * What every cached object keeps of its metadata. No rcu_head and no
+ * pointer back to its cache: a retired object is handed to call_rcu in a
+ * small node that lives only for the grace period (cache_retire), so the
+ * 24 bytes are paid per update in flight, not per object kept.
+ */
 struct cache_obj {
-	struct rcu_head rcu;
-	struct cache *cache; /* to free it from an RCU callback */
-	const char *key;     /* "namespace/name", or "name" */
-	const char *ns;      /* interned; "" when cluster-scoped */
-	const char *name;    /* points into key */
-	const char *uid;
-	const char *rv;              /* resourceVersion */
-	int64_t created;             /* creationTimestamp, seconds */
-	int64_t deleted;             /* deletionTimestamp, seconds; 0 = none */
+	const char *key;             /* "namespace/name", or "name" */
+	const char *ns;              /* interned; "" when cluster-scoped */
+	union cache_rv rv;           /* resourceVersion: cache_obj_rv */
 	const char *controller_kind; /* the controller owner: interned */
 	const char *controller_name; /* interned */
 	const char *controller_uid;  /* interned */
+	uint32_t created;            /* creationTimestamp (cache_seconds) */
+	uint32_t deleted;            /* deletionTimestamp (cache_seconds); 0 = none */
+	union cache_uid uid;         /* cache_obj_uid */
 };
+
+/* The object's uid as text (in buf, or in the object), NULL when it has
+ * none. */
+const char *cache_obj_uid(const struct cache_obj *o, char buf[CACHE_UID_MAX]);
+/* The uid's text into dst (len bytes, truncated), "" when it has none. */
+void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len);
+/* The resourceVersion as text (in buf, or in the object), NULL when none. */
+const char *cache_obj_rv(const struct cache_obj *o, char buf[CACHE_RV_MAX]);
+/* The resourceVersion's text into dst (truncated), "" when it has none. */
+void cache_obj_rv_copy(const struct cache_obj *o, char *dst, size_t len);
+/* Do a and b both have a resourceVersion, and the same one? */
+bool cache_obj_same_rv(const struct cache_obj *a, const struct cache_obj *b);
+
+/* The object's name: the end of its key (no pointer of its own). */
+static inline const char *cache_obj_name(const struct cache_obj *o)
+{
+	return o->key + (o->ns[0] ? strlen(o->ns) + 1 : 0);
+}
+
+/*
+ * A time kept in a cached object: seconds since the epoch in 32 bits,
+ * which last until 2106 (an int64 would double each of them). 0 is "none";
+ * a time before 1970 reads as 1 (still set), one past 2106 as UINT32_MAX.
+ */
+static inline uint32_t cache_seconds(int64_t s)
+{
+	if (s == 0)
+		return 0;
+	if (s < 0)
+		return 1;
+	return s > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
 
 /* Building a projection (inside a kind's project function). */
 struct cache_proj;

@@ -248,7 +248,7 @@ static bool same_object(const struct cache_kind *k, const struct cache_obj *a,
 {
 	if (k->same)
 		return k->same(a, b);
-	return a->rv && b->rv && strcmp(a->rv, b->rv) == 0;
+	return cache_obj_same_rv(a, b);
 }
 
 /* ---- unreadable objects ------------------------------------------------ */

@@ -7,7 +7,9 @@
 #include "quantity.h"
 #include "ktime.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,10 +188,42 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 
 /* ---- what the scheduler reads of a pending pod ----------------------- */
 
+static void sched_free(struct intern *t, struct kpod_sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; s->node_selector && i < s->n_node_selector; i++) {
+		intern_put(t, s->node_selector[i].key);
+		intern_put(t, s->node_selector[i].value);
+	}
+	for (size_t i = 0; s->tolerations && i < s->n_tolerations; i++) {
+		intern_put(t, s->tolerations[i].key);
+		intern_put(t, s->tolerations[i].value);
+		intern_put(t, s->tolerations[i].effect);
+	}
+	for (size_t i = 0; s->affinity && i < s->n_affinity; i++) {
+		struct kselector_req *r = &s->affinity[i];
+		intern_put(t, r->key);
+		for (size_t v = 0; r->values && v < r->n_values; v++)
+			intern_put(t, r->values[v]);
+		free(r->values);
+	}
+	free(s->node_selector);
+	free(s->tolerations);
+	free(s->affinity);
+	free(s);
+}
+
+const struct kpod_sched *kpod_sched(const struct kpod *pod)
+{
+	static const struct kpod_sched none;
+	return pod->sched ? pod->sched : &none;
+}
+
 #define POD_MAX_SCHED_ITEMS 64 /* selector entries, tolerations, expressions */
 #define POD_MAX_VALUES 64      /* values of one expression */
 
-static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *pod)
+static int pod_node_selector(struct intern *t, json_object *sel, struct kpod_sched *pod)
 {
 	size_t cnt, k = 0;
 
@@ -211,7 +245,7 @@ static int pod_node_selector(struct intern *t, json_object *sel, struct kpod *po
 	return 0;
 }
 
-static int pod_tolerations(struct intern *t, json_object *tols, struct kpod *pod)
+static int pod_tolerations(struct intern *t, json_object *tols, struct kpod_sched *pod)
 {
 	size_t cnt;
 
@@ -275,7 +309,7 @@ static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct ksel
 
 /* requiredDuringSchedulingIgnoredDuringExecution, matchExpressions only
  * (matchFields is refused: kinfer never writes it). */
-static int pod_affinity(struct intern *t, json_object *spec, struct kpod *pod)
+static int pod_affinity(struct intern *t, json_object *spec, struct kpod_sched *pod)
 {
 	json_object *terms = cache_json_get(
 		spec,
@@ -337,11 +371,19 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 		     json_object_array_length(gates) > 0;
 	if (pod->node)
 		return 0;
-	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod);
+	pod->sched = calloc(1, sizeof(*pod->sched));
+	if (!pod->sched)
+		return -ENOMEM;
+	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod->sched);
 	if (r == 0)
-		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod);
+		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod->sched);
 	if (r == 0)
-		r = pod_affinity(t, spec, pod);
+		r = pod_affinity(t, spec, pod->sched);
+	if (r == 0 && !pod->sched->n_node_selector && !pod->sched->n_tolerations &&
+	    !pod->sched->n_affinity) {
+		sched_free(t, pod->sched); /* none: the pod keeps no block for it */
+		pod->sched = NULL;
+	}
 	/* Constraints past the bounds (or an operator the API would refuse)
 	 * must not drop the pod from the cache: every other controller reads
 	 * it. The scheduler is told it cannot place it instead. */
@@ -350,6 +392,39 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 		r = 0;
 	}
 	return r;
+}
+
+/* An IPv4 address that reads back the same is kept as its 32 bits. */
+static void project_ip(struct cache_proj *p, struct kpod *pod, const char *ip)
+{
+	struct in_addr a;
+	char back[INET_ADDRSTRLEN];
+
+	if (ip && inet_pton(AF_INET, ip, &a) == 1 && inet_ntop(AF_INET, &a, back, sizeof(back)) &&
+	    strcmp(back, ip) == 0) {
+		pod->pod_ip.v4 = KPOD_IP_V4 | ntohl(a.s_addr);
+		return;
+	}
+	cache_proj_str(p, &pod->pod_ip.text, ip);
+}
+
+const char *kpod_ip(const struct kpod *pod, char buf[KPOD_IP_MAX])
+{
+	struct in_addr a;
+
+	if (!(pod->pod_ip.v4 & KPOD_IP_V4))
+		return pod->pod_ip.text;
+	a.s_addr = htonl((uint32_t)pod->pod_ip.v4);
+	return inet_ntop(AF_INET, &a, buf, KPOD_IP_MAX);
+}
+
+void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len)
+{
+	char buf[KPOD_IP_MAX];
+	const char *ip = kpod_ip(pod, buf);
+
+	if (len)
+		snprintf(dst, len, "%s", ip ? ip : "");
 }
 
 static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj *obj)
@@ -362,10 +437,11 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	const struct kinds_keys *k = kinds_registered_keys();
 	const char *reason = NULL, *cost;
 	json_object *cstat;
+	int64_t since = 0;
 
 	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
 	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
-	cache_proj_str(p, &pod->pod_ip, cache_json_str(status, "podIP"));
+	project_ip(p, pod, cache_json_str(status, "podIP"));
 	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_intern(p, &pod->template_hash,
 			  cache_json_key(cache_json_get(json, "metadata.labels"),
@@ -374,10 +450,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 					       "app.kubernetes.io/component");
 	pod->activator = component && strcmp(component, "activator") == 0;
 	pod->phase = (uint8_t)parse_phase(cache_json_str(status, "phase"));
-	pod->started = ktime_parse_rfc3339(cache_json_str(status, "startTime"));
-	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, &pod->ready_since);
-	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL,
-						    &pod->containers_ready_since);
+	pod->started = cache_seconds(ktime_parse_rfc3339(cache_json_str(status, "startTime")));
+	pod->ready = (uint8_t)kinds_cond(conds, "Ready", NULL, NULL);
+	pod->containers_ready = (uint8_t)kinds_cond(conds, "ContainersReady", NULL, &since);
+	pod->containers_ready_since = cache_seconds(since);
 	pod->scheduled = (uint8_t)kinds_cond(conds, "PodScheduled", NULL, NULL);
 	if (pod->scheduled == KCOND_FALSE)
 		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
@@ -386,7 +462,9 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			if (t && strcmp(t, "PodScheduled") == 0)
 				cache_proj_str(p, &pod->unschedulable, cache_json_str(c, "message"));
 		}
-	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &pod->warm_since);
+	since = 0;
+	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &since);
+	pod->warm_since = cache_seconds(since);
 	cache_proj_intern(p, &pod->warm_reason, reason);
 	for (size_t i = 0; k->gate && gates && i < json_object_array_length(gates); i++) {
 		const char *t = cache_json_str(json_object_array_get_idx(gates, i), "conditionType");
@@ -408,8 +486,10 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	if (cost) {
 		char *end;
 		long long v = strtoll(cost, &end, 10);
-		if (end != cost && !*end) {
-			pod->deletion_cost = v;
+		/* The API server takes only an int32 here; anything else is
+		 * not a cost. */
+		if (end != cost && !*end && v >= INT32_MIN && v <= INT32_MAX) {
+			pod->deletion_cost = (int32_t)v;
 			pod->has_deletion_cost = 1;
 		}
 	}
@@ -418,7 +498,7 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
 	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
 	if (ds)
-		pod->draining_since = strtoll(ds, NULL, 10);
+		pod->draining_since = cache_seconds(strtoll(ds, NULL, 10));
 	const char *wr = meta_key(json, "metadata.annotations", k->warm_restarts);
 	pod->warm_restarts = wr ? (int32_t)strtol(wr, NULL, 10) : -1;
 	pod_requests(p, spec, pod);
@@ -436,31 +516,9 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	intern_put(t, pod->gpu_resource);
 	intern_put(t, pod->waiting_reason);
 	intern_put(t, pod->model);
-	for (size_t i = 0; pod->node_selector && i < pod->n_node_selector; i++) {
-		intern_put(t, pod->node_selector[i].key);
-		intern_put(t, pod->node_selector[i].value);
-	}
-	for (size_t i = 0; pod->tolerations && i < pod->n_tolerations; i++) {
-		intern_put(t, pod->tolerations[i].key);
-		intern_put(t, pod->tolerations[i].value);
-		intern_put(t, pod->tolerations[i].effect);
-	}
-	for (size_t i = 0; pod->affinity && i < pod->n_affinity; i++) {
-		struct kselector_req *r = &pod->affinity[i];
-		intern_put(t, r->key);
-		for (size_t v = 0; r->values && v < r->n_values; v++)
-			intern_put(t, r->values[v]);
-		free(r->values);
-	}
-	free(pod->node_selector);
-	free(pod->tolerations);
-	free(pod->affinity);
+	sched_free(t, pod->sched);
 }
 
-static const char *pod_owner(const struct cache_obj *o)
-{
-	return o->controller_uid;
-}
 static const char *pod_node(const struct cache_obj *o)
 {
 	return ((const struct kpod *)o)->node;
@@ -475,7 +533,6 @@ static const char *pod_component(const struct cache_obj *o)
 }
 
 static const struct cache_index_def pod_indexes[] = {
-	[KPOD_BY_OWNER] = { "owner", pod_owner },
 	[KPOD_BY_NODE] = { "node", pod_node },
 	[KPOD_BY_SERVICE] = { "service", pod_service },
 	[KPOD_BY_COMPONENT] = { "component", pod_component },
@@ -488,7 +545,7 @@ const struct cache_kind kind_pods = {
 	.project = project_pod,
 	.release = release_pod,
 	.indexes = pod_indexes,
-	.n_indexes = 4,
+	.n_indexes = 3,
 };
 
 /* ---- nodes ------------------------------------------------------------ */

@@ -38,52 +38,84 @@ struct kinds_keys {
 void kinds_register_keys(const struct kinds_keys *keys);
 const struct kinds_keys *kinds_registered_keys(void);
 
+/* status.podIP: an IPv4 address (what every pod network here assigns) as
+ * its 32 bits with bit 63 set (KPOD_IP_V4), else the text in the object's
+ * block (bit 63 clear; NULL when the pod has none). Read it with kpod_ip. */
+union kpod_ip {
+	uint64_t v4;
+	const char *text;
+};
+
+#define KPOD_IP_V4 ((uint64_t)1 << 63)
+#define KPOD_IP_MAX 46 /* INET6_ADDRSTRLEN */
+
 struct klabel;
 struct ktoleration;
 struct kselector_req;
 
 enum kpriority { KPRIO_LOW, KPRIO_NORMAL, KPRIO_HIGH };
 
+/* What the scheduler reads of a pending pod beyond its requests: most pods
+ * have none of it, and a bound pod keeps none (it only counts its
+ * requests), so it lives in its own allocation, NULL when empty. */
+struct kpod_sched {
+	struct klabel *node_selector;
+	struct ktoleration *tolerations;
+	struct kselector_req *affinity; /* required node affinity, flattened */
+	uint16_t n_node_selector, n_tolerations, n_affinity;
+};
+
+/*
+ * A Pod as kinfer keeps it (README "The caches: what kinfer keeps"): the
+ * fields a controller reads, widest first so nothing pads. Strings are
+ * interned when many pods share them (node, service, reasons) and copied
+ * into the object's own block when each pod has its own (pod_ip).
+ */
 struct kpod {
 	struct cache_obj meta;
-	const char *node;      /* interned; NULL until scheduled */
-	const char *scheduler; /* interned */
-	const char *pod_ip;
+	const char *node;           /* interned; NULL until scheduled */
+	const char *scheduler;      /* interned */
 	const char *service;        /* registered service label, interned */
 	const char *template_hash;  /* label pod-template-hash, interned */
 	const char *warm_reason;    /* registered gate condition reason, interned */
 	const char *gpu_resource;   /* interned: nvidia.com/gpu, nvidia.com/mig-... */
 	const char *waiting_reason; /* a container's waiting reason, interned */
 	const char *unschedulable;  /* PodScheduled=False message, if any */
-	int64_t warm_since;         /* lastTransitionTime of the gate condition */
-	int64_t ready_since;
-	int64_t containers_ready_since; /* ContainersReady lastTransitionTime */
-	int64_t started;                /* status.startTime */
-	int64_t gpu;                    /* GPU units requested, summed over containers */
+	const char *model;          /* registered model label, interned */
+	/* Selector, tolerations and affinity: NULL while the pod has none or
+	 * is bound (read them through kpod_sched()). */
+	struct kpod_sched *sched;
+	union kpod_ip pod_ip; /* kpod_ip */
+	int64_t gpu;          /* GPU units requested, summed over containers */
 	int64_t cpu_milli;
 	int64_t mem_bytes;
-	int64_t deletion_cost; /* controller.kubernetes.io/pod-deletion-cost */
+	/* Times: seconds since the epoch, 0 = none (cache_seconds). */
+	uint32_t warm_since;             /* lastTransitionTime of the gate condition */
+	uint32_t containers_ready_since; /* ContainersReady lastTransitionTime */
+	uint32_t started;                /* status.startTime */
+	uint32_t draining_since;         /* registered draining-since annotation */
+	int32_t deletion_cost;           /* controller.kubernetes.io/pod-deletion-cost (an int32) */
 	int32_t restarts;
 	int32_t warmup_attempts; /* registered warm-up attempts annotation */
-	int64_t draining_since;  /* registered draining-since annotation */
 	int32_t warm_restarts;   /* registered warm-restarts annotation; -1 = none */
 	uint8_t phase;           /* enum kphase */
 	uint8_t ready, containers_ready, warmed, scheduled; /* enum kcond */
 	uint8_t has_gate; /* readinessGates names the registered gate */
 	uint8_t has_deletion_cost;
-	uint8_t activator; /* label app.kubernetes.io/component=activator */
-	/* For the scheduler. Selector, tolerations and affinity are kept only
-	 * while the pod is not bound (a bound pod only counts its requests). */
-	const char *model; /* registered model label, interned */
-	struct klabel *node_selector;
-	struct ktoleration *tolerations;
-	struct kselector_req *affinity; /* required node affinity, flattened */
-	uint16_t n_node_selector, n_tolerations, n_affinity;
+	uint8_t activator;        /* label app.kubernetes.io/component=activator */
 	uint8_t priority;         /* enum kpriority, registered priority label */
 	uint8_t avoid_cached;     /* registered prefer-cached annotation = "false" */
 	uint8_t gated;            /* spec.schedulingGates not empty: not to be placed yet */
 	uint8_t sched_unreadable; /* selector, tolerations or affinity past the bounds */
 };
+
+/* The pod's IP as text (in buf, or in the object), NULL when it has none;
+ * and copied into dst (truncated), "" when it has none. */
+const char *kpod_ip(const struct kpod *pod, char buf[KPOD_IP_MAX]);
+void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len);
+
+/* The pod's scheduling constraints; an empty set when it has none. */
+const struct kpod_sched *kpod_sched(const struct kpod *pod);
 
 struct kres {
 	const char *name; /* interned */
@@ -151,10 +183,12 @@ struct kservice {
 	const char *applied_hash; /* registered applied-hash annotation */
 };
 
-/* Pods: index 0 by controller owner uid, 1 by node, 2 by service label. */
-/* KPOD_BY_COMPONENT: "activator" for the activator's pods
- * (app.kubernetes.io/component=activator), no key for the others. */
-enum { KPOD_BY_OWNER, KPOD_BY_NODE, KPOD_BY_SERVICE, KPOD_BY_COMPONENT };
+/* Pods: by node, by service label, and KPOD_BY_COMPONENT: "activator" for
+ * the activator's pods (app.kubernetes.io/component=activator), no key for
+ * the others. An object has index links only up to its last index with a
+ * value (cache.c), so the rarely set ones come last. (No index by owner:
+ * nothing looked pods up by their ReplicaSet.) */
+enum { KPOD_BY_NODE, KPOD_BY_SERVICE, KPOD_BY_COMPONENT };
 /* Deployments: index 0 by service label. */
 enum { KDEPLOY_BY_SERVICE };
 

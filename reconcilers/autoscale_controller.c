@@ -337,8 +337,8 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 
 	if (strcmp(o->ns, in->s.ns) != 0 || (k == in->cap && !grow(in)))
 		return 0;
-	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", o->name);
-	snprintf(in->pod_ips[k], sizeof(in->pod_ips[k]), "%s", p->pod_ip ? p->pod_ip : "");
+	snprintf(in->pod_names[k], sizeof(in->pod_names[k]), "%s", cache_obj_name(o));
+	kpod_ip_copy(p, in->pod_ips[k], sizeof(in->pod_ips[k]));
 	/* The HPA's groups: going away or draining are left out; not
 	 * ready (loading the model, warming up) count as unready. */
 	bool draining = p->warm_reason && strcmp(p->warm_reason, "Draining") == 0;

@@ -58,9 +58,9 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	}
 	struct drain_candidate *c = &g->c[g->n++];
 	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", o->name);
-	snprintf(c->uid, sizeof(c->uid), "%s", o->uid ? o->uid : "");
-	snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
+	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(o));
+	cache_obj_uid_copy(o, c->uid, sizeof(c->uid));
+	kpod_ip_copy(p, c->ip, sizeof(c->ip));
 	snprintf(c->template_hash, sizeof(c->template_hash), "%s",
 		 p->template_hash ? p->template_hash : "");
 	c->created = o->created;

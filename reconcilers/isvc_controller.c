@@ -808,9 +808,9 @@ static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit
 		emit(ud, key);
 		return;
 	}
-	if (!c || !c->manager || !o->ns || !o->name)
+	if (!c || !c->manager || !o->ns)
 		return;
-	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
+	snprintf(key, sizeof(key), "%s/%s", o->ns, cache_obj_name(o));
 	struct cache *ic = manager_cache(c->manager, &kind_inferenceservices);
 	cache_read_lock();
 	named = ic && cache_get(ic, key) != NULL;

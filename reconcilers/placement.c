@@ -389,8 +389,10 @@ static void gather_siblings(struct placement *pl, struct cache *pods, const stru
 
 bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
 {
-	for (size_t i = 0; i < pod->n_tolerations; i++) {
-		const struct ktoleration *o = &pod->tolerations[i];
+	const struct kpod_sched *ps = kpod_sched(pod);
+
+	for (size_t i = 0; i < ps->n_tolerations; i++) {
+		const struct ktoleration *o = &ps->tolerations[i];
 		if (o->effect && !str_eq(o->effect, t->effect))
 			continue;
 		if (!o->key) { /* empty key: Exists matches every taint */
@@ -448,18 +450,20 @@ static bool expr_matches(const struct kselector_req *e, const struct knode *n)
  * expression of it), as kube-scheduler's NodeAffinity filter. */
 bool placement_node_matches(const struct kpod *pod, const struct knode *n)
 {
-	for (size_t i = 0; i < pod->n_node_selector; i++) {
-		const struct klabel *l = knode_label(n, pod->node_selector[i].key);
-		if (!l || !str_eq(l->value, pod->node_selector[i].value))
+	const struct kpod_sched *ps = kpod_sched(pod);
+
+	for (size_t i = 0; i < ps->n_node_selector; i++) {
+		const struct klabel *l = knode_label(n, ps->node_selector[i].key);
+		if (!l || !str_eq(l->value, ps->node_selector[i].value))
 			return false;
 	}
-	if (pod->n_affinity == 0)
+	if (ps->n_affinity == 0)
 		return true;
-	for (size_t i = 0; i < pod->n_affinity;) {
-		uint16_t term = pod->affinity[i].term;
+	for (size_t i = 0; i < ps->n_affinity;) {
+		uint16_t term = ps->affinity[i].term;
 		bool ok = true;
-		for (; i < pod->n_affinity && pod->affinity[i].term == term; i++)
-			ok = ok && expr_matches(&pod->affinity[i], n);
+		for (; i < ps->n_affinity && ps->affinity[i].term == term; i++)
+			ok = ok && expr_matches(&ps->affinity[i], n);
 		if (ok)
 			return true;
 	}
@@ -621,15 +625,15 @@ struct usage {
 static void node_usage(struct placement *pl, struct cache *pods, const struct kpod *pod,
 		       const struct knode *n, struct usage *u)
 {
-	const struct slot *s = pl->n_slotted ? slot_for(pl, n->meta.name, false) : NULL;
+	const struct slot *s = pl->n_slotted ? slot_for(pl, cache_obj_name(&n->meta), false) : NULL;
 	struct memo tmp = { 0 };
 	const struct memo *m = &tmp;
 	bool overflow;
 
 	if (s && s->walk)
-		sum_node(pl, pods, n->meta.name, &tmp, &overflow);
+		sum_node(pl, pods, cache_obj_name(&n->meta), &tmp, &overflow);
 	else
-		m = node_sums(pl, pods, n->meta.name, &tmp, NULL);
+		m = node_sums(pl, pods, cache_obj_name(&n->meta), &tmp, NULL);
 
 	memset(u, 0, sizeof(*u));
 	u->cpu_milli = m->cpu_milli;
@@ -754,8 +758,8 @@ static int visit_node(const struct cache_obj *obj, void *ud)
 			(int64_t)wt->packing * score_packing(w->pod, n, &u) +
 			(int64_t)wt->fragmentation * score_fragmentation(w->pod, n, &u);
 	if (!w->best || score > w->best_score ||
-	    (score == w->best_score && strcmp(n->meta.name, w->best) < 0)) {
-		w->best = n->meta.name;
+	    (score == w->best_score && strcmp(cache_obj_name(&n->meta), w->best) < 0)) {
+		w->best = cache_obj_name(&n->meta);
 		w->best_score = score;
 		w->best_cached = cached > 0;
 	}
@@ -1008,7 +1012,7 @@ struct resync {
 static int resync_node(const struct cache_obj *obj, void *ud)
 {
 	struct resync *rs = ud;
-	int32_t id = rec_add(rs->pl, obj->name, hash_str(obj->name));
+	int32_t id = rec_add(rs->pl, cache_obj_name(obj), hash_str(cache_obj_name(obj)));
 	if (id < 0) {
 		rs->failed = true;
 		return 1;
@@ -1327,6 +1331,7 @@ int placement_decide(struct placement *pl, struct cache *nodes, struct cache *po
 	if (decide_indexed(pl, nodes, &w) && w.best) {
 		walk_result(&w, ret);
 		ret->nodes = (int)cache_count(nodes);
+		ret->indexed = true;
 		return 0;
 	}
 	/* No fit among the indexed nodes (or a pod the index does not serve):

@@ -71,6 +71,7 @@ struct placement_decision {
 	int feasible;       /* nodes that fit */
 	int nodes;          /* nodes considered */
 	bool cached;        /* the chosen node caches the pod's model */
+	bool indexed;       /* decided by the index (else by the scan) */
 	char message[1024]; /* no fit: "0/N nodes are available: ..." */
 };
 

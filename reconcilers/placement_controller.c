@@ -306,7 +306,7 @@ static void map_node(void *data, const struct cache_obj *o, controller_emit_fn e
 	struct pctl *S = data;
 	/* The placement index reads the node again (allocatable, labels,
 	 * utilization) at its next decision. */
-	placement_node_changed(S ? S->pl : NULL, o->name);
+	placement_node_changed(S ? S->pl : NULL, cache_obj_name(o));
 	if (active(S))
 		waiting_wake(S, emit, ud);
 }
@@ -322,8 +322,8 @@ struct pod_copy {
 static void copy_pod(const struct kpod *p, struct pod_copy *c)
 {
 	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
-	snprintf(c->name, sizeof(c->name), "%s", p->meta.name ? p->meta.name : "");
-	snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
+	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
+	cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
 	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
 		 p->unschedulable ? p->unschedulable : "");
 	c->priority = p->priority;
@@ -388,16 +388,21 @@ static enum reconcile_result no_fit(struct reconcile_ctx *ctx, const char *key,
 }
 
 static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
-				  const struct pod_copy *c, const char *node)
+				  const struct pod_copy *c, const struct placement_decision *d)
 {
 	struct pctl *S = ctx->data;
+	const char *node = d->node;
 	struct kube_status st;
 	int r = kube_bind_pod(ctx->client, c->ns, c->name, c->uid, node, &st);
 
 	if (r == 0) {
 		waiting_remove(S, key);
 		metric_add(S->m[M_BOUND], 1);
-		log_debug("pod bound", "pod=%s node=%s", key, node);
+		/* Why this node, in the log (an Event would cost one more API
+		 * write per pod). */
+		log_info("pod bound", "pod=%s node=%s score=%lld cached=%s fit=%d nodes=%d by=%s",
+			 key, node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
+			 d->nodes, d->indexed ? "index" : "scan");
 		return RECONCILE_OK;
 	}
 	metric_add(S->m[M_BIND_FAILED], 1);
@@ -485,7 +490,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		snprintf(ctx->error, sizeof(ctx->error), "placing %s: %s", key, strerror(-r));
 		return RECONCILE_ERROR;
 	}
-	return bind(ctx, key, &c, d.node);
+	return bind(ctx, key, &c, &d);
 }
 
 static const struct controller_watch watches[] = {

@@ -101,7 +101,7 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	const struct kpod *p = (const struct kpod *)o;
 	if (strcmp(o->ns, g->ns) != 0 || g->n >= g->cap)
 		return 0;
-	snprintf(g->ips[g->n], IP_MAX, "%s", p->pod_ip ? p->pod_ip : "");
+	kpod_ip_copy(p, g->ips[g->n], IP_MAX);
 	g->pods[g->n] = (struct route_pod){
 		.ip = g->ips[g->n],
 		.ready = p->ready == KCOND_TRUE,

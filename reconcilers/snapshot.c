@@ -36,7 +36,7 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
-		text_copy(s->svc_rv, sizeof(s->svc_rv), sv->meta.rv);
+		cache_obj_rv_copy(&sv->meta, s->svc_rv, sizeof(s->svc_rv));
 	} else if (sv && !sv->meta.deleted) {
 		s->svc_foreign = true;
 	}
@@ -56,9 +56,9 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *s)
 		goto unlock;
 	}
 	text_copy(s->ns, sizeof(s->ns), is->meta.ns);
-	text_copy(s->name, sizeof(s->name), is->meta.name);
-	text_copy(s->uid, sizeof(s->uid), is->meta.uid);
-	text_copy(s->rv, sizeof(s->rv), is->meta.rv);
+	text_copy(s->name, sizeof(s->name), cache_obj_name(&is->meta));
+	cache_obj_uid_copy(&is->meta, s->uid, sizeof(s->uid));
+	cache_obj_rv_copy(&is->meta, s->rv, sizeof(s->rv));
 	s->generation = is->generation;
 	s->scaling = is->scaling;
 	s->replicas = is->replicas;

@@ -262,9 +262,9 @@ static int copy_pod(struct manager *m, const char *key, struct pod_copy *c)
 	const struct kpod *p = (const struct kpod *)cache_get(pc, key);
 	if (p && p->has_gate && p->service) {
 		snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns);
-		snprintf(c->name, sizeof(c->name), "%s", p->meta.name);
-		snprintf(c->uid, sizeof(c->uid), "%s", p->meta.uid ? p->meta.uid : "");
-		snprintf(c->ip, sizeof(c->ip), "%s", p->pod_ip ? p->pod_ip : "");
+		snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
+		cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
+		kpod_ip_copy(p, c->ip, sizeof(c->ip));
 		snprintf(c->service, sizeof(c->service), "%s", p->service);
 		snprintf(c->reason, sizeof(c->reason), "%s", p->warm_reason ? p->warm_reason : "");
 		c->attempts = p->warmup_attempts;

@@ -251,7 +251,8 @@ static int check_synthetic(const struct podgen *g)
 	struct podgen_values v;
 	size_t raw_len, cap = podgen_max_event(g) + 64, n;
 	const char *raw = podgen_raw(g, &raw_len);
-	char *buf = malloc(cap + raw_len), key[128];
+	char *buf = malloc(cap + raw_len), key[128], ub[CACHE_UID_MAX], rb[CACHE_RV_MAX],
+	     ipb[KPOD_IP_MAX];
 	const struct kpod *a, *b;
 	struct env e;
 	int r;
@@ -274,19 +275,19 @@ static int check_synthetic(const struct podgen *g)
 	if (!a || !b ||
 	    /* kept from the recording */
 	    a->meta.created != b->meta.created || a->phase != b->phase || a->ready != b->ready ||
-	    a->ready_since != b->ready_since || a->containers_ready != b->containers_ready ||
-	    a->scheduled != b->scheduled || a->warmed != b->warmed || a->has_gate != b->has_gate ||
-	    a->started != b->started || a->gpu != b->gpu || a->cpu_milli != b->cpu_milli ||
-	    a->mem_bytes != b->mem_bytes || a->restarts != b->restarts ||
-	    a->deletion_cost != b->deletion_cost || a->scheduler != b->scheduler ||
-	    a->gpu_resource != b->gpu_resource || !a->gpu_resource ||
+	    a->containers_ready_since != b->containers_ready_since ||
+	    a->containers_ready != b->containers_ready || a->scheduled != b->scheduled ||
+	    a->warmed != b->warmed || a->has_gate != b->has_gate || a->started != b->started ||
+	    a->gpu != b->gpu || a->cpu_milli != b->cpu_milli || a->mem_bytes != b->mem_bytes ||
+	    a->restarts != b->restarts || a->deletion_cost != b->deletion_cost ||
+	    a->scheduler != b->scheduler || a->gpu_resource != b->gpu_resource || !a->gpu_resource ||
 	    a->warm_reason != b->warm_reason || !same_str(a->meta.controller_kind, "ReplicaSet") ||
 	    a->meta.controller_kind != b->meta.controller_kind ||
 	    /* generated */
-	    !same_str(b->meta.uid, v.uid) || !same_str(b->meta.rv, v.rv) ||
-	    !same_str(b->node, v.node) || !same_str(b->pod_ip, v.ip) ||
-	    !same_str(b->service, v.service) || !same_str(b->template_hash, v.hash) ||
-	    !same_str(b->meta.controller_name, v.owner_name) ||
+	    !same_str(cache_obj_uid(&b->meta, ub), v.uid) ||
+	    !same_str(cache_obj_rv(&b->meta, rb), v.rv) || !same_str(b->node, v.node) ||
+	    !same_str(kpod_ip(b, ipb), v.ip) || !same_str(b->service, v.service) ||
+	    !same_str(b->template_hash, v.hash) || !same_str(b->meta.controller_name, v.owner_name) ||
 	    !same_str(b->meta.controller_uid, v.owner_uid))
 		r = -EPROTO;
 	cache_read_unlock();

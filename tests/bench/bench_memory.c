@@ -263,7 +263,7 @@ static void set_meta(json_object *obj, const char *key, const char *v)
 static int fill_kind(struct cache *c, json_object *tmpl, const char *fmt, int n)
 {
 	json_object *labels = cache_json_get(tmpl, "metadata.labels");
-	char name[64], uid[64];
+	char name[64], uid[64], rv[24];
 	int r = 0;
 
 	for (int i = 0; i < n && r == 0; i++) {
@@ -273,7 +273,8 @@ static int fill_kind(struct cache *c, json_object *tmpl, const char *fmt, int n)
 			 (unsigned)i * 7919u);
 		set_meta(tmpl, "name", name);
 		set_meta(tmpl, "uid", uid);
-		set_meta(tmpl, "resourceVersion", uid + 24);
+		snprintf(rv, sizeof(rv), "%d", 1000000 + i); /* decimal, as the API server's */
+		set_meta(tmpl, "resourceVersion", rv);
 		if (labels && json_object_object_get_ex(labels, KINFER_SERVICE_LABEL, NULL))
 			json_object_object_add(labels, KINFER_SERVICE_LABEL,
 					       json_object_new_string(name));

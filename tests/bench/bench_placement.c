@@ -88,7 +88,7 @@ static int publish(struct cache *c, const char *json)
 			placement_node_changed(the_pl, ((const struct kpod *)old)->node);
 	}
 	if (cache_kind(c) == &kind_nodes) /* as the controller's node handler */
-		placement_node_changed(the_pl, obj->name);
+		placement_node_changed(the_pl, cache_obj_name(obj));
 	cache_write_done(c);
 	if (old)
 		cache_retire(c, old);

@@ -66,7 +66,7 @@ static void on_change(void *ud, enum informer_event ev, const struct cache_obj *
 	case INFORMER_DELETE:
 		s->deletes++;
 		if (s->n_deleted < 64)
-			snprintf(s->deleted[s->n_deleted++], 64, "%s", old->name);
+			snprintf(s->deleted[s->n_deleted++], 64, "%s", cache_obj_name(old));
 		break;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -95,7 +95,8 @@ static int compare_item(json_object *item, void *ud)
 	snprintf(key, sizeof(key), "%s/%s", ns, cache_json_str(item, "metadata.name"));
 	cache_read_lock();
 	const struct cache_obj *o = cache_get(k->c, key);
-	if (!o || strcmp(o->rv, cache_json_str(item, "metadata.resourceVersion")) != 0)
+	char rb[CACHE_RV_MAX];
+	if (!o || strcmp(cache_obj_rv(o, rb), cache_json_str(item, "metadata.resourceVersion")) != 0)
 		k->mismatches++;
 	cache_read_unlock();
 	k->items++;

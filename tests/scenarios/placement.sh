@@ -16,6 +16,7 @@ set -uo pipefail
 begin pl
 id=$ns
 track_ns "$ns-off"
+at_exit 'grep -A80 PLACEMENT-CHECK "$tmp/op.log" >> /work/k/pcheck.log 2>/dev/null'
 at_exit 'kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1'
 
 # node NAME PRODUCT MEMORY_MIB ALLOCATABLE_EXTRA [LABEL_EXTRA]
@@ -60,7 +61,7 @@ ready_nodes() { [ "$(kc get nodes -l "kinfer.io/test=$id" --no-headers 2>/dev/nu
 if wait_until 60 ready_nodes; then pass "the nodes are Ready"; else fail "nodes not Ready: $(kc get nodes -l "kinfer.io/test=$id" --no-headers | head)"; fi
 
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" --resync-period 0 \
-	--kube-api-qps 200 --kube-api-burst 400 || exit 1
+	--kube-api-qps 200 --kube-api-burst 400 ${KINFER_PLACEMENT_EXTRA:-} || exit 1
 port=$started_port
 
 # isvc NAME MODEL REPLICAS GPU_YAML PRIORITY
@@ -92,7 +93,14 @@ bound() { [ "$(nodes_of "$1" | grep -vc '^-$')" -ge "$2" ]; }
 # --- the cached node is chosen ----------------------------------------------
 apply_isvc llama llama-70b 1 '{count: 2}' normal
 if wait_until 60 bound llama 1; then pass "llama placed"; else fail "llama not placed: $(kc -n "$ns" get pods -o wide)"; fi
-expect_match "$(nodes_of llama)" "^$id-a100-3-$" "llama-70b lands on the A100 that caches it ($(nodes_of llama))"
+if ! expect_match "$(nodes_of llama)" "^$id-a100-3-$" "llama-70b lands on the A100 that caches it ($(nodes_of llama))"; then
+	# Why: the operator's log says score, cache, fit and index or scan;
+	# the nodes their readiness and taints at this moment.
+	grep '"pod bound"' "$tmp/op.log" | grep "llama"
+	kc get nodes -l "kinfer.io/test=$id" -o custom-columns='NAME:.metadata.name,READY:.status.conditions[?(@.type=="Ready")].status,TAINTS:.spec.taints[*].key,CACHED:.metadata.labels.kinfer\.io/cached\.llama-70b' --no-headers
+fi
+expect_match "$(grep '"pod bound"' "$tmp/op.log" | grep llama)" "node=$id-a100-3 score=[0-9]+ cached=true fit=[0-9]+ nodes=[0-9]+ by=(index|scan)" \
+	"the operator's log says the node and that the model is cached there"
 expect_match "$(kc -n "$ns" get pods -l kinfer.io/service=llama -o jsonpath='{.items[0].spec.schedulerName}')" '^kinfer$' "its pod names kinfer as its scheduler"
 
 # --- MIG and time-slicing: only nodes advertising the resource ----------------

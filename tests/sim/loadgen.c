@@ -209,13 +209,13 @@ static void on_pod_change(void *ud, enum informer_event ev, const struct cache_o
 	pthread_mutex_lock(&lag_lock);
 	int i;
 	for (i = 0; i < n_lagged; i++)
-		if (strcmp(lagged[i].name, obj->name) == 0)
+		if (strcmp(lagged[i].name, cache_obj_name(obj)) == 0)
 			break;
 	if (was && !is) {
 		if (i == n_lagged && n_lagged < MAX_LAGGED)
 			n_lagged++;
 		if (i < n_lagged) {
-			snprintf(lagged[i].name, sizeof(lagged[i].name), "%s", obj->name);
+			snprintf(lagged[i].name, sizeof(lagged[i].name), "%s", cache_obj_name(obj));
 			lagged[i].left_ns = now_mono_ns();
 		}
 	} else if (is && i < n_lagged) {
@@ -231,7 +231,7 @@ static bool eligible(const struct run *r, const struct lgpod *p)
 		return ok;
 	pthread_mutex_lock(&lag_lock);
 	for (int i = 0; i < n_lagged; i++)
-		if (strcmp(lagged[i].name, p->meta.name) == 0 &&
+		if (strcmp(lagged[i].name, cache_obj_name(&p->meta)) == 0 &&
 		    now_mono_ns() - lagged[i].left_ns < (uint64_t)lag_ms * 1000000ULL) {
 			ok = true;
 			break;
@@ -246,10 +246,10 @@ static int pick_one(const struct cache_obj *o, void *ud)
 	const struct lgpod *p = (const struct lgpod *)o;
 	if (!eligible(k->run, p))
 		return 0;
-	if (!k->first || strcmp(o->name, k->first->meta.name) < 0)
+	if (!k->first || strcmp(cache_obj_name(o), cache_obj_name(&k->first->meta)) < 0)
 		k->first = p;
-	if (strcmp(o->name, k->run->last_pod) > 0 &&
-	    (!k->next || strcmp(o->name, k->next->meta.name) < 0))
+	if (strcmp(cache_obj_name(o), k->run->last_pod) > 0 &&
+	    (!k->next || strcmp(cache_obj_name(o), cache_obj_name(&k->next->meta)) < 0))
 		k->next = p;
 	return 0;
 }
@@ -269,7 +269,7 @@ static bool pick_pod(struct run *r, char *name, size_t name_len, char *ip, size_
 	cache_foreach(r->pods_cache, pick_one, &k);
 	p = k.next ? k.next : k.first;
 	if (p) {
-		snprintf(name, name_len, "%s", p->meta.name);
+		snprintf(name, name_len, "%s", cache_obj_name(&p->meta));
 		snprintf(ip, ip_len, "%s", p->ip);
 		*ret_port = p->port;
 		found = true;

@@ -37,12 +37,14 @@ static void pod_projection(void **state)
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	const struct kpod *p = (const struct kpod *)obj;
 	assert_string_equal(obj->ns, "default");
-	assert_true(strncmp(obj->name, "llm-7b-", 7) == 0);
-	assert_string_equal(obj->key + strlen("default/"), obj->name);
+	assert_true(strncmp(cache_obj_name(obj), "llm-7b-", 7) == 0);
+	assert_string_equal(obj->key + strlen("default/"), cache_obj_name(obj));
 	assert_string_equal(obj->controller_kind, "ReplicaSet");
-	assert_non_null(obj->uid);
+	char ub[CACHE_UID_MAX];
+	assert_string_equal(cache_obj_uid(obj, ub), "cf8e78e4-d5a2-4892-abeb-da4229343717");
 	assert_string_equal(p->node, "kwok-a100-0");
-	assert_string_equal(p->pod_ip, "127.77.0.1");
+	char ipb[KPOD_IP_MAX];
+	assert_string_equal(kpod_ip(p, ipb), "127.77.0.1");
 	assert_string_equal(p->service, "llm-7b");
 	assert_int_equal(p->phase, KPHASE_RUNNING);
 	assert_int_equal(p->ready, KCOND_TRUE);
@@ -140,14 +142,14 @@ static void publish_replace_remove_and_indexes(void **state)
 	}
 	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 6);
 	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 4);
-	assert_int_equal(by(c, KPOD_BY_OWNER, "rs-1"), 10);
 	assert_int_equal(by(c, KPOD_BY_SERVICE, "svc"), 10);
 	/* Move p0 to n2: the index follows, the old version is returned. */
 	json_object *j = pod("p0", "n2", 2);
 	assert_int_equal(cache_project(c, j, &obj), 0);
 	cache_publish(c, obj, &old);
 	assert_non_null(old);
-	assert_string_equal(old->rv, "1");
+	char rb[CACHE_RV_MAX];
+	assert_string_equal(cache_obj_rv(old, rb), "1");
 	cache_retire(c, old);
 	json_object_put(j);
 	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 5);
@@ -155,9 +157,9 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(cache_count(c), 10);
 	/* The move left no stale entry behind. */
 	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 10);
-	assert_int_equal(cache_index_size(c, KPOD_BY_OWNER), 10);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 10);
 	cache_read_lock();
-	assert_string_equal(cache_get(c, "ns/p0")->rv, "2");
+	assert_string_equal(cache_obj_rv(cache_get(c, "ns/p0"), rb), "2");
 	assert_null(cache_get(c, "ns/none"));
 	cache_read_unlock();
 	assert_int_equal(cache_remove(c, "ns/p0", &old), 0);
@@ -166,6 +168,201 @@ static void publish_replace_remove_and_indexes(void **state)
 	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 4);
 	assert_int_equal(cache_count(c), 9);
 	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 9);
+	cache_free(c);
+}
+
+/* A pod given by its name, node, service label and component label (each
+ * may be NULL). */
+static json_object *pod_with(const char *name, const char *node, const char *service,
+			     const char *component, int rv)
+{
+	char buf[768];
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+		 "\"resourceVersion\":\"%d\",\"labels\":{%s%s%s%s%s%s%s}},"
+		 "\"spec\":{%s%s%s}}",
+		 name, name, rv, service ? "\"kinfer.io/service\":\"" : "", service ? service : "",
+		 service ? "\"" : "", service && component ? "," : "",
+		 component ? "\"app.kubernetes.io/component\":\"" : "", component ? component : "",
+		 component ? "\"" : "", node ? "\"nodeName\":\"" : "", node ? node : "",
+		 node ? "\"" : "");
+	json_object *j = json_tokener_parse(buf);
+	assert_non_null(j);
+	return j;
+}
+
+static void put_pod(struct cache *c, json_object *j)
+{
+	struct cache_obj *obj, *old;
+	assert_int_equal(cache_project(c, j, &obj), 0);
+	json_object_put(j);
+	cache_publish(c, obj, &old);
+	cache_retire(c, old);
+}
+
+/*
+ * Objects carry index links only up to their last index with a value
+ * (none for a pod with no node, service or component; three for the
+ * activator's): every move between those shapes keeps each index right.
+ */
+static void index_links_follow_the_object_shape(void **state)
+{
+	struct cache *c;
+	struct cache_obj *old;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	put_pod(c, pod_with("bare", NULL, NULL, NULL, 1));
+	put_pod(c, pod_with("svc", NULL, "s", NULL, 1));
+	put_pod(c, pod_with("act", NULL, NULL, "activator", 1));
+	put_pod(c, pod_with("all", "n1", "s", "activator", 1));
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "s"), 2);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 2);
+	/* Gain links, lose them, swap values: */
+	put_pod(c, pod_with("bare", "n1", "s", "activator", 2));
+	put_pod(c, pod_with("all", NULL, NULL, NULL, 2));
+	put_pod(c, pod_with("act", "n2", NULL, NULL, 2));
+	put_pod(c, pod_with("svc", "n1", "t", NULL, 2));
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 2);
+	assert_int_equal(by(c, KPOD_BY_NODE, "n2"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "s"), 1);
+	assert_int_equal(by(c, KPOD_BY_SERVICE, "t"), 1);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 1);
+	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 3);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 2);
+	assert_int_equal(cache_index_size(c, KPOD_BY_COMPONENT), 1);
+	assert_int_equal(cache_remove(c, "ns/bare", &old), 0);
+	cache_retire(c, old);
+	assert_int_equal(cache_remove(c, "ns/all", &old), 0);
+	cache_retire(c, old);
+	assert_int_equal(by(c, KPOD_BY_COMPONENT, "activator"), 0);
+	assert_int_equal(by(c, KPOD_BY_NODE, "n1"), 1);
+	assert_int_equal(cache_index_size(c, KPOD_BY_NODE), 2);
+	assert_int_equal(cache_index_size(c, KPOD_BY_SERVICE), 1);
+	assert_int_equal(cache_count(c), 2);
+	cache_barrier();
+	cache_free(c);
+}
+
+/* A UUID is kept as 16 bytes and read back as the same text; any other
+ * uid (upper case, another variant, not a UUID, none) as its own text. */
+static void uids_round_trip(void **state)
+{
+	static const char *const uids[] = {
+		"cf8e78e4-d5a2-4892-abeb-da4229343717",
+		"00000000-0000-0000-8000-000000000000",
+		"ffffffff-ffff-ffff-bfff-ffffffffffff",
+		"CF8E78E4-D5A2-4892-ABEB-DA4229343717",
+		"cf8e78e4-d5a2-4892-cbeb-da4229343717",
+		"cf8e78e4-d5a2-4892-0beb-da4229343717",
+		"cf8e78e4d5a2-4892-abeb-da4229343717-",
+		"cf8e78e4-d5a2-4892-abeb-da422934371",
+		"u-p0",
+		"",
+		NULL,
+	};
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(uids) / sizeof(uids[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
+		struct cache_obj *obj;
+		char ub[CACHE_UID_MAX], copy[8];
+		if (uids[i])
+			json_object_object_add(json_object_object_get(j, "metadata"), "uid",
+					       json_object_new_string(uids[i]));
+		assert_int_equal(cache_project(c, j, &obj), 0);
+		json_object_put(j);
+		const char *u = cache_obj_uid(obj, ub);
+		if (uids[i])
+			assert_string_equal(u, uids[i]);
+		else
+			assert_null(u);
+		cache_obj_uid_copy(obj, copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, uids[i] ? uids[i] : "", sizeof(copy) - 1), 0);
+		cache_discard(c, obj);
+	}
+	cache_free(c);
+}
+
+/* A resourceVersion is kept as a number when it reads back the same, as
+ * text otherwise; two compare equal only when their text does. */
+static void resource_versions_round_trip(void **state)
+{
+	static const char *const rvs[] = {
+		"0",
+		"1",
+		"267",
+		"9223372036854775807",
+		"9223372036854775808",
+		"18446744073709551615",
+		"0123",
+		"12a",
+		"-1",
+		"",
+		NULL,
+	};
+	struct cache_obj *objs[sizeof(rvs) / sizeof(rvs[0])];
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
+		char rb[CACHE_RV_MAX], copy[6];
+		if (rvs[i])
+			json_object_object_add(json_object_object_get(j, "metadata"),
+					       "resourceVersion", json_object_new_string(rvs[i]));
+		assert_int_equal(cache_project(c, j, &objs[i]), 0);
+		json_object_put(j);
+		const char *rv = cache_obj_rv(objs[i], rb);
+		if (rvs[i])
+			assert_string_equal(rv, rvs[i]);
+		else
+			assert_null(rv);
+		cache_obj_rv_copy(objs[i], copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, rvs[i] ? rvs[i] : "", sizeof(copy) - 1), 0);
+	}
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
+		for (size_t k = 0; k < sizeof(rvs) / sizeof(rvs[0]); k++)
+			assert_int_equal(cache_obj_same_rv(objs[i], objs[k]),
+					 i == k && rvs[i] != NULL);
+	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
+		cache_discard(c, objs[i]);
+	cache_free(c);
+}
+
+/* An IPv4 pod IP is kept as 32 bits and read back as the same text; any
+ * other (IPv6, leading zeros, not an address, none) as its own text. */
+static void pod_ips_round_trip(void **state)
+{
+	static const char *const ips[] = {
+		"10.0.0.1",   "0.0.0.0", "255.255.255.255",
+		"198.18.3.4", "fd00::1", "2001:db8::ff00:42:8329",
+		"010.1.1.1",  "1.2.3",   "not-an-ip",
+		"",           NULL,
+	};
+	struct cache *c;
+	(void)state;
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
+		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\",\"namespace\":\"n\"},"
+						    "\"status\":{}}");
+		struct cache_obj *obj;
+		char ipb[KPOD_IP_MAX], copy[8];
+		if (ips[i])
+			json_object_object_add(json_object_object_get(j, "status"), "podIP",
+					       json_object_new_string(ips[i]));
+		assert_int_equal(cache_project(c, j, &obj), 0);
+		json_object_put(j);
+		const char *ip = kpod_ip((const struct kpod *)obj, ipb);
+		if (ips[i])
+			assert_string_equal(ip, ips[i]);
+		else
+			assert_null(ip);
+		kpod_ip_copy((const struct kpod *)obj, copy, sizeof(copy));
+		assert_int_equal(strncmp(copy, ips[i] ? ips[i] : "", sizeof(copy) - 1), 0);
+		cache_discard(c, obj);
+	}
 	cache_free(c);
 }
 
@@ -282,7 +479,7 @@ static int num(const char *s)
 static int seen_cb(const struct cache_obj *o, void *ud)
 {
 	int *seen = ud;
-	int k = num(o->name + 1);
+	int k = num(cache_obj_name(o) + 1);
 	seen[k]++;
 	return 0;
 }
@@ -385,7 +582,7 @@ struct walkers {
 static int walk_cb(const struct cache_obj *o, void *ud)
 {
 	int *seen = ud;
-	seen[num(o->name + 1) % 64]++;
+	seen[num(cache_obj_name(o) + 1) % 64]++;
 	return 0;
 }
 
@@ -459,6 +656,10 @@ int tests_cache(void)
 		cmocka_unit_test(pod_projection),
 		cmocka_unit_test(node_and_deployment_projection),
 		cmocka_unit_test(publish_replace_remove_and_indexes),
+		cmocka_unit_test(index_links_follow_the_object_shape),
+		cmocka_unit_test(uids_round_trip),
+		cmocka_unit_test(resource_versions_round_trip),
+		cmocka_unit_test(pod_ips_round_trip),
 		cmocka_unit_test(malformed_objects_are_refused),
 		cmocka_unit_test(readers_never_see_torn_objects),
 		cmocka_unit_test(free_while_resizing),

@@ -11,9 +11,12 @@
 
 #include "cache.h"
 #include "kinds.h"
+#include "ktime.h"
 #include "placement.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,14 +64,14 @@ static void publish(struct cache *c, const char *json)
 	}
 	if (c == nodes && hold_next) {
 		hold_next = false;
-		snprintf(held, sizeof(held), "%s", obj->name);
+		snprintf(held, sizeof(held), "%s", cache_obj_name(obj));
 		if (old)
 			cache_retire(c, old);
 		json_object_put(j);
 		return;
 	}
 	if (c == nodes) /* and its node handler */
-		placement_node_changed(pl, obj->name);
+		placement_node_changed(pl, cache_obj_name(obj));
 	cache_write_done(c);
 	if (old)
 		cache_retire(c, old);
@@ -554,8 +557,8 @@ static void expect_same(const char *name, uint64_t now)
 	struct placement_decision a, b;
 	cache_read_lock();
 	const struct kpod *p = pod(name);
-	int ra = placement_decide_scan(pl, nodes, pods, p, now, &a);
 	int rb = placement_decide(pl, nodes, pods, p, now, &b);
+	int ra = placement_decide_scan(pl, nodes, pods, p, now, &a);
 	cache_read_unlock(); /* before any assertion: a failed one leaves */
 	if (rb != ra || strcmp(a.node, b.node) != 0)
 		fail_msg("%s: the scan chose %s (%d), the index %s (%d)", name, a.node, ra, b.node,
@@ -578,7 +581,10 @@ static void index_decides_as_the_scan(void **state)
 {
 	uint64_t s = 7;
 	(void)state;
-	for (int round = 0; round < 24; round++) {
+	int rounds = getenv("ROUNDS") ? atoi(getenv("ROUNDS")) : 24;
+	if (getenv("SEED"))
+		s = strtoull(getenv("SEED"), NULL, 10);
+	for (int round = 0; round < rounds; round++) {
 		struct placement_weights w = placement_default_weights;
 		if (round % 3 == 1)
 			w = (struct placement_weights){ .packing = 10, .fragmentation = 3 };
@@ -639,7 +645,7 @@ static void index_decides_as_the_scan(void **state)
 			snprintf(key, sizeof(key), "node-%03d",
 				 (int)(rnd_next(&s) % (uint64_t)n_nodes));
 			if (cache_remove(nodes, key, &old) == 0) {
-				placement_node_changed(pl, old->name);
+				placement_node_changed(pl, cache_obj_name(old));
 				cache_retire(nodes, old);
 			}
 			random_node(&s, n_nodes + step);
@@ -738,6 +744,156 @@ static void cached_label_after_indexing(void **state)
 	expect_node("p", "a100-2");
 }
 
+
+/* ---- the index under a concurrent writer -------------------------------- */
+
+#define STRESS_PLS 16
+static struct placement *stress_pl[STRESS_PLS];
+static _Atomic bool stress_stop;
+
+static void stress_node_json(char *buf, size_t len, const char *name, const char *product, int gpus,
+			     const char *labels, unsigned rv)
+{
+	snprintf(buf, len,
+		 "{\"metadata\":{\"name\":\"%s\",\"uid\":\"u-%s\",\"resourceVersion\":\"%u\","
+		 "\"labels\":{\"type\":\"kwok\",\"nvidia.com/gpu.product\":\"%s\"%s%s},"
+		 "\"annotations\":{\"kwok.x-k8s.io/node\":\"fake\"}},"
+		 "\"spec\":{},\"status\":{\"allocatable\":{\"cpu\":\"64\",\"memory\":\"1Ti\","
+		 "\"pods\":\"110\",\"nvidia.com/gpu\":\"%d\"},"
+		 "\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+		 "\"lastHeartbeatTime\":\"2026-12-04T10:00:%02uZ\"}]}}",
+		 name, name, rv, product, *labels ? "," : "", labels, gpus, rv % 60);
+}
+
+/* The informer's way: the write, then every placement's handler. */
+static void stress_publish(struct cache *c, const char *json)
+{
+	json_object *j = json_tokener_parse(json);
+	struct cache_obj *obj, *old;
+	if (!j || cache_project(c, j, &obj) < 0)
+		abort();
+	cache_write_begin(c);
+	cache_publish(c, obj, &old);
+	cache_read_lock();
+	for (int i = 0; i < STRESS_PLS; i++)
+		placement_node_changed(stress_pl[i], c == pods ? ((const struct kpod *)obj)->node :
+								 cache_obj_name(obj));
+	cache_read_unlock();
+	cache_write_done(c);
+	if (old)
+		cache_retire(c, old);
+	json_object_put(j);
+}
+
+static void stress_node(int i, unsigned rv)
+{
+	char buf[2048], name[32];
+	if (i < 6) {
+		snprintf(name, sizeof(name), "a100-%d", i);
+		stress_node_json(buf, sizeof(buf), name, "A100", 8,
+				 i == 3 ? "\"kinfer.io/cached.llama-7b\":\"true\"" : "", rv);
+	} else if (i < 12) {
+		snprintf(name, sizeof(name), "l4-%d", i - 6);
+		stress_node_json(buf, sizeof(buf), name, "L4", 4, "", rv);
+	} else {
+		snprintf(name, sizeof(name), "h100-%d", i - 12);
+		stress_node_json(buf, sizeof(buf), name, "H100", 8, "", rv);
+	}
+	stress_publish(nodes, buf);
+}
+
+static void *stress_writer(void *ud)
+{
+	uint64_t s = 99;
+	unsigned rv = 100;
+	(void)ud;
+	rcu_register_thread();
+	while (!atomic_load(&stress_stop)) {
+		int what = (int)(rnd_next(&s) % 10);
+		if (what < 7) {
+			stress_node((int)(rnd_next(&s) % 18), rv++); /* a heartbeat */
+		} else if (what < 9) { /* a pod on an H100 comes or goes */
+			char buf[1024], name[32];
+			snprintf(name, sizeof(name), "h%d", (int)(rnd_next(&s) % 40));
+			snprintf(buf, sizeof(buf),
+				 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+				 "\"resourceVersion\":\"%u\"},\"spec\":{\"nodeName\":\"h100-%d\","
+				 "\"containers\":[{\"name\":\"m\",\"resources\":{\"limits\":"
+				 "{\"nvidia.com/gpu\":\"1\"}}}]},\"status\":{\"phase\":\"%s\"}}",
+				 name, name, rv++, (int)(rnd_next(&s) % 6),
+				 rnd_next(&s) % 3 ? "Running" : "Succeeded");
+			stress_publish(pods, buf);
+		} else { /* a node of no interest joins or leaves */
+			char buf[2048], name[32];
+			snprintf(name, sizeof(name), "other-%d", (int)(rnd_next(&s) % 8));
+			if (rnd_next(&s) % 2) {
+				stress_node_json(buf, sizeof(buf), name, "T4", 1, "", rv++);
+				stress_publish(nodes, buf);
+			} else {
+				struct cache_obj *old;
+				cache_write_begin(nodes);
+				if (cache_remove(nodes, name, &old) == 0) {
+					for (int i = 0; i < STRESS_PLS; i++)
+						placement_node_changed(stress_pl[i], name);
+					cache_write_done(nodes);
+					cache_retire(nodes, old);
+				} else {
+					cache_write_done(nodes);
+				}
+			}
+		}
+	}
+	rcu_unregister_thread();
+	return NULL;
+}
+
+/*
+ * scenario.placement's first check, with the informer writing at full
+ * speed beside the decisions (heartbeats of every node, pods coming and
+ * going elsewhere, other nodes joining and leaving): the node caching the
+ * model is the answer of every decision, first ones (a fresh index) and
+ * later ones alike.
+ */
+static void index_under_a_concurrent_writer(void **state)
+{
+	pthread_t t;
+	int wrong = 0, total = 0;
+	char first_wrong[300] = "";
+	(void)state;
+	placement_free(pl);
+	pl = NULL;
+	for (int i = 0; i < STRESS_PLS; i++)
+		assert_int_equal(placement_new(NULL, &stress_pl[i]), 0);
+	for (int i = 0; i < 18; i++)
+		stress_node(i, 1);
+	add_pod("p", NULL, "s", "normal", "nvidia.com/gpu", 2, "");
+	atomic_store(&stress_stop, false);
+	assert_int_equal(pthread_create(&t, NULL, stress_writer, NULL), 0);
+	/* A second of decisions at most (valgrind runs this too). */
+	uint64_t end = ktime_mono_ns() + KTIME_NSEC_PER_SEC;
+	for (int round = 0; round < 400 && ktime_mono_ns() < end; round++) {
+		for (int i = 0; i < STRESS_PLS; i++) {
+			struct placement_decision d;
+			cache_read_lock();
+			placement_lock(stress_pl[i]);
+			int r = placement_decide(stress_pl[i], nodes, pods, pod("p"), 1, &d);
+			placement_unlock(stress_pl[i]);
+			cache_read_unlock();
+			total++;
+			if ((r != 0 || strcmp(d.node, "a100-3") != 0) && !wrong++)
+				snprintf(first_wrong, sizeof(first_wrong), "%s (%d)", d.node, r);
+		}
+	}
+	atomic_store(&stress_stop, true);
+	pthread_join(t, NULL);
+	for (int i = 0; i < STRESS_PLS; i++)
+		placement_free(stress_pl[i]);
+	assert_int_equal(placement_new(NULL, &pl), 0);
+	if (wrong)
+		fail_msg("%d of %d decisions did not choose a100-3; first: %s", wrong, total,
+			 first_wrong);
+}
+
 /* ---- the message --------------------------------------------------------- */
 
 static void failed_scheduling_message_counts_reasons(void **state)
@@ -817,6 +973,7 @@ int tests_placement(void)
 		T(message_is_bounded_and_sorted),
 		T(index_decides_as_the_scan),
 		T(cached_label_after_indexing),
+		T(index_under_a_concurrent_writer),
 	};
 #undef T
 	return cmocka_run_group_tests_name("placement", tests, test_rcu_setup, test_rcu_teardown);
