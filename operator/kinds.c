@@ -79,6 +79,13 @@ static int64_t sat_add(int64_t a, int64_t b)
 	return r;
 }
 
+/* A request (never negative) in the pod's 32 bits: past INT32_MAX it
+ * stays there, as sat_add does at INT64_MAX. */
+static int32_t sat_int32(int64_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : v < 0 ? 0 : (int32_t)v;
+}
+
 static void req_add(struct kpod_requests *a, const struct kpod_requests *b)
 {
 	a->cpu_milli = sat_add(a->cpu_milli, b->cpu_milli);
@@ -180,9 +187,9 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 {
 	struct kpod_requests r;
 	kinds_pod_requests(spec, &r);
-	pod->cpu_milli = r.cpu_milli;
+	pod->cpu_milli = sat_int32(r.cpu_milli);
 	pod->mem_bytes = r.mem_bytes;
-	pod->gpu = r.gpu;
+	pod->gpu = sat_int32(r.gpu);
 	cache_proj_intern(p, &pod->gpu_resource, r.gpu_name);
 }
 
@@ -190,8 +197,6 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 
 static void sched_free(struct intern *t, struct kpod_sched *s)
 {
-	if (!s)
-		return;
 	for (size_t i = 0; s->node_selector && i < s->n_node_selector; i++) {
 		intern_put(t, s->node_selector[i].key);
 		intern_put(t, s->node_selector[i].value);
@@ -211,13 +216,61 @@ static void sched_free(struct intern *t, struct kpod_sched *s)
 	free(s->node_selector);
 	free(s->tolerations);
 	free(s->affinity);
-	free(s);
+	*s = (struct kpod_sched){ 0 };
+}
+
+static void rare_free(struct intern *t, struct kpod_rare *r)
+{
+	if (!r)
+		return;
+	sched_free(t, &r->sched);
+	intern_put(t, r->waiting_reason);
+	intern_put(t, r->template_hash);
+	free((char *)r->unschedulable);
+	free(r);
+}
+
+/* The pod's side block, made on first use (NULL: out of memory). */
+static struct kpod_rare *rare_of(struct kpod *pod)
+{
+	if (!pod->rare)
+		pod->rare = calloc(1, sizeof(*pod->rare));
+	return pod->rare;
+}
+
+/* Drop the side block again when nothing in it is set. */
+static void rare_trim(struct intern *t, struct kpod *pod)
+{
+	const struct kpod_rare *r = pod->rare;
+
+	if (r && !r->sched.n_node_selector && !r->sched.n_tolerations && !r->sched.n_affinity &&
+	    !r->waiting_reason && !r->unschedulable && !r->template_hash) {
+		rare_free(t, pod->rare);
+		pod->rare = NULL;
+	}
 }
 
 const struct kpod_sched *kpod_sched(const struct kpod *pod)
 {
 	static const struct kpod_sched none;
-	return pod->sched ? pod->sched : &none;
+	return pod->rare ? &pod->rare->sched : &none;
+}
+
+const char *kpod_waiting_reason(const struct kpod *pod)
+{
+	return pod->rare ? pod->rare->waiting_reason : NULL;
+}
+
+const char *kpod_unschedulable(const struct kpod *pod)
+{
+	return pod->rare ? pod->rare->unschedulable : NULL;
+}
+
+const char *kpod_template_hash(const struct kpod *pod)
+{
+	if (pod->hash_in_owner)
+		return strrchr(pod->meta.controller_name, '-') + 1;
+	return pod->rare ? pod->rare->template_hash : NULL;
 }
 
 #define POD_MAX_SCHED_ITEMS 64 /* selector entries, tolerations, expressions */
@@ -371,19 +424,15 @@ static int pod_scheduling(struct cache_proj *p, json_object *json, json_object *
 		     json_object_array_length(gates) > 0;
 	if (pod->node)
 		return 0;
-	pod->sched = calloc(1, sizeof(*pod->sched));
-	if (!pod->sched)
+	if (!rare_of(pod))
 		return -ENOMEM;
-	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), pod->sched);
+	r = pod_node_selector(t, cache_json_get(spec, "nodeSelector"), &pod->rare->sched);
 	if (r == 0)
-		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), pod->sched);
+		r = pod_tolerations(t, cache_json_get(spec, "tolerations"), &pod->rare->sched);
 	if (r == 0)
-		r = pod_affinity(t, spec, pod->sched);
-	if (r == 0 && !pod->sched->n_node_selector && !pod->sched->n_tolerations &&
-	    !pod->sched->n_affinity) {
-		sched_free(t, pod->sched); /* none: the pod keeps no block for it */
-		pod->sched = NULL;
-	}
+		r = pod_affinity(t, spec, &pod->rare->sched);
+	if (r == 0)
+		rare_trim(t, pod); /* none: the pod keeps no block for it */
 	/* Constraints past the bounds (or an operator the API would refuse)
 	 * must not drop the pod from the cache: every other controller reads
 	 * it. The scheduler is told it cannot place it instead. */
@@ -427,6 +476,30 @@ void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len)
 		snprintf(dst, len, "%s", ip ? ip : "");
 }
 
+/*
+ * Label pod-template-hash: a Deployment's pod carries its ReplicaSet's
+ * name's suffix ("<deployment>-<hash>", the ReplicaSet being the pod's
+ * controller), so it is read from there (hash_in_owner) and costs no
+ * pointer; any other pod keeps it in its side block.
+ */
+static int pod_template_hash(struct cache_proj *p, json_object *json, struct kpod *pod)
+{
+	const char *h = cache_json_key(cache_json_get(json, "metadata.labels"), "pod-template-hash");
+	const char *owner = pod->meta.controller_name;
+	const char *dash = owner ? strrchr(owner, '-') : NULL;
+
+	if (!h)
+		return 0;
+	if (dash && strcmp(dash + 1, h) == 0) {
+		pod->hash_in_owner = 1;
+		return 0;
+	}
+	if (!rare_of(pod))
+		return -ENOMEM;
+	cache_proj_intern(p, &pod->rare->template_hash, h);
+	return 0;
+}
+
 static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kpod *pod = (struct kpod *)obj;
@@ -438,14 +511,15 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	const char *reason = NULL, *cost;
 	json_object *cstat;
 	int64_t since = 0;
+	int r;
 
 	cache_proj_intern(p, &pod->node, cache_json_str(spec, "nodeName"));
 	cache_proj_intern(p, &pod->scheduler, cache_json_str(spec, "schedulerName"));
 	project_ip(p, pod, cache_json_str(status, "podIP"));
 	cache_proj_intern(p, &pod->service, meta_key(json, "metadata.labels", k->service_label));
-	cache_proj_intern(p, &pod->template_hash,
-			  cache_json_key(cache_json_get(json, "metadata.labels"),
-					 "pod-template-hash"));
+	r = pod_template_hash(p, json, pod);
+	if (r < 0)
+		return r;
 	const char *component = cache_json_key(cache_json_get(json, "metadata.labels"),
 					       "app.kubernetes.io/component");
 	pod->activator = component && strcmp(component, "activator") == 0;
@@ -459,8 +533,13 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 		for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
 			json_object *c = json_object_array_get_idx(conds, i);
 			const char *t = cache_json_str(c, "type");
-			if (t && strcmp(t, "PodScheduled") == 0)
-				cache_proj_str(p, &pod->unschedulable, cache_json_str(c, "message"));
+			const char *m = cache_json_str(c, "message");
+			if (!t || strcmp(t, "PodScheduled") != 0 || !m)
+				continue;
+			if (!rare_of(pod))
+				return -ENOMEM;
+			if (!pod->rare->unschedulable && !(pod->rare->unschedulable = strdup(m)))
+				return -ENOMEM;
 		}
 	since = 0;
 	pod->warmed = (uint8_t)kinds_cond(conds, k->gate, &reason, &since);
@@ -478,8 +557,11 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 		json_object *cs = json_object_array_get_idx(cstat, i);
 		pod->restarts += (int32_t)cache_json_int(cs, "restartCount", 0);
 		const char *w = cache_json_str(cs, "state.waiting.reason");
-		if (w && !pod->waiting_reason)
-			cache_proj_intern(p, &pod->waiting_reason, w);
+		if (w && !kpod_waiting_reason(pod)) {
+			if (!rare_of(pod))
+				return -ENOMEM;
+			cache_proj_intern(p, &pod->rare->waiting_reason, w);
+		}
 	}
 	cost = cache_json_key(cache_json_get(json, "metadata.annotations"),
 			      "controller.kubernetes.io/pod-deletion-cost");
@@ -511,12 +593,10 @@ static void release_pod(struct intern *t, struct cache_obj *obj)
 	intern_put(t, pod->node);
 	intern_put(t, pod->scheduler);
 	intern_put(t, pod->service);
-	intern_put(t, pod->template_hash);
 	intern_put(t, pod->warm_reason);
 	intern_put(t, pod->gpu_resource);
-	intern_put(t, pod->waiting_reason);
 	intern_put(t, pod->model);
-	sched_free(t, pod->sched);
+	rare_free(t, pod->rare);
 }
 
 static const char *pod_node(const struct cache_obj *o)

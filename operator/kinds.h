@@ -57,12 +57,24 @@ enum kpriority { KPRIO_LOW, KPRIO_NORMAL, KPRIO_HIGH };
 
 /* What the scheduler reads of a pending pod beyond its requests: most pods
  * have none of it, and a bound pod keeps none (it only counts its
- * requests), so it lives in its own allocation, NULL when empty. */
+ * requests). Read it through kpod_sched(). */
 struct kpod_sched {
 	struct klabel *node_selector;
 	struct ktoleration *tolerations;
 	struct kselector_req *affinity; /* required node affinity, flattened */
 	uint16_t n_node_selector, n_tolerations, n_affinity;
+};
+
+/* What few pods have (README "The caches"): the scheduling constraints of
+ * a pending pod, a container's waiting reason, the PodScheduled=False
+ * message, and a pod-template-hash that is not its ReplicaSet's name's
+ * suffix. Its own allocation, NULL when all of it is empty; read it
+ * through the accessors below. */
+struct kpod_rare {
+	struct kpod_sched sched;
+	const char *waiting_reason; /* interned */
+	const char *unschedulable;  /* copied (each pod's own message) */
+	const char *template_hash;  /* interned; only when not derived */
 };
 
 /*
@@ -73,22 +85,19 @@ struct kpod_sched {
  */
 struct kpod {
 	struct cache_obj meta;
-	const char *node;           /* interned; NULL until scheduled */
-	const char *scheduler;      /* interned */
-	const char *service;        /* registered service label, interned */
-	const char *template_hash;  /* label pod-template-hash, interned */
-	const char *warm_reason;    /* registered gate condition reason, interned */
-	const char *gpu_resource;   /* interned: nvidia.com/gpu, nvidia.com/mig-... */
-	const char *waiting_reason; /* a container's waiting reason, interned */
-	const char *unschedulable;  /* PodScheduled=False message, if any */
-	const char *model;          /* registered model label, interned */
-	/* Selector, tolerations and affinity: NULL while the pod has none or
-	 * is bound (read them through kpod_sched()). */
-	struct kpod_sched *sched;
-	union kpod_ip pod_ip; /* kpod_ip */
-	int64_t gpu;          /* GPU units requested, summed over containers */
-	int64_t cpu_milli;
+	const char *node;         /* interned; NULL until scheduled */
+	const char *scheduler;    /* interned */
+	const char *service;      /* registered service label, interned */
+	const char *warm_reason;  /* registered gate condition reason, interned */
+	const char *gpu_resource; /* interned: nvidia.com/gpu, nvidia.com/mig-... */
+	const char *model;        /* registered model label, interned */
+	struct kpod_rare *rare;   /* NULL when the pod has none of it */
+	union kpod_ip pod_ip;     /* kpod_ip */
 	int64_t mem_bytes;
+	/* GPU units and millicores in 32 bits (2^31 GPUs, 2.1 M cores): a
+	 * larger request saturates at INT32_MAX, which no node fits either. */
+	int32_t gpu; /* GPU units requested, summed over containers */
+	int32_t cpu_milli;
 	/* Times: seconds since the epoch, 0 = none (cache_seconds). */
 	uint32_t warm_since;             /* lastTransitionTime of the gate condition */
 	uint32_t containers_ready_since; /* ContainersReady lastTransitionTime */
@@ -98,15 +107,20 @@ struct kpod {
 	int32_t restarts;
 	int32_t warmup_attempts; /* registered warm-up attempts annotation */
 	int32_t warm_restarts;   /* registered warm-restarts annotation; -1 = none */
-	uint8_t phase;           /* enum kphase */
-	uint8_t ready, containers_ready, warmed, scheduled; /* enum kcond */
-	uint8_t has_gate; /* readinessGates names the registered gate */
-	uint8_t has_deletion_cost;
-	uint8_t activator;        /* label app.kubernetes.io/component=activator */
-	uint8_t priority;         /* enum kpriority, registered priority label */
-	uint8_t avoid_cached;     /* registered prefer-cached annotation = "false" */
-	uint8_t gated;            /* spec.schedulingGates not empty: not to be placed yet */
-	uint8_t sched_unreadable; /* selector, tolerations or affinity past the bounds */
+	/* Enums and flags in bits: three bytes instead of eleven. */
+	unsigned phase : 3;            /* enum kphase */
+	unsigned priority : 2;         /* enum kpriority, registered priority label */
+	unsigned ready : 2;            /* enum kcond */
+	unsigned containers_ready : 2; /* enum kcond */
+	unsigned warmed : 2;           /* enum kcond */
+	unsigned scheduled : 2;        /* enum kcond */
+	unsigned has_gate : 1;         /* readinessGates names the registered gate */
+	unsigned has_deletion_cost : 1;
+	unsigned activator : 1;        /* label app.kubernetes.io/component=activator */
+	unsigned avoid_cached : 1;     /* registered prefer-cached annotation = "false" */
+	unsigned gated : 1;            /* spec.schedulingGates not empty: not to be placed yet */
+	unsigned sched_unreadable : 1; /* selector, tolerations or affinity past the bounds */
+	unsigned hash_in_owner : 1;    /* pod-template-hash = the ReplicaSet name's suffix */
 };
 
 /* The pod's IP as text (in buf, or in the object), NULL when it has none;
@@ -116,6 +130,12 @@ void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len);
 
 /* The pod's scheduling constraints; an empty set when it has none. */
 const struct kpod_sched *kpod_sched(const struct kpod *pod);
+/* A container's waiting reason (the first), NULL when none waits. */
+const char *kpod_waiting_reason(const struct kpod *pod);
+/* The PodScheduled=False message, NULL when there is none. */
+const char *kpod_unschedulable(const struct kpod *pod);
+/* Label pod-template-hash, NULL when the pod has none. */
+const char *kpod_template_hash(const struct kpod *pod);
 
 struct kres {
 	const char *name; /* interned */

@@ -61,8 +61,8 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(o));
 	cache_obj_uid_copy(o, c->uid, sizeof(c->uid));
 	kpod_ip_copy(p, c->ip, sizeof(c->ip));
-	snprintf(c->template_hash, sizeof(c->template_hash), "%s",
-		 p->template_hash ? p->template_hash : "");
+	const char *hash = kpod_template_hash(p);
+	snprintf(c->template_hash, sizeof(c->template_hash), "%s", hash ? hash : "");
 	c->created = o->created;
 	c->draining = p->warm_reason && strcmp(p->warm_reason, "Draining") == 0;
 	c->draining_since = p->draining_since;

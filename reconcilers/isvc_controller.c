@@ -341,11 +341,11 @@ static int count_pod(const struct cache_obj *o, void *ud)
 		c->warm_failed++;
 	if (p->scheduled == KCOND_FALSE && !p->node) {
 		if (!c->unschedulable++)
-			text_copy(c->unsched_msg, sizeof(c->unsched_msg), p->unschedulable);
+			text_copy(c->unsched_msg, sizeof(c->unsched_msg), kpod_unschedulable(p));
 	}
-	if (start_failure(p->waiting_reason)) {
+	if (start_failure(kpod_waiting_reason(p))) {
 		if (!c->image_errors++)
-			text_copy(c->image_reason, sizeof(c->image_reason), p->waiting_reason);
+			text_copy(c->image_reason, sizeof(c->image_reason), kpod_waiting_reason(p));
 	}
 	return 0;
 }

@@ -324,8 +324,8 @@ static void copy_pod(const struct kpod *p, struct pod_copy *c)
 	snprintf(c->ns, sizeof(c->ns), "%s", p->meta.ns ? p->meta.ns : "");
 	snprintf(c->name, sizeof(c->name), "%s", cache_obj_name(&p->meta));
 	cache_obj_uid_copy(&p->meta, c->uid, sizeof(c->uid));
-	snprintf(c->condition_message, sizeof(c->condition_message), "%s",
-		 p->unschedulable ? p->unschedulable : "");
+	const char *msg = kpod_unschedulable(p);
+	snprintf(c->condition_message, sizeof(c->condition_message), "%s", msg ? msg : "");
 	c->priority = p->priority;
 }
 

@@ -287,7 +287,8 @@ static int check_synthetic(const struct podgen *g)
 	    !same_str(cache_obj_uid(&b->meta, ub), v.uid) ||
 	    !same_str(cache_obj_rv(&b->meta, rb), v.rv) || !same_str(b->node, v.node) ||
 	    !same_str(kpod_ip(b, ipb), v.ip) || !same_str(b->service, v.service) ||
-	    !same_str(b->template_hash, v.hash) || !same_str(b->meta.controller_name, v.owner_name) ||
+	    !same_str(kpod_template_hash(b), v.hash) ||
+	    !same_str(b->meta.controller_name, v.owner_name) ||
 	    !same_str(b->meta.controller_uid, v.owner_uid))
 		r = -EPROTO;
 	cache_read_unlock();

@@ -12,6 +12,7 @@
 #include "keys.h"
 #include "kinds.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +61,7 @@ static void pod_registered_keys(void **state)
 	set_meta(j, "labels", KINFER_PRIORITY_LABEL, "high");
 	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
 	assert_string_equal(p->service, "llm-7b");
-	assert_string_equal(p->template_hash, "7bc4475f95");
+	assert_string_equal(kpod_template_hash(p), "7bc4475f95");
 	assert_int_equal(p->warmed, KCOND_TRUE);
 	assert_string_equal(p->warm_reason, "WarmupSucceeded");
 	assert_int_equal(p->warm_since, 0); /* recorded with a null lastTransitionTime */
@@ -95,7 +96,7 @@ static void pod_without_keys(void **state)
 	assert_int_equal(p->priority, KPRIO_NORMAL);
 	assert_string_equal(p->node, "kwok-a100-0");
 	assert_int_equal(p->ready, KCOND_TRUE);
-	assert_string_equal(p->template_hash, "7bc4475f95");
+	assert_string_equal(kpod_template_hash(p), "7bc4475f95");
 	assert_int_equal(p->deletion_cost, -100);
 	json_object_put(j);
 	cache_free(c);
@@ -122,6 +123,109 @@ static void other_keys(void **state)
 	assert_int_equal(p->warmup_attempts, -100);
 	json_object_put(j);
 	cache_free(c);
+}
+
+/* Sets path ("a.b.c", objects made on the way) in o to v (taken). */
+static void set_path(json_object *o, const char *path, json_object *v)
+{
+	char buf[128], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", path);
+	char *part = strtok_r(buf, ".", &save), *next;
+	for (; (next = strtok_r(NULL, ".", &save)); part = next) {
+		json_object *m;
+		if (!json_object_object_get_ex(o, part, &m) ||
+		    !json_object_is_type(m, json_type_object)) {
+			m = json_object_new_object();
+			json_object_object_add(o, part, m);
+		}
+		o = m;
+	}
+	json_object_object_add(o, part, v);
+}
+
+static json_object *jarr_idx(json_object *o, const char *key, size_t i)
+{
+	json_object *a = NULL;
+	assert_true(json_object_object_get_ex(o, key, &a));
+	return json_object_array_get_idx(a, i);
+}
+
+/*
+ * The fields few pods have live in a side block (kpod_rare), NULL for a
+ * running Deployment pod: its pod-template-hash is read from its
+ * ReplicaSet's name. A pod whose hash is not that suffix, a waiting
+ * container, a PodScheduled=False message and a pending pod's constraints
+ * each read back through the accessors; requests past 32 bits saturate.
+ */
+static void pod_rare_fields(void **state)
+{
+	struct cache *c;
+	json_object *j = load("pod.json");
+	(void)state;
+	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+	assert_null(p->rare);
+	assert_true(p->hash_in_owner);
+	assert_string_equal(kpod_template_hash(p), "7bc4475f95");
+	assert_null(kpod_waiting_reason(p));
+	assert_null(kpod_unschedulable(p));
+	assert_int_equal(kpod_sched(p)->n_node_selector, 0);
+	assert_int_equal(p->gpu, 1);
+	assert_int_equal(p->cpu_milli, 4000);
+	cache_free(c);
+
+	/* Owned by a ReplicaSet whose name does not end in the hash. */
+	json_object *meta = json_object_object_get(j, "metadata");
+	json_object_object_add(jarr_idx(meta, "ownerReferences", 0), "name",
+			       json_object_new_string("llm-7b-other"));
+	p = (const struct kpod *)project(&c, &kind_pods, j);
+	assert_false(p->hash_in_owner);
+	assert_non_null(p->rare);
+	assert_string_equal(kpod_template_hash(p), "7bc4475f95");
+	assert_null(kpod_waiting_reason(p));
+	cache_free(c);
+	json_object_put(j);
+
+	/* Pending: unschedulable, a container waiting, a node selector, and
+	 * requests past 32 bits; no pod-template-hash label. */
+	j = load("pod.json");
+	json_object_object_del(json_object_object_get(j, "spec"), "nodeName");
+	json_object_object_del(json_object_object_get(json_object_object_get(j, "metadata"), "labels"),
+			       "pod-template-hash");
+	set_path(j, "spec.nodeSelector.pool", json_object_new_string("a100"));
+	json_object *status = json_object_object_get(j, "status");
+	json_object *conds = json_object_object_get(status, "conditions");
+	for (size_t i = 0; i < json_object_array_length(conds); i++) {
+		json_object *cond = json_object_array_get_idx(conds, i);
+		if (strcmp(json_object_get_string(json_object_object_get(cond, "type")),
+			   "PodScheduled") == 0) {
+			json_object_object_add(cond, "status", json_object_new_string("False"));
+			json_object_object_add(
+				cond, "message",
+				json_object_new_string(
+					"0/3 nodes are available: 3 Insufficient nvidia.com/gpu."));
+		}
+	}
+	set_path(jarr_idx(status, "containerStatuses", 0), "state", json_object_new_object());
+	set_path(jarr_idx(status, "containerStatuses", 0), "state.waiting.reason",
+		 json_object_new_string("ImagePullBackOff"));
+	json_object *c0 = jarr_idx(json_object_object_get(j, "spec"), "containers", 0);
+	set_path(c0, "resources.requests.cpu", json_object_new_string("3000000"));
+	json_object_object_add(json_object_object_get(json_object_object_get(c0, "resources"),
+						      "limits"),
+			       "nvidia.com/gpu", json_object_new_string("5000000000"));
+	p = (const struct kpod *)project(&c, &kind_pods, j);
+	assert_null(p->node);
+	assert_int_equal(p->scheduled, KCOND_FALSE);
+	assert_string_equal(kpod_unschedulable(p),
+			    "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.");
+	assert_string_equal(kpod_waiting_reason(p), "ImagePullBackOff");
+	assert_null(kpod_template_hash(p));
+	assert_int_equal(kpod_sched(p)->n_node_selector, 1);
+	assert_string_equal(kpod_sched(p)->node_selector[0].value, "a100");
+	assert_int_equal(p->cpu_milli, INT32_MAX);
+	assert_int_equal(p->gpu, INT32_MAX);
+	cache_free(c);
+	json_object_put(j);
 }
 
 static void deployment_service_node(void **state)
@@ -260,6 +364,7 @@ int tests_kinds(void)
 		cmocka_unit_test(pod_registered_keys),
 		cmocka_unit_test(pod_without_keys),
 		cmocka_unit_test(other_keys),
+		cmocka_unit_test(pod_rare_fields),
 		cmocka_unit_test(deployment_service_node),
 		cmocka_unit_test(node_bad_utilization),
 		cmocka_unit_test(conditions),
