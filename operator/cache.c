@@ -6,6 +6,7 @@
  */
 #include "cache.h"
 #include "ktime.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -297,10 +298,8 @@ const char *cache_obj_uid(const struct cache_obj *o, char buf[CACHE_UID_MAX])
 void cache_obj_uid_copy(const struct cache_obj *o, char *dst, size_t len)
 {
 	char buf[CACHE_UID_MAX];
-	const char *u = cache_obj_uid(o, buf);
 
-	if (len)
-		snprintf(dst, len, "%s", u ? u : "");
+	text_copy(dst, len, cache_obj_uid(o, buf));
 }
 
 /* A resourceVersion that reads back the same as a number: "0", or 1-19
@@ -344,10 +343,8 @@ const char *cache_obj_rv(const struct cache_obj *o, char buf[CACHE_RV_MAX])
 void cache_obj_rv_copy(const struct cache_obj *o, char *dst, size_t len)
 {
 	char buf[CACHE_RV_MAX];
-	const char *rv = cache_obj_rv(o, buf);
 
-	if (len)
-		snprintf(dst, len, "%s", rv ? rv : "");
+	text_copy(dst, len, cache_obj_rv(o, buf));
 }
 
 bool cache_obj_same_rv(const struct cache_obj *a, const struct cache_obj *b)

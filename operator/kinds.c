@@ -3,6 +3,7 @@
  * and keeps a few dozen bytes; the JSON is dropped by the caller.
  */
 #include "kinds.h"
+#include "text.h"
 
 #include "quantity.h"
 #include "ktime.h"
@@ -470,10 +471,8 @@ const char *kpod_ip(const struct kpod *pod, char buf[KPOD_IP_MAX])
 void kpod_ip_copy(const struct kpod *pod, char *dst, size_t len)
 {
 	char buf[KPOD_IP_MAX];
-	const char *ip = kpod_ip(pod, buf);
 
-	if (len)
-		snprintf(dst, len, "%s", ip ? ip : "");
+	text_copy(dst, len, kpod_ip(pod, buf));
 }
 
 /*

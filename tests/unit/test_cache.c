@@ -244,6 +244,32 @@ static void index_links_follow_the_object_shape(void **state)
 	cache_free(c);
 }
 
+/* Project json with a string member key: value added under its member
+ * parent (left out when value is NULL). */
+static struct cache_obj *project_with(struct cache *c, const char *json, const char *parent,
+				      const char *key, const char *value)
+{
+	json_object *j = json_tokener_parse(json);
+	struct cache_obj *obj;
+	if (value)
+		json_object_object_add(json_object_object_get(j, parent), key,
+				       json_object_new_string(value));
+	assert_int_equal(cache_project(c, j, &obj), 0);
+	json_object_put(j);
+	return obj;
+}
+
+/* A field read back as the text it was given (NULL when none), and its
+ * copy into a short buffer truncated from that text ("" when none). */
+static void expect_read_back(const char *got, const char *copy, size_t copy_len, const char *want)
+{
+	if (want)
+		assert_string_equal(got, want);
+	else
+		assert_null(got);
+	assert_int_equal(strncmp(copy, want ? want : "", copy_len - 1), 0);
+}
+
 /* A UUID is kept as 16 bytes and read back as the same text; any other
  * uid (upper case, another variant, not a UUID, none) as its own text. */
 static void uids_round_trip(void **state)
@@ -265,21 +291,11 @@ static void uids_round_trip(void **state)
 	(void)state;
 	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
 	for (size_t i = 0; i < sizeof(uids) / sizeof(uids[0]); i++) {
-		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
-		struct cache_obj *obj;
+		struct cache_obj *obj = project_with(c, "{\"metadata\":{\"name\":\"x\"}}",
+						     "metadata", "uid", uids[i]);
 		char ub[CACHE_UID_MAX], copy[8];
-		if (uids[i])
-			json_object_object_add(json_object_object_get(j, "metadata"), "uid",
-					       json_object_new_string(uids[i]));
-		assert_int_equal(cache_project(c, j, &obj), 0);
-		json_object_put(j);
-		const char *u = cache_obj_uid(obj, ub);
-		if (uids[i])
-			assert_string_equal(u, uids[i]);
-		else
-			assert_null(u);
 		cache_obj_uid_copy(obj, copy, sizeof(copy));
-		assert_int_equal(strncmp(copy, uids[i] ? uids[i] : "", sizeof(copy) - 1), 0);
+		expect_read_back(cache_obj_uid(obj, ub), copy, sizeof(copy), uids[i]);
 		cache_discard(c, obj);
 	}
 	cache_free(c);
@@ -307,20 +323,11 @@ static void resource_versions_round_trip(void **state)
 	(void)state;
 	assert_int_equal(cache_new(&kind_configmaps, test_interns, &c), 0);
 	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++) {
-		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\"}}");
 		char rb[CACHE_RV_MAX], copy[6];
-		if (rvs[i])
-			json_object_object_add(json_object_object_get(j, "metadata"),
-					       "resourceVersion", json_object_new_string(rvs[i]));
-		assert_int_equal(cache_project(c, j, &objs[i]), 0);
-		json_object_put(j);
-		const char *rv = cache_obj_rv(objs[i], rb);
-		if (rvs[i])
-			assert_string_equal(rv, rvs[i]);
-		else
-			assert_null(rv);
+		objs[i] = project_with(c, "{\"metadata\":{\"name\":\"x\"}}", "metadata",
+				       "resourceVersion", rvs[i]);
 		cache_obj_rv_copy(objs[i], copy, sizeof(copy));
-		assert_int_equal(strncmp(copy, rvs[i] ? rvs[i] : "", sizeof(copy) - 1), 0);
+		expect_read_back(cache_obj_rv(objs[i], rb), copy, sizeof(copy), rvs[i]);
 	}
 	for (size_t i = 0; i < sizeof(rvs) / sizeof(rvs[0]); i++)
 		for (size_t k = 0; k < sizeof(rvs) / sizeof(rvs[0]); k++)
@@ -345,22 +352,12 @@ static void pod_ips_round_trip(void **state)
 	(void)state;
 	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
 	for (size_t i = 0; i < sizeof(ips) / sizeof(ips[0]); i++) {
-		json_object *j = json_tokener_parse("{\"metadata\":{\"name\":\"x\",\"namespace\":\"n\"},"
-						    "\"status\":{}}");
-		struct cache_obj *obj;
+		struct cache_obj *obj = project_with(
+			c, "{\"metadata\":{\"name\":\"x\",\"namespace\":\"n\"},\"status\":{}}",
+			"status", "podIP", ips[i]);
 		char ipb[KPOD_IP_MAX], copy[8];
-		if (ips[i])
-			json_object_object_add(json_object_object_get(j, "status"), "podIP",
-					       json_object_new_string(ips[i]));
-		assert_int_equal(cache_project(c, j, &obj), 0);
-		json_object_put(j);
-		const char *ip = kpod_ip((const struct kpod *)obj, ipb);
-		if (ips[i])
-			assert_string_equal(ip, ips[i]);
-		else
-			assert_null(ip);
 		kpod_ip_copy((const struct kpod *)obj, copy, sizeof(copy));
-		assert_int_equal(strncmp(copy, ips[i] ? ips[i] : "", sizeof(copy) - 1), 0);
+		expect_read_back(kpod_ip((const struct kpod *)obj, ipb), copy, sizeof(copy), ips[i]);
 		cache_discard(c, obj);
 	}
 	cache_free(c);
