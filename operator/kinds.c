@@ -753,6 +753,27 @@ const struct cache_kind kind_nodes = {
 
 /* ---- deployments ------------------------------------------------------ */
 
+bool kdeployment_read_status(struct kdeployment *d, json_object *json, const char **ret_reason)
+{
+	json_object *st = cache_json_get(json, "status");
+	json_object *conds = cache_json_get(st, "conditions");
+
+	d->generation = cache_json_int(json, "metadata.generation", 0);
+	d->observed_generation = cache_json_int(st, "observedGeneration", 0);
+	d->spec_replicas = (int32_t)cache_json_int(json, "spec.replicas", 1);
+	d->replicas = (int32_t)cache_json_int(st, "replicas", 0);
+	d->ready = (int32_t)cache_json_int(st, "readyReplicas", 0);
+	d->updated = (int32_t)cache_json_int(st, "updatedReplicas", 0);
+	d->available = (int32_t)cache_json_int(st, "availableReplicas", 0);
+	d->unavailable = (int32_t)cache_json_int(st, "unavailableReplicas", 0);
+	if (!conds)
+		return false;
+	d->progressing = (uint8_t)kinds_cond(conds, "Progressing", ret_reason, NULL);
+	d->available_cond = (uint8_t)kinds_cond(conds, "Available", NULL, NULL);
+	d->replica_failure = (uint8_t)kinds_cond(conds, "ReplicaFailure", NULL, NULL);
+	return true;
+}
+
 static int project_deployment(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kdeployment *d = (struct kdeployment *)obj;
@@ -763,18 +784,8 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 
 	cache_proj_intern(p, &d->service, meta_key(json, "metadata.labels", k->service_label));
 	cache_proj_str(p, &d->applied_hash, meta_key(json, "metadata.annotations", k->applied_hash));
-	d->generation = cache_json_int(json, "metadata.generation", 0);
-	d->observed_generation = cache_json_int(st, "observedGeneration", 0);
-	d->spec_replicas = (int32_t)cache_json_int(json, "spec.replicas", 1);
-	d->replicas = (int32_t)cache_json_int(st, "replicas", 0);
-	d->ready = (int32_t)cache_json_int(st, "readyReplicas", 0);
-	d->updated = (int32_t)cache_json_int(st, "updatedReplicas", 0);
-	d->available = (int32_t)cache_json_int(st, "availableReplicas", 0);
-	d->unavailable = (int32_t)cache_json_int(st, "unavailableReplicas", 0);
-	d->progressing = (uint8_t)kinds_cond(conds, "Progressing", &reason, NULL);
+	kdeployment_read_status(d, json, &reason);
 	cache_proj_intern(p, &d->progress_reason, reason);
-	d->available_cond = (uint8_t)kinds_cond(conds, "Available", NULL, NULL);
-	d->replica_failure = (uint8_t)kinds_cond(conds, "ReplicaFailure", NULL, NULL);
 	/* The message a person needs when the rollout is stuck. */
 	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
 		json_object *c = json_object_array_get_idx(conds, i);

@@ -198,6 +198,12 @@ struct kdeployment {
 	uint8_t progressing, available_cond, replica_failure; /* enum kcond */
 };
 
+/* A Deployment's generations and replica counts from its JSON into d, and
+ * its conditions when it has any (true; else d's are left as they are);
+ * *ret_reason is then the Progressing reason (pointing into json), if any.
+ * The projection and an apply's reply share it. */
+bool kdeployment_read_status(struct kdeployment *d, json_object *json, const char **ret_reason);
+
 struct kservice {
 	struct cache_obj meta;
 	const char *applied_hash; /* registered applied-hash annotation */

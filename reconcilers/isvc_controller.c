@@ -412,8 +412,6 @@ struct apply_note {
  */
 static void dep_from_reply(struct snapshot *s, json_object *out)
 {
-	json_object *st = cache_json_get(out, "status");
-	json_object *conds = cache_json_get(st, "conditions");
 	const char *reason = NULL;
 
 	if (!s->have_dep) {
@@ -421,21 +419,11 @@ static void dep_from_reply(struct snapshot *s, json_object *out)
 		s->dep_failure[0] = s->dep_reason[0] = '\0';
 	}
 	s->have_dep = true;
-	s->dep.generation = cache_json_int(out, "metadata.generation", 0);
-	s->dep.observed_generation = cache_json_int(st, "observedGeneration", 0);
-	s->dep.spec_replicas = (int32_t)cache_json_int(out, "spec.replicas", 1);
-	s->dep.replicas = (int32_t)cache_json_int(st, "replicas", 0);
-	s->dep.ready = (int32_t)cache_json_int(st, "readyReplicas", 0);
-	s->dep.updated = (int32_t)cache_json_int(st, "updatedReplicas", 0);
-	s->dep.available = (int32_t)cache_json_int(st, "availableReplicas", 0);
-	s->dep.unavailable = (int32_t)cache_json_int(st, "unavailableReplicas", 0);
-	if (!conds)
-		return; /* a new one has none; an old one's stay as cached */
-	s->dep.progressing = (uint8_t)kinds_cond(conds, "Progressing", &reason, NULL);
+	/* A new one has no conditions; an old one's stay as cached. */
+	if (!kdeployment_read_status(&s->dep, out, &reason))
+		return;
 	text_copy(s->dep_reason, sizeof(s->dep_reason), reason);
 	s->dep.progress_reason = s->dep_reason[0] ? s->dep_reason : NULL;
-	s->dep.available_cond = (uint8_t)kinds_cond(conds, "Available", NULL, NULL);
-	s->dep.replica_failure = (uint8_t)kinds_cond(conds, "ReplicaFailure", NULL, NULL);
 }
 
 static int sync_deployment(struct reconcile_ctx *ctx, const char *key, struct snapshot *s,
