@@ -928,6 +928,11 @@ void cache_write_done(struct cache *c)
 	atomic_fetch_add_explicit(&c->write_seq, 1, memory_order_acq_rel);
 }
 
+uint64_t cache_write_seq(const struct cache *c)
+{
+	return atomic_load_explicit(&((struct cache *)c)->write_seq, memory_order_acquire);
+}
+
 bool cache_writing(const struct cache *c)
 {
 	return atomic_load_explicit(&((struct cache *)c)->write_seq, memory_order_acquire) & 1;

@@ -231,6 +231,9 @@ size_t cache_count(const struct cache *c);
 /* Between cache_write_begin and cache_write_done (acquire: what the
  * handlers did before cache_write_done is visible when false). */
 bool cache_writing(const struct cache *c);
+/* Counts cache_write_begin and cache_write_done (odd: a write is under
+ * way): equal before and after a read, and even, no write happened. */
+uint64_t cache_write_seq(const struct cache *c);
 /* Entries in a secondary index (writer thread only; for tests). */
 size_t cache_index_size(const struct cache *c, size_t index);
 

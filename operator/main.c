@@ -83,6 +83,7 @@ struct config {
 	const char *webhook_configuration;
 	bool placement;
 	bool placement_index;
+	bool placement_index_check;
 	const char *scheduler_name;
 	const char *activator_namespace;
 	int activator_port;
@@ -173,9 +174,14 @@ static const struct flag run_flags[] = {
 	  "scale-to-zero Services route to at zero (default: the operator's own)"),
 	F("activator-port", "KINFER_ACTIVATOR_PROXY_PORT", FLAG_INT, activator_port, "8012",
 	  "the activator's proxy port (its --listen)"),
-	F("placement-index", "KINFER_PLACEMENT_INDEX", FLAG_BOOL, placement_index, "false",
-	  "decide placements from the per-node free-capacity index instead of a scan of every node "
-	  "(experimental: faster at thousands of nodes)"),
+	F("placement-index", "KINFER_PLACEMENT_INDEX", FLAG_BOOL, placement_index, "true",
+	  "decide placements from the per-node free-capacity index (false: a scan of every node "
+	  "for each decision, the same choices, slower at thousands of nodes)"),
+	F("placement-index-check", "KINFER_PLACEMENT_INDEX_CHECK", FLAG_BOOL, placement_index_check,
+	  "false",
+	  "with the index, also scan every node for each decision, bind the scan's choice and log "
+	  "a warning (and count kinfer_placement_index_mismatches_total) when the two differ on "
+	  "the same state (for tests: costs a scan per decision)"),
 	F("placement-weight-cached", "KINFER_PLACEMENT_WEIGHT_CACHED", FLAG_INT, weight_cached,
 	  "40", "score weight (0-1000) of a node that caches the pod's model"),
 	F("placement-weight-utilization", "KINFER_PLACEMENT_WEIGHT_UTILIZATION", FLAG_INT,
@@ -299,6 +305,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 			.enabled = cfg->placement,
 			.scheduler_name = cfg->scheduler_name,
 			.index = cfg->placement_index,
+			.index_check = cfg->placement_index_check,
 			.weights = { cfg->weight_cached, cfg->weight_utilization, cfg->weight_packing,
 				     cfg->weight_fragmentation },
 		},

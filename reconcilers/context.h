@@ -31,7 +31,8 @@ struct kinfer_context {
 		bool enabled;               /* false: kube-scheduler places the pods */
 		const char *scheduler_name; /* pods that name it are ours */
 		struct placement_weights weights;
-		bool index; /* --placement-index */
+		bool index;       /* --placement-index */
+		bool index_check; /* --placement-index-check */
 	} placement;
 };
 

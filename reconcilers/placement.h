@@ -58,9 +58,7 @@ int placement_new(const struct placement_weights *w, struct placement **ret);
 
 /*
  * Decide from the free-capacity index (on after placement_new) or, off,
- * with the scan alone. The operator keeps it off unless --placement-index:
- * the full suite saw the index miss the node that caches the model
- * (scenario.placement, twice in many runs), cause not found yet.
+ * with the scan alone (--placement-index=false).
  */
 void placement_use_index(struct placement *pl, bool on);
 void placement_free(struct placement *pl);

@@ -90,11 +90,21 @@ static const struct metric_family fam_assumed = { "kinfer_placement_assumed_pods
 						  NULL,
 						  0 };
 
-enum { M_BOUND, M_UNSCHEDULABLE, M_BIND_FAILED, M_DURATION, M_WAITING, M_ASSUMED, M_N };
+static const struct metric_family fam_mismatches = {
+	"kinfer_placement_index_mismatches_total",
+	"Decisions where the index and the scan chose differently on the same state (only with --placement-index-check; the scan's choice is bound).",
+	METRIC_COUNTER,
+	NULL,
+	NULL,
+	0
+};
+
+enum { M_BOUND, M_UNSCHEDULABLE, M_BIND_FAILED, M_DURATION, M_WAITING, M_ASSUMED, M_MISMATCH, M_N };
 
 struct pctl {
 	struct metric_series *m[M_N];
 	bool enabled;
+	bool check; /* --placement-index-check */
 	char scheduler[64];
 	struct placement *pl;
 	struct controller *self; /* to wake waiting pods from a worker */
@@ -163,6 +173,8 @@ static int pctl_new(const struct controller_env *env, void **ret)
 	S->m[M_DURATION] = metrics_series(env->metrics, &fam_duration, NULL);
 	S->m[M_WAITING] = metrics_series(env->metrics, &fam_waiting, NULL);
 	S->m[M_ASSUMED] = metrics_series(env->metrics, &fam_assumed, NULL);
+	S->m[M_MISMATCH] = metrics_series(env->metrics, &fam_mismatches, NULL);
+	S->check = k->placement.index && k->placement.index_check;
 	S->enabled = true;
 	*ret = S;
 	return 0;
@@ -442,6 +454,37 @@ static bool settled(struct pctl *S, struct cache *pc, const char *key, const str
 
 #define ASSUMED_RECHECK_NS KTIME_NSEC_PER_SEC
 
+/*
+ * --placement-index-check: the index's decision and the scan's on the
+ * same state (no write to either cache in between, read by their write
+ * counters; else no verdict), a warning with both when they differ, and
+ * the scan's choice is the one bound. The test suite runs with it.
+ */
+static int decide_checked(struct pctl *S, struct cache *nc, struct cache *pc, const char *key,
+			  const struct kpod *p, uint64_t now_ns, struct placement_decision *d)
+{
+	struct placement_decision scan;
+	uint64_t ns = cache_write_seq(nc), ps = cache_write_seq(pc);
+	int r = placement_decide(S->pl, nc, pc, p, now_ns, d);
+
+	if (r < 0 || !d->indexed)
+		return r; /* the scan decided already */
+	int rs = placement_decide_scan(S->pl, nc, pc, p, now_ns, &scan);
+	if ((ns & 1) || (ps & 1) || ns != cache_write_seq(nc) || ps != cache_write_seq(pc))
+		return r; /* the state moved: no verdict */
+	if (rs == r && strcmp(scan.node, d->node) == 0 && scan.score == d->score)
+		return r;
+	metric_add(S->m[M_MISMATCH], 1);
+	log_warn("placement index differs from scan",
+		 "pod=%s index_node=%s index_score=%lld index_cached=%s index_fit=%d scan_node=%s "
+		 "scan_score=%lld scan_cached=%s scan_fit=%d scan_result=%d",
+		 key, d->node, (long long)d->score, d->cached ? "true" : "false", d->feasible,
+		 rs == 0 ? scan.node : "-", (long long)scan.score, scan.cached ? "true" : "false",
+		 scan.feasible, rs);
+	*d = scan;
+	return rs;
+}
+
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
@@ -477,7 +520,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		ctx->requeue_after_ns = ASSUMED_RECHECK_NS;
 		return RECONCILE_REQUEUE_AFTER;
 	}
-	r = placement_decide(S->pl, nc, pc, p, t0, &d);
+	r = S->check ? decide_checked(S, nc, pc, key, p, t0, &d) :
+		       placement_decide(S->pl, nc, pc, p, t0, &d);
 	if (r == 0)
 		r = placement_assume(S->pl, p, d.node, ktime_mono_ns());
 	metric_set(S->m[M_ASSUMED], (double)placement_assumed(S->pl));

@@ -13,6 +13,7 @@ expect_match() { # text regex what
 	if grep -Eq -- "$2" <<<"$1"; then pass "$3"; else fail "$3: /$2/ not in: $1"; return 1; fi
 }
 summary() {
+	check_placement_logs
 	printf '%d passed, %d failed\n' "$passed" "$failed"
 	[ "$failed" -eq 0 ]
 }
@@ -20,7 +21,19 @@ summary() {
 kc() { (set -a; . "$KINFER_TEST_CLUSTER/env"; set +a; "$BIN/kubectl" "$@"); }
 
 # Operator processes started by a scenario, stopped by PID on every exit.
-op_pids=()
+# Each checks its placement index against a scan of every node
+# (--placement-index-check); summary fails the scenario on a difference.
+export KINFER_PLACEMENT_INDEX_CHECK=${KINFER_PLACEMENT_INDEX_CHECK:-true}
+op_pids=() op_logs=()
+check_placement_logs() {
+	local l m
+	for l in "${op_logs[@]}"; do
+		[ -f "$l" ] || continue
+		m=$(grep '"placement index differs from scan"' "$l" | head -5) || true
+		if [ -n "$m" ]; then fail "placement index and scan agree ($l): $m"; fi
+	done
+	op_logs=()
+}
 stop_operators() {
 	local p
 	for p in "${op_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
@@ -37,6 +50,7 @@ start_operator() {
 		--http-addr 127.0.0.1:0 "$@" 2>"$log" &
 	started_pid=$!
 	op_pids+=("$started_pid")
+	op_logs+=("$log")
 	started_port=
 	for _ in $(seq 1 100); do
 		started_port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$log" | head -1)
