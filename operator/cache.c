@@ -6,6 +6,7 @@
  */
 #include "cache.h"
 #include "ktime.h"
+#include "slab.h"
 #include "text.h"
 
 #include <errno.h>
@@ -96,6 +97,8 @@ struct cache {
 	_Atomic size_t count;
 	_Atomic bool synced;
 	_Atomic uint64_t write_seq; /* odd while a write's handlers run */
+	struct slab *slab;          /* the objects' blocks (slab.h) */
+	struct cache_obj *scratch;  /* writer only: the projection being built */
 };
 
 struct cache_proj {
@@ -402,9 +405,8 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	if ((size_t)snprintf(key, sizeof(key), "%s%s%s", ns && *ns ? ns : "", ns && *ns ? "/" : "",
 			     name) >= sizeof(key))
 		return -EBADMSG;
-	p.tmp = calloc(1, c->kind->size);
-	if (!p.tmp)
-		return -ENOMEM;
+	p.tmp = c->scratch;
+	memset(p.tmp, 0, c->kind->size);
 	cache_proj_str(&p, &p.tmp->key, key);
 	cache_proj_intern(&p, &p.tmp->ns, ns ? ns : "");
 	project_uid(&p, cache_json_str(json, "metadata.uid"));
@@ -424,14 +426,14 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	total = links + c->kind->size;
 	for (size_t i = 0; i < p.n_strs; i++)
 		total += p.strs[i].len + 1;
-	base = malloc(total);
+	base = slab_alloc(c->slab, total);
 	if (!base) {
 		r = -ENOMEM;
 		goto fail;
 	}
 	obj = (struct cache_obj *)(base + links);
 	if ((uintptr_t)obj & ~PTR_MASK) { /* a table slot holds 48 bits */
-		free(base);
+		slab_free(c->slab, base);
 		r = -EOVERFLOW;
 		goto fail;
 	}
@@ -446,12 +448,10 @@ int cache_project(struct cache *c, json_object *json, struct cache_obj **ret)
 	}
 	/* cache_proj_str(key) came first: the key sits right after the struct
 	 * (table_find relies on it). */
-	free(p.tmp);
 	*ret = obj;
 	return 0;
 fail:
 	obj_release(c, p.tmp);
-	free(p.tmp);
 	return r;
 }
 
@@ -573,7 +573,7 @@ int cache_new(const struct cache_kind *kind, struct intern *interns, struct cach
 		return -ENOMEM;
 	c->kind = kind;
 	c->interns = interns;
-	if (table_rebuild(c, 0) < 0)
+	if (slab_new(&c->slab) < 0 || !(c->scratch = malloc(kind->size)) || table_rebuild(c, 0) < 0)
 		goto fail;
 	for (size_t i = 0; i < kind->n_indexes; i++) {
 		c->idx[i] = cds_lfht_new(64, 64, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
@@ -597,7 +597,7 @@ static void obj_free_now(struct cache *c, struct cache_obj *obj)
 	void *base = obj_base(c, obj);
 
 	obj_release(c, obj);
-	free(base);
+	slab_free(c->slab, base);
 }
 
 /* A retired object on its way through call_rcu: allocated per retire and
@@ -611,10 +611,12 @@ struct retired {
 static void obj_free_rcu(struct rcu_head *head)
 {
 	struct retired *r = caa_container_of(head, struct retired, rcu);
+	struct cache *c;
 
-	GRACE_OVER();
-	obj_free_now(r->c, r->obj);
-	free(r);
+	GRACE_OVER(); /* before reading what cache_retire wrote */
+	c = r->c;
+	obj_free_now(c, r->obj);
+	slab_free(c->slab, r);
 	FREED();
 }
 
@@ -686,6 +688,8 @@ void cache_free(struct cache *c)
 			obj_free_now(c, slot_obj(s));
 	}
 	free(t);
+	slab_destroy(c->slab);
+	free(c->scratch);
 	free(c);
 }
 
@@ -887,7 +891,7 @@ void cache_retire(struct cache *c, struct cache_obj *obj)
 
 	if (!obj)
 		return;
-	r = malloc(sizeof(*r));
+	r = slab_alloc(c->slab, sizeof(*r));
 	if (!r) {
 		/* Out of memory: wait for the grace period here when this
 		 * thread may (not inside a read-side section), else keep the

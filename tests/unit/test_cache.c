@@ -8,6 +8,7 @@
 
 #include "cache.h"
 #include "kinds.h"
+#include "slab.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -647,10 +648,95 @@ static void index_walks_race_moves(void **state)
 	cache_free(w.c);
 }
 
+/*
+ * The slab under the objects (slab.h): blocks of every size from 1 byte to
+ * past SLAB_MAX, each filled with its own pattern; half freed by another
+ * thread (as the RCU callbacks do), then as many allocated again. No block
+ * overlaps another (every pattern intact at the end), freed blocks are
+ * reused (the pages do not grow in the second round), and each block is
+ * 8-byte aligned.
+ */
+#define SLAB_BLOCKS 6000
+
+struct slab_block {
+	unsigned char *p;
+	size_t size;
+	unsigned char fill;
+};
+
+struct slab_freer {
+	struct slab *s;
+	struct slab_block *b;
+};
+
+static void *slab_free_odd(void *arg)
+{
+	struct slab_freer *f = arg;
+	for (size_t i = 1; i < SLAB_BLOCKS; i += 2) {
+		slab_free(f->s, f->b[i].p);
+		f->b[i].p = NULL;
+	}
+	return NULL;
+}
+
+static void slab_fill(struct slab *s, struct slab_block *b, size_t i, unsigned fill)
+{
+	b->size = 1 + (i * 2654435761u) % (SLAB_MAX + 600);
+	b->fill = (unsigned char)(i * 31 + fill);
+	b->p = slab_alloc(s, b->size);
+	assert_non_null(b->p);
+	assert_int_equal((uintptr_t)b->p % 8, 0);
+	memset(b->p, b->fill, b->size);
+}
+
+static bool slab_intact(const struct slab_block *b)
+{
+	for (size_t k = 0; k < b->size; k++)
+		if (b->p[k] != b->fill)
+			return false;
+	return true;
+}
+
+static void slab_blocks_never_overlap(void **state)
+{
+	(void)state;
+	struct slab *s;
+	struct slab_block *b = calloc(SLAB_BLOCKS, sizeof(*b));
+	struct slab_stats st1, st2;
+	pthread_t t;
+
+	assert_non_null(b);
+	assert_int_equal(slab_new(&s), 0);
+	for (size_t i = 0; i < SLAB_BLOCKS; i++)
+		slab_fill(s, &b[i], i, 7);
+	slab_stats(s, &st1);
+	assert_true(st1.large > 0);
+	struct slab_freer f = { s, b };
+	assert_int_equal(pthread_create(&t, NULL, slab_free_odd, &f), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (size_t i = 1; i < SLAB_BLOCKS; i += 2)
+		slab_fill(s, &b[i], i, 11); /* the size freed, another pattern */
+	slab_stats(s, &st2);
+	size_t bad = 0;
+	for (size_t i = 0; i < SLAB_BLOCKS; i++)
+		bad += !slab_intact(&b[i]);
+	assert_int_equal(bad, 0);
+	/* Blocks of the sizes freed came back: at most one new page. */
+	assert_true(st2.pages <= st1.pages + 1);
+	for (size_t i = 0; i < SLAB_BLOCKS; i++)
+		slab_free(s, b[i].p);
+	slab_stats(s, &st2);
+	assert_int_equal(st2.large, 0);
+	slab_free(s, NULL);
+	slab_destroy(s);
+	free(b);
+}
+
 int tests_cache(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pod_projection),
+		cmocka_unit_test(slab_blocks_never_overlap),
 		cmocka_unit_test(node_and_deployment_projection),
 		cmocka_unit_test(publish_replace_remove_and_indexes),
 		cmocka_unit_test(index_links_follow_the_object_shape),
