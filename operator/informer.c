@@ -88,6 +88,8 @@ struct informer {
 	struct curl_slist *headers;
 	struct dynbuf buf;
 	json_tokener *tok;
+	char *cut; /* an object's text without its managedFields (decode_object) */
+	size_t cut_cap;
 	uint64_t started_ns;
 	long code;
 	int event_err;
@@ -287,18 +289,55 @@ static bool skipped_remember(struct informer *inf, const char *key)
 }
 
 /*
+ * The text json-c parses: the object's own, or with metadata.managedFields'
+ * value (mf, relative to p) replaced by [] in inf->cut. No reader of kinfer
+ * reads managedFields, and it is 2-4 KB of a Pod's ~5 KB, made of small
+ * objects: json-c built a tree of each (a hash table per object).
+ */
+static const char *without_managed_fields(struct informer *inf, const char *p, size_t *n,
+					  const size_t mf[2])
+{
+	size_t len = *n, want;
+
+	if (mf[1] <= mf[0] || mf[1] > len)
+		return p;
+	want = mf[0] + 2 + (len - mf[1]);
+	if (want > inf->cut_cap) {
+		char *c = realloc(inf->cut, want);
+		if (!c)
+			return p; /* parse it whole */
+		inf->cut = c;
+		inf->cut_cap = want;
+	}
+	memcpy(inf->cut, p, mf[0]);
+	memcpy(inf->cut + mf[0], "[]", 2);
+	memcpy(inf->cut + mf[0] + 2, p + mf[1], len - mf[1]);
+	*n = want;
+	return inf->cut;
+}
+
+/*
  * Parse one object's text. NULL when it cannot be used, with the reason
  * and a sentence for people: nested past KUBE_JSON_MAX_DEPTH (checked by the
  * scanner first, so json-c never builds a tree deeper than the limit) or
- * not a JSON object.
+ * not a JSON object. mf: the range of its managedFields from that scan
+ * (jsonscan_depth_end), NULL when the caller did not scan it.
  */
-static json_object *decode_object(struct informer *inf, const char *p, size_t n, bool depth_checked,
+static json_object *decode_object(struct informer *inf, const char *p, size_t n, const size_t *mf,
 				  enum skip_reason *why, char *detail, size_t len)
 {
 	char path[256];
-	int r = depth_checked ? 0 : kube_json_too_deep(p, n, path, sizeof(path));
+	size_t own_mf[2], end;
+	int r = 0;
 	json_object *o = NULL;
 
+	if (!mf) {
+		r = jsonscan_depth_end(p, n, 0, KUBE_JSON_MAX_DEPTH, true, path, sizeof(path), &end,
+				       own_mf);
+		mf = own_mf;
+	}
+	if (r == 0)
+		p = without_managed_fields(inf, p, &n, mf);
 	if (r > 0) {
 		*why = SKIP_TOO_DEEP;
 		snprintf(detail, len, "field %s nests deeper than %d levels", path,
@@ -466,12 +505,12 @@ static enum watch_type event_index(const char *type)
  * published; what cannot be is skipped (skip_object). 0, or -EBADMSG when
  * it cannot even be named, or -ENOMEM.
  */
-static int apply_checked(struct informer *inf, const char *p, size_t n, bool depth_checked,
+static int apply_checked(struct informer *inf, const char *p, size_t n, const size_t *mf,
 			 bool deleted, bool from_list)
 {
 	enum skip_reason why;
 	char detail[512];
-	json_object *obj = decode_object(inf, p, n, depth_checked, &why, detail, sizeof(detail));
+	json_object *obj = decode_object(inf, p, n, mf, &why, detail, sizeof(detail));
 	int r;
 
 	if (!obj)
@@ -494,7 +533,7 @@ static int apply_checked(struct informer *inf, const char *p, size_t n, bool dep
 
 static int apply_text(struct informer *inf, const char *p, size_t n, bool deleted, bool from_list)
 {
-	return apply_checked(inf, p, n, false, deleted, from_list);
+	return apply_checked(inf, p, n, NULL, deleted, from_list);
 }
 
 /*
@@ -516,11 +555,12 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 		return 0;
 	/* One pass over the object finds its end and checks its depth. */
 	char path[256];
+	size_t mf[2];
 	int deep;
 	if (jsonscan_string(line, len, 0, "type", type, sizeof(type)) < 0 ||
 	    jsonscan_member_start(line, len, 0, "object", &os) < 0 || line[os] != '{' ||
 	    (deep = jsonscan_depth_end(line, len, os, KUBE_JSON_MAX_DEPTH, true, path, sizeof(path),
-				       &oe)) < 0 ||
+				       &oe, mf)) < 0 ||
 	    (deep && jsonscan_skip(line, len, os, &oe) < 0))
 		return -EBADMSG;
 	idx = event_index(type);
@@ -532,7 +572,12 @@ static int handle_event(struct informer *inf, const char *line, size_t len)
 	case WATCH_ADDED:
 	case WATCH_MODIFIED:
 	case WATCH_DELETED:
-		r = apply_checked(inf, line + os, oe - os, !deep, idx == WATCH_DELETED, false);
+		if (!deep) { /* the scan's range of managedFields, from the object's start */
+			mf[0] = mf[1] ? mf[0] - os : 0;
+			mf[1] = mf[1] ? mf[1] - os : 0;
+		}
+		r = apply_checked(inf, line + os, oe - os, deep ? NULL : mf, idx == WATCH_DELETED,
+				  false);
 		break;
 	case WATCH_BOOKMARK: {
 		char rv[32];
@@ -1036,6 +1081,7 @@ static void informer_free(struct informer *inf)
 	strset_clear(&inf->seen);
 	if (inf->tok)
 		json_tokener_free(inf->tok);
+	free(inf->cut);
 	pthread_mutex_destroy(&inf->stats_lock);
 	free(inf);
 }

@@ -279,7 +279,7 @@ int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_
 		   char *path, size_t len)
 {
 	size_t end;
-	return jsonscan_depth_end(p, n, i, limit, skip_managed_fields, path, len, &end);
+	return jsonscan_depth_end(p, n, i, limit, skip_managed_fields, path, len, &end, NULL);
 }
 
 int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, size_t *ret_start)
@@ -315,11 +315,14 @@ int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, si
 }
 
 int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
-		       char *path, size_t len, size_t *ret_end)
+		       char *path, size_t len, size_t *ret_end, size_t ret_mf[2])
 {
 	struct frame f[DEPTH_FRAMES];
 	size_t d = 0, e;
 	int r;
+
+	if (ret_mf)
+		ret_mf[0] = ret_mf[1] = 0;
 
 	if (limit >= DEPTH_FRAMES)
 		limit = DEPTH_FRAMES - 1;
@@ -372,6 +375,10 @@ int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit, bool s
 				r = jsonscan_skip(p, n, i + 1, &e);
 				if (r < 0)
 					return r;
+				if (ret_mf && !ret_mf[1]) {
+					ret_mf[0] = i + 1;
+					ret_mf[1] = e;
+				}
 				i = e;
 				continue;
 			}

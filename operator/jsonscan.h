@@ -45,9 +45,12 @@ int jsonscan_next(const char *p, size_t n, size_t *cursor, size_t *ret_start, si
 int jsonscan_depth(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
 		   char *path, size_t len);
 /* The same, and when it returns 0 (within the limit), the end of the value
- * in *ret_end: one pass both checks the depth and finds the value's range. */
+ * in *ret_end: one pass both checks the depth and finds the value's range.
+ * With skip_managed_fields and ret_mf (else NULL), ret_mf[0..1] is the
+ * range of metadata.managedFields' value (the first one), from just after
+ * its colon, or 0, 0 when the object has none. */
 int jsonscan_depth_end(const char *p, size_t n, size_t i, unsigned limit, bool skip_managed_fields,
-		       char *path, size_t len, size_t *ret_end);
+		       char *path, size_t len, size_t *ret_end, size_t ret_mf[2]);
 /* Where the value of member key of the object at p[i] starts, without
  * reading that value (the members before it are skipped). */
 int jsonscan_member_start(const char *p, size_t n, size_t i, const char *key, size_t *ret_start);

@@ -224,12 +224,145 @@ static void scanner(void **state)
 	assert_string_equal(path, "metadata.managedFields");
 }
 
+/*
+ * metadata.managedFields is cut from the text before json-c parses it
+ * (informer.c without_managed_fields): nothing after the cut may move.
+ * A Pod whose managedFields holds what could confuse a cut (brackets and
+ * quotes inside strings, escapes, nesting, a "managedFields" key of its
+ * own) followed in metadata by its labels: from a watch event and from a
+ * LIST page the informer caches what json-c reads from the whole text.
+ */
+static char *tricky_pod(const char *name)
+{
+	char *s = test_read_data("pod.json", NULL);
+	json_object *o = json_tokener_parse(s), *meta, *labels, *mf;
+	free(s);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "metadata", &meta));
+	assert_true(json_object_object_get_ex(meta, "labels", &labels));
+	json_object_get(labels);
+	json_object_object_del(meta, "labels");
+	json_object_object_del(meta, "managedFields");
+	json_object_object_add(meta, "name", json_object_new_string(name));
+	mf = json_tokener_parse(
+		"[{\"manager\":\"a\\\"]},{\",\"fieldsV1\":{\"f:x\":{\"managedFields\":[[[]]]},"
+		"\"f:y\":\"}]\\\\\"}},{\"managedFields\":{}}]");
+	assert_non_null(mf);
+	json_object_object_add(meta, "managedFields", mf);
+	json_object_object_add(labels, "managedFields", json_object_new_string("kept"));
+	json_object_object_add(meta, "labels", labels); /* after managedFields */
+	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	assert_non_null(out);
+	return out;
+}
+
+struct pod_fields {
+	bool found;
+	char service[64], node[64], owner[128], uid[CACHE_UID_MAX], rv[CACHE_RV_MAX];
+	int phase, gpu;
+};
+
+/* Read outside the assertions: a failed assertion inside a read-side
+ * section would leave it open and hang the teardown's grace period. */
+static void pod_fields(struct cache *c, const char *key, struct pod_fields *f)
+{
+	memset(f, 0, sizeof(*f));
+	cache_read_lock();
+	const struct kpod *p = (const struct kpod *)cache_get(c, key);
+	if (p) {
+		f->found = true;
+		snprintf(f->service, sizeof(f->service), "%s", p->service ? p->service : "");
+		snprintf(f->node, sizeof(f->node), "%s", p->node ? p->node : "");
+		snprintf(f->owner, sizeof(f->owner), "%s",
+			 p->meta.controller_name ? p->meta.controller_name : "");
+		cache_obj_uid_copy(&p->meta, f->uid, sizeof(f->uid));
+		cache_obj_rv_copy(&p->meta, f->rv, sizeof(f->rv));
+		f->phase = (int)p->phase;
+		f->gpu = p->gpu;
+	}
+	cache_read_unlock();
+}
+
+static void expect_same_pod(struct informer *inf, const char *key, const char *text)
+{
+	struct cache *c;
+	struct cache_obj *want, *old = NULL;
+	struct pod_fields g, w;
+	json_object *j = json_tokener_parse(text);
+
+	assert_non_null(j);
+	assert_int_equal(cache_new(&kind_pods, test_interns, &c), 0);
+	assert_int_equal(cache_project(c, j, &want), 0);
+	json_object_put(j);
+	cache_publish(c, want, &old);
+	pod_fields(c, key, &w);
+	pod_fields(informer_cache(inf), key, &g);
+	cache_free(c);
+	assert_true(w.found);
+	assert_true(g.found);
+	assert_string_equal(w.service, "llm-7b");
+	assert_string_equal(g.service, w.service); /* a label after the cut */
+	assert_string_equal(g.node, w.node);
+	assert_string_equal(g.owner, w.owner);
+	assert_string_equal(g.uid, w.uid);
+	assert_string_equal(g.rv, w.rv);
+	assert_int_equal(g.phase, w.phase);
+	assert_int_equal(g.gpu, w.gpu);
+}
+
+static void managed_fields_are_not_decoded(void **state)
+{
+	struct fixture *f = *state;
+	char *a = tricky_pod("mf-1"), *b = tricky_pod("mf-2");
+	size_t mf[2], end;
+	char path[64];
+
+	/* The scanner finds the range: from after the colon to the array's end. */
+	assert_int_equal(jsonscan_depth_end(a, strlen(a), 0, KUBE_JSON_MAX_DEPTH, true, path,
+					    sizeof(path), &end, mf),
+			 0);
+	assert_int_equal(end, strlen(a));
+	assert_true(mf[1] > mf[0]);
+	assert_memory_equal(a + mf[0] - 16, "\"managedFields\":", 16);
+	assert_int_equal(a[mf[0]], '[');
+	assert_int_equal(a[mf[1] - 1], ']');
+	assert_memory_equal(a + mf[1], ",\"labels\":", 10);
+	/* None in an object without one, nor outside metadata. */
+	const char *none = "{\"spec\":{\"managedFields\":[1]},\"metadata\":{\"name\":\"x\"}}";
+	assert_int_equal(jsonscan_depth_end(none, strlen(none), 0, 8, true, path, sizeof(path),
+					    &end, mf),
+			 0);
+	assert_int_equal(mf[0], 0);
+	assert_int_equal(mf[1], 0);
+
+	char *ev = strdup(a);
+	assert_non_null(ev);
+	feed_event(f->inf, "ADDED", ev, 0);
+	expect_same_pod(f->inf, "default/mf-1", a);
+
+	size_t n = strlen(a) + strlen(b) + 128;
+	char *page = malloc(n);
+	assert_non_null(page);
+	snprintf(page, n,
+		 "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":"
+		 "{\"resourceVersion\":\"900\"},\"items\":[%s,%s]}",
+		 a, b);
+	assert_int_equal(informer_feed_page(f->inf, page, strlen(page)), 0);
+	expect_same_pod(f->inf, "default/mf-1", a);
+	expect_same_pod(f->inf, "default/mf-2", b);
+	free(page);
+	free(a);
+	free(b);
+}
+
 int tests_informer(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(scanner),
 		cmocka_unit_test(watch_stream_skips_deep_object),
 		cmocka_unit_test(list_page_skips_deep_item),
+		cmocka_unit_test(managed_fields_are_not_decoded),
 	};
 	int r = cmocka_run_group_tests_name("informer", tests, setup, teardown);
 	return r;
