@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Add one fake GPU node to the cluster that up.sh started in DIR, and wait
-# until it is Ready.
+# until it is Ready and the not-ready taint is lifted.
 #
 #   tests/cluster/add-gpu-node.sh DIR NAME PRODUCT COUNT MEMORY_MIB
 #   e.g. add-gpu-node.sh "$dir" kwok-l4-0 NVIDIA-L4 4 23034
@@ -43,4 +43,10 @@ YAML
 
 node_yaml | k apply -f - >/dev/null
 k wait --for=condition=Ready "node/$name" --timeout=30s >/dev/null
+# And until the node lifecycle controller has lifted the not-ready taint it
+# puts on a node it has not yet seen Ready (no pod is placed there before).
+for _ in $(seq 1 150); do
+	k get node "$name" -o jsonpath='{.spec.taints[*].key}' | grep -q 'node.kubernetes.io/not-ready' || break
+	sleep 0.2
+done
 echo "kinfer-cluster: node $name ($count x $product, $memory MiB) is Ready" >&2
