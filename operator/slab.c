@@ -53,7 +53,7 @@ struct page {
 };
 
 struct slab {
-	struct free_block *own[CLASSES];           /* the allocating thread's */
+	struct free_block *own[CLASSES];             /* the allocating thread's */
 	_Atomic(struct free_block *) freed[CLASSES]; /* pushed by any thread */
 	struct page *pages;
 	size_t n_pages;
