@@ -76,6 +76,8 @@ for _ in $(seq 1 600); do
 	sleep 0.5
 done
 t1=$(date +%s.%N)
+# BENCH_METRICS=FILE: the operator's /metrics page at this moment.
+[ -n "${BENCH_METRICS:-}" ] && curl -s "http://127.0.0.1:$port/metrics" >"$BENCH_METRICS"
 echo "reconcile_missing_observed $((n - dc)) count"
 echo "reconcile_missing_deployments $((n - dp)) count"
 sleep 5   # let pods settle and count what the steady state costs
