@@ -27,6 +27,8 @@ struct seen {
 struct queued {
 	char api_version[128], kind[64], ns[254], name[254], uid[64];
 	char type[16], reason[64], action[64], note[1024];
+	int64_t at_us; /* when it was emitted */
+	bool later;    /* events_emit_later: wait for a quiet limiter */
 };
 
 struct events {
@@ -155,21 +157,12 @@ int events_build(const struct events *e, const struct event_object *r, const cha
 	return 0;
 }
 
-int events_emit(struct events *e, const struct event_object *r, const char *type,
-		const char *reason, const char *action, const char *fmt, ...)
+static int emit_at(struct events *e, const struct event_object *r, const char *type,
+		   const char *reason, const char *action, const char *note, int64_t now_us)
 {
-	char note[EVENTS_MAX_NOTE];
 	json_object *ev;
-	int64_t now_us;
-	va_list ap;
 	int rc;
 
-	if (!e)
-		return 0;
-	va_start(ap, fmt);
-	vsnprintf(note, sizeof(note), fmt, ap);
-	va_end(ap);
-	now_us = ktime_wall_us();
 	if (events_seen(e, r, reason, note, now_us / (int64_t)KTIME_USEC_PER_SEC))
 		return 0;
 	rc = events_build(e, r, type, reason, action, note, now_us,
@@ -180,6 +173,43 @@ int events_emit(struct events *e, const struct event_object *r, const char *type
 			 NULL, NULL, NULL);
 	json_object_put(ev);
 	return rc;
+}
+
+int events_emit(struct events *e, const struct event_object *r, const char *type,
+		const char *reason, const char *action, const char *fmt, ...)
+{
+	char note[EVENTS_MAX_NOTE];
+	va_list ap;
+
+	if (!e)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(note, sizeof(note), fmt, ap);
+	va_end(ap);
+	return emit_at(e, r, type, reason, action, note, ktime_wall_us());
+}
+
+/* A low-priority Event waits (e->lock held; woken by events_free) until
+ * the limiter is quiet, at most EVENTS_LATER_MAX_S. */
+static void wait_quiet(struct events *e)
+{
+	uint64_t start = ktime_mono_ns(), max = EVENTS_LATER_MAX_S * KTIME_NSEC_PER_SEC;
+
+	while (!e->stopping && e->client) {
+		uint64_t d = kube_until_quiet(e->client), spent = ktime_mono_ns() - start;
+		if (d == 0 || spent >= max)
+			return;
+		if (d > max - spent)
+			d = max - spent;
+		if (d < 10 * KTIME_NSEC_PER_MSEC)
+			d = 10 * KTIME_NSEC_PER_MSEC;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + d;
+		ts.tv_sec += (time_t)(ns / KTIME_NSEC_PER_SEC);
+		ts.tv_nsec = (long)(ns % KTIME_NSEC_PER_SEC);
+		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+	}
 }
 
 static void *poster_main(void *ud)
@@ -193,21 +223,26 @@ static void *poster_main(void *ud)
 			pthread_cond_wait(&e->cond, &e->lock);
 		if (e->stopping)
 			break;
+		if (e->ring[e->head].later) {
+			wait_quiet(e);
+			if (e->stopping)
+				break;
+		}
 		q = e->ring[e->head];
 		e->head = (e->head + 1) % EVENTS_MAX_QUEUED;
 		e->n--;
 		pthread_mutex_unlock(&e->lock);
 		struct event_object r = { q.api_version, q.kind, q.ns[0] ? q.ns : NULL, q.name,
 					  q.uid[0] ? q.uid : NULL };
-		events_emit(e, &r, q.type, q.reason, q.action, "%s", q.note);
+		emit_at(e, &r, q.type, q.reason, q.action, q.note, q.at_us);
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return NULL;
 }
 
-int events_emit_async(struct events *e, const struct event_object *r, const char *type,
-		      const char *reason, const char *action, const char *note)
+static int enqueue(struct events *e, const struct event_object *r, const char *type,
+		   const char *reason, const char *action, const char *note, bool later)
 {
 	int rc = 0;
 
@@ -235,9 +270,30 @@ int events_emit_async(struct events *e, const struct event_object *r, const char
 		snprintf(q->reason, sizeof(q->reason), "%s", reason);
 		snprintf(q->action, sizeof(q->action), "%s", action);
 		snprintf(q->note, sizeof(q->note), "%s", note);
+		q->at_us = ktime_wall_us();
+		q->later = later;
 		e->n++;
 		pthread_cond_signal(&e->cond);
 	}
 	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int events_emit_async(struct events *e, const struct event_object *r, const char *type,
+		      const char *reason, const char *action, const char *note)
+{
+	return enqueue(e, r, type, reason, action, note, false);
+}
+
+int events_emit_later(struct events *e, const struct event_object *r, const char *type,
+		      const char *reason, const char *action, const char *note)
+{
+	int rc;
+
+	if (!e)
+		return 0;
+	rc = enqueue(e, r, type, reason, action, note, true);
+	if (rc == -EAGAIN) /* full (or stopping): now, from this thread */
+		rc = events_emit(e, r, type, reason, action, "%s", note);
 	return rc;
 }

@@ -47,6 +47,18 @@ int events_build(const struct events *e, const struct event_object *regarding, c
  * (EVENTS_MAX_QUEUED; beyond it, dropped and -EAGAIN) and posted by the
  * recorder's own thread, started on first use and stopped by events_free.
  */
-#define EVENTS_MAX_QUEUED 64
+#define EVENTS_MAX_QUEUED 1024
 int events_emit_async(struct events *e, const struct event_object *regarding, const char *type,
+		      const char *reason, const char *action, const char *note);
+/*
+ * The same, at low priority: the recorder's thread posts it once the
+ * client's rate limiter has half its burst free again (at most
+ * EVENTS_LATER_MAX_S later), so that a burst of writes, 1,000 new
+ * InferenceServices at once, is not slowed by its Events (issue 15,
+ * goal 4: one request in four of a creation). The Event keeps the time
+ * of this call. A full queue sends it at once, from the caller's thread
+ * (events_emit): an Event is never dropped for being deferred.
+ */
+#define EVENTS_LATER_MAX_S 30
+int events_emit_later(struct events *e, const struct event_object *regarding, const char *type,
 		      const char *reason, const char *action, const char *note);

@@ -1372,6 +1372,12 @@ int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path, lo
 	return 0;
 }
 
+uint64_t kube_until_quiet(struct kube_client *c)
+{
+	int burst = ratelimit_burst(c->rl);
+	return ratelimit_until_at(c->rl, burst > 2 ? burst / 2 : 1, ktime_mono_ns());
+}
+
 uint64_t kube_reserve(struct kube_client *c)
 {
 	return ratelimit_reserve_at(c->rl, ktime_mono_ns());

@@ -248,6 +248,10 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res, const cha
 int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path, long timeout_ms,
 		    void *ret_headers);
 uint64_t kube_reserve(struct kube_client *c);
+/* The ns until half the client's rate-limit burst is free again (0: it is
+ * now, or there is no limit): when a request that can wait (an Event)
+ * would not take tokens a burst of writes needs. */
+uint64_t kube_until_quiet(struct kube_client *c);
 void kube_observe(struct kube_client *c, const char *verb, long code, double seconds);
 size_t kube_max_body(const struct kube_client *c);
 

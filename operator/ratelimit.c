@@ -69,6 +69,31 @@ uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
 	return wait;
 }
 
+uint64_t ratelimit_until_at(struct ratelimit *rl, double want, uint64_t now_ns)
+{
+	double tokens;
+
+	if (!rl || rl->qps <= 0)
+		return 0;
+	pthread_mutex_lock(&rl->lock);
+	tokens = rl->started ? rl->tokens : rl->burst;
+	if (rl->started && now_ns > rl->last_ns)
+		tokens += ktime_ns_to_s(now_ns - rl->last_ns) * rl->qps;
+	if (tokens > rl->burst)
+		tokens = rl->burst;
+	if (want > rl->burst)
+		want = rl->burst;
+	pthread_mutex_unlock(&rl->lock);
+	if (tokens >= want)
+		return 0;
+	return (uint64_t)((want - tokens) / rl->qps * (double)KTIME_NSEC_PER_SEC) + 1;
+}
+
+int ratelimit_burst(const struct ratelimit *rl)
+{
+	return rl ? (int)rl->burst : 0;
+}
+
 uint64_t ratelimit_wait(struct ratelimit *rl)
 {
 	uint64_t wait = ratelimit_reserve_at(rl, ktime_mono_ns());

@@ -18,5 +18,12 @@ void ratelimit_free(struct ratelimit *rl);
  * either way, as x/time/rate's Reserve does.
  */
 uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns);
+/*
+ * How long from now_ns until the bucket holds at least want tokens again
+ * (0: it does now), without taking any: for a request that can wait for a
+ * quieter moment. 0 when there is no limit.
+ */
+uint64_t ratelimit_until_at(struct ratelimit *rl, double want, uint64_t now_ns);
+int ratelimit_burst(const struct ratelimit *rl);
 /* Reserve and sleep for it. Returns the ns slept. */
 uint64_t ratelimit_wait(struct ratelimit *rl);

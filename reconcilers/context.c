@@ -17,7 +17,8 @@ void context_event(struct reconcile_ctx *ctx, const char *api_version, const cha
 {
 	const struct kinfer_context *k = context_of(ctx);
 	struct event_object r = { api_version, kind, ns, name, uid };
-	if (k && k->events && events_emit(k->events, &r, type, reason, action, "%s", note) < 0)
+	/* After the writes of a burst (events.h): advice, not the work. */
+	if (k && k->events && events_emit_later(k->events, &r, type, reason, action, note) < 0)
 		log_warn("cannot record an event", "object=%s %s/%s reason=%s", kind, ns, name,
 			 reason);
 }

@@ -55,11 +55,43 @@ static void unlimited_and_invalid(void **state)
 	ratelimit_free(NULL);
 }
 
+/* ratelimit_until_at: how long until the bucket holds want tokens again,
+ * taking none (the low-priority Events wait for half the burst). */
+static void until_quiet(void **state)
+{
+	(void)state;
+	struct ratelimit *rl;
+	uint64_t t = 1000 * KTIME_NSEC_PER_SEC;
+
+	assert_int_equal(ratelimit_new(10, 10, &rl), 0);
+	assert_int_equal(ratelimit_burst(rl), 10);
+	assert_int_equal(ratelimit_until_at(rl, 5, t), 0); /* full before any use */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(ratelimit_reserve_at(rl, t), 0);
+	/* Empty: 5 tokens at 10/s are 0.5 s away; asking took none. */
+	uint64_t d = ratelimit_until_at(rl, 5, t);
+	assert_true(d >= 500 * KTIME_NSEC_PER_MSEC && d <= 501 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(ratelimit_until_at(rl, 5, t), d);
+	/* Two more reserved (tokens at -2): 0.7 s. */
+	ratelimit_reserve_at(rl, t);
+	ratelimit_reserve_at(rl, t);
+	d = ratelimit_until_at(rl, 5, t);
+	assert_true(d >= 700 * KTIME_NSEC_PER_MSEC && d <= 701 * KTIME_NSEC_PER_MSEC);
+	assert_int_equal(ratelimit_until_at(rl, 5, t + 700 * KTIME_NSEC_PER_MSEC), 0);
+	/* More than the burst is never waited for past the burst. */
+	assert_int_equal(ratelimit_until_at(rl, 50, t + 1200 * KTIME_NSEC_PER_MSEC), 0);
+	ratelimit_free(rl);
+	assert_int_equal(ratelimit_new(-1, 0, &rl), 0);
+	assert_int_equal(ratelimit_until_at(rl, 5, t), 0); /* no limit */
+	ratelimit_free(rl);
+}
+
 int tests_ratelimit(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(burst_then_rate),
 		cmocka_unit_test(long_run_rate),
+		cmocka_unit_test(until_quiet),
 		cmocka_unit_test(unlimited_and_invalid),
 	};
 	return cmocka_run_group_tests_name("ratelimit", tests, NULL, NULL);
