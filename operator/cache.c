@@ -939,7 +939,7 @@ uint64_t cache_write_seq(const struct cache *c)
 
 bool cache_writing(const struct cache *c)
 {
-	return atomic_load_explicit(&((struct cache *)c)->write_seq, memory_order_acquire) & 1;
+	return cache_write_seq(c) & 1;
 }
 
 size_t cache_index_size(const struct cache *c, size_t index)

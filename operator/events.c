@@ -203,11 +203,7 @@ static void wait_quiet(struct events *e)
 			d = max - spent;
 		if (d < 10 * KTIME_NSEC_PER_MSEC)
 			d = 10 * KTIME_NSEC_PER_MSEC;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + d;
-		ts.tv_sec += (time_t)(ns / KTIME_NSEC_PER_SEC);
-		ts.tv_nsec = (long)(ns % KTIME_NSEC_PER_SEC);
+		struct timespec ts = ktime_deadline(CLOCK_REALTIME, d); /* e->cond's clock */
 		pthread_cond_timedwait(&e->cond, &e->lock, &ts);
 	}
 }
