@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 static json_object *load(const char *name)
@@ -386,6 +387,15 @@ static void malformed_objects_are_refused(void **state)
 
 /* ---- readers racing a writer ------------------------------------------ */
 
+/* A race test proves nothing if the writer finishes before a reader ran (a
+ * loaded CI machine schedules the threads late): wait, at most 10 s, until
+ * the readers have done some work before writing. */
+static void wait_for_readers(atomic_long *done)
+{
+	for (int i = 0; i < 10000 && atomic_load(done) < 2; i++)
+		usleep(1000);
+}
+
 struct race {
 	struct cache *c;
 	atomic_int stop;
@@ -419,6 +429,7 @@ static void readers_never_see_torn_objects(void **state)
 	assert_int_equal(cache_new(&kind_pods, test_interns, &r.c), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, reader, &r);
+	wait_for_readers(&r.lookups);
 	for (int i = 0; i < 20000; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "p%d", i % 64);
@@ -617,6 +628,7 @@ static void index_walks_race_moves(void **state)
 	assert_int_equal(cache_new(&kind_pods, test_interns, &w.c), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, index_walker, &w);
+	wait_for_readers(&w.walks);
 	for (int i = 0; i < 6000; i++) {
 		char name[16];
 		snprintf(name, sizeof(name), "p%d", (i * 7) % 64);
