@@ -187,8 +187,9 @@ static void hammer_no_key_on_two_workers(void **state)
 		pthread_create(&p[i], NULL, producer, &h);
 	for (int i = 0; i < 2; i++)
 		pthread_join(p[i], NULL);
-	/* Let the last adds drain, then stop the workers. */
-	for (int i = 0; i < 200; i++) {
+	/* Let the last adds drain (at most 10 s: valgrind on a loaded machine),
+	 * then stop the workers. */
+	for (int i = 0; i < 1000; i++) {
 		struct workqueue_stats s;
 		workqueue_stats(h.q, &s);
 		if (!s.depth && !s.waiting && !s.processing)
