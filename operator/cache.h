@@ -180,6 +180,9 @@ struct cache_kind {
 	size_t n_indexes;
 	/* A Warning Event on an object of this kind that cannot be read. */
 	bool event_on_skip;
+	/* Watch only the objects with these labels (the informer's
+	 * labelSelector); NULL = all. */
+	const char *label_selector;
 };
 
 #define CACHE_MAX_INDEXES 4

@@ -274,6 +274,7 @@ static struct informer *informer_for(struct manager *m, const struct cache_kind 
 		return NULL;
 	struct informer_options io = { .kind = k,
 				       .namespace = k->res->namespaced ? m->o.watch_namespace : NULL,
+				       .label_selector = k->label_selector,
 				       .resync_ns = m->o.resync_ns };
 	if (informer_add(m->informers, &io, &inf) < 0)
 		return NULL;

@@ -910,7 +910,7 @@ static enum reconcile_result evaluate(struct reconcile_ctx *ctx, struct autoscal
 			 res.current, why);
 		context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", in->s.ns, in->s.name,
 			      in->s.uid, "Normal", "SuccessfulRescale", "Scale", note);
-		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=\"%s\"", in->s.ns,
+		log_info("autoscaler rescale", "isvc=%s/%s from=%d to=%d reason=%s", in->s.ns,
 			 in->s.name, res.current, res.desired, why);
 	} else if (!d.status.active && (changed || !s->have)) {
 		log_warn("autoscaler holding", "isvc=%s/%s replicas=%d why=\"%s\"", in->s.ns,

@@ -14,7 +14,6 @@
  *   5. record Events for changes a person wants to see.
  */
 #include "isvc_controller.h"
-#include "ktime.h"
 
 #include "autoscale_controller.h"
 #include "context.h"
@@ -741,7 +740,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	}
 	/* Scale to zero: the private Service and the public one's endpoints
 	 * (route.h); without scaleToZero it only removes what it made. */
-	r = route_sync(ctx, &s, &w, err, sizeof(err));
+	r = route_sync(ctx, &s, &w, err, sizeof(err), &sent_wait);
 	if (r == 1) {
 		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
 				&status_wait) < 0)
@@ -749,6 +748,9 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
 		if (note.reason)
 			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
+		/* (route_sync's wait: a slice no watch of ours sees.) */
+		if (sent_wait && (!status_wait || sent_wait < status_wait))
+			status_wait = sent_wait;
 		if (res == RECONCILE_OK && status_wait) {
 			ctx->requeue_after_ns = status_wait;
 			res = RECONCILE_REQUEUE_AFTER;
@@ -843,9 +845,8 @@ static void pod_service(void *data, const struct cache_obj *o, controller_emit_f
 }
 
 static const struct controller_watch watches[] = {
-	{ &kind_inferenceservices, NULL },
-	{ &kind_deployments, owned_by_isvc },
-	{ &kind_services, owned_by_isvc },
+	{ &kind_inferenceservices, NULL }, { &kind_deployments, owned_by_isvc },
+	{ &kind_services, owned_by_isvc }, { &kind_endpointslices, owned_by_isvc },
 	{ &kind_pods, pod_service },
 };
 

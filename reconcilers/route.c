@@ -120,5 +120,10 @@ json_object *route_slice(const char *ns, const char *name, const char *uid,
 		return NULL;
 	}
 	snprintf(hash, 17, "%016llx", (unsigned long long)fnv64_str(text));
+	/* The hash goes on the object too: the slice's cache (kinfer's slices
+	 * only, route_controller.c) then tells whether it is as written. */
+	json_object *ann = json_object_new_object();
+	json_object_object_add(ann, KINFER_HASH_ANNOTATION, json_object_new_string(hash));
+	json_object_object_add(m, "annotations", ann);
 	return s;
 }

@@ -53,7 +53,8 @@ void route_choose(const struct route_pod *pods, size_t n_pods, int32_t pod_port,
 
 /* The EndpointSlice NAME-kinfer for a choice (server-side apply body), and
  * a hash of it in hash (16 hex digits) so an unchanged one is not
- * written. NULL when out of memory. */
+ * written; the body carries the hash as annotation kinfer.io/applied-hash.
+ * NULL when out of memory. */
 json_object *route_slice(const char *ns, const char *name, const char *uid,
 			 const struct route_choice *c, char hash[17]);
 

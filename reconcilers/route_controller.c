@@ -1,10 +1,14 @@
 /*
  * The routing objects of scale-to-zero services: gather the service's
  * pods and the activator's from the pod cache, choose (route.c), and
- * write only what changed. The EndpointSlice has no informer: the hash of
- * the body last written is remembered per service (a table of fixed
- * size; a collision or a restart only costs one more apply), and the
- * first write after a start reads the slice once to check who owns it.
+ * write only what changed. kinfer's EndpointSlices (label
+ * endpointslice.kubernetes.io/managed-by=kinfer.io) have a cache of their
+ * own, watched by the InferenceService controller: a slice deleted or
+ * edited by someone else is written again at once. What was applied last
+ * (the body's hash and the resourceVersion the apply returned) is
+ * remembered per service in a table of fixed size (a collision or a
+ * restart costs at most one more apply); a slice the cache does not show
+ * as ours is read once to check who owns it before it is written.
  */
 #include "route_controller.h"
 
@@ -13,6 +17,7 @@
 #include "isvc.h"
 #include "kinds.h"
 #include "kube.h"
+#include "ktime.h"
 #include "log.h"
 #include "presets.h"
 #include "route.h"
@@ -37,12 +42,46 @@ static void not_ours(char *err, size_t errlen, const char *kind, const char *nam
 
 static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endpoints", true };
 
+/*
+ * Our write that the cache has not shown yet (the watch is a few ms
+ * behind, seconds under load) is trusted this long, as the
+ * InferenceService controller trusts its applies; the key comes back then.
+ */
+#define SENT_NS (10 * KTIME_NSEC_PER_SEC)
+/* A slice NAME-kinfer of someone else's is read again this often. */
+#define FOREIGN_RECHECK_NS (30 * KTIME_NSEC_PER_SEC)
+
+/* kinfer's slices only: who controls NAME-kinfer, and what was applied. */
+static int project_slice(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct kservice *s = (struct kservice *)obj;
+	json_object *v = NULL;
+	json_object_object_get_ex(cache_json_get(json, "metadata.annotations"),
+				  KINFER_HASH_ANNOTATION, &v);
+	cache_proj_str(p, &s->applied_hash,
+		       v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) :
+								       NULL);
+	return 0;
+}
+
+const struct cache_kind kind_endpointslices = {
+	.name = "EndpointSlice",
+	.res = &kube_res_endpointslices,
+	.size = sizeof(struct kservice),
+	.project = project_slice,
+	.label_selector = "endpointslice.kubernetes.io/managed-by=" ROUTE_MANAGED_BY,
+};
+
+struct written {
+	uint64_t key;
+	char hash[17];
+	char rv[CACHE_RV_MAX]; /* what our last apply returned */
+	uint64_t sent_ns;      /* when (monotonic) */
+};
+
 static struct {
 	pthread_mutex_t lock;
-	struct slot {
-		uint64_t key;
-		char hash[17];
-	} s[SLOTS];
+	struct written s[SLOTS];
 } written = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t key_of(const struct snapshot *s)
@@ -52,25 +91,31 @@ static uint64_t key_of(const struct snapshot *s)
 	return fnv64_str(k) | 1;
 }
 
-static bool recall(const struct snapshot *s, char hash[17])
+static bool recall(const struct snapshot *s, struct written *ret)
 {
 	uint64_t k = key_of(s);
 	bool found;
 	pthread_mutex_lock(&written.lock);
 	found = written.s[k % SLOTS].key == k;
 	if (found)
-		memcpy(hash, written.s[k % SLOTS].hash, 17);
+		*ret = written.s[k % SLOTS];
 	pthread_mutex_unlock(&written.lock);
 	return found;
 }
 
-static void remember(const struct snapshot *s, const char *hash)
+/* hash applied (rv returned) at sent_ns; hash NULL: forget. */
+static void remember(const struct snapshot *s, const char *hash, const char *rv, uint64_t sent_ns)
 {
 	uint64_t k = key_of(s);
 	pthread_mutex_lock(&written.lock);
-	written.s[k % SLOTS].key = hash ? k : 0;
-	if (hash)
-		memcpy(written.s[k % SLOTS].hash, hash, 17);
+	struct written *w = &written.s[k % SLOTS];
+	memset(w, 0, sizeof(*w));
+	if (hash) {
+		w->key = k;
+		snprintf(w->hash, sizeof(w->hash), "%s", hash);
+		snprintf(w->rv, sizeof(w->rv), "%s", rv ? rv : "");
+		w->sent_ns = sent_ns;
+	}
 	pthread_mutex_unlock(&written.lock);
 }
 
@@ -197,16 +242,24 @@ static int drop_controller_endpoints(struct reconcile_ctx *ctx, const struct sna
 	return 0;
 }
 
+/* rv (when not NULL) gets the resourceVersion the apply returned. */
 static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res, const char *ns,
-		 const char *name, json_object *body)
+		 const char *name, json_object *body, char rv[CACHE_RV_MAX])
 {
 	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
 	struct kube_status st;
-	int r = kube_apply(ctx->client, res, ns, name, NULL, body, &o, NULL, &st);
-	return r < 0 ? api_error(ctx, r,
+	json_object *reply = NULL;
+	int r = kube_apply(ctx->client, res, ns, name, NULL, body, &o, rv ? &reply : NULL, &st);
+	if (r < 0)
+		return api_error(ctx, r,
 				 res == &kube_res_services ? "apply Service" : "apply EndpointSlice",
-				 ns, name, &st) :
-		       0;
+				 ns, name, &st);
+	if (rv) {
+		const char *v = cache_json_str(reply, "metadata.resourceVersion");
+		snprintf(rv, CACHE_RV_MAX, "%s", v ? v : "");
+	}
+	json_object_put(reply);
+	return 0;
 }
 
 static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
@@ -232,18 +285,18 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	}
 	if (state == 1 && strcmp(hash, w->private_hash) == 0)
 		return 0;
-	return apply(ctx, &kube_res_services, s->ns, priv, w->private_service);
+	return apply(ctx, &kube_res_services, s->ns, priv, w->private_service, NULL);
 }
 
 static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const char *slice,
-		      char *err, size_t errlen)
+		      char *err, size_t errlen, uint64_t *ret_wait)
 {
 	const struct kinfer_context *k = context_of(ctx);
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct gather pods, acts;
 	struct route_choice *c = NULL;
 	json_object *body = NULL;
-	char hash[17], old[17];
+	char hash[17];
 	int r, owner;
 
 	const char *act_ns = k && k->activator_namespace ? k->activator_namespace : "kinfer-system";
@@ -269,27 +322,78 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 		r = -ENOMEM;
 		goto out;
 	}
-	bool known = recall(s, old);
-	if (known && strcmp(old, hash) == 0)
+	/* What the cache shows: 0 no slice, 1 ours (its hash, its rv), -1
+	 * another's or being deleted. */
+	struct cache *ec = manager_cache(ctx->manager, &kind_endpointslices);
+	char key[400], chash[17] = "", crv[CACHE_RV_MAX] = "";
+	int state = 0;
+	snprintf(key, sizeof(key), "%s/%s", s->ns, slice);
+	cache_read_lock();
+	const struct kservice *es = ec ? (const struct kservice *)cache_get(ec, key) : NULL;
+	if (es && !es->meta.deleted && es->meta.controller_uid &&
+	    strcmp(es->meta.controller_uid, s->uid) == 0) {
+		state = 1;
+		snprintf(chash, sizeof(chash), "%s", es->applied_hash ? es->applied_hash : "");
+		cache_obj_rv_copy(&es->meta, crv, sizeof(crv));
+	} else if (es) {
+		state = -1;
+	}
+	cache_read_unlock();
+
+	struct written m;
+	uint64_t now = ktime_mono_ns();
+	bool known = recall(s, &m), same = state == 1 && strcmp(chash, hash) == 0;
+	if (same && (!known || (strcmp(m.hash, hash) == 0 && strcmp(m.rv, crv) == 0))) {
+		/* As we wrote it (or, after a restart, as it should be): from
+		 * now on the cache, not the write, is trusted. */
+		if (!known || m.sent_ns)
+			remember(s, hash, crv, 0);
 		goto out;
-	if (!known) {
+	}
+	if (!same && known && strcmp(m.hash, hash) == 0 && m.sent_ns && now - m.sent_ns < SENT_NS) {
+		/* Ours, on its way to the cache: its watch event comes back. */
+		uint64_t wait = m.sent_ns + SENT_NS - now;
+		if (!*ret_wait || wait < *ret_wait)
+			*ret_wait = wait;
+		goto out;
+	}
+	/* Else: absent, changed by someone else (the resourceVersion moved
+	 * past ours), or not what it should be: written again. A slice the
+	 * cache does not show as ours is read first: one of that name without
+	 * kinfer's label is not in the cache at all. */
+	if (state != 1) {
 		r = slice_owner(ctx, s, slice, &owner);
 		if (r < 0)
 			goto out;
 		if (owner < 0) {
+			/* One without kinfer's label is not in the cache: its
+			 * removal enqueues nothing, so look again later. */
 			not_ours(err, errlen, "EndpointSlice", slice, s->ns);
+			if (!*ret_wait || FOREIGN_RECHECK_NS < *ret_wait)
+				*ret_wait = FOREIGN_RECHECK_NS;
 			r = 1;
 			goto out;
 		}
-		r = drop_controller_endpoints(ctx, s);
-		if (r < 0)
-			goto out;
+		/* The selector's Endpoints and slices, when the Service had
+		 * one before (first write after a start, or a new slice). */
+		if (!known || owner == 0) {
+			r = drop_controller_endpoints(ctx, s);
+			if (r < 0)
+				goto out;
+		}
 	}
-	r = apply(ctx, &kube_res_endpointslices, s->ns, slice, body);
+	char rv[CACHE_RV_MAX];
+	r = apply(ctx, &kube_res_endpointslices, s->ns, slice, body, rv);
 	if (r == 0) {
-		remember(s, hash);
-		log_info("routing", "namespace=%s name=%s to=%s endpoints=%zu port=%d", s->ns,
-			 s->name, c->activator ? "activator" : "pods", c->n, c->port);
+		remember(s, hash, rv, now);
+		if (known && strcmp(m.hash, hash) == 0)
+			log_info("routing",
+				 "namespace=%s name=%s to=%s endpoints=%zu port=%d reason=%s",
+				 s->ns, s->name, c->activator ? "activator" : "pods", c->n, c->port,
+				 "written again: the slice was deleted or changed");
+		else
+			log_info("routing", "namespace=%s name=%s to=%s endpoints=%zu port=%d",
+				 s->ns, s->name, c->activator ? "activator" : "pods", c->n, c->port);
 	}
 out:
 	json_object_put(body);
@@ -326,17 +430,17 @@ static int unroute(struct reconcile_ctx *ctx, const struct snapshot *s, const ch
 		if (r < 0 && r != -ENOENT)
 			return api_error(ctx, r, "delete EndpointSlice", s->ns, slice, &st);
 	}
-	remember(s, NULL);
+	remember(s, NULL, NULL, 0);
 	r = kube_delete(ctx->client, &kube_res_services, s->ns, priv, NULL, NULL, &st);
 	if (r < 0 && r != -ENOENT)
 		return api_error(ctx, r, "delete Service", s->ns, priv, &st);
-	log_info("routing", "namespace=%s name=%s to=pods reason=\"scaleToZero removed\"", s->ns,
-		 s->name);
+	log_info("routing", "namespace=%s name=%s to=pods reason=%s", s->ns, s->name,
+		 "scaleToZero removed");
 	return 0;
 }
 
 int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct workload *w,
-	       char *err, size_t errlen)
+	       char *err, size_t errlen, uint64_t *ret_wait)
 {
 	char priv[128], slice[128];
 	int r;
@@ -356,5 +460,5 @@ int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct
 	r = sync_private(ctx, s, w, priv, err, errlen);
 	if (r != 0)
 		return r;
-	return sync_slice(ctx, s, slice, err, errlen);
+	return sync_slice(ctx, s, slice, err, errlen, ret_wait);
 }

@@ -12,12 +12,20 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "manager.h"
 #include "snapshot.h"
 #include "workload.h"
 
+/* kinfer's EndpointSlices (label endpointslice.kubernetes.io/managed-by=
+ * kinfer.io): the InferenceService controller watches them, so a slice
+ * deleted or edited by hand is written again. */
+extern const struct cache_kind kind_endpointslices;
+
 /* 0 done, 1 an object is not ours (err says which), negative errno on an
- * API failure (ctx->error says which). */
+ * API failure (ctx->error says which). *ret_wait (when lower or 0) gets
+ * the ns after which a write the cache has not shown yet is no longer
+ * trusted: the caller comes back then. */
 int route_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct workload *w,
-	       char *err, size_t errlen);
+	       char *err, size_t errlen, uint64_t *ret_wait);

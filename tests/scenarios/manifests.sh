@@ -138,6 +138,7 @@ for a in "list inferenceservices.kinfer.io -A" "watch inferenceservices.kinfer.i
 	"create pods --subresource=binding -n $ns" "list nodes" "watch nodes" \
 	"delete services -n $ns" "create endpointslices.discovery.k8s.io -n $ns" \
 	"patch endpointslices.discovery.k8s.io -n $ns" "delete endpoints -n $ns" \
+	"list endpointslices.discovery.k8s.io -A" "watch endpointslices.discovery.k8s.io -A" \
 	"deletecollection endpointslices.discovery.k8s.io -n $ns"; do
 	# shellcheck disable=SC2086
 	can yes $a

@@ -45,6 +45,24 @@ YAML
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
 if wait_until 60 warm 1; then pass "a new service starts with 1 replica, warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
 
+# Its EndpointSlice svc-kinfer (the public Service's endpoints) is watched:
+# deleted, or edited by hand, it is written again, as it was.
+slice() { kc -n "$ns" get endpointslice svc-kinfer -o jsonpath='{.metadata.labels.kinfer\.io/route} {.metadata.ownerReferences[0].name} [{range .endpoints[*]}{.addresses[0]} {end}]' 2>/dev/null; }
+has_slice() { [ -n "$(slice)" ]; }
+wait_until 20 has_slice
+before=$(slice)
+expect_match "$before" '^(pods|activator) svc \[' "EndpointSlice svc-kinfer, owned by the InferenceService ($before)"
+as_before() { [ "$(slice)" = "$before" ]; }
+kc -n "$ns" delete endpointslice svc-kinfer >/dev/null
+t=$SECONDS
+if wait_until 15 as_before; then pass "svc-kinfer deleted by hand: written again, as it was, in $((SECONDS - t)) s"; else fail "after the delete: '$(slice)', before '$before'"; fi
+kc -n "$ns" patch endpointslice svc-kinfer --type=merge -p '{"endpoints":[{"addresses":["198.18.255.254"],"conditions":{"ready":true}}]}' >/dev/null
+expect_code 0 $? "svc-kinfer's endpoints edited by hand"
+t=$SECONDS
+if wait_until 15 as_before; then pass "the edit is undone in $((SECONDS - t)) s"; else fail "after the edit: '$(slice)', before '$before'"; fi
+again=$(grep -c 'reason="written again' "$tmp/op.log")
+expect_match "$again" '^[2-9]$' "the operator's log says it wrote the slice again ($again times)"
+
 # Idle: no request at all -> 0, through the drain.
 at() { [ "$(deploy_replicas)" = "$1" ]; }
 if wait_until 90 at 0; then pass "idle: the Deployment is drained to 0"; else fail "Deployment at $(deploy_replicas): $(tail -5 "$tmp/op.log")"; fi
@@ -106,4 +124,33 @@ stayed=yes
 for _ in $(seq 1 25); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
 [ "$stayed" = yes ] && pass "the old activation does not wake it again (5 s)" || fail "woken again: $(deploy_replicas)"
 expect_match "$(rcond status) $(rcond reason)" '^True ScaledToZero$' "Ready True ScaledToZero again"
+
+# A slice NAME-kinfer that is someone else's (no owner, no kinfer label: not
+# in kinfer's watch) is never taken over; once it goes, kinfer's is made.
+kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: other-kinfer, labels: {kubernetes.io/service-name: other}}
+addressType: IPv4
+endpoints: [{addresses: ["198.18.255.253"]}]
+ports: [{name: http, port: 8000, protocol: TCP}]
+YAML
+apply_isvc other <<YAML
+  model: {name: m, uri: s3://m}
+  resources: {gpu: {count: 1}}
+  scaling:
+    minReplicas: 0
+    maxReplicas: 1
+    metrics: [{type: QueueDepth, target: 5}]
+    scaleToZero: {idleSeconds: 3}
+YAML
+other_msg() { j kis/other '{.status.conditions[*].message}'; }
+refused() { [[ "$(other_msg)" == *"EndpointSlice other-kinfer already exists"* ]]; }
+if wait_until 30 refused; then pass "another's slice other-kinfer: ResourceExists, not taken over"; else fail "status of other: $(j kis/other '{.status.conditions}')"; fi
+theirs=$(kc -n "$ns" get endpointslice other-kinfer -o jsonpath='{.endpoints[0].addresses[0]} owners={.metadata.ownerReferences}')
+expect_match "$theirs" '^198\.18\.255\.253 owners=$' "their slice is as they wrote it ($theirs)"
+kc -n "$ns" delete endpointslice other-kinfer >/dev/null
+ours() { [ "$(kc -n "$ns" get endpointslice other-kinfer -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null)" = other ]; }
+t=$SECONDS
+if wait_until 45 ours; then pass "theirs deleted: kinfer's other-kinfer made $((SECONDS - t)) s later (looked at again every 30 s)"; else fail "no slice of ours: $(kc -n "$ns" get endpointslice -o name)"; fi
 summary

@@ -73,6 +73,10 @@ static void slice(void **state)
 	assert_int_equal(strlen(h1), 16);
 	json_object *m = json_object_object_get(s, "metadata"), *v;
 	assert_string_equal(json_object_get_string(json_object_object_get(m, "name")), "llm-kinfer");
+	assert_string_equal(json_object_get_string(
+				    json_object_object_get(json_object_object_get(m, "annotations"),
+							   "kinfer.io/applied-hash")),
+			    h1);
 	json_object *l = json_object_object_get(m, "labels");
 	assert_string_equal(json_object_get_string(
 				    json_object_object_get(l, "kubernetes.io/service-name")),
