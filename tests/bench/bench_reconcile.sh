@@ -111,6 +111,24 @@ curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_request_duration_se
 	if (index($0, "_sum{")) s[v] += $2; else c[v] += $2 }
 	END { for (v in c) if (c[v] > 0) printf "reconcile_api_%s_mean_latency %.1f ms\n", v, s[v] / c[v] * 1000 }'
 awk -v a="$sp1" -v b="$sp0" -v n="$n" 'BEGIN { printf "reconcile_api_status_patch_per_service %.2f requests\n", (a - b) / n }'
+# The InferenceService controller's share: the pods' bindings are the
+# placement's (one per pod it places, not per service).
+verb_of() { local kv; for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return; }; done; echo 0; }
+awk -v r="$((r1 - r0))" -v b="$(( $(verb_of "$v1" bind) - $(verb_of "$v0" bind) ))" -v n="$n" \
+	'BEGIN { printf "reconcile_api_requests_per_service_without_bindings %.2f requests\n", (r - b) / n }'
+# Until the operator is quiet (no request for 5 s; at most 60 s): what the
+# pods' progress after the window costs (status patches, Events, bindings).
+rq=$r1
+for _ in $(seq 1 12); do
+	sleep 5
+	rn=$(requests)
+	[ "$rn" = "$rq" ] && break
+	rq=$rn
+done
+vq=$(by_verb)
+awk -v r="$((rq - r0))" -v b="$(( $(verb_of "$vq" bind) - $(verb_of "$v0" bind) ))" -v n="$n" 'BEGIN {
+	printf "reconcile_api_requests_per_service_until_quiet %.2f requests\n", r / n
+	printf "reconcile_api_requests_per_service_until_quiet_without_bindings %.2f requests\n", (r - b) / n }'
 r2=$(requests) v2=$(by_verb)
 sleep 10
 echo "reconcile_steady_state_requests_in_10s $(( $(requests) - r2 )) requests"
