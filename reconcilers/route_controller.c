@@ -340,7 +340,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 	}
 	cache_read_unlock();
 
-	struct written m;
+	struct written m = { 0 };
 	uint64_t now = ktime_mono_ns();
 	bool known = recall(s, &m), same = state == 1 && strcmp(chash, hash) == 0;
 	if (same && (!known || (strcmp(m.hash, hash) == 0 && strcmp(m.rv, crv) == 0))) {
