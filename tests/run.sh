@@ -4,7 +4,8 @@
 #      the C sources' format (tests/format.sh --check, .clang-format);
 #   2. build the local control plane from Go modules (cached per machine);
 #   3. build kinfer warning-free, run the unit tests under valgrind, and the
-#      concurrent parts (cache, work queue) under ThreadSanitizer, and each
+#      concurrent parts (cache, work queue, placement, informer, activator,
+#      events) under ThreadSanitizer, and each
 #      fuzz target for a bounded time (FUZZ_SECONDS, default 30);
 #   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run all
 #      tests (unit, integration against the real control plane, scenarios)
@@ -33,10 +34,10 @@ say "unit tests under valgrind"
 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--show-leak-kinds=definite build/tests/kinfer_unit
 
-say "concurrent parts under ThreadSanitizer (cache, work queue, placement)"
+say "concurrent parts under ThreadSanitizer (cache, work queue, placement, informer, activator, events)"
 cmake -S . -B build-tsan -DKINFER_TSAN=ON -DKINFER_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-tsan -j "$jobs" --target kinfer_unit
-for g in cache workqueue placement; do
+for g in cache workqueue placement informer activator events; do
 	# history_size=7: the longest history, so that TSan restores the stack
 	# of the earlier access; without it a race between rculist operations
 	# (suppressed by function name) sometimes shows "[failed to restore the
