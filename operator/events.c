@@ -41,8 +41,10 @@ struct events {
 	struct queued *ring;
 	size_t head, n;
 	pthread_cond_t cond;
+	pthread_cond_t drained; /* events_flush waits on it */
 	pthread_t thread;
 	bool thread_running, stopping;
+	bool flushing; /* events_flush: post what is queued without waiting */
 };
 
 int events_new(struct kube_client *c, const char *controller, const char *instance,
@@ -60,6 +62,7 @@ int events_new(struct kube_client *c, const char *controller, const char *instan
 	}
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
+	pthread_cond_init(&e->drained, NULL);
 	*ret = e;
 	return 0;
 }
@@ -76,6 +79,7 @@ void events_free(struct events *e)
 	if (running)
 		pthread_join(e->thread, NULL);
 	pthread_cond_destroy(&e->cond);
+	pthread_cond_destroy(&e->drained);
 	free(e->ring);
 	free(e->controller);
 	free(e->instance);
@@ -195,7 +199,7 @@ static void wait_quiet(struct events *e)
 {
 	uint64_t start = ktime_mono_ns(), max = EVENTS_LATER_MAX_S * KTIME_NSEC_PER_SEC;
 
-	while (!e->stopping && e->client) {
+	while (!e->stopping && !e->flushing && e->client) {
 		uint64_t d = kube_until_quiet(e->client), spent = ktime_mono_ns() - start;
 		if (d == 0 || spent >= max)
 			return;
@@ -232,9 +236,30 @@ static void *poster_main(void *ud)
 					  q.uid[0] ? q.uid : NULL };
 		emit_at(e, &r, q.type, q.reason, q.action, q.note, q.at_us);
 		pthread_mutex_lock(&e->lock);
+		if (e->flushing && !e->n)
+			pthread_cond_broadcast(&e->drained);
 	}
+	pthread_cond_broadcast(&e->drained);
 	pthread_mutex_unlock(&e->lock);
 	return NULL;
+}
+
+size_t events_flush(struct events *e, uint64_t timeout_ns)
+{
+	size_t left;
+
+	if (!e)
+		return 0;
+	struct timespec ts = ktime_deadline(CLOCK_REALTIME, timeout_ns); /* drained's clock */
+	pthread_mutex_lock(&e->lock);
+	e->flushing = true;
+	pthread_cond_signal(&e->cond); /* out of wait_quiet */
+	while (e->n && e->thread_running && !e->stopping)
+		if (pthread_cond_timedwait(&e->drained, &e->lock, &ts) == ETIMEDOUT)
+			break;
+	left = e->n;
+	pthread_mutex_unlock(&e->lock);
+	return left;
 }
 
 static int enqueue(struct events *e, const struct event_object *r, const char *type,

@@ -62,3 +62,11 @@ int events_emit_async(struct events *e, const struct event_object *regarding, co
 #define EVENTS_LATER_MAX_S 30
 int events_emit_later(struct events *e, const struct event_object *regarding, const char *type,
 		      const char *reason, const char *action, const char *note);
+
+/*
+ * At a stop: post what is queued now without waiting for a quiet limiter
+ * (the limiter still paces the requests), for at most timeout_ns. Returns
+ * how many Events are still queued then (0: all posted or failed). From
+ * then on, low-priority Events no longer wait.
+ */
+size_t events_flush(struct events *e, uint64_t timeout_ns);

@@ -51,6 +51,9 @@
 #define KINFER_VERSION "0.0.0-dev"
 #endif
 
+/* At a stop, how long the low-priority Events still queued may take. */
+#define EVENTS_FLUSH_NS (5 * KTIME_NSEC_PER_SEC)
+
 struct config {
 	const char *kubeconfig;
 	const char *context;
@@ -366,6 +369,11 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
 	code = manager_run_until_signal(m);
+	/* The reconcilers are done: what they queued at low priority goes
+	 * out now, for a few seconds at most. */
+	size_t unsent = events_flush(events, EVENTS_FLUSH_NS);
+	if (unsent)
+		log_warn("events not sent at stop", "queued=%zu", unsent);
 	manager_free(m);
 	events_free(events);
 	return code;

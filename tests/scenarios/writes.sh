@@ -8,7 +8,8 @@
 # deleted Deployment are made again, two spec changes in a row end with
 # the last one rolled out and observed; an operator killed in the middle of
 # a burst and started again finishes it, never two DeploymentCreated Events
-# for one object.
+# for one object; one stopped by SIGTERM while its Events wait at low
+# priority sends them before it ends.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin writes
@@ -100,5 +101,29 @@ port=$started_port
 if wait_until 60 all_made r; then pass "killed mid-burst and restarted: all $n observed, with their Deployments and Services"; else fail "after restart: $(kc -n "$ns" get kis -o jsonpath='{.items[*].status.observedGeneration}')"; fi
 sleep 2
 expect_match "$(created r | uniq -d | tr '\n' ' ')" '^$' "never two DeploymentCreated Events for one object across the restart"
-expect_match "$(grep -c 'level=error' "$tmp/op.log" "$tmp/op2.log" | awk -F: '{ s += $2 } END { print s }')" '^0$' "no errors in the operator logs"
+
+# Stopped (SIGTERM) in the middle of a burst at a tight client budget: the
+# Events were waiting at low priority for the limiter; they go out before
+# the process ends, so every Deployment made has its one DeploymentCreated
+# Event, also after the restart that finishes the burst.
+stop_operators
+start_operator "$tmp/op3.log" --leader-elect=false --watch-namespace "$ns" --kube-api-qps 5 --kube-api-burst 10 || exit 1
+term_pid=$started_pid
+burst t
+some_t() { [ "$(kc -n "$ns" get deploy -o name | grep -c '/t[0-9]*$')" -ge 3 ]; }
+wait_until 30 some_t
+kill -TERM "$term_pid"
+wait "$term_pid"
+expect_code 0 $? "the operator stops on SIGTERM with exit code 0"
+op_pids=()
+made=$(kc -n "$ns" get deploy -o name | grep -c '/t[0-9]*$')
+evs=$(created t | wc -l)
+expect_match "$evs" "^$made\$" "at the stop: $made Deployments made, $evs DeploymentCreated Events"
+expect_match "$(grep -c 'events not sent at stop' "$tmp/op3.log")" '^0$' "no Event left unsent at the stop"
+start_operator "$tmp/op4.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+if wait_until 60 all_made t; then pass "restarted: all $n observed"; else fail "after the SIGTERM restart: $(kc -n "$ns" get kis -o jsonpath='{.items[*].status.observedGeneration}')"; fi
+all_t_events() { [ "$(created t | wc -l)" -ge "$n" ]; }
+wait_until 20 all_t_events
+expect_match "$(created t | wc -l) $(created t | uniq -d | wc -l)" "^$n 0\$" "one DeploymentCreated Event per object across the SIGTERM and restart"
+expect_match "$(grep -c 'level=error' "$tmp/op.log" "$tmp/op2.log" "$tmp/op3.log" "$tmp/op4.log" | awk -F: '{ s += $2 } END { print s }')" '^0$' "no errors in the operator logs"
 summary
