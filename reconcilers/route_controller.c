@@ -6,9 +6,10 @@
  * own, watched by the InferenceService controller: a slice deleted or
  * edited by someone else is written again at once. What was applied last
  * (the body's hash and the resourceVersion the apply returned) is
- * remembered per service in a table of fixed size (a collision or a
- * restart costs at most one more apply); a slice the cache does not show
- * as ours is read once to check who owns it before it is written.
+ * remembered per service in a table of fixed size (a service without
+ * memory, after a restart or a collision, costs a no-op apply, which also
+ * undoes an edit made while no operator watched); a slice the cache does
+ * not show as ours is read once to check who owns it before it is written.
  */
 #include "route_controller.h"
 
@@ -343,13 +344,16 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 	struct written m = { 0 };
 	uint64_t now = ktime_mono_ns();
 	bool known = recall(s, &m), same = state == 1 && strcmp(chash, hash) == 0;
-	if (same && (!known || (strcmp(m.hash, hash) == 0 && strcmp(m.rv, crv) == 0))) {
-		/* As we wrote it (or, after a restart, as it should be): from
-		 * now on the cache, not the write, is trusted. */
-		if (!known || m.sent_ns)
+	if (same && known && strcmp(m.hash, hash) == 0 && strcmp(m.rv, crv) == 0) {
+		/* As we wrote it: from now on the cache, not the write, is
+		 * trusted. */
+		if (m.sent_ns)
 			remember(s, hash, crv, 0);
 		goto out;
 	}
+	/* Not known (the first look after a start, or a slot another service
+	 * took): applied once, a no-op unless someone edited the slice while
+	 * nobody watched; the reply's resourceVersion is remembered. */
 	if (!same && known && strcmp(m.hash, hash) == 0 && m.sent_ns && now - m.sent_ns < SENT_NS) {
 		/* Ours, on its way to the cache: its watch event comes back. */
 		uint64_t wait = m.sent_ns + SENT_NS - now;

@@ -85,10 +85,15 @@ stayed=yes
 for _ in $(seq 1 15); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
 [ "$stayed" = yes ] && pass "an activation older than the zero time does nothing" || fail "woken by an old activation: $(deploy_replicas)"
 
-# The operator restarts while at zero: it stays at zero.
+# The operator restarts while at zero: it stays at zero. Its slice, edited
+# while no operator ran, is put back after the start.
+before=$(slice)
 stop_operators
 op_pids=()
+kc -n "$ns" patch endpointslice svc-kinfer --type=merge -p '{"endpoints":[{"addresses":["198.18.255.252"],"conditions":{"ready":true}}]}' >/dev/null
+expect_match "$(slice)" '198\.18\.255\.252' "svc-kinfer edited while the operator is down"
 start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+if wait_until 15 as_before; then pass "after the start, the edit is undone ($(slice))"; else fail "after the start: '$(slice)', before '$before'"; fi
 stayed=yes
 for _ in $(seq 1 40); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; done
 [ "$stayed" = yes ] && pass "an operator restart at zero keeps 0 replicas (8 s, never 1)" || fail "flapped to $(deploy_replicas) after the restart"
