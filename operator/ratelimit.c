@@ -45,13 +45,9 @@ void ratelimit_free(struct ratelimit *rl)
 	free(rl);
 }
 
-uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
+/* The bucket as of now_ns (full at the first use); rl->lock held. */
+static void refill_locked(struct ratelimit *rl, uint64_t now_ns)
 {
-	uint64_t wait = 0;
-
-	if (!rl || rl->qps <= 0)
-		return 0;
-	pthread_mutex_lock(&rl->lock);
 	if (!rl->started) {
 		rl->last_ns = now_ns;
 		rl->started = 1;
@@ -62,6 +58,16 @@ uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
 			rl->tokens = rl->burst;
 		rl->last_ns = now_ns;
 	}
+}
+
+uint64_t ratelimit_reserve_at(struct ratelimit *rl, uint64_t now_ns)
+{
+	uint64_t wait = 0;
+
+	if (!rl || rl->qps <= 0)
+		return 0;
+	pthread_mutex_lock(&rl->lock);
+	refill_locked(rl, now_ns);
 	rl->tokens -= 1.0;
 	if (rl->tokens < 0)
 		wait = (uint64_t)(-rl->tokens / rl->qps * (double)KTIME_NSEC_PER_SEC);
@@ -76,11 +82,8 @@ uint64_t ratelimit_until_at(struct ratelimit *rl, double want, uint64_t now_ns)
 	if (!rl || rl->qps <= 0)
 		return 0;
 	pthread_mutex_lock(&rl->lock);
-	tokens = rl->started ? rl->tokens : rl->burst;
-	if (rl->started && now_ns > rl->last_ns)
-		tokens += ktime_ns_to_s(now_ns - rl->last_ns) * rl->qps;
-	if (tokens > rl->burst)
-		tokens = rl->burst;
+	refill_locked(rl, now_ns);
+	tokens = rl->tokens;
 	if (want > rl->burst)
 		want = rl->burst;
 	pthread_mutex_unlock(&rl->lock);
