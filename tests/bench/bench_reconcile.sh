@@ -39,6 +39,8 @@ by_verb() { curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_request
 	v = $0; sub(/.*verb="/, "", v); sub(/".*/, "", v); s[v] += $2
 	c = $0; sub(/.*code="/, "", c); sub(/".*/, "", c); if (c != "200" && c != "201") s[v "_" c] += $2 }
 	END { for (v in s) printf "%s=%d ", v, s[v] }'; }
+# verb_of "verb=count ..." VERB: the count of VERB (0 when absent).
+verb_of() { local kv; for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return; }; done; echo 0; }
 # The API server's own count of one kind of request kinfer alone makes:
 # PATCH of inferenceservices/status, PATCH of pods (warm-up condition).
 server_count() { k get --raw /metrics | awk -v verb="$1" -v res="$2" -v sub_="$3" '/^apiserver_request_total\{/ &&
@@ -101,8 +103,7 @@ curl -s "http://127.0.0.1:$port/metrics" | awk -v n="$n" '/^kinfer_reconcile_tot
 # Per verb, per service (before -> after the run, so the LIST/WATCH of the
 # start are not counted).
 for kv in $v1; do
-	verb=${kv%%=*} after=${kv#*=} before=0
-	for ov in $v0; do [ "${ov%%=*}" = "$verb" ] && before=${ov#*=}; done
+	verb=${kv%%=*} after=${kv#*=} before=$(verb_of "$v0" "${kv%%=*}")
 	awk -v v="$verb" -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "reconcile_api_%s_per_service %.2f requests\n", v, (a - b) / n }'
 done
 # Mean latency of each verb's requests (the whole run).
@@ -113,7 +114,6 @@ curl -s "http://127.0.0.1:$port/metrics" | awk '/^kinfer_api_request_duration_se
 awk -v a="$sp1" -v b="$sp0" -v n="$n" 'BEGIN { printf "reconcile_api_status_patch_per_service %.2f requests\n", (a - b) / n }'
 # The InferenceService controller's share: the pods' bindings are the
 # placement's (one per pod it places, not per service).
-verb_of() { local kv; for kv in $1; do [ "${kv%%=*}" = "$2" ] && { echo "${kv#*=}"; return; }; done; echo 0; }
 awk -v r="$((r1 - r0))" -v b="$(( $(verb_of "$v1" bind) - $(verb_of "$v0" bind) ))" -v n="$n" \
 	'BEGIN { printf "reconcile_api_requests_per_service_without_bindings %.2f requests\n", (r - b) / n }'
 # Until the operator is quiet (no request for 5 s; at most 60 s): what the
@@ -134,8 +134,7 @@ sleep 10
 echo "reconcile_steady_state_requests_in_10s $(( $(requests) - r2 )) requests"
 v3=$(by_verb)
 for kv in $v3; do
-	verb=${kv%%=*} after=${kv#*=} before=0
-	for ov in $v2; do [ "${ov%%=*}" = "$verb" ] && before=${ov#*=}; done
+	verb=${kv%%=*} after=${kv#*=} before=$(verb_of "$v2" "${kv%%=*}")
 	[ "$after" != "$before" ] && echo "reconcile_steady_state_${verb}_in_10s $((after - before)) requests"
 done
 true
