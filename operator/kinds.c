@@ -826,7 +826,7 @@ const struct cache_kind kind_deployments = {
 
 /* ---- services --------------------------------------------------------- */
 
-static int project_service(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kservice *s = (struct kservice *)obj;
 	cache_proj_str(p, &s->applied_hash,
@@ -838,7 +838,7 @@ const struct cache_kind kind_services = {
 	.name = "Service",
 	.res = &kube_res_services,
 	.size = sizeof(struct kservice),
-	.project = project_service,
+	.project = kservice_project,
 };
 
 /* ---- metadata only ---------------------------------------------------- */

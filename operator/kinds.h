@@ -208,6 +208,9 @@ struct kservice {
 	struct cache_obj meta;
 	const char *applied_hash; /* registered applied-hash annotation */
 };
+/* The projection of kind_services: the applied-hash annotation, for any
+ * kind of kinfer's objects that needs no more (its EndpointSlices). */
+int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj);
 
 /* Pods: by node, by service label, and KPOD_BY_COMPONENT: "activator" for
  * the activator's pods (app.kubernetes.io/component=activator), no key for

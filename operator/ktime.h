@@ -28,6 +28,12 @@ double ktime_ns_to_s(uint64_t ns);
 struct timespec ktime_timespec(uint64_t ns);
 /* A timespec for pthread_cond_timedwait: ns from now on clock id. */
 struct timespec ktime_deadline(clockid_t id, uint64_t ns);
+/* The sooner of two waits in ns where 0 means none: a requeue that
+ * several reasons ask for. */
+static inline uint64_t ktime_sooner(uint64_t a, uint64_t b)
+{
+	return !a || (b && b < a) ? b : a;
+}
 /*
  * Seconds since the epoch of an RFC 3339 timestamp as the API server writes
  * them ("2024-05-01T10:00:00Z", also with a fraction or a numeric offset);

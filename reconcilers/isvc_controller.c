@@ -226,8 +226,7 @@ static bool in_flight(uint64_t sent, uint64_t sent_ns, uint64_t want, uint64_t n
 {
 	if (!sent || sent != want || now - sent_ns >= SENT_NS)
 		return false;
-	if (!*ret_wait || sent_ns + SENT_NS - now < *ret_wait)
-		*ret_wait = sent_ns + SENT_NS - now;
+	*ret_wait = ktime_sooner(*ret_wait, sent_ns + SENT_NS - now);
 	return true;
 }
 
@@ -749,8 +748,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		if (note.reason)
 			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
 		/* (route_sync's wait: a slice no watch of ours sees.) */
-		if (sent_wait && (!status_wait || sent_wait < status_wait))
-			status_wait = sent_wait;
+		status_wait = ktime_sooner(status_wait, sent_wait);
 		if (res == RECONCILE_OK && status_wait) {
 			ctx->requeue_after_ns = status_wait;
 			res = RECONCILE_REQUEUE_AFTER;
@@ -765,10 +763,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		event(ctx, &s, "Normal", note.reason, "Apply", note.text);
 	/* Come back when the drain or a waiting status change is due, or
 	 * when a write of ours the cache has not shown is no longer trusted. */
-	if (status_wait && (!requeue || status_wait < requeue))
-		requeue = status_wait;
-	if (sent_wait && (!requeue || sent_wait < requeue))
-		requeue = sent_wait;
+	requeue = ktime_sooner(ktime_sooner(requeue, status_wait), sent_wait);
 	if (res == RECONCILE_OK && requeue) {
 		ctx->requeue_after_ns = requeue;
 		res = RECONCILE_REQUEUE_AFTER;

@@ -52,24 +52,13 @@ static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endp
 /* A slice NAME-kinfer of someone else's is read again this often. */
 #define FOREIGN_RECHECK_NS (30 * KTIME_NSEC_PER_SEC)
 
-/* kinfer's slices only: who controls NAME-kinfer, and what was applied. */
-static int project_slice(struct cache_proj *p, json_object *json, struct cache_obj *obj)
-{
-	struct kservice *s = (struct kservice *)obj;
-	json_object *v = NULL;
-	json_object_object_get_ex(cache_json_get(json, "metadata.annotations"),
-				  KINFER_HASH_ANNOTATION, &v);
-	cache_proj_str(p, &s->applied_hash,
-		       v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) :
-								       NULL);
-	return 0;
-}
-
+/* kinfer's slices only: who controls NAME-kinfer, and what was applied
+ * (the applied-hash annotation, as for Services). */
 const struct cache_kind kind_endpointslices = {
 	.name = "EndpointSlice",
 	.res = &kube_res_endpointslices,
 	.size = sizeof(struct kservice),
-	.project = project_slice,
+	.project = kservice_project,
 	.label_selector = "endpointslice.kubernetes.io/managed-by=" ROUTE_MANAGED_BY,
 };
 
@@ -351,20 +340,18 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 			remember(s, hash, crv, 0);
 		goto out;
 	}
-	/* Not known (the first look after a start, or a slot another service
-	 * took): applied once, a no-op unless someone edited the slice while
-	 * nobody watched; the reply's resourceVersion is remembered. */
 	if (!same && known && strcmp(m.hash, hash) == 0 && m.sent_ns && now - m.sent_ns < SENT_NS) {
 		/* Ours, on its way to the cache: its watch event comes back. */
-		uint64_t wait = m.sent_ns + SENT_NS - now;
-		if (!*ret_wait || wait < *ret_wait)
-			*ret_wait = wait;
+		*ret_wait = ktime_sooner(*ret_wait, m.sent_ns + SENT_NS - now);
 		goto out;
 	}
 	/* Else: absent, changed by someone else (the resourceVersion moved
-	 * past ours), or not what it should be: written again. A slice the
-	 * cache does not show as ours is read first: one of that name without
-	 * kinfer's label is not in the cache at all. */
+	 * past ours), not what it should be, or not known (the first look
+	 * after a start, or a slot another service took: a no-op apply unless
+	 * someone edited the slice while nobody watched): written, and the
+	 * reply's resourceVersion remembered. A slice the cache does not show
+	 * as ours is read first: one of that name without kinfer's label is
+	 * not in the cache at all. */
 	if (state != 1) {
 		r = slice_owner(ctx, s, slice, &owner);
 		if (r < 0)
@@ -373,8 +360,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 			/* One without kinfer's label is not in the cache: its
 			 * removal enqueues nothing, so look again later. */
 			not_ours(err, errlen, "EndpointSlice", slice, s->ns);
-			if (!*ret_wait || FOREIGN_RECHECK_NS < *ret_wait)
-				*ret_wait = FOREIGN_RECHECK_NS;
+			*ret_wait = ktime_sooner(*ret_wait, FOREIGN_RECHECK_NS);
 			r = 1;
 			goto out;
 		}
