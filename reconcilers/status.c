@@ -445,3 +445,19 @@ bool status_same(json_object *st, json_object *old)
 	}
 	return same;
 }
+
+bool status_flipped(json_object *st, json_object *old)
+{
+	json_object *conds = cache_json_get(st, "conditions");
+
+	if (!old || length(conds) != length(cache_json_get(old, "conditions")))
+		return true;
+	for (size_t i = 0; i < length(conds); i++) {
+		json_object *a = json_object_array_get_idx(conds, i);
+		const char *type = cache_json_str(a, "type");
+		json_object *b = type ? old_condition(old, type) : NULL;
+		if (!b || !same_field(a, b, "status"))
+			return true;
+	}
+	return false;
+}

@@ -90,6 +90,10 @@ json_object *status_build(const struct status_input *in);
 /* Does old (the parsed status the server holds) already say what status
  * says (fields this module owns)? */
 bool status_same(json_object *status, json_object *old);
+/* Does status turn a condition on or off against old (a condition's
+ * status changed, or one came or went)? No when only counts, reasons or
+ * messages moved: the progress of a rollout. */
+bool status_flipped(json_object *status, json_object *old);
 /* The Ready condition's status ("True"/"False") and reason in status. */
 const char *status_condition(json_object *status, const char *type, const char **ret_reason,
 			     const char **ret_message);

@@ -188,6 +188,45 @@ static void transition_time_and_foreign_conditions(void **state)
 	json_object_put(old);
 }
 
+/* A rollout's progress (pods made, scheduled) flips nothing; Ready
+ * turning True, a condition added, or no status before, does. */
+static void flipped_only_by_condition_status(void **state)
+{
+	struct kdeployment d = dep(2, 2, 0);
+	struct status_input in = { .generation = 2, .desired = 2, .dep = &d, .now = 1000 };
+	const char *r;
+	(void)state;
+	json_object *a = status_build(&in);
+	assert_true(status_flipped(a, NULL));
+	json_object *old = json_tokener_parse(json_object_to_json_string(a));
+	assert_false(status_flipped(a, old));
+
+	/* The pods made and running, not ready: counts and reasons move, no
+	 * condition's status. */
+	d.updated = 2;
+	in.pods = 2;
+	json_object *b = status_build(&in);
+	assert_false(status_same(b, old));
+	assert_false(status_flipped(b, old));
+	assert_string_equal(cond(b, "Ready", &r), "False");
+
+	/* One ready: Ready turns True (serving while the other starts). */
+	in.ready = 1;
+	json_object *c = status_build(&in);
+	assert_string_equal(cond(c, "Ready", NULL), "True");
+	assert_true(status_flipped(c, old));
+
+	/* A condition another controller added to the stored status is one
+	 * more than the new status has (it is carried over only by build). */
+	json_object *w = json_tokener_parse("{\"type\":\"Foo\",\"status\":\"True\"}");
+	json_object_array_add(json_object_object_get(old, "conditions"), w);
+	assert_true(status_flipped(b, old));
+	json_object_put(a);
+	json_object_put(b);
+	json_object_put(c);
+	json_object_put(old);
+}
+
 static json_object *metric_of(json_object *st, const char *type)
 {
 	json_object *cm = json_object_object_get(st, "currentMetrics");
@@ -426,6 +465,7 @@ int tests_status(void)
 		cmocka_unit_test(scaling_fields),
 		cmocka_unit_test(scaling_controls_fields),
 		cmocka_unit_test(scale_to_zero_ready),
+		cmocka_unit_test(flipped_only_by_condition_status),
 	};
 	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }
