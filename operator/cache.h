@@ -183,6 +183,9 @@ struct cache_kind {
 	/* Watch only the objects with these labels (the informer's
 	 * labelSelector); NULL = all. */
 	const char *label_selector;
+	/* The projection reads metadata.managedFields, which the informer
+	 * otherwise cuts before parsing (2-4 KB of small objects a Pod). */
+	bool keep_managed_fields;
 };
 
 #define CACHE_MAX_INDEXES 4

@@ -336,7 +336,7 @@ static json_object *decode_object(struct informer *inf, const char *p, size_t n,
 				       own_mf);
 		mf = own_mf;
 	}
-	if (r == 0)
+	if (r == 0 && !inf->o.kind->keep_managed_fields)
 		p = without_managed_fields(inf, p, &n, mf);
 	if (r > 0) {
 		*why = SKIP_TOO_DEEP;

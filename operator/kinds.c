@@ -786,6 +786,7 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 	cache_proj_str(p, &d->applied_hash, meta_key(json, "metadata.annotations", k->applied_hash));
 	kdeployment_read_status(d, json, &reason);
 	cache_proj_intern(p, &d->progress_reason, reason);
+	d->edited = kinds_edited(json);
 	/* The message a person needs when the rollout is stuck. */
 	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
 		json_object *c = json_object_array_get_idx(conds, i);
@@ -822,15 +823,39 @@ const struct cache_kind kind_deployments = {
 	.release = release_deployment,
 	.indexes = deployment_indexes,
 	.n_indexes = 1,
+	.keep_managed_fields = true,
 };
 
 /* ---- services --------------------------------------------------------- */
+
+bool kinds_edited(json_object *json)
+{
+	json_object *mf = cache_json_get(json, "metadata.managedFields");
+	const char *mine = kinds_registered_keys()->field_manager;
+
+	if (!mine || !mf || !json_object_is_type(mf, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(mf); i++) {
+		json_object *e = json_object_array_get_idx(mf, i), *fields;
+		const char *manager = cache_json_str(e, "manager");
+		const char *sub = cache_json_str(e, "subresource");
+		/* The status is the controllers' (kube-controller-manager's). */
+		if ((manager && strcmp(manager, mine) == 0) || (sub && strcmp(sub, "status") == 0))
+			continue;
+		fields = cache_json_get(e, "fieldsV1");
+		if (fields && json_object_is_type(fields, json_type_object) &&
+		    json_object_object_get_ex(fields, "f:spec", NULL))
+			return true;
+	}
+	return false;
+}
 
 int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct kservice *s = (struct kservice *)obj;
 	cache_proj_str(p, &s->applied_hash,
 		       meta_key(json, "metadata.annotations", kinds_registered_keys()->applied_hash));
+	s->edited = kinds_edited(json);
 	return 0;
 }
 
@@ -839,6 +864,7 @@ const struct cache_kind kind_services = {
 	.res = &kube_res_services,
 	.size = sizeof(struct kservice),
 	.project = kservice_project,
+	.keep_managed_fields = true,
 };
 
 /* ---- metadata only ---------------------------------------------------- */

@@ -31,6 +31,8 @@ struct kinds_keys {
 	const char *warm_restarts;   /* pod annotation: warm_restarts */
 	const char *gpu_utilization; /* node annotation: gpu_util (percent) */
 	const char *applied_hash;    /* Deployment and Service annotation: applied_hash */
+	const char *field_manager;   /* Deployment and Service: edited (another
+				      * manager's spec fields) */
 };
 
 /* Register the keys (the table must outlive every cache). Call it before
@@ -196,6 +198,7 @@ struct kdeployment {
 	int64_t generation, observed_generation;
 	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
 	uint8_t progressing, available_cond, replica_failure; /* enum kcond */
+	bool edited;                                          /* kinds_edited */
 };
 
 /* A Deployment's generations and replica counts from its JSON into d, and
@@ -207,7 +210,17 @@ bool kdeployment_read_status(struct kdeployment *d, json_object *json, const cha
 struct kservice {
 	struct cache_obj meta;
 	const char *applied_hash; /* registered applied-hash annotation */
+	bool edited;              /* kinds_edited */
 };
+/*
+ * Does a field manager other than the registered one (kinfer's) own fields
+ * of the object's spec, through the object or its scale subresource
+ * (metadata.managedFields: kubectl edit, patch, scale)? The applier then is
+ * not the only writer of what it applied: after a start, when nothing
+ * remembers the last write, the object was perhaps changed while no
+ * operator ran. Needs the kind's keep_managed_fields.
+ */
+bool kinds_edited(json_object *json);
 /* The projection of kind_services: the applied-hash annotation, for any
  * kind of kinfer's objects that needs no more (its EndpointSlices). */
 int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj);

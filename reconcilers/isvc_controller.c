@@ -441,16 +441,22 @@ static int sync_deployment(struct reconcile_ctx *ctx, const char *key, struct sn
 	struct applied a = recall(c, key, s->uid);
 	uint64_t now = ktime_mono_ns(), want = key_hash(w->deployment_hash);
 	bool current = s->have_dep && strcmp(s->dep_hash, w->deployment_hash) == 0;
+	bool known = a.dep_generation > 0; /* a generation is 1 or more */
 	json_object *out = NULL;
 
-	if (current && (a.key == 0 || a.dep_generation == s->dep.generation)) {
-		if (a.key == 0 || a.dep_sent)
+	/* Without memory of our last write (after a start), one that another
+	 * field manager edited (perhaps while no operator ran) is applied
+	 * again; the others are trusted. */
+	if (current && (known ? a.dep_generation == s->dep.generation : !s->dep.edited)) {
+		if (!known || a.dep_sent)
 			remember(c, key, s->uid, s->dep.generation, NULL, 0, now);
 		return 0;
 	}
-	/* Ours, applied moments ago, not yet in the cache. (A change by
-	 * someone else to the one the cache shows is reverted at once.) */
-	if (!current && in_flight(a.dep_sent, a.dep_sent_ns, want, now, ret_wait))
+	/* Ours, applied moments ago, not yet in the cache: also when the
+	 * cache shows our body edited by someone else, which that write has
+	 * just put back (it would be applied twice). Once the cache showed
+	 * our write, a change by someone else is reverted at once. */
+	if (in_flight(a.dep_sent, a.dep_sent_ns, want, now, ret_wait))
 		return 0;
 	int r = apply(ctx, &kube_res_deployments, s, w->deployment, &out);
 	if (r < 0)
@@ -477,14 +483,16 @@ static int sync_service(struct reconcile_ctx *ctx, const char *key, const struct
 	struct applied a = recall(c, key, s->uid);
 	uint64_t now = ktime_mono_ns(), want = key_hash(w->service_hash);
 	bool current = s->have_svc && strcmp(s->svc_hash, w->service_hash) == 0;
+	bool known = a.svc_rv[0] != '\0';
 	json_object *out = NULL;
 
-	if (current && (a.key == 0 || !a.svc_rv[0] || strcmp(a.svc_rv, s->svc_rv) == 0)) {
-		if (a.key == 0 || !a.svc_rv[0] || a.svc_sent)
+	/* As for the Deployment. */
+	if (current && (known ? strcmp(a.svc_rv, s->svc_rv) == 0 : !s->svc_edited)) {
+		if (!known || a.svc_sent)
 			remember(c, key, s->uid, -1, s->svc_rv, 0, now);
 		return 0;
 	}
-	if (!current && in_flight(a.svc_sent, a.svc_sent_ns, want, now, ret_wait))
+	if (in_flight(a.svc_sent, a.svc_sent_ns, want, now, ret_wait))
 		return 0;
 	int r = apply(ctx, &kube_res_services, s, w->service, &out);
 	if (r < 0)

@@ -16,6 +16,7 @@ static const struct kinds_keys kinfer_keys = {
 	.warm_restarts = KINFER_WARM_RESTARTS,
 	.gpu_utilization = KINFER_GPU_UTILIZATION,
 	.applied_hash = KINFER_HASH_ANNOTATION,
+	.field_manager = KINFER_FIELD_MANAGER,
 };
 
 void keys_register(void)

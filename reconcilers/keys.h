@@ -18,6 +18,8 @@
 #define KINFER_WARM_RESTARTS "kinfer.io/warm-restarts"
 /* The hash of the applied body on Deployments and Services. */
 #define KINFER_HASH_ANNOTATION "kinfer.io/applied-hash"
+/* kinfer's server-side apply field manager. */
+#define KINFER_FIELD_MANAGER "kinfer-operator"
 /* Placement: the pod's priority (low|normal|high), the model it serves, a
  * pod that does not care for cached nodes, a node's GPU utilization (percent,
  * written by whatever watches the GPUs) and a node that holds a model's

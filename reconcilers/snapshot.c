@@ -36,6 +36,7 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
+		s->svc_edited = sv->edited;
 		cache_obj_rv_copy(&sv->meta, s->svc_rv, sizeof(s->svc_rv));
 	} else if (sv && !sv->meta.deleted) {
 		s->svc_foreign = true;

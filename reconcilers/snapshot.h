@@ -32,6 +32,8 @@ struct snapshot {
 	 * InferenceService (the user's, or another incarnation's): kinfer must
 	 * not take it over. */
 	bool dep_foreign, svc_foreign;
+	/* The Service's kinds_edited (the Deployment's is dep.edited). */
+	bool svc_edited;
 	struct kdeployment dep; /* its header cleared, the strings below */
 	char dep_hash[17], svc_hash[17], svc_rv[32];
 	char dep_failure[512], dep_reason[64];

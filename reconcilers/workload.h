@@ -15,8 +15,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define KINFER_FIELD_MANAGER "kinfer-operator"
-
 struct workload_options {
 	const char *shared_gpu_resource; /* time-slicing, mps; NULL = nvidia.com/gpu.shared */
 	const char *scheduler_name;      /* NULL = the cluster's default */

@@ -9,7 +9,8 @@
 # the last one rolled out and observed; an operator killed in the middle of
 # a burst and started again finishes it, never two DeploymentCreated Events
 # for one object; one stopped by SIGTERM while its Events wait at low
-# priority sends them before it ends.
+# priority sends them before it ends; objects edited while no operator ran
+# are put back at the next start, and only they are written.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin writes
@@ -125,5 +126,33 @@ if wait_until 60 all_made t; then pass "restarted: all $n observed"; else fail "
 all_t_events() { [ "$(created t | wc -l)" -ge "$n" ]; }
 wait_until 20 all_t_events
 expect_match "$(created t | wc -l) $(created t | uniq -d | wc -l)" "^$n 0\$" "one DeploymentCreated Event per object across the SIGTERM and restart"
-expect_match "$(grep -c 'level=error' "$tmp/op.log" "$tmp/op2.log" "$tmp/op3.log" "$tmp/op4.log" | awk -F: '{ s += $2 } END { print s }')" '^0$' "no errors in the operator logs"
+
+# Edited while no operator ran (an operator upgrade's window): a Service's
+# selector, a Deployment's image, another's replicas. The next start has
+# no memory of its last writes; it finds the three by their managedFields
+# (another field manager owns spec fields) and applies them again, and
+# trusts the other objects (no write).
+port=$started_port
+stop_operators
+image=$(j deploy/w06 '{.spec.template.spec.containers[0].image}')
+container=$(j deploy/w06 '{.spec.template.spec.containers[0].name}')
+kc -n "$ns" patch svc w05 --type=merge -p '{"spec":{"selector":{"kinfer.io/service":"other"}}}' >/dev/null
+kc -n "$ns" set image deploy/w06 "$container=example.invalid/by-hand:1" >/dev/null
+kc -n "$ns" scale deploy/w07 --replicas=2 >/dev/null
+gen08=$(j deploy/w08 '{.metadata.generation}') rv08=$(j svc/w08 '{.metadata.resourceVersion}')
+start_operator "$tmp/op5.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+port=$started_port
+put_back() {
+	[ "$(j svc/w05 '{.spec.selector.kinfer\.io/service}')" = w05 ] &&
+		[ "$(j deploy/w06 '{.spec.template.spec.containers[0].image}')" = "$image" ] &&
+		[ "$(j deploy/w07 '{.spec.replicas}')" = 0 ]
+}
+if wait_until 20 put_back; then pass "edited while the operator was down: selector, image and replicas put back after the start"; else fail "after the start: w05 selector $(j svc/w05 '{.spec.selector}'), w06 image $(j deploy/w06 '{.spec.template.spec.containers[0].image}'), w07 replicas $(j deploy/w07 '{.spec.replicas}')"; fi
+sleep 3
+applies=$(verb apply)
+expect_match "$applies" '^3$' "only the three edited objects applied again after the start (of $((3 * n)) Deployments and $((3 * n)) Services)"
+[ "$applies" = 3 ] || grep -v 'level=debug' "$tmp/op5.log" | tail -40 >&2
+expect_match "$(j deploy/w08 '{.metadata.generation}') $(j svc/w08 '{.metadata.resourceVersion}')" "^$gen08 $rv08\$" "an object nobody edited is left alone"
+expect_match "$(kc -n "$ns" get deploy/w06 deploy/w07 svc/w05 --show-managed-fields -o jsonpath='{.items[*].metadata.managedFields[*].manager}')" '^(kinfer-operator|kube-controller-manager| )+$' "no other field manager left on them (kubectl's edits taken back)"
+expect_match "$(grep -c 'level=error' "$tmp/op.log" "$tmp/op2.log" "$tmp/op3.log" "$tmp/op4.log" "$tmp/op5.log" | awk -F: '{ s += $2 } END { print s }')" '^0$' "no errors in the operator logs"
 summary

@@ -254,6 +254,49 @@ static void deployment_service_node(void **state)
 	cache_free(nc);
 }
 
+/*
+ * Recorded from kube-apiserver 1.33: a Deployment as kinfer's field manager
+ * applied it (kube-controller-manager's status entry only besides), then
+ * after `kubectl set image` and `kubectl scale` (entries kubectl-set, and
+ * kubectl on the scale subresource), and a Service after `kubectl patch` of
+ * its selector.
+ */
+static void edited_by_another_field_manager(void **state)
+{
+	static const struct {
+		const char *file;
+		const struct cache_kind *kind;
+		bool edited;
+	} cases[] = {
+		{ "deployment-applied.json", &kind_deployments, false },
+		{ "deployment-edited.json", &kind_deployments, true },
+		{ "service-edited.json", &kind_services, true },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cache *c;
+		json_object *j = load(cases[i].file);
+		assert_true(kinds_edited(j) == cases[i].edited);
+		const struct cache_obj *o = project(&c, cases[i].kind, j);
+		bool edited = cases[i].kind == &kind_services ?
+				      ((const struct kservice *)o)->edited :
+				      ((const struct kdeployment *)o)->edited;
+		assert_true(edited == cases[i].edited);
+		cache_free(c);
+		/* Without managedFields (a kind that cuts them): never. */
+		json_object_object_del(json_object_object_get(j, "metadata"), "managedFields");
+		assert_false(kinds_edited(j));
+		json_object_put(j);
+	}
+	/* Another applier is an editor too; kinfer's own entry never is. */
+	json_object *j = load("deployment-applied.json");
+	json_object *e = json_object_array_get_idx(
+		json_object_object_get(json_object_object_get(j, "metadata"), "managedFields"), 0);
+	json_object_object_add(e, "manager", json_object_new_string("someone"));
+	assert_true(kinds_edited(j));
+	json_object_put(j);
+}
+
 /* Out-of-range or unreadable GPU utilization is "unknown", never a number. */
 static void node_bad_utilization(void **state)
 {
@@ -368,6 +411,7 @@ int tests_kinds(void)
 		cmocka_unit_test(deployment_service_node),
 		cmocka_unit_test(node_bad_utilization),
 		cmocka_unit_test(conditions),
+		cmocka_unit_test(edited_by_another_field_manager),
 		cmocka_unit_test(isvc_scale_to_zero_projection),
 	};
 	return cmocka_run_group_tests_name("kinds", tests, test_rcu_setup, test_rcu_teardown);
