@@ -1,7 +1,9 @@
 /*
  * libFuzzer target: a watch stream as the API server would send it, fed
- * through the informer's decoder into a Pod cache. Any bytes: no crash, no
- * leak, no unbounded growth (the event bound applies).
+ * through the informer's decoder into a Pod cache, and into a Deployment
+ * cache (a kind that keeps metadata.managedFields for its projection:
+ * kinds_edited). Any bytes: no crash, no leak, no unbounded growth (the
+ * event bound applies).
  */
 #include "informer.h"
 #include "kinds.h"
@@ -15,7 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * the time in RCU barriers instead of in the decoder. */
 static struct kube_client *client;
 static struct informer_set *set;
-static struct informer *inf;
+static struct informer *inf, *dinf;
+/* The keys main registers that the projections read (kinfer.io's names
+ * are reconcilers/'s; these stand in for them). */
+static const struct kinds_keys keys = { .service_label = "kinfer.io/service",
+					.applied_hash = "kinfer.io/applied-hash",
+					.field_manager = "kinfer-operator" };
 static struct intern *interns;
 
 /* Free the cache at exit: LeakSanitizer cannot follow the table's tagged
@@ -30,21 +37,25 @@ static void free_all(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kube_auth auth = { .server = "https://127.0.0.1:1" };
-	struct informer_options o = { .kind = &kind_pods };
+	struct informer_options o = { .kind = &kind_pods }, d = { .kind = &kind_deployments };
 
 	if (!client) {
 		rcu_register_thread();
 		if (kube_client_new(&auth, NULL, &client) < 0 || intern_new(&interns) < 0 ||
 		    informer_set_new(client, interns, NULL, &set) < 0 ||
-		    informer_add(set, &o, &inf) < 0)
+		    informer_add(set, &o, &inf) < 0 || informer_add(set, &d, &dinf) < 0)
 			abort();
+		kinds_register_keys(&keys);
 		atexit(free_all);
 	}
 	/* In two pieces, so events split across reads are exercised too; then
 	 * a newline ends any partial event before the next input. */
 	size_t half = size / 2;
-	if (informer_feed(inf, (const char *)data, half) == 0)
-		informer_feed(inf, (const char *)data + half, size - half);
-	informer_feed(inf, "\n", 1);
+	struct informer *both[] = { inf, dinf };
+	for (int i = 0; i < 2; i++) {
+		if (informer_feed(both[i], (const char *)data, half) == 0)
+			informer_feed(both[i], (const char *)data + half, size - half);
+		informer_feed(both[i], "\n", 1);
+	}
 	return 0;
 }
