@@ -8,8 +8,10 @@
 #      events) under ThreadSanitizer, and each
 #      fuzz target for a bounded time (FUZZ_SECONDS, default 30);
 #   4. build with AddressSanitizer + UndefinedBehaviorSanitizer and run all
-#      tests (unit, integration against the real control plane, scenarios)
-#      with ctest, whose summary is the last thing printed.
+#      tests (unit, integration against the real control plane, scenarios,
+#      and some scenarios again with the operator built with
+#      ThreadSanitizer: scenario.tsan_*) with ctest, whose summary is the
+#      last thing printed.
 # Usage: tests/run.sh [ctest args...]   e.g. tests/run.sh -L unit
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +38,7 @@ valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=defini
 
 say "concurrent parts under ThreadSanitizer (cache, work queue, placement, informer, activator, events)"
 cmake -S . -B build-tsan -DKINFER_TSAN=ON -DKINFER_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
-cmake --build build-tsan -j "$jobs" --target kinfer_unit
+cmake --build build-tsan -j "$jobs" --target kinfer_unit kinfer-operator
 for g in cache workqueue placement informer activator events; do
 	# history_size=7: the longest history, so that TSan restores the stack
 	# of the earlier access; without it a race between rculist operations
@@ -49,7 +51,9 @@ say "fuzz targets (clang, libFuzzer), ${FUZZ_SECONDS:-30} s each"
 bash tests/fuzz/run.sh
 
 say "build with AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B build-asan -DKINFER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+# The TSan operator built above runs a few scenarios again (scenario.tsan_*).
+cmake -S . -B build-asan -DKINFER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	-DKINFER_TSAN_OPERATOR="$root/build-tsan/kinfer-operator" >/dev/null
 cmake --build build-asan -j "$jobs"
 
 say "all tests (ASan + UBSan)"

@@ -13,7 +13,7 @@ expect_match() { # text regex what
 	if grep -Eq -- "$2" <<<"$1"; then pass "$3"; else fail "$3: /$2/ not in: $1"; return 1; fi
 }
 summary() {
-	check_placement_logs
+	check_operator_logs
 	printf '%d passed, %d failed\n' "$passed" "$failed"
 	[ "$failed" -eq 0 ]
 }
@@ -22,15 +22,19 @@ kc() { (set -a; . "$KINFER_TEST_CLUSTER/env"; set +a; "$BIN/kubectl" "$@"); }
 
 # Operator processes started by a scenario, stopped by PID on every exit.
 # Each checks its placement index against a scan of every node
-# (--placement-index-check); summary fails the scenario on a difference.
+# (--placement-index-check); summary fails the scenario on a difference,
+# and on any sanitizer report in an operator's log (the ASan build, or a
+# ThreadSanitizer one: KINFER_OPERATOR is any build).
 export KINFER_PLACEMENT_INDEX_CHECK=${KINFER_PLACEMENT_INDEX_CHECK:-true}
 op_pids=() op_logs=()
-check_placement_logs() {
+check_operator_logs() {
 	local l m
 	for l in "${op_logs[@]}"; do
 		[ -f "$l" ] || continue
 		m=$(grep '"placement index differs from scan"' "$l" | head -5) || true
 		if [ -n "$m" ]; then fail "placement index and scan agree ($l): $m"; fi
+		m=$(grep -A12 -E 'WARNING: ThreadSanitizer|ERROR: (Address|Leak)Sanitizer|runtime error:' "$l" | head -40) || true
+		if [ -n "$m" ]; then fail "no sanitizer report in the operator's log ($l): $m"; fi
 	done
 	op_logs=()
 }
@@ -147,7 +151,7 @@ cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 # answers on their loopback IPs), log appended to $tmp/sim.log; sets
 # $sim_pid, stopped at exit with TERM (it finishes in-flight requests) or
 # with $sim_signal when set (`sim_signal=KILL start_sim ...`).
-sim_bin=$(dirname "${KINFER_OPERATOR:-.}")/tests/sim
+sim_bin=${KINFER_SIM_DIR:-$(dirname "${KINFER_OPERATOR:-.}")/tests/sim}
 sim_pid=
 start_sim() {
 	"$sim_bin/kinfer-model-sim" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" "$@" 2>>"$tmp/sim.log" &
