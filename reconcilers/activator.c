@@ -1425,8 +1425,12 @@ int activator_main(int argc, char **argv, int argi)
 		MHD_stop_daemon(a.d);
 		goto out;
 	}
-	log_info("activator serving", "listen=%s http=%s version=%s", a.cfg.listen,
-		 a.cfg.http_addr ? a.cfg.http_addr : "", KINFER_VERSION);
+	/* The ports bound (the flags may say 0: any free one, as tests do). */
+	const union MHD_DaemonInfo *bound = MHD_get_daemon_info(a.d, MHD_DAEMON_INFO_BIND_PORT);
+	log_info("activator serving", "listen=%s port=%u http=%s http_port=%u version=%s",
+		 a.cfg.listen, bound ? (unsigned)bound->port : 0u,
+		 a.cfg.http_addr ? a.cfg.http_addr : "", hs ? httpserver_port(hs) : 0u,
+		 KINFER_VERSION);
 	sigwait(&set, &sig);
 	log_info("signal received", "signal=%d", sig);
 	drain_and_stop(&a);
