@@ -826,7 +826,7 @@ const struct cache_kind kind_deployments = {
 	.keep_managed_fields = true,
 };
 
-/* ---- services --------------------------------------------------------- */
+/* ---- edited by others (Deployments and Services) ----------------------- */
 
 bool kinds_edited(json_object *json)
 {
@@ -849,6 +849,8 @@ bool kinds_edited(json_object *json)
 	}
 	return false;
 }
+
+/* ---- services --------------------------------------------------------- */
 
 int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {

@@ -568,9 +568,9 @@ static void status_events(struct reconcile_ctx *ctx, const struct snapshot *s, j
 
 /*
  * The status says the rollout is still on its way: pods being made,
- * scheduled, started, warmed, with nothing wrong yet. Writing the new
- * generation's status then would mean a second patch a moment later when
- * the pods are ready (0.11 more per object in bench_reconcile.sh).
+ * scheduled, started, warmed, with nothing wrong yet. A new generation's
+ * status written then is followed by another when they are ready, so it
+ * waits for that within the short window.
  */
 static bool rolling_out(json_object *status)
 {
