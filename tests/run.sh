@@ -44,6 +44,7 @@ for g in cache workqueue placement informer activator events; do
 	# of the earlier access; without it a race between rculist operations
 	# (suppressed by function name) sometimes shows "[failed to restore the
 	# stack]", matches no suppression and fails the run (unit cache: 1 of 4).
+	# scenario.tsan_* run with the same (tests/scenarios/CMakeLists.txt).
 	TSAN_OPTIONS="halt_on_error=1:history_size=7:suppressions=$root/tests/tsan.supp" build-tsan/tests/kinfer_unit "$g"
 done
 

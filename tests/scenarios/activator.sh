@@ -50,13 +50,8 @@ wait_until 30 gone || fail "pods still there: $(kc -n "$ns" get pods -o name)"
 act_pid=$!
 track_pid "$act_pid" KILL
 op_logs+=("$tmp/act.log")
-port= http_port=
-for _ in $(seq 1 100); do
-	port=$(sed -n 's/.*msg="activator serving".* port=\([0-9]*\) .*/\1/p' "$tmp/act.log" | head -1)
-	http_port=$(sed -n 's/.*msg="activator serving".* http_port=\([0-9]*\).*/\1/p' "$tmp/act.log" | head -1)
-	[ -n "$port" ] && break
-	sleep 0.1
-done
+port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" port) || true
+http_port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" http_port) || true
 expect_match "$port $http_port" '^[1-9][0-9]* [1-9][0-9]*$' "the activator serves (its log names the ports bound)"
 ask() { # NAME HOST [CURL ARGS...]: "CODE BODY" into $tmp/NAME
 	local name=$1 host=$2

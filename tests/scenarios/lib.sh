@@ -55,14 +55,21 @@ start_operator() {
 	started_pid=$!
 	op_pids+=("$started_pid")
 	op_logs+=("$log")
-	started_port=
+	started_port=$(log_port "$log" "$started_pid" "serving health and metrics" port) && return 0
+	echo "operator did not start: $(cat "$log")" >&2
+	return 1
+}
+# log_port LOG PID MSG KEY: the port KEY= names on LOG's first line whose
+# msg is MSG (a server's "serving" line: port 0 asked, the one bound told),
+# waiting for it at most 10 s while PID lives; fails when it never came.
+log_port() {
+	local v
 	for _ in $(seq 1 100); do
-		started_port=$(sed -n 's/.*msg="serving health and metrics".* port=\([0-9]*\).*/\1/p' "$log" | head -1)
-		[ -n "$started_port" ] && return 0
-		kill -0 "$started_pid" 2>/dev/null || break
+		v=$(sed -n "s/.*msg=\"$3\".* $4=\([0-9]*\).*/\1/p" "$1" | head -1)
+		[ -n "$v" ] && { echo "$v"; return 0; }
+		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
 	done
-	echo "operator did not start: $(cat "$log")" >&2
 	return 1
 }
 # metric PORT NAME: the value of an unlabelled metric.

@@ -62,13 +62,8 @@ start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" \
 	--webhook-addr 127.0.0.1:0 --webhook-cert-file "$tmp/serving/tls.crt" \
 	--webhook-key-file "$tmp/serving/tls.key" || exit 1
 pid=$started_pid http=$started_port
-port=
-for _ in $(seq 1 50); do
-	port=$(sed -n 's/.*msg="serving the admission webhook".* port=\([0-9]*\).*/\1/p' "$tmp/op.log" | head -1)
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] || { echo "no webhook port: $(cat "$tmp/op.log")" >&2; exit 1; }
+port=$(log_port "$tmp/op.log" "$pid" "serving the admission webhook" port) ||
+	{ echo "no webhook port: $(cat "$tmp/op.log")" >&2; exit 1; }
 pass "webhook serves on 127.0.0.1:$port"
 
 # TLS 1.2 and 1.3 both answer; a plain AdmissionReview gets an answer.
