@@ -20,10 +20,14 @@
 #define ISVC_DRAIN_TIMEOUT_S_DEFAULT 120
 #define ISVC_DRAIN_TIMEOUT_S_MAX 3600
 #define ISVC_WARMUP_TIMEOUT_S_DEFAULT 600
+/* How long the startup probe kinfer writes lets a model load (the webhook
+ * refuses a warm-up longer than that: the kubelet would restart it). */
+#define ISVC_STARTUP_WINDOW_S 1800
 
 /* The activator's signal (issue 16): a JSON merge patch of this
  * annotation, an RFC 3339 UTC time with milliseconds, at the first request
- * it holds for a service at zero and at most once a second after. */
+ * it holds for a service at zero, every 5 s after while it holds, and once
+ * more when a ready pod takes the held requests. */
 #define ISVC_ANNOTATION_ACTIVATION_REQUESTED "kinfer.io/activation-requested"
 
 /* spec.scaling.scaleToZero, defaults filled in (scalingspec.h has the

@@ -1093,9 +1093,6 @@ static void rule_pause_annotations(json_object *obj, json_object *old, struct ad
 		fail(r, "metadata.annotations: %s", why);
 }
 
-/* The startup probe kinfer writes allows a model this long to load. */
-#define STARTUP_WINDOW_S 1800
-
 static void rule_warmup_drain(struct spec_ctx *c)
 {
 	json_object *w = get(c->spec, "warmup");
@@ -1119,11 +1116,11 @@ static void rule_warmup_drain(struct spec_ctx *c)
 	if (w && requests > 0 && !str(w, "path") && !c->preset->warmup_path)
 		fail(c->r, "spec.warmup.path: required for framework %s (it has no default warm-up)",
 		     c->preset->name);
-	if (timeout > STARTUP_WINDOW_S)
+	if (timeout > ISVC_STARTUP_WINDOW_S)
 		fail(c->r,
 		     "spec.warmup.timeoutSeconds: %llds is above the %ds the startup probe gives "
 		     "the model to load; the kubelet restarts the container first",
-		     (long long)timeout, STARTUP_WINDOW_S);
+		     (long long)timeout, ISVC_STARTUP_WINDOW_S);
 	if (drain < 0 || drain > ISVC_DRAIN_TIMEOUT_S_MAX)
 		fail(c->r, "spec.drain.timeoutSeconds: %lld is not from 0 to %d", (long long)drain,
 		     ISVC_DRAIN_TIMEOUT_S_MAX);

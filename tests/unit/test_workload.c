@@ -83,6 +83,11 @@ static void vllm_exclusive_gpu(void **state)
 	assert_string_equal(at(d, C ".args[2]"), "--port=8000");
 	assert_string_equal(at(d, C ".ports[0].containerPort"), "8000");
 	assert_string_equal(at(d, C ".readinessProbe.httpGet.path"), "/health");
+	/* The startup probe asks every second for 30 min: a model up is
+	 * warmed within a second, not a 10 s period later. */
+	assert_string_equal(at(d, C ".startupProbe.httpGet.path"), "/health");
+	assert_string_equal(at(d, C ".startupProbe.periodSeconds"), "1");
+	assert_string_equal(at(d, C ".startupProbe.failureThreshold"), "1800");
 	json_object *lim = json_object_object_get(
 		json_object_object_get(
 			json_object_object_get(
