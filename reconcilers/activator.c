@@ -10,13 +10,16 @@
  *   (GET, cached --spec-cache-ttl) -> body read (bounded) -> hold (bounded
  *   per service: maxPendingRequests, else 503) -> the poller lists the
  *   ready endpoints of NAME-private and, while there are none, writes
- *   kinfer.io/activation-requested (at once, then at most once a second)
+ *   kinfer.io/activation-requested (at once, then every 5 s, and once
+ *   more when a ready pod takes the held requests)
  *   -> an endpoint appears: forward with libcurl, stream the answer back
  *   -> activationTimeoutSeconds passed first: 503 saying why.
  *
- * A request that asked for a stream gets its 200 and text/event-stream at
- * once and a ": model starting" SSE comment every --keepalive-interval
- * while held, so clients and proxies see bytes; the model's stream follows.
+ * A request that asked for a stream and has to wait (the first list of its
+ * service names no ready pod) gets its 200 and text/event-stream then and
+ * a ": model starting" SSE comment every --keepalive-interval while held,
+ * so clients and proxies see bytes; the model's stream follows. One that
+ * finds a pod goes through as any other, with the model's own status.
  */
 #include "activator.h"
 
@@ -59,6 +62,19 @@
 #define RETRY_AFTER_OVERFLOW "5"
 #define RETRY_AFTER_TIMEOUT "10"
 #define WAIT_SLICE_NS (250 * KTIME_NSEC_PER_MSEC)
+/*
+ * While requests are held and no pod is ready, the activation annotation is
+ * written again this often: each write counts as traffic for the service's
+ * idle clock (README, scale to zero), and the cold start of a real model
+ * takes minutes; once a second made a burst of cold starts (every service
+ * at zero after a night) hundreds of PATCHes a second. One more write when
+ * the first ready pod takes the held requests starts the idle clock then,
+ * whatever the gap.
+ */
+#define ACTIVATION_REFRESH_NS (5 * KTIME_NSEC_PER_SEC)
+/* How long a stream waits for the first list of its service before it is
+ * answered 200 and held (the list is one API request). */
+#define FIRST_LIST_NS (1000 * KTIME_NSEC_PER_MSEC)
 
 /* ---- flags -------------------------------------------------------------- */
 
@@ -384,8 +400,10 @@ static void poll_one(struct activator *a, struct actsvc *s)
 
 	if (r == 0)
 		actsvc_publish(s, ep, n);
-	if ((r < 0 || n == 0) && actsvc_activation_due(s, KTIME_NSEC_PER_SEC))
+	if ((r < 0 || n == 0) && actsvc_activation_due(s, ACTIVATION_REFRESH_NS))
 		activate(a, s);
+	else if (r == 0 && n > 0 && actsvc_release_due(s))
+		activate(a, s); /* the held requests go out: the idle clock starts now */
 }
 
 static void *poller_main(void *ud)
@@ -1140,7 +1158,21 @@ static enum MHD_Result serve(struct activator *a, struct request *q, struct MHD_
 		q->phase = PHASE_HOLD;
 	}
 
-	if (q->stream) {
+	/* A stream is answered 200 with ": model starting" comments only when
+	 * it has to wait. A service this activator has no list of yet may be
+	 * warm (its Service names the activator for a moment after its pods
+	 * got ready): the first list (the poller is kicked above) is waited
+	 * for, FIRST_LIST_NS at most, and with a pod in it the request goes
+	 * through as any other, the model's own status and headers. */
+	if (q->stream && q->phase == PHASE_HOLD) {
+		uint64_t until = q->fresh_ns + FIRST_LIST_NS;
+		if (actsvc_listed(s, q->fresh_ns, until < q->deadline_ns ? until : q->deadline_ns,
+				  &q->ep) == 0) {
+			hold_end(q, true);
+			q->phase = PHASE_FORWARD;
+		}
+	}
+	if (q->stream && q->phase == PHASE_HOLD) {
 		q->next_keepalive_ns = ktime_mono_ns();
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_reader, q,
 							 NULL);

@@ -176,6 +176,27 @@ int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns, struc
 	return r;
 }
 
+int actsvc_listed(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
+		  struct actsvc_endpoint *ret)
+{
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	while (s->ep_seen_ns < since_ns) {
+		if (ktime_mono_ns() >= deadline_ns) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		struct timespec ts = ktime_timespec(deadline_ns);
+		pthread_cond_timedwait(&s->changed, &s->lock, &ts);
+	}
+	if (r == 0 && s->n_ep == 0)
+		r = -ENOENT;
+	if (r == 0)
+		take(s, ret);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 int actsvc_pick(struct actsvc *s, uint64_t max_age_ns, struct actsvc_endpoint *ret)
 {
 	int r = -ENOENT;
@@ -210,6 +231,15 @@ bool actsvc_activation_due(struct actsvc *s, uint64_t min_gap_ns)
 	due = s->activation_ns == 0 || now - s->activation_ns >= min_gap_ns;
 	if (due)
 		s->activation_ns = now;
+	pthread_mutex_unlock(&s->lock);
+	return due;
+}
+
+bool actsvc_release_due(struct actsvc *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool due = s->activation_ns != 0;
+	s->activation_ns = 0;
 	pthread_mutex_unlock(&s->lock);
 	return due;
 }

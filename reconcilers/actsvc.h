@@ -72,6 +72,14 @@ int actsvc_held(struct actsvc *s);
  */
 int actsvc_wait(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
 		struct actsvc_endpoint *ret);
+/*
+ * Wait for the first list published at or after since_ns, whatever it
+ * holds, until deadline_ns: 0 with its next endpoint in *ret, -ENOENT when
+ * it named none (the service is really at zero), -ETIMEDOUT when no list
+ * came.
+ */
+int actsvc_listed(struct actsvc *s, uint64_t since_ns, uint64_t deadline_ns,
+		  struct actsvc_endpoint *ret);
 /* The next endpoint without waiting, if they were seen within max_age_ns:
  * 0, or -ENOENT. */
 int actsvc_pick(struct actsvc *s, uint64_t max_age_ns, struct actsvc_endpoint *ret);
@@ -80,6 +88,9 @@ void actsvc_publish(struct actsvc *s, const struct actsvc_endpoint *ep, size_t n
 
 /* Is an activation write due (none within min_gap_ns)? If so, note now. */
 bool actsvc_activation_due(struct actsvc *s, uint64_t min_gap_ns);
+/* Was an activation written since the last call (the cold start the held
+ * requests waited for is over)? Forgets it: the next wait writes at once. */
+bool actsvc_release_due(struct actsvc *s);
 
 /*
  * The services that hold requests, for the poller: up to max of them,

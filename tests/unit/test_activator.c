@@ -214,11 +214,31 @@ static void wait_for_endpoint(void **state)
 	assert_int_equal(actsvc_wait(a, 0, ktime_mono_ns() + 10 * KTIME_NSEC_PER_MSEC, &ep),
 			 -ETIMEDOUT);
 
+	/* The first list after a moment, whatever it holds: none yet
+	 * (-ETIMEDOUT), one naming none (-ENOENT: really at zero), one naming
+	 * pods (0, an endpoint), published meanwhile by another thread. */
+	uint64_t since = ktime_mono_ns();
+	assert_int_equal(actsvc_listed(a, since, since + 10 * KTIME_NSEC_PER_MSEC, &ep), -ETIMEDOUT);
+	actsvc_publish(a, NULL, 0);
+	assert_int_equal(actsvc_listed(a, since, ktime_mono_ns(), &ep), -ENOENT);
+	since = ktime_mono_ns();
+	assert_int_equal(pthread_create(&th, NULL, publish_later, &p), 0);
+	assert_int_equal(actsvc_listed(a, since, since + 5 * KTIME_NSEC_PER_SEC, &ep), 0);
+	pthread_join(th, NULL);
+	assert_true(strcmp(ep.ip, "198.18.0.5") == 0 || strcmp(ep.ip, "198.18.0.6") == 0);
+	actsvc_publish(a, NULL, 0);
+
 	/* The activation write: at once, then not within the gap. */
 	assert_true(actsvc_activation_due(a, 50 * KTIME_NSEC_PER_MSEC));
 	assert_false(actsvc_activation_due(a, 50 * KTIME_NSEC_PER_MSEC));
 	usleep(60000);
 	assert_true(actsvc_activation_due(a, 50 * KTIME_NSEC_PER_MSEC));
+	/* The release: once after an activation was written, then not; a new
+	 * wait after it writes at once. */
+	assert_true(actsvc_release_due(a));
+	assert_false(actsvc_release_due(a));
+	assert_true(actsvc_activation_due(a, KTIME_NSEC_PER_SEC));
+	assert_true(actsvc_release_due(a));
 	actsvc_put(t, a);
 	actsvc_table_free(t);
 }

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The activator process's forward to real pods, on the real node: the
+# activator run on this machine (KINFER_HOST_ACTIVATOR: the ThreadSanitizer
+# build when the build has one, as tests/run.sh configures it; else this
+# build's binary) against the node's API server, in front of an
+# InferenceService of the simulator image that scales to zero, the
+# in-cluster operator (installed from its image) scaling it. The pods'
+# addresses are real (198.18.0.0/16, routed to the node), so NAME-private's
+# EndpointSlice lists them: what scenario.activator cannot reach on the
+# local control plane (loopback pod IPs) and node_scale_to_zero checks only
+# through the image's build.
+#
+#   1. warm: plain and streamed requests forwarded to the pod, answered by
+#      the model (its own request counter goes up by as many), the stream
+#      with nothing of the activator's in it (no ": model starting": the
+#      first list of the service is waited for before a stream is held);
+#   2. at zero: 4 requests (one streamed) held, the activation annotation
+#      written (at once, every 5 s, once more when the pod takes them: the
+#      idle clock starts then; no write fails), the pod warms, all 4 forwarded
+#      and answered 200 by the model, none before the pod was warm (the
+#      model's own count of traffic before warm-up stays 0);
+#   3. SIGTERM: exit code 0; no error and no sanitizer report in its log.
+. "$(dirname "$0")/node_lib.sh"
+begin node-act
+act_bin=${KINFER_HOST_ACTIVATOR:-}
+[ -x "$act_bin" ] || { echo "KINFER_HOST_ACTIVATOR is not an executable: '$act_bin'"; exit 1; }
+now_ms() { date +%s%3N; }
+
+install_kinfer; expect_code 0 $? "kinfer is installed from its image"
+kc create namespace "$ns" >/dev/null
+cat <<YAML | kc -n "$ns" apply -f - >/dev/null
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: llm}
+spec:
+  model: {name: llm, uri: "file:///models/llm", framework: vllm}
+  image: ${SIM_IMAGE#docker.io/}
+  env:
+    - {name: SIM_LOAD_SECONDS, value: "2"}
+    - {name: SIM_LATENCY_MS, value: "50"}
+    - {name: SIM_CAPACITY, value: "64"}
+  port: 8000
+  resources:
+    gpu: {count: 1}
+    cpu: 10m
+    memory: 32Mi
+  scaling:
+    minReplicas: 0
+    maxReplicas: 1
+    metrics: [{type: QueueDepth, target: 100}]
+    scaleToZero: {idleSeconds: 10, maxPendingRequests: 10, activationTimeoutSeconds: 120}
+  warmup: {path: /v1/completions, body: {model: llm, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120, requestTimeoutSeconds: 10}
+  drain: {timeoutSeconds: 10}
+  scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
+YAML
+warm() { [ "$(j kis/llm '{.status.warmReplicas}')" = 1 ]; }
+wait_until 150 warm; expect_code 0 $? "llm starts with one warm replica"
+
+# The activator on this machine: loopback, any free port.
+"$act_bin" activator --kubeconfig "$KINFER_TEST_KUBECONFIG" --listen 127.0.0.1:0 \
+	--http-addr 127.0.0.1:0 --shutdown-timeout 5s --keepalive-interval 1s 2>"$tmp/act.log" &
+act_pid=$!
+track_pid "$act_pid" KILL
+op_logs+=("$tmp/act.log")
+port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" port) || true
+http_port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" http_port) || true
+expect_match "$port $http_port" '^[1-9][0-9]* [1-9][0-9]*$' "the activator serves on this machine ($act_bin)"
+
+# ask OUT [stream]: one request through the activator, in the background;
+# OUT gets "CODE TOTAL_S", OUT.body the answer.
+ask() {
+	local accept=application/json body='{"model":"llm","prompt":"hi","max_tokens":4}'
+	[ "${2:-}" = stream ] && accept=text/event-stream body='{"model":"llm","prompt":"hi","stream":true}'
+	curl -s -N -m 150 -o "$1.body" -H "Host: llm.$ns.svc.cluster.local:8000" -H "Accept: $accept" \
+		-H 'Content-Type: application/json' -d "$body" -w '%{http_code} %{time_total}\n' \
+		"http://127.0.0.1:$port/v1/completions" >"$1" 2>/dev/null
+}
+pod_ip() { kc -n "$ns" get pods -l kinfer.io/service=llm -o jsonpath='{.items[0].status.podIP}' 2>/dev/null; }
+# model_count IP NAME: a counter of the model in that pod (labels summed).
+model_count() {
+	in_node curl -s --max-time 3 "http://$1:8000/metrics" |
+		awk -v n="$2" 'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == "{") { s += $2 } END { print s + 0 }'
+}
+act_metric() { # NAME [LABEL=VALUE]: its value for service llm (0 when absent)
+	curl -s --max-time 2 "http://127.0.0.1:$http_port/metrics" |
+		awk -v n="$1" -v l="${2:-service=\"llm\"}" 'index($0, n "{") == 1 && index($0, "service=\"llm\"") && index($0, l) { s += $2 } END { print s + 0 }'
+}
+
+# --- 1. warm: forwarded to the pod ----------------------------------------------
+ip=$(pod_ip)
+expect_match "$ip" '^198\.18\.' "the warm pod has a real address ($ip)"
+ok0=$(model_count "$ip" vllm:request_success_total)
+pids=()
+for i in 1 2 3 4; do ask "$tmp/w$i" & pids+=($!); done
+ask "$tmp/ws" stream & pids+=($!)
+for p in "${pids[@]}"; do wait "$p"; done
+codes=$(cat "$tmp"/w1 "$tmp"/w2 "$tmp"/w3 "$tmp"/w4 "$tmp"/ws | awk '{ printf "%s ", $1 }')
+expect_match "$codes" '^200 200 200 200 200 $' "warm: 5 requests forwarded, 200 ($codes)"
+expect_match "$(cat "$tmp/w1.body")" '"choices":\[\{"text":" simulated"' "the model's answer comes back ($(head -c 100 "$tmp/w1.body"))"
+st=$(cat "$tmp/ws.body")
+expect_match "$st" 'data: \{"choices"' "the stream carries the model's events"
+expect_match "$(grep -c 'data: \[DONE\]' <<<"$st")" '^1$' "and ends with data: [DONE]"
+expect_match "$(grep -c '^: model starting' <<<"$st")" '^0$' "no ': model starting' for a warm service: the model's own stream"
+ok1=$(model_count "$ip" vllm:request_success_total)
+expect_match "$((ok1 - ok0))" '^5$' "the pod's own count of answered requests went up by 5 ($ok0 -> $ok1)"
+
+# --- 2. at zero: held, activated, forwarded --------------------------------------
+at_zero() {
+	[ "$(j deploy/llm '{.spec.replicas}')" = 0 ] && pods_total "$ns" kinfer.io/service=llm 0
+}
+wait_until 120 at_zero; expect_code 0 $? "idle: drained to 0, no pod left"
+act0=$(act_metric kinfer_activator_activations_total 'result="ok"')
+t0=$(now_ms)
+pids=()
+for i in 1 2 3; do ask "$tmp/z$i" & pids+=($!); done
+ask "$tmp/zs" stream & pids+=($!)
+held4() { [ "$(act_metric kinfer_activator_held_requests)" = 4 ]; }
+wait_until 10 held4; expect_code 0 $? "4 requests held at zero (kinfer_activator_held_requests 4)"
+wrote() { [ -n "$(j kis/llm '{.metadata.annotations.kinfer\.io/activation-requested}')" ]; }
+wait_until 10 wrote; expect_code 0 $? "the activation annotation is written"
+for p in "${pids[@]}"; do wait "$p"; done
+t1=$(now_ms)
+codes=$(cat "$tmp"/z1 "$tmp"/z2 "$tmp"/z3 "$tmp"/zs | awk '{ printf "%s ", $1 }')
+expect_match "$codes" '^200 200 200 200 $' "all 4 forwarded once the pod is warm: 200 ($codes, $((t1 - t0)) ms)"
+expect_match "$(cat "$tmp/z1.body")" '"choices":\[\{"text":" simulated"' "answered by the model"
+st=$(cat "$tmp/zs.body")
+expect_match "$st" '^: model starting' "the held stream got ': model starting' at once"
+expect_match "$st" 'data: \[DONE\]' "then the model's stream to its end"
+ip=$(pod_ip)
+expect_match "$(model_count "$ip" kinfer_sim_traffic_before_warm_total)" '^0$' "no request reached the new pod ($ip) before it was warm"
+expect_match "$(model_count "$ip" vllm:request_success_total)" '^[4-9]$|^[1-9][0-9]+$' "the new pod answered them (with its warm-up requests)"
+expect_match "$(act_metric kinfer_activator_held_requests) $(act_metric kinfer_activator_upstream_errors_total) $(act_metric kinfer_activator_timeouts_total)" \
+	'^0 0 0$' "held 0, upstream errors 0, timeouts 0"
+acts=$(($(act_metric kinfer_activator_activations_total 'result="ok"') - act0))
+most=$((2 + (t1 - t0) / 5000 + 1))
+expect_match "$([ "$acts" -ge 2 ] && [ "$acts" -le "$most" ] && echo yes) $(act_metric kinfer_activator_activations_total 'result="error"')" '^yes 0$' \
+	"the activation written $acts times in $((t1 - t0)) ms (at once, every 5 s, once at the release: 2-$most), no write failed"
+last=$(j kis/llm '{.metadata.annotations.kinfer\.io/activation-requested}')
+last_ms=$(date -d "$last" +%s%3N 2>/dev/null || echo 0)
+expect_match "$(awk -v l="$last_ms" -v t="$t1" 'BEGIN { d = t - l; if (d < 0) d = -d; print (d <= 2000) ? "yes" : "no" }')" '^yes$' \
+	"its last time ($last) is when the pod took the held requests: the idle clock starts then"
+
+# --- 3. SIGTERM -----------------------------------------------------------------
+kill -TERM "$act_pid"
+wait "$act_pid"
+expect_code 0 $? "the activator stops on SIGTERM with exit code 0"
+untrack_pid "$act_pid"
+expect_match "$(grep -c 'level=error' "$tmp/act.log")" '^0$' "no error in the activator's log"
+echo "figure: at zero, 4 held requests answered $((t1 - t0)) ms after they were sent (scale-up, pod start, model load 2 s, warm-up)"
+summary
