@@ -45,13 +45,8 @@ gone() { [ -z "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o name 2>/dev/nu
 wait_until 30 gone || fail "pods still there: $(kc -n "$ns" get pods -o name)"
 
 # The activator, as the manifests run it but on loopback and any free port.
-"$KINFER_OPERATOR" activator --kubeconfig "$KINFER_TEST_KUBECONFIG" --listen 127.0.0.1:0 \
-	--http-addr 127.0.0.1:0 --shutdown-timeout 5s --keepalive-interval 1s 2>"$tmp/act.log" &
-act_pid=$!
-track_pid "$act_pid" KILL
-op_logs+=("$tmp/act.log")
-port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" port) || true
-http_port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" http_port) || true
+start_activator "$KINFER_OPERATOR" "$tmp/act.log"
+port=$act_port http_port=$act_http_port
 expect_match "$port $http_port" '^[1-9][0-9]* [1-9][0-9]*$' "the activator serves (its log names the ports bound)"
 ask() { # NAME HOST [CURL ARGS...]: "CODE BODY" into $tmp/NAME
 	local name=$1 host=$2

@@ -59,6 +59,19 @@ start_operator() {
 	echo "operator did not start: $(cat "$log")" >&2
 	return 1
 }
+# start_activator BINARY LOG: `BINARY activator` on 127.0.0.1 (any free
+# ports, 1 s keep-alives, 5 s shutdown), stopped at exit, its log checked
+# by summary; sets $act_pid, $act_port (the proxied traffic) and
+# $act_http_port (/metrics, /readyz), empty when it did not start.
+start_activator() {
+	"$1" activator --kubeconfig "$KINFER_TEST_KUBECONFIG" --listen 127.0.0.1:0 \
+		--http-addr 127.0.0.1:0 --shutdown-timeout 5s --keepalive-interval 1s 2>"$2" &
+	act_pid=$!
+	track_pid "$act_pid" KILL
+	op_logs+=("$2")
+	act_port=$(log_port "$2" "$act_pid" "activator serving" port) || true
+	act_http_port=$(log_port "$2" "$act_pid" "activator serving" http_port) || true
+}
 # log_port LOG PID MSG KEY: the port KEY= names on LOG's first line whose
 # msg is MSG (a server's "serving" line: port 0 asked, the one bound told),
 # waiting for it at most 10 s while PID lives; fails when it never came.

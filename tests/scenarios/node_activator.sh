@@ -28,42 +28,13 @@ now_ms() { date +%s%3N; }
 
 install_kinfer; expect_code 0 $? "kinfer is installed from its image"
 kc create namespace "$ns" >/dev/null
-cat <<YAML | kc -n "$ns" apply -f - >/dev/null
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: llm}
-spec:
-  model: {name: llm, uri: "file:///models/llm", framework: vllm}
-  image: ${SIM_IMAGE#docker.io/}
-  env:
-    - {name: SIM_LOAD_SECONDS, value: "2"}
-    - {name: SIM_LATENCY_MS, value: "50"}
-    - {name: SIM_CAPACITY, value: "64"}
-  port: 8000
-  resources:
-    gpu: {count: 1}
-    cpu: 10m
-    memory: 32Mi
-  scaling:
-    minReplicas: 0
-    maxReplicas: 1
-    metrics: [{type: QueueDepth, target: 100}]
-    scaleToZero: {idleSeconds: 10, maxPendingRequests: 10, activationTimeoutSeconds: 120}
-  warmup: {path: /v1/completions, body: {model: llm, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120, requestTimeoutSeconds: 10}
-  drain: {timeoutSeconds: 10}
-  scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
-YAML
+kis_s2z "$ns" llm 2 10 120
 warm() { [ "$(j kis/llm '{.status.warmReplicas}')" = 1 ]; }
 wait_until 150 warm; expect_code 0 $? "llm starts with one warm replica"
 
 # The activator on this machine: loopback, any free port.
-"$act_bin" activator --kubeconfig "$KINFER_TEST_KUBECONFIG" --listen 127.0.0.1:0 \
-	--http-addr 127.0.0.1:0 --shutdown-timeout 5s --keepalive-interval 1s 2>"$tmp/act.log" &
-act_pid=$!
-track_pid "$act_pid" KILL
-op_logs+=("$tmp/act.log")
-port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" port) || true
-http_port=$(log_port "$tmp/act.log" "$act_pid" "activator serving" http_port) || true
+start_activator "$act_bin" "$tmp/act.log"
+port=$act_port http_port=$act_http_port
 expect_match "$port $http_port" '^[1-9][0-9]* [1-9][0-9]*$' "the activator serves on this machine ($act_bin)"
 
 # ask OUT [stream]: one request through the activator, in the background;

@@ -51,6 +51,38 @@ spec:
 YAML
 }
 
+# kis_s2z NS NAME LOAD_S MAX_PENDING TIMEOUT_S: an InferenceService of the
+# simulator image (model load LOAD_S) on kinfer-node-0 that scales to zero
+# after 10 s idle (maxPendingRequests, activationTimeoutSeconds); it starts
+# with one replica.
+kis_s2z() {
+	cat <<YAML | kc -n "$1" apply -f - >/dev/null 2>&1
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: $2}
+spec:
+  model: {name: $2, uri: "file:///models/$2", framework: vllm}
+  image: ${SIM_IMAGE#docker.io/}
+  env:
+    - {name: SIM_LOAD_SECONDS, value: "$3"}
+    - {name: SIM_LATENCY_MS, value: "50"}
+    - {name: SIM_CAPACITY, value: "256"}
+  port: 8000
+  resources:
+    gpu: {count: 1}
+    cpu: 10m
+    memory: 32Mi
+  scaling:
+    minReplicas: 0
+    maxReplicas: 1
+    metrics: [{type: QueueDepth, target: 100}]
+    scaleToZero: {idleSeconds: 10, maxPendingRequests: $4, activationTimeoutSeconds: $5}
+  warmup: {path: /v1/completions, body: {model: $2, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120, requestTimeoutSeconds: 10}
+  drain: {timeoutSeconds: 10}
+  scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
+YAML
+}
+
 # plain NS NAME REPLICAS [REVISION]: the same image as a plain Deployment
 # with a readiness probe, and its Service.
 plain() {

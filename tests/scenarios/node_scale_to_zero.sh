@@ -38,36 +38,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 now_ms() { date +%s%3N; }
-sim=${SIM_IMAGE#docker.io/}
-
-# kis_s2z NAME LOAD_S MAX_PENDING TIMEOUT_S: scaleToZero, idle after 10 s.
-kis_s2z() {
-	cat <<YAML | kc -n "$ns" apply -f - >/dev/null 2>&1
-apiVersion: kinfer.io/v1alpha1
-kind: InferenceService
-metadata: {name: $1}
-spec:
-  model: {name: $1, uri: "file:///models/$1", framework: vllm}
-  image: $sim
-  env:
-    - {name: SIM_LOAD_SECONDS, value: "$2"}
-    - {name: SIM_LATENCY_MS, value: "50"}
-    - {name: SIM_CAPACITY, value: "256"}
-  port: 8000
-  resources:
-    gpu: {count: 1}
-    cpu: 10m
-    memory: 32Mi
-  scaling:
-    minReplicas: 0
-    maxReplicas: 1
-    metrics: [{type: QueueDepth, target: 100}]
-    scaleToZero: {idleSeconds: 10, maxPendingRequests: $3, activationTimeoutSeconds: $4}
-  warmup: {path: /v1/completions, body: {model: $1, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120, requestTimeoutSeconds: 10}
-  drain: {timeoutSeconds: 10}
-  scheduling: {nodeSelector: {kinfer.io/real-node: "true"}}
-YAML
-}
 
 # req SVC OUT [stream]: one request through the ClusterIP, in the
 # background; OUT gets "CODE TTFB TOTAL EXIT END_MS" and OUT.h the headers.
@@ -110,8 +80,8 @@ kc -n kinfer-system rollout status deploy/kinfer-activator --timeout=120s >/dev/
 expect_code 0 $? "the activator Deployment rolls out"
 expect_match "$(activator_ips | grep -c '^198\.18\.')" '^2$' "two activator pods on the real node"
 kc create namespace "$ns" >/dev/null
-kis_s2z llm 2 100 25
-kis_s2z slow 20 50 120
+kis_s2z "$ns" llm 2 100 25
+kis_s2z "$ns" slow 20 50 120
 plain "$ns" plain 0
 wait_until 30 kc -n "$ns" get svc llm slow -o name >/dev/null 2>&1
 out=$(kc -n "$ns" get svc llm llm-private -o jsonpath='{range .items[*]}{.metadata.name}={.spec.selector}{" "}{end}')
