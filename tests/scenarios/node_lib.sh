@@ -132,16 +132,21 @@ stop_loads() {
 	for p in "${lg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	lg_pids=()
 }
-# load_start OUT IP:PORT SECONDS [RPS]: steady load in the background.
+# load_start OUT IP:PORT SECONDS [RPS]: steady load in the background;
+# OUT gets the summary, OUT.jsonl a line per request (load_failures).
 load_start() {
 	# nsenter execs the load generator: $! is its PID.
 	nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$KINFER_LOADGEN" --service "$2" \
-		--rps "${4:-20}" --duration "$3s" --timeout 10s >"$1" 2>"$1.log" &
+		--rps "${4:-20}" --duration "$3s" --timeout 10s --out "$1.jsonl" >"$1" 2>"$1.log" &
 	lg_pids+=("$!")
 	started_load=$!
 }
 # load_wait PID: the run's summary is complete.
 load_wait() { wait "$1" 2>/dev/null || true; }
+# load_failures OUT: the failed requests of a run (at most 10 lines: when
+# sent, ms after the load began, to which pod, what went wrong), for a
+# failing check's message.
+load_failures() { grep -v '"error":null' "$1.jsonl" 2>/dev/null | head -10 | tr '\n' ' '; }
 # summary_of OUT KEY
 summary_of() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 
