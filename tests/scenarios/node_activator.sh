@@ -47,11 +47,6 @@ ask() {
 		"http://127.0.0.1:$port/v1/completions" >"$1" 2>/dev/null
 }
 pod_ip() { kc -n "$ns" get pods -l kinfer.io/service=llm -o jsonpath='{.items[0].status.podIP}' 2>/dev/null; }
-# model_count IP NAME: a counter of the model in that pod (labels summed).
-model_count() {
-	in_node curl -s --max-time 3 "http://$1:8000/metrics" |
-		awk -v n="$2" 'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == "{") { s += $2 } END { print s + 0 }'
-}
 act_metric() { # NAME [LABEL=VALUE]: its value for service llm (0 when absent)
 	curl -s --max-time 2 "http://127.0.0.1:$http_port/metrics" |
 		awk -v n="$1" -v l="${2:-service=\"llm\"}" 'index($0, n "{") == 1 && index($0, "service=\"llm\"") && index($0, l) { s += $2 } END { print s + 0 }'
@@ -60,7 +55,7 @@ act_metric() { # NAME [LABEL=VALUE]: its value for service llm (0 when absent)
 # --- 1. warm: forwarded to the pod ----------------------------------------------
 ip=$(pod_ip)
 expect_match "$ip" '^198\.18\.' "the warm pod has a real address ($ip)"
-ok0=$(model_count "$ip" vllm:request_success_total)
+ok0=$(sim_metric "$ip" vllm:request_success_total)
 pids=()
 for i in 1 2 3 4; do ask "$tmp/w$i" & pids+=($!); done
 ask "$tmp/ws" stream & pids+=($!)
@@ -72,7 +67,7 @@ st=$(cat "$tmp/ws.body")
 expect_match "$st" 'data: \{"choices"' "the stream carries the model's events"
 expect_match "$(grep -c 'data: \[DONE\]' <<<"$st")" '^1$' "and ends with data: [DONE]"
 expect_match "$(grep -c '^: model starting' <<<"$st")" '^0$' "no ': model starting' for a warm service: the model's own stream"
-ok1=$(model_count "$ip" vllm:request_success_total)
+ok1=$(sim_metric "$ip" vllm:request_success_total)
 expect_match "$((ok1 - ok0))" '^5$' "the pod's own count of answered requests went up by 5 ($ok0 -> $ok1)"
 
 # --- 2. at zero: held, activated, forwarded --------------------------------------
@@ -98,8 +93,8 @@ st=$(cat "$tmp/zs.body")
 expect_match "$st" '^: model starting' "the held stream got ': model starting' at once"
 expect_match "$st" 'data: \[DONE\]' "then the model's stream to its end"
 ip=$(pod_ip)
-expect_match "$(model_count "$ip" kinfer_sim_traffic_before_warm_total)" '^0$' "no request reached the new pod ($ip) before it was warm"
-expect_match "$(model_count "$ip" vllm:request_success_total)" '^[4-9]$|^[1-9][0-9]+$' "the new pod answered them (with its warm-up requests)"
+expect_match "$(sim_metric "$ip" kinfer_sim_traffic_before_warm_total)" '^0$' "no request reached the new pod ($ip) before it was warm"
+expect_match "$(sim_metric "$ip" vllm:request_success_total)" '^[4-9]$|^[1-9][0-9]+$' "the new pod answered them (with its warm-up requests)"
 expect_match "$(act_metric kinfer_activator_held_requests) $(act_metric kinfer_activator_upstream_errors_total) $(act_metric kinfer_activator_timeouts_total)" \
 	'^0 0 0$' "held 0, upstream errors 0, timeouts 0"
 acts=$(($(act_metric kinfer_activator_activations_total 'result="ok"') - act0))

@@ -43,7 +43,8 @@ expect_match "$replicas" '^1$' "the Deployment has 1 replica"
 sleep 2
 kill -TERM "$lp" 2>/dev/null; load_wait "$lp"; lg_pids=()
 lf=$(summary_of "$dir/load" failed) ls=$(summary_of "$dir/load" sent)
-kill_ms=$((kill_at - $(summary_of "$dir/load" start_unix_ms || echo 0)))
+load_t0=$(summary_of "$dir/load" start_unix_ms)
+kill_ms=$((kill_at - ${load_t0:-$kill_at}))
 expect_match "${ls:-0}" '^[1-9][0-9]*$' "load ran through the ClusterIP ($ls requests)"
 expect_match "${lf:-x}" '^0$' "0 failed requests across the failover (of ${ls:-?})" ||
 	echo "the failed ones (the kill at +${kill_ms:-?} ms): $(load_failures "$dir/load")"

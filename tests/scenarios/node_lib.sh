@@ -19,9 +19,12 @@ install_kinfer() {
 		kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null
 }
 
-# sim_metric POD_IP NAME: a counter of the simulator in that pod.
+# sim_metric POD_IP NAME: a counter of the simulator in that pod (its
+# series summed when it has labels, as vllm:request_success_total); empty
+# when the page has no such series or the pod does not answer.
 sim_metric() {
-	in_node curl -s --max-time 3 "http://$1:8000/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+	in_node curl -s --max-time 3 "http://$1:8000/metrics" |
+		awk -v n="$2" 'index($1, n) == 1 && (length($1) == length(n) || substr($1, length(n) + 1, 1) == "{") { s += $2; f = 1 } END { if (f) print s }'
 }
 
 # kis NS NAME REPLICAS [REVISION] [DRAIN_S] [LATENCY_MS]: an InferenceService
