@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,8 @@ static int gather_pod(const struct cache_obj *o, void *ud)
 	c->warm = p->warmed == KCOND_TRUE;
 	c->our_cost = p->has_deletion_cost && p->deletion_cost == DRAIN_DELETION_COST_VALUE;
 	c->inflight = -1;
+	c->answered = -1;
+	c->arrived = -1;
 	return 0;
 }
 
@@ -88,15 +91,12 @@ int drain_candidates(struct cache *pods, const char *ns, const char *service,
 
 /* ---- reading a pod's load ------------------------------------------------- */
 
-/* The requests in flight a metrics page reports. */
-static int inflight_of(const char *body, size_t len, const char *const *metrics, double *ret)
+/* The sum of the series of metrics a page has; -ENODATA when none. */
+static int sum_of(const struct promtext *page, const char *const *metrics, double *ret)
 {
-	struct promtext *page = NULL;
 	double total = 0;
 	size_t found = 0;
 
-	if (promtext_parse(body, len, NULL, NULL, &page) < 0)
-		return -EIO;
 	for (size_t i = 0; metrics && metrics[i]; i++) {
 		double v;
 		size_t series = 0;
@@ -105,20 +105,76 @@ static int inflight_of(const char *body, size_t len, const char *const *metrics,
 			found += series;
 		}
 	}
-	promtext_free(page);
 	if (!found)
 		return -ENODATA;
 	*ret = total;
 	return 0;
 }
 
+/* A candidate's requests in flight and answered from its metrics page. */
+static void load_of(struct drain_candidate *c, const char *body, size_t len, const struct preset *pr)
+{
+	struct promtext *page = NULL;
+
+	if (promtext_parse(body, len, NULL, NULL, &page) < 0)
+		return;
+	sum_of(page, pr->inflight, &c->inflight);
+	sum_of(page, pr->answered, &c->answered);
+	promtext_free(page);
+}
+
+/* ---- requests still reaching a draining pod --------------------------- */
+
+struct look {
+	char uid[64];
+	int64_t t_ms; /* 0: free */
+	double answered, inflight;
+};
+static struct look looks[DRAIN_LOOKS];
+static pthread_mutex_t looks_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int drain_look(const char *uid, int64_t now_ms, double answered, double inflight,
+	       double *ret_arrived, int64_t *ret_from_ms)
+{
+	struct look *l = NULL, *oldest = &looks[0];
+	int r = -ENOENT;
+
+	if (!uid || !uid[0] || strlen(uid) >= sizeof(looks[0].uid) || answered < 0 ||
+	    inflight < 0 || now_ms <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&looks_lock);
+	for (size_t i = 0; i < DRAIN_LOOKS && !l; i++) {
+		if (looks[i].t_ms && strcmp(looks[i].uid, uid) == 0)
+			l = &looks[i];
+		else if (looks[i].t_ms < oldest->t_ms)
+			oldest = &looks[i];
+	}
+	if (l && now_ms > l->t_ms && answered >= l->answered) {
+		*ret_arrived = answered - l->answered + inflight - l->inflight;
+		*ret_from_ms = l->t_ms;
+		r = 0;
+	}
+	if (!l) {
+		l = oldest;
+		snprintf(l->uid, sizeof(l->uid), "%s", uid);
+	}
+	if (now_ms >= l->t_ms) {
+		l->t_ms = now_ms;
+		l->answered = answered;
+		l->inflight = inflight;
+	}
+	pthread_mutex_unlock(&looks_lock);
+	return r;
+}
+
 /*
  * The load of the candidates that served (warm or draining), all at once:
  * one scrape timeout for the whole service, never one after another in
  * the worker (issue 12, item 6). A pod that does not answer stays unknown.
+ * A draining one's look is kept, for the requests that still reach it.
  */
 static int read_loads(struct drain_candidate *c, size_t n, int32_t port, const char *path,
-		      const char *const *metrics)
+		      const struct preset *pr)
 {
 	struct metricsource_pod *pods = calloc(n ? n : 1, sizeof(*pods));
 	char **bodies = calloc(n ? n : 1, sizeof(*bodies));
@@ -135,9 +191,14 @@ static int read_loads(struct drain_candidate *c, size_t n, int32_t port, const c
 	}
 	r = metricsource_fetch_all(pods, n, port, path, DRAIN_SCRAPE_TIMEOUT_MS, METRICS_BODY_MAX,
 				   bodies, lens);
+	int64_t now_ms = ktime_wall_ms();
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (bodies[i])
-			inflight_of(bodies[i], lens[i], metrics, &c[i].inflight);
+			load_of(&c[i], bodies[i], lens[i], pr);
+		if (c[i].draining && c[i].inflight >= 0 && c[i].answered >= 0 &&
+		    drain_look(c[i].uid, now_ms, c[i].answered, c[i].inflight, &c[i].arrived,
+			       &c[i].arrived_from_ms) == 0)
+			c[i].arrived_for_ms = now_ms - c[i].arrived_from_ms;
 		free(bodies[i]);
 	}
 free_arrays:
@@ -215,7 +276,16 @@ static enum drain_action victim_action(const struct drain_candidate *c, const st
 	bool idle = c->inflight == 0 || (c->inflight < 0 && !in->knows_load);
 	if (waited >= in->timeout_s)
 		return DRAIN_TIMED_OUT;
-	return idle && waited >= min_s ? DRAIN_DONE : DRAIN_WAIT;
+	if (waited < min_s)
+		return DRAIN_WAIT;
+	if (idle)
+		return DRAIN_DONE;
+	/* New requests between two looks after the minimum: they come on
+	 * connections opened before, which only the server's shutdown closes. */
+	if (c->draining_since > 0 && c->arrived > 0 &&
+	    c->arrived_from_ms >= (c->draining_since + min_s) * 1000)
+		return DRAIN_HANDOVER;
+	return DRAIN_WAIT;
 }
 
 void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input *in,
@@ -248,7 +318,8 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 	for (size_t i = 0; i < (size_t)need; i++) {
 		c[i].action = victim_action(&c[i], in);
 		d.started += c[i].action == DRAIN_START;
-		drained = drained && (c[i].action == DRAIN_DONE || c[i].action == DRAIN_TIMED_OUT);
+		drained = drained && (c[i].action == DRAIN_DONE || c[i].action == DRAIN_TIMED_OUT ||
+				      c[i].action == DRAIN_HANDOVER);
 	}
 	if (!drained) {
 		d.replicas = in->current;
@@ -264,7 +335,7 @@ out:
 struct endpoint {
 	int32_t port;
 	char path[256];
-	const char *const *metrics;
+	const struct preset *pr; /* the framework's load metrics */
 	int timeout_s;
 };
 
@@ -276,7 +347,7 @@ static void endpoint_of(json_object *spec, struct endpoint *e)
 	const char *path;
 	preset_endpoint(pr, spec, NULL, &e->port, &path);
 	snprintf(e->path, sizeof(e->path), "%s", path);
-	e->metrics = pr->inflight;
+	e->pr = pr;
 	e->timeout_s = (int)cache_json_int(spec, "drain.timeoutSeconds",
 					   ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 }
@@ -345,6 +416,18 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 				 c[i].name, c[i].inflight, in->timeout_s);
 			event(ctx, svc, "Warning", "DrainTimedOut", note);
 			break;
+		case DRAIN_HANDOVER:
+			snprintf(note, sizeof(note),
+				 "pod %s still got %.0f new request(s) in %.1f s, %d s after it "
+				 "left the endpoints: its clients keep connections open to it "
+				 "(HTTP keep-alive), which only its shutdown closes; removing "
+				 "it now, it answers the %.0f in flight in its grace period",
+				 c[i].name, c[i].arrived, (double)c[i].arrived_for_ms / 1000.0,
+				 (int)(in->now - c[i].draining_since), c[i].inflight);
+			event(ctx, svc, "Normal", "DrainHandedOver", note);
+			log_info("drain handed over", "pod=%s/%s arrived=%.0f inflight=%.0f",
+				 svc->ns, c[i].name, c[i].arrived, c[i].inflight);
+			break;
 		default:
 			break;
 		}
@@ -410,13 +493,13 @@ int drain_step(struct reconcile_ctx *ctx, const struct drain_service *svc, int32
 		.desired = desired,
 		.now = (int64_t)time(NULL),
 		.timeout_s = ep.timeout_s,
-		.knows_load = ep.metrics != NULL,
+		.knows_load = ep.pr->inflight != NULL,
 		.rolling = svc->rolling || two_templates(c, n),
 	};
 	/* The load of warm candidates decides among them (unknown when it
 	 * cannot be read: the order puts those last, the drain waits). */
 	if (current > desired && !in.rolling)
-		read_loads(c, n, ep.port, ep.path, ep.metrics);
+		read_loads(c, n, ep.port, ep.path, ep.pr);
 	drain_decide(c, n, &in, &d);
 	r = carry_out(ctx, svc, c, n, &in, &d);
 	if (r == 0)

@@ -13,6 +13,8 @@
  *   3. wait until each has no request in flight and at least the minimum
  *      drain time has passed (endpoint removal takes a moment to reach
  *      every client), or until spec.drain.timeoutSeconds (an Event says so);
+ *      a victim that still gets new requests after the minimum is handed
+ *      to its shutdown at once (below);
  *   4. give them the lowest controller.kubernetes.io/pod-deletion-cost, so
  *      the ReplicaSet removes exactly those, and only then lower the
  *      Deployment's replicas.
@@ -22,6 +24,18 @@
  * would take a scale-down from the old ReplicaSet whatever kinfer chose.
  * So a scale-down waits until the rollout has finished (deferred; the
  * status says so) and is then drained as above.
+ *
+ * Leaving the endpoints stops new connections only: kube-proxy sends a
+ * connection opened before to the same pod for as long as it lives, so a
+ * client that keeps its connections (HTTP keep-alive: the OpenAI SDKs,
+ * most HTTP clients and proxies behind a ClusterIP) goes on sending to a
+ * draining pod, and its in-flight count never reaches zero. Only the
+ * server closes those connections, when it shuts down (SIGTERM, after the
+ * template's preStop pause): waiting for the timeout does not move them.
+ * So a victim whose own counters show requests arriving between two looks
+ * that both came after the minimum drain time is done draining (an Event
+ * DrainHandedOver says so): the kubelet stops it with the grace period,
+ * in which the server answers what it holds and closes those connections.
  *
  * A scale-up arriving mid-drain puts the pods still needed back in service
  * (warmed-up True again, reason DrainCancelled, the drain annotation and
@@ -57,6 +71,7 @@ enum drain_action {
 	DRAIN_START,     /* a victim that served: take it out of service */
 	DRAIN_WAIT,      /* a victim still draining */
 	DRAIN_TIMED_OUT, /* a victim past the drain timeout: removed anyway */
+	DRAIN_HANDOVER,  /* a victim still sent requests on old connections: removed now */
 	DRAIN_DONE,      /* a victim drained, or that never served */
 };
 
@@ -65,8 +80,14 @@ struct drain_candidate {
 	char name[256], uid[64], ip[64], template_hash[64];
 	int64_t created, draining_since;
 	bool warm, draining;
-	bool our_cost;            /* carries kinfer's lowest pod-deletion-cost */
-	double inflight;          /* requests in flight; < 0 = not known */
+	bool our_cost;   /* carries kinfer's lowest pod-deletion-cost */
+	double inflight; /* requests in flight; < 0 = not known */
+	double answered; /* requests answered so far (its counters); < 0 = not known */
+	/* Requests that reached it between its last two looks (answered plus
+	 * the change in flight), in the arrived_for_ms from arrived_from_ms
+	 * (wall clock); < 0 = not known. */
+	double arrived;
+	int64_t arrived_from_ms, arrived_for_ms;
 	enum drain_action action; /* drain_decide's */
 };
 
@@ -107,6 +128,19 @@ struct drain_decision {
  */
 void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input *in,
 		  struct drain_decision *ret);
+
+/*
+ * A draining pod's look (now_ms, wall clock; its answered and in-flight
+ * requests) against the previous one kept for its uid, which it replaces:
+ * *ret_arrived the requests that reached it in between (answered plus the
+ * change in flight), *ret_from_ms the previous look's time. -ENOENT on
+ * the first look, or when a counter went down (the server restarted) or
+ * the clock did not move. Kept in memory for up to DRAIN_LOOKS pods, the
+ * oldest replaced first: a new leader needs one more look. Thread-safe.
+ */
+#define DRAIN_LOOKS 512
+int drain_look(const char *uid, int64_t now_ms, double answered, double inflight,
+	       double *ret_arrived, int64_t *ret_from_ms);
 
 /* What one step did, for the caller's Deployment and status. */
 struct drain_result {

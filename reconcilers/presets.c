@@ -23,17 +23,25 @@ static const char *const vllm_inflight[] = { "vllm:num_requests_running",
 static const char *const triton_inflight[] = { "nv_inference_pending_request_count", NULL };
 static const char *const tgi_inflight[] = { "tgi_queue_size", "tgi_batch_current_size", NULL };
 
+/* Requests answered (vLLM: finished ones, by finished_reason; the others
+ * ok and failed). */
+static const char *const vllm_answered[] = { "vllm:request_success_total", NULL };
+static const char *const triton_answered[] = { "nv_inference_request_success",
+					       "nv_inference_request_failure", NULL };
+static const char *const tgi_answered[] = { "tgi_request_success", "tgi_request_failure", NULL };
+
 static const struct preset presets[] = {
 	{ ISVC_VLLM, "vllm", "vllm/vllm-openai:v0.6.3", NULL, vllm_args, 8000, "/health", 0,
 	  "/metrics", "/v1/completions",
-	  "{\"model\":\"{name}\",\"prompt\":\"Hello\",\"max_tokens\":8}", vllm_inflight },
+	  "{\"model\":\"{name}\",\"prompt\":\"Hello\",\"max_tokens\":8}", vllm_inflight,
+	  vllm_answered },
 	{ ISVC_TRITON, "triton", "nvcr.io/nvidia/tritonserver:24.08-py3", triton_cmd, triton_args,
 	  8000, "/v2/health/ready", 8002, "/metrics", "/v2/models/{name}/ready", NULL,
-	  triton_inflight },
+	  triton_inflight, triton_answered },
 	{ ISVC_TGI, "tgi", "ghcr.io/huggingface/text-generation-inference:2.3.1", NULL, tgi_args,
 	  8080, "/health", 0, "/metrics", "/generate",
-	  "{\"inputs\":\"Hello\",\"parameters\":{\"max_new_tokens\":8}}", tgi_inflight },
-	{ ISVC_CUSTOM, "custom", NULL, NULL, NULL, 0, "/", 0, "/metrics", NULL, NULL, NULL },
+	  "{\"inputs\":\"Hello\",\"parameters\":{\"max_new_tokens\":8}}", tgi_inflight, tgi_answered },
+	{ ISVC_CUSTOM, "custom", NULL, NULL, NULL, 0, "/", 0, "/metrics", NULL, NULL, NULL, NULL },
 };
 
 const struct preset *preset_for(enum isvc_framework fw)

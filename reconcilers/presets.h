@@ -22,6 +22,10 @@ struct preset {
 	const char *warmup_path;     /* template: {name} */
 	const char *warmup_body;     /* JSON template, NULL = GET */
 	const char *const *inflight; /* gauges summed for requests in flight */
+	/* Counters summed for requests answered (ok or not): drain tells the
+	 * requests still reaching a pod out of the endpoints by their increase
+	 * plus the change in flight. NULL: not known. */
+	const char *const *answered;
 };
 
 const struct preset *preset_for(enum isvc_framework fw);

@@ -1,7 +1,8 @@
 /*
  * drain: the victim order (already draining, then not warm, then least
  * loaded with unknown load last, then newest, then by name); one step's
- * decisions (start, wait, done, timed out, undrain); a scale-down during a
+ * decisions (start, wait, done, timed out, handed over on requests still
+ * arriving, undrain), the looks that count those arrivals; a scale-down during a
  * rollout deferred (issue 12 item 3); every pod of a 1000-replica service
  * gathered from the real pod projection and drained (item 5).
  */
@@ -10,6 +11,8 @@
 #include "cache.h"
 #include "drain.h"
 #include "kinds.h"
+#include "presets.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -148,6 +151,147 @@ static void cold_victim_is_done(void **state)
 	assert_int_equal(d.replicas, 1);
 	assert_string_equal(c[0].name, "cold");
 	assert_int_equal(c[0].action, DRAIN_DONE);
+}
+
+/*
+ * Requests still reaching a victim after the minimum (clients that keep
+ * their connections, which only the server's shutdown closes): handed over
+ * at once instead of waiting for the timeout; not before the minimum, not
+ * on a look that began inside it, not without a request seen arriving.
+ */
+static void arrivals_hand_over(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("keep", true, false, 0, 1),
+		cand("v", false, true, 13, 1),
+	};
+	c[1].draining_since = 1000;
+	c[1].arrived = 4;
+	c[1].arrived_from_ms = 1005200;
+	c[1].arrived_for_ms = 1000;
+	struct drain_input in = {
+		.current = 2, .desired = 1, .now = 1006, .timeout_s = 60, .knows_load = true
+	};
+	struct drain_decision d;
+	(void)state;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_HANDOVER);
+	assert_string_equal(c[0].name, "v");
+	assert_true(d.shrink);
+	assert_int_equal(d.replicas, 1);
+	assert_int_equal(d.victims, 1);
+
+	/* The look began inside the minimum: endpoints may still be spreading. */
+	c[0].arrived_from_ms = 1004900;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_WAIT);
+	assert_false(d.shrink);
+	assert_int_equal(d.replicas, 2);
+	/* Nothing new arrived, or not known: long requests, wait for them. */
+	c[0].arrived_from_ms = 1005200;
+	c[0].arrived = 0;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_WAIT);
+	c[0].arrived = -1;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_WAIT);
+	/* Under the minimum: wait, whatever arrives. */
+	c[0].arrived = 4;
+	in.now = 1004;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_WAIT);
+	/* No start recorded (annotation lost): no hand-over on arrivals. */
+	c[0].draining_since = 0;
+	in.now = 1006;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_WAIT);
+	/* Past the timeout it is the timeout that says so. */
+	c[0].draining_since = 1000;
+	in.now = 1061;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(c[0].action, DRAIN_TIMED_OUT);
+}
+
+/* The looks kept per draining pod: what arrived between two of them. */
+static void looks_count_arrivals(void **state)
+{
+	double arrived = -7;
+	int64_t from = -7;
+	char uid[64];
+	(void)state;
+	assert_int_equal(drain_look("la-1", 10000, 100, 13, &arrived, &from), -ENOENT);
+	assert_true(arrived == -7 && from == -7); /* untouched on the first look */
+	/* 3 answered, 1 fewer in flight: 2 arrived. */
+	assert_int_equal(drain_look("la-1", 11000, 103, 12, &arrived, &from), 0);
+	assert_true(arrived == 2);
+	assert_int_equal(from, 10000);
+	/* Other pods are kept apart. */
+	assert_int_equal(drain_look("la-2", 11000, 5, 0, &arrived, &from), -ENOENT);
+	assert_int_equal(drain_look("la-1", 12000, 103, 0, &arrived, &from), 0);
+	assert_true(arrived == -12); /* answered nothing new, 12 left: none arrived */
+	/* A counter that went down (the server restarted) gives no figure, but
+	 * the next look counts from it. */
+	assert_int_equal(drain_look("la-1", 13000, 4, 1, &arrived, &from), -ENOENT);
+	assert_int_equal(drain_look("la-1", 14000, 9, 1, &arrived, &from), 0);
+	assert_true(arrived == 5);
+	/* The clock did not move: no figure. */
+	assert_int_equal(drain_look("la-1", 14000, 9, 1, &arrived, &from), -ENOENT);
+	/* Bad input. */
+	assert_int_equal(drain_look(NULL, 1, 1, 1, &arrived, &from), -EINVAL);
+	assert_int_equal(drain_look("", 1, 1, 1, &arrived, &from), -EINVAL);
+	assert_int_equal(drain_look("la-1", 15000, -1, 1, &arrived, &from), -EINVAL);
+	/* Bounded: more pods than DRAIN_LOOKS, the oldest look is forgotten. */
+	for (int i = 0; i < DRAIN_LOOKS; i++) {
+		snprintf(uid, sizeof(uid), "lb-%d", i);
+		assert_int_equal(drain_look(uid, 20000 + i, 0, 0, &arrived, &from), -ENOENT);
+	}
+	assert_int_equal(drain_look("la-1", 30000, 9, 1, &arrived, &from), -ENOENT);
+	assert_int_equal(drain_look("lb-511", 30000, 2, 0, &arrived, &from), 0);
+	assert_true(arrived == 2);
+}
+
+/* The counters drain reads for the requests answered are on the pages real
+ * servers export (recorded captures, tests/data/metrics), as the in-flight
+ * gauges are. */
+static void answered_on_real_pages(void **state)
+{
+	static const struct {
+		const char *file;
+		enum isvc_framework fw;
+	} pages[] = {
+		{ "metrics/vllm.txt", ISVC_VLLM },
+		{ "metrics/vllm-0.7-v0engine-aibrix-doc.prom", ISVC_VLLM },
+		{ "metrics/vllm-datadog-opt125m.prom", ISVC_VLLM },
+		{ "metrics/triton.txt", ISVC_TRITON },
+		{ "metrics/triton-trtllm-23.12plus-readme-sample.prom", ISVC_TRITON },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		const struct preset *pr = preset_for(pages[i].fw);
+		size_t len, found = 0, gauges = 0;
+		char *buf = test_read_data(pages[i].file, &len);
+		struct promtext *p = NULL;
+		double v;
+
+		assert_non_null(buf);
+		assert_int_equal(promtext_parse(buf, len, NULL, NULL, &p), 0);
+		for (size_t k = 0; pr->answered[k]; k++) {
+			size_t series = 0;
+			if (promtext_sum(p, pr->answered[k], NULL, 0, &v, &series) == 0)
+				found += series;
+		}
+		for (size_t k = 0; pr->inflight[k]; k++) {
+			size_t series = 0;
+			if (promtext_sum(p, pr->inflight[k], NULL, 0, &v, &series) == 0)
+				gauges += series;
+		}
+		if (!found || !gauges)
+			fail_msg("%s: %zu answered, %zu in-flight series", pages[i].file, found,
+				 gauges);
+		promtext_free(p);
+		free(buf);
+	}
+	assert_null(preset_for(ISVC_CUSTOM)->answered); /* nothing known: no hand-over */
 }
 
 /* Scale-up mid-drain: as many draining pods come back as are short. */
@@ -292,6 +436,9 @@ int tests_drain(void)
 		cmocka_unit_test(empty_and_one),
 		cmocka_unit_test(drain_then_shrink),
 		cmocka_unit_test(cold_victim_is_done),
+		cmocka_unit_test(arrivals_hand_over),
+		cmocka_unit_test(looks_count_arrivals),
+		cmocka_unit_test(answered_on_real_pages),
 		cmocka_unit_test(scale_up_undrains),
 		cmocka_unit_test(scale_down_waits_for_rollout),
 		cmocka_unit_test(thousand_replicas),
