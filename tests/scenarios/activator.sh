@@ -81,6 +81,7 @@ if wait_until 5 held3; then pass "3 requests held at zero (kinfer_activator_held
 ask over "svc.$ns" -D "$tmp/over.headers" -d '{"prompt":"x"}'
 expect_match "$(cat "$tmp/over.code") $(cat "$tmp/over.body")" '^503 .*3 requests are already held for it \(maxPendingRequests\)' "the 4th: 503 at once, naming maxPendingRequests"
 expect_match "$(tr -d '\r' <"$tmp/over.headers")" 'Retry-After: 5' "with Retry-After: 5"
+expect_match "$(tr -d '\r' <"$tmp/over.headers")" '[Cc]onnection: close' "and Connection: close (a kept connection would stay on the activator after the Service moves to the pods)"
 wrote() { [ -n "$(j kis/svc '{.metadata.annotations.kinfer\.io/activation-requested}')" ]; }
 if wait_until 5 wrote; then pass "the activator wrote kinfer.io/activation-requested ($(j kis/svc '{.metadata.annotations.kinfer\.io/activation-requested}'))"; else fail "no activation annotation"; fi
 if wait_until 10 at 1; then pass "the operator scaled the Deployment 0 -> 1"; else fail "Deployment at $(deploy_replicas)"; fi

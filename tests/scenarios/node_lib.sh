@@ -135,12 +135,15 @@ stop_loads() {
 	for p in "${lg_pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	lg_pids=()
 }
-# load_start OUT IP:PORT SECONDS [RPS]: steady load in the background;
-# OUT gets the summary, OUT.jsonl a line per request (load_failures).
+# load_start OUT IP:PORT SECONDS [RPS] [HOST]: steady load in the background
+# (its connections kept, as HTTP clients do; HOST: the Host header, as a
+# client using the Service's DNS name sends); OUT gets the summary,
+# OUT.jsonl a line per request (load_failures).
 load_start() {
 	# nsenter execs the load generator: $! is its PID.
 	nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$KINFER_LOADGEN" --service "$2" \
-		--rps "${4:-20}" --duration "$3s" --timeout 10s --out "$1.jsonl" >"$1" 2>"$1.log" &
+		${5:+--host "$5"} --rps "${4:-20}" --duration "$3s" --timeout 10s --out "$1.jsonl" \
+		>"$1" 2>"$1.log" &
 	lg_pids+=("$!")
 	started_load=$!
 }

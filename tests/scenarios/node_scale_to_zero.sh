@@ -22,7 +22,11 @@
 #   5. the operator is down at zero: held requests end at
 #      activationTimeoutSeconds with a 503 that says so;
 #   6. the same burst against a plain Deployment at 0 replicas: how many
-#      fail (a figure, not an assertion).
+#      fail (a figure, not an assertion);
+#   7. a client that keeps its connections (HTTP keep-alive) across a cold
+#      start: its requests at zero go through an activator, and once the
+#      Service names the pod none of them does (each answer of the
+#      activator closes its connection), and none fails.
 . "$(dirname "$0")/node_lib.sh"
 ns=node-s2z-$$
 tmp=$(mktemp -d)
@@ -226,6 +230,25 @@ kc -n kinfer-system scale deploy/kinfer-operator --replicas=2 >/dev/null
 kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null
 expect_code 0 $? "the operator is back"
 
+# --- 7. a client that keeps its connections, across a cold start ----------------
+act_llm() { local a t=0; for a in $(activator_ips); do t=$((t + $(act_metric "$a" kinfer_activator_requests_total llm))); done; echo "$t"; }
+wait_until 120 at_zero llm; expect_code 0 $? "llm: at 0 again"
+wait_until 10 routed llm activator
+a0=$(act_llm)
+load_start "$tmp/ka" "$(cluster_ip "$ns" llm):8000" 40 5 "llm.$ns.svc.cluster.local:8000"; ka_pid=$started_load
+bg+=("$ka_pid")
+wait_until 60 routed llm pods; expect_code 0 $? "the keep-alive client's requests woke llm: the Service names the pod"
+sleep 3 # the requests the activator held are answered
+a1=$(act_llm)
+sleep 10
+a2=$(act_llm)
+kill -TERM "$ka_pid" 2>/dev/null; load_wait "$ka_pid"
+ka_sent=$(summary_of "$tmp/ka" sent) ka_failed=$(summary_of "$tmp/ka" failed)
+expect_match "$((a1 - a0))" '^[1-9][0-9]*$' "at zero its requests went through an activator ($((a1 - a0)))"
+expect_match "$((a2 - a1))" '^0$' "once the Service names the pod, none of its requests goes through an activator ($((a2 - a1)) in 10 s at 5 rps)"
+expect_match "${ka_sent:-0} ${ka_failed:-x}" '^[1-9][0-9]* 0$' "none of its requests failed (${ka_failed:-?} of ${ka_sent:-?})" ||
+	echo "the failed ones: $(load_failures "$tmp/ka")"
+
 echo "figure: warm -> idle (idleSeconds 10) -> drained to 0: ${drained_s} s"
 echo "figure: burst of 20 at zero: $ok ok; scale-up write ${write_ms} ms after the first request; first byte ${min_ttfb}-${max_ttfb} s; cold start ${cold:-?} s"
 echo "figure: 151 against maxPendingRequests 50 per activator: $n503 x 503 (Retry-After), $n200 x 200; per activator requests/overflow:$per"
@@ -233,4 +256,5 @@ echo "figure: stream held ${held_s} s, $ka keep-alive comments"
 echo "figure: activator killed holding $vheld: $errs errors, $((10 - vheld)) answered by the other"
 echo "figure: operator down: 5 x 503 after ${waited} s"
 echo "figure: plain Deployment at 0, burst of 20: $plain_failed failed ($(codes "$tmp/plain"))"
+echo "figure: keep-alive client across a cold start: $((a1 - a0)) requests through the activators at zero, $((a2 - a1)) in the 10 s after the Service named the pod; ${ka_failed:-?} failed of ${ka_sent:-?}"
 summary

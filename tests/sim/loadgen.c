@@ -80,6 +80,7 @@ struct cfg {
 	bool all_running;
 	long lag_ms;         /* endpoint propagation delay to model */
 	const char *service; /* IP:PORT of a ClusterIP, or NULL */
+	const char *host;    /* Host header, or NULL: curl's (the address) */
 };
 static char svc_ip[64];
 static int svc_port;
@@ -636,6 +637,8 @@ static const struct flag flags[] = {
 	  "send to every Running pod, Ready or not (a naive load balancer)"),
 	F("service", NULL, FLAG_STRING, service, NULL,
 	  "send to this ClusterIP:PORT (198.19.0.0/16) through kube-proxy instead of following pods"),
+	F("host", NULL, FLAG_STRING, host, NULL,
+	  "Host header of every request, e.g. NAME.NAMESPACE.svc:8000 as a client using the Service's DNS name sends (at most 253 bytes)"),
 };
 #define N_FLAGS (sizeof(flags) / sizeof(flags[0]))
 
@@ -687,6 +690,8 @@ static const char *check_limits(const struct cfg *c)
 		return "--path must start with / (at most 512 bytes)";
 	if (strlen(c->body) > MAX_BODY)
 		return "--body is over 1 MiB";
+	if (c->host && (strlen(c->host) == 0 || strlen(c->host) > 253 || strpbrk(c->host, "\r\n")))
+		return "--host must be 1-253 bytes on one line";
 	return NULL;
 }
 
@@ -703,6 +708,11 @@ static int run_init(struct run *r)
 	r->headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (r->headers)
 		r->headers = curl_slist_append(r->headers, "Expect:");
+	if (r->headers && r->cfg.host) {
+		char h[300];
+		snprintf(h, sizeof(h), "Host: %s", r->cfg.host);
+		r->headers = curl_slist_append(r->headers, h);
+	}
 	if (!r->lat_us || !r->slots || !r->pods || !r->multi || !r->headers)
 		return -ENOMEM;
 	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)r->cfg.concurrency);
