@@ -17,9 +17,12 @@ static const char *const triton_args[] = { "--model-repository={uri}", "--http-p
 					   "--metrics-port=8002", NULL };
 static const char *const tgi_args[] = { "--model-id={uri}", "--port={port}", NULL };
 
-/* Requests a server holds: what drain waits to reach zero. */
-static const char *const vllm_inflight[] = { "vllm:num_requests_running",
-					     "vllm:num_requests_waiting", NULL };
+/* Requests a server holds: what drain waits to reach zero. vLLM's swapped
+ * ones (to CPU under memory pressure, v0 engine) are in flight too; a
+ * request moving between running and swapped must not look like one that
+ * left or arrived. */
+static const char *const vllm_inflight[] = { "vllm:num_requests_running", "vllm:num_requests_waiting",
+					     "vllm:num_requests_swapped", NULL };
 static const char *const triton_inflight[] = { "nv_inference_pending_request_count", NULL };
 static const char *const tgi_inflight[] = { "tgi_queue_size", "tgi_batch_current_size", NULL };
 
