@@ -9,6 +9,7 @@
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
+#include "metrics.h"
 #include "metricsource.h"
 #include "podstate.h"
 #include "presets.h"
@@ -352,6 +353,30 @@ static void endpoint_of(json_object *spec, struct endpoint *e)
 					   ISVC_DRAIN_TIMEOUT_S_DEFAULT);
 }
 
+static const char *const outcome_labels[] = { "outcome", NULL };
+static const struct metric_family fam_victims = {
+	"kinfer_drain_victims_total",
+	"Pods a scale-down removed, by how their drain ended: drained (no request in flight), "
+	"handed_over (still sent requests on kept connections: left to the server's shutdown), "
+	"timed_out (spec.drain.timeoutSeconds), not_serving (never warm: nothing to drain).",
+	METRIC_COUNTER,
+	outcome_labels,
+	NULL,
+	0
+};
+
+static const char *outcome_of(const struct drain_candidate *c)
+{
+	switch (c->action) {
+	case DRAIN_HANDOVER:
+		return "handed_over";
+	case DRAIN_TIMED_OUT:
+		return "timed_out";
+	default:
+		return c->draining ? "drained" : "not_serving";
+	}
+}
+
 static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, const char *type,
 		  const char *reason, const char *note)
 {
@@ -464,6 +489,11 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	snprintf(note, sizeof(note), "drained %zu pod(s); scaling from %d to %d replicas",
 		 d->victims, in->current, in->desired);
 	event(ctx, svc, "Normal", "Drained", note);
+	const struct kinfer_context *kc = context_of(ctx);
+	for (size_t i = 0; i < d->victims && kc; i++)
+		metric_add(metrics_series(kc->metrics, &fam_victims,
+					  (const char *const[]){ outcome_of(&c[i]), NULL }),
+			   1);
 	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, in->current,
 		 in->desired);
 	return 0;

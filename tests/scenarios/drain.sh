@@ -52,6 +52,7 @@ curls=()
 expect_match "$(sort "$tmp/codes" | uniq -c | tr -s ' ')" '^ 3 200$' "every in-flight request completed with 200"
 shrunk() { [ "$(deploy_replicas)" = 1 ]; }
 if wait_until 20 shrunk; then pass "then the Deployment goes to 1"; else fail "Deployment stays at $(deploy_replicas)"; fi
+expect_match "$(metric "$started_port" 'kinfer_drain_victims_total{outcome="drained"}')" '^2$' "kinfer_drain_victims_total{outcome=\"drained\"} 2 (no request left on them)"
 for p in $victims; do
 	expect_match "$(j "pod/$p" '{.metadata.annotations.controller\.kubernetes\.io/pod-deletion-cost}')" '^-2147483648$|^$' "$p marked with the lowest pod-deletion-cost (or already gone)"
 done

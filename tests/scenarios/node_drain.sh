@@ -23,6 +23,15 @@ kip=$(cluster_ip "$ns" kd)
 load_start "$dir/load" "$kip:8000" 120 10; lp=$started_load
 sleep 8 # every pod holds requests, over connections the client reuses
 
+# handed_metric: the leader's kinfer_drain_victims_total{outcome="handed_over"} (0 when absent).
+handed_metric() {
+	local leader lip
+	leader=$(kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}')
+	lip=$(kc -n kinfer-system get pod "${leader%_*}" -o jsonpath='{.status.podIP}')
+	in_node curl -s --max-time 3 "http://$lip:8080/metrics" |
+		awk '$1 == "kinfer_drain_victims_total{outcome=\"handed_over\"}" { v = $2 } END { print v + 0 }'
+}
+h0=$(handed_metric)
 t0=$(date +%s%3N)
 kc -n "$ns" scale kis/kd --replicas=1 >/dev/null
 # victims: the pods whose gate says Draining; removed: given a deletionTimestamp.
@@ -49,6 +58,8 @@ for p in $v; do
 	expect_match "$h" "pod $p still got [1-9][0-9]* new request" "the Event names $p and the requests that still reached it"
 done
 echo "Event: $(echo "$h" | head -1)"
+h1=$(handed_metric)
+expect_match "$((h1 - h0))" '^2$' "the leader counts them: kinfer_drain_victims_total{outcome=\"handed_over\"} $h0 -> $h1"
 timed_out=$(kc -n "$ns" get events --field-selector "involvedObject.name=kd,reason=DrainTimedOut" -o name 2>/dev/null | wc -l)
 expect_match "$timed_out" '^0$' "no DrainTimedOut Warning"
 one_left() { pods_total "$ns" kinfer.io/service=kd 1 && pods_ready "$ns" kinfer.io/service=kd 1; }
