@@ -365,28 +365,6 @@ static const struct metric_family fam_victims = {
 	0
 };
 
-/* The victims counted in kinfer_drain_victims_total, by uid: a scale-down
- * may be decided again before the cache shows the Deployment's new
- * replicas, with the same victims; each pod counts once (per replica). */
-#define DRAIN_COUNTED 512
-static char counted[DRAIN_COUNTED][64];
-static size_t counted_next;
-
-static bool count_once(const char *uid)
-{
-	bool fresh = true;
-
-	if (!uid[0])
-		return true;
-	pthread_mutex_lock(&looks_lock);
-	for (size_t i = 0; i < DRAIN_COUNTED && fresh; i++)
-		fresh = strcmp(counted[i], uid) != 0;
-	if (fresh)
-		snprintf(counted[counted_next++ % DRAIN_COUNTED], sizeof(counted[0]), "%s", uid);
-	pthread_mutex_unlock(&looks_lock);
-	return fresh;
-}
-
 static const char *outcome_of(const struct drain_candidate *c)
 {
 	switch (c->action) {
@@ -513,10 +491,9 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	event(ctx, svc, "Normal", "Drained", note);
 	const struct kinfer_context *kc = context_of(ctx);
 	for (size_t i = 0; i < d->victims && kc; i++)
-		if (count_once(c[i].uid))
-			metric_add(metrics_series(kc->metrics, &fam_victims,
-						  (const char *const[]){ outcome_of(&c[i]), NULL }),
-				   1);
+		metric_add(metrics_series(kc->metrics, &fam_victims,
+					  (const char *const[]){ outcome_of(&c[i]), NULL }),
+			   1);
 	log_info("drained", "service=%s/%s from=%d to=%d", svc->ns, svc->name, in->current,
 		 in->desired);
 	return 0;

@@ -238,6 +238,26 @@ static bool in_flight(uint64_t sent, uint64_t sent_ns, uint64_t want, uint64_t n
 	return true;
 }
 
+/*
+ * Our last Deployment write is not in the cache yet (it shows an older
+ * generation), for SENT_NS at most: the replicas it shows are not the
+ * ones the ReplicaSet acts on. A drain deciding from them takes the
+ * shrink it has just made for one still to make: it picks the survivor
+ * as a victim (the victims are already going) and applies the old
+ * replicas again, and the ReplicaSet makes the removed pods anew.
+ */
+static bool dep_behind(struct isvc_ctl *c, const char *key, const struct snapshot *s, uint64_t now,
+		       uint64_t *ret_wait)
+{
+	if (!c || !s->have_dep)
+		return false;
+	struct applied a = recall(c, key, s->uid);
+	if (!a.dep_sent || a.dep_generation <= s->dep.generation || now - a.dep_sent_ns >= SENT_NS)
+		return false;
+	*ret_wait = a.dep_sent_ns + SENT_NS - now;
+	return true;
+}
+
 /* Our status write that observed generation gen, sent at now. */
 static void status_sent(struct isvc_ctl *c, const char *key, const char *uid, int64_t gen,
 			uint64_t now)
@@ -725,6 +745,13 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		dec = &decision;
 	int32_t desired = desired_replicas(&s, dec), run = desired;
 	bool deferred = false;
+	/* Nothing is decided on a Deployment older than our own write: its
+	 * watch event brings the key back (the requeue is the fallback). */
+	if (dep_behind(c, key, &s, ktime_mono_ns(), &requeue)) {
+		ctx->requeue_after_ns = requeue;
+		res = RECONCILE_REQUEUE_AFTER;
+		goto free_snapshot;
+	}
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */

@@ -9,7 +9,8 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin drain
 curls=()
-at_exit 'for p in "${curls[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
+watcher=
+at_exit 'for p in "${curls[@]}" $watcher; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done'
 
 install_crd
 kc create ns "$ns" >/dev/null
@@ -38,6 +39,9 @@ for p in $before; do
 	curls+=($!)
 done
 sleep 1
+# Every spec.replicas the Deployment takes, from a watch.
+kc -n "$ns" get deploy/svc -w -o jsonpath='{.spec.replicas}{"\n"}' > "$tmp/replicas" 2>/dev/null &
+watcher=$!
 kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
 draining() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^Draining$')" = 2 ]; }
 if wait_until 10 draining; then pass "2 pods leave service first (reason Draining)"; else fail "no Draining pods: $(for p in $before; do echo "$p $(reason_of "$p")"; done)"; fi
@@ -61,6 +65,15 @@ if wait_until 20 left; then pass "one pod left"; else fail "pods left: $(pods)";
 survivor=$(pods)
 if printf '%s\n' $victims | grep -qx "$survivor"; then fail "a drained pod survived: $survivor"; else pass "the pod left is the one not drained ($survivor)"; fi
 expect_match "$(kc -n "$ns" get events --field-selector involvedObject.name=svc -o jsonpath='{.items[*].reason}')" 'Draining.*Drained|Drained.*Draining' "Events: Draining, then Drained"
+kill -TERM "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null; watcher=
+# Once shrunk, never grown back: a reconcile reading the Deployment before
+# the cache showed kinfer's own shrink once drained the survivor as well
+# and applied the old replicas again (the ReplicaSet made two pods anew).
+expect_match "$(uniq "$tmp/replicas" | tr '\n' ' ')" '^3 1 $' "the Deployment's replicas went 3 -> 1 and stayed (watched: $(tr '\n' ' ' < "$tmp/replicas"))"
+# ... and decided once: the reconcile the victims' own changes bring right
+# after the shrink reads the cache before it shows the new Deployment (old
+# operator: "drained" twice, 20 ms apart).
+expect_match "$(grep -c 'msg="drained"' "$tmp/op.log")" '^1$' "the shrink is decided once (one \"drained\" in the operator's log)"
 
 # A scale-up mid-drain cancels it: same pods, back in service.
 kc -n "$ns" scale kis/svc --replicas=3 >/dev/null
