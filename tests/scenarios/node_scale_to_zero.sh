@@ -78,6 +78,8 @@ act_metric() {
 	in_node curl -s --max-time 3 "http://$1:8080/metrics" |
 		awk -v n="$2" -v m="namespace=\"$ns\",service=\"$3\"" 'index($1, n "{") == 1 && index($1, m) { s += $2 } END { print s + 0 }'
 }
+# act_sum NAME SVC: that series summed over the activator pods.
+act_sum() { local a t=0; for a in $(activator_ips); do t=$((t + $(act_metric "$a" "$1" "$2"))); done; echo "$t"; }
 
 install_kinfer; expect_code 0 $? "kinfer is installed from its image"
 kc -n kinfer-system rollout status deploy/kinfer-activator --timeout=120s >/dev/null
@@ -193,9 +195,7 @@ for _ in $(seq 1 40); do
 		h=$(act_metric "$a" kinfer_activator_held_requests slow)
 		[ "$h" -gt "$vheld" ] && victim=$a vheld=$h
 	done
-	t1=0
-	for a in $(activator_ips); do t1=$((t1 + $(act_metric "$a" kinfer_activator_held_requests slow))); done
-	[ "$t1" -ge 10 ] && break
+	[ "$(act_sum kinfer_activator_held_requests slow)" -ge 10 ] && break
 done
 vpod=$(kc -n kinfer-system get pods -l app.kubernetes.io/component=activator -o jsonpath="{.items[?(@.status.podIP==\"$victim\")].metadata.name}")
 cid=$(kc -n kinfer-system get pod "$vpod" -o jsonpath='{.status.containerStatuses[0].containerID}')
@@ -231,17 +231,16 @@ kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/n
 expect_code 0 $? "the operator is back"
 
 # --- 7. a client that keeps its connections, across a cold start ----------------
-act_llm() { local a t=0; for a in $(activator_ips); do t=$((t + $(act_metric "$a" kinfer_activator_requests_total llm))); done; echo "$t"; }
 wait_until 120 at_zero llm; expect_code 0 $? "llm: at 0 again"
 wait_until 10 routed llm activator
-a0=$(act_llm)
+a0=$(act_sum kinfer_activator_requests_total llm)
 load_start "$tmp/ka" "$(cluster_ip "$ns" llm):8000" 40 5 "llm.$ns.svc.cluster.local:8000"; ka_pid=$started_load
 bg+=("$ka_pid")
 wait_until 60 routed llm pods; expect_code 0 $? "the keep-alive client's requests woke llm: the Service names the pod"
 sleep 3 # the requests the activator held are answered
-a1=$(act_llm)
+a1=$(act_sum kinfer_activator_requests_total llm)
 sleep 10
-a2=$(act_llm)
+a2=$(act_sum kinfer_activator_requests_total llm)
 kill -TERM "$ka_pid" 2>/dev/null; load_wait "$ka_pid"
 ka_sent=$(summary_of "$tmp/ka" sent) ka_failed=$(summary_of "$tmp/ka" failed)
 expect_match "$((a1 - a0))" '^[1-9][0-9]*$' "at zero its requests went through an activator ($((a1 - a0)))"
