@@ -211,12 +211,20 @@ free_arrays:
 
 /* ---- choosing ------------------------------------------------------------- */
 
-/* Victims first: draining, not warm, least loaded, newest. */
+/* Chosen by an earlier step: draining, or its start written (start()
+ * writes the annotation first) and the gate not in the cache yet. A step
+ * reading the cache in between must not choose another pod by its load. */
+static bool chosen(const struct drain_candidate *c)
+{
+	return c->draining || c->draining_since > 0;
+}
+
+/* Victims first: chosen before, not warm, least loaded, newest. */
 static int victim_order(const void *a, const void *b)
 {
 	const struct drain_candidate *x = a, *y = b;
-	if (x->draining != y->draining)
-		return x->draining ? -1 : 1;
+	if (chosen(x) != chosen(y))
+		return chosen(x) ? -1 : 1;
 	if (x->warm != y->warm)
 		return x->warm ? 1 : -1;
 	/* An unknown load (-1) sorts after every known one. */

@@ -84,6 +84,31 @@ static struct drain_candidate *find(struct drain_candidate *c, size_t n, const c
 	return NULL;
 }
 
+/* A pod whose start is written but whose gate the cache does not show
+ * yet stays chosen, whatever its load now (else a second step would take
+ * the third pod out of service too). */
+static void started_stays_chosen(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("idle", true, false, 0, 100),
+		cand("started", true, false, 7, 50),
+		cand("leaving", true, true, 3, 10),
+	};
+	static const char *const want[] = { "leaving", "started", "idle" };
+	struct drain_input in = {
+		.current = 3, .desired = 1, .now = 1000, .timeout_s = 60, .knows_load = true
+	};
+	struct drain_decision d;
+	(void)state;
+	c[1].draining_since = 1000;
+	order_is(c, 3, want);
+	drain_decide(c, 3, &in, &d);
+	assert_int_equal(find(c, 3, "started")->action, DRAIN_START); /* the gate, again */
+	assert_int_equal(find(c, 3, "leaving")->action, DRAIN_WAIT);
+	assert_int_equal(find(c, 3, "idle")->action, DRAIN_NONE);
+	assert_false(d.shrink);
+}
+
 /* 3 -> 1: two victims start draining, the Deployment keeps 3; later,
  * idle and past the minimum, they are done and the Deployment shrinks. */
 static void drain_then_shrink(void **state)
@@ -434,6 +459,7 @@ int tests_drain(void)
 		cmocka_unit_test(draining_then_cold_then_load),
 		cmocka_unit_test(newest_then_name_break_ties),
 		cmocka_unit_test(empty_and_one),
+		cmocka_unit_test(started_stays_chosen),
 		cmocka_unit_test(drain_then_shrink),
 		cmocka_unit_test(cold_victim_is_done),
 		cmocka_unit_test(arrivals_hand_over),
