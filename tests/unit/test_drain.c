@@ -1,6 +1,7 @@
 /*
- * drain: the victim order (already draining, then not warm, then least
- * loaded with unknown load last, then newest, then by name); one step's
+ * drain: the victim order (chosen before: draining, or started with its gate
+ * not cached yet; then not warm; then least loaded with unknown load last,
+ * then newest, then by name); one step's
  * decisions (start, wait, done, timed out, handed over on requests still
  * arriving, undrain), the looks that count those arrivals; a scale-down during a
  * rollout deferred (issue 12 item 3); every pod of a 1000-replica service
