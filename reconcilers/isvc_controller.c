@@ -600,16 +600,30 @@ static bool rolling_out(json_object *status)
 	       !(degraded && strcmp(degraded, "True") == 0);
 }
 
+/* The wait for a predecessor's objects (previous_message) is over: the
+ * objects are being made, which the user waits to read. */
+static bool cleanup_over(json_object *status, json_object *old)
+{
+	const char *now = NULL, *before = NULL;
+	if (!old)
+		return false;
+	status_condition(status, "Progressing", &now, NULL);
+	status_condition(old, "Progressing", &before, NULL);
+	return before && strcmp(before, "WaitingForCleanup") == 0 &&
+	       !(now && strcmp(now, "WaitingForCleanup") == 0);
+}
+
 static bool coming_up(json_object *status, json_object *old)
 {
 	const char *ready = status_condition(status, "Ready", NULL, NULL);
-	return !(ready && strcmp(ready, "True") == 0) && !status_flipped(status, old);
+	return !(ready && strcmp(ready, "True") == 0) && !status_flipped(status, old) &&
+	       !cleanup_over(status, old);
 }
 
 static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
 		       int32_t desired, const struct autoscale_controller_decision *dec,
-		       const char *invalid, const char *invalid_reason, bool deferred,
-		       uint64_t *ret_wait)
+		       const char *invalid, const char *invalid_reason, const char *replacing,
+		       bool deferred, uint64_t *ret_wait)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
@@ -637,6 +651,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		.invalid = invalid,
 		.invalid_reason = invalid_reason,
 		.scale_down_deferred = deferred,
+		.replacing = replacing,
 		.old_status = s->status,
 		.now = (int64_t)time(NULL),
 		.scaling_enabled = s->scaling,
@@ -721,6 +736,56 @@ static void foreign_message(const struct snapshot *s, char *buf, size_t len)
 		 s->dep_foreign && s->svc_foreign ? "are" : "is");
 }
 
+/*
+ * The Deployment or the Service is still the one kinfer made for the
+ * InferenceService of this name deleted before this one (`kubectl delete`
+ * then `apply`, `kubectl replace --force`, a GitOps tool's recreate): not
+ * someone else's, so no ResourceExists; Kubernetes' garbage collector
+ * removes it (its deletion brings this key back: owned_by_isvc), and
+ * kinfer makes its own then. kinfer never deletes it itself: that is the
+ * collector's call (an orphaning delete, another owner). The same wait for
+ * an object not ours already being deleted (a finalizer holds it): an
+ * apply would write into it on its way out.
+ */
+static void previous_message(const struct snapshot *s, char *buf, size_t len)
+{
+	bool both = s->dep_previous && s->svc_previous;
+	if (!s->previous_uid[0]) {
+		snprintf(buf, len, "%s %.200s %s being deleted; kinfer makes its own once %s gone",
+			 both            ? "Deployment and Service" :
+			 s->dep_previous ? "Deployment" :
+					   "Service",
+			 s->name, both ? "are" : "is", both ? "they are" : "it is");
+		return;
+	}
+	snprintf(buf, len,
+		 "%s %.200s still belong%s to the InferenceService of this name deleted "
+		 "before this one (uid %.40s); kinfer makes its own once Kubernetes' garbage "
+		 "collector has removed %s",
+		 both            ? "Deployment and Service" :
+		 s->dep_previous ? "Deployment" :
+				   "Service",
+		 s->name, both ? "" : "s", s->previous_uid, both ? "them" : "it");
+}
+
+/* Write the status saying what we wait for (message), record the Event. */
+static enum reconcile_result wait_previous(struct reconcile_ctx *ctx, const char *key,
+					   const struct snapshot *s, int32_t desired,
+					   const struct autoscale_controller_decision *dec,
+					   const char *message, uint64_t wait)
+{
+	uint64_t status_wait = 0;
+
+	if (sync_status(ctx, key, s, desired, dec, NULL, NULL, message, false, &status_wait) < 0)
+		return RECONCILE_ERROR;
+	event(ctx, s, "Normal", "WaitingForCleanup", "Reconcile", message);
+	wait = ktime_sooner(wait, status_wait);
+	if (!wait)
+		return RECONCILE_OK;
+	ctx->requeue_after_ns = wait;
+	return RECONCILE_REQUEUE_AFTER;
+}
+
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
 	const struct kinfer_context *k = context_of(ctx);
@@ -772,7 +837,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
-		if (sync_status(ctx, key, &s, desired, dec, err, NULL, deferred, &status_wait) < 0)
+		if (sync_status(ctx, key, &s, desired, dec, err, NULL, NULL, deferred,
+				&status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "InvalidSpec", "Reconcile", err);
 		if (res == RECONCILE_OK && status_wait) {
@@ -784,7 +850,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (s.dep_foreign || s.svc_foreign) {
 		/* Never adopt: the object's watch enqueues us again when it goes. */
 		foreign_message(&s, err, sizeof(err));
-		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
+		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", NULL, false,
 				&status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
@@ -792,6 +858,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 			ctx->requeue_after_ns = status_wait;
 			res = RECONCILE_REQUEUE_AFTER;
 		}
+		goto free_workload;
+	}
+	if (s.dep_previous || s.svc_previous) {
+		previous_message(&s, err, sizeof(err));
+		res = wait_previous(ctx, key, &s, desired, dec, err, 0);
 		goto free_workload;
 	}
 	struct apply_note note = { 0 };
@@ -806,8 +877,14 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	/* Scale to zero: the private Service and the public one's endpoints
 	 * (route.h); without scaleToZero it only removes what it made. */
 	r = route_sync(ctx, &s, &w, err, sizeof(err), &sent_wait);
+	if (r == 2) {
+		if (note.reason)
+			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
+		res = wait_previous(ctx, key, &s, desired, dec, err, sent_wait);
+		goto free_workload;
+	}
 	if (r == 1) {
-		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", false,
+		if (sync_status(ctx, key, &s, desired, dec, err, "ResourceExists", NULL, false,
 				&status_wait) < 0)
 			res = RECONCILE_ERROR;
 		event(ctx, &s, "Warning", "ResourceExists", "Reconcile", err);
@@ -823,7 +900,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	}
 	/* A routing write that failed is retried; the status is written
 	 * anyway (it does not depend on the routing). */
-	if (sync_status(ctx, key, &s, desired, dec, NULL, NULL, deferred, &status_wait) < 0 || r < 0)
+	if (sync_status(ctx, key, &s, desired, dec, NULL, NULL, NULL, deferred, &status_wait) < 0 ||
+	    r < 0)
 		res = RECONCILE_ERROR;
 	if (note.reason)
 		event(ctx, &s, "Normal", note.reason, "Apply", note.text);

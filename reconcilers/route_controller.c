@@ -41,6 +41,26 @@ static void not_ours(char *err, size_t errlen, const char *kind, const char *nam
 		 kind, name, ns);
 }
 
+/* ERR: KIND NAME is still the one kinfer made for the InferenceService of
+ * this name deleted before this one (uid): the garbage collector's to
+ * remove (isvc_controller.c, previous_message). */
+static void previous(char *err, size_t errlen, const char *kind, const char *name, const char *uid)
+{
+	snprintf(err, errlen,
+		 "%s %s still belongs to the InferenceService of this name deleted before "
+		 "this one (uid %.40s); kinfer makes its own once Kubernetes' garbage "
+		 "collector has removed it",
+		 kind, name, uid);
+}
+
+/* Made by kinfer for an earlier InferenceService of this name. */
+static bool earlier(const char *kind, const char *name, const char *uid, bool kinfers,
+		    const struct snapshot *s)
+{
+	return kinfers && kind && name && uid && strcmp(kind, "InferenceService") == 0 &&
+	       strcmp(name, s->name) == 0 && strcmp(uid, s->uid) != 0;
+}
+
 static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endpoints", true };
 
 /*
@@ -172,11 +192,13 @@ static int api_error(struct reconcile_ctx *ctx, int r, const char *what, const c
 }
 
 /* Who controls the slice NAME-kinfer: 0 nobody (absent), 1 this
- * InferenceService, -1 another owner. */
+ * InferenceService, -1 another owner, -2 an earlier InferenceService of
+ * this name (its uid in prev_uid). */
 static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, const char *slice,
-		       int *ret)
+		       int *ret, char prev_uid[64])
 {
 	json_object *o = NULL, *refs;
+	const char *managed = NULL;
 	struct kube_status st;
 	int r = kube_get(ctx->client, &kube_res_endpointslices, s->ns, slice, NULL, &o, &st);
 	if (r == -ENOENT) {
@@ -186,6 +208,12 @@ static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, cons
 	if (r < 0)
 		return api_error(ctx, r, "get EndpointSlice", s->ns, slice, &st);
 	*ret = -1;
+	prev_uid[0] = '\0';
+	json_object *labels = cache_json_get(o, "metadata.labels");
+	json_object *m = NULL;
+	if (labels && json_object_is_type(labels, json_type_object) &&
+	    json_object_object_get_ex(labels, "endpointslice.kubernetes.io/managed-by", &m))
+		managed = json_object_get_string(m);
 	refs = cache_json_get(o, "metadata.ownerReferences");
 	for (size_t i = 0; refs && json_object_is_type(refs, json_type_array) &&
 			   i < json_object_array_length(refs);
@@ -193,8 +221,15 @@ static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, cons
 		json_object *ref = json_object_array_get_idx(refs, i);
 		json_object *ctl = cache_json_get(ref, "controller");
 		const char *uid = cache_json_str(ref, "uid");
-		if (ctl && json_object_get_boolean(ctl) && uid && strcmp(uid, s->uid) == 0)
+		if (!ctl || !json_object_get_boolean(ctl) || !uid)
+			continue;
+		if (strcmp(uid, s->uid) == 0) {
 			*ret = 1;
+		} else if (earlier(cache_json_str(ref, "kind"), cache_json_str(ref, "name"), uid,
+				   managed && strcmp(managed, "kinfer.io") == 0, s)) {
+			*ret = -2;
+			snprintf(prev_uid, 64, "%s", uid);
+		}
 	}
 	json_object_put(o);
 	return 0;
@@ -257,7 +292,8 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 {
 	struct cache *sc = manager_cache(ctx->manager, &kind_services);
 	char key[400], hash[17] = "";
-	int state = 0; /* 0 absent, 1 ours, -1 another's */
+	char uid[64] = "";
+	int state = 0; /* 0 absent, 1 ours, -1 another's, -2 an earlier one's */
 
 	snprintf(key, sizeof(key), "%s/%s", s->ns, priv);
 	cache_read_lock();
@@ -265,10 +301,19 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		state = 1;
 		snprintf(hash, sizeof(hash), "%s", sv->applied_hash ? sv->applied_hash : "");
+	} else if (sv && !sv->meta.deleted &&
+		   earlier(sv->meta.controller_kind, sv->meta.controller_name,
+			   sv->meta.controller_uid, sv->applied_hash != NULL, s)) {
+		state = -2;
+		snprintf(uid, sizeof(uid), "%s", sv->meta.controller_uid);
 	} else if (sv && !sv->meta.deleted) {
 		state = -1;
 	}
 	cache_read_unlock();
+	if (state == -2) {
+		previous(err, errlen, "Service", priv, uid);
+		return 2;
+	}
 	if (state < 0) {
 		not_ours(err, errlen, "Service", priv, s->ns);
 		return 1;
@@ -288,6 +333,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 	json_object *body = NULL;
 	char hash[17];
 	int r, owner;
+	char prev_uid[64];
 
 	const char *act_ns = k && k->activator_namespace ? k->activator_namespace : "kinfer-system";
 	int32_t act_port = k && k->activator_port > 0 ? k->activator_port :
@@ -353,9 +399,17 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 	 * as ours is read first: one of that name without kinfer's label is
 	 * not in the cache at all. */
 	if (state != 1) {
-		r = slice_owner(ctx, s, slice, &owner);
+		r = slice_owner(ctx, s, slice, &owner, prev_uid);
 		if (r < 0)
 			goto out;
+		if (owner == -2) {
+			/* Its deletion enqueues this key (kinfer's label, its
+			 * owner's name); the recheck is the fallback. */
+			previous(err, errlen, "EndpointSlice", slice, prev_uid);
+			*ret_wait = ktime_sooner(*ret_wait, FOREIGN_RECHECK_NS);
+			r = 2;
+			goto out;
+		}
 		if (owner < 0) {
 			/* One without kinfer's label is not in the cache: its
 			 * removal enqueues nothing, so look again later. */
@@ -412,7 +466,8 @@ static int unroute(struct reconcile_ctx *ctx, const struct snapshot *s, const ch
 	if (!ours)
 		return 0;
 	int owner = 0;
-	r = slice_owner(ctx, s, slice, &owner);
+	char prev_uid[64];
+	r = slice_owner(ctx, s, slice, &owner, prev_uid);
 	if (r < 0)
 		return r;
 	if (owner > 0) {

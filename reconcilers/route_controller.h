@@ -23,7 +23,9 @@
  * deleted or edited by hand is written again. */
 extern const struct cache_kind kind_endpointslices;
 
-/* 0 done, 1 an object is not ours (err says which), negative errno on an
+/* 0 done, 1 an object is not ours (err says which), 2 one is still the
+ * one made for the InferenceService of this name deleted before this one
+ * (err says which; the garbage collector removes it), negative errno on an
  * API failure (ctx->error says which). *ret_wait (when lower or 0) gets
  * the ns after which a write the cache has not shown yet is no longer
  * trusted: the caller comes back then. */

@@ -11,6 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Made by kinfer (its applied-hash) for an earlier InferenceService of
+ * this name: the controller is one of that name with another uid. */
+static bool previous(const struct cache_obj *o, const char *applied_hash, const struct snapshot *s)
+{
+	return applied_hash && o->controller_kind && o->controller_name && o->controller_uid &&
+	       strcmp(o->controller_kind, "InferenceService") == 0 &&
+	       strcmp(o->controller_name, s->name) == 0 && strcmp(o->controller_uid, s->uid) != 0;
+}
+
 /* Under the read lock: the owned objects' numbers and hashes. */
 static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 {
@@ -30,6 +39,10 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 		s->dep.applied_hash = NULL;
 		s->dep.service = NULL;
 		memset(&s->dep.meta, 0, sizeof(s->dep.meta));
+	} else if (d && (d->meta.deleted || previous(&d->meta, d->applied_hash, s))) {
+		s->dep_previous = true;
+		if (!d->meta.deleted)
+			text_copy(s->previous_uid, sizeof(s->previous_uid), d->meta.controller_uid);
 	} else if (d && !d->meta.deleted) {
 		s->dep_foreign = true;
 	}
@@ -38,6 +51,10 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);
 		s->svc_edited = sv->edited;
 		cache_obj_rv_copy(&sv->meta, s->svc_rv, sizeof(s->svc_rv));
+	} else if (sv && (sv->meta.deleted || previous(&sv->meta, sv->applied_hash, s))) {
+		s->svc_previous = true;
+		if (!sv->meta.deleted)
+			text_copy(s->previous_uid, sizeof(s->previous_uid), sv->meta.controller_uid);
 	} else if (sv && !sv->meta.deleted) {
 		s->svc_foreign = true;
 	}

@@ -32,6 +32,15 @@ struct snapshot {
 	 * InferenceService (the user's, or another incarnation's): kinfer must
 	 * not take it over. */
 	bool dep_foreign, svc_foreign;
+	/* An object of that name kinfer made for an earlier InferenceService
+	 * of this name, deleted since (its controller is an InferenceService
+	 * of this name with another uid; previous_uid), or one not ours being
+	 * deleted (previous_uid ""): Kubernetes' garbage collector removes it,
+	 * kinfer waits for that and then makes its own (never writing into an
+	 * object on its way out). Not foreign: `kubectl delete` then `apply`
+	 * (or `replace --force`) is no conflict to report. */
+	bool dep_previous, svc_previous;
+	char previous_uid[64]; /* that InferenceService's uid */
 	/* The Service's kinds_edited (the Deployment's is dep.edited). */
 	bool svc_edited;
 	struct kdeployment dep; /* its header cleared, the strings below */

@@ -83,6 +83,8 @@ static void progressing(const struct status_input *in, struct cond *c)
 	else if (in->invalid)
 		set(c, "Progressing", false, "InvalidSpec",
 		    "nothing to roll out until the spec is fixed");
+	else if (in->replacing)
+		set(c, "Progressing", true, "WaitingForCleanup", "%s", in->replacing);
 	else if (!d)
 		set(c, "Progressing", true, "Creating", "creating the Deployment");
 	else if (d->progressing == KCOND_FALSE && d->progress_reason &&
@@ -112,6 +114,8 @@ static void ready(const struct status_input *in, struct cond *c)
 {
 	if (in->invalid)
 		set(c, "Ready", false, invalid_reason(in), "%s", in->invalid);
+	else if (in->replacing)
+		set(c, "Ready", false, "WaitingForCleanup", "%s", in->replacing);
 	else if (in->desired == 0 && in->scale_to_zero)
 		set(c, "Ready", true, "ScaledToZero",
 		    "scaled to zero while idle; the activator holds "

@@ -69,7 +69,11 @@ struct status_input {
 	const char *invalid;        /* why the spec cannot run, or NULL */
 	const char *invalid_reason; /* its CamelCase reason; NULL = InvalidSpec */
 	bool scale_down_deferred;   /* the drain waits for a rollout to finish */
-	json_object *old_status;    /* the status the server holds (parsed), or NULL */
+	/* The Deployment or Service of an earlier InferenceService of this
+	 * name still exists (snapshot.h): why nothing of this one runs yet,
+	 * or NULL. */
+	const char *replacing;
+	json_object *old_status; /* the status the server holds (parsed), or NULL */
 	/*
 	 * Autoscaling: when scaling_enabled, the ScalingActive and
 	 * ScalingLimited conditions, currentMetrics and lastScaleTime come from

@@ -54,6 +54,40 @@ static void all_ready(void **state)
 	json_object_put(st);
 }
 
+/* A new InferenceService whose name's Deployment is still its deleted
+ * predecessor's: waiting, not degraded, whatever that one's pods do. */
+static void waiting_for_cleanup(void **state)
+{
+	const char *msg = "Deployment x still belongs to the InferenceService of this name "
+			  "deleted before this one (uid u1)";
+	struct status_input in = { .generation = 1,
+				   .desired = 1,
+				   .pods = 1,
+				   .ready = 1,
+				   .warm = 1,
+				   .replacing = msg,
+				   .selector = "kinfer.io/service=x",
+				   .now = 1000 };
+	const char *r, *m = NULL;
+	(void)state;
+	json_object *st = status_build(&in);
+	assert_string_equal(status_condition(st, "Ready", &r, &m), "False");
+	assert_string_equal(r, "WaitingForCleanup");
+	assert_string_equal(m, msg);
+	assert_string_equal(cond(st, "Progressing", &r), "True");
+	assert_string_equal(r, "WaitingForCleanup");
+	assert_string_equal(cond(st, "Degraded", &r), "False");
+	assert_string_equal(r, "AsExpected");
+	json_object_put(st);
+	/* A spec that cannot run says so first. */
+	in.invalid = "spec.resources: bad";
+	st = status_build(&in);
+	assert_string_equal(cond(st, "Ready", &r), "False");
+	assert_string_equal(r, "InvalidSpec");
+	assert_string_equal(cond(st, "Progressing", &r), "False");
+	json_object_put(st);
+}
+
 static void starting_and_cold(void **state)
 {
 	struct kdeployment d = dep(2, 2, 2);
@@ -460,6 +494,7 @@ int tests_status(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(all_ready),
 		cmocka_unit_test(starting_and_cold),
+		cmocka_unit_test(waiting_for_cleanup),
 		cmocka_unit_test(degraded_reasons),
 		cmocka_unit_test(transition_time_and_foreign_conditions),
 		cmocka_unit_test(scaling_fields),
