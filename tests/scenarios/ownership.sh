@@ -6,10 +6,20 @@
 # Warning Event, while the user's objects keep their selector, image and
 # owners; once the user's Service goes, kinfer makes its own and the
 # InferenceService recovers; deleting an InferenceService never collects
-# the user's Deployment.
+# the user's Deployment. And the other side of that rule: an
+# InferenceService deleted and made again at once (`kubectl delete` then
+# `apply`, `kubectl replace --force`, a GitOps tool's recreate) meets the
+# Deployment and Service of its predecessor, which are not someone else's:
+# while the garbage collector has not removed them (held here by a policy
+# refusing their deletion) it waits, Progressing and Ready reason
+# WaitingForCleanup naming them, Degraded False, no ResourceExists, the old
+# objects untouched; once they are gone kinfer makes its own.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin ownership
+policy=kinfer-test-hold-$$
+at_exit 'kc delete validatingadmissionpolicybinding "$policy" --ignore-not-found >/dev/null 2>&1'
+at_exit 'kc delete validatingadmissionpolicy "$policy" --ignore-not-found >/dev/null 2>&1'
 
 install_crd
 kc create ns "$ns" >/dev/null
@@ -62,4 +72,77 @@ if wait_until 20 not_degraded; then pass "api: Degraded False again"; else fail 
 kc -n "$ns" delete kis web --wait=true >/dev/null
 sleep 3
 expect_match "$(j deploy/web '{.metadata.name}')" '^web$' "deleting InferenceService web leaves the user's Deployment web"
+
+# A user's Deployment on its way out (a finalizer holds it): kinfer never
+# writes into it, it waits for it to go.
+kc -n "$ns" create deployment held --image=registry.k8s.io/pause:3.10 --replicas=0 >/dev/null
+kc -n "$ns" patch deploy held --type=merge -p '{"metadata":{"finalizers":["kinfer.io/test-hold"]}}' >/dev/null
+at_exit "kc -n '$ns' patch deploy held --type=merge -p '{\"metadata\":{\"finalizers\":null}}' >/dev/null 2>&1"
+isvc held
+if wait_until 20 is_reason held Degraded ResourceExists; then pass "held: ResourceExists while the user's Deployment stands"; else fail "held: $(j kis/held '{.status.conditions}')"; fi
+kc -n "$ns" delete deploy held --wait=false >/dev/null
+if wait_until 20 is_reason held Progressing WaitingForCleanup; then pass "held: WaitingForCleanup once it is being deleted"; else fail "held: $(j kis/held '{.status.conditions}')"; fi
+expect_match "$(cond held Ready message)" '^Deployment held is being deleted; kinfer makes its own once it is gone$' "held: the message says so"
+sleep 2
+expect_match "$(j deploy/held '{.metadata.ownerReferences}')|$(j deploy/held '{.spec.template.spec.containers[0].image}')" '^\|registry.k8s.io/pause:3.10$' "held: nothing written into the Deployment on its way out"
+kc -n "$ns" patch deploy held --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+owned_held() { [ "$(j deploy/held '{.metadata.ownerReferences[0].uid}')" = "$(j kis/held '{.metadata.uid}')" ]; }
+if wait_until 20 owned_held; then pass "held: once it is gone, kinfer makes its own"; else fail "held: $(j deploy/held '{.metadata}')"; fi
+
+# Deleted and made again at once: the predecessor's objects are not foreign.
+isvc again
+owner_uid() { j "$1" '{.metadata.ownerReferences[0].uid}'; }
+uid1=
+first() { uid1=$(j kis/again '{.metadata.uid}') && [ -n "$uid1" ] && [ "$(owner_uid deploy/again)" = "$uid1" ] && [ "$(owner_uid svc/again)" = "$uid1" ]; }
+if wait_until 20 first; then pass "again: its Deployment and Service"; else fail "again: no Deployment or Service"; fi
+cat <<YAML | kc apply -f - >/dev/null
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: $policy}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: ["", "apps"], apiVersions: ["v1"], operations: ["DELETE"], resources: ["services", "deployments"]}
+  validations:
+  - expression: "oldObject.metadata.name != 'again'"
+    message: "test: held, as if the garbage collector had not got to it yet"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: $policy}
+spec:
+  policyName: $policy
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {kubernetes.io/metadata.name: $ns}
+YAML
+held() { ! kc -n "$ns" delete deploy again --dry-run=server >/dev/null 2>&1 && ! kc -n "$ns" delete svc again --dry-run=server >/dev/null 2>&1; }
+if wait_until 20 held; then pass "the policy holds the first one's Deployment and Service"; else fail "the policy does not hold them"; fi
+kc -n "$ns" delete kis again --wait=true >/dev/null
+isvc again
+uid2=$(j kis/again '{.metadata.uid}')
+expect_match "$uid2" "^[0-9a-f-]+\$" "again made anew (uid $uid2, was $uid1)"
+if wait_until 20 is_reason again Progressing WaitingForCleanup; then pass "again: Progressing reason WaitingForCleanup"; else fail "again: $(j kis/again '{.status.conditions}')"; fi
+expect_match "$(cond again Progressing message)" "^Deployment and Service again still belong to the InferenceService of this name deleted before this one \\(uid $uid1\\); kinfer makes its own once Kubernetes' garbage collector has removed them\$" "again: the message names both objects and the first one's uid"
+expect_match "$(cond again Ready status)/$(cond again Ready reason)" '^False/WaitingForCleanup$' "again: Ready False, reason WaitingForCleanup"
+expect_match "$(cond again Degraded status)" '^False$' "again: not Degraded"
+sleep 2
+expect_match "$(kc -n "$ns" get events --field-selector involvedObject.kind=InferenceService,involvedObject.name=again,type=Warning -o jsonpath='{.items[*].reason}')" '^$' "again: no Warning Event (ResourceExists was the old answer)"
+normal() { grep -qw WaitingForCleanup <<<"$(kc -n "$ns" get events --field-selector involvedObject.name=again,type=Normal -o jsonpath='{.items[*].reason}')"; }
+if wait_until 10 normal; then pass "again: a Normal Event WaitingForCleanup"; else fail "again: no WaitingForCleanup Event"; fi
+expect_match "$(owner_uid deploy/again) $(owner_uid svc/again)" "^$uid1 $uid1\$" "the first one's objects are not taken over"
+# The garbage collector's turn (or, if it has not learnt the CRD's kind
+# yet, which takes it up to 30 s, the same delete by hand).
+kc delete validatingadmissionpolicybinding "$policy" >/dev/null
+kc delete validatingadmissionpolicy "$policy" >/dev/null
+gone() { [ -z "$(j deploy/again '{.metadata.uid}')$(j svc/again '{.metadata.uid}')" ] || [ "$(owner_uid deploy/again)" = "$uid2" ]; }
+if ! wait_until 10 gone; then
+	kc -n "$ns" delete deploy/again svc/again --ignore-not-found --wait=false >/dev/null 2>&1 || true
+fi
+second() { [ "$(owner_uid deploy/again)" = "$uid2" ] && [ "$(owner_uid svc/again)" = "$uid2" ]; }
+if wait_until 30 second; then pass "once they are gone, kinfer makes its own Deployment and Service"; else fail "again: deploy $(owner_uid deploy/again) svc $(owner_uid svc/again)"; fi
+moved_on() { [ "$(cond again Progressing reason)" != WaitingForCleanup ] && [ "$(cond again Degraded status)" = False ]; }
+if wait_until 20 moved_on; then pass "again: no longer waiting ($(cond again Progressing reason))"; else fail "again: $(j kis/again '{.status.conditions}')"; fi
 summary
