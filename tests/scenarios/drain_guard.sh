@@ -14,8 +14,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin drainguard
 policy=kinfer-test-refuse-drain-$$
-at_exit 'kc delete validatingadmissionpolicybinding "$policy" --ignore-not-found >/dev/null 2>&1'
-at_exit 'kc delete validatingadmissionpolicy "$policy" --ignore-not-found >/dev/null 2>&1'
 
 install_crd
 kc create ns "$ns" >/dev/null
@@ -33,30 +31,9 @@ YAML
 if wait_until 60 warm 3; then pass "3 pods warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
 
 # Item 4: the API server refuses the drain's mark.
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: $policy}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - {apiGroups: [""], apiVersions: ["v1"], operations: ["UPDATE"], resources: ["pods"]}
-  validations:
-  - expression: "!has(object.metadata.annotations) || !('kinfer.io/draining-since' in object.metadata.annotations)"
-    message: "test: the drain's mark is refused"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: $policy}
-spec:
-  policyName: $policy
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchLabels: {kubernetes.io/metadata.name: $ns}
-YAML
-# The policy takes a moment to reach the API server's admission chain.
+deny_policy "$policy" '{apiGroups: [""], apiVersions: ["v1"], operations: ["UPDATE"], resources: ["pods"]}' \
+	"!has(object.metadata.annotations) || !('kinfer.io/draining-since' in object.metadata.annotations)" \
+	"test: the drain's mark is refused"
 p=$(live_pods | head -1)
 refused() { ! kc -n "$ns" annotate pod "$p" kinfer.io/draining-since=1 >/dev/null 2>&1; }
 if wait_until 20 refused; then pass "the API server refuses the drain's mark"; else fail "the policy does not refuse"; fi
@@ -66,8 +43,7 @@ if wait_until 20 failing; then pass "the drain's write fails (logged, retried)";
 sleep 6
 expect_match "$(j deploy/svc '{.spec.replicas}')" '^3$' "the Deployment keeps 3 replicas while the drain cannot mark its pods"
 expect_match "$(live_pods | wc -l)" '^3$' "no pod removed undrained"
-kc delete validatingadmissionpolicybinding "$policy" >/dev/null
-kc delete validatingadmissionpolicy "$policy" >/dev/null
+deny_policy_remove "$policy"
 shrunk() { [ "$(j deploy/svc '{.spec.replicas}')" = 1 ]; }
 if wait_until 40 shrunk; then pass "once the writes go through, the drain runs and the Deployment goes to 1"; else fail "Deployment at $(j deploy/svc '{.spec.replicas}')"; fi
 

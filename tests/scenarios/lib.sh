@@ -97,6 +97,44 @@ wait_until() {
 	done
 }
 
+# deny_policy NAME RULE EXPRESSION MESSAGE: a ValidatingAdmissionPolicy
+# and its Deny binding for the namespace $ns, refusing the requests that
+# RULE matches (one resourceRules entry, YAML flow style) and EXPRESSION
+# (CEL, no double quote) fails, with MESSAGE; undone at exit, or earlier by
+# deny_policy_remove NAME. It takes a moment to reach the API server's
+# admission chain: wait for a refusal before relying on it.
+deny_policy() {
+	at_exit "kc delete validatingadmissionpolicybinding '$1' --ignore-not-found >/dev/null 2>&1"
+	at_exit "kc delete validatingadmissionpolicy '$1' --ignore-not-found >/dev/null 2>&1"
+	kc apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: $1}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - $2
+  validations:
+  - expression: "$3"
+    message: "$4"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: $1}
+spec:
+  policyName: $1
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {kubernetes.io/metadata.name: $ns}
+YAML
+}
+deny_policy_remove() {
+	kc delete validatingadmissionpolicybinding "$1" >/dev/null &&
+		kc delete validatingadmissionpolicy "$1" >/dev/null
+}
+
 # The InferenceService CRD, applied idempotently: scenarios run in any order
 # and at once, each installs what it needs.
 install_crd() {

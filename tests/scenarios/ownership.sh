@@ -18,8 +18,6 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin ownership
 policy=kinfer-test-hold-$$
-at_exit 'kc delete validatingadmissionpolicybinding "$policy" --ignore-not-found >/dev/null 2>&1'
-at_exit 'kc delete validatingadmissionpolicy "$policy" --ignore-not-found >/dev/null 2>&1'
 
 install_crd
 kc create ns "$ns" >/dev/null
@@ -95,29 +93,8 @@ owner_uid() { j "$1" '{.metadata.ownerReferences[0].uid}'; }
 uid1=
 first() { uid1=$(j kis/again '{.metadata.uid}') && [ -n "$uid1" ] && [ "$(owner_uid deploy/again)" = "$uid1" ] && [ "$(owner_uid svc/again)" = "$uid1" ]; }
 if wait_until 20 first; then pass "again: its Deployment and Service"; else fail "again: no Deployment or Service"; fi
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: $policy}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - {apiGroups: ["", "apps"], apiVersions: ["v1"], operations: ["DELETE"], resources: ["services", "deployments"]}
-  validations:
-  - expression: "oldObject.metadata.name != 'again'"
-    message: "test: held, as if the garbage collector had not got to it yet"
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: $policy}
-spec:
-  policyName: $policy
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector:
-      matchLabels: {kubernetes.io/metadata.name: $ns}
-YAML
+deny_policy "$policy" '{apiGroups: ["", "apps"], apiVersions: ["v1"], operations: ["DELETE"], resources: ["services", "deployments"]}' \
+	"oldObject.metadata.name != 'again'" "test: held, as if the garbage collector had not got to it yet"
 held() { ! kc -n "$ns" delete deploy again --dry-run=server >/dev/null 2>&1 && ! kc -n "$ns" delete svc again --dry-run=server >/dev/null 2>&1; }
 if wait_until 20 held; then pass "the policy holds the first one's Deployment and Service"; else fail "the policy does not hold them"; fi
 kc -n "$ns" delete kis again --wait=true >/dev/null
@@ -135,8 +112,7 @@ if wait_until 10 normal; then pass "again: a Normal Event WaitingForCleanup"; el
 expect_match "$(owner_uid deploy/again) $(owner_uid svc/again)" "^$uid1 $uid1\$" "the first one's objects are not taken over"
 # The garbage collector's turn (or, if it has not learnt the CRD's kind
 # yet, which takes it up to 30 s, the same delete by hand).
-kc delete validatingadmissionpolicybinding "$policy" >/dev/null
-kc delete validatingadmissionpolicy "$policy" >/dev/null
+deny_policy_remove "$policy"
 gone() { [ -z "$(j deploy/again '{.metadata.uid}')$(j svc/again '{.metadata.uid}')" ] || [ "$(owner_uid deploy/again)" = "$uid2" ]; }
 if ! wait_until 10 gone; then
 	kc -n "$ns" delete deploy/again svc/again --ignore-not-found --wait=false >/dev/null 2>&1 || true
