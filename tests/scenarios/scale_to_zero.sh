@@ -14,6 +14,10 @@
 #                  is 20 s, so a wake that waited for it would show), then
 #                  the pod warms: Event ScaledFromZero with the cold start,
 #                  Ready AllReplicasReady.
+#   another's slice NAME-kinfer -> ResourceExists, made once theirs goes;
+#   deleted and made again at once, the first one's NAME-private and
+#                  NAME-kinfer still there -> WaitingForCleanup (not
+#                  ResourceExists), its own once they are gone.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin stz
@@ -140,7 +144,7 @@ addressType: IPv4
 endpoints: [{addresses: ["198.18.255.253"]}]
 ports: [{name: http, port: 8000, protocol: TCP}]
 YAML
-apply_isvc other <<YAML
+cat >"$tmp/other.spec" <<YAML
   model: {name: m, uri: s3://m}
   resources: {gpu: {count: 1}}
   scaling:
@@ -149,6 +153,7 @@ apply_isvc other <<YAML
     metrics: [{type: QueueDepth, target: 5}]
     scaleToZero: {idleSeconds: 3}
 YAML
+apply_isvc other <"$tmp/other.spec"
 other_msg() { j kis/other '{.status.conditions[*].message}'; }
 refused() { [[ "$(other_msg)" == *"EndpointSlice other-kinfer already exists"* ]]; }
 if wait_until 30 refused; then pass "another's slice other-kinfer: ResourceExists, not taken over"; else fail "status of other: $(j kis/other '{.status.conditions}')"; fi
@@ -158,4 +163,29 @@ kc -n "$ns" delete endpointslice other-kinfer >/dev/null
 ours() { [ "$(kc -n "$ns" get endpointslice other-kinfer -o jsonpath='{.metadata.ownerReferences[0].name}' 2>/dev/null)" = other ]; }
 t=$SECONDS
 if wait_until 45 ours; then pass "theirs deleted: kinfer's other-kinfer made $((SECONDS - t)) s later (looked at again every 30 s)"; else fail "no slice of ours: $(kc -n "$ns" get endpointslice -o name)"; fi
+
+# `other` deleted and made again at once: its private Service and slice
+# are still the first one's (held by a policy, as if the garbage collector
+# had not got to them; the Deployment and Service go by hand, as it would
+# remove them): the new one waits, WaitingForCleanup naming the private
+# Service, not ResourceExists, and makes its own once they are gone.
+uid1=$(j kis/other '{.metadata.uid}')
+policy=kinfer-test-hold-s2z-$$
+deny_policy "$policy" '{apiGroups: ["", "discovery.k8s.io"], apiVersions: ["v1"], operations: ["DELETE"], resources: ["services", "endpointslices"]}' \
+	"!(oldObject.metadata.name in ['other-private', 'other-kinfer'])" "test: held"
+held() { ! kc -n "$ns" delete svc other-private --dry-run=server >/dev/null 2>&1; }
+if wait_until 20 held; then pass "the policy holds other-private"; else fail "the policy does not hold other-private"; fi
+kc -n "$ns" delete kis other --wait=true >/dev/null
+kc -n "$ns" delete deploy/other svc/other --ignore-not-found >/dev/null 2>&1
+apply_isvc other <"$tmp/other.spec"
+uid2=$(j kis/other '{.metadata.uid}')
+waiting() { [ "$(cond other Progressing reason)" = WaitingForCleanup ]; }
+if wait_until 20 waiting; then pass "other made again: Progressing WaitingForCleanup"; else fail "other: $(j kis/other '{.status.conditions}')"; fi
+expect_match "$(cond other Ready message)" "^Service other-private still belongs to the InferenceService of this name deleted before this one \\(uid $uid1\\)" "the message names other-private and the first one's uid"
+expect_match "$(cond other Degraded status)|$(j svc/other-private '{.metadata.ownerReferences[0].uid}')" "^False\\|$uid1\$" "not Degraded, other-private not taken over"
+deny_policy_remove "$policy"
+firsts_gone() { [ "$(j svc/other-private '{.metadata.ownerReferences[0].uid}')" != "$uid1" ] && [ "$(j endpointslice/other-kinfer '{.metadata.ownerReferences[0].uid}')" != "$uid1" ]; }
+wait_until 10 firsts_gone || kc -n "$ns" delete svc/other-private endpointslice/other-kinfer --ignore-not-found --wait=false >/dev/null 2>&1
+routed() { [ "$(j svc/other-private '{.metadata.ownerReferences[0].uid}')" = "$uid2" ] && [ "$(j endpointslice/other-kinfer '{.metadata.ownerReferences[0].uid}')" = "$uid2" ] && [ "$(cond other Progressing reason)" != WaitingForCleanup ]; }
+if wait_until 40 routed; then pass "once they are gone: its own other-private and other-kinfer, no longer waiting"; else fail "other: private $(j svc/other-private '{.metadata.ownerReferences}') slice $(j endpointslice/other-kinfer '{.metadata.ownerReferences}') $(cond other Progressing reason)"; fi
 summary
