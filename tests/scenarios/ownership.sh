@@ -71,10 +71,21 @@ kc -n "$ns" delete kis web --wait=true >/dev/null
 sleep 3
 expect_match "$(j deploy/web '{.metadata.name}')" '^web$' "deleting InferenceService web leaves the user's Deployment web"
 
-# A user's Deployment on its way out (a finalizer holds it): kinfer never
-# writes into it, it waits for it to go.
-kc -n "$ns" create deployment held --image=registry.k8s.io/pause:3.10 --replicas=0 >/dev/null
-kc -n "$ns" patch deploy held --type=merge -p '{"metadata":{"finalizers":["kinfer.io/test-hold"]}}' >/dev/null
+# A user's Deployment on its way out (a finalizer holds it), with the
+# selector kinfer would write (so the API server would take kinfer's
+# apply; the old operator's went into it): kinfer never writes into it, it
+# waits for it to go.
+kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: held, finalizers: [kinfer.io/test-hold]}
+spec:
+  replicas: 0
+  selector: {matchLabels: {kinfer.io/service: held}}
+  template:
+    metadata: {labels: {kinfer.io/service: held}}
+    spec: {containers: [{name: c, image: registry.k8s.io/pause:3.10}]}
+YAML
 at_exit "kc -n '$ns' patch deploy held --type=merge -p '{\"metadata\":{\"finalizers\":null}}' >/dev/null 2>&1"
 isvc held
 if wait_until 20 is_reason held Degraded ResourceExists; then pass "held: ResourceExists while the user's Deployment stands"; else fail "held: $(j kis/held '{.status.conditions}')"; fi
