@@ -750,22 +750,11 @@ static void foreign_message(const struct snapshot *s, char *buf, size_t len)
 static void previous_message(const struct snapshot *s, char *buf, size_t len)
 {
 	bool both = s->dep_previous && s->svc_previous;
-	if (!s->previous_uid[0]) {
-		snprintf(buf, len, "%s %.200s %s being deleted; kinfer makes its own once %s gone",
-			 both            ? "Deployment and Service" :
-			 s->dep_previous ? "Deployment" :
-					   "Service",
-			 s->name, both ? "are" : "is", both ? "they are" : "it is");
-		return;
-	}
-	snprintf(buf, len,
-		 "%s %.200s still belong%s to the InferenceService of this name deleted "
-		 "before this one (uid %.40s); kinfer makes its own once Kubernetes' garbage "
-		 "collector has removed %s",
-		 both            ? "Deployment and Service" :
-		 s->dep_previous ? "Deployment" :
-				   "Service",
-		 s->name, both ? "" : "s", s->previous_uid, both ? "them" : "it");
+	snapshot_wait_message(buf, len,
+			      both            ? "Deployment and Service" :
+			      s->dep_previous ? "Deployment" :
+						"Service",
+			      s->name, both, s->previous_uid);
 }
 
 /* Write the status saying what we wait for (message), record the Event. */

@@ -41,26 +41,6 @@ static void not_ours(char *err, size_t errlen, const char *kind, const char *nam
 		 kind, name, ns);
 }
 
-/* ERR: KIND NAME is still the one kinfer made for the InferenceService of
- * this name deleted before this one (uid): the garbage collector's to
- * remove (isvc_controller.c, previous_message). */
-static void previous(char *err, size_t errlen, const char *kind, const char *name, const char *uid)
-{
-	snprintf(err, errlen,
-		 "%s %s still belongs to the InferenceService of this name deleted before "
-		 "this one (uid %.40s); kinfer makes its own once Kubernetes' garbage "
-		 "collector has removed it",
-		 kind, name, uid);
-}
-
-/* Made by kinfer for an earlier InferenceService of this name. */
-static bool earlier(const char *kind, const char *name, const char *uid, bool kinfers,
-		    const struct snapshot *s)
-{
-	return kinfers && kind && name && uid && strcmp(kind, "InferenceService") == 0 &&
-	       strcmp(name, s->name) == 0 && strcmp(uid, s->uid) != 0;
-}
-
 static const struct kube_resource res_endpoints = { "", "v1", "Endpoints", "endpoints", true };
 
 /*
@@ -225,8 +205,9 @@ static int slice_owner(struct reconcile_ctx *ctx, const struct snapshot *s, cons
 			continue;
 		if (strcmp(uid, s->uid) == 0) {
 			*ret = 1;
-		} else if (earlier(cache_json_str(ref, "kind"), cache_json_str(ref, "name"), uid,
-				   managed && strcmp(managed, "kinfer.io") == 0, s)) {
+		} else if (snapshot_earlier(s, cache_json_str(ref, "kind"),
+					    cache_json_str(ref, "name"), uid,
+					    managed && strcmp(managed, "kinfer.io") == 0)) {
 			*ret = -2;
 			snprintf(prev_uid, 64, "%s", uid);
 		}
@@ -302,8 +283,8 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 		state = 1;
 		snprintf(hash, sizeof(hash), "%s", sv->applied_hash ? sv->applied_hash : "");
 	} else if (sv && !sv->meta.deleted &&
-		   earlier(sv->meta.controller_kind, sv->meta.controller_name,
-			   sv->meta.controller_uid, sv->applied_hash != NULL, s)) {
+		   snapshot_earlier(s, sv->meta.controller_kind, sv->meta.controller_name,
+				    sv->meta.controller_uid, sv->applied_hash != NULL)) {
 		state = -2;
 		snprintf(uid, sizeof(uid), "%s", sv->meta.controller_uid);
 	} else if (sv && !sv->meta.deleted) {
@@ -311,7 +292,7 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	}
 	cache_read_unlock();
 	if (state == -2) {
-		previous(err, errlen, "Service", priv, uid);
+		snapshot_wait_message(err, errlen, "Service", priv, false, uid);
 		return 2;
 	}
 	if (state < 0) {
@@ -405,7 +386,7 @@ static int sync_slice(struct reconcile_ctx *ctx, const struct snapshot *s, const
 		if (owner == -2) {
 			/* Its deletion enqueues this key (kinfer's label, its
 			 * owner's name); the recheck is the fallback. */
-			previous(err, errlen, "EndpointSlice", slice, prev_uid);
+			snapshot_wait_message(err, errlen, "EndpointSlice", slice, false, prev_uid);
 			*ret_wait = ktime_sooner(*ret_wait, FOREIGN_RECHECK_NS);
 			r = 2;
 			goto out;

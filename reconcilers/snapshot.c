@@ -11,13 +11,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Made by kinfer (its applied-hash) for an earlier InferenceService of
- * this name: the controller is one of that name with another uid. */
+bool snapshot_earlier(const struct snapshot *s, const char *kind, const char *name, const char *uid,
+		      bool kinfers)
+{
+	return kinfers && kind && name && uid && strcmp(kind, "InferenceService") == 0 &&
+	       strcmp(name, s->name) == 0 && strcmp(uid, s->uid) != 0;
+}
+
+void snapshot_wait_message(char *buf, size_t len, const char *what, const char *name, bool plural,
+			   const char *uid)
+{
+	if (!uid[0]) {
+		snprintf(buf, len, "%s %.200s %s being deleted; kinfer makes its own once %s gone",
+			 what, name, plural ? "are" : "is", plural ? "they are" : "it is");
+		return;
+	}
+	snprintf(buf, len,
+		 "%s %.200s still belong%s to the InferenceService of this name deleted before "
+		 "this one (uid %.40s); kinfer makes its own once Kubernetes' garbage collector "
+		 "has removed %s",
+		 what, name, plural ? "" : "s", uid, plural ? "them" : "it");
+}
+
+/* Made by kinfer (its applied-hash) for an earlier InferenceService. */
 static bool previous(const struct cache_obj *o, const char *applied_hash, const struct snapshot *s)
 {
-	return applied_hash && o->controller_kind && o->controller_name && o->controller_uid &&
-	       strcmp(o->controller_kind, "InferenceService") == 0 &&
-	       strcmp(o->controller_name, s->name) == 0 && strcmp(o->controller_uid, s->uid) != 0;
+	return snapshot_earlier(s, o->controller_kind, o->controller_name, o->controller_uid,
+				applied_hash != NULL);
 }
 
 /* Under the read lock: the owned objects' numbers and hashes. */

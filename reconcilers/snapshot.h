@@ -57,3 +57,20 @@ struct snapshot {
 int snapshot_take(struct manager *m, const char *key, struct snapshot *ret);
 /* Accepts a zeroed or half-filled snapshot. */
 void snapshot_free(struct snapshot *s);
+
+/*
+ * An object whose controller is (kind, name, uid) and that carries kinfer's
+ * mark (kinfers: its applied-hash annotation, or an EndpointSlice's
+ * managed-by label) was made for an earlier InferenceService of s's name:
+ * the controller is one of that name with another uid.
+ */
+bool snapshot_earlier(const struct snapshot *s, const char *kind, const char *name, const char *uid,
+		      bool kinfers);
+/*
+ * What the status and the Event say while such objects remain: WHAT
+ * ("Deployment", "Deployment and Service", "Service x-private": plural when
+ * two) NAME still belong(s) to the InferenceService deleted before (uid);
+ * with uid "" the objects are not ours and already being deleted.
+ */
+void snapshot_wait_message(char *buf, size_t len, const char *what, const char *name, bool plural,
+			   const char *uid);
