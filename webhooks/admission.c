@@ -16,6 +16,7 @@
 #include "metricsource.h"
 #include "presets.h"
 #include "quantity.h"
+#include "route.h"
 #include "schema.h"
 
 #include <ctype.h>
@@ -376,6 +377,7 @@ static bool image_ok(const char *img, bool *ret_pinned)
 
 struct spec_ctx {
 	json_object *spec;
+	const char *name; /* metadata.name, NULL when absent */
 	const struct preset *preset;
 	enum isvc_framework fw;
 	bool fw_ok;
@@ -1040,11 +1042,25 @@ static void rule_scale_to_zero(struct spec_ctx *c, json_object *s, int64_t min)
 	int_field(c->r, z, path, "maxPendingRequests", 1, SCALETOZERO_MAX_PENDING_MAX, false);
 	int_field(c->r, z, path, "activationTimeoutSeconds", 1,
 		  SCALETOZERO_ACTIVATION_TIMEOUT_S_MAX, false);
-	if (min > 0)
+	if (min > 0) {
 		warn(c->r,
 		     "%s: has no effect while spec.scaling.minReplicas is %lld; set minReplicas "
 		     "to 0 to let the service scale to zero",
 		     path, (long long)min);
+		return;
+	}
+	/* At zero the activator's routing objects carry the name with a
+	 * suffix, and a Service's name is a DNS-1035 label: refuse here what
+	 * the route controller could never make (the CRD says the same). */
+	char priv[128], slice[128];
+	if (c->name && (route_private_name(c->name, priv, sizeof(priv)) < 0 ||
+			route_slice_name(c->name, slice, sizeof(slice)) < 0))
+		fail(c->r,
+		     "metadata.name: \"%s\" has %zu characters; with %s and minReplicas 0 it may "
+		     "have at most %zu, as kinfer also names the Service NAME%s and the EndpointSlice "
+		     "NAME%s after it (at most 63)",
+		     c->name, strlen(c->name), path, 63 - strlen(ROUTE_PRIVATE_SUFFIX),
+		     ROUTE_PRIVATE_SUFFIX, ROUTE_SLICE_SUFFIX);
 }
 
 static void rule_scaling_controls(struct spec_ctx *c, json_object *s)
@@ -1277,7 +1293,7 @@ int admission_validate_strict(json_object *obj, json_object *old, struct admissi
 
 int admission_validate(json_object *obj, json_object *old, struct admission_report *r)
 {
-	struct spec_ctx c = { .spec = get(obj, "spec"), .r = r };
+	struct spec_ctx c = { .spec = get(obj, "spec"), .name = str(obj, "metadata.name"), .r = r };
 	json_object *old_spec = get(old, "spec");
 
 	if (!is_obj(obj)) {

@@ -780,6 +780,39 @@ static void scale_to_zero_rules(void **state)
 	snprintf(buf, sizeof(buf), "%s    minReplicas: 0\n    scaleToZero: 5\n", base);
 	expect_only(buf, "spec.scaling.scaleToZero: must be an object");
 
+	/* At zero the name also names NAME-private and NAME-kinfer: 55 is
+	 * the most; 56 is refused naming metadata.name; with minReplicas 1
+	 * (nothing made) any valid name goes. */
+	const char *body =
+		"spec:\n  model: {name: m, uri: s3://m}\n"
+		"  scaling:\n    maxReplicas: 2\n    metrics: [{type: QueueDepth, target: 5}]\n";
+	char name56[57];
+	memset(name56, 'a', 56);
+	name56[56] = '\0';
+	snprintf(buf, sizeof(buf),
+		 "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: %s}\n%s"
+		 "    minReplicas: 0\n    scaleToZero: {}\n",
+		 name56, body);
+	expect_only(buf,
+		    "metadata.name: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" has 56 "
+		    "characters; with spec.scaling.scaleToZero and minReplicas 0 it may have at "
+		    "most 55, as kinfer also names the Service NAME-private and the EndpointSlice "
+		    "NAME-kinfer after it (at most 63)");
+	snprintf(buf, sizeof(buf),
+		 "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: %s}\n%s"
+		 "    minReplicas: 0\n    scaleToZero: {}\n",
+		 name56 + 1, body);
+	r = check(buf, NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+	snprintf(buf, sizeof(buf),
+		 "apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: %s}\n%s"
+		 "    scaleToZero: {}\n",
+		 name56, body);
+	r = check(buf, NULL);
+	assert_int_equal(admission_report_n_errors(r), 0);
+	admission_report_free(r);
+
 	snprintf(buf, sizeof(buf), "%s    scaleToZero: {}\n", base);
 	r = check(buf, NULL);
 	assert_int_equal(admission_report_n_errors(r), 0);
