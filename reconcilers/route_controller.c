@@ -274,7 +274,7 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	struct cache *sc = manager_cache(ctx->manager, &kind_services);
 	char key[400], hash[17] = "";
 	char uid[64] = "";
-	int state = 0; /* 0 absent, 1 ours, -1 another's, -2 an earlier one's */
+	int state = 0; /* 0 absent, 1 ours, -1 another's, -2 an earlier one's or leaving */
 
 	snprintf(key, sizeof(key), "%s/%s", s->ns, priv);
 	cache_read_lock();
@@ -282,12 +282,16 @@ static int sync_private(struct reconcile_ctx *ctx, const struct snapshot *s,
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		state = 1;
 		snprintf(hash, sizeof(hash), "%s", sv->applied_hash ? sv->applied_hash : "");
-	} else if (sv && !sv->meta.deleted &&
-		   snapshot_earlier(s, sv->meta.controller_kind, sv->meta.controller_name,
-				    sv->meta.controller_uid, sv->applied_hash != NULL)) {
+	} else if (sv && (sv->meta.deleted ||
+			  snapshot_earlier(s, sv->meta.controller_kind, sv->meta.controller_name,
+					   sv->meta.controller_uid, sv->applied_hash != NULL))) {
+		/* An earlier service's, or anyone's on its way out (a
+		 * finalizer holds it): never applied into, waited for as
+		 * snapshot.c does for the Deployment and Service. */
 		state = -2;
-		snprintf(uid, sizeof(uid), "%s", sv->meta.controller_uid);
-	} else if (sv && !sv->meta.deleted) {
+		if (!sv->meta.deleted)
+			snprintf(uid, sizeof(uid), "%s", sv->meta.controller_uid);
+	} else if (sv) {
 		state = -1;
 	}
 	cache_read_unlock();

@@ -17,7 +17,9 @@
 #   another's slice NAME-kinfer -> ResourceExists, made once theirs goes;
 #   deleted and made again at once, the first one's NAME-private and
 #                  NAME-kinfer still there -> WaitingForCleanup (not
-#                  ResourceExists), its own once they are gone.
+#                  ResourceExists), its own once they are gone;
+#   a user's NAME-private held by a finalizer and deleted -> WaitingForCleanup,
+#                  nothing written into it, its own once it is gone.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin stz
@@ -188,4 +190,27 @@ firsts_gone() { [ "$(j svc/other-private '{.metadata.ownerReferences[0].uid}')" 
 wait_until 10 firsts_gone || kc -n "$ns" delete svc/other-private endpointslice/other-kinfer --ignore-not-found --wait=false >/dev/null 2>&1
 routed() { [ "$(j svc/other-private '{.metadata.ownerReferences[0].uid}')" = "$uid2" ] && [ "$(j endpointslice/other-kinfer '{.metadata.ownerReferences[0].uid}')" = "$uid2" ] && [ "$(cond other Progressing reason)" != WaitingForCleanup ]; }
 if wait_until 40 routed; then pass "once they are gone: its own other-private and other-kinfer, no longer waiting"; else fail "other: private $(j svc/other-private '{.metadata.ownerReferences}') slice $(j endpointslice/other-kinfer '{.metadata.ownerReferences}') $(cond other Progressing reason)"; fi
+# A user's Service third-private on its way out (a finalizer holds it),
+# with the selector kinfer writes: kinfer never writes into it (the old
+# operator's apply took it over: its owner reference), it waits for it to
+# go, then makes its own.
+kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: third-private, finalizers: [kinfer.io/test-hold]}
+spec:
+  selector: {kinfer.io/service: third}
+  ports: [{name: user, port: 9999, protocol: TCP}]
+YAML
+at_exit "kc -n '$ns' patch svc third-private --type=merge -p '{\"metadata\":{\"finalizers\":null}}' >/dev/null 2>&1"
+kc -n "$ns" delete svc third-private --wait=false >/dev/null
+apply_isvc third <"$tmp/other.spec"
+third_waits() { [ "$(cond third Progressing reason)" = WaitingForCleanup ]; }
+if wait_until 20 third_waits; then pass "third: WaitingForCleanup while the user's third-private is being deleted"; else fail "third: $(j kis/third '{.status.conditions}')"; fi
+expect_match "$(cond third Ready message)" '^Service third-private is being deleted; kinfer makes its own once it is gone$' "third: the message says so"
+sleep 2
+expect_match "$(j svc/third-private '{.metadata.ownerReferences}')|$(j svc/third-private '{.spec.ports[0].port}')" '^\|9999$' "third: nothing written into the Service on its way out"
+kc -n "$ns" patch svc third-private --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null
+third_ours() { [ "$(j svc/third-private '{.metadata.ownerReferences[0].uid}')" = "$(j kis/third '{.metadata.uid}')" ] && [ "$(cond third Progressing reason)" != WaitingForCleanup ]; }
+if wait_until 30 third_ours; then pass "third: once it is gone, kinfer makes its own third-private"; else fail "third: $(j svc/third-private '{.metadata}') $(cond third Progressing reason)"; fi
 summary
