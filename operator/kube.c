@@ -222,6 +222,19 @@ void kube_status_decode(long code, const char *body, size_t len, struct kube_sta
 		    json_object_object_get_ex(details, "retryAfterSeconds", &v) &&
 		    json_object_get_int(v) > st->retry_after_s)
 			st->retry_after_s = json_object_get_int(v);
+		if (json_object_object_get_ex(o, "details", &details) &&
+		    json_object_object_get_ex(details, "causes", &v) &&
+		    json_object_is_type(v, json_type_array)) {
+			size_t n = json_object_array_length(v);
+			for (size_t i = 0; i < n && i < 64; i++) {
+				json_object *c = json_object_array_get_idx(v, i), *cr;
+				if (json_object_is_type(c, json_type_object) &&
+				    json_object_object_get_ex(c, "reason", &cr) &&
+				    json_object_is_type(cr, json_type_string) &&
+				    strcmp(json_object_get_string(cr), "NamespaceTerminating") == 0)
+					st->ns_terminating = true;
+			}
+		}
 	} else if (body && len > 0) {
 		/* Not a Status (a proxy, a load balancer): keep the text. */
 		size_t n = len < sizeof(st->message) - 1 ? len : sizeof(st->message) - 1;

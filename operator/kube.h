@@ -106,6 +106,10 @@ struct kube_status {
 	long retry_after_s;   /* from Retry-After or details */
 	int attempts;         /* how many tries the call made */
 	int http_version;     /* of the last answer: 11 = HTTP/1.1, 20 = HTTP/2 */
+	/* details.causes names NamespaceTerminating: the namespace is being
+	 * deleted, so nothing new can be made in it (apierrors'
+	 * HasStatusCause(err, NamespaceTerminatingCause)). */
+	bool ns_terminating;
 };
 
 /* Query and body options; every field optional (zero = unset). */

@@ -131,6 +131,14 @@ static void *worker_main(void *ud)
 			workqueue_forget(c->queue, key);
 			break;
 		case RECONCILE_ERROR:
+			if (ctx.ns_terminating) {
+				metric_add(c->m_ok, 1);
+				log_info("namespace is being deleted: not retried",
+					 "controller=%s key=%s error=%s", c->def->name, key,
+					 ctx.error);
+				workqueue_forget(c->queue, key);
+				break;
+			}
 			metric_add(c->m_error, 1);
 			log_warn("reconcile failed, will retry",
 				 "controller=%s key=%s retries=%d error=%s", c->def->name, key,

@@ -46,6 +46,11 @@ struct reconcile_ctx {
 	void *shared;              /* manager_options.controller_data */
 	uint64_t requeue_after_ns; /* with RECONCILE_REQUEUE_AFTER */
 	char error[1024];          /* with ERROR/TERMINAL: for the log */
+	/* With ERROR: a write was refused because the namespace is being
+	 * deleted (kube_status.ns_terminating). Retrying cannot help and the
+	 * namespace's deletion takes the object too, so the key is dropped
+	 * (logged at info), as Kubernetes' own controllers do. */
+	bool ns_terminating;
 };
 
 typedef void (*controller_emit_fn)(void *emit_ud, const char *key);

@@ -420,9 +420,11 @@ static int apply(struct reconcile_ctx *ctx, const struct kube_resource *res,
 	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
 	struct kube_status st;
 	int r = kube_apply(ctx->client, res, s->ns, s->name, NULL, body, &o, ret, &st);
-	if (r < 0)
+	if (r < 0) {
 		snprintf(ctx->error, sizeof(ctx->error), "apply %s %s/%.200s: %.500s", res->kind,
 			 s->ns, s->name, st.message);
+		ctx->ns_terminating |= st.ns_terminating;
+	}
 	return r;
 }
 

@@ -429,6 +429,7 @@ static enum reconcile_result bind(struct reconcile_ctx *ctx, const char *key,
 	}
 	snprintf(ctx->error, sizeof(ctx->error), "bind %.300s to %.253s: %.400s", key, node,
 		 st.message);
+	ctx->ns_terminating = st.ns_terminating;
 	return RECONCILE_ERROR;
 }
 

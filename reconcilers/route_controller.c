@@ -168,6 +168,7 @@ static int api_error(struct reconcile_ctx *ctx, int r, const char *what, const c
 		     const char *name, const struct kube_status *st)
 {
 	snprintf(ctx->error, sizeof(ctx->error), "%s %s/%.200s: %.500s", what, ns, name, st->message);
+	ctx->ns_terminating |= st->ns_terminating;
 	return r;
 }
 

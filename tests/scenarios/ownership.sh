@@ -13,7 +13,9 @@
 # while the garbage collector has not removed them (held here by a policy
 # refusing their deletion) it waits, Progressing and Ready reason
 # WaitingForCleanup naming them, Degraded False, no ResourceExists, the old
-# objects untouched; once they are gone kinfer makes its own.
+# objects untouched; once they are gone kinfer makes its own. Last, the
+# namespace deleted under a live InferenceService: the apply refused with
+# NamespaceTerminating is not retried.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin ownership
@@ -132,4 +134,25 @@ second() { [ "$(owner_uid deploy/again)" = "$uid2" ] && [ "$(owner_uid svc/again
 if wait_until 30 second; then pass "once they are gone, kinfer makes its own Deployment and Service"; else fail "again: deploy $(owner_uid deploy/again) svc $(owner_uid svc/again)"; fi
 moved_on() { [ "$(cond again Progressing reason)" != WaitingForCleanup ] && [ "$(cond again Degraded status)" = False ]; }
 if wait_until 20 moved_on; then pass "again: no longer waiting ($(cond again Progressing reason))"; else fail "again: $(j kis/again '{.status.conditions}')"; fi
+# The namespace deleted: the namespace controller removes the Deployment
+# and Service while the InferenceService is still there (a policy holds it,
+# as the controller's order usually does for a moment). kinfer's apply to
+# make them again is refused ("being terminated", cause
+# NamespaceTerminating): not retried (the old operator retried each key
+# with backoff and a warning per try), one info line; once the policy
+# goes, the namespace goes.
+deny_policy "$policy-ns" '{apiGroups: ["kinfer.io"], apiVersions: ["v1alpha1"], operations: ["DELETE"], resources: ["inferenceservices"]}' \
+	"oldObject.metadata.name != 'again'" "test: held while the namespace goes"
+kis_held() { ! kc -n "$ns" delete kis again --dry-run=server >/dev/null 2>&1; }
+if wait_until 20 kis_held; then pass "the policy holds InferenceService again"; else fail "the policy does not hold it"; fi
+kc delete ns "$ns" --wait=false >/dev/null
+not_retried() { grep -q "namespace is being deleted: not retried.*key=$ns/again" "$tmp/op.log"; }
+if wait_until 30 not_retried; then pass "namespace deleted: kinfer's apply refused, not retried ($(grep -m1 -o 'namespace is being deleted: not retried.*key=[^ ]*' "$tmp/op.log"))"; else fail "no 'not retried' line: $(grep -c 'being terminated' "$tmp/op.log") lines name the namespace's termination"; fi
+sleep 3
+expect_match "$(grep 'will retry' "$tmp/op.log" | grep -c 'being terminated')" '^0$' "no retry of a write the terminating namespace refuses"
+n=$(grep -c "not retried.*key=$ns/again" "$tmp/op.log")
+[ "$n" -le 4 ] && pass "$n info lines for again in 3 s" || fail "$n 'not retried' lines for again in 3 s"
+deny_policy_remove "$policy-ns"
+ns_gone() { ! kc get ns "$ns" >/dev/null 2>&1; }
+if wait_until 60 ns_gone; then pass "the namespace is gone once the policy goes"; else fail "namespace $ns still there: $(kc get ns "$ns" -o jsonpath='{.status}')"; fi
 summary

@@ -89,6 +89,8 @@ static void recorded_statuses(void **state)
 		{ "status-forbidden.json", 403, KUBE_REASON_FORBIDDEN, -EPERM,
 		  "cannot list resource" },
 		{ "status-unauthorized.json", 401, KUBE_REASON_UNAUTHORIZED, -EACCES, "Unauthorized" },
+		{ "status-namespace-terminating.json", 403, KUBE_REASON_FORBIDDEN, -EPERM,
+		  "because it is being terminated" },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -101,6 +103,10 @@ static void recorded_statuses(void **state)
 		assert_int_equal(st.code, cases[i].code);
 		assert_int_equal(st.reason, cases[i].reason);
 		assert_int_equal(kube_reason_errno(st.reason), cases[i].err);
+		/* Only the terminating namespace's Status names that cause (the
+		 * other Forbidden is RBAC's, which a retry may outlive). */
+		assert_int_equal(st.ns_terminating,
+				 strcmp(cases[i].file, "status-namespace-terminating.json") == 0);
 		if (!strstr(st.message, cases[i].needle))
 			fail_msg("%s: message \"%s\" lacks \"%s\"", cases[i].file, st.message,
 				 cases[i].needle);
