@@ -204,7 +204,7 @@ void kube_status_decode(long code, const char *body, size_t len, struct kube_sta
 	if (body && len > 0)
 		o = kube_json_parse(body, len);
 	if (o && json_object_is_type(o, json_type_object) &&
-	    json_object_object_get_ex(o, "kind", &v) &&
+	    json_object_object_get_ex(o, "kind", &v) && json_object_is_type(v, json_type_string) &&
 	    strcmp(json_object_get_string(v), "Status") == 0) {
 		if (json_object_object_get_ex(o, "reason", &v) && json_object_get_string_len(v) > 0) {
 			const char *r = json_object_get_string(v);

@@ -131,6 +131,18 @@ static void non_status_bodies(void **state)
 	kube_status_decode(500, "{\"kind\":\"Status\",\"reason\":\"Weird\"}", 34, &st);
 	assert_int_equal(st.reason, KUBE_REASON_INTERNAL_ERROR);
 	assert_string_equal(st.reason_text, "Weird");
+	/* JSON that is not a Status, found by fuzz_status: a null kind
+	 * crashed the reader (strcmp of NULL); a cause of the wrong type is
+	 * not the namespace's. */
+	kube_status_decode(401, "{\"kind\": null}", 14, &st);
+	assert_int_equal(st.reason, KUBE_REASON_UNAUTHORIZED);
+	assert_string_equal(st.message, "{\"kind\": null}");
+	static const char odd[] = "{\"kind\":\"Status\",\"message\":null,\"details\":{\"causes\":"
+				  "[null,5,{\"reason\":7},{\"reason\":\"NamespaceTerminatingX\"}]}}";
+	kube_status_decode(403, odd, sizeof(odd) - 1, &st);
+	assert_int_equal(st.reason, KUBE_REASON_FORBIDDEN);
+	assert_false(st.ns_terminating);
+	assert_string_equal(st.message, "the server answered 403");
 }
 
 /* ---- a replaying server --------------------------------------------- */
