@@ -94,6 +94,7 @@ struct informer {
 	long code;
 	int event_err;
 	unsigned events_this_watch;
+	bool unreachable; /* the last LIST or watch got no answer at all */
 
 	/* Keys of objects skipped as unreadable and not readable since:
 	 * each is logged (and reported) once, not on every relist. */
@@ -630,13 +631,44 @@ int informer_feed(struct informer *inf, const char *p, size_t n)
 
 /* ---- transfers -------------------------------------------------------- */
 
+/*
+ * The API server answered this informer. The others of the set that could
+ * not reach it and are waiting out their backoff try again now: after a
+ * restart of kube-apiserver every watch is back within a second of the
+ * first answer, instead of each at the end of its own backoff (up to 30 s,
+ * during which that kind's cache, and every decision read from it, would
+ * stay as it was before the outage). Their backoff starts again from its
+ * first step: what it grew to measured the outage, not the server that
+ * answers now (seen: a watch refused once with 429 "storage is
+ * (re)initializing" right after the restart waited 58 s more). Only the
+ * set's I/O thread runs this.
+ */
+static void server_answered(struct informer *inf)
+{
+	struct informer_set *s = inf->set;
+	uint64_t now = ktime_mono_ns();
+
+	inf->unreachable = false;
+	for (int i = 0; i < s->n; i++) {
+		struct informer *o = s->inf[i];
+		if (o->unreachable && o->state == INF_IDLE && o->next_at > now) {
+			o->unreachable = false;
+			o->next_at = now;
+			backoff_reset(&o->bo);
+		}
+	}
+}
+
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct informer *inf = ud;
 	size_t n = size * nmemb;
 
-	if (inf->code == 0)
+	if (inf->code == 0) {
 		curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
+		if (inf->code)
+			server_answered(inf);
+	}
 	if (inf->state == INF_LISTING || inf->code != 200)
 		return dynbuf_add(&inf->buf, ptr, n) == 0 ? n : 0;
 	int r = informer_feed(inf, ptr, n);
@@ -854,6 +886,26 @@ int informer_feed_page(struct informer *inf, const char *p, size_t n)
 	return r;
 }
 
+/*
+ * The wait before trying again after a failed LIST or watch: the backoff,
+ * or less when the server said when to come back (429 or 503 with
+ * details.retryAfterSeconds, as kube-apiserver answers while a resource's
+ * storage is still initializing after a restart: 1 s). Never more than
+ * the backoff, so an odd answer cannot park the informer.
+ */
+static uint64_t retry_delay(struct informer *inf)
+{
+	uint64_t d = backoff_next(&inf->bo);
+	struct kube_status st = { 0 };
+
+	if (inf->code != 429 && inf->code != 503)
+		return d;
+	kube_status_decode(inf->code, dynbuf_str(&inf->buf), inf->buf.len, &st);
+	if (st.retry_after_s > 0 && (uint64_t)st.retry_after_s * KTIME_NSEC_PER_SEC < d)
+		d = (uint64_t)st.retry_after_s * KTIME_NSEC_PER_SEC;
+	return d;
+}
+
 static void list_done(struct informer *inf, CURLcode cc)
 {
 	uint64_t now = ktime_mono_ns();
@@ -874,7 +926,7 @@ static void list_done(struct informer *inf, CURLcode cc)
 		bump(inf, &inf->stats.errors);
 		log_warn("LIST failed", "kind=%s code=%ld error=%s", inf->o.kind->name, inf->code,
 			 cc != CURLE_OK ? curl_easy_strerror(cc) : "http status");
-		restart_list(inf, backoff_next(&inf->bo));
+		restart_list(inf, retry_delay(inf));
 		return;
 	}
 	r = apply_page(inf);
@@ -929,7 +981,7 @@ static void watch_done(struct informer *inf, CURLcode cc)
 		log_warn("watch failed, retrying", "kind=%s code=%ld error=%s", inf->o.kind->name,
 			 inf->code,
 			 cc != CURLE_OK ? curl_easy_strerror(cc) : (dynbuf_str(&inf->buf)));
-		inf->next_at = now + backoff_next(&inf->bo);
+		inf->next_at = now + retry_delay(inf);
 		return;
 	}
 	/* The server closed the watch: normal after timeoutSeconds. A watch that
@@ -994,6 +1046,10 @@ static void reap(struct informer_set *s)
 		CURLcode cc = m->data.result;
 		if (inf->code == 0)
 			curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
+		if (inf->code)
+			server_answered(inf);
+		else
+			inf->unreachable = true;
 		enum inf_state st = inf->state;
 		end_transfer(inf);
 		inf->state = INF_IDLE;
