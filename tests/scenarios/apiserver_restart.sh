@@ -61,4 +61,16 @@ if wait_until 10 replicas 2; then
 else
 	fail "Deployment a still has $(j deploy/a '{.spec.replicas}') replicas 10 s after the server was ready"
 fi
+# The fixture is shared: its own controllers (kube-controller-manager,
+# kube-scheduler, kwok) come back from the outage at the end of their
+# client-go backoffs, up to a minute, and the next scenario would meet a
+# cluster that makes no pods yet. They are restarted (by their recorded
+# PIDs) and a Deployment's pod must run before this scenario ends.
+for c in kube-controller-manager kube-scheduler kwok; do
+	bash "$KINFER_SOURCE_DIR/tests/cluster/restart.sh" "$KINFER_TEST_CLUSTER" "$c" 2>/dev/null ||
+		fail "could not restart $c"
+done
+kc -n "$ns" create deployment settle --image=registry.k8s.io/pause:3.10 --replicas=1 >/dev/null
+settled() { [ "$(kc -n "$ns" get pods -l app=settle -o jsonpath='{.items[*].status.phase}' 2>/dev/null)" = Running ]; }
+if wait_until 60 settled; then pass "the fixture's controllers are back: a Deployment's pod runs"; else fail "no pod of Deployment settle runs: $(kc -n "$ns" get pods -l app=settle -o wide 2>&1 | tail -2)"; fi
 summary
