@@ -190,6 +190,26 @@ int kube_json_too_deep(const char *s, size_t len, char *path, size_t path_len)
 	return jsonscan_depth(s, len, 0, KUBE_JSON_MAX_DEPTH, true, path, path_len);
 }
 
+/* Does a Status's details.causes name reason (apierrors.HasStatusCause)?
+ * At most 64 causes are read. */
+static bool has_cause(json_object *details, const char *reason)
+{
+	json_object *causes, *c, *r;
+
+	if (!json_object_object_get_ex(details, "causes", &causes) ||
+	    !json_object_is_type(causes, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(causes) && i < 64; i++) {
+		c = json_object_array_get_idx(causes, i);
+		if (json_object_is_type(c, json_type_object) &&
+		    json_object_object_get_ex(c, "reason", &r) &&
+		    json_object_is_type(r, json_type_string) &&
+		    strcmp(json_object_get_string(r), reason) == 0)
+			return true;
+	}
+	return false;
+}
+
 void kube_status_decode(long code, const char *body, size_t len, struct kube_status *st)
 {
 	json_object *o = NULL, *v, *details;
@@ -218,22 +238,11 @@ void kube_status_decode(long code, const char *body, size_t len, struct kube_sta
 			text_copy(st->message, sizeof(st->message), json_object_get_string(v));
 		if (json_object_object_get_ex(o, "code", &v) && json_object_get_int(v) > 0)
 			st->code = code ? code : json_object_get_int(v);
-		if (json_object_object_get_ex(o, "details", &details) &&
-		    json_object_object_get_ex(details, "retryAfterSeconds", &v) &&
-		    json_object_get_int(v) > st->retry_after_s)
-			st->retry_after_s = json_object_get_int(v);
-		if (json_object_object_get_ex(o, "details", &details) &&
-		    json_object_object_get_ex(details, "causes", &v) &&
-		    json_object_is_type(v, json_type_array)) {
-			size_t n = json_object_array_length(v);
-			for (size_t i = 0; i < n && i < 64; i++) {
-				json_object *c = json_object_array_get_idx(v, i), *cr;
-				if (json_object_is_type(c, json_type_object) &&
-				    json_object_object_get_ex(c, "reason", &cr) &&
-				    json_object_is_type(cr, json_type_string) &&
-				    strcmp(json_object_get_string(cr), "NamespaceTerminating") == 0)
-					st->ns_terminating = true;
-			}
+		if (json_object_object_get_ex(o, "details", &details)) {
+			if (json_object_object_get_ex(details, "retryAfterSeconds", &v) &&
+			    json_object_get_int(v) > st->retry_after_s)
+				st->retry_after_s = json_object_get_int(v);
+			st->ns_terminating = has_cause(details, "NamespaceTerminating");
 		}
 	} else if (body && len > 0) {
 		/* Not a Status (a proxy, a load balancer): keep the text. */
