@@ -659,16 +659,23 @@ static void server_answered(struct informer *inf)
 	}
 }
 
+/* The transfer's HTTP status, read once (on its first data, or at its end
+ * when it had none); 0 while the server has not answered. */
+static void read_code(struct informer *inf)
+{
+	if (inf->code)
+		return;
+	curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
+	if (inf->code)
+		server_answered(inf);
+}
+
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct informer *inf = ud;
 	size_t n = size * nmemb;
 
-	if (inf->code == 0) {
-		curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
-		if (inf->code)
-			server_answered(inf);
-	}
+	read_code(inf);
 	if (inf->state == INF_LISTING || inf->code != 200)
 		return dynbuf_add(&inf->buf, ptr, n) == 0 ? n : 0;
 	int r = informer_feed(inf, ptr, n);
@@ -1044,11 +1051,8 @@ static void reap(struct informer_set *s)
 		if (!inf)
 			continue;
 		CURLcode cc = m->data.result;
-		if (inf->code == 0)
-			curl_easy_getinfo(inf->easy, CURLINFO_RESPONSE_CODE, &inf->code);
-		if (inf->code)
-			server_answered(inf);
-		else
+		read_code(inf);
+		if (!inf->code)
 			inf->unreachable = true;
 		enum inf_state st = inf->state;
 		end_transfer(inf);
