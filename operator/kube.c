@@ -14,12 +14,14 @@
 #include "dynbuf.h"
 #include "ratelimit.h"
 #include "ktime.h"
+#include "log.h"
 #include "text.h"
 
 #include <curl/curl.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -977,6 +979,56 @@ int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kub
 	snprintf(buf, len, "%s", json_object_get_string(v));
 	json_object_put(o);
 	return 0;
+}
+
+bool kube_server_coming(const struct kube_status *st)
+{
+	return st->code == 0 || st->code == 429 || st->code >= 500;
+}
+
+int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*waiting)(void *ud),
+			 void *ud, char *buf, size_t len, struct kube_status *ret_status,
+			 int *ret_signal)
+{
+	struct backoff b;
+	backoff_init(&b, KUBE_WAIT_BASE_NS, KUBE_WAIT_CAP_NS, 0.2, backoff_seed());
+	*ret_signal = 0;
+	for (unsigned attempt = 1;; attempt++) {
+		int r = kube_server_version(c, buf, len, ret_status);
+		if (r == 0) {
+			if (attempt > 1)
+				log_info("reached the API server", "server=%s attempts=%u",
+					 kube_client_server(c), attempt);
+			return 0;
+		}
+		if (r == -EBADMSG || !kube_server_coming(ret_status)) {
+			log_error(ret_status->code ? "the API server refused kinfer's request" :
+						     "cannot reach the API server",
+				  "server=%s code=%ld error=%s", kube_client_server(c),
+				  ret_status->code,
+				  r == -EBADMSG ? "its /version answer has no gitVersion" :
+						  ret_status->message);
+			return r;
+		}
+		if (attempt == 1 && waiting)
+			waiting(ud);
+		uint64_t wait = backoff_next(&b);
+		/* Every try while it starts, then about once a minute. */
+		if (attempt <= 5 || attempt % 15 == 0)
+			log_warn("API server not reached: waiting for it",
+				 "server=%s attempt=%u "
+				 "retry_in_ms=%llu error=%s",
+				 kube_client_server(c), attempt,
+				 (unsigned long long)(wait / KTIME_NSEC_PER_MSEC),
+				 ret_status->message);
+		struct timespec ts = { .tv_sec = (time_t)(wait / KTIME_NSEC_PER_SEC),
+				       .tv_nsec = (long)(wait % KTIME_NSEC_PER_SEC) };
+		int sig = sigtimedwait(stop, NULL, &ts);
+		if (sig > 0) {
+			*ret_signal = sig;
+			return -EINTR;
+		}
+	}
 }
 
 int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns, const char *name,

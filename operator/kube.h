@@ -24,6 +24,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,6 +175,27 @@ const char *kube_reason_name(enum kube_reason reason);
 
 /* GET /version: the server's gitVersion into buf. */
 int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kube_status *ret_status);
+
+/*
+ * kube_server_version until the server answers: a control plane down when
+ * kinfer starts (a restart, an upgrade, a partition) is waited for, not a
+ * reason to exit, as an exit restarts the pod in CrashLoopBackOff, whose
+ * delay grows to 5 minutes and outlasts the outage. Tries again after
+ * 0.5 s doubling to 4 s (jittered) while there is no answer, or 429 or 5xx,
+ * and logs it; any other answer (401, 403: credentials, RBAC, which waiting
+ * does not mend) is logged as an error and returned with its status. waiting (may be NULL) is
+ * called once, when the first try failed and the wait begins. One of the
+ * signals in stop (blocked by the caller) ends the wait: -EINTR and
+ * *ret_signal. Each try is one request with the client's retries: give it
+ * a client of few retries and a short timeout, or the tries are far apart.
+ */
+/* No answer, or 429 or 5xx: the server is not serving yet, worth waiting. */
+bool kube_server_coming(const struct kube_status *st);
+#define KUBE_WAIT_BASE_NS 500000000ULL /* 0.5 s */
+#define KUBE_WAIT_CAP_NS 4000000000ULL /* 4 s */
+int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*waiting)(void *ud),
+			 void *ud, char *buf, size_t len, struct kube_status *ret_status,
+			 int *ret_signal);
 
 int kube_get(struct kube_client *c, const struct kube_resource *res, const char *ns, const char *name,
 	     const char *subresource, json_object **ret_obj, struct kube_status *ret_status);

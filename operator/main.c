@@ -235,8 +235,66 @@ static void observe_api(const char *verb, long code, double seconds, void *ud)
 	metric_observe(metrics_series(m, &fam_api_latency, lv), seconds);
 }
 
-static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth,
-			   struct kube_client **ret, struct kube_client **ret_lease)
+/* /healthz and /readyz while the API server is waited for: alive, and
+ * not ready (nothing is watched or served yet). */
+static bool waiting_healthy(void *ud, char *msg, size_t len)
+{
+	(void)ud;
+	snprintf(msg, len, "ok: waiting for the API server");
+	return true;
+}
+
+static bool waiting_ready(void *ud, char *msg, size_t len)
+{
+	(void)ud;
+	snprintf(msg, len, "not connected to the API server yet");
+	return false;
+}
+
+/* The wait's HTTP server: started when the first try failed. */
+struct waiting_http {
+	const char *addr;
+	struct metrics *metrics;
+	struct httpserver *hs;
+};
+
+static void serve_while_waiting(void *ud)
+{
+	struct waiting_http *w = ud;
+	struct httpserver_hooks h = { waiting_healthy, waiting_ready, NULL, NULL };
+	if (w->addr && *w->addr && httpserver_start(w->addr, w->metrics, &h, &w->hs) == 0)
+		log_info("serving health while waiting for the API server", "addr=%s port=%u",
+			 w->addr, httpserver_port(w->hs));
+}
+
+/*
+ * Reach the API server, waiting for it (kube_wait_for_server) when it is
+ * down as kinfer starts. Meanwhile /healthz answers 200 and /readyz 503 on
+ * --http-addr, so the kubelet's startup and liveness probes do not restart
+ * a process that is only waiting; the manager serves them once connected.
+ * Asked through the Lease's client (one retry, --retry-period's timeout):
+ * the controllers' client retries a request 5 times, 6-9 s against a
+ * server that is down, and the tries would be that far apart. 1 when a
+ * stop signal came first.
+ */
+static int reach_server(const struct config *cfg, struct kube_client *c, struct metrics *metrics,
+			const sigset_t *stop, char *version, size_t len)
+{
+	struct waiting_http w = { cfg->http_addr, metrics, NULL };
+	struct kube_status st;
+	int sig;
+	int r = kube_wait_for_server(c, stop, serve_while_waiting, &w, version, len, &st, &sig);
+	httpserver_stop(w.hs);
+	if (r == -EINTR) {
+		log_info("signal received before the API server was reached", "signal=%d", sig);
+		return 1;
+	}
+	return r;
+}
+
+static int connect_cluster(const struct config *cfg, struct metrics *metrics, const sigset_t *stop,
+			   struct kube_auth **ret_auth, struct kube_client **ret,
+			   struct kube_client **ret_lease)
 {
 	struct kube_client_options o = {
 		.qps = cfg->kube_api_qps,
@@ -255,7 +313,6 @@ static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth
 		.user_agent = "kinfer-operator/" KINFER_VERSION " leader-election",
 	};
 	struct kube_auth *auth = NULL;
-	struct kube_status st;
 	char err[1024], version[64];
 	int r;
 
@@ -275,10 +332,10 @@ static int connect_cluster(const struct config *cfg, struct kube_auth **ret_auth
 	}
 	log_info("API client configured", "server=%s context=%s source=%s", auth->server,
 		 auth->context, auth->source);
-	r = kube_server_version(*ret, version, sizeof(version), &st);
-	if (r < 0) {
-		log_error("cannot reach the API server", "server=%s error=%s",
-			  kube_client_server(*ret), st.message);
+	kube_client_set_observer(*ret, observe_api, metrics);
+	kube_client_set_observer(*ret_lease, observe_api, metrics);
+	r = reach_server(cfg, *ret_lease, metrics, stop, version, sizeof(version));
+	if (r != 0) {
 		kube_client_free(*ret);
 		kube_client_free(*ret_lease);
 		kube_auth_free(auth);
@@ -431,7 +488,7 @@ static int cmd_run(int argc, char **argv, int argi)
 	bool help = false;
 	char err[512];
 	sigset_t set;
-	int code;
+	int r, code;
 
 	/* Block the stop signals before any thread starts: the manager waits
 	 * for them with sigwait, so no thread is interrupted by one. */
@@ -457,7 +514,7 @@ static int cmd_run(int argc, char **argv, int argi)
 	if (setup_logging(&cfg) < 0)
 		return 2;
 	{
-		int r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
+		r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
 		if (r < 0) {
 			fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
 				r == -E2BIG ?
@@ -484,12 +541,13 @@ static int cmd_run(int argc, char **argv, int argi)
 		return 1;
 	const char *bv[] = { KINFER_VERSION };
 	metric_set(metrics_series(metrics, &fam_build, bv), 1);
-	if (connect_cluster(&cfg, &auth, &client, &lease_client) < 0) {
+	r = connect_cluster(&cfg, metrics, &set, &auth, &client, &lease_client);
+	if (r != 0) {
 		metrics_free(metrics);
-		return 1;
+		code = r > 0 ? 0 : 1;
+		log_info("stopped", "exit_code=%d", code);
+		return code;
 	}
-	kube_client_set_observer(client, observe_api, metrics);
-	kube_client_set_observer(lease_client, observe_api, metrics);
 	if (start_webhook(&cfg, client, metrics, &selfsigned, &webhook) < 0)
 		code = 1;
 	else

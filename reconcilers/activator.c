@@ -213,6 +213,7 @@ struct activator {
 	pthread_t poller;
 	atomic_bool stop;
 	atomic_bool draining;
+	atomic_bool connected; /* the API server answered */
 	atomic_long held_bytes;
 };
 
@@ -1302,6 +1303,10 @@ static bool ready(void *ud, char *msg, size_t len)
 		snprintf(msg, len, "shutting down");
 		return false;
 	}
+	if (!atomic_load(&a->connected)) {
+		snprintf(msg, len, "not connected to the API server yet");
+		return false;
+	}
 	return healthy(ud, msg, len);
 }
 
@@ -1371,7 +1376,9 @@ static int check_config(const struct config *cfg)
 	return 0;
 }
 
-static int connect_api(struct activator *a)
+/* The API server's answer, waited for when it is down as the activator
+ * starts (kube_wait_for_server); 1 when a stop signal came first. */
+static int connect_api(struct activator *a, const sigset_t *stop)
 {
 	struct kube_client_options o = {
 		.qps = 50,
@@ -1384,6 +1391,7 @@ static int connect_api(struct activator *a)
 	struct kube_auth *auth = NULL;
 	struct kube_status st;
 	char err[512], version[64];
+	int sig;
 	int r = kube_auth_load(a->cfg.kubeconfig, a->cfg.context, &auth, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot configure the API client", "error=%s", err);
@@ -1395,12 +1403,14 @@ static int connect_api(struct activator *a)
 		log_error("cannot create the API client", "error=%s", strerror(-r));
 		return r;
 	}
-	r = kube_server_version(a->client, version, sizeof(version), &st);
-	if (r < 0) {
-		log_error("cannot reach the API server", "server=%s error=%s",
-			  kube_client_server(a->client), st.message);
-		return r;
+	r = kube_wait_for_server(a->client, stop, NULL, NULL, version, sizeof(version), &st, &sig);
+	if (r == -EINTR) {
+		log_info("signal received before the API server was reached", "signal=%d", sig);
+		return 1;
 	}
+	if (r < 0)
+		return r;
+	atomic_store(&a->connected, true);
 	log_info("connected to the API server", "server=%s version=%s",
 		 kube_client_server(a->client), version);
 	return 0;
@@ -1430,7 +1440,7 @@ int activator_main(int argc, char **argv, int argi)
 	bool help = false;
 	char err[512];
 	sigset_t set;
-	int sig, code = 1;
+	int r, sig, code = 1;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -1457,22 +1467,23 @@ int activator_main(int argc, char **argv, int argi)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (metrics_new(&a.metrics) < 0 || actsvc_table_new(&a.table) < 0)
 		goto out;
-	if (connect_api(&a) < 0)
+	/* /healthz and /readyz first: a wait for the API server below is
+	 * alive to the kubelet's probes, and not ready. */
+	if (a.cfg.http_addr && *a.cfg.http_addr &&
+	    httpserver_start(a.cfg.http_addr, a.metrics, &hooks, &hs) < 0) {
+		log_error("cannot listen", "addr=%s", a.cfg.http_addr);
 		goto out;
+	}
+	r = connect_api(&a, &set);
+	if (r != 0) {
+		code = r > 0 ? 0 : 1;
+		goto out;
+	}
 	if (start_proxy(&a) < 0) {
 		log_error("cannot listen", "addr=%s", a.cfg.listen);
 		goto out;
 	}
 	if (pthread_create(&a.poller, NULL, poller_main, &a) != 0) {
-		MHD_stop_daemon(a.d);
-		goto out;
-	}
-	if (a.cfg.http_addr && *a.cfg.http_addr &&
-	    httpserver_start(a.cfg.http_addr, a.metrics, &hooks, &hs) < 0) {
-		log_error("cannot listen", "addr=%s", a.cfg.http_addr);
-		atomic_store(&a.stop, true);
-		actsvc_kick(a.table);
-		pthread_join(a.poller, NULL);
 		MHD_stop_daemon(a.d);
 		goto out;
 	}

@@ -35,6 +35,13 @@ out=$("$op" run --kubeconfig "$tmp/absent" 2>&1); expect_code 1 $? "missing kube
 expect_match "$out" "cannot read kubeconfig" "missing kubeconfig is explained"
 out=$("$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --context nope 2>&1); expect_code 1 $? "unknown context exits 1"
 expect_match "$out" 'context \\"nope\\" not found' "unknown context is named"
+# A server that answers but refuses kinfer (a token it does not know: 401)
+# is not waited for, as a server that is down is (scenario.apiserver_restart):
+# waiting does not mend credentials. Exit 1, the answer named.
+server=$(sed -n 's/^ *server: *//p' "$KINFER_TEST_KUBECONFIG" | head -1)
+printf 'clusters: [{name: c, cluster: {server: "%s", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: not-a-token}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n' "$server" > "$tmp/stranger"
+out=$(timeout 20 "$op" run --kubeconfig "$tmp/stranger" --http-addr 127.0.0.1:0 2>&1); expect_code 1 $? "a refused token exits 1, not waited for"
+expect_match "$out" '"the API server refused kinfer.s request".* code=401' "the refusal is named with its code"
 
 # run: connects, logs JSON when asked, stops on SIGTERM with exit 0.
 KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 \

@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,6 +405,86 @@ static void connection_refused(void **state)
 	kube_client_free(c);
 }
 
+/*
+ * A control plane down as kinfer starts is waited for (kube_wait_for_server):
+ * answers that mean "not serving yet" (503, no answer at all) are tried
+ * again until /version answers; one that waiting does not mend (401) ends
+ * the wait at once with its status; a stop signal ends it too.
+ */
+static void count_call(void *ud)
+{
+	(*(int *)ud)++;
+}
+
+static void wait_for_server(void **state)
+{
+	static const char version[] = "{\"major\":\"1\",\"minor\":\"33\",\"gitVersion\":\"v1.33.13\"}";
+	static const char unauthorized[] =
+		"{\"kind\":\"Status\",\"code\":401,\"reason\":\"Unauthorized\",\"message\":\"Unauthorized\"}";
+	/* The client tries each call 4 times (max_retries 3): two calls fail. */
+	const struct answer a[] = {
+		{ 503, status_503, NULL, 0 }, { 503, status_503, NULL, 0 },
+		{ 503, status_503, NULL, 0 }, { 503, status_503, NULL, 0 },
+		{ 503, status_503, NULL, 0 }, { 503, status_503, NULL, 0 },
+		{ 503, status_503, NULL, 0 }, { 503, status_503, NULL, 0 },
+		{ 200, version, NULL, 0 },
+	};
+	const struct answer denied[] = { { 401, unauthorized, NULL, 0 } };
+	const struct answer busy[] = { { 503, status_503, NULL, 0 } };
+	struct replay rp;
+	struct kube_client *c = replay_client(&rp, a, 9);
+	struct kube_status st;
+	char v[64] = "";
+	sigset_t stop;
+	int sig = -1, waits = 0;
+	(void)state;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	uint64_t t0 = ktime_mono_ns();
+	assert_int_equal(kube_wait_for_server(c, &stop, count_call, &waits, v, sizeof(v), &st, &sig),
+			 0);
+	uint64_t took = ktime_mono_ns() - t0;
+	assert_string_equal(v, "v1.33.13");
+	assert_int_equal(sig, 0);
+	assert_int_equal(waits, 1); /* told once, as the wait began */
+	assert_int_equal(rp.hits, 9);
+	/* Two waits: 0.5 s and 1 s, each up to 20% longer. */
+	assert_true(took >= 1500 * KTIME_NSEC_PER_MSEC);
+	assert_true(took < 4 * KTIME_NSEC_PER_SEC);
+	replay_stop(&rp, c);
+
+	c = replay_client(&rp, denied, 1);
+	waits = 0;
+	assert_int_equal(kube_wait_for_server(c, &stop, count_call, &waits, v, sizeof(v), &st, &sig),
+			 -EACCES);
+	assert_int_equal(waits, 0);
+	assert_int_equal(st.code, 401);
+	assert_int_equal(rp.hits, 1);
+	replay_stop(&rp, c);
+
+	/* Still 503 when SIGUSR1 is pending: the wait ends on it. */
+	c = replay_client(&rp, busy, 1);
+	raise(SIGUSR1);
+	assert_int_equal(kube_wait_for_server(c, &stop, NULL, NULL, v, sizeof(v), &st, &sig), -EINTR);
+	assert_int_equal(sig, SIGUSR1);
+	assert_int_equal(st.code, 503);
+	replay_stop(&rp, c);
+
+	/* No answer at all (nothing listens): waited for as well. */
+	struct kube_auth auth = { .server = "http://127.0.0.1:1" };
+	struct kube_client_options o = { .max_retries = 1, .backoff_base_ms = 1, .backoff_cap_ms = 2 };
+	assert_int_equal(kube_client_new(&auth, &o, &c), 0);
+	raise(SIGUSR1);
+	sig = -1;
+	assert_int_equal(kube_wait_for_server(c, &stop, NULL, NULL, v, sizeof(v), &st, &sig), -EINTR);
+	assert_int_equal(sig, SIGUSR1);
+	assert_int_equal(st.code, 0);
+	kube_client_free(c);
+	pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+}
+
 int tests_kube(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -418,6 +499,7 @@ int tests_kube(void)
 		cmocka_unit_test(conflict_goes_back_to_caller),
 		cmocka_unit_test(body_over_bound_and_bad_json),
 		cmocka_unit_test(connection_refused),
+		cmocka_unit_test(wait_for_server),
 	};
 	return cmocka_run_group_tests_name("kube", tests, NULL, NULL);
 }
