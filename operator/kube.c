@@ -18,6 +18,8 @@
 #include "text.h"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <pthread.h>
@@ -690,6 +692,38 @@ static const char *method_name(enum kube_method m)
 }
 
 /* Options every request sets, after curl_easy_reset. */
+/*
+ * A connection whose peer went silent (an API server instance gone behind
+ * its load balancer, a partition: no FIN, no RST) is given up within about
+ * 30 s, as client-go's HTTP/2 health check does (a PING after 30 s without
+ * a frame, the connection closed 15 s later). Without this, every watch and
+ * request multiplexed on it waited for the kernel's retransmissions to give
+ * up, about 15 minutes, while the caches went stale and each write timed
+ * out and was retried on the same connection. Idle (a quiet watch): the
+ * kernel probes after KEEPIDLE s, every KEEPINTVL s, and closes it after
+ * KEEPCNT probes unanswered; data sent and not acknowledged for
+ * USER_TIMEOUT ms closes it too. A live server's kernel answers probes and
+ * acknowledges data however busy the server is, so a quiet or slow server
+ * is never cut.
+ */
+#define KUBE_KEEPIDLE_S 15
+#define KUBE_KEEPINTVL_S 5
+#define KUBE_KEEPCNT 3
+#define KUBE_USER_TIMEOUT_MS 30000
+
+static int on_socket(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+	int cnt = KUBE_KEEPCNT;
+	unsigned user_timeout = KUBE_USER_TIMEOUT_MS;
+	(void)ud;
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKOPT_OK;
+	/* Best effort: a socket that refuses (not TCP) keeps the defaults. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+	return CURL_SOCKOPT_OK;
+}
+
 static int setup_handle(struct kube_client *c, CURL *h, const char *url, long timeout_ms)
 {
 	const struct kube_auth *a = c->auth;
@@ -703,6 +737,9 @@ static int setup_handle(struct kube_client *c, CURL *h, const char *url, long ti
 			 timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)KUBE_KEEPIDLE_S);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)KUBE_KEEPINTVL_S);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_socket);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (a->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -833,7 +870,7 @@ int kube_request(struct kube_client *c, enum kube_method method, const char *ver
 	struct kube_status st_local, *st = ret_status ? ret_status : &st_local;
 	struct backoff bo;
 	char *url = NULL, errbuf[CURL_ERROR_SIZE];
-	bool force_token = false;
+	bool force_token = false, fresh = false;
 	int r = -EIO;
 
 	memset(st, 0, sizeof(*st));
@@ -870,6 +907,11 @@ int kube_request(struct kube_client *c, enum kube_method method, const char *ver
 		}
 		curl_easy_reset(h);
 		setup_handle(c, h, url, timeout_ms);
+		/* A try that timed out may have met a connection gone silent
+		 * (on_socket): the next goes on a new one, not multiplexed on
+		 * it (the Lease's renewal must not wait out the dead one). */
+		if (fresh)
+			curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 		hl = build_headers(c, content_type, force_token);
 		if (!hl) {
 			pool_put(c, h);
@@ -915,6 +957,7 @@ int kube_request(struct kube_client *c, enum kube_method method, const char *ver
 			}
 			r = transport_error(cc, errbuf, st);
 			retry = transport_retryable(cc, method);
+			fresh = cc == CURLE_OPERATION_TIMEDOUT;
 		} else if (code >= 200 && code < 300) {
 			r = 0;
 			if (ret_obj) {
