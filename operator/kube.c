@@ -816,8 +816,7 @@ static int transport_error(CURLcode cc, const char *errbuf, struct kube_status *
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CONNECT_ERROR:
-		r = -EPROTO;
+		r = -EPROTO; /* the certificates: configuration, not the network */
 		break;
 	case CURLE_OUT_OF_MEMORY:
 		r = -ENOMEM;
@@ -1044,7 +1043,7 @@ int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*wai
 					 kube_client_server(c), attempt);
 			return 0;
 		}
-		if (r == -EBADMSG || !kube_server_coming(ret_status)) {
+		if (r == -EBADMSG || r == -EPROTO || !kube_server_coming(ret_status)) {
 			log_error(ret_status->code ? "the API server refused kinfer's request" :
 						     "cannot reach the API server",
 				  "server=%s code=%ld error=%s", kube_client_server(c),

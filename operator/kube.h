@@ -19,7 +19,9 @@
  *   -EACCES Unauthorized      -EPERM  Forbidden       -EBADMSG BadRequest or
  *   -ETIMEDOUT timeouts       -EIO    5xx             an undecodable body
  *   -ECONNREFUSED transport   -EFBIG  a body over the bound
- *   -EPROTO anything else the server said no to
+ *   -EPROTO anything else the server said no to, or a TLS certificate
+ *           refused (the server's, ours: configuration, not the network; a
+ *           handshake cut short is -ECONNREFUSED, a transport error)
  */
 #pragma once
 
@@ -182,8 +184,9 @@ int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kub
  * reason to exit, as an exit restarts the pod in CrashLoopBackOff, whose
  * delay grows to 5 minutes and outlasts the outage. Tries again after
  * 0.5 s doubling to 4 s (jittered) while there is no answer, or 429 or 5xx,
- * and logs it; any other answer (401, 403: credentials, RBAC, which waiting
- * does not mend) is logged as an error and returned with its status. waiting (may be NULL) is
+ * and logs it; any other answer (401, 403: credentials, RBAC), or a TLS
+ * certificate refused (-EPROTO), which waiting does not mend, is logged as
+ * an error and returned with its status. waiting (may be NULL) is
  * called once, when the first try failed and the wait begins. One of the
  * signals in stop (blocked by the caller) ends the wait: -EINTR and
  * *ret_signal. Each try is one request with the client's retries: give it

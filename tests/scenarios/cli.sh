@@ -42,6 +42,12 @@ server=$(sed -n 's/^ *server: *//p' "$KINFER_TEST_KUBECONFIG" | head -1)
 printf 'clusters: [{name: c, cluster: {server: "%s", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: not-a-token}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n' "$server" > "$tmp/stranger"
 out=$(timeout 20 "$op" run --kubeconfig "$tmp/stranger" --http-addr 127.0.0.1:0 2>&1); expect_code 1 $? "a refused token exits 1, not waited for"
 expect_match "$out" '"the API server refused kinfer.s request".* code=401' "the refusal is named with its code"
+# Nor a server whose certificate the kubeconfig's CA did not sign (here the
+# client certificate stands in for a CA): configuration, not the network.
+ca=$(sed -n 's/^ *client-certificate-data: *//p' "$KINFER_TEST_KUBECONFIG" | head -1)
+printf 'clusters: [{name: c, cluster: {server: "%s", certificate-authority-data: "%s"}}]\nusers: [{name: u, user: {token: not-a-token}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n' "$server" "$ca" > "$tmp/wrong-ca"
+out=$(timeout 20 "$op" run --kubeconfig "$tmp/wrong-ca" --http-addr 127.0.0.1:0 2>&1); expect_code 1 $? "a server certificate the CA did not sign exits 1, not waited for"
+expect_match "$out" '"cannot reach the API server".*certificate' "the certificate problem is named"
 
 # run: connects, logs JSON when asked, stops on SIGTERM with exit 0.
 KINFER_LOG_FORMAT=json "$op" run --kubeconfig "$KINFER_TEST_KUBECONFIG" --http-addr 127.0.0.1:0 \
