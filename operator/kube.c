@@ -691,7 +691,6 @@ static const char *method_name(enum kube_method m)
 	return "GET";
 }
 
-/* Options every request sets, after curl_easy_reset. */
 /*
  * A connection whose peer went silent (an API server instance gone behind
  * its load balancer, a partition: no FIN, no RST) is given up within about
@@ -724,6 +723,7 @@ static int on_socket(void *ud, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
+/* Options every request sets, after curl_easy_reset. */
 static int setup_handle(struct kube_client *c, CURL *h, const char *url, long timeout_ms)
 {
 	const struct kube_auth *a = c->auth;
@@ -1023,7 +1023,8 @@ int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kub
 	return 0;
 }
 
-bool kube_server_coming(const struct kube_status *st)
+/* No answer, or 429 or 5xx: the server is not serving yet, worth waiting. */
+static bool server_coming(const struct kube_status *st)
 {
 	return st->code == 0 || st->code == 429 || st->code >= 500;
 }
@@ -1033,7 +1034,7 @@ int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*wai
 			 int *ret_signal)
 {
 	struct backoff b;
-	backoff_init(&b, KUBE_WAIT_BASE_NS, KUBE_WAIT_CAP_NS, 0.2, backoff_seed());
+	backoff_init(&b, 500 * KTIME_NSEC_PER_MSEC, 4 * KTIME_NSEC_PER_SEC, 0.2, backoff_seed());
 	*ret_signal = 0;
 	for (unsigned attempt = 1;; attempt++) {
 		int r = kube_server_version(c, buf, len, ret_status);
@@ -1043,7 +1044,7 @@ int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*wai
 					 kube_client_server(c), attempt);
 			return 0;
 		}
-		if (r == -EBADMSG || r == -EPROTO || !kube_server_coming(ret_status)) {
+		if (r == -EBADMSG || r == -EPROTO || !server_coming(ret_status)) {
 			log_error(ret_status->code ? "the API server refused kinfer's request" :
 						     "cannot reach the API server",
 				  "server=%s code=%ld error=%s", kube_client_server(c),

@@ -192,10 +192,6 @@ int kube_server_version(struct kube_client *c, char *buf, size_t len, struct kub
  * *ret_signal. Each try is one request with the client's retries: give it
  * a client of few retries and a short timeout, or the tries are far apart.
  */
-/* No answer, or 429 or 5xx: the server is not serving yet, worth waiting. */
-bool kube_server_coming(const struct kube_status *st);
-#define KUBE_WAIT_BASE_NS 500000000ULL /* 0.5 s */
-#define KUBE_WAIT_CAP_NS 4000000000ULL /* 4 s */
 int kube_wait_for_server(struct kube_client *c, const sigset_t *stop, void (*waiting)(void *ud),
 			 void *ud, char *buf, size_t len, struct kube_status *ret_status,
 			 int *ret_signal);

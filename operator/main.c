@@ -513,16 +513,14 @@ static int cmd_run(int argc, char **argv, int argi)
 	}
 	if (setup_logging(&cfg) < 0)
 		return 2;
-	{
-		r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
-		if (r < 0) {
-			fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
-				r == -E2BIG ?
-					"more than 32 URLs in" :
-					"want comma-separated http:// or https:// base URLs without user info, not",
-				cfg.prometheus_allowed_urls);
-			return 2;
-		}
+	r = metricsource_policy_set(cfg.prometheus_allowed_urls, cfg.allow_custom_promql);
+	if (r < 0) {
+		fprintf(stderr, "kinfer-operator: --prometheus-allowed-urls: %s \"%s\"\n",
+			r == -E2BIG ?
+				"more than 32 URLs in" :
+				"want comma-separated http:// or https:// base URLs without user info, not",
+			cfg.prometheus_allowed_urls);
+		return 2;
 	}
 	keys_register();
 	if (cfg.webhook_addr && *cfg.webhook_addr) {

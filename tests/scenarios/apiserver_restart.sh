@@ -47,7 +47,7 @@ wait_until 15 gone || fail "kube-apiserver still answers after it was killed"
 late_pid=$!
 op_pids+=("$late_pid")
 op_logs+=("$tmp/late.log")
-act_http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+act_http=$(free_port)
 "$KINFER_OPERATOR" activator --kubeconfig "$KINFER_TEST_KUBECONFIG" --listen 127.0.0.1:0 \
 	--http-addr "127.0.0.1:$act_http" --shutdown-timeout 5s 2>"$tmp/late-act.log" &
 late_act=$!

@@ -32,7 +32,6 @@ cond() { j kis/svc "{.status.conditions[?(@.type==\"$1\")].$2}"; }
 metric_value() { j kis/svc "{.status.currentMetrics[?(@.type==\"$1\")].value}"; }
 # One request at a time per pod, 400 ms each: 2.5 requests/s per pod.
 sim_args=(--load-seconds 1s --cold-requests 0 --latency-ms 400ms --capacity 1)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 install_crd
 kc create ns "$ns" >/dev/null

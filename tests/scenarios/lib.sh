@@ -85,6 +85,8 @@ log_port() {
 	done
 	return 1
 }
+# free_port: a TCP port free on 127.0.0.1 now, for a server given a fixed one.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # metric PORT NAME: the value of an unlabelled metric.
 metric() { curl -s --max-time 2 "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
 # wait_until SECONDS CMD...: poll every 0.2 s.

@@ -275,7 +275,6 @@ expect_match "$(curl -s --max-time 5 "http://127.0.0.1:$http/metrics")" 'kinfer_
 kill -TERM "$pid"; wait "$pid"; expect_code 0 $? "the first operator stops cleanly"
 kc delete validatingwebhookconfiguration "$vwc" >/dev/null 2>&1
 kc delete mutatingwebhookconfiguration "$mwc" >/dev/null 2>&1
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p2=$(free_port)
 register "" "$ssc" "$ssc" "$p2"       # no caBundle: kinfer writes it
 ss_args=(--leader-elect=false --watch-namespace "$ns" --webhook-addr "127.0.0.1:$p2" --webhook-self-signed
