@@ -723,6 +723,15 @@ static int on_socket(void *ud, curl_socket_t fd, curlsocktype purpose)
 	return CURL_SOCKOPT_OK;
 }
 
+void kube_curl_liveness(void *curl_easy)
+{
+	CURL *h = curl_easy;
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)KUBE_KEEPIDLE_S);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)KUBE_KEEPINTVL_S);
+	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_socket);
+}
+
 /* Options every request sets, after curl_easy_reset. */
 static int setup_handle(struct kube_client *c, CURL *h, const char *url, long timeout_ms)
 {
@@ -736,10 +745,7 @@ static int setup_handle(struct kube_client *c, CURL *h, const char *url, long ti
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 timeout_ms > 0 && timeout_ms < 10000 ? timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)KUBE_KEEPIDLE_S);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)KUBE_KEEPINTVL_S);
-	curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, on_socket);
+	kube_curl_liveness(h);
 	curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
 	if (a->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);

@@ -273,6 +273,14 @@ int kube_watch(struct kube_client *c, const struct kube_resource *res, const cha
 int kube_setup_easy(struct kube_client *c, void *curl_easy, const char *path, long timeout_ms,
 		    void *ret_headers);
 uint64_t kube_reserve(struct kube_client *c);
+/*
+ * TCP keepalive (15 s idle, every 5 s, 3 probes) and a 30 s user timeout on
+ * the connections a libcurl easy handle opens: a peer gone silent (its
+ * machine gone, a partition) is given up within about 30 s, while a live
+ * one, however slow to answer, is never cut (its kernel answers the probes).
+ * Every API request has it; the activator's forward to a pod too.
+ */
+void kube_curl_liveness(void *curl_easy);
 /* The ns until half the client's rate-limit burst is free again (0: it is
  * now, or there is no limit): when a request that can wait (an Event)
  * would not take tokens a burst of writes needs. */

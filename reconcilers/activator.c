@@ -185,6 +185,15 @@ static const struct metric_family fam_upstream_errors = {
 	NULL,
 	0
 };
+static const struct metric_family fam_cancels = {
+	"kinfer_activator_client_cancels_total",
+	"Forwarded requests whose client went away before the pod's answer ended "
+	"(the forward is closed, so the model stops working for nobody).",
+	METRIC_COUNTER,
+	svc_labels,
+	NULL,
+	0
+};
 static const struct metric_family fam_activations = {
 	"kinfer_activator_activations_total",
 	"Writes of the kinfer.io/activation-requested annotation by result (ok, error).",
@@ -720,6 +729,11 @@ static int forward_start(struct request *q)
 	curl_easy_setopt(u->easy, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(u->easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(u->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	/* A pod whose node vanished mid-answer (no FIN, no RST) is given up
+	 * within about 30 s, not waited for until the kernel's retransmissions
+	 * end (a stream waits for nothing to send: minutes to forever); a pod
+	 * thinking for minutes before its next token answers the probes. */
+	kube_curl_liveness(u->easy);
 	curl_easy_setopt(u->easy, CURLOPT_HTTPHEADER, u->headers);
 	curl_easy_setopt(u->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(u->easy, CURLOPT_HEADERDATA, u);
@@ -837,6 +851,14 @@ static void count_timeout(struct request *q)
 		 q->svc->id.name, since_s(q->start_ns));
 }
 
+/* A forwarded request whose client left: counted, logged. */
+static void cancelled(struct request *q, const char *what)
+{
+	metric_add(svc_series(q->a, &fam_cancels, q->svc), 1);
+	log_info(what, "namespace=%s name=%s endpoint=%s:%d after_s=%.3f", q->svc->id.ns,
+		 q->svc->id.name, q->ep.ip, q->ep.port, since_s(q->start_ns));
+}
+
 /*
  * After an endpoint was found: send the request and wait for the answer's
  * head. 0 with the head, -ETIMEDOUT (deadline), -EPIPE (client gone),
@@ -856,8 +878,10 @@ static int forward_head(struct request *q)
 			upstream_pump(&q->up, 200);
 			if (ktime_mono_ns() >= head_deadline)
 				return -ETIMEDOUT;
-			if (!q->up.headers_done && client_gone(q->conn))
+			if (!q->up.headers_done && client_gone(q->conn)) {
+				cancelled(q, "the client went away before the pod's answer");
 				return -EPIPE;
+			}
 		}
 		if (q->up.headers_done)
 			return 0;
@@ -934,6 +958,12 @@ static ssize_t body_reader(struct request *q, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		}
 		upstream_pump(&q->up, 1000);
+		if (q->up.buf_len == q->up.buf_off && !q->up.done && client_gone(q->conn)) {
+			/* Returning closes the forward (upstream_free): a model
+			 * server stops a request whose connection closed. */
+			cancelled(q, "the client went away during the pod's answer");
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
 	}
 }
 

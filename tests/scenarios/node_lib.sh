@@ -54,10 +54,11 @@ spec:
 YAML
 }
 
-# kis_s2z NS NAME LOAD_S MAX_PENDING TIMEOUT_S: an InferenceService of the
-# simulator image (model load LOAD_S) on kinfer-node-0 that scales to zero
-# after 10 s idle (maxPendingRequests, activationTimeoutSeconds); it starts
-# with one replica.
+# kis_s2z NS NAME LOAD_S MAX_PENDING TIMEOUT_S [TOKEN_MS]: an
+# InferenceService of the simulator image (model load LOAD_S; a streamed
+# answer's tokens TOKEN_MS apart, default 0) on kinfer-node-0 that scales
+# to zero after 10 s idle (maxPendingRequests, activationTimeoutSeconds);
+# it starts with one replica.
 kis_s2z() {
 	cat <<YAML | kc -n "$1" apply -f - >/dev/null 2>&1
 apiVersion: kinfer.io/v1alpha1
@@ -70,6 +71,7 @@ spec:
     - {name: SIM_LOAD_SECONDS, value: "$3"}
     - {name: SIM_LATENCY_MS, value: "50"}
     - {name: SIM_CAPACITY, value: "256"}
+    - {name: SIM_TOKEN_MS, value: "${6:-0}"}
   port: 8000
   resources:
     gpu: {count: 1}

@@ -10,7 +10,11 @@
  *   - POST an inference path: the first --cold-requests answers are slow
  *     (--cold-ms), later ones take --latency-ms; at most --capacity run at
  *     once, the rest wait (queue depth);
- *     (Accept: text/event-stream: the answer as server-sent events);
+ *     (Accept: text/event-stream or "stream": true in the body: the answer
+ *     as server-sent events, one per token up to the body's max_tokens, the
+ *     first after the latency, the next --token-ms apart; a client that
+ *     closes its connection stops the stream, as vLLM aborts a request whose
+ *     client left: counted in kinfer_sim_requests_cancelled_total);
  *   - GET /metrics: vLLM's metric names (num_requests_waiting/running, the
  *     e2e latency histogram, request counters), plus kinfer_sim_* counters a
  *     test reads: requests that reached the pod before its warm-up finished;
@@ -30,7 +34,7 @@
  * the pod's own network namespace, no API server. Options the model server
  * it stands in for would take (vLLM's --model, ...) are ignored; SIM_*
  * environment variables set the behaviour (SIM_LOAD_SECONDS, SIM_COLD_MS,
- * SIM_LATENCY_MS, SIM_COLD_REQUESTS, SIM_CAPACITY). It logs what a test
+ * SIM_LATENCY_MS, SIM_COLD_REQUESTS, SIM_CAPACITY, SIM_TOKEN_MS). It logs what a test
  * reads: the first warm-up request, each request before warm-up, SIGTERM
  * (with the requests then in flight) and its exit.
  */
@@ -44,7 +48,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <microhttpd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -62,7 +68,7 @@ static const double buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 struct cfg {
 	const char *kubeconfig;
 	const char *ns;
-	long load_ms, cold_ms, latency_ms;
+	long load_ms, cold_ms, latency_ms, token_ms;
 	int cold_requests, capacity;
 	const char *fail_prefix;
 	const char *stall_prefix;
@@ -121,7 +127,7 @@ struct server {
 	int prestop_s;    /* its preStop pause, from then */
 	uint64_t hist[N_BUCKETS + 1];
 	double sum;
-	long ok, failed;
+	long ok, failed, cancelled;
 };
 
 static struct server *servers[MAX_PODS];
@@ -190,15 +196,134 @@ static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
 			"vllm:e2e_request_latency_seconds_count{model_name=\"%s\"} %llu\n"
 			"# TYPE kinfer_sim_warmup_requests_total counter\nkinfer_sim_warmup_requests_total %ld\n"
 			"# TYPE kinfer_sim_traffic_before_warm_total counter\nkinfer_sim_traffic_before_warm_total %ld\n"
-			"# TYPE kinfer_sim_requests_failed_total counter\nkinfer_sim_requests_failed_total %ld\n",
+			"# TYPE kinfer_sim_requests_failed_total counter\nkinfer_sim_requests_failed_total %ld\n"
+			"# TYPE kinfer_sim_requests_cancelled_total counter\nkinfer_sim_requests_cancelled_total %ld\n",
 			s->service, s->sum, s->service, (unsigned long long)cum, s->warmups,
-			s->traffic_before_warm, s->failed);
+			s->traffic_before_warm, s->failed, s->cancelled);
 	pthread_mutex_unlock(&s->lock);
 	return respond(c, 200, "text/plain; version=0.0.4", buf);
 }
 
+/* One request's connection state: its body (the first BODY_MAX bytes). */
+#define BODY_MAX 4096
+#define TOKENS_MAX 4096
+struct call {
+	struct server *s;
+	size_t len;
+	char body[BODY_MAX];
+};
+
+/* A streamed answer in flight: it holds its place (running) until it ends
+ * or its client leaves. */
+struct stream {
+	struct server *s;
+	struct MHD_Connection *c;
+	uint64_t t0;
+	int tokens, sent;
+	bool warmup, ended;
+	size_t off, len;
+	char buf[160];
+};
+
+/* The client closed its connection (or half-closed it). */
+static bool peer_gone(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return false;
+	struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void record(struct server *s, uint64_t t0, bool warmup)
+{
+	double secs = (double)(now_ns() - t0) / 1e9;
+	size_t b = 0;
+	if (warmup)
+		s->warm = true;
+	while (b < N_BUCKETS && secs > buckets[b])
+		b++;
+	s->hist[b]++;
+	s->sum += secs;
+	s->ok++;
+}
+
+static ssize_t stream_next(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	(void)pos;
+	if (st->off == st->len) {
+		if (st->sent > st->tokens) {
+			st->ended = true;
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		/* The next token a --token-ms later, the client watched meanwhile;
+		 * the end marker right after the last token. */
+		for (long waited = 0;
+		     st->sent > 0 && st->sent < st->tokens && waited < cfg.token_ms; waited += 50) {
+			if (peer_gone(st->c))
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			usleep((useconds_t)(cfg.token_ms - waited < 50 ? cfg.token_ms - waited : 50) *
+			       1000);
+		}
+		if (st->sent < st->tokens)
+			st->len = (size_t)snprintf(
+				st->buf, sizeof(st->buf),
+				"data: {\"choices\":[{\"text\":\" simulated\",\"finish_reason\":null}]}\n\n");
+		else
+			st->len = (size_t)snprintf(
+				st->buf, sizeof(st->buf),
+				"data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n"
+				"data: [DONE]\n\n");
+		st->sent++;
+		st->off = 0;
+	}
+	size_t n = st->len - st->off < max ? st->len - st->off : max;
+	memcpy(buf, st->buf + st->off, n);
+	st->off += n;
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *st = cls;
+	struct server *s = st->s;
+	pthread_mutex_lock(&s->lock);
+	s->running--;
+	if (st->ended)
+		record(s, st->t0, st->warmup);
+	else
+		s->cancelled++;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (!st->ended && serve_mode)
+		log_info("stream cancelled: the client went away", "pod=%s tokens_sent=%d of=%d",
+			 s->key, st->sent, st->tokens);
+	free(st);
+}
+
+/* The body's max_tokens (1 when absent or not a number, at most TOKENS_MAX)
+ * and whether it asks for a stream. */
+static int body_tokens(const struct call *k, bool *stream)
+{
+	int tokens = 1;
+	json_object *b = json_tokener_parse(k->body), *v;
+	if (b && json_object_object_get_ex(b, "max_tokens", &v) &&
+	    json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+		tokens = n < 1 ? 1 : n > TOKENS_MAX ? TOKENS_MAX : (int)n;
+	}
+	if (b && json_object_object_get_ex(b, "stream", &v) &&
+	    json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v))
+		*stream = true;
+	json_object_put(b);
+	return tokens;
+}
+
 /* An inference request: wait for capacity, take the latency, answer. */
-static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool warmup, bool stream)
+static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool warmup, bool stream,
+			     int tokens)
 {
 	uint64_t t0 = now_ns();
 	long ms;
@@ -235,24 +360,32 @@ static enum MHD_Result infer(struct server *s, struct MHD_Connection *c, bool wa
 	s->served++;
 	pthread_mutex_unlock(&s->lock);
 	usleep((useconds_t)ms * 1000);
-	double secs = (double)(now_ns() - t0) / 1e9;
+	if (stream) { /* OpenAI-style server-sent events, then the end marker */
+		struct stream *st = calloc(1, sizeof(*st));
+		struct MHD_Response *r = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+										1024, stream_next,
+										st, stream_free) :
+					      NULL;
+		if (r) {
+			*st = (struct stream){
+				.s = s, .c = c, .t0 = t0, .tokens = tokens, .warmup = warmup
+			};
+			MHD_add_response_header(r, "Content-Type", "text/event-stream");
+			if (atomic_load(&terminating))
+				MHD_add_response_header(r, "Connection", "close");
+			enum MHD_Result ret = MHD_queue_response(c, 200, r);
+			MHD_destroy_response(r); /* stream_free, once it ended, frees st */
+			return ret;
+		}
+		free(st);
+	}
 	pthread_mutex_lock(&s->lock);
 	s->running--;
-	if (warmup)
-		s->warm = true;
-	size_t b = 0;
-	while (b < N_BUCKETS && secs > buckets[b])
-		b++;
-	s->hist[b]++;
-	s->sum += secs;
-	s->ok++;
+	record(s, t0, warmup);
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	if (stream) /* OpenAI-style server-sent events, then the end marker */
-		return respond(c, 200, "text/event-stream",
-			       "data: {\"choices\":[{\"text\":\" simulated\",\"finish_reason\":null}]}\n\n"
-			       "data: {\"choices\":[{\"text\":\"\",\"finish_reason\":\"length\"}]}\n\n"
-			       "data: [DONE]\n\n");
+	if (stream)
+		return respond(c, 503, "application/json", "{\"error\":\"out of memory\"}");
 	return respond(c, 200, "application/json",
 		       "{\"choices\":[{\"text\":\" simulated\",\"finish_reason\":\"length\"}]}");
 }
@@ -262,13 +395,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  size_t *size, void **con_cls)
 {
 	struct server *s = cls;
+	struct call *k = *con_cls;
 	(void)version;
-	(void)data;
-	if (!*con_cls) {
-		*con_cls = s;
+	if (!k) {
+		if (!(k = calloc(1, sizeof(*k))))
+			return MHD_NO;
+		k->s = s;
+		*con_cls = k;
 		return MHD_YES;
 	}
-	if (*size) { /* the request body: read and ignored */
+	if (*size) { /* the request body: its first BODY_MAX - 1 bytes kept */
+		size_t n = *size < BODY_MAX - 1 - k->len ? *size : BODY_MAX - 1 - k->len;
+		memcpy(k->body + k->len, data, n);
+		k->len += n;
 		*size = 0;
 		return MHD_YES;
 	}
@@ -282,8 +421,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return respond(c, 503, "application/json", "{\"error\":\"model is loading\"}");
 	const char *ua = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "User-Agent");
 	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-	return infer(s, c, ua && strstr(ua, "kinfer-warmup"),
-		     accept && strstr(accept, "text/event-stream"));
+	bool stream = accept && strstr(accept, "text/event-stream");
+	int tokens = body_tokens(k, &stream);
+	return infer(s, c, ua && strstr(ua, "kinfer-warmup"), stream, tokens);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
 }
 
 /* server_listen: a server for KEY on SIN (any address in serve mode). */
@@ -308,7 +458,8 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
 				NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
 				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-				120u, MHD_OPTION_END);
+				120u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				MHD_OPTION_END);
 	if (!s->d) {
 		log_warn("cannot listen", "pod=%s addr=%s:%d", s->key, s->ip, s->port);
 		free(s);
@@ -494,6 +645,8 @@ static const struct flag flags[] = {
 	F("load-seconds", NULL, FLAG_DURATION_MS, load_ms, "2s", "time to load the model"),
 	F("cold-ms", NULL, FLAG_DURATION_MS, cold_ms, "800ms", "latency of the first requests"),
 	F("latency-ms", NULL, FLAG_DURATION_MS, latency_ms, "50ms", "latency once warm"),
+	F("token-ms", NULL, FLAG_DURATION_MS, token_ms, "0ms",
+	  "time between two tokens of a streamed answer"),
 	F("cold-requests", NULL, FLAG_INT, cold_requests, "3", "how many requests are slow"),
 	F("capacity", NULL, FLAG_INT, capacity, "4", "requests served at once per pod"),
 	F("fail-warmup-prefix", NULL, FLAG_STRING, fail_prefix, NULL,
@@ -533,6 +686,7 @@ static int serve(int argc, char **argv)
 	cfg.load_ms = env_num("SIM_LOAD_SECONDS", 1000, 2000);
 	cfg.cold_ms = env_num("SIM_COLD_MS", 1, 800);
 	cfg.latency_ms = env_num("SIM_LATENCY_MS", 1, 50);
+	cfg.token_ms = env_num("SIM_TOKEN_MS", 1, 0);
 	cfg.cold_requests = (int)env_num("SIM_COLD_REQUESTS", 1, 3);
 	cfg.capacity = (int)env_num("SIM_CAPACITY", 1, 4);
 	if (cfg.capacity < 1)
