@@ -70,6 +70,29 @@ install_kinfer; expect_code 0 $? "kubectl apply -k manifests/ again: back to sel
 wait_until 90 op_pods_settled
 pod=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator -o jsonpath='{.items[0].metadata.name}')
 
+# A node drain (the Eviction API, as kubectl drain and the cluster
+# autoscaler use it) keeps one operator and one activator: the first
+# eviction of each goes through, the second, at once, is refused by its
+# PodDisruptionBudget.
+evict() { # POD: "evicted", or the API server's refusal
+	printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"kinfer-system"}}' "$1" |
+		kc create --raw "/api/v1/namespaces/kinfer-system/pods/$1/eviction" -f - 2>&1 >/dev/null && echo evicted
+}
+for app in kinfer-operator kinfer-activator; do
+	allows_one() {
+		pods_ready kinfer-system "app.kubernetes.io/name=$app" 2 &&
+			[ "$(kc -n kinfer-system get pdb "$app" -o jsonpath='{.status.disruptionsAllowed}' 2>/dev/null)" = 1 ]
+	}
+	wait_until 90 allows_one
+	expect_code 0 $? "PodDisruptionBudget $app: 2 pods ready, one disruption allowed"
+	read -r -a pods <<<"$(kc -n kinfer-system get pods -l "app.kubernetes.io/name=$app" -o jsonpath='{.items[*].metadata.name}')"
+	out=$(evict "${pods[0]}"; echo "|"; evict "${pods[1]}")
+	expect_match "$(tr -d '\n' <<<"$out")" "^evicted\|.*Cannot evict pod as it would violate the pod's disruption budget" \
+		"$app: the first eviction goes through, the second is refused ($(tr -d '\n' <<<"$out" | cut -c1-140))"
+done
+wait_until 90 op_pods_settled
+pod=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator -o jsonpath='{.items[0].metadata.name}')
+
 # Nothing leaves the machine: from a pod, an outside address is unreachable
 # at once, and the host's drop rules saw nothing either.
 before=$(nft list table inet "kinfer_n${KINFER_NODE_NETNS#kinfer-n}" | grep -o 'packets [0-9]*' | tr '\n' ' ')
