@@ -62,7 +62,7 @@ expect_match "${out:-none}" '^none$' "RBAC grants nothing on Secrets"
 out=$(kc apply --dry-run=client -f "$src/crds/" -f "$man/" 2>&1)
 expect_code 0 $? "kubectl apply --dry-run=client -f crds/ -f manifests/"
 n=$(printf '%s\n' "$out" | grep -c '(dry run)$')
-expect_match "$n" '^17$' "17 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB, 2 webhook configurations; the activator's ServiceAccount, 2 RBAC, Service, Deployment ($n)"
+expect_match "$n" '^18$' "18 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Service, Deployment, PDB, 2 webhook configurations; the activator's ServiceAccount, 2 RBAC, Service, Deployment, PDB ($n)"
 # The webhook configurations: only kinfer.io InferenceServices, v1 reviews,
 # no side effects, fail closed, bounded time.
 wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{.kind} {.webhooks[0].sideEffects} {.webhooks[0].failurePolicy} {.webhooks[0].timeoutSeconds} {.webhooks[0].admissionReviewVersions} {.webhooks[0].rules[0].apiGroups} {.webhooks[0].rules[0].resources} {.webhooks[0].clientConfig.service.port}{"\n"}{end}' 2>&1)
@@ -89,7 +89,8 @@ for o in 'customresourcedefinition.apiextensions.k8s.io/inferenceservices.kinfer
 	'validatingwebhookconfiguration.admissionregistration.k8s.io/kinfer-operator' \
 	'serviceaccount/kinfer-activator' 'clusterrole.rbac.authorization.k8s.io/kinfer-activator' \
 	'clusterrolebinding.rbac.authorization.k8s.io/kinfer-activator' \
-	'service/kinfer-activator' 'deployment.apps/kinfer-activator'; do
+	'service/kinfer-activator' 'deployment.apps/kinfer-activator' \
+	'poddisruptionbudget.policy/kinfer-activator'; do
 	expect_match "$out" "^$o (created|configured|unchanged) \(server dry run\)" "server dry run: $o"
 done
 # (kubectl's own note on an object created by server-side apply, such as the
