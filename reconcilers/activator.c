@@ -944,6 +944,13 @@ static ssize_t relay(struct request *q, char *buf, size_t max)
 static ssize_t body_reader(struct request *q, char *buf, size_t max)
 {
 	for (;;) {
+		if (atomic_load(&q->a->stop)) {
+			/* --shutdown-timeout is over: the rest is cut. */
+			log_info("stopping: the pod's answer cut",
+				 "namespace=%s name=%s after_s=%.3f", q->svc->id.ns,
+				 q->svc->id.name, since_s(q->start_ns));
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
 		ssize_t n = relay(q, buf, max);
 		if (n > 0)
 			return n;

@@ -28,7 +28,9 @@
 #      idle clock starts then; no write fails), the pod warms, all 4 forwarded
 #      and answered 200 by the model, none before the pod was warm (the
 #      model's own count of traffic before warm-up stays 0);
-#   3. SIGTERM: exit code 0; no error and no sanitizer report in its log.
+#   3. SIGTERM with a stream in flight (its next token 20 s away): the
+#      stream has --shutdown-timeout, then it is cut and the activator
+#      exits 0; no error and no sanitizer report in its log.
 . "$(dirname "$0")/node_lib.sh"
 begin node-act
 act_bin=${KINFER_HOST_ACTIVATOR:-}
@@ -173,11 +175,21 @@ last_ms=$(date -d "$last" +%s%3N 2>/dev/null || echo 0)
 expect_match "$(awk -v l="$last_ms" -v t="$t1" 'BEGIN { d = t - l; if (d < 0) d = -d; print (d <= 2000) ? "yes" : "no" }')" '^yes$' \
 	"its last time ($last) is when the pod took the held requests: the idle clock starts then"
 
-# --- 3. SIGTERM -----------------------------------------------------------------
+# --- 3. SIGTERM, a stream in flight ------------------------------------------------
+# The stream (the next token 20 s away) has --shutdown-timeout (5 s), then
+# it is cut and the activator exits.
+stream "$tmp/last" 5 150 &
+spid=$!
+wait_until 10 first_token "$tmp/last"
+t_term=$(now_ms)
 kill -TERM "$act_pid"
 wait "$act_pid"
-expect_code 0 $? "the activator stops on SIGTERM with exit code 0"
+r=$? stop_ms=$(($(now_ms) - t_term))
+expect_code 0 $r "the activator stops on SIGTERM with exit code 0"
+expect_match "$([ "$stop_ms" -le 8000 ] && echo in-time)" '^in-time$' "... $stop_ms ms after it, a stream in flight cut after --shutdown-timeout (5 s), not waited for"
 untrack_pid "$act_pid"
+wait "$spid"
+expect_match "$(cat "$tmp/last")" '^18$' "that client's stream ends broken (curl exit 18)"
 expect_match "$(grep -c 'level=error' "$tmp/act.log")" '^0$' "no error in the activator's log"
 echo "figure: at zero, 4 held requests answered $((t1 - t0)) ms after they were sent (scale-up, pod start, model load 2 s, warm-up)"
 summary

@@ -16,6 +16,7 @@ in_node() { nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$@"; }
 # install_kinfer: the admin install (idempotent), both replicas Available.
 install_kinfer() {
 	kc apply -k "$src/manifests/" >/dev/null &&
+		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=60s >/dev/null &&
 		kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null
 }
 
@@ -60,7 +61,7 @@ YAML
 # to zero after 10 s idle (maxPendingRequests, activationTimeoutSeconds);
 # it starts with one replica.
 kis_s2z() {
-	cat <<YAML | kc -n "$1" apply -f - >/dev/null 2>&1
+	cat <<YAML | kc -n "$1" apply -f - >/dev/null
 apiVersion: kinfer.io/v1alpha1
 kind: InferenceService
 metadata: {name: $2}
