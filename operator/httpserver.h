@@ -45,5 +45,10 @@ enum MHD_Result httpserver_reply(struct MHD_Connection *c, unsigned code, const 
  * method other than GET or HEAD) or 404. For tests. */
 unsigned httpserver_route(const char *method, const char *url, const char **ret_path);
 
+/* The peer of a connection went away (its side of the socket closed or
+ * shut down; also what MHD_stop_daemon does to every connection): for a
+ * handler or content reader that waits on something else meanwhile. */
+bool httpserver_peer_gone(struct MHD_Connection *c);
+
 /* "host:port" or ":port" -> an IPv4/IPv6 socket address. */
 int httpserver_parse_addr(const char *addr, void *ret_sockaddr_storage, unsigned *ret_len);

@@ -39,7 +39,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -680,17 +679,6 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, cons
 	return ret;
 }
 
-/* The client went away (its side of the socket is closed)? */
-static bool client_gone(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return false;
-	struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
 static void hold_end(struct request *q, bool found)
 {
 	struct activator *a = q->a;
@@ -808,7 +796,7 @@ static int hold_step(struct request *q)
 		return 0;
 	if (ktime_mono_ns() >= q->deadline_ns)
 		return -ETIMEDOUT;
-	if (client_gone(q->conn))
+	if (httpserver_peer_gone(q->conn))
 		return -EPIPE;
 	return -EAGAIN;
 }
@@ -878,7 +866,7 @@ static int forward_head(struct request *q)
 			upstream_pump(&q->up, 200);
 			if (ktime_mono_ns() >= head_deadline)
 				return -ETIMEDOUT;
-			if (!q->up.headers_done && client_gone(q->conn)) {
+			if (!q->up.headers_done && httpserver_peer_gone(q->conn)) {
 				cancelled(q, "the client went away before the pod's answer");
 				return -EPIPE;
 			}
@@ -965,7 +953,7 @@ static ssize_t body_reader(struct request *q, char *buf, size_t max)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		}
 		upstream_pump(&q->up, 1000);
-		if (q->up.buf_len == q->up.buf_off && !q->up.done && client_gone(q->conn)) {
+		if (q->up.buf_len == q->up.buf_off && !q->up.done && httpserver_peer_gone(q->conn)) {
 			/* Returning closes the forward (upstream_free): a model
 			 * server stops a request whose connection closed. */
 			cancelled(q, "the client went away during the pod's answer");

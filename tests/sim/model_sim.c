@@ -40,6 +40,7 @@
  */
 #include "cache.h"
 #include "flags.h"
+#include "httpserver.h"
 #include "informer.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -50,7 +51,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -208,7 +208,6 @@ static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
 #define BODY_MAX 4096
 #define TOKENS_MAX 4096
 struct call {
-	struct server *s;
 	size_t len;
 	char body[BODY_MAX];
 };
@@ -224,17 +223,6 @@ struct stream {
 	size_t off, len;
 	char buf[160];
 };
-
-/* The client closed its connection (or half-closed it). */
-static bool peer_gone(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (!ci)
-		return false;
-	struct pollfd p = { .fd = ci->connect_fd, .events = POLLRDHUP };
-	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
 
 static void record(struct server *s, uint64_t t0, bool warmup)
 {
@@ -262,7 +250,7 @@ static ssize_t stream_next(void *cls, uint64_t pos, char *buf, size_t max)
 		 * the end marker right after the last token. */
 		for (long waited = 0;
 		     st->sent > 0 && st->sent < st->tokens && waited < cfg.token_ms; waited += 50) {
-			if (peer_gone(st->c))
+			if (httpserver_peer_gone(st->c))
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			usleep((useconds_t)(cfg.token_ms - waited < 50 ? cfg.token_ms - waited : 50) *
 			       1000);
@@ -400,7 +388,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!k) {
 		if (!(k = calloc(1, sizeof(*k))))
 			return MHD_NO;
-		k->s = s;
 		*con_cls = k;
 		return MHD_YES;
 	}
