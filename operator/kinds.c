@@ -196,6 +196,18 @@ static void pod_requests(struct cache_proj *p, json_object *spec, struct kpod *p
 
 /* ---- what the scheduler reads of a pending pod ----------------------- */
 
+void kinds_selector_free(struct intern *t, struct kselector_req *reqs, size_t n)
+{
+	for (size_t i = 0; reqs && i < n; i++) {
+		struct kselector_req *r = &reqs[i];
+		intern_put(t, r->key);
+		for (size_t v = 0; r->values && v < r->n_values; v++)
+			intern_put(t, r->values[v]);
+		free(r->values);
+	}
+	free(reqs);
+}
+
 static void sched_free(struct intern *t, struct kpod_sched *s)
 {
 	for (size_t i = 0; s->node_selector && i < s->n_node_selector; i++) {
@@ -207,16 +219,9 @@ static void sched_free(struct intern *t, struct kpod_sched *s)
 		intern_put(t, s->tolerations[i].value);
 		intern_put(t, s->tolerations[i].effect);
 	}
-	for (size_t i = 0; s->affinity && i < s->n_affinity; i++) {
-		struct kselector_req *r = &s->affinity[i];
-		intern_put(t, r->key);
-		for (size_t v = 0; r->values && v < r->n_values; v++)
-			intern_put(t, r->values[v]);
-		free(r->values);
-	}
+	kinds_selector_free(t, s->affinity, s->n_affinity);
 	free(s->node_selector);
 	free(s->tolerations);
-	free(s->affinity);
 	*s = (struct kpod_sched){ 0 };
 }
 
@@ -337,7 +342,7 @@ static int sel_op(const char *s, uint8_t *ret)
 }
 
 /* One expression; values are interned one by one. */
-static int pod_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r)
+int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r)
 {
 	json_object *vals = cache_json_get(e, "values");
 	size_t nv = vals && json_object_is_type(vals, json_type_array) ?
@@ -391,8 +396,8 @@ static int pod_affinity(struct intern *t, json_object *spec, struct kpod_sched *
 		for (size_t j = 0; ex && json_object_is_type(ex, json_type_array) &&
 				   j < json_object_array_length(ex);
 		     j++) {
-			r = pod_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i,
-				     &pod->affinity[k]);
+			r = kinds_selector_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i,
+						&pod->affinity[k]);
 			if (r < 0)
 				return r;
 			pod->n_affinity = (uint16_t)++k;

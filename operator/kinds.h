@@ -176,6 +176,15 @@ struct kselector_req {
 	uint8_t op; /* enum ksel_op */
 };
 
+/*
+ * One matchExpression ({key, operator, values}) into r (term: its term's
+ * number); values are interned. -EINVAL for an operator it does not know,
+ * -E2BIG past 64 values; on failure r holds nothing to free.
+ */
+int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r);
+/* n expressions made by kinds_selector_expr, and the array. */
+void kinds_selector_free(struct intern *t, struct kselector_req *reqs, size_t n);
+
 struct knode {
 	struct cache_obj meta;
 	const char *gpu_product; /* label nvidia.com/gpu.product, interned */

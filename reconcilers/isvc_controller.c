@@ -16,6 +16,7 @@
 #include "isvc_controller.h"
 
 #include "autoscale_controller.h"
+#include "budget.h"
 #include "context.h"
 #include "drain.h"
 #include "isvc.h"
@@ -889,10 +890,12 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		}
 		goto free_workload;
 	}
-	/* A routing write that failed is retried; the status is written
-	 * anyway (it does not depend on the routing). */
+	/* The pods' disruption budget (budget.h). A routing or budget write
+	 * that failed is retried; the status is written anyway (it depends on
+	 * neither). */
+	bool budget_failed = budget_sync(ctx, &s, &w, &sent_wait) < 0;
 	if (sync_status(ctx, key, &s, desired, dec, NULL, NULL, NULL, deferred, &status_wait) < 0 ||
-	    r < 0)
+	    r < 0 || budget_failed)
 		res = RECONCILE_ERROR;
 	if (note.reason)
 		event(ctx, &s, "Normal", note.reason, "Apply", note.text);
@@ -939,6 +942,42 @@ static void owned_by_isvc(void *data, const struct cache_obj *o, controller_emit
 		emit(ud, key);
 }
 
+struct emit_ns {
+	const char *ns;
+	controller_emit_fn emit;
+	void *ud;
+};
+
+static int emit_in_ns(const struct cache_obj *o, void *ud)
+{
+	struct emit_ns *e = ud;
+	if (strcmp(o->ns, e->ns) == 0)
+		e->emit(e->ud, o->key);
+	return 0;
+}
+
+/* A PodDisruptionBudget: kinfer's, its InferenceService; another one (a
+ * user's, which may select a service's pods, budget.h): every
+ * InferenceService of its namespace. Budgets change rarely (their
+ * status, written at every pod change, is not a change: same_pdb). */
+static void budget_services(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	struct isvc_ctl *c = data;
+	struct emit_ns e = { o->ns, emit, ud };
+
+	if (o->controller_kind && strcmp(o->controller_kind, "InferenceService") == 0) {
+		owned_by_isvc(data, o, emit, ud);
+		return;
+	}
+	if (!c || !c->manager || !o->ns)
+		return;
+	struct cache *ic = manager_cache(c->manager, &kind_inferenceservices);
+	cache_read_lock();
+	if (ic)
+		cache_foreach(ic, emit_in_ns, &e);
+	cache_read_unlock();
+}
+
 struct emit_s2z {
 	controller_emit_fn emit;
 	void *ud;
@@ -977,7 +1016,7 @@ static void pod_service(void *data, const struct cache_obj *o, controller_emit_f
 static const struct controller_watch watches[] = {
 	{ &kind_inferenceservices, NULL }, { &kind_deployments, owned_by_isvc },
 	{ &kind_services, owned_by_isvc }, { &kind_endpointslices, owned_by_isvc },
-	{ &kind_pods, pod_service },
+	{ &kind_pods, pod_service },       { &kind_pdbs, budget_services },
 };
 
 const struct controller_def isvc_controller = {

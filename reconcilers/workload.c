@@ -518,6 +518,49 @@ static json_object *service(const char *ns, const char *name, const char *uid, j
 	return s;
 }
 
+bool workload_budget_wanted(json_object *spec)
+{
+	json_object *on = cache_json_get(spec, "drain.disruptionBudget");
+	json_object *scaling = cache_json_get(spec, "scaling");
+
+	if (on && json_object_is_type(on, json_type_boolean) && !json_object_get_boolean(on))
+		return false;
+	if (scaling && json_object_is_type(scaling, json_type_object))
+		return iget(scaling, "maxReplicas", iget(scaling, "minReplicas", 1)) >= 2;
+	return iget(spec, "replicas", 1) >= 2;
+}
+
+json_object *workload_pod_labels(const struct workload *w)
+{
+	return cache_json_get(w->deployment, "spec.template.metadata.labels");
+}
+
+/*
+ * NAME's PodDisruptionBudget: voluntary evictions (a node drain, the
+ * cluster autoscaler) take one replica at a time. maxUnavailable, not
+ * minAvailable: the disruption controller counts against the
+ * Deployment's replicas as they are now, so an autoscaled service is
+ * covered at any size, and one replica alone can still be evicted (a
+ * budget never blocks a drain for good). AlwaysAllow: a pod not Ready
+ * (warming up, crash-looping) can always be evicted, so a service that
+ * never becomes healthy does not hold a node.
+ */
+static json_object *budget(const char *ns, const char *name, const char *uid, json_object *spec)
+{
+	json_object *b = obj(), *bs = obj(), *sel = obj(), *ml = obj();
+
+	put(b, "apiVersion", jstr("policy/v1"));
+	put(b, "kind", jstr("PodDisruptionBudget"));
+	put(b, "metadata", meta(ns, name, uid, sget(spec, "model.name")));
+	put(ml, KINFER_SERVICE_LABEL, jstr(name));
+	put(sel, "matchLabels", ml);
+	put(bs, "selector", sel);
+	put(bs, "maxUnavailable", jint(1));
+	put(bs, "unhealthyPodEvictionPolicy", jstr("AlwaysAllow"));
+	put(b, "spec", bs);
+	return b;
+}
+
 /* Hash the body, then record the hash in it. */
 static void seal(json_object *o, char hash[17])
 {
@@ -550,6 +593,10 @@ int workload_build(const char *ns, const char *name, const char *uid, json_objec
 		ret->private_service = service(ns, name, uid, spec, priv, true);
 		seal(ret->private_service, ret->private_hash);
 	}
+	if (workload_budget_wanted(spec)) {
+		ret->budget = budget(ns, name, uid, spec);
+		seal(ret->budget, ret->budget_hash);
+	}
 	seal(ret->deployment, ret->deployment_hash);
 	seal(ret->service, ret->service_hash);
 	ret->replicas = replicas;
@@ -561,5 +608,6 @@ void workload_free(struct workload *w)
 	json_object_put(w->deployment);
 	json_object_put(w->service);
 	json_object_put(w->private_service);
-	w->deployment = w->service = w->private_service = NULL;
+	json_object_put(w->budget);
+	w->deployment = w->service = w->private_service = w->budget = NULL;
 }

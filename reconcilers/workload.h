@@ -27,6 +27,9 @@ struct workload {
 	char deployment_hash[17];
 	char service_hash[17];
 	char private_hash[17];
+	/* NAME's PodDisruptionBudget (workload_budget_wanted); NULL: none. */
+	json_object *budget;
+	char budget_hash[17];
 	int32_t replicas;
 	bool scale_to_zero; /* spec.scaling.scaleToZero present */
 };
@@ -40,6 +43,19 @@ int workload_build(const char *ns, const char *name, const char *uid, json_objec
 		   int32_t replicas, const struct workload_options *o, struct workload *ret,
 		   char *err, size_t errlen);
 void workload_free(struct workload *w);
+
+/*
+ * Does the spec want a PodDisruptionBudget for its pods? spec.drain.
+ * disruptionBudget is not false and the service may run 2 replicas or
+ * more (spec.replicas, or scaling.maxReplicas): with one, a budget could
+ * only block a drain (maxUnavailable 1 never does, but it would be an
+ * object for nothing). Whether one of the user's budgets already selects
+ * the pods is the reconciler's question (budget.h).
+ */
+bool workload_budget_wanted(json_object *spec);
+
+/* The pod template's labels in a built Deployment body (borrowed). */
+json_object *workload_pod_labels(const struct workload *w);
 
 /* The label selector string kinfer's pods carry ("kinfer.io/service=NAME"). */
 int workload_selector(const char *name, char *buf, size_t len);

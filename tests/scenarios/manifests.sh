@@ -140,7 +140,10 @@ for a in "list inferenceservices.kinfer.io -A" "watch inferenceservices.kinfer.i
 	"delete services -n $ns" "create endpointslices.discovery.k8s.io -n $ns" \
 	"patch endpointslices.discovery.k8s.io -n $ns" "delete endpoints -n $ns" \
 	"list endpointslices.discovery.k8s.io -A" "watch endpointslices.discovery.k8s.io -A" \
-	"deletecollection endpointslices.discovery.k8s.io -n $ns"; do
+	"deletecollection endpointslices.discovery.k8s.io -n $ns" \
+	"list poddisruptionbudgets.policy -A" "watch poddisruptionbudgets.policy -A" \
+	"create poddisruptionbudgets.policy -n $ns" "patch poddisruptionbudgets.policy -n $ns" \
+	"delete poddisruptionbudgets.policy -n $ns"; do
 	# shellcheck disable=SC2086
 	can yes $a
 done
@@ -154,7 +157,7 @@ for a in "get secrets -n $ns" "list secrets -A" "get secrets -n kinfer-system" \
 	"update leases.coordination.k8s.io -n default" "create leases.coordination.k8s.io -n default" \
 	"update leases.coordination.k8s.io/other -n kinfer-system" \
 	"delete leases.coordination.k8s.io/kinfer-operator -n kinfer-system" \
-	"patch nodes" "create events -n $ns" \
+	"patch nodes" "create events -n $ns" "update poddisruptionbudgets.policy -n $ns" \
 	"create validatingwebhookconfigurations.admissionregistration.k8s.io" '* *'; do
 	# shellcheck disable=SC2086
 	can no $a

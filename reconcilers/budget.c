@@ -1,0 +1,339 @@
+/*
+ * The PodDisruptionBudget of an InferenceService (budget.h). What was
+ * applied last (the body's hash and the generation the apply returned) is
+ * remembered per service in a table of fixed size, as the Deployment's
+ * generation is by the InferenceService controller: a budget whose
+ * generation moved since was changed by someone else and is applied
+ * again; without memory (after a start, a collision) one that another
+ * field manager edited is.
+ */
+#include "budget.h"
+
+#include "context.h"
+#include "fnv.h"
+#include "keys.h"
+#include "kube.h"
+#include "ktime.h"
+#include "log.h"
+#include "manager.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Selector entries of one budget (matchLabels and matchExpressions). */
+#define PDB_MAX_SELECTOR 256
+
+/* ---- the cache ------------------------------------------------------------ */
+
+enum { KPDB_BY_NAMESPACE };
+
+static int project_pdb(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct kpdb *b = (struct kpdb *)obj;
+	struct intern *t = cache_proj_interns(p);
+	json_object *sel = cache_json_get(json, "spec.selector");
+	json_object *ml = cache_json_get(sel, "matchLabels");
+	json_object *ex = cache_json_get(sel, "matchExpressions");
+	size_t n_ml = ml && json_object_is_type(ml, json_type_object) ?
+			      (size_t)json_object_object_length(ml) :
+			      0;
+	size_t n_ex = ex && json_object_is_type(ex, json_type_array) ? json_object_array_length(ex) :
+								       0;
+	size_t k = 0;
+
+	cache_proj_str(p, &b->applied_hash,
+		       cache_json_key(cache_json_get(json, "metadata.annotations"),
+				      kinds_registered_keys()->applied_hash));
+	b->generation = cache_json_int(json, "metadata.generation", 0);
+	b->edited = kinds_edited(json);
+	if (!sel || !json_object_is_type(sel, json_type_object)) {
+		b->selects = KPDB_SELECTS_NONE;
+		return 0;
+	}
+	b->selects = KPDB_SELECTS_SOME;
+	if (n_ml + n_ex > PDB_MAX_SELECTOR)
+		return -E2BIG;
+	if (!n_ml && !n_ex)
+		return 0;
+	b->selector = calloc(n_ml + n_ex, sizeof(*b->selector));
+	if (!b->selector)
+		return -ENOMEM;
+	if (n_ml) {
+		json_object_object_foreach(ml, key, val)
+		{
+			struct kselector_req *r = &b->selector[k];
+			r->values = calloc(1, sizeof(*r->values));
+			if (!r->values)
+				return -ENOMEM;
+			r->op = KSEL_IN;
+			r->key = intern_get(t, key);
+			r->values[0] = intern_get(t, json_object_get_string(val));
+			r->n_values = 1;
+			b->n_selector = (uint16_t)++k;
+		}
+	}
+	for (size_t i = 0; i < n_ex; i++) {
+		int r = kinds_selector_expr(t, json_object_array_get_idx(ex, i), 0, &b->selector[k]);
+		if (r < 0)
+			return r;
+		b->n_selector = (uint16_t)++k;
+	}
+	return 0;
+}
+
+static void release_pdb(struct intern *t, struct cache_obj *obj)
+{
+	struct kpdb *b = (struct kpdb *)obj;
+	kinds_selector_free(t, b->selector, b->n_selector);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The disruption controller writes a budget's status at every change of
+ * its pods: nothing kinfer reads, and no reason to reconcile every
+ * InferenceService of the namespace. The selector is in the generation. */
+static bool same_pdb(const struct cache_obj *a, const struct cache_obj *b)
+{
+	const struct kpdb *x = (const struct kpdb *)a, *y = (const struct kpdb *)b;
+	return x->generation == y->generation && x->edited == y->edited &&
+	       x->selects == y->selects && x->meta.deleted == y->meta.deleted &&
+	       same_str(x->applied_hash, y->applied_hash) &&
+	       same_str(x->meta.controller_uid, y->meta.controller_uid) &&
+	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
+}
+
+static const char *pdb_namespace(const struct cache_obj *o)
+{
+	return o->ns;
+}
+
+static const struct cache_index_def pdb_indexes[] = {
+	[KPDB_BY_NAMESPACE] = { "namespace", pdb_namespace },
+};
+
+const struct cache_kind kind_pdbs = {
+	.name = "PodDisruptionBudget",
+	.res = &kube_res_poddisruptionbudgets,
+	.size = sizeof(struct kpdb),
+	.project = project_pdb,
+	.release = release_pdb,
+	.same = same_pdb,
+	.indexes = pdb_indexes,
+	.n_indexes = 1,
+	.keep_managed_fields = true,
+};
+
+bool budget_selects(const struct kpdb *b, json_object *labels)
+{
+	if (b->selects == KPDB_SELECTS_NONE)
+		return false;
+	for (size_t i = 0; b->selector && i < b->n_selector; i++) {
+		const struct kselector_req *r = &b->selector[i];
+		json_object *v = NULL;
+		bool has = r->key && labels && json_object_object_get_ex(labels, r->key, &v);
+		const char *val = has ? json_object_get_string(v) : NULL;
+		bool in = false;
+
+		for (size_t j = 0; has && j < r->n_values; j++)
+			in |= r->values[j] && val && strcmp(r->values[j], val) == 0;
+		switch (r->op) {
+		case KSEL_IN:
+			if (!in)
+				return false;
+			break;
+		case KSEL_NOT_IN:
+			if (in)
+				return false;
+			break;
+		case KSEL_EXISTS:
+			if (!has)
+				return false;
+			break;
+		case KSEL_NOT_EXISTS:
+			if (has)
+				return false;
+			break;
+		default: /* Gt, Lt: not label selector operators */
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- what was applied ------------------------------------------------------- */
+
+#define SLOTS 16384
+/* Our write not yet in the cache is trusted this long (isvc_controller.c). */
+#define SENT_NS (10 * KTIME_NSEC_PER_SEC)
+
+struct written {
+	uint64_t key;
+	char hash[17];
+	int64_t generation; /* what our apply returned */
+	uint64_t sent_ns;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	struct written s[SLOTS];
+} written = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t key_of(const struct snapshot *s)
+{
+	char k[400];
+	snprintf(k, sizeof(k), "%s/%s/%s", s->ns, s->name, s->uid);
+	return fnv64_str(k) | 1;
+}
+
+static bool recall(const struct snapshot *s, struct written *ret)
+{
+	uint64_t k = key_of(s);
+	bool found;
+	pthread_mutex_lock(&written.lock);
+	found = written.s[k % SLOTS].key == k;
+	if (found)
+		*ret = written.s[k % SLOTS];
+	pthread_mutex_unlock(&written.lock);
+	return found;
+}
+
+/* hash applied (generation returned) at sent_ns; hash "": deleted at
+ * sent_ns; hash NULL: forget. */
+static void remember(const struct snapshot *s, const char *hash, int64_t generation,
+		     uint64_t sent_ns)
+{
+	uint64_t k = key_of(s);
+	pthread_mutex_lock(&written.lock);
+	struct written *w = &written.s[k % SLOTS];
+	memset(w, 0, sizeof(*w));
+	if (hash) {
+		w->key = k;
+		snprintf(w->hash, sizeof(w->hash), "%s", hash);
+		w->generation = generation;
+		w->sent_ns = sent_ns;
+	}
+	pthread_mutex_unlock(&written.lock);
+}
+
+/* ---- the sync --------------------------------------------------------------- */
+
+struct others {
+	const char *uid;     /* this InferenceService's */
+	json_object *labels; /* its pods' */
+	char name[256];      /* the first other budget selecting them */
+};
+
+static int other_selecting(const struct cache_obj *o, void *ud)
+{
+	struct others *e = ud;
+	const struct kpdb *b = (const struct kpdb *)o;
+
+	if (o->deleted || (o->controller_uid && strcmp(o->controller_uid, e->uid) == 0))
+		return 0;
+	if (!budget_selects(b, e->labels))
+		return 0;
+	snprintf(e->name, sizeof(e->name), "%s", cache_obj_name(o));
+	return 1;
+}
+
+static int api_error(struct reconcile_ctx *ctx, int r, const char *what, const struct snapshot *s,
+		     const struct kube_status *st)
+{
+	snprintf(ctx->error, sizeof(ctx->error), "%s PodDisruptionBudget %s/%.200s: %.500s", what,
+		 s->ns, s->name, st->message);
+	ctx->ns_terminating |= st->ns_terminating;
+	return r;
+}
+
+int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struct workload *w,
+		uint64_t *ret_wait)
+{
+	struct cache *bc = manager_cache(ctx->manager, &kind_pdbs);
+	struct others e = { .uid = s->uid, .labels = workload_pod_labels(w) };
+	struct kube_status st;
+	struct written last;
+	char key[400], uid[CACHE_UID_MAX] = "";
+	bool have, ours, current = false, edited = false, known;
+	int64_t generation = 0;
+	uint64_t now = ktime_mono_ns();
+	int r;
+
+	if (!bc)
+		return 0; /* not watched: a table without this row */
+	snprintf(key, sizeof(key), "%s/%s", s->ns, s->name);
+	cache_read_lock();
+	const struct kpdb *b = (const struct kpdb *)cache_get(bc, key);
+	have = b != NULL;
+	ours = b && !b->meta.deleted && b->meta.controller_uid &&
+	       strcmp(b->meta.controller_uid, s->uid) == 0;
+	if (ours) {
+		current = w->budget && b->applied_hash && strcmp(b->applied_hash, w->budget_hash) == 0;
+		edited = b->edited;
+		generation = b->generation;
+		cache_obj_uid_copy(&b->meta, uid, sizeof(uid));
+	}
+	if (w->budget)
+		cache_index_foreach(bc, KPDB_BY_NAMESPACE, s->ns, other_selecting, &e);
+	cache_read_unlock();
+
+	/* A budget of this name that is not ours (the user's, one being
+	 * deleted, an earlier InferenceService's that the garbage collector
+	 * takes): never written; its change or deletion brings the key back. */
+	if (have && !ours)
+		return 0;
+	known = recall(s, &last);
+	if (!w->budget || e.name[0]) {
+		if (!ours)
+			return 0;
+		/* Deleted moments ago, not yet gone from the cache. */
+		if (known && !last.hash[0] && now - last.sent_ns < SENT_NS) {
+			*ret_wait = ktime_sooner(*ret_wait, SENT_NS - (now - last.sent_ns));
+			return 0;
+		}
+		struct kube_opts o = { .precondition_uid = uid[0] ? uid : NULL };
+		r = kube_delete(ctx->client, &kube_res_poddisruptionbudgets, s->ns, s->name, &o,
+				NULL, &st);
+		if (r < 0 && r != -ENOENT && r != -ESTALE)
+			return api_error(ctx, r, "delete", s, &st);
+		remember(s, "", 0, now);
+		if (r < 0)
+			return 0; /* gone already, or another incarnation */
+		log_info("disruption budget removed", "namespace=%s name=%s reason=%s%s", s->ns,
+			 s->name, e.name[0] ? "PodDisruptionBudget " : "not wanted",
+			 e.name[0] ? e.name : "");
+		return 0;
+	}
+	known = known && strcmp(last.hash, w->budget_hash) == 0;
+	/* As the Deployment: with memory of our last write, a generation that
+	 * moved is someone else's change; without, another manager's fields. */
+	if (current && (known ? last.generation == generation : !edited)) {
+		if (!known)
+			remember(s, w->budget_hash, generation, 0);
+		return 0;
+	}
+	/* Ours, applied moments ago, not yet in the cache. */
+	if (known && !current && last.sent_ns && now - last.sent_ns < SENT_NS) {
+		*ret_wait = ktime_sooner(*ret_wait, SENT_NS - (now - last.sent_ns));
+		return 0;
+	}
+	struct kube_opts o = { .field_manager = KINFER_FIELD_MANAGER, .force = true };
+	json_object *out = NULL;
+	r = kube_apply(ctx->client, &kube_res_poddisruptionbudgets, s->ns, s->name, NULL, w->budget,
+		       &o, &out, &st);
+	if (r < 0)
+		return api_error(ctx, r, "apply", s, &st);
+	remember(s, w->budget_hash, cache_json_int(out, "metadata.generation", 0), now);
+	json_object_put(out);
+	log_info("disruption budget applied", "namespace=%s name=%s maxUnavailable=1 reason=%s",
+		 s->ns, s->name,
+		 !ours	  ? "created" :
+		 !current ? "spec changed" :
+			    "reverted a change made by someone else");
+	return 0;
+}

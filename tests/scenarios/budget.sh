@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Scenario: the pods' PodDisruptionBudget (reconcilers/budget.c). A node
+# drain (kubectl drain, the cluster autoscaler, a cluster upgrade) evicts
+# pods through the Eviction API; without a budget it takes every replica of
+# a model at once. An InferenceService that may run 2 replicas or more gets
+# a budget NAME (maxUnavailable 1, AlwaysAllow, owned by it): two
+# evictions in a row, the first goes and the second is refused. One with
+# a single replica or spec.drain.disruptionBudget false has none. Kubernetes
+# cannot evict a pod two budgets select (500), so kinfer's goes while a
+# budget of the user's selects the pods and comes back when that one goes;
+# a budget of the user's named like the service is never touched. An edit
+# of kinfer's budget is reverted; a restarted operator writes nothing.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+begin budget
+
+install_crd
+kc create ns "$ns" >/dev/null
+start_sim --load-seconds 1s --cold-requests 0
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+
+isvc() { # NAME REPLICAS [MORE-SPEC]
+	apply_isvc "$1" <<YAML
+  replicas: $2
+  resources: {gpu: {count: 1}}
+  warmup: {path: /v1/completions, requests: 1, requestTimeoutSeconds: 20}
+  drain: {timeoutSeconds: 5${3:+, $3}}
+YAML
+}
+has_pdb() { kc -n "$ns" get pdb "$1" >/dev/null 2>&1; }
+no_pdb() { ! has_pdb "$1"; }
+ours() { [ "$(j "pdb/$1" '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" = "InferenceService/$1" ]; }
+warm() { [ "$(j "kis/$1" '{.status.warmReplicas}')" = "$2" ]; }
+pods() { # SERVICE: its pods not being deleted, on one line
+	kc -n "$ns" get pods -l "kinfer.io/service=$1" --no-headers \
+		-o custom-columns=N:.metadata.name,D:.metadata.deletionTimestamp | awk '$2 == "<none>" { printf "%s ", $1 }'
+}
+evict() { # POD: "evicted", or the API server's refusal
+	printf '{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"%s","namespace":"%s"}}' "$1" "$ns" |
+		kc create --raw "/api/v1/namespaces/$ns/pods/$1/eviction" -f - 2>&1 >/dev/null && echo evicted
+}
+allowed() { [ "$(j "pdb/$1" '{.status.disruptionsAllowed}')" = "$2" ]; }
+
+# --- made with the service, refused a second eviction ------------------------------
+
+isvc svc 2
+isvc one 1
+isvc nobudget 2 'disruptionBudget: false'
+if wait_until 20 has_pdb svc; then pass "svc (2 replicas): PodDisruptionBudget svc made"; else fail "no budget svc: $(kc -n "$ns" get pdb 2>&1)"; fi
+expect_match "$(j pdb/svc '{.spec.maxUnavailable}/{.spec.unhealthyPodEvictionPolicy}/{.spec.selector.matchLabels}')" \
+	'^1/AlwaysAllow/\{"kinfer.io/service":"svc"\}$' "svc's budget: maxUnavailable 1, AlwaysAllow, selector kinfer.io/service=svc"
+if ours svc; then pass "svc's budget is owned by InferenceService svc"; else fail "owner: $(j pdb/svc '{.metadata.ownerReferences}')"; fi
+expect_match "$(j kis/svc '{.spec.drain.disruptionBudget}')" '^true$' "spec.drain.disruptionBudget defaults to true"
+if wait_until 60 warm svc 2; then pass "svc: 2 pods warm"; else fail "svc not warm: $(j kis/svc '{.status}')"; fi
+if wait_until 20 allowed svc 1; then pass "svc's budget allows 1 disruption"; else fail "budget status: $(j pdb/svc '{.status}')"; fi
+made() { [ "$(j kis/one '{.status.observedGeneration}')/$(j kis/nobudget '{.status.observedGeneration}')" = 1/1 ]; }
+if wait_until 20 made; then pass "one and nobudget reconciled"; else fail "one, nobudget: $(kc -n "$ns" get kis 2>&1)"; fi
+expect_match "$(kc -n "$ns" get pdb -o name | tr '\n' ' ')" '^poddisruptionbudget.policy/svc $' "one (1 replica) and nobudget (disruptionBudget false) have none"
+
+read -ra p <<<"$(pods svc)"
+out=$(evict "${p[0]}"; echo "|"; evict "${p[1]}")
+expect_match "$(tr -d '\n' <<<"$out")" "^evicted\|.*Cannot evict pod as it would violate the pod's disruption budget" \
+	"svc: the first eviction goes through, the second is refused ($(tr -d '\n' <<<"$out" | cut -c1-120))"
+read -ra p1 <<<"$(pods one)"
+expect_match "$(evict "${p1[0]}")" '^evicted$' "one (no budget): its pod is evicted"
+
+# --- an edit is reverted ------------------------------------------------------------
+
+kc -n "$ns" patch pdb svc --type merge -p '{"spec":{"maxUnavailable":2}}' >/dev/null
+back() { [ "$(j pdb/svc '{.spec.maxUnavailable}')" = 1 ]; }
+sleep 1
+if wait_until 10 back; then pass "an edit of svc's budget (maxUnavailable 2) is reverted"; else fail "maxUnavailable stays $(j pdb/svc '{.spec.maxUnavailable}')"; fi
+expect_match "$(grep -c 'msg="disruption budget applied".*name=svc .*reverted a change' "$tmp/op.log")" '^1$' "the operator logs the revert once"
+
+# --- a budget of the user's selecting the pods replaces kinfer's ---------------------
+
+if wait_until 60 warm svc 2; then pass "svc: 2 pods warm again"; else fail "svc not warm: $(j kis/svc '{.status}')"; fi
+kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: users, namespace: $ns}
+spec:
+  minAvailable: 1
+  selector:
+    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: [svc, other]}]
+YAML
+if wait_until 10 no_pdb svc; then pass "a budget of the user's selecting svc's pods: kinfer's goes"; else fail "kinfer's budget stays"; fi
+expect_match "$(grep -c 'msg="disruption budget removed".*name=svc .*PodDisruptionBudget users' "$tmp/op.log")" '^1$' "the operator logs why (budget users)"
+if wait_until 20 allowed users 1; then pass "the user's budget allows 1 disruption"; else fail "users: $(j pdb/users '{.status}')"; fi
+read -ra p <<<"$(pods svc)"
+out=$(evict "${p[0]}"; echo "|"; evict "${p[1]}")
+expect_match "$(tr -d '\n' <<<"$out")" "^evicted\|.*Cannot evict pod as it would violate the pod's disruption budget" \
+	"svc under the user's budget alone: the first eviction goes, the second is refused (not 'more than one budget')"
+kc -n "$ns" delete pdb users >/dev/null
+if wait_until 10 has_pdb svc; then pass "the user's budget deleted: kinfer's is back"; else fail "no budget svc"; fi
+
+# --- a budget of the user's named like the service ----------------------------------
+
+kc -n "$ns" create pdb other --selector=team=x --max-unavailable=3 >/dev/null
+isvc other 3
+sleep 3
+expect_match "$(j pdb/other '{.spec.maxUnavailable}/{.spec.selector.matchLabels}/{.metadata.ownerReferences}')" \
+	'^3/\{"team":"x"\}/$' "the user's budget 'other' is not taken over"
+kc -n "$ns" delete pdb other >/dev/null
+mine() { has_pdb other && ours other; }
+if wait_until 10 mine; then pass "once it is deleted, kinfer makes its own 'other'"; else fail "other: $(j pdb/other '{.metadata}')"; fi
+
+# --- the spec turns it off, a scale to 1 too ----------------------------------------
+
+kc -n "$ns" patch kis other --type merge -p '{"spec":{"drain":{"disruptionBudget":false}}}' >/dev/null
+if wait_until 10 no_pdb other; then pass "disruptionBudget false: other's budget is deleted"; else fail "other's budget stays"; fi
+kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
+if wait_until 10 no_pdb svc; then pass "svc scaled to 1 replica: its budget is deleted"; else fail "svc's budget stays"; fi
+kc -n "$ns" scale kis/svc --replicas=2 >/dev/null
+if wait_until 10 has_pdb svc; then pass "svc scaled to 2: its budget is back"; else fail "no budget svc"; fi
+
+# --- a restarted operator writes nothing --------------------------------------------
+
+sleep 2
+stop_operators
+start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+sleep 6
+expect_match "$(grep -c 'msg="disruption budget' "$tmp/op2.log")" '^0$' "a restarted operator neither applies nor deletes a budget"
+
+summary
