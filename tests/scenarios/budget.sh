@@ -44,6 +44,7 @@ allowed() { [ "$(j "pdb/$1" '{.status.disruptionsAllowed}')" = "$2" ]; }
 # --- made with the service, refused a second eviction ------------------------------
 
 isvc svc 2
+isvc keep 2
 isvc one 1
 isvc nobudget 2 'disruptionBudget: false'
 if wait_until 20 has_pdb svc; then pass "svc (2 replicas): PodDisruptionBudget svc made"; else fail "no budget svc: $(kc -n "$ns" get pdb 2>&1)"; fi
@@ -55,7 +56,8 @@ if wait_until 60 warm svc 2; then pass "svc: 2 pods warm"; else fail "svc not wa
 if wait_until 20 allowed svc 1; then pass "svc's budget allows 1 disruption"; else fail "budget status: $(j pdb/svc '{.status}')"; fi
 made() { [ "$(j kis/one '{.status.observedGeneration}')/$(j kis/nobudget '{.status.observedGeneration}')" = 1/1 ]; }
 if wait_until 20 made; then pass "one and nobudget reconciled"; else fail "one, nobudget: $(kc -n "$ns" get kis 2>&1)"; fi
-expect_match "$(kc -n "$ns" get pdb -o name | tr '\n' ' ')" '^poddisruptionbudget.policy/svc $' "one (1 replica) and nobudget (disruptionBudget false) have none"
+if wait_until 10 has_pdb keep; then pass "keep (2 replicas): budget keep made"; else fail "no budget keep"; fi
+expect_match "$(kc -n "$ns" get pdb -o name | tr '\n' ' ')" '^poddisruptionbudget.policy/keep poddisruptionbudget.policy/svc $' "one (1 replica) and nobudget (disruptionBudget false) have none"
 
 read -ra p <<<"$(pods svc)"
 out=$(evict "${p[0]}"; echo "|"; evict "${p[1]}")
@@ -85,6 +87,8 @@ spec:
     matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: [svc, other]}]
 YAML
 if wait_until 10 no_pdb svc; then pass "a budget of the user's selecting svc's pods: kinfer's goes"; else fail "kinfer's budget stays"; fi
+sleep 1
+if has_pdb keep; then pass "keep's budget stays (the user's does not select its pods)"; else fail "keep's budget was deleted"; fi
 expect_match "$(grep -c 'msg="disruption budget removed".*name=svc .*PodDisruptionBudget users' "$tmp/op.log")" '^1$' "the operator logs why (budget users)"
 if wait_until 20 allowed users 1; then pass "the user's budget allows 1 disruption"; else fail "users: $(j pdb/users '{.status}')"; fi
 read -ra p <<<"$(pods svc)"
@@ -113,6 +117,11 @@ kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
 if wait_until 10 no_pdb svc; then pass "svc scaled to 1 replica: its budget is deleted"; else fail "svc's budget stays"; fi
 kc -n "$ns" scale kis/svc --replicas=2 >/dev/null
 if wait_until 10 has_pdb svc; then pass "svc scaled to 2: its budget is back"; else fail "no budget svc"; fi
+
+# --- deleted with its InferenceService (owner reference) ----------------------------
+
+kc -n "$ns" delete kis keep --wait=false >/dev/null
+if wait_until 20 no_pdb keep; then pass "InferenceService keep deleted: the garbage collector takes its budget"; else fail "budget keep stays"; fi
 
 # --- a restarted operator writes nothing --------------------------------------------
 

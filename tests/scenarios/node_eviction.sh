@@ -79,6 +79,7 @@ expect_code 0 "$rc" "without the budget kubectl drain succeeds"
 expect_match "$(gone "$before")" '^2$' "both pods were evicted at once"
 load_wait "$lp"; lg_pids=()
 lf2=$(summary_of "$dir/load2" failed) ls2=$(summary_of "$dir/load2" sent)
+expect_match "${lf2:-0}" '^[1-9][0-9]*$' "the baseline loses requests: ${lf2:-?} of ${ls2:-?} failed (the outage the budget prevents)"
 echo "figure: kubectl drain without a budget: 2 of 2 pods evicted, ${lf2:-?} of ${ls2:-?} requests failed"
 kc uncordon "$node" >/dev/null
 summary
