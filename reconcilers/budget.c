@@ -307,6 +307,17 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 		log_info("disruption budget removed", "namespace=%s name=%s reason=%s%s", s->ns,
 			 s->name, e.name[0] ? "PodDisruptionBudget " : "not wanted",
 			 e.name[0] ? e.name : "");
+		/* Someone's budget took the place of ours: say so where people
+		 * look (kubectl describe), once per change. */
+		if (e.name[0]) {
+			char note[640];
+			snprintf(note, sizeof(note),
+				 "PodDisruptionBudget %.200s selects the pods: kinfer removed its own "
+				 "budget %.200s (a pod that two budgets select cannot be evicted)",
+				 e.name, s->name);
+			context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name,
+				      s->uid, "Normal", "DisruptionBudgetReplaced", "Delete", note);
+		}
 		return 0;
 	}
 	known = known && strcmp(last.hash, w->budget_hash) == 0;

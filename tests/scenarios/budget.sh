@@ -90,6 +90,10 @@ if wait_until 10 no_pdb svc; then pass "a budget of the user's selecting svc's p
 sleep 1
 if has_pdb keep; then pass "keep's budget stays (the user's does not select its pods)"; else fail "keep's budget was deleted"; fi
 expect_match "$(grep -c 'msg="disruption budget removed".*name=svc .*PodDisruptionBudget users' "$tmp/op.log")" '^1$' "the operator logs why (budget users)"
+replaced() { kc -n "$ns" get events --field-selector "involvedObject.name=svc,reason=DisruptionBudgetReplaced" -o jsonpath='{.items[*].message}' 2>/dev/null; }
+has_replaced() { [ -n "$(replaced)" ]; }
+wait_until 10 has_replaced
+expect_match "$(replaced)" '^PodDisruptionBudget users selects the pods: kinfer removed its own budget svc' "an Event DisruptionBudgetReplaced on svc names the user's budget"
 if wait_until 20 allowed users 1; then pass "the user's budget allows 1 disruption"; else fail "users: $(j pdb/users '{.status}')"; fi
 read -ra p <<<"$(pods svc)"
 out=$(evict "${p[0]}"; echo "|"; evict "${p[1]}")
