@@ -101,9 +101,8 @@ static bool same_str(const char *a, const char *b)
 static bool same_pdb(const struct cache_obj *a, const struct cache_obj *b)
 {
 	const struct kpdb *x = (const struct kpdb *)a, *y = (const struct kpdb *)b;
-	return x->generation == y->generation && x->edited == y->edited &&
-	       x->selects == y->selects && x->meta.deleted == y->meta.deleted &&
-	       same_str(x->applied_hash, y->applied_hash) &&
+	return x->generation == y->generation && x->edited == y->edited && x->selects == y->selects &&
+	       x->meta.deleted == y->meta.deleted && same_str(x->applied_hash, y->applied_hash) &&
 	       same_str(x->meta.controller_uid, y->meta.controller_uid) &&
 	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
 }
@@ -205,8 +204,7 @@ static bool recall(const struct snapshot *s, struct written *ret)
 
 /* hash applied (generation returned) at sent_ns; hash "": deleted at
  * sent_ns; hash NULL: forget. */
-static void remember(const struct snapshot *s, const char *hash, int64_t generation,
-		     uint64_t sent_ns)
+static void remember(const struct snapshot *s, const char *hash, int64_t generation, uint64_t sent_ns)
 {
 	uint64_t k = key_of(s);
 	pthread_mutex_lock(&written.lock);
@@ -273,7 +271,8 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 	ours = b && !b->meta.deleted && b->meta.controller_uid &&
 	       strcmp(b->meta.controller_uid, s->uid) == 0;
 	if (ours) {
-		current = w->budget && b->applied_hash && strcmp(b->applied_hash, w->budget_hash) == 0;
+		current = w->budget && b->applied_hash &&
+			  strcmp(b->applied_hash, w->budget_hash) == 0;
 		edited = b->edited;
 		generation = b->generation;
 		cache_obj_uid_copy(&b->meta, uid, sizeof(uid));
@@ -343,7 +342,7 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 	json_object_put(out);
 	log_info("disruption budget applied", "namespace=%s name=%s maxUnavailable=1 reason=%s",
 		 s->ns, s->name,
-		 !ours	  ? "created" :
+		 !ours    ? "created" :
 		 !current ? "spec changed" :
 			    "reverted a change made by someone else");
 	return 0;

@@ -134,8 +134,9 @@ static void selectors(void **state)
 	assert_true(selects(f, "all", "{}"));
 	/* managed-by kinfer, model NotIn [llama, mistral], no tier. */
 	assert_false(selects(f, "team", chat_pod));
-	assert_true(selects(f, "team",
-			    "{\"app.kubernetes.io/managed-by\":\"kinfer\",\"kinfer.io/model\":\"qwen\"}"));
+	assert_true(
+		selects(f, "team",
+			"{\"app.kubernetes.io/managed-by\":\"kinfer\",\"kinfer.io/model\":\"qwen\"}"));
 	assert_true(selects(f, "team", "{\"app.kubernetes.io/managed-by\":\"kinfer\"}"));
 	assert_false(selects(f, "team",
 			     "{\"app.kubernetes.io/managed-by\":\"kinfer\",\"tier\":\"gold\"}"));
