@@ -10,15 +10,14 @@
 #include "budget.h"
 
 #include "context.h"
-#include "fnv.h"
 #include "keys.h"
 #include "kube.h"
 #include "ktime.h"
 #include "log.h"
 #include "manager.h"
+#include "written.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,56 +166,21 @@ bool budget_selects(const struct kpdb *b, json_object *labels)
 
 /* ---- what was applied ------------------------------------------------------- */
 
-#define SLOTS 16384
 /* Our write not yet in the cache is trusted this long (isvc_controller.c). */
 #define SENT_NS (10 * KTIME_NSEC_PER_SEC)
 
-struct written {
-	uint64_t key;
-	char hash[17];
-	int64_t generation; /* what our apply returned */
-	uint64_t sent_ns;
-};
-
-static struct {
-	pthread_mutex_t lock;
-	struct written s[SLOTS];
-} written = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static uint64_t key_of(const struct snapshot *s)
-{
-	char k[400];
-	snprintf(k, sizeof(k), "%s/%s/%s", s->ns, s->name, s->uid);
-	return fnv64_str(k) | 1;
-}
+static struct written_table written = WRITTEN_TABLE_INIT;
 
 static bool recall(const struct snapshot *s, struct written *ret)
 {
-	uint64_t k = key_of(s);
-	bool found;
-	pthread_mutex_lock(&written.lock);
-	found = written.s[k % SLOTS].key == k;
-	if (found)
-		*ret = written.s[k % SLOTS];
-	pthread_mutex_unlock(&written.lock);
-	return found;
+	return written_recall(&written, s, ret);
 }
 
 /* hash applied (generation returned) at sent_ns; hash "": deleted at
  * sent_ns; hash NULL: forget. */
 static void remember(const struct snapshot *s, const char *hash, int64_t generation, uint64_t sent_ns)
 {
-	uint64_t k = key_of(s);
-	pthread_mutex_lock(&written.lock);
-	struct written *w = &written.s[k % SLOTS];
-	memset(w, 0, sizeof(*w));
-	if (hash) {
-		w->key = k;
-		snprintf(w->hash, sizeof(w->hash), "%s", hash);
-		w->generation = generation;
-		w->sent_ns = sent_ns;
-	}
-	pthread_mutex_unlock(&written.lock);
+	written_remember(&written, s, hash, NULL, generation, sent_ns);
 }
 
 /* ---- the sync --------------------------------------------------------------- */

@@ -14,7 +14,6 @@
 #include "route_controller.h"
 
 #include "context.h"
-#include "fnv.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "kube.h"
@@ -22,14 +21,13 @@
 #include "log.h"
 #include "presets.h"
 #include "route.h"
+#include "written.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS 16384
 #define IP_MAX 48
 
 /* ERR: KIND NAME in NS is someone else's (ownership rule of issue 12). */
@@ -62,51 +60,17 @@ const struct cache_kind kind_endpointslices = {
 	.label_selector = "endpointslice.kubernetes.io/managed-by=" ROUTE_MANAGED_BY,
 };
 
-struct written {
-	uint64_t key;
-	char hash[17];
-	char rv[CACHE_RV_MAX]; /* what our last apply returned */
-	uint64_t sent_ns;      /* when (monotonic) */
-};
-
-static struct {
-	pthread_mutex_t lock;
-	struct written s[SLOTS];
-} written = { .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static uint64_t key_of(const struct snapshot *s)
-{
-	char k[400];
-	snprintf(k, sizeof(k), "%s/%s/%s", s->ns, s->name, s->uid);
-	return fnv64_str(k) | 1;
-}
+static struct written_table written = WRITTEN_TABLE_INIT;
 
 static bool recall(const struct snapshot *s, struct written *ret)
 {
-	uint64_t k = key_of(s);
-	bool found;
-	pthread_mutex_lock(&written.lock);
-	found = written.s[k % SLOTS].key == k;
-	if (found)
-		*ret = written.s[k % SLOTS];
-	pthread_mutex_unlock(&written.lock);
-	return found;
+	return written_recall(&written, s, ret);
 }
 
 /* hash applied (rv returned) at sent_ns; hash NULL: forget. */
 static void remember(const struct snapshot *s, const char *hash, const char *rv, uint64_t sent_ns)
 {
-	uint64_t k = key_of(s);
-	pthread_mutex_lock(&written.lock);
-	struct written *w = &written.s[k % SLOTS];
-	memset(w, 0, sizeof(*w));
-	if (hash) {
-		w->key = k;
-		snprintf(w->hash, sizeof(w->hash), "%s", hash);
-		snprintf(w->rv, sizeof(w->rv), "%s", rv ? rv : "");
-		w->sent_ns = sent_ns;
-	}
-	pthread_mutex_unlock(&written.lock);
+	written_remember(&written, s, hash, rv, 0, sent_ns);
 }
 
 /* ---- the pods ------------------------------------------------------------ */
