@@ -234,6 +234,31 @@ bool kinds_edited(json_object *json);
  * kind of kinfer's objects that needs no more (its EndpointSlices). */
 int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *obj);
 
+/* PodDisruptionBudgets, every one (reconcilers/budget.h): the selector,
+ * and for kinfer's own the applied-hash and who edited it. */
+enum kpdb_selects {
+	KPDB_SELECTS_NONE, /* no selector: policy/v1 selects no pod */
+	KPDB_SELECTS_SOME, /* the expressions below, ANDed */
+};
+
+struct kpdb {
+	struct cache_obj meta;
+	const char *applied_hash; /* registered applied-hash annotation */
+	/* matchLabels (each as In with one value) and matchExpressions; an
+	 * empty selector ({}) has none and selects every pod. */
+	struct kselector_req *selector;
+	int64_t generation;
+	uint16_t n_selector;
+	uint8_t selects; /* enum kpdb_selects */
+	bool edited;     /* kinds_edited */
+};
+
+/* Does the budget select a pod with these labels (a JSON object)? */
+bool kpdb_selects(const struct kpdb *b, json_object *labels);
+
+/* PodDisruptionBudgets: index 0 by namespace. */
+enum { KPDB_BY_NAMESPACE };
+
 /* Pods: by node, by service label, and KPOD_BY_COMPONENT: "activator" for
  * the activator's pods (app.kubernetes.io/component=activator), no key for
  * the others. An object has index links only up to its last index with a
@@ -247,6 +272,7 @@ extern const struct cache_kind kind_pods;
 extern const struct cache_kind kind_nodes;
 extern const struct cache_kind kind_deployments;
 extern const struct cache_kind kind_services;
+extern const struct cache_kind kind_pdbs;
 extern const struct cache_kind kind_configmaps; /* metadata only */
 
 /* Helpers for other kinds' project functions. */

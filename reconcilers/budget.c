@@ -22,148 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Selector entries of one budget (matchLabels and matchExpressions). */
-#define PDB_MAX_SELECTOR 256
-
-/* ---- the cache ------------------------------------------------------------ */
-
-enum { KPDB_BY_NAMESPACE };
-
-static int project_pdb(struct cache_proj *p, json_object *json, struct cache_obj *obj)
-{
-	struct kpdb *b = (struct kpdb *)obj;
-	struct intern *t = cache_proj_interns(p);
-	json_object *sel = cache_json_get(json, "spec.selector");
-	json_object *ml = cache_json_get(sel, "matchLabels");
-	json_object *ex = cache_json_get(sel, "matchExpressions");
-	size_t n_ml = ml && json_object_is_type(ml, json_type_object) ?
-			      (size_t)json_object_object_length(ml) :
-			      0;
-	size_t n_ex = ex && json_object_is_type(ex, json_type_array) ? json_object_array_length(ex) :
-								       0;
-	size_t k = 0;
-
-	cache_proj_str(p, &b->applied_hash,
-		       cache_json_key(cache_json_get(json, "metadata.annotations"),
-				      kinds_registered_keys()->applied_hash));
-	b->generation = cache_json_int(json, "metadata.generation", 0);
-	b->edited = kinds_edited(json);
-	if (!sel || !json_object_is_type(sel, json_type_object)) {
-		b->selects = KPDB_SELECTS_NONE;
-		return 0;
-	}
-	b->selects = KPDB_SELECTS_SOME;
-	if (n_ml + n_ex > PDB_MAX_SELECTOR)
-		return -E2BIG;
-	if (!n_ml && !n_ex)
-		return 0;
-	b->selector = calloc(n_ml + n_ex, sizeof(*b->selector));
-	if (!b->selector)
-		return -ENOMEM;
-	if (n_ml) {
-		json_object_object_foreach(ml, key, val)
-		{
-			struct kselector_req *r = &b->selector[k];
-			r->values = calloc(1, sizeof(*r->values));
-			if (!r->values)
-				return -ENOMEM;
-			r->op = KSEL_IN;
-			r->key = intern_get(t, key);
-			r->values[0] = intern_get(t, json_object_get_string(val));
-			r->n_values = 1;
-			b->n_selector = (uint16_t)++k;
-		}
-	}
-	for (size_t i = 0; i < n_ex; i++) {
-		int r = kinds_selector_expr(t, json_object_array_get_idx(ex, i), 0, &b->selector[k]);
-		if (r < 0)
-			return r;
-		b->n_selector = (uint16_t)++k;
-	}
-	return 0;
-}
-
-static void release_pdb(struct intern *t, struct cache_obj *obj)
-{
-	struct kpdb *b = (struct kpdb *)obj;
-	kinds_selector_free(t, b->selector, b->n_selector);
-}
-
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* The disruption controller writes a budget's status at every change of
- * its pods: nothing kinfer reads, and no reason to reconcile every
- * InferenceService of the namespace. The selector is in the generation. */
-static bool same_pdb(const struct cache_obj *a, const struct cache_obj *b)
-{
-	const struct kpdb *x = (const struct kpdb *)a, *y = (const struct kpdb *)b;
-	return x->generation == y->generation && x->edited == y->edited && x->selects == y->selects &&
-	       x->meta.deleted == y->meta.deleted && same_str(x->applied_hash, y->applied_hash) &&
-	       same_str(x->meta.controller_uid, y->meta.controller_uid) &&
-	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
-}
-
-static const char *pdb_namespace(const struct cache_obj *o)
-{
-	return o->ns;
-}
-
-static const struct cache_index_def pdb_indexes[] = {
-	[KPDB_BY_NAMESPACE] = { "namespace", pdb_namespace },
-};
-
-const struct cache_kind kind_pdbs = {
-	.name = "PodDisruptionBudget",
-	.res = &kube_res_poddisruptionbudgets,
-	.size = sizeof(struct kpdb),
-	.project = project_pdb,
-	.release = release_pdb,
-	.same = same_pdb,
-	.indexes = pdb_indexes,
-	.n_indexes = 1,
-	.keep_managed_fields = true,
-};
-
-bool budget_selects(const struct kpdb *b, json_object *labels)
-{
-	if (b->selects == KPDB_SELECTS_NONE)
-		return false;
-	for (size_t i = 0; b->selector && i < b->n_selector; i++) {
-		const struct kselector_req *r = &b->selector[i];
-		json_object *v = NULL;
-		bool has = r->key && labels && json_object_object_get_ex(labels, r->key, &v);
-		const char *val = has ? json_object_get_string(v) : NULL;
-		bool in = false;
-
-		for (size_t j = 0; has && j < r->n_values; j++)
-			in |= r->values[j] && val && strcmp(r->values[j], val) == 0;
-		switch (r->op) {
-		case KSEL_IN:
-			if (!in)
-				return false;
-			break;
-		case KSEL_NOT_IN:
-			if (in)
-				return false;
-			break;
-		case KSEL_EXISTS:
-			if (!has)
-				return false;
-			break;
-		case KSEL_NOT_EXISTS:
-			if (has)
-				return false;
-			break;
-		default: /* Gt, Lt: not label selector operators */
-			return false;
-		}
-	}
-	return true;
-}
-
 /* ---- what was applied ------------------------------------------------------- */
 
 /* Our write not yet in the cache is trusted this long (isvc_controller.c). */
@@ -198,7 +56,7 @@ static int other_selecting(const struct cache_obj *o, void *ud)
 
 	if (o->deleted || (o->controller_uid && strcmp(o->controller_uid, e->uid) == 0))
 		return 0;
-	if (!budget_selects(b, e->labels))
+	if (!kpdb_selects(b, e->labels))
 		return 0;
 	snprintf(e->name, sizeof(e->name), "%s", cache_obj_name(o));
 	return 1;
@@ -287,12 +145,14 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 	/* As the Deployment: with memory of our last write, a generation that
 	 * moved is someone else's change; without, another manager's fields. */
 	if (current && (known ? last.generation == generation : !edited)) {
-		if (!known)
+		if (!known || last.sent_ns)
 			remember(s, w->budget_hash, generation, 0);
 		return 0;
 	}
-	/* Ours, applied moments ago, not yet in the cache. */
-	if (known && !current && last.sent_ns && now - last.sent_ns < SENT_NS) {
+	/* Ours, applied moments ago, not yet in the cache: also when the
+	 * cache shows the body edited by someone else, which that write has
+	 * just put back (a second apply would revert it twice). */
+	if (known && last.sent_ns && now - last.sent_ns < SENT_NS) {
 		*ret_wait = ktime_sooner(*ret_wait, SENT_NS - (now - last.sent_ns));
 		return 0;
 	}

@@ -8,8 +8,9 @@
  * would block every drain of its node: so kinfer keeps no budget of its
  * own while another one in the namespace (the user's) selects the pods;
  * it removes its own when such a budget appears and makes it again when
- * that one goes. Every budget of the cluster is cached (few and small):
- * its selector, and for kinfer's own the applied-hash and who edited it.
+ * that one goes. Every budget of the cluster is cached (few and small:
+ * kind_pdbs in operator/kinds.h): its selector, and for kinfer's own the
+ * applied-hash and who edited it.
  */
 #pragma once
 
@@ -22,28 +23,6 @@
 #include <stdint.h>
 
 struct reconcile_ctx;
-
-enum kpdb_selects {
-	KPDB_SELECTS_NONE, /* no selector: policy/v1 selects no pod */
-	KPDB_SELECTS_SOME, /* the expressions below, ANDed */
-};
-
-struct kpdb {
-	struct cache_obj meta;
-	const char *applied_hash; /* registered applied-hash annotation */
-	/* matchLabels (each as In with one value) and matchExpressions; an
-	 * empty selector ({}) has none and selects every pod. */
-	struct kselector_req *selector;
-	int64_t generation;
-	uint16_t n_selector;
-	uint8_t selects; /* enum kpdb_selects */
-	bool edited;     /* kinds_edited */
-};
-
-extern const struct cache_kind kind_pdbs;
-
-/* Does the budget select a pod with these labels (a JSON object)? */
-bool budget_selects(const struct kpdb *b, json_object *labels);
 
 /*
  * Make, keep or remove s's budget: applied when w has one and no other

@@ -31,7 +31,10 @@ struct written_table {
 	struct written s[WRITTEN_SLOTS];
 };
 
-#define WRITTEN_TABLE_INIT { .lock = PTHREAD_MUTEX_INITIALIZER }
+#define WRITTEN_TABLE_INIT \
+	{ \
+		.lock = PTHREAD_MUTEX_INITIALIZER \
+	}
 
 /* s's entry into *ret; false when the table does not remember s. */
 bool written_recall(struct written_table *t, const struct snapshot *s, struct written *ret);

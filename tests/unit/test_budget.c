@@ -87,7 +87,7 @@ static bool selects(struct fixture *f, const char *budget, const char *label_jso
 {
 	json_object *l = labels(label_json);
 	cache_read_lock();
-	bool r = budget_selects(get(f, budget), l);
+	bool r = kpdb_selects(get(f, budget), l);
 	cache_read_unlock();
 	json_object_put(l);
 	return r;
