@@ -208,6 +208,41 @@ void kinds_selector_free(struct intern *t, struct kselector_req *reqs, size_t n)
 	free(reqs);
 }
 
+static bool parse_long(const char *s, long long *ret)
+{
+	char *end;
+	if (!s || !*s)
+		return false;
+	*ret = strtoll(s, &end, 10);
+	return *end == '\0';
+}
+
+bool kinds_selector_matches(const struct kselector_req *e, const char *value)
+{
+	long long a, b;
+
+	switch ((enum ksel_op)e->op) {
+	case KSEL_EXISTS:
+		return value != NULL;
+	case KSEL_NOT_EXISTS:
+		return value == NULL;
+	case KSEL_IN:
+	case KSEL_NOT_IN: {
+		bool in = false;
+		for (size_t v = 0; value && v < e->n_values; v++)
+			in = in || (e->values[v] && strcmp(value, e->values[v]) == 0);
+		return e->op == KSEL_IN ? in : !in;
+	}
+	case KSEL_GT:
+	case KSEL_LT:
+		if (!value || e->n_values != 1 || !parse_long(value, &a) ||
+		    !parse_long(e->values[0], &b))
+			return false;
+		return e->op == KSEL_GT ? a > b : a < b;
+	}
+	return false;
+}
+
 static void sched_free(struct intern *t, struct kpod_sched *s)
 {
 	for (size_t i = 0; s->node_selector && i < s->n_node_selector; i++) {
@@ -985,30 +1020,11 @@ bool kpdb_selects(const struct kpdb *b, json_object *labels)
 		json_object *v = NULL;
 		bool has = r->key && labels && json_object_object_get_ex(labels, r->key, &v);
 		const char *val = has ? json_object_get_string(v) : NULL;
-		bool in = false;
 
-		for (size_t j = 0; has && j < r->n_values; j++)
-			in |= r->values[j] && val && strcmp(r->values[j], val) == 0;
-		switch (r->op) {
-		case KSEL_IN:
-			if (!in)
-				return false;
-			break;
-		case KSEL_NOT_IN:
-			if (in)
-				return false;
-			break;
-		case KSEL_EXISTS:
-			if (!has)
-				return false;
-			break;
-		case KSEL_NOT_EXISTS:
-			if (has)
-				return false;
-			break;
-		default: /* Gt, Lt: not label selector operators */
+		/* Gt, Lt: node selector operators, not label selector ones. */
+		if (r->op == KSEL_GT || r->op == KSEL_LT ||
+		    !kinds_selector_matches(r, has ? (val ? val : "") : NULL))
 			return false;
-		}
 	}
 	return true;
 }

@@ -182,6 +182,9 @@ struct kselector_req {
  * -E2BIG past 64 values; on failure r holds nothing to free.
  */
 int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r);
+/* Does a label whose value is value (NULL: the label is absent) meet the
+ * expression? Gt and Lt compare integers (node affinity). */
+bool kinds_selector_matches(const struct kselector_req *e, const char *value);
 /* n expressions made by kinds_selector_expr, and the array. */
 void kinds_selector_free(struct intern *t, struct kselector_req *reqs, size_t n);
 

@@ -410,40 +410,10 @@ bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
 	return false;
 }
 
-static bool parse_long(const char *s, long long *ret)
-{
-	char *end;
-	if (!s || !*s)
-		return false;
-	*ret = strtoll(s, &end, 10);
-	return *end == '\0';
-}
-
 static bool expr_matches(const struct kselector_req *e, const struct knode *n)
 {
 	const struct klabel *l = knode_label(n, e->key ? e->key : "");
-	long long a, b;
-
-	switch ((enum ksel_op)e->op) {
-	case KSEL_EXISTS:
-		return l != NULL;
-	case KSEL_NOT_EXISTS:
-		return l == NULL;
-	case KSEL_IN:
-	case KSEL_NOT_IN: {
-		bool in = false;
-		for (size_t v = 0; l && v < e->n_values; v++)
-			in = in || str_eq(l->value, e->values[v]);
-		return e->op == KSEL_IN ? in : !in;
-	}
-	case KSEL_GT:
-	case KSEL_LT:
-		if (!l || e->n_values != 1 || !parse_long(l->value, &a) ||
-		    !parse_long(e->values[0], &b))
-			return false;
-		return e->op == KSEL_GT ? a > b : a < b;
-	}
-	return false;
+	return kinds_selector_matches(e, l ? (l->value ? l->value : "") : NULL);
 }
 
 /* nodeSelector (every entry) and required affinity (any term, every
