@@ -108,10 +108,10 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 	 * takes): never written; its change or deletion brings the key back. */
 	if (have && !ours)
 		return 0;
-	known = recall(s, &last);
 	if (!w->budget || e.name[0]) {
 		if (!ours)
-			return 0;
+			return 0; /* the common case: nothing of ours, none wanted */
+		known = recall(s, &last);
 		/* Deleted moments ago, not yet gone from the cache. */
 		if (known && !last.hash[0] && now - last.sent_ns < SENT_NS) {
 			*ret_wait = ktime_sooner(*ret_wait, SENT_NS - (now - last.sent_ns));
@@ -141,7 +141,7 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 		}
 		return 0;
 	}
-	known = known && strcmp(last.hash, w->budget_hash) == 0;
+	known = recall(s, &last) && strcmp(last.hash, w->budget_hash) == 0;
 	/* As the Deployment: with memory of our last write, a generation that
 	 * moved is someone else's change; without, another manager's fields. */
 	if (current && (known ? last.generation == generation : !edited)) {
