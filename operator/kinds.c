@@ -377,14 +377,15 @@ static int sel_op(const char *s, uint8_t *ret)
 }
 
 /* One expression; values are interned one by one. */
-int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r)
+int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, size_t max_values,
+			struct kselector_req *r)
 {
 	json_object *vals = cache_json_get(e, "values");
 	size_t nv = vals && json_object_is_type(vals, json_type_array) ?
 			    json_object_array_length(vals) :
 			    0;
 
-	if (nv > POD_MAX_VALUES)
+	if (nv > max_values || nv > UINT16_MAX)
 		return -E2BIG;
 	if (sel_op(cache_json_str(e, "operator"), &r->op) < 0)
 		return -EINVAL;
@@ -432,7 +433,7 @@ static int pod_affinity(struct intern *t, json_object *spec, struct kpod_sched *
 				   j < json_object_array_length(ex);
 		     j++) {
 			r = kinds_selector_expr(t, json_object_array_get_idx(ex, j), (uint16_t)i,
-						&pod->affinity[k]);
+						POD_MAX_VALUES, &pod->affinity[k]);
 			if (r < 0)
 				return r;
 			pod->n_affinity = (uint16_t)++k;
@@ -911,8 +912,29 @@ const struct cache_kind kind_services = {
 
 /* ---- pod disruption budgets ------------------------------------------ */
 
-/* Selector entries of one budget (matchLabels and matchExpressions). */
+/* Selector entries of one budget (matchLabels and matchExpressions), and
+ * values of all its expressions: a list of every service of a team is not
+ * rare (the pods' affinity keeps 64 an expression). Past either, see
+ * pdb_unreadable. */
 #define PDB_MAX_SELECTOR 256
+#define PDB_MAX_VALUES 4096
+
+/* A selector past the bounds kinfer keeps (more than PDB_MAX_SELECTOR
+ * entries, an expression with more than POD_MAX_VALUES values) or with an
+ * operator it does not know: the budget is kept, taken to select every pod
+ * of its namespace. Skipping it would be worse: kinfer would keep its own
+ * budget next to it, and the Eviction API refuses (500) every pod two
+ * budgets select, which stops each drain of its node. Stepping aside only
+ * leaves the user's budget in charge. */
+static int pdb_unreadable(struct intern *t, struct kpdb *b, int err)
+{
+	kinds_selector_free(t, b->selector, b->n_selector);
+	b->selector = NULL;
+	b->n_selector = 0;
+	b->selects = KPDB_SELECTS_UNREADABLE;
+	b->unreadable = err;
+	return 0;
+}
 
 static int project_pdb(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
@@ -938,7 +960,13 @@ static int project_pdb(struct cache_proj *p, json_object *json, struct cache_obj
 	}
 	b->selects = KPDB_SELECTS_SOME;
 	if (n_ml + n_ex > PDB_MAX_SELECTOR)
-		return -E2BIG;
+		return pdb_unreadable(t, b, -E2BIG);
+	for (size_t i = 0, nv = 0; i < n_ex; i++) {
+		json_object *v = cache_json_get(json_object_array_get_idx(ex, i), "values");
+		nv += v && json_object_is_type(v, json_type_array) ? json_object_array_length(v) : 0;
+		if (nv > PDB_MAX_VALUES)
+			return pdb_unreadable(t, b, -E2BIG);
+	}
 	if (!n_ml && !n_ex)
 		return 0;
 	b->selector = calloc(n_ml + n_ex, sizeof(*b->selector));
@@ -959,9 +987,12 @@ static int project_pdb(struct cache_proj *p, json_object *json, struct cache_obj
 		}
 	}
 	for (size_t i = 0; i < n_ex; i++) {
-		int r = kinds_selector_expr(t, json_object_array_get_idx(ex, i), 0, &b->selector[k]);
-		if (r < 0)
+		int r = kinds_selector_expr(t, json_object_array_get_idx(ex, i), 0, PDB_MAX_VALUES,
+					    &b->selector[k]);
+		if (r == -ENOMEM)
 			return r;
+		if (r < 0)
+			return pdb_unreadable(t, b, r);
 		b->n_selector = (uint16_t)++k;
 	}
 	return 0;
@@ -1015,6 +1046,8 @@ bool kpdb_selects(const struct kpdb *b, json_object *labels)
 {
 	if (b->selects == KPDB_SELECTS_NONE)
 		return false;
+	if (b->selects == KPDB_SELECTS_UNREADABLE)
+		return true;
 	for (size_t i = 0; b->selector && i < b->n_selector; i++) {
 		const struct kselector_req *r = &b->selector[i];
 		json_object *v = NULL;

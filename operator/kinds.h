@@ -179,9 +179,10 @@ struct kselector_req {
 /*
  * One matchExpression ({key, operator, values}) into r (term: its term's
  * number); values are interned. -EINVAL for an operator it does not know,
- * -E2BIG past 64 values; on failure r holds nothing to free.
+ * -E2BIG past max_values values; on failure r holds nothing to free.
  */
-int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, struct kselector_req *r);
+int kinds_selector_expr(struct intern *t, json_object *e, uint16_t term, size_t max_values,
+			struct kselector_req *r);
 /* Does a label whose value is value (NULL: the label is absent) meet the
  * expression? Gt and Lt compare integers (node affinity). */
 bool kinds_selector_matches(const struct kselector_req *e, const char *value);
@@ -242,6 +243,9 @@ int kservice_project(struct cache_proj *p, json_object *json, struct cache_obj *
 enum kpdb_selects {
 	KPDB_SELECTS_NONE, /* no selector: policy/v1 selects no pod */
 	KPDB_SELECTS_SOME, /* the expressions below, ANDed */
+	/* Past kinfer's bounds or an unknown operator: taken to select every
+	 * pod of the namespace (kinfer steps aside; see project_pdb). */
+	KPDB_SELECTS_UNREADABLE,
 };
 
 struct kpdb {
@@ -252,8 +256,9 @@ struct kpdb {
 	struct kselector_req *selector;
 	int64_t generation;
 	uint16_t n_selector;
-	uint8_t selects; /* enum kpdb_selects */
-	bool edited;     /* kinds_edited */
+	uint8_t selects;   /* enum kpdb_selects */
+	bool edited;       /* kinds_edited */
+	int8_t unreadable; /* KPDB_SELECTS_UNREADABLE: why (-E2BIG, -EINVAL) */
 };
 
 /* Does the budget select a pod with these labels (a JSON object)? */

@@ -47,6 +47,7 @@ struct others {
 	const char *uid;     /* this InferenceService's */
 	json_object *labels; /* its pods' */
 	char name[256];      /* the first other budget selecting them */
+	bool unreadable;     /* its selector past kinfer's bounds (kinds.h) */
 };
 
 static int other_selecting(const struct cache_obj *o, void *ud)
@@ -59,6 +60,7 @@ static int other_selecting(const struct cache_obj *o, void *ud)
 	if (!kpdb_selects(b, e->labels))
 		return 0;
 	snprintf(e->name, sizeof(e->name), "%s", cache_obj_name(o));
+	e->unreadable = b->selects == KPDB_SELECTS_UNREADABLE;
 	return 1;
 }
 
@@ -131,11 +133,15 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 		/* Someone's budget took the place of ours: say so where people
 		 * look (kubectl describe), once per change. */
 		if (e.name[0]) {
-			char note[640];
+			char note[768];
 			snprintf(note, sizeof(note),
-				 "PodDisruptionBudget %.200s selects the pods: kinfer removed its own "
+				 "PodDisruptionBudget %.200s selects the pods%s: kinfer removed its own "
 				 "budget %.200s (a pod that two budgets select cannot be evicted)",
-				 e.name, s->name);
+				 e.name,
+				 e.unreadable ? " (its selector is larger than kinfer reads, so it is "
+						"taken to select every pod of the namespace)" :
+						"",
+				 s->name);
 			context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name,
 				      s->uid, "Normal", "DisruptionBudgetReplaced", "Delete", note);
 		}

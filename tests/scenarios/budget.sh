@@ -8,7 +8,9 @@
 # a single replica or spec.drain.disruptionBudget false has none. Kubernetes
 # cannot evict a pod two budgets select (500), so kinfer's goes while a
 # budget of the user's selects the pods and comes back when that one goes;
-# a budget of the user's named like the service is never touched. An edit
+# a budget of the user's named like the service is never touched (one
+# whose selector is past kinfer's bounds is taken to select every pod of
+# the namespace, so kinfer steps aside). An edit
 # of kinfer's budget is reverted; a restarted operator writes nothing.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -81,6 +83,13 @@ if wait_until 10 ours_again; then pass "svc's budget deleted by hand: made again
 # --- a budget of the user's selecting the pods replaces kinfer's ---------------------
 
 if wait_until 60 warm svc 2; then pass "svc: 2 pods warm again"; else fail "svc not warm: $(j kis/svc '{.status}')"; fi
+names() { # N: svc, other and N-2 more names, as a YAML flow list
+	local i out="svc, other"
+	for ((i = 2; i < $1; i++)); do out+=", team-model-$i"; done
+	echo "[$out]"
+}
+# A long list (100 names: a team's every service): read as it is (the
+# pods' affinity keeps 64 values an expression; a budget 4,096 in all).
 t0=$(date +%s%3N)
 kc -n "$ns" apply -f - >/dev/null <<YAML
 apiVersion: policy/v1
@@ -89,7 +98,7 @@ metadata: {name: users, namespace: $ns}
 spec:
   minAvailable: 1
   selector:
-    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: [svc, other]}]
+    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: $(names 100)}]
 YAML
 if wait_until 10 no_pdb svc; then pass "a budget of the user's selecting svc's pods: kinfer's goes"; else fail "kinfer's budget stays"; fi
 echo "figure: kinfer's budget gone $(($(date +%s%3N) - t0)) ms after kubectl apply of the user's (polled every 0.2 s)"
@@ -107,6 +116,28 @@ expect_match "$(tr -d '\n' <<<"$out")" "^evicted\|.*Cannot evict pod as it would
 	"svc under the user's budget alone: the first eviction goes, the second is refused (not 'more than one budget')"
 kc -n "$ns" delete pdb users >/dev/null
 if wait_until 10 has_pdb svc; then pass "the user's budget deleted: kinfer's is back"; else fail "no budget svc"; fi
+
+# Past what kinfer reads (5,000 values): taken to select every pod of the
+# namespace, so kinfer steps aside for all its services there (two budgets
+# over a pod would stop its evictions), and says why.
+kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: huge, namespace: $ns}
+spec:
+  minAvailable: 1
+  selector:
+    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: $(names 5000)}]
+YAML
+gone_both() { no_pdb svc && no_pdb keep; }
+if wait_until 10 gone_both; then pass "a budget of 5,000 values: kinfer's budgets svc and keep go"; else fail "budgets: $(kc -n "$ns" get pdb -o name | tr '\n' ' ')"; fi
+huge() { kc -n "$ns" get events --field-selector "involvedObject.name=keep,reason=DisruptionBudgetReplaced" -o jsonpath='{.items[*].message}' 2>/dev/null; }
+has_huge() { [ -n "$(huge)" ]; }
+wait_until 10 has_huge
+expect_match "$(huge)" '^PodDisruptionBudget huge selects the pods \(its selector is larger than kinfer reads' "its Event says the selector is larger than kinfer reads"
+kc -n "$ns" delete pdb huge >/dev/null
+back_both() { has_pdb svc && has_pdb keep; }
+if wait_until 10 back_both; then pass "that budget deleted: both are back"; else fail "budgets: $(kc -n "$ns" get pdb -o name | tr '\n' ' ')"; fi
 
 # --- a budget of the user's named like the service ----------------------------------
 

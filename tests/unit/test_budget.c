@@ -169,19 +169,81 @@ static void status_is_no_change(void **state)
 	json_object_put(o);
 }
 
-/* A selector the API server would refuse (an unknown operator) is skipped
- * as unreadable, never half-built. */
+/* The team budget's expression 0 ("kinfer.io/model" NotIn [...]) with
+ * its operator replaced, or n values; projected and published. */
+static void variant(struct fixture *f, const char *op, size_t n_values)
+{
+	json_object *o = json_tokener_parse(json_object_to_json_string(item(f->list, "team")));
+	json_object *ex = cache_json_get(o, "spec.selector.matchExpressions");
+	json_object *e = json_object_array_get_idx(ex, 0);
+	struct cache_obj *obj = NULL, *old;
+
+	if (op)
+		json_object_object_add(e, "operator", json_object_new_string(op));
+	if (n_values) {
+		json_object *vals = json_object_new_array();
+		for (size_t i = 0; i < n_values; i++) {
+			char v[32];
+			snprintf(v, sizeof(v), "model-%zu", i);
+			json_object_array_add(vals, json_object_new_string(v));
+		}
+		json_object_object_add(e, "values", vals);
+	}
+	assert_int_equal(cache_project(f->c, o, &obj), 0);
+	json_object_put(o);
+	cache_publish(f->c, obj, &old);
+	cache_retire(f->c, old);
+}
+
+/*
+ * A selector kinfer cannot read (an operator it does not know, more
+ * values than it keeps) is kept, nothing half-built, and taken to select
+ * every pod: skipping it would leave kinfer's own budget next to it, and
+ * two budgets over a pod stop every eviction of it. A long list within
+ * the bounds is read as it is.
+ */
 static void bad_selector(void **state)
 {
 	struct fixture *f = *state;
-	json_object *o = json_tokener_parse(json_object_to_json_string(item(f->list, "team")));
-	json_object *ex = cache_json_get(o, "spec.selector.matchExpressions");
-	struct cache_obj *obj = NULL;
+	const char *other = "{\"app.kubernetes.io/managed-by\":\"other\"}";
 
-	json_object_object_add(json_object_array_get_idx(ex, 1), "operator",
-			       json_object_new_string("Like"));
-	assert_int_equal(cache_project(f->c, o, &obj), -EINVAL);
-	json_object_put(o);
+	const struct kpdb *b;
+
+	variant(f, "Like", 0);
+	cache_read_lock();
+	b = get(f, "team");
+	assert_int_equal(b->selects, KPDB_SELECTS_UNREADABLE);
+	assert_int_equal(b->unreadable, -EINVAL);
+	assert_int_equal(b->n_selector, 0);
+	assert_null(b->selector);
+	assert_true(selects(f, "team", other));
+	assert_true(selects(f, "team", "{}"));
+	cache_read_unlock();
+
+	/* 4,000 values: read (a model outside them still selected). */
+	variant(f, NULL, 4000);
+	cache_read_lock();
+	b = get(f, "team");
+	assert_int_equal(b->selects, KPDB_SELECTS_SOME);
+	assert_int_equal(b->n_selector, 3);
+	assert_int_equal(b->selector[1].n_values, 4000);
+	assert_true(selects(f, "team",
+			    "{\"app.kubernetes.io/managed-by\":\"kinfer\","
+			    "\"kinfer.io/model\":\"qwen\"}"));
+	assert_false(selects(f, "team",
+			     "{\"app.kubernetes.io/managed-by\":\"kinfer\","
+			     "\"kinfer.io/model\":\"model-3999\"}"));
+	assert_false(selects(f, "team", other));
+	cache_read_unlock();
+
+	/* 5,000: past the bound, taken to select everything. */
+	variant(f, NULL, 5000);
+	cache_read_lock();
+	b = get(f, "team");
+	assert_int_equal(b->selects, KPDB_SELECTS_UNREADABLE);
+	assert_int_equal(b->unreadable, -E2BIG);
+	assert_true(selects(f, "team", other));
+	cache_read_unlock();
 }
 
 static json_object *spec(const char *json)
