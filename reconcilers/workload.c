@@ -535,9 +535,33 @@ json_object *workload_pod_labels(const struct workload *w)
 	return cache_json_get(w->deployment, "spec.template.metadata.labels");
 }
 
+/* spec.drain.maxUnavailable: 1 or more, or "N%" from 1% to 100% (the
+ * CRD's rule); anything else (a CRD from before the field) is 1. The
+ * default writes the body it always had, so an upgrade rewrites nothing. */
+static json_object *max_unavailable(json_object *spec)
+{
+	json_object *v = cache_json_get(spec, "drain.maxUnavailable");
+	const char *s;
+	char *end;
+	long pct;
+
+	if (v && json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 1)
+		return jint(json_object_get_int64(v) > INT32_MAX ? INT32_MAX :
+								   json_object_get_int64(v));
+	if (!v || !json_object_is_type(v, json_type_string))
+		return jint(1);
+	s = json_object_get_string(v);
+	errno = 0;
+	pct = strtol(s, &end, 10);
+	if (s[0] >= '1' && s[0] <= '9' && !errno && pct >= 1 && pct <= 100 && strcmp(end, "%") == 0)
+		return jstr(s);
+	return jint(1);
+}
+
 /*
  * NAME's PodDisruptionBudget: voluntary evictions (a node drain, the
- * cluster autoscaler) take one replica at a time. maxUnavailable, not
+ * cluster autoscaler) take spec.drain.maxUnavailable replicas at a time
+ * (default one). maxUnavailable, not
  * minAvailable: the disruption controller counts against the
  * Deployment's replicas as they are now, so an autoscaled service is
  * covered at any size, and one replica alone can still be evicted (a
@@ -555,7 +579,7 @@ static json_object *budget(const char *ns, const char *name, const char *uid, js
 	put(ml, KINFER_SERVICE_LABEL, jstr(name));
 	put(sel, "matchLabels", ml);
 	put(bs, "selector", sel);
-	put(bs, "maxUnavailable", jint(1));
+	put(bs, "maxUnavailable", max_unavailable(spec));
 	put(bs, "unhealthyPodEvictionPolicy", jstr("AlwaysAllow"));
 	put(b, "spec", bs);
 	return b;

@@ -1536,6 +1536,7 @@ int admission_default(json_object *obj, json_object **ret_patch)
 	json_object *d = ensure(&pt, spec, "/spec", "drain", jobj());
 	ensure(&pt, d, "/spec/drain", "timeoutSeconds", jint(ISVC_DRAIN_TIMEOUT_S_DEFAULT));
 	ensure(&pt, d, "/spec/drain", "disruptionBudget", json_object_new_boolean(1));
+	ensure(&pt, d, "/spec/drain", "maxUnavailable", jint(1));
 	json_object *sch = ensure(&pt, spec, "/spec", "scheduling", jobj());
 	ensure(&pt, sch, "/spec/scheduling", "priority", jstr("normal"));
 	ensure(&pt, sch, "/spec/scheduling", "preferCachedNodes", json_object_new_boolean(1));

@@ -11,7 +11,9 @@
 # a budget of the user's named like the service is never touched (one
 # whose selector is past kinfer's bounds is taken to select every pod of
 # the namespace, so kinfer steps aside). An edit
-# of kinfer's budget is reverted; a restarted operator writes nothing.
+# of kinfer's budget is reverted; spec.drain.maxUnavailable sets it (2:
+# two evictions in a row go; "50%"; 0 refused by the CRD); a restarted
+# operator writes nothing.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin budget
@@ -158,6 +160,20 @@ kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
 if wait_until 10 no_pdb svc; then pass "svc scaled to 1 replica: its budget is deleted"; else fail "svc's budget stays"; fi
 kc -n "$ns" scale kis/svc --replicas=2 >/dev/null
 if wait_until 10 has_pdb svc; then pass "svc scaled to 2: its budget is back"; else fail "no budget svc"; fi
+
+# --- spec.drain.maxUnavailable -------------------------------------------------------
+
+kc -n "$ns" patch kis keep --type merge -p '{"spec":{"drain":{"maxUnavailable":2}}}' >/dev/null
+mu() { [ "$(j pdb/keep '{.spec.maxUnavailable}')" = "$1" ]; }
+if wait_until 10 mu 2; then pass "keep's maxUnavailable 2: its budget follows"; else fail "keep's budget: $(j pdb/keep '{.spec}')"; fi
+if wait_until 60 warm keep 2 && wait_until 20 allowed keep 2; then pass "keep's budget allows 2 disruptions"; else fail "keep: $(j pdb/keep '{.status}')"; fi
+read -ra p <<<"$(pods keep)"
+out=$(evict "${p[0]}"; echo "|"; evict "${p[1]}")
+expect_match "$(tr -d '\n' <<<"$out")" '^evicted\|evicted$' "keep (maxUnavailable 2): two evictions in a row both go"
+kc -n "$ns" patch kis keep --type merge -p '{"spec":{"drain":{"maxUnavailable":"50%"}}}' >/dev/null
+if wait_until 10 mu 50%; then pass "keep's maxUnavailable 50%: its budget follows"; else fail "keep's budget: $(j pdb/keep '{.spec}')"; fi
+out=$(kc -n "$ns" patch kis keep --type merge -p '{"spec":{"drain":{"maxUnavailable":0}}}' 2>&1)
+expect_match "$out" 'spec.drain.maxUnavailable must be 1 or more, or a percentage from 1% to 100%' "maxUnavailable 0 is refused, naming the field"
 
 # --- deleted with its InferenceService (owner reference) ----------------------------
 

@@ -100,6 +100,7 @@ expect_field minimal .spec.model.framework vllm
 expect_field minimal .spec.replicas 1
 expect_field minimal .spec.drain.timeoutSeconds 120
 expect_field minimal .spec.drain.disruptionBudget true
+expect_field minimal .spec.drain.maxUnavailable 1
 expect_field minimal .spec.scheduling.priority normal
 expect_field minimal .spec.scheduling.preferCachedNodes true
 expect_field minimal .spec.scaling ""

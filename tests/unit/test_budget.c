@@ -313,7 +313,40 @@ static void body(void **state)
 	/* The budget selects the pods the Deployment makes. */
 	json_object *pl = workload_pod_labels(&w);
 	assert_string_equal(cache_json_key(pl, KINFER_SERVICE_LABEL), "svc");
+	char hash1[17];
+	memcpy(hash1, w.budget_hash, sizeof(hash1));
 	workload_free(&w);
+
+	/* spec.drain.maxUnavailable: the default 1 is the body it always was
+	 * (same hash: an upgrade rewrites nothing); a number or a percentage
+	 * as given; what the CRD's rule refuses (an older CRD) is 1. */
+	static const struct {
+		const char *json, *want;
+	} cases[] = {
+		{ "1", "1" },     { "3", "3" },       { "\"25%\"", "25%" }, { "\"100%\"", "100%" },
+		{ "0", "1" },     { "-2", "1" },      { "\"0%\"", "1" },    { "\"101%\"", "1" },
+		{ "\"5\"", "1" }, { "\"05%\"", "1" }, { "\"25%x\"", "1" },  { "true", "1" },
+		{ "{}", "1" },
+	};
+	json_object *drain = json_object_new_object();
+	json_object_object_add(sp, "drain", drain);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_object_object_add(drain, "maxUnavailable", json_tokener_parse(cases[i].json));
+		assert_int_equal(workload_build("serving", "svc", "uid-1", sp, 3, NULL, &w, err,
+						sizeof(err)),
+				 0);
+		assert_non_null(w.budget);
+		json_object *mu = cache_json_get(w.budget, "spec.maxUnavailable");
+		assert_string_equal(json_object_get_string(mu), cases[i].want);
+		/* The number stays a number (the API server takes either). */
+		assert_int_equal(json_object_is_type(mu, json_type_string),
+				 strchr(cases[i].want, '%') != NULL);
+		if (strcmp(cases[i].want, "1") == 0)
+			assert_string_equal(w.budget_hash, hash1);
+		else
+			assert_string_not_equal(w.budget_hash, hash1);
+		workload_free(&w);
+	}
 	json_object_put(o);
 }
 

@@ -38,7 +38,7 @@ static void lines_and_codes(void **state)
 			     &out),
 			 0);
 	assert_string_equal(out, "in.yaml:2: c: skipped (kind ConfigMap)\n"
-				 "in.yaml:8: ok: ok (22 defaults)\n");
+				 "in.yaml:8: ok: ok (23 defaults)\n");
 	free(out);
 	assert_int_equal(
 		run("apiVersion: kinfer.io/v1alpha1\nkind: InferenceService\nmetadata: {name: b}\n"
