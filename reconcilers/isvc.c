@@ -11,6 +11,16 @@
 #include <errno.h>
 #include <string.h>
 
+void isvc_spec_replicas(json_object *spec, struct isvc_replicas *ret)
+{
+	json_object *scaling = cache_json_get(spec, "scaling");
+
+	ret->replicas = (int32_t)cache_json_int(spec, "replicas", 1);
+	ret->scaling = scaling && json_object_is_type(scaling, json_type_object);
+	ret->min = (int32_t)cache_json_int(scaling, "minReplicas", 1);
+	ret->max = (int32_t)cache_json_int(scaling, "maxReplicas", ret->min);
+}
+
 int isvc_framework_parse(const char *s, enum isvc_framework *ret)
 {
 	static const char *const names[] = { "vllm", "triton", "tgi", "custom" };
@@ -84,13 +94,15 @@ static int project_isvc(struct cache_proj *p, json_object *json, struct cache_ob
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
 	cache_proj_str(p, &s->model, cache_json_str(spec, "model.name"));
 	s->generation = cache_json_int(json, "metadata.generation", 0);
-	s->replicas = (int32_t)cache_json_int(spec, "replicas", 1);
+	struct isvc_replicas n;
+	isvc_spec_replicas(spec, &n);
+	s->replicas = n.replicas;
 	isvc_framework_parse(cache_json_str(spec, "model.framework"), &fw);
 	s->framework = (uint8_t)fw;
 	json_object *scaling = cache_json_get(spec, "scaling");
-	s->scaling = scaling && json_object_is_type(scaling, json_type_object);
-	s->min_replicas = (int32_t)cache_json_int(scaling, "minReplicas", 1);
-	s->max_replicas = (int32_t)cache_json_int(scaling, "maxReplicas", s->min_replicas);
+	s->scaling = n.scaling;
+	s->min_replicas = n.min;
+	s->max_replicas = n.max;
 	if (s->scaling)
 		project_scale_to_zero(spec, scaling, &s->scale_to_zero);
 	json_object *ann = cache_json_get(json, "metadata.annotations");

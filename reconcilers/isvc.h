@@ -70,5 +70,14 @@ const struct isvc_scale_to_zero *isvc_scale_to_zero(const struct isvc *s);
 
 extern const struct cache_kind kind_inferenceservices;
 
+/* spec.replicas (default 1), scaling.minReplicas (default 1) and
+ * scaling.maxReplicas (default minReplicas): the projection's and the
+ * workload's one reading of them. */
+struct isvc_replicas {
+	int32_t replicas, min, max;
+	bool scaling; /* spec.scaling is an object: min and max apply */
+};
+void isvc_spec_replicas(json_object *spec, struct isvc_replicas *ret);
+
 int isvc_framework_parse(const char *s, enum isvc_framework *ret);
 int isvc_sharing_parse(const char *s, enum isvc_sharing *ret);

@@ -521,13 +521,12 @@ static json_object *service(const char *ns, const char *name, const char *uid, j
 bool workload_budget_wanted(json_object *spec)
 {
 	json_object *on = cache_json_get(spec, "drain.disruptionBudget");
-	json_object *scaling = cache_json_get(spec, "scaling");
+	struct isvc_replicas n;
 
 	if (on && json_object_is_type(on, json_type_boolean) && !json_object_get_boolean(on))
 		return false;
-	if (scaling && json_object_is_type(scaling, json_type_object))
-		return iget(scaling, "maxReplicas", iget(scaling, "minReplicas", 1)) >= 2;
-	return iget(spec, "replicas", 1) >= 2;
+	isvc_spec_replicas(spec, &n);
+	return (n.scaling ? n.max : n.replicas) >= 2;
 }
 
 json_object *workload_pod_labels(const struct workload *w)
