@@ -85,23 +85,24 @@ if wait_until 10 ours_again; then pass "svc's budget deleted by hand: made again
 # --- a budget of the user's selecting the pods replaces kinfer's ---------------------
 
 if wait_until 60 warm svc 2; then pass "svc: 2 pods warm again"; else fail "svc not warm: $(j kis/svc '{.status}')"; fi
-names() { # N: svc, other and N-2 more names, as a YAML flow list
-	local i out="svc, other"
-	for ((i = 2; i < $1; i++)); do out+=", team-model-$i"; done
-	echo "[$out]"
+user_budget() { # NAME N: a budget of the user's over app.kubernetes.io/name In
+	# [svc, other and N-2 more names]
+	local i vals="svc, other"
+	for ((i = 2; i < $2; i++)); do vals+=", team-model-$i"; done
+	kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: $1, namespace: $ns}
+spec:
+  minAvailable: 1
+  selector:
+    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: [$vals]}]
+YAML
 }
 # A long list (100 names: a team's every service): read as it is (the
 # pods' affinity keeps 64 values an expression; a budget 4,096 in all).
 t0=$(date +%s%3N)
-kc -n "$ns" apply -f - >/dev/null <<YAML
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: users, namespace: $ns}
-spec:
-  minAvailable: 1
-  selector:
-    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: $(names 100)}]
-YAML
+user_budget users 100
 if wait_until 10 no_pdb svc; then pass "a budget of the user's selecting svc's pods: kinfer's goes"; else fail "kinfer's budget stays"; fi
 echo "figure: kinfer's budget gone $(($(date +%s%3N) - t0)) ms after kubectl apply of the user's (polled every 0.2 s)"
 sleep 1
@@ -122,15 +123,7 @@ if wait_until 10 has_pdb svc; then pass "the user's budget deleted: kinfer's is 
 # Past what kinfer reads (5,000 values): taken to select every pod of the
 # namespace, so kinfer steps aside for all its services there (two budgets
 # over a pod would stop its evictions), and says why.
-kc -n "$ns" apply -f - >/dev/null <<YAML
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: huge, namespace: $ns}
-spec:
-  minAvailable: 1
-  selector:
-    matchExpressions: [{key: app.kubernetes.io/name, operator: In, values: $(names 5000)}]
-YAML
+user_budget huge 5000
 gone_both() { no_pdb svc && no_pdb keep; }
 if wait_until 10 gone_both; then pass "a budget of 5,000 values: kinfer's budgets svc and keep go"; else fail "budgets: $(kc -n "$ns" get pdb -o name | tr '\n' ' ')"; fi
 huge() { kc -n "$ns" get events --field-selector "involvedObject.name=keep,reason=DisruptionBudgetReplaced" -o jsonpath='{.items[*].message}' 2>/dev/null; }
