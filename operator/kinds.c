@@ -920,8 +920,8 @@ const struct cache_kind kind_services = {
 #define PDB_MAX_VALUES 4096
 
 /* A selector past the bounds kinfer keeps (more than PDB_MAX_SELECTOR
- * entries, an expression with more than POD_MAX_VALUES values) or with an
- * operator it does not know: the budget is kept, taken to select every pod
+ * entries, more than PDB_MAX_VALUES values in all) or with an operator it
+ * does not know: the budget is kept, taken to select every pod
  * of its namespace. Skipping it would be worse: kinfer would keep its own
  * budget next to it, and the Eviction API refuses (500) every pod two
  * budgets select, which stops each drain of its node. Stepping aside only

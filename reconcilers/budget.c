@@ -47,7 +47,7 @@ struct others {
 	const char *uid;     /* this InferenceService's */
 	json_object *labels; /* its pods' */
 	char name[256];      /* the first other budget selecting them */
-	bool unreadable;     /* its selector past kinfer's bounds (kinds.h) */
+	int unreadable;      /* KPDB_SELECTS_UNREADABLE: why (kinds.h); else 0 */
 };
 
 static int other_selecting(const struct cache_obj *o, void *ud)
@@ -60,7 +60,7 @@ static int other_selecting(const struct cache_obj *o, void *ud)
 	if (!kpdb_selects(b, e->labels))
 		return 0;
 	snprintf(e->name, sizeof(e->name), "%s", cache_obj_name(o));
-	e->unreadable = b->selects == KPDB_SELECTS_UNREADABLE;
+	e->unreadable = b->selects == KPDB_SELECTS_UNREADABLE ? b->unreadable : 0;
 	return 1;
 }
 
@@ -133,14 +133,17 @@ int budget_sync(struct reconcile_ctx *ctx, const struct snapshot *s, const struc
 		/* Someone's budget took the place of ours: say so where people
 		 * look (kubectl describe), once per change. */
 		if (e.name[0]) {
+			const char *why = e.unreadable == -E2BIG ?
+						  " (its selector is larger than kinfer reads" :
+					  e.unreadable ?
+						  " (its selector has an operator kinfer does not know" :
+						  NULL;
 			char note[768];
 			snprintf(note, sizeof(note),
-				 "PodDisruptionBudget %.200s selects the pods%s: kinfer removed its own "
+				 "PodDisruptionBudget %.200s selects the pods%s%s: kinfer removed its own "
 				 "budget %.200s (a pod that two budgets select cannot be evicted)",
-				 e.name,
-				 e.unreadable ? " (its selector is larger than kinfer reads, so it is "
-						"taken to select every pod of the namespace)" :
-						"",
+				 e.name, why ? why : "",
+				 why ? ", so it is taken to select every pod of the namespace)" : "",
 				 s->name);
 			context_event(ctx, "kinfer.io/v1alpha1", "InferenceService", s->ns, s->name,
 				      s->uid, "Normal", "DisruptionBudgetReplaced", "Delete", note);
