@@ -14,8 +14,21 @@ expect_match() { # text regex what
 }
 summary() {
 	check_operator_logs
+	[ "$failed" -eq 0 ] || failure_logs
 	printf '%d passed, %d failed\n' "$passed" "$failed"
 	[ "$failed" -eq 0 ]
+}
+# failure_logs: on a failure, the end of the simulator's log (what a pod's
+# server did is otherwise lost with $tmp); KINFER_KEEP_TMP=1 keeps $tmp.
+failure_logs() {
+	if [ -n "$tmp" ] && [ -s "$tmp/sim.log" ]; then
+		echo "     --- the simulator's log, last 30 lines:"
+		tail -30 "$tmp/sim.log" | cut -c1-300 | sed 's/^/     /'
+	fi
+	if [ "${KINFER_KEEP_TMP:-}" = 1 ] && [ -n "$tmp" ]; then
+		echo "     kept: $tmp"
+		tmp=
+	fi
 }
 # kubectl against the fixture's cluster.
 kc() { (set -a; . "$KINFER_TEST_CLUSTER/env"; set +a; "$BIN/kubectl" "$@"); }

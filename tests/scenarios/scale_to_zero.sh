@@ -50,6 +50,7 @@ YAML
 # A new service that scales to zero starts with one replica.
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
 if wait_until 60 warm 1; then pass "a new service starts with 1 replica, warm"; else fail "not warm: $(j kis/svc '{.status}')"; fi
+first=$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{.items[0].status.podIP}:{.items[0].spec.containers[0].ports[0].containerPort}')
 
 # Its EndpointSlice svc-kinfer (the public Service's endpoints) is watched:
 # deleted, or edited by hand, it is written again, as it was.
@@ -82,6 +83,14 @@ zero_at=$(j kis/svc '{.status.scaling.scaledToZeroAt}')
 expect_match "$zero_at" '^[0-9-]+T[0-9:]+\.[0-9]{3}Z$' "status.scaling.scaledToZeroAt in ms ($zero_at)"
 gone() { [ -z "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o name 2>/dev/null)" ]; }
 wait_until 30 gone || fail "pods still there: $(kc -n "$ns" get pods -o name)"
+# The simulator's server of the drained pod, once stopped (after its preStop
+# pause), refuses connections: kwok gives its IP to the next pod, which must
+# be able to listen there (a listening socket left open took the woken
+# pod's connections into a backlog nobody read: never warm).
+stopped() { grep -q "stopped serving pod.*pod=$ns/svc-" "$tmp/sim.log"; }
+wait_until 30 stopped
+curl -s -o /dev/null --max-time 2 "http://$first/metrics"
+expect_code 7 $? "the drained pod's address $first refuses connections once its server stopped"
 
 # An activation older than the zero time (the one a restart reads again):
 # nothing happens.

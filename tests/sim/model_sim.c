@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -442,8 +443,9 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0,
-				NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
+	s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+					MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, sin,
 				MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
 				120u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				MHD_OPTION_END);
@@ -467,11 +469,21 @@ static struct server *server_start(const struct simpod *p)
 	return server_listen(p->meta.key, p->ip, p->service, p->port, p->fail_warmup, &sin);
 }
 
-/* Stop taking connections, let the requests in flight finish, then close. */
+/*
+ * Stop taking connections, let the requests in flight finish, then close.
+ * The listening socket MHD_quiesce_daemon hands back is the caller's to
+ * close, after MHD_stop_daemon: left open, it stayed LISTEN for the life of
+ * the simulator, so a later pod that kwok gave the same IP could not listen
+ * ("Address already in use") and its clients' connections sat unanswered in
+ * the old socket's backlog. Shut down at once: a new connection is refused,
+ * as by a server that closed its listener.
+ */
 static void *server_drain(void *ud)
 {
 	struct server *s = ud;
-	MHD_quiesce_daemon(s->d);
+	MHD_socket lfd = MHD_quiesce_daemon(s->d);
+	if (lfd != MHD_INVALID_SOCKET)
+		shutdown(lfd, SHUT_RDWR);
 	for (int i = 0; i < 1200; i++) {
 		pthread_mutex_lock(&s->lock);
 		int busy = s->running + s->waiting;
@@ -481,6 +493,8 @@ static void *server_drain(void *ud)
 		usleep(100000);
 	}
 	MHD_stop_daemon(s->d);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
 	log_info("stopped serving pod", "pod=%s served=%ld", s->key, s->served);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
