@@ -518,7 +518,7 @@ static json_object *service(const char *ns, const char *name, const char *uid, j
 	return s;
 }
 
-bool workload_budget_wanted(json_object *spec)
+bool workload_budget_wanted(json_object *spec, int32_t replicas)
 {
 	json_object *on = cache_json_get(spec, "drain.disruptionBudget");
 	struct isvc_replicas n;
@@ -526,7 +526,7 @@ bool workload_budget_wanted(json_object *spec)
 	if (on && json_object_is_type(on, json_type_boolean) && !json_object_get_boolean(on))
 		return false;
 	isvc_spec_replicas(spec, &n);
-	return (n.scaling ? n.max : n.replicas) >= 2;
+	return (n.scaling ? n.max : n.replicas) >= 2 || replicas >= 2;
 }
 
 json_object *workload_pod_labels(const struct workload *w)
@@ -616,7 +616,7 @@ int workload_build(const char *ns, const char *name, const char *uid, json_objec
 		ret->private_service = service(ns, name, uid, spec, priv, true);
 		seal(ret->private_service, ret->private_hash);
 	}
-	if (workload_budget_wanted(spec)) {
+	if (workload_budget_wanted(spec, replicas)) {
 		ret->budget = budget(ns, name, uid, spec);
 		seal(ret->budget, ret->budget_hash);
 	}

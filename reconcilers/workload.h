@@ -45,14 +45,19 @@ int workload_build(const char *ns, const char *name, const char *uid, json_objec
 void workload_free(struct workload *w);
 
 /*
- * Does the spec want a PodDisruptionBudget for its pods? spec.drain.
- * disruptionBudget is not false and the service may run 2 replicas or
- * more (spec.replicas, or scaling.maxReplicas): with one, a budget could
- * only block a drain (maxUnavailable 1 never does, but it would be an
- * object for nothing). Whether one of the user's budgets already selects
- * the pods is the reconciler's question (budget.h).
+ * Does the service want a PodDisruptionBudget for its pods? spec.drain.
+ * disruptionBudget is not false, and the spec lets it run 2 replicas or
+ * more (spec.replicas, or scaling.maxReplicas) or the Deployment still
+ * runs 2 or more (replicas: what it is given now). The second is a
+ * scale-down to 1 while it drains the pod that leaves: that pod is out of
+ * service, so the one that stays is the only one serving, and without the
+ * budget a node drain in that window evicted it too (an outage, then a
+ * cold start); the budget goes with the drain's end. With one replica a
+ * budget could only block a drain (maxUnavailable 1 never does, but it
+ * would be an object for nothing). Whether one of the user's budgets
+ * already selects the pods is the reconciler's question (budget.h).
  */
-bool workload_budget_wanted(json_object *spec);
+bool workload_budget_wanted(json_object *spec, int32_t replicas);
 
 /* The pod template's labels in a built Deployment body (borrowed). */
 json_object *workload_pod_labels(const struct workload *w);

@@ -5,7 +5,9 @@
 # a model at once. An InferenceService that may run 2 replicas or more gets
 # a budget NAME (maxUnavailable 1, AlwaysAllow, owned by it): two
 # evictions in a row, the first goes and the second is refused. One with
-# a single replica or spec.drain.disruptionBudget false has none. Kubernetes
+# a single replica or spec.drain.disruptionBudget false has none; a scale
+# to 1 keeps it while the pod that leaves drains (the other one, the only
+# one serving, cannot be evicted meanwhile). Kubernetes
 # cannot evict a pod two budgets select (500), so kinfer's goes while a
 # budget of the user's selects the pods and comes back when that one goes;
 # a budget of the user's named like the service is never touched (one
@@ -149,8 +151,37 @@ if wait_until 10 mine; then pass "once it is deleted, kinfer makes its own 'othe
 
 kc -n "$ns" patch kis other --type merge -p '{"spec":{"drain":{"disruptionBudget":false}}}' >/dev/null
 if wait_until 10 no_pdb other; then pass "disruptionBudget false: other's budget is deleted"; else fail "other's budget stays"; fi
+# A scale-down to 1 first drains the pod that leaves (out of service, 5 s
+# at least): meanwhile the other one is the only one serving, so the budget
+# stays and a node drain cannot evict it too; the budget goes with the
+# drain's end.
+wait_until 60 warm svc 2 && wait_until 20 allowed svc 1 ||
+	fail "svc before its scale-down: $(j kis/svc '{.status.warmReplicas}') warm, $(j pdb/svc '{.status}')"
 kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
-if wait_until 10 no_pdb svc; then pass "svc scaled to 1 replica: its budget is deleted"; else fail "svc's budget stays"; fi
+draining() {
+	kc -n "$ns" get pods -l kinfer.io/service=svc \
+		-o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}{"\n"}{end}' |
+		awk '$2 == "Draining" { print $1 }'
+}
+is_draining() { [ -n "$(draining)" ]; }
+if wait_until 10 is_draining; then
+	leaving=$(draining)
+	read -ra p <<<"$(pods svc)"
+	staying=
+	for x in "${p[@]}"; do [ "$x" = "$leaving" ] || staying=$x; done
+	if has_pdb svc && ours svc && wait_until 3 allowed svc 0; then
+		pass "svc scaled to 1, $leaving draining: its budget stays and allows no disruption"
+	else
+		fail "svc's budget while $leaving drains: $(kc -n "$ns" get pdb svc -o jsonpath='{.status}' 2>&1)"
+	fi
+	expect_match "$(evict "$staying")" "Cannot evict pod as it would violate the pod's disruption budget" \
+		"the pod that stays ($staying) is not evicted while the other drains"
+else
+	fail "no pod of svc draining: $(kc -n "$ns" get pods -l kinfer.io/service=svc -o wide 2>&1)"
+fi
+if wait_until 20 no_pdb svc; then pass "svc's drain over, 1 replica: its budget is deleted"; else fail "svc's budget stays"; fi
+one_left() { [ "$(pods svc)" = "$staying " ]; }
+if wait_until 10 one_left; then pass "the pod that stayed is the one left ($staying)"; else fail "svc's pods: $(pods svc)"; fi
 kc -n "$ns" scale kis/svc --replicas=2 >/dev/null
 if wait_until 10 has_pdb svc; then pass "svc scaled to 2: its budget is back"; else fail "no budget svc"; fi
 

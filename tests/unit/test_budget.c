@@ -253,12 +253,17 @@ static json_object *spec(const char *json)
 	return o;
 }
 
-static bool wanted(const char *json)
+static bool wanted_running(const char *json, int32_t replicas)
 {
 	json_object *s = spec(json);
-	bool r = workload_budget_wanted(s);
+	bool r = workload_budget_wanted(s, replicas);
 	json_object_put(s);
 	return r;
+}
+
+static bool wanted(const char *json)
+{
+	return wanted_running(json, 1);
 }
 
 static void when_wanted(void **state)
@@ -273,6 +278,12 @@ static void when_wanted(void **state)
 	assert_true(wanted("{\"replicas\":1,\"scaling\":{\"minReplicas\":0,\"maxReplicas\":4}}"));
 	assert_false(wanted("{\"scaling\":{\"minReplicas\":1,\"maxReplicas\":1}}"));
 	assert_true(wanted("{\"scaling\":{\"minReplicas\":3}}"));
+	/* A scale-down to 1 keeps it while the Deployment still runs 2 (the
+	 * drain of the pod that leaves); not when the spec turns it off. */
+	assert_true(wanted_running("{\"replicas\":1}", 2));
+	assert_false(wanted_running("{\"replicas\":1}", 1));
+	assert_false(wanted_running("{\"replicas\":1}", 0));
+	assert_false(wanted_running("{\"replicas\":1,\"drain\":{\"disruptionBudget\":false}}", 2));
 }
 
 /* The body, from a stored InferenceService, with its pods' labels. */
