@@ -319,13 +319,20 @@ static int count_attempt(struct reconcile_ctx *ctx, const struct pod_copy *p, in
 
 static enum warmup_event on_waiting(struct run *run)
 {
+	/* The probe's answer also goes into the timeout's message: a model
+	 * still loading (503), a server that does not listen, and one that
+	 * takes the connection and never answers are three different faults. */
+	int probe = warmup_probe(run->pod->ip, &run->plan, &run->res);
+	if (probe == 0)
+		return WARMUP_EV_HEALTHY;
 	if (run->left <= 0) {
+		char last[sizeof(run->res.error)];
+		snprintf(last, sizeof(last), "%s", run->res.error);
 		snprintf(run->res.error, sizeof(run->res.error),
-			 "the model server was not healthy within %d s", run->plan.timeout_s);
+			 "the model server was not healthy within %d s (last: %.200s)",
+			 run->plan.timeout_s, last[0] ? last : "no answer");
 		return WARMUP_EV_TIMED_OUT;
 	}
-	if (warmup_probe(run->pod->ip, &run->plan, &run->res) == 0)
-		return WARMUP_EV_HEALTHY;
 	run->ctx->requeue_after_ns = HEALTH_RETRY_NS;
 	run->out = RECONCILE_REQUEUE_AFTER;
 	return WARMUP_EV_NOT_YET;

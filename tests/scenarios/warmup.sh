@@ -3,7 +3,8 @@
 # pods' IPs. A pod becomes Ready only after its model loaded and answered
 # the warm-up requests; nothing else reached it before; the condition says
 # how it went. A model that fails warm-up is never Ready, the condition and
-# an Event say why, and the pod is replaced after maxAttempts. Restarting
+# an Event say why, and the pod is replaced after maxAttempts; one not
+# healthy in time says what its health path answered last. Restarting
 # the operator does not warm a warm pod again.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -11,7 +12,7 @@ begin warmup
 
 install_crd
 kc create ns "$ns" >/dev/null
-start_sim --load-seconds 3s --cold-ms 300ms --fail-warmup-prefix broken-
+start_sim --load-seconds 3s --cold-ms 300ms --fail-warmup-prefix broken- --slow-load-prefix slow-
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
 pods_of() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
@@ -60,6 +61,21 @@ if wait_until 40 replaced; then pass "after 2 failed attempts the pod is replace
 expect_match "$(kc -n "$ns" get events -o jsonpath='{.items[*].reason}')" 'WarmupGaveUp' "an Event says kinfer gave up on the pod"
 expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="Ready")].status}')" '^False$' "the broken service is not Ready"
 expect_match "$(j kis/broken-model '{.status.conditions[?(@.type=="WarmedUp")].reason}')" '^(WarmupFailed|Warming)$' "its WarmedUp condition says WarmupFailed (or Warming while the pod is replaced)"
+
+# A model that is not healthy within spec.warmup.timeoutSeconds (its
+# server answers 503 while it loads for 10 minutes): the message says what
+# the health path answered last, not only that time ran out.
+apply_isvc slow-model <<YAML
+  model: {name: opt-1b, uri: hf://facebook/opt-1.3b, framework: vllm}
+  resources: {gpu: {count: 1}}
+  warmup: {path: /v1/completions, requests: 1, timeoutSeconds: 2, requestTimeoutSeconds: 1}
+YAML
+slow_msg() { j "pod/$(pods_of slow-model | head -1)" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].message}'; }
+slow_failed() { [[ "$(slow_msg)" == *"not healthy"* ]]; }
+wait_until 30 slow_failed
+expect_match "$(slow_msg)" '^attempt 1 of 3 failed: the model server was not healthy within 2 s \(last: /health answered 503\)' \
+	"not healthy in time: the message says what the health path answered last ($(slow_msg | cut -c1-100))"
+kc -n "$ns" delete kis slow-model --wait=false >/dev/null
 
 # The gate lives in the pods: a new operator does not warm them again.
 stop_operators

@@ -25,7 +25,8 @@
  * A broken model: pods annotated sim.kinfer.io/fail-warmup: "true", or of
  * services named with --fail-warmup-prefix, answer 500 to warm-up requests
  * (User-Agent kinfer-warmup). A stalled one: services named with
- * --stall-warmup-prefix hold each warm-up request for 100 s, then 504.
+ * --stall-warmup-prefix hold each warm-up request for 100 s, then 504. A
+ * slow one: services named with --slow-load-prefix load for 10 minutes.
  *
  * Loopback only: listeners are refused for any IP outside 127.0.0.0/8.
  *
@@ -62,7 +63,8 @@
 #include <unistd.h>
 
 #define MAX_PODS 4096
-#define STALL_MS 100000 /* a stalled warm-up request, under MHD's 120 s timeout */
+#define STALL_MS 100000     /* a stalled warm-up request, under MHD's 120 s timeout */
+#define SLOW_LOAD_MS 600000 /* --slow-load-prefix: a model that loads for 10 min */
 static const double buckets[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
@@ -73,6 +75,7 @@ struct cfg {
 	int cold_requests, capacity;
 	const char *fail_prefix;
 	const char *stall_prefix;
+	const char *slow_prefix;
 };
 static struct cfg cfg;
 
@@ -117,6 +120,7 @@ struct server {
 	char key[320], ip[64], service[256];
 	int port;
 	bool fail_warmup, stall_warmup;
+	long load_ms;
 	struct MHD_Daemon *d;
 	uint64_t started_ns;
 	pthread_mutex_t lock;
@@ -161,7 +165,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const ch
 
 static bool loaded(struct server *s)
 {
-	return now_ns() - s->started_ns >= (uint64_t)cfg.load_ms * 1000000ULL;
+	return now_ns() - s->started_ns >= (uint64_t)s->load_ms * 1000000ULL;
 }
 
 static enum MHD_Result metrics(struct server *s, struct MHD_Connection *c)
@@ -440,6 +444,11 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 			  strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
 	s->stall_warmup = cfg.stall_prefix && *cfg.stall_prefix &&
 			  strncmp(s->service, cfg.stall_prefix, strlen(cfg.stall_prefix)) == 0;
+	s->load_ms = cfg.slow_prefix && *cfg.slow_prefix &&
+				     strncmp(s->service, cfg.slow_prefix, strlen(cfg.slow_prefix)) ==
+					     0 ?
+			     SLOW_LOAD_MS :
+			     cfg.load_ms;
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -454,7 +463,7 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 		free(s);
 		return NULL;
 	}
-	log_info("serving pod", "pod=%s addr=%s:%d load_ms=%ld", s->key, s->ip, s->port, cfg.load_ms);
+	log_info("serving pod", "pod=%s addr=%s:%d load_ms=%ld", s->key, s->ip, s->port, s->load_ms);
 	return s;
 }
 
@@ -654,6 +663,8 @@ static const struct flag flags[] = {
 	  "answer 500 to warm-up requests for services whose name starts with this"),
 	F("stall-warmup-prefix", NULL, FLAG_STRING, stall_prefix, NULL,
 	  "hold warm-up requests of services whose name starts with this for 100 s"),
+	F("slow-load-prefix", NULL, FLAG_STRING, slow_prefix, NULL,
+	  "services whose name starts with this load their model for 10 minutes"),
 };
 
 /* env_ms NAME SCALE DEF: a number from the environment, times SCALE. */
