@@ -428,6 +428,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* Is SERVICE named with PREFIX (a --*-prefix flag; unset or "": no)? */
+static bool named(const char *service, const char *prefix)
+{
+	return prefix && *prefix && strncmp(service, prefix, strlen(prefix)) == 0;
+}
+
 /* server_listen: a server for KEY on SIN (any address in serve mode). */
 static struct server *server_listen(const char *key, const char *ip, const char *service, int port,
 				    bool fail_warmup, struct sockaddr_in *sin)
@@ -439,16 +445,9 @@ static struct server *server_listen(const char *key, const char *ip, const char 
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
 	snprintf(s->service, sizeof(s->service), "%s", service ? service : "");
 	s->port = port;
-	s->fail_warmup = fail_warmup ||
-			 (cfg.fail_prefix && *cfg.fail_prefix &&
-			  strncmp(s->service, cfg.fail_prefix, strlen(cfg.fail_prefix)) == 0);
-	s->stall_warmup = cfg.stall_prefix && *cfg.stall_prefix &&
-			  strncmp(s->service, cfg.stall_prefix, strlen(cfg.stall_prefix)) == 0;
-	s->load_ms = cfg.slow_prefix && *cfg.slow_prefix &&
-				     strncmp(s->service, cfg.slow_prefix, strlen(cfg.slow_prefix)) ==
-					     0 ?
-			     SLOW_LOAD_MS :
-			     cfg.load_ms;
+	s->fail_warmup = fail_warmup || named(s->service, cfg.fail_prefix);
+	s->stall_warmup = named(s->service, cfg.stall_prefix);
+	s->load_ms = named(s->service, cfg.slow_prefix) ? SLOW_LOAD_MS : cfg.load_ms;
 	s->started_ns = now_ns();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
