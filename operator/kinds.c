@@ -618,9 +618,17 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	const char *att = meta_key(json, "metadata.annotations", k->warmup_attempts);
 	if (att)
 		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
+	/* Only what kinfer writes (decimal seconds since the epoch); anything
+	 * else is no start (0): drain writes the start anew rather than
+	 * count from a "12abc" read as 1970, which would skip the drain. */
 	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
-	if (ds)
-		pod->draining_since = cache_seconds(strtoll(ds, NULL, 10));
+	if (ds) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(ds, &end, 10);
+		if (end != ds && !*end && errno == 0 && v > 0 && ds[0] >= '0' && ds[0] <= '9')
+			pod->draining_since = cache_seconds(v);
+	}
 	const char *wr = meta_key(json, "metadata.annotations", k->warm_restarts);
 	pod->warm_restarts = wr ? (int32_t)strtol(wr, NULL, 10) : -1;
 	pod_requests(p, spec, pod);

@@ -280,7 +280,9 @@ static enum drain_action victim_action(const struct drain_candidate *c, const st
 		return DRAIN_DONE; /* never served traffic: nothing to drain */
 	if (!c->draining)
 		return DRAIN_START;
-	int64_t waited = in->now - (c->draining_since ? c->draining_since : in->now);
+	if (c->draining_since <= 0 || c->draining_since > in->now)
+		return DRAIN_RESTAMP;
+	int64_t waited = in->now - c->draining_since;
 	int min_s = in->timeout_s < DRAIN_MIN_SECONDS ? in->timeout_s : DRAIN_MIN_SECONDS;
 	bool idle = c->inflight == 0 || (c->inflight < 0 && !in->knows_load);
 	if (waited >= in->timeout_s)
@@ -426,6 +428,34 @@ static int start(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	return r;
 }
 
+/* A victim draining with no start to count from: its start, now, by this
+ * clock (so its minimum and its timeout hold from here), and a Warning,
+ * since only a hand edit or clocks apart bring it. */
+static int restamp(struct reconcile_ctx *ctx, const struct drain_service *svc,
+		   const struct drain_candidate *c, int64_t now)
+{
+	char since[32], note[512];
+	snprintf(since, sizeof(since), "%lld", (long long)now);
+	int r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+	if (r < 0)
+		return r;
+	if (c->draining_since > now)
+		snprintf(note, sizeof(note),
+			 "pod %s was draining with a start %lld s ahead of this clock (%s %lld): "
+			 "its drain counts from now",
+			 c->name, (long long)(c->draining_since - now), KINFER_DRAINING_SINCE,
+			 (long long)c->draining_since);
+	else
+		snprintf(note, sizeof(note),
+			 "pod %s was draining without a start (%s missing or not seconds since "
+			 "the epoch): its drain counts from now",
+			 c->name, KINFER_DRAINING_SINCE);
+	event(ctx, svc, "Warning", "DrainRestarted", note);
+	log_warn("drain restarted", "pod=%s/%s since=%lld now=%lld", svc->ns, c->name,
+		 (long long)c->draining_since, (long long)now);
+	return 0;
+}
+
 /* The writes of one decision; 0 or the first error. */
 static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		     struct drain_candidate *c, size_t n, const struct drain_input *in,
@@ -441,6 +471,9 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 			break;
 		case DRAIN_START:
 			r = start(ctx, svc, &c[i], in->current, in->desired, in->now);
+			break;
+		case DRAIN_RESTAMP:
+			r = restamp(ctx, svc, &c[i], in->now);
 			break;
 		case DRAIN_TIMED_OUT:
 			snprintf(note, sizeof(note),

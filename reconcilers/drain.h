@@ -66,10 +66,15 @@ struct drain_service {
 };
 
 enum drain_action {
-	DRAIN_NONE,      /* stays as it is */
-	DRAIN_UNDRAIN,   /* back in service: the scale-down is off or smaller */
-	DRAIN_START,     /* a victim that served: take it out of service */
-	DRAIN_WAIT,      /* a victim still draining */
+	DRAIN_NONE,    /* stays as it is */
+	DRAIN_UNDRAIN, /* back in service: the scale-down is off or smaller */
+	DRAIN_START,   /* a victim that served: take it out of service */
+	DRAIN_WAIT,    /* a victim still draining */
+	/* A victim draining with no start to count from (its annotation
+	 * missing, not a time, or later than this clock: another replica's
+	 * clock ahead): the start is written anew, now, and it waits. Counted
+	 * from nothing, it would wait for ever and the scale-down never end. */
+	DRAIN_RESTAMP,
 	DRAIN_TIMED_OUT, /* a victim past the drain timeout: removed anyway */
 	DRAIN_HANDOVER,  /* a victim still sent requests on old connections: removed now */
 	DRAIN_DONE,      /* a victim drained, or that never served */

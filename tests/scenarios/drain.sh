@@ -86,4 +86,41 @@ back() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^DrainC
 if wait_until 10 back; then pass "scale-up mid-drain: the 2 pods are back in service (DrainCancelled)"; else fail "not cancelled: $(for p in $before; do echo "$p $(reason_of "$p")"; done)"; fi
 expect_match "$(pods | tr '\n' ' ')" "^$(printf '%s ' $before)$" "the same 3 pods, none restarted"
 expect_match "$(deploy_replicas)" '^3$' "the Deployment never went below 3"
+
+# A drain whose start kinfer cannot count from: kinfer.io/draining-since
+# ahead of the operator's clock (written by a replica whose clock runs
+# ahead, or by hand), then removed. The old operator counted the wait from
+# it and waited for ever: the minimum never passed, the timeout never came,
+# and the Deployment kept its replicas. Now the start is written anew, with
+# a Warning, and the drain ends as any other.
+restarted_drain() { # FROM TO HOW
+	local from=$1 to=$2 how=$3 victim= p
+	before=$(pods)
+	curls=()
+	for p in $before; do
+		curl -s -o /dev/null --max-time 30 -X POST -d '{}' "http://$(j "pod/$p" '{.status.podIP}'):8000/v1/completions" &
+		curls+=($!)
+	done
+	sleep 1
+	kc -n "$ns" scale kis/svc --replicas="$to" >/dev/null
+	one() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^Draining$')" = 1 ]; }
+	if wait_until 10 one; then pass "$from -> $to: one pod draining"; else fail "$from -> $to: no drain: $(for p in $before; do echo "$p $(reason_of "$p")"; done)"; fi
+	for p in $before; do [ "$(reason_of "$p")" = Draining ] && victim=$p; done
+	if [ "$how" = ahead ]; then
+		kc -n "$ns" annotate --overwrite "pod/$victim" "kinfer.io/draining-since=$(($(date +%s) + 86400))" >/dev/null
+	else
+		kc -n "$ns" annotate "pod/$victim" kinfer.io/draining-since- >/dev/null
+	fi
+	to_size() { [ "$(deploy_replicas)" = "$to" ]; }
+	if wait_until 30 to_size; then pass "$from -> $to with the drain's start $how: the Deployment goes to $to (drained from a new start)"; else fail "$from -> $to with the drain's start $how: the Deployment stays at $(deploy_replicas)"; fi
+	wait "${curls[@]}" 2>/dev/null
+	curls=()
+}
+restarted_drain 3 2 ahead
+restarted_drain 2 1 removed
+restarted() { kc -n "$ns" get events --field-selector involvedObject.name=svc,reason=DrainRestarted -o jsonpath='{range .items[*]}{.type} {.message}{"\n"}{end}'; }
+has_both() { [ "$(restarted | grep -c '^Warning ')" = 2 ]; }
+wait_until 30 has_both
+expect_match "$(restarted)" 'start [0-9]+ s ahead of this clock' "a Warning DrainRestarted for the start ahead of the clock"
+expect_match "$(restarted)" 'draining without a start' "a Warning DrainRestarted for the start removed"
 summary

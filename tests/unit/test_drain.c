@@ -102,6 +102,7 @@ static void started_stays_chosen(void **state)
 	struct drain_decision d;
 	(void)state;
 	c[1].draining_since = 1000;
+	c[2].draining_since = 990;
 	order_is(c, 3, want);
 	drain_decide(c, 3, &in, &d);
 	assert_int_equal(find(c, 3, "started")->action, DRAIN_START); /* the gate, again */
@@ -180,6 +181,53 @@ static void cold_victim_is_done(void **state)
 }
 
 /*
+ * A victim draining with no start to count from (its annotation removed by
+ * hand, not a number, or ahead of this clock: written by a replica whose
+ * clock runs ahead) was waited on for ever: the minimum never passed, the
+ * timeout never came, and the scale-down never ended. Now its start is
+ * written anew and the drain goes on from there, to its minimum and its
+ * timeout, as any other.
+ */
+static void drain_without_start(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("keep", true, false, 0, 1),
+		cand("v", false, true, 2, 1),
+	};
+	struct drain_input in = {
+		.current = 2, .desired = 1, .now = 5000, .timeout_s = 60, .knows_load = true
+	};
+	struct drain_decision d;
+	(void)state;
+	static const int64_t no_start[] = { 0, -1, 5001, 4000000000LL };
+	for (size_t i = 0; i < sizeof(no_start) / sizeof(no_start[0]); i++) {
+		struct drain_candidate *v = find(c, 2, "v");
+		v->draining_since = no_start[i];
+		drain_decide(c, 2, &in, &d);
+		v = find(c, 2, "v");
+		assert_int_equal(v->action, DRAIN_RESTAMP);
+		assert_false(d.shrink);
+		assert_int_equal(d.replicas, 2);
+		assert_true(d.requeue_ns > 0);
+		assert_int_equal(d.started, 0);
+	}
+	/* Written anew (now, by this clock): the minimum, then the timeout. */
+	struct drain_candidate *v = find(c, 2, "v");
+	v->draining_since = 5000;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(find(c, 2, "v")->action, DRAIN_WAIT);
+	in.now = 5000 + 60;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(find(c, 2, "v")->action, DRAIN_TIMED_OUT);
+	assert_true(d.shrink);
+	/* Its start exactly now is a start, not one ahead of the clock. */
+	in.now = 5000;
+	find(c, 2, "v")->inflight = 0;
+	drain_decide(c, 2, &in, &d);
+	assert_int_equal(find(c, 2, "v")->action, DRAIN_WAIT);
+}
+
+/*
  * Requests still reaching a victim after the minimum (clients that keep
  * their connections, which only the server's shutdown closes): handed over
  * at once instead of waiting for the timeout; not before the minimum, not
@@ -226,11 +274,13 @@ static void arrivals_hand_over(void **state)
 	in.now = 1004;
 	drain_decide(c, 2, &in, &d);
 	assert_int_equal(c[0].action, DRAIN_WAIT);
-	/* No start recorded (annotation lost): no hand-over on arrivals. */
+	/* No start recorded (annotation lost): no hand-over on arrivals; the
+	 * start is written anew (drain_without_start). */
 	c[0].draining_since = 0;
 	in.now = 1006;
 	drain_decide(c, 2, &in, &d);
-	assert_int_equal(c[0].action, DRAIN_WAIT);
+	assert_int_equal(c[0].action, DRAIN_RESTAMP);
+	assert_false(d.shrink);
 	/* Past the timeout it is the timeout that says so. */
 	c[0].draining_since = 1000;
 	in.now = 1061;
@@ -464,6 +514,7 @@ int tests_drain(void)
 		cmocka_unit_test(drain_then_shrink),
 		cmocka_unit_test(cold_victim_is_done),
 		cmocka_unit_test(arrivals_hand_over),
+		cmocka_unit_test(drain_without_start),
 		cmocka_unit_test(looks_count_arrivals),
 		cmocka_unit_test(answered_on_real_pages),
 		cmocka_unit_test(scale_up_undrains),

@@ -76,6 +76,41 @@ static void pod_registered_keys(void **state)
 	cache_free(c);
 }
 
+/* kinfer.io/draining-since is what kinfer writes (decimal seconds) or no
+ * start at all: "12abc" read as 12 (1970) made the drain time out at once,
+ * skipping it; drain writes anew a start that is none (drain_without_start). */
+static void pod_draining_since_odd(void **state)
+{
+	static const struct {
+		const char *value;
+		uint32_t want;
+	} cases[] = {
+		{ "1764856339", 1764856339 },
+		{ "12abc", 0 },
+		{ "abc", 0 },
+		{ "", 0 },
+		{ "-5", 0 },
+		{ "0", 0 },
+		{ " 17", 0 },
+		{ "+17", 0 },
+		{ "1.5", 0 },
+		{ "99999999999999999999", 0 },
+		{ "17", 17 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cache *c;
+		json_object *j = load("pod.json");
+		set_meta(j, "annotations", KINFER_DRAINING_SINCE, cases[i].value);
+		const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+		if (p->draining_since != cases[i].want)
+			fail_msg("draining-since \"%s\": %u, want %u", cases[i].value,
+				 p->draining_since, cases[i].want);
+		json_object_put(j);
+		cache_free(c);
+	}
+}
+
 /* With no keys registered, none of kinfer.io's fields is projected, and
  * Kubernetes' own still are. */
 static void pod_without_keys(void **state)
@@ -405,6 +440,7 @@ int tests_kinds(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pod_registered_keys),
+		cmocka_unit_test(pod_draining_since_odd),
 		cmocka_unit_test(pod_without_keys),
 		cmocka_unit_test(other_keys),
 		cmocka_unit_test(pod_rare_fields),
