@@ -30,6 +30,24 @@ const struct kinds_keys *kinds_registered_keys(void)
 }
 
 /* One label or annotation under a registered key (NULL key: none). */
+/* s, a decimal in [lo, hi] and nothing else, into *ret; false otherwise
+ * (NULL, empty, a sign, spaces, trailing text, out of range). */
+static bool decimal(const char *s, int64_t lo, int64_t hi, int64_t *ret)
+{
+	int64_t v = 0;
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (hi - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	if (v < lo)
+		return false;
+	*ret = v;
+	return true;
+}
+
 static const char *meta_key(json_object *json, const char *map, const char *key)
 {
 	return key ? cache_json_key(cache_json_get(json, map), key) : NULL;
@@ -615,22 +633,19 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 			pod->has_deletion_cost = 1;
 		}
 	}
-	const char *att = meta_key(json, "metadata.annotations", k->warmup_attempts);
-	if (att)
-		pod->warmup_attempts = (int32_t)strtol(att, NULL, 10);
-	/* Only what kinfer writes (decimal seconds since the epoch); anything
-	 * else is no start (0): drain writes the start anew rather than
-	 * count from a "12abc" read as 1970, which would skip the drain. */
-	const char *ds = meta_key(json, "metadata.annotations", k->draining_since);
-	if (ds) {
-		char *end;
-		errno = 0;
-		long long v = strtoll(ds, &end, 10);
-		if (end != ds && !*end && errno == 0 && v > 0 && ds[0] >= '0' && ds[0] <= '9')
-			pod->draining_since = cache_seconds(v);
-	}
-	const char *wr = meta_key(json, "metadata.annotations", k->warm_restarts);
-	pod->warm_restarts = wr ? (int32_t)strtol(wr, NULL, 10) : -1;
+	/* kinfer's own annotations: only what kinfer writes (decimal, in
+	 * range) counts; anything else (a hand edit) is none. A count of
+	 * INT32_MAX attempts overflowed the next one; "12abc" as a drain's
+	 * start was 1970, which skipped the drain; drain writes a start that
+	 * is none anew. */
+	int64_t v;
+	if (decimal(meta_key(json, "metadata.annotations", k->warmup_attempts), 0, 1000000, &v))
+		pod->warmup_attempts = (int32_t)v;
+	if (decimal(meta_key(json, "metadata.annotations", k->draining_since), 1, UINT32_MAX, &v))
+		pod->draining_since = (uint32_t)v;
+	pod->warm_restarts = -1;
+	if (decimal(meta_key(json, "metadata.annotations", k->warm_restarts), 0, INT32_MAX, &v))
+		pod->warm_restarts = (int32_t)v;
 	pod_requests(p, spec, pod);
 	return pod_scheduling(p, json, spec, pod);
 }

@@ -76,36 +76,47 @@ static void pod_registered_keys(void **state)
 	cache_free(c);
 }
 
-/* kinfer.io/draining-since is what kinfer writes (decimal seconds) or no
- * start at all: "12abc" read as 12 (1970) made the drain time out at once,
- * skipping it; drain writes anew a start that is none (drain_without_start). */
-static void pod_draining_since_odd(void **state)
+/* kinfer's own pod annotations are what kinfer writes (decimal, in range)
+ * or none: "12abc" as kinfer.io/draining-since was read as 12 (1970), and
+ * the drain timed out at once, skipped; drain writes a start that is none
+ * anew (drain_without_start). 2147483647 warm-up attempts overflowed the
+ * next attempt's count; a warm-restarts of "x" read as 0 (restarted). */
+static void pod_annotations_odd(void **state)
 {
 	static const struct {
 		const char *value;
-		uint32_t want;
+		int64_t since, attempts, restarts;
 	} cases[] = {
-		{ "1764856339", 1764856339 },
-		{ "12abc", 0 },
-		{ "abc", 0 },
-		{ "", 0 },
-		{ "-5", 0 },
-		{ "0", 0 },
-		{ " 17", 0 },
-		{ "+17", 0 },
-		{ "1.5", 0 },
-		{ "99999999999999999999", 0 },
-		{ "17", 17 },
+		{ "1764856339", 1764856339, 0, 1764856339 },
+		{ "12abc", 0, 0, -1 },
+		{ "abc", 0, 0, -1 },
+		{ "", 0, 0, -1 },
+		{ "-5", 0, 0, -1 },
+		{ "0", 0, 0, 0 },
+		{ " 17", 0, 0, -1 },
+		{ "+17", 0, 0, -1 },
+		{ "1.5", 0, 0, -1 },
+		{ "2147483647", 2147483647, 0, 2147483647 },
+		{ "2147483648", 2147483648LL, 0, -1 },
+		{ "99999999999999999999", 0, 0, -1 },
+		{ "17", 17, 17, 17 },
+		{ "1000000", 1000000, 1000000, 1000000 },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct cache *c;
 		json_object *j = load("pod.json");
 		set_meta(j, "annotations", KINFER_DRAINING_SINCE, cases[i].value);
+		set_meta(j, "annotations", KINFER_WARMUP_ATTEMPTS, cases[i].value);
+		set_meta(j, "annotations", KINFER_WARM_RESTARTS, cases[i].value);
 		const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
-		if (p->draining_since != cases[i].want)
-			fail_msg("draining-since \"%s\": %u, want %u", cases[i].value,
-				 p->draining_since, cases[i].want);
+		if (p->draining_since != cases[i].since ||
+		    p->warmup_attempts != cases[i].attempts || p->warm_restarts != cases[i].restarts)
+			fail_msg("\"%s\": draining-since %u attempts %d warm-restarts %d, want %lld %lld "
+				 "%lld",
+				 cases[i].value, p->draining_since, p->warmup_attempts,
+				 p->warm_restarts, (long long)cases[i].since,
+				 (long long)cases[i].attempts, (long long)cases[i].restarts);
 		json_object_put(j);
 		cache_free(c);
 	}
@@ -143,11 +154,12 @@ static void other_keys(void **state)
 	static const struct kinds_keys mine = {
 		.gate = "Ready",
 		.service_label = "pod-template-hash",
-		.warmup_attempts = "controller.kubernetes.io/pod-deletion-cost",
+		.warmup_attempts = "example.com/attempts",
 	};
 	struct cache *c;
 	json_object *j = load("pod.json");
 	(void)state;
+	set_meta(j, "annotations", "example.com/attempts", "4");
 	kinds_register_keys(&mine);
 	assert_ptr_equal(kinds_registered_keys(), &mine);
 	const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
@@ -155,7 +167,7 @@ static void other_keys(void **state)
 	assert_string_equal(p->service, "7bc4475f95");
 	assert_int_equal(p->warmed, KCOND_TRUE);
 	assert_false(p->has_gate); /* no readiness gate named Ready */
-	assert_int_equal(p->warmup_attempts, -100);
+	assert_int_equal(p->warmup_attempts, 4);
 	json_object_put(j);
 	cache_free(c);
 }
@@ -440,7 +452,7 @@ int tests_kinds(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pod_registered_keys),
-		cmocka_unit_test(pod_draining_since_odd),
+		cmocka_unit_test(pod_annotations_odd),
 		cmocka_unit_test(pod_without_keys),
 		cmocka_unit_test(other_keys),
 		cmocka_unit_test(pod_rare_fields),
