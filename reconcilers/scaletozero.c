@@ -43,6 +43,17 @@ enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
 	/* An activation in the future (a skewed clock) counts as now. */
 	if (act > in->now_ms)
 		act = in->now_ms;
+	/* So do the times the status gave back (a leader whose clock ran
+	 * ahead wrote them): a zero time ahead made every activation older
+	 * than it, and the service stayed at zero, its requests held until
+	 * they timed out, for as long as the clocks were apart; a last
+	 * activation ahead kept it from ever being idle meanwhile. */
+	if (st->zero_at_ms > in->now_ms)
+		st->zero_at_ms = in->now_ms;
+	if (st->activation_ms > in->now_ms)
+		st->activation_ms = in->now_ms;
+	if (st->last_activity_ms > in->now_ms)
+		st->last_activity_ms = in->now_ms;
 	if (act > st->activation_ms)
 		st->activation_ms = act;
 	if (!st->last_activity_ms)

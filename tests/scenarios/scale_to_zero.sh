@@ -7,7 +7,10 @@
 #                  ScaledToZero (the Reason column of kubectl get kis),
 #                  Event ScaledToZero, status.scaling.scaledToZeroAt;
 #   an activation annotation older than the zero time -> nothing;
-#   the operator restarted while at zero -> stays at zero (never 1);
+#   the operator restarted while at zero -> stays at zero (never 1), also
+#                  with the status's zero time an hour ahead (a leader
+#                  whose clock ran ahead wrote it), which the activation
+#                  next wakes all the same;
 #   the activation annotation as the activator writes it -> the
 #                  Deployment's replicas go to 1 at once (the time from the
 #                  patch to the write is printed; the evaluation interval
@@ -107,6 +110,12 @@ stop_operators
 op_pids=()
 kc -n "$ns" patch endpointslice svc-kinfer --type=merge -p '{"endpoints":[{"addresses":["198.18.255.252"],"conditions":{"ready":true}}]}' >/dev/null
 expect_match "$(slice)" '198\.18\.255\.252' "svc-kinfer edited while the operator is down"
+# And its status says it went to zero an hour from now, as a leader whose
+# clock ran an hour ahead wrote it: the old operator compared each
+# activation with that time, found it older, and stayed at zero for the
+# hour (the activator's requests timing out); now a time ahead counts as now.
+kc -n "$ns" patch kis svc --subresource=status --type=merge -p "{\"status\":{\"scaling\":{\"scaledToZeroAt\":\"$(iso_ms $(($(now_ms) + 3600000)))\"}}}" >/dev/null
+expect_match "$(j kis/svc '{.status.scaling.scaledToZeroAt}')" "^$(date -u -d @$(($(date +%s) + 3600)) +%Y-%m-%dT%H)" "status.scaling.scaledToZeroAt set an hour ahead while the operator is down"
 start_operator "$tmp/op2.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 if wait_until 15 as_before; then pass "after the start, the edit is undone ($(slice))"; else fail "after the start: '$(slice)', before '$before'"; fi
 stayed=yes

@@ -179,6 +179,32 @@ static void restart_at_zero_stays(void **state)
 	assert_int_equal(fresh.woken_ms, in.now_ms);
 }
 
+/* The status's times written by a leader whose clock ran an hour ahead
+ * count as now: the old code compared each activation with a zero time an
+ * hour ahead and stayed at zero for that hour (the activator's requests
+ * timing out), and an hour-ahead last activation kept it from idling. */
+static void status_times_ahead_of_the_clock(void **state)
+{
+	struct scaletozero_state st = { .zero_at_ms = T0 + 3600 * S, .activation_ms = T0 + 3600 * S };
+	struct scaletozero_input in = base(T0, 0);
+	(void)state;
+
+	in.activation_ms = T0 - 10 * S; /* the annotation still on the object */
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	assert_int_equal(st.zero_at_ms, T0);
+	/* The activator's next write (every 5 s while it holds requests). */
+	in.now_ms = T0 + 5 * S;
+	in.activation_ms = T0 + 4 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+
+	struct scaletozero_state up = { .activation_ms = T0 + 3600 * S,
+					.last_activity_ms = T0 + 3600 * S };
+	in = base(T0, 1);
+	assert_int_equal(scaletozero_decide(&in, &up), SCALETOZERO_NONE);
+	in.now_ms = T0 + 30 * S;
+	assert_int_equal(scaletozero_decide(&in, &up), SCALETOZERO_TO_ZERO);
+}
+
 /* What wins: a pause pins the size (or stops scale-in / scale-out), a
  * schedule's floor above 0 keeps replicas, maxReplicas caps the wake. */
 static void controls_win(void **state)
@@ -229,6 +255,7 @@ int tests_scaletozero(void)
 		cmocka_unit_test(activation_wakes_only_when_newer),
 		cmocka_unit_test(activation_during_drain),
 		cmocka_unit_test(restart_at_zero_stays),
+		cmocka_unit_test(status_times_ahead_of_the_clock),
 		cmocka_unit_test(controls_win),
 	};
 	return cmocka_run_group_tests_name("scaletozero", tests, NULL, NULL);
