@@ -980,7 +980,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	bool at_zero = in.s.have_dep &&
 		       (in.s.dep.spec_replicas == 0 || (s->have && s->decision.desired == 0));
 	bool wake = sc.scale_to_zero.set && sc.spec.min_replicas == 0 && at_zero &&
-		    in.activation_ms > 0 && in.activation_ms > s->stz.zero_at_ms;
+		    scaletozero_may_wake(&s->stz, in.activation_ms);
 	if (s->due_ms && mono < s->due_ms && s->generation == in.s.generation &&
 	    s->pause_hash == ph && !wake) {
 		ctx->requeue_after_ns = (s->due_ms - mono) * KTIME_NSEC_PER_MSEC;

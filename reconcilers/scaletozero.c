@@ -14,6 +14,13 @@ const char *scaletozero_action_name(enum scaletozero_action a)
 	return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "?";
 }
 
+bool scaletozero_may_wake(const struct scaletozero_state *st, int64_t activation_ms)
+{
+	return activation_ms > 0 && (activation_ms > st->zero_at_ms ||
+				     (st->zero_activation_read && st->zero_activation_ms > 0 &&
+				      activation_ms > st->zero_activation_ms));
+}
+
 /* At zero (or draining to it): wake on a newer activation, else stay. */
 static enum scaletozero_action at_zero(const struct scaletozero_input *in,
 				       struct scaletozero_state *st)
@@ -27,12 +34,28 @@ static enum scaletozero_action at_zero(const struct scaletozero_input *in,
 	 * lost the time): from now on, so an old annotation stays old. */
 	if (!st->zero_at_ms)
 		st->zero_at_ms = in->now_ms;
-	if (st->activation_ms > st->zero_at_ms && !in->scale_out_paused) {
-		st->woken_ms = st->activation_ms;
-		st->zero_at_ms = 0;
-		return SCALETOZERO_WAKE;
+	/* A restart reads the zero time back, not the annotation it had:
+	 * the one there now stands for it (a restart wakes nothing). */
+	if (!st->zero_activation_read) {
+		st->zero_activation_ms = in->activation_ms;
+		st->zero_activation_read = true;
 	}
-	return SCALETOZERO_STAY_ZERO;
+	if (in->scale_out_paused)
+		return SCALETOZERO_STAY_ZERO;
+	if (st->activation_ms > st->zero_at_ms) {
+		st->woken_ms = st->activation_ms;
+	} else if (st->zero_activation_ms > 0 && in->activation_ms > st->zero_activation_ms) {
+		/* Older than the zero time, newer than the activation the
+		 * annotation held then: the activator's clock runs behind. (With
+		 * none then, only the zero time can tell an old annotation.)
+		 * The cold start counts from now, the operator's clock. */
+		st->woken_ms = in->now_ms;
+	} else {
+		return SCALETOZERO_STAY_ZERO;
+	}
+	st->zero_at_ms = 0;
+	st->zero_activation_read = false;
+	return SCALETOZERO_WAKE;
 }
 
 enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
@@ -68,10 +91,13 @@ enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,
 		st->woken_ms = 0; /* a pod answers: the cold start is over */
 	/* Going to zero was decided and then something asked for more. */
 	st->zero_at_ms = 0;
+	st->zero_activation_read = false;
 	if (in->pinned || in->scale_in_paused || in->floor > 0 || !in->known || in->busy ||
 	    in->now_ms - st->last_activity_ms < (int64_t)in->idle_seconds * KTIME_MSEC_PER_SEC)
 		return SCALETOZERO_NONE;
 	st->zero_at_ms = in->now_ms;
+	st->zero_activation_ms = in->activation_ms;
+	st->zero_activation_read = true;
 	return SCALETOZERO_TO_ZERO;
 }
 

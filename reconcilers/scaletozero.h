@@ -13,9 +13,11 @@
  *    no activation in that time) while the floor in force is 0 and no
  *    pause holds the size or scale-in: scale to zero, through the drain
  *    like any scale-down, from any size (there is no load to protect);
- *  - at zero, an activation newer than the moment it went to zero wakes it
- *    at once to max(1, floor); an older one (the annotation a restart reads
- *    again) does nothing;
+ *  - at zero, an activation newer than the moment it went to zero, or
+ *    than the activation the annotation held at that moment (the same
+ *    clock: the activator's, which may run behind), wakes it at once to
+ *    max(1, floor); an older one (the annotation a restart reads again)
+ *    does nothing;
  *  - otherwise the autoscaler decides as usual with a floor of 1, so only
  *    idleness ever takes the service to zero.
  * Wall-clock milliseconds throughout: the activation is a wall time.
@@ -48,6 +50,12 @@ struct scaletozero_state {
 	int64_t zero_at_ms;       /* when it went to zero; 0: not at zero */
 	int64_t activation_ms;    /* the newest activation seen; 0: none */
 	int64_t woken_ms;         /* the activation that woke it, until a pod is warm; 0: none */
+	/* The activation the annotation held when the zero time was set (0:
+	 * none), once read: a newer one wakes it even when older than the zero
+	 * time, as the activator's clock may run behind the operator's and
+	 * its times compare only with each other. */
+	int64_t zero_activation_ms;
+	bool zero_activation_read;
 };
 
 enum scaletozero_action {
@@ -59,6 +67,11 @@ enum scaletozero_action {
 };
 
 const char *scaletozero_action_name(enum scaletozero_action a);
+
+/* Whether the annotation's activation time is one that may wake a service
+ * at zero with this state (newer than the zero time, or than the
+ * activation the annotation held then): worth an evaluation at once. */
+bool scaletozero_may_wake(const struct scaletozero_state *st, int64_t activation_ms);
 
 /* The decision; updates st. */
 enum scaletozero_action scaletozero_decide(const struct scaletozero_input *in,

@@ -10,7 +10,8 @@
 #   the operator restarted while at zero -> stays at zero (never 1), also
 #                  with the status's zero time an hour ahead (a leader
 #                  whose clock ran ahead wrote it), which the activation
-#                  next wakes all the same;
+#                  next wakes all the same, from an activator whose clock
+#                  runs a minute behind;
 #   the activation annotation as the activator writes it -> the
 #                  Deployment's replicas go to 1 at once (the time from the
 #                  patch to the write is printed; the evaluation interval
@@ -123,13 +124,17 @@ for _ in $(seq 1 40); do [ "$(deploy_replicas)" = 0 ] || stayed=no; sleep 0.2; d
 [ "$stayed" = yes ] && pass "an operator restart at zero keeps 0 replicas (8 s, never 1)" || fail "flapped to $(deploy_replicas) after the restart"
 expect_match "$(rcond reason)" '^ScaledToZero$' "still Ready ScaledToZero after the restart"
 
-# The activator's signal: 0 -> 1 at once.
+# The activator's signal: 0 -> 1 at once, from an activator whose clock
+# runs a minute behind the operator's: its time is older than the zero
+# time (the restart's, the status's hour ahead counted as now), but newer
+# than the activation the annotation held, the same clock's. The old
+# operator compared it with the zero time only: not woken.
 t0=$(now_ms)
-kc -n "$ns" patch kis svc --type=merge -p "{\"metadata\":{\"annotations\":{\"kinfer.io/activation-requested\":\"$(iso_ms "$t0")\"}}}" >/dev/null
+kc -n "$ns" patch kis svc --type=merge -p "{\"metadata\":{\"annotations\":{\"kinfer.io/activation-requested\":\"$(iso_ms $((t0 - 60000)))\"}}}" >/dev/null
 t1=$(now_ms)
 if wait_until 10 at 1; then
 	t2=$(now_ms)
-	pass "activation: Deployment replicas 1 seen $((t2 - t0)) ms after the patch was sent (patch took $((t1 - t0)) ms; evaluation interval 20 s)"
+	pass "activation a minute behind: Deployment replicas 1 seen $((t2 - t0)) ms after the patch was sent (patch took $((t1 - t0)) ms; evaluation interval 20 s)"
 	[ $((t2 - t0)) -le 5000 ] || fail "the scale-up took $((t2 - t0)) ms: it waited for an evaluation"
 else
 	fail "not woken: Deployment at $(deploy_replicas)"
@@ -142,7 +147,7 @@ ev=$(events ScaledFromZero)
 expect_match "$ev" 'Scaled from zero: the first replica is warm [0-9.]+ s after the activation requested at' "Event ScaledFromZero with the cold-start time"
 echo "     $ev"
 expect_match "$(rcond status) $(rcond reason)" '^True AllReplicasReady$' "Ready AllReplicasReady"
-expect_match "$(j kis/svc '{.status.scaling.lastActivation}')" "^$(iso_ms "$t0")\$" "status.scaling.lastActivation is the activation"
+expect_match "$(j kis/svc '{.status.scaling.lastActivation}')" "^$(iso_ms $((t0 - 60000)))\$" "status.scaling.lastActivation is the activation"
 
 # Idle again: back to zero, and the activation still on the object (older
 # than the new zero time) does not wake it.

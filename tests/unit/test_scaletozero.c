@@ -205,6 +205,55 @@ static void status_times_ahead_of_the_clock(void **state)
 	assert_int_equal(scaletozero_decide(&in, &up), SCALETOZERO_TO_ZERO);
 }
 
+/* The activator's clock runs 10 min behind the operator's: its
+ * activations were all older than the zero time, and the old code woke
+ * nothing until the activator's clock passed it (its requests timing out
+ * meanwhile). They compare with the activation the annotation held at
+ * zero now (the same clock); one no newer, as a restart reads it, still
+ * wakes nothing, and with none held only the zero time can tell. */
+static void activator_clock_behind(void **state)
+{
+	struct scaletozero_state st = { 0 };
+	struct scaletozero_input in = base(T0, 1);
+	(void)state;
+
+	in.activation_ms = T0 - 600 * S; /* its last activation, 10 min behind */
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_NONE);
+	in.now_ms = T0 + 30 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_TO_ZERO);
+	in.current = 0;
+	in.now_ms = T0 + 40 * S;
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_STAY_ZERO);
+	/* A request at T0 + 45 s, stamped by the activator T0 - 555 s. */
+	in.now_ms = T0 + 45 * S;
+	in.activation_ms = T0 - 555 * S;
+	assert_true(scaletozero_may_wake(&st, in.activation_ms));
+	assert_int_equal(scaletozero_decide(&in, &st), SCALETOZERO_WAKE);
+	assert_int_equal(st.woken_ms, T0 + 45 * S); /* the cold start, by this clock */
+
+	/* A new leader at zero: the zero time from the status, the annotation
+	 * read at its first look stands for the one held then. */
+	struct scaletozero_state fresh = { .zero_at_ms = T0 + 30 * S };
+	in.now_ms = T0 + 50 * S;
+	assert_int_equal(scaletozero_decide(&in, &fresh), SCALETOZERO_STAY_ZERO);
+	assert_false(scaletozero_may_wake(&fresh, T0 - 555 * S));
+	assert_true(scaletozero_may_wake(&fresh, T0 - 550 * S));
+	in.now_ms = T0 + 55 * S;
+	in.activation_ms = T0 - 550 * S; /* the activator's next write, 5 s on */
+	assert_int_equal(scaletozero_decide(&in, &fresh), SCALETOZERO_WAKE);
+
+	/* None held at zero: an activation older than the zero time does
+	 * nothing (it cannot be told from an old one). */
+	struct scaletozero_state none = { .zero_at_ms = T0 + 30 * S };
+	in.activation_ms = 0;
+	assert_int_equal(scaletozero_decide(&in, &none), SCALETOZERO_STAY_ZERO);
+	in.activation_ms = T0;
+	assert_false(scaletozero_may_wake(&none, T0));
+	assert_int_equal(scaletozero_decide(&in, &none), SCALETOZERO_STAY_ZERO);
+	in.activation_ms = T0 + 31 * S;
+	assert_int_equal(scaletozero_decide(&in, &none), SCALETOZERO_WAKE);
+}
+
 /* What wins: a pause pins the size (or stops scale-in / scale-out), a
  * schedule's floor above 0 keeps replicas, maxReplicas caps the wake. */
 static void controls_win(void **state)
@@ -256,6 +305,7 @@ int tests_scaletozero(void)
 		cmocka_unit_test(activation_during_drain),
 		cmocka_unit_test(restart_at_zero_stays),
 		cmocka_unit_test(status_times_ahead_of_the_clock),
+		cmocka_unit_test(activator_clock_behind),
 		cmocka_unit_test(controls_win),
 	};
 	return cmocka_run_group_tests_name("scaletozero", tests, NULL, NULL);
