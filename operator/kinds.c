@@ -29,7 +29,6 @@ const struct kinds_keys *kinds_registered_keys(void)
 	return __atomic_load_n(&keys, __ATOMIC_ACQUIRE);
 }
 
-/* One label or annotation under a registered key (NULL key: none). */
 /* s, a decimal in [lo, hi] and nothing else, into *ret; false otherwise
  * (NULL, empty, a sign, spaces, trailing text, out of range). */
 static bool decimal(const char *s, int64_t lo, int64_t hi, int64_t *ret)
@@ -48,6 +47,7 @@ static bool decimal(const char *s, int64_t lo, int64_t hi, int64_t *ret)
 	return true;
 }
 
+/* One label or annotation under a registered key (NULL key: none). */
 static const char *meta_key(json_object *json, const char *map, const char *key)
 {
 	return key ? cache_json_key(cache_json_get(json, map), key) : NULL;

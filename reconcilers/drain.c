@@ -414,15 +414,23 @@ static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	return r;
 }
 
+/* The drain's start, now, in the pod's kinfer.io/draining-since. */
+static int write_since(struct reconcile_ctx *ctx, const struct drain_service *svc,
+		       const struct drain_candidate *c, int64_t now)
+{
+	char since[32];
+	snprintf(since, sizeof(since), "%lld", (long long)now);
+	return podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+}
+
 /* Take a victim out of service: the drain's start, then the gate. */
 static int start(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		 const struct drain_candidate *c, int32_t current, int32_t desired, int64_t now)
 {
-	char since[32], note[256];
-	snprintf(since, sizeof(since), "%lld", (long long)now);
+	char note[256];
 	snprintf(note, sizeof(note), "draining before scale-down from %d to %d replicas", current,
 		 desired);
-	int r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+	int r = write_since(ctx, svc, c, now);
 	if (r == 0)
 		r = podstate_set_gate(ctx->client, svc->ns, c->name, false, "Draining", note, NULL);
 	return r;
@@ -434,9 +442,8 @@ static int start(struct reconcile_ctx *ctx, const struct drain_service *svc,
 static int restamp(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		   const struct drain_candidate *c, int64_t now)
 {
-	char since[32], note[512];
-	snprintf(since, sizeof(since), "%lld", (long long)now);
-	int r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, since, NULL);
+	char note[512];
+	int r = write_since(ctx, svc, c, now);
 	if (r < 0)
 		return r;
 	if (c->draining_since > now)
