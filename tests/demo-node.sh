@@ -31,6 +31,14 @@ k -n kinfer-system get pods -o wide
 
 say "applying an InferenceService of the model-server simulator's image on kinfer-node-0"
 k create namespace serving >/dev/null
+# The webhook is reached through its Service: kube-proxy has the ready
+# pods' endpoints a moment after the rollout, and until then the API server
+# refuses the create ("failed calling webhook ... connection refused").
+# Wait for a server-side dry run (writes nothing) to pass, 60 s at most.
+for _ in $(seq 1 60); do
+	k -n serving apply --dry-run=server -f manifests/samples/vllm.yaml >/dev/null 2>&1 && break
+	sleep 1
+done
 k -n serving apply -f - <<'YAML'
 apiVersion: kinfer.io/v1alpha1
 kind: InferenceService

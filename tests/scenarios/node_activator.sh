@@ -127,7 +127,7 @@ t_silent=$(now_ms)
 for _ in $(seq 1 90); do kill -0 "$spid" 2>/dev/null || break; sleep 1; done
 wait "$spid"
 took=$(($(now_ms) - t_silent))
-nft delete table inet "$table"
+nft delete table inet "$table" 2>/dev/null
 expect_match "$(cat "$tmp/silent") $([ "$took" -le 60000 ] && echo in-time)" '^18 in-time$' \
 	"the client's stream ended as broken (curl exit 18, it was 28: waited its 150 s) $took ms after the pod went silent"
 expect_match "$(act_metric kinfer_activator_upstream_errors_total)" "^$((err0 + 1))\$" "kinfer_activator_upstream_errors_total +1"

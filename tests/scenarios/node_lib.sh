@@ -13,11 +13,23 @@ src=$KINFER_SOURCE_DIR
 # in_node CMD...: CMD in the node's network namespace (where ClusterIPs work).
 in_node() { nsenter --net="/var/run/netns/$KINFER_NODE_NETNS" "$@"; }
 
-# install_kinfer: the admin install (idempotent), both replicas Available.
+# install_kinfer: the admin install (idempotent), both replicas Available
+# and the admission webhook answering through its Service. A pod's
+# readiness reaches kube-proxy through the EndpointSlice a moment after the
+# rollout is done; until then the API server's call to the webhook is
+# refused ("connection refused", failurePolicy Fail) and so is every
+# create. A server-side dry run goes through the webhooks and writes
+# nothing: wait (bounded) for one to pass, as README's install says.
 install_kinfer() {
 	kc apply -k "$src/manifests/" >/dev/null &&
 		kc wait --for=condition=Established crd/inferenceservices.kinfer.io --timeout=60s >/dev/null &&
-		kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null
+		kc -n kinfer-system rollout status deploy/kinfer-operator --timeout=120s >/dev/null || return 1
+	wait_until 60 kc -n default apply --dry-run=server -o name \
+		-f "$src/tests/data/webhook/good/vllm-minimal.yaml" >/dev/null 2>&1 && return 0
+	echo "the webhook does not answer through its Service after 60 s:" >&2
+	kc -n default apply --dry-run=server -o name -f "$src/tests/data/webhook/good/vllm-minimal.yaml" >&2
+	kc -n kinfer-system get pods,endpointslices -o wide >&2
+	return 1
 }
 
 # sim_metric POD_IP NAME: a counter of the simulator in that pod (its
