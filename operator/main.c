@@ -84,6 +84,7 @@ struct config {
 	const char *webhook_secret;
 	const char *webhook_cert_hosts;
 	const char *webhook_configuration;
+	long webhook_shutdown_delay_ms;
 	bool placement;
 	bool placement_index;
 	bool placement_index_check;
@@ -168,6 +169,10 @@ static const struct flag run_flags[] = {
 	  webhook_configuration, "kinfer-operator",
 	  "name of the Mutating- and ValidatingWebhookConfiguration whose "
 	  "caBundle --webhook-self-signed sets"),
+	F("webhook-shutdown-delay", "KINFER_WEBHOOK_SHUTDOWN_DELAY", FLAG_DURATION_MS,
+	  webhook_shutdown_delay_ms, "5s",
+	  "after SIGTERM, how long the webhook keeps serving while the Service's endpoints drop "
+	  "this pod (a second signal ends it)"),
 	F("placement", "KINFER_PLACEMENT", FLAG_BOOL, placement, "true",
 	  "kinfer places its pods itself (false: kube-scheduler, with the same node selection)"),
 	F("scheduler-name", "KINFER_SCHEDULER_NAME", FLAG_STRING, scheduler_name, "kinfer",
@@ -349,7 +354,7 @@ static int connect_cluster(const struct config *cfg, struct metrics *metrics, co
 
 static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		       struct kube_client *client, struct kube_client *lease_client,
-		       struct metrics *metrics)
+		       struct metrics *metrics, uint64_t *signal_ns)
 {
 	struct manager *m = NULL;
 	struct events *events = NULL;
@@ -425,7 +430,7 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	}
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
-	code = manager_run_until_signal(m);
+	code = manager_run_until_signal(m, signal_ns);
 	/* The reconcilers are done: what they queued at low priority goes
 	 * out now, for a few seconds at most. */
 	size_t unsent = events_flush(events, EVENTS_FLUSH_NS);
@@ -477,6 +482,39 @@ static int start_webhook(const struct config *cfg, struct kube_client *client,
 	return 0;
 }
 
+/* The API server reaches the webhook through the Service: after SIGTERM
+ * (the pod being deleted, or a rollout) its calls still come here until
+ * the EndpointSlice controller and kube-proxy have dropped this pod, a
+ * second or more. Stopping at once refused them ("connection refused"),
+ * and with failurePolicy Fail a user's apply failed in every rollout of
+ * kinfer. So the webhook serves until --webhook-shutdown-delay after the
+ * signal; the manager stops meanwhile (the Lease is released at once).
+ * A second SIGTERM or SIGINT ends the wait. */
+static void webhook_linger(const struct config *cfg, const struct webhook *w, uint64_t signal_ns)
+{
+	uint64_t end = signal_ns + (uint64_t)cfg->webhook_shutdown_delay_ms * KTIME_NSEC_PER_MSEC;
+	uint64_t now = ktime_mono_ns();
+	sigset_t set;
+
+	if (!w || !signal_ns || now >= end)
+		return;
+	log_info("the admission webhook serves until the endpoints drop this pod", "for_ms=%llu",
+		 (unsigned long long)((end - now) / KTIME_NSEC_PER_MSEC));
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	for (int i = 0; i < 100000 && (now = ktime_mono_ns()) < end; i++) {
+		uint64_t left = end - now;
+		struct timespec ts = { (time_t)(left / KTIME_NSEC_PER_SEC),
+				       (long)(left % KTIME_NSEC_PER_SEC) };
+		if (sigtimedwait(&set, NULL, &ts) > 0) {
+			log_info("second signal: the webhook stops now", "delay_ms=%ld",
+				 cfg->webhook_shutdown_delay_ms);
+			return;
+		}
+	}
+}
+
 static int cmd_run(int argc, char **argv, int argi)
 {
 	struct config cfg = { 0 };
@@ -485,6 +523,7 @@ static int cmd_run(int argc, char **argv, int argi)
 	struct metrics *metrics = NULL;
 	struct webhook *webhook = NULL;
 	struct selfsigned *selfsigned = NULL;
+	uint64_t signal_ns = 0;
 	bool help = false;
 	char err[512];
 	sigset_t set;
@@ -546,10 +585,12 @@ static int cmd_run(int argc, char **argv, int argi)
 		log_info("stopped", "exit_code=%d", code);
 		return code;
 	}
-	if (start_webhook(&cfg, client, metrics, &selfsigned, &webhook) < 0)
+	if (start_webhook(&cfg, client, metrics, &selfsigned, &webhook) < 0) {
 		code = 1;
-	else
-		code = run_manager(&cfg, auth, client, lease_client, metrics);
+	} else {
+		code = run_manager(&cfg, auth, client, lease_client, metrics, &signal_ns);
+		webhook_linger(&cfg, webhook, signal_ns);
+	}
 	webhook_stop(webhook);
 	selfsigned_free(selfsigned);
 	kube_client_free(lease_client);

@@ -482,7 +482,7 @@ void manager_stop(struct manager *m)
 	m->http = NULL;
 }
 
-int manager_run_until_signal(struct manager *m)
+int manager_run_until_signal(struct manager *m, uint64_t *signal_ns)
 {
 	sigset_t set;
 	int sig = 0;
@@ -490,6 +490,8 @@ int manager_run_until_signal(struct manager *m)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigwait(&set, &sig);
+	if (signal_ns)
+		*signal_ns = ktime_mono_ns();
 	bool lost = atomic_load(&m->lost);
 	log_info("stopping", "reason=%s",
 		 lost          ? "lost leadership" :

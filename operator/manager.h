@@ -112,8 +112,9 @@ struct manager_options {
 int manager_new(const struct manager_options *o, struct manager **ret);
 int manager_start(struct manager *m);
 /* Block until SIGTERM or SIGINT (blocked in all threads by the caller) or
- * lost leadership; stop everything; return the exit code. */
-int manager_run_until_signal(struct manager *m);
+ * lost leadership; stop everything; return the exit code. *signal_ns (if
+ * not NULL): when the signal came (ktime_mono_ns). */
+int manager_run_until_signal(struct manager *m, uint64_t *signal_ns);
 /* Stop everything (what run_until_signal does after the signal). */
 void manager_stop(struct manager *m);
 void manager_free(struct manager *m);

@@ -90,6 +90,7 @@ struct config {
 	long kube_api_timeout_ms;
 	long header_timeout_ms;
 	long shutdown_timeout_ms;
+	long shutdown_delay_ms;
 	int max_connections;
 	int max_body;
 	int max_held_bytes;
@@ -124,6 +125,11 @@ static const struct flag act_flags[] = {
 	  header_timeout_ms, "10m", "how long a forwarded request may wait for the pod's answer"),
 	F("shutdown-timeout", "KINFER_SHUTDOWN_TIMEOUT", FLAG_DURATION_MS, shutdown_timeout_ms,
 	  "30s", "on SIGTERM, how long requests in flight may finish"),
+	F("shutdown-delay", "KINFER_ACTIVATOR_SHUTDOWN_DELAY", FLAG_DURATION_MS, shutdown_delay_ms,
+	  "5s",
+	  "on SIGTERM, how long new requests are still taken while the operator and kube-proxy "
+	  "drop this pod from the Services (within --shutdown-timeout; a second signal ends the "
+	  "stop)"),
 	F("max-connections", "KINFER_ACTIVATOR_MAX_CONNECTIONS", FLAG_INT, max_connections, "1024",
 	  "client connections at once (one thread each)"),
 	F("max-body", "KINFER_ACTIVATOR_MAX_BODY", FLAG_INT, max_body, "8388608",
@@ -1442,15 +1448,30 @@ static int connect_api(struct activator *a, const sigset_t *stop)
 }
 
 /* SIGTERM: /readyz turns 503 (kinfer takes the pod out of the Services'
- * endpoints), requests in flight get --shutdown-timeout, then the rest are
- * cut. */
-static void drain_and_stop(struct activator *a)
+ * endpoints), new requests are still taken for --shutdown-delay (the
+ * operator's EndpointSlice write and kube-proxy's next sync take that
+ * long: a listener closed at once refused what came meanwhile, and an
+ * idle activator did that in every rollout), requests in flight get
+ * until --shutdown-timeout after the signal, then the rest are cut. A
+ * second SIGTERM or SIGINT stops at once. */
+static void drain_and_stop(struct activator *a, const sigset_t *set)
 {
-	uint64_t end = ktime_mono_ns() + (uint64_t)a->cfg.shutdown_timeout_ms * KTIME_NSEC_PER_MSEC;
+	uint64_t t0 = ktime_mono_ns();
+	uint64_t end = t0 + (uint64_t)a->cfg.shutdown_timeout_ms * KTIME_NSEC_PER_MSEC;
+	uint64_t open_until = t0 + (uint64_t)a->cfg.shutdown_delay_ms * KTIME_NSEC_PER_MSEC;
+	uint64_t now;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+
 	atomic_store(&a->draining, true);
-	log_info("stopping: finishing the requests in flight", "connections=%u", connections(a));
-	while (connections(a) > 0 && ktime_mono_ns() < end)
-		usleep(100 * 1000);
+	log_info("stopping: finishing the requests in flight", "connections=%u open_ms=%ld",
+		 connections(a),
+		 a->cfg.shutdown_delay_ms < a->cfg.shutdown_timeout_ms ? a->cfg.shutdown_delay_ms :
+									 a->cfg.shutdown_timeout_ms);
+	while ((now = ktime_mono_ns()) < end && (connections(a) > 0 || now < open_until))
+		if (sigtimedwait(set, NULL, &tick) > 0) {
+			log_info("second signal: stopping now", "connections=%u", connections(a));
+			break;
+		}
 	atomic_store(&a->stop, true);
 	actsvc_kick(a->table);
 	pthread_join(a->poller, NULL);
@@ -1520,7 +1541,7 @@ int activator_main(int argc, char **argv, int argi)
 		 KINFER_VERSION);
 	sigwait(&set, &sig);
 	log_info("signal received", "signal=%d", sig);
-	drain_and_stop(&a);
+	drain_and_stop(&a, &set);
 	code = 0;
 out:
 	httpserver_stop(hs);

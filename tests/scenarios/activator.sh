@@ -12,7 +12,8 @@
 #                            a client that goes away frees its place;
 #   activationTimeoutSeconds -> 503 naming why (a stream: event: error);
 #   bad Host / unknown    -> 400 / 404 naming why, at once;
-#   SIGTERM               -> exit code 0.
+#   SIGTERM               -> not ready, requests taken for --shutdown-delay,
+#                            exit code 0.
 # Not here: the forward to a warm pod. On the local control plane pod IPs
 # are loopback addresses, which no EndpointSlice may hold (the API server's
 # validation), so NAME-private never lists one; scenario.node_scale_to_zero
@@ -102,11 +103,21 @@ expect_match "$(cat "$tmp/late.code")" '^000$' "a client giving up after 1 s (he
 freed() { [ "$(metric kinfer_activator_held_requests)" = 0 ]; }
 if wait_until 3 freed; then pass "its place is freed (held 0)"; else fail "held: $(metric kinfer_activator_held_requests)"; fi
 
-# SIGTERM: not ready at once, then a clean stop.
+# SIGTERM: not ready at once, new requests still taken for --shutdown-delay
+# (5 s: kube-proxy still sends them until the operator has taken the pod
+# out of the Services; before, an idle activator closed its port at once
+# and refused them), then a clean stop, the port closed.
+t_term=$(date +%s%3N)
 kill -TERM "$act_pid"
 ready=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$http_port/readyz")
+sleep 1
+ask draining "nope.$ns" -d '{"prompt":"x"}'
+expect_match "$(cat "$tmp/draining.code") $ready" '^404 503$' "1 s after SIGTERM, not ready (503) and a request still answered (404 for no such service)"
+for _ in $(seq 1 150); do kill -0 "$act_pid" 2>/dev/null || break; sleep 0.1; done
 wait "$act_pid"
-expect_code 0 $? "the activator stops on SIGTERM with exit code 0 (readyz during the stop: $ready)"
+expect_code 0 $? "the activator stops on SIGTERM with exit code 0 ($(($(date +%s%3N) - t_term)) ms after it)"
+ask closed "nope.$ns" -d '{"prompt":"x"}'
+expect_match "$(cat "$tmp/closed.code")" '^000$' "then its port is closed"
 untrack_pid "$act_pid"
 expect_match "$(grep -c 'level=error' "$tmp/act.log" "$tmp/op.log" | awk -F: '{ s += $2 } END { print s }')" '^0$' "no errors in the activator's and the operator's logs"
 summary

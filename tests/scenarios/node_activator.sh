@@ -183,6 +183,12 @@ spid=$!
 wait_until 10 first_token "$tmp/last"
 t_term=$(now_ms)
 kill -TERM "$act_pid"
+# A request sent after the signal (kube-proxy still routes to a pod being
+# deleted for a moment) is still taken and answered by the model.
+sleep 1
+ask "$tmp/after_term"
+expect_match "$(cut -d' ' -f1 "$tmp/after_term") $(head -c 200 "$tmp/after_term.body")" '^200 .*"choices":\[\{"text":" simulated"' \
+	"a request 1 s after SIGTERM (within --shutdown-delay) is forwarded and answered"
 wait "$act_pid"
 r=$? stop_ms=$(($(now_ms) - t_term))
 expect_code 0 $r "the activator stops on SIGTERM with exit code 0"

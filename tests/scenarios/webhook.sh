@@ -272,7 +272,26 @@ expect_match "$(curl -s --max-time 5 "http://127.0.0.1:$http/metrics")" 'kinfer_
 # --- Self-signed mode: kinfer makes its own CA, keeps it in a Secret and
 # sets the caBundle of the configurations it is told. The first operator
 # and its configurations go first (one webhook server per process).
-kill -TERM "$pid"; wait "$pid"; expect_code 0 $? "the first operator stops cleanly"
+# It stops as a pod does in a rollout: SIGTERM while the Service's
+# endpoints still name it. The webhook answers on for
+# --webhook-shutdown-delay (5 s), the API server's calls included; before,
+# it stopped at once and those calls were refused, with every apply meant
+# for it. Then the process exits 0 and the port is closed.
+t_term=$(date +%s%3N)
+kill -TERM "$pid"
+sleep 1
+expect_match "$(post "$tmp/b/ca.crt" "$review")" '"uid":"curl-1","allowed":true' "1 s after SIGTERM the webhook still answers"
+if denied "$refused_dir/gpu-memory-over-product.yaml" 'exceeds the 80Gi'; then
+	pass "... and so does the API server's call through it"
+else
+	fail "after SIGTERM: $(kc -n "$ns" apply --dry-run=server -f "$refused_dir/gpu-memory-over-product.yaml" 2>&1)"
+fi
+for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+wait "$pid"; expect_code 0 $? "the first operator stops cleanly"
+took=$(($(date +%s%3N) - t_term))
+expect_match "$(grep -c '"the admission webhook serves until the endpoints drop this pod"' "$tmp/op.log") $took" '^1 ([5-9][0-9]{3}|1[0-4][0-9]{3})$' \
+	"it says so and stops after the delay ($took ms after SIGTERM)"
+post "$tmp/b/ca.crt" "$review" >/dev/null; expect_code 7 $? "then the port is closed (curl: 7)"
 kc delete validatingwebhookconfiguration "$vwc" >/dev/null 2>&1
 kc delete mutatingwebhookconfiguration "$mwc" >/dev/null 2>&1
 p2=$(free_port)
@@ -297,8 +316,13 @@ sed 's/name: vllm-minimal/name: vllm-selfsigned/' "$data/good/vllm-minimal.yaml"
 out=$(kc -n "$ns" apply -f "$tmp/ss.yaml" 2>&1); expect_code 0 $? "a good manifest applies"
 expect_match "$(kc -n "$ns" get kis/vllm-selfsigned -o jsonpath='{.spec.image}')" '^vllm/vllm-openai:v0.6.3$' "... and is defaulted"
 # A restart keeps the CA (every replica and every restart serve one CA).
-kill -TERM "$pid2"; wait "$pid2"
-start_operator "$tmp/op3.log" "${ss_args[@]}" || exit 1
+# A second signal ends the webhook's delay (Ctrl-C twice, kubectl delete
+# --grace-period=0 after a first SIGTERM).
+kill -TERM "$pid2"; sleep 0.5; kill -TERM "$pid2"
+for _ in $(seq 1 150); do kill -0 "$pid2" 2>/dev/null || break; sleep 0.1; done
+wait "$pid2"; expect_code 0 $? "a second SIGTERM during the webhook's delay: exit 0"
+expect_match "$(grep -c '"second signal: the webhook stops now"' "$tmp/op2.log")" '^1$' "... the delay cut short, logged"
+start_operator "$tmp/op3.log" "${ss_args[@]}" --webhook-shutdown-delay 0 || exit 1
 expect_match "$(secret_ca)" "^$ca1\$" "a restart reuses the CA in the Secret"
 expect_match "$(grep -c 'webhook certificate written' "$tmp/op3.log")" '^0$' "... without writing a new certificate"
 if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
@@ -321,7 +345,7 @@ kc -n "$ns" delete secret kinfer-test-tls >/dev/null
 kc -n "$ns" create secret generic kinfer-test-tls --from-file=ca.crt="$tmp/oldca.crt" \
 	--from-file=ca.key="$tmp/oldca.key" --from-file=tls.crt="$tmp/old.crt" --from-file=tls.key="$tmp/old.key" >/dev/null
 register "$tmp/oldca.crt" "$ssc" "$ssc" "$p2"
-start_operator "$tmp/op4.log" "${ss_args[@]}" || exit 1
+start_operator "$tmp/op4.log" "${ss_args[@]}" --webhook-shutdown-delay 0 || exit 1
 rotated() { [ "$(bundle validatingwebhookconfiguration | base64 -d 2>/dev/null | grep -c 'BEGIN CERTIFICATE')" = 2 ]; }
 if wait_until 20 rotated; then pass "after a CA rotation the caBundle holds two CAs"; else fail "caBundle: $(bundle validatingwebhookconfiguration | base64 -d | grep -c BEGIN)"; fi
 bundle validatingwebhookconfiguration | base64 -d > "$tmp/bundle.pem"
