@@ -28,9 +28,16 @@
 #      idle clock starts then; no write fails), the pod warms, all 4 forwarded
 #      and answered 200 by the model, none before the pod was warm (the
 #      model's own count of traffic before warm-up stays 0);
-#   3. SIGTERM with a stream in flight (its next token 20 s away): the
-#      stream has --shutdown-timeout, then it is cut and the activator
-#      exits 0; no error and no sanitizer report in its log.
+#   3. SIGTERM with a stream in flight (its next token 20 s away): a new
+#      request 1 s later is still taken and answered (--shutdown-delay);
+#      the stream has --shutdown-timeout, then it is cut and the activator
+#      exits 0; no error and no sanitizer report in its log;
+#   4. a rollout of the in-cluster kinfer-activator Deployment (its image)
+#      while clients keep sending to a service at zero through its
+#      ClusterIP: no request refused. Each old pod takes requests for
+#      --shutdown-delay after its SIGTERM, while kube-proxy still sends it
+#      some; it used to close its port at once (1, 8 and 4 refused in three
+#      rollouts of ~3,300 requests each).
 . "$(dirname "$0")/node_lib.sh"
 begin node-act
 act_bin=${KINFER_HOST_ACTIVATOR:-}
@@ -198,4 +205,52 @@ wait "$spid"
 expect_match "$(cat "$tmp/last")" '^18$' "that client's stream ends broken (curl exit 18)"
 expect_match "$(grep -c 'level=error' "$tmp/act.log")" '^0$' "no error in the activator's log"
 echo "figure: at zero, 4 held requests answered $((t1 - t0)) ms after they were sent (scale-up, pod start, model load 2 s, warm-up)"
+
+# --- 4. a rollout of the activator under traffic -----------------------------------
+# A service kept at zero (its pod can never be placed): its ClusterIP leads
+# to the in-cluster activator pods. Two clients send back to back through
+# kube-proxy from the node, with no Host of a service, so the activator
+# answers each at once (400): any answer is a request taken, 000 one refused
+# or reset. They run from 2 s before the rollout until 3 s after it is done.
+cat <<YAML | kc -n "$ns" apply -f - >/dev/null
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: parked}
+spec:
+  model: {name: parked, uri: "file:///models/parked", framework: vllm}
+  image: ${SIM_IMAGE#docker.io/}
+  port: 8000
+  replicas: 0
+  resources: {gpu: {count: 1}, cpu: 10m, memory: 32Mi}
+  scaling:
+    minReplicas: 0
+    maxReplicas: 1
+    metrics: [{type: QueueDepth, target: 100}]
+    scaleToZero: {idleSeconds: 10, activationTimeoutSeconds: 2}
+  scheduling: {nodeSelector: {kinfer.io/no-such-node: "true"}}
+YAML
+to_activator() { [ "$(kc -n "$ns" get endpointslices -l kubernetes.io/service-name=parked -o jsonpath='{.items[*].ports[0].port}' 2>/dev/null)" = 8012 ]; }
+wait_until 30 to_activator; expect_code 0 $? "the service at zero routes to the activator pods (port 8012)"
+pip=$(kc -n "$ns" get svc parked -o jsonpath='{.spec.clusterIP}')
+rm -f "$tmp/roll.stop"
+roll_client() { # OUT: one code a line until $tmp/roll.stop, 120 s at most
+	local end=$((SECONDS + 120))
+	while [ ! -e "$tmp/roll.stop" ] && [ "$SECONDS" -lt "$end" ]; do
+		in_node curl -s -o /dev/null -m 5 -w '%{http_code}\n' -H 'Content-Type: application/json' \
+			-d '{"prompt":"hi"}' "http://$pip:8000/v1/completions"
+	done >"$1"
+}
+roll_client "$tmp/roll1" & rc1=$!
+roll_client "$tmp/roll2" & rc2=$!
+track_pid "$rc1" TERM; track_pid "$rc2" TERM
+sleep 2
+kc -n kinfer-system rollout restart deploy/kinfer-activator >/dev/null
+kc -n kinfer-system rollout status deploy/kinfer-activator --timeout=120s >/dev/null
+expect_code 0 $? "the kinfer-activator Deployment rolls out"
+sleep 3
+touch "$tmp/roll.stop"
+wait "$rc1" "$rc2"; untrack_pid "$rc1"; untrack_pid "$rc2"
+total=$(cat "$tmp/roll1" "$tmp/roll2" | wc -l)
+refused=$(cat "$tmp/roll1" "$tmp/roll2" | grep -cvx 400) || true
+expect_match "$total $refused" '^[1-9][0-9]{2,} 0$' "$total requests across the activator's rollout, $refused not answered by an activator ($(cat "$tmp/roll1" "$tmp/roll2" | sort | uniq -c | tr -s ' \n' ' '))"
 summary
