@@ -485,9 +485,10 @@ static int start_webhook(const struct config *cfg, struct kube_client *client,
 /* The API server reaches the webhook through the Service: after SIGTERM
  * (the pod being deleted, or a rollout) its calls still come here until
  * the EndpointSlice controller and kube-proxy have dropped this pod, a
- * second or more. Stopping at once refused them ("connection refused"),
- * and with failurePolicy Fail a user's apply failed in every rollout of
- * kinfer. So the webhook serves until --webhook-shutdown-delay after the
+ * second or more. Stopping at once could refuse them ("connection
+ * refused"), and with failurePolicy Fail such a call is a user's apply
+ * refused (the activator, which stopped so, had requests refused in every
+ * rollout). So the webhook serves until --webhook-shutdown-delay after the
  * signal; the manager stops meanwhile (the Lease is released at once).
  * A second SIGTERM or SIGINT ends the wait. */
 static void webhook_linger(const struct config *cfg, const struct webhook *w, uint64_t signal_ns)

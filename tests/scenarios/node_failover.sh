@@ -14,6 +14,7 @@ kc -n "$ns" wait --for=condition=Ready kis/fo --timeout=150s >/dev/null
 wait_until 120 pods_ready "$ns" kinfer.io/service=fo 3
 expect_code 0 $? "three warm pods"
 kip=$(cluster_ip "$ns" fo)
+wait_until 30 routed "$kip" 8000; expect_code 0 $? "kube-proxy routes the ClusterIP $kip"
 load_start "$dir/load" "$kip:8000" 300 10; lp=$started_load
 sleep 6   # requests of 4 s in flight on every pod
 

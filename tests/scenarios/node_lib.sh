@@ -141,6 +141,12 @@ YAML
 
 # cluster_ip NS SVC
 cluster_ip() { kc -n "$1" get svc "$2" -o jsonpath='{.spec.clusterIP}'; }
+# routed IP PORT: a TCP connection there from the node is accepted. A
+# Service's EndpointSlice reaches kube-proxy's rules a moment after the API
+# server has it (a second or more on a busy machine): load that starts
+# before then is refused, which says nothing of kinfer. Wait for this
+# (bounded) first.
+routed() { in_node timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null; }
 
 # Load generators in the node's netns, stopped by PID on every exit path.
 lg_pids=()
