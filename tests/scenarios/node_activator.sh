@@ -36,8 +36,8 @@
 #      while clients keep sending to a service at zero through its
 #      ClusterIP: no request refused. Each old pod takes requests for
 #      --shutdown-delay after its SIGTERM, while kube-proxy still sends it
-#      some; it used to close its port at once (1, 8 and 4 refused in three
-#      rollouts of ~3,300 requests each).
+#      some; it used to close its port at once (10 of 635 refused here, 1,
+#      8 and 4 in three longer rollouts of ~3,300 requests each).
 . "$(dirname "$0")/node_lib.sh"
 begin node-act
 act_bin=${KINFER_HOST_ACTIVATOR:-}
