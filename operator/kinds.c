@@ -614,6 +614,8 @@ static int project_pod(struct cache_proj *p, json_object *json, struct cache_obj
 	     i++) {
 		json_object *cs = json_object_array_get_idx(cstat, i);
 		pod->restarts += (int32_t)cache_json_int(cs, "restartCount", 0);
+		if (!cache_json_get(cs, "state.running"))
+			pod->stopped = 1;
 		const char *w = cache_json_str(cs, "state.waiting.reason");
 		if (w && !kpod_waiting_reason(pod)) {
 			if (!rare_of(pod))

@@ -123,6 +123,7 @@ struct kpod {
 	unsigned gated : 1;            /* spec.schedulingGates not empty: not to be placed yet */
 	unsigned sched_unreadable : 1; /* selector, tolerations or affinity past the bounds */
 	unsigned hash_in_owner : 1;    /* pod-template-hash = the ReplicaSet name's suffix */
+	unsigned stopped : 1; /* a container not running (waiting, terminated): no process */
 };
 
 /* The pod's IP as text (in buf, or in the object), NULL when it has none;

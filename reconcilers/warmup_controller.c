@@ -249,6 +249,7 @@ struct pod_copy {
 	int32_t restarts, warm_restarts; /* now; when it turned warm (-1: not recorded) */
 	int64_t since, containers_since;
 	bool ready_containers, warm, deleting;
+	bool stopped; /* a container not running: its process gone */
 };
 
 /* 0; -ENOENT when the pod is gone, not gated or of no service. */
@@ -275,6 +276,7 @@ static int copy_pod(struct manager *m, const char *key, struct pod_copy *c)
 		c->ready_containers = p->containers_ready == KCOND_TRUE;
 		c->warm = p->warmed == KCOND_TRUE;
 		c->deleting = p->meta.deleted != 0;
+		c->stopped = p->stopped;
 		r = 0;
 	}
 	cache_read_unlock();
@@ -499,26 +501,44 @@ static void run_states(struct run *run, enum warmup_state st)
 /* ---- reconcile ------------------------------------------------------------ */
 
 /*
- * A warm pod whose containers stopped being ready (the model server
- * crashed or was killed, a liveness probe failed) comes back with a cold
- * model: it leaves the Service now, before the restarted container passes
- * its readiness probe, and is warmed again. A restart missed between two
- * events shows as containers ready since after the warm-up, or as more
- * container restarts than the pod had when it turned warm.
+ * A warm pod whose model server's process ended (it crashed or was
+ * killed, a liveness probe failed) comes back with a cold model: it leaves
+ * the Service as soon as its container is seen not running, before the
+ * restarted one passes its readiness probe, and is warmed again. A restart
+ * missed between two events shows as more container restarts than the pod
+ * had when it turned warm.
+ *
+ * Containers that are only not ready, still running the same process, are
+ * still warm: a kubelet that restarts (an upgrade of the node's agent)
+ * forgets its startup probes' results and reports every container not
+ * ready until they pass again, and a readiness probe can fail for a while
+ * under load. The kubelet keeps such a pod out of the Service meanwhile
+ * and puts it back when its probes pass; warming it again would keep it
+ * out for the whole warm-up (on a kubelet restart, every replica on that
+ * node at once) for a model that never left memory.
+ *
+ * A pod warmed before kinfer recorded its restarts (warm_restarts -1):
+ * containers not ready, or ready since after the warm-up, as before.
  */
 static bool went_cold(const struct pod_copy *p)
 {
-	return !p->deleting && p->warm &&
-	       (!p->ready_containers || (p->since > 0 && p->containers_since > p->since) ||
-		(p->warm_restarts >= 0 && p->restarts > p->warm_restarts));
+	if (p->deleting || !p->warm)
+		return false;
+	if (p->warm_restarts < 0)
+		return !p->ready_containers || (p->since > 0 && p->containers_since > p->since);
+	return p->restarts > p->warm_restarts || (!p->ready_containers && p->stopped);
 }
 
 static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct pod_copy *p)
 {
 	struct run run = { .ctx = ctx, .pod = p, .out = RECONCILE_OK };
 	char msg[160];
+	bool restarted = p->ready_containers ||
+			 (p->warm_restarts >= 0 && p->restarts > p->warm_restarts);
 	snprintf(msg, sizeof(msg), "the model server's container %s: warming up again",
-		 p->ready_containers ? "restarted" : "is not ready");
+		 restarted  ? "restarted" :
+		 p->stopped ? "stopped" :
+			      "is not ready");
 	log_info("pod cold again", "pod=%s/%s reason=%s", p->ns, p->name, msg);
 	pod_event(&run, "Normal", "ContainerRestarted", msg);
 	return set_condition(ctx, p, false, "ContainerRestarted", msg) < 0 ? RECONCILE_ERROR :

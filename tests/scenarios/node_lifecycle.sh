@@ -7,6 +7,9 @@
 #   - a container restart (the simulator's process killed from the host):
 #     the pod leaves the Service, is warmed again by kinfer, and returns;
 #     no request reaches the new process before its warm-up.
+#   - the kubelet restarted (5 s down): the containers go on running, the
+#     kubelet reports them not ready until its startup probes pass again,
+#     and kinfer keeps them warm (no second warm-up, no ContainerRestarted).
 # Steady load on the ClusterIP throughout.
 . "$(dirname "$0")/node_lib.sh"
 begin node-life
@@ -81,6 +84,59 @@ expect_match "$out" 'event' "kinfer says why the pod left the Service (event Con
 
 kill -TERM "$lp" 2>/dev/null; load_wait "$lp"; lg_pids=()
 lfailed=$(summary_of "$dir/load" failed) lsent=$(summary_of "$dir/load" sent)
+
+# --- the kubelet restarts --------------------------------------------------------
+# An upgrade of the node's agent: the kubelet stops for 5 s and starts again;
+# the containers go on running. The restarted kubelet has forgotten its
+# startup probes' results, so it reports every container not ready until
+# they pass again (a second or two). The model servers never stopped: kinfer
+# must not warm them again (the code before this did, both pods at once,
+# keeping them out of the Service for the whole warm-up).
+wait_until 90 pods_ready "$ns" kinfer.io/service=life 2
+pods=$(kc -n "$ns" get pods -l kinfer.io/service=life -o jsonpath='{.items[*].metadata.name}')
+# state POD: restartCount, the gate's status and lastTransitionTime, and the
+# model server's count of warm-up requests.
+state() {
+	local ip
+	ip=$(kc -n "$ns" get pod "$1" -o jsonpath='{.status.podIP}')
+	echo "$(kc -n "$ns" get pod "$1" -o jsonpath='restarts={.status.containerStatuses[0].restartCount} gate={.status.conditions[?(@.type=="kinfer.io/warmed-up")].status}@{.status.conditions[?(@.type=="kinfer.io/warmed-up")].lastTransitionTime}') warmups=$(sim_metric "$ip" kinfer_sim_warmup_requests_total)"
+}
+declare -A before=()
+for p in $pods; do before[$p]=$(state "$p"); done
+kc -n "$ns" get pods -l kinfer.io/service=life -w --output-watch-events \
+	-o jsonpath='{.type} {.object.metadata.name} {.object.status.conditions[?(@.type=="Ready")].status}{"\n"}' >"$dir/kubelet-watch" 2>&1 &
+watch_pid=$!; track_pid "$watch_pid"
+load_start "$dir/kload" "$kip:8000" 60 20; klp=$started_load
+sleep 2
+t_iso=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+bash "$src/tests/cluster/restart.sh" "$KINFER_TEST_CLUSTER" kubelet --down-for 5 >"$dir/restart.log" 2>&1
+expect_code 0 $? "the kubelet stops and starts again (down 5 s)"
+node_ready() { [ "$(kc get node kinfer-node-0 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]; }
+wait_until 60 node_ready; expect_code 0 $? "kinfer-node-0 is Ready again"
+# The kubelet's first status after its restart comes once it has synced:
+# wait until a pod was seen not Ready (its forgotten startup probe), or 20 s.
+flapped() { grep -q ' False$' "$dir/kubelet-watch"; }
+wait_until 20 flapped
+wait_until 60 pods_ready "$ns" kinfer.io/service=life 2
+expect_code 0 $? "both pods Ready again"
+sleep 3
+stop_pid "$watch_pid"
+for p in $pods; do
+	after=$(state "$p")
+	expect_match "$after" "^${before[$p]}\$" "$p: the same process, still warm, not warmed again (before: ${before[$p]})"
+done
+# Events since the restart (the container kill above made one before).
+out=$(kc -n "$ns" get events --field-selector reason=ContainerRestarted \
+	-o jsonpath='{range .items[*]}{.eventTime}{.lastTimestamp} {.involvedObject.name} {.message}{"\n"}{end}' |
+	awk -v t="$t_iso" '$1 >= t')
+expect_match "$out" '^$' "no ContainerRestarted Event since the kubelet's restart"
+kc -n "$ns" wait --for=condition=Ready kis/life --timeout=30s >/dev/null
+expect_code 0 $? "the InferenceService is Ready"
+kill -TERM "$klp" 2>/dev/null; load_wait "$klp"; lg_pids=()
+kfailed=$(summary_of "$dir/kload" failed) ksent=$(summary_of "$dir/kload" sent)
+notready=$(grep -c ' False$' "$dir/kubelet-watch")
+
 echo "figure: $figure_pre"
 echo "figure: load through the ClusterIP during delete and container kill: ${lfailed:-?} failed of ${lsent:-?} (the kill cuts the requests in flight)"
+echo "figure: kubelet restart (down 5 s): ${kfailed:-?} failed of ${ksent:-?} through the ClusterIP (kept connections); pod updates with Ready False: $notready"
 summary

@@ -122,6 +122,51 @@ static void pod_annotations_odd(void **state)
 	}
 }
 
+/* A container whose state is not running (waiting, terminated: its process
+ * gone or not started) marks the pod stopped; the recorded pod runs its one
+ * container. A kubelet that restarted reports a running container not ready:
+ * not stopped. */
+static void pod_container_stopped(void **state)
+{
+	static const struct {
+		const char *state; /* the container's state, JSON */
+		bool second;       /* a second container, running */
+		unsigned stopped;
+	} cases[] = {
+		{ NULL, false, 0 }, /* as recorded: running, ready */
+		{ "{\"running\": {\"startedAt\": \"2026-01-01T00:00:00Z\"}}", false, 0 },
+		{ "{\"terminated\": {\"exitCode\": 137, \"reason\": \"Error\"}}", false, 1 },
+		{ "{\"waiting\": {\"reason\": \"CrashLoopBackOff\"}}", true, 1 },
+		{ "{}", false, 1 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cache *c;
+		json_object *j = load("pod.json"), *cs;
+		assert_true(json_object_object_get_ex(json_object_object_get(j, "status"),
+						      "containerStatuses", &cs));
+		json_object *first = json_object_array_get_idx(cs, 0);
+		if (cases[i].second) {
+			json_object *dup = NULL; /* running, as recorded */
+			assert_int_equal(json_object_deep_copy(first, &dup, NULL), 0);
+			json_object_array_add(cs, dup);
+		}
+		if (cases[i].state) {
+			json_object *st = json_tokener_parse(cases[i].state);
+			assert_non_null(st);
+			json_object_object_add(first, "ready", json_object_new_boolean(0));
+			json_object_object_add(first, "state", st);
+		}
+		const struct kpod *p = (const struct kpod *)project(&c, &kind_pods, j);
+		if (p->stopped != cases[i].stopped)
+			fail_msg("case %zu (%s): stopped %u, want %u", i,
+				 cases[i].state ? cases[i].state : "recorded", p->stopped,
+				 cases[i].stopped);
+		json_object_put(j);
+		cache_free(c);
+	}
+}
+
 /* With no keys registered, none of kinfer.io's fields is projected, and
  * Kubernetes' own still are. */
 static void pod_without_keys(void **state)
@@ -453,6 +498,7 @@ int tests_kinds(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(pod_registered_keys),
 		cmocka_unit_test(pod_annotations_odd),
+		cmocka_unit_test(pod_container_stopped),
 		cmocka_unit_test(pod_without_keys),
 		cmocka_unit_test(other_keys),
 		cmocka_unit_test(pod_rare_fields),
