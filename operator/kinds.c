@@ -832,6 +832,11 @@ bool kdeployment_read_status(struct kdeployment *d, json_object *json, const cha
 	d->updated = (int32_t)cache_json_int(st, "updatedReplicas", 0);
 	d->available = (int32_t)cache_json_int(st, "availableReplicas", 0);
 	d->unavailable = (int32_t)cache_json_int(st, "unavailableReplicas", 0);
+	json_object *surge = cache_json_get(json, "spec.strategy.rollingUpdate.maxSurge");
+	d->no_surge = surge && ((json_object_is_type(surge, json_type_int) &&
+				 json_object_get_int64(surge) == 0) ||
+				(json_object_is_type(surge, json_type_string) &&
+				 strcmp(json_object_get_string(surge), "0%") == 0));
 	if (!conds)
 		return false;
 	d->progressing = (uint8_t)kinds_cond(conds, "Progressing", ret_reason, NULL);

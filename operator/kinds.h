@@ -213,6 +213,7 @@ struct kdeployment {
 	int32_t spec_replicas, replicas, ready, updated, available, unavailable;
 	uint8_t progressing, available_cond, replica_failure; /* enum kcond */
 	bool edited;                                          /* kinds_edited */
+	bool no_surge; /* spec.strategy.rollingUpdate.maxSurge 0 (or "0%") */
 };
 
 /* A Deployment's generations and replica counts from its JSON into d, and

@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "context.h"
 #include "drain.h"
+#include "placement.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
@@ -54,6 +55,9 @@ struct applied {
 	uint64_t dep_sent_ns, svc_sent_ns;
 	int64_t status_gen;
 	uint64_t status_ns;
+	/* The Deployment body we build (its applied-hash's hash, with surge)
+	 * and since when: how long a rollout's template has stood. */
+	uint64_t tmpl, tmpl_ns;
 };
 
 /*
@@ -287,6 +291,28 @@ static bool status_in_flight(struct isvc_ctl *c, const char *key, const char *ui
 		return false;
 	*ret_wait = a.status_ns + SENT_NS - now;
 	return true;
+}
+
+/* Since when the Deployment body we build (hash, with surge) has been
+ * this one; without memory of it (a new leader, an evicted slot), now. */
+static uint64_t template_since(struct isvc_ctl *c, const char *key, const char *uid,
+			       const char *hash, uint64_t now)
+{
+	uint64_t h = key_hash(hash), since = now;
+
+	if (!c)
+		return now;
+	pthread_mutex_lock(&c->lock);
+	struct applied *a = slot_locked(c, key_hash(key), key_hash(uid), now);
+	if (a) {
+		if (a->tmpl != h) {
+			a->tmpl = h;
+			a->tmpl_ns = now;
+		}
+		since = a->tmpl_ns;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return since;
 }
 
 /* Whether a changed status may be written now; else *ret_wait says when. */
@@ -722,6 +748,144 @@ static bool rolling(const struct kdeployment *d)
 }
 
 /*
+ * A rollout on a full cluster. The Deployment adds a pod of the new
+ * template before it removes an old one (maxSurge 1, maxUnavailable 0);
+ * when no node has room for that extra pod (every GPU in use: the usual
+ * state of a GPU cluster) it waits for ever, the old pods serving the old
+ * model, Degraded Unschedulable. So when a pod of the service has waited
+ * SURGE_BLOCKED_S unscheduled and taking one old pod away would make room
+ * for it (the old pod's node passes the new pod's node filters, and the
+ * new pod asks for no more of any resource than the old one), the rollout
+ * goes on one pod at a time without the extra pod (maxSurge 0,
+ * maxUnavailable 1): the Deployment controller removes one old pod (its
+ * preStop pause, then its requests finish within the grace period, as any
+ * old pod of a rollout), the new pod takes its place and must turn warm
+ * (Ready) before the next old pod goes. Never below 2 replicas: one
+ * replica replaced first would stop the service. Kept until the rollout
+ * is over (the Deployment already without surge), then back to surge.
+ */
+#define SURGE_BLOCKED_S 30
+
+struct surge_scan {
+	const char *ns;
+	const struct kpod *stuck; /* the oldest pod no node had room for */
+	struct cache *nodes;
+	bool room; /* an old pod's place would take it */
+};
+
+static int find_stuck(const struct cache_obj *o, void *ud)
+{
+	struct surge_scan *sc = ud;
+	const struct kpod *p = (const struct kpod *)o;
+
+	if (strcmp(o->ns, sc->ns) == 0 && !o->deleted && !p->node && p->scheduled == KCOND_FALSE &&
+	    o->created && (!sc->stuck || o->created < sc->stuck->meta.created))
+		sc->stuck = p;
+	return 0;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int find_room(const struct cache_obj *o, void *ud)
+{
+	struct surge_scan *sc = ud;
+	const struct kpod *p = (const struct kpod *)o, *n = sc->stuck;
+	char buf[160];
+
+	if (strcmp(o->ns, sc->ns) != 0 || o->deleted || !p->node || p == n ||
+	    same_str(kpod_template_hash(p), kpod_template_hash(n)) ||
+	    !same_str(p->gpu_resource, n->gpu_resource) || n->gpu > p->gpu ||
+	    n->cpu_milli > p->cpu_milli || n->mem_bytes > p->mem_bytes)
+		return 0;
+	const struct knode *node = (const struct knode *)cache_get(sc->nodes, p->node);
+	if (!node || placement_node_filter(n, node, buf, sizeof(buf)))
+		return 0;
+	sc->room = true;
+	return 1;
+}
+
+/*
+ * Is this rollout blocked for want of room for its extra pod (a pod of
+ * the service unscheduled SURGE_BLOCKED_S after it was made), and would
+ * one old pod's place do? The pod's name goes to who (for the Event).
+ * When a pod is unscheduled but younger, *ret_wait is the time left.
+ */
+static bool surge_blocked(struct reconcile_ctx *ctx, const struct snapshot *s, char *who,
+			  size_t len, uint64_t *ret_wait)
+{
+	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
+	struct surge_scan sc = { .ns = s->ns, .nodes = manager_cache(ctx->manager, &kind_nodes) };
+	int64_t now = (int64_t)time(NULL);
+
+	if (!pc || !sc.nodes)
+		return false;
+	cache_read_lock();
+	cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, find_stuck, &sc);
+	if (sc.stuck && sc.stuck->meta.created + SURGE_BLOCKED_S > now)
+		*ret_wait = (uint64_t)(sc.stuck->meta.created + SURGE_BLOCKED_S - now) *
+			    KTIME_NSEC_PER_SEC;
+	else if (sc.stuck)
+		cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, find_room, &sc);
+	if (sc.room)
+		snprintf(who, len, "%s", cache_obj_name(&sc.stuck->meta));
+	cache_read_unlock();
+	return sc.room;
+}
+
+/*
+ * Build the workload; during a rollout with no room for its extra pod,
+ * without it (above). Kept without surge only while the Deployment holds
+ * our current template that way: a new template starts with surge again
+ * and waits its SURGE_BLOCKED_S, so a revision no node could ever take
+ * (its pod would fit no old pod's place either) never costs a replica.
+ */
+static int build_workload(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
+			  int32_t run, struct workload *w, char *stuck, size_t stuck_len,
+			  uint64_t *ret_wait, char *err, size_t errlen)
+{
+	const struct kinfer_context *k = context_of(ctx);
+	struct workload_options wo = { 0 };
+	uint64_t now = ktime_mono_ns(), since;
+	int r;
+
+	if (k)
+		wo = k->workload;
+	r = workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, w, err, errlen);
+	if (r < 0 || !s->have_dep || run < 2 || s->dep.spec_replicas < 2 || !rolling(&s->dep))
+		return r;
+	since = template_since(ctx->data, key, s->uid, w->deployment_hash, now);
+	if (s->dep.no_surge) {
+		/* Ours without surge, and still our template? Keep it. */
+		struct workload one;
+		wo.no_surge = true;
+		if (workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, &one, err, errlen) ==
+		    0) {
+			if (strcmp(s->dep_hash, one.deployment_hash) == 0) {
+				workload_free(w);
+				*w = one;
+				return 0;
+			}
+			workload_free(&one);
+		}
+		return 0;
+	}
+	if (strcmp(s->dep_hash, w->deployment_hash) != 0)
+		return 0; /* our template is not in the Deployment yet */
+	if (now - since < (uint64_t)SURGE_BLOCKED_S * KTIME_NSEC_PER_SEC) {
+		*ret_wait = since + (uint64_t)SURGE_BLOCKED_S * KTIME_NSEC_PER_SEC - now;
+		return 0;
+	}
+	if (!surge_blocked(ctx, s, stuck, stuck_len, ret_wait))
+		return 0;
+	workload_free(w);
+	wo.no_surge = true;
+	return workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, w, err, errlen);
+}
+
+/*
  * What a person reads when the Deployment or the Service kinfer would make
  * already exists and is not controlled by this InferenceService (as
  * Knative's NotOwned, and controller-runtime's refusal to adopt an object
@@ -780,7 +944,6 @@ static enum reconcile_result wait_previous(struct reconcile_ctx *ctx, const char
 
 static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *key)
 {
-	const struct kinfer_context *k = context_of(ctx);
 	struct isvc_ctl *c = ctx->data;
 	struct autoscale_controller_decision decision, *dec = NULL;
 	struct snapshot s;
@@ -824,8 +987,12 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 			res = RECONCILE_ERROR;
 		}
 	}
-	r = workload_build(s.ns, s.name, s.uid, s.spec, run, k ? &k->workload : NULL, &w, err,
+	/* A rollout with no room for its extra pod: one at a time instead. */
+	char stuck[256] = "";
+	uint64_t surge_wait = 0;
+	r = build_workload(ctx, key, &s, run, &w, stuck, sizeof(stuck), &surge_wait, err,
 			   sizeof(err));
+	requeue = ktime_sooner(requeue, surge_wait);
 	if (r < 0) {
 		/* The spec cannot run: say so in the status; retrying cannot help
 		 * until the spec changes, which enqueues the key again. */
@@ -859,12 +1026,25 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	}
 	struct apply_note note = { 0 };
 	uint64_t sent_wait = 0;
+	/* (The apply's reply updates s.dep.) */
+	bool one_at_a_time_now = stuck[0] && !s.dep.no_surge;
 	if (sync_deployment(ctx, key, &s, &w, &note, &sent_wait) < 0 ||
 	    sync_service(ctx, key, &s, &w, &note, &sent_wait) < 0) {
 		res = RECONCILE_ERROR;
 		if (note.reason)
 			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
 		goto free_workload;
+	}
+	if (one_at_a_time_now) {
+		char msg[512];
+		snprintf(msg, sizeof(msg),
+			 "no node has room for a new pod beside the %d old ones (%.200s unschedulable "
+			 "for %d s): replacing them one at a time, each new pod warm before the "
+			 "next old one goes",
+			 s.dep.spec_replicas, stuck, SURGE_BLOCKED_S);
+		log_info("rollout without an extra pod", "namespace=%s name=%s pod=%s", s.ns,
+			 s.name, stuck);
+		event(ctx, &s, "Normal", "RollingOneAtATime", "Rollout", msg);
 	}
 	/* Scale to zero: the private Service and the public one's endpoints
 	 * (route.h); without scaleToZero it only removes what it made. */

@@ -442,7 +442,7 @@ bool placement_node_matches(const struct kpod *pod, const struct knode *n)
 
 /* The node-only filters; NULL when the node passes, else the reason (taint
  * reasons are written into buf). */
-static const char *static_filter(const struct kpod *pod, const struct knode *n, char *buf, size_t len)
+const char *placement_node_filter(const struct kpod *pod, const struct knode *n, char *buf, size_t len)
 {
 	static const struct ktaint unsched = { "node.kubernetes.io/unschedulable", NULL,
 					       "NoSchedule" };
@@ -713,7 +713,7 @@ static int visit_node(const struct cache_obj *obj, void *ud)
 	struct usage u;
 
 	w->d->nodes++;
-	const char *why = static_filter(w->pod, n, buf, sizeof(buf));
+	const char *why = placement_node_filter(w->pod, n, buf, sizeof(buf));
 	if (why) {
 		placement_reasons_add(&w->reasons, why);
 		return 0;

@@ -124,6 +124,11 @@ size_t placement_assumed(struct placement *pl);
 
 bool placement_tolerates(const struct kpod *pod, const struct ktaint *taint);
 bool placement_node_matches(const struct kpod *pod, const struct knode *node);
+/* The node-only filters (unschedulable, not ready, taints, selector and
+ * affinity): NULL when the node passes, else the reason (a taint's is
+ * written into buf). Resources are not looked at. */
+const char *placement_node_filter(const struct kpod *pod, const struct knode *node, char *buf,
+				  size_t len);
 
 /* Reason histogram and the message kube-scheduler writes. */
 struct placement_reasons {

@@ -97,8 +97,9 @@ static void progressing(const struct status_input *in, struct cond *c)
 		    "to %d replicas waits for the rollout to finish, so no pod leaves undrained",
 		    d->updated, d->spec_replicas, in->desired);
 	else if (d->observed_generation < d->generation || d->updated < in->desired)
-		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated", d->updated,
-		    in->desired);
+		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated%s", d->updated,
+		    in->desired,
+		    d->no_surge ? " (one at a time: no node has room for an extra pod)" : "");
 	else if (d->replicas > in->desired)
 		set(c, "Progressing", true, "ScalingDown", "%d replicas, going to %d", d->replicas,
 		    in->desired);

@@ -427,8 +427,8 @@ static json_object *deployment(const char *ns, const char *name, const char *uid
 	put(ml, KINFER_SERVICE_LABEL, jstr(name));
 	put(sel, "matchLabels", ml);
 	put(ds, "selector", sel);
-	put(ru, "maxSurge", jint(1));
-	put(ru, "maxUnavailable", jint(0));
+	put(ru, "maxSurge", jint(o && o->no_surge ? 0 : 1));
+	put(ru, "maxUnavailable", jint(o && o->no_surge ? 1 : 0));
 	put(strat, "type", jstr("RollingUpdate"));
 	put(strat, "rollingUpdate", ru);
 	put(ds, "strategy", strat);

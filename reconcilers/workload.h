@@ -18,6 +18,10 @@
 struct workload_options {
 	const char *shared_gpu_resource; /* time-slicing, mps; NULL = nvidia.com/gpu.shared */
 	const char *scheduler_name;      /* NULL = the cluster's default */
+	/* This rollout replaces pods one at a time, without an extra pod
+	 * (maxSurge 0, maxUnavailable 1): no node has room for one
+	 * (isvc_controller's surge_blocked). Per call, not per context. */
+	bool no_surge;
 };
 
 struct workload {

@@ -6,6 +6,7 @@
 #include "unit.h"
 
 #include "cache.h"
+#include "kinds.h"
 #include "workload.h"
 
 #include <errno.h>
@@ -119,6 +120,48 @@ static void vllm_exclusive_gpu(void **state)
 	assert_string_equal(at(w.service, "spec.ports[0].port"), "8000");
 	assert_string_equal(at(w.service, "spec.type"), "ClusterIP");
 	assert_int_equal(strlen(w.deployment_hash), 16);
+	workload_free(&w);
+}
+
+/* A rollout with no room for its extra pod goes one pod at a time: the
+ * Deployment without surge, and the projection reads that back (what the
+ * controller keeps during the rollout); the template is the same. */
+static void rollout_without_surge(void **state)
+{
+	struct workload_options o = { .no_surge = true };
+	struct workload w = build("isvc/vllm.json", 3), one;
+	json_object *spec = spec_of("isvc/vllm.json");
+	struct kdeployment d = { 0 };
+	char err[256];
+	(void)state;
+	assert_string_equal(at(w.deployment, "spec.strategy.rollingUpdate.maxSurge"), "1");
+	kdeployment_read_status(&d, w.deployment, NULL);
+	assert_false(d.no_surge);
+	assert_int_equal(workload_build("serving", "svc", "uid-1", spec, 3, &o, &one, err,
+					sizeof(err)),
+			 0);
+	assert_string_equal(at(one.deployment, "spec.strategy.rollingUpdate.maxSurge"), "0");
+	assert_string_equal(at(one.deployment, "spec.strategy.rollingUpdate.maxUnavailable"), "1");
+	kdeployment_read_status(&d, one.deployment, NULL);
+	assert_true(d.no_surge);
+	assert_string_not_equal(w.deployment_hash, one.deployment_hash);
+	json_object *t1 = json_object_object_get(json_object_object_get(w.deployment, "spec"),
+						 "template"),
+		    *t2 = json_object_object_get(json_object_object_get(one.deployment, "spec"),
+						 "template");
+	assert_true(json_object_equal(t1, t2));
+	/* "0%" is no surge too; 25% is not. */
+	json_object *ru = json_object_object_get(
+		json_object_object_get(json_object_object_get(one.deployment, "spec"), "strategy"),
+		"rollingUpdate");
+	json_object_object_add(ru, "maxSurge", json_object_new_string("0%"));
+	kdeployment_read_status(&d, one.deployment, NULL);
+	assert_true(d.no_surge);
+	json_object_object_add(ru, "maxSurge", json_object_new_string("25%"));
+	kdeployment_read_status(&d, one.deployment, NULL);
+	assert_false(d.no_surge);
+	json_object_put(spec);
+	workload_free(&one);
 	workload_free(&w);
 }
 
@@ -339,6 +382,7 @@ int tests_workload(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(vllm_exclusive_gpu),
+		cmocka_unit_test(rollout_without_surge),
 		cmocka_unit_test(triton_mig_and_metrics_port),
 		cmocka_unit_test(tgi_time_slicing_and_options),
 		cmocka_unit_test(placement_hints_in_the_template),

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Scenario: a rollout on a full cluster. The service's 2 replicas take both
+# GPUs of the one node they may use (a KWOK node of this scenario's own,
+# tainted and labelled, as placement.sh's); a new model revision needs a
+# pod of the new template beside the old ones, and no node has room for it.
+# The Deployment's rolling update (maxSurge 1, maxUnavailable 0) would wait
+# for ever (the code before this: Degraded Unschedulable, never rolled).
+# kinfer waits 30 s, sees that one old pod's place would take the new pod,
+# and goes on one pod at a time (maxSurge 0, maxUnavailable 1, an Event
+# RollingOneAtATime): one old pod goes, the new one takes its GPU and turns
+# warm before the next old pod goes; one replica Ready at every moment; the
+# Deployment back to maxSurge 1 once done. A revision that no node could
+# ever take (a GPU product the cluster has not) is not helped that way: the
+# old pods stay, all of them.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+begin rfull
+id=$ns
+at_exit 'kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1'
+cat <<YAML | kc apply -f - >/dev/null
+apiVersion: v1
+kind: Node
+metadata:
+  name: $id-n0
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {type: kwok, kinfer.io/test: "$id", nvidia.com/gpu.product: NVIDIA-L4, nvidia.com/gpu.memory: "23034"}
+spec:
+  taints: [{key: kinfer.io/test, value: "$id", effect: NoSchedule}]
+status:
+  capacity: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "2"}
+  allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "2"}
+YAML
+expect_code 0 $? "a node with 2 GPUs of this scenario's own"
+install_crd
+kc create ns "$ns" >/dev/null
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+# spec REVISION [PRODUCT]
+spec() {
+	cat <<YAML
+  replicas: 2
+  model: {name: m, uri: "s3://m", revision: "$1"}
+  resources: {gpu: {count: 1${2:+, product: $2}}}
+  warmup: {path: /v1/completions, requests: 2}
+  scheduling:
+    nodeSelector: {kinfer.io/test: "$id"}
+    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
+YAML
+}
+spec r1 | apply_isvc svc
+warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
+wait_until 90 warm2; expect_code 0 $? "2 replicas warm on the node's 2 GPUs"
+strategy() { j deploy/svc '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }
+expect_match "$(strategy)" '^1/0$' "the Deployment adds before it removes (maxSurge 1, maxUnavailable 0)"
+
+# Ready pods, polled every 0.3 s into a file: "seconds count".
+ready_count() {
+	kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+		grep -c '^ True$'
+}
+poll_ready() {
+	local t0=$SECONDS
+	while [ $((SECONDS - t0)) -lt 240 ]; do
+		echo "$((SECONDS - t0)) $(ready_count)"
+		sleep 0.3
+	done >"$tmp/ready.log"
+}
+poll_ready &
+poll_pid=$!
+track_pid "$poll_pid"
+
+t0=$SECONDS
+spec r2 | apply_isvc svc
+stuck() { [ "$(cond svc Degraded reason)" = Unschedulable ]; }
+wait_until 30 stuck; expect_code 0 $? "the new revision's extra pod fits nowhere: Degraded Unschedulable"
+one_at_a_time() { [ "$(strategy)" = 0/1 ]; }
+wait_until 60 one_at_a_time
+expect_code 0 $? "after it waited, the Deployment replaces pods one at a time (maxSurge 0, maxUnavailable 1) at +$((SECONDS - t0)) s"
+# The status says so while it rolls (written within its 2 s window).
+says_one() { [[ "$(cond svc Progressing message)" == *"one at a time: no node has room for an extra pod"* ]]; }
+wait_until 10 says_one
+msg_ok=$? msg=$(cond svc Progressing message)
+done_r2() {
+	[ "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+		grep -c '^ r2 True$')" = 2 ] && [ "$(kc -n "$ns" get pods -l kinfer.io/service=svc --no-headers | wc -l)" = 2 ]
+}
+wait_until 150 done_r2
+expect_code 0 $? "the rollout completes: 2 pods of r2, Ready (warm), at +$((SECONDS - t0)) s"
+expect_code 0 "$msg_ok" "while it rolled, Progressing said so (last: $msg)"
+# Events go out at low priority (events_emit_later): bounded wait.
+ev() { kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o jsonpath='{.items[*].message}'; }
+has_ev() { [[ "$(ev)" == *"no node has room for a new pod beside the 2 old ones"* ]]; }
+wait_until 40 has_ev
+expect_code 0 $? "an Event RollingOneAtATime says why: $(ev)"
+surge_back() { [ "$(strategy)" = 1/0 ]; }
+wait_until 30 surge_back; expect_code 0 $? "then the Deployment adds before it removes again (maxSurge 1)"
+kc -n "$ns" wait --for=condition=Ready kis/svc --timeout=30s >/dev/null
+expect_code 0 $? "the InferenceService is Ready"
+stop_pid "$poll_pid"
+min=$(awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$tmp/ready.log")
+samples=$(wc -l <"$tmp/ready.log")
+expect_match "$min" '^[12]$' "at least one replica Ready at every moment of the rollout (least: $min, $samples samples)"
+
+# A revision no node could ever take: its pods ask for a GPU product the
+# cluster has not. Taking an old pod away would not help it, so nothing is:
+# the 2 old pods stay Ready, the Deployment keeps its surge.
+n_ev=$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name | wc -l)
+spec r3 NVIDIA-H100-NOT-HERE | apply_isvc svc
+wait_until 30 stuck; expect_code 0 $? "a revision for a product the cluster has not: Degraded Unschedulable"
+sleep 40
+expect_match "$(strategy)" '^1/0$' "40 s later the Deployment still adds before it removes"
+expect_match "$(ready_count)" '^2$' "and both old pods are Ready"
+expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name | wc -l)" "^$n_ev\$" "no RollingOneAtATime Event for it"
+summary
