@@ -55,8 +55,8 @@ struct applied {
 	uint64_t dep_sent_ns, svc_sent_ns;
 	int64_t status_gen;
 	uint64_t status_ns;
-	/* The Deployment body we build (its applied-hash's hash, with surge)
-	 * and since when: how long a rollout's template has stood. */
+	/* The pod template we build (its hash's hash) and since when: how
+	 * long a rollout's template has stood. */
 	uint64_t tmpl, tmpl_ns;
 };
 
@@ -293,8 +293,8 @@ static bool status_in_flight(struct isvc_ctl *c, const char *key, const char *ui
 	return true;
 }
 
-/* Since when the Deployment body we build (hash, with surge) has been
- * this one; without memory of it (a new leader, an evicted slot), now. */
+/* Since when the pod template we build (hash) has been this one; without
+ * memory of it (a new leader, an evicted slot), now. */
 static uint64_t template_since(struct isvc_ctl *c, const char *key, const char *uid,
 			       const char *hash, uint64_t now)
 {
@@ -856,19 +856,24 @@ static int build_workload(struct reconcile_ctx *ctx, const char *key, const stru
 	r = workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, w, err, errlen);
 	if (r < 0 || !s->have_dep || run < 2 || s->dep.spec_replicas < 2 || !rolling(&s->dep))
 		return r;
-	since = template_since(ctx->data, key, s->uid, w->deployment_hash, now);
+	since = template_since(ctx->data, key, s->uid, w->template_hash, now);
 	if (s->dep.no_surge) {
-		/* Ours without surge, and still our template? Keep it. */
+		/* Ours without surge, and still our template (at the replicas it
+		 * runs: a scale in the middle keeps it)? Keep it. */
 		struct workload one;
 		wo.no_surge = true;
-		if (workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, &one, err, errlen) ==
-		    0) {
-			if (strcmp(s->dep_hash, one.deployment_hash) == 0) {
-				workload_free(w);
-				*w = one;
-				return 0;
-			}
+		for (int i = 0; i < 2; i++) {
+			int32_t n = i == 0 ? run : s->dep.spec_replicas;
+			if ((i == 1 && n == run) || workload_build(s->ns, s->name, s->uid, s->spec,
+								   n, &wo, &one, err, errlen) < 0)
+				continue;
+			bool same = strcmp(s->dep_hash, one.deployment_hash) == 0;
 			workload_free(&one);
+			if (same) {
+				workload_free(w);
+				return workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, w,
+						      err, errlen);
+			}
 		}
 		return 0;
 	}

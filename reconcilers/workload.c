@@ -620,6 +620,8 @@ int workload_build(const char *ns, const char *name, const char *uid, json_objec
 		ret->budget = budget(ns, name, uid, spec);
 		seal(ret->budget, ret->budget_hash);
 	}
+	hash_of(json_object_object_get(json_object_object_get(ret->deployment, "spec"), "template"),
+		ret->template_hash);
 	seal(ret->deployment, ret->deployment_hash);
 	seal(ret->service, ret->service_hash);
 	ret->replicas = replicas;

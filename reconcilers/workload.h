@@ -29,6 +29,7 @@ struct workload {
 	json_object *service;         /* NAME; without a selector when scale_to_zero */
 	json_object *private_service; /* NAME-private (route.h); NULL without scale_to_zero */
 	char deployment_hash[17];
+	char template_hash[17]; /* the pod template's alone (a rollout's identity) */
 	char service_hash[17];
 	char private_hash[17];
 	/* NAME's PodDisruptionBudget (workload_budget_wanted); NULL: none. */

@@ -145,6 +145,12 @@ static void rollout_without_surge(void **state)
 	kdeployment_read_status(&d, one.deployment, NULL);
 	assert_true(d.no_surge);
 	assert_string_not_equal(w.deployment_hash, one.deployment_hash);
+	/* The pod template's own hash: the same, and with other replicas too. */
+	assert_string_equal(w.template_hash, one.template_hash);
+	struct workload five = build("isvc/vllm.json", 5);
+	assert_string_equal(w.template_hash, five.template_hash);
+	assert_string_not_equal(w.deployment_hash, five.deployment_hash);
+	workload_free(&five);
 	json_object *t1 = json_object_object_get(json_object_object_get(w.deployment, "spec"),
 						 "template"),
 		    *t2 = json_object_object_get(json_object_object_get(one.deployment, "spec"),
