@@ -1034,11 +1034,6 @@ static void release_pdb(struct intern *t, struct cache_obj *obj)
 	kinds_selector_free(t, b->selector, b->n_selector);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 /* The disruption controller writes a budget's status at every change of
  * its pods: nothing kinfer reads, and no reason to reconcile every
  * InferenceService of the namespace. The selector is in the generation. */
@@ -1046,8 +1041,8 @@ static bool same_pdb(const struct cache_obj *a, const struct cache_obj *b)
 {
 	const struct kpdb *x = (const struct kpdb *)a, *y = (const struct kpdb *)b;
 	return x->generation == y->generation && x->edited == y->edited && x->selects == y->selects &&
-	       x->meta.deleted == y->meta.deleted && same_str(x->applied_hash, y->applied_hash) &&
-	       same_str(x->meta.controller_uid, y->meta.controller_uid) &&
+	       x->meta.deleted == y->meta.deleted && text_same(x->applied_hash, y->applied_hash) &&
+	       text_same(x->meta.controller_uid, y->meta.controller_uid) &&
 	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
 }
 

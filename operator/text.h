@@ -6,7 +6,16 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
+
+/* The same text, NULL equal only to NULL (interned strings compare by
+ * pointer first). */
+static inline bool text_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
 
 /* Copy src (NULL as "") into dst of len bytes, truncated, NUL-terminated. */
 void text_copy(char *dst, size_t len, const char *src);

@@ -784,11 +784,6 @@ static int find_stuck(const struct cache_obj *o, void *ud)
 	return 0;
 }
 
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 static int find_room(const struct cache_obj *o, void *ud)
 {
 	struct surge_scan *sc = ud;
@@ -796,8 +791,8 @@ static int find_room(const struct cache_obj *o, void *ud)
 	char buf[160];
 
 	if (strcmp(o->ns, sc->ns) != 0 || o->deleted || !p->node || p == n ||
-	    same_str(kpod_template_hash(p), kpod_template_hash(n)) ||
-	    !same_str(p->gpu_resource, n->gpu_resource) || n->gpu > p->gpu ||
+	    text_same(kpod_template_hash(p), kpod_template_hash(n)) ||
+	    !text_same(p->gpu_resource, n->gpu_resource) || n->gpu > p->gpu ||
 	    n->cpu_milli > p->cpu_milli || n->mem_bytes > p->mem_bytes)
 		return 0;
 	const struct knode *node = (const struct knode *)cache_get(sc->nodes, p->node);
@@ -862,19 +857,23 @@ static int build_workload(struct reconcile_ctx *ctx, const char *key, const stru
 		 * runs: a scale in the middle keeps it)? Keep it. */
 		struct workload one;
 		wo.no_surge = true;
-		for (int i = 0; i < 2; i++) {
-			int32_t n = i == 0 ? run : s->dep.spec_replicas;
-			if ((i == 1 && n == run) || workload_build(s->ns, s->name, s->uid, s->spec,
-								   n, &wo, &one, err, errlen) < 0)
-				continue;
-			bool same = strcmp(s->dep_hash, one.deployment_hash) == 0;
-			workload_free(&one);
-			if (same) {
-				workload_free(w);
-				return workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, w,
-						      err, errlen);
+		if (workload_build(s->ns, s->name, s->uid, s->spec, run, &wo, &one, err, errlen) < 0)
+			return 0;
+		bool same = strcmp(s->dep_hash, one.deployment_hash) == 0;
+		if (!same && s->dep.spec_replicas != run) {
+			struct workload at;
+			if (workload_build(s->ns, s->name, s->uid, s->spec, s->dep.spec_replicas,
+					   &wo, &at, err, errlen) == 0) {
+				same = strcmp(s->dep_hash, at.deployment_hash) == 0;
+				workload_free(&at);
 			}
 		}
+		if (!same) {
+			workload_free(&one);
+			return 0;
+		}
+		workload_free(w);
+		*w = one;
 		return 0;
 	}
 	if (strcmp(s->dep_hash, w->deployment_hash) != 0)

@@ -158,11 +158,6 @@ static uint64_t hash_str(const char *s)
 	return fnv64_str(s) | 1;
 }
 
-static bool str_eq(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
 int placement_new(const struct placement_weights *w, struct placement **ret)
 {
 	struct placement *pl = calloc(1, sizeof(*pl));
@@ -354,7 +349,7 @@ static void gather_assumed(struct placement *pl, struct cache *pods, const struc
 		if (s && placement_pod_indexed(pods, p))
 			s->walk = true;
 		else if (s) {
-			if (str_eq(a->resource, pod->gpu_resource))
+			if (text_same(a->resource, pod->gpu_resource))
 				s->gpu += a->gpu;
 			s->cpu_milli += a->cpu_milli;
 			s->mem_bytes += a->mem_bytes;
@@ -393,18 +388,18 @@ bool placement_tolerates(const struct kpod *pod, const struct ktaint *t)
 
 	for (size_t i = 0; i < ps->n_tolerations; i++) {
 		const struct ktoleration *o = &ps->tolerations[i];
-		if (o->effect && !str_eq(o->effect, t->effect))
+		if (o->effect && !text_same(o->effect, t->effect))
 			continue;
 		if (!o->key) { /* empty key: Exists matches every taint */
 			if (o->op == KTOL_EXISTS)
 				return true;
 			continue;
 		}
-		if (!str_eq(o->key, t->key))
+		if (!text_same(o->key, t->key))
 			continue;
 		if (o->op == KTOL_EXISTS)
 			return true;
-		if (str_eq(o->value ? o->value : "", t->value ? t->value : ""))
+		if (text_same(o->value ? o->value : "", t->value ? t->value : ""))
 			return true;
 	}
 	return false;
@@ -424,7 +419,7 @@ bool placement_node_matches(const struct kpod *pod, const struct knode *n)
 
 	for (size_t i = 0; i < ps->n_node_selector; i++) {
 		const struct klabel *l = knode_label(n, ps->node_selector[i].key);
-		if (!l || !str_eq(l->value, ps->node_selector[i].value))
+		if (!l || !text_same(l->value, ps->node_selector[i].value))
 			return false;
 	}
 	if (ps->n_affinity == 0)
@@ -656,7 +651,7 @@ static int score_cached(const char *key, const struct knode *n)
 	if (!*key)
 		return 0;
 	const struct klabel *l = knode_label(n, key);
-	return l && !str_eq(l->value, "false") ? 100 : 0;
+	return l && !text_same(l->value, "false") ? 100 : 0;
 }
 
 static int score_utilization(const struct knode *n)
@@ -925,7 +920,7 @@ static void rec_refresh(struct placement *pl, struct cache *pods, int32_t id, co
 	for (size_t i = 0; i < n->n_labels; i++)
 		if (strncmp(n->labels[i].key, KINFER_CACHED_PREFIX, strlen(KINFER_CACHED_PREFIX)) ==
 			    0 &&
-		    !str_eq(n->labels[i].value, "false"))
+		    !text_same(n->labels[i].value, "false"))
 			r->cached_bloom |= cached_bit(n->labels[i].key);
 	/* Through the memo: the visit that may follow reuses the sums. */
 	m = node_sums(pl, pods, r->name, &tmp, &overflow);

@@ -520,21 +520,26 @@ static void run_states(struct run *run, enum warmup_state st)
  * A pod warmed before kinfer recorded its restarts (warm_restarts -1):
  * containers not ready, or ready since after the warm-up, as before.
  */
+/* More container restarts than when it turned warm (recorded). */
+static bool restarted_since_warm(const struct pod_copy *p)
+{
+	return p->warm_restarts >= 0 && p->restarts > p->warm_restarts;
+}
+
 static bool went_cold(const struct pod_copy *p)
 {
 	if (p->deleting || !p->warm)
 		return false;
 	if (p->warm_restarts < 0)
 		return !p->ready_containers || (p->since > 0 && p->containers_since > p->since);
-	return p->restarts > p->warm_restarts || (!p->ready_containers && p->stopped);
+	return restarted_since_warm(p) || (!p->ready_containers && p->stopped);
 }
 
 static enum reconcile_result cold_again(struct reconcile_ctx *ctx, const struct pod_copy *p)
 {
 	struct run run = { .ctx = ctx, .pod = p, .out = RECONCILE_OK };
 	char msg[160];
-	bool restarted = p->ready_containers ||
-			 (p->warm_restarts >= 0 && p->restarts > p->warm_restarts);
+	bool restarted = p->ready_containers || restarted_since_warm(p);
 	snprintf(msg, sizeof(msg), "the model server's container %s: warming up again",
 		 restarted  ? "restarted" :
 		 p->stopped ? "stopped" :
