@@ -41,7 +41,7 @@ sim_metric() {
 }
 
 # kis NS NAME REPLICAS [REVISION] [DRAIN_S] [LATENCY_MS]: an InferenceService
-# of the simulator image on kinfer-node-0.
+# of the simulator image on kinfer-node-0, 1 GPU a pod (KIS_GPUS to change).
 kis() {
 	cat <<YAML | kc -n "$1" apply -f - >/dev/null
 apiVersion: kinfer.io/v1alpha1
@@ -58,7 +58,7 @@ spec:
   port: 8000
   replicas: $3
   resources:
-    gpu: {count: 1}
+    gpu: {count: ${KIS_GPUS:-1}}
     cpu: 10m
     memory: 32Mi
   warmup: {path: /v1/completions, body: {model: $2, prompt: hi, max_tokens: 4}, requests: 3, timeoutSeconds: 120}

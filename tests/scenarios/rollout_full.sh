@@ -41,7 +41,7 @@ spec() {
   replicas: 2
   model: {name: m, uri: "s3://m", revision: "$1"}
   resources: {gpu: {count: 1${2:+, product: $2}}}
-  warmup: {path: /v1/completions, requests: 2}
+  warmup: {path: /v1/completions, requests: 2, maxAttempts: 10}
   scheduling:
     nodeSelector: {kinfer.io/test: "$id"}
     tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
@@ -60,7 +60,7 @@ ready_count() {
 }
 poll_ready() {
 	local t0=$SECONDS
-	while [ $((SECONDS - t0)) -lt 240 ]; do
+	while [ $((SECONDS - t0)) -lt 400 ]; do
 		echo "$((SECONDS - t0)) $(ready_count)"
 		sleep 0.3
 	done >"$tmp/ready.log"
@@ -96,6 +96,32 @@ surge_back() { [ "$(strategy)" = 1/0 ]; }
 wait_until 30 surge_back; expect_code 0 $? "then the Deployment adds before it removes again (maxSurge 1)"
 kc -n "$ns" wait --for=condition=Ready kis/svc --timeout=30s >/dev/null
 expect_code 0 $? "the InferenceService is Ready"
+
+# A revision whose model never turns warm (the simulator fails its warm-up
+# requests: the pod's annotation, put on while it waits unscheduled): one
+# at a time, one r2 pod goes and the r3 pod never takes its place, so one
+# replica serves, as any Deployment with maxUnavailable 1. The way back is
+# to apply r2 again: it is a new template, whose extra pod fits nowhere
+# either; after its 30 s the failing r3 pod's place is taken.
+t1=$SECONDS
+spec r3 | apply_isvc svc
+r3_pod() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.metadata.name}{"\n"}{end}' | awk '$1 == "r3" { print $2; exit }'; }
+has_r3() { [ -n "$(r3_pod)" ]; }
+wait_until 20 has_r3
+r3=$(r3_pod)
+kc -n "$ns" annotate pod "$r3" sim.kinfer.io/fail-warmup=true >/dev/null
+expect_code 0 $? "r3's pod $r3 waits unscheduled; its model will fail its warm-up"
+wait_until 60 one_at_a_time; expect_code 0 $? "one at a time again at +$((SECONDS - t1)) s"
+failed_warm() { [ "$(kc -n "$ns" get pod "$r3" -o jsonpath='{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}')" = WarmupFailed ]; }
+wait_until 40 failed_warm; expect_code 0 $? "the r3 pod took an old pod's place and fails its warm-up"
+sleep 5
+expect_match "$(ready_count)" '^1$' "one r2 pod serves meanwhile (maxUnavailable 1)"
+t2=$SECONDS
+spec r2 | apply_isvc svc
+wait_until 120 done_r2
+expect_code 0 $? "applying r2 again rolls back: 2 pods of r2, Ready, at +$((SECONDS - t2)) s"
+expect_match "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o name | grep -c "$r3")" '^0$' "the failing r3 pod is gone"
+wait_until 30 surge_back; expect_code 0 $? "and the surge is back"
 stop_pid "$poll_pid"
 min=$(awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$tmp/ready.log")
 samples=$(wc -l <"$tmp/ready.log")
