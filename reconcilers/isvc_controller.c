@@ -20,6 +20,7 @@
 #include "context.h"
 #include "drain.h"
 #include "placement.h"
+#include "quota.h"
 #include "isvc.h"
 #include "kinds.h"
 #include "log.h"
@@ -802,18 +803,54 @@ static int find_room(const struct cache_obj *o, void *ud)
 	return 1;
 }
 
+/* The least of each resource the service's live pods hold: what removing
+ * any one of them gives back to the namespace's quota at the least. */
+struct least_pod {
+	const char *ns;
+	struct quota_pod q;
+	bool any;
+};
+
+static int find_least(const struct cache_obj *o, void *ud)
+{
+	struct least_pod *lp = ud;
+	const struct kpod *p = (const struct kpod *)o;
+
+	if (strcmp(o->ns, lp->ns) != 0 || o->deleted || p->phase == KPHASE_SUCCEEDED ||
+	    p->phase == KPHASE_FAILED)
+		return 0;
+	if (!lp->any || p->cpu_milli < lp->q.cpu_milli)
+		lp->q.cpu_milli = p->cpu_milli;
+	if (!lp->any || p->mem_bytes < lp->q.mem_bytes)
+		lp->q.mem_bytes = p->mem_bytes;
+	if (!lp->any || p->gpu < lp->q.gpu)
+		lp->q.gpu = p->gpu;
+	if (!lp->any)
+		lp->q.gpu_resource = p->gpu_resource;
+	else if (!text_same(lp->q.gpu_resource, p->gpu_resource))
+		lp->q.gpu_resource = NULL; /* mixed: no GPU given back for sure */
+	lp->any = true;
+	return 0;
+}
+
 /*
- * Is this rollout blocked for want of room for its extra pod (a pod of
- * the service unscheduled SURGE_BLOCKED_S after it was made), and would
- * one old pod's place do? The pod's name goes to who (for the Event).
- * When a pod is unscheduled but younger, *ret_wait is the time left.
+ * Is this rollout blocked for want of room for its extra pod, and would
+ * one old pod's place do? Either a pod of the service has waited
+ * unscheduled SURGE_BLOCKED_S (no node has room for it) and an old pod's
+ * node would take it, or the namespace's ResourceQuota refused to create
+ * it (the Deployment's ReplicaFailure) and one old pod's share would let
+ * it in (quota.h). WHY gets the reason for the Event. When a pod is
+ * unscheduled but younger, *ret_wait is the time left.
  */
-static bool surge_blocked(struct reconcile_ctx *ctx, const struct snapshot *s, char *who,
+static bool surge_blocked(struct reconcile_ctx *ctx, const struct snapshot *s, char *why,
 			  size_t len, uint64_t *ret_wait)
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct surge_scan sc = { .ns = s->ns, .nodes = manager_cache(ctx->manager, &kind_nodes) };
+	struct least_pod lp = { .ns = s->ns };
 	int64_t now = (int64_t)time(NULL);
+	bool quota = s->dep.replica_failure == KCOND_TRUE && strstr(s->dep_failure, "exceeded quota");
+	char name[128] = "";
 
 	if (!pc || !sc.nodes)
 		return false;
@@ -825,7 +862,20 @@ static bool surge_blocked(struct reconcile_ctx *ctx, const struct snapshot *s, c
 	else if (sc.stuck)
 		cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, find_room, &sc);
 	if (sc.room)
-		snprintf(who, len, "%s", cache_obj_name(&sc.stuck->meta));
+		snprintf(why, len,
+			 "no node has room for a new pod beside the %d old ones (%.200s "
+			 "unschedulable for %d s)",
+			 s->dep.spec_replicas, cache_obj_name(&sc.stuck->meta), SURGE_BLOCKED_S);
+	if (!sc.room && quota)
+		cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, find_least, &lp);
+	/* (gpu_resource is interned: read it before the section ends.) */
+	if (lp.any && quota_room_after_one(s->dep_failure, &lp.q, name, sizeof(name))) {
+		sc.room = true;
+		snprintf(why, len,
+			 "the namespace's ResourceQuota %.128s has no room for a new pod beside "
+			 "the %d old ones, and one old pod's share would make it",
+			 name, s->dep.spec_replicas);
+	}
 	cache_read_unlock();
 	return sc.room;
 }
@@ -992,7 +1042,7 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		}
 	}
 	/* A rollout with no room for its extra pod: one at a time instead. */
-	char stuck[256] = "";
+	char stuck[512] = "";
 	uint64_t surge_wait = 0;
 	r = build_workload(ctx, key, &s, run, &w, stuck, sizeof(stuck), &surge_wait, err,
 			   sizeof(err));
@@ -1040,13 +1090,12 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		goto free_workload;
 	}
 	if (one_at_a_time_now) {
-		char msg[512];
+		char msg[640];
 		snprintf(msg, sizeof(msg),
-			 "no node has room for a new pod beside the %d old ones (%.200s unschedulable "
-			 "for %d s): replacing them one at a time, each new pod warm before the "
-			 "next old one goes",
-			 s.dep.spec_replicas, stuck, SURGE_BLOCKED_S);
-		log_info("rollout without an extra pod", "namespace=%s name=%s pod=%s", s.ns,
+			 "%s: replacing them one at a time, each new pod warm before the next old "
+			 "one goes",
+			 stuck);
+		log_info("rollout without an extra pod", "namespace=%s name=%s why=%s", s.ns,
 			 s.name, stuck);
 		event(ctx, &s, "Normal", "RollingOneAtATime", "Rollout", msg);
 	}

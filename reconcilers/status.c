@@ -98,8 +98,7 @@ static void progressing(const struct status_input *in, struct cond *c)
 		    d->updated, d->spec_replicas, in->desired);
 	else if (d->observed_generation < d->generation || d->updated < in->desired)
 		set(c, "Progressing", true, "RollingOut", "%d of %d replicas updated%s", d->updated,
-		    in->desired,
-		    d->no_surge ? " (one at a time: no node has room for an extra pod)" : "");
+		    in->desired, d->no_surge ? " (one at a time: no room for an extra pod)" : "");
 	else if (d->replicas > in->desired)
 		set(c, "Progressing", true, "ScalingDown", "%d replicas, going to %d", d->replicas,
 		    in->desired);

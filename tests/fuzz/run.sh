@@ -8,8 +8,8 @@ secs=${FUZZ_SECONDS:-30}
 cd "$root"
 CC=clang cmake -S . -B build-fuzz -DKINFER_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target fuzz_promtext fuzz_metricsource fuzz_watch fuzz_kubeconfig \
-	fuzz_admission fuzz_validate fuzz_quantity fuzz_activator fuzz_status
-for t in promtext metricsource watch kubeconfig admission validate quantity activator status; do
+	fuzz_admission fuzz_validate fuzz_quantity fuzz_quota fuzz_activator fuzz_status
+for t in promtext metricsource watch kubeconfig admission validate quantity quota activator status; do
 	work=build-fuzz/corpus-$t
 	mkdir -p "$work"
 	echo "fuzz_$t: ${secs} s"

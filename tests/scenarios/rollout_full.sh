@@ -77,7 +77,7 @@ one_at_a_time() { [ "$(strategy)" = 0/1 ]; }
 wait_until 60 one_at_a_time
 expect_code 0 $? "after it waited, the Deployment replaces pods one at a time (maxSurge 0, maxUnavailable 1) at +$((SECONDS - t0)) s"
 # The status says so while it rolls (written within its 2 s window).
-says_one() { [[ "$(cond svc Progressing message)" == *"one at a time: no node has room for an extra pod"* ]]; }
+says_one() { [[ "$(cond svc Progressing message)" == *"one at a time: no room for an extra pod"* ]]; }
 wait_until 10 says_one
 msg_ok=$? msg=$(cond svc Progressing message)
 done_r2() {
