@@ -858,15 +858,26 @@ static int project_deployment(struct cache_proj *p, json_object *json, struct ca
 	kdeployment_read_status(d, json, &reason);
 	cache_proj_intern(p, &d->progress_reason, reason);
 	d->edited = kinds_edited(json);
-	/* The message a person needs when the rollout is stuck. */
+	/* The message a person needs when the rollout is stuck: the
+	 * ReplicaFailure's when there is one (what refused the pods, which
+	 * the rollout code reads too), else the Progressing False's. */
+	const char *failure = NULL;
+	bool replica_failure = false;
 	for (size_t i = 0; conds && i < json_object_array_length(conds); i++) {
 		json_object *c = json_object_array_get_idx(conds, i);
 		const char *t = cache_json_str(c, "type"), *s = cache_json_str(c, "status");
-		if (t && s &&
-		    ((strcmp(t, "ReplicaFailure") == 0 && strcmp(s, "True") == 0) ||
-		     (strcmp(t, "Progressing") == 0 && strcmp(s, "False") == 0)))
-			cache_proj_str(p, &d->failure_message, cache_json_str(c, "message"));
+		if (!t || !s)
+			continue;
+		if (strcmp(t, "ReplicaFailure") == 0 && strcmp(s, "True") == 0) {
+			failure = cache_json_str(c, "message");
+			replica_failure = true;
+		} else if (!replica_failure && strcmp(t, "Progressing") == 0 &&
+			   strcmp(s, "False") == 0) {
+			failure = cache_json_str(c, "message");
+		}
 	}
+	if (failure)
+		cache_proj_str(p, &d->failure_message, failure);
 	return 0;
 }
 

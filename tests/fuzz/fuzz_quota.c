@@ -18,10 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char s[1024], name[16];
-	struct quota_pod small = { .cpu_milli = 500, .mem_bytes = 1 << 20, .gpu = 1,
-				   .gpu_resource = "nvidia.com/gpu" };
-	struct quota_pod big = { .cpu_milli = 4000, .mem_bytes = 1LL << 34, .gpu = 8,
-				 .gpu_resource = "nvidia.com/gpu" };
+	struct quota_pod small = {
+		.cpu_milli = 500, .mem_bytes = 1 << 20, .gpu = 1, .gpu_resource = "nvidia.com/gpu"
+	};
+	struct quota_pod big = {
+		.cpu_milli = 4000, .mem_bytes = 1LL << 34, .gpu = 8, .gpu_resource = "nvidia.com/gpu"
+	};
 
 	if (size >= sizeof(s))
 		return 0;

@@ -347,6 +347,49 @@ static void deployment_service_node(void **state)
 }
 
 /*
+ * A Deployment stuck on a quota past its progress deadline has both
+ * ReplicaFailure True and Progressing False, in either order: the message
+ * kept is the ReplicaFailure's (what refused the pods; the rollout code
+ * reads the quota from it), not whichever came last.
+ */
+static void deployment_failure_message(void **state)
+{
+	static const char *const orders[] = {
+		"[{\"type\":\"Progressing\",\"status\":\"False\",\"reason\":"
+		"\"ProgressDeadlineExceeded\",\"message\":\"timed out\"},{\"type\":"
+		"\"ReplicaFailure\",\"status\":\"True\",\"message\":\"exceeded quota: q\"}]",
+		"[{\"type\":\"ReplicaFailure\",\"status\":\"True\",\"message\":"
+		"\"exceeded quota: q\"},{\"type\":\"Progressing\",\"status\":\"False\","
+		"\"reason\":\"ProgressDeadlineExceeded\",\"message\":\"timed out\"}]",
+	};
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct cache *dc;
+		json_object *d = load("deployment.json");
+		json_object_object_add(json_object_object_get(d, "status"), "conditions",
+				       json_tokener_parse(orders[i]));
+		const struct kdeployment *kd = (const struct kdeployment *)project(&dc,
+										   &kind_deployments,
+										   d);
+		assert_string_equal(kd->failure_message, "exceeded quota: q");
+		assert_int_equal(kd->replica_failure, KCOND_TRUE);
+		assert_int_equal(kd->progressing, KCOND_FALSE);
+		json_object_put(d);
+		cache_free(dc);
+	}
+	/* Progressing False alone: its message. */
+	struct cache *dc;
+	json_object *d = load("deployment.json");
+	json_object_object_add(json_object_object_get(d, "status"), "conditions",
+			       json_tokener_parse("[{\"type\":\"Progressing\",\"status\":"
+						  "\"False\",\"message\":\"timed out\"}]"));
+	const struct kdeployment *kd = (const struct kdeployment *)project(&dc, &kind_deployments, d);
+	assert_string_equal(kd->failure_message, "timed out");
+	json_object_put(d);
+	cache_free(dc);
+}
+
+/*
  * Recorded from kube-apiserver 1.33: a Deployment as kinfer's field manager
  * applied it (kube-controller-manager's status entry only besides), then
  * after `kubectl set image` and `kubectl scale` (entries kubectl-set, and
@@ -503,6 +546,7 @@ int tests_kinds(void)
 		cmocka_unit_test(other_keys),
 		cmocka_unit_test(pod_rare_fields),
 		cmocka_unit_test(deployment_service_node),
+		cmocka_unit_test(deployment_failure_message),
 		cmocka_unit_test(node_bad_utilization),
 		cmocka_unit_test(conditions),
 		cmocka_unit_test(edited_by_another_field_manager),

@@ -13,19 +13,20 @@
 #include <string.h>
 
 /* The ReplicaSet's ReplicaFailure message is the creation's error. */
-#define GPU_ONLY                                                                           \
-	"pods \"svc-5c7687f769-\" is forbidden: exceeded quota: team-gpus, requested: "     \
-	"requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=2, limited: "             \
+#define GPU_ONLY \
+	"pods \"svc-5c7687f769-\" is forbidden: exceeded quota: team-gpus, requested: " \
+	"requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=2, limited: " \
 	"requests.nvidia.com/gpu=2"
-#define CPU_AND_GPU                                                                        \
-	"pods \"p4\" is forbidden: exceeded quota: team-gpus, requested: "                  \
-	"requests.cpu=1500m,requests.nvidia.com/gpu=1, used: "                              \
+#define CPU_AND_GPU \
+	"pods \"p4\" is forbidden: exceeded quota: team-gpus, requested: " \
+	"requests.cpu=1500m,requests.nvidia.com/gpu=1, used: " \
 	"requests.cpu=1,requests.nvidia.com/gpu=2, limited: requests.cpu=2,requests.nvidia.com/gpu=2"
 
 static void recorded_refusals(void **state)
 {
-	struct quota_pod one_gpu = { .cpu_milli = 500, .mem_bytes = 1 << 20, .gpu = 1,
-				     .gpu_resource = "nvidia.com/gpu" };
+	struct quota_pod one_gpu = {
+		.cpu_milli = 500, .mem_bytes = 1 << 20, .gpu = 1, .gpu_resource = "nvidia.com/gpu"
+	};
 	char name[64] = "";
 	(void)state;
 
@@ -52,8 +53,9 @@ static void recorded_refusals(void **state)
 
 static void what_it_refuses(void **state)
 {
-	struct quota_pod p = { .cpu_milli = 1000, .mem_bytes = 1LL << 30, .gpu = 1,
-			       .gpu_resource = "nvidia.com/gpu" };
+	struct quota_pod p = {
+		.cpu_milli = 1000, .mem_bytes = 1LL << 30, .gpu = 1, .gpu_resource = "nvidia.com/gpu"
+	};
 	(void)state;
 
 	assert_false(quota_room_after_one(NULL, &p, NULL, 0));
@@ -63,8 +65,8 @@ static void what_it_refuses(void **state)
 	assert_false(quota_room_after_one("admission webhook \"x\" denied the request: no", &p,
 					  NULL, 0));
 	assert_false(quota_room_after_one(
-		"pods \"x\" is forbidden: failed quota: q: must specify limits.cpu for: c", &p, NULL,
-		0));
+		"pods \"x\" is forbidden: failed quota: q: must specify limits.cpu for: c", &p,
+		NULL, 0));
 	/* A pod count and memory kinfer accounts for; limits.* it does not keep. */
 	assert_true(quota_room_after_one(
 		"pods \"x\" is forbidden: exceeded quota: q, requested: pods=1,requests.memory=1Gi, "
