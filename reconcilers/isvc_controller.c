@@ -940,6 +940,36 @@ static int build_workload(struct reconcile_ctx *ctx, const char *key, const stru
 }
 
 /*
+ * Is the spec about to change the Deployment's pod template (a new
+ * revision, image, resources...)? Built at the replicas the Deployment
+ * has, the body differs from the one it holds. A scale-down that arrives
+ * with such a change (the same apply, or before the Deployment took it)
+ * must wait for the rollout as one during it does: a drain started now
+ * would take its victim out of service for the whole rollout (it is
+ * deferred once the Deployment rolls), and on a full cluster, where the
+ * rollout may never finish, for ever. Only asked when a scale-down is
+ * pending (the one extra build).
+ */
+static bool template_changing(struct reconcile_ctx *ctx, const struct snapshot *s)
+{
+	const struct kinfer_context *k = context_of(ctx);
+	struct workload_options wo = { 0 };
+	struct workload w;
+	char err[256];
+	bool changing;
+
+	if (k)
+		wo = k->workload;
+	wo.no_surge = s->dep.no_surge;
+	if (workload_build(s->ns, s->name, s->uid, s->spec, s->dep.spec_replicas, &wo, &w, err,
+			   sizeof(err)) < 0)
+		return false;
+	changing = strcmp(w.deployment_hash, s->dep_hash) != 0;
+	workload_free(&w);
+	return changing;
+}
+
+/*
  * What a person reads when the Deployment or the Service kinfer would make
  * already exists and is not controlled by this InferenceService (as
  * Knative's NotOwned, and controller-runtime's refusal to adopt an object
@@ -1029,7 +1059,9 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
-		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, rolling(&s.dep) };
+		bool roll = rolling(&s.dep) ||
+			    (desired < s.dep.spec_replicas && template_changing(ctx, &s));
+		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, roll };
 		struct drain_result dr;
 		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &dr) == 0) {
 			run = dr.replicas;

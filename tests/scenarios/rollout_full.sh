@@ -137,4 +137,31 @@ sleep 40
 expect_match "$(strategy)" '^1/0$' "40 s later the Deployment still adds before it removes"
 expect_match "$(ready_count)" '^2$' "and both old pods are Ready"
 expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name | wc -l)" "^$n_ev\$" "no RollingOneAtATime Event for it"
+
+# A scale-down in the same apply as a new template (2 GPUs a pod, 1
+# replica: to make room for a bigger model). The scale-down waits for the
+# rollout, as one during it does; the code before this drained a victim
+# first (out of service) and then deferred, so that pod stayed out of
+# service for the whole rollout, here for ever (the new pod fits nowhere
+# beside the one left). First back to r2, settled.
+spec r2 | apply_isvc svc
+settled() { [ "$(cond svc Progressing reason)" = Complete ] && [ "$(ready_count)" = 2 ]; }
+wait_until 60 settled; expect_code 0 $? "back on r2, the rollout complete"
+cat <<YAML | apply_isvc svc
+  replicas: 1
+  model: {name: m, uri: "s3://m", revision: r4}
+  resources: {gpu: {count: 2}}
+  warmup: {path: /v1/completions, requests: 2, maxAttempts: 10}
+  scheduling:
+    nodeSelector: {kinfer.io/test: "$id"}
+    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
+YAML
+deferred() { [[ "$(cond svc Progressing message)" == *"the scale-down to 1 replicas waits for the rollout to finish"* ]]; }
+wait_until 30 deferred; expect_code 0 $? "revision and scale-down at once: the scale-down waits for the rollout"
+drained=0
+for _ in $(seq 1 20); do
+	[ "$(ready_count)" = 2 ] || drained=$((drained + 1))
+	sleep 1
+done
+expect_match "$drained" '^0$' "both serving pods stay Ready meanwhile (seconds with fewer: $drained of 20)"
 summary
