@@ -254,3 +254,51 @@ apply_isvc() {
 # admission rules, also `kinfer-operator validate`), one path a line.
 refused_dir=${KINFER_SOURCE_DIR:-}/tests/data/refused
 refused() { grep -lx -- "# refused-by: $1" "$refused_dir"/*.yaml; }
+
+# --- Rollouts (rollout_full, rollout_quota, node_rollout_full).
+# gpu_node ID GPUS: a KWOK node of the scenario's own, NAME ID-n0, labelled
+# kinfer.io/test=ID and tainted with it (so only pods that select and
+# tolerate it go there), with GPUS nvidia.com/gpu (NVIDIA-L4); deleted at
+# exit.
+gpu_node() {
+	at_exit "kc delete nodes -l kinfer.io/test=$1 --wait=false >/dev/null 2>&1"
+	cat <<YAML | kc apply -f - >/dev/null
+apiVersion: v1
+kind: Node
+metadata:
+  name: $1-n0
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: {type: kwok, kinfer.io/test: "$1", nvidia.com/gpu.product: NVIDIA-L4, nvidia.com/gpu.memory: "23034"}
+spec:
+  taints: [{key: kinfer.io/test, value: "$1", effect: NoSchedule}]
+status:
+  capacity: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "$2"}
+  allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "$2"}
+YAML
+}
+# strategy NAME: the Deployment's "maxSurge/maxUnavailable" ("1/0": adds
+# before it removes; "0/1": one at a time).
+strategy() { j "deploy/$1" '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }
+# ready_count NAME: pods of the service Ready and not being deleted.
+ready_count() {
+	kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+		grep -c '^ True$'
+}
+# poll_ready NAME FILE SECONDS INTERVAL: "seconds count" lines of
+# ready_count into FILE for SECONDS; run it in the background and
+# track_pid it. ready_least FILE: the least count polled.
+poll_ready() {
+	local t=$SECONDS
+	while [ $((SECONDS - t)) -lt "$3" ]; do
+		echo "$((SECONDS - t)) $(ready_count "$1")"
+		sleep "$4"
+	done >"$2"
+}
+ready_least() { awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$1"; }
+# rolled NAME REVISION N: exactly N pods of the service, N of them of
+# REVISION and Ready.
+rolled() {
+	[ "$(kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
+		grep -c "^ $2 True\$")" = "$3" ] &&
+		[ "$(kc -n "$ns" get pods -l "kinfer.io/service=$1" --no-headers 2>/dev/null | wc -l)" = "$3" ]
+}

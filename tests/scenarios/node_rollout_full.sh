@@ -34,28 +34,16 @@ old_pods=$(kc -n "$ns" get pods -l kinfer.io/service=fr -o jsonpath='{.items[*].
 load_start "$dir/load" "$kip:8000" 300 10; lp=$started_load
 sleep 5 # requests of 2 s in flight on both pods, over kept connections
 
-ready_count() {
-	kc -n "$ns" get pods -l kinfer.io/service=fr -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ True$'
-}
-poll_ready() {
-	local t=$SECONDS
-	while [ $((SECONDS - t)) -lt 300 ]; do
-		echo "$((SECONDS - t)) $(ready_count)"
-		sleep 0.5
-	done >"$dir/ready.log"
-}
-poll_ready &
+poll_ready fr "$dir/ready.log" 300 0.5 &
 poll_pid=$!
 track_pid "$poll_pid"
 
-strategy() { j deploy/fr '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }
-expect_match "$(strategy)" '^1/0$' "the Deployment adds before it removes"
+expect_match "$(strategy fr)" '^1/0$' "the Deployment adds before it removes"
 t0=$SECONDS
 KIS_GPUS=4 kis "$ns" fr 2 r2 20 2000
 stuck() { [ "$(cond fr Degraded reason)" = Unschedulable ]; }
 wait_until 40 stuck; expect_code 0 $? "r2's extra pod fits nowhere: Degraded Unschedulable"
-one_at_a_time() { [ "$(strategy)" = 0/1 ]; }
+one_at_a_time() { [ "$(strategy fr)" = 0/1 ]; }
 wait_until 60 one_at_a_time
 expect_code 0 $? "kinfer goes one pod at a time at +$((SECONDS - t0)) s"
 t_switch=$((SECONDS - t0))
@@ -69,14 +57,11 @@ expect_code 0 $? "the leader ${old%_*} is deleted mid-rollout"
 new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$old" ]; }
 wait_until 60 new_leader; expect_code 0 $? "another replica takes the Lease ($(lease)) at +$((SECONDS - t0)) s"
 
-done_r2() {
-	[ "$(kc -n "$ns" get pods -l kinfer.io/service=fr -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ r2 True$')" = 2 ] && pods_total "$ns" kinfer.io/service=fr 2
-}
+done_r2() { rolled fr r2 2; }
 wait_until 200 done_r2
 expect_code 0 $? "the rollout completes: 2 pods of r2, warm and Ready, at +$((SECONDS - t0)) s"
 t_done=$((SECONDS - t0))
-surge_back() { [ "$(strategy)" = 1/0 ]; }
+surge_back() { [ "$(strategy fr)" = 1/0 ]; }
 wait_until 30 surge_back; expect_code 0 $? "the new leader brings the surge back (maxSurge 1, maxUnavailable 0)"
 kc -n "$ns" wait --for=condition=Ready kis/fr --timeout=30s >/dev/null
 expect_code 0 $? "the InferenceService is Ready"
@@ -88,7 +73,7 @@ lf=$(summary_of "$dir/load" failed) ls=$(summary_of "$dir/load" sent)
 expect_match "${ls:-0}" '^[1-9][0-9]*$' "load ran through the ClusterIP ($ls requests)"
 expect_match "${lf:-x}" '^0$' "0 failed requests through the rollout and the leader change (of ${ls:-?})" ||
 	echo "the failed ones: $(load_failures "$dir/load")"
-min=$(awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$dir/ready.log")
+min=$(ready_least "$dir/ready.log")
 samples=$(wc -l <"$dir/ready.log")
 expect_match "$min" '^[12]$' "at least one pod Ready at every poll (least: $min, $samples polls)"
 for p in $(kc -n "$ns" get pods -l kinfer.io/service=fr -o jsonpath='{.items[*].metadata.name}'); do

@@ -16,20 +16,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin rfull
 id=$ns
-at_exit 'kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1'
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: v1
-kind: Node
-metadata:
-  name: $id-n0
-  annotations: {kwok.x-k8s.io/node: fake}
-  labels: {type: kwok, kinfer.io/test: "$id", nvidia.com/gpu.product: NVIDIA-L4, nvidia.com/gpu.memory: "23034"}
-spec:
-  taints: [{key: kinfer.io/test, value: "$id", effect: NoSchedule}]
-status:
-  capacity: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "2"}
-  allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "2"}
-YAML
+gpu_node "$id" 2
 expect_code 0 $? "a node with 2 GPUs of this scenario's own"
 install_crd
 kc create ns "$ns" >/dev/null
@@ -50,22 +37,9 @@ YAML
 spec r1 | apply_isvc svc
 warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
 wait_until 90 warm2; expect_code 0 $? "2 replicas warm on the node's 2 GPUs"
-strategy() { j deploy/svc '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }
-expect_match "$(strategy)" '^1/0$' "the Deployment adds before it removes (maxSurge 1, maxUnavailable 0)"
+expect_match "$(strategy svc)" '^1/0$' "the Deployment adds before it removes (maxSurge 1, maxUnavailable 0)"
 
-# Ready pods, polled every 0.3 s into a file: "seconds count".
-ready_count() {
-	kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ True$'
-}
-poll_ready() {
-	local t0=$SECONDS
-	while [ $((SECONDS - t0)) -lt 400 ]; do
-		echo "$((SECONDS - t0)) $(ready_count)"
-		sleep 0.3
-	done >"$tmp/ready.log"
-}
-poll_ready &
+poll_ready svc "$tmp/ready.log" 400 0.3 &
 poll_pid=$!
 track_pid "$poll_pid"
 
@@ -73,17 +47,14 @@ t0=$SECONDS
 spec r2 | apply_isvc svc
 stuck() { [ "$(cond svc Degraded reason)" = Unschedulable ]; }
 wait_until 30 stuck; expect_code 0 $? "the new revision's extra pod fits nowhere: Degraded Unschedulable"
-one_at_a_time() { [ "$(strategy)" = 0/1 ]; }
+one_at_a_time() { [ "$(strategy svc)" = 0/1 ]; }
 wait_until 60 one_at_a_time
 expect_code 0 $? "after it waited, the Deployment replaces pods one at a time (maxSurge 0, maxUnavailable 1) at +$((SECONDS - t0)) s"
 # The status says so while it rolls (written within its 2 s window).
 says_one() { [[ "$(cond svc Progressing message)" == *"one at a time: no room for an extra pod"* ]]; }
 wait_until 10 says_one
 msg_ok=$? msg=$(cond svc Progressing message)
-done_r2() {
-	[ "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ r2 True$')" = 2 ] && [ "$(kc -n "$ns" get pods -l kinfer.io/service=svc --no-headers | wc -l)" = 2 ]
-}
+done_r2() { rolled svc r2 2; }
 wait_until 150 done_r2
 expect_code 0 $? "the rollout completes: 2 pods of r2, Ready (warm), at +$((SECONDS - t0)) s"
 expect_code 0 "$msg_ok" "while it rolled, Progressing said so (last: $msg)"
@@ -92,7 +63,7 @@ ev() { kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o jsonp
 has_ev() { [[ "$(ev)" == *"no node has room for a new pod beside the 2 old ones"* ]]; }
 wait_until 40 has_ev
 expect_code 0 $? "an Event RollingOneAtATime says why: $(ev)"
-surge_back() { [ "$(strategy)" = 1/0 ]; }
+surge_back() { [ "$(strategy svc)" = 1/0 ]; }
 wait_until 30 surge_back; expect_code 0 $? "then the Deployment adds before it removes again (maxSurge 1)"
 kc -n "$ns" wait --for=condition=Ready kis/svc --timeout=30s >/dev/null
 expect_code 0 $? "the InferenceService is Ready"
@@ -115,7 +86,7 @@ wait_until 60 one_at_a_time; expect_code 0 $? "one at a time again at +$((SECOND
 failed_warm() { [ "$(kc -n "$ns" get pod "$r3" -o jsonpath='{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}')" = WarmupFailed ]; }
 wait_until 40 failed_warm; expect_code 0 $? "the r3 pod took an old pod's place and fails its warm-up"
 sleep 5
-expect_match "$(ready_count)" '^1$' "one r2 pod serves meanwhile (maxUnavailable 1)"
+expect_match "$(ready_count svc)" '^1$' "one r2 pod serves meanwhile (maxUnavailable 1)"
 t2=$SECONDS
 spec r2 | apply_isvc svc
 wait_until 120 done_r2
@@ -123,7 +94,7 @@ expect_code 0 $? "applying r2 again rolls back: 2 pods of r2, Ready, at +$((SECO
 expect_match "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o name | grep -c "$r3")" '^0$' "the failing r3 pod is gone"
 wait_until 30 surge_back; expect_code 0 $? "and the surge is back"
 stop_pid "$poll_pid"
-min=$(awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$tmp/ready.log")
+min=$(ready_least "$tmp/ready.log")
 samples=$(wc -l <"$tmp/ready.log")
 expect_match "$min" '^[12]$' "at least one replica Ready at every moment of the rollout (least: $min, $samples samples)"
 
@@ -134,8 +105,8 @@ n_ev=$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name 
 spec r3 NVIDIA-H100-NOT-HERE | apply_isvc svc
 wait_until 30 stuck; expect_code 0 $? "a revision for a product the cluster has not: Degraded Unschedulable"
 sleep 40
-expect_match "$(strategy)" '^1/0$' "40 s later the Deployment still adds before it removes"
-expect_match "$(ready_count)" '^2$' "and both old pods are Ready"
+expect_match "$(strategy svc)" '^1/0$' "40 s later the Deployment still adds before it removes"
+expect_match "$(ready_count svc)" '^2$' "and both old pods are Ready"
 expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name | wc -l)" "^$n_ev\$" "no RollingOneAtATime Event for it"
 
 # A scale-down in the same apply as a new template (2 GPUs a pod, 1
@@ -145,7 +116,7 @@ expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime
 # service for the whole rollout, here for ever (the new pod fits nowhere
 # beside the one left). First back to r2, settled.
 spec r2 | apply_isvc svc
-settled() { [ "$(cond svc Progressing reason)" = Complete ] && [ "$(ready_count)" = 2 ]; }
+settled() { [ "$(cond svc Progressing reason)" = Complete ] && [ "$(ready_count svc)" = 2 ]; }
 wait_until 60 settled; expect_code 0 $? "back on r2, the rollout complete"
 cat <<YAML | apply_isvc svc
   replicas: 1
@@ -160,7 +131,7 @@ deferred() { [[ "$(cond svc Progressing message)" == *"the scale-down to 1 repli
 wait_until 30 deferred; expect_code 0 $? "revision and scale-down at once: the scale-down waits for the rollout"
 drained=0
 for _ in $(seq 1 20); do
-	[ "$(ready_count)" = 2 ] || drained=$((drained + 1))
+	[ "$(ready_count svc)" = 2 ] || drained=$((drained + 1))
 	sleep 1
 done
 expect_match "$drained" '^0$' "both serving pods stay Ready meanwhile (seconds with fewer: $drained of 20)"

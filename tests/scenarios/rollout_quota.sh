@@ -15,20 +15,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin rquota
 id=$ns
-at_exit 'kc delete nodes -l "kinfer.io/test=$id" --wait=false >/dev/null 2>&1'
-cat <<YAML | kc apply -f - >/dev/null
-apiVersion: v1
-kind: Node
-metadata:
-  name: $id-n0
-  annotations: {kwok.x-k8s.io/node: fake}
-  labels: {type: kwok, kinfer.io/test: "$id", nvidia.com/gpu.product: NVIDIA-L4, nvidia.com/gpu.memory: "23034"}
-spec:
-  taints: [{key: kinfer.io/test, value: "$id", effect: NoSchedule}]
-status:
-  capacity: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "8"}
-  allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "8"}
-YAML
+gpu_node "$id" 8
 expect_code 0 $? "a node with 8 GPUs of this scenario's own"
 install_crd
 kc create ns "$ns" >/dev/null
@@ -56,21 +43,9 @@ YAML
 spec r1 | apply_isvc svc
 warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
 wait_until 90 warm2; expect_code 0 $? "2 replicas warm, the quota's 2 GPUs used"
-strategy() { j deploy/svc '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }
-expect_match "$(strategy)" '^1/0$' "the Deployment adds before it removes (maxSurge 1, maxUnavailable 0)"
+expect_match "$(strategy svc)" '^1/0$' "the Deployment adds before it removes (maxSurge 1, maxUnavailable 0)"
 
-ready_count() {
-	kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ True$'
-}
-poll_ready() {
-	local t=$SECONDS
-	while [ $((SECONDS - t)) -lt 300 ]; do
-		echo "$((SECONDS - t)) $(ready_count)"
-		sleep 0.3
-	done >"$tmp/ready.log"
-}
-poll_ready &
+poll_ready svc "$tmp/ready.log" 300 0.3 &
 poll_pid=$!
 track_pid "$poll_pid"
 
@@ -78,14 +53,11 @@ t0=$SECONDS
 spec r2 | apply_isvc svc
 refused() { [ "$(cond svc Degraded reason)" = ReplicaFailure ] && [[ "$(cond svc Degraded message)" == *"exceeded quota: team-gpus"* ]]; }
 wait_until 30 refused; expect_code 0 $? "the quota refuses r2's extra pod: Degraded ReplicaFailure ($(cond svc Degraded message))"
-one_at_a_time() { [ "$(strategy)" = 0/1 ]; }
+one_at_a_time() { [ "$(strategy svc)" = 0/1 ]; }
 wait_until 60 one_at_a_time
 expect_code 0 $? "after it waited, one pod at a time (maxSurge 0, maxUnavailable 1) at +$((SECONDS - t0)) s"
 t_switch=$((SECONDS - t0))
-done_r2() {
-	[ "$(kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.deletionTimestamp}{" "}{.metadata.annotations.kinfer\.io/model-revision}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' |
-		grep -c '^ r2 True$')" = 2 ] && [ "$(kc -n "$ns" get pods -l kinfer.io/service=svc --no-headers | wc -l)" = 2 ]
-}
+done_r2() { rolled svc r2 2; }
 wait_until 180 done_r2
 expect_code 0 $? "the rollout completes within the quota: 2 pods of r2, Ready, at +$((SECONDS - t0)) s"
 t_done=$((SECONDS - t0))
@@ -93,12 +65,12 @@ ev() { kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o jsonp
 has_ev() { [[ "$(ev)" == *"the namespace's ResourceQuota team-gpus has no room for a new pod beside the 2 old ones"* ]]; }
 wait_until 40 has_ev
 expect_code 0 $? "an Event RollingOneAtATime names the quota: $(ev)"
-surge_back() { [ "$(strategy)" = 1/0 ]; }
+surge_back() { [ "$(strategy svc)" = 1/0 ]; }
 wait_until 30 surge_back; expect_code 0 $? "then the Deployment adds before it removes again"
 kc -n "$ns" wait --for=condition=Ready kis/svc --timeout=30s >/dev/null
 expect_code 0 $? "the InferenceService is Ready"
 stop_pid "$poll_pid"
-min=$(awk 'NR == 1 || $2 < m { m = $2 } END { print m + 0 }' "$tmp/ready.log")
+min=$(ready_least "$tmp/ready.log")
 samples=$(wc -l <"$tmp/ready.log")
 expect_match "$min" '^[12]$' "at least one replica Ready at every poll (least: $min, $samples polls)"
 
@@ -110,8 +82,8 @@ spec r3 2 | apply_isvc svc
 r3_refused() { refused && [[ "$(cond svc Degraded message)" == *"requested: requests.nvidia.com/gpu=2"* ]]; }
 wait_until 30 r3_refused; expect_code 0 $? "r3 (2 GPUs a pod) is refused by the quota too"
 sleep 40
-expect_match "$(strategy)" '^1/0$' "40 s later the Deployment still adds before it removes"
-expect_match "$(ready_count)" '^2$' "and both r2 pods are Ready"
+expect_match "$(strategy svc)" '^1/0$' "40 s later the Deployment still adds before it removes"
+expect_match "$(ready_count svc)" '^2$' "and both r2 pods are Ready"
 expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime -o name | wc -l)" "^$n_ev\$" "no RollingOneAtATime Event for it"
 echo "figure: quota-bound rollout: one at a time at +$t_switch s, done at +$t_done s, least Ready $min"
 summary
