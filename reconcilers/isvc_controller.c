@@ -948,7 +948,9 @@ static int build_workload(struct reconcile_ctx *ctx, const char *key, const stru
  * would take its victim out of service for the whole rollout (it is
  * deferred once the Deployment rolls), and on a full cluster, where the
  * rollout may never finish, for ever. Only asked when a scale-down is
- * pending (the one extra build).
+ * pending (the one extra build), and not of a Deployment someone else
+ * edited: its replicas may not be the ones kinfer applied, so the bodies
+ * differ whatever the template (it is applied again anyway).
  */
 static bool template_changing(struct reconcile_ctx *ctx, const struct snapshot *s)
 {
@@ -958,6 +960,8 @@ static bool template_changing(struct reconcile_ctx *ctx, const struct snapshot *
 	char err[256];
 	bool changing;
 
+	if (s->dep.edited)
+		return false;
 	if (k)
 		wo = k->workload;
 	wo.no_surge = s->dep.no_surge;
