@@ -276,6 +276,21 @@ status:
   allocatable: {cpu: "64", memory: 1Ti, pods: "110", nvidia.com/gpu: "$2"}
 YAML
 }
+# gpu_spec ID REVISION [GPUS] [REPLICAS] [PRODUCT]: the spec lines
+# (apply_isvc) of a service whose pods go only to gpu_node ID: model m at
+# REVISION, GPUS (1) of PRODUCT (any) a pod, REPLICAS (2), 2 warm-up
+# requests and up to 10 attempts.
+gpu_spec() {
+	cat <<YAML
+  replicas: ${4:-2}
+  model: {name: m, uri: "s3://m", revision: "$2"}
+  resources: {gpu: {count: ${3:-1}${5:+, product: $5}}}
+  warmup: {path: /v1/completions, requests: 2, maxAttempts: 10}
+  scheduling:
+    nodeSelector: {kinfer.io/test: "$1"}
+    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$1", effect: NoSchedule}]
+YAML
+}
 # strategy NAME: the Deployment's "maxSurge/maxUnavailable" ("1/0": adds
 # before it removes; "0/1": one at a time).
 strategy() { j "deploy/$1" '{.spec.strategy.rollingUpdate.maxSurge}/{.spec.strategy.rollingUpdate.maxUnavailable}'; }

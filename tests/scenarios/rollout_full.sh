@@ -22,18 +22,8 @@ install_crd
 kc create ns "$ns" >/dev/null
 start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-# spec REVISION [PRODUCT]
-spec() {
-	cat <<YAML
-  replicas: 2
-  model: {name: m, uri: "s3://m", revision: "$1"}
-  resources: {gpu: {count: 1${2:+, product: $2}}}
-  warmup: {path: /v1/completions, requests: 2, maxAttempts: 10}
-  scheduling:
-    nodeSelector: {kinfer.io/test: "$id"}
-    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
-YAML
-}
+# spec REVISION [PRODUCT]: 2 replicas of 1 GPU on the node.
+spec() { gpu_spec "$id" "$1" 1 2 "${2:-}"; }
 spec r1 | apply_isvc svc
 warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
 wait_until 90 warm2; expect_code 0 $? "2 replicas warm on the node's 2 GPUs"
@@ -118,15 +108,7 @@ expect_match "$(kc -n "$ns" get events --field-selector reason=RollingOneAtATime
 spec r2 | apply_isvc svc
 settled() { [ "$(cond svc Progressing reason)" = Complete ] && [ "$(ready_count svc)" = 2 ]; }
 wait_until 60 settled; expect_code 0 $? "back on r2, the rollout complete"
-cat <<YAML | apply_isvc svc
-  replicas: 1
-  model: {name: m, uri: "s3://m", revision: r4}
-  resources: {gpu: {count: 2}}
-  warmup: {path: /v1/completions, requests: 2, maxAttempts: 10}
-  scheduling:
-    nodeSelector: {kinfer.io/test: "$id"}
-    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
-YAML
+gpu_spec "$id" r4 2 1 | apply_isvc svc
 deferred() { [[ "$(cond svc Progressing message)" == *"the scale-down to 1 replicas waits for the rollout to finish"* ]]; }
 wait_until 30 deferred; expect_code 0 $? "revision and scale-down at once: the scale-down waits for the rollout"
 drained=0

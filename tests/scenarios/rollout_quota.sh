@@ -28,18 +28,8 @@ YAML
 expect_code 0 $? "the namespace's quota: 2 GPUs"
 start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
-# spec REVISION [GPUS]
-spec() {
-	cat <<YAML
-  replicas: 2
-  model: {name: m, uri: "s3://m", revision: "$1"}
-  resources: {gpu: {count: ${2:-1}}}
-  warmup: {path: /v1/completions, requests: 2}
-  scheduling:
-    nodeSelector: {kinfer.io/test: "$id"}
-    tolerations: [{key: kinfer.io/test, operator: Equal, value: "$id", effect: NoSchedule}]
-YAML
-}
+# spec REVISION [GPUS]: 2 replicas on the node.
+spec() { gpu_spec "$id" "$1" "${2:-1}"; }
 spec r1 | apply_isvc svc
 warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
 wait_until 90 warm2; expect_code 0 $? "2 replicas warm, the quota's 2 GPUs used"
