@@ -1098,6 +1098,68 @@ bool kpdb_selects(const struct kpdb *b, json_object *labels)
 	return true;
 }
 
+/* ---- HorizontalPodAutoscalers ------------------------------------------ */
+
+/* scaleTargetRef names a Deployment of the apps group ("apps/v1", or a
+ * version to come): the only target kinfer's own objects can be. */
+static bool hpa_scales_deployment(json_object *ref)
+{
+	const char *kind = cache_json_str(ref, "kind"), *api = cache_json_str(ref, "apiVersion");
+	return kind && api && strcmp(kind, "Deployment") == 0 && strncmp(api, "apps/", 5) == 0;
+}
+
+static int project_hpa(struct cache_proj *p, json_object *json, struct cache_obj *obj)
+{
+	struct khpa *h = (struct khpa *)obj;
+	json_object *ref = cache_json_get(json, "spec.scaleTargetRef");
+	int64_t min = cache_json_int(json, "spec.minReplicas", 1);
+	int64_t max = cache_json_int(json, "spec.maxReplicas", 0);
+
+	h->min_replicas = min < 0 ? 0 : min > INT32_MAX ? INT32_MAX : (int32_t)min;
+	h->max_replicas = max < 0 ? 0 : max > INT32_MAX ? INT32_MAX : (int32_t)max;
+	/* Interned, not copied into the block: the index's value must be
+	 * there before the block is sized (its links). */
+	if (hpa_scales_deployment(ref))
+		cache_proj_intern(p, &h->deployment, cache_json_str(ref, "name"));
+	return 0;
+}
+
+static void release_hpa(struct intern *t, struct cache_obj *obj)
+{
+	intern_put(t, ((struct khpa *)obj)->deployment);
+}
+
+/* The HPA controller writes the status at every sync (15 s): nothing
+ * kinfer reads. An HPA has no metadata.generation (v1.33): its spec's
+ * fields kept here are compared. */
+static bool same_hpa(const struct cache_obj *a, const struct cache_obj *b)
+{
+	const struct khpa *x = (const struct khpa *)a, *y = (const struct khpa *)b;
+	return x->min_replicas == y->min_replicas && x->max_replicas == y->max_replicas &&
+	       x->meta.deleted == y->meta.deleted && text_same(x->deployment, y->deployment) &&
+	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
+}
+
+static const char *hpa_deployment(const struct cache_obj *o)
+{
+	return ((const struct khpa *)o)->deployment;
+}
+
+static const struct cache_index_def hpa_indexes[] = {
+	[KHPA_BY_DEPLOYMENT] = { "deployment", hpa_deployment },
+};
+
+const struct cache_kind kind_hpas = {
+	.name = "HorizontalPodAutoscaler",
+	.res = &kube_res_hpas,
+	.size = sizeof(struct khpa),
+	.project = project_hpa,
+	.release = release_hpa,
+	.same = same_hpa,
+	.indexes = hpa_indexes,
+	.n_indexes = 1,
+};
+
 /* ---- metadata only ---------------------------------------------------- */
 
 const struct cache_kind kind_configmaps = {

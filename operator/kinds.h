@@ -269,6 +269,23 @@ bool kpdb_selects(const struct kpdb *b, json_object *labels);
 /* PodDisruptionBudgets: index 0 by namespace. */
 enum { KPDB_BY_NAMESPACE };
 
+/*
+ * HorizontalPodAutoscalers, every one: what each scales. One whose
+ * scaleTargetRef is an InferenceService's own Deployment (apps, kind
+ * Deployment, the service's name) writes that Deployment's replicas
+ * behind kinfer's back (isvc_controller.c leaves them to it and says so);
+ * one that scales the InferenceService itself (its scale subresource) is
+ * no conflict and is not kept.
+ */
+struct khpa {
+	struct cache_obj meta;
+	const char *deployment; /* the Deployment it scales, or NULL */
+	int32_t min_replicas, max_replicas;
+};
+/* HorizontalPodAutoscalers: index 0 by the Deployment they scale (its
+ * name: a lookup checks the namespace). */
+enum { KHPA_BY_DEPLOYMENT };
+
 /* Pods: by node, by service label, and KPOD_BY_COMPONENT: "activator" for
  * the activator's pods (app.kubernetes.io/component=activator), no key for
  * the others. An object has index links only up to its last index with a
@@ -283,6 +300,7 @@ extern const struct cache_kind kind_nodes;
 extern const struct cache_kind kind_deployments;
 extern const struct cache_kind kind_services;
 extern const struct cache_kind kind_pdbs;
+extern const struct cache_kind kind_hpas;
 extern const struct cache_kind kind_configmaps; /* metadata only */
 
 /* Helpers for other kinds' project functions. */

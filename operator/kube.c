@@ -48,6 +48,8 @@ const struct kube_resource kube_res_events = { "events.k8s.io", "v1", "Event", "
 const struct kube_resource kube_res_deployments = { "apps", "v1", "Deployment", "deployments", true };
 const struct kube_resource kube_res_poddisruptionbudgets = { "policy", "v1", "PodDisruptionBudget",
 							     "poddisruptionbudgets", true };
+const struct kube_resource kube_res_hpas = { "autoscaling", "v2", "HorizontalPodAutoscaler",
+					     "horizontalpodautoscalers", true };
 const struct kube_resource kube_res_leases = { "coordination.k8s.io", "v1", "Lease", "leases", true };
 const struct kube_resource kube_res_crds = { "apiextensions.k8s.io", "v1", "CustomResourceDefinition",
 					     "customresourcedefinitions", false };

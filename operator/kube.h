@@ -75,6 +75,7 @@ extern const struct kube_resource kube_res_endpointslices;
 extern const struct kube_resource kube_res_events;
 extern const struct kube_resource kube_res_deployments;
 extern const struct kube_resource kube_res_poddisruptionbudgets;
+extern const struct kube_resource kube_res_hpas;
 extern const struct kube_resource kube_res_leases;
 extern const struct kube_resource kube_res_crds;
 extern const struct kube_resource kube_res_inferenceservices;

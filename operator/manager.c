@@ -101,6 +101,8 @@ static void on_event(void *ud, enum informer_event ev, const struct cache_obj *o
 	(void)ev;
 	if (!o)
 		return;
+	if (b->watch->map && b->watch->map_old && old && obj)
+		b->watch->map(b->ctl->data, old, emit_key, b->ctl);
 	if (b->watch->map)
 		b->watch->map(b->ctl->data, o, emit_key, b->ctl);
 	else

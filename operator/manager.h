@@ -60,6 +60,9 @@ struct controller_watch {
 	/* Keys to reconcile when obj changes; NULL = obj's own key. data is
 	 * the row's own data. */
 	void (*map)(void *data, const struct cache_obj *obj, controller_emit_fn emit, void *emit_ud);
+	/* On an update, map the old object too: its keys may not be the new
+	 * one's (an autoscaler pointed from one Deployment to another). */
+	bool map_old;
 };
 
 /* What a row's constructor gets. */

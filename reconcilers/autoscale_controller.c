@@ -1006,7 +1006,7 @@ free_input:
 }
 
 static const struct controller_watch watches[] = {
-	{ &kind_inferenceservices, NULL },
+	{ .kind = &kind_inferenceservices, .map = NULL },
 };
 
 const struct controller_def autoscale_controller = {

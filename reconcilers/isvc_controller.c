@@ -650,6 +650,30 @@ static bool coming_up(json_object *status, json_object *old)
 	       !cleanup_over(status, old);
 }
 
+/*
+ * A HorizontalPodAutoscaler scales the service's Deployment (snapshot.h):
+ * left in place from before kinfer (a migration from the HPA or KEDA,
+ * whose ScaledObject makes one), it wrote the replicas every 15 s and
+ * kinfer wrote its own back, each turn a pod killed mid-request or a cold
+ * one started for nothing. kinfer leaves the replicas to it and says why;
+ * the message for the status and the Event, "" when there is none.
+ */
+static void other_autoscaler(const struct snapshot *s, int32_t wanted, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (!s->hpa[0] || !s->have_dep)
+		return;
+	snprintf(buf, len,
+		 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
+		 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
+		 "%d), and its scale-downs remove pods undrained. %s%.100s%s",
+		 s->hpa, s->hpa_min, s->hpa_max, s->name, wanted,
+		 s->scaling ? "Delete it: spec.scaling scales this service" :
+			      "Delete it, or make it scale InferenceService ",
+		 s->scaling ? "" : s->name,
+		 s->scaling ? "" : " instead (its scale subresource: kinfer drains each scale-down)");
+}
+
 static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
 		       int32_t desired, const struct autoscale_controller_decision *dec,
 		       const char *invalid, const char *invalid_reason, const char *replacing,
@@ -657,7 +681,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 {
 	struct cache *pc = manager_cache(ctx->manager, &kind_pods);
 	struct pod_count pods = { .ns = s->ns };
-	char selector[320];
+	char selector[320], other[1024];
 	struct kube_status st;
 	int r = 0;
 
@@ -665,6 +689,9 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, count_pod, &pods);
 	cache_read_unlock();
 	workload_selector(s->name, selector, sizeof(selector));
+	other_autoscaler(s, desired, other, sizeof(other));
+	if (other[0])
+		desired = s->dep.spec_replicas; /* what the Deployment is asked */
 	struct status_input in = {
 		.generation = s->generation,
 		.desired = desired,
@@ -681,6 +708,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 		.invalid = invalid,
 		.invalid_reason = invalid_reason,
 		.scale_down_deferred = deferred,
+		.other_autoscaler = other[0] ? other : NULL,
 		.replacing = replacing,
 		.old_status = s->status,
 		.now = (int64_t)time(NULL),
@@ -1060,20 +1088,25 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 		res = RECONCILE_REQUEUE_AFTER;
 		goto free_snapshot;
 	}
+	/* Another autoscaler has the replicas: kinfer keeps the Deployment's
+	 * (and puts back in service any pod its own scale-down drained). */
+	char other[1024];
+	other_autoscaler(&s, desired, other, sizeof(other));
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
+		int32_t want = other[0] ? s.dep.spec_replicas : desired;
 		bool roll = rolling(&s.dep) ||
-			    (desired < s.dep.spec_replicas && template_changing(ctx, &s));
+			    (want < s.dep.spec_replicas && template_changing(ctx, &s));
 		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, roll };
 		struct drain_result dr;
-		if (drain_step(ctx, &ds, s.dep.spec_replicas, desired, &dr) == 0) {
+		if (drain_step(ctx, &ds, s.dep.spec_replicas, want, &dr) == 0) {
 			run = dr.replicas;
 			requeue = dr.requeue_ns;
 			deferred = dr.deferred;
 		} else {
 			/* Never shrink past a drain that failed; growing is safe. */
-			run = desired > s.dep.spec_replicas ? desired : s.dep.spec_replicas;
+			run = want > s.dep.spec_replicas ? want : s.dep.spec_replicas;
 			res = RECONCILE_ERROR;
 		}
 	}
@@ -1125,6 +1158,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 			event(ctx, &s, "Normal", note.reason, "Apply", note.text);
 		goto free_workload;
 	}
+	if (other[0])
+		event(ctx, &s, "Warning", "ConflictingAutoscaler", "Reconcile", other);
 	if (one_at_a_time_now) {
 		char msg[640];
 		snprintf(msg, sizeof(msg),
@@ -1282,10 +1317,27 @@ static void pod_service(void *data, const struct cache_obj *o, controller_emit_f
 	emit(ud, key);
 }
 
+/* A HorizontalPodAutoscaler: the InferenceService whose Deployment it
+ * scales, before and after a change (map_old). */
+static void hpa_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
+{
+	const struct khpa *h = (const struct khpa *)o;
+	char key[512];
+	(void)data;
+	if (!h->deployment || !o->ns)
+		return;
+	snprintf(key, sizeof(key), "%s/%s", o->ns, h->deployment);
+	emit(ud, key);
+}
+
 static const struct controller_watch watches[] = {
-	{ &kind_inferenceservices, NULL }, { &kind_deployments, owned_by_isvc },
-	{ &kind_services, owned_by_isvc }, { &kind_endpointslices, owned_by_isvc },
-	{ &kind_pods, pod_service },       { &kind_pdbs, budget_services },
+	{ .kind = &kind_inferenceservices, .map = NULL },
+	{ .kind = &kind_deployments, .map = owned_by_isvc },
+	{ .kind = &kind_services, .map = owned_by_isvc },
+	{ .kind = &kind_endpointslices, .map = owned_by_isvc },
+	{ .kind = &kind_pods, .map = pod_service },
+	{ .kind = &kind_pdbs, .map = budget_services },
+	{ .kind = &kind_hpas, .map = hpa_service, .map_old = true },
 };
 
 const struct controller_def isvc_controller = {

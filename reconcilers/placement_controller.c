@@ -539,8 +539,8 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 }
 
 static const struct controller_watch watches[] = {
-	{ &kind_pods, map_pod },
-	{ &kind_nodes, map_node },
+	{ .kind = &kind_pods, .map = map_pod },
+	{ .kind = &kind_nodes, .map = map_node },
 };
 
 const struct controller_def placement_controller = {

@@ -40,6 +40,18 @@ static bool previous(const struct cache_obj *o, const char *applied_hash, const 
 				applied_hash != NULL);
 }
 
+static int hpa_found(const struct cache_obj *o, void *ud)
+{
+	struct snapshot *s = ud;
+	const struct khpa *h = (const struct khpa *)o;
+	if (o->deleted || strcmp(o->ns, s->ns) != 0)
+		return 0;
+	text_copy(s->hpa, sizeof(s->hpa), cache_obj_name(o));
+	s->hpa_min = h->min_replicas;
+	s->hpa_max = h->max_replicas;
+	return 1;
+}
+
 /* Under the read lock: the owned objects' numbers and hashes. */
 static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 {
@@ -66,6 +78,9 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	} else if (d && !d->meta.deleted) {
 		s->dep_foreign = true;
 	}
+	struct cache *hc = manager_cache(m, &kind_hpas);
+	if (s->have_dep && hc)
+		cache_index_foreach(hc, KHPA_BY_DEPLOYMENT, s->name, hpa_found, s);
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);

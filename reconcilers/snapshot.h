@@ -43,6 +43,12 @@ struct snapshot {
 	char previous_uid[64]; /* that InferenceService's uid */
 	/* The Service's kinds_edited (the Deployment's is dep.edited). */
 	bool svc_edited;
+	/* A HorizontalPodAutoscaler of the namespace that scales that
+	 * Deployment (kinds.h struct khpa; KEDA's ScaledObjects make one):
+	 * its name, "" when none (the first one found, when several), and its
+	 * bounds. It writes the Deployment's replicas too. */
+	char hpa[256];
+	int32_t hpa_min, hpa_max;
 	struct kdeployment dep; /* its header cleared, the strings below */
 	char dep_hash[17], svc_hash[17], svc_rv[32];
 	char dep_failure[512], dep_reason[64];

@@ -55,6 +55,8 @@ static void degraded(const struct status_input *in, struct cond *c)
 	const struct kdeployment *d = in->dep;
 	if (in->invalid)
 		set(c, "Degraded", true, invalid_reason(in), "%s", in->invalid);
+	else if (in->other_autoscaler)
+		set(c, "Degraded", true, "ConflictingAutoscaler", "%s", in->other_autoscaler);
 	else if (d && d->replica_failure == KCOND_TRUE)
 		set(c, "Degraded", true, "ReplicaFailure", "pods cannot be created: %s",
 		    d->failure_message ? d->failure_message : "see the Deployment's events");

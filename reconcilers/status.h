@@ -69,6 +69,10 @@ struct status_input {
 	const char *invalid;        /* why the spec cannot run, or NULL */
 	const char *invalid_reason; /* its CamelCase reason; NULL = InvalidSpec */
 	bool scale_down_deferred;   /* the drain waits for a rollout to finish */
+	/* Another autoscaler writes the Deployment's replicas (a
+	 * HorizontalPodAutoscaler, snapshot.h): what the Degraded condition
+	 * says of it, or NULL. */
+	const char *other_autoscaler;
 	/* The Deployment or Service of an earlier InferenceService of this
 	 * name still exists (snapshot.h): why nothing of this one runs yet,
 	 * or NULL. */

@@ -630,8 +630,8 @@ static void pods_of_service(void *data, const struct cache_obj *o, controller_em
 }
 
 static const struct controller_watch watches[] = {
-	{ &kind_pods, NULL },
-	{ &kind_inferenceservices, pods_of_service },
+	{ .kind = &kind_pods, .map = NULL },
+	{ .kind = &kind_inferenceservices, .map = pods_of_service },
 };
 
 const struct controller_def warmup_controller = {

@@ -357,13 +357,16 @@ start_controller_manager() {
 	# Client certificates are checked against our CA directly (skip-lookup):
 	# there is no front proxy, so the in-cluster lookup would only log errors.
 	# root-ca-cert-publisher writes kube-root-ca.crt into each namespace, which
-	# every projected service-account token volume needs.
+	# every projected service-account token volume needs. The HPA controller
+	# runs every 5 s (15 s by default): scenario.autoscaler_conflict's
+	# HorizontalPodAutoscaler acts sooner.
 	start kube-controller-manager "$bin/kube-controller-manager" \
 		--kubeconfig="$kc" --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" \
 		--authentication-skip-lookup --client-ca-file="$p/ca.crt" \
 		--bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$p/controller-manager" \
 		--leader-elect=false --use-service-account-credentials=true \
-		--controllers="${KINFER_KCM_CONTROLLERS:-deployment,replicaset,garbagecollector,namespace,nodelifecycle,taint-eviction-controller,podgc,disruption,serviceaccount,serviceaccount-token,endpoint,endpointslice,root-ca-cert-publisher,clusterrole-aggregation,resourcequota}" \
+		--controllers="${KINFER_KCM_CONTROLLERS:-deployment,replicaset,garbagecollector,namespace,nodelifecycle,taint-eviction-controller,podgc,disruption,serviceaccount,serviceaccount-token,endpoint,endpointslice,root-ca-cert-publisher,clusterrole-aggregation,resourcequota,horizontalpodautoscaling}" \
+		--horizontal-pod-autoscaler-sync-period=5s \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--profiling=false
 }

@@ -98,7 +98,7 @@ static enum reconcile_result mirror(struct reconcile_ctx *ctx, const char *key)
 	return RECONCILE_OK;
 }
 
-static const struct controller_watch mirror_watches[] = { { &kind_configmaps, NULL } };
+static const struct controller_watch mirror_watches[] = { { .kind = &kind_configmaps, .map = NULL } };
 static const struct controller_def mirror_def = {
 	.name = "mirror",
 	.watches = mirror_watches,
@@ -260,8 +260,8 @@ static enum reconcile_result reconcile_b(struct reconcile_ctx *ctx, const char *
 	return RECONCILE_OK;
 }
 
-static const struct controller_watch watches_a[] = { { &kind_configmaps, map_a } };
-static const struct controller_watch watches_b[] = { { &kind_configmaps, NULL } };
+static const struct controller_watch watches_a[] = { { .kind = &kind_configmaps, .map = map_a } };
+static const struct controller_watch watches_b[] = { { .kind = &kind_configmaps, .map = NULL } };
 static const struct controller_def row_a = {
 	.name = "row-a",
 	.watches = watches_a,
@@ -362,7 +362,7 @@ static enum reconcile_result writer(struct reconcile_ctx *ctx, const char *key)
 	return RECONCILE_OK;
 }
 
-static const struct controller_watch fence_watches[] = { { &kind_configmaps, NULL } };
+static const struct controller_watch fence_watches[] = { { .kind = &kind_configmaps, .map = NULL } };
 static const struct controller_def fence_def = {
 	.name = "fence",
 	.watches = fence_watches,

@@ -143,7 +143,8 @@ for a in "list inferenceservices.kinfer.io -A" "watch inferenceservices.kinfer.i
 	"deletecollection endpointslices.discovery.k8s.io -n $ns" \
 	"list poddisruptionbudgets.policy -A" "watch poddisruptionbudgets.policy -A" \
 	"create poddisruptionbudgets.policy -n $ns" "patch poddisruptionbudgets.policy -n $ns" \
-	"delete poddisruptionbudgets.policy -n $ns"; do
+	"delete poddisruptionbudgets.policy -n $ns" \
+	"list horizontalpodautoscalers.autoscaling -A" "watch horizontalpodautoscalers.autoscaling -A"; do
 	# shellcheck disable=SC2086
 	can yes $a
 done
@@ -158,6 +159,7 @@ for a in "get secrets -n $ns" "list secrets -A" "get secrets -n kinfer-system" \
 	"update leases.coordination.k8s.io/other -n kinfer-system" \
 	"delete leases.coordination.k8s.io/kinfer-operator -n kinfer-system" \
 	"patch nodes" "create events -n $ns" "update poddisruptionbudgets.policy -n $ns" \
+	"patch horizontalpodautoscalers.autoscaling -n $ns" \
 	"create validatingwebhookconfigurations.admissionregistration.k8s.io" '* *'; do
 	# shellcheck disable=SC2086
 	can no $a

@@ -147,6 +147,22 @@ static void degraded_reasons(void **state)
 	assert_string_equal(cond(st, "Degraded", &r), "True");
 	assert_string_equal(r, "ImagePullBackOff");
 	json_object_put(st);
+	/* Another autoscaler has the replicas: said first (it is why the
+	 * count is not the spec's); Ready still counts what runs. */
+	in.image_errors = 0;
+	in.ready = in.warm = 2;
+	d.ready = d.updated = d.replicas = 2;
+	in.other_autoscaler = "HorizontalPodAutoscaler llm (1 to 4 replicas) also scales "
+			      "Deployment llm";
+	st = status_build(&in);
+	assert_string_equal(status_condition(st, "Degraded", &r, &m), "True");
+	assert_string_equal(r, "ConflictingAutoscaler");
+	assert_string_equal(m, in.other_autoscaler);
+	assert_string_equal(cond(st, "Ready", &r), "True");
+	assert_string_equal(r, "AllReplicasReady");
+	json_object_put(st);
+	in.other_autoscaler = NULL;
+	in.ready = in.warm = 0;
 	in.invalid = "spec.image: required for framework custom";
 	st = status_build(&in);
 	assert_string_equal(status_condition(st, "Ready", &r, &m), "False");

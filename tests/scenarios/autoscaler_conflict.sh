@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Scenario: a HorizontalPodAutoscaler left on an InferenceService's own
+# Deployment (a migration from the HPA, or KEDA, whose ScaledObject makes
+# one: the user's Deployment deleted, kinfer's made under the same name,
+# the autoscaler still pointing at that name). Both wrote the Deployment's
+# replicas: the HPA (here 1, every 5 s: the fixture's sync period) and
+# kinfer (2) in turn, each turn a pod removed undrained or a cold one made
+# for nothing. Now kinfer leaves the replicas to it: the Deployment stays
+# at the HPA's 1, no pod is made for 25 s, the InferenceService says why
+# (Degraded ConflictingAutoscaler naming the autoscaler and the way out)
+# and a Warning Event too. Pointed elsewhere (the old target is looked at
+# again), kinfer takes its 2 back. And the way out: an HPA that scales the
+# InferenceService (its scale subresource) is no conflict, and its
+# scale-down goes through kinfer's drain.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+begin hpaconflict
+
+install_crd
+kc create ns "$ns" >/dev/null
+start_sim --load-seconds 1s --cold-requests 1 --cold-ms 100ms --latency-ms 20ms
+start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
+apply_isvc llm <<YAML
+  replicas: 2
+  warmup: {path: /v1/completions, requests: 1}
+  drain: {timeoutSeconds: 30}
+YAML
+warm() { [ "$(j kis/llm '{.status.warmReplicas}')" = "$1" ]; }
+if wait_until 60 warm 2; then pass "2 warm replicas"; else fail "not warm: $(j kis/llm '{.status}')"; fi
+
+hpa() { # NAME KIND API TARGET MIN MAX
+	kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: $1}
+spec:
+  scaleTargetRef: {apiVersion: $3, kind: $2, name: $4}
+  minReplicas: $5
+  maxReplicas: $6
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}
+YAML
+}
+reason_is() { [ "$(cond llm Degraded reason)" = "$1" ]; }
+replicas_are() { [ "$(j deploy/llm '{.spec.replicas}')" = "$1" ]; }
+pod_uids() { kc -n "$ns" get pods -l kinfer.io/service=llm -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}' | sort; }
+
+hpa llm Deployment apps/v1 llm 1 1
+if wait_until 30 reason_is ConflictingAutoscaler; then pass "Degraded reason ConflictingAutoscaler"; else fail "Degraded: $(cond llm Degraded reason): $(cond llm Degraded message)"; fi
+msg=$(cond llm Degraded message)
+expect_match "$msg" '^HorizontalPodAutoscaler llm \(1 to 1 replicas\) also scales Deployment llm: kinfer leaves the replicas to it' "the message names the autoscaler and what kinfer does"
+expect_match "$msg" 'make it scale InferenceService llm instead' "and the way out"
+expect_match "$(cond llm Degraded status)" '^True$' "Degraded True"
+if wait_until 30 replicas_are 1; then pass "the Deployment at the HPA's 1"; else fail "replicas $(j deploy/llm '{.spec.replicas}')"; fi
+pods_are() { [ "$(pod_uids | wc -l)" = "$1" ]; }
+if wait_until 30 pods_are 1; then pass "1 pod left"; else fail "pods: $(pod_uids | wc -l)"; fi
+before=$(pod_uids)
+# 25 s: five of the HPA's syncs. The code before: the replicas went 1, 2,
+# 1, ... and a pod was made at each turn.
+flips=0
+for _ in $(seq 1 25); do
+	r=$(j deploy/llm '{.spec.replicas}')
+	[ "$r" = 1 ] || flips=$((flips + 1))
+	sleep 1
+done
+expect_match "$flips" '^0$' "the Deployment stays at 1 replica for 25 s (polls at another count: $flips)"
+after=$(pod_uids)
+if [ "$before" = "$after" ]; then pass "no pod made or removed meanwhile"; else fail "pods before: $(echo $before) after: $(echo $after)"; fi
+expect_match "$(j kis/llm '{.status.desiredReplicas}')/$(cond llm Ready status)" '^1/True$' "status: 1 replica asked of the Deployment, Ready"
+warnings() { kc -n "$ns" get events --field-selector "involvedObject.name=llm,type=Warning" -o jsonpath='{.items[*].reason}'; }
+if grep -qw ConflictingAutoscaler <<<"$(warnings)"; then pass "a Warning Event ConflictingAutoscaler"; else fail "events: $(warnings)"; fi
+n=$(kc -n "$ns" get events --field-selector "involvedObject.name=llm,reason=ConflictingAutoscaler" -o jsonpath='{.items[*].series.count}{.items[*].metadata.name}' | wc -w)
+expect_match "$n" '^1$' "one such Event (not one per reconcile)"
+
+# Pointed at another Deployment: llm's old target is looked at again.
+kc -n "$ns" patch hpa llm --type=merge -p '{"spec":{"scaleTargetRef":{"name":"someone-else"}}}' >/dev/null
+if wait_until 20 reason_is AsExpected; then pass "pointed elsewhere: Degraded AsExpected"; else fail "Degraded: $(cond llm Degraded reason)"; fi
+if wait_until 20 replicas_are 2; then pass "kinfer takes its 2 replicas back"; else fail "replicas $(j deploy/llm '{.spec.replicas}')"; fi
+if wait_until 60 warm 2; then pass "2 warm again"; else fail "warm: $(j kis/llm '{.status.warmReplicas}')"; fi
+kc -n "$ns" delete hpa llm >/dev/null
+
+# The way out: an HPA that scales the InferenceService. Its 3 become the
+# spec's replicas; its 1 later is drained by kinfer.
+hpa llm-isvc InferenceService kinfer.io/v1alpha1 llm 3 3
+spec_is() { [ "$(j kis/llm '{.spec.replicas}')" = "$1" ]; }
+if wait_until 30 spec_is 3 && wait_until 20 replicas_are 3; then pass "an HPA on the InferenceService: spec.replicas and the Deployment at 3"; else fail "spec $(j kis/llm '{.spec.replicas}') deploy $(j deploy/llm '{.spec.replicas}')"; fi
+expect_match "$(cond llm Degraded reason)" '^AsExpected$' "no conflict: Degraded AsExpected"
+if wait_until 60 warm 3; then pass "3 warm"; else fail "warm: $(j kis/llm '{.status.warmReplicas}')"; fi
+hpa llm-isvc InferenceService kinfer.io/v1alpha1 llm 1 1
+if wait_until 30 spec_is 1 && wait_until 60 replicas_are 1; then pass "its scale-down to 1: the Deployment at 1"; else fail "spec $(j kis/llm '{.spec.replicas}') deploy $(j deploy/llm '{.spec.replicas}')"; fi
+reasons=$(kc -n "$ns" get events --field-selector involvedObject.name=llm -o jsonpath='{.items[*].reason}')
+if grep -qw Draining <<<"$reasons" && grep -qw Drained <<<"$reasons"; then pass "drained first (Events Draining, Drained)"; else fail "events: $reasons"; fi
+
+check_operator_logs "$tmp/op.log"
+summary
