@@ -5,7 +5,8 @@
 # the autoscaler still pointing at that name). Both wrote the Deployment's
 # replicas: the HPA (here 1, every 5 s: the fixture's sync period) and
 # kinfer (2) in turn, each turn a pod removed undrained or a cold one made
-# for nothing. Now kinfer leaves the replicas to it: the Deployment stays
+# for nothing. Now kinfer leaves the replicas to it (a pod its own
+# scale-down was draining goes back in service): the Deployment stays
 # at the HPA's 1, no pod is made for 25 s, the InferenceService says why
 # (Degraded ConflictingAutoscaler naming the autoscaler and the way out)
 # and a Warning Event too. Pointed elsewhere (the old target is looked at
@@ -46,8 +47,24 @@ reason_is() { [ "$(cond llm Degraded reason)" = "$1" ]; }
 replicas_are() { [ "$(j deploy/llm '{.spec.replicas}')" = "$1" ]; }
 pod_uids() { kc -n "$ns" get pods -l kinfer.io/service=llm -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}' | sort; }
 
-hpa llm Deployment apps/v1 llm 1 1
-if wait_until 30 reason_is ConflictingAutoscaler; then pass "Degraded reason ConflictingAutoscaler"; else fail "Degraded: $(cond llm Degraded reason): $(cond llm Degraded message)"; fi
+# Two changes at once: kinfer's own scale-down to 1 is draining a pod when
+# the autoscaler (2 to 2) appears. The replicas are the autoscaler's now:
+# the pod goes back in service, none is removed.
+kc -n "$ns" scale kis/llm --replicas=1 >/dev/null
+warm_reasons() { kc -n "$ns" get pods -l kinfer.io/service=llm -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}{"\n"}{end}' | sort | tr '\n' ' '; }
+draining() { grep -qw Draining <<<"$(warm_reasons)"; }
+if wait_until 20 draining; then pass "kinfer's scale-down to 1 drains a pod"; else fail "pods: $(warm_reasons)"; fi
+hpa llm Deployment apps/v1 llm 2 2
+if wait_until 20 reason_is ConflictingAutoscaler; then pass "the HPA appears: Degraded reason ConflictingAutoscaler"; else fail "Degraded: $(cond llm Degraded reason): $(cond llm Degraded message)"; fi
+back() { ! draining && [ "$(j kis/llm '{.status.warmReplicas}')" = 2 ]; }
+if wait_until 20 back; then pass "the draining pod is back in service: 2 warm ($(warm_reasons))"; else fail "pods: $(warm_reasons)"; fi
+expect_match "$(j deploy/llm '{.spec.replicas}')/$(pod_uids | wc -l)" '^2/2$' "the Deployment keeps 2 replicas, 2 pods"
+if grep -qw Drained <<<"$(kc -n "$ns" get events --field-selector involvedObject.name=llm -o jsonpath='{.items[*].reason}')"; then fail "a Drained Event"; else pass "no pod drained out (no Drained Event)"; fi
+
+kc -n "$ns" patch hpa llm --type=merge -p '{"spec":{"minReplicas":1,"maxReplicas":1}}' >/dev/null
+kc -n "$ns" scale kis/llm --replicas=2 >/dev/null # kinfer's own count again
+bounds_1() { reason_is ConflictingAutoscaler && [[ "$(cond llm Degraded message)" == *"(1 to 1 replicas)"* ]]; }
+if wait_until 30 bounds_1; then pass "Degraded reason ConflictingAutoscaler"; else fail "Degraded: $(cond llm Degraded reason): $(cond llm Degraded message)"; fi
 msg=$(cond llm Degraded message)
 expect_match "$msg" '^HorizontalPodAutoscaler llm \(1 to 1 replicas\) also scales Deployment llm: kinfer leaves the replicas to it' "the message names the autoscaler and what kinfer does"
 expect_match "$msg" 'make it scale InferenceService llm instead' "and the way out"
@@ -70,8 +87,14 @@ if [ "$before" = "$after" ]; then pass "no pod made or removed meanwhile"; else 
 expect_match "$(j kis/llm '{.status.desiredReplicas}')/$(cond llm Ready status)" '^1/True$' "status: 1 replica asked of the Deployment, Ready"
 warnings() { kc -n "$ns" get events --field-selector "involvedObject.name=llm,type=Warning" -o jsonpath='{.items[*].reason}'; }
 if grep -qw ConflictingAutoscaler <<<"$(warnings)"; then pass "a Warning Event ConflictingAutoscaler"; else fail "events: $(warnings)"; fi
-n=$(kc -n "$ns" get events --field-selector "involvedObject.name=llm,reason=ConflictingAutoscaler" -o jsonpath='{.items[*].series.count}{.items[*].metadata.name}' | wc -w)
-expect_match "$n" '^1$' "one such Event (not one per reconcile)"
+conflict_msgs() { kc -n "$ns" get events --field-selector "involvedObject.name=llm,reason=ConflictingAutoscaler" -o jsonpath='{range .items[*]}{.message}{"\n"}{end}' | sed '/^$/d'; }
+three() { [ "$(conflict_msgs | wc -l)" -ge 3 ]; }
+wait_until 15 three
+msgs=$(conflict_msgs)
+n=$(wc -l <<<"$msgs"); u=$(sort -u <<<"$msgs" | wc -l)
+# A new Event when the bounds (2 to 2, then 1 to 1) or what the service
+# asks for (1, then 2) changed: 3 messages, each written once.
+if [ "$n" = 3 ] && [ "$u" = 3 ]; then pass "3 such Events, one per message (not one per reconcile)"; else fail "$n Events, $u messages: $msgs"; fi
 
 # Pointed at another Deployment: llm's old target is looked at again.
 kc -n "$ns" patch hpa llm --type=merge -p '{"spec":{"scaleTargetRef":{"name":"someone-else"}}}' >/dev/null

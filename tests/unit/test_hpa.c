@@ -82,7 +82,8 @@ static struct seen seen(struct fixture *f, const char *name)
 	cache_read_lock();
 	const struct khpa *h = (const struct khpa *)cache_get(f->c, key);
 	if (h) {
-		snprintf(r.deployment, sizeof(r.deployment), "%s", h->deployment ? h->deployment : "");
+		snprintf(r.deployment, sizeof(r.deployment), "%s",
+			 h->deployment ? h->deployment : "");
 		r.min = h->min_replicas;
 		r.max = h->max_replicas;
 	} else {
@@ -95,8 +96,8 @@ static struct seen seen(struct fixture *f, const char *name)
 static void projection(void **state)
 {
 	struct fixture *f = *state;
-	struct seen llm = seen(f, "llm-7b"), keda = seen(f, "keda-hpa-chat"), embed = seen(f, "embed"),
-		    db = seen(f, "db");
+	struct seen llm = seen(f, "llm-7b"), keda = seen(f, "keda-hpa-chat"),
+		    embed = seen(f, "embed"), db = seen(f, "db");
 	assert_string_equal(llm.deployment, "llm-7b");
 	assert_int_equal(llm.min, 2);
 	assert_int_equal(llm.max, 6);
