@@ -655,23 +655,15 @@ static bool coming_up(json_object *status, json_object *old)
  * left in place from before kinfer (a migration from the HPA or KEDA,
  * whose ScaledObject makes one), it wrote the replicas every 15 s and
  * kinfer wrote its own back, each turn a pod killed mid-request or a cold
- * one started for nothing. kinfer leaves the replicas to it and says why;
- * the message for the status and the Event, "" when there is none.
+ * one started for nothing. kinfer leaves the replicas to it and says why
+ * (status_autoscaler_message); "" when there is none.
  */
 static void other_autoscaler(const struct snapshot *s, int32_t wanted, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	if (!s->hpa[0] || !s->have_dep)
-		return;
-	snprintf(buf, len,
-		 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
-		 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
-		 "%d), and its scale-downs remove pods undrained. %s%.100s%s",
-		 s->hpa, s->hpa_min, s->hpa_max, s->name, wanted,
-		 s->scaling ? "Delete it: spec.scaling scales this service" :
-			      "Delete it, or make it scale InferenceService ",
-		 s->scaling ? "" : s->name,
-		 s->scaling ? "" : " instead (its scale subresource: kinfer drains each scale-down)");
+	if (s->hpa[0] && s->have_dep)
+		status_autoscaler_message(buf, len, s->hpa, s->hpa_min, s->hpa_max, s->name, wanted,
+					  s->scaling);
 }
 
 static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,

@@ -467,3 +467,25 @@ bool status_flipped(json_object *st, json_object *old)
 	}
 	return false;
 }
+
+void status_autoscaler_message(char *buf, size_t len, const char *name, int32_t min, int32_t max,
+			       const char *deployment, int32_t wanted, bool scaling)
+{
+	if (!len)
+		return;
+	if (scaling)
+		snprintf(buf, len,
+			 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
+			 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
+			 "%d), and its scale-downs remove pods undrained. Delete it: spec.scaling "
+			 "scales this service",
+			 name, min, max, deployment, wanted);
+	else
+		snprintf(buf, len,
+			 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
+			 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
+			 "%d), and its scale-downs remove pods undrained. Delete it, or make it scale "
+			 "InferenceService %.100s instead (its scale subresource: kinfer drains each "
+			 "scale-down)",
+			 name, min, max, deployment, wanted, deployment);
+}

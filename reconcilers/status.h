@@ -105,3 +105,14 @@ bool status_flipped(json_object *status, json_object *old);
 /* The Ready condition's status ("True"/"False") and reason in status. */
 const char *status_condition(json_object *status, const char *type, const char **ret_reason,
 			     const char **ret_message);
+
+/*
+ * What Degraded ConflictingAutoscaler and its Event say of the
+ * HorizontalPodAutoscaler NAME (bounds MIN to MAX) that scales the
+ * service's Deployment DEPLOYMENT while the service asks for WANTED: what
+ * kinfer does, and the way out (with SCALING, spec.scaling scales the
+ * service, so only deleting it; without, also scaling the InferenceService
+ * itself, whose scale-downs kinfer drains). Names are cut to 100 bytes.
+ */
+void status_autoscaler_message(char *buf, size_t len, const char *name, int32_t min, int32_t max,
+			       const char *deployment, int32_t wanted, bool scaling);

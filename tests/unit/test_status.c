@@ -505,9 +505,39 @@ static void scale_to_zero_ready(void **state)
 	json_object_put(e);
 }
 
+/* What Degraded ConflictingAutoscaler says: the way out depends on
+ * spec.scaling; long names are cut, the message always ends. */
+static void autoscaler_message(void **state)
+{
+	char buf[1024], name[300];
+	(void)state;
+	status_autoscaler_message(buf, sizeof(buf), "keda-hpa-llm", 1, 4, "llm", 2, false);
+	assert_string_equal(buf,
+			    "HorizontalPodAutoscaler keda-hpa-llm (1 to 4 replicas) also scales "
+			    "Deployment llm: kinfer leaves the replicas to it (this "
+			    "InferenceService asks for 2), and its scale-downs remove pods "
+			    "undrained. Delete it, or make it scale InferenceService llm instead "
+			    "(its scale subresource: kinfer drains each scale-down)");
+	status_autoscaler_message(buf, sizeof(buf), "llm", 2, 2, "llm", 5, true);
+	assert_non_null(strstr(buf, "(this InferenceService asks for 5)"));
+	assert_non_null(strstr(buf, ". Delete it: spec.scaling scales this service"));
+	assert_null(strstr(buf, "scale subresource"));
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	status_autoscaler_message(buf, sizeof(buf), name, 0, INT32_MAX, name, INT32_MAX, false);
+	assert_true(strlen(buf) < sizeof(buf) - 1);
+	assert_non_null(strstr(buf, "(0 to 2147483647 replicas)"));
+	assert_non_null(strstr(buf, "drains each scale-down)"));
+	status_autoscaler_message(buf, 8, "llm", 1, 1, "llm", 1, false); /* cut to its buffer */
+	assert_string_equal(buf, "Horizon");
+	status_autoscaler_message(buf, 0, "llm", 1, 1, "llm", 1, false); /* nothing written */
+	assert_string_equal(buf, "Horizon");
+}
+
 int tests_status(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(autoscaler_message),
 		cmocka_unit_test(all_ready),
 		cmocka_unit_test(starting_and_cold),
 		cmocka_unit_test(waiting_for_cleanup),
