@@ -68,6 +68,40 @@ char *test_read_data(const char *name, size_t *ret_len)
 	return buf;
 }
 
+void test_cache_of_list(const struct cache_kind *kind, const char *file, size_t n,
+			struct cache **ret, json_object **ret_list)
+{
+	char *s = test_read_data(file, NULL);
+	assert_non_null(s);
+	json_object *list = json_tokener_parse(s);
+	free(s);
+	assert_non_null(list);
+	json_object *items = cache_json_get(list, "items");
+	assert_non_null(items);
+	assert_int_equal(json_object_array_length(items), n);
+	assert_int_equal(cache_new(kind, test_interns, ret), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct cache_obj *obj, *old;
+		assert_int_equal(cache_project(*ret, json_object_array_get_idx(items, i), &obj), 0);
+		cache_publish(*ret, obj, &old);
+		assert_null(old);
+	}
+	*ret_list = list;
+}
+
+json_object *test_list_item(json_object *list, const char *name)
+{
+	json_object *items = cache_json_get(list, "items");
+	for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+		json_object *o = json_object_array_get_idx(items, i);
+		const char *n = cache_json_str(o, "metadata.name");
+		if (n && strcmp(n, name) == 0)
+			return o;
+	}
+	fail_msg("no item %s in the recorded list", name);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	int failed = 0, ran = 0;

@@ -26,34 +26,14 @@ struct fixture {
 
 static json_object *item(json_object *list, const char *name)
 {
-	json_object *items = cache_json_get(list, "items");
-	for (size_t i = 0; i < json_object_array_length(items); i++) {
-		json_object *o = json_object_array_get_idx(items, i);
-		if (strcmp(cache_json_str(o, "metadata.name"), name) == 0)
-			return o;
-	}
-	fail_msg("no autoscaler %s in hpa-list.json", name);
-	return NULL;
+	return test_list_item(list, name);
 }
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char *s = test_read_data("hpa-list.json", NULL);
 	assert_non_null(f);
-	assert_non_null(s);
-	f->list = json_tokener_parse(s);
-	free(s);
-	assert_non_null(f->list);
-	assert_int_equal(cache_new(&kind_hpas, test_interns, &f->c), 0);
-	json_object *items = cache_json_get(f->list, "items");
-	assert_int_equal(json_object_array_length(items), 4);
-	for (size_t i = 0; i < json_object_array_length(items); i++) {
-		struct cache_obj *obj, *old;
-		assert_int_equal(cache_project(f->c, json_object_array_get_idx(items, i), &obj), 0);
-		cache_publish(f->c, obj, &old);
-		assert_null(old);
-	}
+	test_cache_of_list(&kind_hpas, "hpa-list.json", 4, &f->c, &f->list);
 	*state = f;
 	return 0;
 }

@@ -21,3 +21,16 @@ int test_rcu_teardown(void **state);
 
 /* Read a file under tests/data into a NUL-terminated buffer (test helper). */
 char *test_read_data(const char *name, size_t *ret_len);
+
+/*
+ * A recorded `kubectl get KIND -o json` list under tests/data, parsed
+ * (*ret_list), its N items (checked) projected and published into a new
+ * cache of kind (*ret, to cache_free); and one item by metadata.name
+ * (fails the test when it is missing). Inside test_rcu_setup.
+ */
+struct cache;
+struct cache_kind;
+struct json_object;
+void test_cache_of_list(const struct cache_kind *kind, const char *file, size_t n,
+			struct cache **ret, struct json_object **ret_list);
+struct json_object *test_list_item(struct json_object *list, const char *name);
