@@ -24,11 +24,6 @@ struct fixture {
 	json_object *list;
 };
 
-static json_object *item(json_object *list, const char *name)
-{
-	return test_list_item(list, name);
-}
-
 static const struct kpdb *get(struct fixture *f, const char *name)
 {
 	char key[64];
@@ -128,7 +123,8 @@ static void selectors(void **state)
 static void status_is_no_change(void **state)
 {
 	struct fixture *f = *state;
-	json_object *o = json_tokener_parse(json_object_to_json_string(item(f->list, "team")));
+	json_object *o = json_tokener_parse(
+		json_object_to_json_string(test_list_item(f->list, "team")));
 	struct cache_obj *obj;
 
 	json_object_object_add(cache_json_get(o, "metadata"), "resourceVersion",
@@ -153,7 +149,8 @@ static void status_is_no_change(void **state)
  * its operator replaced, or n values; projected and published. */
 static void variant(struct fixture *f, const char *op, size_t n_values)
 {
-	json_object *o = json_tokener_parse(json_object_to_json_string(item(f->list, "team")));
+	json_object *o = json_tokener_parse(
+		json_object_to_json_string(test_list_item(f->list, "team")));
 	json_object *ex = cache_json_get(o, "spec.selector.matchExpressions");
 	json_object *e = json_object_array_get_idx(ex, 0);
 	struct cache_obj *obj = NULL, *old;

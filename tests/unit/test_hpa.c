@@ -24,11 +24,6 @@ struct fixture {
 	json_object *list;
 };
 
-static json_object *item(json_object *list, const char *name)
-{
-	return test_list_item(list, name);
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -129,7 +124,7 @@ static void by_deployment(void **state)
 
 static json_object *copy(struct fixture *f, const char *name)
 {
-	json_object *o = json_tokener_parse(json_object_to_json_string(item(f->list, name)));
+	json_object *o = json_tokener_parse(json_object_to_json_string(test_list_item(f->list, name)));
 	assert_non_null(o);
 	return o;
 }
