@@ -10,6 +10,7 @@
 #include "text.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -945,6 +946,45 @@ bool cache_writing(const struct cache *c)
 size_t cache_index_size(const struct cache *c, size_t index)
 {
 	return index < CACHE_MAX_INDEXES ? c->idx_n[index] : 0;
+}
+
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static int reader_key_err;
+
+/* A key's destructor runs in the exiting thread, before its thread-local
+ * storage (liburcu's reader record among it) goes away. */
+static void reader_exit(void *unused)
+{
+	(void)unused;
+	rcu_unregister_thread();
+}
+
+static void reader_key_make(void)
+{
+	reader_key_err = pthread_key_create(&reader_key, reader_exit);
+}
+
+int cache_register_reader(void)
+{
+	static __thread bool registered;
+
+	if (registered)
+		return 0;
+	pthread_once(&reader_once, reader_key_make);
+	if (reader_key_err)
+		return -reader_key_err;
+	if (pthread_setspecific(reader_key, &reader_key) != 0)
+		return -ENOMEM;
+	rcu_register_thread();
+	registered = true;
+	return 0;
+}
+
+void cache_synchronize(void)
+{
+	synchronize_rcu();
+	GRACE_OVER();
 }
 
 bool cache_synced(const struct cache *c)

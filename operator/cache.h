@@ -229,6 +229,20 @@ int cache_index_foreach(struct cache *c, size_t index, const char *value,
 			int (*fn)(const struct cache_obj *obj, void *ud), void *ud);
 
 /* ---- any thread ---- */
+/*
+ * Register the calling thread as an RCU reader, once; it is unregistered
+ * when the thread exits. For threads kinfer does not start itself (the
+ * webhook server's pool), which cannot call rcu_register_thread at their
+ * start and rcu_unregister_thread at their end. 0, or a negative errno:
+ * the thread must not read then.
+ */
+int cache_register_reader(void);
+/*
+ * Wait until every read-side section open now has ended (synchronize_rcu),
+ * and tell ThreadSanitizer so: what the caller frees next comes after
+ * those readers. Never inside a read-side section.
+ */
+void cache_synchronize(void);
 /* The hash of a key as the table computes it (for benchmarks that compare
  * other tables on equal terms). */
 unsigned long cache_key_hash(const char *key);

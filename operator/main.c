@@ -17,6 +17,7 @@
  * it names.
  */
 #include "activator.h"
+#include "cache.h"
 #include "context.h"
 #include "controllers.h"
 #include "events.h"
@@ -32,6 +33,7 @@
 #include "metricscmd.h"
 #include "metricsource.h"
 #include "simulate.h"
+#include "snapshot.h"
 #include "selfsigned.h"
 #include "validate.h"
 #include "webhook.h"
@@ -39,6 +41,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +355,31 @@ static int connect_cluster(const struct config *cfg, struct metrics *metrics, co
 	return 0;
 }
 
+/*
+ * The webhook's threads ask the manager's caches who owns a Deployment
+ * (POST /validate-scale). The manager is published here once it runs and
+ * taken back, with a grace period waited, before it is freed; the webhook
+ * serves on for --webhook-shutdown-delay, and a scale it is asked about
+ * meanwhile is allowed (unknown owner).
+ */
+static _Atomic(struct manager *) served_manager;
+
+static int deployment_owner(void *ud, const char *ns, const char *name, char *isvc, size_t len)
+{
+	struct manager *m;
+	int r = -EAGAIN;
+
+	(void)ud;
+	if (cache_register_reader() < 0)
+		return -EAGAIN;
+	cache_read_lock();
+	m = atomic_load_explicit(&served_manager, memory_order_acquire);
+	if (m)
+		r = snapshot_deployment_owner(m, ns, name, isvc, len);
+	cache_read_unlock();
+	return r;
+}
+
 static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 		       struct kube_client *client, struct kube_client *lease_client,
 		       struct metrics *metrics, uint64_t *signal_ns)
@@ -430,7 +458,10 @@ static int run_manager(const struct config *cfg, const struct kube_auth *auth,
 	}
 	if (cfg->leader_elect)
 		log_info("leader election on", "lease=%s/%s", lease_ns, cfg->leader_election_id);
+	atomic_store_explicit(&served_manager, m, memory_order_release);
 	code = manager_run_until_signal(m, signal_ns);
+	atomic_store_explicit(&served_manager, NULL, memory_order_release);
+	cache_synchronize();
 	/* The reconcilers are done: what they queued at low priority goes
 	 * out now, for a few seconds at most. */
 	size_t unsent = events_flush(events, EVENTS_FLUSH_NS);
@@ -450,6 +481,7 @@ static int start_webhook(const struct config *cfg, struct kube_client *client,
 		.cert_file = cfg->webhook_cert_file,
 		.key_file = cfg->webhook_key_file,
 		.metrics = metrics,
+		.owner = { deployment_owner, NULL },
 	};
 	struct selfsigned_options so = {
 		.client = client,

@@ -33,6 +33,33 @@ void snapshot_wait_message(char *buf, size_t len, const char *what, const char *
 		 what, name, plural ? "" : "s", uid, plural ? "them" : "it");
 }
 
+int snapshot_deployment_owner(struct manager *m, const char *ns, const char *name, char *isvc,
+			      size_t len)
+{
+	struct cache *dc = manager_cache(m, &kind_deployments);
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	char key[384], uid[CACHE_UID_MAX];
+	int r = 0;
+
+	if (!dc || !ic || !cache_synced(dc) || !cache_synced(ic))
+		return -EAGAIN;
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", ns, name) >= sizeof(key))
+		return 0; /* no such name in Kubernetes */
+	cache_read_lock();
+	const struct cache_obj *d = cache_get(dc, key), *s = NULL;
+	if (d && d->controller_kind && d->controller_name && d->controller_uid &&
+	    strcmp(d->controller_kind, "InferenceService") == 0 &&
+	    (size_t)snprintf(key, sizeof(key), "%s/%s", ns, d->controller_name) < sizeof(key))
+		s = cache_get(ic, key);
+	const char *su = s ? cache_obj_uid(s, uid) : NULL;
+	if (su && strcmp(su, d->controller_uid) == 0) {
+		text_copy(isvc, len, d->controller_name);
+		r = 1;
+	}
+	cache_read_unlock();
+	return r;
+}
+
 /* Made by kinfer (its applied-hash) for an earlier InferenceService. */
 static bool previous(const struct cache_obj *o, const char *applied_hash, const struct snapshot *s)
 {

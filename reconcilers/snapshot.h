@@ -65,6 +65,17 @@ int snapshot_take(struct manager *m, const char *key, struct snapshot *ret);
 void snapshot_free(struct snapshot *s);
 
 /*
+ * The InferenceService that Deployment ns/name belongs to: its controller,
+ * an InferenceService found in the cache with that uid (KServe's
+ * InferenceService of the same name is another's). 1 with its name in
+ * isvc, 0 when the Deployment is not kinfer's or not in the caches,
+ * -EAGAIN while they have not synced. From any registered reader thread
+ * (the admission webhook's, for POST /validate-scale).
+ */
+int snapshot_deployment_owner(struct manager *m, const char *ns, const char *name, char *isvc,
+			      size_t len);
+
+/*
  * An object whose controller is (kind, name, uid) and that carries kinfer's
  * mark (kinfers: its applied-hash annotation, or an EndpointSlice's
  * managed-by label) was made for an earlier InferenceService of s's name:

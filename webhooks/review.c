@@ -172,6 +172,71 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
 	return finish(r, root);
 }
 
+/* request.object.spec.replicas, or -1 when it is not a 32-bit count. */
+static int64_t scale_replicas(json_object *req, const char *which)
+{
+	json_object *o = cache_json_get(cache_json_get(cache_json_get(req, which), "spec"),
+					"replicas");
+	int64_t v;
+
+	if (!o || !json_object_is_type(o, json_type_int))
+		return -1;
+	v = json_object_get_int64(o);
+	return v >= 0 && v <= INT32_MAX ? v : -1;
+}
+
+static bool str_is(const char *s, const char *want)
+{
+	return s && strcmp(s, want) == 0;
+}
+
+static int answer_scale(struct review_result *r, const char *uid, json_object *req, const char *op,
+			const struct review_owner *owner)
+{
+	const char *ns = cache_json_str(req, "namespace"), *name = cache_json_str(req, "name");
+	char isvc[256], msg[2048];
+	int64_t want, had;
+	int o;
+
+	/* Anything else a misconfigured rule sends is let through: this
+	 * webhook must never stand in another workload's way. */
+	if (!str_is(cache_json_str(req, "resource.group"), "apps") ||
+	    !str_is(cache_json_str(req, "resource.resource"), "deployments") ||
+	    !str_is(cache_json_str(req, "subResource"), "scale"))
+		return answer_other(r, uid, true, "not a Deployment's scale: not checked");
+	if (!str_is(op, "UPDATE"))
+		return answer_other(r, uid, true, "only UPDATE is checked");
+	if (!ns || !*ns || !name || !*name)
+		return answer_other(r, uid, true, "no namespace or name: not checked");
+	want = scale_replicas(req, "object");
+	had = scale_replicas(req, "oldObject");
+	if (want < 0)
+		return answer_other(r, uid, true, "no spec.replicas: not checked");
+	if (want == had)
+		return answer_other(r, uid, true, "replicas unchanged");
+	o = owner && owner->fn ? owner->fn(owner->ud, ns, name, isvc, sizeof(isvc)) : -ENOENT;
+	if (o < 0)
+		return answer_other(r, uid, true, "owner unknown (caches not synced): not checked");
+	if (o == 0)
+		return answer_other(r, uid, true, "not an InferenceService's Deployment");
+	snprintf(msg, sizeof(msg),
+		 "Deployment %.63s/%.253s belongs to InferenceService %.253s: kinfer sets its "
+		 "replicas and drains each pod before it goes, and scaling the Deployment "
+		 "(to %lld) would bypass that (serving pods removed undrained). Scale the "
+		 "InferenceService instead: kubectl scale inferenceservice %.253s -n %.63s "
+		 "--replicas=%lld; an autoscaler's scaleTargetRef: apiVersion kinfer.io/v1alpha1, "
+		 "kind InferenceService, name %.253s",
+		 ns, name, isvc, (long long)want, isvc, ns, (long long)want, isvc);
+	json_object *resp, *root = envelope(uid, false, &resp);
+	if (!root)
+		return -ENOMEM;
+	add_status(resp, 403, "Forbidden", msg);
+	r->decision = "denied";
+	r->n_errors = 1;
+	text_copy(r->reason, sizeof(r->reason), msg);
+	return finish(r, root);
+}
+
 /*
  * An InferenceService nested past KUBE_JSON_MAX_DEPTH is refused before
  * any tree is built, naming the field: the scanner finds request.uid, the
@@ -231,6 +296,12 @@ size_t review_cost(const char *body, size_t len)
 }
 
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *r)
+{
+	return review_serve_owner(body, len, mode, NULL, r);
+}
+
+int review_serve_owner(const char *body, size_t len, enum review_mode mode,
+		       const struct review_owner *owner, struct review_result *r)
 {
 	struct json_tokener *tok;
 	json_object *root = NULL, *req;
@@ -293,6 +364,10 @@ int review_serve(const char *body, size_t len, enum review_mode mode, struct rev
 	snprintf(r->object, sizeof(r->object), "%.120s/%.160s",
 		 cache_json_str(req, "namespace") ? cache_json_str(req, "namespace") : "",
 		 cache_json_str(req, "name") ? cache_json_str(req, "name") : "");
+	if (mode == REVIEW_SCALE) {
+		ret = answer_scale(r, uid, req, op, owner);
+		goto out;
+	}
 	const char *group = cache_json_str(req, "kind.group");
 	const char *k = cache_json_str(req, "kind.kind");
 	if (!group || strcmp(group, "kinfer.io") != 0 || !k || strcmp(k, "InferenceService") != 0) {

@@ -18,7 +18,26 @@
 
 #define REVIEW_MAX_BODY (3u << 20) /* the API server's own request limit is 3 MiB */
 
-enum review_mode { REVIEW_VALIDATE, REVIEW_MUTATE };
+/*
+ * REVIEW_SCALE answers an UPDATE of a Deployment's scale subresource
+ * (apps deployments/scale: kubectl scale, an HPA, KEDA): refused when the
+ * Deployment is an InferenceService's, which sets its replicas and drains
+ * each pod before it goes (a scale of the Deployment removes serving pods
+ * undrained); allowed for every other Deployment, and whenever the owner
+ * cannot be told (the webhook's failurePolicy is Ignore: a Deployment's
+ * scale never waits on kinfer).
+ */
+enum review_mode { REVIEW_VALIDATE, REVIEW_MUTATE, REVIEW_SCALE };
+
+/*
+ * Who owns Deployment ns/name: 1 with the InferenceService's name in isvc
+ * (NUL-terminated within len), 0 when no InferenceService does, negative
+ * when it cannot be told now (caches not synced, the operator stopping).
+ */
+struct review_owner {
+	int (*fn)(void *ud, const char *ns, const char *name, char *isvc, size_t len);
+	void *ud;
+};
 
 struct review_result {
 	unsigned http_code; /* 200, 400, 413, 500 */
@@ -38,6 +57,9 @@ struct review_result {
  * ret->body with review_result_done), or -ENOMEM.
  */
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *ret);
+/* The same, with the owners REVIEW_SCALE asks (NULL: every scale allowed). */
+int review_serve_owner(const char *body, size_t len, enum review_mode mode,
+		       const struct review_owner *owner, struct review_result *ret);
 void review_result_done(struct review_result *r);
 
 /*

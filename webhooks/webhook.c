@@ -99,7 +99,10 @@ struct route {
 static const struct route routes[] = {
 	{ "/validate", "validate", REVIEW_VALIDATE },
 	{ "/mutate", "mutate", REVIEW_MUTATE },
+	{ "/validate-scale", "scale", REVIEW_SCALE },
 };
+
+#define NOT_FOUND "not found: POST /validate, /mutate or /validate-scale\n"
 
 static const char *const req_labels[] = { "webhook", "decision", NULL };
 static const char *const webhook_labels[] = { "webhook", NULL };
@@ -510,7 +513,8 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt, struct 
 		ret = busy(w, rt, c);
 		res.decision = "busy";
 	} else {
-		r = review_serve(dynbuf_str(&q->body), q->body.len, rt->mode, &res);
+		r = review_serve_owner(dynbuf_str(&q->body), q->body.len, rt->mode, &w->o.owner,
+				       &res);
 		if (r < 0) {
 			res.decision = "error";
 			log_error("admission review failed", "webhook=%s error=%s", rt->name,
@@ -591,8 +595,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rt = &routes[i];
 	if (!q) {
 		if (!rt)
-			return reply(c, 404, "text/plain", "not found: POST /validate or /mutate\n",
-				     37);
+			return reply(c, 404, "text/plain", NOT_FOUND, sizeof(NOT_FOUND) - 1);
 		if (strcmp(method, "POST") != 0)
 			return reply(c, 405, "text/plain",
 				     "method not allowed: POST an AdmissionReview\n", 44);

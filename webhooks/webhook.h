@@ -3,6 +3,8 @@
  *
  *   POST /validate   ValidatingWebhookConfiguration (admission_validate)
  *   POST /mutate     MutatingWebhookConfiguration (admission_default)
+ *   POST /validate-scale   a Deployment's scale subresource (review.h,
+ *                    REVIEW_SCALE: refused for an InferenceService's)
  *
  * libmicrohttpd with GnuTLS, TLS 1.2 and 1.3 only. The certificate and key
  * come from PEM files that are watched (stat every reload interval) and
@@ -16,6 +18,8 @@
 #pragma once
 
 #include <stddef.h>
+
+#include "review.h"
 
 struct metrics;
 struct webhook;
@@ -51,6 +55,9 @@ struct webhook_options {
 	int (*source)(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err, size_t errlen);
 	void *source_ud;
 	long source_interval_ms;
+	/* Who owns a Deployment, for /validate-scale (fn NULL: every scale
+	 * allowed). Called from the server's threads. */
+	struct review_owner owner;
 };
 
 /* Returns 0, -EINVAL (address), -ENOENT/-EBADMSG (certificate files or source),

@@ -1,13 +1,32 @@
 /*
- * libFuzzer target: the AdmissionReview decoder and both webhooks (decode,
- * defaulting with its JSON Patch, validation, the answer). Any bytes: a
+ * libFuzzer target: the AdmissionReview decoder and the three webhooks
+ * (decode, defaulting with its JSON Patch, validation, a Deployment's scale,
+ * the answer). Any bytes: a
  * 400/413 or an answer, never a crash or a leak.
  */
 #include "review.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Every answer an owner lookup can give, chosen by the name. */
+static int owner(void *ud, const char *ns, const char *name, char *isvc, size_t len)
+{
+	(void)ud;
+	(void)ns;
+	switch (name[0] % 3) {
+	case 0:
+		snprintf(isvc, len, "%s", name);
+		return 1;
+	case 1:
+		return 0;
+	default:
+		return -EAGAIN;
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,6 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (review_serve((const char *)data, size, REVIEW_VALIDATE, &r) == 0)
 		review_result_done(&r);
 	if (review_serve((const char *)data, size, REVIEW_MUTATE, &r) == 0)
+		review_result_done(&r);
+	struct review_owner o = { owner, NULL };
+	if (review_serve_owner((const char *)data, size, REVIEW_SCALE, &o, &r) == 0)
 		review_result_done(&r);
 	return 0;
 }

@@ -8,6 +8,9 @@
 # the defaults its "# expect: {jsonpath} = value" lines give; an UPDATE of
 # an immutable field is refused; the certificate is rotated to one from a
 # new CA (a mismatched pair first, refused) and picked up without a restart.
+# A Deployment's scale (kubectl scale, the real HPA controller) is refused
+# for an InferenceService's Deployment, with the way to scale it, and
+# allowed for any other.
 #
 # The webhook configurations are cluster-scoped and the cluster is shared
 # with scenarios running at once: they match only namespaces labelled
@@ -183,6 +186,15 @@ webhooks:
     namespaceSelector: {matchLabels: {$sel: "$$"}}
     rules:
       - {apiGroups: [kinfer.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [inferenceservices], scope: Namespaced}
+  - name: scale.deployments.kinfer.io
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Ignore
+    timeoutSeconds: 2
+    clientConfig: {url: "https://127.0.0.1:$p/validate-scale", $ca}
+    namespaceSelector: {matchLabels: {$sel: "$$"}}
+    rules:
+      - {apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/scale], scope: Namespaced}
 YAML
 	kc apply -f "$tmp/webhooks.yaml" >/dev/null
 }
@@ -249,6 +261,95 @@ expect_match "$m" 'kinfer_webhook_requests_total\{webhook="mutate",decision="pat
 expect_match "$m" 'kinfer_webhook_request_duration_seconds_count\{webhook="validate"\} [1-9]' "latency observed"
 expect_match "$m" 'kinfer_webhook_certificate_expiry_timestamp_seconds [0-9.e+]+' "certificate expiry exported"
 
+# A Deployment's scale (POST /validate-scale). kubectl scale, the HPA
+# controller and KEDA write it; on an InferenceService's Deployment the
+# ReplicaSet then deleted serving pods undrained, or started pods kinfer
+# took away again. Refused there, naming the InferenceService and how to
+# scale it; every other Deployment scales as before.
+cat > "$tmp/scaled.yaml" <<'YAML'
+apiVersion: kinfer.io/v1alpha1
+kind: InferenceService
+metadata: {name: scaled}
+spec:
+  model: {name: opt-125m, uri: hf://facebook/opt-125m}
+  replicas: 2
+  drain: {timeoutSeconds: 5}
+YAML
+kc -n "$ns" apply -f "$tmp/scaled.yaml" >/dev/null
+dep_replicas() { kc -n "$ns" get deploy "$1" -o jsonpath='{.spec.replicas}' 2>/dev/null; }
+has_replicas() { [ "$(dep_replicas "$1")" = "$2" ]; }
+scaled_pods() { kc -n "$ns" get pods -l kinfer.io/service=scaled -o jsonpath='{range .items[*]}{.metadata.uid}{"\n"}{end}' 2>/dev/null | sort | tr '\n' ' '; }
+two_pods() { [ "$(scaled_pods | wc -w)" = 2 ]; }
+if wait_until 60 has_replicas scaled 2 && wait_until 60 two_pods; then
+	pass "InferenceService scaled: its Deployment runs 2 pods"
+else
+	fail "no Deployment scaled with 2 pods: $(dep_replicas scaled) $(scaled_pods)"
+fi
+pods0=$(scaled_pods)
+out=$(kc -n "$ns" scale deployment scaled --replicas=1 2>&1); code=$?
+expect_code 1 "$code" "kubectl scale deployment of an InferenceService's Deployment fails"
+expect_match "$out" 'admission webhook "scale.deployments.kinfer.io" denied the request: Deployment '"$ns"'/scaled belongs to InferenceService scaled: kinfer sets its replicas and drains each pod before it goes' \
+	"... refused by the scale webhook, naming the InferenceService"
+expect_match "$out" "Scale the InferenceService instead: kubectl scale inferenceservice scaled -n $ns --replicas=1" "... and saying what to run instead"
+expect_match "$(dep_replicas scaled) $(scaled_pods)" "^2 $pods0\$" "the Deployment keeps 2, the same pods"
+# What the message says to run works (the scale-down is kinfer's, drained).
+out=$(kc scale inferenceservice scaled -n "$ns" --replicas=1 2>&1)
+expect_code 0 $? "kubectl scale inferenceservice scaled -n $ns --replicas=1: $out"
+if wait_until 60 has_replicas scaled 1; then pass "... and the Deployment follows to 1"; else fail "the Deployment stays at $(dep_replicas scaled)"; fi
+# Another Deployment in the same namespace: its scale is allowed.
+kc -n "$ns" create deployment plain --image=registry.k8s.io/pause:3.10 --replicas=1 >/dev/null
+out=$(kc -n "$ns" scale deployment plain --replicas=2 2>&1)
+expect_code 0 $? "a Deployment not kinfer's scales as before: $out"
+expect_match "$(dep_replicas plain)" '^2$' "... to 2"
+# KServe's kind is InferenceService too: a Deployment whose controller is
+# one of the same name but not kinfer's (another group, another uid)
+# scales as before. (The operator's cache has it within the 2 s.)
+cat > "$tmp/kserve-like.yaml" <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kserve-like
+  ownerReferences:
+    - {apiVersion: serving.kserve.io/v1beta1, kind: InferenceService, name: scaled, uid: 0a4c1d36-5b2e-4f7a-9c3d-2e1f0a9b8c7d, controller: true}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: kserve-like}}
+  template:
+    metadata: {labels: {app: kserve-like}}
+    spec: {containers: [{name: c, image: registry.k8s.io/pause:3.10}]}
+YAML
+kc -n "$ns" apply -f "$tmp/kserve-like.yaml" >/dev/null
+sleep 2
+out=$(kc -n "$ns" scale deployment kserve-like --replicas=2 2>&1)
+expect_code 0 $? "a Deployment controlled by another group's InferenceService named scaled scales as before: $out"
+# An HPA aimed at the Deployment (KEDA's keda-hpa-NAME is one): the HPA
+# controller's scale is refused too, and its AbleToScale condition says
+# why; the Deployment and its pod stay as they are.
+one_pod() { [ "$(scaled_pods | wc -w)" = 1 ]; }
+wait_until 60 one_pod || fail "scaled: not one pod after the scale-down: $(scaled_pods)"
+pods1=$(scaled_pods)
+kc -n "$ns" autoscale deployment scaled --min=3 --max=3 --cpu-percent=80 >/dev/null
+able() { kc -n "$ns" get hpa scaled -o jsonpath='{.status.conditions[?(@.type=="AbleToScale")].status} {.status.conditions[?(@.type=="AbleToScale")].reason} {.status.conditions[?(@.type=="AbleToScale")].message}' 2>/dev/null; }
+hpa_refused() { able | grep -q '^False FailedUpdateScale .*denied the request: Deployment '"$ns"'/scaled belongs to InferenceService scaled'; }
+if wait_until 60 hpa_refused; then
+	pass "the HPA controller's scale 1 -> 3 is refused: AbleToScale False FailedUpdateScale, with the reason"
+else
+	fail "the HPA's condition: $(able)"
+fi
+expect_match "$(kc -n "$ns" get events --field-selector involvedObject.kind=HorizontalPodAutoscaler,reason=FailedRescale -o jsonpath='{.items[*].message}')" \
+	'kubectl scale inferenceservice scaled' "the HPA's FailedRescale Event carries the way out"
+moved=0
+for i in $(seq 1 12); do
+	[ "$(dep_replicas scaled) $(scaled_pods)" = "1 $pods1" ] || moved=$((moved + 1))
+	sleep 1
+done
+expect_match "$moved" '^0$' "the Deployment stays at 1 with the same pod for 12 s of HPA syncs ($moved of 12 polls otherwise)"
+kc -n "$ns" delete hpa scaled >/dev/null
+expect_match "$(cat "$tmp/op.log")" 'msg="?admission"? webhook=scale uid=[0-9a-f-]{36} operation=UPDATE object='"$ns"'/scaled decision=denied' "the scale reviews are logged"
+expect_match "$(cat "$tmp/op.log")" 'webhook=scale uid=[0-9a-f-]{36} operation=UPDATE object='"$ns"'/plain decision=allowed .*reason="?not an InferenceService.s Deployment' "... the allowed ones too, with the reason"
+m=$(curl -s --max-time 10 "http://127.0.0.1:$http/metrics")
+expect_match "$m" 'kinfer_webhook_requests_total\{webhook="scale",decision="denied"\} [2-9]' "the scale webhook's denials counted"
+
 # Rotation to a certificate from a new CA, without a restart. First a
 # mismatched pair (new cert, old key): refused, the old pair stays.
 cp "$tmp/b/tls.crt" "$tmp/serving/tls.crt.new" && mv "$tmp/serving/tls.crt.new" "$tmp/serving/tls.crt"
@@ -306,6 +407,7 @@ expect_match "$ca1" '^[A-Za-z0-9+/]{100,}=*$' "the Secret holds the CA kinfer ma
 expect_match "$(kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -ext subjectAltName 2>&1)" 'IP Address:127.0.0.1' "the serving certificate is for --webhook-cert-hosts"
 expect_match "$(bundle mutatingwebhookconfiguration)" "^$ca1\$" "the mutating configuration's caBundle is that CA"
 expect_match "$(bundle validatingwebhookconfiguration)" "^$ca1\$" "the validating configuration's caBundle is that CA"
+expect_match "$(kc get validatingwebhookconfiguration "$ssc" -o jsonpath='{.webhooks[1].name} {.webhooks[1].clientConfig.caBundle}')" "^scale.deployments.kinfer.io $ca1\$" "... the scale webhook's too"
 if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
 	pass "the API server trusts the self-signed webhook"
 else

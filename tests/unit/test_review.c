@@ -1,7 +1,8 @@
 /*
  * review: AdmissionReview v1 in, the API server's answer out. Requests
  * recorded from kube-apiserver v1.33.13 (tests/data/admission: what it sent
- * to a webhook for kubectl apply and kubectl patch), decode errors (400/413
+ * to a webhook for kubectl apply and kubectl patch, and for a Deployment's
+ * scale by the HPA controller and kubectl scale), decode errors (400/413
  * with a reason),
  * denials with every violation, warnings, and the mutating JSONPatch.
  */
@@ -186,6 +187,167 @@ static void other_kinds_and_operations(void **state)
 	review_result_done(&r);
 }
 
+/* An owner lookup that records what it was asked and answers as told. */
+struct owner_probe {
+	int answer;
+	unsigned calls;
+	char ns[64], name[64];
+};
+
+static int probe_owner(void *ud, const char *ns, const char *name, char *isvc, size_t len)
+{
+	struct owner_probe *p = ud;
+	p->calls++;
+	snprintf(p->ns, sizeof(p->ns), "%s", ns);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	if (p->answer == 1)
+		snprintf(isvc, len, "%s", name);
+	return p->answer;
+}
+
+static json_object *serve_scale(const char *body, int answer, struct owner_probe *p,
+				struct review_result *r)
+{
+	struct review_owner o = { probe_owner, p };
+	memset(p, 0, sizeof(*p));
+	p->answer = answer;
+	assert_int_equal(review_serve_owner(body, strlen(body), REVIEW_SCALE, &o, r), 0);
+	assert_int_equal(r->http_code, 200);
+	json_object *j = json_tokener_parse(r->body);
+	assert_non_null(j);
+	return j;
+}
+
+/* What the HPA controller (PUT, 1 -> 3) and kubectl scale (PATCH, 2 -> 1)
+ * sent for an apps/v1 Deployment's scale, recorded from kube-apiserver
+ * v1.33.13: refused when the Deployment is an InferenceService's, naming
+ * it and the way to scale it. */
+static void recorded_scale_refused(void **state)
+{
+	static const struct {
+		const char *file, *uid, *want;
+	} cases[] = {
+		{ "admission/review-scale-hpa.json", "ca3ab1bd-a211-45e9-9a02-44618dc87556",
+		  "--replicas=3" },
+		{ "admission/review-scale-kubectl.json", "9ee062bd-f76b-4923-a4f4-cdab9912f06b",
+		  "--replicas=1" },
+	};
+	struct owner_probe p;
+	struct review_result r;
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len;
+		char *body = test_read_data(cases[i].file, &len);
+		assert_non_null(body);
+		json_object *o = serve_scale(body, 1, &p, &r);
+		assert_int_equal(p.calls, 1);
+		assert_string_equal(p.ns, "rec");
+		assert_string_equal(p.name, "llm");
+		assert_false(allowed(o));
+		assert_non_null(strstr(cache_json_str(o, "response.uid"), cases[i].uid));
+		assert_int_equal(cache_json_int(o, "response.status.code", 0), 403);
+		assert_string_equal(cache_json_str(o, "response.status.reason"), "Forbidden");
+		const char *msg = cache_json_str(o, "response.status.message");
+		assert_non_null(strstr(msg, "Deployment rec/llm belongs to InferenceService llm: "
+					    "kinfer sets its replicas and drains each pod"));
+		assert_non_null(strstr(msg, "kubectl scale inferenceservice llm -n rec"));
+		assert_non_null(strstr(msg, cases[i].want));
+		assert_non_null(strstr(msg, "apiVersion kinfer.io/v1alpha1, kind InferenceService, "
+					    "name llm"));
+		assert_string_equal(r.decision, "denied");
+		assert_string_equal(r.operation, "UPDATE");
+		assert_string_equal(r.object, "rec/llm");
+		json_object_put(o);
+		review_result_done(&r);
+		/* Not kinfer's, or not known yet: allowed, with no status. */
+		for (int answer = 0; answer >= -EAGAIN; answer -= EAGAIN) {
+			o = serve_scale(body, answer, &p, &r);
+			assert_int_equal(p.calls, 1);
+			assert_true(allowed(o));
+			assert_null(cache_json_get(o, "response.status"));
+			assert_string_equal(r.decision, "allowed");
+			json_object_put(o);
+			review_result_done(&r);
+		}
+		/* No lookup at all (review_serve): allowed. */
+		assert_int_equal(review_serve(body, len, REVIEW_SCALE, &r), 0);
+		assert_non_null(strstr(r.body, "\"allowed\":true"));
+		review_result_done(&r);
+		free(body);
+	}
+}
+
+/* The recorded HPA review with one field set to a JSON value (NULL:
+ * removed), as text. */
+static char *scale_with(const char *path, const char *key, json_object *value)
+{
+	size_t len;
+	char *body = test_read_data("admission/review-scale-hpa.json", &len);
+	json_object *root = json_tokener_parse(body), *at = cache_json_get(root, path);
+	assert_non_null(at);
+	if (value)
+		json_object_object_add(at, key, value);
+	else
+		json_object_object_del(at, key);
+	char *out = strdup(json_object_to_json_string(root));
+	json_object_put(root);
+	free(body);
+	return out;
+}
+
+/* What the scale webhook lets through without asking whose the Deployment
+ * is: another resource or subresource a misconfigured rule sends, another
+ * operation, the same count, no count or an odd one. Never refused: this
+ * webhook must not stand in another workload's way. */
+static void scale_not_checked(void **state)
+{
+	struct {
+		const char *path, *key;
+		json_object *value;
+		const char *reason;
+	} cases[] = {
+		{ "request.resource", "resource", json_object_new_string("statefulsets"),
+		  "not a Deployment's scale" },
+		{ "request.resource", "group", json_object_new_string("extensions"),
+		  "not a Deployment's scale" },
+		{ "request", "subResource", json_object_new_string("status"),
+		  "not a Deployment's scale" },
+		{ "request", "subResource", NULL, "not a Deployment's scale" },
+		{ "request", "operation", json_object_new_string("CREATE"), "only UPDATE" },
+		{ "request", "namespace", json_object_new_string(""), "no namespace or name" },
+		{ "request.object.spec", "replicas", json_object_new_int(1), "replicas unchanged" },
+		{ "request.object.spec", "replicas", NULL, "no spec.replicas" },
+		{ "request.object.spec", "replicas", json_object_new_string("3"), "no spec.replicas" },
+		{ "request.object.spec", "replicas", json_object_new_int(-1), "no spec.replicas" },
+		{ "request.object.spec", "replicas", json_object_new_int64(1LL << 40),
+		  "no spec.replicas" },
+		{ "request.object", "spec", json_object_new_array(), "no spec.replicas" },
+	};
+	struct owner_probe p;
+	struct review_result r;
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *body = scale_with(cases[i].path, cases[i].key, cases[i].value);
+		json_object *o = serve_scale(body, 1, &p, &r);
+		if (!allowed(o) || !strstr(r.reason, cases[i].reason))
+			fprintf(stderr, "case %zu: %s\n", i, r.reason);
+		assert_true(allowed(o));
+		assert_int_equal(p.calls, 0);
+		assert_non_null(strstr(r.reason, cases[i].reason));
+		json_object_put(o);
+		review_result_done(&r);
+		free(body);
+	}
+	/* A count that was absent before is a change: asked, and refused. */
+	char *body = scale_with("request.oldObject", "spec", NULL);
+	json_object *o = serve_scale(body, 1, &p, &r);
+	assert_false(allowed(o));
+	assert_int_equal(p.calls, 1);
+	json_object_put(o);
+	review_result_done(&r);
+	free(body);
+}
+
 static void expect_bad(const char *body, size_t len, unsigned code, const char *text)
 {
 	struct review_result r;
@@ -300,6 +462,8 @@ int tests_review(void)
 		cmocka_unit_test(other_kinds_and_operations),
 		cmocka_unit_test(decode_errors),
 		cmocka_unit_test(deep_object_refused),
+		cmocka_unit_test(recorded_scale_refused),
+		cmocka_unit_test(scale_not_checked),
 	};
 	return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }
