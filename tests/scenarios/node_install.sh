@@ -4,7 +4,8 @@
 # in containers on kinfer-node-0, on their ServiceAccount's token; kubectl
 # logs, exec and port-forward reach them; the API server calls the webhook
 # through the kinfer-operator Service, which refuses a bad manifest and
-# defaults a good one, first with the certificate kinfer keeps in its
+# defaults a good one, and answers a Deployment's scale, first with the
+# certificate kinfer keeps in its
 # Secret, then read from the Secret mounted in the pod (the fsGroup defect
 # fails that). And the network rule: a pod cannot reach an outside address.
 . "$(dirname "$0")/node_lib.sh"
@@ -48,8 +49,31 @@ webhook_checks() {
 	out=$(kc -n "$ns" apply --dry-run=server -o jsonpath='{.spec.image} {.spec.drain.timeoutSeconds} {.spec.warmup.path}' \
 		-f "$src/tests/data/webhook/good/vllm-minimal.yaml" 2>&1)
 	expect_match "$out" '^vllm/vllm-openai:v0.6.3 120 /v1/completions$' "$1: the webhook defaults a good manifest ($out)"
+	# The scale webhook: a Deployment's scale reaches it through the
+	# Service (its caBundle set too); not kinfer's, so allowed. Its pod
+	# asks for a node there is none of: nothing runs.
+	local d="plain-${2:-0}"
+	kc -n "$ns" apply -f - >/dev/null <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $d}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: $d}}
+  template:
+    metadata: {labels: {app: $d}}
+    spec:
+      nodeSelector: {kinfer.test/none: "none"}
+      containers: [{name: c, image: registry.k8s.io/pause:3.10}]
+YAML
+	out=$(kc -n "$ns" scale deployment "$d" --replicas=1 2>&1)
+	expect_code 0 $? "$1: a Deployment not kinfer's scales ($out)"
+	scale_seen() { kc -n kinfer-system logs -l app.kubernetes.io/name=kinfer-operator --tail=-1 2>/dev/null |
+		grep '"webhook":"scale"' | grep -q "\"object\":\"$ns/$d\".*\"decision\":\"allowed\""; }
+	wait_until 20 scale_seen
+	expect_code 0 $? "$1: ... asked of the scale webhook through the Service, which allowed it"
 }
-webhook_checks "self-signed"
+webhook_checks "self-signed" 1
 
 # File mode: the same Secret, now read from the mount (as with cert-manager).
 kc -n kinfer-system set env deploy/kinfer-operator KINFER_WEBHOOK_SELF_SIGNED- >/dev/null
@@ -65,7 +89,7 @@ pod=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator -o 
 out=$(kc -n kinfer-system logs "$pod" 2>&1)
 expect_match "$out" '"serving the admission webhook".*"cert":"/etc/kinfer/webhook/tls.crt"' "the webhook serves the mounted certificate"
 wait_until 30 kc -n "$ns" apply --dry-run=server -f "$src/tests/data/webhook/good/vllm-minimal.yaml" -o name >/dev/null 2>&1
-webhook_checks "mounted Secret"
+webhook_checks "mounted Secret" 2
 install_kinfer; expect_code 0 $? "kubectl apply -k manifests/ again: back to self-signed mode"
 wait_until 90 op_pods_settled
 pod=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator -o jsonpath='{.items[0].metadata.name}')
