@@ -356,11 +356,11 @@ static int connect_cluster(const struct config *cfg, struct metrics *metrics, co
 }
 
 /*
- * The webhook's threads ask the manager's caches who owns a Deployment
- * (POST /validate-scale). The manager is published here once it runs and
+ * The webhook's threads ask the manager's caches who owns a Deployment,
+ * and whether an InferenceService scales itself (POST /validate-scale). The manager is published here once it runs and
  * taken back, with a grace period waited, before it is freed; the webhook
  * serves on for --webhook-shutdown-delay, and a scale it is asked about
- * meanwhile is allowed (unknown owner).
+ * meanwhile is allowed (not known).
  */
 static _Atomic(struct manager *) served_manager;
 
@@ -376,6 +376,22 @@ static int deployment_owner(void *ud, const char *ns, const char *name, char *is
 	m = atomic_load_explicit(&served_manager, memory_order_acquire);
 	if (m)
 		r = snapshot_deployment_owner(m, ns, name, isvc, len);
+	cache_read_unlock();
+	return r;
+}
+
+static int isvc_scaling(void *ud, const char *ns, const char *name, int32_t *min, int32_t *max)
+{
+	struct manager *m;
+	int r = -EAGAIN;
+
+	(void)ud;
+	if (cache_register_reader() < 0)
+		return -EAGAIN;
+	cache_read_lock();
+	m = atomic_load_explicit(&served_manager, memory_order_acquire);
+	if (m)
+		r = snapshot_isvc_scaling(m, ns, name, min, max);
 	cache_read_unlock();
 	return r;
 }
@@ -481,7 +497,7 @@ static int start_webhook(const struct config *cfg, struct kube_client *client,
 		.cert_file = cfg->webhook_cert_file,
 		.key_file = cfg->webhook_key_file,
 		.metrics = metrics,
-		.owner = { deployment_owner, NULL },
+		.lookup = { .deployment_owner = deployment_owner, .isvc_scaling = isvc_scaling },
 	};
 	struct selfsigned_options so = {
 		.client = client,

@@ -60,6 +60,28 @@ int snapshot_deployment_owner(struct manager *m, const char *ns, const char *nam
 	return r;
 }
 
+int snapshot_isvc_scaling(struct manager *m, const char *ns, const char *name, int32_t *min,
+			  int32_t *max)
+{
+	struct cache *ic = manager_cache(m, &kind_inferenceservices);
+	char key[384];
+	int r = 0;
+
+	if (!ic || !cache_synced(ic))
+		return -EAGAIN;
+	if ((size_t)snprintf(key, sizeof(key), "%s/%s", ns, name) >= sizeof(key))
+		return 0;
+	cache_read_lock();
+	const struct isvc *s = (const struct isvc *)cache_get(ic, key);
+	if (s && s->scaling) {
+		*min = s->min_replicas;
+		*max = s->max_replicas;
+		r = 1;
+	}
+	cache_read_unlock();
+	return r;
+}
+
 /* Made by kinfer (its applied-hash) for an earlier InferenceService. */
 static bool previous(const struct cache_obj *o, const char *applied_hash, const struct snapshot *s)
 {

@@ -76,6 +76,15 @@ int snapshot_deployment_owner(struct manager *m, const char *ns, const char *nam
 			      size_t len);
 
 /*
+ * InferenceService ns/name in the cache: 1 when its spec.scaling is set,
+ * with its replica bounds, 0 when not or when there is no such
+ * InferenceService, -EAGAIN while the cache has not synced. From any
+ * registered reader thread (the admission webhook's).
+ */
+int snapshot_isvc_scaling(struct manager *m, const char *ns, const char *name, int32_t *min,
+			  int32_t *max);
+
+/*
  * An object whose controller is (kind, name, uid) and that carries kinfer's
  * mark (kinfers: its applied-hash annotation, or an EndpointSlice's
  * managed-by label) was made for an earlier InferenceService of s's name:

@@ -190,31 +190,26 @@ static bool str_is(const char *s, const char *want)
 	return s && strcmp(s, want) == 0;
 }
 
-static int answer_scale(struct review_result *r, const char *uid, json_object *req, const char *op,
-			const struct review_owner *owner)
+static int deny_scale(struct review_result *r, const char *uid, const char *msg)
 {
-	const char *ns = cache_json_str(req, "namespace"), *name = cache_json_str(req, "name");
-	char isvc[256], msg[2048];
-	int64_t want, had;
-	int o;
+	json_object *resp, *root = envelope(uid, false, &resp);
+	if (!root)
+		return -ENOMEM;
+	add_status(resp, 403, "Forbidden", msg);
+	r->decision = "denied";
+	r->n_errors = 1;
+	text_copy(r->reason, sizeof(r->reason), msg);
+	return finish(r, root);
+}
 
-	/* Anything else a misconfigured rule sends is let through: this
-	 * webhook must never stand in another workload's way. */
-	if (!str_is(cache_json_str(req, "resource.group"), "apps") ||
-	    !str_is(cache_json_str(req, "resource.resource"), "deployments") ||
-	    !str_is(cache_json_str(req, "subResource"), "scale"))
-		return answer_other(r, uid, true, "not a Deployment's scale: not checked");
-	if (!str_is(op, "UPDATE"))
-		return answer_other(r, uid, true, "only UPDATE is checked");
-	if (!ns || !*ns || !name || !*name)
-		return answer_other(r, uid, true, "no namespace or name: not checked");
-	want = scale_replicas(req, "object");
-	had = scale_replicas(req, "oldObject");
-	if (want < 0)
-		return answer_other(r, uid, true, "no spec.replicas: not checked");
-	if (want == had)
-		return answer_other(r, uid, true, "replicas unchanged");
-	o = owner && owner->fn ? owner->fn(owner->ud, ns, name, isvc, sizeof(isvc)) : -ENOENT;
+static int answer_deployment_scale(struct review_result *r, const char *uid, const char *ns,
+				   const char *name, int64_t want, const struct review_lookup *lookup)
+{
+	char isvc[256], msg[2048];
+	int o = lookup && lookup->deployment_owner ?
+			lookup->deployment_owner(lookup->ud, ns, name, isvc, sizeof(isvc)) :
+			-ENOENT;
+
 	if (o < 0)
 		return answer_other(r, uid, true, "owner unknown (caches not synced): not checked");
 	if (o == 0)
@@ -227,14 +222,60 @@ static int answer_scale(struct review_result *r, const char *uid, json_object *r
 		 "--replicas=%lld; an autoscaler's scaleTargetRef: apiVersion kinfer.io/v1alpha1, "
 		 "kind InferenceService, name %.253s",
 		 ns, name, isvc, (long long)want, isvc, ns, (long long)want, isvc);
-	json_object *resp, *root = envelope(uid, false, &resp);
-	if (!root)
-		return -ENOMEM;
-	add_status(resp, 403, "Forbidden", msg);
-	r->decision = "denied";
-	r->n_errors = 1;
-	text_copy(r->reason, sizeof(r->reason), msg);
-	return finish(r, root);
+	return deny_scale(r, uid, msg);
+}
+
+static int answer_isvc_scale(struct review_result *r, const char *uid, const char *ns,
+			     const char *name, int64_t want, const struct review_lookup *lookup)
+{
+	char msg[2048];
+	int32_t min = 0, max = 0;
+	int o = lookup && lookup->isvc_scaling ?
+			lookup->isvc_scaling(lookup->ud, ns, name, &min, &max) :
+			-ENOENT;
+
+	if (o < 0)
+		return answer_other(r, uid, true, "spec unknown (caches not synced): not checked");
+	if (o == 0)
+		return answer_other(r, uid, true, "no spec.scaling: spec.replicas applies");
+	snprintf(msg, sizeof(msg),
+		 "InferenceService %.63s/%.253s scales itself: spec.scaling (%d to %d replicas) "
+		 "decides its replicas, and spec.replicas, which this scale sets (to %lld), is "
+		 "ignored while it is there. Change spec.scaling.minReplicas and maxReplicas, pin "
+		 "a count with kubectl annotate inferenceservice %.253s -n %.63s "
+		 "kinfer.io/paused-replicas=%lld, or remove spec.scaling to scale it this way "
+		 "(by hand, or by the autoscaler that sent this)",
+		 ns, name, (int)min, (int)max, (long long)want, name, ns, (long long)want);
+	return deny_scale(r, uid, msg);
+}
+
+static int answer_scale(struct review_result *r, const char *uid, json_object *req, const char *op,
+			const struct review_lookup *lookup)
+{
+	const char *ns = cache_json_str(req, "namespace"), *name = cache_json_str(req, "name");
+	const char *group = cache_json_str(req, "resource.group");
+	const char *res = cache_json_str(req, "resource.resource");
+	bool dep = str_is(group, "apps") && str_is(res, "deployments");
+	bool isvc = str_is(group, "kinfer.io") && str_is(res, "inferenceservices");
+	int64_t want, had;
+
+	/* Anything else a misconfigured rule sends is let through: this
+	 * webhook must never stand in another workload's way. */
+	if ((!dep && !isvc) || !str_is(cache_json_str(req, "subResource"), "scale"))
+		return answer_other(r, uid, true,
+				    "not a Deployment's or InferenceService's scale: not checked");
+	if (!str_is(op, "UPDATE"))
+		return answer_other(r, uid, true, "only UPDATE is checked");
+	if (!ns || !*ns || !name || !*name)
+		return answer_other(r, uid, true, "no namespace or name: not checked");
+	want = scale_replicas(req, "object");
+	had = scale_replicas(req, "oldObject");
+	if (want < 0)
+		return answer_other(r, uid, true, "no spec.replicas: not checked");
+	if (want == had)
+		return answer_other(r, uid, true, "replicas unchanged");
+	return dep ? answer_deployment_scale(r, uid, ns, name, want, lookup) :
+		     answer_isvc_scale(r, uid, ns, name, want, lookup);
 }
 
 /*
@@ -297,11 +338,11 @@ size_t review_cost(const char *body, size_t len)
 
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *r)
 {
-	return review_serve_owner(body, len, mode, NULL, r);
+	return review_serve_with(body, len, mode, NULL, r);
 }
 
-int review_serve_owner(const char *body, size_t len, enum review_mode mode,
-		       const struct review_owner *owner, struct review_result *r)
+int review_serve_with(const char *body, size_t len, enum review_mode mode,
+		      const struct review_lookup *lookup, struct review_result *r)
 {
 	struct json_tokener *tok;
 	json_object *root = NULL, *req;
@@ -365,7 +406,7 @@ int review_serve_owner(const char *body, size_t len, enum review_mode mode,
 		 cache_json_str(req, "namespace") ? cache_json_str(req, "namespace") : "",
 		 cache_json_str(req, "name") ? cache_json_str(req, "name") : "");
 	if (mode == REVIEW_SCALE) {
-		ret = answer_scale(r, uid, req, op, owner);
+		ret = answer_scale(r, uid, req, op, lookup);
 		goto out;
 	}
 	const char *group = cache_json_str(req, "kind.group");

@@ -15,27 +15,35 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define REVIEW_MAX_BODY (3u << 20) /* the API server's own request limit is 3 MiB */
 
 /*
- * REVIEW_SCALE answers an UPDATE of a Deployment's scale subresource
- * (apps deployments/scale: kubectl scale, an HPA, KEDA): refused when the
- * Deployment is an InferenceService's, which sets its replicas and drains
- * each pod before it goes (a scale of the Deployment removes serving pods
- * undrained); allowed for every other Deployment, and whenever the owner
- * cannot be told (the webhook's failurePolicy is Ignore: a Deployment's
- * scale never waits on kinfer).
+ * REVIEW_SCALE answers an UPDATE of a scale subresource:
+ * - a Deployment's (apps deployments/scale: kubectl scale, an HPA, KEDA):
+ *   refused when the Deployment is an InferenceService's, which sets its
+ *   replicas and drains each pod before it goes (a scale of the Deployment
+ *   removes serving pods undrained);
+ * - an InferenceService's (kinfer.io inferenceservices/scale): refused
+ *   while its spec.scaling is set, which decides its replicas (the
+ *   spec.replicas a scale writes would be ignored, silently).
+ * Allowed for everything else, and whenever the answer cannot be told (the
+ * webhook's failurePolicy is Ignore: a scale never waits on kinfer).
  */
 enum review_mode { REVIEW_VALIDATE, REVIEW_MUTATE, REVIEW_SCALE };
 
 /*
- * Who owns Deployment ns/name: 1 with the InferenceService's name in isvc
- * (NUL-terminated within len), 0 when no InferenceService does, negative
- * when it cannot be told now (caches not synced, the operator stopping).
+ * What REVIEW_SCALE asks of the operator's caches. Each returns a negative
+ * errno when it cannot tell now (caches not synced, the operator stopping).
  */
-struct review_owner {
-	int (*fn)(void *ud, const char *ns, const char *name, char *isvc, size_t len);
+struct review_lookup {
+	/* Deployment ns/name: 1 with the InferenceService it belongs to in
+	 * isvc (NUL-terminated within len), 0 when none. */
+	int (*deployment_owner)(void *ud, const char *ns, const char *name, char *isvc, size_t len);
+	/* InferenceService ns/name: 1 when its spec.scaling is set, with its
+	 * replica bounds, 0 when not (or no such InferenceService). */
+	int (*isvc_scaling)(void *ud, const char *ns, const char *name, int32_t *min, int32_t *max);
 	void *ud;
 };
 
@@ -57,9 +65,10 @@ struct review_result {
  * ret->body with review_result_done), or -ENOMEM.
  */
 int review_serve(const char *body, size_t len, enum review_mode mode, struct review_result *ret);
-/* The same, with the owners REVIEW_SCALE asks (NULL: every scale allowed). */
-int review_serve_owner(const char *body, size_t len, enum review_mode mode,
-		       const struct review_owner *owner, struct review_result *ret);
+/* The same, with what REVIEW_SCALE asks (NULL or NULL functions: every
+ * scale allowed). */
+int review_serve_with(const char *body, size_t len, enum review_mode mode,
+		      const struct review_lookup *lookup, struct review_result *ret);
 void review_result_done(struct review_result *r);
 
 /*

@@ -513,8 +513,8 @@ static enum MHD_Result answer(struct webhook *w, const struct route *rt, struct 
 		ret = busy(w, rt, c);
 		res.decision = "busy";
 	} else {
-		r = review_serve_owner(dynbuf_str(&q->body), q->body.len, rt->mode, &w->o.owner,
-				       &res);
+		r = review_serve_with(dynbuf_str(&q->body), q->body.len, rt->mode, &w->o.lookup,
+				      &res);
 		if (r < 0) {
 			res.decision = "error";
 			log_error("admission review failed", "webhook=%s error=%s", rt->name,

@@ -3,8 +3,8 @@
  *
  *   POST /validate   ValidatingWebhookConfiguration (admission_validate)
  *   POST /mutate     MutatingWebhookConfiguration (admission_default)
- *   POST /validate-scale   a Deployment's scale subresource (review.h,
- *                    REVIEW_SCALE: refused for an InferenceService's)
+ *   POST /validate-scale   a Deployment's or InferenceService's scale
+ *                    subresource (review.h, REVIEW_SCALE)
  *
  * libmicrohttpd with GnuTLS, TLS 1.2 and 1.3 only. The certificate and key
  * come from PEM files that are watched (stat every reload interval) and
@@ -55,9 +55,9 @@ struct webhook_options {
 	int (*source)(void *ud, char **ret_cert_pem, char **ret_key_pem, char *err, size_t errlen);
 	void *source_ud;
 	long source_interval_ms;
-	/* Who owns a Deployment, for /validate-scale (fn NULL: every scale
-	 * allowed). Called from the server's threads. */
-	struct review_owner owner;
+	/* What /validate-scale asks (NULL functions: every scale allowed).
+	 * Called from the server's threads. */
+	struct review_lookup lookup;
 };
 
 /* Returns 0, -EINVAL (address), -ENOENT/-EBADMSG (certificate files or source),

@@ -28,6 +28,15 @@ static int owner(void *ud, const char *ns, const char *name, char *isvc, size_t 
 	}
 }
 
+static int scaling(void *ud, const char *ns, const char *name, int32_t *min, int32_t *max)
+{
+	(void)ud;
+	(void)ns;
+	*min = 0;
+	*max = 1000;
+	return name[0] % 3 == 0 ? 1 : name[0] % 3 == 1 ? 0 : -EAGAIN;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct review_result r;
@@ -35,8 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		review_result_done(&r);
 	if (review_serve((const char *)data, size, REVIEW_MUTATE, &r) == 0)
 		review_result_done(&r);
-	struct review_owner o = { owner, NULL };
-	if (review_serve_owner((const char *)data, size, REVIEW_SCALE, &o, &r) == 0)
+	struct review_lookup l = { owner, scaling, NULL };
+	if (review_serve_with((const char *)data, size, REVIEW_SCALE, &l, &r) == 0)
 		review_result_done(&r);
 	return 0;
 }

@@ -68,11 +68,11 @@ expect_match "$n" '^18$' "18 objects: CRD, Namespace, ServiceAccount, 4 RBAC, Se
 wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{.kind} {.webhooks[0].sideEffects} {.webhooks[0].failurePolicy} {.webhooks[0].timeoutSeconds} {.webhooks[0].admissionReviewVersions} {.webhooks[0].rules[0].apiGroups} {.webhooks[0].rules[0].resources} {.webhooks[0].clientConfig.service.port}{"\n"}{end}' 2>&1)
 expect_match "$wh" '^MutatingWebhookConfiguration None Fail 5 \["v1"\] \["kinfer.io"\] \["inferenceservices"\] 9443$' "mutating webhook: sideEffects None, failurePolicy Fail, 5 s, v1, kinfer.io inferenceservices, port 9443"
 expect_match "$wh" '^ValidatingWebhookConfiguration None Fail 5 \["v1"\] \["kinfer.io"\] \["inferenceservices"\] 9443$' "validating webhook: the same"
-# The scale webhook: Deployments' scale, fail open (it sees every
+# The scale webhook: Deployments' and InferenceServices' scale, fail open (it sees every
 # Deployment's scale in the cluster but kube-system's), bounded time.
-wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{range .webhooks[1:]}{.name} {.sideEffects} {.failurePolicy} {.timeoutSeconds} {.rules[0].apiGroups} {.rules[0].operations} {.rules[0].resources} {.clientConfig.service.path} {.namespaceSelector.matchExpressions[0].values}{"\n"}{end}{end}' 2>&1)
-expect_match "$wh" '^scale.deployments.kinfer.io None Ignore 2 \["apps"\] \["UPDATE"\] \["deployments/scale"\] /validate-scale \["kube-system"\]$' \
-	"scale webhook: apps deployments/scale UPDATE, failurePolicy Ignore, 2 s, /validate-scale, not kube-system ($wh)"
+wh=$(kc apply --dry-run=client -f "$man/50-webhooks.yaml" -o jsonpath='{range .items[*]}{range .webhooks[1:]}{.name} {.sideEffects} {.failurePolicy} {.timeoutSeconds} {.rules[0].apiGroups} {.rules[0].operations} {.rules[0].resources} {.rules[1].apiGroups} {.rules[1].resources} {.clientConfig.service.path} {.namespaceSelector.matchExpressions[0].values}{"\n"}{end}{end}' 2>&1)
+expect_match "$wh" '^scale.kinfer.io None Ignore 2 \["apps"\] \["UPDATE"\] \["deployments/scale"\] \["kinfer.io"\] \["inferenceservices/scale"\] /validate-scale \["kube-system"\]$' \
+	"scale webhook: apps deployments/scale and kinfer.io inferenceservices/scale UPDATE, failurePolicy Ignore, 2 s, /validate-scale, not kube-system ($wh)"
 
 # Server-side dry run persists nothing, so the Namespace it "creates" does
 # not exist for the objects after it (a real apply creates it first, the

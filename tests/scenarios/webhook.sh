@@ -10,7 +10,8 @@
 # new CA (a mismatched pair first, refused) and picked up without a restart.
 # A Deployment's scale (kubectl scale, the real HPA controller) is refused
 # for an InferenceService's Deployment, with the way to scale it, and
-# allowed for any other.
+# allowed for any other; an InferenceService's scale is refused while its
+# spec.scaling decides its replicas.
 #
 # The webhook configurations are cluster-scoped and the cluster is shared
 # with scenarios running at once: they match only namespaces labelled
@@ -186,7 +187,7 @@ webhooks:
     namespaceSelector: {matchLabels: {$sel: "$$"}}
     rules:
       - {apiGroups: [kinfer.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE], resources: [inferenceservices], scope: Namespaced}
-  - name: scale.deployments.kinfer.io
+  - name: scale.kinfer.io
     admissionReviewVersions: [v1]
     sideEffects: None
     failurePolicy: Ignore
@@ -195,6 +196,7 @@ webhooks:
     namespaceSelector: {matchLabels: {$sel: "$$"}}
     rules:
       - {apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/scale], scope: Namespaced}
+      - {apiGroups: [kinfer.io], apiVersions: [v1alpha1], operations: [UPDATE], resources: [inferenceservices/scale], scope: Namespaced}
 YAML
 	kc apply -f "$tmp/webhooks.yaml" >/dev/null
 }
@@ -288,7 +290,7 @@ fi
 pods0=$(scaled_pods)
 out=$(kc -n "$ns" scale deployment scaled --replicas=1 2>&1); code=$?
 expect_code 1 "$code" "kubectl scale deployment of an InferenceService's Deployment fails"
-expect_match "$out" 'admission webhook "scale.deployments.kinfer.io" denied the request: Deployment '"$ns"'/scaled belongs to InferenceService scaled: kinfer sets its replicas and drains each pod before it goes' \
+expect_match "$out" 'admission webhook "scale.kinfer.io" denied the request: Deployment '"$ns"'/scaled belongs to InferenceService scaled: kinfer sets its replicas and drains each pod before it goes' \
 	"... refused by the scale webhook, naming the InferenceService"
 expect_match "$out" "Scale the InferenceService instead: kubectl scale inferenceservice scaled -n $ns --replicas=1" "... and saying what to run instead"
 expect_match "$(dep_replicas scaled) $(scaled_pods)" "^2 $pods0\$" "the Deployment keeps 2, the same pods"
@@ -345,6 +347,36 @@ for i in $(seq 1 12); do
 done
 expect_match "$moved" '^0$' "the Deployment stays at 1 with the same pod for 12 s of HPA syncs ($moved of 12 polls otherwise)"
 kc -n "$ns" delete hpa scaled >/dev/null
+# An InferenceService that scales itself (spec.scaling, tgi-scaling: 1 to
+# 4): a scale of it sets spec.replicas, which kinfer ignores while
+# spec.scaling is there, so it did nothing and said nothing. Refused,
+# naming the bounds and the ways to get a count; an HPA's too.
+rep0=$(kc -n "$ns" get kis tgi-scaling -o jsonpath='{.spec.replicas}')
+out=$(kc -n "$ns" scale inferenceservice tgi-scaling --replicas=3 2>&1); code=$?
+expect_code 1 "$code" "kubectl scale of an InferenceService with spec.scaling fails"
+expect_match "$out" 'admission webhook "scale.kinfer.io" denied the request: InferenceService '"$ns"'/tgi-scaling scales itself: spec.scaling \(1 to 4 replicas\) decides its replicas' \
+	"... refused, with the bounds that decide instead"
+expect_match "$out" "kubectl annotate inferenceservice tgi-scaling -n $ns kinfer.io/paused-replicas=3, or remove spec.scaling" "... and the ways to get a count"
+expect_match "$(kc -n "$ns" get kis tgi-scaling -o jsonpath='{.spec.replicas}')" "^$rep0\$" "spec.replicas unchanged ($rep0)"
+cat <<'YAML' | kc -n "$ns" apply -f - >/dev/null
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: tgi-scaling}
+spec:
+  scaleTargetRef: {apiVersion: kinfer.io/v1alpha1, kind: InferenceService, name: tgi-scaling}
+  minReplicas: 3
+  maxReplicas: 3
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 80}}}]
+YAML
+able_isvc() { kc -n "$ns" get hpa tgi-scaling -o jsonpath='{.status.conditions[?(@.type=="AbleToScale")].status} {.status.conditions[?(@.type=="AbleToScale")].reason} {.status.conditions[?(@.type=="AbleToScale")].message}' 2>/dev/null; }
+hpa_isvc_refused() { able_isvc | grep -q '^False FailedUpdateScale .*InferenceService '"$ns"'/tgi-scaling scales itself'; }
+if wait_until 60 hpa_isvc_refused; then
+	pass "an HPA aimed at it is refused too (AbleToScale False FailedUpdateScale)"
+else
+	fail "the HPA on tgi-scaling: $(able_isvc)"
+fi
+expect_match "$(kc -n "$ns" get kis tgi-scaling -o jsonpath='{.spec.replicas}')" "^$rep0\$" "... and spec.replicas stays $rep0"
+kc -n "$ns" delete hpa tgi-scaling >/dev/null
 expect_match "$(cat "$tmp/op.log")" 'msg="?admission"? webhook=scale uid=[0-9a-f-]{36} operation=UPDATE object='"$ns"'/scaled decision=denied' "the scale reviews are logged"
 expect_match "$(cat "$tmp/op.log")" 'webhook=scale uid=[0-9a-f-]{36} operation=UPDATE object='"$ns"'/plain decision=allowed .*reason="?not an InferenceService.s Deployment' "... the allowed ones too, with the reason"
 m=$(curl -s --max-time 10 "http://127.0.0.1:$http/metrics")
@@ -407,7 +439,7 @@ expect_match "$ca1" '^[A-Za-z0-9+/]{100,}=*$' "the Secret holds the CA kinfer ma
 expect_match "$(kc -n "$ns" get secret kinfer-test-tls -o jsonpath='{.data.tls\.crt}' | base64 -d | openssl x509 -noout -ext subjectAltName 2>&1)" 'IP Address:127.0.0.1' "the serving certificate is for --webhook-cert-hosts"
 expect_match "$(bundle mutatingwebhookconfiguration)" "^$ca1\$" "the mutating configuration's caBundle is that CA"
 expect_match "$(bundle validatingwebhookconfiguration)" "^$ca1\$" "the validating configuration's caBundle is that CA"
-expect_match "$(kc get validatingwebhookconfiguration "$ssc" -o jsonpath='{.webhooks[1].name} {.webhooks[1].clientConfig.caBundle}')" "^scale.deployments.kinfer.io $ca1\$" "... the scale webhook's too"
+expect_match "$(kc get validatingwebhookconfiguration "$ssc" -o jsonpath='{.webhooks[1].name} {.webhooks[1].clientConfig.caBundle}')" "^scale.kinfer.io $ca1\$" "... the scale webhook's too"
 if wait_until 30 denied "$refused_dir/mig-on-non-mig-gpu.yaml" 'NVIDIA-L4 does not support MIG'; then
 	pass "the API server trusts the self-signed webhook"
 else

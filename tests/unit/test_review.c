@@ -2,7 +2,8 @@
  * review: AdmissionReview v1 in, the API server's answer out. Requests
  * recorded from kube-apiserver v1.33.13 (tests/data/admission: what it sent
  * to a webhook for kubectl apply and kubectl patch, and for a Deployment's
- * scale by the HPA controller and kubectl scale), decode errors (400/413
+ * scale by the HPA controller and kubectl scale, and for an
+ * InferenceService's by kubectl scale), decode errors (400/413
  * with a reason),
  * denials with every violation, warnings, and the mutating JSONPatch.
  */
@@ -187,10 +188,10 @@ static void other_kinds_and_operations(void **state)
 	review_result_done(&r);
 }
 
-/* An owner lookup that records what it was asked and answers as told. */
+/* The lookups, recording what they were asked and answering as told. */
 struct owner_probe {
 	int answer;
-	unsigned calls;
+	unsigned calls, scaling_calls;
 	char ns[64], name[64];
 };
 
@@ -205,13 +206,24 @@ static int probe_owner(void *ud, const char *ns, const char *name, char *isvc, s
 	return p->answer;
 }
 
+static int probe_scaling(void *ud, const char *ns, const char *name, int32_t *min, int32_t *max)
+{
+	struct owner_probe *p = ud;
+	p->scaling_calls++;
+	snprintf(p->ns, sizeof(p->ns), "%s", ns);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	*min = 1;
+	*max = 4;
+	return p->answer;
+}
+
 static json_object *serve_scale(const char *body, int answer, struct owner_probe *p,
 				struct review_result *r)
 {
-	struct review_owner o = { probe_owner, p };
+	struct review_lookup l = { probe_owner, probe_scaling, p };
 	memset(p, 0, sizeof(*p));
 	p->answer = answer;
-	assert_int_equal(review_serve_owner(body, strlen(body), REVIEW_SCALE, &o, r), 0);
+	assert_int_equal(review_serve_with(body, strlen(body), REVIEW_SCALE, &l, r), 0);
 	assert_int_equal(r->http_code, 200);
 	json_object *j = json_tokener_parse(r->body);
 	assert_non_null(j);
@@ -241,6 +253,7 @@ static void recorded_scale_refused(void **state)
 		assert_non_null(body);
 		json_object *o = serve_scale(body, 1, &p, &r);
 		assert_int_equal(p.calls, 1);
+		assert_int_equal(p.scaling_calls, 0);
 		assert_string_equal(p.ns, "rec");
 		assert_string_equal(p.name, "llm");
 		assert_false(allowed(o));
@@ -277,6 +290,49 @@ static void recorded_scale_refused(void **state)
 	}
 }
 
+/* What kubectl scale inferenceservice (1 -> 3) sent, recorded from
+ * kube-apiserver v1.33.13: refused while spec.scaling is set (spec.replicas
+ * would be ignored), naming the bounds and the ways to get a count;
+ * allowed without spec.scaling, and when the spec cannot be told. */
+static void recorded_isvc_scale(void **state)
+{
+	struct owner_probe p;
+	struct review_result r;
+	size_t len;
+	char *body = test_read_data("admission/review-scale-isvc.json", &len);
+	(void)state;
+	assert_non_null(body);
+	json_object *o = serve_scale(body, 1, &p, &r);
+	assert_int_equal(p.scaling_calls, 1);
+	assert_int_equal(p.calls, 0);
+	assert_string_equal(p.ns, "rec2");
+	assert_string_equal(p.name, "llm");
+	assert_false(allowed(o));
+	assert_string_equal(cache_json_str(o, "response.uid"),
+			    "abe68398-f417-4f55-9b55-4ca930df2cee");
+	assert_int_equal(cache_json_int(o, "response.status.code", 0), 403);
+	const char *msg = cache_json_str(o, "response.status.message");
+	assert_non_null(strstr(msg, "InferenceService rec2/llm scales itself: spec.scaling (1 to 4 "
+				    "replicas) decides its replicas, and spec.replicas, which this "
+				    "scale sets (to 3), is ignored"));
+	assert_non_null(strstr(msg, "kubectl annotate inferenceservice llm -n rec2 "
+				    "kinfer.io/paused-replicas=3"));
+	assert_non_null(strstr(msg, "or remove spec.scaling"));
+	assert_string_equal(r.decision, "denied");
+	json_object_put(o);
+	review_result_done(&r);
+	for (int answer = 0; answer >= -EAGAIN; answer -= EAGAIN) {
+		o = serve_scale(body, answer, &p, &r);
+		assert_int_equal(p.scaling_calls, 1);
+		assert_true(allowed(o));
+		assert_null(cache_json_get(o, "response.status"));
+		assert_non_null(strstr(r.reason, answer == 0 ? "no spec.scaling" : "not checked"));
+		json_object_put(o);
+		review_result_done(&r);
+	}
+	free(body);
+}
+
 /* The recorded HPA review with one field set to a JSON value (NULL:
  * removed), as text. */
 static char *scale_with(const char *path, const char *key, json_object *value)
@@ -307,12 +363,14 @@ static void scale_not_checked(void **state)
 		const char *reason;
 	} cases[] = {
 		{ "request.resource", "resource", json_object_new_string("statefulsets"),
-		  "not a Deployment's scale" },
+		  "not a Deployment's or InferenceService's scale" },
 		{ "request.resource", "group", json_object_new_string("extensions"),
-		  "not a Deployment's scale" },
+		  "not a Deployment's or InferenceService's scale" },
+		{ "request.resource", "group", json_object_new_string("kinfer.io"),
+		  "not a Deployment's or InferenceService's scale" },
 		{ "request", "subResource", json_object_new_string("status"),
-		  "not a Deployment's scale" },
-		{ "request", "subResource", NULL, "not a Deployment's scale" },
+		  "not a Deployment's or InferenceService's scale" },
+		{ "request", "subResource", NULL, "not a Deployment's or InferenceService's scale" },
 		{ "request", "operation", json_object_new_string("CREATE"), "only UPDATE" },
 		{ "request", "namespace", json_object_new_string(""), "no namespace or name" },
 		{ "request.object.spec", "replicas", json_object_new_int(1), "replicas unchanged" },
@@ -332,7 +390,7 @@ static void scale_not_checked(void **state)
 		if (!allowed(o) || !strstr(r.reason, cases[i].reason))
 			fprintf(stderr, "case %zu: %s\n", i, r.reason);
 		assert_true(allowed(o));
-		assert_int_equal(p.calls, 0);
+		assert_int_equal(p.calls + p.scaling_calls, 0);
 		assert_non_null(strstr(r.reason, cases[i].reason));
 		json_object_put(o);
 		review_result_done(&r);
@@ -464,6 +522,7 @@ int tests_review(void)
 		cmocka_unit_test(deep_object_refused),
 		cmocka_unit_test(recorded_scale_refused),
 		cmocka_unit_test(scale_not_checked),
+		cmocka_unit_test(recorded_isvc_scale),
 	};
 	return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }
