@@ -1108,6 +1108,14 @@ static bool hpa_scales_deployment(json_object *ref)
 	return kind && api && strcmp(kind, "Deployment") == 0 && strncmp(api, "apps/", 5) == 0;
 }
 
+/* scaleTargetRef names a kinfer.io InferenceService (any version). */
+static bool hpa_scales_isvc(json_object *ref)
+{
+	const char *kind = cache_json_str(ref, "kind"), *api = cache_json_str(ref, "apiVersion");
+	return kind && api && strcmp(kind, "InferenceService") == 0 &&
+	       strncmp(api, "kinfer.io/", 10) == 0;
+}
+
 static int project_hpa(struct cache_proj *p, json_object *json, struct cache_obj *obj)
 {
 	struct khpa *h = (struct khpa *)obj;
@@ -1121,12 +1129,15 @@ static int project_hpa(struct cache_proj *p, json_object *json, struct cache_obj
 	 * there before the block is sized (its links). */
 	if (hpa_scales_deployment(ref))
 		cache_proj_intern(p, &h->deployment, cache_json_str(ref, "name"));
+	else if (hpa_scales_isvc(ref))
+		cache_proj_intern(p, &h->isvc, cache_json_str(ref, "name"));
 	return 0;
 }
 
 static void release_hpa(struct intern *t, struct cache_obj *obj)
 {
 	intern_put(t, ((struct khpa *)obj)->deployment);
+	intern_put(t, ((struct khpa *)obj)->isvc);
 }
 
 /* The HPA controller writes the status at every sync (15 s): nothing
@@ -1137,6 +1148,7 @@ static bool same_hpa(const struct cache_obj *a, const struct cache_obj *b)
 	const struct khpa *x = (const struct khpa *)a, *y = (const struct khpa *)b;
 	return x->min_replicas == y->min_replicas && x->max_replicas == y->max_replicas &&
 	       x->meta.deleted == y->meta.deleted && text_same(x->deployment, y->deployment) &&
+	       text_same(x->isvc, y->isvc) &&
 	       memcmp(&x->meta.uid, &y->meta.uid, sizeof(x->meta.uid)) == 0;
 }
 
@@ -1145,8 +1157,14 @@ static const char *hpa_deployment(const struct cache_obj *o)
 	return ((const struct khpa *)o)->deployment;
 }
 
+static const char *hpa_isvc(const struct cache_obj *o)
+{
+	return ((const struct khpa *)o)->isvc;
+}
+
 static const struct cache_index_def hpa_indexes[] = {
 	[KHPA_BY_DEPLOYMENT] = { "deployment", hpa_deployment },
+	[KHPA_BY_ISVC] = { "inferenceservice", hpa_isvc },
 };
 
 const struct cache_kind kind_hpas = {
@@ -1157,7 +1175,7 @@ const struct cache_kind kind_hpas = {
 	.release = release_hpa,
 	.same = same_hpa,
 	.indexes = hpa_indexes,
-	.n_indexes = 1,
+	.n_indexes = 2,
 };
 
 /* ---- metadata only ---------------------------------------------------- */

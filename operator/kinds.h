@@ -273,18 +273,20 @@ enum { KPDB_BY_NAMESPACE };
  * HorizontalPodAutoscalers, every one: what each scales. One whose
  * scaleTargetRef is an InferenceService's own Deployment (apps, kind
  * Deployment, the service's name) writes that Deployment's replicas
- * behind kinfer's back (isvc_controller.c leaves them to it and says so);
- * one that scales the InferenceService itself (its scale subresource) is
- * no conflict and is not kept.
+ * behind kinfer's back (isvc_controller.c leaves them to it and says so).
+ * One that scales the InferenceService itself (kinfer.io, its scale
+ * subresource) is the way to do it, unless the InferenceService has
+ * spec.scaling: then the spec.replicas it writes is ignored (said too).
  */
 struct khpa {
 	struct cache_obj meta;
 	const char *deployment; /* the Deployment it scales, or NULL */
+	const char *isvc;       /* the InferenceService it scales, or NULL */
 	int32_t min_replicas, max_replicas;
 };
-/* HorizontalPodAutoscalers: index 0 by the Deployment they scale (its
- * name: a lookup checks the namespace). */
-enum { KHPA_BY_DEPLOYMENT };
+/* HorizontalPodAutoscalers: by the Deployment, and by the InferenceService
+ * they scale (the name: a lookup checks the namespace). */
+enum { KHPA_BY_DEPLOYMENT, KHPA_BY_ISVC };
 
 /* Pods: by node, by service label, and KPOD_BY_COMPONENT: "activator" for
  * the activator's pods (app.kubernetes.io/component=activator), no key for

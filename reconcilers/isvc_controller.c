@@ -655,15 +655,24 @@ static bool coming_up(json_object *status, json_object *old)
  * left in place from before kinfer (a migration from the HPA or KEDA,
  * whose ScaledObject makes one), it wrote the replicas every 15 s and
  * kinfer wrote its own back, each turn a pod killed mid-request or a cold
- * one started for nothing. kinfer leaves the replicas to it and says why
- * (status_autoscaler_message); "" when there is none.
+ * one started for nothing. kinfer leaves the replicas to it (true) and
+ * says why (status_autoscaler_message); "" when there is none.
  */
-static void other_autoscaler(const struct snapshot *s, int32_t wanted, char *buf, size_t len)
+static bool other_autoscaler(const struct snapshot *s, int32_t wanted, char *buf, size_t len)
 {
 	buf[0] = '\0';
-	if (s->hpa[0] && s->have_dep)
+	if (s->hpa[0] && s->have_dep) {
 		status_autoscaler_message(buf, len, s->hpa, s->hpa_min, s->hpa_max, s->name, wanted,
 					  s->scaling);
+		return true;
+	}
+	/* One aimed at the InferenceService while spec.scaling decides: its
+	 * writes change nothing (scale.kinfer.io refuses them), but it was
+	 * meant to do something, so say so. The replicas stay kinfer's. */
+	if (s->hpa_isvc[0] && s->scaling)
+		status_autoscaler_isvc_message(buf, len, s->hpa_isvc, s->hpa_isvc_min,
+					       s->hpa_isvc_max);
+	return false;
 }
 
 static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct snapshot *s,
@@ -681,8 +690,7 @@ static int sync_status(struct reconcile_ctx *ctx, const char *key, const struct 
 	cache_index_foreach(pc, KPOD_BY_SERVICE, s->name, count_pod, &pods);
 	cache_read_unlock();
 	workload_selector(s->name, selector, sizeof(selector));
-	other_autoscaler(s, desired, other, sizeof(other));
-	if (other[0])
+	if (other_autoscaler(s, desired, other, sizeof(other)))
 		desired = s->dep.spec_replicas; /* what the Deployment is asked */
 	struct status_input in = {
 		.generation = s->generation,
@@ -1083,11 +1091,11 @@ static enum reconcile_result reconcile(struct reconcile_ctx *ctx, const char *ke
 	/* Another autoscaler has the replicas: kinfer keeps the Deployment's
 	 * (and puts back in service any pod its own scale-down drained). */
 	char other[1024];
-	other_autoscaler(&s, desired, other, sizeof(other));
+	bool yield = other_autoscaler(&s, desired, other, sizeof(other));
 	if (s.have_dep) {
 		/* Shrinking goes through the drain: the Deployment keeps its
 		 * replicas until the pods leaving have no request in flight. */
-		int32_t want = other[0] ? s.dep.spec_replicas : desired;
+		int32_t want = yield ? s.dep.spec_replicas : desired;
 		bool roll = rolling(&s.dep) ||
 			    (want < s.dep.spec_replicas && template_changing(ctx, &s));
 		struct drain_service ds = { s.ns, s.name, s.uid, s.spec, roll };
@@ -1310,15 +1318,16 @@ static void pod_service(void *data, const struct cache_obj *o, controller_emit_f
 }
 
 /* A HorizontalPodAutoscaler: the InferenceService whose Deployment it
- * scales, before and after a change (map_old). */
+ * scales, or that it scales, before and after a change (map_old). */
 static void hpa_service(void *data, const struct cache_obj *o, controller_emit_fn emit, void *ud)
 {
 	const struct khpa *h = (const struct khpa *)o;
+	const char *target = h->deployment ? h->deployment : h->isvc;
 	char key[512];
 	(void)data;
-	if (!h->deployment || !o->ns)
+	if (!target || !o->ns)
 		return;
-	snprintf(key, sizeof(key), "%s/%s", o->ns, h->deployment);
+	snprintf(key, sizeof(key), "%s/%s", o->ns, target);
 	emit(ud, key);
 }
 

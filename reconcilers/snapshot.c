@@ -101,6 +101,18 @@ static int hpa_found(const struct cache_obj *o, void *ud)
 	return 1;
 }
 
+static int hpa_isvc_found(const struct cache_obj *o, void *ud)
+{
+	struct snapshot *s = ud;
+	const struct khpa *h = (const struct khpa *)o;
+	if (o->deleted || strcmp(o->ns, s->ns) != 0)
+		return 0;
+	text_copy(s->hpa_isvc, sizeof(s->hpa_isvc), cache_obj_name(o));
+	s->hpa_isvc_min = h->min_replicas;
+	s->hpa_isvc_max = h->max_replicas;
+	return 1;
+}
+
 /* Under the read lock: the owned objects' numbers and hashes. */
 static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 {
@@ -130,6 +142,8 @@ static void copy_owned(struct manager *m, const char *key, struct snapshot *s)
 	struct cache *hc = manager_cache(m, &kind_hpas);
 	if (s->have_dep && hc)
 		cache_index_foreach(hc, KHPA_BY_DEPLOYMENT, s->name, hpa_found, s);
+	if (s->scaling && hc)
+		cache_index_foreach(hc, KHPA_BY_ISVC, s->name, hpa_isvc_found, s);
 	if (sv && sv->meta.controller_uid && strcmp(sv->meta.controller_uid, s->uid) == 0) {
 		s->have_svc = true;
 		text_copy(s->svc_hash, sizeof(s->svc_hash), sv->applied_hash);

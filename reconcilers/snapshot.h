@@ -49,6 +49,10 @@ struct snapshot {
 	 * bounds. It writes the Deployment's replicas too. */
 	char hpa[256];
 	int32_t hpa_min, hpa_max;
+	/* One that scales this InferenceService while its spec.scaling is set
+	 * (the spec.replicas it writes is ignored): the same, "" when none. */
+	char hpa_isvc[256];
+	int32_t hpa_isvc_min, hpa_isvc_max;
 	struct kdeployment dep; /* its header cleared, the strings below */
 	char dep_hash[17], svc_hash[17], svc_rv[32];
 	char dep_failure[512], dep_reason[64];

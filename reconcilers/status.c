@@ -468,6 +468,17 @@ bool status_flipped(json_object *st, json_object *old)
 	return false;
 }
 
+void status_autoscaler_isvc_message(char *buf, size_t len, const char *name, int32_t min, int32_t max)
+{
+	if (len)
+		snprintf(buf, len,
+			 "HorizontalPodAutoscaler %.100s (%d to %d replicas) scales this "
+			 "InferenceService, but spec.scaling decides its replicas: the spec.replicas "
+			 "it writes is ignored. Delete it, or remove spec.scaling to let it scale "
+			 "the service",
+			 name, min, max);
+}
+
 void status_autoscaler_message(char *buf, size_t len, const char *name, int32_t min, int32_t max,
 			       const char *deployment, int32_t wanted, bool scaling)
 {

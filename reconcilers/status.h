@@ -116,3 +116,10 @@ const char *status_condition(json_object *status, const char *type, const char *
  */
 void status_autoscaler_message(char *buf, size_t len, const char *name, int32_t min, int32_t max,
 			       const char *deployment, int32_t wanted, bool scaling);
+/*
+ * The same for the HorizontalPodAutoscaler NAME (MIN to MAX) that scales
+ * the InferenceService itself while its spec.scaling is set: the
+ * spec.replicas it writes is ignored; delete it or remove spec.scaling.
+ */
+void status_autoscaler_isvc_message(char *buf, size_t len, const char *name, int32_t min,
+				    int32_t max);

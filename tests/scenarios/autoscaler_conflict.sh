@@ -12,7 +12,8 @@
 # and a Warning Event too. Pointed elsewhere (the old target is looked at
 # again), kinfer takes its 2 back. And the way out: an HPA that scales the
 # InferenceService (its scale subresource) is no conflict, and its
-# scale-down goes through kinfer's drain.
+# scale-down goes through kinfer's drain, until spec.scaling is turned on
+# (then it is one, and said so).
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin hpaconflict
@@ -114,6 +115,22 @@ hpa llm-isvc InferenceService kinfer.io/v1alpha1 llm 1 1
 if wait_until 30 spec_is 1 && wait_until 60 replicas_are 1; then pass "its scale-down to 1: the Deployment at 1"; else fail "spec $(j kis/llm '{.spec.replicas}') deploy $(j deploy/llm '{.spec.replicas}')"; fi
 reasons=$(kc -n "$ns" get events --field-selector involvedObject.name=llm -o jsonpath='{.items[*].reason}')
 if grep -qw Draining <<<"$reasons" && grep -qw Drained <<<"$reasons"; then pass "drained first (Events Draining, Drained)"; else fail "events: $reasons"; fi
+
+# spec.scaling turned on while that HPA is still there: the autoscaler
+# decides now, and the spec.replicas the HPA writes is ignored (the
+# webhook scale.kinfer.io would refuse its writes; this cluster runs none,
+# as one where it is down). Before, nothing said so. Now Degraded names
+# it, the replicas are spec.scaling's; deleted, all is as expected.
+kc -n "$ns" patch kis/llm --type=merge -p '{"spec":{"scaling":{"minReplicas":2,"maxReplicas":2,"metrics":[{"type":"QueueDepth","target":4}]}}}' >/dev/null
+isvc_conflict() { reason_is ConflictingAutoscaler && [[ "$(cond llm Degraded message)" == *"scales this InferenceService, but spec.scaling"* ]]; }
+if wait_until 30 isvc_conflict; then pass "spec.scaling on with an HPA on the InferenceService: Degraded ConflictingAutoscaler"; else fail "Degraded: $(cond llm Degraded reason): $(cond llm Degraded message)"; fi
+expect_match "$(cond llm Degraded message)" '^HorizontalPodAutoscaler llm-isvc \(1 to 1 replicas\) scales this InferenceService, but spec.scaling decides its replicas: the spec.replicas it writes is ignored. Delete it, or remove spec.scaling' \
+	"the message names the HPA and the way out"
+if wait_until 60 replicas_are 2; then pass "the replicas are spec.scaling's 2, not the HPA's 1"; else fail "replicas $(j deploy/llm '{.spec.replicas}')"; fi
+msgs=$(kc -n "$ns" get events --field-selector involvedObject.name=llm,reason=ConflictingAutoscaler -o jsonpath='{range .items[*]}{.message}{"\n"}{end}')
+expect_match "$msgs" 'HorizontalPodAutoscaler llm-isvc \(1 to 1 replicas\) scales this InferenceService' "a Warning Event says it too"
+kc -n "$ns" delete hpa llm-isvc >/dev/null
+if wait_until 20 reason_is AsExpected; then pass "the HPA deleted: Degraded AsExpected"; else fail "Degraded: $(cond llm Degraded reason)"; fi
 
 check_operator_logs "$tmp/op.log"
 summary

@@ -4,9 +4,10 @@
  * (tests/data/hpa-list.json, `kubectl get hpa -o json`): "llm-7b" scales
  * the Deployment llm-7b (2 to 6), "keda-hpa-chat" the Deployment chat (as
  * KEDA's ScaledObject makes it: no minReplicas, defaulted to 1 by the
- * server), "embed" an InferenceService (its scale subresource: no
- * conflict) and "db" a StatefulSet. The index by Deployment is how a
- * reconcile finds the one fighting it; a status written by the HPA
+ * server), "embed" the InferenceService embed (its scale subresource: no
+ * conflict, unless embed has spec.scaling) and "db" a StatefulSet. The
+ * indexes by Deployment and by InferenceService are how a reconcile finds
+ * the one fighting it; a status written by the HPA
  * controller at every sync is no change; odd objects are kept, never a
  * crash.
  */
@@ -45,7 +46,7 @@ static int teardown(void **state)
 /* What an autoscaler is to a reconcile, copied out of the read-side
  * section (a failed assertion inside one would hang the teardown). */
 struct seen {
-	char deployment[64]; /* "" = none */
+	char deployment[64], isvc[64]; /* "" = none */
 	int32_t min, max;
 };
 
@@ -59,6 +60,7 @@ static struct seen seen(struct fixture *f, const char *name)
 	if (h) {
 		snprintf(r.deployment, sizeof(r.deployment), "%s",
 			 h->deployment ? h->deployment : "");
+		snprintf(r.isvc, sizeof(r.isvc), "%s", h->isvc ? h->isvc : "");
 		r.min = h->min_replicas;
 		r.max = h->max_replicas;
 	} else {
@@ -74,14 +76,17 @@ static void projection(void **state)
 	struct seen llm = seen(f, "llm-7b"), keda = seen(f, "keda-hpa-chat"),
 		    embed = seen(f, "embed"), db = seen(f, "db");
 	assert_string_equal(llm.deployment, "llm-7b");
+	assert_string_equal(llm.isvc, "");
 	assert_int_equal(llm.min, 2);
 	assert_int_equal(llm.max, 6);
 	assert_string_equal(keda.deployment, "chat");
 	assert_int_equal(keda.min, 1);
 	assert_int_equal(keda.max, 4);
 	assert_string_equal(embed.deployment, ""); /* an InferenceService: kinfer drains */
+	assert_string_equal(embed.isvc, "embed");
 	assert_int_equal(embed.max, 3);
 	assert_string_equal(db.deployment, "");
+	assert_string_equal(db.isvc, "");
 }
 
 struct found {
@@ -98,13 +103,18 @@ static int collect(const struct cache_obj *o, void *ud)
 	return 0;
 }
 
-static struct found scaling(struct fixture *f, const char *ns, const char *deployment)
+static struct found scaling_in(struct fixture *f, size_t index, const char *ns, const char *name)
 {
 	struct found r = { .ns = ns };
 	cache_read_lock();
-	cache_index_foreach(f->c, KHPA_BY_DEPLOYMENT, deployment, collect, &r);
+	cache_index_foreach(f->c, index, name, collect, &r);
 	cache_read_unlock();
 	return r;
+}
+
+static struct found scaling(struct fixture *f, const char *ns, const char *deployment)
+{
+	return scaling_in(f, KHPA_BY_DEPLOYMENT, ns, deployment);
 }
 
 /* The index answers "which autoscaler scales Deployment NAME". */
@@ -120,6 +130,12 @@ static void by_deployment(void **state)
 	assert_int_equal(scaling(f, "rec", "embed").n, 0);
 	assert_int_equal(scaling(f, "rec", "db").n, 0);
 	assert_int_equal(scaling(f, "other", "chat").n, 0); /* another namespace's */
+	/* ... and "which scales InferenceService NAME". */
+	r = scaling_in(f, KHPA_BY_ISVC, "rec", "embed");
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.names[0], "embed");
+	assert_int_equal(scaling_in(f, KHPA_BY_ISVC, "rec", "chat").n, 0);
+	assert_int_equal(scaling_in(f, KHPA_BY_ISVC, "other", "embed").n, 0);
 }
 
 static json_object *copy(struct fixture *f, const char *name)
@@ -164,6 +180,11 @@ static void status_is_no_change(void **state)
 			       json_object_new_string("llm-13b"));
 	assert_false(same_as(f, "llm-7b", o));
 	json_object_put(o);
+	o = copy(f, "embed");
+	json_object_object_add(cache_json_get(o, "spec.scaleTargetRef"), "name",
+			       json_object_new_string("other"));
+	assert_false(same_as(f, "embed", o));
+	json_object_put(o);
 }
 
 /* Objects no API server writes, as a client or a future version might:
@@ -183,6 +204,16 @@ static void odd_objects(void **state)
 		{ "\"llm-7b\"", NULL },
 		{ "{\"name\": \"llm-7b\", \"kind\": \"Deployment\", \"apiVersion\": \"apps/v2\"}",
 		  "llm-7b" },
+		{ "{\"name\": \"llm-7b\", \"kind\": \"InferenceService\", "
+		  "\"apiVersion\": \"serving.kserve.io/v1beta1\"}",
+		  NULL },
+		{ "{\"name\": \"llm-7b\", \"kind\": \"InferenceService\", \"apiVersion\": \"kinfer.io\"}",
+		  NULL },
+		{ "{\"name\": 7, \"kind\": \"InferenceService\", \"apiVersion\": \"kinfer.io/v1\"}",
+		  NULL },
+		{ "{\"name\": \"llm-7b\", \"kind\": \"InferenceService\", "
+		  "\"apiVersion\": \"kinfer.io/v1beta1\"}",
+		  "isvc:llm-7b" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_object *o = copy(f, "llm-7b"), *ref = json_tokener_parse(cases[i][0]);
@@ -194,10 +225,16 @@ static void odd_objects(void **state)
 		json_object_object_del(cache_json_get(o, "spec"), "maxReplicas");
 		assert_int_equal(cache_project(f->c, o, &obj), 0);
 		const struct khpa *h = (const struct khpa *)obj;
-		if (cases[i][1])
-			assert_string_equal(h->deployment, cases[i][1]);
-		else
+		if (cases[i][1] && strncmp(cases[i][1], "isvc:", 5) == 0) {
 			assert_null(h->deployment);
+			assert_string_equal(h->isvc, cases[i][1] + 5);
+		} else if (cases[i][1]) {
+			assert_string_equal(h->deployment, cases[i][1]);
+			assert_null(h->isvc);
+		} else {
+			assert_null(h->deployment);
+			assert_null(h->isvc);
+		}
 		assert_int_equal(h->min_replicas, i % 2 ? 0 : INT32_MAX);
 		assert_int_equal(h->max_replicas, 0);
 		cache_discard(f->c, obj);

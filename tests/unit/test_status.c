@@ -532,6 +532,17 @@ static void autoscaler_message(void **state)
 	assert_string_equal(buf, "Horizon");
 	status_autoscaler_message(buf, 0, "llm", 1, 1, "llm", 1, false); /* nothing written */
 	assert_string_equal(buf, "Horizon");
+	/* One aimed at the InferenceService while spec.scaling decides. */
+	status_autoscaler_isvc_message(buf, sizeof(buf), "keda-hpa-llm", 3, 3);
+	assert_string_equal(buf, "HorizontalPodAutoscaler keda-hpa-llm (3 to 3 replicas) scales "
+				 "this InferenceService, but spec.scaling decides its replicas: "
+				 "the spec.replicas it writes is ignored. Delete it, or remove "
+				 "spec.scaling to let it scale the service");
+	status_autoscaler_isvc_message(buf, sizeof(buf), name, 0, INT32_MAX);
+	assert_true(strlen(buf) < sizeof(buf) - 1);
+	assert_non_null(strstr(buf, "to let it scale the service"));
+	status_autoscaler_isvc_message(buf, 8, "llm", 1, 1);
+	assert_string_equal(buf, "Horizon");
 }
 
 int tests_status(void)
