@@ -488,14 +488,16 @@ void status_autoscaler_message(char *buf, size_t len, const char *name, int32_t 
 		snprintf(buf, len,
 			 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
 			 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
-			 "%d), and its scale-downs remove pods undrained. Delete it: spec.scaling "
-			 "scales this service",
+			 "%d), and its scale-downs remove pods undrained where the webhook "
+			 "scale.kinfer.io does not refuse them. Delete it: spec.scaling scales this "
+			 "service",
 			 name, min, max, deployment, wanted);
 	else
 		snprintf(buf, len,
 			 "HorizontalPodAutoscaler %.100s (%d to %d replicas) also scales Deployment "
 			 "%.100s: kinfer leaves the replicas to it (this InferenceService asks for "
-			 "%d), and its scale-downs remove pods undrained. Delete it, or make it scale "
+			 "%d), and its scale-downs remove pods undrained where the webhook "
+			 "scale.kinfer.io does not refuse them. Delete it, or make it scale "
 			 "InferenceService %.100s instead (its scale subresource: kinfer drains each "
 			 "scale-down)",
 			 name, min, max, deployment, wanted, deployment);

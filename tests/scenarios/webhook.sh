@@ -351,7 +351,14 @@ for i in $(seq 1 12); do
 	sleep 1
 done
 expect_match "$moved" '^0$' "the Deployment stays at 1 with the same pod for 12 s of HPA syncs ($moved of 12 polls otherwise)"
+# The InferenceService says what is going on, and that its replicas wait
+# for the HPA to go (kinfer does not take turns with an autoscaler).
+expect_match "$(cond scaled Degraded reason): $(cond scaled Degraded message)" \
+	'^ConflictingAutoscaler: HorizontalPodAutoscaler scaled \(3 to 3 replicas\) also scales Deployment scaled: kinfer leaves the replicas to it .* where the webhook scale.kinfer.io does not refuse them. Delete it' \
+	"the InferenceService: Degraded ConflictingAutoscaler, delete the HPA"
 kc -n "$ns" delete hpa scaled >/dev/null
+ok_again() { [ "$(cond scaled Degraded reason)" = AsExpected ]; }
+if wait_until 20 ok_again; then pass "the HPA deleted: Degraded AsExpected"; else fail "Degraded: $(cond scaled Degraded reason)"; fi
 # An InferenceService that scales itself (spec.scaling, tgi-scaling: 1 to
 # 4): a scale of it sets spec.replicas, which kinfer ignores while
 # spec.scaling is there, so it did nothing and said nothing. Refused,

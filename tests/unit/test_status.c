@@ -516,11 +516,13 @@ static void autoscaler_message(void **state)
 			    "HorizontalPodAutoscaler keda-hpa-llm (1 to 4 replicas) also scales "
 			    "Deployment llm: kinfer leaves the replicas to it (this "
 			    "InferenceService asks for 2), and its scale-downs remove pods "
-			    "undrained. Delete it, or make it scale InferenceService llm instead "
-			    "(its scale subresource: kinfer drains each scale-down)");
+			    "undrained where the webhook scale.kinfer.io does not refuse them. "
+			    "Delete it, or make it scale InferenceService llm instead (its scale "
+			    "subresource: kinfer drains each scale-down)");
 	status_autoscaler_message(buf, sizeof(buf), "llm", 2, 2, "llm", 5, true);
 	assert_non_null(strstr(buf, "(this InferenceService asks for 5)"));
-	assert_non_null(strstr(buf, ". Delete it: spec.scaling scales this service"));
+	assert_non_null(
+		strstr(buf, "does not refuse them. Delete it: spec.scaling scales this service"));
 	assert_null(strstr(buf, "scale subresource"));
 	memset(name, 'a', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
