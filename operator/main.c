@@ -357,41 +357,51 @@ static int connect_cluster(const struct config *cfg, struct metrics *metrics, co
 
 /*
  * The webhook's threads ask the manager's caches who owns a Deployment,
- * and whether an InferenceService scales itself (POST /validate-scale). The manager is published here once it runs and
- * taken back, with a grace period waited, before it is freed; the webhook
- * serves on for --webhook-shutdown-delay, and a scale it is asked about
- * meanwhile is allowed (not known).
+ * and whether an InferenceService scales itself (POST /validate-scale).
+ * The manager is published here once it runs and taken back, with a grace
+ * period waited, before it is freed; the webhook serves on for
+ * --webhook-shutdown-delay, and a scale it is asked about meanwhile is
+ * allowed (not known).
  */
 static _Atomic(struct manager *) served_manager;
 
-static int deployment_owner(void *ud, const char *ns, const char *name, char *isvc, size_t len)
+/* The manager, inside a read-side section the caller ends with
+ * cache_read_unlock; NULL (and no section) while none is served. */
+static struct manager *served_read_lock(void)
 {
 	struct manager *m;
-	int r = -EAGAIN;
 
-	(void)ud;
 	if (cache_register_reader() < 0)
-		return -EAGAIN;
+		return NULL;
 	cache_read_lock();
 	m = atomic_load_explicit(&served_manager, memory_order_acquire);
-	if (m)
-		r = snapshot_deployment_owner(m, ns, name, isvc, len);
+	if (!m)
+		cache_read_unlock();
+	return m;
+}
+
+static int deployment_owner(void *ud, const char *ns, const char *name, char *isvc, size_t len)
+{
+	struct manager *m = served_read_lock();
+	int r;
+
+	(void)ud;
+	if (!m)
+		return -EAGAIN;
+	r = snapshot_deployment_owner(m, ns, name, isvc, len);
 	cache_read_unlock();
 	return r;
 }
 
 static int isvc_scaling(void *ud, const char *ns, const char *name, int32_t *min, int32_t *max)
 {
-	struct manager *m;
-	int r = -EAGAIN;
+	struct manager *m = served_read_lock();
+	int r;
 
 	(void)ud;
-	if (cache_register_reader() < 0)
+	if (!m)
 		return -EAGAIN;
-	cache_read_lock();
-	m = atomic_load_explicit(&served_manager, memory_order_acquire);
-	if (m)
-		r = snapshot_isvc_scaling(m, ns, name, min, max);
+	r = snapshot_isvc_scaling(m, ns, name, min, max);
 	cache_read_unlock();
 	return r;
 }
