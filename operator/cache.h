@@ -186,6 +186,12 @@ struct cache_kind {
 	/* The projection reads metadata.managedFields, which the informer
 	 * otherwise cuts before parsing (2-4 KB of small objects a Pod). */
 	bool keep_managed_fields;
+	/* Not needed to reconcile: when the API server forbids listing the
+	 * kind (403: an upgrade whose ClusterRole lacks the new rule), the
+	 * cache counts as synced, empty, and kinfer goes on without what this
+	 * names (the list is tried again every minute). NULL: every cache must
+	 * sync before anything is reconciled. */
+	const char *optional_feature;
 };
 
 #define CACHE_MAX_INDEXES 4

@@ -74,6 +74,7 @@ struct informer {
 
 	enum inf_state state;
 	bool need_list;
+	bool forbidden; /* an optional kind's LIST answered 403 (said once) */
 	bool has_token; /* a rate-limit token is already reserved */
 	uint64_t next_at;
 	uint64_t next_resync;
@@ -841,6 +842,35 @@ static void restart_list(struct informer *inf, uint64_t delay)
 	inf->next_at = ktime_mono_ns() + delay;
 }
 
+#define FORBIDDEN_RETRY_NS (60 * KTIME_NSEC_PER_SEC)
+
+/*
+ * An optional kind the API server will not list (403): an operator
+ * upgraded without its ClusterRole's new rule must not stop reconciling
+ * everything for a cache it can do without. The cache counts as synced
+ * (empty, or as last listed), the loss is said once, and the list is
+ * tried again every minute.
+ */
+static void forbidden(struct informer *inf)
+{
+	char want[160];
+
+	snprintf(want, sizeof(want),
+		 "list and watch on %s in the ClusterRole "
+		 "(manifests/10-rbac.yaml)",
+		 inf->o.kind->res->plural);
+	if (!inf->forbidden)
+		log_error("forbidden to list: going on without it", "kind=%s feature=%s want=%s",
+			  inf->o.kind->name, inf->o.kind->optional_feature, want);
+	inf->forbidden = true;
+	if (!cache_synced(inf->cache)) {
+		cache_set_synced(inf->cache, true);
+		log_info("cache synced", "kind=%s objects=%zu rv=%s", inf->o.kind->name,
+			 cache_count(inf->cache), "none (forbidden)");
+	}
+	restart_list(inf, FORBIDDEN_RETRY_NS);
+}
+
 /*
  * One LIST page: its items are found with the scanner and decoded one at a
  * time, so an item that cannot be read is skipped and costs neither the
@@ -931,6 +961,10 @@ static void list_done(struct informer *inf, CURLcode cc)
 			return;
 		}
 		bump(inf, &inf->stats.errors);
+		if (cc == CURLE_OK && inf->code == 403 && inf->o.kind->optional_feature) {
+			forbidden(inf);
+			return;
+		}
 		log_warn("LIST failed", "kind=%s code=%ld error=%s", inf->o.kind->name, inf->code,
 			 cc != CURLE_OK ? curl_easy_strerror(cc) : "http status");
 		restart_list(inf, retry_delay(inf));
@@ -952,6 +986,10 @@ static void list_done(struct informer *inf, CURLcode cc)
 		return;
 	}
 	bump(inf, &inf->stats.lists);
+	if (inf->forbidden)
+		log_info("allowed to list again", "kind=%s feature=%s", inf->o.kind->name,
+			 inf->o.kind->optional_feature);
+	inf->forbidden = false;
 	inf->unpaged = false;
 	inf->need_list = false;
 	inf->next_at = now; /* watch from the list's resourceVersion */

@@ -1176,6 +1176,7 @@ const struct cache_kind kind_hpas = {
 	.same = same_hpa,
 	.indexes = hpa_indexes,
 	.n_indexes = 2,
+	.optional_feature = "the ConflictingAutoscaler check",
 };
 
 /* ---- metadata only ---------------------------------------------------- */
