@@ -175,19 +175,13 @@ static int answer_mutate(struct review_result *r, const char *uid, json_object *
 /* request.object.spec.replicas, or -1 when it is not a 32-bit count. */
 static int64_t scale_replicas(json_object *req, const char *which)
 {
-	json_object *o = cache_json_get(cache_json_get(cache_json_get(req, which), "spec"),
-					"replicas");
+	json_object *o = cache_json_get(cache_json_get(req, which), "spec.replicas");
 	int64_t v;
 
 	if (!o || !json_object_is_type(o, json_type_int))
 		return -1;
 	v = json_object_get_int64(o);
 	return v >= 0 && v <= INT32_MAX ? v : -1;
-}
-
-static bool str_is(const char *s, const char *want)
-{
-	return s && strcmp(s, want) == 0;
 }
 
 static int deny_scale(struct review_result *r, const char *uid, const char *msg)
@@ -255,16 +249,16 @@ static int answer_scale(struct review_result *r, const char *uid, json_object *r
 	const char *ns = cache_json_str(req, "namespace"), *name = cache_json_str(req, "name");
 	const char *group = cache_json_str(req, "resource.group");
 	const char *res = cache_json_str(req, "resource.resource");
-	bool dep = str_is(group, "apps") && str_is(res, "deployments");
-	bool isvc = str_is(group, "kinfer.io") && str_is(res, "inferenceservices");
+	bool dep = text_same(group, "apps") && text_same(res, "deployments");
+	bool isvc = text_same(group, "kinfer.io") && text_same(res, "inferenceservices");
 	int64_t want, had;
 
 	/* Anything else a misconfigured rule sends is let through: this
 	 * webhook must never stand in another workload's way. */
-	if ((!dep && !isvc) || !str_is(cache_json_str(req, "subResource"), "scale"))
+	if ((!dep && !isvc) || !text_same(cache_json_str(req, "subResource"), "scale"))
 		return answer_other(r, uid, true,
 				    "not a Deployment's or InferenceService's scale: not checked");
-	if (!str_is(op, "UPDATE"))
+	if (!text_same(op, "UPDATE"))
 		return answer_other(r, uid, true, "only UPDATE is checked");
 	if (!ns || !*ns || !name || !*name)
 		return answer_other(r, uid, true, "no namespace or name: not checked");
