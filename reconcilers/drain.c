@@ -312,7 +312,18 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 		goto out;
 	}
 	if (in->rolling || two_templates(c, n)) {
-		/* pod-deletion-cost ranks pods inside one ReplicaSet only. */
+		/* pod-deletion-cost ranks pods inside one ReplicaSet only. A
+		 * drain begun before the rollout ends here: its pods serve
+		 * again until the scale-down can go on (kept out of service,
+		 * they stayed so for the whole rollout, and for ever where it
+		 * cannot finish). Not the ones the Deployment already shrank
+		 * for (kinfer's pod-deletion-cost on them): those go next. A
+		 * pod never warm is not put in service by this (its warm-up
+		 * does that). */
+		for (size_t i = 0; i < n; i++)
+			if ((c[i].draining || (c[i].draining_since > 0 && c[i].warm)) &&
+			    !c[i].our_cost)
+				c[i].action = DRAIN_UNDRAIN;
 		d.replicas = in->current;
 		d.deferred = true;
 		d.requeue_ns = DRAIN_DEFERRED_POLL_NS;
@@ -399,10 +410,13 @@ static void event(struct reconcile_ctx *ctx, const struct drain_service *svc, co
  * make the ReplicaSet remove it first at the next scale-down, drained or
  * not). */
 static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc,
-		   const struct drain_candidate *c)
+		   const struct drain_candidate *c, bool deferred)
 {
 	int r = podstate_set_gate(ctx->client, svc->ns, c->name, true, "DrainCancelled",
-				  "back in service: the scale-down was cancelled", NULL);
+				  deferred ? "back in service: the scale-down waits for the rollout "
+					     "to finish" :
+					     "back in service: the scale-down was cancelled",
+				  NULL);
 	if (r == 0)
 		r = podstate_annotate(ctx->client, svc->ns, c->name, KINFER_DRAINING_SINCE, NULL,
 				      NULL);
@@ -410,7 +424,8 @@ static int undrain(struct reconcile_ctx *ctx, const struct drain_service *svc,
 		r = podstate_annotate(ctx->client, svc->ns, c->name, DRAIN_POD_DELETION_COST, NULL,
 				      NULL);
 	if (r == 0)
-		log_info("drain cancelled", "pod=%s/%s", svc->ns, c->name);
+		log_info("drain cancelled", "pod=%s/%s rollout=%s", svc->ns, c->name,
+			 deferred ? "true" : "false");
 	return r;
 }
 
@@ -474,7 +489,7 @@ static int carry_out(struct reconcile_ctx *ctx, const struct drain_service *svc,
 	for (size_t i = 0; i < n && r == 0; i++) {
 		switch (c[i].action) {
 		case DRAIN_UNDRAIN:
-			r = undrain(ctx, svc, &c[i]);
+			r = undrain(ctx, svc, &c[i], d->deferred);
 			break;
 		case DRAIN_START:
 			r = start(ctx, svc, &c[i], in->current, in->desired, in->now);

@@ -23,7 +23,12 @@
  * runs (more than one ReplicaSet has pods), the Deployment controller
  * would take a scale-down from the old ReplicaSet whatever kinfer chose.
  * So a scale-down waits until the rollout has finished (deferred; the
- * status says so) and is then drained as above.
+ * status says so) and is then drained as above. A drain already under way
+ * when the rollout starts is called off: its pods serve again (DrainCancelled,
+ * "the scale-down waits for the rollout to finish") rather than stay out
+ * of service for the whole rollout, or for ever where it cannot finish;
+ * only a pod the Deployment already shrank for (kinfer's
+ * pod-deletion-cost on it) is left to go.
  *
  * Leaving the endpoints stops new connections only: kube-proxy sends a
  * connection opened before to the same pod for as long as it lives, so a

@@ -11,7 +11,9 @@
 # warm before the next old pod goes; one replica Ready at every moment; the
 # Deployment back to maxSurge 1 once done. A revision that no node could
 # ever take (a GPU product the cluster has not) is not helped that way: the
-# old pods stay, all of them.
+# old pods stay, all of them. A scale-down's drain under way when such a
+# revision comes is called off: its victim serves again while the
+# scale-down waits for a rollout that cannot finish.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin rfull
@@ -20,7 +22,7 @@ gpu_node "$id" 2
 expect_code 0 $? "a node with 2 GPUs of this scenario's own"
 install_crd
 kc create ns "$ns" >/dev/null
-start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms
+start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms --token-ms 100ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 # spec REVISION [PRODUCT]: 2 replicas of 1 GPU on the node.
 spec() { gpu_spec "$id" "$1" 1 2 "${2:-}"; }
@@ -117,4 +119,39 @@ for _ in $(seq 1 20); do
 	sleep 1
 done
 expect_match "$drained" '^0$' "both serving pods stay Ready meanwhile (seconds with fewer: $drained of 20)"
+
+# A drain under way when a rollout starts: a scale-down 2 -> 1 whose victim
+# still has a request in flight (a stream of 30 s), then a new revision. The
+# scale-down waits for the rollout, so the victim goes back in service
+# (DrainCancelled). The code before this kept it out of service until the
+# rollout was over: here for ever, as the new revision fits nowhere.
+spec r2 | apply_isvc svc
+wait_until 60 settled; expect_code 0 $? "back on r2 with 2 replicas, the rollout complete"
+reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
+live() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 { print $1 }'; }
+before=$(live)
+for p in $before; do
+	curl -s -o /dev/null --max-time 40 -X POST -d '{"stream":true,"max_tokens":300}' "http://$(j "pod/$p" '{.status.podIP}'):8000/v1/completions" &
+	track_pid $!
+done
+sleep 1
+gpu_spec "$id" r2 1 1 | apply_isvc svc
+victim=
+draining() { for p in $before; do [ "$(reason_of "$p")" = Draining ] && victim=$p; done; [ -n "$victim" ]; }
+wait_until 10 draining; expect_code 0 $? "2 -> 1: pod $victim draining, a request in flight"
+gpu_spec "$id" r3 1 1 NVIDIA-H100-NOT-HERE | apply_isvc svc
+wait_until 30 deferred; expect_code 0 $? "a new revision mid-drain: the scale-down waits for the rollout"
+back() { [ "$(reason_of "$victim")" = DrainCancelled ] && [ "$(ready_count svc)" = 2 ]; }
+wait_until 10 back; expect_code 0 $? "the drain is called off: $victim back in service (DrainCancelled), 2 Ready"
+expect_match "$(j "pod/$victim" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].message}')" 'waits for the rollout' "its condition says why"
+expect_match "$(j "pod/$victim" '{.metadata.annotations.kinfer\.io/draining-since}')" '^$' "its drain annotation is gone"
+short=0
+for _ in $(seq 1 15); do
+	[ "$(ready_count svc)" = 2 ] || short=$((short + 1))
+	sleep 1
+done
+expect_match "$short" '^0$' "both pods serve while the rollout cannot go on (seconds with fewer: $short of 15)"
+kept=0
+for p in $before; do live | grep -qx "$p" && kept=$((kept + 1)); done
+expect_match "$kept" '^2$' "the 2 pods of before the drain are still there, none removed ($(live | tr '\n' ' '))"
 summary

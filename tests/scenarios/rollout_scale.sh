@@ -9,7 +9,9 @@
 # rollout (the old code took the warming new pod as its "victim" and the
 # Deployment controller removed a Ready old pod, never replaced), the
 # scale-down's pod had left Ready (reason Draining) first, and no request
-# failed.
+# failed. Then the other order: a drain under way when the revision
+# changes is called off (its victim back in service) and done again once
+# the rollout is over, no request failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 begin rolloutscale
@@ -32,7 +34,7 @@ warm4() { [ "$(j kis/svc '{.status.warmReplicas}')" = 4 ]; }
 if wait_until 90 warm4; then pass "4 warm pods on revision v1"; else fail "not warm: $(j kis/svc '{.status}')"; fi
 
 # Every pod event from here on, to see each pod as its deletion starts.
-kc -n "$ns" get pods -l kinfer.io/service=svc --watch --output-watch-events -o json >"$tmp/watch.json" 2>/dev/null &
+kc_bg -n "$ns" get pods -l kinfer.io/service=svc --watch --output-watch-events -o json >"$tmp/watch.json" 2>/dev/null &
 watch_pid=$!; track_pid "$watch_pid"
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 20 --duration 50s --endpoint-lag 2s \
@@ -94,4 +96,33 @@ else
 	fail "$undrained pods removed while Ready but only $new new pods: a serving pod was removed undrained"
 fi
 expect_match "$drained" '^[1-9]' "the scale-down's pod left Ready (Draining) before its deletion"
+
+# The other order: a drain under way (3 -> 2, the victim still sent
+# requests through the 2 s endpoint lag) when the revision changes. The
+# scale-down now waits for the rollout, so the victim goes back in service
+# (DrainCancelled) instead of staying out of it while the rollout runs; the
+# rollout done, one pod of the new revision is drained.
+reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
+before=$(live_pods)
+"$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
+	--selector kinfer.io/service=svc --rps 20 --duration 45s --endpoint-lag 2s \
+	--out "$tmp/requests2.jsonl" >"$tmp/lg2.out" 2>"$tmp/lg2.err" &
+lg_pid=$!; track_pid "$lg_pid"
+sleep 2
+kc -n "$ns" scale kis/svc --replicas=2 >/dev/null
+victim=
+draining() { for p in $before; do [ "$(reason_of "$p")" = Draining ] && victim=$p; done; [ -n "$victim" ]; }
+wait_until 10 draining; expect_code 0 $? "3 -> 2: $victim draining"
+kc -n "$ns" patch kis svc --type=merge -p '{"spec":{"model":{"revision":"v3"}}}' >/dev/null
+back() { [ "$(reason_of "$victim")" = DrainCancelled ]; }
+wait_until 10 back; expect_code 0 $? "a new revision mid-drain: $victim back in service (DrainCancelled) while the scale-down waits"
+done2() { [ "$(j kis/svc '{.status.observedGeneration}')" = "$(j kis/svc '{.metadata.generation}')" ] &&
+	[ "$(j deploy/svc '{.spec.template.metadata.annotations.kinfer\.io/model-revision}')" = v3 ] &&
+	[ "$(j deploy/svc '{.spec.replicas}')" = 2 ] && [ "$(j deploy/svc '{.status.updatedReplicas}')" = 2 ] &&
+	[ "$(j deploy/svc '{.status.replicas}')" = 2 ] && [ "$(live_pods | wc -l)" = 2 ]; }
+if wait_until 80 done2; then pass "rolled out to v3, then drained to 2"; else fail "end state: $(j deploy/svc '{.spec.replicas} {.status}')"; fi
+wait "$lg_pid"; untrack_pid "$lg_pid"
+echo "drain, then rollout, at 20 rps: $(field "$tmp/lg2.out" sent) sent, $(field "$tmp/lg2.out" failed) failed, p99 $(field "$tmp/lg2.out" p99_ms) ms"
+expect_match "$(field "$tmp/lg2.out" failed)/$(field "$tmp/lg2.out" no_endpoint)" '^0/0$' "zero failed requests" ||
+	grep '"error":"' "$tmp/requests2.jsonl" | head -20
 summary

@@ -445,6 +445,57 @@ static void scale_down_waits_for_rollout(void **state)
 	assert_int_equal(d.replicas, 5);
 }
 
+/*
+ * A drain under way when a rollout starts (or the rollout's new template
+ * in the same apply as the scale-down that follows it). The victims go
+ * back in service while the scale-down waits: kept out, they stayed so for
+ * the whole rollout, and for ever where the rollout cannot finish. A pod
+ * the Deployment already shrank for (kinfer's pod-deletion-cost on it) is
+ * on its way out and stays as it is.
+ */
+static void drain_under_way_ends_at_rollout(void **state)
+{
+	struct drain_candidate c[] = {
+		cand("old1", false, true, 1, 1),   cand("old2", true, false, 0, 1),
+		cand("old3", true, false, 0, 1),   cand("gone", false, true, 0, 1),
+		cand("chosen", true, false, 0, 1), cand("cold", false, false, 0, 1),
+	};
+	c[0].draining_since = 40;
+	c[3].draining_since = 30;
+	c[3].our_cost = true;
+	c[4].draining_since = 45; /* start written, the gate not in the cache yet */
+	c[5].draining_since = 45; /* by hand on a pod never warm: not put in service */
+	struct drain_input in = {
+		.current = 4, .desired = 3, .now = 50, .timeout_s = 60, .knows_load = true
+	};
+	struct drain_decision d;
+	(void)state;
+
+	/* The rollout starts: the scale-down waits, the drain is called off. */
+	in.rolling = true;
+	drain_decide(c, 6, &in, &d);
+	assert_true(d.deferred);
+	assert_false(d.shrink);
+	assert_int_equal(d.replicas, 4);
+	assert_int_equal(d.started, 0);
+	for (size_t i = 0; i < 6; i++) {
+		const char *n = c[i].name;
+		if (strcmp(n, "old1") == 0 || strcmp(n, "chosen") == 0)
+			assert_int_equal(c[i].action, DRAIN_UNDRAIN);
+		else
+			assert_int_equal(c[i].action, DRAIN_NONE);
+	}
+	/* The same when the rollout shows only in the pods' templates. */
+	in.rolling = false;
+	snprintf(c[2].template_hash, sizeof(c[2].template_hash), "h2");
+	drain_decide(c, 6, &in, &d);
+	assert_true(d.deferred);
+	size_t undrained = 0;
+	for (size_t i = 0; i < 6; i++)
+		undrained += c[i].action == DRAIN_UNDRAIN;
+	assert_int_equal(undrained, 2);
+}
+
 /* ---- the pods of a 1000-replica service, through the real projection ---- */
 
 static void publish_pod(struct cache *pods, int i, bool warm)
@@ -519,6 +570,7 @@ int tests_drain(void)
 		cmocka_unit_test(answered_on_real_pages),
 		cmocka_unit_test(scale_up_undrains),
 		cmocka_unit_test(scale_down_waits_for_rollout),
+		cmocka_unit_test(drain_under_way_ends_at_rollout),
 		cmocka_unit_test(thousand_replicas),
 	};
 	return cmocka_run_group_tests_name("drain", tests, test_rcu_setup, test_rcu_teardown);
