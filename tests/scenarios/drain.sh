@@ -40,7 +40,7 @@ for p in $before; do
 done
 sleep 1
 # Every spec.replicas the Deployment takes, from a watch.
-kc -n "$ns" get deploy/svc -w -o jsonpath='{.spec.replicas}{"\n"}' > "$tmp/replicas" 2>/dev/null &
+kc_bg -n "$ns" get deploy/svc -w -o jsonpath='{.spec.replicas}{"\n"}' > "$tmp/replicas" 2>/dev/null &
 watcher=$!
 kc -n "$ns" scale kis/svc --replicas=1 >/dev/null
 draining() { [ "$(for p in $before; do reason_of "$p"; echo; done | grep -c '^Draining$')" = 2 ]; }

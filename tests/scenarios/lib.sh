@@ -32,6 +32,14 @@ failure_logs() {
 }
 # kubectl against the fixture's cluster.
 kc() { (set -a; . "$KINFER_TEST_CLUSTER/env"; set +a; "$BIN/kubectl" "$@"); }
+# kc_bg ARGS &: kubectl in the background, as $! itself. kc & leaves a shell
+# between: stopping its PID left kubectl running (a watch, a port-forward).
+kc_bg() {
+	set -a
+	. "$KINFER_TEST_CLUSTER/env"
+	set +a
+	exec "$BIN/kubectl" "$@"
+}
 
 # Operator processes started by a scenario, stopped by PID on every exit.
 # Each checks its placement index against a scan of every node

@@ -31,7 +31,7 @@ out=$(kc -n kinfer-system exec "$leader" -- sh -c 'id -u; head -c 27 /etc/kinfer
 expect_match "$out" '^65532' "the operator runs as uid 65532"
 expect_match "$out" 'BEGIN (EC |RSA )?PRIVATE KEY' "uid 65532 reads the mounted key (fsGroup 65532)"
 pf_port=$((20000 + RANDOM % 10000))
-kc -n kinfer-system port-forward "pod/$leader" "$pf_port:8080" >/dev/null 2>&1 &
+kc_bg -n kinfer-system port-forward "pod/$leader" "$pf_port:8080" >/dev/null 2>&1 &
 pf_pid=$!; track_pid "$pf_pid"
 wait_until 20 curl -sf --max-time 2 "http://127.0.0.1:$pf_port/readyz" -o /dev/null
 expect_code 0 $? "kubectl port-forward reaches the operator's /readyz"

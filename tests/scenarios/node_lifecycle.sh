@@ -29,7 +29,7 @@ pod=$(kc -n "$ns" get pods -l kinfer.io/service=life -o jsonpath='{.items[0].met
 pre=$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.containers[0].lifecycle.preStop.sleep.seconds}')
 grace=$(kc -n "$ns" get pod "$pod" -o jsonpath='{.spec.terminationGracePeriodSeconds}')
 expect_match "$pre $grace" '^[1-9][0-9]* [1-9][0-9]*$' "kinfer's template: preStop pause $pre s, grace period $grace s"
-kc -n "$ns" logs -f --timestamps "$pod" >"$dir/pod.log" 2>&1 &
+kc_bg -n "$ns" logs -f --timestamps "$pod" >"$dir/pod.log" 2>&1 &
 logs_pid=$!; track_pid "$logs_pid"
 sleep 1
 t_delete=$(date +%s.%N)
