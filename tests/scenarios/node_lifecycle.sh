@@ -103,7 +103,7 @@ state() {
 }
 declare -A before=()
 for p in $pods; do before[$p]=$(state "$p"); done
-kc -n "$ns" get pods -l kinfer.io/service=life -w --output-watch-events \
+kc_bg -n "$ns" get pods -l kinfer.io/service=life -w --output-watch-events \
 	-o jsonpath='{.type} {.object.metadata.name} {.object.status.conditions[?(@.type=="Ready")].status}{"\n"}' >"$dir/kubelet-watch" 2>&1 &
 watch_pid=$!; track_pid "$watch_pid"
 load_start "$dir/kload" "$kip:8000" 60 20; klp=$started_load
