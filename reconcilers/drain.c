@@ -321,8 +321,7 @@ void drain_decide(struct drain_candidate *c, size_t n, const struct drain_input 
 		 * pod never warm is not put in service by this (its warm-up
 		 * does that). */
 		for (size_t i = 0; i < n; i++)
-			if ((c[i].draining || (c[i].draining_since > 0 && c[i].warm)) &&
-			    !c[i].our_cost)
+			if (chosen(&c[i]) && (c[i].draining || c[i].warm) && !c[i].our_cost)
 				c[i].action = DRAIN_UNDRAIN;
 		d.replicas = in->current;
 		d.deferred = true;
