@@ -18,7 +18,6 @@ kc create ns "$ns" >/dev/null
 start_sim --load-seconds 1s --cold-requests 0 --latency-ms 6s
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 
-reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
 pods() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' | sort; }
 warm() { [ "$(j kis/svc '{.status.warmReplicas}')" = "$1" ]; }
 deploy_replicas() { j deploy/svc '{.spec.replicas}'; }

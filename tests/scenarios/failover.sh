@@ -17,7 +17,6 @@ args=(--watch-namespace "$ns" --leader-election-namespace "$ns" --leader-electio
 	--lease-duration 6s --renew-deadline 4s --retry-period 1s)
 start_operator "$tmp/a.log" "${args[@]}" || exit 1
 a_pid=$started_pid
-reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
 
 apply_isvc svc <<YAML
   replicas: 2

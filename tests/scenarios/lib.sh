@@ -225,6 +225,11 @@ cleanup() {
 
 # j OBJECT JSONPATH: one field of an object in $ns ("" when it is not there).
 j() { kc -n "$ns" get "$1" -o jsonpath="$2" 2>/dev/null; }
+# reason_of POD: the reason of a pod's kinfer.io/warmed-up condition
+# (Draining, DrainCancelled, WarmupSucceeded...).
+reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
+# live_pods SERVICE: the names of the service's pods not being deleted.
+live_pods() { kc -n "$ns" get pods -l "kinfer.io/service=$1" -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 { print $1 }'; }
 # cond KIS TYPE FIELD: a field of an InferenceService's condition.
 cond() { j "kis/$1" "{.status.conditions[?(@.type==\"$2\")].$3}"; }
 

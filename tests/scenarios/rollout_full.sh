@@ -26,6 +26,15 @@ start_sim --load-seconds 1s --cold-requests 0 --latency-ms 20ms --token-ms 100ms
 start_operator "$tmp/op.log" --leader-elect=false --watch-namespace "$ns" || exit 1
 # spec REVISION [PRODUCT]: 2 replicas of 1 GPU on the node.
 spec() { gpu_spec "$id" "$1" 1 2 "${2:-}"; }
+# seconds_short N: of N one-second polls, how many saw fewer than 2 pods Ready.
+seconds_short() {
+	local n=0
+	for _ in $(seq 1 "$1"); do
+		[ "$(ready_count svc)" = 2 ] || n=$((n + 1))
+		sleep 1
+	done
+	echo "$n"
+}
 spec r1 | apply_isvc svc
 warm2() { [ "$(j kis/svc '{.status.warmReplicas}')" = 2 ]; }
 wait_until 90 warm2; expect_code 0 $? "2 replicas warm on the node's 2 GPUs"
@@ -113,11 +122,7 @@ wait_until 60 settled; expect_code 0 $? "back on r2, the rollout complete"
 gpu_spec "$id" r4 2 1 | apply_isvc svc
 deferred() { [[ "$(cond svc Progressing message)" == *"the scale-down to 1 replicas waits for the rollout to finish"* ]]; }
 wait_until 30 deferred; expect_code 0 $? "revision and scale-down at once: the scale-down waits for the rollout"
-drained=0
-for _ in $(seq 1 20); do
-	[ "$(ready_count svc)" = 2 ] || drained=$((drained + 1))
-	sleep 1
-done
+drained=$(seconds_short 20)
 expect_match "$drained" '^0$' "both serving pods stay Ready meanwhile (seconds with fewer: $drained of 20)"
 
 # A drain under way when a rollout starts: a scale-down 2 -> 1 whose victim
@@ -127,9 +132,7 @@ expect_match "$drained" '^0$' "both serving pods stay Ready meanwhile (seconds w
 # rollout was over: here for ever, as the new revision fits nowhere.
 spec r2 | apply_isvc svc
 wait_until 60 settled; expect_code 0 $? "back on r2 with 2 replicas, the rollout complete"
-reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
-live() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 { print $1 }'; }
-before=$(live)
+before=$(live_pods svc)
 for p in $before; do
 	curl -s -o /dev/null --max-time 40 -X POST -d '{"stream":true,"max_tokens":300}' "http://$(j "pod/$p" '{.status.podIP}'):8000/v1/completions" &
 	track_pid $!
@@ -145,13 +148,9 @@ back() { [ "$(reason_of "$victim")" = DrainCancelled ] && [ "$(ready_count svc)"
 wait_until 10 back; expect_code 0 $? "the drain is called off: $victim back in service (DrainCancelled), 2 Ready"
 expect_match "$(j "pod/$victim" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].message}')" 'waits for the rollout' "its condition says why"
 expect_match "$(j "pod/$victim" '{.metadata.annotations.kinfer\.io/draining-since}')" '^$' "its drain annotation is gone"
-short=0
-for _ in $(seq 1 15); do
-	[ "$(ready_count svc)" = 2 ] || short=$((short + 1))
-	sleep 1
-done
+short=$(seconds_short 15)
 expect_match "$short" '^0$' "both pods serve while the rollout cannot go on (seconds with fewer: $short of 15)"
 kept=0
-for p in $before; do live | grep -qx "$p" && kept=$((kept + 1)); done
-expect_match "$kept" '^2$' "the 2 pods of before the drain are still there, none removed ($(live | tr '\n' ' '))"
+for p in $before; do live_pods svc | grep -qx "$p" && kept=$((kept + 1)); done
+expect_match "$kept" '^2$' "the 2 pods of before the drain are still there, none removed ($(live_pods svc | tr '\n' ' '))"
 summary

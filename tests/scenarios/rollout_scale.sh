@@ -46,12 +46,11 @@ kc -n "$ns" scale kis/svc --replicas=3 >/dev/null
 deferred() { grep -qw ScaleDownDeferred <<<"$(kc -n "$ns" get events --field-selector involvedObject.name=svc -o jsonpath='{.items[*].reason}')"; }
 if wait_until 20 deferred; then pass "the scale-down waits for the rollout (Event ScaleDownDeferred)"; else fail "no ScaleDownDeferred event"; fi
 # Pods not being deleted (a drained one stays Terminating for its grace period).
-live_pods() { kc -n "$ns" get pods -l kinfer.io/service=svc -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1'; }
 done3() { [ "$(j kis/svc '{.status.observedGeneration}')" = "$(j kis/svc '{.metadata.generation}')" ] &&
 	[ "$(j deploy/svc '{.spec.template.metadata.annotations.kinfer\.io/model-revision}')" = v2 ] &&
 	[ "$(j deploy/svc '{.spec.replicas}')" = 3 ] && [ "$(j deploy/svc '{.status.updatedReplicas}')" = 3 ] &&
 	[ "$(j deploy/svc '{.status.replicas}')" = 3 ] &&
-	[ "$(live_pods | wc -l)" = 3 ]; }
+	[ "$(live_pods svc | wc -l)" = 3 ]; }
 if wait_until 80 done3; then pass "rolled out to v2 and scaled to 3"; else fail "end state: $(j deploy/svc '{.spec.replicas} {.status}')"; fi
 wait "$lg_pid"; untrack_pid "$lg_pid"
 sleep 1
@@ -102,8 +101,7 @@ expect_match "$drained" '^[1-9]' "the scale-down's pod left Ready (Draining) bef
 # scale-down now waits for the rollout, so the victim goes back in service
 # (DrainCancelled) instead of staying out of it while the rollout runs; the
 # rollout done, one pod of the new revision is drained.
-reason_of() { j "pod/$1" '{.status.conditions[?(@.type=="kinfer.io/warmed-up")].reason}'; }
-before=$(live_pods)
+before=$(live_pods svc)
 "$bin/kinfer-loadgen" --kubeconfig "$KINFER_TEST_KUBECONFIG" --namespace "$ns" \
 	--selector kinfer.io/service=svc --rps 20 --duration 45s --endpoint-lag 2s \
 	--out "$tmp/requests2.jsonl" >"$tmp/lg2.out" 2>"$tmp/lg2.err" &
@@ -119,7 +117,7 @@ wait_until 10 back; expect_code 0 $? "a new revision mid-drain: $victim back in 
 done2() { [ "$(j kis/svc '{.status.observedGeneration}')" = "$(j kis/svc '{.metadata.generation}')" ] &&
 	[ "$(j deploy/svc '{.spec.template.metadata.annotations.kinfer\.io/model-revision}')" = v3 ] &&
 	[ "$(j deploy/svc '{.spec.replicas}')" = 2 ] && [ "$(j deploy/svc '{.status.updatedReplicas}')" = 2 ] &&
-	[ "$(j deploy/svc '{.status.replicas}')" = 2 ] && [ "$(live_pods | wc -l)" = 2 ]; }
+	[ "$(j deploy/svc '{.status.replicas}')" = 2 ] && [ "$(live_pods svc | wc -l)" = 2 ]; }
 if wait_until 80 done2; then pass "rolled out to v3, then drained to 2"; else fail "end state: $(j deploy/svc '{.spec.replicas} {.status}')"; fi
 wait "$lg_pid"; untrack_pid "$lg_pid"
 echo "drain, then rollout, at 20 rps: $(field "$tmp/lg2.out" sent) sent, $(field "$tmp/lg2.out" failed) failed, p99 $(field "$tmp/lg2.out" p99_ms) ms"
