@@ -41,7 +41,8 @@ sim_metric() {
 }
 
 # kis NS NAME REPLICAS [REVISION] [DRAIN_S] [LATENCY_MS]: an InferenceService
-# of the simulator image on kinfer-node-0, 1 GPU a pod (KIS_GPUS to change).
+# of the simulator image on kinfer-node-0, 1 GPU a pod (KIS_GPUS to change;
+# KIS_TOKEN_MS: a streamed answer's tokens that many ms apart, default 0).
 kis() {
 	cat <<YAML | kc -n "$1" apply -f - >/dev/null
 apiVersion: kinfer.io/v1alpha1
@@ -55,6 +56,7 @@ spec:
     - {name: SIM_LATENCY_MS, value: "${6:-50}"}
     - {name: SIM_CAPACITY, value: "64"}
     - {name: MODEL_REVISION, value: "${4:-r1}"}
+    - {name: SIM_TOKEN_MS, value: "${KIS_TOKEN_MS:-0}"}
   port: 8000
   replicas: $3
   resources:
