@@ -8,7 +8,8 @@
 # the victim out of service: 1 serving until the first new pod was warm,
 # then the Deployment took the not-Ready victim first). Once the rollout
 # is over the scale-down is done, drained. Load through the ClusterIP from
-# clients that keep their connections: 0 failed requests.
+# clients that keep their connections: 0 failed requests. The leader
+# operator is replaced while the scale-down waits.
 . "$(dirname "$0")/node_lib.sh"
 begin node-drol
 dir=$tmp
@@ -72,6 +73,17 @@ served() { local n; n=$(sim_metric "$vip" vllm:request_success_total); [ "${n:-0
 wait_until 15 served
 expect_code 0 $? "kube-proxy sends the victim requests again (answered: ${served0:-?} -> $(sim_metric "$vip" vllm:request_success_total))"
 
+# The leader goes away while the scale-down waits (graceful delete: its
+# Lease is released, the other replica takes it). The new one knows of the
+# deferral only what the pods and the Deployment say: it must not drain
+# again before the rollout is over.
+lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
+old=$(lease)
+kc -n kinfer-system delete pod "${old%_*}" --wait=false >/dev/null 2>&1
+expect_code 0 $? "the leader ${old%_*} is deleted while the scale-down waits"
+new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$old" ]; }
+wait_until 60 new_leader; expect_code 0 $? "another replica takes the Lease at +$((SECONDS - t0)) s"
+
 one_r2() { rolled dr r2 1; }
 wait_until 150 one_r2
 expect_code 0 $? "the rollout, then the scale-down: one pod of r2 left, Ready, at +$((SECONDS - t0)) s"
@@ -93,5 +105,5 @@ lf=$(summary_of "$dir/load" failed) ls=$(summary_of "$dir/load" sent)
 expect_match "${ls:-0}" '^[1-9][0-9]*$' "load ran through the ClusterIP ($ls requests)"
 expect_match "${lf:-x}" '^0$' "0 failed requests (of ${ls:-?})" ||
 	echo "the failed ones: $(load_failures "$dir/load")"
-echo "figure: drain under way, then a revision: victim back in service at +$t_back s, the rollout and the scale-down done at +$t_done s; least serving during the rollout $least; ${lf:-?} failed of ${ls:-?}"
+echo "figure: drain under way, then a revision, the leader replaced: victim back in service at +$t_back s, the rollout and the scale-down done at +$t_done s; least serving during the rollout $least; ${lf:-?} failed of ${ls:-?}"
 summary
