@@ -29,7 +29,6 @@ kip=$(cluster_ip "$ns" ch)
 wait_until 30 routed "$kip" 8000
 load_start "$dir/load" "$kip:8000" 600 10; lp=$started_load
 sleep 3
-lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
 log() { echo "$(date +%T.%3N) $*"; }
 t_churn=$SECONDS ops_done=0
 for _ in $(seq 1 "${CHURN_OPS:-15}"); do

@@ -26,7 +26,7 @@ sleep 8 # every pod holds requests, over connections the client reuses
 # leader_pod: the operator pod holding the Lease (its identity is HOSTNAME_RANDOM).
 leader_pod() {
 	local holder
-	holder=$(kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}')
+	holder=$(lease)
 	echo "${holder%_*}"
 }
 # handed_metric: the leader's kinfer_drain_victims_total{outcome="handed_over"} (0 when absent).

@@ -77,12 +77,10 @@ expect_code 0 $? "kube-proxy sends the victim requests again (answered: ${served
 # Lease is released, the other replica takes it). The new one knows of the
 # deferral only what the pods and the Deployment say: it must not drain
 # again before the rollout is over.
-lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
 old=$(lease)
 kc -n kinfer-system delete pod "${old%_*}" --wait=false >/dev/null 2>&1
 expect_code 0 $? "the leader ${old%_*} is deleted while the scale-down waits"
-new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$old" ]; }
-wait_until 60 new_leader; expect_code 0 $? "another replica takes the Lease at +$((SECONDS - t0)) s"
+wait_until 60 new_leader "$old"; expect_code 0 $? "another replica takes the Lease at +$((SECONDS - t0)) s"
 
 one_r2() { rolled dr r2 1; }
 wait_until 150 one_r2

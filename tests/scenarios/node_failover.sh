@@ -18,7 +18,6 @@ wait_until 30 routed "$kip" 8000; expect_code 0 $? "kube-proxy routes the Cluste
 load_start "$dir/load" "$kip:8000" 300 10; lp=$started_load
 sleep 6   # requests of 4 s in flight on every pod
 
-lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
 old=$(lease)
 old_pod=${old%_*}
 kc -n "$ns" scale kis/fo --replicas=1 >/dev/null
@@ -34,9 +33,8 @@ kill_at=$(date +%s%3N)
 kc -n kinfer-system delete pod "$old_pod" --grace-period=0 --force >/dev/null 2>&1
 expect_code 0 $? "the leader $old_pod is force-deleted mid-drain"
 
-new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$old" ]; }
 t0=$SECONDS
-wait_until 60 new_leader; expect_code 0 $? "another replica takes the Lease ($(lease), after $((SECONDS - t0)) s)"
+wait_until 60 new_leader "$old"; expect_code 0 $? "another replica takes the Lease ($(lease), after $((SECONDS - t0)) s)"
 finished() { pods_total "$ns" kinfer.io/service=fo 1 && pods_ready "$ns" kinfer.io/service=fo 1; }
 wait_until 240 finished; expect_code 0 $? "the new leader finishes the scale-down: 1 pod left ($((SECONDS - t0)) s after the kill)"
 replicas=$(kc -n "$ns" get deploy fo -o jsonpath='{.spec.replicas}')

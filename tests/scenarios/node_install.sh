@@ -17,7 +17,7 @@ out=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator \
 expect_match "$(grep -c '^kinfer-node-0 Running true$' <<<"$out")" '^2$' "two operator pods run and are ready on kinfer-node-0 ($out)"
 out=$(kc -n kinfer-system get pods -l app.kubernetes.io/name=kinfer-operator -o jsonpath='{.items[*].status.podIP}')
 expect_match "$out" '^198\.18\.[0-9]+\.[0-9]+ 198\.18\.[0-9]+\.[0-9]+$' "the operator pods have pod IPs of 198.18.0.0/16 ($out)"
-holder=$(kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}')
+holder=$(lease)
 expect_match "$holder" '^kinfer-operator-' "one operator pod holds the leader Lease ($holder)"
 leader=${holder%_*}
 

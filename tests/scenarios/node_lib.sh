@@ -32,6 +32,11 @@ install_kinfer() {
 	return 1
 }
 
+# lease: who holds kinfer's leader Lease ("POD_RANDOM": the pod is
+# ${h%_*}). new_leader OLD: someone other than OLD holds it.
+lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
+new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$1" ]; }
+
 # sim_metric POD_IP NAME: a counter of the simulator in that pod (its
 # series summed when it has labels, as vllm:request_success_total); empty
 # when the page has no such series or the pod does not answer.

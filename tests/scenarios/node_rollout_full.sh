@@ -50,12 +50,10 @@ t_switch=$((SECONDS - t0))
 
 # The leader goes away in the middle (graceful delete: its Lease is
 # released or runs out, the other replica takes it).
-lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
 old=$(lease)
 kc -n kinfer-system delete pod "${old%_*}" --wait=false >/dev/null 2>&1
 expect_code 0 $? "the leader ${old%_*} is deleted mid-rollout"
-new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$old" ]; }
-wait_until 60 new_leader; expect_code 0 $? "another replica takes the Lease ($(lease)) at +$((SECONDS - t0)) s"
+wait_until 60 new_leader "$old"; expect_code 0 $? "another replica takes the Lease ($(lease)) at +$((SECONDS - t0)) s"
 
 done_r2() { rolled fr r2 2; }
 wait_until 200 done_r2
