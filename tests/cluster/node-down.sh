@@ -24,9 +24,14 @@ node_stop_pods() {
 	for id in $ids; do
 		timeout 10 ctr --address "$node_sock" -n k8s.io tasks kill -a -s SIGKILL "$id" >/dev/null 2>&1 || true
 	done
+	# A killed task is usually gone by itself (containerd's CRI plugin
+	# deletes a task once it exits), and then `tasks rm` answers "not found"
+	# for ever: stop when the task is no longer listed, not only when rm
+	# succeeds (that waited out the 5 s of retries for every container).
 	for id in $ids; do
 		for _ in $(seq 1 20); do
 			timeout 10 ctr --address "$node_sock" -n k8s.io tasks rm -f "$id" >/dev/null 2>&1 && break
+			timeout 10 ctr --address "$node_sock" -n k8s.io tasks ls -q 2>/dev/null | grep -qx "$id" || break
 			sleep 0.25
 		done
 	done
