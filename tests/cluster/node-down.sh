@@ -39,23 +39,42 @@ node_stop_pods() {
 	return 0
 }
 
+# node_task_ids: the ids of this node's containers: those recorded while
+# containerd ran, and the task folders under DIR it left behind (it was
+# stopped before it deleted them: killed from outside, say with the test
+# run's process group).
+node_task_ids() {
+	{
+		cat "$node/container-ids" 2>/dev/null
+		ls "$node"/containerd/*/io.containerd.runtime.v2.task/k8s.io/ 2>/dev/null
+	} | grep -E '^[0-9a-f]{64}$' | sort -u
+}
+
 # node_kill_leftovers: processes of the node that outlived containerd: the
-# shims (their command line names DIR's socket) and anything in the pods'
-# cgroup (a container whose shim was killed). SIGKILL, by PID, bounded.
+# shims (their command line names DIR's socket), anything in the pods'
+# cgroup, and anything in a cgroup of one of this node's containers (runc
+# puts each in k8s.io/ID of every hierarchy: a container whose shim was
+# killed while containerd was gone). SIGKILL, by PID, bounded.
 node_kill_leftovers() {
-	local p pids=() args
+	local p pids=() args id f
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		args=$( (tr '\0' ' ' <"/proc/$p/cmdline") 2>/dev/null) || continue
 		case "$args" in *containerd-shim*"$node/"*) pids+=("$p") ;; esac
 	done
 	if [ -n "$NODE_CGROUP" ]; then
-		local f
 		while IFS= read -r f; do
 			while read -r p; do pids+=("$p"); done <"$f"
 		done < <(find /sys/fs/cgroup/*/"$NODE_CGROUP" -name cgroup.procs 2>/dev/null)
 	fi
+	for id in $(node_task_ids); do
+		for f in /sys/fs/cgroup/*/k8s.io/"$id"/cgroup.procs; do
+			[ -f "$f" ] || continue
+			while read -r p; do pids+=("$p"); done <"$f"
+		done
+	done
 	[ ${#pids[@]} -gt 0 ] || return 0
+	mapfile -t pids < <(printf '%s\n' "${pids[@]}" | sort -un) # once each (every hierarchy lists them)
 	say "killing ${#pids[@]} leftover node processes: ${pids[*]}"
 	kill -KILL "${pids[@]}" 2>/dev/null || true
 	for _ in $(seq 1 25); do
@@ -93,6 +112,13 @@ node_down() {
 			rmdir "$d" 2>/dev/null || true
 		done
 	fi
+	# This node's containers' cgroups (left when runc could not delete
+	# them), then k8s.io itself where empty: another cluster's stay.
+	local cid
+	for cid in $(node_task_ids); do
+		rmdir /sys/fs/cgroup/*/k8s.io/"$cid" 2>/dev/null || true
+	done
+	rmdir /sys/fs/cgroup/*/k8s.io 2>/dev/null || true
 	if [ -n "$NODE_NETNS" ] && [ -e "/var/run/netns/$NODE_NETNS" ]; then
 		say "removing network namespace $NODE_NETNS"
 		ip netns del "$NODE_NETNS" 2>/dev/null || true
