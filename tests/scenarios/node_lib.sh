@@ -36,6 +36,17 @@ install_kinfer() {
 # ${h%_*}). new_leader OLD: someone other than OLD holds it.
 lease() { kc -n kinfer-system get lease kinfer-operator -o jsonpath='{.spec.holderIdentity}'; }
 new_leader() { local h; h=$(lease); [ -n "$h" ] && [ "$h" != "$1" ]; }
+# replace_leader WHEN: the leader operator pod deleted (graceful: its Lease
+# is released, the other replica takes it), then another holder within 60 s;
+# a check for each ("deleted WHEN"; the time from $t0).
+replace_leader() {
+	local old
+	old=$(lease)
+	kc -n kinfer-system delete pod "${old%_*}" --wait=false >/dev/null 2>&1
+	expect_code 0 $? "the leader ${old%_*} is deleted $1"
+	wait_until 60 new_leader "$old"
+	expect_code 0 $? "another replica takes the Lease ($(lease)) at +$((SECONDS - t0)) s"
+}
 
 # sim_metric POD_IP NAME: a counter of the simulator in that pod (its
 # series summed when it has labels, as vllm:request_success_total); empty

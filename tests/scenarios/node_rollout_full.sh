@@ -50,10 +50,7 @@ t_switch=$((SECONDS - t0))
 
 # The leader goes away in the middle (graceful delete: its Lease is
 # released or runs out, the other replica takes it).
-old=$(lease)
-kc -n kinfer-system delete pod "${old%_*}" --wait=false >/dev/null 2>&1
-expect_code 0 $? "the leader ${old%_*} is deleted mid-rollout"
-wait_until 60 new_leader "$old"; expect_code 0 $? "another replica takes the Lease ($(lease)) at +$((SECONDS - t0)) s"
+replace_leader mid-rollout
 
 done_r2() { rolled fr r2 2; }
 wait_until 200 done_r2
